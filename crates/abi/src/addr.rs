@@ -1,0 +1,42 @@
+//! `UserAddr`: an address in the application's address space. Arithmetic is checked
+//! and fails with `EFAULT`, so a hostile pointer can never wrap around.
+
+use crate::{errno, SysResult};
+use std::fmt;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(transparent)]
+pub struct UserAddr(pub u64);
+
+impl UserAddr {
+    pub const NULL: UserAddr = UserAddr(0);
+
+    pub fn is_null(self) -> bool {
+        self.0 == 0
+    }
+
+    #[track_caller]
+    pub fn add(self, n: u64) -> SysResult<UserAddr> {
+        self.0.checked_add(n).map(UserAddr).ok_or_else(|| errno!(EFAULT))
+    }
+
+    #[track_caller]
+    pub fn sub(self, n: u64) -> SysResult<UserAddr> {
+        self.0.checked_sub(n).map(UserAddr).ok_or_else(|| errno!(EFAULT))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for UserAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            f.write_str("NULL")
+        } else {
+            write!(f, "{:#x}", self.0)
+        }
+    }
+}

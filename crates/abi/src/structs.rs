@@ -1,0 +1,83 @@
+//! ABI structs shared with the application. Layouts match the x86-64 kernel's.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+macro_rules! abi_struct {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+        #[repr(C)]
+        pub struct $name { $($(#[$fm])* pub $f: $t),* }
+        impl $name {
+            pub fn zeroed() -> Self { zerocopy::FromZeros::new_zeroed() }
+        }
+    };
+}
+
+abi_struct! {
+    pub struct Timespec { pub tv_sec: i64, pub tv_nsec: i64 }
+}
+abi_struct! {
+    pub struct Timeval { pub tv_sec: i64, pub tv_usec: i64 }
+}
+abi_struct! {
+    pub struct Timezone { pub tz_minuteswest: i32, pub tz_dsttime: i32 }
+}
+abi_struct! {
+    pub struct Iovec { pub base: u64, pub len: u64 }
+}
+abi_struct! {
+    pub struct Rlimit { pub cur: u64, pub max: u64 }
+}
+abi_struct! {
+    pub struct Winsize { pub ws_row: u16, pub ws_col: u16, pub ws_xpixel: u16, pub ws_ypixel: u16 }
+}
+abi_struct! {
+    /// The kernel's `struct termios` (not glibc's larger one).
+    pub struct Termios {
+        pub c_iflag: u32, pub c_oflag: u32, pub c_cflag: u32, pub c_lflag: u32,
+        pub c_line: u8, pub c_cc: [u8; 19],
+    }
+}
+abi_struct! {
+    /// `struct sigaction` as `rt_sigaction` takes it.
+    pub struct KernelSigaction { pub handler: u64, pub flags: u64, pub restorer: u64, pub mask: u64 }
+}
+abi_struct! {
+    pub struct Stat {
+        pub st_dev: u64, pub st_ino: u64, pub st_nlink: u64,
+        pub st_mode: u32, pub st_uid: u32, pub st_gid: u32, pub pad0: u32,
+        pub st_rdev: u64, pub st_size: i64, pub st_blksize: i64, pub st_blocks: i64,
+        pub st_atime: i64, pub st_atime_nsec: i64,
+        pub st_mtime: i64, pub st_mtime_nsec: i64,
+        pub st_ctime: i64, pub st_ctime_nsec: i64,
+        pub unused: [i64; 3],
+    }
+}
+abi_struct! {
+    pub struct Utsname {
+        pub sysname: [u8; 65], pub nodename: [u8; 65], pub release: [u8; 65],
+        pub version: [u8; 65], pub machine: [u8; 65], pub domainname: [u8; 65],
+    }
+}
+
+
+/// Fills a fixed-size, NUL-terminated C string field.
+pub fn set_cstr(field: &mut [u8], s: &str) {
+    field.fill(0);
+    let n = s.len().min(field.len().saturating_sub(1));
+    field[..n].copy_from_slice(&s.as_bytes()[..n]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_kernel() {
+        assert_eq!(std::mem::size_of::<Stat>(), 144);
+        assert_eq!(std::mem::size_of::<Utsname>(), 390);
+        assert_eq!(std::mem::size_of::<Termios>(), 36);
+        assert_eq!(std::mem::size_of::<KernelSigaction>(), 32);
+    }
+}

@@ -1,0 +1,222 @@
+//! The memfd itself and the Sentry's mapping of it.
+
+use crate::allocator::FrameAllocator;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// How much of the file the Sentry reserves address space for. Sparse: only
+/// pages actually touched cost host memory.
+const FILE_SIZE: u64 = 1 << 38;
+
+/// A page-aligned range of the memory file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    pub start: u64,
+    pub len: u64,
+}
+
+impl FileRange {
+    pub fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// What a range of the memory file is used for, for the usage breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageKind {
+    Anonymous = 0,
+    Tmpfs = 1,
+    PageCache = 2,
+    System = 3,
+}
+
+const KINDS: usize = 4;
+
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: *mut u8,
+    /// Guards the frame allocator; never held across anything but the fallocate.
+    alloc: Mutex<FrameAllocator>,
+    usage: [AtomicU64; KINDS],
+}
+
+// SAFETY: `base` points at a MAP_SHARED mapping that lives as long as the
+// MemoryFile; all access goes through bounds-checked methods that copy bytes.
+unsafe impl Send for MemoryFile {}
+// SAFETY: as above; concurrent copies to/from shared memory are what the
+// application itself does, and the allocator is behind a Mutex.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    pub fn new() -> io::Result<MemoryFile> {
+        // SAFETY: memfd_create with a static NUL-terminated name has no memory effects.
+        let raw = unsafe { libc::memfd_create(c"rvisor-memory".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: plain syscall on our own descriptor.
+        if unsafe { libc::ftruncate(raw, FILE_SIZE as i64) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh shared mapping of our memfd at an address the kernel picks.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                FILE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                raw,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(MemoryFile {
+            fd,
+            base: base as *mut u8,
+            alloc: Mutex::new(FrameAllocator::new(FILE_SIZE)),
+            usage: Default::default(),
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Allocates `len` bytes (page multiple) of zeroed frames.
+    pub fn allocate(&self, len: u64, kind: UsageKind) -> Option<FileRange> {
+        let start = self.lock_alloc().alloc(len)?;
+        self.usage[kind as usize].fetch_add(len, Ordering::Relaxed);
+        Some(FileRange { start, len })
+    }
+
+    /// Frees a range and returns its pages to the host at once.
+    pub fn free(&self, r: FileRange, kind: UsageKind) {
+        self.punch(r);
+        self.lock_alloc().free(r.start, r.len);
+        self.usage[kind as usize].fetch_sub(r.len, Ordering::Relaxed);
+    }
+
+    /// Drops the contents of a range (it reads as zeros afterwards), keeping it allocated.
+    pub fn punch(&self, r: FileRange) {
+        // SAFETY: fallocate on our own memfd; a hole punch only affects file contents.
+        let rc = unsafe {
+            libc::fallocate(
+                self.fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                r.start as i64,
+                r.len as i64,
+            )
+        };
+        if rc < 0 {
+            tracing::warn!("punch hole {:?}: {}", r, io::Error::last_os_error());
+        }
+    }
+
+    fn lock_alloc(&self) -> std::sync::MutexGuard<'_, FrameAllocator> {
+        self.alloc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes allocated, per kind.
+    pub fn usage(&self, kind: UsageKind) -> u64 {
+        self.usage[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// Bytes the host actually backs (what `st_blocks` of the memfd says).
+    pub fn resident(&self) -> u64 {
+        nix::sys::stat::fstat(self.fd()).map(|s| s.st_blocks as u64 * 512).unwrap_or(0)
+    }
+
+    fn check(&self, off: u64, len: usize) -> *mut u8 {
+        assert!(off.checked_add(len as u64).is_some_and(|e| e <= FILE_SIZE), "memory file access out of range");
+        // SAFETY: in bounds of the mapping, checked above.
+        unsafe { self.base.add(off as usize) }
+    }
+
+    /// Copies out of the file. Offsets come from the MM's own translation, never
+    /// from the app directly.
+    pub fn read(&self, off: u64, buf: &mut [u8]) {
+        let p = self.check(off, buf.len());
+        // SAFETY: `p..p+len` is inside our mapping; the app may write the same bytes
+        // concurrently, which at worst yields a torn copy, as on Linux.
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    pub fn write(&self, off: u64, buf: &[u8]) {
+        let p = self.check(off, buf.len());
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, buf.len()) }
+    }
+
+    pub fn zero(&self, off: u64, len: usize) {
+        let p = self.check(off, len);
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::write_bytes(p, 0, len) }
+    }
+
+    /// Copies `len` bytes between two ranges of the file (copy-on-write breaks).
+    pub fn copy(&self, dst: u64, src: u64, len: usize) {
+        let d = self.check(dst, len);
+        let s = self.check(src, len);
+        // SAFETY: both in bounds; frames are never shared between dst and src ranges.
+        unsafe { std::ptr::copy(s, d, len) }
+    }
+
+    /// Writes file ranges to a host descriptor with one `writev`.
+    pub fn write_to_fd(&self, fd: RawFd, ranges: &[FileRange]) -> io::Result<usize> {
+        let iov = self.iovecs(ranges);
+        // SAFETY: each iovec points into our mapping, bounds-checked in `iovecs`.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
+    /// Reads from a host descriptor into file ranges with one `readv`.
+    pub fn read_from_fd(&self, fd: RawFd, ranges: &[FileRange]) -> io::Result<usize> {
+        let iov = self.iovecs(ranges);
+        // SAFETY: each iovec points into our mapping, bounds-checked in `iovecs`.
+        let n = unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as i32) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
+    fn iovecs(&self, ranges: &[FileRange]) -> Vec<libc::iovec> {
+        ranges
+            .iter()
+            .take(1024)
+            .map(|r| libc::iovec { iov_base: self.check(r.start, r.len as usize) as *mut libc::c_void, iov_len: r.len as usize })
+            .collect()
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`; no references outlive self.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, FILE_SIZE as usize) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_frames_return_to_the_host() {
+        let mf = MemoryFile::new().unwrap();
+        let r = mf.allocate(1 << 20, UsageKind::Anonymous).unwrap();
+        mf.write(r.start + 4096, b"hello");
+        let mut b = [0u8; 5];
+        mf.read(r.start + 4096, &mut b);
+        assert_eq!(&b, b"hello");
+        assert!(mf.resident() >= 4096);
+        mf.free(r, UsageKind::Anonymous);
+        assert_eq!(mf.resident(), 0);
+        assert_eq!(mf.usage(UsageKind::Anonymous), 0);
+        let r2 = mf.allocate(1 << 20, UsageKind::Anonymous).unwrap();
+        mf.read(r2.start + 4096, &mut b);
+        assert_eq!(b, [0; 5]);
+    }
+}

@@ -1,0 +1,73 @@
+//! Application CPU state.
+
+/// User registers of one app thread, in the host's `user_regs_struct` layout.
+#[derive(Clone, Copy)]
+pub struct CpuState {
+    pub regs: libc::user_regs_struct,
+}
+
+impl Default for CpuState {
+    fn default() -> Self {
+        // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        regs.cs = 0x33;
+        regs.ss = 0x2b;
+        regs.eflags = 0x202;
+        CpuState { regs }
+    }
+}
+
+impl CpuState {
+    pub fn syscall_nr(&self) -> u64 {
+        self.regs.orig_rax
+    }
+
+    /// The six syscall argument registers in ABI order.
+    pub fn syscall_args(&self) -> [u64; 6] {
+        let r = &self.regs;
+        [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]
+    }
+
+    pub fn set_return(&mut self, v: u64) {
+        self.regs.rax = v;
+    }
+
+    pub fn ip(&self) -> u64 {
+        self.regs.rip
+    }
+
+    pub fn sp(&self) -> u64 {
+        self.regs.rsp
+    }
+}
+
+impl std::fmt::Debug for CpuState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.regs;
+        write!(f, "rip={:#x} rsp={:#x} rax={:#x} orig_rax={:#x}", r.rip, r.rsp, r.rax, r.orig_rax)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Perms {
+    pub const NONE: Perms = Perms { read: false, write: false, exec: false };
+
+    pub fn from_prot(prot: u32) -> Perms {
+        Perms { read: prot & 1 != 0, write: prot & 2 != 0, exec: prot & 4 != 0 }
+    }
+
+    pub fn to_prot(self) -> u32 {
+        (self.read as u32) | (self.write as u32) << 1 | (self.exec as u32) << 2
+    }
+
+    /// Whether every right in `want` is in `self`.
+    pub fn allows(self, want: Perms) -> bool {
+        (want.to_prot() & !self.to_prot()) == 0
+    }
+}

@@ -1,0 +1,77 @@
+//! Platforms run application code until it does something the Sentry must handle.
+//!
+//! A platform offers address spaces (where app memory is mapped from the memory
+//! file) and contexts (a host thread's way to run one app thread). Every platform
+//! must behave the same; the kernel never knows which one it runs on.
+
+mod cpu;
+pub mod ptrace;
+mod stub;
+
+pub use cpu::{CpuState, Perms};
+
+use std::any::Any;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("host call {0} failed: {1}")]
+    Host(&'static str, std::io::Error),
+    #[error("stub process died unexpectedly (status {0:#x})")]
+    StubDied(i32),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, PlatformError>;
+
+/// Why `Context::switch` came back to the Sentry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The app made a system call; its number and arguments are in the registers.
+    Syscall,
+    /// A memory access at `addr` faulted (`SIGSEGV` or `SIGBUS` on the host side).
+    Fault { addr: u64, signo: i32, code: i32 },
+    /// Another synchronous signal raised by app code (SIGILL, SIGFPE, SIGTRAP...).
+    Signal { signo: i32, code: i32, addr: u64 },
+    /// The switch was cut short for a Sentry-side reason; just switch again.
+    Interrupted,
+}
+
+pub trait Platform: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Creates an empty address space. Must be called on the host thread that will
+    /// run the contexts switching into it (ptrace ties a tracee to one tracer thread).
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
+    fn new_context(&self) -> Box<dyn Context>;
+    /// The highest address (exclusive) an app mapping may use.
+    fn max_user_address(&self) -> u64;
+}
+
+/// An application address space. Changes may be queued and carried out in one batch
+/// at the next `Context::switch` or `Context::sync`.
+pub trait AddressSpace: Send + Sync {
+    /// Maps `[addr, addr+len)` to the memory file at `file_offset`.
+    fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms);
+    fn unmap(&self, addr: u64, len: u64);
+    fn protect(&self, addr: u64, len: u64, perms: Perms);
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The state a host thread keeps to run app code.
+pub trait Context: Send {
+    /// Runs app code in `aspace` with registers `cpu` until the next event.
+    fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event>;
+    /// Carries out queued address-space changes now (before frames are reused).
+    fn sync(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<()>;
+}
+
+/// Creates the platform called `name`.
+pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {
+    match name {
+        "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
+        other => Err(PlatformError::Unsupported(format!(
+            "unknown platform '{other}' (available: ptrace)"
+        ))),
+    }
+}

@@ -1,0 +1,190 @@
+//! The stub: a few hundred bytes of position-independent machine code that is the
+//! whole program of a stub process. No Rust (and no libc) ever runs in a stub.
+//!
+//! The Sentry maps a copy of the code at `STUB_CODE` in its own address space, so a
+//! process forked from any Sentry thread finds it at the same address, jumps there,
+//! drops every other mapping and descriptor, and stops for its tracer. Later the
+//! Sentry points a stopped stub thread at `STUB_BATCH` to make it carry out a batch of
+//! `mmap`/`munmap`/`mprotect` calls read from its (read-only) queue page.
+
+use std::io;
+use std::sync::OnceLock;
+
+/// Lowest address of the stub's region; app mappings live below it.
+pub const STUB_BASE: u64 = 0x7fff_fffe_0000;
+/// The stub code page.
+pub const STUB_CODE: u64 = STUB_BASE;
+/// The stub's request queue: a page of the platform's control file, read-only here.
+pub const STUB_QUEUE: u64 = STUB_BASE + 0x1000;
+pub const STUB_END: u64 = STUB_BASE + 0x2000;
+/// Linux's TASK_SIZE on x86-64 with 4-level paging.
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+/// In the stub, the memory file is descriptor 0 and the control file descriptor 1.
+pub const STUB_MEMORY_FD: u64 = 0;
+pub const STUB_CONTROL_FD: u64 = 1;
+
+/// One queued syscall: number and six arguments, as the batch loop loads them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueuedCall {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+pub const QUEUE_CAPACITY: usize = 4096 / std::mem::size_of::<QueuedCall>();
+
+std::arch::global_asm!(
+    ".pushsection .text.rvisor_stub, \"ax\"",
+    ".p2align 12",
+    ".globl rvisor_stub_start",
+    "rvisor_stub_start:",
+    // Entry after fork: r12 = memory fd, r13 = control fd, r14 = the forking
+    // thread's rseq area or 0. The kernel would write that area (soon unmapped) on
+    // every return to user mode, so unregister it first (glibc's length and RSEQ_SIG).
+    "test r14, r14", "jz 5f",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    "test rax, rax", "jz 5f",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    "5:",
+    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",             // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    "mov eax, 101", "xor edi, edi", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "syscall", // ptrace(TRACEME)
+    "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(memfd, 0)
+    "mov eax, 33", "mov rdi, r13", "mov esi, 1", "syscall",            // dup2(ctlfd, 1)
+    "mov eax, 436", "mov edi, 2", "mov esi, -1", "xor edx, edx", "syscall", // close_range(2, ~0, 0)
+    "mov eax, 11", "xor edi, edi", "mov rsi, {base}", "syscall",       // munmap(0, STUB_BASE)
+    "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
+    "mov eax, 39", "syscall",                                           // getpid()
+    "mov edi, eax", "mov eax, 62", "mov esi, 19", "syscall",           // kill(pid, SIGSTOP)
+    "int3",
+    // Batch: r15 = queue, r14 = count. Stops at the first error with r14 = calls left.
+    ".globl rvisor_stub_batch",
+    "rvisor_stub_batch:",
+    "2:",
+    "mov rax, [r15]", "mov rdi, [r15 + 8]", "mov rsi, [r15 + 16]", "mov rdx, [r15 + 24]",
+    "mov r10, [r15 + 32]", "mov r8, [r15 + 40]", "mov r9, [r15 + 48]",
+    "syscall",
+    "cmp rax, -4095", "jae 3f",
+    "add r15, 56", "dec r14", "jnz 2b",
+    "3:",
+    "int3",
+    // One syscall with the registers as set.
+    ".globl rvisor_stub_syscall",
+    "rvisor_stub_syscall:",
+    "syscall",
+    "int3",
+    ".globl rvisor_stub_end",
+    "rvisor_stub_end:",
+    ".popsection",
+    // Fork and send the child into the stub copy.
+    // rdi = memory fd, rsi = control fd, rdx = rseq area or 0.
+    ".globl rvisor_stub_spawn",
+    "rvisor_stub_spawn:",
+    "push r12", "push r13", "push r14",
+    "mov r12, rdi", "mov r13, rsi", "mov r14, rdx",
+    "mov eax, 56", "mov edi, 17", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d",
+    "syscall",                                                          // clone(SIGCHLD, 0, ...)
+    "test rax, rax", "jnz 4f",
+    "mov rax, {code}", "jmp rax",
+    "4:",
+    "pop r14", "pop r13", "pop r12",
+    "ret",
+    base = const STUB_BASE,
+    end = const STUB_END,
+    above = const TASK_SIZE - STUB_END,
+    code = const STUB_CODE,
+);
+
+extern "C" {
+    static rvisor_stub_start: u8;
+    static rvisor_stub_batch: u8;
+    static rvisor_stub_syscall: u8;
+    static rvisor_stub_end: u8;
+    fn rvisor_stub_spawn(memfd: i32, ctlfd: i32, rseq: u64) -> i64;
+    /// glibc's offset of the thread's rseq area from the thread pointer.
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+/// The calling thread's registered rseq area, if glibc registered one.
+fn current_rseq_area() -> u64 {
+    // SAFETY: reading glibc's exported constants and the thread pointer (fs:0
+    // holds the TCB's own address on x86-64).
+    unsafe {
+        if __rseq_size == 0 {
+            return 0;
+        }
+        let tp: u64;
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags));
+        tp.wrapping_add(__rseq_offset as u64)
+    }
+}
+
+/// Addresses of the stub's entry points in the stub processes.
+pub struct StubEntries {
+    pub batch: u64,
+    pub syscall: u64,
+}
+
+static INSTALLED: OnceLock<Result<StubEntries, String>> = OnceLock::new();
+
+/// Maps the stub code at `STUB_CODE` in the Sentry (once) and returns its entries.
+pub fn install() -> io::Result<&'static StubEntries> {
+    INSTALLED
+        .get_or_init(|| install_once().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| io::Error::other(e.clone()))
+}
+
+fn install_once() -> io::Result<StubEntries> {
+    // SAFETY: taking the addresses of symbols defined in the global_asm above.
+    let (start, batch, syscall, end) = unsafe {
+        (
+            &rvisor_stub_start as *const u8 as u64,
+            &rvisor_stub_batch as *const u8 as u64,
+            &rvisor_stub_syscall as *const u8 as u64,
+            &rvisor_stub_end as *const u8 as u64,
+        )
+    };
+    let len = (end - start) as usize;
+    assert!(len <= 4096, "stub code must fit in a page");
+    // SAFETY: MAP_FIXED_NOREPLACE never clobbers an existing mapping; we own the result.
+    let p = unsafe {
+        libc::mmap(
+            STUB_CODE as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED || p as u64 != STUB_CODE {
+        return Err(io::Error::other(format!(
+            "cannot reserve the stub page at {STUB_CODE:#x}: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: copying `len` bytes of our own code into the fresh page, then making
+    // it read+exec.
+    unsafe {
+        std::ptr::copy_nonoverlapping(start as *const u8, p as *mut u8, len);
+        if libc::mprotect(p, 4096, libc::PROT_READ | libc::PROT_EXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(StubEntries { batch: STUB_CODE + (batch - start), syscall: STUB_CODE + (syscall - start) })
+}
+
+/// Forks a new stub process from the calling thread, which becomes its tracer.
+/// Returns the child's pid; the child stops itself with SIGSTOP.
+pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
+    install()?;
+    // SAFETY: the child runs only the stub code (installed above) and never
+    // returns into Rust; the parent gets the clone result back.
+    let r = unsafe { rvisor_stub_spawn(memfd, ctlfd, current_rseq_area()) };
+    if r < 0 {
+        return Err(io::Error::from_raw_os_error(-r as i32));
+    }
+    Ok(r as i32)
+}
