@@ -167,27 +167,30 @@ impl MemoryFile {
         unsafe { std::ptr::copy(s, d, len) }
     }
 
-    /// Writes file ranges to a host descriptor with one `writev`.
-    pub fn write_to_fd(&self, fd: RawFd, ranges: &[FileRange]) -> io::Result<usize> {
-        let iov = self.iovecs(ranges);
-        // SAFETY: each iovec points into our mapping, bounds-checked in `iovecs`.
-        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
-
-    /// Reads from a host descriptor into file ranges with one `readv`.
-    pub fn read_from_fd(&self, fd: RawFd, ranges: &[FileRange]) -> io::Result<usize> {
-        let iov = self.iovecs(ranges);
-        // SAFETY: each iovec points into our mapping, bounds-checked in `iovecs`.
-        let n = unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as i32) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
-
-    fn iovecs(&self, ranges: &[FileRange]) -> Vec<libc::iovec> {
+    /// Borrows file ranges as I/O slices for vectored host I/O (`readv`, `writev`,
+    /// `preadv`...). The app may change the bytes concurrently, as it could on Linux
+    /// during a `write`; the host call copies whatever it finds.
+    pub fn io_slices(&self, ranges: &[FileRange]) -> Vec<std::io::IoSlice<'_>> {
         ranges
             .iter()
-            .take(1024)
-            .map(|r| libc::iovec { iov_base: self.check(r.start, r.len as usize) as *mut libc::c_void, iov_len: r.len as usize })
+            .map(|r| {
+                let p = self.check(r.start, r.len as usize);
+                // SAFETY: in bounds of our mapping, which lives as long as `self`.
+                std::io::IoSlice::new(unsafe { std::slice::from_raw_parts(p, r.len as usize) })
+            })
+            .collect()
+    }
+
+    /// Like `io_slices`, for host calls that fill app memory.
+    pub fn io_slices_mut(&self, ranges: &[FileRange]) -> Vec<std::io::IoSliceMut<'_>> {
+        ranges
+            .iter()
+            .map(|r| {
+                let p = self.check(r.start, r.len as usize);
+                // SAFETY: in bounds of our mapping; ranges come from the MM's translation
+                // of one I/O request and do not overlap.
+                std::io::IoSliceMut::new(unsafe { std::slice::from_raw_parts_mut(p, r.len as usize) })
+            })
             .collect()
     }
 }

@@ -1,1 +1,18 @@
-fn main(){}
+//! `rvisor`: the command-line front end and (later) OCI runtime.
+
+mod cli;
+mod sandbox;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match cli.command {
+        cli::Command::Do(args) => sandbox::run_do(&cli.global, args),
+        cli::Command::Syscalls => {
+            cli::print_syscalls();
+            0
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,140 @@
+//! The ELF loader for static and static-pie x86-64 executables.
+
+use super::stack::{build_stack, StackInfo};
+use crate::mm::ops::Placement;
+use crate::mm::{Layout, MemoryManager};
+use goblin::elf::{header, program_header, Elf};
+use rvisor_abi::{page_down, page_up, UserAddr, PAGE_SIZE};
+use rvisor_platform::{Context, Perms};
+
+/// Why a file cannot be executed; the CLI maps these to a shell's 126.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("exec format error: not an ELF file")]
+    NotElf,
+    #[error("exec format error: {0}")]
+    Unsupported(&'static str),
+    #[error("dynamically linked programs need the VFS, which is not implemented yet")]
+    Dynamic,
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
+    #[error("out of memory while loading")]
+    NoMemory,
+}
+
+/// What the task needs to start running the image.
+pub struct LoadedImage {
+    pub entry: u64,
+    pub sp: u64,
+}
+
+/// Base of the randomised region where ET_DYN executables land (Linux's ELF_ET_DYN_BASE).
+const ET_DYN_BASE: u64 = 0x5555_5555_4000;
+/// Top of the stack before randomisation, and how far it is randomised (16 GiB).
+const STACK_TOP: u64 = 0x7fff_ff00_0000;
+const STACK_RANDOM: u64 = 1 << 34;
+/// Room kept between the stack and the top-down mmap area (RLIMIT_STACK + gap).
+const STACK_GAP: u64 = (8 << 20) + (128 << 20);
+const INITIAL_STACK: u64 = 128 << 10;
+
+pub(crate) fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // getrandom only fails if the host has no entropy source at all; fall back to
+    // the clock rather than refusing to run.
+    if getrandom::fill(&mut b).is_err() {
+        return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn perms_of(flags: u32) -> Perms {
+    Perms {
+        read: flags & program_header::PF_R != 0,
+        write: flags & program_header::PF_W != 0,
+        exec: flags & program_header::PF_X != 0,
+    }
+}
+
+/// Loads `image` into `mm`, which must be empty, and builds the initial stack.
+pub fn load(
+    mm: &MemoryManager,
+    ctx: &mut dyn Context,
+    image: &[u8],
+    execfn: &str,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    creds: [u32; 4],
+) -> Result<LoadedImage, ExecError> {
+    if image.len() < 20 || &image[..4] != b"\x7fELF" {
+        return Err(ExecError::NotElf);
+    }
+    if image[4] != header::ELFCLASS64 {
+        return Err(ExecError::Unsupported("32-bit ELF is not supported"));
+    }
+    let elf = Elf::parse(image).map_err(|e| ExecError::Malformed(e.to_string()))?;
+    if elf.header.e_machine != header::EM_X86_64 {
+        return Err(ExecError::Unsupported("not an x86-64 program"));
+    }
+    if elf.interpreter.is_some() {
+        return Err(ExecError::Dynamic);
+    }
+    let bias = match elf.header.e_type {
+        header::ET_EXEC => 0,
+        header::ET_DYN => ET_DYN_BASE + (random_u64() % (1 << 28)) * PAGE_SIZE,
+        _ => return Err(ExecError::Unsupported("not an executable")),
+    };
+
+    let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == program_header::PT_LOAD).collect();
+    if loads.is_empty() {
+        return Err(ExecError::Malformed("no loadable segments".into()));
+    }
+    let mut image_end = 0;
+    let mut first_vaddr = None;
+    let mut mapped_end = 0;
+    for ph in &loads {
+        if ph.p_filesz > ph.p_memsz || ph.p_offset.checked_add(ph.p_filesz).is_none_or(|e| e > image.len() as u64) {
+            return Err(ExecError::Malformed("segment outside the file".into()));
+        }
+        let vaddr = ph.p_vaddr.checked_add(bias).ok_or_else(|| ExecError::Malformed("segment address overflows".into()))?;
+        let end = vaddr.checked_add(ph.p_memsz).and_then(page_up).ok_or_else(|| ExecError::Malformed("segment address overflows".into()))?;
+        // Segments may share a page at their boundary: map only what is not mapped yet.
+        let start = page_down(vaddr).max(mapped_end);
+        if end > start {
+            mm.map_anonymous(ctx, Placement::Fixed(start), end - start, perms_of(ph.p_flags), false, false)
+                .map_err(|_| ExecError::Malformed("segment cannot be mapped".into()))?;
+            mapped_end = end;
+        }
+        let data = &image[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
+        mm.write_bytes_force(UserAddr(vaddr), data).map_err(|_| ExecError::NoMemory)?;
+        first_vaddr.get_or_insert(vaddr - ph.p_offset);
+        image_end = image_end.max(vaddr + ph.p_memsz);
+    }
+
+    let phdr = elf
+        .program_headers
+        .iter()
+        .find(|p| p.p_type == program_header::PT_PHDR)
+        .map(|p| p.p_vaddr + bias)
+        .unwrap_or_else(|| first_vaddr.unwrap_or(bias) + elf.header.e_phoff);
+
+    let stack_top = page_down(STACK_TOP - random_u64() % STACK_RANDOM);
+    let stack_low = stack_top - INITIAL_STACK;
+    mm.map_anonymous(ctx, Placement::Fixed(stack_low), INITIAL_STACK, Perms { read: true, write: true, exec: false }, false, true)
+        .map_err(|_| ExecError::NoMemory)?;
+    let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
+    let mmap_base = page_down(stack_top - STACK_GAP - (random_u64() % (1 << 28)) * PAGE_SIZE);
+    let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
+
+    let info = StackInfo {
+        phdr,
+        phnum: elf.header.e_phnum as u64,
+        entry: elf.header.e_entry + bias,
+        execfn,
+        argv,
+        envp,
+        creds,
+    };
+    let sp = build_stack(mm, stack_top, &info, &mut layout).map_err(|_| ExecError::NoMemory)?;
+    mm.set_layout(layout);
+    Ok(LoadedImage { entry: info.entry, sp })
+}

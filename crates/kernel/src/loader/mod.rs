@@ -1,0 +1,7 @@
+//! Loading a program image into a fresh address space: the ELF segments, the
+//! initial stack with argv, envp and the auxiliary vector, and the layout.
+
+mod elf;
+mod stack;
+
+pub use elf::{load, ExecError, LoadedImage};

@@ -1,0 +1,116 @@
+//! Demand paging: populating regions on faults and on Sentry accesses, and stack growth.
+
+use super::vma::{Frames, Pma};
+use super::{MemoryManager, MmState, FAULT_REGION};
+use rvisor_abi::{errno, page_down, SysResult, PAGE_SIZE};
+use rvisor_platform::Perms;
+
+/// The largest a stack grows (RLIMIT_STACK's usual 8 MiB); Linux also keeps a guard
+/// gap of 256 pages below it to any other mapping.
+const STACK_LIMIT: u64 = 8 << 20;
+const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+
+/// What a fault turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// Memory was populated or mapped: run the app again.
+    Handled,
+    /// No mapping there (SEGV_MAPERR).
+    Unmapped,
+    /// The mapping forbids the access (SEGV_ACCERR).
+    Forbidden,
+}
+
+impl MmState {
+    /// The VMA for an access at `addr`, growing a stack down to it if that is how
+    /// Linux would treat the access.
+    pub(super) fn vma_for_access(&mut self, addr: u64) -> Option<u64> {
+        if let Some((s, _)) = self.vma_at(addr) {
+            return Some(s);
+        }
+        let (&s, v) = self.vmas.range(addr..).next()?;
+        if !v.growsdown || v.end - page_down(addr) > STACK_LIMIT {
+            return None;
+        }
+        let new_start = page_down(addr);
+        let below_ok = self
+            .vmas
+            .range(..s)
+            .next_back()
+            .is_none_or(|(_, p)| p.end.saturating_add(STACK_GUARD_GAP) <= new_start);
+        if !below_ok {
+            return None;
+        }
+        let v = self.vmas.remove(&s)?;
+        self.vmas.insert(new_start, v);
+        Some(new_start)
+    }
+}
+
+impl MemoryManager {
+    /// Handles an app page fault at `addr`. ptrace cannot tell reads from writes, so
+    /// a fault on a page that is already mapped with all its VMA's rights is a real
+    /// access violation.
+    pub fn handle_fault(&self, addr: u64) -> SysResult<FaultOutcome> {
+        let mut st = self.lock();
+        let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
+        let perms = st.vmas[&vstart].perms;
+        if perms == Perms::NONE {
+            return Ok(FaultOutcome::Forbidden);
+        }
+        if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
+            if p.mapped == perms {
+                return Ok(FaultOutcome::Forbidden);
+            }
+        }
+        self.populate(&mut st, vstart, addr, true)?;
+        Ok(FaultOutcome::Handled)
+    }
+
+    /// Backs the fault region around `addr` (inside the VMA at `vstart`) with
+    /// frames, and when `map` is set also maps it in the platform.
+    pub(super) fn populate(&self, st: &mut MmState, vstart: u64, addr: u64, map: bool) -> SysResult<()> {
+        let v = st.vmas[&vstart].clone();
+        let block = addr & !(FAULT_REGION - 1);
+        let lo = block.max(vstart);
+        let hi = (block + FAULT_REGION).min(v.end);
+        // Fill the holes between existing PMAs with fresh frames.
+        let mut at = lo;
+        let existing: Vec<(u64, u64)> = st
+            .pmas
+            .range(..hi)
+            .rev()
+            .take_while(|(_, p)| p.end > lo)
+            .map(|(&s, p)| (s, p.end))
+            .collect();
+        let mut holes = Vec::new();
+        for (s, e) in existing.into_iter().rev() {
+            if s > at {
+                holes.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < hi {
+            holes.push((at, hi));
+        }
+        for (s, e) in holes {
+            let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
+            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE });
+        }
+        if map {
+            for (&s, p) in st.pmas.range_mut(lo..hi) {
+                if p.mapped != v.perms {
+                    self.aspace.map(s, p.end - s, p.file_offset(s, s), v.perms);
+                    p.mapped = v.perms;
+                }
+            }
+            if let Some((&s, p)) = st.pmas.range_mut(..lo).next_back() {
+                if p.end > lo && p.mapped != v.perms {
+                    self.aspace.map(s, p.end - s, p.file_offset(s, s), v.perms);
+                    p.mapped = v.perms;
+                }
+            }
+        }
+        Ok(())
+    }
+}

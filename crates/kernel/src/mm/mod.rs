@@ -1,0 +1,163 @@
+//! Memory management: one `MemoryManager` per address space.
+//!
+//! VMAs (what the app mapped) and PMAs (which memory-file frames back which
+//! addresses) live in ordered maps. Memory is populated on demand by regions of up
+//! to `FAULT_REGION` bytes around a fault, bounded by the VMA, and handed to the
+//! platform as one mapping each; the host only backs pages the app touches.
+
+mod access;
+mod fault;
+mod layout;
+pub mod ops;
+mod vma;
+
+pub use access::{UserBuffers, UserRef};
+pub use fault::FaultOutcome;
+pub use layout::Layout;
+pub use vma::Vma;
+
+use rvisor_memory::MemoryFile;
+use rvisor_platform::{AddressSpace, Context};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use vma::Pma;
+
+/// How much is populated around one fault.
+const FAULT_REGION: u64 = 2 << 20;
+
+pub struct MemoryManager {
+    mf: Arc<MemoryFile>,
+    pub aspace: Arc<dyn AddressSpace>,
+    /// The app's highest usable address (exclusive).
+    max_addr: u64,
+    /// Lock order: taken alone; never held across a platform switch or sync.
+    state: Mutex<MmState>,
+}
+
+pub(crate) struct MmState {
+    /// VMAs keyed by start address; they never overlap.
+    vmas: BTreeMap<u64, Vma>,
+    /// PMAs keyed by start address; each lies inside one VMA.
+    pmas: BTreeMap<u64, Pma>,
+    pub layout: Layout,
+}
+
+impl MemoryManager {
+    pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
+        MemoryManager {
+            mf,
+            aspace,
+            max_addr,
+            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default() }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MmState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.lock().layout
+    }
+
+    pub fn set_layout(&self, layout: Layout) {
+        self.lock().layout = layout;
+    }
+
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// Makes queued platform changes take effect, then drops released frames: a
+    /// frame must not be reused while a stub can still reach it.
+    fn sync_then_release(&self, ctx: &mut dyn Context, released: Vec<Pma>) -> rvisor_abi::SysResult<()> {
+        let r = ctx.sync(&self.aspace);
+        drop(released);
+        r.map_err(|e| {
+            tracing::error!("address space sync failed: {e}");
+            rvisor_abi::errno!(ENOMEM)
+        })
+    }
+}
+
+impl MmState {
+    /// The VMA containing `addr`, as (start, vma).
+    fn vma_at(&self, addr: u64) -> Option<(u64, &Vma)> {
+        let (&s, v) = self.vmas.range(..=addr).next_back()?;
+        (addr < v.end).then_some((s, v))
+    }
+
+    /// Whether `[start, end)` is entirely covered by VMAs.
+    fn fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.vma_at(at) {
+                Some((_, v)) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Splits the VMA and PMA maps so that `addr` is a boundary in both.
+    fn split_at(&mut self, addr: u64) {
+        if let Some((&s, v)) = self.vmas.range(..addr).next_back() {
+            if v.end > addr {
+                let mut tail = v.clone();
+                tail.end = v.end;
+                if let Some(head) = self.vmas.get_mut(&s) {
+                    head.end = addr;
+                }
+                self.vmas.insert(addr, tail);
+            }
+        }
+        if let Some((&s, p)) = self.pmas.range(..addr).next_back() {
+            if p.end > addr {
+                let mut tail = p.clone();
+                tail.offset += addr - s;
+                if let Some(head) = self.pmas.get_mut(&s) {
+                    head.end = addr;
+                }
+                self.pmas.insert(addr, tail);
+            }
+        }
+    }
+
+    /// Removes every PMA in `[start, end)` (splitting at the edges) and returns them.
+    fn take_pmas(&mut self, start: u64, end: u64) -> Vec<(u64, Pma)> {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.pmas.range(start..end).map(|(&k, _)| k).collect();
+        keys.into_iter().filter_map(|k| self.pmas.remove(&k).map(|p| (k, p))).collect()
+    }
+
+    /// Removes every VMA in `[start, end)`, splitting at the edges.
+    fn take_vmas(&mut self, start: u64, end: u64) -> Vec<(u64, Vma)> {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        keys.into_iter().filter_map(|k| self.vmas.remove(&k).map(|v| (k, v))).collect()
+    }
+
+    /// Merges adjacent VMAs with identical properties around `[start, end)`, so
+    /// that repeated brk or mmap growth does not fragment the map.
+    fn merge_around(&mut self, start: u64, end: u64) {
+        let mut at = match self.vmas.range(..start).next_back() {
+            Some((&k, v)) if v.end == start => k,
+            _ => start,
+        };
+        while let Some(v) = self.vmas.get(&at).cloned() {
+            match self.vmas.get(&v.end) {
+                Some(next) if next.perms == v.perms && next.shared == v.shared && next.growsdown == v.growsdown && next.name == v.name => {
+                    let next_end = next.end;
+                    self.vmas.remove(&v.end);
+                    if let Some(cur) = self.vmas.get_mut(&at) {
+                        cur.end = next_end;
+                    }
+                }
+                _ if v.end >= end => break,
+                _ => at = v.end,
+            }
+        }
+    }
+}

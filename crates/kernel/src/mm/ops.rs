@@ -1,0 +1,303 @@
+//! The address-space operations behind mmap, munmap, mprotect, mremap, brk,
+//! madvise, mincore and msync.
+
+use super::{MemoryManager, MmState, Vma};
+use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
+use rvisor_platform::{Context, Perms};
+
+/// Lowest address a mapping may take (Linux's default vm.mmap_min_addr).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+
+/// How `map_anonymous` chooses the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A hint: used if free, otherwise the allocator picks.
+    Hint(u64),
+    /// MAP_FIXED: replaces whatever is there.
+    Fixed(u64),
+    /// MAP_FIXED_NOREPLACE: fails with EEXIST if anything is there.
+    FixedNoReplace(u64),
+}
+
+impl MmState {
+    /// Finds a free range of `len` bytes, top-down below `mmap_base`.
+    fn find_free(&self, len: u64, max: u64) -> Option<u64> {
+        let top = if self.layout.mmap_base != 0 { self.layout.mmap_base } else { max };
+        let mut hi = top;
+        for (&s, v) in self.vmas.range(..top).rev() {
+            if v.end < hi && hi - v.end >= len {
+                return Some(hi - len);
+            }
+            hi = hi.min(s);
+        }
+        (hi >= MMAP_MIN_ADDR + len).then(|| hi - len)
+    }
+
+    fn is_free(&self, start: u64, end: u64) -> bool {
+        self.vmas.range(..end).next_back().is_none_or(|(_, v)| v.end <= start)
+    }
+}
+
+impl MemoryManager {
+    fn check_range(&self, addr: u64, len: u64) -> SysResult<u64> {
+        let end = addr.checked_add(len).ok_or_else(|| errno!(ENOMEM))?;
+        if end > self.max_addr {
+            return Err(errno!(ENOMEM));
+        }
+        Ok(end)
+    }
+
+    /// Creates an anonymous mapping and returns its address.
+    pub fn map_anonymous(
+        &self,
+        ctx: &mut dyn Context,
+        placement: Placement,
+        len: u64,
+        perms: Perms,
+        shared: bool,
+        growsdown: bool,
+    ) -> SysResult<u64> {
+        let len = page_up(len).filter(|&l| l != 0).ok_or_else(|| errno!(ENOMEM))?;
+        let mut st = self.lock();
+        let addr = match placement {
+            Placement::Fixed(a) | Placement::FixedNoReplace(a) => {
+                if a % PAGE_SIZE != 0 {
+                    return Err(errno!(EINVAL));
+                }
+                let end = self.check_range(a, len)?;
+                if a < MMAP_MIN_ADDR {
+                    return Err(errno!(EPERM));
+                }
+                if matches!(placement, Placement::FixedNoReplace(_)) && !st.is_free(a, end) {
+                    return Err(errno!(EEXIST));
+                }
+                a
+            }
+            Placement::Hint(h) => {
+                let h = page_down(h);
+                match h.checked_add(len) {
+                    Some(end) if h >= MMAP_MIN_ADDR && end <= self.max_addr && st.is_free(h, end) => h,
+                    _ => st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?,
+                }
+            }
+        };
+        let end = addr + len;
+        let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None });
+        if !growsdown && !shared {
+            st.merge_around(addr, end);
+        }
+        drop(st);
+        if !released.is_empty() {
+            self.sync_then_release(ctx, released)?;
+        }
+        Ok(addr)
+    }
+
+    /// Removes VMAs and PMAs in `[start, end)` and queues the platform unmap. The
+    /// returned PMAs must outlive a sync of the address space.
+    fn unmap_locked(st: &mut MmState, aspace: &dyn rvisor_platform::AddressSpace, start: u64, end: u64) -> Vec<super::Pma> {
+        let vmas = st.take_vmas(start, end);
+        let pmas = st.take_pmas(start, end);
+        if !vmas.is_empty() {
+            aspace.unmap(start, end - start);
+        }
+        pmas.into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub fn munmap(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
+        if addr % PAGE_SIZE != 0 || len == 0 {
+            return Err(errno!(EINVAL));
+        }
+        let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+        let end = self.check_range(addr, len).map_err(|_| errno!(EINVAL))?;
+        let released = Self::unmap_locked(&mut self.lock(), &*self.aspace, addr, end);
+        self.sync_then_release(ctx, released)
+    }
+
+    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> SysResult<()> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+        let end = self.check_range(addr, len)?;
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        st.split_at(addr);
+        st.split_at(end);
+        for (_, v) in st.vmas.range_mut(addr..end) {
+            v.perms = perms;
+        }
+        for (&s, p) in st.pmas.range_mut(addr..end) {
+            if p.mapped != Perms::NONE && p.mapped != perms {
+                p.mapped = perms;
+                self.aspace.protect(s, p.end - s, perms);
+            }
+        }
+        st.merge_around(addr, end);
+        Ok(())
+    }
+
+    /// `brk`: returns the new break, or the old one if the request fails.
+    pub fn brk(&self, ctx: &mut dyn Context, want: u64) -> u64 {
+        let layout = self.layout();
+        let old_top = page_up(layout.brk).unwrap_or(layout.brk);
+        let Some(new_top) = page_up(want) else { return layout.brk };
+        if want < layout.brk_start {
+            return layout.brk;
+        }
+        if new_top > old_top {
+            let free = self.lock().is_free(old_top, new_top);
+            if !free || new_top > self.max_addr {
+                return layout.brk;
+            }
+            let placed = self.map_anonymous(ctx, Placement::Fixed(old_top), new_top - old_top, Perms { read: true, write: true, exec: false }, false, false);
+            if placed.is_err() {
+                return layout.brk;
+            }
+            let mut st = self.lock();
+            if let Some((s, _)) = st.vma_at(old_top) {
+                if let Some(v) = st.vmas.get_mut(&s) {
+                    v.name = Some("[heap]");
+                }
+            }
+            st.merge_around(layout.brk_start, new_top);
+        } else if new_top < old_top && self.munmap(ctx, new_top, old_top - new_top).is_err() {
+            return layout.brk;
+        }
+        let mut st = self.lock();
+        st.layout.brk = want;
+        want
+    }
+
+    /// `mremap` without MREMAP_DONTUNMAP.
+    pub fn mremap(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> SysResult<u64> {
+        if old % PAGE_SIZE != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let old_len = page_up(old_len).ok_or_else(|| errno!(EINVAL))?;
+        let new_len = page_up(new_len).filter(|&l| l != 0).ok_or_else(|| errno!(EINVAL))?;
+        let old_end = self.check_range(old, old_len).map_err(|_| errno!(EFAULT))?;
+        let vma = {
+            let st = self.lock();
+            let (_, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
+            if old_len != 0 && v.end < old_end {
+                return Err(errno!(EFAULT));
+            }
+            v.clone()
+        };
+        if let Some(dst) = fixed {
+            if dst % PAGE_SIZE != 0 {
+                return Err(errno!(EINVAL));
+            }
+            let dst_end = self.check_range(dst, new_len)?;
+            if dst < old_end && old < dst_end {
+                return Err(errno!(EINVAL));
+            }
+            self.munmap(ctx, dst, new_len)?;
+            return self.move_range(ctx, old, old_len, new_len, dst, &vma);
+        }
+        if new_len <= old_len {
+            if new_len < old_len {
+                self.munmap(ctx, old + new_len, old_len - new_len)?;
+            }
+            return Ok(old);
+        }
+        let new_end = self.check_range(old, new_len);
+        let grows_in_place = new_end.is_ok_and(|e| self.lock().is_free(old_end, e));
+        if grows_in_place && old_len != 0 {
+            let mut st = self.lock();
+            let (s, _) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
+            st.split_at(old_end);
+            if let Some(v) = st.vmas.get_mut(&s) {
+                v.end = old + new_len;
+            }
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(errno!(ENOMEM));
+        }
+        let dst = self.lock().find_free(new_len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
+        self.move_range(ctx, old, old_len, new_len, dst, &vma)
+    }
+
+    /// Moves `[old, old+old_len)` to `dst` (already free), growing it to `new_len`.
+    fn move_range(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, dst: u64, vma: &Vma) -> SysResult<u64> {
+        let keep = old_len.min(new_len);
+        let mut st = self.lock();
+        st.take_vmas(old, old + old_len);
+        let moved = st.take_pmas(old, old + keep);
+        let dropped = st.take_pmas(old + keep, old + old_len);
+        self.aspace.unmap(old, old_len);
+        st.vmas.insert(dst, Vma { end: dst + new_len, ..vma.clone() });
+        for (s, mut p) in moved {
+            let at = dst + (s - old);
+            let len = p.end - s;
+            p.end = at + len;
+            if p.mapped != Perms::NONE {
+                self.aspace.map(at, len, p.file_offset(at, at), p.mapped);
+            }
+            st.pmas.insert(at, p);
+        }
+        drop(st);
+        self.sync_then_release(ctx, dropped.into_iter().map(|(_, p)| p).collect())?;
+        Ok(dst)
+    }
+
+    /// MADV_DONTNEED: private anonymous pages read as zero afterwards.
+    pub fn dont_need(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
+        let end = self.check_range(addr, len)?;
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        let private: Vec<(u64, u64)> = st
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| !v.shared && v.end > addr)
+            .map(|(&s, v)| (s.max(addr), v.end.min(end)))
+            .collect();
+        let mut released = Vec::new();
+        for (s, e) in private {
+            for (ps, p) in st.take_pmas(s, e) {
+                p.release_host_pages(&self.mf, ps, ps, p.end);
+                released.push(p);
+            }
+            self.aspace.unmap(s, e - s);
+        }
+        drop(st);
+        self.sync_then_release(ctx, released)
+    }
+
+    /// mincore: one byte per page, 1 where the page is populated.
+    pub fn mincore(&self, addr: u64, len: u64) -> SysResult<Vec<u8>> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+        let end = self.check_range(addr, len)?;
+        let st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        let mut out = vec![0u8; (len / PAGE_SIZE) as usize];
+        for (&s, p) in st.pmas.range(..end).rev().take_while(|(_, p)| p.end > addr) {
+            for page in (s.max(addr)..p.end.min(end)).step_by(PAGE_SIZE as usize) {
+                out[((page - addr) / PAGE_SIZE) as usize] = 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// msync: anonymous memory has nothing to write back; only the range is checked.
+    pub fn msync(&self, addr: u64, len: u64) -> SysResult<()> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+        let end = self.check_range(addr, len)?;
+        if self.lock().fully_mapped(addr, end) { Ok(()) } else { Err(errno!(ENOMEM)) }
+    }
+}

@@ -1,0 +1,62 @@
+//! VMAs and PMAs: what the app asked for, and what backs it.
+
+use rvisor_memory::{FileRange, MemoryFile, UsageKind};
+use rvisor_platform::Perms;
+use std::sync::Arc;
+
+/// A virtual memory area: a range of addresses with one set of properties.
+#[derive(Clone, Debug)]
+pub struct Vma {
+    pub end: u64,
+    pub perms: Perms,
+    /// MAP_SHARED: frames stay shared with other mappings of them (after fork).
+    pub shared: bool,
+    /// A stack that grows down on faults below it.
+    pub growsdown: bool,
+    /// What /proc/[pid]/maps calls it ("[stack]", "[heap]"), if anything.
+    pub name: Option<&'static str>,
+}
+
+/// A run of memory-file frames. Freed, and given back to the host, when the last
+/// PMA referring to it goes away.
+pub struct Frames {
+    pub range: FileRange,
+    mf: Arc<MemoryFile>,
+}
+
+impl Frames {
+    pub fn allocate(mf: &Arc<MemoryFile>, len: u64) -> Option<Arc<Frames>> {
+        let range = mf.allocate(len, UsageKind::Anonymous)?;
+        Some(Arc::new(Frames { range, mf: mf.clone() }))
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.mf.free(self.range, UsageKind::Anonymous);
+    }
+}
+
+/// A populated range: addresses backed by frames at `offset` within `frames`.
+#[derive(Clone)]
+pub struct Pma {
+    pub end: u64,
+    pub frames: Arc<Frames>,
+    pub offset: u64,
+    /// The permissions the platform currently maps this range with.
+    pub mapped: Perms,
+}
+
+impl Pma {
+    /// The memory-file offset backing address `addr` (which lies in `[start, end)`).
+    pub fn file_offset(&self, start: u64, addr: u64) -> u64 {
+        self.frames.range.start + self.offset + (addr - start)
+    }
+
+    /// Gives the host pages behind `[lo, hi)` (a sub-range of this PMA, which
+    /// starts at `start`) back at once. Sound because each frame belongs to one
+    /// address space; copy-on-write sharing (fork) must skip shared frames here.
+    pub fn release_host_pages(&self, mf: &MemoryFile, start: u64, lo: u64, hi: u64) {
+        mf.punch(FileRange { start: self.file_offset(start, lo), len: hi - lo });
+    }
+}

@@ -1,0 +1,117 @@
+//! System information and resource limits: uname, getrandom, scheduling
+//! affinity, rlimits.
+
+use crate::mm::UserRef;
+use crate::task::{Task, RLIMIT_COUNT};
+use rvisor_abi::structs::{set_cstr, Rlimit, Utsname};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
+
+/// The kernel version the sandbox reports.
+pub const RELEASE: &str = "6.8.0-rvisor";
+pub const VERSION: &str = "#1 SMP PREEMPT_DYNAMIC rvisor";
+
+const GRND_NONBLOCK: u32 = 1;
+const GRND_RANDOM: u32 = 2;
+const GRND_INSECURE: u32 = 4;
+/// Largest single getrandom answer (Linux caps reads at 32 MiB - 1).
+const GETRANDOM_MAX: usize = (32 << 20) - 1;
+
+pub fn sys_uname(t: &mut Task, buf: UserRef<Utsname>) -> SysResult<()> {
+    let mut u = Utsname::zeroed();
+    set_cstr(&mut u.sysname, "Linux");
+    set_cstr(&mut u.nodename, &t.kernel.hostname);
+    set_cstr(&mut u.release, RELEASE);
+    set_cstr(&mut u.version, VERSION);
+    set_cstr(&mut u.machine, "x86_64");
+    set_cstr(&mut u.domainname, "(none)");
+    t.mm.write_obj(buf, &u)
+}
+
+pub fn sys_getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: u32) -> SysResult<usize> {
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE) {
+        return error!(EINVAL);
+    }
+    let len = len.min(GETRANDOM_MAX);
+    let mut done = 0;
+    let mut chunk = [0u8; 4096];
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        getrandom::fill(&mut chunk[..n]).map_err(|_| errno!(EIO))?;
+        let at = buf.add(done as u64)?;
+        if let Err(e) = t.mm.write_bytes(at, &chunk[..n]) {
+            return if done == 0 { Err(e) } else { Ok(done) };
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+pub fn sys_sched_yield(_t: &mut Task) -> SysResult<()> {
+    std::thread::yield_now();
+    Ok(())
+}
+
+pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
+    if pid != 0 && pid != t.tid {
+        return error!(ESRCH);
+    }
+    // The kernel answers in whole longs covering nr_cpu_ids.
+    let words = t.kernel.cpus.div_ceil(64).max(1);
+    let size = words * 8;
+    if len < size || len % 8 != 0 {
+        return error!(EINVAL);
+    }
+    let mut bytes = vec![0u8; size];
+    for cpu in 0..t.kernel.cpus {
+        bytes[cpu / 8] |= 1 << (cpu % 8);
+    }
+    t.mm.write_bytes(mask, &bytes)?;
+    Ok(size)
+}
+
+fn check_resource(resource: u32) -> SysResult<usize> {
+    let r = resource as usize;
+    if r < RLIMIT_COUNT { Ok(r) } else { error!(EINVAL) }
+}
+
+/// Reads and optionally replaces a resource limit of the caller's process.
+fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
+    let r = check_resource(resource)?;
+    let privileged = t.tg.creds().euid == 0;
+    let mut limits = t.tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
+    let old = limits[r];
+    if let Some(n) = new {
+        if n.cur > n.max {
+            return error!(EINVAL);
+        }
+        if n.max > old.max && !privileged {
+            return error!(EPERM);
+        }
+        limits[r] = n;
+    }
+    Ok(old)
+}
+
+pub fn sys_getrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
+    let old = exchange_rlimit(t, resource, None)?;
+    t.mm.write_obj(rlim, &old)
+}
+
+pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
+    check_resource(resource)?;
+    let new = t.mm.read_obj(rlim)?;
+    exchange_rlimit(t, resource, Some(new)).map(|_| ())
+}
+
+pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
+    if pid != 0 && pid != t.tg.tgid {
+        return error!(ESRCH);
+    }
+    check_resource(resource)?;
+    let new = if new.is_null() { None } else { Some(t.mm.read_obj(new)?) };
+    let prev = exchange_rlimit(t, resource, new)?;
+    if !old.is_null() {
+        t.mm.write_obj(old, &prev)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore.
+
+use crate::mm::ops::Placement;
+use crate::task::Task;
+use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_platform::Perms;
+
+const PROT_MASK: u32 = 0x7;
+const PROT_GROWSDOWN: u32 = 0x0100_0000;
+const PROT_GROWSUP: u32 = 0x0200_0000;
+
+const MAP_SHARED: u32 = 0x01;
+const MAP_PRIVATE: u32 = 0x02;
+const MAP_SHARED_VALIDATE: u32 = 0x03;
+const MAP_TYPE: u32 = 0x0f;
+const MAP_FIXED: u32 = 0x10;
+const MAP_ANONYMOUS: u32 = 0x20;
+const MAP_GROWSDOWN: u32 = 0x100;
+const MAP_FIXED_NOREPLACE: u32 = 0x100000;
+/// Flags MAP_SHARED_VALIDATE accepts (Linux's LEGACY_MAP_MASK plus FIXED_NOREPLACE).
+const MAP_KNOWN: u32 = 0x1f_ffff;
+
+const MREMAP_MAYMOVE: u32 = 1;
+const MREMAP_FIXED: u32 = 2;
+const MREMAP_DONTUNMAP: u32 = 4;
+
+const MS_ASYNC: u32 = 1;
+const MS_INVALIDATE: u32 = 2;
+const MS_SYNC: u32 = 4;
+
+const MADV_DONTNEED: i32 = 4;
+
+fn perms(prot: u32) -> SysResult<Perms> {
+    if prot & !(PROT_MASK | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
+        return error!(EINVAL);
+    }
+    Ok(Perms::from_prot(prot & PROT_MASK))
+}
+
+pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
+    Ok(t.mm.brk(t.ctx.as_mut(), addr.get()))
+}
+
+pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) -> SysResult<u64> {
+    let perms = perms(prot)?;
+    let shared = match flags & MAP_TYPE {
+        MAP_SHARED => true,
+        MAP_PRIVATE => false,
+        MAP_SHARED_VALIDATE if flags & !MAP_KNOWN == 0 => true,
+        MAP_SHARED_VALIDATE => return error!(EOPNOTSUPP),
+        _ => return error!(EINVAL),
+    };
+    if len == 0 || offset % PAGE_SIZE != 0 {
+        return error!(EINVAL);
+    }
+    page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+    if flags & MAP_ANONYMOUS == 0 {
+        // Without a VFS the only descriptors are host streams, which cannot be mapped.
+        t.fds.get(crate::vfs::Fd(fd))?;
+        return error!(ENODEV);
+    }
+    let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
+        Placement::FixedNoReplace(addr.get())
+    } else if flags & MAP_FIXED != 0 {
+        Placement::Fixed(addr.get())
+    } else {
+        Placement::Hint(addr.get())
+    };
+    t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0)
+}
+
+pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
+    t.mm.munmap(t.ctx.as_mut(), addr.get(), len)
+}
+
+pub fn sys_mprotect(t: &mut Task, addr: UserAddr, len: u64, prot: u32) -> SysResult<()> {
+    t.mm.mprotect(addr.get(), len, perms(prot)?)
+}
+
+pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) -> SysResult<u64> {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        return error!(EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return error!(EINVAL);
+    }
+    if flags & MREMAP_DONTUNMAP != 0 {
+        return error!(EINVAL);
+    }
+    let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
+    t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)
+}
+
+pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult<()> {
+    if addr.get() % PAGE_SIZE != 0 {
+        return error!(EINVAL);
+    }
+    let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+    match advice {
+        MADV_DONTNEED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
+        // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, FREE, and the hints
+        // (MERGEABLE .. COLLAPSE) change nothing we must honour.
+        0..=3 | 8..=25 => Ok(()),
+        _ => error!(EINVAL),
+    }
+}
+
+pub fn sys_msync(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResult<()> {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0) {
+        return error!(EINVAL);
+    }
+    t.mm.msync(addr.get(), len)
+}
+
+pub fn sys_mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> SysResult<()> {
+    let v = t.mm.mincore(addr.get(), len)?;
+    t.mm.write_bytes(vec, &v)
+}

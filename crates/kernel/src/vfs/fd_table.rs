@@ -1,0 +1,37 @@
+//! The fd table: descriptor numbers to open file descriptions.
+
+use super::FileDescription;
+use rvisor_abi::{errno, SysResult};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A file descriptor number as the app passes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fd(pub i32);
+
+
+/// Shared between threads created with CLONE_FILES. The lock is a leaf: nothing
+/// else is taken while it is held, and it is never held across I/O.
+#[derive(Default)]
+pub struct FdTable {
+    entries: Mutex<BTreeMap<i32, Arc<dyn FileDescription>>>,
+}
+
+impl FdTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<dyn FileDescription>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, fd: Fd) -> SysResult<Arc<dyn FileDescription>> {
+        self.lock().get(&fd.0).cloned().ok_or_else(|| errno!(EBADF))
+    }
+
+    /// Installs `file` at exactly `fd` (replacing what was there).
+    pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>) {
+        self.lock().insert(fd.0, file);
+    }
+
+    pub fn close(&self, fd: Fd) -> SysResult<()> {
+        self.lock().remove(&fd.0).map(|_| ()).ok_or_else(|| errno!(EBADF))
+    }
+}

@@ -1,0 +1,119 @@
+//! A file backed directly by a host descriptor the caller handed to rvisor (the
+//! standard streams of `rvisor do`). The Sentry does the I/O on the app's behalf,
+//! straight between the host descriptor and the memory file.
+
+use super::FileDescription;
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use nix::sys::stat::fstat;
+use nix::sys::uio::{preadv, pwritev, readv, writev};
+use rvisor_abi::structs::{Stat, Termios, Winsize};
+use rvisor_abi::{errno, ErrnoCode, Errno, SysResult, UserAddr};
+use rvisor_platform::hostcall;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+pub struct HostFile {
+    fd: OwnedFd,
+}
+
+impl HostFile {
+    pub fn new(fd: OwnedFd) -> HostFile {
+        HostFile { fd }
+    }
+}
+
+#[track_caller]
+pub(crate) fn host_errno(e: nix::errno::Errno) -> Errno {
+    Errno::new(ErrnoCode(e as u16))
+}
+
+#[track_caller]
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::new(ErrnoCode(e.raw_os_error().unwrap_or(5) as u16))
+}
+
+const TCGETS: u32 = 0x5401;
+const TIOCGWINSZ: u32 = 0x5413;
+
+impl FileDescription for HostFile {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        let ranges = t.mm.translate_buffers(bufs, true)?;
+        if ranges.is_empty() {
+            return Ok(0);
+        }
+        let mut slices = t.mm.memory_file().io_slices_mut(&ranges);
+        loop {
+            let r = match offset {
+                Some(off) => preadv(&self.fd, &mut slices, off).map_err(host_errno),
+                None => readv(&self.fd, &mut slices).map_err(host_errno),
+            };
+            match r {
+                Err(e) if e.code == ErrnoCode::EINTR => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        let ranges = t.mm.translate_buffers(bufs, false)?;
+        if ranges.is_empty() {
+            return Ok(0);
+        }
+        let slices = t.mm.memory_file().io_slices(&ranges);
+        loop {
+            let r = match offset {
+                Some(off) => pwritev(&self.fd, &slices, off).map_err(host_errno),
+                None => writev(&self.fd, &slices).map_err(host_errno),
+            };
+            match r {
+                Err(e) if e.code == ErrnoCode::EINTR => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        let s = fstat(self.fd.as_raw_fd()).map_err(host_errno)?;
+        let mut st = Stat::zeroed();
+        st.st_dev = s.st_dev;
+        st.st_ino = s.st_ino;
+        st.st_nlink = s.st_nlink;
+        st.st_mode = s.st_mode;
+        st.st_uid = s.st_uid;
+        st.st_gid = s.st_gid;
+        st.st_rdev = s.st_rdev;
+        st.st_size = s.st_size;
+        st.st_blksize = s.st_blksize;
+        st.st_blocks = s.st_blocks;
+        st.st_atime = s.st_atime;
+        st.st_atime_nsec = s.st_atime_nsec;
+        st.st_mtime = s.st_mtime;
+        st.st_mtime_nsec = s.st_mtime_nsec;
+        st.st_ctime = s.st_ctime;
+        st.st_ctime_nsec = s.st_ctime_nsec;
+        Ok(st)
+    }
+
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        match request {
+            TCGETS => {
+                let tio = nix::sys::termios::tcgetattr(self.fd.as_fd()).map_err(host_errno)?;
+                let mut k = Termios::zeroed();
+                k.c_iflag = tio.input_flags.bits() as u32;
+                k.c_oflag = tio.output_flags.bits() as u32;
+                k.c_cflag = tio.control_flags.bits() as u32;
+                k.c_lflag = tio.local_flags.bits() as u32;
+                k.c_line = tio.line_discipline;
+                k.c_cc.copy_from_slice(&tio.control_chars[..19]);
+                t.mm.write_obj(UserAddr(arg).into(), &k)?;
+                Ok(0)
+            }
+            TIOCGWINSZ => {
+                let [ws_row, ws_col, ws_xpixel, ws_ypixel] = hostcall::window_size(self.fd.as_fd()).map_err(io_errno)?;
+                t.mm.write_obj(UserAddr(arg).into(), &Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel })?;
+                Ok(0)
+            }
+            _ => Err(errno!(ENOTTY)),
+        }
+    }
+}

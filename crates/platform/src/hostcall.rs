@@ -1,0 +1,31 @@
+//! The raw host-call layer: safe wrappers for the few host facts and descriptor
+//! operations the kernel needs, so the kernel crate itself stays free of `unsafe`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// A value from the Sentry's own auxiliary vector (host CPU facts such as AT_HWCAP).
+pub fn host_auxval(key: u64) -> u64 {
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    unsafe { libc::getauxval(key) }
+}
+
+/// `TIOCGWINSZ` on a host descriptor.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<[u16; 4]> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one winsize into our local.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok([ws.ws_row, ws.ws_col, ws.ws_xpixel, ws.ws_ypixel])
+}
+
+/// `TIOCSWINSZ` on a host descriptor.
+pub fn set_window_size(fd: BorrowedFd<'_>, ws: [u16; 4]) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: ws[0], ws_col: ws[1], ws_xpixel: ws[2], ws_ypixel: ws[3] };
+    // SAFETY: TIOCSWINSZ reads one winsize from our local.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

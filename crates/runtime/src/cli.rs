@@ -1,0 +1,60 @@
+//! Command-line parsing. Global flags follow runsc's names.
+
+use clap::{Args, Parser, Subcommand};
+use rvisor_kernel::syscalls::{self, names, Status};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "rvisor", version, about = "An application kernel for containers")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct GlobalOpts {
+    /// The platform that runs application code.
+    #[arg(long, global = true, default_value = "ptrace", value_parser = ["ptrace"])]
+    pub platform: String,
+    /// Log every system call with decoded arguments and result.
+    #[arg(long, global = true)]
+    pub strace: bool,
+    /// Log Sentry internals.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Write logs (and --strace) to FILE instead of standard error.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a program in a fresh sandbox, with the caller's standard streams.
+    Do(DoArgs),
+    /// Print the syscall table with each entry's support status.
+    Syscalls,
+}
+
+#[derive(Args)]
+pub struct DoArgs {
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub argv: Vec<String>,
+}
+
+pub fn print_syscalls() {
+    for &(nr, name) in names::NAMES {
+        let (status, note) = match syscalls::status_of(nr) {
+            Status::Supported => ("supported", ""),
+            Status::Partial(n) => ("partial", n),
+            Status::Missing(n) => ("missing", n),
+        };
+        if note.is_empty() {
+            println!("{nr:4} {name:24} {status}");
+        } else {
+            println!("{nr:4} {name:24} {status:9}  {note}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `rvisor do`: boot a sandbox around one program and wait for it.
+
+use crate::cli::{DoArgs, GlobalOpts};
+use rvisor_kernel::task::Credentials;
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec};
+use rvisor_memory::MemoryFile;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+/// Shell conventions: 127 when the program cannot be found, 126 when it cannot run.
+const EXIT_NOT_FOUND: i32 = 127;
+const EXIT_CANNOT_RUN: i32 = 126;
+/// rvisor's own failure (not the program's).
+const EXIT_INTERNAL: i32 = 125;
+
+fn fail(code: i32, msg: impl std::fmt::Display) -> i32 {
+    eprintln!("rvisor: {msg}");
+    code
+}
+
+/// Opens the log destination: the --log file, or standard error.
+fn log_writer(global: &GlobalOpts) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(match &global.log {
+        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+        None => Box::new(std::io::stderr()),
+    })
+}
+
+fn init_logging(global: &GlobalOpts) -> std::io::Result<()> {
+    let level = if global.debug { "debug" } else if global.log.is_some() { "info" } else { "error" };
+    let writer = std::sync::Mutex::new(log_writer(global)?);
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(level)))
+        .with_writer(writer)
+        .with_target(false)
+        .init();
+    Ok(())
+}
+
+/// Finds `name` the way a shell does: as a path if it has a slash, else on $PATH.
+fn resolve(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The caller's standard streams, duplicated so the sandbox owns its copies.
+fn stdio() -> std::io::Result<[OwnedFd; 3]> {
+    Ok([
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+        std::io::stderr().as_fd().try_clone_to_owned()?,
+    ])
+}
+
+pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
+    if let Err(e) = init_logging(global) {
+        return fail(EXIT_INTERNAL, format!("cannot open the log: {e}"));
+    }
+    let name = &args.argv[0];
+    let Some(path) = resolve(name) else {
+        return fail(EXIT_NOT_FOUND, format!("{name}: command not found"));
+    };
+    let image = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail(EXIT_NOT_FOUND, format!("{}: No such file or directory", path.display()));
+        }
+        Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
+    };
+    let exe = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    match boot(global, &args, image, &path, &exe) {
+        Ok(code) => code,
+        Err(BootError::Exec(e)) => fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
+        Err(BootError::Internal(e)) => fail(EXIT_INTERNAL, e),
+    }
+}
+
+enum BootError {
+    Exec(ExecError),
+    Internal(String),
+}
+
+fn boot(global: &GlobalOpts, args: &DoArgs, image: Vec<u8>, path: &Path, exe: &Path) -> Result<i32, BootError> {
+    let memory = Arc::new(MemoryFile::new().map_err(|e| BootError::Internal(format!("cannot create the memory file: {e}")))?);
+    let platform = rvisor_platform::by_name(&global.platform, memory.fd())
+        .map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
+    let strace = if global.strace {
+        Some(log_writer(global).map_err(|e| BootError::Internal(format!("cannot open the log: {e}")))?)
+    } else {
+        None
+    };
+    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname });
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
+    let spec = ProgramSpec {
+        image,
+        path: path.to_string_lossy().into_owned(),
+        exe: exe.to_string_lossy().into_owned(),
+        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: std::env::vars_os()
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect(),
+        stdio: stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?,
+        creds,
+    };
+    let status = kernel.run_init(spec).map_err(BootError::Exec)?;
+    Ok(status.shell_code())
+}

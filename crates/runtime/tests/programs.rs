@@ -1,0 +1,356 @@
+//! The C programs in tests/programs, run natively and in the sandbox on every platform, as
+//! `-static` and `-static-pie`: same stdout, same exit status, plus per-program assertions.
+
+mod common;
+
+use common::*;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+#[test]
+fn hello() {
+    compare("hello", "hello", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout(o, "hello, world\nhello via write\nwrite returned 16\n"),
+            if o.stderr_str().lines().any(|l| l == "hello on stderr") {
+                Ok(())
+            } else {
+                Err("stderr lacks \"hello on stderr\"".into())
+            },
+        ])
+    });
+}
+
+#[test]
+fn exit_codes() {
+    let cases: &[(&str, i32, &str)] = &[
+        ("exit0", 0, "mode exit0\n"),
+        ("exit42", 42, "mode exit42\n"),
+        ("exit300", 44, "mode exit300\n"),
+        ("return7", 7, "mode return7\n"),
+        ("_exit3", 3, "mode _exit3\n"),
+        ("unflushed", 5, ""),
+        ("sys_exit", 9, "mode sys_exit\n"),
+        ("exit_group", 11, "mode exit_group\n"),
+    ];
+    let checks: Vec<_> = cases
+        .iter()
+        .map(|&(mode, status, out)| -> (Spec, Box<dyn Fn(&Outcome) -> Result<(), String>>) {
+            (Spec::args([mode]), Box::new(move |o| all([expect_status(o, status), expect_stdout(o, out)])))
+        })
+        .collect();
+    let runs: Vec<_> = checks.iter().map(|(s, c)| (s.clone(), c.as_ref())).collect();
+    compare_each("exit_codes", "exit", &runs);
+}
+
+#[test]
+fn args_and_env() {
+    let args = ["one", "two words", "", "ünïcödé", "--flag=x", "last"];
+    let spec = Spec::args(args).env(&[("RVT_A", "1"), ("RVT_B", "with space"), ("RVT_EMPTY", ""), ("PATH", "/usr/bin:/bin")]);
+    compare("args_and_env", "args", &spec, |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "argc=7"),
+            expect_stdout_has_line(o, "argv[2]=[two words]"),
+            expect_stdout_has_line(o, "argv[3]=[]"),
+            expect_stdout_has_line(o, "argv[4]=[ünïcödé]"),
+            expect_stdout_has_line(o, "argv[6]=[last]"),
+            expect_stdout_has_line(o, "argv[argc] is NULL: yes"),
+            expect_stdout_has_line(o, "envp == environ: yes"),
+            expect_stdout_has_line(o, "envc=4"),
+            expect_stdout_has_line(o, "env[1]=[RVT_A=1]"),
+            expect_stdout_has_line(o, "env[2]=[RVT_B=with space]"),
+            expect_stdout_has_line(o, "env[3]=[RVT_EMPTY=]"),
+        ])
+    });
+}
+
+#[test]
+fn auxv() {
+    compare("auxv", "auxv", &Spec::args(["some", "args"]), expect_all_ok);
+}
+
+/// Static binaries load at their link address; static-pie loads at a random base.
+#[test]
+fn load_base() {
+    let parse = |o: &Outcome| -> Result<u64, String> {
+        let s = o.stdout_str();
+        u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).map_err(|e| format!("cannot parse base {s:?}: {e}"))
+    };
+    matrix("load_base", LINKS, |v| {
+        let bin = compile("auxv", v.link);
+        let spec = Spec::args(["--print-base"]);
+        let native = parse(&run_native(&bin, &spec)).expect("native base");
+        let mut bases = Vec::new();
+        for _ in 0..3 {
+            let o = run_sandbox(v.platform, &bin, &spec);
+            sane(&o)?;
+            expect_status(&o, 0).map_err(|e| format!("{e}\n{}", o.describe()))?;
+            bases.push(parse(&o).map_err(|e| format!("{e}\n{}", o.describe()))?);
+        }
+        match v.link {
+            Link::Static if bases.iter().any(|&b| b != native) => {
+                Err(format!("static binary not at its link address {native:#x}: {bases:x?}"))
+            }
+            Link::StaticPie if bases.iter().any(|&b| b == 0 || b & 0xfff != 0) => {
+                Err(format!("static-pie base not page aligned or zero: {bases:x?}"))
+            }
+            Link::StaticPie if bases.iter().all(|&b| b == bases[0]) => {
+                Err(format!("static-pie loaded at the same base three times: {bases:x?}"))
+            }
+            _ => Ok(()),
+        }
+    });
+}
+
+#[test]
+fn malloc() {
+    compare("malloc", "malloc", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn brk() {
+    compare("brk", "brk", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn mmap() {
+    compare("mmap", "mmap", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn stack_growth() {
+    compare("stack_growth", "stack", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout(
+                o,
+                "recursion result matches: yes\nstack used >= 4 MiB: yes\n1 MiB frame touched from its far end: yes\n",
+            ),
+        ])
+    });
+}
+
+#[test]
+fn stack_overflow_is_sigsegv() {
+    compare("stack_overflow_is_sigsegv", "stack", &Spec::args(["overflow"]), |o| {
+        all([expect_status(o, 139), expect_stdout(o, "recursing forever\n")])
+    });
+}
+
+#[test]
+fn efault() {
+    compare("efault", "efault", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "write(1, (void*)1, 10) = -1 EFAULT"),
+            expect_stdout_has_line(o, "read(0, NULL, 0) = 0"),
+            expect_stdout_has_line(o, "write(1, NULL, 0) = 0"),
+            expect_stdout_has_line(o, "still running"),
+        ])
+    });
+}
+
+/// A write after mprotect(PROT_READ), and other bad accesses, kill with SIGSEGV: 139.
+#[test]
+fn segv() {
+    let checks: Vec<_> = ["mprotect", "null", "prot_none", "exec", "munmapped"]
+        .into_iter()
+        .map(|mode| -> (Spec, Box<dyn Fn(&Outcome) -> Result<(), String>>) {
+            let mut want = format!("before fault ({mode})\n");
+            if mode == "mprotect" {
+                want.push_str("read back 1 after mprotect\n");
+            }
+            let killed = move |o: &Outcome| match o.signal {
+                // natively the child itself is killed by SIGSEGV; rvisor exits with 139
+                Some(libc::SIGSEGV) | None => Ok(()),
+                Some(s) => Err(format!("killed by signal {s}, not SIGSEGV")),
+            };
+            (Spec::args([mode]), Box::new(move |o| all([expect_status(o, 139), expect_stdout(o, &want), killed(o)])))
+        })
+        .collect();
+    let runs: Vec<_> = checks.iter().map(|(s, c)| (s.clone(), c.as_ref())).collect();
+    compare_each("segv", "segv", &runs);
+}
+
+#[test]
+fn uname() {
+    compare("uname", "uname", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "sysname: Linux"),
+            expect_stdout_has_line(o, "machine: x86_64"),
+            expect_stdout_has_line(o, "nodename nonempty: yes"),
+            expect_stdout_has_line(o, "release >= 4.0: yes"),
+            expect_stdout_has_line(o, "fields NUL-terminated: yes"),
+        ])
+    });
+}
+
+#[test]
+fn ids() {
+    compare("ids", "ids", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn time() {
+    // The host clock is passed in at each run; the program checks it agrees with its own.
+    matrix("time", LINKS, |v| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        compare_one(v, "time", &Spec::args([now.to_string()]), &expect_all_ok)
+    });
+}
+
+#[test]
+fn getrandom() {
+    compare("getrandom", "random", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn rlimits() {
+    compare("rlimits", "rlimit", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn signal_state() {
+    compare("signal_state", "signals", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "initially blocked signals: 0"),
+            expect_stdout_has_line(o, "standard signals with a non-default disposition: 0"),
+            expect_stdout_has_line(o, "raw mask after blocking everything: 0xfffffffe7ffbfeff"),
+        ])
+    });
+}
+
+#[test]
+fn tls_and_startup_calls() {
+    compare("tls_and_startup_calls", "tls", &Spec::default(), expect_all_ok);
+}
+
+#[test]
+fn sched() {
+    compare("sched", "sched", &Spec::default(), expect_all_ok);
+}
+
+/// Under the harness stdio are pipes: isatty is false with ENOTTY, like Linux.
+#[test]
+fn tty_on_pipes() {
+    compare("tty_on_pipes", "tty", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "isatty(1) = 0 ENOTTY"),
+            expect_stdout_has_line(o, "ioctl(0, TCGETS) = -1 ENOTTY"),
+            expect_stdout_has_line(o, "ioctl(2, TIOCGWINSZ) = -1 ENOTTY"),
+            expect_stdout_has_line(o, "ioctl(99, TCGETS) = -1 EBADF"),
+        ])
+    });
+}
+
+/// stdin is a pseudo-terminal of 24x80: TCGETS and TIOCGWINSZ reach it.
+#[test]
+fn tty_on_pty() {
+    let pty = || -> (OwnedFd, OwnedFd) {
+        let (mut master, mut slave) = (-1, -1);
+        let ws = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: openpty writes two descriptors into the provided ints; the other pointers
+        // may be NULL (name, termios) or point to a valid winsize.
+        let r = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
+        unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    };
+    let check = |o: &Outcome| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "isatty(0) = 1 "),
+            expect_stdout_has_line(o, "ioctl(0, TCGETS) = 0 "),
+            expect_stdout_has_line(o, "ioctl(0, TIOCGWINSZ) = 0 rows=24 cols=80"),
+            expect_stdout_has_line(o, "isatty(1) = 0 ENOTTY"),
+        ])
+    };
+    matrix("tty_on_pty", LINKS, |v| {
+        let bin = compile("tty", v.link);
+        let (_m1, s1) = pty();
+        let native = run(native_command(&bin, &Spec::default()), Input::Fd(s1));
+        check(&native).unwrap_or_else(|e| panic!("native run fails its own check: {e}\n{}", native.describe()));
+        let (_m2, s2) = pty();
+        let sb = run(sandbox_command(v.platform, &[], &bin, &Spec::default()), Input::Fd(s2));
+        sane(&sb)?;
+        all([
+            if sb.stdout == native.stdout { Ok(()) } else { Err(format!("stdout differs:\n{}", diff(&native.stdout, &sb.stdout))) },
+            check(&sb),
+        ])
+        .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}
+
+#[test]
+fn fstat_stdio() {
+    compare("fstat_stdio", "fstat", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "fstat(0): fifo, S_ISFIFO=1, perms 600, nlink 1"),
+            expect_stdout_has_line(o, "fstat(1): fifo, S_ISFIFO=1, perms 600, nlink 1"),
+            expect_stdout_has_line(o, "newfstatat(1, \"\", AT_EMPTY_PATH) = 0, same inode: yes, same mode: yes"),
+            expect_stdout_has_line(o, "fstat(99) = -1 EBADF"),
+        ])
+    });
+}
+
+#[test]
+fn getcwd() {
+    compare("getcwd", "cwd", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "getcwd succeeds: yes"),
+            expect_stdout_has_line(o, "cwd is absolute: yes"),
+            expect_stdout_has_line(o, "getcwd(buf, 1) = NULL ERANGE"),
+        ])
+    });
+}
+
+#[test]
+fn proc_self_exe() {
+    compare("proc_self_exe", "proc_exe", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "readlink succeeds: yes"),
+            expect_stdout_has_line(o, "absolute: yes"),
+            expect_stdout_has_line(o, "readlink into 4 bytes returns 4 (truncated): yes"),
+            if o.stdout_lines().iter().any(|l| l.starts_with("ends with /proc_exe-") && l.ends_with(": yes")) {
+                Ok(())
+            } else {
+                Err("readlink does not end with the program's name".into())
+            },
+        ])
+    });
+}
+
+/// stdin is copied to stdout through readv/writev, then 1 MiB in one write, then a report.
+#[test]
+fn stdio_read_write() {
+    let input = pseudo_random_bytes(300_000, 0x5eed);
+    let spec = Spec::default().stdin(input.clone());
+    compare("stdio_read_write", "rw", &spec, |o| {
+        let mut errs = vec![expect_status(o, 0)];
+        if !o.stdout.starts_with(&input) {
+            errs.push(Err("stdout does not start with the bytes given on stdin".into()));
+        }
+        let rest = String::from_utf8_lossy(o.stdout.get(input.len() + (1 << 20)..).unwrap_or_default()).into_owned();
+        for line in [
+            "bytes copied from stdin = 300000",
+            "write of 1 MiB = 1048576",
+            "pread64(0) = -1 ESPIPE",
+            "pwrite64(1) = -1 ESPIPE",
+            "write(99) = -1 EBADF",
+            "read(1) (write end of a pipe) = -1 EBADF",
+            "writev(1, iov, 1025) = -1 EINVAL",
+        ] {
+            if !rest.lines().any(|l| l == line) {
+                errs.push(Err(format!("report lacks {line:?}; report:\n{rest}")));
+            }
+        }
+        all(errs)
+    });
+}
