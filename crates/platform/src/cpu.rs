@@ -1,9 +1,11 @@
 //! Application CPU state.
 
 /// User registers of one app thread, in the host's `user_regs_struct` layout.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct CpuState {
     pub regs: libc::user_regs_struct,
+    /// An XSAVE image the Sentry changed (sigreturn) and the next switch must load.
+    pub fpstate: Option<Vec<u8>>,
 }
 
 impl Default for CpuState {
@@ -13,7 +15,7 @@ impl Default for CpuState {
         regs.cs = 0x33;
         regs.ss = 0x2b;
         regs.eflags = 0x202;
-        CpuState { regs }
+        CpuState { regs, fpstate: None }
     }
 }
 

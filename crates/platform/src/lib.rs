@@ -41,10 +41,14 @@ pub enum Event {
 
 pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Creates an empty address space. Must be called on the host thread that will
-    /// run the contexts switching into it (ptrace ties a tracee to one tracer thread).
+    /// Creates an empty address space with one app thread in it, which the calling
+    /// host thread's next context to switch into it will run (ptrace ties a tracee to
+    /// the tracer thread that created it).
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
     fn new_context(&self) -> Box<dyn Context>;
+    /// Takes over an app thread made by `Context::new_thread`, on the host thread
+    /// that will run it.
+    fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>>;
     /// The highest address (exclusive) an app mapping may use.
     fn max_user_address(&self) -> u64;
 }
@@ -65,7 +69,24 @@ pub trait Context: Send {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event>;
     /// Carries out queued address-space changes now (before frames are reused).
     fn sync(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<()>;
+    /// Makes another app thread in `aspace` (clone with CLONE_VM), to be adopted by
+    /// the host thread that will run it.
+    fn new_thread(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<ThreadSeed>;
+    /// The app's floating-point and vector state (the XSAVE area), for signal frames.
+    fn fpstate(&mut self) -> Result<Vec<u8>>;
+    /// A handle that makes a running `switch` return `Event::Interrupted` promptly.
+    fn interrupter(&self) -> Arc<dyn Interrupter>;
+    /// Gives up the app thread this context runs (the task exited).
+    fn release(&mut self);
 }
+
+/// Lets any Sentry thread kick a task out of app code (to deliver a signal).
+pub trait Interrupter: Send + Sync {
+    fn interrupt(&self);
+}
+
+/// A new app thread made by one host thread and handed to another.
+pub struct ThreadSeed(pub Box<dyn Any + Send>);
 
 /// Creates the platform called `name`.
 pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {

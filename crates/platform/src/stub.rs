@@ -68,6 +68,17 @@ std::arch::global_asm!(
     "add r15, 56", "dec r14", "jnz 2b",
     "3:",
     "int3",
+    // clone() for a new app thread or process: the caller traps at the int3 with
+    // the child's id in rax; the child, untraced, waits in pause() until the task
+    // thread that will run it seizes it.
+    ".globl rvisor_stub_clone",
+    "rvisor_stub_clone:",
+    "syscall",
+    "test rax, rax", "jz rvisor_stub_park",
+    "int3",
+    ".globl rvisor_stub_park",
+    "rvisor_stub_park:",
+    "mov eax, 34", "syscall", "jmp rvisor_stub_park",
     // One syscall with the registers as set.
     ".globl rvisor_stub_syscall",
     "rvisor_stub_syscall:",
@@ -99,6 +110,8 @@ extern "C" {
     static rvisor_stub_start: u8;
     static rvisor_stub_batch: u8;
     static rvisor_stub_syscall: u8;
+    static rvisor_stub_clone: u8;
+    static rvisor_stub_park: u8;
     static rvisor_stub_end: u8;
     fn rvisor_stub_spawn(memfd: i32, ctlfd: i32, rseq: u64) -> i64;
     /// glibc's offset of the thread's rseq area from the thread pointer.
@@ -124,6 +137,9 @@ fn current_rseq_area() -> u64 {
 pub struct StubEntries {
     pub batch: u64,
     pub syscall: u64,
+    pub clone: u64,
+    /// An endless pause() loop: where threads wait untraced.
+    pub park: u64,
 }
 
 static INSTALLED: OnceLock<Result<StubEntries, String>> = OnceLock::new();
@@ -138,11 +154,13 @@ pub fn install() -> io::Result<&'static StubEntries> {
 
 fn install_once() -> io::Result<StubEntries> {
     // SAFETY: taking the addresses of symbols defined in the global_asm above.
-    let (start, batch, syscall, end) = unsafe {
+    let (start, batch, syscall, clone, park, end) = unsafe {
         (
             &rvisor_stub_start as *const u8 as u64,
             &rvisor_stub_batch as *const u8 as u64,
             &rvisor_stub_syscall as *const u8 as u64,
+            &rvisor_stub_clone as *const u8 as u64,
+            &rvisor_stub_park as *const u8 as u64,
             &rvisor_stub_end as *const u8 as u64,
         )
     };
@@ -173,7 +191,8 @@ fn install_once() -> io::Result<StubEntries> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(StubEntries { batch: STUB_CODE + (batch - start), syscall: STUB_CODE + (syscall - start) })
+    let at = |sym: u64| STUB_CODE + (sym - start);
+    Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park) })
 }
 
 /// Forks a new stub process from the calling thread, which becomes its tracer.

@@ -48,3 +48,51 @@ fn syscalls_and_faults_come_back_as_events() {
     unsafe { std::ptr::copy_nonoverlapping(mem.add(4096), v.as_mut_ptr(), 8) };
     assert_eq!(u64::from_le_bytes(v), 0x1234);
 }
+
+#[test]
+fn threads_are_adopted_by_other_host_threads_and_interrupts_stop_a_spin() {
+    let (fd, mem) = memfd();
+    // 0x400000: mov eax, 39 (getpid); syscall; jmp 0x400000
+    // 0x400010: jmp 0x400010 (spin)
+    let code: &[u8] = &[0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
+    let spin: &[u8] = &[0xeb, 0xfe];
+    // SAFETY: writing into our own mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(code.as_ptr(), mem, code.len());
+        std::ptr::copy_nonoverlapping(spin.as_ptr(), mem.add(0x10), spin.len());
+    }
+    let p = by_name("ptrace", fd).unwrap();
+    let aspace = p.new_address_space().unwrap();
+    let mut ctx = p.new_context();
+    aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
+    let mut cpu = CpuState::default();
+    cpu.regs.rip = 0x400000;
+    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    let seed = ctx.new_thread(&aspace).unwrap();
+    let (p2, a2) = (p.clone(), aspace.clone());
+    let child = std::thread::spawn(move || {
+        let mut c = p2.adopt(seed).unwrap();
+        let mut cpu = CpuState::default();
+        cpu.regs.rip = 0x400000;
+        let first = c.switch(&a2, &mut cpu).unwrap();
+        // Now spin until interrupted from the other thread.
+        cpu.regs.rip = 0x400010;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kicker = c.interrupter();
+        let k = std::thread::spawn(move || {
+            rx.recv().unwrap();
+            kicker.interrupt();
+        });
+        tx.send(()).unwrap();
+        let second = c.switch(&a2, &mut cpu).unwrap();
+        k.join().unwrap();
+        (first, cpu.syscall_nr(), second)
+    });
+    let (first, _, second) = child.join().unwrap();
+    assert_eq!(first, Event::Syscall);
+    assert_eq!(second, Event::Interrupted);
+    // The original thread still runs.
+    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    assert_eq!(cpu.syscall_nr(), 39);
+    assert!(ctx.fpstate().unwrap().len() >= 576);
+}

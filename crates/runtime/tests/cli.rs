@@ -26,7 +26,11 @@ fn elf32() -> Vec<u8> {
     let code: [u8; 12] = [0xb8, 1, 0, 0, 0, 0xbb, 42, 0, 0, 0, 0xcd, 0x80]; // mov eax,1; mov ebx,42; int 0x80
     let total = (EHSIZE + PHSIZE) as u32 + code.len() as u32;
     let mut f = Vec::new();
-    f.extend_from_slice(&[0x7f, b'E', b'L', b'F', 1 /* ELFCLASS32 */, 1 /* LSB */, 1, 0]);
+    f.extend_from_slice(&[
+        0x7f, b'E', b'L', b'F', 1, /* ELFCLASS32 */
+        1, /* LSB */
+        1, 0,
+    ]);
     f.extend_from_slice(&[0; 8]);
     f.extend_from_slice(&2u16.to_le_bytes()); // e_type ET_EXEC
     f.extend_from_slice(&3u16.to_le_bytes()); // e_machine EM_386
@@ -42,7 +46,11 @@ fn elf32() -> Vec<u8> {
     f.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
     f.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
     assert_eq!(f.len(), EHSIZE as usize);
-    for word in [1 /* PT_LOAD */, 0, BASE, BASE, total, total, 5 /* R|X */, 0x1000] {
+    for word in [
+        1, /* PT_LOAD */
+        0, BASE, BASE, total, total, 5, /* R|X */
+        0x1000,
+    ] {
         f.extend_from_slice(&u32::to_le_bytes(word));
     }
     f.extend_from_slice(&code);
@@ -59,13 +67,22 @@ fn expect_refused(platform: &str, path: &Path, status: i32) -> Result<(), String
     let lines: Vec<&str> = err.lines().collect();
     all([
         expect_status(&o, status),
-        if o.stdout.is_empty() { Ok(()) } else { Err("something was printed on stdout".into()) },
+        if o.stdout.is_empty() {
+            Ok(())
+        } else {
+            Err("something was printed on stdout".into())
+        },
         if lines.len() == 1 && err.ends_with('\n') {
             Ok(())
         } else {
-            Err(format!("want exactly one line on stderr, got {}", lines.len()))
+            Err(format!(
+                "want exactly one line on stderr, got {}",
+                lines.len()
+            ))
         },
-        if err.contains(path.to_str().unwrap()) || err.contains(path.file_name().unwrap().to_str().unwrap()) {
+        if err.contains(path.to_str().unwrap())
+            || err.contains(path.file_name().unwrap().to_str().unwrap())
+        {
             Ok(())
         } else {
             Err("the message does not name the file".into())
@@ -96,6 +113,10 @@ fn non_elf_files_are_126() {
     matrix("non_elf_files_are_126", &[Link::Static], |v| {
         all([&text, &script, &empty, &truncated, &dir].map(|p| expect_refused(v.platform, p, 126)))
     });
+    for f in [&text, &script, &empty, &truncated] {
+        let _ = fs::remove_file(f);
+    }
+    let _ = fs::remove_dir(&dir);
 }
 
 #[test]
@@ -103,9 +124,16 @@ fn elf32_is_126() {
     let p = exe_file("elf32", &elf32());
     // Sanity: the file is what it says; on hosts with IA-32 emulation it really runs.
     if let Ok(o) = Command::new(&p).output() {
-        assert_eq!(o.status.code(), Some(42), "the crafted i386 ELF misbehaves natively");
+        assert_eq!(
+            o.status.code(),
+            Some(42),
+            "the crafted i386 ELF misbehaves natively"
+        );
     }
-    matrix("elf32_is_126", &[Link::Static], |v| expect_refused(v.platform, &p, 126));
+    matrix("elf32_is_126", &[Link::Static], |v| {
+        expect_refused(v.platform, &p, 126)
+    });
+    let _ = fs::remove_file(&p);
 }
 
 #[test]
@@ -114,26 +142,76 @@ fn foreign_machine_elf_is_126() {
     let mut bytes = fs::read(compile("hello", Link::Static)).unwrap();
     bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
     let p = exe_file("aarch64-elf", &bytes);
-    matrix("foreign_machine_elf_is_126", &[Link::Static], |v| expect_refused(v.platform, &p, 126));
+    matrix("foreign_machine_elf_is_126", &[Link::Static], |v| {
+        expect_refused(v.platform, &p, 126)
+    });
+    let _ = fs::remove_file(&p);
 }
 
 #[test]
 fn dynamic_elf_is_126() {
     let p = compile("hello", Link::Dynamic);
     let native = run_native(&p, &Spec::default());
-    assert_eq!(native.status, 0, "the dynamic hello does not run natively:\n{}", native.describe());
-    matrix("dynamic_elf_is_126", &[Link::Static], |v| expect_refused(v.platform, &p, 126));
+    assert_eq!(
+        native.status,
+        0,
+        "the dynamic hello does not run natively:\n{}",
+        native.describe()
+    );
+    matrix("dynamic_elf_is_126", &[Link::Static], |v| {
+        expect_refused(v.platform, &p, 126)
+    });
 }
 
 /// The system calls issue 2 implements: `rvisor syscalls` must list each as supported or
 /// partial.
 const FOUNDATION_SYSCALLS: &[&str] = &[
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "exit", "exit_group", "brk", "mmap", "munmap",
-    "mprotect", "mremap", "madvise", "msync", "mincore", "arch_prctl", "set_tid_address", "set_robust_list", "uname",
-    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
-    "clock_gettime", "gettimeofday", "time", "clock_getres", "getrandom", "rt_sigaction", "rt_sigprocmask",
-    "prlimit64", "getrlimit", "setrlimit", "ioctl", "fstat", "newfstatat", "sched_getaffinity", "sched_yield",
-    "getcwd", "readlink",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "exit",
+    "exit_group",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "mremap",
+    "madvise",
+    "msync",
+    "mincore",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "uname",
+    "getpid",
+    "getppid",
+    "gettid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "clock_gettime",
+    "gettimeofday",
+    "time",
+    "clock_getres",
+    "getrandom",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "prlimit64",
+    "getrlimit",
+    "setrlimit",
+    "ioctl",
+    "fstat",
+    "newfstatat",
+    "sched_getaffinity",
+    "sched_yield",
+    "getcwd",
+    "readlink",
 ];
 
 #[test]
@@ -149,12 +227,22 @@ fn syscalls_table() {
         // Accept `NAME STATUS [note]`, `NR NAME STATUS`, `NAME: STATUS`, ...: the status is
         // the first status word, the name the last identifier before it.
         let words: Vec<&str> = line.split_whitespace().collect();
-        let clean = |w: &str| w.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).to_owned();
-        let Some(si) = words.iter().position(|w| matches!(clean(w).as_str(), "supported" | "partial" | "missing")) else {
+        let clean = |w: &str| {
+            w.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .to_owned()
+        };
+        let Some(si) = words
+            .iter()
+            .position(|w| matches!(clean(w).as_str(), "supported" | "partial" | "missing"))
+        else {
             // a header line is fine as long as it is not a syscall line
             continue;
         };
-        let Some(name) = words[..si].iter().rev().map(|w| clean(w)).find(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()))
+        let Some(name) = words[..si]
+            .iter()
+            .rev()
+            .map(|w| clean(w))
+            .find(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()))
         else {
             errs.push(format!("no name in {line:?}"));
             continue;
@@ -164,7 +252,10 @@ fn syscalls_table() {
         }
     }
     if table.get("read").map(String::as_str) != Some("supported") {
-        errs.push(format!("read is not listed as supported (got {:?})", table.get("read")));
+        errs.push(format!(
+            "read is not listed as supported (got {:?})",
+            table.get("read")
+        ));
     }
     for name in FOUNDATION_SYSCALLS {
         match table.get(*name).map(String::as_str) {
@@ -176,7 +267,10 @@ fn syscalls_table() {
         errs.push("rseq is not listed (it should be, as ENOSYS by design)".into());
     }
     if table.len() < 300 {
-        errs.push(format!("only {} syscalls in the table: it should cover the whole x86-64 table", table.len()));
+        errs.push(format!(
+            "only {} syscalls in the table: it should cover the whole x86-64 table",
+            table.len()
+        ));
     }
     assert!(errs.is_empty(), "{}\n{}", errs.join("\n"), o.describe());
 }
@@ -191,7 +285,10 @@ fn strace_flag() {
         all([
             expect_status(&o, 0),
             expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
-            if err.lines().any(|l| l.contains("write(") && l.contains("= 16")) {
+            if err
+                .lines()
+                .any(|l| l.contains("write(") && l.contains("= 16"))
+            {
                 Ok(())
             } else {
                 Err("no strace line for write(1, ..., 16) = 16 on stderr".into())
@@ -211,20 +308,33 @@ fn strace_to_log_file() {
     matrix("strace_to_log_file", &[Link::Static], |v| {
         let bin = compile("hello", v.link);
         let log = scratch_path("strace.log");
-        let log_arg = format!("--log={}", log.display());
-        let o = run_sandbox_flags(v.platform, &["--strace", &log_arg], &bin, &Spec::default());
+        let log_arg = log.display().to_string();
+        let o = run_sandbox_flags(
+            v.platform,
+            &["--strace", "--log", &log_arg],
+            &bin,
+            &Spec::default(),
+        );
         sane(&o)?;
         let logged = fs::read_to_string(&log).unwrap_or_default();
         let _ = fs::remove_file(&log);
         all([
             expect_status(&o, 0),
             expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
-            if logged.lines().any(|l| l.contains("write(") && l.contains("= 16")) {
+            if logged
+                .lines()
+                .any(|l| l.contains("write(") && l.contains("= 16"))
+            {
                 Ok(())
             } else {
-                Err(format!("the log file lacks the write(...) = 16 line; log:\n{logged}"))
+                Err(format!(
+                    "the log file lacks the write(...) = 16 line; log:\n{logged}"
+                ))
             },
-            if o.stderr_str().lines().any(|l| l.contains("write(") && l.contains("= 16")) {
+            if o.stderr_str()
+                .lines()
+                .any(|l| l.contains("write(") && l.contains("= 16"))
+            {
                 Err("strace output went to stderr despite --log".into())
             } else {
                 Ok(())
@@ -249,7 +359,10 @@ fn debug_flag() {
         all([
             expect_status(&o, 0),
             expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
-            if err.lines().any(|l| !l.trim().is_empty() && l != "hello on stderr") {
+            if err
+                .lines()
+                .any(|l| !l.trim().is_empty() && l != "hello on stderr")
+            {
                 Ok(())
             } else {
                 Err("--debug printed nothing of the Sentry's internals".into())
@@ -259,11 +372,39 @@ fn debug_flag() {
     });
 }
 
+/// Without --platform, rvisor uses ptrace.
+#[test]
+fn default_platform_is_ptrace() {
+    let bin = compile("hello", Link::Static);
+    let mut cmd = Command::new(rvisor());
+    cmd.arg("do").arg("--").arg(&bin);
+    let o = run(cmd, Input::Bytes(vec![]));
+    let r = all([
+        sane(&o),
+        expect_status(&o, 0),
+        expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
+    ]);
+    assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
+    let with_flag = run_sandbox("ptrace", &bin, &Spec::default());
+    assert_eq!(
+        with_flag.stdout, o.stdout,
+        "--platform=ptrace and the default differ"
+    );
+}
+
 #[test]
 fn bad_invocations_fail_cleanly() {
     let hello = compile("hello", Link::Static);
     let cases: Vec<(&str, Vec<String>)> = vec![
-        ("unknown platform", vec!["do".into(), "--platform=no-such-platform".into(), "--".into(), hello.display().to_string()]),
+        (
+            "unknown platform",
+            vec![
+                "do".into(),
+                "--platform=no-such-platform".into(),
+                "--".into(),
+                hello.display().to_string(),
+            ],
+        ),
         ("no program", vec!["do".into(), "--".into()]),
         ("unknown subcommand", vec!["no-such-subcommand".into()]),
     ];
@@ -274,9 +415,21 @@ fn bad_invocations_fail_cleanly() {
         let o = run(cmd, Input::Bytes(vec![]));
         let r = all([
             sane(&o),
-            if o.status != 0 && o.signal.is_none() { Ok(()) } else { Err(format!("{what}: want a non-zero exit, got {}", o.status)) },
-            if o.stdout_str().contains("hello, world") { Err(format!("{what}: the program ran")) } else { Ok(()) },
-            if o.stderr.is_empty() { Err(format!("{what}: no message on stderr")) } else { Ok(()) },
+            if o.status != 0 && o.signal.is_none() {
+                Ok(())
+            } else {
+                Err(format!("{what}: want a non-zero exit, got {}", o.status))
+            },
+            if o.stdout_str().contains("hello, world") {
+                Err(format!("{what}: the program ran"))
+            } else {
+                Ok(())
+            },
+            if o.stderr.is_empty() {
+                Err(format!("{what}: no message on stderr"))
+            } else {
+                Ok(())
+            },
         ]);
         if let Err(e) = r {
             errs.push(format!("{e}\n{}", o.describe()));
@@ -292,7 +445,10 @@ fn known_failures_file_is_valid() {
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let list = parse_known_failures(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut sources = String::new();
-    for entry in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")).unwrap().flatten() {
+    for entry in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"))
+        .unwrap()
+        .flatten()
+    {
         if entry.path().extension().is_some_and(|e| e == "rs") {
             sources.push_str(&fs::read_to_string(entry.path()).unwrap());
         }
@@ -307,10 +463,16 @@ fn known_failures_file_is_valid() {
         );
     }
     // The parser itself.
-    let ok = parse_known_failures("# comment\n\nmmap ptrace mremap not done\nauxv[static-pie] * reason here\n").unwrap();
+    let ok = parse_known_failures(
+        "# comment\n\nmmap ptrace mremap not done\nauxv[static-pie] * reason here\n",
+    )
+    .unwrap();
     assert_eq!(ok.len(), 2);
     assert_eq!(ok[1].link, Some(Link::StaticPie));
-    assert!(parse_known_failures("mmap ptrace\n").is_err(), "a reason is required");
+    assert!(
+        parse_known_failures("mmap ptrace\n").is_err(),
+        "a reason is required"
+    );
     assert!(parse_known_failures("mmap nosuchplatform why\n").is_err());
     assert!(parse_known_failures("mmap[pie] ptrace why\n").is_err());
 }

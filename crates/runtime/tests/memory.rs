@@ -24,7 +24,11 @@ fn footprint(native: bool, pid: libc::pid_t) -> Result<u64, String> {
 /// Drives `bigmap MODE`: mapped -> touched 10 pages -> released, measuring at each step.
 fn bigmap(test: &str, mode: &'static str) {
     let drive = |native: bool, mut p: Interactive| -> Result<(), String> {
-        let who = if native { "native RssAnon" } else { "memory file" };
+        let who = if native {
+            "native RssAnon"
+        } else {
+            "memory file"
+        };
         p.expect_line("mapped")?;
         let mapped = footprint(native, p.pid())?;
         p.send_line()?;
@@ -40,6 +44,10 @@ fn bigmap(test: &str, mode: &'static str) {
         p.expect_line("done")?;
         let o = p.finish();
         let grew = touched.saturating_sub(mapped);
+        eprintln!(
+            "{who}: mapped {mapped} B, touched {touched} B (+{} pages), released {released} B",
+            grew / PAGE
+        );
         all([
             sane(&o),
             expect_status(&o, 0),
@@ -72,7 +80,10 @@ fn bigmap(test: &str, mode: &'static str) {
         if let Err(e) = drive(true, Interactive::spawn(native_command(&bin, &spec))) {
             panic!("native run of bigmap {mode} fails, so the test program is wrong:\n{e}");
         }
-        drive(false, Interactive::spawn(sandbox_command(v.platform, &[], &bin, &spec)))
+        drive(
+            false,
+            Interactive::spawn(sandbox_command(v.platform, &[], &bin, &spec)),
+        )
     });
 }
 
@@ -91,13 +102,21 @@ fn bigmap_dontneed() {
 #[test]
 fn alloc_loop_footprint() {
     let drive = |native: bool, mut p: Interactive| -> Result<(), String> {
-        let who = if native { "native RssAnon" } else { "memory file" };
+        let who = if native {
+            "native RssAnon"
+        } else {
+            "memory file"
+        };
         p.expect_line("ready")?;
         let before = footprint(native, p.pid())?;
         p.send_line()?;
         p.expect_line("done 20 x 2 GiB")?;
         let after = footprint(native, p.pid())?;
         let o = p.finish();
+        eprintln!(
+            "{who}: before {before} B, after {after} B, peak RSS {} KiB",
+            o.maxrss_kib
+        );
         // One iteration touches 2048 pages (8 MiB); 20 leaked iterations would be 160 MiB.
         let peak_limit_kib = 512 * 1024;
         all([
@@ -118,9 +137,15 @@ fn alloc_loop_footprint() {
     };
     matrix("alloc_loop_footprint", LINKS, |v| {
         let bin = compile("alloc_loop", v.link);
-        if let Err(e) = drive(true, Interactive::spawn(native_command(&bin, &Spec::default()))) {
+        if let Err(e) = drive(
+            true,
+            Interactive::spawn(native_command(&bin, &Spec::default())),
+        ) {
             panic!("native run of alloc_loop fails, so the test program is wrong:\n{e}");
         }
-        drive(false, Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::default())))
+        drive(
+            false,
+            Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::default())),
+        )
     });
 }

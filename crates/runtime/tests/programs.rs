@@ -35,18 +35,25 @@ fn exit_codes() {
     ];
     let checks: Vec<_> = cases
         .iter()
-        .map(|&(mode, status, out)| -> (Spec, Box<dyn Fn(&Outcome) -> Result<(), String>>) {
-            (Spec::args([mode]), Box::new(move |o| all([expect_status(o, status), expect_stdout(o, out)])))
+        .map(|&(mode, status, out)| -> (Spec, Box<Check>) {
+            (
+                Spec::args([mode]),
+                Box::new(move |o| all([expect_status(o, status), expect_stdout(o, out)])),
+            )
         })
         .collect();
-    let runs: Vec<_> = checks.iter().map(|(s, c)| (s.clone(), c.as_ref())).collect();
-    compare_each("exit_codes", "exit", &runs);
+    compare_each("exit_codes", "exit", &checks);
 }
 
 #[test]
 fn args_and_env() {
     let args = ["one", "two words", "", "ünïcödé", "--flag=x", "last"];
-    let spec = Spec::args(args).env(&[("RVT_A", "1"), ("RVT_B", "with space"), ("RVT_EMPTY", ""), ("PATH", "/usr/bin:/bin")]);
+    let spec = Spec::args(args).env(&[
+        ("RVT_A", "1"),
+        ("RVT_B", "with space"),
+        ("RVT_EMPTY", ""),
+        ("PATH", "/usr/bin:/bin"),
+    ]);
     compare("args_and_env", "args", &spec, |o| {
         all([
             expect_status(o, 0),
@@ -75,7 +82,8 @@ fn auxv() {
 fn load_base() {
     let parse = |o: &Outcome| -> Result<u64, String> {
         let s = o.stdout_str();
-        u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).map_err(|e| format!("cannot parse base {s:?}: {e}"))
+        u64::from_str_radix(s.trim().trim_start_matches("0x"), 16)
+            .map_err(|e| format!("cannot parse base {s:?}: {e}"))
     };
     matrix("load_base", LINKS, |v| {
         let bin = compile("auxv", v.link);
@@ -89,15 +97,15 @@ fn load_base() {
             bases.push(parse(&o).map_err(|e| format!("{e}\n{}", o.describe()))?);
         }
         match v.link {
-            Link::Static if bases.iter().any(|&b| b != native) => {
-                Err(format!("static binary not at its link address {native:#x}: {bases:x?}"))
-            }
-            Link::StaticPie if bases.iter().any(|&b| b == 0 || b & 0xfff != 0) => {
-                Err(format!("static-pie base not page aligned or zero: {bases:x?}"))
-            }
-            Link::StaticPie if bases.iter().all(|&b| b == bases[0]) => {
-                Err(format!("static-pie loaded at the same base three times: {bases:x?}"))
-            }
+            Link::Static if bases.iter().any(|&b| b != native) => Err(format!(
+                "static binary not at its link address {native:#x}: {bases:x?}"
+            )),
+            Link::StaticPie if bases.iter().any(|&b| b == 0 || b & 0xfff != 0) => Err(format!(
+                "static-pie base not page aligned or zero: {bases:x?}"
+            )),
+            Link::StaticPie if bases.iter().all(|&b| b == bases[0]) => Err(format!(
+                "static-pie loaded at the same base three times: {bases:x?}"
+            )),
             _ => Ok(()),
         }
     });
@@ -133,9 +141,17 @@ fn stack_growth() {
 
 #[test]
 fn stack_overflow_is_sigsegv() {
-    compare("stack_overflow_is_sigsegv", "stack", &Spec::args(["overflow"]), |o| {
-        all([expect_status(o, 139), expect_stdout(o, "recursing forever\n")])
-    });
+    compare(
+        "stack_overflow_is_sigsegv",
+        "stack",
+        &Spec::args(["overflow"]),
+        |o| {
+            all([
+                expect_status(o, 139),
+                expect_stdout(o, "recursing forever\n"),
+            ])
+        },
+    );
 }
 
 #[test]
@@ -156,7 +172,7 @@ fn efault() {
 fn segv() {
     let checks: Vec<_> = ["mprotect", "null", "prot_none", "exec", "munmapped"]
         .into_iter()
-        .map(|mode| -> (Spec, Box<dyn Fn(&Outcome) -> Result<(), String>>) {
+        .map(|mode| -> (Spec, Box<Check>) {
             let mut want = format!("before fault ({mode})\n");
             if mode == "mprotect" {
                 want.push_str("read back 1 after mprotect\n");
@@ -166,11 +182,13 @@ fn segv() {
                 Some(libc::SIGSEGV) | None => Ok(()),
                 Some(s) => Err(format!("killed by signal {s}, not SIGSEGV")),
             };
-            (Spec::args([mode]), Box::new(move |o| all([expect_status(o, 139), expect_stdout(o, &want), killed(o)])))
+            (
+                Spec::args([mode]),
+                Box::new(move |o| all([expect_status(o, 139), expect_stdout(o, &want), killed(o)])),
+            )
         })
         .collect();
-    let runs: Vec<_> = checks.iter().map(|(s, c)| (s.clone(), c.as_ref())).collect();
-    compare_each("segv", "segv", &runs);
+    compare_each("segv", "segv", &checks);
 }
 
 #[test]
@@ -196,7 +214,10 @@ fn ids() {
 fn time() {
     // The host clock is passed in at each run; the program checks it agrees with its own.
     matrix("time", LINKS, |v| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         compare_one(v, "time", &Spec::args([now.to_string()]), &expect_all_ok)
     });
 }
@@ -225,7 +246,12 @@ fn signal_state() {
 
 #[test]
 fn tls_and_startup_calls() {
-    compare("tls_and_startup_calls", "tls", &Spec::default(), expect_all_ok);
+    compare(
+        "tls_and_startup_calls",
+        "tls",
+        &Spec::default(),
+        expect_all_ok,
+    );
 }
 
 #[test]
@@ -252,10 +278,23 @@ fn tty_on_pipes() {
 fn tty_on_pty() {
     let pty = || -> (OwnedFd, OwnedFd) {
         let (mut master, mut slave) = (-1, -1);
-        let ws = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: openpty writes two descriptors into the provided ints; the other pointers
         // may be NULL (name, termios) or point to a valid winsize.
-        let r = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &ws,
+            )
+        };
         assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
         unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
@@ -273,12 +312,24 @@ fn tty_on_pty() {
         let bin = compile("tty", v.link);
         let (_m1, s1) = pty();
         let native = run(native_command(&bin, &Spec::default()), Input::Fd(s1));
-        check(&native).unwrap_or_else(|e| panic!("native run fails its own check: {e}\n{}", native.describe()));
+        check(&native).unwrap_or_else(|e| {
+            panic!("native run fails its own check: {e}\n{}", native.describe())
+        });
         let (_m2, s2) = pty();
-        let sb = run(sandbox_command(v.platform, &[], &bin, &Spec::default()), Input::Fd(s2));
+        let sb = run(
+            sandbox_command(v.platform, &[], &bin, &Spec::default()),
+            Input::Fd(s2),
+        );
         sane(&sb)?;
         all([
-            if sb.stdout == native.stdout { Ok(()) } else { Err(format!("stdout differs:\n{}", diff(&native.stdout, &sb.stdout))) },
+            if sb.stdout == native.stdout {
+                Ok(())
+            } else {
+                Err(format!(
+                    "stdout differs:\n{}",
+                    diff(&native.stdout, &sb.stdout)
+                ))
+            },
             check(&sb),
         ])
         .map_err(|e| format!("{e}\n{}", sb.describe()))
@@ -292,7 +343,10 @@ fn fstat_stdio() {
             expect_status(o, 0),
             expect_stdout_has_line(o, "fstat(0): fifo, S_ISFIFO=1, perms 600, nlink 1"),
             expect_stdout_has_line(o, "fstat(1): fifo, S_ISFIFO=1, perms 600, nlink 1"),
-            expect_stdout_has_line(o, "newfstatat(1, \"\", AT_EMPTY_PATH) = 0, same inode: yes, same mode: yes"),
+            expect_stdout_has_line(
+                o,
+                "newfstatat(1, \"\", AT_EMPTY_PATH) = 0, same inode: yes, same mode: yes",
+            ),
             expect_stdout_has_line(o, "fstat(99) = -1 EBADF"),
         ])
     });
@@ -318,7 +372,10 @@ fn proc_self_exe() {
             expect_stdout_has_line(o, "readlink succeeds: yes"),
             expect_stdout_has_line(o, "absolute: yes"),
             expect_stdout_has_line(o, "readlink into 4 bytes returns 4 (truncated): yes"),
-            if o.stdout_lines().iter().any(|l| l.starts_with("ends with /proc_exe-") && l.ends_with(": yes")) {
+            if o.stdout_lines()
+                .iter()
+                .any(|l| l.starts_with("ends with /proc_exe-") && l.ends_with(": yes"))
+            {
                 Ok(())
             } else {
                 Err("readlink does not end with the program's name".into())
@@ -335,9 +392,13 @@ fn stdio_read_write() {
     compare("stdio_read_write", "rw", &spec, |o| {
         let mut errs = vec![expect_status(o, 0)];
         if !o.stdout.starts_with(&input) {
-            errs.push(Err("stdout does not start with the bytes given on stdin".into()));
+            errs.push(Err(
+                "stdout does not start with the bytes given on stdin".into()
+            ));
         }
-        let rest = String::from_utf8_lossy(o.stdout.get(input.len() + (1 << 20)..).unwrap_or_default()).into_owned();
+        let rest =
+            String::from_utf8_lossy(o.stdout.get(input.len() + (1 << 20)..).unwrap_or_default())
+                .into_owned();
         for line in [
             "bytes copied from stdin = 300000",
             "write of 1 MiB = 1048576",

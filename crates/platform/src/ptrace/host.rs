@@ -71,6 +71,8 @@ fn siginfo(tid: i32) -> Result<libc::siginfo_t> {
 
 /// Runs app code until the next stop and says why it stopped.
 pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
+    // The Sentry restarts syscalls itself; the host must never do it for us.
+    regs.orig_rax = u64::MAX;
     set_regs(tid, regs)?;
     if ptrace(libc::PTRACE_SYSEMU, tid, 0, 0) < 0 {
         return Err(host_err("PTRACE_SYSEMU"));
@@ -81,6 +83,10 @@ pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
     }
     *regs = get_regs(tid)?;
     let sig = libc::WSTOPSIG(status);
+    if status >> 16 != 0 {
+        // A ptrace event stop (PTRACE_INTERRUPT, group stop): not the app's doing.
+        return Ok(Event::Interrupted);
+    }
     if sig == libc::SIGTRAP | 0x80 {
         return Ok(Event::Syscall);
     }
@@ -132,6 +138,83 @@ pub fn inject_one(tid: i32, regs: &mut libc::user_regs_struct, entry: u64, call:
         return Err(PlatformError::Host("stub syscall", io::Error::from_raw_os_error(-(regs.rax as i64) as i32)));
     }
     Ok(regs.rax)
+}
+
+/// Takes over a stub thread parked in pause(): seize, interrupt, wait for the stop.
+pub fn seize(tid: i32) -> Result<()> {
+    let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+    if ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize) < 0 {
+        return Err(host_err("PTRACE_SEIZE"));
+    }
+    if ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) < 0 {
+        return Err(host_err("PTRACE_INTERRUPT"));
+    }
+    loop {
+        let status = wait(tid)?;
+        if !libc::WIFSTOPPED(status) {
+            return Err(PlatformError::StubDied(status));
+        }
+        if status >> 16 == libc::PTRACE_EVENT_STOP {
+            return Ok(());
+        }
+        // A signal-delivery stop that raced with the interrupt: drop it and go on.
+        ptrace(libc::PTRACE_CONT, tid, 0, 0);
+    }
+}
+
+/// Makes a traced stub thread leave `switch` (a signal-delivery stop its tracer
+/// then discards).
+pub fn kick(pid: i32, tid: i32) {
+    // SAFETY: tgkill takes plain integers.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGURG) };
+}
+
+/// Gives up a stopped stub thread: a thread exits; a process's main thread, whose
+/// exit would leave a zombie we could not reap while others run, is parked untraced.
+pub fn retire(pid: i32, tid: i32) {
+    let Ok(entries) = crate::stub::install() else { return };
+    let mut regs = crate::CpuState::default().regs;
+    regs.orig_rax = u64::MAX;
+    if tid == pid {
+        regs.rip = entries.park;
+        if set_regs(tid, &regs).is_ok() {
+            ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+        }
+        return;
+    }
+    regs.rip = entries.syscall;
+    regs.rax = libc::SYS_exit as u64;
+    if set_regs(tid, &regs).is_ok() && ptrace(libc::PTRACE_CONT, tid, 0, 0) == 0 {
+        let _ = wait(tid);
+    }
+}
+
+/// Size of the XSAVE area for the features the host enabled (CPUID 0xD).
+fn xstate_size() -> usize {
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+    (r.ebx as usize).max(512 + 64)
+}
+
+const NT_X86_XSTATE: usize = 0x202;
+
+pub fn get_xstate(tid: i32) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; xstate_size()];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    if ptrace(libc::PTRACE_GETREGSET, tid, NT_X86_XSTATE, &mut iov as *mut _ as usize) < 0 {
+        return Err(host_err("PTRACE_GETREGSET"));
+    }
+    buf.truncate(iov.iov_len);
+    Ok(buf)
+}
+
+pub fn set_xstate(tid: i32, state: &[u8]) -> Result<()> {
+    let mut buf = state.to_vec();
+    buf.resize(xstate_size(), 0);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    if ptrace(libc::PTRACE_SETREGSET, tid, NT_X86_XSTATE, &mut iov as *mut _ as usize) < 0 {
+        return Err(host_err("PTRACE_SETREGSET"));
+    }
+    Ok(())
 }
 
 pub fn kill_and_reap(pid: i32) {

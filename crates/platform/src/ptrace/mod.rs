@@ -10,10 +10,11 @@ mod control;
 mod host;
 
 use crate::stub::{self, QueuedCall, QUEUE_CAPACITY, STUB_BASE, STUB_CONTROL_FD, STUB_MEMORY_FD, STUB_QUEUE};
-use crate::{AddressSpace, Context, CpuState, Event, Perms, Platform, PlatformError, Result};
+use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
 use control::{ControlFile, ControlSlot};
 use std::any::Any;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct PtracePlatform {
@@ -29,6 +30,10 @@ impl PtracePlatform {
     }
 }
 
+fn entries() -> Result<&'static stub::StubEntries> {
+    stub::install().map_err(|e| PlatformError::Host("stub install", e))
+}
+
 impl Platform for PtracePlatform {
     fn name(&self) -> &'static str {
         "ptrace"
@@ -38,29 +43,33 @@ impl Platform for PtracePlatform {
         let slot = self.control.alloc_slot().ok_or_else(|| PlatformError::Unsupported("too many address spaces".into()))?;
         let cpu = host::pin_current_thread();
         let pid = stub::spawn(self.memory_fd, self.control.fd()).map_err(|e| PlatformError::Host("fork stub", e))?;
-        let aspace = PtraceAddressSpace { pid, slot, pending: Mutex::new(Vec::new()) };
+        let aspace = PtraceAddressSpace { pid, slot, pending: Mutex::new(Vec::new()), leader_claimed: AtomicBool::new(false) };
         host::wait_initial_stop(pid)?;
         host::pin(pid, cpu);
-        // The first injected call maps the queue page, read-only, into the stub.
+        // Set up the stub: its queue page (read-only), and no parent-death signal
+        // from now on: EXITKILL on every traced stub thread covers a Sentry crash,
+        // and the host thread that forked it may exit before the process does.
         let mut regs = CpuState::default().regs;
-        let entries = stub::install().map_err(|e| PlatformError::Host("stub install", e))?;
-        let call = QueuedCall {
-            nr: libc::SYS_mmap as u64,
-            args: [
-                STUB_QUEUE,
-                4096,
-                libc::PROT_READ as u64,
-                (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                STUB_CONTROL_FD,
-                aspace.slot.offset(),
-            ],
-        };
-        host::inject_one(pid, &mut regs, entries.syscall, &call)?;
+        let syscall = entries()?.syscall;
+        let queue = [STUB_QUEUE, 4096, libc::PROT_READ as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, STUB_CONTROL_FD, aspace.slot.offset()];
+        host::inject_one(pid, &mut regs, syscall, &QueuedCall { nr: libc::SYS_mmap as u64, args: queue })?;
+        let no_pdeathsig = [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0];
+        host::inject_one(pid, &mut regs, syscall, &QueuedCall { nr: libc::SYS_prctl as u64, args: no_pdeathsig })?;
         Ok(Arc::new(aspace))
     }
 
     fn new_context(&self) -> Box<dyn Context> {
-        Box::new(PtraceContext)
+        Box::new(PtraceContext::default())
+    }
+
+    fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>> {
+        let (pid, tid) = *seed.0.downcast::<(i32, i32)>().map_err(|_| PlatformError::Unsupported("foreign thread seed".into()))?;
+        let cpu = host::pin_current_thread();
+        host::seize(tid)?;
+        host::pin(tid, cpu);
+        let ctx = PtraceContext::default();
+        ctx.bind(pid, tid);
+        Ok(Box::new(ctx))
     }
 
     fn max_user_address(&self) -> u64 {
@@ -74,6 +83,8 @@ pub struct PtraceAddressSpace {
     slot: ControlSlot,
     /// Changes not yet carried out in the stub, in order.
     pending: Mutex<Vec<QueuedCall>>,
+    /// Whether a context has taken the stub's main thread.
+    leader_claimed: AtomicBool,
 }
 
 impl PtraceAddressSpace {
@@ -87,13 +98,13 @@ impl PtraceAddressSpace {
         if calls.is_empty() {
             return Ok(());
         }
-        let entries = stub::install().map_err(|e| PlatformError::Host("stub install", e))?;
+        let batch = entries()?.batch;
         for chunk in calls.chunks(QUEUE_CAPACITY) {
             self.slot.write_queue(chunk);
             let mut regs = CpuState::default().regs;
             regs.r15 = STUB_QUEUE;
             regs.r14 = chunk.len() as u64;
-            host::run_until_trap(tid, &mut regs, entries.batch)?;
+            host::run_until_trap(tid, &mut regs, batch)?;
             if regs.r14 != 0 {
                 let failed = chunk[chunk.len() - regs.r14 as usize];
                 return Err(PlatformError::Host(
@@ -134,25 +145,111 @@ impl Drop for PtraceAddressSpace {
     }
 }
 
-/// A ptrace context is stateless: the stub thread to run comes with the address space.
-pub struct PtraceContext;
+/// The stub thread a context runs, shared with its interrupter: (pid << 32) | tid,
+/// or 0 while unbound.
+#[derive(Default)]
+struct Binding(AtomicU64);
+
+impl Binding {
+    fn get(&self) -> Option<(i32, i32)> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            v => Some(((v >> 32) as i32, v as u32 as i32)),
+        }
+    }
+}
+
+impl Interrupter for Binding {
+    fn interrupt(&self) {
+        if let Some((pid, tid)) = self.get() {
+            host::kick(pid, tid);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PtraceContext {
+    binding: Arc<Binding>,
+}
 
 impl PtraceContext {
-    fn aspace<'a>(aspace: &'a Arc<dyn AddressSpace>) -> &'a PtraceAddressSpace {
+    fn bind(&self, pid: i32, tid: i32) {
+        self.binding.0.store(((pid as u64) << 32) | tid as u32 as u64, Ordering::Release);
+    }
+
+    fn aspace(aspace: &Arc<dyn AddressSpace>) -> &PtraceAddressSpace {
         aspace.as_any().downcast_ref::<PtraceAddressSpace>().expect("ptrace context given a foreign address space")
+    }
+
+    /// The stub thread to run `aspace` with: ours if we have one there, else the
+    /// stub's main thread, which the host thread that created the address space traces.
+    fn thread_in(&mut self, asp: &PtraceAddressSpace) -> Result<i32> {
+        match self.binding.get() {
+            Some((pid, tid)) if pid == asp.pid => Ok(tid),
+            current => {
+                if asp.leader_claimed.swap(true, Ordering::AcqRel) {
+                    return Err(PlatformError::Unsupported("address space has no free thread for this context".into()));
+                }
+                if current.is_some() {
+                    self.release();
+                }
+                self.bind(asp.pid, asp.pid);
+                Ok(asp.pid)
+            }
+        }
+    }
+
+    fn bound_tid(&self) -> Result<i32> {
+        self.binding.get().map(|(_, tid)| tid).ok_or_else(|| PlatformError::Unsupported("context runs no thread".into()))
     }
 }
 
 impl Context for PtraceContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event> {
         let asp = Self::aspace(aspace);
-        let tid = asp.pid;
+        let tid = self.thread_in(asp)?;
         asp.flush(tid)?;
+        if let Some(fp) = cpu.fpstate.take() {
+            host::set_xstate(tid, &fp)?;
+        }
         host::sysemu(tid, &mut cpu.regs)
     }
 
     fn sync(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<()> {
         let asp = Self::aspace(aspace);
-        asp.flush(asp.pid)
+        let tid = self.thread_in(asp)?;
+        asp.flush(tid)
+    }
+
+    fn new_thread(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<ThreadSeed> {
+        let asp = Self::aspace(aspace);
+        let tid = self.thread_in(asp)?;
+        asp.flush(tid)?;
+        let flags = libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD | libc::CLONE_SYSVSEM;
+        let mut regs = CpuState::default().regs;
+        let call = QueuedCall { nr: libc::SYS_clone as u64, args: [flags as u64, 0, 0, 0, 0, 0] };
+        let child = host::inject_one(tid, &mut regs, entries()?.clone, &call)?;
+        Ok(ThreadSeed(Box::new((asp.pid, child as i32))))
+    }
+
+    fn fpstate(&mut self) -> Result<Vec<u8>> {
+        host::get_xstate(self.bound_tid()?)
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.binding.clone()
+    }
+
+    fn release(&mut self) {
+        if let Some((pid, tid)) = self.binding.get() {
+            self.binding.0.store(0, Ordering::Release);
+            host::retire(pid, tid);
+        }
+    }
+}
+
+impl Drop for PtraceContext {
+    fn drop(&mut self) {
+        self.release();
     }
 }

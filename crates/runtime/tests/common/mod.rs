@@ -64,7 +64,9 @@ impl Link {
     }
 
     fn parse(s: &str) -> Option<Link> {
-        [Link::Static, Link::StaticPie, Link::Dynamic].into_iter().find(|l| l.name() == s)
+        [Link::Static, Link::StaticPie, Link::Dynamic]
+            .into_iter()
+            .find(|l| l.name() == s)
     }
 }
 
@@ -86,7 +88,10 @@ impl std::fmt::Display for Variant {
 // ---------------------------------------------------------------------------------------
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 pub fn programs_dir() -> PathBuf {
@@ -107,8 +112,15 @@ pub fn scratch_path(stem: &str) -> PathBuf {
 /// `stem-PID-NANOS-COUNTER`: unique across threads and concurrent test processes.
 pub fn unique_name(stem: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{stem}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{stem}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Compiles `tests/programs/NAME.c` for `link` and returns the binary's path. The binary is
@@ -134,7 +146,9 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
         cmd.arg(flag);
     }
     cmd.arg("-o").arg(&tmp).arg(&src);
-    let result = cmd.output().unwrap_or_else(|e| panic!("cannot run gcc (is it installed?): {e}"));
+    let result = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run gcc (is it installed?): {e}"));
     if !result.status.success() {
         let _ = fs::remove_file(&tmp);
         panic!(
@@ -154,7 +168,10 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
 
 /// How long one run may take before it is killed and reported as hung.
 pub fn timeout() -> Duration {
-    let secs = std::env::var("RVISOR_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
+    let secs = std::env::var("RVISOR_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
     Duration::from_secs(secs)
 }
 
@@ -170,7 +187,10 @@ pub struct Spec {
 
 impl Spec {
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Spec {
-        Spec { args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(), ..Spec::default() }
+        Spec {
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            ..Spec::default()
+        }
     }
 
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Spec {
@@ -179,7 +199,11 @@ impl Spec {
     }
 
     pub fn env(mut self, vars: &[(&str, &str)]) -> Spec {
-        self.env = Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        self.env = Some(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         self
     }
 }
@@ -226,8 +250,16 @@ impl Outcome {
         for n in &self.notes {
             let _ = write!(s, "\n  note: {n}");
         }
-        let _ = write!(s, "\n  stdout:\n{}", indent(&clip(&self.stdout_str(), 3000)));
-        let _ = write!(s, "\n  stderr:\n{}", indent(&clip(&self.stderr_str(), 3000)));
+        let _ = write!(
+            s,
+            "\n  stdout:\n{}",
+            indent(&clip(&self.stdout_str(), 3000))
+        );
+        let _ = write!(
+            s,
+            "\n  stderr:\n{}",
+            indent(&clip(&self.stderr_str(), 3000))
+        );
         s
     }
 }
@@ -247,7 +279,10 @@ fn indent(s: &str) -> String {
     if s.is_empty() {
         return "    (empty)".into();
     }
-    s.lines().map(|l| format!("    | {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The command that runs `program` natively.
@@ -261,7 +296,12 @@ pub fn native_command(program: &Path, spec: &Spec) -> Command {
 /// The command that runs `program` under `rvisor do --platform=PLATFORM FLAGS... --`.
 pub fn sandbox_command(platform: &str, flags: &[&str], program: &Path, spec: &Spec) -> Command {
     let mut cmd = Command::new(rvisor());
-    cmd.arg("do").arg(format!("--platform={platform}")).args(flags).arg("--").arg(program).args(&spec.args);
+    cmd.arg("do")
+        .arg(format!("--platform={platform}"))
+        .args(flags)
+        .arg("--")
+        .arg(program)
+        .args(&spec.args);
     apply_env(&mut cmd, spec);
     cmd
 }
@@ -276,7 +316,10 @@ fn apply_env(cmd: &mut Command, spec: &Spec) {
 }
 
 pub fn run_native(program: &Path, spec: &Spec) -> Outcome {
-    run(native_command(program, spec), Input::Bytes(spec.stdin.clone()))
+    run(
+        native_command(program, spec),
+        Input::Bytes(spec.stdin.clone()),
+    )
 }
 
 pub fn run_sandbox(platform: &str, program: &Path, spec: &Spec) -> Outcome {
@@ -284,7 +327,10 @@ pub fn run_sandbox(platform: &str, program: &Path, spec: &Spec) -> Outcome {
 }
 
 pub fn run_sandbox_flags(platform: &str, flags: &[&str], program: &Path, spec: &Spec) -> Outcome {
-    run(sandbox_command(platform, flags, program, spec), Input::Bytes(spec.stdin.clone()))
+    run(
+        sandbox_command(platform, flags, program, spec),
+        Input::Bytes(spec.stdin.clone()),
+    )
 }
 
 /// What the child gets as stdin.
@@ -332,7 +378,10 @@ fn spawn_waiter(pid: libc::pid_t) -> Receiver<Reaped> {
             }
             panic!("wait4({pid}): {}", std::io::Error::last_os_error());
         }
-        let _ = tx.send(Reaped { status, maxrss_kib: ru.ru_maxrss });
+        let _ = tx.send(Reaped {
+            status,
+            maxrss_kib: ru.ru_maxrss,
+        });
     });
     rx
 }
@@ -369,7 +418,9 @@ pub fn run(mut cmd: Command, input: Input) -> Outcome {
             None
         }
     };
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -474,8 +525,15 @@ impl Drop for Interactive {
 impl Interactive {
     pub fn spawn(mut cmd: Command) -> Interactive {
         let command = describe_command(&cmd);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {command}: {e}"));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // Reaped by `spawn_waiter` (wait4, for rusage), not by `Child::wait`.
+        #[allow(clippy::zombie_processes)]
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
         let pid = child.id() as libc::pid_t;
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let (line_tx, lines) = mpsc::channel();
@@ -489,7 +547,11 @@ impl Interactive {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         acc.lock().unwrap().extend_from_slice(&line);
-                        let _ = line_tx.send(String::from_utf8_lossy(&line).trim_end_matches('\n').to_owned());
+                        let _ = line_tx.send(
+                            String::from_utf8_lossy(&line)
+                                .trim_end_matches('\n')
+                                .to_owned(),
+                        );
                     }
                 }
             }
@@ -516,10 +578,17 @@ impl Interactive {
     /// Waits for the next line of output. On EOF or timeout the program is killed and the
     /// error carries its whole outcome.
     pub fn next_line(&mut self) -> Result<String, String> {
-        match self.lines.recv_timeout(self.deadline.saturating_duration_since(Instant::now())) {
+        match self
+            .lines
+            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()))
+        {
             Ok(line) => Ok(line),
-            Err(RecvTimeoutError::Timeout) => Err(self.abort("timed out waiting for a line of output")),
-            Err(RecvTimeoutError::Disconnected) => Err(self.abort("stdout closed while a line was expected")),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(self.abort("timed out waiting for a line of output"))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(self.abort("stdout closed while a line was expected"))
+            }
         }
     }
 
@@ -534,7 +603,10 @@ impl Interactive {
 
     /// Sends one newline-terminated line.
     pub fn send_line(&mut self) -> Result<(), String> {
-        let r = self.stdin.as_mut().map(|s| s.write_all(b"\n").and_then(|_| s.flush()));
+        let r = self
+            .stdin
+            .as_mut()
+            .map(|s| s.write_all(b"\n").and_then(|_| s.flush()));
         match r {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(self.abort(&format!("writing to stdin: {e}"))),
@@ -595,7 +667,7 @@ pub struct KnownFailure {
 impl KnownFailure {
     fn matches(&self, test: &str, v: Variant) -> bool {
         self.test == test
-            && self.link.map_or(true, |l| l == v.link)
+            && self.link.is_none_or(|l| l == v.link)
             && (self.platform == "*" || self.platform == v.platform)
     }
 }
@@ -614,23 +686,38 @@ pub fn parse_known_failures(text: &str) -> Result<Vec<KnownFailure>, String> {
         }
         let mut it = line.splitn(3, char::is_whitespace);
         let (Some(test), Some(platform), Some(reason)) = (it.next(), it.next(), it.next()) else {
-            return Err(format!("line {}: want `TEST PLATFORM REASON...`, got {raw:?}", i + 1));
+            return Err(format!(
+                "line {}: want `TEST PLATFORM REASON...`, got {raw:?}",
+                i + 1
+            ));
         };
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(format!("line {}: a known failure needs a reason: {raw:?}", i + 1));
+            return Err(format!(
+                "line {}: a known failure needs a reason: {raw:?}",
+                i + 1
+            ));
         }
         let (test, link) = match test.split_once('[') {
             Some((t, rest)) => {
-                let l = rest.strip_suffix(']').and_then(Link::parse).ok_or_else(|| {
-                    format!("line {}: bad link in {test:?} (use [static] or [static-pie])", i + 1)
-                })?;
+                let l = rest
+                    .strip_suffix(']')
+                    .and_then(Link::parse)
+                    .ok_or_else(|| {
+                        format!(
+                            "line {}: bad link in {test:?} (use [static] or [static-pie])",
+                            i + 1
+                        )
+                    })?;
                 (t, Some(l))
             }
             None => (test, None),
         };
         if platform != "*" && !PLATFORMS.contains(&platform) {
-            return Err(format!("line {}: unknown platform {platform:?} (known: {PLATFORMS:?} or *)", i + 1));
+            return Err(format!(
+                "line {}: unknown platform {platform:?} (known: {PLATFORMS:?} or *)",
+                i + 1
+            ));
         }
         out.push(KnownFailure {
             test: test.to_owned(),
@@ -701,7 +788,11 @@ pub fn matrix(test: &str, links: &[Link], f: impl Fn(Variant) -> Result<(), Stri
         }
     }
     if !problems.is_empty() {
-        panic!("{}\n\nsummary:\n{}\n", problems.join("\n\n"), summary.join("\n"));
+        panic!(
+            "{}\n\nsummary:\n{}\n",
+            problems.join("\n\n"),
+            summary.join("\n")
+        );
     }
 }
 
@@ -735,12 +826,26 @@ pub fn diff(native: &[u8], sandbox: &[u8]) -> String {
                 out.push_str("    ... more differences\n");
                 break;
             }
-            let show = |s: Option<&&str>| s.map_or("<missing>".to_owned(), |s| format!("{:?}", clip(s, 200)));
-            let _ = writeln!(out, "    line {}: native {}\n    {}  sandbox {}", i + 1, show(x), " ".repeat((i + 1).to_string().len() + 5), show(y));
+            let show = |s: Option<&&str>| {
+                s.map_or("<missing>".to_owned(), |s| format!("{:?}", clip(s, 200)))
+            };
+            let _ = writeln!(
+                out,
+                "    line {}: native {}\n    {}  sandbox {}",
+                i + 1,
+                show(x),
+                " ".repeat((i + 1).to_string().len() + 5),
+                show(y)
+            );
         }
     }
     if a.len() != b.len() {
-        let _ = writeln!(out, "    (native {} bytes, sandbox {} bytes)", native.len(), sandbox.len());
+        let _ = writeln!(
+            out,
+            "    (native {} bytes, sandbox {} bytes)",
+            native.len(),
+            sandbox.len()
+        );
     }
     out
 }
@@ -749,23 +854,30 @@ pub fn diff(native: &[u8], sandbox: &[u8]) -> String {
 /// platform and link mode; `check` must accept the native outcome (otherwise the test
 /// program itself is wrong and the test panics) and the sandboxed one, and the sandboxed
 /// stdout and status must equal the native ones.
-pub fn compare(test: &str, program: &str, spec: &Spec, check: impl Fn(&Outcome) -> Result<(), String>) {
+pub fn compare(
+    test: &str,
+    program: &str,
+    spec: &Spec,
+    check: impl Fn(&Outcome) -> Result<(), String>,
+) {
     matrix(test, LINKS, |v| compare_one(v, program, spec, &check));
 }
 
 /// Several runs of one program (e.g. one per mode argument) as one test: every run is
 /// compared in every cell of the matrix, and all failures are reported together.
-pub fn compare_each(test: &str, program: &str, runs: &[(Spec, &dyn Fn(&Outcome) -> Result<(), String>)]) {
-    matrix(test, LINKS, |v| all(runs.iter().map(|(spec, check)| compare_one(v, program, spec, check))));
+pub fn compare_each(test: &str, program: &str, runs: &[(Spec, Box<Check>)]) {
+    matrix(test, LINKS, |v| {
+        all(runs
+            .iter()
+            .map(|(spec, check)| compare_one(v, program, spec, check)))
+    });
 }
 
+/// An assertion on an outcome.
+pub type Check = dyn Fn(&Outcome) -> Result<(), String>;
+
 /// One cell of [`compare`].
-pub fn compare_one(
-    v: Variant,
-    program: &str,
-    spec: &Spec,
-    check: &dyn Fn(&Outcome) -> Result<(), String>,
-) -> Result<(), String> {
+pub fn compare_one(v: Variant, program: &str, spec: &Spec, check: &Check) -> Result<(), String> {
     let bin = compile(program, v.link);
     let native = run_native(&bin, spec);
     if let Err(e) = check(&native) {
@@ -779,10 +891,16 @@ pub fn compare_one(
     sane(&sb)?;
     let mut errs = Vec::new();
     if sb.status != native.status {
-        errs.push(format!("exit status: native {}, sandbox {}", native.status, sb.status));
+        errs.push(format!(
+            "exit status: native {}, sandbox {}",
+            native.status, sb.status
+        ));
     }
     if sb.stdout != native.stdout {
-        errs.push(format!("stdout differs from native:\n{}", diff(&native.stdout, &sb.stdout)));
+        errs.push(format!(
+            "stdout differs from native:\n{}",
+            diff(&native.stdout, &sb.stdout)
+        ));
     }
     if let Err(e) = check(&sb) {
         errs.push(e);
@@ -790,7 +908,11 @@ pub fn compare_one(
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\nsandbox run:\n{}", errs.join("\n"), sb.describe()))
+        Err(format!(
+            "{}\nsandbox run:\n{}",
+            errs.join("\n"),
+            sb.describe()
+        ))
     }
 }
 
@@ -810,7 +932,10 @@ pub fn expect_stdout(o: &Outcome, want: &str) -> Result<(), String> {
     if o.stdout == want.as_bytes() {
         Ok(())
     } else {
-        Err(format!("stdout is not what was expected:\n{}", diff(want.as_bytes(), &o.stdout).replace("native", "expected")))
+        Err(format!(
+            "stdout is not what was expected:\n{}",
+            diff(want.as_bytes(), &o.stdout).replace("native", "expected")
+        ))
     }
 }
 
@@ -868,7 +993,9 @@ pub fn sandbox_memory_bytes(root: libc::pid_t) -> Result<u64, String> {
             }
         };
         for entry in entries.flatten() {
-            let Ok(target) = fs::read_link(entry.path()) else { continue };
+            let Ok(target) = fs::read_link(entry.path()) else {
+                continue;
+            };
             if !target.as_os_str().as_bytes().starts_with(b"/memfd:") {
                 continue;
             }
@@ -893,9 +1020,17 @@ pub fn sandbox_memory_bytes(root: libc::pid_t) -> Result<u64, String> {
 
 /// Anonymous resident memory of a native process, bytes (RssAnon in /proc/PID/status).
 pub fn native_anon_bytes(pid: libc::pid_t) -> Result<u64, String> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:")).ok_or("no RssAnon line")?;
-    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).ok_or("bad RssAnon line")?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .ok_or("no RssAnon line")?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or("bad RssAnon line")?;
     Ok(kib * 1024)
 }
 
@@ -903,10 +1038,16 @@ pub fn native_anon_bytes(pid: libc::pid_t) -> Result<u64, String> {
 pub fn process_tree(root: libc::pid_t) -> Vec<libc::pid_t> {
     let mut children: BTreeMap<libc::pid_t, Vec<libc::pid_t>> = BTreeMap::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else { continue };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
             children.entry(ppid).or_default().push(pid);
         }
