@@ -159,6 +159,31 @@ impl MemoryFile {
         unsafe { std::ptr::write_bytes(p, 0, len) }
     }
 
+    fn atomic_u32(&self, off: u64) -> &std::sync::atomic::AtomicU32 {
+        assert!(off % 4 == 0, "unaligned atomic access");
+        let p = self.check(off, 4);
+        // SAFETY: in bounds and 4-byte aligned; AtomicU32 has u32's layout, and the
+        // mapping lives as long as `self`.
+        unsafe { &*(p as *const std::sync::atomic::AtomicU32) }
+    }
+
+    /// An atomic load of the aligned u32 at `off` (futex words).
+    pub fn load_u32(&self, off: u64) -> u32 {
+        self.atomic_u32(off).load(Ordering::SeqCst)
+    }
+
+    /// Atomically replaces the u32 at `off` with `f(old)` and returns `old`.
+    pub fn update_u32(&self, off: u64, f: impl Fn(u32) -> u32) -> u32 {
+        let a = self.atomic_u32(off);
+        let mut old = a.load(Ordering::SeqCst);
+        loop {
+            match a.compare_exchange(old, f(old), Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(v) => return v,
+                Err(v) => old = v,
+            }
+        }
+    }
+
     /// Copies `len` bytes between two ranges of the file (copy-on-write breaks).
     pub fn copy(&self, dst: u64, src: u64, len: usize) {
         let d = self.check(dst, len);

@@ -4,10 +4,21 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// A value from the Sentry's own auxiliary vector (host CPU facts such as AT_HWCAP).
+/// A value from the auxiliary vector the host kernel gave the Sentry (host CPU facts
+/// such as AT_HWCAP), or 0. Read from /proc/self/auxv because glibc's `getauxval`
+/// rewrites AT_HWCAP on x86-64.
 pub fn host_auxval(key: u64) -> u64 {
-    // SAFETY: getauxval only reads the process's auxiliary vector.
-    unsafe { libc::getauxval(key) }
+    static AUXV: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    let auxv = AUXV.get_or_init(|| {
+        let raw = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        raw.chunks_exact(16)
+            .map(|c| {
+                let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                (word(&c[..8]), word(&c[8..]))
+            })
+            .collect()
+    });
+    auxv.iter().find(|&&(k, _)| k == key).map(|&(_, v)| v).unwrap_or(0)
 }
 
 /// `TIOCGWINSZ` on a host descriptor.

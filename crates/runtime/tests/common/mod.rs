@@ -874,7 +874,7 @@ pub fn compare_each(test: &str, program: &str, runs: &[(Spec, Box<Check>)]) {
 }
 
 /// An assertion on an outcome.
-pub type Check = dyn Fn(&Outcome) -> Result<(), String>;
+pub type Check<'a> = dyn Fn(&Outcome) -> Result<(), String> + 'a;
 
 /// One cell of [`compare`].
 pub fn compare_one(v: Variant, program: &str, spec: &Spec, check: &Check) -> Result<(), String> {
