@@ -1,8 +1,9 @@
 //! The kernel object: what every task shares, and starting the first program.
 
+use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::MemoryManager;
-use crate::task::{Credentials, ExitStatus, Task, ThreadGroup};
+use crate::task::{comm_from_path, signals, Credentials, ExecutableSource, ExitStatus, PidNamespace, Task, Thread, ThreadGroup};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
 use rvisor_memory::MemoryFile;
@@ -10,7 +11,10 @@ use rvisor_platform::{CpuState, Platform};
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Most tasks a sandbox may hold at once (threads and unreaped zombies).
+pub const MAX_TASKS: usize = 4096;
 
 pub struct KernelConfig {
     pub platform: Arc<dyn Platform>,
@@ -18,6 +22,7 @@ pub struct KernelConfig {
     /// Where `--strace` lines go, if tracing.
     pub strace: Option<Box<dyn Write + Send>>,
     pub hostname: String,
+    pub executables: Arc<dyn ExecutableSource>,
 }
 
 pub struct Kernel {
@@ -27,9 +32,15 @@ pub struct Kernel {
     pub hostname: String,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
+    pub pid_ns: PidNamespace,
+    pub futexes: FutexTable,
+    pub executables: Arc<dyn ExecutableSource>,
     pub(crate) strace: Option<Mutex<Box<dyn Write + Send>>>,
     /// Syscall numbers already reported as unimplemented (each is logged once).
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
+    /// How init ended, once it has.
+    init_status: Mutex<Option<ExitStatus>>,
+    init_done: Condvar,
 }
 
 /// The first program of a sandbox.
@@ -55,32 +66,53 @@ impl Kernel {
             clocks: Clocks::new(),
             hostname: cfg.hostname,
             cpus,
+            pid_ns: PidNamespace::new(MAX_TASKS),
+            futexes: FutexTable::default(),
+            executables: cfg.executables,
             strace: cfg.strace.map(Mutex::new),
             unimplemented_seen: Mutex::new(HashSet::new()),
+            init_status: Mutex::new(None),
+            init_done: Condvar::new(),
         })
     }
 
-    /// Loads and runs the sandbox's first program (PID 1) to completion on a
-    /// dedicated task thread, and returns how it ended.
+    /// Loads and runs the sandbox's first program (PID 1), and returns how it
+    /// ended; the sandbox ends with it.
     pub fn run_init(self: &Arc<Self>, spec: ProgramSpec) -> Result<ExitStatus, loader::ExecError> {
         let kernel = self.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let handle = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("task-1".into())
-            .spawn(move || {
-                let task = match kernel.start_init(spec) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = tx.send(Ok(task.run()));
+            .spawn(move || match kernel.start_init(spec) {
+                Ok(task) => {
+                    let _ = tx.send(Ok(()));
+                    task.run();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
             })
             .map_err(|_| loader::ExecError::NoMemory)?;
-        let result = rx.recv().unwrap_or(Ok(ExitStatus::Signaled { signo: 9, core: false }));
-        let _ = handle.join();
-        result
+        rx.recv().unwrap_or(Err(loader::ExecError::NoMemory))?;
+        let mut st = self.init_status.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(s) = *st {
+                return Ok(s);
+            }
+            st = self.init_done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Init has exited: like Linux tearing down a PID namespace, every other
+    /// process is killed, and `run_init` returns.
+    pub(crate) fn init_died(&self, status: ExitStatus) {
+        for tg in self.pid_ns.groups() {
+            if tg.tgid != 1 {
+                signals::group_exit(&tg, ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
+            }
+        }
+        *self.init_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        self.init_done.notify_all();
     }
 
     /// Builds PID 1: address space, image, fd table. Runs on the task's own thread,
@@ -96,17 +128,20 @@ impl Kernel {
         let image = loader::load(&mm, ctx.as_mut(), &spec.image, &spec.path, &spec.argv, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
         let fds = Arc::new(FdTable::default());
         for (i, fd) in spec.stdio.into_iter().enumerate() {
-            fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)));
+            fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
         }
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
-        let tg = Arc::new(ThreadGroup::new(1, 0, spec.creds, spec.exe));
-        Ok(Task::new(self.clone(), 1, tg, mm, fds, cpu, ctx))
+        let tid = self.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
+        let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, spec.exe));
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&spec.path)));
+        tg.state().threads.push(thread.clone());
+        self.pid_ns.register_group(tid, &tg);
+        self.pid_ns.register_thread(tid, &thread);
+        Ok(Task::new(self.clone(), thread, mm, fds, cpu, ctx))
     }
-}
 
-impl Kernel {
     /// Writes one `--strace` line.
     pub(crate) fn strace_line(&self, line: &str) {
         if let Some(w) = &self.strace {

@@ -7,6 +7,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod futex;
 mod kernel;
 pub mod loader;
 pub mod mm;

@@ -1,7 +1,8 @@
 //! `rvisor do`: boot a sandbox around one program and wait for it.
 
 use crate::cli::{DoArgs, GlobalOpts};
-use rvisor_kernel::task::Credentials;
+use rvisor_abi::ErrnoCode;
+use rvisor_kernel::task::{Credentials, ExecutableSource};
 use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
@@ -97,7 +98,8 @@ fn boot(global: &GlobalOpts, args: &DoArgs, image: Vec<u8>, path: &Path, exe: &P
         None
     };
     let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname });
+    let executables = Arc::new(HostExecutables);
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables });
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
@@ -114,4 +116,20 @@ fn boot(global: &GlobalOpts, args: &DoArgs, image: Vec<u8>, path: &Path, exe: &P
     };
     let status = kernel.run_init(spec).map_err(BootError::Exec)?;
     Ok(status.shell_code())
+}
+
+/// Serves execve's program images from the host's file system, read-only: the
+/// bridge until the gofer and VFS serve the sandbox's root.
+struct HostExecutables;
+
+impl ExecutableSource for HostExecutables {
+    fn read(&self, path: &str) -> Result<Vec<u8>, ErrnoCode> {
+        use std::os::unix::fs::PermissionsExt;
+        let errno = |e: std::io::Error| ErrnoCode(e.raw_os_error().unwrap_or(libc::EIO) as u16);
+        let meta = std::fs::metadata(path).map_err(errno)?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(ErrnoCode::EACCES);
+        }
+        std::fs::read(path).map_err(errno)
+    }
 }

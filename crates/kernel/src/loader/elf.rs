@@ -55,16 +55,12 @@ fn perms_of(flags: u32) -> Perms {
     }
 }
 
-/// Loads `image` into `mm`, which must be empty, and builds the initial stack.
-pub fn load(
-    mm: &MemoryManager,
-    ctx: &mut dyn Context,
-    image: &[u8],
-    execfn: &str,
-    argv: &[Vec<u8>],
-    envp: &[Vec<u8>],
-    creds: [u32; 4],
-) -> Result<LoadedImage, ExecError> {
+/// Checks that `image` is an executable this loader can run, without loading it.
+pub fn check(image: &[u8]) -> Result<(), ExecError> {
+    parse(image).map(|_| ())
+}
+
+fn parse(image: &[u8]) -> Result<Elf<'_>, ExecError> {
     if image.len() < 20 || &image[..4] != b"\x7fELF" {
         return Err(ExecError::NotElf);
     }
@@ -78,10 +74,26 @@ pub fn load(
     if elf.interpreter.is_some() {
         return Err(ExecError::Dynamic);
     }
+    if !matches!(elf.header.e_type, header::ET_EXEC | header::ET_DYN) {
+        return Err(ExecError::Unsupported("not an executable"));
+    }
+    Ok(elf)
+}
+
+/// Loads `image` into `mm`, which must be empty, and builds the initial stack.
+pub fn load(
+    mm: &MemoryManager,
+    ctx: &mut dyn Context,
+    image: &[u8],
+    execfn: &str,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    creds: [u32; 4],
+) -> Result<LoadedImage, ExecError> {
+    let elf = parse(image)?;
     let bias = match elf.header.e_type {
-        header::ET_EXEC => 0,
         header::ET_DYN => ET_DYN_BASE + (random_u64() % (1 << 28)) * PAGE_SIZE,
-        _ => return Err(ExecError::Unsupported("not an executable")),
+        _ => 0,
     };
 
     let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == program_header::PT_LOAD).collect();

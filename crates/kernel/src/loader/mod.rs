@@ -4,4 +4,4 @@
 mod elf;
 mod stack;
 
-pub use elf::{load, ExecError, LoadedImage};
+pub use elf::{check, load, ExecError, LoadedImage};

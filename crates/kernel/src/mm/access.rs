@@ -72,7 +72,7 @@ impl UserBuffers {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(super) enum Access {
     Read,
     Write,
     /// The loader writes segments regardless of their final protection.
@@ -121,7 +121,7 @@ impl MemoryManager {
         (at - addr.get()) as usize
     }
 
-    fn translate_all(&self, addr: UserAddr, len: u64, access: Access) -> SysResult<Vec<FileRange>> {
+    pub(super) fn translate_all(&self, addr: UserAddr, len: u64, access: Access) -> SysResult<Vec<FileRange>> {
         let mut out = Vec::new();
         if self.translate(addr, len, access, &mut out) as u64 != len {
             return Err(errno!(EFAULT));

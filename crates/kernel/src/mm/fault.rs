@@ -3,7 +3,10 @@
 use super::vma::{Frames, Pma};
 use super::{MemoryManager, MmState, FAULT_REGION};
 use rvisor_abi::{errno, page_down, SysResult, PAGE_SIZE};
-use rvisor_platform::Perms;
+use rvisor_platform::{Context, Perms};
+
+/// How much one copy-on-write fault copies.
+const COW_REGION: u64 = 64 << 10;
 
 /// The largest a stack grows (RLIMIT_STACK's usual 8 MiB); Linux also keeps a guard
 /// gap of 256 pages below it to any other mapping.
@@ -51,20 +54,52 @@ impl MemoryManager {
     /// Handles an app page fault at `addr`. ptrace cannot tell reads from writes, so
     /// a fault on a page that is already mapped with all its VMA's rights is a real
     /// access violation.
-    pub fn handle_fault(&self, addr: u64) -> SysResult<FaultOutcome> {
+    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
         let perms = st.vmas[&vstart].perms;
         if perms == Perms::NONE {
             return Ok(FaultOutcome::Forbidden);
         }
-        if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
-            if p.mapped == perms {
+        if let Some((&ps, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
+            if p.cow && perms.write && p.mapped == p.effective(perms) {
+                // Mapped read-only for copy-on-write and faulted again: a write.
+                let released = self.break_cow(&mut st, ps, addr, perms)?;
+                drop(st);
+                self.sync_then_release(ctx, released)?;
+                return Ok(FaultOutcome::Handled);
+            }
+            if p.mapped == p.effective(perms) {
                 return Ok(FaultOutcome::Forbidden);
             }
         }
         self.populate(&mut st, vstart, addr, true)?;
         Ok(FaultOutcome::Handled)
+    }
+
+    /// Gives the app its own copy of the frames around `addr` (in the PMA at `ps`).
+    /// Returns the PMA pieces it replaced, to drop once the platform is synced.
+    fn break_cow(&self, st: &mut MmState, ps: u64, addr: u64, perms: Perms) -> SysResult<Vec<Pma>> {
+        let block = addr & !(COW_REGION - 1);
+        let pend = st.pmas[&ps].end;
+        let lo = block.max(ps);
+        let hi = (block + COW_REGION).min(pend);
+        let old = st.take_pmas(lo, hi);
+        let mut released = Vec::new();
+        for (s, p) in old {
+            let len = p.end - s;
+            let replacement = if std::sync::Arc::strong_count(&p.frames) == 1 {
+                Pma { cow: false, mapped: perms, ..p.clone() }
+            } else {
+                let frames = Frames::allocate(&self.mf, len).ok_or_else(|| errno!(ENOMEM))?;
+                self.mf.copy(frames.range.start, p.file_offset(s, s), len as usize);
+                Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
+            };
+            self.aspace.map(s, len, replacement.file_offset(s, s), perms);
+            st.pmas.insert(s, replacement);
+            released.push(p);
+        }
+        Ok(released)
     }
 
     /// Backs the fault region around `addr` (inside the VMA at `vstart`) with
@@ -95,19 +130,15 @@ impl MemoryManager {
         }
         for (s, e) in holes {
             let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
-            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE });
+            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false });
         }
         if map {
-            for (&s, p) in st.pmas.range_mut(lo..hi) {
-                if p.mapped != v.perms {
-                    self.aspace.map(s, p.end - s, p.file_offset(s, s), v.perms);
-                    p.mapped = v.perms;
-                }
-            }
-            if let Some((&s, p)) = st.pmas.range_mut(..lo).next_back() {
-                if p.end > lo && p.mapped != v.perms {
-                    self.aspace.map(s, p.end - s, p.file_offset(s, s), v.perms);
-                    p.mapped = v.perms;
+            let first = st.pmas.range(..lo).next_back().filter(|(_, p)| p.end > lo).map(|(&s, _)| s).unwrap_or(lo);
+            for (&s, p) in st.pmas.range_mut(first..hi) {
+                let want = p.effective(v.perms);
+                if p.mapped != want {
+                    self.aspace.map(s, p.end - s, p.file_offset(s, s), want);
+                    p.mapped = want;
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 mod access;
 mod fault;
+mod fork;
 mod layout;
 pub mod ops;
 mod vma;

@@ -131,9 +131,10 @@ impl MemoryManager {
             v.perms = perms;
         }
         for (&s, p) in st.pmas.range_mut(addr..end) {
-            if p.mapped != Perms::NONE && p.mapped != perms {
-                p.mapped = perms;
-                self.aspace.protect(s, p.end - s, perms);
+            let want = p.effective(perms);
+            if p.mapped != Perms::NONE && p.mapped != want {
+                p.mapped = want;
+                self.aspace.protect(s, p.end - s, want);
             }
         }
         st.merge_around(addr, end);

@@ -45,6 +45,9 @@ pub struct Pma {
     pub offset: u64,
     /// The permissions the platform currently maps this range with.
     pub mapped: Perms,
+    /// The frames may be shared with another address space after fork: map them
+    /// read-only and copy before the first write.
+    pub cow: bool,
 }
 
 impl Pma {
@@ -54,9 +57,15 @@ impl Pma {
     }
 
     /// Gives the host pages behind `[lo, hi)` (a sub-range of this PMA, which
-    /// starts at `start`) back at once. Sound because each frame belongs to one
-    /// address space; copy-on-write sharing (fork) must skip shared frames here.
+    /// starts at `start`) back at once, unless fork may have shared them.
     pub fn release_host_pages(&self, mf: &MemoryFile, start: u64, lo: u64, hi: u64) {
-        mf.punch(FileRange { start: self.file_offset(start, lo), len: hi - lo });
+        if !self.cow {
+            mf.punch(FileRange { start: self.file_offset(start, lo), len: hi - lo });
+        }
+    }
+
+    /// What the platform may map this range with inside a VMA allowing `perms`.
+    pub fn effective(&self, perms: Perms) -> Perms {
+        if self.cow { Perms { write: false, ..perms } } else { perms }
     }
 }

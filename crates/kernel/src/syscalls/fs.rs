@@ -94,7 +94,8 @@ pub fn sys_readlink(t: &mut Task, path: UserCStr, buf: UserAddr, bufsiz: usize) 
     if p != b"/proc/self/exe" && p != format!("/proc/{}/exe", t.tg.tgid).as_bytes() {
         return error!(ENOENT);
     }
-    let target = t.tg.exe.as_bytes();
+    let exe = t.tg.exe.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let target = exe.as_bytes();
     let n = target.len().min(bufsiz);
     t.mm.write_bytes(buf, &target[..n])?;
     Ok(n)

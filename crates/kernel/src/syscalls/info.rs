@@ -52,7 +52,7 @@ pub fn sys_sched_yield(_t: &mut Task) -> SysResult<()> {
 }
 
 pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
-    if pid != 0 && pid != t.tid {
+    if pid != 0 && pid != t.tid() && t.kernel.pid_ns.thread(pid).is_none() {
         return error!(ESRCH);
     }
     // The kernel answers in whole longs covering nr_cpu_ids.

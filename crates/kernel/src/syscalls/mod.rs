@@ -2,6 +2,7 @@
 
 mod args;
 mod fs;
+mod futex;
 mod info;
 mod mm;
 pub mod names;
@@ -15,11 +16,13 @@ use crate::task::Task;
 use crate::vfs::Fd;
 use args::UserCStr;
 use fs::*;
+use futex::*;
 use info::*;
 use mm::*;
 use process::*;
 use rvisor_abi::structs::{KernelSigaction, Rlimit, Stat, Timespec, Timeval, Timezone, Utsname};
 use rvisor_abi::{errno, UserAddr};
+use crate::task::signals::SigInfo;
 use signal::*;
 use table::syscall_table;
 pub use table::{Status, SyscallInfo};
@@ -34,8 +37,9 @@ syscall_table! {
     mprotect(addr: UserAddr, len: u64, prot: u32) => Supported;
     munmap(addr: UserAddr, len: u64) => Supported;
     brk(addr: UserAddr) => Supported;
-    rt_sigaction(signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) => Partial("dispositions are recorded; handlers run once signal delivery lands");
+    rt_sigaction(signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) => Supported;
     rt_sigprocmask(how: i32, set: UserRef<u64>, oldset: UserRef<u64>, sigsetsize: usize) => Supported;
+    rt_sigreturn() => Supported;
     ioctl(fd: Fd, request: u32, arg: u64) => Partial("TCGETS and TIOCGWINSZ on host streams");
     pread64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     pwrite64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
@@ -46,9 +50,16 @@ syscall_table! {
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
     madvise(addr: UserAddr, len: u64, advice: i32) => Partial("MADV_DONTNEED acts; other advice is accepted and ignored");
+    pause() => Supported;
+    nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
+    clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
+    fork() => Supported;
+    vfork() => Supported;
+    execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("static executables only until the VFS lands");
     exit(code: i32) => Supported;
-    kill(pid: i32, signo: i32) => Partial("only the sandbox's own process; default actions only");
+    wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Partial("rusage is zeroed");
+    kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
     getcwd(buf: UserAddr, size: usize) => Partial("always / until the VFS lands");
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Partial("only /proc/self/exe until the VFS lands");
@@ -59,24 +70,42 @@ syscall_table! {
     geteuid() => Supported;
     getegid() => Supported;
     getppid() => Supported;
+    setpgid(pid: i32, pgid: i32) => Supported;
+    getpgrp() => Supported;
+    setsid() => Supported;
     getresuid(ruid: UserRef<u32>, euid: UserRef<u32>, suid: UserRef<u32>) => Supported;
     getresgid(rgid: UserRef<u32>, egid: UserRef<u32>, sgid: UserRef<u32>) => Supported;
+    getpgid(pid: i32) => Supported;
+    getsid(pid: i32) => Supported;
+    rt_sigpending(set: UserRef<u64>, sigsetsize: usize) => Supported;
+    rt_sigtimedwait(set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) => Supported;
+    rt_sigqueueinfo(tgid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
+    rt_sigsuspend(mask: UserRef<u64>, sigsetsize: usize) => Supported;
+    sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
+    getrusage(who: i32, usage: UserAddr) => Partial("CPU accounting comes with the time issue: all zero");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
+    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS");
     arch_prctl(code: i32, addr: u64) => Supported;
     gettid() => Supported;
-    tkill(tid: i32, signo: i32) => Partial("only the calling thread; default actions only");
+    tkill(tid: i32, signo: i32) => Supported;
     time(tloc: UserRef<i64>) => Supported;
+    futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance operations return ENOSYS");
     sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => Supported;
     set_tid_address(tidptr: UserAddr) => Supported;
     clock_gettime(clock: i32, tp: UserRef<Timespec>) => Partial("CPU-time clocks are approximate");
     clock_getres(clock: i32, res: UserRef<Timespec>) => Supported;
+    clock_nanosleep(clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     exit_group(code: i32) => Supported;
-    tgkill(tgid: i32, tid: i32, signo: i32) => Partial("only the calling thread; default actions only");
+    tgkill(tgid: i32, tid: i32, signo: i32) => Supported;
+    waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported; rusage is zeroed");
     newfstatat(dirfd: Fd, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) => Partial("AT_EMPTY_PATH on open descriptors until the VFS lands");
     set_robust_list(head: UserAddr, len: usize) => Supported;
+    rt_tgsigqueueinfo(tgid: i32, tid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
     prlimit64(pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) => Supported;
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Partial("absolute paths or AT_FDCWD only until the VFS lands");
+    clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");
 }
 
 /// Handles the syscall the task stopped at and sets its return value.
@@ -91,9 +120,14 @@ pub fn handle(t: &mut Task) {
             if e.code == rvisor_abi::ErrnoCode::ENOSYS {
                 report_unimplemented(t, nr);
             }
-            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid, names::name(nr).unwrap_or("?"), e);
-            // Nothing can interrupt a syscall yet, so a restart code means EINTR.
-            if e.code.is_restart() { errno!(EINTR).to_return() } else { e.to_return() }
+            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
+            if e.code.is_restart() {
+                // Signal handling decides between EINTR and a restart.
+                t.pending_restart = Some(e.code);
+                errno!(EINTR).to_return()
+            } else {
+                e.to_return()
+            }
         }
     };
     if let Some(call) = call {
@@ -107,7 +141,7 @@ pub fn handle(t: &mut Task) {
         } else {
             ret.to_string()
         };
-        t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid, call, shown));
+        t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid(), call, shown));
     }
     t.cpu.set_return(ret);
 }

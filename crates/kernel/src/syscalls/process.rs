@@ -1,9 +1,12 @@
-//! Process and thread identity, exit, and the per-thread registrations glibc
+//! Process and thread life cycle and identity: clone/fork/vfork, execve, exit,
+//! wait, process groups and sessions, prctl, and the per-thread registrations glibc
 //! makes at start-up (arch_prctl, set_tid_address, set_robust_list).
 
+use super::args::{UserCStr, PATH_MAX};
 use crate::mm::UserRef;
-use crate::task::{ExitStatus, Task};
-use rvisor_abi::{error, SysResult, UserAddr};
+use crate::task::signals::SigInfo;
+use crate::task::{CloneArgs, ExitStatus, Task, WaitOptions, WaitTarget};
+use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 
 const ARCH_SET_GS: i32 = 0x1001;
 const ARCH_SET_FS: i32 = 0x1002;
@@ -11,10 +14,12 @@ const ARCH_GET_FS: i32 = 0x1003;
 const ARCH_GET_GS: i32 = 0x1004;
 /// `sizeof(struct robust_list_head)`.
 const ROBUST_LIST_HEAD_LEN: usize = 24;
+const CSIGNAL: u64 = 0xff;
+/// Largest argv + envp Linux accepts (a quarter of the 8 MiB stack limit).
+const ARG_MAX: usize = 2 << 20;
 
 pub fn sys_exit(t: &mut Task, code: i32) -> SysResult<()> {
-    // The only thread of its group: its exit ends the process.
-    t.exit_group(ExitStatus::Exited(code as u8));
+    t.exit = Some(ExitStatus::Exited(code as u8));
     Ok(())
 }
 
@@ -28,11 +33,11 @@ pub fn sys_getpid(t: &mut Task) -> SysResult<i32> {
 }
 
 pub fn sys_getppid(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tg.ppid)
+    Ok(t.tg.parent().map(|p| p.tgid).unwrap_or(0))
 }
 
 pub fn sys_gettid(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tid)
+    Ok(t.tid())
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult<u32> {
@@ -86,7 +91,7 @@ pub fn sys_arch_prctl(t: &mut Task, code: i32, addr: u64) -> SysResult<()> {
 
 pub fn sys_set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult<i32> {
     t.clear_child_tid = tidptr;
-    Ok(t.tid)
+    Ok(t.tid())
 }
 
 pub fn sys_set_robust_list(t: &mut Task, head: UserAddr, len: usize) -> SysResult<()> {
@@ -95,4 +100,328 @@ pub fn sys_set_robust_list(t: &mut Task, head: UserAddr, len: usize) -> SysResul
     }
     t.robust_list = head;
     Ok(())
+}
+
+pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) -> SysResult<i32> {
+    t.do_clone(CloneArgs { flags: flags & !CSIGNAL, exit_signal: (flags & CSIGNAL) as u32, stack, parent_tid, child_tid, tls })
+}
+
+/// `struct clone_args` (clone3), up to the fields we use.
+#[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C)]
+struct Clone3Args {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+pub fn sys_clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult<i32> {
+    if size < std::mem::size_of::<Clone3Args>() || size > 4096 {
+        return error!(EINVAL);
+    }
+    let a: Clone3Args = t.mm.read_obj(UserRef::new(uargs))?;
+    if a.flags & CSIGNAL != 0 || a.exit_signal > 64 || (a.stack == 0) != (a.stack_size == 0) {
+        return error!(EINVAL);
+    }
+    let stack = if a.stack != 0 { a.stack.checked_add(a.stack_size).ok_or_else(|| errno!(EINVAL))? } else { 0 };
+    t.do_clone(CloneArgs {
+        flags: a.flags,
+        exit_signal: a.exit_signal as u32,
+        stack,
+        parent_tid: UserAddr(a.parent_tid),
+        child_tid: UserAddr(a.child_tid),
+        tls: a.tls,
+    })
+}
+
+pub fn sys_fork(t: &mut Task) -> SysResult<i32> {
+    t.do_clone(CloneArgs { exit_signal: consts::SIGCHLD, ..CloneArgs::default() })
+}
+
+pub fn sys_vfork(t: &mut Task) -> SysResult<i32> {
+    use crate::task::clone::{CLONE_VFORK, CLONE_VM};
+    t.do_clone(CloneArgs { flags: CLONE_VM | CLONE_VFORK, exit_signal: consts::SIGCHLD, ..CloneArgs::default() })
+}
+
+/// Reads a NULL-terminated array of string pointers (argv, envp).
+fn read_string_array(t: &Task, at: UserAddr) -> SysResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if at.is_null() {
+        return Ok(out);
+    }
+    let mut total = 0;
+    for i in 0.. {
+        let p: u64 = t.mm.read_obj(UserRef::<u64>::new(at).at(i)?)?;
+        if p == 0 {
+            break;
+        }
+        let s = t.mm.read_cstr(UserAddr(p), ARG_MAX)?;
+        total += s.len() + 1 + 8;
+        if total > ARG_MAX {
+            return error!(E2BIG);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) -> SysResult<()> {
+    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
+    if p.is_empty() {
+        return error!(ENOENT);
+    }
+    let argv = read_string_array(t, argv)?;
+    let envp = read_string_array(t, envp)?;
+    t.do_execve(String::from_utf8_lossy(&p).into_owned(), argv, envp)
+}
+
+const AT_FDCWD: i32 = -100;
+
+pub fn sys_execveat(t: &mut Task, dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) -> SysResult<()> {
+    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
+    if flags != 0 || (dirfd != AT_FDCWD && !p.starts_with(b"/")) {
+        // Relative to a directory descriptor or AT_EMPTY_PATH needs the VFS.
+        return error!(EINVAL);
+    }
+    sys_execve(t, path, argv, envp)
+}
+
+const WNOHANG: u32 = 1;
+const WUNTRACED: u32 = 2;
+const WEXITED: u32 = 4;
+const WCONTINUED: u32 = 8;
+const WNOWAIT: u32 = 0x0100_0000;
+const WNOTHREAD: u32 = 0x2000_0000;
+const WALL: u32 = 0x4000_0000;
+const WCLONE: u32 = 0x8000_0000;
+/// `sizeof(struct rusage)`.
+const RUSAGE_SIZE: usize = 144;
+
+fn wait_target(t: &Task, pid: i32) -> WaitTarget {
+    match pid {
+        -1 => WaitTarget::Any,
+        0 => WaitTarget::Pgid(t.tg.state().pgid),
+        p if p < 0 => WaitTarget::Pgid(-p),
+        p => WaitTarget::Pid(p),
+    }
+}
+
+fn zero_rusage(t: &Task, rusage: UserAddr) -> SysResult<()> {
+    if !rusage.is_null() {
+        t.mm.write_bytes(rusage, &[0u8; RUSAGE_SIZE])?;
+    }
+    Ok(())
+}
+
+pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) -> SysResult<i32> {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 || pid == i32::MIN {
+        return error!(EINVAL);
+    }
+    let opts = WaitOptions {
+        exited: true,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nohang: options & WNOHANG != 0,
+        nowait: false,
+    };
+    let Some(r) = t.wait_child(wait_target(t, pid), opts)? else { return Ok(0) };
+    if !status.is_null() {
+        t.mm.write_obj(status, &r.status)?;
+    }
+    zero_rusage(t, rusage)?;
+    Ok(r.pid)
+}
+
+const P_ALL: i32 = 0;
+const P_PID: i32 = 1;
+const P_PGID: i32 = 2;
+
+pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) -> SysResult<()> {
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+    {
+        return error!(EINVAL);
+    }
+    let target = match idtype {
+        P_ALL => WaitTarget::Any,
+        P_PID if id > 0 => WaitTarget::Pid(id),
+        P_PGID if id > 0 => WaitTarget::Pgid(id),
+        P_PGID if id == 0 => WaitTarget::Pgid(t.tg.state().pgid),
+        _ => return error!(EINVAL),
+    };
+    let opts = WaitOptions {
+        exited: options & WEXITED != 0,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nohang: options & WNOHANG != 0,
+        nowait: options & WNOWAIT != 0,
+    };
+    let found = t.wait_child(target, opts)?;
+    if !infop.is_null() {
+        // WNOHANG with nothing to report leaves an all-zero siginfo, as Linux does.
+        let info = match found {
+            Some(r) => SigInfo::new(consts::SIGCHLD, r.code).with_sender(r.pid, r.uid).with_value(r.si_status as u32 as u64),
+            None => zerocopy::FromZeros::new_zeroed(),
+        };
+        t.mm.write_obj(UserRef::new(infop), &info)?;
+    }
+    zero_rusage(t, rusage)
+}
+
+pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
+    if pgid < 0 {
+        return error!(EINVAL);
+    }
+    let target = if pid == 0 || pid == t.tg.tgid {
+        t.tg.clone()
+    } else {
+        let children = t.tg.state().children.clone();
+        children.into_iter().find(|c| c.tgid == pid).ok_or_else(|| errno!(ESRCH))?
+    };
+    let pgid = if pgid == 0 { target.tgid } else { pgid };
+    let my_sid = t.tg.state().sid;
+    {
+        let st = target.state();
+        if st.sid != my_sid {
+            return error!(EPERM);
+        }
+        if st.sid == target.tgid {
+            // A session leader cannot change its group.
+            return error!(EPERM);
+        }
+    }
+    if pgid != target.tgid {
+        let exists = t.kernel.pid_ns.groups().iter().any(|g| {
+            let st = g.state();
+            st.pgid == pgid && st.sid == my_sid
+        });
+        if !exists {
+            return error!(EPERM);
+        }
+    }
+    target.state().pgid = pgid;
+    Ok(())
+}
+
+fn group_by_pid(t: &Task, pid: i32) -> SysResult<std::sync::Arc<crate::task::ThreadGroup>> {
+    if pid == 0 {
+        return Ok(t.tg.clone());
+    }
+    t.kernel.pid_ns.group(pid).ok_or_else(|| errno!(ESRCH))
+}
+
+pub fn sys_getpgid(t: &mut Task, pid: i32) -> SysResult<i32> {
+    Ok(group_by_pid(t, pid)?.state().pgid)
+}
+
+pub fn sys_getpgrp(t: &mut Task) -> SysResult<i32> {
+    Ok(t.tg.state().pgid)
+}
+
+pub fn sys_getsid(t: &mut Task, pid: i32) -> SysResult<i32> {
+    Ok(group_by_pid(t, pid)?.state().sid)
+}
+
+pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
+    let tgid = t.tg.tgid;
+    let taken = t.kernel.pid_ns.groups().iter().any(|g| g.state().pgid == tgid);
+    if taken {
+        return error!(EPERM);
+    }
+    let mut st = t.tg.state();
+    st.pgid = tgid;
+    st.sid = tgid;
+    Ok(tgid)
+}
+
+const PR_SET_PDEATHSIG: i32 = 1;
+const PR_GET_PDEATHSIG: i32 = 2;
+const PR_GET_DUMPABLE: i32 = 3;
+const PR_SET_DUMPABLE: i32 = 4;
+const PR_SET_NAME: i32 = 15;
+const PR_GET_NAME: i32 = 16;
+const PR_SET_CHILD_SUBREAPER: i32 = 36;
+const PR_GET_CHILD_SUBREAPER: i32 = 37;
+const PR_SET_NO_NEW_PRIVS: i32 = 38;
+const PR_GET_NO_NEW_PRIVS: i32 = 39;
+
+pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult<i32> {
+    use std::sync::atomic::Ordering;
+    match option {
+        PR_SET_PDEATHSIG => {
+            if arg2 > 64 {
+                return error!(EINVAL);
+            }
+            t.thread.sig().pdeathsig = arg2 as u32;
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            let v = t.thread.sig().pdeathsig as i32;
+            t.mm.write_obj(UserRef::<i32>::new(UserAddr(arg2)), &v)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(t.tg.dumpable.load(Ordering::Relaxed)),
+        PR_SET_DUMPABLE => {
+            if arg2 > 1 {
+                return error!(EINVAL);
+            }
+            t.tg.dumpable.store(arg2 as i32, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_SET_NAME => {
+            // Up to 15 bytes are kept; a longer or unterminated name is cut.
+            let name = match t.mm.read_cstr(UserAddr(arg2), 16) {
+                Err(e) if e.code == rvisor_abi::ErrnoCode::ENAMETOOLONG => {
+                    let mut raw = vec![0u8; 15];
+                    t.mm.read_bytes(UserAddr(arg2), &mut raw)?;
+                    raw
+                }
+                r => r?,
+            };
+            let mut comm = [0u8; 16];
+            let n = name.len().min(15);
+            comm[..n].copy_from_slice(&name[..n]);
+            *t.thread.comm.lock().unwrap_or_else(|e| e.into_inner()) = comm;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let comm = *t.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
+            t.mm.write_bytes(UserAddr(arg2), &comm)?;
+            Ok(0)
+        }
+        PR_SET_CHILD_SUBREAPER => {
+            t.tg.state().subreaper = arg2 != 0;
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let v = t.tg.state().subreaper as i32;
+            t.mm.write_obj(UserRef::<i32>::new(UserAddr(arg2)), &v)?;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS => {
+            if arg2 != 1 || arg3 != 0 || arg4 != 0 || arg5 != 0 {
+                return error!(EINVAL);
+            }
+            t.tg.no_new_privs.store(1, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
+        _ => error!(EINVAL),
+    }
+}
+
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
+
+pub fn sys_getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult<()> {
+    if !matches!(who, RUSAGE_SELF | RUSAGE_CHILDREN | RUSAGE_THREAD) {
+        return error!(EINVAL);
+    }
+    t.mm.write_bytes(usage, &[0u8; RUSAGE_SIZE])
 }

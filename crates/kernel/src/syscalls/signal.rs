@@ -1,42 +1,42 @@
-//! Signal dispositions, masks, and sending signals. Delivery to handlers comes
-//! with the process model; until then a signal that is not ignored or blocked
-//! takes its default action.
+//! Signal syscalls: dispositions, masks, the alternate stack, sending, waiting,
+//! and returning from handlers.
 
 use crate::mm::UserRef;
-use crate::task::{ExitStatus, Task};
-use rvisor_abi::structs::KernelSigaction;
-use rvisor_abi::{consts, error, SysResult};
+use crate::task::signals::{self, sigbit, SigInfo, SI_TKILL, SI_USER, UNBLOCKABLE};
+use crate::task::Task;
+use rvisor_abi::structs::{KernelSigaction, Timespec};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-const SIG_DFL: u64 = 0;
-const SIG_IGN: u64 = 1;
 const SIG_BLOCK: i32 = 0;
 const SIG_UNBLOCK: i32 = 1;
 const SIG_SETMASK: i32 = 2;
 const SIGSET_SIZE: usize = 8;
-
-fn bit(signo: u32) -> u64 {
-    1 << (signo - 1)
-}
-
-/// SIGKILL and SIGSTOP can be neither caught, blocked nor ignored.
-const UNBLOCKABLE: u64 = (1 << (consts::SIGKILL - 1)) | (1 << (consts::SIGSTOP - 1));
+const SS_ONSTACK: i32 = 1;
+const SS_DISABLE: i32 = 2;
+const SS_AUTODISARM: i32 = 1 << 31;
+const MINSIGSTKSZ: u64 = 2048;
 
 fn valid_signal(signo: i32) -> SysResult<u32> {
     if (1..=64).contains(&signo) { Ok(signo as u32) } else { error!(EINVAL) }
 }
 
+fn check_sigset_size(size: usize) -> SysResult<()> {
+    if size == SIGSET_SIZE { Ok(()) } else { error!(EINVAL) }
+}
+
 pub fn sys_rt_sigaction(t: &mut Task, signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) -> SysResult<()> {
-    if sigsetsize != SIGSET_SIZE {
-        return error!(EINVAL);
-    }
+    check_sigset_size(sigsetsize)?;
     let signo = valid_signal(signo)?;
     let new = if act.is_null() { None } else { Some(t.mm.read_obj(act)?) };
-    if new.is_some() && bit(signo) & UNBLOCKABLE != 0 {
+    if new.is_some() && sigbit(signo) & UNBLOCKABLE != 0 {
         return error!(EINVAL);
     }
     let old = {
-        let mut actions = t.tg.sigactions.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = &mut actions[signo as usize - 1];
+        let mut sig = t.tg.sig();
+        let slot = &mut sig.actions[signo as usize - 1];
         let old = *slot;
         if let Some(mut n) = new {
             n.mask &= !UNBLOCKABLE;
@@ -44,6 +44,16 @@ pub fn sys_rt_sigaction(t: &mut Task, signo: i32, act: UserRef<KernelSigaction>,
         }
         old
     };
+    // Setting SIG_IGN (or SIG_DFL on a default-ignored signal) drops what is pending.
+    if let Some(n) = new {
+        let ign = n.handler == signals::SIG_IGN || (n.handler == signals::SIG_DFL && signals::default_action(signo) == signals::DefaultAction::Ignore);
+        if ign {
+            t.tg.sig().pending.discard(sigbit(signo));
+            for th in t.tg.threads() {
+                th.sig().pending.discard(sigbit(signo));
+            }
+        }
+    }
     if !oldact.is_null() {
         t.mm.write_obj(oldact, &old)?;
     }
@@ -51,18 +61,17 @@ pub fn sys_rt_sigaction(t: &mut Task, signo: i32, act: UserRef<KernelSigaction>,
 }
 
 pub fn sys_rt_sigprocmask(t: &mut Task, how: i32, set: UserRef<u64>, oldset: UserRef<u64>, sigsetsize: usize) -> SysResult<()> {
-    if sigsetsize != SIGSET_SIZE {
-        return error!(EINVAL);
-    }
-    let old = t.signal_mask;
+    check_sigset_size(sigsetsize)?;
+    let old = t.thread.sig().mask;
     if !set.is_null() {
         let s = t.mm.read_obj(set)?;
-        t.signal_mask = match how {
+        let new = match how {
             SIG_BLOCK => old | s,
             SIG_UNBLOCK => old & !s,
             SIG_SETMASK => s,
             _ => return error!(EINVAL),
         } & !UNBLOCKABLE;
+        t.thread.sig().mask = new;
     }
     if !oldset.is_null() {
         t.mm.write_obj(oldset, &old)?;
@@ -70,55 +79,200 @@ pub fn sys_rt_sigprocmask(t: &mut Task, how: i32, set: UserRef<u64>, oldset: Use
     Ok(())
 }
 
-/// Signals whose default action is to do nothing.
-fn ignored_by_default(signo: u32) -> bool {
-    matches!(signo, consts::SIGCHLD | consts::SIGCONT | consts::SIGURG | consts::SIGWINCH)
+pub fn sys_rt_sigpending(t: &mut Task, set: UserRef<u64>, sigsetsize: usize) -> SysResult<()> {
+    check_sigset_size(sigsetsize)?;
+    let (mask, mine) = {
+        let s = t.thread.sig();
+        (s.mask, s.pending.mask)
+    };
+    let pending = (mine | t.tg.sig().pending.mask) & mask;
+    t.mm.write_obj(set, &pending)
 }
 
-/// Sends `signo` to the calling (single-threaded) process.
-fn send_to_self(t: &mut Task, signo: i32) -> SysResult<()> {
-    if signo == 0 {
-        return Ok(());
+pub fn sys_rt_sigreturn(t: &mut Task) -> SysResult<u64> {
+    t.sigreturn()
+}
+
+/// `stack_t`.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct StackT {
+    sp: u64,
+    flags: i32,
+    pad: i32,
+    size: u64,
+}
+
+pub fn sys_sigaltstack(t: &mut Task, ss: UserRef<StackT>, old: UserRef<StackT>) -> SysResult<()> {
+    let rsp = t.cpu.regs.rsp;
+    let cur = t.thread.sig().altstack;
+    let on = cur.contains(rsp);
+    if !ss.is_null() {
+        let new = t.mm.read_obj(ss)?;
+        if on {
+            return error!(EPERM);
+        }
+        let mode = new.flags & !SS_AUTODISARM;
+        let mut s = t.thread.sig();
+        match mode {
+            SS_DISABLE => s.altstack = signals::SigAltStack { sp: 0, size: 0, disabled: true },
+            0 | SS_ONSTACK => {
+                if new.size < MINSIGSTKSZ {
+                    return error!(ENOMEM);
+                }
+                s.altstack = signals::SigAltStack { sp: new.sp, size: new.size, disabled: false };
+            }
+            _ => return error!(EINVAL),
+        }
     }
-    let signo = valid_signal(signo)?;
-    let handler = t.tg.sigactions.lock().unwrap_or_else(|e| e.into_inner())[signo as usize - 1].handler;
-    let blocked = t.signal_mask & bit(signo) != 0;
-    if signo == consts::SIGKILL {
-        t.exit_group(ExitStatus::killed_by(signo));
-    } else if handler == SIG_IGN || blocked || (handler == SIG_DFL && ignored_by_default(signo)) {
-        tracing::debug!("signal {signo} ignored or left pending");
-    } else {
-        // A handler cannot run yet; the default action applies.
-        t.exit_group(ExitStatus::killed_by(signo));
+    if !old.is_null() {
+        let flags = if on { SS_ONSTACK } else if !cur.is_set() { SS_DISABLE } else { 0 };
+        t.mm.write_obj(old, &StackT { sp: cur.sp, flags, pad: 0, size: cur.size })?;
     }
     Ok(())
 }
 
-pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
-    // The sandbox has one process: pid 1, its own group, and "everyone" all name it.
-    if pid == t.tg.tgid || pid == 0 || pid == -1 || pid == -t.tg.tgid {
-        send_to_self(t, signo)
-    } else {
-        error!(ESRCH)
+pub fn sys_rt_sigsuspend(t: &mut Task, mask: UserRef<u64>, sigsetsize: usize) -> SysResult<()> {
+    check_sigset_size(sigsetsize)?;
+    let new = t.mm.read_obj(mask)? & !UNBLOCKABLE;
+    {
+        let mut s = t.thread.sig();
+        s.saved_mask = Some(s.mask);
+        s.mask = new;
     }
+    t.block_until(None, || false)?;
+    error!(ERESTARTNOHAND)
+}
+
+pub fn sys_pause(t: &mut Task) -> SysResult<()> {
+    t.block_until(None, || false)?;
+    error!(ERESTARTNOHAND)
+}
+
+/// A relative timeout from user memory, as a deadline.
+pub(super) fn deadline_after(t: &Task, ts: UserRef<Timespec>) -> SysResult<Option<Instant>> {
+    if ts.is_null() {
+        return Ok(None);
+    }
+    let ts = t.mm.read_obj(ts)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return error!(EINVAL);
+    }
+    Ok(Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)))
+}
+
+fn take_from(t: &Task, set: u64) -> Option<SigInfo> {
+    let blocked = !set;
+    if let Some(i) = t.thread.sig().pending.pop(blocked) {
+        return Some(i);
+    }
+    t.tg.sig().pending.pop(blocked)
+}
+
+pub fn sys_rt_sigtimedwait(t: &mut Task, set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) -> SysResult<i32> {
+    check_sigset_size(sigsetsize)?;
+    let want = t.mm.read_obj(set)? & !UNBLOCKABLE;
+    let deadline = deadline_after(t, timeout)?;
+    let mut got = take_from(t, want);
+    if got.is_none() {
+        let r = t.block_until(deadline, || {
+            got = take_from(t, want);
+            got.is_some()
+        });
+        match r {
+            Ok(()) => {}
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => return error!(EAGAIN),
+            Err(_) => return error!(EINTR),
+        }
+    }
+    let got = got.ok_or_else(|| errno!(EAGAIN))?;
+    if !info.is_null() {
+        t.mm.write_obj(UserRef::new(info), &got)?;
+    }
+    Ok(got.signo)
+}
+
+fn sender_info(t: &Task, signo: u32, code: i32) -> SigInfo {
+    SigInfo::new(signo, code).with_sender(t.tg.tgid, t.tg.creds().uid)
+}
+
+pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
+    if signo != 0 {
+        valid_signal(signo)?;
+    }
+    let info = sender_info(t, signo as u32, SI_USER);
+    let targets: Vec<Arc<crate::task::ThreadGroup>> = match pid {
+        p if p > 0 => {
+            let tg = t.kernel.pid_ns.group(p).or_else(|| t.kernel.pid_ns.thread(p).map(|th| th.tg.clone())).ok_or_else(|| errno!(ESRCH))?;
+            vec![tg]
+        }
+        -1 => t.kernel.pid_ns.groups().into_iter().filter(|g| g.tgid != 1).collect(),
+        p => {
+            let pgid = if p == 0 { t.tg.state().pgid } else { p.checked_neg().ok_or_else(|| errno!(ESRCH))? };
+            t.kernel.pid_ns.groups().into_iter().filter(|g| g.state().pgid == pgid).collect()
+        }
+    };
+    let live: Vec<_> = targets.into_iter().filter(|g| g.state().zombie.is_none() || pid > 0).collect();
+    if live.is_empty() {
+        return error!(ESRCH);
+    }
+    if signo != 0 {
+        for g in &live {
+            signals::send_to_group(g, info);
+        }
+    }
+    Ok(())
+}
+
+fn thread_in(t: &Task, tgid: Option<i32>, tid: i32) -> SysResult<Arc<crate::task::Thread>> {
+    let th = t.kernel.pid_ns.thread(tid).ok_or_else(|| errno!(ESRCH))?;
+    if tgid.is_some_and(|g| th.tg.tgid != g) {
+        return error!(ESRCH);
+    }
+    Ok(th)
+}
+
+fn send_to_thread(t: &Task, tgid: Option<i32>, tid: i32, signo: i32, info: Option<SigInfo>) -> SysResult<()> {
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return error!(EINVAL);
+    }
+    if signo != 0 {
+        valid_signal(signo)?;
+    }
+    let th = thread_in(t, tgid, tid)?;
+    if signo != 0 {
+        signals::send_to_thread(&th, info.unwrap_or_else(|| sender_info(t, signo as u32, SI_TKILL)));
+    }
+    Ok(())
 }
 
 pub fn sys_tkill(t: &mut Task, tid: i32, signo: i32) -> SysResult<()> {
-    if tid <= 0 {
-        return error!(EINVAL);
-    }
-    if tid != t.tid {
-        return error!(ESRCH);
-    }
-    send_to_self(t, signo)
+    send_to_thread(t, None, tid, signo, None)
 }
 
 pub fn sys_tgkill(t: &mut Task, tgid: i32, tid: i32, signo: i32) -> SysResult<()> {
-    if tgid <= 0 || tid <= 0 {
-        return error!(EINVAL);
+    send_to_thread(t, Some(tgid), tid, signo, None)
+}
+
+/// A siginfo the app supplies: it may not pose as the kernel or kill(2) to others.
+fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<SigInfo> {
+    let signo = valid_signal(signo)?;
+    let mut info = t.mm.read_obj(uinfo)?;
+    if (info.code >= 0 || info.code == SI_TKILL) && target != t.tg.tgid {
+        return error!(EPERM);
     }
-    if tgid != t.tg.tgid || tid != t.tid {
-        return error!(ESRCH);
-    }
-    send_to_self(t, signo)
+    info.signo = signo as i32;
+    Ok(info)
+}
+
+pub fn sys_rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
+    let info = user_siginfo(t, tgid, signo, uinfo)?;
+    let tg = t.kernel.pid_ns.group(tgid).ok_or_else(|| errno!(ESRCH))?;
+    signals::send_to_group(&tg, info);
+    Ok(())
+}
+
+pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
+    let info = user_siginfo(t, tgid, signo, uinfo)?;
+    send_to_thread(t, Some(tgid), tid, signo, Some(info))
 }

@@ -4,7 +4,10 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::time::to_timespec;
 use rvisor_abi::structs::{Timespec, Timeval, Timezone};
-use rvisor_abi::SysResult;
+use rvisor_abi::{error, SysResult, UserAddr};
+use std::time::{Duration, Instant};
+
+const TIMER_ABSTIME: i32 = 1;
 
 pub fn sys_clock_gettime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> SysResult<()> {
     let ns = t.kernel.clocks.read(clock)?;
@@ -36,4 +39,43 @@ pub fn sys_time(t: &mut Task, tloc: UserRef<i64>) -> SysResult<i64> {
         t.mm.write_obj(tloc, &secs)?;
     }
     Ok(secs)
+}
+
+/// Sleeps until `deadline`; on a signal writes the time left to `rem` and lets the
+/// signal code decide between EINTR and a restart.
+fn sleep_until(t: &mut Task, deadline: Instant, rem: UserRef<Timespec>) -> SysResult<()> {
+    match t.block_until(Some(deadline), || false) {
+        Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
+        Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => {
+            if !rem.is_null() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                t.mm.write_obj(rem, &to_timespec(left.as_nanos() as i64))?;
+            }
+            error!(ERESTARTNOHAND)
+        }
+        r => r,
+    }
+}
+
+fn read_duration(t: &Task, req: UserRef<Timespec>) -> SysResult<Timespec> {
+    let ts = t.mm.read_obj(req)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return error!(EINVAL);
+    }
+    Ok(ts)
+}
+
+pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
+    let ts = read_duration(t, req)?;
+    let deadline = Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+    sleep_until(t, deadline, rem)
+}
+
+pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
+    let ts = read_duration(t, req)?;
+    let now = t.kernel.clocks.read(clock)?;
+    let ns = ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec);
+    let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
+    let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
+    sleep_until(t, Instant::now() + Duration::from_nanos(wait as u64), rem)
 }

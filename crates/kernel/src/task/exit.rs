@@ -1,12 +1,12 @@
-//! How a process ended, and its encodings.
+//! How threads and processes end: exit status encodings, robust futexes and
+//! clear_child_tid, zombies, reparenting, and telling the parent.
 
-use rvisor_abi::consts;
-
-/// Signals whose default action dumps core (the core bit in a wait status).
-const CORE_SIGNALS: [u32; 10] = [
-    consts::SIGQUIT, consts::SIGILL, consts::SIGTRAP, consts::SIGABRT, consts::SIGBUS,
-    consts::SIGFPE, consts::SIGSEGV, consts::SIGXCPU, consts::SIGXFSZ, consts::SIGSYS,
-];
+use super::signals::{self, SigInfo, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SA_NOCLDWAIT, SIG_IGN};
+use super::{Task, ThreadGroup};
+use crate::futex::FutexKey;
+use crate::mm::UserRef;
+use rvisor_abi::{consts, UserAddr};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -17,7 +17,8 @@ pub enum ExitStatus {
 impl ExitStatus {
     /// Termination by `signo`'s default action.
     pub fn killed_by(signo: u32) -> ExitStatus {
-        ExitStatus::Signaled { signo, core: CORE_SIGNALS.contains(&signo) }
+        let core = signals::default_action(signo) == signals::DefaultAction::Core;
+        ExitStatus::Signaled { signo, core }
     }
 
     /// The status a shell reports: the exit code, or 128+N for signal N.
@@ -35,4 +36,158 @@ impl ExitStatus {
             ExitStatus::Signaled { signo, core } => signo as i32 | if core { 0x80 } else { 0 },
         }
     }
+
+    /// si_code and si_status for SIGCHLD and waitid.
+    pub fn child_code(self) -> (i32, i32) {
+        match self {
+            ExitStatus::Exited(c) => (CLD_EXITED, c as i32),
+            ExitStatus::Signaled { signo, core: true } => (CLD_DUMPED, signo as i32),
+            ExitStatus::Signaled { signo, .. } => (CLD_KILLED, signo as i32),
+        }
+    }
+}
+
+/// Bits of a robust futex word (linux/futex.h).
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Linux stops walking a robust list after this many entries (ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+impl Task {
+    /// Runs when the task loop ends: releases what the thread held, and if it was
+    /// the group's last thread, turns the group into a zombie for its parent.
+    pub(crate) fn finish(&mut self) {
+        let status = self.exit.unwrap_or(ExitStatus::Exited(0));
+        self.exit_robust_list();
+        if !self.clear_child_tid.is_null() {
+            let at = UserRef::<u32>::new(self.clear_child_tid);
+            if self.mm.write_obj(at, &0).is_ok() {
+                if let Ok(key) = FutexKey::for_addr(&self.mm, self.clear_child_tid, false) {
+                    self.kernel.futexes.wake(&key, 1, u32::MAX);
+                }
+            }
+        }
+        self.release_vfork_parent();
+        self.thread.set_interrupter(None);
+        self.ctx.release();
+        let tid = self.tid();
+        let last = {
+            let mut st = self.tg.state();
+            st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
+            st.threads.is_empty()
+        };
+        self.kernel.pid_ns.release_thread(tid);
+        if last {
+            let status = self.tg.state().exiting.unwrap_or(status);
+            group_died(&self.kernel, &self.tg, status);
+        } else {
+            // An exec waiting for its siblings to leave, or a dying group.
+            self.tg.wake_all();
+        }
+    }
+
+    /// Wakes a vfork parent: its child has exec'd or exited.
+    pub(crate) fn release_vfork_parent(&mut self) {
+        if let Some(parent) = self.vfork_parent.take() {
+            self.tg.state().vfork_done = true;
+            parent.interrupt();
+        }
+    }
+
+    /// Marks the robust futexes this thread still holds as owner-died and wakes a
+    /// waiter on each, as Linux's exit_robust_list does.
+    fn exit_robust_list(&self) {
+        if self.robust_list.is_null() {
+            return;
+        }
+        let head = self.robust_list;
+        let read = |a: UserAddr| self.mm.read_obj(UserRef::<u64>::new(a)).ok();
+        let (Some(first), Some(offset), Some(pending)) = (read(head), head.add(8).ok().and_then(read), head.add(16).ok().and_then(read)) else {
+            return;
+        };
+        let tid = self.tid() as u32;
+        let mut entry = first;
+        for _ in 0..ROBUST_LIST_LIMIT {
+            if entry == head.get() || entry == 0 {
+                break;
+            }
+            let next = read(UserAddr(entry));
+            if entry != pending {
+                self.release_robust_futex(UserAddr(entry.wrapping_add(offset)), tid);
+            }
+            match next {
+                Some(n) => entry = n,
+                None => break,
+            }
+        }
+        if pending != 0 {
+            self.release_robust_futex(UserAddr(pending.wrapping_add(offset)), tid);
+        }
+    }
+
+    fn release_robust_futex(&self, addr: UserAddr, tid: u32) {
+        let Ok(key) = FutexKey::for_addr(&self.mm, addr, false) else { return };
+        let Ok(off) = self.mm.futex_word(addr) else { return };
+        let mf = self.mm.memory_file();
+        let old = mf.update_u32(off, |v| if v & FUTEX_TID_MASK == tid { (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED } else { v });
+        if old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
+            self.kernel.futexes.wake(&key, 1, u32::MAX);
+        }
+    }
+}
+
+/// The last thread of `tg` is gone: it becomes a zombie, its children go to a
+/// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
+fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+    let (parent, children) = {
+        let mut st = tg.state();
+        st.zombie = Some(status);
+        st.exiting.get_or_insert(status);
+        (st.parent.clone(), std::mem::take(&mut st.children))
+    };
+    if !children.is_empty() {
+        let heir = reaper_for(kernel, parent.as_ref());
+        for child in &children {
+            child.state().parent = heir.clone();
+            for th in child.threads() {
+                let sig = th.sig().pdeathsig;
+                if sig != 0 {
+                    signals::send_to_thread(&th, SigInfo::new(sig, 0));
+                }
+            }
+        }
+        if let Some(h) = &heir {
+            h.state().children.extend(children);
+            h.wake_all();
+        }
+    }
+    if let Some(parent) = parent {
+        let act = parent.action(consts::SIGCHLD);
+        let (code, st) = status.child_code();
+        let uid = tg.creds().uid;
+        signals::send_to_group(&parent, SigInfo::new(consts::SIGCHLD, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
+        if act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0 {
+            parent.state().children.retain(|c| !Arc::ptr_eq(c, tg));
+            kernel.pid_ns.release_group(tg.tgid);
+        }
+        parent.wake_all();
+    }
+    if tg.tgid == 1 {
+        kernel.init_died(status);
+    }
+}
+
+/// Where orphans go: the nearest live subreaper ancestor, else init.
+fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>) -> Option<Arc<ThreadGroup>> {
+    let mut at = parent.cloned();
+    while let Some(p) = at {
+        let st = p.state();
+        if st.subreaper && st.zombie.is_none() {
+            drop(st);
+            return Some(p);
+        }
+        at = st.parent.clone();
+    }
+    kernel.pid_ns.group(1).filter(|i| i.state().zombie.is_none())
 }

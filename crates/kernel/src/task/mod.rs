@@ -1,70 +1,116 @@
-//! Tasks (threads) and thread groups (processes).
+//! Tasks (threads), thread groups (processes), signals, and their life cycle.
 //!
 //! A `Task` is owned by the host thread that runs it: the task loop switches into
-//! app code, handles what comes back, and repeats. State other tasks may touch
-//! lives in the shared `ThreadGroup`, behind its own locks.
+//! app code, handles what comes back, delivers signals, and repeats. What other
+//! tasks may touch lives in the shared `Thread` and `ThreadGroup`, behind their own
+//! locks. Lock order: PID table → parent group state → child group state → group
+//! signals → thread signals; futex and MM locks are leaves.
 
+pub mod clone;
+mod exec;
 mod exit;
+mod pid_ns;
 mod run;
+mod sigframe;
+pub mod signals;
 mod thread_group;
+mod wait;
+mod waiter;
 
+pub use clone::CloneArgs;
+pub use exec::ExecutableSource;
 pub use exit::ExitStatus;
-pub use thread_group::{Credentials, ThreadGroup, RLIMIT_COUNT};
+pub use pid_ns::PidNamespace;
+pub use thread_group::{comm_from_path, Credentials, StopReport, Thread, ThreadGroup, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC};
+pub use wait::{WaitOptions, WaitResult, WaitTarget};
+pub use waiter::Waiter;
 
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
 use crate::vfs::FdTable;
-use rvisor_abi::UserAddr;
+use rvisor_abi::{ErrnoCode, UserAddr};
 use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
 
 pub struct Task {
     pub kernel: Arc<Kernel>,
-    /// Thread id in the sandbox's PID namespace.
-    pub tid: i32,
+    pub thread: Arc<Thread>,
     pub tg: Arc<ThreadGroup>,
     pub mm: Arc<MemoryManager>,
     pub fds: Arc<FdTable>,
     /// The app registers while the task is in the Sentry.
     pub cpu: CpuState,
     pub ctx: Box<dyn Context>,
-    /// Blocked signals (bit n-1 for signal n).
-    pub signal_mask: u64,
     /// set_tid_address: cleared and futex-woken when the thread exits.
     pub clear_child_tid: UserAddr,
     /// set_robust_list: the head of the robust futex list.
     pub robust_list: UserAddr,
-    /// Set once the task has exited; the loop stops.
+    /// The restart code of the syscall a signal interrupted, until signals are handled.
+    pub(crate) pending_restart: Option<ErrnoCode>,
+    /// The vfork parent waiting for this task to exec or exit.
+    pub(crate) vfork_parent: Option<Arc<Thread>>,
+    /// Set once this thread is done; the loop stops and the thread exits.
     pub(crate) exit: Option<ExitStatus>,
 }
 
 impl Task {
-    pub fn new(
-        kernel: Arc<Kernel>,
-        tid: i32,
-        tg: Arc<ThreadGroup>,
-        mm: Arc<MemoryManager>,
-        fds: Arc<FdTable>,
-        cpu: CpuState,
-        ctx: Box<dyn Context>,
-    ) -> Task {
+    pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, mm: Arc<MemoryManager>, fds: Arc<FdTable>, cpu: CpuState, ctx: Box<dyn Context>) -> Task {
         Task {
             kernel,
-            tid,
-            tg,
+            tg: thread.tg.clone(),
+            thread,
             mm,
             fds,
             cpu,
             ctx,
-            signal_mask: 0,
             clear_child_tid: UserAddr::NULL,
             robust_list: UserAddr::NULL,
+            pending_restart: None,
+            vfork_parent: None,
             exit: None,
         }
     }
 
-    /// Ends the whole thread group with `status`.
+    pub fn tid(&self) -> i32 {
+        self.thread.tid()
+    }
+
+    /// Ends the whole thread group with `status` (exit_group, fatal signals).
     pub fn exit_group(&mut self, status: ExitStatus) {
+        signals::group_exit(&self.tg, status);
         self.exit = Some(status);
+    }
+
+    /// Whether a signal is pending that this thread does not block (a blocking
+    /// call should give up with ERESTARTSYS), or the group is dying or stopping.
+    pub fn signal_pending(&self) -> bool {
+        {
+            let st = self.tg.state();
+            if st.exiting.is_some() || st.stopped || st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)) {
+                return true;
+            }
+        }
+        let (mask, mine) = {
+            let s = self.thread.sig();
+            (s.mask, s.pending.mask)
+        };
+        (mine | self.tg.sig().pending.mask) & !mask != 0
+    }
+
+    /// Blocks until `ready` holds, a signal arrives (ERESTARTSYS) or `deadline`
+    /// passes (ETIMEDOUT).
+    pub fn block_until(&self, deadline: Option<std::time::Instant>, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        loop {
+            let seq = self.thread.waiter.seq();
+            if ready() {
+                return Ok(());
+            }
+            if self.signal_pending() {
+                return Err(rvisor_abi::errno!(ERESTARTSYS));
+            }
+            if !self.thread.waiter.wait(seq, deadline) {
+                return if ready() { Ok(()) } else { Err(rvisor_abi::errno!(ETIMEDOUT)) };
+            }
+        }
     }
 }

@@ -1,40 +1,146 @@
-//! The task loop: run app code, handle what brought it back, repeat.
+//! The task loop: run app code, handle what brought it back, deliver signals.
 
-use super::{ExitStatus, Task};
+use super::signals::{self, default_action, group_exit, notify_parent_of_stop, DefaultAction, SigInfo, CLD_STOPPED, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN};
+use super::{ExitStatus, StopReport, Task};
 use crate::mm::FaultOutcome;
 use crate::syscalls;
-use rvisor_abi::consts;
+use rvisor_abi::{consts, ErrnoCode};
 use rvisor_platform::Event;
 
 impl Task {
-    /// Runs the task until it exits.
-    pub fn run(mut self) -> ExitStatus {
+    /// Runs the task until its thread exits, then cleans up after it.
+    pub fn run(mut self) {
+        self.thread.set_interrupter(Some(self.ctx.interrupter()));
         loop {
+            self.handle_signals();
+            if self.exit.is_some() {
+                break;
+            }
             match self.ctx.switch(&self.mm.aspace, &mut self.cpu) {
                 Ok(Event::Syscall) => syscalls::handle(&mut self),
-                Ok(Event::Fault { addr, signo, .. }) => match self.mm.handle_fault(addr) {
+                Ok(Event::Fault { addr, signo, .. }) => match self.mm.handle_fault(self.ctx.as_mut(), addr) {
                     Ok(FaultOutcome::Handled) => {}
-                    outcome => {
-                        tracing::debug!("task {}: fault at {addr:#x} ip {:#x}: {outcome:?}", self.tid, self.cpu.ip());
-                        self.force_signal(signo as u32);
+                    Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
+                    Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
+                    Err(e) => {
+                        tracing::warn!("task {}: fault at {addr:#x}: {e:?}", self.tid());
+                        self.force_signal(SigInfo::new(consts::SIGBUS, 2).with_addr(addr));
                     }
                 },
-                Ok(Event::Signal { signo, .. }) => self.force_signal(signo as u32),
+                Ok(Event::Signal { signo, code, addr }) => self.force_signal(SigInfo::new(signo as u32, code).with_addr(addr)),
                 Ok(Event::Interrupted) => {}
                 Err(e) => {
-                    tracing::error!("task {}: platform failure: {e}", self.tid);
+                    tracing::error!("task {}: platform failure: {e}", self.tid());
                     self.exit_group(ExitStatus::killed_by(consts::SIGKILL));
                 }
             }
-            if let Some(status) = self.exit {
-                return status;
+        }
+        self.finish();
+    }
+
+    /// A synchronous signal caused by the app's own instruction: if it is blocked
+    /// or ignored, Linux resets it to the default action so the fault is not lost.
+    pub fn force_signal(&mut self, info: SigInfo) {
+        let signo = info.signo();
+        tracing::debug!("task {}: synchronous signal {info:?} at ip {:#x}", self.tid(), self.cpu.ip());
+        let bit = signals::sigbit(signo);
+        let blocked = self.thread.sig().mask & bit != 0;
+        {
+            let mut sig = self.tg.sig();
+            let act = &mut sig.actions[signo as usize - 1];
+            if blocked || act.handler == SIG_IGN {
+                act.handler = SIG_DFL;
             }
+        }
+        let mut s = self.thread.sig();
+        s.mask &= !bit;
+        s.pending.push(info);
+    }
+
+    fn dequeue_signal(&self) -> Option<SigInfo> {
+        let mask = self.thread.sig().mask;
+        if let Some(i) = self.thread.sig().pending.pop(mask) {
+            return Some(i);
+        }
+        self.tg.sig().pending.pop(mask)
+    }
+
+    /// Delivers pending signals before returning to app code, and restarts an
+    /// interrupted syscall when no handler runs.
+    pub(crate) fn handle_signals(&mut self) {
+        loop {
+            let (exiting, stopped, other_execs) = {
+                let st = self.tg.state();
+                (st.exiting, st.stopped, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
+            };
+            if let Some(status) = exiting {
+                self.exit = Some(status);
+                return;
+            }
+            if other_execs {
+                // Another thread is in execve: this one leaves quietly.
+                self.exit = Some(ExitStatus::Exited(0));
+                return;
+            }
+            if stopped {
+                let seq = self.thread.waiter.seq();
+                let still = {
+                    let st = self.tg.state();
+                    st.stopped && st.exiting.is_none()
+                };
+                if still {
+                    self.thread.waiter.wait(seq, None);
+                }
+                continue;
+            }
+            let Some(info) = self.dequeue_signal() else { break };
+            let signo = info.signo();
+            let act = self.tg.action(signo);
+            match act.handler {
+                SIG_IGN => continue,
+                SIG_DFL => match default_action(signo) {
+                    DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    DefaultAction::Stop => self.stop_group(signo),
+                    DefaultAction::Terminate | DefaultAction::Core => group_exit(&self.tg, ExitStatus::killed_by(signo)),
+                },
+                _ => {
+                    if let Err(e) = self.setup_frame(&info, &act) {
+                        tracing::debug!("task {}: cannot deliver signal {signo}: {e:?}", self.tid());
+                        group_exit(&self.tg, ExitStatus::killed_by(consts::SIGSEGV));
+                        continue;
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(code) = self.pending_restart.take() {
+            if code == ErrnoCode::ERESTARTSYS || code == ErrnoCode::ERESTARTNOINTR || code == ErrnoCode::ERESTARTNOHAND {
+                self.restart_syscall();
+            }
+        }
+        let saved = self.thread.sig().saved_mask.take();
+        if let Some(mask) = saved {
+            self.thread.sig().mask = mask;
         }
     }
 
-    /// A synchronous signal the app cannot ignore here: until signal delivery
-    /// exists, its default action (terminate) applies.
-    pub fn force_signal(&mut self, signo: u32) {
-        self.exit_group(ExitStatus::killed_by(signo));
+    /// Rewinds to the `syscall` instruction so the call runs again.
+    pub(crate) fn restart_syscall(&mut self) {
+        self.cpu.regs.rax = self.cpu.regs.orig_rax;
+        self.cpu.regs.rip = self.cpu.regs.rip.wrapping_sub(2);
+    }
+
+    /// Starts a group stop (SIGSTOP's default action) and tells the parent.
+    fn stop_group(&mut self, signo: u32) {
+        {
+            let mut st = self.tg.state();
+            if st.exiting.is_some() {
+                return;
+            }
+            st.stopped = true;
+            st.report = Some(StopReport::Stopped(signo));
+        }
+        notify_parent_of_stop(&self.tg, CLD_STOPPED, signo);
+        self.tg.wake_all();
     }
 }

@@ -1,9 +1,15 @@
-//! The thread group: what all threads of one process share.
+//! Thread groups (processes) and threads, as other tasks see them.
 
+use super::signals::{SigAltStack, SigQueue};
+use super::{ExitStatus, Waiter};
 use rvisor_abi::structs::{KernelSigaction, Rlimit};
-use std::sync::Mutex;
+use rvisor_platform::Interrupter;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
+pub const RLIMIT_NPROC: usize = 6;
+pub const RLIMIT_NOFILE: usize = 7;
 const RLIM_INFINITY: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,20 +22,14 @@ pub struct Credentials {
     pub sgid: u32,
 }
 
-impl Credentials {
-    pub fn root() -> Credentials {
-        Credentials { uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0 }
-    }
-}
-
 /// Linux's defaults for a fresh init process (as `prlimit` shows on a typical host).
 fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
     let mut r = [inf; RLIMIT_COUNT];
     r[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // STACK
     r[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // CORE
-    r[6] = Rlimit { cur: 63_459, max: 63_459 }; // NPROC
-    r[7] = Rlimit { cur: 1024, max: 1_048_576 }; // NOFILE
+    r[RLIMIT_NPROC] = Rlimit { cur: 63_459, max: 63_459 };
+    r[RLIMIT_NOFILE] = Rlimit { cur: 1024, max: 1_048_576 };
     r[8] = Rlimit { cur: 8 << 20, max: 8 << 20 }; // MEMLOCK
     r[11] = Rlimit { cur: 63_459, max: 63_459 }; // SIGPENDING
     r[12] = Rlimit { cur: 819_200, max: 819_200 }; // MSGQUEUE
@@ -38,33 +38,207 @@ fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     r
 }
 
+/// What a parent's wait may report about a stopped or continued child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReport {
+    Stopped(u32),
+    Continued,
+}
+
+/// The part of a thread group guarded by its state lock. Lock order: a parent's
+/// state before a child's; never held while taking the PID table.
+pub struct TgState {
+    pub parent: Option<Arc<ThreadGroup>>,
+    pub children: Vec<Arc<ThreadGroup>>,
+    pub threads: Vec<Arc<Thread>>,
+    pub pgid: i32,
+    pub sid: i32,
+    /// Set when the group is dying (exit_group or a fatal signal): every thread exits.
+    pub exiting: Option<ExitStatus>,
+    /// Set once the last thread is gone: the parent may reap it.
+    pub zombie: Option<ExitStatus>,
+    /// Group stop (SIGSTOP and friends) in force.
+    pub stopped: bool,
+    /// A stop or continue the parent has not yet collected with wait.
+    pub report: Option<StopReport>,
+    /// PR_SET_CHILD_SUBREAPER.
+    pub subreaper: bool,
+    /// The thread in execve, which waits for its siblings to leave.
+    pub execer: Option<Arc<Thread>>,
+    /// Set by the child's exec or exit; the vfork parent waits for it.
+    pub vfork_done: bool,
+}
+
+/// Signal state shared by the whole group.
+pub struct GroupSignals {
+    pub actions: [KernelSigaction; 64],
+    /// Process-directed pending signals.
+    pub pending: SigQueue,
+}
+
 pub struct ThreadGroup {
-    /// The process id (the leader's tid) in the sandbox's PID namespace.
     pub tgid: i32,
-    /// The parent's pid; 0 for the sandbox's init, whose parent is outside.
-    pub ppid: i32,
+    state: Mutex<TgState>,
+    sig: Mutex<GroupSignals>,
     pub creds: Mutex<Credentials>,
-    /// Signal dispositions, index n-1 for signal n. Leaf lock.
-    pub sigactions: Mutex<[KernelSigaction; 64]>,
-    /// Leaf lock.
     pub rlimits: Mutex<[Rlimit; RLIMIT_COUNT]>,
     /// The executable's path, as /proc/self/exe shows it.
-    pub exe: String,
+    pub exe: Mutex<String>,
+    /// PR_SET_DUMPABLE.
+    pub dumpable: AtomicI32,
+    /// PR_SET_NO_NEW_PRIVS.
+    pub no_new_privs: AtomicI32,
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, ppid: i32, creds: Credentials, exe: String) -> ThreadGroup {
+    pub fn new(tgid: i32, parent: Option<Arc<ThreadGroup>>, creds: Credentials, exe: String) -> ThreadGroup {
         ThreadGroup {
             tgid,
-            ppid,
+            state: Mutex::new(TgState {
+                parent,
+                children: Vec::new(),
+                threads: Vec::new(),
+                pgid: tgid,
+                sid: tgid,
+                exiting: None,
+                zombie: None,
+                stopped: false,
+                report: None,
+                subreaper: false,
+                execer: None,
+                vfork_done: false,
+            }),
+            sig: Mutex::new(GroupSignals { actions: [KernelSigaction::zeroed(); 64], pending: SigQueue::default() }),
             creds: Mutex::new(creds),
-            sigactions: Mutex::new([KernelSigaction::zeroed(); 64]),
             rlimits: Mutex::new(default_rlimits()),
-            exe,
+            exe: Mutex::new(exe),
+            dumpable: AtomicI32::new(1),
+            no_new_privs: AtomicI32::new(0),
         }
+    }
+
+    /// A child made by fork: same credentials, limits, dispositions, groups.
+    pub fn forked(&self, tgid: i32, parent: Arc<ThreadGroup>) -> ThreadGroup {
+        let tg = ThreadGroup::new(tgid, Some(parent), self.creds(), self.exe.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        {
+            let mine = self.state();
+            let mut st = tg.state();
+            st.pgid = mine.pgid;
+            st.sid = mine.sid;
+        }
+        tg.sig().actions = self.sig().actions;
+        *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
+        tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, TgState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sig(&self) -> MutexGuard<'_, GroupSignals> {
+        self.sig.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn creds(&self) -> Credentials {
         *self.creds.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {
+        *self.rlimits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn rlimit(&self, r: usize) -> Rlimit {
+        self.rlimit_all()[r]
+    }
+
+    pub fn action(&self, signo: u32) -> KernelSigaction {
+        self.sig().actions[signo as usize - 1]
+    }
+
+    pub fn threads(&self) -> Vec<Arc<Thread>> {
+        self.state().threads.clone()
+    }
+
+    pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
+        self.state().parent.clone()
+    }
+
+    /// Wakes every thread of the group (a child changed state, the group stops...).
+    pub fn wake_all(&self) {
+        for th in self.threads() {
+            th.interrupt();
+        }
+    }
+}
+
+/// Per-thread signal state, guarded by the thread's signal lock (a leaf).
+#[derive(Default)]
+pub struct ThreadSignals {
+    /// Blocked signals, bit n-1 for signal n.
+    pub mask: u64,
+    pub pending: SigQueue,
+    pub altstack: SigAltStack,
+    /// The mask to restore when a handler returns after sigsuspend/ppoll.
+    pub saved_mask: Option<u64>,
+    /// PR_SET_PDEATHSIG.
+    pub pdeathsig: u32,
+}
+
+/// One thread, as other tasks see it: the handle signals and wake-ups go through.
+pub struct Thread {
+    tid: AtomicI32,
+    pub tg: Arc<ThreadGroup>,
+    pub waiter: Waiter,
+    sig: Mutex<ThreadSignals>,
+    interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
+    /// The name prctl(PR_SET_NAME) sets and /proc shows (comm).
+    pub comm: Mutex<[u8; 16]>,
+}
+
+impl Thread {
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: [u8; 16]) -> Thread {
+        Thread {
+            tid: AtomicI32::new(tid),
+            tg,
+            waiter: Waiter::default(),
+            sig: Mutex::new(ThreadSignals::default()),
+            interrupter: Mutex::new(None),
+            comm: Mutex::new(comm),
+        }
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed)
+    }
+
+    pub fn sig(&self) -> MutexGuard<'_, ThreadSignals> {
+        self.sig.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_interrupter(&self, i: Option<Arc<dyn Interrupter>>) {
+        *self.interrupter.lock().unwrap_or_else(|e| e.into_inner()) = i;
+    }
+
+    /// Makes the thread notice new work: wakes it if blocked in the Sentry and
+    /// kicks it out of app code if running there.
+    pub fn interrupt(&self) {
+        self.waiter.wake();
+        if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            i.interrupt();
+        }
+    }
+}
+
+/// The name a program gets from its path: the basename, cut to 15 bytes.
+pub fn comm_from_path(path: &str) -> [u8; 16] {
+    let base = path.rsplit('/').next().unwrap_or(path).as_bytes();
+    let mut c = [0u8; 16];
+    let n = base.len().min(15);
+    c[..n].copy_from_slice(&base[..n]);
+    c
 }

@@ -9,29 +9,44 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Fd(pub i32);
 
+#[derive(Clone)]
+struct Entry {
+    file: Arc<dyn FileDescription>,
+    cloexec: bool,
+}
 
 /// Shared between threads created with CLONE_FILES. The lock is a leaf: nothing
 /// else is taken while it is held, and it is never held across I/O.
 #[derive(Default)]
 pub struct FdTable {
-    entries: Mutex<BTreeMap<i32, Arc<dyn FileDescription>>>,
+    entries: Mutex<BTreeMap<i32, Entry>>,
 }
 
 impl FdTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Arc<dyn FileDescription>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get(&self, fd: Fd) -> SysResult<Arc<dyn FileDescription>> {
-        self.lock().get(&fd.0).cloned().ok_or_else(|| errno!(EBADF))
+        self.lock().get(&fd.0).map(|e| e.file.clone()).ok_or_else(|| errno!(EBADF))
     }
 
     /// Installs `file` at exactly `fd` (replacing what was there).
-    pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>) {
-        self.lock().insert(fd.0, file);
+    pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>, cloexec: bool) {
+        self.lock().insert(fd.0, Entry { file, cloexec });
     }
 
     pub fn close(&self, fd: Fd) -> SysResult<()> {
         self.lock().remove(&fd.0).map(|_| ()).ok_or_else(|| errno!(EBADF))
+    }
+
+    /// A copy for a child made without CLONE_FILES: same open file descriptions.
+    pub fn fork(&self) -> FdTable {
+        FdTable { entries: Mutex::new(self.lock().clone()) }
+    }
+
+    /// Closes every descriptor marked close-on-exec.
+    pub fn close_on_exec(&self) {
+        self.lock().retain(|_, e| !e.cloexec);
     }
 }

@@ -113,12 +113,22 @@ pub fn run_until_trap(tid: i32, regs: &mut libc::user_regs_struct, entry: u64) -
     regs.rip = entry;
     regs.orig_rax = u64::MAX;
     set_regs(tid, regs)?;
-    if ptrace(libc::PTRACE_CONT, tid, 0, 0) < 0 {
-        return Err(host_err("PTRACE_CONT"));
-    }
-    let status = wait(tid)?;
-    if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGTRAP {
-        return Err(PlatformError::StubDied(status));
+    loop {
+        if ptrace(libc::PTRACE_CONT, tid, 0, 0) < 0 {
+            return Err(host_err("PTRACE_CONT"));
+        }
+        let status = wait(tid)?;
+        if !libc::WIFSTOPPED(status) {
+            return Err(PlatformError::StubDied(status));
+        }
+        match libc::WSTOPSIG(status) {
+            libc::SIGTRAP => break,
+            // A kick meant for the app (or an interrupt stop) arrived meanwhile:
+            // drop it; the task loop checks for work after the switch anyway.
+            libc::SIGURG => continue,
+            _ if status >> 16 != 0 => continue,
+            _ => return Err(PlatformError::StubDied(status)),
+        }
     }
     *regs = get_regs(tid)?;
     Ok(())

@@ -43,7 +43,13 @@ impl Platform for PtracePlatform {
         let slot = self.control.alloc_slot().ok_or_else(|| PlatformError::Unsupported("too many address spaces".into()))?;
         let cpu = host::pin_current_thread();
         let pid = stub::spawn(self.memory_fd, self.control.fd()).map_err(|e| PlatformError::Host("fork stub", e))?;
-        let aspace = PtraceAddressSpace { pid, slot, pending: Mutex::new(Vec::new()), leader_claimed: AtomicBool::new(false) };
+        let aspace = PtraceAddressSpace {
+            pid,
+            slot,
+            pending: Mutex::new(Vec::new()),
+            flushing: Mutex::new(()),
+            leader_claimed: AtomicBool::new(false),
+        };
         host::wait_initial_stop(pid)?;
         host::pin(pid, cpu);
         // Set up the stub: its queue page (read-only), and no parent-death signal
@@ -83,6 +89,9 @@ pub struct PtraceAddressSpace {
     slot: ControlSlot,
     /// Changes not yet carried out in the stub, in order.
     pending: Mutex<Vec<QueuedCall>>,
+    /// Held while a batch runs, so that batches from different threads run in
+    /// queue order and nobody returns to the app while a change it made is in flight.
+    flushing: Mutex<()>,
     /// Whether a context has taken the stub's main thread.
     leader_claimed: AtomicBool,
 }
@@ -94,6 +103,7 @@ impl PtraceAddressSpace {
 
     /// Runs every queued change in the stub thread `tid`, a queue page at a time.
     fn flush(&self, tid: i32) -> Result<()> {
+        let _order = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         let calls = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if calls.is_empty() {
             return Ok(());

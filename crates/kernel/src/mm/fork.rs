@@ -1,0 +1,49 @@
+//! fork's copy of an address space: same VMAs; shared mappings keep sharing their
+//! frames, private ones become copy-on-write in both parent and child.
+
+use super::{MemoryManager, MmState};
+use rvisor_abi::{errno, SysResult, UserAddr};
+use rvisor_platform::{AddressSpace, Perms};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+impl MemoryManager {
+    /// The child's copy. The parent's writable private pages are write-protected
+    /// (queued on its address space; the caller syncs it before the parent runs).
+    pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> MemoryManager {
+        let mut st = self.lock();
+        let mut pmas = BTreeMap::new();
+        let starts: Vec<u64> = st.pmas.keys().copied().collect();
+        for s in starts {
+            let shared = st.vma_at(s).is_some_and(|(_, v)| v.shared);
+            let Some(p) = st.pmas.get_mut(&s) else { continue };
+            if !shared {
+                p.cow = true;
+                if p.mapped.write {
+                    let ro = Perms { write: false, ..p.mapped };
+                    self.aspace.protect(s, p.end - s, ro);
+                    p.mapped = ro;
+                }
+            }
+            let mut child = p.clone();
+            child.mapped = Perms::NONE;
+            pmas.insert(s, child);
+        }
+        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout };
+        MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) }
+    }
+
+    /// The memory-file offset of the aligned futex word at `addr`.
+    pub fn futex_word(&self, addr: UserAddr) -> SysResult<u64> {
+        if addr.get() % 4 != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let ranges = self.translate_all(addr, 4, super::access::Access::Read)?;
+        ranges.first().map(|r| r.start).ok_or_else(|| errno!(EFAULT))
+    }
+
+    /// Whether `addr` lies in a MAP_SHARED mapping (futexes there are keyed by frame).
+    pub fn is_shared_at(&self, addr: UserAddr) -> bool {
+        self.lock().vma_at(addr.get()).is_some_and(|(_, v)| v.shared)
+    }
+}

@@ -1,0 +1,213 @@
+//! clone, fork and vfork: new threads and processes.
+
+use super::{Task, Thread, ThreadGroup, RLIMIT_NPROC};
+use crate::mm::{MemoryManager, UserRef};
+use crate::vfs::FdTable;
+use rvisor_abi::{errno, SysResult, UserAddr};
+use rvisor_platform::{Context, CpuState};
+use std::sync::Arc;
+
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_FILES: u64 = 0x400;
+pub const CLONE_SIGHAND: u64 = 0x800;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PTRACE: u64 = 0x2000;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_DETACHED: u64 = 0x400000;
+pub const CLONE_UNTRACED: u64 = 0x800000;
+pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+pub const CLONE_IO: u64 = 0x8000_0000;
+/// Namespace flags (NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWNS, NEWTIME):
+/// the sandbox offers none of them to its programs yet.
+const CLONE_NAMESPACES: u64 = 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | CLONE_NEWNS | 0x80;
+const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
+    | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
+    | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | 0xff;
+
+/// clone's arguments, from clone or clone3.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub exit_signal: u32,
+    pub stack: u64,
+    pub parent_tid: UserAddr,
+    pub child_tid: UserAddr,
+    pub tls: u64,
+}
+
+/// What the new task's host thread needs to start.
+struct ChildSpec {
+    thread: Arc<Thread>,
+    mm_source: MmSource,
+    fds: Arc<FdTable>,
+    cpu: CpuState,
+    clear_child_tid: UserAddr,
+    vfork_parent: Option<Arc<Thread>>,
+}
+
+enum MmSource {
+    /// CLONE_VM: the same address space; the platform thread is already made.
+    Shared(Arc<MemoryManager>, rvisor_platform::ThreadSeed),
+    /// fork: a copy-on-write copy into a fresh address space.
+    Copy(Arc<MemoryManager>),
+}
+
+impl Task {
+    pub fn do_clone(&mut self, args: CloneArgs) -> SysResult<i32> {
+        let f = args.flags;
+        if f & !SUPPORTED != 0 || f & CLONE_NAMESPACES != 0 {
+            return Err(errno!(EINVAL));
+        }
+        if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
+            return Err(errno!(EINVAL));
+        }
+        if f & CLONE_THREAD == 0 {
+            self.check_nproc()?;
+        }
+        let tid = self.kernel.pid_ns.alloc()?;
+        let tg = if f & CLONE_THREAD != 0 {
+            self.tg.clone()
+        } else {
+            let parent = if f & CLONE_PARENT != 0 { self.tg.parent().unwrap_or_else(|| self.tg.clone()) } else { self.tg.clone() };
+            Arc::new(self.tg.forked(tid, parent))
+        };
+        let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm));
+        {
+            let mine = self.thread.sig();
+            let mut s = thread.sig();
+            s.mask = mine.mask;
+            if f & CLONE_VM == 0 || f & CLONE_VFORK != 0 {
+                s.altstack = mine.altstack;
+            }
+        }
+        let mut cpu = self.cpu.clone();
+        cpu.regs.rax = 0;
+        if args.stack != 0 {
+            cpu.regs.rsp = args.stack;
+        }
+        if f & CLONE_SETTLS != 0 {
+            cpu.regs.fs_base = args.tls;
+        }
+        cpu.fpstate = Some(match self.cpu.fpstate.clone() {
+            Some(fp) => fp,
+            None => self.ctx.fpstate().map_err(|_| errno!(EAGAIN))?,
+        });
+        let mm_source = if f & CLONE_VM != 0 {
+            let seed = self.ctx.new_thread(&self.mm.aspace).map_err(|e| {
+                tracing::warn!("clone: no platform thread: {e}");
+                errno!(EAGAIN)
+            })?;
+            MmSource::Shared(self.mm.clone(), seed)
+        } else {
+            MmSource::Copy(self.mm.clone())
+        };
+        let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
+        let spec = ChildSpec {
+            thread: thread.clone(),
+            mm_source,
+            fds,
+            cpu,
+            clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
+            vfork_parent: (f & CLONE_VFORK != 0).then(|| self.thread.clone()),
+        };
+
+        // Make the child visible before it can run, so signals and waits see it.
+        self.kernel.pid_ns.register_thread(tid, &thread);
+        tg.state().threads.push(thread.clone());
+        if f & CLONE_THREAD == 0 {
+            self.kernel.pid_ns.register_group(tid, &tg);
+            if let Some(p) = tg.parent() {
+                p.state().children.push(tg.clone());
+            }
+        }
+        let child_mm = match self.spawn(spec) {
+            Ok(mm) => mm,
+            Err(e) => {
+                self.unregister_failed_child(&tg, &thread, f);
+                return Err(e);
+            }
+        };
+        if f & CLONE_CHILD_SETTID != 0 {
+            let _ = child_mm.write_obj(UserRef::<i32>::new(args.child_tid), &tid);
+        }
+        if f & CLONE_PARENT_SETTID != 0 {
+            let _ = self.mm.write_obj(UserRef::<i32>::new(args.parent_tid), &tid);
+        }
+        // The fork write-protected our private memory: make that take effect
+        // before this address space runs again.
+        if f & CLONE_VM == 0 {
+            let _ = self.ctx.sync(&self.mm.aspace);
+        }
+        if f & CLONE_VFORK != 0 {
+            let _ = self.block_until(None, || tg.state().vfork_done || tg.state().zombie.is_some());
+        }
+        Ok(tid)
+    }
+
+    /// RLIMIT_NPROC counts the processes of the caller's user; root is exempt.
+    fn check_nproc(&self) -> SysResult<()> {
+        let creds = self.tg.creds();
+        if creds.euid == 0 {
+            return Ok(());
+        }
+        let limit = self.tg.rlimit(RLIMIT_NPROC).cur;
+        let mine = self.kernel.pid_ns.groups().iter().filter(|g| g.creds().uid == creds.uid && g.state().zombie.is_none()).count() as u64;
+        if mine >= limit { Err(errno!(EAGAIN)) } else { Ok(()) }
+    }
+
+    fn unregister_failed_child(&self, tg: &Arc<ThreadGroup>, thread: &Arc<Thread>, f: u64) {
+        tg.state().threads.retain(|t| !Arc::ptr_eq(t, thread));
+        self.kernel.pid_ns.release_thread(thread.tid());
+        if f & CLONE_THREAD == 0 {
+            if let Some(p) = tg.parent() {
+                p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
+            }
+            self.kernel.pid_ns.release_group(tg.tgid);
+        }
+    }
+
+    /// Starts the child's host thread and waits until its address space is ready;
+    /// returns the child's MM.
+    fn spawn(&self, spec: ChildSpec) -> SysResult<Arc<MemoryManager>> {
+        let kernel = self.kernel.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<SysResult<Arc<MemoryManager>>>();
+        let tid = spec.thread.tid();
+        let builder = std::thread::Builder::new().name(format!("task-{tid}"));
+        let handle = builder.spawn(move || {
+            let platform = kernel.platform.clone();
+            let made: Result<(Arc<MemoryManager>, Box<dyn Context>), String> = match spec.mm_source {
+                MmSource::Shared(mm, seed) => platform.adopt(seed).map(|ctx| (mm, ctx)).map_err(|e| e.to_string()),
+                MmSource::Copy(parent) => platform
+                    .new_address_space()
+                    .map(|aspace| (Arc::new(parent.fork(aspace)), platform.new_context()))
+                    .map_err(|e| e.to_string()),
+            };
+            let (mm, ctx) = match made {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("clone: cannot start task {tid}: {e}");
+                    let _ = tx.send(Err(errno!(EAGAIN)));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(mm.clone()));
+            let mut task = Task::new(kernel, spec.thread, mm, spec.fds, spec.cpu, ctx);
+            task.clear_child_tid = spec.clear_child_tid;
+            task.vfork_parent = spec.vfork_parent;
+            task.run();
+        });
+        if handle.is_err() {
+            return Err(errno!(EAGAIN));
+        }
+        rx.recv().unwrap_or_else(|_| Err(errno!(EAGAIN)))
+    }
+}

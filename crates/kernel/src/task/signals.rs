@@ -1,0 +1,281 @@
+//! Signals: siginfo, pending queues, default actions, and sending.
+
+use super::{ExitStatus, StopReport, Thread, ThreadGroup};
+use rvisor_abi::consts;
+use std::sync::Arc;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+pub const SA_NOCLDSTOP: u64 = 1;
+pub const SA_NOCLDWAIT: u64 = 2;
+pub const SA_SIGINFO: u64 = 4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_QUEUE: i32 = -1;
+pub const SI_TKILL: i32 = -6;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_DUMPED: i32 = 3;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+
+/// Bit for signal `signo` in a signal set.
+pub fn sigbit(signo: u32) -> u64 {
+    1u64 << (signo - 1)
+}
+
+/// SIGKILL and SIGSTOP can be neither caught, blocked nor ignored.
+pub const UNBLOCKABLE: u64 = (1 << (consts::SIGKILL - 1)) | (1 << (consts::SIGSTOP - 1));
+/// Faults the CPU raises; dequeued before other signals, as Linux does.
+const SYNCHRONOUS: u64 = (1 << (consts::SIGSEGV - 1)) | (1 << (consts::SIGBUS - 1)) | (1 << (consts::SIGILL - 1))
+    | (1 << (consts::SIGTRAP - 1)) | (1 << (consts::SIGFPE - 1)) | (1 << (consts::SIGSYS - 1));
+const STOP_SIGNALS: u64 = (1 << (consts::SIGSTOP - 1)) | (1 << (consts::SIGTSTP - 1)) | (1 << (consts::SIGTTIN - 1)) | (1 << (consts::SIGTTOU - 1));
+/// First real-time signal: from here on signals queue instead of coalescing.
+const SIGRTMIN: u32 = 32;
+
+/// `siginfo_t`, 128 bytes; the union's fields are set by offset.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    pad: i32,
+    fields: [u64; 14],
+}
+
+impl std::fmt::Debug for SigInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{si_signo={}, si_code={}, word0={:#x}}}", self.signo, self.code, self.fields[0])
+    }
+}
+
+impl SigInfo {
+    pub fn new(signo: u32, code: i32) -> SigInfo {
+        SigInfo { signo: signo as i32, errno: 0, code, pad: 0, fields: [0; 14] }
+    }
+
+    /// si_pid and si_uid (kill, sigqueue, SIGCHLD).
+    pub fn with_sender(mut self, pid: i32, uid: u32) -> SigInfo {
+        self.fields[0] = (pid as u32 as u64) | ((uid as u64) << 32);
+        self
+    }
+
+    /// si_addr (faults).
+    pub fn with_addr(mut self, addr: u64) -> SigInfo {
+        self.fields[0] = addr;
+        self
+    }
+
+    /// si_status (SIGCHLD) or si_value (sigqueue): the word after pid/uid.
+    pub fn with_value(mut self, v: u64) -> SigInfo {
+        self.fields[1] = v;
+        self
+    }
+
+    pub fn signo(&self) -> u32 {
+        self.signo as u32
+    }
+
+    /// Whether the sender is the kernel (then si_code > 0) rather than a process.
+    pub fn from_kernel(&self) -> bool {
+        self.code > 0
+    }
+}
+
+/// Pending signals: standard ones coalesce, real-time ones queue with their info.
+#[derive(Default)]
+pub struct SigQueue {
+    entries: Vec<SigInfo>,
+    /// Bit n-1 set while signal n has an entry.
+    pub mask: u64,
+}
+
+impl SigQueue {
+    pub fn push(&mut self, info: SigInfo) {
+        let signo = info.signo();
+        if signo < SIGRTMIN && self.mask & sigbit(signo) != 0 {
+            return;
+        }
+        self.mask |= sigbit(signo);
+        self.entries.push(info);
+    }
+
+    /// Removes and returns the next deliverable signal not in `blocked`:
+    /// synchronous faults first, then the lowest number, oldest first.
+    pub fn pop(&mut self, blocked: u64) -> Option<SigInfo> {
+        let ready = self.mask & !blocked;
+        if ready == 0 {
+            return None;
+        }
+        let pick = if ready & SYNCHRONOUS != 0 { ready & SYNCHRONOUS } else { ready };
+        let signo = pick.trailing_zeros() + 1;
+        let i = self.entries.iter().position(|e| e.signo() == signo)?;
+        let info = self.entries.remove(i);
+        if !self.entries.iter().any(|e| e.signo() == signo) {
+            self.mask &= !sigbit(signo);
+        }
+        Some(info)
+    }
+
+    /// Drops every pending instance of the signals in `set`.
+    pub fn discard(&mut self, set: u64) {
+        self.entries.retain(|e| sigbit(e.signo()) & set == 0);
+        self.mask &= !set;
+    }
+}
+
+/// sigaltstack state.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SigAltStack {
+    pub sp: u64,
+    pub size: u64,
+    pub disabled: bool,
+}
+
+impl SigAltStack {
+    pub fn is_set(&self) -> bool {
+        self.size != 0 && !self.disabled
+    }
+
+    pub fn contains(&self, sp: u64) -> bool {
+        self.is_set() && sp > self.sp && sp <= self.sp + self.size
+    }
+}
+
+/// What a signal does when its disposition is SIG_DFL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    Core,
+    Stop,
+    Continue,
+    Ignore,
+}
+
+pub fn default_action(signo: u32) -> DefaultAction {
+    match signo {
+        consts::SIGCHLD | consts::SIGURG | consts::SIGWINCH => DefaultAction::Ignore,
+        consts::SIGCONT => DefaultAction::Continue,
+        s if sigbit(s) & STOP_SIGNALS != 0 => DefaultAction::Stop,
+        consts::SIGQUIT | consts::SIGILL | consts::SIGTRAP | consts::SIGABRT | consts::SIGBUS | consts::SIGFPE
+        | consts::SIGSEGV | consts::SIGXCPU | consts::SIGXFSZ | consts::SIGSYS => DefaultAction::Core,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Whether the group would throw `signo` away at generation time.
+fn ignored(tg: &ThreadGroup, signo: u32) -> bool {
+    let act = tg.action(signo);
+    act.handler == SIG_IGN || (act.handler == SIG_DFL && default_action(signo) == DefaultAction::Ignore)
+}
+
+/// Starts the death of the whole group: every thread exits with `status`.
+pub fn group_exit(tg: &ThreadGroup, status: ExitStatus) {
+    let threads = {
+        let mut st = tg.state();
+        if st.exiting.is_none() {
+            st.exiting = Some(status);
+        }
+        st.stopped = false;
+        st.threads.clone()
+    };
+    for th in threads {
+        th.interrupt();
+    }
+}
+
+/// SIGCONT's side effect at generation: a stopped group resumes.
+fn continue_group(tg: &Arc<ThreadGroup>) {
+    let was_stopped = {
+        let mut st = tg.state();
+        let was = st.stopped;
+        if was {
+            st.stopped = false;
+            st.report = Some(StopReport::Continued);
+        }
+        was
+    };
+    tg.sig().pending.discard(STOP_SIGNALS);
+    for th in tg.threads() {
+        th.sig().pending.discard(STOP_SIGNALS);
+    }
+    if was_stopped {
+        notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
+        tg.wake_all();
+    }
+}
+
+/// Tells the parent a child stopped or continued (SIGCHLD unless SA_NOCLDSTOP).
+pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
+    let Some(parent) = tg.parent() else { return };
+    if parent.action(consts::SIGCHLD).flags & SA_NOCLDSTOP == 0 {
+        let uid = tg.creds().uid;
+        let info = SigInfo::new(consts::SIGCHLD, code).with_sender(tg.tgid, uid).with_value(signo as u64);
+        send_to_group(&parent, info);
+    }
+    parent.wake_all();
+}
+
+/// Sends a process-directed signal.
+pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
+    deliver(tg, None, info)
+}
+
+/// Sends a thread-directed signal.
+pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) {
+    deliver(&th.tg, Some(th), info)
+}
+
+fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) {
+    let signo = info.signo();
+    {
+        let st = tg.state();
+        if st.zombie.is_some() || st.exiting.is_some() {
+            return;
+        }
+    }
+    if signo == consts::SIGKILL {
+        group_exit(tg, ExitStatus::killed_by(signo));
+        return;
+    }
+    if signo == consts::SIGCONT {
+        continue_group(tg);
+    }
+    if sigbit(signo) & STOP_SIGNALS != 0 {
+        tg.sig().pending.discard(sigbit(consts::SIGCONT));
+        for th in tg.threads() {
+            th.sig().pending.discard(sigbit(consts::SIGCONT));
+        }
+    }
+    let blocked_by = |th: &Thread| th.sig().mask & sigbit(signo) != 0;
+    match target {
+        Some(th) => {
+            if ignored(tg, signo) && !blocked_by(th) {
+                return;
+            }
+            th.sig().pending.push(info);
+            th.interrupt();
+        }
+        None => {
+            let threads = tg.threads();
+            if ignored(tg, signo) && !threads.iter().any(|t| blocked_by(t)) {
+                return;
+            }
+            tg.sig().pending.push(info);
+            // Wake one thread that can take it; if all block it, it waits pending.
+            if let Some(th) = threads.iter().find(|t| !blocked_by(t)) {
+                th.interrupt();
+            }
+        }
+    }
+}

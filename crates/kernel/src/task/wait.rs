@@ -1,0 +1,106 @@
+//! wait4 and waitid: collecting children's exits, stops and continues.
+
+use super::{StopReport, Task, ThreadGroup};
+use rvisor_abi::{errno, SysResult};
+use std::sync::Arc;
+
+/// Which children a wait is about.
+#[derive(Clone, Copy, Debug)]
+pub enum WaitTarget {
+    Pid(i32),
+    Pgid(i32),
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitOptions {
+    pub exited: bool,
+    pub stopped: bool,
+    pub continued: bool,
+    pub nohang: bool,
+    pub nowait: bool,
+}
+
+/// What a wait found.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitResult {
+    pub pid: i32,
+    pub uid: u32,
+    /// The wait4 status word.
+    pub status: i32,
+    /// si_code and si_status for waitid.
+    pub code: i32,
+    pub si_status: i32,
+}
+
+impl Task {
+    /// Waits for a child matching `target` to have something to report. `Ok(None)`
+    /// means WNOHANG found nothing.
+    pub fn wait_child(&self, target: WaitTarget, opts: WaitOptions) -> SysResult<Option<WaitResult>> {
+        let mut found = None;
+        let mut have_children = true;
+        let r = self.block_until(None, || match self.poll_children(target, opts) {
+            Err(_) => {
+                have_children = false;
+                true
+            }
+            Ok(Some(res)) => {
+                found = Some(res);
+                true
+            }
+            Ok(None) => opts.nohang,
+        });
+        if !have_children {
+            return Err(errno!(ECHILD));
+        }
+        r.map(|()| found)
+    }
+
+    /// One scan of the children; Err when none match at all.
+    fn poll_children(&self, target: WaitTarget, opts: WaitOptions) -> SysResult<Option<WaitResult>> {
+        let children: Vec<Arc<ThreadGroup>> = self.tg.state().children.clone();
+        let mut matched = false;
+        for child in children {
+            let mut st = child.state();
+            let ok = match target {
+                WaitTarget::Pid(p) => child.tgid == p,
+                WaitTarget::Pgid(g) => st.pgid == g,
+                WaitTarget::Any => true,
+            };
+            if !ok {
+                continue;
+            }
+            matched = true;
+            let uid = child.creds().uid;
+            if let (Some(status), true) = (st.zombie, opts.exited) {
+                drop(st);
+                if !opts.nowait {
+                    self.reap(&child);
+                }
+                let (code, si_status) = status.child_code();
+                return Ok(Some(WaitResult { pid: child.tgid, uid, status: status.wait_status(), code, si_status }));
+            }
+            match st.report {
+                Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
+                    if !opts.nowait {
+                        st.report = None;
+                    }
+                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32 }));
+                }
+                Some(StopReport::Continued) if opts.continued && st.zombie.is_none() => {
+                    if !opts.nowait {
+                        st.report = None;
+                    }
+                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32 }));
+                }
+                _ => {}
+            }
+        }
+        if matched { Ok(None) } else { Err(errno!(ECHILD)) }
+    }
+
+    fn reap(&self, child: &Arc<ThreadGroup>) {
+        self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
+        self.kernel.pid_ns.release_group(child.tgid);
+    }
+}

@@ -1,0 +1,43 @@
+//! `Waiter`: how a task blocks in the Sentry. Every wake-up source (futex, child
+//! state, signals, timers) bumps the waiter's sequence number; a blocked task reads
+//! the number before checking its condition, so no wake-up is lost in between.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Waiter {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Waiter {
+    pub fn seq(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wake(&self) {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *s = s.wrapping_add(1);
+        self.cv.notify_all();
+    }
+
+    /// Sleeps until woken after `seen` was read, or until `deadline`. Returns false
+    /// if the deadline passed.
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        while *s == seen {
+            match deadline {
+                None => s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
+        }
+        true
+    }
+}
