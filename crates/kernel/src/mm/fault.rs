@@ -109,7 +109,22 @@ impl MemoryManager {
         let block = addr & !(FAULT_REGION - 1);
         let lo = block.max(vstart);
         let hi = (block + FAULT_REGION).min(v.end);
-        // Fill the holes between existing PMAs with fresh frames.
+        self.fill(st, lo, hi)?;
+        if map {
+            let first = st.pmas.range(..lo).next_back().filter(|(_, p)| p.end > lo).map(|(&s, _)| s).unwrap_or(lo);
+            for (&s, p) in st.pmas.range_mut(first..hi) {
+                let want = p.effective(v.perms);
+                if p.mapped != want {
+                    self.aspace.map(s, p.end - s, p.file_offset(s, s), want);
+                    p.mapped = want;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Backs every address in `[lo, hi)` that has no frames yet with fresh ones.
+    pub(super) fn fill(&self, st: &mut MmState, lo: u64, hi: u64) -> SysResult<()> {
         let mut at = lo;
         let existing: Vec<(u64, u64)> = st
             .pmas
@@ -131,16 +146,6 @@ impl MemoryManager {
         for (s, e) in holes {
             let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
             st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false });
-        }
-        if map {
-            let first = st.pmas.range(..lo).next_back().filter(|(_, p)| p.end > lo).map(|(&s, _)| s).unwrap_or(lo);
-            for (&s, p) in st.pmas.range_mut(first..hi) {
-                let want = p.effective(v.perms);
-                if p.mapped != want {
-                    self.aspace.map(s, p.end - s, p.file_offset(s, s), want);
-                    p.mapped = want;
-                }
-            }
         }
         Ok(())
     }

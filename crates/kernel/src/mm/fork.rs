@@ -10,8 +10,14 @@ use std::sync::{Arc, Mutex};
 impl MemoryManager {
     /// The child's copy. The parent's writable private pages are write-protected
     /// (queued on its address space; the caller syncs it before the parent runs).
-    pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> MemoryManager {
+    /// Shared mappings are backed in full first, so that both processes later
+    /// fault in the same frames.
+    pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
+        let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared).map(|(&s, v)| (s, v.end)).collect();
+        for (s, e) in shared {
+            self.fill(&mut st, s, e)?;
+        }
         let mut pmas = BTreeMap::new();
         let starts: Vec<u64> = st.pmas.keys().copied().collect();
         for s in starts {
@@ -30,7 +36,7 @@ impl MemoryManager {
             pmas.insert(s, child);
         }
         let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout };
-        MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) }
+        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }
 
     /// The memory-file offset of the aligned futex word at `addr`.

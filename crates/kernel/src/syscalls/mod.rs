@@ -1,6 +1,7 @@
 //! System calls: the table, the entry path, and one file per family.
 
 mod args;
+mod creds;
 mod fs;
 mod futex;
 mod info;
@@ -15,6 +16,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::Fd;
 use args::UserCStr;
+use creds::*;
 use fs::*;
 use futex::*;
 use info::*;
@@ -67,10 +69,18 @@ syscall_table! {
     getrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     getuid() => Supported;
     getgid() => Supported;
+    setuid(uid: u32) => Supported;
+    setgid(gid: u32) => Supported;
     geteuid() => Supported;
     getegid() => Supported;
     getppid() => Supported;
     setpgid(pid: i32, pgid: i32) => Supported;
+    setreuid(ruid: u32, euid: u32) => Supported;
+    setregid(rgid: u32, egid: u32) => Supported;
+    getgroups(size: i32, list: UserAddr) => Supported;
+    setgroups(size: usize, list: UserAddr) => Supported;
+    setresuid(ruid: u32, euid: u32, suid: u32) => Supported;
+    setresgid(rgid: u32, egid: u32, sgid: u32) => Supported;
     getpgrp() => Supported;
     setsid() => Supported;
     getresuid(ruid: UserRef<u32>, euid: UserRef<u32>, suid: UserRef<u32>) => Supported;

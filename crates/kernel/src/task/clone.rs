@@ -69,9 +69,7 @@ impl Task {
         if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
             return Err(errno!(EINVAL));
         }
-        if f & CLONE_THREAD == 0 {
-            self.check_nproc()?;
-        }
+        self.check_nproc()?;
         let tid = self.kernel.pid_ns.alloc()?;
         let tg = if f & CLONE_THREAD != 0 {
             self.tg.clone()
@@ -153,14 +151,15 @@ impl Task {
         Ok(tid)
     }
 
-    /// RLIMIT_NPROC counts the processes of the caller's user; root is exempt.
+    /// RLIMIT_NPROC counts the tasks (threads) of the caller's real user; root is exempt.
     fn check_nproc(&self) -> SysResult<()> {
         let creds = self.tg.creds();
-        if creds.euid == 0 {
+        if creds.uid == 0 || creds.euid == 0 {
             return Ok(());
         }
         let limit = self.tg.rlimit(RLIMIT_NPROC).cur;
-        let mine = self.kernel.pid_ns.groups().iter().filter(|g| g.creds().uid == creds.uid && g.state().zombie.is_none()).count() as u64;
+        let mine: usize = self.kernel.pid_ns.groups().iter().filter(|g| g.creds().uid == creds.uid).map(|g| g.state().threads.len()).sum();
+        let mine = mine as u64;
         if mine >= limit { Err(errno!(EAGAIN)) } else { Ok(()) }
     }
 
@@ -188,8 +187,9 @@ impl Task {
                 MmSource::Shared(mm, seed) => platform.adopt(seed).map(|ctx| (mm, ctx)).map_err(|e| e.to_string()),
                 MmSource::Copy(parent) => platform
                     .new_address_space()
-                    .map(|aspace| (Arc::new(parent.fork(aspace)), platform.new_context()))
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| e.to_string())
+                    .and_then(|aspace| parent.fork(aspace).map_err(|e| format!("{e:?}")))
+                    .map(|mm| (Arc::new(mm), platform.new_context())),
             };
             let (mm, ctx) = match made {
                 Ok(x) => x,

@@ -81,6 +81,8 @@ pub struct ThreadGroup {
     state: Mutex<TgState>,
     sig: Mutex<GroupSignals>,
     pub creds: Mutex<Credentials>,
+    /// Supplementary groups.
+    pub groups: Mutex<Vec<u32>>,
     pub rlimits: Mutex<[Rlimit; RLIMIT_COUNT]>,
     /// The executable's path, as /proc/self/exe shows it.
     pub exe: Mutex<String>,
@@ -110,6 +112,7 @@ impl ThreadGroup {
             }),
             sig: Mutex::new(GroupSignals { actions: [KernelSigaction::zeroed(); 64], pending: SigQueue::default() }),
             creds: Mutex::new(creds),
+            groups: Mutex::new(Vec::new()),
             rlimits: Mutex::new(default_rlimits()),
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
@@ -127,6 +130,7 @@ impl ThreadGroup {
             st.sid = mine.sid;
         }
         tg.sig().actions = self.sig().actions;
+        *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
         tg

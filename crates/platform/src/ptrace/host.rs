@@ -194,8 +194,16 @@ pub fn retire(pid: i32, tid: i32) {
     }
     regs.rip = entries.syscall;
     regs.rax = libc::SYS_exit as u64;
-    if set_regs(tid, &regs).is_ok() && ptrace(libc::PTRACE_CONT, tid, 0, 0) == 0 {
-        let _ = wait(tid);
+    if set_regs(tid, &regs).is_err() {
+        return;
+    }
+    // A pending kick stops the thread once more before it reaches exit; it must
+    // not be left traced by a host thread that is about to exit (EXITKILL).
+    while ptrace(libc::PTRACE_CONT, tid, 0, 0) == 0 {
+        match wait(tid) {
+            Ok(status) if libc::WIFSTOPPED(status) => continue,
+            _ => break,
+        }
     }
 }
 
