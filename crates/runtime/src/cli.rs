@@ -35,6 +35,12 @@ pub enum Command {
     Do(DoArgs),
     /// Print the syscall table with each entry's support status.
     Syscalls,
+    /// The sandbox process `rvisor do` turns into (internal).
+    #[command(hide = true)]
+    Boot {
+        #[arg(long)]
+        request_fd: i32,
+    },
 }
 
 #[derive(Args)]

@@ -6,9 +6,11 @@ use rvisor_kernel::task::{Credentials, ExecutableSource};
 use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use crate::request::Request;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -61,22 +63,67 @@ fn stdio() -> std::io::Result<[OwnedFd; 3]> {
 }
 
 pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
-    if let Err(e) = init_logging(global) {
-        return fail(EXIT_INTERNAL, format!("cannot open the log: {e}"));
-    }
     let name = &args.argv[0];
     let Some(path) = resolve(name) else {
         return fail(EXIT_NOT_FOUND, format!("{name}: command not found"));
     };
+    if let Err(e) = std::fs::metadata(&path) {
+        let code = if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_RUN };
+        return fail(code, format!("{}: {}", path.display(), describe(&e)));
+    }
+    let exe = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let request = Request {
+        platform: global.platform.clone(),
+        strace: global.strace,
+        debug: global.debug,
+        log: global.log.as_ref().map(|p| p.as_os_str().as_bytes().to_vec()),
+        path: path.as_os_str().as_bytes().to_vec(),
+        exe: exe.as_os_str().as_bytes().to_vec(),
+        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect(),
+    };
+    let fd = match request.to_memfd() {
+        Ok(fd) => fd,
+        Err(e) => return fail(EXIT_INTERNAL, format!("cannot hand over the request: {e}")),
+    };
+    // Become the sandbox: same pid (the caller waits on us), nothing of the
+    // program's in our command line or environment.
+    let err = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()))
+        .arg0("rvisor")
+        .args(["boot", "--request-fd", &fd.as_raw_fd().to_string()])
+        .env_clear()
+        .exec();
+    fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
+}
+
+/// A shell-like message for an I/O error ("No such file or directory").
+fn describe(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
+/// `rvisor boot`: the sandbox process proper.
+pub fn run_boot(request_fd: i32) -> i32 {
+    let req = match Request::from_fd(request_fd) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_INTERNAL, format!("bad request: {e}")),
+    };
+    let global = GlobalOpts {
+        platform: req.platform.clone(),
+        strace: req.strace,
+        debug: req.debug,
+        log: req.log.as_ref().map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))),
+    };
+    if let Err(e) = init_logging(&global) {
+        return fail(EXIT_INTERNAL, format!("cannot open the log: {e}"));
+    }
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.path));
     let image = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return fail(EXIT_NOT_FOUND, format!("{}: No such file or directory", path.display()));
-        }
-        Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return fail(EXIT_NOT_FOUND, format!("{}: {}", path.display(), describe(&e))),
+        Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {}", path.display(), describe(&e))),
     };
-    let exe = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    match boot(global, &args, image, &path, &exe) {
+    match boot(&global, req, image) {
         Ok(code) => code,
         Err(BootError::Exec(e)) => fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
         Err(BootError::Internal(e)) => fail(EXIT_INTERNAL, e),
@@ -88,7 +135,7 @@ enum BootError {
     Internal(String),
 }
 
-fn boot(global: &GlobalOpts, args: &DoArgs, image: Vec<u8>, path: &Path, exe: &Path) -> Result<i32, BootError> {
+fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootError> {
     let memory = Arc::new(MemoryFile::new().map_err(|e| BootError::Internal(format!("cannot create the memory file: {e}")))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd())
         .map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
@@ -105,12 +152,10 @@ fn boot(global: &GlobalOpts, args: &DoArgs, image: Vec<u8>, path: &Path, exe: &P
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
     let spec = ProgramSpec {
         image,
-        path: path.to_string_lossy().into_owned(),
-        exe: exe.to_string_lossy().into_owned(),
-        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: std::env::vars_os()
-            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
-            .collect(),
+        path: String::from_utf8_lossy(&req.path).into_owned(),
+        exe: String::from_utf8_lossy(&req.exe).into_owned(),
+        argv: req.argv,
+        envp: req.envp,
         stdio: stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?,
         creds,
     };

@@ -157,3 +157,41 @@ fn signalled(pid: u32) -> Option<String> {
         None
     }
 }
+
+/// On the host, the sandbox is rvisor's processes only: none shows the program's
+/// name or arguments in /proc, and there are no more stub processes than address
+/// spaces (here two: a process and its forked child).
+#[test]
+fn host_processes_do_not_show_the_program() {
+    matrix("host_processes_do_not_show_the_program", &[Link::Static], |v| {
+        let bin = compile("hidden", v.link);
+        let secret = unique_name("secret-argument");
+        let name = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::args([secret.as_str()])));
+        p.expect_line("ready")?;
+        let tree = process_tree(p.pid());
+        let mut leaks = Vec::new();
+        for pid in &tree {
+            for file in ["cmdline", "comm", "environ"] {
+                let data = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+                let text = String::from_utf8_lossy(&data);
+                if text.contains(&secret) || text.contains(&name) {
+                    leaks.push(format!("/proc/{pid}/{file}: {text:?}"));
+                }
+            }
+        }
+        p.send_line()?;
+        p.expect_line("done 0")?;
+        let o = p.finish();
+        let stubs = tree.len().saturating_sub(1);
+        all([
+            expect_status(&o, 0),
+            if leaks.is_empty() { Ok(()) } else { Err(format!("host processes show the program: {leaks:?}")) },
+            if (1..=2).contains(&stubs) {
+                Ok(())
+            } else {
+                Err(format!("{stubs} stub processes for 2 address spaces (tree {tree:?})"))
+            },
+        ])
+    });
+}
