@@ -36,9 +36,13 @@ const TCGETS: u32 = 0x5401;
 const TIOCGWINSZ: u32 = 0x5413;
 
 impl HostFile {
-    /// Whether a read would see end-of-file now (a hung-up pipe or terminal).
+    /// Whether a read would see end-of-file now: a seekable file at its end, or a
+    /// hung-up pipe or terminal. Consumes nothing.
     fn at_eof(&self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        if let Ok(off) = nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur) {
+            return nix::sys::uio::pread(&self.fd, &mut [0u8; 1], off) == Ok(0);
+        }
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::ZERO) {
             Ok(1) => fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP) && !r.contains(PollFlags::POLLIN)),
