@@ -198,6 +198,9 @@ pub struct Thread {
     interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
     /// The name prctl(PR_SET_NAME) sets and /proc shows (comm).
     pub comm: Mutex<[u8; 16]>,
+    /// Made readable by `interrupt`, for a task blocked in a host poll; created
+    /// the first time the task waits on a host descriptor.
+    host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
 }
 
 impl Thread {
@@ -209,7 +212,17 @@ impl Thread {
             sig: Mutex::new(ThreadSignals::default()),
             interrupter: Mutex::new(None),
             comm: Mutex::new(comm),
+            host_wake: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The eventfd `interrupt` signals, for polling beside a host descriptor.
+    pub fn host_wake(&self) -> Option<&nix::sys::eventfd::EventFd> {
+        if self.host_wake.get().is_none() {
+            let efd = nix::sys::eventfd::EventFd::from_flags(nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK).ok()?;
+            let _ = self.host_wake.set(efd);
+        }
+        self.host_wake.get()
     }
 
     pub fn tid(&self) -> i32 {
@@ -232,6 +245,9 @@ impl Thread {
     /// kicks it out of app code if running there.
     pub fn interrupt(&self) {
         self.waiter.wake();
+        if let Some(efd) = self.host_wake.get() {
+            let _ = efd.write(1);
+        }
         if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             i.interrupt();
         }

@@ -14,12 +14,52 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct HostFile {
     fd: OwnedFd,
+    /// Pipes, terminals and sockets can block; regular files and devices that
+    /// are always ready are read and written directly.
+    may_block: bool,
 }
 
 impl HostFile {
     pub fn new(fd: OwnedFd) -> HostFile {
-        HostFile { fd }
+        let mode = fstat(fd.as_raw_fd()).map(|s| s.st_mode & libc_mode::S_IFMT).unwrap_or(0);
+        HostFile { fd, may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR) }
     }
+
+    /// Waits until the host descriptor is ready for `events`, or a signal (or the
+    /// group's death) interrupts the task with ERESTARTSYS.
+    fn wait_ready(&self, t: &Task, events: nix::poll::PollFlags) -> SysResult<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        if !self.may_block {
+            return Ok(());
+        }
+        let Some(wake) = t.thread.host_wake() else { return Ok(()) };
+        loop {
+            if t.signal_pending() {
+                return Err(errno!(ERESTARTSYS));
+            }
+            let mut fds = [PollFd::new(self.fd.as_fd(), events), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(host_errno(e)),
+                Ok(_) => {}
+            }
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                let _ = wake.read();
+                continue;
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// File-type bits of st_mode.
+mod libc_mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFIFO: u32 = 0o010000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFSOCK: u32 = 0o140000;
 }
 
 #[track_caller]
@@ -62,6 +102,9 @@ impl FileDescription for HostFile {
         if ranges.is_empty() {
             return Ok(0);
         }
+        if offset.is_none() {
+            self.wait_ready(t, nix::poll::PollFlags::POLLIN)?;
+        }
         let mut slices = t.mm.memory_file().io_slices_mut(&ranges);
         loop {
             let r = match offset {
@@ -79,6 +122,9 @@ impl FileDescription for HostFile {
         let ranges = t.mm.translate_buffers(bufs, false)?;
         if ranges.is_empty() {
             return Ok(0);
+        }
+        if offset.is_none() {
+            self.wait_ready(t, nix::poll::PollFlags::POLLOUT)?;
         }
         let slices = t.mm.memory_file().io_slices(&ranges);
         loop {
