@@ -17,12 +17,21 @@ pub struct HostFile {
     /// Pipes, terminals and sockets can block; regular files and devices that
     /// are always ready are read and written directly.
     may_block: bool,
+    readable: bool,
+    writable: bool,
 }
 
 impl HostFile {
     pub fn new(fd: OwnedFd) -> HostFile {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let mode = fstat(fd.as_raw_fd()).map(|s| s.st_mode & libc_mode::S_IFMT).unwrap_or(0);
-        HostFile { fd, may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR) }
+        let acc = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map(|f| OFlag::from_bits_truncate(f) & OFlag::O_ACCMODE).unwrap_or(OFlag::O_RDWR);
+        HostFile {
+            fd,
+            may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR),
+            readable: acc != OFlag::O_WRONLY,
+            writable: acc != OFlag::O_RDONLY,
+        }
     }
 
     /// Waits until the host descriptor is ready for `events`, or a signal (or the
@@ -93,6 +102,9 @@ impl HostFile {
 
 impl FileDescription for HostFile {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if !self.readable {
+            return Err(errno!(EBADF));
+        }
         let ranges = match t.mm.translate_buffers(bufs, true) {
             // Linux finds end-of-file before it copies anything, so a bad buffer
             // only faults when there is data to copy.
@@ -119,6 +131,9 @@ impl FileDescription for HostFile {
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if !self.writable {
+            return Err(errno!(EBADF));
+        }
         let ranges = t.mm.translate_buffers(bufs, false)?;
         if ranges.is_empty() {
             return Ok(0);
