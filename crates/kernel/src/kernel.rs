@@ -2,7 +2,7 @@
 
 use crate::futex::FutexTable;
 use crate::loader;
-use crate::mm::MemoryManager;
+use crate::mm::{Frames, MemoryManager};
 use crate::task::{comm_from_path, signals, Credentials, ExecutableSource, ExitStatus, PidNamespace, Task, Thread, ThreadGroup};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
@@ -35,6 +35,8 @@ pub struct Kernel {
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
     pub executables: Arc<dyn ExecutableSource>,
+    /// The vDSO parameter page followed by the vDSO image, shared by every process.
+    pub vdso: Arc<Frames>,
     pub(crate) strace: Option<Mutex<Box<dyn Write + Send>>>,
     /// Syscall numbers already reported as unimplemented (each is logged once).
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
@@ -58,22 +60,28 @@ pub struct ProgramSpec {
 }
 
 impl Kernel {
-    pub fn new(cfg: KernelConfig) -> Arc<Kernel> {
+    pub fn new(cfg: KernelConfig) -> Result<Arc<Kernel>, String> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Arc::new(Kernel {
+        let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
+        cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
+        let clocks = Clocks::new();
+        let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
+        clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
+        Ok(Arc::new(Kernel {
             platform: cfg.platform,
             memory: cfg.memory,
-            clocks: Clocks::new(),
+            clocks,
             hostname: cfg.hostname,
             cpus,
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
             executables: cfg.executables,
+            vdso,
             strace: cfg.strace.map(Mutex::new),
             unimplemented_seen: Mutex::new(HashSet::new()),
             init_status: Mutex::new(None),
             init_done: Condvar::new(),
-        })
+        }))
     }
 
     /// Loads and runs the sandbox's first program (PID 1), and returns how it
@@ -125,7 +133,7 @@ impl Kernel {
         let mm = Arc::new(MemoryManager::new(self.memory.clone(), aspace, self.platform.max_user_address()));
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
-        let image = loader::load(&mm, ctx.as_mut(), &spec.image, &spec.path, &spec.argv, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
+        let image = loader::load(&mm, ctx.as_mut(), &self.vdso, &spec.image, &spec.path, &spec.argv, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
         let fds = Arc::new(FdTable::default());
         for (i, fd) in spec.stdio.into_iter().enumerate() {
             fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);

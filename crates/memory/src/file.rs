@@ -167,6 +167,16 @@ impl MemoryFile {
         unsafe { &*(p as *const std::sync::atomic::AtomicU32) }
     }
 
+    /// The aligned words at `off` as atomics (the vDSO parameter page, which the
+    /// Sentry writes under a seqlock while apps read it).
+    pub fn atomic_u64s(&self, off: u64, n: usize) -> &[std::sync::atomic::AtomicU64] {
+        assert!(off % 8 == 0, "unaligned atomic access");
+        let p = self.check(off, n * 8);
+        // SAFETY: in bounds and 8-byte aligned; AtomicU64 has u64's layout, and the
+        // mapping lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(p as *const std::sync::atomic::AtomicU64, n) }
+    }
+
     /// An atomic load of the aligned u32 at `off` (futex words).
     pub fn load_u32(&self, off: u64) -> u32 {
         self.atomic_u32(off).load(Ordering::SeqCst)

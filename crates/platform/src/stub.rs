@@ -2,8 +2,11 @@
 //! whole program of a stub process. No Rust (and no libc) ever runs in a stub.
 //!
 //! The Sentry maps a copy of the code at `STUB_CODE` in its own address space, so a
-//! process forked from any Sentry thread finds it at the same address, jumps there,
-//! drops every other mapping and descriptor, and stops for its tracer. Later the
+//! process forked from it finds the code at the same address, jumps there, drops every
+//! other mapping and descriptor, and stops itself. All stubs are forked by one
+//! long-lived spawner thread: a stub's parent-death signal fires when the thread that
+//! forked it exits, and that must mean the Sentry is gone. Task threads then seize
+//! the stopped stubs they run. Later the
 //! Sentry points a stopped stub thread at `STUB_BATCH` to make it carry out a batch of
 //! `mmap`/`munmap`/`mprotect` calls read from its (read-only) queue page.
 
@@ -48,7 +51,6 @@ std::arch::global_asm!(
     "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
     "5:",
     "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",             // prctl(PR_SET_PDEATHSIG, SIGKILL)
-    "mov eax, 101", "xor edi, edi", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "syscall", // ptrace(TRACEME)
     "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(memfd, 0)
     "mov eax, 33", "mov rdi, r13", "mov esi, 1", "syscall",            // dup2(ctlfd, 1)
     "mov eax, 436", "mov edi, 2", "mov esi, -1", "xor edx, edx", "syscall", // close_range(2, ~0, 0)
@@ -56,7 +58,7 @@ std::arch::global_asm!(
     "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
     "mov eax, 39", "syscall",                                           // getpid()
     "mov edi, eax", "mov eax, 62", "mov esi, 19", "syscall",           // kill(pid, SIGSTOP)
-    "int3",
+    "jmp rvisor_stub_park",                                             // then wait to be seized
     // Batch: r15 = queue, r14 = count. Stops at the first error with r14 = calls left.
     ".globl rvisor_stub_batch",
     "rvisor_stub_batch:",
@@ -195,15 +197,59 @@ fn install_once() -> io::Result<StubEntries> {
     Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park) })
 }
 
-/// Forks a new stub process from the calling thread, which becomes its tracer.
-/// Returns the child's pid; the child stops itself with SIGSTOP.
-pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
-    install()?;
-    // SAFETY: the child runs only the stub code (installed above) and never
+/// Forks a stub on the calling thread and waits until it has stopped itself.
+fn fork_stub(memfd: i32, ctlfd: i32) -> io::Result<i32> {
+    // SAFETY: the child runs only the stub code (installed by the caller) and never
     // returns into Rust; the parent gets the clone result back.
     let r = unsafe { rvisor_stub_spawn(memfd, ctlfd, current_rseq_area()) };
     if r < 0 {
         return Err(io::Error::from_raw_os_error(-r as i32));
     }
-    Ok(r as i32)
+    let pid = r as i32;
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child; status is a local.
+        let w = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED | libc::__WALL) };
+        if w == pid {
+            break;
+        }
+        if w < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGSTOP {
+        return Err(io::Error::other(format!("stub died while starting (status {status:#x})")));
+    }
+    // Set up and stopped: let it go on into its pause() loop, out of group-stop,
+    // so that the threads it later clones do not start stopped.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    Ok(pid)
+}
+
+type SpawnRequest = (i32, i32, std::sync::mpsc::Sender<io::Result<i32>>);
+
+/// Returns a stopped, untraced stub process for the caller to seize.
+pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
+    install()?;
+    static SPAWNER: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new().name("stub-spawner".into()).spawn(move || {
+            for (memfd, ctlfd, reply) in rx {
+                let _ = reply.send(fork_stub(memfd, ctlfd));
+            }
+        });
+        if let Err(e) = started {
+            tracing::error!("cannot start the stub spawner: {e}");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((memfd, ctlfd, reply))
+        .map_err(|_| io::Error::other("the stub spawner is gone"))?;
+    answer.recv().map_err(|_| io::Error::other("the stub spawner is gone"))?
 }

@@ -2,7 +2,8 @@
 
 use super::stack::{build_stack, StackInfo};
 use crate::mm::ops::Placement;
-use crate::mm::{Layout, MemoryManager};
+use crate::mm::{Frames, Layout, MemoryManager};
+use std::sync::Arc;
 use goblin::elf::{header, program_header, Elf};
 use rvisor_abi::{page_down, page_up, UserAddr, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
@@ -81,9 +82,11 @@ fn parse(image: &[u8]) -> Result<Elf<'_>, ExecError> {
 }
 
 /// Loads `image` into `mm`, which must be empty, and builds the initial stack.
+#[allow(clippy::too_many_arguments)]
 pub fn load(
     mm: &MemoryManager,
     ctx: &mut dyn Context,
+    vdso: &Arc<Frames>,
     image: &[u8],
     execfn: &str,
     argv: &[Vec<u8>],
@@ -136,11 +139,14 @@ pub fn load(
     let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
     let mmap_base = page_down(stack_top - STACK_GAP - (random_u64() % (1 << 28)) * PAGE_SIZE);
     let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
+    mm.set_layout(layout);
+    let vdso = mm.map_vdso(vdso).map_err(|_| ExecError::NoMemory)?;
 
     let info = StackInfo {
         phdr,
         phnum: elf.header.e_phnum as u64,
         entry: elf.header.e_entry + bias,
+        vdso,
         execfn,
         argv,
         envp,

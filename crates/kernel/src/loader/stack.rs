@@ -9,6 +9,8 @@ pub struct StackInfo<'a> {
     pub phdr: u64,
     pub phnum: u64,
     pub entry: u64,
+    /// Where the vDSO image is (AT_SYSINFO_EHDR).
+    pub vdso: u64,
     pub execfn: &'a str,
     pub argv: &'a [Vec<u8>],
     pub envp: &'a [Vec<u8>],
@@ -35,6 +37,7 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 const AT_MINSIGSTKSZ: u64 = 51;
 
 /// Pushes bytes below `sp` and returns their address.
@@ -79,7 +82,8 @@ pub fn build_stack(mm: &MemoryManager, top: u64, info: &StackInfo<'_>, layout: &
         0 => 2048,
         v => v,
     };
-    let auxv: [(u64, u64); 19] = [
+    let auxv: [(u64, u64); 20] = [
+        (AT_SYSINFO_EHDR, info.vdso),
         (AT_PHDR, info.phdr),
         (AT_PHENT, 56),
         (AT_PHNUM, info.phnum),

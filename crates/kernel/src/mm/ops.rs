@@ -83,7 +83,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -125,6 +125,9 @@ impl MemoryManager {
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
+        if perms.write && st.vmas.range(..end).any(|(_, v)| v.end > addr && !v.may_write) {
+            return Err(errno!(EACCES));
+        }
         st.split_at(addr);
         st.split_at(end);
         for (_, v) in st.vmas.range_mut(addr..end) {
@@ -139,6 +142,21 @@ impl MemoryManager {
         }
         st.merge_around(addr, end);
         Ok(())
+    }
+
+    /// Maps the vDSO: its parameter page read-only, then its image read+exec, both
+    /// backed by the kernel's shared `frames`. Returns the image's address.
+    pub fn map_vdso(&self, frames: &std::sync::Arc<super::Frames>) -> SysResult<u64> {
+        let len = frames.range.len;
+        let mut st = self.lock();
+        let base = st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
+        let page = PAGE_SIZE;
+        let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
+        for (s, e, perms, name, offset) in parts {
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false });
+            st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
+        }
+        Ok(base + page)
     }
 
     /// `brk`: returns the new break, or the old one if the request fails.

@@ -15,6 +15,8 @@ pub struct Vma {
     pub growsdown: bool,
     /// What /proc/[pid]/maps calls it ("[stack]", "[heap]"), if anything.
     pub name: Option<&'static str>,
+    /// Whether mprotect may add write access (not for the vDSO and its page).
+    pub may_write: bool,
 }
 
 /// A run of memory-file frames. Freed, and given back to the host, when the last

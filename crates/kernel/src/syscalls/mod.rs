@@ -120,6 +120,7 @@ syscall_table! {
 
 /// Handles the syscall the task stopped at and sets its return value.
 pub fn handle(t: &mut Task) {
+    t.kernel.clocks.maybe_refresh();
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
     let call = t.kernel.strace.is_some().then(|| strace_call(t, nr, a).unwrap_or_else(|| format!("syscall_{nr}({:#x}, {:#x}, {:#x}, ...)", a[0], a[1], a[2])));

@@ -50,6 +50,8 @@ struct ChildSpec {
     fds: Arc<FdTable>,
     cpu: CpuState,
     clear_child_tid: UserAddr,
+    /// CLONE_CHILD_SETTID: where the child stores its tid before it first runs.
+    set_child_tid: Option<UserAddr>,
     vfork_parent: Option<Arc<Thread>>,
 }
 
@@ -115,6 +117,7 @@ impl Task {
             fds,
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
+            set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
             vfork_parent: (f & CLONE_VFORK != 0).then(|| self.thread.clone()),
         };
 
@@ -127,18 +130,14 @@ impl Task {
                 p.state().children.push(tg.clone());
             }
         }
-        let child_mm = match self.spawn(spec) {
-            Ok(mm) => mm,
-            Err(e) => {
-                self.unregister_failed_child(&tg, &thread, f);
-                return Err(e);
-            }
-        };
-        if f & CLONE_CHILD_SETTID != 0 {
-            let _ = child_mm.write_obj(UserRef::<i32>::new(args.child_tid), &tid);
-        }
+        // The ids must be in place before the child can run (and exit, and clear
+        // them for a joiner), as on Linux.
         if f & CLONE_PARENT_SETTID != 0 {
             let _ = self.mm.write_obj(UserRef::<i32>::new(args.parent_tid), &tid);
+        }
+        if let Err(e) = self.spawn(spec) {
+            self.unregister_failed_child(&tg, &thread, f);
+            return Err(e);
         }
         // The fork write-protected our private memory: make that take effect
         // before this address space runs again.
@@ -199,6 +198,9 @@ impl Task {
                     return;
                 }
             };
+            if let Some(at) = spec.set_child_tid {
+                let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
+            }
             let _ = tx.send(Ok(mm.clone()));
             let mut task = Task::new(kernel, spec.thread, mm, spec.fds, spec.cpu, ctx);
             task.clear_child_tid = spec.clear_child_tid;

@@ -28,7 +28,7 @@ impl Task {
         let aspace = self.kernel.platform.new_address_space().map_err(|_| errno!(ENOMEM))?;
         let mm = Arc::new(MemoryManager::new(self.kernel.memory.clone(), aspace, self.kernel.platform.max_user_address()));
         let creds = self.tg.creds();
-        let loaded = loader::load(&mm, self.ctx.as_mut(), &image, &path, &argv, &envp, [creds.uid, creds.euid, creds.gid, creds.egid]);
+        let loaded = loader::load(&mm, self.ctx.as_mut(), &self.kernel.vdso, &image, &path, &argv, &envp, [creds.uid, creds.euid, creds.gid, creds.egid]);
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {

@@ -1,27 +1,27 @@
 //! The Sentry's clocks. Sandbox time starts from the host's clock and is the
-//! sandbox's own after that: realtime is an offset over the host's monotonic clock.
+//! sandbox's own after that. The vDSO's `ClockSource` keeps it (TSC-based, steered
+//! onto the host clock) and publishes it to the vDSO parameter page every process
+//! maps, so `clock_gettime` in the app and in the Sentry agree to the nanosecond.
 
 use nix::time::{clock_gettime, ClockId};
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{errno, SysResult};
+use rvisor_vdso::ClockSource;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-pub const CLOCK_REALTIME: i32 = 0;
-pub const CLOCK_MONOTONIC: i32 = 1;
 pub const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
 pub const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-pub const CLOCK_MONOTONIC_RAW: i32 = 4;
-pub const CLOCK_REALTIME_COARSE: i32 = 5;
-pub const CLOCK_MONOTONIC_COARSE: i32 = 6;
-pub const CLOCK_BOOTTIME: i32 = 7;
 
-/// Resolution Linux reports for the coarse clocks (one tick at HZ=250).
-const COARSE_RES_NS: i64 = 4_000_000;
+/// How often the clock parameters are re-steered onto the host clock while
+/// tasks make syscalls.
+const REFRESH_NS: i64 = 1_000_000_000;
 
 pub struct Clocks {
-    /// Nanoseconds to add to the monotonic clock to get sandbox realtime.
-    realtime_offset: AtomicI64,
-    /// Monotonic time when the sandbox booted (for CLOCK_BOOTTIME / uptime).
+    pub source: ClockSource,
+    /// Monotonic time of the last refresh.
+    last_refresh: AtomicI64,
+    /// Monotonic time when the sandbox booted (for /proc/uptime).
     boot_mono: i64,
 }
 
@@ -35,17 +35,21 @@ pub fn to_timespec(ns: i64) -> Timespec {
 
 impl Clocks {
     pub fn new() -> Clocks {
-        let mono = host_ns(ClockId::CLOCK_MONOTONIC);
-        let real = host_ns(ClockId::CLOCK_REALTIME);
-        Clocks { realtime_offset: AtomicI64::new(real - mono), boot_mono: mono }
+        // CPUID's TSC frequency if announced, else a short measurement that
+        // `refresh` refines over the first seconds (a long one would delay start-up).
+        let cal = rvisor_vdso::tsc_is_invariant()
+            .then(|| rvisor_vdso::cpuid_tsc_hz().unwrap_or_else(|| rvisor_vdso::measure_tsc_hz(Duration::from_millis(1))));
+        let source = ClockSource::with_calibration(cal);
+        let now = source.monotonic_ns();
+        Clocks { source, last_refresh: AtomicI64::new(now), boot_mono: now }
     }
 
     pub fn monotonic_ns(&self) -> i64 {
-        host_ns(ClockId::CLOCK_MONOTONIC)
+        self.source.monotonic_ns()
     }
 
     pub fn realtime_ns(&self) -> i64 {
-        self.monotonic_ns() + self.realtime_offset.load(Ordering::Relaxed)
+        self.source.realtime_ns()
     }
 
     /// Nanoseconds since the sandbox booted.
@@ -53,12 +57,22 @@ impl Clocks {
         self.monotonic_ns() - self.boot_mono
     }
 
-    /// Reads clock `id`. CPU-time clocks report the calling Sentry thread's CPU time,
-    /// which includes the app's time in the stub only approximately.
+    /// Re-steers the clock onto the host's if a second has passed since the last time.
+    pub fn maybe_refresh(&self) {
+        let now = self.monotonic_ns();
+        let last = self.last_refresh.load(Ordering::Relaxed);
+        if now - last >= REFRESH_NS && self.last_refresh.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.source.refresh();
+        }
+    }
+
+    /// Reads clock `id`. CPU-time clocks report the calling Sentry thread's and
+    /// process's host CPU time until CPU accounting lands.
     pub fn read(&self, id: i32) -> SysResult<i64> {
+        if let Some(ns) = self.source.now_ns(id) {
+            return Ok(ns);
+        }
         Ok(match id {
-            CLOCK_REALTIME | CLOCK_REALTIME_COARSE => self.realtime_ns(),
-            CLOCK_MONOTONIC | CLOCK_MONOTONIC_COARSE | CLOCK_MONOTONIC_RAW | CLOCK_BOOTTIME => self.monotonic_ns(),
             CLOCK_PROCESS_CPUTIME_ID => host_ns(ClockId::CLOCK_PROCESS_CPUTIME_ID),
             CLOCK_THREAD_CPUTIME_ID => host_ns(ClockId::CLOCK_THREAD_CPUTIME_ID),
             _ => return Err(errno!(EINVAL)),
@@ -66,11 +80,10 @@ impl Clocks {
     }
 
     pub fn resolution(&self, id: i32) -> SysResult<i64> {
-        self.read(id)?;
-        Ok(match id {
-            CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => COARSE_RES_NS,
-            _ => 1,
-        })
+        if let Some(r) = self.source.resolution_ns(id) {
+            return Ok(r);
+        }
+        self.read(id).map(|_| 1)
     }
 }
 

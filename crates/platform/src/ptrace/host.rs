@@ -30,20 +30,6 @@ fn wait(tid: i32) -> Result<i32> {
     }
 }
 
-/// Waits for a freshly spawned stub to stop itself, then sets tracing options.
-pub fn wait_initial_stop(pid: i32) -> Result<()> {
-    let status = wait(pid)?;
-    if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGSTOP {
-        kill_and_reap(pid);
-        return Err(PlatformError::StubDied(status));
-    }
-    let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
-    if ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as usize) < 0 {
-        return Err(host_err("PTRACE_SETOPTIONS"));
-    }
-    Ok(())
-}
-
 pub fn get_regs(tid: i32) -> Result<libc::user_regs_struct> {
     // SAFETY: plain integers; overwritten by the kernel below.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
@@ -150,7 +136,8 @@ pub fn inject_one(tid: i32, regs: &mut libc::user_regs_struct, entry: u64, call:
     Ok(regs.rax)
 }
 
-/// Takes over a stub thread parked in pause(): seize, interrupt, wait for the stop.
+/// Takes over a stub thread that is stopped or parked in pause(): seize, interrupt,
+/// and wait for the resulting ptrace stop.
 pub fn seize(tid: i32) -> Result<()> {
     let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
     if ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize) < 0 {

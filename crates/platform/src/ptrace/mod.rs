@@ -50,17 +50,12 @@ impl Platform for PtracePlatform {
             flushing: Mutex::new(()),
             leader_claimed: AtomicBool::new(false),
         };
-        host::wait_initial_stop(pid)?;
+        host::seize(pid)?;
         host::pin(pid, cpu);
-        // Set up the stub: its queue page (read-only), and no parent-death signal
-        // from now on: EXITKILL on every traced stub thread covers a Sentry crash,
-        // and the host thread that forked it may exit before the process does.
+        // The stub's queue page, read-only.
         let mut regs = CpuState::default().regs;
-        let syscall = entries()?.syscall;
         let queue = [STUB_QUEUE, 4096, libc::PROT_READ as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, STUB_CONTROL_FD, aspace.slot.offset()];
-        host::inject_one(pid, &mut regs, syscall, &QueuedCall { nr: libc::SYS_mmap as u64, args: queue })?;
-        let no_pdeathsig = [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0];
-        host::inject_one(pid, &mut regs, syscall, &QueuedCall { nr: libc::SYS_prctl as u64, args: no_pdeathsig })?;
+        host::inject_one(pid, &mut regs, entries()?.syscall, &QueuedCall { nr: libc::SYS_mmap as u64, args: queue })?;
         Ok(Arc::new(aspace))
     }
 
@@ -84,7 +79,7 @@ impl Platform for PtracePlatform {
 }
 
 pub struct PtraceAddressSpace {
-    /// The stub process; its main thread is traced by the creating host thread.
+    /// The stub process; its main thread is seized by the creating host thread.
     pid: i32,
     slot: ControlSlot,
     /// Changes not yet carried out in the stub, in order.
