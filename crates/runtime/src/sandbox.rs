@@ -146,7 +146,7 @@ fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootEr
     };
     let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
     let executables = Arc::new(HostExecutables);
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables });
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables }).map_err(BootError::Internal)?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };

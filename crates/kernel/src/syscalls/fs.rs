@@ -100,3 +100,66 @@ pub fn sys_readlink(t: &mut Task, path: UserCStr, buf: UserAddr, bufsiz: usize) 
     t.mm.write_bytes(buf, &target[..n])?;
     Ok(n)
 }
+
+const O_CLOEXEC: i32 = 0o2000000;
+const F_DUPFD: i32 = 0;
+const F_GETFD: i32 = 1;
+const F_SETFD: i32 = 2;
+const F_GETFL: i32 = 3;
+const F_SETFL: i32 = 4;
+const F_DUPFD_CLOEXEC: i32 = 1030;
+const FD_CLOEXEC: u64 = 1;
+
+fn nofile(t: &Task) -> u64 {
+    t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur
+}
+
+pub fn sys_dup(t: &mut Task, fd: Fd) -> SysResult<Fd> {
+    let file = t.fds.get(fd)?;
+    t.fds.install_lowest(file, 0, nofile(t), false)
+}
+
+pub fn sys_dup2(t: &mut Task, oldfd: Fd, newfd: Fd) -> SysResult<Fd> {
+    let file = t.fds.get(oldfd)?;
+    if oldfd == newfd {
+        return Ok(newfd);
+    }
+    sys_dup3_file(t, file, newfd, 0)
+}
+
+fn sys_dup3_file(t: &mut Task, file: std::sync::Arc<dyn crate::vfs::FileDescription>, newfd: Fd, flags: i32) -> SysResult<Fd> {
+    if newfd.0 < 0 || newfd.0 as u64 >= nofile(t) {
+        return error!(EBADF);
+    }
+    t.fds.install_at(newfd, file, flags & O_CLOEXEC != 0);
+    Ok(newfd)
+}
+
+pub fn sys_dup3(t: &mut Task, oldfd: Fd, newfd: Fd, flags: i32) -> SysResult<Fd> {
+    if flags & !O_CLOEXEC != 0 || oldfd == newfd {
+        return error!(EINVAL);
+    }
+    let file = t.fds.get(oldfd)?;
+    sys_dup3_file(t, file, newfd, flags)
+}
+
+pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
+    let file = t.fds.get(fd)?;
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = i32::try_from(arg).map_err(|_| errno!(EINVAL))?;
+            if min < 0 || min as u64 >= nofile(t) {
+                return error!(EINVAL);
+            }
+            t.fds.install_lowest(file, min, nofile(t), cmd == F_DUPFD_CLOEXEC).map(|f| f.0 as u64)
+        }
+        F_GETFD => Ok(t.fds.cloexec(fd)? as u64),
+        F_SETFD => t.fds.set_cloexec(fd, arg & FD_CLOEXEC != 0).map(|()| 0),
+        F_GETFL => Ok(file.status_flags() as u64),
+        F_SETFL => {
+            file.set_status_flags(arg as u32);
+            Ok(0)
+        }
+        _ => error!(EINVAL),
+    }
+}

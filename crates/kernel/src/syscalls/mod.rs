@@ -48,6 +48,8 @@ syscall_table! {
     readv(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
     writev(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
     sched_yield() => Supported;
+    dup(fd: Fd) => Supported;
+    dup2(oldfd: Fd, newfd: Fd) => Supported;
     mremap(old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) => Partial("MREMAP_DONTUNMAP is not supported");
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
@@ -63,6 +65,7 @@ syscall_table! {
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Partial("rusage is zeroed");
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
+    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor flags, status flags and F_DUPFD; locks and pipe sizes come with the VFS");
     getcwd(buf: UserAddr, size: usize) => Partial("always / until the VFS lands");
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Partial("only /proc/self/exe until the VFS lands");
     gettimeofday(tv: UserRef<Timeval>, tz: UserRef<Timezone>) => Supported;
@@ -110,9 +113,11 @@ syscall_table! {
     waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported; rusage is zeroed");
     newfstatat(dirfd: Fd, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) => Partial("AT_EMPTY_PATH on open descriptors until the VFS lands");
     set_robust_list(head: UserAddr, len: usize) => Supported;
+    get_robust_list(pid: i32, head: UserRef<u64>, len: UserRef<u64>) => Partial("the calling thread's list only");
     rt_tgsigqueueinfo(tgid: i32, tid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
     prlimit64(pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) => Supported;
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
+    dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Partial("absolute paths or AT_FDCWD only until the VFS lands");
     clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");

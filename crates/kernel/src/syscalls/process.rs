@@ -94,6 +94,16 @@ pub fn sys_set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult<i32> {
     Ok(t.tid())
 }
 
+pub fn sys_get_robust_list(t: &mut Task, pid: i32, head: UserRef<u64>, len: UserRef<u64>) -> SysResult<()> {
+    let target = if pid == 0 || pid == t.tid() { t.robust_list } else {
+        // Another thread's list lives in its Task, which only its own thread holds.
+        t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
+        return error!(EPERM);
+    };
+    t.mm.write_obj(head, &target.get())?;
+    t.mm.write_obj(len, &(ROBUST_LIST_HEAD_LEN as u64))
+}
+
 pub fn sys_set_robust_list(t: &mut Task, head: UserAddr, len: usize) -> SysResult<()> {
     if len != ROBUST_LIST_HEAD_LEN {
         return error!(EINVAL);
@@ -228,6 +238,8 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rus
         continued: options & WCONTINUED != 0,
         nohang: options & WNOHANG != 0,
         nowait: false,
+        clone_only: options & WCLONE != 0,
+        all: options & WALL != 0,
     };
     let Some(r) = t.wait_child(wait_target(t, pid), opts)? else { return Ok(0) };
     if !status.is_null() {
@@ -260,6 +272,8 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
         continued: options & WCONTINUED != 0,
         nohang: options & WNOHANG != 0,
         nowait: options & WNOWAIT != 0,
+        clone_only: options & WCLONE != 0,
+        all: options & WALL != 0,
     };
     let found = t.wait_child(target, opts)?;
     if !infop.is_null() {
@@ -274,7 +288,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
 }
 
 pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
-    if pgid < 0 {
+    if pgid < 0 || pid < 0 {
         return error!(EINVAL);
     }
     let target = if pid == 0 || pid == t.tg.tgid {

@@ -140,12 +140,13 @@ pub fn sys_rt_sigsuspend(t: &mut Task, mask: UserRef<u64>, sigsetsize: usize) ->
         s.saved_mask = Some(s.mask);
         s.mask = new;
     }
-    t.block_until(None, || false)?;
+    // Returns only for a handler, and then always with EINTR (ERESTARTNOHAND).
+    let _ = t.block_until(None, || false);
     error!(ERESTARTNOHAND)
 }
 
 pub fn sys_pause(t: &mut Task) -> SysResult<()> {
-    t.block_until(None, || false)?;
+    let _ = t.block_until(None, || false);
     error!(ERESTARTNOHAND)
 }
 
@@ -254,9 +255,24 @@ pub fn sys_tgkill(t: &mut Task, tgid: i32, tid: i32, signo: i32) -> SysResult<()
     send_to_thread(t, Some(tgid), tid, signo, None)
 }
 
+/// RLIMIT_SIGPENDING: how many signals may be queued for the caller's user.
+fn check_sigpending(t: &Task) -> SysResult<()> {
+    let uid = t.tg.creds().uid;
+    let queued: usize = t
+        .kernel
+        .pid_ns
+        .groups()
+        .iter()
+        .filter(|g| g.creds().uid == uid)
+        .map(|g| g.sig().pending.len() + g.threads().iter().map(|th| th.sig().pending.len()).sum::<usize>())
+        .sum();
+    if queued as u64 >= t.tg.rlimit(crate::task::RLIMIT_SIGPENDING).cur { error!(EAGAIN) } else { Ok(()) }
+}
+
 /// A siginfo the app supplies: it may not pose as the kernel or kill(2) to others.
 fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<SigInfo> {
     let signo = valid_signal(signo)?;
+    check_sigpending(t)?;
     let mut info = t.mm.read_obj(uinfo)?;
     if (info.code >= 0 || info.code == SI_TKILL) && target != t.tg.tgid {
         return error!(EPERM);

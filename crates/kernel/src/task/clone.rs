@@ -77,7 +77,9 @@ impl Task {
             self.tg.clone()
         } else {
             let parent = if f & CLONE_PARENT != 0 { self.tg.parent().unwrap_or_else(|| self.tg.clone()) } else { self.tg.clone() };
-            Arc::new(self.tg.forked(tid, parent))
+            let child = self.tg.forked(tid, parent);
+            child.exit_signal.store(args.exit_signal, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(child)
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm));

@@ -27,6 +27,12 @@ impl Task {
         // From here on the old image is gone: failures kill the process.
         let aspace = self.kernel.platform.new_address_space().map_err(|_| errno!(ENOMEM))?;
         let mm = Arc::new(MemoryManager::new(self.kernel.memory.clone(), aspace, self.kernel.platform.max_user_address()));
+        // Move this context onto the new address space now: it gives up its thread
+        // in the old stub, which must be gone before the old address space is reaped.
+        if self.ctx.sync(&mm.aspace).is_err() {
+            self.exit_group(super::ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
+            return Ok(());
+        }
         let creds = self.tg.creds();
         let loaded = loader::load(&mm, self.ctx.as_mut(), &self.kernel.vdso, &image, &path, &argv, &envp, [creds.uid, creds.euid, creds.gid, creds.egid]);
         let loaded = match loaded {

@@ -15,10 +15,9 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// Termination by `signo`'s default action.
+    /// Termination by `signo`, without a core dump.
     pub fn killed_by(signo: u32) -> ExitStatus {
-        let core = signals::default_action(signo) == signals::DefaultAction::Core;
-        ExitStatus::Signaled { signo, core }
+        ExitStatus::Signaled { signo, core: false }
     }
 
     /// The status a shell reports: the exit code, or 128+N for signal N.
@@ -166,8 +165,11 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         let act = parent.action(consts::SIGCHLD);
         let (code, st) = status.child_code();
         let uid = tg.creds().uid;
-        signals::send_to_group(&parent, SigInfo::new(consts::SIGCHLD, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
-        if act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0 {
+        let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
+        if exit_signal != 0 {
+            signals::send_to_group(&parent, SigInfo::new(exit_signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
+        }
+        if exit_signal == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0) {
             parent.state().children.retain(|c| !Arc::ptr_eq(c, tg));
             kernel.pid_ns.release_group(tg.tgid);
         }

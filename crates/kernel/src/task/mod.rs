@@ -21,7 +21,7 @@ pub use clone::CloneArgs;
 pub use exec::ExecutableSource;
 pub use exit::ExitStatus;
 pub use pid_ns::PidNamespace;
-pub use thread_group::{comm_from_path, Credentials, StopReport, Thread, ThreadGroup, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC};
+pub use thread_group::{comm_from_path, Credentials, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;
 

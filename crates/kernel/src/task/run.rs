@@ -68,6 +68,7 @@ impl Task {
     /// Delivers pending signals before returning to app code, and restarts an
     /// interrupted syscall when no handler runs.
     pub(crate) fn handle_signals(&mut self) {
+        let mut handled = false;
         loop {
             let (exiting, stopped, other_execs) = {
                 let st = self.tg.state();
@@ -100,18 +101,30 @@ impl Task {
                 SIG_IGN => continue,
                 SIG_DFL => match default_action(signo) {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    // Terminal stops do nothing in an orphaned process group.
+                    DefaultAction::Stop if signo != consts::SIGSTOP && self.in_orphaned_pgrp() => continue,
                     DefaultAction::Stop => self.stop_group(signo),
-                    DefaultAction::Terminate | DefaultAction::Core => group_exit(&self.tg, ExitStatus::killed_by(signo)),
+                    DefaultAction::Terminate => group_exit(&self.tg, ExitStatus::killed_by(signo)),
+                    DefaultAction::Core => {
+                        // The core bit says a core was dumped: only for a dumpable
+                        // process allowed a core file (RLIMIT_CORE).
+                        let core = self.tg.dumpable.load(std::sync::atomic::Ordering::Relaxed) == 1 && self.tg.rlimit(super::RLIMIT_CORE).cur > 0;
+                        group_exit(&self.tg, ExitStatus::Signaled { signo, core });
+                    }
                 },
                 _ => {
+                    // Like Linux, set up a frame for every deliverable signal now; the
+                    // last one set up runs first.
                     if let Err(e) = self.setup_frame(&info, &act) {
                         tracing::debug!("task {}: cannot deliver signal {signo}: {e:?}", self.tid());
                         group_exit(&self.tg, ExitStatus::killed_by(consts::SIGSEGV));
-                        continue;
                     }
-                    return;
+                    handled = true;
                 }
             }
+        }
+        if handled {
+            return;
         }
         if let Some(code) = self.pending_restart.take() {
             if code == ErrnoCode::ERESTARTSYS || code == ErrnoCode::ERESTARTNOINTR || code == ErrnoCode::ERESTARTNOHAND {
@@ -128,6 +141,26 @@ impl Task {
     pub(crate) fn restart_syscall(&mut self) {
         self.cpu.regs.rax = self.cpu.regs.orig_rax;
         self.cpu.regs.rip = self.cpu.regs.rip.wrapping_sub(2);
+    }
+
+    /// Whether our process group is orphaned: no member has a parent in another
+    /// group of the same session (POSIX's rule for ignoring terminal stops).
+    fn in_orphaned_pgrp(&self) -> bool {
+        let (pgid, sid) = {
+            let st = self.tg.state();
+            (st.pgid, st.sid)
+        };
+        !self.kernel.pid_ns.groups().iter().any(|g| {
+            let (gp, parent) = {
+                let st = g.state();
+                (st.pgid, st.parent.clone())
+            };
+            gp == pgid
+                && parent.is_some_and(|p| {
+                    let ps = p.state();
+                    ps.pgid != pgid && ps.sid == sid
+                })
+        })
     }
 
     /// Starts a group stop (SIGSTOP's default action) and tells the parent.

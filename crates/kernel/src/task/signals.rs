@@ -127,6 +127,15 @@ impl SigQueue {
         Some(info)
     }
 
+    /// How many signals are queued.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Drops every pending instance of the signals in `set`.
     pub fn discard(&mut self, set: u64) {
         self.entries.retain(|e| sigbit(e.signo()) & set == 0);
@@ -272,9 +281,12 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) {
                 return;
             }
             tg.sig().pending.push(info);
-            // Wake one thread that can take it; if all block it, it waits pending.
-            if let Some(th) = threads.iter().find(|t| !blocked_by(t)) {
-                th.interrupt();
+            // Wake one thread that can take it. If all block it, it stays pending,
+            // but a thread in sigwait may be waiting for exactly this: let the
+            // blocked waiters look again.
+            match threads.iter().find(|t| !blocked_by(t)) {
+                Some(th) => th.interrupt(),
+                None => threads.iter().for_each(|t| t.waiter.wake()),
             }
         }
     }

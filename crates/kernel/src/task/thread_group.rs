@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
+pub const RLIMIT_CORE: usize = 4;
+pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
 pub const RLIMIT_NOFILE: usize = 7;
 const RLIM_INFINITY: u64 = u64::MAX;
@@ -90,6 +92,9 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
+    /// A child with another signal than SIGCHLD is a "clone" child for wait.
+    pub exit_signal: std::sync::atomic::AtomicU32,
 }
 
 impl ThreadGroup {
@@ -117,6 +122,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
+            exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
         }
     }
 
@@ -133,6 +139,7 @@ impl ThreadGroup {
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         tg
     }
 

@@ -19,6 +19,9 @@ pub struct WaitOptions {
     pub continued: bool,
     pub nohang: bool,
     pub nowait: bool,
+    /// __WCLONE: only children whose exit signal is not SIGCHLD; __WALL: all.
+    pub clone_only: bool,
+    pub all: bool,
 }
 
 /// What a wait found.
@@ -67,7 +70,8 @@ impl Task {
                 WaitTarget::Pgid(g) => st.pgid == g,
                 WaitTarget::Any => true,
             };
-            if !ok {
+            let is_clone = child.exit_signal.load(std::sync::atomic::Ordering::Relaxed) != rvisor_abi::consts::SIGCHLD;
+            if !ok || (!opts.all && is_clone != opts.clone_only) {
                 continue;
             }
             matched = true;

@@ -36,6 +36,32 @@ impl FdTable {
         self.lock().insert(fd.0, Entry { file, cloexec });
     }
 
+    /// Installs `file` at the lowest free descriptor >= `min`, below `limit`
+    /// (RLIMIT_NOFILE): EMFILE when there is none.
+    pub fn install_lowest(&self, file: Arc<dyn FileDescription>, min: i32, limit: u64, cloexec: bool) -> SysResult<Fd> {
+        let mut t = self.lock();
+        let mut fd = min.max(0);
+        for (&k, _) in t.range(fd..) {
+            if k != fd {
+                break;
+            }
+            fd += 1;
+        }
+        if fd as u64 >= limit {
+            return Err(errno!(EMFILE));
+        }
+        t.insert(fd, Entry { file, cloexec });
+        Ok(Fd(fd))
+    }
+
+    pub fn cloexec(&self, fd: Fd) -> SysResult<bool> {
+        self.lock().get(&fd.0).map(|e| e.cloexec).ok_or_else(|| errno!(EBADF))
+    }
+
+    pub fn set_cloexec(&self, fd: Fd, on: bool) -> SysResult<()> {
+        self.lock().get_mut(&fd.0).map(|e| e.cloexec = on).ok_or_else(|| errno!(EBADF))
+    }
+
     pub fn close(&self, fd: Fd) -> SysResult<()> {
         self.lock().remove(&fd.0).map(|_| ()).ok_or_else(|| errno!(EBADF))
     }

@@ -19,18 +19,23 @@ pub struct HostFile {
     may_block: bool,
     readable: bool,
     writable: bool,
+    /// Status flags as the app sees them. Changes stay in the sandbox: the host
+    /// descriptor's description is shared with the caller.
+    flags: std::sync::atomic::AtomicU32,
 }
 
 impl HostFile {
     pub fn new(fd: OwnedFd) -> HostFile {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let mode = fstat(fd.as_raw_fd()).map(|s| s.st_mode & libc_mode::S_IFMT).unwrap_or(0);
-        let acc = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map(|f| OFlag::from_bits_truncate(f) & OFlag::O_ACCMODE).unwrap_or(OFlag::O_RDWR);
+        let fl = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(2);
+        let acc = OFlag::from_bits_truncate(fl) & OFlag::O_ACCMODE;
         HostFile {
             fd,
             may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR),
             readable: acc != OFlag::O_WRONLY,
             writable: acc != OFlag::O_RDONLY,
+            flags: std::sync::atomic::AtomicU32::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
         }
     }
 
@@ -152,6 +157,16 @@ impl FileDescription for HostFile {
                 r => return r,
             }
         }
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_status_flags(&self, flags: u32) {
+        const CHANGEABLE: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
+        let old = self.status_flags();
+        self.flags.store((old & !CHANGEABLE) | (flags & CHANGEABLE), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn stat(&self) -> SysResult<Stat> {

@@ -23,4 +23,8 @@ pub trait FileDescription: Send + Sync {
     fn ioctl(&self, _t: &Task, _request: u32, _arg: u64) -> SysResult<u64> {
         error!(ENOTTY)
     }
+    /// The file status flags (F_GETFL): access mode, O_APPEND, O_NONBLOCK...
+    fn status_flags(&self) -> u32;
+    /// F_SETFL: only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME change.
+    fn set_status_flags(&self, flags: u32);
 }

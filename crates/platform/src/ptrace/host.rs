@@ -81,7 +81,9 @@ pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
             let si = siginfo(tid)?;
             // SAFETY: si_addr is valid for the fault signals matched above.
             let addr = unsafe { si.si_addr() } as u64;
-            if sig == libc::SIGSEGV || sig == libc::SIGBUS {
+            // Page faults carry SEGV_MAPERR/ACCERR (or BUS_ADRERR...); a general
+            // protection fault (hlt, a privileged instruction) comes as SI_KERNEL.
+            if (sig == libc::SIGSEGV || sig == libc::SIGBUS) && si.si_code > 0 && si.si_code < 0x80 {
                 Ok(Event::Fault { addr, signo: sig, code: si.si_code })
             } else {
                 Ok(Event::Signal { signo: sig, code: si.si_code, addr })
