@@ -28,7 +28,11 @@ fn owned(fd: RawFd) -> OwnedFd {
 /// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` says the same to the kernel again,
 /// as defence in depth should a name check ever be wrong.
 pub fn open_beneath(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
-    let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let mut flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // openat2 refuses O_PATH with any flag but O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC.
+    if !flags.contains(OFlag::O_PATH) {
+        flags |= OFlag::O_NOCTTY;
+    }
     if !NO_OPENAT2.load(Ordering::Relaxed) {
         let mut how = OpenHow::new().flags(flags).resolve(
             ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
