@@ -22,7 +22,7 @@ mod sys;
 
 pub use client::{Client, Dirents, Walked};
 pub use protocol::{Dirent, NodeId, NodeInfo, Owner, SetAttr, StatFs, WalkEnd, ROOT};
-pub use server::{serve, Server};
+pub use server::{serve, Options, Server};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};

@@ -21,7 +21,7 @@
 //! confines the gofer process (mount namespace, chroot to the root, seccomp).
 
 use crate::protocol::*;
-use crate::sys::{self, open_beneath};
+use crate::sys::{self, open_beneath, Features};
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, AtFlags, FcntlArg, OFlag, RenameFlags};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -79,6 +79,7 @@ pub struct Server {
     nodes: HashMap<NodeId, Rc<Node>>,
     next_id: NodeId,
     read_only: bool,
+    features: Features,
     conns: Vec<OwnedFd>,
     /// Scratch space for `getdents64`.
     dirbuf: Vec<u8>,
@@ -129,11 +130,29 @@ fn timespec(t: Option<Timespec>) -> R<libc::timespec> {
     }
 }
 
+/// How a server runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Refuse every change with `EROFS`.
+    pub read_only: bool,
+    /// Use only what Linux had before 5.6 and an unprivileged gofer has: no
+    /// `openat2`, `fchmodat2`, `utimensat(AT_EMPTY_PATH)`, `linkat(AT_EMPTY_PATH)`.
+    /// The server falls back to these paths by itself where a call is missing; this
+    /// forces them, so that tests cover them on any kernel.
+    pub compat: bool,
+}
+
 impl Server {
     /// A server for the directory `root` (any descriptor of it; `O_PATH` will do).
     /// Sets the process umask to 0: modes the Sentry asks for are already final.
     pub fn new(root: OwnedFd, read_only: bool) -> io::Result<Server> {
-        let fd = open_beneath(root.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+        Server::with_options(root, Options { read_only, ..Options::default() })
+    }
+
+    pub fn with_options(root: OwnedFd, opts: Options) -> io::Result<Server> {
+        let features = Features { openat2: !opts.compat, empty_path: !opts.compat };
+        let read_only = opts.read_only;
+        let fd = open_beneath(root.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), features)?;
         let st = sys::fstat(fd.as_fd())?;
         nix::sys::stat::umask(Mode::empty());
         let root = Rc::new(Node {
@@ -146,7 +165,7 @@ impl Server {
         });
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root.clone());
-        Ok(Server { root, nodes, next_id: ROOT + 1, read_only, conns: Vec::new(), dirbuf: vec![0; 32 * 1024] })
+        Ok(Server { root, nodes, next_id: ROOT + 1, read_only, features, conns: Vec::new(), dirbuf: vec![0; 32 * 1024] })
     }
 
     /// Serves requests on `sock` too (a `SOCK_SEQPACKET` socket).
@@ -321,8 +340,8 @@ impl Server {
     }
 
     /// Opens `name` in `dir` as a new node.
-    fn lookup(dir: &Rc<Node>, name: CString) -> R<(Rc<Node>, libc::stat)> {
-        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH, Mode::empty()).map_err(code)?;
+    fn lookup(&self, dir: &Rc<Node>, name: CString) -> R<(Rc<Node>, libc::stat)> {
+        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH, Mode::empty(), self.features).map_err(code)?;
         Self::make_node(dir, name, fd)
     }
 
@@ -332,14 +351,14 @@ impl Server {
     }
 
     /// A descriptor for I/O on `node`, opened with `flags` (never following a symlink).
-    fn reopen(node: &Node, flags: OFlag) -> R<OwnedFd> {
+    fn reopen(&self, node: &Node, flags: OFlag) -> R<OwnedFd> {
         if node.is_dir() {
-            return open_beneath(node.fd(), c".", flags, Mode::empty()).map_err(code);
+            return open_beneath(node.fd(), c".", flags, Mode::empty(), self.features).map_err(code);
         }
         let link = node.link.borrow();
         let (parent, name) = link.as_ref().ok_or(ErrnoCode(libc::ESTALE as u16))?;
         // O_NONBLOCK: if the name now holds a FIFO, opening it must not hang the gofer.
-        let fd = open_beneath(parent.fd(), name, flags | OFlag::O_NONBLOCK, Mode::empty()).map_err(code)?;
+        let fd = open_beneath(parent.fd(), name, flags | OFlag::O_NONBLOCK, Mode::empty(), self.features).map_err(code)?;
         let st = sys::fstat(fd.as_fd()).map_err(code)?;
         if !node.same(&st) {
             return Err(ErrnoCode(libc::ESTALE as u16));
@@ -350,14 +369,14 @@ impl Server {
         Ok(fd)
     }
 
-    fn truncate(node: &Node, len: u64) -> R<()> {
+    fn truncate(&self, node: &Node, len: u64) -> R<()> {
         match node.kind {
             libc::S_IFREG => {}
             libc::S_IFDIR => return Err(ErrnoCode::EISDIR),
             _ => return Err(ErrnoCode::EINVAL),
         }
         let len = i64::try_from(len).map_err(|_| ErrnoCode::EFBIG)?;
-        let fd = Self::reopen(node, OFlag::O_WRONLY)?;
+        let fd = self.reopen(node, OFlag::O_WRONLY)?;
         nix::unistd::ftruncate(&fd, len).map_err(code)
     }
 
@@ -393,7 +412,7 @@ impl Server {
                         let p = Self::parent_of(&cur);
                         sys::fstat(p.fd()).map(|st| (p, st)).map_err(code)
                     }
-                    _ => component(name).and_then(|c| Self::lookup(&cur, c)),
+                    _ => component(name).and_then(|c| self.lookup(&cur, c)),
                 }
             };
             let (node, st) = match step {
@@ -431,23 +450,23 @@ impl Server {
             host |= OFlag::from_bits_truncate(flags & libc::O_APPEND);
         }
         match node.kind {
+            // Never opened, so never followed.
+            libc::S_IFLNK => return Err(ErrnoCode::ELOOP),
             libc::S_IFDIR if acc != libc::O_RDONLY || trunc => return Err(ErrnoCode::EISDIR),
             libc::S_IFDIR => host |= OFlag::O_DIRECTORY,
             _ if flags & libc::O_DIRECTORY != 0 => return Err(ErrnoCode::ENOTDIR),
             libc::S_IFREG => {}
-            // Never opened, so never followed.
-            libc::S_IFLNK => return Err(ErrnoCode::ELOOP),
             // The Sentry sees EAGAIN and polls the descriptor.
             libc::S_IFIFO => host |= OFlag::O_NONBLOCK,
             libc::S_IFSOCK => return Err(ErrnoCode::ENXIO),
             // Devices come from the Sentry's own devfs, never from the host.
             _ => return Err(ErrnoCode::EPERM),
         }
-        let fd = Self::reopen(&node, host)?;
+        let fd = self.reopen(&node, host)?;
         if trunc && node.kind == libc::S_IFREG {
             // Truncated only once the descriptor is known to be the node's file.
             if acc == libc::O_RDONLY {
-                Self::truncate(&node, 0)?;
+                self.truncate(&node, 0)?;
             } else {
                 nix::unistd::ftruncate(&fd, 0).map_err(code)?;
             }
@@ -467,9 +486,9 @@ impl Server {
         let host = OFlag::from_bits_truncate(acc | (flags & (libc::O_APPEND | libc::O_DSYNC | libc::O_SYNC)))
             | OFlag::O_CREAT
             | OFlag::O_EXCL;
-        let fd = open_beneath(dir.fd(), &name, host, mode(mode_bits)).map_err(code)?;
+        let fd = open_beneath(dir.fd(), &name, host, mode(mode_bits), self.features).map_err(code)?;
         Self::chown_best_effort(fd.as_fd(), owner);
-        let path = open_beneath(dir.fd(), &name, OFlag::O_PATH, Mode::empty()).map_err(code)?;
+        let path = open_beneath(dir.fd(), &name, OFlag::O_PATH, Mode::empty(), self.features).map_err(code)?;
         let (node, st) = Self::make_node(&dir, name, path)?;
         if !node.same(&sys::fstat(fd.as_fd()).map_err(code)?) {
             return Err(ErrnoCode(libc::ESTALE as u16));
@@ -482,7 +501,7 @@ impl Server {
         let dir = self.dir(dir)?;
         let name = new_name(name)?;
         nix::sys::stat::mkdirat(Some(dir.fd().as_raw_fd()), name.as_c_str(), mode(mode_bits)).map_err(code)?;
-        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).map_err(code)?;
+        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), self.features).map_err(code)?;
         Self::chown_best_effort(fd.as_fd(), owner);
         let (node, st) = Self::make_node(&dir, name, fd)?;
         Ok(self.insert(node, &st))
@@ -500,7 +519,7 @@ impl Server {
         }
         let target = CString::new(target).map_err(|_| ErrnoCode::EINVAL)?;
         nix::unistd::symlinkat(target.as_c_str(), Some(dir.fd().as_raw_fd()), name.as_c_str()).map_err(code)?;
-        let (node, _) = Self::lookup(&dir, name)?;
+        let (node, _) = self.lookup(&dir, name)?;
         if node.kind != libc::S_IFLNK {
             return Err(ErrnoCode(libc::ESTALE as u16));
         }
@@ -521,7 +540,11 @@ impl Server {
         let dirfd = Some(dir.fd().as_raw_fd());
         // Link by descriptor when allowed (AT_EMPTY_PATH wants CAP_DAC_READ_SEARCH and
         // answers ENOENT without it), else by the target's name in its parent.
-        let r = nix::unistd::linkat(Some(target.fd().as_raw_fd()), c"", dirfd, name.as_c_str(), AtFlags::AT_EMPTY_PATH);
+        let r = if self.features.empty_path {
+            nix::unistd::linkat(Some(target.fd().as_raw_fd()), c"", dirfd, name.as_c_str(), AtFlags::AT_EMPTY_PATH)
+        } else {
+            Err(Errno::ENOENT)
+        };
         let by_name = match r {
             Ok(()) => false,
             Err(Errno::ENOENT | Errno::EPERM) => {
@@ -533,7 +556,7 @@ impl Server {
             }
             Err(e) => return Err(code(e)),
         };
-        let (node, st) = Self::lookup(&dir, name.clone())?;
+        let (node, st) = self.lookup(&dir, name.clone())?;
         if !target.same(&st) {
             if by_name {
                 // The target's name held another file by now: undo our link to it.
@@ -610,7 +633,7 @@ impl Server {
         let budget = (max_bytes as usize).min(MAX_MESSAGE - 64).saturating_sub(DIRENTS_OVERHEAD);
         let mut stream = node.stream.borrow_mut();
         if stream.is_none() {
-            let fd = open_beneath(node.fd(), c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).map_err(code)?;
+            let fd = open_beneath(node.fd(), c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty(), self.features).map_err(code)?;
             *stream = Some(fd);
         }
         let fd = stream.as_ref().expect("opened above");
@@ -654,7 +677,7 @@ impl Server {
         self.writable()?;
         let node = self.node(id)?;
         if let Some(size) = a.size {
-            Self::truncate(&node, size)?;
+            self.truncate(&node, size)?;
         }
         if a.uid.is_some() || a.gid.is_some() {
             nix::unistd::fchownat(
@@ -667,11 +690,12 @@ impl Server {
             .map_err(code)?;
         }
         if let Some(m) = a.mode {
-            Self::chmod(&node, m & 0o7777)?;
+            self.chmod(&node, m & 0o7777)?;
         }
         if a.atime.is_some() || a.mtime.is_some() {
             let times = [timespec(a.atime)?, timespec(a.mtime)?];
-            match sys::utimens_path(node.fd(), &times) {
+            let r = if self.features.empty_path { sys::utimens_path(node.fd(), &times) } else { Err(Errno::EINVAL) };
+            match r {
                 Ok(()) => {}
                 // Before Linux 5.8 utimensat has no AT_EMPTY_PATH.
                 Err(Errno::EINVAL) => match &*node.link.borrow() {
@@ -684,18 +708,19 @@ impl Server {
         self.stat(id)
     }
 
-    fn chmod(node: &Node, mode: u32) -> R<()> {
+    fn chmod(&self, node: &Node, mode: u32) -> R<()> {
         if node.kind == libc::S_IFLNK {
             return Err(ErrnoCode::EOPNOTSUPP);
         }
-        match sys::fchmod_path(node.fd(), mode) {
+        let r = if self.features.empty_path { sys::fchmod_path(node.fd(), mode) } else { Err(Errno::ENOSYS) };
+        match r {
             Ok(()) => Ok(()),
             // fchmodat2 is Linux 6.6: reopen the file and fchmod that.
             Err(Errno::ENOSYS | Errno::EINVAL) => {
                 if node.kind != libc::S_IFREG && node.kind != libc::S_IFDIR {
                     return Err(ErrnoCode::EOPNOTSUPP);
                 }
-                let fd = Self::reopen(node, OFlag::O_RDONLY)?;
+                let fd = self.reopen(node, OFlag::O_RDONLY)?;
                 nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(code)
             }
             Err(e) => Err(code(e)),

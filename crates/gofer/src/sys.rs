@@ -13,6 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once `openat2` answered `ENOSYS` (Linux before 5.6).
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
+/// Kernel features the server may use, or not (to test its fallbacks).
+#[derive(Clone, Copy, Debug)]
+pub struct Features {
+    /// `openat2` with `RESOLVE_*` (Linux 5.6).
+    pub openat2: bool,
+    /// `fchmodat2(AT_EMPTY_PATH)` (6.6), `utimensat(AT_EMPTY_PATH)` (5.8) and
+    /// `linkat(AT_EMPTY_PATH)` (needs `CAP_DAC_READ_SEARCH`).
+    pub empty_path: bool,
+}
+
 /// Takes ownership of a descriptor the kernel just returned.
 fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was returned by a successful open call a moment ago and nothing
@@ -27,13 +37,19 @@ fn owned(fd: RawFd) -> OwnedFd {
 /// (with `O_PATH` the symlink itself is opened); `openat2` with `RESOLVE_BENEATH |
 /// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` says the same to the kernel again,
 /// as defence in depth should a name check ever be wrong.
-pub fn open_beneath(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+pub fn open_beneath(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: OFlag,
+    mode: Mode,
+    features: Features,
+) -> nix::Result<OwnedFd> {
     let mut flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     // openat2 refuses O_PATH with any flag but O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC.
     if !flags.contains(OFlag::O_PATH) {
         flags |= OFlag::O_NOCTTY;
     }
-    if !NO_OPENAT2.load(Ordering::Relaxed) {
+    if features.openat2 && !NO_OPENAT2.load(Ordering::Relaxed) {
         let mut how = OpenHow::new().flags(flags).resolve(
             ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         );

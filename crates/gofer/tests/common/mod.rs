@@ -5,7 +5,7 @@
 use nix::fcntl::OFlag;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
-use rvisor_gofer::{Client, NodeId, Server, WalkEnd};
+use rvisor_gofer::{Client, NodeId, Options, Server, WalkEnd};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -72,6 +72,7 @@ pub struct Fixture {
     /// A sibling of the root that nothing may touch.
     pub outside: PathBuf,
     pub client: Option<Client>,
+    pub compat: bool,
     server: Option<JoinHandle<()>>,
     before: BTreeMap<PathBuf, Seen>,
 }
@@ -101,6 +102,16 @@ impl Fixture {
     /// base/root/dotdots           -> ../../../../../../..
     /// ```
     pub fn new(read_only: bool) -> Fixture {
+        Fixture::with(read_only, false)
+    }
+
+    /// Two fixtures: a server using every kernel feature, and one in compat mode
+    /// (the fallbacks for old kernels and unprivileged gofers).
+    pub fn both(read_only: bool) -> [Fixture; 2] {
+        [Fixture::with(read_only, false), Fixture::with(read_only, true)]
+    }
+
+    pub fn with(read_only: bool, compat: bool) -> Fixture {
         let base = std::env::temp_dir()
             .join(format!("rvisor-gofer-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         let _ = fs::remove_dir_all(&base);
@@ -126,11 +137,11 @@ impl Fixture {
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
         let root_fd = open_dir(&root);
         let server = std::thread::spawn(move || {
-            let mut s = Server::new(root_fd, read_only).unwrap();
+            let mut s = Server::with_options(root_fd, Options { read_only, compat }).unwrap();
             s.add_connection(theirs);
             s.run().unwrap();
         });
-        Fixture { base, root, outside, client: Some(Client::new(ours)), server: Some(server), before }
+        Fixture { base, root, outside, client: Some(Client::new(ours)), compat, server: Some(server), before }
     }
 
     pub fn c(&self) -> &Client {
