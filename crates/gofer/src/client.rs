@@ -270,7 +270,13 @@ impl Client {
         }
     }
 
-    pub fn symlink(&self, dir: NodeId, name: &[u8], target: &[u8], owner: Option<Owner>) -> Result<NodeInfo, ErrnoCode> {
+    pub fn symlink(
+        &self,
+        dir: NodeId,
+        name: &[u8],
+        target: &[u8],
+        owner: Option<Owner>,
+    ) -> Result<NodeInfo, ErrnoCode> {
         self.expect_node(&Request::Symlink { dir, name: name.to_vec(), target: target.to_vec(), owner })
     }
 

@@ -46,8 +46,7 @@ pub const GOFER_FD: RawFd = 3;
 /// The arguments of the gofer subcommand, after the program name:
 /// `gofer --root DIR --fd N [--read-only]`.
 pub fn gofer_args(root: &Path, fd: RawFd, read_only: bool) -> Vec<OsString> {
-    let mut v: Vec<OsString> =
-        vec!["gofer".into(), "--root".into(), root.into(), "--fd".into(), fd.to_string().into()];
+    let mut v: Vec<OsString> = vec!["gofer".into(), "--root".into(), root.into(), "--fd".into(), fd.to_string().into()];
     if read_only {
         v.push("--read-only".into());
     }
@@ -58,6 +57,12 @@ pub fn gofer_args(root: &Path, fd: RawFd, read_only: bool) -> Vec<OsString> {
 /// serves the socket `socket_fd`, which the process inherited, until the Sentry
 /// closes it; then exits.
 pub fn gofer_main(root: &Path, socket_fd: RawFd, read_only: bool) -> ! {
+    if socket_fd <= 2 {
+        eprintln!("rvisor gofer: the socket cannot be a standard stream ({socket_fd})");
+        std::process::exit(1);
+    }
+    // Whatever else the spawner leaked into this process must not reach the gofer.
+    close_other_fds(socket_fd);
     let root = match nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
         // SAFETY: `open` just returned this descriptor; we are its only owner.
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
@@ -78,6 +83,29 @@ pub fn gofer_main(root: &Path, socket_fd: RawFd, read_only: bool) -> ! {
     let socket = unsafe { OwnedFd::from_raw_fd(socket_fd) };
     raise_nofile_limit();
     serve(root, socket, read_only)
+}
+
+/// Closes every descriptor but the standard streams and `keep`.
+fn close_other_fds(keep: RawFd) {
+    let keep = keep as u32;
+    let ranges = [(3, keep - 1), (keep + 1, u32::MAX)];
+    for (first, last) in ranges {
+        if first > last {
+            continue;
+        }
+        // SAFETY: this runs first thing in the gofer process, before anything in it
+        // has taken ownership of a descriptor other than the standard streams and
+        // `keep`, so no `OwnedFd` or `File` can be left holding a closed number.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        if r != 0 {
+            // Before Linux 5.9: close them one by one.
+            let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(1024);
+            for fd in first as i64..=(last as i64).min(max as i64) {
+                // SAFETY: as above.
+                unsafe { libc::close(fd as RawFd) };
+            }
+        }
+    }
 }
 
 /// Every node costs the gofer a descriptor: take all the host allows.
@@ -101,6 +129,11 @@ impl Gofer {
     /// Waits for the gofer to exit (it does once every client connection is closed).
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         self.child.wait()
+    }
+
+    /// The exit status if the gofer has exited, without waiting.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
     }
 
     pub fn kill(&mut self) -> io::Result<()> {

@@ -39,12 +39,8 @@ pub const MAX_NAME: usize = 255;
 pub const MAX_TARGET: usize = 4095;
 
 /// `open` flags the server honours; every other bit is ignored.
-pub const OPEN_FLAGS: u32 = (libc::O_ACCMODE
-    | libc::O_TRUNC
-    | libc::O_APPEND
-    | libc::O_DIRECTORY
-    | libc::O_DSYNC
-    | libc::O_SYNC) as u32;
+pub const OPEN_FLAGS: u32 =
+    (libc::O_ACCMODE | libc::O_TRUNC | libc::O_APPEND | libc::O_DIRECTORY | libc::O_DSYNC | libc::O_SYNC) as u32;
 
 /// `renameat2` flags the server accepts.
 pub const RENAME_FLAGS: u32 = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
@@ -618,13 +614,8 @@ mod tests {
 
     #[test]
     fn decoded_values_match() {
-        let r = Request::Rename {
-            old_dir: 2,
-            old_name: b"old".to_vec(),
-            new_dir: 3,
-            new_name: b"new".to_vec(),
-            flags: 1,
-        };
+        let r =
+            Request::Rename { old_dir: 2, old_name: b"old".to_vec(), new_dir: 3, new_name: b"new".to_vec(), flags: 1 };
         let mut buf = Vec::new();
         r.encode(&mut buf);
         match Request::decode(&buf).unwrap() {

@@ -165,7 +165,15 @@ impl Server {
         });
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root.clone());
-        Ok(Server { root, nodes, next_id: ROOT + 1, read_only, features, conns: Vec::new(), dirbuf: vec![0; 32 * 1024] })
+        Ok(Server {
+            root,
+            nodes,
+            next_id: ROOT + 1,
+            read_only,
+            features,
+            conns: Vec::new(),
+            dirbuf: vec![0; 32 * 1024],
+        })
     }
 
     /// Serves requests on `sock` too (a `SOCK_SEQPACKET` socket).
@@ -261,7 +269,9 @@ impl Server {
     /// Answers a request: the response and the descriptor that goes with it.
     pub fn handle(&mut self, req: Request) -> (Response, Option<OwnedFd>) {
         let r = match req {
-            Request::Walk { dir, names } => self.walk(dir, &names).map(|(nodes, end)| (Response::Walked { nodes, end }, None)),
+            Request::Walk { dir, names } => {
+                self.walk(dir, &names).map(|(nodes, end)| (Response::Walked { nodes, end }, None))
+            }
             Request::Stat { node } => self.stat(node).map(|stat| (Response::Attr { stat }, None)),
             Request::Open { node, flags } => self.open(node, flags).map(|fd| (Response::Ok {}, Some(fd))),
             Request::Create { dir, name, flags, mode, owner } => {
@@ -281,7 +291,9 @@ impl Server {
             Request::Symlink { dir, name, target, owner } => {
                 self.symlink(dir, &name, &target, owner).map(|node| (Response::Node { node }, None))
             }
-            Request::Link { dir, name, target } => self.link(dir, &name, target).map(|node| (Response::Node { node }, None)),
+            Request::Link { dir, name, target } => {
+                self.link(dir, &name, target).map(|node| (Response::Node { node }, None))
+            }
             Request::SetAttr { node, attr } => self.setattr(node, &attr).map(|stat| (Response::Attr { stat }, None)),
             Request::StatFs { node } => self.statfs(node).map(|statfs| (Response::StatFs { statfs }, None)),
             Request::Close { nodes } => {
@@ -358,7 +370,8 @@ impl Server {
         let link = node.link.borrow();
         let (parent, name) = link.as_ref().ok_or(ErrnoCode(libc::ESTALE as u16))?;
         // O_NONBLOCK: if the name now holds a FIFO, opening it must not hang the gofer.
-        let fd = open_beneath(parent.fd(), name, flags | OFlag::O_NONBLOCK, Mode::empty(), self.features).map_err(code)?;
+        let fd =
+            open_beneath(parent.fd(), name, flags | OFlag::O_NONBLOCK, Mode::empty(), self.features).map_err(code)?;
         let st = sys::fstat(fd.as_fd()).map_err(code)?;
         if !node.same(&st) {
             return Err(ErrnoCode(libc::ESTALE as u16));
@@ -474,7 +487,14 @@ impl Server {
         Ok(fd)
     }
 
-    fn create(&mut self, dir: NodeId, name: &[u8], flags: u32, mode_bits: u32, owner: Option<Owner>) -> R<(NodeInfo, OwnedFd)> {
+    fn create(
+        &mut self,
+        dir: NodeId,
+        name: &[u8],
+        flags: u32,
+        mode_bits: u32,
+        owner: Option<Owner>,
+    ) -> R<(NodeInfo, OwnedFd)> {
         self.writable()?;
         let dir = self.dir(dir)?;
         let name = new_name(name)?;
@@ -501,7 +521,8 @@ impl Server {
         let dir = self.dir(dir)?;
         let name = new_name(name)?;
         nix::sys::stat::mkdirat(Some(dir.fd().as_raw_fd()), name.as_c_str(), mode(mode_bits)).map_err(code)?;
-        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), self.features).map_err(code)?;
+        let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), self.features)
+            .map_err(code)?;
         Self::chown_best_effort(fd.as_fd(), owner);
         let (node, st) = Self::make_node(&dir, name, fd)?;
         Ok(self.insert(node, &st))
@@ -550,8 +571,14 @@ impl Server {
             Err(Errno::ENOENT | Errno::EPERM) => {
                 let link = target.link.borrow();
                 let (parent, tname) = link.as_ref().ok_or(ErrnoCode(libc::ESTALE as u16))?;
-                nix::unistd::linkat(Some(parent.fd().as_raw_fd()), tname.as_c_str(), dirfd, name.as_c_str(), AtFlags::empty())
-                    .map_err(code)?;
+                nix::unistd::linkat(
+                    Some(parent.fd().as_raw_fd()),
+                    tname.as_c_str(),
+                    dirfd,
+                    name.as_c_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(code)?;
                 true
             }
             Err(e) => return Err(code(e)),
@@ -633,7 +660,8 @@ impl Server {
         let budget = (max_bytes as usize).min(MAX_MESSAGE - 64).saturating_sub(DIRENTS_OVERHEAD);
         let mut stream = node.stream.borrow_mut();
         if stream.is_none() {
-            let fd = open_beneath(node.fd(), c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty(), self.features).map_err(code)?;
+            let fd = open_beneath(node.fd(), c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty(), self.features)
+                .map_err(code)?;
             *stream = Some(fd);
         }
         let fd = stream.as_ref().expect("opened above");

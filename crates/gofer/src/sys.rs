@@ -198,6 +198,45 @@ pub fn fstatfs(fd: BorrowedFd<'_>) -> nix::Result<KernelStatfs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+
+    /// The kernel check under the name checks: were a multi-component name ever to
+    /// get through, `openat2` would still refuse to leave the directory or follow a
+    /// symlink.
+    #[test]
+    fn openat2_refuses_to_leave_or_follow() {
+        let base = std::env::temp_dir().join(format!("rvisor-gofer-sys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("a/sub")).unwrap();
+        std::os::unix::fs::symlink("/", base.join("a/link")).unwrap();
+        let dir = owned(
+            nix::fcntl::open(&base.join("a"), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .unwrap(),
+        );
+        let on = Features { openat2: true, empty_path: true };
+        let off = Features { openat2: false, empty_path: false };
+        let o = OFlag::O_PATH;
+        // Single components work either way.
+        open_beneath(dir.as_fd(), c"sub", o, Mode::empty(), on).unwrap();
+        open_beneath(dir.as_fd(), c"sub", o, Mode::empty(), off).unwrap();
+        // A trailing symlink is opened as itself.
+        let l = open_beneath(dir.as_fd(), c"link", o, Mode::empty(), on).unwrap();
+        assert_eq!(fstat(l.as_fd()).unwrap().st_mode & libc::S_IFMT, libc::S_IFLNK);
+        if has_openat2() {
+            assert_eq!(open_beneath(dir.as_fd(), c"..", o, Mode::empty(), on).unwrap_err(), Errno::EXDEV);
+            assert_eq!(open_beneath(dir.as_fd(), c"sub/../..", o, Mode::empty(), on).unwrap_err(), Errno::EXDEV);
+            assert_eq!(open_beneath(dir.as_fd(), c"/etc", o, Mode::empty(), on).unwrap_err(), Errno::EXDEV);
+            assert_eq!(open_beneath(dir.as_fd(), c"link/etc", o, Mode::empty(), on).unwrap_err(), Errno::ELOOP);
+            assert_eq!(
+                open_beneath(dir.as_fd(), c"link", OFlag::O_RDONLY, Mode::empty(), on).unwrap_err(),
+                Errno::ELOOP
+            );
+        }
+        // Without openat2 only O_NOFOLLOW is left: the name checks are what stand
+        // between the client and `..` (the server never passes such names).
+        assert!(open_beneath(dir.as_fd(), c"..", o, Mode::empty(), off).is_ok());
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn dirent_parsing_is_bounded() {

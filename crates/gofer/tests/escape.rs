@@ -29,7 +29,10 @@ fn a_symlink_to_slash_is_reported_not_followed() {
         assert_eq!(f.c().readlink(link).unwrap(), b"/");
 
         // The symlink node is not a directory, whatever it points to.
-        assert_eq!(f.c().walk(link, &names("etc")).unwrap().end, WalkEnd::Error { index: 0, errno: ErrnoCode::ENOTDIR });
+        assert_eq!(
+            f.c().walk(link, &names("etc")).unwrap().end,
+            WalkEnd::Error { index: 0, errno: ErrnoCode::ENOTDIR }
+        );
         assert_eq!(f.c().walk(link, &names(".")).unwrap().end, WalkEnd::Error { index: 0, errno: ErrnoCode::ENOTDIR });
         assert_eq!(f.c().readdir(link, 0, 4096).unwrap_err(), ErrnoCode::ENOTDIR);
         assert_eq!(f.c().create(link, b"x", libc::O_RDWR, 0o644, None).unwrap_err(), ErrnoCode::ENOTDIR);
@@ -58,10 +61,14 @@ fn absolute_and_relative_symlinks_out_of_the_root() {
             assert!(is_link(w.nodes[0].stat.st_mode), "{name}");
             // The attributes are the link's, not its target's.
             assert_eq!(w.nodes[0].stat.st_ino, fs::symlink_metadata(f.root.join(name)).unwrap().ino());
-            for flags in [libc::O_RDONLY, libc::O_WRONLY, libc::O_RDWR | libc::O_TRUNC, libc::O_WRONLY | libc::O_APPEND] {
+            for flags in [libc::O_RDONLY, libc::O_WRONLY, libc::O_RDWR | libc::O_TRUNC, libc::O_WRONLY | libc::O_APPEND]
+            {
                 assert_eq!(f.c().open(n, flags).unwrap_err(), ErrnoCode::ELOOP, "{name} {flags:#x}");
             }
-            assert_eq!(f.c().setattr(n, &SetAttr { size: Some(0), ..Default::default() }).unwrap_err(), ErrnoCode::EINVAL);
+            assert_eq!(
+                f.c().setattr(n, &SetAttr { size: Some(0), ..Default::default() }).unwrap_err(),
+                ErrnoCode::EINVAL
+            );
             assert_eq!(
                 f.c().setattr(n, &SetAttr { mode: Some(0o777), ..Default::default() }).unwrap_err(),
                 ErrnoCode::EOPNOTSUPP

@@ -157,7 +157,8 @@ fn create_makes_and_opens_a_new_file() {
         assert_eq!(f.c().create(file_node, b"x", libc::O_RDWR, 0o640, None).unwrap_err(), ErrnoCode::ENOTDIR);
 
         if nix::unistd::Uid::effective().is_root() {
-            let (n, _) = f.c().create(ROOT, b"owned", libc::O_WRONLY, 0o600, Some(Owner { uid: 1234, gid: 5678 })).unwrap();
+            let (n, _) =
+                f.c().create(ROOT, b"owned", libc::O_WRONLY, 0o600, Some(Owner { uid: 1234, gid: 5678 })).unwrap();
             let m = fs::metadata(f.root.join("owned")).unwrap();
             assert_eq!((m.uid(), m.gid()), (1234, 5678));
             assert_eq!((n.stat.st_uid, n.stat.st_gid), (1234, 5678));
@@ -214,10 +215,7 @@ fn rename_keeps_nodes_usable() {
         assert_eq!(w.nodes[0].stat.st_ino, fs::metadata(&f.root).unwrap().ino());
 
         // NOREPLACE and EXCHANGE.
-        assert_eq!(
-            f.c().rename(d, b"moved.txt", d, b"a.txt", libc::RENAME_NOREPLACE).unwrap_err(),
-            ErrnoCode::EEXIST
-        );
+        assert_eq!(f.c().rename(d, b"moved.txt", d, b"a.txt", libc::RENAME_NOREPLACE).unwrap_err(), ErrnoCode::EEXIST);
         f.c().rename(d, b"moved.txt", d, b"a.txt", libc::RENAME_EXCHANGE).unwrap();
         assert_eq!(fs::read_to_string(f.root.join("dir/a.txt")).unwrap(), "hello");
         assert_eq!(fs::read_to_string(f.root.join("dir/moved.txt")).unwrap(), "a");
@@ -385,7 +383,10 @@ fn setattr_changes_mode_owner_size_and_times() {
         // Only mtime, set to now: atime stays.
         let st = f
             .c()
-            .setattr(n, &SetAttr { mtime: Some(Timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW }), ..Default::default() })
+            .setattr(
+                n,
+                &SetAttr { mtime: Some(Timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW }), ..Default::default() },
+            )
             .unwrap();
         assert!(st.st_mtime > 1_600_000_000);
         assert_eq!((st.st_atime, st.st_atime_nsec), (1_000_000_000, 123));

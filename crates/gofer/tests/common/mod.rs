@@ -112,8 +112,11 @@ impl Fixture {
     }
 
     pub fn with(read_only: bool, compat: bool) -> Fixture {
-        let base = std::env::temp_dir()
-            .join(format!("rvisor-gofer-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let base = std::env::temp_dir().join(format!(
+            "rvisor-gofer-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&base);
         let root = base.join("root");
         let outside = base.join("outside");
