@@ -26,8 +26,10 @@ pub struct Dirents {
 
 struct Conn {
     sock: OwnedFd,
-    /// The last request, then the last response.
-    buf: Vec<u8>,
+    /// The request being sent.
+    out: Vec<u8>,
+    /// The response received: always `MAX_MESSAGE` long.
+    inb: Box<[u8]>,
     /// A transport failure left the connection out of step: every later call fails.
     broken: bool,
 }
@@ -42,12 +44,11 @@ pub struct Client {
     conn: Mutex<Conn>,
 }
 
-/// Receiving: the response bytes and at most one descriptor.
-fn recv(sock: RawFd, buf: &mut Vec<u8>) -> Result<Option<OwnedFd>, ErrnoCode> {
-    buf.resize(MAX_MESSAGE, 0);
+/// Receives a response into `buf`: its length and at most one descriptor.
+fn recv(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), ErrnoCode> {
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     loop {
-        let mut iov = [IoSliceMut::new(buf.as_mut_slice())];
+        let mut iov = [IoSliceMut::new(buf)];
         let msg = match socket::recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
             Ok(m) => m,
             Err(Errno::EINTR) => continue,
@@ -74,15 +75,15 @@ fn recv(sock: RawFd, buf: &mut Vec<u8>) -> Result<Option<OwnedFd>, ErrnoCode> {
         if n == 0 || ctrunc || msg.flags.contains(MsgFlags::MSG_TRUNC) || fds.len() > 1 {
             return Err(ErrnoCode::EIO);
         }
-        buf.truncate(n);
-        return Ok(fds.pop());
+        return Ok((n, fds.pop()));
     }
 }
 
 impl Client {
     /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves.
     pub fn new(sock: OwnedFd) -> Client {
-        Client { conn: Mutex::new(Conn { sock, buf: Vec::with_capacity(MAX_MESSAGE), broken: false }) }
+        let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
+        Client { conn: Mutex::new(conn) }
     }
 
     /// Sends `req` and waits for its answer. An `Error` answer becomes `Err`.
@@ -94,27 +95,27 @@ impl Client {
         if conn.broken {
             return Err(ErrnoCode::EIO);
         }
-        conn.buf.clear();
-        req.encode(&mut conn.buf);
-        if conn.buf.len() > MAX_MESSAGE {
+        conn.out.clear();
+        req.encode(&mut conn.out);
+        if conn.out.len() > MAX_MESSAGE {
             return Err(ErrnoCode::ENAMETOOLONG);
         }
         let sock = conn.sock.as_raw_fd();
         let sent = loop {
-            match socket::sendmsg::<()>(sock, &[IoSlice::new(&conn.buf)], &[], MsgFlags::MSG_NOSIGNAL, None) {
+            match socket::sendmsg::<()>(sock, &[IoSlice::new(&conn.out)], &[], MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
                 r => break r,
             }
         };
-        let got = sent.map_err(|_| ErrnoCode::EIO).and_then(|_| recv(sock, &mut conn.buf));
-        let fd = match got {
-            Ok(fd) => fd,
+        let got = sent.map_err(|_| ErrnoCode::EIO).and_then(|_| recv(sock, &mut conn.inb));
+        let (n, fd) = match got {
+            Ok(v) => v,
             Err(e) => {
                 conn.broken = true;
                 return Err(e);
             }
         };
-        match Response::decode(&conn.buf) {
+        match Response::decode(&conn.inb[..n]) {
             Ok(Response::Error { errno }) => Err(errno),
             Ok(r) => Ok((r, fd)),
             Err(_) => {
