@@ -13,7 +13,40 @@
 //! # Starting a gofer
 //! The runtime starts it as a separate process running `rvisor gofer --root DIR
 //! --fd N [--read-only]`, whose handler calls [`gofer_main`]. [`spawn_gofer`] does
-//! the fork and exec (of the running executable) and returns the [`Client`].
+//! the fork and exec (of the running executable) and returns the [`Client`]. The
+//! runtime's CLI needs one hidden subcommand:
+//!
+//! ```ignore
+//! /// Serve a directory to the Sentry (internal).
+//! #[command(hide = true)]
+//! Gofer {
+//!     #[arg(long)] root: PathBuf,
+//!     #[arg(long)] fd: i32,
+//!     #[arg(long)] read_only: bool,
+//! },
+//! // ...
+//! Command::Gofer { root, fd, read_only } => rvisor_gofer::gofer_main(&root, fd, read_only),
+//! ```
+//!
+//! Exec, not a bare fork: the runtime is multi-threaded, and only async-signal-safe
+//! calls are allowed between `fork` and `exec`. The gofer exits when the last
+//! client connection closes. Confining the gofer process itself (mount namespace,
+//! chroot or pivot_root to the root, seccomp, no capabilities beyond what the
+//! served mount needs) is the runtime's part; the server's own confinement does not
+//! depend on it (see [`server`]).
+//!
+//! # Using it from the Sentry
+//! ```ignore
+//! let (gofer, client) = rvisor_gofer::spawn_gofer(Path::new("/"), true)?;
+//! let w = client.walk(ROOT, &[b"etc", b"hostname"])?;       // nodes + attributes
+//! match w.end {
+//!     WalkEnd::Complete => {}
+//!     WalkEnd::Symlink { index } => { /* readlink(w.nodes[index]) and walk on */ }
+//!     WalkEnd::Error { index, errno } => { /* component `index` failed */ }
+//! }
+//! let fd: OwnedFd = client.open(w.nodes[1].id, libc::O_RDONLY)?; // read it directly
+//! client.close(&[w.nodes[0].id, w.nodes[1].id])?;
+//! ```
 
 pub mod client;
 pub mod protocol;
