@@ -167,10 +167,34 @@ impl Client {
     /// ([`WalkEnd::Error`]) and after a symlink that more components follow
     /// ([`WalkEnd::Symlink`]). Every returned node must be [`close`](Self::close)d.
     pub fn walk(&self, dir: NodeId, names: &[&[u8]]) -> Result<Walked, ErrnoCode> {
-        let names = names.iter().map(|n| n.to_vec()).collect();
-        match self.call_plain(&Request::Walk { dir, names })? {
-            Response::Walked { nodes, end } => Ok(Walked { nodes, end }),
-            _ => Err(ErrnoCode::EIO),
+        let mut walked = Walked { nodes: Vec::new(), end: WalkEnd::Complete };
+        let mut from = dir;
+        let mut done = 0;
+        // At most MAX_WALK components a message; an empty walk is one call too.
+        loop {
+            let chunk = &names[done..(done + MAX_WALK).min(names.len())];
+            let req = Request::Walk { dir: from, names: chunk.iter().map(|n| n.to_vec()).collect() };
+            let (nodes, end) = match self.call_plain(&req) {
+                Ok(Response::Walked { nodes, end }) => (nodes, end),
+                Ok(_) => Err(ErrnoCode::EIO)?,
+                Err(e) => {
+                    // Later chunks: don't leak the nodes already walked.
+                    let _ = self.close(&walked.nodes.iter().map(|n| n.id).collect::<Vec<_>>());
+                    return Err(e);
+                }
+            };
+            let offset = done as u32;
+            walked.end = match end {
+                WalkEnd::Complete => WalkEnd::Complete,
+                WalkEnd::Symlink { index } => WalkEnd::Symlink { index: index + offset },
+                WalkEnd::Error { index, errno } => WalkEnd::Error { index: index + offset, errno },
+            };
+            walked.nodes.extend(nodes);
+            done += chunk.len();
+            if walked.end != WalkEnd::Complete || done == names.len() {
+                return Ok(walked);
+            }
+            from = walked.nodes.last().expect("a complete chunk returns nodes").id;
         }
     }
 

@@ -35,6 +35,11 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// The longest name of one directory entry (`NAME_MAX`).
 pub const MAX_NAME: usize = 255;
 
+/// The most components one `Walk` takes, so that its answer (a node and its
+/// attributes per component) always fits in a message. [`crate::Client::walk`]
+/// splits longer walks.
+pub const MAX_WALK: usize = 256;
+
 /// The longest symlink target (`PATH_MAX` less the terminating NUL).
 pub const MAX_TARGET: usize = 4095;
 

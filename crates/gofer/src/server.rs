@@ -413,6 +413,9 @@ impl Server {
 
     fn walk(&mut self, dir: NodeId, names: &[Vec<u8>]) -> R<(Vec<NodeInfo>, WalkEnd)> {
         let mut cur = self.node(dir)?;
+        if names.len() > MAX_WALK {
+            return Err(ErrnoCode::ENAMETOOLONG);
+        }
         let mut out = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             let index = i as u32;

@@ -38,6 +38,21 @@ fn walk_returns_a_node_and_attributes_per_component() {
         assert_eq!(st.st_size, 4);
         assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
 
+        // Longer walks than one message takes are split by the client.
+        let mut long = vec![&b"dir"[..]];
+        for _ in 0..400 {
+            long.extend([&b"sub"[..], b".."]);
+        }
+        long.push(b"a.txt");
+        let w = f.c().walk(ROOT, &long).unwrap();
+        assert_eq!((w.nodes.len(), w.end), (long.len(), WalkEnd::Complete));
+        assert_eq!(w.nodes.last().unwrap().stat.st_size, 1);
+        let mut missing = long.clone();
+        missing[700] = b"nope";
+        let w = f.c().walk(ROOT, &missing).unwrap();
+        assert_eq!((w.nodes.len(), w.end), (700, WalkEnd::Error { index: 700, errno: ErrnoCode::ENOENT }));
+        f.c().close(&w.nodes.iter().map(|n| n.id).collect::<Vec<_>>()).unwrap();
+
         // An empty walk is complete and returns nothing.
         let w = f.c().walk(ROOT, &[]).unwrap();
         assert_eq!((w.nodes.len(), w.end), (0, WalkEnd::Complete));
@@ -535,4 +550,24 @@ fn round_trip_latency() {
         }
         println!("{what}: {:?} per call", t.elapsed() / 20_000);
     }
+}
+
+#[test]
+fn the_server_can_be_driven_directly() {
+    use rvisor_gofer::protocol::{Request, Response, MAX_WALK};
+    use rvisor_gofer::Server;
+    let f = Fixture::new(false);
+    let mut s = Server::new(common::open_dir(&f.root), false).unwrap();
+    assert_eq!(s.node_count(), 1);
+    let (r, fd) = s.handle(Request::Walk { dir: ROOT, names: vec![b"dir".to_vec(), b"sub".to_vec()] });
+    assert!(fd.is_none());
+    let Response::Walked { nodes, end: WalkEnd::Complete } = r else { panic!("{r:?}") };
+    assert_eq!(s.node_count(), 3);
+    let (r, _) = s.handle(Request::Close { nodes: nodes.iter().map(|n| n.id).chain([ROOT]).collect() });
+    assert!(matches!(r, Response::Ok {}));
+    assert_eq!(s.node_count(), 1, "nodes are forgotten, the root is not");
+    let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK + 1] });
+    assert!(matches!(r, Response::Error { errno: ErrnoCode::ENAMETOOLONG }), "{r:?}");
+    let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK] });
+    assert!(matches!(r, Response::Walked { end: WalkEnd::Complete, .. }));
 }
