@@ -75,7 +75,7 @@ impl Node {
 
 /// The gofer's state. `run` serves its connections until all are closed.
 pub struct Server {
-    root: Rc<Node>,
+    /// Every live id; [`ROOT`] is always there.
     nodes: HashMap<NodeId, Rc<Node>>,
     next_id: NodeId,
     read_only: bool,
@@ -164,9 +164,8 @@ impl Server {
             stream: RefCell::new(None),
         });
         let mut nodes = HashMap::new();
-        nodes.insert(ROOT, root.clone());
+        nodes.insert(ROOT, root);
         Ok(Server {
-            root,
             nodes,
             next_id: ROOT + 1,
             read_only,
@@ -785,11 +784,6 @@ impl Server {
             socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(code)?;
         self.conns.push(ours);
         Ok(theirs)
-    }
-
-    /// The root node (for tests and the in-process server).
-    pub fn root_ino(&self) -> u64 {
-        self.root.ino
     }
 }
 
