@@ -1,0 +1,573 @@
+//! Every operation against a served temporary tree.
+
+mod common;
+
+use common::{names, Fixture};
+use rvisor_abi::structs::Timespec;
+use rvisor_abi::ErrnoCode;
+use rvisor_gofer::{Owner, SetAttr, WalkEnd, ROOT};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+fn file(fd: std::os::fd::OwnedFd) -> fs::File {
+    fs::File::from(fd)
+}
+
+#[test]
+fn walk_returns_a_node_and_attributes_per_component() {
+    for f in Fixture::both(false) {
+        let w = f.c().walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
+        assert_eq!(w.end, WalkEnd::Complete);
+        assert_eq!(w.nodes.len(), 3);
+        for (node, path) in w.nodes.iter().zip(["dir", "dir/sub", "dir/sub/deep.txt"]) {
+            let m = fs::symlink_metadata(f.root.join(path)).unwrap();
+            assert_eq!(node.stat.st_ino, m.ino(), "{path}");
+            assert_eq!(node.stat.st_dev, m.dev());
+            assert_eq!(node.stat.st_mode, m.mode());
+            assert_eq!(node.stat.st_size, m.size() as i64);
+            assert_eq!(node.stat.st_nlink, m.nlink());
+            assert_eq!((node.stat.st_mtime, node.stat.st_mtime_nsec), (m.mtime(), m.mtime_nsec()));
+        }
+        // Ids are distinct and each one stats its own file.
+        let ids: BTreeSet<_> = w.nodes.iter().map(|n| n.id).collect();
+        assert_eq!(ids.len(), 3);
+        let st = f.c().stat(w.nodes[2].id).unwrap();
+        assert_eq!(st.st_size, 4);
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
+
+        // Longer walks than one message takes are split by the client.
+        let mut long = vec![&b"dir"[..]];
+        for _ in 0..400 {
+            long.extend([&b"sub"[..], b".."]);
+        }
+        long.push(b"a.txt");
+        let w = f.c().walk(ROOT, &long).unwrap();
+        assert_eq!((w.nodes.len(), w.end), (long.len(), WalkEnd::Complete));
+        assert_eq!(w.nodes.last().unwrap().stat.st_size, 1);
+        let mut missing = long.clone();
+        missing[700] = b"nope";
+        let w = f.c().walk(ROOT, &missing).unwrap();
+        assert_eq!((w.nodes.len(), w.end), (700, WalkEnd::Error { index: 700, errno: ErrnoCode::ENOENT }));
+        f.c().close(&w.nodes.iter().map(|n| n.id).collect::<Vec<_>>()).unwrap();
+
+        // An empty walk is complete and returns nothing.
+        let w = f.c().walk(ROOT, &[]).unwrap();
+        assert_eq!((w.nodes.len(), w.end), (0, WalkEnd::Complete));
+    }
+}
+
+#[test]
+fn walk_stops_at_the_first_missing_component() {
+    for f in Fixture::both(false) {
+        let w = f.c().walk(ROOT, &names("dir/nope/deeper")).unwrap();
+        assert_eq!(w.nodes.len(), 1);
+        assert_eq!(w.end, WalkEnd::Error { index: 1, errno: ErrnoCode::ENOENT });
+        let w = f.c().walk(ROOT, &names("file.txt/x")).unwrap();
+        assert_eq!(w.nodes.len(), 1);
+        assert_eq!(w.end, WalkEnd::Error { index: 1, errno: ErrnoCode::ENOTDIR });
+        let w = f.c().walk(ROOT, &names("file.txt/.")).unwrap();
+        assert_eq!(w.end, WalkEnd::Error { index: 1, errno: ErrnoCode::ENOTDIR });
+        // An unknown node id.
+        assert_eq!(f.c().walk(999_999, &names("x")).unwrap_err(), ErrnoCode::EBADF);
+    }
+}
+
+#[test]
+fn dot_and_dotdot_come_from_the_node_table() {
+    for f in Fixture::both(false) {
+        let root_ino = fs::metadata(&f.root).unwrap().ino();
+        let w = f.c().walk(ROOT, &names("dir/sub/../sub/./deep.txt")).unwrap();
+        assert_eq!(w.end, WalkEnd::Complete);
+        assert_eq!(w.nodes[2].stat.st_ino, fs::metadata(f.root.join("dir")).unwrap().ino());
+        assert_eq!(w.nodes[5].stat.st_size, 4);
+        let w = f.c().walk(ROOT, &names("dir/..")).unwrap();
+        assert_eq!(w.nodes[1].stat.st_ino, root_ino);
+        // A node walked on its own still knows its parent.
+        let sub = f.walk("dir/sub");
+        let w = f.c().walk(sub, &names("../a.txt")).unwrap();
+        assert_eq!(w.nodes[1].stat.st_size, 1);
+    }
+}
+
+#[test]
+fn open_reads_and_writes_through_the_descriptor() {
+    for f in Fixture::both(false) {
+        let n = f.walk("file.txt");
+        let mut s = String::new();
+        file(f.c().open(n, libc::O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+
+        // Read-only descriptors cannot write.
+        let mut r = file(f.c().open(n, libc::O_RDONLY).unwrap());
+        assert!(r.write_all(b"x").is_err());
+
+        let mut w = file(f.c().open(n, libc::O_RDWR).unwrap());
+        w.write_all(b"J").unwrap();
+        assert_eq!(fs::read_to_string(f.root.join("file.txt")).unwrap(), "Jello");
+
+        let mut a = file(f.c().open(n, libc::O_WRONLY | libc::O_APPEND).unwrap());
+        a.write_all(b" world").unwrap();
+        assert_eq!(fs::read_to_string(f.root.join("file.txt")).unwrap(), "Jello world");
+
+        let mut t = file(f.c().open(n, libc::O_WRONLY | libc::O_TRUNC).unwrap());
+        assert_eq!(fs::read(f.root.join("file.txt")).unwrap().len(), 0);
+        t.write_all(b"new").unwrap();
+        assert_eq!(fs::read_to_string(f.root.join("file.txt")).unwrap(), "new");
+
+        // O_RDONLY|O_TRUNC truncates too, as on Linux.
+        drop(f.c().open(n, libc::O_RDONLY | libc::O_TRUNC).unwrap());
+        assert_eq!(fs::read(f.root.join("file.txt")).unwrap().len(), 0);
+
+        // Descriptors arrive close-on-exec.
+        let fd = f.c().open(n, libc::O_RDONLY).unwrap();
+        let fl = nix::fcntl::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(fl & libc::FD_CLOEXEC, 0);
+        // And without O_NONBLOCK, which the server uses internally for the reopen.
+        let fl = nix::fcntl::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_eq!(fl & libc::O_NONBLOCK, 0);
+
+        assert_eq!(f.c().open(n, libc::O_ACCMODE).unwrap_err(), ErrnoCode::EINVAL);
+        assert_eq!(f.c().open(n, libc::O_RDONLY | libc::O_DIRECTORY).unwrap_err(), ErrnoCode::ENOTDIR);
+    }
+}
+
+#[test]
+fn open_directories() {
+    for f in Fixture::both(false) {
+        let d = f.walk("dir");
+        let fd = f.c().open(d, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFDIR);
+        assert_eq!(f.c().open(d, libc::O_WRONLY).unwrap_err(), ErrnoCode::EISDIR);
+        assert_eq!(f.c().open(d, libc::O_RDWR).unwrap_err(), ErrnoCode::EISDIR);
+        assert_eq!(f.c().open(d, libc::O_RDONLY | libc::O_TRUNC).unwrap_err(), ErrnoCode::EISDIR);
+        // The root can be opened as well.
+        drop(f.c().open(ROOT, libc::O_RDONLY).unwrap());
+    }
+}
+
+#[test]
+fn create_makes_and_opens_a_new_file() {
+    for f in Fixture::both(false) {
+        let d = f.walk("dir");
+        let (node, fd) = f.c().create(d, b"new.txt", libc::O_RDWR, 0o640, None).unwrap();
+        let mut fl = file(fd);
+        fl.write_all(b"created").unwrap();
+        fl.seek(SeekFrom::Start(0)).unwrap();
+        let mut s = String::new();
+        fl.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "created");
+        let m = fs::metadata(f.root.join("dir/new.txt")).unwrap();
+        // The mode is exactly what was asked: the gofer's umask is 0.
+        assert_eq!(m.mode(), libc::S_IFREG | 0o640);
+        assert_eq!(node.stat.st_ino, m.ino());
+        assert_eq!(f.c().stat(node.id).unwrap().st_size, 7);
+
+        assert_eq!(f.c().create(d, b"new.txt", libc::O_RDWR, 0o640, None).unwrap_err(), ErrnoCode::EEXIST);
+        assert_eq!(f.c().create(d, b".", libc::O_RDWR, 0o640, None).unwrap_err(), ErrnoCode::EEXIST);
+        let file_node = f.walk("file.txt");
+        assert_eq!(f.c().create(file_node, b"x", libc::O_RDWR, 0o640, None).unwrap_err(), ErrnoCode::ENOTDIR);
+
+        if nix::unistd::Uid::effective().is_root() {
+            let (n, _) =
+                f.c().create(ROOT, b"owned", libc::O_WRONLY, 0o600, Some(Owner { uid: 1234, gid: 5678 })).unwrap();
+            let m = fs::metadata(f.root.join("owned")).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1234, 5678));
+            assert_eq!((n.stat.st_uid, n.stat.st_gid), (1234, 5678));
+        }
+    }
+}
+
+#[test]
+fn mkdir_unlink_rmdir() {
+    for f in Fixture::both(false) {
+        let n = f.c().mkdir(ROOT, b"newdir", 0o750, None).unwrap();
+        let m = fs::metadata(f.root.join("newdir")).unwrap();
+        assert_eq!(m.mode(), libc::S_IFDIR | 0o750);
+        assert_eq!(n.stat.st_ino, m.ino());
+        // The new node is a directory node: things can be made in it.
+        let (_, _) = f.c().create(n.id, b"f", libc::O_WRONLY, 0o644, None).unwrap();
+        assert!(f.root.join("newdir/f").is_file());
+        assert_eq!(f.c().mkdir(ROOT, b"newdir", 0o750, None).unwrap_err(), ErrnoCode::EEXIST);
+
+        assert_eq!(f.c().rmdir(ROOT, b"newdir").unwrap_err(), ErrnoCode::ENOTEMPTY);
+        assert_eq!(f.c().unlink(ROOT, b"newdir").unwrap_err(), ErrnoCode::EISDIR);
+        assert_eq!(f.c().rmdir(n.id, b"f").unwrap_err(), ErrnoCode::ENOTDIR);
+        f.c().unlink(n.id, b"f").unwrap();
+        f.c().rmdir(ROOT, b"newdir").unwrap();
+        assert!(!f.root.join("newdir").exists());
+        assert_eq!(f.c().unlink(ROOT, b"newdir").unwrap_err(), ErrnoCode::ENOENT);
+
+        // Unlinking a symlink removes the link only.
+        f.c().unlink(ROOT, b"abs_secret").unwrap();
+        assert!(fs::symlink_metadata(f.root.join("abs_secret")).is_err());
+        f.check_outside();
+    }
+}
+
+#[test]
+fn rename_keeps_nodes_usable() {
+    for f in Fixture::both(false) {
+        let file_node = f.walk("file.txt");
+        let d = f.walk("dir");
+        let sub = f.walk("dir/sub");
+        let deep = f.walk("dir/sub/deep.txt");
+
+        f.c().rename(ROOT, b"file.txt", d, b"moved.txt", 0).unwrap();
+        assert_eq!(fs::read_to_string(f.root.join("dir/moved.txt")).unwrap(), "hello");
+        // The node follows its file: reopening finds it under its new name.
+        let mut s = String::new();
+        file(f.c().open(file_node, libc::O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+
+        // A directory moved: nodes beneath it and `..` follow.
+        f.c().rename(d, b"sub", ROOT, b"top", 0).unwrap();
+        drop(f.c().open(deep, libc::O_RDONLY).unwrap());
+        let w = f.c().walk(sub, &names("..")).unwrap();
+        assert_eq!(w.nodes[0].stat.st_ino, fs::metadata(&f.root).unwrap().ino());
+
+        // NOREPLACE and EXCHANGE.
+        assert_eq!(f.c().rename(d, b"moved.txt", d, b"a.txt", libc::RENAME_NOREPLACE).unwrap_err(), ErrnoCode::EEXIST);
+        f.c().rename(d, b"moved.txt", d, b"a.txt", libc::RENAME_EXCHANGE).unwrap();
+        assert_eq!(fs::read_to_string(f.root.join("dir/a.txt")).unwrap(), "hello");
+        assert_eq!(fs::read_to_string(f.root.join("dir/moved.txt")).unwrap(), "a");
+        let mut s = String::new();
+        file(f.c().open(file_node, libc::O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+        assert_eq!(f.c().rename(d, b"a.txt", d, b"b", 0x80).unwrap_err(), ErrnoCode::EINVAL);
+        assert_eq!(f.c().rename(d, b"..", d, b"b", 0).unwrap_err(), ErrnoCode::EINVAL);
+        assert_eq!(f.c().rename(d, b"nope", d, b"b", 0).unwrap_err(), ErrnoCode::ENOENT);
+    }
+}
+
+#[test]
+fn readdir_in_batches_with_cookies() {
+    for f in Fixture::both(false) {
+        let big = f.root.join("big");
+        fs::create_dir(&big).unwrap();
+        let mut want = BTreeSet::new();
+        for i in 0..1500 {
+            let name = format!("entry-{i:05}-{}", "x".repeat(i % 60));
+            fs::write(big.join(&name), "").unwrap();
+            want.insert(name.into_bytes());
+        }
+        fs::create_dir(big.join("a_dir")).unwrap();
+        want.insert(b"a_dir".to_vec());
+        std::os::unix::fs::symlink("/", big.join("a_link")).unwrap();
+        want.insert(b"a_link".to_vec());
+
+        let d = f.walk("big");
+        // Small batches: many round trips, each continuing from the last cookie.
+        let mut got = Vec::new();
+        let mut cookie = 0;
+        let mut batches = 0;
+        loop {
+            let b = f.c().readdir(d, cookie, 600).unwrap();
+            batches += 1;
+            assert!(!b.entries.is_empty() || b.eof);
+            let bytes: usize = b.entries.iter().map(|e| e.wire_size()).sum();
+            assert!(bytes <= 600, "batch of {bytes} bytes");
+            if let Some(last) = b.entries.last() {
+                cookie = last.cookie;
+            }
+            got.extend(b.entries);
+            if b.eof {
+                break;
+            }
+        }
+        assert!(batches > 50, "{batches} batches");
+        let names: BTreeSet<_> = got.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(names.len(), got.len(), "an entry was listed twice");
+        assert_eq!(names, want, ". and .. are left out, everything else is listed");
+        for e in &got {
+            let m = fs::symlink_metadata(big.join(std::ffi::OsStr::from_bytes(&e.name))).unwrap();
+            assert_eq!(e.ino, m.ino());
+            let kind = match e.name.as_slice() {
+                b"a_dir" => libc::DT_DIR,
+                b"a_link" => libc::DT_LNK,
+                _ => libc::DT_REG,
+            };
+            if e.kind != libc::DT_UNKNOWN {
+                assert_eq!(e.kind, kind);
+            }
+        }
+
+        // Continuing from a cookie in the middle gives exactly the rest.
+        let mid = &got[700];
+        let rest = {
+            let mut v = Vec::new();
+            let mut c = mid.cookie;
+            loop {
+                let b = f.c().readdir(d, c, 65536).unwrap();
+                if let Some(l) = b.entries.last() {
+                    c = l.cookie;
+                }
+                v.extend(b.entries);
+                if b.eof {
+                    break v;
+                }
+            }
+        };
+        assert_eq!(rest, got[701..].to_vec());
+        assert_eq!(f.c().readdir_all(d).unwrap(), got);
+
+        // Too small for one entry; not a directory.
+        assert_eq!(f.c().readdir(d, 0, 4).unwrap_err(), ErrnoCode::EINVAL);
+        assert_eq!(f.c().readdir(f.walk("file.txt"), 0, 4096).unwrap_err(), ErrnoCode::ENOTDIR);
+        // An empty directory.
+        let e = f.c().mkdir(ROOT, b"empty", 0o755, None).unwrap();
+        let b = f.c().readdir(e.id, 0, 4096).unwrap();
+        assert!(b.eof && b.entries.is_empty());
+    }
+}
+
+#[test]
+fn symlink_and_readlink() {
+    for f in Fixture::both(false) {
+        let n = f.c().symlink(ROOT, b"sl", b"/etc/passwd", None).unwrap();
+        assert_eq!(n.stat.st_mode & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(fs::read_link(f.root.join("sl")).unwrap().to_str(), Some("/etc/passwd"));
+        assert_eq!(f.c().readlink(n.id).unwrap(), b"/etc/passwd");
+        let w = f.c().walk(ROOT, &names("dotdots")).unwrap();
+        assert_eq!(f.c().readlink(w.nodes[0].id).unwrap(), b"../../../../../../..");
+        assert_eq!(f.c().readlink(f.walk("file.txt")).unwrap_err(), ErrnoCode::EINVAL);
+        assert_eq!(f.c().symlink(ROOT, b"sl", b"x", None).unwrap_err(), ErrnoCode::EEXIST);
+        assert_eq!(f.c().symlink(ROOT, b"e", b"", None).unwrap_err(), ErrnoCode::ENOENT);
+        assert_eq!(f.c().symlink(ROOT, b"e", b"a\0b", None).unwrap_err(), ErrnoCode::EINVAL);
+        let long = vec![b'a'; 5000];
+        assert_eq!(f.c().symlink(ROOT, b"e", &long, None).unwrap_err(), ErrnoCode::ENAMETOOLONG);
+        if nix::unistd::Uid::effective().is_root() {
+            let n = f.c().symlink(ROOT, b"owned", b"abs_secret", Some(Owner { uid: 4321, gid: 8765 })).unwrap();
+            let m = fs::symlink_metadata(f.root.join("owned")).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4321, 8765));
+            assert_eq!(n.stat.st_uid, 4321);
+        }
+    }
+}
+
+#[test]
+fn link_makes_a_hard_link() {
+    for f in Fixture::both(false) {
+        let t = f.walk("file.txt");
+        let d = f.walk("dir");
+        let n = f.c().link(d, b"hard", t).unwrap();
+        let a = fs::metadata(f.root.join("file.txt")).unwrap();
+        let b = fs::metadata(f.root.join("dir/hard")).unwrap();
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(a.nlink(), 2);
+        assert_eq!(n.stat.st_ino, a.ino());
+        assert_eq!(f.c().link(d, b"hard", t).unwrap_err(), ErrnoCode::EEXIST);
+        assert_eq!(f.c().link(ROOT, b"dirlink", d).unwrap_err(), ErrnoCode::EPERM);
+        // A hard link to a symlink links the symlink itself.
+        let w = f.c().walk(ROOT, &names("abs_secret")).unwrap();
+        f.c().link(ROOT, b"secret_link2", w.nodes[0].id).unwrap();
+        assert!(fs::symlink_metadata(f.root.join("secret_link2")).unwrap().file_type().is_symlink());
+        f.check_outside();
+    }
+}
+
+#[test]
+fn setattr_changes_mode_owner_size_and_times() {
+    for f in Fixture::both(false) {
+        let n = f.walk("file.txt");
+        let p = f.root.join("file.txt");
+
+        let st = f.c().setattr(n, &SetAttr { mode: Some(0o4711), ..Default::default() }).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode(), libc::S_IFREG | 0o4711);
+        assert_eq!(st.st_mode, libc::S_IFREG | 0o4711);
+
+        f.c().setattr(n, &SetAttr { size: Some(2), ..Default::default() }).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "he");
+        let st = f.c().setattr(n, &SetAttr { size: Some(10000), ..Default::default() }).unwrap();
+        assert_eq!(st.st_size, 10000);
+        assert_eq!(fs::metadata(&p).unwrap().len(), 10000);
+
+        let t = SetAttr {
+            atime: Some(Timespec { tv_sec: 1_000_000_000, tv_nsec: 123 }),
+            mtime: Some(Timespec { tv_sec: 1_500_000_000, tv_nsec: 456_000 }),
+            ..Default::default()
+        };
+        let st = f.c().setattr(n, &t).unwrap();
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!((m.atime(), m.atime_nsec()), (1_000_000_000, 123));
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_500_000_000, 456_000));
+        assert_eq!((st.st_mtime, st.st_mtime_nsec), (1_500_000_000, 456_000));
+        // Only mtime, set to now: atime stays.
+        let st = f
+            .c()
+            .setattr(
+                n,
+                &SetAttr { mtime: Some(Timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW }), ..Default::default() },
+            )
+            .unwrap();
+        assert!(st.st_mtime > 1_600_000_000);
+        assert_eq!((st.st_atime, st.st_atime_nsec), (1_000_000_000, 123));
+        let bad = SetAttr { atime: Some(Timespec { tv_sec: 0, tv_nsec: 2_000_000_000 }), ..Default::default() };
+        assert_eq!(f.c().setattr(n, &bad).unwrap_err(), ErrnoCode::EINVAL);
+
+        if nix::unistd::Uid::effective().is_root() {
+            let st = f.c().setattr(n, &SetAttr { uid: Some(777), gid: Some(888), ..Default::default() }).unwrap();
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (777, 888));
+            assert_eq!((st.st_uid, st.st_gid), (777, 888));
+            let st = f.c().setattr(n, &SetAttr { gid: Some(999), ..Default::default() }).unwrap();
+            assert_eq!((st.st_uid, st.st_gid), (777, 999));
+        }
+
+        // Directories: mode and times work, size does not.
+        let d = f.walk("dir");
+        f.c().setattr(d, &SetAttr { mode: Some(0o700), ..Default::default() }).unwrap();
+        assert_eq!(fs::metadata(f.root.join("dir")).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(f.c().setattr(d, &SetAttr { size: Some(0), ..Default::default() }).unwrap_err(), ErrnoCode::EISDIR);
+        f.c().setattr(ROOT, &SetAttr { mode: Some(0o755), ..Default::default() }).unwrap();
+    }
+}
+
+#[test]
+fn statfs_describes_the_file_system() {
+    for f in Fixture::both(false) {
+        let s = f.c().statfs(ROOT).unwrap();
+        let host = nix::sys::statvfs::statvfs(&f.root).unwrap();
+        assert_eq!(s.bsize, host.block_size());
+        assert_eq!(s.blocks, host.blocks());
+        assert_eq!(s.namelen, host.name_max());
+        assert_eq!(s.flags & libc::ST_RDONLY, 0);
+        assert_ne!(s.fs_type, 0);
+        let s2 = f.c().statfs(f.walk("dir/a.txt")).unwrap();
+        assert_eq!(s2.fs_type, s.fs_type);
+        assert_eq!(s2.fsid, s.fsid);
+    }
+}
+
+#[test]
+fn close_forgets_nodes_but_not_the_root() {
+    for f in Fixture::both(false) {
+        let n = f.walk("file.txt");
+        f.c().stat(n).unwrap();
+        f.c().close(&[n, ROOT, 123_456_789]).unwrap();
+        assert_eq!(f.c().stat(n).unwrap_err(), ErrnoCode::EBADF);
+        assert_eq!(f.c().open(n, libc::O_RDONLY).unwrap_err(), ErrnoCode::EBADF);
+        f.c().stat(ROOT).unwrap();
+        // Closing a directory does not break nodes walked from it.
+        let w = f.c().walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
+        f.c().close(&[w.nodes[0].id, w.nodes[1].id]).unwrap();
+        drop(f.c().open(w.nodes[2].id, libc::O_RDONLY).unwrap());
+        let up = f.c().walk(w.nodes[2].id, &[]).unwrap();
+        assert_eq!(up.end, WalkEnd::Complete);
+        // A large close is split across messages.
+        let many: Vec<_> = (1000..20_000).collect();
+        f.c().close(&many).unwrap();
+    }
+}
+
+#[test]
+fn several_connections_and_threads_share_one_server() {
+    for f in Fixture::both(false) {
+        let second = f.c().connect().unwrap();
+        let n = f.walk("dir/a.txt");
+        // Node ids are shared between connections.
+        assert_eq!(second.stat(n).unwrap().st_size, 1);
+        let third = second.connect().unwrap();
+        drop(second);
+        assert_eq!(third.stat(n).unwrap().st_size, 1);
+
+        // Client is Send + Sync: hammer it from several threads.
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let c = if t % 2 == 0 { f.c() } else { &third };
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        let w = c.walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
+                        assert_eq!(w.nodes[2].stat.st_size, 4);
+                        let ids: Vec<_> = w.nodes.iter().map(|n| n.id).collect();
+                        c.close(&ids).unwrap();
+                    }
+                });
+            }
+        });
+        drop(third);
+    }
+}
+
+#[test]
+fn bad_names_are_refused() {
+    for f in Fixture::both(false) {
+        let long = vec![b'n'; 256];
+        for (name, errno) in [
+            (&b"dir/sub"[..], ErrnoCode::EINVAL),
+            (b"/", ErrnoCode::EINVAL),
+            (b"../outside", ErrnoCode::EINVAL),
+            (b"", ErrnoCode::ENOENT),
+            (b"a\0b", ErrnoCode::EINVAL),
+            (&long, ErrnoCode::ENAMETOOLONG),
+        ] {
+            let w = f.c().walk(ROOT, &[name]).unwrap();
+            assert_eq!(w.end, WalkEnd::Error { index: 0, errno }, "walk {name:?}");
+            assert!(w.nodes.is_empty());
+            assert_eq!(f.c().create(ROOT, name, libc::O_RDWR, 0o644, None).unwrap_err(), errno);
+            assert_eq!(f.c().mkdir(ROOT, name, 0o755, None).unwrap_err(), errno);
+            assert_eq!(f.c().unlink(ROOT, name).unwrap_err(), errno);
+            assert_eq!(f.c().symlink(ROOT, name, b"t", None).unwrap_err(), errno);
+            assert_eq!(f.c().rename(ROOT, b"file.txt", ROOT, name, 0).unwrap_err(), errno);
+        }
+        for name in [&b"."[..], b".."] {
+            assert_eq!(f.c().mkdir(ROOT, name, 0o755, None).unwrap_err(), ErrnoCode::EEXIST);
+            assert_eq!(f.c().unlink(ROOT, name).unwrap_err(), ErrnoCode::EINVAL);
+            assert_eq!(f.c().rmdir(ROOT, name).unwrap_err(), ErrnoCode::EINVAL);
+            assert_eq!(f.c().rename(ROOT, name, ROOT, b"x", 0).unwrap_err(), ErrnoCode::EINVAL);
+        }
+        // A name longer than a message allows is refused by the client itself.
+        let huge = vec![b'x'; 70_000];
+        assert_eq!(f.c().walk(ROOT, &[&huge]).unwrap_err(), ErrnoCode::ENAMETOOLONG);
+        // And the connection still works.
+        f.c().stat(ROOT).unwrap();
+    }
+}
+
+/// Not a benchmark, a smoke check that a round trip stays cheap (run with
+/// `--ignored --nocapture` in release to see the numbers).
+#[test]
+#[ignore]
+fn round_trip_latency() {
+    let f = Fixture::new(false);
+    let n = f.walk("dir/sub/deep.txt");
+    let stat = || {
+        f.c().stat(n).unwrap();
+    };
+    let walk = || {
+        let w = f.c().walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
+        f.c().close(&w.nodes.iter().map(|x| x.id).collect::<Vec<_>>()).unwrap();
+    };
+    let open = || drop(f.c().open(n, libc::O_RDONLY).unwrap());
+    let cases: [(&str, &dyn Fn()); 3] = [("stat", &stat), ("walk3+close", &walk), ("open", &open)];
+    for (what, run) in cases {
+        let t = std::time::Instant::now();
+        for _ in 0..20_000 {
+            run();
+        }
+        println!("{what}: {:?} per call", t.elapsed() / 20_000);
+    }
+}
+
+#[test]
+fn the_server_can_be_driven_directly() {
+    use rvisor_gofer::protocol::{Request, Response, MAX_WALK};
+    use rvisor_gofer::Server;
+    let f = Fixture::new(false);
+    let mut s = Server::new(common::open_dir(&f.root), false).unwrap();
+    assert_eq!(s.node_count(), 1);
+    let (r, fd) = s.handle(Request::Walk { dir: ROOT, names: vec![b"dir".to_vec(), b"sub".to_vec()] });
+    assert!(fd.is_none());
+    let Response::Walked { nodes, end: WalkEnd::Complete } = r else { panic!("{r:?}") };
+    assert_eq!(s.node_count(), 3);
+    let (r, _) = s.handle(Request::Close { nodes: nodes.iter().map(|n| n.id).chain([ROOT]).collect() });
+    assert!(matches!(r, Response::Ok {}));
+    assert_eq!(s.node_count(), 1, "nodes are forgotten, the root is not");
+    let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK + 1] });
+    assert!(matches!(r, Response::Error { errno: ErrnoCode::ENAMETOOLONG }), "{r:?}");
+    let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK] });
+    assert!(matches!(r, Response::Walked { end: WalkEnd::Complete, .. }));
+}

@@ -1,0 +1,94 @@
+//! A gofer in its own process, started by `spawn_gofer_with` as the runtime would.
+
+mod common;
+
+use common::{names, Fixture};
+use rvisor_abi::ErrnoCode;
+use rvisor_gofer::{spawn_gofer_with, WalkEnd, ROOT};
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn gofer_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvisor-gofer"))
+}
+
+fn wait_exit(g: &mut rvisor_gofer::Gofer) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = g.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the gofer did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_spawned_gofer_serves_and_exits_when_the_client_goes() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, false).unwrap();
+    let w = c.walk(ROOT, &names("dir/a.txt")).unwrap();
+    assert_eq!(w.end, WalkEnd::Complete);
+    let mut s = String::new();
+    std::fs::File::from(c.open(w.nodes[1].id, libc::O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+    assert_eq!(s, "a");
+    let (_, fd) = c.create(ROOT, b"from_child", libc::O_WRONLY, 0o600, None).unwrap();
+    std::fs::File::from(fd).write_all(b"written").unwrap();
+    assert_eq!(std::fs::read_to_string(f.root.join("from_child")).unwrap(), "written");
+
+    // The gofer holds no descriptor but its standard streams, its socket and files
+    // beneath the root.
+    let pid = g.pid();
+    let root = std::fs::canonicalize(&f.root).unwrap();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let e = e.unwrap();
+        let fd: i32 = e.file_name().to_str().unwrap().parse().unwrap();
+        let target = std::fs::read_link(e.path()).unwrap();
+        if fd <= 2 {
+            continue;
+        }
+        let t = target.to_string_lossy();
+        assert!(t.starts_with("socket:") || target.starts_with(&root), "gofer fd {fd} -> {t}");
+    }
+
+    let second = c.connect().unwrap();
+    drop(c);
+    // Still served: one connection is left.
+    second.stat(ROOT).unwrap();
+    drop(second);
+    assert!(wait_exit(&mut g).success());
+}
+
+#[test]
+fn a_spawned_read_only_gofer_refuses_changes() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, true).unwrap();
+    assert_eq!(c.mkdir(ROOT, b"x", 0o755, None).unwrap_err(), ErrnoCode::EROFS);
+    let n = f.walk("file.txt");
+    let _ = n;
+    drop(c);
+    assert!(wait_exit(&mut g).success());
+    assert!(!f.root.join("x").exists());
+}
+
+#[test]
+fn a_gofer_with_a_bad_root_exits_and_calls_fail_with_eio() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root.join("no/such/dir"), false).unwrap();
+    let st = wait_exit(&mut g);
+    assert_eq!(st.code(), Some(1));
+    assert_eq!(c.stat(ROOT).unwrap_err(), ErrnoCode::EIO);
+    // The connection stays failed.
+    assert_eq!(c.walk(ROOT, &[]).unwrap_err(), ErrnoCode::EIO);
+}
+
+#[test]
+fn killing_the_gofer_fails_calls_with_eio() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, false).unwrap();
+    c.stat(ROOT).unwrap();
+    g.kill().unwrap();
+    g.wait().unwrap();
+    assert_eq!(c.stat(ROOT).unwrap_err(), ErrnoCode::EIO);
+}
