@@ -3,7 +3,10 @@
 use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::{Frames, MemoryManager};
-use crate::task::{comm_from_path, signals, Credentials, ExecutableSource, ExitStatus, PidNamespace, Task, Thread, ThreadGroup};
+use crate::fs::{gofer::GoferInode, tmpfs::Tmpfs};
+use crate::task::{comm_from_path, signals, Credentials, ExecutableSource, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
+use crate::vfs::path::walk;
+use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
 use rvisor_memory::MemoryFile;
@@ -23,6 +26,8 @@ pub struct KernelConfig {
     pub strace: Option<Box<dyn Write + Send>>,
     pub hostname: String,
     pub executables: Arc<dyn ExecutableSource>,
+    /// The gofer serving the sandbox's root.
+    pub gofer: Arc<rvisor_gofer::Client>,
 }
 
 pub struct Kernel {
@@ -37,6 +42,7 @@ pub struct Kernel {
     pub executables: Arc<dyn ExecutableSource>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
+    pub mounts: MountNamespace,
     pub(crate) strace: Option<Mutex<Box<dyn Write + Send>>>,
     /// Syscall numbers already reported as unimplemented (each is logged once).
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
@@ -56,6 +62,8 @@ pub struct ProgramSpec {
     pub envp: Vec<Vec<u8>>,
     /// The caller's stdin, stdout and stderr.
     pub stdio: [OwnedFd; 3],
+    /// The working directory to start in (a path in the sandbox).
+    pub cwd: String,
     pub creds: Credentials,
 }
 
@@ -65,6 +73,7 @@ impl Kernel {
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
+        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
         Ok(Arc::new(Kernel {
@@ -77,6 +86,7 @@ impl Kernel {
             futexes: FutexTable::default(),
             executables: cfg.executables,
             vdso,
+            mounts,
             strace: cfg.strace.map(Mutex::new),
             unimplemented_seen: Mutex::new(HashSet::new()),
             init_status: Mutex::new(None),
@@ -138,6 +148,13 @@ impl Kernel {
         for (i, fd) in spec.stdio.into_iter().enumerate() {
             fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
         }
+        let fs = Arc::new(FsContext::new(self.mounts.root.root.clone()));
+        let root = fs.root();
+        if let Ok(d) = walk(&root, &root, spec.cwd.as_bytes(), Follow::Yes) {
+            if d.is_dir() {
+                fs.set_cwd(d);
+            }
+        }
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
@@ -147,7 +164,7 @@ impl Kernel {
         tg.state().threads.push(thread.clone());
         self.pid_ns.register_group(tid, &tg);
         self.pid_ns.register_thread(tid, &thread);
-        Ok(Task::new(self.clone(), thread, mm, fds, cpu, ctx))
+        Ok(Task::new(self.clone(), thread, Resources { mm, fds, fs }, cpu, ctx))
     }
 
     /// Writes one `--strace` line.
@@ -157,4 +174,18 @@ impl Kernel {
             let _ = writeln!(w, "{line}");
         }
     }
+}
+
+/// The sandbox's mounts: the host root (read-only, through the gofer), and tmpfs
+/// at /tmp and /dev/shm where the host has those directories.
+fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<MountNamespace> {
+    let root = Mount::new(GoferInode::root(gofer)?, None, "9p", "/", true);
+    let ns = MountNamespace::new(root.clone());
+    for (i, at) in ["/tmp", "/dev/shm"].into_iter().enumerate() {
+        if let Ok(d) = walk(&root.root, &root.root, at.as_bytes(), Follow::Yes) {
+            let tmpfs = Tmpfs::new(mf.clone(), 0x100 + i as u64);
+            ns.add(Mount::new(tmpfs.root(0o1777), Some(d), "tmpfs", "tmpfs", false));
+        }
+    }
+    Ok(ns)
 }

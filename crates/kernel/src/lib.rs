@@ -7,6 +7,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod fs;
 pub mod futex;
 mod kernel;
 pub mod loader;

@@ -35,6 +35,16 @@ pub enum Command {
     Do(DoArgs),
     /// Print the syscall table with each entry's support status.
     Syscalls,
+    /// The gofer: serves a root directory to a sandbox over a socket (internal).
+    #[command(hide = true)]
+    Gofer {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        fd: i32,
+        #[arg(long)]
+        read_only: bool,
+    },
     /// The sandbox process `rvisor do` turns into (internal).
     #[command(hide = true)]
     Boot {

@@ -19,6 +19,8 @@ pub struct Request {
     pub exe: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
+    /// The caller's working directory, where the program starts.
+    pub cwd: Vec<u8>,
 }
 
 fn put(out: &mut Vec<u8>, field: &[u8]) {
@@ -64,6 +66,7 @@ impl Request {
         put(&mut out, &self.exe);
         put_list(&mut out, &self.argv);
         put_list(&mut out, &self.envp);
+        put(&mut out, &self.cwd);
         out
     }
 
@@ -81,6 +84,7 @@ impl Request {
             exe: r.bytes()?,
             argv: r.list()?,
             envp: r.list()?,
+            cwd: r.bytes()?,
         })
     }
 
@@ -120,6 +124,7 @@ mod tests {
             exe: b"/usr/bin/true".to_vec(),
             argv: vec![b"true".to_vec(), b"".to_vec()],
             envp: vec![b"A=1".to_vec()],
+            cwd: b"/tmp".to_vec(),
         };
         assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         assert!(Request::decode(&r.encode()[..10]).is_err());

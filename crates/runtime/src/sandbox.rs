@@ -81,6 +81,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         exe: exe.as_os_str().as_bytes().to_vec(),
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect(),
+        cwd: std::env::current_dir().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| b"/".to_vec()),
     };
     let fd = match request.to_memfd() {
         Ok(fd) => fd,
@@ -146,7 +147,11 @@ fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootEr
     };
     let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
     let executables = Arc::new(HostExecutables);
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables }).map_err(BootError::Internal)?;
+    // The sandbox's root is the host's, read-only, served by a gofer process.
+    let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(std::path::Path::new("/"), true)
+        .map_err(|e| BootError::Internal(format!("cannot start the gofer: {e}")))?;
+    let gofer = Arc::new(gofer);
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables, gofer }).map_err(BootError::Internal)?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
@@ -157,9 +162,11 @@ fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootEr
         argv: req.argv,
         envp: req.envp,
         stdio: stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?,
+        cwd: String::from_utf8_lossy(&req.cwd).into_owned(),
         creds,
     };
     let status = kernel.run_init(spec).map_err(BootError::Exec)?;
+    drop(gofer_process);
     Ok(status.shell_code())
 }
 

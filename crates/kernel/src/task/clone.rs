@@ -48,6 +48,7 @@ struct ChildSpec {
     thread: Arc<Thread>,
     mm_source: MmSource,
     fds: Arc<FdTable>,
+    fs: Arc<crate::vfs::FsContext>,
     cpu: CpuState,
     clear_child_tid: UserAddr,
     /// CLONE_CHILD_SETTID: where the child stores its tid before it first runs.
@@ -113,10 +114,12 @@ impl Task {
             MmSource::Copy(self.mm.clone())
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
+        let fs = if f & CLONE_FS != 0 { self.fs.clone() } else { Arc::new(self.fs.fork()) };
         let spec = ChildSpec {
             thread: thread.clone(),
             mm_source,
             fds,
+            fs,
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
@@ -204,7 +207,8 @@ impl Task {
                 let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
             }
             let _ = tx.send(Ok(mm.clone()));
-            let mut task = Task::new(kernel, spec.thread, mm, spec.fds, spec.cpu, ctx);
+            let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs };
+            let mut task = Task::new(kernel, spec.thread, resources, spec.cpu, ctx);
             task.clear_child_tid = spec.clear_child_tid;
             task.vfork_parent = spec.vfork_parent;
             task.run();

@@ -44,6 +44,7 @@ impl Task {
             }
         };
         self.mm = mm;
+        self.publish_resources();
         self.fds.close_on_exec();
         {
             let mut sig = self.tg.sig();

@@ -69,6 +69,7 @@ impl Task {
         }
         self.release_vfork_parent();
         self.thread.set_interrupter(None);
+        self.thread.set_resources(None);
         self.ctx.release();
         let tid = self.tid();
         let last = {

@@ -21,13 +21,13 @@ pub use clone::CloneArgs;
 pub use exec::ExecutableSource;
 pub use exit::ExitStatus;
 pub use pid_ns::PidNamespace;
-pub use thread_group::{comm_from_path, Credentials, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
+pub use thread_group::{comm_from_path, Credentials, Resources, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;
 
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
-use crate::vfs::FdTable;
+use crate::vfs::{FdTable, FsContext};
 use rvisor_abi::{ErrnoCode, UserAddr};
 use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
@@ -38,6 +38,7 @@ pub struct Task {
     pub tg: Arc<ThreadGroup>,
     pub mm: Arc<MemoryManager>,
     pub fds: Arc<FdTable>,
+    pub fs: Arc<FsContext>,
     /// The app registers while the task is in the Sentry.
     pub cpu: CpuState,
     pub ctx: Box<dyn Context>,
@@ -54,13 +55,16 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, mm: Arc<MemoryManager>, fds: Arc<FdTable>, cpu: CpuState, ctx: Box<dyn Context>) -> Task {
+    pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, r: Resources, cpu: CpuState, ctx: Box<dyn Context>) -> Task {
+        thread.set_resources(Some(r.clone()));
+        let Resources { mm, fds, fs } = r;
         Task {
             kernel,
             tg: thread.tg.clone(),
             thread,
             mm,
             fds,
+            fs,
             cpu,
             ctx,
             clear_child_tid: UserAddr::NULL,
@@ -69,6 +73,11 @@ impl Task {
             vfork_parent: None,
             exit: None,
         }
+    }
+
+    /// Publishes a changed mm/fds/fs (exec, unshare) for /proc.
+    pub(crate) fn publish_resources(&self) {
+        self.thread.set_resources(Some(Resources { mm: self.mm.clone(), fds: self.fds.clone(), fs: self.fs.clone() }));
     }
 
     pub fn tid(&self) -> i32 {

@@ -208,6 +208,16 @@ pub struct Thread {
     /// Made readable by `interrupt`, for a task blocked in a host poll; created
     /// the first time the task waits on a host descriptor.
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
+    /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
+    resources: Mutex<Option<Resources>>,
+}
+
+/// A task's address space, descriptor table and file-system context.
+#[derive(Clone)]
+pub struct Resources {
+    pub mm: Arc<crate::mm::MemoryManager>,
+    pub fds: Arc<crate::vfs::FdTable>,
+    pub fs: Arc<crate::vfs::FsContext>,
 }
 
 impl Thread {
@@ -220,7 +230,17 @@ impl Thread {
             interrupter: Mutex::new(None),
             comm: Mutex::new(comm),
             host_wake: std::sync::OnceLock::new(),
+            resources: Mutex::new(None),
         }
+    }
+
+    /// The task's address space, fd table and fs context; None once it exited.
+    pub fn resources(&self) -> Option<Resources> {
+        self.resources.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_resources(&self, r: Option<Resources>) {
+        *self.resources.lock().unwrap_or_else(|e| e.into_inner()) = r;
     }
 
     /// The eventfd `interrupt` signals, for polling beside a host descriptor.

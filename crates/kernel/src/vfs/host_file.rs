@@ -22,9 +22,16 @@ pub struct HostFile {
     /// Status flags as the app sees them. Changes stay in the sandbox: the host
     /// descriptor's description is shared with the caller.
     flags: std::sync::atomic::AtomicU32,
+    /// The name it was opened by, for files from the VFS.
+    dentry: Option<std::sync::Arc<super::Dentry>>,
 }
 
 impl HostFile {
+    /// A file the VFS opened at `dentry`.
+    pub fn opened(fd: OwnedFd, dentry: std::sync::Arc<super::Dentry>) -> HostFile {
+        HostFile { dentry: Some(dentry), ..HostFile::new(fd) }
+    }
+
     pub fn new(fd: OwnedFd) -> HostFile {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let mode = fstat(fd.as_raw_fd()).map(|s| s.st_mode & libc_mode::S_IFMT).unwrap_or(0);
@@ -36,6 +43,7 @@ impl HostFile {
             readable: acc != OFlag::O_WRONLY,
             writable: acc != OFlag::O_RDONLY,
             flags: std::sync::atomic::AtomicU32::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
+            dentry: None,
         }
     }
 
@@ -157,6 +165,35 @@ impl FileDescription for HostFile {
                 r => return r,
             }
         }
+    }
+
+    fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {
+        let whence = match whence {
+            0 => nix::unistd::Whence::SeekSet,
+            1 => nix::unistd::Whence::SeekCur,
+            2 => nix::unistd::Whence::SeekEnd,
+            3 => nix::unistd::Whence::SeekData,
+            4 => nix::unistd::Whence::SeekHole,
+            _ => return Err(errno!(EINVAL)),
+        };
+        nix::unistd::lseek(self.fd.as_raw_fd(), offset, whence).map_err(host_errno)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match nix::sys::uio::pread(&self.fd, &mut buf[done..], (offset + done as u64) as i64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(host_errno(e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn dentry(&self) -> Option<std::sync::Arc<super::Dentry>> {
+        self.dentry.clone()
     }
 
     fn status_flags(&self) -> u32 {

@@ -1,18 +1,33 @@
-//! Files as the app sees them: open file descriptions behind an fd table.
-//!
-//! Until the VFS lands this holds only what a program inherits: its standard
-//! streams, backed by the host descriptors the caller gave rvisor.
+//! The VFS: open file descriptions behind fd tables, dentries and mounts, path
+//! walks. File systems live in `crate::fs`; this is what they plug into.
 
+mod dentry;
+mod dir_file;
 mod fd_table;
 mod host_file;
+pub mod inode;
+pub mod path;
+mod wait_queue;
 
+pub use dentry::{Dentry, Mount, MountNamespace};
+pub use dir_file::DirFile;
 pub use fd_table::{Fd, FdTable};
 pub use host_file::HostFile;
+pub use inode::{DirEntry, Inode, OpenFlags, SetAttr};
+pub use path::{FsContext, Follow};
+pub use wait_queue::WaitQueue;
 
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult};
+
+pub const POLLIN: u32 = 0x1;
+pub const POLLPRI: u32 = 0x2;
+pub const POLLOUT: u32 = 0x4;
+pub const POLLERR: u32 = 0x8;
+pub const POLLHUP: u32 = 0x10;
+pub const POLLNVAL: u32 = 0x20;
 
 /// An open file description (Linux's `struct file`).
 pub trait FileDescription: Send + Sync {
@@ -27,4 +42,29 @@ pub trait FileDescription: Send + Sync {
     fn status_flags(&self) -> u32;
     /// F_SETFL: only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME change.
     fn set_status_flags(&self, flags: u32);
+    /// lseek.
+    fn seek(&self, _offset: i64, _whence: i32) -> SysResult<i64> {
+        error!(ESPIPE)
+    }
+    /// getdents64 into `buf` (at most `len` bytes).
+    fn getdents64(&self, _t: &Task, _buf: rvisor_abi::UserAddr, _len: usize) -> SysResult<usize> {
+        error!(ENOTDIR)
+    }
+    /// Reads at `offset` into a Sentry buffer (exec, file mappings).
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> SysResult<usize> {
+        error!(EINVAL)
+    }
+    /// The name it was opened by (/proc/self/fd, fchdir, openat relative to it).
+    fn dentry(&self) -> Option<std::sync::Arc<Dentry>> {
+        None
+    }
+    /// Which of the poll events in `mask` (POLLIN, POLLOUT...) hold now.
+    fn readiness(&self, mask: u32) -> u32 {
+        mask & (POLLIN | POLLOUT)
+    }
+    /// Where a task blocks until `readiness` may have changed; None for files
+    /// that are always ready.
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
 }

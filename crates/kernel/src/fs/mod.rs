@@ -1,0 +1,5 @@
+//! File systems: the gofer-backed host root, tmpfs, and (with the VFS issue) procfs,
+//! devfs and sysfs. Each provides `Inode`s; the VFS does names and paths.
+
+pub mod gofer;
+pub mod tmpfs;

@@ -1,0 +1,458 @@
+//! tmpfs: files in memory, their data in pages of the memory file (counted in its
+//! usage as tmpfs).
+
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::{Dentry, DirFile, FileDescription};
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
+use rvisor_memory::{FileRange, MemoryFile, UsageKind};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(2);
+
+/// One mounted tmpfs.
+pub struct Tmpfs {
+    mf: Arc<MemoryFile>,
+    dev: u64,
+}
+
+impl Tmpfs {
+    pub fn new(mf: Arc<MemoryFile>, dev: u64) -> Arc<Tmpfs> {
+        Arc::new(Tmpfs { mf, dev })
+    }
+
+    pub fn root(self: &Arc<Self>, mode: u32) -> Arc<dyn Inode> {
+        TmpInode::new(self, S_IFDIR | (mode & 0o7777), Content::Dir(BTreeMap::new()))
+    }
+}
+
+enum Content {
+    Dir(BTreeMap<Vec<u8>, Arc<TmpInode>>),
+    File { pages: BTreeMap<u64, FileRange>, size: u64 },
+    Symlink(Vec<u8>),
+}
+
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u64,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+pub struct TmpInode {
+    fs: Arc<Tmpfs>,
+    ino: u64,
+    me: Weak<TmpInode>,
+    /// Lock order: a parent directory's before a child's.
+    state: Mutex<(Meta, Content)>,
+}
+
+fn now() -> (i64, i64) {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+impl TmpInode {
+    fn new(fs: &Arc<Tmpfs>, mode: u32, content: Content) -> Arc<TmpInode> {
+        let t = now();
+        let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
+        Arc::new_cyclic(|me| TmpInode {
+            fs: fs.clone(),
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
+            state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t }, content)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Meta, Content)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, name: &[u8], mode: u32, content: Content) -> SysResult<Arc<dyn Inode>> {
+        let mut st = self.lock();
+        let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };
+        if children.contains_key(name) {
+            return error!(EEXIST);
+        }
+        let child = TmpInode::new(&self.fs, mode, content);
+        children.insert(name.to_vec(), child.clone());
+        if mode & S_IFMT == S_IFDIR {
+            st.0.nlink += 1;
+        }
+        st.0.mtime = now();
+        Ok(child)
+    }
+
+    /// Reads file bytes at `off` into `buf`; returns how many.
+    fn read_bytes(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let st = self.lock();
+        let Content::File { pages, size } = &st.1 else { return error!(EISDIR) };
+        if off >= *size {
+            return Ok(0);
+        }
+        let n = ((*size - off) as usize).min(buf.len());
+        let mut done = 0;
+        while done < n {
+            let at = off + done as u64;
+            let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
+            let chunk = (PAGE_SIZE as usize - inpage).min(n - done);
+            match pages.get(&idx) {
+                Some(r) => self.fs.mf.read(r.start + inpage as u64, &mut buf[done..done + chunk]),
+                None => buf[done..done + chunk].fill(0),
+            }
+            done += chunk;
+        }
+        Ok(n)
+    }
+
+    fn write_bytes(&self, off: u64, data: &[u8]) -> SysResult<usize> {
+        let mut st = self.lock();
+        let (meta, content) = &mut *st;
+        let Content::File { pages, size } = content else { return error!(EISDIR) };
+        let end = off.checked_add(data.len() as u64).ok_or_else(|| errno!(EFBIG))?;
+        let mut done = 0;
+        while done < data.len() {
+            let at = off + done as u64;
+            let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
+            let chunk = (PAGE_SIZE as usize - inpage).min(data.len() - done);
+            let r = match pages.get(&idx) {
+                Some(r) => *r,
+                None => {
+                    let r = self.fs.mf.allocate(PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOSPC))?;
+                    pages.insert(idx, r);
+                    r
+                }
+            };
+            self.fs.mf.write(r.start + inpage as u64, &data[done..done + chunk]);
+            done += chunk;
+        }
+        *size = (*size).max(end);
+        meta.mtime = now();
+        Ok(done)
+    }
+
+    fn truncate(&self, len: u64) -> SysResult<()> {
+        let mut st = self.lock();
+        let Content::File { pages, size } = &mut st.1 else { return error!(EISDIR) };
+        let keep = len.div_ceil(PAGE_SIZE);
+        let drop: Vec<u64> = pages.range(keep..).map(|(&k, _)| k).collect();
+        for k in drop {
+            if let Some(r) = pages.remove(&k) {
+                self.fs.mf.free(r, UsageKind::Tmpfs);
+            }
+        }
+        if len % PAGE_SIZE != 0 {
+            if let Some(r) = pages.get(&(len / PAGE_SIZE)) {
+                let from = len % PAGE_SIZE;
+                self.fs.mf.zero(r.start + from, (PAGE_SIZE - from) as usize);
+            }
+        }
+        *size = len;
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        match &self.lock().1 {
+            Content::File { size, .. } => *size,
+            _ => 0,
+        }
+    }
+}
+
+impl Drop for TmpInode {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Content::File { pages, .. } = &mut st.1 {
+            for (_, r) in std::mem::take(pages) {
+                self.fs.mf.free(r, UsageKind::Tmpfs);
+            }
+        }
+    }
+}
+
+fn tmp(i: &Arc<dyn Inode>) -> SysResult<&TmpInode> {
+    i.as_any().downcast_ref::<TmpInode>().ok_or_else(|| errno!(EXDEV))
+}
+
+impl Inode for TmpInode {
+    fn stat(&self) -> SysResult<Stat> {
+        let st = self.lock();
+        let (m, c) = &*st;
+        let size = match c {
+            Content::File { size, .. } => *size,
+            Content::Symlink(t) => t.len() as u64,
+            Content::Dir(_) => 4096,
+        };
+        let mut s = Stat::zeroed();
+        s.st_dev = self.fs.dev;
+        s.st_ino = self.ino;
+        s.st_nlink = m.nlink;
+        s.st_mode = m.mode;
+        s.st_uid = m.uid;
+        s.st_gid = m.gid;
+        s.st_size = size as i64;
+        s.st_blksize = 4096;
+        s.st_blocks = match c {
+            Content::File { pages, .. } => pages.len() as i64 * 8,
+            _ => 0,
+        };
+        (s.st_atime, s.st_atime_nsec) = m.atime;
+        (s.st_mtime, s.st_mtime_nsec) = m.mtime;
+        (s.st_ctime, s.st_ctime_nsec) = m.ctime;
+        Ok(s)
+    }
+
+    fn kind(&self) -> u32 {
+        self.lock().0.mode & S_IFMT
+    }
+
+    fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        match &self.lock().1 {
+            Content::Dir(c) => c.get(name).map(|i| i.clone() as Arc<dyn Inode>).ok_or_else(|| errno!(ENOENT)),
+            _ => error!(ENOTDIR),
+        }
+    }
+
+    fn readlink(&self) -> SysResult<Vec<u8>> {
+        match &self.lock().1 {
+            Content::Symlink(t) => Ok(t.clone()),
+            _ => error!(EINVAL),
+        }
+    }
+
+    fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
+        if self.kind() == S_IFDIR {
+            return Ok(Arc::new(DirFile::new(dentry.clone(), flags.0)));
+        }
+        if flags.0 & OpenFlags::TRUNC != 0 && flags.writable() {
+            self.truncate(0)?;
+        }
+        let me = self.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
+        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: AtomicU64::new(flags.0 as u64) }))
+    }
+
+    fn readdir(&self) -> SysResult<Vec<DirEntry>> {
+        match &self.lock().1 {
+            Content::Dir(c) => Ok(c.iter().map(|(n, i)| DirEntry { name: n.clone(), ino: i.ino, dtype: dtype_of(i.kind()) }).collect()),
+            _ => error!(ENOTDIR),
+        }
+    }
+
+    fn create(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, S_IFREG | (mode & 0o7777), Content::File { pages: BTreeMap::new(), size: 0 })
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, S_IFDIR | (mode & 0o7777), Content::Dir(BTreeMap::new()))
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, S_IFLNK | 0o777, Content::Symlink(target.to_vec()))
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
+        let t = tmp(target)?.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
+        if t.kind() == S_IFDIR {
+            return error!(EPERM);
+        }
+        let mut st = self.lock();
+        let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };
+        if children.contains_key(name) {
+            return error!(EEXIST);
+        }
+        t.lock().0.nlink += 1;
+        children.insert(name.to_vec(), t);
+        Ok(())
+    }
+
+    fn unlink(&self, name: &[u8]) -> SysResult<()> {
+        let mut st = self.lock();
+        let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };
+        let child = children.get(name).ok_or_else(|| errno!(ENOENT))?;
+        if child.kind() == S_IFDIR {
+            return error!(EISDIR);
+        }
+        if let Some(c) = children.remove(name) {
+            let mut cs = c.lock();
+            cs.0.nlink = cs.0.nlink.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, name: &[u8]) -> SysResult<()> {
+        let mut st = self.lock();
+        let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };
+        let child = children.get(name).ok_or_else(|| errno!(ENOENT))?;
+        match &child.lock().1 {
+            Content::Dir(c) if !c.is_empty() => return error!(ENOTEMPTY),
+            Content::Dir(_) => {}
+            _ => return error!(ENOTDIR),
+        }
+        children.remove(name);
+        st.0.nlink = st.0.nlink.saturating_sub(1);
+        Ok(())
+    }
+
+    fn rename(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
+        let dst = tmp(new_dir)?;
+        let moving = {
+            let st = self.lock();
+            let Content::Dir(children) = &st.1 else { return error!(ENOTDIR) };
+            children.get(name).cloned().ok_or_else(|| errno!(ENOENT))?
+        };
+        let same = std::ptr::eq(self, dst);
+        if !same {
+            let mut d = dst.lock();
+            let Content::Dir(children) = &mut d.1 else { return error!(ENOTDIR) };
+            if let Some(old) = children.get(new_name) {
+                if old.kind() == S_IFDIR && moving.kind() != S_IFDIR {
+                    return error!(EISDIR);
+                }
+            }
+            children.insert(new_name.to_vec(), moving);
+            drop(d);
+            if let Content::Dir(children) = &mut self.lock().1 {
+                children.remove(name);
+            }
+        } else if let Content::Dir(children) = &mut self.lock().1 {
+            if let Some(m) = children.remove(name) {
+                children.insert(new_name.to_vec(), m);
+            }
+        }
+        Ok(())
+    }
+
+    fn setattr(&self, a: &SetAttr) -> SysResult<()> {
+        if let Some(len) = a.size {
+            self.truncate(len)?;
+        }
+        let mut st = self.lock();
+        let m = &mut st.0;
+        if let Some(mode) = a.mode {
+            m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            m.uid = u;
+        }
+        if let Some(g) = a.gid {
+            m.gid = g;
+        }
+        if let Some(t) = a.atime {
+            m.atime = t;
+        }
+        if let Some(t) = a.mtime {
+            m.mtime = t;
+        }
+        m.ctime = now();
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// An open tmpfs file.
+struct TmpFile {
+    inode: Arc<TmpInode>,
+    dentry: Arc<Dentry>,
+    pos: Mutex<u64>,
+    flags: AtomicU64,
+}
+
+impl TmpFile {
+    fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed) as u32
+    }
+}
+
+impl FileDescription for TmpFile {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if !OpenFlags(self.flags()).readable() {
+            return error!(EBADF);
+        }
+        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        let start = offset.map(|o| o as u64).unwrap_or(*pos);
+        let mut buf = vec![0u8; (bufs.total() as usize).min(1 << 24)];
+        let n = self.inode.read_bytes(start, &mut buf)?;
+        let mut done = 0;
+        for &(addr, len) in &bufs.iovs {
+            if done >= n {
+                break;
+            }
+            let k = (len as usize).min(n - done);
+            t.mm.write_bytes(addr, &buf[done..done + k])?;
+            done += k;
+        }
+        if offset.is_none() {
+            *pos = start + n as u64;
+        }
+        Ok(n)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        let flags = OpenFlags(self.flags());
+        if !flags.writable() {
+            return error!(EBADF);
+        }
+        let mut data = Vec::with_capacity(bufs.total() as usize);
+        for &(addr, len) in &bufs.iovs {
+            let mut b = vec![0u8; len as usize];
+            t.mm.read_bytes(addr, &mut b)?;
+            data.extend_from_slice(&b);
+        }
+        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        let start = match offset {
+            Some(o) => o as u64,
+            None if flags.0 & OpenFlags::APPEND != 0 => self.inode.size(),
+            None => *pos,
+        };
+        let n = self.inode.write_bytes(start, &data)?;
+        if offset.is_none() {
+            *pos = start + n as u64;
+        }
+        Ok(n)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        self.inode.stat()
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags()
+    }
+
+    fn set_status_flags(&self, flags: u32) {
+        const CHANGEABLE: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
+        let old = self.flags();
+        self.flags.store(((old & !CHANGEABLE) | (flags & CHANGEABLE)) as u64, Ordering::Relaxed);
+    }
+
+    fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {
+        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        let base = match whence {
+            0 => 0,
+            1 => *pos as i64,
+            2 => self.inode.size() as i64,
+            _ => return error!(EINVAL),
+        };
+        let new = base.checked_add(offset).filter(|&n| n >= 0).ok_or_else(|| errno!(EINVAL))?;
+        *pos = new as u64;
+        Ok(new)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        self.inode.read_bytes(offset, buf)
+    }
+
+    fn dentry(&self) -> Option<Arc<Dentry>> {
+        Some(self.dentry.clone())
+    }
+}

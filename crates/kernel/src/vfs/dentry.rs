@@ -1,0 +1,140 @@
+//! Dentries: names in the tree, cached so repeated walks of the same path cost no
+//! file-system round trip; and mounts, which graft a file system onto a dentry.
+
+use super::inode::{Inode, S_IFDIR};
+use rvisor_abi::{error, SysResult};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+pub struct Dentry {
+    pub name: Vec<u8>,
+    /// None at the root of a mount.
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: Arc<dyn Inode>,
+    /// The mount this dentry is in.
+    pub mount: Weak<Mount>,
+    /// Looked-up children. A leaf lock: held only to read or insert an entry.
+    children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+    /// The mount grafted here, if this dentry is a mount point.
+    mounted: Mutex<Option<Arc<Mount>>>,
+}
+
+impl Dentry {
+    pub fn new_root(inode: Arc<dyn Inode>, mount: Weak<Mount>) -> Arc<Dentry> {
+        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default() })
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.inode.kind() == S_IFDIR
+    }
+
+    /// The child called `name`, from the cache or the file system.
+    pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
+        if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(d.clone());
+        }
+        if !self.is_dir() {
+            return error!(ENOTDIR);
+        }
+        let inode = self.inode.lookup(name)?;
+        let d = Arc::new(Dentry {
+            name: name.to_vec(),
+            parent: Some(self.clone()),
+            inode,
+            mount: self.mount.clone(),
+            children: Mutex::default(),
+            mounted: Mutex::default(),
+        });
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
+        Ok(d)
+    }
+
+    /// Forgets a cached child (after unlink, rmdir or rename changed the directory).
+    pub fn forget(&self, name: &[u8]) {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// The mount grafted on this dentry, if any.
+    pub fn mounted(&self) -> Option<Arc<Mount>> {
+        self.mounted.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn graft(&self, m: Arc<Mount>) {
+        *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+    }
+
+    /// The absolute path of this dentry, crossing mounts upward.
+    pub fn path(self: &Arc<Self>) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut at = self.clone();
+        loop {
+            match &at.parent {
+                Some(p) => {
+                    parts.push(at.name.clone());
+                    at = p.clone();
+                }
+                None => match at.mount.upgrade().and_then(|m| m.mountpoint.clone()) {
+                    Some(mp) => at = mp,
+                    None => break,
+                },
+            }
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
+
+/// A mounted file system.
+pub struct Mount {
+    pub root: Arc<Dentry>,
+    /// Where it is mounted; None for the namespace's root mount.
+    pub mountpoint: Option<Arc<Dentry>>,
+    /// The file system's type, as /proc/mounts shows it.
+    pub fstype: &'static str,
+    pub source: String,
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// Mounts `root_inode` on `mountpoint` (or as a namespace root).
+    pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, read_only: bool) -> Arc<Mount> {
+        let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
+            root: Dentry::new_root(root_inode, weak.clone()),
+            mountpoint: mountpoint.clone(),
+            fstype,
+            source: source.to_string(),
+            read_only,
+        });
+        if let Some(mp) = mountpoint {
+            mp.graft(m.clone());
+        }
+        m
+    }
+}
+
+/// The sandbox's mount tree. Lock: the list of mounts, a leaf.
+pub struct MountNamespace {
+    pub root: Arc<Mount>,
+    mounts: Mutex<Vec<Arc<Mount>>>,
+}
+
+impl MountNamespace {
+    pub fn new(root: Arc<Mount>) -> MountNamespace {
+        MountNamespace { mounts: Mutex::new(vec![root.clone()]), root }
+    }
+
+    pub fn add(&self, m: Arc<Mount>) {
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+    }
+
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

@@ -1,0 +1,134 @@
+//! `Inode`: a file as a file system knows it, independent of any name.
+
+use super::FileDescription;
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, SysResult};
+use std::sync::Arc;
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFSOCK: u32 = 0o140000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+/// `d_type` values for getdents64.
+pub const DT_UNKNOWN: u8 = 0;
+pub const DT_DIR: u8 = 4;
+pub const DT_REG: u8 = 8;
+pub const DT_LNK: u8 = 10;
+
+/// The `d_type` of a file with mode `mode`.
+pub fn dtype_of(mode: u32) -> u8 {
+    ((mode & S_IFMT) >> 12) as u8
+}
+
+/// One directory entry, as readdir returns it.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub dtype: u8,
+}
+
+/// How a file is opened (the O_* flags that reach the file system).
+#[derive(Clone, Copy, Debug)]
+pub struct OpenFlags(pub u32);
+
+impl OpenFlags {
+    pub const ACCMODE: u32 = 3;
+    pub const WRONLY: u32 = 1;
+    pub const RDWR: u32 = 2;
+    pub const CREAT: u32 = 0o100;
+    pub const EXCL: u32 = 0o200;
+    pub const NOCTTY: u32 = 0o400;
+    pub const TRUNC: u32 = 0o1000;
+    pub const APPEND: u32 = 0o2000;
+    pub const NONBLOCK: u32 = 0o4000;
+    pub const DIRECTORY: u32 = 0o200000;
+    pub const NOFOLLOW: u32 = 0o400000;
+    pub const CLOEXEC: u32 = 0o2000000;
+    pub const PATH: u32 = 0o10000000;
+    pub const TMPFILE: u32 = 0o20000000 | 0o200000;
+
+    pub fn readable(self) -> bool {
+        self.0 & Self::ACCMODE != Self::WRONLY
+    }
+
+    pub fn writable(self) -> bool {
+        matches!(self.0 & Self::ACCMODE, Self::WRONLY | Self::RDWR)
+    }
+}
+
+/// Attribute changes (chmod, chown, truncate, utimensat).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, i64)>,
+    pub mtime: Option<(i64, i64)>,
+}
+
+/// A file in some file system. Directory operations take names, never paths: the
+/// VFS walks paths itself.
+pub trait Inode: Send + Sync {
+    fn stat(&self) -> SysResult<Stat>;
+
+    /// The file type bits of the mode (S_IFDIR...), which never change.
+    fn kind(&self) -> u32;
+
+    fn lookup(&self, _name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        error!(ENOTDIR)
+    }
+
+    fn readlink(&self) -> SysResult<Vec<u8>> {
+        error!(EINVAL)
+    }
+
+    /// Opens the file found at `dentry` (already checked for access and type).
+    fn open(&self, dentry: &Arc<super::Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>>;
+
+    fn readdir(&self) -> SysResult<Vec<DirEntry>> {
+        error!(ENOTDIR)
+    }
+
+    fn create(&self, _name: &[u8], _mode: u32) -> SysResult<Arc<dyn Inode>> {
+        error!(EROFS)
+    }
+
+    fn mkdir(&self, _name: &[u8], _mode: u32) -> SysResult<Arc<dyn Inode>> {
+        error!(EROFS)
+    }
+
+    fn symlink(&self, _name: &[u8], _target: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        error!(EROFS)
+    }
+
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> SysResult<()> {
+        error!(EROFS)
+    }
+
+    fn unlink(&self, _name: &[u8]) -> SysResult<()> {
+        error!(EROFS)
+    }
+
+    fn rmdir(&self, _name: &[u8]) -> SysResult<()> {
+        error!(EROFS)
+    }
+
+    /// Moves `name` here to `new_name` in `new_dir` (same file system).
+    fn rename(&self, _name: &[u8], _new_dir: &Arc<dyn Inode>, _new_name: &[u8]) -> SysResult<()> {
+        error!(EROFS)
+    }
+
+    fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
+        error!(EROFS)
+    }
+
+    /// For rename and link across inodes of one file system.
+    fn as_any(&self) -> &dyn std::any::Any;
+}

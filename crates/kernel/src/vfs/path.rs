@@ -1,0 +1,173 @@
+//! Path walks: from a starting dentry through names, `..`, mount points and
+//! symlinks, as Linux's namei does.
+
+use super::dentry::Dentry;
+use super::inode::S_IFLNK;
+use rvisor_abi::{errno, error, SysResult};
+use std::sync::{Arc, Mutex};
+
+/// Linux's limit on symlinks followed in one walk.
+const MAX_SYMLINKS: u32 = 40;
+/// Longest name component (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+
+/// A task's view of the file system: its root and working directory (shared by
+/// CLONE_FS), and umask. Leaf lock.
+pub struct FsContext {
+    inner: Mutex<FsInner>,
+}
+
+#[derive(Clone)]
+struct FsInner {
+    root: Arc<Dentry>,
+    cwd: Arc<Dentry>,
+    umask: u32,
+}
+
+impl FsContext {
+    pub fn new(root: Arc<Dentry>) -> FsContext {
+        FsContext { inner: Mutex::new(FsInner { cwd: root.clone(), root, umask: 0o022 }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FsInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy for a child made without CLONE_FS.
+    pub fn fork(&self) -> FsContext {
+        FsContext { inner: Mutex::new(self.lock().clone()) }
+    }
+
+    pub fn root(&self) -> Arc<Dentry> {
+        self.lock().root.clone()
+    }
+
+    pub fn cwd(&self) -> Arc<Dentry> {
+        self.lock().cwd.clone()
+    }
+
+    pub fn set_cwd(&self, d: Arc<Dentry>) {
+        self.lock().cwd = d;
+    }
+
+    pub fn set_root(&self, d: Arc<Dentry>) {
+        self.lock().root = d;
+    }
+
+    pub fn umask(&self) -> u32 {
+        self.lock().umask
+    }
+
+    pub fn set_umask(&self, m: u32) -> u32 {
+        std::mem::replace(&mut self.lock().umask, m & 0o777)
+    }
+}
+
+/// How the last component of a path is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    Yes,
+    No,
+}
+
+/// Crosses into whatever is mounted on `d` (repeatedly: mounts may stack).
+fn cross_down(mut d: Arc<Dentry>) -> Arc<Dentry> {
+    while let Some(m) = d.mounted() {
+        d = m.root.clone();
+    }
+    d
+}
+
+/// The parent of `d`, going up through mount points, never above `root`.
+fn parent_of(d: &Arc<Dentry>, root: &Arc<Dentry>) -> Arc<Dentry> {
+    let mut at = d.clone();
+    loop {
+        if Arc::ptr_eq(&at, root) {
+            return at;
+        }
+        if let Some(p) = &at.parent {
+            return p.clone();
+        }
+        match at.mount.upgrade().and_then(|m| m.mountpoint.clone()) {
+            Some(mp) => at = mp,
+            None => return at,
+        }
+    }
+}
+
+/// Walks `path` from `start` (or from `root` if absolute).
+pub fn walk(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+    let mut links = 0;
+    walk_inner(root, start, path, follow, &mut links)
+}
+
+fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, links: &mut u32) -> SysResult<Arc<Dentry>> {
+    if path.is_empty() {
+        return error!(ENOENT);
+    }
+    let mut at = if path[0] == b'/' { root.clone() } else { start.clone() };
+    let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+    let trailing_slash = path.ends_with(b"/");
+    for (i, name) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        if !at.is_dir() {
+            return error!(ENOTDIR);
+        }
+        if name.len() > NAME_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        match *name {
+            b"." => continue,
+            b".." => {
+                at = parent_of(&at, root);
+                continue;
+            }
+            _ => {}
+        }
+        let child = cross_down(at.child(name)?);
+        if child.inode.kind() == S_IFLNK && (!last || follow == Follow::Yes || trailing_slash) {
+            *links += 1;
+            if *links > MAX_SYMLINKS {
+                return error!(ELOOP);
+            }
+            let target = child.inode.readlink()?;
+            at = walk_inner(root, &at, &target, Follow::Yes, links)?;
+            continue;
+        }
+        at = child;
+    }
+    if trailing_slash && !at.is_dir() {
+        return error!(ENOTDIR);
+    }
+    Ok(at)
+}
+
+/// Splits `path` into the directory to walk and the last name, for calls that
+/// create or remove a name (mkdir, unlink, rename...).
+pub fn walk_parent(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    let trimmed: &[u8] = {
+        let mut p = path;
+        while p.len() > 1 && p.ends_with(b"/") {
+            p = &p[..p.len() - 1];
+        }
+        p
+    };
+    if trimmed.is_empty() {
+        return error!(ENOENT);
+    }
+    let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(0) => (root.clone(), &trimmed[1..]),
+        Some(i) => (walk(root, start, &trimmed[..i], Follow::Yes)?, &trimmed[i + 1..]),
+        None => (start.clone(), trimmed),
+    };
+    if !dir.is_dir() {
+        return error!(ENOTDIR);
+    }
+    if name.len() > NAME_MAX {
+        return error!(ENAMETOOLONG);
+    }
+    if name.is_empty() {
+        return Err(errno!(EEXIST));
+    }
+    Ok((dir, name.to_vec()))
+}
