@@ -170,6 +170,7 @@ fn host_processes_do_not_show_the_program() {
         let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::args([secret.as_str()])));
         p.expect_line("ready")?;
         let tree = process_tree(p.pid());
+        let comms: Vec<String> = tree.iter().map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()).collect();
         let mut leaks = Vec::new();
         for pid in &tree {
             for file in ["cmdline", "comm", "environ"] {
@@ -184,17 +185,14 @@ fn host_processes_do_not_show_the_program() {
         p.expect_line("done 0")?;
         let o = p.finish();
         // The Sentry and the gofer are rvisor itself; the rest are stubs.
-        let stubs = tree
-            .iter()
-            .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() != "rvisor").unwrap_or(false))
-            .count();
+        let stubs = comms.iter().filter(|c| c.as_str() != "rvisor").count();
         all([
             expect_status(&o, 0),
             if leaks.is_empty() { Ok(()) } else { Err(format!("host processes show the program: {leaks:?}")) },
             if (1..=2).contains(&stubs) {
                 Ok(())
             } else {
-                Err(format!("{stubs} stub processes for 2 address spaces (tree {tree:?})"))
+                Err(format!("{stubs} stub processes for 2 address spaces (tree {tree:?}, names {comms:?})"))
             },
         ])
     });
