@@ -3,3 +3,7 @@
 
 pub mod gofer;
 pub mod tmpfs;
+pub mod epoll;
+pub mod eventfd;
+pub mod pipe;
+pub mod user_io;

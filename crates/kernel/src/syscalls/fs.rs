@@ -160,6 +160,7 @@ pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
             file.set_status_flags(arg as u32);
             Ok(0)
         }
+        crate::fs::pipe::F_SETPIPE_SZ | crate::fs::pipe::F_GETPIPE_SZ => crate::fs::pipe::fcntl_pipe_size(file.as_ref(), cmd, arg),
         _ => error!(EINVAL),
     }
 }

@@ -7,6 +7,8 @@ mod futex;
 mod info;
 mod mm;
 pub mod names;
+mod pipe;
+mod poll;
 mod process;
 mod signal;
 pub mod table;
@@ -21,6 +23,8 @@ use fs::*;
 use futex::*;
 use info::*;
 use mm::*;
+use pipe::*;
+use poll::*;
 use process::*;
 use rvisor_abi::structs::{KernelSigaction, Rlimit, Stat, Timespec, Timeval, Timezone, Utsname};
 use rvisor_abi::{errno, UserAddr};
@@ -121,6 +125,21 @@ syscall_table! {
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Partial("absolute paths or AT_FDCWD only until the VFS lands");
     clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");
+    // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).
+    poll(fds: UserAddr, nfds: u32, timeout_ms: i32) => Supported;
+    select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserRef<Timeval>) => Supported;
+    pipe(fds: UserAddr) => Supported;
+    epoll_create(size: i32) => Supported;
+    epoll_wait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32) => Supported;
+    epoll_ctl(epfd: Fd, op: i32, fd: Fd, event: UserAddr) => Partial("host streams in edge-triggered mode report changes seen between waits");
+    pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserRef<Timespec>, sig: UserRef<SigsetArg>) => Supported;
+    ppoll(fds: UserAddr, nfds: u32, tsp: UserRef<Timespec>, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
+    epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
+    eventfd(initval: u32) => Supported;
+    eventfd2(initval: u32, flags: i32) => Supported;
+    epoll_create1(flags: i32) => Supported;
+    pipe2(fds: UserAddr, flags: i32) => Partial("O_NOTIFICATION_PIPE is ENOPKG");
+    epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserRef<Timespec>, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
 }
 
 /// Handles the syscall the task stopped at and sets its return value.

@@ -196,6 +196,17 @@ impl FileDescription for HostFile {
         self.dentry.clone()
     }
 
+    fn readiness(&self, mask: u32) -> u32 {
+        if !self.may_block {
+            return mask & super::readiness::DEFAULT_POLLMASK;
+        }
+        super::readiness::host_readiness(self.fd.as_fd(), mask)
+    }
+
+    fn host_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.may_block.then(|| self.fd.as_fd())
+    }
+
     fn status_flags(&self) -> u32 {
         self.flags.load(std::sync::atomic::Ordering::Relaxed)
     }

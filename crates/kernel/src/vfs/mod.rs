@@ -7,6 +7,7 @@ mod fd_table;
 mod host_file;
 pub mod inode;
 pub mod path;
+pub mod readiness;
 mod wait_queue;
 
 pub use dentry::{Dentry, Mount, MountNamespace};
@@ -15,19 +16,14 @@ pub use fd_table::{Fd, FdTable};
 pub use host_file::HostFile;
 pub use inode::{DirEntry, Inode, OpenFlags, SetAttr};
 pub use path::{FsContext, Follow};
-pub use wait_queue::WaitQueue;
+pub use wait_queue::{WaitCallback, WaitQueue};
 
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult};
 
-pub const POLLIN: u32 = 0x1;
-pub const POLLPRI: u32 = 0x2;
-pub const POLLOUT: u32 = 0x4;
-pub const POLLERR: u32 = 0x8;
-pub const POLLHUP: u32 = 0x10;
-pub const POLLNVAL: u32 = 0x20;
+pub use readiness::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI};
 
 /// An open file description (Linux's `struct file`).
 pub trait FileDescription: Send + Sync {
@@ -60,11 +56,25 @@ pub trait FileDescription: Send + Sync {
     }
     /// Which of the poll events in `mask` (POLLIN, POLLOUT...) hold now.
     fn readiness(&self, mask: u32) -> u32 {
-        mask & (POLLIN | POLLOUT)
+        mask & readiness::DEFAULT_POLLMASK
     }
     /// Where a task blocks until `readiness` may have changed; None for files
     /// that are always ready.
     fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    /// For a file backed by a host descriptor that can block: the descriptor. A
+    /// poll over it waits in a host poll (see `readiness`), and epoll accepts it.
+    fn host_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+    /// The pipe behind a pipe end: fcntl's F_GETPIPE_SZ/F_SETPIPE_SZ (see
+    /// `crate::fs::pipe::fcntl_pipe_size`).
+    fn pipe(&self) -> Option<&std::sync::Arc<crate::fs::pipe::Pipe>> {
+        None
+    }
+    /// The epoll set, for an epoll file (nesting, loop checks, epoll_wait).
+    fn epoll(&self) -> Option<&crate::fs::epoll::Epoll> {
         None
     }
 }

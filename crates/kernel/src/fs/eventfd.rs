@@ -1,0 +1,149 @@
+//! eventfd: a 64-bit counter behind a descriptor. A write adds to it (blocking
+//! while the sum would pass 2^64-2), a read takes the whole count (or 1 with
+//! EFD_SEMAPHORE) and blocks while it is zero. Reads and writes move exactly 8
+//! bytes; shorter buffers are EINVAL.
+
+use super::user_io::RangeCursor;
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::readiness::{POLLERR, POLLIN, POLLOUT};
+use crate::vfs::{FileDescription, WaitQueue};
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, SysResult};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+pub const EFD_SEMAPHORE: u32 = 1;
+pub const EFD_NONBLOCK: u32 = 0o4000;
+pub const EFD_CLOEXEC: u32 = 0o2000000;
+const O_RDWR: u32 = 2;
+const MAX: u64 = u64::MAX - 1;
+
+/// Anonymous-inode files (eventfd, epoll) share one inode, as on Linux.
+pub(crate) fn anon_inode_stat() -> Stat {
+    let mut st = Stat::zeroed();
+    st.st_dev = 0xf;
+    st.st_ino = 1;
+    st.st_nlink = 1;
+    st.st_mode = 0o600;
+    st.st_blksize = 4096;
+    st
+}
+
+pub struct EventFd {
+    /// A leaf lock, never held while notifying or blocking.
+    count: Mutex<u64>,
+    semaphore: bool,
+    flags: AtomicU32,
+    queue: WaitQueue,
+}
+
+impl EventFd {
+    /// eventfd2's flags: EFD_SEMAPHORE and EFD_NONBLOCK (EFD_CLOEXEC is the caller's).
+    pub fn new(initval: u32, flags: u32) -> EventFd {
+        EventFd {
+            count: Mutex::new(initval as u64),
+            semaphore: flags & EFD_SEMAPHORE != 0,
+            flags: AtomicU32::new(O_RDWR | (flags & EFD_NONBLOCK)),
+            queue: WaitQueue::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, u64> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn nonblock(&self) -> bool {
+        self.status_flags() & EFD_NONBLOCK != 0
+    }
+
+    /// Runs `f` on the counter once `ready` holds for it (blocking unless O_NONBLOCK).
+    fn when<R>(&self, t: &Task, ready: impl Fn(u64) -> bool, f: impl FnOnce(&mut u64) -> R) -> SysResult<R> {
+        loop {
+            {
+                let mut c = self.lock();
+                if ready(*c) {
+                    return Ok(f(&mut c));
+                }
+            }
+            if self.nonblock() {
+                return error!(EAGAIN);
+            }
+            self.queue.register(&t.thread);
+            let r = t.block_until(None, || ready(*self.lock()));
+            self.queue.unregister(&t.thread);
+            r?;
+        }
+    }
+}
+
+impl FileDescription for EventFd {
+    fn read(&self, t: &Task, bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+        if bufs.total() < 8 {
+            return error!(EINVAL);
+        }
+        let semaphore = self.semaphore;
+        let v = self.when(t, |c| c > 0, |c| {
+            let v = if semaphore { 1 } else { *c };
+            *c -= v;
+            v
+        })?;
+        self.queue.notify_events(POLLOUT);
+        // The count is taken even if the copy then fails, as on Linux.
+        let ranges = t.mm.translate_buffers(bufs, true)?;
+        if RangeCursor::new(t.mm.memory_file(), ranges).write(&v.to_ne_bytes()) < 8 {
+            return error!(EFAULT);
+        }
+        Ok(8)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+        if bufs.total() < 8 {
+            return error!(EINVAL);
+        }
+        let ranges = t.mm.translate_buffers(bufs, false)?;
+        let mut raw = Vec::with_capacity(8);
+        if RangeCursor::new(t.mm.memory_file(), ranges).read_append(&mut raw, 8) < 8 {
+            return error!(EFAULT);
+        }
+        let v = u64::from_ne_bytes(raw.try_into().unwrap_or([0; 8]));
+        if v == u64::MAX {
+            return error!(EINVAL);
+        }
+        self.when(t, |c| MAX - c >= v, |c| *c += v)?;
+        self.queue.notify_events(POLLIN);
+        Ok(8)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(anon_inode_stat())
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_status_flags(&self, flags: u32) {
+        let old = self.status_flags();
+        self.flags.store((old & !super::pipe::SETFL_MASK) | (flags & super::pipe::SETFL_MASK), Ordering::Relaxed);
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        let c = *self.lock();
+        let mut m = 0;
+        if c > 0 {
+            m |= POLLIN;
+        }
+        if c == u64::MAX {
+            m |= POLLERR;
+        }
+        if c < MAX {
+            m |= POLLOUT;
+        }
+        m & mask
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+}

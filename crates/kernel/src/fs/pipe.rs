@@ -1,0 +1,456 @@
+//! Pipes (pipe, pipe2), with Linux's semantics.
+//!
+//! A `Pipe` is a ring of page-sized buffers, as in Linux: its capacity is counted
+//! in slots (16 by default, 64 KiB), a small write merges into the last buffer when
+//! the data fits in that buffer's page, and a write of at most `PIPE_BUF` bytes is
+//! atomic because it always lands in one buffer. Modelling the slots rather than a
+//! byte count makes how much a non-blocking writer can put in (and FIONREAD) agree
+//! with Linux's exactly. Data lives in the Sentry's heap (a `VecDeque` of pages);
+//! backing it with the memory file can come later.
+//!
+//! Each end is its own open file description (`PipeFile`); dropping the last
+//! reference to an end (the last close) updates the pipe's reader and writer
+//! counts, which give EOF to readers and EPIPE/SIGPIPE to writers.
+//!
+//! `O_DIRECT` (pipe2 or F_SETFL on the write end) is packet mode: each write makes
+//! its own buffers, never merged, and a read takes at most one buffer, dropping
+//! what does not fit in the reader's buffer.
+//!
+//! Named FIFOs are not done yet; `Pipe` counts readers and writers so they can
+//! open more ends.
+
+use super::user_io::RangeCursor;
+use crate::mm::UserBuffers;
+use crate::task::signals::{send_to_thread, SigInfo, SI_USER};
+use crate::task::Task;
+use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+use crate::vfs::{FileDescription, WaitQueue};
+use rvisor_abi::structs::{Stat, Timespec};
+use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Writes of at most this many bytes are atomic.
+pub const PIPE_BUF: usize = 4096;
+const PAGE: usize = 4096;
+/// Default capacity: 16 pages.
+pub const DEFAULT_SLOTS: usize = 16;
+/// /proc/sys/fs/pipe-max-size: the most an unprivileged F_SETPIPE_SZ may ask for.
+/// The sandbox has no CAP_SYS_RESOURCE, so this holds for everyone.
+pub const PIPE_MAX_SIZE: u64 = 1 << 20;
+
+pub const F_SETPIPE_SZ: i32 = 1031;
+pub const F_GETPIPE_SZ: i32 = 1032;
+pub const FIONREAD: u32 = 0x541B;
+pub const FIONBIO: u32 = 0x5421;
+
+pub const O_WRONLY: u32 = 0o1;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DIRECT: u32 = 0o40000;
+/// Status flags F_SETFL may change: O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME.
+pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
+
+/// The device number pipes report (Linux's pipefs is an anonymous device too).
+const PIPEFS_DEV: u64 = 0xd;
+static NEXT_INO: AtomicU64 = AtomicU64::new(0x10000);
+
+/// One slot: at most a page of data, `off` bytes of which have been read.
+struct Buf {
+    data: Vec<u8>,
+    off: usize,
+    /// Written in packet mode: never merged into, read whole.
+    packet: bool,
+}
+
+impl Buf {
+    fn len(&self) -> usize {
+        self.data.len() - self.off
+    }
+}
+
+struct State {
+    bufs: VecDeque<Buf>,
+    /// Capacity in slots (F_SETPIPE_SZ).
+    slots: usize,
+    readers: usize,
+    writers: usize,
+}
+
+impl State {
+    fn full(&self) -> bool {
+        self.bufs.len() >= self.slots
+    }
+
+    fn bytes(&self) -> usize {
+        self.bufs.iter().map(Buf::len).sum()
+    }
+}
+
+/// What both ends of a pipe share.
+pub struct Pipe {
+    /// Taken alone; never held while notifying a wait queue or blocking.
+    state: Mutex<State>,
+    /// Readers wait here for data or EOF; writers notify it.
+    rd_queue: WaitQueue,
+    /// Writers wait here for room or for the last reader to go; readers notify it.
+    wr_queue: WaitQueue,
+    ino: u64,
+    uid: u32,
+    gid: u32,
+    ctime: Timespec,
+}
+
+impl Pipe {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes waiting to be read (FIONREAD).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes()
+    }
+
+    /// F_GETPIPE_SZ.
+    pub fn size(&self) -> u64 {
+        (self.lock().slots * PAGE) as u64
+    }
+
+    /// F_SETPIPE_SZ: rounds up to a power of two of pages; EBUSY if the data
+    /// already in the pipe would not fit, EPERM above /proc/sys/fs/pipe-max-size.
+    pub fn set_size(&self, arg: u64) -> SysResult<u64> {
+        let size = arg as u32 as u64;
+        if size > 1 << 31 {
+            return error!(EINVAL);
+        }
+        let size = if size < PAGE as u64 { PAGE as u64 } else { size.next_power_of_two() };
+        let slots = (size / PAGE as u64) as usize;
+        let grew = {
+            let mut st = self.lock();
+            if slots > st.slots && size > PIPE_MAX_SIZE {
+                return error!(EPERM);
+            }
+            if slots < st.bufs.len() {
+                return error!(EBUSY);
+            }
+            let grew = slots > st.slots;
+            st.slots = slots;
+            grew
+        };
+        if grew {
+            self.wr_queue.notify_events(POLLOUT | POLLWRNORM);
+        }
+        Ok(size)
+    }
+
+    fn read(&self, t: &Task, bufs: &UserBuffers, nonblock: bool) -> SysResult<usize> {
+        if bufs.total() == 0 {
+            return Ok(0);
+        }
+        // Linux finds EOF (or waits for data) before it copies: a bad buffer only
+        // fails once there is something to copy.
+        let ranges = match t.mm.translate_buffers(bufs, true) {
+            Ok(r) => Some(r),
+            Err(e) if e.code == ErrnoCode::EFAULT => None,
+            Err(e) => return Err(e),
+        };
+        loop {
+            let mut st = self.lock();
+            if !st.bufs.is_empty() {
+                let Some(ranges) = ranges else { return error!(EFAULT) };
+                let was_full = st.full();
+                let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
+                let mut n = 0;
+                while cur.remaining() > 0 {
+                    let Some(b) = st.bufs.front_mut() else { break };
+                    let k = cur.write(&b.data[b.off..]);
+                    n += k;
+                    b.off += k;
+                    let packet = b.packet;
+                    if packet {
+                        // The rest of a packet that did not fit is dropped.
+                        b.off = b.data.len();
+                    }
+                    if b.len() == 0 {
+                        st.bufs.pop_front();
+                    }
+                    if packet {
+                        break;
+                    }
+                }
+                drop(st);
+                if was_full {
+                    self.wr_queue.notify_events(POLLOUT | POLLWRNORM);
+                }
+                return Ok(n);
+            }
+            if st.writers == 0 {
+                return Ok(0);
+            }
+            if nonblock {
+                return error!(EAGAIN);
+            }
+            drop(st);
+            self.rd_queue.register(&t.thread);
+            let r = t.block_until(None, || {
+                let st = self.lock();
+                !st.bufs.is_empty() || st.writers == 0
+            });
+            self.rd_queue.unregister(&t.thread);
+            r?;
+        }
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, nonblock: bool, packet: bool) -> SysResult<usize> {
+        let total = bufs.total() as usize;
+        if total == 0 {
+            return Ok(0);
+        }
+        let r = self.write_locked(t, bufs, total, nonblock, packet);
+        // Readers hear of every write (epoll's edge-triggered mode relies on it),
+        // even one that put nothing in.
+        self.rd_queue.notify_events(POLLIN | POLLRDNORM);
+        r
+    }
+
+    fn write_locked(&self, t: &Task, bufs: &UserBuffers, total: usize, nonblock: bool, packet: bool) -> SysResult<usize> {
+        let mut st = self.lock();
+        if st.readers == 0 {
+            drop(st);
+            sigpipe(t);
+            return error!(EPIPE);
+        }
+        let ranges = t.mm.translate_buffers(bufs, false)?;
+        let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
+        let mut written = 0;
+        // The part of the write that is not a whole number of pages goes into the
+        // last buffer if it fits there entirely (even in packet mode, if that
+        // buffer was not written in packet mode: Linux checks only the buffer).
+        let chars = total % PAGE;
+        if chars != 0 {
+            if let Some(last) = st.bufs.back_mut() {
+                if !last.packet && last.data.len() + chars <= PAGE {
+                    let n = cur.read_append(&mut last.data, chars);
+                    written += n;
+                    if n < chars {
+                        return if written > 0 { Ok(written) } else { error!(EFAULT) };
+                    }
+                    if written == total {
+                        return Ok(written);
+                    }
+                }
+            }
+        }
+        loop {
+            if st.readers == 0 {
+                drop(st);
+                sigpipe(t);
+                return if written > 0 { Ok(written) } else { error!(EPIPE) };
+            }
+            if !st.full() {
+                let want = PAGE.min(total - written);
+                let mut data = Vec::with_capacity(if packet { want } else { PAGE });
+                let n = cur.read_append(&mut data, want);
+                if n > 0 {
+                    st.bufs.push_back(Buf { data, off: 0, packet });
+                }
+                written += n;
+                if n < want {
+                    return if written > 0 { Ok(written) } else { error!(EFAULT) };
+                }
+                if written == total {
+                    return Ok(written);
+                }
+                continue;
+            }
+            if nonblock {
+                return if written > 0 { Ok(written) } else { error!(EAGAIN) };
+            }
+            if t.signal_pending() {
+                return if written > 0 { Ok(written) } else { error!(ERESTARTSYS) };
+            }
+            drop(st);
+            if written > 0 {
+                self.rd_queue.notify_events(POLLIN | POLLRDNORM);
+            }
+            self.wr_queue.register(&t.thread);
+            let r = t.block_until(None, || {
+                let st = self.lock();
+                !st.full() || st.readers == 0
+            });
+            self.wr_queue.unregister(&t.thread);
+            if let Err(e) = r {
+                return if written > 0 { Ok(written) } else { Err(e) };
+            }
+            st = self.lock();
+        }
+    }
+}
+
+/// A writer with no reader gets SIGPIPE, as from itself (send_sig(..., 0)).
+fn sigpipe(t: &Task) {
+    let info = SigInfo::new(rvisor_abi::consts::SIGPIPE, SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);
+    send_to_thread(&t.thread, info);
+}
+
+/// One end of a pipe: an open file description.
+pub struct PipeFile {
+    pipe: Arc<Pipe>,
+    readable: bool,
+    writable: bool,
+    flags: AtomicU32,
+}
+
+impl PipeFile {
+    fn new(pipe: Arc<Pipe>, readable: bool, writable: bool, flags: u32) -> PipeFile {
+        {
+            let mut st = pipe.lock();
+            st.readers += readable as usize;
+            st.writers += writable as usize;
+        }
+        PipeFile { pipe, readable, writable, flags: AtomicU32::new(flags) }
+    }
+
+    fn nonblock(&self) -> bool {
+        self.status_flags() & O_NONBLOCK != 0
+    }
+}
+
+impl Drop for PipeFile {
+    fn drop(&mut self) {
+        {
+            let mut st = self.pipe.lock();
+            st.readers -= self.readable as usize;
+            st.writers -= self.writable as usize;
+        }
+        let all = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLERR | POLLHUP;
+        self.pipe.rd_queue.notify_events(all);
+        self.pipe.wr_queue.notify_events(all);
+    }
+}
+
+/// Makes a new pipe: (read end, write end). `flags` are pipe2's O_NONBLOCK and
+/// O_DIRECT (the write end's packet mode).
+pub fn new_pipe(t: &Task, flags: u32) -> (Arc<PipeFile>, Arc<PipeFile>) {
+    let creds = t.tg.creds();
+    let pipe = Arc::new(Pipe {
+        state: Mutex::new(State { bufs: VecDeque::new(), slots: DEFAULT_SLOTS, readers: 0, writers: 0 }),
+        rd_queue: WaitQueue::default(),
+        wr_queue: WaitQueue::default(),
+        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        uid: creds.euid,
+        gid: creds.egid,
+        ctime: crate::time::to_timespec(t.kernel.clocks.realtime_ns()),
+    });
+    let r = Arc::new(PipeFile::new(pipe.clone(), true, false, flags & O_NONBLOCK));
+    let w = Arc::new(PipeFile::new(pipe, false, true, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT))));
+    (r, w)
+}
+
+/// fcntl's F_GETPIPE_SZ and F_SETPIPE_SZ on `file`: EBADF if it is not a pipe.
+pub fn fcntl_pipe_size(file: &dyn FileDescription, cmd: i32, arg: u64) -> SysResult<u64> {
+    let pipe = file.pipe().ok_or_else(|| errno!(EBADF))?;
+    match cmd {
+        F_GETPIPE_SZ => Ok(pipe.size()),
+        F_SETPIPE_SZ => pipe.set_size(arg),
+        _ => error!(EINVAL),
+    }
+}
+
+impl FileDescription for PipeFile {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        if !self.readable {
+            return error!(EBADF);
+        }
+        self.pipe.read(t, bufs, self.nonblock())
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        if !self.writable {
+            return error!(EBADF);
+        }
+        let flags = self.status_flags();
+        self.pipe.write(t, bufs, flags & O_NONBLOCK != 0, flags & O_DIRECT != 0)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        let p = &self.pipe;
+        let mut st = Stat::zeroed();
+        st.st_dev = PIPEFS_DEV;
+        st.st_ino = p.ino;
+        st.st_nlink = 1;
+        st.st_mode = crate::vfs::inode::S_IFIFO | 0o600;
+        st.st_uid = p.uid;
+        st.st_gid = p.gid;
+        st.st_blksize = PAGE as i64;
+        st.st_atime = p.ctime.tv_sec;
+        st.st_atime_nsec = p.ctime.tv_nsec;
+        st.st_mtime = p.ctime.tv_sec;
+        st.st_mtime_nsec = p.ctime.tv_nsec;
+        st.st_ctime = p.ctime.tv_sec;
+        st.st_ctime_nsec = p.ctime.tv_nsec;
+        Ok(st)
+    }
+
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        match request {
+            FIONREAD => {
+                let n = self.pipe.bytes() as i32;
+                t.mm.write_obj(UserAddr(arg).into(), &n)?;
+                Ok(0)
+            }
+            FIONBIO => {
+                let on: i32 = t.mm.read_obj(UserAddr(arg).into())?;
+                let fl = self.status_flags();
+                self.flags.store(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK }, Ordering::Relaxed);
+                Ok(0)
+            }
+            _ => error!(ENOTTY),
+        }
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_status_flags(&self, flags: u32) {
+        let old = self.status_flags();
+        self.flags.store((old & !SETFL_MASK) | (flags & SETFL_MASK), Ordering::Relaxed);
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        let st = self.pipe.lock();
+        let mut m = 0;
+        if self.readable {
+            if !st.bufs.is_empty() {
+                m |= POLLIN | POLLRDNORM;
+            }
+            if st.writers == 0 {
+                m |= POLLHUP;
+            }
+        }
+        if self.writable {
+            if !st.full() {
+                m |= POLLOUT | POLLWRNORM;
+            }
+            if st.readers == 0 {
+                m |= POLLERR;
+            }
+        }
+        m & mask
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(if self.readable { &self.pipe.rd_queue } else { &self.pipe.wr_queue })
+    }
+
+    fn pipe(&self) -> Option<&Arc<Pipe>> {
+        Some(&self.pipe)
+    }
+}
