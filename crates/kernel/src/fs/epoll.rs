@@ -440,12 +440,12 @@ impl Drop for Epoll {
 }
 
 impl FileDescription for Epoll {
-    fn read(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
+    fn read(&self, _t: &Task, _bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() { error!(ESPIPE) } else { error!(EINVAL) }
     }
 
-    fn write(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
+    fn write(&self, _t: &Task, _bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() { error!(ESPIPE) } else { error!(EINVAL) }
     }
 
     fn stat(&self) -> SysResult<Stat> {

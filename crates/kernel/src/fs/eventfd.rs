@@ -78,7 +78,10 @@ impl EventFd {
 }
 
 impl FileDescription for EventFd {
-    fn read(&self, t: &Task, bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
         if bufs.total() < 8 {
             return error!(EINVAL);
         }
@@ -97,7 +100,10 @@ impl FileDescription for EventFd {
         Ok(8)
     }
 
-    fn write(&self, t: &Task, bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
         if bufs.total() < 8 {
             return error!(EINVAL);
         }

@@ -198,12 +198,22 @@ const POLLIN_SET: u32 = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR;
 const POLLOUT_SET: u32 = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR;
 const POLLEX_SET: u32 = POLLPRI;
 
+/// The size of Linux's fd table holding the current highest descriptor.
+fn fd_table_size(t: &Task) -> usize {
+    match t.fds.highest() {
+        Some(Fd(h)) if h >= 64 => ((h as usize / 128) + 1).next_power_of_two() * 128,
+        _ => 64,
+    }
+}
+
 fn do_select(t: &Task, nfds: i32, sets: [UserAddr; 3], timeout: Timeout) -> SysResult<usize> {
     if nfds < 0 {
         return error!(EINVAL);
     }
-    // Linux clamps to the size of the fd table; ours is bounded by RLIMIT_NOFILE.
-    let n = (nfds as u64).min(nofile(t).max(64)) as usize;
+    // Linux clamps nfds to the size of the fd table: 64 slots, then multiples of
+    // 128 rounded to a power of two (alloc_fdtable). Ours has no size; this is the
+    // size Linux's would have for the highest open descriptor.
+    let n = (nfds as usize).min(fd_table_size(t));
     let words = n.div_ceil(64);
     let mut input = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
     for (set, at) in input.iter_mut().zip(sets) {

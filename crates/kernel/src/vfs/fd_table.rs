@@ -54,6 +54,11 @@ impl FdTable {
         Ok(Fd(fd))
     }
 
+    /// The highest open descriptor (select sizes its fd sets by the table).
+    pub fn highest(&self) -> Option<Fd> {
+        self.lock().keys().next_back().map(|&k| Fd(k))
+    }
+
     pub fn cloexec(&self, fd: Fd) -> SysResult<bool> {
         self.lock().get(&fd.0).map(|e| e.cloexec).ok_or_else(|| errno!(EBADF))
     }
