@@ -53,8 +53,12 @@ impl MmState {
 impl MemoryManager {
     /// Handles an app page fault at `addr`. ptrace cannot tell reads from writes, so
     /// a fault on a page that is already mapped with all its VMA's rights is a real
-    /// access violation.
-    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64) -> SysResult<FaultOutcome> {
+    /// access violation — unless the host found no mapping there at all
+    /// (`host_maperr`, SIGSEGV with SEGV_MAPERR): then another thread (or a Sentry
+    /// access through `translate`) mapped the page between this thread's fault and
+    /// now, and the access is retried (the page is mapped again, in case the host's
+    /// view lags ours).
+    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
         let perms = st.vmas[&vstart].perms;
@@ -70,6 +74,11 @@ impl MemoryManager {
                 return Ok(FaultOutcome::Handled);
             }
             if p.mapped == p.effective(perms) {
+                if host_maperr && p.mapped != Perms::NONE {
+                    let page = page_down(addr);
+                    self.aspace.map(page, PAGE_SIZE, p.file_offset(ps, page), p.mapped);
+                    return Ok(FaultOutcome::Handled);
+                }
                 return Ok(FaultOutcome::Forbidden);
             }
         }

@@ -18,7 +18,7 @@ impl Task {
             }
             match self.ctx.switch(&self.mm.aspace, &mut self.cpu) {
                 Ok(Event::Syscall) => syscalls::handle(&mut self),
-                Ok(Event::Fault { addr, signo, .. }) => match self.mm.handle_fault(self.ctx.as_mut(), addr) {
+                Ok(Event::Fault { addr, signo, code }) => match self.mm.handle_fault(self.ctx.as_mut(), addr, signo == consts::SIGSEGV as i32 && code == SEGV_MAPERR) {
                     Ok(FaultOutcome::Handled) => {}
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
