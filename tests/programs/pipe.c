@@ -310,15 +310,14 @@ static void epipe(void) {
 
     /* Default action: the writer dies of SIGPIPE. */
     pipe(p);
+    close(p[0]);
     fflush(stdout);
     pid_t c = fork();
     if (c == 0) {
         signal(SIGPIPE, SIG_DFL);
-        close(p[0]);
         write(p[1], "x", 1);
         _exit(0);
     }
-    close(p[0]);
     close(p[1]);
     int st;
     waitpid(c, &st, 0);
