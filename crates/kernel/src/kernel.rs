@@ -39,6 +39,7 @@ pub struct Kernel {
     pub cpus: usize,
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
+    pub timers: Arc<crate::time::timers::Timers>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,
@@ -80,6 +81,7 @@ impl Kernel {
             cpus,
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
+            timers: crate::time::timers::Timers::new(),
             vdso,
             mounts,
             strace: cfg.strace.map(Mutex::new),

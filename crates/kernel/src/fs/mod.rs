@@ -2,4 +2,5 @@
 //! devfs and sysfs. Each provides `Inode`s; the VFS does names and paths.
 
 pub mod gofer;
+pub mod timerfd;
 pub mod tmpfs;

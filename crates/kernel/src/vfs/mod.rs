@@ -67,4 +67,8 @@ pub trait FileDescription: Send + Sync {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
+    /// For calls that work on one kind of file (timerfd_settime...).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
