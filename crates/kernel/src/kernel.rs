@@ -40,6 +40,7 @@ pub struct Kernel {
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
     pub timers: Arc<crate::time::timers::Timers>,
+    pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,
@@ -82,6 +83,7 @@ impl Kernel {
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
             timers: crate::time::timers::Timers::new(),
+            locks: Default::default(),
             vdso,
             mounts,
             strace: cfg.strace.map(Mutex::new),

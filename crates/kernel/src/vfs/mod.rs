@@ -5,6 +5,7 @@ mod dentry;
 mod dir_file;
 mod fd_table;
 mod host_file;
+pub mod locks;
 pub mod inode;
 pub mod path;
 mod wait_queue;
