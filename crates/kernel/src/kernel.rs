@@ -3,7 +3,7 @@
 use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::Frames;
-use crate::fs::{gofer::GoferInode, tmpfs::Tmpfs};
+use crate::fs::{gofer::GoferInode, overlay::OverlayInode, tmpfs::Tmpfs};
 use crate::task::exec::{find_program, load_program};
 use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
@@ -172,10 +172,11 @@ impl Kernel {
     }
 }
 
-/// The sandbox's mounts: the host root (read-only, through the gofer), and tmpfs
-/// at /tmp and /dev/shm where the host has those directories.
+/// The sandbox's mounts: the host root (read-only, through the gofer) under a
+/// tmpfs overlay, and tmpfs at /tmp and /dev/shm where the host has those.
 fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<MountNamespace> {
-    let root = Mount::new(GoferInode::root(gofer)?, None, "9p", "/", true);
+    let upper = Tmpfs::new(mf.clone(), 0x80).root(0o755);
+    let root = Mount::new(OverlayInode::root(upper, GoferInode::root(gofer)?), None, "overlay", "/", false);
     let ns = MountNamespace::new(root.clone());
     for (i, at) in ["/tmp", "/dev/shm"].into_iter().enumerate() {
         if let Ok(d) = walk(&root.root, &root.root, at.as_bytes(), Follow::Yes) {

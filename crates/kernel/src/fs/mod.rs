@@ -2,5 +2,6 @@
 //! devfs and sysfs. Each provides `Inode`s; the VFS does names and paths.
 
 pub mod gofer;
+pub mod overlay;
 pub mod timerfd;
 pub mod tmpfs;
