@@ -2,6 +2,8 @@
 //! devfs and sysfs. Each provides `Inode`s; the VFS does names and paths.
 
 pub mod gofer;
+pub mod overlay;
+pub mod timerfd;
 pub mod tmpfs;
 pub mod epoll;
 pub mod eventfd;

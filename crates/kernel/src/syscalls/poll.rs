@@ -59,10 +59,7 @@ impl Timeout {
     }
 
     fn from_timespec(ts: Timespec) -> SysResult<Timeout> {
-        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-            return error!(EINVAL);
-        }
-        Ok(Timeout::after(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)))
+        Ok(Timeout::after(ts.duration()?))
     }
 
     fn from_ms(ms: i64) -> Timeout {

@@ -92,6 +92,8 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// alarm/setitimer and timer_create timers. Leaf lock.
+    pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -123,6 +125,7 @@ impl ThreadGroup {
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
+            timers: Mutex::default(),
         }
     }
 
@@ -210,6 +213,9 @@ pub struct Thread {
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
     /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
     resources: Mutex<Option<Resources>>,
+    /// Set while the task may be running app code: only then does `interrupt`
+    /// need to kick it out through the platform (a costly host signal and stop).
+    pub running_app: std::sync::atomic::AtomicBool,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -231,6 +237,7 @@ impl Thread {
             comm: Mutex::new(comm),
             host_wake: std::sync::OnceLock::new(),
             resources: Mutex::new(None),
+            running_app: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -275,8 +282,12 @@ impl Thread {
         if let Some(efd) = self.host_wake.get() {
             let _ = efd.write(1);
         }
-        if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            i.interrupt();
+        // Pairs with the task loop's store-then-check before it switches: either
+        // it sees our pending work, or we see it running and kick it.
+        if self.running_app.load(Ordering::SeqCst) {
+            if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                i.interrupt();
+            }
         }
     }
 }

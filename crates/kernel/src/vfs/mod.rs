@@ -5,6 +5,7 @@ mod dentry;
 mod dir_file;
 mod fd_table;
 mod host_file;
+pub mod locks;
 pub mod inode;
 pub mod path;
 pub mod readiness;
@@ -75,6 +76,10 @@ pub trait FileDescription: Send + Sync {
     }
     /// The epoll set, for an epoll file (nesting, loop checks, epoll_wait).
     fn epoll(&self) -> Option<&crate::fs::epoll::Epoll> {
+        None
+    }
+    /// For calls that work on one kind of file (timerfd_settime...).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }
