@@ -139,6 +139,9 @@ static void errors(void) {
     T(mod(ep, p[1], EPOLLOUT | EPOLLEXCLUSIVE, 3));
     T(mod(ep, p[1], EPOLLOUT, 3));
     T(add(ep, p[0], EPOLLIN | EPOLLEXCLUSIVE | EPOLLPRI, 3));
+    int reg = open("/proc/self/exe", O_RDONLY);
+    T(add(ep, reg, EPOLLIN, 9));
+    close(reg);
     struct epoll_event out[4];
     T(epoll_wait(ep, out, 0, 0));
     T(syscall(SYS_epoll_wait, ep, out, -1, 0));

@@ -127,6 +127,18 @@ static void readiness(void) {
     close(p[0]);
     close(p[1]);
 
+    /* A regular file is always readable and writable. */
+    int reg = open("/proc/self/exe", O_RDONLY);
+    printf("regular file: %s\n", ev(poll1(reg, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLPRI)));
+    fd_set rs, ws;
+    FD_ZERO(&rs);
+    FD_ZERO(&ws);
+    FD_SET(reg, &rs);
+    FD_SET(reg, &ws);
+    struct timeval tv0 = {0, 0};
+    printf("regular file in select: %d\n", select(reg + 1, &rs, &ws, NULL, &tv0));
+    close(reg);
+
     /* eventfd. */
     int e = eventfd(0, 0);
     printf("eventfd at 0: %s; ", ev(poll1(e, POLLIN | POLLOUT)));

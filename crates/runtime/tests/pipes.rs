@@ -192,7 +192,7 @@ fn eventfd() {
 }
 
 /// Readiness bits of pipes and eventfds in poll (HUP, ERR, NVAL, a full pipe made writable
-/// only by reading a whole page), bad arguments.
+/// only by reading a whole page), regular files (always ready), bad arguments.
 #[test]
 fn poll_readiness() {
     run(
@@ -206,6 +206,7 @@ fn poll_readiness() {
             "after reading a whole page: write end OUT",
             "poll [data, -1, 999 (closed), writable]: 3 -> IN, 0, NVAL, OUT",
             "poll of RLIMIT_NOFILE+1 descriptors: -1 EINVAL",
+            "regular file: IN|OUT|RDNORM|WRNORM",
         ],
     );
 }
@@ -276,7 +277,7 @@ fn poll_sigmask() {
     );
 }
 
-/// epoll_create1/epoll_ctl/epoll_wait errors.
+/// epoll_create1/epoll_ctl/epoll_wait errors; EPERM for a regular file.
 #[test]
 fn epoll_errors() {
     run(
@@ -288,6 +289,7 @@ fn epoll_errors() {
             "mod(ep, p[1], EPOLLOUT, 2) = -1 ENOENT",
             "epoll_ctl(ep, EPOLL_CTL_ADD, ep, &e) = -1 EINVAL",
             "mod(ep, p[1], EPOLLOUT | EPOLLEXCLUSIVE, 3) = -1 EINVAL",
+            "add(ep, reg, EPOLLIN, 9) = -1 EPERM",
             "epoll_wait(ep, out, 0, 0) = -1 EINVAL",
         ],
     );
