@@ -26,7 +26,7 @@ use crate::task::Task;
 use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use crate::vfs::{FileDescription, WaitQueue};
 use rvisor_abi::structs::{Stat, Timespec};
-use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -143,54 +143,22 @@ impl Pipe {
         Ok(size)
     }
 
-    fn read(&self, t: &Task, bufs: &UserBuffers, nonblock: bool) -> SysResult<usize> {
-        if bufs.total() == 0 {
-            return Ok(0);
-        }
-        // Linux finds EOF (or waits for data) before it copies: a bad buffer only
-        // fails once there is something to copy.
-        let ranges = match t.mm.translate_buffers(bufs, true) {
-            Ok(r) => Some(r),
-            Err(e) if e.code == ErrnoCode::EFAULT => None,
-            Err(e) => return Err(e),
-        };
+    /// Waits (unless `nonblock`) until the pipe has data or no writer is left.
+    /// Returns false at EOF.
+    fn wait_readable(&self, t: &Task, nonblock: bool) -> SysResult<bool> {
         loop {
-            let mut st = self.lock();
-            if !st.bufs.is_empty() {
-                let Some(ranges) = ranges else { return error!(EFAULT) };
-                let was_full = st.full();
-                let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
-                let mut n = 0;
-                while cur.remaining() > 0 {
-                    let Some(b) = st.bufs.front_mut() else { break };
-                    let k = cur.write(&b.data[b.off..]);
-                    n += k;
-                    b.off += k;
-                    let packet = b.packet;
-                    if packet {
-                        // The rest of a packet that did not fit is dropped.
-                        b.off = b.data.len();
-                    }
-                    if b.len() == 0 {
-                        st.bufs.pop_front();
-                    }
-                    if packet {
-                        break;
-                    }
+            {
+                let st = self.lock();
+                if !st.bufs.is_empty() {
+                    return Ok(true);
                 }
-                drop(st);
-                if was_full {
-                    self.wr_queue.notify_events(POLLOUT | POLLWRNORM);
+                if st.writers == 0 {
+                    return Ok(false);
                 }
-                return Ok(n);
-            }
-            if st.writers == 0 {
-                return Ok(0);
             }
             if nonblock {
                 return error!(EAGAIN);
             }
-            drop(st);
             self.rd_queue.register(&t.thread);
             let r = t.block_until(None, || {
                 let st = self.lock();
@@ -201,53 +169,110 @@ impl Pipe {
         }
     }
 
+    fn read(&self, t: &Task, bufs: &UserBuffers, nonblock: bool) -> SysResult<usize> {
+        if bufs.total() == 0 {
+            return Ok(0);
+        }
+        loop {
+            // Linux finds EOF (or waits for data) before it copies: a bad buffer
+            // only fails once there is something to copy. The buffers are
+            // translated after the wait, so no memory-file range is held across it
+            // (the app may unmap them meanwhile).
+            if !self.wait_readable(t, nonblock)? {
+                return Ok(0);
+            }
+            let ranges = t.mm.translate_buffers(bufs, true)?;
+            let mut st = self.lock();
+            if st.bufs.is_empty() {
+                // Another reader took it.
+                continue;
+            }
+            let was_full = st.full();
+            let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
+            let mut n = 0;
+            while cur.remaining() > 0 {
+                let Some(b) = st.bufs.front_mut() else { break };
+                let k = cur.write(&b.data[b.off..]);
+                n += k;
+                b.off += k;
+                let packet = b.packet;
+                if packet {
+                    // The rest of a packet that did not fit is dropped.
+                    b.off = b.data.len();
+                }
+                if b.len() == 0 {
+                    st.bufs.pop_front();
+                }
+                if packet {
+                    break;
+                }
+            }
+            drop(st);
+            if was_full {
+                self.wr_queue.notify_events(POLLOUT | POLLWRNORM);
+            }
+            return Ok(n);
+        }
+    }
+
     fn write(&self, t: &Task, bufs: &UserBuffers, nonblock: bool, packet: bool) -> SysResult<usize> {
         let total = bufs.total() as usize;
         if total == 0 {
             return Ok(0);
         }
-        let r = self.write_locked(t, bufs, total, nonblock, packet);
+        let r = self.write_all(t, bufs, total, nonblock, packet);
         // Readers hear of every write (epoll's edge-triggered mode relies on it),
         // even one that put nothing in.
         self.rd_queue.notify_events(POLLIN | POLLRDNORM);
         r
     }
 
-    fn write_locked(&self, t: &Task, bufs: &UserBuffers, total: usize, nonblock: bool, packet: bool) -> SysResult<usize> {
-        let mut st = self.lock();
-        if st.readers == 0 {
-            drop(st);
-            sigpipe(t);
-            return error!(EPIPE);
-        }
-        let ranges = t.mm.translate_buffers(bufs, false)?;
-        let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
+    fn write_all(&self, t: &Task, bufs: &UserBuffers, total: usize, nonblock: bool, packet: bool) -> SysResult<usize> {
+        let partial = |written: usize, e: rvisor_abi::Errno| if written > 0 { Ok(written) } else { Err(e) };
         let mut written = 0;
-        // The part of the write that is not a whole number of pages goes into the
-        // last buffer if it fits there entirely (even in packet mode, if that
-        // buffer was not written in packet mode: Linux checks only the buffer).
-        let chars = total % PAGE;
-        if chars != 0 {
-            if let Some(last) = st.bufs.back_mut() {
-                if !last.packet && last.data.len() + chars <= PAGE {
+        let mut first = true;
+        loop {
+            // What is left of the buffers, translated with no pipe lock held and
+            // afresh after every wait (the app may unmap them while we block).
+            let ranges = t.mm.translate_buffers(&skip(bufs, written as u64), false);
+            let mut st = self.lock();
+            if st.readers == 0 {
+                drop(st);
+                sigpipe(t);
+                return partial(written, errno!(EPIPE));
+            }
+            let ranges = match ranges {
+                Ok(r) => r,
+                Err(e) => return partial(written, e),
+            };
+            let mut cur = RangeCursor::new(t.mm.memory_file(), ranges);
+            if first {
+                first = false;
+                // The part of the write that is not a whole number of pages goes
+                // into the last buffer if it fits there entirely (even in packet
+                // mode, if that buffer was not written in packet mode: Linux checks
+                // only the buffer).
+                let chars = total % PAGE;
+                if let Some(last) = st.bufs.back_mut().filter(|l| chars != 0 && !l.packet && l.data.len() + chars <= PAGE) {
                     let n = cur.read_append(&mut last.data, chars);
                     written += n;
                     if n < chars {
-                        return if written > 0 { Ok(written) } else { error!(EFAULT) };
+                        return partial(written, errno!(EFAULT));
                     }
                     if written == total {
                         return Ok(written);
                     }
                 }
             }
-        }
-        loop {
-            if st.readers == 0 {
-                drop(st);
-                sigpipe(t);
-                return if written > 0 { Ok(written) } else { error!(EPIPE) };
-            }
-            if !st.full() {
+            loop {
+                if st.readers == 0 {
+                    drop(st);
+                    sigpipe(t);
+                    return partial(written, errno!(EPIPE));
+                }
+                if st.full() {
+                    break;
+                }
                 let want = PAGE.min(total - written);
                 let mut data = Vec::with_capacity(if packet { want } else { PAGE });
                 let n = cur.read_append(&mut data, want);
@@ -256,18 +281,17 @@ impl Pipe {
                 }
                 written += n;
                 if n < want {
-                    return if written > 0 { Ok(written) } else { error!(EFAULT) };
+                    return partial(written, errno!(EFAULT));
                 }
                 if written == total {
                     return Ok(written);
                 }
-                continue;
             }
             if nonblock {
-                return if written > 0 { Ok(written) } else { error!(EAGAIN) };
+                return partial(written, errno!(EAGAIN));
             }
             if t.signal_pending() {
-                return if written > 0 { Ok(written) } else { error!(ERESTARTSYS) };
+                return partial(written, errno!(ERESTARTSYS));
             }
             drop(st);
             if written > 0 {
@@ -280,11 +304,27 @@ impl Pipe {
             });
             self.wr_queue.unregister(&t.thread);
             if let Err(e) = r {
-                return if written > 0 { Ok(written) } else { Err(e) };
+                return partial(written, e);
             }
-            st = self.lock();
         }
     }
+}
+
+/// `bufs` without its first `n` bytes.
+fn skip(bufs: &UserBuffers, mut n: u64) -> UserBuffers {
+    let mut out = UserBuffers::default();
+    for &(addr, len) in &bufs.iovs {
+        if n >= len {
+            n -= len;
+            continue;
+        }
+        match addr.0.checked_add(n) {
+            Some(a) => out.iovs.push((UserAddr(a), len - n)),
+            None => break,
+        }
+        n = 0;
+    }
+    out
 }
 
 /// A writer with no reader gets SIGPIPE, as from itself (send_sig(..., 0)).
@@ -329,21 +369,34 @@ impl Drop for PipeFile {
     }
 }
 
+impl Pipe {
+    /// An empty pipe with no ends yet, owned by `t`'s effective ids.
+    pub fn new(t: &Task) -> Arc<Pipe> {
+        let creds = t.tg.creds();
+        Arc::new(Pipe {
+            state: Mutex::new(State { bufs: VecDeque::new(), slots: DEFAULT_SLOTS, readers: 0, writers: 0 }),
+            rd_queue: WaitQueue::default(),
+            wr_queue: WaitQueue::default(),
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            uid: creds.euid,
+            gid: creds.egid,
+            ctime: crate::time::to_timespec(t.kernel.clocks.realtime_ns()),
+        })
+    }
+
+    /// Opens an end (for FIFOs: O_RDWR opens both at once). `flags` are the
+    /// status flags F_GETFL reports (access mode, O_NONBLOCK, O_DIRECT).
+    pub fn open(self: &Arc<Pipe>, readable: bool, writable: bool, flags: u32) -> Arc<PipeFile> {
+        Arc::new(PipeFile::new(self.clone(), readable, writable, flags))
+    }
+}
+
 /// Makes a new pipe: (read end, write end). `flags` are pipe2's O_NONBLOCK and
 /// O_DIRECT (the write end's packet mode).
 pub fn new_pipe(t: &Task, flags: u32) -> (Arc<PipeFile>, Arc<PipeFile>) {
-    let creds = t.tg.creds();
-    let pipe = Arc::new(Pipe {
-        state: Mutex::new(State { bufs: VecDeque::new(), slots: DEFAULT_SLOTS, readers: 0, writers: 0 }),
-        rd_queue: WaitQueue::default(),
-        wr_queue: WaitQueue::default(),
-        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-        uid: creds.euid,
-        gid: creds.egid,
-        ctime: crate::time::to_timespec(t.kernel.clocks.realtime_ns()),
-    });
-    let r = Arc::new(PipeFile::new(pipe.clone(), true, false, flags & O_NONBLOCK));
-    let w = Arc::new(PipeFile::new(pipe, false, true, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT))));
+    let pipe = Pipe::new(t);
+    let r = pipe.open(true, false, flags & O_NONBLOCK);
+    let w = pipe.open(false, true, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)));
     (r, w)
 }
 
@@ -447,6 +500,8 @@ impl FileDescription for PipeFile {
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
+        // An O_RDWR end (a FIFO) waits with the readers: it misses the writers'
+        // wake-ups (room freed by reads) until the trait can name two queues.
         Some(if self.readable { &self.pipe.rd_queue } else { &self.pipe.wr_queue })
     }
 

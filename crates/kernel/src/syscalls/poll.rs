@@ -119,7 +119,9 @@ fn poll_outcome<R>(r: SysResult<R>, timed_out: R) -> SysResult<R> {
 }
 
 fn do_poll(t: &Task, ufds: UserAddr, nfds: u32, timeout: Timeout) -> SysResult<usize> {
-    if nfds as u64 > nofile(t) {
+    // Linux's RLIMIT_NOFILE cannot pass fs.nr_open (2^20): the same bound here
+    // keeps the copy of the array bounded whatever the limit says.
+    if nfds as u64 > nofile(t).min(1 << 20) {
         return error!(EINVAL);
     }
     let n = nfds as usize;
