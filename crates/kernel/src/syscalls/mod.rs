@@ -28,6 +28,8 @@ use crate::task::signals::SigInfo;
 use signal::*;
 use table::syscall_table;
 pub use table::{Status, SyscallInfo};
+/// The kernel release and version the sandbox reports (uname, /proc).
+pub use info::{RELEASE, VERSION};
 use time::*;
 
 syscall_table! {
