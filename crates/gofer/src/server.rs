@@ -471,9 +471,9 @@ impl Server {
             libc::S_IFDIR => host |= OFlag::O_DIRECTORY,
             _ if flags & libc::O_DIRECTORY != 0 => return Err(ErrnoCode::ENOTDIR),
             libc::S_IFREG => {}
-            // The Sentry sees EAGAIN and polls the descriptor.
-            libc::S_IFIFO => host |= OFlag::O_NONBLOCK,
-            libc::S_IFSOCK => return Err(ErrnoCode::ENXIO),
+            // A host FIFO or socket would be a channel to host processes: the
+            // sandbox's own FIFOs and sockets live in the Sentry.
+            libc::S_IFIFO | libc::S_IFSOCK => return Err(ErrnoCode::ENXIO),
             // Devices come from the Sentry's own devfs, never from the host.
             _ => return Err(ErrnoCode::EPERM),
         }

@@ -2,9 +2,10 @@
 
 use crate::futex::FutexTable;
 use crate::loader;
-use crate::mm::{Frames, MemoryManager};
+use crate::mm::Frames;
 use crate::fs::{gofer::GoferInode, tmpfs::Tmpfs};
-use crate::task::{comm_from_path, signals, Credentials, ExecutableSource, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
+use crate::task::exec::{find_program, load_program};
+use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
 use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
 use crate::time::Clocks;
@@ -25,7 +26,6 @@ pub struct KernelConfig {
     /// Where `--strace` lines go, if tracing.
     pub strace: Option<Box<dyn Write + Send>>,
     pub hostname: String,
-    pub executables: Arc<dyn ExecutableSource>,
     /// The gofer serving the sandbox's root.
     pub gofer: Arc<rvisor_gofer::Client>,
 }
@@ -39,7 +39,6 @@ pub struct Kernel {
     pub cpus: usize,
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
-    pub executables: Arc<dyn ExecutableSource>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,
@@ -53,11 +52,8 @@ pub struct Kernel {
 
 /// The first program of a sandbox.
 pub struct ProgramSpec {
-    pub image: Vec<u8>,
-    /// The path as the caller named it (AT_EXECFN).
+    /// The program's path in the sandbox.
     pub path: String,
-    /// The absolute path of the executable (/proc/self/exe).
-    pub exe: String,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     /// The caller's stdin, stdout and stderr.
@@ -84,7 +80,6 @@ impl Kernel {
             cpus,
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
-            executables: cfg.executables,
             vdso,
             mounts,
             strace: cfg.strace.map(Mutex::new),
@@ -136,18 +131,6 @@ impl Kernel {
     /// Builds PID 1: address space, image, fd table. Runs on the task's own thread,
     /// which the platform binds the address space to.
     fn start_init(self: &Arc<Self>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
-        let aspace = self.platform.new_address_space().map_err(|e| {
-            tracing::error!("cannot create an address space: {e}");
-            loader::ExecError::NoMemory
-        })?;
-        let mm = Arc::new(MemoryManager::new(self.memory.clone(), aspace, self.platform.max_user_address()));
-        let mut ctx = self.platform.new_context();
-        let c = spec.creds;
-        let image = loader::load(&mm, ctx.as_mut(), &self.vdso, &spec.image, &spec.path, &spec.argv, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
-        let fds = Arc::new(FdTable::default());
-        for (i, fd) in spec.stdio.into_iter().enumerate() {
-            fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
-        }
         let fs = Arc::new(FsContext::new(self.mounts.root.root.clone()));
         let root = fs.root();
         if let Ok(d) = walk(&root, &root, spec.cwd.as_bytes(), Follow::Yes) {
@@ -155,11 +138,20 @@ impl Kernel {
                 fs.set_cwd(d);
             }
         }
+        let prog = find_program(&fs, &spec.path, spec.argv)?;
+        let exe = walk(&root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
+        let mut ctx = self.platform.new_context();
+        let c = spec.creds;
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
+        let fds = Arc::new(FdTable::default());
+        for (i, fd) in spec.stdio.into_iter().enumerate() {
+            fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
+        }
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
         let tid = self.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
-        let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, spec.exe));
+        let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe));
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&spec.path)));
         tg.state().threads.push(thread.clone());
         self.pid_ns.register_group(tid, &tg);

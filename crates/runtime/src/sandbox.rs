@@ -1,8 +1,7 @@
 //! `rvisor do`: boot a sandbox around one program and wait for it.
 
 use crate::cli::{DoArgs, GlobalOpts};
-use rvisor_abi::ErrnoCode;
-use rvisor_kernel::task::{Credentials, ExecutableSource};
+use rvisor_kernel::task::Credentials;
 use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
@@ -119,13 +118,11 @@ pub fn run_boot(request_fd: i32) -> i32 {
         return fail(EXIT_INTERNAL, format!("cannot open the log: {e}"));
     }
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.path));
-    let image = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return fail(EXIT_NOT_FOUND, format!("{}: {}", path.display(), describe(&e))),
-        Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {}", path.display(), describe(&e))),
-    };
-    match boot(&global, req, image) {
+    match boot(&global, req) {
         Ok(code) => code,
+        Err(BootError::Exec(ExecError::Errno(rvisor_abi::ErrnoCode::ENOENT))) => {
+            fail(EXIT_NOT_FOUND, format!("{}: No such file or directory (in the sandbox)", path.display()))
+        }
         Err(BootError::Exec(e)) => fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
         Err(BootError::Internal(e)) => fail(EXIT_INTERNAL, e),
     }
@@ -136,7 +133,7 @@ enum BootError {
     Internal(String),
 }
 
-fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootError> {
+fn boot(global: &GlobalOpts, req: Request) -> Result<i32, BootError> {
     let memory = Arc::new(MemoryFile::new().map_err(|e| BootError::Internal(format!("cannot create the memory file: {e}")))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd())
         .map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
@@ -146,19 +143,16 @@ fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootEr
         None
     };
     let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
-    let executables = Arc::new(HostExecutables);
     // The sandbox's root is the host's, read-only, served by a gofer process.
     let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(std::path::Path::new("/"), true)
         .map_err(|e| BootError::Internal(format!("cannot start the gofer: {e}")))?;
     let gofer = Arc::new(gofer);
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, executables, gofer }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer }).map_err(BootError::Internal)?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
     let spec = ProgramSpec {
-        image,
         path: String::from_utf8_lossy(&req.path).into_owned(),
-        exe: String::from_utf8_lossy(&req.exe).into_owned(),
         argv: req.argv,
         envp: req.envp,
         stdio: stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?,
@@ -168,20 +162,4 @@ fn boot(global: &GlobalOpts, req: Request, image: Vec<u8>) -> Result<i32, BootEr
     let status = kernel.run_init(spec).map_err(BootError::Exec)?;
     drop(gofer_process);
     Ok(status.shell_code())
-}
-
-/// Serves execve's program images from the host's file system, read-only: the
-/// bridge until the gofer and VFS serve the sandbox's root.
-struct HostExecutables;
-
-impl ExecutableSource for HostExecutables {
-    fn read(&self, path: &str) -> Result<Vec<u8>, ErrnoCode> {
-        use std::os::unix::fs::PermissionsExt;
-        let errno = |e: std::io::Error| ErrnoCode(e.raw_os_error().unwrap_or(libc::EIO) as u16);
-        let meta = std::fs::metadata(path).map_err(errno)?;
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(ErrnoCode::EACCES);
-        }
-        std::fs::read(path).map_err(errno)
-    }
 }

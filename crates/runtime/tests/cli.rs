@@ -102,7 +102,6 @@ fn missing_file_is_127() {
 #[test]
 fn non_elf_files_are_126() {
     let text = exe_file("text-file", b"just some text\n");
-    let script = exe_file("script.sh", b"#!/bin/sh\necho hi\n");
     let empty = exe_file("empty", b"");
     let truncated = {
         let hello = fs::read(compile("hello", Link::Static)).unwrap();
@@ -111,9 +110,9 @@ fn non_elf_files_are_126() {
     let dir = scratch_path("a-directory");
     fs::create_dir_all(&dir).unwrap();
     matrix("non_elf_files_are_126", &[Link::Static], |v| {
-        all([&text, &script, &empty, &truncated, &dir].map(|p| expect_refused(v.platform, p, 126)))
+        all([&text, &empty, &truncated, &dir].map(|p| expect_refused(v.platform, p, 126)))
     });
-    for f in [&text, &script, &empty, &truncated] {
+    for f in [&text, &empty, &truncated] {
         let _ = fs::remove_file(f);
     }
     let _ = fs::remove_dir(&dir);
@@ -149,18 +148,25 @@ fn foreign_machine_elf_is_126() {
 }
 
 #[test]
-fn dynamic_elf_is_126() {
+fn dynamic_elf_and_scripts_run() {
+    // A dynamic ELF runs through its interpreter (ld.so from the served root), and a
+    // `#!` script through its interpreter, with the same output as natively.
     let p = compile("hello", Link::Dynamic);
-    let native = run_native(&p, &Spec::default());
-    assert_eq!(
-        native.status,
-        0,
-        "the dynamic hello does not run natively:\n{}",
-        native.describe()
-    );
-    matrix("dynamic_elf_is_126", &[Link::Static], |v| {
-        expect_refused(v.platform, &p, 126)
+    let script = exe_file("script.sh", b"#!/bin/sh\necho hi from \"$0\" \"$1\"\nexit 3\n");
+    matrix("dynamic_elf_and_scripts_run", &[Link::Static], |v| {
+        let mut checks = Vec::new();
+        for (prog, spec) in [(&p, Spec::default()), (&script, Spec::args(["arg"]))] {
+            let native = run_native(prog, &spec);
+            let sandbox = run_sandbox(v.platform, prog, &spec);
+            checks.push(if native.stdout == sandbox.stdout && native.status == sandbox.status {
+                Ok(())
+            } else {
+                Err(format!("native:\n{}\nsandbox:\n{}", native.describe(), sandbox.describe()))
+            });
+        }
+        all(checks)
     });
+    let _ = fs::remove_file(&script);
 }
 
 /// The system calls issue 2 implements: `rvisor syscalls` must list each as supported or

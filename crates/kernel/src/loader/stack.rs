@@ -9,6 +9,8 @@ pub struct StackInfo<'a> {
     pub phdr: u64,
     pub phnum: u64,
     pub entry: u64,
+    /// Where the program interpreter was loaded (AT_BASE), 0 without one.
+    pub interp_base: u64,
     /// Where the vDSO image is (AT_SYSINFO_EHDR).
     pub vdso: u64,
     pub execfn: &'a str,
@@ -88,7 +90,7 @@ pub fn build_stack(mm: &MemoryManager, top: u64, info: &StackInfo<'_>, layout: &
         (AT_PHENT, 56),
         (AT_PHNUM, info.phnum),
         (AT_PAGESZ, 4096),
-        (AT_BASE, 0),
+        (AT_BASE, info.interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, info.entry),
         (AT_UID, uid as u64),

@@ -144,6 +144,11 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// A free range of `len` bytes where the next mmap without a hint would go.
+    pub fn find_free(&self, len: u64) -> SysResult<u64> {
+        self.lock().find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))
+    }
+
     /// Maps the vDSO: its parameter page read-only, then its image read+exec, both
     /// backed by the kernel's shared `frames`. Returns the image's address.
     pub fn map_vdso(&self, frames: &std::sync::Arc<super::Frames>) -> SysResult<u64> {

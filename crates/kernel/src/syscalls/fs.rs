@@ -1,16 +1,12 @@
 //! File I/O on descriptors: read, write and their vector and positional forms,
 //! close, fstat, newfstatat, ioctl; and the path calls that need no VFS yet.
 
-use super::args::{UserCStr, PATH_MAX};
 use crate::mm::{UserBuffers, UserRef};
 use crate::task::Task;
 use crate::vfs::Fd;
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 
-const AT_EMPTY_PATH: i32 = 0x1000;
-const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
-const AT_NO_AUTOMOUNT: i32 = 0x800;
 
 pub fn sys_read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
     t.fds.get(fd)?.read(t, &UserBuffers::single(buf, count), None)
@@ -58,47 +54,8 @@ pub fn sys_fstat(t: &mut Task, fd: Fd, statbuf: UserRef<Stat>) -> SysResult<()> 
     t.mm.write_obj(statbuf, &st)
 }
 
-pub fn sys_newfstatat(t: &mut Task, dirfd: Fd, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) -> SysResult<()> {
-    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
-        return error!(EINVAL);
-    }
-    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
-    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        return sys_fstat(t, dirfd, statbuf);
-    }
-    if p.is_empty() {
-        return error!(ENOENT);
-    }
-    // No file system is mounted yet: every path names nothing.
-    error!(ENOENT)
-}
-
 pub fn sys_ioctl(t: &mut Task, fd: Fd, request: u32, arg: u64) -> SysResult<u64> {
     t.fds.get(fd)?.ioctl(t, request, arg)
-}
-
-pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> {
-    let cwd = b"/\0";
-    if size < cwd.len() {
-        return error!(ERANGE);
-    }
-    t.mm.write_bytes(buf, cwd)?;
-    Ok(cwd.len())
-}
-
-pub fn sys_readlink(t: &mut Task, path: UserCStr, buf: UserAddr, bufsiz: usize) -> SysResult<usize> {
-    if bufsiz == 0 || bufsiz > i32::MAX as usize {
-        return error!(EINVAL);
-    }
-    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
-    if p != b"/proc/self/exe" && p != format!("/proc/{}/exe", t.tg.tgid).as_bytes() {
-        return error!(ENOENT);
-    }
-    let exe = t.tg.exe.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let target = exe.as_bytes();
-    let n = target.len().min(bufsiz);
-    t.mm.write_bytes(buf, &target[..n])?;
-    Ok(n)
 }
 
 const O_CLOEXEC: i32 = 0o2000000;

@@ -54,11 +54,6 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
         return error!(EINVAL);
     }
     page_up(len).ok_or_else(|| errno!(ENOMEM))?;
-    if flags & MAP_ANONYMOUS == 0 {
-        // Without a VFS the only descriptors are host streams, which cannot be mapped.
-        t.fds.get(crate::vfs::Fd(fd))?;
-        return error!(ENODEV);
-    }
     let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
         Placement::FixedNoReplace(addr.get())
     } else if flags & MAP_FIXED != 0 {
@@ -66,7 +61,36 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     } else {
         Placement::Hint(addr.get())
     };
-    t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0)
+    if flags & MAP_ANONYMOUS != 0 {
+        return t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0);
+    }
+    let file = t.fds.get(crate::vfs::Fd(fd))?;
+    let access = crate::vfs::OpenFlags(file.status_flags());
+    if !access.readable() || (shared && perms.write && !access.writable()) {
+        return error!(EACCES);
+    }
+    if file.dentry().is_none_or(|d| d.is_dir()) {
+        return error!(ENODEV);
+    }
+    // Writes through a shared mapping would have to reach the file; until the
+    // page cache can be mapped, only read-only shared mappings are allowed, and
+    // they (like private ones) get a copy of the file's contents.
+    if shared && perms.write {
+        return error!(ENODEV);
+    }
+    let addr = t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, false, false)?;
+    let mut buf = vec![0u8; (len as usize).min(1 << 20)];
+    let mut done: u64 = 0;
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        let n = file.read_at(offset + done, &mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        t.mm.write_bytes_force(UserAddr(addr).add(done)?, &buf[..n])?;
+        done += n as u64;
+    }
+    Ok(addr)
 }
 
 pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {

@@ -1,42 +1,100 @@
-//! execve: replacing a process's image.
+//! execve: replacing a process's image, with the program found through the VFS
+//! (`#!` scripts and ELF program interpreters included).
 
 use super::signals::{SIG_DFL, SIG_IGN};
 use super::{comm_from_path, Task};
-use crate::loader;
+use crate::kernel::Kernel;
+use crate::loader::{self, ExecError, LoadedImage};
 use crate::mm::MemoryManager;
-use rvisor_abi::{errno, ErrnoCode, Errno, SysResult};
-use rvisor_platform::CpuState;
+use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
+use crate::vfs::path::walk;
+use crate::vfs::{Follow, FsContext};
+use rvisor_abi::{errno, Errno, SysResult};
+use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
 
-/// Where exec finds program images. A bridge until the VFS lands: the runtime
-/// serves them from the host's read-only view, and the kernel opens no host path.
-pub trait ExecutableSource: Send + Sync {
-    /// The bytes of the executable at `path`, or ENOENT, EACCES...
-    fn read(&self, path: &str) -> Result<Vec<u8>, ErrnoCode>;
+/// How many `#!` interpreters may chain (Linux's BINPRM_MAX_RECURSION).
+const MAX_SCRIPT_DEPTH: usize = 4;
+/// Longest `#!` line Linux reads.
+const MAX_SHEBANG: usize = 256;
+
+/// Reads an executable file through the VFS: it must be a regular file with an
+/// execute bit (EACCES otherwise).
+pub fn read_executable(fs: &FsContext, path: &[u8], need_exec: bool) -> SysResult<Vec<u8>> {
+    let d = walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?;
+    let st = d.inode.stat()?;
+    if st.st_mode & S_IFMT != S_IFREG || (need_exec && st.st_mode & 0o111 == 0) {
+        return Err(errno!(EACCES));
+    }
+    let file = d.inode.open(&d, OpenFlags(0))?;
+    let mut buf = vec![0u8; st.st_size.max(0) as usize];
+    let n = file.read_at(0, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The program to run for `path` and its arguments, after `#!` lines: the ELF
+/// image, its interpreter's image if any, and the final argv.
+pub struct Program {
+    pub path: String,
+    pub image: Vec<u8>,
+    pub interp: Option<Vec<u8>>,
+    pub argv: Vec<Vec<u8>>,
+}
+
+pub fn find_program(fs: &FsContext, path: &str, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+    let mut path = path.to_string();
+    for _ in 0..=MAX_SCRIPT_DEPTH {
+        let image = read_executable(fs, path.as_bytes(), true).map_err(|e| ExecError::Errno(e.code))?;
+        if image.starts_with(b"#!") {
+            let line = &image[2..image.len().min(MAX_SHEBANG)];
+            let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+            let text = String::from_utf8_lossy(line);
+            let mut words = text.trim().splitn(2, [' ', '\t']);
+            let interp = words.next().filter(|w| !w.is_empty()).ok_or(ExecError::NotElf)?.to_string();
+            let mut new_argv = vec![interp.clone().into_bytes()];
+            if let Some(arg) = words.next().map(str::trim).filter(|a| !a.is_empty()) {
+                new_argv.push(arg.as_bytes().to_vec());
+            }
+            new_argv.push(path.clone().into_bytes());
+            new_argv.extend(argv.into_iter().skip(1));
+            argv = new_argv;
+            path = interp;
+            continue;
+        }
+        let interp = match loader::check(&image)? {
+            Some(ld) => Some(read_executable(fs, ld.as_bytes(), false).map_err(|e| ExecError::Errno(e.code))?),
+            None => None,
+        };
+        return Ok(Program { path, image, interp, argv });
+    }
+    Err(ExecError::Errno(rvisor_abi::ErrnoCode::ELOOP))
+}
+
+/// Loads `prog` into a fresh address space bound to `ctx`.
+pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4]) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
+    let aspace = kernel.platform.new_address_space().map_err(|_| ExecError::NoMemory)?;
+    let mm = Arc::new(MemoryManager::new(kernel.memory.clone(), aspace, kernel.platform.max_user_address()));
+    // Move the context onto the new address space now: it gives up its thread in
+    // the old stub, which must be gone before the old address space is reaped.
+    ctx.sync(&mm.aspace).map_err(|_| ExecError::NoMemory)?;
+    let loaded = loader::load(&mm, ctx, &kernel.vdso, &prog.image, prog.interp.as_deref(), &prog.path, &prog.argv, envp, creds)?;
+    Ok((mm, loaded))
 }
 
 impl Task {
     pub fn do_execve(&mut self, path: String, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let image = self.kernel.executables.read(&path).map_err(Errno::new)?;
-        loader::check(&image).map_err(|e| match e {
-            loader::ExecError::NoMemory => errno!(ENOMEM),
+        let prog = find_program(&self.fs, &path, argv).map_err(|e| match e {
+            ExecError::Errno(c) => Errno::new(c),
+            ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),
         })?;
         self.dethread()?;
 
         // From here on the old image is gone: failures kill the process.
-        let aspace = self.kernel.platform.new_address_space().map_err(|_| errno!(ENOMEM))?;
-        let mm = Arc::new(MemoryManager::new(self.kernel.memory.clone(), aspace, self.kernel.platform.max_user_address()));
-        // Move this context onto the new address space now: it gives up its thread
-        // in the old stub, which must be gone before the old address space is reaped.
-        if self.ctx.sync(&mm.aspace).is_err() {
-            self.exit_group(super::ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
-            return Ok(());
-        }
-        let creds = self.tg.creds();
-        let loaded = loader::load(&mm, self.ctx.as_mut(), &self.kernel.vdso, &image, &path, &argv, &envp, [creds.uid, creds.euid, creds.gid, creds.egid]);
-        let loaded = match loaded {
-            Ok(l) => l,
+        let c = self.tg.creds();
+        let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, [c.uid, c.euid, c.gid, c.egid]) {
+            Ok(x) => x,
             Err(e) => {
                 tracing::warn!("exec of {path} failed after the point of no return: {e}");
                 self.exit_group(super::ExitStatus::killed_by(rvisor_abi::consts::SIGSEGV));
@@ -59,7 +117,10 @@ impl Task {
             let mut s = self.thread.sig();
             s.altstack = Default::default();
         }
-        *self.tg.exe.lock().unwrap_or_else(|e| e.into_inner()) = path.clone();
+        let exe = walk(&self.fs.root(), &self.fs.cwd(), prog.path.as_bytes(), Follow::Yes)
+            .map(|d| String::from_utf8_lossy(&d.path()).into_owned())
+            .unwrap_or(prog.path.clone());
+        *self.tg.exe.lock().unwrap_or_else(|e| e.into_inner()) = exe;
         *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner()) = comm_from_path(&path);
         self.clear_child_tid = rvisor_abi::UserAddr::NULL;
         self.robust_list = rvisor_abi::UserAddr::NULL;

@@ -7,7 +7,7 @@
 //! signals → thread signals; futex and MM locks are leaves.
 
 pub mod clone;
-mod exec;
+pub mod exec;
 mod exit;
 mod pid_ns;
 mod run;
@@ -18,7 +18,6 @@ mod wait;
 mod waiter;
 
 pub use clone::CloneArgs;
-pub use exec::ExecutableSource;
 pub use exit::ExitStatus;
 pub use pid_ns::PidNamespace;
 pub use thread_group::{comm_from_path, Credentials, Resources, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};

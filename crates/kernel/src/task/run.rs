@@ -18,7 +18,14 @@ impl Task {
             if self.exit.is_some() {
                 break;
             }
-            match self.ctx.switch(&self.mm.aspace, &mut self.cpu) {
+            self.thread.running_app.store(true, std::sync::atomic::Ordering::SeqCst);
+            if self.signal_pending() {
+                self.thread.running_app.store(false, std::sync::atomic::Ordering::SeqCst);
+                continue;
+            }
+            let event = self.ctx.switch(&self.mm.aspace, &mut self.cpu);
+            self.thread.running_app.store(false, std::sync::atomic::Ordering::SeqCst);
+            match event {
                 Ok(Event::Syscall) => syscalls::handle(&mut self),
                 Ok(Event::Fault { addr, signo, .. }) => match self.mm.handle_fault(self.ctx.as_mut(), addr) {
                     Ok(FaultOutcome::Handled) => {}

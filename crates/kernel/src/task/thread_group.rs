@@ -210,6 +210,9 @@ pub struct Thread {
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
     /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
     resources: Mutex<Option<Resources>>,
+    /// Set while the task may be running app code: only then does `interrupt`
+    /// need to kick it out through the platform (a costly host signal and stop).
+    pub running_app: std::sync::atomic::AtomicBool,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -231,6 +234,7 @@ impl Thread {
             comm: Mutex::new(comm),
             host_wake: std::sync::OnceLock::new(),
             resources: Mutex::new(None),
+            running_app: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -275,8 +279,12 @@ impl Thread {
         if let Some(efd) = self.host_wake.get() {
             let _ = efd.write(1);
         }
-        if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            i.interrupt();
+        // Pairs with the task loop's store-then-check before it switches: either
+        // it sees our pending work, or we see it running and kick it.
+        if self.running_app.load(Ordering::SeqCst) {
+            if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                i.interrupt();
+            }
         }
     }
 }

@@ -1,0 +1,348 @@
+//! Calls that change names and attributes: mkdir, unlink, rmdir, rename, symlink,
+//! link, chmod/chown, truncate, utimensat; and the working directory.
+
+use super::args::UserCStr;
+use super::open::{lookup_at, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
+use crate::mm::UserRef;
+use crate::task::Task;
+use crate::vfs::inode::{SetAttr, S_IFDIR};
+use crate::vfs::{Dentry, Fd, Follow};
+use rvisor_abi::structs::Timespec;
+use rvisor_abi::{error, SysResult, UserAddr};
+use std::sync::Arc;
+
+/// The directory and name for a call that changes a name, refusing read-only mounts.
+fn writable_parent(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    let (dir, name) = parent_at(t, dirfd, path)?;
+    if read_only(&dir) {
+        return error!(EROFS);
+    }
+    Ok((dir, name))
+}
+
+pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let (dir, name) = parent_at(t, dirfd, &p)?;
+    if name == b"." || name == b".." || dir.child(&name).is_ok() {
+        return error!(EEXIST);
+    }
+    if read_only(&dir) {
+        return error!(EROFS);
+    }
+    dir.inode.mkdir(&name, mode & !t.fs.umask() & 0o7777)?;
+    dir.forget(&name);
+    Ok(())
+}
+
+pub fn sys_mkdir(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
+    sys_mkdirat(t, AT_FDCWD, path, mode)
+}
+
+pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> SysResult<()> {
+    if flags & !AT_REMOVEDIR != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let (dir, name) = parent_at(t, dirfd, &p)?;
+    if flags & AT_REMOVEDIR != 0 {
+        match name.as_slice() {
+            b"." => return error!(EINVAL),
+            b".." => return error!(ENOTEMPTY),
+            _ => {}
+        }
+        let child = dir.child(&name)?;
+        if child.mounted().is_some() {
+            return error!(EBUSY);
+        }
+        if read_only(&dir) {
+            return error!(EROFS);
+        }
+        dir.inode.rmdir(&name)?;
+    } else {
+        let child = dir.child(&name)?;
+        if child.is_dir() {
+            return error!(EISDIR);
+        }
+        if read_only(&dir) {
+            return error!(EROFS);
+        }
+        dir.inode.unlink(&name)?;
+    }
+    dir.forget(&name);
+    Ok(())
+}
+
+pub fn sys_unlink(t: &mut Task, path: UserCStr) -> SysResult<()> {
+    sys_unlinkat(t, AT_FDCWD, path, 0)
+}
+
+pub fn sys_rmdir(t: &mut Task, path: UserCStr) -> SysResult<()> {
+    sys_unlinkat(t, AT_FDCWD, path, AT_REMOVEDIR)
+}
+
+const RENAME_NOREPLACE: u32 = 1;
+const RENAME_EXCHANGE: u32 = 2;
+
+pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr, flags: u32) -> SysResult<()> {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
+        return error!(EINVAL);
+    }
+    if flags & RENAME_EXCHANGE != 0 {
+        return error!(EINVAL);
+    }
+    let (op, np) = (read_path(t, oldpath)?, read_path(t, newpath)?);
+    let (odir, oname) = writable_parent(t, olddirfd, &op)?;
+    let (ndir, nname) = writable_parent(t, newdirfd, &np)?;
+    if [oname.as_slice(), nname.as_slice()].iter().any(|n| *n == b"." || *n == b"..") {
+        return error!(EBUSY);
+    }
+    let moving = odir.child(&oname)?;
+    if let Ok(existing) = ndir.child(&nname) {
+        if flags & RENAME_NOREPLACE != 0 {
+            return error!(EEXIST);
+        }
+        if Arc::ptr_eq(&existing, &moving) {
+            return Ok(());
+        }
+        match (moving.is_dir(), existing.is_dir()) {
+            (true, false) => return error!(ENOTDIR),
+            (false, true) => return error!(EISDIR),
+            _ => {}
+        }
+    }
+    if !Arc::ptr_eq(&odir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(odir.clone()), &ndir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(ndir.clone())) {
+        return error!(EXDEV);
+    }
+    // A directory cannot move into itself.
+    let mut at = Some(ndir.clone());
+    while let Some(d) = at {
+        if Arc::ptr_eq(&d, &moving) {
+            return error!(EINVAL);
+        }
+        at = d.parent.clone();
+    }
+    odir.inode.rename(&oname, &ndir.inode, &nname)?;
+    odir.forget(&oname);
+    ndir.forget(&nname);
+    Ok(())
+}
+
+pub fn sys_renameat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr) -> SysResult<()> {
+    sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, 0)
+}
+
+pub fn sys_rename(t: &mut Task, oldpath: UserCStr, newpath: UserCStr) -> SysResult<()> {
+    sys_renameat2(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
+}
+
+pub fn sys_symlinkat(t: &mut Task, target: UserCStr, dirfd: i32, path: UserCStr) -> SysResult<()> {
+    let tg = read_path(t, target)?;
+    if tg.is_empty() {
+        return error!(ENOENT);
+    }
+    let p = read_path(t, path)?;
+    let (dir, name) = parent_at(t, dirfd, &p)?;
+    if dir.child(&name).is_ok() {
+        return error!(EEXIST);
+    }
+    if read_only(&dir) {
+        return error!(EROFS);
+    }
+    dir.inode.symlink(&name, &tg)?;
+    dir.forget(&name);
+    Ok(())
+}
+
+pub fn sys_symlink(t: &mut Task, target: UserCStr, path: UserCStr) -> SysResult<()> {
+    sys_symlinkat(t, target, AT_FDCWD, path)
+}
+
+pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr, flags: i32) -> SysResult<()> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let op = read_path(t, oldpath)?;
+    let follow = if flags & AT_SYMLINK_FOLLOW != 0 { Follow::Yes } else { Follow::No };
+    let src = lookup_at(t, olddirfd, &op, follow, flags & AT_EMPTY_PATH != 0)?;
+    if src.is_dir() {
+        return error!(EPERM);
+    }
+    let np = read_path(t, newpath)?;
+    let (dir, name) = writable_parent(t, newdirfd, &np)?;
+    if dir.child(&name).is_ok() {
+        return error!(EEXIST);
+    }
+    dir.inode.link(&name, &src.inode)?;
+    dir.forget(&name);
+    Ok(())
+}
+
+pub fn sys_link(t: &mut Task, oldpath: UserCStr, newpath: UserCStr) -> SysResult<()> {
+    sys_linkat(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
+}
+
+fn setattr(d: &Dentry, a: &SetAttr) -> SysResult<()> {
+    if read_only(d) {
+        return error!(EROFS);
+    }
+    d.inode.setattr(a)
+}
+
+pub fn sys_fchmodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, dirfd, &p, Follow::Yes, false)?;
+    setattr(&d, &SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() })
+}
+
+pub fn sys_chmod(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
+    sys_fchmodat(t, AT_FDCWD, path, mode)
+}
+
+fn fd_dentry(t: &Task, fd: Fd) -> SysResult<Arc<Dentry>> {
+    t.fds.get(fd)?.dentry().ok_or_else(|| rvisor_abi::errno!(EINVAL))
+}
+
+pub fn sys_fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult<()> {
+    setattr(&*fd_dentry(t, fd)?, &SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() })
+}
+
+fn owner(uid: u32, gid: u32) -> SetAttr {
+    SetAttr { uid: (uid != u32::MAX).then_some(uid), gid: (gid != u32::MAX).then_some(gid), ..SetAttr::default() }
+}
+
+pub fn sys_fchownat(t: &mut Task, dirfd: i32, path: UserCStr, uid: u32, gid: u32, flags: i32) -> SysResult<()> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let d = lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH != 0)?;
+    setattr(&d, &owner(uid, gid))
+}
+
+pub fn sys_chown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult<()> {
+    sys_fchownat(t, AT_FDCWD, path, uid, gid, 0)
+}
+
+pub fn sys_lchown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult<()> {
+    sys_fchownat(t, AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn sys_fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult<()> {
+    setattr(&*fd_dentry(t, fd)?, &owner(uid, gid))
+}
+
+pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> {
+    if length < 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    if d.is_dir() {
+        return error!(EISDIR);
+    }
+    setattr(&d, &SetAttr { size: Some(length as u64), ..SetAttr::default() })
+}
+
+pub fn sys_ftruncate(t: &mut Task, fd: Fd, length: i64) -> SysResult<()> {
+    if length < 0 {
+        return error!(EINVAL);
+    }
+    let file = t.fds.get(fd)?;
+    if !crate::vfs::OpenFlags(file.status_flags()).writable() {
+        return error!(EINVAL);
+    }
+    let d = file.dentry().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
+    setattr(&d, &SetAttr { size: Some(length as u64), ..SetAttr::default() })
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: UserAddr, times: UserRef<[Timespec; 2]>, flags: i32) -> SysResult<()> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let d = if path.is_null() {
+        fd_dentry(t, Fd(dirfd))?
+    } else {
+        let p = read_path(t, UserCStr(path))?;
+        let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+        lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH != 0)?
+    };
+    let now = crate::time::to_timespec(t.kernel.clocks.realtime_ns());
+    let pick = |ts: Timespec| -> SysResult<Option<(i64, i64)>> {
+        match ts.tv_nsec {
+            UTIME_OMIT => Ok(None),
+            UTIME_NOW => Ok(Some((now.tv_sec, now.tv_nsec))),
+            n if (0..1_000_000_000).contains(&n) => Ok(Some((ts.tv_sec, n))),
+            _ => error!(EINVAL),
+        }
+    };
+    let [a, m] = if times.is_null() { [now, now] } else { t.mm.read_obj(times)? };
+    setattr(&d, &SetAttr { atime: pick(a)?, mtime: pick(m)?, ..SetAttr::default() })
+}
+
+pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> {
+    let mut path = t.fs.cwd().path();
+    path.push(0);
+    if size < path.len() {
+        return error!(ERANGE);
+    }
+    t.mm.write_bytes(buf, &path)?;
+    Ok(path.len())
+}
+
+pub fn sys_chdir(t: &mut Task, path: UserCStr) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    if d.inode.kind() != S_IFDIR {
+        return error!(ENOTDIR);
+    }
+    t.fs.set_cwd(d);
+    Ok(())
+}
+
+pub fn sys_fchdir(t: &mut Task, fd: Fd) -> SysResult<()> {
+    let d = fd_dentry(t, fd)?;
+    if !d.is_dir() {
+        return error!(ENOTDIR);
+    }
+    t.fs.set_cwd(d);
+    Ok(())
+}
+
+pub fn sys_chroot(t: &mut Task, path: UserCStr) -> SysResult<()> {
+    if t.tg.creds().euid != 0 {
+        return error!(EPERM);
+    }
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    if !d.is_dir() {
+        return error!(ENOTDIR);
+    }
+    t.fs.set_root(d);
+    Ok(())
+}
+
+pub fn sys_umask(t: &mut Task, mask: u32) -> SysResult<u32> {
+    Ok(t.fs.set_umask(mask))
+}
+
+/// fsync and friends: file data lives in the memory file or is the gofer's
+/// (read-only) host file, so there is nothing to flush; the descriptor is checked.
+pub fn sys_fsync(t: &mut Task, fd: Fd) -> SysResult<()> {
+    t.fds.get(fd).map(|_| ())
+}
+
+pub fn sys_fdatasync(t: &mut Task, fd: Fd) -> SysResult<()> {
+    t.fds.get(fd).map(|_| ())
+}
+
+pub fn sys_syncfs(t: &mut Task, fd: Fd) -> SysResult<()> {
+    t.fds.get(fd).map(|_| ())
+}
+
+pub fn sys_sync(_t: &mut Task) -> SysResult<()> {
+    Ok(())
+}

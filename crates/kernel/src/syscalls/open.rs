@@ -1,0 +1,219 @@
+//! Opening files: open, openat, openat2, creat; and resolving the (dirfd, path)
+//! pairs every *at call takes.
+
+use super::args::{UserCStr, PATH_MAX};
+use crate::task::Task;
+use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK};
+use crate::vfs::path::{walk, walk_parent};
+use crate::vfs::{Dentry, Fd, Follow};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
+use std::sync::Arc;
+
+pub const AT_FDCWD: i32 = -100;
+pub const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+pub const AT_REMOVEDIR: i32 = 0x200;
+pub const AT_SYMLINK_FOLLOW: i32 = 0x400;
+pub const AT_EMPTY_PATH: i32 = 0x1000;
+
+/// Reads a path argument; ENOENT for an empty path unless `empty_ok`.
+pub fn read_path(t: &Task, p: UserCStr) -> SysResult<Vec<u8>> {
+    t.mm.read_cstr(p.0, PATH_MAX)
+}
+
+/// Where a relative path starts: the directory open at `dirfd`, or the cwd.
+pub fn start_dir(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>> {
+    if path.first() == Some(&b'/') {
+        return Ok(t.fs.root());
+    }
+    if dirfd == AT_FDCWD {
+        return Ok(t.fs.cwd());
+    }
+    let d = t.fds.get(Fd(dirfd))?.dentry().ok_or_else(|| errno!(ENOTDIR))?;
+    if !d.is_dir() && !path.is_empty() {
+        return error!(ENOTDIR);
+    }
+    Ok(d)
+}
+
+/// Resolves (dirfd, path) to a dentry. An empty path means `dirfd` itself when
+/// AT_EMPTY_PATH is given, ENOENT otherwise.
+pub fn lookup_at(t: &Task, dirfd: i32, path: &[u8], follow: Follow, empty_path: bool) -> SysResult<Arc<Dentry>> {
+    if path.is_empty() {
+        if !empty_path {
+            return error!(ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return Ok(t.fs.cwd());
+        }
+        return t.fds.get(Fd(dirfd))?.dentry().ok_or_else(|| errno!(EBADF));
+    }
+    let start = start_dir(t, dirfd, path)?;
+    walk(&t.fs.root(), &start, path, follow)
+}
+
+/// Resolves (dirfd, path) to the directory that holds its last name.
+pub fn parent_at(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    if path.is_empty() {
+        return error!(ENOENT);
+    }
+    let start = start_dir(t, dirfd, path)?;
+    walk_parent(&t.fs.root(), &start, path)
+}
+
+/// Whether the mount holding `d` is read-only.
+pub fn read_only(d: &Dentry) -> bool {
+    d.mount.upgrade().is_some_and(|m| m.read_only)
+}
+
+const VALID_FLAGS: u32 = 0o37777777;
+
+pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult<Fd> {
+    if flags & !VALID_FLAGS != 0 {
+        return error!(EINVAL);
+    }
+    let of = OpenFlags(flags);
+    if flags & OpenFlags::TMPFILE == OpenFlags::TMPFILE {
+        return error!(EOPNOTSUPP);
+    }
+    let follow = if flags & OpenFlags::NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let dentry = if flags & OpenFlags::CREAT != 0 {
+        let (dir, name) = parent_at(t, dirfd, path)?;
+        match dir.child(&name) {
+            Ok(existing) => {
+                if flags & OpenFlags::EXCL != 0 {
+                    return error!(EEXIST);
+                }
+                if existing.inode.kind() == S_IFLNK {
+                    if follow == Follow::No {
+                        return error!(ELOOP);
+                    }
+                    walk(&t.fs.root(), &dir, &name, Follow::Yes)?
+                } else {
+                    existing
+                }
+            }
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ENOENT => {
+                if path.ends_with(b"/") {
+                    return error!(EISDIR);
+                }
+                if read_only(&dir) {
+                    return error!(EROFS);
+                }
+                dir.inode.create(&name, mode & !t.fs.umask() & 0o7777)?;
+                dir.forget(&name);
+                dir.child(&name)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        let start = start_dir(t, dirfd, path)?;
+        if path.is_empty() {
+            return error!(ENOENT);
+        }
+        walk(&t.fs.root(), &start, path, follow)?
+    };
+    let kind = dentry.inode.kind();
+    if flags & OpenFlags::PATH != 0 {
+        let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(PathFile { dentry });
+        return t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0);
+    }
+    if kind == S_IFLNK {
+        return error!(ELOOP);
+    }
+    if flags & OpenFlags::DIRECTORY != 0 && kind != S_IFDIR {
+        return error!(ENOTDIR);
+    }
+    if kind == S_IFDIR && (of.writable() || flags & OpenFlags::CREAT != 0) {
+        return error!(EISDIR);
+    }
+    if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
+        return error!(EROFS);
+    }
+    let file = dentry.inode.open(&dentry, of)?;
+    t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
+}
+
+pub fn sys_open(t: &mut Task, path: UserCStr, flags: u32, mode: u32) -> SysResult<Fd> {
+    let p = read_path(t, path)?;
+    do_open(t, AT_FDCWD, &p, flags, mode)
+}
+
+pub fn sys_openat(t: &mut Task, dirfd: i32, path: UserCStr, flags: u32, mode: u32) -> SysResult<Fd> {
+    let p = read_path(t, path)?;
+    do_open(t, dirfd, &p, flags, mode)
+}
+
+pub fn sys_creat(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<Fd> {
+    let p = read_path(t, path)?;
+    do_open(t, AT_FDCWD, &p, OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC, mode)
+}
+
+/// `struct open_how` (openat2).
+#[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C)]
+pub struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_XDEV: u64 = 1;
+const RESOLVE_NO_MAGICLINKS: u64 = 2;
+const RESOLVE_NO_SYMLINKS: u64 = 4;
+const RESOLVE_BENEATH: u64 = 8;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_CACHED: u64 = 0x20;
+
+pub fn sys_openat2(t: &mut Task, dirfd: i32, path: UserCStr, how: UserAddr, size: usize) -> SysResult<Fd> {
+    if size < std::mem::size_of::<OpenHow>() {
+        return error!(EINVAL);
+    }
+    let h: OpenHow = t.mm.read_obj(crate::mm::UserRef::new(how))?;
+    if h.flags > VALID_FLAGS as u64 || h.resolve & !(RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_CACHED) != 0 {
+        return error!(EINVAL);
+    }
+    if h.flags & (OpenFlags::CREAT | OpenFlags::TMPFILE) as u64 == 0 && h.mode != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    if h.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0 && (p.starts_with(b"/") || p.split(|&b| b == b'/').any(|c| c == b"..")) {
+        return error!(EXDEV);
+    }
+    if h.resolve & RESOLVE_NO_SYMLINKS != 0 {
+        // Every component must be a plain name: check the walk followed no link.
+        let start = start_dir(t, dirfd, &p)?;
+        let mut at = start;
+        for c in p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+            let d = walk(&t.fs.root(), &at, c, Follow::No)?;
+            if d.inode.kind() == S_IFLNK {
+                return error!(ELOOP);
+            }
+            at = d;
+        }
+    }
+    do_open(t, dirfd, &p, h.flags as u32, h.mode as u32)
+}
+
+/// An O_PATH descriptor: names a file without opening it for I/O.
+struct PathFile {
+    dentry: Arc<Dentry>,
+}
+
+impl crate::vfs::FileDescription for PathFile {
+    fn read(&self, _t: &Task, _bufs: &crate::mm::UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+        error!(EBADF)
+    }
+    fn write(&self, _t: &Task, _bufs: &crate::mm::UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
+        error!(EBADF)
+    }
+    fn stat(&self) -> SysResult<rvisor_abi::structs::Stat> {
+        self.dentry.inode.stat()
+    }
+    fn status_flags(&self) -> u32 {
+        OpenFlags::PATH
+    }
+    fn set_status_flags(&self, _flags: u32) {}
+    fn dentry(&self) -> Option<Arc<Dentry>> {
+        Some(self.dentry.clone())
+    }
+}

@@ -1,0 +1,258 @@
+//! Looking at files: the stat family, statx, statfs, readlink, access, getdents64,
+//! lseek.
+
+use super::args::UserCStr;
+use super::open::{lookup_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use crate::mm::UserRef;
+use crate::task::Task;
+use crate::vfs::inode::{S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::{Fd, Follow};
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, SysResult, UserAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+const AT_NO_AUTOMOUNT: i32 = 0x800;
+const AT_STATX_SYNC_TYPE: i32 = 0x6000;
+
+fn follow_of(flags: i32) -> Follow {
+    if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes }
+}
+
+pub fn sys_stat(t: &mut Task, path: UserCStr, statbuf: UserRef<Stat>) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let st = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?.inode.stat()?;
+    t.mm.write_obj(statbuf, &st)
+}
+
+pub fn sys_lstat(t: &mut Task, path: UserCStr, statbuf: UserRef<Stat>) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let st = lookup_at(t, AT_FDCWD, &p, Follow::No, false)?.inode.stat()?;
+    t.mm.write_obj(statbuf, &st)
+}
+
+pub fn sys_newfstatat(t: &mut Task, dirfd: i32, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) -> SysResult<()> {
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let st = if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        t.fds.get(Fd(dirfd))?.stat()?
+    } else {
+        lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?.inode.stat()?
+    };
+    t.mm.write_obj(statbuf, &st)
+}
+
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct StatxTimestamp {
+    sec: i64,
+    nsec: u32,
+    pad: i32,
+}
+
+/// `struct statx`.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Statx {
+    mask: u32,
+    blksize: u32,
+    attributes: u64,
+    nlink: u32,
+    uid: u32,
+    gid: u32,
+    mode: u16,
+    pad1: u16,
+    ino: u64,
+    size: u64,
+    blocks: u64,
+    attributes_mask: u64,
+    atime: StatxTimestamp,
+    btime: StatxTimestamp,
+    ctime: StatxTimestamp,
+    mtime: StatxTimestamp,
+    rdev_major: u32,
+    rdev_minor: u32,
+    dev_major: u32,
+    dev_minor: u32,
+    spare: [u64; 14],
+}
+
+/// STATX_BASIC_STATS: everything `struct stat` has.
+const STATX_BASIC_STATS: u32 = 0x7ff;
+
+fn major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)) as u32
+}
+
+fn minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xffff_ff00) | (dev & 0xff)) as u32
+}
+
+pub fn sys_statx(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32, mask: u32, buf: UserAddr) -> SysResult<()> {
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
+        return error!(EINVAL);
+    }
+    if mask & 0x8000_0000 != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let s = if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        t.fds.get(Fd(dirfd))?.stat()?
+    } else {
+        lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?.inode.stat()?
+    };
+    let ts = |sec: i64, nsec: i64| StatxTimestamp { sec, nsec: nsec as u32, pad: 0 };
+    let x = Statx {
+        mask: STATX_BASIC_STATS,
+        blksize: s.st_blksize as u32,
+        attributes: 0,
+        nlink: s.st_nlink as u32,
+        uid: s.st_uid,
+        gid: s.st_gid,
+        mode: s.st_mode as u16,
+        pad1: 0,
+        ino: s.st_ino,
+        size: s.st_size as u64,
+        blocks: s.st_blocks as u64,
+        attributes_mask: 0,
+        atime: ts(s.st_atime, s.st_atime_nsec),
+        btime: StatxTimestamp::default(),
+        ctime: ts(s.st_ctime, s.st_ctime_nsec),
+        mtime: ts(s.st_mtime, s.st_mtime_nsec),
+        rdev_major: major(s.st_rdev),
+        rdev_minor: minor(s.st_rdev),
+        dev_major: major(s.st_dev),
+        dev_minor: minor(s.st_dev),
+        spare: [0; 14],
+    };
+    t.mm.write_obj(UserRef::new(buf), &x)
+}
+
+/// `struct statfs`.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Statfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const V9FS_MAGIC: i64 = 0x0102_1997;
+const ST_RDONLY: i64 = 1;
+
+fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
+    let (ty, ro) = match d.mount.upgrade() {
+        Some(m) if m.fstype == "tmpfs" => (TMPFS_MAGIC, m.read_only),
+        Some(m) => (V9FS_MAGIC, m.read_only),
+        None => (V9FS_MAGIC, true),
+    };
+    Statfs {
+        f_type: ty,
+        f_bsize: 4096,
+        f_blocks: 1 << 20,
+        f_bfree: 1 << 19,
+        f_bavail: 1 << 19,
+        f_files: 1 << 20,
+        f_ffree: 1 << 19,
+        f_fsid: [0, 0],
+        f_namelen: 255,
+        f_frsize: 4096,
+        f_flags: if ro { ST_RDONLY } else { 0 },
+        f_spare: [0; 4],
+    }
+}
+
+pub fn sys_statfs(t: &mut Task, path: UserCStr, buf: UserRef<Statfs>) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    t.mm.write_obj(buf, &statfs_of(&d))
+}
+
+pub fn sys_fstatfs(t: &mut Task, fd: Fd, buf: UserRef<Statfs>) -> SysResult<()> {
+    let file = t.fds.get(fd)?;
+    let st = match file.dentry() {
+        Some(d) => statfs_of(&d),
+        None => Statfs { f_type: 0x5049_5045, ..statfs_of(&t.fs.root()) },
+    };
+    t.mm.write_obj(buf, &st)
+}
+
+pub fn sys_readlinkat(t: &mut Task, dirfd: i32, path: UserCStr, buf: UserAddr, bufsiz: usize) -> SysResult<usize> {
+    if bufsiz == 0 || bufsiz > i32::MAX as usize {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, dirfd, &p, Follow::No, true)?;
+    if d.inode.kind() != S_IFLNK {
+        return error!(EINVAL);
+    }
+    let target = d.inode.readlink()?;
+    let n = target.len().min(bufsiz);
+    t.mm.write_bytes(buf, &target[..n])?;
+    Ok(n)
+}
+
+pub fn sys_readlink(t: &mut Task, path: UserCStr, buf: UserAddr, bufsiz: usize) -> SysResult<usize> {
+    sys_readlinkat(t, AT_FDCWD, path, buf, bufsiz)
+}
+
+const R_OK: i32 = 4;
+const W_OK: i32 = 2;
+const X_OK: i32 = 1;
+const AT_EACCESS: i32 = 0x200;
+
+pub fn sys_faccessat2(t: &mut Task, dirfd: i32, path: UserCStr, mode: i32, flags: i32) -> SysResult<()> {
+    if mode & !(R_OK | W_OK | X_OK) != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?;
+    let st = d.inode.stat()?;
+    let creds = t.tg.creds();
+    let uid = if flags & AT_EACCESS != 0 { creds.euid } else { creds.uid };
+    if mode & W_OK != 0 && read_only(&d) && st.st_mode & S_IFMT != crate::vfs::inode::S_IFCHR {
+        return error!(EROFS);
+    }
+    let bits = if uid == 0 {
+        // Root may read and write anything; it may execute what anyone may.
+        let x = if st.st_mode & S_IFMT != S_IFREG || st.st_mode & 0o111 != 0 { 1 } else { 0 };
+        6 | x
+    } else if st.st_uid == uid {
+        (st.st_mode >> 6) & 7
+    } else if st.st_gid == creds.gid {
+        (st.st_mode >> 3) & 7
+    } else {
+        st.st_mode & 7
+    };
+    if (mode as u32) & !bits != 0 {
+        return error!(EACCES);
+    }
+    Ok(())
+}
+
+pub fn sys_faccessat(t: &mut Task, dirfd: i32, path: UserCStr, mode: i32) -> SysResult<()> {
+    sys_faccessat2(t, dirfd, path, mode, 0)
+}
+
+pub fn sys_access(t: &mut Task, path: UserCStr, mode: i32) -> SysResult<()> {
+    sys_faccessat2(t, AT_FDCWD, path, mode, 0)
+}
+
+pub fn sys_getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
+    t.fds.get(fd)?.getdents64(t, buf, count)
+}
+
+pub fn sys_lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult<i64> {
+    t.fds.get(fd)?.seek(offset, whence)
+}
