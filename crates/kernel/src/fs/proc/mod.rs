@@ -419,9 +419,9 @@ impl Inode for ProcInode {
                     }
                     _ => return error!(EINVAL),
                 };
-                if flags.writable() && writer.is_none() {
-                    return error!(EACCES);
-                }
+                // Who may open for writing is the VFS's permission check (by the
+                // mode); a file with nothing to write to answers EINVAL to write(2),
+                // as Linux's files without a write operation do.
                 Ok(Arc::new(SeqFile::new(dentry.clone(), gen, writer, flags)))
             }
         }

@@ -450,8 +450,8 @@ fn status(p: &Proc, t: Target) -> String {
     let kb = |b: u64| format!("{:8} kB", b / 1024);
     let mut s = String::new();
     let _ = writeln!(s, "Name:\t{}", comm_of(p));
-    // "%#o": octal with a leading 0, and plain "0" for zero.
-    let _ = writeln!(s, "Umask:\t{}", if umask == 0 { "0".to_string() } else { format!("0{umask:o}") });
+    // Linux's "%#04o".
+    let _ = writeln!(s, "Umask:\t{umask:04o}");
     let _ = writeln!(s, "State:\t{c} ({state_name})");
     let _ = writeln!(s, "Tgid:\t{}", t.tgid);
     let _ = writeln!(s, "Ngid:\t0");
