@@ -320,6 +320,17 @@ static void fds(void) {
     check("fdinfo: flags show O_RDWR and O_CLOEXEC", s && field(s, "flags") && sscanf(field(s, "flags"), "%o", &flags) == 1 && (flags & O_ACCMODE) == O_RDWR && (flags & O_CLOEXEC));
     check("fdinfo: mnt_id and ino", s && field(s, "mnt_id") && field(s, "ino") && fstat(fd, &st) == 0 && strtoul(field(s, "ino"), NULL, 10) == st.st_ino);
     free(s);
+    // fdinfo of the very file being read (it asks the file for its position).
+    int info = open(fdpath, O_RDONLY);
+    int alias = dup(info);
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fdinfo/%d", alias);
+    int self_info = open(fdpath, O_RDONLY);
+    if (self_info >= 0 && self_info != alias) dup2(self_info, alias);
+    char tmp[256];
+    check("fdinfo of itself", self_info >= 0 && read(self_info, tmp, sizeof tmp) > 0 && !strncmp(tmp, "pos:\t0\n", 7));
+    close(self_info);
+    close(alias);
+    close(info);
     // Opening the fd link opens the file anew, with its own offset.
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
     int again = open(fdpath, O_RDONLY);

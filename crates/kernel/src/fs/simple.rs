@@ -156,13 +156,19 @@ impl SeqFile {
         OpenFlags(self.flags.load(Ordering::Relaxed))
     }
 
-    fn snapshot(&self, st: &mut (Option<Arc<Vec<u8>>>, u64)) -> SysResult<Arc<Vec<u8>>> {
-        if let Some(d) = &st.0 {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Arc<Vec<u8>>>, u64)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshot, taken now if there is none. The generator runs without the
+    /// lock held: it may look at this very file (/proc/self/fdinfo/N of itself
+    /// asks for its position).
+    fn snapshot(&self) -> SysResult<Arc<Vec<u8>>> {
+        if let Some(d) = &self.lock().0 {
             return Ok(d.clone());
         }
         let d = Arc::new((self.gen)()?);
-        st.0 = Some(d.clone());
-        Ok(d)
+        Ok(self.lock().0.get_or_insert(d).clone())
     }
 }
 
@@ -171,8 +177,8 @@ impl FileDescription for SeqFile {
         if !self.flags().readable() {
             return error!(EBADF);
         }
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let data = self.snapshot(&mut st)?;
+        let data = self.snapshot()?;
+        let mut st = self.lock();
         let start = offset.map(|o| o as u64).unwrap_or(st.1);
         let from = (start.min(data.len() as u64)) as usize;
         let n = copy_out(t, bufs, &data[from..])?;
@@ -190,7 +196,7 @@ impl FileDescription for SeqFile {
         let data = copy_in(t, bufs, 4096)?;
         w(&data)?;
         // A written control file is regenerated on the next read.
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
+        self.lock().0 = None;
         Ok(bufs.total() as usize)
     }
 
@@ -208,7 +214,7 @@ impl FileDescription for SeqFile {
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         let new = match whence {
             0 => offset,
             1 => (st.1 as i64).checked_add(offset).ok_or_else(|| errno!(EINVAL))?,
@@ -225,8 +231,7 @@ impl FileDescription for SeqFile {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let data = self.snapshot(&mut st)?;
+        let data = self.snapshot()?;
         let from = offset.min(data.len() as u64) as usize;
         let n = buf.len().min(data.len() - from);
         buf[..n].copy_from_slice(&data[from..from + n]);

@@ -32,8 +32,7 @@ pub fn new_sysfs(dev: u64, cpus: usize) -> Arc<dyn Inode> {
     }
     let system = dir(vec![("cpu", dir(cpu))]);
     let devices = dir(vec![("system", system)]);
-    let root = dir(vec![("devices", devices), ("fs", dir(vec![])), ("kernel", dir(vec![])), ("class", dir(vec![])), ("bus", dir(vec![]))]);
-    root
+    dir(vec![("devices", devices), ("fs", dir(vec![])), ("kernel", dir(vec![])), ("class", dir(vec![])), ("bus", dir(vec![]))])
 }
 
 #[cfg(test)]

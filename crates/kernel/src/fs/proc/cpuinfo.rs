@@ -78,7 +78,7 @@ struct Cpu {
     flags: String,
 }
 
-fn probe() -> Cpu {
+fn probe(tsc_mhz: Option<f64>) -> Cpu {
     let [level, b, c, d] = cpuid(0, 0);
     let vendor = regs_str(&[b, d, c]);
     let [sig, ebx1, ecx1, edx1] = if level >= 1 { cpuid(1, 0) } else { [0; 4] };
@@ -108,8 +108,12 @@ fn probe() -> Cpu {
     };
     let invariant_tsc = max_ext >= 0x8000_0007 && cpuid(0x8000_0007, 0)[3] & (1 << 8) != 0;
 
-    // The frequency: CPUID's base frequency leaf, else the brand string's "@ x.yzGHz".
+    // The frequency: CPUID's base frequency leaf, else the TSC's (which runs at the
+    // base frequency on CPUs with an invariant TSC), else the brand string's "@ x.yzGHz".
     let mut mhz = if level >= 0x16 { cpuid(0x16, 0)[0] as f64 } else { 0.0 };
+    if mhz == 0.0 {
+        mhz = tsc_mhz.unwrap_or(0.0);
+    }
     if mhz == 0.0 {
         if let Some(ghz) = brand.rsplit('@').next().and_then(|s| s.trim().strip_suffix("GHz")).and_then(|s| s.trim().parse::<f64>().ok()) {
             mhz = ghz * 1000.0;
@@ -147,7 +151,8 @@ fn probe() -> Cpu {
     }
 }
 
-/// The largest cache's size: Intel's leaf 4, or AMD's 0x80000006 (L3, else L2).
+/// "cache size" as Linux computes it: Intel's largest cache (leaf 4), else the L2
+/// size of leaf 0x80000006.
 fn cache_size_kb(vendor: &str, level: u32, max_ext: u32) -> u32 {
     if vendor == "GenuineIntel" && level >= 4 {
         let mut best = 0u64;
@@ -165,16 +170,16 @@ fn cache_size_kb(vendor: &str, level: u32, max_ext: u32) -> u32 {
         return (best / 1024) as u32;
     }
     if max_ext >= 0x8000_0006 {
-        let [_, _, c, d] = cpuid(0x8000_0006, 0);
-        let l3 = (d >> 18) * 512;
-        return if l3 != 0 { l3 } else { c >> 16 };
+        // As Linux reports it for AMD and others: the L2 size.
+        return cpuid(0x8000_0006, 0)[2] >> 16;
     }
     0
 }
 
-/// The whole file for `cpus` processors.
-pub(super) fn text(cpus: usize) -> String {
-    let c = probe();
+/// The whole file for `cpus` processors; `tsc_mhz` is the calibrated TSC
+/// frequency, if known.
+pub(super) fn text(cpus: usize, tsc_mhz: Option<f64>) -> String {
+    let c = probe(tsc_mhz);
     let n = cpus.max(1);
     let mut s = String::new();
     for i in 0..n {
@@ -196,7 +201,7 @@ pub(super) fn text(cpus: usize) -> String {
 mod tests {
     #[test]
     fn has_the_basics() {
-        let t = super::text(2);
+        let t = super::text(2, Some(1000.0));
         assert_eq!(t.matches("processor\t: ").count(), 2);
         assert!(t.contains("vendor_id\t: "));
         let flags = t.lines().find(|l| l.starts_with("flags")).unwrap();

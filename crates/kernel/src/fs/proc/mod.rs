@@ -162,12 +162,13 @@ impl ProcFs {
 }
 
 /// Inode numbers: small ones for the fixed entries, and for process nodes the
-/// thread id, the view, the entry and the descriptor packed so that a path keeps
-/// its number for as long as it names the same thing.
+/// thread id (never 0, so these are all at least 2^32), the view, the entry and
+/// the descriptor packed so that a path keeps its number for as long as it names
+/// the same thing.
 fn ino_of(node: Node) -> u64 {
     const ROOT: u64 = 1;
     fn pid_ino(t: Target, code: u64, fd: i32) -> u64 {
-        pid::INO_PID_BASE | ((t.tid as u64) << 32) | ((t.thread_view as u64) << 31) | (code << 24) | (fd as u64 & 0xff_ffff)
+        ((t.tid as u64) << 32) | ((t.thread_view as u64) << 31) | (code << 24) | (fd as u64 & 0xff_ffff)
     }
     match node {
         Node::Root => ROOT,

@@ -13,9 +13,6 @@ use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-/// Inode numbers of process nodes have this bit set (see `ino_of`).
-pub(super) const INO_PID_BASE: u64 = 1 << 63;
-
 /// The entries of a /proc/[pid] directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum PidEntry {

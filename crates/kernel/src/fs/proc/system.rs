@@ -123,7 +123,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
         let text = match sf {
             Sf::Dir | Sf::Link(_) => return error!(EINVAL),
             Sf::Text(t) => t.to_string(),
-            Sf::Cpuinfo => super::cpuinfo::text(k.cpus),
+            Sf::Cpuinfo => super::cpuinfo::text(k.cpus, k.clocks.source.calibration().map(|c| c.tsc_hz as f64 / 1e6)),
             Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\n".to_string(),
             Sf::Loadavg => loadavg(&k),
             Sf::Meminfo => meminfo(&k, fs.mem_total),
