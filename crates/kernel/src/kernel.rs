@@ -3,7 +3,7 @@
 use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::Frames;
-use crate::fs::{dev::new_devfs, gofer::GoferInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
+use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
 use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
@@ -40,6 +40,8 @@ pub struct Kernel {
     pub cpus: usize,
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
+    pub timers: Arc<crate::time::timers::Timers>,
+    pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,
@@ -70,7 +72,7 @@ impl Kernel {
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
-        let root = GoferInode::root(cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
+        let root = root_inode(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
@@ -83,6 +85,8 @@ impl Kernel {
             cpus,
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
+            timers: crate::time::timers::Timers::new(),
+            locks: Default::default(),
             vdso,
             strace: cfg.strace.map(Mutex::new),
             unimplemented_seen: Mutex::new(HashSet::new()),
@@ -175,11 +179,18 @@ const DEV_PROC: u64 = 0x14;
 const DEV_SYS: u64 = 0x15;
 const DEV_DEV: u64 = 0x16;
 
-/// The sandbox's mounts: the host root (read-only, through the gofer); procfs at
-/// /proc, devfs at /dev with a tmpfs on /dev/shm, sysfs at /sys, and tmpfs at
-/// /tmp, each where the host root has that directory to mount on.
+/// The sandbox's root: the host root (read-only, through the gofer) under a tmpfs
+/// overlay.
+fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<Arc<dyn Inode>> {
+    let upper = Tmpfs::new(mf.clone(), 0x80).root(0o755);
+    Ok(OverlayInode::root(upper, GoferInode::root(gofer)?))
+}
+
+/// The sandbox's mounts: the root; procfs at /proc, devfs at /dev with a tmpfs on
+/// /dev/shm, sysfs at /sys, and tmpfs at /tmp, each where the root has that
+/// directory to mount on.
 fn build_mounts(root_inode: Arc<dyn Inode>, mf: &Arc<MemoryFile>, kernel: Weak<Kernel>, cpus: usize) -> MountNamespace {
-    let root = Mount::new(root_inode, None, "9p", "/", true);
+    let root = Mount::new(root_inode, None, "overlay", "/", false);
     let ns = MountNamespace::new(root.clone());
     let at = |path: &str| walk(&root.root, &root.root, path.as_bytes(), Follow::Yes).ok().filter(|d| d.is_dir());
     if let Some(d) = at("/proc") {

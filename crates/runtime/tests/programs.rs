@@ -415,3 +415,10 @@ fn stdio_read_write() {
         all(errs)
     });
 }
+
+#[test]
+fn advisory_locks() {
+    compare("advisory_locks", "locks", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "child: F_GETLK names the parent's lock: yes")])
+    });
+}

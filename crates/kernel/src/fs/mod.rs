@@ -3,7 +3,9 @@
 
 pub mod dev;
 pub mod gofer;
+pub mod overlay;
 pub mod proc;
 pub mod simple;
 pub mod sys;
+pub mod timerfd;
 pub mod tmpfs;

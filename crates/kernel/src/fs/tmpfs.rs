@@ -112,7 +112,7 @@ impl TmpInode {
         Ok(n)
     }
 
-    fn write_bytes(&self, off: u64, data: &[u8]) -> SysResult<usize> {
+    pub(crate) fn write_bytes(&self, off: u64, data: &[u8]) -> SysResult<usize> {
         let mut st = self.lock();
         let (meta, content) = &mut *st;
         let Content::File { pages, size } = content else { return error!(EISDIR) };

@@ -46,7 +46,10 @@ pub fn sys_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult
 }
 
 pub fn sys_close(t: &mut Task, fd: Fd) -> SysResult<()> {
-    t.fds.close(fd)
+    let file = t.fds.get(fd)?;
+    t.fds.close(fd)?;
+    super::lock::release_on_close(t, &file);
+    Ok(())
 }
 
 pub fn sys_fstat(t: &mut Task, fd: Fd, statbuf: UserRef<Stat>) -> SysResult<()> {
@@ -116,6 +119,9 @@ pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
         F_SETFL => {
             file.set_status_flags(arg as u32);
             Ok(0)
+        }
+        super::lock::F_GETLK | super::lock::F_SETLK | super::lock::F_SETLKW | super::lock::F_OFD_GETLK | super::lock::F_OFD_SETLK | super::lock::F_OFD_SETLKW => {
+            super::lock::fcntl_lock(t, file, cmd, crate::mm::UserRef::new(UserAddr(arg)))
         }
         _ => error!(EINVAL),
     }

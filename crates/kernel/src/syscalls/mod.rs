@@ -5,6 +5,7 @@ mod creds;
 mod fs;
 mod futex;
 mod info;
+mod lock;
 mod mm;
 mod namei;
 pub mod names;
@@ -14,6 +15,7 @@ mod signal;
 mod stat;
 pub mod table;
 mod time;
+mod timer;
 
 use crate::mm::UserRef;
 use crate::task::Task;
@@ -23,6 +25,7 @@ use creds::*;
 use fs::*;
 use futex::*;
 use info::*;
+use lock::sys_flock;
 use mm::*;
 use namei::*;
 use open::*;
@@ -37,6 +40,7 @@ pub use table::{Status, SyscallInfo};
 /// The kernel release and version the sandbox reports (uname, /proc).
 pub use info::{RELEASE, VERSION};
 use time::*;
+use timer::*;
 
 syscall_table! {
     read(fd: Fd, buf: UserAddr, count: usize) => Supported;
@@ -67,6 +71,9 @@ syscall_table! {
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
     madvise(addr: UserAddr, len: u64, advice: i32) => Partial("MADV_DONTNEED acts; other advice is accepted and ignored");
     pause() => Supported;
+    getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_REAL only; the CPU-time timers read as disarmed");
+    alarm(seconds: u32) => Supported;
+    setitimer(which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) => Partial("ITIMER_REAL only; ITIMER_VIRTUAL and ITIMER_PROF return ENOSYS until CPU accounting lands");
     nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
@@ -77,7 +84,7 @@ syscall_table! {
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Partial("rusage is zeroed");
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
-    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor flags, status flags and F_DUPFD; locks and pipe sizes come with the VFS");
+    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
     getcwd(buf: UserAddr, size: usize) => Supported;
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Supported;
     chdir(path: UserCStr) => Supported;
@@ -98,6 +105,7 @@ syscall_table! {
     truncate(path: UserCStr, length: i64) => Supported;
     ftruncate(fd: Fd, length: i64) => Supported;
     fsync(fd: Fd) => Supported;
+    flock(fd: Fd, op: i32) => Supported;
     fdatasync(fd: Fd) => Supported;
     access(path: UserCStr, mode: i32) => Supported;
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("sizes are nominal");
@@ -106,6 +114,7 @@ syscall_table! {
     sync() => Supported;
     syncfs(fd: Fd) => Supported;
     gettimeofday(tv: UserRef<Timeval>, tz: UserRef<Timezone>) => Supported;
+    settimeofday(tv: UserRef<Timeval>, tz: UserRef<Timezone>) => Supported;
     getrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     getuid() => Supported;
     getgid() => Supported;
@@ -144,6 +153,15 @@ syscall_table! {
     set_tid_address(tidptr: UserAddr) => Supported;
     clock_gettime(clock: i32, tp: UserRef<Timespec>) => Partial("CPU-time clocks are approximate");
     clock_getres(clock: i32, res: UserRef<Timespec>) => Supported;
+    clock_settime(clock: i32, tp: UserRef<Timespec>) => Supported;
+    timer_create(clock: i32, sevp: UserRef<Sigevent>, timerid: UserRef<i32>) => Partial("SIGEV_THREAD is left to glibc (it uses SIGEV_THREAD_ID)");
+    timer_settime(timerid: i32, flags: i32, new: UserRef<Itimerspec>, old: UserRef<Itimerspec>) => Supported;
+    timer_gettime(timerid: i32, cur: UserRef<Itimerspec>) => Supported;
+    timer_getoverrun(timerid: i32) => Supported;
+    timer_delete(timerid: i32) => Supported;
+    timerfd_create(clock: i32, flags: i32) => Supported;
+    timerfd_settime(fd: Fd, flags: i32, new: UserRef<Itimerspec>, old: UserRef<Itimerspec>) => Partial("TFD_TIMER_CANCEL_ON_SET is accepted but never cancels");
+    timerfd_gettime(fd: Fd, cur: UserRef<Itimerspec>) => Supported;
     clock_nanosleep(clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     exit_group(code: i32) => Supported;
     tgkill(tgid: i32, tid: i32, signo: i32) => Supported;

@@ -28,7 +28,8 @@ pub fn sys_gettimeofday(t: &mut Task, tv: UserRef<Timeval>, tz: UserRef<Timezone
         t.mm.write_obj(tv, &Timeval { tv_sec: ts.tv_sec, tv_usec: ts.tv_nsec / 1000 })?;
     }
     if !tz.is_null() {
-        t.mm.write_obj(tz, &Timezone { tz_minuteswest: 0, tz_dsttime: 0 })?;
+        let p = t.kernel.clocks.source.params();
+        t.mm.write_obj(tz, &Timezone { tz_minuteswest: p.tz_minuteswest, tz_dsttime: p.tz_dsttime })?;
     }
     Ok(())
 }
@@ -78,4 +79,40 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
     let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
     sleep_until(t, Instant::now() + Duration::from_nanos(wait as u64), rem)
+}
+
+/// Only a privileged task may set the sandbox's realtime clock; the host's is never touched.
+fn may_set_time(t: &Task) -> SysResult<()> {
+    if t.tg.creds().euid == 0 { Ok(()) } else { error!(EPERM) }
+}
+
+pub fn sys_clock_settime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> SysResult<()> {
+    let ts = read_duration(t, tp)?;
+    match clock {
+        0 => {
+            may_set_time(t)?;
+            t.kernel.clocks.source.set_realtime_ns(ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec));
+            Ok(())
+        }
+        c => {
+            t.kernel.clocks.read(c)?;
+            error!(EINVAL)
+        }
+    }
+}
+
+pub fn sys_settimeofday(t: &mut Task, tv: UserRef<Timeval>, tz: UserRef<Timezone>) -> SysResult<()> {
+    may_set_time(t)?;
+    if !tz.is_null() {
+        let z = t.mm.read_obj(tz)?;
+        t.kernel.clocks.source.set_timezone(z.tz_minuteswest, z.tz_dsttime);
+    }
+    if !tv.is_null() {
+        let v = t.mm.read_obj(tv)?;
+        if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
+            return error!(EINVAL);
+        }
+        t.kernel.clocks.source.set_realtime_ns(v.tv_sec.saturating_mul(1_000_000_000).saturating_add(v.tv_usec * 1000));
+    }
+    Ok(())
 }

@@ -140,6 +140,7 @@ impl Task {
 /// The last thread of `tg` is gone: it becomes a zombie, its children go to a
 /// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+    kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
     let (parent, children) = {
         let mut st = tg.state();
         st.zombie = Some(status);

@@ -92,6 +92,8 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// alarm/setitimer and timer_create timers. Leaf lock.
+    pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -123,6 +125,7 @@ impl ThreadGroup {
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
+            timers: Mutex::default(),
         }
     }
 

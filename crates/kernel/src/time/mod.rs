@@ -3,6 +3,9 @@
 //! onto the host clock) and publishes it to the vDSO parameter page every process
 //! maps, so `clock_gettime` in the app and in the Sentry agree to the nanosecond.
 
+pub mod process_timers;
+pub mod timers;
+
 use nix::time::{clock_gettime, ClockId};
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{errno, SysResult};
@@ -77,6 +80,13 @@ impl Clocks {
             CLOCK_THREAD_CPUTIME_ID => host_ns(ClockId::CLOCK_THREAD_CPUTIME_ID),
             _ => return Err(errno!(EINVAL)),
         })
+    }
+
+    /// The host instant at which clock `clock` reads `ns` (for absolute timeouts).
+    pub fn instant_at(&self, clock: i32, ns: i64) -> SysResult<std::time::Instant> {
+        let now = self.read(clock)?;
+        let ahead = ns.saturating_sub(now).max(0) as u64;
+        Ok(std::time::Instant::now() + std::time::Duration::from_nanos(ahead))
     }
 
     pub fn resolution(&self, id: i32) -> SysResult<i64> {

@@ -5,6 +5,7 @@ mod dentry;
 mod dir_file;
 mod fd_table;
 mod host_file;
+pub mod locks;
 pub mod inode;
 pub mod path;
 mod wait_queue;
@@ -71,6 +72,10 @@ pub trait FileDescription: Send + Sync {
     /// Where a task blocks until `readiness` may have changed; None for files
     /// that are always ready.
     fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    /// For calls that work on one kind of file (timerfd_settime...).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }

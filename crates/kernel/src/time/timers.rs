@@ -1,0 +1,154 @@
+//! One timer facility for the sandbox: a heap of deadlines served by a timekeeper
+//! thread that sleeps until the next one (and indefinitely when there is none, so
+//! an idle sandbox uses no CPU). Expiry runs the timer's action, which may re-arm.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// What a timer does when it fires: returns whether it stays armed (intervals).
+pub trait TimerAction: Send + Sync {
+    fn fire(&self, overrun: u64);
+}
+
+struct Armed {
+    deadline: Instant,
+    interval: Option<Duration>,
+    action: Weak<dyn TimerAction>,
+    /// Bumped by every (re)arm, so stale heap entries are recognised.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct State {
+    heap: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    timers: HashMap<u64, Armed>,
+    next_id: u64,
+    running: bool,
+}
+
+pub struct Timers {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+/// A handle to one timer; disarmed when dropped.
+pub struct TimerId {
+    id: u64,
+    timers: Weak<Timers>,
+}
+
+impl Drop for TimerId {
+    fn drop(&mut self) {
+        if let Some(t) = self.timers.upgrade() {
+            t.lock().timers.remove(&self.id);
+        }
+    }
+}
+
+impl Timers {
+    pub fn new() -> Arc<Timers> {
+        Arc::new(Timers { state: Mutex::default(), cv: Condvar::new() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn create(self: &Arc<Self>) -> TimerId {
+        let mut st = self.lock();
+        st.next_id += 1;
+        TimerId { id: st.next_id, timers: Arc::downgrade(self) }
+    }
+
+    /// Arms `timer` to fire at `deadline` (then every `interval`), replacing any
+    /// previous setting; `None` disarms it.
+    pub fn arm(self: &Arc<Self>, timer: &TimerId, when: Option<(Instant, Option<Duration>)>, action: Weak<dyn TimerAction>) {
+        let mut st = self.lock();
+        let generation = st.timers.get(&timer.id).map_or(0, |a| a.generation) + 1;
+        match when {
+            None => {
+                st.timers.remove(&timer.id);
+            }
+            Some((deadline, interval)) => {
+                st.timers.insert(timer.id, Armed { deadline, interval: interval.filter(|i| !i.is_zero()), action, generation });
+                st.heap.push(Reverse((deadline, timer.id, generation)));
+            }
+        }
+        if !st.running {
+            st.running = true;
+            let me = self.clone();
+            let started = std::thread::Builder::new().name("timekeeper".into()).spawn(move || me.serve());
+            if started.is_err() {
+                st.running = false;
+                tracing::error!("cannot start the timekeeper");
+            }
+        }
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    /// When `timer` fires next and its interval, if armed.
+    pub fn get(&self, timer: &TimerId) -> Option<(Instant, Option<Duration>)> {
+        self.lock().timers.get(&timer.id).map(|a| (a.deadline, a.interval))
+    }
+
+    fn serve(self: Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            let now = Instant::now();
+            let mut due = Vec::new();
+            while let Some(Reverse((deadline, id, gen))) = st.heap.peek().copied() {
+                if deadline > now {
+                    break;
+                }
+                st.heap.pop();
+                let Some(a) = st.timers.get_mut(&id) else { continue };
+                if a.generation != gen {
+                    continue;
+                }
+                let mut overrun = 0;
+                match a.interval {
+                    Some(i) => {
+                        // Missed periods count as overruns; the next one is in the future.
+                        let mut next = a.deadline + i;
+                        while next <= now {
+                            next += i;
+                            overrun += 1;
+                        }
+                        a.deadline = next;
+                        let g = a.generation;
+                        st.heap.push(Reverse((next, id, g)));
+                    }
+                    None => {
+                        let action = a.action.clone();
+                        st.timers.remove(&id);
+                        due.push((action, 0));
+                        continue;
+                    }
+                }
+                if let Some(a) = st.timers.get(&id) {
+                    due.push((a.action.clone(), overrun));
+                }
+            }
+            if !due.is_empty() {
+                drop(st);
+                for (action, overrun) in due {
+                    if let Some(a) = action.upgrade() {
+                        a.fire(overrun);
+                    }
+                }
+                st = self.lock();
+                continue;
+            }
+            st = match st.heap.peek() {
+                Some(Reverse((deadline, _, _))) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    self.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0
+                }
+                None => self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}

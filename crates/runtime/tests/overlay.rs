@@ -1,0 +1,47 @@
+//! The root overlay: the sandbox sees its own writes, deletes, renames and chmods
+//! of host files; the host's files stay byte-identical.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+#[test]
+fn writes_to_host_files_stay_in_the_sandbox() {
+    matrix("writes_to_host_files_stay_in_the_sandbox", &[Link::Static], |v| {
+        let dir = scratch_path("overlay");
+        fs::create_dir_all(dir.join("sub")).map_err(|e| e.to_string())?;
+        for (name, body) in [("keep.txt", "original\n"), ("del.txt", "gone\n"), ("mv.txt", "moving\n"), ("sub/f", "inner\n")] {
+            fs::write(dir.join(name), body).map_err(|e| e.to_string())?;
+        }
+        let snapshot = |d: &std::path::Path| -> Vec<(String, Vec<u8>, u32)> {
+            let mut v = Vec::new();
+            for name in ["keep.txt", "del.txt", "mv.txt", "sub/f"] {
+                let p = d.join(name);
+                v.push((name.to_string(), fs::read(&p).unwrap_or_default(), fs::metadata(&p).map(|m| m.permissions().mode()).unwrap_or(0)));
+            }
+            v
+        };
+        let before = snapshot(&dir);
+        let script = format!(
+            "cd {} && echo rewritten > keep.txt && chmod 600 keep.txt && rm del.txt && mv mv.txt moved.txt \
+             && echo new > sub/g && rm -r sub && mkdir sub && echo again > del.txt \
+             && cat keep.txt del.txt moved.txt && stat -c '%a' keep.txt && ls",
+            dir.display()
+        );
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", &script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        let after = snapshot(&dir);
+        let host_names: Vec<String> = fs::read_dir(&dir).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let _ = fs::remove_dir_all(&dir);
+        all([
+            expect_status(&o, 0),
+            expect_stdout(&o, "rewritten\nagain\nmoving\n600\ndel.txt\nkeep.txt\nmoved.txt\nsub\n"),
+            if before == after { Ok(()) } else { Err(format!("host files changed: {before:?} -> {after:?}")) },
+            if !host_names.iter().any(|n| n == "moved.txt") { Ok(()) } else { Err("a rename reached the host".into()) },
+        ])
+    });
+}

@@ -1,0 +1,73 @@
+//! Time: timers on the one timekeeper, the vDSO (no syscall per clock read), the
+//! sandbox's own realtime clock, and an idle sandbox using no CPU.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn timers() {
+    compare("timers", "timers", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "POSIX timer: value 77, disarmed after one shot: yes"),
+            expect_stdout_has_line(o, "vDSO and syscall clocks agree: yes"),
+        ])
+    });
+}
+
+/// A million clock_gettime calls go through the vDSO: --strace shows none of them.
+#[test]
+fn vdso_clock_gettime_makes_no_syscall() {
+    matrix("vdso_clock_gettime_makes_no_syscall", LINKS, |v| {
+        let bin = compile("clock_burst", v.link);
+        let o = run_sandbox_flags(v.platform, &["--strace"], &bin, &Spec::default());
+        let calls = o.stderr_str().lines().filter(|l| l.contains("clock_gettime(")).count();
+        all([
+            expect_status(&o, 0),
+            expect_stdout(&o, "monotonic went backwards 0 times\n"),
+            if calls < 10 { Ok(()) } else { Err(format!("{calls} clock_gettime syscalls for a million calls")) },
+        ])
+    });
+}
+
+/// clock_settime moves the sandbox's realtime clock only.
+#[test]
+fn clock_settime_moves_only_the_sandbox_clock() {
+    matrix("clock_settime_moves_only_the_sandbox_clock", &[Link::Static], |v| {
+        let bin = compile("settime", v.link);
+        let host_before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let o = run_sandbox(v.platform, &bin, &Spec::default());
+        let host_after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let inside: i64 = o.stdout_lines().last().and_then(|l| l.parse().ok()).unwrap_or(0);
+        all([
+            expect_status(&o, 0),
+            expect_stdout_has_line(&o, "clock_settime = 0, realtime moved a day: yes"),
+            expect_stdout_has_line(&o, "gettimeofday agrees: yes"),
+            if inside - host_after >= 86000 { Ok(()) } else { Err(format!("sandbox time {inside} not a day ahead of the host's {host_after}")) },
+            if host_after - host_before < 60 { Ok(()) } else { Err("the host clock moved".into()) },
+        ])
+    });
+}
+
+/// A sandbox whose program sleeps uses (almost) no CPU: every Sentry thread sleeps.
+#[test]
+fn idle_sandbox_uses_no_cpu() {
+    matrix("idle_sandbox_uses_no_cpu", &[Link::Static], |v| {
+        let bin = compile("sleeper", v.link);
+        let mut cmd = sandbox_command(v.platform, &[], &bin, &Spec::args(["2000"]));
+        cmd.stdout(std::process::Stdio::null());
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        let mut status = 0;
+        // SAFETY: plain data filled in by wait4 for our own child.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for our own child with valid pointers.
+        let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+        if r < 0 {
+            return Err("wait4 failed".into());
+        }
+        let cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+        // Start-up and teardown cost a few ms; sleeping 2 s must add nothing.
+        if cpu_ms < 50 { Ok(()) } else { Err(format!("a sandbox sleeping 2 s used {cpu_ms} ms of CPU")) }
+    });
+}
