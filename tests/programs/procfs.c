@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -346,6 +347,10 @@ static void fds(void) {
     close(fd);
     errno = 0;
     check("a closed fd is gone from fd/", lstat(fdpath, &st) == -1 && errno == ENOENT);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+    check("a timerfd shows as anon_inode:[timerfd]", tfd >= 0 && (l = link_of(fdpath)) && !strcmp(l, "anon_inode:[timerfd]"));
+    close(tfd);
 }
 
 /* Separate (mode "pipe"), as it needs pipes. */
