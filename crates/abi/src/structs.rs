@@ -62,6 +62,45 @@ abi_struct! {
 }
 
 
+impl Stat {
+    /// The same attributes as the host's `struct stat` gives them.
+    pub fn from_host(s: &libc::stat) -> Stat {
+        let mut st = Stat::zeroed();
+        st.st_dev = s.st_dev;
+        st.st_ino = s.st_ino;
+        st.st_nlink = s.st_nlink;
+        st.st_mode = s.st_mode;
+        st.st_uid = s.st_uid;
+        st.st_gid = s.st_gid;
+        st.st_rdev = s.st_rdev;
+        st.st_size = s.st_size;
+        st.st_blksize = s.st_blksize;
+        st.st_blocks = s.st_blocks;
+        st.st_atime = s.st_atime;
+        st.st_atime_nsec = s.st_atime_nsec;
+        st.st_mtime = s.st_mtime;
+        st.st_mtime_nsec = s.st_mtime_nsec;
+        st.st_ctime = s.st_ctime;
+        st.st_ctime_nsec = s.st_ctime_nsec;
+        st
+    }
+}
+
+impl Timespec {
+    /// The duration this names, or EINVAL for a negative or malformed value.
+    pub fn duration(&self) -> crate::SysResult<std::time::Duration> {
+        if self.tv_sec < 0 || !(0..1_000_000_000).contains(&self.tv_nsec) {
+            return Err(crate::errno!(EINVAL));
+        }
+        Ok(std::time::Duration::new(self.tv_sec as u64, self.tv_nsec as u32))
+    }
+
+    /// Nanoseconds since the epoch of its clock (saturating).
+    pub fn as_ns(&self) -> i64 {
+        self.tv_sec.saturating_mul(1_000_000_000).saturating_add(self.tv_nsec)
+    }
+}
+
 /// Fills a fixed-size, NUL-terminated C string field.
 pub fn set_cstr(field: &mut [u8], s: &str) {
     field.fill(0);

@@ -78,24 +78,7 @@ pub fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
 
 /// The attribute record the protocol sends.
 pub fn to_stat(s: &libc::stat) -> Stat {
-    let mut st = Stat::zeroed();
-    st.st_dev = s.st_dev;
-    st.st_ino = s.st_ino;
-    st.st_nlink = s.st_nlink;
-    st.st_mode = s.st_mode;
-    st.st_uid = s.st_uid;
-    st.st_gid = s.st_gid;
-    st.st_rdev = s.st_rdev;
-    st.st_size = s.st_size;
-    st.st_blksize = s.st_blksize;
-    st.st_blocks = s.st_blocks;
-    st.st_atime = s.st_atime;
-    st.st_atime_nsec = s.st_atime_nsec;
-    st.st_mtime = s.st_mtime;
-    st.st_mtime_nsec = s.st_mtime_nsec;
-    st.st_ctime = s.st_ctime;
-    st.st_ctime_nsec = s.st_ctime_nsec;
-    st
+    Stat::from_host(s)
 }
 
 /// `getdents64` into `buf`; 0 at the end of the directory.

@@ -6,7 +6,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{error, SysResult, UserAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -25,12 +25,8 @@ fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResu
         return Ok(None);
     }
     let ts = t.mm.read_obj(ts)?;
-    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return error!(EINVAL);
-    }
-    let target = ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec);
-    let now = if realtime { t.kernel.clocks.realtime_ns() } else { t.kernel.clocks.monotonic_ns() };
-    Ok(Some(Instant::now() + Duration::from_nanos(target.saturating_sub(now).max(0) as u64)))
+    ts.duration()?;
+    Ok(Some(t.kernel.clocks.instant_at(if realtime { 0 } else { 1 }, ts.as_ns())?))
 }
 
 pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) -> SysResult<u32> {

@@ -7,7 +7,7 @@ use crate::task::Task;
 use rvisor_abi::structs::{KernelSigaction, Timespec};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 const SIG_BLOCK: i32 = 0;
@@ -155,11 +155,7 @@ pub(super) fn deadline_after(t: &Task, ts: UserRef<Timespec>) -> SysResult<Optio
     if ts.is_null() {
         return Ok(None);
     }
-    let ts = t.mm.read_obj(ts)?;
-    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return error!(EINVAL);
-    }
-    Ok(Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)))
+    Ok(Some(Instant::now() + t.mm.read_obj(ts)?.duration()?))
 }
 
 fn take_from(t: &Task, set: u64) -> Option<SigInfo> {

@@ -60,22 +60,19 @@ fn sleep_until(t: &mut Task, deadline: Instant, rem: UserRef<Timespec>) -> SysRe
 
 fn read_duration(t: &Task, req: UserRef<Timespec>) -> SysResult<Timespec> {
     let ts = t.mm.read_obj(req)?;
-    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return error!(EINVAL);
-    }
+    ts.duration()?;
     Ok(ts)
 }
 
 pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
-    let ts = read_duration(t, req)?;
-    let deadline = Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+    let deadline = Instant::now() + t.mm.read_obj(req)?.duration()?;
     sleep_until(t, deadline, rem)
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
     let ts = read_duration(t, req)?;
     let now = t.kernel.clocks.read(clock)?;
-    let ns = ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec);
+    let ns = ts.as_ns();
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
     let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
     sleep_until(t, Instant::now() + Duration::from_nanos(wait as u64), rem)
@@ -91,7 +88,7 @@ pub fn sys_clock_settime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> Sys
     match clock {
         0 => {
             may_set_time(t)?;
-            t.kernel.clocks.source.set_realtime_ns(ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec));
+            t.kernel.clocks.source.set_realtime_ns(ts.as_ns());
             Ok(())
         }
         c => {

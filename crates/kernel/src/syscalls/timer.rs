@@ -58,13 +58,6 @@ fn tv_duration(tv: &Timeval) -> SysResult<Duration> {
     Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
 }
 
-pub fn ts_duration(ts: &Timespec) -> SysResult<Duration> {
-    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return error!(EINVAL);
-    }
-    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
-
 fn to_timeval(d: Duration) -> Timeval {
     Timeval { tv_sec: d.as_secs() as i64, tv_usec: d.subsec_micros() as i64 }
 }
@@ -166,7 +159,7 @@ fn remaining(t: &Task, p: &PosixTimer) -> Itimerspec {
 
 pub fn sys_timer_settime(t: &mut Task, timerid: i32, flags: i32, new: UserRef<Itimerspec>, old: UserRef<Itimerspec>) -> SysResult<()> {
     let n = t.mm.read_obj(new)?;
-    let (value, interval) = (ts_duration(&n.value)?, ts_duration(&n.interval)?);
+    let (value, interval) = (n.value.duration()?, n.interval.duration()?);
     let timers = t.tg.timers.lock().unwrap_or_else(|e| e.into_inner());
     let p = timers.posix.get(&timerid).ok_or_else(|| errno!(EINVAL))?;
     let prev = remaining(t, p);
@@ -241,7 +234,7 @@ pub fn sys_timerfd_settime(t: &mut Task, fd: crate::vfs::Fd, flags: i32, new: Us
     let f = timerfd(t, fd)?;
     let tfd = f.as_any().and_then(|a| a.downcast_ref::<crate::fs::timerfd::TimerFd>()).ok_or_else(|| errno!(EINVAL))?;
     let n = t.mm.read_obj(new)?;
-    let (value, interval) = (ts_duration(&n.value)?, ts_duration(&n.interval)?);
+    let (value, interval) = (n.value.duration()?, n.interval.duration()?);
     let prev = timerfd_remaining(t, tfd);
     let when = if value.is_zero() {
         None

@@ -207,25 +207,7 @@ impl FileDescription for HostFile {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        let s = fstat(self.fd.as_raw_fd()).map_err(host_errno)?;
-        let mut st = Stat::zeroed();
-        st.st_dev = s.st_dev;
-        st.st_ino = s.st_ino;
-        st.st_nlink = s.st_nlink;
-        st.st_mode = s.st_mode;
-        st.st_uid = s.st_uid;
-        st.st_gid = s.st_gid;
-        st.st_rdev = s.st_rdev;
-        st.st_size = s.st_size;
-        st.st_blksize = s.st_blksize;
-        st.st_blocks = s.st_blocks;
-        st.st_atime = s.st_atime;
-        st.st_atime_nsec = s.st_atime_nsec;
-        st.st_mtime = s.st_mtime;
-        st.st_mtime_nsec = s.st_mtime_nsec;
-        st.st_ctime = s.st_ctime;
-        st.st_ctime_nsec = s.st_ctime_nsec;
-        Ok(st)
+        Ok(Stat::from_host(&fstat(self.fd.as_raw_fd()).map_err(host_errno)?))
     }
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
