@@ -3,7 +3,8 @@
 use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::Frames;
-use crate::fs::{gofer::GoferInode, overlay::OverlayInode, tmpfs::Tmpfs};
+use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
+use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
@@ -15,7 +16,7 @@ use rvisor_platform::{CpuState, Platform};
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 /// Most tasks a sandbox may hold at once (threads and unreaped zombies).
 pub const MAX_TASKS: usize = 4096;
@@ -71,10 +72,12 @@ impl Kernel {
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
-        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
+        let root = root_inode(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
-        Ok(Arc::new(Kernel {
+        // procfs shows the kernel's own state, so it is mounted as the kernel is made.
+        Ok(Arc::new_cyclic(|me| Kernel {
+            mounts: build_mounts(root, &cfg.memory, me.clone(), cpus),
             platform: cfg.platform,
             memory: cfg.memory,
             clocks,
@@ -85,7 +88,6 @@ impl Kernel {
             timers: crate::time::timers::Timers::new(),
             locks: Default::default(),
             vdso,
-            mounts,
             strace: cfg.strace.map(Mutex::new),
             unimplemented_seen: Mutex::new(HashSet::new()),
             init_status: Mutex::new(None),
@@ -172,17 +174,40 @@ impl Kernel {
     }
 }
 
-/// The sandbox's mounts: the host root (read-only, through the gofer) under a
-/// tmpfs overlay, and tmpfs at /tmp and /dev/shm where the host has those.
-fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<MountNamespace> {
+/// Device numbers of the synthetic file systems (anonymous devices, major 0).
+const DEV_PROC: u64 = 0x14;
+const DEV_SYS: u64 = 0x15;
+const DEV_DEV: u64 = 0x16;
+
+/// The sandbox's root: the host root (read-only, through the gofer) under a tmpfs
+/// overlay.
+fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<Arc<dyn Inode>> {
     let upper = Tmpfs::new(mf.clone(), 0x80).root(0o755);
-    let root = Mount::new(OverlayInode::root(upper, GoferInode::root(gofer)?), None, "overlay", "/", false);
+    Ok(OverlayInode::root(upper, GoferInode::root(gofer)?))
+}
+
+/// The sandbox's mounts: the root; procfs at /proc, devfs at /dev with a tmpfs on
+/// /dev/shm, sysfs at /sys, and tmpfs at /tmp, each where the root has that
+/// directory to mount on.
+fn build_mounts(root_inode: Arc<dyn Inode>, mf: &Arc<MemoryFile>, kernel: Weak<Kernel>, cpus: usize) -> MountNamespace {
+    let root = Mount::new(root_inode, None, "overlay", "/", false);
     let ns = MountNamespace::new(root.clone());
-    for (i, at) in ["/tmp", "/dev/shm"].into_iter().enumerate() {
-        if let Ok(d) = walk(&root.root, &root.root, at.as_bytes(), Follow::Yes) {
-            let tmpfs = Tmpfs::new(mf.clone(), 0x100 + i as u64);
-            ns.add(Mount::new(tmpfs.root(0o1777), Some(d), "tmpfs", "tmpfs", false));
+    let at = |path: &str| walk(&root.root, &root.root, path.as_bytes(), Follow::Yes).ok().filter(|d| d.is_dir());
+    if let Some(d) = at("/proc") {
+        ns.add(Mount::new(ProcFs::new(kernel, DEV_PROC).root(), Some(d), "proc", "proc", false));
+    }
+    if let Some(d) = at("/dev") {
+        ns.add(Mount::new(new_devfs(DEV_DEV), Some(d), "devtmpfs", "devtmpfs", false));
+        // devfs has a "shm" directory to mount on.
+        if let Some(shm) = at("/dev/shm") {
+            ns.add(Mount::new(Tmpfs::new(mf.clone(), 0x101).root(0o1777), Some(shm), "tmpfs", "tmpfs", false));
         }
     }
-    Ok(ns)
+    if let Some(d) = at("/sys") {
+        ns.add(Mount::new(new_sysfs(DEV_SYS, cpus), Some(d), "sysfs", "sysfs", false));
+    }
+    if let Some(d) = at("/tmp") {
+        ns.add(Mount::new(Tmpfs::new(mf.clone(), 0x100).root(0o1777), Some(d), "tmpfs", "tmpfs", false));
+    }
+    ns
 }

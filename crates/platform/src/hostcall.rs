@@ -40,3 +40,13 @@ pub fn set_window_size(fd: BorrowedFd<'_>, ws: [u16; 4]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `cpuid` with `leaf` and `subleaf`: [eax, ebx, ecx, edx]. For the Sentry's
+/// synthesized /proc/cpuinfo.
+#[allow(unused_unsafe)]
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    // SAFETY: cpuid only reads processor identification; every x86-64 CPU has it.
+    // (Newer Rust declares the intrinsic safe, hence the allow.)
+    let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, subleaf) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}

@@ -1,8 +1,12 @@
-//! File systems: the gofer-backed host root, tmpfs, and (with the VFS issue) procfs,
-//! devfs and sysfs. Each provides `Inode`s; the VFS does names and paths.
+//! File systems: the gofer-backed host root, tmpfs, procfs, devfs and sysfs. Each
+//! provides `Inode`s; the VFS does names and paths.
 
+pub mod dev;
 pub mod gofer;
 pub mod overlay;
+pub mod proc;
+pub mod simple;
+pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
 pub mod epoll;

@@ -82,6 +82,10 @@ impl FileDescription for TimerFd {
         self.flags.store((old & !O_NONBLOCK) | (flags & O_NONBLOCK), Ordering::Relaxed);
     }
 
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        Some(b"anon_inode:[timerfd]".to_vec())
+    }
+
     fn readiness(&self, mask: u32) -> u32 {
         if self.expirations.count.load(Ordering::Acquire) > 0 { mask & POLLIN } else { 0 }
     }

@@ -107,6 +107,10 @@ pub fn build_stack(mm: &MemoryManager, top: u64, info: &StackInfo<'_>, layout: &
         (AT_MINSIGSTKSZ, minsigstksz),
     ];
 
+    for (slot, &kv) in layout.auxv.iter_mut().zip(auxv.iter()) {
+        *slot = kv;
+    }
+
     // Everything below is 8-byte words; the final rsp must be 16-byte aligned.
     let words = 1 + argv.len() + 1 + envp.len() + 1 + 2 * (auxv.len() + 1);
     sp &= !15;

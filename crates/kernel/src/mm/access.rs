@@ -158,6 +158,21 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// Reads another process's memory as /proc/[pid]/{cmdline,environ} do
+    /// (Linux's access_remote_vm with FOLL_FORCE): protections are ignored and
+    /// nothing is mapped into the platform. Stops at the first unmapped byte and
+    /// returns how many bytes were read.
+    pub fn read_bytes_remote(&self, addr: UserAddr, buf: &mut [u8]) -> usize {
+        let mut ranges = Vec::new();
+        let n = self.translate(addr, buf.len() as u64, Access::Force, &mut ranges);
+        let mut done = 0;
+        for r in ranges {
+            self.mf.read(r.start, &mut buf[done..done + r.len as usize]);
+            done += r.len as usize;
+        }
+        n.min(done)
+    }
+
     pub fn write_bytes(&self, addr: UserAddr, buf: &[u8]) -> SysResult<()> {
         self.write_with(addr, buf, Access::Write)
     }

@@ -14,4 +14,10 @@ pub struct Layout {
     pub arg_end: u64,
     pub env_start: u64,
     pub env_end: u64,
+    /// A copy of the auxiliary vector the loader gave the program, up to and
+    /// excluding AT_NULL (zero pairs), for /proc/[pid]/auxv.
+    pub auxv: [(u64, u64); AUXV_MAX],
 }
+
+/// Most auxv entries kept for /proc/[pid]/auxv.
+pub const AUXV_MAX: usize = 32;

@@ -26,6 +26,19 @@ use vma::Pma;
 /// How much is populated around one fault.
 const FAULT_REGION: u64 = 2 << 20;
 
+/// One mapping, for /proc/[pid]/maps, statm and status.
+#[derive(Clone, Debug)]
+pub struct MapInfo {
+    pub start: u64,
+    pub end: u64,
+    pub perms: rvisor_platform::Perms,
+    pub shared: bool,
+    pub name: Option<&'static str>,
+    /// Bytes backed by memory-file frames (populated; an upper bound on what the
+    /// host holds, since populating goes by regions).
+    pub resident: u64,
+}
+
 pub struct MemoryManager {
     mf: Arc<MemoryFile>,
     pub aspace: Arc<dyn AddressSpace>,
@@ -67,6 +80,21 @@ impl MemoryManager {
 
     pub fn memory_file(&self) -> &Arc<MemoryFile> {
         &self.mf
+    }
+
+    /// Every mapping, in address order, as /proc/[pid]/maps shows them. The VMA
+    /// holding the initial stack is named "[stack]".
+    pub fn mappings(&self) -> Vec<MapInfo> {
+        let st = self.lock();
+        let stack = st.layout.stack_top.checked_sub(1);
+        st.vmas
+            .iter()
+            .map(|(&start, v)| {
+                let resident = st.pmas.range(start..v.end).map(|(&s, p)| p.end.min(v.end) - s).sum();
+                let name = v.name.or_else(|| stack.filter(|&a| start <= a && a < v.end).map(|_| "[stack]"));
+                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident }
+            })
+            .collect()
     }
 
     /// Makes queued platform changes take effect, then drops released frames: a

@@ -18,6 +18,7 @@ mod stat;
 pub mod table;
 mod time;
 mod timer;
+mod xattr;
 
 use crate::mm::UserRef;
 use crate::task::Task;
@@ -41,8 +42,11 @@ use crate::task::signals::SigInfo;
 use signal::*;
 use table::syscall_table;
 pub use table::{Status, SyscallInfo};
+/// The kernel release and version the sandbox reports (uname, /proc).
+pub use info::{RELEASE, VERSION};
 use time::*;
 use timer::*;
+use xattr::*;
 
 syscall_table! {
     read(fd: Fd, buf: UserAddr, count: usize) => Supported;
@@ -137,6 +141,14 @@ syscall_table! {
     getresuid(ruid: UserRef<u32>, euid: UserRef<u32>, suid: UserRef<u32>) => Supported;
     getresgid(rgid: UserRef<u32>, egid: UserRef<u32>, sgid: UserRef<u32>) => Supported;
     getpgid(pid: i32) => Supported;
+    setxattr(path: UserCStr, name: UserCStr, value: UserAddr, size: usize, flags: i32) => Partial("no file system stores extended attributes yet: EOPNOTSUPP");
+    fsetxattr(fd: Fd, name: UserCStr, value: UserAddr, size: usize, flags: i32) => Partial("EOPNOTSUPP");
+    getxattr(path: UserCStr, name: UserCStr, value: UserAddr, size: usize) => Partial("no attributes: ENODATA");
+    lgetxattr(path: UserCStr, name: UserCStr, value: UserAddr, size: usize) => Partial("no attributes: ENODATA");
+    fgetxattr(fd: Fd, name: UserCStr, value: UserAddr, size: usize) => Partial("no attributes: ENODATA");
+    listxattr(path: UserCStr, list: UserAddr, size: usize) => Partial("always empty");
+    llistxattr(path: UserCStr, list: UserAddr, size: usize) => Partial("always empty");
+    flistxattr(fd: Fd, list: UserAddr, size: usize) => Partial("always empty");
     getsid(pid: i32) => Supported;
     rt_sigpending(set: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigtimedwait(set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) => Supported;

@@ -10,6 +10,8 @@ use rvisor_platform::Event;
 impl Task {
     /// Runs the task until its thread exits, then cleans up after it.
     pub fn run(mut self) {
+        // This host thread runs this task from now on: /proc/self names it.
+        crate::fs::proc::set_current(Some(&self.thread));
         self.thread.set_interrupter(Some(self.ctx.interrupter()));
         loop {
             self.handle_signals();
@@ -43,6 +45,7 @@ impl Task {
             }
         }
         self.finish();
+        crate::fs::proc::set_current(None);
     }
 
     /// A synchronous signal caused by the app's own instruction: if it is blocked

@@ -30,8 +30,11 @@ impl Dentry {
 
     /// The child called `name`, from the cache or the file system.
     pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
-        if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
-            return Ok(d.clone());
+        let cache = self.inode.cache_lookups();
+        if cache {
+            if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+                return Ok(d.clone());
+            }
         }
         if !self.is_dir() {
             return error!(ENOTDIR);
@@ -45,7 +48,9 @@ impl Dentry {
             children: Mutex::default(),
             mounted: Mutex::default(),
         });
-        self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
+        if cache {
+            self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
+        }
         Ok(d)
     }
 

@@ -76,6 +76,11 @@ impl FdTable {
         FdTable { entries: Mutex::new(self.lock().clone()) }
     }
 
+    /// Every open descriptor, in order, with its close-on-exec flag (for /proc).
+    pub fn list(&self) -> Vec<(Fd, Arc<dyn FileDescription>, bool)> {
+        self.lock().iter().map(|(&k, e)| (Fd(k), e.file.clone(), e.cloexec)).collect()
+    }
+
     /// Closes every descriptor marked close-on-exec.
     pub fn close_on_exec(&self) {
         self.lock().retain(|_, e| !e.cloexec);

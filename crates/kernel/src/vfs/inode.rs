@@ -89,6 +89,21 @@ pub trait Inode: Send + Sync {
         error!(EINVAL)
     }
 
+    /// For procfs's "magic" links (/proc/[pid]/fd/N, cwd, root): the dentry the
+    /// link stands for, which a walk jumps to instead of resolving the text
+    /// `readlink` shows (Linux's nd_jump_link). So /dev/stdin reaches a pipe and a
+    /// deleted file stays reachable. None for ordinary symlinks.
+    fn jump_link(&self) -> Option<SysResult<Arc<super::Dentry>>> {
+        None
+    }
+
+    /// Whether the VFS may cache this directory's lookups in its dentries. procfs
+    /// directories answer false: their entries come and go with processes and
+    /// descriptors, so every walk asks them again (Linux's d_revalidate).
+    fn cache_lookups(&self) -> bool {
+        true
+    }
+
     /// Opens the file found at `dentry` (already checked for access and type).
     fn open(&self, dentry: &Arc<super::Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>>;
 

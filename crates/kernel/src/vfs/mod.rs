@@ -55,6 +55,12 @@ pub trait FileDescription: Send + Sync {
     fn dentry(&self) -> Option<std::sync::Arc<Dentry>> {
         None
     }
+    /// What /proc/[pid]/fd/N shows for a file without a name in the tree
+    /// ("pipe:[123]", "anon_inode:[eventfd]"). None: procfs derives one from the
+    /// dentry or the file type.
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        None
+    }
     /// Which of the poll events in `mask` (POLLIN, POLLOUT...) hold now.
     fn readiness(&self, mask: u32) -> u32 {
         mask & readiness::DEFAULT_POLLMASK

@@ -130,6 +130,10 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
             if *links > MAX_SYMLINKS {
                 return error!(ELOOP);
             }
+            if let Some(to) = child.inode.jump_link() {
+                at = to?;
+                continue;
+            }
             let target = child.inode.readlink()?;
             at = walk_inner(root, &at, &target, Follow::Yes, links)?;
             continue;

@@ -1,0 +1,566 @@
+//! /proc/[pid] and /proc/[pid]/task/[tid]: what each file shows, in Linux's formats
+//! (fs/proc/array.c, fs/proc/base.c, fs/proc/task_mmu.c).
+
+use super::system::{mount_id, mounts_text, mountinfo_text};
+use super::{current, Proc, ProcFs, Target};
+use crate::fs::simple::{major_minor, Generator, Writer};
+use crate::mm::MapInfo;
+use crate::task::signals::{SIG_DFL, SIG_IGN};
+use crate::task::{RLIMIT_COUNT, RLIMIT_SIGPENDING};
+use crate::vfs::inode::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::vfs::FileDescription;
+use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// The entries of a /proc/[pid] directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PidEntry {
+    Auxv,
+    Cgroup,
+    Cmdline,
+    Comm,
+    Cwd,
+    Environ,
+    Exe,
+    FdDir,
+    FdInfoDir,
+    Limits,
+    Maps,
+    Mountinfo,
+    Mounts,
+    OomScoreAdj,
+    Root,
+    Stat,
+    Statm,
+    Status,
+    Task,
+}
+
+const ENTRIES: &[(&str, PidEntry)] = &[
+    ("auxv", PidEntry::Auxv),
+    ("cgroup", PidEntry::Cgroup),
+    ("cmdline", PidEntry::Cmdline),
+    ("comm", PidEntry::Comm),
+    ("cwd", PidEntry::Cwd),
+    ("environ", PidEntry::Environ),
+    ("exe", PidEntry::Exe),
+    ("fd", PidEntry::FdDir),
+    ("fdinfo", PidEntry::FdInfoDir),
+    ("limits", PidEntry::Limits),
+    ("maps", PidEntry::Maps),
+    ("mountinfo", PidEntry::Mountinfo),
+    ("mounts", PidEntry::Mounts),
+    ("oom_score_adj", PidEntry::OomScoreAdj),
+    ("root", PidEntry::Root),
+    ("stat", PidEntry::Stat),
+    ("statm", PidEntry::Statm),
+    ("status", PidEntry::Status),
+    ("task", PidEntry::Task),
+];
+
+impl PidEntry {
+    /// The entries of a process directory (with task/) or a thread's (without).
+    pub fn all(thread_view: bool) -> impl Iterator<Item = (&'static str, PidEntry)> {
+        ENTRIES.iter().copied().filter(move |&(_, e)| !(thread_view && e == PidEntry::Task))
+    }
+
+    pub fn mode(self) -> u32 {
+        match self {
+            PidEntry::FdDir | PidEntry::FdInfoDir => S_IFDIR | 0o500,
+            PidEntry::Task => S_IFDIR | 0o555,
+            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
+            PidEntry::Environ | PidEntry::Auxv => S_IFREG | 0o400,
+            PidEntry::Comm | PidEntry::OomScoreAdj => S_IFREG | 0o644,
+            _ => S_IFREG | 0o444,
+        }
+    }
+}
+
+/// The open file at descriptor `fd` of the process, or ENOENT.
+pub(super) fn fd_file(p: &Proc, fd: i32) -> SysResult<Arc<dyn FileDescription>> {
+    let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;
+    res.fds.get(crate::vfs::Fd(fd)).map_err(|_| errno!(ENOENT))
+}
+
+/// The name of a character device, by its numbers.
+fn char_device_name(rdev: u64) -> String {
+    match major_minor(rdev) {
+        (1, 3) => "/dev/null".into(),
+        (1, 5) => "/dev/zero".into(),
+        (1, 7) => "/dev/full".into(),
+        (1, 8) => "/dev/random".into(),
+        (1, 9) => "/dev/urandom".into(),
+        (5, 0) => "/dev/tty".into(),
+        (5, 1) => "/dev/console".into(),
+        (5, 2) => "/dev/ptmx".into(),
+        (4, n) => format!("/dev/tty{n}"),
+        (m @ 136..=143, n) => format!("/dev/pts/{}", (m - 136) * 256 + n),
+        (m, n) => format!("/dev/char/{m}:{n}"),
+    }
+}
+
+/// What /proc/[pid]/fd/N shows for an open file.
+pub(super) fn fd_name(file: &Arc<dyn FileDescription>) -> Vec<u8> {
+    if let Some(n) = file.proc_name() {
+        return n;
+    }
+    if let Some(d) = file.dentry() {
+        return d.path();
+    }
+    let name = match file.stat() {
+        Ok(st) => match st.st_mode & S_IFMT {
+            S_IFIFO => format!("pipe:[{}]", st.st_ino),
+            S_IFSOCK => format!("socket:[{}]", st.st_ino),
+            S_IFCHR => char_device_name(st.st_rdev),
+            // A host file handed to the sandbox (a redirected standard stream):
+            // its host path is not the sandbox's to know.
+            0 => "anon_inode:[unknown]".to_string(),
+            _ => format!("host:[{}]", st.st_ino),
+        },
+        Err(_) => "anon_inode:[unknown]".to_string(),
+    };
+    name.into_bytes()
+}
+
+/// The generator of a /proc/[pid] file.
+pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
+    let fs = fs.clone();
+    Arc::new(move || {
+        let p = fs.resolve(t)?;
+        match e {
+            PidEntry::Auxv => Ok(auxv(&p)),
+            PidEntry::Cgroup => Ok(b"0::/\n".to_vec()),
+            PidEntry::Cmdline => Ok(cmdline(&p, false)),
+            PidEntry::Environ => Ok(cmdline(&p, true)),
+            PidEntry::Comm => Ok(comm(&p)),
+            PidEntry::Limits => Ok(limits(&p).into_bytes()),
+            PidEntry::Maps => Ok(maps(&p).into_bytes()),
+            PidEntry::Mountinfo => Ok(mountinfo_text(&p.k).into_bytes()),
+            PidEntry::Mounts => Ok(mounts_text(&p.k).into_bytes()),
+            PidEntry::OomScoreAdj => Ok(b"0\n".to_vec()),
+            PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
+            PidEntry::Statm => Ok(statm(&p).into_bytes()),
+            PidEntry::Status => Ok(status(&p, t).into_bytes()),
+            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::Task => error!(EINVAL),
+        }
+    })
+}
+
+/// What writing a /proc/[pid] file does, for the writable ones.
+pub(super) fn writer(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Option<Writer> {
+    let fs = fs.clone();
+    match e {
+        // Linux's comm_write: only within the caller's own process; the bytes
+        // become the name as written (a trailing newline included), cut to 15.
+        PidEntry::Comm => Some(Arc::new(move |data: &[u8]| {
+            let p = fs.resolve(t)?;
+            if current().is_none_or(|c| !Arc::ptr_eq(&c.tg, &p.tg)) {
+                return error!(EINVAL);
+            }
+            let th = p.th.ok_or_else(|| errno!(ESRCH))?;
+            let mut c = [0u8; 16];
+            let n = data.iter().take(15).position(|&b| b == 0).unwrap_or(data.len().min(15));
+            c[..n].copy_from_slice(&data[..n]);
+            *th.comm.lock().unwrap_or_else(|e| e.into_inner()) = c;
+            Ok(())
+        })),
+        // Accepted and checked, not acted on: the sandbox has no OOM killer.
+        PidEntry::OomScoreAdj => Some(Arc::new(move |data: &[u8]| {
+            fs.resolve(t)?;
+            let s = std::str::from_utf8(data).map_err(|_| errno!(EINVAL))?;
+            match s.trim().parse::<i32>() {
+                Ok(v) if (-1000..=1000).contains(&v) => Ok(()),
+                _ => error!(EINVAL),
+            }
+        })),
+        _ => None,
+    }
+}
+
+/// /proc/[pid]/fdinfo/N.
+pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generator {
+    let fs = fs.clone();
+    Arc::new(move || {
+        let p = fs.resolve(t)?;
+        let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;
+        let (_, file, cloexec) = res.fds.list().into_iter().find(|(f, _, _)| f.0 == fd).ok_or_else(|| errno!(ENOENT))?;
+        let pos = file.seek(0, 1).unwrap_or(0);
+        let flags = file.status_flags() | if cloexec { crate::vfs::OpenFlags::CLOEXEC } else { 0 };
+        let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.k, &m)).unwrap_or(0);
+        let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
+        Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+    })
+}
+
+fn comm_of(p: &Proc) -> String {
+    let c = match &p.th {
+        Some(th) => *th.comm.lock().unwrap_or_else(|e| e.into_inner()),
+        None => crate::task::comm_from_path(&p.tg.exe.lock().unwrap_or_else(|e| e.into_inner())),
+    };
+    let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+    String::from_utf8_lossy(&c[..n]).into_owned()
+}
+
+fn comm(p: &Proc) -> Vec<u8> {
+    let mut v = comm_of(p).into_bytes();
+    v.push(b'\n');
+    v
+}
+
+/// cmdline (or environ): the strings the loader placed, read from the process's
+/// memory as it is now.
+fn cmdline(p: &Proc, environ: bool) -> Vec<u8> {
+    let Some(res) = &p.res else { return Vec::new() };
+    let l = res.mm.layout();
+    let (start, end) = if environ { (l.env_start, l.env_end) } else { (l.arg_start, l.arg_end) };
+    if end <= start || end - start > 1 << 24 {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; (end - start) as usize];
+    let n = res.mm.read_bytes_remote(UserAddr(start), &mut buf);
+    buf.truncate(n);
+    buf
+}
+
+fn auxv(p: &Proc) -> Vec<u8> {
+    let Some(res) = &p.res else { return Vec::new() };
+    let l = res.mm.layout();
+    let mut out = Vec::new();
+    for &(k, v) in l.auxv.iter().take_while(|&&(k, _)| k != 0) {
+        out.extend_from_slice(&k.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&[0u8; 16]);
+    out
+}
+
+fn mappings(p: &Proc) -> Vec<MapInfo> {
+    p.res.as_ref().map(|r| r.mm.mappings()).unwrap_or_default()
+}
+
+/// Linux's show_map_vma: the fixed part, and the name from column 74.
+fn maps(p: &Proc) -> String {
+    let mut out = String::new();
+    for m in mappings(p) {
+        let line_start = out.len();
+        let perms = format!(
+            "{}{}{}{}",
+            if m.perms.read { 'r' } else { '-' },
+            if m.perms.write { 'w' } else { '-' },
+            if m.perms.exec { 'x' } else { '-' },
+            if m.shared { 's' } else { 'p' }
+        );
+        let _ = write!(out, "{:08x}-{:08x} {perms} {:08x} {:02x}:{:02x} {} ", m.start, m.end, 0, 0, 0, 0);
+        if let Some(name) = m.name {
+            while out.len() - line_start < 73 {
+                out.push(' ');
+            }
+            out.push_str(name);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Sizes in bytes: total, resident, stack, data (private writable), exec.
+struct VmSizes {
+    total: u64,
+    resident: u64,
+    stack: u64,
+    data: u64,
+    exe: u64,
+    start_code: u64,
+    end_code: u64,
+}
+
+fn vm_sizes(p: &Proc) -> VmSizes {
+    let mut s = VmSizes { total: 0, resident: 0, stack: 0, data: 0, exe: 0, start_code: 0, end_code: 0 };
+    for m in mappings(p) {
+        let len = m.end - m.start;
+        s.total += len;
+        s.resident += m.resident;
+        match m.name {
+            Some("[stack]") => s.stack += len,
+            Some(_) => {}
+            None if m.perms.exec && !m.perms.write => {
+                s.exe += len;
+                if s.start_code == 0 {
+                    (s.start_code, s.end_code) = (m.start, m.end);
+                }
+            }
+            None => {}
+        }
+        if m.perms.write && !m.shared && m.name != Some("[stack]") {
+            s.data += len;
+        }
+    }
+    s
+}
+
+/// The one-letter state and its name.
+fn state(p: &Proc) -> (char, &'static str) {
+    let st = p.tg.state();
+    if st.zombie.is_some() || p.th.is_none() {
+        return ('Z', "zombie");
+    }
+    if st.stopped {
+        return ('T', "stopped");
+    }
+    drop(st);
+    match (&p.th, current()) {
+        (Some(th), Some(c)) if Arc::ptr_eq(th, &c) => ('R', "running"),
+        _ => ('S', "sleeping"),
+    }
+}
+
+/// Pending signals (this thread's, the group's), blocked, ignored, caught.
+fn signal_masks(p: &Proc) -> (u64, u64, u64, u64, u64) {
+    let (pending, blocked) = match &p.th {
+        Some(th) => {
+            let s = th.sig();
+            (s.pending.mask, s.mask)
+        }
+        None => (0, 0),
+    };
+    let (shared, ignored, caught) = {
+        let s = p.tg.sig();
+        let mut ign = 0u64;
+        let mut cgt = 0u64;
+        for (i, a) in s.actions.iter().enumerate() {
+            match a.handler {
+                SIG_IGN => ign |= 1 << i,
+                SIG_DFL => {}
+                _ => cgt |= 1 << i,
+            }
+        }
+        (s.pending.mask, ign, cgt)
+    };
+    (pending, shared, blocked, ignored, caught)
+}
+
+fn ids(p: &Proc) -> (i32, i32, i32) {
+    let st = p.tg.state();
+    let ppid = st.parent.as_ref().map(|g| g.tgid).unwrap_or(0);
+    (ppid, st.pgid, st.sid)
+}
+
+/// /proc/[pid]/stat (do_task_stat).
+fn stat(p: &Proc, t: Target) -> String {
+    let (state, _) = state(p);
+    let (ppid, pgid, sid) = ids(p);
+    let vm = vm_sizes(p);
+    let layout = p.res.as_ref().map(|r| r.mm.layout()).unwrap_or_default();
+    let (pending, shared, blocked, ignored, caught) = signal_masks(p);
+    let threads = p.tg.threads().len().max(1);
+    let exit_signal = p.tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
+    let rss_lim = p.tg.rlimit(5).cur;
+    let fields: Vec<String> = vec![
+        ppid.to_string(),
+        pgid.to_string(),
+        sid.to_string(),
+        "0".into(),  // tty_nr
+        "-1".into(), // tpgid
+        "4194304".into(), // flags: PF_RANDOMIZE
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(), // faults
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(), // utime stime cutime cstime (no CPU accounting yet)
+        "20".into(), // priority
+        "0".into(),  // nice
+        threads.to_string(),
+        "0".into(), // itrealvalue
+        "0".into(), // starttime
+        vm.total.to_string(),
+        (vm.resident / PAGE_SIZE).to_string(),
+        rss_lim.to_string(),
+        vm.start_code.to_string(),
+        vm.end_code.to_string(),
+        layout.stack_top.to_string(),
+        "0".into(),
+        "0".into(), // kstkesp, kstkeip
+        (pending | shared).to_string(),
+        blocked.to_string(),
+        ignored.to_string(),
+        caught.to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(), // wchan, nswap, cnswap
+        exit_signal.to_string(),
+        "0".into(), // processor
+        "0".into(),
+        "0".into(), // rt_priority, policy
+        "0".into(),
+        "0".into(),
+        "0".into(), // blkio, guest_time, cguest_time
+        "0".into(),
+        "0".into(), // start_data, end_data
+        layout.brk_start.to_string(),
+        layout.arg_start.to_string(),
+        layout.arg_end.to_string(),
+        layout.env_start.to_string(),
+        layout.env_end.to_string(),
+        "0".into(), // exit_code
+    ];
+    format!("{} ({}) {} {}\n", t.tid, comm_of(p), state, fields.join(" "))
+}
+
+fn statm(p: &Proc) -> String {
+    let vm = vm_sizes(p);
+    format!("{} {} 0 {} 0 {} 0\n", vm.total / PAGE_SIZE, vm.resident / PAGE_SIZE, vm.exe / PAGE_SIZE, (vm.data + vm.stack) / PAGE_SIZE)
+}
+
+/// A CPU mask as "%*pb" prints it: 32-bit hex words, highest first, comma-separated.
+fn cpu_mask(cpus: usize) -> String {
+    let cpus = cpus.max(1);
+    let words = cpus.div_ceil(32);
+    let mut parts = Vec::new();
+    for w in (0..words).rev() {
+        let bits = (cpus - w * 32).min(32);
+        let v: u64 = if bits == 32 { 0xffff_ffff } else { (1u64 << bits) - 1 };
+        if w == words - 1 {
+            parts.push(format!("{:0width$x}", v, width = bits.div_ceil(4)));
+        } else {
+            parts.push(format!("{v:08x}"));
+        }
+    }
+    parts.join(",")
+}
+
+/// /proc/[pid]/status (proc_pid_status).
+fn status(p: &Proc, t: Target) -> String {
+    let (c, state_name) = state(p);
+    let (ppid, pgid, sid) = ids(p);
+    let creds = p.tg.creds();
+    let groups = p.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let umask = p.res.as_ref().map(|r| r.fs.umask()).unwrap_or(0o022);
+    let fd_size = p.res.as_ref().map(|r| r.fds.list().last().map(|(f, _, _)| f.0 as usize + 1).unwrap_or(0)).unwrap_or(0).max(64).next_power_of_two();
+    let vm = vm_sizes(p);
+    let (pending, shared, blocked, ignored, caught) = signal_masks(p);
+    let threads = p.tg.threads().len();
+    let cpus = p.k.cpus;
+    let caps: u64 = if creds.euid == 0 { 0x1ff_ffff_ffff } else { 0 };
+    let kb = |b: u64| format!("{:8} kB", b / 1024);
+    let mut s = String::new();
+    let _ = writeln!(s, "Name:\t{}", comm_of(p));
+    // Linux's "%#04o".
+    let _ = writeln!(s, "Umask:\t{umask:04o}");
+    let _ = writeln!(s, "State:\t{c} ({state_name})");
+    let _ = writeln!(s, "Tgid:\t{}", t.tgid);
+    let _ = writeln!(s, "Ngid:\t0");
+    let _ = writeln!(s, "Pid:\t{}", t.tid);
+    let _ = writeln!(s, "PPid:\t{ppid}");
+    let _ = writeln!(s, "TracerPid:\t0");
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", creds.uid, creds.euid, creds.suid, creds.euid);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", creds.gid, creds.egid, creds.sgid, creds.egid);
+    let _ = writeln!(s, "FDSize:\t{fd_size}");
+    let _ = writeln!(s, "Groups:\t{}", groups.iter().map(|g| format!("{g} ")).collect::<String>());
+    let _ = writeln!(s, "NStgid:\t{}", t.tgid);
+    let _ = writeln!(s, "NSpid:\t{}", t.tid);
+    let _ = writeln!(s, "NSpgid:\t{pgid}");
+    let _ = writeln!(s, "NSsid:\t{sid}");
+    if p.res.is_some() {
+        let _ = writeln!(s, "VmPeak:\t{}", kb(vm.total));
+        let _ = writeln!(s, "VmSize:\t{}", kb(vm.total));
+        let _ = writeln!(s, "VmLck:\t{}", kb(0));
+        let _ = writeln!(s, "VmPin:\t{}", kb(0));
+        let _ = writeln!(s, "VmHWM:\t{}", kb(vm.resident));
+        let _ = writeln!(s, "VmRSS:\t{}", kb(vm.resident));
+        let _ = writeln!(s, "RssAnon:\t{}", kb(vm.resident));
+        let _ = writeln!(s, "RssFile:\t{}", kb(0));
+        let _ = writeln!(s, "RssShmem:\t{}", kb(0));
+        let _ = writeln!(s, "VmData:\t{}", kb(vm.data));
+        let _ = writeln!(s, "VmStk:\t{}", kb(vm.stack));
+        let _ = writeln!(s, "VmExe:\t{}", kb(vm.exe));
+        let _ = writeln!(s, "VmLib:\t{}", kb(0));
+        let _ = writeln!(s, "VmPTE:\t{}", kb(0));
+        let _ = writeln!(s, "VmSwap:\t{}", kb(0));
+        let _ = writeln!(s, "HugetlbPages:\t{}", kb(0));
+        let _ = writeln!(s, "CoreDumping:\t0");
+        let _ = writeln!(s, "THP_enabled:\t1");
+    }
+    let _ = writeln!(s, "Threads:\t{threads}");
+    let _ = writeln!(s, "SigQ:\t0/{}", p.tg.rlimit(RLIMIT_SIGPENDING).cur);
+    let _ = writeln!(s, "SigPnd:\t{pending:016x}");
+    let _ = writeln!(s, "ShdPnd:\t{shared:016x}");
+    let _ = writeln!(s, "SigBlk:\t{blocked:016x}");
+    let _ = writeln!(s, "SigIgn:\t{ignored:016x}");
+    let _ = writeln!(s, "SigCgt:\t{caught:016x}");
+    let _ = writeln!(s, "CapInh:\t{:016x}", 0);
+    let _ = writeln!(s, "CapPrm:\t{caps:016x}");
+    let _ = writeln!(s, "CapEff:\t{caps:016x}");
+    let _ = writeln!(s, "CapBnd:\t{:016x}", 0x1ff_ffff_ffffu64);
+    let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
+    let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
+    let _ = writeln!(s, "Seccomp:\t0");
+    let _ = writeln!(s, "Seccomp_filters:\t0");
+    let _ = writeln!(s, "Speculation_Store_Bypass:\tthread vulnerable");
+    let _ = writeln!(s, "SpeculationIndirectBranch:\tconditional enabled");
+    let _ = writeln!(s, "Cpus_allowed:\t{}", cpu_mask(cpus));
+    let _ = writeln!(s, "Cpus_allowed_list:\t{}", super::super::sys::cpu_range(cpus).trim_end());
+    let _ = writeln!(s, "Mems_allowed:\t00000000,00000001");
+    let _ = writeln!(s, "Mems_allowed_list:\t0");
+    let _ = writeln!(s, "voluntary_ctxt_switches:\t0");
+    let _ = writeln!(s, "nonvoluntary_ctxt_switches:\t0");
+    s
+}
+
+/// /proc/[pid]/limits (proc_pid_limits).
+fn limits(p: &Proc) -> String {
+    const ROWS: [(&str, &str); RLIMIT_COUNT] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let mut s = format!("{:<25} {:<20} {:<20} {:<10}\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+    let show = |v: u64| if v == u64::MAX { "unlimited".to_string() } else { v.to_string() };
+    for (i, (name, unit)) in ROWS.iter().enumerate() {
+        let r = p.tg.rlimit(i);
+        let _ = write!(s, "{:<25} {:<20} {:<20} ", name, show(r.cur), show(r.max));
+        if unit.is_empty() {
+            s.push('\n');
+        } else {
+            let _ = writeln!(s, "{unit:<10}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(cpu_mask(1), "1");
+        assert_eq!(cpu_mask(8), "ff");
+        assert_eq!(cpu_mask(32), "ffffffff");
+        assert_eq!(cpu_mask(36), "f,ffffffff");
+        assert_eq!(cpu_mask(64), "ffffffff,ffffffff");
+    }
+
+    #[test]
+    fn device_names() {
+        use crate::fs::simple::makedev;
+        assert_eq!(char_device_name(makedev(1, 3)), "/dev/null");
+        assert_eq!(char_device_name(makedev(136, 4)), "/dev/pts/4");
+        assert_eq!(char_device_name(makedev(137, 1)), "/dev/pts/257");
+    }
+}

@@ -1,0 +1,320 @@
+//! The fixed part of /proc: system-wide files and the sys/ tree. Everything is the
+//! sandbox's view (its memory file, its clocks, its processes), never the host's.
+
+use super::ProcFs;
+use crate::fs::simple::{major_minor, Generator};
+use crate::kernel::Kernel;
+use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
+use crate::vfs::Mount;
+use rvisor_abi::{error, SysResult};
+use rvisor_memory::UsageKind;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// What a fixed entry is.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Sf {
+    Dir,
+    Link(&'static str),
+    Text(&'static str),
+    Cpuinfo,
+    Filesystems,
+    Loadavg,
+    Meminfo,
+    Stat,
+    Uptime,
+    Version,
+    Hostname,
+    Osrelease,
+    KernelVersion,
+    BootId,
+    Uuid,
+}
+
+/// The fixed entries, by path below /proc. A directory's children are the
+/// entries whose path continues it by one name.
+pub(super) const STATIC: &[(&str, Sf)] = &[
+    ("cpuinfo", Sf::Cpuinfo),
+    ("filesystems", Sf::Filesystems),
+    ("loadavg", Sf::Loadavg),
+    ("meminfo", Sf::Meminfo),
+    ("mounts", Sf::Link("self/mounts")),
+    ("stat", Sf::Stat),
+    ("sys", Sf::Dir),
+    ("sys/fs", Sf::Dir),
+    ("sys/fs/file-max", Sf::Text("9223372036854775807\n")),
+    ("sys/fs/nr_open", Sf::Text("1048576\n")),
+    ("sys/kernel", Sf::Dir),
+    ("sys/kernel/cap_last_cap", Sf::Text("40\n")),
+    ("sys/kernel/hostname", Sf::Hostname),
+    ("sys/kernel/ngroups_max", Sf::Text("65536\n")),
+    ("sys/kernel/osrelease", Sf::Osrelease),
+    ("sys/kernel/ostype", Sf::Text("Linux\n")),
+    // task::pid_ns::PID_MAX.
+    ("sys/kernel/pid_max", Sf::Text("4194304\n")),
+    ("sys/kernel/random", Sf::Dir),
+    ("sys/kernel/random/boot_id", Sf::BootId),
+    ("sys/kernel/random/uuid", Sf::Uuid),
+    ("sys/kernel/version", Sf::KernelVersion),
+    ("sys/vm", Sf::Dir),
+    ("sys/vm/max_map_count", Sf::Text("65530\n")),
+    // mm::ops::MMAP_MIN_ADDR.
+    ("sys/vm/mmap_min_addr", Sf::Text("65536\n")),
+    ("sys/vm/overcommit_memory", Sf::Text("0\n")),
+    ("uptime", Sf::Uptime),
+    ("version", Sf::Version),
+];
+
+pub(super) fn mode(i: usize) -> u32 {
+    match STATIC.get(i).map(|e| e.1) {
+        Some(Sf::Dir) => S_IFDIR | 0o555,
+        Some(Sf::Link(_)) => S_IFLNK | 0o777,
+        _ => S_IFREG | 0o444,
+    }
+}
+
+pub(super) fn link_target(i: usize) -> Option<&'static str> {
+    match STATIC.get(i)?.1 {
+        Sf::Link(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The entries directly inside `parent` (None: the /proc root), as (index, name).
+pub(super) fn children(parent: Option<usize>) -> impl Iterator<Item = (usize, &'static str)> {
+    let prefix = parent.and_then(|i| STATIC.get(i)).map(|e| e.0);
+    STATIC.iter().enumerate().filter_map(move |(j, &(path, _))| {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (Some(d), n),
+            None => (None, path),
+        };
+        (dir == prefix).then_some((j, name))
+    })
+}
+
+pub(super) fn lookup(parent: Option<usize>, name: &[u8]) -> Option<usize> {
+    children(parent).find(|(_, n)| n.as_bytes() == name).map(|(i, _)| i)
+}
+
+/// A random (version 4) UUID.
+pub(super) fn uuid() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No host entropy at all: the clock is better than refusing to answer.
+        b = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
+    let Some(&(_, sf)) = STATIC.get(i) else { return error!(ENOENT) };
+    if matches!(sf, Sf::Dir) {
+        return error!(EISDIR);
+    }
+    if matches!(sf, Sf::Link(_)) {
+        return error!(ELOOP);
+    }
+    let fs = fs.clone();
+    Ok(Arc::new(move || {
+        let k = fs.kernel()?;
+        let text = match sf {
+            Sf::Dir | Sf::Link(_) => return error!(EINVAL),
+            Sf::Text(t) => t.to_string(),
+            Sf::Cpuinfo => super::cpuinfo::text(k.cpus, k.clocks.source.calibration().map(|c| c.tsc_hz as f64 / 1e6)),
+            Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\n".to_string(),
+            Sf::Loadavg => loadavg(&k),
+            Sf::Meminfo => meminfo(&k, fs.mem_total),
+            Sf::Stat => stat(&k),
+            Sf::Uptime => uptime(&k),
+            Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
+            Sf::Hostname => format!("{}\n", k.hostname),
+            Sf::Osrelease => format!("{}\n", crate::syscalls::RELEASE),
+            Sf::KernelVersion => format!("{}\n", crate::syscalls::VERSION),
+            Sf::BootId => format!("{}\n", fs.boot_id),
+            Sf::Uuid => format!("{}\n", uuid()),
+        };
+        Ok(text.into_bytes())
+    }))
+}
+
+/// "%lu.%02lu" of nanoseconds.
+fn centis(ns: i64) -> String {
+    let cs = ns.max(0) / 10_000_000;
+    format!("{}.{:02}", cs / 100, cs % 100)
+}
+
+fn uptime(k: &Kernel) -> String {
+    let up = k.clocks.uptime_ns();
+    // Idle time sums over CPUs; with no CPU accounting yet, all of it is idle.
+    format!("{} {}\n", centis(up), centis(up.saturating_mul(k.cpus as i64)))
+}
+
+fn loadavg(k: &Kernel) -> String {
+    let groups = k.pid_ns.groups();
+    let last = groups.iter().map(|g| g.tgid).max().unwrap_or(1);
+    format!("0.00 0.00 0.00 1/{} {last}\n", k.pid_ns.thread_count())
+}
+
+/// /proc/stat: with no CPU accounting yet, every CPU has been idle since boot.
+fn stat(k: &Kernel) -> String {
+    let ticks = k.clocks.uptime_ns().max(0) / 10_000_000;
+    let cpus = k.cpus.max(1);
+    let mut s = format!("cpu  0 0 0 {} 0 0 0 0 0 0\n", ticks * cpus as i64);
+    for i in 0..cpus {
+        let _ = writeln!(s, "cpu{i} 0 0 0 {ticks} 0 0 0 0 0 0");
+    }
+    let btime = (k.clocks.realtime_ns() - k.clocks.uptime_ns()).max(0) / 1_000_000_000;
+    let _ = write!(
+        s,
+        "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
+        k.pid_ns.groups().len()
+    );
+    s
+}
+
+/// /proc/meminfo from the memory file's usage: what the sandbox's memory holds,
+/// against the host's RAM as the total.
+fn meminfo(k: &Kernel, total: u64) -> String {
+    let mf = &k.memory;
+    let anon = mf.usage(UsageKind::Anonymous);
+    let tmpfs = mf.usage(UsageKind::Tmpfs);
+    let cache = mf.usage(UsageKind::PageCache);
+    let system = mf.usage(UsageKind::System);
+    let used = anon + tmpfs + cache + system;
+    let free = total.saturating_sub(used);
+    let rows: [(&str, u64); 33] = [
+        ("MemTotal", total),
+        ("MemFree", free),
+        ("MemAvailable", free + cache),
+        ("Buffers", 0),
+        ("Cached", cache + tmpfs),
+        ("SwapCached", 0),
+        ("Active", anon + cache + tmpfs),
+        ("Inactive", 0),
+        ("Active(anon)", anon + tmpfs),
+        ("Inactive(anon)", 0),
+        ("Active(file)", cache),
+        ("Inactive(file)", 0),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", anon),
+        ("Mapped", 0),
+        ("Shmem", tmpfs),
+        ("KReclaimable", 0),
+        ("Slab", 0),
+        ("SReclaimable", 0),
+        ("SUnreclaim", 0),
+        ("KernelStack", 0),
+        ("PageTables", 0),
+        ("NFS_Unstable", 0),
+        ("Bounce", 0),
+        ("WritebackTmp", 0),
+        ("CommitLimit", total),
+        ("Committed_AS", anon + tmpfs),
+        ("VmallocTotal", 34_359_738_367 << 10),
+    ];
+    let mut s = String::new();
+    for (name, bytes) in rows {
+        let _ = writeln!(s, "{:<16}{:>8} kB", format!("{name}:"), bytes >> 10);
+    }
+    let _ = writeln!(s, "{:<16}{:>8} kB", "VmallocUsed:", 0);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "VmallocChunk:", 0);
+    for name in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
+        let _ = writeln!(s, "{:<16}{:>8}", format!("{name}:"), 0);
+    }
+    let _ = writeln!(s, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
+    s
+}
+
+/// A mount's id, as mountinfo and fdinfo show it: its place in the namespace.
+pub(super) fn mount_id(k: &Kernel, m: &Arc<Mount>) -> usize {
+    k.mounts.mounts().iter().position(|x| Arc::ptr_eq(x, m)).map(|i| i + 1).unwrap_or(0)
+}
+
+/// Escapes space, tab, newline and backslash as Linux's mangle() does.
+fn mangle(p: &[u8]) -> String {
+    let mut out = Vec::new();
+    for &b in p {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn mountpoint(m: &Mount) -> Vec<u8> {
+    m.mountpoint.as_ref().map(|d| d.path()).unwrap_or_else(|| b"/".to_vec())
+}
+
+fn opts(m: &Mount) -> &'static str {
+    if m.read_only { "ro,relatime" } else { "rw,relatime" }
+}
+
+pub(super) fn mounts_text(k: &Kernel) -> String {
+    let mut s = String::new();
+    for m in k.mounts.mounts() {
+        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&mountpoint(&m)), m.fstype, opts(&m));
+    }
+    s
+}
+
+pub(super) fn mountinfo_text(k: &Kernel) -> String {
+    let all = k.mounts.mounts();
+    let mut s = String::new();
+    for (i, m) in all.iter().enumerate() {
+        let id = i + 1;
+        let parent = m
+            .mountpoint
+            .as_ref()
+            .and_then(|d| d.mount.upgrade())
+            .and_then(|p| all.iter().position(|x| Arc::ptr_eq(x, &p)))
+            .map(|j| j + 1)
+            .unwrap_or(id);
+        let (major, minor) = m.root.inode.stat().map(|st| major_minor(st.st_dev)).unwrap_or((0, 0));
+        let _ = writeln!(
+            s,
+            "{id} {parent} {major}:{minor} / {} {} - {} {} {}",
+            mangle(&mountpoint(m)),
+            opts(m),
+            m.fstype,
+            mangle(m.source.as_bytes()),
+            if m.read_only { "ro" } else { "rw" }
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree() {
+        let top: Vec<&str> = children(None).map(|(_, n)| n).collect();
+        assert!(top.contains(&"meminfo") && top.contains(&"sys") && !top.contains(&"kernel"));
+        let sys = lookup(None, b"sys").unwrap();
+        let kernel = lookup(Some(sys), b"kernel").unwrap();
+        let random = lookup(Some(kernel), b"random").unwrap();
+        assert!(lookup(Some(random), b"boot_id").is_some());
+        assert!(lookup(Some(kernel), b"boot_id").is_none());
+        assert_eq!(mode(random) & S_IFDIR, S_IFDIR);
+        assert_eq!(link_target(lookup(None, b"mounts").unwrap()), Some("self/mounts"));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(centis(1_234_567_890), "1.23");
+        assert_eq!(mangle(b"/a b\\c"), "/a\\040b\\134c");
+        let u = uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}
