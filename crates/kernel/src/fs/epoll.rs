@@ -182,10 +182,10 @@ impl Epoll {
         let key = (file_key(file), fd);
         let (events, data) = event;
         let events = if op == EPOLL_CTL_DEL { 0 } else { events | EPOLLERR | EPOLLHUP };
-        if events & EPOLLEXCLUSIVE != 0 {
-            if op == EPOLL_CTL_MOD || (op == EPOLL_CTL_ADD && (file.epoll().is_some() || events & !EXCLUSIVE_OK != 0)) {
-                return error!(EINVAL);
-            }
+        if events & EPOLLEXCLUSIVE != 0
+            && (op == EPOLL_CTL_MOD || (op == EPOLL_CTL_ADD && (file.epoll().is_some() || events & !EXCLUSIVE_OK != 0)))
+        {
+            return error!(EINVAL);
         }
         match op {
             EPOLL_CTL_ADD => {
