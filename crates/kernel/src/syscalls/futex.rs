@@ -26,7 +26,7 @@ fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResu
     }
     let ts = t.mm.read_obj(ts)?;
     ts.duration()?;
-    Ok(Some(t.kernel.clocks.instant_at(if realtime { 0 } else { 1 }, ts.as_ns())?))
+    t.kernel.clocks.instant_at(if realtime { 0 } else { 1 }, ts.as_ns())
 }
 
 pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) -> SysResult<u32> {

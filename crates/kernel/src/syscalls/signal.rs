@@ -155,7 +155,7 @@ pub(super) fn deadline_after(t: &Task, ts: UserRef<Timespec>) -> SysResult<Optio
     if ts.is_null() {
         return Ok(None);
     }
-    Ok(Some(Instant::now() + t.mm.read_obj(ts)?.duration()?))
+    Ok(crate::time::deadline_in(t.mm.read_obj(ts)?.duration()?))
 }
 
 fn take_from(t: &Task, set: u64) -> Option<SigInfo> {

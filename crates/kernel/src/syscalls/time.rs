@@ -44,12 +44,12 @@ pub fn sys_time(t: &mut Task, tloc: UserRef<i64>) -> SysResult<i64> {
 
 /// Sleeps until `deadline`; on a signal writes the time left to `rem` and lets the
 /// signal code decide between EINTR and a restart.
-fn sleep_until(t: &mut Task, deadline: Instant, rem: UserRef<Timespec>) -> SysResult<()> {
-    match t.block_until(Some(deadline), || false) {
+fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) -> SysResult<()> {
+    match t.block_until(deadline, || false) {
         Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
         Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => {
             if !rem.is_null() {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::MAX);
                 t.mm.write_obj(rem, &to_timespec(left.as_nanos() as i64))?;
             }
             error!(ERESTARTNOHAND)
@@ -65,7 +65,7 @@ fn read_duration(t: &Task, req: UserRef<Timespec>) -> SysResult<Timespec> {
 }
 
 pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
-    let deadline = Instant::now() + t.mm.read_obj(req)?.duration()?;
+    let deadline = crate::time::deadline_in(t.mm.read_obj(req)?.duration()?);
     sleep_until(t, deadline, rem)
 }
 
@@ -75,7 +75,7 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     let ns = ts.as_ns();
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
     let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
-    sleep_until(t, Instant::now() + Duration::from_nanos(wait as u64), rem)
+    sleep_until(t, crate::time::deadline_in(Duration::from_nanos(wait as u64)), rem)
 }
 
 /// Only a privileged task may set the sandbox's realtime clock; the host's is never touched.

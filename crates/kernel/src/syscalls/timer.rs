@@ -4,6 +4,7 @@
 use crate::mm::UserRef;
 use crate::task::Task;
 use crate::time::process_timers::{PosixTimer, SignalOnExpiry};
+use crate::time::deadline_in;
 use crate::time::timers::TimerAction;
 use rvisor_abi::structs::{Timespec, Timeval};
 use rvisor_abi::{consts, errno, error, SysResult};
@@ -82,7 +83,7 @@ fn set_real_timer(t: &Task, value: Duration, interval: Duration) {
         let action = Arc::new(SignalOnExpiry { group: Arc::downgrade(&t.tg), thread: None, signo: consts::SIGALRM, posix: None, overrun: AtomicU64::new(0) });
         (t.kernel.timers.create(), action)
     });
-    let when = (!value.is_zero()).then(|| (Instant::now() + value, Some(interval)));
+    let when = if value.is_zero() { None } else { deadline_in(value).map(|d| (d, Some(interval))) };
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(action) as std::sync::Weak<dyn TimerAction>;
     t.kernel.timers.arm(id, when, weak);
 }
@@ -166,9 +167,9 @@ pub fn sys_timer_settime(t: &mut Task, timerid: i32, flags: i32, new: UserRef<It
     let when = if value.is_zero() {
         None
     } else if flags & TIMER_ABSTIME != 0 {
-        Some((t.kernel.clocks.instant_at(p.clock, value.as_nanos() as i64)?, Some(interval)))
+        t.kernel.clocks.instant_at(p.clock, value.as_nanos() as i64)?.map(|d| (d, Some(interval)))
     } else {
-        Some((Instant::now() + value, Some(interval)))
+        deadline_in(value).map(|d| (d, Some(interval)))
     };
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(&p.action) as std::sync::Weak<dyn TimerAction>;
     t.kernel.timers.arm(&p.timer, when, weak);
@@ -239,9 +240,9 @@ pub fn sys_timerfd_settime(t: &mut Task, fd: crate::vfs::Fd, flags: i32, new: Us
     let when = if value.is_zero() {
         None
     } else if flags & TFD_TIMER_ABSTIME != 0 {
-        Some((t.kernel.clocks.instant_at(tfd.clock, value.as_nanos() as i64)?, Some(interval)))
+        t.kernel.clocks.instant_at(tfd.clock, value.as_nanos() as i64)?.map(|d| (d, Some(interval)))
     } else {
-        Some((Instant::now() + value, Some(interval)))
+        deadline_in(value).map(|d| (d, Some(interval)))
     };
     tfd.expirations.count.store(0, std::sync::atomic::Ordering::Release);
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(&tfd.expirations) as std::sync::Weak<dyn TimerAction>;

@@ -32,6 +32,12 @@ fn host_ns(id: ClockId) -> i64 {
     clock_gettime(id).map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec()).unwrap_or(0)
 }
 
+/// The deadline `d` from now; None if it is too far away to represent (never).
+/// App-supplied timeouts go through here: adding them to an Instant could overflow.
+pub fn deadline_in(d: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(d)
+}
+
 pub fn to_timespec(ns: i64) -> Timespec {
     Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) }
 }
@@ -82,11 +88,12 @@ impl Clocks {
         })
     }
 
-    /// The host instant at which clock `clock` reads `ns` (for absolute timeouts).
-    pub fn instant_at(&self, clock: i32, ns: i64) -> SysResult<std::time::Instant> {
+    /// The host instant at which clock `clock` reads `ns` (for absolute timeouts);
+    /// None if that is too far away to represent, i.e. never.
+    pub fn instant_at(&self, clock: i32, ns: i64) -> SysResult<Option<std::time::Instant>> {
         let now = self.read(clock)?;
         let ahead = ns.saturating_sub(now).max(0) as u64;
-        Ok(std::time::Instant::now() + std::time::Duration::from_nanos(ahead))
+        Ok(deadline_in(std::time::Duration::from_nanos(ahead)))
     }
 
     pub fn resolution(&self, id: i32) -> SysResult<i64> {

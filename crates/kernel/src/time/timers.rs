@@ -108,28 +108,29 @@ impl Timers {
                 if a.generation != gen {
                     continue;
                 }
-                let mut overrun = 0;
+                let action = a.action.clone();
                 match a.interval {
                     Some(i) => {
                         // Missed periods count as overruns; the next one is in the future.
-                        let mut next = a.deadline + i;
-                        while next <= now {
-                            next += i;
-                            overrun += 1;
+                        let missed = now.saturating_duration_since(a.deadline).as_nanos() / i.as_nanos().max(1);
+                        let next = u32::try_from(missed + 1).ok().and_then(|k| i.checked_mul(k)).and_then(|d| a.deadline.checked_add(d));
+                        match next {
+                            Some(next) => {
+                                a.deadline = next;
+                                let g = a.generation;
+                                st.heap.push(Reverse((next, id, g)));
+                            }
+                            // Too far to represent: it never fires again.
+                            None => {
+                                st.timers.remove(&id);
+                            }
                         }
-                        a.deadline = next;
-                        let g = a.generation;
-                        st.heap.push(Reverse((next, id, g)));
+                        due.push((action, missed.min(u64::MAX as u128) as u64));
                     }
                     None => {
-                        let action = a.action.clone();
                         st.timers.remove(&id);
                         due.push((action, 0));
-                        continue;
                     }
-                }
-                if let Some(a) = st.timers.get(&id) {
-                    due.push((a.action.clone(), overrun));
                 }
             }
             if !due.is_empty() {
