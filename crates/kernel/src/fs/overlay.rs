@@ -1,15 +1,23 @@
 //! The sandbox's root: an overlay of the served host root (read-only, lower) under a
 //! tmpfs (upper). Reads fall through to the lower layer; the first change to a file
-//! copies it up; deletions of lower names are remembered as whiteouts. The host is
-//! never written.
+//! copies it up; deleting a lower name leaves a whiteout in the upper layer. The
+//! host is never written.
+//!
+//! All state lives in the upper tmpfs, so an overlay inode can be dropped (the
+//! dentry cache is bounded) and rebuilt by a later lookup: a whiteout is an upper
+//! symlink whose target holds a NUL (which no app can create), and a directory made
+//! over a whited-out lower one carries an entry named with a NUL that makes it opaque.
 
 use super::tmpfs::TmpInode;
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
+
+const WHITEOUT: &[u8] = b"\0whiteout";
+const OPAQUE: &[u8] = b"\0opaque";
 
 pub struct OverlayInode {
     me: Weak<OverlayInode>,
@@ -17,7 +25,6 @@ pub struct OverlayInode {
     parent: Option<Arc<OverlayInode>>,
     name: Vec<u8>,
     kind: u32,
-    /// Lock order: a parent's before a child's.
     layers: Mutex<Layers>,
 }
 
@@ -25,11 +32,15 @@ struct Layers {
     upper: Option<Arc<dyn Inode>>,
     /// For directories, the lower directory stays merged under the upper one.
     lower: Option<Arc<dyn Inode>>,
-    /// Lower names deleted in the sandbox.
-    whiteouts: HashSet<Vec<u8>>,
-    /// Children looked up so far: one overlay inode per name, since whiteouts and
-    /// copy-up state live in it.
-    children: std::collections::HashMap<Vec<u8>, Arc<OverlayInode>>,
+}
+
+fn is_whiteout(i: &Arc<dyn Inode>) -> bool {
+    i.kind() == S_IFLNK && i.readlink().is_ok_and(|t| t == WHITEOUT)
+}
+
+/// The upper entry `name` of `dir`, unless it is a whiteout marker.
+fn upper_entry(dir: &Arc<dyn Inode>, name: &[u8]) -> Option<Arc<dyn Inode>> {
+    dir.lookup(name).ok().filter(|i| !is_whiteout(i))
 }
 
 impl OverlayInode {
@@ -38,13 +49,7 @@ impl OverlayInode {
     }
 
     fn new(parent: Option<Arc<OverlayInode>>, name: Vec<u8>, kind: u32, upper: Option<Arc<dyn Inode>>, lower: Option<Arc<dyn Inode>>) -> Arc<OverlayInode> {
-        Arc::new_cyclic(|me| OverlayInode {
-            me: me.clone(),
-            parent,
-            name,
-            kind,
-            layers: Mutex::new(Layers { upper, lower, whiteouts: HashSet::new(), children: Default::default() }),
-        })
+        Arc::new_cyclic(|me| OverlayInode { me: me.clone(), parent, name, kind, layers: Mutex::new(Layers { upper, lower }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Layers> {
@@ -55,16 +60,35 @@ impl OverlayInode {
         self.me.upgrade().ok_or_else(|| errno!(ENOENT))
     }
 
+    /// The upper inode, looking again in the parent in case another inode for the
+    /// same name copied it up meanwhile.
+    fn upper(&self) -> Option<Arc<dyn Inode>> {
+        if let Some(u) = self.lock().upper.clone() {
+            return Some(u);
+        }
+        let found = self.parent.as_ref()?.upper().and_then(|pu| upper_entry(&pu, &self.name))?;
+        self.lock().upper = Some(found.clone());
+        Some(found)
+    }
+
+    /// The lower directory to merge, unless the upper one is opaque.
+    fn merged_lower(&self) -> Option<Arc<dyn Inode>> {
+        let lower = self.lock().lower.clone()?;
+        match self.upper() {
+            Some(u) if u.lookup(OPAQUE).is_ok() => None,
+            _ => Some(lower),
+        }
+    }
+
     /// The layer reads go to: the upper one once it exists.
     fn top(&self) -> SysResult<Arc<dyn Inode>> {
-        let l = self.lock();
-        l.upper.clone().or_else(|| l.lower.clone()).ok_or_else(|| errno!(ENOENT))
+        self.upper().or_else(|| self.lock().lower.clone()).ok_or_else(|| errno!(ENOENT))
     }
 
     /// Makes sure this file exists in the upper layer, copying it (and its parent
     /// directories) up first. Returns the upper inode.
     fn copy_up(&self) -> SysResult<Arc<dyn Inode>> {
-        if let Some(u) = self.lock().upper.clone() {
+        if let Some(u) = self.upper() {
             return Ok(u);
         }
         let parent = self.parent.as_ref().ok_or_else(|| errno!(EROFS))?;
@@ -89,23 +113,49 @@ impl OverlayInode {
             mtime: Some((st.st_mtime, st.st_mtime_nsec)),
             ..SetAttr::default()
         });
-        let mut l = self.lock();
-        if self.kind != S_IFDIR {
-            l.lower = None;
-        }
-        l.upper = Some(upper.clone());
+        self.lock().upper = Some(upper.clone());
         Ok(upper)
     }
 
+    /// Whether the lower layer has `name` here (and shows it).
+    fn lower_has(&self, name: &[u8]) -> bool {
+        self.merged_lower().is_some_and(|l| l.lookup(name).is_ok())
+    }
+
+    /// Clears a whiteout for `name` before something new takes the name.
+    fn clear_whiteout(&self, up: &Arc<dyn Inode>, name: &[u8]) -> SysResult<()> {
+        if up.lookup(name).is_ok_and(|i| is_whiteout(&i)) {
+            up.unlink(name)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` (a child of kind `kind`): from the upper layer if it is there,
+    /// and hidden by a whiteout if the lower layer has it.
+    fn remove(&self, name: &[u8], kind: u32) -> SysResult<()> {
+        let up = self.copy_up()?;
+        if upper_entry(&up, name).is_some() {
+            if kind == S_IFDIR {
+                up.rmdir(name)?;
+            } else {
+                up.unlink(name)?;
+            }
+        }
+        if self.lower_has(name) {
+            up.symlink(name, WHITEOUT)?;
+        }
+        Ok(())
+    }
 }
 
 /// Copies a lower file's bytes into a fresh upper file.
 fn copy_contents(lower: &Arc<dyn Inode>, upper: &TmpInode, size: u64) -> SysResult<()> {
-    let dentry_less = lower_reader(lower)?;
+    let placeholder = Dentry::new_root(lower.clone(), Weak::new());
+    let reader = lower.open(&placeholder, OpenFlags(0))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < size {
-        let n = dentry_less.read_at(at, &mut buf)?;
+        let n = reader.read_at(at, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -115,10 +165,8 @@ fn copy_contents(lower: &Arc<dyn Inode>, upper: &TmpInode, size: u64) -> SysResu
     Ok(())
 }
 
-/// Opens a lower file for reading without a name (copy-up happens below the VFS).
-fn lower_reader(lower: &Arc<dyn Inode>) -> SysResult<Arc<dyn FileDescription>> {
-    let placeholder = Dentry::new_root(lower.clone(), Weak::new());
-    lower.open(&placeholder, OpenFlags(0))
+fn overlay(i: &Arc<dyn Inode>) -> SysResult<&OverlayInode> {
+    i.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EXDEV))
 }
 
 impl Inode for OverlayInode {
@@ -131,26 +179,23 @@ impl Inode for OverlayInode {
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        let (upper, lower, whited) = {
-            let l = self.lock();
-            if let Some(c) = l.children.get(name) {
-                return Ok(c.clone());
-            }
-            (l.upper.clone(), l.lower.clone(), l.whiteouts.contains(name))
-        };
-        let up = upper.and_then(|u| u.lookup(name).ok());
-        let low = if whited { None } else { lower.and_then(|l| l.lookup(name).ok()) };
-        let (kind, up, low) = match (up, low) {
+        if name == OPAQUE {
+            return error!(ENOENT);
+        }
+        let upper = self.upper();
+        let up_raw = upper.as_ref().and_then(|u| u.lookup(name).ok());
+        if up_raw.as_ref().is_some_and(is_whiteout) {
+            return error!(ENOENT);
+        }
+        let low = self.merged_lower().and_then(|l| l.lookup(name).ok());
+        let (kind, up, low) = match (up_raw, low) {
             (Some(u), Some(l)) if u.kind() == S_IFDIR && l.kind() == S_IFDIR => (S_IFDIR, Some(u), Some(l)),
             (Some(u), _) => (u.kind(), Some(u), None),
             (None, Some(l)) => (l.kind(), None, Some(l)),
             (None, None) => return error!(ENOENT),
         };
-        let child = OverlayInode::new(Some(self.me()?), name.to_vec(), kind & S_IFMT, up, low);
-        self.lock().children.insert(name.to_vec(), child.clone());
-        Ok(child)
+        Ok(OverlayInode::new(Some(self.me()?), name.to_vec(), kind & S_IFMT, up, low))
     }
-
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
         self.top()?.readlink()
@@ -165,108 +210,100 @@ impl Inode for OverlayInode {
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
-        let (upper, lower, whiteouts) = {
-            let l = self.lock();
-            (l.upper.clone(), l.lower.clone(), l.whiteouts.clone())
-        };
-        let mut out = match &upper {
-            Some(u) => u.readdir()?,
-            None => Vec::new(),
-        };
-        let seen: HashSet<Vec<u8>> = out.iter().map(|e| e.name.clone()).collect();
-        if let Some(l) = lower {
-            out.extend(l.readdir()?.into_iter().filter(|e| !seen.contains(&e.name) && !whiteouts.contains(&e.name)));
+        let mut out = Vec::new();
+        let mut hidden: HashSet<Vec<u8>> = HashSet::new();
+        if let Some(u) = self.upper() {
+            for e in u.readdir()? {
+                hidden.insert(e.name.clone());
+                if e.name == OPAQUE || (e.dtype == DT_LNK && u.lookup(&e.name).is_ok_and(|i| is_whiteout(&i))) {
+                    continue;
+                }
+                out.push(e);
+            }
+        }
+        if let Some(l) = self.merged_lower() {
+            out.extend(l.readdir()?.into_iter().filter(|e| !hidden.contains(&e.name)));
         }
         Ok(out)
     }
 
     fn create(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
         let up = self.copy_up()?;
-        let made = up.create(name, mode)?;
-        let mut l = self.lock();
-        l.whiteouts.remove(name);
-        l.children.remove(name);
-        Ok(made)
+        self.clear_whiteout(&up, name)?;
+        up.create(name, mode)
     }
 
     fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
         let up = self.copy_up()?;
+        let over_whiteout = up.lookup(name).is_ok_and(|i| is_whiteout(&i));
+        self.clear_whiteout(&up, name)?;
         let made = up.mkdir(name, mode)?;
-        // A new directory over a deleted lower one must not show its old entries:
-        // the whiteout stays, and the lookup sees only the upper directory.
-        self.forget(name);
+        if over_whiteout {
+            // The deleted lower directory's entries must not show through.
+            made.symlink(OPAQUE, WHITEOUT)?;
+        }
         Ok(made)
     }
 
     fn symlink(&self, name: &[u8], target: &[u8]) -> SysResult<Arc<dyn Inode>> {
         let up = self.copy_up()?;
-        let made = up.symlink(name, target)?;
-        let mut l = self.lock();
-        l.whiteouts.remove(name);
-        l.children.remove(name);
-        Ok(made)
+        self.clear_whiteout(&up, name)?;
+        up.symlink(name, target)
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
-        let t = target.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EXDEV))?;
-        let target_upper = t.copy_up()?;
-        self.copy_up()?.link(name, &target_upper)?;
-        let mut l = self.lock();
-        l.whiteouts.remove(name);
-        l.children.remove(name);
-        Ok(())
+        let target_upper = overlay(target)?.copy_up()?;
+        let up = self.copy_up()?;
+        self.clear_whiteout(&up, name)?;
+        up.link(name, &target_upper)
     }
 
     fn unlink(&self, name: &[u8]) -> SysResult<()> {
         let child = self.lookup(name)?;
-        let child = child.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EIO))?;
-        if child.kind == S_IFDIR {
+        if child.kind() == S_IFDIR {
             return error!(EISDIR);
         }
-        self.remove(name, child)
+        self.remove(name, child.kind())
     }
 
     fn rmdir(&self, name: &[u8]) -> SysResult<()> {
         let child = self.lookup(name)?;
-        let child = child.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EIO))?;
-        if child.kind != S_IFDIR {
+        if child.kind() != S_IFDIR {
             return error!(ENOTDIR);
         }
         if !child.readdir()?.is_empty() {
             return error!(ENOTEMPTY);
         }
-        self.remove(name, child)
+        // Markers inside an upper directory keep it from being removed: clear them.
+        if let Some(cu) = overlay(&child)?.upper() {
+            for e in cu.readdir()? {
+                cu.unlink(&e.name)?;
+            }
+        }
+        self.remove(name, S_IFDIR)
     }
 
     fn rename(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
-        let dst = new_dir.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EXDEV))?;
+        let dst = overlay(new_dir)?;
         let child = self.lookup(name)?;
-        let child = child.as_any().downcast_ref::<OverlayInode>().ok_or_else(|| errno!(EIO))?;
-        if child.kind == S_IFDIR && child.lock().lower.is_some() {
+        let c = overlay(&child)?;
+        if c.kind == S_IFDIR && c.merged_lower().is_some() {
             // Like overlayfs without redirect_dir: callers fall back to copying.
             return error!(EXDEV);
         }
-        child.copy_up()?;
-        let had_lower = self.lock().lower.as_ref().is_some_and(|l| l.lookup(name).is_ok());
-        let dst_upper = dst.copy_up()?;
         if let Ok(existing) = dst.lookup(new_name) {
-            if let Some(e) = existing.as_any().downcast_ref::<OverlayInode>() {
-                if e.kind == S_IFDIR && !e.readdir()?.is_empty() {
-                    return error!(ENOTEMPTY);
-                }
-                // A lower file under the new name must stay hidden.
-                if e.lock().lower.is_some() {
-                    dst.lock().whiteouts.insert(new_name.to_vec());
-                }
+            if existing.kind() == S_IFDIR && !existing.readdir()?.is_empty() {
+                return error!(ENOTEMPTY);
             }
         }
+        c.copy_up()?;
+        let had_lower = self.lower_has(name);
+        let dst_upper = dst.copy_up()?;
         let up = self.copy_up()?;
         up.rename(name, &dst_upper, new_name)?;
         if had_lower {
-            self.lock().whiteouts.insert(name.to_vec());
+            up.symlink(name, WHITEOUT)?;
         }
-        self.forget(name);
-        dst.forget(new_name);
         Ok(())
     }
 
@@ -276,35 +313,5 @@ impl Inode for OverlayInode {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
-    }
-}
-
-impl OverlayInode {
-    /// Forgets the cached child `name` (it was removed, renamed or replaced).
-    fn forget(&self, name: &[u8]) {
-        self.lock().children.remove(name);
-    }
-
-    /// Removes `name` (the child `child`): from the upper layer if it is there, and
-    /// hidden with a whiteout if the lower layer has it.
-    fn remove(&self, name: &[u8], child: &OverlayInode) -> SysResult<()> {
-        let (in_upper, in_lower) = {
-            let l = child.lock();
-            (l.upper.is_some(), l.lower.is_some() || self.lock().lower.as_ref().is_some_and(|lo| lo.lookup(name).is_ok()))
-        };
-        if in_upper {
-            let up = self.copy_up()?;
-            if child.kind == S_IFDIR {
-                up.rmdir(name)?;
-            } else {
-                up.unlink(name)?;
-            }
-        }
-        let mut l = self.lock();
-        if in_lower {
-            l.whiteouts.insert(name.to_vec());
-        }
-        l.children.remove(name);
-        Ok(())
     }
 }

@@ -13,8 +13,10 @@ pub struct Dentry {
     pub inode: Arc<dyn Inode>,
     /// The mount this dentry is in.
     pub mount: Weak<Mount>,
-    /// Looked-up children. A leaf lock: held only to read or insert an entry.
-    children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+    /// Looked-up children, held weakly: what keeps a dentry alive is a user (an
+    /// open file, a cwd, a mount, a child) or a place in the recently-used list.
+    /// A leaf lock: held only to read or insert an entry.
+    children: Mutex<HashMap<Vec<u8>, Weak<Dentry>>>,
     /// The mount grafted here, if this dentry is a mount point.
     mounted: Mutex<Option<Arc<Mount>>>,
 }
@@ -32,8 +34,9 @@ impl Dentry {
     pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
         let cache = self.inode.cache_lookups();
         if cache {
-            if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
-                return Ok(d.clone());
+            if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade) {
+                recently_used(&d);
+                return Ok(d);
             }
         }
         if !self.is_dir() {
@@ -49,7 +52,11 @@ impl Dentry {
             mounted: Mutex::default(),
         });
         if cache {
-            self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
+            let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            children.retain(|_, w| w.strong_count() > 0);
+            children.insert(name.to_vec(), Arc::downgrade(&d));
+            drop(children);
+            recently_used(&d);
         }
         Ok(d)
     }
@@ -94,6 +101,24 @@ impl Dentry {
         }
         out
     }
+}
+
+/// How many recently used dentries are kept alive with nobody using them. Each
+/// one may hold a gofer node, and with it a host descriptor of the gofer's.
+const DENTRY_CACHE: usize = 8192;
+
+/// The recently used dentries, most recent last (with repeats: cheap to push,
+/// bounded by count). One per Sentry process, like its one kernel.
+static RECENT: Mutex<std::collections::VecDeque<Arc<Dentry>>> = Mutex::new(std::collections::VecDeque::new());
+
+fn recently_used(d: &Arc<Dentry>) {
+    let mut r = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    r.push_back(d.clone());
+    let excess = r.len().saturating_sub(DENTRY_CACHE);
+    let evicted: Vec<Arc<Dentry>> = r.drain(..excess).collect();
+    drop(r);
+    // Dropped outside the lock: the last reference may close a gofer node.
+    drop(evicted);
 }
 
 /// A mounted file system.
