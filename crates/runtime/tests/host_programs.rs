@@ -1,0 +1,84 @@
+//! The host's own dynamic programs in the sandbox, over the overlay of the host
+//! root: each command's output must equal the same command run natively.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// Runs `script` with /bin/sh natively and in the sandbox; outputs and statuses must match.
+fn same_as_native(test: &str, script: &str, input: &[u8]) {
+    matrix(test, &[Link::Static], |v| {
+        let mut native = Command::new("/bin/sh");
+        native.args(["-c", script]);
+        let n = run(native, Input::Bytes(input.to_vec()));
+        let mut sandboxed = Command::new(rvisor());
+        sandboxed.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        let s = run(sandboxed, Input::Bytes(input.to_vec()));
+        if n.status != 0 {
+            return Err(format!("the native run fails, so the test is wrong:\n{}", n.describe()));
+        }
+        if n.stdout == s.stdout && n.status == s.status {
+            Ok(())
+        } else {
+            Err(format!("differs from native:\n{}\nnative:\n{}\nsandbox:\n{}", diff(&n.stdout, &s.stdout), n.describe(), s.describe()))
+        }
+    });
+}
+
+#[test]
+fn ls_sort_head() {
+    same_as_native("ls_sort_head", "ls -la /usr/bin | sort | head -50", b"");
+}
+
+#[test]
+fn find_shared_libraries() {
+    same_as_native("find_shared_libraries", "find /usr/lib -name '*.so*' | wc -l", b"");
+}
+
+#[test]
+fn tar_round_trip() {
+    same_as_native("tar_round_trip", "tar c /usr/include 2>/dev/null | tar t | wc -l", b"");
+}
+
+#[test]
+fn sha256sum_of_large_files() {
+    same_as_native("sha256sum_of_large_files", "sha256sum /usr/bin/bash /usr/bin/python3* $(ls /usr/lib/x86_64-linux-gnu/libc.so.6)", b"");
+}
+
+#[test]
+fn shell_plumbing() {
+    same_as_native(
+        "shell_plumbing",
+        "cat | tr a-z A-Z | sed 's/L/_/g'; echo $(( 6 * 7 )) $(echo nested) ; for i in 1 2 3; do echo $i; done | wc -l; true && false || echo or",
+        b"hello world\n",
+    );
+}
+
+#[test]
+fn python_batteries() {
+    let script = r#"
+import tempfile, subprocess, sqlite3, json, hashlib, os
+with tempfile.TemporaryDirectory() as d:
+    p = os.path.join(d, "db.sqlite")
+    c = sqlite3.connect(p); c.execute("create table t(x)")
+    c.executemany("insert into t values (?)", [(i,) for i in range(1000)]); c.commit()
+    print("sum", c.execute("select sum(x) from t").fetchone()[0]); c.close()
+    print("json", json.dumps({"a": [1, 2], "b": None}, sort_keys=True))
+    print("sha", hashlib.sha256(b"rvisor" * 1000).hexdigest())
+    out = subprocess.run(["/bin/echo", "from a child"], capture_output=True, text=True)
+    print("subprocess", out.stdout.strip(), out.returncode)
+    with open(os.path.join(d, "f"), "w") as f: f.write("x" * 100000)
+    print("size", os.path.getsize(os.path.join(d, "f")), sorted(os.listdir(d)))
+"#;
+    same_as_native("python_batteries", &format!("python3 -c '{script}'"), b"");
+}
+
+#[test]
+fn gcc_compiles_and_runs() {
+    same_as_native(
+        "gcc_compiles_and_runs",
+        "d=$(mktemp -d) && cd $d && printf '#include <stdio.h>\\nint main(void){printf(\"%d\\\\n\", 6*7);return 0;}\\n' > c.c && gcc -O2 -o c c.c && ./c && cd / && rm -r $d",
+        b"",
+    );
+}
