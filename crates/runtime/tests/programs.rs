@@ -422,3 +422,8 @@ fn advisory_locks() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "child: F_GETLK names the parent's lock: yes")])
     });
 }
+
+#[test]
+fn file_calls() {
+    compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192")]));
+}

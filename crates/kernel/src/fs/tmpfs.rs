@@ -452,6 +452,24 @@ impl FileDescription for TmpFile {
         self.inode.read_bytes(offset, buf)
     }
 
+    fn write_from(&self, _t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+        let flags = OpenFlags(self.flags());
+        if !flags.writable() {
+            return error!(EBADF);
+        }
+        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        let start = match offset {
+            Some(o) => o,
+            None if flags.0 & OpenFlags::APPEND != 0 => self.inode.size(),
+            None => *pos,
+        };
+        let n = self.inode.write_bytes(start, data)?;
+        if offset.is_none() {
+            *pos = start + n as u64;
+        }
+        Ok(n)
+    }
+
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
     }

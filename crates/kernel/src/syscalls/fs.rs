@@ -57,8 +57,79 @@ pub fn sys_fstat(t: &mut Task, fd: Fd, statbuf: UserRef<Stat>) -> SysResult<()> 
     t.mm.write_obj(statbuf, &st)
 }
 
+const FIONCLEX: u32 = 0x5450;
+const FIOCLEX: u32 = 0x5451;
+const FIONBIO: u32 = 0x5421;
+const O_NONBLOCK: u32 = 0o4000;
+
 pub fn sys_ioctl(t: &mut Task, fd: Fd, request: u32, arg: u64) -> SysResult<u64> {
-    t.fds.get(fd)?.ioctl(t, request, arg)
+    let file = t.fds.get(fd)?;
+    // The requests every file answers the same way.
+    match request {
+        FIOCLEX | FIONCLEX => t.fds.set_cloexec(fd, request == FIOCLEX).map(|()| 0),
+        FIONBIO => {
+            let on: i32 = t.mm.read_obj(crate::mm::UserRef::new(UserAddr(arg)))?;
+            let flags = file.status_flags();
+            file.set_status_flags(if on != 0 { flags | O_NONBLOCK } else { flags & !O_NONBLOCK });
+            Ok(0)
+        }
+        _ => file.ioctl(t, request, arg),
+    }
+}
+
+const CLOSE_RANGE_UNSHARE: u32 = 2;
+const CLOSE_RANGE_CLOEXEC: u32 = 4;
+
+pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysResult<()> {
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return error!(EINVAL);
+    }
+    if flags & CLOSE_RANGE_UNSHARE != 0 {
+        t.fds = std::sync::Arc::new(t.fds.fork());
+        t.publish_resources();
+    }
+    let cap = |v: u32| v.min(i32::MAX as u32) as i32;
+    for file in t.fds.close_range(cap(first), cap(last), flags & CLOSE_RANGE_CLOEXEC != 0) {
+        super::lock::release_on_close(t, &file);
+    }
+    Ok(())
+}
+
+fn offset_of(pos: i64, flags: i32) -> SysResult<Option<i64>> {
+    // preadv2/pwritev2: offset -1 means the file position.
+    if pos == -1 && flags >= 0 {
+        return Ok(None);
+    }
+    check_offset(pos)
+}
+
+/// RWF_* flags preadv2/pwritev2 accept (HIPRI, DSYNC, SYNC, NOWAIT, APPEND).
+const RWF_SUPPORTED: i32 = 0x1f;
+
+pub fn sys_preadv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) -> SysResult<usize> {
+    let file = t.fds.get(fd)?;
+    file.read(t, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
+}
+
+pub fn sys_pwritev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) -> SysResult<usize> {
+    let file = t.fds.get(fd)?;
+    file.write(t, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
+}
+
+pub fn sys_preadv2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, _pos_h: i64, flags: i32) -> SysResult<usize> {
+    if flags & !RWF_SUPPORTED != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let file = t.fds.get(fd)?;
+    file.read(t, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
+}
+
+pub fn sys_pwritev2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, _pos_h: i64, flags: i32) -> SysResult<usize> {
+    if flags & !RWF_SUPPORTED != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let file = t.fds.get(fd)?;
+    file.write(t, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
 }
 
 const O_CLOEXEC: i32 = 0o2000000;

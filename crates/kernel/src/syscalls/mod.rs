@@ -1,6 +1,7 @@
 //! System calls: the table, the entry path, and one file per family.
 
 mod args;
+mod copy;
 mod creds;
 mod fs;
 mod futex;
@@ -24,6 +25,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::Fd;
 use args::UserCStr;
+use copy::*;
 use creds::*;
 use fs::*;
 use futex::*;
@@ -68,6 +70,14 @@ syscall_table! {
     pread64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     pwrite64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     readv(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
+    preadv(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) => Supported;
+    pwritev(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) => Supported;
+    preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, pos_h: i64, flags: i32) => Partial("RWF_* flags are accepted and ignored");
+    pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, pos_h: i64, flags: i32) => Partial("RWF_* flags are accepted and ignored");
+    sendfile(out_fd: Fd, in_fd: Fd, offset: UserRef<i64>, count: usize) => Partial("into host streams and tmpfs files; not into pipes yet");
+    copy_file_range(fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off_out: UserRef<i64>, len: usize, flags: u32) => Supported;
+    close_range(first: u32, last: u32, flags: u32) => Supported;
+    fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => Partial("allocation and FALLOC_FL_KEEP_SIZE; no hole punching");
     writev(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
     sched_yield() => Supported;
     dup(fd: Fd) => Supported;

@@ -346,3 +346,25 @@ pub fn sys_syncfs(t: &mut Task, fd: Fd) -> SysResult<()> {
 pub fn sys_sync(_t: &mut Task) -> SysResult<()> {
     Ok(())
 }
+
+const FALLOC_FL_KEEP_SIZE: i32 = 1;
+
+pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysResult<()> {
+    if offset < 0 || len <= 0 {
+        return error!(EINVAL);
+    }
+    let file = t.fds.get(fd)?;
+    if !crate::vfs::OpenFlags(file.status_flags()).writable() {
+        return error!(EBADF);
+    }
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        // Punching holes and collapsing ranges are not supported yet.
+        return error!(EOPNOTSUPP);
+    }
+    let end = offset.checked_add(len).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
+    let d = file.dentry().ok_or_else(|| rvisor_abi::errno!(ESPIPE))?;
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > d.inode.stat()?.st_size {
+        setattr(&d, &SetAttr { size: Some(end as u64), ..SetAttr::default() })?;
+    }
+    Ok(())
+}

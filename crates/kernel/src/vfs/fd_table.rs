@@ -81,6 +81,20 @@ impl FdTable {
         self.lock().iter().map(|(&k, e)| (Fd(k), e.file.clone(), e.cloexec)).collect()
     }
 
+    /// close_range: closes [first, last], or marks them close-on-exec; returns the
+    /// files closed (so the caller can release their locks).
+    pub fn close_range(&self, first: i32, last: i32, cloexec_only: bool) -> Vec<Arc<dyn FileDescription>> {
+        let mut t = self.lock();
+        if cloexec_only {
+            for (_, e) in t.range_mut(first..=last) {
+                e.cloexec = true;
+            }
+            return Vec::new();
+        }
+        let keys: Vec<i32> = t.range(first..=last).map(|(&k, _)| k).collect();
+        keys.into_iter().filter_map(|k| t.remove(&k)).map(|e| e.file).collect()
+    }
+
     /// Closes every descriptor marked close-on-exec.
     pub fn close_on_exec(&self) {
         self.lock().retain(|_, e| !e.cloexec);

@@ -179,6 +179,19 @@ impl FileDescription for HostFile {
         nix::unistd::lseek(self.fd.as_raw_fd(), offset, whence).map_err(host_errno)
     }
 
+    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+        if !self.writable {
+            return Err(errno!(EBADF));
+        }
+        match offset {
+            Some(o) => nix::sys::uio::pwrite(&self.fd, data, o as i64).map_err(host_errno),
+            None => {
+                self.wait_ready(t, nix::poll::PollFlags::POLLOUT)?;
+                nix::unistd::write(&self.fd, data).map_err(host_errno)
+            }
+        }
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         let mut done = 0;
         while done < buf.len() {

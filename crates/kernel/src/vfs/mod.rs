@@ -47,6 +47,10 @@ pub trait FileDescription: Send + Sync {
     fn getdents64(&self, _t: &Task, _buf: rvisor_abi::UserAddr, _len: usize) -> SysResult<usize> {
         error!(ENOTDIR)
     }
+    /// Writes Sentry bytes at `offset` (or the position): sendfile, copy_file_range.
+    fn write_from(&self, _t: &Task, _data: &[u8], _offset: Option<u64>) -> SysResult<usize> {
+        error!(EINVAL)
+    }
     /// Reads at `offset` into a Sentry buffer (exec, file mappings).
     fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> SysResult<usize> {
         error!(EINVAL)

@@ -1,0 +1,46 @@
+// File calls on a /tmp file: preadv/pwritev(2), sendfile and copy_file_range,
+// fallocate, close_range, and the generic FIOCLEX/FIONBIO ioctls.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int main(void) {
+    char path[] = "/tmp/rvisor-filecalls-XXXXXX";
+    int fd = mkstemp(path);
+    char a[] = "hello ", b[] = "world";
+    struct iovec w[2] = {{a, 6}, {b, 5}};
+    printf("pwritev = %zd\n", pwritev(fd, w, 2, 0));
+    char x[6] = {0}, y[6] = {0};
+    struct iovec r[2] = {{x, 5}, {y, 5}};
+    printf("preadv = %zd [%s][%s]\n", preadv(fd, r, 2, 1), x, y);
+    printf("pwritev2 at -1 (position) = %zd, position now %ld\n", pwritev2(fd, w, 1, -1, 0), (long)lseek(fd, 0, SEEK_CUR));
+    char path2[] = "/tmp/rvisor-filecalls2-XXXXXX";
+    int fd2 = mkstemp(path2);
+    off_t off = 0;
+    printf("sendfile = %zd, offset %ld\n", sendfile(fd2, fd, &off, 100), (long)off);
+    loff_t in = 6, out = 100;
+    printf("copy_file_range = %zd\n", copy_file_range(fd, &in, fd2, &out, 5, 0));
+    struct stat st;
+    fstat(fd2, &st);
+    printf("size after copy_file_range at 100: %ld\n", (long)st.st_size);
+    printf("fallocate = %d\n", fallocate(fd2, 0, 0, 8192));
+    fstat(fd2, &st);
+    printf("size after fallocate: %ld\n", (long)st.st_size);
+    printf("FIOCLEX = %d, FD_CLOEXEC set: %d\n", ioctl(fd, FIOCLEX), (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    int on = 1;
+    printf("FIONBIO = %d, O_NONBLOCK set: %d\n", ioctl(fd, FIONBIO, &on), (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    int d1 = dup(fd), d2 = dup(fd);
+    printf("close_range = %ld\n", syscall(SYS_close_range, d1, d2, 0));
+    printf("closed: %d %d\n", fcntl(d1, F_GETFD) == -1 && errno == EBADF, fcntl(d2, F_GETFD) == -1 && errno == EBADF);
+    unlink(path);
+    unlink(path2);
+    return 0;
+}
