@@ -83,6 +83,10 @@ pub trait Context: Send {
 /// Lets any Sentry thread kick a task out of app code (to deliver a signal).
 pub trait Interrupter: Send + Sync {
     fn interrupt(&self);
+    /// CPU time the app thread has used so far on the host, in nanoseconds.
+    fn cpu_time_ns(&self) -> u64 {
+        0
+    }
 }
 
 /// A new app thread made by one host thread and handed to another.

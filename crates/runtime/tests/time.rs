@@ -71,3 +71,8 @@ fn idle_sandbox_uses_no_cpu() {
         if cpu_ms < 50 { Ok(()) } else { Err(format!("a sandbox sleeping 2 s used {cpu_ms} ms of CPU")) }
     });
 }
+
+#[test]
+fn cpu_time_accounting() {
+    compare("cpu_time_accounting", "cputime", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "getrusage user+system >= 20 ms: yes")]));
+}

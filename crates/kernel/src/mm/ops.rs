@@ -144,6 +144,11 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// Bytes backed by frames (an upper bound of the resident size).
+    pub fn populated_bytes(&self) -> u64 {
+        self.lock().pmas.iter().map(|(&s, p)| p.end - s).sum()
+    }
+
     /// A free range of `len` bytes where the next mmap without a hint would go.
     pub fn find_free(&self, len: u64) -> SysResult<u64> {
         self.lock().find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))

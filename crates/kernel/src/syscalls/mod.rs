@@ -97,7 +97,7 @@ syscall_table! {
     vfork() => Supported;
     execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("static executables only until the VFS lands");
     exit(code: i32) => Supported;
-    wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Partial("rusage is zeroed");
+    wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
@@ -165,7 +165,8 @@ syscall_table! {
     rt_sigqueueinfo(tgid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
     rt_sigsuspend(mask: UserRef<u64>, sigsetsize: usize) => Supported;
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
-    getrusage(who: i32, usage: UserAddr) => Partial("CPU accounting comes with the time issue: all zero");
+    getrusage(who: i32, usage: UserAddr) => Partial("app CPU time as user time; the Sentry's time is not attributed");
+    times(buf: UserAddr) => Partial("app CPU time as user time");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS");
     arch_prctl(code: i32, addr: u64) => Supported;
@@ -175,7 +176,7 @@ syscall_table! {
     futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance operations return ENOSYS");
     sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => Supported;
     set_tid_address(tidptr: UserAddr) => Supported;
-    clock_gettime(clock: i32, tp: UserRef<Timespec>) => Partial("CPU-time clocks are approximate");
+    clock_gettime(clock: i32, tp: UserRef<Timespec>) => Supported;
     clock_getres(clock: i32, res: UserRef<Timespec>) => Supported;
     clock_settime(clock: i32, tp: UserRef<Timespec>) => Supported;
     timer_create(clock: i32, sevp: UserRef<Sigevent>, timerid: UserRef<i32>) => Partial("SIGEV_THREAD is left to glibc (it uses SIGEV_THREAD_ID)");
@@ -189,7 +190,7 @@ syscall_table! {
     clock_nanosleep(clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     exit_group(code: i32) => Supported;
     tgkill(tgid: i32, tid: i32, signo: i32) => Supported;
-    waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported; rusage is zeroed");
+    waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported");
     newfstatat(dirfd: i32, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) => Supported;
     getdents64(fd: Fd, buf: UserAddr, count: usize) => Supported;
     openat(dirfd: i32, path: UserCStr, flags: u32, mode: u32) => Supported;

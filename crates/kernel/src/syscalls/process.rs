@@ -221,11 +221,17 @@ fn wait_target(t: &Task, pid: i32) -> WaitTarget {
     }
 }
 
-fn zero_rusage(t: &Task, rusage: UserAddr) -> SysResult<()> {
-    if !rusage.is_null() {
-        t.mm.write_bytes(rusage, &[0u8; RUSAGE_SIZE])?;
+/// Writes a `struct rusage` with app CPU time as user time and the peak size;
+/// the Sentry's own time on the app's behalf is not attributed (system time 0).
+fn write_rusage(t: &Task, rusage: UserAddr, cpu_ns: u64, maxrss_kib: u64) -> SysResult<()> {
+    if rusage.is_null() {
+        return Ok(());
     }
-    Ok(())
+    let mut ru = [0u64; RUSAGE_SIZE / 8];
+    ru[0] = cpu_ns / 1_000_000_000;
+    ru[1] = (cpu_ns % 1_000_000_000) / 1000;
+    ru[4] = maxrss_kib;
+    t.mm.write_obj(UserRef::<[u64; RUSAGE_SIZE / 8]>::new(rusage), &ru)
 }
 
 pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) -> SysResult<i32> {
@@ -245,7 +251,7 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rus
     if !status.is_null() {
         t.mm.write_obj(status, &r.status)?;
     }
-    zero_rusage(t, rusage)?;
+    write_rusage(t, rusage, r.cpu_ns, r.maxrss_kib)?;
     Ok(r.pid)
 }
 
@@ -284,7 +290,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
         };
         t.mm.write_obj(UserRef::new(infop), &info)?;
     }
-    zero_rusage(t, rusage)
+    write_rusage(t, rusage, found.map_or(0, |r| r.cpu_ns), found.map_or(0, |r| r.maxrss_kib))
 }
 
 pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
@@ -434,8 +440,31 @@ const RUSAGE_CHILDREN: i32 = -1;
 const RUSAGE_THREAD: i32 = 1;
 
 pub fn sys_getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult<()> {
-    if !matches!(who, RUSAGE_SELF | RUSAGE_CHILDREN | RUSAGE_THREAD) {
-        return error!(EINVAL);
+    let own_rss = || t.mm.populated_bytes() / 1024;
+    let (cpu, rss) = match who {
+        RUSAGE_SELF => (t.tg.cpu_ns(), own_rss().max(t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).maxrss_kib)),
+        RUSAGE_THREAD => (t.thread.app_cpu_ns(), own_rss()),
+        RUSAGE_CHILDREN => {
+            let c = *t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
+            (c.children_ns, c.children_maxrss_kib)
+        }
+        _ => return error!(EINVAL),
+    };
+    if usage.is_null() {
+        return error!(EFAULT);
     }
-    t.mm.write_bytes(usage, &[0u8; RUSAGE_SIZE])
+    write_rusage(t, usage, cpu, rss)
+}
+
+/// Clock ticks per second as times() and /proc count them (USER_HZ).
+const USER_HZ: u64 = 100;
+
+pub fn sys_times(t: &mut Task, buf: UserAddr) -> SysResult<i64> {
+    if !buf.is_null() {
+        let ticks = |ns: u64| ns / (1_000_000_000 / USER_HZ);
+        let children = t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_ns;
+        let tms: [u64; 4] = [ticks(t.tg.cpu_ns()), 0, ticks(children), 0];
+        t.mm.write_obj(UserRef::<[u64; 4]>::new(buf), &tms)?;
+    }
+    Ok(t.kernel.clocks.uptime_ns() / (1_000_000_000 / USER_HZ as i64))
 }

@@ -9,13 +9,41 @@ use std::time::{Duration, Instant};
 
 const TIMER_ABSTIME: i32 = 1;
 
+/// The CPU-time clocks (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID and the
+/// per-pid ones clock_getcpuclockid makes), from the app's CPU accounting.
+fn cpu_clock(t: &Task, clock: i32) -> Option<SysResult<i64>> {
+    const CPUCLOCK_PERTHREAD: i32 = 4;
+    match clock {
+        2 => Some(Ok(t.tg.cpu_ns() as i64)),
+        3 => Some(Ok(t.thread.app_cpu_ns() as i64)),
+        c if c < 0 => {
+            let id = !(c >> 3);
+            let r = if c & CPUCLOCK_PERTHREAD != 0 {
+                let id = if id == 0 { t.tid() } else { id };
+                t.kernel.pid_ns.thread(id).map(|th| th.app_cpu_ns() as i64)
+            } else {
+                let id = if id == 0 { t.tg.tgid } else { id };
+                t.kernel.pid_ns.group(id).map(|g| g.cpu_ns() as i64)
+            };
+            Some(r.ok_or_else(|| rvisor_abi::errno!(EINVAL)))
+        }
+        _ => None,
+    }
+}
+
 pub fn sys_clock_gettime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> SysResult<()> {
-    let ns = t.kernel.clocks.read(clock)?;
+    let ns = match cpu_clock(t, clock) {
+        Some(r) => r?,
+        None => t.kernel.clocks.read(clock)?,
+    };
     t.mm.write_obj(tp, &to_timespec(ns))
 }
 
 pub fn sys_clock_getres(t: &mut Task, clock: i32, res: UserRef<Timespec>) -> SysResult<()> {
-    let ns = t.kernel.clocks.resolution(clock)?;
+    let ns = match cpu_clock(t, clock) {
+        Some(r) => r.map(|_| 1)?,
+        None => t.kernel.clocks.resolution(clock)?,
+    };
     if !res.is_null() {
         t.mm.write_obj(res, &to_timespec(ns))?;
     }

@@ -91,7 +91,10 @@ impl Task {
         })?;
         self.dethread()?;
 
-        // From here on the old image is gone: failures kill the process.
+        // From here on the old image is gone: failures kill the process. The new
+        // image runs on a new stub thread: bank the old one's CPU time.
+        let used = self.thread.app_cpu_ns();
+        self.thread.cpu_base_ns.store(used, std::sync::atomic::Ordering::Relaxed);
         let c = self.tg.creds();
         let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, [c.uid, c.euid, c.gid, c.egid]) {
             Ok(x) => x,

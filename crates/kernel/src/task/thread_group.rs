@@ -40,6 +40,18 @@ fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     r
 }
 
+/// CPU accounting a process keeps beyond its live threads.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct GroupCpu {
+    /// App CPU time of threads that have exited.
+    pub dead_ns: u64,
+    /// Everything reaped children (and their reaped children) used.
+    pub children_ns: u64,
+    /// The largest resident size, in KiB, of this process and of reaped children.
+    pub maxrss_kib: u64,
+    pub children_maxrss_kib: u64,
+}
+
 /// What a parent's wait may report about a stopped or continued child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReport {
@@ -92,6 +104,8 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// CPU time of exited threads and reaped children. Leaf lock.
+    pub cpu: Mutex<GroupCpu>,
     /// alarm/setitimer and timer_create timers. Leaf lock.
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
@@ -126,6 +140,7 @@ impl ThreadGroup {
             no_new_privs: AtomicI32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
             timers: Mutex::default(),
+            cpu: Mutex::default(),
         }
     }
 
@@ -179,6 +194,12 @@ impl ThreadGroup {
     }
 
     /// Wakes every thread of the group (a child changed state, the group stops...).
+    /// App CPU time of the whole process so far (live and exited threads).
+    pub fn cpu_ns(&self) -> u64 {
+        let dead = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).dead_ns;
+        dead + self.threads().iter().map(|t| t.app_cpu_ns()).sum::<u64>()
+    }
+
     pub fn wake_all(&self) {
         for th in self.threads() {
             th.interrupt();
@@ -211,6 +232,8 @@ pub struct Thread {
     /// Made readable by `interrupt`, for a task blocked in a host poll; created
     /// the first time the task waits on a host descriptor.
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
+    /// App CPU time of stub threads this thread ran on before (exec changes it).
+    pub cpu_base_ns: std::sync::atomic::AtomicU64,
     /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
     resources: Mutex<Option<Resources>>,
     /// Set while the task may be running app code: only then does `interrupt`
@@ -237,8 +260,15 @@ impl Thread {
             comm: Mutex::new(comm),
             host_wake: std::sync::OnceLock::new(),
             resources: Mutex::new(None),
+            cpu_base_ns: std::sync::atomic::AtomicU64::new(0),
             running_app: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// App CPU time this thread has used, in nanoseconds.
+    pub fn app_cpu_ns(&self) -> u64 {
+        let live = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |i| i.cpu_time_ns());
+        self.cpu_base_ns.load(Ordering::Relaxed) + live
     }
 
     /// The task's address space, fd table and fs context; None once it exited.

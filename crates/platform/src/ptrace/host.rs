@@ -261,3 +261,11 @@ fn allowed_cpus() -> Vec<usize> {
     };
     if cpus.is_empty() { vec![0] } else { cpus }
 }
+
+/// The CPU time a stub thread has run, from the host's schedstat (nanoseconds).
+pub fn thread_cpu_ns(pid: i32, tid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}

@@ -170,6 +170,10 @@ impl Interrupter for Binding {
             host::kick(pid, tid);
         }
     }
+
+    fn cpu_time_ns(&self) -> u64 {
+        self.get().map_or(0, |(pid, tid)| host::thread_cpu_ns(pid, tid))
+    }
 }
 
 #[derive(Default)]

@@ -1,0 +1,37 @@
+// CPU-time accounting: a 100 ms busy loop shows in CLOCK_PROCESS_CPUTIME_ID,
+// CLOCK_THREAD_CPUTIME_ID, clock_getcpuclockid's clock, times() and getrusage.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/times.h>
+#include <time.h>
+#include <unistd.h>
+
+static double secs(clockid_t c) {
+    struct timespec t;
+    clock_gettime(c, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(void) {
+    double p0 = secs(CLOCK_PROCESS_CPUTIME_ID), t0 = secs(CLOCK_THREAD_CPUTIME_ID);
+    double end = secs(CLOCK_MONOTONIC) + 0.1;
+    volatile unsigned long x = 0;
+    while (secs(CLOCK_MONOTONIC) < end)
+        for (int i = 0; i < 10000; i++) x += i;
+    double p1 = secs(CLOCK_PROCESS_CPUTIME_ID), t1 = secs(CLOCK_THREAD_CPUTIME_ID);
+    clockid_t mine;
+    clock_getcpuclockid(0, &mine);
+    struct tms tm;
+    times(&tm);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("process CPU clock advanced >= 20 ms: %s\n", p1 - p0 >= 0.02 ? "yes" : "no");
+    printf("thread CPU clock advanced >= 20 ms: %s\n", t1 - t0 >= 0.02 ? "yes" : "no");
+    printf("clock_getcpuclockid's clock >= 20 ms: %s\n", secs(mine) >= 0.02 ? "yes" : "no");
+    printf("times() user+system >= 2 ticks: %s\n", tm.tms_utime + tm.tms_stime >= 2 ? "yes" : "no");
+    printf("getrusage user+system >= 20 ms: %s\n", ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6 >= 0.02 ? "yes" : "no");
+    printf("maxrss > 0: %s\n", ru.ru_maxrss > 0 ? "yes" : "no");
+    return 0;
+}
