@@ -14,6 +14,12 @@ pub struct GoferInode {
     client: Arc<Client>,
     node: NodeId,
     stat: Stat,
+    /// A directory's entries, fetched once: the served tree is read-only to the
+    /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
+    listing: std::sync::OnceLock<Vec<DirEntry>>,
+    /// One read-only host descriptor for a regular file, shared by every read-only
+    /// open (each keeps its own position), so opening costs no gofer round trip.
+    read_fd: std::sync::OnceLock<Arc<std::os::fd::OwnedFd>>,
 }
 
 #[track_caller]
@@ -26,7 +32,7 @@ impl GoferInode {
     pub fn root(client: Arc<Client>) -> SysResult<Arc<dyn Inode>> {
         let node = ROOT;
         let stat = client.stat(node).map_err(gofer_errno)?;
-        Ok(Arc::new(GoferInode { client, node, stat }))
+        Ok(Arc::new(GoferInode { client, node, stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new() }))
     }
 }
 
@@ -53,7 +59,7 @@ impl Inode for GoferInode {
             return Err(Errno::new(errno));
         }
         let info = walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
-        Ok(Arc::new(GoferInode { client: self.client.clone(), node: info.id, stat: info.stat }))
+        Ok(Arc::new(GoferInode { client: self.client.clone(), node: info.id, stat: info.stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new() }))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
@@ -67,14 +73,30 @@ impl Inode for GoferInode {
         if flags.writable() || flags.0 & OpenFlags::TRUNC != 0 {
             return error!(EROFS);
         }
+        if self.kind() == crate::vfs::inode::S_IFREG {
+            let fd = match self.read_fd.get() {
+                Some(fd) => fd.clone(),
+                None => {
+                    let fd = Arc::new(self.client.open(self.node, 0).map_err(gofer_errno)?);
+                    self.read_fd.get_or_init(|| fd).clone()
+                }
+            };
+            let file = HostFile::shared(fd, dentry.clone());
+            file.set_status_flags(flags.0);
+            return Ok(Arc::new(file));
+        }
         // The host descriptor's own flags stay plain: status flags live in HostFile.
         let fd = self.client.open(self.node, (flags.0 & OpenFlags::ACCMODE) as i32).map_err(gofer_errno)?;
         Ok(Arc::new(HostFile::opened(fd, dentry.clone())))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
+        if let Some(l) = self.listing.get() {
+            return Ok(l.clone());
+        }
         let all = self.client.readdir_all(self.node).map_err(gofer_errno)?;
-        Ok(all.into_iter().map(|d| DirEntry { name: d.name, ino: d.ino, dtype: d.kind }).collect())
+        let entries: Vec<DirEntry> = all.into_iter().map(|d| DirEntry { name: d.name, ino: d.ino, dtype: d.kind }).collect();
+        Ok(self.listing.get_or_init(|| entries).clone())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

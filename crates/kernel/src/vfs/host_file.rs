@@ -13,7 +13,10 @@ use rvisor_platform::hostcall;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct HostFile {
-    fd: OwnedFd,
+    fd: std::sync::Arc<OwnedFd>,
+    /// For a host descriptor shared by several opens (read-only files from the
+    /// gofer), the Sentry keeps each open's position; None: the host's position.
+    position: Option<std::sync::Mutex<i64>>,
     /// Pipes, terminals and sockets can block; regular files and devices that
     /// are always ready are read and written directly.
     may_block: bool,
@@ -32,13 +35,31 @@ impl HostFile {
         HostFile { dentry: Some(dentry), ..HostFile::new(fd) }
     }
 
+    /// A read-only open of a regular file whose host descriptor others share.
+    pub fn shared(fd: std::sync::Arc<OwnedFd>, dentry: std::sync::Arc<super::Dentry>) -> HostFile {
+        HostFile {
+            fd,
+            position: Some(std::sync::Mutex::new(0)),
+            may_block: false,
+            readable: true,
+            writable: false,
+            flags: std::sync::atomic::AtomicU32::new(0),
+            dentry: Some(dentry),
+        }
+    }
+
+    fn pos(&self) -> Option<std::sync::MutexGuard<'_, i64>> {
+        self.position.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn new(fd: OwnedFd) -> HostFile {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let mode = fstat(fd.as_raw_fd()).map(|s| s.st_mode & libc_mode::S_IFMT).unwrap_or(0);
         let fl = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).unwrap_or(2);
         let acc = OFlag::from_bits_truncate(fl) & OFlag::O_ACCMODE;
         HostFile {
-            fd,
+            fd: std::sync::Arc::new(fd),
+            position: None,
             may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR),
             readable: acc != OFlag::O_WRONLY,
             writable: acc != OFlag::O_RDONLY,
@@ -102,8 +123,12 @@ impl HostFile {
     /// hung-up pipe or terminal. Consumes nothing.
     fn at_eof(&self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        if let Ok(off) = nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur) {
-            return nix::sys::uio::pread(&self.fd, &mut [0u8; 1], off) == Ok(0);
+        let here = match self.pos() {
+            Some(p) => Ok(*p),
+            None => nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur),
+        };
+        if let Ok(off) = here {
+            return nix::sys::uio::pread(&*self.fd, &mut [0u8; 1], off) == Ok(0);
         }
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::ZERO) {
@@ -131,10 +156,15 @@ impl FileDescription for HostFile {
             self.wait_ready(t, nix::poll::PollFlags::POLLIN)?;
         }
         let mut slices = t.mm.memory_file().io_slices_mut(&ranges);
+        if let (None, Some(mut pos)) = (offset, self.pos()) {
+            let n = preadv(&*self.fd, &mut slices, *pos).map_err(host_errno)?;
+            *pos += n as i64;
+            return Ok(n);
+        }
         loop {
             let r = match offset {
-                Some(off) => preadv(&self.fd, &mut slices, off).map_err(host_errno),
-                None => readv(&self.fd, &mut slices).map_err(host_errno),
+                Some(off) => preadv(&*self.fd, &mut slices, off).map_err(host_errno),
+                None => readv(&*self.fd, &mut slices).map_err(host_errno),
             };
             match r {
                 Err(e) if e.code == ErrnoCode::EINTR => continue,
@@ -157,8 +187,8 @@ impl FileDescription for HostFile {
         let slices = t.mm.memory_file().io_slices(&ranges);
         loop {
             let r = match offset {
-                Some(off) => pwritev(&self.fd, &slices, off).map_err(host_errno),
-                None => writev(&self.fd, &slices).map_err(host_errno),
+                Some(off) => pwritev(&*self.fd, &slices, off).map_err(host_errno),
+                None => writev(&*self.fd, &slices).map_err(host_errno),
             };
             match r {
                 Err(e) if e.code == ErrnoCode::EINTR => continue,
@@ -168,6 +198,20 @@ impl FileDescription for HostFile {
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {
+        if let Some(mut pos) = self.pos() {
+            let size = fstat(self.fd.as_raw_fd()).map_err(host_errno)?.st_size;
+            let new = match whence {
+                0 => Some(offset),
+                1 => pos.checked_add(offset),
+                2 => size.checked_add(offset),
+                3 if offset < size => Some(offset),
+                4 if offset < size => Some(size),
+                3 | 4 => return Err(errno!(ENXIO)),
+                _ => return Err(errno!(EINVAL)),
+            };
+            *pos = new.filter(|&n| n >= 0).ok_or_else(|| errno!(EINVAL))?;
+            return Ok(*pos);
+        }
         let whence = match whence {
             0 => nix::unistd::Whence::SeekSet,
             1 => nix::unistd::Whence::SeekCur,
@@ -184,10 +228,10 @@ impl FileDescription for HostFile {
             return Err(errno!(EBADF));
         }
         match offset {
-            Some(o) => nix::sys::uio::pwrite(&self.fd, data, o as i64).map_err(host_errno),
+            Some(o) => nix::sys::uio::pwrite(&*self.fd, data, o as i64).map_err(host_errno),
             None => {
                 self.wait_ready(t, nix::poll::PollFlags::POLLOUT)?;
-                nix::unistd::write(&self.fd, data).map_err(host_errno)
+                nix::unistd::write(&*self.fd, data).map_err(host_errno)
             }
         }
     }
@@ -195,7 +239,7 @@ impl FileDescription for HostFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         let mut done = 0;
         while done < buf.len() {
-            match nix::sys::uio::pread(&self.fd, &mut buf[done..], (offset + done as u64) as i64) {
+            match nix::sys::uio::pread(&*self.fd, &mut buf[done..], (offset + done as u64) as i64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(nix::errno::Errno::EINTR) => continue,
