@@ -427,3 +427,8 @@ fn advisory_locks() {
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192")]));
 }
+
+#[test]
+fn private_file_mappings() {
+    compare("private_file_mappings", "mapfile", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "the other mapping keeps the file's byte: yes")]));
+}

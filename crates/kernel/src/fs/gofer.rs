@@ -3,6 +3,7 @@
 //! I/O on it directly.
 
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, S_IFDIR, S_IFMT};
+use crate::mm::Frames;
 use crate::vfs::{Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
@@ -20,7 +21,13 @@ pub struct GoferInode {
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
     read_fd: std::sync::OnceLock<Arc<std::os::fd::OwnedFd>>,
+    /// The contents of a regular file, read once into the memory file when first
+    /// mapped; private mappings share these frames copy-on-write.
+    cache: std::sync::OnceLock<Arc<Frames>>,
 }
+
+/// Files larger than this are copied into each mapping instead of cached.
+const PAGE_CACHE_MAX: u64 = 256 << 20;
 
 #[track_caller]
 fn gofer_errno(e: ErrnoCode) -> Errno {
@@ -32,7 +39,7 @@ impl GoferInode {
     pub fn root(client: Arc<Client>) -> SysResult<Arc<dyn Inode>> {
         let node = ROOT;
         let stat = client.stat(node).map_err(gofer_errno)?;
-        Ok(Arc::new(GoferInode { client, node, stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new() }))
+        Ok(Arc::new(GoferInode { client, node, stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new(), cache: std::sync::OnceLock::new() }))
     }
 }
 
@@ -59,7 +66,7 @@ impl Inode for GoferInode {
             return Err(Errno::new(errno));
         }
         let info = walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
-        Ok(Arc::new(GoferInode { client: self.client.clone(), node: info.id, stat: info.stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new() }))
+        Ok(Arc::new(GoferInode { client: self.client.clone(), node: info.id, stat: info.stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new(), cache: std::sync::OnceLock::new() }))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
@@ -97,6 +104,30 @@ impl Inode for GoferInode {
         let all = self.client.readdir_all(self.node).map_err(gofer_errno)?;
         let entries: Vec<DirEntry> = all.into_iter().map(|d| DirEntry { name: d.name, ino: d.ino, dtype: d.kind }).collect();
         Ok(self.listing.get_or_init(|| entries).clone())
+    }
+
+    fn page_cache(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<Frames>>> {
+        let size = self.stat.st_size.max(0) as u64;
+        if self.kind() != crate::vfs::inode::S_IFREG || size == 0 || size > PAGE_CACHE_MAX {
+            return Ok(None);
+        }
+        if let Some(c) = self.cache.get() {
+            return Ok(Some(c.clone()));
+        }
+        let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
+        let frames = Frames::allocate(mf, len).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
+        let fd = self.client.open(self.node, 0).map_err(gofer_errno)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < size {
+            let n = nix::sys::uio::pread(&fd, &mut buf, at as i64).map_err(crate::vfs::host_errno)?;
+            if n == 0 {
+                break;
+            }
+            mf.write(frames.range.start + at, &buf[..n]);
+            at += n as u64;
+        }
+        Ok(Some(self.cache.get_or_init(|| frames).clone()))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

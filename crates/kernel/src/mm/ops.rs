@@ -144,6 +144,18 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// Maps a private view of cached file contents: the file's frames from page
+    /// `offset` on, copy-on-write; any rest of the mapping past them is anonymous.
+    pub fn map_cached(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, frames: &std::sync::Arc<super::Frames>, offset: u64) -> SysResult<u64> {
+        let addr = self.map_anonymous(ctx, placement, len, perms, false, false)?;
+        let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+        let avail = frames.range.len.saturating_sub(offset).min(len);
+        if avail > 0 {
+            self.lock().pmas.insert(addr, super::vma::Pma { end: addr + avail, frames: frames.clone(), offset, mapped: Perms::NONE, cow: true });
+        }
+        Ok(addr)
+    }
+
     /// Bytes backed by frames (an upper bound of the resident size).
     pub fn populated_bytes(&self) -> u64 {
         self.lock().pmas.iter().map(|(&s, p)| p.end - s).sum()

@@ -78,6 +78,11 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     if shared && perms.write {
         return error!(ENODEV);
     }
+    if let Some(d) = file.dentry() {
+        if let Some(frames) = d.inode.page_cache(t.mm.memory_file())? {
+            return t.mm.map_cached(t.ctx.as_mut(), placement, len, perms, &frames, offset);
+        }
+    }
     let addr = t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, false, false)?;
     let mut buf = vec![0u8; (len as usize).min(1 << 20)];
     let mut done: u64 = 0;

@@ -106,7 +106,7 @@ mod libc_mode {
 }
 
 #[track_caller]
-pub(crate) fn host_errno(e: nix::errno::Errno) -> Errno {
+pub fn host_errno(e: nix::errno::Errno) -> Errno {
     Errno::new(ErrnoCode(e as u16))
 }
 

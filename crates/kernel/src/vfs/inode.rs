@@ -144,6 +144,12 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// The file's contents in memory-file frames that private mappings may share
+    /// copy-on-write (a read-only file's page cache); None to copy instead.
+    fn page_cache(&self, _mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<crate::mm::Frames>>> {
+        Ok(None)
+    }
+
     /// For rename and link across inodes of one file system.
     fn as_any(&self) -> &dyn std::any::Any;
 }
