@@ -122,6 +122,14 @@ impl Kernel {
         }
     }
 
+    /// Sends `signo` to the sandbox's init from outside (signals the runtime
+    /// received, as `docker kill` or ctrl-C deliver them).
+    pub fn signal_init(&self, signo: u32) {
+        if let Some(init) = self.pid_ns.group(1) {
+            signals::send_to_group(&init, signals::SigInfo::new(signo, signals::SI_USER));
+        }
+    }
+
     /// Init has exited: like Linux tearing down a PID namespace, every other
     /// process is killed, and `run_init` returns.
     pub(crate) fn init_died(&self, status: ExitStatus) {

@@ -159,7 +159,29 @@ fn boot(global: &GlobalOpts, req: Request) -> Result<i32, BootError> {
         cwd: String::from_utf8_lossy(&req.cwd).into_owned(),
         creds,
     };
+    forward_signals(&kernel);
     let status = kernel.run_init(spec).map_err(BootError::Exec)?;
     drop(gofer_process);
     Ok(status.shell_code())
+}
+
+/// Signals the sandbox process receives (ctrl-C, `kill`) go to the sandbox's init
+/// instead of ending the sandbox abruptly; init's handlers or default actions apply.
+fn forward_signals(kernel: &Arc<Kernel>) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH] {
+        set.add(s);
+    }
+    // Blocked in this thread before any other starts, so every thread inherits the
+    // mask and only the forwarder takes these signals.
+    if set.thread_block().is_err() {
+        return;
+    }
+    let kernel = kernel.clone();
+    let _ = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || loop {
+        if let Ok(sig) = set.wait() {
+            kernel.signal_init(sig as u32);
+        }
+    });
 }

@@ -482,3 +482,18 @@ fn known_failures_file_is_valid() {
     assert!(parse_known_failures("mmap nosuchplatform why\n").is_err());
     assert!(parse_known_failures("mmap[pie] ptrace why\n").is_err());
 }
+
+/// A signal sent to rvisor reaches the sandbox's init, whose handler runs.
+#[test]
+fn signals_to_rvisor_reach_the_program() {
+    matrix("signals_to_rvisor_reach_the_program", &[Link::Static], |v| {
+        let bin = compile("term_handler", v.link);
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::default()));
+        p.expect_line("ready")?;
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(p.pid(), libc::SIGTERM) };
+        p.expect_line("got signal 15")?;
+        let o = p.finish();
+        expect_status(&o, 7)
+    });
+}
