@@ -527,31 +527,6 @@ fn bad_names_are_refused() {
     }
 }
 
-/// Not a benchmark, a smoke check that a round trip stays cheap (run with
-/// `--ignored --nocapture` in release to see the numbers).
-#[test]
-#[ignore]
-fn round_trip_latency() {
-    let f = Fixture::new(false);
-    let n = f.walk("dir/sub/deep.txt");
-    let stat = || {
-        f.c().stat(n).unwrap();
-    };
-    let walk = || {
-        let w = f.c().walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
-        f.c().close(&w.nodes.iter().map(|x| x.id).collect::<Vec<_>>()).unwrap();
-    };
-    let open = || drop(f.c().open(n, libc::O_RDONLY).unwrap());
-    let cases: [(&str, &dyn Fn()); 3] = [("stat", &stat), ("walk3+close", &walk), ("open", &open)];
-    for (what, run) in cases {
-        let t = std::time::Instant::now();
-        for _ in 0..20_000 {
-            run();
-        }
-        println!("{what}: {:?} per call", t.elapsed() / 20_000);
-    }
-}
-
 #[test]
 fn the_server_can_be_driven_directly() {
     use rvisor_gofer::protocol::{Request, Response, MAX_WALK};
