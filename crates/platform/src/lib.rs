@@ -8,6 +8,7 @@ mod cpu;
 pub mod hostcall;
 pub mod ptrace;
 mod stub;
+pub mod systrap;
 
 pub use cpu::{CpuState, Perms};
 
@@ -96,8 +97,9 @@ pub struct ThreadSeed(pub Box<dyn Any + Send>);
 pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {
     match name {
         "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
+        "systrap" => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd)?)),
         other => Err(PlatformError::Unsupported(format!(
-            "unknown platform '{other}' (available: ptrace)"
+            "unknown platform '{other}' (available: ptrace, systrap)"
         ))),
     }
 }

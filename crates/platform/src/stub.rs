@@ -122,7 +122,7 @@ extern "C" {
 }
 
 /// The calling thread's registered rseq area, if glibc registered one.
-fn current_rseq_area() -> u64 {
+pub(crate) fn current_rseq_area() -> u64 {
     // SAFETY: reading glibc's exported constants and the thread pointer (fs:0
     // holds the TCB's own address on x86-64).
     unsafe {

@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct GlobalOpts {
     /// The platform that runs application code.
-    #[arg(long, global = true, default_value = "ptrace", value_parser = ["ptrace"])]
+    #[arg(long, global = true, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     pub platform: String,
     /// Log every system call with decoded arguments and result.
     #[arg(long, global = true)]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Every platform the suite runs on. A platform that cannot run here fails its tests: it is
 /// never skipped. Add "systrap" / "kvm" here when they exist.
-pub const PLATFORMS: &[&str] = &["ptrace"];
+pub const PLATFORMS: &[&str] = &["ptrace", "systrap"];
 
 /// How test programs are linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,879 @@
+//! The systrap platform: app threads run in stub processes under a seccomp filter
+//! that turns every syscall into a SIGSYS. The stub's handler (a page of assembly,
+//! see `stub.rs`) leaves the signal frame on the thread's signal stack, which lives
+//! in memory shared with the Sentry, and waits; the Sentry reads the registers from
+//! the frame, serves the event, writes the registers back into the frame and lets
+//! the handler return through `rt_sigreturn`. Faults and kicks (SIGURG) come the
+//! same way. No ptrace anywhere.
+//!
+//! Handoff, per thread, on one futex word (`stub::SLOT_STATE`): the stub posts
+//! REQ (waking the Sentry only if it sleeps), spins a little, then sleeps as
+//! APP_SLEEP; the Sentry replies IDLE (waking the stub only if it sleeps). Each side
+//! spins only while fewer threads spin or run app code than there are CPUs.
+//!
+//! Address-space changes are queued and run by the stub's helper thread in one
+//! batch (`flush`). Its completion is an eventfd write, which app code cannot make:
+//! a frame is only reused after the stub really dropped it.
+
+mod filter;
+mod stub;
+mod window;
+
+use crate::stub::QueuedCall;
+use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
+use std::any::Any;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use stub::*;
+use window::{above_stdio, block_off, stub_addr, Window};
+
+pub use stub::MAX_THREADS;
+
+fn host_err(what: &'static str) -> PlatformError {
+    PlatformError::Host(what, io::Error::last_os_error())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------
+// Spinning policy
+// ---------------------------------------------------------------------------------
+
+/// App threads running app code (between a reply and the next event), and Sentry
+/// threads spinning for an event. Spinning is only worth it on a CPU nobody needs.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+fn ncpus() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        // SAFETY: sched_getaffinity fills the set we own.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                (libc::CPU_COUNT(&set) as usize).max(1)
+            } else {
+                1
+            }
+        }
+    })
+}
+
+/// How long the Sentry spins for an event before sleeping.
+const SENTRY_SPIN: Duration = Duration::from_micros(50);
+/// How many `pause`s a stub thread spins for its reply before sleeping (~25 ns each here).
+const STUB_SPIN: u32 = 2000;
+/// How long the Sentry sleeps before checking that a silent stub is still alive.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
+
+fn futex_wait(word: &AtomicU32, val: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as i64 });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT (shared: the stub waits on the same memfd page) reads the
+    // word we point to; the timeout is a local.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, val, tsp, 0, 0) };
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, 0, 0, 0) };
+}
+
+// ---------------------------------------------------------------------------------
+// The platform
+// ---------------------------------------------------------------------------------
+
+pub struct SystrapPlatform {
+    memory: OwnedFd,
+    /// The stub spawned to check that this host can run stubs, kept for the first
+    /// address space.
+    spare: Mutex<Option<Arc<Stub>>>,
+}
+
+impl SystrapPlatform {
+    pub fn new(memory_fd: RawFd) -> Result<SystrapPlatform> {
+        stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
+        // SAFETY: PR_GET_SECCOMP takes no pointers.
+        if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
+            return Err(PlatformError::Unsupported(format!(
+                "systrap needs seccomp, which this host kernel does not offer ({})",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor we own.
+        let dup = unsafe { libc::fcntl(memory_fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            return Err(host_err("dup memory file"));
+        }
+        // SAFETY: dup is a fresh descriptor.
+        let memory = unsafe { OwnedFd::from_raw_fd(dup) };
+        let probe = Stub::spawn(memory.as_raw_fd())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Err(e) = probe.wait_event(0, Some(deadline)) {
+            return Err(PlatformError::Unsupported(format!("cannot start a systrap stub: {}", probe.describe_failure(e))));
+        }
+        probe.leader_ready.store(true, Ordering::Release);
+        Ok(SystrapPlatform { memory, spare: Mutex::new(Some(Arc::new(probe))) })
+    }
+}
+
+impl Platform for SystrapPlatform {
+    fn name(&self) -> &'static str {
+        "systrap"
+    }
+
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
+        let stub = match lock(&self.spare).take() {
+            Some(s) => s,
+            None => Arc::new(Stub::spawn(self.memory.as_raw_fd())?),
+        };
+        Ok(Arc::new(SystrapAddressSpace { stub }))
+    }
+
+    fn new_context(&self) -> Box<dyn Context> {
+        Box::new(SystrapContext::default())
+    }
+
+    fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>> {
+        let mut seed = seed.0.downcast::<Seed>().map_err(|_| PlatformError::Unsupported("foreign thread seed".into()))?;
+        let stub = seed.stub.take().ok_or_else(|| PlatformError::Unsupported("thread seed already used".into()))?;
+        let mut ctx = SystrapContext::default();
+        ctx.bound = Some(Bound::new(stub, seed.slot, false));
+        Ok(Box::new(ctx))
+    }
+
+    fn max_user_address(&self) -> u64 {
+        STUB_BASE
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A stub process
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotUse {
+    Free,
+    InUse,
+    /// Told to exit; reusable once the kernel cleared its state word.
+    Released,
+}
+
+struct Stub {
+    pid: i32,
+    pidfd: OwnedFd,
+    /// The helper's completion eventfd (the stub has it as descriptor 1).
+    efd: OwnedFd,
+    win: Window,
+    slots: Mutex<Vec<SlotUse>>,
+    /// Changes not yet carried out in the stub, in order.
+    pending: Mutex<Vec<QueuedCall>>,
+    /// Held while a batch runs (ordering, as in ptrace); holds the last batch number.
+    flushing: Mutex<u32>,
+    /// Whether a context has taken thread 0 (the stub's main thread).
+    leader_claimed: AtomicBool,
+    /// Whether thread 0's "ready" event was already consumed (by the platform probe).
+    leader_ready: AtomicBool,
+}
+
+/// Registers and FP state of the current event, as validated window offsets.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    uc: u64,
+    fp: u64,
+    fp_size: u64,
+    xfeatures: u64,
+    fs: u64,
+    gs: u64,
+}
+
+// Layout of the kernel's struct ucontext (x86-64).
+const UC_STACK: u64 = 16;
+const UC_MCONTEXT: u64 = 40;
+const UC_FPSTATE: u64 = UC_MCONTEXT + 23 * 8;
+const UC_SIGMASK: u64 = 296;
+const UC_SIZE: u64 = 304;
+const SIGINFO_SIZE: u64 = 128;
+// gregs indexes
+const REG_EFL: u64 = 17;
+const REG_CSGSFS: u64 = 18;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const SW_RESERVED: u64 = 464;
+const XSAVE_HDR: u64 = 512;
+const XSAVE_EXT: u64 = 576;
+
+impl Stub {
+    fn spawn(memory_fd: RawFd) -> Result<Stub> {
+        let inst = stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
+        let mut win = Window::new().map_err(|e| PlatformError::Host("systrap window", e))?;
+        write_programs(&win, inst);
+        init_slot(&win, 0);
+        // SAFETY: a fresh eventfd, owned below.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(host_err("eventfd"));
+        }
+        // SAFETY: raw is a fresh descriptor.
+        let efd = above_stdio(unsafe { OwnedFd::from_raw_fd(raw) }).map_err(|e| PlatformError::Host("eventfd", e))?;
+        let pid = stub::spawn(SpawnFds { window: win.fd(), memory: memory_fd, eventfd: efd.as_raw_fd() })
+            .map_err(|e| PlatformError::Host("fork stub", e))?;
+        win.close_fd();
+        // SAFETY: pidfd_open of our own child.
+        let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if pfd < 0 {
+            let e = io::Error::last_os_error();
+            kill_and_reap(pid);
+            return Err(PlatformError::Host("pidfd_open", e));
+        }
+        // SAFETY: pfd is a fresh descriptor.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pfd) };
+        let mut slots = vec![SlotUse::Free; MAX_THREADS];
+        slots[0] = SlotUse::InUse;
+        Ok(Stub {
+            pid,
+            pidfd,
+            efd,
+            win,
+            slots: Mutex::new(slots),
+            pending: Mutex::new(Vec::new()),
+            flushing: Mutex::new(0),
+            leader_claimed: AtomicBool::new(false),
+            leader_ready: AtomicBool::new(false),
+        })
+    }
+
+    fn state(&self, k: usize) -> &AtomicU32 {
+        self.win.word(block_off(k) + SLOT_STATE)
+    }
+
+    /// Whether the stub process has exited (it stays a zombie until we reap it).
+    fn exited(&self) -> Option<i32> {
+        let mut pfd = libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: polling one descriptor we own.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if r <= 0 {
+            return None;
+        }
+        // SAFETY: waitid without reaping (WNOWAIT) fills our local siginfo.
+        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::waitid(libc::P_PIDFD, self.pidfd.as_raw_fd() as libc::id_t, &mut si, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        if r < 0 {
+            return Some(-1);
+        }
+        // SAFETY: si was filled by waitid for a child that exited.
+        let (code, status) = unsafe { (si.si_code, si.si_status()) };
+        Some(if code == libc::CLD_EXITED { status << 8 } else { status & 0x7f })
+    }
+
+    /// The stub broke the protocol or lost a thread: make sure it is gone.
+    fn dead(&self, why: &str) -> PlatformError {
+        tracing::debug!("systrap stub {}: {why}", self.pid);
+        // SAFETY: signalling our own child (not yet reaped: we own the pidfd and reap on drop).
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+        PlatformError::StubDied(self.exited().unwrap_or(libc::SIGKILL))
+    }
+
+    fn describe_failure(&self, e: PlatformError) -> String {
+        let status = match e {
+            PlatformError::StubDied(s) => s,
+            other => return other.to_string(),
+        };
+        if status & 0x7f == 0 {
+            let code = status >> 8;
+            let what = match code {
+                FAIL_PARENT => "the Sentry went away",
+                FAIL_FDS => "cannot set up its descriptors",
+                FAIL_MAP => "cannot map its shared window",
+                FAIL_SIGACTION => "cannot install its signal handlers",
+                FAIL_NO_NEW_PRIVS => "prctl(PR_SET_NO_NEW_PRIVS) failed",
+                FAIL_SECCOMP_HELPER | FAIL_SECCOMP_APP => "the seccomp filter cannot be installed on this host",
+                FAIL_CLONE => "cannot start its helper thread",
+                FAIL_SIGALTSTACK => "sigaltstack failed",
+                _ => "unknown failure",
+            };
+            format!("the stub exited with status {code}: {what}")
+        } else {
+            format!("the stub was killed by signal {}", status & 0x7f)
+        }
+    }
+
+    /// Waits until thread `k` posts an event (or dies).
+    fn wait_event(&self, k: usize, deadline: Option<Instant>) -> Result<()> {
+        let st = self.state(k);
+        let mut spun = false;
+        loop {
+            let v = st.load(Ordering::Acquire);
+            match v {
+                ST_REQ | ST_APP_SLEEP => return Ok(()),
+                ST_DEAD => return Err(self.dead("thread died")),
+                ST_IDLE | ST_SENTRY_SLEEP => {}
+                _ => return Err(self.dead("bad handoff state")),
+            }
+            if !spun {
+                spun = true;
+                if SPINNING.load(Ordering::Relaxed) + RUNNING.load(Ordering::Relaxed) < ncpus() {
+                    SPINNING.fetch_add(1, Ordering::Relaxed);
+                    let start = Instant::now();
+                    let mut n = 0u32;
+                    let got = loop {
+                        let v = st.load(Ordering::Acquire);
+                        if v != ST_IDLE && v != ST_SENTRY_SLEEP {
+                            break true;
+                        }
+                        std::hint::spin_loop();
+                        n += 1;
+                        if n % 64 == 0 && start.elapsed() >= SENTRY_SPIN {
+                            break false;
+                        }
+                    };
+                    SPINNING.fetch_sub(1, Ordering::Relaxed);
+                    if got {
+                        continue;
+                    }
+                }
+            }
+            if v == ST_IDLE && st.compare_exchange(ST_IDLE, ST_SENTRY_SLEEP, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue;
+            }
+            let before = Instant::now();
+            futex_wait(st, ST_SENTRY_SLEEP, Some(LIVENESS_PERIOD));
+            if before.elapsed() >= LIVENESS_PERIOD / 2 {
+                if self.exited().is_some() {
+                    return Err(self.dead("exited"));
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(self.dead("no answer"));
+                }
+            }
+        }
+    }
+
+    /// Hands thread `k` back to the stub: it returns from its handler (or exits).
+    fn reply(&self, k: usize, cmd: u32, spin: u32) {
+        let b = block_off(k);
+        self.win.write_u32(b + SLOT_CMD, cmd);
+        self.win.write_u32(b + SLOT_SPIN, spin);
+        let old = self.state(k).swap(ST_IDLE, Ordering::AcqRel);
+        if old == ST_APP_SLEEP {
+            futex_wake(self.state(k));
+        }
+    }
+
+    /// Reads and validates the frame thread `k` posted. Returns the event.
+    fn read_event(&self, k: usize, cpu: &mut CpuState) -> Result<(Event, Frame)> {
+        let b = block_off(k);
+        let lo = b + HDR;
+        let hi = b + BLOCK;
+        let inside = |addr: u64, size: u64, align: u64| -> Option<u64> {
+            let off = addr.checked_sub(WINDOW)?;
+            (off >= lo && off.checked_add(size)? <= hi && off % align == 0).then_some(off)
+        };
+        let signo = self.win.read_u32(b + SLOT_SIGNO) as i32;
+        let (Some(uc), Some(si)) = (
+            inside(self.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8),
+            inside(self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8),
+        ) else {
+            return Err(self.dead("frame outside its signal stack"));
+        };
+        let fs = self.win.read_u64(b + SLOT_FS);
+        let gs = self.win.read_u64(b + SLOT_GS);
+        let mut ucb = [0u8; UC_SIZE as usize];
+        self.win.read_bytes(uc, &mut ucb);
+        let word = |i: u64| u64::from_le_bytes(ucb[i as usize..i as usize + 8].try_into().unwrap());
+        let greg = |i: u64| word(UC_MCONTEXT + 8 * i);
+        let Some(fp) = inside(word(UC_FPSTATE), 512, 16) else {
+            return Err(self.dead("FP state outside its signal stack"));
+        };
+        let (mut fp_size, mut xfeatures) = (512, 3);
+        if self.win.read_u32(fp + SW_RESERVED) == FP_XSTATE_MAGIC1 {
+            let size = self.win.read_u32(fp + SW_RESERVED + 16) as u64;
+            if size >= XSAVE_EXT && inside(stub_addr(fp), size + 4, 16).is_some() {
+                fp_size = size;
+                xfeatures = self.win.read_u64(fp + SW_RESERVED + 8);
+            }
+        }
+        let r = &mut cpu.regs;
+        r.r8 = greg(0);
+        r.r9 = greg(1);
+        r.r10 = greg(2);
+        r.r11 = greg(3);
+        r.r12 = greg(4);
+        r.r13 = greg(5);
+        r.r14 = greg(6);
+        r.r15 = greg(7);
+        r.rdi = greg(8);
+        r.rsi = greg(9);
+        r.rbp = greg(10);
+        r.rbx = greg(11);
+        r.rdx = greg(12);
+        r.rax = greg(13);
+        r.rcx = greg(14);
+        r.rsp = greg(15);
+        r.rip = greg(16);
+        r.eflags = greg(REG_EFL);
+        let csgsfs = greg(REG_CSGSFS);
+        r.cs = csgsfs & 0xffff;
+        r.ss = csgsfs >> 48;
+        r.fs_base = fs;
+        r.gs_base = gs;
+        r.orig_rax = u64::MAX;
+        let code = self.win.read_u32(si + 8) as i32;
+        let addr = self.win.read_u64(si + 16);
+        let event = match signo {
+            libc::SIGSYS => {
+                // seccomp rolled rax back to the syscall number; rip is past the
+                // instruction. Present it as a ptrace syscall stop would.
+                r.orig_rax = r.rax;
+                r.rax = (-(libc::ENOSYS as i64)) as u64;
+                Event::Syscall
+            }
+            libc::SIGSEGV | libc::SIGBUS => Event::Fault { addr, signo, code },
+            libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => Event::Signal { signo, code, addr },
+            _ => Event::Interrupted,
+        };
+        Ok((event, Frame { uc, fp, fp_size, xfeatures, fs, gs }))
+    }
+
+    /// Writes `cpu` into the frame thread `k` will return through.
+    fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool) {
+        let b = block_off(k);
+        let r = &cpu.regs;
+        let gregs = [
+            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
+            r.eflags,
+        ];
+        for (i, v) in gregs.iter().enumerate() {
+            self.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
+        }
+        let sel = self.win.read_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS);
+        self.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, (sel & 0x0000_ffff_ffff_0000) | 0x33 | (0x2b << 48));
+        // Nothing blocked on the host side (the app's masks live in the Sentry), and
+        // the thread's own signal stack, whatever a forged frame set before.
+        self.win.write_u64(f.uc + UC_SIGMASK, 0);
+        self.win.write_u64(f.uc + UC_STACK, stub_addr(b + HDR));
+        self.win.write_u64(f.uc + UC_STACK + 8, 0);
+        self.win.write_u64(f.uc + UC_STACK + 16, BLOCK - HDR);
+        match cpu.fpstate.take() {
+            Some(img) => self.write_fp(f, &img),
+            None if first => self.write_fp(f, &[]),
+            None => {}
+        }
+        let mut set = 0;
+        if first || r.fs_base != f.fs {
+            self.win.write_u64(b + SLOT_NEW_FS, r.fs_base);
+            set |= 1;
+        }
+        if first || r.gs_base != f.gs {
+            self.win.write_u64(b + SLOT_NEW_GS, r.gs_base);
+            set |= 2;
+        }
+        self.win.write_u32(b + SLOT_SETBASE, set);
+    }
+
+    /// Loads an XSAVE image into the frame (an empty image: the initial state). The
+    /// frame's own software-reserved bytes (its format, written by the host kernel)
+    /// stay; the header is made valid for the features the frame has.
+    fn write_fp(&self, f: &Frame, img: &[u8]) {
+        let mut legacy = [0u8; SW_RESERVED as usize];
+        if img.len() >= SW_RESERVED as usize {
+            legacy.copy_from_slice(&img[..SW_RESERVED as usize]);
+        } else {
+            legacy[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+            legacy[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        }
+        // MXCSR bits the CPU does not have would make the restore fail.
+        let mask = match self.win.read_u32(f.fp + 28) {
+            0 => 0xffbf,
+            m => m,
+        };
+        let mxcsr = u32::from_le_bytes(legacy[24..28].try_into().unwrap()) & mask;
+        legacy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        legacy[28..32].copy_from_slice(&mask.to_le_bytes());
+        self.win.write_bytes(f.fp, &legacy);
+        if f.fp_size < XSAVE_EXT {
+            return;
+        }
+        let bv = if img.len() >= XSAVE_EXT as usize {
+            u64::from_le_bytes(img[512..520].try_into().unwrap())
+        } else if img.len() >= 512 {
+            3
+        } else {
+            0
+        };
+        let mut hdr = [0u8; 64];
+        hdr[0..8].copy_from_slice(&(bv & f.xfeatures).to_le_bytes());
+        self.win.write_bytes(f.fp + XSAVE_HDR, &hdr);
+        if img.len() > XSAVE_EXT as usize {
+            let n = (img.len() as u64).min(f.fp_size) as usize;
+            self.win.write_bytes(f.fp + XSAVE_EXT, &img[XSAVE_EXT as usize..n]);
+        }
+    }
+
+    fn read_fp(&self, f: &Frame) -> Vec<u8> {
+        let mut v = vec![0u8; f.fp_size as usize];
+        self.win.read_bytes(f.fp, &mut v);
+        v
+    }
+
+    fn push(&self, call: QueuedCall) {
+        lock(&self.pending).push(call);
+    }
+
+    /// Runs every queued change in the helper thread, a queue page at a time.
+    fn flush(&self) -> Result<()> {
+        let mut seq = lock(&self.flushing);
+        let calls = std::mem::take(&mut *lock(&self.pending));
+        for chunk in calls.chunks(QUEUE_CAPACITY) {
+            for (i, c) in chunk.iter().enumerate() {
+                let at = WIN_CTRL + CTRL_CALLS + 56 * i as u64;
+                self.win.write_u64(at, c.nr);
+                for (j, a) in c.args.iter().enumerate() {
+                    self.win.write_u64(at + 8 + 8 * j as u64, *a);
+                }
+            }
+            self.win.write_u32(WIN_CTRL + CTRL_COUNT, chunk.len() as u32);
+            *seq = seq.wrapping_add(1).max(1);
+            let word = self.win.word(WIN_CTRL + CTRL_SEQ);
+            word.store(*seq, Ordering::Release);
+            futex_wake(word);
+            self.wait_helper(*seq)?;
+            let left = self.win.read_u64(WIN_STATUS + STATUS_LEFT);
+            if left != 0 {
+                let failed = chunk.len().checked_sub(left as usize).and_then(|i| chunk.get(i));
+                let result = self.win.read_u64(WIN_STATUS + STATUS_RESULT) as i64;
+                return Err(PlatformError::Host(
+                    "stub address-space call",
+                    io::Error::other(format!("{failed:?} returned {result}")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the helper's eventfd write: the one signal of completion app code
+    /// cannot forge (the status page only hints, to spin on).
+    fn wait_helper(&self, seq: u32) -> Result<()> {
+        let start = Instant::now();
+        while self.win.read_u32(WIN_STATUS + STATUS_DONE) != seq && start.elapsed() < SENTRY_SPIN {
+            std::hint::spin_loop();
+        }
+        loop {
+            let mut v = 0u64;
+            // SAFETY: reading 8 bytes into our local from our eventfd (non-blocking
+            // poll first so a dead stub cannot hang us).
+            let mut fds = [
+                libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: polling two descriptors we own.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(host_err("poll"));
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                // SAFETY: as above.
+                let n = unsafe { libc::read(self.efd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+                if n == 8 {
+                    return Ok(());
+                }
+                continue;
+            }
+            if fds[1].revents != 0 {
+                return Err(self.dead("exited while running a batch"));
+            }
+        }
+    }
+
+    /// A free slot for a new thread, with its header initialised.
+    fn alloc_slot(&self) -> Result<usize> {
+        let mut slots = lock(&self.slots);
+        let k = (0..MAX_THREADS)
+            .find(|&k| slots[k] == SlotUse::Free || (slots[k] == SlotUse::Released && self.state(k).load(Ordering::Acquire) == ST_DEAD))
+            .ok_or_else(|| PlatformError::Unsupported(format!("more than {MAX_THREADS} threads in one address space")))?;
+        slots[k] = SlotUse::InUse;
+        init_slot(&self.win, k);
+        Ok(k)
+    }
+
+    /// Lets thread `k` go: once it posted its first event, tell it to exit.
+    fn retire(&self, k: usize, ready: bool) {
+        if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10))).is_ok() {
+            self.reply(k, CMD_EXIT, 0);
+        }
+        lock(&self.slots)[k] = SlotUse::Released;
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        kill_and_reap(self.pid);
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling and reaping our own child; status is a local.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        while libc::waitpid(pid, &mut status, libc::__WALL) < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
+    }
+}
+
+fn init_slot(win: &Window, k: usize) {
+    let b = block_off(k);
+    win.write_bytes(b, &[0u8; 0x100]);
+    win.write_u64(b + SLOT_SELF, stub_addr(b));
+    win.write_u32(b + SLOT_SPIN, STUB_SPIN);
+    win.word(b + SLOT_STATE).store(ST_IDLE, Ordering::Release);
+}
+
+/// Fills the read-only program page: the two filters and what the setup reads.
+fn write_programs(win: &Window, inst: &Installed) {
+    let ranges = filter::StubRanges {
+        code: (STUB_BASE, inst.code_end),
+        slots: (stub_addr(WIN_SLOTS), stub_addr(WINDOW_LEN)),
+        fsgsbase: inst.fsgsbase,
+    };
+    let put_prog = |fprog_at: u64, insns_at: u64, prog: &[filter::Insn]| {
+        assert!(prog.len() <= PROG_FILTER_MAX, "seccomp program too long");
+        for (i, ins) in prog.iter().enumerate() {
+            let v = ins.code as u64 | (ins.jt as u64) << 16 | (ins.jf as u64) << 24 | (ins.k as u64) << 32;
+            win.write_u64(WIN_PROG + insns_at + 8 * i as u64, v);
+        }
+        win.write_u64(WIN_PROG + fprog_at, prog.len() as u64);
+        win.write_u64(WIN_PROG + fprog_at + 8, stub_addr(WIN_PROG + insns_at));
+    };
+    put_prog(PROG_FPROG_APP, PROG_FILTER_APP, &filter::app(&ranges));
+    put_prog(PROG_FPROG_HELPER, PROG_FILTER_HELPER, &filter::helper(&ranges, THREAD_FLAGS));
+    let bit = |s: i32| 1u64 << (s - 1);
+    let sync = [libc::SIGSYS, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].iter().fold(0, |m, &s| m | bit(s));
+    win.write_u64(WIN_PROG + PROG_SYNC_MASK, !sync);
+    win.write_u64(WIN_PROG + PROG_FULL_MASK, !0);
+    win.write_u64(WIN_PROG + PROG_RLIMIT_ZERO, 0);
+    win.write_u64(WIN_PROG + PROG_RLIMIT_ZERO + 8, 0);
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let flags = libc::SA_SIGINFO as u64 | libc::SA_ONSTACK as u64 | SA_RESTORER;
+    for (i, v) in [inst.handler, flags, inst.restorer, !0u64].iter().enumerate() {
+        win.write_u64(WIN_PROG + PROG_SIGACTION + 8 * i as u64, *v);
+    }
+    for i in 0..4 {
+        win.write_u64(WIN_PROG + PROG_SIGACTION_DFL + 8 * i, 0);
+    }
+    win.write_u64(WIN_PROG + PROG_ONE, 1);
+}
+
+// ---------------------------------------------------------------------------------
+// Address spaces, contexts, threads
+// ---------------------------------------------------------------------------------
+
+pub struct SystrapAddressSpace {
+    stub: Arc<Stub>,
+}
+
+impl SystrapAddressSpace {
+    fn push_checked(&self, addr: u64, len: u64, call: QueuedCall) {
+        // The kernel never maps above max_user_address; never let the stub do it.
+        if addr.checked_add(len).is_none_or(|end| end > STUB_BASE) {
+            tracing::error!("systrap: refusing an address-space change at {addr:#x}+{len:#x} over the stub");
+            return;
+        }
+        self.stub.push(call);
+    }
+}
+
+impl AddressSpace for SystrapAddressSpace {
+    fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        self.push_checked(addr, len, QueuedCall {
+            nr: libc::SYS_mmap as u64,
+            args: [addr, len, perms.to_prot() as u64, flags, 0, file_offset],
+        });
+    }
+
+    fn unmap(&self, addr: u64, len: u64) {
+        self.push_checked(addr, len, QueuedCall { nr: libc::SYS_munmap as u64, args: [addr, len, 0, 0, 0, 0] });
+    }
+
+    fn protect(&self, addr: u64, len: u64, perms: Perms) {
+        self.push_checked(addr, len, QueuedCall { nr: libc::SYS_mprotect as u64, args: [addr, len, perms.to_prot() as u64, 0, 0, 0] });
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A new app thread, made by `new_thread`, until a context adopts it.
+struct Seed {
+    stub: Option<Arc<Stub>>,
+    slot: usize,
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if let Some(stub) = self.stub.take() {
+            stub.retire(self.slot, false);
+        }
+    }
+}
+
+/// The stub thread a context interrupts: (pid << 32) | tid, or 0.
+#[derive(Default)]
+struct Kick(AtomicU64);
+
+impl Kick {
+    fn set(&self, pid: i32, tid: i32) {
+        self.0.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Release);
+    }
+}
+
+impl Interrupter for Kick {
+    fn interrupt(&self) {
+        let v = self.0.load(Ordering::Acquire);
+        if v != 0 {
+            // SAFETY: tgkill takes plain integers; the thread group is our stub's, so
+            // whatever tid the stub reported, nothing outside it can be hit.
+            unsafe { libc::syscall(libc::SYS_tgkill, (v >> 32) as i32, v as u32 as i32, libc::SIGURG) };
+        }
+    }
+}
+
+struct Bound {
+    stub: Arc<Stub>,
+    slot: usize,
+    /// Whether the thread's first event ("ready") has been consumed.
+    ready: bool,
+    /// The next switch is the thread's first: set FS/GS and FP state from scratch.
+    first: bool,
+    frame: Option<Frame>,
+}
+
+impl Bound {
+    fn new(stub: Arc<Stub>, slot: usize, ready: bool) -> Bound {
+        Bound { stub, slot, ready, first: true, frame: None }
+    }
+}
+
+#[derive(Default)]
+pub struct SystrapContext {
+    bound: Option<Bound>,
+    kick: Arc<Kick>,
+}
+
+impl SystrapContext {
+    fn aspace(aspace: &Arc<dyn AddressSpace>) -> &SystrapAddressSpace {
+        aspace.as_any().downcast_ref::<SystrapAddressSpace>().expect("systrap context given a foreign address space")
+    }
+
+    /// The thread this context runs in `asp`: its own, or else the stub's main thread.
+    fn bind_in(&mut self, asp: &SystrapAddressSpace) -> Result<()> {
+        if self.bound.as_ref().is_some_and(|b| Arc::ptr_eq(&b.stub, &asp.stub)) {
+            return Ok(());
+        }
+        if asp.stub.leader_claimed.swap(true, Ordering::AcqRel) {
+            return Err(PlatformError::Unsupported("address space has no free thread for this context".into()));
+        }
+        self.release();
+        let ready = asp.stub.leader_ready.load(Ordering::Acquire);
+        self.bound = Some(Bound::new(asp.stub.clone(), 0, false));
+        if ready {
+            // The probe consumed the ready event; the frame is still there.
+            let b = self.bound.as_mut().unwrap();
+            let mut scratch = CpuState::default();
+            let (_, frame) = b.stub.read_event(0, &mut scratch)?;
+            b.frame = Some(frame);
+            b.ready = true;
+            self.kick.set(b.stub.pid, b.stub.pid);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the bound thread has posted its first event and we hold its frame.
+    fn ensure_ready(&mut self) -> Result<&mut Bound> {
+        let b = self.bound.as_mut().ok_or_else(|| PlatformError::Unsupported("context runs no thread".into()))?;
+        if !b.ready {
+            b.stub.wait_event(b.slot, None)?;
+            let mut scratch = CpuState::default();
+            let (_, frame) = b.stub.read_event(b.slot, &mut scratch)?;
+            b.frame = Some(frame);
+            b.ready = true;
+            let tid = if b.slot == 0 { b.stub.pid } else { b.stub.win.read_u32(block_off(b.slot) + SLOT_TID) as i32 };
+            self.kick.set(b.stub.pid, tid);
+        }
+        Ok(self.bound.as_mut().unwrap())
+    }
+}
+
+impl Context for SystrapContext {
+    fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event> {
+        let asp = Self::aspace(aspace);
+        self.bind_in(asp)?;
+        asp.stub.flush()?;
+        let b = self.ensure_ready()?;
+        let stub = &b.stub;
+        let frame = b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))?;
+        stub.write_frame(b.slot, &frame, cpu, b.first);
+        b.first = false;
+        let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
+        // The stub spins while its Sentry thread serves the event: worth it only if
+        // that leaves a CPU for every running thread and spinner.
+        let spin = if running + SPINNING.load(Ordering::Relaxed) < ncpus() { STUB_SPIN } else { 0 };
+        stub.reply(b.slot, CMD_RESUME, spin);
+        let r = stub.wait_event(b.slot, None);
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+        r?;
+        let (event, frame) = stub.read_event(b.slot, cpu)?;
+        b.frame = Some(frame);
+        Ok(event)
+    }
+
+    fn sync(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<()> {
+        let asp = Self::aspace(aspace);
+        self.bind_in(asp)?;
+        asp.stub.flush()
+    }
+
+    fn new_thread(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<ThreadSeed> {
+        let asp = Self::aspace(aspace);
+        self.bind_in(asp)?;
+        let stub = &asp.stub;
+        let k = stub.alloc_slot()?;
+        stub.push(QueuedCall { nr: libc::SYS_clone as u64, args: [THREAD_FLAGS, 0, 0, 0, 0, stub_addr(block_off(k))] });
+        if let Err(e) = stub.flush() {
+            lock(&stub.slots)[k] = SlotUse::Free;
+            return Err(e);
+        }
+        Ok(ThreadSeed(Box::new(Seed { stub: Some(stub.clone()), slot: k })))
+    }
+
+    fn fpstate(&mut self) -> Result<Vec<u8>> {
+        let b = self.ensure_ready()?;
+        let frame = b.frame.ok_or_else(|| PlatformError::Unsupported("no frame".into()))?;
+        Ok(b.stub.read_fp(&frame))
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.kick.clone()
+    }
+
+    fn release(&mut self) {
+        if let Some(b) = self.bound.take() {
+            self.kick.0.store(0, Ordering::Release);
+            b.stub.retire(b.slot, b.ready);
+        }
+    }
+}
+
+impl Drop for SystrapContext {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
