@@ -49,25 +49,62 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
-fn ncpus() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
+/// The CPUs the Sentry may use (as when the platform started).
+fn allowed_cpus() -> &'static libc::cpu_set_t {
+    static SET: OnceLock<libc::cpu_set_t> = OnceLock::new();
+    SET.get_or_init(|| {
         // SAFETY: sched_getaffinity fills the set we own.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-                (libc::CPU_COUNT(&set) as usize).max(1)
-            } else {
-                1
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut set);
             }
+            set
         }
     })
 }
 
+fn ncpus() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    // SAFETY: CPU_COUNT reads the set.
+    *N.get_or_init(|| (unsafe { libc::CPU_COUNT(allowed_cpus()) } as usize).max(1))
+}
+
+fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments (vDSO).
+    unsafe { libc::sched_getcpu() as u32 }
+}
+
+/// The calling thread shares its CPU with the stub thread it waits for, so neither
+/// can spin. When CPUs are free, move away from it (wake-ups tend to keep the pair
+/// together, and once both spin on two CPUs nothing brings them back). Rate-limited.
+fn move_off(cpu: u32) -> bool {
+    thread_local!(static LAST: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) });
+    if LAST.with(|l| l.get().is_some_and(|t| t.elapsed() < Duration::from_millis(20))) {
+        return false;
+    }
+    LAST.with(|l| l.set(Some(Instant::now())));
+    let all = *allowed_cpus();
+    let mut others = all;
+    // SAFETY: cpu_set_t operations on local sets; sched_setaffinity on ourselves.
+    unsafe {
+        if (cpu as usize) < libc::CPU_SETSIZE as usize {
+            libc::CPU_CLR(cpu as usize, &mut others);
+        }
+        if libc::CPU_COUNT(&others) == 0 {
+            return false;
+        }
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let moved = libc::sched_setaffinity(0, size, &others) == 0;
+        libc::sched_setaffinity(0, size, &all);
+        moved
+    }
+}
+
 /// How long the Sentry spins for an event before sleeping.
-const SENTRY_SPIN: Duration = Duration::from_micros(50);
+const SENTRY_SPIN: Duration = Duration::from_micros(20);
 /// How many `pause`s a stub thread spins for its reply before sleeping (~25 ns each here).
-const STUB_SPIN: u32 = 2000;
+const STUB_SPIN: u32 = 1000;
 /// How long the Sentry sleeps before checking that a silent stub is still alive.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 
@@ -181,15 +218,26 @@ struct Stub {
     leader_ready: AtomicBool,
 }
 
-/// Registers and FP state of the current event, as validated window offsets.
+/// The signal frame of a thread's current event: where it is (a validated window
+/// offset) and what it held, so that only changes are written back.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     uc: u64,
-    fp: u64,
-    fp_size: u64,
-    xfeatures: u64,
+    /// The frame's XSAVE pointer (a stub address, validated when used).
+    fpstate: u64,
+    gregs: [u64; 18],
+    csgsfs: u64,
+    /// Whether the frame's signal mask and signal stack are what the Sentry wants.
+    canonical: bool,
     fs: u64,
     gs: u64,
+}
+
+/// The window offset of `[addr, addr+size)` if it lies in thread `k`'s signal stack.
+fn inside_stack(k: usize, addr: u64, size: u64, align: u64) -> Option<u64> {
+    let (lo, hi) = (block_off(k) + HDR, block_off(k) + BLOCK);
+    let off = addr.checked_sub(WINDOW)?;
+    (off >= lo && off.checked_add(size)? <= hi && off % align == 0).then_some(off)
 }
 
 // Layout of the kernel's struct ucontext (x86-64).
@@ -200,7 +248,6 @@ const UC_SIGMASK: u64 = 296;
 const UC_SIZE: u64 = 304;
 const SIGINFO_SIZE: u64 = 128;
 // gregs indexes
-const REG_EFL: u64 = 17;
 const REG_CSGSFS: u64 = 18;
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const SW_RESERVED: u64 = 464;
@@ -316,7 +363,10 @@ impl Stub {
             }
             if !spun {
                 spun = true;
-                if SPINNING.load(Ordering::Relaxed) + RUNNING.load(Ordering::Relaxed) < ncpus() {
+                let room = SPINNING.load(Ordering::Relaxed) + RUNNING.load(Ordering::Relaxed) < ncpus();
+                let there = self.win.read_u32(block_off(k) + SLOT_CPU);
+                let apart = current_cpu() != there || (room && move_off(there));
+                if apart && room {
                     SPINNING.fetch_add(1, Ordering::Relaxed);
                     let start = Instant::now();
                     let mut n = 0u32;
@@ -358,6 +408,7 @@ impl Stub {
         let b = block_off(k);
         self.win.write_u32(b + SLOT_CMD, cmd);
         self.win.write_u32(b + SLOT_SPIN, spin);
+        self.win.write_u32(b + SLOT_SENTRY_CPU, current_cpu());
         let old = self.state(k).swap(ST_IDLE, Ordering::AcqRel);
         if old == ST_APP_SLEEP {
             futex_wake(self.state(k));
@@ -367,63 +418,30 @@ impl Stub {
     /// Reads and validates the frame thread `k` posted. Returns the event.
     fn read_event(&self, k: usize, cpu: &mut CpuState) -> Result<(Event, Frame)> {
         let b = block_off(k);
-        let lo = b + HDR;
-        let hi = b + BLOCK;
-        let inside = |addr: u64, size: u64, align: u64| -> Option<u64> {
-            let off = addr.checked_sub(WINDOW)?;
-            (off >= lo && off.checked_add(size)? <= hi && off % align == 0).then_some(off)
-        };
         let signo = self.win.read_u32(b + SLOT_SIGNO) as i32;
-        let (Some(uc), Some(si)) = (
-            inside(self.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8),
-            inside(self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8),
-        ) else {
+        let Some(uc) = inside_stack(k, self.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8) else {
             return Err(self.dead("frame outside its signal stack"));
         };
         let fs = self.win.read_u64(b + SLOT_FS);
         let gs = self.win.read_u64(b + SLOT_GS);
-        let mut ucb = [0u8; UC_SIZE as usize];
-        self.win.read_bytes(uc, &mut ucb);
-        let word = |i: u64| u64::from_le_bytes(ucb[i as usize..i as usize + 8].try_into().unwrap());
-        let greg = |i: u64| word(UC_MCONTEXT + 8 * i);
-        let Some(fp) = inside(word(UC_FPSTATE), 512, 16) else {
-            return Err(self.dead("FP state outside its signal stack"));
-        };
-        let (mut fp_size, mut xfeatures) = (512, 3);
-        if self.win.read_u32(fp + SW_RESERVED) == FP_XSTATE_MAGIC1 {
-            let size = self.win.read_u32(fp + SW_RESERVED + 16) as u64;
-            if size >= XSAVE_EXT && inside(stub_addr(fp), size + 4, 16).is_some() {
-                fp_size = size;
-                xfeatures = self.win.read_u64(fp + SW_RESERVED + 8);
-            }
+        let mut gregs = [0u64; 18];
+        for (i, g) in gregs.iter_mut().enumerate() {
+            *g = self.win.read_u64(uc + UC_MCONTEXT + 8 * i as u64);
         }
+        let csgsfs = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_CSGSFS);
+        let fpstate = self.win.read_u64(uc + UC_FPSTATE);
+        let canonical = self.win.read_u64(uc + UC_SIGMASK) == 0
+            && self.win.read_u64(uc + UC_STACK) == stub_addr(b + HDR)
+            && self.win.read_u64(uc + UC_STACK + 8) == 0
+            && self.win.read_u64(uc + UC_STACK + 16) == BLOCK - HDR;
         let r = &mut cpu.regs;
-        r.r8 = greg(0);
-        r.r9 = greg(1);
-        r.r10 = greg(2);
-        r.r11 = greg(3);
-        r.r12 = greg(4);
-        r.r13 = greg(5);
-        r.r14 = greg(6);
-        r.r15 = greg(7);
-        r.rdi = greg(8);
-        r.rsi = greg(9);
-        r.rbp = greg(10);
-        r.rbx = greg(11);
-        r.rdx = greg(12);
-        r.rax = greg(13);
-        r.rcx = greg(14);
-        r.rsp = greg(15);
-        r.rip = greg(16);
-        r.eflags = greg(REG_EFL);
-        let csgsfs = greg(REG_CSGSFS);
+        [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] =
+            gregs;
         r.cs = csgsfs & 0xffff;
         r.ss = csgsfs >> 48;
         r.fs_base = fs;
         r.gs_base = gs;
         r.orig_rax = u64::MAX;
-        let code = self.win.read_u32(si + 8) as i32;
-        let addr = self.win.read_u64(si + 16);
         let event = match signo {
             libc::SIGSYS => {
                 // seccomp rolled rax back to the syscall number; rip is past the
@@ -432,15 +450,40 @@ impl Stub {
                 r.rax = (-(libc::ENOSYS as i64)) as u64;
                 Event::Syscall
             }
-            libc::SIGSEGV | libc::SIGBUS => Event::Fault { addr, signo, code },
-            libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => Event::Signal { signo, code, addr },
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
+                let Some(si) = inside_stack(k, self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
+                    return Err(self.dead("siginfo outside its signal stack"));
+                };
+                let code = self.win.read_u32(si + 8) as i32;
+                let addr = self.win.read_u64(si + 16);
+                if signo == libc::SIGSEGV || signo == libc::SIGBUS {
+                    Event::Fault { addr, signo, code }
+                } else {
+                    Event::Signal { signo, code, addr }
+                }
+            }
             _ => Event::Interrupted,
         };
-        Ok((event, Frame { uc, fp, fp_size, xfeatures, fs, gs }))
+        Ok((event, Frame { uc, fpstate, gregs, csgsfs, canonical, fs, gs }))
     }
 
-    /// Writes `cpu` into the frame thread `k` will return through.
-    fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool) {
+    /// Where the frame's XSAVE area is: (window offset, size, features), validated.
+    fn fp_area(&self, k: usize, f: &Frame) -> Result<(u64, u64, u64)> {
+        let Some(fp) = inside_stack(k, f.fpstate, 512, 16) else {
+            return Err(self.dead("FP state outside its signal stack"));
+        };
+        if self.win.read_u32(fp + SW_RESERVED) == FP_XSTATE_MAGIC1 {
+            let size = self.win.read_u32(fp + SW_RESERVED + 16) as u64;
+            if size >= XSAVE_EXT && inside_stack(k, stub_addr(fp), size + 4, 16).is_some() {
+                return Ok((fp, size, self.win.read_u64(fp + SW_RESERVED + 8)));
+            }
+        }
+        Ok((fp, 512, 3))
+    }
+
+    /// Writes `cpu` into the frame thread `k` will return through. Only what changed
+    /// is written: every line the Sentry dirties is one more cache miss for the stub.
+    fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool) -> Result<()> {
         let b = block_off(k);
         let r = &cpu.regs;
         let gregs = [
@@ -448,19 +491,25 @@ impl Stub {
             r.eflags,
         ];
         for (i, v) in gregs.iter().enumerate() {
-            self.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
+            if *v != f.gregs[i] {
+                self.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
+            }
         }
-        let sel = self.win.read_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS);
-        self.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, (sel & 0x0000_ffff_ffff_0000) | 0x33 | (0x2b << 48));
-        // Nothing blocked on the host side (the app's masks live in the Sentry), and
-        // the thread's own signal stack, whatever a forged frame set before.
-        self.win.write_u64(f.uc + UC_SIGMASK, 0);
-        self.win.write_u64(f.uc + UC_STACK, stub_addr(b + HDR));
-        self.win.write_u64(f.uc + UC_STACK + 8, 0);
-        self.win.write_u64(f.uc + UC_STACK + 16, BLOCK - HDR);
+        let sel = (f.csgsfs & 0x0000_ffff_ffff_0000) | 0x33 | (0x2b << 48);
+        if sel != f.csgsfs {
+            self.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, sel);
+        }
+        if !f.canonical {
+            // Nothing blocked on the host side (the app's masks live in the Sentry),
+            // and the thread's own signal stack, whatever a forged frame set before.
+            self.win.write_u64(f.uc + UC_SIGMASK, 0);
+            self.win.write_u64(f.uc + UC_STACK, stub_addr(b + HDR));
+            self.win.write_u64(f.uc + UC_STACK + 8, 0);
+            self.win.write_u64(f.uc + UC_STACK + 16, BLOCK - HDR);
+        }
         match cpu.fpstate.take() {
-            Some(img) => self.write_fp(f, &img),
-            None if first => self.write_fp(f, &[]),
+            Some(img) => self.write_fp(self.fp_area(k, f)?, &img),
+            None if first => self.write_fp(self.fp_area(k, f)?, &[]),
             None => {}
         }
         let mut set = 0;
@@ -473,12 +522,13 @@ impl Stub {
             set |= 2;
         }
         self.win.write_u32(b + SLOT_SETBASE, set);
+        Ok(())
     }
 
     /// Loads an XSAVE image into the frame (an empty image: the initial state). The
     /// frame's own software-reserved bytes (its format, written by the host kernel)
     /// stay; the header is made valid for the features the frame has.
-    fn write_fp(&self, f: &Frame, img: &[u8]) {
+    fn write_fp(&self, (fp, fp_size, xfeatures): (u64, u64, u64), img: &[u8]) {
         let mut legacy = [0u8; SW_RESERVED as usize];
         if img.len() >= SW_RESERVED as usize {
             legacy.copy_from_slice(&img[..SW_RESERVED as usize]);
@@ -487,15 +537,15 @@ impl Stub {
             legacy[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         }
         // MXCSR bits the CPU does not have would make the restore fail.
-        let mask = match self.win.read_u32(f.fp + 28) {
+        let mask = match self.win.read_u32(fp + 28) {
             0 => 0xffbf,
             m => m,
         };
         let mxcsr = u32::from_le_bytes(legacy[24..28].try_into().unwrap()) & mask;
         legacy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
         legacy[28..32].copy_from_slice(&mask.to_le_bytes());
-        self.win.write_bytes(f.fp, &legacy);
-        if f.fp_size < XSAVE_EXT {
+        self.win.write_bytes(fp, &legacy);
+        if fp_size < XSAVE_EXT {
             return;
         }
         let bv = if img.len() >= XSAVE_EXT as usize {
@@ -506,18 +556,19 @@ impl Stub {
             0
         };
         let mut hdr = [0u8; 64];
-        hdr[0..8].copy_from_slice(&(bv & f.xfeatures).to_le_bytes());
-        self.win.write_bytes(f.fp + XSAVE_HDR, &hdr);
+        hdr[0..8].copy_from_slice(&(bv & xfeatures).to_le_bytes());
+        self.win.write_bytes(fp + XSAVE_HDR, &hdr);
         if img.len() > XSAVE_EXT as usize {
-            let n = (img.len() as u64).min(f.fp_size) as usize;
-            self.win.write_bytes(f.fp + XSAVE_EXT, &img[XSAVE_EXT as usize..n]);
+            let n = (img.len() as u64).min(fp_size) as usize;
+            self.win.write_bytes(fp + XSAVE_EXT, &img[XSAVE_EXT as usize..n]);
         }
     }
 
-    fn read_fp(&self, f: &Frame) -> Vec<u8> {
-        let mut v = vec![0u8; f.fp_size as usize];
-        self.win.read_bytes(f.fp, &mut v);
-        v
+    fn read_fp(&self, k: usize, f: &Frame) -> Result<Vec<u8>> {
+        let (fp, size, _) = self.fp_area(k, f)?;
+        let mut v = vec![0u8; size as usize];
+        self.win.read_bytes(fp, &mut v);
+        Ok(v)
     }
 
     fn push(&self, call: QueuedCall) {
@@ -820,7 +871,7 @@ impl Context for SystrapContext {
         let b = self.ensure_ready()?;
         let stub = &b.stub;
         let frame = b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))?;
-        stub.write_frame(b.slot, &frame, cpu, b.first);
+        stub.write_frame(b.slot, &frame, cpu, b.first)?;
         b.first = false;
         let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
         // The stub spins while its Sentry thread serves the event: worth it only if
@@ -857,7 +908,7 @@ impl Context for SystrapContext {
     fn fpstate(&mut self) -> Result<Vec<u8>> {
         let b = self.ensure_ready()?;
         let frame = b.frame.ok_or_else(|| PlatformError::Unsupported("no frame".into()))?;
-        Ok(b.stub.read_fp(&frame))
+        b.stub.read_fp(b.slot, &frame)
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupter> {

@@ -90,6 +90,8 @@ pub const SLOT_SIGINFO: u64 = 0x48;
 pub const SLOT_UCONTEXT: u64 = 0x50;
 pub const SLOT_FS: u64 = 0x58;
 pub const SLOT_GS: u64 = 0x60;
+pub const SLOT_CPU: u64 = 0x68; // u32: the CPU the thread trapped on (a hint for spinning)
+pub const SLOT_SENTRY_CPU: u64 = 0x2c; // u32: the CPU of the Sentry thread that replied
 pub const SLOT_STACK_T: u64 = 0x100; // scratch: the stack_t for sigaltstack
 
 /// Handoff states of `SLOT_STATE`. 0 is what the kernel writes when the thread dies.
@@ -268,11 +270,14 @@ std::arch::global_asm!(
     "mov eax, 158", "mov edi, 0x1003", "lea rsi, [r8 + {s_fs}]", "syscall", // arch_prctl(ARCH_GET_FS)
     "mov eax, 158", "mov edi, 0x1004", "lea rsi, [r8 + {s_gs}]", "syscall", // arch_prctl(ARCH_GET_GS)
     ".Lh_post:",
+    "mov eax, 0x7b", "lsl eax, eax", "and eax, 0xfff", "mov [r8 + {s_cpu}], eax", // our CPU (vDSO getcpu's way)
     "mov ecx, {st_req}", "xchg [r8], ecx",
     "cmp ecx, {st_sentry_sleep}", "jne .Lh_spin_start",
     "mov eax, 202", "mov rdi, r8", "mov esi, 1", "mov edx, 1", "xor r10d, r10d", "syscall", // FUTEX_WAKE
     ".Lh_spin_start:",
     "mov r9d, [r8 + {s_spin}]",
+    "mov ecx, [r8 + {s_cpu}]", "cmp ecx, [r8 + {s_sentry_cpu}]", "jne .Lh_spin",
+    "xor r9d, r9d",                                                         // same CPU as the Sentry: spinning would only delay it
     ".Lh_spin:",
     "cmp dword ptr [r8], {st_req}", "jne .Lh_replied",
     "test r9d, r9d", "jz .Lh_sleep",
@@ -373,6 +378,8 @@ std::arch::global_asm!(
     s_fs = const SLOT_FS,
     s_gs = const SLOT_GS,
     s_spin = const SLOT_SPIN,
+    s_cpu = const SLOT_CPU,
+    s_sentry_cpu = const SLOT_SENTRY_CPU,
     s_cmd = const SLOT_CMD,
     s_setbase = const SLOT_SETBASE,
     s_new_fs = const SLOT_NEW_FS,
