@@ -6,6 +6,11 @@ pub struct CpuState {
     pub regs: libc::user_regs_struct,
     /// An XSAVE image the Sentry changed (sigreturn) and the next switch must load.
     pub fpstate: Option<Vec<u8>>,
+    /// The trap number and error code of the thread's last fault (what Linux puts in
+    /// a signal frame's REG_TRAPNO and REG_ERR), when the platform sees them: systrap
+    /// does (the host's frame), ptrace does not (they stay 0).
+    pub trapno: u64,
+    pub err: u64,
 }
 
 impl Default for CpuState {
@@ -15,7 +20,7 @@ impl Default for CpuState {
         regs.cs = 0x33;
         regs.ss = 0x2b;
         regs.eflags = 0x202;
-        CpuState { regs, fpstate: None }
+        CpuState { regs, fpstate: None, trapno: 0, err: 0 }
     }
 }
 

@@ -249,6 +249,8 @@ const UC_SIZE: u64 = 304;
 const SIGINFO_SIZE: u64 = 128;
 // gregs indexes
 const REG_CSGSFS: u64 = 18;
+const REG_ERR: u64 = 19;
+const REG_TRAPNO: u64 = 20;
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const SW_RESERVED: u64 = 464;
 const XSAVE_HDR: u64 = 512;
@@ -456,7 +458,11 @@ impl Stub {
                 };
                 let code = self.win.read_u32(si + 8) as i32;
                 let addr = self.win.read_u64(si + 16);
-                if signo == libc::SIGSEGV || signo == libc::SIGBUS {
+                cpu.err = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_ERR);
+                cpu.trapno = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_TRAPNO);
+                // Page faults carry SEGV_MAPERR/ACCERR (or BUS_ADRERR...); a general
+                // protection fault (hlt, a privileged instruction) comes as SI_KERNEL.
+                if (signo == libc::SIGSEGV || signo == libc::SIGBUS) && code > 0 && code < 0x80 {
                     Event::Fault { addr, signo, code }
                 } else {
                     Event::Signal { signo, code, addr }
