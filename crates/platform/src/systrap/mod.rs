@@ -411,6 +411,10 @@ impl Stub {
         self.win.write_u32(b + SLOT_CMD, cmd);
         self.win.write_u32(b + SLOT_SPIN, spin);
         self.win.write_u32(b + SLOT_SENTRY_CPU, current_cpu());
+        self.wake(k);
+    }
+
+    fn wake(&self, k: usize) {
         let old = self.state(k).swap(ST_IDLE, Ordering::AcqRel);
         if old == ST_APP_SLEEP {
             futex_wake(self.state(k));
@@ -863,6 +867,11 @@ impl SystrapContext {
             b.frame = Some(frame);
             b.ready = true;
             let tid = if b.slot == 0 { b.stub.pid } else { b.stub.win.read_u32(block_off(b.slot) + SLOT_TID) as i32 };
+            // The stub reports the tid: make sure it is one of its own threads.
+            // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
+            if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.pid, tid, 0) } != 0 {
+                return Err(b.stub.dead("bad thread id"));
+            }
             self.kick.set(b.stub.pid, tid);
         }
         Ok(self.bound.as_mut().unwrap())
