@@ -243,3 +243,33 @@ fn systrap_another_filter_changes_nothing() {
         ])
     });
 }
+
+/// Where seccomp filters cannot be installed, `--platform=systrap` refuses to start, with
+/// a message that says so (ptrace still runs there).
+#[test]
+fn systrap_without_seccomp_fails_clearly() {
+    let deny = compile("deny_seccomp", Link::Static);
+    let program = compile("hello", Link::Static);
+    let under = |platform: &str| {
+        let mut cmd = Command::new(&deny);
+        cmd.arg(rvisor()).arg("do").arg(format!("--platform={platform}")).arg("--").arg(&program);
+        run(cmd, Input::Bytes(Vec::new()))
+    };
+    let o = under("systrap");
+    let err = o.stderr_str();
+    if let Err(e) = all([
+        sane(&o),
+        expect_status(&o, 125),
+        if err.contains("systrap") && err.contains("seccomp filter cannot be installed") {
+            Ok(())
+        } else {
+            Err("no clear message about the seccomp filter on stderr".into())
+        },
+    ]) {
+        panic!("{e}\n{}", o.describe());
+    }
+    let o = under("ptrace");
+    if let Err(e) = all([sane(&o), expect_status(&o, 0)]) {
+        panic!("ptrace under the same filter:\n{e}\n{}", o.describe());
+    }
+}
