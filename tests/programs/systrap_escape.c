@@ -20,6 +20,9 @@
 //   altstack   a forged frame that moves the host signal stack into app memory, with
 //              a fake slot whose self-pointer is right, then mkdir: the handler's
 //              futex on app memory traps while SIGSYS is blocked: killed.
+//   unkickable a forged frame that blocks SIGURG (the Sentry's kick) on the host, then
+//              a loop without syscalls; another thread sends SIGTERM to the group: the
+//              Sentry cannot interrupt the loop, and must kill the program, not hang.
 //   slot       writes to the read-only queue page (SIGSEGV), then a second thread
 //              scribbles over the main thread's slot and signal frame while the main
 //              thread makes syscalls, and finally marks the slot dead: killed.
@@ -161,10 +164,10 @@ static void after_sigreturn(void) {
     }
 }
 
-static void forge(uint64_t mask, void *ss_sp, size_t ss_size, int ss_flags) {
+static void forge_to(void (*rip)(void), uint64_t mask, void *ss_sp, size_t ss_size, int ss_flags) {
     find_gadget();
     memset(&forged, 0, sizeof forged);
-    forged.uc_mcontext.gregs[REG_RIP] = (greg_t)after_sigreturn;
+    forged.uc_mcontext.gregs[REG_RIP] = (greg_t)rip;
     forged.uc_mcontext.gregs[REG_RSP] = (greg_t)(resume_stack + sizeof resume_stack - 8);
     forged.uc_mcontext.gregs[REG_CSGSFS] = (greg_t)(0x33ULL | (0x2bULL << 48));
     forged.uc_mcontext.gregs[REG_EFL] = 0x202;
@@ -179,6 +182,10 @@ static void forge(uint64_t mask, void *ss_sp, size_t ss_size, int ss_flags) {
     __builtin_unreachable();
 }
 
+static void forge(uint64_t mask, void *ss_sp, size_t ss_size, int ss_flags) {
+    forge_to(after_sigreturn, mask, ss_sp, ss_size, ss_flags);
+}
+
 static void mode_sigreturn(void) {
     // ss_flags 0x7 is invalid: the host keeps the real signal stack.
     forge(1ULL << (SIGSYS - 1), NULL, 0, 0x7);
@@ -190,6 +197,28 @@ static void mode_altstack(void) {
     *(uint64_t *)(area + 8) = (uint64_t)area; // a slot whose self-pointer is right
     *(uint32_t *)area = 1;                    // "idle"
     forge(0, area + HDR, BLOCK - HDR, 0);
+}
+
+static void spin_forever(void) {
+    for (;;)
+        __asm__ volatile("" ::: "memory");
+}
+
+static void *killer(void *arg) {
+    (void)arg;
+    usleep(200 * 1000);
+    printf("sending SIGTERM to the group\n");
+    fflush(stdout);
+    kill(getpid(), SIGTERM);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void mode_unkickable(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, killer, NULL);
+    forge_to(spin_forever, 1ULL << (SIGURG - 1), NULL, 0, 0x7);
 }
 
 // ---- the shared window
@@ -307,6 +336,7 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "gadget")) mode_gadget();
     else if (!strcmp(m, "sigreturn")) mode_sigreturn();
     else if (!strcmp(m, "altstack")) mode_altstack();
+    else if (!strcmp(m, "unkickable")) mode_unkickable();
     else if (!strcmp(m, "slot")) mode_slot();
     else if (!strcmp(m, "remap")) mode_remap();
     else if (!strcmp(m, "filter")) mode_filter();

@@ -175,6 +175,15 @@ fn systrap_forged_signal_stack_kills() {
     });
 }
 
+/// A thread that blocks the Sentry's kick on the host and never traps again cannot be
+/// interrupted: when the group must die, the Sentry kills the stub instead of waiting.
+#[test]
+fn systrap_unkickable_thread_is_killed() {
+    attack("systrap_unkickable_thread_is_killed", "unkickable", |o| {
+        all([lines_in_order(o, &["forging a sigreturn frame", "sending SIGTERM to the group"]), no_line(o, "done"), killed(o)])
+    });
+}
+
 /// The read-only pages of the window cannot be written; scribbling over a slot and its
 /// signal frame from another thread ends in the program's death, with the Sentry intact.
 #[test]

@@ -151,7 +151,7 @@ impl SystrapPlatform {
         let memory = unsafe { OwnedFd::from_raw_fd(dup) };
         let probe = Stub::spawn(memory.as_raw_fd())?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        if let Err(e) = probe.wait_event(0, Some(deadline)) {
+        if let Err(e) = probe.wait_event(0, Some(deadline), None) {
             return Err(PlatformError::Unsupported(format!("cannot start a systrap stub: {}", probe.describe_failure(e))));
         }
         probe.leader_ready.store(true, Ordering::Release);
@@ -352,9 +352,13 @@ impl Stub {
     }
 
     /// Waits until thread `k` posts an event (or dies).
-    fn wait_event(&self, k: usize, deadline: Option<Instant>) -> Result<()> {
+    /// With `kick`, a thread that leaves a kick unanswered for a whole liveness period
+    /// blocks SIGURG on the host (a forged frame can do that): it could never be
+    /// interrupted again, so the stub is killed.
+    fn wait_event(&self, k: usize, deadline: Option<Instant>, kick: Option<&Kick>) -> Result<()> {
         let st = self.state(k);
         let mut spun = false;
+        let mut kicked_before = false;
         loop {
             let v = st.load(Ordering::Acquire);
             match v {
@@ -401,6 +405,11 @@ impl Stub {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(self.dead("no answer"));
                 }
+                let kicked = kick.is_some_and(|k| k.kicked.load(Ordering::Acquire));
+                if kicked && kicked_before {
+                    return Err(self.dead("thread ignores interrupts"));
+                }
+                kicked_before = kicked;
             }
         }
     }
@@ -666,7 +675,7 @@ impl Stub {
 
     /// Lets thread `k` go: once it posted its first event, tell it to exit.
     fn retire(&self, k: usize, ready: bool) {
-        if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10))).is_ok() {
+        if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10)), None).is_ok() {
             self.reply(k, CMD_EXIT, 0);
         }
         lock(&self.slots)[k] = SlotUse::Released;
@@ -786,20 +795,25 @@ impl Drop for Seed {
     }
 }
 
-/// The stub thread a context interrupts: (pid << 32) | tid, or 0.
+/// The stub thread a context interrupts: (pid << 32) | tid, or 0; and whether a kick
+/// is still unanswered.
 #[derive(Default)]
-struct Kick(AtomicU64);
+struct Kick {
+    target: AtomicU64,
+    kicked: AtomicBool,
+}
 
 impl Kick {
     fn set(&self, pid: i32, tid: i32) {
-        self.0.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Release);
+        self.target.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Release);
     }
 }
 
 impl Interrupter for Kick {
     fn interrupt(&self) {
-        let v = self.0.load(Ordering::Acquire);
+        let v = self.target.load(Ordering::Acquire);
         if v != 0 {
+            self.kicked.store(true, Ordering::Release);
             // SAFETY: tgkill takes plain integers; the thread group is our stub's, so
             // whatever tid the stub reported, nothing outside it can be hit.
             unsafe { libc::syscall(libc::SYS_tgkill, (v >> 32) as i32, v as u32 as i32, libc::SIGURG) };
@@ -861,7 +875,7 @@ impl SystrapContext {
     fn ensure_ready(&mut self) -> Result<&mut Bound> {
         let b = self.bound.as_mut().ok_or_else(|| PlatformError::Unsupported("context runs no thread".into()))?;
         if !b.ready {
-            b.stub.wait_event(b.slot, None)?;
+            b.stub.wait_event(b.slot, None, None)?;
             let mut scratch = CpuState::default();
             let (_, frame) = b.stub.read_event(b.slot, &mut scratch)?;
             b.frame = Some(frame);
@@ -883,6 +897,7 @@ impl Context for SystrapContext {
         let asp = Self::aspace(aspace);
         self.bind_in(asp)?;
         asp.stub.flush()?;
+        let kick = self.kick.clone();
         let b = self.ensure_ready()?;
         let stub = &b.stub;
         let frame = b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))?;
@@ -893,8 +908,9 @@ impl Context for SystrapContext {
         // that leaves a CPU for every running thread and spinner.
         let spin = if running + SPINNING.load(Ordering::Relaxed) < ncpus() { STUB_SPIN } else { 0 };
         stub.reply(b.slot, CMD_RESUME, spin);
-        let r = stub.wait_event(b.slot, None);
+        let r = stub.wait_event(b.slot, None, Some(&kick));
         RUNNING.fetch_sub(1, Ordering::Relaxed);
+        kick.kicked.store(false, Ordering::Release);
         r?;
         let (event, frame) = stub.read_event(b.slot, cpu)?;
         b.frame = Some(frame);
@@ -932,7 +948,7 @@ impl Context for SystrapContext {
 
     fn release(&mut self) {
         if let Some(b) = self.bound.take() {
-            self.kick.0.store(0, Ordering::Release);
+            self.kick.target.store(0, Ordering::Release);
             b.stub.retire(b.slot, b.ready);
         }
     }
