@@ -75,36 +75,15 @@ fn current_cpu() -> u32 {
     unsafe { libc::sched_getcpu() as u32 }
 }
 
-/// The calling thread shares its CPU with the stub thread it waits for, so neither
-/// can spin. When CPUs are free, move away from it (wake-ups tend to keep the pair
-/// together, and once both spin on two CPUs nothing brings them back). Rate-limited.
-fn move_off(cpu: u32) -> bool {
-    thread_local!(static LAST: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) });
-    if LAST.with(|l| l.get().is_some_and(|t| t.elapsed() < Duration::from_millis(20))) {
-        return false;
-    }
-    LAST.with(|l| l.set(Some(Instant::now())));
-    let all = *allowed_cpus();
-    let mut others = all;
-    // SAFETY: cpu_set_t operations on local sets; sched_setaffinity on ourselves.
-    unsafe {
-        if (cpu as usize) < libc::CPU_SETSIZE as usize {
-            libc::CPU_CLR(cpu as usize, &mut others);
-        }
-        if libc::CPU_COUNT(&others) == 0 {
-            return false;
-        }
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        let moved = libc::sched_setaffinity(0, size, &others) == 0;
-        libc::sched_setaffinity(0, size, &all);
-        moved
-    }
-}
-
 /// How long the Sentry spins for an event before sleeping.
 const SENTRY_SPIN: Duration = Duration::from_micros(20);
 /// How many `pause`s a stub thread spins for its reply before sleeping (~25 ns each here).
 const STUB_SPIN: u32 = 1000;
+/// An event is hot when the app ran less than this before it, and the Sentry took
+/// less than this to serve the one before; this many hot events in a row switch a
+/// thread to spinning.
+const HOT: Duration = Duration::from_micros(30);
+const HOT_EVENTS: u32 = 8;
 /// How long the Sentry sleeps before checking that a silent stub is still alive.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 
@@ -151,7 +130,7 @@ impl SystrapPlatform {
         let memory = unsafe { OwnedFd::from_raw_fd(dup) };
         let probe = Stub::spawn(memory.as_raw_fd())?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        if let Err(e) = probe.wait_event(0, Some(deadline), None) {
+        if let Err(e) = probe.wait_event(0, Some(deadline), None, false) {
             return Err(PlatformError::Unsupported(format!("cannot start a systrap stub: {}", probe.describe_failure(e))));
         }
         probe.leader_ready.store(true, Ordering::Release);
@@ -216,6 +195,9 @@ struct Stub {
     leader_claimed: AtomicBool,
     /// Whether thread 0's "ready" event was already consumed (by the platform probe).
     leader_ready: AtomicBool,
+    /// The helper thread (0 until known) and the CPU it was last pinned to.
+    helper_tid: std::sync::atomic::AtomicI32,
+    helper_cpu: AtomicU32,
 }
 
 /// The signal frame of a thread's current event: where it is (a validated window
@@ -293,6 +275,8 @@ impl Stub {
             flushing: Mutex::new(0),
             leader_claimed: AtomicBool::new(false),
             leader_ready: AtomicBool::new(false),
+            helper_tid: std::sync::atomic::AtomicI32::new(0),
+            helper_cpu: AtomicU32::new(u32::MAX),
         })
     }
 
@@ -355,9 +339,9 @@ impl Stub {
     /// With `kick`, a thread that leaves a kick unanswered for a whole liveness period
     /// blocks SIGURG on the host (a forged frame can do that): it could never be
     /// interrupted again, so the stub is killed.
-    fn wait_event(&self, k: usize, deadline: Option<Instant>, kick: Option<&Kick>) -> Result<()> {
+    fn wait_event(&self, k: usize, deadline: Option<Instant>, kick: Option<&Kick>, spin: bool) -> Result<()> {
         let st = self.state(k);
-        let mut spun = false;
+        let mut spun = !spin;
         let mut kicked_before = false;
         loop {
             let v = st.load(Ordering::Acquire);
@@ -369,28 +353,23 @@ impl Stub {
             }
             if !spun {
                 spun = true;
-                let room = SPINNING.load(Ordering::Relaxed) + RUNNING.load(Ordering::Relaxed) < ncpus();
-                let there = self.win.read_u32(block_off(k) + SLOT_CPU);
-                let apart = current_cpu() != there || (room && move_off(there));
-                if apart && room {
-                    SPINNING.fetch_add(1, Ordering::Relaxed);
-                    let start = Instant::now();
-                    let mut n = 0u32;
-                    let got = loop {
-                        let v = st.load(Ordering::Acquire);
-                        if v != ST_IDLE && v != ST_SENTRY_SLEEP {
-                            break true;
-                        }
-                        std::hint::spin_loop();
-                        n += 1;
-                        if n % 64 == 0 && start.elapsed() >= SENTRY_SPIN {
-                            break false;
-                        }
-                    };
-                    SPINNING.fetch_sub(1, Ordering::Relaxed);
-                    if got {
-                        continue;
+                SPINNING.fetch_add(1, Ordering::Relaxed);
+                let start = Instant::now();
+                let mut n = 0u32;
+                let got = loop {
+                    let v = st.load(Ordering::Acquire);
+                    if v != ST_IDLE && v != ST_SENTRY_SLEEP {
+                        break true;
                     }
+                    std::hint::spin_loop();
+                    n += 1;
+                    if n % 64 == 0 && start.elapsed() >= SENTRY_SPIN {
+                        break false;
+                    }
+                };
+                SPINNING.fetch_sub(1, Ordering::Relaxed);
+                if got {
+                    continue;
                 }
             }
             if v == ST_IDLE && st.compare_exchange(ST_IDLE, ST_SENTRY_SLEEP, Ordering::AcqRel, Ordering::Acquire).is_err() {
@@ -610,8 +589,9 @@ impl Stub {
             *seq = seq.wrapping_add(1).max(1);
             let word = self.win.word(WIN_CTRL + CTRL_SEQ);
             word.store(*seq, Ordering::Release);
+            let near = self.helper_near_us();
             futex_wake(word);
-            self.wait_helper(*seq)?;
+            self.wait_helper(*seq, !near)?;
             let left = self.win.read_u64(WIN_STATUS + STATUS_LEFT);
             if left != 0 {
                 let failed = chunk.len().checked_sub(left as usize).and_then(|i| chunk.get(i));
@@ -627,9 +607,9 @@ impl Stub {
 
     /// Waits for the helper's eventfd write: the one signal of completion app code
     /// cannot forge (the status page only hints, to spin on).
-    fn wait_helper(&self, seq: u32) -> Result<()> {
+    fn wait_helper(&self, seq: u32, spin: bool) -> Result<()> {
         let start = Instant::now();
-        while self.win.read_u32(WIN_STATUS + STATUS_DONE) != seq && start.elapsed() < SENTRY_SPIN {
+        while spin && self.win.read_u32(WIN_STATUS + STATUS_DONE) != seq && start.elapsed() < SENTRY_SPIN {
             std::hint::spin_loop();
         }
         loop {
@@ -662,6 +642,30 @@ impl Stub {
         }
     }
 
+    /// Makes the helper thread run on the calling thread's CPU, where handing it a
+    /// batch and getting the answer are two cheap switches rather than wake-ups of an
+    /// idle CPU (as ptrace pins a stub with its tracer). Whether it is there.
+    fn helper_near_us(&self) -> bool {
+        let mut tid = self.helper_tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            let t = self.win.read_u32(WIN_STATUS + STATUS_HELPER_TID) as i32;
+            // A tid the stub reports must be one of its threads (tgkill with signal 0 checks).
+            // SAFETY: tgkill takes plain integers.
+            if t <= 0 || t == self.pid || unsafe { libc::syscall(libc::SYS_tgkill, self.pid, t, 0) } != 0 {
+                return false;
+            }
+            self.helper_tid.store(t, Ordering::Relaxed);
+            tid = t;
+        }
+        let here = current_cpu();
+        if self.helper_cpu.load(Ordering::Relaxed) == here {
+            return true;
+        }
+        let pinned = pin_thread(tid, here);
+        self.helper_cpu.store(if pinned { here } else { u32::MAX }, Ordering::Relaxed);
+        pinned
+    }
+
     /// A free slot for a new thread, with its header initialised.
     fn alloc_slot(&self) -> Result<usize> {
         let mut slots = lock(&self.slots);
@@ -675,7 +679,7 @@ impl Stub {
 
     /// Lets thread `k` go: once it posted its first event, tell it to exit.
     fn retire(&self, k: usize, ready: bool) {
-        if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10)), None).is_ok() {
+        if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10)), None, false).is_ok() {
             self.reply(k, CMD_EXIT, 0);
         }
         lock(&self.slots)[k] = SlotUse::Released;
@@ -695,6 +699,48 @@ fn kill_and_reap(pid: i32) {
         let mut status = 0;
         while libc::waitpid(pid, &mut status, libc::__WALL) < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
     }
+}
+
+/// Where a stub thread may run, relative to the CPU its Sentry thread is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Placement {
+    /// Anywhere (not placed yet).
+    Free,
+    /// On that CPU only: the two take turns.
+    With(u32),
+    /// Anywhere but that CPU: the two spin for each other.
+    Apart(u32),
+}
+
+/// Sets host thread `tid`'s (a stub thread's) affinity for `p`.
+fn place_thread(tid: i32, p: Placement) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    let mut set = *allowed_cpus();
+    // SAFETY: cpu_set_t operations on a local set; sched_setaffinity reads it.
+    unsafe {
+        match p {
+            Placement::Free => {}
+            Placement::With(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
+                set = std::mem::zeroed();
+                libc::CPU_SET(c as usize, &mut set);
+            }
+            Placement::Apart(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
+                libc::CPU_CLR(c as usize, &mut set);
+                if libc::CPU_COUNT(&set) == 0 {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Pins host thread `tid` (the helper) to `cpu`.
+fn pin_thread(tid: i32, cpu: u32) -> bool {
+    place_thread(tid, Placement::With(cpu))
 }
 
 fn init_slot(win: &Window, k: usize) {
@@ -829,11 +875,20 @@ struct Bound {
     /// The next switch is the thread's first: set FS/GS and FP state from scratch.
     first: bool,
     frame: Option<Frame>,
+    /// The stub thread's host tid (checked to be in the stub), once ready.
+    tid: i32,
+    /// Where the stub thread may run, relative to this context's host thread.
+    placed: Placement,
+    /// How many events in a row were hot: app code ran briefly, and so did the Sentry.
+    hot: u32,
+    /// When the last event arrived, and how long the app ran before it.
+    event_at: Instant,
+    ran: Duration,
 }
 
 impl Bound {
     fn new(stub: Arc<Stub>, slot: usize, ready: bool) -> Bound {
-        Bound { stub, slot, ready, first: true, frame: None }
+        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: Placement::Free, hot: 0, event_at: Instant::now(), ran: Duration::MAX }
     }
 }
 
@@ -866,6 +921,7 @@ impl SystrapContext {
             let (_, frame) = b.stub.read_event(0, &mut scratch)?;
             b.frame = Some(frame);
             b.ready = true;
+            b.tid = b.stub.pid;
             self.kick.set(b.stub.pid, b.stub.pid);
         }
         Ok(())
@@ -875,7 +931,7 @@ impl SystrapContext {
     fn ensure_ready(&mut self) -> Result<&mut Bound> {
         let b = self.bound.as_mut().ok_or_else(|| PlatformError::Unsupported("context runs no thread".into()))?;
         if !b.ready {
-            b.stub.wait_event(b.slot, None, None)?;
+            b.stub.wait_event(b.slot, None, None, false)?;
             let mut scratch = CpuState::default();
             let (_, frame) = b.stub.read_event(b.slot, &mut scratch)?;
             b.frame = Some(frame);
@@ -886,6 +942,7 @@ impl SystrapContext {
             if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.pid, tid, 0) } != 0 {
                 return Err(b.stub.dead("bad thread id"));
             }
+            b.tid = tid;
             self.kick.set(b.stub.pid, tid);
         }
         Ok(self.bound.as_mut().unwrap())
@@ -903,15 +960,31 @@ impl Context for SystrapContext {
         let frame = b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))?;
         stub.write_frame(b.slot, &frame, cpu, b.first)?;
         b.first = false;
+        // Two ways to hand the thread over. Local (the default): the stub thread runs
+        // on this thread's CPU and the two pass the CPU back and forth, as a ptrace
+        // tracer and its pinned tracee do; nobody spins, and no wake-up ever has to
+        // rouse an idle CPU (the expensive part on virtual machines). Spinning: for a
+        // thread whose events come fast and are served fast, while CPUs are free, the
+        // two run apart and spin for each other, and an event costs little more than
+        // the host's signal delivery.
+        let now = Instant::now();
+        let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT;
+        b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
         let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-        // The stub spins while its Sentry thread serves the event: worth it only if
-        // that leaves a CPU for every running thread and spinner.
-        let spin = if running + SPINNING.load(Ordering::Relaxed) < ncpus() { STUB_SPIN } else { 0 };
-        stub.reply(b.slot, CMD_RESUME, spin);
-        let r = stub.wait_event(b.slot, None, Some(&kick));
+        let spinning = b.hot >= HOT_EVENTS && running + SPINNING.load(Ordering::Relaxed) < ncpus();
+        let here = current_cpu();
+        let want = if spinning { Placement::Apart(here) } else { Placement::With(here) };
+        if b.placed != want {
+            b.placed = if place_thread(b.tid, want) { want } else { Placement::Free };
+        }
+        stub.reply(b.slot, CMD_RESUME, if spinning { STUB_SPIN } else { 0 });
+        let replied = Instant::now();
+        let r = stub.wait_event(b.slot, None, Some(&kick), spinning);
         RUNNING.fetch_sub(1, Ordering::Relaxed);
         kick.kicked.store(false, Ordering::Release);
         r?;
+        b.event_at = Instant::now();
+        b.ran = b.event_at.duration_since(replied);
         let (event, frame) = stub.read_event(b.slot, cpu)?;
         b.frame = Some(frame);
         Ok(event)

@@ -71,10 +71,12 @@ pub const PROG_FILTER_APP: u64 = 0x100;
 pub const PROG_FILTER_HELPER: u64 = 0x800;
 pub const PROG_FILTER_MAX: usize = 0x700 / 8;
 
-/// Status page: `done` (u32), `left` (u64 at 8), `result` (u64 at 16).
+/// Status page: `done` (u32), `left` (u64 at 8), `result` (u64 at 16), and the
+/// helper's tid (u32 at 24, written once when it starts).
 pub const STATUS_DONE: u64 = 0;
 pub const STATUS_LEFT: u64 = 8;
 pub const STATUS_RESULT: u64 = 16;
+pub const STATUS_HELPER_TID: u64 = 24;
 
 /// Slot header fields (offsets from the block).
 pub const SLOT_STATE: u64 = 0x00; // u32 futex word, also the thread's clear_child_tid
@@ -222,6 +224,8 @@ std::arch::global_asm!(
     ".globl rvisor_systrap_helper",
     "rvisor_systrap_helper:",
     "lea r12, [rip + rvisor_systrap_start]", "add r12, 0x1000",
+    "mov eax, 218", "xor edi, edi", "syscall",                             // set_tid_address(NULL): our tid
+    "mov [r12 + {status} + {st_helper_tid}], eax",
     "xor r13d, r13d",
     ".Lhp_wait:",
     "mov eax, [r12]", "cmp eax, r13d", "jne .Lhp_batch",
@@ -395,6 +399,7 @@ std::arch::global_asm!(
     st_left = const STATUS_LEFT,
     st_result = const STATUS_RESULT,
     st_done = const STATUS_DONE,
+    st_helper_tid = const STATUS_HELPER_TID,
 );
 
 extern "C" {
