@@ -747,7 +747,7 @@ fn init_slot(win: &Window, k: usize) {
     let b = block_off(k);
     win.write_bytes(b, &[0u8; 0x100]);
     win.write_u64(b + SLOT_SELF, stub_addr(b));
-    win.write_u32(b + SLOT_SPIN, STUB_SPIN);
+    win.write_u32(b + SLOT_SPIN, 0);
     win.word(b + SLOT_STATE).store(ST_IDLE, Ordering::Release);
 }
 
