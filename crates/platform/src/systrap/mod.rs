@@ -178,7 +178,13 @@ enum SlotUse {
     InUse,
     /// Told to exit; reusable once the kernel cleared its state word.
     Released,
+    /// Its task is gone, but the thread waits in its handler to be reused by the next
+    /// new thread: no clone, no seccomp filter to compile.
+    Parked,
 }
+
+/// How many released threads a stub keeps parked.
+const MAX_PARKED: usize = 8;
 
 struct Stub {
     pid: i32,
@@ -251,7 +257,8 @@ impl Stub {
         }
         // SAFETY: raw is a fresh descriptor.
         let efd = above_stdio(unsafe { OwnedFd::from_raw_fd(raw) }).map_err(|e| PlatformError::Host("eventfd", e))?;
-        let pid = stub::spawn(SpawnFds { window: win.fd(), memory: memory_fd, eventfd: efd.as_raw_fd() })
+        let cpu = current_cpu();
+        let pid = stub::spawn(SpawnFds { window: win.fd(), memory: memory_fd, eventfd: efd.as_raw_fd(), cpu })
             .map_err(|e| PlatformError::Host("fork stub", e))?;
         win.close_fd();
         // SAFETY: pidfd_open of our own child.
@@ -276,7 +283,8 @@ impl Stub {
             leader_claimed: AtomicBool::new(false),
             leader_ready: AtomicBool::new(false),
             helper_tid: std::sync::atomic::AtomicI32::new(0),
-            helper_cpu: AtomicU32::new(u32::MAX),
+            // The helper inherits the leader's CPU.
+            helper_cpu: AtomicU32::new(cpu),
         })
     }
 
@@ -677,6 +685,27 @@ impl Stub {
         Ok(k)
     }
 
+    /// A parked thread for a new thread, if there is one.
+    fn take_parked(&self) -> Option<usize> {
+        let mut slots = lock(&self.slots);
+        let k = (0..MAX_THREADS).find(|&k| slots[k] == SlotUse::Parked)?;
+        slots[k] = SlotUse::InUse;
+        Some(k)
+    }
+
+    /// Lets thread `k` go: parks it if it waits in its handler and few are parked,
+    /// else tells it to exit.
+    fn release(&self, k: usize, ready: bool) {
+        if ready {
+            let mut slots = lock(&self.slots);
+            if slots.iter().filter(|&&u| u == SlotUse::Parked).count() < MAX_PARKED {
+                slots[k] = SlotUse::Parked;
+                return;
+            }
+        }
+        self.retire(k, ready);
+    }
+
     /// Lets thread `k` go: once it posted its first event, tell it to exit.
     fn retire(&self, k: usize, ready: bool) {
         if ready || self.wait_event(k, Some(Instant::now() + Duration::from_secs(10)), None, false).is_ok() {
@@ -1000,6 +1029,9 @@ impl Context for SystrapContext {
         let asp = Self::aspace(aspace);
         self.bind_in(asp)?;
         let stub = &asp.stub;
+        if let Some(k) = stub.take_parked() {
+            return Ok(ThreadSeed(Box::new(Seed { stub: Some(stub.clone()), slot: k })));
+        }
         let k = stub.alloc_slot()?;
         stub.push(QueuedCall { nr: libc::SYS_clone as u64, args: [THREAD_FLAGS, 0, 0, 0, 0, stub_addr(block_off(k))] });
         if let Err(e) = stub.flush() {
@@ -1022,7 +1054,7 @@ impl Context for SystrapContext {
     fn release(&mut self) {
         if let Some(b) = self.bound.take() {
             self.kick.target.store(0, Ordering::Release);
-            b.stub.retire(b.slot, b.ready);
+            b.stub.release(b.slot, b.ready);
         }
     }
 }

@@ -494,6 +494,9 @@ pub struct SpawnFds {
     pub window: i32,
     pub memory: i32,
     pub eventfd: i32,
+    /// The CPU to start the stub on: the one its Sentry thread runs on, so that the
+    /// stub's setup and first hand-offs need no wake-up of another CPU.
+    pub cpu: u32,
 }
 
 type SpawnRequest = (SpawnFds, mpsc::Sender<io::Result<i32>>);
@@ -529,6 +532,14 @@ fn fork_stub(fds: SpawnFds) -> io::Result<i32> {
     };
     if r < 0 {
         return Err(io::Error::from_raw_os_error(-r as i32));
+    }
+    if (fds.cpu as usize) < libc::CPU_SETSIZE as usize {
+        // SAFETY: cpu_set_t is plain data; sched_setaffinity reads our local set.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(fds.cpu as usize, &mut set);
+            libc::sched_setaffinity(r as i32, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
     }
     Ok(r as i32)
 }
