@@ -597,9 +597,9 @@ impl Stub {
             *seq = seq.wrapping_add(1).max(1);
             let word = self.win.word(WIN_CTRL + CTRL_SEQ);
             word.store(*seq, Ordering::Release);
-            let near = self.helper_near_us();
+            self.helper_near_us();
             futex_wake(word);
-            self.wait_helper(*seq, !near)?;
+            self.wait_helper()?;
             let left = self.win.read_u64(WIN_STATUS + STATUS_LEFT);
             if left != 0 {
                 let failed = chunk.len().checked_sub(left as usize).and_then(|i| chunk.get(i));
@@ -614,12 +614,10 @@ impl Stub {
     }
 
     /// Waits for the helper's eventfd write: the one signal of completion app code
-    /// cannot forge (the status page only hints, to spin on).
-    fn wait_helper(&self, seq: u32, spin: bool) -> Result<()> {
-        let start = Instant::now();
-        while spin && self.win.read_u32(WIN_STATUS + STATUS_DONE) != seq && start.elapsed() < SENTRY_SPIN {
-            std::hint::spin_loop();
-        }
+    /// cannot forge.
+    /// The helper runs on this thread's CPU (or has not started yet): waiting for it
+    /// means blocking here, which hands it the CPU.
+    fn wait_helper(&self) -> Result<()> {
         loop {
             let mut v = 0u64;
             // SAFETY: reading 8 bytes into our local from our eventfd (non-blocking
