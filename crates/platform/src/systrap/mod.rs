@@ -7,9 +7,13 @@
 //! same way. No ptrace anywhere.
 //!
 //! Handoff, per thread, on one futex word (`stub::SLOT_STATE`): the stub posts
-//! REQ (waking the Sentry only if it sleeps), spins a little, then sleeps as
-//! APP_SLEEP; the Sentry replies IDLE (waking the stub only if it sleeps). Each side
-//! spins only while fewer threads spin or run app code than there are CPUs.
+//! REQ (waking the Sentry only if it sleeps), spins if told to, then sleeps as
+//! APP_SLEEP; the Sentry replies IDLE (waking the stub only if it sleeps). By default
+//! a stub thread is pinned to its Sentry thread's CPU and neither spins (they take
+//! turns, like a pinned ptrace tracee and its tracer: no wake-up of an idle CPU,
+//! which is what costs on virtual machines). A thread whose events are hot, while
+//! fewer threads spin or run app code than there are CPUs, is moved to another CPU
+//! and both sides spin (see `Context::switch`).
 //!
 //! Address-space changes are queued and run by the stub's helper thread in one
 //! batch (`flush`). Its completion is an eventfd write, which app code cannot make:
