@@ -88,6 +88,9 @@ const STUB_SPIN: u32 = 1000;
 /// thread to spinning.
 const HOT: Duration = Duration::from_micros(30);
 const HOT_EVENTS: u32 = 8;
+/// CPU time a kicked thread may use without answering before it is deemed to block
+/// the kick (answering takes microseconds of it).
+const KICK_CPU_NS: u64 = 50_000_000;
 /// How long the Sentry sleeps before checking that a silent stub is still alive.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 
@@ -317,7 +320,7 @@ impl Stub {
 
     /// The stub broke the protocol or lost a thread: make sure it is gone.
     fn dead(&self, why: &str) -> PlatformError {
-        tracing::debug!("systrap stub {}: {why}", self.pid);
+        tracing::warn!("systrap stub {}: {why}", self.pid);
         // SAFETY: signalling our own child (not yet reaped: we own the pidfd and reap on drop).
         unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
         PlatformError::StubDied(self.exited().unwrap_or(libc::SIGKILL))
@@ -348,13 +351,14 @@ impl Stub {
     }
 
     /// Waits until thread `k` posts an event (or dies).
-    /// With `kick`, a thread that leaves a kick unanswered for a whole liveness period
-    /// blocks SIGURG on the host (a forged frame can do that): it could never be
-    /// interrupted again, so the stub is killed.
+    /// With `kick`: a thread that runs (uses CPU time) but leaves a kick unanswered
+    /// blocks SIGURG on the host (a forged frame can do that) and could never be
+    /// interrupted again, so the stub is killed. A thread that merely did not get a CPU
+    /// (a busy host) is waited for.
     fn wait_event(&self, k: usize, deadline: Option<Instant>, kick: Option<&Kick>, spin: bool) -> Result<()> {
         let st = self.state(k);
         let mut spun = !spin;
-        let mut kicked_before = false;
+        let mut cpu_at_kick: Option<u64> = None;
         loop {
             let v = st.load(Ordering::Acquire);
             match v {
@@ -396,11 +400,18 @@ impl Stub {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(self.dead("no answer"));
                 }
-                let kicked = kick.is_some_and(|k| k.kicked.load(Ordering::Acquire));
-                if kicked && kicked_before {
-                    return Err(self.dead("thread ignores interrupts"));
+                if let Some(kick) = kick.filter(|k| k.kicked.load(Ordering::Acquire)) {
+                    let tid = kick.target.load(Ordering::Acquire) as u32 as i32;
+                    if let Some(now) = thread_cpu_ns(self.pid, tid) {
+                        match cpu_at_kick {
+                            Some(then) if now.saturating_sub(then) >= KICK_CPU_NS => {
+                                return Err(self.dead("thread ignores interrupts"));
+                            }
+                            Some(_) => {}
+                            None => cpu_at_kick = Some(now),
+                        }
+                    }
                 }
-                kicked_before = kicked;
             }
         }
     }
@@ -730,6 +741,12 @@ fn kill_and_reap(pid: i32) {
         let mut status = 0;
         while libc::waitpid(pid, &mut status, libc::__WALL) < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
     }
+}
+
+/// CPU time a stub thread has used, in ns (from /proc; None where it cannot be read).
+fn thread_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 /// Where a stub thread may run, relative to the CPU its Sentry thread is on.
