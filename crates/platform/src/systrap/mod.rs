@@ -1023,7 +1023,10 @@ impl Context for SystrapContext {
         let here = current_cpu();
         let want = if spinning { Placement::Apart(here) } else { Placement::With(here) };
         if b.placed != want {
-            b.placed = if place_thread(b.tid, want) { want } else { Placement::Free };
+            // Where affinity cannot be set (a restrictive cpuset), this only costs speed:
+            // do not retry on every event.
+            place_thread(b.tid, want);
+            b.placed = want;
         }
         stub.reply(b.slot, CMD_RESUME, if spinning { STUB_SPIN } else { 0 });
         let replied = Instant::now();
