@@ -889,16 +889,19 @@ impl Drop for Seed {
     }
 }
 
-/// The stub thread a context interrupts: (pid << 32) | tid, or 0; and whether a kick
-/// is still unanswered.
+/// The stub thread a context interrupts: (pid << 32) | tid, or 0; whether a kick is
+/// still unanswered; and the thread's CPU time when the context took it (a parked
+/// thread comes with its previous task's time).
 #[derive(Default)]
 struct Kick {
     target: AtomicU64,
     kicked: AtomicBool,
+    cpu_base: AtomicU64,
 }
 
 impl Kick {
     fn set(&self, pid: i32, tid: i32) {
+        self.cpu_base.store(thread_cpu_ns(pid, tid).unwrap_or(0), Ordering::Relaxed);
         self.target.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Release);
     }
 }
@@ -912,6 +915,15 @@ impl Interrupter for Kick {
             // whatever tid the stub reported, nothing outside it can be hit.
             unsafe { libc::syscall(libc::SYS_tgkill, (v >> 32) as i32, v as u32 as i32, libc::SIGURG) };
         }
+    }
+
+    fn cpu_time_ns(&self) -> u64 {
+        let v = self.target.load(Ordering::Acquire);
+        if v == 0 {
+            return 0;
+        }
+        let now = thread_cpu_ns((v >> 32) as i32, v as u32 as i32).unwrap_or(0);
+        now.saturating_sub(self.cpu_base.load(Ordering::Relaxed))
     }
 }
 

@@ -512,6 +512,16 @@ fn factory() -> io::Result<&'static Mutex<mpsc::Sender<SpawnRequest>>> {
             std::thread::Builder::new()
                 .name("systrap-stubs".into())
                 .spawn(move || {
+                    // This thread takes no signals: signals sent to the Sentry are for
+                    // the threads that handle them (the runtime forwards some to the
+                    // sandbox), and this one may start before those are blocked. The
+                    // stubs start with everything blocked, too.
+                    // SAFETY: sigfillset and pthread_sigmask on a local set.
+                    unsafe {
+                        let mut all: libc::sigset_t = std::mem::zeroed();
+                        libc::sigfillset(&mut all);
+                        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                    }
                     for (fds, reply) in rx {
                         let _ = reply.send(fork_stub(fds));
                     }
