@@ -15,8 +15,9 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct GlobalOpts {
-    /// The platform that runs application code.
-    #[arg(long, global = true, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
+    /// The platform that runs application code: systrap (seccomp traps, the
+    /// default) or ptrace (PTRACE_SYSEMU, for hosts without seccomp).
+    #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap"])]
     pub platform: String,
     /// Log every system call with decoded arguments and result.
     #[arg(long, global = true)]

@@ -137,6 +137,7 @@ fn boot(global: &GlobalOpts, req: Request) -> Result<i32, BootError> {
     let memory = Arc::new(MemoryFile::new().map_err(|e| BootError::Internal(format!("cannot create the memory file: {e}")))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd())
         .map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
+    tracing::debug!("platform {}", platform.name());
     let strace = if global.strace {
         Some(log_writer(global).map_err(|e| BootError::Internal(format!("cannot open the log: {e}")))?)
     } else {

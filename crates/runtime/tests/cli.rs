@@ -380,21 +380,21 @@ fn debug_flag() {
 
 /// Without --platform, rvisor uses ptrace.
 #[test]
-fn default_platform_is_ptrace() {
+fn default_platform_is_systrap() {
     let bin = compile("hello", Link::Static);
     let mut cmd = Command::new(rvisor());
-    cmd.arg("do").arg("--").arg(&bin);
+    cmd.arg("--debug").arg("do").arg("--").arg(&bin);
     let o = run(cmd, Input::Bytes(vec![]));
     let r = all([
-        sane(&o),
         expect_status(&o, 0),
         expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
+        if o.stderr_str().contains("platform systrap") { Ok(()) } else { Err("the default platform is not systrap".into()) },
     ]);
     assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
-    let with_flag = run_sandbox("ptrace", &bin, &Spec::default());
+    let with_flag = run_sandbox("systrap", &bin, &Spec::default());
     assert_eq!(
         with_flag.stdout, o.stdout,
-        "--platform=ptrace and the default differ"
+        "--platform=systrap and the default differ"
     );
 }
 

@@ -126,7 +126,7 @@ impl Task {
             rdi: regs.rdi, rsi: regs.rsi, rbp: regs.rbp, rbx: regs.rbx, rdx: regs.rdx, rax: regs.rax, rcx: regs.rcx, rsp: regs.rsp,
             rip: regs.rip, eflags: regs.eflags,
             cs: regs.cs as u16, gs: 0, fs: 0, ss: regs.ss as u16,
-            err: 0, trapno: 0, oldmask: saved.unwrap_or(mask), cr2: if info.from_kernel() && matches!(signo, 7 | 11) { u64::from_le_bytes(info.as_bytes()[16..24].try_into().unwrap_or([0; 8])) } else { 0 },
+            err: self.cpu.err, trapno: self.cpu.trapno, oldmask: saved.unwrap_or(mask), cr2: if info.from_kernel() && matches!(signo, 7 | 11) { u64::from_le_bytes(info.as_bytes()[16..24].try_into().unwrap_or([0; 8])) } else { 0 },
             fpstate: fpstate_addr,
             reserved: [0; 8],
         };
