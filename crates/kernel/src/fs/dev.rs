@@ -3,14 +3,15 @@
 //! /proc/self/fd, and empty `shm` and `pts` directories (a tmpfs is mounted on
 //! /dev/shm). Not yet here: ptmx and devpts (they come with terminals).
 
-use super::simple::{copy_in, copy_out, kept_flags, makedev, Attrs, InoAlloc, StaticDir, StaticLink, CHANGEABLE_FLAGS};
+use crate::vfs::StatusFlags;
+use super::simple::{copy_in, copy_out, kept_flags, makedev, Attrs, InoAlloc, StaticDir, StaticLink};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, OpenFlags, S_IFCHR};
 use crate::vfs::{Dentry, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::sync::Arc;
 
 /// The character devices devfs serves.
@@ -68,7 +69,7 @@ impl Inode for DeviceInode {
         if matches!(self.device, Device::Tty | Device::Console) {
             return error!(ENXIO);
         }
-        Ok(Arc::new(DeviceFile { device: self.device, dentry: dentry.clone(), flags: AtomicU32::new(kept_flags(flags.0)) }))
+        Ok(Arc::new(DeviceFile { device: self.device, dentry: dentry.clone(), flags: StatusFlags::new(kept_flags(flags.0)) }))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -80,7 +81,7 @@ impl Inode for DeviceInode {
 pub struct DeviceFile {
     device: Device,
     dentry: Arc<Dentry>,
-    flags: AtomicU32,
+    flags: StatusFlags,
 }
 
 /// Longest single read of a random device (as getrandom's cap, 32 MiB - 1).
@@ -88,7 +89,7 @@ const RANDOM_READ_MAX: u64 = (32 << 20) - 1;
 
 impl DeviceFile {
     fn flags(&self) -> OpenFlags {
-        OpenFlags(self.flags.load(Ordering::Relaxed))
+        OpenFlags(self.flags.get())
     }
 
     /// Fills the app's buffers with zeros; a fault ends the read early.
@@ -174,12 +175,11 @@ impl FileDescription for DeviceFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags().0
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store((old & !CHANGEABLE_FLAGS) | (flags & CHANGEABLE_FLAGS), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     /// These devices have no position: lseek succeeds and reports 0 (null_lseek,

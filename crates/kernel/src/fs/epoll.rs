@@ -26,6 +26,7 @@
 //! list and each item's event mask are leaves. Callbacks run with no wait-queue or
 //! file lock held, so a file may be polled with the interest map held.
 
+use crate::vfs::StatusFlags;
 use crate::vfs::readiness::{Watched, POLLIN, POLLRDNORM};
 use crate::vfs::{FileDescription, WaitCallback, WaitQueue};
 use crate::mm::UserBuffers;
@@ -120,7 +121,7 @@ struct Shared {
 /// An epoll file.
 pub struct Epoll {
     shared: Arc<Shared>,
-    flags: AtomicU32,
+    flags: StatusFlags,
 }
 
 /// Serializes adding epoll sets to epoll sets, so two adds cannot make a loop
@@ -140,7 +141,7 @@ impl Default for Epoll {
 
 impl Epoll {
     pub fn new() -> Epoll {
-        Epoll { shared: Arc::new(Shared::default()), flags: AtomicU32::new(O_RDWR) }
+        Epoll { shared: Arc::new(Shared::default()), flags: StatusFlags::new(O_RDWR) }
     }
 
     /// Whether `file` can be watched: it has a poll operation (a wait queue or a
@@ -453,12 +454,11 @@ impl FileDescription for Epoll {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.status_flags();
-        self.flags.store((old & !super::pipe::SETFL_MASK) | (flags & super::pipe::SETFL_MASK), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

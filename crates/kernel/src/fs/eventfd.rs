@@ -3,6 +3,7 @@
 //! EFD_SEMAPHORE) and blocks while it is zero. Reads and writes move exactly 8
 //! bytes; shorter buffers are EINVAL.
 
+use crate::vfs::StatusFlags;
 use super::user_io::RangeCursor;
 use crate::mm::UserBuffers;
 use crate::task::Task;
@@ -10,7 +11,7 @@ use crate::vfs::readiness::{POLLERR, POLLIN, POLLOUT};
 use crate::vfs::{FileDescription, WaitQueue};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::sync::{Mutex, MutexGuard};
 
 pub const EFD_SEMAPHORE: u32 = 1;
@@ -34,7 +35,7 @@ pub struct EventFd {
     /// A leaf lock, never held while notifying or blocking.
     count: Mutex<u64>,
     semaphore: bool,
-    flags: AtomicU32,
+    flags: StatusFlags,
     queue: WaitQueue,
 }
 
@@ -44,7 +45,7 @@ impl EventFd {
         EventFd {
             count: Mutex::new(initval as u64),
             semaphore: flags & EFD_SEMAPHORE != 0,
-            flags: AtomicU32::new(O_RDWR | (flags & EFD_NONBLOCK)),
+            flags: StatusFlags::new(O_RDWR | (flags & EFD_NONBLOCK)),
             queue: WaitQueue::default(),
         }
     }
@@ -126,12 +127,11 @@ impl FileDescription for EventFd {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.status_flags();
-        self.flags.store((old & !super::pipe::SETFL_MASK) | (flags & super::pipe::SETFL_MASK), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

@@ -19,6 +19,7 @@
 //! Named FIFOs are not done yet; `Pipe` counts readers and writers so they can
 //! open more ends.
 
+use crate::vfs::StatusFlags;
 use super::user_io::RangeCursor;
 use crate::mm::UserBuffers;
 use crate::task::signals::{send_to_thread, SigInfo, SI_USER};
@@ -28,7 +29,7 @@ use crate::vfs::{FileDescription, WaitQueue};
 use rvisor_abi::structs::{Stat, Timespec};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Writes of at most this many bytes are atomic.
@@ -48,8 +49,6 @@ pub const FIONBIO: u32 = 0x5421;
 pub const O_WRONLY: u32 = 0o1;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_DIRECT: u32 = 0o40000;
-/// Status flags F_SETFL may change: O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME.
-pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
 
 /// The device number pipes report (Linux's pipefs is an anonymous device too).
 const PIPEFS_DEV: u64 = 0xd;
@@ -338,7 +337,7 @@ pub struct PipeFile {
     pipe: Arc<Pipe>,
     readable: bool,
     writable: bool,
-    flags: AtomicU32,
+    flags: StatusFlags,
 }
 
 impl PipeFile {
@@ -348,7 +347,7 @@ impl PipeFile {
             st.readers += readable as usize;
             st.writers += writable as usize;
         }
-        PipeFile { pipe, readable, writable, flags: AtomicU32::new(flags) }
+        PipeFile { pipe, readable, writable, flags: StatusFlags::new(flags) }
     }
 
     fn nonblock(&self) -> bool {
@@ -461,7 +460,7 @@ impl FileDescription for PipeFile {
             FIONBIO => {
                 let on: i32 = t.mm.read_obj(UserAddr(arg).into())?;
                 let fl = self.status_flags();
-                self.flags.store(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK }, Ordering::Relaxed);
+                self.flags.set(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
                 Ok(0)
             }
             _ => error!(ENOTTY),
@@ -469,12 +468,11 @@ impl FileDescription for PipeFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.status_flags();
-        self.flags.store((old & !SETFL_MASK) | (flags & SETFL_MASK), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

@@ -1,6 +1,7 @@
 //! Building blocks for synthetic file systems (procfs, devfs, sysfs): fixed
 //! directories, symlinks, and files whose contents are generated when read.
 
+use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
@@ -8,7 +9,7 @@ use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Produces a synthetic file's contents, afresh for each open (or rewind).
@@ -133,7 +134,6 @@ pub fn kept_flags(flags: u32) -> u32 {
 }
 
 /// F_SETFL: only these status flags change.
-pub const CHANGEABLE_FLAGS: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
 
 /// An open synthetic file. Like Linux's seq_file, the contents are generated at
 /// the first read and served from that snapshot, so a program reading in small
@@ -142,18 +142,18 @@ pub struct SeqFile {
     dentry: Arc<Dentry>,
     gen: Generator,
     writer: Option<Writer>,
-    flags: AtomicU32,
+    flags: StatusFlags,
     /// The snapshot, and the file position.
     state: Mutex<(Option<Arc<Vec<u8>>>, u64)>,
 }
 
 impl SeqFile {
     pub fn new(dentry: Arc<Dentry>, gen: Generator, writer: Option<Writer>, flags: OpenFlags) -> SeqFile {
-        SeqFile { dentry, gen, writer, flags: AtomicU32::new(kept_flags(flags.0)), state: Mutex::new((None, 0)) }
+        SeqFile { dentry, gen, writer, flags: StatusFlags::new(kept_flags(flags.0)), state: Mutex::new((None, 0)) }
     }
 
     fn flags(&self) -> OpenFlags {
-        OpenFlags(self.flags.load(Ordering::Relaxed))
+        OpenFlags(self.flags.get())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Arc<Vec<u8>>>, u64)> {
@@ -205,12 +205,11 @@ impl FileDescription for SeqFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags().0
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store((old & !CHANGEABLE_FLAGS) | (flags & CHANGEABLE_FLAGS), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {

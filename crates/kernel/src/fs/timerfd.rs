@@ -1,13 +1,14 @@
 //! timerfd: a timer read as a file. Each expiry bumps a counter that read returns
 //! and resets; poll sees it readable while the counter is non-zero.
 
+use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::time::timers::{TimerAction, TimerId};
 use crate::vfs::{FileDescription, WaitQueue, POLLIN};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The part the timekeeper holds.
@@ -27,14 +28,14 @@ pub struct TimerFd {
     pub clock: i32,
     pub timer: TimerId,
     pub expirations: Arc<Expirations>,
-    flags: AtomicU32,
+    flags: StatusFlags,
 }
 
 const O_NONBLOCK: u32 = 0o4000;
 
 impl TimerFd {
     pub fn new(clock: i32, timer: TimerId, flags: u32) -> TimerFd {
-        TimerFd { clock, timer, expirations: Arc::new(Expirations { count: AtomicU64::new(0), queue: WaitQueue::default() }), flags: AtomicU32::new(2 | flags) }
+        TimerFd { clock, timer, expirations: Arc::new(Expirations { count: AtomicU64::new(0), queue: WaitQueue::default() }), flags: StatusFlags::new(2 | flags) }
     }
 }
 
@@ -46,7 +47,7 @@ impl FileDescription for TimerFd {
         let take = || self.expirations.count.swap(0, Ordering::AcqRel);
         let mut got = take();
         if got == 0 {
-            if self.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0 {
+            if self.flags.get() & O_NONBLOCK != 0 {
                 return error!(EAGAIN);
             }
             self.expirations.queue.register(&t.thread);
@@ -74,12 +75,11 @@ impl FileDescription for TimerFd {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store((old & !O_NONBLOCK) | (flags & O_NONBLOCK), Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn proc_name(&self) -> Option<Vec<u8>> {

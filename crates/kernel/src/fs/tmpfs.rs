@@ -1,6 +1,7 @@
 //! tmpfs: files in memory, their data in pages of the memory file (counted in its
 //! usage as tmpfs).
 
+use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
@@ -235,7 +236,7 @@ impl Inode for TmpInode {
             self.truncate(0)?;
         }
         let me = self.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
-        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: AtomicU64::new(flags.0 as u64) }))
+        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: StatusFlags::new(flags.0) }))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
@@ -364,12 +365,12 @@ struct TmpFile {
     inode: Arc<TmpInode>,
     dentry: Arc<Dentry>,
     pos: Mutex<u64>,
-    flags: AtomicU64,
+    flags: StatusFlags,
 }
 
 impl TmpFile {
     fn flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed) as u32
+        self.flags.get()
     }
 }
 
@@ -426,13 +427,11 @@ impl FileDescription for TmpFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags()
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        const CHANGEABLE: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
-        let old = self.flags();
-        self.flags.store(((old & !CHANGEABLE) | (flags & CHANGEABLE)) as u64, Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {

@@ -24,7 +24,7 @@ pub struct HostFile {
     writable: bool,
     /// Status flags as the app sees them. Changes stay in the sandbox: the host
     /// descriptor's description is shared with the caller.
-    flags: std::sync::atomic::AtomicU32,
+    flags: super::StatusFlags,
     /// The name it was opened by, for files from the VFS.
     dentry: Option<std::sync::Arc<super::Dentry>>,
 }
@@ -43,7 +43,7 @@ impl HostFile {
             may_block: false,
             readable: true,
             writable: false,
-            flags: std::sync::atomic::AtomicU32::new(0),
+            flags: super::StatusFlags::new(0),
             dentry: Some(dentry),
         }
     }
@@ -63,7 +63,7 @@ impl HostFile {
             may_block: matches!(mode, libc_mode::S_IFIFO | libc_mode::S_IFSOCK | libc_mode::S_IFCHR),
             readable: acc != OFlag::O_WRONLY,
             writable: acc != OFlag::O_RDONLY,
-            flags: std::sync::atomic::AtomicU32::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
+            flags: super::StatusFlags::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
             dentry: None,
         }
     }
@@ -265,13 +265,11 @@ impl FileDescription for HostFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(std::sync::atomic::Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) {
-        const CHANGEABLE: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
-        let old = self.status_flags();
-        self.flags.store((old & !CHANGEABLE) | (flags & CHANGEABLE), std::sync::atomic::Ordering::Relaxed);
+        self.flags.set(flags)
     }
 
     fn stat(&self) -> SysResult<Stat> {

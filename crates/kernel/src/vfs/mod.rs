@@ -9,6 +9,8 @@ pub mod locks;
 pub mod inode;
 pub mod path;
 pub mod readiness;
+mod status_flags;
+pub use status_flags::StatusFlags;
 mod wait_queue;
 
 pub use dentry::{Dentry, Mount, MountNamespace};
