@@ -423,3 +423,10 @@ fn rlimit_nproc() {
         ])
     });
 }
+
+#[test]
+fn execveat_dirfd_and_empty_path() {
+    compare("execveat_dirfd_and_empty_path", "execveat", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "new image started as fexecve")])
+    });
+}

@@ -215,7 +215,7 @@ syscall_table! {
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
-    execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Partial("absolute paths or AT_FDCWD only until the VFS lands");
+    execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
     clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");
     // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).
     poll(fds: UserAddr, nfds: u32, timeout_ms: i32) => Supported;

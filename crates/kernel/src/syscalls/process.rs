@@ -190,15 +190,22 @@ pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) 
     t.do_execve(String::from_utf8_lossy(&p).into_owned(), argv, envp)
 }
 
-const AT_FDCWD: i32 = -100;
+const AT_EMPTY_PATH: i32 = 0x1000;
+const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
 
 pub fn sys_execveat(t: &mut Task, dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) -> SysResult<()> {
-    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
-    if flags != 0 || (dirfd != AT_FDCWD && !p.starts_with(b"/")) {
-        // Relative to a directory descriptor or AT_EMPTY_PATH needs the VFS.
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
         return error!(EINVAL);
     }
-    sys_execve(t, path, argv, envp)
+    let p = t.mm.read_cstr(path.0, PATH_MAX)?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { crate::vfs::Follow::No } else { crate::vfs::Follow::Yes };
+    let d = super::open::lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH != 0)?;
+    if d.inode.kind() == crate::vfs::inode::S_IFLNK {
+        return error!(ELOOP);
+    }
+    let argv = read_string_array(t, argv)?;
+    let envp = read_string_array(t, envp)?;
+    t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), argv, envp)
 }
 
 const WNOHANG: u32 = 1;
