@@ -41,6 +41,7 @@ pub struct Kernel {
     pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
     pub timers: Arc<crate::time::timers::Timers>,
+    pub cpu_watch: Arc<crate::time::process_timers::CpuWatch>,
     pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -72,6 +73,7 @@ impl Kernel {
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
+        let timers = crate::time::timers::Timers::new();
         let root = root_inode(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
@@ -85,7 +87,8 @@ impl Kernel {
             cpus,
             pid_ns: PidNamespace::new(MAX_TASKS),
             futexes: FutexTable::default(),
-            timers: crate::time::timers::Timers::new(),
+            cpu_watch: crate::time::process_timers::CpuWatch::new(&timers),
+            timers,
             locks: Default::default(),
             vdso,
             strace: cfg.strace.map(Mutex::new),

@@ -76,3 +76,11 @@ fn idle_sandbox_uses_no_cpu() {
 fn cpu_time_accounting() {
     compare("cpu_time_accounting", "cputime", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "getrusage user+system >= 20 ms: yes")]));
 }
+
+/// ITIMER_PROF/ITIMER_VIRTUAL count CPU time, and RLIMIT_CPU sends SIGXCPU then SIGKILL.
+#[test]
+fn cpu_time_timers_and_limits() {
+    // Static only: each run burns two CPU seconds in its RLIMIT_CPU children.
+    let check = |o: &Outcome| all([expect_status(o, 0), expect_stdout_has_line(o, "SIGPROF once after >= 40 ms of CPU: yes"), expect_stdout_has_line(o, "hard RLIMIT_CPU kills: yes")]);
+    matrix("cpu_time_timers_and_limits", &[Link::Static], |v| compare_one(v, "cpu_timers", &Spec::default(), &check));
+}

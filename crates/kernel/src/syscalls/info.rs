@@ -88,6 +88,10 @@ fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rl
             return error!(EPERM);
         }
         limits[r] = n;
+        drop(limits);
+        if r == crate::task::RLIMIT_CPU_INDEX && (n.cur != u64::MAX || n.max != u64::MAX) {
+            t.kernel.cpu_watch.watch(&t.kernel.timers, &t.tg);
+        }
     }
     Ok(old)
 }

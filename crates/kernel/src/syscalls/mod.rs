@@ -87,9 +87,9 @@ syscall_table! {
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
     madvise(addr: UserAddr, len: u64, advice: i32) => Partial("MADV_DONTNEED acts; other advice is accepted and ignored");
     pause() => Supported;
-    getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_REAL only; the CPU-time timers read as disarmed");
+    getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     alarm(seconds: u32) => Supported;
-    setitimer(which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) => Partial("ITIMER_REAL only; ITIMER_VIRTUAL and ITIMER_PROF return ENOSYS until CPU accounting lands");
+    setitimer(which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");

@@ -3,7 +3,7 @@
 
 use crate::mm::UserRef;
 use crate::task::Task;
-use crate::time::process_timers::{PosixTimer, SignalOnExpiry};
+use crate::time::process_timers::{CpuTimer, PosixTimer, ProcessTimers, SignalOnExpiry};
 use crate::time::deadline_in;
 use crate::time::timers::TimerAction;
 use rvisor_abi::structs::{Timespec, Timeval};
@@ -101,24 +101,64 @@ pub fn sys_getitimer(t: &mut Task, which: i32, value: UserRef<Itimerval>) -> Sys
             let (left, interval) = real_timer_now(t);
             Itimerval { interval: to_timeval(interval), value: to_timeval(left) }
         }
-        ITIMER_VIRTUAL | ITIMER_PROF => Itimerval::default(),
+        ITIMER_VIRTUAL | ITIMER_PROF => cpu_timer_now(t, which),
         _ => return error!(EINVAL),
     };
     t.mm.write_obj(value, &v)
 }
 
+/// The slot of a CPU-time interval timer in the process's timers.
+fn cpu_slot(timers: &mut ProcessTimers, which: i32) -> &mut Option<CpuTimer> {
+    if which == ITIMER_VIRTUAL {
+        &mut timers.virt
+    } else {
+        &mut timers.prof
+    }
+}
+
+/// The remaining CPU time and interval of ITIMER_VIRTUAL or ITIMER_PROF.
+fn cpu_timer_now(t: &Task, which: i32) -> Itimerval {
+    let cpu = t.tg.cpu_ns();
+    let mut timers = t.tg.timers.lock().unwrap_or_else(|e| e.into_inner());
+    match *cpu_slot(&mut timers, which) {
+        // An expired timer not yet seen by the CPU tick still shows a sliver left, as in Linux.
+        Some(ct) => Itimerval { interval: to_timeval(Duration::from_nanos(ct.interval_ns)), value: to_timeval(Duration::from_nanos(ct.expires_ns.saturating_sub(cpu).max(1000))) },
+        None => Itimerval::default(),
+    }
+}
+
+/// Arms (or with a zero value disarms) ITIMER_VIRTUAL or ITIMER_PROF. Both count
+/// the app's CPU time; the Sentry's time on its behalf is not attributed.
+fn set_cpu_timer(t: &Task, which: i32, value: Duration, interval: Duration) {
+    let cpu = t.tg.cpu_ns();
+    let armed = !value.is_zero();
+    let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+    *cpu_slot(&mut t.tg.timers.lock().unwrap_or_else(|e| e.into_inner()), which) = armed.then(|| CpuTimer { expires_ns: cpu.saturating_add(ns(value)), interval_ns: ns(interval) });
+    if armed {
+        t.kernel.cpu_watch.watch(&t.kernel.timers, &t.tg);
+    }
+}
+
 pub fn sys_setitimer(t: &mut Task, which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) -> SysResult<()> {
-    if which != ITIMER_REAL {
-        // CPU-time interval timers need CPU accounting, which is not here yet.
-        return if matches!(which, ITIMER_VIRTUAL | ITIMER_PROF) { error!(ENOSYS) } else { error!(EINVAL) };
+    if !matches!(which, ITIMER_REAL | ITIMER_VIRTUAL | ITIMER_PROF) {
+        return error!(EINVAL);
     }
     let n = if new.is_null() { Itimerval::default() } else { t.mm.read_obj(new)? };
     let (value, interval) = (tv_duration(&n.value)?, tv_duration(&n.interval)?);
     if !old.is_null() {
-        let (left, iv) = real_timer_now(t);
-        t.mm.write_obj(old, &Itimerval { interval: to_timeval(iv), value: to_timeval(left) })?;
+        let prev = if which == ITIMER_REAL {
+            let (left, iv) = real_timer_now(t);
+            Itimerval { interval: to_timeval(iv), value: to_timeval(left) }
+        } else {
+            cpu_timer_now(t, which)
+        };
+        t.mm.write_obj(old, &prev)?;
     }
-    set_real_timer(t, value, interval);
+    if which == ITIMER_REAL {
+        set_real_timer(t, value, interval);
+    } else {
+        set_cpu_timer(t, which, value, interval);
+    }
     Ok(())
 }
 

@@ -80,7 +80,13 @@ impl Task {
             let parent = if f & CLONE_PARENT != 0 { self.tg.parent().unwrap_or_else(|| self.tg.clone()) } else { self.tg.clone() };
             let child = self.tg.forked(tid, parent);
             child.exit_signal.store(args.exit_signal, std::sync::atomic::Ordering::Relaxed);
-            Arc::new(child)
+            let child = Arc::new(child);
+            // A finite RLIMIT_CPU is inherited, and so is its enforcement.
+            let cpu_limit = child.rlimit(crate::task::RLIMIT_CPU_INDEX);
+            if cpu_limit.cur != u64::MAX || cpu_limit.max != u64::MAX {
+                self.kernel.cpu_watch.watch(&self.kernel.timers, &child);
+            }
+            child
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm));

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
+pub const RLIMIT_CPU_INDEX: usize = 0;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
@@ -193,13 +194,13 @@ impl ThreadGroup {
         self.state().parent.clone()
     }
 
-    /// Wakes every thread of the group (a child changed state, the group stops...).
     /// App CPU time of the whole process so far (live and exited threads).
     pub fn cpu_ns(&self) -> u64 {
         let dead = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).dead_ns;
         dead + self.threads().iter().map(|t| t.app_cpu_ns()).sum::<u64>()
     }
 
+    /// Wakes every thread of the group (a child changed state, the group stops...).
     pub fn wake_all(&self) {
         for th in self.threads() {
             th.interrupt();

@@ -50,11 +50,112 @@ pub struct PosixTimer {
     pub clock: i32,
 }
 
+/// A CPU-time interval timer: expiry and period in nanoseconds of app CPU time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimer {
+    pub expires_ns: u64,
+    pub interval_ns: u64,
+}
+
 /// Guarded by the thread group's timers lock (a leaf).
 #[derive(Default)]
 pub struct ProcessTimers {
+    /// ITIMER_VIRTUAL and ITIMER_PROF (both count the app's CPU time).
+    pub virt: Option<CpuTimer>,
+    pub prof: Option<CpuTimer>,
+    /// When RLIMIT_CPU's soft limit last sent SIGXCPU (in CPU nanoseconds).
+    pub xcpu_sent_ns: Option<u64>,
     /// ITIMER_REAL: (timer, its SIGALRM action).
     pub real: Option<(TimerId, Arc<SignalOnExpiry>)>,
     pub posix: HashMap<i32, PosixTimer>,
     pub next_id: i32,
+}
+
+/// How often CPU-time limits and timers are checked while any process has one.
+const CPU_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Watches the processes that have CPU-time timers or a finite RLIMIT_CPU: a
+/// timekeeper tick runs only while there is one (the sandbox stays tickless).
+pub struct CpuWatch {
+    groups: std::sync::Mutex<Vec<Weak<ThreadGroup>>>,
+    timer: TimerId,
+    tick: Arc<CpuTick>,
+}
+
+struct CpuTick {
+    watch: std::sync::OnceLock<Weak<CpuWatch>>,
+}
+
+impl CpuWatch {
+    pub fn new(timers: &Arc<super::timers::Timers>) -> Arc<CpuWatch> {
+        let w = Arc::new(CpuWatch { groups: std::sync::Mutex::default(), timer: timers.create(), tick: Arc::new(CpuTick { watch: std::sync::OnceLock::new() }) });
+        let _ = w.tick.watch.set(Arc::downgrade(&w));
+        w
+    }
+
+    /// Starts (or keeps) checking `tg`.
+    pub fn watch(&self, timers: &Arc<super::timers::Timers>, tg: &Arc<ThreadGroup>) {
+        let mut g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = g.is_empty();
+        if !g.iter().any(|w| w.as_ptr() == Arc::as_ptr(tg)) {
+            g.push(Arc::downgrade(tg));
+        }
+        if was_empty {
+            let weak: Weak<dyn TimerAction> = Arc::downgrade(&self.tick) as Weak<dyn TimerAction>;
+            timers.arm(&self.timer, super::deadline_in(CPU_TICK).map(|d| (d, Some(CPU_TICK))), weak);
+        }
+    }
+}
+
+/// Checks one process; returns whether it still needs watching.
+fn check(tg: &Arc<ThreadGroup>) -> bool {
+    use rvisor_abi::consts::{SIGKILL, SIGPROF, SIGVTALRM, SIGXCPU};
+    if tg.state().zombie.is_some() {
+        return false;
+    }
+    let cpu = tg.cpu_ns();
+    let limit = tg.rlimit(crate::task::RLIMIT_CPU_INDEX);
+    let mut fire = Vec::new();
+    let watching = {
+        let mut guard = tg.timers.lock().unwrap_or_else(|e| e.into_inner());
+        let t = &mut *guard;
+        for (slot, signo) in [(&mut t.virt, SIGVTALRM), (&mut t.prof, SIGPROF)] {
+            if let Some(ct) = slot {
+                if cpu >= ct.expires_ns {
+                    fire.push(signo);
+                    *slot = (ct.interval_ns > 0).then(|| CpuTimer { expires_ns: cpu + ct.interval_ns, interval_ns: ct.interval_ns });
+                }
+            }
+        }
+        let secs = cpu / 1_000_000_000;
+        // Linux treats a zero limit as one second.
+        if limit.max != u64::MAX && secs >= limit.max.max(1) {
+            fire.push(SIGKILL);
+        } else if limit.cur != u64::MAX && secs >= limit.cur.max(1) && t.xcpu_sent_ns.is_none_or(|at| cpu >= at + 1_000_000_000) {
+            // SIGXCPU at the soft limit, and again every CPU second after it.
+            t.xcpu_sent_ns = Some(cpu);
+            fire.push(SIGXCPU);
+        }
+        t.virt.is_some() || t.prof.is_some() || limit.cur != u64::MAX || limit.max != u64::MAX
+    };
+    for signo in fire {
+        send_to_group(tg, SigInfo::new(signo, SI_KERNEL));
+    }
+    watching
+}
+
+impl TimerAction for CpuTick {
+    fn fire(&self, _overrun: u64) {
+        let Some(w) = self.watch.get().and_then(Weak::upgrade) else { return };
+        let groups: Vec<Arc<ThreadGroup>> = w.groups.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        let keep: Vec<Weak<ThreadGroup>> = groups.iter().filter(|g| check(g)).map(Arc::downgrade).collect();
+        let empty = keep.is_empty();
+        *w.groups.lock().unwrap_or_else(|e| e.into_inner()) = keep;
+        if empty {
+            // Nothing left to watch: let the timekeeper sleep.
+            if let Some(t) = crate::time::timers::Timers::of(&w.timer) {
+                t.arm(&w.timer, None, Weak::<CpuTick>::new() as Weak<dyn TimerAction>);
+            }
+        }
+    }
 }

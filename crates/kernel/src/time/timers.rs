@@ -89,6 +89,11 @@ impl Timers {
         self.cv.notify_all();
     }
 
+    /// The timer facility `timer` belongs to.
+    pub fn of(timer: &TimerId) -> Option<Arc<Timers>> {
+        timer.timers.upgrade()
+    }
+
     /// When `timer` fires next and its interval, if armed.
     pub fn get(&self, timer: &TimerId) -> Option<(Instant, Option<Duration>)> {
         self.lock().timers.get(&timer.id).map(|a| (a.deadline, a.interval))
