@@ -42,6 +42,8 @@ pub struct Kernel {
     pub futexes: FutexTable,
     pub timers: Arc<crate::time::timers::Timers>,
     pub cpu_watch: Arc<crate::time::process_timers::CpuWatch>,
+    /// Where memfd_create's files live.
+    pub memfds: crate::fs::memfd::MemfdFs,
     pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -80,6 +82,7 @@ impl Kernel {
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
         Ok(Arc::new_cyclic(|me| Kernel {
             mounts: build_mounts(root, &cfg.memory, me.clone(), cpus),
+            memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
             platform: cfg.platform,
             memory: cfg.memory,
             clocks,
@@ -155,7 +158,7 @@ impl Kernel {
                 fs.set_cwd(d);
             }
         }
-        let prog = find_program(&fs, &spec.path, spec.argv)?;
+        let prog = find_program(&fs, &spec.path, None, spec.argv)?;
         let exe = walk(&root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;

@@ -428,6 +428,19 @@ fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192")]));
 }
 
+/// memfd_create: read/write/truncate/mmap, its /proc/self/fd name, seals, fexecve.
+#[test]
+fn memfd() {
+    compare("memfd", "memfd", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "fd link: /memfd:test (deleted)"),
+            expect_stdout_has_line(o, "write after WRITE seal: EPERM"),
+            expect_stdout_has_line(o, "exec'd from a memfd: yes"),
+        ])
+    });
+}
+
 #[test]
 fn private_file_mappings() {
     compare("private_file_mappings", "mapfile", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "the other mapping keeps the file's byte: yes")]));

@@ -29,7 +29,27 @@ impl Tmpfs {
     pub fn root(self: &Arc<Self>, mode: u32) -> Arc<dyn Inode> {
         TmpInode::new(self, S_IFDIR | (mode & 0o7777), Content::Dir(BTreeMap::new()))
     }
+
+    /// A regular file in no directory (memfd_create); `sealing` allows F_ADD_SEALS.
+    pub fn unlinked_file(self: &Arc<Self>, mode: u32, sealing: bool) -> Arc<dyn Inode> {
+        let inode = TmpInode::new(self, S_IFREG | (mode & 0o7777), Content::File { pages: BTreeMap::new(), size: 0 });
+        let mut st = inode.lock();
+        st.0.nlink = 0;
+        if sealing {
+            st.0.seals = 0;
+        }
+        drop(st);
+        inode
+    }
 }
+
+/// File seals (fcntl F_ADD_SEALS / F_GET_SEALS).
+pub const F_SEAL_SEAL: u32 = 1;
+pub const F_SEAL_SHRINK: u32 = 2;
+pub const F_SEAL_GROW: u32 = 4;
+pub const F_SEAL_WRITE: u32 = 8;
+pub const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+const F_SEAL_ALL: u32 = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
 
 enum Content {
     Dir(BTreeMap<Vec<u8>, Arc<TmpInode>>),
@@ -45,6 +65,9 @@ struct Meta {
     atime: (i64, i64),
     mtime: (i64, i64),
     ctime: (i64, i64),
+    /// F_SEAL_*: every tmpfs file starts sealed against sealing, except a memfd
+    /// made with MFD_ALLOW_SEALING.
+    seals: u32,
 }
 
 pub struct TmpInode {
@@ -68,7 +91,7 @@ impl TmpInode {
             fs: fs.clone(),
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
-            state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t }, content)),
+            state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t, seals: F_SEAL_SEAL }, content)),
         })
     }
 
@@ -118,6 +141,9 @@ impl TmpInode {
         let (meta, content) = &mut *st;
         let Content::File { pages, size } = content else { return error!(EISDIR) };
         let end = off.checked_add(data.len() as u64).ok_or_else(|| errno!(EFBIG))?;
+        if meta.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 || (end > *size && meta.seals & F_SEAL_GROW != 0) {
+            return error!(EPERM);
+        }
         let mut done = 0;
         while done < data.len() {
             let at = off + done as u64;
@@ -141,7 +167,11 @@ impl TmpInode {
 
     fn truncate(&self, len: u64) -> SysResult<()> {
         let mut st = self.lock();
-        let Content::File { pages, size } = &mut st.1 else { return error!(EISDIR) };
+        let (meta, content) = &mut *st;
+        let Content::File { pages, size } = content else { return error!(EISDIR) };
+        if (len < *size && meta.seals & F_SEAL_SHRINK != 0) || (len > *size && meta.seals & F_SEAL_GROW != 0) {
+            return error!(EPERM);
+        }
         let keep = len.div_ceil(PAGE_SIZE);
         let drop: Vec<u64> = pages.range(keep..).map(|(&k, _)| k).collect();
         for k in drop {
@@ -471,5 +501,24 @@ impl FileDescription for TmpFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+
+    fn seals(&self) -> SysResult<u32> {
+        Ok(self.inode.lock().0.seals)
+    }
+
+    fn add_seals(&self, seals: u32) -> SysResult<()> {
+        if seals & !F_SEAL_ALL != 0 {
+            return error!(EINVAL);
+        }
+        if !OpenFlags(self.flags()).writable() {
+            return error!(EPERM);
+        }
+        let mut st = self.inode.lock();
+        if st.0.seals & F_SEAL_SEAL != 0 {
+            return error!(EPERM);
+        }
+        st.0.seals |= seals;
+        Ok(())
     }
 }

@@ -137,6 +137,8 @@ const F_DUPFD: i32 = 0;
 const F_GETFD: i32 = 1;
 const F_SETFD: i32 = 2;
 const F_GETFL: i32 = 3;
+const F_ADD_SEALS: i32 = 1033;
+const F_GET_SEALS: i32 = 1034;
 const F_SETFL: i32 = 4;
 const F_DUPFD_CLOEXEC: i32 = 1030;
 const FD_CLOEXEC: u64 = 1;
@@ -195,6 +197,8 @@ pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
             super::lock::fcntl_lock(t, file, cmd, crate::mm::UserRef::new(UserAddr(arg)))
         }
         crate::fs::pipe::F_SETPIPE_SZ | crate::fs::pipe::F_GETPIPE_SZ => crate::fs::pipe::fcntl_pipe_size(file.as_ref(), cmd, arg),
+        F_ADD_SEALS => file.add_seals(u32::try_from(arg).map_err(|_| errno!(EINVAL))?).map(|()| 0),
+        F_GET_SEALS => file.seals().map(u64::from),
         _ => error!(EINVAL),
     }
 }

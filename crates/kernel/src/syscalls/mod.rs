@@ -7,6 +7,7 @@ mod fs;
 mod futex;
 mod info;
 mod lock;
+mod memfd;
 mod mm;
 mod namei;
 pub mod names;
@@ -31,6 +32,7 @@ use fs::*;
 use futex::*;
 use info::*;
 use lock::sys_flock;
+use memfd::sys_memfd_create;
 use mm::*;
 use namei::*;
 use open::*;
@@ -231,6 +233,7 @@ syscall_table! {
     eventfd2(initval: u32, flags: i32) => Supported;
     epoll_create1(flags: i32) => Supported;
     pipe2(fds: UserAddr, flags: i32) => Partial("O_NOTIFICATION_PIPE is ENOPKG");
+    memfd_create(name: UserCStr, flags: u32) => Partial("no writable MAP_SHARED mappings (ENODEV) and no MFD_HUGETLB (EINVAL); seals are kept and enforced on write and truncate");
     epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserRef<Timespec>, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
 }
 

@@ -187,7 +187,7 @@ pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) 
     }
     let argv = read_string_array(t, argv)?;
     let envp = read_string_array(t, envp)?;
-    t.do_execve(String::from_utf8_lossy(&p).into_owned(), argv, envp)
+    t.do_execve(String::from_utf8_lossy(&p).into_owned(), None, argv, envp)
 }
 
 const AT_EMPTY_PATH: i32 = 0x1000;
@@ -205,7 +205,7 @@ pub fn sys_execveat(t: &mut Task, dirfd: i32, path: UserCStr, argv: UserAddr, en
     }
     let argv = read_string_array(t, argv)?;
     let envp = read_string_array(t, envp)?;
-    t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), argv, envp)
+    t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), Some(d), argv, envp)
 }
 
 const WNOHANG: u32 = 1;

@@ -8,7 +8,7 @@ use crate::loader::{self, ExecError, LoadedImage};
 use crate::mm::MemoryManager;
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
-use crate::vfs::{Follow, FsContext};
+use crate::vfs::{Dentry, Follow, FsContext};
 use rvisor_abi::{errno, Errno, SysResult};
 use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
@@ -21,12 +21,17 @@ const MAX_SHEBANG: usize = 256;
 /// Reads an executable file through the VFS: it must be a regular file with an
 /// execute bit (EACCES otherwise).
 pub fn read_executable(fs: &FsContext, path: &[u8], need_exec: bool) -> SysResult<Vec<u8>> {
-    let d = walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?;
+    read_image(&walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?, need_exec)
+}
+
+/// The whole of the regular file `d` (EACCES for anything else, or without an
+/// execute bit when `need_exec`).
+fn read_image(d: &Arc<Dentry>, need_exec: bool) -> SysResult<Vec<u8>> {
     let st = d.inode.stat()?;
     if st.st_mode & S_IFMT != S_IFREG || (need_exec && st.st_mode & 0o111 == 0) {
         return Err(errno!(EACCES));
     }
-    let file = d.inode.open(&d, OpenFlags(0))?;
+    let file = d.inode.open(d, OpenFlags(0))?;
     let mut buf = vec![0u8; st.st_size.max(0) as usize];
     let n = file.read_at(0, &mut buf)?;
     buf.truncate(n);
@@ -42,10 +47,16 @@ pub struct Program {
     pub argv: Vec<Vec<u8>>,
 }
 
-pub fn find_program(fs: &FsContext, path: &str, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+/// `opened`: the file already resolved for `path` (execveat, fexecve of a file
+/// that no path reaches, like a memfd).
+pub fn find_program(fs: &FsContext, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
     let mut path = path.to_string();
     for _ in 0..=MAX_SCRIPT_DEPTH {
-        let image = read_executable(fs, path.as_bytes(), true).map_err(|e| ExecError::Errno(e.code))?;
+        let image = match opened.take() {
+            Some(d) => read_image(&d, true),
+            None => read_executable(fs, path.as_bytes(), true),
+        }
+        .map_err(|e| ExecError::Errno(e.code))?;
         if image.starts_with(b"#!") {
             let line = &image[2..image.len().min(MAX_SHEBANG)];
             let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
@@ -83,8 +94,8 @@ pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp
 }
 
 impl Task {
-    pub fn do_execve(&mut self, path: String, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let prog = find_program(&self.fs, &path, argv).map_err(|e| match e {
+    pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
+        let prog = find_program(&self.fs, &path, opened, argv).map_err(|e| match e {
             ExecError::Errno(c) => Errno::new(c),
             ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),

@@ -26,6 +26,12 @@ impl Dentry {
         Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default() })
     }
 
+    /// A name for a file that is in no directory (a memfd): it has a path for
+    /// /proc/self/fd, under `parent`, but no walk can reach it.
+    pub fn unlinked(parent: &Arc<Dentry>, name: Vec<u8>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default() })
+    }
+
     pub fn is_dir(&self) -> bool {
         self.inode.kind() == S_IFDIR
     }

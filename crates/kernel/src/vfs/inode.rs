@@ -41,6 +41,7 @@ impl OpenFlags {
     pub const ACCMODE: u32 = 3;
     pub const WRONLY: u32 = 1;
     pub const RDWR: u32 = 2;
+    pub const LARGEFILE: u32 = 0o100000;
     pub const CREAT: u32 = 0o100;
     pub const EXCL: u32 = 0o200;
     pub const NOCTTY: u32 = 0o400;

@@ -90,6 +90,14 @@ pub trait FileDescription: Send + Sync {
     fn epoll(&self) -> Option<&crate::fs::epoll::Epoll> {
         None
     }
+    /// F_GET_SEALS: the file's seals; only tmpfs files have any.
+    fn seals(&self) -> SysResult<u32> {
+        error!(EINVAL)
+    }
+    /// F_ADD_SEALS.
+    fn add_seals(&self, _seals: u32) -> SysResult<()> {
+        error!(EINVAL)
+    }
     /// For calls that work on one kind of file (timerfd_settime...).
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
