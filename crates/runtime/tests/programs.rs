@@ -428,6 +428,19 @@ fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192")]));
 }
 
+/// Named FIFOs: mkfifo/mknod, the blocking open rendezvous, O_NONBLOCK rules, EINTR.
+#[test]
+fn fifos() {
+    compare("fifos", "fifo", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "reader got: hello from child"),
+            expect_stdout_has_line(o, "round 1 child status: 0"),
+            expect_stdout_has_line(o, "write-only non-blocking, no reader: ENXIO"),
+        ])
+    });
+}
+
 /// memfd_create: read/write/truncate/mmap, its /proc/self/fd name, seals, fexecve.
 #[test]
 fn memfd() {

@@ -233,6 +233,16 @@ impl Inode for OverlayInode {
         up.create(name, mode)
     }
 
+    fn mkfifo(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        let up = self.copy_up()?;
+        self.clear_whiteout(&up, name)?;
+        up.mkfifo(name, mode)
+    }
+
+    fn fifo(&self) -> Option<Arc<crate::fs::pipe::Pipe>> {
+        self.upper()?.fifo()
+    }
+
     fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
         let up = self.copy_up()?;
         let over_whiteout = up.lookup(name).is_ok_and(|i| is_whiteout(&i));

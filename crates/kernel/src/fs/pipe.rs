@@ -16,8 +16,10 @@
 //! its own buffers, never merged, and a read takes at most one buffer, dropping
 //! what does not fit in the reader's buffer.
 //!
-//! Named FIFOs are not done yet; `Pipe` counts readers and writers so they can
-//! open more ends.
+//! A named FIFO (mknod S_IFIFO on tmpfs) is a `Pipe` its inode keeps; each open
+//! makes another end. A blocking open waits for the other side by generation:
+//! a reader waits until some writer has opened since it came (not until one is
+//! still open), so a writer that opens and closes at once still wakes it.
 
 use crate::vfs::StatusFlags;
 use super::user_io::RangeCursor;
@@ -25,7 +27,7 @@ use crate::mm::UserBuffers;
 use crate::task::signals::{send_to_thread, SigInfo, SI_USER};
 use crate::task::Task;
 use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
-use crate::vfs::{FileDescription, WaitQueue};
+use crate::vfs::{Dentry, FileDescription, WaitQueue};
 use rvisor_abi::structs::{Stat, Timespec};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::collections::VecDeque;
@@ -47,6 +49,8 @@ pub const FIONREAD: u32 = 0x541B;
 pub const FIONBIO: u32 = 0x5421;
 
 pub const O_WRONLY: u32 = 0o1;
+const O_ACCMODE: u32 = 0o3;
+const O_RDWR: u32 = 0o2;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_DIRECT: u32 = 0o40000;
 
@@ -74,6 +78,9 @@ struct State {
     slots: usize,
     readers: usize,
     writers: usize,
+    /// Ends ever opened for reading and for writing (FIFO opens wait on these).
+    readers_opened: u64,
+    writers_opened: u64,
 }
 
 impl State {
@@ -338,16 +345,20 @@ pub struct PipeFile {
     readable: bool,
     writable: bool,
     flags: StatusFlags,
+    /// A FIFO's name in the tree (fstat and /proc/self/fd show it); None for pipe(2).
+    fifo: Option<Arc<Dentry>>,
 }
 
 impl PipeFile {
-    fn new(pipe: Arc<Pipe>, readable: bool, writable: bool, flags: u32) -> PipeFile {
+    fn new(pipe: Arc<Pipe>, readable: bool, writable: bool, flags: u32, fifo: Option<Arc<Dentry>>) -> PipeFile {
         {
             let mut st = pipe.lock();
             st.readers += readable as usize;
             st.writers += writable as usize;
+            st.readers_opened += readable as u64;
+            st.writers_opened += writable as u64;
         }
-        PipeFile { pipe, readable, writable, flags: StatusFlags::new(flags) }
+        PipeFile { pipe, readable, writable, flags: StatusFlags::new(flags), fifo }
     }
 
     fn nonblock(&self) -> bool {
@@ -372,21 +383,70 @@ impl Pipe {
     /// An empty pipe with no ends yet, owned by `t`'s effective ids.
     pub fn new(t: &Task) -> Arc<Pipe> {
         let creds = t.tg.creds();
+        Pipe::with_owner(creds.euid, creds.egid, crate::time::to_timespec(t.kernel.clocks.realtime_ns()))
+    }
+
+    /// The pipe behind a FIFO inode: its ends stat as the inode, so the owner
+    /// and time here are never shown.
+    pub fn for_fifo() -> Arc<Pipe> {
+        Pipe::with_owner(0, 0, Timespec { tv_sec: 0, tv_nsec: 0 })
+    }
+
+    fn with_owner(uid: u32, gid: u32, ctime: Timespec) -> Arc<Pipe> {
         Arc::new(Pipe {
-            state: Mutex::new(State { bufs: VecDeque::new(), slots: DEFAULT_SLOTS, readers: 0, writers: 0 }),
+            state: Mutex::new(State { bufs: VecDeque::new(), slots: DEFAULT_SLOTS, readers: 0, writers: 0, readers_opened: 0, writers_opened: 0 }),
             rd_queue: WaitQueue::default(),
             wr_queue: WaitQueue::default(),
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            uid: creds.euid,
-            gid: creds.egid,
-            ctime: crate::time::to_timespec(t.kernel.clocks.realtime_ns()),
+            uid,
+            gid,
+            ctime,
         })
     }
 
-    /// Opens an end (for FIFOs: O_RDWR opens both at once). `flags` are the
-    /// status flags F_GETFL reports (access mode, O_NONBLOCK, O_DIRECT).
-    pub fn open(self: &Arc<Pipe>, readable: bool, writable: bool, flags: u32) -> Arc<PipeFile> {
-        Arc::new(PipeFile::new(self.clone(), readable, writable, flags))
+    /// Opens an end of an anonymous pipe. `flags` are the status flags F_GETFL
+    /// reports (access mode, O_NONBLOCK, O_DIRECT).
+    fn open(self: &Arc<Pipe>, readable: bool, writable: bool, flags: u32) -> Arc<PipeFile> {
+        Arc::new(PipeFile::new(self.clone(), readable, writable, flags, None))
+    }
+
+    /// open(2) of the FIFO at `dentry`: O_RDWR opens both ends at once; a
+    /// blocking read-only (write-only) open waits for a writer (reader);
+    /// a non-blocking write-only open without a reader is ENXIO.
+    pub fn open_fifo(self: &Arc<Pipe>, t: &Task, dentry: Arc<Dentry>, flags: u32) -> SysResult<Arc<PipeFile>> {
+        let (readable, writable) = match flags & O_ACCMODE {
+            0 => (true, false),
+            O_WRONLY => (false, true),
+            O_RDWR => (true, true),
+            _ => return error!(EINVAL),
+        };
+        let nonblock = flags & O_NONBLOCK != 0;
+        // The other side's open count before ours: any later change is a partner.
+        let partner_before = {
+            let st = self.lock();
+            if writable && !readable && nonblock && st.readers == 0 {
+                return error!(ENXIO);
+            }
+            match (readable, writable) {
+                (true, false) if st.writers == 0 => Some(st.writers_opened),
+                (false, true) if st.readers == 0 => Some(st.readers_opened),
+                _ => None,
+            }
+        };
+        let file = Arc::new(PipeFile::new(self.clone(), readable, writable, flags & (O_ACCMODE | O_NONBLOCK), Some(dentry)));
+        let all = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+        self.rd_queue.notify_events(all);
+        self.wr_queue.notify_events(all);
+        let Some(before) = partner_before.filter(|_| !nonblock) else { return Ok(file) };
+        let queue = if readable { &self.rd_queue } else { &self.wr_queue };
+        queue.register(&t.thread);
+        let r = t.block_until(None, || {
+            let st = self.lock();
+            (if readable { st.writers_opened } else { st.readers_opened }) != before
+        });
+        queue.unregister(&t.thread);
+        // Interrupted: dropping `file` closes the end again.
+        r.map(|_| file)
     }
 }
 
@@ -432,6 +492,9 @@ impl FileDescription for PipeFile {
     }
 
     fn stat(&self) -> SysResult<Stat> {
+        if let Some(d) = &self.fifo {
+            return d.inode.stat();
+        }
         let p = &self.pipe;
         let mut st = Stat::zeroed();
         st.st_dev = PIPEFS_DEV;
@@ -505,5 +568,9 @@ impl FileDescription for PipeFile {
 
     fn pipe(&self) -> Option<&Arc<Pipe>> {
         Some(&self.pipe)
+    }
+
+    fn dentry(&self) -> Option<Arc<Dentry>> {
+        self.fifo.clone()
     }
 }

@@ -4,7 +4,8 @@
 use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
-use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use super::pipe::Pipe;
+use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
@@ -55,6 +56,7 @@ enum Content {
     Dir(BTreeMap<Vec<u8>, Arc<TmpInode>>),
     File { pages: BTreeMap<u64, FileRange>, size: u64 },
     Symlink(Vec<u8>),
+    Fifo(Arc<Pipe>),
 }
 
 struct Meta {
@@ -220,6 +222,7 @@ impl Inode for TmpInode {
             Content::File { size, .. } => *size,
             Content::Symlink(t) => t.len() as u64,
             Content::Dir(_) => 4096,
+            Content::Fifo(_) => 0,
         };
         let mut s = Stat::zeroed();
         s.st_dev = self.fs.dev;
@@ -259,8 +262,11 @@ impl Inode for TmpInode {
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
-        if self.kind() == S_IFDIR {
-            return Ok(Arc::new(DirFile::new(dentry.clone(), flags.0)));
+        match self.kind() {
+            S_IFDIR => return Ok(Arc::new(DirFile::new(dentry.clone(), flags.0))),
+            // A FIFO's ends come from `fifo()`, opened by the open syscall (it may block).
+            S_IFIFO => return error!(ENXIO),
+            _ => {}
         }
         if flags.0 & OpenFlags::TRUNC != 0 && flags.writable() {
             self.truncate(0)?;
@@ -286,6 +292,17 @@ impl Inode for TmpInode {
 
     fn symlink(&self, name: &[u8], target: &[u8]) -> SysResult<Arc<dyn Inode>> {
         self.add(name, S_IFLNK | 0o777, Content::Symlink(target.to_vec()))
+    }
+
+    fn mkfifo(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, S_IFIFO | (mode & 0o7777), Content::Fifo(Pipe::for_fifo()))
+    }
+
+    fn fifo(&self) -> Option<Arc<Pipe>> {
+        match &self.lock().1 {
+            Content::Fifo(p) => Some(p.clone()),
+            _ => None,
+        }
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {

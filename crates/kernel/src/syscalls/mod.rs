@@ -109,6 +109,7 @@ syscall_table! {
     fchdir(fd: Fd) => Supported;
     rename(oldpath: UserCStr, newpath: UserCStr) => Supported;
     mkdir(path: UserCStr, mode: u32) => Supported;
+    mknod(path: UserCStr, mode: u32, dev: u32) => Partial("regular files and FIFOs; device and socket nodes are EPERM");
     rmdir(path: UserCStr) => Supported;
     creat(path: UserCStr, mode: u32) => Supported;
     link(oldpath: UserCStr, newpath: UserCStr) => Supported;
@@ -197,6 +198,7 @@ syscall_table! {
     getdents64(fd: Fd, buf: UserAddr, count: usize) => Supported;
     openat(dirfd: i32, path: UserCStr, flags: u32, mode: u32) => Supported;
     mkdirat(dirfd: i32, path: UserCStr, mode: u32) => Supported;
+    mknodat(dirfd: i32, path: UserCStr, mode: u32, dev: u32) => Partial("regular files and FIFOs; device and socket nodes are EPERM");
     fchownat(dirfd: i32, path: UserCStr, uid: u32, gid: u32, flags: i32) => Supported;
     unlinkat(dirfd: i32, path: UserCStr, flags: i32) => Supported;
     renameat(olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr) => Supported;

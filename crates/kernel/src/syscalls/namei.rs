@@ -5,7 +5,7 @@ use super::args::UserCStr;
 use super::open::{lookup_at, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use crate::mm::UserRef;
 use crate::task::Task;
-use crate::vfs::inode::{SetAttr, S_IFDIR};
+use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{error, SysResult, UserAddr};
@@ -36,6 +36,34 @@ pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysRe
 
 pub fn sys_mkdir(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
     sys_mkdirat(t, AT_FDCWD, path, mode)
+}
+
+/// Makes regular files and FIFOs; the sandbox makes no device or socket nodes.
+pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u32) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let (dir, name) = parent_at(t, dirfd, &p)?;
+    let perm = mode & !t.fs.umask() & 0o7777;
+    let kind = mode & S_IFMT;
+    if !matches!(kind, 0 | S_IFREG | S_IFIFO | S_IFCHR | S_IFBLK | S_IFSOCK) {
+        return error!(EINVAL);
+    }
+    if name == b"." || name == b".." || dir.child(&name).is_ok() {
+        return error!(EEXIST);
+    }
+    if read_only(&dir) {
+        return error!(EROFS);
+    }
+    match kind {
+        0 | S_IFREG => dir.inode.create(&name, perm)?,
+        S_IFIFO => dir.inode.mkfifo(&name, perm)?,
+        _ => return error!(EPERM),
+    };
+    dir.forget(&name);
+    Ok(())
+}
+
+pub fn sys_mknod(t: &mut Task, path: UserCStr, mode: u32, dev: u32) -> SysResult<()> {
+    sys_mknodat(t, AT_FDCWD, path, mode, dev)
 }
 
 pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> SysResult<()> {

@@ -129,7 +129,10 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
     }
-    let file = dentry.inode.open(&dentry, of)?;
+    let file: Arc<dyn crate::vfs::FileDescription> = match dentry.inode.fifo() {
+        Some(pipe) => pipe.open_fifo(t, dentry.clone(), of.0)?,
+        None => dentry.inode.open(&dentry, of)?,
+    };
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
 }
 

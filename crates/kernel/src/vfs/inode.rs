@@ -120,6 +120,16 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// mknod of a FIFO, the one special file the sandbox can make.
+    fn mkfifo(&self, _name: &[u8], _mode: u32) -> SysResult<Arc<dyn Inode>> {
+        error!(EPERM)
+    }
+
+    /// The pipe behind a FIFO made by `mkfifo` (open(2) gives an end of it).
+    fn fifo(&self) -> Option<Arc<crate::fs::pipe::Pipe>> {
+        None
+    }
+
     fn symlink(&self, _name: &[u8], _target: &[u8]) -> SysResult<Arc<dyn Inode>> {
         error!(EROFS)
     }
