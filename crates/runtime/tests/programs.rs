@@ -441,6 +441,14 @@ fn fifos() {
     });
 }
 
+/// open(O_TMPFILE) and naming the file later with linkat.
+#[test]
+fn tmpfile() {
+    compare("tmpfile", "tmpfile", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "content by name: data"), expect_stdout_has_line(o, "O_EXCL open: ok, linkat: ENOENT")])
+    });
+}
+
 /// memfd_create: read/write/truncate/mmap, its /proc/self/fd name, seals, fexecve.
 #[test]
 fn memfd() {

@@ -42,6 +42,16 @@ impl Tmpfs {
         drop(st);
         inode
     }
+
+    /// An O_TMPFILE file: in no directory until linkat gives it a name, which
+    /// only a `linkable` one (opened without O_EXCL) may get.
+    fn tmpfile(self: &Arc<Self>, mode: u32, linkable: bool) -> Arc<dyn Inode> {
+        let inode = self.unlinked_file(mode, false);
+        if let Some(t) = inode.as_any().downcast_ref::<TmpInode>() {
+            t.lock().0.linkable = linkable;
+        }
+        inode
+    }
 }
 
 /// File seals (fcntl F_ADD_SEALS / F_GET_SEALS).
@@ -70,6 +80,8 @@ struct Meta {
     /// F_SEAL_*: every tmpfs file starts sealed against sealing, except a memfd
     /// made with MFD_ALLOW_SEALING.
     seals: u32,
+    /// With no links left, linkat may still name it (O_TMPFILE without O_EXCL).
+    linkable: bool,
 }
 
 pub struct TmpInode {
@@ -93,7 +105,7 @@ impl TmpInode {
             fs: fs.clone(),
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
-            state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t, seals: F_SEAL_SEAL }, content)),
+            state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t, seals: F_SEAL_SEAL, linkable: false }, content)),
         })
     }
 
@@ -294,6 +306,13 @@ impl Inode for TmpInode {
         self.add(name, S_IFLNK | 0o777, Content::Symlink(target.to_vec()))
     }
 
+    fn tmpfile(&self, mode: u32, linkable: bool) -> SysResult<Arc<dyn Inode>> {
+        if self.kind() != S_IFDIR {
+            return error!(ENOTDIR);
+        }
+        Ok(self.fs.tmpfile(mode, linkable))
+    }
+
     fn mkfifo(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
         self.add(name, S_IFIFO | (mode & 0o7777), Content::Fifo(Pipe::for_fifo()))
     }
@@ -309,6 +328,12 @@ impl Inode for TmpInode {
         let t = tmp(target)?.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
         if t.kind() == S_IFDIR {
             return error!(EPERM);
+        }
+        {
+            let ts = t.lock();
+            if ts.0.nlink == 0 && !ts.0.linkable {
+                return error!(ENOENT);
+            }
         }
         let mut st = self.lock();
         let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };

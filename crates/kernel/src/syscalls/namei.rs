@@ -197,6 +197,9 @@ pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32,
     }
     let np = read_path(t, newpath)?;
     let (dir, name) = writable_parent(t, newdirfd, &np)?;
+    if !std::sync::Weak::ptr_eq(&src.mount, &dir.mount) {
+        return error!(EXDEV);
+    }
     if dir.child(&name).is_ok() {
         return error!(EEXIST);
     }

@@ -73,7 +73,7 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
     }
     let of = OpenFlags(flags);
     if flags & OpenFlags::TMPFILE == OpenFlags::TMPFILE {
-        return error!(EOPNOTSUPP);
+        return open_tmpfile(t, dirfd, path, of, mode);
     }
     let follow = if flags & OpenFlags::NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
     let dentry = if flags & OpenFlags::CREAT != 0 {
@@ -134,6 +134,27 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
         None => dentry.inode.open(&dentry, of)?,
     };
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
+}
+
+/// open(O_TMPFILE): an unnamed file in the directory at `path` (tmpfs only; other
+/// file systems say EOPNOTSUPP, as Linux's do, and callers fall back).
+fn open_tmpfile(t: &mut Task, dirfd: i32, path: &[u8], of: OpenFlags, mode: u32) -> SysResult<Fd> {
+    if !of.writable() {
+        return error!(EINVAL);
+    }
+    let start = start_dir(t, dirfd, path)?;
+    let dir = walk(&t.fs.root(), &start, path, Follow::Yes)?;
+    if !dir.is_dir() {
+        return error!(ENOTDIR);
+    }
+    if read_only(&dir) {
+        return error!(EROFS);
+    }
+    let inode = dir.inode.tmpfile(mode & !t.fs.umask() & 0o7777, of.0 & OpenFlags::EXCL == 0)?;
+    let name = format!("#{} (deleted)", inode.stat()?.st_ino).into_bytes();
+    let dentry = Dentry::unlinked(&dir, name, inode.clone());
+    let file = inode.open(&dentry, OpenFlags(of.0 & !OpenFlags::TMPFILE))?;
+    t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, of.0 & OpenFlags::CLOEXEC != 0)
 }
 
 pub fn sys_open(t: &mut Task, path: UserCStr, flags: u32, mode: u32) -> SysResult<Fd> {

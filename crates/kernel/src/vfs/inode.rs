@@ -120,6 +120,11 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// open(O_TMPFILE) in this directory: a file with no name yet.
+    fn tmpfile(&self, _mode: u32, _linkable: bool) -> SysResult<Arc<dyn Inode>> {
+        error!(EOPNOTSUPP)
+    }
+
     /// mknod of a FIFO, the one special file the sandbox can make.
     fn mkfifo(&self, _name: &[u8], _mode: u32) -> SysResult<Arc<dyn Inode>> {
         error!(EPERM)
