@@ -449,6 +449,14 @@ fn tmpfile() {
     });
 }
 
+/// splice, tee, vmsplice, and sendfile into a pipe.
+#[test]
+fn splice_and_tee() {
+    compare("splice_and_tee", "splice", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "pipe holds the slice: yes"), expect_stdout_has_line(o, "original still there: teedata")])
+    });
+}
+
 /// memfd_create: read/write/truncate/mmap, its /proc/self/fd name, seals, fexecve.
 #[test]
 fn memfd() {

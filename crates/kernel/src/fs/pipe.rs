@@ -293,26 +293,114 @@ impl Pipe {
                     return Ok(written);
                 }
             }
-            if nonblock {
-                return partial(written, errno!(EAGAIN));
-            }
-            if t.signal_pending() {
-                return partial(written, errno!(ERESTARTSYS));
-            }
             drop(st);
-            if written > 0 {
-                self.rd_queue.notify_events(POLLIN | POLLRDNORM);
-            }
-            self.wr_queue.register(&t.thread);
-            let r = t.block_until(None, || {
-                let st = self.lock();
-                !st.full() || st.readers == 0
-            });
-            self.wr_queue.unregister(&t.thread);
-            if let Err(e) = r {
+            if let Err(e) = self.wait_for_room(t, nonblock, written) {
                 return partial(written, e);
             }
         }
+    }
+}
+
+impl Pipe {
+    /// Up to `max` bytes for splice, tee and sendfile, waiting (unless
+    /// `nonblock`) for data; empty at EOF. `consume: false` (tee) leaves them in.
+    pub fn take(&self, t: &Task, max: usize, nonblock: bool, consume: bool) -> SysResult<Vec<u8>> {
+        loop {
+            if max == 0 || !self.wait_readable(t, nonblock)? {
+                return Ok(Vec::new());
+            }
+            let mut st = self.lock();
+            let was_full = st.full();
+            let mut out = Vec::new();
+            if consume {
+                while out.len() < max {
+                    let Some(b) = st.bufs.front_mut() else { break };
+                    let k = b.len().min(max - out.len());
+                    out.extend_from_slice(&b.data[b.off..b.off + k]);
+                    b.off += k;
+                    if b.len() == 0 {
+                        st.bufs.pop_front();
+                    }
+                }
+            } else {
+                for b in &st.bufs {
+                    let k = b.len().min(max - out.len());
+                    out.extend_from_slice(&b.data[b.off..b.off + k]);
+                    if out.len() == max {
+                        break;
+                    }
+                }
+            }
+            drop(st);
+            if out.is_empty() {
+                // Another reader took it first.
+                continue;
+            }
+            if consume && was_full {
+                self.wr_queue.notify_events(POLLOUT | POLLWRNORM);
+            }
+            return Ok(out);
+        }
+    }
+
+    /// A writer that found the pipe full (having put `written` bytes in so far)
+    /// waits for room or for the last reader to go; EAGAIN if `nonblock`. The
+    /// caller holds no pipe lock.
+    fn wait_for_room(&self, t: &Task, nonblock: bool, written: usize) -> SysResult<()> {
+        if nonblock {
+            return error!(EAGAIN);
+        }
+        if t.signal_pending() {
+            return error!(ERESTARTSYS);
+        }
+        if written > 0 {
+            self.rd_queue.notify_events(POLLIN | POLLRDNORM);
+        }
+        self.wr_queue.register(&t.thread);
+        let r = t.block_until(None, || {
+            let st = self.lock();
+            !st.full() || st.readers == 0
+        });
+        self.wr_queue.unregister(&t.thread);
+        r.map(|_| ())
+    }
+
+    /// EPIPE (and SIGPIPE) if no reader is left: splice checks before it reads.
+    pub fn ensure_reader(&self, t: &Task) -> SysResult<()> {
+        if self.lock().readers == 0 {
+            sigpipe(t);
+            return error!(EPIPE);
+        }
+        Ok(())
+    }
+
+    /// Writes Sentry bytes (splice, tee, sendfile into a pipe), waiting for room
+    /// unless `nonblock`; with no reader left, SIGPIPE and EPIPE.
+    pub fn put(&self, t: &Task, data: &[u8], nonblock: bool) -> SysResult<usize> {
+        let partial = |written: usize, e: rvisor_abi::Errno| if written > 0 { Ok(written) } else { Err(e) };
+        let mut written = 0;
+        let r = loop {
+            let mut st = self.lock();
+            if st.readers == 0 {
+                drop(st);
+                sigpipe(t);
+                break partial(written, errno!(EPIPE));
+            }
+            while !st.full() && written < data.len() {
+                let k = PAGE.min(data.len() - written);
+                st.bufs.push_back(Buf { data: data[written..written + k].to_vec(), off: 0, packet: false });
+                written += k;
+            }
+            if written == data.len() {
+                break Ok(written);
+            }
+            drop(st);
+            if let Err(e) = self.wait_for_room(t, nonblock, written) {
+                break partial(written, e);
+            }
+        };
+        self.rd_queue.notify_events(POLLIN | POLLRDNORM);
+        r
     }
 }
 
@@ -572,5 +660,15 @@ impl FileDescription for PipeFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         self.fifo.clone()
+    }
+
+    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        if !self.writable {
+            return error!(EBADF);
+        }
+        self.pipe.put(t, data, self.nonblock())
     }
 }

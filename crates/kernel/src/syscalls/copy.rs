@@ -1,5 +1,6 @@
-//! Copying between files in the Sentry: sendfile and copy_file_range (the data
-//! goes through a Sentry buffer; no page is shared).
+//! Copying between files in the Sentry: sendfile, copy_file_range, splice, tee and
+//! vmsplice (the data goes through a Sentry buffer; no page is shared, so a
+//! splice is a copy, as Linux's is for most files).
 
 use crate::mm::UserRef;
 use crate::task::Task;
@@ -10,8 +11,12 @@ use std::sync::Arc;
 /// Bytes moved per step.
 const CHUNK: usize = 64 << 10;
 
-/// Reads up to `len` bytes from `src` at `off` (or its position) into a buffer.
-fn pull(src: &Arc<dyn FileDescription>, off: Option<u64>, len: usize) -> SysResult<Vec<u8>> {
+/// Reads up to `len` bytes from `src` at `off` (or its position) into a buffer;
+/// from a pipe, waiting for data unless `nonblock`.
+fn pull(t: &Task, src: &Arc<dyn FileDescription>, off: Option<u64>, len: usize, nonblock: bool) -> SysResult<Vec<u8>> {
+    if let Some(p) = src.pipe() {
+        return p.take(t, len.min(CHUNK), nonblock, true);
+    }
     let mut buf = vec![0u8; len.min(CHUNK)];
     let n = match off {
         Some(o) => src.read_at(o, &mut buf)?,
@@ -33,7 +38,7 @@ fn transfer(t: &Task, src: &Arc<dyn FileDescription>, dst: &Arc<dyn FileDescript
     }
     let mut done = 0;
     while done < len {
-        let data = pull(src, src_off, len - done)?;
+        let data = pull(t, src, src_off, len - done, src.status_flags() & crate::fs::pipe::O_NONBLOCK != 0)?;
         if data.is_empty() {
             break;
         }
@@ -83,4 +88,91 @@ pub fn sys_copy_file_range(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out
         t.mm.write_obj(off_out, &(o as i64))?;
     }
     Ok(n)
+}
+
+const SPLICE_F_MOVE: u32 = 1;
+const SPLICE_F_NONBLOCK: u32 = 2;
+const SPLICE_F_MORE: u32 = 4;
+const SPLICE_F_GIFT: u32 = 8;
+const SPLICE_FLAGS: u32 = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT;
+
+fn same_pipe(a: &Arc<dyn FileDescription>, b: &Arc<dyn FileDescription>) -> bool {
+    matches!((a.pipe(), b.pipe()), (Some(x), Some(y)) if Arc::ptr_eq(x, y))
+}
+
+/// One step of at most 64 KiB; one side must be a pipe. SPLICE_F_NONBLOCK makes
+/// the pipe sides non-blocking.
+pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off_out: UserRef<i64>, len: usize, flags: u32) -> SysResult<usize> {
+    if flags & !SPLICE_FLAGS != 0 {
+        return error!(EINVAL);
+    }
+    let (src, dst) = (t.fds.get(fd_in)?, t.fds.get(fd_out)?);
+    if !OpenFlags(src.status_flags()).readable() || !OpenFlags(dst.status_flags()).writable() {
+        return error!(EBADF);
+    }
+    if (src.pipe().is_none() && dst.pipe().is_none()) || same_pipe(&src, &dst) {
+        return error!(EINVAL);
+    }
+    if (src.pipe().is_some() && !off_in.is_null()) || (dst.pipe().is_some() && !off_out.is_null()) {
+        return error!(ESPIPE);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let (si, so) = (read_off(t, off_in)?, read_off(t, off_out)?);
+    if let Some(p) = dst.pipe() {
+        p.ensure_reader(t)?;
+    }
+    let nonblock = |f: &Arc<dyn FileDescription>| flags & SPLICE_F_NONBLOCK != 0 || f.status_flags() & crate::fs::pipe::O_NONBLOCK != 0;
+    let data = pull(t, &src, si, len, nonblock(&src))?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let n = match dst.pipe() {
+        Some(p) => p.put(t, &data, nonblock(&dst))?,
+        None => dst.write_from(t, &data, so)?,
+    };
+    if let Some(o) = si {
+        t.mm.write_obj(off_in, &((o + n as u64) as i64))?;
+    }
+    if let Some(o) = so {
+        t.mm.write_obj(off_out, &((o + n as u64) as i64))?;
+    }
+    Ok(n)
+}
+
+/// Copies (without consuming) up to `len` bytes from one pipe into another.
+pub fn sys_tee(t: &mut Task, fd_in: Fd, fd_out: Fd, len: usize, flags: u32) -> SysResult<usize> {
+    if flags & !SPLICE_FLAGS != 0 {
+        return error!(EINVAL);
+    }
+    let (src, dst) = (t.fds.get(fd_in)?, t.fds.get(fd_out)?);
+    let (Some(pin), Some(pout)) = (src.pipe(), dst.pipe()) else { return error!(EINVAL) };
+    if !OpenFlags(src.status_flags()).readable() || !OpenFlags(dst.status_flags()).writable() || same_pipe(&src, &dst) {
+        return error!(EINVAL);
+    }
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0;
+    let data = pin.take(t, len.min(CHUNK), nonblock, false)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    pout.put(t, &data, nonblock)
+}
+
+/// vmsplice: user memory into a pipe's write end (as writev), or a read end's
+/// data into user memory (as readv).
+pub fn sys_vmsplice(t: &mut Task, fd: Fd, iov: rvisor_abi::UserAddr, nr_segs: usize, flags: u32) -> SysResult<usize> {
+    if flags & !SPLICE_FLAGS != 0 {
+        return error!(EINVAL);
+    }
+    let file = t.fds.get(fd)?;
+    if file.pipe().is_none() {
+        return error!(EBADF);
+    }
+    let bufs = t.mm.read_iovecs(iov, nr_segs)?;
+    if OpenFlags(file.status_flags()).writable() {
+        file.write(t, &bufs, None)
+    } else {
+        file.read(t, &bufs, None)
+    }
 }

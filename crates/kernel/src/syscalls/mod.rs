@@ -76,8 +76,11 @@ syscall_table! {
     pwritev(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) => Supported;
     preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, pos_h: i64, flags: i32) => Partial("RWF_* flags are accepted and ignored");
     pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, pos_h: i64, flags: i32) => Partial("RWF_* flags are accepted and ignored");
-    sendfile(out_fd: Fd, in_fd: Fd, offset: UserRef<i64>, count: usize) => Partial("into host streams and tmpfs files; not into pipes yet");
+    sendfile(out_fd: Fd, in_fd: Fd, offset: UserRef<i64>, count: usize) => Supported;
     copy_file_range(fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off_out: UserRef<i64>, len: usize, flags: u32) => Supported;
+    splice(fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off_out: UserRef<i64>, len: usize, flags: u32) => Partial("a copy through the Sentry, at most 64 KiB per call");
+    tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32) => Supported;
+    vmsplice(fd: Fd, iov: UserAddr, nr_segs: usize, flags: u32) => Partial("copies, as writev/readv on the pipe; SPLICE_F_GIFT is ignored");
     close_range(first: u32, last: u32, flags: u32) => Supported;
     fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => Partial("allocation and FALLOC_FL_KEEP_SIZE; no hole punching");
     writev(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
