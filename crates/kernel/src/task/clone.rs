@@ -212,8 +212,11 @@ impl Task {
             if let Some(at) = spec.set_child_tid {
                 let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
             }
-            let _ = tx.send(Ok(mm.clone()));
-            let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs };
+            let resources = super::Resources { mm: mm.clone(), fds: spec.fds, fs: spec.fs };
+            // Published before the parent returns from clone, so /proc/<pid> (cmdline,
+            // maps, fd/) reads the child's memory and files at once, as on Linux.
+            spec.thread.set_resources(Some(resources.clone()));
+            let _ = tx.send(Ok(mm));
             let mut task = Task::new(kernel, spec.thread, resources, spec.cpu, ctx);
             task.clear_child_tid = spec.clear_child_tid;
             task.vfork_parent = spec.vfork_parent;
