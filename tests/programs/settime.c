@@ -1,8 +1,58 @@
-// Sets the realtime clock a day ahead (never run natively: it would move the host's).
+// Sets the realtime clock (never run natively: it would move the host's): a
+// TFD_TIMER_CANCEL_ON_SET timerfd is cancelled, then the clock moves a day ahead.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
+
+// A timerfd armed absolute on CLOCK_REALTIME with TFD_TIMER_CANCEL_ON_SET.
+static int cancel_on_set_timer(void) {
+    int fd = timerfd_create(CLOCK_REALTIME, 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct itimerspec it = {{0, 0}, {now.tv_sec + 3600, 0}};
+    timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &it, NULL);
+    return fd;
+}
+
+static void *blocked_reader(void *arg) {
+    uint64_t n;
+    ssize_t r = read(*(int *)arg, &n, sizeof n);
+    return (void *)(intptr_t)(r < 0 ? errno : 0);
+}
+
+static void step_clock(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    now.tv_sec += 1;
+    clock_settime(CLOCK_REALTIME, &now);
+}
+
 int main(void) {
+    int tfd = cancel_on_set_timer();
+    struct pollfd pfd = {tfd, POLLIN, 0};
+    printf("before a clock set, readable: %d\n", poll(&pfd, 1, 0));
+    step_clock();
+    printf("after a clock set, readable: %d\n", poll(&pfd, 1, 0));
+    uint64_t n;
+    printf("read: %s\n", read(tfd, &n, sizeof n) < 0 ? strerrorname_np(errno) : "ok");
+    // A reader blocked in read wakes with ECANCELED when the clock is set.
+    int tfd2 = cancel_on_set_timer();
+    pthread_t th;
+    pthread_create(&th, NULL, blocked_reader, &tfd2);
+    void *res;
+    // Blocked or not yet, the reader sees the cancellation of this one clock set.
+    step_clock();
+    pthread_join(th, &res);
+    printf("blocked reader woke with: %s\n", strerrorname_np((int)(intptr_t)res));
+
     struct timespec r0, r1;
     clock_gettime(CLOCK_REALTIME, &r0);
     struct timespec set = {r0.tv_sec + 86400, 0};

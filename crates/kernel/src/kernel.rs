@@ -44,6 +44,7 @@ pub struct Kernel {
     pub cpu_watch: Arc<crate::time::process_timers::CpuWatch>,
     /// Where memfd_create's files live.
     pub memfds: crate::fs::memfd::MemfdFs,
+    pub timerfd_cancel: crate::fs::timerfd::CancelOnSet,
     pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -83,6 +84,7 @@ impl Kernel {
         Ok(Arc::new_cyclic(|me| Kernel {
             mounts: build_mounts(root, &cfg.memory, me.clone(), cpus),
             memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
+            timerfd_cancel: Default::default(),
             platform: cfg.platform,
             memory: cfg.memory,
             clocks,

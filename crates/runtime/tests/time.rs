@@ -44,6 +44,9 @@ fn clock_settime_moves_only_the_sandbox_clock() {
             expect_status(&o, 0),
             expect_stdout_has_line(&o, "clock_settime = 0, realtime moved a day: yes"),
             expect_stdout_has_line(&o, "gettimeofday agrees: yes"),
+            expect_stdout_has_line(&o, "after a clock set, readable: 1"),
+            expect_stdout_has_line(&o, "read: ECANCELED"),
+            expect_stdout_has_line(&o, "blocked reader woke with: ECANCELED"),
             if inside - host_after >= 86000 { Ok(()) } else { Err(format!("sandbox time {inside} not a day ahead of the host's {host_after}")) },
             if host_after - host_before < 60 { Ok(()) } else { Err("the host clock moved".into()) },
         ])

@@ -8,13 +8,45 @@ use crate::time::timers::{TimerAction, TimerId};
 use crate::vfs::{FileDescription, WaitQueue, POLLIN};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The part the timekeeper holds.
 pub struct Expirations {
     pub count: AtomicU64,
     pub queue: WaitQueue,
+    /// Armed absolute on a realtime clock with TFD_TIMER_CANCEL_ON_SET.
+    pub cancel_on_set: AtomicBool,
+    /// The realtime clock was set since: the next read fails with ECANCELED.
+    pub cancelled: AtomicBool,
+}
+
+/// The timerfds ever armed with TFD_TIMER_CANCEL_ON_SET, told when the sandbox's
+/// realtime clock is set. A leaf lock.
+#[derive(Default)]
+pub struct CancelOnSet {
+    list: Mutex<Vec<Weak<Expirations>>>,
+}
+
+impl CancelOnSet {
+    pub fn add(&self, e: &Arc<Expirations>) {
+        let mut l = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|w| w.strong_count() > 0);
+        if !l.iter().any(|w| w.as_ptr() == Arc::as_ptr(e)) {
+            l.push(Arc::downgrade(e));
+        }
+    }
+
+    /// clock_settime or settimeofday moved the realtime clock: as Linux, count a
+    /// tick (so poll sees the fd readable) and make the next read ECANCELED.
+    pub fn clock_was_set(&self) {
+        let live: Vec<Arc<Expirations>> = self.list.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        for e in live.iter().filter(|e| e.cancel_on_set.load(Ordering::Acquire)) {
+            e.cancelled.store(true, Ordering::Release);
+            e.count.fetch_add(1, Ordering::AcqRel);
+            e.queue.notify();
+        }
+    }
 }
 
 impl TimerAction for Expirations {
@@ -35,7 +67,7 @@ const O_NONBLOCK: u32 = 0o4000;
 
 impl TimerFd {
     pub fn new(clock: i32, timer: TimerId, flags: u32) -> TimerFd {
-        TimerFd { clock, timer, expirations: Arc::new(Expirations { count: AtomicU64::new(0), queue: WaitQueue::default() }), flags: StatusFlags::new(2 | flags) }
+        TimerFd { clock, timer, expirations: Arc::new(Expirations { count: AtomicU64::new(0), queue: WaitQueue::default(), cancel_on_set: AtomicBool::new(false), cancelled: AtomicBool::new(false) }), flags: StatusFlags::new(2 | flags) }
     }
 }
 
@@ -57,6 +89,9 @@ impl FileDescription for TimerFd {
             });
             self.expirations.queue.unregister(&t.thread);
             r?;
+        }
+        if self.expirations.cancelled.swap(false, Ordering::AcqRel) {
+            return error!(ECANCELED);
         }
         let (addr, _) = *bufs.iovs.iter().find(|(_, l)| *l >= 8).ok_or_else(|| errno!(EINVAL))?;
         t.mm.write_bytes(addr, &got.to_le_bytes())?;

@@ -191,7 +191,7 @@ syscall_table! {
     timer_getoverrun(timerid: i32) => Supported;
     timer_delete(timerid: i32) => Supported;
     timerfd_create(clock: i32, flags: i32) => Supported;
-    timerfd_settime(fd: Fd, flags: i32, new: UserRef<Itimerspec>, old: UserRef<Itimerspec>) => Partial("TFD_TIMER_CANCEL_ON_SET is accepted but never cancels");
+    timerfd_settime(fd: Fd, flags: i32, new: UserRef<Itimerspec>, old: UserRef<Itimerspec>) => Partial("an absolute CLOCK_REALTIME deadline is fixed when armed: a later clock set does not move it (TFD_TIMER_CANCEL_ON_SET does cancel)");
     timerfd_gettime(fd: Fd, cur: UserRef<Itimerspec>) => Supported;
     clock_nanosleep(clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     exit_group(code: i32) => Supported;

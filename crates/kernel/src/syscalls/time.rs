@@ -117,6 +117,7 @@ pub fn sys_clock_settime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> Sys
         0 => {
             may_set_time(t)?;
             t.kernel.clocks.source.set_realtime_ns(ts.as_ns());
+            t.kernel.timerfd_cancel.clock_was_set();
             Ok(())
         }
         c => {
@@ -138,6 +139,7 @@ pub fn sys_settimeofday(t: &mut Task, tv: UserRef<Timeval>, tz: UserRef<Timezone
             return error!(EINVAL);
         }
         t.kernel.clocks.source.set_realtime_ns(v.tv_sec.saturating_mul(1_000_000_000).saturating_add(v.tv_usec * 1000));
+        t.kernel.timerfd_cancel.clock_was_set();
     }
     Ok(())
 }

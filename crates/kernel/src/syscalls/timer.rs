@@ -285,6 +285,13 @@ pub fn sys_timerfd_settime(t: &mut Task, fd: crate::vfs::Fd, flags: i32, new: Us
         deadline_in(value).map(|d| (d, Some(interval)))
     };
     tfd.expirations.count.store(0, std::sync::atomic::Ordering::Release);
+    // CLOCK_REALTIME or CLOCK_REALTIME_ALARM, absolute: a clock set cancels it.
+    let cancel = flags & TFD_TIMER_CANCEL_ON_SET != 0 && flags & TFD_TIMER_ABSTIME != 0 && matches!(tfd.clock, 0 | 8);
+    tfd.expirations.cancel_on_set.store(cancel, std::sync::atomic::Ordering::Release);
+    tfd.expirations.cancelled.store(false, std::sync::atomic::Ordering::Release);
+    if cancel {
+        t.kernel.timerfd_cancel.add(&tfd.expirations);
+    }
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(&tfd.expirations) as std::sync::Weak<dyn TimerAction>;
     t.kernel.timers.arm(&tfd.timer, when, weak);
     if !old.is_null() {
