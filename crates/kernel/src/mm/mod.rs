@@ -133,7 +133,9 @@ impl MmState {
         if let Some((&s, v)) = self.vmas.range(..addr).next_back() {
             if v.end > addr {
                 let mut tail = v.clone();
-                tail.end = v.end;
+                if let Some(f) = &mut tail.file {
+                    f.offset += addr - s;
+                }
                 if let Some(head) = self.vmas.get_mut(&s) {
                     head.end = addr;
                 }
@@ -177,7 +179,7 @@ impl MmState {
         };
         while let Some(v) = self.vmas.get(&at).cloned() {
             match self.vmas.get(&v.end) {
-                Some(next) if next.perms == v.perms && next.shared == v.shared && next.growsdown == v.growsdown && next.name == v.name => {
+                Some(next) if next.perms == v.perms && next.shared == v.shared && next.growsdown == v.growsdown && next.name == v.name && next.file.is_none() && v.file.is_none() => {
                     let next_end = next.end;
                     self.vmas.remove(&v.end);
                     if let Some(cur) = self.vmas.get_mut(&at) {

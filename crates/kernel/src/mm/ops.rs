@@ -83,7 +83,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -149,9 +149,16 @@ impl MemoryManager {
     pub fn map_cached(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, frames: &std::sync::Arc<super::Frames>, offset: u64) -> SysResult<u64> {
         let addr = self.map_anonymous(ctx, placement, len, perms, false, false)?;
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
-        let avail = frames.range.len.saturating_sub(offset).min(len);
-        if avail > 0 {
-            self.lock().pmas.insert(addr, super::vma::Pma { end: addr + avail, frames: frames.clone(), offset, mapped: Perms::NONE, cow: true });
+        let backing = super::vma::FileBacking { frames: frames.clone(), offset };
+        let mut st = self.lock();
+        // Its own VMA (map_anonymous may have merged it with a neighbour).
+        st.split_at(addr);
+        st.split_at(addr + len);
+        if let Some(pma) = backing.pma(addr, addr, addr + len) {
+            st.pmas.insert(addr, pma);
+        }
+        if let Some(v) = st.vmas.get_mut(&addr) {
+            v.file = Some(backing);
         }
         Ok(addr)
     }
@@ -175,7 +182,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)
@@ -223,11 +230,15 @@ impl MemoryManager {
         let old_end = self.check_range(old, old_len).map_err(|_| errno!(EFAULT))?;
         let vma = {
             let st = self.lock();
-            let (_, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
+            let (s, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
             if old_len != 0 && v.end < old_end {
                 return Err(errno!(EFAULT));
             }
-            v.clone()
+            let mut v = v.clone();
+            if let Some(f) = &mut v.file {
+                f.offset += old - s;
+            }
+            v
         };
         if let Some(dst) = fixed {
             if dst % PAGE_SIZE != 0 {
@@ -294,19 +305,22 @@ impl MemoryManager {
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
-        let private: Vec<(u64, u64)> = st
+        let private: Vec<(u64, u64, u64, Option<super::vma::FileBacking>)> = st
             .vmas
             .range(..end)
             .filter(|(_, v)| !v.shared && v.end > addr)
-            .map(|(&s, v)| (s.max(addr), v.end.min(end)))
+            .map(|(&s, v)| (s.max(addr), v.end.min(end), s, v.file.clone()))
             .collect();
         let mut released = Vec::new();
-        for (s, e) in private {
+        for (s, e, vma_start, file) in private {
             for (ps, p) in st.take_pmas(s, e) {
                 p.release_host_pages(&self.mf, ps, ps, p.end);
                 released.push(p);
             }
             self.aspace.unmap(s, e - s);
+            if let Some(pma) = file.and_then(|f| f.pma(vma_start, s, e)) {
+                st.pmas.insert(s, pma);
+            }
         }
         drop(st);
         self.sync_then_release(ctx, released)

@@ -17,6 +17,33 @@ pub struct Vma {
     pub name: Option<&'static str>,
     /// Whether mprotect may add write access (not for the vDSO and its page).
     pub may_write: bool,
+    /// A private mapping of a cached file: what its pages read once dropped.
+    pub file: Option<FileBacking>,
+}
+
+/// The page cache behind a private file mapping: MADV_DONTNEED brings the file's
+/// bytes back (as on Linux) instead of zeros.
+#[derive(Clone)]
+pub struct FileBacking {
+    pub frames: Arc<Frames>,
+    /// Where in `frames` the VMA starts.
+    pub offset: u64,
+}
+
+impl std::fmt::Debug for FileBacking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileBacking({:#x}+{:#x})", self.frames.range.start, self.offset)
+    }
+}
+
+impl FileBacking {
+    /// A copy-on-write PMA over the cache for `[start, end)` of a VMA starting at
+    /// `vma_start`; None past the end of the file.
+    pub fn pma(&self, vma_start: u64, start: u64, end: u64) -> Option<Pma> {
+        let offset = self.offset + (start - vma_start);
+        let len = self.frames.range.len.saturating_sub(offset).min(end - start);
+        (len > 0).then(|| Pma { end: start + len, frames: self.frames.clone(), offset, mapped: Perms::NONE, cow: true })
+    }
 }
 
 /// A run of memory-file frames. Freed, and given back to the host, when the last
