@@ -39,7 +39,7 @@ pub const PLATFORMS: &[&str] = &["ptrace", "systrap"];
 pub enum Link {
     Static,
     StaticPie,
-    /// Only for the loader's error path: rvisor rejects dynamic ELFs for now.
+    /// Linked against the host's glibc: runs through ld.so from the served root.
     Dynamic,
 }
 
