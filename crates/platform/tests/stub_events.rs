@@ -1,28 +1,29 @@
-//! Runs hand-assembled code in a ptrace stub: syscalls come back as events, faults
-//! as `Event::Fault`, and memory mapped from the memory file is shared with the Sentry.
+//! Runs hand-assembled code in a stub of each platform: syscalls come back as
+//! events, faults as `Event::Fault`, memory mapped from the memory file is shared
+//! with the Sentry, threads move between host threads, and interrupts stop a spin.
 
+mod common;
+
+use common::memfd;
 use rvisor_platform::{by_name, CpuState, Event, Perms};
 
-fn memfd() -> (i32, *mut u8) {
-    // SAFETY: test-only setup of a 1 MiB shared memfd mapping.
-    unsafe {
-        let fd = libc::memfd_create(c"test".as_ptr(), 0);
-        assert!(fd >= 0);
-        assert_eq!(libc::ftruncate(fd, 1 << 20), 0);
-        let p = libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
-        assert_ne!(p, libc::MAP_FAILED);
-        (fd, p as *mut u8)
-    }
-}
+/// Every platform this machine runs; one that cannot start fails the test.
+const PLATFORMS: [&str; 2] = ["ptrace", "systrap"];
 
 #[test]
 fn syscalls_and_faults_come_back_as_events() {
+    for platform in PLATFORMS {
+        syscalls_and_faults(platform);
+    }
+}
+
+fn syscalls_and_faults(platform: &str) {
     let (fd, mem) = memfd();
     // mov eax, 110 (getppid); syscall; mov [0x500000], rax; mov eax, 60; syscall
     let code: &[u8] = &[0xb8, 110, 0, 0, 0, 0x0f, 0x05, 0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x50, 0x00, 0xb8, 60, 0, 0, 0, 0x0f, 0x05];
     // SAFETY: writing into our own mapping.
     unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), mem, code.len()) };
-    let p = by_name("ptrace", fd).unwrap();
+    let p = by_name(platform, fd).unwrap();
     let aspace = p.new_address_space().unwrap();
     let mut ctx = p.new_context();
     aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
@@ -51,6 +52,12 @@ fn syscalls_and_faults_come_back_as_events() {
 
 #[test]
 fn threads_are_adopted_by_other_host_threads_and_interrupts_stop_a_spin() {
+    for platform in PLATFORMS {
+        threads_and_interrupts(platform);
+    }
+}
+
+fn threads_and_interrupts(platform: &str) {
     let (fd, mem) = memfd();
     // 0x400000: mov eax, 39 (getpid); syscall; jmp 0x400000
     // 0x400010: jmp 0x400010 (spin)
@@ -61,7 +68,7 @@ fn threads_are_adopted_by_other_host_threads_and_interrupts_stop_a_spin() {
         std::ptr::copy_nonoverlapping(code.as_ptr(), mem, code.len());
         std::ptr::copy_nonoverlapping(spin.as_ptr(), mem.add(0x10), spin.len());
     }
-    let p = by_name("ptrace", fd).unwrap();
+    let p = by_name(platform, fd).unwrap();
     let aspace = p.new_address_space().unwrap();
     let mut ctx = p.new_context();
     aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
