@@ -16,12 +16,7 @@
 extern const ElfW(Ehdr) __ehdr_start;
 extern char _start[];
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static ElfW(auxv_t) *auxv;
 

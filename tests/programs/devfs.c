@@ -13,12 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static void check_dev(const char *path, unsigned maj, unsigned min) {
     struct stat st;

@@ -27,12 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static long futex(void *uaddr, int op, int val, const struct timespec *ts, void *uaddr2, int val3) {
     return syscall(SYS_futex, uaddr, op, val, ts, uaddr2, val3);

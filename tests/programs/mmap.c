@@ -14,12 +14,7 @@
 
 #define PAGE 4096UL
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static void *map(size_t len, int prot, int flags) {
     return mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);

@@ -14,12 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static double mono(void) {
     struct timespec ts;

@@ -25,12 +25,7 @@
 #include <unistd.h>
 
 extern char **environ;
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 /* The whole of a file (NUL-terminated too), or NULL. */
 static char *slurp(const char *path, size_t *len) {

@@ -15,12 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static char *slurp(const char *path) {
     int fd = open(path, O_RDONLY);

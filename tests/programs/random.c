@@ -7,12 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static int all_zero(const unsigned char *b, size_t n) {
     for (size_t i = 0; i < n; i++)

@@ -18,12 +18,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static volatile int h_count, h_signo, h_code;
 static volatile uintptr_t h_addr, h_rip, h_err, h_trapno, h_cr2;

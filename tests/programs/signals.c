@@ -7,12 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(const char *what, int ok) {
-    printf("%s: %s\n", what, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
-}
+#include "check.h"
 
 static void handler(int sig) { (void)sig; }
 static void handler2(int sig, siginfo_t *si, void *uc) { (void)sig, (void)si, (void)uc; }

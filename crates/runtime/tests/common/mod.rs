@@ -124,7 +124,7 @@ pub fn unique_name(stem: &str) -> String {
 }
 
 /// Compiles `tests/programs/NAME.c` for `link` and returns the binary's path. The binary is
-/// reused while it is newer than its source. Safe under parallel tests and parallel test
+/// reused while it is newer than its source and `check.h`. Safe under parallel tests and parallel test
 /// processes: gcc writes a unique temporary file which is then renamed into place.
 pub fn compile(name: &str, link: Link) -> PathBuf {
     let src = programs_dir().join(format!("{name}.c"));
@@ -134,6 +134,9 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
     let src_mtime = fs::metadata(&src)
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("test program {}: {e}", src.display()));
+    // The programs share check.h: a newer header rebuilds them too.
+    let header_mtime = fs::metadata(programs_dir().join("check.h")).and_then(|m| m.modified()).ok();
+    let src_mtime = header_mtime.map_or(src_mtime, |h| h.max(src_mtime));
     if let Ok(m) = fs::metadata(&out).and_then(|m| m.modified()) {
         if m >= src_mtime {
             return out;
