@@ -70,6 +70,17 @@ with tempfile.TemporaryDirectory() as d:
     print("subprocess", out.stdout.strip(), out.returncode)
     with open(os.path.join(d, "f"), "w") as f: f.write("x" * 100000)
     print("size", os.path.getsize(os.path.join(d, "f")), sorted(os.listdir(d)))
+    w = sqlite3.connect(os.path.join(d, "wal.sqlite"))
+    print("wal", w.execute("pragma journal_mode=wal").fetchone()[0])
+    w.execute("create table t(x)"); w.execute("insert into t values (42)"); w.commit()
+    print("wal read", w.execute("select x from t").fetchone()[0]); w.close()
+from multiprocessing import shared_memory
+m = shared_memory.SharedMemory(create=True, size=4096)
+m.buf[:5] = b"hello"
+if os.fork() == 0:
+    o = shared_memory.SharedMemory(name=m.name); o.buf[0:1] = b"J"; o.close(); os._exit(0)
+os.wait()
+print("shared memory", bytes(m.buf[:5]).decode()); m.close(); m.unlink()
 "#;
     same_as_native("python_batteries", &format!("python3 -c '{script}'"), b"");
 }

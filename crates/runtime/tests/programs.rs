@@ -474,3 +474,12 @@ fn memfd() {
 fn private_file_mappings() {
     compare("private_file_mappings", "mapfile", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "the other mapping keeps the file's byte: yes"), expect_stdout_has_line(o, "MADV_DONTNEED brings back the file's bytes: yes"), expect_stdout_has_line(o, "and at the right offset after a split: yes")]));
 }
+
+/// MAP_SHARED of tmpfs, shm, memfd and root-overlay files: one set of bytes with
+/// the file, across fork and other opens; SIGBUS past the end; seals and modes.
+#[test]
+fn shared_file_mappings() {
+    compare("shared_file_mappings", "shared_map", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "memfd: a forked child's store reaches the parent: ok")])
+    });
+}

@@ -3,7 +3,7 @@
 //! I/O on it directly.
 
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, S_IFDIR, S_IFMT};
-use crate::mm::Frames;
+use crate::mm::{FilePages, Frames, PageCache};
 use crate::vfs::{Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
@@ -23,7 +23,7 @@ pub struct GoferInode {
     read_fd: std::sync::OnceLock<Arc<std::os::fd::OwnedFd>>,
     /// The contents of a regular file, read once into the memory file when first
     /// mapped; private mappings share these frames copy-on-write.
-    cache: std::sync::OnceLock<Arc<Frames>>,
+    cache: std::sync::OnceLock<Arc<PageCache>>,
 }
 
 /// Files larger than this are copied into each mapping instead of cached.
@@ -106,16 +106,16 @@ impl Inode for GoferInode {
         Ok(self.listing.get_or_init(|| entries).clone())
     }
 
-    fn page_cache(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<Frames>>> {
+    fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {
         let size = self.stat.st_size.max(0) as u64;
         if self.kind() != crate::vfs::inode::S_IFREG || size == 0 || size > PAGE_CACHE_MAX {
             return Ok(None);
         }
         if let Some(c) = self.cache.get() {
-            return Ok(Some(c.clone()));
+            return Ok(Some(c.clone() as Arc<dyn FilePages>));
         }
         let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
-        let frames = Frames::allocate(mf, len).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
+        let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
         let fd = self.client.open(self.node, 0).map_err(gofer_errno)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut at = 0u64;
@@ -127,7 +127,7 @@ impl Inode for GoferInode {
             mf.write(frames.range.start + at, &buf[..n]);
             at += n as u64;
         }
-        Ok(Some(self.cache.get_or_init(|| frames).clone()))
+        Ok(Some(self.cache.get_or_init(|| Arc::new(PageCache(frames))).clone() as Arc<dyn FilePages>))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

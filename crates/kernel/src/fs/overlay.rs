@@ -321,14 +321,13 @@ impl Inode for OverlayInode {
         self.copy_up()?.setattr(attr)
     }
 
-    fn page_cache(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<crate::mm::Frames>>> {
-        // Only the lower (read-only) layer's files are cached; copied-up ones change.
-        if self.upper().is_some() {
-            return Ok(None);
-        }
-        match self.lock().lower.clone() {
-            Some(l) => l.page_cache(mf),
-            None => Ok(None),
+    fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {
+        match self.upper() {
+            Some(u) => u.file_pages(mf),
+            None => match self.lock().lower.clone() {
+                Some(l) => l.file_pages(mf),
+                None => Ok(None),
+            },
         }
     }
 

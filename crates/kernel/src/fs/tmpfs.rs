@@ -9,7 +9,8 @@ use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, 
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
-use rvisor_memory::{FileRange, MemoryFile, UsageKind};
+use crate::mm::{FilePages, Frames, PageRun};
+use rvisor_memory::{MemoryFile, UsageKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -64,9 +65,25 @@ const F_SEAL_ALL: u32 = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 enum Content {
     Dir(BTreeMap<Vec<u8>, Arc<TmpInode>>),
-    File { pages: BTreeMap<u64, FileRange>, size: u64 },
+    /// A regular file's pages by page index; shared mappings map the same frames.
+    File { pages: BTreeMap<u64, Page>, size: u64 },
     Symlink(Vec<u8>),
     Fifo(Arc<Pipe>),
+}
+
+/// One page of a file: at `at` in `frames` (pages allocated together for a
+/// mapping share one run of frames, freed when the last of them goes).
+#[derive(Clone)]
+struct Page {
+    frames: Arc<Frames>,
+    at: u64,
+}
+
+impl Page {
+    /// The page's offset in the memory file.
+    fn offset(&self) -> u64 {
+        self.frames.range.start + self.at
+    }
 }
 
 struct Meta {
@@ -142,7 +159,7 @@ impl TmpInode {
             let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
             let chunk = (PAGE_SIZE as usize - inpage).min(n - done);
             match pages.get(&idx) {
-                Some(r) => self.fs.mf.read(r.start + inpage as u64, &mut buf[done..done + chunk]),
+                Some(p) => self.fs.mf.read(p.offset() + inpage as u64, &mut buf[done..done + chunk]),
                 None => buf[done..done + chunk].fill(0),
             }
             done += chunk;
@@ -163,15 +180,17 @@ impl TmpInode {
             let at = off + done as u64;
             let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
             let chunk = (PAGE_SIZE as usize - inpage).min(data.len() - done);
-            let r = match pages.get(&idx) {
-                Some(r) => *r,
+            let page = match pages.get(&idx) {
+                Some(p) => p.offset(),
                 None => {
-                    let r = self.fs.mf.allocate(PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOSPC))?;
-                    pages.insert(idx, r);
-                    r
+                    let frames = Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOSPC))?;
+                    let p = Page { frames, at: 0 };
+                    let off = p.offset();
+                    pages.insert(idx, p);
+                    off
                 }
             };
-            self.fs.mf.write(r.start + inpage as u64, &data[done..done + chunk]);
+            self.fs.mf.write(page + inpage as u64, &data[done..done + chunk]);
             done += chunk;
         }
         *size = (*size).max(end);
@@ -187,16 +206,11 @@ impl TmpInode {
             return error!(EPERM);
         }
         let keep = len.div_ceil(PAGE_SIZE);
-        let drop: Vec<u64> = pages.range(keep..).map(|(&k, _)| k).collect();
-        for k in drop {
-            if let Some(r) = pages.remove(&k) {
-                self.fs.mf.free(r, UsageKind::Tmpfs);
-            }
-        }
+        pages.split_off(&keep);
         if len % PAGE_SIZE != 0 {
-            if let Some(r) = pages.get(&(len / PAGE_SIZE)) {
+            if let Some(p) = pages.get(&(len / PAGE_SIZE)) {
                 let from = len % PAGE_SIZE;
-                self.fs.mf.zero(r.start + from, (PAGE_SIZE - from) as usize);
+                self.fs.mf.zero(p.offset() + from, (PAGE_SIZE - from) as usize);
             }
         }
         *size = len;
@@ -211,14 +225,46 @@ impl TmpInode {
     }
 }
 
-impl Drop for TmpInode {
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Content::File { pages, .. } = &mut st.1 {
-            for (_, r) in std::mem::take(pages) {
-                self.fs.mf.free(r, UsageKind::Tmpfs);
+/// A tmpfs file's pages are what its mappings map: a shared mapping writes the
+/// file, a private one copies a page on its first write.
+impl FilePages for TmpInode {
+    fn end(&self) -> u64 {
+        rvisor_abi::page_up(self.size()).unwrap_or(u64::MAX)
+    }
+
+    fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
+        let mut st = self.lock();
+        let Content::File { pages, .. } = &mut st.1 else { return error!(ENODEV) };
+        let (first, end) = (off / PAGE_SIZE, (off + len).div_ceil(PAGE_SIZE));
+        // Missing pages come from one allocation per run of them.
+        let mut idx = first;
+        while idx < end {
+            if pages.contains_key(&idx) {
+                idx += 1;
+                continue;
+            }
+            let run_end = pages.range(idx..end).next().map_or(end, |(&k, _)| k);
+            let frames = Frames::allocate_as(&self.fs.mf, (run_end - idx) * PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOMEM))?;
+            for k in idx..run_end {
+                pages.insert(k, Page { frames: frames.clone(), at: (k - idx) * PAGE_SIZE });
+            }
+            idx = run_end;
+        }
+        let mut runs: Vec<PageRun> = Vec::new();
+        for (&k, p) in pages.range(first..end) {
+            match runs.last_mut() {
+                Some(r) if Arc::ptr_eq(&r.frames, &p.frames) && r.at + r.len == p.at && r.off + r.len == k * PAGE_SIZE => r.len += PAGE_SIZE,
+                _ => runs.push(PageRun { off: k * PAGE_SIZE, len: PAGE_SIZE, frames: p.frames.clone(), at: p.at }),
             }
         }
+        Ok(runs)
+    }
+
+    fn check_shared_write(&self) -> SysResult<()> {
+        if self.lock().0.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return error!(EPERM);
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +471,13 @@ impl Inode for TmpInode {
         }
         m.ctime = now();
         Ok(())
+    }
+
+    fn file_pages(&self, _mf: &Arc<MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {
+        if self.kind() != S_IFREG {
+            return Ok(None);
+        }
+        Ok(self.me.upgrade().map(|me| me as Arc<dyn FilePages>))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

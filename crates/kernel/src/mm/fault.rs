@@ -22,6 +22,8 @@ pub enum FaultOutcome {
     Unmapped,
     /// The mapping forbids the access (SEGV_ACCERR).
     Forbidden,
+    /// A file mapping past the end of its file (SIGBUS, BUS_ADRERR).
+    PastFileEnd,
 }
 
 impl MmState {
@@ -61,9 +63,13 @@ impl MemoryManager {
     pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
-        let perms = st.vmas[&vstart].perms;
+        let v = &st.vmas[&vstart];
+        let perms = v.perms;
         if perms == Perms::NONE {
             return Ok(FaultOutcome::Forbidden);
+        }
+        if v.file.as_ref().is_some_and(|f| addr >= f.end_address(vstart)) {
+            return Ok(FaultOutcome::PastFileEnd);
         }
         if let Some((&ps, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
             if p.cow && perms.write && p.mapped == p.effective(perms) {
@@ -112,13 +118,28 @@ impl MemoryManager {
     }
 
     /// Backs the fault region around `addr` (inside the VMA at `vstart`) with
-    /// frames, and when `map` is set also maps it in the platform.
+    /// frames, and when `map` is set also maps it in the platform. A file mapping
+    /// is backed by the file's pages, up to the file's end (EFAULT past it).
     pub(super) fn populate(&self, st: &mut MmState, vstart: u64, addr: u64, map: bool) -> SysResult<()> {
         let v = st.vmas[&vstart].clone();
         let block = addr & !(FAULT_REGION - 1);
         let lo = block.max(vstart);
         let hi = (block + FAULT_REGION).min(v.end);
-        self.fill(st, lo, hi)?;
+        match &v.file {
+            Some(f) => {
+                let hi = hi.min(f.end_address(vstart));
+                if addr >= hi {
+                    return Err(errno!(EFAULT));
+                }
+                for (s, e) in st.holes(lo, hi) {
+                    for run in f.pages.frames(f.offset + (s - vstart), e - s)? {
+                        let at = vstart + (run.off - f.offset);
+                        st.pmas.insert(at, Pma { end: at + run.len, frames: run.frames, offset: run.at, mapped: Perms::NONE, cow: !v.shared });
+                    }
+                }
+            }
+            None => self.fill(st, lo, hi)?,
+        }
         if map {
             let first = st.pmas.range(..lo).next_back().filter(|(_, p)| p.end > lo).map(|(&s, _)| s).unwrap_or(lo);
             for (&s, p) in st.pmas.range_mut(first..hi) {
@@ -134,14 +155,25 @@ impl MemoryManager {
 
     /// Backs every address in `[lo, hi)` that has no frames yet with fresh ones.
     pub(super) fn fill(&self, st: &mut MmState, lo: u64, hi: u64) -> SysResult<()> {
-        let mut at = lo;
-        let existing: Vec<(u64, u64)> = st
+        for (s, e) in st.holes(lo, hi) {
+            let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
+            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false });
+        }
+        Ok(())
+    }
+}
+
+impl MmState {
+    /// The sub-ranges of `[lo, hi)` no PMA backs.
+    fn holes(&self, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+        let existing: Vec<(u64, u64)> = self
             .pmas
             .range(..hi)
             .rev()
             .take_while(|(_, p)| p.end > lo)
             .map(|(&s, p)| (s, p.end))
             .collect();
+        let mut at = lo;
         let mut holes = Vec::new();
         for (s, e) in existing.into_iter().rev() {
             if s > at {
@@ -152,10 +184,6 @@ impl MemoryManager {
         if at < hi {
             holes.push((at, hi));
         }
-        for (s, e) in holes {
-            let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
-            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false });
-        }
-        Ok(())
+        holes
     }
 }

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 impl MemoryManager {
     /// The child's copy. The parent's writable private pages are write-protected
     /// (queued on its address space; the caller syncs it before the parent runs).
-    /// Shared mappings are backed in full first, so that both processes later
-    /// fault in the same frames.
+    /// Shared anonymous mappings are backed in full first, so that both processes
+    /// later fault in the same frames (shared file mappings fault in the file's).
     pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
-        let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared).map(|(&s, v)| (s, v.end)).collect();
+        let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none()).map(|(&s, v)| (s, v.end)).collect();
         for (s, e) in shared {
             self.fill(&mut st, s, e)?;
         }

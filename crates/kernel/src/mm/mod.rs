@@ -15,7 +15,7 @@ mod vma;
 pub use access::{UserBuffers, UserRef};
 pub use fault::FaultOutcome;
 pub use layout::Layout;
-pub use vma::{Frames, Vma};
+pub use vma::{FileMapping, FilePages, Frames, PageCache, PageRun, Vma};
 
 use rvisor_memory::MemoryFile;
 use rvisor_platform::{AddressSpace, Context};

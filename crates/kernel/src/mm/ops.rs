@@ -144,21 +144,21 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// Maps a private view of cached file contents: the file's frames from page
-    /// `offset` on, copy-on-write; any rest of the mapping past them is anonymous.
-    pub fn map_cached(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, frames: &std::sync::Arc<super::Frames>, offset: u64) -> SysResult<u64> {
-        let addr = self.map_anonymous(ctx, placement, len, perms, false, false)?;
+    /// Maps a file's pages from byte `offset` on: shared, or private (copy-on-write
+    /// over the file's pages). Faults fill it; `may_write` says whether mprotect
+    /// may add write access later (a shared mapping of a file opened read-only
+    /// may not).
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64) -> SysResult<u64> {
+        let addr = self.map_anonymous(ctx, placement, len, perms, shared, false)?;
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
-        let backing = super::vma::FileBacking { frames: frames.clone(), offset };
         let mut st = self.lock();
         // Its own VMA (map_anonymous may have merged it with a neighbour).
         st.split_at(addr);
         st.split_at(addr + len);
-        if let Some(pma) = backing.pma(addr, addr, addr + len) {
-            st.pmas.insert(addr, pma);
-        }
         if let Some(v) = st.vmas.get_mut(&addr) {
-            v.file = Some(backing);
+            v.file = Some(super::FileMapping { pages, offset });
+            v.may_write = may_write;
         }
         Ok(addr)
     }
@@ -298,29 +298,27 @@ impl MemoryManager {
         Ok(dst)
     }
 
-    /// MADV_DONTNEED: private anonymous pages read as zero afterwards.
+    /// MADV_DONTNEED: private anonymous pages read as zero afterwards, private file
+    /// pages as the file (the next fault fills them from it again).
     pub fn dont_need(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
         let end = self.check_range(addr, len)?;
         let mut st = self.lock();
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
-        let private: Vec<(u64, u64, u64, Option<super::vma::FileBacking>)> = st
+        let private: Vec<(u64, u64)> = st
             .vmas
             .range(..end)
             .filter(|(_, v)| !v.shared && v.end > addr)
-            .map(|(&s, v)| (s.max(addr), v.end.min(end), s, v.file.clone()))
+            .map(|(&s, v)| (s.max(addr), v.end.min(end)))
             .collect();
         let mut released = Vec::new();
-        for (s, e, vma_start, file) in private {
+        for (s, e) in private {
             for (ps, p) in st.take_pmas(s, e) {
                 p.release_host_pages(&self.mf, ps, ps, p.end);
                 released.push(p);
             }
             self.aspace.unmap(s, e - s);
-            if let Some(pma) = file.and_then(|f| f.pma(vma_start, s, e)) {
-                st.pmas.insert(s, pma);
-            }
         }
         drop(st);
         self.sync_then_release(ctx, released)

@@ -1,6 +1,7 @@
 //! VMAs and PMAs: what the app asked for, and what backs it.
 
 use rvisor_memory::{FileRange, MemoryFile, UsageKind};
+use rvisor_abi::{errno, SysResult};
 use rvisor_platform::Perms;
 use std::sync::Arc;
 
@@ -17,32 +18,68 @@ pub struct Vma {
     pub name: Option<&'static str>,
     /// Whether mprotect may add write access (not for the vDSO and its page).
     pub may_write: bool,
-    /// A private mapping of a cached file: what its pages read once dropped.
-    pub file: Option<FileBacking>,
+    /// A file mapping: where its pages come from (faults fill it from there).
+    pub file: Option<FileMapping>,
 }
 
-/// The page cache behind a private file mapping: MADV_DONTNEED brings the file's
-/// bytes back (as on Linux) instead of zeros.
-#[derive(Clone)]
-pub struct FileBacking {
+/// What a file mapping's pages come from, as Linux's `address_space`: a tmpfs
+/// file's own pages (shared mappings write into the file) or a read-only host
+/// file's page cache.
+pub trait FilePages: Send + Sync {
+    /// Bytes of pages the file has (page-rounded size): an access through a
+    /// mapping at or past it is past the end of the file (SIGBUS).
+    fn end(&self) -> u64;
+    /// The frames behind the page-aligned file range `[off, off + len)` (below
+    /// `end()`), in runs; pages the file lacks are allocated.
+    fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>>;
+    /// Whether a MAP_SHARED mapping may write the pages (EPERM when sealed,
+    /// ENODEV when writes could not reach the file).
+    fn check_shared_write(&self) -> SysResult<()>;
+}
+
+/// File bytes `[off, off + len)` live in `frames` from offset `at` on.
+pub struct PageRun {
+    pub off: u64,
+    pub len: u64,
     pub frames: Arc<Frames>,
-    /// Where in `frames` the VMA starts.
+    pub at: u64,
+}
+
+/// A file mapping: the file's pages from byte `offset` (where the VMA starts) on.
+#[derive(Clone)]
+pub struct FileMapping {
+    pub pages: Arc<dyn FilePages>,
     pub offset: u64,
 }
 
-impl std::fmt::Debug for FileBacking {
+impl std::fmt::Debug for FileMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FileBacking({:#x}+{:#x})", self.frames.range.start, self.offset)
+        write!(f, "FileMapping(+{:#x} of {:#x})", self.offset, self.pages.end())
     }
 }
 
-impl FileBacking {
-    /// A copy-on-write PMA over the cache for `[start, end)` of a VMA starting at
-    /// `vma_start`; None past the end of the file.
-    pub fn pma(&self, vma_start: u64, start: u64, end: u64) -> Option<Pma> {
-        let offset = self.offset + (start - vma_start);
-        let len = self.frames.range.len.saturating_sub(offset).min(end - start);
-        (len > 0).then(|| Pma { end: start + len, frames: self.frames.clone(), offset, mapped: Perms::NONE, cow: true })
+impl FileMapping {
+    /// Where the file's pages end for a VMA starting at `vma_start`.
+    pub fn end_address(&self, vma_start: u64) -> u64 {
+        vma_start.saturating_add(self.pages.end().saturating_sub(self.offset))
+    }
+}
+
+/// A host file's contents read once into frames: the page cache private and
+/// read-only shared mappings of the file share.
+pub struct PageCache(pub Arc<Frames>);
+
+impl FilePages for PageCache {
+    fn end(&self) -> u64 {
+        self.0.range.len
+    }
+
+    fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
+        Ok(vec![PageRun { off, len, frames: self.0.clone(), at: off }])
+    }
+
+    fn check_shared_write(&self) -> SysResult<()> {
+        Err(errno!(ENODEV))
     }
 }
 
@@ -50,19 +87,25 @@ impl FileBacking {
 /// PMA referring to it goes away.
 pub struct Frames {
     pub range: FileRange,
+    kind: UsageKind,
     mf: Arc<MemoryFile>,
 }
 
 impl Frames {
     pub fn allocate(mf: &Arc<MemoryFile>, len: u64) -> Option<Arc<Frames>> {
-        let range = mf.allocate(len, UsageKind::Anonymous)?;
-        Some(Arc::new(Frames { range, mf: mf.clone() }))
+        Self::allocate_as(mf, len, UsageKind::Anonymous)
+    }
+
+    /// Frames counted in the memory file's usage as `kind`.
+    pub fn allocate_as(mf: &Arc<MemoryFile>, len: u64, kind: UsageKind) -> Option<Arc<Frames>> {
+        let range = mf.allocate(len, kind)?;
+        Some(Arc::new(Frames { range, kind, mf: mf.clone() }))
     }
 }
 
 impl Drop for Frames {
     fn drop(&mut self) {
-        self.mf.free(self.range, UsageKind::Anonymous);
+        self.mf.free(self.range, self.kind);
     }
 }
 

@@ -69,19 +69,18 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     if !access.readable() || (shared && perms.write && !access.writable()) {
         return error!(EACCES);
     }
-    if file.dentry().is_none_or(|d| d.is_dir()) {
-        return error!(ENODEV);
+    let Some(dentry) = file.dentry().filter(|d| !d.is_dir()) else { return error!(ENODEV) };
+    if let Some(pages) = dentry.inode.file_pages(t.mm.memory_file())? {
+        if shared && perms.write {
+            pages.check_shared_write()?;
+        }
+        let may_write = !shared || access.writable();
+        return t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset);
     }
-    // Writes through a shared mapping would have to reach the file; until the
-    // page cache can be mapped, only read-only shared mappings are allowed, and
-    // they (like private ones) get a copy of the file's contents.
+    // Files without pages of their own (large host files, devices) get a copy:
+    // private, or shared read-only.
     if shared && perms.write {
         return error!(ENODEV);
-    }
-    if let Some(d) = file.dentry() {
-        if let Some(frames) = d.inode.page_cache(t.mm.memory_file())? {
-            return t.mm.map_cached(t.ctx.as_mut(), placement, len, perms, &frames, offset);
-        }
     }
     let addr = t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, false, false)?;
     let mut buf = vec![0u8; (len as usize).min(1 << 20)];

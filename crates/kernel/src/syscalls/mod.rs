@@ -61,7 +61,7 @@ syscall_table! {
     write(fd: Fd, buf: UserAddr, count: usize) => Supported;
     close(fd: Fd) => Supported;
     fstat(fd: Fd, statbuf: UserRef<Stat>) => Supported;
-    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("anonymous mappings only until the VFS lands");
+    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("shared writable mappings only of in-memory files (tmpfs, shm, memfd, copied-up root files)");
     mprotect(addr: UserAddr, len: u64, prot: u32) => Supported;
     munmap(addr: UserAddr, len: u64) => Supported;
     brk(addr: UserAddr) => Supported;

@@ -1,6 +1,6 @@
 //! The task loop: run app code, handle what brought it back, deliver signals.
 
-use super::signals::{self, default_action, group_exit, notify_parent_of_stop, DefaultAction, SigInfo, CLD_STOPPED, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN};
+use super::signals::{self, default_action, group_exit, notify_parent_of_stop, DefaultAction, SigInfo, CLD_STOPPED, BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN};
 use super::{ExitStatus, StopReport, Task};
 use crate::mm::FaultOutcome;
 use crate::syscalls;
@@ -31,9 +31,10 @@ impl Task {
                     Ok(FaultOutcome::Handled) => {}
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
+                    Ok(FaultOutcome::PastFileEnd) => self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr)),
                     Err(e) => {
                         tracing::warn!("task {}: fault at {addr:#x}: {e:?}", self.tid());
-                        self.force_signal(SigInfo::new(consts::SIGBUS, 2).with_addr(addr));
+                        self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr));
                     }
                 },
                 Ok(Event::Signal { signo, code, addr }) => self.force_signal(SigInfo::new(signo as u32, code).with_addr(addr)),

@@ -27,6 +27,7 @@ pub const CLD_STOPPED: i32 = 5;
 pub const CLD_CONTINUED: i32 = 6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRERR: i32 = 2;
 
 /// Bit for signal `signo` in a signal set.
 pub fn sigbit(signo: u32) -> u64 {

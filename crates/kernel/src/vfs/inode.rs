@@ -160,9 +160,9 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
-    /// The file's contents in memory-file frames that private mappings may share
-    /// copy-on-write (a read-only file's page cache); None to copy instead.
-    fn page_cache(&self, _mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<crate::mm::Frames>>> {
+    /// The pages mmap maps (a tmpfs file's own, a read-only host file's page
+    /// cache); None to give mappings a copy of the contents instead.
+    fn file_pages(&self, _mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {
         Ok(None)
     }
 
