@@ -49,6 +49,10 @@ pub struct Kernel {
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,
+    /// The pseudo-terminals of /dev/pts.
+    pub devpts: Arc<crate::fs::devpts::Devpts>,
+    /// The terminal `rvisor do -t` bridges to the caller's, once made.
+    pub console: std::sync::OnceLock<Arc<crate::tty::Terminal>>,
     pub(crate) strace: Option<Mutex<Box<dyn Write + Send>>>,
     /// Syscall numbers already reported as unimplemented (each is logged once).
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
@@ -57,14 +61,25 @@ pub struct Kernel {
     init_done: Condvar,
 }
 
+/// The first program's standard streams.
+pub enum Stdio {
+    /// The caller's stdin, stdout and stderr.
+    Host([OwnedFd; 3]),
+    /// A sandbox terminal bridged to the caller's (`rvisor do -t`): the program
+    /// runs on a pty replica that is its controlling terminal; what the caller
+    /// types (read from `input`, a terminal in raw mode) is the pty's input, and
+    /// its output goes to `output`.
+    Terminal { input: OwnedFd, output: OwnedFd, winsize: [u16; 4] },
+}
+
 /// The first program of a sandbox.
 pub struct ProgramSpec {
     /// The program's path in the sandbox.
     pub path: String,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
-    /// The caller's stdin, stdout and stderr.
-    pub stdio: [OwnedFd; 3],
+    /// What the program's standard streams are.
+    pub stdio: Stdio,
     /// The working directory to start in (a path in the sandbox).
     pub cwd: String,
     pub creds: Credentials,
@@ -81,25 +96,30 @@ impl Kernel {
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
-        Ok(Arc::new_cyclic(|me| Kernel {
-            mounts: build_mounts(root, &cfg.memory, me.clone(), cpus),
-            memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
-            timerfd_cancel: Default::default(),
-            platform: cfg.platform,
-            memory: cfg.memory,
-            clocks,
-            hostname: cfg.hostname,
-            cpus,
-            pid_ns: PidNamespace::new(MAX_TASKS),
-            futexes: FutexTable::default(),
-            cpu_watch: crate::time::process_timers::CpuWatch::new(&timers),
-            timers,
-            locks: Default::default(),
-            vdso,
-            strace: cfg.strace.map(Mutex::new),
-            unimplemented_seen: Mutex::new(HashSet::new()),
-            init_status: Mutex::new(None),
-            init_done: Condvar::new(),
+        Ok(Arc::new_cyclic(|me| {
+            let devpts = crate::fs::devpts::Devpts::new(DEV_PTS, me.clone());
+            Kernel {
+                mounts: build_mounts(root, &cfg.memory, me.clone(), cpus, &devpts),
+                devpts,
+                console: std::sync::OnceLock::new(),
+                memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
+                timerfd_cancel: Default::default(),
+                platform: cfg.platform,
+                memory: cfg.memory,
+                clocks,
+                hostname: cfg.hostname,
+                cpus,
+                pid_ns: PidNamespace::new(MAX_TASKS),
+                futexes: FutexTable::default(),
+                cpu_watch: crate::time::process_timers::CpuWatch::new(&timers),
+                timers,
+                locks: Default::default(),
+                vdso,
+                strace: cfg.strace.map(Mutex::new),
+                unimplemented_seen: Mutex::new(HashSet::new()),
+                init_status: Mutex::new(None),
+                init_done: Condvar::new(),
+            }
         }))
     }
 
@@ -166,9 +186,21 @@ impl Kernel {
         let c = spec.creds;
         let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
         let fds = Arc::new(FdTable::default());
-        for (i, fd) in spec.stdio.into_iter().enumerate() {
-            fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
-        }
+        let console = match spec.stdio {
+            Stdio::Host(stdio) => {
+                for (i, fd) in stdio.into_iter().enumerate() {
+                    fds.install_at(Fd(i as i32), Arc::new(HostFile::new(fd)), false);
+                }
+                None
+            }
+            Stdio::Terminal { input, output, winsize } => {
+                let (term, replica) = self.open_console(&root, winsize)?;
+                for i in 0..3 {
+                    fds.install_at(Fd(i), replica.clone(), false);
+                }
+                Some((term, input, output))
+            }
+        };
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
@@ -176,9 +208,40 @@ impl Kernel {
         let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe));
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&spec.path)));
         tg.state().threads.push(thread.clone());
+        if let Some((term, input, output)) = console {
+            // Init leads the session the console controls, in the foreground.
+            {
+                let mut st = term.lock();
+                st.session = tid;
+                st.fg_pgrp = tid;
+            }
+            *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = Some(term.clone());
+            crate::tty::bridge(term, input, output).map_err(|_| loader::ExecError::NoMemory)?;
+        }
         self.pid_ns.register_group(tid, &tg);
         self.pid_ns.register_thread(tid, &thread);
         Ok(Task::new(self.clone(), thread, Resources { mm, fds, fs }, cpu, ctx))
+    }
+
+    /// Makes the console: a pty pair whose master the `-t` bridge holds, and an
+    /// open replica for init's standard streams.
+    fn open_console(&self, root: &Arc<crate::vfs::Dentry>, winsize: [u16; 4]) -> Result<(Arc<crate::tty::Terminal>, Arc<dyn crate::vfs::FileDescription>), loader::ExecError> {
+        let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
+        let term = self.devpts.new_terminal(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
+        term.lock().locked = false;
+        let path = format!("/dev/pts/{}", term.index);
+        let dentry = walk(root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
+        let replica: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::tty::ReplicaFile::new(term.clone(), dentry, crate::vfs::inode::OpenFlags::RDWR));
+        let _ = self.console.set(term.clone());
+        Ok((term, replica))
+    }
+
+    /// The caller's terminal changed size (SIGWINCH): so does the console.
+    pub fn console_resized(&self, winsize: [u16; 4]) {
+        if let Some(term) = self.console.get() {
+            let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
+            term.set_winsize(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel });
+        }
     }
 
     /// Writes one `--strace` line.
@@ -194,6 +257,7 @@ impl Kernel {
 const DEV_PROC: u64 = 0x14;
 const DEV_SYS: u64 = 0x15;
 const DEV_DEV: u64 = 0x16;
+const DEV_PTS: u64 = 0x17;
 
 /// The sandbox's root: the host root (read-only, through the gofer) under a tmpfs
 /// overlay.
@@ -205,7 +269,7 @@ fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_
 /// The sandbox's mounts: the root; procfs at /proc, devfs at /dev with a tmpfs on
 /// /dev/shm, sysfs at /sys, and tmpfs at /tmp, each where the root has that
 /// directory to mount on.
-fn build_mounts(root_inode: Arc<dyn Inode>, mf: &Arc<MemoryFile>, kernel: Weak<Kernel>, cpus: usize) -> MountNamespace {
+fn build_mounts(root_inode: Arc<dyn Inode>, mf: &Arc<MemoryFile>, kernel: Weak<Kernel>, cpus: usize, devpts: &Arc<crate::fs::devpts::Devpts>) -> MountNamespace {
     let root = Mount::new(root_inode, None, "overlay", "/", false);
     let ns = MountNamespace::new(root.clone());
     let at = |path: &str| walk(&root.root, &root.root, path.as_bytes(), Follow::Yes).ok().filter(|d| d.is_dir());
@@ -217,6 +281,9 @@ fn build_mounts(root_inode: Arc<dyn Inode>, mf: &Arc<MemoryFile>, kernel: Weak<K
         // devfs has a "shm" directory to mount on.
         if let Some(shm) = at("/dev/shm") {
             ns.add(Mount::new(Tmpfs::new(mf.clone(), 0x101).root(0o1777), Some(shm), "tmpfs", "tmpfs", false));
+        }
+        if let Some(pts) = at("/dev/pts") {
+            ns.add(Mount::new(devpts.root(), Some(pts), "devpts", "devpts", false));
         }
     }
     if let Some(d) = at("/sys") {

@@ -15,8 +15,9 @@ pub mod mm;
 pub mod syscalls;
 pub mod task;
 pub mod time;
+pub mod tty;
 pub mod vfs;
 
-pub use kernel::{Kernel, KernelConfig, ProgramSpec};
+pub use kernel::{Kernel, KernelConfig, ProgramSpec, Stdio};
 pub use loader::ExecError;
 pub use task::ExitStatus;

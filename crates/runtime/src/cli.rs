@@ -56,6 +56,10 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct DoArgs {
+    /// Give the program a terminal (a sandbox pty bridged to this one), with job
+    /// control, as `docker run -t` does; standard input must be a terminal.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub argv: Vec<String>,

@@ -13,6 +13,8 @@ pub struct Request {
     pub platform: String,
     pub strace: bool,
     pub debug: bool,
+    /// `-t`: the program gets a sandbox terminal bridged to the caller's.
+    pub tty: bool,
     pub log: Option<Vec<u8>>,
     /// The program path as resolved, and its absolute form.
     pub path: Vec<u8>,
@@ -60,7 +62,7 @@ impl Request {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put(&mut out, self.platform.as_bytes());
-        put(&mut out, &[self.strace as u8, self.debug as u8]);
+        put(&mut out, &[self.strace as u8, self.debug as u8, self.tty as u8]);
         put_list(&mut out, &self.log.iter().cloned().collect::<Vec<_>>());
         put(&mut out, &self.path);
         put(&mut out, &self.exe);
@@ -79,6 +81,7 @@ impl Request {
             platform,
             strace: flags.first() == Some(&1),
             debug: flags.get(1) == Some(&1),
+            tty: flags.get(2) == Some(&1),
             log,
             path: r.bytes()?,
             exe: r.bytes()?,
@@ -119,6 +122,7 @@ mod tests {
             platform: "ptrace".into(),
             strace: true,
             debug: false,
+            tty: true,
             log: Some(b"/tmp/x".to_vec()),
             path: b"/bin/true".to_vec(),
             exe: b"/usr/bin/true".to_vec(),

@@ -2,7 +2,7 @@
 
 use crate::cli::{DoArgs, GlobalOpts};
 use rvisor_kernel::task::Credentials;
-use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec};
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
 use crate::request::Request;
@@ -62,6 +62,9 @@ fn stdio() -> std::io::Result<[OwnedFd; 3]> {
 }
 
 pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
+    if args.tty && !nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false) {
+        return fail(EXIT_INTERNAL, "-t: standard input is not a terminal");
+    }
     let name = &args.argv[0];
     let Some(path) = resolve(name) else {
         return fail(EXIT_NOT_FOUND, format!("{name}: command not found"));
@@ -75,6 +78,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         platform: global.platform.clone(),
         strace: global.strace,
         debug: global.debug,
+        tty: args.tty,
         log: global.log.as_ref().map(|p| p.as_os_str().as_bytes().to_vec()),
         path: path.as_os_str().as_bytes().to_vec(),
         exe: exe.as_os_str().as_bytes().to_vec(),
@@ -152,18 +156,39 @@ fn boot(global: &GlobalOpts, req: Request) -> Result<i32, BootError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
+    let (stdio, raw_terminal) = if req.tty { console()? } else { (Stdio::Host(stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?), None) };
     let spec = ProgramSpec {
         path: String::from_utf8_lossy(&req.path).into_owned(),
         argv: req.argv,
         envp: req.envp,
-        stdio: stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?,
+        stdio,
         cwd: String::from_utf8_lossy(&req.cwd).into_owned(),
         creds,
     };
     forward_signals(&kernel);
-    let status = kernel.run_init(spec).map_err(BootError::Exec)?;
+    let status = kernel.run_init(spec);
+    if let Some(saved) = raw_terminal {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &saved);
+    }
     drop(gofer_process);
-    Ok(status.shell_code())
+    Ok(status.map_err(BootError::Exec)?.shell_code())
+}
+
+/// `-t`: the caller's terminal goes raw (the sandbox's terminal does the line
+/// editing and signal characters) and is bridged to a sandbox pty. Returns the
+/// settings to restore.
+fn console() -> Result<(Stdio, Option<nix::sys::termios::Termios>), BootError> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let fail = |what: &str, e: &dyn std::fmt::Display| BootError::Internal(format!("-t: {what}: {e}"));
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).map_err(|e| fail("standard input is not a terminal", &e))?;
+    let winsize = rvisor_platform::hostcall::window_size(stdin.as_fd()).unwrap_or([24, 80, 0, 0]);
+    let input = stdin.as_fd().try_clone_to_owned().map_err(|e| fail("standard input", &e))?;
+    let output = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| fail("standard output", &e))?;
+    let mut raw = saved.clone();
+    cfmakeraw(&mut raw);
+    tcsetattr(&stdin, SetArg::TCSADRAIN, &raw).map_err(|e| fail("raw mode", &e))?;
+    Ok((Stdio::Terminal { input, output, winsize }, Some(saved)))
 }
 
 /// Signals the sandbox process receives (ctrl-C, `kill`) go to the sandbox's init
@@ -181,8 +206,15 @@ fn forward_signals(kernel: &Arc<Kernel>) {
     }
     let kernel = kernel.clone();
     let _ = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || loop {
-        if let Ok(sig) = set.wait() {
-            kernel.signal_init(sig as u32);
+        match set.wait() {
+            // With -t the console follows the caller's terminal size.
+            Ok(Signal::SIGWINCH) if kernel.console.get().is_some() => {
+                if let Ok(ws) = rvisor_platform::hostcall::window_size(std::io::stdin().as_fd()) {
+                    kernel.console_resized(ws);
+                }
+            }
+            Ok(sig) => kernel.signal_init(sig as u32),
+            Err(_) => {}
         }
     });
 }

@@ -483,3 +483,12 @@ fn shared_file_mappings() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "memfd: a forked child's store reaches the parent: ok")])
     });
 }
+
+/// Pseudo-terminals: devpts, termios and the line discipline, controlling
+/// terminals and job control signals, hangup.
+#[test]
+fn pseudo_terminals() {
+    compare("pseudo_terminals", "pty", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "^C kills the foreground group with SIGINT: ok")])
+    });
+}

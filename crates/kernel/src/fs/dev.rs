@@ -1,7 +1,7 @@
 //! devfs, mounted at /dev: the memory-like character devices (null, zero, full,
 //! random, urandom), tty and console, the fd and standard-stream links into
-//! /proc/self/fd, and empty `shm` and `pts` directories (a tmpfs is mounted on
-//! /dev/shm). Not yet here: ptmx and devpts (they come with terminals).
+//! /proc/self/fd, `ptmx` (a link into devpts), and empty `shm` and `pts`
+//! directories (tmpfs and devpts are mounted on them).
 
 use crate::vfs::StatusFlags;
 use super::simple::{copy_in, copy_out, kept_flags, makedev, Attrs, InoAlloc, StaticDir, StaticLink};
@@ -22,7 +22,8 @@ pub enum Device {
     Full,
     Random,
     Urandom,
-    /// The controlling terminal: ENXIO, since the sandbox has none yet.
+    /// The controlling terminal (opened by the open syscall, which knows the
+    /// caller's; ENXIO without one).
     Tty,
     /// The system console: ENXIO, as on a machine without one.
     Console,
@@ -224,6 +225,7 @@ pub fn new_devfs(dev: u64) -> Arc<dyn Inode> {
         ("fd", link("/proc/self/fd")),
         ("full", device(Device::Full)),
         ("null", device(Device::Null)),
+        ("ptmx", link("pts/ptmx")),
         ("pts", StaticDir::new(ino.attrs(0o755), vec![])),
         ("random", device(Device::Random)),
         ("shm", StaticDir::new(ino.attrs(0o1777), vec![])),

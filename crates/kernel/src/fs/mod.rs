@@ -2,6 +2,7 @@
 //! provides `Inode`s; the VFS does names and paths.
 
 pub mod dev;
+pub mod devpts;
 pub mod gofer;
 pub mod memfd;
 pub mod overlay;

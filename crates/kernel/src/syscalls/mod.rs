@@ -68,7 +68,7 @@ syscall_table! {
     rt_sigaction(signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) => Supported;
     rt_sigprocmask(how: i32, set: UserRef<u64>, oldset: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigreturn() => Supported;
-    ioctl(fd: Fd, request: u32, arg: u64) => Partial("TCGETS and TIOCGWINSZ on host streams");
+    ioctl(fd: Fd, request: u32, arg: u64) => Partial("FIOCLEX/FIONBIO; terminal ioctls on ptys; TCGETS and TIOCGWINSZ on host streams");
     pread64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     pwrite64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     readv(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;

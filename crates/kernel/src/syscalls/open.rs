@@ -1,6 +1,8 @@
 //! Opening files: open, openat, openat2, creat; and resolving the (dirfd, path)
 //! pairs every *at call takes.
 
+use crate::fs::dev::{Device, DeviceInode};
+use crate::fs::simple::kept_flags;
 use super::args::{UserCStr, PATH_MAX};
 use crate::task::Task;
 use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK};
@@ -129,10 +131,13 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
     }
+    let is_tty = dentry.inode.as_any().downcast_ref::<DeviceInode>().is_some_and(|d| d.device == Device::Tty);
     let file: Arc<dyn crate::vfs::FileDescription> = match dentry.inode.fifo() {
         Some(pipe) => pipe.open_fifo(t, dentry.clone(), of.0)?,
+        None if is_tty => crate::tty::open_controlling(t, &dentry, kept_flags(of.0))?,
         None => dentry.inode.open(&dentry, of)?,
     };
+    crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
 }
 

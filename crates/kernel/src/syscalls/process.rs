@@ -360,9 +360,13 @@ pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
     if taken {
         return error!(EPERM);
     }
-    let mut st = t.tg.state();
-    st.pgid = tgid;
-    st.sid = tgid;
+    {
+        let mut st = t.tg.state();
+        st.pgid = tgid;
+        st.sid = tgid;
+    }
+    // A new session starts without a controlling terminal.
+    t.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
     Ok(tgid)
 }
 

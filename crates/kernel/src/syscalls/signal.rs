@@ -206,7 +206,7 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
         -1 => t.kernel.pid_ns.groups().into_iter().filter(|g| g.tgid != 1).collect(),
         p => {
             let pgid = if p == 0 { t.tg.state().pgid } else { p.checked_neg().ok_or_else(|| errno!(ESRCH))? };
-            t.kernel.pid_ns.groups().into_iter().filter(|g| g.state().pgid == pgid).collect()
+            signals::process_group(&t.kernel.pid_ns, pgid)
         }
     };
     let live: Vec<_> = targets.into_iter().filter(|g| g.state().zombie.is_none() || pid > 0).collect();

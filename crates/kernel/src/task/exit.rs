@@ -86,6 +86,8 @@ impl Task {
         };
         self.kernel.pid_ns.release_thread(tid);
         if last {
+            crate::tty::session_leader_exit(self);
+            self.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             let status = self.tg.state().exiting.unwrap_or(status);
             group_died(&self.kernel, &self.tg, status);
         } else {

@@ -156,7 +156,7 @@ impl Task {
 
     /// Whether our process group is orphaned: no member has a parent in another
     /// group of the same session (POSIX's rule for ignoring terminal stops).
-    fn in_orphaned_pgrp(&self) -> bool {
+    pub(crate) fn in_orphaned_pgrp(&self) -> bool {
         let (pgid, sid) = {
             let st = self.tg.state();
             (st.pgid, st.sid)

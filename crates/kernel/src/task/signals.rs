@@ -241,6 +241,25 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
     deliver(tg, None, info)
 }
 
+/// The live (not yet zombie) processes of process group `pgid`.
+pub fn process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32) -> Vec<Arc<ThreadGroup>> {
+    pid_ns
+        .groups()
+        .into_iter()
+        .filter(|g| {
+            let st = g.state();
+            st.pgid == pgid && st.zombie.is_none()
+        })
+        .collect()
+}
+
+/// Sends a signal to every live process of process group `pgid`.
+pub fn send_to_process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32, info: SigInfo) {
+    for g in process_group(pid_ns, pgid) {
+        send_to_group(&g, info);
+    }
+}
+
 /// Sends a thread-directed signal.
 pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) {
     deliver(&th.tg, Some(th), info)

@@ -109,6 +109,8 @@ pub struct ThreadGroup {
     pub cpu: Mutex<GroupCpu>,
     /// alarm/setitimer and timer_create timers. Leaf lock.
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
+    /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
+    pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -142,6 +144,7 @@ impl ThreadGroup {
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
             timers: Mutex::default(),
             cpu: Mutex::default(),
+            tty: Mutex::new(None),
         }
     }
 
@@ -155,6 +158,7 @@ impl ThreadGroup {
             st.sid = mine.sid;
         }
         tg.sig().actions = self.sig().actions;
+        *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = self.tty.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -16,6 +16,7 @@ pub const S_IFIFO: u32 = 0o010000;
 
 /// `d_type` values for getdents64.
 pub const DT_UNKNOWN: u8 = 0;
+pub const DT_CHR: u8 = 2;
 pub const DT_DIR: u8 = 4;
 pub const DT_REG: u8 = 8;
 pub const DT_LNK: u8 = 10;
