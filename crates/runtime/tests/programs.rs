@@ -492,3 +492,9 @@ fn pseudo_terminals() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "^C kills the foreground group with SIGINT: ok")])
     });
 }
+
+/// lseek SEEK_DATA / SEEK_HOLE over a sparse tmpfs file.
+#[test]
+fn seek_data_and_holes() {
+    compare("seek_data_and_holes", "seek_hole", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "SEEK_HOLE from 8192: 12288 ")]));
+}

@@ -55,6 +55,10 @@ impl Tmpfs {
     }
 }
 
+/// lseek's whence values that look for data and holes.
+const SEEK_DATA: i32 = 3;
+const SEEK_HOLE: i32 = 4;
+
 /// File seals (fcntl F_ADD_SEALS / F_GET_SEALS).
 pub const F_SEAL_SEAL: u32 = 1;
 pub const F_SEAL_SHRINK: u32 = 2;
@@ -215,6 +219,27 @@ impl TmpInode {
         }
         *size = len;
         Ok(())
+    }
+
+    /// SEEK_DATA / SEEK_HOLE: the first byte at or after `at` that is data (in
+    /// an allocated page) or hole (an unallocated page, or the end of the file).
+    /// ENXIO at or past the end, or when no data follows.
+    fn seek_data_or_hole(&self, at: u64, data: bool) -> SysResult<u64> {
+        let st = self.lock();
+        let Content::File { pages, size } = &st.1 else { return error!(EINVAL) };
+        if at >= *size {
+            return error!(ENXIO);
+        }
+        let mut idx = at / PAGE_SIZE;
+        if data {
+            let (&first, _) = pages.range(idx..).next().ok_or_else(|| errno!(ENXIO))?;
+            let found = (first * PAGE_SIZE).max(at);
+            return if found < *size { Ok(found) } else { error!(ENXIO) };
+        }
+        while pages.contains_key(&idx) {
+            idx += 1;
+        }
+        Ok((idx * PAGE_SIZE).max(at).min(*size))
     }
 
     fn size(&self) -> u64 {
@@ -565,6 +590,12 @@ impl FileDescription for TmpFile {
             0 => 0,
             1 => *pos as i64,
             2 => self.inode.size() as i64,
+            SEEK_DATA | SEEK_HOLE => {
+                let at = u64::try_from(offset).map_err(|_| errno!(ENXIO))?;
+                let new = self.inode.seek_data_or_hole(at, whence == SEEK_DATA)?;
+                *pos = new;
+                return Ok(new as i64);
+            }
             _ => return error!(EINVAL),
         };
         let new = base.checked_add(offset).filter(|&n| n >= 0).ok_or_else(|| errno!(EINVAL))?;
