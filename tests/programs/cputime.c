@@ -1,9 +1,11 @@
 // CPU-time accounting: a 100 ms busy loop shows in CLOCK_PROCESS_CPUTIME_ID,
-// CLOCK_THREAD_CPUTIME_ID, clock_getcpuclockid's clock, times() and getrusage.
+// CLOCK_THREAD_CPUTIME_ID, clock_getcpuclockid's clock, times() and getrusage,
+// as user time; a 100 ms loop of system calls shows as system time.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/times.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,5 +35,17 @@ int main(void) {
     printf("times() user+system >= 2 ticks: %s\n", tm.tms_utime + tm.tms_stime >= 2 ? "yes" : "no");
     printf("getrusage user+system >= 20 ms: %s\n", ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6 >= 0.02 ? "yes" : "no");
     printf("maxrss > 0: %s\n", ru.ru_maxrss > 0 ? "yes" : "no");
+    printf("the busy loop is user time: %s\n", ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec >= 20000 ? "yes" : "no");
+
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    end = secs(CLOCK_MONOTONIC) + 0.1;
+    while (secs(CLOCK_MONOTONIC) < end)
+        for (int i = 0; i < 100; i++) syscall(SYS_getppid);
+    getrusage(RUSAGE_SELF, &after);
+    double sys = (after.ru_stime.tv_sec - before.ru_stime.tv_sec) + (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e6;
+    printf("a loop of system calls is system time (>= 10 ms): %s\n", sys >= 0.01 ? "yes" : "no");
+    times(&tm);
+    printf("times() counts system time too: %s\n", tm.tms_stime >= 1 ? "yes" : "no");
     return 0;
 }

@@ -21,6 +21,14 @@ pub fn host_auxval(key: u64) -> u64 {
     auxv.iter().find(|&&(k, _)| k == key).map(|&(_, v)| v).unwrap_or(0)
 }
 
+/// CPU time host thread `tid` of this process has used (its thread CPU clock,
+/// Linux's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)); None once it has exited.
+pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
+    let clock = nix::time::ClockId::from_raw(((!tid) << 3) | 6);
+    let ts = nix::time::clock_gettime(clock).ok()?;
+    Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+}
+
 /// `TIOCGWINSZ` on a host descriptor.
 pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<[u16; 4]> {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };

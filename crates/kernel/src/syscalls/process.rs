@@ -5,7 +5,7 @@
 use super::args::{UserCStr, PATH_MAX};
 use crate::mm::UserRef;
 use crate::task::signals::SigInfo;
-use crate::task::{CloneArgs, ExitStatus, Task, WaitOptions, WaitTarget};
+use crate::task::{CloneArgs, CpuTimes, ExitStatus, Task, WaitOptions, WaitTarget};
 use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 
 const ARCH_SET_GS: i32 = 0x1001;
@@ -230,13 +230,13 @@ fn wait_target(t: &Task, pid: i32) -> WaitTarget {
 
 /// Writes a `struct rusage` with app CPU time as user time and the peak size;
 /// the Sentry's own time on the app's behalf is not attributed (system time 0).
-fn write_rusage(t: &Task, rusage: UserAddr, cpu_ns: u64, maxrss_kib: u64) -> SysResult<()> {
+fn write_rusage(t: &Task, rusage: UserAddr, cpu: CpuTimes, maxrss_kib: u64) -> SysResult<()> {
     if rusage.is_null() {
         return Ok(());
     }
     let mut ru = [0u64; RUSAGE_SIZE / 8];
-    ru[0] = cpu_ns / 1_000_000_000;
-    ru[1] = (cpu_ns % 1_000_000_000) / 1000;
+    (ru[0], ru[1]) = (cpu.user_ns / 1_000_000_000, (cpu.user_ns % 1_000_000_000) / 1000);
+    (ru[2], ru[3]) = (cpu.sys_ns / 1_000_000_000, (cpu.sys_ns % 1_000_000_000) / 1000);
     ru[4] = maxrss_kib;
     t.mm.write_obj(UserRef::<[u64; RUSAGE_SIZE / 8]>::new(rusage), &ru)
 }
@@ -258,7 +258,7 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rus
     if !status.is_null() {
         t.mm.write_obj(status, &r.status)?;
     }
-    write_rusage(t, rusage, r.cpu_ns, r.maxrss_kib)?;
+    write_rusage(t, rusage, r.cpu, r.maxrss_kib)?;
     Ok(r.pid)
 }
 
@@ -297,7 +297,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
         };
         t.mm.write_obj(UserRef::new(infop), &info)?;
     }
-    write_rusage(t, rusage, found.map_or(0, |r| r.cpu_ns), found.map_or(0, |r| r.maxrss_kib))
+    write_rusage(t, rusage, found.map_or(CpuTimes::default(), |r| r.cpu), found.map_or(0, |r| r.maxrss_kib))
 }
 
 pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
@@ -453,11 +453,11 @@ const RUSAGE_THREAD: i32 = 1;
 pub fn sys_getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult<()> {
     let own_rss = || t.mm.populated_bytes() / 1024;
     let (cpu, rss) = match who {
-        RUSAGE_SELF => (t.tg.cpu_ns(), own_rss().max(t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).maxrss_kib)),
-        RUSAGE_THREAD => (t.thread.app_cpu_ns(), own_rss()),
+        RUSAGE_SELF => (t.tg.cpu_times(), own_rss().max(t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).maxrss_kib)),
+        RUSAGE_THREAD => (t.thread.cpu_times(), own_rss()),
         RUSAGE_CHILDREN => {
             let c = *t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
-            (c.children_ns, c.children_maxrss_kib)
+            (c.children, c.children_maxrss_kib)
         }
         _ => return error!(EINVAL),
     };
@@ -473,8 +473,8 @@ const USER_HZ: u64 = 100;
 pub fn sys_times(t: &mut Task, buf: UserAddr) -> SysResult<i64> {
     if !buf.is_null() {
         let ticks = |ns: u64| ns / (1_000_000_000 / USER_HZ);
-        let children = t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_ns;
-        let tms: [u64; 4] = [ticks(t.tg.cpu_ns()), 0, ticks(children), 0];
+        let (mine, children) = (t.tg.cpu_times(), t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children);
+        let tms: [u64; 4] = [ticks(mine.user_ns), ticks(mine.sys_ns), ticks(children.user_ns), ticks(children.sys_ns)];
         t.mm.write_obj(UserRef::<[u64; 4]>::new(buf), &tms)?;
     }
     Ok(t.kernel.clocks.uptime_ns() / (1_000_000_000 / USER_HZ as i64))

@@ -14,16 +14,16 @@ const TIMER_ABSTIME: i32 = 1;
 fn cpu_clock(t: &Task, clock: i32) -> Option<SysResult<i64>> {
     const CPUCLOCK_PERTHREAD: i32 = 4;
     match clock {
-        2 => Some(Ok(t.tg.cpu_ns() as i64)),
-        3 => Some(Ok(t.thread.app_cpu_ns() as i64)),
+        2 => Some(Ok(t.tg.cpu_times().total() as i64)),
+        3 => Some(Ok(t.thread.cpu_times().total() as i64)),
         c if c < 0 => {
             let id = !(c >> 3);
             let r = if c & CPUCLOCK_PERTHREAD != 0 {
                 let id = if id == 0 { t.tid() } else { id };
-                t.kernel.pid_ns.thread(id).map(|th| th.app_cpu_ns() as i64)
+                t.kernel.pid_ns.thread(id).map(|th| th.cpu_times().total() as i64)
             } else {
                 let id = if id == 0 { t.tg.tgid } else { id };
-                t.kernel.pid_ns.group(id).map(|g| g.cpu_ns() as i64)
+                t.kernel.pid_ns.group(id).map(|g| g.cpu_times().total() as i64)
             };
             Some(r.ok_or_else(|| rvisor_abi::errno!(EINVAL)))
         }

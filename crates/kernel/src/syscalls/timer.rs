@@ -118,7 +118,7 @@ fn cpu_slot(timers: &mut ProcessTimers, which: i32) -> &mut Option<CpuTimer> {
 
 /// The remaining CPU time and interval of ITIMER_VIRTUAL or ITIMER_PROF.
 fn cpu_timer_now(t: &Task, which: i32) -> Itimerval {
-    let cpu = t.tg.cpu_ns();
+    let cpu = crate::time::process_timers::itimer_clock(t.tg.cpu_times(), which == ITIMER_VIRTUAL);
     let mut timers = t.tg.timers.lock().unwrap_or_else(|e| e.into_inner());
     match *cpu_slot(&mut timers, which) {
         // An expired timer not yet seen by the CPU tick still shows a sliver left, as in Linux.
@@ -127,10 +127,10 @@ fn cpu_timer_now(t: &Task, which: i32) -> Itimerval {
     }
 }
 
-/// Arms (or with a zero value disarms) ITIMER_VIRTUAL or ITIMER_PROF. Both count
-/// the app's CPU time; the Sentry's time on its behalf is not attributed.
+/// Arms (or with a zero value disarms) ITIMER_VIRTUAL (user time) or ITIMER_PROF
+/// (user and system time).
 fn set_cpu_timer(t: &Task, which: i32, value: Duration, interval: Duration) {
-    let cpu = t.tg.cpu_ns();
+    let cpu = crate::time::process_timers::itimer_clock(t.tg.cpu_times(), which == ITIMER_VIRTUAL);
     let armed = !value.is_zero();
     let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
     *cpu_slot(&mut t.tg.timers.lock().unwrap_or_else(|e| e.into_inner()), which) = armed.then(|| CpuTimer { expires_ns: cpu.saturating_add(ns(value)), interval_ns: ns(interval) });

@@ -69,10 +69,11 @@ impl Task {
         }
         self.release_vfork_parent();
         {
-            let used = self.thread.app_cpu_ns();
+            let used = self.thread.cpu_times();
+            self.thread.host_tid.store(0, std::sync::atomic::Ordering::Relaxed);
             let rss = self.mm.populated_bytes() / 1024;
             let mut cpu = self.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
-            cpu.dead_ns += used;
+            cpu.dead += used;
             cpu.maxrss_kib = cpu.maxrss_kib.max(rss);
         }
         self.thread.set_interrupter(None);

@@ -12,6 +12,7 @@ impl Task {
     pub fn run(mut self) {
         // This host thread runs this task from now on: /proc/self names it.
         crate::fs::proc::set_current(Some(&self.thread));
+        self.thread.host_tid.store(nix::unistd::gettid().as_raw(), std::sync::atomic::Ordering::Relaxed);
         self.thread.set_interrupter(Some(self.ctx.interrupter()));
         loop {
             self.handle_signals();

@@ -41,13 +41,41 @@ fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     r
 }
 
+/// CPU time, as Linux splits it: user (the app's own code, measured on its stub
+/// threads) and system (the Sentry's work on its behalf, measured on the task's
+/// host thread).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user_ns: u64,
+    pub sys_ns: u64,
+}
+
+impl CpuTimes {
+    pub fn total(self) -> u64 {
+        self.user_ns + self.sys_ns
+    }
+}
+
+impl std::ops::Add for CpuTimes {
+    type Output = CpuTimes;
+    fn add(self, o: CpuTimes) -> CpuTimes {
+        CpuTimes { user_ns: self.user_ns + o.user_ns, sys_ns: self.sys_ns + o.sys_ns }
+    }
+}
+
+impl std::ops::AddAssign for CpuTimes {
+    fn add_assign(&mut self, o: CpuTimes) {
+        *self = *self + o;
+    }
+}
+
 /// CPU accounting a process keeps beyond its live threads.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct GroupCpu {
-    /// App CPU time of threads that have exited.
-    pub dead_ns: u64,
+    /// CPU time of threads that have exited.
+    pub dead: CpuTimes,
     /// Everything reaped children (and their reaped children) used.
-    pub children_ns: u64,
+    pub children: CpuTimes,
     /// The largest resident size, in KiB, of this process and of reaped children.
     pub maxrss_kib: u64,
     pub children_maxrss_kib: u64,
@@ -198,10 +226,10 @@ impl ThreadGroup {
         self.state().parent.clone()
     }
 
-    /// App CPU time of the whole process so far (live and exited threads).
-    pub fn cpu_ns(&self) -> u64 {
-        let dead = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).dead_ns;
-        dead + self.threads().iter().map(|t| t.app_cpu_ns()).sum::<u64>()
+    /// CPU time of the whole process so far (live and exited threads).
+    pub fn cpu_times(&self) -> CpuTimes {
+        let dead = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).dead;
+        self.threads().iter().fold(dead, |acc, t| acc + t.cpu_times())
     }
 
     /// Wakes every thread of the group (a child changed state, the group stops...).
@@ -239,6 +267,9 @@ pub struct Thread {
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
     /// App CPU time of stub threads this thread ran on before (exec changes it).
     pub cpu_base_ns: std::sync::atomic::AtomicU64,
+    /// The host thread running the task (its CPU clock is the task's system
+    /// time); 0 before it starts and after it ends.
+    pub host_tid: AtomicI32,
     /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
     resources: Mutex<Option<Resources>>,
     /// Set while the task may be running app code: only then does `interrupt`
@@ -266,6 +297,7 @@ impl Thread {
             host_wake: std::sync::OnceLock::new(),
             resources: Mutex::new(None),
             cpu_base_ns: std::sync::atomic::AtomicU64::new(0),
+            host_tid: AtomicI32::new(0),
             running_app: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -274,6 +306,13 @@ impl Thread {
     pub fn app_cpu_ns(&self) -> u64 {
         let live = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |i| i.cpu_time_ns());
         self.cpu_base_ns.load(Ordering::Relaxed) + live
+    }
+
+    /// User and system CPU time this thread has used.
+    pub fn cpu_times(&self) -> CpuTimes {
+        let host = self.host_tid.load(Ordering::Relaxed);
+        let sys_ns = if host > 0 { rvisor_platform::hostcall::thread_cpu_ns(host).unwrap_or(0) } else { 0 };
+        CpuTimes { user_ns: self.app_cpu_ns(), sys_ns }
     }
 
     /// The task's address space, fd table and fs context; None once it exited.

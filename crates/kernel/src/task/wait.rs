@@ -35,7 +35,7 @@ pub struct WaitResult {
     pub code: i32,
     pub si_status: i32,
     /// The child's CPU time (with its reaped children) and peak size, for rusage.
-    pub cpu_ns: u64,
+    pub cpu: super::CpuTimes,
     pub maxrss_kib: u64,
 }
 
@@ -86,26 +86,26 @@ impl Task {
                 }
                 let (code, si_status) = status.child_code();
                 let c = *child.cpu.lock().unwrap_or_else(|e| e.into_inner());
-                let (cpu_ns, maxrss_kib) = (c.dead_ns + c.children_ns, c.maxrss_kib.max(c.children_maxrss_kib));
+                let (cpu, maxrss_kib) = (c.dead + c.children, c.maxrss_kib.max(c.children_maxrss_kib));
                 if !opts.nowait {
                     let mut mine = self.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
-                    mine.children_ns += cpu_ns;
+                    mine.children += cpu;
                     mine.children_maxrss_kib = mine.children_maxrss_kib.max(maxrss_kib);
                 }
-                return Ok(Some(WaitResult { pid: child.tgid, uid, status: status.wait_status(), code, si_status, cpu_ns, maxrss_kib }));
+                return Ok(Some(WaitResult { pid: child.tgid, uid, status: status.wait_status(), code, si_status, cpu, maxrss_kib }));
             }
             match st.report {
                 Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu_ns: 0, maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu: Default::default(), maxrss_kib: 0 }));
                 }
                 Some(StopReport::Continued) if opts.continued && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu_ns: 0, maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu: Default::default(), maxrss_kib: 0 }));
                 }
                 _ => {}
             }

@@ -50,7 +50,8 @@ pub struct PosixTimer {
     pub clock: i32,
 }
 
-/// A CPU-time interval timer: expiry and period in nanoseconds of app CPU time.
+/// A CPU-time interval timer: expiry and period in nanoseconds of the CPU time
+/// it counts (`itimer_clock`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuTimer {
     pub expires_ns: u64,
@@ -60,7 +61,7 @@ pub struct CpuTimer {
 /// Guarded by the thread group's timers lock (a leaf).
 #[derive(Default)]
 pub struct ProcessTimers {
-    /// ITIMER_VIRTUAL and ITIMER_PROF (both count the app's CPU time).
+    /// ITIMER_VIRTUAL (user time) and ITIMER_PROF (user and system time).
     pub virt: Option<CpuTimer>,
     pub prof: Option<CpuTimer>,
     /// When RLIMIT_CPU's soft limit last sent SIGXCPU (in CPU nanoseconds).
@@ -107,23 +108,31 @@ impl CpuWatch {
     }
 }
 
+/// The CPU time an interval timer counts: ITIMER_VIRTUAL user time only,
+/// ITIMER_PROF both.
+pub fn itimer_clock(cpu: crate::task::CpuTimes, virt: bool) -> u64 {
+    if virt { cpu.user_ns } else { cpu.total() }
+}
+
 /// Checks one process; returns whether it still needs watching.
 fn check(tg: &Arc<ThreadGroup>) -> bool {
     use rvisor_abi::consts::{SIGKILL, SIGPROF, SIGVTALRM, SIGXCPU};
     if tg.state().zombie.is_some() {
         return false;
     }
-    let cpu = tg.cpu_ns();
+    let times = tg.cpu_times();
+    let cpu = times.total();
     let limit = tg.rlimit(crate::task::RLIMIT_CPU_INDEX);
     let mut fire = Vec::new();
     let watching = {
         let mut guard = tg.timers.lock().unwrap_or_else(|e| e.into_inner());
         let t = &mut *guard;
-        for (slot, signo) in [(&mut t.virt, SIGVTALRM), (&mut t.prof, SIGPROF)] {
+        for (slot, signo, virt) in [(&mut t.virt, SIGVTALRM, true), (&mut t.prof, SIGPROF, false)] {
+            let now = itimer_clock(times, virt);
             if let Some(ct) = slot {
-                if cpu >= ct.expires_ns {
+                if now >= ct.expires_ns {
                     fire.push(signo);
-                    *slot = (ct.interval_ns > 0).then(|| CpuTimer { expires_ns: cpu + ct.interval_ns, interval_ns: ct.interval_ns });
+                    *slot = (ct.interval_ns > 0).then(|| CpuTimer { expires_ns: now + ct.interval_ns, interval_ns: ct.interval_ns });
                 }
             }
         }

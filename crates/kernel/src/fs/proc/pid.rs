@@ -355,9 +355,9 @@ fn stat(p: &Proc, t: Target) -> String {
     let threads = p.tg.threads().len().max(1);
     let exit_signal = p.tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     let rss_lim = p.tg.rlimit(5).cur;
-    // Clock ticks (USER_HZ = 100) of app CPU time; the Sentry's is not attributed.
+    // Clock ticks (USER_HZ = 100).
     let ticks = |ns: u64| (ns / 10_000_000).to_string();
-    let children_ns = p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_ns;
+    let (cpu, children) = (p.tg.cpu_times(), p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children);
     let fields: Vec<String> = vec![
         ppid.to_string(),
         pgid.to_string(),
@@ -369,10 +369,10 @@ fn stat(p: &Proc, t: Target) -> String {
         "0".into(),
         "0".into(),
         "0".into(), // faults
-        ticks(p.tg.cpu_ns()),
-        "0".into(),
-        ticks(children_ns),
-        "0".into(), // utime stime cutime cstime
+        ticks(cpu.user_ns),
+        ticks(cpu.sys_ns),
+        ticks(children.user_ns),
+        ticks(children.sys_ns),
         "20".into(), // priority
         "0".into(),  // nice
         threads.to_string(),
