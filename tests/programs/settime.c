@@ -1,8 +1,11 @@
 // Sets the realtime clock (never run natively: it would move the host's): a
-// TFD_TIMER_CANCEL_ON_SET timerfd is cancelled, then the clock moves a day ahead.
+// TFD_TIMER_CANCEL_ON_SET timerfd is cancelled; absolute realtime timers and
+// sleeps an hour away fire when the clock jumps past them (relative ones do
+// not); then the clock moves a day ahead.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +38,55 @@ static void step_clock(void) {
     clock_settime(CLOCK_REALTIME, &now);
 }
 
+static struct timespec target;
+
+static void *abs_sleeper(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &target, NULL);
+}
+
+static double mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+// Timers and a sleep due an hour from now on CLOCK_REALTIME: a clock set past
+// that hour makes them due at once.
+static void absolute_deadlines(void) {
+    clock_gettime(CLOCK_REALTIME, &target);
+    target.tv_sec += 3600;
+    struct itimerspec at = {{0, 0}, target}, in_an_hour = {{0, 0}, {3600, 0}};
+    int abs_fd = timerfd_create(CLOCK_REALTIME, 0);
+    timerfd_settime(abs_fd, TFD_TIMER_ABSTIME, &at, NULL);
+    int rel_fd = timerfd_create(CLOCK_REALTIME, 0);
+    timerfd_settime(rel_fd, 0, &in_an_hour, NULL);
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    timer_t tid;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    timer_create(CLOCK_REALTIME, &sev, &tid);
+    timer_settime(tid, TIMER_ABSTIME, &at, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, abs_sleeper, NULL);
+    double t0 = mono();
+    struct timespec jump = {target.tv_sec + 1, 0};
+    clock_settime(CLOCK_REALTIME, &jump);
+    struct pollfd p = {abs_fd, POLLIN, 0};
+    printf("absolute realtime timerfd fires after the jump: %s\n", poll(&p, 1, 10000) == 1 ? "yes" : "no");
+    struct timespec ten = {10, 0};
+    printf("absolute realtime POSIX timer fires after the jump: %s\n", sigtimedwait(&usr1, NULL, &ten) == SIGUSR1 ? "yes" : "no");
+    void *res;
+    pthread_join(th, &res);
+    printf("absolute clock_nanosleep returns after the jump: %s\n", res == 0 && mono() - t0 < 10 ? "yes" : "no");
+    p.fd = rel_fd;
+    printf("a relative realtime timerfd does not move: %s\n", poll(&p, 1, 0) == 0 ? "yes" : "no");
+}
+
 int main(void) {
+    absolute_deadlines();
     int tfd = cancel_on_set_timer();
     struct pollfd pfd = {tfd, POLLIN, 0};
     printf("before a clock set, readable: %d\n", poll(&pfd, 1, 0));

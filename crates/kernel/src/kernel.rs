@@ -45,6 +45,7 @@ pub struct Kernel {
     /// Where memfd_create's files live.
     pub memfds: crate::fs::memfd::MemfdFs,
     pub timerfd_cancel: crate::fs::timerfd::CancelOnSet,
+    pub clock_sets: crate::time::ClockSets,
     pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -104,6 +105,7 @@ impl Kernel {
                 console: std::sync::OnceLock::new(),
                 memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
                 timerfd_cancel: Default::default(),
+                clock_sets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,
@@ -242,6 +244,15 @@ impl Kernel {
             let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
             term.set_winsize(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel });
         }
+    }
+
+    /// The sandbox's realtime clock was set: absolute realtime timers and sleeps
+    /// move with it, and TFD_TIMER_CANCEL_ON_SET timerfds are cancelled.
+    pub(crate) fn clock_was_set(&self) {
+        self.timers.clock_was_set(self.clocks.realtime_ns());
+        self.timerfd_cancel.clock_was_set();
+        self.clock_sets.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.clock_sets.sleepers.notify();
     }
 
     /// Writes one `--strace` line.

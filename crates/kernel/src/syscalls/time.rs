@@ -86,6 +86,29 @@ fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) 
     }
 }
 
+/// An absolute sleep on a realtime clock: until the clock reads `at_ns`, however
+/// it is set meanwhile.
+fn sleep_until_realtime(t: &mut Task, clock: i32, at_ns: i64) -> SysResult<()> {
+    use std::sync::atomic::Ordering;
+    loop {
+        let generation = t.kernel.clock_sets.generation.load(Ordering::SeqCst);
+        let now = t.kernel.clocks.read(clock)?;
+        if now >= at_ns {
+            return Ok(());
+        }
+        let deadline = crate::time::deadline_in(Duration::from_nanos((at_ns - now) as u64));
+        t.kernel.clock_sets.sleepers.register(&t.thread);
+        let r = t.block_until(deadline, || t.kernel.clock_sets.generation.load(Ordering::SeqCst) != generation);
+        t.kernel.clock_sets.sleepers.unregister(&t.thread);
+        match r {
+            Ok(()) => {}
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => {}
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => return error!(ERESTARTNOHAND),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn read_duration(t: &Task, req: UserRef<Timespec>) -> SysResult<Timespec> {
     let ts = t.mm.read_obj(req)?;
     ts.duration()?;
@@ -101,6 +124,9 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     let ts = read_duration(t, req)?;
     let now = t.kernel.clocks.read(clock)?;
     let ns = ts.as_ns();
+    if flags & TIMER_ABSTIME != 0 && crate::time::is_realtime(clock) {
+        return sleep_until_realtime(t, clock, ns);
+    }
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
     let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
     sleep_until(t, crate::time::deadline_in(Duration::from_nanos(wait as u64)), rem)
@@ -117,7 +143,7 @@ pub fn sys_clock_settime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> Sys
         0 => {
             may_set_time(t)?;
             t.kernel.clocks.source.set_realtime_ns(ts.as_ns());
-            t.kernel.timerfd_cancel.clock_was_set();
+            t.kernel.clock_was_set();
             Ok(())
         }
         c => {
@@ -139,7 +165,7 @@ pub fn sys_settimeofday(t: &mut Task, tv: UserRef<Timeval>, tz: UserRef<Timezone
             return error!(EINVAL);
         }
         t.kernel.clocks.source.set_realtime_ns(v.tv_sec.saturating_mul(1_000_000_000).saturating_add(v.tv_usec * 1000));
-        t.kernel.timerfd_cancel.clock_was_set();
+        t.kernel.clock_was_set();
     }
     Ok(())
 }

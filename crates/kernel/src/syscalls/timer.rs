@@ -204,18 +204,28 @@ pub fn sys_timer_settime(t: &mut Task, timerid: i32, flags: i32, new: UserRef<It
     let timers = t.tg.timers.lock().unwrap_or_else(|e| e.into_inner());
     let p = timers.posix.get(&timerid).ok_or_else(|| errno!(EINVAL))?;
     let prev = remaining(t, p);
-    let when = if value.is_zero() {
-        None
-    } else if flags & TIMER_ABSTIME != 0 {
-        t.kernel.clocks.instant_at(p.clock, value.as_nanos() as i64)?.map(|d| (d, Some(interval)))
-    } else {
-        deadline_in(value).map(|d| (d, Some(interval)))
-    };
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(&p.action) as std::sync::Weak<dyn TimerAction>;
-    t.kernel.timers.arm(&p.timer, when, weak);
+    arm_timer(t, &p.timer, p.clock, flags & TIMER_ABSTIME != 0, value, interval, weak)?;
     drop(timers);
     if !old.is_null() {
         t.mm.write_obj(old, &prev)?;
+    }
+    Ok(())
+}
+
+/// Arms a POSIX timer or a timerfd as its settime call asks: relative, absolute
+/// on its clock, or, absolute on a realtime clock, due at that realtime even if
+/// the clock is set meanwhile (as Linux's CLOCK_REALTIME hrtimers); a zero value
+/// disarms it.
+fn arm_timer(t: &Task, timer: &crate::time::timers::TimerId, clock: i32, absolute: bool, value: Duration, interval: Duration, action: std::sync::Weak<dyn TimerAction>) -> SysResult<()> {
+    let timers = &t.kernel.timers;
+    if value.is_zero() {
+        timers.arm(timer, None, action);
+    } else if absolute && crate::time::is_realtime(clock) {
+        timers.arm_realtime(timer, t.kernel.clocks.realtime_ns(), value.as_nanos().min(i64::MAX as u128) as i64, interval, action);
+    } else {
+        let when = if absolute { t.kernel.clocks.instant_at(clock, value.as_nanos().min(i64::MAX as u128) as i64)? } else { deadline_in(value) };
+        timers.arm(timer, when.map(|d| (d, Some(interval))), action);
     }
     Ok(())
 }
@@ -277,13 +287,6 @@ pub fn sys_timerfd_settime(t: &mut Task, fd: crate::vfs::Fd, flags: i32, new: Us
     let n = t.mm.read_obj(new)?;
     let (value, interval) = (n.value.duration()?, n.interval.duration()?);
     let prev = timerfd_remaining(t, tfd);
-    let when = if value.is_zero() {
-        None
-    } else if flags & TFD_TIMER_ABSTIME != 0 {
-        t.kernel.clocks.instant_at(tfd.clock, value.as_nanos() as i64)?.map(|d| (d, Some(interval)))
-    } else {
-        deadline_in(value).map(|d| (d, Some(interval)))
-    };
     tfd.expirations.count.store(0, std::sync::atomic::Ordering::Release);
     // CLOCK_REALTIME or CLOCK_REALTIME_ALARM, absolute: a clock set cancels it.
     let cancel = flags & TFD_TIMER_CANCEL_ON_SET != 0 && flags & TFD_TIMER_ABSTIME != 0 && matches!(tfd.clock, 0 | 8);
@@ -293,7 +296,7 @@ pub fn sys_timerfd_settime(t: &mut Task, fd: crate::vfs::Fd, flags: i32, new: Us
         t.kernel.timerfd_cancel.add(&tfd.expirations);
     }
     let weak: std::sync::Weak<dyn TimerAction> = Arc::downgrade(&tfd.expirations) as std::sync::Weak<dyn TimerAction>;
-    t.kernel.timers.arm(&tfd.timer, when, weak);
+    arm_timer(t, &tfd.timer, tfd.clock, flags & TFD_TIMER_ABSTIME != 0, value, interval, weak)?;
     if !old.is_null() {
         t.mm.write_obj(old, &prev)?;
     }

@@ -32,6 +32,19 @@ fn host_ns(id: ClockId) -> i64 {
     clock_gettime(id).map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec()).unwrap_or(0)
 }
 
+/// CLOCK_REALTIME and CLOCK_REALTIME_ALARM: the clocks clock_settime moves.
+pub fn is_realtime(clock: i32) -> bool {
+    matches!(clock, 0 | 8)
+}
+
+/// Absolute sleeps on a realtime clock (clock_nanosleep TIMER_ABSTIME) wait here
+/// and re-check their target when the clock is set.
+#[derive(Default)]
+pub struct ClockSets {
+    pub generation: std::sync::atomic::AtomicU64,
+    pub sleepers: crate::vfs::WaitQueue,
+}
+
 /// The deadline `d` from now; None if it is too far away to represent (never).
 /// App-supplied timeouts go through here: adding them to an Instant could overflow.
 pub fn deadline_in(d: Duration) -> Option<std::time::Instant> {

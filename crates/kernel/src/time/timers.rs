@@ -18,6 +18,9 @@ struct Armed {
     action: Weak<dyn TimerAction>,
     /// Bumped by every (re)arm, so stale heap entries are recognised.
     generation: u64,
+    /// For an absolute CLOCK_REALTIME timer, the realtime it is due at: setting
+    /// the clock moves `deadline` (`clock_was_set`).
+    realtime_ns: Option<i64>,
 }
 
 #[derive(Default)]
@@ -72,7 +75,7 @@ impl Timers {
                 st.timers.remove(&timer.id);
             }
             Some((deadline, interval)) => {
-                st.timers.insert(timer.id, Armed { deadline, interval: interval.filter(|i| !i.is_zero()), action, generation });
+                st.timers.insert(timer.id, Armed { deadline, interval: interval.filter(|i| !i.is_zero()), action, generation, realtime_ns: None });
                 st.heap.push(Reverse((deadline, timer.id, generation)));
             }
         }
@@ -84,6 +87,38 @@ impl Timers {
                 st.running = false;
                 tracing::error!("cannot start the timekeeper");
             }
+        }
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    /// Arms `timer` to fire when CLOCK_REALTIME (now `realtime_now`) reads `at_ns`
+    /// (then every `interval`), even if the clock is set meanwhile.
+    pub fn arm_realtime(self: &Arc<Self>, timer: &TimerId, realtime_now: i64, at_ns: i64, interval: Duration, action: Weak<dyn TimerAction>) {
+        let deadline = super::deadline_in(Duration::from_nanos(at_ns.saturating_sub(realtime_now).max(0) as u64));
+        self.arm(timer, deadline.map(|d| (d, Some(interval))), action);
+        if let Some(a) = self.lock().timers.get_mut(&timer.id) {
+            a.realtime_ns = Some(at_ns);
+        }
+    }
+
+    /// The sandbox's realtime clock was set (it reads `realtime_now`): absolute
+    /// realtime timers are due at their realtime, so their deadlines move.
+    pub fn clock_was_set(&self, realtime_now: i64) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let moved: Vec<(u64, Instant, u64)> = st
+            .timers
+            .iter_mut()
+            .filter_map(|(&id, a)| {
+                let at = a.realtime_ns?;
+                a.deadline = now.checked_add(Duration::from_nanos(at.saturating_sub(realtime_now).max(0) as u64))?;
+                a.generation += 1;
+                Some((id, a.deadline, a.generation))
+            })
+            .collect();
+        for (id, deadline, generation) in moved {
+            st.heap.push(Reverse((deadline, id, generation)));
         }
         drop(st);
         self.cv.notify_all();
@@ -118,10 +153,14 @@ impl Timers {
                     Some(i) => {
                         // Missed periods count as overruns; the next one is in the future.
                         let missed = now.saturating_duration_since(a.deadline).as_nanos() / i.as_nanos().max(1);
-                        let next = u32::try_from(missed + 1).ok().and_then(|k| i.checked_mul(k)).and_then(|d| a.deadline.checked_add(d));
+                        let step = u32::try_from(missed + 1).ok().and_then(|k| i.checked_mul(k));
+                        let next = step.and_then(|d| a.deadline.checked_add(d));
                         match next {
                             Some(next) => {
                                 a.deadline = next;
+                                if let (Some(at), Some(d)) = (a.realtime_ns.as_mut(), step) {
+                                    *at = at.saturating_add(d.as_nanos().min(i64::MAX as u128) as i64);
+                                }
                                 let g = a.generation;
                                 st.heap.push(Reverse((next, id, g)));
                             }
