@@ -16,6 +16,15 @@ fn timers() {
     });
 }
 
+/// Timers of every kind fire in deadline order; a blocked periodic timer counts
+/// overruns on its one queued signal; periodic timers keep their period under load.
+#[test]
+fn timer_order_overruns_and_load() {
+    compare("timer_order_overruns_and_load", "timer_order", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "fired in order: 10 20 30 40 50 ")])
+    });
+}
+
 /// A million clock_gettime calls go through the vDSO: --strace shows none of them,
 /// from static programs and from dynamic ones (whose ld.so finds our vDSO's symbols).
 #[test]

@@ -158,22 +158,15 @@ pub(super) fn deadline_after(t: &Task, ts: UserRef<Timespec>) -> SysResult<Optio
     Ok(crate::time::deadline_in(t.mm.read_obj(ts)?.duration()?))
 }
 
-fn take_from(t: &Task, set: u64) -> Option<SigInfo> {
-    let blocked = !set;
-    if let Some(i) = t.thread.sig().pending.pop(blocked) {
-        return Some(i);
-    }
-    t.tg.sig().pending.pop(blocked)
-}
 
 pub fn sys_rt_sigtimedwait(t: &mut Task, set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) -> SysResult<i32> {
     check_sigset_size(sigsetsize)?;
     let want = t.mm.read_obj(set)? & !UNBLOCKABLE;
     let deadline = deadline_after(t, timeout)?;
-    let mut got = take_from(t, want);
+    let mut got = t.dequeue_signal(!want);
     if got.is_none() {
         let r = t.block_until(deadline, || {
-            got = take_from(t, want);
+            got = t.dequeue_signal(!want);
             got.is_some()
         });
         match r {

@@ -8,7 +8,6 @@ use crate::time::deadline_in;
 use crate::time::timers::TimerAction;
 use rvisor_abi::structs::{Timespec, Timeval};
 use rvisor_abi::{consts, errno, error, SysResult};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -80,7 +79,7 @@ fn real_timer_now(t: &Task) -> (Duration, Duration) {
 fn set_real_timer(t: &Task, value: Duration, interval: Duration) {
     let mut timers = t.tg.timers.lock().unwrap_or_else(|e| e.into_inner());
     let (id, action) = timers.real.get_or_insert_with(|| {
-        let action = Arc::new(SignalOnExpiry { group: Arc::downgrade(&t.tg), thread: None, signo: consts::SIGALRM, posix: None, overrun: AtomicU64::new(0) });
+        let action = Arc::new(SignalOnExpiry::new(Arc::downgrade(&t.tg), None, consts::SIGALRM, None));
         (t.kernel.timers.create(), action)
     });
     let when = if value.is_zero() { None } else { deadline_in(value).map(|d| (d, Some(interval))) };
@@ -185,7 +184,7 @@ pub fn sys_timer_create(t: &mut Task, clock: i32, sevp: UserRef<Sigevent>, timer
     timers.next_id = id.checked_add(1).ok_or_else(|| errno!(EAGAIN))?;
     let value = if sevp.is_null() { id as u64 } else { ev.value };
     let signo = if ev.notify == SIGEV_NONE { 0 } else { ev.signo as u32 };
-    let action = Arc::new(SignalOnExpiry { group: Arc::downgrade(&t.tg), thread, signo, posix: Some((id, value)), overrun: AtomicU64::new(0) });
+    let action = Arc::new(SignalOnExpiry::new(Arc::downgrade(&t.tg), thread, signo, Some((id, value))));
     timers.posix.insert(id, PosixTimer { timer: t.kernel.timers.create(), action, clock });
     drop(timers);
     t.mm.write_obj(timerid, &id)

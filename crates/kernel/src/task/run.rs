@@ -69,12 +69,19 @@ impl Task {
         s.pending.push(info);
     }
 
-    fn dequeue_signal(&self) -> Option<SigInfo> {
-        let mask = self.thread.sig().mask;
-        if let Some(i) = self.thread.sig().pending.pop(mask) {
-            return Some(i);
+    /// Takes the next pending signal not in `blocked`, thread-directed first. A
+    /// POSIX timer's signal gets its overrun count as it leaves the queue.
+    pub(crate) fn dequeue_signal(&self, blocked: u64) -> Option<SigInfo> {
+        let taken = self.thread.sig().pending.pop(blocked);
+        let mut info = taken.or_else(|| self.tg.sig().pending.pop(blocked))?;
+        if info.code == crate::time::process_timers::SI_TIMER {
+            let id = info.timer_id();
+            let action = self.tg.timers.lock().unwrap_or_else(|e| e.into_inner()).posix.get(&id).map(|p| p.action.clone());
+            if let Some(a) = action {
+                a.delivered(&mut info);
+            }
         }
-        self.tg.sig().pending.pop(mask)
+        Some(info)
     }
 
     /// Delivers pending signals before returning to app code, and restarts an
@@ -106,7 +113,8 @@ impl Task {
                 }
                 continue;
             }
-            let Some(info) = self.dequeue_signal() else { break };
+            let mask = self.thread.sig().mask;
+            let Some(info) = self.dequeue_signal(mask) else { break };
             let signo = info.signo();
             let act = self.tg.action(signo);
             match act.handler {

@@ -78,6 +78,11 @@ impl SigInfo {
     }
 
     /// si_status (SIGCHLD) or si_value (sigqueue): the word after pid/uid.
+    /// si_timerid of a POSIX timer's signal (where `with_sender` put it).
+    pub fn timer_id(&self) -> i32 {
+        self.fields[0] as u32 as i32
+    }
+
     pub fn with_value(mut self, v: u64) -> SigInfo {
         self.fields[1] = v;
         self
@@ -102,13 +107,15 @@ pub struct SigQueue {
 }
 
 impl SigQueue {
-    pub fn push(&mut self, info: SigInfo) {
+    /// Queues a signal; false when a standard signal already pending absorbs it.
+    pub fn push(&mut self, info: SigInfo) -> bool {
         let signo = info.signo();
         if signo < SIGRTMIN && self.mask & sigbit(signo) != 0 {
-            return;
+            return false;
         }
         self.mask |= sigbit(signo);
         self.entries.push(info);
+        true
     }
 
     /// Removes and returns the next deliverable signal not in `blocked`:
@@ -237,7 +244,7 @@ pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
 }
 
 /// Sends a process-directed signal.
-pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) {
+pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) -> bool {
     deliver(tg, None, info)
 }
 
@@ -261,21 +268,23 @@ pub fn send_to_process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32, in
 }
 
 /// Sends a thread-directed signal.
-pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) {
+pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) -> bool {
     deliver(&th.tg, Some(th), info)
 }
 
-fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) {
+/// Returns whether the signal was queued (not dropped: ignored, or the target
+/// is dying).
+fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -> bool {
     let signo = info.signo();
     {
         let st = tg.state();
         if st.zombie.is_some() || st.exiting.is_some() {
-            return;
+            return false;
         }
     }
     if signo == consts::SIGKILL {
         group_exit(tg, ExitStatus::killed_by(signo));
-        return;
+        return true;
     }
     if signo == consts::SIGCONT {
         continue_group(tg);
@@ -290,17 +299,21 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) {
     match target {
         Some(th) => {
             if ignored(tg, signo) && !blocked_by(th) {
-                return;
+                return false;
             }
-            th.sig().pending.push(info);
+            if !th.sig().pending.push(info) {
+                return false;
+            }
             th.interrupt();
         }
         None => {
             let threads = tg.threads();
             if ignored(tg, signo) && !threads.iter().any(|t| blocked_by(t)) {
-                return;
+                return false;
             }
-            tg.sig().pending.push(info);
+            if !tg.sig().pending.push(info) {
+                return false;
+            }
             // Wake one thread that can take it. If all block it, it stays pending,
             // but a thread in sigwait may be waiting for exactly this: let the
             // blocked waiters look again.
@@ -310,4 +323,5 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) {
             }
         }
     }
+    true
 }

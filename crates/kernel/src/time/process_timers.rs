@@ -6,7 +6,7 @@ use crate::task::signals::{send_to_group, send_to_thread, SigInfo, SI_KERNEL};
 use crate::task::{Thread, ThreadGroup};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// si_code of a signal from a POSIX timer.
 pub const SI_TIMER: i32 = -2;
@@ -19,27 +19,60 @@ pub struct SignalOnExpiry {
     pub signo: u32,
     /// For POSIX timers: (timer id, sigev_value); None for itimers.
     pub posix: Option<(i32, u64)>,
-    /// Periods missed at the last expiry (timer_getoverrun).
+    /// The overrun count of the last delivered signal (timer_getoverrun).
     pub overrun: AtomicU64,
+    /// While the timer's signal is queued and not yet delivered, the expirations
+    /// it stands for beyond the first: as on Linux, a POSIX timer has at most one
+    /// signal queued, and later expirations are counted as its overrun.
+    pub queued: Mutex<Option<u64>>,
+}
+
+/// Linux caps a timer's overrun count (DELAYTIMER_MAX).
+const DELAYTIMER_MAX: u64 = i32::MAX as u64;
+
+impl SignalOnExpiry {
+    pub fn new(group: Weak<ThreadGroup>, thread: Option<Weak<Thread>>, signo: u32, posix: Option<(i32, u64)>) -> SignalOnExpiry {
+        SignalOnExpiry { group, thread, signo, posix, overrun: AtomicU64::new(0), queued: Mutex::new(None) }
+    }
+
+    fn send(&self, info: SigInfo) -> bool {
+        match self.thread.as_ref().and_then(Weak::upgrade) {
+            Some(th) => send_to_thread(&th, info),
+            None => self.group.upgrade().is_some_and(|g| send_to_group(&g, info)),
+        }
+    }
+
+    /// The timer's signal is being delivered: fixes its overrun count.
+    pub fn delivered(&self, info: &mut SigInfo) {
+        let overrun = self.queued.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(0).min(DELAYTIMER_MAX);
+        self.overrun.store(overrun, Ordering::Relaxed);
+        if let Some((id, _)) = self.posix {
+            *info = info.with_sender(id, overrun as u32);
+        }
+    }
 }
 
 impl TimerAction for SignalOnExpiry {
     fn fire(&self, overrun: u64) {
-        self.overrun.store(overrun, Ordering::Relaxed);
         if self.signo == 0 {
+            self.overrun.store(overrun, Ordering::Relaxed);
             return;
         }
-        let info = match self.posix {
-            Some((id, value)) => SigInfo::new(self.signo, SI_TIMER).with_sender(id, overrun.min(i32::MAX as u64) as u32).with_value(value),
-            None => SigInfo::new(self.signo, SI_KERNEL),
+        let Some((id, value)) = self.posix else {
+            self.send(SigInfo::new(self.signo, SI_KERNEL));
+            return;
         };
-        match self.thread.as_ref().and_then(Weak::upgrade) {
-            Some(th) => send_to_thread(&th, info),
-            None => {
-                if let Some(g) = self.group.upgrade() {
-                    send_to_group(&g, info);
-                }
+        {
+            let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = queued.as_mut() {
+                *n = n.saturating_add(1 + overrun);
+                return;
             }
+            *queued = Some(overrun);
+        }
+        if !self.send(SigInfo::new(self.signo, SI_TIMER).with_sender(id, 0).with_value(value)) {
+            // Ignored, or nobody to take it: no signal stays queued.
+            self.queued.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 }
