@@ -3,6 +3,7 @@
 
 pub mod dev;
 pub mod gofer;
+pub mod inotify;
 pub mod memfd;
 pub mod overlay;
 pub mod proc;

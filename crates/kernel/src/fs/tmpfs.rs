@@ -499,6 +499,12 @@ impl TmpFile {
     }
 }
 
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        crate::fs::inotify::closed(&self.dentry, OpenFlags(self.flags()).writable());
+    }
+}
+
 impl FileDescription for TmpFile {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
         if !OpenFlags(self.flags()).readable() {
