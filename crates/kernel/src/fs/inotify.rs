@@ -94,6 +94,8 @@ struct Queue {
     /// The last watch descriptor given out: new ones count on from it (Linux's
     /// cyclic allocation), so a removed wd is not reused at once.
     last_wd: i32,
+    /// `last_wd` wrapped around: a new wd may be one still in use.
+    wrapped: bool,
 }
 
 impl Queue {
@@ -317,7 +319,7 @@ impl Inotify {
     /// inotify_init1's IN_NONBLOCK (IN_CLOEXEC is the caller's).
     pub fn new(flags: u32) -> Inotify {
         Inotify {
-            group: Arc::new(Group { queue: Mutex::new(Queue { events: VecDeque::new(), overflowed: false, last_wd: 0 }), waiters: WaitQueue::default() }),
+            group: Arc::new(Group { queue: Mutex::new(Queue { events: VecDeque::new(), overflowed: false, last_wd: 0, wrapped: false }), waiters: WaitQueue::default() }),
             flags: StatusFlags::new(O_RDONLY | (flags & IN_NONBLOCK)),
         }
     }
@@ -336,9 +338,12 @@ impl Inotify {
         let wd = {
             let mut q = self.group.lock();
             loop {
-                q.last_wd = q.last_wd.checked_add(1).unwrap_or(1);
+                q.last_wd = q.last_wd.checked_add(1).unwrap_or_else(|| {
+                    q.wrapped = true;
+                    1
+                });
                 let wd = q.last_wd;
-                if !table.values().flatten().any(|w| w.wd == wd && Arc::ptr_eq(&w.group, &self.group)) {
+                if !q.wrapped || !table.values().flatten().any(|w| w.wd == wd && Arc::ptr_eq(&w.group, &self.group)) {
                     break wd;
                 }
             }
