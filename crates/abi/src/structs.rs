@@ -44,6 +44,10 @@ abi_struct! {
     pub struct KernelSigaction { pub handler: u64, pub flags: u64, pub restorer: u64, pub mask: u64 }
 }
 abi_struct! {
+    /// `struct inotify_event` without its name, which follows it.
+    pub struct InotifyEvent { pub wd: i32, pub mask: u32, pub cookie: u32, pub len: u32 }
+}
+abi_struct! {
     pub struct Stat {
         pub st_dev: u64, pub st_ino: u64, pub st_nlink: u64,
         pub st_mode: u32, pub st_uid: u32, pub st_gid: u32, pub pad0: u32,
@@ -118,5 +122,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Utsname>(), 390);
         assert_eq!(std::mem::size_of::<Termios>(), 36);
         assert_eq!(std::mem::size_of::<KernelSigaction>(), 32);
+        assert_eq!(std::mem::size_of::<InotifyEvent>(), 16);
     }
 }

@@ -477,6 +477,20 @@ fn private_file_mappings() {
 
 /// MAP_SHARED of tmpfs, shm, memfd and root-overlay files: one set of bytes with
 /// the file, across fork and other opens; SIGBUS past the end; seals and modes.
+/// inotify: events and their order on tmpfs and the root overlay, watch flags,
+/// whole-event reads, blocking and signals, poll/select/epoll, FIONREAD, overflow.
+#[test]
+fn inotify() {
+    compare("inotify", "inotify", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "var/tmp rename over a watched file: D MOVED_FROM b; D MOVED_TO a; O ATTRIB; F MOVE_SELF; O DELETE_SELF; O IGNORED"),
+            expect_stdout_has_line(o, "overflow: 16385 events, 1 overflow, last is overflow 1"),
+        ])
+    });
+}
+
 #[test]
 fn shared_file_mappings() {
     compare("shared_file_mappings", "shared_map", &Spec::default(), |o| {

@@ -4,6 +4,7 @@
 pub mod dev;
 pub mod devpts;
 pub mod gofer;
+pub mod inotify;
 pub mod memfd;
 pub mod overlay;
 pub mod proc;

@@ -7,20 +7,43 @@
 //! dentry cache is bounded) and rebuilt by a later lookup: a whiteout is an upper
 //! symlink whose target holds a NUL (which no app can create), and a directory made
 //! over a whited-out lower one carries an entry named with a NUL that makes it opaque.
+//!
+//! A file with an upper inode has one overlay inode while any is alive, whatever
+//! name finds it (`Files`), so tables keyed by inode (locks, inotify watches)
+//! follow it through renames and links, as Linux's overlayfs inode hash does.
 
 use super::tmpfs::TmpInode;
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{inode_key, DirEntry, Inode, OpenFlags, SetAttr, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 const WHITEOUT: &[u8] = b"\0whiteout";
 const OPAQUE: &[u8] = b"\0opaque";
 
+/// The live overlay inodes of upper files, by upper inode. A leaf lock.
+#[derive(Default)]
+struct Files {
+    by_upper: HashMap<usize, Weak<OverlayInode>>,
+    /// Dead entries are swept when the map reaches this size.
+    sweep_at: usize,
+}
+
+impl Files {
+    fn insert(&mut self, upper: &Arc<dyn Inode>, o: &Arc<OverlayInode>) {
+        if self.by_upper.len() >= self.sweep_at {
+            self.by_upper.retain(|_, w| w.strong_count() > 0);
+            self.sweep_at = (2 * self.by_upper.len()).max(1024);
+        }
+        self.by_upper.insert(inode_key(upper), Arc::downgrade(o));
+    }
+}
+
 pub struct OverlayInode {
     me: Weak<OverlayInode>,
+    files: Arc<Mutex<Files>>,
     /// Parent and name, for copying this file up into the parent's upper directory.
     parent: Option<Arc<OverlayInode>>,
     name: Vec<u8>,
@@ -45,11 +68,21 @@ fn upper_entry(dir: &Arc<dyn Inode>, name: &[u8]) -> Option<Arc<dyn Inode>> {
 
 impl OverlayInode {
     pub fn root(upper: Arc<dyn Inode>, lower: Arc<dyn Inode>) -> Arc<dyn Inode> {
-        OverlayInode::new(None, b"/".to_vec(), S_IFDIR, Some(upper), Some(lower))
+        Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: Arc::default(), parent: None, name: b"/".to_vec(), kind: S_IFDIR, layers: Mutex::new(Layers { upper: Some(upper), lower: Some(lower) }) })
     }
 
-    fn new(parent: Option<Arc<OverlayInode>>, name: Vec<u8>, kind: u32, upper: Option<Arc<dyn Inode>>, lower: Option<Arc<dyn Inode>>) -> Arc<OverlayInode> {
-        Arc::new_cyclic(|me| OverlayInode { me: me.clone(), parent, name, kind, layers: Mutex::new(Layers { upper, lower }) })
+    /// The overlay inode for `name` here, the one already alive for its upper file if any.
+    fn child(self: Arc<Self>, name: &[u8], kind: u32, upper: Option<Arc<dyn Inode>>, lower: Option<Arc<dyn Inode>>) -> Arc<OverlayInode> {
+        let files_arc = self.files.clone();
+        let mut files = files_arc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = upper.as_ref().and_then(|u| files.by_upper.get(&inode_key(u))).and_then(Weak::upgrade) {
+            return found;
+        }
+        let o = Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: files_arc.clone(), parent: Some(self), name: name.to_vec(), kind, layers: Mutex::new(Layers { upper: upper.clone(), lower }) });
+        if let Some(u) = &upper {
+            files.insert(u, &o);
+        }
+        o
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Layers> {
@@ -114,6 +147,9 @@ impl OverlayInode {
             ..SetAttr::default()
         });
         self.lock().upper = Some(upper.clone());
+        if let Ok(me) = self.me() {
+            self.files.lock().unwrap_or_else(|e| e.into_inner()).insert(&upper, &me);
+        }
         Ok(upper)
     }
 
@@ -194,7 +230,7 @@ impl Inode for OverlayInode {
             (None, Some(l)) => (l.kind(), None, Some(l)),
             (None, None) => return error!(ENOENT),
         };
-        Ok(OverlayInode::new(Some(self.me()?), name.to_vec(), kind & S_IFMT, up, low))
+        Ok(self.me()?.child(name, kind & S_IFMT, up, low))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {

@@ -464,6 +464,9 @@ impl Drop for PipeFile {
         let all = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLERR | POLLHUP;
         self.pipe.rd_queue.notify_events(all);
         self.pipe.wr_queue.notify_events(all);
+        if let Some(d) = &self.fifo {
+            crate::fs::inotify::closed(d, self.writable);
+        }
     }
 }
 

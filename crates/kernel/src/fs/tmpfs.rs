@@ -460,14 +460,16 @@ impl Inode for TmpInode {
                     return error!(EISDIR);
                 }
             }
-            children.insert(new_name.to_vec(), moving);
+            let replaced = children.insert(new_name.to_vec(), moving);
             drop(d);
+            unlinked_by_rename(replaced);
             if let Content::Dir(children) = &mut self.lock().1 {
                 children.remove(name);
             }
         } else if let Content::Dir(children) = &mut self.lock().1 {
             if let Some(m) = children.remove(name) {
-                children.insert(new_name.to_vec(), m);
+                let replaced = children.insert(new_name.to_vec(), m);
+                unlinked_by_rename(replaced);
             }
         }
         Ok(())
@@ -510,6 +512,15 @@ impl Inode for TmpInode {
     }
 }
 
+/// A file a rename replaced lost that name (fstat of it open, and inotify, see
+/// the link count drop).
+fn unlinked_by_rename(replaced: Option<Arc<TmpInode>>) {
+    if let Some(r) = replaced {
+        let mut rs = r.lock();
+        rs.0.nlink = rs.0.nlink.saturating_sub(1);
+    }
+}
+
 /// An open tmpfs file.
 struct TmpFile {
     inode: Arc<TmpInode>,
@@ -521,6 +532,12 @@ struct TmpFile {
 impl TmpFile {
     fn flags(&self) -> u32 {
         self.flags.get()
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        crate::fs::inotify::closed(&self.dentry, OpenFlags(self.flags()).writable());
     }
 }
 

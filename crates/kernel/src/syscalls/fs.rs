@@ -1,19 +1,37 @@
 //! File I/O on descriptors: read, write and their vector and positional forms,
 //! close, fstat, newfstatat, ioctl; and the path calls that need no VFS yet.
 
+use crate::fs::inotify::{notify_file, IN_ACCESS, IN_MODIFY};
 use crate::mm::{UserBuffers, UserRef};
 use crate::task::Task;
-use crate::vfs::Fd;
+use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 
+/// Reads from `file`, reporting IN_ACCESS when something was read.
+fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+    let n = file.read(t, bufs, offset)?;
+    if n > 0 {
+        notify_file(file, IN_ACCESS);
+    }
+    Ok(n)
+}
+
+/// Writes to `file`, reporting IN_MODIFY when something was written.
+fn write(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+    let n = file.write(t, bufs, offset)?;
+    if n > 0 {
+        notify_file(file, IN_MODIFY);
+    }
+    Ok(n)
+}
 
 pub fn sys_read(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
-    t.fds.get(fd)?.read(t, &UserBuffers::single(buf, count), None)
+    read(t, &*t.fds.get(fd)?, &UserBuffers::single(buf, count), None)
 }
 
 pub fn sys_write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
-    t.fds.get(fd)?.write(t, &UserBuffers::single(buf, count), None)
+    write(t, &*t.fds.get(fd)?, &UserBuffers::single(buf, count), None)
 }
 
 fn check_offset(offset: i64) -> SysResult<Option<i64>> {
@@ -22,12 +40,12 @@ fn check_offset(offset: i64) -> SysResult<Option<i64>> {
 
 pub fn sys_pread64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, offset: i64) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.read(t, &UserBuffers::single(buf, count), check_offset(offset)?)
+    read(t, &*file, &UserBuffers::single(buf, count), check_offset(offset)?)
 }
 
 pub fn sys_pwrite64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, offset: i64) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.write(t, &UserBuffers::single(buf, count), check_offset(offset)?)
+    write(t, &*file, &UserBuffers::single(buf, count), check_offset(offset)?)
 }
 
 fn iovecs(t: &Task, iov: UserAddr, iovcnt: i32) -> SysResult<UserBuffers> {
@@ -37,12 +55,12 @@ fn iovecs(t: &Task, iov: UserAddr, iovcnt: i32) -> SysResult<UserBuffers> {
 
 pub fn sys_readv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.read(t, &iovecs(t, iov, iovcnt)?, None)
+    read(t, &*file, &iovecs(t, iov, iovcnt)?, None)
 }
 
 pub fn sys_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.write(t, &iovecs(t, iov, iovcnt)?, None)
+    write(t, &*file, &iovecs(t, iov, iovcnt)?, None)
 }
 
 pub fn sys_close(t: &mut Task, fd: Fd) -> SysResult<()> {
@@ -108,12 +126,12 @@ const RWF_SUPPORTED: i32 = 0x1f;
 
 pub fn sys_preadv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.read(t, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
+    read(t, &*file, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
 }
 
 pub fn sys_pwritev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    file.write(t, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
+    write(t, &*file, &iovecs(t, iov, iovcnt)?, check_offset(pos)?)
 }
 
 pub fn sys_preadv2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, _pos_h: i64, flags: i32) -> SysResult<usize> {
@@ -121,7 +139,7 @@ pub fn sys_preadv2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, _
         return error!(EOPNOTSUPP);
     }
     let file = t.fds.get(fd)?;
-    file.read(t, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
+    read(t, &*file, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
 }
 
 pub fn sys_pwritev2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, _pos_h: i64, flags: i32) -> SysResult<usize> {
@@ -129,7 +147,7 @@ pub fn sys_pwritev2(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64, 
         return error!(EOPNOTSUPP);
     }
     let file = t.fds.get(fd)?;
-    file.write(t, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
+    write(t, &*file, &iovecs(t, iov, iovcnt)?, offset_of(pos, flags)?)
 }
 
 const O_CLOEXEC: i32 = 0o2000000;

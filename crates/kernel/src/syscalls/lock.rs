@@ -32,7 +32,7 @@ pub struct Flock {
 /// The identity locks are keyed by: the file's inode.
 pub fn inode_key(file: &Arc<dyn FileDescription>) -> SysResult<usize> {
     let d = file.dentry().ok_or_else(|| errno!(EINVAL))?;
-    Ok(Arc::as_ptr(&d.inode) as *const () as usize)
+    Ok(crate::vfs::inode::inode_key(&d.inode))
 }
 
 fn file_owner(file: &Arc<dyn FileDescription>) -> Owner {

@@ -6,6 +6,7 @@ mod creds;
 mod fs;
 mod futex;
 mod info;
+mod inotify;
 mod lock;
 mod memfd;
 mod mm;
@@ -31,6 +32,7 @@ use creds::*;
 use fs::*;
 use futex::*;
 use info::*;
+use inotify::*;
 use lock::sys_flock;
 use memfd::sys_memfd_create;
 use mm::*;
@@ -236,6 +238,11 @@ syscall_table! {
     epoll_pwait(epfd: Fd, events: UserAddr, maxevents: i32, timeout: i32, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
     eventfd(initval: u32) => Supported;
     eventfd2(initval: u32, flags: i32) => Supported;
+    // inotify (syscalls/inotify.rs).
+    inotify_init() => Supported;
+    inotify_init1(flags: i32) => Supported;
+    inotify_add_watch(fd: Fd, path: UserCStr, mask: u32) => Partial("IN_EXCL_UNLINK is accepted, but an unlinked child still reports to its directory; IN_DELETE_SELF comes at the last unlink, even while the file is open; host files never changed in the sandbox see no IN_DELETE_SELF");
+    inotify_rm_watch(fd: Fd, wd: i32) => Supported;
     epoll_create1(flags: i32) => Supported;
     pipe2(fds: UserAddr, flags: i32) => Partial("O_NOTIFICATION_PIPE is ENOPKG");
     memfd_create(name: UserCStr, flags: u32) => Partial("no writable MAP_SHARED mappings (ENODEV) and no MFD_HUGETLB (EINVAL); seals are kept and enforced on write and truncate");

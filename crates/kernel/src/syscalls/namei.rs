@@ -3,6 +3,7 @@
 
 use super::args::UserCStr;
 use super::open::{lookup_at, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
+use crate::fs::inotify;
 use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
@@ -31,6 +32,7 @@ pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysRe
     }
     dir.inode.mkdir(&name, mode & !t.fs.umask() & 0o7777)?;
     dir.forget(&name);
+    inotify::created(&dir, &name, true);
     Ok(())
 }
 
@@ -59,6 +61,7 @@ pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u3
         _ => return error!(EPERM),
     };
     dir.forget(&name);
+    inotify::created(&dir, &name, false);
     Ok(())
 }
 
@@ -72,7 +75,7 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
     }
     let p = read_path(t, path)?;
     let (dir, name) = parent_at(t, dirfd, &p)?;
-    if flags & AT_REMOVEDIR != 0 {
+    let child = if flags & AT_REMOVEDIR != 0 {
         match name.as_slice() {
             b"." => return error!(EINVAL),
             b".." => return error!(ENOTEMPTY),
@@ -86,6 +89,7 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
             return error!(EROFS);
         }
         dir.inode.rmdir(&name)?;
+        child
     } else {
         let child = dir.child(&name)?;
         if child.is_dir() {
@@ -95,8 +99,10 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
             return error!(EROFS);
         }
         dir.inode.unlink(&name)?;
-    }
+        child
+    };
     dir.forget(&name);
+    inotify::unlinked(&dir, &name, &child);
     Ok(())
 }
 
@@ -125,11 +131,12 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         return error!(EBUSY);
     }
     let moving = odir.child(&oname)?;
-    if let Ok(existing) = ndir.child(&nname) {
+    let replaced = ndir.child(&nname).ok();
+    if let Some(existing) = &replaced {
         if flags & RENAME_NOREPLACE != 0 {
             return error!(EEXIST);
         }
-        if Arc::ptr_eq(&existing, &moving) {
+        if Arc::ptr_eq(existing, &moving) {
             return Ok(());
         }
         match (moving.is_dir(), existing.is_dir()) {
@@ -152,6 +159,7 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     odir.inode.rename(&oname, &ndir.inode, &nname)?;
     odir.forget(&oname);
     ndir.forget(&nname);
+    inotify::renamed(&odir, &oname, &ndir, &nname, &moving, replaced.as_deref());
     Ok(())
 }
 
@@ -178,6 +186,7 @@ pub fn sys_symlinkat(t: &mut Task, target: UserCStr, dirfd: i32, path: UserCStr)
     }
     dir.inode.symlink(&name, &tg)?;
     dir.forget(&name);
+    inotify::created(&dir, &name, false);
     Ok(())
 }
 
@@ -205,6 +214,7 @@ pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32,
     }
     dir.inode.link(&name, &src.inode)?;
     dir.forget(&name);
+    inotify::linked(&dir, &name, &src.inode);
     Ok(())
 }
 
@@ -212,11 +222,29 @@ pub fn sys_link(t: &mut Task, oldpath: UserCStr, newpath: UserCStr) -> SysResult
     sys_linkat(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 }
 
+/// Changes attributes, reporting the change as Linux's fsnotify_change does.
 fn setattr(d: &Dentry, a: &SetAttr) -> SysResult<()> {
     if read_only(d) {
         return error!(EROFS);
     }
-    d.inode.setattr(a)
+    d.inode.setattr(a)?;
+    let mut mask = 0;
+    if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
+        mask |= inotify::IN_ATTRIB;
+    }
+    if a.size.is_some() {
+        mask |= inotify::IN_MODIFY;
+    }
+    mask |= match (a.atime.is_some(), a.mtime.is_some()) {
+        (true, true) => inotify::IN_ATTRIB,
+        (true, false) => inotify::IN_ACCESS,
+        (false, true) => inotify::IN_MODIFY,
+        (false, false) => 0,
+    };
+    if mask != 0 {
+        inotify::notify_dentry(d, mask);
+    }
+    Ok(())
 }
 
 pub fn sys_fchmodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {

@@ -4,8 +4,9 @@
 use crate::fs::dev::{Device, DeviceInode};
 use crate::fs::simple::kept_flags;
 use super::args::{UserCStr, PATH_MAX};
+use crate::fs::inotify;
 use crate::task::Task;
-use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK};
+use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::path::{walk, walk_parent};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
@@ -78,6 +79,7 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
         return open_tmpfile(t, dirfd, path, of, mode);
     }
     let follow = if flags & OpenFlags::NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let mut created = false;
     let dentry = if flags & OpenFlags::CREAT != 0 {
         let (dir, name) = parent_at(t, dirfd, path)?;
         match dir.child(&name) {
@@ -103,6 +105,8 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
                 }
                 dir.inode.create(&name, mode & !t.fs.umask() & 0o7777)?;
                 dir.forget(&name);
+                inotify::created(&dir, &name, false);
+                created = true;
                 dir.child(&name)?
             }
             Err(e) => return Err(e),
@@ -138,6 +142,10 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
         None => dentry.inode.open(&dentry, of)?,
     };
     crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
+    inotify::notify_dentry(&dentry, inotify::IN_OPEN);
+    if flags & OpenFlags::TRUNC != 0 && kind == S_IFREG && !created {
+        inotify::notify_dentry(&dentry, inotify::IN_MODIFY);
+    }
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
 }
 

@@ -250,7 +250,10 @@ pub fn sys_access(t: &mut Task, path: UserCStr, mode: i32) -> SysResult<()> {
 }
 
 pub fn sys_getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
-    t.fds.get(fd)?.getdents64(t, buf, count)
+    let file = t.fds.get(fd)?;
+    let n = file.getdents64(t, buf, count)?;
+    crate::fs::inotify::notify_file(&*file, crate::fs::inotify::IN_ACCESS);
+    Ok(n)
 }
 
 pub fn sys_lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult<i64> {

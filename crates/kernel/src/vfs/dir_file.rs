@@ -21,6 +21,12 @@ impl DirFile {
     }
 }
 
+impl Drop for DirFile {
+    fn drop(&mut self) {
+        crate::fs::inotify::closed(&self.dentry, false);
+    }
+}
+
 /// Size of one linux_dirent64 record for `name`, 8-byte aligned.
 fn record_len(name: &[u8]) -> usize {
     (19 + name.len() + 1).div_ceil(8) * 8

@@ -32,7 +32,9 @@ pub struct HostFile {
 impl HostFile {
     /// A file the VFS opened at `dentry`.
     pub fn opened(fd: OwnedFd, dentry: std::sync::Arc<super::Dentry>) -> HostFile {
-        HostFile { dentry: Some(dentry), ..HostFile::new(fd) }
+        let mut f = HostFile::new(fd);
+        f.dentry = Some(dentry);
+        f
     }
 
     /// A read-only open of a regular file whose host descriptor others share.
@@ -134,6 +136,14 @@ impl HostFile {
         match poll(&mut fds, PollTimeout::ZERO) {
             Ok(1) => fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP) && !r.contains(PollFlags::POLLIN)),
             _ => false,
+        }
+    }
+}
+
+impl Drop for HostFile {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dentry {
+            crate::fs::inotify::closed(d, self.writable);
         }
     }
 }

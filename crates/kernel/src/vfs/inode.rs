@@ -26,6 +26,12 @@ pub fn dtype_of(mode: u32) -> u8 {
     ((mode & S_IFMT) >> 12) as u8
 }
 
+/// The identity of the file behind an inode, for tables keyed by file (advisory
+/// locks, inotify watches): the inode's address.
+pub fn inode_key(inode: &Arc<dyn Inode>) -> usize {
+    Arc::as_ptr(inode) as *const () as usize
+}
+
 /// One directory entry, as readdir returns it.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
