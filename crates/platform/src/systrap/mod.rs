@@ -29,7 +29,7 @@ use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use stub::*;
 use window::{above_stdio, block_off, stub_addr, Window};
@@ -112,10 +112,55 @@ fn futex_wake(word: &AtomicU32) {
 // ---------------------------------------------------------------------------------
 
 pub struct SystrapPlatform {
-    memory: OwnedFd,
-    /// The stub spawned to check that this host can run stubs, kept for the first
-    /// address space.
-    spare: Mutex<Option<Arc<Stub>>>,
+    memory: Arc<OwnedFd>,
+    spares: Arc<Spares>,
+}
+
+/// Stubs started ahead of need. Starting one (its process, two seccomp filters,
+/// its helper thread) is most of what a fork or exec costs here; a new address
+/// space takes a ready one, and a background thread starts the next, off the
+/// critical path and usually on the other CPU.
+struct Spares {
+    /// Leaf lock.
+    stubs: Mutex<Vec<Arc<Stub>>>,
+    wanted: Condvar,
+    /// Set once the refilling thread runs (or cannot: then stubs start on demand).
+    refilling: std::sync::Once,
+}
+
+/// How many started stubs wait for an address space (a fork then an exec take two).
+const SPARE_STUBS: usize = 2;
+
+impl Spares {
+    fn take(&self) -> Option<Arc<Stub>> {
+        let stub = lock(&self.stubs).pop();
+        self.wanted.notify_one();
+        stub
+    }
+
+    /// Starts the thread that keeps `SPARE_STUBS` stubs ready.
+    fn start_refilling(self: &Arc<Self>, memory: &Arc<OwnedFd>) {
+        self.refilling.call_once(|| {
+            let (me, memory) = (self.clone(), memory.clone());
+            let started = std::thread::Builder::new().name("stub-spares".into()).spawn(move || loop {
+                let mut stubs = lock(&me.stubs);
+                while stubs.len() >= SPARE_STUBS {
+                    stubs = me.wanted.wait(stubs).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(stubs);
+                match Stub::spawn(memory.as_raw_fd()) {
+                    Ok(s) => lock(&me.stubs).push(Arc::new(s)),
+                    Err(e) => {
+                        tracing::warn!("cannot start a spare stub ({e}); stubs start on demand");
+                        return;
+                    }
+                }
+            });
+            if let Err(e) = started {
+                tracing::warn!("no stub-spares thread ({e}); stubs start on demand");
+            }
+        });
+    }
 }
 
 impl SystrapPlatform {
@@ -141,7 +186,9 @@ impl SystrapPlatform {
             return Err(PlatformError::Unsupported(format!("cannot start a systrap stub: {}", probe.describe_failure(e))));
         }
         probe.leader_ready.store(true, Ordering::Release);
-        Ok(SystrapPlatform { memory, spare: Mutex::new(Some(Arc::new(probe))) })
+        // The probe is the first address space's stub.
+        let spares = Arc::new(Spares { stubs: Mutex::new(vec![Arc::new(probe)]), wanted: Condvar::new(), refilling: std::sync::Once::new() });
+        Ok(SystrapPlatform { memory: Arc::new(memory), spares })
     }
 }
 
@@ -151,10 +198,11 @@ impl Platform for SystrapPlatform {
     }
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
-        let stub = match lock(&self.spare).take() {
+        let stub = match self.spares.take() {
             Some(s) => s,
             None => Arc::new(Stub::spawn(self.memory.as_raw_fd())?),
         };
+        self.spares.start_refilling(&self.memory);
         Ok(Arc::new(SystrapAddressSpace { stub }))
     }
 
