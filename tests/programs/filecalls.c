@@ -1,9 +1,11 @@
 // File calls on a /tmp file: preadv/pwritev(2), sendfile and copy_file_range,
-// fallocate, close_range, and the generic FIOCLEX/FIONBIO ioctls.
+// fallocate, close_range, the generic FIOCLEX/FIONBIO ioctls, and the advice and
+// sync calls (posix_fadvise, readahead, sync_file_range) with their errors.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
@@ -40,6 +42,22 @@ int main(void) {
     int d1 = dup(fd), d2 = dup(fd);
     printf("close_range = %ld\n", syscall(SYS_close_range, d1, d2, 0));
     printf("closed: %d %d\n", fcntl(d1, F_GETFD) == -1 && errno == EBADF, fcntl(d2, F_GETFD) == -1 && errno == EBADF);
+    printf("posix_fadvise SEQUENTIAL = %d\n", posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL));
+    printf("posix_fadvise bad advice = %d\n", posix_fadvise(fd, 0, 0, 99));
+    int p[2];
+    pipe(p);
+    printf("posix_fadvise on a pipe = %d (ESPIPE %d)\n", posix_fadvise(p[0], 0, 0, 0), ESPIPE);
+    printf("posix_fadvise on a closed fd = %d (EBADF %d)\n", posix_fadvise(-1, 0, 0, 0), EBADF);
+    ssize_t ra = readahead(fd, 0, 4096);
+    printf("readahead = %zd\n", ra);
+    ra = readahead(p[0], 0, 4096);
+    printf("readahead on a pipe = %zd %s\n", ra, strerrorname_np(errno));
+    int sr = sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    printf("sync_file_range = %d\n", sr);
+    sr = sync_file_range(fd, 0, 0, 8);
+    printf("sync_file_range with bad flags = %d %s\n", sr, strerrorname_np(errno));
+    sr = sync_file_range(p[1], 0, 0, 0);
+    printf("sync_file_range on a pipe = %d %s\n", sr, strerrorname_np(errno));
     unlink(path);
     unlink(path2);
     return 0;

@@ -137,6 +137,9 @@ syscall_table! {
     chroot(path: UserCStr) => Supported;
     sync() => Supported;
     syncfs(fd: Fd) => Supported;
+    fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => Partial("advice is checked, then ignored");
+    readahead(fd: Fd, offset: i64, count: usize) => Partial("checked, then nothing to do: files are read on demand");
+    sync_file_range(fd: Fd, offset: i64, nbytes: i64, flags: u32) => Supported;
     gettimeofday(tv: UserRef<Timeval>, tz: UserRef<Timezone>) => Supported;
     settimeofday(tv: UserRef<Timeval>, tz: UserRef<Timezone>) => Supported;
     getrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;

@@ -406,6 +406,48 @@ pub fn sys_sync(_t: &mut Task) -> SysResult<()> {
     Ok(())
 }
 
+/// The file an advice or range-sync call names: a pipe (or FIFO) is ESPIPE.
+fn seekable_file(t: &Task, fd: Fd) -> SysResult<std::sync::Arc<dyn crate::vfs::FileDescription>> {
+    let file = t.fds.get(fd)?;
+    if file.pipe().is_some() {
+        return error!(ESPIPE);
+    }
+    Ok(file)
+}
+
+const POSIX_FADV_NOREUSE: i32 = 5;
+
+/// posix_fadvise: there is no page cache to steer for most files; Linux's checks.
+pub fn sys_fadvise64(t: &mut Task, fd: Fd, _offset: i64, len: i64, advice: i32) -> SysResult<()> {
+    seekable_file(t, fd)?;
+    if !(0..=POSIX_FADV_NOREUSE).contains(&advice) || len < 0 {
+        return error!(EINVAL);
+    }
+    Ok(())
+}
+
+/// readahead: files are read on demand; Linux's checks.
+pub fn sys_readahead(t: &mut Task, fd: Fd, _offset: i64, _count: usize) -> SysResult<()> {
+    let file = t.fds.get(fd)?;
+    if !crate::vfs::OpenFlags(file.status_flags()).readable() {
+        return error!(EBADF);
+    }
+    if file.stat()?.st_mode & crate::vfs::inode::S_IFMT != crate::vfs::inode::S_IFREG {
+        return error!(EINVAL);
+    }
+    Ok(())
+}
+
+const SYNC_FILE_RANGE_ALL: u32 = 1 | 2 | 4;
+
+/// sync_file_range: in-memory files have nothing to write back.
+pub fn sys_sync_file_range(t: &mut Task, fd: Fd, offset: i64, nbytes: i64, flags: u32) -> SysResult<()> {
+    if flags & !SYNC_FILE_RANGE_ALL != 0 || offset < 0 || nbytes < 0 || offset.checked_add(nbytes).is_none() {
+        return error!(EINVAL);
+    }
+    seekable_file(t, fd).map(|_| ())
+}
+
 const FALLOC_FL_KEEP_SIZE: i32 = 1;
 
 pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysResult<()> {
