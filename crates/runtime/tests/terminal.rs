@@ -93,6 +93,9 @@ fn bash_session(platform: &str) -> Result<(), String> {
     t.expect("/dev/pts/0\r\n")?;
     // The caller's window size.
     t.expect("31 97\r\n")?;
+    // /dev/console is the same terminal.
+    t.send("echo con$((1+1))sole > /dev/console\r");
+    t.expect("con2sole\r\n")?;
     // The marker comes from the foreground job itself, so the keys reach it.
     t.send("sh -c 'echo started; exec cat'\r");
     t.expect("started\r\n")?;

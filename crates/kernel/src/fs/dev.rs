@@ -25,7 +25,8 @@ pub enum Device {
     /// The controlling terminal (opened by the open syscall, which knows the
     /// caller's; ENXIO without one).
     Tty,
-    /// The system console: ENXIO, as on a machine without one.
+    /// The system console: the `-t` terminal, else ENXIO as on a machine without one
+    /// (opened by the open syscall, which knows the kernel's console).
     Console,
 }
 

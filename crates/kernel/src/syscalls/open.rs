@@ -135,11 +135,13 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
     }
-    let is_tty = dentry.inode.as_any().downcast_ref::<DeviceInode>().is_some_and(|d| d.device == Device::Tty);
-    let file: Arc<dyn crate::vfs::FileDescription> = match dentry.inode.fifo() {
-        Some(pipe) => pipe.open_fifo(t, dentry.clone(), of.0)?,
-        None if is_tty => crate::tty::open_controlling(t, &dentry, kept_flags(of.0))?,
-        None => dentry.inode.open(&dentry, of)?,
+    // /dev/tty and /dev/console open terminals only the caller's task can name.
+    let device = dentry.inode.as_any().downcast_ref::<DeviceInode>().map(|d| d.device);
+    let file: Arc<dyn crate::vfs::FileDescription> = match (dentry.inode.fifo(), device) {
+        (Some(pipe), _) => pipe.open_fifo(t, dentry.clone(), of.0)?,
+        (None, Some(Device::Tty)) => crate::tty::open_controlling(t, &dentry, kept_flags(of.0))?,
+        (None, Some(Device::Console)) => crate::tty::open_console(t, &dentry, kept_flags(of.0))?,
+        (None, _) => dentry.inode.open(&dentry, of)?,
     };
     crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
     inotify::notify_dentry(&dentry, inotify::IN_OPEN);

@@ -173,6 +173,12 @@ pub fn acquire_on_open(t: &Task, file: &Arc<dyn FileDescription>, noctty: bool) 
     }
 }
 
+/// Opens /dev/console: the terminal of `rvisor do -t` (ENXIO without one).
+pub fn open_console(t: &Task, dentry: &Arc<Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
+    let term = t.kernel.console.get().cloned().ok_or_else(|| errno!(ENXIO))?;
+    Ok(Arc::new(ReplicaFile::new(term, dentry.clone(), flags)))
+}
+
 /// Opens /dev/tty: a new description of the caller's controlling terminal.
 pub fn open_controlling(t: &Task, dentry: &Arc<Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
     let term = controlling(t).ok_or_else(|| errno!(ENXIO))?;
