@@ -46,5 +46,27 @@ int main(int argc, char **argv) {
     m[8192] ^= 0x55;
     madvise(m + 8192, 4096, MADV_DONTNEED);
     printf("and at the right offset after a split: %s\n", !memcmp(m + 8192, want, 8) ? "yes" : "no");
+
+    // The Sentry writing into copy-on-write memory (a read(2) into it) copies it
+    // first, like an app store: the file, other mappings and a parent keep theirs.
+    int p[2];
+    pipe(p);
+    char *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    write(p[1], "ZZ", 2);
+    read(p[0], q, 2);
+    char *r = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    pread(fd, again, 2, 0);
+    printf("read() into a private mapping: it changes, the file and other mappings do not: %s\n", q[0] == 'Z' && r[0] == first[0] && again[0] == first[0] ? "yes" : "no");
+    static char cow[1 << 17] = {1};
+    char *page = cow + (1 << 16);
+    memcpy(page, "parent", 6);
+    fflush(stdout);
+    c = fork();
+    if (c == 0) {
+        write(p[1], "child!", 6);
+        _exit(read(p[0], page, 6) == 6 && !memcmp(page, "child!", 6) ? 0 : 1);
+    }
+    waitpid(c, &st, 0);
+    printf("a child's read() into copy-on-write memory stays in the child: %s\n", WEXITSTATUS(st) == 0 && !memcmp(page, "parent", 6) ? "yes" : "no");
     return 0;
 }

@@ -472,7 +472,7 @@ fn memfd() {
 
 #[test]
 fn private_file_mappings() {
-    compare("private_file_mappings", "mapfile", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "the other mapping keeps the file's byte: yes"), expect_stdout_has_line(o, "MADV_DONTNEED brings back the file's bytes: yes"), expect_stdout_has_line(o, "and at the right offset after a split: yes")]));
+    compare("private_file_mappings", "mapfile", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "the other mapping keeps the file's byte: yes"), expect_stdout_has_line(o, "MADV_DONTNEED brings back the file's bytes: yes"), expect_stdout_has_line(o, "and at the right offset after a split: yes"), expect_stdout_has_line(o, "read() into a private mapping: it changes, the file and other mappings do not: yes"), expect_stdout_has_line(o, "a child's read() into copy-on-write memory stays in the child: yes")]));
 }
 
 /// MAP_SHARED of tmpfs, shm, memfd and root-overlay files: one set of bytes with

@@ -77,6 +77,14 @@ pub(super) enum Access {
     Write,
     /// The loader writes segments regardless of their final protection.
     Force,
+    /// /proc reads another process's memory regardless of protection.
+    Remote,
+}
+
+impl Access {
+    fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::Force)
+    }
 }
 
 impl MemoryManager {
@@ -92,16 +100,16 @@ impl MemoryManager {
             let allowed = match access {
                 Access::Read => v.perms.read || v.perms.exec,
                 Access::Write => v.perms.write,
-                Access::Force => true,
+                Access::Force | Access::Remote => true,
             };
             if !allowed {
                 break;
             }
             let pma = st.pmas.range(..=at).next_back().filter(|(_, p)| p.end > at).map(|(&s, p)| (s, p.clone()));
-            let (ps, p) = match pma {
+            let (mut ps, mut p) = match pma {
                 Some(x) => x,
                 None => {
-                    if self.populate(&mut st, vstart, at, access != Access::Force).is_err() {
+                    if self.populate(&mut st, vstart, at, matches!(access, Access::Read | Access::Write)).is_err() {
                         break;
                     }
                     match st.pmas.range(..=at).next_back() {
@@ -110,6 +118,20 @@ impl MemoryManager {
                     }
                 }
             };
+            // A Sentry write into frames shared copy-on-write (after fork, or a
+            // private file mapping over a file's pages) gets this address space its
+            // own copy first, as an app store would.
+            if p.cow && access.writes() {
+                let perms = st.vmas[&vstart].perms;
+                match self.break_cow(&mut st, ps, at, perms) {
+                    Ok(replaced) => st.unsynced.extend(replaced),
+                    Err(_) => break,
+                }
+                match st.pmas.range(..=at).next_back() {
+                    Some((&s, np)) if np.end > at => (ps, p) = (s, np.clone()),
+                    _ => break,
+                }
+            }
             let chunk_end = p.end.min(end);
             let off = p.file_offset(ps, at);
             match out.last_mut() {
@@ -164,7 +186,7 @@ impl MemoryManager {
     /// returns how many bytes were read.
     pub fn read_bytes_remote(&self, addr: UserAddr, buf: &mut [u8]) -> usize {
         let mut ranges = Vec::new();
-        let n = self.translate(addr, buf.len() as u64, Access::Force, &mut ranges);
+        let n = self.translate(addr, buf.len() as u64, Access::Remote, &mut ranges);
         let mut done = 0;
         for r in ranges {
             self.mf.read(r.start, &mut buf[done..done + r.len as usize]);

@@ -94,7 +94,7 @@ impl MemoryManager {
 
     /// Gives the app its own copy of the frames around `addr` (in the PMA at `ps`).
     /// Returns the PMA pieces it replaced, to drop once the platform is synced.
-    fn break_cow(&self, st: &mut MmState, ps: u64, addr: u64, perms: Perms) -> SysResult<Vec<Pma>> {
+    pub(super) fn break_cow(&self, st: &mut MmState, ps: u64, addr: u64, perms: Perms) -> SysResult<Vec<Pma>> {
         let block = addr & !(COW_REGION - 1);
         let pend = st.pmas[&ps].end;
         let lo = block.max(ps);

@@ -35,7 +35,7 @@ impl MemoryManager {
             child.mapped = Perms::NONE;
             pmas.insert(s, child);
         }
-        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout };
+        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout, unsynced: Vec::new() };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }
 

@@ -54,6 +54,10 @@ pub(crate) struct MmState {
     /// PMAs keyed by start address; each lies inside one VMA.
     pmas: BTreeMap<u64, Pma>,
     pub layout: Layout,
+    /// PMAs a Sentry write replaced (copy-on-write breaks in `translate`, which
+    /// has no context to sync): their frames stay referenced until the next sync,
+    /// since the stub may still map them until then.
+    unsynced: Vec<Pma>,
 }
 
 impl MemoryManager {
@@ -62,7 +66,7 @@ impl MemoryManager {
             mf,
             aspace,
             max_addr,
-            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default() }),
+            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new() }),
         }
     }
 
@@ -100,8 +104,10 @@ impl MemoryManager {
     /// Makes queued platform changes take effect, then drops released frames: a
     /// frame must not be reused while a stub can still reach it.
     fn sync_then_release(&self, ctx: &mut dyn Context, released: Vec<Pma>) -> rvisor_abi::SysResult<()> {
+        let earlier = std::mem::take(&mut self.lock().unsynced);
         let r = ctx.sync(&self.aspace);
         drop(released);
+        drop(earlier);
         r.map_err(|e| {
             tracing::error!("address space sync failed: {e}");
             rvisor_abi::errno!(ENOMEM)

@@ -977,8 +977,10 @@ pub fn all(results: impl IntoIterator<Item = Result<(), String>>) -> Result<(), 
 // ---------------------------------------------------------------------------------------
 
 /// Bytes of host memory backing the application memory of the sandbox whose `rvisor`
-/// process is `root`: the sum of the allocated blocks (st_blocks) of every memfd open in
-/// `root`'s process tree, seen through /proc/PID/fd. This is the hook for the memory tests;
+/// process is `root`: the allocated blocks (st_blocks) of its memory file (the memfd named
+/// `rvisor-memory`), seen through /proc/PID/fd in `root`'s process tree. The platform's own
+/// memfds (systrap's per-stub windows, spare stubs started in the background) are not
+/// application memory and change on their own schedule. This is the hook for the memory tests;
 /// if the Sentry hides its descriptors (non-dumpable, another user), replace this with a
 /// query the runtime offers (e.g. `rvisor usage`).
 pub fn sandbox_memory_bytes(root: libc::pid_t) -> Result<u64, String> {
@@ -999,7 +1001,7 @@ pub fn sandbox_memory_bytes(root: libc::pid_t) -> Result<u64, String> {
             let Ok(target) = fs::read_link(entry.path()) else {
                 continue;
             };
-            if !target.as_os_str().as_bytes().starts_with(b"/memfd:") {
+            if !target.as_os_str().as_bytes().starts_with(b"/memfd:rvisor-memory") {
                 continue;
             }
             match fs::metadata(entry.path()) {
