@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -45,6 +46,15 @@ static void *abs_sleeper(void *arg) {
     return (void *)(intptr_t)clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &target, NULL);
 }
 
+static sem_t never_posted;
+
+// sem_timedwait waits on a futex with an absolute CLOCK_REALTIME timeout.
+static void *abs_sem_waiter(void *arg) {
+    (void)arg;
+    int r = sem_timedwait(&never_posted, &target);
+    return (void *)(intptr_t)(r < 0 ? errno : 0);
+}
+
 static double mono(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -69,8 +79,10 @@ static void absolute_deadlines(void) {
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
     timer_create(CLOCK_REALTIME, &sev, &tid);
     timer_settime(tid, TIMER_ABSTIME, &at, NULL);
-    pthread_t th;
+    pthread_t th, sem_th;
+    sem_init(&never_posted, 0, 0);
     pthread_create(&th, NULL, abs_sleeper, NULL);
+    pthread_create(&sem_th, NULL, abs_sem_waiter, NULL);
     double t0 = mono();
     struct timespec jump = {target.tv_sec + 1, 0};
     clock_settime(CLOCK_REALTIME, &jump);
@@ -81,6 +93,8 @@ static void absolute_deadlines(void) {
     void *res;
     pthread_join(th, &res);
     printf("absolute clock_nanosleep returns after the jump: %s\n", res == 0 && mono() - t0 < 10 ? "yes" : "no");
+    pthread_join(sem_th, &res);
+    printf("sem_timedwait (a realtime futex timeout) times out after the jump: %s\n", (intptr_t)res == ETIMEDOUT && mono() - t0 < 10 ? "yes" : "no");
     p.fd = rel_fd;
     printf("a relative realtime timerfd does not move: %s\n", poll(&p, 1, 0) == 0 ? "yes" : "no");
 }

@@ -60,6 +60,7 @@ fn clock_settime_moves_only_the_sandbox_clock() {
             expect_stdout_has_line(&o, "absolute realtime timerfd fires after the jump: yes"),
             expect_stdout_has_line(&o, "absolute realtime POSIX timer fires after the jump: yes"),
             expect_stdout_has_line(&o, "absolute clock_nanosleep returns after the jump: yes"),
+            expect_stdout_has_line(&o, "sem_timedwait (a realtime futex timeout) times out after the jump: yes"),
             expect_stdout_has_line(&o, "a relative realtime timerfd does not move: yes"),
             if inside - host_after >= 86000 { Ok(()) } else { Err(format!("sandbox time {inside} not a day ahead of the host's {host_after}")) },
             if host_after - host_before < 60 { Ok(()) } else { Err("the host clock moved".into()) },

@@ -36,6 +36,14 @@ struct FutexWaiter {
     woken: AtomicBool,
 }
 
+/// When a futex wait times out: at a host instant (None: never), or when the
+/// sandbox's realtime clock reads a value (FUTEX_CLOCK_REALTIME; clock sets move it).
+#[derive(Clone, Copy, Debug)]
+pub enum FutexDeadline {
+    At(Option<Instant>),
+    Realtime(i64),
+}
+
 /// All wait queues of the sandbox. One lock: futex operations are short.
 #[derive(Default)]
 pub struct FutexTable {
@@ -49,7 +57,7 @@ impl FutexTable {
 
     /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val` until woken, a signal
     /// (ERESTARTSYS) or `deadline` (ETIMEDOUT).
-    pub fn wait(&self, t: &Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: Option<Instant>) -> SysResult<()> {
+    pub fn wait(&self, t: &Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<()> {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
@@ -63,7 +71,11 @@ impl FutexTable {
             }
             q.entry(key.clone()).or_default().push(w.clone());
         }
-        let r = t.block_until(deadline, || w.woken.load(Ordering::Acquire));
+        let woken = || w.woken.load(Ordering::Acquire);
+        let r = match deadline {
+            FutexDeadline::At(d) => t.block_until(d, woken),
+            FutexDeadline::Realtime(at) => t.block_until_realtime(at, woken),
+        };
         if r.is_err() {
             self.remove(&w);
             if w.woken.load(Ordering::Acquire) {

@@ -1,12 +1,11 @@
 //! futex(2).
 
 use super::signal::deadline_after;
-use crate::futex::FutexKey;
+use crate::futex::{FutexDeadline, FutexKey};
 use crate::mm::UserRef;
 use crate::task::Task;
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{error, SysResult, UserAddr};
-use std::time::Instant;
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -19,14 +18,17 @@ const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
-/// An absolute timeout on the monotonic or realtime clock, as a deadline.
-fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResult<Option<Instant>> {
+/// An absolute timeout on the monotonic or realtime clock.
+fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResult<FutexDeadline> {
     if ts.is_null() {
-        return Ok(None);
+        return Ok(FutexDeadline::At(None));
     }
     let ts = t.mm.read_obj(ts)?;
     ts.duration()?;
-    t.kernel.clocks.instant_at(if realtime { 0 } else { 1 }, ts.as_ns())
+    if realtime {
+        return Ok(FutexDeadline::Realtime(ts.as_ns()));
+    }
+    Ok(FutexDeadline::At(t.kernel.clocks.instant_at(1, ts.as_ns())?))
 }
 
 pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) -> SysResult<u32> {
@@ -42,7 +44,7 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
             let ts = UserRef::<Timespec>::new(UserAddr(timeout));
             let (bitset, deadline) = if cmd == FUTEX_WAIT {
                 // FUTEX_WAIT's timeout is relative (FUTEX_CLOCK_REALTIME makes it absolute).
-                (u32::MAX, if realtime { absolute_deadline(t, ts, true)? } else { deadline_after(t, ts)? })
+                (u32::MAX, if realtime { absolute_deadline(t, ts, true)? } else { FutexDeadline::At(deadline_after(t, ts)?) })
             } else {
                 (val3, absolute_deadline(t, ts, realtime)?)
             };

@@ -88,24 +88,11 @@ fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) 
 
 /// An absolute sleep on a realtime clock: until the clock reads `at_ns`, however
 /// it is set meanwhile.
-fn sleep_until_realtime(t: &mut Task, clock: i32, at_ns: i64) -> SysResult<()> {
-    use std::sync::atomic::Ordering;
-    loop {
-        let generation = t.kernel.clock_sets.generation.load(Ordering::SeqCst);
-        let now = t.kernel.clocks.read(clock)?;
-        if now >= at_ns {
-            return Ok(());
-        }
-        let deadline = crate::time::deadline_in(Duration::from_nanos((at_ns - now) as u64));
-        t.kernel.clock_sets.sleepers.register(&t.thread);
-        let r = t.block_until(deadline, || t.kernel.clock_sets.generation.load(Ordering::SeqCst) != generation);
-        t.kernel.clock_sets.sleepers.unregister(&t.thread);
-        match r {
-            Ok(()) => {}
-            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => {}
-            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => return error!(ERESTARTNOHAND),
-            Err(e) => return Err(e),
-        }
+fn sleep_until_realtime(t: &mut Task, at_ns: i64) -> SysResult<()> {
+    match t.block_until_realtime(at_ns, || false) {
+        Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
+        Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => error!(ERESTARTNOHAND),
+        r => r,
     }
 }
 
@@ -125,7 +112,7 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     let now = t.kernel.clocks.read(clock)?;
     let ns = ts.as_ns();
     if flags & TIMER_ABSTIME != 0 && crate::time::is_realtime(clock) {
-        return sleep_until_realtime(t, clock, ns);
+        return sleep_until_realtime(t, ns);
     }
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
     let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };

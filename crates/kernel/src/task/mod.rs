@@ -105,6 +105,35 @@ impl Task {
         (mine | self.tg.sig().pending.mask) & !mask != 0
     }
 
+    /// Blocks like `block_until` until the sandbox's realtime clock reads `at_ns`
+    /// (ETIMEDOUT then), however the clock is set meanwhile: an absolute
+    /// CLOCK_REALTIME timeout (clock_nanosleep, futex FUTEX_CLOCK_REALTIME).
+    pub fn block_until_realtime(&self, at_ns: i64, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        use std::sync::atomic::Ordering;
+        let sets = &self.kernel.clock_sets;
+        loop {
+            let generation = sets.generation.load(Ordering::SeqCst);
+            let now = self.kernel.clocks.realtime_ns();
+            if now >= at_ns {
+                return if ready() { Ok(()) } else { Err(rvisor_abi::errno!(ETIMEDOUT)) };
+            }
+            let deadline = crate::time::deadline_in(std::time::Duration::from_nanos((at_ns - now) as u64));
+            sets.sleepers.register(&self.thread);
+            let mut clock_set = false;
+            let r = self.block_until(deadline, || {
+                clock_set = sets.generation.load(Ordering::SeqCst) != generation;
+                ready() || clock_set
+            });
+            sets.sleepers.unregister(&self.thread);
+            match r {
+                // Woken by a clock set (not by what it waits for): check the clock again.
+                Ok(()) if clock_set && !ready() => {}
+                Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => {}
+                r => return r,
+            }
+        }
+    }
+
     /// Blocks until `ready` holds, a signal arrives (ERESTARTSYS) or `deadline`
     /// passes (ETIMEDOUT).
     pub fn block_until(&self, deadline: Option<std::time::Instant>, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
