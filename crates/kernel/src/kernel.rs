@@ -182,7 +182,7 @@ impl Kernel {
                 fs.set_cwd(d);
             }
         }
-        let prog = find_program(&fs, &spec.path, None, spec.argv)?;
+        let prog = find_program(&fs, &self.memory, &spec.path, None, spec.argv)?;
         let exe = walk(&root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;

@@ -1,12 +1,19 @@
-//! The ELF loader for static and static-pie x86-64 executables.
+//! The ELF loader for x86-64 executables (static, static-pie, and dynamic with
+//! their interpreter). Segments are mapped from the file's pages (its page cache,
+//! or a tmpfs file's own pages) copy-on-write, as Linux maps them: an exec copies
+//! nothing but the partial page where a segment's bss begins.
 
 use super::stack::{build_stack, StackInfo};
 use crate::mm::ops::Placement;
-use crate::mm::{Frames, Layout, MemoryManager};
-use std::sync::Arc;
+use crate::mm::{FilePages, Frames, Layout, MemoryManager};
+use goblin::elf::header::Header;
+use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{header, program_header, Elf};
 use rvisor_abi::{page_down, page_up, UserAddr, PAGE_SIZE};
+use rvisor_memory::MemoryFile;
 use rvisor_platform::{Context, Perms};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Why a file cannot be executed; the CLI maps these to a shell's 126.
 #[derive(Debug, thiserror::Error)]
@@ -62,27 +69,87 @@ fn perms_of(flags: u32) -> Perms {
     }
 }
 
-/// Checks that `image` is an executable this loader can run, and returns the
-/// path of its program interpreter (PT_INTERP) if it has one.
-pub fn check(image: &[u8]) -> Result<Option<String>, ExecError> {
-    parse(image).map(|e| e.interpreter.map(str::to_string))
+/// An executable file as the loader sees it: its first bytes, and either its
+/// pages (segments are mapped from them) or, for a file without pages of its
+/// own, its whole contents in `head`.
+pub struct Image {
+    pub head: Vec<u8>,
+    pub size: u64,
+    pub pages: Option<Arc<dyn FilePages>>,
 }
 
-fn parse(image: &[u8]) -> Result<Elf<'_>, ExecError> {
-    if image.len() < 20 || &image[..4] != b"\x7fELF" {
+/// How much of a file with pages is read up front: its headers.
+pub const IMAGE_HEAD: u64 = 4096;
+
+impl Image {
+    /// The file's bytes `[off, off + len)`.
+    fn bytes(&self, mf: &MemoryFile, off: u64, len: u64) -> Result<Cow<'_, [u8]>, ExecError> {
+        let outside = || ExecError::Malformed("headers outside the file".into());
+        let end = off.checked_add(len).filter(|&e| e <= self.size).ok_or_else(outside)?;
+        if end <= self.head.len() as u64 {
+            return Ok(Cow::Borrowed(&self.head[off as usize..end as usize]));
+        }
+        let pages = self.pages.as_ref().ok_or_else(outside)?;
+        let mut buf = vec![0u8; len as usize];
+        pages.read(mf, off, &mut buf).map_err(|e| ExecError::Errno(e.code))?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// What the loader uses of an ELF file.
+struct ElfInfo {
+    header: Header,
+    phdrs: Vec<ProgramHeader>,
+    interp: Option<String>,
+}
+
+impl ElfInfo {
+    fn loads(&self) -> impl Iterator<Item = &ProgramHeader> + Clone {
+        self.phdrs.iter().filter(|p| p.p_type == program_header::PT_LOAD)
+    }
+}
+
+/// Checks that `image` is an executable this loader can run, and returns the
+/// path of its program interpreter (PT_INTERP) if it has one.
+pub fn check(image: &Image, mf: &MemoryFile) -> Result<Option<String>, ExecError> {
+    parse(image, mf).map(|e| e.interp)
+}
+
+/// The longest program header table read (Linux caps it at 64 KiB too).
+const PHDRS_MAX: u64 = 64 << 10;
+
+fn parse(image: &Image, mf: &MemoryFile) -> Result<ElfInfo, ExecError> {
+    let head = &image.head;
+    if head.len() < 20 || &head[..4] != b"\x7fELF" {
         return Err(ExecError::NotElf);
     }
-    if image[4] != header::ELFCLASS64 {
+    if head[4] != header::ELFCLASS64 {
         return Err(ExecError::Unsupported("32-bit ELF is not supported"));
     }
-    let elf = Elf::parse(image).map_err(|e| ExecError::Malformed(e.to_string()))?;
-    if elf.header.e_machine != header::EM_X86_64 {
+    let malformed = |e: goblin::error::Error| ExecError::Malformed(e.to_string());
+    let header = Elf::parse_header(head).map_err(malformed)?;
+    if header.e_machine != header::EM_X86_64 {
         return Err(ExecError::Unsupported("not an x86-64 program"));
     }
-    if !matches!(elf.header.e_type, header::ET_EXEC | header::ET_DYN) {
+    if !matches!(header.e_type, header::ET_EXEC | header::ET_DYN) {
         return Err(ExecError::Unsupported("not an executable"));
     }
-    Ok(elf)
+    let ph_len = u64::from(header.e_phnum) * program_header::program_header64::SIZEOF_PHDR as u64;
+    if usize::from(header.e_phentsize) != program_header::program_header64::SIZEOF_PHDR || ph_len > PHDRS_MAX {
+        return Err(ExecError::Malformed("bad program header table".into()));
+    }
+    let table = image.bytes(mf, header.e_phoff, ph_len)?;
+    let phdrs = ProgramHeader::parse(&table, 0, usize::from(header.e_phnum), goblin::container::Ctx::default()).map_err(malformed)?;
+    let interp = match phdrs.iter().find(|p| p.p_type == program_header::PT_INTERP) {
+        Some(p) if p.p_filesz <= 4096 => {
+            let path = image.bytes(mf, p.p_offset, p.p_filesz)?;
+            let path = path.split(|&b| b == 0).next().unwrap_or_default();
+            Some(String::from_utf8_lossy(path).into_owned())
+        }
+        Some(_) => return Err(ExecError::Malformed("interpreter path too long".into())),
+        None => None,
+    };
+    Ok(ElfInfo { header, phdrs, interp })
 }
 
 /// Loads `image` into `mm`, which must be empty, and builds the initial stack.
@@ -91,14 +158,15 @@ pub fn load(
     mm: &MemoryManager,
     ctx: &mut dyn Context,
     vdso: &Arc<Frames>,
-    image: &[u8],
-    interp: Option<&[u8]>,
+    image: &Image,
+    interp: Option<&Image>,
     execfn: &str,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     creds: [u32; 4],
 ) -> Result<LoadedImage, ExecError> {
-    let elf = parse(image)?;
+    let mf = mm.memory_file().clone();
+    let elf = parse(image, &mf)?;
     let bias = match elf.header.e_type {
         header::ET_DYN => ET_DYN_BASE + (random_u64() % (1 << 28)) * PAGE_SIZE,
         _ => 0,
@@ -106,7 +174,7 @@ pub fn load(
 
     let (first_vaddr, image_end) = map_segments(mm, ctx, &elf, image, bias)?;
     let phdr = elf
-        .program_headers
+        .phdrs
         .iter()
         .find(|p| p.p_type == program_header::PT_PHDR)
         .map(|p| p.p_vaddr + bias)
@@ -124,10 +192,10 @@ pub fn load(
     // The program interpreter (ld.so) goes in the mmap area; the program starts there.
     let (interp_base, start) = match interp {
         Some(ld) => {
-            let ld_elf = parse(ld)?;
+            let ld_elf = parse(ld, &mf)?;
             let span = load_span(&ld_elf)?;
             let base = mm.find_free(span).map_err(|_| ExecError::NoMemory)?;
-            let lo = ld_elf.program_headers.iter().filter(|p| p.p_type == program_header::PT_LOAD).map(|p| page_down(p.p_vaddr)).min().unwrap_or(0);
+            let lo = ld_elf.loads().map(|p| page_down(p.p_vaddr)).min().unwrap_or(0);
             let ld_bias = base - lo;
             map_segments(mm, ctx, &ld_elf, ld, ld_bias)?;
             (ld_bias, ld_elf.header.e_entry + ld_bias)
@@ -152,38 +220,67 @@ pub fn load(
 }
 
 /// The address range the PT_LOAD segments of `elf` span, page-aligned.
-fn load_span(elf: &Elf<'_>) -> Result<u64, ExecError> {
-    let loads = elf.program_headers.iter().filter(|p| p.p_type == program_header::PT_LOAD);
+fn load_span(elf: &ElfInfo) -> Result<u64, ExecError> {
+    let loads = elf.loads();
     let lo = loads.clone().map(|p| page_down(p.p_vaddr)).min().ok_or_else(|| ExecError::Malformed("no loadable segments".into()))?;
     let hi = loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max().and_then(page_up).unwrap_or(lo);
     Ok(hi.saturating_sub(lo).max(PAGE_SIZE))
 }
 
-/// Maps the PT_LOAD segments of `elf` at `bias` and copies their file contents in.
-/// Returns the address of the first byte of the file as mapped, and the image end.
-fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &Elf<'_>, image: &[u8], bias: u64) -> Result<(u64, u64), ExecError> {
-    let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == program_header::PT_LOAD).collect();
+/// Maps the PT_LOAD segments of `elf` at `bias`: from the file's pages when it
+/// has them, else by copying their contents in. Returns the address of the first
+/// byte of the file as mapped, and the image end.
+fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image: &Image, bias: u64) -> Result<(u64, u64), ExecError> {
+    let loads: Vec<_> = elf.loads().collect();
     if loads.is_empty() {
         return Err(ExecError::Malformed("no loadable segments".into()));
     }
+    let bad = |what: &str| ExecError::Malformed(what.into());
     let mut image_end = 0;
     let mut first_vaddr = None;
     let mut mapped_end = 0;
     for ph in &loads {
-        if ph.p_filesz > ph.p_memsz || ph.p_offset.checked_add(ph.p_filesz).is_none_or(|e| e > image.len() as u64) {
-            return Err(ExecError::Malformed("segment outside the file".into()));
+        if ph.p_filesz > ph.p_memsz || ph.p_offset.checked_add(ph.p_filesz).is_none_or(|e| e > image.size) {
+            return Err(bad("segment outside the file"));
         }
-        let vaddr = ph.p_vaddr.checked_add(bias).ok_or_else(|| ExecError::Malformed("segment address overflows".into()))?;
-        let end = vaddr.checked_add(ph.p_memsz).and_then(page_up).ok_or_else(|| ExecError::Malformed("segment address overflows".into()))?;
-        // Segments may share a page at their boundary: map only what is not mapped yet.
-        let start = page_down(vaddr).max(mapped_end);
-        if end > start {
-            mm.map_anonymous(ctx, Placement::Fixed(start), end - start, perms_of(ph.p_flags), false, false)
-                .map_err(|_| ExecError::Malformed("segment cannot be mapped".into()))?;
-            mapped_end = end;
+        let vaddr = ph.p_vaddr.checked_add(bias).ok_or_else(|| bad("segment address overflows"))?;
+        let end = vaddr.checked_add(ph.p_memsz).and_then(page_up).ok_or_else(|| bad("segment address overflows"))?;
+        let perms = perms_of(ph.p_flags);
+        match &image.pages {
+            // As Linux's elf_map: the file pages privately, then anonymous pages
+            // for the rest of the bss.
+            Some(pages) if ph.p_filesz > 0 => {
+                if ph.p_vaddr % PAGE_SIZE != ph.p_offset % PAGE_SIZE {
+                    return Err(bad("segment offset and address disagree within a page"));
+                }
+                let file_end = page_up(vaddr + ph.p_filesz).ok_or_else(|| bad("segment address overflows"))?;
+                let start = page_down(vaddr);
+                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset))
+                    .map_err(|_| bad("segment cannot be mapped"))?;
+                // Linux's padzero: with a bss, the rest of the last file page reads
+                // as zeros (ld.so's early allocator counts on it).
+                let bss = vaddr + ph.p_filesz;
+                if ph.p_memsz > ph.p_filesz && file_end > bss {
+                    mm.write_bytes_force(UserAddr(bss), &vec![0u8; (file_end - bss) as usize]).map_err(|_| ExecError::NoMemory)?;
+                }
+                if end > file_end {
+                    mm.map_anonymous(ctx, Placement::Fixed(file_end), end - file_end, perms, false, false).map_err(|_| bad("segment cannot be mapped"))?;
+                }
+                mapped_end = end;
+            }
+            _ => {
+                // Segments may share a page at their boundary: map only what is not mapped yet.
+                let start = page_down(vaddr).max(mapped_end);
+                if end > start {
+                    mm.map_anonymous(ctx, Placement::Fixed(start), end - start, perms, false, false).map_err(|_| bad("segment cannot be mapped"))?;
+                    mapped_end = end;
+                }
+                if ph.p_filesz > 0 {
+                    let data = image.bytes(mm.memory_file(), ph.p_offset, ph.p_filesz)?;
+                    mm.write_bytes_force(UserAddr(vaddr), &data).map_err(|_| ExecError::NoMemory)?;
+                }
+            }
         }
-        let data = &image[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
-        mm.write_bytes_force(UserAddr(vaddr), data).map_err(|_| ExecError::NoMemory)?;
         first_vaddr.get_or_insert(vaddr.wrapping_sub(ph.p_offset));
         image_end = image_end.max(vaddr + ph.p_memsz);
     }

@@ -4,4 +4,4 @@
 mod elf;
 mod stack;
 
-pub use elf::{check, load, ExecError, LoadedImage};
+pub use elf::{check, load, ExecError, Image, LoadedImage, IMAGE_HEAD};

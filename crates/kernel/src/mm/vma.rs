@@ -35,6 +35,24 @@ pub trait FilePages: Send + Sync {
     /// Whether a MAP_SHARED mapping may write the pages (EPERM when sealed,
     /// ENODEV when writes could not reach the file).
     fn check_shared_write(&self) -> SysResult<()>;
+
+    /// Copies the file's bytes `[off, off + buf.len())` (below `end()`) out of
+    /// its pages.
+    fn read(&self, mf: &MemoryFile, off: u64, buf: &mut [u8]) -> SysResult<()> {
+        let end = off.checked_add(buf.len() as u64).ok_or_else(|| errno!(EINVAL))?;
+        let lo = rvisor_abi::page_down(off);
+        let hi = rvisor_abi::page_up(end).ok_or_else(|| errno!(EINVAL))?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        for run in self.frames(lo, hi - lo)? {
+            let (a, b) = (run.off.max(off), (run.off + run.len).min(end));
+            if a < b {
+                mf.read(run.frames.range.start + run.at + (a - run.off), &mut buf[(a - off) as usize..(b - off) as usize]);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// File bytes `[off, off + len)` live in `frames` from offset `at` on.

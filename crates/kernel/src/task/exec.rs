@@ -4,12 +4,13 @@
 use super::signals::{SIG_DFL, SIG_IGN};
 use super::{comm_from_path, Task};
 use crate::kernel::Kernel;
-use crate::loader::{self, ExecError, LoadedImage};
+use crate::loader::{self, ExecError, Image, LoadedImage};
 use crate::mm::MemoryManager;
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
 use crate::vfs::{Dentry, Follow, FsContext};
 use rvisor_abi::{errno, Errno, SysResult};
+use rvisor_memory::MemoryFile;
 use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
 
@@ -18,47 +19,54 @@ const MAX_SCRIPT_DEPTH: usize = 4;
 /// Longest `#!` line Linux reads.
 const MAX_SHEBANG: usize = 256;
 
-/// Reads an executable file through the VFS: it must be a regular file with an
+/// Opens an executable file through the VFS: it must be a regular file with an
 /// execute bit (EACCES otherwise).
-pub fn read_executable(fs: &FsContext, path: &[u8], need_exec: bool) -> SysResult<Vec<u8>> {
-    read_image(&walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?, need_exec)
+fn read_executable(fs: &FsContext, mf: &Arc<MemoryFile>, path: &[u8], need_exec: bool) -> SysResult<Image> {
+    read_image(&walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?, mf, need_exec)
 }
 
-/// The whole of the regular file `d` (EACCES for anything else, or without an
-/// execute bit when `need_exec`).
-fn read_image(d: &Arc<Dentry>, need_exec: bool) -> SysResult<Vec<u8>> {
+/// The regular file `d` as the loader reads it (EACCES for anything else, or
+/// without an execute bit when `need_exec`): its headers and pages, or all of
+/// it when it has no pages to map.
+fn read_image(d: &Arc<Dentry>, mf: &Arc<MemoryFile>, need_exec: bool) -> SysResult<Image> {
     let st = d.inode.stat()?;
     if st.st_mode & S_IFMT != S_IFREG || (need_exec && st.st_mode & 0o111 == 0) {
         return Err(errno!(EACCES));
     }
+    let size = st.st_size.max(0) as u64;
+    if let Some(pages) = d.inode.file_pages(mf)? {
+        let mut head = vec![0u8; size.min(loader::IMAGE_HEAD) as usize];
+        pages.read(mf, 0, &mut head)?;
+        return Ok(Image { head, size, pages: Some(pages) });
+    }
     let file = d.inode.open(d, OpenFlags(0))?;
-    let mut buf = vec![0u8; st.st_size.max(0) as usize];
-    let n = file.read_at(0, &mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
+    let mut head = vec![0u8; size as usize];
+    let n = file.read_at(0, &mut head)?;
+    head.truncate(n);
+    Ok(Image { head, size: n as u64, pages: None })
 }
 
 /// The program to run for `path` and its arguments, after `#!` lines: the ELF
 /// image, its interpreter's image if any, and the final argv.
 pub struct Program {
     pub path: String,
-    pub image: Vec<u8>,
-    pub interp: Option<Vec<u8>>,
+    pub image: Image,
+    pub interp: Option<Image>,
     pub argv: Vec<Vec<u8>>,
 }
 
 /// `opened`: the file already resolved for `path` (execveat, fexecve of a file
 /// that no path reaches, like a memfd).
-pub fn find_program(fs: &FsContext, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+pub fn find_program(fs: &FsContext, mf: &Arc<MemoryFile>, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
     let mut path = path.to_string();
     for _ in 0..=MAX_SCRIPT_DEPTH {
         let image = match opened.take() {
-            Some(d) => read_image(&d, true),
-            None => read_executable(fs, path.as_bytes(), true),
+            Some(d) => read_image(&d, mf, true),
+            None => read_executable(fs, mf, path.as_bytes(), true),
         }
         .map_err(|e| ExecError::Errno(e.code))?;
-        if image.starts_with(b"#!") {
-            let line = &image[2..image.len().min(MAX_SHEBANG)];
+        if image.head.starts_with(b"#!") {
+            let line = &image.head[2..image.head.len().min(MAX_SHEBANG)];
             let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
             let text = String::from_utf8_lossy(line);
             let mut words = text.trim().splitn(2, [' ', '\t']);
@@ -73,8 +81,8 @@ pub fn find_program(fs: &FsContext, path: &str, mut opened: Option<Arc<Dentry>>,
             path = interp;
             continue;
         }
-        let interp = match loader::check(&image)? {
-            Some(ld) => Some(read_executable(fs, ld.as_bytes(), false).map_err(|e| ExecError::Errno(e.code))?),
+        let interp = match loader::check(&image, mf)? {
+            Some(ld) => Some(read_executable(fs, mf, ld.as_bytes(), false).map_err(|e| ExecError::Errno(e.code))?),
             None => None,
         };
         return Ok(Program { path, image, interp, argv });
@@ -89,13 +97,13 @@ pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp
     // Move the context onto the new address space now: it gives up its thread in
     // the old stub, which must be gone before the old address space is reaped.
     ctx.sync(&mm.aspace).map_err(|_| ExecError::NoMemory)?;
-    let loaded = loader::load(&mm, ctx, &kernel.vdso, &prog.image, prog.interp.as_deref(), &prog.path, &prog.argv, envp, creds)?;
+    let loaded = loader::load(&mm, ctx, &kernel.vdso, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds)?;
     Ok((mm, loaded))
 }
 
 impl Task {
     pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let prog = find_program(&self.fs, &path, opened, argv).map_err(|e| match e {
+        let prog = find_program(&self.fs, &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
             ExecError::Errno(c) => Errno::new(c),
             ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),
