@@ -30,6 +30,16 @@ abi_struct! {
     pub struct Rlimit { pub cur: u64, pub max: u64 }
 }
 abi_struct! {
+    /// `struct sysinfo` (112 bytes; the padding Linux leaves implicit is spelled out).
+    pub struct Sysinfo {
+        pub uptime: i64, pub loads: [u64; 3],
+        pub totalram: u64, pub freeram: u64, pub sharedram: u64, pub bufferram: u64,
+        pub totalswap: u64, pub freeswap: u64,
+        pub procs: u16, pub pad: u16, pub pad2: u32,
+        pub totalhigh: u64, pub freehigh: u64, pub mem_unit: u32, pub pad3: u32,
+    }
+}
+abi_struct! {
     pub struct Winsize { pub ws_row: u16, pub ws_col: u16, pub ws_xpixel: u16, pub ws_ypixel: u16 }
 }
 abi_struct! {
@@ -121,6 +131,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Stat>(), 144);
         assert_eq!(std::mem::size_of::<Utsname>(), 390);
         assert_eq!(std::mem::size_of::<Termios>(), 36);
+        assert_eq!(std::mem::size_of::<Sysinfo>(), 112);
         assert_eq!(std::mem::size_of::<KernelSigaction>(), 32);
         assert_eq!(std::mem::size_of::<InotifyEvent>(), 16);
     }

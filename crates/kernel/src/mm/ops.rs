@@ -344,13 +344,19 @@ impl MemoryManager {
         Ok(out)
     }
 
-    /// msync: anonymous memory has nothing to write back; only the range is checked.
+    /// msync: memory-file pages have nothing to write back; only the range is checked.
     pub fn msync(&self, addr: u64, len: u64) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
-        let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
-        let end = self.check_range(addr, len)?;
-        if self.lock().fully_mapped(addr, end) { Ok(()) } else { Err(errno!(ENOMEM)) }
+        self.require_mapped(addr, len)
+    }
+
+    /// ENOMEM unless the pages of `[addr, addr+len)` are all mapped (msync, mlock).
+    pub fn require_mapped(&self, addr: u64, len: u64) -> SysResult<()> {
+        let start = page_down(addr);
+        let len = addr.checked_add(len).and_then(page_up).map(|e| e - start).ok_or_else(|| errno!(ENOMEM))?;
+        let end = self.check_range(start, len)?;
+        if self.lock().fully_mapped(start, end) { Ok(()) } else { Err(errno!(ENOMEM)) }
     }
 }

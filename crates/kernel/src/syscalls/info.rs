@@ -1,9 +1,9 @@
-//! System information and resource limits: uname, getrandom, scheduling
-//! affinity, rlimits.
+//! System information and resource limits: uname, sysinfo, getrandom, rlimits.
 
 use crate::mm::UserRef;
 use crate::task::{Task, RLIMIT_COUNT};
-use rvisor_abi::structs::{set_cstr, Rlimit, Utsname};
+use rvisor_abi::structs::{set_cstr, Rlimit, Sysinfo, Utsname};
+use rvisor_memory::UsageKind;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 
 /// The kernel version the sandbox reports.
@@ -27,6 +27,25 @@ pub fn sys_uname(t: &mut Task, buf: UserRef<Utsname>) -> SysResult<()> {
     t.mm.write_obj(buf, &u)
 }
 
+/// sysinfo: uptime, load (none: the sandbox keeps no run-queue averages), memory
+/// from the memory file's usage against the host's RAM (as /proc/meminfo), and
+/// the number of threads.
+pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
+    let k = &t.kernel;
+    let total = crate::fs::proc::ram_total();
+    let mf = &k.memory;
+    let kinds = [UsageKind::Anonymous, UsageKind::Tmpfs, UsageKind::PageCache, UsageKind::System];
+    let used: u64 = kinds.iter().map(|&u| mf.usage(u)).sum();
+    let mut s = Sysinfo::zeroed();
+    s.uptime = k.clocks.uptime_ns().max(0) / 1_000_000_000;
+    s.totalram = total;
+    s.freeram = total.saturating_sub(used);
+    s.sharedram = mf.usage(UsageKind::Tmpfs);
+    s.procs = k.pid_ns.thread_count().min(u16::MAX as usize) as u16;
+    s.mem_unit = 1;
+    t.mm.write_obj(info, &s)
+}
+
 pub fn sys_getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: u32) -> SysResult<usize> {
     if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE) {
         return error!(EINVAL);
@@ -44,29 +63,6 @@ pub fn sys_getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: u32) -> Sys
         done += n;
     }
     Ok(done)
-}
-
-pub fn sys_sched_yield(_t: &mut Task) -> SysResult<()> {
-    std::thread::yield_now();
-    Ok(())
-}
-
-pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
-    if pid != 0 && pid != t.tid() && t.kernel.pid_ns.thread(pid).is_none() {
-        return error!(ESRCH);
-    }
-    // The kernel answers in whole longs covering nr_cpu_ids.
-    let words = t.kernel.cpus.div_ceil(64).max(1);
-    let size = words * 8;
-    if len < size || len % 8 != 0 {
-        return error!(EINVAL);
-    }
-    let mut bytes = vec![0u8; size];
-    for cpu in 0..t.kernel.cpus {
-        bytes[cpu / 8] |= 1 << (cpu % 8);
-    }
-    t.mm.write_bytes(mask, &bytes)?;
-    Ok(size)
 }
 
 fn check_resource(resource: u32) -> SysResult<usize> {

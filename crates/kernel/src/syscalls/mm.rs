@@ -1,4 +1,5 @@
-//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore.
+//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore,
+//! and the mlock family.
 
 use crate::mm::ops::Placement;
 use crate::task::Task;
@@ -138,6 +139,39 @@ pub fn sys_msync(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResul
         return error!(EINVAL);
     }
     t.mm.msync(addr.get(), len)
+}
+
+const MCL_CURRENT: i32 = 1;
+const MCL_FUTURE: i32 = 2;
+const MCL_ONFAULT: i32 = 4;
+const MLOCK_ONFAULT: u32 = 1;
+
+/// mlock and friends: the memory file is never swapped out, so locking is only
+/// checked (the range must be mapped) and always holds.
+pub fn sys_mlock(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
+    t.mm.require_mapped(addr.get(), len)
+}
+
+pub fn sys_mlock2(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResult<()> {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return error!(EINVAL);
+    }
+    t.mm.require_mapped(addr.get(), len)
+}
+
+pub fn sys_munlock(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
+    t.mm.require_mapped(addr.get(), len)
+}
+
+pub fn sys_mlockall(_t: &mut Task, flags: i32) -> SysResult<()> {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        return error!(EINVAL);
+    }
+    Ok(())
+}
+
+pub fn sys_munlockall(_t: &mut Task) -> SysResult<()> {
+    Ok(())
 }
 
 pub fn sys_mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> SysResult<()> {

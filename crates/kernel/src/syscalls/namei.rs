@@ -8,7 +8,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::{Dentry, Fd, Follow};
-use rvisor_abi::structs::Timespec;
+use rvisor_abi::structs::{Timespec, Timeval};
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 
@@ -340,6 +340,36 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: UserAddr, times: UserRef<[T
     };
     let [a, m] = if times.is_null() { [now, now] } else { t.mm.read_obj(times)? };
     setattr(&d, &SetAttr { atime: pick(a)?, mtime: pick(m)?, ..SetAttr::default() })
+}
+
+/// utime: whole-second times from a `struct utimbuf`, or now.
+pub fn sys_utime(t: &mut Task, path: UserCStr, times: UserRef<[i64; 2]>) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    let now = crate::time::to_timespec(t.kernel.clocks.realtime_ns());
+    let [a, m] = if times.is_null() { [(now.tv_sec, now.tv_nsec); 2] } else { t.mm.read_obj(times)?.map(|s| (s, 0)) };
+    setattr(&d, &SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() })
+}
+
+pub fn sys_utimes(t: &mut Task, path: UserCStr, times: UserRef<[Timeval; 2]>) -> SysResult<()> {
+    sys_futimesat(t, AT_FDCWD, path, times)
+}
+
+/// futimesat and utimes: microsecond times (EINVAL outside a second), or now.
+pub fn sys_futimesat(t: &mut Task, dirfd: i32, path: UserCStr, times: UserRef<[Timeval; 2]>) -> SysResult<()> {
+    let p = read_path(t, path)?;
+    let d = lookup_at(t, dirfd, &p, Follow::Yes, false)?;
+    let now = crate::time::to_timespec(t.kernel.clocks.realtime_ns());
+    let [a, m] = if times.is_null() {
+        [(now.tv_sec, now.tv_nsec); 2]
+    } else {
+        let tv = t.mm.read_obj(times)?;
+        if tv.iter().any(|v| !(0..1_000_000).contains(&v.tv_usec)) {
+            return error!(EINVAL);
+        }
+        tv.map(|v| (v.tv_sec, v.tv_usec * 1000))
+    };
+    setattr(&d, &SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() })
 }
 
 pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> {

@@ -446,6 +446,19 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
     }
 }
 
+/// personality(0xffffffff) only asks.
+const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+
+/// personality: the value is kept (inherited by fork) and reported; rvisor has
+/// one execution domain, Linux's.
+pub fn sys_personality(t: &mut Task, persona: u32) -> SysResult<u32> {
+    let p = &t.tg.personality;
+    if persona == PERSONALITY_QUERY {
+        return Ok(p.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    Ok(p.swap(persona, std::sync::atomic::Ordering::Relaxed))
+}
+
 const RUSAGE_SELF: i32 = 0;
 const RUSAGE_CHILDREN: i32 = -1;
 const RUSAGE_THREAD: i32 = 1;

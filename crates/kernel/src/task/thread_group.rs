@@ -133,6 +133,8 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// personality(2)'s execution domain and flags: kept and reported.
+    pub personality: std::sync::atomic::AtomicU32,
     /// CPU time of exited threads and reaped children. Leaf lock.
     pub cpu: Mutex<GroupCpu>,
     /// alarm/setitimer and timer_create timers. Leaf lock.
@@ -169,6 +171,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
+            personality: std::sync::atomic::AtomicU32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
             timers: Mutex::default(),
             cpu: Mutex::default(),
@@ -191,6 +194,7 @@ impl ThreadGroup {
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.personality.store(self.personality.load(Ordering::Relaxed), Ordering::Relaxed);
         tg
     }
 
@@ -253,6 +257,23 @@ pub struct ThreadSignals {
     pub pdeathsig: u32,
 }
 
+/// A thread's scheduling settings (nice value, policy and priority, affinity):
+/// the host schedules its threads, so these are only kept and reported.
+#[derive(Clone, Copy, Debug)]
+pub struct SchedAttrs {
+    pub nice: i32,
+    pub policy: i32,
+    pub priority: i32,
+    /// CPU mask (bit n: CPU n); all bits set until sched_setaffinity.
+    pub affinity: u64,
+}
+
+impl Default for SchedAttrs {
+    fn default() -> Self {
+        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX }
+    }
+}
+
 /// One thread, as other tasks see it: the handle signals and wake-ups go through.
 pub struct Thread {
     tid: AtomicI32,
@@ -270,6 +291,8 @@ pub struct Thread {
     /// The host thread running the task (its CPU clock is the task's system
     /// time); 0 before it starts and after it ends.
     pub host_tid: AtomicI32,
+    /// Leaf lock.
+    sched: Mutex<SchedAttrs>,
     /// What the task uses, for others to inspect (/proc/[pid]/...). Leaf lock.
     resources: Mutex<Option<Resources>>,
     /// Set while the task may be running app code: only then does `interrupt`
@@ -298,6 +321,7 @@ impl Thread {
             resources: Mutex::new(None),
             cpu_base_ns: std::sync::atomic::AtomicU64::new(0),
             host_tid: AtomicI32::new(0),
+            sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -306,6 +330,14 @@ impl Thread {
     pub fn app_cpu_ns(&self) -> u64 {
         let live = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |i| i.cpu_time_ns());
         self.cpu_base_ns.load(Ordering::Relaxed) + live
+    }
+
+    pub fn sched(&self) -> SchedAttrs {
+        *self.sched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_sched(&self, f: impl FnOnce(&mut SchedAttrs)) {
+        f(&mut self.sched.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// User and system CPU time this thread has used.

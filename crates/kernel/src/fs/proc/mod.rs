@@ -53,6 +53,12 @@ pub fn current() -> Option<Arc<Thread>> {
     CURRENT.with(|c| c.borrow().upgrade())
 }
 
+/// The memory the sandbox reports as its total (the host's RAM), for
+/// /proc/meminfo and sysinfo.
+pub fn ram_total() -> u64 {
+    nix::sys::sysinfo::sysinfo().map(|i| i.ram_total()).unwrap_or(8 << 30)
+}
+
 /// One mounted procfs.
 pub struct ProcFs {
     kernel: Weak<Kernel>,
@@ -112,7 +118,7 @@ fn parse_num(name: &[u8]) -> Option<i32> {
 
 impl ProcFs {
     pub fn new(kernel: Weak<Kernel>, dev: u64) -> Arc<ProcFs> {
-        let mem_total = nix::sys::sysinfo::sysinfo().map(|i| i.ram_total()).unwrap_or(8 << 30);
+        let mem_total = ram_total();
         Arc::new(ProcFs { kernel, dev, time: now(), boot_id: system::uuid(), mem_total })
     }
 

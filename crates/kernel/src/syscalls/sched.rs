@@ -1,0 +1,204 @@
+//! Scheduling: sched_yield, affinity, nice values (getpriority/setpriority),
+//! policies and priorities (sched_{get,set}{param,scheduler}), getcpu.
+//!
+//! Host threads are scheduled by the host; the sandbox keeps each thread's
+//! settings (`Thread::sched`) so programs read back what they set, with Linux's
+//! checks, ranges and permissions.
+
+use crate::mm::UserRef;
+use crate::task::{Task, Thread};
+use rvisor_abi::structs::Timespec;
+use rvisor_abi::{error, SysResult, UserAddr};
+use std::sync::Arc;
+
+const PRIO_PROCESS: i32 = 0;
+const PRIO_PGRP: i32 = 1;
+const PRIO_USER: i32 = 2;
+
+const SCHED_OTHER: i32 = 0;
+const SCHED_FIFO: i32 = 1;
+const SCHED_RR: i32 = 2;
+const SCHED_BATCH: i32 = 3;
+const SCHED_IDLE: i32 = 5;
+const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+
+/// SCHED_RR's time slice as Linux reports it (RR_TIMESLICE, 100 ms).
+const RR_TIMESLICE_NS: i64 = 100_000_000;
+
+pub fn sys_sched_yield(_t: &mut Task) -> SysResult<()> {
+    std::thread::yield_now();
+    Ok(())
+}
+
+/// The thread `pid` names (0: the caller), ESRCH if none.
+fn target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
+    match pid {
+        0 => Ok(t.thread.clone()),
+        p if p < 0 => error!(EINVAL),
+        p => t.kernel.pid_ns.thread(p).ok_or_else(|| rvisor_abi::errno!(ESRCH)),
+    }
+}
+
+/// Whether the caller may change `other`'s scheduling (same user, or root).
+fn may_change(t: &Task, other: &Thread) -> SysResult<()> {
+    let (me, them) = (t.tg.creds(), other.tg.creds());
+    if me.euid == 0 || me.euid == them.uid || me.euid == them.euid {
+        Ok(())
+    } else {
+        error!(EPERM)
+    }
+}
+
+/// The CPUs the sandbox shows, as a mask.
+fn all_cpus(t: &Task) -> u64 {
+    if t.kernel.cpus >= 64 { u64::MAX } else { (1u64 << t.kernel.cpus) - 1 }
+}
+
+pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
+    let th = target(t, pid)?;
+    // The kernel answers in whole longs covering nr_cpu_ids.
+    let size = t.kernel.cpus.div_ceil(64).max(1) * 8;
+    if len < size || len % 8 != 0 {
+        return error!(EINVAL);
+    }
+    let set = th.sched().affinity & all_cpus(t);
+    let mut bytes = vec![0u8; size];
+    bytes[..8].copy_from_slice(&set.to_le_bytes());
+    t.mm.write_bytes(mask, &bytes)?;
+    Ok(size)
+}
+
+pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<()> {
+    let th = target(t, pid)?;
+    may_change(t, &th)?;
+    let mut bytes = vec![0u8; len.min(8)];
+    t.mm.read_bytes(mask, &mut bytes)?;
+    bytes.resize(8, 0);
+    let set = u64::from_le_bytes(bytes.try_into().unwrap_or_default()) & all_cpus(t);
+    if set == 0 {
+        return error!(EINVAL);
+    }
+    th.set_sched(|s| s.affinity = set);
+    Ok(())
+}
+
+/// The threads a getpriority/setpriority `which`/`who` pair names.
+fn priority_targets(t: &Task, which: i32, who: i32) -> SysResult<Vec<Arc<Thread>>> {
+    let all = || t.kernel.pid_ns.groups().into_iter().flat_map(|g| g.threads());
+    let found: Vec<Arc<Thread>> = match which {
+        PRIO_PROCESS => vec![target(t, who).map_err(|_| rvisor_abi::errno!(ESRCH))?],
+        PRIO_PGRP => {
+            let pgid = if who == 0 { t.tg.state().pgid } else { who };
+            all().filter(|th| th.tg.state().pgid == pgid).collect()
+        }
+        PRIO_USER => {
+            let uid = if who == 0 { t.tg.creds().uid } else { who as u32 };
+            all().filter(|th| th.tg.creds().uid == uid).collect()
+        }
+        _ => return error!(EINVAL),
+    };
+    if found.is_empty() {
+        return error!(ESRCH);
+    }
+    Ok(found)
+}
+
+/// getpriority: the highest priority (lowest nice) among the targets, as the
+/// raw syscall returns it: 20 - nice, so always positive.
+pub fn sys_getpriority(t: &mut Task, which: i32, who: i32) -> SysResult<i64> {
+    let nice = priority_targets(t, which, who)?.iter().map(|th| th.sched().nice).min().unwrap_or(0);
+    Ok(i64::from(20 - nice))
+}
+
+/// setpriority: nice values are clamped to [-20, 19]; only root lowers one.
+pub fn sys_setpriority(t: &mut Task, which: i32, who: i32, prio: i32) -> SysResult<()> {
+    let nice = prio.clamp(-20, 19);
+    let targets = priority_targets(t, which, who)?;
+    for th in &targets {
+        may_change(t, th)?;
+        if nice < th.sched().nice && t.tg.creds().euid != 0 {
+            return error!(EACCES);
+        }
+    }
+    for th in &targets {
+        th.set_sched(|s| s.nice = nice);
+    }
+    Ok(())
+}
+
+/// The priority range of a policy: 1..99 for the real-time ones, 0 otherwise.
+fn priority_range(policy: i32) -> SysResult<(i32, i32)> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok((1, 99)),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok((0, 0)),
+        _ => error!(EINVAL),
+    }
+}
+
+pub fn sys_sched_get_priority_max(_t: &mut Task, policy: i32) -> SysResult<i32> {
+    priority_range(policy).map(|(_, max)| max)
+}
+
+pub fn sys_sched_get_priority_min(_t: &mut Task, policy: i32) -> SysResult<i32> {
+    priority_range(policy).map(|(min, _)| min)
+}
+
+pub fn sys_sched_getscheduler(t: &mut Task, pid: i32) -> SysResult<i32> {
+    Ok(target(t, pid)?.sched().policy)
+}
+
+pub fn sys_sched_getparam(t: &mut Task, pid: i32, param: UserRef<i32>) -> SysResult<()> {
+    let th = target(t, pid)?;
+    if param.is_null() {
+        return error!(EINVAL);
+    }
+    t.mm.write_obj(param, &th.sched().priority)
+}
+
+/// Sets a thread's policy and priority; real-time policies need root.
+fn set_scheduler(t: &Task, pid: i32, policy: Option<i32>, param: UserRef<i32>) -> SysResult<()> {
+    if param.is_null() {
+        return error!(EINVAL);
+    }
+    let th = target(t, pid)?;
+    let priority: i32 = t.mm.read_obj(param)?;
+    let policy = policy.map(|p| p & !SCHED_RESET_ON_FORK).unwrap_or(th.sched().policy);
+    let (min, max) = priority_range(policy)?;
+    if !(min..=max).contains(&priority) {
+        return error!(EINVAL);
+    }
+    may_change(t, &th)?;
+    if matches!(policy, SCHED_FIFO | SCHED_RR) && t.tg.creds().euid != 0 {
+        return error!(EPERM);
+    }
+    th.set_sched(|s| (s.policy, s.priority) = (policy, priority));
+    Ok(())
+}
+
+pub fn sys_sched_setscheduler(t: &mut Task, pid: i32, policy: i32, param: UserRef<i32>) -> SysResult<()> {
+    if policy < 0 {
+        return error!(EINVAL);
+    }
+    set_scheduler(t, pid, Some(policy), param)
+}
+
+pub fn sys_sched_setparam(t: &mut Task, pid: i32, param: UserRef<i32>) -> SysResult<()> {
+    set_scheduler(t, pid, None, param)
+}
+
+pub fn sys_sched_rr_get_interval(t: &mut Task, pid: i32, interval: UserRef<Timespec>) -> SysResult<()> {
+    let th = target(t, pid)?;
+    let ns = if th.sched().policy == SCHED_FIFO { 0 } else { RR_TIMESLICE_NS };
+    t.mm.write_obj(interval, &crate::time::to_timespec(ns))
+}
+
+/// getcpu: like the vDSO's, CPU 0 on node 0.
+pub fn sys_getcpu(t: &mut Task, cpu: UserRef<u32>, node: UserRef<u32>, _cache: UserAddr) -> SysResult<()> {
+    if !cpu.is_null() {
+        t.mm.write_obj(cpu, &0)?;
+    }
+    if !node.is_null() {
+        t.mm.write_obj(node, &0)?;
+    }
+    Ok(())
+}
