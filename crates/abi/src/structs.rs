@@ -30,6 +30,14 @@ abi_struct! {
     pub struct Rlimit { pub cur: u64, pub max: u64 }
 }
 abi_struct! {
+    /// `struct msghdr` (sendmsg, recvmsg).
+    pub struct Msghdr {
+        pub name: u64, pub namelen: u32, pub pad: u32,
+        pub iov: u64, pub iovlen: u64, pub control: u64, pub controllen: u64,
+        pub flags: i32, pub pad2: u32,
+    }
+}
+abi_struct! {
     /// `struct sysinfo` (112 bytes; the padding Linux leaves implicit is spelled out).
     pub struct Sysinfo {
         pub uptime: i64, pub loads: [u64; 3],
@@ -132,6 +140,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Utsname>(), 390);
         assert_eq!(std::mem::size_of::<Termios>(), 36);
         assert_eq!(std::mem::size_of::<Sysinfo>(), 112);
+        assert_eq!(std::mem::size_of::<Msghdr>(), 56);
         assert_eq!(std::mem::size_of::<KernelSigaction>(), 32);
         assert_eq!(std::mem::size_of::<InotifyEvent>(), 16);
     }

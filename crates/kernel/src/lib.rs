@@ -12,6 +12,7 @@ pub mod futex;
 mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod syscalls;
 pub mod task;
 pub mod time;

@@ -81,6 +81,13 @@ if os.fork() == 0:
     o = shared_memory.SharedMemory(name=m.name); o.buf[0:1] = b"J"; o.close(); os._exit(0)
 os.wait()
 print("shared memory", bytes(m.buf[:5]).decode()); m.close(); m.unlink()
+import asyncio
+async def run_child():
+    p = await asyncio.create_subprocess_exec("/bin/echo", "async child", stdout=asyncio.subprocess.PIPE)
+    out, _ = await p.communicate()
+    await asyncio.sleep(0.01)
+    return out.decode().strip()
+print("asyncio", asyncio.run(run_child()))
 "#;
     same_as_native("python_batteries", &format!("python3 -c '{script}'"), b"");
 }

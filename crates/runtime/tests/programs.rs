@@ -512,3 +512,11 @@ fn pseudo_terminals() {
 fn seek_data_and_holes() {
     compare("seek_data_and_holes", "seek_hole", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "SEEK_HOLE from 8192: 12288 ")]));
 }
+
+/// AF_UNIX socket pairs: streams, datagrams and packets, readiness, shutdown.
+#[test]
+fn socket_pairs() {
+    compare("socket_pairs", "socketpair", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "datagrams keep their boundaries: ok")])
+    });
+}

@@ -422,7 +422,8 @@ fn skip(bufs: &UserBuffers, mut n: u64) -> UserBuffers {
 }
 
 /// A writer with no reader gets SIGPIPE, as from itself (send_sig(..., 0)).
-fn sigpipe(t: &Task) {
+/// A write to a pipe or socket nobody reads: SIGPIPE to the writing thread.
+pub(crate) fn sigpipe(t: &Task) {
     let info = SigInfo::new(rvisor_abi::consts::SIGPIPE, SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);
     send_to_thread(&t.thread, info);
 }

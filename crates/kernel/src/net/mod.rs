@@ -1,0 +1,3 @@
+//! Sockets. Only what stays inside the sandbox so far: AF_UNIX socket pairs.
+
+pub mod unix;
