@@ -110,6 +110,39 @@ int main(void) {
     check("EOF once the peer closes", read(q[1], buf, sizeof buf) == 0);
     close(q[1]);
 
+    // Open files travel with the bytes they were sent with (SCM_RIGHTS).
+    int f[2], pp[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, f);
+    pipe(pp);
+    char cbuf[CMSG_SPACE(2 * sizeof(int))] = {0};
+    struct iovec one = {"F", 1};
+    struct msghdr fm = {.msg_iov = &one, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = CMSG_SPACE(2 * sizeof(int))};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&fm);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    memcpy(CMSG_DATA(cm), pp, 2 * sizeof(int));
+    check("sendmsg with two files", sendmsg(f[0], &fm, 0) == 1);
+    write(f[0], "after", 5);
+    char rb[16] = {0}, rc[CMSG_SPACE(2 * sizeof(int))] = {0};
+    struct iovec rio = {rb, sizeof rb};
+    struct msghdr rm = {.msg_iov = &rio, .msg_iovlen = 1, .msg_control = rc, .msg_controllen = sizeof rc};
+    n = recvmsg(f[1], &rm, MSG_CMSG_CLOEXEC);
+    struct cmsghdr *rcm = CMSG_FIRSTHDR(&rm);
+    int passed[2] = {-1, -1};
+    if (rcm && rcm->cmsg_type == SCM_RIGHTS) memcpy(passed, CMSG_DATA(rcm), sizeof passed);
+    check("the read stops after the bytes the files came with", n == 1 && rb[0] == 'F');
+    check("two new descriptors, close-on-exec", passed[0] > 2 && passed[1] > 2 && passed[0] != pp[0] && (fcntl(passed[0], F_GETFD) & FD_CLOEXEC) && rcm->cmsg_len == CMSG_LEN(2 * sizeof(int)));
+    check("they are the same pipe", write(passed[1], "via", 3) == 3 && read(pp[0], rb, 3) == 3 && !memcmp(rb, "via", 3));
+    check("the rest of the stream follows", read(f[1], rb, sizeof rb) == 5);
+    sendmsg(f[0], &fm, 0);
+    char small[CMSG_LEN(sizeof(int))];
+    struct msghdr tm = {.msg_iov = &rio, .msg_iovlen = 1, .msg_control = small, .msg_controllen = sizeof small};
+    check("a control buffer for one of two files: MSG_CTRUNC", recvmsg(f[1], &tm, 0) == 1 && (tm.msg_flags & MSG_CTRUNC));
+    cm->cmsg_type = SCM_CREDENTIALS + 100;
+    errno = 0;
+    check("an unknown control message is refused", sendmsg(f[0], &fm, 0) == -1);
+
     errno = 0;
     socketpair(AF_INET, SOCK_STREAM, 0, s);
     printf("socketpair(AF_INET): %s\n", err());

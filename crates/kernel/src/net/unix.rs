@@ -1,7 +1,8 @@
 //! AF_UNIX socket pairs (socketpair(2)): two connected ends, each direction a
 //! queue in the Sentry. SOCK_STREAM carries bytes; SOCK_DGRAM and
 //! SOCK_SEQPACKET carry whole messages (a short read drops the rest of one).
-//! Named sockets (bind/connect/accept on a path) are not here yet.
+//! Open files travel with the bytes they were sent with (SCM_RIGHTS). Named
+//! sockets (bind/connect/accept on a path) are not here yet.
 
 use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
@@ -25,11 +26,26 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(0x20000);
 /// What one direction holds at most (Linux's default socket buffer is ~208 KiB).
 pub const BUFFER: usize = 208 << 10;
 
+/// What one send queued: its bytes and the files passed with them.
+struct Message {
+    data: Vec<u8>,
+    files: Vec<Arc<dyn FileDescription>>,
+}
+
+/// What a receive took: bytes, the length of the message they came from, and
+/// the files that came with them.
+pub struct Received {
+    pub data: Vec<u8>,
+    pub full: usize,
+    pub files: Vec<Arc<dyn FileDescription>>,
+}
+
 /// One direction: what one end wrote and the other has yet to read.
 #[derive(Default)]
 struct Queue {
-    /// Messages, or for a stream, chunks whose boundaries mean nothing.
-    msgs: VecDeque<Vec<u8>>,
+    /// Messages, or for a stream, chunks whose boundaries only matter where
+    /// files were passed (a read stops after the chunk that carries them).
+    msgs: VecDeque<Message>,
     bytes: usize,
     /// The writer shut down its sending side (or closed): readers see EOF.
     write_shut: bool,
@@ -99,55 +115,68 @@ impl UnixSocket {
         r
     }
 
-    /// Receives into a Sentry buffer of at most `max` bytes. Returns the bytes
-    /// and the full length of the message taken (for MSG_TRUNC); empty at EOF.
-    pub fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<(Vec<u8>, usize)> {
+    /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A
+    /// stream read does not go past a chunk that carried files, nor into one
+    /// after having read bytes before it.
+    pub fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         let stream = self.pair.kind == SOCK_STREAM;
+        let peek = flags & MSG_PEEK != 0;
         loop {
             {
                 let mut q = self.pair.queue(self.end);
                 if !q.msgs.is_empty() {
-                    let (out, full) = if stream {
-                        let mut out = Vec::with_capacity(max.min(q.bytes));
-                        for m in q.msgs.iter() {
-                            let k = (max - out.len()).min(m.len());
-                            out.extend_from_slice(&m[..k]);
-                            if out.len() == max {
+                    let got = if stream {
+                        let mut got = Received { data: Vec::with_capacity(max.min(q.bytes)), full: 0, files: Vec::new() };
+                        let mut i = 0;
+                        while got.data.len() < max {
+                            let Some(m) = q.msgs.get_mut(i) else { break };
+                            if !m.files.is_empty() && !got.data.is_empty() {
+                                break;
+                            }
+                            let k = (max - got.data.len()).min(m.data.len());
+                            got.data.extend_from_slice(&m.data[..k]);
+                            let carried = !m.files.is_empty();
+                            got.files = if peek { m.files.clone() } else { std::mem::take(&mut m.files) };
+                            if !peek && k == m.data.len() {
+                                q.msgs.remove(i);
+                            } else {
+                                if !peek {
+                                    m.data.drain(..k);
+                                }
+                                i += 1;
+                            }
+                            if carried {
                                 break;
                             }
                         }
-                        let n = out.len();
-                        if flags & MSG_PEEK == 0 {
-                            let mut left = n;
-                            while left > 0 {
-                                let Some(front) = q.msgs.front_mut() else { break };
-                                if front.len() <= left {
-                                    left -= front.len();
-                                    q.msgs.pop_front();
-                                } else {
-                                    front.drain(..left);
-                                    left = 0;
-                                }
-                            }
-                            q.bytes -= n;
+                        if !peek {
+                            q.bytes -= got.data.len();
                         }
-                        (out, n)
+                        got.full = got.data.len();
+                        got
                     } else {
-                        let m = if flags & MSG_PEEK == 0 { q.msgs.pop_front().unwrap_or_default() } else { q.msgs.front().cloned().unwrap_or_default() };
-                        if flags & MSG_PEEK == 0 {
-                            q.bytes -= m.len();
+                        let m = if peek {
+                            q.msgs.front().map(|m| Message { data: m.data.clone(), files: m.files.clone() })
+                        } else {
+                            q.msgs.pop_front()
+                        };
+                        let Some(m) = m else { continue };
+                        if !peek {
+                            q.bytes -= m.data.len();
                         }
-                        let full = m.len();
-                        (m[..full.min(max)].to_vec(), full)
+                        let full = m.data.len();
+                        let mut data = m.data;
+                        data.truncate(max);
+                        Received { data, full, files: m.files }
                     };
                     drop(q);
-                    if flags & MSG_PEEK == 0 {
+                    if !peek {
                         self.pair.waiters[self.peer()].notify_events(POLLOUT);
                     }
-                    return Ok((out, full));
+                    return Ok(got);
                 }
                 if q.write_shut || q.read_shut {
-                    return Ok((Vec::new(), 0));
+                    return Ok(Received { data: Vec::new(), full: 0, files: Vec::new() });
                 }
             }
             if self.nonblock(flags) {
@@ -160,13 +189,15 @@ impl UnixSocket {
         }
     }
 
-    /// Sends Sentry bytes: a stream takes what fits (waiting for room unless
-    /// non-blocking), a datagram or packet goes whole or not at all.
-    pub fn send(&self, t: &Task, data: &[u8], flags: u32) -> SysResult<usize> {
+    /// Sends Sentry bytes, and `files` with the first of them: a stream takes
+    /// what fits (waiting for room unless non-blocking), a datagram or packet
+    /// goes whole or not at all.
+    pub fn send(&self, t: &Task, data: &[u8], flags: u32, files: Vec<Arc<dyn FileDescription>>) -> SysResult<usize> {
         let stream = self.pair.kind == SOCK_STREAM;
-        if stream && data.is_empty() {
+        if stream && data.is_empty() && files.is_empty() {
             return Ok(0);
         }
+        let mut files = Some(files);
         if !stream && data.len() > BUFFER {
             return error!(EMSGSIZE);
         }
@@ -183,8 +214,8 @@ impl UnixSocket {
                 }
                 let room = BUFFER.saturating_sub(q.bytes);
                 let fits = if stream { room.min(data.len() - sent) } else if room >= data.len() { data.len() } else { 0 };
-                if fits > 0 || (!stream && data.is_empty()) {
-                    q.msgs.push_back(data[sent..sent + fits].to_vec());
+                if fits > 0 || data.is_empty() {
+                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files: files.take().unwrap_or_default() });
                     q.bytes += fits;
                     sent += fits;
                     drop(q);
@@ -238,8 +269,9 @@ impl FileDescription for UnixSocket {
         if offset.is_some() {
             return error!(ESPIPE);
         }
-        let (data, _) = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
-        copy_out(t, bufs, &data)
+        // Files passed with the bytes are closed: read(2) has nowhere to put them.
+        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+        copy_out(t, bufs, &got.data)
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
@@ -247,7 +279,7 @@ impl FileDescription for UnixSocket {
             return error!(ESPIPE);
         }
         let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
-        self.send(t, &data, 0)
+        self.send(t, &data, 0, Vec::new())
     }
 
     fn stat(&self) -> SysResult<Stat> {
@@ -307,7 +339,7 @@ impl FileDescription for UnixSocket {
         match request {
             FIONREAD => {
                 let q = self.pair.queue(self.end);
-                let n = if self.pair.kind == SOCK_STREAM { q.bytes } else { q.msgs.front().map_or(0, Vec::len) };
+                let n = if self.pair.kind == SOCK_STREAM { q.bytes } else { q.msgs.front().map_or(0, |m| m.data.len()) };
                 drop(q);
                 t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
             }

@@ -205,8 +205,8 @@ syscall_table! {
     socketpair(domain: i32, kind: i32, protocol: i32, sv: UserRef<[i32; 2]>) => Partial("AF_UNIX only (stream, datagram, seqpacket)");
     sendto(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: u32) => Partial("AF_UNIX socket pairs");
     recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: UserRef<u32>) => Partial("AF_UNIX socket pairs");
-    sendmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("AF_UNIX socket pairs; control messages (SCM_RIGHTS) are EOPNOTSUPP");
-    recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("AF_UNIX socket pairs; no control messages");
+    sendmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("AF_UNIX socket pairs; SCM_RIGHTS only (other control messages are EOPNOTSUPP)");
+    recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("AF_UNIX socket pairs; SCM_RIGHTS only");
     shutdown(fd: Fd, how: i32) => Partial("AF_UNIX socket pairs");
     getsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) => Partial("SOL_SOCKET basics on AF_UNIX socket pairs");
     setsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) => Partial("buffer sizes and SO_PASSCRED accepted");

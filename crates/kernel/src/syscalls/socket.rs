@@ -1,9 +1,10 @@
-//! Socket calls on what the sandbox has of sockets: AF_UNIX socket pairs.
+//! Socket calls on what the sandbox has of sockets: AF_UNIX socket pairs, with
+//! open files passed over them (SCM_RIGHTS).
 //! socket(2), bind, connect and the network families are not implemented.
 
 use super::pipe::install;
 use crate::mm::{UserBuffers, UserRef};
-use crate::net::unix::{self, UnixSocket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
+use crate::net::unix::{self, Received, UnixSocket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::Msghdr;
@@ -30,8 +31,9 @@ const SO_DOMAIN: i32 = 39;
 /// Flags send/recv take here; others are EOPNOTSUPP rather than ignored.
 const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL;
 const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL;
-/// MSG_CMSG_CLOEXEC: harmless without control messages.
+/// MSG_CMSG_CLOEXEC: received files are close-on-exec.
 const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+const MSG_CTRUNC: u32 = 0x8;
 
 pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: UserRef<[i32; 2]>) -> SysResult<()> {
     match domain {
@@ -77,23 +79,96 @@ fn unix_of(file: &Arc<dyn FileDescription>) -> SysResult<&UnixSocket> {
     file.as_any().and_then(|a| a.downcast_ref::<UnixSocket>()).ok_or_else(|| rvisor_abi::errno!(ENOTSOCK))
 }
 
-fn send_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResult<usize> {
+fn send_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32, files: Vec<Arc<dyn FileDescription>>) -> SysResult<usize> {
     if flags & !SEND_FLAGS != 0 {
         return error!(EOPNOTSUPP);
     }
     let file = socket(t, fd)?;
     let data = crate::fs::simple::copy_in(t, bufs, (bufs.total() as usize).min(1 << 24))?;
-    unix_of(&file)?.send(t, &data, flags)
+    unix_of(&file)?.send(t, &data, flags, files)
 }
 
-/// Receives into `bufs`; returns (bytes copied, the message's full length).
-fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResult<(usize, usize)> {
+/// Receives into `bufs`; returns how many bytes were copied, and what came.
+fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResult<(usize, Received)> {
     if flags & !(RECV_FLAGS | MSG_CMSG_CLOEXEC) != 0 {
         return error!(EOPNOTSUPP);
     }
     let file = socket(t, fd)?;
-    let (data, full) = unix_of(&file)?.receive(t, (bufs.total() as usize).min(BUFFER), flags)?;
-    Ok((crate::fs::simple::copy_out(t, bufs, &data)?, full))
+    let got = unix_of(&file)?.receive(t, (bufs.total() as usize).min(BUFFER), flags)?;
+    Ok((crate::fs::simple::copy_out(t, bufs, &got.data)?, got))
+}
+
+/// A `struct cmsghdr`: length (header included), level, type; data follows.
+const CMSG_HDR: usize = 16;
+const SCM_RIGHTS: i32 = 1;
+/// Most files one message may carry (Linux's SCM_MAX_FD).
+const SCM_MAX_FD: usize = 253;
+
+fn cmsg_align(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// The files a sendmsg control buffer passes (SCM_RIGHTS); other control
+/// messages are EOPNOTSUPP rather than dropped.
+fn passed_files(t: &Task, control: UserAddr, len: usize) -> SysResult<Vec<Arc<dyn FileDescription>>> {
+    if len > 64 << 10 {
+        return error!(ENOBUFS);
+    }
+    let mut buf = vec![0u8; len];
+    t.mm.read_bytes(control, &mut buf)?;
+    let mut files = Vec::new();
+    let mut at = 0;
+    while at + CMSG_HDR <= len {
+        let word = |o: usize, n: usize| buf[at + o..at + o + n].iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b));
+        let (clen, level, kind) = (word(0, 8) as usize, word(8, 4) as i32, word(12, 4) as i32);
+        if clen < CMSG_HDR || clen > len - at {
+            return error!(EINVAL);
+        }
+        if level != SOL_SOCKET || kind != SCM_RIGHTS {
+            return error!(EOPNOTSUPP);
+        }
+        for chunk in buf[at + CMSG_HDR..at + clen].chunks_exact(4) {
+            let fd = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            files.push(t.fds.get(Fd(fd))?);
+        }
+        if files.len() > SCM_MAX_FD {
+            return error!(EINVAL);
+        }
+        at += cmsg_align(clen);
+    }
+    Ok(files)
+}
+
+/// Installs received files in the caller's table and writes their SCM_RIGHTS
+/// message into the recvmsg control buffer. Returns the control bytes used and
+/// whether it was too small (MSG_CTRUNC: the files that did not fit are closed).
+fn deliver_files(t: &Task, control: UserAddr, len: usize, files: Vec<Arc<dyn FileDescription>>, cloexec: bool) -> SysResult<(usize, bool)> {
+    if files.is_empty() {
+        return Ok((0, false));
+    }
+    if control.is_null() || len < CMSG_HDR + 4 {
+        return Ok((0, true));
+    }
+    let room = (len - CMSG_HDR) / 4;
+    let truncated = files.len() > room;
+    let limit = t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur;
+    let mut fds = Vec::new();
+    for f in files.into_iter().take(room) {
+        match t.fds.install_lowest(f, 0, limit, cloexec) {
+            Ok(fd) => fds.push(fd.0),
+            Err(_) => break,
+        }
+    }
+    let clen = CMSG_HDR + 4 * fds.len();
+    let mut out = Vec::with_capacity(clen);
+    out.extend_from_slice(&(clen as u64).to_ne_bytes());
+    out.extend_from_slice(&SOL_SOCKET.to_ne_bytes());
+    out.extend_from_slice(&SCM_RIGHTS.to_ne_bytes());
+    for fd in &fds {
+        out.extend_from_slice(&fd.to_ne_bytes());
+    }
+    t.mm.write_bytes(control, &out)?;
+    Ok((cmsg_align(clen).min(len), truncated))
 }
 
 pub fn sys_sendto(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, _addrlen: u32) -> SysResult<usize> {
@@ -102,42 +177,39 @@ pub fn sys_sendto(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32, a
         socket(t, fd)?;
         return error!(EISCONN);
     }
-    send_buffers(t, fd, &UserBuffers::single(buf, len), flags)
+    send_buffers(t, fd, &UserBuffers::single(buf, len), flags, Vec::new())
 }
 
 pub fn sys_recvfrom(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32, _addr: UserAddr, addrlen: UserRef<u32>) -> SysResult<usize> {
-    let (n, full) = receive_buffers(t, fd, &UserBuffers::single(buf, len), flags)?;
+    let (n, got) = receive_buffers(t, fd, &UserBuffers::single(buf, len), flags)?;
     // The peer of a pair has no name: an address of length 0.
     if !addrlen.is_null() {
         t.mm.write_obj(addrlen, &0)?;
     }
-    Ok(if flags & MSG_TRUNC != 0 { full } else { n })
+    Ok(if flags & MSG_TRUNC != 0 { got.full } else { n })
 }
 
 pub fn sys_sendmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> SysResult<usize> {
     let m = t.mm.read_obj(msg)?;
-    if m.controllen != 0 && m.control != 0 {
-        // SCM_RIGHTS and SCM_CREDENTIALS are not carried yet: refuse rather than drop them.
-        socket(t, fd)?;
-        return error!(EOPNOTSUPP);
-    }
+    socket(t, fd)?;
     if m.name != 0 {
-        socket(t, fd)?;
         return error!(EISCONN);
     }
+    let files = if m.control != 0 && m.controllen != 0 { passed_files(t, UserAddr(m.control), m.controllen as usize)? } else { Vec::new() };
     let bufs = t.mm.read_iovecs(UserAddr(m.iov), m.iovlen as usize)?;
-    send_buffers(t, fd, &bufs, flags)
+    send_buffers(t, fd, &bufs, flags, files)
 }
 
 pub fn sys_recvmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> SysResult<usize> {
     let mut m = t.mm.read_obj(msg)?;
     let bufs = t.mm.read_iovecs(UserAddr(m.iov), m.iovlen as usize)?;
-    let (n, full) = receive_buffers(t, fd, &bufs, flags)?;
+    let (n, got) = receive_buffers(t, fd, &bufs, flags)?;
+    let (control, ctrunc) = deliver_files(t, UserAddr(m.control), m.controllen as usize, got.files, flags & MSG_CMSG_CLOEXEC != 0)?;
     m.namelen = 0;
-    m.controllen = 0;
-    m.flags = if full > n { MSG_TRUNC as i32 } else { 0 };
+    m.controllen = control as u64;
+    m.flags = if got.full > n { MSG_TRUNC as i32 } else { 0 } | if ctrunc { MSG_CTRUNC as i32 } else { 0 };
     t.mm.write_obj(msg, &m)?;
-    Ok(if flags & MSG_TRUNC != 0 { full } else { n })
+    Ok(if flags & MSG_TRUNC != 0 { got.full } else { n })
 }
 
 pub fn sys_shutdown(t: &mut Task, fd: Fd, how: i32) -> SysResult<()> {
