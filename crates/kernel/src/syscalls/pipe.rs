@@ -34,18 +34,23 @@ pub fn sys_pipe2(t: &mut Task, fds: UserAddr, flags: i32) -> SysResult<()> {
         return Err(Errno::new(ErrnoCode(ENOPKG)));
     }
     let (r, w) = new_pipe(t, flags);
-    let cloexec = flags & O_CLOEXEC != 0;
-    let rfd = install(t, r, cloexec)?;
-    let wfd = match install(t, w, cloexec) {
+    install_pair(t, r, w, flags & O_CLOEXEC != 0, fds.into())
+}
+
+/// Installs two new files (pipe2, socketpair) and writes their descriptors to
+/// `out`; on any failure neither stays installed.
+pub(super) fn install_pair(t: &Task, a: Arc<dyn FileDescription>, b: Arc<dyn FileDescription>, cloexec: bool, out: crate::mm::UserRef<[i32; 2]>) -> SysResult<()> {
+    let fa = install(t, a, cloexec)?;
+    let fb = match install(t, b, cloexec) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = t.fds.close(rfd);
+            let _ = t.fds.close(fa);
             return Err(e);
         }
     };
-    if let Err(e) = t.mm.write_obj(fds.into(), &[rfd.0, wfd.0]) {
-        let _ = t.fds.close(rfd);
-        let _ = t.fds.close(wfd);
+    if let Err(e) = t.mm.write_obj(out, &[fa.0, fb.0]) {
+        let _ = t.fds.close(fa);
+        let _ = t.fds.close(fb);
         return Err(e);
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! open files passed over them (SCM_RIGHTS).
 //! socket(2), bind, connect and the network families are not implemented.
 
-use super::pipe::install;
+use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
 use crate::net::unix::{self, Received, UnixSocket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
 use crate::task::Task;
@@ -49,21 +49,7 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
     }
     let nonblock = if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
     let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock)?;
-    let cloexec = kind & SOCK_CLOEXEC != 0;
-    let fa = install(t, a, cloexec)?;
-    let fb = match install(t, b, cloexec) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = t.fds.close(fa);
-            return Err(e);
-        }
-    };
-    if let Err(e) = t.mm.write_obj(sv, &[fa.0, fb.0]) {
-        let _ = t.fds.close(fa);
-        let _ = t.fds.close(fb);
-        return Err(e);
-    }
-    Ok(())
+    install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
 }
 
 /// The socket behind `fd` (ENOTSOCK for other files).
