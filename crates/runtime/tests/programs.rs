@@ -520,3 +520,11 @@ fn socket_pairs() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "datagrams keep their boundaries: ok")])
     });
 }
+
+/// rename and renameat2 (NOREPLACE, EXCHANGE) on tmpfs and the root overlay.
+#[test]
+fn rename_and_exchange() {
+    compare("rename_and_exchange", "rename", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "/var/tmp: EXCHANGE a file and a directory: ok")])
+    });
+}

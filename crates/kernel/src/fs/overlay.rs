@@ -353,6 +353,22 @@ impl Inode for OverlayInode {
         Ok(())
     }
 
+    /// Both files are copied up, then swapped in the upper layer: with an
+    /// upper entry at each name, no whiteout is needed.
+    fn exchange(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
+        let dst = overlay(new_dir)?;
+        for (dir, n) in [(self, name), (dst, new_name)] {
+            let child = dir.lookup(n)?;
+            let c = overlay(&child)?;
+            if c.kind == S_IFDIR && c.merged_lower().is_some() {
+                return error!(EXDEV);
+            }
+            c.copy_up()?;
+        }
+        let dst_upper = dst.copy_up()?;
+        self.copy_up()?.exchange(name, &dst_upper, new_name)
+    }
+
     fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
         self.copy_up()?.setattr(attr)
     }

@@ -475,6 +475,30 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn exchange(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
+        let dst = tmp(new_dir)?;
+        if std::ptr::eq(self, dst) {
+            let mut st = self.lock();
+            let Content::Dir(children) = &mut st.1 else { return error!(ENOTDIR) };
+            let a = children.get(name).cloned().ok_or_else(|| errno!(ENOENT))?;
+            let b = children.get(new_name).cloned().ok_or_else(|| errno!(ENOENT))?;
+            children.insert(name.to_vec(), b);
+            children.insert(new_name.to_vec(), a);
+            return Ok(());
+        }
+        // Two directories: locked in address order, so that two exchanges between
+        // the same pair cannot deadlock.
+        let (first, second) = if (self as *const TmpInode) < (dst as *const TmpInode) { (self, dst) } else { (dst, self) };
+        let (mut s1, mut s2) = (first.lock(), second.lock());
+        let (mine, theirs) = if std::ptr::eq(first, self) { (&mut s1.1, &mut s2.1) } else { (&mut s2.1, &mut s1.1) };
+        let (Content::Dir(here), Content::Dir(there)) = (mine, theirs) else { return error!(ENOTDIR) };
+        let a = here.get(name).cloned().ok_or_else(|| errno!(ENOENT))?;
+        let b = there.get(new_name).cloned().ok_or_else(|| errno!(ENOENT))?;
+        here.insert(name.to_vec(), b);
+        there.insert(new_name.to_vec(), a);
+        Ok(())
+    }
+
     fn setattr(&self, a: &SetAttr) -> SysResult<()> {
         if let Some(len) = a.size {
             self.truncate(len)?;

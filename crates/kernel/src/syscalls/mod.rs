@@ -251,7 +251,7 @@ syscall_table! {
     fchmodat(dirfd: i32, path: UserCStr, mode: u32) => Supported;
     faccessat(dirfd: i32, path: UserCStr, mode: i32) => Supported;
     utimensat(dirfd: i32, path: UserAddr, times: UserRef<[Timespec; 2]>, flags: i32) => Supported;
-    renameat2(olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr, flags: u32) => Partial("RENAME_EXCHANGE is not supported");
+    renameat2(olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr, flags: u32) => Supported;
     statx(dirfd: i32, path: UserCStr, flags: i32, mask: u32, buf: UserAddr) => Supported;
     openat2(dirfd: i32, path: UserCStr, how: UserAddr, size: usize) => Partial("RESOLVE_* are checked on the path text");
     faccessat2(dirfd: i32, path: UserCStr, mode: i32, flags: i32) => Supported;
@@ -283,7 +283,7 @@ syscall_table! {
     inotify_rm_watch(fd: Fd, wd: i32) => Supported;
     epoll_create1(flags: i32) => Supported;
     pipe2(fds: UserAddr, flags: i32) => Partial("O_NOTIFICATION_PIPE is ENOPKG");
-    memfd_create(name: UserCStr, flags: u32) => Partial("no writable MAP_SHARED mappings (ENODEV) and no MFD_HUGETLB (EINVAL); seals are kept and enforced on write and truncate");
+    memfd_create(name: UserCStr, flags: u32) => Partial("no MFD_HUGETLB (EINVAL); seals are kept and enforced on write, truncate and shared writable mappings");
     epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserRef<Timespec>, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
 }
 

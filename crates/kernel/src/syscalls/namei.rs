@@ -9,7 +9,7 @@ use crate::task::Task;
 use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::{Timespec, Timeval};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
 
 /// The directory and name for a call that changes a name, refusing read-only mounts.
@@ -121,9 +121,6 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
         return error!(EINVAL);
     }
-    if flags & RENAME_EXCHANGE != 0 {
-        return error!(EINVAL);
-    }
     let (op, np) = (read_path(t, oldpath)?, read_path(t, newpath)?);
     let (odir, oname) = writable_parent(t, olddirfd, &op)?;
     let (ndir, nname) = writable_parent(t, newdirfd, &np)?;
@@ -132,6 +129,9 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     }
     let moving = odir.child(&oname)?;
     let replaced = ndir.child(&nname).ok();
+    if flags & RENAME_EXCHANGE != 0 {
+        return exchange(&odir, &oname, &moving, &ndir, &nname, replaced.ok_or_else(|| errno!(ENOENT))?);
+    }
     if let Some(existing) = &replaced {
         if flags & RENAME_NOREPLACE != 0 {
             return error!(EEXIST);
@@ -160,6 +160,39 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     odir.forget(&oname);
     ndir.forget(&nname);
     inotify::renamed(&odir, &oname, &ndir, &nname, &moving, replaced.as_deref());
+    Ok(())
+}
+
+/// Whether `dir` is `d` or lies below it.
+fn is_within(dir: &Arc<Dentry>, d: &Arc<Dentry>) -> bool {
+    let mut at = Some(dir.clone());
+    while let Some(x) = at {
+        if Arc::ptr_eq(&x, d) {
+            return true;
+        }
+        at = x.parent.clone();
+    }
+    false
+}
+
+/// RENAME_EXCHANGE: `a` (named `aname` in `adir`) and `b` swap names.
+fn exchange(adir: &Arc<Dentry>, aname: &[u8], a: &Arc<Dentry>, bdir: &Arc<Dentry>, bname: &[u8], b: Arc<Dentry>) -> SysResult<()> {
+    if Arc::ptr_eq(a, &b) {
+        return Ok(());
+    }
+    let mount_root = |d: &Arc<Dentry>| d.mount.upgrade().map(|m| m.root.clone()).unwrap_or(d.clone());
+    if !Arc::ptr_eq(&mount_root(adir), &mount_root(bdir)) {
+        return error!(EXDEV);
+    }
+    // Neither may end up inside itself.
+    if is_within(bdir, a) || is_within(adir, &b) {
+        return error!(EINVAL);
+    }
+    adir.inode.exchange(aname, &bdir.inode, bname)?;
+    adir.forget(aname);
+    bdir.forget(bname);
+    inotify::renamed(adir, aname, bdir, bname, a, None);
+    inotify::renamed(bdir, bname, adir, aname, &b, None);
     Ok(())
 }
 

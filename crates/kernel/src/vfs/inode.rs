@@ -163,6 +163,12 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// RENAME_EXCHANGE: `name` here and `new_name` in `new_dir` (same file
+    /// system, both existing) swap places, atomically.
+    fn exchange(&self, _name: &[u8], _new_dir: &Arc<dyn Inode>, _new_name: &[u8]) -> SysResult<()> {
+        error!(EROFS)
+    }
+
     fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
         error!(EROFS)
     }
