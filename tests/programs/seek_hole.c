@@ -1,11 +1,12 @@
 // lseek SEEK_DATA / SEEK_HOLE on a sparse tmpfs file (/dev/shm is tmpfs both
 // natively and in the sandbox): data pages, holes between them, the implicit
-// hole at the end, ENXIO past the end.
+// hole at the end, ENXIO past the end; fallocate's PUNCH_HOLE making holes.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void seek(int fd, off_t at, int whence, const char *what) {
@@ -30,5 +31,21 @@ int main(void) {
         seek(fd, points[i], SEEK_HOLE, "SEEK_HOLE");
     }
     seek(fd, -1, SEEK_DATA, "SEEK_DATA");
+
+    // Punching the first data page out makes it a hole that reads as zeros; a
+    // partial punch zeroes bytes inside a page; the size stays.
+    printf("punch 8K..12K: %d\n", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 4096));
+    seek(fd, 0, SEEK_DATA, "SEEK_DATA");
+    char got[8] = {1};
+    pread(fd, got, 4, 9000);
+    printf("punched bytes read as zeros: %s\n", !got[0] && !got[3] ? "yes" : "no");
+    printf("partial punch: %d\n", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 20480 + 10, 20));
+    pread(fd, got, 4, 20480 + 8);
+    printf("bytes around a partial punch: %c %d %d %d\n", got[0], got[2], got[3], got[1]);
+    struct stat st;
+    fstat(fd, &st);
+    printf("size after punching: %lld\n", (long long)st.st_size);
+    int r = fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096);
+    printf("punch without KEEP_SIZE: %d %s\n", r, strerrorname_np(errno));
     return 0;
 }

@@ -353,6 +353,10 @@ impl Inode for OverlayInode {
         Ok(())
     }
 
+    fn punch_hole(&self, offset: u64, len: u64) -> SysResult<()> {
+        self.copy_up()?.punch_hole(offset, len)
+    }
+
     /// Both files are copied up, then swapped in the upper layer: with an
     /// upper entry at each name, no whiteout is needed.
     fn exchange(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {

@@ -475,6 +475,29 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn punch_hole(&self, offset: u64, len: u64) -> SysResult<()> {
+        let mut st = self.lock();
+        let (meta, content) = &mut *st;
+        let Content::File { pages, size } = content else { return error!(EISDIR) };
+        if meta.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return error!(EPERM);
+        }
+        let end = offset.saturating_add(len).min(*size);
+        let mut at = offset;
+        while at < end {
+            let (idx, inpage) = (at / PAGE_SIZE, at % PAGE_SIZE);
+            let chunk = (PAGE_SIZE - inpage).min(end - at);
+            if chunk == PAGE_SIZE {
+                pages.remove(&idx);
+            } else if let Some(p) = pages.get(&idx) {
+                self.fs.mf.zero(p.offset() + inpage, chunk as usize);
+            }
+            at += chunk;
+        }
+        meta.mtime = now();
+        Ok(())
+    }
+
     fn exchange(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
         let dst = tmp(new_dir)?;
         if std::ptr::eq(self, dst) {

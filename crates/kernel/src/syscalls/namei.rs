@@ -512,6 +512,7 @@ pub fn sys_sync_file_range(t: &mut Task, fd: Fd, offset: i64, nbytes: i64, flags
 }
 
 const FALLOC_FL_KEEP_SIZE: i32 = 1;
+const FALLOC_FL_PUNCH_HOLE: i32 = 2;
 
 pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> SysResult<()> {
     if offset < 0 || len <= 0 {
@@ -521,12 +522,15 @@ pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> 
     if !crate::vfs::OpenFlags(file.status_flags()).writable() {
         return error!(EBADF);
     }
-    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
-        // Punching holes and collapsing ranges are not supported yet.
-        return error!(EOPNOTSUPP);
-    }
     let end = offset.checked_add(len).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
     let d = file.dentry().ok_or_else(|| rvisor_abi::errno!(ESPIPE))?;
+    if mode == FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE {
+        return d.inode.punch_hole(offset as u64, len as u64);
+    }
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        // Punching without KEEP_SIZE, collapsing and zeroing ranges: not supported.
+        return error!(EOPNOTSUPP);
+    }
     if mode & FALLOC_FL_KEEP_SIZE == 0 && end > d.inode.stat()?.st_size {
         setattr(&d, &SetAttr { size: Some(end as u64), ..SetAttr::default() })?;
     }

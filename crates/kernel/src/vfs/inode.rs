@@ -163,6 +163,12 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// fallocate(FALLOC_FL_PUNCH_HOLE): `[offset, offset+len)` reads as zeros and
+    /// holds no memory (partial pages are zeroed); the size is unchanged.
+    fn punch_hole(&self, _offset: u64, _len: u64) -> SysResult<()> {
+        error!(EOPNOTSUPP)
+    }
+
     /// RENAME_EXCHANGE: `name` here and `new_name` in `new_dir` (same file
     /// system, both existing) swap places, atomically.
     fn exchange(&self, _name: &[u8], _new_dir: &Arc<dyn Inode>, _new_name: &[u8]) -> SysResult<()> {
