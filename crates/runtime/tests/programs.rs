@@ -528,3 +528,11 @@ fn rename_and_exchange() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "/var/tmp: EXCHANGE a file and a directory: ok")])
     });
 }
+
+/// openat2's RESOLVE_* flags, enforced while walking.
+#[test]
+fn openat2_resolve() {
+    compare("openat2_resolve", "openat2", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "BENEATH keeps the walk inside: ok")])
+    });
+}

@@ -253,7 +253,7 @@ syscall_table! {
     utimensat(dirfd: i32, path: UserAddr, times: UserRef<[Timespec; 2]>, flags: i32) => Supported;
     renameat2(olddirfd: i32, oldpath: UserCStr, newdirfd: i32, newpath: UserCStr, flags: u32) => Supported;
     statx(dirfd: i32, path: UserCStr, flags: i32, mask: u32, buf: UserAddr) => Supported;
-    openat2(dirfd: i32, path: UserCStr, how: UserAddr, size: usize) => Partial("RESOLVE_* are checked on the path text");
+    openat2(dirfd: i32, path: UserCStr, how: UserAddr, size: usize) => Partial("RESOLVE_CACHED never fails a lookup (only opens that would create or truncate get EAGAIN)");
     faccessat2(dirfd: i32, path: UserCStr, mode: i32, flags: i32) => Supported;
     set_robust_list(head: UserAddr, len: usize) => Supported;
     get_robust_list(pid: i32, head: UserRef<u64>, len: UserRef<u64>) => Partial("the calling thread's list only");

@@ -7,7 +7,7 @@ use super::args::{UserCStr, PATH_MAX};
 use crate::fs::inotify;
 use crate::task::Task;
 use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK, S_IFREG};
-use crate::vfs::path::{walk, walk_parent};
+use crate::vfs::path::{walk, walk_parent, walk_parent_resolve, walk_resolve, Resolve};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
@@ -71,17 +71,51 @@ pub fn read_only(d: &Dentry) -> bool {
 const VALID_FLAGS: u32 = 0o37777777;
 
 pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult<Fd> {
+    open_resolving(t, dirfd, path, flags, mode, 0)
+}
+
+/// Where an open's walk goes from, from where absolute paths and `..` stop,
+/// and what it may not cross: openat2's `resolve` flags (0 for open/openat).
+fn resolution(t: &Task, dirfd: i32, path: &[u8], resolve: u64) -> SysResult<(Arc<Dentry>, Arc<Dentry>, Resolve)> {
+    let mut r = Resolve {
+        beneath: None,
+        no_symlinks: resolve & RESOLVE_NO_SYMLINKS != 0,
+        no_magiclinks: resolve & RESOLVE_NO_MAGICLINKS != 0,
+        no_xdev: resolve & RESOLVE_NO_XDEV != 0,
+    };
+    if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) == 0 {
+        return Ok((t.fs.root(), start_dir(t, dirfd, path)?, r));
+    }
+    // The directory itself, even for an absolute path.
+    let base = start_dir(t, dirfd, b"")?;
+    if !base.is_dir() {
+        return error!(ENOTDIR);
+    }
+    if resolve & RESOLVE_IN_ROOT != 0 {
+        // As if chrooted there: absolute paths, absolute symlinks and `..` stop at it.
+        r.no_magiclinks = true;
+        return Ok((base.clone(), base, r));
+    }
+    r.beneath = Some(base.clone());
+    Ok((t.fs.root(), base, r))
+}
+
+fn open_resolving(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult<Fd> {
     if flags & !VALID_FLAGS != 0 {
         return error!(EINVAL);
     }
     let of = OpenFlags(flags);
+    if path.is_empty() {
+        return error!(ENOENT);
+    }
+    let (root, start, r) = resolution(t, dirfd, path, resolve)?;
     if flags & OpenFlags::TMPFILE == OpenFlags::TMPFILE {
-        return open_tmpfile(t, dirfd, path, of, mode);
+        return open_tmpfile(t, &walk_resolve(&root, &start, path, Follow::Yes, &r)?, of, mode);
     }
     let follow = if flags & OpenFlags::NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
     let mut created = false;
     let dentry = if flags & OpenFlags::CREAT != 0 {
-        let (dir, name) = parent_at(t, dirfd, path)?;
+        let (dir, name) = walk_parent_resolve(&root, &start, path, &r)?;
         match dir.child(&name) {
             Ok(existing) => {
                 if flags & OpenFlags::EXCL != 0 {
@@ -91,7 +125,7 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
                     if follow == Follow::No {
                         return error!(ELOOP);
                     }
-                    walk(&t.fs.root(), &dir, &name, Follow::Yes)?
+                    walk_resolve(&root, &dir, &name, Follow::Yes, &r)?
                 } else {
                     existing
                 }
@@ -112,11 +146,7 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
             Err(e) => return Err(e),
         }
     } else {
-        let start = start_dir(t, dirfd, path)?;
-        if path.is_empty() {
-            return error!(ENOENT);
-        }
-        walk(&t.fs.root(), &start, path, follow)?
+        walk_resolve(&root, &start, path, follow, &r)?
     };
     let kind = dentry.inode.kind();
     if flags & OpenFlags::PATH != 0 {
@@ -153,12 +183,11 @@ pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> 
 
 /// open(O_TMPFILE): an unnamed file in the directory at `path` (tmpfs only; other
 /// file systems say EOPNOTSUPP, as Linux's do, and callers fall back).
-fn open_tmpfile(t: &mut Task, dirfd: i32, path: &[u8], of: OpenFlags, mode: u32) -> SysResult<Fd> {
+fn open_tmpfile(t: &mut Task, dir: &Arc<Dentry>, of: OpenFlags, mode: u32) -> SysResult<Fd> {
     if !of.writable() {
         return error!(EINVAL);
     }
-    let start = start_dir(t, dirfd, path)?;
-    let dir = walk(&t.fs.root(), &start, path, Follow::Yes)?;
+    let dir = dir.clone();
     if !dir.is_dir() {
         return error!(ENOTDIR);
     }
@@ -214,23 +243,16 @@ pub fn sys_openat2(t: &mut Task, dirfd: i32, path: UserCStr, how: UserAddr, size
     if h.flags & (OpenFlags::CREAT | OpenFlags::TMPFILE) as u64 == 0 && h.mode != 0 {
         return error!(EINVAL);
     }
+    if h.resolve & RESOLVE_BENEATH != 0 && h.resolve & RESOLVE_IN_ROOT != 0 {
+        return error!(EINVAL);
+    }
+    // Every lookup here comes from the dentry cache or a gofer round trip that
+    // cannot block on I/O; only opens that would change a file are refused.
+    if h.resolve & RESOLVE_CACHED != 0 && h.flags & (OpenFlags::CREAT | OpenFlags::TRUNC | OpenFlags::TMPFILE) as u64 != 0 {
+        return error!(EAGAIN);
+    }
     let p = read_path(t, path)?;
-    if h.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0 && (p.starts_with(b"/") || p.split(|&b| b == b'/').any(|c| c == b"..")) {
-        return error!(EXDEV);
-    }
-    if h.resolve & RESOLVE_NO_SYMLINKS != 0 {
-        // Every component must be a plain name: check the walk followed no link.
-        let start = start_dir(t, dirfd, &p)?;
-        let mut at = start;
-        for c in p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
-            let d = walk(&t.fs.root(), &at, c, Follow::No)?;
-            if d.inode.kind() == S_IFLNK {
-                return error!(ELOOP);
-            }
-            at = d;
-        }
-    }
-    do_open(t, dirfd, &p, h.flags as u32, h.mode as u32)
+    open_resolving(t, dirfd, &p, h.flags as u32, h.mode as u32, h.resolve)
 }
 
 /// An O_PATH descriptor: names a file without opening it for I/O.

@@ -95,15 +95,42 @@ fn parent_of(d: &Arc<Dentry>, root: &Arc<Dentry>) -> Arc<Dentry> {
     }
 }
 
-/// Walks `path` from `start` (or from `root` if absolute).
-pub fn walk(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
-    let mut links = 0;
-    walk_inner(root, start, path, follow, &mut links)
+/// openat2's RESOLVE_* restrictions on a walk (RESOLVE_IN_ROOT is a walk whose
+/// root is the starting directory).
+#[derive(Clone, Default)]
+pub struct Resolve {
+    /// RESOLVE_BENEATH: never above this directory (EXDEV): no absolute paths or
+    /// symlinks, no `..` out of it, no magic links.
+    pub beneath: Option<Arc<Dentry>>,
+    /// RESOLVE_NO_SYMLINKS: no symlink at all (ELOOP).
+    pub no_symlinks: bool,
+    /// RESOLVE_NO_MAGICLINKS: no /proc magic link (ELOOP).
+    pub no_magiclinks: bool,
+    /// RESOLVE_NO_XDEV: no mount crossing, either way (EXDEV).
+    pub no_xdev: bool,
 }
 
-fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, links: &mut u32) -> SysResult<Arc<Dentry>> {
+fn same_mount(a: &Dentry, b: &Dentry) -> bool {
+    a.mount.ptr_eq(&b.mount)
+}
+
+/// Walks `path` from `start` (or from `root` if absolute).
+pub fn walk(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+    walk_resolve(root, start, path, follow, &Resolve::default())
+}
+
+/// `walk` under openat2's restrictions.
+pub fn walk_resolve(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, r: &Resolve) -> SysResult<Arc<Dentry>> {
+    let mut links = 0;
+    walk_inner(root, start, path, follow, &mut links, r)
+}
+
+fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, links: &mut u32, r: &Resolve) -> SysResult<Arc<Dentry>> {
     if path.is_empty() {
         return error!(ENOENT);
+    }
+    if path[0] == b'/' && r.beneath.is_some() {
+        return error!(EXDEV);
     }
     let mut at = if path[0] == b'/' { root.clone() } else { start.clone() };
     let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
@@ -119,23 +146,47 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
         match *name {
             b"." => continue,
             b".." => {
-                at = parent_of(&at, root);
+                if r.beneath.as_ref().is_some_and(|b| Arc::ptr_eq(&at, b)) {
+                    return error!(EXDEV);
+                }
+                let up = parent_of(&at, root);
+                if r.no_xdev && !same_mount(&up, &at) {
+                    return error!(EXDEV);
+                }
+                at = up;
                 continue;
             }
             _ => {}
         }
-        let child = cross_down(at.child(name)?);
+        let found = at.child(name)?;
+        let child = cross_down(found.clone());
+        if r.no_xdev && !Arc::ptr_eq(&child, &found) {
+            return error!(EXDEV);
+        }
         if child.inode.kind() == S_IFLNK && (!last || follow == Follow::Yes || trailing_slash) {
+            if r.no_symlinks {
+                return error!(ELOOP);
+            }
             *links += 1;
             if *links > MAX_SYMLINKS {
                 return error!(ELOOP);
             }
             if let Some(to) = child.inode.jump_link() {
-                at = to?;
+                if r.no_magiclinks {
+                    return error!(ELOOP);
+                }
+                if r.beneath.is_some() {
+                    return error!(EXDEV);
+                }
+                let to = to?;
+                if r.no_xdev && !same_mount(&to, &at) {
+                    return error!(EXDEV);
+                }
+                at = to;
                 continue;
             }
             let target = child.inode.readlink()?;
-            at = walk_inner(root, &at, &target, Follow::Yes, links)?;
+            at = walk_inner(root, &at, &target, Follow::Yes, links, r)?;
             continue;
         }
         at = child;
@@ -149,6 +200,11 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
 /// Splits `path` into the directory to walk and the last name, for calls that
 /// create or remove a name (mkdir, unlink, rename...).
 pub fn walk_parent(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    walk_parent_resolve(root, start, path, &Resolve::default())
+}
+
+/// `walk_parent` under openat2's restrictions.
+pub fn walk_parent_resolve(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], r: &Resolve) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     let trimmed: &[u8] = {
         let mut p = path;
         while p.len() > 1 && p.ends_with(b"/") {
@@ -159,9 +215,12 @@ pub fn walk_parent(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8]) -> SysR
     if trimmed.is_empty() {
         return error!(ENOENT);
     }
+    if trimmed[0] == b'/' && r.beneath.is_some() {
+        return error!(EXDEV);
+    }
     let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
         Some(0) => (root.clone(), &trimmed[1..]),
-        Some(i) => (walk(root, start, &trimmed[..i], Follow::Yes)?, &trimmed[i + 1..]),
+        Some(i) => (walk_resolve(root, start, &trimmed[..i], Follow::Yes, r)?, &trimmed[i + 1..]),
         None => (start.clone(), trimmed),
     };
     if !dir.is_dir() {
