@@ -233,7 +233,7 @@ impl Kernel {
         term.lock().locked = false;
         let path = format!("/dev/pts/{}", term.index);
         let dentry = walk(root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
-        let replica: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::tty::ReplicaFile::new(term.clone(), dentry, crate::vfs::inode::OpenFlags::RDWR));
+        let replica: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::tty::PtyFile::replica(term.clone(), dentry, crate::vfs::inode::OpenFlags::RDWR));
         let _ = self.console.set(term.clone());
         Ok((term, replica))
     }

@@ -4,7 +4,7 @@
 
 use super::simple::{makedev, now, Attrs};
 use crate::kernel::Kernel;
-use crate::tty::{MasterFile, ReplicaFile, Terminal};
+use crate::tty::{PtyFile, Terminal};
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, S_IFCHR, S_IFDIR, DT_CHR};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::{Stat, Winsize};
@@ -43,7 +43,7 @@ impl Devpts {
     }
 
     /// A new pair at the lowest free index (ENOSPC past PTY_MAX), its master
-    /// counted as open (the caller's `MasterFile` or console bridge holds it).
+    /// counted as open (the caller's master `PtyFile` or console bridge holds it).
     /// An index is free again once its last master closes, as on Linux.
     pub fn new_terminal(&self, winsize: Winsize) -> SysResult<Arc<Terminal>> {
         let mut terms = self.terminals.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,7 +131,7 @@ impl Inode for PtmxInode {
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
         let term = self.fs.new_terminal(Winsize::zeroed())?;
-        Ok(Arc::new(MasterFile::new(term, dentry.clone(), super::simple::kept_flags(flags.0))))
+        Ok(Arc::new(PtyFile::master(term, dentry.clone(), super::simple::kept_flags(flags.0))))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -158,7 +158,7 @@ impl Inode for ReplicaInode {
         if self.term.lock().locked {
             return error!(EIO);
         }
-        Ok(Arc::new(ReplicaFile::new(self.term.clone(), dentry.clone(), super::simple::kept_flags(flags.0))))
+        Ok(Arc::new(PtyFile::replica(self.term.clone(), dentry.clone(), super::simple::kept_flags(flags.0))))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

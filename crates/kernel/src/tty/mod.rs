@@ -14,7 +14,7 @@ pub mod pty;
 mod terminal;
 
 pub use console::bridge;
-pub use pty::{MasterFile, ReplicaFile};
+pub use pty::PtyFile;
 pub use terminal::Terminal;
 
 use crate::task::signals::{self, SigInfo, SIG_IGN};
@@ -167,7 +167,7 @@ pub fn acquire_on_open(t: &Task, file: &Arc<dyn FileDescription>, noctty: bool) 
     if noctty {
         return;
     }
-    let Some(replica) = file.as_any().and_then(|a| a.downcast_ref::<ReplicaFile>()) else { return };
+    let Some(replica) = file.as_any().and_then(|a| a.downcast_ref::<PtyFile>()).filter(|f| !f.master) else { return };
     if replica.term.lock().session == 0 && t.tg.state().sid == t.tg.tgid && controlling(t).is_none() {
         let _ = make_controlling(t, &replica.term, false);
     }
@@ -176,11 +176,11 @@ pub fn acquire_on_open(t: &Task, file: &Arc<dyn FileDescription>, noctty: bool) 
 /// Opens /dev/console: the terminal of `rvisor do -t` (ENXIO without one).
 pub fn open_console(t: &Task, dentry: &Arc<Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
     let term = t.kernel.console.get().cloned().ok_or_else(|| errno!(ENXIO))?;
-    Ok(Arc::new(ReplicaFile::new(term, dentry.clone(), flags)))
+    Ok(Arc::new(PtyFile::replica(term, dentry.clone(), flags)))
 }
 
 /// Opens /dev/tty: a new description of the caller's controlling terminal.
 pub fn open_controlling(t: &Task, dentry: &Arc<Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
     let term = controlling(t).ok_or_else(|| errno!(ENXIO))?;
-    Ok(Arc::new(ReplicaFile::new(term, dentry.clone(), flags)))
+    Ok(Arc::new(PtyFile::replica(term, dentry.clone(), flags)))
 }

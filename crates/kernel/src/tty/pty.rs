@@ -1,6 +1,5 @@
-//! The two open ends of a pseudo-terminal: `MasterFile` (from /dev/ptmx) and
-//! `ReplicaFile` (/dev/pts/N, or /dev/tty for the controlling terminal), and
-//! the terminal ioctls both answer.
+//! The open ends of a pseudo-terminal (`PtyFile`: the master from /dev/ptmx, a
+//! replica from /dev/pts/N, /dev/tty or /dev/console), and the terminal ioctls.
 
 use super::ldisc::{VMIN, VTIME};
 use super::{background_check, Terminal};
@@ -56,132 +55,47 @@ fn is_nonblock(flags: &StatusFlags) -> bool {
     flags.get() & OpenFlags::NONBLOCK != 0
 }
 
-/// The master side of a pty: what it writes is the replica's input, what it
-/// reads is the replica's output.
-pub struct MasterFile {
+/// One open end of a pty. The master writes the replica's input and reads its
+/// output; the replica is the terminal programs see, through the line discipline.
+pub struct PtyFile {
     pub term: Arc<Terminal>,
+    /// Which end.
+    pub master: bool,
     dentry: Arc<Dentry>,
     flags: StatusFlags,
 }
 
-impl MasterFile {
-    /// Holds the master count `Devpts::new_terminal` took for it.
-    pub fn new(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> MasterFile {
-        MasterFile { term, dentry, flags: StatusFlags::new(flags) }
+impl PtyFile {
+    /// A master: it holds the master count `Devpts::new_terminal` took for it.
+    pub fn master(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
+        PtyFile { term, master: true, dentry, flags: StatusFlags::new(flags) }
     }
-}
 
-impl Drop for MasterFile {
-    fn drop(&mut self) {
-        self.term.closed(true);
+    pub fn replica(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
+        term.opened(false);
+        PtyFile { term, master: false, dentry, flags: StatusFlags::new(flags) }
     }
-}
 
-impl FileDescription for MasterFile {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
+    fn queue(&self) -> &WaitQueue {
+        if self.master { &self.term.master_queue } else { &self.term.replica_queue }
+    }
+
+    fn events(&self) -> u32 {
+        if self.master { self.term.master_events() } else { self.term.replica_events() }
+    }
+
+    fn read_master(&self, t: &Task, bufs: &UserBuffers) -> SysResult<usize> {
         let max = (bufs.total() as usize).min(CHUNK);
         loop {
             match self.term.master_read(max) {
                 Some(data) if data.is_empty() => return error!(EIO),
                 Some(data) => return copy_out(t, bufs, &data),
-                None => wait(t, &self.term.master_queue, is_nonblock(&self.flags), None, || self.term.master_events() & 0x11 != 0)?,
+                None => wait(t, self.queue(), is_nonblock(&self.flags), None, || self.events() & 0x11 != 0)?,
             }
         }
     }
 
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let data = copy_in(t, bufs, CHUNK)?;
-        let mut done = 0;
-        while done < data.len() {
-            let n = self.term.master_write(&data[done..]);
-            done += n;
-            if n == 0 {
-                let waited = wait(t, &self.term.master_queue, is_nonblock(&self.flags), None, || self.term.master_events() & 0x4 != 0);
-                if let Err(e) = waited {
-                    return if done > 0 { Ok(done) } else { Err(e) };
-                }
-            }
-        }
-        Ok(done)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        self.dentry.inode.stat()
-    }
-
-    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
-        let st = || self.term.lock();
-        match request {
-            TIOCGPTN => write(t, arg, &self.term.index).map(|()| 0),
-            TIOCSPTLCK => {
-                let lock: i32 = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
-                st().locked = lock != 0;
-                Ok(0)
-            }
-            TIOCGPTLCK => write(t, arg, &i32::from(st().locked)).map(|()| 0),
-            TCGETS => write(t, arg, &st().master_termios).map(|()| 0),
-            TCSETS | TCSETSW | TCSETSF => {
-                let tio: Termios = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
-                st().master_termios = tio;
-                Ok(0)
-            }
-            FIONREAD => write(t, arg, &(st().ldisc.output.len() as i32)).map(|()| 0),
-            _ => common_ioctl(t, &self.term, request, arg),
-        }
-    }
-
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
-    }
-
-    fn dentry(&self) -> Option<Arc<Dentry>> {
-        Some(self.dentry.clone())
-    }
-
-    fn readiness(&self, mask: u32) -> u32 {
-        self.term.master_events() & (mask | 0x18)
-    }
-
-    fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.term.master_queue)
-    }
-}
-
-/// The replica side: the terminal programs see, through the line discipline.
-pub struct ReplicaFile {
-    pub term: Arc<Terminal>,
-    dentry: Arc<Dentry>,
-    flags: StatusFlags,
-}
-
-impl ReplicaFile {
-    pub fn new(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> ReplicaFile {
-        term.opened(false);
-        ReplicaFile { term, dentry, flags: StatusFlags::new(flags) }
-    }
-}
-
-impl Drop for ReplicaFile {
-    fn drop(&mut self) {
-        self.term.closed(false);
-    }
-}
-
-impl FileDescription for ReplicaFile {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
+    fn read_replica(&self, t: &Task, bufs: &UserBuffers) -> SysResult<usize> {
         // A background process reading its terminal is stopped (or told EIO).
         background_check(t, &self.term, SIGTTIN)?;
         let max = (bufs.total() as usize).min(CHUNK);
@@ -198,30 +112,45 @@ impl FileDescription for ReplicaFile {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(0);
             }
-            match wait(t, &self.term.replica_queue, is_nonblock(&self.flags), deadline, || self.term.replica_events() & 0x11 != 0) {
+            match wait(t, self.queue(), is_nonblock(&self.flags), deadline, || self.events() & 0x11 != 0) {
                 Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => return Ok(0),
                 r => r?,
             }
         }
+    }
+}
+
+impl Drop for PtyFile {
+    fn drop(&mut self) {
+        self.term.closed(self.master);
+    }
+}
+
+impl FileDescription for PtyFile {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        if self.master { self.read_master(t, bufs) } else { self.read_replica(t, bufs) }
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
         if offset.is_some() {
             return error!(ESPIPE);
         }
-        if self.term.lock().ldisc.termios.c_lflag & super::ldisc::TOSTOP != 0 {
+        if !self.master && self.term.lock().ldisc.termios.c_lflag & super::ldisc::TOSTOP != 0 {
             background_check(t, &self.term, SIGTTOU)?;
         }
         let data = copy_in(t, bufs, CHUNK)?;
         let mut done = 0;
         while done < data.len() {
-            if self.term.lock().hung_up {
+            if !self.master && self.term.lock().hung_up {
                 return if done > 0 { Ok(done) } else { error!(EIO) };
             }
-            let n = self.term.replica_write(&data[done..]);
+            let n = if self.master { self.term.master_write(&data[done..]) } else { self.term.replica_write(&data[done..]) };
             done += n;
             if n == 0 {
-                let waited = wait(t, &self.term.replica_queue, is_nonblock(&self.flags), None, || self.term.replica_events() & 0x14 != 0);
+                let waited = wait(t, self.queue(), is_nonblock(&self.flags), None, || self.events() & 0x14 != 0);
                 if let Err(e) = waited {
                     return if done > 0 { Ok(done) } else { Err(e) };
                 }
@@ -235,20 +164,35 @@ impl FileDescription for ReplicaFile {
     }
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
-        match request {
-            TCGETS => write(t, arg, &self.term.lock().ldisc.termios).map(|()| 0),
-            TCSETS | TCSETSW | TCSETSF => {
-                let tio: Termios = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
-                super::check_change(t, &self.term)?;
-                if request == TCSETSF {
-                    self.term.flush(true, false);
-                }
-                self.term.set_termios(tio);
+        let term = &self.term;
+        match (request, self.master) {
+            (TIOCGPTN, true) => write(t, arg, &term.index).map(|()| 0),
+            (TIOCSPTLCK, true) => {
+                let lock: i32 = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
+                term.lock().locked = lock != 0;
                 Ok(0)
             }
-            FIONREAD => write(t, arg, &(self.term.lock().ldisc.readable_bytes() as i32)).map(|()| 0),
-            TIOCGPTN | TIOCSPTLCK | TIOCGPTLCK => error!(ENOTTY),
-            _ => common_ioctl(t, &self.term, request, arg),
+            (TIOCGPTLCK, true) => write(t, arg, &i32::from(term.lock().locked)).map(|()| 0),
+            (TIOCGPTN | TIOCSPTLCK | TIOCGPTLCK, false) => error!(ENOTTY),
+            // The master's own settings are kept and reported, never applied.
+            (TCGETS, true) => write(t, arg, &term.lock().master_termios).map(|()| 0),
+            (TCGETS, false) => write(t, arg, &term.lock().ldisc.termios).map(|()| 0),
+            (TCSETS | TCSETSW | TCSETSF, master) => {
+                let tio: Termios = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
+                if master {
+                    term.lock().master_termios = tio;
+                    return Ok(0);
+                }
+                super::check_change(t, term)?;
+                if request == TCSETSF {
+                    term.flush(true, false);
+                }
+                term.set_termios(tio);
+                Ok(0)
+            }
+            (FIONREAD, true) => write(t, arg, &(term.lock().ldisc.output.len() as i32)).map(|()| 0),
+            (FIONREAD, false) => write(t, arg, &(term.lock().ldisc.readable_bytes() as i32)).map(|()| 0),
+            _ => common_ioctl(t, term, request, arg),
         }
     }
 
@@ -265,11 +209,11 @@ impl FileDescription for ReplicaFile {
     }
 
     fn readiness(&self, mask: u32) -> u32 {
-        self.term.replica_events() & (mask | 0x18)
+        self.events() & (mask | 0x18)
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.term.replica_queue)
+        Some(self.queue())
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
