@@ -46,6 +46,8 @@ pub struct Kernel {
     pub memfds: crate::fs::memfd::MemfdFs,
     pub timerfd_cancel: crate::fs::timerfd::CancelOnSet,
     pub clock_sets: crate::time::ClockSets,
+    /// AF_UNIX sockets bound to abstract names.
+    pub abstract_sockets: crate::net::unix::AbstractNames,
     pub locks: crate::vfs::locks::LockTable,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -106,6 +108,7 @@ impl Kernel {
                 memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
                 timerfd_cancel: Default::default(),
                 clock_sets: Default::default(),
+                abstract_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,

@@ -88,6 +88,16 @@ async def run_child():
     await asyncio.sleep(0.01)
     return out.decode().strip()
 print("asyncio", asyncio.run(run_child()))
+async def upper(r, w):
+    w.write((await r.readline()).upper()); await w.drain(); w.close()
+async def unix_echo(path):
+    srv = await asyncio.start_unix_server(upper, path=path)
+    r, w = await asyncio.open_unix_connection(path)
+    w.write(b"over a unix socket\n"); await w.drain()
+    line = await r.readline(); w.close(); srv.close()
+    return line.decode().strip()
+with tempfile.TemporaryDirectory() as d:
+    print("unix server", asyncio.run(unix_echo(os.path.join(d, "s"))))
 "#;
     same_as_native("python_batteries", &format!("python3 -c '{script}'"), b"");
 }

@@ -536,3 +536,11 @@ fn openat2_resolve() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "BENEATH keeps the walk inside: ok")])
     });
 }
+
+/// Named AF_UNIX sockets: paths and abstract names, listen/connect/accept.
+#[test]
+fn unix_sockets() {
+    compare("unix_sockets", "unix_socket", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "stream at a path: the client got the reply: ok")])
+    });
+}

@@ -279,6 +279,16 @@ impl Inode for OverlayInode {
         self.upper()?.fifo()
     }
 
+    fn mksock(&self, name: &[u8], mode: u32, socket: std::sync::Weak<crate::net::unix::UnixSocket>) -> SysResult<Arc<dyn Inode>> {
+        let up = self.copy_up()?;
+        self.clear_whiteout(&up, name)?;
+        up.mksock(name, mode, socket)
+    }
+
+    fn bound_socket(&self) -> Option<Arc<crate::net::unix::UnixSocket>> {
+        self.upper()?.bound_socket()
+    }
+
     fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
         let up = self.copy_up()?;
         let over_whiteout = up.lookup(name).is_ok_and(|i| is_whiteout(&i));

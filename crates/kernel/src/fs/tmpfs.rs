@@ -73,6 +73,8 @@ enum Content {
     File { pages: BTreeMap<u64, Page>, size: u64 },
     Symlink(Vec<u8>),
     Fifo(Arc<Pipe>),
+    /// A socket node, naming the AF_UNIX socket bound to it while it lives.
+    Socket(Weak<crate::net::unix::UnixSocket>),
 }
 
 /// One page of a file: at `at` in `frames` (pages allocated together for a
@@ -305,7 +307,7 @@ impl Inode for TmpInode {
             Content::File { size, .. } => *size,
             Content::Symlink(t) => t.len() as u64,
             Content::Dir(_) => 4096,
-            Content::Fifo(_) => 0,
+            Content::Fifo(_) | Content::Socket(_) => 0,
         };
         let mut s = Stat::zeroed();
         s.st_dev = self.fs.dev;
@@ -347,8 +349,9 @@ impl Inode for TmpInode {
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
         match self.kind() {
             S_IFDIR => return Ok(Arc::new(DirFile::new(dentry.clone(), flags.0))),
-            // A FIFO's ends come from `fifo()`, opened by the open syscall (it may block).
-            S_IFIFO => return error!(ENXIO),
+            // A FIFO's ends come from `fifo()`, opened by the open syscall (it
+            // may block); a socket node is connected to, never opened.
+            S_IFIFO | crate::vfs::inode::S_IFSOCK => return error!(ENXIO),
             _ => {}
         }
         if flags.0 & OpenFlags::TRUNC != 0 && flags.writable() {
@@ -391,6 +394,17 @@ impl Inode for TmpInode {
     fn fifo(&self) -> Option<Arc<Pipe>> {
         match &self.lock().1 {
             Content::Fifo(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    fn mksock(&self, name: &[u8], mode: u32, socket: Weak<crate::net::unix::UnixSocket>) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, crate::vfs::inode::S_IFSOCK | (mode & 0o7777), Content::Socket(socket))
+    }
+
+    fn bound_socket(&self) -> Option<Arc<crate::net::unix::UnixSocket>> {
+        match &self.lock().1 {
+            Content::Socket(s) => s.upgrade(),
             _ => None,
         }
     }

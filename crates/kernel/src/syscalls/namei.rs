@@ -40,7 +40,7 @@ pub fn sys_mkdir(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
     sys_mkdirat(t, AT_FDCWD, path, mode)
 }
 
-/// Makes regular files and FIFOs; the sandbox makes no device or socket nodes.
+/// Makes regular files, FIFOs and socket nodes; the sandbox makes no device nodes.
 pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
     let (dir, name) = parent_at(t, dirfd, &p)?;
@@ -58,6 +58,7 @@ pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u3
     match kind {
         0 | S_IFREG => dir.inode.create(&name, perm)?,
         S_IFIFO => dir.inode.mkfifo(&name, perm)?,
+        S_IFSOCK => dir.inode.mksock(&name, perm, std::sync::Weak::new())?,
         _ => return error!(EPERM),
     };
     dir.forget(&name);

@@ -1,6 +1,7 @@
-//! Socket calls on what the sandbox has of sockets: AF_UNIX socket pairs, with
-//! open files passed over them (SCM_RIGHTS).
-//! socket(2), bind, connect and the network families are not implemented.
+//! Socket calls on what the sandbox has of sockets: AF_UNIX, stream and
+//! seqpacket sockets named by a path or an abstract name, and socket pairs of any
+//! type, with open files passed over them (SCM_RIGHTS). The network families
+//! are not implemented (EAFNOSUPPORT).
 
 use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
@@ -8,6 +9,7 @@ use crate::net::unix::{self, Received, UnixSocket, BUFFER, MSG_DONTWAIT, MSG_NOS
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::Msghdr;
+use super::open::AT_FDCWD;
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 
@@ -19,10 +21,13 @@ const SOCK_CLOEXEC: i32 = 0o2000000;
 const SOCK_TYPE_MASK: i32 = 0xf;
 
 const SOL_SOCKET: i32 = 1;
+const SO_REUSEADDR: i32 = 2;
 const SO_TYPE: i32 = 3;
 const SO_ERROR: i32 = 4;
 const SO_SNDBUF: i32 = 7;
 const SO_RCVBUF: i32 = 8;
+const SO_KEEPALIVE: i32 = 9;
+const SO_REUSEPORT: i32 = 15;
 const SO_PASSCRED: i32 = 16;
 const SO_ACCEPTCONN: i32 = 30;
 const SO_PROTOCOL: i32 = 38;
@@ -50,6 +55,121 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
     let nonblock = if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
     let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock)?;
     install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
+}
+
+const SUN_PATH: usize = 108;
+
+pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysResult<Fd> {
+    if domain != AF_UNIX {
+        return error!(EAFNOSUPPORT);
+    }
+    if kind & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return error!(EINVAL);
+    }
+    if protocol != 0 && protocol != AF_UNIX {
+        return error!(EPROTONOSUPPORT);
+    }
+    let nonblock = if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
+    let sock = UnixSocket::new(kind & SOCK_TYPE_MASK, nonblock)?;
+    t.fds.install_lowest(sock, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, kind & SOCK_CLOEXEC != 0)
+}
+
+/// The name in a `struct sockaddr_un` of `len` bytes: the sun_path bytes as
+/// getsockname reports them (a path with its NUL, or an abstract name whole).
+fn read_sockaddr(t: &Task, addr: UserAddr, len: u32) -> SysResult<Vec<u8>> {
+    let len = len as usize;
+    if !(2..=2 + SUN_PATH).contains(&len) {
+        return error!(EINVAL);
+    }
+    let mut raw = vec![0u8; len];
+    t.mm.read_bytes(addr, &mut raw)?;
+    if u16::from_ne_bytes([raw[0], raw[1]]) != AF_UNIX as u16 {
+        return error!(EINVAL);
+    }
+    let path = &raw[2..];
+    match path.first() {
+        None => error!(EINVAL),
+        Some(0) => Ok(path.to_vec()),
+        Some(_) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            let mut name = path[..end].to_vec();
+            name.push(0);
+            Ok(name)
+        }
+    }
+}
+
+/// The path of a file-system name (without its NUL).
+fn path_of(name: &[u8]) -> &[u8] {
+    name.strip_suffix(&[0]).unwrap_or(name)
+}
+
+pub fn sys_bind(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
+    let file = socket(t, fd)?;
+    let sock = unix_of(&file)?;
+    let name = read_sockaddr(t, addr, len)?;
+    let umask = t.fs.umask();
+    sock.bind(name.clone(), &t.kernel.abstract_sockets, |me| {
+        let (dir, leaf) = super::open::parent_at(t, AT_FDCWD, path_of(&name))?;
+        if dir.child(&leaf).is_ok() {
+            return error!(EADDRINUSE);
+        }
+        if super::open::read_only(&dir) {
+            return error!(EROFS);
+        }
+        dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
+        dir.forget(&leaf);
+        Ok(())
+    })
+}
+
+pub fn sys_listen(t: &mut Task, fd: Fd, backlog: i32) -> SysResult<()> {
+    let file = socket(t, fd)?;
+    unix_of(&file)?.listen(backlog)
+}
+
+pub fn sys_connect(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
+    let file = socket(t, fd)?;
+    let sock = unix_of(&file)?;
+    let name = read_sockaddr(t, addr, len)?;
+    let server = if name.first() == Some(&0) {
+        t.kernel.abstract_sockets.lookup(&name)
+    } else {
+        super::open::lookup_at(t, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?.inode.bound_socket()
+    };
+    sock.connect(t, &server.ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?)
+}
+
+/// Writes an AF_UNIX address (unnamed when `name` is None) to a sockaddr
+/// buffer of `*len` bytes, truncating as Linux does, and its full length to `len`.
+fn write_sockaddr(t: &Task, addr: UserAddr, len: UserRef<u32>, name: Option<&[u8]>) -> SysResult<()> {
+    let want = t.mm.read_obj(len)?;
+    if (want as i32) < 0 {
+        return error!(EINVAL);
+    }
+    let mut out = (AF_UNIX as u16).to_ne_bytes().to_vec();
+    out.extend_from_slice(name.unwrap_or_default());
+    t.mm.write_bytes(addr, &out[..(want as usize).min(out.len())])?;
+    t.mm.write_obj(len, &(out.len() as u32))
+}
+
+pub fn sys_accept4(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>, flags: i32) -> SysResult<Fd> {
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return error!(EINVAL);
+    }
+    let file = socket(t, fd)?;
+    let conn = unix_of(&file)?.accept(t, false)?;
+    if flags & SOCK_NONBLOCK != 0 {
+        conn.set_status_flags(conn.status_flags() | crate::vfs::OpenFlags::NONBLOCK);
+    }
+    if !addr.is_null() {
+        write_sockaddr(t, addr, len, conn.peer_name()?.as_deref())?;
+    }
+    t.fds.install_lowest(conn, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & SOCK_CLOEXEC != 0)
+}
+
+pub fn sys_accept(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<Fd> {
+    sys_accept4(t, fd, addr, len, 0)
 }
 
 /// The socket behind `fd` (ENOTSOCK for other files).
@@ -211,7 +331,8 @@ pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     }
     let v: i32 = match name {
         SO_TYPE => sock.kind(),
-        SO_ERROR | SO_PASSCRED | SO_ACCEPTCONN | SO_PROTOCOL => 0,
+        SO_ERROR | SO_PASSCRED | SO_PROTOCOL | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0,
+        SO_ACCEPTCONN => i32::from(sock.listening()),
         SO_SNDBUF | SO_RCVBUF => BUFFER as i32,
         SO_DOMAIN => AF_UNIX,
         _ => return error!(ENOPROTOOPT),
@@ -225,11 +346,12 @@ pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     t.mm.write_obj(len, &(n as u32))
 }
 
-/// setsockopt: the buffer sizes and credential passing are accepted (the pair's
-/// buffers are fixed); other options are ENOPROTOOPT.
+/// setsockopt: options without effect on AF_UNIX (address reuse, keepalive) and
+/// the buffer sizes (fixed here) are accepted; options that would change
+/// behaviour rvisor does not have (timeouts...) are ENOPROTOOPT.
 pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) -> SysResult<()> {
     socket(t, fd)?;
-    if level != SOL_SOCKET || !matches!(name, SO_SNDBUF | SO_RCVBUF | SO_PASSCRED) {
+    if level != SOL_SOCKET || !matches!(name, SO_SNDBUF | SO_RCVBUF | SO_PASSCRED | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE) {
         return error!(ENOPROTOOPT);
     }
     if len < 4 {
@@ -239,22 +361,14 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     Ok(())
 }
 
-/// getsockname and getpeername: an unnamed AF_UNIX address (the family alone).
-fn unnamed(t: &Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    socket(t, fd)?;
-    let want = t.mm.read_obj(len)?;
-    if (want as i32) < 0 {
-        return error!(EINVAL);
-    }
-    let family = (AF_UNIX as u16).to_ne_bytes();
-    t.mm.write_bytes(addr, &family[..(want as usize).min(2)])?;
-    t.mm.write_obj(len, &2)
-}
-
 pub fn sys_getsockname(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    unnamed(t, fd, addr, len)
+    let file = socket(t, fd)?;
+    let name = unix_of(&file)?.name();
+    write_sockaddr(t, addr, len, name.as_deref())
 }
 
 pub fn sys_getpeername(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    unnamed(t, fd, addr, len)
+    let file = socket(t, fd)?;
+    let name = unix_of(&file)?.peer_name()?;
+    write_sockaddr(t, addr, len, name.as_deref())
 }

@@ -78,6 +78,10 @@ impl Task {
         }
         self.thread.set_interrupter(None);
         self.thread.set_resources(None);
+        // As Linux's exit_files, before the parent hears of the exit: the files
+        // close now (pipes and sockets see their peer gone), unless another
+        // thread shares the table.
+        self.fds = Arc::default();
         self.ctx.release();
         let tid = self.tid();
         let last = {

@@ -142,6 +142,17 @@ pub trait Inode: Send + Sync {
         None
     }
 
+    /// A socket node: what bind(2) of an AF_UNIX socket (or mknod S_IFSOCK,
+    /// with no socket) makes; connect(2) finds the socket through it.
+    fn mksock(&self, _name: &[u8], _mode: u32, _socket: std::sync::Weak<crate::net::unix::UnixSocket>) -> SysResult<Arc<dyn Inode>> {
+        error!(EPERM)
+    }
+
+    /// The socket a socket node names, if it is still bound.
+    fn bound_socket(&self) -> Option<Arc<crate::net::unix::UnixSocket>> {
+        None
+    }
+
     fn symlink(&self, _name: &[u8], _target: &[u8]) -> SysResult<Arc<dyn Inode>> {
         error!(EROFS)
     }
