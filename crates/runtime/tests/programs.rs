@@ -544,3 +544,11 @@ fn unix_sockets() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "stream at a path: the client got the reply: ok")])
     });
 }
+
+/// signalfd: records, readiness for poll and epoll, masks.
+#[test]
+fn signal_fds() {
+    compare("signal_fds", "signalfd", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "SIGCHLD carries the child's pid and status: ok")])
+    });
+}

@@ -8,6 +8,7 @@ pub mod inotify;
 pub mod memfd;
 pub mod overlay;
 pub mod proc;
+pub mod signalfd;
 pub mod simple;
 pub mod sys;
 pub mod timerfd;

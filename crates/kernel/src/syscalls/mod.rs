@@ -177,6 +177,8 @@ syscall_table! {
     getsid(pid: i32) => Supported;
     rt_sigpending(set: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigtimedwait(set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) => Supported;
+    signalfd(fd: i32, mask: UserRef<u64>, sizemask: usize) => Supported;
+    signalfd4(fd: i32, mask: UserRef<u64>, sizemask: usize, flags: i32) => Supported;
     rt_sigqueueinfo(tgid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
     rt_sigsuspend(mask: UserRef<u64>, sigsetsize: usize) => Supported;
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;

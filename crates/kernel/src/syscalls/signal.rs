@@ -281,3 +281,27 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, signo: i32, uinf
     let info = user_siginfo(t, tgid, signo, uinfo)?;
     send_to_thread(t, Some(tgid), tid, signo, Some(info))
 }
+
+const SFD_CLOEXEC: i32 = 0o2000000;
+const SFD_NONBLOCK: i32 = 0o4000;
+
+/// signalfd4: a new signalfd for `mask`, or (`fd` ≥ 0) a new mask for one.
+pub fn sys_signalfd4(t: &mut Task, fd: i32, mask: UserRef<u64>, sizemask: usize, flags: i32) -> SysResult<crate::vfs::Fd> {
+    if sizemask != 8 || flags & !(SFD_CLOEXEC | SFD_NONBLOCK) != 0 {
+        return error!(EINVAL);
+    }
+    let set = t.mm.read_obj(mask)?;
+    if fd >= 0 {
+        let file = t.fds.get(crate::vfs::Fd(fd))?;
+        let sfd = file.as_any().and_then(|a| a.downcast_ref::<crate::fs::signalfd::SignalFd>()).ok_or_else(|| errno!(EINVAL))?;
+        sfd.set_mask(set);
+        return Ok(crate::vfs::Fd(fd));
+    }
+    let nonblock = if flags & SFD_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
+    let file = Arc::new(crate::fs::signalfd::SignalFd::new(t, set, nonblock));
+    super::pipe::install(t, file, flags & SFD_CLOEXEC != 0)
+}
+
+pub fn sys_signalfd(t: &mut Task, fd: i32, mask: UserRef<u64>, sizemask: usize) -> SysResult<crate::vfs::Fd> {
+    sys_signalfd4(t, fd, mask, sizemask, 0)
+}

@@ -77,12 +77,18 @@ impl SigInfo {
         self
     }
 
-    /// si_status (SIGCHLD) or si_value (sigqueue): the word after pid/uid.
     /// si_timerid of a POSIX timer's signal (where `with_sender` put it).
     pub fn timer_id(&self) -> i32 {
         self.fields[0] as u32 as i32
     }
 
+    /// The first two words after si_code: (si_pid | si_uid << 32, or si_addr;
+    /// si_status or si_value).
+    pub fn words(&self) -> (u64, u64) {
+        (self.fields[0], self.fields[1])
+    }
+
+    /// si_status (SIGCHLD) or si_value (sigqueue): the word after pid/uid.
     pub fn with_value(mut self, v: u64) -> SigInfo {
         self.fields[1] = v;
         self
@@ -304,6 +310,7 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -
             if !th.sig().pending.push(info) {
                 return false;
             }
+            tg.signalfd_waiters.notify_events(crate::vfs::POLLIN);
             th.interrupt();
         }
         None => {
@@ -314,6 +321,7 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -
             if !tg.sig().pending.push(info) {
                 return false;
             }
+            tg.signalfd_waiters.notify_events(crate::vfs::POLLIN);
             // Wake one thread that can take it. If all block it, it stays pending,
             // but a thread in sigwait may be waiting for exactly this: let the
             // blocked waiters look again.

@@ -139,6 +139,8 @@ pub struct ThreadGroup {
     pub cpu: Mutex<GroupCpu>,
     /// alarm/setitimer and timer_create timers. Leaf lock.
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
+    /// Signalfds of this process wait here: signal delivery notifies it.
+    pub signalfd_waiters: Arc<crate::vfs::WaitQueue>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
@@ -176,6 +178,7 @@ impl ThreadGroup {
             timers: Mutex::default(),
             cpu: Mutex::default(),
             tty: Mutex::new(None),
+            signalfd_waiters: Arc::default(),
         }
     }
 
