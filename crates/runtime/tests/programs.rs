@@ -552,3 +552,11 @@ fn signal_fds() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "SIGCHLD carries the child's pid and status: ok")])
     });
 }
+
+/// capget/capset with Linux's rules (the harness runs as root, as CI does).
+#[test]
+fn capabilities() {
+    compare("capabilities", "caps", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "raising a dropped capability is EPERM: ok")])
+    });
+}

@@ -2,7 +2,7 @@
 //! any ids; others may only move between their real, effective and saved ids.
 
 use crate::mm::UserRef;
-use crate::task::{Credentials, Task};
+use crate::task::{Capabilities, Credentials, Task};
 use rvisor_abi::{error, SysResult, UserAddr};
 
 /// -1: leave this id unchanged.
@@ -15,6 +15,7 @@ fn update(t: &Task, f: impl FnOnce(&mut Credentials, bool) -> SysResult<()>) -> 
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let mut n = *c;
     f(&mut n, c.euid == 0)?;
+    t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n);
     *c = n;
     Ok(())
 }
@@ -138,5 +139,72 @@ pub fn sys_setgroups(t: &mut Task, size: usize, list: UserAddr) -> SysResult<()>
         groups.push(t.mm.read_obj(UserRef::<u32>::new(list).at(i)?)?);
     }
     *t.tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = groups;
+    Ok(())
+}
+
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// How many 32-bit `__user_cap_data_struct`s a header's version takes; an
+/// unknown version gets the preferred one written back, and EINVAL.
+fn cap_words(t: &Task, hdr: UserRef<[u32; 2]>) -> SysResult<usize> {
+    let [version, _] = t.mm.read_obj(hdr)?;
+    match version {
+        CAP_V1 => Ok(1),
+        CAP_V2 | CAP_V3 => Ok(2),
+        _ => {
+            t.mm.write_obj(UserRef::<u32>::new(hdr.addr), &CAP_V3)?;
+            error!(EINVAL)
+        }
+    }
+}
+
+/// capget: a thread's capability sets (this process's, for any thread of it).
+pub fn sys_capget(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysResult<()> {
+    let words = match cap_words(t, hdr) {
+        // Probing the version with no data buffer is not an error.
+        Err(e) if data.is_null() && e.code == rvisor_abi::ErrnoCode::EINVAL => return Ok(()),
+        r => r?,
+    };
+    let [_, pid] = t.mm.read_obj(hdr)?;
+    let tg = match pid as i32 {
+        0 => t.tg.clone(),
+        p if p < 0 => return error!(EINVAL),
+        p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| rvisor_abi::errno!(ESRCH))?,
+    };
+    if data.is_null() {
+        return Ok(());
+    }
+    let c = *tg.caps.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::with_capacity(words * 12);
+    for w in 0..words {
+        for set in [c.effective, c.permitted, c.inheritable] {
+            out.extend_from_slice(&((set >> (32 * w)) as u32).to_ne_bytes());
+        }
+    }
+    t.mm.write_bytes(data, &out)
+}
+
+/// capset: the caller's own sets, within Linux's rules (the permitted set only
+/// shrinks, the effective set stays within it, the inheritable within the old
+/// inheritable and permitted sets).
+pub fn sys_capset(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysResult<()> {
+    let words = cap_words(t, hdr)?;
+    let [_, pid] = t.mm.read_obj(hdr)?;
+    if pid != 0 && pid as i32 != t.tid() {
+        return error!(EPERM);
+    }
+    let mut raw = vec![0u8; words * 12];
+    t.mm.read_bytes(data, &mut raw)?;
+    let word = |i: usize| u64::from(u32::from_ne_bytes([raw[i * 4], raw[i * 4 + 1], raw[i * 4 + 2], raw[i * 4 + 3]]));
+    let set = |k: usize| (0..words).fold(0u64, |acc, w| acc | (word(w * 3 + k) << (32 * w)));
+    let new = Capabilities { effective: set(0), permitted: set(1), inheritable: set(2) };
+    let mut caps = t.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
+    let old = *caps;
+    if new.permitted & !old.permitted != 0 || new.effective & !new.permitted != 0 || new.inheritable & !(old.inheritable | old.permitted) != 0 {
+        return error!(EPERM);
+    }
+    *caps = new;
     Ok(())
 }

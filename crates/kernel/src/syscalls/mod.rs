@@ -226,6 +226,8 @@ syscall_table! {
     munlockall() => Supported;
     mlock2(addr: UserAddr, len: u64, flags: u32) => Supported;
     personality(persona: u32) => Partial("kept and reported; one execution domain");
+    capget(hdr: UserRef<[u32; 2]>, data: UserAddr) => Partial("reported and changed with Linux's rules; permission checks look at the effective uid");
+    capset(hdr: UserRef<[u32; 2]>, data: UserAddr) => Partial("reported and changed with Linux's rules; permission checks look at the effective uid");
     utime(path: UserCStr, times: UserRef<[i64; 2]>) => Supported;
     utimes(path: UserCStr, times: UserRef<[Timeval; 2]>) => Supported;
     futimesat(dirfd: i32, path: UserCStr, times: UserRef<[Timeval; 2]>) => Supported;

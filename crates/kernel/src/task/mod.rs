@@ -20,7 +20,7 @@ mod waiter;
 pub use clone::CloneArgs;
 pub use exit::ExitStatus;
 pub use pid_ns::PidNamespace;
-pub use thread_group::{comm_from_path, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
+pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;
 

@@ -25,6 +25,45 @@ pub struct Credentials {
     pub sgid: u32,
 }
 
+/// Capability sets (bit n: capability n). rvisor's permission checks look at
+/// the effective uid; these are what capget reports and capset changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+/// Every capability up to CAP_CHECKPOINT_RESTORE (40).
+pub const CAP_FULL: u64 = (1 << 41) - 1;
+
+impl Capabilities {
+    /// What exec gives: everything to root, nothing to others (no file
+    /// capabilities, no ambient set).
+    pub fn for_euid(euid: u32) -> Capabilities {
+        let all = if euid == 0 { CAP_FULL } else { 0 };
+        Capabilities { effective: all, permitted: all, inheritable: 0 }
+    }
+
+    /// Linux's rules when the ids change (without PR_SET_KEEPCAPS): losing
+    /// euid 0 clears the effective set, losing uid 0 everywhere the permitted one,
+    /// regaining euid 0 restores the effective set from the permitted one.
+    pub fn after_setuid(&mut self, old: &Credentials, new: &Credentials) {
+        let had_root = [old.uid, old.euid, old.suid].contains(&0);
+        let has_root = [new.uid, new.euid, new.suid].contains(&0);
+        if had_root && !has_root {
+            self.permitted = 0;
+            self.effective = 0;
+        }
+        if old.euid == 0 && new.euid != 0 {
+            self.effective = 0;
+        }
+        if old.euid != 0 && new.euid == 0 {
+            self.effective = self.permitted;
+        }
+    }
+}
+
 /// Linux's defaults for a fresh init process (as `prlimit` shows on a typical host).
 fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
@@ -141,6 +180,8 @@ pub struct ThreadGroup {
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// Signalfds of this process wait here: signal delivery notifies it.
     pub signalfd_waiters: Arc<crate::vfs::WaitQueue>,
+    /// Capability sets. Leaf lock.
+    pub caps: Mutex<Capabilities>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
@@ -178,6 +219,7 @@ impl ThreadGroup {
             timers: Mutex::default(),
             cpu: Mutex::default(),
             tty: Mutex::new(None),
+            caps: Mutex::new(Capabilities::for_euid(creds.euid)),
             signalfd_waiters: Arc::default(),
         }
     }
@@ -192,6 +234,7 @@ impl ThreadGroup {
             st.sid = mine.sid;
         }
         tg.sig().actions = self.sig().actions;
+        *tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
         *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = self.tty.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();

@@ -446,7 +446,7 @@ fn status(p: &Proc, t: Target) -> String {
     let (pending, shared, blocked, ignored, caught) = signal_masks(p);
     let threads = p.tg.threads().len();
     let cpus = p.k.cpus;
-    let caps: u64 = if creds.euid == 0 { 0x1ff_ffff_ffff } else { 0 };
+    let caps = *p.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
     let kb = |b: u64| format!("{:8} kB", b / 1024);
     let mut s = String::new();
     let _ = writeln!(s, "Name:\t{}", comm_of(p));
@@ -493,10 +493,10 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "SigBlk:\t{blocked:016x}");
     let _ = writeln!(s, "SigIgn:\t{ignored:016x}");
     let _ = writeln!(s, "SigCgt:\t{caught:016x}");
-    let _ = writeln!(s, "CapInh:\t{:016x}", 0);
-    let _ = writeln!(s, "CapPrm:\t{caps:016x}");
-    let _ = writeln!(s, "CapEff:\t{caps:016x}");
-    let _ = writeln!(s, "CapBnd:\t{:016x}", 0x1ff_ffff_ffffu64);
+    let _ = writeln!(s, "CapInh:\t{:016x}", caps.inheritable);
+    let _ = writeln!(s, "CapPrm:\t{:016x}", caps.permitted);
+    let _ = writeln!(s, "CapEff:\t{:016x}", caps.effective);
+    let _ = writeln!(s, "CapBnd:\t{:016x}", crate::task::CAP_FULL);
     let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(s, "Seccomp:\t0");
