@@ -1,8 +1,13 @@
-//! AF_UNIX socket pairs (socketpair(2)): two connected ends, each direction a
-//! queue in the Sentry. SOCK_STREAM carries bytes; SOCK_DGRAM and
+//! AF_UNIX sockets. Two connected sockets share a `Pair`, each direction a
+//! queue in the Sentry: SOCK_STREAM carries bytes; SOCK_DGRAM and
 //! SOCK_SEQPACKET carry whole messages (a short read drops the rest of one).
-//! Open files travel with the bytes they were sent with (SCM_RIGHTS). Named
-//! sockets (bind/connect/accept on a path) are not here yet.
+//! Open files travel with the bytes they were sent with (SCM_RIGHTS).
+//! Connections come from socketpair(2), or from connect(2) to a listening
+//! socket found by path (a socket node) or abstract name; a datagram socket
+//! cannot yet connect or send to a name.
+//!
+//! Lock order: a listener's state before a connecting socket's (connect), then
+//! a pair's queue locks, which are leaves and never held together.
 
 use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
@@ -56,7 +61,7 @@ struct Queue {
     reset: bool,
 }
 
-/// The two ends' shared state. The queue locks are leaves, never held together.
+/// The two ends' shared state.
 pub struct Pair {
     /// `queues[i]` holds what end `i` reads.
     queues: [Mutex<Queue>; 2],
