@@ -20,18 +20,6 @@
 
 #include "check.h"
 
-static const char *errname(int e) {
-    switch (e) {
-    case 0: return "0";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case EFAULT: return "EFAULT";
-    case EBADF: return "EBADF";
-    case ESPIPE: return "ESPIPE";
-    default: return strerror(e);
-    }
-}
-
 static void rd(int fd, const char *what) {
     uint64_t v = 0;
     errno = 0;

@@ -26,23 +26,6 @@
 
 #include "check.h"
 
-static const char *errname(int e) {
-    switch (e) {
-    case 0: return "0";
-    case EAGAIN: return "EAGAIN";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case EFAULT: return "EFAULT";
-    case EPIPE: return "EPIPE";
-    case EBADF: return "EBADF";
-    case ESPIPE: return "ESPIPE";
-    case EBUSY: return "EBUSY";
-    case EPERM: return "EPERM";
-    case ENOTTY: return "ENOTTY";
-    default: return strerror(e);
-    }
-}
-
 static uint8_t pattern(size_t i) {
     return (uint8_t)(i * 2654435761u >> 13);
 }

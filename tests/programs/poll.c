@@ -27,18 +27,6 @@
 
 #include "check.h"
 
-static const char *errname(int e) {
-    switch (e) {
-    case 0: return "0";
-    case EAGAIN: return "EAGAIN";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case EFAULT: return "EFAULT";
-    case EBADF: return "EBADF";
-    default: return strerror(e);
-    }
-}
-
 static double mono(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -37,10 +37,6 @@ static double mono(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static const char *errname(int e) {
-    return e == EAGAIN ? "EAGAIN" : e == EINTR ? "EINTR" : e == EINVAL ? "EINVAL" : e == EFAULT ? "EFAULT" : strerror(e);
-}
-
 /* A child that sends `sig` to us until shm[0] is set. */
 static pid_t spammer(int sig) {
     shm[0] = 0;
