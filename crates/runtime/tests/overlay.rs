@@ -45,3 +45,25 @@ fn writes_to_host_files_stay_in_the_sandbox() {
         ])
     });
 }
+
+/// A host file replaced (renamed over) after the sandbox looked its name up:
+/// opening the name finds the new file, not ESTALE from the stale cached node.
+#[test]
+fn host_file_replaced_behind_a_cached_name() {
+    matrix("host_file_replaced_behind_a_cached_name", &[Link::Static], |v| {
+        let bin = compile("reopen", v.link);
+        let path = scratch_path("replaced");
+        std::fs::write(&path, "old\n").map_err(|e| e.to_string())?;
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::args([path.as_os_str()])));
+        p.expect_line("first: found")?;
+        p.expect_line("ready")?;
+        let fresh = path.with_extension("new");
+        std::fs::write(&fresh, "new\n").map_err(|e| e.to_string())?;
+        std::fs::rename(&fresh, &path).map_err(|e| e.to_string())?;
+        p.send_line()?;
+        let r = p.expect_line("second: new");
+        let _ = std::fs::remove_file(&path);
+        r?;
+        expect_status(&p.finish(), 0)
+    });
+}

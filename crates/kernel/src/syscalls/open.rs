@@ -101,6 +101,16 @@ fn resolution(t: &Task, dirfd: i32, path: &[u8], resolve: u64) -> SysResult<(Arc
 }
 
 fn open_resolving(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult<Fd> {
+    match open_once(t, dirfd, path, flags, mode, resolve) {
+        // A host file replaced (renamed over) behind a cached name: the stale
+        // dentry was forgotten, so a second walk finds the new file, as Linux
+        // retries a lookup that met ESTALE.
+        Err(e) if e.code == rvisor_abi::ErrnoCode::ESTALE => open_once(t, dirfd, path, flags, mode, resolve),
+        r => r,
+    }
+}
+
+fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resolve: u64) -> SysResult<Fd> {
     if flags & !VALID_FLAGS != 0 {
         return error!(EINVAL);
     }
@@ -171,7 +181,13 @@ fn open_resolving(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, 
         (Some(pipe), _) => pipe.open_fifo(t, dentry.clone(), of.0)?,
         (None, Some(Device::Tty)) => crate::tty::open_controlling(t, &dentry, kept_flags(of.0))?,
         (None, Some(Device::Console)) => crate::tty::open_console(t, &dentry, kept_flags(of.0))?,
-        (None, _) => dentry.inode.open(&dentry, of)?,
+        (None, _) => dentry.inode.open(&dentry, of).inspect_err(|e| {
+            if e.code == rvisor_abi::ErrnoCode::ESTALE {
+                if let Some(parent) = &dentry.parent {
+                    parent.forget(&dentry.name);
+                }
+            }
+        })?,
     };
     crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
     inotify::notify_dentry(&dentry, inotify::IN_OPEN);
