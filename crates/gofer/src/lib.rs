@@ -203,5 +203,6 @@ pub fn spawn_gofer_with(mut cmd: Command, root: &Path, read_only: bool) -> io::R
     }
     let child = cmd.spawn()?;
     drop(theirs);
-    Ok((Gofer { child }, Client::new(ours)))
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    Ok((Gofer { child }, Client::with_server(ours, pid)))
 }

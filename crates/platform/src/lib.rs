@@ -5,6 +5,7 @@
 //! must behave the same; the kernel never knows which one it runs on.
 
 mod cpu;
+pub mod host_cpus;
 pub mod hostcall;
 pub mod ptrace;
 mod stub;

@@ -236,6 +236,7 @@ pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
         let started = std::thread::Builder::new().name("stub-spawner".into()).spawn(move || {
+            crate::host_cpus::unpin_current_thread();
             for (memfd, ctlfd, reply) in rx {
                 let _ = reply.send(fork_stub(memfd, ctlfd));
             }

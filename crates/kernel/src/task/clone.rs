@@ -194,7 +194,8 @@ impl Task {
         let (tx, rx) = std::sync::mpsc::channel::<SysResult<Arc<MemoryManager>>>();
         let tid = spec.thread.tid();
         let builder = std::thread::Builder::new().name(format!("task-{tid}"));
-        let handle = builder.spawn(move || {
+        // Free of this thread's pin, so that the host places the child (see host_cpus).
+        let handle = rvisor_platform::host_cpus::spawn_unpinned(builder, move || {
             let platform = kernel.platform.clone();
             let made: Result<(Arc<MemoryManager>, Box<dyn Context>), String> = match spec.mm_source {
                 MmSource::Shared(mm, seed) => platform.adopt(seed).map(|ctx| (mm, ctx)).map_err(|e| e.to_string()),

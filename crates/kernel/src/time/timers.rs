@@ -82,7 +82,11 @@ impl Timers {
         if !st.running {
             st.running = true;
             let me = self.clone();
-            let started = std::thread::Builder::new().name("timekeeper".into()).spawn(move || me.serve());
+            let started = std::thread::Builder::new().name("timekeeper".into()).spawn(move || {
+                // Started by whichever task first armed a timer: not pinned with it.
+                rvisor_platform::host_cpus::unpin_current_thread();
+                me.serve()
+            });
             if started.is_err() {
                 st.running = false;
                 tracing::error!("cannot start the timekeeper");

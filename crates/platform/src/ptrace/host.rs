@@ -3,7 +3,6 @@
 use crate::{Event, PlatformError, Result};
 use crate::stub::QueuedCall;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn host_err(what: &'static str) -> PlatformError {
     PlatformError::Host(what, io::Error::last_os_error())
@@ -231,35 +230,6 @@ pub fn kill_and_reap(pid: i32) {
         let mut status = 0;
         libc::waitpid(pid, &mut status, libc::__WALL);
     }
-}
-
-static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
-
-/// Pins the calling thread to the next CPU in round-robin order and returns it.
-pub fn pin_current_thread() -> usize {
-    let cpus = allowed_cpus();
-    let cpu = cpus[NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpus.len()];
-    pin(0, cpu);
-    cpu
-}
-
-pub fn pin(tid: i32, cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; CPU_SET stays in bounds for cpu < CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: sched_getaffinity fills the set we own.
-    let cpus: Vec<usize> = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
-    };
-    if cpus.is_empty() { vec![0] } else { cpus }
 }
 
 /// The CPU time a stub thread has run, from the host's schedstat (nanoseconds).

@@ -9,6 +9,7 @@
 mod control;
 mod host;
 
+use crate::host_cpus;
 use crate::stub::{self, QueuedCall, QUEUE_CAPACITY, STUB_BASE, STUB_CONTROL_FD, STUB_MEMORY_FD, STUB_QUEUE};
 use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
 use control::{ControlFile, ControlSlot};
@@ -25,6 +26,8 @@ pub struct PtracePlatform {
 impl PtracePlatform {
     pub fn new(memory_fd: RawFd) -> Result<PtracePlatform> {
         stub::install().map_err(|e| PlatformError::Host("stub install", e))?;
+        // Read the CPU set now, before any thread is pinned.
+        host_cpus::allowed();
         let control = Arc::new(ControlFile::new().map_err(|e| PlatformError::Host("control memfd", e))?);
         Ok(PtracePlatform { memory_fd, control })
     }
@@ -41,7 +44,7 @@ impl Platform for PtracePlatform {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let slot = self.control.alloc_slot().ok_or_else(|| PlatformError::Unsupported("too many address spaces".into()))?;
-        let cpu = host::pin_current_thread();
+        let cpu = host_cpus::pin_current_thread();
         let pid = stub::spawn(self.memory_fd, self.control.fd()).map_err(|e| PlatformError::Host("fork stub", e))?;
         let aspace = PtraceAddressSpace {
             pid,
@@ -51,7 +54,7 @@ impl Platform for PtracePlatform {
             leader_claimed: AtomicBool::new(false),
         };
         host::seize(pid)?;
-        host::pin(pid, cpu);
+        host_cpus::pin(pid, cpu);
         // The stub's queue page, read-only.
         let mut regs = CpuState::default().regs;
         let queue = [STUB_QUEUE, 4096, libc::PROT_READ as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, STUB_CONTROL_FD, aspace.slot.offset()];
@@ -65,9 +68,9 @@ impl Platform for PtracePlatform {
 
     fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>> {
         let (pid, tid) = *seed.0.downcast::<(i32, i32)>().map_err(|_| PlatformError::Unsupported("foreign thread seed".into()))?;
-        let cpu = host::pin_current_thread();
+        let cpu = host_cpus::pin_current_thread();
         host::seize(tid)?;
-        host::pin(tid, cpu);
+        host_cpus::pin(tid, cpu);
         let ctx = PtraceContext::default();
         ctx.bind(pid, tid);
         Ok(Box::new(ctx))

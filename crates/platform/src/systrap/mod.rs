@@ -23,13 +23,14 @@ mod filter;
 mod stub;
 mod window;
 
+use crate::host_cpus;
 use crate::stub::QueuedCall;
 use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use stub::*;
 use window::{above_stdio, block_off, stub_addr, Window};
@@ -52,32 +53,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// threads spinning for an event. Spinning is only worth it on a CPU nobody needs.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
-
-/// The CPUs the Sentry may use (as when the platform started).
-fn allowed_cpus() -> &'static libc::cpu_set_t {
-    static SET: OnceLock<libc::cpu_set_t> = OnceLock::new();
-    SET.get_or_init(|| {
-        // SAFETY: sched_getaffinity fills the set we own.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-                libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut set);
-            }
-            set
-        }
-    })
-}
-
-fn ncpus() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    // SAFETY: CPU_COUNT reads the set.
-    *N.get_or_init(|| (unsafe { libc::CPU_COUNT(allowed_cpus()) } as usize).max(1))
-}
-
-fn current_cpu() -> u32 {
-    // SAFETY: sched_getcpu takes no arguments (vDSO).
-    unsafe { libc::sched_getcpu() as u32 }
-}
 
 /// How long the Sentry spins for an event before sleeping.
 const SENTRY_SPIN: Duration = Duration::from_micros(20);
@@ -142,17 +117,20 @@ impl Spares {
     fn start_refilling(self: &Arc<Self>, memory: &Arc<OwnedFd>) {
         self.refilling.call_once(|| {
             let (me, memory) = (self.clone(), memory.clone());
-            let started = std::thread::Builder::new().name("stub-spares".into()).spawn(move || loop {
-                let mut stubs = lock(&me.stubs);
-                while stubs.len() >= SPARE_STUBS {
-                    stubs = me.wanted.wait(stubs).unwrap_or_else(|e| e.into_inner());
-                }
-                drop(stubs);
-                match Stub::spawn(memory.as_raw_fd()) {
-                    Ok(s) => lock(&me.stubs).push(Arc::new(s)),
-                    Err(e) => {
-                        tracing::warn!("cannot start a spare stub ({e}); stubs start on demand");
-                        return;
+            let started = std::thread::Builder::new().name("stub-spares".into()).spawn(move || {
+                host_cpus::unpin_current_thread();
+                loop {
+                    let mut stubs = lock(&me.stubs);
+                    while stubs.len() >= SPARE_STUBS {
+                        stubs = me.wanted.wait(stubs).unwrap_or_else(|e| e.into_inner());
+                    }
+                    drop(stubs);
+                    match Stub::spawn(memory.as_raw_fd()) {
+                        Ok(s) => lock(&me.stubs).push(Arc::new(s)),
+                        Err(e) => {
+                            tracing::warn!("cannot start a spare stub ({e}); stubs start on demand");
+                            return;
+                        }
                     }
                 }
             });
@@ -166,6 +144,8 @@ impl Spares {
 impl SystrapPlatform {
     pub fn new(memory_fd: RawFd) -> Result<SystrapPlatform> {
         stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
+        // Read the CPU set now, before any thread is pinned.
+        host_cpus::allowed();
         // SAFETY: PR_GET_SECCOMP takes no pointers.
         if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
             return Err(PlatformError::Unsupported(format!(
@@ -312,7 +292,7 @@ impl Stub {
         }
         // SAFETY: raw is a fresh descriptor.
         let efd = above_stdio(unsafe { OwnedFd::from_raw_fd(raw) }).map_err(|e| PlatformError::Host("eventfd", e))?;
-        let cpu = current_cpu();
+        let cpu = host_cpus::current();
         let pid = stub::spawn(SpawnFds { window: win.fd(), memory: memory_fd, eventfd: efd.as_raw_fd(), cpu })
             .map_err(|e| PlatformError::Host("fork stub", e))?;
         win.close_fd();
@@ -469,7 +449,7 @@ impl Stub {
         let b = block_off(k);
         self.win.write_u32(b + SLOT_CMD, cmd);
         self.win.write_u32(b + SLOT_SPIN, spin);
-        self.win.write_u32(b + SLOT_SENTRY_CPU, current_cpu());
+        self.win.write_u32(b + SLOT_SENTRY_CPU, host_cpus::current());
         self.wake(k);
     }
 
@@ -726,7 +706,7 @@ impl Stub {
             self.helper_tid.store(t, Ordering::Relaxed);
             tid = t;
         }
-        let here = current_cpu();
+        let here = host_cpus::current();
         if self.helper_cpu.load(Ordering::Relaxed) == here {
             return true;
         }
@@ -813,24 +793,21 @@ fn place_thread(tid: i32, p: Placement) -> bool {
     if tid <= 0 {
         return false;
     }
-    let mut set = *allowed_cpus();
-    // SAFETY: cpu_set_t operations on a local set; sched_setaffinity reads it.
-    unsafe {
-        match p {
-            Placement::Free => {}
-            Placement::With(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
-                set = std::mem::zeroed();
-                libc::CPU_SET(c as usize, &mut set);
-            }
-            Placement::Apart(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
+    match p {
+        Placement::Free => host_cpus::set_affinity(tid, host_cpus::allowed_set()),
+        Placement::With(c) => host_cpus::pin(tid, c),
+        Placement::Apart(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
+            let mut set = *host_cpus::allowed_set();
+            // SAFETY: cpu_set_t operations on a local set, within CPU_SETSIZE (checked).
+            unsafe {
                 libc::CPU_CLR(c as usize, &mut set);
                 if libc::CPU_COUNT(&set) == 0 {
                     return false;
                 }
             }
-            _ => return false,
+            host_cpus::set_affinity(tid, &set)
         }
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        Placement::Apart(_) => false,
     }
 }
 
@@ -1079,8 +1056,11 @@ impl Context for SystrapContext {
         let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT;
         b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
         let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-        let spinning = b.hot >= HOT_EVENTS && running + SPINNING.load(Ordering::Relaxed) < ncpus();
-        let here = current_cpu();
+        let spinning = b.hot >= HOT_EVENTS && running + SPINNING.load(Ordering::Relaxed) < host_cpus::count();
+        if b.placed == Placement::Free {
+            host_cpus::pin_current_thread();
+        }
+        let here = host_cpus::current();
         let want = if spinning { Placement::Apart(here) } else { Placement::With(here) };
         if b.placed != want {
             // Where affinity cannot be set (a restrictive cpuset), this only costs speed:

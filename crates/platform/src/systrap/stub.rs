@@ -522,6 +522,7 @@ fn factory() -> io::Result<&'static Mutex<mpsc::Sender<SpawnRequest>>> {
                         libc::sigfillset(&mut all);
                         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
                     }
+                    crate::host_cpus::unpin_current_thread();
                     for (fds, reply) in rx {
                         let _ = reply.send(fork_stub(fds));
                     }

@@ -3,7 +3,7 @@
 //! - Compiles `tests/programs/NAME.c` with the system `gcc`, as `-static` and `-static-pie`
 //!   (and, for loader tests, dynamic), caching the result by source modification time.
 //! - Runs a program natively and under `rvisor do --platform=P` for every platform in
-//!   [`PLATFORMS`], and compares stdout and exit status.
+//!   [`platforms()`], and compares stdout and exit status.
 //! - Applies `tests/known-failures.txt`: a listed (test, platform) pair is expected to fail;
 //!   the failure is reported on stderr, never skipped silently, and an unexpected pass fails
 //!   the test so that the list stays true.
@@ -31,8 +31,24 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Every platform the suite runs on. A platform that cannot run here fails its tests: it is
-/// never skipped. Add "systrap" / "kvm" here when they exist.
-pub const PLATFORMS: &[&str] = &["ptrace", "systrap"];
+/// never skipped. Add "kvm" here when it exists.
+pub const ALL_PLATFORMS: &[&str] = &["ptrace", "systrap"];
+
+/// The platforms this run covers: all of them, unless `RVISOR_TEST_PLATFORMS` (a
+/// comma-separated list) narrows the run, as `bench/suite` does to time each platform alone.
+pub fn platforms() -> &'static [&'static str] {
+    static LIST: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| match std::env::var("RVISOR_TEST_PLATFORMS") {
+        Ok(v) => {
+            let wanted: Vec<&str> = v.split(',').map(str::trim).collect();
+            for w in &wanted {
+                assert!(ALL_PLATFORMS.contains(w), "RVISOR_TEST_PLATFORMS: unknown platform {w:?} (known: {ALL_PLATFORMS:?})");
+            }
+            ALL_PLATFORMS.iter().copied().filter(|p| wanted.contains(p)).collect()
+        }
+        Err(_) => ALL_PLATFORMS.to_vec(),
+    })
+}
 
 /// How test programs are linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -448,7 +464,25 @@ pub fn run(mut cmd: Command, input: Input) -> Outcome {
     let out = reader(child.stdout.take().unwrap());
     let err = reader(child.stderr.take().unwrap());
     let waiter = spawn_waiter(pid);
-    finish(command, pid, waiter, out, err, Instant::now() + timeout())
+    let started = Instant::now();
+    let outcome = finish(command, pid, waiter, out, err, started + timeout());
+    log_time(&outcome.command, started.elapsed());
+    outcome
+}
+
+/// With `RVISOR_TEST_TIMES=FILE`, appends `PLATFORM MILLISECONDS COMMAND` for each run (the
+/// platform is `native` for a run outside the sandbox), so that `bench/suite` can say where
+/// the suite's time goes on each platform.
+fn log_time(command: &str, took: Duration) {
+    let Some(path) = std::env::var_os("RVISOR_TEST_TIMES") else { return };
+    let platform = command
+        .split(' ')
+        .find_map(|a| a.strip_prefix("--platform="))
+        .unwrap_or("native");
+    let line = format!("{platform}\t{:.3}\t{command}\n", took.as_secs_f64() * 1e3);
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 fn finish(
@@ -716,9 +750,9 @@ pub fn parse_known_failures(text: &str) -> Result<Vec<KnownFailure>, String> {
             }
             None => (test, None),
         };
-        if platform != "*" && !PLATFORMS.contains(&platform) {
+        if platform != "*" && !ALL_PLATFORMS.contains(&platform) {
             return Err(format!(
-                "line {}: unknown platform {platform:?} (known: {PLATFORMS:?} or *)",
+                "line {}: unknown platform {platform:?} (known: {ALL_PLATFORMS:?} or *)",
                 i + 1
             ));
         }
@@ -754,14 +788,14 @@ pub fn report(msg: &str) {
     let _ = e.flush();
 }
 
-/// Runs `f` for every platform in [`PLATFORMS`] and every link mode in `links`, applying the
+/// Runs `f` for every platform in [`platforms()`] and every link mode in `links`, applying the
 /// known-failures list, and panics with a summary if any cell failed unexpectedly or a known
 /// failure passed.
 pub fn matrix(test: &str, links: &[Link], f: impl Fn(Variant) -> Result<(), String>) {
     let mut problems = Vec::new();
     let mut summary = Vec::new();
     for &link in links {
-        for &platform in PLATFORMS {
+        for &platform in platforms() {
             let v = Variant { platform, link };
             let result = f(v);
             match (result, known_failure(test, v)) {
