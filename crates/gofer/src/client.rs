@@ -46,7 +46,13 @@ pub struct Client {
     server: Option<nix::unistd::Pid>,
     /// The CPU the server was last pinned to (-1: none yet).
     placed: std::sync::atomic::AtomicI32,
+    /// Nodes given up with `forget`, not yet closed: closed in batches, since a walk of
+    /// a large tree gives up a node for every one it takes.
+    forgotten: Mutex<Vec<NodeId>>,
 }
+
+/// How many forgotten nodes are closed at once.
+const FORGET_BATCH: usize = 64;
 
 /// Receives a response into `buf`: its length and at most one descriptor.
 fn recv(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), ErrnoCode> {
@@ -87,7 +93,7 @@ impl Client {
     /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves.
     pub fn new(sock: OwnedFd) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
-        Client { conn: Mutex::new(conn), server: None, placed: std::sync::atomic::AtomicI32::new(-1) }
+        Client { conn: Mutex::new(conn), server: None, placed: std::sync::atomic::AtomicI32::new(-1), forgotten: Mutex::default() }
     }
 
     /// A client of the server process `server`, which it may pin to its callers' CPUs.
@@ -355,6 +361,21 @@ impl Client {
             self.expect_ok(&Request::Close { nodes: chunk.to_vec() })?;
         }
         Ok(())
+    }
+
+    /// Gives up `node` without waiting for the server: it is closed with the next
+    /// [`FORGET_BATCH`] - 1 others. The id must not be used again.
+    pub fn forget(&self, node: NodeId) {
+        let batch = {
+            let mut f = self.forgotten.lock().unwrap_or_else(|e| e.into_inner());
+            f.push(node);
+            if f.len() < FORGET_BATCH {
+                return;
+            }
+            std::mem::take(&mut *f)
+        };
+        // A failed close only leaves the gofer holding the nodes until it exits.
+        let _ = self.close(&batch);
     }
 
     /// Another connection to the same gofer, sharing its node ids.

@@ -117,3 +117,22 @@ fn the_gofer_runs_on_its_callers_cpu() {
     drop(c);
     assert!(wait_exit(&mut g).success());
 }
+
+#[test]
+fn forgotten_nodes_are_closed_in_batches() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, false).unwrap();
+    let open_fds = || std::fs::read_dir(format!("/proc/{}/fd", g.pid())).unwrap().count();
+    c.stat(ROOT).unwrap(); // the gofer is up and has closed what it inherited
+    let before = open_fds();
+    let nodes: Vec<_> = (0..64).map(|_| c.walk(ROOT, &names("dir")).unwrap().nodes[0].id).collect();
+    assert_eq!(open_fds(), before + 64, "a node per walk");
+    for &n in &nodes[..63] {
+        c.forget(n);
+    }
+    assert_eq!(open_fds(), before + 64, "no round trip per forgotten node");
+    c.forget(nodes[63]);
+    assert_eq!(open_fds(), before, "the batch is closed");
+    drop(c);
+    assert!(wait_exit(&mut g).success());
+}

@@ -46,7 +46,7 @@ impl GoferInode {
 impl Drop for GoferInode {
     fn drop(&mut self) {
         if self.node != ROOT {
-            let _ = self.client.close(&[self.node]);
+            self.client.forget(self.node);
         }
     }
 }
