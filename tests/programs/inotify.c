@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/time.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/stat.h>
@@ -309,7 +310,8 @@ static void reading(int fd, const char *dir) {
     // A signal without SA_RESTART interrupts a blocked read.
     struct sigaction sa = {.sa_handler = on_alarm};
     sigaction(SIGALRM, &sa, NULL);
-    alarm(1);
+    struct itimerval soon = {{0, 0}, {0, 100000}};
+    setitimer(ITIMER_REAL, &soon, NULL);
     n = read(bfd, buf, sizeof buf);
     check("blocked read interrupted by a signal: EINTR", n == -1 && errno == EINTR);
     close(bfd);

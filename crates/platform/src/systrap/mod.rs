@@ -710,7 +710,7 @@ impl Stub {
         if self.helper_cpu.load(Ordering::Relaxed) == here {
             return true;
         }
-        let pinned = pin_thread(tid, here);
+        let pinned = host_cpus::pin(tid, here);
         self.helper_cpu.store(if pinned { here } else { u32::MAX }, Ordering::Relaxed);
         pinned
     }
@@ -809,11 +809,6 @@ fn place_thread(tid: i32, p: Placement) -> bool {
         }
         Placement::Apart(_) => false,
     }
-}
-
-/// Pins host thread `tid` (the helper) to `cpu`.
-fn pin_thread(tid: i32, cpu: u32) -> bool {
-    place_thread(tid, Placement::With(cpu))
 }
 
 fn init_slot(win: &Window, k: usize) {

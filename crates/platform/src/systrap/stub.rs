@@ -544,14 +544,7 @@ fn fork_stub(fds: SpawnFds) -> io::Result<i32> {
     if r < 0 {
         return Err(io::Error::from_raw_os_error(-r as i32));
     }
-    if (fds.cpu as usize) < libc::CPU_SETSIZE as usize {
-        // SAFETY: cpu_set_t is plain data; sched_setaffinity reads our local set.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(fds.cpu as usize, &mut set);
-            libc::sched_setaffinity(r as i32, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    }
+    crate::host_cpus::pin(r as i32, fds.cpu);
     Ok(r as i32)
 }
 
