@@ -9,7 +9,14 @@
 //!
 //! The allowed set is read once, at platform start: a thread spawned by a pinned thread
 //! inherits its one-CPU mask and would otherwise see only that CPU.
+//!
+//! Each CPU counts the pinned Sentry threads on it that are awake (serving, or waiting
+//! for their stub, which then runs there), and the stubs another thread spins for there.
+//! A thread sleeping in the Sentry is not awake ([`asleep`]). A CPU whose count is 0 is
+//! free: systrap may run a busy thread's stub there and spin for it ([`claim_free`]).
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 /// The CPUs the Sentry may use, as when first asked (call [`allowed`] at platform start).
@@ -48,11 +55,74 @@ pub fn current() -> u32 {
     unsafe { libc::sched_getcpu().max(0) as u32 }
 }
 
-/// Pins the calling thread to the CPU it runs on and returns it.
+/// CPUs counted in [`AWAKE`]; threads pinned to higher ones are not counted (and such a
+/// CPU is never deemed free).
+const TRACKED: usize = 256;
+
+/// Per CPU: awake pinned Sentry threads plus stubs spun for there.
+static AWAKE: [AtomicU32; TRACKED] = [const { AtomicU32::new(0) }; TRACKED];
+
+fn awake(cpu: u32) -> Option<&'static AtomicU32> {
+    AWAKE.get(cpu as usize)
+}
+
+/// The CPU the calling thread is pinned to and counted on; uncounted when the thread ends.
+struct Pinned(Cell<Option<u32>>);
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.get().and_then(awake) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+thread_local! {
+    static PINNED: Pinned = const { Pinned(Cell::new(None)) };
+}
+
+/// Pins the calling thread to the CPU it runs on, counts it awake there, and returns it.
 pub fn pin_current_thread() -> u32 {
     let cpu = current();
     pin(0, cpu);
+    PINNED.with(|p| {
+        if let Some(a) = p.0.replace(Some(cpu)).and_then(awake) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+    if let Some(a) = awake(cpu) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
     cpu
+}
+
+/// Runs `f`, a sleep of the calling thread in the Sentry, with the thread not counted
+/// as awake on its CPU.
+pub fn asleep<R>(f: impl FnOnce() -> R) -> R {
+    let counted = PINNED.with(|p| p.0.get()).and_then(awake);
+    if let Some(a) = counted {
+        a.fetch_sub(1, Ordering::Relaxed);
+    }
+    let r = f();
+    if let Some(a) = counted {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+    r
+}
+
+/// Claims a free CPU other than `except`, counting one more awake there until
+/// [`release`]; None when every other CPU is in use.
+pub fn claim_free(except: u32) -> Option<u32> {
+    allowed().iter().map(|&c| c as u32).filter(|&c| c != except).find(|&c| {
+        awake(c).is_some_and(|a| a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+    })
+}
+
+/// Gives back a CPU taken with [`claim_free`].
+pub fn release(cpu: u32) {
+    if let Some(a) = awake(cpu) {
+        a.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Spawns a thread that may run on every allowed CPU, even when the caller is pinned,
@@ -115,6 +185,9 @@ pub fn set_affinity(tid: i32, set: &libc::cpu_set_t) -> bool {
 mod tests {
     use super::*;
 
+    /// The tests count threads on CPUs: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn cpus_of(set: &libc::cpu_set_t) -> Vec<usize> {
         // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
         (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, set) }).collect()
@@ -122,6 +195,7 @@ mod tests {
 
     #[test]
     fn a_thread_spawned_by_a_pinned_thread_is_free_to_run_anywhere() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let all = allowed().to_vec();
         std::thread::spawn(move || {
             let first = pin_current_thread();
@@ -140,5 +214,32 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_cpu_is_free_while_its_threads_sleep() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let here = std::thread::spawn(|| {
+            let here = pin_current_thread();
+            let count = || AWAKE[here as usize].load(Ordering::Relaxed);
+            let before = count();
+            asleep(|| assert_eq!(count(), before - 1, "asleep: not counted"));
+            assert_eq!(count(), before);
+            // Nobody else runs this test's threads: a CPU other than `here` is free
+            // when there is one, and claiming it makes it busy until released.
+            if let Some(other) = allowed().iter().map(|&c| c as u32).find(|&c| c != here) {
+                if AWAKE[other as usize].load(Ordering::Relaxed) == 0 {
+                    assert_eq!(claim_free(here), Some(other));
+                    assert_eq!(claim_free(here), None, "claimed twice");
+                    release(other);
+                    assert_eq!(AWAKE[other as usize].load(Ordering::Relaxed), 0);
+                }
+            }
+            (here, count())
+        })
+        .join()
+        .unwrap();
+        let (cpu, while_alive) = here;
+        assert_eq!(AWAKE[cpu as usize].load(Ordering::Relaxed), while_alive - 1, "an ended thread is not counted");
     }
 }

@@ -24,20 +24,23 @@ impl Waiter {
 
     /// Sleeps until woken after `seen` was read, or until `deadline`. Returns false
     /// if the deadline passed.
+    /// The task's CPU counts as free meanwhile (see `host_cpus`).
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
-        while *s == seen {
-            match deadline {
-                None => s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
+        rvisor_platform::host_cpus::asleep(|| {
+            let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+            while *s == seen {
+                match deadline {
+                    None => s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            return false;
+                        }
+                        s = self.cv.wait_timeout(s, d - now).unwrap_or_else(|e| e.into_inner()).0;
                     }
-                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(|e| e.into_inner()).0;
                 }
             }
-        }
-        true
+            true
+        })
     }
 }

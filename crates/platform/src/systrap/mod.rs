@@ -12,8 +12,8 @@
 //! a stub thread is pinned to its Sentry thread's CPU and neither spins (they take
 //! turns, like a pinned ptrace tracee and its tracer: no wake-up of an idle CPU,
 //! which is what costs on virtual machines). A thread whose events are hot, while
-//! fewer threads spin or run app code than there are CPUs, is moved to another CPU
-//! and both sides spin (see `Context::switch`).
+//! another CPU is free (`host_cpus::claim_free`), runs its stub there and both sides
+//! spin (see `Context::switch`).
 //!
 //! Address-space changes are queued and run by the stub's helper thread in one
 //! batch (`flush`). Its completion is an eventfd write, which app code cannot make:
@@ -29,7 +29,7 @@ use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use stub::*;
@@ -48,11 +48,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 // ---------------------------------------------------------------------------------
 // Spinning policy
 // ---------------------------------------------------------------------------------
-
-/// App threads running app code (between a reply and the next event), and Sentry
-/// threads spinning for an event. Spinning is only worth it on a CPU nobody needs.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
 /// How long the Sentry spins for an event before sleeping.
 const SENTRY_SPIN: Duration = Duration::from_micros(20);
@@ -397,7 +392,6 @@ impl Stub {
             }
             if !spun {
                 spun = true;
-                SPINNING.fetch_add(1, Ordering::Relaxed);
                 let start = Instant::now();
                 let mut n = 0u32;
                 let got = loop {
@@ -411,7 +405,6 @@ impl Stub {
                         break false;
                     }
                 };
-                SPINNING.fetch_sub(1, Ordering::Relaxed);
                 if got {
                     continue;
                 }
@@ -777,37 +770,22 @@ fn thread_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// Where a stub thread may run, relative to the CPU its Sentry thread is on.
+/// Where a stub thread may run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Placement {
     /// Anywhere (not placed yet).
     Free,
-    /// On that CPU only: the two take turns.
+    /// On that CPU only: its Sentry thread's (the two take turns), or a free one (the
+    /// two spin for each other).
     With(u32),
-    /// Anywhere but that CPU: the two spin for each other.
-    Apart(u32),
 }
 
 /// Sets host thread `tid`'s (a stub thread's) affinity for `p`.
 fn place_thread(tid: i32, p: Placement) -> bool {
-    if tid <= 0 {
-        return false;
-    }
     match p {
+        _ if tid <= 0 => false,
         Placement::Free => host_cpus::set_affinity(tid, host_cpus::allowed_set()),
         Placement::With(c) => host_cpus::pin(tid, c),
-        Placement::Apart(c) if (c as usize) < libc::CPU_SETSIZE as usize => {
-            let mut set = *host_cpus::allowed_set();
-            // SAFETY: cpu_set_t operations on a local set, within CPU_SETSIZE (checked).
-            unsafe {
-                libc::CPU_CLR(c as usize, &mut set);
-                if libc::CPU_COUNT(&set) == 0 {
-                    return false;
-                }
-            }
-            host_cpus::set_affinity(tid, &set)
-        }
-        Placement::Apart(_) => false,
     }
 }
 
@@ -1050,13 +1028,16 @@ impl Context for SystrapContext {
         let now = Instant::now();
         let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT;
         b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
-        let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-        let spinning = b.hot >= HOT_EVENTS && running + SPINNING.load(Ordering::Relaxed) < host_cpus::count();
         if b.placed == Placement::Free {
             host_cpus::pin_current_thread();
         }
         let here = host_cpus::current();
-        let want = if spinning { Placement::Apart(here) } else { Placement::With(here) };
+        // A CPU is free when no awake Sentry thread is pinned there and no stub is spun
+        // for there: a thread blocked in the Sentry (a futex, a pipe) leaves its CPU free,
+        // and one that is only between two events does not.
+        let apart = if b.hot >= HOT_EVENTS { host_cpus::claim_free(here) } else { None };
+        let spinning = apart.is_some();
+        let want = Placement::With(apart.unwrap_or(here));
         if b.placed != want {
             // Where affinity cannot be set (a restrictive cpuset), this only costs speed:
             // do not retry on every event.
@@ -1066,7 +1047,9 @@ impl Context for SystrapContext {
         stub.reply(b.slot, CMD_RESUME, if spinning { STUB_SPIN } else { 0 });
         let replied = Instant::now();
         let r = stub.wait_event(b.slot, None, Some(&kick), spinning);
-        RUNNING.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = apart {
+            host_cpus::release(c);
+        }
         kick.kicked.store(false, Ordering::Release);
         r?;
         b.event_at = Instant::now();
