@@ -14,6 +14,8 @@
 //! for their stub, which then runs there), and the stubs another thread spins for there.
 //! A thread sleeping in the Sentry is not awake ([`asleep`]). A CPU whose count is 0 is
 //! free: systrap may run a busy thread's stub there and spin for it ([`claim_free`]).
+//!
+//! A pin is not forever: the host cannot move a pinned thread, so `balancer` does.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -84,6 +86,13 @@ thread_local! {
 /// Pins the calling thread to the CPU it runs on, counts it awake there, and returns it.
 pub fn pin_current_thread() -> u32 {
     let cpu = current();
+    pin_current_thread_to(cpu);
+    crate::balancer::register(cpu);
+    cpu
+}
+
+/// Pins the calling thread to `cpu` and counts it awake there (not where it was).
+pub(crate) fn pin_current_thread_to(cpu: u32) {
     pin(0, cpu);
     PINNED.with(|p| {
         if let Some(a) = p.0.replace(Some(cpu)).and_then(awake) {
@@ -93,7 +102,11 @@ pub fn pin_current_thread() -> u32 {
     if let Some(a) = awake(cpu) {
         a.fetch_add(1, Ordering::Relaxed);
     }
-    cpu
+}
+
+/// Whether any pinned Sentry thread is awake.
+pub(crate) fn any_awake() -> bool {
+    AWAKE.iter().any(|a| a.load(Ordering::Relaxed) > 0)
 }
 
 /// Runs `f`, a sleep of the calling thread in the Sentry, with the thread not counted
@@ -106,6 +119,7 @@ pub fn asleep<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     if let Some(a) = counted {
         a.fetch_add(1, Ordering::Relaxed);
+        crate::balancer::nudge();
     }
     r
 }
@@ -116,6 +130,13 @@ pub fn claim_free(except: u32) -> Option<u32> {
     allowed().iter().map(|&c| c as u32).filter(|&c| c != except).find(|&c| {
         awake(c).is_some_and(|a| a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok())
     })
+}
+
+/// A host thread's schedstat: nanoseconds run on a CPU and waited on a run queue.
+pub fn schedstat(pid: i32, tid: i32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    let mut f = s.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some((f.next()??, f.next()??))
 }
 
 /// Gives back a CPU taken with [`claim_free`].

@@ -232,10 +232,3 @@ pub fn kill_and_reap(pid: i32) {
     }
 }
 
-/// The CPU time a stub thread has run, from the host's schedstat (nanoseconds).
-pub fn thread_cpu_ns(pid: i32, tid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}

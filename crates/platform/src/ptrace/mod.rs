@@ -9,7 +9,7 @@
 mod control;
 mod host;
 
-use crate::host_cpus;
+use crate::{balancer, host_cpus};
 use crate::stub::{self, QueuedCall, QUEUE_CAPACITY, STUB_BASE, STUB_CONTROL_FD, STUB_MEMORY_FD, STUB_QUEUE};
 use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
 use control::{ControlFile, ControlSlot};
@@ -175,7 +175,7 @@ impl Interrupter for Binding {
     }
 
     fn cpu_time_ns(&self) -> u64 {
-        self.get().map_or(0, |(pid, tid)| host::thread_cpu_ns(pid, tid))
+        self.get().and_then(|(pid, tid)| host_cpus::schedstat(pid, tid)).map_or(0, |(run, _)| run)
     }
 }
 
@@ -187,6 +187,7 @@ pub struct PtraceContext {
 impl PtraceContext {
     fn bind(&self, pid: i32, tid: i32) {
         self.binding.0.store(((pid as u64) << 32) | tid as u32 as u64, Ordering::Release);
+        balancer::set_stub(pid, tid);
     }
 
     fn aspace(aspace: &Arc<dyn AddressSpace>) -> &PtraceAddressSpace {
@@ -221,6 +222,9 @@ impl Context for PtraceContext {
         let asp = Self::aspace(aspace);
         let tid = self.thread_in(asp)?;
         asp.flush(tid)?;
+        if let Some(to) = balancer::follow() {
+            host_cpus::pin(tid, to);
+        }
         if let Some(fp) = cpu.fpstate.take() {
             host::set_xstate(tid, &fp)?;
         }

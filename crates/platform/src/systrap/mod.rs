@@ -23,7 +23,7 @@ mod filter;
 mod stub;
 mod window;
 
-use crate::host_cpus;
+use crate::{balancer, host_cpus};
 use crate::stub::QueuedCall;
 use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform, PlatformError, Result, ThreadSeed};
 use std::any::Any;
@@ -766,8 +766,7 @@ fn kill_and_reap(pid: i32) {
 
 /// CPU time a stub thread has used, in ns (from /proc; None where it cannot be read).
 fn thread_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    host_cpus::schedstat(pid, tid).map(|(run, _)| run)
 }
 
 /// Where a stub thread may run.
@@ -1028,10 +1027,14 @@ impl Context for SystrapContext {
         let now = Instant::now();
         let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT;
         b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
-        if b.placed == Placement::Free {
-            host_cpus::pin_current_thread();
-        }
-        let here = host_cpus::current();
+        let here = match b.placed {
+            Placement::Free => {
+                let cpu = host_cpus::pin_current_thread();
+                balancer::set_stub(stub.pid, b.tid);
+                cpu
+            }
+            _ => balancer::follow().unwrap_or_else(host_cpus::current),
+        };
         // A CPU is free when no awake Sentry thread is pinned there and no stub is spun
         // for there: a thread blocked in the Sentry (a futex, a pipe) leaves its CPU free,
         // and one that is only between two events does not.
@@ -1043,6 +1046,9 @@ impl Context for SystrapContext {
             // do not retry on every event.
             place_thread(b.tid, want);
             b.placed = want;
+            if let Placement::With(c) = want {
+                balancer::stub_on(c);
+            }
         }
         stub.reply(b.slot, CMD_RESUME, if spinning { STUB_SPIN } else { 0 });
         let replied = Instant::now();
