@@ -194,8 +194,12 @@ impl Task {
         let (tx, rx) = std::sync::mpsc::channel::<SysResult<Arc<MemoryManager>>>();
         let tid = spec.thread.tid();
         let builder = std::thread::Builder::new().name(format!("task-{tid}"));
-        // Free of this thread's pin, so that the host places the child (see host_cpus).
-        let handle = rvisor_platform::host_cpus::spawn_unpinned(builder, move || {
+        // A new process starts free of this thread's pin, so that the host places it (see
+        // host_cpus). A new thread starts on this thread's CPU: threads share memory and
+        // wake each other, and a short-lived one is created and joined without waking an
+        // idle CPU; if it competes for the CPU, the balancer moves it.
+        let new_process = matches!(spec.mm_source, MmSource::Copy(_));
+        let body = move || {
             let platform = kernel.platform.clone();
             let made: Result<(Arc<MemoryManager>, Box<dyn Context>), String> = match spec.mm_source {
                 MmSource::Shared(mm, seed) => platform.adopt(seed).map(|ctx| (mm, ctx)).map_err(|e| e.to_string()),
@@ -225,7 +229,8 @@ impl Task {
             task.clear_child_tid = spec.clear_child_tid;
             task.vfork_parent = spec.vfork_parent;
             task.run();
-        });
+        };
+        let handle = if new_process { rvisor_platform::host_cpus::spawn_unpinned(builder, body) } else { builder.spawn(body) };
         if handle.is_err() {
             return Err(errno!(EAGAIN));
         }
