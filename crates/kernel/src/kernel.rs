@@ -61,6 +61,8 @@ pub struct Kernel {
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
     /// How init ended, once it has.
     init_status: Mutex<Option<ExitStatus>>,
+    /// Idle host threads for new tasks.
+    pub(crate) host_threads: Arc<crate::task::host_threads::HostThreads>,
     init_done: Condvar,
 }
 
@@ -123,6 +125,7 @@ impl Kernel {
                 strace: cfg.strace.map(Mutex::new),
                 unimplemented_seen: Mutex::new(HashSet::new()),
                 init_status: Mutex::new(None),
+                host_threads: Arc::default(),
                 init_done: Condvar::new(),
             }
         }))

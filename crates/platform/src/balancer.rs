@@ -71,6 +71,11 @@ pub(crate) fn register(cpu: u32) {
     start();
 }
 
+/// Forgets the calling thread (it no longer runs a stub).
+pub(crate) fn unregister() {
+    MINE.with(|m| m.borrow_mut().take());
+}
+
 /// Records the stub thread the calling (registered) thread runs.
 pub fn set_stub(pid: i32, tid: i32) {
     MINE.with(|m| {

@@ -194,6 +194,18 @@ pub fn pin(tid: i32, cpu: u32) -> bool {
 /// by a pinned thread.
 pub fn unpin_current_thread() {
     set_affinity(0, allowed_set());
+    forget_current_thread();
+}
+
+/// Stops counting the calling thread on its CPU, and the balancer stops moving it: it
+/// runs no stub any more.
+pub fn forget_current_thread() {
+    PINNED.with(|p| {
+        if let Some(a) = p.0.take().and_then(awake) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+    crate::balancer::unregister();
 }
 
 /// Sets host thread `tid`'s affinity (0: the caller).

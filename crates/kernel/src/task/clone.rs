@@ -1,5 +1,6 @@
 //! clone, fork and vfork: new threads and processes.
 
+use super::host_threads::Placement;
 use super::{Task, Thread, ThreadGroup, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
@@ -193,7 +194,6 @@ impl Task {
         let kernel = self.kernel.clone();
         let (tx, rx) = std::sync::mpsc::channel::<SysResult<Arc<MemoryManager>>>();
         let tid = spec.thread.tid();
-        let builder = std::thread::Builder::new().name(format!("task-{tid}"));
         // A new process starts free of this thread's pin, so that the host places it (see
         // host_cpus). A new thread starts on this thread's CPU: threads share memory and
         // wake each other, and a short-lived one is created and joined without waking an
@@ -230,8 +230,8 @@ impl Task {
             task.vfork_parent = spec.vfork_parent;
             task.run();
         };
-        let handle = if new_process { rvisor_platform::host_cpus::spawn_unpinned(builder, body) } else { builder.spawn(body) };
-        if handle.is_err() {
+        let at = if new_process { Placement::Host } else { Placement::With(rvisor_platform::host_cpus::current()) };
+        if self.kernel.host_threads.run(format!("task-{tid}"), at, Box::new(body)).is_err() {
             return Err(errno!(EAGAIN));
         }
         rx.recv().unwrap_or_else(|_| Err(errno!(EAGAIN)))

@@ -9,6 +9,7 @@
 pub mod clone;
 pub mod exec;
 mod exit;
+pub mod host_threads;
 mod pid_ns;
 mod run;
 mod sigframe;
