@@ -81,6 +81,13 @@ impl Drop for Pinned {
 
 thread_local! {
     static PINNED: Pinned = const { Pinned(Cell::new(None)) };
+    /// The calling thread has slept in the Sentry since [`slept`] last said.
+    static SLEPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread slept in the Sentry ([`asleep`]) since the last call.
+pub fn slept() -> bool {
+    SLEPT.with(|s| s.replace(false))
 }
 
 /// Pins the calling thread to the CPU it runs on, counts it awake there, and returns it.
@@ -112,6 +119,7 @@ pub(crate) fn any_awake() -> bool {
 /// Runs `f`, a sleep of the calling thread in the Sentry, with the thread not counted
 /// as awake on its CPU.
 pub fn asleep<R>(f: impl FnOnce() -> R) -> R {
+    SLEPT.with(|s| s.set(true));
     let counted = PINNED.with(|p| p.0.get()).and_then(awake);
     if let Some(a) = counted {
         a.fetch_sub(1, Ordering::Relaxed);

@@ -1025,7 +1025,10 @@ impl Context for SystrapContext {
         // two run apart and spin for each other, and an event costs little more than
         // the host's signal delivery.
         let now = Instant::now();
-        let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT;
+        // An event served by sleeping (a futex wait, a read of an empty pipe) is not hot,
+        // however short the sleep: the stub would outlast its spin and need waking
+        // across CPUs.
+        let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT && !host_cpus::slept();
         b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
         let here = match b.placed {
             Placement::Free => {
