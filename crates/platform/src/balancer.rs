@@ -140,6 +140,8 @@ fn start() {
                 }
                 std::thread::sleep(PERIOD);
                 let idle = stat.idle_fractions();
+                let busy: Vec<(u32, f64)> = idle.iter().map(|&(c, f)| (c, 1.0 - f)).collect();
+                host_cpus::note_busy(&busy, PERIOD);
                 look(&idle);
             }
         });

@@ -13,12 +13,14 @@
 //! Each CPU counts the pinned Sentry threads on it that are awake (serving, or waiting
 //! for their stub, which then runs there), and the stubs another thread spins for there.
 //! A thread sleeping in the Sentry is not awake ([`asleep`]). A CPU whose count is 0 is
-//! free: systrap may run a busy thread's stub there and spin for it ([`claim_free`]).
+//! free, unless the host keeps it busy with others' work (other sandboxes, host
+//! processes: the balancer's figures): systrap may run a busy thread's stub there and
+//! spin for it ([`claim_free`]).
 //!
 //! A pin is not forever: the host cannot move a pinned thread, so `balancer` does.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// The CPUs the Sentry may use, as when first asked (call [`allowed`] at platform start).
@@ -132,12 +134,46 @@ pub fn asleep<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Claims a free CPU other than `except`, counting one more awake there until
-/// [`release`]; None when every other CPU is in use.
-pub fn claim_free(except: u32) -> Option<u32> {
-    allowed().iter().map(|&c| c as u32).filter(|&c| c != except).find(|&c| {
-        awake(c).is_some_and(|a| a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok())
-    })
+/// Per CPU: nanoseconds stubs were spun for there (see [`Claim`]).
+static SPUN_NS: [AtomicU64; TRACKED] = [const { AtomicU64::new(0) }; TRACKED];
+/// Per CPU, in thousandths: how busy the host kept it over the balancer's last period
+/// with this Sentry's spinning left out: other sandboxes' and host processes' work.
+static OTHERS_BUSY: [AtomicU32; TRACKED] = [const { AtomicU32::new(0) }; TRACKED];
+/// A CPU the host keeps busier than this (thousandths) with others' work is not free.
+const OTHERS_BUSY_MAX: u32 = 300;
+
+/// A free CPU, claimed: one more awake there until [`release`]d.
+pub struct Claim {
+    pub cpu: u32,
+    at: std::time::Instant,
+}
+
+/// Claims a free CPU other than `except`: none of this Sentry's threads awake there, and
+/// not kept busy by anyone else either. None when there is no such CPU.
+pub fn claim_free(except: u32) -> Option<Claim> {
+    let cpu = allowed().iter().map(|&c| c as u32).filter(|&c| c != except).find(|&c| {
+        OTHERS_BUSY[c as usize % TRACKED].load(Ordering::Relaxed) <= OTHERS_BUSY_MAX
+            && awake(c).is_some_and(|a| a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+    })?;
+    Some(Claim { cpu, at: std::time::Instant::now() })
+}
+
+/// Gives back a claimed CPU, counting the time spun there.
+pub fn release(claim: Claim) {
+    if let Some(a) = awake(claim.cpu) {
+        a.fetch_sub(1, Ordering::Relaxed);
+        SPUN_NS[claim.cpu as usize].fetch_add(claim.at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Records how busy each CPU was over the last `period` (`busy`: fractions from the
+/// host's figures), less what this Sentry spun there, for [`claim_free`].
+pub(crate) fn note_busy(busy: &[(u32, f64)], period: std::time::Duration) {
+    for &(c, b) in busy {
+        let Some(slot) = OTHERS_BUSY.get(c as usize) else { continue };
+        let spun = SPUN_NS[c as usize].swap(0, Ordering::Relaxed) as f64 / period.as_nanos().max(1) as f64;
+        slot.store(((b - spun).clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed);
+    }
 }
 
 /// A host thread's schedstat: nanoseconds run on a CPU and waited on a run queue.
@@ -145,13 +181,6 @@ pub fn schedstat(pid: i32, tid: i32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
     let mut f = s.split_whitespace().map(|x| x.parse::<u64>().ok());
     Some((f.next()??, f.next()??))
-}
-
-/// Gives back a CPU taken with [`claim_free`].
-pub fn release(cpu: u32) {
-    if let Some(a) = awake(cpu) {
-        a.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Spawns a thread that may run on every allowed CPU, even when the caller is pinned,
@@ -270,9 +299,20 @@ mod tests {
             // when there is one, and claiming it makes it busy until released.
             if let Some(other) = allowed().iter().map(|&c| c as u32).find(|&c| c != here) {
                 if AWAKE[other as usize].load(Ordering::Relaxed) == 0 {
-                    assert_eq!(claim_free(here), Some(other));
-                    assert_eq!(claim_free(here), None, "claimed twice");
-                    release(other);
+                    let claim = claim_free(here).expect("a free CPU");
+                    assert_eq!(claim.cpu, other);
+                    assert!(claim_free(here).is_none(), "claimed twice");
+                    release(claim);
+                    // A CPU the host keeps busy with others' work is not free; this
+                    // Sentry's own spinning there does not count against it.
+                    let period = std::time::Duration::from_millis(100);
+                    note_busy(&[(other, 0.9)], period);
+                    assert!(claim_free(here).is_none(), "busy with others' work");
+                    SPUN_NS[other as usize].store(80_000_000, Ordering::Relaxed);
+                    note_busy(&[(other, 0.9)], period);
+                    let claim = claim_free(here).expect("busy with our own spinning");
+                    release(claim);
+                    note_busy(&[(other, 0.0)], period);
                     assert_eq!(AWAKE[other as usize].load(Ordering::Relaxed), 0);
                 }
             }

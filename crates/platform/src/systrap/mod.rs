@@ -1043,7 +1043,7 @@ impl Context for SystrapContext {
         // and one that is only between two events does not.
         let apart = if b.hot >= HOT_EVENTS { host_cpus::claim_free(here) } else { None };
         let spinning = apart.is_some();
-        let want = Placement::With(apart.unwrap_or(here));
+        let want = Placement::With(apart.as_ref().map_or(here, |c| c.cpu));
         if b.placed != want {
             // Where affinity cannot be set (a restrictive cpuset), this only costs speed:
             // do not retry on every event.
