@@ -175,9 +175,11 @@ impl Platform for SystrapPlatform {
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let stub = match self.spares.take() {
             Some(s) => s,
-            None => Arc::new(Stub::spawn(self.memory.as_raw_fd())?),
+            None => {
+                self.spares.start_refilling(&self.memory);
+                Arc::new(Stub::spawn(self.memory.as_raw_fd())?)
+            }
         };
-        self.spares.start_refilling(&self.memory);
         Ok(Arc::new(SystrapAddressSpace { stub }))
     }
 
