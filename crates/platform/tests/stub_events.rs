@@ -97,7 +97,7 @@ fn threads_and_interrupts(platform: &str) {
     });
     let (first, _, second) = child.join().unwrap();
     assert_eq!(first, Event::Syscall);
-    assert_eq!(second, Event::Interrupted);
+    assert_eq!(second, Event::Interrupted, "{platform}");
     // The original thread still runs.
     assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
     assert_eq!(cpu.syscall_nr(), 39);
