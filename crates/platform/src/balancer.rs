@@ -53,8 +53,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Registers the calling thread, just pinned to `cpu`; starts the balancer if needed.
 pub(crate) fn register(cpu: u32) {
-    // SAFETY: gettid takes no arguments.
-    let sentry_tid = unsafe { libc::gettid() };
+    let sentry_tid = nix::unistd::gettid().as_raw();
     let pair = Arc::new(Pair {
         sentry_tid,
         stub: AtomicU64::new(0),

@@ -55,8 +55,7 @@ pub fn count() -> usize {
 
 /// The CPU the calling thread is running on.
 pub fn current() -> u32 {
-    // SAFETY: sched_getcpu takes no arguments (vDSO).
-    unsafe { libc::sched_getcpu().max(0) as u32 }
+    nix::sched::sched_getcpu().map_or(0, |c| c as u32)
 }
 
 /// CPUs counted in [`AWAKE`]; threads pinned to higher ones are not counted (and such a

@@ -135,15 +135,9 @@ std::arch::global_asm!(
     // rbx = the Sentry's pid. No stack: nothing here pushes or calls.
     ".globl rvisor_systrap_setup",
     "rvisor_systrap_setup:",
-    "test r14, r14", "jz .Lst_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "test rax, rax", "jz .Lst_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    ".Lst_rseq_done:",
-    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",                 // prctl(PR_SET_PDEATHSIG, SIGKILL)
-    "mov eax, 110", "syscall",                                             // getppid(): the Sentry still there?
-    "mov edi, {fail_parent}", "cmp rax, rbx", "jne .Lst_fail",
-    "mov eax, 112", "syscall",                                             // setsid(): no terminal signals
+    "lea r8, [rip + .Lst_body]",
+    "jmp .Lst_prologue",
+    ".Lst_body:",
     "mov edi, {fail_fds}",
     "mov eax, 33", "mov rdi, r13", "xor esi, esi", "syscall",              // dup2(memory file, 0)
     "mov edi, {fail_fds}", "test rax, rax", "js .Lst_fail",
@@ -332,15 +326,9 @@ std::arch::global_asm!(
     // the child's pid (4 bytes). No stack.
     ".globl rvisor_systrap_zygote",
     "rvisor_systrap_zygote:",
-    "test r14, r14", "jz .Lz_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "test rax, rax", "jz .Lz_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    ".Lz_rseq_done:",
-    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",                 // prctl(PR_SET_PDEATHSIG, SIGKILL)
-    "mov eax, 110", "syscall",                                             // getppid(): the Sentry still there?
-    "mov edi, {fail_parent}", "cmp rax, rbx", "jne .Lz_fail",
-    "mov eax, 112", "syscall",                                             // setsid()
+    "lea r8, [rip + .Lz_body]",
+    "jmp .Lst_prologue",
+    ".Lz_body:",
     "mov edi, {fail_fds}",
     // The socket on 0, 1 and 2, so that descriptors received land at 3 and up and a
     // child's setup can move them to 0, 1 and 2 in any order.
@@ -388,6 +376,21 @@ std::arch::global_asm!(
     ".Lz_fail:",
     "mov eax, 231", "syscall",                                             // exit_group(edi)
     "ud2",
+
+    // ---- What a stub and the zygote do first after fork, then `jmp r8`. r14 = the
+    // forking thread's rseq area or 0 (the kernel would write it, soon unmapped, on
+    // every return to user mode), rbx = the Sentry's pid.
+    ".Lst_prologue:",
+    "test r14, r14", "jz .Lst_rseq_done",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    "test rax, rax", "jz .Lst_rseq_done",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    ".Lst_rseq_done:",
+    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",                 // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    "mov eax, 110", "syscall",                                             // getppid(): the Sentry still there?
+    "mov edi, {fail_parent}", "cmp rax, rbx", "jne .Lst_fail",
+    "mov eax, 112", "syscall",                                             // setsid(): no terminal signals
+    "jmp r8",
 
     // Patched at install: 1 when the CPU and kernel allow rd/wrfsbase in user mode.
     ".globl rvisor_systrap_fsgsbase",
