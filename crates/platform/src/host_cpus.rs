@@ -49,10 +49,6 @@ pub fn allowed() -> &'static [usize] {
     })
 }
 
-pub fn count() -> usize {
-    allowed().len()
-}
-
 /// The CPU the calling thread is running on.
 pub fn current() -> u32 {
     nix::sched::sched_getcpu().map_or(0, |c| c as u32)
