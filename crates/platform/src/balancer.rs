@@ -80,6 +80,8 @@ pub fn set_stub(pid: i32, tid: i32) {
     MINE.with(|m| {
         if let Some(p) = m.borrow().as_ref() {
             p.stub.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Relaxed);
+            // Another thread's figures: the next look starts afresh.
+            p.waited.store(0, Ordering::Relaxed);
         }
     });
 }
