@@ -42,10 +42,6 @@ struct Conn {
 /// gofer is gone or answered nonsense.
 pub struct Client {
     conn: Mutex<Conn>,
-    /// The server's process, when this client started it: see `follow_caller`.
-    server: Option<nix::unistd::Pid>,
-    /// The CPU the server was last pinned to (-1: none yet).
-    placed: std::sync::atomic::AtomicI32,
     /// Nodes given up with `forget`, not yet closed: closed in batches, since a walk of
     /// a large tree gives up a node for every one it takes.
     forgotten: Mutex<Vec<NodeId>>,
@@ -93,28 +89,7 @@ impl Client {
     /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves.
     pub fn new(sock: OwnedFd) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
-        Client { conn: Mutex::new(conn), server: None, placed: std::sync::atomic::AtomicI32::new(-1), forgotten: Mutex::default() }
-    }
-
-    /// A client of the server process `server`, which it may pin to its callers' CPUs.
-    pub fn with_server(sock: OwnedFd, server: nix::unistd::Pid) -> Client {
-        Client { server: Some(server), ..Client::new(sock) }
-    }
-
-    /// Pins the server to the caller's CPU. The caller sleeps while the server works,
-    /// so the two take turns on one CPU and no request has to wake an idle one (tens
-    /// of microseconds on a virtual machine, several times the request itself).
-    fn follow_caller(&self) {
-        use std::sync::atomic::Ordering;
-        let Some(pid) = self.server else { return };
-        let Ok(cpu) = nix::sched::sched_getcpu() else { return };
-        if self.placed.load(Ordering::Relaxed) == cpu as i32 {
-            return;
-        }
-        let mut set = nix::sched::CpuSet::new();
-        if set.set(cpu).is_ok() && nix::sched::sched_setaffinity(pid, &set).is_ok() {
-            self.placed.store(cpu as i32, Ordering::Relaxed);
-        }
+        Client { conn: Mutex::new(conn), forgotten: Mutex::default() }
     }
 
     /// Sends `req` and waits for its answer. An `Error` answer becomes `Err`.
@@ -132,7 +107,6 @@ impl Client {
             return Err(ErrnoCode::ENAMETOOLONG);
         }
         let sock = conn.sock.as_raw_fd();
-        self.follow_caller();
         let sent = loop {
             match socket::sendmsg::<()>(sock, &[IoSlice::new(&conn.out)], &[], MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,

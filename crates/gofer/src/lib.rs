@@ -203,6 +203,5 @@ pub fn spawn_gofer_with(mut cmd: Command, root: &Path, read_only: bool) -> io::R
     }
     let child = cmd.spawn()?;
     drop(theirs);
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    Ok((Gofer { child }, Client::with_server(ours, pid)))
+    Ok((Gofer { child }, Client::new(ours)))
 }

@@ -93,31 +93,6 @@ fn killing_the_gofer_fails_calls_with_eio() {
     assert_eq!(c.stat(ROOT).unwrap_err(), ErrnoCode::EIO);
 }
 
-/// The CPUs a process may run on, from /proc (`Cpus_allowed_list`).
-fn cpus_allowed(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_owned()
-}
-
-#[test]
-fn the_gofer_runs_on_its_callers_cpu() {
-    let f = Fixture::new(false);
-    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, false).unwrap();
-    let all = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&i| all.is_set(i).unwrap_or(false)).collect();
-    // Each CPU this test may use in turn: the gofer follows the caller there.
-    for &cpu in &cpus {
-        let mut one = nix::sched::CpuSet::new();
-        one.set(cpu).unwrap();
-        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one).unwrap();
-        c.stat(ROOT).unwrap();
-        assert_eq!(cpus_allowed(g.pid()), cpu.to_string());
-    }
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all).unwrap();
-    drop(c);
-    assert!(wait_exit(&mut g).success());
-}
-
 #[test]
 fn forgotten_nodes_are_closed_in_batches() {
     let f = Fixture::new(false);
