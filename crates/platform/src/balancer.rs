@@ -174,12 +174,21 @@ fn look(idle: &[(u32, f64)]) {
         let Some(to) = pick_roomier(p.cpu.load(Ordering::Relaxed), idle) else { continue };
         // Several sandboxes read the same figures at about the same time: about half of
         // the candidates move, so that they do not all pile onto the idle CPU together.
-        if coin() && host_cpus::pin(tid, to) {
+        // The stub may have died and its id gone to another process: only a child of
+        // the Sentry is moved.
+        if coin() && parent_of(pid) == Some(me) && host_cpus::pin(tid, to) {
             p.cpu.store(to, Ordering::Relaxed);
             p.move_to.store(to, Ordering::Relaxed);
             moved = true;
         }
     }
+}
+
+/// The parent of process `pid`, from /proc/PID/stat (the field after the state, which
+/// follows the command name in parentheses).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A coin from the clock: its low bits are as good as random here.
@@ -242,6 +251,17 @@ mod tests {
     fn proc_stat_gives_idle_and_total_jiffies_per_cpu() {
         let text = "cpu  10 0 10 100 5 0 0 0 0 0\ncpu0 1 2 3 40 5 6 7 8 9 10\ncpu1 0 0 0 7\nintr 1 2\n";
         assert_eq!(parse_stat(text), vec![(0, 45, 72), (1, 7, 7)]);
+    }
+
+    #[test]
+    fn only_the_sentrys_children_are_moved() {
+        let me = std::process::id() as i32;
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        assert_eq!(parent_of(child.id() as i32), Some(me));
+        assert_ne!(parent_of(me), Some(me));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(parent_of(child.id() as i32), None, "a reaped child is nobody's");
     }
 
     #[test]
