@@ -76,7 +76,7 @@ pub(crate) fn unregister() {
 }
 
 /// Records the stub thread the calling (registered) thread runs.
-pub fn set_stub(pid: i32, tid: i32) {
+pub(crate) fn set_stub(pid: i32, tid: i32) {
     MINE.with(|m| {
         if let Some(p) = m.borrow().as_ref() {
             p.stub.store(((pid as u32 as u64) << 32) | tid as u32 as u64, Ordering::Relaxed);
@@ -88,7 +88,7 @@ pub fn set_stub(pid: i32, tid: i32) {
 
 /// Records that the calling thread pinned its stub thread to `cpu` (systrap runs a
 /// spinning thread's stub on another CPU than its own).
-pub fn stub_on(cpu: u32) {
+pub(crate) fn stub_on(cpu: u32) {
     MINE.with(|m| {
         if let Some(p) = m.borrow().as_ref() {
             p.cpu.store(cpu, Ordering::Relaxed);
@@ -98,7 +98,7 @@ pub fn stub_on(cpu: u32) {
 
 /// If the balancer moved the calling thread's stub, pins the calling thread there too
 /// and returns the CPU.
-pub fn follow() -> Option<u32> {
+pub(crate) fn follow() -> Option<u32> {
     let to = MINE.with(|m| m.borrow().as_ref().map(|p| p.move_to.swap(NO_MOVE, Ordering::Relaxed)))?;
     if to == NO_MOVE {
         return None;

@@ -83,7 +83,7 @@ thread_local! {
 }
 
 /// Whether the calling thread slept in the Sentry ([`asleep`]) since the last call.
-pub fn slept() -> bool {
+pub(crate) fn slept() -> bool {
     SLEPT.with(|s| s.replace(false))
 }
 
@@ -145,16 +145,16 @@ pub struct Claim {
 
 /// Claims a free CPU other than `except`: none of this Sentry's threads awake there, and
 /// not kept busy by anyone else either. None when there is no such CPU.
-pub fn claim_free(except: u32) -> Option<Claim> {
+pub(crate) fn claim_free(except: u32) -> Option<Claim> {
     let cpu = allowed().iter().map(|&c| c as u32).filter(|&c| c != except).find(|&c| {
-        OTHERS_BUSY[c as usize % TRACKED].load(Ordering::Relaxed) <= OTHERS_BUSY_MAX
+        OTHERS_BUSY.get(c as usize).is_some_and(|b| b.load(Ordering::Relaxed) <= OTHERS_BUSY_MAX)
             && awake(c).is_some_and(|a| a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok())
     })?;
     Some(Claim { cpu, at: std::time::Instant::now() })
 }
 
 /// Gives back a claimed CPU, counting the time spun there.
-pub fn release(claim: Claim) {
+pub(crate) fn release(claim: Claim) {
     if let Some(a) = awake(claim.cpu) {
         a.fetch_sub(1, Ordering::Relaxed);
         SPUN_NS[claim.cpu as usize].fetch_add(claim.at.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -172,7 +172,7 @@ pub(crate) fn note_busy(busy: &[(u32, f64)], period: std::time::Duration) {
 }
 
 /// A host thread's schedstat: nanoseconds run on a CPU and waited on a run queue.
-pub fn schedstat(pid: i32, tid: i32) -> Option<(u64, u64)> {
+pub(crate) fn schedstat(pid: i32, tid: i32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
     let mut f = s.split_whitespace().map(|x| x.parse::<u64>().ok());
     Some((f.next()??, f.next()??))

@@ -4,7 +4,7 @@
 //! file) and contexts (a host thread's way to run one app thread). Every platform
 //! must behave the same; the kernel never knows which one it runs on.
 
-pub mod balancer;
+mod balancer;
 mod cpu;
 pub mod host_cpus;
 pub mod hostcall;

@@ -771,25 +771,6 @@ fn thread_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
     host_cpus::schedstat(pid, tid).map(|(run, _)| run)
 }
 
-/// Where a stub thread may run.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Placement {
-    /// Anywhere (not placed yet).
-    Free,
-    /// On that CPU only: its Sentry thread's (the two take turns), or a free one (the
-    /// two spin for each other).
-    With(u32),
-}
-
-/// Sets host thread `tid`'s (a stub thread's) affinity for `p`.
-fn place_thread(tid: i32, p: Placement) -> bool {
-    match p {
-        _ if tid <= 0 => false,
-        Placement::Free => host_cpus::set_affinity(tid, host_cpus::allowed_set()),
-        Placement::With(c) => host_cpus::pin(tid, c),
-    }
-}
-
 fn init_slot(win: &Window, k: usize) {
     let b = block_off(k);
     win.write_bytes(b, &[0u8; 0x100]);
@@ -936,8 +917,9 @@ struct Bound {
     frame: Option<Frame>,
     /// The stub thread's host tid (checked to be in the stub), once ready.
     tid: i32,
-    /// Where the stub thread may run, relative to this context's host thread.
-    placed: Placement,
+    /// The CPU the stub thread is pinned to: its Sentry thread's (the two take turns) or
+    /// a free one (the two spin for each other); None before the first switch.
+    placed: Option<u32>,
     /// How many events in a row were hot: app code ran briefly, and so did the Sentry.
     hot: u32,
     /// When the last event arrived, and how long the app ran before it.
@@ -947,7 +929,7 @@ struct Bound {
 
 impl Bound {
     fn new(stub: Arc<Stub>, slot: usize, ready: bool) -> Bound {
-        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: Placement::Free, hot: 0, event_at: Instant::now(), ran: Duration::MAX }
+        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: None, hot: 0, event_at: Instant::now(), ran: Duration::MAX }
     }
 }
 
@@ -1033,27 +1015,25 @@ impl Context for SystrapContext {
         let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT && !host_cpus::slept();
         b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
         let here = match b.placed {
-            Placement::Free => {
+            None => {
                 let cpu = host_cpus::pin_current_thread();
                 balancer::set_stub(stub.pid, b.tid);
                 cpu
             }
-            _ => balancer::follow().unwrap_or_else(host_cpus::current),
+            Some(_) => balancer::follow().unwrap_or_else(host_cpus::current),
         };
         // A CPU is free when no awake Sentry thread is pinned there and no stub is spun
         // for there: a thread blocked in the Sentry (a futex, a pipe) leaves its CPU free,
         // and one that is only between two events does not.
         let apart = if b.hot >= HOT_EVENTS { host_cpus::claim_free(here) } else { None };
         let spinning = apart.is_some();
-        let want = Placement::With(apart.as_ref().map_or(here, |c| c.cpu));
-        if b.placed != want {
+        let want = apart.as_ref().map_or(here, |c| c.cpu);
+        if b.placed != Some(want) && b.tid > 0 {
             // Where affinity cannot be set (a restrictive cpuset), this only costs speed:
             // do not retry on every event.
-            place_thread(b.tid, want);
-            b.placed = want;
-            if let Placement::With(c) = want {
-                balancer::stub_on(c);
-            }
+            host_cpus::pin(b.tid, want);
+            b.placed = Some(want);
+            balancer::stub_on(want);
         }
         stub.reply(b.slot, CMD_RESUME, if spinning { STUB_SPIN } else { 0 });
         let replied = Instant::now();
