@@ -8,6 +8,7 @@ use rvisor_abi::ErrnoCode;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The result of a walk: a node per component walked, and how the walk ended.
 #[derive(Clone, Debug)]
@@ -50,14 +51,21 @@ pub struct Client {
 /// How many forgotten nodes are closed at once.
 const FORGET_BATCH: usize = 64;
 
+/// How long a caller polls for the gofer's answer before it sleeps. The answer
+/// usually comes within tens of microseconds; a caller that slept would leave its
+/// CPU idle, and on a virtual machine waking an idle CPU costs about as much again.
+const REPLY_SPIN: Duration = Duration::from_micros(60);
+
 /// Receives a response into `buf`: its length and at most one descriptor.
 fn recv(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), ErrnoCode> {
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let spin_until = Instant::now() + REPLY_SPIN;
     loop {
         let mut iov = [IoSliceMut::new(buf)];
-        let msg = match socket::recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+        let wait = if Instant::now() < spin_until { MsgFlags::MSG_DONTWAIT } else { MsgFlags::empty() };
+        let msg = match socket::recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC | wait) {
             Ok(m) => m,
-            Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
             Err(_) => return Err(ErrnoCode::EIO),
         };
         // Take ownership of every descriptor first, so none leaks on an error below.

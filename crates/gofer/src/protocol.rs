@@ -309,7 +309,12 @@ wire_struct! {
 
 wire_struct! {
     /// One directory entry. `.` and `..` are never sent: the Sentry knows them.
-    #[derive(PartialEq, Eq)]
+    ///
+    /// An entry also carries what looking it up would give, so that a listing
+    /// answers the stats and descents that usually follow it without more round
+    /// trips: its attributes (`None` if the entry vanished or could not be
+    /// stat'ed), and for a directory a new node, which the client owns like a
+    /// walked one (`None` if the server could not open it).
     pub struct Dirent {
         pub name: Vec<u8>,
         pub ino: u64,
@@ -318,13 +323,20 @@ wire_struct! {
         pub kind: u8,
         /// The cookie to pass to `readdir` to continue after this entry.
         pub cookie: u64,
+        pub stat: Option<Stat>,
+        pub node: Option<NodeId>,
     }
 }
+
+/// The bytes a `Stat` takes on the wire.
+const STAT_WIRE_SIZE: usize = 8 * 3 + 4 * 3 + 8 * 4 + 8 * 6;
 
 impl Dirent {
     /// The bytes this entry takes in a `Dirents` response.
     pub fn wire_size(&self) -> usize {
-        4 + self.name.len() + 8 + 1 + 8
+        let stat = 1 + self.stat.map_or(0, |_| STAT_WIRE_SIZE);
+        let node = 1 + self.node.map_or(0, |_| 8);
+        4 + self.name.len() + 8 + 1 + 8 + stat + node
     }
 }
 
@@ -429,7 +441,8 @@ wire_enum! {
         /// `renameat2` with `flags` from [`RENAME_FLAGS`]. Answer: `Ok`.
         Rename = 7 { old_dir: NodeId, old_name: Vec<u8>, new_dir: NodeId, new_name: Vec<u8>, flags: u32 },
         /// Lists `dir` from `cookie` (0: the start) in at most `max_bytes` of
-        /// entries. Answer: `Dirents`.
+        /// entries, each with its attributes and a directory with a new node (see
+        /// [`Dirent`]). Answer: `Dirents`.
         Readdir = 8 { dir: NodeId, cookie: u64, max_bytes: u32 },
         /// Answer: `Target`.
         Readlink = 9 { node: NodeId },
@@ -570,8 +583,16 @@ mod tests {
             Response::Node { node: NodeInfo { id: u64::MAX, stat: stat(5) } },
             Response::Dirents {
                 entries: vec![
-                    Dirent { name: b"a".to_vec(), ino: 12, kind: libc::DT_REG, cookie: 1 },
-                    Dirent { name: vec![b'x'; 255], ino: 13, kind: libc::DT_DIR, cookie: u64::MAX },
+                    Dirent { name: b"a".to_vec(), ino: 12, kind: libc::DT_REG, cookie: 1, stat: Some(stat(6)), node: None },
+                    Dirent {
+                        name: vec![b'x'; 255],
+                        ino: 13,
+                        kind: libc::DT_DIR,
+                        cookie: u64::MAX,
+                        stat: Some(stat(7)),
+                        node: Some(14),
+                    },
+                    Dirent { name: b"gone".to_vec(), ino: 15, kind: libc::DT_UNKNOWN, cookie: 2, stat: None, node: None },
                 ],
                 eof: true,
             },
@@ -643,10 +664,12 @@ mod tests {
 
     #[test]
     fn dirent_wire_size_is_exact() {
-        let d = Dirent { name: b"hello".to_vec(), ino: 1, kind: 4, cookie: 9 };
-        let mut buf = Vec::new();
-        d.encode(&mut buf);
-        assert_eq!(buf.len(), d.wire_size());
+        for (stat, node) in [(None, None), (Some(stat(1)), None), (Some(stat(2)), Some(3))] {
+            let d = Dirent { name: b"hello".to_vec(), ino: 1, kind: 4, cookie: 9, stat, node };
+            let mut buf = Vec::new();
+            d.encode(&mut buf);
+            assert_eq!(buf.len(), d.wire_size());
+        }
         let mut buf = Vec::new();
         Response::Dirents { entries: vec![], eof: true }.encode(&mut buf);
         assert_eq!(buf.len(), DIRENTS_OVERHEAD);

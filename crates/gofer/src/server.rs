@@ -669,18 +669,40 @@ impl Server {
         let fd = stream.as_ref().expect("opened above");
         let off = i64::try_from(cookie).map_err(|_| ErrnoCode::EINVAL)?;
         nix::unistd::lseek(fd.as_raw_fd(), off, nix::unistd::Whence::SeekSet).map_err(code)?;
+        // Taken out of `self` while its entries are parsed, since nodes go into `self`.
+        let mut dirbuf = std::mem::take(&mut self.dirbuf);
+        let listed = self.list(&node, fd.as_fd(), budget, &mut dirbuf);
+        self.dirbuf = dirbuf;
+        listed
+    }
+
+    /// Lists from `fd`'s position into entries of at most `budget` bytes in all;
+    /// true if the listing ended.
+    fn list(&mut self, node: &Rc<Node>, fd: BorrowedFd<'_>, budget: usize, dirbuf: &mut [u8]) -> R<(Vec<Dirent>, bool)> {
         let mut entries = Vec::new();
         let mut used = 0;
         loop {
-            let n = sys::getdents64(fd.as_fd(), &mut self.dirbuf).map_err(code)?;
+            let n = sys::getdents64(fd, dirbuf).map_err(code)?;
             if n == 0 {
                 return Ok((entries, true));
             }
-            for e in sys::dirents(&self.dirbuf[..n]) {
+            for e in sys::dirents(&dirbuf[..n]) {
                 if e.name == b"." || e.name == b".." {
                     continue;
                 }
-                let d = Dirent { name: e.name.to_vec(), ino: e.ino, kind: e.kind, cookie: e.off };
+                let name = component(e.name).ok();
+                let stat = name.as_deref().and_then(|name| sys::fstatat(fd, name).ok());
+                let is_dir = stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                let mut d = Dirent {
+                    name: e.name.to_vec(),
+                    ino: e.ino,
+                    kind: e.kind,
+                    cookie: e.off,
+                    stat: stat.as_ref().map(sys::to_stat),
+                    // Counted before the node is made, so that none is made for an
+                    // entry left for the next batch.
+                    node: is_dir.then_some(0),
+                };
                 if used + d.wire_size() > budget {
                     if entries.is_empty() {
                         return Err(ErrnoCode::EINVAL);
@@ -688,6 +710,10 @@ impl Server {
                     return Ok((entries, false));
                 }
                 used += d.wire_size();
+                if let (true, Some(name)) = (is_dir, name) {
+                    // Out of descriptors, say: the client walks to it instead.
+                    d.node = self.lookup(node, name).ok().map(|(child, st)| self.insert(child, &st).id);
+                }
                 entries.push(d);
             }
         }

@@ -76,6 +76,11 @@ pub fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
     nix::sys::stat::fstat(fd.as_raw_fd())
 }
 
+/// `fstatat` of `name` in the directory `dir`, never following a symlink.
+pub fn fstatat(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<libc::stat> {
+    nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+}
+
 /// The attribute record the protocol sends.
 pub fn to_stat(s: &libc::stat) -> Stat {
     Stat::from_host(s)

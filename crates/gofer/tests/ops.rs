@@ -293,7 +293,19 @@ fn readdir_in_batches_with_cookies() {
             if e.kind != libc::DT_UNKNOWN {
                 assert_eq!(e.kind, kind);
             }
+            // Each entry brings its attributes (of the link itself, not its target),
+            // and a directory a node of its own.
+            let st = e.stat.expect("attributes");
+            assert_eq!((st.st_ino, st.st_mode, st.st_size), (m.ino(), m.mode(), m.size() as i64));
+            match e.node {
+                Some(n) => {
+                    assert_eq!(e.kind, libc::DT_DIR);
+                    assert_eq!(f.c().stat(n).unwrap().st_ino, m.ino());
+                }
+                None => assert_ne!(e.kind, libc::DT_DIR),
+            }
         }
+        let key = |v: &[rvisor_gofer::Dirent]| v.iter().map(|e| (e.name.clone(), e.ino, e.kind, e.cookie)).collect::<Vec<_>>();
 
         // Continuing from a cookie in the middle gives exactly the rest.
         let mid = &got[700];
@@ -311,8 +323,8 @@ fn readdir_in_batches_with_cookies() {
                 }
             }
         };
-        assert_eq!(rest, got[701..].to_vec());
-        assert_eq!(f.c().readdir_all(d).unwrap(), got);
+        assert_eq!(key(&rest), key(&got[701..]));
+        assert_eq!(key(&f.c().readdir_all(d).unwrap()), key(&got));
 
         // Too small for one entry; not a directory.
         assert_eq!(f.c().readdir(d, 0, 4).unwrap_err(), ErrnoCode::EINVAL);
@@ -541,6 +553,15 @@ fn the_server_can_be_driven_directly() {
     let (r, _) = s.handle(Request::Close { nodes: nodes.iter().map(|n| n.id).chain([ROOT]).collect() });
     assert!(matches!(r, Response::Ok {}));
     assert_eq!(s.node_count(), 1, "nodes are forgotten, the root is not");
+    // A listing makes a node for each directory in it, and only for those.
+    let (r, _) = s.handle(Request::Readdir { dir: ROOT, cookie: 0, max_bytes: 65536 });
+    let Response::Dirents { entries, eof: true } = r else { panic!("{r:?}") };
+    let dirs: Vec<_> = entries.iter().filter_map(|e| e.node).collect();
+    assert_eq!(dirs.len(), entries.iter().filter(|e| e.kind == libc::DT_DIR).count());
+    assert!(!dirs.is_empty() && dirs.len() < entries.len(), "{entries:?}");
+    assert_eq!(s.node_count(), 1 + dirs.len());
+    s.handle(Request::Close { nodes: dirs });
+    assert_eq!(s.node_count(), 1);
     let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK + 1] });
     assert!(matches!(r, Response::Error { errno: ErrnoCode::ENAMETOOLONG }), "{r:?}");
     let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK] });

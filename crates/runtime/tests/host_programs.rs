@@ -31,6 +31,22 @@ fn ls_sort_head() {
     same_as_native("ls_sort_head", "ls -la /usr/bin | sort | head -50", b"");
 }
 
+/// Lookups in a directory the sandbox has listed are answered from the listing:
+/// attributes, names that are not there, and the files, links and directories
+/// found there, opened, read and descended into afterwards.
+#[test]
+fn lookups_in_listed_directories() {
+    same_as_native(
+        "lookups_in_listed_directories",
+        "ls /etc /usr/bin /usr/share/doc >/dev/null; \
+         stat -c '%n %f %s %h %u %g %Y' /etc/* /usr/bin/*; \
+         stat -c %n /etc/no-such-file /usr/bin/no-such-program 2>&1; \
+         cat /etc/debian_version; readlink /usr/bin/python3 /etc/os-release; \
+         ls /usr/share/doc/base-files; ls -d /usr/share/doc/base-files/../base-files/.",
+        b"",
+    );
+}
+
 #[test]
 fn find_shared_libraries() {
     same_as_native("find_shared_libraries", "find /usr/lib -name '*.so*' | wc -l", b"");

@@ -9,21 +9,64 @@ use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use rvisor_gofer::{NodeId, WalkEnd, ROOT};
 use rvisor_gofer::Client;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// A node the Sentry holds in the gofer's table, forgotten when its last holder
+/// drops it.
+struct Node {
+    client: Arc<Client>,
+    id: NodeId,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.id != ROOT {
+            self.client.forget(self.id);
+        }
+    }
+}
 
 pub struct GoferInode {
     client: Arc<Client>,
-    node: NodeId,
+    /// The gofer node, walked to on first use by an inode made from its parent's
+    /// listing (which knew its attributes but held no node for it).
+    node: OnceLock<Arc<Node>>,
+    /// Where to walk from to get `node`: the parent's node and this entry's name.
+    origin: Option<(Arc<Node>, Vec<u8>)>,
     stat: Stat,
     /// A directory's entries, fetched once: the served tree is read-only to the
     /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
-    listing: std::sync::OnceLock<Vec<DirEntry>>,
+    listing: OnceLock<Listing>,
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
-    read_fd: std::sync::OnceLock<Arc<std::os::fd::OwnedFd>>,
+    read_fd: OnceLock<Arc<std::os::fd::OwnedFd>>,
     /// The contents of a regular file, read once into the memory file when first
     /// mapped; private mappings share these frames copy-on-write.
-    cache: std::sync::OnceLock<Arc<PageCache>>,
+    cache: OnceLock<Arc<PageCache>>,
+}
+
+/// A listed directory: its entries in the host's order, each with what the gofer
+/// sent along for looking it up, so that a lookup in a listed directory costs no
+/// round trip.
+struct Listing {
+    entries: Vec<Listed>,
+    /// Indices into `entries`, sorted by name.
+    by_name: Vec<u32>,
+}
+
+struct Listed {
+    entry: DirEntry,
+    /// `None`: the gofer could not stat the entry; a lookup walks to it.
+    stat: Option<Stat>,
+    /// A directory's node, so that descending into it needs no walk.
+    node: Option<Arc<Node>>,
+}
+
+impl Listing {
+    fn get(&self, name: &[u8]) -> Option<&Listed> {
+        let i = self.by_name.binary_search_by(|&i| self.entries[i as usize].entry.name.as_slice().cmp(name)).ok()?;
+        Some(&self.entries[self.by_name[i] as usize])
+    }
 }
 
 /// Files larger than this are copied into each mapping instead of cached.
@@ -37,17 +80,60 @@ fn gofer_errno(e: ErrnoCode) -> Errno {
 impl GoferInode {
     /// The root of the served tree.
     pub fn root(client: Arc<Client>) -> SysResult<Arc<dyn Inode>> {
-        let node = ROOT;
-        let stat = client.stat(node).map_err(gofer_errno)?;
-        Ok(Arc::new(GoferInode { client, node, stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new(), cache: std::sync::OnceLock::new() }))
+        let stat = client.stat(ROOT).map_err(gofer_errno)?;
+        let node = Arc::new(Node { client: client.clone(), id: ROOT });
+        Ok(Arc::new(GoferInode::new(client, stat, Ok(node))))
     }
-}
 
-impl Drop for GoferInode {
-    fn drop(&mut self) {
-        if self.node != ROOT {
-            self.client.forget(self.node);
+    /// An inode with `node`, or one to walk to from `Err(origin)`.
+    fn new(client: Arc<Client>, stat: Stat, node: Result<Arc<Node>, (Arc<Node>, Vec<u8>)>) -> GoferInode {
+        let (node, origin) = match node {
+            Ok(n) => (OnceLock::from(n), None),
+            Err(origin) => (OnceLock::new(), Some(origin)),
+        };
+        GoferInode { client, node, origin, stat, listing: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
+    }
+
+    fn node(&self) -> SysResult<&Arc<Node>> {
+        if let Some(n) = self.node.get() {
+            return Ok(n);
         }
+        let (parent, name) = self.origin.as_ref().ok_or_else(|| rvisor_abi::errno!(ESTALE))?;
+        let info = self.walk(parent, name)?;
+        let node = Arc::new(Node { client: self.client.clone(), id: info.id });
+        // The host file was replaced since the listing: this inode is stale.
+        if info.stat.st_ino != self.stat.st_ino || info.stat.st_dev != self.stat.st_dev {
+            return error!(ESTALE);
+        }
+        Ok(self.node.get_or_init(|| node))
+    }
+
+    /// Walks one component from `dir`, taking the node it gives.
+    fn walk(&self, dir: &Node, name: &[u8]) -> SysResult<rvisor_gofer::NodeInfo> {
+        let walked = self.client.walk(dir.id, &[name]).map_err(gofer_errno)?;
+        if let WalkEnd::Error { errno, .. } = walked.end {
+            return Err(Errno::new(errno));
+        }
+        walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))
+    }
+
+    fn listing(&self) -> SysResult<&Listing> {
+        if let Some(l) = self.listing.get() {
+            return Ok(l);
+        }
+        let dir = self.node()?;
+        let all = self.client.readdir_all(dir.id).map_err(gofer_errno)?;
+        let entries: Vec<Listed> = all
+            .into_iter()
+            .map(|d| Listed {
+                entry: DirEntry { name: d.name, ino: d.ino, dtype: d.kind },
+                stat: d.stat,
+                node: d.node.map(|id| Arc::new(Node { client: self.client.clone(), id })),
+            })
+            .collect();
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].entry.name.cmp(&entries[b as usize].entry.name));
+        Ok(self.listing.get_or_init(|| Listing { entries, by_name }))
     }
 }
 
@@ -61,16 +147,21 @@ impl Inode for GoferInode {
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        let walked = self.client.walk(self.node, &[name]).map_err(gofer_errno)?;
-        if let WalkEnd::Error { errno, .. } = walked.end {
-            return Err(Errno::new(errno));
+        let dir = self.node()?;
+        if let Some(listing) = self.listing.get() {
+            let child = listing.get(name).ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
+            if let Some(stat) = child.stat {
+                let node = child.node.clone().ok_or_else(|| (dir.clone(), name.to_vec()));
+                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, node)));
+            }
         }
-        let info = walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
-        Ok(Arc::new(GoferInode { client: self.client.clone(), node: info.id, stat: info.stat, listing: std::sync::OnceLock::new(), read_fd: std::sync::OnceLock::new(), cache: std::sync::OnceLock::new() }))
+        let info = self.walk(dir, name)?;
+        let node = Arc::new(Node { client: self.client.clone(), id: info.id });
+        Ok(Arc::new(GoferInode::new(self.client.clone(), info.stat, Ok(node))))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
-        self.client.readlink(self.node).map_err(gofer_errno)
+        self.client.readlink(self.node()?.id).map_err(gofer_errno)
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
@@ -84,7 +175,7 @@ impl Inode for GoferInode {
             let fd = match self.read_fd.get() {
                 Some(fd) => fd.clone(),
                 None => {
-                    let fd = Arc::new(self.client.open(self.node, 0).map_err(gofer_errno)?);
+                    let fd = Arc::new(self.client.open(self.node()?.id, 0).map_err(gofer_errno)?);
                     self.read_fd.get_or_init(|| fd).clone()
                 }
             };
@@ -93,17 +184,12 @@ impl Inode for GoferInode {
             return Ok(Arc::new(file));
         }
         // The host descriptor's own flags stay plain: status flags live in HostFile.
-        let fd = self.client.open(self.node, (flags.0 & OpenFlags::ACCMODE) as i32).map_err(gofer_errno)?;
+        let fd = self.client.open(self.node()?.id, (flags.0 & OpenFlags::ACCMODE) as i32).map_err(gofer_errno)?;
         Ok(Arc::new(HostFile::opened(fd, dentry.clone())))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
-        if let Some(l) = self.listing.get() {
-            return Ok(l.clone());
-        }
-        let all = self.client.readdir_all(self.node).map_err(gofer_errno)?;
-        let entries: Vec<DirEntry> = all.into_iter().map(|d| DirEntry { name: d.name, ino: d.ino, dtype: d.kind }).collect();
-        Ok(self.listing.get_or_init(|| entries).clone())
+        Ok(self.listing()?.entries.iter().map(|l| l.entry.clone()).collect())
     }
 
     fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {
@@ -116,7 +202,7 @@ impl Inode for GoferInode {
         }
         let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
         let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
-        let fd = self.client.open(self.node, 0).map_err(gofer_errno)?;
+        let fd = self.client.open(self.node()?.id, 0).map_err(gofer_errno)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut at = 0u64;
         while at < size {
