@@ -58,6 +58,10 @@ const STUB_SPIN: u32 = 1000;
 /// thread to spinning.
 const HOT: Duration = Duration::from_micros(30);
 const HOT_EVENTS: u32 = 8;
+/// A thread's hot count saturates here and a slow event takes `HOT_EVENTS` off it,
+/// so that a lone slow event (a gofer request among quick calls) does not move the
+/// stub back and forth: each move costs ~30 µs here.
+const HOT_MAX: u32 = 2 * HOT_EVENTS;
 /// CPU time a kicked thread may use without answering before it is deemed to block
 /// the kick (answering takes microseconds of it).
 const KICK_CPU_NS: u64 = 50_000_000;
@@ -920,7 +924,8 @@ struct Bound {
     /// The CPU the stub thread is pinned to: its Sentry thread's (the two take turns) or
     /// a free one (the two spin for each other); None before the first switch.
     placed: Option<u32>,
-    /// How many events in a row were hot: app code ran briefly, and so did the Sentry.
+    /// How many events were recently hot (app code ran briefly, and so did the
+    /// Sentry): up by one for a hot event, down by `HOT_EVENTS` for another.
     hot: u32,
     /// When the last event arrived, and how long the app ran before it.
     event_at: Instant,
@@ -1013,7 +1018,7 @@ impl Context for SystrapContext {
         // however short the sleep: the stub would outlast its spin and need waking
         // across CPUs.
         let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT && !host_cpus::slept();
-        b.hot = if hot_now { b.hot.saturating_add(1) } else { 0 };
+        b.hot = if hot_now { (b.hot + 1).min(HOT_MAX) } else { b.hot.saturating_sub(HOT_EVENTS) };
         let here = match b.placed {
             None => {
                 let cpu = host_cpus::pin_current_thread();
