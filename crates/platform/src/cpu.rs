@@ -24,7 +24,17 @@ impl Default for CpuState {
     }
 }
 
+/// x86's page-fault exception vector, and the error-code bit of a write access.
+const TRAP_PAGE_FAULT: u64 = 14;
+const PF_WRITE: u64 = 2;
+
 impl CpuState {
+    /// Whether the last fault is known to be a write: a page fault whose error code
+    /// says so. False where the platform cannot tell (ptrace).
+    pub fn fault_is_write(&self) -> bool {
+        self.trapno == TRAP_PAGE_FAULT && self.err & PF_WRITE != 0
+    }
+
     pub fn syscall_nr(&self) -> u64 {
         self.regs.orig_rax
     }

@@ -59,8 +59,9 @@ impl MemoryManager {
     /// (`host_maperr`, SIGSEGV with SEGV_MAPERR): then another thread (or a Sentry
     /// access through `translate`) mapped the page between this thread's fault and
     /// now, and the access is retried (the page is mapped again, in case the host's
-    /// view lags ours).
-    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool) -> SysResult<FaultOutcome> {
+    /// view lags ours). Where the platform knows the fault was a `write`, copy-on-write
+    /// frames are copied at once, rather than mapped read-only to fault again.
+    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool, write: bool) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
         let v = &st.vmas[&vstart];
@@ -72,12 +73,10 @@ impl MemoryManager {
             return Ok(FaultOutcome::PastFileEnd);
         }
         if let Some((&ps, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
-            if p.cow && perms.write && p.mapped == p.effective(perms) {
-                // Mapped read-only for copy-on-write and faulted again: a write.
-                let released = self.break_cow(&mut st, ps, addr, perms)?;
-                drop(st);
-                self.sync_then_release(ctx, released)?;
-                return Ok(FaultOutcome::Handled);
+            if p.cow && perms.write && (write || p.mapped == p.effective(perms)) {
+                // A write, known or implied: the page was already mapped read-only
+                // for copy-on-write and faulted again.
+                return self.copy_on_write(ctx, st, ps, addr, perms);
             }
             if p.mapped == p.effective(perms) {
                 if host_maperr && p.mapped != Perms::NONE {
@@ -89,6 +88,19 @@ impl MemoryManager {
             }
         }
         self.populate(&mut st, vstart, addr, true)?;
+        if write && perms.write {
+            if let Some((&ps, _)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr && p.cow) {
+                return self.copy_on_write(ctx, st, ps, addr, perms);
+            }
+        }
+        Ok(FaultOutcome::Handled)
+    }
+
+    /// Breaks copy-on-write around `addr` (in the PMA at `ps`) for a write.
+    fn copy_on_write(&self, ctx: &mut dyn Context, mut st: std::sync::MutexGuard<'_, MmState>, ps: u64, addr: u64, perms: Perms) -> SysResult<FaultOutcome> {
+        let released = self.break_cow(&mut st, ps, addr, perms)?;
+        drop(st);
+        self.sync_then_release(ctx, released)?;
         Ok(FaultOutcome::Handled)
     }
 
