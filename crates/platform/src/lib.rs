@@ -44,13 +44,14 @@ pub enum Event {
 
 pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Creates an empty address space with one app thread in it, which the calling
-    /// host thread's next context to switch into it will run (ptrace ties a tracee to
-    /// the tracer thread that created it).
+    /// Creates an empty address space with one app thread in it, which the first
+    /// context to switch into it runs. Any host thread may create it: the thread is
+    /// tied to the host thread that runs that context at its first switch (ptrace:
+    /// that thread becomes the tracer).
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
     fn new_context(&self) -> Box<dyn Context>;
-    /// Takes over an app thread made by `Context::new_thread`, on the host thread
-    /// that will run it.
+    /// A context for an app thread made by `Context::new_thread`. Any host thread
+    /// may adopt it; the thread is tied to the one that first switches into it.
     fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>>;
     /// The highest address (exclusive) an app mapping may use.
     fn max_user_address(&self) -> u64;

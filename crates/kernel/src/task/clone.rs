@@ -5,7 +5,7 @@ use super::{Task, Thread, ThreadGroup, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
-use rvisor_platform::{Context, CpuState};
+use rvisor_platform::CpuState;
 use std::sync::Arc;
 
 pub const CLONE_VM: u64 = 0x100;
@@ -188,52 +188,44 @@ impl Task {
         }
     }
 
-    /// Starts the child's host thread and waits until its address space is ready;
-    /// returns the child's MM.
-    fn spawn(&self, spec: ChildSpec) -> SysResult<Arc<MemoryManager>> {
-        let kernel = self.kernel.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<SysResult<Arc<MemoryManager>>>();
+    /// Makes the child's address space (or platform thread) here, then starts its
+    /// host thread, without waiting for it: the platform ties the app thread to the
+    /// host thread that first runs it.
+    fn spawn(&self, spec: ChildSpec) -> SysResult<()> {
+        let platform = &self.kernel.platform;
         let tid = spec.thread.tid();
+        let no_platform = |e: rvisor_platform::PlatformError| {
+            tracing::warn!("clone: cannot start task {tid}: {e}");
+            errno!(EAGAIN)
+        };
         // A new process starts free of this thread's pin, so that the host places it (see
         // host_cpus). A new thread starts on this thread's CPU: threads share memory and
         // wake each other, and a short-lived one is created and joined without waking an
         // idle CPU; if it competes for the CPU, the balancer moves it.
-        let new_process = matches!(spec.mm_source, MmSource::Copy(_));
-        let body = move || {
-            let platform = kernel.platform.clone();
-            let made: Result<(Arc<MemoryManager>, Box<dyn Context>), String> = match spec.mm_source {
-                MmSource::Shared(mm, seed) => platform.adopt(seed).map(|ctx| (mm, ctx)).map_err(|e| e.to_string()),
-                MmSource::Copy(parent) => platform
-                    .new_address_space()
-                    .map_err(|e| e.to_string())
-                    .and_then(|aspace| parent.fork(aspace).map_err(|e| format!("{e:?}")))
-                    .map(|mm| (Arc::new(mm), platform.new_context())),
-            };
-            let (mm, ctx) = match made {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("clone: cannot start task {tid}: {e}");
-                    let _ = tx.send(Err(errno!(EAGAIN)));
-                    return;
-                }
-            };
-            if let Some(at) = spec.set_child_tid {
-                let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
+        let (mm, ctx, at) = match spec.mm_source {
+            MmSource::Shared(mm, seed) => {
+                (mm, platform.adopt(seed).map_err(no_platform)?, Placement::With(rvisor_platform::host_cpus::current()))
             }
-            let resources = super::Resources { mm: mm.clone(), fds: spec.fds, fs: spec.fs };
-            // Published before the parent returns from clone, so /proc/<pid> (cmdline,
-            // maps, fd/) reads the child's memory and files at once, as on Linux.
-            spec.thread.set_resources(Some(resources.clone()));
-            let _ = tx.send(Ok(mm));
-            let mut task = Task::new(kernel, spec.thread, resources, spec.cpu, ctx);
-            task.clear_child_tid = spec.clear_child_tid;
-            task.vfork_parent = spec.vfork_parent;
+            MmSource::Copy(parent) => {
+                let aspace = platform.new_address_space().map_err(no_platform)?;
+                (Arc::new(parent.fork(aspace)?), platform.new_context(), Placement::Host)
+            }
+        };
+        if let Some(at) = spec.set_child_tid {
+            let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
+        }
+        let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs };
+        // Published before the parent returns from clone, so /proc/<pid> (cmdline,
+        // maps, fd/) reads the child's memory and files at once, as on Linux.
+        spec.thread.set_resources(Some(resources.clone()));
+        let kernel = self.kernel.clone();
+        let (thread, cpu, clear_child_tid, vfork_parent) = (spec.thread, spec.cpu, spec.clear_child_tid, spec.vfork_parent);
+        let body = move || {
+            let mut task = Task::new(kernel, thread, resources, cpu, ctx);
+            task.clear_child_tid = clear_child_tid;
+            task.vfork_parent = vfork_parent;
             task.run();
         };
-        let at = if new_process { Placement::Host } else { Placement::With(rvisor_platform::host_cpus::current()) };
-        if self.kernel.host_threads.run(format!("task-{tid}"), at, Box::new(body)).is_err() {
-            return Err(errno!(EAGAIN));
-        }
-        rx.recv().unwrap_or_else(|_| Err(errno!(EAGAIN)))
+        self.kernel.host_threads.run(format!("task-{tid}"), at, Box::new(body)).map_err(|_| errno!(EAGAIN))
     }
 }

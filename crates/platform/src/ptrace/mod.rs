@@ -44,22 +44,14 @@ impl Platform for PtracePlatform {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let slot = self.control.alloc_slot().ok_or_else(|| PlatformError::Unsupported("too many address spaces".into()))?;
-        let cpu = host_cpus::pin_current_thread();
         let pid = stub::spawn(self.memory_fd, self.control.fd()).map_err(|e| PlatformError::Host("fork stub", e))?;
-        let aspace = PtraceAddressSpace {
+        Ok(Arc::new(PtraceAddressSpace {
             pid,
             slot,
             pending: Mutex::new(Vec::new()),
             flushing: Mutex::new(()),
             leader_claimed: AtomicBool::new(false),
-        };
-        host::seize(pid)?;
-        host_cpus::pin(pid, cpu);
-        // The stub's queue page, read-only.
-        let mut regs = CpuState::default().regs;
-        let queue = [STUB_QUEUE, 4096, libc::PROT_READ as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, STUB_CONTROL_FD, aspace.slot.offset()];
-        host::inject_one(pid, &mut regs, entries()?.syscall, &QueuedCall { nr: libc::SYS_mmap as u64, args: queue })?;
-        Ok(Arc::new(aspace))
+        }))
     }
 
     fn new_context(&self) -> Box<dyn Context> {
@@ -68,12 +60,7 @@ impl Platform for PtracePlatform {
 
     fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>> {
         let (pid, tid) = *seed.0.downcast::<(i32, i32)>().map_err(|_| PlatformError::Unsupported("foreign thread seed".into()))?;
-        let cpu = host_cpus::pin_current_thread();
-        host::seize(tid)?;
-        host_cpus::pin(tid, cpu);
-        let ctx = PtraceContext::default();
-        ctx.bind(pid, tid);
-        Ok(Box::new(ctx))
+        Ok(Box::new(PtraceContext { binding: Arc::default(), unseized: Some((pid, tid)) }))
     }
 
     fn max_user_address(&self) -> u64 {
@@ -82,7 +69,7 @@ impl Platform for PtracePlatform {
 }
 
 pub struct PtraceAddressSpace {
-    /// The stub process; its main thread is seized by the creating host thread.
+    /// The stub process; its main thread is seized by the first context to run it.
     pid: i32,
     slot: ControlSlot,
     /// Changes not yet carried out in the stub, in order.
@@ -182,12 +169,20 @@ impl Interrupter for Binding {
 #[derive(Default)]
 pub struct PtraceContext {
     binding: Arc<Binding>,
+    /// An adopted thread, seized (by the host thread that runs this context) at the
+    /// first switch.
+    unseized: Option<(i32, i32)>,
 }
 
 impl PtraceContext {
-    fn bind(&self, pid: i32, tid: i32) {
+    /// Becomes the tracer of stub thread `tid`, pinned to this thread's CPU.
+    fn seize(&self, pid: i32, tid: i32) -> Result<()> {
+        let cpu = host_cpus::pin_current_thread();
+        host::seize(tid)?;
+        host_cpus::pin(tid, cpu);
         self.binding.0.store(((pid as u64) << 32) | tid as u32 as u64, Ordering::Release);
         balancer::set_stub(pid, tid);
+        Ok(())
     }
 
     fn aspace(aspace: &Arc<dyn AddressSpace>) -> &PtraceAddressSpace {
@@ -195,8 +190,11 @@ impl PtraceContext {
     }
 
     /// The stub thread to run `aspace` with: ours if we have one there, else the
-    /// stub's main thread, which the host thread that created the address space traces.
+    /// stub's main thread. Either is seized here, by the host thread that runs it.
     fn thread_in(&mut self, asp: &PtraceAddressSpace) -> Result<i32> {
+        if let Some((pid, tid)) = self.unseized.take() {
+            self.seize(pid, tid)?;
+        }
         match self.binding.get() {
             Some((pid, tid)) if pid == asp.pid => Ok(tid),
             current => {
@@ -206,7 +204,11 @@ impl PtraceContext {
                 if current.is_some() {
                     self.release();
                 }
-                self.bind(asp.pid, asp.pid);
+                self.seize(asp.pid, asp.pid)?;
+                // The stub's queue page, read-only.
+                let mut regs = CpuState::default().regs;
+                let queue = [STUB_QUEUE, 4096, libc::PROT_READ as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, STUB_CONTROL_FD, asp.slot.offset()];
+                host::inject_one(asp.pid, &mut regs, entries()?.syscall, &QueuedCall { nr: libc::SYS_mmap as u64, args: queue })?;
                 Ok(asp.pid)
             }
         }
@@ -257,6 +259,12 @@ impl Context for PtraceContext {
     }
 
     fn release(&mut self) {
+        // A thread adopted but never run is seized only to be retired.
+        if let Some((pid, tid)) = self.unseized.take() {
+            if self.seize(pid, tid).is_err() {
+                return;
+            }
+        }
         if let Some((pid, tid)) = self.binding.get() {
             self.binding.0.store(0, Ordering::Release);
             host::retire(pid, tid);
