@@ -10,6 +10,7 @@ pub mod host_cpus;
 pub mod hostcall;
 pub mod ptrace;
 mod stub;
+mod zygote;
 pub mod systrap;
 
 pub use cpu::{CpuState, Perms};

@@ -3,13 +3,16 @@
 //!
 //! The Sentry maps a copy of the code at `STUB_CODE` in its own address space, so a
 //! process forked from it finds the code at the same address, jumps there, drops every
-//! other mapping and descriptor, and stops itself. All stubs are forked by one
-//! long-lived spawner thread: a stub's parent-death signal fires when the thread that
-//! forked it exits, and that must mean the Sentry is gone. Task threads then seize
-//! the stopped stubs they run. Later the
+//! other mapping and descriptor, and stops itself. All stubs come from one long-lived
+//! spawner thread: a stub's parent-death signal fires when the thread that forked it
+//! (or, for a stub the zygote forks with CLONE_PARENT, that forked the zygote) exits,
+//! and that must mean the Sentry is gone. The thread forks the Sentry once, into the
+//! zygote (`crate::zygote`), and asks it for each stub. Task threads then seize the
+//! stopped stubs they run. Later the
 //! Sentry points a stopped stub thread at `STUB_BATCH` to make it carry out a batch of
 //! `mmap`/`munmap`/`mprotect` calls read from its (read-only) queue page.
 
+use crate::zygote::Zygote;
 use std::io;
 use std::sync::OnceLock;
 
@@ -43,14 +46,10 @@ std::arch::global_asm!(
     ".globl rvisor_stub_start",
     "rvisor_stub_start:",
     // Entry after fork: r12 = memory fd, r13 = control fd, r14 = the forking
-    // thread's rseq area or 0. The kernel would write that area (soon unmapped) on
-    // every return to user mode, so unregister it first (glibc's length and RSEQ_SIG).
-    "test r14, r14", "jz 5f",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "test rax, rax", "jz 5f",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "5:",
-    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",             // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    // thread's rseq area or 0.
+    "lea r8, [rip + .Lps_body]",
+    "jmp .Lp_prologue",
+    ".Lps_body:",
     "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(memfd, 0)
     "mov eax, 33", "mov rdi, r13", "mov esi, 1", "syscall",            // dup2(ctlfd, 1)
     "mov eax, 436", "mov edi, 2", "mov esi, -1", "xor edx, edx", "syscall", // close_range(2, ~0, 0)
@@ -86,26 +85,92 @@ std::arch::global_asm!(
     "rvisor_stub_syscall:",
     "syscall",
     "int3",
+    // ---- The zygote (see zygote.rs). Entered right after fork, like start, with
+    // r12 = its socket, r14 = rseq area or 0. Per request (a byte with SCM_RIGHTS
+    // [memory file, control file]) it forks a child with CLONE_PARENT, which goes
+    // through start as if the Sentry had forked it; it answers with the child's pid
+    // (4 bytes). Its one page of data is where the queue page goes in a stub. No stack.
+    ".globl rvisor_stub_zygote",
+    "rvisor_stub_zygote:",
+    "lea r8, [rip + .Lpz_body]",
+    "jmp .Lp_prologue",
+    ".Lpz_body:",
+    // The socket on 0, 1 and 2, so that descriptors received land at 3 and up and a
+    // child's start can move them to 0 and 1 in either order.
+    "mov edi, 1",
+    "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(socket, 0)
+    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
+    "mov eax, 33", "mov rdi, r12", "mov esi, 1", "syscall",            // dup2(socket, 1)
+    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
+    "mov eax, 33", "mov rdi, r12", "mov esi, 2", "syscall",            // dup2(socket, 2)
+    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
+    "mov eax, 436", "mov edi, 3", "mov esi, -1", "xor edx, edx", "syscall", // close_range(3, ~0, 0)
+    "mov eax, 11", "xor edi, edi", "mov rsi, {base}", "syscall",       // munmap(0, STUB_BASE)
+    "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
+    "mov r12, {queue}",
+    "mov eax, 9", "mov rdi, r12", "mov esi, 4096", "mov edx, 3", "mov r10d, 0x32", "mov r8, -1", "xor r9d, r9d", "syscall",
+    "mov edi, 2", "cmp rax, r12", "jne .Lpz_fail",                      // mmap(RW, private, anonymous, fixed)
+    "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",           // prctl(PR_SET_DUMPABLE, 0)
+    ".Lpz_loop:",
+    // msghdr at +0, iovec at +64 (one byte at +96), the pid answer at +100,
+    // cmsg at +128: len 24, SOL_SOCKET, SCM_RIGHTS, then the two descriptors.
+    "xor eax, eax",
+    "mov [r12], rax", "mov [r12 + 8], rax",
+    "lea rax, [r12 + 64]", "mov [r12 + 16], rax", "mov qword ptr [r12 + 24], 1",
+    "lea rax, [r12 + 128]", "mov [r12 + 32], rax", "mov qword ptr [r12 + 40], 32",
+    "mov dword ptr [r12 + 48], 0",
+    "lea rax, [r12 + 96]", "mov [r12 + 64], rax", "mov qword ptr [r12 + 72], 1",
+    "mov qword ptr [r12 + 128], 0",
+    "mov eax, 47", "xor edi, edi", "mov rsi, r12", "xor edx, edx", "syscall", // recvmsg(0, msghdr, 0)
+    "test rax, rax", "jle .Lpz_done",                                   // the Sentry is gone
+    "cmp qword ptr [r12 + 128], 24", "jne .Lpz_done",                  // not two descriptors: protocol broken
+    "mov ebp, [r12 + 144]", "mov r13d, [r12 + 148]",                   // memory file, control file
+    "mov eax, 56", "mov edi, 0x8000", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // clone(CLONE_PARENT)
+    "test rax, rax", "jz .Lpz_child",
+    "mov [r12 + 100], eax",
+    "mov eax, 3", "mov edi, ebp", "syscall",                            // close(memory file)
+    "mov eax, 3", "mov edi, r13d", "syscall",                           // close(control file)
+    "mov eax, 1", "xor edi, edi", "lea rsi, [r12 + 100]", "mov edx, 4", "syscall", // write(0, &pid, 4)
+    "jmp .Lpz_loop",
+    ".Lpz_child:",
+    "mov r12d, ebp", "xor r14d, r14d",                                  // r13: the control file
+    "jmp rvisor_stub_start",
+    ".Lpz_done:",
+    "xor edi, edi",
+    ".Lpz_fail:",
+    "mov eax, 231", "syscall",                                          // exit_group(edi)
+    "ud2",
+    // ---- What start and the zygote do first after fork, then `jmp r8`. The kernel
+    // would write the forking thread's rseq area (r14; soon unmapped) on every return
+    // to user mode, so unregister it first (glibc's length and RSEQ_SIG).
+    ".Lp_prologue:",
+    "test r14, r14", "jz 5f",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    "test rax, rax", "jz 5f",
+    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
+    "5:",
+    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",             // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    "jmp r8",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".popsection",
-    // Fork and send the child into the stub copy.
-    // rdi = memory fd, rsi = control fd, rdx = rseq area or 0.
+    // Fork and send the child into the stub copy at an entry (start or the zygote).
+    // rdi = entry, rsi = r12, rdx = r13 (as the entry takes them), rcx = rseq area or 0.
     ".globl rvisor_stub_spawn",
     "rvisor_stub_spawn:",
-    "push r12", "push r13", "push r14",
-    "mov r12, rdi", "mov r13, rsi", "mov r14, rdx",
+    "push r12", "push r13", "push r14", "push r15",
+    "mov r15, rdi", "mov r12, rsi", "mov r13, rdx", "mov r14, rcx",
     "mov eax, 56", "mov edi, 17", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d",
     "syscall",                                                          // clone(SIGCHLD, 0, ...)
     "test rax, rax", "jnz 4f",
-    "mov rax, {code}", "jmp rax",
+    "jmp r15",
     "4:",
-    "pop r14", "pop r13", "pop r12",
+    "pop r15", "pop r14", "pop r13", "pop r12",
     "ret",
     base = const STUB_BASE,
     end = const STUB_END,
     above = const TASK_SIZE - STUB_END,
-    code = const STUB_CODE,
+    queue = const STUB_QUEUE,
 );
 
 extern "C" {
@@ -114,8 +179,9 @@ extern "C" {
     static rvisor_stub_syscall: u8;
     static rvisor_stub_clone: u8;
     static rvisor_stub_park: u8;
+    static rvisor_stub_zygote: u8;
     static rvisor_stub_end: u8;
-    fn rvisor_stub_spawn(memfd: i32, ctlfd: i32, rseq: u64) -> i64;
+    fn rvisor_stub_spawn(entry: u64, r12: i64, r13: i64, rseq: u64) -> i64;
     /// glibc's offset of the thread's rseq area from the thread pointer.
     static __rseq_offset: isize;
     static __rseq_size: u32;
@@ -142,6 +208,9 @@ pub struct StubEntries {
     pub clone: u64,
     /// An endless pause() loop: where threads wait untraced.
     pub park: u64,
+    /// Where a forked process starts as a stub, and as the zygote.
+    start: u64,
+    zygote: u64,
 }
 
 static INSTALLED: OnceLock<Result<StubEntries, String>> = OnceLock::new();
@@ -156,13 +225,14 @@ pub fn install() -> io::Result<&'static StubEntries> {
 
 fn install_once() -> io::Result<StubEntries> {
     // SAFETY: taking the addresses of symbols defined in the global_asm above.
-    let (start, batch, syscall, clone, park, end) = unsafe {
+    let (start, batch, syscall, clone, park, zygote, end) = unsafe {
         (
             &rvisor_stub_start as *const u8 as u64,
             &rvisor_stub_batch as *const u8 as u64,
             &rvisor_stub_syscall as *const u8 as u64,
             &rvisor_stub_clone as *const u8 as u64,
             &rvisor_stub_park as *const u8 as u64,
+            &rvisor_stub_zygote as *const u8 as u64,
             &rvisor_stub_end as *const u8 as u64,
         )
     };
@@ -194,18 +264,23 @@ fn install_once() -> io::Result<StubEntries> {
         }
     }
     let at = |sym: u64| STUB_CODE + (sym - start);
-    Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park) })
+    Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park), start: at(start), zygote: at(zygote) })
 }
 
-/// Forks a stub on the calling thread and waits until it has stopped itself.
-fn fork_stub(memfd: i32, ctlfd: i32) -> io::Result<i32> {
-    // SAFETY: the child runs only the stub code (installed by the caller) and never
-    // returns into Rust; the parent gets the clone result back.
-    let r = unsafe { rvisor_stub_spawn(memfd, ctlfd, current_rseq_area()) };
-    if r < 0 {
-        return Err(io::Error::from_raw_os_error(-r as i32));
-    }
-    let pid = r as i32;
+/// Forks a stub (by the zygote, or by the calling thread where there is none) and
+/// waits until it has stopped itself.
+fn fork_stub(zygote: &mut Zygote, memfd: i32, ctlfd: i32) -> io::Result<i32> {
+    let entries = install()?;
+    let fork_into = |entry: u64, r12: i32, r13: i32| -> io::Result<i32> {
+        // SAFETY: the child runs only the stub code (installed above) and never
+        // returns into Rust; the parent gets the clone result back.
+        let r = unsafe { rvisor_stub_spawn(entry, r12.into(), r13.into(), current_rseq_area()) };
+        if r < 0 {
+            return Err(io::Error::from_raw_os_error(-r as i32));
+        }
+        Ok(r as i32)
+    };
+    let pid = zygote.spawn(&[memfd, ctlfd], |sock| fork_into(entries.zygote, sock, -1), || fork_into(entries.start, memfd, ctlfd))?;
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child; status is a local.
@@ -237,8 +312,9 @@ pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
         let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
         let started = std::thread::Builder::new().name("stub-spawner".into()).spawn(move || {
             crate::host_cpus::unpin_current_thread();
+            let mut zygote = Zygote::Untried;
             for (memfd, ctlfd, reply) in rx {
-                let _ = reply.send(fork_stub(memfd, ctlfd));
+                let _ = reply.send(fork_stub(&mut zygote, memfd, ctlfd));
             }
         });
         if let Err(e) = started {

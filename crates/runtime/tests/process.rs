@@ -430,3 +430,39 @@ fn execveat_dirfd_and_empty_path() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "new image started as fexecve")])
     });
 }
+
+/// Stubs are forked by a zygote process; if it dies (here: killed from the host), new
+/// address spaces still get stubs, forked from the Sentry as before, and the program
+/// never notices.
+#[test]
+fn stubs_start_without_the_zygote() {
+    let failures: Vec<String> = platforms().iter().filter_map(|p| without_the_zygote(p).err().map(|e| format!("{p}: {e}"))).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn without_the_zygote(platform: &str) -> Result<(), String> {
+    let script = "echo ready; read x; /bin/true && echo forked; echo done";
+    let mut p = Interactive::spawn(sandbox_command(platform, &[], std::path::Path::new("/bin/sh"), &Spec::args(["-c", script])));
+    let mut result = p.expect_line("ready");
+    // The zygote is the child of the Sentry's stub-forking thread (whose name it
+    // keeps) that maps no memory file.
+    let forker = if platform == "ptrace" { "stub-spawner" } else { "systrap-stubs" };
+    let sentry = p.pid();
+    let zygotes: Vec<libc::pid_t> = process_tree(sentry)
+        .into_iter()
+        .filter(|&pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            pid != sentry && comm.trim() == forker && !maps.is_empty() && !maps.contains("memfd")
+        })
+        .collect();
+    if zygotes.len() != 1 {
+        result = result.and(Err(format!("want one zygote, found {zygotes:?}")));
+    }
+    for &z in &zygotes {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(z), nix::sys::signal::Signal::SIGKILL);
+    }
+    let result = result.and_then(|()| p.send_line()).and_then(|()| p.expect_line("forked")).and_then(|()| p.expect_line("done"));
+    let o = p.finish();
+    all([result, expect_status(&o, 0)]).map_err(|e| format!("{e}\n{}", o.describe()))
+}

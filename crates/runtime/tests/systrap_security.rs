@@ -282,34 +282,3 @@ fn systrap_without_seccomp_fails_clearly() {
         panic!("ptrace under the same filter:\n{e}\n{}", o.describe());
     }
 }
-
-/// Stubs are forked by a zygote process; if it dies (here: killed from the host), new
-/// address spaces still get stubs, forked from the Sentry as before, and the program
-/// never notices.
-#[test]
-fn systrap_stubs_start_without_the_zygote() {
-    let script = "echo ready; read x; /bin/true && echo forked; echo done";
-    let mut p = Interactive::spawn(sandbox_command("systrap", &[], std::path::Path::new("/bin/sh"), &Spec::args(["-c", script])));
-    let mut result = p.expect_line("ready");
-    // The zygote is the Sentry's stub-like child that maps no memory file.
-    let sentry = p.pid();
-    let zygotes: Vec<libc::pid_t> = process_tree(sentry)
-        .into_iter()
-        .filter(|&pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-            pid != sentry && comm.trim() == "systrap-stubs" && !maps.is_empty() && !maps.contains("memfd")
-        })
-        .collect();
-    if zygotes.len() != 1 {
-        result = result.and(Err(format!("want one zygote, found {zygotes:?}")));
-    }
-    for &z in &zygotes {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(z), nix::sys::signal::Signal::SIGKILL);
-    }
-    let result = result.and_then(|()| p.send_line()).and_then(|()| p.expect_line("forked")).and_then(|()| p.expect_line("done"));
-    let o = p.finish();
-    if let Err(e) = all([result, expect_status(&o, 0)]) {
-        panic!("{e}\n{}", o.describe());
-    }
-}

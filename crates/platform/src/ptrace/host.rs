@@ -223,12 +223,3 @@ pub fn set_xstate(tid: i32, state: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn kill_and_reap(pid: i32) {
-    // SAFETY: signalling and reaping our own child; status is a local.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, libc::__WALL);
-    }
-}
-

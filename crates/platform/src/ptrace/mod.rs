@@ -136,7 +136,7 @@ impl AddressSpace for PtraceAddressSpace {
 
 impl Drop for PtraceAddressSpace {
     fn drop(&mut self) {
-        host::kill_and_reap(self.pid);
+        crate::zygote::kill_and_reap(self.pid);
     }
 }
 

@@ -301,7 +301,7 @@ impl Stub {
         let pfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
         if pfd < 0 {
             let e = io::Error::last_os_error();
-            kill_and_reap(pid);
+            crate::zygote::kill_and_reap(pid);
             return Err(PlatformError::Host("pidfd_open", e));
         }
         // SAFETY: pfd is a fresh descriptor.
@@ -757,16 +757,7 @@ impl Stub {
 
 impl Drop for Stub {
     fn drop(&mut self) {
-        kill_and_reap(self.pid);
-    }
-}
-
-fn kill_and_reap(pid: i32) {
-    // SAFETY: signalling and reaping our own child; status is a local.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        let mut status = 0;
-        while libc::waitpid(pid, &mut status, libc::__WALL) < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
+        crate::zygote::kill_and_reap(self.pid);
     }
 }
 

@@ -26,6 +26,7 @@
 //!   mprotect/clone calls, then reports completion with `write(1, &one, 8)` on an
 //!   eventfd, which no app thread can do.
 
+use crate::zygote::Zygote;
 use std::io;
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -599,7 +600,7 @@ fn factory() -> io::Result<&'static Mutex<mpsc::Sender<SpawnRequest>>> {
                     crate::host_cpus::unpin_current_thread();
                     let mut zygote = Zygote::Untried;
                     for (fds, reply) in rx {
-                        let _ = reply.send(zygote.spawn(fds));
+                        let _ = reply.send(spawn_on_factory(&mut zygote, fds));
                     }
                 })
                 .map(|_| Mutex::new(tx))
@@ -621,65 +622,17 @@ fn fork_into(entry: u64, r12: i32, r13: i32, r15: i32) -> io::Result<i32> {
     Ok(r as i32)
 }
 
-/// The factory thread's zygote (see the assembly): stubs forked from a process of a
-/// few pages instead of from the Sentry, about five times faster, and without the
-/// copy-on-write faults a fork leaves in the Sentry. Where it cannot run, stubs are
-/// forked from the Sentry as before.
-enum Zygote {
-    Untried,
-    Running { pid: i32, sock: std::os::fd::OwnedFd },
-    Failed,
-}
-
-impl Zygote {
-    fn spawn(&mut self, fds: SpawnFds) -> io::Result<i32> {
-        let inst = install()?;
-        if let Zygote::Untried = self {
-            *self = Zygote::start(inst).unwrap_or_else(|e| {
-                tracing::debug!("systrap: no zygote ({e}); stubs fork from the Sentry");
-                Zygote::Failed
-            });
-        }
-        let pid = match self {
-            Zygote::Running { pid, sock } => match Zygote::request(sock, fds) {
-                Ok(child) => child,
-                Err(e) => {
-                    tracing::debug!("systrap: the zygote failed ({e}); stubs fork from the Sentry");
-                    super::kill_and_reap(*pid);
-                    *self = Zygote::Failed;
-                    fork_into(inst.setup, fds.window, fds.memory, fds.eventfd)?
-                }
-            },
-            _ => fork_into(inst.setup, fds.window, fds.memory, fds.eventfd)?,
-        };
-        crate::host_cpus::pin(pid, fds.cpu);
-        Ok(pid)
-    }
-
-    fn start(inst: &Installed) -> io::Result<Zygote> {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        use std::os::fd::AsRawFd;
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-        let pid = fork_into(inst.zygote, theirs.as_raw_fd(), -1, -1)?;
-        Ok(Zygote::Running { pid, sock: ours })
-    }
-
-    /// Hands the zygote a stub's descriptors; returns the new stub's pid.
-    fn request(sock: &std::os::fd::OwnedFd, fds: SpawnFds) -> io::Result<i32> {
-        use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
-        use std::os::fd::AsRawFd;
-        let passed = [fds.window, fds.eventfd, fds.memory];
-        let iov = [io::IoSlice::new(&[0u8])];
-        sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&passed)], MsgFlags::MSG_NOSIGNAL, None)?;
-        let mut answer = [0u8; 4];
-        let n = recv(sock.as_raw_fd(), &mut answer, MsgFlags::empty())?;
-        let pid = i32::from_le_bytes(answer);
-        match (n, pid) {
-            (4, p) if p > 0 => Ok(p),
-            (4, p) => Err(io::Error::from_raw_os_error(-p)),
-            _ => Err(io::Error::other("the zygote hung up")),
-        }
-    }
+/// A new stub forked by the zygote (see the assembly and `crate::zygote`), or by
+/// this thread where there is no zygote; pinned to the CPU its Sentry thread runs on.
+fn spawn_on_factory(zygote: &mut Zygote, fds: SpawnFds) -> io::Result<i32> {
+    let inst = install()?;
+    let pid = zygote.spawn(
+        &[fds.window, fds.eventfd, fds.memory],
+        |sock| fork_into(inst.zygote, sock, -1, -1),
+        || fork_into(inst.setup, fds.window, fds.memory, fds.eventfd),
+    )?;
+    crate::host_cpus::pin(pid, fds.cpu);
+    Ok(pid)
 }
 
 /// Forks a new stub process (on the factory thread). Returns its pid; the child
