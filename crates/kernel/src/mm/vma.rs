@@ -36,6 +36,12 @@ pub trait FilePages: Send + Sync {
     /// ENODEV when writes could not reach the file).
     fn check_shared_write(&self) -> SysResult<()>;
 
+    /// Whether every page is in memory already, so that mapping the file ahead of
+    /// faults allocates nothing (a tmpfs file would allocate its holes).
+    fn all_present(&self) -> bool {
+        false
+    }
+
     /// Copies the file's bytes `[off, off + buf.len())` (below `end()`) out of
     /// its pages.
     fn read(&self, mf: &MemoryFile, off: u64, buf: &mut [u8]) -> SysResult<()> {
@@ -98,6 +104,10 @@ impl FilePages for PageCache {
 
     fn check_shared_write(&self) -> SysResult<()> {
         Err(errno!(ENODEV))
+    }
+
+    fn all_present(&self) -> bool {
+        true
     }
 }
 
