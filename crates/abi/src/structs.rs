@@ -38,6 +38,16 @@ abi_struct! {
     }
 }
 abi_struct! {
+    /// `struct cmsghdr`: a control message's length (header included), level
+    /// and type; its data follows, 8-byte aligned.
+    pub struct Cmsghdr { pub len: u64, pub level: i32, pub kind: i32 }
+}
+abi_struct! {
+    /// `struct ucred` (SCM_CREDENTIALS, SO_PEERCRED).
+    #[derive(PartialEq, Eq)]
+    pub struct Ucred { pub pid: i32, pub uid: u32, pub gid: u32 }
+}
+abi_struct! {
     /// `struct sysinfo` (112 bytes; the padding Linux leaves implicit is spelled out).
     pub struct Sysinfo {
         pub uptime: i64, pub loads: [u64; 3],

@@ -545,6 +545,21 @@ fn unix_sockets() {
     });
 }
 
+/// AF_UNIX datagrams by name, connect and AF_UNSPEC, full queues, autobind,
+/// SO_PASSCRED/SCM_CREDENTIALS (with SCM_RIGHTS) and SO_PEERCRED.
+#[test]
+fn unix_datagrams() {
+    compare("unix_datagrams", "unix_dgram", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "path: recvfrom reports a bound sender's name: ok"),
+            expect_stdout_has_line(o, "the name: length 8, starts with NUL, 5 hex digits: ok"),
+            expect_stdout_has_line(o, "without CAP_SYS_ADMIN/SETUID/SETGID other ids are EPERM, one's own pass: ok"),
+        ])
+    });
+}
+
 /// signalfd: records, readiness for poll and epoll, masks.
 #[test]
 fn signal_fds() {

@@ -1,22 +1,29 @@
-//! AF_UNIX sockets. Two connected sockets share a `Pair`, each direction a
-//! queue in the Sentry: SOCK_STREAM carries bytes; SOCK_DGRAM and
-//! SOCK_SEQPACKET carry whole messages (a short read drops the rest of one).
-//! Open files travel with the bytes they were sent with (SCM_RIGHTS).
-//! Connections come from socketpair(2), or from connect(2) to a listening
-//! socket found by path (a socket node) or abstract name; a datagram socket
-//! cannot yet connect or send to a name.
+//! AF_UNIX sockets. Two connected stream or seqpacket sockets share a `Pair`,
+//! each direction a queue in the Sentry: SOCK_STREAM carries bytes;
+//! SOCK_SEQPACKET whole messages (a short read drops the rest of one). A
+//! datagram socket has a queue of its own (its inbox) that any socket may send
+//! to by name, and at most a default peer (connect(2), socketpair(2)): where
+//! sends without an address go, and then the only socket it hears from.
+//! Messages carry open files (SCM_RIGHTS), the sender's credentials
+//! (SCM_CREDENTIALS) and its address (recvfrom). Connections come from
+//! socketpair(2), or from connect(2) to a listening socket found by path (a
+//! socket node) or abstract name; abstract names are per socket type, as in
+//! Linux.
 //!
-//! Lock order: a listener's state before a connecting socket's (connect), then
-//! a pair's queue locks, which are leaves and never held together.
+//! Lock order: a listener's state before a connecting socket's (connect), a
+//! socket's name before the abstract names (bind). Names and credentials are
+//! leaves; a socket's state, a pair's queues and an inbox are otherwise held
+//! one at a time.
 
 use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
-use crate::vfs::{FileDescription, StatusFlags, WaitQueue, POLLHUP, POLLIN, POLLOUT};
-use rvisor_abi::structs::Stat;
+use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
+use rvisor_abi::structs::{Stat, Ucred};
 use rvisor_abi::{error, SysResult};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 pub const SOCK_STREAM: i32 = 1;
@@ -30,35 +37,92 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(0x20000);
 
 /// What one direction holds at most (Linux's default socket buffer is ~208 KiB).
 pub const BUFFER: usize = 208 << 10;
+/// The largest datagram: the send buffer less Linux's 32 bytes of slack.
+const MAX_DATAGRAM: usize = BUFFER - 32;
+/// Datagrams an inbox holds beyond which senders other than its peer wait
+/// (Linux's net.unix.max_dgram_qlen).
+const MAX_DGRAM_QLEN: usize = 10;
 
-/// What one send queued: its bytes and the files passed with them.
+/// What a receiver with SO_PASSCRED sees for a message sent when neither end
+/// had it: no pid, and the overflow ids Linux shows for an invalid id.
+const NO_CREDS: Ucred = Ucred { pid: 0, uid: 65534, gid: 65534 };
+
+/// What one send queued.
+#[derive(Clone)]
 struct Message {
     data: Vec<u8>,
     files: Vec<Arc<dyn FileDescription>>,
+    /// The sender's address when it sent.
+    from: Option<Vec<u8>>,
+    /// Recorded when the sender passed them or either end had SO_PASSCRED.
+    creds: Option<Ucred>,
 }
 
-/// What a receive took: bytes, the length of the message they came from, and
-/// the files that came with them.
+/// What a receive took: bytes, the length of the message they came from, the
+/// files that came with them, the sender's address, and the credentials to
+/// deliver (when the receiver has SO_PASSCRED).
+#[derive(Default)]
 pub struct Received {
     pub data: Vec<u8>,
     pub full: usize,
     pub files: Vec<Arc<dyn FileDescription>>,
+    pub from: Option<Vec<u8>>,
+    pub creds: Option<Ucred>,
 }
 
-/// One direction: what one end wrote and the other has yet to read.
+/// What a send carries besides its bytes (sendmsg's control messages).
+#[derive(Default)]
+pub struct Ancillary {
+    pub files: Vec<Arc<dyn FileDescription>>,
+    /// SCM_CREDENTIALS, already checked against the sender's rights.
+    pub creds: Option<Ucred>,
+}
+
+/// Finds the socket a send or connect names (the lookup runs where Linux
+/// runs it, after the checks that come first).
+pub type Find<'a> = &'a dyn Fn() -> SysResult<Arc<UnixSocket>>;
+
+/// The caller's credentials as a socket records them: its process id with its
+/// real ids (SCM_CREDENTIALS) or its effective ids (SO_PEERCRED), as Linux does.
+pub fn task_creds(t: &Task, effective: bool) -> Ucred {
+    let c = t.tg.creds();
+    let (uid, gid) = if effective { (c.euid, c.egid) } else { (c.uid, c.gid) };
+    Ucred { pid: t.tg.tgid, uid, gid }
+}
+
+/// Messages waiting to be read: one direction of a pair, or a datagram
+/// socket's inbox.
 #[derive(Default)]
 struct Queue {
     /// Messages, or for a stream, chunks whose boundaries only matter where
-    /// files were passed (a read stops after the chunk that carries them).
+    /// files were passed or (for a reader with SO_PASSCRED) the credentials
+    /// change.
     msgs: VecDeque<Message>,
     bytes: usize,
-    /// The writer shut down its sending side (or closed): readers see EOF.
+    /// Pair: the writer shut down its sending side (or closed): readers see EOF.
+    /// Inbox: the socket shut down its own sending side: its sends are EPIPE.
     write_shut: bool,
-    /// The reader shut down its receiving side (or closed): writers get EPIPE.
+    /// The reader shut down its receiving side (or closed): writers get EPIPE,
+    /// and it reads EOF once the queue is empty.
     read_shut: bool,
-    /// The connection was never accepted and its listener closed: the next
-    /// read is ECONNRESET.
-    reset: bool,
+}
+
+impl Queue {
+    /// The first message whole, or a copy of it when peeking.
+    fn take(&mut self, peek: bool) -> Option<Message> {
+        if peek {
+            return self.msgs.front().cloned();
+        }
+        let m = self.msgs.pop_front()?;
+        self.bytes -= m.data.len();
+        Some(m)
+    }
+
+    /// Whether an inbox takes a datagram of `len` bytes: more than the queue
+    /// length only from the receiver's own peer, and no more than a buffer.
+    fn has_room(&self, from_peer: bool, len: usize) -> bool {
+        (from_peer || self.msgs.len() <= MAX_DGRAM_QLEN) && (self.msgs.is_empty() || self.bytes + len <= BUFFER)
+    }
 }
 
 /// The two ends' shared state.
@@ -67,6 +131,8 @@ pub struct Pair {
     queues: [Mutex<Queue>; 2],
     /// `waiters[i]`: the wait queue of the socket at end `i`.
     waiters: [Arc<WaitQueue>; 2],
+    /// The sockets, for what a send asks of the receiver (SO_PASSCRED).
+    ends: [Weak<UnixSocket>; 2],
 }
 
 impl Pair {
@@ -94,6 +160,23 @@ enum State {
     /// listen(2): connections wait here, as the server ends accept(2) returns.
     Listening { backlog: VecDeque<Arc<UnixSocket>>, max: usize },
     Connected(Conn),
+    /// A datagram socket's default peer, held weakly: as Linux finds a dead
+    /// peer, the next send finds it gone (ECONNREFUSED).
+    Peer(Weak<UnixSocket>),
+}
+
+/// Passes a datagram peer's "room again" on to a socket connected to it, so
+/// that its pollers hear of POLLOUT (Linux's peer_wake).
+struct Relay(Weak<WaitQueue>);
+
+impl WaitCallback for Relay {
+    fn wake(self: Arc<Self>, events: u32) {
+        if events & POLLOUT != 0 {
+            if let Some(q) = self.0.upgrade() {
+                q.notify_events(POLLOUT);
+            }
+        }
+    }
 }
 
 /// An AF_UNIX socket.
@@ -104,12 +187,28 @@ pub struct UnixSocket {
     flags: StatusFlags,
     /// Woken when this socket's readiness may change: data, room, a connection.
     queue: Arc<WaitQueue>,
-    /// Leaf lock.
+    /// Datagram: woken when its inbox has room again. Blocked senders wait
+    /// here; sockets connected to it have their `relay` here.
+    room: Arc<WaitQueue>,
+    /// Registered on its datagram peer's `room`.
+    relay: Arc<dyn WaitCallback>,
     state: Mutex<State>,
+    /// Datagram: what was sent to it.
+    inbox: Mutex<Queue>,
     /// The address it is bound to, as getsockname reports it (sun_path bytes).
     name: Mutex<Option<Vec<u8>>>,
     /// Its peer's address, for getpeername.
     peer_name: Mutex<Option<Vec<u8>>>,
+    /// SO_PEERCRED: its peer's credentials when they connected (a listener's
+    /// own from listen(2), which its clients get).
+    peer_creds: Mutex<Option<Ucred>>,
+    /// SO_PASSCRED.
+    passcred: AtomicBool,
+    /// A pending ECONNRESET (Linux's sk_err): its peer closed with messages
+    /// unread or before accepting the connection, or a datagram peer connected
+    /// back to it dropped what it had queued. The next send or receive (or
+    /// SO_ERROR) reports it, once.
+    reset: AtomicBool,
 }
 
 fn check_kind(kind: i32) -> SysResult<()> {
@@ -120,20 +219,32 @@ impl UnixSocket {
     /// socket(2): a new socket of type `kind`, with status `flags` (O_NONBLOCK).
     pub fn new(kind: i32, flags: u32) -> SysResult<Arc<UnixSocket>> {
         check_kind(kind)?;
+        let queue: Arc<WaitQueue> = Arc::default();
+        let relay = Arc::new(Relay(Arc::downgrade(&queue)));
         Ok(Arc::new_cyclic(|me| UnixSocket {
             kind,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
             flags: StatusFlags::new(flags | 2),
-            queue: Arc::default(),
+            queue,
+            room: Arc::default(),
+            relay,
             state: Mutex::new(State::Unconnected),
+            inbox: Mutex::default(),
             name: Mutex::default(),
             peer_name: Mutex::default(),
+            peer_creds: Mutex::default(),
+            passcred: AtomicBool::new(false),
+            reset: AtomicBool::new(false),
         }))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Queue> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn conn(&self) -> SysResult<Conn> {
@@ -142,19 +253,111 @@ impl UnixSocket {
             _ => error!(ENOTCONN),
         }
     }
+
+    /// Its datagram peer, if it has one (alive or not).
+    fn peer(&self) -> Option<Weak<UnixSocket>> {
+        match &*self.state() {
+            State::Peer(w) => Some(w.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether a datagram socket hears from `sender` (it has no peer, or
+    /// `sender` is its peer: Linux's unix_may_send), and whether `sender` is
+    /// its peer.
+    fn hears_from(&self, sender: &UnixSocket) -> (bool, bool) {
+        match &*self.state() {
+            State::Peer(w) => {
+                let is_peer = std::ptr::eq(w.as_ptr(), sender);
+                (is_peer, is_peer)
+            }
+            _ => (true, false),
+        }
+    }
+
+    pub fn passcred(&self) -> bool {
+        self.passcred.load(Ordering::Relaxed)
+    }
+
+    pub fn set_passcred(&self, on: bool) {
+        self.passcred.store(on, Ordering::Relaxed)
+    }
+
+    /// SO_PEERCRED: None when nothing recorded its peer's credentials.
+    pub fn peer_creds(&self) -> Option<Ucred> {
+        *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// SO_ERROR: the pending error, cleared.
+    pub fn take_reset(&self) -> bool {
+        self.reset.swap(false, Ordering::Relaxed)
+    }
+
+    fn set_reset(&self) {
+        self.reset.store(true, Ordering::Relaxed);
+        self.queue.notify_events(POLLERR);
+    }
+
+    /// Makes `new` its datagram peer (None: none). When the peer changes, what
+    /// it had queued is dropped, and an old peer connected back to it hears
+    /// ECONNRESET once (Linux's unix_dgram_disconnected).
+    fn set_peer(&self, new: Option<&Arc<UnixSocket>>) {
+        let old = match std::mem::replace(&mut *self.state(), new.map_or(State::Unconnected, |p| State::Peer(p.me.clone()))) {
+            State::Peer(w) => Some(w),
+            _ => None,
+        };
+        *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = new.and_then(|p| p.name());
+        let old_ptr = old.as_ref().map_or(std::ptr::null(), Weak::as_ptr);
+        if old_ptr == new.map_or(std::ptr::null(), Arc::as_ptr) {
+            return;
+        }
+        if let Some(p) = new {
+            p.room.register_callback(self.relay.clone());
+        }
+        let Some(old) = old.and_then(|w| w.upgrade()) else { return self.purge(None) };
+        old.room.unregister_callback(&self.relay);
+        self.purge(Some(&old));
+    }
+
+    /// Drops what its inbox holds (after the lock: files may close sockets);
+    /// if anything was, `old_peer` hears ECONNRESET when connected back to it.
+    fn purge(&self, old_peer: Option<&Arc<UnixSocket>>) {
+        let dropped = {
+            let mut q = self.inbox();
+            q.bytes = 0;
+            std::mem::take(&mut q.msgs)
+        };
+        if dropped.is_empty() {
+            return;
+        }
+        self.room.notify_events(POLLOUT);
+        if let Some(old) = old_peer.filter(|o| o.hears_from(self).1) {
+            old.set_reset();
+        }
+    }
 }
 
-/// Connects two sockets of one type through a new pair.
+/// Connects two sockets of one type: a new pair for a stream or seqpacket,
+/// each the other's peer for datagrams.
 fn join(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>) {
-    let pair = Arc::new(Pair { queues: Default::default(), waiters: [a.queue.clone(), b.queue.clone()] });
+    if a.kind == SOCK_DGRAM {
+        a.set_peer(Some(b));
+        b.set_peer(Some(a));
+        return;
+    }
+    let pair = Arc::new(Pair { queues: Default::default(), waiters: [a.queue.clone(), b.queue.clone()], ends: [a.me.clone(), b.me.clone()] });
     *a.state() = State::Connected(Conn { pair: pair.clone(), end: 0 });
     *b.state() = State::Connected(Conn { pair, end: 1 });
 }
 
-/// A connected pair of sockets of type `kind`, with status `flags` (O_NONBLOCK).
-pub fn socketpair(kind: i32, flags: u32) -> SysResult<(Arc<UnixSocket>, Arc<UnixSocket>)> {
+/// A connected pair of sockets of type `kind`, with status `flags`
+/// (O_NONBLOCK), each with `creds` (its creator's) as its peer's.
+pub fn socketpair(kind: i32, flags: u32, creds: Ucred) -> SysResult<(Arc<UnixSocket>, Arc<UnixSocket>)> {
     let (a, b) = (UnixSocket::new(kind, flags)?, UnixSocket::new(kind, flags)?);
     join(&a, &b);
+    for s in [&a, &b] {
+        *s.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(creds);
+    }
     Ok((a, b))
 }
 
@@ -166,22 +369,56 @@ const SOMAXCONN: usize = 4096;
 #[derive(Default)]
 pub struct AbstractNames {
     /// Leaf lock.
-    names: Mutex<std::collections::HashMap<Vec<u8>, Weak<UnixSocket>>>,
+    names: Mutex<Names>,
 }
 
+#[derive(Default)]
+struct Names {
+    /// By socket type and name: Linux hashes the type in, so each type has a
+    /// namespace of its own.
+    bound: HashMap<(i32, Vec<u8>), Weak<UnixSocket>>,
+    /// The number autobind tries next.
+    next_auto: u32,
+}
+
+/// Autobind's names are "\0" and five hex digits.
+const AUTOBIND_NAMES: u32 = 1 << 20;
+
 impl AbstractNames {
+    fn names(&self) -> MutexGuard<'_, Names> {
+        let mut n = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        n.bound.retain(|_, w| w.strong_count() > 0);
+        n
+    }
+
     fn bind(&self, name: &[u8], s: &UnixSocket) -> SysResult<()> {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        names.retain(|_, w| w.strong_count() > 0);
-        if names.contains_key(name) {
+        let mut names = self.names();
+        let key = (s.kind, name.to_vec());
+        if names.bound.contains_key(&key) {
             return error!(EADDRINUSE);
         }
-        names.insert(name.to_vec(), s.me.clone());
+        names.bound.insert(key, s.me.clone());
         Ok(())
     }
 
-    pub fn lookup(&self, name: &[u8]) -> Option<Arc<UnixSocket>> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade)
+    /// Binds `s` to the first free autobind name, as Linux's unix_autobind.
+    fn autobind(&self, s: &UnixSocket) -> SysResult<Vec<u8>> {
+        let mut names = self.names();
+        for _ in 0..AUTOBIND_NAMES {
+            let n = names.next_auto;
+            names.next_auto = (n + 1) % AUTOBIND_NAMES;
+            let name = format!("\0{n:05x}").into_bytes();
+            if let Entry::Vacant(e) = names.bound.entry((s.kind, name.clone())) {
+                e.insert(s.me.clone());
+                return Ok(name);
+            }
+        }
+        error!(ENOSPC)
+    }
+
+    /// The socket of type `kind` bound to `name`.
+    pub fn lookup(&self, kind: i32, name: &[u8]) -> Option<Arc<UnixSocket>> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner()).bound.get(&(kind, name.to_vec())).and_then(Weak::upgrade)
     }
 }
 
@@ -193,7 +430,11 @@ impl UnixSocket {
 
     /// The peer's address (getpeername): ENOTCONN unless connected.
     pub fn peer_name(&self) -> SysResult<Option<Vec<u8>>> {
-        self.conn()?;
+        if self.kind == SOCK_DGRAM {
+            self.peer().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
+        } else {
+            self.conn()?;
+        }
         Ok(self.peer_name.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
@@ -214,12 +455,29 @@ impl UnixSocket {
         Ok(())
     }
 
+    /// Binds an unbound socket to a free abstract name (bind(2) with only the
+    /// family); a bound one keeps its name.
+    pub fn autobind(&self, abstract_names: &AbstractNames) -> SysResult<()> {
+        let mut mine = self.name.lock().unwrap_or_else(|e| e.into_inner());
+        if mine.is_none() {
+            *mine = Some(abstract_names.autobind(self)?);
+        }
+        Ok(())
+    }
+
+    /// A socket with SO_PASSCRED gets a name before it connects or sends
+    /// datagrams, so that its messages have a sender to answer.
+    fn autobind_for_creds(&self, t: &Task) -> SysResult<()> {
+        if self.passcred() { self.autobind(&t.kernel.abstract_sockets) } else { Ok(()) }
+    }
+
     pub fn listening(&self) -> bool {
         matches!(*self.state(), State::Listening { .. })
     }
 
-    /// listen(2): only bound stream and seqpacket sockets listen.
-    pub fn listen(&self, backlog: i32) -> SysResult<()> {
+    /// listen(2): only bound stream and seqpacket sockets listen. The caller's
+    /// credentials become what its clients see as their peer's.
+    pub fn listen(&self, t: &Task, backlog: i32) -> SysResult<()> {
         if self.kind == SOCK_DGRAM {
             return error!(EOPNOTSUPP);
         }
@@ -229,28 +487,32 @@ impl UnixSocket {
         let max = usize::try_from(backlog).unwrap_or(0).clamp(1, SOMAXCONN);
         let mut st = self.state();
         match &mut *st {
-            State::Connected(_) => error!(EINVAL),
-            State::Listening { max: m, .. } => {
-                *m = max;
-                Ok(())
-            }
-            State::Unconnected => {
-                *st = State::Listening { backlog: VecDeque::new(), max };
-                Ok(())
-            }
+            State::Connected(_) | State::Peer(_) => return error!(EINVAL),
+            State::Listening { max: m, .. } => *m = max,
+            State::Unconnected => *st = State::Listening { backlog: VecDeque::new(), max },
         }
+        drop(st);
+        *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
+        Ok(())
     }
 
-    /// connect(2) to the listening socket `server`: a new socket joins this one
-    /// in a pair and waits in the server's backlog for accept(2).
-    pub fn connect(&self, t: &Task, server: &Arc<UnixSocket>) -> SysResult<()> {
+    /// connect(2) to the socket `find` names: a datagram socket's new peer, or
+    /// a listening socket, where a new socket joins this one in a pair and
+    /// waits in the backlog for accept(2).
+    pub fn connect(&self, t: &Task, find: Find) -> SysResult<()> {
+        self.autobind_for_creds(t)?;
+        let server = find()?;
+        if self.kind == SOCK_DGRAM {
+            if !server.hears_from(self).0 {
+                return error!(EPERM);
+            }
+            self.set_peer(Some(&server));
+            return Ok(());
+        }
         match &*self.state() {
-            State::Connected(_) => return error!(EISCONN),
+            State::Connected(_) | State::Peer(_) => return error!(EISCONN),
             State::Listening { .. } => return error!(EINVAL),
             State::Unconnected => {}
-        }
-        if server.kind != self.kind {
-            return error!(EPROTOTYPE);
         }
         let me = self.me.upgrade().ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let accepted = UnixSocket::new(self.kind, 0)?;
@@ -261,7 +523,9 @@ impl UnixSocket {
                 join(&me, &accepted);
                 *accepted.name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
                 *accepted.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = self.name();
+                *accepted.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
                 *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
+                *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = server.peer_creds();
                 backlog.push_back(accepted);
                 drop(st);
                 server.queue.notify_events(POLLIN);
@@ -279,6 +543,11 @@ impl UnixSocket {
             server.queue.unregister(&t.thread);
             r?;
         }
+    }
+
+    /// connect(2) of a datagram socket to AF_UNSPEC: it has no peer any more.
+    pub fn disconnect(&self) {
+        self.set_peer(None)
     }
 
     /// accept(2): the next connection's server end (EINVAL unless listening).
@@ -305,7 +574,7 @@ impl UnixSocket {
     }
 }
 
-/// recvmsg/sendmsg flags the pair understands.
+/// recvmsg/sendmsg flags the sockets understand.
 pub const MSG_PEEK: u32 = 0x2;
 pub const MSG_TRUNC: u32 = 0x20;
 pub const MSG_DONTWAIT: u32 = 0x40;
@@ -328,60 +597,39 @@ impl UnixSocket {
         r
     }
 
+    /// A whole message as this socket receives it: cut to `max` bytes, with
+    /// credentials if it has SO_PASSCRED.
+    fn received(&self, m: Message, max: usize) -> Received {
+        let full = m.data.len();
+        let mut data = m.data;
+        data.truncate(max);
+        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)) }
+    }
+
     /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A
     /// stream read does not go past a chunk that carried files, nor into one
-    /// after having read bytes before it.
+    /// after having read bytes before it; with SO_PASSCRED, nor into a chunk
+    /// with other credentials.
     pub fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        if self.kind == SOCK_DGRAM {
+            return self.receive_datagram(t, max, flags);
+        }
         let c = self.conn()?;
         let stream = self.kind == SOCK_STREAM;
         let peek = flags & MSG_PEEK != 0;
         loop {
+            // A packet's pending error comes before what is queued, a stream's after (as in Linux).
+            if !stream && self.take_reset() {
+                return error!(ECONNRESET);
+            }
             {
                 let mut q = c.pair.queue(c.end);
                 if !q.msgs.is_empty() {
                     let got = if stream {
-                        let mut got = Received { data: Vec::with_capacity(max.min(q.bytes)), full: 0, files: Vec::new() };
-                        let mut i = 0;
-                        while got.data.len() < max {
-                            let Some(m) = q.msgs.get_mut(i) else { break };
-                            if !m.files.is_empty() && !got.data.is_empty() {
-                                break;
-                            }
-                            let k = (max - got.data.len()).min(m.data.len());
-                            got.data.extend_from_slice(&m.data[..k]);
-                            let carried = !m.files.is_empty();
-                            got.files = if peek { m.files.clone() } else { std::mem::take(&mut m.files) };
-                            if !peek && k == m.data.len() {
-                                q.msgs.remove(i);
-                            } else {
-                                if !peek {
-                                    m.data.drain(..k);
-                                }
-                                i += 1;
-                            }
-                            if carried {
-                                break;
-                            }
-                        }
-                        if !peek {
-                            q.bytes -= got.data.len();
-                        }
-                        got.full = got.data.len();
-                        got
+                        self.read_stream(&mut q, max, peek)
                     } else {
-                        let m = if peek {
-                            q.msgs.front().map(|m| Message { data: m.data.clone(), files: m.files.clone() })
-                        } else {
-                            q.msgs.pop_front()
-                        };
-                        let Some(m) = m else { continue };
-                        if !peek {
-                            q.bytes -= m.data.len();
-                        }
-                        let full = m.data.len();
-                        let mut data = m.data;
-                        data.truncate(max);
-                        Received { data, full, files: m.files }
+                        let Some(m) = q.take(peek) else { continue };
+                        self.received(m, max)
                     };
                     drop(q);
                     if !peek {
@@ -389,11 +637,11 @@ impl UnixSocket {
                     }
                     return Ok(got);
                 }
-                if std::mem::take(&mut q.reset) {
+                if self.take_reset() {
                     return error!(ECONNRESET);
                 }
                 if q.write_shut || q.read_shut {
-                    return Ok(Received { data: Vec::new(), full: 0, files: Vec::new() });
+                    return Ok(Received::default());
                 }
             }
             if self.nonblock(flags) {
@@ -401,31 +649,120 @@ impl UnixSocket {
             }
             self.wait(t, || {
                 let q = c.pair.queue(c.end);
-                !q.msgs.is_empty() || q.write_shut || q.read_shut
+                !q.msgs.is_empty() || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
             })?;
         }
     }
 
-    /// Sends Sentry bytes, and `files` with the first of them: a stream takes
-    /// what fits (waiting for room unless non-blocking), a datagram or packet
-    /// goes whole or not at all.
-    pub fn send(&self, t: &Task, data: &[u8], flags: u32, files: Vec<Arc<dyn FileDescription>>) -> SysResult<usize> {
+    /// Up to `max` bytes from a stream's queue (not empty), within the limits
+    /// `receive` describes.
+    fn read_stream(&self, q: &mut Queue, max: usize, peek: bool) -> Received {
+        let passcred = self.passcred();
+        let mut got = Received { data: Vec::with_capacity(max.min(q.bytes)), ..Received::default() };
+        let mut first_creds = None;
+        let mut i = 0;
+        while got.data.len() < max {
+            let Some(m) = q.msgs.get_mut(i) else { break };
+            if !got.data.is_empty() && (!m.files.is_empty() || (passcred && first_creds != Some(m.creds))) {
+                break;
+            }
+            if first_creds.is_none() {
+                first_creds = Some(m.creds);
+                got.from = m.from.clone();
+                got.creds = passcred.then(|| m.creds.unwrap_or(NO_CREDS));
+            }
+            let k = (max - got.data.len()).min(m.data.len());
+            got.data.extend_from_slice(&m.data[..k]);
+            let carried = !m.files.is_empty();
+            got.files = if peek { m.files.clone() } else { std::mem::take(&mut m.files) };
+            if !peek && k == m.data.len() {
+                q.msgs.remove(i);
+            } else {
+                if !peek {
+                    m.data.drain(..k);
+                }
+                i += 1;
+            }
+            if carried {
+                break;
+            }
+        }
+        if !peek {
+            q.bytes -= got.data.len();
+        }
+        got.full = got.data.len();
+        got
+    }
+
+    /// Takes the next datagram from its inbox; EOF once it shut down reading
+    /// and the inbox is empty.
+    fn receive_datagram(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        let peek = flags & MSG_PEEK != 0;
+        loop {
+            if self.take_reset() {
+                return error!(ECONNRESET);
+            }
+            {
+                let mut q = self.inbox();
+                if let Some(m) = q.take(peek) {
+                    drop(q);
+                    if !peek {
+                        self.room.notify_events(POLLOUT);
+                    }
+                    return Ok(self.received(m, max));
+                }
+                if q.read_shut {
+                    return Ok(Received::default());
+                }
+            }
+            if self.nonblock(flags) {
+                return error!(EAGAIN);
+            }
+            self.wait(t, || {
+                let q = self.inbox();
+                !q.msgs.is_empty() || q.read_shut || self.reset.load(Ordering::Relaxed)
+            })?;
+        }
+    }
+
+    /// Sends Sentry bytes, with `anc`'s files with the first of them: a stream
+    /// takes what fits (waiting for room unless non-blocking), a datagram or
+    /// packet goes whole or not at all. A datagram goes to the socket `to`
+    /// finds, else to the peer; a seqpacket socket ignores `to`, a stream
+    /// socket refuses it.
+    pub fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<Find>) -> SysResult<usize> {
+        match self.kind {
+            SOCK_DGRAM => return self.send_datagram(t, data, flags, anc, to),
+            SOCK_STREAM if to.is_some() => return if self.conn().is_ok() { error!(EISCONN) } else { error!(EOPNOTSUPP) },
+            _ => {}
+        }
         let c = self.conn()?;
         let stream = self.kind == SOCK_STREAM;
-        if stream && data.is_empty() && files.is_empty() {
+        if stream && data.is_empty() && anc.files.is_empty() {
             return Ok(0);
         }
-        let mut files = Some(files);
-        if !stream && data.len() > BUFFER {
-            return error!(EMSGSIZE);
+        if !stream {
+            self.autobind_for_creds(t)?;
+            if data.len() > MAX_DATAGRAM {
+                return error!(EMSGSIZE);
+            }
         }
+        // A stream's pending error comes with a shutdown, whose EPIPE wins.
+        if !stream && self.take_reset() {
+            return error!(ECONNRESET);
+        }
+        let peer_passcred = c.pair.ends[c.peer()].upgrade().is_some_and(|p| p.passcred());
+        let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
+        let from = self.name();
+        let mut files = Some(anc.files);
         let mut sent = 0;
         loop {
             {
                 let mut q = c.pair.queue(c.peer());
                 if q.write_shut || q.read_shut {
                     drop(q);
-                    if flags & MSG_NOSIGNAL == 0 {
+                    // Only a stream raises SIGPIPE: a seqpacket send is a datagram send in Linux.
+                    if stream && flags & MSG_NOSIGNAL == 0 {
                         crate::fs::pipe::sigpipe(t);
                     }
                     return if sent > 0 { Ok(sent) } else { error!(EPIPE) };
@@ -433,7 +770,8 @@ impl UnixSocket {
                 let room = BUFFER.saturating_sub(q.bytes);
                 let fits = if stream { room.min(data.len() - sent) } else if room >= data.len() { data.len() } else { 0 };
                 if fits > 0 || data.is_empty() {
-                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files: files.take().unwrap_or_default() });
+                    let files = files.take().unwrap_or_default();
+                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds });
                     q.bytes += fits;
                     sent += fits;
                     drop(q);
@@ -456,15 +794,91 @@ impl UnixSocket {
         }
     }
 
-    /// shutdown(2): SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2).
+    /// A datagram to the socket `to` finds, or to the peer, in Linux's order
+    /// of checks (unix_dgram_sendmsg).
+    fn send_datagram(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<Find>) -> SysResult<usize> {
+        let peer = if to.is_none() { self.peer().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))? } else { Weak::new() };
+        self.autobind_for_creds(t)?;
+        if data.len() > MAX_DATAGRAM {
+            return error!(EMSGSIZE);
+        }
+        if self.take_reset() {
+            return error!(ECONNRESET);
+        }
+        if self.inbox().write_shut {
+            return error!(EPIPE);
+        }
+        // Held weakly across waits, so that a receiver closed meanwhile goes.
+        let target = match to {
+            Some(find) => Arc::downgrade(&find()?),
+            None => peer,
+        };
+        let from = self.name();
+        let mut files = Some(anc.files);
+        loop {
+            let Some(dest) = target.upgrade() else {
+                if to.is_none() {
+                    self.set_peer(None);
+                }
+                return error!(ECONNREFUSED);
+            };
+            let (may, from_peer) = dest.hears_from(self);
+            if !may {
+                return error!(EPERM);
+            }
+            let creds = anc.creds.or_else(|| (self.passcred() || dest.passcred()).then(|| task_creds(t, false)));
+            {
+                let mut q = dest.inbox();
+                if q.read_shut {
+                    return error!(EPIPE);
+                }
+                if q.has_room(from_peer, data.len()) {
+                    let files = files.take().unwrap_or_default();
+                    q.msgs.push_back(Message { data: data.to_vec(), files, from, creds });
+                    q.bytes += data.len();
+                    drop(q);
+                    dest.queue.notify_events(POLLIN);
+                    return Ok(data.len());
+                }
+            }
+            if self.nonblock(flags) {
+                return error!(EAGAIN);
+            }
+            let room = dest.room.clone();
+            drop(dest);
+            room.register(&t.thread);
+            let r = t.block_until(None, || {
+                target.upgrade().is_none_or(|d| {
+                    let (may, from_peer) = d.hears_from(self);
+                    let q = d.inbox();
+                    !may || q.read_shut || q.has_room(from_peer, data.len())
+                })
+            });
+            room.unregister(&t.thread);
+            r?;
+        }
+    }
+
+    /// shutdown(2): SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2). A datagram
+    /// socket shuts only its own sides.
     pub fn shutdown(&self, how: i32) -> SysResult<()> {
-        let c = self.conn()?;
         let (rd, wr) = match how {
             0 => (true, false),
             1 => (false, true),
             2 => (true, true),
             _ => return error!(EINVAL),
         };
+        if self.kind == SOCK_DGRAM {
+            {
+                let mut q = self.inbox();
+                q.read_shut |= rd;
+                q.write_shut |= wr;
+            }
+            self.queue.notify();
+            self.room.notify();
+            return Ok(());
+        }
+        let c = self.conn()?;
         if rd {
             c.pair.queue(c.end).read_shut = true;
         }
@@ -475,19 +889,69 @@ impl UnixSocket {
         c.pair.waiters[1].notify();
         Ok(())
     }
+
+    /// Gives its connected peer a pending ECONNRESET.
+    fn reset_peer(&self) {
+        if let Ok(c) = self.conn() {
+            if let Some(peer) = c.pair.ends[c.peer()].upgrade() {
+                peer.set_reset();
+            }
+        }
+    }
+
+    fn datagram_readiness(&self, mask: u32) -> u32 {
+        let mut ev = 0;
+        let (rd, wr) = {
+            let q = self.inbox();
+            if !q.msgs.is_empty() {
+                ev |= POLLIN;
+            }
+            (q.read_shut, q.write_shut)
+        };
+        if rd {
+            ev |= POLLIN | POLLRDHUP;
+        }
+        if rd && wr {
+            ev |= POLLHUP;
+        }
+        if self.reset.load(Ordering::Relaxed) {
+            ev |= POLLERR;
+        }
+        // Writable unless its peer is full (and not connected back to it).
+        let full = self.peer().and_then(|w| w.upgrade()).is_some_and(|p| {
+            let from_peer = p.hears_from(self).1;
+            !p.inbox().has_room(from_peer, 1)
+        });
+        if !full {
+            ev |= POLLOUT;
+        }
+        ev & (mask | POLLHUP | POLLERR)
+    }
 }
 
 impl Drop for UnixSocket {
     /// A closed end shuts its connection down both ways; a closed listener drops
-    /// the connections it had not accepted (their clients see EOF).
+    /// the connections it had not accepted (their clients see EOF); a closed
+    /// datagram socket lets senders waiting for its room find it gone.
     fn drop(&mut self) {
+        if self.kind == SOCK_DGRAM {
+            if let Some(peer) = self.peer().and_then(|w| w.upgrade()) {
+                peer.room.unregister_callback(&self.relay);
+            }
+            self.room.notify();
+            return;
+        }
         let pending = match &mut *self.state() {
             State::Listening { backlog, .. } => std::mem::take(backlog),
             _ => VecDeque::new(),
         };
         for s in pending {
-            if let Ok(c) = s.conn() {
-                c.pair.queue(c.peer()).reset = true;
+            s.reset_peer();
+        }
+        // Closing with messages unread resets the peer.
+        if let Ok(c) = self.conn() {
+            if !c.pair.queue(c.end).msgs.is_empty() {
+                self.reset_peer();
             }
         }
         let _ = self.shutdown(2);
@@ -509,7 +973,7 @@ impl FileDescription for UnixSocket {
             return error!(ESPIPE);
         }
         let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
-        self.send(t, &data, 0, Vec::new())
+        self.send(t, &data, 0, Ancillary::default(), None)
     }
 
     fn stat(&self) -> SysResult<Stat> {
@@ -535,11 +999,14 @@ impl FileDescription for UnixSocket {
     }
 
     fn readiness(&self, mask: u32) -> u32 {
+        if self.kind == SOCK_DGRAM {
+            return self.datagram_readiness(mask);
+        }
         let c = match &*self.state() {
             State::Connected(c) => c.clone(),
             State::Listening { backlog, .. } => return if backlog.is_empty() { 0 } else { POLLIN & mask },
             // Linux's unconnected stream socket: hung up, and writable (to fail).
-            State::Unconnected => return (POLLOUT & mask) | POLLHUP,
+            State::Unconnected | State::Peer(_) => return (POLLOUT & mask) | POLLHUP,
         };
         let mut ev = 0;
         // One queue lock at a time (see `Pair`).
@@ -563,7 +1030,10 @@ impl FileDescription for UnixSocket {
         if in_shut && out_shut {
             ev |= POLLHUP;
         }
-        ev & (mask | POLLHUP)
+        if self.reset.load(Ordering::Relaxed) {
+            ev |= POLLERR;
+        }
+        ev & (mask | POLLHUP | POLLERR)
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
@@ -574,10 +1044,14 @@ impl FileDescription for UnixSocket {
         const FIONREAD: u32 = 0x541B;
         match request {
             FIONREAD => {
-                let c = self.conn()?;
-                let q = c.pair.queue(c.end);
-                let n = if self.kind == SOCK_STREAM { q.bytes } else { q.msgs.front().map_or(0, |m| m.data.len()) };
-                drop(q);
+                // Linux: a datagram socket counts its next datagram, the others all they hold.
+                let n = if self.kind == SOCK_DGRAM {
+                    self.inbox().msgs.front().map_or(0, |m| m.data.len())
+                } else {
+                    let c = self.conn()?;
+                    let q = c.pair.queue(c.end);
+                    q.bytes
+                };
                 t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
             }
             _ => error!(ENOTTY),
@@ -586,5 +1060,64 @@ impl FileDescription for UnixSocket {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autobind_names() {
+        let names = AbstractNames::default();
+        let (a, b) = (UnixSocket::new(SOCK_DGRAM, 0).unwrap(), UnixSocket::new(SOCK_DGRAM, 0).unwrap());
+        a.autobind(&names).unwrap();
+        b.autobind(&names).unwrap();
+        let (na, nb) = (a.name().unwrap(), b.name().unwrap());
+        assert_eq!(na.len(), 6);
+        assert_eq!(na[0], 0);
+        assert!(na[1..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)));
+        assert_ne!(na, nb);
+        // A bound socket keeps its name.
+        a.autobind(&names).unwrap();
+        assert_eq!(a.name().unwrap(), na);
+        assert!(Arc::ptr_eq(&names.lookup(SOCK_DGRAM, &na).unwrap(), &a));
+        // Each type has its own namespace.
+        assert!(names.lookup(SOCK_STREAM, &na).is_none());
+        let s = UnixSocket::new(SOCK_STREAM, 0).unwrap();
+        s.bind(na.clone(), &names, |_| unreachable!()).unwrap();
+        let d = UnixSocket::new(SOCK_DGRAM, 0).unwrap();
+        assert_eq!(d.bind(na, &names, |_| unreachable!()).unwrap_err().code, rvisor_abi::ErrnoCode::EADDRINUSE);
+    }
+
+    #[test]
+    fn inbox_room() {
+        let mut q = Queue::default();
+        for _ in 0..=MAX_DGRAM_QLEN {
+            assert!(q.has_room(false, 1));
+            q.msgs.push_back(Message { data: vec![0], files: Vec::new(), from: None, creds: None });
+            q.bytes += 1;
+        }
+        // Full for others, not for the receiver's own peer.
+        assert!(!q.has_room(false, 1));
+        assert!(q.has_room(true, 1));
+        assert!(!q.has_room(true, BUFFER));
+        // An empty inbox takes the largest datagram.
+        assert!(Queue::default().has_room(false, MAX_DATAGRAM));
+    }
+
+    #[test]
+    fn datagram_peers() {
+        let (a, b) = socketpair(SOCK_DGRAM, 0, NO_CREDS).unwrap();
+        assert_eq!(b.hears_from(&a), (true, true));
+        let c = UnixSocket::new(SOCK_DGRAM, 0).unwrap();
+        assert_eq!(b.hears_from(&c), (false, false));
+        assert_eq!(c.hears_from(&a), (true, false));
+        // A closed peer leaves a dead one behind, as Linux does.
+        drop(a);
+        assert!(b.peer().is_some_and(|w| w.upgrade().is_none()));
+        b.disconnect();
+        assert!(b.peer().is_none());
+        assert_eq!(b.hears_from(&c), (true, false));
     }
 }

@@ -25,8 +25,9 @@ pub struct Credentials {
     pub sgid: u32,
 }
 
-/// Capability sets (bit n: capability n). rvisor's permission checks look at
-/// the effective uid; these are what capget reports and capset changes.
+/// Capability sets (bit n: capability n): what capget reports and capset
+/// changes. Most of rvisor's permission checks look at the effective uid;
+/// SCM_CREDENTIALS checks the effective set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     pub effective: u64,
@@ -254,6 +255,11 @@ impl ThreadGroup {
 
     pub fn creds(&self) -> Credentials {
         *self.creds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether capability `cap` is in the effective set.
+    pub fn capable(&self, cap: u32) -> bool {
+        self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective >> cap & 1 != 0
     }
 
     fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {
