@@ -1,3 +1,3 @@
-//! Sockets. Only what stays inside the sandbox so far: AF_UNIX socket pairs.
+//! Sockets. Only what stays inside the sandbox so far: AF_UNIX sockets.
 
 pub mod unix;
