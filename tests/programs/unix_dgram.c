@@ -319,6 +319,10 @@ static void reconnect(void) {
     socketpair(AF_UNIX, SOCK_DGRAM, 0, s);
     connect_to(s[0], "re-third", 0);
     report_errno("nothing was queued: no error, the old peer is refused", send(s[1], "y", 1, 0), EPERM);
+    int fresh = bound(SOCK_DGRAM, "re-fresh", 0);
+    send_to(p[1], "k", 1, 0, "re-fresh", 0);
+    check("a socket without a peer keeps its queue when it connects", connect_to(fresh, "re-third", 0) == 0 && recv(fresh, buf, sizeof buf, MSG_DONTWAIT) == 1);
+    close(fresh);
     int x = bound(SOCK_DGRAM, "re-x", 0);
     connect_to(third, "re-x", 0);
     int lone = socket(AF_UNIX, SOCK_DGRAM, 0);

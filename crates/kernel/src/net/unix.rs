@@ -314,9 +314,14 @@ impl UnixSocket {
         if let Some(p) = new {
             p.room.register_callback(self.relay.clone());
         }
-        let Some(old) = old.and_then(|w| w.upgrade()) else { return self.purge(None) };
-        old.room.unregister_callback(&self.relay);
-        self.purge(Some(&old));
+        let Some(old) = old else { return };
+        match old.upgrade() {
+            Some(old) => {
+                old.room.unregister_callback(&self.relay);
+                self.purge(Some(&old));
+            }
+            None => self.purge(None),
+        }
     }
 
     /// Drops what its inbox holds (after the lock: files may close sockets);
@@ -814,7 +819,6 @@ impl UnixSocket {
             None => peer,
         };
         let from = self.name();
-        let mut files = Some(anc.files);
         loop {
             let Some(dest) = target.upgrade() else {
                 if to.is_none() {
@@ -833,8 +837,7 @@ impl UnixSocket {
                     return error!(EPIPE);
                 }
                 if q.has_room(from_peer, data.len()) {
-                    let files = files.take().unwrap_or_default();
-                    q.msgs.push_back(Message { data: data.to_vec(), files, from, creds });
+                    q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds });
                     q.bytes += data.len();
                     drop(q);
                     dest.queue.notify_events(POLLIN);
