@@ -165,6 +165,8 @@ static void connected(void) {
     int c = socket(AF_UNIX, SOCK_DGRAM, 0);
     char buf[64];
     report_errno("send on an unconnected datagram socket", send(c, "x", 1, 0), ENOTCONN);
+    report_errno("accept on a datagram socket", accept(srv, NULL, NULL), EOPNOTSUPP);
+    report_errno("listen on a datagram socket", listen(srv, 1), EOPNOTSUPP);
     struct sockaddr_un a;
     socklen_t alen = sizeof a;
     report_errno("getpeername unconnected", getpeername(c, (struct sockaddr *)&a, &alen), ENOTCONN);
@@ -644,6 +646,29 @@ static void credentials(void) {
     check("SO_PEERCRED on a socket pair: the creator", getsockopt(sp[0], SOL_SOCKET, SO_PEERCRED, &uc, &vlen) == 0 && vlen == sizeof uc && uc.pid == getpid() && uc.uid == geteuid() && uc.gid == getegid());
     close(sp[0]);
     close(sp[1]);
+
+    // An accepted socket has its listener's SO_PASSCRED from the connect on.
+    int pl = bound(SOCK_STREAM, "cred-passing-listener", 0);
+    listen(pl, 2);
+    setsockopt(pl, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    int early = socket(AF_UNIX, SOCK_STREAM, 0);
+    connect_to(early, "cred-passing-listener", 0);
+    send(early, "e", 1, 0);
+    int late_conn = socket(AF_UNIX, SOCK_STREAM, 0);
+    connect_to(late_conn, "cred-passing-listener", 0);
+    setsockopt(pl, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero);
+    int ea = accept(pl, NULL, NULL), la = accept(pl, NULL, NULL);
+    vlen = sizeof v;
+    check("an accepted socket inherits the listener's SO_PASSCRED", getsockopt(ea, SOL_SOCKET, SO_PASSCRED, &v, &vlen) == 0 && v == 1);
+    g = recv_creds(ea, 256, 0);
+    check("bytes sent before accept carry credentials", g.n == 1 && g.has_cred && is_own(&g.cred));
+    vlen = sizeof v;
+    check("as the listener had it at connect", getsockopt(la, SOL_SOCKET, SO_PASSCRED, &v, &vlen) == 0 && v == 1);
+    close(ea);
+    close(la);
+    close(early);
+    close(late_conn);
+    close(pl);
 
     int l = bound(SOCK_STREAM, "cred-listener", 0);
     listen(l, 1);

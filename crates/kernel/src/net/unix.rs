@@ -529,6 +529,9 @@ impl UnixSocket {
                 *accepted.name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
                 *accepted.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = self.name();
                 *accepted.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
+                // Linux 6.18 copies the listener's SO_PASSCRED at connect, so
+                // what the client sends before accept(2) records credentials.
+                accepted.set_passcred(server.passcred());
                 *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
                 *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = server.peer_creds();
                 backlog.push_back(accepted);
@@ -555,8 +558,12 @@ impl UnixSocket {
         self.set_peer(None)
     }
 
-    /// accept(2): the next connection's server end (EINVAL unless listening).
+    /// accept(2): the next connection's server end (EINVAL unless listening;
+    /// datagram sockets have no accept).
     pub fn accept(&self, t: &Task, nonblock: bool) -> SysResult<Arc<UnixSocket>> {
+        if self.kind == SOCK_DGRAM {
+            return error!(EOPNOTSUPP);
+        }
         loop {
             {
                 let mut st = self.state();
