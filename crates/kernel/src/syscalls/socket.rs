@@ -275,7 +275,8 @@ fn ancillary(t: &Task, control: UserAddr, len: usize) -> SysResult<Ancillary> {
     t.mm.read_bytes(control, &mut buf)?;
     let mut anc = Ancillary::default();
     let mut at = 0;
-    while let Ok((h, _)) = Cmsghdr::read_from_prefix(&buf[at..]) {
+    // The last message's padding may run past the end.
+    while let Ok((h, _)) = Cmsghdr::read_from_prefix(buf.get(at..).unwrap_or_default()) {
         let clen = usize::try_from(h.len).unwrap_or(usize::MAX);
         if clen < CMSG_HDR || clen > len - at {
             return error!(EINVAL);
@@ -298,9 +299,6 @@ fn ancillary(t: &Task, control: UserAddr, len: usize) -> SysResult<Ancillary> {
             _ => {}
         }
         at += cmsg_align(clen);
-        if at > len {
-            break;
-        }
     }
     Ok(anc)
 }
