@@ -218,6 +218,7 @@ static void connected(void) {
     report_errno("sendto with an address on a connected stream socket", send_to(sp[0], "x", 1, 0, "peer-server", 0), EISCONN);
     int st = socket(AF_UNIX, SOCK_STREAM, 0);
     report_errno("sendto with an address on an unconnected stream socket", send_to(st, "x", 1, 0, "peer-server", 0), EOPNOTSUPP);
+    check("shutdown of an unconnected stream socket", shutdown(st, SHUT_RDWR) == 0);
     int qp[2];
     socketpair(AF_UNIX, SOCK_SEQPACKET, 0, qp);
     check("a seqpacket socket ignores the address", send_to(qp[0], "pk", 2, 0, "peer-server", 0) == 2 && recv(qp[1], buf, sizeof buf, 0) == 2);
