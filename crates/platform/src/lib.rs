@@ -4,13 +4,15 @@
 //! file) and contexts (a host thread's way to run one app thread). Every platform
 //! must behave the same; the kernel never knows which one it runs on.
 
+// First: the stub pages of both platforms use its assembly macro.
+#[macro_use]
+mod zygote;
 mod balancer;
 mod cpu;
 pub mod host_cpus;
 pub mod hostcall;
 pub mod ptrace;
 mod stub;
-mod zygote;
 pub mod systrap;
 
 pub use cpu::{CpuState, Perms};

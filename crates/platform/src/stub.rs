@@ -86,70 +86,33 @@ std::arch::global_asm!(
     "syscall",
     "int3",
     // ---- The zygote (see zygote.rs). Entered right after fork, like start, with
-    // r12 = its socket, r14 = rseq area or 0. Per request (a byte with SCM_RIGHTS
-    // [memory file, control file]) it forks a child with CLONE_PARENT, which goes
-    // through start as if the Sentry had forked it; it answers with the child's pid
-    // (4 bytes). Its one page of data is where the queue page goes in a stub. No stack.
+    // r12 = its socket, r14 = rseq area or 0. A request brings [memory file, control
+    // file]; the child goes through start as if the Sentry had forked it. Its one page
+    // of data is where the queue page goes in a stub. No stack.
     ".globl rvisor_stub_zygote",
     "rvisor_stub_zygote:",
     "lea r8, [rip + .Lpz_body]",
     "jmp .Lp_prologue",
     ".Lpz_body:",
-    // The socket on 0, 1 and 2, so that descriptors received land at 3 and up and a
-    // child's start can move them to 0 and 1 in either order.
-    "mov edi, 1",
-    "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(socket, 0)
-    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
-    "mov eax, 33", "mov rdi, r12", "mov esi, 1", "syscall",            // dup2(socket, 1)
-    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
-    "mov eax, 33", "mov rdi, r12", "mov esi, 2", "syscall",            // dup2(socket, 2)
-    "mov edi, 1", "test rax, rax", "js .Lpz_fail",
-    "mov eax, 436", "mov edi, 3", "mov esi, -1", "xor edx, edx", "syscall", // close_range(3, ~0, 0)
+    zygote_socket_asm!(".Lpz_fail", "1"),
     "mov eax, 11", "xor edi, edi", "mov rsi, {base}", "syscall",       // munmap(0, STUB_BASE)
     "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
     "mov r12, {queue}",
     "mov eax, 9", "mov rdi, r12", "mov esi, 4096", "mov edx, 3", "mov r10d, 0x32", "mov r8, -1", "xor r9d, r9d", "syscall",
     "mov edi, 2", "cmp rax, r12", "jne .Lpz_fail",                      // mmap(RW, private, anonymous, fixed)
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",           // prctl(PR_SET_DUMPABLE, 0)
-    ".Lpz_loop:",
-    // msghdr at +0, iovec at +64 (one byte at +96), the pid answer at +100,
-    // cmsg at +128: len 24, SOL_SOCKET, SCM_RIGHTS, then the two descriptors.
-    "xor eax, eax",
-    "mov [r12], rax", "mov [r12 + 8], rax",
-    "lea rax, [r12 + 64]", "mov [r12 + 16], rax", "mov qword ptr [r12 + 24], 1",
-    "lea rax, [r12 + 128]", "mov [r12 + 32], rax", "mov qword ptr [r12 + 40], 32",
-    "mov dword ptr [r12 + 48], 0",
-    "lea rax, [r12 + 96]", "mov [r12 + 64], rax", "mov qword ptr [r12 + 72], 1",
-    "mov qword ptr [r12 + 128], 0",
-    "mov eax, 47", "xor edi, edi", "mov rsi, r12", "xor edx, edx", "syscall", // recvmsg(0, msghdr, 0)
-    "test rax, rax", "jle .Lpz_done",                                   // the Sentry is gone
-    "cmp qword ptr [r12 + 128], 24", "jne .Lpz_done",                  // not two descriptors: protocol broken
-    "mov ebp, [r12 + 144]", "mov r13d, [r12 + 148]",                   // memory file, control file
-    "mov eax, 56", "mov edi, 0x8000", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // clone(CLONE_PARENT)
-    "test rax, rax", "jz .Lpz_child",
-    "mov [r12 + 100], eax",
-    "mov eax, 3", "mov edi, ebp", "syscall",                            // close(memory file)
-    "mov eax, 3", "mov edi, r13d", "syscall",                           // close(control file)
-    "mov eax, 1", "xor edi, edi", "lea rsi, [r12 + 100]", "mov edx, 4", "syscall", // write(0, &pid, 4)
-    "jmp .Lpz_loop",
+    zygote_loop_asm!(".Lpz", "24", ".Lpz_child"),
     ".Lpz_child:",
-    "mov r12d, ebp", "xor r14d, r14d",                                  // r13: the control file
+    "mov r12d, ebp", "mov r13d, r14d", "xor r14d, r14d",               // memory file, control file
     "jmp rvisor_stub_start",
     ".Lpz_done:",
     "xor edi, edi",
     ".Lpz_fail:",
     "mov eax, 231", "syscall",                                          // exit_group(edi)
     "ud2",
-    // ---- What start and the zygote do first after fork, then `jmp r8`. The kernel
-    // would write the forking thread's rseq area (r14; soon unmapped) on every return
-    // to user mode, so unregister it first (glibc's length and RSEQ_SIG).
+    // ---- What start and the zygote do first after fork, then `jmp r8`.
     ".Lp_prologue:",
-    "test r14, r14", "jz 5f",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "test rax, rax", "jz 5f",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "5:",
-    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",             // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    fork_prologue_asm!(".Lp"),
     "jmp r8",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",

@@ -317,29 +317,16 @@ std::arch::global_asm!(
     "mov eax, 15", "syscall",
     "ud2",
 
-    // ---- The zygote: a stub process that only forks stubs, so that the Sentry does
-    // not fork itself for each (which costs it copy-on-write faults and TLB shoot-downs
-    // afterwards). Entered like setup, right after fork, with r12 = its socket, r14 =
-    // rseq area or 0, rbx = the Sentry's pid. Per request (a byte with SCM_RIGHTS
-    // [window memfd, eventfd, memory file]) it forks a child with CLONE_PARENT,
-    // so that the child is the Sentry's own (waitable, its death signal the Sentry's),
-    // which goes through setup as if the Sentry had forked it; the zygote answers with
-    // the child's pid (4 bytes). No stack.
+    // ---- The zygote (see zygote.rs). Entered like setup, right after fork, with
+    // r12 = its socket, r14 = rseq area or 0, rbx = the Sentry's pid. A request brings
+    // [window memfd, eventfd, memory file]; the child goes through setup as if the
+    // Sentry had forked it. No stack.
     ".globl rvisor_systrap_zygote",
     "rvisor_systrap_zygote:",
     "lea r8, [rip + .Lz_body]",
     "jmp .Lst_prologue",
     ".Lz_body:",
-    "mov edi, {fail_fds}",
-    // The socket on 0, 1 and 2, so that descriptors received land at 3 and up and a
-    // child's setup can move them to 0, 1 and 2 in any order.
-    "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",              // dup2(socket, 0)
-    "mov edi, {fail_fds}", "test rax, rax", "js .Lz_fail",
-    "mov eax, 33", "mov rdi, r12", "mov esi, 1", "syscall",                // dup2(socket, 1)
-    "mov edi, {fail_fds}", "test rax, rax", "js .Lz_fail",
-    "mov eax, 33", "mov rdi, r12", "mov esi, 2", "syscall",                // dup2(socket, 2)
-    "mov edi, {fail_fds}", "test rax, rax", "js .Lz_fail",
-    "mov eax, 436", "mov edi, 3", "mov esi, -1", "xor edx, edx", "syscall", // close_range(3, ~0, 0)
+    zygote_socket_asm!(".Lz_fail", "{fail_fds}"),
     "lea r12, [rip + rvisor_systrap_start]",                               // r12 = STUB_BASE
     "mov eax, 11", "xor edi, edi", "mov rsi, r12", "syscall",              // munmap(0, STUB_BASE)
     "mov eax, 11", "lea rdi, [r12 + 0x1000]", "mov rsi, {task_size}", "sub rsi, rdi", "syscall", // all above the code
@@ -347,28 +334,7 @@ std::arch::global_asm!(
     "mov eax, 9", "mov rdi, r12", "mov esi, 4096", "mov edx, 3", "mov r10d, 0x32", "mov r8, -1", "xor r9d, r9d", "syscall",
     "mov edi, {fail_map}", "cmp rax, r12", "jne .Lz_fail",                 // mmap(RW, private, anonymous, fixed)
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",               // prctl(PR_SET_DUMPABLE, 0)
-    ".Lz_loop:",
-    // msghdr at +0, iovec at +64 (one byte at +96), the pid answer at +100,
-    // cmsg at +128: len 28, SOL_SOCKET, SCM_RIGHTS, then the three descriptors.
-    "xor eax, eax",
-    "mov [r12], rax", "mov [r12 + 8], rax",
-    "lea rax, [r12 + 64]", "mov [r12 + 16], rax", "mov qword ptr [r12 + 24], 1",
-    "lea rax, [r12 + 128]", "mov [r12 + 32], rax", "mov qword ptr [r12 + 40], 32",
-    "mov dword ptr [r12 + 48], 0",
-    "lea rax, [r12 + 96]", "mov [r12 + 64], rax", "mov qword ptr [r12 + 72], 1",
-    "mov qword ptr [r12 + 128], 0",
-    "mov eax, 47", "xor edi, edi", "mov rsi, r12", "xor edx, edx", "syscall", // recvmsg(0, msghdr, 0)
-    "test rax, rax", "jle .Lz_done",                                       // the Sentry is gone
-    "cmp qword ptr [r12 + 128], 28", "jne .Lz_done",                      // not three descriptors: protocol broken
-    "mov ebp, [r12 + 144]", "mov r14d, [r12 + 148]", "mov r13d, [r12 + 152]", // window memfd, eventfd, memory file
-    "mov eax, 56", "mov edi, 0x8000", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // clone(CLONE_PARENT)
-    "test rax, rax", "jz .Lz_child",
-    "mov [r12 + 100], eax",
-    "mov eax, 3", "mov edi, ebp", "syscall",                               // close(window memfd)
-    "mov eax, 3", "mov edi, r14d", "syscall",                              // close(eventfd)
-    "mov eax, 3", "mov edi, r13d", "syscall",                              // close(memory file)
-    "mov eax, 1", "xor edi, edi", "lea rsi, [r12 + 100]", "mov edx, 4", "syscall", // write(0, &pid, 4)
-    "jmp .Lz_loop",
+    zygote_loop_asm!(".Lz", "28", ".Lz_child"),
     ".Lz_child:",
     "mov r12d, ebp", "mov r15d, r14d", "xor r14d, r14d",                   // r13: the memory file; rbx: the Sentry's pid
     "jmp rvisor_systrap_setup",
@@ -379,15 +345,9 @@ std::arch::global_asm!(
     "ud2",
 
     // ---- What a stub and the zygote do first after fork, then `jmp r8`. r14 = the
-    // forking thread's rseq area or 0 (the kernel would write it, soon unmapped, on
-    // every return to user mode), rbx = the Sentry's pid.
+    // forking thread's rseq area or 0, rbx = the Sentry's pid.
     ".Lst_prologue:",
-    "test r14, r14", "jz .Lst_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 32", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    "test rax, rax", "jz .Lst_rseq_done",
-    "mov eax, 334", "mov rdi, r14", "mov esi, 20", "mov edx, 1", "mov r10d, 0x53053053", "syscall",
-    ".Lst_rseq_done:",
-    "mov eax, 157", "mov edi, 1", "mov esi, 9", "syscall",                 // prctl(PR_SET_PDEATHSIG, SIGKILL)
+    fork_prologue_asm!(".Lst"),
     "mov eax, 110", "syscall",                                             // getppid(): the Sentry still there?
     "mov edi, {fail_parent}", "cmp rax, rbx", "jne .Lst_fail",
     "mov eax, 112", "syscall",                                             // setsid(): no terminal signals
