@@ -226,6 +226,14 @@ impl Client {
         }
     }
 
+    /// Opens the regular file `name` in `dir` for reading, without making a node.
+    pub fn open_file(&self, dir: NodeId, name: &[u8]) -> Result<OwnedFd, ErrnoCode> {
+        match self.call_fd(&Request::OpenFile { dir, name: name.to_vec() })? {
+            (Response::Ok {}, fd) => Ok(fd),
+            _ => Err(ErrnoCode::EIO),
+        }
+    }
+
     /// Creates the regular file `name` in `dir` (`O_CREAT | O_EXCL`) and opens it with
     /// `flags` (as for [`open`](Self::open)). `mode` is final: apply the umask first.
     pub fn create(

@@ -304,6 +304,7 @@ impl Server {
                 Ok((Response::Ok {}, None))
             }
             Request::Connect {} => self.connect().map(|fd| (Response::Ok {}, Some(fd))),
+            Request::OpenFile { dir, name } => self.open_file(dir, &name).map(|fd| (Response::Ok {}, Some(fd))),
         };
         r.unwrap_or_else(|errno| (Response::Error { errno }, None))
     }
@@ -378,6 +379,28 @@ impl Server {
         if node.kind != libc::S_IFIFO && !flags.contains(OFlag::O_NONBLOCK) {
             nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_ACCMODE)).map_err(code)?;
         }
+        Ok(fd)
+    }
+
+    fn open_file(&self, dir: NodeId, name: &[u8]) -> R<OwnedFd> {
+        let dir = self.dir(dir)?;
+        let name = component(name)?;
+        // Checked before opening, so that opening never touches a device or a FIFO.
+        let before = sys::fstatat(dir.fd(), &name).map_err(code)?;
+        match before.st_mode & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFLNK => return Err(ErrnoCode::ELOOP),
+            libc::S_IFDIR => return Err(ErrnoCode::EISDIR),
+            libc::S_IFIFO | libc::S_IFSOCK => return Err(ErrnoCode::ENXIO),
+            _ => return Err(ErrnoCode::EPERM),
+        }
+        // O_NONBLOCK: if the name became a FIFO meanwhile, opening it must not hang.
+        let fd = open_beneath(dir.fd(), &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty(), self.features).map_err(code)?;
+        let st = sys::fstat(fd.as_fd()).map_err(code)?;
+        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino) {
+            return Err(ErrnoCode(libc::ESTALE as u16));
+        }
+        nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_RDONLY)).map_err(code)?;
         Ok(fd)
     }
 

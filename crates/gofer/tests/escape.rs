@@ -255,6 +255,26 @@ fn special_files_are_not_opened() {
             .unwrap();
             let dev = f.walk("null");
             assert_eq!(f.c().open(dev, libc::O_RDONLY).unwrap_err(), ErrnoCode::EPERM);
+            assert_eq!(f.c().open_file(ROOT, b"null").unwrap_err(), ErrnoCode::EPERM);
         }
+        assert_eq!(f.c().open_file(ROOT, b"fifo").unwrap_err(), ErrnoCode::ENXIO);
+    }
+}
+
+/// Opening a file by name reaches only a regular file in that very directory: never
+/// through a symlink, never by a path.
+#[test]
+fn open_file_stays_in_its_directory() {
+    for f in Fixture::both(false) {
+        for link in ["abs_secret", "rel_secret", "link_to_root", "dotdots"] {
+            assert_eq!(f.c().open_file(ROOT, link.as_bytes()).unwrap_err(), ErrnoCode::ELOOP, "{link}");
+        }
+        for path in ["dir/a.txt", "../outside/secret", "/etc/passwd"] {
+            assert_eq!(f.c().open_file(ROOT, path.as_bytes()).unwrap_err(), ErrnoCode::EINVAL, "{path}");
+        }
+        assert_eq!(f.c().open_file(ROOT, b"..").unwrap_err(), ErrnoCode::EISDIR);
+        assert_eq!(f.c().open_file(ROOT, b"dir").unwrap_err(), ErrnoCode::EISDIR);
+        assert_eq!(f.c().open_file(ROOT, b"").unwrap_err(), ErrnoCode::ENOENT);
+        assert_eq!(f.c().open_file(f.walk("file.txt"), b"x").unwrap_err(), ErrnoCode::ENOTDIR);
     }
 }

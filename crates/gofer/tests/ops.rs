@@ -135,6 +135,23 @@ fn open_reads_and_writes_through_the_descriptor() {
 }
 
 #[test]
+fn open_file_reads_a_file_by_name() {
+    for read_only in [false, true] {
+        for f in Fixture::both(read_only) {
+            let mut text = String::new();
+            file(f.c().open_file(f.walk("dir"), b"a.txt").unwrap()).read_to_string(&mut text).unwrap();
+            assert_eq!(text, "a");
+            // Read-only, blocking, and no node was made for it.
+            let fd = f.c().open_file(ROOT, b"file.txt").unwrap();
+            let fl = nix::fcntl::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+            assert_eq!(fl & (libc::O_ACCMODE | libc::O_NONBLOCK), libc::O_RDONLY);
+            assert_eq!(file(fd).write(b"x").unwrap_err().raw_os_error(), Some(libc::EBADF));
+            assert_eq!(f.c().open_file(ROOT, b"missing").unwrap_err(), ErrnoCode::ENOENT);
+        }
+    }
+}
+
+#[test]
 fn open_directories() {
     for f in Fixture::both(false) {
         let d = f.walk("dir");

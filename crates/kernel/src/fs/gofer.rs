@@ -9,6 +9,7 @@ use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use rvisor_gofer::{NodeId, WalkEnd, ROOT};
 use rvisor_gofer::Client;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
 
 /// A node the Sentry holds in the gofer's table, forgotten when its last holder
@@ -117,6 +118,28 @@ impl GoferInode {
         walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))
     }
 
+    /// The shared read-only descriptor of a regular file. One known from its
+    /// directory's listing is opened by name, in one round trip instead of a walk
+    /// and an open.
+    fn read_fd(&self) -> SysResult<Arc<std::os::fd::OwnedFd>> {
+        if let Some(fd) = self.read_fd.get() {
+            return Ok(fd.clone());
+        }
+        let fd = match (self.node.get(), &self.origin) {
+            (None, Some((parent, name))) => {
+                let fd = self.client.open_file(parent.id, name).map_err(gofer_errno)?;
+                let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(crate::vfs::host_errno)?;
+                // The host file was replaced since the listing: this inode is stale.
+                if (st.st_ino, st.st_dev) != (self.stat.st_ino, self.stat.st_dev) {
+                    return error!(ESTALE);
+                }
+                fd
+            }
+            _ => self.client.open(self.node()?.id, 0).map_err(gofer_errno)?,
+        };
+        Ok(self.read_fd.get_or_init(|| Arc::new(fd)).clone())
+    }
+
     fn listing(&self) -> SysResult<&Listing> {
         if let Some(l) = self.listing.get() {
             return Ok(l);
@@ -172,14 +195,7 @@ impl Inode for GoferInode {
             return error!(EROFS);
         }
         if self.kind() == crate::vfs::inode::S_IFREG {
-            let fd = match self.read_fd.get() {
-                Some(fd) => fd.clone(),
-                None => {
-                    let fd = Arc::new(self.client.open(self.node()?.id, 0).map_err(gofer_errno)?);
-                    self.read_fd.get_or_init(|| fd).clone()
-                }
-            };
-            let file = HostFile::shared(fd, dentry.clone());
+            let file = HostFile::shared(self.read_fd()?, dentry.clone());
             file.set_status_flags(flags.0);
             return Ok(Arc::new(file));
         }
@@ -202,7 +218,7 @@ impl Inode for GoferInode {
         }
         let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
         let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
-        let fd = self.client.open(self.node()?.id, 0).map_err(gofer_errno)?;
+        let fd = self.read_fd()?;
         let mut buf = vec![0u8; 1 << 20];
         let mut at = 0u64;
         while at < size {
