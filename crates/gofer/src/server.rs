@@ -715,7 +715,8 @@ impl Server {
                 }
                 let name = component(e.name).ok();
                 let stat = name.as_deref().and_then(|name| sys::fstatat(fd, name).ok());
-                let is_dir = stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                // A directory's name (`stat` needed it) for the node it comes with.
+                let dir_name = name.filter(|_| stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR));
                 let mut d = Dirent {
                     name: e.name.to_vec(),
                     ino: e.ino,
@@ -724,7 +725,7 @@ impl Server {
                     stat: stat.as_ref().map(sys::to_stat),
                     // Counted before the node is made, so that none is made for an
                     // entry left for the next batch.
-                    node: is_dir.then_some(0),
+                    node: dir_name.as_ref().map(|_| 0),
                 };
                 if used + d.wire_size() > budget {
                     if entries.is_empty() {
@@ -733,10 +734,8 @@ impl Server {
                     return Ok((entries, false));
                 }
                 used += d.wire_size();
-                if let (true, Some(name)) = (is_dir, name) {
-                    // Out of descriptors, say: the client walks to it instead.
-                    d.node = self.lookup(node, name).ok().map(|(child, st)| self.insert(child, &st).id);
-                }
+                // Out of descriptors, say: the client walks to it instead.
+                d.node = dir_name.and_then(|name| self.lookup(node, name).ok()).map(|(child, st)| self.insert(child, &st).id);
                 entries.push(d);
             }
         }

@@ -38,6 +38,8 @@ pub struct GoferInode {
     /// A directory's entries, fetched once: the served tree is read-only to the
     /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
     listing: OnceLock<Listing>,
+    /// A symlink's target, read once (every path through the link reads it).
+    target: OnceLock<Vec<u8>>,
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
     read_fd: OnceLock<Arc<std::os::fd::OwnedFd>>,
@@ -92,7 +94,7 @@ impl GoferInode {
             Ok(n) => (OnceLock::from(n), None),
             Err(origin) => (OnceLock::new(), Some(origin)),
         };
-        GoferInode { client, node, origin, stat, listing: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
+        GoferInode { client, node, origin, stat, listing: OnceLock::new(), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
     }
 
     fn node(&self) -> SysResult<&Arc<Node>> {
@@ -184,7 +186,11 @@ impl Inode for GoferInode {
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
-        self.client.readlink(self.node()?.id).map_err(gofer_errno)
+        if let Some(t) = self.target.get() {
+            return Ok(t.clone());
+        }
+        let target = self.client.readlink(self.node()?.id).map_err(gofer_errno)?;
+        Ok(self.target.get_or_init(|| target).clone())
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
