@@ -9,7 +9,7 @@ use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use rvisor_gofer::{NodeId, WalkEnd, ROOT};
 use rvisor_gofer::Client;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, OnceLock};
 
 /// A node the Sentry holds in the gofer's table, forgotten when its last holder
@@ -225,16 +225,7 @@ impl Inode for GoferInode {
         let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
         let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
         let fd = self.read_fd()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut at = 0u64;
-        while at < size {
-            let n = nix::sys::uio::pread(&fd, &mut buf, at as i64).map_err(crate::vfs::host_errno)?;
-            if n == 0 {
-                break;
-            }
-            mf.write(frames.range.start + at, &buf[..n]);
-            at += n as u64;
-        }
+        mf.fill_from(frames.range.start, size, fd.as_fd(), 0).map_err(crate::vfs::host_errno)?;
         Ok(Some(self.cache.get_or_init(|| Arc::new(PageCache(frames))).clone() as Arc<dyn FilePages>))
     }
 

@@ -186,17 +186,17 @@ impl TmpInode {
             let at = off + done as u64;
             let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
             let chunk = (PAGE_SIZE as usize - inpage).min(data.len() - done);
-            let page = match pages.get(&idx) {
-                Some(p) => p.offset(),
+            let bytes = &data[done..done + chunk];
+            match pages.get(&idx) {
+                Some(p) => self.fs.mf.write(p.offset() + inpage as u64, bytes),
                 None => {
                     let frames = Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOSPC))?;
                     let p = Page { frames, at: 0 };
-                    let off = p.offset();
+                    // A fresh frame is a hole: a store skips faulting it in.
+                    self.fs.mf.store(p.offset() + inpage as u64, bytes).map_err(|_| errno!(EIO))?;
                     pages.insert(idx, p);
-                    off
                 }
-            };
-            self.fs.mf.write(page + inpage as u64, &data[done..done + chunk]);
+            }
             done += chunk;
         }
         *size = (*size).max(end);
