@@ -275,6 +275,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stores_and_fills_land_where_the_mapping_reads() {
+        let mf = MemoryFile::new().unwrap();
+        let r = mf.allocate(4 << 20, UsageKind::Anonymous).unwrap();
+        mf.store(r.start + 10, b"stored").unwrap();
+        let mut b = [0u8; 6];
+        mf.read(r.start + 10, &mut b);
+        assert_eq!(&b, b"stored");
+        // A host file larger than one copy chunk, filled at an offset; past its end
+        // the frames stay zero.
+        let data: Vec<u8> = (0..(FILL_CHUNK + 12345)).map(|i| (i % 251) as u8).collect();
+        let path = std::env::temp_dir().join(format!("rvisor-fill-{}", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let src = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        mf.fill_from(r.start + 8192, 3 << 20, std::os::fd::AsFd::as_fd(&src), 100).unwrap();
+        let mut back = vec![0u8; data.len() - 100];
+        mf.read(r.start + 8192, &mut back);
+        assert_eq!(back, data[100..]);
+        let mut after = [1u8; 64];
+        mf.read(r.start + 8192 + back.len() as u64, &mut after);
+        assert_eq!(after, [0u8; 64]);
+    }
+
+    #[test]
     fn freed_frames_return_to_the_host() {
         let mf = MemoryFile::new().unwrap();
         let r = mf.allocate(1 << 20, UsageKind::Anonymous).unwrap();
