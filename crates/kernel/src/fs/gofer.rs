@@ -85,15 +85,12 @@ impl GoferInode {
     pub fn root(client: Arc<Client>) -> SysResult<Arc<dyn Inode>> {
         let stat = client.stat(ROOT).map_err(gofer_errno)?;
         let node = Arc::new(Node { client: client.clone(), id: ROOT });
-        Ok(Arc::new(GoferInode::new(client, stat, Ok(node))))
+        Ok(Arc::new(GoferInode::new(client, stat, Some(node), None)))
     }
 
-    /// An inode with `node`, or one to walk to from `Err(origin)`.
-    fn new(client: Arc<Client>, stat: Stat, node: Result<Arc<Node>, (Arc<Node>, Vec<u8>)>) -> GoferInode {
-        let (node, origin) = match node {
-            Ok(n) => (OnceLock::from(n), None),
-            Err(origin) => (OnceLock::new(), Some(origin)),
-        };
+    /// An inode with its own node, or (`origin`) one to walk to from its parent's.
+    fn new(client: Arc<Client>, stat: Stat, node: Option<Arc<Node>>, origin: Option<(Arc<Node>, Vec<u8>)>) -> GoferInode {
+        let node = node.map_or_else(OnceLock::new, OnceLock::from);
         GoferInode { client, node, origin, stat, listing: OnceLock::new(), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
     }
 
@@ -104,11 +101,17 @@ impl GoferInode {
         let (parent, name) = self.origin.as_ref().ok_or_else(|| rvisor_abi::errno!(ESTALE))?;
         let info = self.walk(parent, name)?;
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
-        // The host file was replaced since the listing: this inode is stale.
-        if info.stat.st_ino != self.stat.st_ino || info.stat.st_dev != self.stat.st_dev {
+        self.check_same(info.stat.st_ino, info.stat.st_dev)?;
+        Ok(self.node.get_or_init(|| node))
+    }
+
+    /// ESTALE if the host file found by name is not the one this inode was made for
+    /// (it was replaced since the listing).
+    fn check_same(&self, ino: u64, dev: u64) -> SysResult<()> {
+        if (ino, dev) != (self.stat.st_ino, self.stat.st_dev) {
             return error!(ESTALE);
         }
-        Ok(self.node.get_or_init(|| node))
+        Ok(())
     }
 
     /// Walks one component from `dir`, taking the node it gives.
@@ -131,10 +134,7 @@ impl GoferInode {
             (None, Some((parent, name))) => {
                 let fd = self.client.open_file(parent.id, name).map_err(gofer_errno)?;
                 let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(crate::vfs::host_errno)?;
-                // The host file was replaced since the listing: this inode is stale.
-                if (st.st_ino, st.st_dev) != (self.stat.st_ino, self.stat.st_dev) {
-                    return error!(ESTALE);
-                }
+                self.check_same(st.st_ino, st.st_dev)?;
                 fd
             }
             _ => self.client.open(self.node()?.id, 0).map_err(gofer_errno)?,
@@ -176,13 +176,13 @@ impl Inode for GoferInode {
         if let Some(listing) = self.listing.get() {
             let child = listing.get(name).ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
             if let Some(stat) = child.stat {
-                let node = child.node.clone().ok_or_else(|| (dir.clone(), name.to_vec()));
-                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, node)));
+                let origin = child.node.is_none().then(|| (dir.clone(), name.to_vec()));
+                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, child.node.clone(), origin)));
             }
         }
         let info = self.walk(dir, name)?;
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
-        Ok(Arc::new(GoferInode::new(self.client.clone(), info.stat, Ok(node))))
+        Ok(Arc::new(GoferInode::new(self.client.clone(), info.stat, Some(node), None)))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
