@@ -40,6 +40,10 @@ use std::rc::Rc;
 
 type R<T> = Result<T, ErrnoCode>;
 
+/// Listings make directory nodes only while the node table holds fewer than this, so
+/// that listing huge directories cannot use up the descriptors walks and opens need.
+pub const LISTED_NODES_MAX: usize = 8192;
+
 fn code(e: Errno) -> ErrnoCode {
     ErrnoCode(e as i32 as u16)
 }
@@ -715,8 +719,12 @@ impl Server {
                 }
                 let name = component(e.name).ok();
                 let stat = name.as_deref().and_then(|name| sys::fstatat(fd, name).ok());
-                // A directory's name (`stat` needed it) for the node it comes with.
-                let dir_name = name.filter(|_| stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR));
+                // A directory's name (`stat` needed it) for the node it comes with, while
+                // the node table is within its budget (past it, or out of descriptors,
+                // the client walks to the directory instead).
+                let dir_name = name
+                    .filter(|_| stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+                    .filter(|_| self.nodes.len() < LISTED_NODES_MAX);
                 let mut d = Dirent {
                     name: e.name.to_vec(),
                     ino: e.ino,
@@ -734,7 +742,6 @@ impl Server {
                     return Ok((entries, false));
                 }
                 used += d.wire_size();
-                // Out of descriptors, say: the client walks to it instead.
                 d.node = dir_name.and_then(|name| self.lookup(node, name).ok()).map(|(child, st)| self.insert(child, &st).id);
                 entries.push(d);
             }

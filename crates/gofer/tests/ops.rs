@@ -584,3 +584,39 @@ fn the_server_can_be_driven_directly() {
     let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b".".to_vec(); MAX_WALK] });
     assert!(matches!(r, Response::Walked { end: WalkEnd::Complete, .. }));
 }
+
+/// Listing a directory with more subdirectories than the node budget makes nodes only
+/// up to it; the rest come with their attributes alone (the client walks to them).
+#[test]
+fn listings_make_nodes_within_a_budget() {
+    use rvisor_gofer::protocol::{Request, Response};
+    use rvisor_gofer::server::LISTED_NODES_MAX;
+    use rvisor_gofer::Server;
+    let f = Fixture::new(true);
+    let many = f.root.join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..LISTED_NODES_MAX + 100 {
+        fs::create_dir(many.join(format!("d{i}"))).unwrap();
+    }
+    let mut s = Server::new(common::open_dir(&f.root), true).unwrap();
+    let (r, _) = s.handle(Request::Walk { dir: ROOT, names: vec![b"many".to_vec()] });
+    let Response::Walked { nodes, .. } = r else { panic!("{r:?}") };
+    let dir = nodes[0].id;
+    let (mut cookie, mut with, mut without) = (0, 0, 0);
+    loop {
+        let (r, _) = s.handle(Request::Readdir { dir, cookie, max_bytes: 65536 });
+        let Response::Dirents { entries, eof } = r else { panic!("{r:?}") };
+        for e in &entries {
+            assert!(e.stat.is_some());
+            if e.node.is_some() { with += 1 } else { without += 1 }
+        }
+        cookie = entries.last().map_or(cookie, |e| e.cookie);
+        if eof {
+            break;
+        }
+    }
+    assert_eq!(with + without, LISTED_NODES_MAX + 100);
+    assert!(without >= 100, "{with} with nodes, {without} without");
+    assert!(s.node_count() <= LISTED_NODES_MAX, "{} nodes", s.node_count());
+    let _ = fs::remove_dir_all(&many);
+}
