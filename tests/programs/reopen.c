@@ -1,7 +1,11 @@
-// Looks up the host file argv[1] (stat: the sandbox caches the name), waits for
-// a line on stdin (the test replaces the file on the host meanwhile, so the
+// Looks up the host file argv[1] (stat: the sandbox caches the name; with argv[2]
+// "list", after listing its directory, whose listing the sandbox caches too), waits
+// for a line on stdin (the test replaces the file on the host meanwhile, so the
 // cached name is stale), then opens the name: it must find the new file.
+#include <dirent.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +26,15 @@ static void show(const char *label, const char *path) {
 
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
+    if (argc > 2 && strcmp(argv[2], "list") == 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", argv[1]);
+        DIR *d = opendir(dirname(dir));
+        if (!d) return 3;
+        while (readdir(d)) {
+        }
+        closedir(d);
+    }
     struct stat st;
     printf("first: %s\n", stat(argv[1], &st) == 0 ? "found" : "missing");
     printf("ready\n");

@@ -47,6 +47,19 @@ fn lookups_in_listed_directories() {
     );
 }
 
+/// The overlay root is one file system: every directory reports its device, so
+/// `find -xdev` and `mountpoint` see no mount where the host has none, and inode
+/// numbers are the host's.
+#[test]
+fn the_root_is_one_file_system() {
+    same_as_native(
+        "the_root_is_one_file_system",
+        "stat -c '%i %n' / /usr /usr/lib /etc/passwd; find /usr/share/doc -xdev | wc -l; mountpoint /usr; \
+         [ \"$(stat -c %d /)\" = \"$(stat -c %d /usr/lib)\" ] && echo one device",
+        b"",
+    );
+}
+
 #[test]
 fn find_shared_libraries() {
     same_as_native("find_shared_libraries", "find /usr/lib -name '*.so*' | wc -l", b"");

@@ -46,15 +46,23 @@ fn writes_to_host_files_stay_in_the_sandbox() {
     });
 }
 
-/// A host file replaced (renamed over) after the sandbox looked its name up:
-/// opening the name finds the new file, not ESTALE from the stale cached node.
+/// A host file replaced (renamed over) after the sandbox looked its name up, with
+/// or without listing its directory first: opening the name finds the new file, not
+/// ESTALE from the stale cached node or listing.
 #[test]
 fn host_file_replaced_behind_a_cached_name() {
     matrix("host_file_replaced_behind_a_cached_name", &[Link::Static], |v| {
+        replaced_behind_a_cached_name(&v, "stat")?;
+        replaced_behind_a_cached_name(&v, "list")
+    });
+}
+
+fn replaced_behind_a_cached_name(v: &Variant, mode: &str) -> Result<(), String> {
+    {
         let bin = compile("reopen", v.link);
         let path = scratch_path("replaced");
         std::fs::write(&path, "old\n").map_err(|e| e.to_string())?;
-        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::args([path.as_os_str()])));
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::args([path.as_os_str(), mode.as_ref()])));
         p.expect_line("first: found")?;
         p.expect_line("ready")?;
         let fresh = path.with_extension("new");
@@ -63,7 +71,24 @@ fn host_file_replaced_behind_a_cached_name() {
         p.send_line()?;
         let r = p.expect_line("second: new");
         let _ = std::fs::remove_file(&path);
-        r?;
+        r.map_err(|e| format!("{mode}: {e}"))?;
         expect_status(&p.finish(), 0)
+    }
+}
+
+/// A file made in the sandbox (in the upper layer) is on the overlay's one device,
+/// with an inode number of its own that readdir reports too.
+#[test]
+fn new_files_are_on_the_overlay_device() {
+    matrix("new_files_are_on_the_overlay_device", &[Link::Static], |v| {
+        let script = "touch /etc/rvisor-new && mkdir /usr/rvisor-dir && \
+            [ \"$(stat -c %d /etc/rvisor-new)\" = \"$(stat -c %d /)\" ] && echo same device; \
+            [ \"$(stat -c %i /etc/rvisor-new)\" = \"$(ls -i /etc | awk '$2 == \"rvisor-new\" {print $1}')\" ] && echo same inode in readdir; \
+            [ \"$(stat -c %i /etc/rvisor-new)\" != \"$(stat -c %i /etc/passwd)\" ] && echo own inode; \
+            find /etc /usr -xdev -name 'rvisor-*' | sort";
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        all([expect_status(&o, 0), expect_stdout(&o, "same device\nsame inode in readdir\nown inode\n/etc/rvisor-new\n/usr/rvisor-dir\n")])
     });
 }

@@ -10,7 +10,8 @@ use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use rvisor_gofer::{NodeId, WalkEnd, ROOT};
 use rvisor_gofer::Client;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A node the Sentry holds in the gofer's table, forgotten when its last holder
 /// drops it.
@@ -32,12 +33,13 @@ pub struct GoferInode {
     /// The gofer node, walked to on first use by an inode made from its parent's
     /// listing (which knew its attributes but held no node for it).
     node: OnceLock<Arc<Node>>,
-    /// Where to walk from to get `node`: the parent's node and this entry's name.
-    origin: Option<(Arc<Node>, Vec<u8>)>,
+    /// Where to walk from to get `node`.
+    origin: Option<Origin>,
     stat: Stat,
     /// A directory's entries, fetched once: the served tree is read-only to the
     /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
-    listing: OnceLock<Listing>,
+    /// Dropped when found stale: a file it described was replaced on the host.
+    listing: Mutex<Option<Arc<Listing>>>,
     /// A symlink's target, read once (every path through the link reads it).
     target: OnceLock<Vec<u8>>,
     /// One read-only host descriptor for a regular file, shared by every read-only
@@ -55,6 +57,17 @@ struct Listing {
     entries: Vec<Listed>,
     /// Indices into `entries`, sorted by name.
     by_name: Vec<u32>,
+    /// An entry turned out to be replaced on the host: lookups walk again, and the
+    /// next readdir lists again.
+    stale: AtomicBool,
+}
+
+/// How an inode made from its parent's listing reaches its node: by name from the
+/// parent's, checked against what the listing said.
+struct Origin {
+    parent: Arc<Node>,
+    name: Vec<u8>,
+    listing: Arc<Listing>,
 }
 
 struct Listed {
@@ -89,26 +102,30 @@ impl GoferInode {
     }
 
     /// An inode with its own node, or (`origin`) one to walk to from its parent's.
-    fn new(client: Arc<Client>, stat: Stat, node: Option<Arc<Node>>, origin: Option<(Arc<Node>, Vec<u8>)>) -> GoferInode {
+    fn new(client: Arc<Client>, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
         let node = node.map_or_else(OnceLock::new, OnceLock::from);
-        GoferInode { client, node, origin, stat, listing: OnceLock::new(), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
+        GoferInode { client, node, origin, stat, listing: Mutex::new(None), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
     }
 
     fn node(&self) -> SysResult<&Arc<Node>> {
         if let Some(n) = self.node.get() {
             return Ok(n);
         }
-        let (parent, name) = self.origin.as_ref().ok_or_else(|| rvisor_abi::errno!(ESTALE))?;
-        let info = self.walk(parent, name)?;
+        let o = self.origin.as_ref().ok_or_else(|| rvisor_abi::errno!(ESTALE))?;
+        let info = self.walk(&o.parent, &o.name)?;
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
         self.check_same(info.stat.st_ino, info.stat.st_dev)?;
         Ok(self.node.get_or_init(|| node))
     }
 
     /// ESTALE if the host file found by name is not the one this inode was made for
-    /// (it was replaced since the listing).
+    /// (it was replaced since the listing, which is then stale too: the caller's retry
+    /// walks to the new file).
     fn check_same(&self, ino: u64, dev: u64) -> SysResult<()> {
         if (ino, dev) != (self.stat.st_ino, self.stat.st_dev) {
+            if let Some(o) = &self.origin {
+                o.listing.stale.store(true, Ordering::Relaxed);
+            }
             return error!(ESTALE);
         }
         Ok(())
@@ -131,8 +148,8 @@ impl GoferInode {
             return Ok(fd.clone());
         }
         let fd = match (self.node.get(), &self.origin) {
-            (None, Some((parent, name))) => {
-                let fd = self.client.open_file(parent.id, name).map_err(gofer_errno)?;
+            (None, Some(o)) => {
+                let fd = self.client.open_file(o.parent.id, &o.name).map_err(gofer_errno)?;
                 let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(crate::vfs::host_errno)?;
                 self.check_same(st.st_ino, st.st_dev)?;
                 fd
@@ -142,8 +159,13 @@ impl GoferInode {
         Ok(self.read_fd.get_or_init(|| Arc::new(fd)).clone())
     }
 
-    fn listing(&self) -> SysResult<&Listing> {
-        if let Some(l) = self.listing.get() {
+    /// The listing, unless it was found stale.
+    fn cached_listing(&self) -> Option<Arc<Listing>> {
+        self.listing.lock().unwrap_or_else(|e| e.into_inner()).clone().filter(|l| !l.stale.load(Ordering::Relaxed))
+    }
+
+    fn listing(&self) -> SysResult<Arc<Listing>> {
+        if let Some(l) = self.cached_listing() {
             return Ok(l);
         }
         let dir = self.node()?;
@@ -158,7 +180,9 @@ impl GoferInode {
             .collect();
         let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
         by_name.sort_unstable_by(|&a, &b| entries[a as usize].entry.name.cmp(&entries[b as usize].entry.name));
-        Ok(self.listing.get_or_init(|| Listing { entries, by_name }))
+        let listing = Arc::new(Listing { entries, by_name, stale: AtomicBool::new(false) });
+        *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = Some(listing.clone());
+        Ok(listing)
     }
 }
 
@@ -173,11 +197,12 @@ impl Inode for GoferInode {
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
         let dir = self.node()?;
-        if let Some(listing) = self.listing.get() {
+        if let Some(listing) = self.cached_listing() {
             let child = listing.get(name).ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
             if let Some(stat) = child.stat {
-                let origin = child.node.is_none().then(|| (dir.clone(), name.to_vec()));
-                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, child.node.clone(), origin)));
+                let node = child.node.clone();
+                let origin = node.is_none().then(|| Origin { parent: dir.clone(), name: name.to_vec(), listing: listing.clone() });
+                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, node, origin)));
             }
         }
         let info = self.walk(dir, name)?;

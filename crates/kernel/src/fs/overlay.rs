@@ -13,7 +13,7 @@
 //! follow it through renames and links, as Linux's overlayfs inode hash does.
 
 use super::tmpfs::TmpInode;
-use crate::vfs::inode::{inode_key, DirEntry, Inode, OpenFlags, SetAttr, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{inode_key, DirEntry, Inode, OpenFlags, SetAttr, DT_DIR, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
@@ -22,6 +22,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 const WHITEOUT: &[u8] = b"\0whiteout";
 const OPAQUE: &[u8] = b"\0opaque";
+
+/// Set in the inode numbers of upper files, so that they never equal a lower file's
+/// (as overlayfs's xino does): every file of the overlay reports the overlay's one
+/// device, and (device, inode) must still name one file, or `find` and `du` take two
+/// files for hard links and a directory for a loop.
+const UPPER_INO: u64 = 1 << 62;
 
 /// The live overlay inodes of upper files, by upper inode. A leaf lock.
 #[derive(Default)]
@@ -48,6 +54,10 @@ pub struct OverlayInode {
     parent: Option<Arc<OverlayInode>>,
     name: Vec<u8>,
     kind: u32,
+    /// The overlay's device number (its root's upper layer's), which every file of it
+    /// reports: a directory's device differing from its parent's means a mount point
+    /// (`find -xdev`, `mountpoint`).
+    dev: u64,
     layers: Mutex<Layers>,
 }
 
@@ -68,7 +78,8 @@ fn upper_entry(dir: &Arc<dyn Inode>, name: &[u8]) -> Option<Arc<dyn Inode>> {
 
 impl OverlayInode {
     pub fn root(upper: Arc<dyn Inode>, lower: Arc<dyn Inode>) -> Arc<dyn Inode> {
-        Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: Arc::default(), parent: None, name: b"/".to_vec(), kind: S_IFDIR, layers: Mutex::new(Layers { upper: Some(upper), lower: Some(lower) }) })
+        let dev = upper.stat().map_or(0, |st| st.st_dev);
+        Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: Arc::default(), parent: None, name: b"/".to_vec(), kind: S_IFDIR, dev, layers: Mutex::new(Layers { upper: Some(upper), lower: Some(lower) }) })
     }
 
     /// The overlay inode for `name` here, the one already alive for its upper file if any.
@@ -78,7 +89,8 @@ impl OverlayInode {
         if let Some(found) = upper.as_ref().and_then(|u| files.by_upper.get(&inode_key(u))).and_then(Weak::upgrade) {
             return found;
         }
-        let o = Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: files_arc.clone(), parent: Some(self), name: name.to_vec(), kind, layers: Mutex::new(Layers { upper: upper.clone(), lower }) });
+        let dev = self.dev;
+        let o = Arc::new_cyclic(|me| OverlayInode { me: me.clone(), files: files_arc.clone(), parent: Some(self), name: name.to_vec(), kind, dev, layers: Mutex::new(Layers { upper: upper.clone(), lower }) });
         if let Some(u) = &upper {
             files.insert(u, &o);
         }
@@ -207,7 +219,20 @@ fn overlay(i: &Arc<dyn Inode>) -> SysResult<&OverlayInode> {
 
 impl Inode for OverlayInode {
     fn stat(&self) -> SysResult<Stat> {
-        self.top()?.stat()
+        let lower = self.lock().lower.clone();
+        let mut st = match (self.upper(), lower) {
+            // A merged directory keeps its lower inode number, which a copy-up (of
+            // anything inside it) does not change.
+            (Some(u), Some(l)) if self.kind == S_IFDIR => Stat { st_ino: l.stat()?.st_ino, ..u.stat()? },
+            (Some(u), _) => {
+                let st = u.stat()?;
+                Stat { st_ino: st.st_ino | UPPER_INO, ..st }
+            }
+            (None, Some(l)) => l.stat()?,
+            (None, None) => return error!(ENOENT),
+        };
+        st.st_dev = self.dev;
+        Ok(st)
     }
 
     fn kind(&self) -> u32 {
@@ -246,20 +271,28 @@ impl Inode for OverlayInode {
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
+        let lower = match self.merged_lower() {
+            Some(l) => l.readdir()?,
+            None => Vec::new(),
+        };
         let mut out = Vec::new();
         let mut hidden: HashSet<Vec<u8>> = HashSet::new();
         if let Some(u) = self.upper() {
-            for e in u.readdir()? {
+            // An entry's d_ino is what stat says: see `stat`.
+            let lower_dirs: HashMap<&[u8], u64> = lower.iter().filter(|e| e.dtype == DT_DIR).map(|e| (e.name.as_slice(), e.ino)).collect();
+            for mut e in u.readdir()? {
                 hidden.insert(e.name.clone());
                 if e.name == OPAQUE || (e.dtype == DT_LNK && u.lookup(&e.name).is_ok_and(|i| is_whiteout(&i))) {
                     continue;
                 }
+                e.ino = match lower_dirs.get(e.name.as_slice()) {
+                    Some(&ino) if e.dtype == DT_DIR => ino,
+                    _ => e.ino | UPPER_INO,
+                };
                 out.push(e);
             }
         }
-        if let Some(l) = self.merged_lower() {
-            out.extend(l.readdir()?.into_iter().filter(|e| !hidden.contains(&e.name)));
-        }
+        out.extend(lower.into_iter().filter(|e| !hidden.contains(&e.name)));
         Ok(out)
     }
 
