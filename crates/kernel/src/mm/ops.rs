@@ -170,8 +170,8 @@ impl MemoryManager {
         v.may_write = may_write;
         if eager {
             let mut at = addr;
-            while at < end {
-                self.populate(&mut st, addr, at, true)?;
+            // Best effort: whatever is not mapped here faults in later.
+            while at < end && self.populate(&mut st, addr, at, true).is_ok() {
                 at = (at & !(FAULT_REGION - 1)) + FAULT_REGION;
             }
         }
