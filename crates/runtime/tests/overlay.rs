@@ -92,3 +92,25 @@ fn new_files_are_on_the_overlay_device() {
         all([expect_status(&o, 0), expect_stdout(&o, "same device\nsame inode in readdir\nown inode\n/etc/rvisor-new\n/usr/rvisor-dir\n")])
     });
 }
+
+/// A name the sandbox found absent on the host is remembered only for a moment: a
+/// file the host makes there afterwards shows up.
+#[test]
+fn host_file_made_after_a_failed_lookup() {
+    matrix("host_file_made_after_a_failed_lookup", &[Link::Static], |v| {
+        let path = scratch_path("made-later");
+        let _ = std::fs::remove_file(&path);
+        let script = format!(
+            "cat {p} 2>/dev/null || echo absent; cat {p} 2>/dev/null || echo still absent; echo ready; read x; \
+             i=0; while ! cat {p} 2>/dev/null && [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.01; done",
+            p = path.display()
+        );
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], std::path::Path::new("/bin/sh"), &Spec::args(["-c", script.as_str()])));
+        let r = p.expect_line("absent").and_then(|()| p.expect_line("still absent")).and_then(|()| p.expect_line("ready"));
+        std::fs::write(&path, "made\n").map_err(|e| e.to_string())?;
+        let r = r.and_then(|()| p.send_line()).and_then(|()| p.expect_line("made"));
+        let o = p.finish();
+        let _ = std::fs::remove_file(&path);
+        all([r, expect_status(&o, 0)])
+    });
+}

@@ -11,7 +11,9 @@ use rvisor_gofer::{NodeId, WalkEnd, ROOT};
 use rvisor_gofer::Client;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A node the Sentry holds in the gofer's table, forgotten when its last holder
 /// drops it.
@@ -40,6 +42,11 @@ pub struct GoferInode {
     /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
     /// Dropped when found stale: a file it described was replaced on the host.
     listing: Mutex<Option<Arc<Listing>>>,
+    /// Names a walk found absent lately, and when: compilers and loaders look for
+    /// the same absent names in the same directories again and again (gcc, for a
+    /// hello world: `bits` in /usr/include 32 times). A name is known absent for
+    /// `ABSENT_FOR` only, so that a file the host makes later shows up.
+    absent: Mutex<HashMap<Vec<u8>, Instant>>,
     /// A symlink's target, read once (every path through the link reads it).
     target: OnceLock<Vec<u8>>,
     /// One read-only host descriptor for a regular file, shared by every read-only
@@ -85,6 +92,10 @@ impl Listing {
     }
 }
 
+/// How long a directory remembers a name a walk found absent, and how many names.
+const ABSENT_FOR: Duration = Duration::from_millis(250);
+const ABSENT_MAX: usize = 64;
+
 /// Files larger than this are copied into each mapping instead of cached.
 const PAGE_CACHE_MAX: u64 = 256 << 20;
 
@@ -104,7 +115,7 @@ impl GoferInode {
     /// An inode with its own node, or (`origin`) one to walk to from its parent's.
     fn new(client: Arc<Client>, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
         let node = node.map_or_else(OnceLock::new, OnceLock::from);
-        GoferInode { client, node, origin, stat, listing: Mutex::new(None), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
+        GoferInode { client, node, origin, stat, listing: Mutex::new(None), absent: Mutex::default(), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
     }
 
     fn node(&self) -> SysResult<&Arc<Node>> {
@@ -205,7 +216,22 @@ impl Inode for GoferInode {
                 return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, node, origin)));
             }
         }
-        let info = self.walk(dir, name)?;
+        if self.absent.lock().unwrap_or_else(|e| e.into_inner()).get(name).is_some_and(|at| at.elapsed() < ABSENT_FOR) {
+            return error!(ENOENT);
+        }
+        let info = match self.walk(dir, name) {
+            Ok(info) => info,
+            Err(e) => {
+                if e.code == ErrnoCode::ENOENT {
+                    let mut absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+                    if absent.len() >= ABSENT_MAX {
+                        absent.clear();
+                    }
+                    absent.insert(name.to_vec(), Instant::now());
+                }
+                return Err(e);
+            }
+        };
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
         Ok(Arc::new(GoferInode::new(self.client.clone(), info.stat, Some(node), None)))
     }
