@@ -155,6 +155,17 @@ impl Task {
 /// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
+    let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
+    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
+    // parent's children before it becomes one, or a wait() racing with this exit
+    // could reap it instead of blocking until every child is gone (ECHILD).
+    let autoreap = tg.state().parent.clone().filter(|p| {
+        let act = p.action(consts::SIGCHLD);
+        exit_signal == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0)
+    });
+    if let Some(p) = &autoreap {
+        p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
+    }
     let (parent, children) = {
         let mut st = tg.state();
         st.zombie = Some(status);
@@ -178,15 +189,13 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         }
     }
     if let Some(parent) = parent {
-        let act = parent.action(consts::SIGCHLD);
         let (code, st) = status.child_code();
         let uid = tg.creds().uid;
-        let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
         if exit_signal != 0 {
             signals::send_to_group(&parent, SigInfo::new(exit_signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
         }
-        if exit_signal == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0) {
-            parent.state().children.retain(|c| !Arc::ptr_eq(c, tg));
+        // (Unless the parent died meanwhile and the child went to another.)
+        if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
             kernel.pid_ns.release_group(tg.tgid);
         }
         parent.wake_all();
