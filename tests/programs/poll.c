@@ -309,6 +309,8 @@ static void wakeups(void) {
 
 /* ---- signal masks ---- */
 
+static atomic_int *shm; /* [0]: the spammer should stop; [1]: handler runs so far */
+
 static volatile sig_atomic_t usr1, usr1_saw_old_mask, usr1_blocked_in_handler;
 
 static void on_usr1(int sig, siginfo_t *si, void *ucv) {
@@ -320,20 +322,22 @@ static void on_usr1(int sig, siginfo_t *si, void *ucv) {
     sigset_t now;
     sigprocmask(SIG_BLOCK, NULL, &now);
     usr1_blocked_in_handler = sigismember(&now, SIGUSR1);
+    if (shm) atomic_fetch_add(&shm[1], 1);
 }
 
-static atomic_int *shm;
-
-/* A child that sends SIGUSR1 to us until shm[0] is set. */
+/* A child that sends SIGUSR1 to us until shm[0] is set, one signal at a time: the next
+ * only once the handler ran for the last, so that the parent always gets on between two
+ * (a signal that lands before the parent sleeps is followed by another that wakes it). */
 static pid_t spammer(void) {
     atomic_store(&shm[0], 0);
     pid_t parent = getpid();
     fflush(stdout);
     pid_t c = fork();
     if (c == 0) {
-        for (long i = 0; i < 20000000 && atomic_load(&shm[0]) == 0; i++) {
+        while (atomic_load(&shm[0]) == 0) {
+            int handled = atomic_load(&shm[1]);
             kill(parent, SIGUSR1);
-            sched_yield();
+            while (atomic_load(&shm[1]) == handled && atomic_load(&shm[0]) == 0) sched_yield();
         }
         _exit(0);
     }
