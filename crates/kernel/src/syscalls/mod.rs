@@ -15,6 +15,7 @@ pub mod names;
 mod open;
 mod pipe;
 mod poll;
+mod probes;
 mod process;
 mod signal;
 mod sched;
@@ -45,6 +46,7 @@ use poll::*;
 use sched::*;
 use socket::*;
 use stat::*;
+use probes::*;
 use process::*;
 use rvisor_abi::structs::{KernelSigaction, Msghdr, Rlimit, Stat, Sysinfo, Timespec, Timeval, Timezone, Utsname};
 use rvisor_abi::{errno, UserAddr};
@@ -272,6 +274,8 @@ syscall_table! {
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    uretprobe() => Supported;
+    uprobe() => Supported;
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
     clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");
     // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).

@@ -1,0 +1,184 @@
+/* Random system calls with hostile arguments, for the Sentry's robustness: whatever a
+ * program passes, the Sentry must answer with an errno (or kill the program), never
+ * panic, hang or reach the host.
+ *
+ *   syscall_fuzz SEED CHILDREN CALLS HOST_PATH [-v]
+ *
+ * Forks CHILDREN children, one after the other; child i makes CALLS system calls chosen
+ * from SEED+i, with arguments drawn from values that catch bugs: 0, -1, boundaries,
+ * huge counts, NULL, unmapped, kernel and misaligned addresses, pointers into a page of
+ * random bytes and into paths (HOST_PATH among them, which must never appear on the
+ * host). A child that blocks is killed after a bounded wait. Calls that would reach
+ * beyond the child (signals and ptrace on other processes, rlimits of others, new
+ * processes) are left out. Prints one summary line and "done" (with -v, each child's end
+ * first); only ever run in the sandbox. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_NR 470
+#define ARENA_PAGES 8
+
+static uint64_t rng;
+
+static uint64_t next(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static int denied(long nr) {
+    switch (nr) {
+    case SYS_exit:
+    case SYS_exit_group:
+    case SYS_kill:
+    case SYS_tkill:
+    case SYS_tgkill:
+    case SYS_rt_sigqueueinfo:
+    case SYS_rt_tgsigqueueinfo:
+    case SYS_pidfd_send_signal:
+    case SYS_ptrace:
+    case SYS_process_vm_writev:
+    case SYS_prlimit64:
+    case SYS_clone:
+    case SYS_clone3:
+    case SYS_fork:
+    case SYS_vfork:
+    case SYS_reboot:
+        return 1;
+    }
+    return 0;
+}
+
+static char *arena;
+static const char *host_path;
+static void *hole;
+
+static const char *paths[] = {"/", ".", "..", "/tmp/fuzz", "/tmp/fuzz/a", "/dev/null", "/proc/self/mem",
+                              "/proc/self/fd/0", "/etc/passwd", "", "/tmp/fuzz/../../etc"};
+
+static uint64_t pointer(void) {
+    switch (next() % 12) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return (uint64_t)hole;
+    case 3: return 0xffff800000000000ull;
+    case 4: return 0x7fffff000000ull; /* where the systrap stub lives */
+    case 5: return 0x7ffffffff000ull;
+    case 6: return (uint64_t)(arena + ARENA_PAGES * 4096 - 1 - next() % 16); /* runs off the end */
+    case 7: return ~0ull - next() % 4096;
+    case 8: return (uint64_t)(arena + 2048 + next() % 1024); /* a path, or the middle of one */
+    default: return (uint64_t)(arena + 4096 + next() % ((ARENA_PAGES - 2) * 4096));
+    }
+}
+
+static uint64_t integer(void) {
+    switch (next() % 14) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return 2;
+    case 3: return (uint64_t)-1;
+    case 4: return 4096;
+    case 5: return 0x7fffffff;
+    case 6: return 0x80000000;
+    case 7: return 0xffffffff;
+    case 8: return 1ull << 63;
+    case 9: return next() % 16;  /* a small fd, signal, flag */
+    case 10: return next() % 1024;
+    case 11: return 1ull << (next() % 64);
+    case 12: return (uint32_t)next();
+    default: return next();
+    }
+}
+
+static uint64_t argument(void) {
+    return next() % 2 ? pointer() : integer();
+}
+
+static void fuzz(uint64_t seed, long calls, int devnull) {
+    rng = seed * 2654435761u + 88172645463325252ull;
+    for (int fd = 0; fd < 3; fd++) dup2(devnull, fd);
+    arena = mmap(NULL, ARENA_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    hole = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (arena == MAP_FAILED || hole == MAP_FAILED) _exit(2);
+    munmap(hole, 4096);
+    for (int i = 0; i < ARENA_PAGES * 4096; i += 8) {
+        uint64_t v = next();
+        memcpy(arena + i, &v, 8);
+    }
+    /* Paths at 2048 + 64k, each NUL-terminated; the host path among them. */
+    int n = sizeof paths / sizeof *paths;
+    for (int i = 0; i <= n; i++) {
+        const char *p = i < n ? paths[i] : host_path;
+        snprintf(arena + 2048 + 64 * (i % 16), 64, "%s", p);
+    }
+    for (long i = 0; i < calls; i++) {
+        long nr = (long)(next() % MAX_NR);
+        if (denied(nr)) continue;
+        uint64_t a[6];
+        for (int k = 0; k < 6; k++) a[k] = argument();
+        syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    int verbose = argc == 6 && !strcmp(argv[5], "-v");
+    if (argc != 5 && !verbose) {
+        fprintf(stderr, "usage: %s SEED CHILDREN CALLS HOST_PATH [-v]\n", argv[0]);
+        return 2;
+    }
+    uint64_t seed = strtoull(argv[1], NULL, 0);
+    long children = atol(argv[2]), calls = atol(argv[3]);
+    host_path = argv[4];
+    mkdir("/tmp/fuzz", 0777);
+    int devnull = open("/dev/null", O_RDWR);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    long exited = 0, signalled = 0, timed_out = 0;
+    for (long c = 0; c < children; c++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) fuzz(seed + (uint64_t)c, calls, devnull);
+        /* Wait for it, at most 50 ms at a time: a child blocked in a call is killed. */
+        struct timespec limit = {0, 50 * 1000 * 1000};
+        int status, killed = 0;
+        pid_t got;
+        while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
+            if (sigtimedwait(&chld, NULL, &limit) < 0 && errno == EAGAIN) {
+                kill(pid, SIGKILL);
+                timed_out++;
+                killed = 1;
+                got = waitpid(pid, &status, 0);
+                break;
+            }
+        }
+        if (got != pid) {
+            printf("waitpid for child %ld: %s\n", c, strerror(errno));
+            return 1;
+        }
+        if (WIFEXITED(status)) exited++;
+        else if (WIFSIGNALED(status)) signalled++;
+        if (verbose) printf("child %ld: %s %d\n", c, killed ? "timeout" : WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+    printf("children %ld: exited %ld, killed by a signal %ld (timed out %ld)\n", children, exited, signalled, timed_out);
+    printf("done\n");
+    return 0;
+}
