@@ -4,8 +4,8 @@
  *
  *   syscall_fuzz SEED CHILDREN CALLS HOST_PATH [-v]
  *
- * Forks CHILDREN children, one after the other; child i makes CALLS system calls chosen
- * from SEED+i, with arguments drawn from values that catch bugs: 0, -1, boundaries,
+ * Forks CHILDREN children, one after the other; child i opens a descriptor of each kind,
+ * then three threads make CALLS system calls each, chosen from SEED+i, with arguments drawn from values that catch bugs: 0, -1, boundaries,
  * huge counts, NULL, unmapped, kernel and misaligned addresses, pointers into a page of
  * random bytes and into paths (HOST_PATH among them, which must never appear on the
  * host). A child that blocks is killed after a bounded wait. Calls that would reach
@@ -15,14 +15,21 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +37,7 @@
 #define MAX_NR 470
 #define ARENA_PAGES 8
 
-static uint64_t rng;
+static __thread uint64_t rng;
 
 static uint64_t next(void) {
     rng ^= rng << 13;
@@ -60,6 +67,14 @@ static int denied(long nr) {
         return 1;
     }
     return 0;
+}
+
+/* Calls that end most children at once (a forged signal frame, uretprobe's SIGILL,
+ * unmapping the program) or block for good: made rarely, so that children get on to
+ * the rest. */
+static int rare(long nr) {
+    return nr == SYS_rt_sigreturn || nr == 335 || nr == SYS_munmap || nr == SYS_mremap || nr == SYS_pause ||
+           nr == SYS_rt_sigsuspend;
 }
 
 static char *arena;
@@ -107,9 +122,55 @@ static uint64_t argument(void) {
     return next() % 2 ? pointer() : integer();
 }
 
-static void fuzz(uint64_t seed, long calls, int devnull) {
+/* One descriptor of each kind the Sentry has, so that small fd numbers hit them all. */
+static void open_one_of_each(void) {
+    int p[2];
+    pipe2(p, O_NONBLOCK);
+    socketpair(AF_UNIX, SOCK_STREAM, 0, p);
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, p);
+    socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    eventfd(1, EFD_NONBLOCK);
+    epoll_create1(0);
+    timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    sigset_t all;
+    sigfillset(&all);
+    signalfd(-1, &all, SFD_NONBLOCK);
+    inotify_init1(IN_NONBLOCK);
+    syscall(SYS_memfd_create, "fuzz", 0);
+    open("/tmp/fuzz/f", O_RDWR | O_CREAT, 0600);
+    open("/etc/passwd", O_RDONLY);
+    open("/proc/self/status", O_RDONLY);
+    open("/", O_RDONLY | O_DIRECTORY);
+}
+
+static void calls(uint64_t seed, long n) {
+    rng = seed * 2654435761u + 88172645463325252ull;
+    for (long i = 0; i < n; i++) {
+        long nr = (long)(next() % MAX_NR);
+        if (denied(nr) || (rare(nr) && next() % 16)) continue;
+        uint64_t a[6];
+        for (int k = 0; k < 6; k++) a[k] = argument();
+        syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
+}
+
+struct job {
+    uint64_t seed;
+    long n;
+};
+
+static void *thread_calls(void *arg) {
+    struct job *j = arg;
+    calls(j->seed, j->n);
+    return NULL;
+}
+
+/* A child: the arena, descriptors, then `n` calls on each of three threads at once, so
+ * that they race on the same tables. */
+static void fuzz(uint64_t seed, long n, int devnull) {
     rng = seed * 2654435761u + 88172645463325252ull;
     for (int fd = 0; fd < 3; fd++) dup2(devnull, fd);
+    close(devnull);
     arena = mmap(NULL, ARENA_PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     hole = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (arena == MAP_FAILED || hole == MAP_FAILED) _exit(2);
@@ -119,18 +180,19 @@ static void fuzz(uint64_t seed, long calls, int devnull) {
         memcpy(arena + i, &v, 8);
     }
     /* Paths at 2048 + 64k, each NUL-terminated; the host path among them. */
-    int n = sizeof paths / sizeof *paths;
-    for (int i = 0; i <= n; i++) {
-        const char *p = i < n ? paths[i] : host_path;
+    int k = sizeof paths / sizeof *paths;
+    for (int i = 0; i <= k; i++) {
+        const char *p = i < k ? paths[i] : host_path;
         snprintf(arena + 2048 + 64 * (i % 16), 64, "%s", p);
     }
-    for (long i = 0; i < calls; i++) {
-        long nr = (long)(next() % MAX_NR);
-        if (denied(nr)) continue;
-        uint64_t a[6];
-        for (int k = 0; k < 6; k++) a[k] = argument();
-        syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    open_one_of_each();
+    static struct job jobs[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = (struct job){seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)), n};
+        pthread_create(&t[i], NULL, thread_calls, &jobs[i]);
     }
+    calls(seed, n);
     _exit(0);
 }
 
