@@ -84,6 +84,53 @@ static void *hole;
 static const char *paths[] = {"/", ".", "..", "/tmp/fuzz", "/tmp/fuzz/a", "/dev/null", "/proc/self/mem",
                               "/proc/self/fd/0", "/etc/passwd", "", "/tmp/fuzz/../../etc"};
 
+/* Page 1 of the arena holds well-formed structures, so that calls get past their
+ * first checks: an iovec array, a msghdr, a short timespec, pollfds, socket addresses,
+ * a sigaction, a sigset, an SCM_RIGHTS message. */
+#define STRUCTS 4096
+static const unsigned structs[] = {0, 128, 256, 272, 512, 640, 768, 896, 1024};
+
+static void write_structs(void) {
+    char *b = arena + STRUCTS;
+    uint64_t *iov = (uint64_t *)b; /* 4 x {base, len} into page 2 */
+    for (int i = 0; i < 4; i++) {
+        iov[2 * i] = (uint64_t)(arena + 2 * 4096 + 256 * i);
+        iov[2 * i + 1] = 16 << i;
+    }
+    uint64_t *msg = (uint64_t *)(b + 128); /* struct msghdr */
+    msg[0] = (uint64_t)(b + 512);          /* name */
+    msg[1] = 110;                          /* namelen */
+    msg[2] = (uint64_t)b;                  /* iov */
+    msg[3] = 4;                            /* iovlen */
+    msg[4] = (uint64_t)(b + 1024);         /* control */
+    msg[5] = 24;                           /* controllen */
+    msg[6] = 0;
+    uint64_t *ts = (uint64_t *)(b + 256); /* 1 ms */
+    ts[0] = 0;
+    ts[1] = 1000000;
+    int *pfd = (int *)(b + 272); /* 8 x {fd, events|revents} */
+    for (int i = 0; i < 8; i++) {
+        pfd[2 * i] = 3 + i;
+        pfd[2 * i + 1] = 0x5; /* POLLIN | POLLOUT */
+    }
+    unsigned short *un = (unsigned short *)(b + 512);
+    un[0] = 1; /* AF_UNIX */
+    strcpy(b + 514, "/tmp/fuzz/sock");
+    uint64_t *sa = (uint64_t *)(b + 640); /* handler SIG_IGN, flags SA_RESTART, mask */
+    sa[0] = 1;
+    sa[1] = 0x10000000;
+    sa[3] = 0;
+    uint64_t *set = (uint64_t *)(b + 768);
+    set[0] = 1ull << 9;
+    uint32_t *cmsg = (uint32_t *)(b + 1024); /* len 24, SOL_SOCKET, SCM_RIGHTS, fds 3 4 */
+    *(uint64_t *)cmsg = 24;
+    cmsg[2] = 1;
+    cmsg[3] = 1;
+    cmsg[4] = 3;
+    cmsg[5] = 4;
+    *(uint64_t *)(b + 896) = 0; /* a zero word: futexes, counts */
+}
+
 static uint64_t pointer(void) {
     switch (next() % 12) {
     case 0: return 0;
@@ -95,7 +142,9 @@ static uint64_t pointer(void) {
     case 6: return (uint64_t)(arena + ARENA_PAGES * 4096 - 1 - next() % 16); /* runs off the end */
     case 7: return ~0ull - next() % 4096;
     case 8: return (uint64_t)(arena + 2048 + next() % 1024); /* a path, or the middle of one */
-    default: return (uint64_t)(arena + 4096 + next() % ((ARENA_PAGES - 2) * 4096));
+    case 9:
+    case 10: return (uint64_t)(arena + STRUCTS + structs[next() % (sizeof structs / sizeof *structs)]);
+    default: return (uint64_t)(arena + 2 * 4096 + next() % ((ARENA_PAGES - 3) * 4096));
     }
 }
 
@@ -185,6 +234,7 @@ static void fuzz(uint64_t seed, long n, int devnull) {
         const char *p = i < k ? paths[i] : host_path;
         snprintf(arena + 2048 + 64 * (i % 16), 64, "%s", p);
     }
+    write_structs();
     open_one_of_each();
     static struct job jobs[2];
     pthread_t t[2];
