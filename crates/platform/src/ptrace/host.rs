@@ -54,6 +54,16 @@ fn siginfo(tid: i32) -> Result<libc::siginfo_t> {
     Ok(si)
 }
 
+/// `si_code` of a SIGSYS that a seccomp filter raised.
+const SYS_SECCOMP: i32 = 1;
+
+/// The syscall number in a seccomp SIGSYS (`si_syscall`: the int after `si_call_addr`
+/// at the start of the union, which libc does not name).
+fn sigsys_syscall(si: &libc::siginfo_t) -> i32 {
+    // SAFETY: siginfo_t is 128 bytes; the int read lies at 24..28, inside it.
+    unsafe { std::ptr::read_unaligned((si as *const libc::siginfo_t as *const u8).add(24) as *const i32) }
+}
+
 /// Runs app code until the next stop and says why it stopped.
 pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
     // The Sentry restarts syscalls itself; the host must never do it for us.
@@ -74,6 +84,18 @@ pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
     }
     if sig == libc::SIGTRAP | 0x80 {
         return Ok(Event::Syscall);
+    }
+    if sig == libc::SIGSYS {
+        // The stub's filter trapped a call into the vsyscall page: the host skipped
+        // it (rax rolled back to the number) and emulated the `ret`. Continuing
+        // without the signal drops it; the Sentry answers the call.
+        let si = siginfo(tid)?;
+        if si.si_code == SYS_SECCOMP {
+            regs.orig_rax = sigsys_syscall(&si) as u64;
+            regs.rax = (-(libc::ENOSYS as i64)) as u64;
+            return Ok(Event::Syscall);
+        }
+        return Ok(Event::Interrupted);
     }
     match sig {
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
