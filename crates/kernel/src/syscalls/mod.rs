@@ -303,6 +303,13 @@ syscall_table! {
 
 /// Handles the syscall the task stopped at and sets its return value.
 pub fn handle(t: &mut Task) {
+    if compat_entry(t) {
+        // The sandbox is a Linux without IA32 emulation (32-bit programs do not load),
+        // where a 32-bit syscall instruction raises a general protection fault.
+        t.cpu.regs.rip = t.cpu.regs.rip.wrapping_sub(2);
+        t.force_signal(SigInfo::new(rvisor_abi::consts::SIGSEGV, crate::task::signals::SI_KERNEL));
+        return;
+    }
     t.kernel.clocks.maybe_refresh();
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
@@ -338,6 +345,18 @@ pub fn handle(t: &mut Task) {
         t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid(), call, shown));
     }
     t.cpu.set_return(ret);
+}
+
+/// Whether the syscall came in through a 32-bit entry: `int 0x80` (its two bytes end
+/// where the syscall left rip), or any syscall instruction run in a 32-bit code
+/// segment. The platform says so where it knows.
+fn compat_entry(t: &Task) -> bool {
+    const USER_CS: u64 = 0x33;
+    t.cpu.compat_syscall.unwrap_or_else(|| {
+        let mut insn = [0u8; 2];
+        t.cpu.regs.cs != USER_CS
+            || (t.mm.read_bytes_remote(UserAddr(t.cpu.regs.rip.wrapping_sub(2)), &mut insn) == 2 && insn == [0xcd, 0x80])
+    })
 }
 
 /// Logs an unimplemented syscall the first time the sandbox sees it.
