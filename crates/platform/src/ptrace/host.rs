@@ -1,6 +1,6 @@
 //! Raw ptrace and scheduling calls on stub threads.
 
-use crate::{Event, PlatformError, Result};
+use crate::{CpuState, Event, PlatformError, Result};
 use crate::stub::QueuedCall;
 use std::io;
 
@@ -65,7 +65,10 @@ fn sigsys_syscall(si: &libc::siginfo_t) -> i32 {
 }
 
 /// Runs app code until the next stop and says why it stopped.
-pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
+pub fn sysemu(tid: i32, cpu: &mut CpuState) -> Result<Event> {
+    // Whether a syscall stop came from a 32-bit entry is not in the registers.
+    cpu.compat_syscall = None;
+    let regs = &mut cpu.regs;
     // The Sentry restarts syscalls itself; the host must never do it for us.
     regs.orig_rax = u64::MAX;
     set_regs(tid, regs)?;
@@ -93,6 +96,7 @@ pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
         if si.si_code == SYS_SECCOMP {
             regs.orig_rax = sigsys_syscall(&si) as u64;
             regs.rax = (-(libc::ENOSYS as i64)) as u64;
+            cpu.compat_syscall = Some(false);
             return Ok(Event::Syscall);
         }
         return Ok(Event::Interrupted);
