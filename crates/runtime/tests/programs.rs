@@ -575,3 +575,25 @@ fn capabilities() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "raising a dropped capability is EPERM: ok")])
     });
 }
+
+/// seccomp(2), as programs that sandbox themselves use it: errno, trap, kill-thread and
+/// kill-process filters, the strictest of several winning, inheritance across fork,
+/// threads (TSYNC) and exec, strict mode, and the checks that refuse bad filters.
+#[test]
+fn seccomp_filters() {
+    compare("seccomp_filters", "seccomp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "getppid: -1 EPERM"),
+            expect_stdout_has_line(o, "after exec, getppid: -1 E2BIG; PR_GET_SECCOMP 2"),
+            expect_stdout_has_line(o, "getppid returned 4242; SIGSYS: nr getppid, si_code 1 (SYS_SECCOMP), si_errno 77, arch x86-64 1, rax the syscall number, call address set 1"),
+            expect_stdout_has_line(o, "KILL_PROCESS: killed by signal 31"),
+            expect_stdout_has_line(o, "the other thread died, this one goes on: yes"),
+            expect_stdout_has_line(o, "TSYNC: the other thread's getppid: -1 EACCES"),
+            expect_stdout_has_line(o, "strict: killed by signal 9"),
+            expect_stdout_has_line(o, "scratch word loaded before any store: -1 EINVAL"),
+            expect_stdout_has_line(o, "dup(100 + 2^32): -1 EMFILE"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

@@ -19,6 +19,7 @@ mod probes;
 mod process;
 mod signal;
 mod sched;
+mod seccomp;
 mod socket;
 mod stat;
 pub mod table;
@@ -44,6 +45,7 @@ use open::*;
 use pipe::*;
 use poll::*;
 use sched::*;
+use seccomp::sys_seccomp;
 use socket::*;
 use stat::*;
 use probes::*;
@@ -274,6 +276,7 @@ syscall_table! {
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    seccomp(op: u32, flags: u32, args: UserAddr) => Partial("no user notification: SECCOMP_FILTER_FLAG_NEW_LISTENER is EINVAL, and SECCOMP_RET_USER_NOTIF and SECCOMP_RET_TRACE fail the call with ENOSYS");
     uretprobe() => Supported;
     uprobe() => Supported;
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
@@ -314,22 +317,9 @@ pub fn handle(t: &mut Task) {
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
     let call = t.kernel.strace.is_some().then(|| strace_call(t, nr, a).unwrap_or_else(|| format!("syscall_{nr}({:#x}, {:#x}, {:#x}, ...)", a[0], a[1], a[2])));
-    let result = dispatch(t, nr, a).unwrap_or_else(|| Err(errno!(ENOSYS)));
-    let ret = match result {
-        Ok(v) => v,
-        Err(e) => {
-            if e.code == rvisor_abi::ErrnoCode::ENOSYS {
-                report_unimplemented(t, nr);
-            }
-            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
-            if e.code.is_restart() {
-                // Signal handling decides between EINTR and a restart.
-                t.pending_restart = Some(e.code);
-                errno!(EINTR).to_return()
-            } else {
-                e.to_return()
-            }
-        }
+    let ret = match seccomp::check_entry(t, nr, a) {
+        Some(ret) => ret,
+        None => run(t, nr, a),
     };
     if let Some(call) = call {
         let shown = if t.exit.is_some() {
@@ -345,6 +335,26 @@ pub fn handle(t: &mut Task) {
         t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid(), call, shown));
     }
     t.cpu.set_return(ret);
+}
+
+/// Runs the syscall's handler; its result as the app sees it.
+fn run(t: &mut Task, nr: u64, a: [u64; 6]) -> u64 {
+    match dispatch(t, nr, a).unwrap_or_else(|| Err(errno!(ENOSYS))) {
+        Ok(v) => v,
+        Err(e) => {
+            if e.code == rvisor_abi::ErrnoCode::ENOSYS {
+                report_unimplemented(t, nr);
+            }
+            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
+            if e.code.is_restart() {
+                // Signal handling decides between EINTR and a restart.
+                t.pending_restart = Some(e.code);
+                errno!(EINTR).to_return()
+            } else {
+                e.to_return()
+            }
+        }
+    }
 }
 
 /// Whether the syscall came in through a 32-bit entry: `int 0x80` (its two bytes end

@@ -12,6 +12,7 @@ mod exit;
 pub mod host_threads;
 mod pid_ns;
 mod run;
+pub mod seccomp;
 mod sigframe;
 pub mod signals;
 mod thread_group;

@@ -350,6 +350,10 @@ pub struct Thread {
     /// Set while the task may be running app code: only then does `interrupt`
     /// need to kick it out through the platform (a costly host signal and stop).
     pub running_app: std::sync::atomic::AtomicBool,
+    /// Its seccomp mode (another thread may set it: TSYNC). Leaf lock; `seccomp_on`
+    /// spares the syscall path the lock while the mode is Disabled.
+    seccomp: Mutex<super::seccomp::Mode>,
+    seccomp_on: std::sync::atomic::AtomicBool,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -375,7 +379,23 @@ impl Thread {
             host_tid: AtomicI32::new(0),
             sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
+            seccomp: Mutex::default(),
+            seccomp_on: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The thread's seccomp mode.
+    pub fn seccomp(&self) -> super::seccomp::Mode {
+        if !self.seccomp_on.load(Ordering::Acquire) {
+            return super::seccomp::Mode::Disabled;
+        }
+        self.seccomp.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_seccomp(&self, mode: super::seccomp::Mode) {
+        let on = !matches!(mode, super::seccomp::Mode::Disabled);
+        *self.seccomp.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+        self.seccomp_on.store(on, Ordering::Release);
     }
 
     /// App CPU time this thread has used, in nanoseconds.
