@@ -110,7 +110,7 @@ syscall_table! {
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
     fork() => Supported;
     vfork() => Supported;
-    execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("static executables only until the VFS lands");
+    execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");
     exit(code: i32) => Supported;
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
@@ -189,7 +189,7 @@ syscall_table! {
     getrusage(who: i32, usage: UserAddr) => Partial("app CPU time as user time; the Sentry's time is not attributed");
     times(buf: UserAddr) => Partial("app CPU time as user time");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
-    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS");
+    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP");
     arch_prctl(code: i32, addr: u64) => Supported;
     gettid() => Supported;
     tkill(tid: i32, signo: i32) => Supported;
