@@ -597,3 +597,22 @@ fn seccomp_filters() {
         ])
     });
 }
+
+/// madvise: MADV_DONTFORK leaves a forked child a hole, MADV_WIPEONFORK gives it zeros
+/// (DOFORK and KEEPONFORK undo them); wiping shared memory is EINVAL, advice over a hole
+/// ENOMEM.
+#[test]
+fn madvise_fork_advice() {
+    compare("madvise_fork_advice", "madvise", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "page 1 wiped: the child sees A0CD"),
+            expect_stdout_has_line(o, "pages 2-3 not copied: the child sees AB--"),
+            expect_stdout_has_line(o, "page 3 copied again: the child sees AB-D"),
+            expect_stdout_has_line(o, "WIPEONFORK on a shared mapping: EINVAL"),
+            expect_stdout_has_line(o, "NORMAL over a hole: ENOMEM"),
+            expect_stdout_has_line(o, "DONTNEED page 0: 0, reads 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

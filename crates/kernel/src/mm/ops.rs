@@ -1,6 +1,7 @@
 //! The address-space operations behind mmap, munmap, mprotect, mremap, brk,
 //! madvise, mincore and msync.
 
+use super::vma::OnFork;
 use super::{MemoryManager, MmState, Vma, FAULT_REGION};
 use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
@@ -86,7 +87,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None, on_fork: Default::default() });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -197,7 +198,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None, on_fork: Default::default() });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)
@@ -337,6 +338,32 @@ impl MemoryManager {
         }
         drop(st);
         self.sync_then_release(ctx, released)
+    }
+
+    /// madvise's DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK: what a child gets of
+    /// `[addr, addr + len)` (whole pages, mapped: ENOMEM otherwise). Wiping is for
+    /// private anonymous mappings only (EINVAL).
+    pub fn set_on_fork(&self, addr: u64, len: u64, change: impl Fn(&mut OnFork)) -> SysResult<()> {
+        let end = self.check_range(addr, len)?;
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        st.split_at(addr);
+        st.split_at(end);
+        let mut vmas: Vec<&mut Vma> = st.vmas.range_mut(addr..end).map(|(_, v)| v).collect();
+        for v in &mut vmas {
+            let mut f = v.on_fork;
+            change(&mut f);
+            if f.wipe && (v.shared || v.file.is_some()) {
+                return Err(errno!(EINVAL));
+            }
+        }
+        for v in vmas {
+            change(&mut v.on_fork);
+        }
+        st.merge_around(addr, end);
+        Ok(())
     }
 
     /// mincore: one byte per page, 1 where the page is populated.

@@ -30,6 +30,10 @@ const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
 
 const MADV_DONTNEED: i32 = 4;
+const MADV_DONTFORK: i32 = 10;
+const MADV_DOFORK: i32 = 11;
+const MADV_WIPEONFORK: i32 = 18;
+const MADV_KEEPONFORK: i32 = 19;
 
 fn perms(prot: u32) -> SysResult<Perms> {
     if prot & !(PROT_MASK | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
@@ -125,11 +129,19 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+    if len == 0 {
+        return if (0..=25).contains(&advice) { Ok(()) } else { error!(EINVAL) };
+    }
     match advice {
         MADV_DONTNEED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
-        // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, FREE, and the hints
-        // (MERGEABLE .. COLLAPSE) change nothing we must honour.
-        0..=3 | 8..=25 => Ok(()),
+        MADV_DONTFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = true),
+        MADV_DOFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = false),
+        MADV_WIPEONFORK => t.mm.set_on_fork(addr.get(), len, |f| f.wipe = true),
+        MADV_KEEPONFORK => t.mm.set_on_fork(addr.get(), len, |f| f.wipe = false),
+        // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, FREE, REMOVE, and the hints
+        // (MERGEABLE .. COLLAPSE) change nothing we must honour; the range must be
+        // mapped all the same.
+        0..=3 | 8..=25 => t.mm.require_mapped(addr.get(), len),
         _ => error!(EINVAL),
     }
 }

@@ -100,7 +100,7 @@ syscall_table! {
     mremap(old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) => Partial("MREMAP_DONTUNMAP is not supported");
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
-    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("MADV_DONTNEED acts; other advice is accepted and ignored");
+    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("DONTNEED, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; the rest (FREE, REMOVE, the hints) is checked and ignored");
     pause() => Supported;
     getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     alarm(seconds: u32) => Supported;
