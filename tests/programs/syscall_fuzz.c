@@ -86,9 +86,9 @@ static const char *paths[] = {"/", ".", "..", "/tmp/fuzz", "/tmp/fuzz/a", "/dev/
 
 /* Page 1 of the arena holds well-formed structures, so that calls get past their
  * first checks: an iovec array, a msghdr, a short timespec, pollfds, socket addresses,
- * a sigaction, a sigset, an SCM_RIGHTS message. */
+ * a sigaction, a sigset, an SCM_RIGHTS message, a seccomp program. */
 #define STRUCTS 4096
-static const unsigned structs[] = {0, 128, 256, 272, 512, 640, 768, 896, 1024};
+static const unsigned structs[] = {0, 128, 256, 272, 512, 640, 768, 896, 1024, 1152};
 
 static void write_structs(void) {
     char *b = arena + STRUCTS;
@@ -129,6 +129,17 @@ static void write_structs(void) {
     cmsg[4] = 3;
     cmsg[5] = 4;
     *(uint64_t *)(b + 896) = 0; /* a zero word: futexes, counts */
+    /* A seccomp program (struct sock_fprog, then 4 instructions): one random syscall
+     * gets a random action, the rest are allowed. */
+    static const uint32_t actions[] = {0x00050001, 0x00030000, 0x7ff00000, 0x7ffc0000, 0x00050000, 0x80000000};
+    uint32_t *insns = (uint32_t *)(b + 1168);
+    *(uint16_t *)(b + 1152) = 4;
+    *(uint64_t *)(b + 1160) = (uint64_t)insns;
+    uint32_t prog[8] = {0x20, 0,                                       /* ld [nr] */
+                        0x15 | 1u << 24, (uint32_t)(next() % MAX_NR), /* jeq k, 0, 1 */
+                        0x06, actions[next() % 6],                     /* ret action */
+                        0x06, 0x7fff0000};                             /* ret allow */
+    memcpy(insns, prog, sizeof prog);
 }
 
 static uint64_t pointer(void) {
@@ -199,6 +210,12 @@ static void calls(uint64_t seed, long n) {
         if (denied(nr) || (rare(nr) && next() % 16)) continue;
         uint64_t a[6];
         for (int k = 0; k < 6; k++) a[k] = argument();
+        if (nr == SYS_seccomp && next() % 2) {
+            /* Often a well-formed filter install, so that filters do get installed. */
+            a[0] = 1;
+            a[1] = next() % 2;
+            a[2] = (uint64_t)(arena + STRUCTS + 1152);
+        }
         syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     }
 }
