@@ -31,11 +31,19 @@ pub struct KernelConfig {
     pub gofer: Arc<rvisor_gofer::Client>,
 }
 
+/// The names uname reports and sethostname and setdomainname change: any bytes, up
+/// to 64 of them.
+pub struct UtsNames {
+    pub hostname: Vec<u8>,
+    pub domainname: Vec<u8>,
+}
+
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
     pub clocks: Clocks,
-    pub hostname: String,
+    /// The sandbox's one UTS namespace. Leaf lock.
+    pub uts: Mutex<UtsNames>,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -114,7 +122,7 @@ impl Kernel {
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,
-                hostname: cfg.hostname,
+                uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),
                 futexes: FutexTable::default(),

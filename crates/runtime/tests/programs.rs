@@ -616,3 +616,27 @@ fn madvise_fork_advice() {
         ])
     });
 }
+
+/// sethostname and setdomainname rename the sandbox, never the host: uname,
+/// gethostname, /proc/sys/kernel and children see the new names; 64 bytes at most;
+/// CAP_SYS_ADMIN needed. Sandbox only: natively it would rename the host.
+#[test]
+fn uts_names_are_the_sandbox_own() {
+    matrix("uts_names_are_the_sandbox_own", &[Link::Static], |v| {
+        let host_before = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+        let o = run_sandbox(v.platform, &compile("uts", v.link), &Spec::default());
+        let host_after = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "sethostname: 0\nsetdomainname: 0\nuname: nodename rvisor-uts-test, domainname example.org\n\
+                 gethostname: rvisor-uts-test\n/proc/sys/kernel/hostname: rvisor-uts-test\n\
+                 /proc/sys/kernel/domainname: example.org\n65 bytes: EINVAL\n64 bytes: 0\n\
+                 uname nodename length 64\nbad pointer: EFAULT\na child sees rvisor-uts-test\n\
+                 without CAP_SYS_ADMIN: EPERM\nstill rvisor-uts-test\n",
+            ),
+            if host_before == host_after { Ok(()) } else { Err(format!("the host was renamed: {host_before:?} -> {host_after:?}")) },
+        ])
+    });
+}
