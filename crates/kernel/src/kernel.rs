@@ -44,6 +44,8 @@ pub struct Kernel {
     pub clocks: Clocks,
     /// The sandbox's one UTS namespace. Leaf lock.
     pub uts: Mutex<UtsNames>,
+    /// Its one IPC namespace's shared memory segments.
+    pub shm: crate::ipc::shm::Segments,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -122,6 +124,7 @@ impl Kernel {
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,
+                shm: Default::default(),
                 uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),

@@ -640,3 +640,25 @@ fn uts_names_are_the_sandbox_own() {
         ])
     });
 }
+
+/// System V shared memory: keys and IPC_PRIVATE, attachments shared across fork, a
+/// second attachment of the same memory, read-only attachments, the attachment count
+/// (an exited child's attachments gone by the time its parent reaps it), removal while
+/// attached, permissions and the errors.
+#[test]
+fn sysv_shared_memory() {
+    compare("sysv_shared_memory", "shm", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "the parent reads \"written by the child\""),
+            expect_stdout_has_line(o, "second attachment: ok, another address 1, same memory 1"),
+            expect_stdout_has_line(o, "read-only: child killed by signal 11"),
+            expect_stdout_has_line(o, "after the child's exit: size 10000, nattch 1, mode 600, creator is us 1, key 0"),
+            expect_stdout_has_line(o, "IPC_CREAT|IPC_EXCL: EEXIST"),
+            expect_stdout_has_line(o, "another user attaches: EACCES"),
+            expect_stdout_has_line(o, "removed, still attached: size 10000, nattch 1, mode 1600, creator is us 1, key 0"),
+            expect_stdout_has_line(o, "after the last detach: IPC_STAT EINVAL"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

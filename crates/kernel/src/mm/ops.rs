@@ -340,6 +340,40 @@ impl MemoryManager {
         self.sync_then_release(ctx, released)
     }
 
+    /// Drops every VMA of an address space whose last task is leaving, without
+    /// telling the platform (the stub goes with it). The frames stay until the
+    /// memory manager itself goes, so none is reused while the stub maps it.
+    pub fn forget_mappings(&self) {
+        let vmas = std::mem::take(&mut self.lock().vmas);
+        drop(vmas);
+    }
+
+    /// shmdt: unmaps the System V segment attached at `addr`: the mapping of the
+    /// segment's start that begins there, and the rest of that attachment up to the
+    /// segment's size. EINVAL where none begins. Returns the segment's identity (the
+    /// address of its pages).
+    pub fn detach_sysv_segment(&self, ctx: &mut dyn Context, addr: u64) -> SysResult<usize> {
+        let (segment, ranges): (*const (), Vec<(u64, u64)>) = {
+            let st = self.lock();
+            let Some((start, v)) = st.vma_at(addr) else { return Err(errno!(EINVAL)) };
+            let Some(f) = v.file.as_ref().filter(|f| start == addr && f.offset == 0) else { return Err(errno!(EINVAL)) };
+            let Some(size) = f.pages.sysv_segment_size() else { return Err(errno!(EINVAL)) };
+            let end = page_up(size).and_then(|s| addr.checked_add(s)).ok_or_else(|| errno!(EINVAL))?;
+            let segment = std::sync::Arc::as_ptr(&f.pages) as *const ();
+            let ranges = st
+                .vmas
+                .range(addr..end)
+                .filter(|(&s, v)| v.file.as_ref().is_some_and(|f| std::sync::Arc::as_ptr(&f.pages) as *const () == segment && f.offset == s - addr))
+                .map(|(&s, v)| (s, v.end.min(end) - s))
+                .collect();
+            (segment, ranges)
+        };
+        for (s, len) in ranges {
+            self.munmap(ctx, s, len)?;
+        }
+        Ok(segment as usize)
+    }
+
     /// madvise's DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK: what a child gets of
     /// `[addr, addr + len)` (whole pages, mapped: ENOMEM otherwise). Wiping is for
     /// private anonymous mappings only (EINVAL).

@@ -53,6 +53,11 @@ pub trait FilePages: Send + Sync {
         false
     }
 
+    /// A System V shared memory segment's size (shmdt finds attachments by it).
+    fn sysv_segment_size(&self) -> Option<u64> {
+        None
+    }
+
     /// Copies the file's bytes `[off, off + buf.len())` (below `end()`) out of
     /// its pages.
     fn read(&self, mf: &MemoryFile, off: u64, buf: &mut [u8]) -> SysResult<()> {

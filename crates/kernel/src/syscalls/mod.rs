@@ -7,6 +7,7 @@ mod fs;
 mod futex;
 mod info;
 mod inotify;
+mod ipc;
 mod lock;
 mod memfd;
 mod mm;
@@ -37,6 +38,7 @@ use fs::*;
 use futex::*;
 use info::*;
 use inotify::*;
+use ipc::*;
 use lock::sys_flock;
 use memfd::sys_memfd_create;
 use mm::*;
@@ -115,6 +117,11 @@ syscall_table! {
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
+    // System V shared memory (syscalls/ipc.rs).
+    shmget(key: i32, size: u64, flags: i32) => Supported;
+    shmat(id: i32, addr: UserAddr, flags: i32) => Supported;
+    shmdt(addr: UserAddr) => Supported;
+    shmctl(id: i32, cmd: i32, buf: UserAddr) => Supported;
     sethostname(name: UserAddr, len: usize) => Supported;
     setdomainname(name: UserAddr, len: usize) => Supported;
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");

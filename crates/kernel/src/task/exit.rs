@@ -91,6 +91,12 @@ impl Task {
         };
         self.kernel.pid_ns.release_thread(tid);
         if last {
+            // As Linux's exit_mm, before the parent hears of the exit: an address
+            // space no one else uses loses its mappings now (a System V segment's
+            // attachment count drops; the frames go when the stub is gone).
+            if Arc::strong_count(&self.mm) == 1 {
+                self.mm.forget_mappings();
+            }
             crate::tty::session_leader_exit(self);
             self.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             let status = self.tg.state().exiting.unwrap_or(status);

@@ -1,0 +1,185 @@
+//! System V shared memory: shmget, shmat, shmdt, shmctl (the segments live in
+//! `ipc/shm.rs`).
+
+use crate::ipc::shm::{ShmidDs, SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
+use crate::ipc::{IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::mm::ops::Placement;
+use crate::mm::UserRef;
+use crate::task::Task;
+use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_platform::Perms;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+const SHM_RDONLY: i32 = 0o10000;
+const SHM_RND: i32 = 0o20000;
+const SHM_REMAP: i32 = 0o40000;
+const SHM_EXEC: i32 = 0o100000;
+const SHM_LOCK: i32 = 11;
+const SHM_UNLOCK: i32 = 12;
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
+/// Read permission in all three positions (what IPC_STAT and a read-only attach need).
+const S_IRUGO: i32 = 0o444;
+const S_IWUGO: i32 = 0o222;
+
+/// `struct shminfo64` (IPC_INFO).
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct ShmInfo64 {
+    shmmax: u64,
+    shmmin: u64,
+    shmmni: u64,
+    shmseg: u64,
+    shmall: u64,
+    unused: [u64; 4],
+}
+
+/// `struct shm_info` (SHM_INFO).
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct ShmUsage {
+    used_ids: i32,
+    pad: i32,
+    shm_tot: u64,
+    shm_rss: u64,
+    shm_swp: u64,
+    swap_attempts: u64,
+    swap_successes: u64,
+}
+
+fn now_secs(t: &Task) -> i64 {
+    t.kernel.clocks.realtime_ns() / 1_000_000_000
+}
+
+pub fn sys_shmget(t: &mut Task, key: i32, size: u64, flags: i32) -> SysResult<i32> {
+    let now = now_secs(t);
+    let (kernel, mf) = (t.kernel.clone(), t.mm.memory_file().clone());
+    t.kernel.shm.get(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
+}
+
+pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult<u64> {
+    let rdonly = flags & SHM_RDONLY != 0;
+    let mut at = addr.get();
+    if at != 0 && at % PAGE_SIZE != 0 {
+        if flags & SHM_RND == 0 {
+            return error!(EINVAL);
+        }
+        at -= at % PAGE_SIZE;
+    }
+    if at == 0 && flags & SHM_REMAP != 0 {
+        return error!(EINVAL);
+    }
+    let want = if rdonly { S_IRUGO } else { S_IRUGO | S_IWUGO };
+    let (pages, size) = t.kernel.shm.lookup(id, |s| {
+        if !s.ds.perm.allows(&t.tg, want) {
+            return error!(EACCES);
+        }
+        Ok((s.pages.clone(), s.ds.segsz))
+    })?;
+    let placement = match at {
+        0 => Placement::Hint(0),
+        a if flags & SHM_REMAP != 0 => Placement::Fixed(a),
+        a => Placement::FixedNoReplace(a),
+    };
+    let perms = Perms { read: true, write: !rdonly, exec: flags & SHM_EXEC != 0 };
+    let mapped = t
+        .mm
+        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0)
+        .map_err(|e| if e == errno!(EEXIST) { errno!(EINVAL) } else { e })?;
+    let (now, pid) = (now_secs(t), t.tg.tgid);
+    // The segment may have been removed meanwhile: the attachment stands all the same.
+    let _ = t.kernel.shm.lookup(id, |s| {
+        s.ds.atime = now;
+        s.ds.lpid = pid;
+        Ok(())
+    });
+    Ok(mapped)
+}
+
+pub fn sys_shmdt(t: &mut Task, addr: UserAddr) -> SysResult<()> {
+    if addr.get() % PAGE_SIZE != 0 {
+        return error!(EINVAL);
+    }
+    let segment = t.mm.detach_sysv_segment(t.ctx.as_mut(), addr.get())?;
+    let (now, pid) = (now_secs(t), t.tg.tgid);
+    t.kernel.shm.with(|reg| {
+        if let Some(s) = reg.iter_mut().find(|s| std::sync::Arc::as_ptr(&s.pages) as usize == segment) {
+            s.ds.dtime = now;
+            s.ds.lpid = pid;
+        }
+    });
+    Ok(())
+}
+
+pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i32> {
+    let now = now_secs(t);
+    match cmd & !IPC_64 {
+        IPC_INFO => {
+            let info = ShmInfo64 { shmmax: SHMMAX, shmmin: 1, shmmni: SHMMNI as u64, shmseg: SHMMNI as u64, shmall: SHMALL, unused: [0; 4] };
+            t.mm.write_obj(UserRef::<ShmInfo64>::new(buf), &info)?;
+            Ok(t.kernel.shm.with(|reg| reg.max_index()))
+        }
+        SHM_INFO => {
+            let (usage, max) = t.kernel.shm.with(|reg| {
+                let pages: u64 = reg.iter().map(|(_, s)| s.ds.segsz.div_ceil(PAGE_SIZE)).sum();
+                let used = reg.iter().count() as i32;
+                (ShmUsage { used_ids: used, shm_tot: pages, shm_rss: pages, ..Default::default() }, reg.max_index())
+            });
+            t.mm.write_obj(UserRef::<ShmUsage>::new(buf), &usage)?;
+            Ok(max)
+        }
+        IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
+            let c = cmd & !IPC_64;
+            let (ret, ds) = t.kernel.shm.with(|reg| {
+                let (ret, s) = if c == IPC_STAT {
+                    (0, reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
+                } else {
+                    reg.at_index(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
+                };
+                if c != SHM_STAT_ANY && !s.ds.perm.allows(&t.tg, S_IRUGO) {
+                    return Err(errno!(EACCES));
+                }
+                Ok((ret, s.status()))
+            })?;
+            t.mm.write_obj(UserRef::<ShmidDs>::new(buf), &ds)?;
+            Ok(ret)
+        }
+        IPC_SET => {
+            let new = t.mm.read_obj(UserRef::<ShmidDs>::new(buf))?;
+            t.kernel.shm.lookup(id, |s| {
+                if !s.ds.perm.may_change(&t.tg) {
+                    return error!(EPERM);
+                }
+                s.ds.perm.uid = new.perm.uid;
+                s.ds.perm.gid = new.perm.gid;
+                s.ds.perm.mode = (s.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
+                s.ds.ctime = now;
+                Ok(0)
+            })
+        }
+        IPC_RMID => t.kernel.shm.lookup(id, |s| {
+            if !s.ds.perm.may_change(&t.tg) {
+                return error!(EPERM);
+            }
+            // The key is free at once; the segment goes with its last mapping.
+            s.ds.perm.mode |= SHM_DEST;
+            s.ds.perm.key = crate::ipc::IPC_PRIVATE;
+            s.ds.ctime = now;
+            Ok(0)
+        }),
+        SHM_LOCK | SHM_UNLOCK => t.kernel.shm.lookup(id, |s| {
+            if !s.ds.perm.may_change(&t.tg) {
+                return error!(EPERM);
+            }
+            // The memory file is never swapped: locking only shows in the mode.
+            if cmd & !IPC_64 == SHM_LOCK {
+                s.ds.perm.mode |= SHM_LOCKED;
+            } else {
+                s.ds.perm.mode &= !SHM_LOCKED;
+            }
+            Ok(0)
+        }),
+        _ => error!(EINVAL),
+    }
+}
