@@ -44,8 +44,9 @@ pub struct Kernel {
     pub clocks: Clocks,
     /// The sandbox's one UTS namespace. Leaf lock.
     pub uts: Mutex<UtsNames>,
-    /// Its one IPC namespace's shared memory segments.
+    /// Its one IPC namespace's shared memory segments and semaphore sets.
     pub shm: crate::ipc::shm::Segments,
+    pub sem: crate::ipc::sem::SemSets,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -125,6 +126,7 @@ impl Kernel {
                 memory: cfg.memory,
                 clocks,
                 shm: Default::default(),
+                sem: Default::default(),
                 uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),

@@ -662,3 +662,25 @@ fn sysv_shared_memory() {
         ])
     });
 }
+
+/// System V semaphores: values, semop's all-or-nothing operations, sleepers woken by
+/// another process, by a timeout (EAGAIN), a signal (EINTR despite SA_RESTART) or the
+/// set's removal (EIDRM), SEM_UNDO at exit, permissions and the errors.
+#[test]
+fn sysv_semaphores() {
+    compare("sysv_semaphores", "sem", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "GETVAL: 5"),
+            expect_stdout_has_line(o, "nothing applied: 0 2 3"),
+            expect_stdout_has_line(o, "the child got it: exit 0"),
+            expect_stdout_has_line(o, "the child saw zero: exit 0"),
+            expect_stdout_has_line(o, "semtimedop, 10 ms: EAGAIN"),
+            expect_stdout_has_line(o, "a signal interrupts semop even with SA_RESTART: exit 0"),
+            expect_stdout_has_line(o, "undone at its exit: GETVAL 0"),
+            expect_stdout_has_line(o, "the key is free again: ENOENT"),
+            expect_stdout_has_line(o, "the sleeper got EIDRM: exit 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

@@ -1,6 +1,7 @@
 //! System V IPC: the sandbox's one IPC namespace. Shared memory segments (`shm.rs`)
-//! are the objects so far; their ids, keys and permissions work as Linux's do.
+//! and semaphore sets (`sem.rs`); their ids, keys and permissions work as Linux's do.
 
+pub mod sem;
 pub mod shm;
 
 use crate::task::ThreadGroup;

@@ -1,12 +1,14 @@
-//! System V shared memory: shmget, shmat, shmdt, shmctl (the segments live in
-//! `ipc/shm.rs`).
+//! System V IPC: shared memory (shmget, shmat, shmdt, shmctl) and semaphores
+//! (semget, semop, semtimedop, semctl); the objects live in `ipc/`.
 
+use crate::ipc::sem::{Blocked, SemidDs, Sembuf, SEMAEM, SEMMNI, SEMMNS, SEMMSL, SEMOPM, SEMVMX};
 use crate::ipc::shm::{ShmidDs, SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
 use crate::ipc::{IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::mm::ops::Placement;
 use crate::mm::UserRef;
 use crate::task::Task;
-use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::structs::Timespec;
+use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -180,6 +182,232 @@ pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
             }
             Ok(0)
         }),
+        _ => error!(EINVAL),
+    }
+}
+
+const GETPID: i32 = 11;
+const GETVAL: i32 = 12;
+const GETALL: i32 = 13;
+const GETNCNT: i32 = 14;
+const GETZCNT: i32 = 15;
+const SETVAL: i32 = 16;
+const SETALL: i32 = 17;
+const SEM_STAT: i32 = 18;
+const SEM_INFO: i32 = 19;
+const SEM_STAT_ANY: i32 = 20;
+
+/// `struct seminfo` (IPC_INFO, SEM_INFO).
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct SemInfo {
+    semmap: i32,
+    semmni: i32,
+    semmns: i32,
+    semmnu: i32,
+    semmsl: i32,
+    semopm: i32,
+    semume: i32,
+    semusz: i32,
+    semvmx: i32,
+    semaem: i32,
+}
+
+pub fn sys_semget(t: &mut Task, key: i32, nsems: i32, flags: i32) -> SysResult<i32> {
+    let now = now_secs(t);
+    t.kernel.sem.get(&t.tg, key, nsems, flags, now)
+}
+
+pub fn sys_semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize) -> SysResult<()> {
+    semop(t, id, sops, nsops, None)
+}
+
+pub fn sys_semtimedop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: UserRef<Timespec>) -> SysResult<()> {
+    let deadline = if timeout.addr.is_null() { None } else { Some(t.mm.read_obj(timeout)?.duration()?) };
+    semop(t, id, sops, nsops, deadline)
+}
+
+/// semop: every operation at once, sleeping until they can all be done (EAGAIN at
+/// the timeout, EINTR on a signal whatever SA_RESTART says, EIDRM if the set goes).
+fn semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: Option<std::time::Duration>) -> SysResult<()> {
+    if nsops == 0 {
+        return error!(EINVAL);
+    }
+    if nsops > SEMOPM {
+        return error!(E2BIG);
+    }
+    let mut ops = vec![Sembuf::default(); nsops];
+    t.mm.read_bytes(sops, ops.as_mut_slice().as_mut_bytes())?;
+    let deadline = timeout.and_then(crate::time::deadline_in);
+    let alter = ops.iter().any(|o| o.op != 0);
+    let pid = t.tg.tgid;
+    let mut first = true;
+    loop {
+        let now = now_secs(t);
+        let step = t.kernel.sem.lookup(id, |set| {
+            if ops.iter().any(|o| o.num as u64 >= set.ds.nsems) {
+                return error!(EFBIG);
+            }
+            if !set.ds.perm.allows(&t.tg, if alter { S_IWUGO } else { S_IRUGO }) {
+                return error!(EACCES);
+            }
+            Ok(match set.apply(&ops, pid, now)? {
+                Ok(()) => Ok(set.queue.clone()),
+                Err(Blocked::NoWait) => return error!(EAGAIN),
+                Err(Blocked::On(n, zero)) => {
+                    set.start_waiting((n, zero));
+                    set.queue.register(&t.thread);
+                    Err(((n, zero), set.version, set.queue.clone()))
+                }
+            })
+        });
+        let step = match step {
+            Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
+            s => s?,
+        };
+        first = false;
+        let (waiting, seen, queue) = match step {
+            Ok(queue) => {
+                queue.notify();
+                return Ok(());
+            }
+            Err(w) => w,
+        };
+        // Until the set changes, or goes (then the lookup fails).
+        let r = t.block_until(deadline, || t.kernel.sem.lookup(id, |s| Ok(s.version)).map_or(true, |v| v != seen));
+        queue.unregister(&t.thread);
+        let _ = t.kernel.sem.lookup(id, |set| {
+            set.stop_waiting(waiting);
+            Ok(())
+        });
+        match r {
+            Err(e) if e.code == ErrnoCode::ETIMEDOUT => return error!(EAGAIN),
+            Err(e) if e.code.is_restart() => return error!(EINTR),
+            r => r?,
+        }
+    }
+}
+
+pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysResult<i32> {
+    let now = now_secs(t);
+    let pid = t.tg.tgid;
+    let buf = UserAddr(arg);
+    match cmd & !IPC_64 {
+        IPC_INFO | SEM_INFO => {
+            let info = SemInfo {
+                semmap: SEMMNS as i32,
+                semmni: SEMMNI as i32,
+                semmns: SEMMNS as i32,
+                semmnu: SEMMNS as i32,
+                semmsl: SEMMSL as i32,
+                semopm: SEMOPM as i32,
+                semume: SEMOPM as i32,
+                semusz: 20,
+                semvmx: SEMVMX,
+                semaem: SEMAEM,
+            };
+            let (max, sets, sems) = t.kernel.sem.with(|reg| (reg.max_index(), reg.iter().count() as i32, reg.iter().map(|(_, s)| s.ds.nsems as i32).sum::<i32>()));
+            let info = if cmd & !IPC_64 == SEM_INFO { SemInfo { semusz: sets, semaem: sems, ..info } } else { info };
+            t.mm.write_obj(UserRef::<SemInfo>::new(buf), &info)?;
+            Ok(max)
+        }
+        c @ (IPC_STAT | SEM_STAT | SEM_STAT_ANY) => {
+            let (ret, ds) = t.kernel.sem.with(|reg| {
+                let (ret, s) = if c == IPC_STAT {
+                    (0, reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
+                } else {
+                    reg.at_index(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
+                };
+                if c != SEM_STAT_ANY && !s.ds.perm.allows(&t.tg, S_IRUGO) {
+                    return Err(errno!(EACCES));
+                }
+                Ok((ret, s.status()))
+            })?;
+            t.mm.write_obj(UserRef::<SemidDs>::new(buf), &ds)?;
+            Ok(ret)
+        }
+        IPC_SET => {
+            let new = t.mm.read_obj(UserRef::<SemidDs>::new(buf))?;
+            t.kernel.sem.lookup(id, |s| {
+                if !s.ds.perm.may_change(&t.tg) {
+                    return error!(EPERM);
+                }
+                s.ds.perm.uid = new.perm.uid;
+                s.ds.perm.gid = new.perm.gid;
+                s.ds.perm.mode = (s.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
+                s.ds.ctime = now;
+                Ok(0)
+            })
+        }
+        IPC_RMID => {
+            let queue = t.kernel.sem.with(|reg| {
+                let s = reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?;
+                if !s.ds.perm.may_change(&t.tg) {
+                    return Err(errno!(EPERM));
+                }
+                let q = s.queue.clone();
+                reg.remove(id);
+                Ok(q)
+            })?;
+            // Sleepers find the set gone: EIDRM.
+            queue.notify();
+            Ok(0)
+        }
+        GETALL => {
+            let vals: Vec<u16> = t.kernel.sem.lookup(id, |s| {
+                if !s.ds.perm.allows(&t.tg, S_IRUGO) {
+                    return error!(EACCES);
+                }
+                Ok(s.sems.iter().map(|x| x.val as u16).collect())
+            })?;
+            t.mm.write_bytes(buf, vals.as_bytes())?;
+            Ok(0)
+        }
+        SETALL => {
+            let n = t.kernel.sem.lookup(id, |s| Ok(s.sems.len()))?;
+            let mut vals = vec![0u16; n];
+            t.mm.read_bytes(buf, vals.as_mut_slice().as_mut_bytes())?;
+            let queue = t.kernel.sem.lookup(id, |s| {
+                if !s.ds.perm.allows(&t.tg, S_IWUGO) {
+                    return error!(EACCES);
+                }
+                if vals.len() != s.sems.len() || vals.iter().any(|&v| v as i32 > SEMVMX) {
+                    return error!(ERANGE);
+                }
+                let vals: Vec<i32> = vals.iter().map(|&v| v as i32).collect();
+                s.set(0, &vals, pid, now);
+                Ok(s.queue.clone())
+            })?;
+            queue.notify();
+            Ok(0)
+        }
+        c @ (GETVAL | GETPID | GETNCNT | GETZCNT | SETVAL) => {
+            let r = t.kernel.sem.lookup(id, |s| {
+                let n = usize::try_from(num).ok().filter(|&n| n < s.sems.len()).ok_or_else(|| errno!(EINVAL))?;
+                let need = if c == SETVAL { S_IWUGO } else { S_IRUGO };
+                if !s.ds.perm.allows(&t.tg, need) {
+                    return error!(EACCES);
+                }
+                Ok(match c {
+                    GETVAL => (s.sems[n].val, None),
+                    GETPID => (s.sems[n].pid, None),
+                    GETNCNT => (s.waiters(n as u16, false), None),
+                    GETZCNT => (s.waiters(n as u16, true), None),
+                    _ => {
+                        let v = arg as i32;
+                        if !(0..=SEMVMX).contains(&v) {
+                            return error!(ERANGE);
+                        }
+                        s.set(n, &[v], pid, now);
+                        (0, Some(s.queue.clone()))
+                    }
+                })
+            })?;
+            if let Some(q) = r.1 {
+                q.notify();
+            }
+            Ok(r.0)
+        }
         _ => error!(EINVAL),
     }
 }

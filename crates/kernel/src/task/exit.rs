@@ -161,6 +161,7 @@ impl Task {
 /// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
+    kernel.sem.exit(tg.tgid);
     let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
     // parent's children before it becomes one, or a wait() racing with this exit
