@@ -44,9 +44,10 @@ pub struct Kernel {
     pub clocks: Clocks,
     /// The sandbox's one UTS namespace. Leaf lock.
     pub uts: Mutex<UtsNames>,
-    /// Its one IPC namespace's shared memory segments and semaphore sets.
+    /// Its one IPC namespace's shared memory segments, semaphore sets and message queues.
     pub shm: crate::ipc::shm::Segments,
     pub sem: crate::ipc::sem::SemSets,
+    pub msg: crate::ipc::msg::MsgQueues,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -127,6 +128,7 @@ impl Kernel {
                 clocks,
                 shm: Default::default(),
                 sem: Default::default(),
+                msg: Default::default(),
                 uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),

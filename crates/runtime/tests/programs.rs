@@ -684,3 +684,23 @@ fn sysv_semaphores() {
         ])
     });
 }
+
+/// System V message queues: selection by type (first, exact, MSG_EXCEPT, lowest up
+/// to), truncation and E2BIG, MSG_COPY, a full queue blocking its sender, receivers
+/// woken by a sender or by the queue's removal (EIDRM), permissions and the errors.
+#[test]
+fn sysv_message_queues() {
+    compare("sysv_message_queues", "msg", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "lowest type up to 5: type 1, 4 bytes, \"one\""),
+            expect_stdout_has_line(o, "not type 1 (MSG_EXCEPT): type 5, 5 bytes, \"five\""),
+            expect_stdout_has_line(o, "too small a buffer: E2BIG"),
+            expect_stdout_has_line(o, "the sleeping receiver got its message: exit 0"),
+            expect_stdout_has_line(o, "10 more, IPC_NOWAIT: EAGAIN"),
+            expect_stdout_has_line(o, "the blocked sender went on: exit 0"),
+            expect_stdout_has_line(o, "the sleeping receiver got EIDRM: exit 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

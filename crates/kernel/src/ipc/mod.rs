@@ -1,6 +1,8 @@
-//! System V IPC: the sandbox's one IPC namespace. Shared memory segments (`shm.rs`)
-//! and semaphore sets (`sem.rs`); their ids, keys and permissions work as Linux's do.
+//! System V IPC: the sandbox's one IPC namespace. Shared memory segments (`shm.rs`),
+//! semaphore sets (`sem.rs`) and message queues (`msg.rs`); their ids, keys and
+//! permissions work as Linux's do.
 
+pub mod msg;
 pub mod sem;
 pub mod shm;
 

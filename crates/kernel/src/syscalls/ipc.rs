@@ -1,6 +1,8 @@
-//! System V IPC: shared memory (shmget, shmat, shmdt, shmctl) and semaphores
-//! (semget, semop, semtimedop, semctl); the objects live in `ipc/`.
+//! System V IPC: shared memory (shmget, shmat, shmdt, shmctl), semaphores (semget,
+//! semop, semtimedop, semctl) and message queues (msgget, msgsnd, msgrcv, msgctl);
+//! the objects live in `ipc/`.
 
+use crate::ipc::msg::{MsqidDs, Pick, MSGMAX, MSGMNB, MSGMNI};
 use crate::ipc::sem::{Blocked, SemidDs, Sembuf, SEMAEM, SEMMNI, SEMMNS, SEMMSL, SEMOPM, SEMVMX};
 use crate::ipc::shm::{ShmidDs, SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
 use crate::ipc::{IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
@@ -273,18 +275,28 @@ fn semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: Option<st
             }
             Err(w) => w,
         };
-        // Until the set changes, or goes (then the lookup fails).
-        let r = t.block_until(deadline, || t.kernel.sem.lookup(id, |s| Ok(s.version)).map_or(true, |v| v != seen));
-        queue.unregister(&t.thread);
+        let r = sleep_for_change(t, &queue, seen, deadline, || t.kernel.sem.lookup(id, |s| Ok(s.version)).ok());
         let _ = t.kernel.sem.lookup(id, |set| {
             set.stop_waiting(waiting);
             Ok(())
         });
         match r {
             Err(e) if e.code == ErrnoCode::ETIMEDOUT => return error!(EAGAIN),
-            Err(e) if e.code.is_restart() => return error!(EINTR),
             r => r?,
         }
+    }
+}
+
+/// Sleeps until the object's change counter moves from `seen` (`version` is None once
+/// the object is gone), after registering on `queue` under its lock: EINTR on a
+/// signal, whatever SA_RESTART says (System V IPC calls never restart), ETIMEDOUT at
+/// the deadline.
+fn sleep_for_change(t: &Task, queue: &crate::vfs::WaitQueue, seen: u64, deadline: Option<std::time::Instant>, version: impl Fn() -> Option<u64>) -> SysResult<()> {
+    let r = t.block_until(deadline, || version().map_or(true, |v| v != seen));
+    queue.unregister(&t.thread);
+    match r {
+        Err(e) if e.code.is_restart() => error!(EINTR),
+        r => r,
     }
 }
 
@@ -407,6 +419,194 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
                 q.notify();
             }
             Ok(r.0)
+        }
+        _ => error!(EINVAL),
+    }
+}
+
+const MSG_NOERROR: i32 = 0o10000;
+const MSG_EXCEPT: i32 = 0o20000;
+const MSG_COPY: i32 = 0o40000;
+const MSG_STAT: i32 = 11;
+const MSG_INFO: i32 = 12;
+const MSG_STAT_ANY: i32 = 13;
+const IPC_NOWAIT_FLAG: i32 = 0o4000;
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// `struct msginfo` (IPC_INFO, MSG_INFO).
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct MsgInfo {
+    msgpool: i32,
+    msgmap: i32,
+    msgmax: i32,
+    msgmnb: i32,
+    msgmni: i32,
+    msgssz: i32,
+    msgtql: i32,
+    msgseg: u16,
+    pad: u16,
+}
+
+pub fn sys_msgget(t: &mut Task, key: i32, flags: i32) -> SysResult<i32> {
+    let now = now_secs(t);
+    t.kernel.msg.get(&t.tg, key, flags, now)
+}
+
+pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) -> SysResult<()> {
+    let size = usize::try_from(size).ok().filter(|&s| s <= MSGMAX).ok_or_else(|| errno!(EINVAL))?;
+    let mtype = t.mm.read_obj(UserRef::<i64>::new(msgp))?;
+    if mtype < 1 {
+        return error!(EINVAL);
+    }
+    let mut data = vec![0u8; size];
+    t.mm.read_bytes(msgp.add(8)?, &mut data)?;
+    let pid = t.tg.tgid;
+    let mut first = true;
+    loop {
+        let now = now_secs(t);
+        let step = t.kernel.msg.lookup(id, |q| {
+            if !q.ds.perm.allows(&t.tg, S_IWUGO) {
+                return error!(EACCES);
+            }
+            if q.fits(data.len()) {
+                q.push(mtype, std::mem::take(&mut data), pid, now);
+                return Ok(Ok(q.queue.clone()));
+            }
+            if flags & IPC_NOWAIT_FLAG != 0 {
+                return error!(EAGAIN);
+            }
+            q.queue.register(&t.thread);
+            Ok(Err((q.version, q.queue.clone())))
+        });
+        let step = match step {
+            Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
+            s => s?,
+        };
+        first = false;
+        match step {
+            Ok(queue) => {
+                queue.notify();
+                return Ok(());
+            }
+            Err((seen, queue)) => sleep_for_change(t, &queue, seen, None, || t.kernel.msg.lookup(id, |q| Ok(q.version)).ok())?,
+        }
+    }
+}
+
+pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) -> SysResult<usize> {
+    let max = usize::try_from(size).map_err(|_| errno!(EINVAL))?;
+    let pick = if flags & MSG_COPY != 0 {
+        if flags & IPC_NOWAIT_FLAG == 0 || flags & MSG_EXCEPT != 0 {
+            return error!(EINVAL);
+        }
+        Pick::Copy(usize::try_from(msgtyp).map_err(|_| errno!(EINVAL))?)
+    } else {
+        match msgtyp {
+            0 => Pick::First,
+            m if m > 0 && flags & MSG_EXCEPT != 0 => Pick::NotOfType(m),
+            m if m > 0 => Pick::OfType(m),
+            m => Pick::LowestUpTo(m.checked_neg().unwrap_or(i64::MAX)),
+        }
+    };
+    let pid = t.tg.tgid;
+    let mut first = true;
+    loop {
+        let now = now_secs(t);
+        let step = t.kernel.msg.lookup(id, |q| {
+            if !q.ds.perm.allows(&t.tg, S_IRUGO) {
+                return error!(EACCES);
+            }
+            if let Some(m) = q.take(pick, max, flags & MSG_NOERROR != 0, pid, now)? {
+                return Ok(Ok((m, q.queue.clone())));
+            }
+            if flags & IPC_NOWAIT_FLAG != 0 {
+                return error!(ENOMSG);
+            }
+            q.queue.register(&t.thread);
+            Ok(Err((q.version, q.queue.clone())))
+        });
+        let step = match step {
+            Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
+            s => s?,
+        };
+        first = false;
+        match step {
+            Ok(((mtype, data), queue)) => {
+                // Room in the queue: senders may go on.
+                queue.notify();
+                t.mm.write_obj(UserRef::<i64>::new(msgp), &mtype)?;
+                t.mm.write_bytes(msgp.add(8)?, &data)?;
+                return Ok(data.len());
+            }
+            Err((seen, queue)) => sleep_for_change(t, &queue, seen, None, || t.kernel.msg.lookup(id, |q| Ok(q.version)).ok())?,
+        }
+    }
+}
+
+pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i32> {
+    let now = now_secs(t);
+    match cmd & !IPC_64 {
+        c @ (IPC_INFO | MSG_INFO) => {
+            let (max, queues, messages, bytes) = t.kernel.msg.with(|reg| {
+                let (n, bytes) = reg.iter().fold((0u64, 0u64), |(n, b), (_, q)| (n + q.ds.qnum, b + q.ds.cbytes));
+                (reg.max_index(), reg.iter().count() as i32, n as i32, bytes as i32)
+            });
+            let mut info = MsgInfo { msgpool: 32000, msgmap: MSGMNB as i32, msgmax: MSGMAX as i32, msgmnb: MSGMNB as i32, msgmni: MSGMNI as i32, msgssz: 16, msgtql: MSGMNB as i32, msgseg: 0xffff, pad: 0 };
+            if c == MSG_INFO {
+                (info.msgpool, info.msgmap, info.msgtql) = (queues, messages, bytes);
+            }
+            t.mm.write_obj(UserRef::<MsgInfo>::new(buf), &info)?;
+            Ok(max)
+        }
+        c @ (IPC_STAT | MSG_STAT | MSG_STAT_ANY) => {
+            let (ret, ds) = t.kernel.msg.with(|reg| {
+                let (ret, q) = if c == IPC_STAT {
+                    (0, reg.get(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
+                } else {
+                    reg.at_index(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
+                };
+                if c != MSG_STAT_ANY && !q.ds.perm.allows(&t.tg, S_IRUGO) {
+                    return Err(errno!(EACCES));
+                }
+                Ok((ret, q.ds))
+            })?;
+            t.mm.write_obj(UserRef::<MsqidDs>::new(buf), &ds)?;
+            Ok(ret)
+        }
+        IPC_SET => {
+            let new = t.mm.read_obj(UserRef::<MsqidDs>::new(buf))?;
+            let queue = t.kernel.msg.lookup(id, |q| {
+                if !q.ds.perm.may_change(&t.tg) {
+                    return error!(EPERM);
+                }
+                if new.qbytes > MSGMNB && !t.tg.capable(CAP_SYS_RESOURCE) {
+                    return error!(EPERM);
+                }
+                q.ds.qbytes = new.qbytes;
+                q.ds.perm.uid = new.perm.uid;
+                q.ds.perm.gid = new.perm.gid;
+                q.ds.perm.mode = (q.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
+                q.ds.ctime = now;
+                q.version += 1;
+                Ok(q.queue.clone())
+            })?;
+            // A bigger queue may take a waiting sender's message.
+            queue.notify();
+            Ok(0)
+        }
+        IPC_RMID => {
+            let queue = t.kernel.msg.with(|reg| {
+                let q = reg.get(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?;
+                if !q.ds.perm.may_change(&t.tg) {
+                    return Err(errno!(EPERM));
+                }
+                let w = q.queue.clone();
+                reg.remove(id);
+                Ok(w)
+            })?;
+            queue.notify();
+            Ok(0)
         }
         _ => error!(EINVAL),
     }

@@ -117,7 +117,7 @@ syscall_table! {
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
-    // System V shared memory and semaphores (syscalls/ipc.rs).
+    // System V IPC (syscalls/ipc.rs).
     shmget(key: i32, size: u64, flags: i32) => Supported;
     shmat(id: i32, addr: UserAddr, flags: i32) => Supported;
     shmdt(addr: UserAddr) => Supported;
@@ -126,6 +126,10 @@ syscall_table! {
     semop(id: i32, sops: UserAddr, nsops: usize) => Supported;
     semtimedop(id: i32, sops: UserAddr, nsops: usize, timeout: UserRef<Timespec>) => Supported;
     semctl(id: i32, num: i32, cmd: i32, arg: u64) => Partial("SEM_UNDO adjustments belong to each process: CLONE_SYSVSEM does not share them");
+    msgget(key: i32, flags: i32) => Supported;
+    msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => Supported;
+    msgrcv(id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) => Supported;
+    msgctl(id: i32, cmd: i32, buf: UserAddr) => Supported;
     sethostname(name: UserAddr, len: usize) => Supported;
     setdomainname(name: UserAddr, len: usize) => Supported;
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
