@@ -309,8 +309,8 @@ fn state(p: &Proc) -> (char, &'static str) {
     }
     drop(st);
     match (&p.th, current()) {
-        (Some(th), Some(c)) if Arc::ptr_eq(th, &c) => ('R', "running"),
-        _ => ('S', "sleeping"),
+        (Some(th), _) if th.waiter.is_asleep() => ('S', "sleeping"),
+        _ => ('R', "running"),
     }
 }
 
