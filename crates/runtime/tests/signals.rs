@@ -104,6 +104,7 @@ fn sig_sa_restart() {
             "SA_RESTART: handler saw the syscall rewound for restart: yes",
             "no SA_RESTART: wait4 returned EINTR: yes",
             "no SA_RESTART: handler saw it completed with -EINTR: yes",
+            "restart_syscall with nothing to restart: -1 EINTR",
         ],
     );
 }

@@ -293,6 +293,7 @@ syscall_table! {
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    restart_syscall() => Supported;
     seccomp(op: u32, flags: u32, args: UserAddr) => Partial("no user notification: SECCOMP_FILTER_FLAG_NEW_LISTENER is EINVAL, and SECCOMP_RET_USER_NOTIF and SECCOMP_RET_TRACE fail the call with ENOSYS");
     uretprobe() => Supported;
     uprobe() => Supported;
