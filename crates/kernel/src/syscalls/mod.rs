@@ -377,14 +377,26 @@ fn run(t: &mut Task, nr: u64, a: [u64; 6]) -> u64 {
 
 /// Whether the syscall came in through a 32-bit entry: `int 0x80` (its two bytes end
 /// where the syscall left rip), or any syscall instruction run in a 32-bit code
-/// segment. The platform says so where it knows.
-fn compat_entry(t: &Task) -> bool {
+/// segment. The platform says so where it knows. A program that rewrites its own
+/// syscall instruction into `int 0x80` in place may be taken at its old word.
+fn compat_entry(t: &mut Task) -> bool {
     const USER_CS: u64 = 0x33;
-    t.cpu.compat_syscall.unwrap_or_else(|| {
-        let mut insn = [0u8; 2];
-        t.cpu.regs.cs != USER_CS
-            || (t.mm.read_bytes_remote(UserAddr(t.cpu.regs.rip.wrapping_sub(2)), &mut insn) == 2 && insn == [0xcd, 0x80])
-    })
+    if let Some(compat) = t.cpu.compat_syscall {
+        return compat;
+    }
+    let ip = t.cpu.regs.rip;
+    if t.cpu.regs.cs != USER_CS {
+        return true;
+    }
+    if ip == t.native_syscall_ip {
+        return false;
+    }
+    let mut insn = [0u8; 2];
+    let int80 = t.mm.read_bytes_remote(UserAddr(ip.wrapping_sub(2)), &mut insn) == 2 && insn == [0xcd, 0x80];
+    if !int80 {
+        t.native_syscall_ip = ip;
+    }
+    int80
 }
 
 /// Logs an unimplemented syscall the first time the sandbox sees it.

@@ -125,6 +125,7 @@ impl Task {
             }
         };
         self.mm = mm;
+        self.native_syscall_ip = 0;
         self.publish_resources();
         self.fds.close_on_exec();
         {
