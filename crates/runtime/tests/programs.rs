@@ -704,3 +704,19 @@ fn sysv_message_queues() {
         ])
     });
 }
+
+/// process_vm_readv and process_vm_writev: scattered buffers on both sides, a transfer
+/// cut short at an unreadable page, permissions and the errors.
+#[test]
+fn process_vm_read_and_write() {
+    compare("process_vm_read_and_write", "process_vm", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "readv: 38, \"the child'\" + \"s first wordsand its second\""),
+            expect_stdout_has_line(o, "readv across an unreadable page: 8, \"tailtail\""),
+            expect_stdout_has_line(o, "the child now has: \"WRITTENBd's first words\" / \"Y THE PARENT\""),
+            expect_stdout_has_line(o, "another user: EPERM"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

@@ -190,3 +190,69 @@ pub fn sys_mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> Sys
     let v = t.mm.mincore(addr.get(), len)?;
     t.mm.write_bytes(vec, &v)
 }
+
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Linux's PTRACE_MODE_ATTACH_REALCREDS: the caller's real ids are all of the
+/// target's user and group ids, and the target is dumpable; or CAP_SYS_PTRACE.
+fn may_attach(t: &Task, target: &crate::task::ThreadGroup) -> bool {
+    if t.tg.capable(CAP_SYS_PTRACE) {
+        return true;
+    }
+    let (me, them) = (t.tg.creds(), target.creds());
+    let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+    same && target.dumpable.load(std::sync::atomic::Ordering::Relaxed) == 1
+}
+
+pub fn sys_process_vm_readv(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) -> SysResult<usize> {
+    process_vm(t, pid, local, liovcnt, remote, riovcnt, flags, false)
+}
+
+pub fn sys_process_vm_writev(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) -> SysResult<usize> {
+    process_vm(t, pid, local, liovcnt, remote, riovcnt, flags, true)
+}
+
+/// Copies between the caller's buffers and another process's, remote buffer by
+/// remote buffer, through a Sentry buffer. Protections count (a PROT_NONE page is
+/// EFAULT); a transfer cut short by a fault returns what it moved, and fails only
+/// if that is nothing.
+#[allow(clippy::too_many_arguments)]
+fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64, write: bool) -> SysResult<usize> {
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let local = t.mm.read_iovecs(local, usize::try_from(liovcnt).map_err(|_| errno!(EINVAL))?)?;
+    let remote = t.mm.read_iovecs(remote, usize::try_from(riovcnt).map_err(|_| errno!(EINVAL))?)?;
+    let thread = t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
+    if !may_attach(t, &thread.tg) {
+        return error!(EPERM);
+    }
+    let theirs = thread.resources().ok_or_else(|| errno!(ESRCH))?.mm;
+    let mut locals = local.iovs.iter().copied().filter(|&(_, l)| l > 0);
+    let mut cur = locals.next();
+    let mut done = 0usize;
+    'remote: for &(raddr, rlen) in remote.iovs.iter().filter(|&&(_, l)| l > 0) {
+        let mut off = 0u64;
+        while off < rlen {
+            let Some((laddr, llen)) = cur else { break 'remote };
+            // A page at a time on either side, so that a fault cuts the transfer
+            // exactly where it is.
+            let r_at = raddr.get().wrapping_add(off);
+            let to_page = |a: u64| PAGE_SIZE - a % PAGE_SIZE;
+            let n = (rlen - off).min(llen).min(to_page(r_at)).min(to_page(laddr.get()));
+            let mut buf = vec![0u8; n as usize];
+            let (from, to) = if write { (&t.mm, &theirs) } else { (&theirs, &t.mm) };
+            let (src, dst) = if write { (laddr, raddr.add(off)?) } else { (raddr.add(off)?, laddr) };
+            if from.read_bytes(src, &mut buf).is_err() || to.write_bytes(dst, &buf).is_err() {
+                break 'remote;
+            }
+            done += n as usize;
+            off += n;
+            cur = if n == llen { locals.next() } else { Some((laddr.add(n)?, llen - n)) };
+        }
+    }
+    if done == 0 && remote.total() > 0 && local.total() > 0 {
+        return error!(EFAULT);
+    }
+    Ok(done)
+}
