@@ -7,6 +7,8 @@ pub mod sem;
 pub mod shm;
 
 use crate::task::ThreadGroup;
+use rvisor_abi::{errno, SysResult};
+use std::sync::Mutex;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `IPC_PRIVATE`: a key that always makes a new object.
@@ -69,62 +71,74 @@ impl Ipc64Perm {
     }
 }
 
-/// Objects of one kind by index, with the key lookup and id arithmetic.
+/// What every System V object has: permissions, inside the status structure that
+/// IPC_STAT copies out.
+pub trait IpcObject {
+    type Status: Copy + IntoBytes + Immutable;
+    fn perm(&self) -> &Ipc64Perm;
+    fn perm_mut(&mut self) -> &mut Ipc64Perm;
+    fn status(&self) -> Self::Status;
+    /// Records a change of its permissions or state (the ctime).
+    fn changed(&mut self, now: i64);
+}
+
+/// An object callers sleep on (semaphore sets, message queues): its wait queue, and
+/// a counter every change moves.
+pub trait Waitable: IpcObject {
+    fn queue(&self) -> &std::sync::Arc<crate::vfs::WaitQueue>;
+    fn version(&self) -> u64;
+}
+
+/// Which object a *_STAT command names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StatBy {
+    /// IPC_STAT: an id, read permission needed.
+    Id,
+    /// SHM_STAT and friends: a slot index.
+    Index,
+    /// SHM_STAT_ANY and friends: a slot index, no permission check.
+    IndexAny,
+}
+
+/// The objects of one kind, by slot: ids are `seq * SEQ_MULTIPLIER + index`, so a
+/// reused slot gets a new id. A leaf lock.
+pub struct Namespace<T> {
+    reg: Mutex<Registry<T>>,
+}
+
+impl<T> Default for Namespace<T> {
+    fn default() -> Self {
+        Namespace { reg: Mutex::new(Registry { slots: Vec::new(), seqs: Vec::new() }) }
+    }
+}
+
 pub struct Registry<T> {
     slots: Vec<Option<T>>,
     /// The sequence number each slot's next object gets.
     seqs: Vec<u16>,
 }
 
-impl<T> Default for Registry<T> {
-    fn default() -> Self {
-        Registry { slots: Vec::new(), seqs: Vec::new() }
-    }
-}
-
-impl<T> Registry<T> {
-    /// Puts an object in the lowest free slot (None past `max` objects); returns
-    /// its id and the sequence number it was given.
-    pub fn insert(&mut self, max: usize, make: impl FnOnce(u16) -> T) -> Option<(i32, &mut T)> {
-        let idx = match self.slots.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if self.slots.len() < max => {
-                self.slots.push(None);
-                self.seqs.push(0);
-                self.slots.len() - 1
-            }
-            None => return None,
-        };
-        let seq = self.seqs[idx];
-        self.seqs[idx] = (seq + 1) % (i32::MAX / SEQ_MULTIPLIER) as u16;
-        let obj = self.slots[idx].insert(make(seq));
-        Some((seq as i32 * SEQ_MULTIPLIER + idx as i32, obj))
+impl<T: IpcObject> Registry<T> {
+    fn id_of(idx: usize, o: &T) -> i32 {
+        o.perm().seq as i32 * SEQ_MULTIPLIER + idx as i32
     }
 
     /// The object with this id (an old id of a reused slot finds nothing).
-    pub fn get(&mut self, id: i32, seq_of: impl Fn(&T) -> u16) -> Option<&mut T> {
+    pub fn get(&mut self, id: i32) -> Option<&mut T> {
         if id < 0 {
             return None;
         }
         let (seq, idx) = ((id / SEQ_MULTIPLIER) as u16, (id % SEQ_MULTIPLIER) as usize);
-        self.slots.get_mut(idx)?.as_mut().filter(|o| seq_of(o) == seq)
+        self.slots.get_mut(idx)?.as_mut().filter(|o| o.perm().seq == seq)
     }
 
-    /// The object in slot `idx` (SHM_STAT's "id"), with its id.
-    pub fn at_index(&mut self, idx: i32, seq_of: impl Fn(&T) -> u16) -> Option<(i32, &mut T)> {
-        let o = self.slots.get_mut(usize::try_from(idx).ok()?)?.as_mut()?;
-        let id = seq_of(o) as i32 * SEQ_MULTIPLIER + idx;
-        Some((id, o))
+    pub fn remove(&mut self, id: i32) -> Option<T> {
+        self.get(id)?;
+        self.slots.get_mut((id % SEQ_MULTIPLIER) as usize)?.take()
     }
 
-    pub fn remove(&mut self, id: i32) {
-        if let Some(s) = self.slots.get_mut((id % SEQ_MULTIPLIER) as usize) {
-            *s = None;
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (i32, &T)> {
-        self.slots.iter().enumerate().filter_map(|(i, o)| o.as_ref().map(|o| (i as i32, o)))
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(Option::as_ref)
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
@@ -142,5 +156,105 @@ impl<T> Registry<T> {
     /// The highest slot in use (IPC_INFO's answer), or 0.
     pub fn max_index(&self) -> i32 {
         self.slots.iter().rposition(Option::is_some).unwrap_or(0) as i32
+    }
+}
+
+impl<T: IpcObject> Namespace<T> {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Registry<T>) -> R) -> R {
+        f(&mut self.reg.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The object with `id`, for `f` (EINVAL if there is none).
+    pub fn lookup<R>(&self, id: i32, f: impl FnOnce(&mut T) -> SysResult<R>) -> SysResult<R> {
+        self.with(|reg| f(reg.get(id).ok_or_else(|| errno!(EINVAL))?))
+    }
+
+    /// The *get calls: the id of the object with `key` (which `fits` checks, then
+    /// the permissions `flags` ask), or of a new one `make` builds, up to `max`.
+    pub fn get(&self, tg: &ThreadGroup, key: i32, flags: i32, max: usize, fits: impl FnOnce(&T) -> SysResult<()>, make: impl FnOnce(Ipc64Perm) -> SysResult<T>) -> SysResult<i32> {
+        self.with(|reg| {
+            if key != IPC_PRIVATE {
+                if let Some((idx, o)) = reg.slots.iter().enumerate().find_map(|(i, o)| o.as_ref().filter(|o| o.perm().key == key).map(|o| (i, o))) {
+                    if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
+                        return Err(errno!(EEXIST));
+                    }
+                    fits(o)?;
+                    if !o.perm().allows(tg, flags) {
+                        return Err(errno!(EACCES));
+                    }
+                    return Ok(Registry::id_of(idx, o));
+                }
+                if flags & IPC_CREAT == 0 {
+                    return Err(errno!(ENOENT));
+                }
+            }
+            let idx = match reg.slots.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if reg.slots.len() < max => {
+                    reg.slots.push(None);
+                    reg.seqs.push(0);
+                    reg.slots.len() - 1
+                }
+                None => return Err(errno!(ENOSPC)),
+            };
+            let seq = reg.seqs[idx];
+            let o = make(Ipc64Perm::new(key, flags, seq, tg))?;
+            reg.seqs[idx] = (seq + 1) % (i32::MAX / SEQ_MULTIPLIER) as u16;
+            let id = Registry::id_of(idx, &o);
+            reg.slots[idx] = Some(o);
+            Ok(id)
+        })
+    }
+
+    /// The status of the object a *_STAT command names, and what the command returns
+    /// (0, or the id for the index forms).
+    pub fn stat(&self, tg: &ThreadGroup, id: i32, by: StatBy) -> SysResult<(i32, T::Status)> {
+        self.with(|reg| {
+            let (ret, o) = match by {
+                StatBy::Id => (0, reg.get(id).ok_or_else(|| errno!(EINVAL))?),
+                _ => {
+                    let idx = usize::try_from(id).map_err(|_| errno!(EINVAL))?;
+                    let o = reg.slots.get_mut(idx).and_then(Option::as_mut).ok_or_else(|| errno!(EINVAL))?;
+                    (Registry::id_of(idx, o), o)
+                }
+            };
+            if by != StatBy::IndexAny && !o.perm().allows(tg, 0o444) {
+                return Err(errno!(EACCES));
+            }
+            Ok((ret, o.status()))
+        })
+    }
+
+    /// IPC_SET: owner, group and mode from `new`, by the owner or creator (EPERM);
+    /// `more` sets what else the kind takes.
+    pub fn set(&self, tg: &ThreadGroup, id: i32, new: &Ipc64Perm, now: i64, more: impl FnOnce(&mut T) -> SysResult<()>) -> SysResult<()> {
+        self.lookup(id, |o| {
+            if !o.perm().may_change(tg) {
+                return Err(errno!(EPERM));
+            }
+            more(o)?;
+            let p = o.perm_mut();
+            p.uid = new.uid;
+            p.gid = new.gid;
+            p.mode = (p.mode & !0o777) | (new.mode & 0o777);
+            o.changed(now);
+            Ok(())
+        })
+    }
+
+    /// IPC_RMID, by the owner or creator (EPERM): the object leaves the namespace,
+    /// unless `keep` (called with it first) says it must stay for now.
+    pub fn remove(&self, tg: &ThreadGroup, id: i32, now: i64, keep: impl FnOnce(&mut T) -> bool) -> SysResult<Option<T>> {
+        self.with(|reg| {
+            let o = reg.get(id).ok_or_else(|| errno!(EINVAL))?;
+            if !o.perm().may_change(tg) {
+                return Err(errno!(EPERM));
+            }
+            o.changed(now);
+            if keep(o) {
+                return Ok(None);
+            }
+            Ok(reg.remove(id))
+        })
     }
 }

@@ -2,12 +2,12 @@
 //! senders sleep while a queue is full and receivers while nothing matches, on the
 //! queue's wait queue, until its change counter moves.
 
-use super::{Ipc64Perm, Registry, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use super::{Ipc64Perm, IpcObject, Namespace};
 use crate::task::ThreadGroup;
 use crate::vfs::WaitQueue;
 use rvisor_abi::{errno, SysResult};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Linux's limits: bytes per message, bytes per queue, queues.
@@ -100,50 +100,45 @@ impl MsgQueue {
     }
 }
 
-#[derive(Default)]
-pub struct MsgQueues {
-    reg: Mutex<Registry<MsgQueue>>,
+impl IpcObject for MsgQueue {
+    type Status = MsqidDs;
+    fn perm(&self) -> &Ipc64Perm {
+        &self.ds.perm
+    }
+    fn perm_mut(&mut self) -> &mut Ipc64Perm {
+        &mut self.ds.perm
+    }
+    fn status(&self) -> MsqidDs {
+        self.ds
+    }
+    fn changed(&mut self, now: i64) {
+        self.ds.ctime = now;
+        self.version += 1;
+    }
 }
 
-fn seq(q: &MsgQueue) -> u16 {
-    q.ds.perm.seq
+impl super::Waitable for MsgQueue {
+    fn queue(&self) -> &Arc<WaitQueue> {
+        &self.queue
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
 }
 
-impl MsgQueues {
-    pub fn with<R>(&self, f: impl FnOnce(&mut Registry<MsgQueue>) -> R) -> R {
-        f(&mut self.reg.lock().unwrap_or_else(|e| e.into_inner()))
-    }
+pub type MsgQueues = Namespace<MsgQueue>;
 
-    pub fn lookup<R>(&self, id: i32, f: impl FnOnce(&mut MsgQueue) -> SysResult<R>) -> SysResult<R> {
-        self.with(|reg| f(reg.get(id, seq).ok_or_else(|| errno!(EINVAL))?))
-    }
-
+impl Namespace<MsgQueue> {
     /// msgget: the id of the queue with `key`, made if asked and allowed.
-    pub fn get(&self, tg: &ThreadGroup, key: i32, flags: i32, now: i64) -> SysResult<i32> {
-        self.with(|reg| {
-            if key != IPC_PRIVATE {
-                if let Some((idx, q)) = reg.iter().find(|(_, q)| q.ds.perm.key == key) {
-                    if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
-                        return Err(errno!(EEXIST));
-                    }
-                    if !q.ds.perm.allows(tg, flags) {
-                        return Err(errno!(EACCES));
-                    }
-                    return Ok(q.ds.perm.seq as i32 * super::SEQ_MULTIPLIER + idx);
-                }
-                if flags & IPC_CREAT == 0 {
-                    return Err(errno!(ENOENT));
-                }
-            }
-            let (id, _) = reg
-                .insert(MSGMNI, |seq| MsgQueue {
-                    ds: MsqidDs { perm: Ipc64Perm::new(key, flags, seq, tg), ctime: now, qbytes: MSGMNB, ..Default::default() },
-                    messages: VecDeque::new(),
-                    queue: Arc::new(WaitQueue::default()),
-                    version: 0,
-                })
-                .ok_or_else(|| errno!(ENOSPC))?;
-            Ok(id)
-        })
+    pub fn get_queue(&self, tg: &ThreadGroup, key: i32, flags: i32, now: i64) -> SysResult<i32> {
+        let make = |perm| {
+            Ok(MsgQueue {
+                ds: MsqidDs { perm, ctime: now, qbytes: MSGMNB, ..Default::default() },
+                messages: VecDeque::new(),
+                queue: Arc::new(WaitQueue::default()),
+                version: 0,
+            })
+        };
+        self.get(tg, key, flags, MSGMNI, |_| Ok(()), make)
     }
 }

@@ -3,12 +3,12 @@
 //! a SETVAL, or the set's removal changes it. SEM_UNDO adjustments are kept per set
 //! and process, and applied when the process exits.
 
-use super::{Ipc64Perm, Registry, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use super::{Ipc64Perm, IpcObject, Namespace};
 use crate::task::ThreadGroup;
 use crate::vfs::WaitQueue;
 use rvisor_abi::{errno, SysResult};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Linux's limits: semaphores per set, sets, operations per call, largest value.
@@ -147,72 +147,60 @@ impl SemSet {
         }
     }
 
-    pub fn status(&self) -> SemidDs {
+}
+
+impl IpcObject for SemSet {
+    type Status = SemidDs;
+    fn perm(&self) -> &Ipc64Perm {
+        &self.ds.perm
+    }
+    fn perm_mut(&mut self) -> &mut Ipc64Perm {
+        &mut self.ds.perm
+    }
+    fn status(&self) -> SemidDs {
         self.ds
     }
-}
-
-#[derive(Default)]
-pub struct SemSets {
-    reg: Mutex<Registry<SemSet>>,
-}
-
-fn seq(s: &SemSet) -> u16 {
-    s.ds.perm.seq
-}
-
-impl SemSets {
-    pub fn with<R>(&self, f: impl FnOnce(&mut Registry<SemSet>) -> R) -> R {
-        f(&mut self.reg.lock().unwrap_or_else(|e| e.into_inner()))
+    fn changed(&mut self, now: i64) {
+        self.ds.ctime = now;
     }
+}
 
-    /// The set with `id`, for `f`.
-    pub fn lookup<R>(&self, id: i32, f: impl FnOnce(&mut SemSet) -> SysResult<R>) -> SysResult<R> {
-        self.with(|reg| f(reg.get(id, seq).ok_or_else(|| errno!(EINVAL))?))
+impl super::Waitable for SemSet {
+    fn queue(&self) -> &Arc<WaitQueue> {
+        &self.queue
     }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
 
+pub type SemSets = Namespace<SemSet>;
+
+impl Namespace<SemSet> {
     /// semget: the id of the set with `key`, made if asked and allowed.
-    pub fn get(&self, tg: &ThreadGroup, key: i32, nsems: i32, flags: i32, now: i64) -> SysResult<i32> {
+    pub fn get_set(&self, tg: &ThreadGroup, key: i32, nsems: i32, flags: i32, now: i64) -> SysResult<i32> {
         if nsems < 0 || nsems as usize > SEMMSL {
             return Err(errno!(EINVAL));
         }
-        self.with(|reg| {
-            if key != IPC_PRIVATE {
-                if let Some((idx, s)) = reg.iter().find(|(_, s)| s.ds.perm.key == key) {
-                    if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
-                        return Err(errno!(EEXIST));
-                    }
-                    if nsems as u64 > s.ds.nsems {
-                        return Err(errno!(EINVAL));
-                    }
-                    if !s.ds.perm.allows(tg, flags) {
-                        return Err(errno!(EACCES));
-                    }
-                    return Ok(s.ds.perm.seq as i32 * super::SEQ_MULTIPLIER + idx);
-                }
-                if flags & IPC_CREAT == 0 {
-                    return Err(errno!(ENOENT));
-                }
-            }
+        let fits = |s: &SemSet| if nsems as u64 > s.ds.nsems { Err(errno!(EINVAL)) } else { Ok(()) };
+        let used: u64 = self.with(|reg| reg.iter().map(|s| s.ds.nsems).sum());
+        let make = |perm| {
             if nsems == 0 {
                 return Err(errno!(EINVAL));
             }
-            let used: u64 = reg.iter().map(|(_, s)| s.ds.nsems).sum();
             if used + nsems as u64 > SEMMNS as u64 {
                 return Err(errno!(ENOSPC));
             }
-            let (id, _) = reg
-                .insert(SEMMNI, |seq| SemSet {
-                    ds: SemidDs { perm: Ipc64Perm::new(key, flags, seq, tg), ctime: now, nsems: nsems as u64, ..Default::default() },
-                    sems: vec![Sem::default(); nsems as usize],
-                    queue: Arc::new(WaitQueue::default()),
-                    undo: HashMap::new(),
-                    waiting: Vec::new(),
-                    version: 0,
-                })
-                .ok_or_else(|| errno!(ENOSPC))?;
-            Ok(id)
-        })
+            Ok(SemSet {
+                ds: SemidDs { perm, ctime: now, nsems: nsems as u64, ..Default::default() },
+                sems: vec![Sem::default(); nsems as usize],
+                queue: Arc::new(WaitQueue::default()),
+                undo: HashMap::new(),
+                waiting: Vec::new(),
+                version: 0,
+            })
+        };
+        self.get(tg, key, flags, SEMMNI, fits, make)
     }
 
     /// A process is gone: its SEM_UNDO adjustments apply, within each semaphore's

@@ -4,11 +4,11 @@
 //! `SegmentPages`. A segment removed while attached lives on, with its id, until the
 //! last mapping goes.
 
-use super::{Ipc64Perm, Registry, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use super::{Ipc64Perm, IpcObject, Namespace};
 use crate::mm::{FilePages, PageRun};
 use crate::task::ThreadGroup;
 use rvisor_abi::{errno, SysResult};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Linux's defaults: SHMMNI segments, SHMMAX bytes each, SHMALL pages in all.
@@ -65,72 +65,48 @@ impl Segment {
     pub fn attachments(&self) -> u64 {
         Arc::strong_count(&self.pages) as u64 - 1
     }
+}
 
-    /// The status as IPC_STAT reports it.
-    pub fn status(&self) -> ShmidDs {
+impl IpcObject for Segment {
+    type Status = ShmidDs;
+    fn perm(&self) -> &Ipc64Perm {
+        &self.ds.perm
+    }
+    fn perm_mut(&mut self) -> &mut Ipc64Perm {
+        &mut self.ds.perm
+    }
+    fn status(&self) -> ShmidDs {
         ShmidDs { nattch: self.attachments(), ..self.ds }
     }
+    fn changed(&mut self, now: i64) {
+        self.ds.ctime = now;
+    }
 }
 
-#[derive(Default)]
-pub struct Segments {
-    reg: Mutex<Registry<Segment>>,
-}
+pub type Segments = Namespace<Segment>;
 
-fn seq(s: &Segment) -> u16 {
-    s.ds.perm.seq
-}
-
-impl Segments {
-    /// Runs `f` on the registry, once removed segments no longer mapped are gone.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Registry<Segment>) -> R) -> R {
-        let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
-        reg.retain(|s| s.ds.perm.mode & SHM_DEST == 0 || s.attachments() > 0);
-        f(&mut reg)
+impl Namespace<Segment> {
+    /// Drops the removed segments no mapping holds any more; every shm call starts so.
+    pub fn sweep(&self) {
+        self.with(|reg| reg.retain(|s| s.ds.perm.mode & SHM_DEST == 0 || s.attachments() > 0));
     }
 
-    /// shmget: the id of the segment with `key`, made if asked and allowed.
-    pub fn get(&self, tg: &ThreadGroup, key: i32, size: u64, flags: i32, now: i64, make_file: impl FnOnce(u64) -> SysResult<Arc<dyn FilePages>>) -> SysResult<i32> {
-        self.with(|reg| {
-            if key != IPC_PRIVATE {
-                if let Some((idx, s)) = reg.iter().find(|(_, s)| s.ds.perm.key == key) {
-                    if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
-                        return Err(errno!(EEXIST));
-                    }
-                    if size > s.ds.segsz {
-                        return Err(errno!(EINVAL));
-                    }
-                    if !s.ds.perm.allows(tg, flags) {
-                        return Err(errno!(EACCES));
-                    }
-                    return Ok(s.ds.perm.seq as i32 * super::SEQ_MULTIPLIER + idx);
-                }
-                if flags & IPC_CREAT == 0 {
-                    return Err(errno!(ENOENT));
-                }
-            }
+    /// shmget: the id of the segment with `key`, made (by `make_file`) if asked and
+    /// allowed.
+    pub fn get_segment(&self, tg: &ThreadGroup, key: i32, size: u64, flags: i32, now: i64, make_file: impl FnOnce(u64) -> SysResult<Arc<dyn FilePages>>) -> SysResult<i32> {
+        self.sweep();
+        let fits = |s: &Segment| if size > s.ds.segsz { Err(errno!(EINVAL)) } else { Ok(()) };
+        let used: u64 = self.with(|reg| reg.iter().map(|s| s.ds.segsz.div_ceil(rvisor_abi::PAGE_SIZE)).sum());
+        let make = |perm: Ipc64Perm| {
             if size == 0 || size > SHMMAX {
                 return Err(errno!(EINVAL));
             }
-            let used: u64 = reg.iter().map(|(_, s)| s.ds.segsz.div_ceil(rvisor_abi::PAGE_SIZE)).sum();
             if used.saturating_add(size.div_ceil(rvisor_abi::PAGE_SIZE)) > SHMALL {
                 return Err(errno!(ENOSPC));
             }
-            let file = make_file(size)?;
-            let pages = Arc::new(SegmentPages { file, size });
-            let pid = tg.tgid;
-            let (id, _) = reg
-                .insert(SHMMNI, |seq| Segment {
-                    ds: ShmidDs { perm: Ipc64Perm::new(key, flags, seq, tg), segsz: size, ctime: now, cpid: pid, ..Default::default() },
-                    pages,
-                })
-                .ok_or_else(|| errno!(ENOSPC))?;
-            Ok(id)
-        })
-    }
-
-    /// The segment with `id`, for `f`.
-    pub fn lookup<R>(&self, id: i32, f: impl FnOnce(&mut Segment) -> SysResult<R>) -> SysResult<R> {
-        self.with(|reg| f(reg.get(id, seq).ok_or_else(|| errno!(EINVAL))?))
+            let pages = Arc::new(SegmentPages { file: make_file(size)?, size });
+            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, pages })
+        };
+        self.get(tg, key, flags, SHMMNI, fits, make)
     }
 }

@@ -3,9 +3,11 @@
 //! the objects live in `ipc/`.
 
 use crate::ipc::msg::{MsqidDs, Pick, MSGMAX, MSGMNB, MSGMNI};
-use crate::ipc::sem::{Blocked, SemidDs, Sembuf, SEMAEM, SEMMNI, SEMMNS, SEMMSL, SEMOPM, SEMVMX};
-use crate::ipc::shm::{ShmidDs, SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
-use crate::ipc::{IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::ipc::sem::{Blocked, Sembuf, SEMAEM, SEMMNI, SEMMNS, SEMMSL, SEMOPM, SEMVMX};
+use crate::ipc::shm::{SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
+use crate::ipc::msg::MsgQueue;
+use crate::ipc::sem::SemSet;
+use crate::ipc::{Ipc64Perm, IpcObject, Namespace, StatBy, Waitable, IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::mm::ops::Placement;
 use crate::mm::UserRef;
 use crate::task::Task;
@@ -59,7 +61,19 @@ fn now_secs(t: &Task) -> i64 {
 pub fn sys_shmget(t: &mut Task, key: i32, size: u64, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
     let (kernel, mf) = (t.kernel.clone(), t.mm.memory_file().clone());
-    t.kernel.shm.get(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
+    t.kernel.shm.get_segment(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
+}
+
+/// IPC_STAT and the *_STAT forms: the status out to `buf`.
+fn ctl_stat<T: IpcObject>(t: &Task, objects: &Namespace<T>, id: i32, by: StatBy, buf: UserAddr) -> SysResult<i32> {
+    let (ret, status) = objects.stat(&t.tg, id, by)?;
+    t.mm.write_obj(UserRef::<T::Status>::new(buf), &status)?;
+    Ok(ret)
+}
+
+/// The permissions an IPC_SET brings: every status structure starts with them.
+fn new_perm(t: &Task, buf: UserAddr) -> SysResult<Ipc64Perm> {
+    t.mm.read_obj(UserRef::<Ipc64Perm>::new(buf))
 }
 
 pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult<u64> {
@@ -75,6 +89,7 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
         return error!(EINVAL);
     }
     let want = if rdonly { S_IRUGO } else { S_IRUGO | S_IWUGO };
+    t.kernel.shm.sweep();
     let (pages, size) = t.kernel.shm.lookup(id, |s| {
         if !s.ds.perm.allows(&t.tg, want) {
             return error!(EACCES);
@@ -118,66 +133,40 @@ pub fn sys_shmdt(t: &mut Task, addr: UserAddr) -> SysResult<()> {
 
 pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i32> {
     let now = now_secs(t);
+    let shm = &t.kernel.shm;
+    shm.sweep();
     match cmd & !IPC_64 {
         IPC_INFO => {
             let info = ShmInfo64 { shmmax: SHMMAX, shmmin: 1, shmmni: SHMMNI as u64, shmseg: SHMMNI as u64, shmall: SHMALL, unused: [0; 4] };
             t.mm.write_obj(UserRef::<ShmInfo64>::new(buf), &info)?;
-            Ok(t.kernel.shm.with(|reg| reg.max_index()))
+            Ok(shm.with(|reg| reg.max_index()))
         }
         SHM_INFO => {
-            let (usage, max) = t.kernel.shm.with(|reg| {
-                let pages: u64 = reg.iter().map(|(_, s)| s.ds.segsz.div_ceil(PAGE_SIZE)).sum();
-                let used = reg.iter().count() as i32;
-                (ShmUsage { used_ids: used, shm_tot: pages, shm_rss: pages, ..Default::default() }, reg.max_index())
+            let (usage, max) = shm.with(|reg| {
+                let pages: u64 = reg.iter().map(|s| s.ds.segsz.div_ceil(PAGE_SIZE)).sum();
+                (ShmUsage { used_ids: reg.iter().count() as i32, shm_tot: pages, shm_rss: pages, ..Default::default() }, reg.max_index())
             });
             t.mm.write_obj(UserRef::<ShmUsage>::new(buf), &usage)?;
             Ok(max)
         }
-        IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
-            let c = cmd & !IPC_64;
-            let (ret, ds) = t.kernel.shm.with(|reg| {
-                let (ret, s) = if c == IPC_STAT {
-                    (0, reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
-                } else {
-                    reg.at_index(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
-                };
-                if c != SHM_STAT_ANY && !s.ds.perm.allows(&t.tg, S_IRUGO) {
-                    return Err(errno!(EACCES));
-                }
-                Ok((ret, s.status()))
-            })?;
-            t.mm.write_obj(UserRef::<ShmidDs>::new(buf), &ds)?;
-            Ok(ret)
-        }
-        IPC_SET => {
-            let new = t.mm.read_obj(UserRef::<ShmidDs>::new(buf))?;
-            t.kernel.shm.lookup(id, |s| {
-                if !s.ds.perm.may_change(&t.tg) {
-                    return error!(EPERM);
-                }
-                s.ds.perm.uid = new.perm.uid;
-                s.ds.perm.gid = new.perm.gid;
-                s.ds.perm.mode = (s.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
-                s.ds.ctime = now;
-                Ok(0)
+        IPC_STAT => ctl_stat(t, shm, id, StatBy::Id, buf),
+        SHM_STAT => ctl_stat(t, shm, id, StatBy::Index, buf),
+        SHM_STAT_ANY => ctl_stat(t, shm, id, StatBy::IndexAny, buf),
+        IPC_SET => shm.set(&t.tg, id, &new_perm(t, buf)?, now, |_| Ok(())).map(|()| 0),
+        // The key is free at once; an attached segment goes with its last mapping.
+        IPC_RMID => shm
+            .remove(&t.tg, id, now, |s| {
+                s.ds.perm.mode |= SHM_DEST;
+                s.ds.perm.key = crate::ipc::IPC_PRIVATE;
+                s.attachments() > 0
             })
-        }
-        IPC_RMID => t.kernel.shm.lookup(id, |s| {
-            if !s.ds.perm.may_change(&t.tg) {
-                return error!(EPERM);
-            }
-            // The key is free at once; the segment goes with its last mapping.
-            s.ds.perm.mode |= SHM_DEST;
-            s.ds.perm.key = crate::ipc::IPC_PRIVATE;
-            s.ds.ctime = now;
-            Ok(0)
-        }),
-        SHM_LOCK | SHM_UNLOCK => t.kernel.shm.lookup(id, |s| {
+            .map(|_| 0),
+        c @ (SHM_LOCK | SHM_UNLOCK) => shm.lookup(id, |s| {
             if !s.ds.perm.may_change(&t.tg) {
                 return error!(EPERM);
             }
             // The memory file is never swapped: locking only shows in the mode.
-            if cmd & !IPC_64 == SHM_LOCK {
+            if c == SHM_LOCK {
                 s.ds.perm.mode |= SHM_LOCKED;
             } else {
                 s.ds.perm.mode &= !SHM_LOCKED;
@@ -217,7 +206,7 @@ struct SemInfo {
 
 pub fn sys_semget(t: &mut Task, key: i32, nsems: i32, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
-    t.kernel.sem.get(&t.tg, key, nsems, flags, now)
+    t.kernel.sem.get_set(&t.tg, key, nsems, flags, now)
 }
 
 pub fn sys_semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize) -> SysResult<()> {
@@ -243,60 +232,76 @@ fn semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: Option<st
     let deadline = timeout.and_then(crate::time::deadline_in);
     let alter = ops.iter().any(|o| o.op != 0);
     let pid = t.tg.tgid;
+    let waiting = std::cell::Cell::new((0, false));
+    let attempt = |set: &mut SemSet| {
+        if ops.iter().any(|o| o.num as u64 >= set.ds.nsems) {
+            return error!(EFBIG);
+        }
+        if !set.ds.perm.allows(&t.tg, if alter { S_IWUGO } else { S_IRUGO }) {
+            return error!(EACCES);
+        }
+        match set.apply(&ops, pid, now_secs(t))? {
+            Ok(()) => Ok(Attempt::Done(())),
+            Err(Blocked::NoWait) => error!(EAGAIN),
+            Err(Blocked::On(n, zero)) => {
+                waiting.set((n, zero));
+                set.start_waiting((n, zero));
+                Ok(Attempt::Wait)
+            }
+        }
+    };
+    let woke = |set: &mut SemSet| set.stop_waiting(waiting.get());
+    until_done(t, &t.kernel.sem, id, deadline, attempt, woke).map_err(|e| if e.code == ErrnoCode::ETIMEDOUT { errno!(EAGAIN) } else { e })
+}
+
+/// What one attempt of a sleeping call came to.
+enum Attempt<R> {
+    Done(R),
+    Wait,
+}
+
+/// The loop of semop, msgsnd and msgrcv: `attempt` runs under the object's lock and
+/// either finishes or says to wait; the caller then sleeps on the object's wait queue
+/// until the object changes (EINTR on a signal, whatever SA_RESTART says: System V
+/// IPC calls never restart; ETIMEDOUT at the deadline), and `woke` runs under the
+/// lock. An object gone meanwhile is EIDRM. A finished attempt wakes the other
+/// sleepers, who may go on now.
+fn until_done<T: Waitable, R>(
+    t: &Task,
+    objects: &Namespace<T>,
+    id: i32,
+    deadline: Option<std::time::Instant>,
+    mut attempt: impl FnMut(&mut T) -> SysResult<Attempt<R>>,
+    mut woke: impl FnMut(&mut T),
+) -> SysResult<R> {
     let mut first = true;
     loop {
-        let now = now_secs(t);
-        let step = t.kernel.sem.lookup(id, |set| {
-            if ops.iter().any(|o| o.num as u64 >= set.ds.nsems) {
-                return error!(EFBIG);
+        let step = objects.lookup(id, |o| {
+            let r = attempt(o)?;
+            if matches!(r, Attempt::Wait) {
+                o.queue().register(&t.thread);
             }
-            if !set.ds.perm.allows(&t.tg, if alter { S_IWUGO } else { S_IRUGO }) {
-                return error!(EACCES);
-            }
-            Ok(match set.apply(&ops, pid, now)? {
-                Ok(()) => Ok(set.queue.clone()),
-                Err(Blocked::NoWait) => return error!(EAGAIN),
-                Err(Blocked::On(n, zero)) => {
-                    set.start_waiting((n, zero));
-                    set.queue.register(&t.thread);
-                    Err(((n, zero), set.version, set.queue.clone()))
-                }
-            })
+            Ok((r, o.version(), o.queue().clone()))
         });
-        let step = match step {
+        let (r, seen, queue) = match step {
             Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
             s => s?,
         };
         first = false;
-        let (waiting, seen, queue) = match step {
-            Ok(queue) => {
-                queue.notify();
-                return Ok(());
-            }
-            Err(w) => w,
-        };
-        let r = sleep_for_change(t, &queue, seen, deadline, || t.kernel.sem.lookup(id, |s| Ok(s.version)).ok());
-        let _ = t.kernel.sem.lookup(id, |set| {
-            set.stop_waiting(waiting);
+        if let Attempt::Done(v) = r {
+            queue.notify();
+            return Ok(v);
+        }
+        let slept = t.block_until(deadline, || !objects.lookup(id, |o| Ok(o.version())).is_ok_and(|v| v == seen));
+        queue.unregister(&t.thread);
+        let _ = objects.lookup(id, |o| {
+            woke(o);
             Ok(())
         });
-        match r {
-            Err(e) if e.code == ErrnoCode::ETIMEDOUT => return error!(EAGAIN),
+        match slept {
+            Err(e) if e.code.is_restart() => return error!(EINTR),
             r => r?,
         }
-    }
-}
-
-/// Sleeps until the object's change counter moves from `seen` (`version` is None once
-/// the object is gone), after registering on `queue` under its lock: EINTR on a
-/// signal, whatever SA_RESTART says (System V IPC calls never restart), ETIMEDOUT at
-/// the deadline.
-fn sleep_for_change(t: &Task, queue: &crate::vfs::WaitQueue, seen: u64, deadline: Option<std::time::Instant>, version: impl Fn() -> Option<u64>) -> SysResult<()> {
-    let r = t.block_until(deadline, || version().map_or(true, |v| v != seen));
-    queue.unregister(&t.thread);
-    match r {
-        Err(e) if e.code.is_restart() => error!(EINTR),
-        r => r,
     }
 }
 
@@ -318,51 +323,20 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
                 semvmx: SEMVMX,
                 semaem: SEMAEM,
             };
-            let (max, sets, sems) = t.kernel.sem.with(|reg| (reg.max_index(), reg.iter().count() as i32, reg.iter().map(|(_, s)| s.ds.nsems as i32).sum::<i32>()));
+            let (max, sets, sems) = t.kernel.sem.with(|reg| (reg.max_index(), reg.iter().count() as i32, reg.iter().map(|s| s.ds.nsems as i32).sum::<i32>()));
             let info = if cmd & !IPC_64 == SEM_INFO { SemInfo { semusz: sets, semaem: sems, ..info } } else { info };
             t.mm.write_obj(UserRef::<SemInfo>::new(buf), &info)?;
             Ok(max)
         }
-        c @ (IPC_STAT | SEM_STAT | SEM_STAT_ANY) => {
-            let (ret, ds) = t.kernel.sem.with(|reg| {
-                let (ret, s) = if c == IPC_STAT {
-                    (0, reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
-                } else {
-                    reg.at_index(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
-                };
-                if c != SEM_STAT_ANY && !s.ds.perm.allows(&t.tg, S_IRUGO) {
-                    return Err(errno!(EACCES));
-                }
-                Ok((ret, s.status()))
-            })?;
-            t.mm.write_obj(UserRef::<SemidDs>::new(buf), &ds)?;
-            Ok(ret)
-        }
-        IPC_SET => {
-            let new = t.mm.read_obj(UserRef::<SemidDs>::new(buf))?;
-            t.kernel.sem.lookup(id, |s| {
-                if !s.ds.perm.may_change(&t.tg) {
-                    return error!(EPERM);
-                }
-                s.ds.perm.uid = new.perm.uid;
-                s.ds.perm.gid = new.perm.gid;
-                s.ds.perm.mode = (s.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
-                s.ds.ctime = now;
-                Ok(0)
-            })
-        }
+        IPC_STAT => ctl_stat(t, &t.kernel.sem, id, StatBy::Id, buf),
+        SEM_STAT => ctl_stat(t, &t.kernel.sem, id, StatBy::Index, buf),
+        SEM_STAT_ANY => ctl_stat(t, &t.kernel.sem, id, StatBy::IndexAny, buf),
+        IPC_SET => t.kernel.sem.set(&t.tg, id, &new_perm(t, buf)?, now, |_| Ok(())).map(|()| 0),
         IPC_RMID => {
-            let queue = t.kernel.sem.with(|reg| {
-                let s = reg.get(id, |s| s.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?;
-                if !s.ds.perm.may_change(&t.tg) {
-                    return Err(errno!(EPERM));
-                }
-                let q = s.queue.clone();
-                reg.remove(id);
-                Ok(q)
-            })?;
             // Sleepers find the set gone: EIDRM.
-            queue.notify();
+            if let Some(set) = t.kernel.sem.remove(&t.tg, id, now, |_| false)? {
+                set.queue.notify();
+            }
             Ok(0)
         }
         GETALL => {
@@ -450,7 +424,7 @@ struct MsgInfo {
 
 pub fn sys_msgget(t: &mut Task, key: i32, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
-    t.kernel.msg.get(&t.tg, key, flags, now)
+    t.kernel.msg.get_queue(&t.tg, key, flags, now)
 }
 
 pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) -> SysResult<()> {
@@ -462,36 +436,20 @@ pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) 
     let mut data = vec![0u8; size];
     t.mm.read_bytes(msgp.add(8)?, &mut data)?;
     let pid = t.tg.tgid;
-    let mut first = true;
-    loop {
-        let now = now_secs(t);
-        let step = t.kernel.msg.lookup(id, |q| {
-            if !q.ds.perm.allows(&t.tg, S_IWUGO) {
-                return error!(EACCES);
-            }
-            if q.fits(data.len()) {
-                q.push(mtype, std::mem::take(&mut data), pid, now);
-                return Ok(Ok(q.queue.clone()));
-            }
-            if flags & IPC_NOWAIT_FLAG != 0 {
-                return error!(EAGAIN);
-            }
-            q.queue.register(&t.thread);
-            Ok(Err((q.version, q.queue.clone())))
-        });
-        let step = match step {
-            Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
-            s => s?,
-        };
-        first = false;
-        match step {
-            Ok(queue) => {
-                queue.notify();
-                return Ok(());
-            }
-            Err((seen, queue)) => sleep_for_change(t, &queue, seen, None, || t.kernel.msg.lookup(id, |q| Ok(q.version)).ok())?,
+    let attempt = |q: &mut MsgQueue| {
+        if !q.ds.perm.allows(&t.tg, S_IWUGO) {
+            return error!(EACCES);
         }
-    }
+        if q.fits(data.len()) {
+            q.push(mtype, std::mem::take(&mut data), pid, now_secs(t));
+            return Ok(Attempt::Done(()));
+        }
+        if flags & IPC_NOWAIT_FLAG != 0 {
+            return error!(EAGAIN);
+        }
+        Ok(Attempt::Wait)
+    };
+    until_done(t, &t.kernel.msg, id, None, attempt, |_| {})
 }
 
 pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) -> SysResult<usize> {
@@ -510,38 +468,22 @@ pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64,
         }
     };
     let pid = t.tg.tgid;
-    let mut first = true;
-    loop {
-        let now = now_secs(t);
-        let step = t.kernel.msg.lookup(id, |q| {
-            if !q.ds.perm.allows(&t.tg, S_IRUGO) {
-                return error!(EACCES);
-            }
-            if let Some(m) = q.take(pick, max, flags & MSG_NOERROR != 0, pid, now)? {
-                return Ok(Ok((m, q.queue.clone())));
-            }
-            if flags & IPC_NOWAIT_FLAG != 0 {
-                return error!(ENOMSG);
-            }
-            q.queue.register(&t.thread);
-            Ok(Err((q.version, q.queue.clone())))
-        });
-        let step = match step {
-            Err(e) if e.code == ErrnoCode::EINVAL && !first => return error!(EIDRM),
-            s => s?,
-        };
-        first = false;
-        match step {
-            Ok(((mtype, data), queue)) => {
-                // Room in the queue: senders may go on.
-                queue.notify();
-                t.mm.write_obj(UserRef::<i64>::new(msgp), &mtype)?;
-                t.mm.write_bytes(msgp.add(8)?, &data)?;
-                return Ok(data.len());
-            }
-            Err((seen, queue)) => sleep_for_change(t, &queue, seen, None, || t.kernel.msg.lookup(id, |q| Ok(q.version)).ok())?,
+    let attempt = |q: &mut MsgQueue| {
+        if !q.ds.perm.allows(&t.tg, S_IRUGO) {
+            return error!(EACCES);
         }
-    }
+        if let Some(m) = q.take(pick, max, flags & MSG_NOERROR != 0, pid, now_secs(t))? {
+            return Ok(Attempt::Done(m));
+        }
+        if flags & IPC_NOWAIT_FLAG != 0 {
+            return error!(ENOMSG);
+        }
+        Ok(Attempt::Wait)
+    };
+    let (mtype, data) = until_done(t, &t.kernel.msg, id, None, attempt, |_| {})?;
+    t.mm.write_obj(UserRef::<i64>::new(msgp), &mtype)?;
+    t.mm.write_bytes(msgp.add(8)?, &data)?;
+    Ok(data.len())
 }
 
 pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i32> {
@@ -549,7 +491,7 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
     match cmd & !IPC_64 {
         c @ (IPC_INFO | MSG_INFO) => {
             let (max, queues, messages, bytes) = t.kernel.msg.with(|reg| {
-                let (n, bytes) = reg.iter().fold((0u64, 0u64), |(n, b), (_, q)| (n + q.ds.qnum, b + q.ds.cbytes));
+                let (n, bytes) = reg.iter().fold((0u64, 0u64), |(n, b), q| (n + q.ds.qnum, b + q.ds.cbytes));
                 (reg.max_index(), reg.iter().count() as i32, n as i32, bytes as i32)
             });
             let mut info = MsgInfo { msgpool: 32000, msgmap: MSGMNB as i32, msgmax: MSGMAX as i32, msgmnb: MSGMNB as i32, msgmni: MSGMNI as i32, msgssz: 16, msgtql: MSGMNB as i32, msgseg: 0xffff, pad: 0 };
@@ -559,53 +501,27 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
             t.mm.write_obj(UserRef::<MsgInfo>::new(buf), &info)?;
             Ok(max)
         }
-        c @ (IPC_STAT | MSG_STAT | MSG_STAT_ANY) => {
-            let (ret, ds) = t.kernel.msg.with(|reg| {
-                let (ret, q) = if c == IPC_STAT {
-                    (0, reg.get(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?)
-                } else {
-                    reg.at_index(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?
-                };
-                if c != MSG_STAT_ANY && !q.ds.perm.allows(&t.tg, S_IRUGO) {
-                    return Err(errno!(EACCES));
-                }
-                Ok((ret, q.ds))
-            })?;
-            t.mm.write_obj(UserRef::<MsqidDs>::new(buf), &ds)?;
-            Ok(ret)
-        }
+        IPC_STAT => ctl_stat(t, &t.kernel.msg, id, StatBy::Id, buf),
+        MSG_STAT => ctl_stat(t, &t.kernel.msg, id, StatBy::Index, buf),
+        MSG_STAT_ANY => ctl_stat(t, &t.kernel.msg, id, StatBy::IndexAny, buf),
         IPC_SET => {
             let new = t.mm.read_obj(UserRef::<MsqidDs>::new(buf))?;
-            let queue = t.kernel.msg.lookup(id, |q| {
-                if !q.ds.perm.may_change(&t.tg) {
-                    return error!(EPERM);
-                }
+            t.kernel.msg.set(&t.tg, id, &new.perm, now, |q| {
                 if new.qbytes > MSGMNB && !t.tg.capable(CAP_SYS_RESOURCE) {
                     return error!(EPERM);
                 }
                 q.ds.qbytes = new.qbytes;
-                q.ds.perm.uid = new.perm.uid;
-                q.ds.perm.gid = new.perm.gid;
-                q.ds.perm.mode = (q.ds.perm.mode & !0o777) | (new.perm.mode & 0o777);
-                q.ds.ctime = now;
-                q.version += 1;
-                Ok(q.queue.clone())
+                // A bigger queue may take a waiting sender's message.
+                q.queue.notify();
+                Ok(())
             })?;
-            // A bigger queue may take a waiting sender's message.
-            queue.notify();
             Ok(0)
         }
         IPC_RMID => {
-            let queue = t.kernel.msg.with(|reg| {
-                let q = reg.get(id, |q| q.ds.perm.seq).ok_or_else(|| errno!(EINVAL))?;
-                if !q.ds.perm.may_change(&t.tg) {
-                    return Err(errno!(EPERM));
-                }
-                let w = q.queue.clone();
-                reg.remove(id);
-                Ok(w)
-            })?;
-            queue.notify();
+            // Sleepers find the queue gone: EIDRM.
+            if let Some(q) = t.kernel.msg.remove(&t.tg, id, now, |_| false)? {
+                q.queue.notify();
+            }
             Ok(0)
         }
         _ => error!(EINVAL),

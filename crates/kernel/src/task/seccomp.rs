@@ -215,11 +215,7 @@ fn check_loads_after_stores(prog: &[Insn]) -> SysResult<()> {
         valid &= masks[pc];
         match i.code {
             c if c == ST || c == STX => valid |= 1 << i.k,
-            c if c == LD | MEM || c == LDX | MEM => {
-                if valid & (1 << i.k) == 0 {
-                    return Err(errno!(EINVAL));
-                }
-            }
+            c if (c == LD | MEM || c == LDX | MEM) && valid & (1 << i.k) == 0 => return Err(errno!(EINVAL)),
             c if c == JMP | JA => {
                 masks[pc + 1 + i.k as usize] &= valid;
                 valid = u16::MAX;
