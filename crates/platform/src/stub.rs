@@ -58,6 +58,7 @@ std::arch::global_asm!(
     // host without seccomp answers them itself, as before.
     "mov eax, 157", "mov edi, 38", "mov esi, 1", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // prctl(PR_SET_NO_NEW_PRIVS, 1)
     "mov eax, 317", "mov edi, 1", "xor esi, esi", "lea rdx, [rip + .Lvsyscall_fprog]", "syscall", // seccomp(SET_MODE_FILTER, 0, &prog)
+    "mov eax, 324", "mov edi, 4", "xor esi, esi", "xor edx, edx", "syscall", // membarrier(REGISTER_GLOBAL_EXPEDITED): the app's membarrier reaches us
     "mov eax, 11", "xor edi, edi", "mov rsi, {base}", "syscall",       // munmap(0, STUB_BASE)
     "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
     "mov eax, 39", "syscall",                                           // getpid()

@@ -720,3 +720,18 @@ fn process_vm_read_and_write() {
         ])
     });
 }
+
+/// membarrier: QUERY, registration before PRIVATE_EXPEDITED (EPERM without), the global
+/// commands, and the errors.
+#[test]
+fn membarrier_commands() {
+    compare("membarrier_commands", "membarrier", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "QUERY has the basic commands: 1"),
+            expect_stdout_has_line(o, "PRIVATE_EXPEDITED unregistered: EPERM"),
+            expect_stdout_has_line(o, "PRIVATE_EXPEDITED: 0"),
+            expect_stdout_has_line(o, "GLOBAL_EXPEDITED: 0"),
+        ])
+    });
+}

@@ -256,3 +256,55 @@ fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: Use
     }
     Ok(done)
 }
+
+const MEMBARRIER_CMD_QUERY: i32 = 0;
+const MEMBARRIER_CMD_GLOBAL: i32 = 1;
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: i32 = 2;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: i32 = 4;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: i32 = 8;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: i32 = 16;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 32;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 64;
+const MEMBARRIER_CMD_GET_REGISTRATIONS: i32 = 512;
+
+/// membarrier: the barrier is the host's, on every CPU that runs a stub thread (the
+/// stubs registered for it). Restartable sequences are not supported, so neither are
+/// their commands.
+pub fn sys_membarrier(t: &mut Task, cmd: i32, flags: u32, _cpu: i32) -> SysResult<i32> {
+    use std::sync::atomic::Ordering;
+    const SUPPORTED: i32 = MEMBARRIER_CMD_GLOBAL
+        | MEMBARRIER_CMD_GLOBAL_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+        | MEMBARRIER_CMD_PRIVATE_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+        | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE
+        | MEMBARRIER_CMD_GET_REGISTRATIONS;
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let registered = &t.tg.membarrier;
+    // A host without membarrier (before Linux 4.3) cannot give one.
+    let barrier = || rvisor_platform::hostcall::barrier_on_stubs().map(|()| 0).map_err(|_| errno!(ENOSYS));
+    match cmd {
+        MEMBARRIER_CMD_QUERY => Ok(SUPPORTED),
+        MEMBARRIER_CMD_GET_REGISTRATIONS => Ok(registered.load(Ordering::Relaxed) as i32),
+        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE => {
+            registered.fetch_or(cmd as u32, Ordering::Relaxed);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_GLOBAL_EXPEDITED => barrier(),
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE => {
+            // Each needs its registration (the command's bit shifted once).
+            if registered.load(Ordering::Relaxed) & ((cmd as u32) << 1) == 0 {
+                return error!(EPERM);
+            }
+            // Alone in its address space, a thread has nobody to order against.
+            if t.tg.threads().len() == 1 {
+                return Ok(0);
+            }
+            barrier()
+        }
+        _ => error!(EINVAL),
+    }
+}

@@ -126,6 +126,7 @@ impl Task {
         };
         self.mm = mm;
         self.native_syscall_ip = 0;
+        self.tg.membarrier.store(0, std::sync::atomic::Ordering::Relaxed);
         self.publish_resources();
         self.fds.close_on_exec();
         {

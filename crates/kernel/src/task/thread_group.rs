@@ -173,6 +173,9 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// The membarrier commands the process registered for (its address space's, so a
+    /// fork or exec starts without).
+    pub membarrier: std::sync::atomic::AtomicU32,
     /// personality(2)'s execution domain and flags: kept and reported.
     pub personality: std::sync::atomic::AtomicU32,
     /// CPU time of exited threads and reaped children. Leaf lock.
@@ -215,6 +218,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
+            membarrier: Default::default(),
             personality: std::sync::atomic::AtomicU32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
             timers: Mutex::default(),

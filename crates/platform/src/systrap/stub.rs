@@ -174,6 +174,7 @@ std::arch::global_asm!(
     "mov eax, 3", "mov edi, 2", "syscall",                                 // close(2)
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",               // prctl(PR_SET_DUMPABLE, 0)
     "mov eax, 302", "xor edi, edi", "mov esi, 4", "lea rdx, [r12 + {prog} + {p_rlimit}]", "xor r10d, r10d", "syscall", // RLIMIT_CORE = 0
+    "mov eax, 324", "mov edi, 4", "xor esi, esi", "xor edx, edx", "syscall", // membarrier(REGISTER_GLOBAL_EXPEDITED): the app's membarrier reaches us
     // Every disposition back to the default (the Sentry's handlers are gone), unless
     // the zygote did so once for all its children (ebp = 0)...
     "test ebp, ebp", "jz .Lst_dfl_done",
