@@ -48,6 +48,8 @@ pub struct Kernel {
     pub shm: crate::ipc::shm::Segments,
     pub sem: crate::ipc::sem::SemSets,
     pub msg: crate::ipc::msg::MsgQueues,
+    /// POSIX message queues by name.
+    pub mqueues: crate::ipc::mqueue::MqNamespace,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -129,6 +131,7 @@ impl Kernel {
                 shm: Default::default(),
                 sem: Default::default(),
                 msg: Default::default(),
+                mqueues: Default::default(),
                 uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),

@@ -735,3 +735,25 @@ fn membarrier_commands() {
         ])
     });
 }
+
+/// POSIX message queues: attributes, priority order, sizes (EMSGSIZE), a full queue
+/// (ETIMEDOUT, O_NONBLOCK's EAGAIN), a receiver woken by another process, poll
+/// readiness, mq_notify's SIGEV_SIGNAL (and EBUSY for a second process), names,
+/// modes and permissions.
+#[test]
+fn posix_message_queues() {
+    compare("posix_message_queues", "mqueue", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "default attributes: flags 0, maxmsg 10, msgsize 8192, curmsgs 0"),
+            expect_stdout_has_line(o, "second: \"high again\" priority 9"),
+            expect_stdout_has_line(o, "full: readable 1, writable 0"),
+            expect_stdout_has_line(o, "send to a full queue, 10 ms: ETIMEDOUT"),
+            expect_stdout_has_line(o, "the child's message: \"from the child\" priority 3"),
+            expect_stdout_has_line(o, "notified 1, si_code SI_MESGQ 1, value 42"),
+            expect_stdout_has_line(o, "another user opens a 0600 queue: EACCES 1"),
+            expect_stdout_has_line(o, "read on the descriptor: 60 \"QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     "),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

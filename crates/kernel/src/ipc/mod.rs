@@ -1,7 +1,8 @@
-//! System V IPC: the sandbox's one IPC namespace. Shared memory segments (`shm.rs`),
-//! semaphore sets (`sem.rs`) and message queues (`msg.rs`); their ids, keys and
-//! permissions work as Linux's do.
+//! The sandbox's one IPC namespace. System V: shared memory segments (`shm.rs`),
+//! semaphore sets (`sem.rs`) and message queues (`msg.rs`), whose ids, keys and
+//! permissions work as Linux's do; and POSIX message queues (`mqueue.rs`).
 
+pub mod mqueue;
 pub mod msg;
 pub mod sem;
 pub mod shm;

@@ -1,11 +1,14 @@
-//! System V IPC: shared memory (shmget, shmat, shmdt, shmctl), semaphores (semget,
-//! semop, semtimedop, semctl) and message queues (msgget, msgsnd, msgrcv, msgctl);
-//! the objects live in `ipc/`.
+//! IPC: System V shared memory (shmget, shmat, shmdt, shmctl), semaphores (semget,
+//! semop, semtimedop, semctl) and message queues (msgget, msgsnd, msgrcv, msgctl), and
+//! POSIX message queues (mq_*); the objects live in `ipc/`.
 
 use crate::ipc::msg::{MsqidDs, Pick, MSGMAX, MSGMNB, MSGMNI};
 use crate::ipc::sem::{Blocked, Sembuf, SEMAEM, SEMMNI, SEMMNS, SEMMSL, SEMOPM, SEMVMX};
 use crate::ipc::shm::{SHMALL, SHMMAX, SHMMNI, SHM_DEST, SHM_LOCKED};
+use crate::ipc::mqueue::{MessageQueue, MqAttr, MqFile, Notify, HARD_MSGMAX, HARD_MSGSIZEMAX, MQ_PRIO_MAX, MSGSIZE_DEFAULT, MSGSIZE_MAX, MSG_DEFAULT, MSG_MAX, O_NONBLOCK};
 use crate::ipc::msg::MsgQueue;
+use crate::vfs::FileDescription;
+use std::sync::Arc;
 use crate::ipc::sem::SemSet;
 use crate::ipc::{Ipc64Perm, IpcObject, Namespace, StatBy, Waitable, IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::mm::ops::Placement;
@@ -526,4 +529,222 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
         }
         _ => error!(EINVAL),
     }
+}
+
+const NAME_MAX: usize = 255;
+const O_ACCMODE: i32 = 3;
+const O_CREAT: i32 = 0o100;
+const O_EXCL: i32 = 0o200;
+const O_CLOEXEC: i32 = 0o2000000;
+const CAP_DAC_OVERRIDE: u32 = 1;
+
+/// A queue's name as mq_open and mq_unlink take it (glibc drops the leading slash).
+fn mq_name(t: &Task, name: crate::syscalls::args::UserCStr) -> SysResult<Vec<u8>> {
+    let n = t.mm.read_cstr(name.0, NAME_MAX + 1)?;
+    if n.is_empty() {
+        return error!(ENOENT);
+    }
+    if n.contains(&b'/') {
+        return error!(EACCES);
+    }
+    Ok(n)
+}
+
+/// Whether `t` may open `mq` for `acc` (O_RDONLY, O_WRONLY, O_RDWR), by its mode bits.
+fn mq_allows(t: &Task, mq: &MessageQueue, acc: i32) -> bool {
+    let want = match acc {
+        0 => 4,
+        1 => 2,
+        _ => 6,
+    };
+    let c = t.tg.creds();
+    let bits = if c.euid == mq.uid {
+        mq.mode >> 6
+    } else if c.egid == mq.gid || t.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).contains(&mq.gid) {
+        mq.mode >> 3
+    } else {
+        mq.mode
+    };
+    bits & want == want || t.tg.capable(CAP_DAC_OVERRIDE)
+}
+
+pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i32, mode: u32, attr: UserRef<MqAttr>) -> SysResult<crate::vfs::Fd> {
+    let name = mq_name(t, name)?;
+    let acc = oflag & O_ACCMODE;
+    if acc == O_ACCMODE {
+        return error!(EINVAL);
+    }
+    let wanted = if oflag & O_CREAT != 0 && !attr.addr.is_null() { Some(t.mm.read_obj(attr)?) } else { None };
+    let mq = {
+        let mut names = t.kernel.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(&name) {
+            Some(_) if oflag & O_CREAT != 0 && oflag & O_EXCL != 0 => return error!(EEXIST),
+            Some(mq) => {
+                if !mq_allows(t, mq, acc) {
+                    return error!(EACCES);
+                }
+                mq.clone()
+            }
+            None if oflag & O_CREAT == 0 => return error!(ENOENT),
+            None => {
+                let (maxmsg, msgsize) = match wanted {
+                    None => (MSG_DEFAULT, MSGSIZE_DEFAULT),
+                    Some(a) => {
+                        let privileged = t.tg.capable(CAP_SYS_RESOURCE);
+                        if a.maxmsg <= 0 || a.msgsize <= 0 || a.maxmsg > HARD_MSGMAX || a.msgsize > HARD_MSGSIZEMAX {
+                            return error!(EINVAL);
+                        }
+                        if !privileged && (a.maxmsg > MSG_MAX || a.msgsize > MSGSIZE_MAX) {
+                            return error!(EINVAL);
+                        }
+                        (a.maxmsg, a.msgsize)
+                    }
+                };
+                let c = t.tg.creds();
+                let mode = mode & 0o777 & !t.fs.umask();
+                let mq = Arc::new(MessageQueue::new(maxmsg as usize, msgsize as usize, c.euid, c.egid, mode));
+                names.insert(name.clone(), mq.clone());
+                mq
+            }
+        }
+    };
+    let file = MqFile::new(mq, name, acc as u32 | (oflag as u32 & O_NONBLOCK));
+    crate::syscalls::pipe::install(t, Arc::new(file), oflag & O_CLOEXEC != 0)
+}
+
+pub fn sys_mq_unlink(t: &mut Task, name: crate::syscalls::args::UserCStr) -> SysResult<()> {
+    let name = mq_name(t, name)?;
+    let mut names = t.kernel.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
+    let mq = names.get(&name).ok_or_else(|| errno!(ENOENT))?;
+    // /dev/mqueue is sticky: the owner, or root, removes a name.
+    if mq.uid != t.tg.creds().euid && !t.tg.capable(CAP_FOWNER) {
+        return error!(EACCES);
+    }
+    names.remove(&name);
+    Ok(())
+}
+
+const CAP_FOWNER: u32 = 3;
+
+/// The queue behind descriptor `fd` (EBADF for any other file), checked for reading
+/// or writing.
+fn mq_file(t: &Task, fd: crate::vfs::Fd, write: bool) -> SysResult<Arc<dyn crate::vfs::FileDescription>> {
+    let f = t.fds.get(fd)?;
+    let acc = f.as_any().and_then(|a| a.downcast_ref::<MqFile>()).map(|m| m.status_flags() as i32 & O_ACCMODE).ok_or_else(|| errno!(EBADF))?;
+    if (write && acc == 0) || (!write && acc == 1) {
+        return error!(EBADF);
+    }
+    Ok(f)
+}
+
+/// An absolute CLOCK_REALTIME deadline, checked whether or not it will be needed.
+fn mq_deadline(t: &Task, timeout: UserRef<Timespec>) -> SysResult<Option<i64>> {
+    if timeout.addr.is_null() {
+        return Ok(None);
+    }
+    let ts = t.mm.read_obj(timeout)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return error!(EINVAL);
+    }
+    Ok(Some(ts.as_ns()))
+}
+
+/// Waits on `mq` until `ready`, or the deadline (ETIMEDOUT), or a signal
+/// (ERESTARTSYS: these calls restart under SA_RESTART).
+fn mq_wait(t: &Task, mq: &MessageQueue, receiver: bool, deadline: Option<i64>, ready: impl FnMut() -> bool) -> SysResult<()> {
+    mq.register(t, receiver);
+    let r = match deadline {
+        Some(at) => t.block_until_realtime(at, ready),
+        None => t.block_until(None, ready),
+    };
+    mq.unregister(t, receiver);
+    r
+}
+
+pub fn sys_mq_timedsend(t: &mut Task, mqd: crate::vfs::Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserRef<Timespec>) -> SysResult<()> {
+    let f = mq_file(t, mqd, true)?;
+    let Some(file) = f.as_any().and_then(|a| a.downcast_ref::<MqFile>()) else { return error!(EBADF) };
+    let mq = &file.mq;
+    if prio >= MQ_PRIO_MAX {
+        return error!(EINVAL);
+    }
+    if len > mq.msgsize {
+        return error!(EMSGSIZE);
+    }
+    let deadline = mq_deadline(t, timeout)?;
+    let mut data = vec![0u8; len];
+    t.mm.read_bytes(msg, &mut data)?;
+    loop {
+        if mq.send(data.clone(), prio, &t.tg) {
+            return Ok(());
+        }
+        if file.nonblocking() {
+            return error!(EAGAIN);
+        }
+        mq_wait(t, mq, false, deadline, || mq.count() < mq.maxmsg)?;
+    }
+}
+
+pub fn sys_mq_timedreceive(t: &mut Task, mqd: crate::vfs::Fd, msg: UserAddr, len: usize, prio: UserAddr, timeout: UserRef<Timespec>) -> SysResult<usize> {
+    let f = mq_file(t, mqd, false)?;
+    let Some(file) = f.as_any().and_then(|a| a.downcast_ref::<MqFile>()) else { return error!(EBADF) };
+    let mq = &file.mq;
+    if len < mq.msgsize {
+        return error!(EMSGSIZE);
+    }
+    let deadline = mq_deadline(t, timeout)?;
+    let (p, data) = loop {
+        if let Some(m) = mq.receive() {
+            break m;
+        }
+        if file.nonblocking() {
+            return error!(EAGAIN);
+        }
+        mq_wait(t, mq, true, deadline, || mq.count() > 0)?;
+    };
+    t.mm.write_bytes(msg, &data)?;
+    if !prio.is_null() {
+        t.mm.write_obj(UserRef::<u32>::new(prio), &p)?;
+    }
+    Ok(data.len())
+}
+
+pub fn sys_mq_notify(t: &mut Task, mqd: crate::vfs::Fd, sevp: UserAddr) -> SysResult<()> {
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGEV_NONE: i32 = 1;
+    let f = t.fds.get(mqd)?;
+    let Some(file) = f.as_any().and_then(|a| a.downcast_ref::<MqFile>()) else { return error!(EBADF) };
+    let n = if sevp.is_null() {
+        None
+    } else {
+        let raw: [u8; 64] = t.mm.read_obj(UserRef::new(sevp))?;
+        let word = |i: usize| i32::from_ne_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        let value = u64::from_ne_bytes(raw[..8].try_into().map_err(|_| errno!(EFAULT))?);
+        let (signo, notify) = (word(8), word(12));
+        let signo = match notify {
+            SIGEV_NONE => 0,
+            SIGEV_SIGNAL if (1..=64).contains(&signo) => signo as u32,
+            // SIGEV_THREAD needs a netlink socket, which the sandbox has not.
+            _ => return error!(EINVAL),
+        };
+        Some(Notify { process: Arc::downgrade(&t.tg), tgid: t.tg.tgid, signo, value })
+    };
+    file.mq.set_notify(t.tg.tgid, n)
+}
+
+pub fn sys_mq_getsetattr(t: &mut Task, mqd: crate::vfs::Fd, new: UserRef<MqAttr>, old: UserRef<MqAttr>) -> SysResult<()> {
+    let f = t.fds.get(mqd)?;
+    let Some(file) = f.as_any().and_then(|a| a.downcast_ref::<MqFile>()) else { return error!(EBADF) };
+    let set = if new.addr.is_null() { None } else { Some(t.mm.read_obj(new)?) };
+    if set.is_some_and(|a| a.flags & !(O_NONBLOCK as i64) != 0) {
+        return error!(EINVAL);
+    }
+    if !old.addr.is_null() {
+        let now = MqAttr { flags: (file.status_flags() & O_NONBLOCK) as i64, maxmsg: file.mq.maxmsg as i64, msgsize: file.mq.msgsize as i64, curmsgs: file.mq.count() as i64, ..Default::default() };
+        t.mm.write_obj(old, &now)?;
+    }
+    if let Some(a) = set {
+        file.set_status_flags((file.status_flags() & !O_NONBLOCK) | a.flags as u32);
+    }
+    Ok(())
 }

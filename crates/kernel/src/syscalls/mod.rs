@@ -133,6 +133,13 @@ syscall_table! {
     msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => Supported;
     msgrcv(id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) => Supported;
     msgctl(id: i32, cmd: i32, buf: UserAddr) => Supported;
+    // POSIX message queues (syscalls/ipc.rs).
+    mq_open(name: UserCStr, oflag: i32, mode: u32, attr: UserRef<crate::ipc::mqueue::MqAttr>) => Partial("/dev/mqueue is not mounted; SIGEV_THREAD notification is EINVAL (no netlink)");
+    mq_unlink(name: UserCStr) => Supported;
+    mq_timedsend(mqd: Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserRef<Timespec>) => Supported;
+    mq_timedreceive(mqd: Fd, msg: UserAddr, len: usize, prio: UserAddr, timeout: UserRef<Timespec>) => Supported;
+    mq_notify(mqd: Fd, sevp: UserAddr) => Partial("SIGEV_SIGNAL and SIGEV_NONE; SIGEV_THREAD is EINVAL");
+    mq_getsetattr(mqd: Fd, new: UserRef<crate::ipc::mqueue::MqAttr>, old: UserRef<crate::ipc::mqueue::MqAttr>) => Supported;
     sethostname(name: UserAddr, len: usize) => Supported;
     setdomainname(name: UserAddr, len: usize) => Supported;
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
