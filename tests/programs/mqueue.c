@@ -138,6 +138,7 @@ int main(void) {
     printf("O_CREAT|O_EXCL on an existing name: %s\n", res(mq_open(small, O_CREAT | O_EXCL | O_RDWR, 0600, NULL)));
     printf("no such queue: %s\n", res(mq_open("/rvisor-mq-nobody-made-this", O_RDONLY)));
     printf("a name with a slash inside: %s\n", res(mq_open("/a/b", O_CREAT | O_RDWR, 0600, NULL)));
+    printf("the name \"/..\": %s\n", res(mq_open("/..", O_CREAT | O_RDWR, 0600, NULL)));
     struct mq_attr zero = {0, 0, 16, 0, {0}};
     printf("maxmsg 0: %s\n", res(mq_open("/rvisor-mq-zero", O_CREAT | O_RDWR, 0600, &zero)));
     mqd_t wo = mq_open(name, O_WRONLY);

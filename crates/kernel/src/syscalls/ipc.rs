@@ -544,7 +544,8 @@ fn mq_name(t: &Task, name: crate::syscalls::args::UserCStr) -> SysResult<Vec<u8>
     if n.is_empty() {
         return error!(ENOENT);
     }
-    if n.contains(&b'/') {
+    // As Linux's lookup in the mqueue file system: no "." or "..", no inner slash.
+    if n.contains(&b'/') || n == b"." || n == b".." {
         return error!(EACCES);
     }
     Ok(n)
