@@ -419,7 +419,16 @@ fn stdio_read_write() {
 #[test]
 fn advisory_locks() {
     compare("advisory_locks", "locks", &Spec::default(), |o| {
-        all([expect_status(o, 0), expect_stdout_has_line(o, "child: F_GETLK names the parent's lock: yes")])
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "child: F_GETLK names the parent's lock: yes"),
+            expect_stdout_has_line(o, "after it ended, flock is free: Success"),
+            expect_stdout_has_line(o, "after it ended, the OFD lock is free: Success"),
+            expect_stdout_has_line(o, "the parent closed its flocked fd, a child still has it: flock is free: Resource temporarily unavailable"),
+            expect_stdout_has_line(o, "the child ended too: flock is free: Success"),
+            expect_stdout_has_line(o, "record lock after dup2 over its fd, another process locks: Success"),
+            expect_stdout_has_line(o, "record lock through a close-on-exec fd after exec, another process locks: Success"),
+        ])
     });
 }
 

@@ -358,7 +358,7 @@ impl Inode for TmpInode {
             self.truncate(0)?;
         }
         let me = self.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
-        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: StatusFlags::new(flags.0) }))
+        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: StatusFlags::new(flags.0), locks: Default::default() }))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
@@ -584,6 +584,8 @@ fn unlinked_by_rename(replaced: Option<Arc<TmpInode>>) {
 
 /// An open tmpfs file.
 struct TmpFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     inode: Arc<TmpInode>,
     dentry: Arc<Dentry>,
     pos: Mutex<u64>,
@@ -705,6 +707,9 @@ impl FileDescription for TmpFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 
     fn seals(&self) -> SysResult<u32> {

@@ -64,8 +64,7 @@ pub fn sys_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult
 }
 
 pub fn sys_close(t: &mut Task, fd: Fd) -> SysResult<()> {
-    let file = t.fds.get(fd)?;
-    t.fds.close(fd)?;
+    let file = t.fds.close(fd)?;
     super::lock::release_on_close(t, &file);
     Ok(())
 }
@@ -182,7 +181,9 @@ fn sys_dup3_file(t: &mut Task, file: std::sync::Arc<dyn crate::vfs::FileDescript
     if newfd.0 < 0 || newfd.0 as u64 >= nofile(t) {
         return error!(EBADF);
     }
-    t.fds.install_at(newfd, file, flags & O_CLOEXEC != 0);
+    if let Some(old) = t.fds.install_at(newfd, file, flags & O_CLOEXEC != 0) {
+        super::lock::release_on_close(t, &old);
+    }
     Ok(newfd)
 }
 

@@ -7,7 +7,7 @@ mod fs;
 mod futex;
 mod info;
 mod inotify;
-mod lock;
+pub(crate) mod lock;
 mod memfd;
 mod mm;
 mod namei;

@@ -126,7 +126,9 @@ impl Task {
         };
         self.mm = mm;
         self.publish_resources();
-        self.fds.close_on_exec();
+        for file in self.fds.close_on_exec() {
+            crate::syscalls::lock::release_on_close(self, &file);
+        }
         {
             let mut sig = self.tg.sig();
             for a in sig.actions.iter_mut() {

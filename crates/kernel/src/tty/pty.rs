@@ -58,6 +58,8 @@ fn is_nonblock(flags: &StatusFlags) -> bool {
 /// One open end of a pty. The master writes the replica's input and reads its
 /// output; the replica is the terminal programs see, through the line discipline.
 pub struct PtyFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     pub term: Arc<Terminal>,
     /// Which end.
     pub master: bool,
@@ -68,12 +70,12 @@ pub struct PtyFile {
 impl PtyFile {
     /// A master: it holds the master count `Devpts::new_terminal` took for it.
     pub fn master(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
-        PtyFile { term, master: true, dentry, flags: StatusFlags::new(flags) }
+        PtyFile { term, master: true, dentry, flags: StatusFlags::new(flags), locks: Default::default() }
     }
 
     pub fn replica(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
         term.opened(false);
-        PtyFile { term, master: false, dentry, flags: StatusFlags::new(flags) }
+        PtyFile { term, master: false, dentry, flags: StatusFlags::new(flags), locks: Default::default() }
     }
 
     fn queue(&self) -> &WaitQueue {
@@ -206,6 +208,9 @@ impl FileDescription for PtyFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

@@ -9,6 +9,8 @@ use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::{Arc, Mutex};
 
 pub struct DirFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     dentry: Arc<Dentry>,
     /// The listing taken at the first getdents, and how far the app has read.
     state: Mutex<(Option<Vec<DirEntry>>, usize)>,
@@ -17,7 +19,7 @@ pub struct DirFile {
 
 impl DirFile {
     pub fn new(dentry: Arc<Dentry>, flags: u32) -> DirFile {
-        DirFile { dentry, state: Mutex::new((None, 0)), flags }
+        DirFile { dentry, state: Mutex::new((None, 0)), flags, locks: Default::default() }
     }
 }
 
@@ -103,5 +105,8 @@ impl FileDescription for DirFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 }

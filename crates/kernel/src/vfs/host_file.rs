@@ -13,6 +13,8 @@ use rvisor_platform::hostcall;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct HostFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     fd: std::sync::Arc<OwnedFd>,
     /// For a host descriptor shared by several opens (read-only files from the
     /// gofer), the Sentry keeps each open's position; None: the host's position.
@@ -47,6 +49,7 @@ impl HostFile {
             writable: false,
             flags: super::StatusFlags::new(0),
             dentry: Some(dentry),
+            locks: Default::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl HostFile {
             writable: acc != OFlag::O_RDONLY,
             flags: super::StatusFlags::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
             dentry: None,
+            locks: Default::default(),
         }
     }
 
@@ -261,6 +265,9 @@ impl FileDescription for HostFile {
 
     fn dentry(&self) -> Option<std::sync::Arc<super::Dentry>> {
         self.dentry.clone()
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

@@ -61,6 +61,11 @@ pub trait FileDescription: Send + Sync {
     fn dentry(&self) -> Option<std::sync::Arc<Dentry>> {
         None
     }
+    /// The owner of this description's OFD and flock locks, for files that can
+    /// hold them (None: EBADF, as for an O_PATH descriptor).
+    fn file_locks(&self) -> Option<&locks::FileLocks> {
+        None
+    }
     /// What /proc/[pid]/fd/N shows for a file without a name in the tree
     /// ("pipe:[123]", "anon_inode:[eventfd]"). None: procfs derives one from the
     /// dentry or the file type.
