@@ -139,3 +139,9 @@ fn gcc_compiles_and_runs() {
         b"",
     );
 }
+
+/// procps reads /proc/vmstat (memory in pages) and /proc/diskstats (no disks).
+#[test]
+fn vmstat_reads_procfs() {
+    same_as_native("vmstat_reads_procfs", "vmstat 1 1 | wc -l; vmstat -s | wc -l; vmstat -D >/dev/null && echo disks ok", b"");
+}
