@@ -145,3 +145,14 @@ fn gcc_compiles_and_runs() {
 fn vmstat_reads_procfs() {
     same_as_native("vmstat_reads_procfs", "vmstat 1 1 | wc -l; vmstat -s | wc -l; vmstat -D >/dev/null && echo disks ok", b"");
 }
+
+/// prlimit(1) reads and sets another process's limits (prlimit64 with its pid).
+#[test]
+fn prlimit_of_another_process() {
+    same_as_native(
+        "prlimit_of_another_process",
+        "sleep 10 & p=$!; prlimit --pid $p --nofile=100:200 && prlimit --pid $p --nofile --stack --noheadings; \
+         prlimit --pid $$ --core --noheadings; kill $p; prlimit --pid 999999 --core 2>/dev/null || echo no such process",
+        b"",
+    );
+}

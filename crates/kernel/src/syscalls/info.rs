@@ -1,7 +1,8 @@
 //! System information and resource limits: uname, sysinfo, getrandom, rlimits.
 
 use crate::mm::UserRef;
-use crate::task::{Task, RLIMIT_COUNT};
+use crate::task::{Task, ThreadGroup, RLIMIT_COUNT};
+use std::sync::Arc;
 use rvisor_abi::structs::{set_cstr, Rlimit, Sysinfo, Utsname};
 use rvisor_memory::UsageKind;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
@@ -70,11 +71,12 @@ fn check_resource(resource: u32) -> SysResult<usize> {
     if r < RLIMIT_COUNT { Ok(r) } else { error!(EINVAL) }
 }
 
-/// Reads and optionally replaces a resource limit of the caller's process.
-fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
+/// Reads and optionally replaces a resource limit of `tg` (the caller's process,
+/// or prlimit's target); raising a hard limit takes the caller's privilege.
+fn exchange_rlimit(t: &Task, tg: &Arc<ThreadGroup>, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
     let r = check_resource(resource)?;
     let privileged = t.tg.creds().euid == 0;
-    let mut limits = t.tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
+    let mut limits = tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
     let old = limits[r];
     if let Some(n) = new {
         if n.cur > n.max {
@@ -86,30 +88,42 @@ fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rl
         limits[r] = n;
         drop(limits);
         if r == crate::task::RLIMIT_CPU_INDEX && (n.cur != u64::MAX || n.max != u64::MAX) {
-            t.kernel.cpu_watch.watch(&t.kernel.timers, &t.tg);
+            t.kernel.cpu_watch.watch(&t.kernel.timers, tg);
         }
     }
     Ok(old)
 }
 
 pub fn sys_getrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
-    let old = exchange_rlimit(t, resource, None)?;
+    let old = exchange_rlimit(t, &t.tg, resource, None)?;
     t.mm.write_obj(rlim, &old)
 }
 
 pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
     check_resource(resource)?;
     let new = t.mm.read_obj(rlim)?;
-    exchange_rlimit(t, resource, Some(new)).map(|_| ())
+    exchange_rlimit(t, &t.tg, resource, Some(new)).map(|_| ())
 }
 
+/// prlimit64 on the process of thread `pid` (0: the caller's). Another process's
+/// limits take the same real, effective and saved ids as the caller's real ones
+/// (Linux's check_prlimit_permission), or root.
 pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
-    if pid != 0 && pid != t.tg.tgid {
-        return error!(ESRCH);
+    let tg = match pid {
+        0 => t.tg.clone(),
+        p if p < 0 => return error!(EINVAL),
+        p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| errno!(ESRCH))?,
+    };
+    if !Arc::ptr_eq(&tg, &t.tg) {
+        let (me, them) = (t.tg.creds(), tg.creds());
+        let same_ids = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+        if !same_ids && me.euid != 0 {
+            return error!(EPERM);
+        }
     }
     check_resource(resource)?;
     let new = if new.is_null() { None } else { Some(t.mm.read_obj(new)?) };
-    let prev = exchange_rlimit(t, resource, new)?;
+    let prev = exchange_rlimit(t, &tg, resource, new)?;
     if !old.is_null() {
         t.mm.write_obj(old, &prev)?;
     }
