@@ -156,3 +156,14 @@ fn prlimit_of_another_process() {
         b"",
     );
 }
+
+/// ionice sets and reads I/O priorities (ioprio_set/ioprio_get), inherited by children.
+#[test]
+fn ionice_classes() {
+    same_as_native(
+        "ionice_classes",
+        "ionice; ionice -c3 ionice; ionice -c2 -n7 ionice; ionice -c2 -n1 sh -c 'ionice -p $$'; \
+         ionice -c2 -n5 -p $$ && ionice && ionice -c1 -n2 -p $$ && ionice; ionice -p 999999 2>/dev/null || echo no such process",
+        b"",
+    );
+}

@@ -195,6 +195,8 @@ syscall_table! {
     sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => Partial("kept and reported; the host places threads");
     getpriority(which: i32, who: i32) => Partial("nice values are kept and reported; the host schedules");
     setpriority(which: i32, who: i32, prio: i32) => Partial("nice values are kept and reported; the host schedules");
+    ioprio_set(which: i32, who: i32, ioprio: i32) => Partial("kept and reported; the host schedules I/O");
+    ioprio_get(which: i32, who: i32) => Supported;
     sched_setparam(pid: i32, param: UserRef<i32>) => Partial("kept and reported; the host schedules");
     sched_getparam(pid: i32, param: UserRef<i32>) => Supported;
     sched_setscheduler(pid: i32, policy: i32, param: UserRef<i32>) => Partial("kept and reported; the host schedules");

@@ -1,5 +1,6 @@
 //! Scheduling: sched_yield, affinity, nice values (getpriority/setpriority),
-//! policies and priorities (sched_{get,set}{param,scheduler}), getcpu.
+//! policies and priorities (sched_{get,set}{param,scheduler}), I/O priorities
+//! (ioprio_{get,set}), getcpu.
 //!
 //! Host threads are scheduled by the host; the sandbox keeps each thread's
 //! settings (`Thread::sched`) so programs read back what they set, with Linux's
@@ -122,6 +123,76 @@ pub fn sys_setpriority(t: &mut Task, which: i32, who: i32, prio: i32) -> SysResu
     }
     for th in &targets {
         th.set_sched(|s| s.nice = nice);
+    }
+    Ok(())
+}
+
+const IOPRIO_WHO_PROCESS: i32 = 1;
+const IOPRIO_WHO_USER: i32 = 3;
+const IOPRIO_CLASS_SHIFT: u32 = 13;
+const IOPRIO_CLASS_NONE: u16 = 0;
+const IOPRIO_CLASS_RT: u16 = 1;
+const IOPRIO_CLASS_BE: u16 = 2;
+const IOPRIO_CLASS_IDLE: u16 = 3;
+
+/// The threads an ioprio `which`/`who` pair names: the same sets as
+/// getpriority's PRIO_PROCESS, PRIO_PGRP and PRIO_USER.
+fn ioprio_targets(t: &Task, which: i32, who: i32) -> SysResult<Vec<Arc<Thread>>> {
+    if !(IOPRIO_WHO_PROCESS..=IOPRIO_WHO_USER).contains(&which) {
+        return error!(EINVAL);
+    }
+    priority_targets(t, which - IOPRIO_WHO_PROCESS + PRIO_PROCESS, who)
+}
+
+/// The I/O priority a thread's I/O gets: the one it set, or else one derived
+/// from its CPU scheduling (Linux's `__get_task_ioprio`).
+fn effective_ioprio(th: &Thread) -> u16 {
+    let s = th.sched();
+    if s.ioprio >> IOPRIO_CLASS_SHIFT != IOPRIO_CLASS_NONE {
+        return s.ioprio;
+    }
+    let class = match s.policy & !SCHED_RESET_ON_FORK {
+        SCHED_IDLE => IOPRIO_CLASS_IDLE,
+        SCHED_FIFO | SCHED_RR => IOPRIO_CLASS_RT,
+        _ => IOPRIO_CLASS_BE,
+    };
+    (class << IOPRIO_CLASS_SHIFT) | ((s.nice + 20) / 5) as u16
+}
+
+/// ioprio_get: a thread's I/O priority as set (IOPRIO_CLASS_NONE if never), or
+/// the highest effective one (the lowest value) of a process group's or a
+/// user's threads, as Linux does since 6.0.
+pub fn sys_ioprio_get(t: &mut Task, which: i32, who: i32) -> SysResult<i64> {
+    let targets = ioprio_targets(t, which, who)?;
+    let prio = if which == IOPRIO_WHO_PROCESS {
+        targets.first().map(|th| th.sched().ioprio).unwrap_or(0)
+    } else {
+        targets.iter().map(|th| effective_ioprio(th)).min().unwrap_or(0)
+    };
+    Ok(i64::from(prio))
+}
+
+/// ioprio_set: the real-time class takes privilege, IOPRIO_CLASS_NONE takes
+/// level 0, and each target must belong to the caller's real or effective user
+/// (or the caller is root). Kept and reported; the host schedules the I/O.
+pub fn sys_ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysResult<()> {
+    let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
+    let level = ioprio & 7;
+    let me = t.tg.creds();
+    match class {
+        IOPRIO_CLASS_RT if me.euid != 0 => return error!(EPERM),
+        IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => {}
+        IOPRIO_CLASS_NONE if level == 0 => {}
+        _ => return error!(EINVAL),
+    }
+    // Linux keeps an unsigned short.
+    let value = ioprio as u16;
+    for th in ioprio_targets(t, which, who)? {
+        let owner = th.tg.creds().uid;
+        if owner != me.euid && owner != me.uid && me.euid != 0 {
+            return error!(EPERM);
+        }
+        th.set_sched(|s| s.ioprio = value);
     }
     Ok(())
 }

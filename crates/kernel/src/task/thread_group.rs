@@ -318,11 +318,14 @@ pub struct SchedAttrs {
     pub priority: i32,
     /// CPU mask (bit n: CPU n); all bits set until sched_setaffinity.
     pub affinity: u64,
+    /// The I/O priority ioprio_set gave (class << 13 | hint << 3 | level); 0
+    /// (IOPRIO_CLASS_NONE: follow the nice value) until then.
+    pub ioprio: u16,
 }
 
 impl Default for SchedAttrs {
     fn default() -> Self {
-        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX }
+        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0 }
     }
 }
 
