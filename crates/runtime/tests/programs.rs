@@ -433,6 +433,18 @@ fn advisory_locks() {
 }
 
 #[test]
+fn getdents_old_and_64() {
+    compare("getdents_old_and_64", "getdents", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "getdents, 256-byte buffer: 27 entries in several calls"),
+            expect_stdout_has_line(o, "  fifo type fifo"),
+            expect_stdout_has_line(o, "getdents into 16 bytes: -1 Invalid argument"),
+        ])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }

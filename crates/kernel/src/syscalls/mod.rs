@@ -251,6 +251,7 @@ syscall_table! {
     waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported");
     newfstatat(dirfd: i32, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) => Supported;
     getdents64(fd: Fd, buf: UserAddr, count: usize) => Supported;
+    getdents(fd: Fd, buf: UserAddr, count: usize) => Supported;
     openat(dirfd: i32, path: UserCStr, flags: u32, mode: u32) => Partial("O_TMPFILE on tmpfs only (EOPNOTSUPP elsewhere, as on file systems without it)");
     mkdirat(dirfd: i32, path: UserCStr, mode: u32) => Supported;
     mknodat(dirfd: i32, path: UserCStr, mode: u32, dev: u32) => Partial("regular files and FIFOs; device and socket nodes are EPERM");
