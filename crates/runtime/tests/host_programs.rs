@@ -167,3 +167,16 @@ fn ionice_classes() {
         b"",
     );
 }
+
+/// fstat of a host file opened by name agrees with stat of the name (cp checks
+/// that the file it opened is the one it stat'ed: device and inode).
+#[test]
+fn copies_of_host_files() {
+    same_as_native(
+        "copies_of_host_files",
+        "d=$(mktemp -d) && cp /etc/passwd /etc/group $d && cp -a /etc/hostname $d/h && cmp $d/passwd /etc/passwd && ls $d && \
+         for f in /etc/passwd /usr/bin/bash; do [ \"$(stat -c '%d %i %s %Y %h %b' - < $f)\" = \"$(stat -c '%d %i %s %Y %h %b' $f)\" ] && echo $f same; done; \
+         rm -r $d",
+        b"",
+    );
+}

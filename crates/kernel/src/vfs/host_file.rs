@@ -289,8 +289,14 @@ impl FileDescription for HostFile {
         self.flags.set(flags)
     }
 
+    /// A file opened by name is what its inode says, as stat on the name is
+    /// (the overlay's device number, not the host's: cp and tar compare them).
+    /// The inherited standard streams are what the host says.
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat::from_host(&fstat(self.fd.as_raw_fd()).map_err(host_errno)?))
+        match &self.dentry {
+            Some(d) => d.inode.stat(),
+            None => Ok(Stat::from_host(&fstat(self.fd.as_raw_fd()).map_err(host_errno)?)),
+        }
     }
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
