@@ -445,6 +445,20 @@ fn getdents_old_and_64() {
 }
 
 #[test]
+fn pidfds() {
+    compare("pidfds", "pidfd", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "waitid: pid is the child's: yes, code CLD_KILLED, status 15"),
+            expect_stdout_has_line(o, "reaped child: poll 0x11"),
+            expect_stdout_has_line(o, "waitid on a nonblocking pidfd of a running child: -1 Resource temporarily unavailable"),
+            expect_stdout_has_line(o, "read: via the child's fd"),
+            expect_stdout_has_line(o, "exit status 7, pid matches: yes"),
+        ])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }

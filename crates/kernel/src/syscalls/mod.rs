@@ -13,6 +13,7 @@ mod mm;
 mod namei;
 pub mod names;
 mod open;
+mod pidfd;
 mod pipe;
 mod poll;
 mod process;
@@ -40,6 +41,7 @@ use memfd::sys_memfd_create;
 use mm::*;
 use namei::*;
 use open::*;
+use pidfd::*;
 use pipe::*;
 use poll::*;
 use sched::*;
@@ -248,7 +250,7 @@ syscall_table! {
     clock_nanosleep(clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     exit_group(code: i32) => Supported;
     tgkill(tgid: i32, tid: i32, signo: i32) => Supported;
-    waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Partial("P_PIDFD is not supported");
+    waitid(idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) => Supported;
     newfstatat(dirfd: i32, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) => Supported;
     getdents64(fd: Fd, buf: UserAddr, count: usize) => Supported;
     getdents(fd: Fd, buf: UserAddr, count: usize) => Supported;
@@ -276,7 +278,10 @@ syscall_table! {
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
-    clone3(args: UserAddr, size: usize) => Partial("namespace flags, pidfd and set_tid are not supported");
+    clone3(args: UserAddr, size: usize) => Partial("namespace flags and set_tid are not supported");
+    pidfd_open(pid: i32, flags: u32) => Supported;
+    pidfd_send_signal(pidfd: Fd, signo: i32, info: UserRef<SigInfo>, flags: u32) => Supported;
+    pidfd_getfd(pidfd: Fd, targetfd: i32, flags: u32) => Supported;
     // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).
     poll(fds: UserAddr, nfds: u32, timeout_ms: i32) => Supported;
     select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserRef<Timeval>) => Supported;

@@ -172,6 +172,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         st.exiting.get_or_insert(status);
         (st.parent.clone(), std::mem::take(&mut st.children))
     };
+    tg.exit_waiters.notify();
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref());
         for child in &children {
@@ -196,7 +197,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         }
         // (Unless the parent died meanwhile and the child went to another.)
         if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
-            kernel.pid_ns.release_group(tg.tgid);
+            kernel.pid_ns.release_group(tg);
         }
         parent.wake_all();
     }

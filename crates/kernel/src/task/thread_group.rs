@@ -181,6 +181,10 @@ pub struct ThreadGroup {
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// Signalfds of this process wait here: signal delivery notifies it.
     pub signalfd_waiters: Arc<crate::vfs::WaitQueue>,
+    /// Its pidfds wait here: notified when it becomes a zombie and when it is reaped.
+    pub exit_waiters: crate::vfs::WaitQueue,
+    /// Set once its parent reaped it (or it was reaped at once) and its id is free.
+    reaped: std::sync::atomic::AtomicBool,
     /// Capability sets. Leaf lock.
     pub caps: Mutex<Capabilities>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
@@ -222,6 +226,8 @@ impl ThreadGroup {
             tty: Mutex::new(None),
             caps: Mutex::new(Capabilities::for_euid(creds.euid)),
             signalfd_waiters: Arc::default(),
+            exit_waiters: Default::default(),
+            reaped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -286,6 +292,16 @@ impl ThreadGroup {
     pub fn cpu_times(&self) -> CpuTimes {
         let dead = self.cpu.lock().unwrap_or_else(|e| e.into_inner()).dead;
         self.threads().iter().fold(dead, |acc, t| acc + t.cpu_times())
+    }
+
+    pub fn is_reaped(&self) -> bool {
+        self.reaped.load(Ordering::Acquire)
+    }
+
+    /// It has been reaped (see `PidNamespace::release_group`): pidfds hang up.
+    pub fn mark_reaped(&self) {
+        self.reaped.store(true, Ordering::Release);
+        self.exit_waiters.notify();
     }
 
     /// Wakes every thread of the group (a child changed state, the group stops...).

@@ -189,7 +189,12 @@ pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generato
         let flags = file.status_flags() | if cloexec { crate::vfs::OpenFlags::CLOEXEC } else { 0 };
         let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.k, &m)).unwrap_or(0);
         let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
-        Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+        let mut text = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n");
+        if let Some(pidfd) = crate::fs::pidfd::PidFd::of(&file) {
+            let pid = pidfd.pid();
+            text.push_str(&format!("Pid:\t{pid}\nNSpid:\t{pid}\n"));
+        }
+        Ok(text.into_bytes())
     })
 }
 
