@@ -4,6 +4,7 @@
 // description's flock and OFD locks with the description (not before: a child that
 // inherited it keeps them; not after: a process ending without closing drops them),
 // a process's record locks on any close of the file (dup2 over it, close-on-exec).
+// Last, locks on files without a name: a pipe, the standard output.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -144,6 +145,28 @@ static void lifetimes(const char *self) {
     waitpid(c, NULL, 0);
 }
 
+static int pipe_w;
+
+static int probe_pipe(void) {
+    return lk(pipe_w, F_SETLK, F_WRLCK, 0, 0) == 0 ? 0 : errno;
+}
+
+/* Files without a name have inodes too: a pipe, the standard output (make
+   --output-sync locks it). */
+static void unnamed(void) {
+    int p[2];
+    pipe(p);
+    pipe_w = p[1];
+    printf("record lock on a pipe = %d\n", lk(p[1], F_SETLK, F_WRLCK, 0, 0));
+    printf("another process's lock on the pipe: %s\n", strerror(child(probe_pipe)));
+    printf("flock on the pipe = %d\n", flock(p[0], LOCK_EX | LOCK_NB));
+    close(p[0]);
+    close(p[1]);
+    fflush(stdout);
+    printf("F_SETLKW on standard output = %d\n", lk(1, F_SETLKW, F_WRLCK, 0, 0));
+    printf("unlock it = %d\n", lk(1, F_SETLK, F_UNLCK, 0, 0));
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "hold") == 0) {
         char b;
@@ -164,6 +187,7 @@ int main(int argc, char **argv) {
     flock(f2, LOCK_UN);
     child(after);
     lifetimes(argv[0]);
+    unnamed();
     struct flock ofd = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     printf("parent: OFD lock = %d\n", fcntl(fd, F_OFD_SETLK, &ofd));
     struct flock other = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};

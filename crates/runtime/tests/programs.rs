@@ -428,6 +428,8 @@ fn advisory_locks() {
             expect_stdout_has_line(o, "the child ended too: flock is free: Success"),
             expect_stdout_has_line(o, "record lock after dup2 over its fd, another process locks: Success"),
             expect_stdout_has_line(o, "record lock through a close-on-exec fd after exec, another process locks: Success"),
+            expect_stdout_has_line(o, "another process's lock on the pipe: Resource temporarily unavailable"),
+            expect_stdout_has_line(o, "F_SETLKW on standard output = 0"),
         ])
     });
 }

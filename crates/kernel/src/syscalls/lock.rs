@@ -29,10 +29,19 @@ pub struct Flock {
     pad2: i32,
 }
 
-/// The identity locks are keyed by: the file's inode.
+/// The identity locks are keyed by: the file's inode. A file without a name in
+/// the tree (a pipe, a socket, an inherited standard stream) is keyed by its
+/// device and inode numbers, with the top bit set, which no inode's address has:
+/// `make --output-sync` locks its standard output.
 pub fn inode_key(file: &Arc<dyn FileDescription>) -> SysResult<usize> {
-    let d = file.dentry().ok_or_else(|| errno!(EINVAL))?;
-    Ok(crate::vfs::inode::inode_key(&d.inode))
+    if let Some(d) = file.dentry() {
+        return Ok(crate::vfs::inode::inode_key(&d.inode));
+    }
+    use std::hash::{Hash, Hasher};
+    let st = file.stat()?;
+    let mut h = std::hash::DefaultHasher::new();
+    (st.st_dev, st.st_ino).hash(&mut h);
+    Ok((h.finish() as usize) | 1 << (usize::BITS - 1))
 }
 
 /// The owner of `file`'s own locks (OFD and flock), noted as holding locks on
