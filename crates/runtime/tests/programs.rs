@@ -461,6 +461,18 @@ fn pidfds() {
 }
 
 #[test]
+fn xattrs() {
+    compare("xattrs", "xattr", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "get user.a: ALPHA!"),
+            expect_stdout_has_line(o, "list: trusted.t user.a user.b"),
+            expect_stdout_has_line(o, "lset user.x on the symlink: -1 Operation not permitted"),
+        ])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }
