@@ -473,6 +473,17 @@ fn xattrs() {
 }
 
 #[test]
+fn sched_attrs() {
+    compare("sched_attrs", "sched_attr", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "batch: getattr 0 size 56 policy 3 flags 0 nice 3 priority 0; getscheduler 3, getpriority 3, getparam 0"),
+            expect_stdout_has_line(o, "size written back: 56"),
+        ])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }

@@ -203,6 +203,8 @@ syscall_table! {
     setpriority(which: i32, who: i32, prio: i32) => Partial("nice values are kept and reported; the host schedules");
     ioprio_set(which: i32, who: i32, ioprio: i32) => Partial("kept and reported; the host schedules I/O");
     ioprio_get(which: i32, who: i32) => Supported;
+    sched_getattr(pid: i32, attr: UserAddr, size: u32, flags: u32) => Supported;
+    sched_setattr(pid: i32, attr: UserAddr, flags: u32) => Partial("kept and reported; SCHED_DEADLINE is never admitted (EBUSY)");
     sched_setparam(pid: i32, param: UserRef<i32>) => Partial("kept and reported; the host schedules");
     sched_getparam(pid: i32, param: UserRef<i32>) => Supported;
     sched_setscheduler(pid: i32, policy: i32, param: UserRef<i32>) => Partial("kept and reported; the host schedules");

@@ -337,11 +337,14 @@ pub struct SchedAttrs {
     /// The I/O priority ioprio_set gave (class << 13 | hint << 3 | level); 0
     /// (IOPRIO_CLASS_NONE: follow the nice value) until then.
     pub ioprio: u16,
+    /// sched_setattr's utilization clamps (0 and 1024 until set).
+    pub util_min: u32,
+    pub util_max: u32,
 }
 
 impl Default for SchedAttrs {
     fn default() -> Self {
-        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0 }
+        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0, util_min: 0, util_max: 1024 }
     }
 }
 
