@@ -111,7 +111,6 @@ pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysR
 pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
     let tg = match pid {
         0 => t.tg.clone(),
-        p if p < 0 => return error!(EINVAL),
         p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| errno!(ESRCH))?,
     };
     if !Arc::ptr_eq(&tg, &t.tg) {

@@ -55,8 +55,17 @@ fn all_cpus(t: &Task) -> u64 {
     if t.kernel.cpus >= 64 { u64::MAX } else { (1u64 << t.kernel.cpus) - 1 }
 }
 
+/// The thread the affinity calls name: unlike the policy calls, which refuse a
+/// negative pid (EINVAL), they look it up and find none (ESRCH), as Linux does.
+fn affinity_target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
+    if pid < 0 {
+        return error!(ESRCH);
+    }
+    target(t, pid)
+}
+
 pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
-    let th = target(t, pid)?;
+    let th = affinity_target(t, pid)?;
     // The kernel answers in whole longs covering nr_cpu_ids.
     let size = t.kernel.cpus.div_ceil(64).max(1) * 8;
     if len < size || len % 8 != 0 {
@@ -70,7 +79,7 @@ pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr)
 }
 
 pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<()> {
-    let th = target(t, pid)?;
+    let th = affinity_target(t, pid)?;
     may_change(t, &th)?;
     let mut bytes = vec![0u8; len.min(8)];
     t.mm.read_bytes(mask, &mut bytes)?;

@@ -264,6 +264,8 @@ fn common_ioctl(t: &Task, term: &Arc<Terminal>, request: u32, arg: u64) -> SysRe
             term.flush(input, output);
             Ok(0)
         }
+        // TCOOFF, TCOON, TCIOFF, TCION: checked, then nothing (no flow control).
+        TCXONC if arg > 3 => error!(EINVAL),
         TCSBRK | TCSBRKP | TCXONC | TIOCEXCL | TIOCNXCL => Ok(0),
         _ => error!(ENOTTY),
     }
