@@ -177,6 +177,21 @@ int main(void) {
     waitid(P_PIDFD, fd, &si, WEXITED);
     close(fd);
 
+    /* An open /proc/[pid] directory was a pidfd before pidfd_open. */
+    c = blocked_child(&release, 0);
+    char procdir[64];
+    snprintf(procdir, sizeof procdir, "/proc/%d", c);
+    int dfd = open(procdir, O_RDONLY | O_DIRECTORY);
+    show("pidfd_send_signal SIGKILL through /proc/[pid]", pidfd_send_signal(dfd, SIGKILL, NULL, 0));
+    int status;
+    waitpid(c, &status, 0);
+    printf("killed by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    close(dfd);
+    close(release);
+    int sfd = open("/proc/self/status", O_RDONLY);
+    show("pidfd_send_signal through /proc/self/status", pidfd_send_signal(sfd, 0, NULL, 0));
+    close(sfd);
+
     /* clone3 with CLONE_PIDFD. */
     int cfd = -1;
     struct {

@@ -456,6 +456,7 @@ fn pidfds() {
             expect_stdout_has_line(o, "waitid on a nonblocking pidfd of a running child: -1 Resource temporarily unavailable"),
             expect_stdout_has_line(o, "read: via the child's fd"),
             expect_stdout_has_line(o, "exit status 7, pid matches: yes"),
+            expect_stdout_has_line(o, "killed by signal 9"),
         ])
     });
 }

@@ -31,12 +31,20 @@ pub fn sys_pidfd_open(t: &mut Task, pid: i32, flags: u32) -> SysResult<Fd> {
 }
 
 /// pidfd_send_signal: like kill (`info` NULL) or rt_sigqueueinfo on the pidfd's
-/// process; ESRCH once it has been reaped.
+/// process (or an open /proc/[pid] directory's); ESRCH once it has been reaped.
 pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: Fd, signo: i32, info: UserRef<SigInfo>, flags: u32) -> SysResult<()> {
     if flags != 0 {
         return error!(EINVAL);
     }
-    let (tg, _) = pidfd_target(t, pidfd)?;
+    let file = t.fds.get(pidfd)?;
+    let tg = match PidFd::of(&file) {
+        Some(p) => p.tg.clone(),
+        // An open /proc/[pid] directory names its process too.
+        None => {
+            let tgid = file.dentry().and_then(|d| crate::fs::proc::process_dir_tgid(&d.inode)).ok_or_else(|| errno!(EBADF))?;
+            t.kernel.pid_ns.group(tgid).ok_or_else(|| errno!(ESRCH))?
+        }
+    };
     if signo != 0 {
         valid_signal(signo)?;
     }
