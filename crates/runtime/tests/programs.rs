@@ -484,6 +484,13 @@ fn sched_attrs() {
     });
 }
 
+/// Concurrent forks from several threads: no spurious SIGSEGV when one thread's
+/// write faults while another's copy-on-write break is still on its way to the host.
+#[test]
+fn forks_from_many_threads() {
+    compare("forks_from_many_threads", "thread_forks", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout(o, "forks: 96\n")]));
+}
+
 #[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));

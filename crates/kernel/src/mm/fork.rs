@@ -19,6 +19,7 @@ impl MemoryManager {
             self.fill(&mut st, s, e)?;
         }
         let mut pmas = BTreeMap::new();
+        let mut changed = false;
         let starts: Vec<u64> = st.pmas.keys().copied().collect();
         for s in starts {
             let shared = st.vma_at(s).is_some_and(|(_, v)| v.shared);
@@ -28,6 +29,7 @@ impl MemoryManager {
                 if p.mapped.write {
                     let ro = Perms { write: false, ..p.mapped };
                     self.aspace.protect(s, p.end - s, ro);
+                    changed = true;
                     p.mapped = ro;
                 }
             }
@@ -35,7 +37,10 @@ impl MemoryManager {
             child.mapped = Perms::NONE;
             pmas.insert(s, child);
         }
-        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout, unsynced: Vec::new() };
+        if changed {
+            st.changes += 1;
+        }
+        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }
 
