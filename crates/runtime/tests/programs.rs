@@ -492,6 +492,17 @@ fn forks_from_many_threads() {
 }
 
 #[test]
+fn proc_io_accounting() {
+    compare("proc_io_accounting", "proc_io", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "wchar +300, syscw +3"),
+            expect_stdout_has_line(o, "after an exited thread's writes: wchar +100, syscw +2"),
+        ])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }

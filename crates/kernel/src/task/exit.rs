@@ -87,6 +87,8 @@ impl Task {
         let last = {
             let mut st = self.tg.state();
             st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
+            // Under the same lock, so that `ThreadGroup::io` counts it once.
+            self.tg.dead_io.add(self.thread.io.get());
             st.threads.is_empty()
         };
         self.kernel.pid_ns.release_thread(tid);

@@ -4,7 +4,7 @@ use super::signals::{SigAltStack, SigQueue};
 use super::{ExitStatus, Waiter};
 use rvisor_abi::structs::{KernelSigaction, Rlimit};
 use rvisor_platform::Interrupter;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
@@ -121,6 +121,42 @@ pub struct GroupCpu {
     pub children_maxrss_kib: u64,
 }
 
+/// I/O accounting (/proc/[pid]/io): bytes the read and write calls moved and how
+/// many calls there were, as Linux's task_io_accounting counts them (rchar/wchar
+/// and syscr/syscw; storage traffic, read_bytes/write_bytes, is not kept: the
+/// sandbox's files are memory or the host's page cache).
+#[derive(Default)]
+pub struct IoCounters {
+    pub rchar: AtomicU64,
+    pub wchar: AtomicU64,
+    pub syscr: AtomicU64,
+    pub syscw: AtomicU64,
+}
+
+impl IoCounters {
+    pub fn read_call(&self, bytes: usize) {
+        self.rchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscr.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn write_call(&self, bytes: usize) {
+        self.wchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscw.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The four counts (rchar, wchar, syscr, syscw).
+    pub fn get(&self) -> [u64; 4] {
+        [&self.rchar, &self.wchar, &self.syscr, &self.syscw].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Adds another's counts (an exited thread's into its group's).
+    pub fn add(&self, other: [u64; 4]) {
+        for (c, v) in [&self.rchar, &self.wchar, &self.syscr, &self.syscw].into_iter().zip(other) {
+            c.fetch_add(v, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What a parent's wait may report about a stopped or continued child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReport {
@@ -189,6 +225,8 @@ pub struct ThreadGroup {
     pub caps: Mutex<Capabilities>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
+    /// I/O of its exited threads (live ones count in their `Thread::io`).
+    pub dead_io: IoCounters,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -227,6 +265,7 @@ impl ThreadGroup {
             caps: Mutex::new(Capabilities::for_euid(creds.euid)),
             signalfd_waiters: Arc::default(),
             exit_waiters: Default::default(),
+            dead_io: IoCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -304,6 +343,18 @@ impl ThreadGroup {
         self.exit_waiters.notify();
     }
 
+    /// The whole process's I/O counts: exited threads' and live ones'.
+    pub fn io(&self) -> [u64; 4] {
+        let st = self.state();
+        let mut sum = self.dead_io.get();
+        for th in &st.threads {
+            for (s, v) in sum.iter_mut().zip(th.io.get()) {
+                *s += v;
+            }
+        }
+        sum
+    }
+
     /// Wakes every thread of the group (a child changed state, the group stops...).
     pub fn wake_all(&self) {
         for th in self.threads() {
@@ -372,6 +423,8 @@ pub struct Thread {
     /// Set while the task may be running app code: only then does `interrupt`
     /// need to kick it out through the platform (a costly host signal and stop).
     pub running_app: std::sync::atomic::AtomicBool,
+    /// Its read and write calls (/proc/[pid]/task/[tid]/io).
+    pub io: IoCounters,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -397,6 +450,7 @@ impl Thread {
             host_tid: AtomicI32::new(0),
             sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
+            io: IoCounters::default(),
         }
     }
 
