@@ -503,6 +503,13 @@ fn proc_io_accounting() {
 }
 
 #[test]
+fn kernel_log() {
+    compare("kernel_log", "syslog", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "SIZE_BUFFER is positive: yes"), expect_stdout_has_line(o, "CONSOLE_LEVEL 9: Invalid argument")])
+    });
+}
+
+#[test]
 fn file_calls() {
     compare("file_calls", "filecalls", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "size after fallocate: 8192"), expect_stdout_has_line(o, "sync_file_range on a pipe = -1 ESPIPE")]));
 }

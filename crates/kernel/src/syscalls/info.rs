@@ -1,4 +1,5 @@
-//! System information and resource limits: uname, sysinfo, getrandom, rlimits.
+//! System information and resource limits: uname, sysinfo, getrandom, rlimits,
+//! syslog (the kernel log, which the sandbox's kernel keeps empty).
 
 use crate::mm::UserRef;
 use crate::task::{Task, ThreadGroup, RLIMIT_COUNT};
@@ -64,6 +65,47 @@ pub fn sys_getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: u32) -> Sys
         done += n;
     }
     Ok(done)
+}
+
+const SYSLOG_ACTION_CLOSE: i32 = 0;
+const SYSLOG_ACTION_OPEN: i32 = 1;
+const SYSLOG_ACTION_READ: i32 = 2;
+const SYSLOG_ACTION_READ_ALL: i32 = 3;
+const SYSLOG_ACTION_READ_CLEAR: i32 = 4;
+const SYSLOG_ACTION_CLEAR: i32 = 5;
+const SYSLOG_ACTION_CONSOLE_OFF: i32 = 6;
+const SYSLOG_ACTION_CONSOLE_ON: i32 = 7;
+const SYSLOG_ACTION_CONSOLE_LEVEL: i32 = 8;
+const SYSLOG_ACTION_SIZE_UNREAD: i32 = 9;
+const SYSLOG_ACTION_SIZE_BUFFER: i32 = 10;
+/// The log buffer's size (CONFIG_LOG_BUF_SHIFT=17, as distribution kernels have).
+const LOG_BUF_LEN: usize = 1 << 17;
+
+/// syslog: the kernel log, which holds nothing here (the Sentry logs to its own
+/// log, not the app's). Reading all of it or its size is open to everyone, as
+/// with dmesg_restrict off; the rest takes root (CAP_SYSLOG). A blocking read
+/// waits for messages that never come, until a signal.
+pub fn sys_syslog(t: &mut Task, action: i32, buf: UserAddr, len: i32) -> SysResult<usize> {
+    let open_to_all = matches!(action, SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_SIZE_BUFFER);
+    if !open_to_all && (SYSLOG_ACTION_CLOSE..=SYSLOG_ACTION_SIZE_BUFFER).contains(&action) && t.tg.creds().euid != 0 {
+        return error!(EPERM);
+    }
+    match action {
+        SYSLOG_ACTION_CLOSE | SYSLOG_ACTION_OPEN | SYSLOG_ACTION_CLEAR | SYSLOG_ACTION_CONSOLE_OFF | SYSLOG_ACTION_CONSOLE_ON => Ok(0),
+        SYSLOG_ACTION_READ | SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_READ_CLEAR => {
+            if buf.is_null() || len < 0 {
+                return error!(EINVAL);
+            }
+            if action == SYSLOG_ACTION_READ && len > 0 {
+                t.block_until(None, || false)?;
+            }
+            Ok(0)
+        }
+        SYSLOG_ACTION_CONSOLE_LEVEL if (1..=8).contains(&len) => Ok(0),
+        SYSLOG_ACTION_SIZE_UNREAD => Ok(0),
+        SYSLOG_ACTION_SIZE_BUFFER => Ok(LOG_BUF_LEN),
+        _ => error!(EINVAL),
+    }
 }
 
 fn check_resource(resource: u32) -> SysResult<usize> {

@@ -113,6 +113,7 @@ syscall_table! {
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
+    syslog(action: i32, buf: UserAddr, len: i32) => Partial("the kernel log is empty");
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
     getcwd(buf: UserAddr, size: usize) => Supported;
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Supported;
