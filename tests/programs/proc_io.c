@@ -1,11 +1,13 @@
-// /proc/self/io counts the bytes and calls of read and write (all forms), of every
-// thread, exited ones included; /proc/self/task/[tid]/io one thread's.
+// /proc/self/io counts the bytes and calls of read and write (all forms, and
+// sendfile as one of each), of every thread, exited ones included;
+// /proc/self/task/[tid]/io one thread's.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -65,5 +67,17 @@ int main(void) {
     write(null, buf, 7);
     struct io m2 = snap(path);
     printf("this thread's own: wchar +%ld, syscw +%ld\n", m2.wchar - m1.wchar, m2.syscw - m1.syscw);
+
+    int f = open("/tmp/rvisor-proc-io-test", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    char data[64] = {0};
+    pwrite(f, data, sizeof data, 0);
+    struct io s1 = snap("/proc/self/io");
+    off_t off = 0;
+    long sent = sendfile(null, f, &off, 64);
+    struct io s2 = snap("/proc/self/io");
+    printf("sendfile of %ld bytes: rchar +%ld (less the snapshot read), wchar +%ld, syscr +%ld, syscw +%ld\n", sent, s2.rchar - s1.rchar - s1.len,
+           s2.wchar - s1.wchar, s2.syscr - s1.syscr, s2.syscw - s1.syscw);
+    close(f);
+    unlink("/tmp/rvisor-proc-io-test");
     return 0;
 }

@@ -192,6 +192,15 @@ impl FileDescription for DeviceFile {
         Ok(0)
     }
 
+    /// sendfile and splice into a device: as a write.
+    fn write_from(&self, _t: &Task, data: &[u8], _offset: Option<u64>) -> SysResult<usize> {
+        match self.device {
+            Device::Null | Device::Zero | Device::Random | Device::Urandom => Ok(data.len()),
+            Device::Full => error!(ENOSPC),
+            Device::Tty | Device::Console => error!(ENXIO),
+        }
+    }
+
     fn read_at(&self, _offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         match self.device {
             Device::Null => Ok(0),
