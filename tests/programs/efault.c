@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -46,6 +47,21 @@ int main(void) {
     show("getresuid((void*)1, (void*)1, (void*)1)", syscall(SYS_getresuid, (void *)1, (void *)1, (void *)1));
     show("readlink(\"/proc/self/exe\", (void*)1, 100)", syscall(SYS_readlink, "/proc/self/exe", (void *)1, 100));
     show("readlink((void*)1, buf, 100)", syscall(SYS_readlink, (void *)1, (char[100]){0}, 100));
+    /* A regular file: a write stops at the first bad buffer and keeps what came before;
+     * a big one arrives whole. */
+    char path[] = "/tmp/rvisor-efault-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    struct iovec good_then_bad[2] = {{"hello", 5}, {(void *)1, 10}};
+    show("writev(file, {5 good bytes, 10 bad}, 2)", syscall(SYS_writev, fd, good_then_bad, 2));
+    show("write(file, (void*)1, 10)", syscall(SYS_write, fd, (void *)1, 10));
+    size_t big = (3 << 20) + 5;
+    char *data = malloc(big), *back = malloc(big);
+    for (size_t i = 0; i < big; i++) data[i] = (char)(i * 7 + i / 4096);
+    show("pwrite(file, 3 MiB + 5, 0)", pwrite(fd, data, big, 0));
+    show("pread(file, 3 MiB + 5, 0)", pread(fd, back, big, 0));
+    printf("reads back the same: %s\n", memcmp(data, back, big) == 0 ? "yes" : "no");
+    close(fd);
     /* read of an EOF pipe returns 0 before touching the buffer (stdin is empty under the harness) */
     show("read(0, (void*)1, 10) at EOF", syscall(SYS_read, 0, (void *)1, 10));
     printf("still running\n");

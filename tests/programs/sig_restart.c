@@ -91,6 +91,9 @@ int main(void) {
     shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     one(SA_RESTART);
     one(0);
+    errno = 0;
+    long rr = syscall(SYS_restart_syscall);
+    printf("restart_syscall with nothing to restart: %ld %s\n", rr, strerrorname_np(errno));
 
     /* Stops, continues and ignored signals are invisible to a waiting wait4. */
     shm[1] = 0;

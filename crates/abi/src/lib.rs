@@ -15,6 +15,9 @@ pub use errno::{Errno, ErrnoCode, SysResult};
 /// Syscall numbers (`__NR_*`), re-exported under their Linux names without prefix.
 pub mod nr {
     pub use linux_raw_sys::general::*;
+    /// Linux 6.16's, newer than linux-raw-sys.
+    #[allow(non_upper_case_globals)]
+    pub const __NR_uprobe: u32 = 336;
 }
 
 pub use linux_raw_sys::general as consts;

@@ -31,11 +31,25 @@ pub struct KernelConfig {
     pub gofer: Arc<rvisor_gofer::Client>,
 }
 
+/// The names uname reports and sethostname and setdomainname change: any bytes, up
+/// to 64 of them.
+pub struct UtsNames {
+    pub hostname: Vec<u8>,
+    pub domainname: Vec<u8>,
+}
+
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
     pub clocks: Clocks,
-    pub hostname: String,
+    /// The sandbox's one UTS namespace. Leaf lock.
+    pub uts: Mutex<UtsNames>,
+    /// Its one IPC namespace's shared memory segments, semaphore sets and message queues.
+    pub shm: crate::ipc::shm::Segments,
+    pub sem: crate::ipc::sem::SemSets,
+    pub msg: crate::ipc::msg::MsgQueues,
+    /// POSIX message queues by name.
+    pub mqueues: crate::ipc::mqueue::MqNamespace,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub pid_ns: PidNamespace,
@@ -114,7 +128,11 @@ impl Kernel {
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,
-                hostname: cfg.hostname,
+                shm: Default::default(),
+                sem: Default::default(),
+                msg: Default::default(),
+                mqueues: Default::default(),
+                uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
                 pid_ns: PidNamespace::new(MAX_TASKS),
                 futexes: FutexTable::default(),

@@ -9,6 +9,7 @@
 
 pub mod fs;
 pub mod futex;
+pub mod ipc;
 mod kernel;
 pub mod loader;
 pub mod mm;

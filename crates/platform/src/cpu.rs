@@ -11,6 +11,10 @@ pub struct CpuState {
     /// does (the host's frame), ptrace does not (they stay 0).
     pub trapno: u64,
     pub err: u64,
+    /// Whether the last syscall came in through a 32-bit entry (`int 0x80`, or any
+    /// syscall instruction in a 32-bit code segment), when the platform knows: systrap
+    /// does (the seccomp arch), ptrace does not (None).
+    pub compat_syscall: Option<bool>,
 }
 
 impl Default for CpuState {
@@ -20,7 +24,7 @@ impl Default for CpuState {
         regs.cs = 0x33;
         regs.ss = 0x2b;
         regs.eflags = 0x202;
-        CpuState { regs, fpstate: None, trapno: 0, err: 0 }
+        CpuState { regs, fpstate: None, trapno: 0, err: 0, compat_syscall: None }
     }
 }
 

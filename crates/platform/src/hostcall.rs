@@ -58,3 +58,18 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, subleaf) };
     [r.eax, r.ebx, r.ecx, r.edx]
 }
+
+/// A memory barrier on every host CPU that runs a thread of a stub (each stub
+/// registers for it when it starts): membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), or
+/// where the host lacks that, the slow MEMBARRIER_CMD_GLOBAL.
+pub fn barrier_on_stubs() -> io::Result<()> {
+    const GLOBAL: libc::c_long = 1;
+    const GLOBAL_EXPEDITED: libc::c_long = 2;
+    for cmd in [GLOBAL_EXPEDITED, GLOBAL] {
+        // SAFETY: membarrier takes no pointers.
+        if unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) } == 0 {
+            return Ok(());
+        }
+    }
+    Err(io::Error::last_os_error())
+}

@@ -53,6 +53,12 @@ std::arch::global_asm!(
     "mov eax, 33", "mov rdi, r12", "xor esi, esi", "syscall",          // dup2(memfd, 0)
     "mov eax, 33", "mov rdi, r13", "mov esi, 1", "syscall",            // dup2(ctlfd, 1)
     "mov eax, 436", "mov edi, 2", "mov esi, -1", "xor edx, edx", "syscall", // close_range(2, ~0, 0)
+    // PTRACE_SYSEMU stops at every syscall instruction, but not at a call into the
+    // vsyscall page, which the host emulates: the filter turns those into SIGSYS. A
+    // host without seccomp answers them itself, as before.
+    "mov eax, 157", "mov edi, 38", "mov esi, 1", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // prctl(PR_SET_NO_NEW_PRIVS, 1)
+    "mov eax, 317", "mov edi, 1", "xor esi, esi", "lea rdx, [rip + .Lvsyscall_fprog]", "syscall", // seccomp(SET_MODE_FILTER, 0, &prog)
+    "mov eax, 324", "mov edi, 4", "xor esi, esi", "xor edx, edx", "syscall", // membarrier(REGISTER_GLOBAL_EXPEDITED): the app's membarrier reaches us
     "mov eax, 11", "xor edi, edi", "mov rsi, {base}", "syscall",       // munmap(0, STUB_BASE)
     "mov eax, 11", "mov rdi, {end}", "mov rsi, {above}", "syscall",    // munmap(STUB_END, ...)
     "mov eax, 39", "syscall",                                           // getpid()
@@ -114,6 +120,18 @@ std::arch::global_asm!(
     ".Lp_prologue:",
     fork_prologue_asm!(".Lp"),
     "jmp r8",
+    // The stub's seccomp program: a syscall from the kernel half of the address space
+    // (only the vsyscall page's emulation makes one) traps; everything else, which
+    // PTRACE_SYSEMU has stopped already, or the stub's own calls, is allowed. The
+    // sock_fprog points at the program where the code page sits in a stub.
+    ".p2align 3",
+    ".Lvsyscall_fprog:",
+    ".short 4", ".zero 6", ".quad {code} + .Lvsyscall_filter - rvisor_stub_start",
+    ".Lvsyscall_filter:",
+    ".short 0x20", ".byte 0, 0", ".long 12",                            // ld instruction_pointer >> 32
+    ".short 0x15", ".byte 1, 0", ".long 0xffffffff",                    // jeq 0xffffffff: trap
+    ".short 0x06", ".byte 0, 0", ".long 0x7fff0000",                    // ret SECCOMP_RET_ALLOW
+    ".short 0x06", ".byte 0, 0", ".long 0x00030000",                    // ret SECCOMP_RET_TRAP
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".popsection",
@@ -134,6 +152,7 @@ std::arch::global_asm!(
     end = const STUB_END,
     above = const TASK_SIZE - STUB_END,
     queue = const STUB_QUEUE,
+    code = const STUB_CODE,
 );
 
 extern "C" {

@@ -180,3 +180,24 @@ fn copies_of_host_files() {
         b"",
     );
 }
+
+/// util-linux's ipcs lists the sandbox's System V objects, made from Python through
+/// ctypes (its IPC_INFO, *_INFO and *_STAT calls), and ipcrm removes them. Sandbox
+/// only: the host has its own objects.
+#[test]
+fn ipcs_lists_the_sandbox_objects() {
+    let script = "python3 -c 'import ctypes; c = ctypes.CDLL(None); \
+        print(c.shmget(0x1234, 8192, 0o1600) >= 0, c.semget(0x2345, 3, 0o1600) >= 0, c.msgget(0x3456, 0o1600) >= 0)' && \
+        ipcs | grep -E \"^0x0000(1234|2345|3456) \" | tr -s \" \" && ipcrm -M 0x1234 -S 0x2345 -Q 0x3456 && ipcs | grep -c \"^0x\"";
+    matrix("ipcs_lists_the_sandbox_objects", &[Link::Static], |v| {
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        all([
+            expect_stdout(
+                &o,
+                "True True True\n0x00003456 0 root 600 0 0 \n0x00001234 0 root 600 8192 0 \n0x00002345 0 root 600 3 \n0\n",
+            ),
+        ])
+    });
+}

@@ -662,3 +662,185 @@ fn capabilities() {
         all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "raising a dropped capability is EPERM: ok")])
     });
 }
+
+/// seccomp(2), as programs that sandbox themselves use it: errno, trap, kill-thread and
+/// kill-process filters, the strictest of several winning, inheritance across fork,
+/// threads (TSYNC) and exec, strict mode, and the checks that refuse bad filters.
+#[test]
+fn seccomp_filters() {
+    compare("seccomp_filters", "seccomp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "getppid: -1 EPERM"),
+            expect_stdout_has_line(o, "after exec, getppid: -1 E2BIG; PR_GET_SECCOMP 2"),
+            expect_stdout_has_line(o, "getppid returned 4242; SIGSYS: nr getppid, si_code 1 (SYS_SECCOMP), si_errno 77, arch x86-64 1, rax the syscall number, call address set 1"),
+            expect_stdout_has_line(o, "KILL_PROCESS: killed by signal 31"),
+            expect_stdout_has_line(o, "the other thread died, this one goes on: yes"),
+            expect_stdout_has_line(o, "TSYNC: the other thread's getppid: -1 EACCES"),
+            expect_stdout_has_line(o, "strict: killed by signal 9"),
+            expect_stdout_has_line(o, "scratch word loaded before any store: -1 EINVAL"),
+            expect_stdout_has_line(o, "dup(100 + 2^32): -1 EMFILE"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// madvise: MADV_DONTFORK leaves a forked child a hole, MADV_WIPEONFORK gives it zeros
+/// (DOFORK and KEEPONFORK undo them); wiping shared memory is EINVAL, advice over a hole
+/// ENOMEM.
+#[test]
+fn madvise_fork_advice() {
+    compare("madvise_fork_advice", "madvise", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "page 1 wiped: the child sees A0CD"),
+            expect_stdout_has_line(o, "pages 2-3 not copied: the child sees AB--"),
+            expect_stdout_has_line(o, "page 3 copied again: the child sees AB-D"),
+            expect_stdout_has_line(o, "WIPEONFORK on a shared mapping: EINVAL"),
+            expect_stdout_has_line(o, "NORMAL over a hole: ENOMEM"),
+            expect_stdout_has_line(o, "DONTNEED page 0: 0, reads 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// sethostname and setdomainname rename the sandbox, never the host: uname,
+/// gethostname, /proc/sys/kernel and children see the new names; 64 bytes at most;
+/// CAP_SYS_ADMIN needed. Sandbox only: natively it would rename the host.
+#[test]
+fn uts_names_are_the_sandbox_own() {
+    matrix("uts_names_are_the_sandbox_own", &[Link::Static], |v| {
+        let host_before = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+        let o = run_sandbox(v.platform, &compile("uts", v.link), &Spec::default());
+        let host_after = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "sethostname: 0\nsetdomainname: 0\nuname: nodename rvisor-uts-test, domainname example.org\n\
+                 gethostname: rvisor-uts-test\n/proc/sys/kernel/hostname: rvisor-uts-test\n\
+                 /proc/sys/kernel/domainname: example.org\n65 bytes: EINVAL\n64 bytes: 0\n\
+                 uname nodename length 64\nbad pointer: EFAULT\na child sees rvisor-uts-test\n\
+                 without CAP_SYS_ADMIN: EPERM\nstill rvisor-uts-test\n",
+            ),
+            if host_before == host_after { Ok(()) } else { Err(format!("the host was renamed: {host_before:?} -> {host_after:?}")) },
+        ])
+    });
+}
+
+/// System V shared memory: keys and IPC_PRIVATE, attachments shared across fork, a
+/// second attachment of the same memory, read-only attachments, the attachment count
+/// (an exited child's attachments gone by the time its parent reaps it), removal while
+/// attached, permissions and the errors.
+#[test]
+fn sysv_shared_memory() {
+    compare("sysv_shared_memory", "shm", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "the parent reads \"written by the child\""),
+            expect_stdout_has_line(o, "second attachment: ok, another address 1, same memory 1"),
+            expect_stdout_has_line(o, "read-only: child killed by signal 11"),
+            expect_stdout_has_line(o, "after the child's exit: size 10000, nattch 1, mode 600, creator is us 1, key 0"),
+            expect_stdout_has_line(o, "IPC_CREAT|IPC_EXCL: EEXIST"),
+            expect_stdout_has_line(o, "another user attaches: EACCES"),
+            expect_stdout_has_line(o, "removed, still attached: size 10000, nattch 1, mode 1600, creator is us 1, key 0"),
+            expect_stdout_has_line(o, "after the last detach: IPC_STAT EINVAL"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// System V semaphores: values, semop's all-or-nothing operations, sleepers woken by
+/// another process, by a timeout (EAGAIN), a signal (EINTR despite SA_RESTART) or the
+/// set's removal (EIDRM), SEM_UNDO at exit, permissions and the errors.
+#[test]
+fn sysv_semaphores() {
+    compare("sysv_semaphores", "sem", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "GETVAL: 5"),
+            expect_stdout_has_line(o, "nothing applied: 0 2 3"),
+            expect_stdout_has_line(o, "the child got it: exit 0"),
+            expect_stdout_has_line(o, "the child saw zero: exit 0"),
+            expect_stdout_has_line(o, "semtimedop, 10 ms: EAGAIN"),
+            expect_stdout_has_line(o, "a signal interrupts semop even with SA_RESTART: exit 0"),
+            expect_stdout_has_line(o, "undone at its exit: GETVAL 0"),
+            expect_stdout_has_line(o, "the key is free again: ENOENT"),
+            expect_stdout_has_line(o, "the sleeper got EIDRM: exit 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// System V message queues: selection by type (first, exact, MSG_EXCEPT, lowest up
+/// to), truncation and E2BIG, MSG_COPY, a full queue blocking its sender, receivers
+/// woken by a sender or by the queue's removal (EIDRM), permissions and the errors.
+#[test]
+fn sysv_message_queues() {
+    compare("sysv_message_queues", "msg", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "lowest type up to 5: type 1, 4 bytes, \"one\""),
+            expect_stdout_has_line(o, "not type 1 (MSG_EXCEPT): type 5, 5 bytes, \"five\""),
+            expect_stdout_has_line(o, "too small a buffer: E2BIG"),
+            expect_stdout_has_line(o, "the sleeping receiver got its message: exit 0"),
+            expect_stdout_has_line(o, "10 more, IPC_NOWAIT: EAGAIN"),
+            expect_stdout_has_line(o, "the blocked sender went on: exit 0"),
+            expect_stdout_has_line(o, "the sleeping receiver got EIDRM: exit 0"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// process_vm_readv and process_vm_writev: scattered buffers on both sides, a transfer
+/// cut short at an unreadable page, permissions and the errors.
+#[test]
+fn process_vm_read_and_write() {
+    compare("process_vm_read_and_write", "process_vm", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "readv: 38, \"the child'\" + \"s first wordsand its second\""),
+            expect_stdout_has_line(o, "readv across an unreadable page: 8, \"tailtail\""),
+            expect_stdout_has_line(o, "the child now has: \"WRITTENBd's first words\" / \"Y THE PARENT\""),
+            expect_stdout_has_line(o, "another user: EPERM"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// membarrier: QUERY, registration before PRIVATE_EXPEDITED (EPERM without), the global
+/// commands, and the errors.
+#[test]
+fn membarrier_commands() {
+    compare("membarrier_commands", "membarrier", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "QUERY has the basic commands: 1"),
+            expect_stdout_has_line(o, "PRIVATE_EXPEDITED unregistered: EPERM"),
+            expect_stdout_has_line(o, "PRIVATE_EXPEDITED: 0"),
+            expect_stdout_has_line(o, "GLOBAL_EXPEDITED: 0"),
+        ])
+    });
+}
+
+/// POSIX message queues: attributes, priority order, sizes (EMSGSIZE), a full queue
+/// (ETIMEDOUT, O_NONBLOCK's EAGAIN), a receiver woken by another process, poll
+/// readiness, mq_notify's SIGEV_SIGNAL (and EBUSY for a second process), names,
+/// modes and permissions.
+#[test]
+fn posix_message_queues() {
+    compare("posix_message_queues", "mqueue", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "default attributes: flags 0, maxmsg 10, msgsize 8192, curmsgs 0"),
+            expect_stdout_has_line(o, "second: \"high again\" priority 9"),
+            expect_stdout_has_line(o, "full: readable 1, writable 0"),
+            expect_stdout_has_line(o, "send to a full queue, 10 ms: ETIMEDOUT"),
+            expect_stdout_has_line(o, "the child's message: \"from the child\" priority 3"),
+            expect_stdout_has_line(o, "notified 1, si_code SI_MESGQ 1, value 42"),
+            expect_stdout_has_line(o, "another user opens a 0600 queue: EACCES 1"),
+            expect_stdout_has_line(o, "read on the descriptor: 60 \"QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     "),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}

@@ -104,6 +104,7 @@ fn sig_sa_restart() {
             "SA_RESTART: handler saw the syscall rewound for restart: yes",
             "no SA_RESTART: wait4 returned EINTR: yes",
             "no SA_RESTART: handler saw it completed with -EINTR: yes",
+            "restart_syscall with nothing to restart: -1 EINTR",
         ],
     );
 }
@@ -288,4 +289,15 @@ fn sig_sigbus() {
             "raise(SIGBUS): handled 1, signal 7, SI_TKILL",
         ],
     );
+}
+
+/// A 32-bit `int 0x80` from a 64-bit program is a general protection fault (SIGSEGV,
+/// SI_KERNEL, at the instruction), as on a Linux without IA32 emulation, and never the
+/// 64-bit syscall of the same number. Sandbox only: the host may emulate IA32.
+#[test]
+fn int80_is_a_fault() {
+    matrix("int80_is_a_fault", LINKS, |v| {
+        let o = run_sandbox(v.platform, &compile("int80", v.link), &Spec::default());
+        all([expect_status(&o, 0), expect_stdout(&o, "SIGSEGV, si_code 128 (SI_KERNEL 128), at the instruction: yes\n")])
+    });
 }

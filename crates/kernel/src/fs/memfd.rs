@@ -21,6 +21,14 @@ impl MemfdFs {
         MemfdFs { fs, root }
     }
 
+    /// The pages of a new file of `size` bytes that no descriptor or name reaches
+    /// (a System V shared memory segment's).
+    pub fn anonymous_pages(&self, mf: &Arc<MemoryFile>, size: u64) -> SysResult<Arc<dyn crate::mm::FilePages>> {
+        let inode = self.fs.unlinked_file(0o600, false);
+        inode.setattr(&crate::vfs::inode::SetAttr { size: Some(size), ..Default::default() })?;
+        inode.file_pages(mf)?.ok_or_else(|| rvisor_abi::errno!(ENOMEM))
+    }
+
     /// A new memfd opened read-write; `sealing` allows F_ADD_SEALS on it.
     pub fn create(&self, name: &[u8], sealing: bool) -> SysResult<Arc<dyn FileDescription>> {
         let inode = self.fs.unlinked_file(0o777, sealing);

@@ -637,6 +637,9 @@ impl Drop for TmpFile {
     }
 }
 
+/// The most a write copies out of the app at a time.
+const WRITE_CHUNK: usize = 1 << 20;
+
 impl FileDescription for TmpFile {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
         if !OpenFlags(self.flags()).readable() {
@@ -666,19 +669,39 @@ impl FileDescription for TmpFile {
         if !flags.writable() {
             return error!(EBADF);
         }
-        let mut data = Vec::with_capacity(bufs.total() as usize);
-        for &(addr, len) in &bufs.iovs {
-            let mut b = vec![0u8; len as usize];
-            t.mm.read_bytes(addr, &mut b)?;
-            data.extend_from_slice(&b);
-        }
         let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
         let start = match offset {
             Some(o) => o as u64,
             None if flags.0 & OpenFlags::APPEND != 0 => self.inode.size(),
             None => *pos,
         };
-        let n = self.inode.write_bytes(start, &data)?;
+        // A chunk at a time, so that a big write costs the Sentry no big buffer; a
+        // buffer that faults part way writes what came before, as Linux does.
+        let mut chunk = vec![0u8; (bufs.total() as usize).min(WRITE_CHUNK)];
+        let mut n = 0usize;
+        'bufs: for &(addr, len) in &bufs.iovs {
+            let mut off = 0u64;
+            while off < len {
+                let k = ((len - off) as usize).min(chunk.len());
+                let from = addr.add(off)?;
+                if let Err(e) = t.mm.read_bytes(from, &mut chunk[..k]) {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break 'bufs;
+                }
+                let wrote = match self.inode.write_bytes(start + n as u64, &chunk[..k]) {
+                    Ok(w) => w,
+                    Err(e) if n == 0 => return Err(e),
+                    Err(_) => break 'bufs,
+                };
+                n += wrote;
+                off += k as u64;
+                if wrote < k {
+                    break 'bufs;
+                }
+            }
+        }
         if offset.is_none() {
             *pos = start + n as u64;
         }

@@ -14,7 +14,7 @@ impl MemoryManager {
     /// later fault in the same frames (shared file mappings fault in the file's).
     pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
-        let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none()).map(|(&s, v)| (s, v.end)).collect();
+        let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none() && !v.on_fork.skip).map(|(&s, v)| (s, v.end)).collect();
         for (s, e) in shared {
             self.fill(&mut st, s, e)?;
         }
@@ -22,7 +22,11 @@ impl MemoryManager {
         let mut changed = false;
         let starts: Vec<u64> = st.pmas.keys().copied().collect();
         for s in starts {
-            let shared = st.vma_at(s).is_some_and(|(_, v)| v.shared);
+            let Some((shared, on_fork)) = st.vma_at(s).map(|(_, v)| (v.shared, v.on_fork)) else { continue };
+            // The child has no pages here: a hole (DONTFORK) or fresh zeros (WIPEONFORK).
+            if on_fork.skip || on_fork.wipe {
+                continue;
+            }
             let Some(p) = st.pmas.get_mut(&s) else { continue };
             if !shared {
                 p.cow = true;
@@ -40,7 +44,8 @@ impl MemoryManager {
         if changed {
             st.changes += 1;
         }
-        let child = MmState { vmas: st.vmas.clone(), pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
+        let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, v.clone())).collect();
+        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }
 

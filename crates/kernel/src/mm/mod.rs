@@ -188,7 +188,15 @@ impl MmState {
         };
         while let Some(v) = self.vmas.get(&at).cloned() {
             match self.vmas.get(&v.end) {
-                Some(next) if next.perms == v.perms && next.shared == v.shared && next.growsdown == v.growsdown && next.name == v.name && next.file.is_none() && v.file.is_none() => {
+                Some(next)
+                    if next.perms == v.perms
+                        && next.shared == v.shared
+                        && next.growsdown == v.growsdown
+                        && next.name == v.name
+                        && next.on_fork == v.on_fork
+                        && next.file.is_none()
+                        && v.file.is_none() =>
+                {
                     let next_end = next.end;
                     self.vmas.remove(&v.end);
                     if let Some(cur) = self.vmas.get_mut(&at) {

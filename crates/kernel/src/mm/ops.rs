@@ -1,6 +1,7 @@
 //! The address-space operations behind mmap, munmap, mprotect, mremap, brk,
 //! madvise, mincore and msync.
 
+use super::vma::OnFork;
 use super::{MemoryManager, MmState, Vma, FAULT_REGION};
 use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
@@ -86,7 +87,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None, on_fork: Default::default() });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -201,7 +202,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None, on_fork: Default::default() });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)
@@ -343,6 +344,66 @@ impl MemoryManager {
         }
         drop(st);
         self.sync_then_release(ctx, released)
+    }
+
+    /// Drops every VMA of an address space whose last task is leaving, without
+    /// telling the platform (the stub goes with it). The frames stay until the
+    /// memory manager itself goes, so none is reused while the stub maps it.
+    pub fn forget_mappings(&self) {
+        let vmas = std::mem::take(&mut self.lock().vmas);
+        drop(vmas);
+    }
+
+    /// shmdt: unmaps the System V segment attached at `addr`: the mapping of the
+    /// segment's start that begins there, and the rest of that attachment up to the
+    /// segment's size. EINVAL where none begins. Returns the segment's identity (the
+    /// address of its pages).
+    pub fn detach_sysv_segment(&self, ctx: &mut dyn Context, addr: u64) -> SysResult<usize> {
+        let (segment, ranges): (*const (), Vec<(u64, u64)>) = {
+            let st = self.lock();
+            let Some((start, v)) = st.vma_at(addr) else { return Err(errno!(EINVAL)) };
+            let Some(f) = v.file.as_ref().filter(|f| start == addr && f.offset == 0) else { return Err(errno!(EINVAL)) };
+            let Some(size) = f.pages.sysv_segment_size() else { return Err(errno!(EINVAL)) };
+            let end = page_up(size).and_then(|s| addr.checked_add(s)).ok_or_else(|| errno!(EINVAL))?;
+            let segment = std::sync::Arc::as_ptr(&f.pages) as *const ();
+            let ranges = st
+                .vmas
+                .range(addr..end)
+                .filter(|(&s, v)| v.file.as_ref().is_some_and(|f| std::sync::Arc::as_ptr(&f.pages) as *const () == segment && f.offset == s - addr))
+                .map(|(&s, v)| (s, v.end.min(end) - s))
+                .collect();
+            (segment, ranges)
+        };
+        for (s, len) in ranges {
+            self.munmap(ctx, s, len)?;
+        }
+        Ok(segment as usize)
+    }
+
+    /// madvise's DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK: what a child gets of
+    /// `[addr, addr + len)` (whole pages, mapped: ENOMEM otherwise). Wiping is for
+    /// private anonymous mappings only (EINVAL).
+    pub fn set_on_fork(&self, addr: u64, len: u64, change: impl Fn(&mut OnFork)) -> SysResult<()> {
+        let end = self.check_range(addr, len)?;
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        st.split_at(addr);
+        st.split_at(end);
+        let mut vmas: Vec<&mut Vma> = st.vmas.range_mut(addr..end).map(|(_, v)| v).collect();
+        for v in &mut vmas {
+            let mut f = v.on_fork;
+            change(&mut f);
+            if f.wipe && (v.shared || v.file.is_some()) {
+                return Err(errno!(EINVAL));
+            }
+        }
+        for v in vmas {
+            change(&mut v.on_fork);
+        }
+        st.merge_around(addr, end);
+        Ok(())
     }
 
     /// mincore: one byte per page, 1 where the page is populated.

@@ -20,6 +20,17 @@ pub struct Vma {
     pub may_write: bool,
     /// A file mapping: where its pages come from (faults fill it from there).
     pub file: Option<FileMapping>,
+    /// What fork gives the child here (madvise).
+    pub on_fork: OnFork,
+}
+
+/// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnFork {
+    /// MADV_DONTFORK: nothing; the child has a hole there.
+    pub skip: bool,
+    /// MADV_WIPEONFORK: the mapping, zero-filled (private anonymous mappings only).
+    pub wipe: bool,
 }
 
 /// What a file mapping's pages come from, as Linux's `address_space`: a tmpfs
@@ -40,6 +51,11 @@ pub trait FilePages: Send + Sync {
     /// faults allocates nothing (a tmpfs file would allocate its holes).
     fn all_present(&self) -> bool {
         false
+    }
+
+    /// A System V shared memory segment's size (shmdt finds attachments by it).
+    fn sysv_segment_size(&self) -> Option<u64> {
+        None
     }
 
     /// Copies the file's bytes `[off, off + buf.len())` (below `end()`) out of

@@ -1,5 +1,5 @@
-//! System information and resource limits: uname, sysinfo, getrandom, rlimits,
-//! syslog (the kernel log, which the sandbox's kernel keeps empty).
+//! System information and resource limits: uname and the UTS names, sysinfo, getrandom,
+//! rlimits, syslog (the kernel log, which the sandbox's kernel keeps empty).
 
 use crate::mm::UserRef;
 use crate::task::{Task, ThreadGroup, RLIMIT_COUNT};
@@ -21,12 +21,44 @@ const GETRANDOM_MAX: usize = (32 << 20) - 1;
 pub fn sys_uname(t: &mut Task, buf: UserRef<Utsname>) -> SysResult<()> {
     let mut u = Utsname::zeroed();
     set_cstr(&mut u.sysname, "Linux");
-    set_cstr(&mut u.nodename, &t.kernel.hostname);
     set_cstr(&mut u.release, RELEASE);
     set_cstr(&mut u.version, VERSION);
     set_cstr(&mut u.machine, "x86_64");
-    set_cstr(&mut u.domainname, "(none)");
+    {
+        let uts = t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner());
+        u.nodename[..uts.hostname.len()].copy_from_slice(&uts.hostname);
+        u.domainname[..uts.domainname.len()].copy_from_slice(&uts.domainname);
+    }
     t.mm.write_obj(buf, &u)
+}
+
+/// `__NEW_UTS_LEN`: a UTS name's longest length; uname's fields hold one more byte.
+const UTS_NAME_MAX: usize = 64;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The bytes of a new UTS name, after Linux's checks.
+fn new_uts_name(t: &Task, name: UserAddr, len: usize) -> SysResult<Vec<u8>> {
+    if !t.tg.capable(CAP_SYS_ADMIN) {
+        return error!(EPERM);
+    }
+    if len > UTS_NAME_MAX {
+        return error!(EINVAL);
+    }
+    let mut bytes = vec![0u8; len];
+    t.mm.read_bytes(name, &mut bytes)?;
+    Ok(bytes)
+}
+
+pub fn sys_sethostname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<()> {
+    let name = new_uts_name(t, name, len)?;
+    t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner()).hostname = name;
+    Ok(())
+}
+
+pub fn sys_setdomainname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<()> {
+    let name = new_uts_name(t, name, len)?;
+    t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner()).domainname = name;
+    Ok(())
 }
 
 /// sysinfo: uptime, load (none: the sandbox keeps no run-queue averages), memory

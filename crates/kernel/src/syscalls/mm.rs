@@ -30,6 +30,10 @@ const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
 
 const MADV_DONTNEED: i32 = 4;
+const MADV_DONTFORK: i32 = 10;
+const MADV_DOFORK: i32 = 11;
+const MADV_WIPEONFORK: i32 = 18;
+const MADV_KEEPONFORK: i32 = 19;
 
 fn perms(prot: u32) -> SysResult<Perms> {
     if prot & !(PROT_MASK | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
@@ -125,11 +129,19 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+    if len == 0 {
+        return if (0..=25).contains(&advice) { Ok(()) } else { error!(EINVAL) };
+    }
     match advice {
         MADV_DONTNEED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
-        // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, FREE, and the hints
-        // (MERGEABLE .. COLLAPSE) change nothing we must honour.
-        0..=3 | 8..=25 => Ok(()),
+        MADV_DONTFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = true),
+        MADV_DOFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = false),
+        MADV_WIPEONFORK => t.mm.set_on_fork(addr.get(), len, |f| f.wipe = true),
+        MADV_KEEPONFORK => t.mm.set_on_fork(addr.get(), len, |f| f.wipe = false),
+        // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, FREE, REMOVE, and the hints
+        // (MERGEABLE .. COLLAPSE) change nothing we must honour; the range must be
+        // mapped all the same.
+        0..=3 | 8..=25 => t.mm.require_mapped(addr.get(), len),
         _ => error!(EINVAL),
     }
 }
@@ -177,4 +189,122 @@ pub fn sys_munlockall(_t: &mut Task) -> SysResult<()> {
 pub fn sys_mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> SysResult<()> {
     let v = t.mm.mincore(addr.get(), len)?;
     t.mm.write_bytes(vec, &v)
+}
+
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Linux's PTRACE_MODE_ATTACH_REALCREDS: the caller's real ids are all of the
+/// target's user and group ids, and the target is dumpable; or CAP_SYS_PTRACE.
+fn may_attach(t: &Task, target: &crate::task::ThreadGroup) -> bool {
+    if t.tg.capable(CAP_SYS_PTRACE) {
+        return true;
+    }
+    let (me, them) = (t.tg.creds(), target.creds());
+    let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+    same && target.dumpable.load(std::sync::atomic::Ordering::Relaxed) == 1
+}
+
+pub fn sys_process_vm_readv(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) -> SysResult<usize> {
+    process_vm(t, pid, local, liovcnt, remote, riovcnt, flags, false)
+}
+
+pub fn sys_process_vm_writev(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) -> SysResult<usize> {
+    process_vm(t, pid, local, liovcnt, remote, riovcnt, flags, true)
+}
+
+/// Copies between the caller's buffers and another process's, remote buffer by
+/// remote buffer, through a Sentry buffer. Protections count (a PROT_NONE page is
+/// EFAULT); a transfer cut short by a fault returns what it moved, and fails only
+/// if that is nothing.
+#[allow(clippy::too_many_arguments)]
+fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64, write: bool) -> SysResult<usize> {
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let local = t.mm.read_iovecs(local, usize::try_from(liovcnt).map_err(|_| errno!(EINVAL))?)?;
+    let remote = t.mm.read_iovecs(remote, usize::try_from(riovcnt).map_err(|_| errno!(EINVAL))?)?;
+    let thread = t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
+    if !may_attach(t, &thread.tg) {
+        return error!(EPERM);
+    }
+    let theirs = thread.resources().ok_or_else(|| errno!(ESRCH))?.mm;
+    let mut locals = local.iovs.iter().copied().filter(|&(_, l)| l > 0);
+    let mut cur = locals.next();
+    let mut done = 0usize;
+    'remote: for &(raddr, rlen) in remote.iovs.iter().filter(|&&(_, l)| l > 0) {
+        let mut off = 0u64;
+        while off < rlen {
+            let Some((laddr, llen)) = cur else { break 'remote };
+            // A page at a time on either side, so that a fault cuts the transfer
+            // exactly where it is.
+            let r_at = raddr.get().wrapping_add(off);
+            let to_page = |a: u64| PAGE_SIZE - a % PAGE_SIZE;
+            let n = (rlen - off).min(llen).min(to_page(r_at)).min(to_page(laddr.get()));
+            let mut buf = vec![0u8; n as usize];
+            let (from, to) = if write { (&t.mm, &theirs) } else { (&theirs, &t.mm) };
+            let (src, dst) = if write { (laddr, raddr.add(off)?) } else { (raddr.add(off)?, laddr) };
+            if from.read_bytes(src, &mut buf).is_err() || to.write_bytes(dst, &buf).is_err() {
+                break 'remote;
+            }
+            done += n as usize;
+            off += n;
+            cur = if n == llen { locals.next() } else { Some((laddr.add(n)?, llen - n)) };
+        }
+    }
+    if done == 0 && remote.total() > 0 && local.total() > 0 {
+        return error!(EFAULT);
+    }
+    Ok(done)
+}
+
+const MEMBARRIER_CMD_QUERY: i32 = 0;
+const MEMBARRIER_CMD_GLOBAL: i32 = 1;
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: i32 = 2;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: i32 = 4;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: i32 = 8;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: i32 = 16;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 32;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: i32 = 64;
+const MEMBARRIER_CMD_GET_REGISTRATIONS: i32 = 512;
+
+/// membarrier: the barrier is the host's, on every CPU that runs a stub thread (the
+/// stubs registered for it). Restartable sequences are not supported, so neither are
+/// their commands.
+pub fn sys_membarrier(t: &mut Task, cmd: i32, flags: u32, _cpu: i32) -> SysResult<i32> {
+    use std::sync::atomic::Ordering;
+    const SUPPORTED: i32 = MEMBARRIER_CMD_GLOBAL
+        | MEMBARRIER_CMD_GLOBAL_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+        | MEMBARRIER_CMD_PRIVATE_EXPEDITED
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+        | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE
+        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE
+        | MEMBARRIER_CMD_GET_REGISTRATIONS;
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let registered = &t.tg.membarrier;
+    // A host without membarrier (before Linux 4.3) cannot give one.
+    let barrier = || rvisor_platform::hostcall::barrier_on_stubs().map(|()| 0).map_err(|_| errno!(ENOSYS));
+    match cmd {
+        MEMBARRIER_CMD_QUERY => Ok(SUPPORTED),
+        MEMBARRIER_CMD_GET_REGISTRATIONS => Ok(registered.load(Ordering::Relaxed) as i32),
+        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE => {
+            registered.fetch_or(cmd as u32, Ordering::Relaxed);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_GLOBAL_EXPEDITED => barrier(),
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE => {
+            // Each needs its registration (the command's bit shifted once).
+            if registered.load(Ordering::Relaxed) & ((cmd as u32) << 1) == 0 {
+                return error!(EPERM);
+            }
+            // Alone in its address space, a thread has nobody to order against.
+            if t.tg.threads().len() == 1 {
+                return Ok(0);
+            }
+            barrier()
+        }
+        _ => error!(EINVAL),
+    }
 }

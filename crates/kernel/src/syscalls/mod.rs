@@ -7,6 +7,7 @@ mod fs;
 mod futex;
 mod info;
 mod inotify;
+mod ipc;
 pub(crate) mod lock;
 mod memfd;
 mod mm;
@@ -16,9 +17,11 @@ mod open;
 mod pidfd;
 mod pipe;
 mod poll;
+mod probes;
 mod process;
 mod signal;
 mod sched;
+mod seccomp;
 mod socket;
 mod stat;
 pub mod table;
@@ -36,6 +39,7 @@ use fs::*;
 use futex::*;
 use info::*;
 use inotify::*;
+use ipc::*;
 use lock::sys_flock;
 use memfd::sys_memfd_create;
 use mm::*;
@@ -45,8 +49,10 @@ use pidfd::*;
 use pipe::*;
 use poll::*;
 use sched::*;
+use seccomp::sys_seccomp;
 use socket::*;
 use stat::*;
+use probes::*;
 use process::*;
 use rvisor_abi::structs::{KernelSigaction, Msghdr, Rlimit, Stat, Sysinfo, Timespec, Timeval, Timezone, Utsname};
 use rvisor_abi::{errno, UserAddr};
@@ -98,7 +104,10 @@ syscall_table! {
     mremap(old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) => Partial("MREMAP_DONTUNMAP is not supported");
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
-    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("MADV_DONTNEED acts; other advice is accepted and ignored");
+    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("DONTNEED, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; the rest (FREE, REMOVE, the hints) is checked and ignored");
+    membarrier(cmd: i32, flags: u32, cpu: i32) => Partial("no restartable sequences, so no MEMBARRIER_CMD_*_RSEQ");
+    process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => Supported;
+    process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => Supported;
     pause() => Supported;
     getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     alarm(seconds: u32) => Supported;
@@ -108,12 +117,34 @@ syscall_table! {
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
     fork() => Supported;
     vfork() => Supported;
-    execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("static executables only until the VFS lands");
+    execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");
     exit(code: i32) => Supported;
     wait4(pid: i32, status: UserRef<i32>, options: u32, rusage: UserAddr) => Supported;
     kill(pid: i32, signo: i32) => Supported;
     uname(buf: UserRef<Utsname>) => Supported;
     syslog(action: i32, buf: UserAddr, len: i32) => Partial("the kernel log is empty");
+    // System V IPC (syscalls/ipc.rs).
+    shmget(key: i32, size: u64, flags: i32) => Supported;
+    shmat(id: i32, addr: UserAddr, flags: i32) => Supported;
+    shmdt(addr: UserAddr) => Supported;
+    shmctl(id: i32, cmd: i32, buf: UserAddr) => Supported;
+    semget(key: i32, nsems: i32, flags: i32) => Supported;
+    semop(id: i32, sops: UserAddr, nsops: usize) => Supported;
+    semtimedop(id: i32, sops: UserAddr, nsops: usize, timeout: UserRef<Timespec>) => Supported;
+    semctl(id: i32, num: i32, cmd: i32, arg: u64) => Partial("SEM_UNDO adjustments belong to each process: CLONE_SYSVSEM does not share them");
+    msgget(key: i32, flags: i32) => Supported;
+    msgsnd(id: i32, msgp: UserAddr, size: i64, flags: i32) => Supported;
+    msgrcv(id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) => Supported;
+    msgctl(id: i32, cmd: i32, buf: UserAddr) => Supported;
+    // POSIX message queues (syscalls/ipc.rs).
+    mq_open(name: UserCStr, oflag: i32, mode: u32, attr: UserRef<crate::ipc::mqueue::MqAttr>) => Partial("/dev/mqueue is not mounted; SIGEV_THREAD notification is EINVAL (no netlink)");
+    mq_unlink(name: UserCStr) => Supported;
+    mq_timedsend(mqd: Fd, msg: UserAddr, len: usize, prio: u32, timeout: UserRef<Timespec>) => Supported;
+    mq_timedreceive(mqd: Fd, msg: UserAddr, len: usize, prio: UserAddr, timeout: UserRef<Timespec>) => Supported;
+    mq_notify(mqd: Fd, sevp: UserAddr) => Partial("SIGEV_SIGNAL and SIGEV_NONE; SIGEV_THREAD is EINVAL");
+    mq_getsetattr(mqd: Fd, new: UserRef<crate::ipc::mqueue::MqAttr>, old: UserRef<crate::ipc::mqueue::MqAttr>) => Supported;
+    sethostname(name: UserAddr, len: usize) => Supported;
+    setdomainname(name: UserAddr, len: usize) => Supported;
     fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
     getcwd(buf: UserAddr, size: usize) => Supported;
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Supported;
@@ -192,7 +223,7 @@ syscall_table! {
     getrusage(who: i32, usage: UserAddr) => Partial("app CPU time as user time; the Sentry's time is not attributed");
     times(buf: UserAddr) => Partial("app CPU time as user time");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
-    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS");
+    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP");
     arch_prctl(code: i32, addr: u64) => Supported;
     gettid() => Supported;
     tkill(tid: i32, signo: i32) => Supported;
@@ -284,6 +315,10 @@ syscall_table! {
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    restart_syscall() => Supported;
+    seccomp(op: u32, flags: u32, args: UserAddr) => Partial("no user notification: SECCOMP_FILTER_FLAG_NEW_LISTENER is EINVAL, and SECCOMP_RET_USER_NOTIF and SECCOMP_RET_TRACE fail the call with ENOSYS");
+    uretprobe() => Supported;
+    uprobe() => Supported;
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
     clone3(args: UserAddr, size: usize) => Partial("namespace flags and set_tid are not supported");
     pidfd_open(pid: i32, flags: u32) => Supported;
@@ -314,26 +349,20 @@ syscall_table! {
 
 /// Handles the syscall the task stopped at and sets its return value.
 pub fn handle(t: &mut Task) {
+    if compat_entry(t) {
+        // The sandbox is a Linux without IA32 emulation (32-bit programs do not load),
+        // where a 32-bit syscall instruction raises a general protection fault.
+        t.cpu.regs.rip = t.cpu.regs.rip.wrapping_sub(2);
+        t.force_signal(SigInfo::new(rvisor_abi::consts::SIGSEGV, crate::task::signals::SI_KERNEL));
+        return;
+    }
     t.kernel.clocks.maybe_refresh();
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
     let call = t.kernel.strace.is_some().then(|| strace_call(t, nr, a).unwrap_or_else(|| format!("syscall_{nr}({:#x}, {:#x}, {:#x}, ...)", a[0], a[1], a[2])));
-    let result = dispatch(t, nr, a).unwrap_or_else(|| Err(errno!(ENOSYS)));
-    let ret = match result {
-        Ok(v) => v,
-        Err(e) => {
-            if e.code == rvisor_abi::ErrnoCode::ENOSYS {
-                report_unimplemented(t, nr);
-            }
-            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
-            if e.code.is_restart() {
-                // Signal handling decides between EINTR and a restart.
-                t.pending_restart = Some(e.code);
-                errno!(EINTR).to_return()
-            } else {
-                e.to_return()
-            }
-        }
+    let ret = match seccomp::check_entry(t, nr, a) {
+        Some(ret) => ret,
+        None => run(t, nr, a),
     };
     if let Some(call) = call {
         let shown = if t.exit.is_some() {
@@ -349,6 +378,50 @@ pub fn handle(t: &mut Task) {
         t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid(), call, shown));
     }
     t.cpu.set_return(ret);
+}
+
+/// Runs the syscall's handler; its result as the app sees it.
+fn run(t: &mut Task, nr: u64, a: [u64; 6]) -> u64 {
+    match dispatch(t, nr, a).unwrap_or_else(|| Err(errno!(ENOSYS))) {
+        Ok(v) => v,
+        Err(e) => {
+            if e.code == rvisor_abi::ErrnoCode::ENOSYS {
+                report_unimplemented(t, nr);
+            }
+            tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
+            if e.code.is_restart() {
+                // Signal handling decides between EINTR and a restart.
+                t.pending_restart = Some(e.code);
+                errno!(EINTR).to_return()
+            } else {
+                e.to_return()
+            }
+        }
+    }
+}
+
+/// Whether the syscall came in through a 32-bit entry: `int 0x80` (its two bytes end
+/// where the syscall left rip), or any syscall instruction run in a 32-bit code
+/// segment. The platform says so where it knows. A program that rewrites its own
+/// syscall instruction into `int 0x80` in place may be taken at its old word.
+fn compat_entry(t: &mut Task) -> bool {
+    const USER_CS: u64 = 0x33;
+    if let Some(compat) = t.cpu.compat_syscall {
+        return compat;
+    }
+    let ip = t.cpu.regs.rip;
+    if t.cpu.regs.cs != USER_CS {
+        return true;
+    }
+    if ip == t.native_syscall_ip {
+        return false;
+    }
+    let mut insn = [0u8; 2];
+    let int80 = t.mm.read_bytes_remote(UserAddr(ip.wrapping_sub(2)), &mut insn) == 2 && insn == [0xcd, 0x80];
+    if !int80 {
+        t.native_syscall_ip = ip;
+    }
+    int80
 }
 
 /// Logs an unimplemented syscall the first time the sandbox sees it.

@@ -399,6 +399,8 @@ const PR_SET_NAME: i32 = 15;
 const PR_GET_NAME: i32 = 16;
 const PR_SET_CHILD_SUBREAPER: i32 = 36;
 const PR_GET_CHILD_SUBREAPER: i32 = 37;
+const PR_GET_SECCOMP: i32 = 21;
+const PR_SET_SECCOMP: i32 = 22;
 const PR_SET_NO_NEW_PRIVS: i32 = 38;
 const PR_GET_NO_NEW_PRIVS: i32 = 39;
 
@@ -463,6 +465,8 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
             Ok(0)
         }
         PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
+        PR_GET_SECCOMP => Ok(super::seccomp::get_mode(t)),
+        PR_SET_SECCOMP => super::seccomp::prctl_set(t, arg2, arg3).map(|r| r as i32),
         _ => error!(EINVAL),
     }
 }

@@ -97,9 +97,11 @@ impl Task {
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm));
-        // Scheduling settings are inherited by threads and children alike.
+        // Scheduling settings and seccomp filters are inherited by threads and
+        // children alike.
         let sched = self.thread.sched();
         thread.set_sched(|s| *s = sched);
+        thread.set_seccomp(self.thread.seccomp());
         {
             let mine = self.thread.sig();
             let mut s = thread.sig();

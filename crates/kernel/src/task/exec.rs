@@ -125,6 +125,8 @@ impl Task {
             }
         };
         self.mm = mm;
+        self.native_syscall_ip = 0;
+        self.tg.membarrier.store(0, std::sync::atomic::Ordering::Relaxed);
         self.publish_resources();
         for file in self.fds.close_on_exec() {
             crate::syscalls::lock::release_on_close(self, &file);

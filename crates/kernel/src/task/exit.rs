@@ -93,6 +93,12 @@ impl Task {
         };
         self.kernel.pid_ns.release_thread(tid);
         if last {
+            // As Linux's exit_mm, before the parent hears of the exit: an address
+            // space no one else uses loses its mappings now (a System V segment's
+            // attachment count drops; the frames go when the stub is gone).
+            if Arc::strong_count(&self.mm) == 1 {
+                self.mm.forget_mappings();
+            }
             crate::tty::session_leader_exit(self);
             self.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             let status = self.tg.state().exiting.unwrap_or(status);
@@ -157,6 +163,7 @@ impl Task {
 /// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
+    kernel.sem.exit(tg.tgid);
     let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
     // parent's children before it becomes one, or a wait() racing with this exit

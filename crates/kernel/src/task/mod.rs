@@ -12,6 +12,7 @@ mod exit;
 pub mod host_threads;
 mod pid_ns;
 mod run;
+pub mod seccomp;
 mod sigframe;
 pub mod signals;
 mod thread_group;
@@ -52,6 +53,10 @@ pub struct Task {
     pub(crate) pending_restart: Option<ErrnoCode>,
     /// The vfork parent waiting for this task to exec or exit.
     pub(crate) vfork_parent: Option<Arc<Thread>>,
+    /// Where the last syscall the instruction bytes showed to be a 64-bit one came
+    /// from (0: none yet; exec forgets it). Programs make their syscalls from a few
+    /// places, so ptrace reads the bytes once per place, not per call.
+    pub(crate) native_syscall_ip: u64,
     /// Set once this thread is done; the loop stops and the thread exits.
     pub(crate) exit: Option<ExitStatus>,
 }
@@ -73,6 +78,7 @@ impl Task {
             robust_list: UserAddr::NULL,
             fault_retry: None,
             pending_restart: None,
+            native_syscall_ip: 0,
             vfork_parent: None,
             exit: None,
         }

@@ -69,6 +69,13 @@ impl Task {
         s.pending.push(info);
     }
 
+    /// A signal that must take its default action whatever the program set
+    /// (seccomp's SECCOMP_RET_KILL_PROCESS).
+    pub fn force_default_signal(&mut self, info: SigInfo) {
+        self.tg.sig().actions[info.signo() as usize - 1].handler = SIG_DFL;
+        self.force_signal(info);
+    }
+
     /// Takes the next pending signal not in `blocked`, thread-directed first. A
     /// POSIX timer's signal gets its overrun count as it leaves the queue.
     pub(crate) fn dequeue_signal(&self, blocked: u64) -> Option<SigInfo> {

@@ -77,6 +77,13 @@ impl SigInfo {
         self
     }
 
+    /// si_call_addr, si_syscall and si_arch (a seccomp SIGSYS).
+    pub fn with_syscall(mut self, call_addr: u64, nr: i32, arch: u32) -> SigInfo {
+        self.fields[0] = call_addr;
+        self.fields[1] = (nr as u32 as u64) | ((arch as u64) << 32);
+        self
+    }
+
     /// si_timerid of a POSIX timer's signal (where `with_sender` put it).
     pub fn timer_id(&self) -> i32 {
         self.fields[0] as u32 as i32

@@ -209,6 +209,9 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// The membarrier commands the process registered for (its address space's, so a
+    /// fork or exec starts without).
+    pub membarrier: std::sync::atomic::AtomicU32,
     /// personality(2)'s execution domain and flags: kept and reported.
     pub personality: std::sync::atomic::AtomicU32,
     /// CPU time of exited threads and reaped children. Leaf lock.
@@ -257,6 +260,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
+            membarrier: Default::default(),
             personality: std::sync::atomic::AtomicU32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
             timers: Mutex::default(),
@@ -425,6 +429,10 @@ pub struct Thread {
     pub running_app: std::sync::atomic::AtomicBool,
     /// Its read and write calls (/proc/[pid]/task/[tid]/io).
     pub io: IoCounters,
+    /// Its seccomp mode (another thread may set it: TSYNC). Leaf lock; `seccomp_on`
+    /// spares the syscall path the lock while the mode is Disabled.
+    seccomp: Mutex<super::seccomp::Mode>,
+    seccomp_on: std::sync::atomic::AtomicBool,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -451,7 +459,23 @@ impl Thread {
             sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
             io: IoCounters::default(),
+            seccomp: Mutex::default(),
+            seccomp_on: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The thread's seccomp mode.
+    pub fn seccomp(&self) -> super::seccomp::Mode {
+        if !self.seccomp_on.load(Ordering::Acquire) {
+            return super::seccomp::Mode::Disabled;
+        }
+        self.seccomp.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_seccomp(&self, mode: super::seccomp::Mode) {
+        let on = !matches!(mode, super::seccomp::Mode::Disabled);
+        *self.seccomp.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+        self.seccomp_on.store(on, Ordering::Release);
     }
 
     /// App CPU time this thread has used, in nanoseconds.

@@ -2,6 +2,7 @@
 //! state, signals, timers) bumps the waiter's sequence number; a blocked task reads
 //! the number before checking its condition, so no wake-up is lost in between.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -9,9 +10,23 @@ use std::time::Instant;
 pub struct Waiter {
     seq: Mutex<u64>,
     cv: Condvar,
+    /// Set while the task sleeps (here or in a host poll): /proc's state S.
+    sleeping: AtomicBool,
 }
 
 impl Waiter {
+    /// Runs `f`, a wait, with the task marked asleep.
+    pub fn asleep<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.sleeping.store(true, Ordering::Relaxed);
+        let r = f();
+        self.sleeping.store(false, Ordering::Relaxed);
+        r
+    }
+
+    pub fn is_asleep(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
     pub fn seq(&self) -> u64 {
         *self.seq.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -26,7 +41,7 @@ impl Waiter {
     /// if the deadline passed.
     /// The task's CPU counts as free meanwhile (see `host_cpus`).
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        rvisor_platform::host_cpus::asleep(|| {
+        self.asleep(|| rvisor_platform::host_cpus::asleep(|| {
             let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
             while *s == seen {
                 match deadline {
@@ -41,6 +56,6 @@ impl Waiter {
                 }
             }
             true
-        })
+        }))
     }
 }

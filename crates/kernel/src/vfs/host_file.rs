@@ -87,7 +87,7 @@ impl HostFile {
                 return Err(errno!(ERESTARTSYS));
             }
             let mut fds = [PollFd::new(self.fd.as_fd(), events), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::NONE) {
+            match t.thread.waiter.asleep(|| poll(&mut fds, PollTimeout::NONE)) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(host_errno(e)),
                 Ok(_) => {}

@@ -138,7 +138,7 @@ fn host_wait(t: &Task, host: &[Watched], wake: Option<&nix::sys::eventfd::EventF
             pfds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
         }
         skip.iter_mut().for_each(|s| *s = false);
-        match nix::poll::poll(&mut pfds, timeout) {
+        match t.thread.waiter.asleep(|| nix::poll::poll(&mut pfds, timeout)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(super::host_file::host_errno(e)),
         }

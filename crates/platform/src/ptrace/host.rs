@@ -1,6 +1,6 @@
 //! Raw ptrace and scheduling calls on stub threads.
 
-use crate::{Event, PlatformError, Result};
+use crate::{CpuState, Event, PlatformError, Result};
 use crate::stub::QueuedCall;
 use std::io;
 
@@ -54,8 +54,21 @@ fn siginfo(tid: i32) -> Result<libc::siginfo_t> {
     Ok(si)
 }
 
+/// `si_code` of a SIGSYS that a seccomp filter raised.
+const SYS_SECCOMP: i32 = 1;
+
+/// The syscall number in a seccomp SIGSYS (`si_syscall`: the int after `si_call_addr`
+/// at the start of the union, which libc does not name).
+fn sigsys_syscall(si: &libc::siginfo_t) -> i32 {
+    // SAFETY: siginfo_t is 128 bytes; the int read lies at 24..28, inside it.
+    unsafe { std::ptr::read_unaligned((si as *const libc::siginfo_t as *const u8).add(24) as *const i32) }
+}
+
 /// Runs app code until the next stop and says why it stopped.
-pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
+pub fn sysemu(tid: i32, cpu: &mut CpuState) -> Result<Event> {
+    // Whether a syscall stop came from a 32-bit entry is not in the registers.
+    cpu.compat_syscall = None;
+    let regs = &mut cpu.regs;
     // The Sentry restarts syscalls itself; the host must never do it for us.
     regs.orig_rax = u64::MAX;
     set_regs(tid, regs)?;
@@ -74,6 +87,19 @@ pub fn sysemu(tid: i32, regs: &mut libc::user_regs_struct) -> Result<Event> {
     }
     if sig == libc::SIGTRAP | 0x80 {
         return Ok(Event::Syscall);
+    }
+    if sig == libc::SIGSYS {
+        // The stub's filter trapped a call into the vsyscall page: the host skipped
+        // it (rax rolled back to the number) and emulated the `ret`. Continuing
+        // without the signal drops it; the Sentry answers the call.
+        let si = siginfo(tid)?;
+        if si.si_code == SYS_SECCOMP {
+            regs.orig_rax = sigsys_syscall(&si) as u64;
+            regs.rax = (-(libc::ENOSYS as i64)) as u64;
+            cpu.compat_syscall = Some(false);
+            return Ok(Event::Syscall);
+        }
+        return Ok(Event::Interrupted);
     }
     match sig {
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {

@@ -230,7 +230,7 @@ impl Context for PtraceContext {
         if let Some(fp) = cpu.fpstate.take() {
             host::set_xstate(tid, &fp)?;
         }
-        host::sysemu(tid, &mut cpu.regs)
+        host::sysemu(tid, cpu)
     }
 
     fn sync(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<()> {

@@ -271,6 +271,8 @@ const UC_FPSTATE: u64 = UC_MCONTEXT + 23 * 8;
 const UC_SIGMASK: u64 = 296;
 const UC_SIZE: u64 = 304;
 const SIGINFO_SIZE: u64 = 128;
+/// `si_arch` of a seccomp SIGSYS: after `si_call_addr` and `si_syscall`.
+const SI_ARCH: u64 = 28;
 // gregs indexes
 const REG_CSGSFS: u64 = 18;
 const REG_ERR: u64 = 19;
@@ -486,18 +488,19 @@ impl Stub {
         r.fs_base = fs;
         r.gs_base = gs;
         r.orig_rax = u64::MAX;
+        let Some(si) = inside_stack(k, self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
+            return Err(self.dead("siginfo outside its signal stack"));
+        };
         let event = match signo {
             libc::SIGSYS => {
                 // seccomp rolled rax back to the syscall number; rip is past the
                 // instruction. Present it as a ptrace syscall stop would.
                 r.orig_rax = r.rax;
                 r.rax = (-(libc::ENOSYS as i64)) as u64;
+                cpu.compat_syscall = Some(self.win.read_u32(si + SI_ARCH) != filter::AUDIT_ARCH_X86_64);
                 Event::Syscall
             }
             libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
-                let Some(si) = inside_stack(k, self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
-                    return Err(self.dead("siginfo outside its signal stack"));
-                };
                 let code = self.win.read_u32(si + 8) as i32;
                 let addr = self.win.read_u64(si + 16);
                 cpu.err = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_ERR);

@@ -125,6 +125,21 @@ pub const FAIL_CLONE: i32 = 106;
 pub const FAIL_SIGALTSTACK: i32 = 107;
 pub const FAIL_SECCOMP_APP: i32 = 108;
 
+/// Sets every signal's disposition but SIGKILL's and SIGSTOP's to the sigaction at
+/// rsi (the default), in assembly (`$p`: a prefix for its labels). Uses r13.
+macro_rules! default_dispositions_asm {
+    ($p:literal) => {
+        concat!(
+            "mov r13d, 1\n",
+            $p, "_dfl:\n",
+            "cmp r13d, 9\n", "je ", $p, "_dfl_next\n", "cmp r13d, 19\n", "je ", $p, "_dfl_next\n",
+            "mov eax, 13\n", "mov edi, r13d\n", "xor edx, edx\n", "mov r10d, 8\n", "syscall\n", // rt_sigaction(sig, rsi, NULL, 8)
+            $p, "_dfl_next:\n",
+            "inc r13d\n", "cmp r13d, 64\n", "jbe ", $p, "_dfl\n",
+        )
+    };
+}
+
 std::arch::global_asm!(
     ".pushsection .text.rvisor_systrap, \"ax\"",
     ".p2align 12",
@@ -133,7 +148,8 @@ std::arch::global_asm!(
 
     // ---- Setup, in the child right after fork. r12 = window memfd, r13 = memory
     // file, r15 = eventfd (all >= 3), r14 = the forking thread's rseq area or 0,
-    // rbx = the Sentry's pid. No stack: nothing here pushes or calls.
+    // rbx = the Sentry's pid, ebp = 0 when the signal dispositions are the default
+    // already (forked by the zygote), else 1. No stack: nothing here pushes or calls.
     ".globl rvisor_systrap_setup",
     "rvisor_systrap_setup:",
     "lea r8, [rip + .Lst_body]",
@@ -158,13 +174,13 @@ std::arch::global_asm!(
     "mov eax, 3", "mov edi, 2", "syscall",                                 // close(2)
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",               // prctl(PR_SET_DUMPABLE, 0)
     "mov eax, 302", "xor edi, edi", "mov esi, 4", "lea rdx, [r12 + {prog} + {p_rlimit}]", "xor r10d, r10d", "syscall", // RLIMIT_CORE = 0
-    // Every disposition back to the default (the Sentry's handlers are gone)...
-    "mov r13d, 1",
-    ".Lst_dfl:",
-    "cmp r13d, 9", "je .Lst_dfl_next", "cmp r13d, 19", "je .Lst_dfl_next",
-    "mov eax, 13", "mov edi, r13d", "lea rsi, [r12 + {prog} + {p_dfl}]", "xor edx, edx", "mov r10d, 8", "syscall",
-    ".Lst_dfl_next:",
-    "inc r13d", "cmp r13d, 64", "jbe .Lst_dfl",
+    "mov eax, 324", "mov edi, 4", "xor esi, esi", "xor edx, edx", "syscall", // membarrier(REGISTER_GLOBAL_EXPEDITED): the app's membarrier reaches us
+    // Every disposition back to the default (the Sentry's handlers are gone), unless
+    // the zygote did so once for all its children (ebp = 0)...
+    "test ebp, ebp", "jz .Lst_dfl_done",
+    "lea rsi, [r12 + {prog} + {p_dfl}]",
+    default_dispositions_asm!(".Lst"),
+    ".Lst_dfl_done:",
     // ...then ours for the signals app threads report.
     "mov eax, 13", "mov edi, 31", "lea rsi, [r12 + {prog} + {p_act}]", "xor edx, edx", "mov r10d, 8", "syscall",
     "test rax, rax", "jnz .Lst_fail_act",
@@ -334,9 +350,12 @@ std::arch::global_asm!(
     "mov eax, 9", "mov rdi, r12", "mov esi, 4096", "mov edx, 3", "mov r10d, 0x32", "mov r8, -1", "xor r9d, r9d", "syscall",
     "mov edi, {fail_map}", "cmp rax, r12", "jne .Lz_fail",                 // mmap(RW, private, anonymous, fixed)
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",               // prctl(PR_SET_DUMPABLE, 0)
+    "mov rsi, r12",                                                        // the fresh page: a default sigaction
+    default_dispositions_asm!(".Lz"),
     zygote_loop_asm!(".Lz", "28", ".Lz_child"),
     ".Lz_child:",
     "mov r12d, ebp", "mov r15d, r14d", "xor r14d, r14d",                   // r13: the memory file; rbx: the Sentry's pid
+    "xor ebp, ebp",                                                        // dispositions: default already
     "jmp rvisor_systrap_setup",
     ".Lz_done:",
     "xor edi, edi",
@@ -369,11 +388,12 @@ std::arch::global_asm!(
     ".globl rvisor_systrap_spawn",
     "rvisor_systrap_spawn:",
     "push rbx", "push r12", "push r13", "push r14", "push r15", "push rbp",
-    "mov rbp, rdi", "mov r12, rsi", "mov r13, rdx", "mov r15, rcx", "mov r14, r8", "mov rbx, r9",
+    "mov r12, rsi", "mov r13, rdx", "mov r15, rcx", "mov r14, r8", "mov rbx, r9", "mov r9, rdi",
+    "mov ebp, 1",                                                           // the Sentry's dispositions
     "mov eax, 56", "mov edi, 17", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d",
     "syscall",                                                              // clone(SIGCHLD)
     "test rax, rax", "jnz 4f",
-    "jmp rbp",
+    "jmp r9",
     "4:",
     "pop rbp", "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx",
     "ret",

@@ -317,8 +317,8 @@ fn state(p: &Proc) -> (char, &'static str) {
     }
     drop(st);
     match (&p.th, current()) {
-        (Some(th), Some(c)) if Arc::ptr_eq(th, &c) => ('R', "running"),
-        _ => ('S', "sleeping"),
+        (Some(th), _) if th.waiter.is_asleep() => ('S', "sleeping"),
+        _ => ('R', "running"),
     }
 }
 
@@ -516,8 +516,13 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "CapBnd:\t{:016x}", crate::task::CAP_FULL);
     let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
-    let _ = writeln!(s, "Seccomp:\t0");
-    let _ = writeln!(s, "Seccomp_filters:\t0");
+    let seccomp = p.th.as_ref().map(|th| th.seccomp()).unwrap_or_default();
+    let filters = match &seccomp {
+        crate::task::seccomp::Mode::Filter(f) => f.count(),
+        _ => 0,
+    };
+    let _ = writeln!(s, "Seccomp:\t{}", seccomp.number());
+    let _ = writeln!(s, "Seccomp_filters:\t{filters}");
     let _ = writeln!(s, "Speculation_Store_Bypass:\tthread vulnerable");
     let _ = writeln!(s, "SpeculationIndirectBranch:\tconditional enabled");
     let _ = writeln!(s, "Cpus_allowed:\t{}", cpu_mask(cpus));

@@ -26,6 +26,7 @@ pub(super) enum Sf {
     Uptime,
     Version,
     Hostname,
+    Domainname,
     Osrelease,
     KernelVersion,
     BootId,
@@ -48,6 +49,7 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys/fs/nr_open", Sf::Text("1048576\n")),
     ("sys/kernel", Sf::Dir),
     ("sys/kernel/cap_last_cap", Sf::Text("40\n")),
+    ("sys/kernel/domainname", Sf::Domainname),
     ("sys/kernel/hostname", Sf::Hostname),
     ("sys/kernel/ngroups_max", Sf::Text("65536\n")),
     ("sys/kernel/osrelease", Sf::Osrelease),
@@ -134,7 +136,11 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Stat => stat(&k),
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
-            Sf::Hostname => format!("{}\n", k.hostname),
+            Sf::Hostname | Sf::Domainname => {
+                let uts = k.uts.lock().unwrap_or_else(|e| e.into_inner());
+                let name = if matches!(sf, Sf::Hostname) { &uts.hostname } else { &uts.domainname };
+                format!("{}\n", String::from_utf8_lossy(name))
+            }
             Sf::Osrelease => format!("{}\n", crate::syscalls::RELEASE),
             Sf::KernelVersion => format!("{}\n", crate::syscalls::VERSION),
             Sf::BootId => format!("{}\n", fs.boot_id),

@@ -1,0 +1,112 @@
+//! System V shared memory: segments are anonymous tmpfs files, attached as shared
+//! mappings. A segment's attachment count is the number of VMAs that map it (as in
+//! Linux, where splitting a VMA counts twice): each holds a reference to its
+//! `SegmentPages`. A segment removed while attached lives on, with its id, until the
+//! last mapping goes.
+
+use super::{Ipc64Perm, IpcObject, Namespace};
+use crate::mm::{FilePages, PageRun};
+use crate::task::ThreadGroup;
+use rvisor_abi::{errno, SysResult};
+use std::sync::Arc;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Linux's defaults: SHMMNI segments, SHMMAX bytes each, SHMALL pages in all.
+pub const SHMMNI: usize = 4096;
+pub const SHMMAX: u64 = u64::MAX - (1 << 24);
+pub const SHMALL: u64 = u64::MAX - (1 << 24);
+/// Flags in a segment's `shm_perm.mode` beside the permission bits.
+pub const SHM_DEST: u32 = 0o1000;
+pub const SHM_LOCKED: u32 = 0o2000;
+
+/// `struct shmid64_ds`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ShmidDs {
+    pub perm: Ipc64Perm,
+    pub segsz: u64,
+    pub atime: i64,
+    pub dtime: i64,
+    pub ctime: i64,
+    pub cpid: i32,
+    pub lpid: i32,
+    pub nattch: u64,
+    unused: [u64; 2],
+}
+
+/// A segment's pages, as its mappings see them: the tmpfs file's.
+pub struct SegmentPages {
+    file: Arc<dyn FilePages>,
+    size: u64,
+}
+
+impl FilePages for SegmentPages {
+    fn end(&self) -> u64 {
+        self.file.end()
+    }
+    fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
+        self.file.frames(off, len)
+    }
+    fn check_shared_write(&self) -> SysResult<()> {
+        self.file.check_shared_write()
+    }
+    fn sysv_segment_size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+}
+
+pub struct Segment {
+    pub ds: ShmidDs,
+    pub pages: Arc<SegmentPages>,
+}
+
+impl Segment {
+    /// Mappings of it now.
+    pub fn attachments(&self) -> u64 {
+        Arc::strong_count(&self.pages) as u64 - 1
+    }
+}
+
+impl IpcObject for Segment {
+    type Status = ShmidDs;
+    fn perm(&self) -> &Ipc64Perm {
+        &self.ds.perm
+    }
+    fn perm_mut(&mut self) -> &mut Ipc64Perm {
+        &mut self.ds.perm
+    }
+    fn status(&self) -> ShmidDs {
+        ShmidDs { nattch: self.attachments(), ..self.ds }
+    }
+    fn changed(&mut self, now: i64) {
+        self.ds.ctime = now;
+    }
+}
+
+pub type Segments = Namespace<Segment>;
+
+impl Namespace<Segment> {
+    /// Drops the removed segments no mapping holds any more; every shm call starts so.
+    pub fn sweep(&self) {
+        self.with(|reg| reg.retain(|s| s.ds.perm.mode & SHM_DEST == 0 || s.attachments() > 0));
+    }
+
+    /// shmget: the id of the segment with `key`, made (by `make_file`) if asked and
+    /// allowed.
+    pub fn get_segment(&self, tg: &ThreadGroup, key: i32, size: u64, flags: i32, now: i64, make_file: impl FnOnce(u64) -> SysResult<Arc<dyn FilePages>>) -> SysResult<i32> {
+        self.sweep();
+        let fits = |s: &Segment| if size > s.ds.segsz { Err(errno!(EINVAL)) } else { Ok(()) };
+        let used: u64 = self.with(|reg| reg.iter().map(|s| s.ds.segsz.div_ceil(rvisor_abi::PAGE_SIZE)).sum());
+        let make = |perm: Ipc64Perm| {
+            if size == 0 || size > SHMMAX {
+                return Err(errno!(EINVAL));
+            }
+            if used.saturating_add(size.div_ceil(rvisor_abi::PAGE_SIZE)) > SHMALL {
+                return Err(errno!(ENOSPC));
+            }
+            let pages = Arc::new(SegmentPages { file: make_file(size)?, size });
+            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, pages })
+        };
+        self.get(tg, key, flags, SHMMNI, fits, make)
+    }
+}
