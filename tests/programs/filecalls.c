@@ -1,4 +1,5 @@
-// File calls on a /tmp file: preadv/pwritev(2), sendfile and copy_file_range,
+// File calls on a /tmp file: preadv/pwritev(2), sendfile (to a file, a socket and
+// /dev/null) and copy_file_range,
 // fallocate, close_range, the generic FIOCLEX/FIONBIO ioctls, and the advice and
 // sync calls (posix_fadvise, readahead, sync_file_range) with their errors.
 #define _GNU_SOURCE
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -28,6 +30,19 @@ int main(void) {
     int fd2 = mkstemp(path2);
     off_t off = 0;
     printf("sendfile = %zd, offset %ld\n", sendfile(fd2, fd, &off, 100), (long)off);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    off = 0;
+    long to_socket = sendfile(sv[0], fd, &off, 5);
+    char got[8] = {0};
+    long n_got = recv(sv[1], got, sizeof got - 1, MSG_DONTWAIT);
+    printf("sendfile to a socket = %ld, the peer reads %ld bytes [%s]\n", to_socket, n_got, got);
+    int null = open("/dev/null", O_WRONLY);
+    off = 0;
+    printf("sendfile to /dev/null = %zd\n", sendfile(null, fd, &off, 5));
+    close(null);
+    close(sv[0]);
+    close(sv[1]);
     loff_t in = 6, out = 100;
     printf("copy_file_range = %zd\n", copy_file_range(fd, &in, fd2, &out, 5, 0));
     struct stat st;

@@ -79,6 +79,8 @@ int main(void) {
     ioctl(m, TIOCSWINSZ, &ws);
     ioctl(s, TIOCGWINSZ, &got);
     check("window size set on the master reads on the replica", got.ws_row == 33 && got.ws_col == 99);
+    check("tcflow TCOON", tcflow(s, TCOON) == 0);
+    check("tcflow with a bad action -> EINVAL", tcflow(s, -1) == -1 && errno == EINVAL && ioctl(s, TCXONC, 4) == -1 && errno == EINVAL);
     check("no SIGWINCH for a process not in the foreground", !winched);
 
     // A child in its own session, with the replica as its controlling terminal.

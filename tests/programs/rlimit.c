@@ -33,6 +33,7 @@ int main(void) {
     if (orig.rlim_max == RLIM_INFINITY) bad = (struct rlimit){10, 5};
     check("soft > hard -> EINVAL", setrlimit(RLIMIT_NOFILE, &bad) == -1 && errno == EINVAL);
     check("unknown resource -> EINVAL", syscall(SYS_prlimit64, 0, 99, NULL, &cur) == -1 && errno == EINVAL);
+    check("prlimit64 of pid -1 -> ESRCH", syscall(SYS_prlimit64, -1, RLIMIT_NOFILE, NULL, &cur) == -1 && errno == ESRCH);
     check("getrlimit unknown resource -> EINVAL", syscall(SYS_getrlimit, 99, &cur) == -1 && errno == EINVAL);
 
     /* Every resource can be read, and each has soft <= hard. */

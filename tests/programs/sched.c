@@ -32,6 +32,9 @@ int main(void) {
     check("raw call returns a byte count, a multiple of 8", r > 0 && r % 8 == 0 && r <= (long)sizeof set);
     check("size 0 -> EINVAL", syscall(SYS_sched_getaffinity, 0, 0, &set) == -1 && errno == EINVAL);
     check("size 7 (not a multiple of 8) -> EINVAL", syscall(SYS_sched_getaffinity, 0, 7, &set) == -1 && errno == EINVAL);
+    check("sched_getaffinity of pid -1 -> ESRCH", syscall(SYS_sched_getaffinity, -1, sizeof set, &set) == -1 && errno == ESRCH);
+    check("sched_setaffinity of pid -1 -> ESRCH", syscall(SYS_sched_setaffinity, -1, sizeof set, &set) == -1 && errno == ESRCH);
+    check("sched_getscheduler of pid -1 -> EINVAL", syscall(SYS_sched_getscheduler, -1) == -1 && errno == EINVAL);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     check("mask count <= online CPUs (or online unknown)", online <= 0 || CPU_COUNT(&set) <= online);
     int ok = 1;

@@ -62,7 +62,7 @@ pub struct Kernel {
     pub clock_sets: crate::time::ClockSets,
     /// AF_UNIX sockets bound to abstract names.
     pub abstract_sockets: crate::net::unix::AbstractNames,
-    pub locks: crate::vfs::locks::LockTable,
+    pub locks: Arc<crate::vfs::locks::LockTable>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
     pub mounts: MountNamespace,

@@ -140,6 +140,47 @@ fn gcc_compiles_and_runs() {
     );
 }
 
+/// procps reads /proc/vmstat (memory in pages) and /proc/diskstats (no disks).
+#[test]
+fn vmstat_reads_procfs() {
+    same_as_native("vmstat_reads_procfs", "vmstat 1 1 | wc -l; vmstat -s | wc -l; vmstat -D >/dev/null && echo disks ok", b"");
+}
+
+/// prlimit(1) reads and sets another process's limits (prlimit64 with its pid).
+#[test]
+fn prlimit_of_another_process() {
+    same_as_native(
+        "prlimit_of_another_process",
+        "sleep 10 & p=$!; prlimit --pid $p --nofile=100:200 && prlimit --pid $p --nofile --stack --noheadings; \
+         prlimit --pid $$ --core --noheadings; kill $p; prlimit --pid 999999 --core 2>/dev/null || echo no such process",
+        b"",
+    );
+}
+
+/// ionice sets and reads I/O priorities (ioprio_set/ioprio_get), inherited by children.
+#[test]
+fn ionice_classes() {
+    same_as_native(
+        "ionice_classes",
+        "ionice; ionice -c3 ionice; ionice -c2 -n7 ionice; ionice -c2 -n1 sh -c 'ionice -p $$'; \
+         ionice -c2 -n5 -p $$ && ionice && ionice -c1 -n2 -p $$ && ionice; ionice -p 999999 2>/dev/null || echo no such process",
+        b"",
+    );
+}
+
+/// fstat of a host file opened by name agrees with stat of the name (cp checks
+/// that the file it opened is the one it stat'ed: device and inode).
+#[test]
+fn copies_of_host_files() {
+    same_as_native(
+        "copies_of_host_files",
+        "d=$(mktemp -d) && cp /etc/passwd /etc/group $d && cp -a /etc/hostname $d/h && cmp $d/passwd /etc/passwd && ls $d && \
+         for f in /etc/passwd /usr/bin/bash; do [ \"$(stat -c '%d %i %s %Y %h %b' - < $f)\" = \"$(stat -c '%d %i %s %Y %h %b' $f)\" ] && echo $f same; done; \
+         rm -r $d",
+        b"",
+    );
+}
+
 /// util-linux's ipcs lists the sandbox's System V objects, made from Python through
 /// ctypes (its IPC_INFO, *_INFO and *_STAT calls), and ipcrm removes them. Sandbox
 /// only: the host has its own objects.

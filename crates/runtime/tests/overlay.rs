@@ -114,3 +114,27 @@ fn host_file_made_after_a_failed_lookup() {
         all([r, expect_status(&o, 0)])
     });
 }
+
+/// An extended attribute set on a host file copies it up: the sandbox reads the
+/// attribute back, the host file never has it.
+#[test]
+fn xattrs_on_host_files_stay_in_the_sandbox() {
+    matrix("xattrs_on_host_files_stay_in_the_sandbox", &[Link::Static], |v| {
+        let dir = scratch_path("xattr");
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let file = dir.join("f");
+        fs::write(&file, "host\n").map_err(|e| e.to_string())?;
+        let bin = compile("xattr", v.link);
+        let script = format!("{0} set {1} && {0} get {1} && cat {1}", bin.display(), file.display());
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", &script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        let host = run_native(&bin, &Spec::args(["get", &file.display().to_string()]));
+        let _ = fs::remove_dir_all(&dir);
+        all([
+            expect_status(&o, 0),
+            expect_stdout(&o, "set user.where: 0\nuser.where: sandbox\nhost\n"),
+            expect_stdout(&host, "user.where: none\n"),
+        ])
+    });
+}

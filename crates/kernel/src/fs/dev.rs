@@ -71,7 +71,7 @@ impl Inode for DeviceInode {
         if matches!(self.device, Device::Tty | Device::Console) {
             return error!(ENXIO);
         }
-        Ok(Arc::new(DeviceFile { device: self.device, dentry: dentry.clone(), flags: StatusFlags::new(kept_flags(flags.0)) }))
+        Ok(Arc::new(DeviceFile { device: self.device, dentry: dentry.clone(), flags: StatusFlags::new(kept_flags(flags.0)), locks: Default::default() }))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -81,6 +81,8 @@ impl Inode for DeviceInode {
 
 /// An open device.
 pub struct DeviceFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     device: Device,
     dentry: Arc<Dentry>,
     flags: StatusFlags,
@@ -190,6 +192,15 @@ impl FileDescription for DeviceFile {
         Ok(0)
     }
 
+    /// sendfile and splice into a device: as a write.
+    fn write_from(&self, _t: &Task, data: &[u8], _offset: Option<u64>) -> SysResult<usize> {
+        match self.device {
+            Device::Null | Device::Zero | Device::Random | Device::Urandom => Ok(data.len()),
+            Device::Full => error!(ENOSPC),
+            Device::Tty | Device::Console => error!(ENXIO),
+        }
+    }
+
     fn read_at(&self, _offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         match self.device {
             Device::Null => Ok(0),
@@ -204,6 +215,9 @@ impl FileDescription for DeviceFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 }
 

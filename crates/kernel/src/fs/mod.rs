@@ -15,5 +15,6 @@ pub mod timerfd;
 pub mod tmpfs;
 pub mod epoll;
 pub mod eventfd;
+pub mod pidfd;
 pub mod pipe;
 pub mod user_io;

@@ -13,7 +13,7 @@
 //! follow it through renames and links, as Linux's overlayfs inode hash does.
 
 use super::tmpfs::TmpInode;
-use crate::vfs::inode::{inode_key, DirEntry, Inode, OpenFlags, SetAttr, DT_DIR, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{inode_key, DirEntry, Inode, OpenFlags, SetAttr, XattrSet, DT_DIR, DT_LNK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
@@ -418,6 +418,26 @@ impl Inode for OverlayInode {
 
     fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
         self.copy_up()?.setattr(attr)
+    }
+
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        self.top()?.getxattr(name)
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        self.top()?.listxattr()
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], mode: XattrSet) -> SysResult<()> {
+        self.copy_up()?.setxattr(name, value, mode)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        // Nothing to remove below: the lower files have no attributes here.
+        match self.upper() {
+            Some(u) => u.removexattr(name),
+            None => error!(ENODATA),
+        }
     }
 
     fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {

@@ -430,6 +430,8 @@ pub(crate) fn sigpipe(t: &Task) {
 
 /// One end of a pipe: an open file description.
 pub struct PipeFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     pipe: Arc<Pipe>,
     readable: bool,
     writable: bool,
@@ -447,7 +449,7 @@ impl PipeFile {
             st.readers_opened += readable as u64;
             st.writers_opened += writable as u64;
         }
-        PipeFile { pipe, readable, writable, flags: StatusFlags::new(flags), fifo }
+        PipeFile { pipe, readable, writable, flags: StatusFlags::new(flags), fifo, locks: Default::default() }
     }
 
     fn nonblock(&self) -> bool {
@@ -664,6 +666,9 @@ impl FileDescription for PipeFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         self.fifo.clone()
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 
     fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {

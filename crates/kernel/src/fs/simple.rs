@@ -139,6 +139,8 @@ pub fn kept_flags(flags: u32) -> u32 {
 /// the first read and served from that snapshot, so a program reading in small
 /// pieces sees one consistent text; seeking back to 0 takes a new snapshot.
 pub struct SeqFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     dentry: Arc<Dentry>,
     gen: Generator,
     writer: Option<Writer>,
@@ -149,7 +151,7 @@ pub struct SeqFile {
 
 impl SeqFile {
     pub fn new(dentry: Arc<Dentry>, gen: Generator, writer: Option<Writer>, flags: OpenFlags) -> SeqFile {
-        SeqFile { dentry, gen, writer, flags: StatusFlags::new(kept_flags(flags.0)), state: Mutex::new((None, 0)) }
+        SeqFile { dentry, gen, writer, flags: StatusFlags::new(kept_flags(flags.0)), state: Mutex::new((None, 0)), locks: Default::default() }
     }
 
     fn flags(&self) -> OpenFlags {
@@ -239,6 +241,9 @@ impl FileDescription for SeqFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 }
 

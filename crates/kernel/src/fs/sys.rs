@@ -1,6 +1,7 @@
 //! A minimal sysfs, mounted at /sys: the CPU topology files programs read to count
 //! processors (glibc's get_nprocs reads `online`; get_nprocs_conf counts the
-//! `cpuN` directories).
+//! `cpuN` directories), and the empty directories of block devices, of which the
+//! sandbox has none.
 
 use super::simple::{GenFile, InoAlloc, StaticDir};
 use crate::vfs::inode::Inode;
@@ -32,7 +33,18 @@ pub fn new_sysfs(dev: u64, cpus: usize) -> Arc<dyn Inode> {
     }
     let system = dir(vec![("cpu", dir(cpu))]);
     let devices = dir(vec![("system", system)]);
-    dir(vec![("devices", devices), ("fs", dir(vec![])), ("kernel", dir(vec![])), ("class", dir(vec![])), ("bus", dir(vec![]))])
+    // The sandbox has no block devices: their directories are there, and empty
+    // (lsblk lists /sys/dev/block and fails without it).
+    let dev_dir = dir(vec![("block", dir(vec![])), ("char", dir(vec![]))]);
+    dir(vec![
+        ("block", dir(vec![])),
+        ("bus", dir(vec![])),
+        ("class", dir(vec![("block", dir(vec![]))])),
+        ("dev", dev_dir),
+        ("devices", devices),
+        ("fs", dir(vec![])),
+        ("kernel", dir(vec![])),
+    ])
 }
 
 #[cfg(test)]
@@ -64,5 +76,19 @@ mod tests {
         let n = cpu.readdir().unwrap().iter().filter(|e| e.name.starts_with(b"cpu")).count();
         assert_eq!(n, 4);
         assert_eq!(cpu.lookup(b"online").unwrap().stat().unwrap().st_mode & 0o777, 0o444);
+    }
+
+    /// lsblk lists /sys/dev/block (and /sys/block): present and empty.
+    #[test]
+    fn no_block_devices() {
+        let root = new_sysfs(9, 2);
+        for path in [&[&b"dev"[..], b"block"][..], &[b"block"], &[b"class", b"block"]] {
+            let mut i = root.clone();
+            for c in path {
+                i = i.lookup(c).unwrap();
+            }
+            assert_eq!(i.kind(), crate::vfs::inode::S_IFDIR);
+            assert!(i.readdir().unwrap().is_empty());
+        }
     }
 }

@@ -5,7 +5,7 @@ use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use super::pipe::Pipe;
-use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, XattrSet, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
@@ -113,6 +113,8 @@ pub struct TmpInode {
     me: Weak<TmpInode>,
     /// Lock order: a parent directory's before a child's.
     state: Mutex<(Meta, Content)>,
+    /// Extended attributes by full name. A leaf lock.
+    xattrs: Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
 fn now() -> (i64, i64) {
@@ -129,6 +131,7 @@ impl TmpInode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
             state: Mutex::new((Meta { mode, uid: 0, gid: 0, nlink, atime: t, mtime: t, ctime: t, seals: F_SEAL_SEAL, linkable: false }, content)),
+            xattrs: Mutex::default(),
         })
     }
 
@@ -358,7 +361,7 @@ impl Inode for TmpInode {
             self.truncate(0)?;
         }
         let me = self.me.upgrade().ok_or_else(|| errno!(ENOENT))?;
-        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: StatusFlags::new(flags.0) }))
+        Ok(Arc::new(TmpFile { inode: me, dentry: dentry.clone(), pos: Mutex::new(0), flags: StatusFlags::new(flags.0), locks: Default::default() }))
     }
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
@@ -536,6 +539,36 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        self.xattrs.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned().ok_or_else(|| errno!(ENODATA))
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        Ok(self.xattrs.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect())
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], mode: XattrSet) -> SysResult<()> {
+        {
+            let mut x = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+            let exists = x.contains_key(name);
+            if exists && mode.create {
+                return error!(EEXIST);
+            }
+            if !exists && mode.replace {
+                return error!(ENODATA);
+            }
+            x.insert(name.to_vec(), value.to_vec());
+        }
+        self.lock().0.ctime = now();
+        Ok(())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        self.xattrs.lock().unwrap_or_else(|e| e.into_inner()).remove(name).ok_or_else(|| errno!(ENODATA))?;
+        self.lock().0.ctime = now();
+        Ok(())
+    }
+
     fn setattr(&self, a: &SetAttr) -> SysResult<()> {
         if let Some(len) = a.size {
             self.truncate(len)?;
@@ -584,6 +617,8 @@ fn unlinked_by_rename(replaced: Option<Arc<TmpInode>>) {
 
 /// An open tmpfs file.
 struct TmpFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     inode: Arc<TmpInode>,
     dentry: Arc<Dentry>,
     pos: Mutex<u64>,
@@ -728,6 +763,9 @@ impl FileDescription for TmpFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 
     fn seals(&self) -> SysResult<u32> {

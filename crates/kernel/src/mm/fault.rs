@@ -59,9 +59,15 @@ impl MemoryManager {
     /// (`host_maperr`, SIGSEGV with SEGV_MAPERR): then another thread (or a Sentry
     /// access through `translate`) mapped the page between this thread's fault and
     /// now, and the access is retried (the page is mapped again, in case the host's
-    /// view lags ours). Where the platform knows the fault was a `write`, copy-on-write
-    /// frames are copied at once, rather than mapped read-only to fault again.
-    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool, write: bool) -> SysResult<FaultOutcome> {
+    /// view lags ours). Likewise another thread may have widened the page's mapping
+    /// (broken copy-on-write, after a fork by a third) after this thread's access
+    /// faulted and before its change reached the host: such a fault is retried once
+    /// after a sync, and is a violation only if it recurs with nothing changed since
+    /// (`retry`, the task's record of its last such retry: page and `changes`).
+    /// Where the platform knows the fault was a `write`, copy-on-write frames are
+    /// copied at once, rather than mapped read-only to fault again, and a write to a
+    /// page the VMA keeps read-only is a violation at once.
+    pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool, write: bool, retry: &mut Option<(u64, u64)>) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
         let v = &st.vmas[&vstart];
@@ -84,7 +90,14 @@ impl MemoryManager {
                     self.aspace.map(page, PAGE_SIZE, p.file_offset(ps, page), p.mapped);
                     return Ok(FaultOutcome::Handled);
                 }
-                return Ok(FaultOutcome::Forbidden);
+                let page = page_down(addr);
+                if (write && !p.mapped.write) || *retry == Some((page, st.changes)) {
+                    return Ok(FaultOutcome::Forbidden);
+                }
+                *retry = Some((page, st.changes));
+                drop(st);
+                self.sync_then_release(ctx, Vec::new())?;
+                return Ok(FaultOutcome::Handled);
             }
         }
         self.populate(&mut st, vstart, addr, true)?;
@@ -123,6 +136,7 @@ impl MemoryManager {
                 Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
             };
             self.aspace.map(s, len, replacement.file_offset(s, s), perms);
+            st.changes += 1;
             st.pmas.insert(s, replacement);
             released.push(p);
         }
@@ -154,13 +168,16 @@ impl MemoryManager {
         }
         if map {
             let first = st.pmas.range(..lo).next_back().filter(|(_, p)| p.end > lo).map(|(&s, _)| s).unwrap_or(lo);
+            let mut queued = 0;
             for (&s, p) in st.pmas.range_mut(first..hi) {
                 let want = p.effective(v.perms);
                 if p.mapped != want {
                     self.aspace.map(s, p.end - s, p.file_offset(s, s), want);
+                    queued += 1;
                     p.mapped = want;
                 }
             }
+            st.changes += queued;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ impl MemoryManager {
             self.fill(&mut st, s, e)?;
         }
         let mut pmas = BTreeMap::new();
+        let mut changed = false;
         let starts: Vec<u64> = st.pmas.keys().copied().collect();
         for s in starts {
             let Some((shared, on_fork)) = st.vma_at(s).map(|(_, v)| (v.shared, v.on_fork)) else { continue };
@@ -32,6 +33,7 @@ impl MemoryManager {
                 if p.mapped.write {
                     let ro = Perms { write: false, ..p.mapped };
                     self.aspace.protect(s, p.end - s, ro);
+                    changed = true;
                     p.mapped = ro;
                 }
             }
@@ -39,8 +41,11 @@ impl MemoryManager {
             child.mapped = Perms::NONE;
             pmas.insert(s, child);
         }
+        if changed {
+            st.changes += 1;
+        }
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, v.clone())).collect();
-        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new() };
+        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }
 

@@ -58,6 +58,9 @@ pub(crate) struct MmState {
     /// has no context to sync): their frames stay referenced until the next sync,
     /// since the stub may still map them until then.
     unsynced: Vec<Pma>,
+    /// Counts the platform changes queued (map, protect, unmap), so a fault can
+    /// tell whether anything changed since it last synced and retried.
+    pub(super) changes: u64,
 }
 
 impl MemoryManager {
@@ -66,7 +69,7 @@ impl MemoryManager {
             mf,
             aspace,
             max_addr,
-            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new() }),
+            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0 }),
         }
     }
 

@@ -105,6 +105,7 @@ impl MemoryManager {
         let pmas = st.take_pmas(start, end);
         if !vmas.is_empty() {
             aspace.unmap(start, end - start);
+            st.changes += 1;
         }
         pmas.into_iter().map(|(_, p)| p).collect()
     }
@@ -137,13 +138,16 @@ impl MemoryManager {
         for (_, v) in st.vmas.range_mut(addr..end) {
             v.perms = perms;
         }
+        let mut queued = 0;
         for (&s, p) in st.pmas.range_mut(addr..end) {
             let want = p.effective(perms);
             if p.mapped != Perms::NONE && p.mapped != want {
                 p.mapped = want;
                 self.aspace.protect(s, p.end - s, want);
+                queued += 1;
             }
         }
+        st.changes += queued;
         st.merge_around(addr, end);
         Ok(())
     }
@@ -299,6 +303,7 @@ impl MemoryManager {
         let moved = st.take_pmas(old, old + keep);
         let dropped = st.take_pmas(old + keep, old + old_len);
         self.aspace.unmap(old, old_len);
+        st.changes += 1;
         st.vmas.insert(dst, Vma { end: dst + new_len, ..vma.clone() });
         for (s, mut p) in moved {
             let at = dst + (s - old);
@@ -335,6 +340,7 @@ impl MemoryManager {
                 released.push(p);
             }
             self.aspace.unmap(s, e - s);
+            st.changes += 1;
         }
         drop(st);
         self.sync_then_release(ctx, released)

@@ -61,10 +61,20 @@ fn read_off(t: &Task, p: UserRef<i64>) -> SysResult<Option<u64>> {
     if o < 0 { error!(EINVAL) } else { Ok(Some(o as u64)) }
 }
 
+/// sendfile and copy_file_range count as one read and one write of what they
+/// moved (/proc/[pid]/io), as Linux's do_sendfile and copy_file_range do.
+fn account<T, U>(t: &Task, r: &SysResult<(usize, T, U)>) {
+    let n = r.as_ref().map(|&(n, _, _)| n).unwrap_or(0);
+    t.thread.io.read_call(n);
+    t.thread.io.write_call(n);
+}
+
 pub fn sys_sendfile(t: &mut Task, out_fd: Fd, in_fd: Fd, offset: UserRef<i64>, count: usize) -> SysResult<usize> {
     let (src, dst) = (t.fds.get(in_fd)?, t.fds.get(out_fd)?);
     let off = read_off(t, offset)?;
-    let (n, new_off, _) = transfer(t, &src, &dst, off, None, count)?;
+    let r = transfer(t, &src, &dst, off, None, count);
+    account(t, &r);
+    let (n, new_off, _) = r?;
     if let Some(o) = new_off {
         t.mm.write_obj(offset, &(o as i64))?;
     }
@@ -80,7 +90,9 @@ pub fn sys_copy_file_range(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out
         return error!(EINVAL);
     }
     let (si, so) = (read_off(t, off_in)?, read_off(t, off_out)?);
-    let (n, ni, no) = transfer(t, &src, &dst, si, so, len)?;
+    let r = transfer(t, &src, &dst, si, so, len);
+    account(t, &r);
+    let (n, ni, no) = r?;
     if let Some(o) = ni.filter(|_| !off_in.is_null()) {
         t.mm.write_obj(off_in, &(o as i64))?;
     }

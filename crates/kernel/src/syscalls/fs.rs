@@ -9,8 +9,11 @@ use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 
 /// Reads from `file`, reporting IN_ACCESS when something was read.
+/// Every call that reaches the file counts for I/O accounting, as in Linux's vfs_read.
 fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-    let n = file.read(t, bufs, offset)?;
+    let r = file.read(t, bufs, offset);
+    t.thread.io.read_call(*r.as_ref().unwrap_or(&0));
+    let n = r?;
     if n > 0 {
         notify_file(file, IN_ACCESS);
     }
@@ -19,7 +22,9 @@ fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option
 
 /// Writes to `file`, reporting IN_MODIFY when something was written.
 fn write(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-    let n = file.write(t, bufs, offset)?;
+    let r = file.write(t, bufs, offset);
+    t.thread.io.write_call(*r.as_ref().unwrap_or(&0));
+    let n = r?;
     if n > 0 {
         notify_file(file, IN_MODIFY);
     }
@@ -64,8 +69,7 @@ pub fn sys_writev(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32) -> SysResult
 }
 
 pub fn sys_close(t: &mut Task, fd: Fd) -> SysResult<()> {
-    let file = t.fds.get(fd)?;
-    t.fds.close(fd)?;
+    let file = t.fds.close(fd)?;
     super::lock::release_on_close(t, &file);
     Ok(())
 }
@@ -182,7 +186,9 @@ fn sys_dup3_file(t: &mut Task, file: std::sync::Arc<dyn crate::vfs::FileDescript
     if newfd.0 < 0 || newfd.0 as u64 >= nofile(t) {
         return error!(EBADF);
     }
-    t.fds.install_at(newfd, file, flags & O_CLOEXEC != 0);
+    if let Some(old) = t.fds.install_at(newfd, file, flags & O_CLOEXEC != 0) {
+        super::lock::release_on_close(t, &old);
+    }
     Ok(newfd)
 }
 

@@ -1,8 +1,9 @@
 //! System information and resource limits: uname and the UTS names, sysinfo, getrandom,
-//! rlimits.
+//! rlimits, syslog (the kernel log, which the sandbox's kernel keeps empty).
 
 use crate::mm::UserRef;
-use crate::task::{Task, RLIMIT_COUNT};
+use crate::task::{Task, ThreadGroup, RLIMIT_COUNT};
+use std::sync::Arc;
 use rvisor_abi::structs::{set_cstr, Rlimit, Sysinfo, Utsname};
 use rvisor_memory::UsageKind;
 use rvisor_abi::{errno, error, SysResult, UserAddr};
@@ -98,16 +99,58 @@ pub fn sys_getrandom(t: &mut Task, buf: UserAddr, len: usize, flags: u32) -> Sys
     Ok(done)
 }
 
+const SYSLOG_ACTION_CLOSE: i32 = 0;
+const SYSLOG_ACTION_OPEN: i32 = 1;
+const SYSLOG_ACTION_READ: i32 = 2;
+const SYSLOG_ACTION_READ_ALL: i32 = 3;
+const SYSLOG_ACTION_READ_CLEAR: i32 = 4;
+const SYSLOG_ACTION_CLEAR: i32 = 5;
+const SYSLOG_ACTION_CONSOLE_OFF: i32 = 6;
+const SYSLOG_ACTION_CONSOLE_ON: i32 = 7;
+const SYSLOG_ACTION_CONSOLE_LEVEL: i32 = 8;
+const SYSLOG_ACTION_SIZE_UNREAD: i32 = 9;
+const SYSLOG_ACTION_SIZE_BUFFER: i32 = 10;
+/// The log buffer's size (CONFIG_LOG_BUF_SHIFT=17, as distribution kernels have).
+const LOG_BUF_LEN: usize = 1 << 17;
+
+/// syslog: the kernel log, which holds nothing here (the Sentry logs to its own
+/// log, not the app's). Reading all of it or its size is open to everyone, as
+/// with dmesg_restrict off; the rest takes root (CAP_SYSLOG). A blocking read
+/// waits for messages that never come, until a signal.
+pub fn sys_syslog(t: &mut Task, action: i32, buf: UserAddr, len: i32) -> SysResult<usize> {
+    let open_to_all = matches!(action, SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_SIZE_BUFFER);
+    if !open_to_all && (SYSLOG_ACTION_CLOSE..=SYSLOG_ACTION_SIZE_BUFFER).contains(&action) && t.tg.creds().euid != 0 {
+        return error!(EPERM);
+    }
+    match action {
+        SYSLOG_ACTION_CLOSE | SYSLOG_ACTION_OPEN | SYSLOG_ACTION_CLEAR | SYSLOG_ACTION_CONSOLE_OFF | SYSLOG_ACTION_CONSOLE_ON => Ok(0),
+        SYSLOG_ACTION_READ | SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_READ_CLEAR => {
+            if buf.is_null() || len < 0 {
+                return error!(EINVAL);
+            }
+            if action == SYSLOG_ACTION_READ && len > 0 {
+                t.block_until(None, || false)?;
+            }
+            Ok(0)
+        }
+        SYSLOG_ACTION_CONSOLE_LEVEL if (1..=8).contains(&len) => Ok(0),
+        SYSLOG_ACTION_SIZE_UNREAD => Ok(0),
+        SYSLOG_ACTION_SIZE_BUFFER => Ok(LOG_BUF_LEN),
+        _ => error!(EINVAL),
+    }
+}
+
 fn check_resource(resource: u32) -> SysResult<usize> {
     let r = resource as usize;
     if r < RLIMIT_COUNT { Ok(r) } else { error!(EINVAL) }
 }
 
-/// Reads and optionally replaces a resource limit of the caller's process.
-fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
+/// Reads and optionally replaces a resource limit of `tg` (the caller's process,
+/// or prlimit's target); raising a hard limit takes the caller's privilege.
+fn exchange_rlimit(t: &Task, tg: &Arc<ThreadGroup>, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
     let r = check_resource(resource)?;
     let privileged = t.tg.creds().euid == 0;
-    let mut limits = t.tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
+    let mut limits = tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
     let old = limits[r];
     if let Some(n) = new {
         if n.cur > n.max {
@@ -119,30 +162,41 @@ fn exchange_rlimit(t: &Task, resource: u32, new: Option<Rlimit>) -> SysResult<Rl
         limits[r] = n;
         drop(limits);
         if r == crate::task::RLIMIT_CPU_INDEX && (n.cur != u64::MAX || n.max != u64::MAX) {
-            t.kernel.cpu_watch.watch(&t.kernel.timers, &t.tg);
+            t.kernel.cpu_watch.watch(&t.kernel.timers, tg);
         }
     }
     Ok(old)
 }
 
 pub fn sys_getrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
-    let old = exchange_rlimit(t, resource, None)?;
+    let old = exchange_rlimit(t, &t.tg, resource, None)?;
     t.mm.write_obj(rlim, &old)
 }
 
 pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysResult<()> {
     check_resource(resource)?;
     let new = t.mm.read_obj(rlim)?;
-    exchange_rlimit(t, resource, Some(new)).map(|_| ())
+    exchange_rlimit(t, &t.tg, resource, Some(new)).map(|_| ())
 }
 
+/// prlimit64 on the process of thread `pid` (0: the caller's). Another process's
+/// limits take the same real, effective and saved ids as the caller's real ones
+/// (Linux's check_prlimit_permission), or root.
 pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
-    if pid != 0 && pid != t.tg.tgid {
-        return error!(ESRCH);
+    let tg = match pid {
+        0 => t.tg.clone(),
+        p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| errno!(ESRCH))?,
+    };
+    if !Arc::ptr_eq(&tg, &t.tg) {
+        let (me, them) = (t.tg.creds(), tg.creds());
+        let same_ids = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+        if !same_ids && me.euid != 0 {
+            return error!(EPERM);
+        }
     }
     check_resource(resource)?;
     let new = if new.is_null() { None } else { Some(t.mm.read_obj(new)?) };
-    let prev = exchange_rlimit(t, resource, new)?;
+    let prev = exchange_rlimit(t, &tg, resource, new)?;
     if !old.is_null() {
         t.mm.write_obj(old, &prev)?;
     }

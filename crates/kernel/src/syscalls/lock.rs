@@ -29,14 +29,28 @@ pub struct Flock {
     pad2: i32,
 }
 
-/// The identity locks are keyed by: the file's inode.
+/// The identity locks are keyed by: the file's inode. A file without a name in
+/// the tree (a pipe, a socket, an inherited standard stream) is keyed by its
+/// device and inode numbers, with the top bit set, which no inode's address has:
+/// `make --output-sync` locks its standard output.
 pub fn inode_key(file: &Arc<dyn FileDescription>) -> SysResult<usize> {
-    let d = file.dentry().ok_or_else(|| errno!(EINVAL))?;
-    Ok(crate::vfs::inode::inode_key(&d.inode))
+    if let Some(d) = file.dentry() {
+        return Ok(crate::vfs::inode::inode_key(&d.inode));
+    }
+    use std::hash::{Hash, Hasher};
+    let st = file.stat()?;
+    let mut h = std::hash::DefaultHasher::new();
+    (st.st_dev, st.st_ino).hash(&mut h);
+    Ok((h.finish() as usize) | 1 << (usize::BITS - 1))
 }
 
-fn file_owner(file: &Arc<dyn FileDescription>) -> Owner {
-    Owner::File(Arc::as_ptr(file) as *const () as usize)
+/// The owner of `file`'s own locks (OFD and flock), noted as holding locks on
+/// `key` so that they go with the description. EBADF for a file that cannot hold
+/// them (O_PATH).
+fn file_owner(t: &Task, file: &Arc<dyn FileDescription>, key: usize) -> SysResult<Owner> {
+    let locks = file.file_locks().ok_or_else(|| errno!(EBADF))?;
+    locks.note(&t.kernel.locks, key);
+    Ok(locks.owner())
 }
 
 pub fn fcntl_lock(t: &mut Task, file: Arc<dyn FileDescription>, cmd: i32, arg: UserRef<Flock>) -> SysResult<u64> {
@@ -45,7 +59,8 @@ pub fn fcntl_lock(t: &mut Task, file: Arc<dyn FileDescription>, cmd: i32, arg: U
     if ofd && fl.l_pid != 0 {
         return error!(EINVAL);
     }
-    let owner = if ofd { file_owner(&file) } else { Owner::Process(t.tg.tgid) };
+    let key = inode_key(&file)?;
+    let owner = if ofd { file_owner(t, &file, key)? } else { Owner::Process(t.tg.tgid) };
     let base = match fl.l_whence {
         0 => 0,
         1 => file.seek(0, 1)?,
@@ -73,7 +88,6 @@ pub fn fcntl_lock(t: &mut Task, file: Arc<dyn FileDescription>, cmd: i32, arg: U
         return error!(EINVAL);
     }
     let lock = Lock { owner, kind, start: start as u64, end: if end == i64::MAX { u64::MAX } else { end as u64 } };
-    let key = inode_key(&file)?;
     let locks = &t.kernel.locks;
     match cmd {
         F_GETLK | F_OFD_GETLK => {
@@ -138,17 +152,15 @@ pub fn sys_flock(t: &mut Task, fd: Fd, op: i32) -> SysResult<()> {
         _ => return error!(EINVAL),
     };
     let key = inode_key(&file)?;
-    let lock = Lock { owner: file_owner(&file), kind, start: 0, end: u64::MAX };
+    let lock = Lock { owner: file_owner(t, &file, key)?, kind, start: 0, end: u64::MAX };
     set_waiting(t, key, lock, true, op & LOCK_NB == 0)
 }
 
-/// Closing a descriptor drops the process's record locks on the file, and the
-/// description's own locks when this was its last reference.
+/// Closing a descriptor (close, dup2 over it, close_range, close-on-exec) drops
+/// the process's record locks on the file. The description's own locks go when it
+/// does (`FileLocks`).
 pub fn release_on_close(t: &Task, file: &Arc<dyn FileDescription>) {
     if let Ok(key) = inode_key(file) {
         t.kernel.locks.release(key, Owner::Process(t.tg.tgid));
-        if Arc::strong_count(file) == 1 {
-            t.kernel.locks.release(key, file_owner(file));
-        }
     }
 }

@@ -113,7 +113,12 @@ pub fn sys_set_robust_list(t: &mut Task, head: UserAddr, len: usize) -> SysResul
 }
 
 pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) -> SysResult<i32> {
-    t.do_clone(CloneArgs { flags: flags & !CSIGNAL, exit_signal: (flags & CSIGNAL) as u32, stack, parent_tid, child_tid, tls })
+    use crate::task::clone::{CLONE_PARENT_SETTID, CLONE_PIDFD};
+    // clone has one argument for both.
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return error!(EINVAL);
+    }
+    t.do_clone(CloneArgs { flags: flags & !CSIGNAL, exit_signal: (flags & CSIGNAL) as u32, stack, parent_tid, child_tid, tls, pidfd: parent_tid })
 }
 
 /// `struct clone_args` (clone3), up to the fields we use.
@@ -146,6 +151,7 @@ pub fn sys_clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult<i32> 
         parent_tid: UserAddr(a.parent_tid),
         child_tid: UserAddr(a.child_tid),
         tls: a.tls,
+        pidfd: UserAddr(a.pidfd),
     })
 }
 
@@ -265,6 +271,7 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rus
 const P_ALL: i32 = 0;
 const P_PID: i32 = 1;
 const P_PGID: i32 = 2;
+const P_PIDFD: i32 = 3;
 
 pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: u32, rusage: UserAddr) -> SysResult<()> {
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
@@ -272,23 +279,37 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
     {
         return error!(EINVAL);
     }
+    // A nonblocking pidfd makes the wait WNOHANG, and finding nothing EAGAIN.
+    let mut nonblocking_pidfd = false;
     let target = match idtype {
         P_ALL => WaitTarget::Any,
         P_PID if id > 0 => WaitTarget::Pid(id),
         P_PGID if id > 0 => WaitTarget::Pgid(id),
         P_PGID if id == 0 => WaitTarget::Pgid(t.tg.state().pgid),
+        P_PIDFD if id >= 0 => {
+            let (tg, nonblocking) = super::pidfd::pidfd_target(t, crate::vfs::Fd(id))?;
+            nonblocking_pidfd = nonblocking;
+            // Reaped: its id may name another process by now.
+            if tg.is_reaped() {
+                return error!(ECHILD);
+            }
+            WaitTarget::Pid(tg.tgid)
+        }
         _ => return error!(EINVAL),
     };
     let opts = WaitOptions {
         exited: options & WEXITED != 0,
         stopped: options & WUNTRACED != 0,
         continued: options & WCONTINUED != 0,
-        nohang: options & WNOHANG != 0,
+        nohang: options & WNOHANG != 0 || nonblocking_pidfd,
         nowait: options & WNOWAIT != 0,
         clone_only: options & WCLONE != 0,
         all: options & WALL != 0,
     };
     let found = t.wait_child(target, opts)?;
+    if found.is_none() && nonblocking_pidfd && options & WNOHANG == 0 {
+        return error!(EAGAIN);
+    }
     if !infop.is_null() {
         // WNOHANG with nothing to report leaves an all-zero siginfo, as Linux does.
         let info = match found {

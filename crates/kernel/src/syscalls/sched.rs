@@ -1,5 +1,6 @@
 //! Scheduling: sched_yield, affinity, nice values (getpriority/setpriority),
-//! policies and priorities (sched_{get,set}{param,scheduler}), getcpu.
+//! policies and priorities (sched_{get,set}{param,scheduler}), I/O priorities
+//! (ioprio_{get,set}), sched_{get,set}attr, getcpu.
 //!
 //! Host threads are scheduled by the host; the sandbox keeps each thread's
 //! settings (`Thread::sched`) so programs read back what they set, with Linux's
@@ -54,8 +55,17 @@ fn all_cpus(t: &Task) -> u64 {
     if t.kernel.cpus >= 64 { u64::MAX } else { (1u64 << t.kernel.cpus) - 1 }
 }
 
+/// The thread the affinity calls name: unlike the policy calls, which refuse a
+/// negative pid (EINVAL), they look it up and find none (ESRCH), as Linux does.
+fn affinity_target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
+    if pid < 0 {
+        return error!(ESRCH);
+    }
+    target(t, pid)
+}
+
 pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<usize> {
-    let th = target(t, pid)?;
+    let th = affinity_target(t, pid)?;
     // The kernel answers in whole longs covering nr_cpu_ids.
     let size = t.kernel.cpus.div_ceil(64).max(1) * 8;
     if len < size || len % 8 != 0 {
@@ -69,7 +79,7 @@ pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr)
 }
 
 pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<()> {
-    let th = target(t, pid)?;
+    let th = affinity_target(t, pid)?;
     may_change(t, &th)?;
     let mut bytes = vec![0u8; len.min(8)];
     t.mm.read_bytes(mask, &mut bytes)?;
@@ -122,6 +132,76 @@ pub fn sys_setpriority(t: &mut Task, which: i32, who: i32, prio: i32) -> SysResu
     }
     for th in &targets {
         th.set_sched(|s| s.nice = nice);
+    }
+    Ok(())
+}
+
+const IOPRIO_WHO_PROCESS: i32 = 1;
+const IOPRIO_WHO_USER: i32 = 3;
+const IOPRIO_CLASS_SHIFT: u32 = 13;
+const IOPRIO_CLASS_NONE: u16 = 0;
+const IOPRIO_CLASS_RT: u16 = 1;
+const IOPRIO_CLASS_BE: u16 = 2;
+const IOPRIO_CLASS_IDLE: u16 = 3;
+
+/// The threads an ioprio `which`/`who` pair names: the same sets as
+/// getpriority's PRIO_PROCESS, PRIO_PGRP and PRIO_USER.
+fn ioprio_targets(t: &Task, which: i32, who: i32) -> SysResult<Vec<Arc<Thread>>> {
+    if !(IOPRIO_WHO_PROCESS..=IOPRIO_WHO_USER).contains(&which) {
+        return error!(EINVAL);
+    }
+    priority_targets(t, which - IOPRIO_WHO_PROCESS + PRIO_PROCESS, who)
+}
+
+/// The I/O priority a thread's I/O gets: the one it set, or else one derived
+/// from its CPU scheduling (Linux's `__get_task_ioprio`).
+fn effective_ioprio(th: &Thread) -> u16 {
+    let s = th.sched();
+    if s.ioprio >> IOPRIO_CLASS_SHIFT != IOPRIO_CLASS_NONE {
+        return s.ioprio;
+    }
+    let class = match s.policy & !SCHED_RESET_ON_FORK {
+        SCHED_IDLE => IOPRIO_CLASS_IDLE,
+        SCHED_FIFO | SCHED_RR => IOPRIO_CLASS_RT,
+        _ => IOPRIO_CLASS_BE,
+    };
+    (class << IOPRIO_CLASS_SHIFT) | ((s.nice + 20) / 5) as u16
+}
+
+/// ioprio_get: a thread's I/O priority as set (IOPRIO_CLASS_NONE if never), or
+/// the highest effective one (the lowest value) of a process group's or a
+/// user's threads, as Linux does since 6.0.
+pub fn sys_ioprio_get(t: &mut Task, which: i32, who: i32) -> SysResult<i64> {
+    let targets = ioprio_targets(t, which, who)?;
+    let prio = if which == IOPRIO_WHO_PROCESS {
+        targets.first().map(|th| th.sched().ioprio).unwrap_or(0)
+    } else {
+        targets.iter().map(|th| effective_ioprio(th)).min().unwrap_or(0)
+    };
+    Ok(i64::from(prio))
+}
+
+/// ioprio_set: the real-time class takes privilege, IOPRIO_CLASS_NONE takes
+/// level 0, and each target must belong to the caller's real or effective user
+/// (or the caller is root). Kept and reported; the host schedules the I/O.
+pub fn sys_ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysResult<()> {
+    let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
+    let level = ioprio & 7;
+    let me = t.tg.creds();
+    match class {
+        IOPRIO_CLASS_RT if me.euid != 0 => return error!(EPERM),
+        IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => {}
+        IOPRIO_CLASS_NONE if level == 0 => {}
+        _ => return error!(EINVAL),
+    }
+    // Linux keeps an unsigned short.
+    let value = ioprio as u16;
+    for th in ioprio_targets(t, which, who)? {
+        let owner = th.tg.creds().uid;
+        if owner != me.euid && owner != me.uid && me.euid != 0 {
+            return error!(EPERM);
+        }
+        th.set_sched(|s| s.ioprio = value);
     }
     Ok(())
 }
@@ -184,6 +264,125 @@ pub fn sys_sched_setscheduler(t: &mut Task, pid: i32, policy: i32, param: UserRe
 
 pub fn sys_sched_setparam(t: &mut Task, pid: i32, param: UserRef<i32>) -> SysResult<()> {
     set_scheduler(t, pid, None, param)
+}
+
+const SCHED_DEADLINE: i32 = 6;
+const SCHED_FLAG_KEEP_POLICY: u64 = 0x08;
+const SCHED_FLAG_KEEP_PARAMS: u64 = 0x10;
+const SCHED_FLAG_UTIL_CLAMP: u64 = 0x60;
+const SCHED_FLAG_UTIL_CLAMP_MIN: u64 = 0x20;
+const SCHED_FLAG_UTIL_CLAMP_MAX: u64 = 0x40;
+/// Every flag Linux knows (SCHED_FLAG_ALL).
+const SCHED_FLAG_ALL: u64 = 0x7f;
+/// `struct sched_attr`'s first version (without the clamps), and the whole of it.
+const SCHED_ATTR_SIZE_VER0: usize = 48;
+const SCHED_ATTR_SIZE_VER1: usize = 56;
+const SCHED_CAPACITY_SCALE: u32 = 1024;
+const PAGE_SIZE: usize = 4096;
+
+/// `struct sched_attr`.
+#[derive(Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// sched_getattr: the thread's policy with its nice value (fair policies) or its
+/// priority (real-time ones), and its clamps, in as much of the struct as the
+/// caller's size holds (the size field says how much that is).
+pub fn sys_sched_getattr(t: &mut Task, pid: i32, uattr: UserAddr, usize_: u32, flags: u32) -> SysResult<()> {
+    let size = usize_ as usize;
+    if uattr.is_null() || pid < 0 || flags != 0 || !(SCHED_ATTR_SIZE_VER0..=PAGE_SIZE).contains(&size) {
+        return error!(EINVAL);
+    }
+    let s = target(t, pid)?.sched();
+    let n = size.min(SCHED_ATTR_SIZE_VER1);
+    let mut a = SchedAttr { size: n as u32, policy: s.policy as u32, util_min: s.util_min, util_max: s.util_max, ..SchedAttr::default() };
+    if matches!(s.policy, SCHED_FIFO | SCHED_RR) {
+        a.priority = s.priority as u32;
+    } else {
+        a.nice = s.nice;
+    }
+    t.mm.write_bytes(uattr, &zerocopy::IntoBytes::as_bytes(&a)[..n])
+}
+
+/// sched_setattr: sched_setscheduler and setpriority in one, with Linux's size
+/// handshake and checks. SCHED_DEADLINE is never admitted (EBUSY: the sandbox
+/// has no deadline bandwidth to give), and the clamps are only kept.
+pub fn sys_sched_setattr(t: &mut Task, pid: i32, uattr: UserAddr, flags: u32) -> SysResult<()> {
+    if uattr.is_null() || pid < 0 || flags != 0 {
+        return error!(EINVAL);
+    }
+    let size_at = rvisor_abi::UserAddr(uattr.0);
+    let mut size: u32 = t.mm.read_obj(crate::mm::UserRef::new(size_at))?;
+    if size == 0 {
+        size = SCHED_ATTR_SIZE_VER0 as u32;
+    }
+    let size = size as usize;
+    if !(SCHED_ATTR_SIZE_VER0..=PAGE_SIZE).contains(&size) {
+        t.mm.write_obj(crate::mm::UserRef::<u32>::new(size_at), &(SCHED_ATTR_SIZE_VER1 as u32))?;
+        return error!(E2BIG);
+    }
+    let mut raw = vec![0u8; size];
+    t.mm.read_bytes(uattr, &mut raw)?;
+    // A newer caller's struct may be larger only if we would ignore nothing.
+    if raw.iter().skip(SCHED_ATTR_SIZE_VER1).any(|&b| b != 0) {
+        t.mm.write_obj(crate::mm::UserRef::<u32>::new(size_at), &(SCHED_ATTR_SIZE_VER1 as u32))?;
+        return error!(E2BIG);
+    }
+    raw.resize(SCHED_ATTR_SIZE_VER1.max(size), 0);
+    let a = <SchedAttr as zerocopy::FromBytes>::read_from_prefix(&raw).map(|(a, _)| a).map_err(|_| rvisor_abi::errno!(EINVAL))?;
+    if a.flags & SCHED_FLAG_UTIL_CLAMP != 0 && size < SCHED_ATTR_SIZE_VER1 {
+        return error!(EINVAL);
+    }
+    if (a.policy as i32) < 0 || a.flags & !SCHED_FLAG_ALL != 0 {
+        return error!(EINVAL);
+    }
+    let th = target(t, pid)?;
+    let cur = th.sched();
+    let policy = if a.flags & SCHED_FLAG_KEEP_POLICY != 0 { cur.policy } else { a.policy as i32 };
+    if policy == SCHED_DEADLINE {
+        return if t.tg.creds().euid != 0 { error!(EPERM) } else { error!(EBUSY) };
+    }
+    let (min, max) = priority_range(policy)?;
+    let priority = a.priority as i32;
+    if a.priority > 99 || !(min..=max).contains(&priority) {
+        return error!(EINVAL);
+    }
+    let clamp_min = if a.flags & SCHED_FLAG_UTIL_CLAMP_MIN != 0 { a.util_min } else { cur.util_min };
+    let clamp_max = if a.flags & SCHED_FLAG_UTIL_CLAMP_MAX != 0 { a.util_max } else { cur.util_max };
+    if clamp_min > SCHED_CAPACITY_SCALE || clamp_max > SCHED_CAPACITY_SCALE || clamp_min > clamp_max {
+        return error!(EINVAL);
+    }
+    may_change(t, &th)?;
+    let nice = a.nice.clamp(-20, 19);
+    let fair = !matches!(policy, SCHED_FIFO | SCHED_RR);
+    // Real-time policies and lower nice values take root, as in set_scheduler.
+    if t.tg.creds().euid != 0 && (!fair || nice < cur.nice) {
+        return error!(EPERM);
+    }
+    let keep_params = a.flags & SCHED_FLAG_KEEP_PARAMS != 0;
+    th.set_sched(|s| {
+        s.util_min = clamp_min;
+        s.util_max = clamp_max;
+        if !keep_params {
+            s.policy = policy;
+            s.priority = priority;
+            if fair {
+                s.nice = nice;
+            }
+        }
+    });
+    Ok(())
 }
 
 pub fn sys_sched_rr_get_interval(t: &mut Task, pid: i32, interval: UserRef<Timespec>) -> SysResult<()> {

@@ -19,7 +19,7 @@ const SS_DISABLE: i32 = 2;
 const SS_AUTODISARM: i32 = 1 << 31;
 const MINSIGSTKSZ: u64 = 2048;
 
-fn valid_signal(signo: i32) -> SysResult<u32> {
+pub(super) fn valid_signal(signo: i32) -> SysResult<u32> {
     if (1..=64).contains(&signo) { Ok(signo as u32) } else { error!(EINVAL) }
 }
 
@@ -182,7 +182,7 @@ pub fn sys_rt_sigtimedwait(t: &mut Task, set: UserRef<u64>, info: UserAddr, time
     Ok(got.signo)
 }
 
-fn sender_info(t: &Task, signo: u32, code: i32) -> SigInfo {
+pub(super) fn sender_info(t: &Task, signo: u32, code: i32) -> SigInfo {
     SigInfo::new(signo, code).with_sender(t.tg.tgid, t.tg.creds().uid)
 }
 
@@ -245,7 +245,7 @@ pub fn sys_tgkill(t: &mut Task, tgid: i32, tid: i32, signo: i32) -> SysResult<()
 }
 
 /// RLIMIT_SIGPENDING: how many signals may be queued for the caller's user.
-fn check_sigpending(t: &Task) -> SysResult<()> {
+pub(super) fn check_sigpending(t: &Task) -> SysResult<()> {
     let uid = t.tg.creds().uid;
     let queued: usize = t
         .kernel

@@ -249,11 +249,20 @@ pub fn sys_access(t: &mut Task, path: UserCStr, mode: i32) -> SysResult<()> {
     sys_faccessat2(t, AT_FDCWD, path, mode, 0)
 }
 
-pub fn sys_getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
+fn getdents(t: &mut Task, fd: Fd, buf: UserAddr, count: usize, format: crate::vfs::DirentFormat) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
-    let n = file.getdents64(t, buf, count)?;
+    let n = file.getdents(t, buf, count, format)?;
     crate::fs::inotify::notify_file(&*file, crate::fs::inotify::IN_ACCESS);
     Ok(n)
+}
+
+pub fn sys_getdents64(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
+    getdents(t, fd, buf, count, crate::vfs::DirentFormat::Dirent64)
+}
+
+/// The old getdents (struct linux_dirent), which sanitizers' runtimes still use.
+pub fn sys_getdents(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult<usize> {
+    getdents(t, fd, buf, count, crate::vfs::DirentFormat::Dirent)
 }
 
 pub fn sys_lseek(t: &mut Task, fd: Fd, offset: i64, whence: i32) -> SysResult<i64> {

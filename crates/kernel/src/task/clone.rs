@@ -29,7 +29,7 @@ pub const CLONE_IO: u64 = 0x8000_0000;
 /// Namespace flags (NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWNS, NEWTIME):
 /// the sandbox offers none of them to its programs yet.
 const CLONE_NAMESPACES: u64 = 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | CLONE_NEWNS | 0x80;
-const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
+const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | 0xff;
 
@@ -42,6 +42,8 @@ pub struct CloneArgs {
     pub parent_tid: UserAddr,
     pub child_tid: UserAddr,
     pub tls: u64,
+    /// CLONE_PIDFD: where the parent gets the child's pidfd (clone: parent_tid).
+    pub pidfd: UserAddr,
 }
 
 /// What the new task's host thread needs to start.
@@ -71,6 +73,10 @@ impl Task {
             return Err(errno!(EINVAL));
         }
         if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
+            return Err(errno!(EINVAL));
+        }
+        // A pidfd names a process, not a thread (before Linux 6.9).
+        if f & CLONE_PIDFD != 0 && f & (CLONE_THREAD | CLONE_DETACHED) != 0 {
             return Err(errno!(EINVAL));
         }
         self.check_nproc()?;
@@ -152,7 +158,24 @@ impl Task {
         if f & CLONE_PARENT_SETTID != 0 {
             let _ = self.mm.write_obj(UserRef::<i32>::new(args.parent_tid), &tid);
         }
+        // The pidfd is the parent's (close-on-exec) before the child runs; a bad
+        // address undoes the clone.
+        let pidfd = if f & CLONE_PIDFD != 0 {
+            let made = self.install_pidfd(&tg, args.pidfd);
+            match made {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    self.unregister_failed_child(&tg, &thread, f);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         if let Err(e) = self.spawn(spec) {
+            if let Some(fd) = pidfd {
+                let _ = self.fds.close(fd);
+            }
             self.unregister_failed_child(&tg, &thread, f);
             return Err(e);
         }
@@ -165,6 +188,17 @@ impl Task {
             let _ = self.block_until(None, || tg.state().vfork_done || tg.state().zombie.is_some());
         }
         Ok(tid)
+    }
+
+    fn install_pidfd(&self, tg: &Arc<ThreadGroup>, at: UserAddr) -> SysResult<crate::vfs::Fd> {
+        let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::fs::pidfd::PidFd::new(tg.clone(), 0));
+        let limit = self.tg.rlimit(crate::task::RLIMIT_NOFILE).cur;
+        let fd = self.fds.install_lowest(file, 0, limit, true)?;
+        if let Err(e) = self.mm.write_obj(UserRef::<i32>::new(at), &fd.0) {
+            let _ = self.fds.close(fd);
+            return Err(e);
+        }
+        Ok(fd)
     }
 
     /// RLIMIT_NPROC counts the tasks (threads) of the caller's real user; root is exempt.
@@ -186,7 +220,7 @@ impl Task {
             if let Some(p) = tg.parent() {
                 p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
             }
-            self.kernel.pid_ns.release_group(tg.tgid);
+            self.kernel.pid_ns.release_group(tg);
         }
     }
 

@@ -128,7 +128,9 @@ impl Task {
         self.native_syscall_ip = 0;
         self.tg.membarrier.store(0, std::sync::atomic::Ordering::Relaxed);
         self.publish_resources();
-        self.fds.close_on_exec();
+        for file in self.fds.close_on_exec() {
+            crate::syscalls::lock::release_on_close(self, &file);
+        }
         {
             let mut sig = self.tg.sig();
             for a in sig.actions.iter_mut() {

@@ -87,6 +87,8 @@ impl Task {
         let last = {
             let mut st = self.tg.state();
             st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
+            // Under the same lock, so that `ThreadGroup::io` counts it once.
+            self.tg.dead_io.add(self.thread.io.get());
             st.threads.is_empty()
         };
         self.kernel.pid_ns.release_thread(tid);
@@ -179,6 +181,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         st.exiting.get_or_insert(status);
         (st.parent.clone(), std::mem::take(&mut st.children))
     };
+    tg.exit_waiters.notify();
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref());
         for child in &children {
@@ -203,7 +206,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         }
         // (Unless the parent died meanwhile and the child went to another.)
         if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
-            kernel.pid_ns.release_group(tg.tgid);
+            kernel.pid_ns.release_group(tg);
         }
         parent.wake_all();
     }

@@ -47,6 +47,8 @@ pub struct Task {
     pub clear_child_tid: UserAddr,
     /// set_robust_list: the head of the robust futex list.
     pub robust_list: UserAddr,
+    /// The last fault retried as a stale host view (see `MemoryManager::handle_fault`).
+    pub(crate) fault_retry: Option<(u64, u64)>,
     /// The restart code of the syscall a signal interrupted, until signals are handled.
     pub(crate) pending_restart: Option<ErrnoCode>,
     /// The vfork parent waiting for this task to exec or exit.
@@ -74,6 +76,7 @@ impl Task {
             ctx,
             clear_child_tid: UserAddr::NULL,
             robust_list: UserAddr::NULL,
+            fault_retry: None,
             pending_restart: None,
             native_syscall_ip: 0,
             vfork_parent: None,

@@ -70,12 +70,15 @@ impl PidNamespace {
     }
 
     /// Forgets a reaped thread group; its id is free again unless a thread still holds it.
-    pub fn release_group(&self, tgid: i32) {
-        let mut t = self.lock();
-        t.groups.remove(&tgid);
-        if !t.threads.contains_key(&tgid) {
-            t.used.remove(&tgid);
+    pub fn release_group(&self, tg: &ThreadGroup) {
+        {
+            let mut t = self.lock();
+            t.groups.remove(&tg.tgid);
+            if !t.threads.contains_key(&tg.tgid) {
+                t.used.remove(&tg.tgid);
+            }
         }
+        tg.mark_reaped();
     }
 
     /// Moves a thread to a new id (exec by a non-leader thread takes the leader's).

@@ -28,7 +28,7 @@ impl Task {
             self.thread.running_app.store(false, std::sync::atomic::Ordering::SeqCst);
             match event {
                 Ok(Event::Syscall) => syscalls::handle(&mut self),
-                Ok(Event::Fault { addr, signo, code }) => match self.mm.handle_fault(self.ctx.as_mut(), addr, signo == consts::SIGSEGV as i32 && code == SEGV_MAPERR, self.cpu.fault_is_write()) {
+                Ok(Event::Fault { addr, signo, code }) => match self.mm.handle_fault(self.ctx.as_mut(), addr, signo == consts::SIGSEGV as i32 && code == SEGV_MAPERR, self.cpu.fault_is_write(), &mut self.fault_retry) {
                     Ok(FaultOutcome::Handled) => {}
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),

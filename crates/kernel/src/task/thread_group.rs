@@ -4,7 +4,7 @@ use super::signals::{SigAltStack, SigQueue};
 use super::{ExitStatus, Waiter};
 use rvisor_abi::structs::{KernelSigaction, Rlimit};
 use rvisor_platform::Interrupter;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
@@ -121,6 +121,42 @@ pub struct GroupCpu {
     pub children_maxrss_kib: u64,
 }
 
+/// I/O accounting (/proc/[pid]/io): bytes the read and write calls moved and how
+/// many calls there were, as Linux's task_io_accounting counts them (rchar/wchar
+/// and syscr/syscw; storage traffic, read_bytes/write_bytes, is not kept: the
+/// sandbox's files are memory or the host's page cache).
+#[derive(Default)]
+pub struct IoCounters {
+    pub rchar: AtomicU64,
+    pub wchar: AtomicU64,
+    pub syscr: AtomicU64,
+    pub syscw: AtomicU64,
+}
+
+impl IoCounters {
+    pub fn read_call(&self, bytes: usize) {
+        self.rchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscr.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn write_call(&self, bytes: usize) {
+        self.wchar.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.syscw.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The four counts (rchar, wchar, syscr, syscw).
+    pub fn get(&self) -> [u64; 4] {
+        [&self.rchar, &self.wchar, &self.syscr, &self.syscw].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Adds another's counts (an exited thread's into its group's).
+    pub fn add(&self, other: [u64; 4]) {
+        for (c, v) in [&self.rchar, &self.wchar, &self.syscr, &self.syscw].into_iter().zip(other) {
+            c.fetch_add(v, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What a parent's wait may report about a stopped or continued child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReport {
@@ -184,10 +220,16 @@ pub struct ThreadGroup {
     pub timers: Mutex<crate::time::process_timers::ProcessTimers>,
     /// Signalfds of this process wait here: signal delivery notifies it.
     pub signalfd_waiters: Arc<crate::vfs::WaitQueue>,
+    /// Its pidfds wait here: notified when it becomes a zombie and when it is reaped.
+    pub exit_waiters: crate::vfs::WaitQueue,
+    /// Set once its parent reaped it (or it was reaped at once) and its id is free.
+    reaped: std::sync::atomic::AtomicBool,
     /// Capability sets. Leaf lock.
     pub caps: Mutex<Capabilities>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
+    /// I/O of its exited threads (live ones count in their `Thread::io`).
+    pub dead_io: IoCounters,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -226,6 +268,9 @@ impl ThreadGroup {
             tty: Mutex::new(None),
             caps: Mutex::new(Capabilities::for_euid(creds.euid)),
             signalfd_waiters: Arc::default(),
+            exit_waiters: Default::default(),
+            dead_io: IoCounters::default(),
+            reaped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -292,6 +337,28 @@ impl ThreadGroup {
         self.threads().iter().fold(dead, |acc, t| acc + t.cpu_times())
     }
 
+    pub fn is_reaped(&self) -> bool {
+        self.reaped.load(Ordering::Acquire)
+    }
+
+    /// It has been reaped (see `PidNamespace::release_group`): pidfds hang up.
+    pub fn mark_reaped(&self) {
+        self.reaped.store(true, Ordering::Release);
+        self.exit_waiters.notify();
+    }
+
+    /// The whole process's I/O counts: exited threads' and live ones'.
+    pub fn io(&self) -> [u64; 4] {
+        let st = self.state();
+        let mut sum = self.dead_io.get();
+        for th in &st.threads {
+            for (s, v) in sum.iter_mut().zip(th.io.get()) {
+                *s += v;
+            }
+        }
+        sum
+    }
+
     /// Wakes every thread of the group (a child changed state, the group stops...).
     pub fn wake_all(&self) {
         for th in self.threads() {
@@ -322,11 +389,17 @@ pub struct SchedAttrs {
     pub priority: i32,
     /// CPU mask (bit n: CPU n); all bits set until sched_setaffinity.
     pub affinity: u64,
+    /// The I/O priority ioprio_set gave (class << 13 | hint << 3 | level); 0
+    /// (IOPRIO_CLASS_NONE: follow the nice value) until then.
+    pub ioprio: u16,
+    /// sched_setattr's utilization clamps (0 and 1024 until set).
+    pub util_min: u32,
+    pub util_max: u32,
 }
 
 impl Default for SchedAttrs {
     fn default() -> Self {
-        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX }
+        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0, util_min: 0, util_max: 1024 }
     }
 }
 
@@ -354,6 +427,8 @@ pub struct Thread {
     /// Set while the task may be running app code: only then does `interrupt`
     /// need to kick it out through the platform (a costly host signal and stop).
     pub running_app: std::sync::atomic::AtomicBool,
+    /// Its read and write calls (/proc/[pid]/task/[tid]/io).
+    pub io: IoCounters,
     /// Its seccomp mode (another thread may set it: TSYNC). Leaf lock; `seccomp_on`
     /// spares the syscall path the lock while the mode is Disabled.
     seccomp: Mutex<super::seccomp::Mode>,
@@ -383,6 +458,7 @@ impl Thread {
             host_tid: AtomicI32::new(0),
             sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
+            io: IoCounters::default(),
             seccomp: Mutex::default(),
             seccomp_on: std::sync::atomic::AtomicBool::new(false),
         }

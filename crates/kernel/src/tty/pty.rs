@@ -58,6 +58,8 @@ fn is_nonblock(flags: &StatusFlags) -> bool {
 /// One open end of a pty. The master writes the replica's input and reads its
 /// output; the replica is the terminal programs see, through the line discipline.
 pub struct PtyFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     pub term: Arc<Terminal>,
     /// Which end.
     pub master: bool,
@@ -68,12 +70,12 @@ pub struct PtyFile {
 impl PtyFile {
     /// A master: it holds the master count `Devpts::new_terminal` took for it.
     pub fn master(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
-        PtyFile { term, master: true, dentry, flags: StatusFlags::new(flags) }
+        PtyFile { term, master: true, dentry, flags: StatusFlags::new(flags), locks: Default::default() }
     }
 
     pub fn replica(term: Arc<Terminal>, dentry: Arc<Dentry>, flags: u32) -> PtyFile {
         term.opened(false);
-        PtyFile { term, master: false, dentry, flags: StatusFlags::new(flags) }
+        PtyFile { term, master: false, dentry, flags: StatusFlags::new(flags), locks: Default::default() }
     }
 
     fn queue(&self) -> &WaitQueue {
@@ -207,6 +209,9 @@ impl FileDescription for PtyFile {
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
     }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
+    }
 
     fn readiness(&self, mask: u32) -> u32 {
         self.events() & (mask | 0x18)
@@ -259,6 +264,8 @@ fn common_ioctl(t: &Task, term: &Arc<Terminal>, request: u32, arg: u64) -> SysRe
             term.flush(input, output);
             Ok(0)
         }
+        // TCOOFF, TCOON, TCIOFF, TCION: checked, then nothing (no flow control).
+        TCXONC if arg > 3 => error!(EINVAL),
         TCSBRK | TCSBRKP | TCXONC | TIOCEXCL | TIOCNXCL => Ok(0),
         _ => error!(ENOTTY),
     }

@@ -1,7 +1,8 @@
-//! An open directory: getdents64 over the inode's entries, with `.` and `..`.
+//! An open directory: getdents64 (and the old getdents) over the inode's entries,
+//! with `.` and `..`.
 
 use super::inode::{DT_DIR, DirEntry};
-use super::{Dentry, FileDescription};
+use super::{Dentry, DirentFormat, FileDescription};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use rvisor_abi::structs::Stat;
@@ -9,6 +10,8 @@ use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::{Arc, Mutex};
 
 pub struct DirFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     dentry: Arc<Dentry>,
     /// The listing taken at the first getdents, and how far the app has read.
     state: Mutex<(Option<Vec<DirEntry>>, usize)>,
@@ -17,7 +20,7 @@ pub struct DirFile {
 
 impl DirFile {
     pub fn new(dentry: Arc<Dentry>, flags: u32) -> DirFile {
-        DirFile { dentry, state: Mutex::new((None, 0)), flags }
+        DirFile { dentry, state: Mutex::new((None, 0)), flags, locks: Default::default() }
     }
 }
 
@@ -27,9 +30,14 @@ impl Drop for DirFile {
     }
 }
 
-/// Size of one linux_dirent64 record for `name`, 8-byte aligned.
-fn record_len(name: &[u8]) -> usize {
-    (19 + name.len() + 1).div_ceil(8) * 8
+/// Size of one record for `name`, 8-byte aligned: a linux_dirent64 (d_type
+/// before the name, then its NUL), or an old linux_dirent (the name, its NUL,
+/// then d_type in the record's last byte).
+fn record_len(name: &[u8], format: DirentFormat) -> usize {
+    match format {
+        DirentFormat::Dirent64 => (19 + name.len() + 1).div_ceil(8) * 8,
+        DirentFormat::Dirent => (18 + name.len() + 2).div_ceil(8) * 8,
+    }
 }
 
 impl FileDescription for DirFile {
@@ -66,7 +74,7 @@ impl FileDescription for DirFile {
         }
     }
 
-    fn getdents64(&self, t: &Task, buf: UserAddr, len: usize) -> SysResult<usize> {
+    fn getdents(&self, t: &Task, buf: UserAddr, len: usize, format: DirentFormat) -> SysResult<usize> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.0.is_none() {
             let me = self.dentry.inode.stat()?.st_ino;
@@ -80,7 +88,7 @@ impl FileDescription for DirFile {
         let mut out = Vec::new();
         let mut next = pos;
         for e in entries.iter().skip(pos) {
-            let rec = record_len(&e.name);
+            let rec = record_len(&e.name, format);
             if out.len() + rec > len {
                 break;
             }
@@ -88,9 +96,14 @@ impl FileDescription for DirFile {
             out.extend_from_slice(&e.ino.to_le_bytes());
             out.extend_from_slice(&((next + 1) as i64).to_le_bytes());
             out.extend_from_slice(&(rec as u16).to_le_bytes());
-            out.push(e.dtype);
+            if format == DirentFormat::Dirent64 {
+                out.push(e.dtype);
+            }
             out.extend_from_slice(&e.name);
             out.resize(start + rec, 0);
+            if format == DirentFormat::Dirent {
+                out[start + rec - 1] = e.dtype;
+            }
             next += 1;
         }
         if out.is_empty() && next < entries.len() {
@@ -103,5 +116,8 @@ impl FileDescription for DirFile {
 
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
     }
 }

@@ -31,9 +31,10 @@ impl FdTable {
         self.lock().get(&fd.0).map(|e| e.file.clone()).ok_or_else(|| errno!(EBADF))
     }
 
-    /// Installs `file` at exactly `fd` (replacing what was there).
-    pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>, cloexec: bool) {
-        self.lock().insert(fd.0, Entry { file, cloexec });
+    /// Installs `file` at exactly `fd`; returns what was there, to be released
+    /// outside the table's lock.
+    pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>, cloexec: bool) -> Option<Arc<dyn FileDescription>> {
+        self.lock().insert(fd.0, Entry { file, cloexec }).map(|e| e.file)
     }
 
     /// Installs `file` at the lowest free descriptor >= `min`, below `limit`
@@ -67,8 +68,9 @@ impl FdTable {
         self.lock().get_mut(&fd.0).map(|e| e.cloexec = on).ok_or_else(|| errno!(EBADF))
     }
 
-    pub fn close(&self, fd: Fd) -> SysResult<()> {
-        self.lock().remove(&fd.0).map(|_| ()).ok_or_else(|| errno!(EBADF))
+    /// Removes `fd`; returns its file, to be released outside the table's lock.
+    pub fn close(&self, fd: Fd) -> SysResult<Arc<dyn FileDescription>> {
+        self.lock().remove(&fd.0).map(|e| e.file).ok_or_else(|| errno!(EBADF))
     }
 
     /// A copy for a child made without CLONE_FILES: same open file descriptions.
@@ -95,8 +97,10 @@ impl FdTable {
         keys.into_iter().filter_map(|k| t.remove(&k)).map(|e| e.file).collect()
     }
 
-    /// Closes every descriptor marked close-on-exec.
-    pub fn close_on_exec(&self) {
-        self.lock().retain(|_, e| !e.cloexec);
+    /// Closes every descriptor marked close-on-exec; returns the files closed.
+    pub fn close_on_exec(&self) -> Vec<Arc<dyn FileDescription>> {
+        let mut t = self.lock();
+        let keys: Vec<i32> = t.iter().filter(|(_, e)| e.cloexec).map(|(&k, _)| k).collect();
+        keys.into_iter().filter_map(|k| t.remove(&k)).map(|e| e.file).collect()
     }
 }

@@ -13,6 +13,8 @@ use rvisor_platform::hostcall;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct HostFile {
+    /// Its OFD and flock locks, released when it goes.
+    locks: crate::vfs::locks::FileLocks,
     fd: std::sync::Arc<OwnedFd>,
     /// For a host descriptor shared by several opens (read-only files from the
     /// gofer), the Sentry keeps each open's position; None: the host's position.
@@ -47,6 +49,7 @@ impl HostFile {
             writable: false,
             flags: super::StatusFlags::new(0),
             dentry: Some(dentry),
+            locks: Default::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl HostFile {
             writable: acc != OFlag::O_RDONLY,
             flags: super::StatusFlags::new(fl as u32 & !(OFlag::O_NONBLOCK.bits() as u32)),
             dentry: None,
+            locks: Default::default(),
         }
     }
 
@@ -262,6 +266,9 @@ impl FileDescription for HostFile {
     fn dentry(&self) -> Option<std::sync::Arc<super::Dentry>> {
         self.dentry.clone()
     }
+    fn file_locks(&self) -> Option<&crate::vfs::locks::FileLocks> {
+        Some(&self.locks)
+    }
 
     fn readiness(&self, mask: u32) -> u32 {
         if !self.may_block {
@@ -282,8 +289,14 @@ impl FileDescription for HostFile {
         self.flags.set(flags)
     }
 
+    /// A file opened by name is what its inode says, as stat on the name is
+    /// (the overlay's device number, not the host's: cp and tar compare them).
+    /// The inherited standard streams are what the host says.
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat::from_host(&fstat(self.fd.as_raw_fd()).map_err(host_errno)?))
+        match &self.dentry {
+            Some(d) => d.inode.stat(),
+            None => Ok(Stat::from_host(&fstat(self.fd.as_raw_fd()).map_err(host_errno)?)),
+        }
     }
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {

@@ -32,6 +32,14 @@ pub fn inode_key(inode: &Arc<dyn Inode>) -> usize {
     Arc::as_ptr(inode) as *const () as usize
 }
 
+/// setxattr's XATTR_CREATE (fail if it exists) and XATTR_REPLACE (fail if it
+/// does not); both together always fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XattrSet {
+    pub create: bool,
+    pub replace: bool,
+}
+
 /// One directory entry, as readdir returns it.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
@@ -188,6 +196,25 @@ pub trait Inode: Send + Sync {
 
     fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
         error!(EROFS)
+    }
+
+    /// Extended attributes, by full name ("user.x"); the syscalls check names,
+    /// namespaces, sizes and flags. A file system that keeps none finds none and
+    /// refuses to store any.
+    fn getxattr(&self, _name: &[u8]) -> SysResult<Vec<u8>> {
+        error!(ENODATA)
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _mode: XattrSet) -> SysResult<()> {
+        error!(EOPNOTSUPP)
+    }
+
+    fn removexattr(&self, _name: &[u8]) -> SysResult<()> {
+        error!(EOPNOTSUPP)
     }
 
     /// The pages mmap maps (a tmpfs file's own, a read-only host file's page

@@ -1,18 +1,21 @@
 //! Advisory file locks: POSIX record locks (fcntl F_SETLK/F_SETLKW/F_GETLK, owned by
 //! a process), open-file-description locks (F_OFD_*), and flock. One table for the
 //! sandbox, keyed by inode; waiters sleep on one wait queue woken by every unlock.
+//! A description's own locks (OFD and flock) go when the description does
+//! (`FileLocks`, dropped with it), as Linux's `locks_remove_file` at the last `fput`;
+//! a process's record locks go when it closes any descriptor of the file or ends.
 
 use super::WaitQueue;
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub const F_RDLCK: i16 = 0;
 pub const F_WRLCK: i16 = 1;
 pub const F_UNLCK: i16 = 2;
 
 /// Who holds a lock: a process (POSIX record locks) or an open file description
-/// (OFD locks and flock), identified by address.
+/// (OFD locks and flock), identified by the address of its `FileLocks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Owner {
     Process(i32),
@@ -112,5 +115,34 @@ impl LockTable {
             }
         }
         self.waiters.notify();
+    }
+}
+
+/// Part of every open file description that can hold OFD locks and flock locks:
+/// the owner identity of those locks, and, once it took one, where they are, so
+/// that dropping the description (its last reference: a close, a process's end,
+/// close-on-exec, a dropped SCM_RIGHTS message...) releases them and wakes waiters.
+#[derive(Default)]
+pub struct FileLocks {
+    held: OnceLock<(Arc<LockTable>, usize)>,
+}
+
+impl FileLocks {
+    pub fn owner(&self) -> Owner {
+        Owner::File(self as *const FileLocks as usize)
+    }
+
+    /// Records that locks on `inode` (a description's inode never changes) may be
+    /// held in `table`.
+    pub fn note(&self, table: &Arc<LockTable>, inode: usize) {
+        let _ = self.held.get_or_init(|| (table.clone(), inode));
+    }
+}
+
+impl Drop for FileLocks {
+    fn drop(&mut self) {
+        if let Some((table, inode)) = self.held.get() {
+            table.release(*inode, self.owner());
+        }
     }
 }

@@ -29,6 +29,15 @@ use rvisor_abi::{error, SysResult};
 pub use readiness::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI};
 
 /// An open file description (Linux's `struct file`).
+/// The record layout a directory listing is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirentFormat {
+    /// `struct linux_dirent64` (getdents64).
+    Dirent64,
+    /// The old `struct linux_dirent` (getdents): d_type in the record's last byte.
+    Dirent,
+}
+
 pub trait FileDescription: Send + Sync {
     /// Reads into `bufs`, at `offset` when given (pread) or at the file position.
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize>;
@@ -45,8 +54,8 @@ pub trait FileDescription: Send + Sync {
     fn seek(&self, _offset: i64, _whence: i32) -> SysResult<i64> {
         error!(ESPIPE)
     }
-    /// getdents64 into `buf` (at most `len` bytes).
-    fn getdents64(&self, _t: &Task, _buf: rvisor_abi::UserAddr, _len: usize) -> SysResult<usize> {
+    /// getdents64 or getdents into `buf` (at most `len` bytes).
+    fn getdents(&self, _t: &Task, _buf: rvisor_abi::UserAddr, _len: usize, _format: DirentFormat) -> SysResult<usize> {
         error!(ENOTDIR)
     }
     /// Writes Sentry bytes at `offset` (or the position): sendfile, copy_file_range.
@@ -59,6 +68,11 @@ pub trait FileDescription: Send + Sync {
     }
     /// The name it was opened by (/proc/self/fd, fchdir, openat relative to it).
     fn dentry(&self) -> Option<std::sync::Arc<Dentry>> {
+        None
+    }
+    /// The owner of this description's OFD and flock locks, for files that can
+    /// hold them (None: EBADF, as for an O_PATH descriptor).
+    fn file_locks(&self) -> Option<&locks::FileLocks> {
         None
     }
     /// What /proc/[pid]/fd/N shows for a file without a name in the tree

@@ -188,6 +188,15 @@ fn ino_of(node: Node) -> u64 {
     }
 }
 
+/// The process a /proc/[pid] directory stands for (before pidfd_open, an open
+/// one was a pidfd: pidfd_send_signal still takes it); None for anything else.
+pub fn process_dir_tgid(inode: &Arc<dyn Inode>) -> Option<i32> {
+    match inode.as_any().downcast_ref::<ProcInode>()?.node {
+        Node::PidDir(t) if !t.thread_view => Some(t.tgid),
+        _ => None,
+    }
+}
+
 impl ProcInode {
     fn target(&self) -> Option<Target> {
         match self.node {

@@ -25,6 +25,7 @@ pub(super) enum PidEntry {
     Exe,
     FdDir,
     FdInfoDir,
+    Io,
     Limits,
     Maps,
     Mountinfo,
@@ -47,6 +48,7 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("exe", PidEntry::Exe),
     ("fd", PidEntry::FdDir),
     ("fdinfo", PidEntry::FdInfoDir),
+    ("io", PidEntry::Io),
     ("limits", PidEntry::Limits),
     ("maps", PidEntry::Maps),
     ("mountinfo", PidEntry::Mountinfo),
@@ -70,7 +72,7 @@ impl PidEntry {
             PidEntry::FdDir | PidEntry::FdInfoDir => S_IFDIR | 0o500,
             PidEntry::Task => S_IFDIR | 0o555,
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
-            PidEntry::Environ | PidEntry::Auxv => S_IFREG | 0o400,
+            PidEntry::Environ | PidEntry::Auxv | PidEntry::Io => S_IFREG | 0o400,
             PidEntry::Comm | PidEntry::OomScoreAdj => S_IFREG | 0o644,
             _ => S_IFREG | 0o444,
         }
@@ -134,6 +136,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Cmdline => Ok(cmdline(&p, false)),
             PidEntry::Environ => Ok(cmdline(&p, true)),
             PidEntry::Comm => Ok(comm(&p)),
+            PidEntry::Io => Ok(io(&p, t).into_bytes()),
             PidEntry::Limits => Ok(limits(&p).into_bytes()),
             PidEntry::Maps => Ok(maps(&p).into_bytes()),
             PidEntry::Mountinfo => Ok(mountinfo_text(&p.k).into_bytes()),
@@ -189,7 +192,12 @@ pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generato
         let flags = file.status_flags() | if cloexec { crate::vfs::OpenFlags::CLOEXEC } else { 0 };
         let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.k, &m)).unwrap_or(0);
         let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
-        Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+        let mut text = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n");
+        if let Some(pidfd) = crate::fs::pidfd::PidFd::of(&file) {
+            let pid = pidfd.pid();
+            text.push_str(&format!("Pid:\t{pid}\nNSpid:\t{pid}\n"));
+        }
+        Ok(text.into_bytes())
     })
 }
 
@@ -410,6 +418,15 @@ fn stat(p: &Proc, t: Target) -> String {
         "0".into(), // exit_code
     ];
     format!("{} ({}) {} {}\n", t.tid, comm_of(p), state, fields.join(" "))
+}
+
+/// io: the process's counts (its exited threads' too), or one thread's under task/.
+fn io(p: &Proc, t: Target) -> String {
+    let [rchar, wchar, syscr, syscw] = match (&p.th, t.thread_view) {
+        (Some(th), true) => th.io.get(),
+        _ => p.tg.io(),
+    };
+    format!("rchar: {rchar}\nwchar: {wchar}\nsyscr: {syscr}\nsyscw: {syscw}\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n")
 }
 
 fn statm(p: &Proc) -> String {

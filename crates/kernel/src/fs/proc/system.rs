@@ -21,6 +21,7 @@ pub(super) enum Sf {
     Filesystems,
     Loadavg,
     Meminfo,
+    Vmstat,
     Stat,
     Uptime,
     Version,
@@ -36,6 +37,7 @@ pub(super) enum Sf {
 /// entries whose path continues it by one name.
 pub(super) const STATIC: &[(&str, Sf)] = &[
     ("cpuinfo", Sf::Cpuinfo),
+    ("diskstats", Sf::Text("")), // the sandbox has no block devices
     ("filesystems", Sf::Filesystems),
     ("loadavg", Sf::Loadavg),
     ("meminfo", Sf::Meminfo),
@@ -65,6 +67,7 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys/vm/overcommit_memory", Sf::Text("0\n")),
     ("uptime", Sf::Uptime),
     ("version", Sf::Version),
+    ("vmstat", Sf::Vmstat),
 ];
 
 pub(super) fn mode(i: usize) -> u32 {
@@ -129,6 +132,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\n".to_string(),
             Sf::Loadavg => loadavg(&k),
             Sf::Meminfo => meminfo(&k, fs.mem_total),
+            Sf::Vmstat => vmstat(&k, fs.mem_total),
             Sf::Stat => stat(&k),
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
@@ -236,6 +240,52 @@ fn meminfo(k: &Kernel, total: u64) -> String {
         let _ = writeln!(s, "{:<16}{:>8}", format!("{name}:"), 0);
     }
     let _ = writeln!(s, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
+    s
+}
+
+/// /proc/vmstat: the page counts meminfo shows, in pages; the event counters
+/// (page-ins, faults, swapping...) are not kept and read 0.
+fn vmstat(k: &Kernel, total: u64) -> String {
+    let mf = &k.memory;
+    let anon = mf.usage(UsageKind::Anonymous);
+    let tmpfs = mf.usage(UsageKind::Tmpfs);
+    let cache = mf.usage(UsageKind::PageCache);
+    let system = mf.usage(UsageKind::System);
+    let free = total.saturating_sub(anon + tmpfs + cache + system);
+    let pages = |bytes: u64| bytes >> 12;
+    let rows = [
+        ("nr_free_pages", pages(free)),
+        ("nr_zone_inactive_anon", 0),
+        ("nr_zone_active_anon", pages(anon + tmpfs)),
+        ("nr_zone_inactive_file", 0),
+        ("nr_zone_active_file", pages(cache)),
+        ("nr_zone_unevictable", 0),
+        ("nr_zone_write_pending", 0),
+        ("nr_mlock", 0),
+        ("nr_inactive_anon", 0),
+        ("nr_active_anon", pages(anon + tmpfs)),
+        ("nr_inactive_file", 0),
+        ("nr_active_file", pages(cache)),
+        ("nr_unevictable", 0),
+        ("nr_anon_pages", pages(anon)),
+        ("nr_mapped", 0),
+        ("nr_file_pages", pages(cache + tmpfs)),
+        ("nr_dirty", 0),
+        ("nr_writeback", 0),
+        ("nr_shmem", pages(tmpfs)),
+        ("nr_dirty_threshold", 0),
+        ("nr_dirty_background_threshold", 0),
+    ];
+    let mut s = String::new();
+    for (name, n) in rows {
+        let _ = writeln!(s, "{name} {n}");
+    }
+    for name in [
+        "pgpgin", "pgpgout", "pswpin", "pswpout", "pgalloc_normal", "pgfree", "pgactivate", "pgdeactivate", "pgfault", "pgmajfault",
+        "pgrefill", "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd", "pgscan_direct", "oom_kill",
+    ] {
+        let _ = writeln!(s, "{name} 0");
+    }
     s
 }
 
