@@ -45,7 +45,10 @@ int main(void) {
     double c0 = cpu();
     setitimer(ITIMER_PROF, &it, NULL);
     spin_until(&prof, 1, 5);
-    printf("SIGPROF once after >= 40 ms of CPU: %s\n", prof == 1 && cpu() - c0 >= 0.04 ? "yes" : "no");
+    /* Not before some CPU time: Linux charges ITIMER_PROF whole scheduler ticks, so
+     * on a busy host, where the loop runs in pieces, it may fire well before 50 ms of
+     * the precise clock (it did, at under 40 ms). */
+    printf("SIGPROF once, after >= 10 ms of CPU: %s\n", prof == 1 && cpu() - c0 >= 0.01 ? "yes" : "no");
     getitimer(ITIMER_PROF, &got);
     printf("one-shot ITIMER_PROF disarmed after firing: %s\n", got.it_value.tv_sec == 0 && got.it_value.tv_usec == 0 ? "yes" : "no");
 
