@@ -201,3 +201,26 @@ fn ipcs_lists_the_sandbox_objects() {
         ])
     });
 }
+
+/// /proc/self/smaps and smaps_rollup have Linux's fields in Linux's order (what psutil,
+/// pmap and smem parse), and their numbers agree with each other.
+#[test]
+fn smaps_like_linux() {
+    let script = r#"import re
+def fields(text):
+    return [l.split(':')[0] for l in text.splitlines() if re.match(r'^[A-Za-z_]+:', l)]
+roll = open('/proc/self/smaps_rollup').read()
+sm = open('/proc/self/smaps').read()
+entries = re.split(r'\n(?=[0-9a-f]+-[0-9a-f]+ )', sm.strip())
+print('rollup fields:', ' '.join(fields(roll)))
+print('smaps fields:', ' '.join(fields(entries[0])))
+print('rollup header ends with [rollup]:', roll.splitlines()[0].endswith('[rollup]'))
+def kb(text, name):
+    return sum(int(m) for m in re.findall(r'^' + name + r':\s+(\d+) kB', text, re.M))
+total, r = kb(sm, 'Rss'), kb(roll, 'Rss')
+print('rollup Rss within 10% of the sum over smaps:', abs(total - r) <= 0.1 * max(total, r))
+print('every entry has Rss <= Size:', all(kb(e, 'Rss') <= kb(e, 'Size') for e in entries))
+print('Pss <= Rss in the rollup:', kb(roll, 'Pss') <= r)
+"#;
+    same_as_native("smaps_like_linux", "python3 -", script.as_bytes());
+}

@@ -37,6 +37,10 @@ pub struct MapInfo {
     /// Bytes backed by memory-file frames (populated; an upper bound on what the
     /// host holds, since populating goes by regions).
     pub resident: u64,
+    /// A file mapping (smaps: file pages are clean, anonymous ones dirty).
+    pub file: bool,
+    pub may_write: bool,
+    pub growsdown: bool,
 }
 
 pub struct MemoryManager {
@@ -99,7 +103,7 @@ impl MemoryManager {
             .map(|(&start, v)| {
                 let resident = st.pmas.range(start..v.end).map(|(&s, p)| p.end.min(v.end) - s).sum();
                 let name = v.name.or_else(|| stack.filter(|&a| start <= a && a < v.end).map(|_| "[stack]"));
-                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident }
+                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.is_some(), may_write: v.may_write, growsdown: v.growsdown }
             })
             .collect()
     }

@@ -28,6 +28,8 @@ pub(super) enum PidEntry {
     Io,
     Limits,
     Maps,
+    Smaps,
+    SmapsRollup,
     Mountinfo,
     Mounts,
     OomScoreAdj,
@@ -51,6 +53,8 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("io", PidEntry::Io),
     ("limits", PidEntry::Limits),
     ("maps", PidEntry::Maps),
+    ("smaps", PidEntry::Smaps),
+    ("smaps_rollup", PidEntry::SmapsRollup),
     ("mountinfo", PidEntry::Mountinfo),
     ("mounts", PidEntry::Mounts),
     ("oom_score_adj", PidEntry::OomScoreAdj),
@@ -139,6 +143,8 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Io => Ok(io(&p, t).into_bytes()),
             PidEntry::Limits => Ok(limits(&p).into_bytes()),
             PidEntry::Maps => Ok(maps(&p).into_bytes()),
+            PidEntry::Smaps => Ok(smaps(&p).into_bytes()),
+            PidEntry::SmapsRollup => Ok(smaps_rollup(&p).into_bytes()),
             PidEntry::Mountinfo => Ok(mountinfo_text(&p.k).into_bytes()),
             PidEntry::Mounts => Ok(mounts_text(&p.k).into_bytes()),
             PidEntry::OomScoreAdj => Ok(b"0\n".to_vec()),
@@ -248,26 +254,142 @@ fn mappings(p: &Proc) -> Vec<MapInfo> {
 }
 
 /// Linux's show_map_vma: the fixed part, and the name from column 74.
+fn map_line(out: &mut String, start: u64, end: u64, perms: &str, name: Option<&str>) {
+    let line_start = out.len();
+    let _ = write!(out, "{:08x}-{:08x} {perms} {:08x} {:02x}:{:02x} {} ", start, end, 0, 0, 0, 0);
+    if let Some(name) = name {
+        while out.len() - line_start < 73 {
+            out.push(' ');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+}
+
+fn perms_text(m: &MapInfo) -> String {
+    format!(
+        "{}{}{}{}",
+        if m.perms.read { 'r' } else { '-' },
+        if m.perms.write { 'w' } else { '-' },
+        if m.perms.exec { 'x' } else { '-' },
+        if m.shared { 's' } else { 'p' }
+    )
+}
+
 fn maps(p: &Proc) -> String {
     let mut out = String::new();
     for m in mappings(p) {
-        let line_start = out.len();
-        let perms = format!(
-            "{}{}{}{}",
-            if m.perms.read { 'r' } else { '-' },
-            if m.perms.write { 'w' } else { '-' },
-            if m.perms.exec { 'x' } else { '-' },
-            if m.shared { 's' } else { 'p' }
-        );
-        let _ = write!(out, "{:08x}-{:08x} {perms} {:08x} {:02x}:{:02x} {} ", m.start, m.end, 0, 0, 0, 0);
-        if let Some(name) = m.name {
-            while out.len() - line_start < 73 {
-                out.push(' ');
-            }
-            out.push_str(name);
+        map_line(&mut out, m.start, m.end, &perms_text(&m), m.name);
+    }
+    out
+}
+
+/// What smaps says of a mapping's pages, in bytes. The Sentry does not track which
+/// pages are dirty or shared with another process: a private file mapping's pages
+/// count as clean, the rest as dirty, and each as this process's alone (Pss = Rss).
+#[derive(Default, Clone, Copy)]
+struct PageCounts {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    shmem: u64,
+    shared_clean: u64,
+    shared_dirty: u64,
+    private_clean: u64,
+    private_dirty: u64,
+}
+
+impl PageCounts {
+    fn of(m: &MapInfo) -> PageCounts {
+        let rss = m.resident;
+        let mut c = PageCounts { rss, ..PageCounts::default() };
+        match (m.shared, m.file) {
+            (true, true) => (c.file, c.shared_dirty) = (rss, rss),
+            (true, false) => (c.shmem, c.shared_dirty) = (rss, rss),
+            (false, true) => (c.file, c.private_clean) = (rss, rss),
+            (false, false) => (c.anon, c.private_dirty) = (rss, rss),
+        }
+        c
+    }
+
+    fn add(&mut self, o: &PageCounts) {
+        self.rss += o.rss;
+        self.anon += o.anon;
+        self.file += o.file;
+        self.shmem += o.shmem;
+        self.shared_clean += o.shared_clean;
+        self.shared_dirty += o.shared_dirty;
+        self.private_clean += o.private_clean;
+        self.private_dirty += o.private_dirty;
+    }
+
+    /// The fields smaps and smaps_rollup share; the rollup adds the Pss split.
+    fn write(&self, out: &mut String, rollup: bool) {
+        let mut fields = vec![("Rss", self.rss), ("Pss", self.rss), ("Pss_Dirty", self.shared_dirty + self.private_dirty)];
+        if rollup {
+            fields.extend([("Pss_Anon", self.anon), ("Pss_File", self.file), ("Pss_Shmem", self.shmem)]);
+        }
+        fields.extend([
+            ("Shared_Clean", self.shared_clean),
+            ("Shared_Dirty", self.shared_dirty),
+            ("Private_Clean", self.private_clean),
+            ("Private_Dirty", self.private_dirty),
+            ("Referenced", self.rss),
+            ("Anonymous", self.anon),
+        ]);
+        for name in ["KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss", "Locked"] {
+            fields.push((name, 0));
+        }
+        for (name, v) in fields {
+            kb_line(out, name, v / 1024);
+        }
+    }
+}
+
+/// One `Name:   N kB` line, as Linux's smaps aligns them.
+fn kb_line(out: &mut String, name: &str, kb: u64) {
+    let _ = writeln!(out, "{:<16}{:>8} kB", format!("{name}:"), kb);
+}
+
+fn smaps(p: &Proc) -> String {
+    let mut out = String::new();
+    for m in mappings(p) {
+        map_line(&mut out, m.start, m.end, &perms_text(&m), m.name);
+        kb_line(&mut out, "Size", (m.end - m.start) / 1024);
+        kb_line(&mut out, "KernelPageSize", 4);
+        kb_line(&mut out, "MMUPageSize", 4);
+        PageCounts::of(&m).write(&mut out, false);
+        let _ = writeln!(out, "{:<16}{:>8}", "THPeligible:", 0);
+        out.push_str("VmFlags: ");
+        let flags = [
+            (m.perms.read, "rd"),
+            (m.perms.write, "wr"),
+            (m.perms.exec, "ex"),
+            (m.shared, "sh"),
+            (true, "mr"),
+            (m.may_write, "mw"),
+            (true, "me"),
+            (m.growsdown, "gd"),
+        ];
+        for (_, f) in flags.iter().filter(|(on, _)| *on) {
+            out.push_str(f);
+            out.push(' ');
         }
         out.push('\n');
     }
+    out
+}
+
+fn smaps_rollup(p: &Proc) -> String {
+    let maps = mappings(p);
+    let mut out = String::new();
+    let (Some(first), Some(last)) = (maps.first(), maps.last()) else { return out };
+    map_line(&mut out, first.start, last.end, "---p", Some("[rollup]"));
+    let mut sum = PageCounts::default();
+    for m in &maps {
+        sum.add(&PageCounts::of(m));
+    }
+    sum.write(&mut out, true);
     out
 }
 
