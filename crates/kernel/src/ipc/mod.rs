@@ -15,6 +15,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `IPC_PRIVATE`: a key that always makes a new object.
 pub const IPC_PRIVATE: i32 = 0;
 pub const IPC_CREAT: i32 = 0o1000;
+/// Don't wait (semop's sembuf flag, msgsnd's and msgrcv's flag).
+pub const IPC_NOWAIT: i32 = 0o4000;
+/// Read and write permission in all three positions, as ipcperms takes a request.
+pub const S_IRUGO: i32 = 0o444;
+pub const S_IWUGO: i32 = 0o222;
 pub const IPC_EXCL: i32 = 0o2000;
 pub const IPC_RMID: i32 = 0;
 pub const IPC_SET: i32 = 1;
@@ -219,7 +224,7 @@ impl<T: IpcObject> Namespace<T> {
                     (Registry::id_of(idx, o), o)
                 }
             };
-            if by != StatBy::IndexAny && !o.perm().allows(tg, 0o444) {
+            if by != StatBy::IndexAny && !o.perm().allows(tg, S_IRUGO) {
                 return Err(errno!(EACCES));
             }
             Ok((ret, o.status()))

@@ -3,7 +3,7 @@
 //! a SETVAL, or the set's removal changes it. SEM_UNDO adjustments are kept per set
 //! and process, and applied when the process exits.
 
-use super::{Ipc64Perm, IpcObject, Namespace};
+use super::{Ipc64Perm, IpcObject, Namespace, IPC_NOWAIT};
 use crate::task::ThreadGroup;
 use crate::vfs::WaitQueue;
 use rvisor_abi::{errno, SysResult};
@@ -19,7 +19,6 @@ pub const SEMOPM: usize = 500;
 pub const SEMVMX: i32 = 32767;
 pub const SEMAEM: i32 = SEMVMX;
 
-pub const IPC_NOWAIT: i16 = 0o4000;
 pub const SEM_UNDO: i16 = 0x1000;
 
 /// `struct semid64_ds`.
@@ -83,13 +82,13 @@ impl SemSet {
             let v = vals[n];
             if op.op == 0 {
                 if v != 0 {
-                    return Ok(Err(if op.flags & IPC_NOWAIT != 0 { Blocked::NoWait } else { Blocked::On(op.num, true) }));
+                    return Ok(Err(if op.flags as i32 & IPC_NOWAIT != 0 { Blocked::NoWait } else { Blocked::On(op.num, true) }));
                 }
                 continue;
             }
             let next = v + op.op as i32;
             if next < 0 {
-                return Ok(Err(if op.flags & IPC_NOWAIT != 0 { Blocked::NoWait } else { Blocked::On(op.num, false) }));
+                return Ok(Err(if op.flags as i32 & IPC_NOWAIT != 0 { Blocked::NoWait } else { Blocked::On(op.num, false) }));
             }
             if next > SEMVMX {
                 return Err(errno!(ERANGE));

@@ -10,7 +10,7 @@ use crate::ipc::msg::MsgQueue;
 use crate::vfs::FileDescription;
 use std::sync::Arc;
 use crate::ipc::sem::SemSet;
-use crate::ipc::{Ipc64Perm, IpcObject, Namespace, StatBy, Waitable, IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::ipc::{Ipc64Perm, IpcObject, Namespace, StatBy, Waitable, IPC_64, IPC_NOWAIT, S_IRUGO, S_IWUGO, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::mm::ops::Placement;
 use crate::mm::UserRef;
 use crate::task::Task;
@@ -28,9 +28,6 @@ const SHM_UNLOCK: i32 = 12;
 const SHM_STAT: i32 = 13;
 const SHM_INFO: i32 = 14;
 const SHM_STAT_ANY: i32 = 15;
-/// Read permission in all three positions (what IPC_STAT and a read-only attach need).
-const S_IRUGO: i32 = 0o444;
-const S_IWUGO: i32 = 0o222;
 
 /// `struct shminfo64` (IPC_INFO).
 #[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -407,7 +404,6 @@ const MSG_COPY: i32 = 0o40000;
 const MSG_STAT: i32 = 11;
 const MSG_INFO: i32 = 12;
 const MSG_STAT_ANY: i32 = 13;
-const IPC_NOWAIT_FLAG: i32 = 0o4000;
 const CAP_SYS_RESOURCE: u32 = 24;
 
 /// `struct msginfo` (IPC_INFO, MSG_INFO).
@@ -447,7 +443,7 @@ pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) 
             q.push(mtype, std::mem::take(&mut data), pid, now_secs(t));
             return Ok(Attempt::Done(()));
         }
-        if flags & IPC_NOWAIT_FLAG != 0 {
+        if flags & IPC_NOWAIT != 0 {
             return error!(EAGAIN);
         }
         Ok(Attempt::Wait)
@@ -458,7 +454,7 @@ pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) 
 pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) -> SysResult<usize> {
     let max = usize::try_from(size).map_err(|_| errno!(EINVAL))?;
     let pick = if flags & MSG_COPY != 0 {
-        if flags & IPC_NOWAIT_FLAG == 0 || flags & MSG_EXCEPT != 0 {
+        if flags & IPC_NOWAIT == 0 || flags & MSG_EXCEPT != 0 {
             return error!(EINVAL);
         }
         Pick::Copy(usize::try_from(msgtyp).map_err(|_| errno!(EINVAL))?)
@@ -478,7 +474,7 @@ pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64,
         if let Some(m) = q.take(pick, max, flags & MSG_NOERROR != 0, pid, now_secs(t))? {
             return Ok(Attempt::Done(m));
         }
-        if flags & IPC_NOWAIT_FLAG != 0 {
+        if flags & IPC_NOWAIT != 0 {
             return error!(ENOMSG);
         }
         Ok(Attempt::Wait)
