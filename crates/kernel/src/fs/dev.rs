@@ -178,12 +178,8 @@ impl FileDescription for DeviceFile {
         self.dentry.inode.stat()
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     /// These devices have no position: lseek succeeds and reports 0 (null_lseek,

@@ -453,12 +453,8 @@ impl FileDescription for Epoll {
         Ok(super::eventfd::anon_inode_stat())
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     fn readiness(&self, mask: u32) -> u32 {

@@ -107,12 +107,8 @@ impl FileDescription for SignalFd {
         Ok(anon_inode_stat())
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     fn proc_name(&self) -> Option<Vec<u8>> {

@@ -712,12 +712,8 @@ impl FileDescription for TmpFile {
         self.inode.stat()
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<i64> {

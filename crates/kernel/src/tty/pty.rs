@@ -198,12 +198,8 @@ impl FileDescription for PtyFile {
         }
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     fn dentry(&self) -> Option<Arc<Dentry>> {

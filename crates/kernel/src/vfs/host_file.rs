@@ -281,12 +281,8 @@ impl FileDescription for HostFile {
         self.may_block.then(|| self.fd.as_fd())
     }
 
-    fn status_flags(&self) -> u32 {
-        self.flags.get()
-    }
-
-    fn set_status_flags(&self, flags: u32) {
-        self.flags.set(flags)
+    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+        Some(&self.flags)
     }
 
     /// A file opened by name is what its inode says, as stat on the name is

@@ -46,10 +46,21 @@ pub trait FileDescription: Send + Sync {
     fn ioctl(&self, _t: &Task, _request: u32, _arg: u64) -> SysResult<u64> {
         error!(ENOTTY)
     }
+    /// Where the description keeps its status flags, if in a `StatusFlags`; a file
+    /// that keeps them otherwise overrides the two methods below instead.
+    fn flags(&self) -> Option<&StatusFlags> {
+        None
+    }
     /// The file status flags (F_GETFL): access mode, O_APPEND, O_NONBLOCK...
-    fn status_flags(&self) -> u32;
+    fn status_flags(&self) -> u32 {
+        self.flags().map_or(0, StatusFlags::get)
+    }
     /// F_SETFL: only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME change.
-    fn set_status_flags(&self, flags: u32);
+    fn set_status_flags(&self, flags: u32) {
+        if let Some(f) = self.flags() {
+            f.set(flags)
+        }
+    }
     /// lseek.
     fn seek(&self, _offset: i64, _whence: i32) -> SysResult<i64> {
         error!(ESPIPE)
