@@ -43,6 +43,14 @@ abi_struct! {
     pub struct Cmsghdr { pub len: u64, pub level: i32, pub kind: i32 }
 }
 abi_struct! {
+    /// `struct sockaddr_in`: the port and address in network byte order.
+    pub struct SockaddrIn { pub family: u16, pub port: [u8; 2], pub addr: [u8; 4], pub zero: [u8; 8] }
+}
+abi_struct! {
+    /// `struct sockaddr_in6`: the port and address in network byte order.
+    pub struct SockaddrIn6 { pub family: u16, pub port: [u8; 2], pub flowinfo: u32, pub addr: [u8; 16], pub scope_id: u32 }
+}
+abi_struct! {
     /// `struct ucred` (SCM_CREDENTIALS, SO_PEERCRED).
     #[derive(PartialEq, Eq)]
     pub struct Ucred { pub pid: i32, pub uid: u32, pub gid: u32 }

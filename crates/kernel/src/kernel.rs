@@ -62,6 +62,8 @@ pub struct Kernel {
     pub clock_sets: crate::time::ClockSets,
     /// AF_UNIX sockets bound to abstract names.
     pub abstract_sockets: crate::net::unix::AbstractNames,
+    /// The loopback interface's TCP and UDP ports.
+    pub loopback: crate::net::Loopback,
     pub locks: Arc<crate::vfs::locks::LockTable>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -125,6 +127,7 @@ impl Kernel {
                 timerfd_cancel: Default::default(),
                 clock_sets: Default::default(),
                 abstract_sockets: Default::default(),
+                loopback: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,

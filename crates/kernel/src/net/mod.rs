@@ -1,3 +1,145 @@
-//! Sockets. Only what stays inside the sandbox so far: AF_UNIX sockets.
+//! Sockets, all served inside the Sentry: AF_UNIX (`unix`), and AF_INET and
+//! AF_INET6 on the sandbox's only interface, loopback (`inet` for addresses
+//! and ports, `tcp`, `udp`). No socket call reaches the host.
+//!
+//! The socket calls (syscalls/socket.rs) see every family through `Socket`,
+//! with addresses as the raw `struct sockaddr` bytes each family reads.
 
+pub mod inet;
+pub mod tcp;
+pub mod udp;
 pub mod unix;
+
+use crate::task::Task;
+use crate::vfs::FileDescription;
+use rvisor_abi::structs::{Stat, Ucred};
+use rvisor_abi::{ErrnoCode, SysResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// recvmsg/sendmsg flags the sockets understand.
+pub const MSG_PEEK: u32 = 0x2;
+pub const MSG_TRUNC: u32 = 0x20;
+pub const MSG_DONTWAIT: u32 = 0x40;
+pub const MSG_WAITALL: u32 = 0x100;
+pub const MSG_NOSIGNAL: u32 = 0x4000;
+
+pub const SOCK_STREAM: i32 = 1;
+pub const SOCK_DGRAM: i32 = 2;
+pub const SOCK_SEQPACKET: i32 = 5;
+
+/// What one direction of a connection, or a datagram socket's queue, holds at
+/// most (Linux's default socket buffer is ~208 KiB).
+pub const BUFFER: usize = 208 << 10;
+
+/// What a receive took: bytes, the length of the message they came from, the
+/// files that came with them, the sender's address (a whole sockaddr; None
+/// for an unnamed sender), and the credentials to deliver.
+#[derive(Default)]
+pub struct Received {
+    pub data: Vec<u8>,
+    pub full: usize,
+    pub files: Vec<Arc<dyn FileDescription>>,
+    pub from: Option<Vec<u8>>,
+    pub creds: Option<Ucred>,
+}
+
+/// What a send carries besides its bytes (sendmsg's control messages).
+#[derive(Default)]
+pub struct Ancillary {
+    pub files: Vec<Arc<dyn FileDescription>>,
+    /// SCM_CREDENTIALS, already checked against the sender's rights.
+    pub creds: Option<Ucred>,
+}
+
+impl Ancillary {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.creds.is_none()
+    }
+}
+
+/// A socket of any family, as the socket calls use it. Addresses in and out
+/// are whole `struct sockaddr`s, family first; the caller has copied them in
+/// (at most `sockaddr_storage`, as Linux's move_addr_to_kernel).
+pub trait Socket: Send + Sync {
+    /// AF_UNIX, AF_INET, AF_INET6 (SO_DOMAIN).
+    fn domain(&self) -> i32;
+    /// SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET (SO_TYPE).
+    fn kind(&self) -> i32;
+    /// SO_PROTOCOL.
+    fn protocol(&self) -> i32;
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()>;
+    fn listen(&self, t: &Task, backlog: i32) -> SysResult<()>;
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()>;
+    /// The next connection, and its peer's address.
+    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)>;
+    /// Sends Sentry bytes, to `to` when the caller named an address.
+    fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize>;
+    /// Receives into a Sentry buffer of at most `max` bytes.
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received>;
+    fn shutdown(&self, how: i32) -> SysResult<()>;
+    /// getsockname.
+    fn name(&self) -> Vec<u8>;
+    /// getpeername: ENOTCONN without a peer.
+    fn peer_name(&self) -> SysResult<Vec<u8>>;
+    /// SO_ACCEPTCONN.
+    fn listening(&self) -> bool;
+    /// SO_ERROR: the pending error, cleared.
+    fn take_error(&self) -> Option<ErrnoCode>;
+    /// An option the socket calls do not answer for every family.
+    fn get_option(&self, t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>>;
+    fn set_option(&self, t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()>;
+}
+
+/// The sandbox's network: its one interface, loopback, and the ports bound on it.
+#[derive(Default)]
+pub struct Loopback {
+    pub tcp: inet::Ports<tcp::TcpSocket>,
+    pub udp: inet::Ports<udp::UdpSocket>,
+}
+
+/// `how` of shutdown(2) as (reading, writing) shut.
+pub fn shutdown_sides(how: i32) -> SysResult<(bool, bool)> {
+    match how {
+        0 => Ok((true, false)),
+        1 => Ok((false, true)),
+        2 => Ok((true, true)),
+        _ => rvisor_abi::error!(EINVAL),
+    }
+}
+
+/// An int option's value (EINVAL when shorter than an int).
+pub fn int_option(value: &[u8]) -> SysResult<i32> {
+    match value.get(..4) {
+        Some(b) => Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        None => rvisor_abi::error!(EINVAL),
+    }
+}
+
+/// A socket's inode number in sockfs, where every socket is a nameless inode.
+pub struct SocketInode(u64);
+
+impl SocketInode {
+    pub fn new() -> SocketInode {
+        static NEXT: AtomicU64 = AtomicU64::new(0x20000);
+        SocketInode(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// fstat of a socket.
+    pub fn stat(&self) -> Stat {
+        const S_IFSOCK: u32 = 0o140000;
+        const SOCKFS_DEV: u64 = 0x8;
+        let mut st = Stat::zeroed();
+        st.st_dev = SOCKFS_DEV;
+        st.st_ino = self.0;
+        st.st_nlink = 1;
+        st.st_mode = S_IFSOCK | 0o777;
+        st.st_blksize = 4096;
+        st
+    }
+
+    /// What /proc/PID/fd shows for it.
+    pub fn proc_name(&self) -> Vec<u8> {
+        format!("socket:[{}]", self.0).into_bytes()
+    }
+}

@@ -15,28 +15,22 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
+use super::{int_option, SocketInode, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::fs::simple::{copy_in, copy_out};
+use crate::syscalls::open::{lookup_at, parent_at, read_only, AT_FDCWD};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::structs::{Stat, Ucred};
-use rvisor_abi::{error, SysResult};
+use rvisor_abi::{error, ErrnoCode, SysResult};
+use zerocopy::IntoBytes;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-pub const SOCK_STREAM: i32 = 1;
-pub const SOCK_DGRAM: i32 = 2;
-pub const SOCK_SEQPACKET: i32 = 5;
-
 const POLLRDHUP: u32 = 0x2000;
-const S_IFSOCK: u32 = 0o140000;
-const SOCKFS_DEV: u64 = 0x8;
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x20000);
 
-/// What one direction holds at most (Linux's default socket buffer is ~208 KiB).
-pub const BUFFER: usize = 208 << 10;
 /// The largest datagram: the send buffer less Linux's 32 bytes of slack.
 const MAX_DATAGRAM: usize = BUFFER - 32;
 /// Datagrams an inbox holds beyond which senders other than its peer wait
@@ -56,26 +50,6 @@ struct Message {
     from: Option<Vec<u8>>,
     /// Recorded when the sender passed them or either end had SO_PASSCRED.
     creds: Option<Ucred>,
-}
-
-/// What a receive took: bytes, the length of the message they came from, the
-/// files that came with them, the sender's address, and the credentials to
-/// deliver (when the receiver has SO_PASSCRED).
-#[derive(Default)]
-pub struct Received {
-    pub data: Vec<u8>,
-    pub full: usize,
-    pub files: Vec<Arc<dyn FileDescription>>,
-    pub from: Option<Vec<u8>>,
-    pub creds: Option<Ucred>,
-}
-
-/// What a send carries besides its bytes (sendmsg's control messages).
-#[derive(Default)]
-pub struct Ancillary {
-    pub files: Vec<Arc<dyn FileDescription>>,
-    /// SCM_CREDENTIALS, already checked against the sender's rights.
-    pub creds: Option<Ucred>,
 }
 
 /// Finds the socket a send or connect names (the lookup runs where Linux
@@ -182,7 +156,7 @@ impl WaitCallback for Relay {
 /// An AF_UNIX socket.
 pub struct UnixSocket {
     kind: i32,
-    ino: u64,
+    ino: SocketInode,
     me: Weak<UnixSocket>,
     flags: StatusFlags,
     /// Woken when this socket's readiness may change: data, room, a connection.
@@ -219,11 +193,15 @@ impl UnixSocket {
     /// socket(2): a new socket of type `kind`, with status `flags` (O_NONBLOCK).
     pub fn new(kind: i32, flags: u32) -> SysResult<Arc<UnixSocket>> {
         check_kind(kind)?;
-        let queue: Arc<WaitQueue> = Arc::default();
+        Ok(UnixSocket::with_queue(kind, flags, Arc::default()))
+    }
+
+    /// A socket whose readiness changes wake `queue`.
+    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>) -> Arc<UnixSocket> {
         let relay = Arc::new(Relay(Arc::downgrade(&queue)));
-        Ok(Arc::new_cyclic(|me| UnixSocket {
+        Arc::new_cyclic(|me| UnixSocket {
             kind,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: SocketInode::new(),
             me: me.clone(),
             flags: StatusFlags::new(flags | 2),
             queue,
@@ -236,7 +214,7 @@ impl UnixSocket {
             peer_creds: Mutex::default(),
             passcred: AtomicBool::new(false),
             reset: AtomicBool::new(false),
-        }))
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -306,7 +284,7 @@ impl UnixSocket {
             State::Peer(w) => Some(w),
             _ => None,
         };
-        *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = new.and_then(|p| p.name());
+        *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = new.and_then(|p| p.sun_name());
         let old_ptr = old.as_ref().map_or(std::ptr::null(), Weak::as_ptr);
         if old_ptr == new.map_or(std::ptr::null(), Arc::as_ptr) {
             return;
@@ -364,6 +342,15 @@ pub fn socketpair(kind: i32, flags: u32, creds: Ucred) -> SysResult<(Arc<UnixSoc
         *s.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(creds);
     }
     Ok((a, b))
+}
+
+/// Two connected stream sockets that wake `queues` (those of the files they
+/// serve: TCP connections are such a pair).
+pub fn connected_streams(queues: [Arc<WaitQueue>; 2]) -> [Arc<UnixSocket>; 2] {
+    let [qa, qb] = queues;
+    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa), UnixSocket::with_queue(SOCK_STREAM, 0, qb));
+    join(&a, &b);
+    [a, b]
 }
 
 /// Most connections a listener queues (Linux's somaxconn).
@@ -429,12 +416,12 @@ impl AbstractNames {
 
 impl UnixSocket {
     /// The address bind(2) gave it (getsockname), if any.
-    pub fn name(&self) -> Option<Vec<u8>> {
+    pub fn sun_name(&self) -> Option<Vec<u8>> {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The peer's address (getpeername): ENOTCONN unless connected.
-    pub fn peer_name(&self) -> SysResult<Option<Vec<u8>>> {
+    pub fn sun_peer_name(&self) -> SysResult<Option<Vec<u8>>> {
         if self.kind == SOCK_DGRAM {
             self.peer().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
         } else {
@@ -446,7 +433,7 @@ impl UnixSocket {
     /// Binds to `name` (the sun_path bytes getsockname will report): `node`
     /// makes the file-system socket node, or the name goes in the abstract
     /// namespace when it starts with a NUL.
-    pub fn bind(&self, name: Vec<u8>, abstract_names: &AbstractNames, node: impl FnOnce(Weak<UnixSocket>) -> SysResult<()>) -> SysResult<()> {
+    pub fn bind_name(&self, name: Vec<u8>, abstract_names: &AbstractNames, node: impl FnOnce(Weak<UnixSocket>) -> SysResult<()>) -> SysResult<()> {
         let mut mine = self.name.lock().unwrap_or_else(|e| e.into_inner());
         if mine.is_some() {
             return error!(EINVAL);
@@ -476,35 +463,10 @@ impl UnixSocket {
         if self.passcred() { self.autobind(&t.kernel.abstract_sockets) } else { Ok(()) }
     }
 
-    pub fn listening(&self) -> bool {
-        matches!(*self.state(), State::Listening { .. })
-    }
-
-    /// listen(2): only bound stream and seqpacket sockets listen. The caller's
-    /// credentials become what its clients see as their peer's.
-    pub fn listen(&self, t: &Task, backlog: i32) -> SysResult<()> {
-        if self.kind == SOCK_DGRAM {
-            return error!(EOPNOTSUPP);
-        }
-        if self.name().is_none() {
-            return error!(EINVAL);
-        }
-        let max = usize::try_from(backlog).unwrap_or(0).clamp(1, SOMAXCONN);
-        let mut st = self.state();
-        match &mut *st {
-            State::Connected(_) | State::Peer(_) => return error!(EINVAL),
-            State::Listening { max: m, .. } => *m = max,
-            State::Unconnected => *st = State::Listening { backlog: VecDeque::new(), max },
-        }
-        drop(st);
-        *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
-        Ok(())
-    }
-
     /// connect(2) to the socket `find` names: a datagram socket's new peer, or
     /// a listening socket, where a new socket joins this one in a pair and
     /// waits in the backlog for accept(2).
-    pub fn connect(&self, t: &Task, find: Find) -> SysResult<()> {
+    pub fn connect_found(&self, t: &Task, find: Find) -> SysResult<()> {
         self.autobind_for_creds(t)?;
         let server = find()?;
         if self.kind == SOCK_DGRAM {
@@ -526,13 +488,13 @@ impl UnixSocket {
             let State::Listening { backlog, max } = &mut *st else { return error!(ECONNREFUSED) };
             if backlog.len() < *max {
                 join(&me, &accepted);
-                *accepted.name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
-                *accepted.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = self.name();
+                *accepted.name.lock().unwrap_or_else(|e| e.into_inner()) = server.sun_name();
+                *accepted.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = self.sun_name();
                 *accepted.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
                 // Linux 6.18 copies the listener's SO_PASSCRED at connect, so
                 // what the client sends before accept(2) records credentials.
                 accepted.set_passcred(server.passcred());
-                *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = server.name();
+                *self.peer_name.lock().unwrap_or_else(|e| e.into_inner()) = server.sun_name();
                 *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = server.peer_creds();
                 backlog.push_back(accepted);
                 drop(st);
@@ -560,7 +522,7 @@ impl UnixSocket {
 
     /// accept(2): the next connection's server end (EINVAL unless listening;
     /// datagram sockets have no accept).
-    pub fn accept(&self, t: &Task, nonblock: bool) -> SysResult<Arc<UnixSocket>> {
+    pub fn accept_conn(&self, t: &Task) -> SysResult<Arc<UnixSocket>> {
         if self.kind == SOCK_DGRAM {
             return error!(EOPNOTSUPP);
         }
@@ -575,7 +537,7 @@ impl UnixSocket {
                     return Ok(s);
                 }
             }
-            if nonblock || self.nonblock(0) {
+            if self.nonblock(0) {
                 return error!(EAGAIN);
             }
             self.wait(t, || match &*self.state() {
@@ -586,18 +548,8 @@ impl UnixSocket {
     }
 }
 
-/// recvmsg/sendmsg flags the sockets understand.
-pub const MSG_PEEK: u32 = 0x2;
-pub const MSG_TRUNC: u32 = 0x20;
-pub const MSG_DONTWAIT: u32 = 0x40;
-pub const MSG_WAITALL: u32 = 0x100;
-pub const MSG_NOSIGNAL: u32 = 0x4000;
 
 impl UnixSocket {
-    pub fn kind(&self) -> i32 {
-        self.kind
-    }
-
     fn nonblock(&self, flags: u32) -> bool {
         flags & MSG_DONTWAIT != 0 || self.flags.get() & crate::vfs::OpenFlags::NONBLOCK != 0
     }
@@ -622,7 +574,7 @@ impl UnixSocket {
     /// stream read does not go past a chunk that carried files, nor into one
     /// after having read bytes before it; with SO_PASSCRED, nor into a chunk
     /// with other credentials.
-    pub fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+    pub fn receive_message(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         if self.kind == SOCK_DGRAM {
             return self.receive_datagram(t, max, flags);
         }
@@ -742,7 +694,7 @@ impl UnixSocket {
     /// packet goes whole or not at all. A datagram goes to the socket `to`
     /// finds, else to the peer; a seqpacket socket ignores `to`, a stream
     /// socket refuses it.
-    pub fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<Find>) -> SysResult<usize> {
+    pub fn send_message(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<Find>) -> SysResult<usize> {
         match self.kind {
             SOCK_DGRAM => return self.send_datagram(t, data, flags, anc, to),
             SOCK_STREAM if to.is_some() => return if self.conn().is_ok() { error!(EISCONN) } else { error!(EOPNOTSUPP) },
@@ -765,7 +717,7 @@ impl UnixSocket {
         }
         let peer_passcred = c.pair.ends[c.peer()].upgrade().is_some_and(|p| p.passcred());
         let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
-        let from = self.name();
+        let from = self.sun_name();
         let mut files = Some(anc.files);
         let mut sent = 0;
         loop {
@@ -825,7 +777,7 @@ impl UnixSocket {
             Some(find) => Arc::downgrade(&find()?),
             None => peer,
         };
-        let from = self.name();
+        let from = self.sun_name();
         loop {
             let Some(dest) = target.upgrade() else {
                 if to.is_none() {
@@ -869,36 +821,11 @@ impl UnixSocket {
         }
     }
 
-    /// shutdown(2): SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2). A datagram
-    /// socket shuts only its own sides.
-    pub fn shutdown(&self, how: i32) -> SysResult<()> {
-        let (rd, wr) = match how {
-            0 => (true, false),
-            1 => (false, true),
-            2 => (true, true),
-            _ => return error!(EINVAL),
-        };
-        if self.kind == SOCK_DGRAM {
-            {
-                let mut q = self.inbox();
-                q.read_shut |= rd;
-                q.write_shut |= wr;
-            }
-            self.queue.notify();
-            self.room.notify();
-            return Ok(());
-        }
-        // Linux accepts it on a socket without a connection, to no effect here.
-        let Ok(c) = self.conn() else { return Ok(()) };
-        if rd {
-            c.pair.queue(c.end).read_shut = true;
-        }
-        if wr {
-            c.pair.queue(c.peer()).write_shut = true;
-        }
-        c.pair.waiters[0].notify();
-        c.pair.waiters[1].notify();
-        Ok(())
+    /// Ends its connection with a reset: its peer has ECONNRESET pending and
+    /// reads EOF after it (a TCP connection closed before it was accepted).
+    pub fn abort(&self) {
+        self.reset_peer();
+        let _ = Socket::shutdown(self, 2);
     }
 
     /// Gives its connected peer a pending ECONNRESET.
@@ -940,6 +867,229 @@ impl UnixSocket {
     }
 }
 
+const AF_UNIX: u16 = 1;
+const AF_UNSPEC: u16 = 0;
+/// sizeof(sun_path).
+const SUN_PATH: usize = 108;
+
+/// The name in a `struct sockaddr_un`: the sun_path bytes as getsockname
+/// reports them (a path with its NUL, or an abstract name whole).
+fn sun_path_of(raw: &[u8]) -> SysResult<Vec<u8>> {
+    if !(2..=2 + SUN_PATH).contains(&raw.len()) || family_of(raw) != Some(AF_UNIX) {
+        return error!(EINVAL);
+    }
+    let path = &raw[2..];
+    match path.first() {
+        None => error!(EINVAL),
+        Some(0) => Ok(path.to_vec()),
+        Some(_) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            let mut name = path[..end].to_vec();
+            name.push(0);
+            Ok(name)
+        }
+    }
+}
+
+/// The family of a sockaddr (None if too short for one).
+fn family_of(raw: &[u8]) -> Option<u16> {
+    Some(u16::from_ne_bytes([*raw.first()?, *raw.get(1)?]))
+}
+
+/// The path of a file-system name (without its NUL).
+fn path_of(name: &[u8]) -> &[u8] {
+    name.strip_suffix(&[0]).unwrap_or(name)
+}
+
+/// A whole `struct sockaddr_un` for a name (unnamed: the family alone).
+fn sockaddr_un(name: Option<&[u8]>) -> Vec<u8> {
+    let mut out = AF_UNIX.to_ne_bytes().to_vec();
+    out.extend_from_slice(name.unwrap_or_default());
+    out
+}
+
+/// The socket of type `kind` bound to the name in `raw`: ECONNREFUSED when
+/// none is, EPROTOTYPE when a path names a socket of another type (abstract
+/// names are per type).
+fn find_bound(t: &Task, raw: &[u8], kind: i32) -> SysResult<Arc<UnixSocket>> {
+    let name = sun_path_of(raw)?;
+    let found = if name.first() == Some(&0) {
+        t.kernel.abstract_sockets.lookup(kind, &name)
+    } else {
+        lookup_at(t, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?.inode.bound_socket()
+    };
+    let found = found.ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+    if found.kind != kind {
+        return error!(EPROTOTYPE);
+    }
+    Ok(found)
+}
+
+const SOL_SOCKET: i32 = 1;
+const SO_REUSEADDR: i32 = 2;
+const SO_KEEPALIVE: i32 = 9;
+const SO_REUSEPORT: i32 = 15;
+const SO_PASSCRED: i32 = 16;
+const SO_PEERCRED: i32 = 17;
+
+/// What SO_PEERCRED reports when nothing recorded a peer: no pid, ids -1.
+const NO_PEER_CREDS: Ucred = Ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
+
+impl Socket for UnixSocket {
+    fn domain(&self) -> i32 {
+        i32::from(AF_UNIX)
+    }
+
+    fn kind(&self) -> i32 {
+        self.kind
+    }
+
+    fn protocol(&self) -> i32 {
+        0
+    }
+
+    /// bind(2) to a path (a socket node is made there) or an abstract name;
+    /// an address that is the family alone autobinds.
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        if addr.len() == 2 && family_of(addr) == Some(AF_UNIX) {
+            return self.autobind(&t.kernel.abstract_sockets);
+        }
+        let name = sun_path_of(addr)?;
+        let umask = t.fs.umask();
+        self.bind_name(name.clone(), &t.kernel.abstract_sockets, |me| {
+            let (dir, leaf) = parent_at(t, AT_FDCWD, path_of(&name))?;
+            if dir.child(&leaf).is_ok() {
+                return error!(EADDRINUSE);
+            }
+            if read_only(&dir) {
+                return error!(EROFS);
+            }
+            dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
+            dir.forget(&leaf);
+            Ok(())
+        })
+    }
+
+    /// listen(2): only bound stream and seqpacket sockets listen. The caller's
+    /// credentials become what its clients see as their peer's.
+    fn listen(&self, t: &Task, backlog: i32) -> SysResult<()> {
+        if self.kind == SOCK_DGRAM {
+            return error!(EOPNOTSUPP);
+        }
+        if self.sun_name().is_none() {
+            return error!(EINVAL);
+        }
+        let max = usize::try_from(backlog).unwrap_or(0).clamp(1, SOMAXCONN);
+        let mut st = self.state();
+        match &mut *st {
+            State::Connected(_) | State::Peer(_) => return error!(EINVAL),
+            State::Listening { max: m, .. } => *m = max,
+            State::Unconnected => *st = State::Listening { backlog: VecDeque::new(), max },
+        }
+        drop(st);
+        *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner()) = Some(task_creds(t, true));
+        Ok(())
+    }
+
+    /// connect(2); a datagram socket connected to AF_UNSPEC has no peer any more.
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        if self.kind == SOCK_DGRAM && addr.len() >= 2 && family_of(addr) == Some(AF_UNSPEC) {
+            self.set_peer(None);
+            return Ok(());
+        }
+        self.connect_found(t, &|| find_bound(t, addr, self.kind))
+    }
+
+    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+        let conn = self.accept_conn(t)?;
+        let peer = conn.sun_peer_name()?;
+        Ok((conn, Some(sockaddr_un(peer.as_deref()))))
+    }
+
+    fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        let find = |raw: &[u8]| find_bound(t, raw, self.kind);
+        match to {
+            Some(raw) => self.send_message(t, data, flags, anc, Some(&|| find(raw))),
+            None => self.send_message(t, data, flags, anc, None),
+        }
+    }
+
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        let mut got = self.receive_message(t, max, flags)?;
+        got.from = got.from.map(|name| sockaddr_un(Some(&name)));
+        Ok(got)
+    }
+
+    /// shutdown(2): SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2). A datagram
+    /// socket shuts only its own sides.
+    fn shutdown(&self, how: i32) -> SysResult<()> {
+        let (rd, wr) = super::shutdown_sides(how)?;
+        if self.kind == SOCK_DGRAM {
+            {
+                let mut q = self.inbox();
+                q.read_shut |= rd;
+                q.write_shut |= wr;
+            }
+            self.queue.notify();
+            self.room.notify();
+            return Ok(());
+        }
+        // Linux accepts it on a socket without a connection, to no effect here.
+        let Ok(c) = self.conn() else { return Ok(()) };
+        if rd {
+            c.pair.queue(c.end).read_shut = true;
+        }
+        if wr {
+            c.pair.queue(c.peer()).write_shut = true;
+        }
+        c.pair.waiters[0].notify();
+        c.pair.waiters[1].notify();
+        Ok(())
+    }
+
+    fn name(&self) -> Vec<u8> {
+        sockaddr_un(self.sun_name().as_deref())
+    }
+
+    fn peer_name(&self) -> SysResult<Vec<u8>> {
+        Ok(sockaddr_un(self.sun_peer_name()?.as_deref()))
+    }
+
+    fn listening(&self) -> bool {
+        matches!(*self.state(), State::Listening { .. })
+    }
+
+    fn take_error(&self) -> Option<ErrnoCode> {
+        self.take_reset().then_some(ErrnoCode::ECONNRESET)
+    }
+
+    /// SO_PEERCRED and SO_PASSCRED; address reuse and keepalive mean nothing
+    /// here and read 0.
+    fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        if level != SOL_SOCKET {
+            return error!(ENOPROTOOPT);
+        }
+        Ok(match name {
+            SO_PEERCRED => self.peer_creds().unwrap_or(NO_PEER_CREDS).as_bytes().to_vec(),
+            SO_PASSCRED => i32::from(self.passcred()).to_ne_bytes().to_vec(),
+            SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0i32.to_ne_bytes().to_vec(),
+            _ => return error!(ENOPROTOOPT),
+        })
+    }
+
+    /// SO_PASSCRED; address reuse and keepalive are accepted to no effect.
+    fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        if level != SOL_SOCKET || !matches!(name, SO_PASSCRED | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE) {
+            return error!(ENOPROTOOPT);
+        }
+        let v = int_option(value)?;
+        if name == SO_PASSCRED {
+            self.set_passcred(v != 0);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for UnixSocket {
     /// A closed end shuts its connection down both ways; a closed listener drops
     /// the connections it had not accepted (their clients see EOF); a closed
@@ -975,7 +1125,7 @@ impl FileDescription for UnixSocket {
             return error!(ESPIPE);
         }
         // Files passed with the bytes are closed: read(2) has nowhere to put them.
-        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+        let got = self.receive_message(t, (bufs.total() as usize).min(BUFFER), 0)?;
         copy_out(t, bufs, &got.data)
     }
 
@@ -984,7 +1134,7 @@ impl FileDescription for UnixSocket {
             return error!(ESPIPE);
         }
         let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
-        self.send(t, &data, 0, Ancillary::default(), None)
+        self.send_message(t, &data, 0, Ancillary::default(), None)
     }
 
     /// sendfile and splice into a socket: a send of Sentry bytes.
@@ -992,17 +1142,11 @@ impl FileDescription for UnixSocket {
         if offset.is_some() {
             return error!(ESPIPE);
         }
-        self.send(t, data, 0, Ancillary::default(), None)
+        self.send_message(t, data, 0, Ancillary::default(), None)
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        let mut st = Stat::zeroed();
-        st.st_dev = SOCKFS_DEV;
-        st.st_ino = self.ino;
-        st.st_nlink = 1;
-        st.st_mode = S_IFSOCK | 0o777;
-        st.st_blksize = 4096;
-        Ok(st)
+        Ok(self.ino.stat())
     }
 
     fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
@@ -1010,7 +1154,7 @@ impl FileDescription for UnixSocket {
     }
 
     fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(format!("socket:[{}]", self.ino).into_bytes())
+        Some(self.ino.proc_name())
     }
 
     fn readiness(&self, mask: u32) -> u32 {
@@ -1073,6 +1217,10 @@ impl FileDescription for UnixSocket {
         }
     }
 
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -1088,21 +1236,21 @@ mod tests {
         let (a, b) = (UnixSocket::new(SOCK_DGRAM, 0).unwrap(), UnixSocket::new(SOCK_DGRAM, 0).unwrap());
         a.autobind(&names).unwrap();
         b.autobind(&names).unwrap();
-        let (na, nb) = (a.name().unwrap(), b.name().unwrap());
+        let (na, nb) = (a.sun_name().unwrap(), b.sun_name().unwrap());
         assert_eq!(na.len(), 6);
         assert_eq!(na[0], 0);
         assert!(na[1..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)));
         assert_ne!(na, nb);
         // A bound socket keeps its name.
         a.autobind(&names).unwrap();
-        assert_eq!(a.name().unwrap(), na);
+        assert_eq!(a.sun_name().unwrap(), na);
         assert!(Arc::ptr_eq(&names.lookup(SOCK_DGRAM, &na).unwrap(), &a));
         // Each type has its own namespace.
         assert!(names.lookup(SOCK_STREAM, &na).is_none());
         let s = UnixSocket::new(SOCK_STREAM, 0).unwrap();
-        s.bind(na.clone(), &names, |_| unreachable!()).unwrap();
+        s.bind_name(na.clone(), &names, |_| unreachable!()).unwrap();
         let d = UnixSocket::new(SOCK_DGRAM, 0).unwrap();
-        assert_eq!(d.bind(na, &names, |_| unreachable!()).unwrap_err().code, rvisor_abi::ErrnoCode::EADDRINUSE);
+        assert_eq!(d.bind_name(na, &names, |_| unreachable!()).unwrap_err().code, rvisor_abi::ErrnoCode::EADDRINUSE);
     }
 
     #[test]

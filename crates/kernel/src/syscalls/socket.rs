@@ -1,14 +1,14 @@
-//! Socket calls on what the sandbox has of sockets: AF_UNIX sockets of every
-//! type, named by a path or an abstract name (or autobound to one), and socket
-//! pairs: stream and seqpacket connections, datagrams to a name or a connected
-//! peer, with open files (SCM_RIGHTS) and credentials (SCM_CREDENTIALS,
-//! SO_PASSCRED, SO_PEERCRED) passed over them. The network families are not
-//! implemented (EAFNOSUPPORT).
+//! The socket calls, for sockets of every family the Sentry has (see
+//! `crate::net`): AF_UNIX, and AF_INET and AF_INET6 over loopback. What is
+//! common to all (addresses copied in and out, control messages, the generic
+//! options) is here; each family reads its own addresses.
 
-use super::open::AT_FDCWD;
 use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
-use crate::net::unix::{self, Ancillary, Received, UnixSocket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
+use crate::net::tcp::TcpSocket;
+use crate::net::udp::UdpSocket;
+use crate::net::unix::{self, UnixSocket};
+use crate::net::{Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Ucred};
@@ -16,24 +16,20 @@ use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
-const AF_UNSPEC: u16 = 0;
 const AF_UNIX: i32 = 1;
 const AF_INET: i32 = 2;
 const AF_INET6: i32 = 10;
 const SOCK_NONBLOCK: i32 = 0o4000;
 const SOCK_CLOEXEC: i32 = 0o2000000;
 const SOCK_TYPE_MASK: i32 = 0xf;
+const IPPROTO_TCP: i32 = 6;
+const IPPROTO_UDP: i32 = 17;
 
 const SOL_SOCKET: i32 = 1;
-const SO_REUSEADDR: i32 = 2;
 const SO_TYPE: i32 = 3;
 const SO_ERROR: i32 = 4;
 const SO_SNDBUF: i32 = 7;
 const SO_RCVBUF: i32 = 8;
-const SO_KEEPALIVE: i32 = 9;
-const SO_REUSEPORT: i32 = 15;
-const SO_PASSCRED: i32 = 16;
-const SO_PEERCRED: i32 = 17;
 const SO_ACCEPTCONN: i32 = 30;
 const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
@@ -45,8 +41,12 @@ const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL;
 const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 const MSG_CTRUNC: u32 = 0x8;
 
-/// What SO_PEERCRED reports when nothing recorded a peer: no pid, ids -1.
-const NO_PEER_CREDS: Ucred = Ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
+/// sizeof(struct sockaddr_storage): the longest address the calls copy in.
+const SOCKADDR_STORAGE: u32 = 128;
+
+fn nonblock_flag(kind: i32) -> u32 {
+    if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 }
+}
 
 pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: UserRef<[i32; 2]>) -> SysResult<()> {
     match domain {
@@ -60,134 +60,64 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
     if protocol != 0 && protocol != AF_UNIX {
         return error!(EPROTONOSUPPORT);
     }
-    let nonblock = if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
-    let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock, unix::task_creds(t, true))?;
+    let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock_flag(kind), unix::task_creds(t, true))?;
     install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
 }
 
-const SUN_PATH: usize = 108;
-/// sizeof(sa_family_t): an address that is the family alone.
-const FAMILY_LEN: u32 = 2;
-
 pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysResult<Fd> {
-    if domain != AF_UNIX {
-        return error!(EAFNOSUPPORT);
-    }
     if kind & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return error!(EINVAL);
     }
-    if protocol != 0 && protocol != AF_UNIX {
-        return error!(EPROTONOSUPPORT);
-    }
-    let nonblock = if kind & SOCK_NONBLOCK != 0 { crate::vfs::OpenFlags::NONBLOCK } else { 0 };
-    let sock = UnixSocket::new(kind & SOCK_TYPE_MASK, nonblock)?;
+    let (ty, flags) = (kind & SOCK_TYPE_MASK, nonblock_flag(kind));
+    let sock: Arc<dyn FileDescription> = match (domain, ty, protocol) {
+        (AF_UNIX, _, 0 | AF_UNIX) => UnixSocket::new(ty, flags)?,
+        (AF_UNIX, _, _) => return error!(EPROTONOSUPPORT),
+        (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(domain, flags),
+        (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
+        (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
+        (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
+        _ => return error!(EAFNOSUPPORT),
+    };
     t.fds.install_lowest(sock, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, kind & SOCK_CLOEXEC != 0)
 }
 
-/// The family of a sockaddr of `len` bytes (EINVAL if too short for one).
-fn read_family(t: &Task, addr: UserAddr, len: u32) -> SysResult<u16> {
-    if len < FAMILY_LEN {
+/// A sockaddr the caller passed, copied in whole (Linux's move_addr_to_kernel).
+fn read_address(t: &Task, addr: UserAddr, len: u32) -> SysResult<Vec<u8>> {
+    if len > SOCKADDR_STORAGE {
         return error!(EINVAL);
     }
-    t.mm.read_obj(UserRef::new(addr))
-}
-
-/// The name in a `struct sockaddr_un` of `len` bytes: the sun_path bytes as
-/// getsockname reports them (a path with its NUL, or an abstract name whole).
-fn read_sockaddr(t: &Task, addr: UserAddr, len: u32) -> SysResult<Vec<u8>> {
-    let len = len as usize;
-    if !(2..=2 + SUN_PATH).contains(&len) {
-        return error!(EINVAL);
-    }
-    let mut raw = vec![0u8; len];
+    let mut raw = vec![0u8; len as usize];
     t.mm.read_bytes(addr, &mut raw)?;
-    if u16::from_ne_bytes([raw[0], raw[1]]) != AF_UNIX as u16 {
-        return error!(EINVAL);
-    }
-    let path = &raw[2..];
-    match path.first() {
-        None => error!(EINVAL),
-        Some(0) => Ok(path.to_vec()),
-        Some(_) => {
-            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            let mut name = path[..end].to_vec();
-            name.push(0);
-            Ok(name)
-        }
-    }
-}
-
-/// The path of a file-system name (without its NUL).
-fn path_of(name: &[u8]) -> &[u8] {
-    name.strip_suffix(&[0]).unwrap_or(name)
-}
-
-/// The socket of type `kind` bound to the name at `addr`: ECONNREFUSED when
-/// none is, EPROTOTYPE when a path names a socket of another type (abstract
-/// names are per type).
-fn find_bound(t: &Task, addr: UserAddr, len: u32, kind: i32) -> SysResult<Arc<UnixSocket>> {
-    let name = read_sockaddr(t, addr, len)?;
-    let found = if name.first() == Some(&0) {
-        t.kernel.abstract_sockets.lookup(kind, &name)
-    } else {
-        super::open::lookup_at(t, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?.inode.bound_socket()
-    };
-    let found = found.ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
-    if found.kind() != kind {
-        return error!(EPROTOTYPE);
-    }
-    Ok(found)
+    Ok(raw)
 }
 
 pub fn sys_bind(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let sock = unix_of(&file)?;
-    if len == FAMILY_LEN && read_family(t, addr, len)? == AF_UNIX as u16 {
-        return sock.autobind(&t.kernel.abstract_sockets);
-    }
-    let name = read_sockaddr(t, addr, len)?;
-    let umask = t.fs.umask();
-    sock.bind(name.clone(), &t.kernel.abstract_sockets, |me| {
-        let (dir, leaf) = super::open::parent_at(t, AT_FDCWD, path_of(&name))?;
-        if dir.child(&leaf).is_ok() {
-            return error!(EADDRINUSE);
-        }
-        if super::open::read_only(&dir) {
-            return error!(EROFS);
-        }
-        dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
-        dir.forget(&leaf);
-        Ok(())
-    })
+    let file = t.fds.get(fd)?;
+    let raw = read_address(t, addr, len)?;
+    socket(&file)?.bind(t, &raw)
 }
 
 pub fn sys_listen(t: &mut Task, fd: Fd, backlog: i32) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    unix_of(&file)?.listen(t, backlog)
+    let file = t.fds.get(fd)?;
+    socket(&file)?.listen(t, backlog)
 }
 
 pub fn sys_connect(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let sock = unix_of(&file)?;
-    if sock.kind() == unix::SOCK_DGRAM && read_family(t, addr, len)? == AF_UNSPEC {
-        sock.disconnect();
-        return Ok(());
-    }
-    sock.connect(t, &|| find_bound(t, addr, len, sock.kind()))
+    let file = t.fds.get(fd)?;
+    let raw = read_address(t, addr, len)?;
+    socket(&file)?.connect(t, &raw)
 }
 
-/// Writes an AF_UNIX address (unnamed when `name` is None) to a buffer of
-/// `room` bytes, truncated as Linux does; returns its full length.
-fn put_sockaddr(t: &Task, addr: UserAddr, room: u32, name: Option<&[u8]>) -> SysResult<u32> {
-    let mut out = (AF_UNIX as u16).to_ne_bytes().to_vec();
-    out.extend_from_slice(name.unwrap_or_default());
-    t.mm.write_bytes(addr, &out[..(room as usize).min(out.len())])?;
-    Ok(out.len() as u32)
+/// Writes an address to a buffer of `room` bytes, cut as Linux does; returns
+/// its full length.
+fn put_sockaddr(t: &Task, addr: UserAddr, room: u32, name: &[u8]) -> SysResult<u32> {
+    t.mm.write_bytes(addr, &name[..(room as usize).min(name.len())])?;
+    Ok(name.len() as u32)
 }
 
-/// Writes an AF_UNIX address to a sockaddr buffer of `*len` bytes, and its
-/// full length to `len`.
-fn write_sockaddr(t: &Task, addr: UserAddr, len: UserRef<u32>, name: Option<&[u8]>) -> SysResult<()> {
+/// Writes an address to a sockaddr buffer of `*len` bytes, and its full
+/// length to `len`.
+fn write_sockaddr(t: &Task, addr: UserAddr, len: UserRef<u32>, name: &[u8]) -> SysResult<()> {
     let room = t.mm.read_obj(len)?;
     if (room as i32) < 0 {
         return error!(EINVAL);
@@ -200,13 +130,16 @@ pub fn sys_accept4(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>, flag
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return error!(EINVAL);
     }
-    let file = socket(t, fd)?;
-    let conn = unix_of(&file)?.accept(t, false)?;
+    let file = t.fds.get(fd)?;
+    let (conn, peer) = socket(&file)?.accept(t)?;
     if flags & SOCK_NONBLOCK != 0 {
         conn.set_status_flags(conn.status_flags() | crate::vfs::OpenFlags::NONBLOCK);
     }
     if !addr.is_null() {
-        write_sockaddr(t, addr, len, conn.peer_name()?.as_deref())?;
+        match &peer {
+            Some(name) => write_sockaddr(t, addr, len, name)?,
+            None => t.mm.write_obj(len, &0)?,
+        }
     }
     t.fds.install_lowest(conn, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & SOCK_CLOEXEC != 0)
 }
@@ -215,30 +148,22 @@ pub fn sys_accept(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> Sy
     sys_accept4(t, fd, addr, len, 0)
 }
 
-/// The socket behind `fd` (ENOTSOCK for other files).
-fn socket(t: &Task, fd: Fd) -> SysResult<Arc<dyn FileDescription>> {
-    let file = t.fds.get(fd)?;
-    if file.as_any().and_then(|a| a.downcast_ref::<UnixSocket>()).is_none() {
-        return error!(ENOTSOCK);
-    }
-    Ok(file)
-}
-
-fn unix_of(file: &Arc<dyn FileDescription>) -> SysResult<&UnixSocket> {
-    file.as_any().and_then(|a| a.downcast_ref::<UnixSocket>()).ok_or_else(|| rvisor_abi::errno!(ENOTSOCK))
+/// The socket behind a file (ENOTSOCK for other files).
+fn socket(file: &Arc<dyn FileDescription>) -> SysResult<&dyn Socket> {
+    file.as_socket().ok_or_else(|| rvisor_abi::errno!(ENOTSOCK))
 }
 
 /// Sends `bufs` with `anc`, to the address of `to_len` bytes at `to` when
-/// `to_len` is not 0 (the name is read only when the socket type uses it).
+/// `to_len` is not 0.
 fn send_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32, anc: Ancillary, to: UserAddr, to_len: u32) -> SysResult<usize> {
+    let file = t.fds.get(fd)?;
+    let sock = socket(&file)?;
     if flags & !SEND_FLAGS != 0 {
         return error!(EOPNOTSUPP);
     }
-    let file = socket(t, fd)?;
-    let sock = unix_of(&file)?;
+    let to = if to_len != 0 { Some(read_address(t, to, to_len)?) } else { None };
     let data = crate::fs::simple::copy_in(t, bufs, (bufs.total() as usize).min(1 << 24))?;
-    let find = || find_bound(t, to, to_len, sock.kind());
-    sock.send(t, &data, flags, anc, if to_len != 0 { Some(&find) } else { None })
+    sock.send(t, &data, flags, anc, to.as_deref())
 }
 
 /// Receives into `bufs`; returns how many bytes were copied, and what came.
@@ -246,8 +171,8 @@ fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResul
     if flags & !(RECV_FLAGS | MSG_CMSG_CLOEXEC) != 0 {
         return error!(EOPNOTSUPP);
     }
-    let file = socket(t, fd)?;
-    let got = unix_of(&file)?.receive(t, (bufs.total() as usize).min(BUFFER), flags)?;
+    let file = t.fds.get(fd)?;
+    let got = socket(&file)?.receive(t, (bufs.total() as usize).min(BUFFER), flags)?;
     Ok((crate::fs::simple::copy_out(t, bufs, &got.data)?, got))
 }
 
@@ -404,7 +329,7 @@ pub fn sys_recvfrom(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32,
     // An unnamed sender's address has length 0.
     if !addr.is_null() {
         match &got.from {
-            Some(name) => write_sockaddr(t, addr, addrlen, Some(name))?,
+            Some(name) => write_sockaddr(t, addr, addrlen, name)?,
             None => t.mm.write_obj(addrlen, &0)?,
         }
     }
@@ -413,7 +338,7 @@ pub fn sys_recvfrom(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32,
 
 pub fn sys_sendmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> SysResult<usize> {
     let m = t.mm.read_obj(msg)?;
-    socket(t, fd)?;
+    socket(&t.fds.get(fd)?)?;
     let anc = if m.control != 0 && m.controllen != 0 { ancillary(t, UserAddr(m.control), m.controllen as usize)? } else { Ancillary::default() };
     let bufs = t.mm.read_iovecs(UserAddr(m.iov), m.iovlen as usize)?;
     let to_len = if m.name == 0 { 0 } else { m.namelen };
@@ -429,7 +354,7 @@ pub fn sys_recvmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> Sy
     let (n, got) = receive_buffers(t, fd, &bufs, flags)?;
     if m.name != 0 {
         m.namelen = match &got.from {
-            Some(name) => put_sockaddr(t, UserAddr(m.name), m.namelen, Some(name))?,
+            Some(name) => put_sockaddr(t, UserAddr(m.name), m.namelen, name)?,
             None => 0,
         };
     }
@@ -443,26 +368,22 @@ pub fn sys_recvmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> Sy
 }
 
 pub fn sys_shutdown(t: &mut Task, fd: Fd, how: i32) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    unix_of(&file)?.shutdown(how)
+    let file = t.fds.get(fd)?;
+    socket(&file)?.shutdown(how)
 }
 
+/// getsockopt: what every family answers alike here, else the family's own.
 pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let sock = unix_of(&file)?;
-    if level != SOL_SOCKET {
-        return error!(ENOPROTOOPT);
-    }
-    let v: i32 = match name {
-        SO_PEERCRED => return write_option(t, value, len, sock.peer_creds().unwrap_or(NO_PEER_CREDS).as_bytes()),
-        SO_TYPE => sock.kind(),
-        SO_ERROR => if sock.take_reset() { i32::from(rvisor_abi::ErrnoCode::ECONNRESET.0) } else { 0 },
-        SO_PASSCRED => i32::from(sock.passcred()),
-        SO_PROTOCOL | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0,
-        SO_ACCEPTCONN => i32::from(sock.listening()),
-        SO_SNDBUF | SO_RCVBUF => BUFFER as i32,
-        SO_DOMAIN => AF_UNIX,
-        _ => return error!(ENOPROTOOPT),
+    let file = t.fds.get(fd)?;
+    let sock = socket(&file)?;
+    let v: i32 = match (level, name) {
+        (SOL_SOCKET, SO_TYPE) => sock.kind(),
+        (SOL_SOCKET, SO_ERROR) => sock.take_error().map_or(0, |e| i32::from(e.0)),
+        (SOL_SOCKET, SO_ACCEPTCONN) => i32::from(sock.listening()),
+        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => BUFFER as i32,
+        (SOL_SOCKET, SO_DOMAIN) => sock.domain(),
+        (SOL_SOCKET, SO_PROTOCOL) => sock.protocol(),
+        _ => return write_option(t, value, len, &sock.get_option(t, level, name)?),
     };
     write_option(t, value, len, &v.to_ne_bytes())
 }
@@ -479,33 +400,30 @@ fn write_option(t: &Task, value: UserAddr, len: UserRef<u32>, bytes: &[u8]) -> S
     t.mm.write_obj(len, &(n as u32))
 }
 
-/// setsockopt: SO_PASSCRED; options without effect on AF_UNIX (address reuse,
-/// keepalive) and the buffer sizes (fixed here) are accepted; options that
-/// would change behaviour rvisor does not have (timeouts...) are ENOPROTOOPT.
+/// setsockopt: the buffer sizes (fixed here) are accepted for every family;
+/// the rest is the family's.
 pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let sock = unix_of(&file)?;
-    if level != SOL_SOCKET || !matches!(name, SO_SNDBUF | SO_RCVBUF | SO_PASSCRED | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE) {
-        return error!(ENOPROTOOPT);
-    }
-    if len < 4 {
+    let file = t.fds.get(fd)?;
+    let sock = socket(&file)?;
+    if (len as i32) < 0 {
         return error!(EINVAL);
     }
-    let v: i32 = t.mm.read_obj(UserRef::new(value))?;
-    if name == SO_PASSCRED {
-        sock.set_passcred(v != 0);
+    let mut bytes = vec![0u8; (len as usize).min(256)];
+    t.mm.read_bytes(value, &mut bytes)?;
+    if level == SOL_SOCKET && matches!(name, SO_SNDBUF | SO_RCVBUF) {
+        return crate::net::int_option(&bytes).map(drop);
     }
-    Ok(())
+    sock.set_option(t, level, name, &bytes)
 }
 
 pub fn sys_getsockname(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let name = unix_of(&file)?.name();
-    write_sockaddr(t, addr, len, name.as_deref())
+    let file = t.fds.get(fd)?;
+    let name = socket(&file)?.name();
+    write_sockaddr(t, addr, len, &name)
 }
 
 pub fn sys_getpeername(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
-    let file = socket(t, fd)?;
-    let name = unix_of(&file)?.peer_name()?;
-    write_sockaddr(t, addr, len, name.as_deref())
+    let file = t.fds.get(fd)?;
+    let name = socket(&file)?.peer_name()?;
+    write_sockaddr(t, addr, len, &name)
 }

@@ -123,6 +123,10 @@ pub trait FileDescription: Send + Sync {
     fn add_seals(&self, _seals: u32) -> SysResult<()> {
         error!(EINVAL)
     }
+    /// The socket, for a socket file (the socket calls).
+    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+        None
+    }
     /// For calls that work on one kind of file (timerfd_settime...).
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

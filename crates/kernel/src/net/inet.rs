@@ -1,0 +1,459 @@
+//! AF_INET and AF_INET6 addressing on the sandbox's one interface, loopback:
+//! 127.0.0.0/8 and ::1 are the local addresses, every other destination is
+//! unreachable (ENETUNREACH), as in a runsc sandbox with `--network=none`.
+//! Also the port tables (one for TCP, one for UDP: `Ports`), and the IP-level
+//! options, which the sockets keep but which change nothing on loopback.
+//!
+//! An AF_INET6 socket talks to IPv4 peers through v4-mapped addresses
+//! (::ffff:127.0.0.1) unless IPV6_V6ONLY is set; the port tables compare
+//! addresses in their canonical form, so ::ffff:127.0.0.1 and 127.0.0.1 meet.
+
+use crate::task::Task;
+use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
+use rvisor_abi::{error, SysResult};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use zerocopy::{FromBytes, IntoBytes};
+
+pub const AF_INET: i32 = 2;
+pub const AF_INET6: i32 = 10;
+const AF_UNSPEC: u16 = 0;
+/// The shortest sockaddr_in6 Linux takes (RFC 2133's, without sin6_scope_id).
+const SIN6_LEN_RFC2133: usize = 24;
+
+/// Reads the address a socket of `domain` was given: a sockaddr_in for
+/// AF_INET, a sockaddr_in6 for AF_INET6 (EINVAL when too short for one,
+/// EAFNOSUPPORT for another family). AF_UNSPEC with the wildcard binds an
+/// AF_INET socket, as Linux allows for old programs.
+pub fn parse(domain: i32, raw: &[u8]) -> SysResult<SocketAddr> {
+    if domain == AF_INET {
+        let Ok((sin, _)) = SockaddrIn::read_from_prefix(raw) else { return error!(EINVAL) };
+        let ip = Ipv4Addr::from(sin.addr);
+        if i32::from(sin.family) != AF_INET && !(sin.family == AF_UNSPEC && ip.is_unspecified()) {
+            return error!(EAFNOSUPPORT);
+        }
+        return Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be_bytes(sin.port))));
+    }
+    if raw.len() < SIN6_LEN_RFC2133 {
+        return error!(EINVAL);
+    }
+    let mut full = [0u8; std::mem::size_of::<SockaddrIn6>()];
+    let n = raw.len().min(full.len());
+    full[..n].copy_from_slice(&raw[..n]);
+    let Ok(sin6) = SockaddrIn6::read_from_bytes(&full) else { return error!(EINVAL) };
+    if i32::from(sin6.family) != AF_INET6 {
+        return error!(EAFNOSUPPORT);
+    }
+    let ip = Ipv6Addr::from(sin6.addr);
+    Ok(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be_bytes(sin6.port), sin6.flowinfo, sin6.scope_id)))
+}
+
+/// The family of a raw address, when it has one.
+pub fn family(raw: &[u8]) -> Option<u16> {
+    Some(u16::from_ne_bytes([*raw.first()?, *raw.get(1)?]))
+}
+
+/// Whether a raw address is AF_UNSPEC (connect(2) to it disconnects).
+pub fn is_unspec(raw: &[u8]) -> bool {
+    family(raw) == Some(AF_UNSPEC)
+}
+
+/// A whole sockaddr_in or sockaddr_in6 for an address.
+pub fn sockaddr(addr: SocketAddr) -> Vec<u8> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = SockaddrIn { family: AF_INET as u16, port: a.port().to_be_bytes(), addr: a.ip().octets(), zero: [0; 8] };
+            sin.as_bytes().to_vec()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = SockaddrIn6 { family: AF_INET6 as u16, port: a.port().to_be_bytes(), flowinfo: a.flowinfo(), addr: a.ip().octets(), scope_id: a.scope_id() };
+            sin6.as_bytes().to_vec()
+        }
+    }
+}
+
+/// The unbound address of a socket of `domain`: the wildcard, port 0.
+pub fn unbound(domain: i32) -> SocketAddr {
+    if domain == AF_INET { SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0) } else { SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0) }
+}
+
+/// `addr` as a socket of `domain` names it: an IPv4 address is v4-mapped for
+/// an AF_INET6 socket.
+pub fn in_domain(domain: i32, addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if domain == AF_INET6 => SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
+        _ => addr,
+    }
+}
+
+/// Whether a bind(2) to `ip` may work: it is a local address or the wildcard.
+pub fn is_local(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Where a packet to `addr` goes: to this host's loopback (the wildcard means
+/// it too, as in Linux), else nowhere (ENETUNREACH). A v4-mapped address from
+/// an AF_INET6 socket that has IPV6_V6ONLY is unreachable too.
+pub fn destination(addr: SocketAddr, v6only: bool) -> SysResult<SocketAddr> {
+    let ip = match addr.ip() {
+        IpAddr::V6(v6) if v6only && v6.to_ipv4_mapped().is_some() => return error!(ENETUNREACH),
+        ip => ip.to_canonical(),
+    };
+    let ip = match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip if ip.is_loopback() => ip,
+        _ => return error!(ENETUNREACH),
+    };
+    Ok(SocketAddr::new(ip, addr.port()))
+}
+
+/// The address a socket bound to `local` (or unbound: the wildcard) sends
+/// from to the canonical destination `dest`: its own address, or the
+/// loopback address of the destination's family.
+pub fn source_for(local: IpAddr, dest: IpAddr) -> IpAddr {
+    let local = local.to_canonical();
+    if !local.is_unspecified() {
+        return local;
+    }
+    match dest {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    }
+}
+
+/// The port range autobind takes ports from (Linux's ip_local_port_range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// Ports below this need CAP_NET_BIND_SERVICE.
+const PROT_SOCK: u16 = 1024;
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+/// What the port table needs to know of a socket to judge a bind.
+pub trait PortUser: Send + Sync {
+    fn listening(&self) -> bool;
+}
+
+/// One socket bound to a port.
+struct Binding<T> {
+    /// Canonical (IPv4 for v4-mapped), or an unspecified address.
+    ip: IpAddr,
+    /// An AF_INET6 wildcard that does not take IPv4 (IPV6_V6ONLY).
+    v6only: bool,
+    reuse_addr: bool,
+    reuse_port: bool,
+    socket: Weak<T>,
+}
+
+impl<T> Binding<T> {
+    /// Whether a packet to the canonical `ip` reaches this binding, and how
+    /// well: 2 for its own address, 1 through a wildcard.
+    fn reaches(&self, ip: IpAddr) -> Option<u8> {
+        if self.ip == ip {
+            return Some(2);
+        }
+        let wild = match self.ip {
+            IpAddr::V4(a) => a.is_unspecified() && ip.is_ipv4(),
+            IpAddr::V6(a) => a.is_unspecified() && (ip.is_ipv6() || !self.v6only),
+        };
+        wild.then_some(1)
+    }
+
+    /// Whether two bindings on one port claim a common address.
+    fn overlaps(&self, other: &Binding<T>) -> bool {
+        self.reaches(other.ip).is_some() || other.reaches(self.ip).is_some()
+    }
+}
+
+/// How a socket asks to be bound.
+struct BindRequest {
+    pub addr: SocketAddr,
+    pub v6only: bool,
+    pub reuse_addr: bool,
+    pub reuse_port: bool,
+}
+
+/// The sockets of one protocol bound to each port. Leaf lock.
+pub struct Ports<T> {
+    bound: Mutex<PortMap<T>>,
+}
+
+struct PortMap<T> {
+    ports: HashMap<u16, Vec<Binding<T>>>,
+    next_ephemeral: u16,
+}
+
+impl<T> Default for Ports<T> {
+    fn default() -> Self {
+        Ports { bound: Mutex::new(PortMap { ports: HashMap::new(), next_ephemeral: *EPHEMERAL.start() }) }
+    }
+}
+
+impl<T: PortUser> Ports<T> {
+    /// The table, without the sockets that are gone (a socket's binding
+    /// ends when it closes).
+    fn map(&self) -> MutexGuard<'_, PortMap<T>> {
+        let mut map = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        map.ports.retain(|_, list| {
+            list.retain(|b| b.socket.strong_count() > 0);
+            !list.is_empty()
+        });
+        map
+    }
+
+    /// Binds `socket` as `req` asks, to a free ephemeral port when the port
+    /// is 0; returns the port. EADDRINUSE when another socket claims the
+    /// address, EACCES for a privileged port without CAP_NET_BIND_SERVICE.
+    fn bind(&self, t: &Task, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
+        let port = req.addr.port();
+        if port != 0 && port < PROT_SOCK && !t.tg.capable(CAP_NET_BIND_SERVICE) {
+            return error!(EACCES);
+        }
+        let ip = req.addr.ip().to_canonical();
+        let new = Binding { ip, v6only: req.v6only, reuse_addr: req.reuse_addr, reuse_port: req.reuse_port, socket: Arc::downgrade(socket) };
+        let mut map = self.map();
+        let free = |map: &PortMap<T>, port: u16| {
+            map.ports.get(&port).is_none_or(|list| {
+                list.iter().filter(|b| b.overlaps(&new)).all(|b| {
+                    let listening = b.socket.upgrade().is_some_and(|s| s.listening());
+                    (b.reuse_port && new.reuse_port) || (b.reuse_addr && new.reuse_addr && !listening)
+                })
+            })
+        };
+        let port = if port != 0 {
+            if !free(&map, port) {
+                return error!(EADDRINUSE);
+            }
+            port
+        } else {
+            let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+            let start = map.next_ephemeral;
+            let found = (0..span).map(|i| EPHEMERAL.start() + ((u32::from(start - EPHEMERAL.start()) + i) % span) as u16).find(|&p| map.ports.get(&p).is_none_or(Vec::is_empty));
+            let Some(p) = found else { return error!(EADDRINUSE) };
+            map.next_ephemeral = if p == *EPHEMERAL.end() { *EPHEMERAL.start() } else { p + 1 };
+            p
+        };
+        map.ports.entry(port).or_default().push(new);
+        Ok(port)
+    }
+
+    /// The sockets a packet to the canonical `dest` reaches, best first (its
+    /// own address before a wildcard), that `accepts` takes.
+    pub fn lookup(&self, dest: SocketAddr, accepts: impl Fn(&T) -> bool) -> Option<Arc<T>> {
+        let map = self.map();
+        let list = map.ports.get(&dest.port())?;
+        let mut found: Vec<(u8, Arc<T>)> = list.iter().filter_map(|b| Some((b.reaches(dest.ip())?, b.socket.upgrade()?))).filter(|(_, s)| accepts(s)).collect();
+        found.sort_by_key(|(rank, _)| std::cmp::Reverse(*rank));
+        found.into_iter().next().map(|(_, s)| s)
+    }
+}
+
+/// What TCP and UDP sockets share: their family, address and options.
+pub struct Endpoint {
+    pub domain: i32,
+    /// Its address (port 0 until bound), in its own family. Leaf lock.
+    local: Mutex<SocketAddr>,
+    pub options: Options,
+}
+
+impl Endpoint {
+    pub fn new(domain: i32) -> Endpoint {
+        Endpoint { domain, local: Mutex::new(unbound(domain)), options: Options::default() }
+    }
+
+    fn local_lock(&self) -> MutexGuard<'_, SocketAddr> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        *self.local_lock()
+    }
+
+    /// Its address once a connection or peer fixed the one it sends from.
+    pub fn set_local(&self, addr: SocketAddr) {
+        *self.local_lock() = in_domain(self.domain, addr);
+    }
+
+    /// An AF_INET6 socket that does not talk IPv4 (IPV6_V6ONLY).
+    pub fn v6only(&self) -> bool {
+        self.domain == AF_INET6 && self.options.on(IPPROTO_IPV6, IPV6_V6ONLY)
+    }
+
+    /// bind(2) of `socket` to `addr` (port 0: an ephemeral port) in `ports`:
+    /// EINVAL when bound already, EADDRNOTAVAIL for an address not this host's.
+    pub fn bind<T: PortUser>(&self, t: &Task, addr: SocketAddr, ports: &Ports<T>, socket: &Weak<T>) -> SysResult<()> {
+        let mut local = self.local_lock();
+        if local.port() != 0 {
+            return error!(EINVAL);
+        }
+        if !is_local(addr.ip()) {
+            return error!(EADDRNOTAVAIL);
+        }
+        let socket = socket.upgrade().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
+        let req = BindRequest {
+            addr,
+            v6only: self.v6only(),
+            reuse_addr: self.options.on(SOL_SOCKET, SO_REUSEADDR),
+            reuse_port: self.options.on(SOL_SOCKET, SO_REUSEPORT),
+        };
+        let port = ports.bind(t, &req, &socket)?;
+        *local = SocketAddr::new(addr.ip(), port);
+        Ok(())
+    }
+
+    /// Binds an unbound socket to the wildcard and an ephemeral port, as
+    /// listen, connect and a first datagram do.
+    pub fn autobind<T: PortUser>(&self, t: &Task, ports: &Ports<T>, socket: &Weak<T>) -> SysResult<()> {
+        if self.local().port() == 0 { self.bind(t, unbound(self.domain), ports, socket) } else { Ok(()) }
+    }
+
+    /// The address it sends from to the canonical `dest`, canonical too.
+    pub fn source_for(&self, dest: SocketAddr) -> SocketAddr {
+        let local = self.local();
+        SocketAddr::new(source_for(local.ip(), dest.ip()), local.port())
+    }
+
+    pub fn get_option(&self, kind: i32, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        Ok(self.options.get(self.domain, kind, level, name)?.to_ne_bytes().to_vec())
+    }
+
+    pub fn set_option(&self, kind: i32, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        self.options.set(self.domain, kind, level, name, super::int_option(value)?)
+    }
+}
+
+/// The protocol levels of setsockopt.
+pub const SOL_SOCKET: i32 = 1;
+pub const IPPROTO_IP: i32 = 0;
+pub const IPPROTO_TCP: i32 = 6;
+pub const IPPROTO_IPV6: i32 = 41;
+const SO_REUSEADDR: i32 = 2;
+const SO_REUSEPORT: i32 = 15;
+const IPV6_V6ONLY: i32 = 26;
+
+/// How an option's value reads back.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Reads back 0 or 1, whatever was set.
+    Flag,
+    Int,
+}
+
+/// The options an inet socket keeps: (level, name, kind, default, which
+/// socket types have it). They change nothing on loopback but read back
+/// what was set, as programs check.
+const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
+    (SOL_SOCKET, SO_REUSEADDR, Kind::Flag, 0, &[1, 2]),
+    (SOL_SOCKET, 5, Kind::Flag, 0, &[1, 2]),        // SO_DONTROUTE
+    (SOL_SOCKET, 6, Kind::Flag, 0, &[1, 2]),        // SO_BROADCAST
+    (SOL_SOCKET, 9, Kind::Flag, 0, &[1, 2]),        // SO_KEEPALIVE
+    (SOL_SOCKET, 10, Kind::Flag, 0, &[1, 2]),       // SO_OOBINLINE
+    (SOL_SOCKET, 12, Kind::Int, 0, &[1, 2]),        // SO_PRIORITY
+    (SOL_SOCKET, SO_REUSEPORT, Kind::Flag, 0, &[1, 2]),
+    (SOL_SOCKET, 16, Kind::Flag, 0, &[1, 2]),       // SO_PASSCRED
+    (SOL_SOCKET, 18, Kind::Int, 1, &[1, 2]),        // SO_RCVLOWAT
+    (SOL_SOCKET, 29, Kind::Flag, 0, &[1, 2]),       // SO_TIMESTAMP
+    (IPPROTO_IP, 1, Kind::Int, 0, &[1, 2]),         // IP_TOS
+    (IPPROTO_IP, 2, Kind::Int, 64, &[1, 2]),        // IP_TTL
+    (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER
+    (IPPROTO_IP, 11, Kind::Flag, 0, &[1, 2]),       // IP_RECVERR
+    (IPPROTO_IPV6, 16, Kind::Int, 64, &[1, 2]),     // IPV6_UNICAST_HOPS
+    (IPPROTO_IPV6, 25, Kind::Flag, 0, &[1, 2]),     // IPV6_RECVERR
+    (IPPROTO_IPV6, IPV6_V6ONLY, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IPV6, 67, Kind::Int, 0, &[1, 2]),      // IPV6_TCLASS
+    (IPPROTO_TCP, 1, Kind::Flag, 0, &[1]),          // TCP_NODELAY
+    (IPPROTO_TCP, 2, Kind::Int, 65483, &[1]),       // TCP_MAXSEG (loopback's MSS)
+    (IPPROTO_TCP, 3, Kind::Flag, 0, &[1]),          // TCP_CORK
+    (IPPROTO_TCP, 4, Kind::Int, 7200, &[1]),        // TCP_KEEPIDLE
+    (IPPROTO_TCP, 5, Kind::Int, 75, &[1]),          // TCP_KEEPINTVL
+    (IPPROTO_TCP, 6, Kind::Int, 9, &[1]),           // TCP_KEEPCNT
+    (IPPROTO_TCP, 9, Kind::Int, 0, &[1]),           // TCP_DEFER_ACCEPT
+    (IPPROTO_TCP, 12, Kind::Flag, 1, &[1]),         // TCP_QUICKACK
+    (IPPROTO_TCP, 18, Kind::Int, 0, &[1]),          // TCP_USER_TIMEOUT
+    (IPPROTO_TCP, 23, Kind::Int, 0, &[1]),          // TCP_FASTOPEN
+    (IPPROTO_TCP, 25, Kind::Int, -1, &[1]),         // TCP_NOTSENT_LOWAT
+];
+
+/// An inet socket's options. Leaf lock.
+#[derive(Default)]
+pub struct Options {
+    set: Mutex<HashMap<(i32, i32), i32>>,
+}
+
+impl Options {
+    fn entry(domain: i32, kind: i32, level: i32, name: i32) -> SysResult<(Kind, i32)> {
+        if level == IPPROTO_IPV6 && domain != AF_INET6 {
+            return error!(ENOPROTOOPT);
+        }
+        match OPTIONS.iter().find(|o| o.0 == level && o.1 == name && o.4.contains(&kind)) {
+            Some(o) => Ok((o.2, o.3)),
+            None => error!(ENOPROTOOPT),
+        }
+    }
+
+    pub fn get(&self, domain: i32, kind: i32, level: i32, name: i32) -> SysResult<i32> {
+        let (_, default) = Options::entry(domain, kind, level, name)?;
+        Ok(self.set.lock().unwrap_or_else(|e| e.into_inner()).get(&(level, name)).copied().unwrap_or(default))
+    }
+
+    pub fn set(&self, domain: i32, kind: i32, level: i32, name: i32, value: i32) -> SysResult<()> {
+        let (k, _) = Options::entry(domain, kind, level, name)?;
+        let value = if k == Kind::Flag { i32::from(value != 0) } else { value };
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).insert((level, name), value);
+        Ok(())
+    }
+
+    /// Takes a listener's options, for a connection it accepted.
+    pub fn inherit(&self, from: &Options) {
+        let values = from.set.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = values;
+    }
+
+    /// Whether a flag option is on.
+    pub fn on(&self, level: i32, name: i32) -> bool {
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).get(&(level, name)).is_some_and(|&v| v != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        let a: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(parse(AF_INET, &sockaddr(a)).unwrap(), a);
+        let b: SocketAddr = "[::1]:443".parse().unwrap();
+        assert_eq!(parse(AF_INET6, &sockaddr(b)).unwrap(), b);
+        assert_eq!(parse(AF_INET, &sockaddr(b)).unwrap_err().code, rvisor_abi::ErrnoCode::EAFNOSUPPORT);
+        assert_eq!(parse(AF_INET6, &sockaddr(a)).unwrap_err().code, rvisor_abi::ErrnoCode::EINVAL);
+        assert_eq!(parse(AF_INET, &[2, 0]).unwrap_err().code, rvisor_abi::ErrnoCode::EINVAL);
+    }
+
+    #[test]
+    fn only_loopback_is_reachable() {
+        let d = |s: &str| destination(s.parse().unwrap(), false);
+        assert_eq!(d("0.0.0.0:1").unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(d("127.1.2.3:1").unwrap(), "127.1.2.3:1".parse().unwrap());
+        assert_eq!(d("[::ffff:127.0.0.1]:1").unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(d("[::]:1").unwrap(), "[::1]:1".parse().unwrap());
+        assert!(d("10.0.0.1:1").is_err());
+        assert!(destination("[::ffff:127.0.0.1]:1".parse().unwrap(), true).is_err());
+    }
+
+    #[test]
+    fn wildcards_reach_their_families() {
+        let b = |ip: &str, v6only| Binding::<()> { ip: ip.parse().unwrap(), v6only, reuse_addr: false, reuse_port: false, socket: Weak::new() };
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(b("0.0.0.0", false).reaches(v4), Some(1));
+        assert_eq!(b("0.0.0.0", false).reaches(v6), None);
+        assert_eq!(b("::", false).reaches(v4), Some(1));
+        assert_eq!(b("::", true).reaches(v4), None);
+        assert_eq!(b("127.0.0.1", false).reaches(v4), Some(2));
+        assert!(b("::", false).overlaps(&b("0.0.0.0", false)));
+        assert!(!b("::", true).overlaps(&b("0.0.0.0", false)));
+        assert!(!b("127.0.0.1", false).overlaps(&b("127.0.0.2", false)));
+    }
+}

@@ -1,0 +1,367 @@
+//! TCP over loopback. A connection is a pair of connected stream sockets of
+//! net/unix.rs: on loopback TCP delivers bytes reliably and in order, so no
+//! segment, window or retransmission is needed, and the pair already has
+//! what TCP's byte stream promises: buffers both ways, half-close
+//! (shutdown), EPIPE and SIGPIPE, and a reset when an end closes with bytes
+//! unread. What TCP adds is here: inet addresses and ports, listen and
+//! accept, and the options.
+//!
+//! A connect completes at once (the listener's backlog takes it, as Linux's
+//! handshake on loopback does before connect returns), so a non-blocking
+//! connect returns 0 rather than EINPROGRESS; programs take either.
+//!
+//! Lock order: none nests. A socket's state, its local address and the port
+//! table are each taken alone.
+
+use super::inet::{self, Endpoint, PortUser};
+use super::unix::{connected_streams, UnixSocket};
+use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
+use crate::fs::simple::{copy_in, copy_out};
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLHUP, POLLIN, POLLOUT};
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, ErrnoCode, SysResult};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+const IPPROTO_TCP: i32 = 6;
+/// Most connections a listener queues (Linux's somaxconn).
+const SOMAXCONN: usize = 4096;
+
+enum State {
+    /// Made by socket(2), or disconnected.
+    Closed,
+    /// listen(2): connections wait here, as the sockets accept(2) returns.
+    Listening { backlog: VecDeque<Arc<TcpSocket>>, max: usize },
+    /// Its end of the connection, and the peer's address as it names it.
+    Connected { stream: Arc<UnixSocket>, peer: SocketAddr },
+}
+
+/// An AF_INET or AF_INET6 stream socket.
+pub struct TcpSocket {
+    ep: Endpoint,
+    ino: SocketInode,
+    me: Weak<TcpSocket>,
+    flags: StatusFlags,
+    /// Woken when its readiness may change: a connection to accept, bytes,
+    /// room (its stream end wakes it too).
+    queue: Arc<WaitQueue>,
+    state: Mutex<State>,
+}
+
+impl PortUser for TcpSocket {
+    fn listening(&self) -> bool {
+        matches!(*self.state(), State::Listening { .. })
+    }
+}
+
+impl TcpSocket {
+    pub fn new(domain: i32, flags: u32) -> Arc<TcpSocket> {
+        Arc::new_cyclic(|me| TcpSocket {
+            ep: Endpoint::new(domain),
+            ino: SocketInode::new(),
+            me: me.clone(),
+            flags: StatusFlags::new(flags | OpenFlags::RDWR),
+            queue: Arc::default(),
+            state: Mutex::new(State::Closed),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stream(&self) -> Option<Arc<UnixSocket>> {
+        match &*self.state() {
+            State::Connected { stream, .. } => Some(stream.clone()),
+            _ => None,
+        }
+    }
+
+    /// MSG_DONTWAIT when the file is non-blocking: its stream end has no
+    /// status flags of its own.
+    fn wait_flag(&self) -> u32 {
+        if self.flags.get() & OpenFlags::NONBLOCK != 0 { MSG_DONTWAIT } else { 0 }
+    }
+
+    fn autobind(&self, t: &Task) -> SysResult<()> {
+        self.ep.autobind(t, &t.kernel.loopback.tcp, &self.me)
+    }
+
+    /// A connection to the canonical address `dest`: the listener's new socket
+    /// joins this one, and waits in its backlog for accept(2).
+    fn connect_to(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
+        let listener = t.kernel.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+        self.autobind(t)?;
+        let src = self.ep.source_for(dest);
+        let domain = listener.ep.domain;
+        let accepted = TcpSocket::new(domain, 0);
+        accepted.ep.set_local(dest);
+        accepted.ep.options.inherit(&listener.ep.options);
+        let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()]);
+        *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src) };
+        {
+            let mut st = listener.state();
+            let State::Listening { backlog, max } = &mut *st else { return error!(ECONNREFUSED) };
+            if backlog.len() >= *max {
+                return error!(ECONNREFUSED);
+            }
+            backlog.push_back(accepted);
+        }
+        listener.queue.notify_events(POLLIN);
+        self.ep.set_local(src);
+        *self.state() = State::Connected { stream: mine, peer: inet::in_domain(self.ep.domain, dest) };
+        Ok(())
+    }
+}
+
+impl Socket for TcpSocket {
+    fn domain(&self) -> i32 {
+        self.ep.domain
+    }
+
+    fn kind(&self) -> i32 {
+        SOCK_STREAM
+    }
+
+    fn protocol(&self) -> i32 {
+        IPPROTO_TCP
+    }
+
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        let addr = inet::parse(self.ep.domain, addr)?;
+        self.ep.bind(t, addr, &t.kernel.loopback.tcp, &self.me)
+    }
+
+    /// listen(2); an unbound socket gets an ephemeral port first.
+    fn listen(&self, t: &Task, backlog: i32) -> SysResult<()> {
+        if matches!(*self.state(), State::Connected { .. }) {
+            return error!(EINVAL);
+        }
+        self.autobind(t)?;
+        // Linux queues one more than the backlog asks.
+        let max = usize::try_from(backlog).unwrap_or(0).min(SOMAXCONN) + 1;
+        let mut st = self.state();
+        match &mut *st {
+            State::Connected { .. } => return error!(EINVAL),
+            State::Listening { max: m, .. } => *m = max,
+            State::Closed => *st = State::Listening { backlog: VecDeque::new(), max },
+        }
+        Ok(())
+    }
+
+    /// connect(2); AF_UNSPEC ends a connection (with a reset, as Linux's
+    /// tcp_disconnect).
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        if inet::is_unspec(addr) {
+            if let State::Connected { stream, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
+                stream.abort();
+            }
+            return Ok(());
+        }
+        let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        if !matches!(*self.state(), State::Closed) {
+            return error!(EISCONN);
+        }
+        self.connect_to(t, dest)
+    }
+
+    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+        loop {
+            {
+                let mut st = self.state();
+                let State::Listening { backlog, .. } = &mut *st else { return error!(EINVAL) };
+                if let Some(conn) = backlog.pop_front() {
+                    drop(st);
+                    let peer = match &*conn.state() {
+                        State::Connected { peer, .. } => Some(inet::sockaddr(*peer)),
+                        _ => None,
+                    };
+                    return Ok((conn, peer));
+                }
+            }
+            if self.wait_flag() != 0 {
+                return error!(EAGAIN);
+            }
+            self.queue.register(&t.thread);
+            let r = t.block_until(None, || match &*self.state() {
+                State::Listening { backlog, .. } => !backlog.is_empty(),
+                _ => true,
+            });
+            self.queue.unregister(&t.thread);
+            r?;
+        }
+    }
+
+    /// A send on a connection; an address given is ignored, as Linux does.
+    /// Without a connection it is EPIPE (and SIGPIPE), as in Linux.
+    fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, _to: Option<&[u8]>) -> SysResult<usize> {
+        if !anc.is_empty() {
+            return error!(EINVAL);
+        }
+        let Some(stream) = self.stream() else {
+            if flags & MSG_NOSIGNAL == 0 {
+                crate::fs::pipe::sigpipe(t);
+            }
+            return error!(EPIPE);
+        };
+        stream.send_message(t, data, flags | self.wait_flag(), Ancillary::default(), None)
+    }
+
+    /// TCP names no sender: recvfrom's address comes back empty. MSG_WAITALL
+    /// waits for `max` bytes, unless EOF, an error or a signal comes first
+    /// (then what came is returned).
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        let stream = self.stream().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
+        let flags = flags | self.wait_flag();
+        let mut got = stream.receive_message(t, max, flags)?;
+        if flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) == MSG_WAITALL {
+            while !got.data.is_empty() && got.data.len() < max {
+                match stream.receive_message(t, max - got.data.len(), flags) {
+                    Ok(more) if !more.data.is_empty() => got.data.extend_from_slice(&more.data),
+                    _ => break,
+                }
+            }
+            got.full = got.data.len();
+        }
+        got.from = None;
+        Ok(got)
+    }
+
+    /// shutdown(2) of a connection; SHUT_RD on a listener stops it (waiting
+    /// accepts fail); an unconnected socket is ENOTCONN.
+    fn shutdown(&self, how: i32) -> SysResult<()> {
+        let (rd, _) = shutdown_sides(how)?;
+        let mut st = self.state();
+        match &*st {
+            State::Connected { stream, .. } => {
+                let stream = stream.clone();
+                drop(st);
+                stream.shutdown(how)
+            }
+            State::Listening { .. } if rd => {
+                let old = std::mem::replace(&mut *st, State::Closed);
+                drop(st);
+                drop(old);
+                self.queue.notify();
+                Ok(())
+            }
+            State::Listening { .. } => Ok(()),
+            State::Closed => error!(ENOTCONN),
+        }
+    }
+
+    fn name(&self) -> Vec<u8> {
+        inet::sockaddr(self.ep.local())
+    }
+
+    fn peer_name(&self) -> SysResult<Vec<u8>> {
+        match &*self.state() {
+            State::Connected { peer, .. } => Ok(inet::sockaddr(*peer)),
+            _ => error!(ENOTCONN),
+        }
+    }
+
+    fn listening(&self) -> bool {
+        PortUser::listening(self)
+    }
+
+    fn take_error(&self) -> Option<ErrnoCode> {
+        self.stream().and_then(|s| Socket::take_error(&*s))
+    }
+
+    fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        self.ep.get_option(SOCK_STREAM, level, name)
+    }
+
+    fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        self.ep.set_option(SOCK_STREAM, level, name, value)
+    }
+}
+
+impl Drop for TcpSocket {
+    /// Connections a closed listener had not accepted are reset.
+    fn drop(&mut self) {
+        if let State::Listening { backlog, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
+            for conn in backlog {
+                if let Some(s) = conn.stream() {
+                    s.abort();
+                }
+            }
+        }
+    }
+}
+
+impl FileDescription for TcpSocket {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+        copy_out(t, bufs, &got.data)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
+        self.send(t, &data, 0, Ancillary::default(), None)
+    }
+
+    /// sendfile and splice into a socket: a send of Sentry bytes.
+    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        self.send(t, data, 0, Ancillary::default(), None)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(self.ino.stat())
+    }
+
+    fn flags(&self) -> Option<&StatusFlags> {
+        Some(&self.flags)
+    }
+
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        Some(self.ino.proc_name())
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        match &*self.state() {
+            State::Connected { stream, .. } => stream.readiness(mask),
+            State::Listening { backlog, .. } => {
+                if backlog.is_empty() {
+                    0
+                } else {
+                    POLLIN & mask
+                }
+            }
+            // Linux's tcp_poll of a closed socket: hung up, and writable (to fail).
+            State::Closed => (POLLOUT & mask) | POLLHUP,
+        }
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    /// FIONREAD (SIOCINQ) counts what is queued to read; SIOCOUTQ what its
+    /// peer has not read yet is not tracked, and reads 0.
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        const SIOCOUTQ: u32 = 0x5411;
+        match (request, self.stream()) {
+            (SIOCOUTQ, _) => t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &0i32).map(|()| 0),
+            (_, Some(stream)) => stream.ioctl(t, request, arg),
+            (_, None) => error!(EINVAL),
+        }
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}

@@ -1,0 +1,338 @@
+//! UDP over loopback. A datagram goes straight into the queue of the socket
+//! bound to its destination, or is dropped when there is none or its queue is
+//! full, as on Linux's loopback, which loses nothing else. A connected socket
+//! that sent to a port nobody has is told ECONNREFUSED by its next call, as
+//! the ICMP port-unreachable makes Linux do; an unconnected one never hears.
+//!
+//! Lock order: none nests; a socket's inbox, peer and pending error are each
+//! taken alone.
+
+use super::inet::{self, Endpoint, PortUser};
+use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
+use crate::fs::simple::{copy_in, copy_out};
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, ErrnoCode, SysResult};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+const IPPROTO_UDP: i32 = 17;
+const POLLRDHUP: u32 = 0x2000;
+/// The largest payload: 65535 bytes less the UDP header, and for IPv4 less
+/// the IP header too.
+const MAX_PAYLOAD_V4: usize = 65535 - 8 - 20;
+const MAX_PAYLOAD_V6: usize = 65535 - 8;
+
+struct Datagram {
+    data: Vec<u8>,
+    /// The sender's address, canonical.
+    from: SocketAddr,
+}
+
+#[derive(Default)]
+struct Inbox {
+    msgs: VecDeque<Datagram>,
+    bytes: usize,
+    read_shut: bool,
+    write_shut: bool,
+}
+
+/// An AF_INET or AF_INET6 datagram socket.
+pub struct UdpSocket {
+    ep: Endpoint,
+    ino: SocketInode,
+    me: Weak<UdpSocket>,
+    flags: StatusFlags,
+    /// Woken when a datagram or an error arrives.
+    queue: Arc<WaitQueue>,
+    inbox: Mutex<Inbox>,
+    /// connect(2)'s peer, canonical: where sends without an address go, and
+    /// the only sender it hears.
+    peer: Mutex<Option<SocketAddr>>,
+    /// A pending error (SO_ERROR): ECONNREFUSED after sending to nobody.
+    error: Mutex<Option<ErrnoCode>>,
+}
+
+impl PortUser for UdpSocket {
+    fn listening(&self) -> bool {
+        false
+    }
+}
+
+impl UdpSocket {
+    pub fn new(domain: i32, flags: u32) -> Arc<UdpSocket> {
+        Arc::new_cyclic(|me| UdpSocket {
+            ep: Endpoint::new(domain),
+            ino: SocketInode::new(),
+            me: me.clone(),
+            flags: StatusFlags::new(flags | OpenFlags::RDWR),
+            queue: Arc::default(),
+            inbox: Mutex::default(),
+            peer: Mutex::default(),
+            error: Mutex::default(),
+        })
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        *self.peer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn error(&self) -> MutexGuard<'_, Option<ErrnoCode>> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn nonblock(&self, flags: u32) -> bool {
+        flags & MSG_DONTWAIT != 0 || self.flags.get() & OpenFlags::NONBLOCK != 0
+    }
+
+    fn autobind(&self, t: &Task) -> SysResult<()> {
+        self.ep.autobind(t, &t.kernel.loopback.udp, &self.me)
+    }
+
+    /// Whether it takes a datagram from the canonical `from`: any, unless
+    /// connected to another peer.
+    fn hears(&self, from: SocketAddr) -> bool {
+        self.peer().is_none_or(|p| p == from)
+    }
+
+    /// Queues a datagram unless the queue is full (then it is lost).
+    fn deliver(&self, data: &[u8], from: SocketAddr) {
+        {
+            let mut q = self.inbox();
+            if q.read_shut || (!q.msgs.is_empty() && q.bytes + data.len() > BUFFER) {
+                return;
+            }
+            q.msgs.push_back(Datagram { data: data.to_vec(), from });
+            q.bytes += data.len();
+        }
+        self.queue.notify_events(POLLIN);
+    }
+
+    fn max_payload(&self) -> usize {
+        if self.ep.domain == inet::AF_INET { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 }
+    }
+}
+
+impl Socket for UdpSocket {
+    fn domain(&self) -> i32 {
+        self.ep.domain
+    }
+
+    fn kind(&self) -> i32 {
+        SOCK_DGRAM
+    }
+
+    fn protocol(&self) -> i32 {
+        IPPROTO_UDP
+    }
+
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        let addr = inet::parse(self.ep.domain, addr)?;
+        self.ep.bind(t, addr, &t.kernel.loopback.udp, &self.me)
+    }
+
+    fn listen(&self, _t: &Task, _backlog: i32) -> SysResult<()> {
+        error!(EOPNOTSUPP)
+    }
+
+    /// connect(2) names its peer (nothing need be bound there); AF_UNSPEC
+    /// forgets it.
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        if inet::is_unspec(addr) {
+            *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Ok(());
+        }
+        let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        self.autobind(t)?;
+        self.ep.set_local(self.ep.source_for(dest));
+        *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(dest);
+        Ok(())
+    }
+
+    fn accept(&self, _t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+        error!(EOPNOTSUPP)
+    }
+
+    /// A datagram to `to`, or to the peer; the sender gets a port first if
+    /// it has none.
+    fn send(&self, t: &Task, data: &[u8], _flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        if !anc.is_empty() {
+            return error!(EINVAL);
+        }
+        let dest = match to {
+            Some(raw) => inet::destination(inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
+            None => self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?,
+        };
+        if data.len() > self.max_payload() {
+            return error!(EMSGSIZE);
+        }
+        if let Some(e) = self.error().take() {
+            return Err(rvisor_abi::Errno::new(e));
+        }
+        if self.inbox().write_shut {
+            return error!(EPIPE);
+        }
+        self.autobind(t)?;
+        let from = self.ep.source_for(dest);
+        match t.kernel.loopback.udp.lookup(dest, |r| r.hears(from)) {
+            Some(receiver) => receiver.deliver(data, from),
+            None if self.peer() == Some(dest) => {
+                *self.error() = Some(ErrnoCode::ECONNREFUSED);
+                self.queue.notify_events(POLLERR);
+            }
+            None => {}
+        }
+        Ok(data.len())
+    }
+
+    /// The next datagram, cut to `max` (with its full length), and its sender.
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        let peek = flags & MSG_PEEK != 0;
+        loop {
+            if let Some(e) = self.error().take() {
+                return Err(rvisor_abi::Errno::new(e));
+            }
+            {
+                let mut q = self.inbox();
+                let taken = if peek { q.msgs.front().map(|m| Datagram { data: m.data.clone(), from: m.from }) } else { q.msgs.pop_front() };
+                if let Some(mut m) = taken {
+                    if !peek {
+                        q.bytes -= m.data.len();
+                    }
+                    let full = m.data.len();
+                    m.data.truncate(max);
+                    let from = Some(inet::sockaddr(inet::in_domain(self.ep.domain, m.from)));
+                    return Ok(Received { data: m.data, full, from, ..Received::default() });
+                }
+                if q.read_shut {
+                    return Ok(Received::default());
+                }
+            }
+            if self.nonblock(flags) {
+                return error!(EAGAIN);
+            }
+            self.queue.register(&t.thread);
+            let r = t.block_until(None, || {
+                let q = self.inbox();
+                !q.msgs.is_empty() || q.read_shut || self.error().is_some()
+            });
+            self.queue.unregister(&t.thread);
+            r?;
+        }
+    }
+
+    /// shutdown(2) shuts its own sides; without a peer Linux does that and
+    /// still says ENOTCONN.
+    fn shutdown(&self, how: i32) -> SysResult<()> {
+        let (rd, wr) = shutdown_sides(how)?;
+        {
+            let mut q = self.inbox();
+            q.read_shut |= rd;
+            q.write_shut |= wr;
+        }
+        self.queue.notify();
+        if self.peer().is_none() { error!(ENOTCONN) } else { Ok(()) }
+    }
+
+    fn name(&self) -> Vec<u8> {
+        inet::sockaddr(self.ep.local())
+    }
+
+    fn peer_name(&self) -> SysResult<Vec<u8>> {
+        let peer = self.peer().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
+        Ok(inet::sockaddr(inet::in_domain(self.ep.domain, peer)))
+    }
+
+    fn listening(&self) -> bool {
+        false
+    }
+
+    fn take_error(&self) -> Option<ErrnoCode> {
+        self.error().take()
+    }
+
+    fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        self.ep.get_option(SOCK_DGRAM, level, name)
+    }
+
+    fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        self.ep.set_option(SOCK_DGRAM, level, name, value)
+    }
+}
+
+impl FileDescription for UdpSocket {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+        copy_out(t, bufs, &got.data)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let data = copy_in(t, bufs, (bufs.total() as usize).min(MAX_PAYLOAD_V6 + 1))?;
+        self.send(t, &data, 0, Ancillary::default(), None)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(self.ino.stat())
+    }
+
+    fn flags(&self) -> Option<&StatusFlags> {
+        Some(&self.flags)
+    }
+
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        Some(self.ino.proc_name())
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        let mut ev = POLLOUT;
+        {
+            let q = self.inbox();
+            if !q.msgs.is_empty() {
+                ev |= POLLIN;
+            }
+            if q.read_shut {
+                ev |= POLLIN | POLLRDHUP;
+            }
+            if q.read_shut && q.write_shut {
+                ev |= POLLHUP;
+            }
+        }
+        if self.error().is_some() {
+            ev |= POLLERR;
+        }
+        ev & (mask | POLLHUP | POLLERR)
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    /// FIONREAD: the size of the next datagram; SIOCOUTQ: nothing waits to go.
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        const FIONREAD: u32 = 0x541B;
+        const SIOCOUTQ: u32 = 0x5411;
+        let n = match request {
+            FIONREAD => self.inbox().msgs.front().map_or(0, |m| m.data.len()),
+            SIOCOUTQ => 0,
+            _ => return error!(ENOTTY),
+        };
+        t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}
