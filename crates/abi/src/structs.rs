@@ -51,6 +51,30 @@ abi_struct! {
     pub struct SockaddrIn6 { pub family: u16, pub port: [u8; 2], pub flowinfo: u32, pub addr: [u8; 16], pub scope_id: u32 }
 }
 abi_struct! {
+    /// `struct sockaddr_nl`.
+    pub struct SockaddrNl { pub family: u16, pub pad: u16, pub pid: u32, pub groups: u32 }
+}
+abi_struct! {
+    /// `struct nlmsghdr`: the header of every netlink message.
+    pub struct Nlmsghdr { pub len: u32, pub kind: u16, pub flags: u16, pub seq: u32, pub pid: u32 }
+}
+abi_struct! {
+    /// `struct ifinfomsg` (RTM_NEWLINK, RTM_GETLINK).
+    pub struct Ifinfomsg { pub family: u8, pub pad: u8, pub kind: u16, pub index: i32, pub flags: u32, pub change: u32 }
+}
+abi_struct! {
+    /// `struct ifaddrmsg` (RTM_NEWADDR, RTM_GETADDR).
+    pub struct Ifaddrmsg { pub family: u8, pub prefixlen: u8, pub flags: u8, pub scope: u8, pub index: u32 }
+}
+abi_struct! {
+    /// `struct rtattr`: a netlink attribute's header; the value follows, padded to 4.
+    pub struct Rtattr { pub len: u16, pub kind: u16 }
+}
+abi_struct! {
+    /// `struct ifreq` (the SIOCGIF* ioctls): a name, then a 24-byte union.
+    pub struct Ifreq { pub name: [u8; 16], pub data: [u8; 24] }
+}
+abi_struct! {
     /// `struct ucred` (SCM_CREDENTIALS, SO_PEERCRED).
     #[derive(PartialEq, Eq)]
     pub struct Ucred { pub pid: i32, pub uid: u32, pub gid: u32 }

@@ -1,11 +1,15 @@
 //! Sockets, all served inside the Sentry: AF_UNIX (`unix`), and AF_INET and
 //! AF_INET6 on the sandbox's only interface, loopback (`inet` for addresses
-//! and ports, `tcp`, `udp`). No socket call reaches the host.
+//! and ports, `tcp`, `udp`; `interface` describes `lo`), and AF_NETLINK's
+//! route protocol, for listing that interface (`netlink`). No socket call
+//! reaches the host.
 //!
 //! The socket calls (syscalls/socket.rs) see every family through `Socket`,
 //! with addresses as the raw `struct sockaddr` bytes each family reads.
 
 pub mod inet;
+pub mod interface;
+pub mod netlink;
 pub mod tcp;
 pub mod udp;
 pub mod unix;

@@ -351,9 +351,13 @@ impl FileDescription for TcpSocket {
     }
 
     /// FIONREAD (SIOCINQ) counts what is queued to read; SIOCOUTQ what its
-    /// peer has not read yet is not tracked, and reads 0.
+    /// peer has not read yet is not tracked, and reads 0; and the interface
+    /// ioctls.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const SIOCOUTQ: u32 = 0x5411;
+        if super::interface::is_interface_ioctl(request) {
+            return super::interface::ioctl(t, request, arg);
+        }
         match (request, self.stream()) {
             (SIOCOUTQ, _) => t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &0i32).map(|()| 0),
             (_, Some(stream)) => stream.ioctl(t, request, arg),

@@ -320,10 +320,14 @@ impl FileDescription for UdpSocket {
         Some(&self.queue)
     }
 
-    /// FIONREAD: the size of the next datagram; SIOCOUTQ: nothing waits to go.
+    /// FIONREAD: the size of the next datagram; SIOCOUTQ: nothing waits to
+    /// go; and the interface ioctls.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
         const SIOCOUTQ: u32 = 0x5411;
+        if super::interface::is_interface_ioctl(request) {
+            return super::interface::ioctl(t, request, arg);
+        }
         let n = match request {
             FIONREAD => self.inbox().msgs.front().map_or(0, |m| m.data.len()),
             SIOCOUTQ => 0,

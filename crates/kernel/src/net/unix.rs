@@ -1202,6 +1202,7 @@ impl FileDescription for UnixSocket {
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
         match request {
+            _ if super::interface::is_interface_ioctl(request) => super::interface::ioctl(t, request, arg),
             FIONREAD => {
                 // Linux: a datagram socket counts its next datagram, the others all they hold.
                 let n = if self.kind == SOCK_DGRAM {

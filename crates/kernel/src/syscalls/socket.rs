@@ -5,6 +5,7 @@
 
 use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
+use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
@@ -22,6 +23,7 @@ const AF_INET6: i32 = 10;
 const SOCK_NONBLOCK: i32 = 0o4000;
 const SOCK_CLOEXEC: i32 = 0o2000000;
 const SOCK_TYPE_MASK: i32 = 0xf;
+const SOCK_RAW: i32 = 3;
 const IPPROTO_TCP: i32 = 6;
 const IPPROTO_UDP: i32 = 17;
 
@@ -76,6 +78,9 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
         (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) => NetlinkSocket::new(ty, flags),
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
+        (AF_NETLINK, _, _) => return error!(ESOCKTNOSUPPORT),
         _ => return error!(EAFNOSUPPORT),
     };
     t.fds.install_lowest(sock, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, kind & SOCK_CLOEXEC != 0)

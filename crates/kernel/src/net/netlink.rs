@@ -1,0 +1,465 @@
+//! AF_NETLINK sockets of the NETLINK_ROUTE protocol, enough for programs to
+//! list the network: RTM_GETLINK and RTM_GETADDR answer with `lo`
+//! (interface.rs), which is what getifaddrs(3), if_nameindex(3), Node's
+//! os.networkInterfaces() and `ip addr` ask. Route, neighbour and rule dumps
+//! are empty; any other request (changing the network included) is
+//! EOPNOTSUPP. No multicast groups: no events ever arrive.
+//!
+//! Each send is answered at once: the replies to one send are one datagram
+//! in the socket's queue, as Linux's dump puts as many messages as fit into
+//! one skb.
+
+use super::interface;
+use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
+use crate::fs::simple::{copy_in, copy_out};
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
+use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, SockaddrNl, Stat};
+use rvisor_abi::{error, ErrnoCode, SysResult};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use zerocopy::{FromBytes, IntoBytes};
+
+pub const AF_NETLINK: i32 = 16;
+pub const NETLINK_ROUTE: i32 = 0;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const SOL_NETLINK: i32 = 270;
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_GETROUTE: u16 = 26;
+const RTM_GETNEIGH: u16 = 30;
+const RTM_GETRULE: u16 = 34;
+const RTM_GETNETCONF: u16 = 82;
+
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_MULTI: u16 = 0x2;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_BROADCAST: u16 = 2;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_TXQLEN: u16 = 13;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKMODE: u16 = 17;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_LABEL: u16 = 3;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_PERMANENT: u8 = 0x80;
+const RT_SCOPE_HOST: u8 = 254;
+/// IF_OPER_UNKNOWN: what Linux reports for lo.
+const OPER_UNKNOWN: u8 = 0;
+
+const HDR: usize = std::mem::size_of::<Nlmsghdr>();
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// Replies being written for one request.
+struct Replies<'a> {
+    out: &'a mut Vec<u8>,
+    seq: u32,
+    port: u32,
+}
+
+impl Replies<'_> {
+    /// Starts a message of `kind` with its fixed body; returns where it begins.
+    fn begin(&mut self, kind: u16, flags: u16, body: &[u8]) -> usize {
+        let start = self.out.len();
+        self.out.extend_from_slice(Nlmsghdr { len: 0, kind, flags, seq: self.seq, pid: self.port }.as_bytes());
+        self.out.extend_from_slice(body);
+        self.out.resize(align4(self.out.len()), 0);
+        start
+    }
+
+    fn attr(&mut self, kind: u16, value: &[u8]) {
+        self.out.extend_from_slice(Rtattr { len: (4 + value.len()) as u16, kind }.as_bytes());
+        self.out.extend_from_slice(value);
+        self.out.resize(align4(self.out.len()), 0);
+    }
+
+    /// Ends the message begun at `start`: its length goes in its header.
+    fn end(&mut self, start: usize) {
+        let len = (self.out.len() - start) as u32;
+        self.out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    fn link(&mut self, flags: u16) {
+        let info = Ifinfomsg { family: 0, pad: 0, kind: interface::ARPHRD_LOOPBACK, index: interface::INDEX, flags: interface::FLAGS, change: 0 };
+        let m = self.begin(RTM_NEWLINK, flags, info.as_bytes());
+        let mut name = interface::NAME.to_vec();
+        name.push(0);
+        self.attr(IFLA_IFNAME, &name);
+        self.attr(IFLA_TXQLEN, &interface::TXQLEN.to_ne_bytes());
+        self.attr(IFLA_OPERSTATE, &[OPER_UNKNOWN]);
+        self.attr(IFLA_LINKMODE, &[0]);
+        self.attr(IFLA_MTU, &interface::MTU.to_ne_bytes());
+        self.attr(IFLA_ADDRESS, &[0; 6]);
+        self.attr(IFLA_BROADCAST, &[0; 6]);
+        self.end(m);
+    }
+
+    /// lo's addresses of `family` (0: both).
+    fn addresses(&mut self, family: u8) {
+        let mut label = interface::NAME.to_vec();
+        label.push(0);
+        if family == 0 || family == AF_INET {
+            let msg = Ifaddrmsg { family: AF_INET, prefixlen: interface::V4_PREFIX, flags: IFA_F_PERMANENT, scope: RT_SCOPE_HOST, index: interface::INDEX as u32 };
+            let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
+            self.attr(IFA_ADDRESS, &interface::V4);
+            self.attr(IFA_LOCAL, &interface::V4);
+            self.attr(IFA_LABEL, &label);
+            self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
+            self.end(m);
+        }
+        if family == 0 || family == AF_INET6 {
+            let msg = Ifaddrmsg { family: AF_INET6, prefixlen: interface::V6_PREFIX, flags: IFA_F_PERMANENT, scope: RT_SCOPE_HOST, index: interface::INDEX as u32 };
+            let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
+            self.attr(IFA_ADDRESS, &interface::V6);
+            self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
+            self.end(m);
+        }
+    }
+
+    /// NLMSG_ERROR: `error` 0 is an acknowledgement. It carries the request's header.
+    fn error(&mut self, request: &Nlmsghdr, error: i32) {
+        let mut body = error.to_ne_bytes().to_vec();
+        body.extend_from_slice(request.as_bytes());
+        let m = self.begin(NLMSG_ERROR, 0, &body);
+        self.end(m);
+    }
+
+    fn done(&mut self) {
+        let m = self.begin(NLMSG_DONE, NLM_F_MULTI, &0i32.to_ne_bytes());
+        self.end(m);
+    }
+}
+
+/// Whether a single-link request (by index or IFLA_IFNAME) names lo.
+fn names_lo(body: &[u8]) -> bool {
+    let Ok((info, attrs)) = Ifinfomsg::read_from_prefix(body) else { return false };
+    if info.index != 0 {
+        return info.index == interface::INDEX;
+    }
+    let mut at = 0;
+    while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
+        let len = usize::from(a.len);
+        if len < 4 || at + len > attrs.len() {
+            break;
+        }
+        if a.kind == IFLA_IFNAME {
+            let name = &attrs[at + 4..at + len];
+            return name.strip_suffix(&[0]).unwrap_or(name) == interface::NAME;
+        }
+        at += align4(len);
+    }
+    false
+}
+
+/// The replies to every request in one send, for the socket with port `port`.
+fn answer(data: &[u8], port: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data.get(at..).unwrap_or_default()) {
+        let len = h.len as usize;
+        if len < HDR || at + len > data.len() {
+            break;
+        }
+        at += align4(len);
+        if h.flags & NLM_F_REQUEST == 0 {
+            continue;
+        }
+        let body = &data[at - align4(len) + HDR..at - align4(len) + len];
+        let mut r = Replies { out: &mut out, seq: h.seq, port };
+        let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
+        let result = match h.kind {
+            RTM_GETLINK if dump => {
+                r.link(NLM_F_MULTI);
+                Ok(())
+            }
+            RTM_GETLINK if names_lo(body) => {
+                r.link(0);
+                Ok(())
+            }
+            RTM_GETLINK => Err(ErrnoCode::ENODEV),
+            RTM_GETADDR if dump => {
+                r.addresses(body.first().copied().unwrap_or(0));
+                Ok(())
+            }
+            RTM_GETROUTE | RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
+            _ => Err(ErrnoCode::EOPNOTSUPP),
+        };
+        match result {
+            Ok(()) if dump => r.done(),
+            Ok(()) if h.flags & NLM_F_ACK != 0 => r.error(&h, 0),
+            Ok(()) => {}
+            Err(e) => r.error(&h, -i32::from(e.0)),
+        }
+    }
+    out
+}
+
+/// A NETLINK_ROUTE socket.
+pub struct NetlinkSocket {
+    kind: i32,
+    ino: SocketInode,
+    flags: StatusFlags,
+    queue: Arc<WaitQueue>,
+    /// Its port id (nl_pid), 0 until bound.
+    port: AtomicU32,
+    /// Replies waiting to be read, a datagram each. Leaf lock.
+    inbox: Mutex<VecDeque<Vec<u8>>>,
+}
+
+impl NetlinkSocket {
+    pub fn new(kind: i32, flags: u32) -> Arc<NetlinkSocket> {
+        Arc::new(NetlinkSocket {
+            kind,
+            ino: SocketInode::new(),
+            flags: StatusFlags::new(flags | OpenFlags::RDWR),
+            queue: Arc::default(),
+            port: AtomicU32::new(0),
+            inbox: Mutex::default(),
+        })
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, VecDeque<Vec<u8>>> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Its port id, given on first use: the process id, as Linux gives the
+    /// first socket of a process.
+    fn port(&self, t: &Task) -> u32 {
+        let _ = self.port.compare_exchange(0, t.tg.tgid as u32, Ordering::Relaxed, Ordering::Relaxed);
+        self.port.load(Ordering::Relaxed)
+    }
+
+    fn sockaddr(pid: u32) -> Vec<u8> {
+        SockaddrNl { family: AF_NETLINK as u16, pad: 0, pid, groups: 0 }.as_bytes().to_vec()
+    }
+
+    fn read_address(raw: &[u8]) -> SysResult<SockaddrNl> {
+        let Ok((a, _)) = SockaddrNl::read_from_prefix(raw) else { return error!(EINVAL) };
+        if i32::from(a.family) != AF_NETLINK {
+            return error!(EINVAL);
+        }
+        Ok(a)
+    }
+}
+
+impl Socket for NetlinkSocket {
+    fn domain(&self) -> i32 {
+        AF_NETLINK
+    }
+
+    fn kind(&self) -> i32 {
+        self.kind
+    }
+
+    fn protocol(&self) -> i32 {
+        NETLINK_ROUTE
+    }
+
+    /// bind(2) to a port id (0: the process id); multicast groups are
+    /// accepted, but no event is ever sent to them.
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        let a = NetlinkSocket::read_address(addr)?;
+        if a.pid != 0 {
+            let _ = self.port.compare_exchange(0, a.pid, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        self.port(t);
+        Ok(())
+    }
+
+    fn listen(&self, _t: &Task, _backlog: i32) -> SysResult<()> {
+        error!(EOPNOTSUPP)
+    }
+
+    /// connect(2): only the kernel (port 0) answers here.
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        NetlinkSocket::read_address(addr)?;
+        self.port(t);
+        Ok(())
+    }
+
+    fn accept(&self, _t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+        error!(EOPNOTSUPP)
+    }
+
+    fn send(&self, t: &Task, data: &[u8], _flags: u32, _anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        if let Some(raw) = to {
+            if NetlinkSocket::read_address(raw)?.pid != 0 {
+                return error!(ECONNREFUSED);
+            }
+        }
+        let replies = answer(data, self.port(t));
+        if !replies.is_empty() {
+            self.inbox().push_back(replies);
+            self.queue.notify_events(POLLIN);
+        }
+        Ok(data.len())
+    }
+
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        loop {
+            {
+                let mut q = self.inbox();
+                let next = if flags & MSG_PEEK != 0 { q.front().cloned() } else { q.pop_front() };
+                if let Some(mut data) = next {
+                    let full = data.len();
+                    data.truncate(max);
+                    return Ok(Received { data, full, from: Some(NetlinkSocket::sockaddr(0)), ..Received::default() });
+                }
+            }
+            if flags & MSG_DONTWAIT != 0 || self.flags.get() & OpenFlags::NONBLOCK != 0 {
+                return error!(EAGAIN);
+            }
+            self.queue.register(&t.thread);
+            let r = t.block_until(None, || !self.inbox().is_empty());
+            self.queue.unregister(&t.thread);
+            r?;
+        }
+    }
+
+    fn shutdown(&self, _how: i32) -> SysResult<()> {
+        error!(EOPNOTSUPP)
+    }
+
+    fn name(&self) -> Vec<u8> {
+        NetlinkSocket::sockaddr(self.port.load(Ordering::Relaxed))
+    }
+
+    fn peer_name(&self) -> SysResult<Vec<u8>> {
+        Ok(NetlinkSocket::sockaddr(0))
+    }
+
+    fn listening(&self) -> bool {
+        false
+    }
+
+    fn take_error(&self) -> Option<ErrnoCode> {
+        None
+    }
+
+    /// SOL_NETLINK options (extended acks, strict checking, memberships)
+    /// are accepted and read 0: the answers here do not depend on them.
+    fn get_option(&self, _t: &Task, level: i32, _name: i32) -> SysResult<Vec<u8>> {
+        if level != SOL_NETLINK {
+            return error!(ENOPROTOOPT);
+        }
+        Ok(0i32.to_ne_bytes().to_vec())
+    }
+
+    fn set_option(&self, _t: &Task, level: i32, _name: i32, value: &[u8]) -> SysResult<()> {
+        if level != SOL_NETLINK {
+            return error!(ENOPROTOOPT);
+        }
+        super::int_option(value).map(drop)
+    }
+}
+
+impl FileDescription for NetlinkSocket {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+        copy_out(t, bufs, &got.data)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        if offset.is_some() {
+            return error!(ESPIPE);
+        }
+        let data = copy_in(t, bufs, (bufs.total() as usize).min(BUFFER))?;
+        self.send(t, &data, 0, Ancillary::default(), None)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(self.ino.stat())
+    }
+
+    fn flags(&self) -> Option<&StatusFlags> {
+        Some(&self.flags)
+    }
+
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        Some(self.ino.proc_name())
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        let ev = if self.inbox().is_empty() { POLLOUT } else { POLLIN | POLLOUT };
+        ev & mask
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        if interface::is_interface_ioctl(request) {
+            return interface::ioctl(t, request, arg);
+        }
+        error!(ENOTTY)
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(kind: u16, flags: u16, body: &[u8]) -> Vec<u8> {
+        let mut m = Nlmsghdr { len: (HDR + body.len()) as u32, kind, flags, seq: 7, pid: 0 }.as_bytes().to_vec();
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// The (type, seq, pid) of each message in a reply.
+    fn messages(mut data: &[u8]) -> Vec<(u16, u32, u32)> {
+        let mut out = Vec::new();
+        while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data) {
+            out.push((h.kind, h.seq, h.pid));
+            data = &data[align4(h.len as usize).min(data.len())..];
+        }
+        out
+    }
+
+    #[test]
+    fn dumps_end_with_done() {
+        let links = answer(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &[0; 16]), 42);
+        assert_eq!(messages(&links), [(RTM_NEWLINK, 7, 42), (NLMSG_DONE, 7, 42)]);
+        let addrs = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[0; 8]), 42);
+        assert_eq!(messages(&addrs), [(RTM_NEWADDR, 7, 42), (RTM_NEWADDR, 7, 42), (NLMSG_DONE, 7, 42)]);
+        let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0]), 1);
+        assert_eq!(messages(&v6).len(), 2);
+    }
+
+    #[test]
+    fn errors_and_acks() {
+        let mut other = Ifinfomsg::zeroed();
+        other.index = 5;
+        let reply = answer(&request(RTM_GETLINK, NLM_F_REQUEST, other.as_bytes()), 1);
+        assert_eq!(messages(&reply), [(NLMSG_ERROR, 7, 1)]);
+        assert_eq!(i32::from_ne_bytes(reply[HDR..HDR + 4].try_into().unwrap()), -19);
+        let unknown = answer(&request(99, NLM_F_REQUEST | NLM_F_ACK, &[]), 1);
+        assert_eq!(i32::from_ne_bytes(unknown[HDR..HDR + 4].try_into().unwrap()), -95);
+        // Truncated or non-request messages get no answer.
+        assert!(answer(&[1, 2, 3], 1).is_empty());
+        assert!(answer(&request(RTM_GETLINK, 0, &[]), 1).is_empty());
+    }
+}
