@@ -97,6 +97,7 @@ static int dial(int family, const char *ip, int port) {
 
 // poll one descriptor for `events`, waiting up to `ms`; its revents, or 0.
 static int wait_for(int fd, short events, int ms) {
+    if (fd < 0) return 0; // poll would skip it, and wait
     struct pollfd p = {fd, events, 0};
     return poll(&p, 1, ms) == 1 ? p.revents : 0;
 }
@@ -696,6 +697,9 @@ static void unspecified(void) {
 }
 
 int main(void) {
+    // Line by line, so that a run that hangs shows how far it got before the alarm ends it.
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    alarm(30);
     struct sigaction sa = {.sa_handler = on_sigpipe};
     sigaction(SIGPIPE, &sa, NULL);
     names_and_ports();
