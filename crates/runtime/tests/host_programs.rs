@@ -140,6 +140,58 @@ fn gcc_compiles_and_runs() {
     );
 }
 
+/// Python over loopback sockets: http.server's ThreadingHTTPServer on 127.0.0.1 port 0
+/// serving a file (and a 404) to urllib, an asyncio TCP echo server and client on
+/// 127.0.0.1 and ::1 (with a half-close), a refused connection, and a UDP datagram.
+#[test]
+fn python_loopback_network() {
+    let script = r#"import asyncio, errno, http.server, os, socket, tempfile, threading, urllib.error, urllib.request
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+with tempfile.TemporaryDirectory() as d:
+    with open(os.path.join(d, "index.txt"), "w") as f: f.write("served over loopback\n" * 3)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=d))
+    port = srv.server_address[1]
+    print("http: bound to", srv.server_address[0], "port nonzero:", port > 0)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}); t.start()
+    fetch = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with fetch.open(f"http://127.0.0.1:{port}/index.txt", timeout=10) as r:
+        print("http:", r.status, r.headers["Content-Type"], r.headers["Content-Length"]); print(r.read().decode(), end="")
+    try: fetch.open(f"http://127.0.0.1:{port}/missing", timeout=10)
+    except urllib.error.HTTPError as e: print("http: missing:", e.code)
+    body = [fetch.open(f"http://127.0.0.1:{port}/index.txt", timeout=10).read() for _ in range(5)]
+    print("http: five more fetches agree:", len(set(body)) == 1)
+    srv.shutdown(); srv.server_close(); t.join()
+async def upper(r, w):
+    while line := await r.readline():
+        w.write(line.upper()); await w.drain()
+    w.close(); await w.wait_closed()
+async def echo(host):
+    srv = await asyncio.start_server(upper, host, 0)
+    port = srv.sockets[0].getsockname()[1]
+    r, w = await asyncio.open_connection(host, port)
+    got = []
+    for m in (b"one", b"two", b"three" * 1000):
+        w.write(m + b"\n"); await w.drain()
+        got.append((await r.readline()).strip())
+    w.write_eof()
+    eof = await r.read()
+    w.close(); await w.wait_closed(); srv.close(); await srv.wait_closed()
+    return [g[:5].decode() + ("..." if len(g) > 5 else "") for g in got], len(got[2]), eof
+print("asyncio echo 127.0.0.1:", *asyncio.run(echo("127.0.0.1")))
+print("asyncio echo ::1:", *asyncio.run(echo("::1")))
+hold = socket.socket(); hold.bind(("127.0.0.1", 0))
+try: socket.create_connection(("127.0.0.1", hold.getsockname()[1]), timeout=10)
+except OSError as e: print("closed port:", type(e).__name__, errno.errorcode[e.errno])
+hold.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.sendto(b"a datagram", u.getsockname())
+data, addr = u.recvfrom(100)
+print("udp:", data.decode(), "from", addr[0], "the sender's port:", addr[1] == v.getsockname()[1], "bound to", v.getsockname()[0])
+"#;
+    same_as_native("python_loopback_network", "python3 -", script.as_bytes());
+}
+
 /// procps reads /proc/vmstat (memory in pages) and /proc/diskstats (no disks).
 #[test]
 fn vmstat_reads_procfs() {

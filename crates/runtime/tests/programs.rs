@@ -647,6 +647,39 @@ fn unix_datagrams() {
     });
 }
 
+/// Loopback TCP over AF_INET and AF_INET6: ephemeral ports and bind conflicts,
+/// SO_REUSEADDR, connect/accept and names, refused and reset connections, EOF,
+/// EPIPE, 1 MiB each way with a forked child, non-blocking accept and connect,
+/// poll/epoll, FIONREAD, MSG_PEEK/WAITALL, options, ::1, dual stack, V6ONLY.
+#[test]
+fn inet_tcp() {
+    compare("inet_tcp", "inet_tcp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "1 MiB from a forked child: 1048576 bytes, checksum matches: yes"),
+            expect_stdout_has_line(o, "close with unread data: the peer's recv is ECONNRESET: ok"),
+            expect_stdout_has_line(o, "dual stack: the accepted peer is ::ffff:127.0.0.1 (AF_INET6: yes, length 28)"),
+        ])
+    });
+}
+
+/// Loopback UDP over AF_INET and AF_INET6: sender names and autobind, boundaries
+/// and MSG_TRUNC, the largest datagrams, ports nobody has bound (ECONNREFUSED once
+/// when connected), connected filtering and AF_UNSPEC, readiness, ::1, dual stack.
+#[test]
+fn inet_udp() {
+    compare("inet_udp", "inet_udp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "the sender's address is its name: ok"),
+            expect_stdout_has_line(o, "AF_INET: 65508 bytes is EMSGSIZE: ok"),
+            expect_stdout_has_line(o, "recv is ECONNREFUSED: ok"),
+        ])
+    });
+}
+
 /// signalfd: records, readiness for poll and epoll, masks.
 #[test]
 fn signal_fds() {
