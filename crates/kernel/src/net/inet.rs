@@ -14,6 +14,7 @@ use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, IntoBytes};
 
 pub const AF_INET: i32 = 2;
@@ -144,6 +145,25 @@ struct Binding<T> {
     reuse_addr: bool,
     reuse_port: bool,
     socket: Weak<T>,
+    /// Set when the socket closed into TIME_WAIT: the binding outlives it.
+    time_wait: Arc<TimeWait>,
+}
+
+/// How long a TCP connection that closed first holds its port (TCP_TIMEWAIT_LEN).
+const TIME_WAIT: Duration = Duration::from_secs(60);
+
+/// When a closed TCP socket's TIME_WAIT ends, if it entered one. Leaf lock.
+#[derive(Default)]
+pub struct TimeWait(Mutex<Option<Instant>>);
+
+impl TimeWait {
+    pub fn start(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now().checked_add(TIME_WAIT);
+    }
+
+    fn holds(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|end| Instant::now() < end)
+    }
 }
 
 impl<T> Binding<T> {
@@ -168,10 +188,22 @@ impl<T> Binding<T> {
 
 /// How a socket asks to be bound.
 struct BindRequest {
-    pub addr: SocketAddr,
-    pub v6only: bool,
-    pub reuse_addr: bool,
-    pub reuse_port: bool,
+    addr: SocketAddr,
+    v6only: bool,
+    reuse_addr: bool,
+    reuse_port: bool,
+    time_wait: Arc<TimeWait>,
+}
+
+impl<T: PortUser> Binding<T> {
+    /// Whether `new` may share a port with this binding, which overlaps it,
+    /// as Linux's inet_csk_bind_conflict judges: both SO_REUSEPORT, or both
+    /// SO_REUSEADDR with this one not listening. A connection in TIME_WAIT
+    /// gives way to any SO_REUSEADDR socket.
+    fn shares_with(&self, new: &Binding<T>) -> bool {
+        let Some(socket) = self.socket.upgrade() else { return new.reuse_addr };
+        (self.reuse_port && new.reuse_port) || (self.reuse_addr && new.reuse_addr && !socket.listening())
+    }
 }
 
 /// The sockets of one protocol bound to each port. Leaf lock.
@@ -192,11 +224,11 @@ impl<T> Default for Ports<T> {
 
 impl<T: PortUser> Ports<T> {
     /// The table, without the sockets that are gone (a socket's binding
-    /// ends when it closes).
+    /// ends when it closes, or when its TIME_WAIT does).
     fn map(&self) -> MutexGuard<'_, PortMap<T>> {
         let mut map = self.bound.lock().unwrap_or_else(|e| e.into_inner());
         map.ports.retain(|_, list| {
-            list.retain(|b| b.socket.strong_count() > 0);
+            list.retain(|b| b.socket.strong_count() > 0 || b.time_wait.holds());
             !list.is_empty()
         });
         map
@@ -211,16 +243,9 @@ impl<T: PortUser> Ports<T> {
             return error!(EACCES);
         }
         let ip = req.addr.ip().to_canonical();
-        let new = Binding { ip, v6only: req.v6only, reuse_addr: req.reuse_addr, reuse_port: req.reuse_port, socket: Arc::downgrade(socket) };
+        let new = Binding { ip, v6only: req.v6only, reuse_addr: req.reuse_addr, reuse_port: req.reuse_port, socket: Arc::downgrade(socket), time_wait: req.time_wait.clone() };
         let mut map = self.map();
-        let free = |map: &PortMap<T>, port: u16| {
-            map.ports.get(&port).is_none_or(|list| {
-                list.iter().filter(|b| b.overlaps(&new)).all(|b| {
-                    let listening = b.socket.upgrade().is_some_and(|s| s.listening());
-                    (b.reuse_port && new.reuse_port) || (b.reuse_addr && new.reuse_addr && !listening)
-                })
-            })
-        };
+        let free = |map: &PortMap<T>, port: u16| map.ports.get(&port).is_none_or(|list| list.iter().filter(|b| b.overlaps(&new)).all(|b| b.shares_with(&new)));
         let port = if port != 0 {
             if !free(&map, port) {
                 return error!(EADDRINUSE);
@@ -238,6 +263,32 @@ impl<T: PortUser> Ports<T> {
         Ok(port)
     }
 
+    /// listen(2) of the socket at `socket` bound to `port`: EADDRINUSE when
+    /// another socket listens on an address it shares (bind let them share
+    /// the port because neither listened then).
+    pub fn check_listen(&self, port: u16, socket: *const T) -> SysResult<()> {
+        let map = self.map();
+        let Some(list) = map.ports.get(&port) else { return Ok(()) };
+        let Some(mine) = list.iter().find(|b| b.socket.as_ptr() == socket) else { return Ok(()) };
+        let taken = list.iter().any(|b| b.socket.as_ptr() != socket && b.overlaps(mine) && !(b.reuse_port && mine.reuse_port) && b.socket.upgrade().is_some_and(|s| s.listening()));
+        if taken { error!(EADDRINUSE) } else { Ok(()) }
+    }
+
+    /// Gives up the socket at `socket`'s binding on `port`.
+    pub fn unbind(&self, port: u16, socket: *const T) {
+        if let Some(list) = self.map().ports.get_mut(&port) {
+            list.retain(|b| b.socket.as_ptr() != socket);
+        }
+    }
+
+    /// Binds a connection accepted on a listener's port, so that the port
+    /// stays taken while it lives (and in its TIME_WAIT), as Linux's bind
+    /// buckets keep it.
+    pub fn bind_accepted(&self, local: SocketAddr, reuse_addr: bool, socket: &Arc<T>, time_wait: Arc<TimeWait>) {
+        let b = Binding { ip: local.ip().to_canonical(), v6only: false, reuse_addr, reuse_port: false, socket: Arc::downgrade(socket), time_wait };
+        self.map().ports.entry(local.port()).or_default().push(b);
+    }
+
     /// The sockets a packet to the canonical `dest` reaches, best first (its
     /// own address before a wildcard), that `accepts` takes.
     pub fn lookup(&self, dest: SocketAddr, accepts: impl Fn(&T) -> bool) -> Option<Arc<T>> {
@@ -252,27 +303,66 @@ impl<T: PortUser> Ports<T> {
 /// What TCP and UDP sockets share: their family, address and options.
 pub struct Endpoint {
     pub domain: i32,
-    /// Its address (port 0 until bound), in its own family. Leaf lock.
-    local: Mutex<SocketAddr>,
+    /// Its address (port 0 until bound), in its own family, and whether
+    /// bind(2) chose the address and the port (Linux's SOCK_BINDADDR_LOCK and
+    /// SOCK_BINDPORT_LOCK: a UDP disconnect gives back what it did not). Leaf lock.
+    local: Mutex<Local>,
     pub options: Options,
+    /// SO_LINGER: (on, seconds).
+    linger: Mutex<(i32, i32)>,
+    /// Shared with its port binding, which a TCP socket's TIME_WAIT keeps.
+    pub time_wait: Arc<TimeWait>,
 }
+
+#[derive(Clone, Copy)]
+struct Local {
+    addr: SocketAddr,
+    addr_chosen: bool,
+    port_chosen: bool,
+}
+
+const SO_LINGER: i32 = 13;
 
 impl Endpoint {
     pub fn new(domain: i32) -> Endpoint {
-        Endpoint { domain, local: Mutex::new(unbound(domain)), options: Options::default() }
+        let local = Local { addr: unbound(domain), addr_chosen: false, port_chosen: false };
+        Endpoint { domain, local: Mutex::new(local), options: Options::default(), linger: Mutex::default(), time_wait: Arc::default() }
     }
 
-    fn local_lock(&self) -> MutexGuard<'_, SocketAddr> {
+    fn local_lock(&self) -> MutexGuard<'_, Local> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn local(&self) -> SocketAddr {
-        *self.local_lock()
+        self.local_lock().addr
     }
 
     /// Its address once a connection or peer fixed the one it sends from.
     pub fn set_local(&self, addr: SocketAddr) {
-        *self.local_lock() = in_domain(self.domain, addr);
+        self.local_lock().addr = in_domain(self.domain, addr);
+    }
+
+    /// Whether bind(2) gave it its port.
+    pub fn port_chosen(&self) -> bool {
+        self.local_lock().port_chosen
+    }
+
+    /// A UDP disconnect: gives back the address and the port that bind(2)
+    /// did not choose (the port leaves `ports`).
+    pub fn release_unchosen<T: PortUser>(&self, ports: &Ports<T>, socket: *const T) {
+        let mut local = self.local_lock();
+        if !local.addr_chosen {
+            local.addr = SocketAddr::new(unbound(self.domain).ip(), local.addr.port());
+        }
+        if !local.port_chosen && local.addr.port() != 0 {
+            ports.unbind(local.addr.port(), socket);
+            local.addr.set_port(0);
+        }
+    }
+
+    /// SO_LINGER with a zero timeout: close resets the connection.
+    pub fn aborts_on_close(&self) -> bool {
+        *self.linger.lock().unwrap_or_else(|e| e.into_inner()) == (1, 0)
     }
 
     /// An AF_INET6 socket that does not talk IPv4 (IPV6_V6ONLY).
@@ -284,7 +374,7 @@ impl Endpoint {
     /// EINVAL when bound already, EADDRNOTAVAIL for an address not this host's.
     pub fn bind<T: PortUser>(&self, t: &Task, addr: SocketAddr, ports: &Ports<T>, socket: &Weak<T>) -> SysResult<()> {
         let mut local = self.local_lock();
-        if local.port() != 0 {
+        if local.addr.port() != 0 {
             return error!(EINVAL);
         }
         if !is_local(addr.ip()) {
@@ -294,18 +384,25 @@ impl Endpoint {
         let req = BindRequest {
             addr,
             v6only: self.v6only(),
-            reuse_addr: self.options.on(SOL_SOCKET, SO_REUSEADDR),
+            reuse_addr: self.reuse_addr(),
             reuse_port: self.options.on(SOL_SOCKET, SO_REUSEPORT),
+            time_wait: self.time_wait.clone(),
         };
         let port = ports.bind(t, &req, &socket)?;
-        *local = SocketAddr::new(addr.ip(), port);
+        *local = Local { addr: SocketAddr::new(addr.ip(), port), addr_chosen: !addr.ip().is_unspecified(), port_chosen: addr.port() != 0 };
         Ok(())
+    }
+
+    pub fn reuse_addr(&self) -> bool {
+        self.options.on(SOL_SOCKET, SO_REUSEADDR)
     }
 
     /// Binds an unbound socket to the wildcard and an ephemeral port, as
     /// listen, connect and a first datagram do.
     pub fn autobind<T: PortUser>(&self, t: &Task, ports: &Ports<T>, socket: &Weak<T>) -> SysResult<()> {
-        if self.local().port() == 0 { self.bind(t, unbound(self.domain), ports, socket) } else { Ok(()) }
+        // An address bind(2) chose stays (a UDP disconnect keeps it).
+        let local = self.local();
+        if local.port() == 0 { self.bind(t, SocketAddr::new(local.ip(), 0), ports, socket) } else { Ok(()) }
     }
 
     /// The address it sends from to the canonical `dest`, canonical too.
@@ -315,10 +412,21 @@ impl Endpoint {
     }
 
     pub fn get_option(&self, kind: i32, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        if (level, name) == (SOL_SOCKET, SO_LINGER) {
+            let (on, secs) = *self.linger.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok([on.to_ne_bytes(), secs.to_ne_bytes()].concat());
+        }
         Ok(self.options.get(self.domain, kind, level, name)?.to_ne_bytes().to_vec())
     }
 
+    /// setsockopt; SO_LINGER takes a `struct linger`, the others an int.
     pub fn set_option(&self, kind: i32, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        if (level, name) == (SOL_SOCKET, SO_LINGER) {
+            let on = super::int_option(value)?;
+            let secs = super::int_option(value.get(4..).unwrap_or_default())?;
+            *self.linger.lock().unwrap_or_else(|e| e.into_inner()) = (i32::from(on != 0), secs);
+            return Ok(());
+        }
         self.options.set(self.domain, kind, level, name, super::int_option(value)?)
     }
 }
@@ -444,7 +552,7 @@ mod tests {
 
     #[test]
     fn wildcards_reach_their_families() {
-        let b = |ip: &str, v6only| Binding::<()> { ip: ip.parse().unwrap(), v6only, reuse_addr: false, reuse_port: false, socket: Weak::new() };
+        let b = |ip: &str, v6only| Binding::<()> { ip: ip.parse().unwrap(), v6only, reuse_addr: false, reuse_port: false, socket: Weak::new(), time_wait: Arc::default() };
         let v4: IpAddr = "127.0.0.1".parse().unwrap();
         let v6: IpAddr = "::1".parse().unwrap();
         assert_eq!(b("0.0.0.0", false).reaches(v4), Some(1));

@@ -19,7 +19,8 @@ use crate::vfs::FileDescription;
 use rvisor_abi::structs::{Stat, Ucred};
 use rvisor_abi::{ErrnoCode, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// recvmsg/sendmsg flags the sockets understand.
 pub const MSG_PEEK: u32 = 0x2;
@@ -93,6 +94,56 @@ pub trait Socket: Send + Sync {
     /// An option the socket calls do not answer for every family.
     fn get_option(&self, t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>>;
     fn set_option(&self, t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()>;
+    /// SO_RCVTIMEO and SO_SNDTIMEO, for a socket whose calls honour them.
+    fn timeouts(&self) -> Option<&Timeouts> {
+        None
+    }
+}
+
+/// Which way a socket call moves data, for its timeout.
+#[derive(Clone, Copy)]
+pub enum Way {
+    Receive = 0,
+    Send = 1,
+}
+
+/// SO_RCVTIMEO and SO_SNDTIMEO: how long a blocking receive (accept too) or
+/// send waits; None waits for ever. Leaf lock.
+#[derive(Default)]
+pub struct Timeouts {
+    values: Mutex<[Option<Duration>; 2]>,
+}
+
+impl Timeouts {
+    pub fn get(&self, way: Way) -> Option<Duration> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())[way as usize]
+    }
+
+    pub fn set(&self, way: Way, value: Option<Duration>) {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())[way as usize] = value;
+    }
+
+    /// The limit of a call that starts now.
+    pub fn limit(&self, way: Way) -> Limit {
+        Limit(self.get(way).map(crate::time::deadline_in))
+    }
+}
+
+/// How long one blocking socket call may wait: until a deadline when the
+/// socket has a timeout (Some(None): one too far to reach).
+#[derive(Clone, Copy, Default)]
+pub struct Limit(Option<Option<Instant>>);
+
+impl Limit {
+    /// Blocks until `ready`; a timeout is EAGAIN, and a signal under a timeout
+    /// is EINTR rather than a restart, as Linux's sock_intr_errno.
+    pub fn block(self, t: &Task, ready: impl FnMut() -> bool) -> SysResult<()> {
+        match t.block_until(self.0.flatten(), ready) {
+            Err(e) if e.code == ErrnoCode::ETIMEDOUT => rvisor_abi::error!(EAGAIN),
+            Err(e) if e.code == ErrnoCode::ERESTARTSYS && self.0.is_some() => rvisor_abi::error!(EINTR),
+            r => r,
+        }
+    }
 }
 
 /// The sandbox's network: its one interface, loopback, and the ports bound on it.

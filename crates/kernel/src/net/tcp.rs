@@ -4,26 +4,30 @@
 //! what TCP's byte stream promises: buffers both ways, half-close
 //! (shutdown), EPIPE and SIGPIPE, and a reset when an end closes with bytes
 //! unread. What TCP adds is here: inet addresses and ports, listen and
-//! accept, and the options.
+//! accept, how a connection ends (a reset closes it both ways; a send to a
+//! peer that closed is answered with a reset; SO_LINGER 0 closes with one;
+//! the end that closes first holds its port in TIME_WAIT), and the options.
 //!
 //! A connect completes at once (the listener's backlog takes it, as Linux's
-//! handshake on loopback does before connect returns), so a non-blocking
-//! connect returns 0 rather than EINPROGRESS; programs take either.
+//! handshake on loopback does before connect returns). A non-blocking one
+//! still says EINPROGRESS and reports the completion to the next connect, as
+//! Linux does.
 //!
-//! Lock order: none nests. A socket's state, its local address and the port
+//! Lock order: none nests. A socket's state, its pending error and the port
 //! table are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser};
 use super::unix::{connected_streams, UnixSocket};
-use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
+use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
-use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLHUP, POLLIN, POLLOUT};
+use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::structs::Stat;
-use rvisor_abi::{error, ErrnoCode, SysResult};
+use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 const IPPROTO_TCP: i32 = 6;
@@ -31,7 +35,7 @@ const IPPROTO_TCP: i32 = 6;
 const SOMAXCONN: usize = 4096;
 
 enum State {
-    /// Made by socket(2), or disconnected.
+    /// Made by socket(2), or disconnected, or reset.
     Closed,
     /// listen(2): connections wait here, as the sockets accept(2) returns.
     Listening { backlog: VecDeque<Arc<TcpSocket>>, max: usize },
@@ -49,6 +53,18 @@ pub struct TcpSocket {
     /// room (its stream end wakes it too).
     queue: Arc<WaitQueue>,
     state: Mutex<State>,
+    timeouts: Arc<Timeouts>,
+    /// Its pending error (SO_ERROR), beyond the stream's ECONNRESET: EPIPE
+    /// after the reset that answers a send to a closed peer, ECONNREFUSED
+    /// after a non-blocking connect to nobody.
+    error: Mutex<Option<ErrnoCode>>,
+    /// The connection ended in a reset: it is hung up both ways.
+    reset: AtomicBool,
+    /// A non-blocking connect said EINPROGRESS: the next connect reports
+    /// how it went.
+    connect_unreported: AtomicBool,
+    /// Made by accept(2): it holds the listener's port, in TIME_WAIT too.
+    accepted: bool,
 }
 
 impl PortUser for TcpSocket {
@@ -59,6 +75,10 @@ impl PortUser for TcpSocket {
 
 impl TcpSocket {
     pub fn new(domain: i32, flags: u32) -> Arc<TcpSocket> {
+        TcpSocket::make(domain, flags, false)
+    }
+
+    fn make(domain: i32, flags: u32, accepted: bool) -> Arc<TcpSocket> {
         Arc::new_cyclic(|me| TcpSocket {
             ep: Endpoint::new(domain),
             ino: SocketInode::new(),
@@ -66,11 +86,20 @@ impl TcpSocket {
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
             queue: Arc::default(),
             state: Mutex::new(State::Closed),
+            timeouts: Arc::default(),
+            error: Mutex::default(),
+            reset: AtomicBool::new(false),
+            connect_unreported: AtomicBool::new(false),
+            accepted,
         })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn error(&self) -> MutexGuard<'_, Option<ErrnoCode>> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stream(&self) -> Option<Arc<UnixSocket>> {
@@ -80,14 +109,26 @@ impl TcpSocket {
         }
     }
 
+    fn nonblocking(&self) -> bool {
+        self.flags.get() & OpenFlags::NONBLOCK != 0
+    }
+
     /// MSG_DONTWAIT when the file is non-blocking: its stream end has no
     /// status flags of its own.
     fn wait_flag(&self) -> u32 {
-        if self.flags.get() & OpenFlags::NONBLOCK != 0 { MSG_DONTWAIT } else { 0 }
+        if self.nonblocking() { MSG_DONTWAIT } else { 0 }
     }
 
     fn autobind(&self, t: &Task) -> SysResult<()> {
         self.ep.autobind(t, &t.kernel.loopback.tcp, &self.me)
+    }
+
+    /// Notes a reset the stream reported: the connection is over both ways.
+    fn saw(&self, r: SysResult<Received>) -> SysResult<Received> {
+        if r.as_ref().is_err_and(|e| e.code == ErrnoCode::ECONNRESET) {
+            self.reset.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     /// A connection to the canonical address `dest`: the listener's new socket
@@ -97,10 +138,14 @@ impl TcpSocket {
         self.autobind(t)?;
         let src = self.ep.source_for(dest);
         let domain = listener.ep.domain;
-        let accepted = TcpSocket::new(domain, 0);
+        let accepted = TcpSocket::make(domain, 0, true);
         accepted.ep.set_local(dest);
         accepted.ep.options.inherit(&listener.ep.options);
-        let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()]);
+        for way in [Way::Receive, Way::Send] {
+            accepted.timeouts.set(way, listener.timeouts.get(way));
+        }
+        t.kernel.loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
+        let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()], [self.timeouts.clone(), accepted.timeouts.clone()]);
         *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src) };
         {
             let mut st = listener.state();
@@ -114,6 +159,15 @@ impl TcpSocket {
         self.ep.set_local(src);
         *self.state() = State::Connected { stream: mine, peer: inet::in_domain(self.ep.domain, dest) };
         Ok(())
+    }
+
+    /// The reset with which a closed peer answers a send: the connection is
+    /// over, and the next call hears EPIPE (Linux's reset in CLOSE_WAIT).
+    fn answered_by_reset(&self, stream: &UnixSocket) {
+        self.reset.store(true, Ordering::Relaxed);
+        *self.error() = Some(ErrnoCode::EPIPE);
+        let _ = stream.shutdown(2);
+        self.queue.notify_events(POLLERR | POLLHUP);
     }
 }
 
@@ -135,12 +189,14 @@ impl Socket for TcpSocket {
         self.ep.bind(t, addr, &t.kernel.loopback.tcp, &self.me)
     }
 
-    /// listen(2); an unbound socket gets an ephemeral port first.
+    /// listen(2); an unbound socket gets an ephemeral port first. EADDRINUSE
+    /// when a socket sharing its port (SO_REUSEADDR) listens already.
     fn listen(&self, t: &Task, backlog: i32) -> SysResult<()> {
         if matches!(*self.state(), State::Connected { .. }) {
             return error!(EINVAL);
         }
         self.autobind(t)?;
+        t.kernel.loopback.tcp.check_listen(self.ep.local().port(), self)?;
         // Linux queues one more than the backlog asks.
         let max = usize::try_from(backlog).unwrap_or(0).min(SOMAXCONN) + 1;
         let mut st = self.state();
@@ -153,7 +209,8 @@ impl Socket for TcpSocket {
     }
 
     /// connect(2); AF_UNSPEC ends a connection (with a reset, as Linux's
-    /// tcp_disconnect).
+    /// tcp_disconnect). A listening or connected socket is EISCONN, except
+    /// that a non-blocking connect's completion is reported once.
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if inet::is_unspec(addr) {
             if let State::Connected { stream, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
@@ -163,12 +220,25 @@ impl Socket for TcpSocket {
         }
         let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
         if !matches!(*self.state(), State::Closed) {
-            return error!(EISCONN);
+            return if self.connect_unreported.swap(false, Ordering::Relaxed) { Ok(()) } else { error!(EISCONN) };
         }
-        self.connect_to(t, dest)
+        if let Some(e) = self.connect_unreported.swap(false, Ordering::Relaxed).then(|| self.error().take()).flatten() {
+            return Err(Errno::new(e));
+        }
+        let r = self.connect_to(t, dest);
+        if !self.nonblocking() {
+            return r;
+        }
+        if let Err(e) = r {
+            *self.error() = Some(e.code);
+            self.reset.store(true, Ordering::Relaxed);
+        }
+        self.connect_unreported.store(true, Ordering::Relaxed);
+        error!(EINPROGRESS)
     }
 
     fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+        let limit = self.timeouts.limit(Way::Receive);
         loop {
             {
                 let mut st = self.state();
@@ -182,32 +252,42 @@ impl Socket for TcpSocket {
                     return Ok((conn, peer));
                 }
             }
-            if self.wait_flag() != 0 {
+            if self.nonblocking() {
                 return error!(EAGAIN);
             }
-            self.queue.register(&t.thread);
-            let r = t.block_until(None, || match &*self.state() {
+            self.wait(t, limit, || match &*self.state() {
                 State::Listening { backlog, .. } => !backlog.is_empty(),
                 _ => true,
-            });
-            self.queue.unregister(&t.thread);
-            r?;
+            })?;
         }
     }
 
     /// A send on a connection; an address given is ignored, as Linux does.
-    /// Without a connection it is EPIPE (and SIGPIPE), as in Linux.
+    /// Without a connection, or once it is over, it is EPIPE (and SIGPIPE),
+    /// unless an error is pending: that comes first, once.
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, _to: Option<&[u8]>) -> SysResult<usize> {
         if !anc.is_empty() {
             return error!(EINVAL);
         }
-        let Some(stream) = self.stream() else {
-            if flags & MSG_NOSIGNAL == 0 {
-                crate::fs::pipe::sigpipe(t);
+        let pending = self.error().take().or_else(|| self.stream().filter(|s| s.take_reset()).map(|_| ErrnoCode::ECONNRESET));
+        let e = match (pending, self.stream()) {
+            (Some(e), _) => e,
+            (None, Some(stream)) if !self.reset.load(Ordering::Relaxed) => {
+                if stream.peer_closed() && !data.is_empty() {
+                    self.answered_by_reset(&stream);
+                    return Ok(data.len());
+                }
+                return stream.send_message(t, data, flags | self.wait_flag(), Ancillary::default(), None);
             }
-            return error!(EPIPE);
+            _ => ErrnoCode::EPIPE,
         };
-        stream.send_message(t, data, flags | self.wait_flag(), Ancillary::default(), None)
+        if e == ErrnoCode::ECONNRESET {
+            self.reset.store(true, Ordering::Relaxed);
+        }
+        if e == ErrnoCode::EPIPE && flags & MSG_NOSIGNAL == 0 {
+            crate::fs::pipe::sigpipe(t);
+        }
+        Err(Errno::new(e))
     }
 
     /// TCP names no sender: recvfrom's address comes back empty. MSG_WAITALL
@@ -216,10 +296,10 @@ impl Socket for TcpSocket {
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         let stream = self.stream().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
         let flags = flags | self.wait_flag();
-        let mut got = stream.receive_message(t, max, flags)?;
+        let mut got = self.saw(stream.receive_message(t, max, flags))?;
         if flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) == MSG_WAITALL {
             while !got.data.is_empty() && got.data.len() < max {
-                match stream.receive_message(t, max - got.data.len(), flags) {
+                match self.saw(stream.receive_message(t, max - got.data.len(), flags)) {
                     Ok(more) if !more.data.is_empty() => got.data.extend_from_slice(&more.data),
                     _ => break,
                 }
@@ -269,7 +349,11 @@ impl Socket for TcpSocket {
     }
 
     fn take_error(&self) -> Option<ErrnoCode> {
-        self.stream().and_then(|s| Socket::take_error(&*s))
+        let e = self.error().take().or_else(|| self.stream().and_then(|s| Socket::take_error(&*s)));
+        if e == Some(ErrnoCode::ECONNRESET) {
+            self.reset.store(true, Ordering::Relaxed);
+        }
+        e
     }
 
     fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
@@ -279,17 +363,43 @@ impl Socket for TcpSocket {
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         self.ep.set_option(SOCK_STREAM, level, name, value)
     }
+
+    fn timeouts(&self) -> Option<&Timeouts> {
+        Some(&self.timeouts)
+    }
+}
+
+impl TcpSocket {
+    fn wait(&self, t: &Task, limit: Limit, ready: impl FnMut() -> bool) -> SysResult<()> {
+        self.queue.register(&t.thread);
+        let r = limit.block(t, ready);
+        self.queue.unregister(&t.thread);
+        r
+    }
 }
 
 impl Drop for TcpSocket {
-    /// Connections a closed listener had not accepted are reset.
+    /// Connections a closed listener had not accepted are reset. A connection
+    /// closed with SO_LINGER 0 is reset; one closed before its peer closed
+    /// holds its port in TIME_WAIT if it had one of its own (bound, or
+    /// accepted on a listener's).
     fn drop(&mut self) {
-        if let State::Listening { backlog, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
-            for conn in backlog {
-                if let Some(s) = conn.stream() {
-                    s.abort();
+        match std::mem::replace(&mut *self.state(), State::Closed) {
+            State::Listening { backlog, .. } => {
+                for conn in backlog {
+                    if let Some(s) = conn.stream() {
+                        s.abort();
+                    }
                 }
             }
+            State::Connected { stream, .. } => {
+                if self.ep.aborts_on_close() {
+                    stream.abort();
+                } else if !stream.peer_closed() && !self.reset.load(Ordering::Relaxed) && (self.accepted || self.ep.port_chosen()) {
+                    self.ep.time_wait.start();
+                }
+            }
+            State::Closed => {}
         }
     }
 }
@@ -331,8 +441,9 @@ impl FileDescription for TcpSocket {
         Some(self.ino.proc_name())
     }
 
+    /// A connection that ended in a reset is hung up; a pending error is POLLERR.
     fn readiness(&self, mask: u32) -> u32 {
-        match &*self.state() {
+        let mut ev = match &*self.state() {
             State::Connected { stream, .. } => stream.readiness(mask),
             State::Listening { backlog, .. } => {
                 if backlog.is_empty() {
@@ -343,7 +454,14 @@ impl FileDescription for TcpSocket {
             }
             // Linux's tcp_poll of a closed socket: hung up, and writable (to fail).
             State::Closed => (POLLOUT & mask) | POLLHUP,
+        };
+        if self.reset.load(Ordering::Relaxed) || ev & POLLERR != 0 {
+            ev |= POLLHUP;
         }
+        if self.error().is_some() {
+            ev |= POLLERR;
+        }
+        ev
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {

@@ -8,7 +8,7 @@
 //! taken alone.
 
 use super::inet::{self, Endpoint, PortUser};
-use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
+use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
 use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
@@ -54,6 +54,7 @@ pub struct UdpSocket {
     peer: Mutex<Option<SocketAddr>>,
     /// A pending error (SO_ERROR): ECONNREFUSED after sending to nobody.
     error: Mutex<Option<ErrnoCode>>,
+    timeouts: Timeouts,
 }
 
 impl PortUser for UdpSocket {
@@ -73,6 +74,7 @@ impl UdpSocket {
             inbox: Mutex::default(),
             peer: Mutex::default(),
             error: Mutex::default(),
+            timeouts: Timeouts::default(),
         })
     }
 
@@ -143,10 +145,11 @@ impl Socket for UdpSocket {
     }
 
     /// connect(2) names its peer (nothing need be bound there); AF_UNSPEC
-    /// forgets it.
+    /// forgets it, and gives back the address and port bind(2) did not choose.
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if inet::is_unspec(addr) {
             *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.ep.release_unchosen(&t.kernel.loopback.udp, self);
             return Ok(());
         }
         let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
@@ -161,8 +164,9 @@ impl Socket for UdpSocket {
     }
 
     /// A datagram to `to`, or to the peer; the sender gets a port first if
-    /// it has none.
+    /// it has none (before any check, as Linux's inet_send_prepare).
     fn send(&self, t: &Task, data: &[u8], _flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        self.autobind(t)?;
         if !anc.is_empty() {
             return error!(EINVAL);
         }
@@ -179,7 +183,6 @@ impl Socket for UdpSocket {
         if self.inbox().write_shut {
             return error!(EPIPE);
         }
-        self.autobind(t)?;
         let from = self.ep.source_for(dest);
         match t.kernel.loopback.udp.lookup(dest, |r| r.hears(from)) {
             Some(receiver) => receiver.deliver(data, from),
@@ -195,6 +198,7 @@ impl Socket for UdpSocket {
     /// The next datagram, cut to `max` (with its full length), and its sender.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         let peek = flags & MSG_PEEK != 0;
+        let limit = self.timeouts.limit(Way::Receive);
         loop {
             if let Some(e) = self.error().take() {
                 return Err(rvisor_abi::Errno::new(e));
@@ -219,7 +223,7 @@ impl Socket for UdpSocket {
                 return error!(EAGAIN);
             }
             self.queue.register(&t.thread);
-            let r = t.block_until(None, || {
+            let r = limit.block(t, || {
                 let q = self.inbox();
                 !q.msgs.is_empty() || q.read_shut || self.error().is_some()
             });
@@ -264,6 +268,10 @@ impl Socket for UdpSocket {
 
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         self.ep.set_option(SOCK_DGRAM, level, name, value)
+    }
+
+    fn timeouts(&self) -> Option<&Timeouts> {
+        Some(&self.timeouts)
     }
 }
 

@@ -15,7 +15,7 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
-use super::{int_option, SocketInode, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
+use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::fs::simple::{copy_in, copy_out};
 use crate::syscalls::open::{lookup_at, parent_at, read_only, AT_FDCWD};
 use crate::mm::UserBuffers;
@@ -178,6 +178,9 @@ pub struct UnixSocket {
     peer_creds: Mutex<Option<Ucred>>,
     /// SO_PASSCRED.
     passcred: AtomicBool,
+    /// SO_RCVTIMEO and SO_SNDTIMEO (a TCP connection's ends share their
+    /// sockets').
+    timeouts: Arc<Timeouts>,
     /// A pending ECONNRESET (Linux's sk_err): its peer closed with messages
     /// unread or before accepting the connection, or a datagram peer connected
     /// back to it dropped what it had queued. The next send or receive (or
@@ -193,11 +196,11 @@ impl UnixSocket {
     /// socket(2): a new socket of type `kind`, with status `flags` (O_NONBLOCK).
     pub fn new(kind: i32, flags: u32) -> SysResult<Arc<UnixSocket>> {
         check_kind(kind)?;
-        Ok(UnixSocket::with_queue(kind, flags, Arc::default()))
+        Ok(UnixSocket::with_queue(kind, flags, Arc::default(), Arc::default()))
     }
 
-    /// A socket whose readiness changes wake `queue`.
-    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>) -> Arc<UnixSocket> {
+    /// A socket whose readiness changes wake `queue`, with `timeouts`.
+    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>, timeouts: Arc<Timeouts>) -> Arc<UnixSocket> {
         let relay = Arc::new(Relay(Arc::downgrade(&queue)));
         Arc::new_cyclic(|me| UnixSocket {
             kind,
@@ -214,6 +217,7 @@ impl UnixSocket {
             peer_creds: Mutex::default(),
             passcred: AtomicBool::new(false),
             reset: AtomicBool::new(false),
+            timeouts,
         })
     }
 
@@ -266,7 +270,7 @@ impl UnixSocket {
         *self.peer_creds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// SO_ERROR: the pending error, cleared.
+    /// The pending ECONNRESET, cleared.
     pub fn take_reset(&self) -> bool {
         self.reset.swap(false, Ordering::Relaxed)
     }
@@ -344,11 +348,11 @@ pub fn socketpair(kind: i32, flags: u32, creds: Ucred) -> SysResult<(Arc<UnixSoc
     Ok((a, b))
 }
 
-/// Two connected stream sockets that wake `queues` (those of the files they
-/// serve: TCP connections are such a pair).
-pub fn connected_streams(queues: [Arc<WaitQueue>; 2]) -> [Arc<UnixSocket>; 2] {
-    let [qa, qb] = queues;
-    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa), UnixSocket::with_queue(SOCK_STREAM, 0, qb));
+/// Two connected stream sockets that wake `queues` and keep `timeouts`
+/// (those of the files they serve: TCP connections are such a pair).
+pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 2]) -> [Arc<UnixSocket>; 2] {
+    let ([qa, qb], [ta, tb]) = (queues, timeouts);
+    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa, ta), UnixSocket::with_queue(SOCK_STREAM, 0, qb, tb));
     join(&a, &b);
     [a, b]
 }
@@ -483,6 +487,7 @@ impl UnixSocket {
         }
         let me = self.me.upgrade().ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let accepted = UnixSocket::new(self.kind, 0)?;
+        let limit = self.timeouts.limit(Way::Send);
         loop {
             let mut st = server.state();
             let State::Listening { backlog, max } = &mut *st else { return error!(ECONNREFUSED) };
@@ -506,7 +511,7 @@ impl UnixSocket {
                 return error!(EAGAIN);
             }
             server.queue.register(&t.thread);
-            let r = t.block_until(None, || match &*server.state() {
+            let r = limit.block(t, || match &*server.state() {
                 State::Listening { backlog, max } => backlog.len() < *max,
                 _ => true,
             });
@@ -526,6 +531,7 @@ impl UnixSocket {
         if self.kind == SOCK_DGRAM {
             return error!(EOPNOTSUPP);
         }
+        let limit = self.timeouts.limit(Way::Receive);
         loop {
             {
                 let mut st = self.state();
@@ -540,7 +546,7 @@ impl UnixSocket {
             if self.nonblock(0) {
                 return error!(EAGAIN);
             }
-            self.wait(t, || match &*self.state() {
+            self.wait(t, limit, || match &*self.state() {
                 State::Listening { backlog, .. } => !backlog.is_empty(),
                 _ => true,
             })?;
@@ -554,9 +560,9 @@ impl UnixSocket {
         flags & MSG_DONTWAIT != 0 || self.flags.get() & crate::vfs::OpenFlags::NONBLOCK != 0
     }
 
-    fn wait(&self, t: &Task, ready: impl FnMut() -> bool) -> SysResult<()> {
+    fn wait(&self, t: &Task, limit: Limit, ready: impl FnMut() -> bool) -> SysResult<()> {
         self.queue.register(&t.thread);
-        let r = t.block_until(None, ready);
+        let r = limit.block(t, ready);
         self.queue.unregister(&t.thread);
         r
     }
@@ -581,6 +587,7 @@ impl UnixSocket {
         let c = self.conn()?;
         let stream = self.kind == SOCK_STREAM;
         let peek = flags & MSG_PEEK != 0;
+        let limit = self.timeouts.limit(Way::Receive);
         loop {
             // A packet's pending error comes before what is queued, a stream's after (as in Linux).
             if !stream && self.take_reset() {
@@ -611,7 +618,7 @@ impl UnixSocket {
             if self.nonblock(flags) {
                 return error!(EAGAIN);
             }
-            self.wait(t, || {
+            self.wait(t, limit, || {
                 let q = c.pair.queue(c.end);
                 !q.msgs.is_empty() || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
             })?;
@@ -662,6 +669,7 @@ impl UnixSocket {
     /// and the inbox is empty.
     fn receive_datagram(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         let peek = flags & MSG_PEEK != 0;
+        let limit = self.timeouts.limit(Way::Receive);
         loop {
             if self.take_reset() {
                 return error!(ECONNRESET);
@@ -682,7 +690,7 @@ impl UnixSocket {
             if self.nonblock(flags) {
                 return error!(EAGAIN);
             }
-            self.wait(t, || {
+            self.wait(t, limit, || {
                 let q = self.inbox();
                 !q.msgs.is_empty() || q.read_shut || self.reset.load(Ordering::Relaxed)
             })?;
@@ -702,6 +710,7 @@ impl UnixSocket {
         }
         let c = self.conn()?;
         let stream = self.kind == SOCK_STREAM;
+        let limit = self.timeouts.limit(Way::Send);
         if stream && data.is_empty() && anc.files.is_empty() {
             return Ok(0);
         }
@@ -748,7 +757,7 @@ impl UnixSocket {
             if self.nonblock(flags) {
                 return if sent > 0 { Ok(sent) } else { error!(EAGAIN) };
             }
-            let waited = self.wait(t, || {
+            let waited = self.wait(t, limit, || {
                 let q = c.pair.queue(c.peer());
                 q.write_shut || q.read_shut || BUFFER.saturating_sub(q.bytes) >= if stream { 1 } else { data.len() }
             });
@@ -778,6 +787,7 @@ impl UnixSocket {
             None => peer,
         };
         let from = self.sun_name();
+        let limit = self.timeouts.limit(Way::Send);
         loop {
             let Some(dest) = target.upgrade() else {
                 if to.is_none() {
@@ -809,7 +819,7 @@ impl UnixSocket {
             let room = dest.room.clone();
             drop(dest);
             room.register(&t.thread);
-            let r = t.block_until(None, || {
+            let r = limit.block(t, || {
                 target.upgrade().is_none_or(|d| {
                     let (may, from_peer) = d.hears_from(self);
                     let q = d.inbox();
@@ -819,6 +829,12 @@ impl UnixSocket {
             room.unregister(&t.thread);
             r?;
         }
+    }
+
+    /// Whether the other end of its connection was closed (for TCP, whose
+    /// closed peer answers what is sent with a reset).
+    pub fn peer_closed(&self) -> bool {
+        self.conn().is_ok_and(|c| c.pair.ends[c.peer()].strong_count() == 0)
     }
 
     /// Ends its connection with a reset: its peer has ECONNRESET pending and
@@ -994,7 +1010,7 @@ impl Socket for UnixSocket {
     /// connect(2); a datagram socket connected to AF_UNSPEC has no peer any more.
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if self.kind == SOCK_DGRAM && addr.len() >= 2 && family_of(addr) == Some(AF_UNSPEC) {
-            self.set_peer(None);
+            self.disconnect();
             return Ok(());
         }
         self.connect_found(t, &|| find_bound(t, addr, self.kind))
@@ -1061,6 +1077,10 @@ impl Socket for UnixSocket {
 
     fn take_error(&self) -> Option<ErrnoCode> {
         self.take_reset().then_some(ErrnoCode::ECONNRESET)
+    }
+
+    fn timeouts(&self) -> Option<&Timeouts> {
+        Some(&self.timeouts)
     }
 
     /// SO_PEERCRED and SO_PASSCRED; address reuse and keepalive mean nothing

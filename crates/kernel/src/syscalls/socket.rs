@@ -9,10 +9,10 @@ use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
-use crate::net::{Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
+use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
-use rvisor_abi::structs::{Cmsghdr, Msghdr, Ucred};
+use rvisor_abi::structs::{Cmsghdr, Msghdr, Timeval, Ucred};
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
@@ -32,6 +32,8 @@ const SO_TYPE: i32 = 3;
 const SO_ERROR: i32 = 4;
 const SO_SNDBUF: i32 = 7;
 const SO_RCVBUF: i32 = 8;
+const SO_RCVTIMEO: i32 = 20;
+const SO_SNDTIMEO: i32 = 21;
 const SO_ACCEPTCONN: i32 = 30;
 const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
@@ -381,6 +383,11 @@ pub fn sys_shutdown(t: &mut Task, fd: Fd, how: i32) -> SysResult<()> {
 pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) -> SysResult<()> {
     let file = t.fds.get(fd)?;
     let sock = socket(&file)?;
+    if let (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO, Some(timeouts)) = (level, name, sock.timeouts()) {
+        let d = timeouts.get(way_of(name)).unwrap_or_default();
+        let tv = Timeval { tv_sec: d.as_secs() as i64, tv_usec: i64::from(d.subsec_micros()) };
+        return write_option(t, value, len, tv.as_bytes());
+    }
     let v: i32 = match (level, name) {
         (SOL_SOCKET, SO_TYPE) => sock.kind(),
         (SOL_SOCKET, SO_ERROR) => sock.take_error().map_or(0, |e| i32::from(e.0)),
@@ -418,7 +425,29 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     if level == SOL_SOCKET && matches!(name, SO_SNDBUF | SO_RCVBUF) {
         return crate::net::int_option(&bytes).map(drop);
     }
+    if let (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO, Some(timeouts)) = (level, name, sock.timeouts()) {
+        timeouts.set(way_of(name), timeout_of(&bytes)?);
+        return Ok(());
+    }
     sock.set_option(t, level, name, &bytes)
+}
+
+fn way_of(name: i32) -> Way {
+    if name == SO_RCVTIMEO { Way::Receive } else { Way::Send }
+}
+
+/// A socket timeout as setsockopt gives it, a `struct timeval`, as Linux's
+/// sock_set_timeout reads it: zero is no timeout, a negative one does not wait.
+fn timeout_of(bytes: &[u8]) -> SysResult<Option<std::time::Duration>> {
+    let Ok((tv, _)) = Timeval::read_from_prefix(bytes) else { return error!(EINVAL) };
+    if !(0..1_000_000).contains(&tv.tv_usec) {
+        return error!(EDOM);
+    }
+    Ok(match (tv.tv_sec, tv.tv_usec) {
+        (0, 0) => None,
+        (s, _) if s < 0 => Some(std::time::Duration::ZERO),
+        (s, us) => Some(std::time::Duration::from_secs(s as u64) + std::time::Duration::from_micros(us as u64)),
+    })
 }
 
 pub fn sys_getsockname(t: &mut Task, fd: Fd, addr: UserAddr, len: UserRef<u32>) -> SysResult<()> {
