@@ -276,3 +276,35 @@ print('Pss <= Rss in the rollup:', kb(roll, 'Pss') <= r)
 "#;
     same_as_native("smaps_like_linux", "python3 -", script.as_bytes());
 }
+
+/// The sandbox's network is loopback alone, as the host's tools list it: `ip`
+/// (rtnetlink dumps), Python's if_nameindex and if_nametoindex (netlink and the
+/// SIOCGIFINDEX ioctl), Node's os.networkInterfaces() (getifaddrs), and a connect
+/// anywhere else is unreachable.
+#[test]
+fn only_loopback_is_there() {
+    let script = "ip -o addr | tr -s ' ' && ip -o link | tr -s ' ' && \
+        python3 -c 'import socket, errno; print(socket.if_nameindex(), socket.if_nametoindex(\"lo\"))
+try:
+    socket.create_connection((\"10.1.2.3\", 80), timeout=5)
+except OSError as e:
+    print(errno.errorcode[e.errno])' && \
+        node -e 'const i = require(\"os\").networkInterfaces(); console.log(Object.keys(i).join(), i.lo.map(a => a.cidr + \" \" + a.internal).join())'";
+    matrix("only_loopback_is_there", &[Link::Static], |v| {
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "1: lo inet 127.0.0.1/8 scope host lo\\ valid_lft forever preferred_lft forever\n\
+                 1: lo inet6 ::1/128 scope host \\ valid_lft forever preferred_lft forever\n\
+                 1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\ link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n\
+                 [(1, 'lo')] 1\n\
+                 ENETUNREACH\n\
+                 lo 127.0.0.1/8 true,::1/128 true\n",
+            ),
+        ])
+    });
+}

@@ -48,13 +48,19 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_BROADCAST: u16 = 2;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_QDISC: u16 = 6;
 const IFLA_TXQLEN: u16 = 13;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKMODE: u16 = 17;
+const IFLA_GROUP: u16 = 27;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
+const IFA_CACHEINFO: u16 = 6;
 const IFA_FLAGS: u16 = 8;
+/// `struct ifa_cacheinfo` of an address that never expires: preferred and
+/// valid lifetimes INFINITY_LIFE_TIME, no timestamps.
+const FOREVER: [u32; 4] = [u32::MAX, u32::MAX, 0, 0];
 const IFA_F_PERMANENT: u8 = 0x80;
 const RT_SCOPE_HOST: u8 = 254;
 /// IF_OPER_UNKNOWN: what Linux reports for lo.
@@ -105,6 +111,8 @@ impl Replies<'_> {
         self.attr(IFLA_OPERSTATE, &[OPER_UNKNOWN]);
         self.attr(IFLA_LINKMODE, &[0]);
         self.attr(IFLA_MTU, &interface::MTU.to_ne_bytes());
+        self.attr(IFLA_QDISC, b"noqueue\0");
+        self.attr(IFLA_GROUP, &0u32.to_ne_bytes());
         self.attr(IFLA_ADDRESS, &[0; 6]);
         self.attr(IFLA_BROADCAST, &[0; 6]);
         self.end(m);
@@ -121,6 +129,7 @@ impl Replies<'_> {
             self.attr(IFA_LOCAL, &interface::V4);
             self.attr(IFA_LABEL, &label);
             self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
+            self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
             self.end(m);
         }
         if family == 0 || family == AF_INET6 {
@@ -128,6 +137,7 @@ impl Replies<'_> {
             let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
             self.attr(IFA_ADDRESS, &interface::V6);
             self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
+            self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
             self.end(m);
         }
     }
