@@ -27,6 +27,8 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -86,9 +88,10 @@ static const char *paths[] = {"/", ".", "..", "/tmp/fuzz", "/tmp/fuzz/a", "/dev/
 
 /* Page 1 of the arena holds well-formed structures, so that calls get past their
  * first checks: an iovec array, a msghdr, a short timespec, pollfds, socket addresses,
- * a sigaction, a sigset, an SCM_RIGHTS message, a seccomp program. */
+ * a sigaction, a sigset, an SCM_RIGHTS message, a seccomp program, an IPv4, an IPv6
+ * and a netlink address. */
 #define STRUCTS 4096
-static const unsigned structs[] = {0, 128, 256, 272, 512, 640, 768, 896, 1024, 1152};
+static const unsigned structs[] = {0, 128, 256, 272, 512, 640, 768, 896, 1024, 1152, 1280, 1312, 1344};
 
 static void write_structs(void) {
     char *b = arena + STRUCTS;
@@ -129,6 +132,16 @@ static void write_structs(void) {
     cmsg[4] = 3;
     cmsg[5] = 4;
     *(uint64_t *)(b + 896) = 0; /* a zero word: futexes, counts */
+    struct sockaddr_in *in4 = (struct sockaddr_in *)(b + 1280); /* 127.0.0.1, a port of a few */
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(40000 + next() % 4);
+    in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(b + 1312); /* ::1 */
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(40000 + next() % 4);
+    in6->sin6_addr = in6addr_loopback;
+    struct sockaddr_nl *nl = (struct sockaddr_nl *)(b + 1344);
+    nl->nl_family = AF_NETLINK;
     /* A seccomp program (struct sock_fprog, then 4 instructions): one random syscall
      * gets a random action, the rest are allowed. */
     static const uint32_t actions[] = {0x00050001, 0x00030000, 0x7ff00000, 0x7ffc0000, 0x00050000, 0x80000000};
@@ -189,6 +202,17 @@ static void open_one_of_each(void) {
     socketpair(AF_UNIX, SOCK_STREAM, 0, p);
     socketpair(AF_UNIX, SOCK_DGRAM, 0, p);
     socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    /* Loopback TCP (a listener and a connection to it), UDP and rtnetlink. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof lo;
+    bind(l, (struct sockaddr *)&lo, sizeof lo);
+    listen(l, 4);
+    getsockname(l, (struct sockaddr *)&lo, &len);
+    connect(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), (struct sockaddr *)&lo, sizeof lo);
+    accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK, NETLINK_ROUTE);
     eventfd(1, EFD_NONBLOCK);
     epoll_create1(0);
     timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);

@@ -135,6 +135,20 @@ impl TcpSocket {
     /// joins this one, and waits in its backlog for accept(2).
     fn connect_to(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
         let listener = t.kernel.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+        // A full backlog: a blocking connect waits for accept(2) to make room,
+        // as Linux's retried handshake does (EINPROGRESS if SO_SNDTIMEO ends
+        // the wait); a non-blocking one is taken, up to SOMAXCONN, since it
+        // only promised to complete later.
+        if !self.nonblocking() {
+            let limit = self.timeouts.limit(Way::Send);
+            listener.queue.register(&t.thread);
+            let r = limit.block(t, || match &*listener.state() {
+                State::Listening { backlog, max } => backlog.len() < *max,
+                _ => true,
+            });
+            listener.queue.unregister(&t.thread);
+            r.map_err(|e| if e.code == ErrnoCode::EAGAIN { rvisor_abi::errno!(EINPROGRESS) } else { e })?;
+        }
         self.autobind(t)?;
         let src = self.ep.source_for(dest);
         let domain = listener.ep.domain;
@@ -149,8 +163,8 @@ impl TcpSocket {
         *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src) };
         {
             let mut st = listener.state();
-            let State::Listening { backlog, max } = &mut *st else { return error!(ECONNREFUSED) };
-            if backlog.len() >= *max {
+            let State::Listening { backlog, .. } = &mut *st else { return error!(ECONNREFUSED) };
+            if backlog.len() >= SOMAXCONN {
                 return error!(ECONNREFUSED);
             }
             backlog.push_back(accepted);
@@ -245,6 +259,8 @@ impl Socket for TcpSocket {
                 let State::Listening { backlog, .. } = &mut *st else { return error!(EINVAL) };
                 if let Some(conn) = backlog.pop_front() {
                     drop(st);
+                    // A connector may be waiting for room.
+                    self.queue.notify_events(POLLOUT);
                     let peer = match &*conn.state() {
                         State::Connected { peer, .. } => Some(inet::sockaddr(*peer)),
                         _ => None,
