@@ -257,6 +257,8 @@ syscall_table! {
     recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: UserRef<u32>) => Partial("MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, MSG_WAITALL (TCP) (other flags are EOPNOTSUPP)");
     sendmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no IP control messages");
     recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; no IP control messages");
+    sendmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32) => Supported;
+    recvmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32, timeout: UserRef<Timespec>) => Partial("the timeout is checked but does not bound the call (Linux looks at it only between messages)");
     shutdown(fd: Fd, how: i32) => Supported;
     getsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) => Partial("SOL_SOCKET basics, SO_PASSCRED and SO_PEERCRED on AF_UNIX; the common int options of IP, IPv6 and TCP read back what was set (no TCP_INFO, SO_LINGER, timeouts)");
     setsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) => Partial("SO_PASSCRED, SO_REUSEADDR/REUSEPORT (inet binds), IPV6_V6ONLY; buffer sizes, keepalive, TCP_NODELAY and the like are kept without effect on loopback; timeouts and SO_LINGER are ENOPROTOOPT");

@@ -12,7 +12,7 @@ use crate::net::unix::{self, UnixSocket};
 use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
-use rvisor_abi::structs::{Cmsghdr, Msghdr, Timeval, Ucred};
+use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
@@ -372,6 +372,51 @@ pub fn sys_recvmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> Sy
     m.flags = if trunc { MSG_TRUNC as i32 } else { 0 } | if ctrunc { MSG_CTRUNC as i32 } else { 0 };
     t.mm.write_obj(msg, &m)?;
     Ok(if flags & MSG_TRUNC != 0 { full } else { n })
+}
+
+/// recvmmsg's flag: after the first message, do not wait for more.
+const MSG_WAITFORONE: u32 = 0x10000;
+/// Most messages one sendmmsg or recvmmsg moves (Linux's UIO_MAXIOV).
+const MMSG_MAX: u32 = 1024;
+/// `struct mmsghdr`: a msghdr, then the length moved (and padding).
+const MMSGHDR: u64 = std::mem::size_of::<Msghdr>() as u64 + 8;
+
+/// The `i`th `struct mmsghdr` at `msgs`: its msghdr and its length word.
+fn mmsghdr(msgs: UserAddr, i: u32) -> SysResult<(UserRef<Msghdr>, UserRef<u32>)> {
+    let at = msgs.add(u64::from(i) * MMSGHDR)?;
+    Ok((UserRef::new(at), UserRef::new(at.add(std::mem::size_of::<Msghdr>() as u64)?)))
+}
+
+/// Moves up to `vlen` messages with `one`; an error after the first ends the
+/// batch, which counts what moved (as Linux, which keeps the error for later).
+fn batch(t: &mut Task, msgs: UserAddr, vlen: u32, mut one: impl FnMut(&mut Task, UserRef<Msghdr>, u32) -> SysResult<usize>) -> SysResult<usize> {
+    let mut done = 0;
+    for i in 0..vlen.min(MMSG_MAX) {
+        let (msg, len) = mmsghdr(msgs, i)?;
+        match one(t, msg, i) {
+            Ok(n) => t.mm.write_obj(len, &(n as u32))?,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+pub fn sys_sendmmsg(t: &mut Task, fd: Fd, msgs: UserAddr, vlen: u32, flags: u32) -> SysResult<usize> {
+    batch(t, msgs, vlen, |t, msg, _| sys_sendmsg(t, fd, msg, flags))
+}
+
+pub fn sys_recvmmsg(t: &mut Task, fd: Fd, msgs: UserAddr, vlen: u32, flags: u32, timeout: UserRef<Timespec>) -> SysResult<usize> {
+    if !timeout.addr.is_null() {
+        let ts = t.mm.read_obj(timeout)?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return error!(EINVAL);
+        }
+    }
+    let first = flags & !MSG_WAITFORONE;
+    let rest = if flags & MSG_WAITFORONE != 0 { first | MSG_DONTWAIT } else { first };
+    batch(t, msgs, vlen, |t, msg, i| sys_recvmsg(t, fd, msg, if i == 0 { first } else { rest }))
 }
 
 pub fn sys_shutdown(t: &mut Task, fd: Fd, how: i32) -> SysResult<()> {
