@@ -308,3 +308,46 @@ except OSError as e:
         ])
     });
 }
+
+/// /proc/net/tcp, tcp6, udp and udp6 list the sandbox's sockets as Linux lays them
+/// out (ss, netstat and psutil read them): a listener, both ends of a connection
+/// and a bound UDP socket, with their addresses, states and inodes.
+#[test]
+fn proc_net_lists_the_sockets() {
+    let script = r#"python3 -c '
+import os, socket
+def rows(name):
+    return [l.split() for l in open("/proc/net/" + name).read().splitlines()[1:]]
+def addr(field):
+    ip, port = field.split(":")
+    return ip, int(port, 16)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", 0))
+port = l.getsockname()[1]
+inodes = {os.fstat(s.fileno()).st_ino: n for n, s in [("listener", l), ("client", c), ("accepted", a)]}
+for r in sorted(rows("tcp"), key=lambda r: inodes[int(r[9])]):
+    (ip, lport), (rip, rport) = addr(r[1]), addr(r[2])
+    print(inodes[int(r[9])], ip, lport == port, rip, rport == port, rport == 0, r[3])
+udp = rows("udp6")
+print(len(udp), udp[0][1] == "00000000000000000000000001000000:%04X" % u.getsockname()[1], udp[0][3], int(udp[0][9]) == os.fstat(u.fileno()).st_ino)
+print(len(rows("tcp6")), len(rows("udp")))
+' && ss -tln 2>/dev/null | tr -s ' ' | cut -d' ' -f1,4 | sed 's/:[0-9]*$//'"#;
+    matrix("proc_net_lists_the_sockets", &[Link::Static], |v| {
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "accepted 0100007F True 0100007F False False 01\n\
+                 client 0100007F False 0100007F True False 01\n\
+                 listener 0100007F True 00000000 False True 0A\n\
+                 1 True 07 True\n\
+                 0 0\n\
+                 State Local\n",
+            ),
+        ])
+    });
+}

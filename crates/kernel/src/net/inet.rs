@@ -289,6 +289,18 @@ impl<T: PortUser> Ports<T> {
         self.map().ports.entry(local.port()).or_default().push(b);
     }
 
+    /// Every socket bound here, once each.
+    pub fn sockets(&self) -> Vec<Arc<T>> {
+        let map = self.map();
+        let mut out: Vec<Arc<T>> = Vec::new();
+        for s in map.ports.values().flatten().filter_map(|b| b.socket.upgrade()) {
+            if !out.iter().any(|o| Arc::ptr_eq(o, &s)) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     /// The sockets a packet to the canonical `dest` reaches, best first (its
     /// own address before a wildcard), that `accepts` takes.
     pub fn lookup(&self, dest: SocketAddr, accepts: impl Fn(&T) -> bool) -> Option<Arc<T>> {
@@ -429,6 +441,52 @@ impl Endpoint {
         }
         self.options.set(self.domain, kind, level, name, super::int_option(value)?)
     }
+}
+
+/// What /proc/net/tcp and the like show of one socket.
+pub struct ProcNetRow {
+    pub domain: i32,
+    pub local: SocketAddr,
+    /// The peer, or None (shown as the wildcard, port 0).
+    pub remote: Option<SocketAddr>,
+    /// Linux's TCP state numbers (1 ESTABLISHED, 7 CLOSE, 10 LISTEN).
+    pub state: u8,
+    pub queued: usize,
+    pub inode: u64,
+}
+
+/// An address as /proc/net shows it: the address's words in host byte
+/// order, in hex, then the port.
+fn proc_net_address(addr: SocketAddr) -> String {
+    let words = |octets: &[u8]| -> String { octets.chunks(4).map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]]))).collect() };
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => words(&a.octets()),
+        IpAddr::V6(a) => words(&a.octets()),
+    };
+    format!("{ip}:{:04X}", addr.port())
+}
+
+/// The table of /proc/net/{tcp,udp}[6]: the rows of one family.
+pub fn proc_net_table(rows: Vec<ProcNetRow>, v6: bool) -> String {
+    let mut out = if v6 {
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_string()
+    } else {
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_string()
+    };
+    let domain = if v6 { AF_INET6 } else { AF_INET };
+    for (i, r) in rows.iter().filter(|r| r.domain == domain).enumerate() {
+        let remote = r.remote.unwrap_or_else(|| SocketAddr::new(unbound(domain).ip(), 0));
+        out.push_str(&format!(
+            "{i:4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 {} 2 0000000000000000\n",
+            proc_net_address(r.local),
+            proc_net_address(remote),
+            r.state,
+            0,
+            r.queued,
+            r.inode
+        ));
+    }
+    out
 }
 
 /// The protocol levels of setsockopt.

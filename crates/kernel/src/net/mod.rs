@@ -153,6 +153,24 @@ pub struct Loopback {
     pub udp: inet::Ports<udp::UdpSocket>,
 }
 
+#[derive(Clone, Copy, Debug)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Loopback {
+    /// /proc/net/tcp, tcp6, udp or udp6: the bound sockets of one protocol
+    /// and family, in Linux's layout (netstat, ss and psutil read it).
+    pub fn proc_net(&self, protocol: Protocol, v6: bool) -> String {
+        let rows = match protocol {
+            Protocol::Tcp => self.tcp.sockets().iter().map(|s| s.proc_net_row()).collect(),
+            Protocol::Udp => self.udp.sockets().iter().map(|s| s.proc_net_row()).collect(),
+        };
+        inet::proc_net_table(rows, v6)
+    }
+}
+
 /// `how` of shutdown(2) as (reading, writing) shut.
 pub fn shutdown_sides(how: i32) -> SysResult<(bool, bool)> {
     match how {
@@ -191,6 +209,10 @@ impl SocketInode {
         st.st_mode = S_IFSOCK | 0o777;
         st.st_blksize = 4096;
         st
+    }
+
+    pub fn number(&self) -> u64 {
+        self.0
     }
 
     /// What /proc/PID/fd shows for it.

@@ -185,6 +185,20 @@ impl TcpSocket {
     }
 }
 
+impl TcpSocket {
+    pub fn proc_net_row(&self) -> inet::ProcNetRow {
+        const ESTABLISHED: u8 = 1;
+        const CLOSE: u8 = 7;
+        const LISTEN: u8 = 10;
+        let (state, remote, queued) = match &*self.state() {
+            State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued()),
+            State::Listening { backlog, .. } => (LISTEN, None, backlog.len()),
+            State::Closed => (CLOSE, None, 0),
+        };
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, inode: self.ino.number() }
+    }
+}
+
 impl Socket for TcpSocket {
     fn domain(&self) -> i32 {
         self.ep.domain

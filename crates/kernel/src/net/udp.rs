@@ -122,6 +122,15 @@ impl UdpSocket {
     }
 }
 
+impl UdpSocket {
+    /// A UDP socket shows as connected (1) or not (7), as Linux's.
+    pub fn proc_net_row(&self) -> inet::ProcNetRow {
+        let remote = self.peer().map(|p| inet::in_domain(self.ep.domain, p));
+        let state = if remote.is_some() { 1 } else { 7 };
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued: self.inbox().bytes, inode: self.ino.number() }
+    }
+}
+
 impl Socket for UdpSocket {
     fn domain(&self) -> i32 {
         self.ep.domain

@@ -831,6 +831,11 @@ impl UnixSocket {
         }
     }
 
+    /// The bytes waiting for it to read.
+    pub fn queued(&self) -> usize {
+        self.conn().map_or(0, |c| c.pair.queue(c.end).bytes)
+    }
+
     /// Whether the other end of its connection was closed (for TCP, whose
     /// closed peer answers what is sent with a reset).
     pub fn peer_closed(&self) -> bool {

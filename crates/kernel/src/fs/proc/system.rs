@@ -31,6 +31,8 @@ pub(super) enum Sf {
     KernelVersion,
     BootId,
     Uuid,
+    /// /proc/net/tcp, tcp6, udp, udp6: the sockets of one protocol and family.
+    NetSockets(crate::net::Protocol, bool),
 }
 
 /// The fixed entries, by path below /proc. A directory's children are the
@@ -42,6 +44,15 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("loadavg", Sf::Loadavg),
     ("meminfo", Sf::Meminfo),
     ("mounts", Sf::Link("self/mounts")),
+    // The sandbox has one network namespace: /proc/net is the same for every process.
+    ("net", Sf::Dir),
+    ("net/dev", Sf::Text(crate::net::interface::PROC_NET_DEV)),
+    ("net/if_inet6", Sf::Text("00000000000000000000000000000001 01 80 10 80       lo\n")),
+    ("net/route", Sf::Text("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n")),
+    ("net/tcp", Sf::NetSockets(crate::net::Protocol::Tcp, false)),
+    ("net/tcp6", Sf::NetSockets(crate::net::Protocol::Tcp, true)),
+    ("net/udp", Sf::NetSockets(crate::net::Protocol::Udp, false)),
+    ("net/udp6", Sf::NetSockets(crate::net::Protocol::Udp, true)),
     ("stat", Sf::Stat),
     ("sys", Sf::Dir),
     ("sys/fs", Sf::Dir),
@@ -145,6 +156,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::KernelVersion => format!("{}\n", crate::syscalls::VERSION),
             Sf::BootId => format!("{}\n", fs.boot_id),
             Sf::Uuid => format!("{}\n", uuid()),
+            Sf::NetSockets(protocol, v6) => k.loopback.proc_net(protocol, v6),
         };
         Ok(text.into_bytes())
     }))
