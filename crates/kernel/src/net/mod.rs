@@ -63,6 +63,9 @@ impl Ancillary {
     }
 }
 
+/// A connection accept(2) took, and its peer's address (None: unnamed).
+pub type Accepted = (Arc<dyn FileDescription>, Option<Vec<u8>>);
+
 /// A socket of any family, as the socket calls use it. Addresses in and out
 /// are whole `struct sockaddr`s, family first; the caller has copied them in
 /// (at most `sockaddr_storage`, as Linux's move_addr_to_kernel).
@@ -77,7 +80,7 @@ pub trait Socket: Send + Sync {
     fn listen(&self, t: &Task, backlog: i32) -> SysResult<()>;
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()>;
     /// The next connection, and its peer's address.
-    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)>;
+    fn accept(&self, t: &Task) -> SysResult<Accepted>;
     /// Sends Sentry bytes, to `to` when the caller named an address.
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize>;
     /// Receives into a Sentry buffer of at most `max` bytes.
@@ -191,6 +194,12 @@ pub fn int_option(value: &[u8]) -> SysResult<i32> {
 
 /// A socket's inode number in sockfs, where every socket is a nameless inode.
 pub struct SocketInode(u64);
+
+impl Default for SocketInode {
+    fn default() -> Self {
+        SocketInode::new()
+    }
+}
 
 impl SocketInode {
     pub fn new() -> SocketInode {

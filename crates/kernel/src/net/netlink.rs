@@ -303,7 +303,7 @@ impl Socket for NetlinkSocket {
         Ok(())
     }
 
-    fn accept(&self, _t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+    fn accept(&self, _t: &Task) -> SysResult<super::Accepted> {
         error!(EOPNOTSUPP)
     }
 

@@ -265,7 +265,7 @@ impl Socket for TcpSocket {
         error!(EINPROGRESS)
     }
 
-    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+    fn accept(&self, t: &Task) -> SysResult<super::Accepted> {
         let limit = self.timeouts.limit(Way::Receive);
         loop {
             {

@@ -168,7 +168,7 @@ impl Socket for UdpSocket {
         Ok(())
     }
 
-    fn accept(&self, _t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+    fn accept(&self, _t: &Task) -> SysResult<super::Accepted> {
         error!(EOPNOTSUPP)
     }
 

@@ -1021,7 +1021,7 @@ impl Socket for UnixSocket {
         self.connect_found(t, &|| find_bound(t, addr, self.kind))
     }
 
-    fn accept(&self, t: &Task) -> SysResult<(Arc<dyn FileDescription>, Option<Vec<u8>>)> {
+    fn accept(&self, t: &Task) -> SysResult<super::Accepted> {
         let conn = self.accept_conn(t)?;
         let peer = conn.sun_peer_name()?;
         Ok((conn, Some(sockaddr_un(peer.as_deref()))))
