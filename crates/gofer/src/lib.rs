@@ -49,6 +49,7 @@
 //! ```
 
 pub mod client;
+mod filter;
 pub mod protocol;
 pub mod server;
 mod sys;

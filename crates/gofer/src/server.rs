@@ -850,6 +850,9 @@ pub fn serve(root: OwnedFd, socket: OwnedFd, read_only: bool) -> ! {
     let code = match Server::new(root, read_only) {
         Ok(mut s) => {
             s.add_connection(socket);
+            if let Err(e) = crate::filter::install() {
+                tracing::warn!("gofer: serving without a seccomp filter: {e}");
+            }
             match s.run() {
                 Ok(()) => 0,
                 Err(e) => {

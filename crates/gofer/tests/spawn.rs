@@ -111,3 +111,19 @@ fn forgotten_nodes_are_closed_in_batches() {
     drop(c);
     assert!(wait_exit(&mut g).success());
 }
+
+/// Once serving, the gofer runs under its seccomp filter (SECCOMP_MODE_FILTER, one
+/// filter), so that it can make only the calls serving takes.
+#[test]
+fn a_serving_gofer_is_under_its_seccomp_filter() {
+    let f = Fixture::new(false);
+    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root, false).unwrap();
+    // A request answered: the gofer is past setup and in its loop.
+    c.stat(ROOT).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", g.pid())).unwrap();
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).map(str::to_string);
+    assert_eq!(field("Seccomp:").as_deref(), Some("2"), "{status}");
+    assert_eq!(field("Seccomp_filters:").as_deref(), Some("1"), "{status}");
+    drop(c);
+    assert!(wait_exit(&mut g).success());
+}
