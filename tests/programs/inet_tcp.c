@@ -698,6 +698,27 @@ static void unspecified(void) {
     close(l);
 }
 
+/* TCP_INFO: the state of a listener, a connection, and one whose peer closed. */
+static void info(void) {
+    int l = listener(AF_INET, "127.0.0.1");
+    int c = dial(AF_INET, "127.0.0.1", port_of(l));
+    int s = accept(l, NULL, NULL);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    check("TCP_INFO of a listener: LISTEN", getsockopt(l, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_LISTEN);
+    len = sizeof ti;
+    check("TCP_INFO of a connection: ESTABLISHED, at least 104 bytes",
+          getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_ESTABLISHED && len >= 104);
+    check("with a segment size and a window", ti.tcpi_snd_mss > 0 && ti.tcpi_snd_cwnd > 0);
+    close(s);
+    char x;
+    read(c, &x, 1);
+    len = sizeof ti;
+    check("after the peer closed: CLOSE_WAIT", getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE_WAIT);
+    close(c);
+    close(l);
+}
+
 int main(void) {
     // Line by line, so that a run that hangs shows how far it got before the alarm ends it.
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -714,6 +735,7 @@ int main(void) {
     data();
     ipv6();
     unspecified();
+    info();
     printf("%d failures\n", failures);
     return failures != 0;
 }

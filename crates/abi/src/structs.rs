@@ -75,6 +75,20 @@ abi_struct! {
     pub struct Ifreq { pub name: [u8; 16], pub data: [u8; 24] }
 }
 abi_struct! {
+    /// The first 104 bytes of `struct tcp_info` (TCP_INFO), the part every Linux since
+    /// 2.6 has: the state and such bytes, then times (µs), sizes and counters.
+    pub struct TcpInfo {
+        pub state: u8, pub ca_state: u8, pub retransmits: u8, pub probes: u8,
+        pub backoff: u8, pub options: u8, pub wscale: u8, pub flags: u8,
+        pub rto: u32, pub ato: u32, pub snd_mss: u32, pub rcv_mss: u32,
+        pub unacked: u32, pub sacked: u32, pub lost: u32, pub retrans: u32, pub fackets: u32,
+        pub last_data_sent: u32, pub last_ack_sent: u32, pub last_data_recv: u32, pub last_ack_recv: u32,
+        pub pmtu: u32, pub rcv_ssthresh: u32, pub rtt: u32, pub rttvar: u32,
+        pub snd_ssthresh: u32, pub snd_cwnd: u32, pub advmss: u32, pub reordering: u32,
+        pub rcv_rtt: u32, pub rcv_space: u32, pub total_retrans: u32,
+    }
+}
+abi_struct! {
     /// `struct ucred` (SCM_CREDENTIALS, SO_PEERCRED).
     #[derive(PartialEq, Eq)]
     pub struct Ucred { pub pid: i32, pub uid: u32, pub gid: u32 }

@@ -23,7 +23,8 @@ use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
-use rvisor_abi::structs::Stat;
+use rvisor_abi::structs::{Stat, TcpInfo};
+use zerocopy::IntoBytes;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -185,17 +186,53 @@ impl TcpSocket {
     }
 }
 
+/// Linux's TCP state numbers, as /proc/net/tcp and TCP_INFO show them.
+const ESTABLISHED: u8 = 1;
+const CLOSE: u8 = 7;
+const CLOSE_WAIT: u8 = 8;
+const LISTEN: u8 = 10;
+const TCP_INFO: i32 = 11;
+/// The maximum segment on loopback (its MTU of 65536 less the headers).
+const LOOPBACK_MSS: u32 = 65483;
+
 impl TcpSocket {
-    pub fn proc_net_row(&self) -> inet::ProcNetRow {
-        const ESTABLISHED: u8 = 1;
-        const CLOSE: u8 = 7;
-        const LISTEN: u8 = 10;
-        let (state, remote, queued) = match &*self.state() {
+    /// Its state in Linux's numbers, its peer, and the bytes it has to read.
+    fn linux_state(&self) -> (u8, Option<SocketAddr>, usize) {
+        match &*self.state() {
+            State::Connected { stream, peer } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued()),
             State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued()),
             State::Listening { backlog, .. } => (LISTEN, None, backlog.len()),
             State::Closed => (CLOSE, None, 0),
-        };
+        }
+    }
+
+    pub fn proc_net_row(&self) -> inet::ProcNetRow {
+        let (state, remote, queued) = self.linux_state();
         inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, inode: self.ino.number() }
+    }
+
+    /// TCP_INFO: the state, and what a loopback connection that loses nothing
+    /// would show (Linux's initial RTO and window, loopback's MSS and MTU).
+    fn tcp_info(&self) -> TcpInfo {
+        let mut info = TcpInfo::zeroed();
+        info.state = self.linux_state().0;
+        if info.state != ESTABLISHED && info.state != CLOSE_WAIT {
+            return info;
+        }
+        info.rto = 200_000;
+        info.ato = 40_000;
+        info.snd_mss = LOOPBACK_MSS;
+        info.rcv_mss = LOOPBACK_MSS;
+        info.pmtu = 65535;
+        info.rcv_ssthresh = LOOPBACK_MSS;
+        info.rtt = 20;
+        info.rttvar = 10;
+        info.snd_ssthresh = i32::MAX as u32;
+        info.snd_cwnd = 10;
+        info.advmss = LOOPBACK_MSS;
+        info.reordering = 3;
+        info.rcv_space = LOOPBACK_MSS;
+        info
     }
 }
 
@@ -387,6 +424,9 @@ impl Socket for TcpSocket {
     }
 
     fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        if (level, name) == (IPPROTO_TCP, TCP_INFO) {
+            return Ok(self.tcp_info().as_bytes().to_vec());
+        }
         self.ep.get_option(SOCK_STREAM, level, name)
     }
 

@@ -260,8 +260,8 @@ syscall_table! {
     sendmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32) => Supported;
     recvmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32, timeout: UserRef<Timespec>) => Partial("the timeout is checked but does not bound the call (Linux looks at it only between messages)");
     shutdown(fd: Fd, how: i32) => Supported;
-    getsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) => Partial("SOL_SOCKET basics, SO_PASSCRED and SO_PEERCRED on AF_UNIX; the common int options of IP, IPv6 and TCP read back what was set (no TCP_INFO, SO_LINGER, timeouts)");
-    setsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) => Partial("SO_PASSCRED, SO_REUSEADDR/REUSEPORT (inet binds), IPV6_V6ONLY; buffer sizes, keepalive, TCP_NODELAY and the like are kept without effect on loopback; timeouts and SO_LINGER are ENOPROTOOPT");
+    getsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: UserRef<u32>) => Partial("SOL_SOCKET basics, SO_PASSCRED and SO_PEERCRED on AF_UNIX; the common int options of IP, IPv6 and TCP read back what was set, SO_LINGER, SO_RCVTIMEO/SO_SNDTIMEO, TCP_INFO (the state and a loopback connection's constants)");
+    setsockopt(fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) => Partial("SO_PASSCRED, SO_REUSEADDR/REUSEPORT (inet binds), IPV6_V6ONLY, SO_LINGER (0 resets at close), SO_RCVTIMEO/SO_SNDTIMEO; buffer sizes, keepalive, TCP_NODELAY and the like are kept without effect on loopback");
     getsockname(fd: Fd, addr: UserAddr, len: UserRef<u32>) => Supported;
     getpeername(fd: Fd, addr: UserAddr, len: UserRef<u32>) => Supported;
     mlock(addr: UserAddr, len: u64) => Supported;
