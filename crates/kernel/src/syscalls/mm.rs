@@ -195,7 +195,7 @@ const CAP_SYS_PTRACE: u32 = 19;
 
 /// Linux's PTRACE_MODE_ATTACH_REALCREDS: the caller's real ids are all of the
 /// target's user and group ids, and the target is dumpable; or CAP_SYS_PTRACE.
-fn may_attach(t: &Task, target: &crate::task::ThreadGroup) -> bool {
+pub(super) fn may_attach(t: &Task, target: &crate::task::ThreadGroup) -> bool {
     if t.tg.capable(CAP_SYS_PTRACE) {
         return true;
     }

@@ -19,6 +19,7 @@ mod pipe;
 mod poll;
 mod probes;
 mod process;
+mod ptrace;
 mod signal;
 mod sched;
 mod seccomp;
@@ -50,6 +51,7 @@ use pipe::*;
 use poll::*;
 use sched::*;
 use seccomp::sys_seccomp;
+use ptrace::*;
 use socket::*;
 use stat::*;
 use probes::*;
@@ -222,6 +224,7 @@ syscall_table! {
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
     getrusage(who: i32, usage: UserAddr) => Partial("app CPU time as user time; the Sentry's time is not attributed");
     times(buf: UserAddr) => Partial("app CPU time as user time");
+    ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; no fork, clone or seccomp events (the options are accepted), PTRACE_LISTEN or PTRACE_GET_SYSCALL_INFO");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP");
     arch_prctl(code: i32, addr: u64) => Supported;
@@ -351,6 +354,7 @@ syscall_table! {
 
 /// Handles the syscall the task stopped at and sets its return value.
 pub fn handle(t: &mut Task) {
+    use crate::task::ptrace::StopKind;
     if compat_entry(t) {
         // The sandbox is a Linux without IA32 emulation (32-bit programs do not load),
         // where a 32-bit syscall instruction raises a general protection fault.
@@ -359,6 +363,17 @@ pub fn handle(t: &mut Task) {
         return;
     }
     t.kernel.clocks.maybe_refresh();
+    let traced = t.thread.is_traced();
+    if traced {
+        // What a tracer sees in rax at the entry stop.
+        t.cpu.set_return(errno!(ENOSYS).to_return());
+        t.ptrace_syscall_stop(StopKind::SyscallEnter);
+        // A tracer that set orig_rax to -1 skipped the call: rax is the result.
+        if t.exit.is_some() || t.cpu.syscall_nr() == u64::MAX {
+            t.ptrace_syscall_stop(StopKind::SyscallExit);
+            return;
+        }
+    }
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
     let call = t.kernel.strace.is_some().then(|| strace_call(t, nr, a).unwrap_or_else(|| format!("syscall_{nr}({:#x}, {:#x}, {:#x}, ...)", a[0], a[1], a[2])));
@@ -380,6 +395,12 @@ pub fn handle(t: &mut Task) {
         t.kernel.strace_line(&format!("[pid {}] {} = {}", t.tid(), call, shown));
     }
     t.cpu.set_return(ret);
+    if traced && t.exit.is_none() {
+        if ret == 0 && (nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat)) {
+            t.ptrace_exec(t.tid());
+        }
+        t.ptrace_syscall_stop(StopKind::SyscallExit);
+    }
 }
 
 /// Runs the syscall's handler; its result as the app sees it.

@@ -395,6 +395,7 @@ const PR_SET_PDEATHSIG: i32 = 1;
 const PR_GET_PDEATHSIG: i32 = 2;
 const PR_GET_DUMPABLE: i32 = 3;
 const PR_SET_DUMPABLE: i32 = 4;
+const PR_SET_PTRACER: i32 = 0x5961_6d61;
 const PR_SET_NAME: i32 = 15;
 const PR_GET_NAME: i32 = 16;
 const PR_SET_CHILD_SUBREAPER: i32 = 36;
@@ -467,6 +468,9 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
         PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
         PR_GET_SECCOMP => Ok(super::seccomp::get_mode(t)),
         PR_SET_SECCOMP => super::seccomp::prctl_set(t, arg2, arg3).map(|r| r as i32),
+        // Yama's exception for a named tracer: the sandbox has no Yama, so any
+        // tracer that may trace may already.
+        PR_SET_PTRACER => Ok(0),
         _ => error!(EINVAL),
     }
 }

@@ -58,6 +58,8 @@ impl Task {
     /// the group's last thread, turns the group into a zombie for its parent.
     pub(crate) fn finish(&mut self) {
         let status = self.exit.unwrap_or(ExitStatus::Exited(0));
+        self.ptrace_exit_event(status.wait_status());
+        self.ptrace_exit(status.wait_status());
         self.exit_robust_list();
         if !self.clear_child_tid.is_null() {
             let at = UserRef::<u32>::new(self.clear_child_tid);
@@ -162,6 +164,7 @@ impl Task {
 /// The last thread of `tg` is gone: it becomes a zombie, its children go to a
 /// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+    super::ptrace::release_tracees(tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
     kernel.sem.exit(tg.tgid);
     let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);

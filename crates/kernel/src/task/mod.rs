@@ -11,6 +11,7 @@ pub mod exec;
 mod exit;
 pub mod host_threads;
 mod pid_ns;
+pub mod ptrace;
 mod run;
 pub mod seccomp;
 mod sigframe;
@@ -102,6 +103,9 @@ impl Task {
     /// Whether a signal is pending that this thread does not block (a blocking
     /// call should give up with ERESTARTSYS), or the group is dying or stopping.
     pub fn signal_pending(&self) -> bool {
+        if self.thread.is_traced() && self.thread.ptrace().interrupt {
+            return true;
+        }
         {
             let st = self.tg.state();
             if st.exiting.is_some() || st.stopped || st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)) {

@@ -109,6 +109,12 @@ impl Task {
                 self.exit = Some(ExitStatus::Exited(0));
                 return;
             }
+            if self.thread.is_traced() {
+                self.ptrace_interrupted();
+                if self.exit.is_some() {
+                    return;
+                }
+            }
             if stopped {
                 let seq = self.thread.waiter.seq();
                 let still = {
@@ -122,6 +128,11 @@ impl Task {
             }
             let mask = self.thread.sig().mask;
             let Some(info) = self.dequeue_signal(mask) else { break };
+            // A tracer sees the signal first, and may change or cancel it.
+            let Some(info) = self.ptrace_signal(info) else { continue };
+            if self.exit.is_some() {
+                return;
+            }
             let signo = info.signo();
             let act = self.tg.action(signo);
             match act.handler {
@@ -130,6 +141,7 @@ impl Task {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     // Terminal stops do nothing in an orphaned process group.
                     DefaultAction::Stop if signo != consts::SIGSTOP && self.in_orphaned_pgrp() => continue,
+                    DefaultAction::Stop if self.ptrace_group_stop(signo) => continue,
                     DefaultAction::Stop => self.stop_group(signo),
                     DefaultAction::Terminate => group_exit(&self.tg, ExitStatus::killed_by(signo)),
                     DefaultAction::Core => {

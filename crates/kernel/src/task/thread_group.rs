@@ -180,6 +180,8 @@ pub struct TgState {
     pub stopped: bool,
     /// A stop or continue the parent has not yet collected with wait.
     pub report: Option<StopReport>,
+    /// The threads this group traces (ptrace), whose stops its waits report.
+    pub tracees: Vec<Arc<Thread>>,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
     /// The thread in execve, which waits for its siblings to leave.
@@ -242,6 +244,7 @@ impl ThreadGroup {
             state: Mutex::new(TgState {
                 parent,
                 children: Vec::new(),
+                tracees: Vec::new(),
                 threads: Vec::new(),
                 pgid: tgid,
                 sid: tgid,
@@ -433,6 +436,11 @@ pub struct Thread {
     /// spares the syscall path the lock while the mode is Disabled.
     seccomp: Mutex<super::seccomp::Mode>,
     seccomp_on: std::sync::atomic::AtomicBool,
+    /// Its ptrace state; `traced` and `syscall_stops` spare the signal and
+    /// syscall paths the lock while it is not traced.
+    pub(super) ptrace: Mutex<super::ptrace::Ptrace>,
+    pub(super) traced: std::sync::atomic::AtomicBool,
+    pub(super) syscall_stops: std::sync::atomic::AtomicBool,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -461,6 +469,9 @@ impl Thread {
             io: IoCounters::default(),
             seccomp: Mutex::default(),
             seccomp_on: std::sync::atomic::AtomicBool::new(false),
+            ptrace: Mutex::default(),
+            traced: std::sync::atomic::AtomicBool::new(false),
+            syscall_stops: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

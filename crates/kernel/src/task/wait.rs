@@ -110,7 +110,54 @@ impl Task {
                 _ => {}
             }
         }
-        if matched { Ok(None) } else { Err(errno!(ECHILD)) }
+        match self.poll_tracees(target, opts) {
+            Some(found @ Some(_)) => Ok(found),
+            Some(None) => Ok(None),
+            None if matched => Ok(None),
+            None => Err(errno!(ECHILD)),
+        }
+    }
+
+    /// One scan of the threads this group traces: their ptrace stops (reported
+    /// whatever WUNTRACED says) and the exits of those that are not its
+    /// children's leaders (those are reaped as children). None when none match.
+    fn poll_tracees(&self, target: WaitTarget, opts: WaitOptions) -> Option<Option<WaitResult>> {
+        let tracees: Vec<Arc<super::Thread>> = self.tg.state().tracees.clone();
+        let mut matched = false;
+        for th in tracees {
+            let tid = th.tid();
+            let ok = match target {
+                WaitTarget::Pid(p) => tid == p,
+                WaitTarget::Pgid(g) => th.tg.state().pgid == g,
+                WaitTarget::Any => true,
+            };
+            if !ok {
+                continue;
+            }
+            matched = true;
+            let uid = th.tg.creds().uid;
+            let mut p = th.ptrace();
+            if let (Some(stop), false) = (&p.stop, p.reported) {
+                let status = stop.status;
+                if !opts.nowait {
+                    p.reported = true;
+                }
+                let code = super::ptrace::CLD_TRAPPED;
+                return Some(Some(WaitResult { pid: tid, uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), maxrss_kib: 0 }));
+            }
+            let Some(status) = p.exited else { continue };
+            drop(p);
+            let own_child = tid == th.tg.tgid && th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
+            if !opts.nowait || own_child {
+                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
+            }
+            if own_child || !opts.exited {
+                continue;
+            }
+            let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
+            return Some(Some(WaitResult { pid: tid, uid, status, code, si_status, cpu: Default::default(), maxrss_kib: 0 }));
+        }
+        matched.then_some(None)
     }
 
     fn reap(&self, child: &Arc<ThreadGroup>) {

@@ -1,0 +1,297 @@
+//! ptrace(2), the tracee's side: a thread traced by a tracer (a thread group)
+//! stops at signal delivery, at syscall entry and exit (PTRACE_SYSCALL), after
+//! exec, after a single step, and when the tracer interrupts it. While it is
+//! stopped its registers are a snapshot that the tracer reads and changes, and
+//! it waits in the Sentry for the tracer's command. The tracer's wait reports
+//! the stops (a tracee is always eligible, as in Linux) and the exits of
+//! tracees that are not its children.
+//!
+//! Lock order: a tracer's state (its tracee list) before a tracee's ptrace
+//! lock, which is otherwise a leaf.
+
+use super::signals::{self, SigInfo};
+use super::{Task, Thread, ThreadGroup};
+use rvisor_abi::consts;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, Weak};
+
+pub const PTRACE_EVENT_EXEC: u32 = 4;
+pub const PTRACE_EVENT_EXIT: u32 = 6;
+pub const PTRACE_EVENT_STOP: u32 = 128;
+pub const PTRACE_O_TRACESYSGOOD: u32 = 0x1;
+pub const PTRACE_O_TRACEEXEC: u32 = 0x10;
+pub const PTRACE_O_TRACEEXIT: u32 = 0x40;
+pub const PTRACE_O_EXITKILL: u32 = 0x10_0000;
+/// si_code of a SIGCHLD for a ptrace stop.
+pub const CLD_TRAPPED: i32 = 4;
+/// The trap flag of rflags: one instruction, then a debug trap.
+const TRAP_FLAG: u64 = 0x100;
+
+/// Why a tracee stopped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StopKind {
+    /// About to deliver a signal (the tracer may change or cancel it).
+    Signal,
+    SyscallEnter,
+    SyscallExit,
+    /// A PTRACE_EVENT_* stop, or (0) a group stop.
+    Event(u32),
+}
+
+/// A tracee's stop, as the tracer sees and changes it.
+pub struct Stop {
+    pub kind: StopKind,
+    /// What the tracer's wait reports in WSTOPSIG and above (the signal, or
+    /// SIGTRAP with 0x80 or an event number).
+    pub status: i32,
+    /// The signal being delivered (GETSIGINFO, SETSIGINFO).
+    pub info: Option<SigInfo>,
+    pub regs: nix::libc::user_regs_struct,
+    /// The XSAVE image of its floating-point state.
+    pub fpstate: Vec<u8>,
+    /// The tracer changed the registers or the FP state: the tracee takes them.
+    pub regs_changed: bool,
+    pub fp_changed: bool,
+}
+
+/// What the tracer told a stopped tracee to do; the signal to deliver (0: none).
+#[derive(Clone, Copy, Debug)]
+pub enum Resume {
+    Continue(u32),
+    Syscall(u32),
+    Step(u32),
+    Kill,
+}
+
+impl Resume {
+    fn signal(self) -> u32 {
+        match self {
+            Resume::Continue(s) | Resume::Syscall(s) | Resume::Step(s) => s,
+            Resume::Kill => 0,
+        }
+    }
+}
+
+/// A thread's ptrace state.
+#[derive(Default)]
+pub struct Ptrace {
+    pub tracer: Option<Weak<ThreadGroup>>,
+    /// Attached with PTRACE_SEIZE (stops report events; no SIGSTOP at attach).
+    pub seized: bool,
+    pub options: u32,
+    pub stop: Option<Stop>,
+    /// The tracer's wait reported the current stop.
+    pub reported: bool,
+    pub resume: Option<Resume>,
+    /// PTRACE_INTERRUPT asked for a stop.
+    pub interrupt: bool,
+    /// PTRACE_GETEVENTMSG.
+    pub event_msg: u64,
+    /// The wait status of its exit, for a tracer that is not its parent.
+    pub exited: Option<i32>,
+}
+
+impl Ptrace {
+    pub fn tracer(&self) -> Option<Arc<ThreadGroup>> {
+        self.tracer.as_ref().and_then(Weak::upgrade)
+    }
+}
+
+impl Thread {
+    pub fn ptrace(&self) -> MutexGuard<'_, Ptrace> {
+        self.ptrace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_traced(&self) -> bool {
+        self.traced.load(Ordering::Acquire)
+    }
+
+    /// Starts being traced by `tracer` (attach, seize, traceme).
+    pub fn attach_tracer(self: &Arc<Self>, tracer: &Arc<ThreadGroup>, seized: bool, options: u32) {
+        {
+            let mut p = self.ptrace();
+            *p = Ptrace { tracer: Some(Arc::downgrade(tracer)), seized, options, ..Ptrace::default() };
+        }
+        self.traced.store(true, Ordering::Release);
+        tracer.state().tracees.push(self.clone());
+    }
+
+    /// Stops being traced: it resumes with `signal` if it was stopped.
+    pub fn detach_tracer(&self, signal: u32) {
+        self.traced.store(false, Ordering::Release);
+        self.syscall_stops.store(false, Ordering::Release);
+        {
+            let mut p = self.ptrace();
+            p.tracer = None;
+            if p.stop.is_some() {
+                p.resume = Some(Resume::Continue(signal));
+            }
+        }
+        self.interrupt();
+    }
+}
+
+impl Task {
+    /// Stops for the tracer and waits for its command. None when not traced,
+    /// or when the tracer went away (the task goes on as if never stopped).
+    pub(crate) fn ptrace_stop(&mut self, kind: StopKind, status: i32, info: Option<SigInfo>) -> Option<(Resume, Stop)> {
+        let tracer = self.thread.ptrace().tracer()?;
+        // Single steps end at the stop that follows.
+        self.cpu.regs.eflags &= !TRAP_FLAG;
+        let fpstate = match self.cpu.fpstate.clone() {
+            Some(fp) => fp,
+            None => self.ctx.fpstate().unwrap_or_default(),
+        };
+        {
+            let mut p = self.thread.ptrace();
+            p.stop = Some(Stop { kind, status, info, regs: self.cpu.regs, fpstate, regs_changed: false, fp_changed: false });
+            p.reported = false;
+            p.resume = None;
+        }
+        notify_tracer(&tracer, &self.thread, status);
+        let resume = loop {
+            let seq = self.thread.waiter.seq();
+            {
+                let mut p = self.thread.ptrace();
+                if let Some(r) = p.resume.take() {
+                    break r;
+                }
+                if p.tracer().is_none() {
+                    break Resume::Continue(0);
+                }
+            }
+            // Only SIGKILL ends the stop of an exiting tracee (PTRACE_EVENT_EXIT).
+            let exiting = self.tg.state().exiting;
+            if exiting.is_some_and(|e| kind != StopKind::Event(PTRACE_EVENT_EXIT) || e == super::ExitStatus::killed_by(consts::SIGKILL)) {
+                break Resume::Kill;
+            }
+            self.thread.waiter.wait(seq, None);
+        };
+        let stop = self.thread.ptrace().stop.take()?;
+        if stop.regs_changed {
+            self.cpu.regs = stop.regs;
+        }
+        if stop.fp_changed {
+            self.cpu.fpstate = Some(stop.fpstate.clone());
+        }
+        self.thread.syscall_stops.store(matches!(resume, Resume::Syscall(_)) && self.thread.is_traced(), Ordering::Release);
+        match resume {
+            Resume::Step(_) => self.cpu.regs.eflags |= TRAP_FLAG,
+            Resume::Kill => self.exit_group(super::ExitStatus::killed_by(consts::SIGKILL)),
+            _ => {}
+        }
+        Some((resume, stop))
+    }
+
+    /// A signal about to be delivered, past the tracer: the signal to deliver
+    /// instead (None: none), as the tracer chose at the signal-delivery-stop.
+    pub(crate) fn ptrace_signal(&mut self, info: SigInfo) -> Option<SigInfo> {
+        let signo = info.signo();
+        if signo == consts::SIGKILL || !self.thread.is_traced() {
+            return Some(info);
+        }
+        let Some((resume, stop)) = self.ptrace_stop(StopKind::Signal, signo as i32, Some(info)) else { return Some(info) };
+        match resume.signal() {
+            0 => None,
+            s if s == signo => stop.info.or(Some(info)),
+            s => Some(SigInfo::new(s, signals::SI_USER).with_sender(self.tg.tgid, self.tg.creds().uid)),
+        }
+    }
+
+    /// A stop the tracer asked for with PTRACE_INTERRUPT, if it did.
+    pub(crate) fn ptrace_interrupted(&mut self) {
+        let asked = std::mem::take(&mut self.thread.ptrace().interrupt);
+        if asked {
+            let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_STOP as i32) << 8);
+            self.ptrace_stop(StopKind::Event(PTRACE_EVENT_STOP), status, None);
+        }
+    }
+
+    /// A syscall-entry or -exit stop, for a tracee resumed with PTRACE_SYSCALL.
+    pub(crate) fn ptrace_syscall_stop(&mut self, kind: StopKind) {
+        if !self.thread.syscall_stops.load(Ordering::Acquire) {
+            return;
+        }
+        let good = self.thread.ptrace().options & PTRACE_O_TRACESYSGOOD != 0;
+        let status = consts::SIGTRAP as i32 | if good { 0x80 } else { 0 };
+        self.ptrace_stop(kind, status, None);
+    }
+
+    /// After a successful execve: PTRACE_EVENT_EXEC when asked for, else (not
+    /// seized) the SIGTRAP Linux sends a traced program after exec.
+    pub(crate) fn ptrace_exec(&mut self, old_tid: i32) {
+        if !self.thread.is_traced() {
+            return;
+        }
+        let (seized, options) = {
+            let p = self.thread.ptrace();
+            (p.seized, p.options)
+        };
+        if options & PTRACE_O_TRACEEXEC != 0 {
+            self.thread.ptrace().event_msg = old_tid as u64;
+            let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_EXEC as i32) << 8);
+            self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXEC), status, None);
+        } else if !seized {
+            signals::send_to_thread(&self.thread, SigInfo::new(consts::SIGTRAP, signals::SI_USER));
+        }
+    }
+
+    /// A group stop of a traced thread is a stop for its tracer, which resumes it.
+    pub(crate) fn ptrace_group_stop(&mut self, signo: u32) -> bool {
+        if !self.thread.is_traced() {
+            return false;
+        }
+        let seized = self.thread.ptrace().seized;
+        let status = if seized { signo as i32 | ((PTRACE_EVENT_STOP as i32) << 8) } else { signo as i32 };
+        self.ptrace_stop(StopKind::Event(0), status, None).is_some()
+    }
+
+    /// About to exit: PTRACE_EVENT_EXIT when asked for, with the exit status
+    /// (its wait status) as the event message.
+    pub(crate) fn ptrace_exit_event(&mut self, wait_status: i32) {
+        if !self.thread.is_traced() || self.thread.ptrace().options & PTRACE_O_TRACEEXIT == 0 {
+            return;
+        }
+        self.thread.ptrace().event_msg = wait_status as u64;
+        let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_EXIT as i32) << 8);
+        self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXIT), status, None);
+    }
+
+    /// At exit: a tracer that is not the parent hears of it through its wait.
+    pub(crate) fn ptrace_exit(&self, wait_status: i32) {
+        if !self.thread.is_traced() {
+            return;
+        }
+        let tracer = {
+            let mut p = self.thread.ptrace();
+            p.exited = Some(wait_status);
+            p.tracer()
+        };
+        if let Some(tracer) = tracer {
+            tracer.wake_all();
+        }
+    }
+}
+
+/// Tells the tracer a tracee stopped: SIGCHLD (CLD_TRAPPED) unless it asked
+/// not to hear of stops, and a wake-up for its waits.
+fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {
+    if tracer.action(consts::SIGCHLD).flags & signals::SA_NOCLDSTOP == 0 {
+        let info = SigInfo::new(consts::SIGCHLD, CLD_TRAPPED).with_sender(tracee.tid(), tracee.tg.creds().uid).with_value(status as u64 & 0x7f);
+        signals::send_to_group(tracer, info);
+    }
+    tracer.wake_all();
+}
+
+/// A tracer's group is gone: its tracees go on untraced (killed, for those
+/// that asked with PTRACE_O_EXITKILL).
+pub fn release_tracees(tracer: &ThreadGroup) {
+    let tracees = std::mem::take(&mut tracer.state().tracees);
+    for th in tracees {
+        let kill = th.ptrace().options & PTRACE_O_EXITKILL != 0;
+        th.detach_tracer(0);
+        if kill {
+            signals::send_to_thread(&th, SigInfo::new(consts::SIGKILL, signals::SI_USER));
+        }
+    }
+}
