@@ -877,3 +877,18 @@ fn posix_message_queues() {
         ])
     });
 }
+
+/// ptrace(2) from the tracer's side, compared with Linux: traceme, attach and seize,
+/// registers and memory, syscall and signal stops, exec and exit events, interrupts,
+/// single steps, kills and the errors.
+#[test]
+fn ptrace_requests() {
+    compare("ptrace_requests", "ptrace", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "the child saw the changed result, the skipped call's and the poked word: ok"),
+            expect_stdout_has_line(o, "its read restarted and got the byte: ok"),
+        ])
+    });
+}

@@ -134,9 +134,16 @@ impl Task {
             if !ok {
                 continue;
             }
-            matched = true;
             let uid = th.tg.creds().uid;
             let mut p = th.ptrace();
+            let own_child = tid == th.tg.tgid && th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
+            if p.exited.is_some() && own_child {
+                // Reaped as a child, not as a tracee.
+                drop(p);
+                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
+                continue;
+            }
+            matched = true;
             if let (Some(stop), false) = (&p.stop, p.reported) {
                 let status = stop.status;
                 if !opts.nowait {
@@ -147,12 +154,11 @@ impl Task {
             }
             let Some(status) = p.exited else { continue };
             drop(p);
-            let own_child = tid == th.tg.tgid && th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
-            if !opts.nowait || own_child {
-                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
-            }
-            if own_child || !opts.exited {
+            if !opts.exited {
                 continue;
+            }
+            if !opts.nowait {
+                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
             }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
             return Some(Some(WaitResult { pid: tid, uid, status, code, si_status, cpu: Default::default(), maxrss_kib: 0 }));
