@@ -24,6 +24,11 @@ abi_struct! {
     pub struct Timezone { pub tz_minuteswest: i32, pub tz_dsttime: i32 }
 }
 abi_struct! {
+    /// `struct futex_waitv`: one word futex_waitv sleeps on, the value it must hold,
+    /// and its FUTEX2_* flags (size, private); `reserved` must be 0.
+    pub struct FutexWaitv { pub val: u64, pub uaddr: u64, pub flags: u32, pub reserved: u32 }
+}
+abi_struct! {
     pub struct Iovec { pub base: u64, pub len: u64 }
 }
 abi_struct! {

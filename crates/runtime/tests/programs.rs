@@ -688,6 +688,22 @@ fn signal_fds() {
     });
 }
 
+/// futex_waitv: EAGAIN and EINVAL cases, absolute deadlines, the index of the word a
+/// FUTEX_WAKE woke (from a thread, and a shared word from a child), signals.
+#[test]
+fn futex_waitv() {
+    compare("futex_waitv", "futex_waitv", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "absolute CLOCK_MONOTONIC deadline 20 ms ahead: -1 ETIMEDOUT"),
+            expect_stdout_has_line(o, "futex_waitv returned 1"),
+            expect_stdout_has_line(o, "waiting on a private word and a shared one, woken by a child: 1"),
+            expect_stdout_has_line(o, "futex_waitv interrupted by a handler with SA_RESTART: 1 (wake: 1)"),
+        ])
+    });
+}
+
 /// capget/capset with Linux's rules (the harness runs as root, as CI does).
 #[test]
 fn capabilities() {

@@ -1,12 +1,13 @@
 //! Futexes: wait queues keyed by address. A private futex (or any futex on private
 //! memory) is keyed by its address space and address; one on MAP_SHARED memory by
-//! its memory-file frame, so it works across processes and after fork.
+//! its memory-file frame, so it works across processes and after fork. A waiter
+//! (FUTEX_WAIT, or futex_waitv on several words) is queued under each of its words' keys.
 
 use crate::mm::MemoryManager;
 use crate::task::{Task, Thread};
 use rvisor_abi::{errno, SysResult, UserAddr};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,10 +31,46 @@ impl FutexKey {
     }
 }
 
+/// A sleeping thread. It is queued under the key of each word it waits on: one for
+/// FUTEX_WAIT, up to 128 for futex_waitv.
 struct FutexWaiter {
     thread: Arc<Thread>,
     bitset: u32,
-    woken: AtomicBool,
+    /// The index of the word whose wake woke it, or NOT_WOKEN. Only stored under the
+    /// table lock, by the first wake, so a waiter on several words is woken once.
+    woken: AtomicUsize,
+}
+
+const NOT_WOKEN: usize = usize::MAX;
+
+impl FutexWaiter {
+    fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire) != NOT_WOKEN
+    }
+}
+
+/// One queue entry: a waiter, and which of its words the queue is for.
+struct QueueEntry {
+    waiter: Arc<FutexWaiter>,
+    index: usize,
+}
+
+type Queues = HashMap<FutexKey, Vec<QueueEntry>>;
+
+/// A word a futex wait sleeps on: its key, where it is in the memory file, and the
+/// value it must hold for the wait to sleep.
+pub struct FutexWord {
+    key: FutexKey,
+    off: u64,
+    val: u32,
+}
+
+impl FutexWord {
+    pub fn new(mm: &Arc<MemoryManager>, addr: UserAddr, private: bool, val: u32) -> SysResult<FutexWord> {
+        let key = FutexKey::for_addr(mm, addr, private)?;
+        let off = mm.futex_word(addr)?;
+        Ok(FutexWord { key, off, val })
+    }
 }
 
 /// When a futex wait times out: at a host instant (None: never), or when the
@@ -47,49 +84,67 @@ pub enum FutexDeadline {
 /// All wait queues of the sandbox. One lock: futex operations are short.
 #[derive(Default)]
 pub struct FutexTable {
-    queues: Mutex<HashMap<FutexKey, Vec<Arc<FutexWaiter>>>>,
+    queues: Mutex<Queues>,
 }
 
 impl FutexTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FutexKey, Vec<Arc<FutexWaiter>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val` until woken, a signal
-    /// (ERESTARTSYS) or `deadline` (ETIMEDOUT).
+    /// (EINTR) or `deadline` (ETIMEDOUT).
     pub fn wait(&self, t: &Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<()> {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
-        let key = FutexKey::for_addr(&t.mm, addr, private)?;
-        let off = t.mm.futex_word(addr)?;
-        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset, woken: AtomicBool::new(false) });
-        {
-            let mut q = self.lock();
-            if t.mm.memory_file().load_u32(off) != val {
-                return Err(errno!(EAGAIN));
-            }
-            q.entry(key.clone()).or_default().push(w.clone());
-        }
-        let woken = || w.woken.load(Ordering::Acquire);
-        let r = match deadline {
-            FutexDeadline::At(d) => t.block_until(d, woken),
-            FutexDeadline::Realtime(at) => t.block_until_realtime(at, woken),
-        };
-        if r.is_err() {
-            self.remove(&w);
-            if w.woken.load(Ordering::Acquire) {
-                return Ok(());
-            }
-        }
+        let word = FutexWord::new(&t.mm, addr, private, val)?;
+        let r = self.wait_any(t, &[word], bitset, deadline).map(|_| ());
         // A signal interrupts a futex wait with EINTR, whatever SA_RESTART says.
         r.map_err(|e| if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS { errno!(EINTR) } else { e })
     }
 
+    /// FUTEX_WAIT and futex_waitv: unless a word already differs from its value
+    /// (EAGAIN), sleeps until a wake on any of `words` (whose index it returns), a
+    /// signal (ERESTARTSYS) or `deadline` (ETIMEDOUT).
+    pub fn wait_any(&self, t: &Task, words: &[FutexWord], bitset: u32, deadline: FutexDeadline) -> SysResult<usize> {
+        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset, woken: AtomicUsize::new(NOT_WOKEN) });
+        {
+            // Every wake takes this lock: a waker that changes a word after this check
+            // and then wakes it finds the waiter queued.
+            let mut q = self.lock();
+            let mem = t.mm.memory_file();
+            if words.iter().any(|word| mem.load_u32(word.off) != word.val) {
+                return Err(errno!(EAGAIN));
+            }
+            for (index, word) in words.iter().enumerate() {
+                q.entry(word.key.clone()).or_default().push(QueueEntry { waiter: w.clone(), index });
+            }
+        }
+        let woken = || w.is_woken();
+        let r = match deadline {
+            FutexDeadline::At(d) => t.block_until(d, woken),
+            FutexDeadline::Realtime(at) => t.block_until_realtime(at, woken),
+        };
+        // A wake dequeues only the entry it woke: the other words' entries (all of
+        // them after a timeout or a signal) are still queued.
+        if words.len() > 1 || r.is_err() {
+            self.remove(&w);
+        }
+        // Woken, even if the deadline or a signal came as well: the wake is not lost.
+        let index = w.woken.load(Ordering::Acquire);
+        if index != NOT_WOKEN {
+            return Ok(index);
+        }
+        // block_until returns Ok only once `woken` holds.
+        Err(r.err().unwrap_or_else(|| errno!(ETIMEDOUT)))
+    }
+
+    /// Dequeues every entry of `w`, wherever a requeue may have moved it.
     fn remove(&self, w: &Arc<FutexWaiter>) {
         let mut q = self.lock();
         q.retain(|_, v| {
-            v.retain(|x| !Arc::ptr_eq(x, w));
+            v.retain(|e| !Arc::ptr_eq(&e.waiter, w));
             !v.is_empty()
         });
     }
@@ -100,13 +155,19 @@ impl FutexTable {
         Self::wake_locked(&mut q, key, n, bitset)
     }
 
-    fn wake_locked(q: &mut HashMap<FutexKey, Vec<Arc<FutexWaiter>>>, key: &FutexKey, n: u32, bitset: u32) -> u32 {
+    fn wake_locked(q: &mut Queues, key: &FutexKey, n: u32, bitset: u32) -> u32 {
         let Some(v) = q.get_mut(key) else { return 0 };
         let mut woken = 0;
-        v.retain(|w| {
+        v.retain(|e| {
+            let w = &e.waiter;
+            if w.is_woken() {
+                // A futex_waitv already woken through another of its words, not yet
+                // dequeued: it no longer waits, so it takes no wake from a waiter that does.
+                return false;
+            }
             if woken < n && w.bitset & bitset != 0 {
                 woken += 1;
-                w.woken.store(true, Ordering::Release);
+                w.woken.store(e.index, Ordering::Release);
                 w.thread.waiter.wake();
                 false
             } else {

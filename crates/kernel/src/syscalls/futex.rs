@@ -1,11 +1,11 @@
-//! futex(2).
+//! futex(2) and futex_waitv(2).
 
 use super::signal::deadline_after;
-use crate::futex::{FutexDeadline, FutexKey};
+use crate::futex::{FutexDeadline, FutexKey, FutexWord};
 use crate::mm::UserRef;
 use crate::task::Task;
-use rvisor_abi::structs::Timespec;
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::structs::{FutexWaitv, Timespec};
+use rvisor_abi::{errno, error, SysResult, UserAddr};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -17,6 +17,16 @@ const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
+
+/// futex_waitv: at most this many words.
+const FUTEX_WAITV_MAX: u32 = 128;
+/// A futex_waitv word's flags: its size (only 32 bits exist), and whether it is
+/// private. FUTEX2_NUMA (Linux 6.16) is EINVAL, as in the 6.8 the sandbox reports.
+const FUTEX2_SIZE_MASK: u32 = 3;
+const FUTEX2_SIZE_U32: u32 = 2;
+const FUTEX2_PRIVATE: u32 = 128;
+const CLOCK_REALTIME: i32 = 0;
+const CLOCK_MONOTONIC: i32 = 1;
 
 /// An absolute timeout on the monotonic or realtime clock.
 fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResult<FutexDeadline> {
@@ -78,4 +88,38 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
         FUTEX_LOCK_PI.. => error!(ENOSYS),
         _ => error!(ENOSYS),
     }
+}
+
+/// Sleeps until a FUTEX_WAKE on any of `nr_futexes` words (the woken one's index),
+/// unless one already differs from its value (EAGAIN), with an absolute `timeout` on
+/// `clockid`. The checks come in Linux's order: arguments, timeout, each entry, then
+/// the words themselves.
+pub fn sys_futex_waitv(t: &mut Task, waiters: UserRef<FutexWaitv>, nr_futexes: u32, flags: u32, timeout: UserRef<Timespec>, clockid: i32) -> SysResult<usize> {
+    if flags != 0 || nr_futexes == 0 || nr_futexes > FUTEX_WAITV_MAX || waiters.is_null() {
+        return error!(EINVAL);
+    }
+    let deadline = if timeout.is_null() {
+        FutexDeadline::At(None)
+    } else {
+        let realtime = match clockid {
+            CLOCK_REALTIME => true,
+            CLOCK_MONOTONIC => false,
+            _ => return error!(EINVAL),
+        };
+        absolute_deadline(t, timeout, realtime)?
+    };
+    let mut entries = Vec::with_capacity(nr_futexes as usize);
+    for i in 0..nr_futexes as usize {
+        let w = t.mm.read_obj(waiters.at(i)?)?;
+        if w.flags & !(FUTEX2_SIZE_MASK | FUTEX2_PRIVATE) != 0 || w.reserved != 0 || w.flags & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32 {
+            return error!(EINVAL);
+        }
+        // A value a 32-bit word cannot hold is EINVAL (Linux 6.7+; before, it never matched: EAGAIN).
+        let val = u32::try_from(w.val).map_err(|_| errno!(EINVAL))?;
+        entries.push((UserAddr(w.uaddr), w.flags & FUTEX2_PRIVATE != 0, val));
+    }
+    let words = entries.into_iter().map(|(addr, private, val)| FutexWord::new(&t.mm, addr, private, val)).collect::<SysResult<Vec<_>>>()?;
+    // Unlike FUTEX_WAIT's EINTR, a signal gives ERESTARTSYS (as in Linux): SA_RESTART
+    // restarts the call, which the absolute timeout makes safe.
+    t.kernel.futexes.wait_any(t, &words, u32::MAX, deadline)
 }

@@ -56,7 +56,7 @@ use socket::*;
 use stat::*;
 use probes::*;
 use process::*;
-use rvisor_abi::structs::{KernelSigaction, Msghdr, Rlimit, Stat, Sysinfo, Timespec, Timeval, Timezone, Utsname};
+use rvisor_abi::structs::{FutexWaitv, KernelSigaction, Msghdr, Rlimit, Stat, Sysinfo, Timespec, Timeval, Timezone, Utsname};
 use rvisor_abi::{errno, UserAddr};
 use crate::task::signals::SigInfo;
 use signal::*;
@@ -232,6 +232,7 @@ syscall_table! {
     tkill(tid: i32, signo: i32) => Supported;
     time(tloc: UserRef<i64>) => Supported;
     futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance operations return ENOSYS");
+    futex_waitv(waiters: UserRef<FutexWaitv>, nr_futexes: u32, flags: u32, timeout: UserRef<Timespec>, clockid: i32) => Supported;
     sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => Supported;
     sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => Partial("kept and reported; the host places threads");
     getpriority(which: i32, who: i32) => Partial("nice values are kept and reported; the host schedules");
