@@ -217,6 +217,38 @@ static void exec_events(void) {
     check("and no SIGTRAP after it", WIFEXITED(st) && WEXITSTATUS(st) == 5);
 }
 
+static int fork_body(void) {
+    pid_t g = fork();
+    if (g == 0) _exit(3);
+    int st;
+    return waitpid(g, &st, 0) == g && WIFEXITED(st) && WEXITSTATUS(st) == 3 ? 0 : 1;
+}
+
+// PTRACE_O_TRACEFORK: the tracee's fork stops it with PTRACE_EVENT_FORK (the new
+// pid as its message), and the new process is traced from its first instruction,
+// stopped by SIGSTOP; the tracer waits for it too (it is not the tracer's child).
+static void fork_events(void) {
+    pid_t pid = traced_child(fork_body);
+    wait_for(pid);
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    int st = wait_for(pid);
+    unsigned long grandchild = 0;
+    check("TRACEFORK: PTRACE_EVENT_FORK, the new pid as its message",
+          WIFSTOPPED(st) && (st >> 8) == (SIGTRAP | (PTRACE_EVENT_FORK << 8)) && ptrace(PTRACE_GETEVENTMSG, pid, 0, &grandchild) == 0 && grandchild > 0);
+    int gst = wait_for((pid_t)grandchild);
+    check("the new process starts traced, stopped by SIGSTOP", stopped_by(gst, SIGSTOP));
+    ptrace(PTRACE_CONT, (pid_t)grandchild, 0, 0);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    gst = wait_for((pid_t)grandchild);
+    check("its tracer hears of its exit", WIFEXITED(gst) && WEXITSTATUS(gst) == 3);
+    st = wait_for(pid);
+    check("its parent's SIGCHLD is a stop first (even ignored, a tracer sees it)", stopped_by(st, SIGCHLD));
+    ptrace(PTRACE_CONT, pid, 0, SIGCHLD);
+    st = wait_for(pid);
+    check("and its parent reaped it", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int spin_body(void) {
     volatile int spin = 1;
     while (spin) {}
@@ -277,6 +309,7 @@ int main(int argc, char **argv) {
     attach_detach();
     seize_interrupt();
     exec_events();
+    fork_events();
     step_and_kill();
     errors();
     printf("%d failures\n", failures);

@@ -4,8 +4,7 @@
 //! options), and resuming, interrupting, killing or detaching it. What strace,
 //! gdb's attach and LeakSanitizer use.
 //!
-//! Not here: the fork, vfork, clone and seccomp events (a tracer does
-//! not follow new children and threads; the options are accepted),
+//! Not here: the vfork-done and seccomp events (the options are accepted),
 //! PTRACE_LISTEN, PTRACE_GET_SYSCALL_INFO (EIO: strace then reads the
 //! registers), hardware debug registers (they read 0; only 0 can be written).
 
@@ -45,10 +44,9 @@ const PTRACE_SETREGSET: i64 = 0x4205;
 const PTRACE_SEIZE: i64 = 0x4206;
 const PTRACE_INTERRUPT: i64 = 0x4207;
 
-/// The options Linux knows (PTRACE_O_MASK); of them, TRACESYSGOOD, TRACEEXEC,
-/// TRACEEXIT and EXITKILL act here, and the others are accepted without
-/// effect (no fork, clone or seccomp events are reported), as tracers set
-/// them all at attach.
+/// The options Linux knows (PTRACE_O_MASK); all act here but TRACEVFORKDONE,
+/// TRACESECCOMP and SUSPEND_SECCOMP, which are accepted without effect, as
+/// tracers set them all at attach.
 const OPTIONS: u32 = 0xff | PTRACE_O_EXITKILL | 0x20_0000;
 const NT_PRSTATUS: u64 = 1;
 const NT_PRFPREG: u64 = 2;

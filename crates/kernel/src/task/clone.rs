@@ -172,6 +172,7 @@ impl Task {
         } else {
             None
         };
+        let traced_event = self.ptrace_follow(f, args.exit_signal, &thread);
         if let Err(e) = self.spawn(spec) {
             if let Some(fd) = pidfd {
                 let _ = self.fds.close(fd);
@@ -183,6 +184,9 @@ impl Task {
         // before this address space runs again.
         if f & CLONE_VM == 0 {
             let _ = self.ctx.sync(&self.mm.aspace);
+        }
+        if let Some(event) = traced_event {
+            self.ptrace_clone_event(event, tid);
         }
         if f & CLONE_VFORK != 0 {
             let _ = self.block_until(None, || tg.state().vfork_done || tg.state().zombie.is_some());

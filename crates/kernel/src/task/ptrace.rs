@@ -15,6 +15,9 @@ use rvisor_abi::consts;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, Weak};
 
+pub const PTRACE_EVENT_FORK: u32 = 1;
+pub const PTRACE_EVENT_VFORK: u32 = 2;
+pub const PTRACE_EVENT_CLONE: u32 = 3;
 pub const PTRACE_EVENT_EXEC: u32 = 4;
 pub const PTRACE_EVENT_EXIT: u32 = 6;
 pub const PTRACE_EVENT_STOP: u32 = 128;
@@ -215,6 +218,47 @@ impl Task {
         let good = self.thread.ptrace().options & PTRACE_O_TRACESYSGOOD != 0;
         let status = consts::SIGTRAP as i32 | if good { 0x80 } else { 0 };
         self.ptrace_stop(kind, status, None);
+    }
+
+    /// A clone by a traced thread whose tracer asked to follow this kind
+    /// (PTRACE_O_TRACEFORK, VFORK, CLONE; never with CLONE_UNTRACED): the new
+    /// thread is traced too, before it runs, and starts stopped (SIGSTOP, or
+    /// PTRACE_EVENT_STOP when seized). Returns the event the parent reports.
+    pub(crate) fn ptrace_follow(&self, flags: u64, exit_signal: u32, child: &Arc<Thread>) -> Option<u32> {
+        use super::clone::{CLONE_UNTRACED, CLONE_VFORK};
+        if !self.thread.is_traced() || flags & CLONE_UNTRACED != 0 {
+            return None;
+        }
+        let event = if flags & CLONE_VFORK != 0 {
+            PTRACE_EVENT_VFORK
+        } else if exit_signal != consts::SIGCHLD {
+            PTRACE_EVENT_CLONE
+        } else {
+            PTRACE_EVENT_FORK
+        };
+        let (tracer, seized, options) = {
+            let p = self.thread.ptrace();
+            (p.tracer()?, p.seized, p.options)
+        };
+        // PTRACE_O_TRACEFORK is 1 << 1, VFORK 1 << 2, CLONE 1 << 3.
+        if options & (1 << event) == 0 {
+            return None;
+        }
+        child.attach_tracer(&tracer, seized, options);
+        if seized {
+            child.ptrace().interrupt = true;
+        } else {
+            signals::send_to_thread(child, SigInfo::new(consts::SIGSTOP, signals::SI_USER));
+        }
+        Some(event)
+    }
+
+    /// The parent's PTRACE_EVENT_FORK, VFORK or CLONE stop, with the new
+    /// thread's id as the event message.
+    pub(crate) fn ptrace_clone_event(&mut self, event: u32, tid: i32) {
+        self.thread.ptrace().event_msg = tid as u64;
+        let status = consts::SIGTRAP as i32 | ((event as i32) << 8);
+        self.ptrace_stop(StopKind::Event(event), status, None);
     }
 
     /// After a successful execve: PTRACE_EVENT_EXEC when asked for, else (not

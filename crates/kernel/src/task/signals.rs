@@ -309,9 +309,12 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -
         }
     }
     let blocked_by = |th: &Thread| th.sig().mask & sigbit(signo) != 0;
+    // An ignored signal is dropped now unless a thread blocks it, or is traced:
+    // a tracer sees even ignored signals (Linux's sig_ignored), and may deliver them.
+    let keeps = |th: &Thread| blocked_by(th) || th.is_traced();
     match target {
         Some(th) => {
-            if ignored(tg, signo) && !blocked_by(th) {
+            if ignored(tg, signo) && !keeps(th) {
                 return false;
             }
             if !th.sig().pending.push(info) {
@@ -322,7 +325,7 @@ fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -
         }
         None => {
             let threads = tg.threads();
-            if ignored(tg, signo) && !threads.iter().any(|t| blocked_by(t)) {
+            if ignored(tg, signo) && !threads.iter().any(|t| keeps(t)) {
                 return false;
             }
             if !tg.sig().pending.push(info) {
