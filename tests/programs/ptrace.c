@@ -144,6 +144,14 @@ static void attach_detach(void) {
     check("PTRACE_ATTACH to a child blocked in read", ptrace(PTRACE_ATTACH, pid, 0, 0) == 0);
     int st = wait_for(pid);
     check("it stops with SIGSTOP", stopped_by(st, SIGSTOP));
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    int tracer = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &tracer) == 1) break;
+    if (f) fclose(f);
+    check("its /proc status names the tracer", tracer == getpid());
     errno = 0;
     check("attaching twice is EPERM", ptrace(PTRACE_ATTACH, pid, 0, 0) == -1 && errno == EPERM);
     struct user_regs_struct regs;
