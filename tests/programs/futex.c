@@ -2,6 +2,7 @@
 //   fork      a shared futex over MAP_SHARED memory: the parent sleeps, the child wakes it
 //   timeout   relative and absolute (monotonic and realtime) timeouts, EAGAIN, EINVAL...
 //   eintr     FUTEX_WAIT interrupted by a handled signal returns EINTR even with SA_RESTART
+//   restart   ...unless it has no timeout: then SA_RESTART restarts it
 //   wake      FUTEX_WAKE counts, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
 //   wakeop    FUTEX_WAKE_OP with its operations and comparisons
 //   bitset    FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET masks
@@ -253,6 +254,44 @@ static void mode_eintr(void) {
     errno = e;
     printf("FUTEX_WAIT interrupted by a SA_RESTART handler: %s\n", err(r));
     check("the handler ran", handled > 0);
+}
+
+/* An untimed FUTEX_WAIT on a shared word: the child signals until the handler has run,
+ * then sets the word and wakes it. A restarted wait ends in 0 or EAGAIN, never EINTR. */
+static atomic_int *ran;
+
+static void on_usr1_shared(int sig) {
+    (void)sig;
+    atomic_store(ran, 1);
+}
+
+static void mode_restart(void) {
+    atomic_int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ran = &w[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_shared;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    pid_t parent = getpid();
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        while (atomic_load(&w[1]) == 0) {
+            kill(parent, SIGUSR1);
+            sched_yield();
+        }
+        atomic_store(&w[0], 1);
+        futex(&w[0], FUTEX_WAKE, 1, NULL, NULL, 0);
+        _exit(0);
+    }
+    long r = futex(&w[0], FUTEX_WAIT, 0, NULL, NULL, 0);
+    int e = errno;
+    int st;
+    waitpid(c, &st, 0);
+    check("an untimed FUTEX_WAIT under a SA_RESTART handler restarts (0 or EAGAIN, not EINTR)", r == 0 || e == EAGAIN);
+    check("the handler ran", atomic_load(&w[1]) == 1);
 }
 
 /* ---- wake counts and requeue ------------------------------------------------------- */
@@ -540,6 +579,7 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "fork")) mode_fork();
     else if (!strcmp(m, "timeout")) mode_timeout();
     else if (!strcmp(m, "eintr")) mode_eintr();
+    else if (!strcmp(m, "restart")) mode_restart();
     else if (!strcmp(m, "wake")) mode_wake();
     else if (!strcmp(m, "wakeop")) mode_wakeop();
     else if (!strcmp(m, "bitset")) mode_bitset();

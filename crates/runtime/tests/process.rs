@@ -277,6 +277,16 @@ fn futex_eintr() {
 }
 
 #[test]
+fn futex_restart() {
+    mode(
+        "futex_restart",
+        "futex",
+        "restart",
+        &["an untimed FUTEX_WAIT under a SA_RESTART handler restarts (0 or EAGAIN, not EINTR): ok", "the handler ran: ok"],
+    );
+}
+
+#[test]
 fn futex_wake_requeue() {
     mode(
         "futex_wake_requeue",
