@@ -8,11 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 impl MemoryManager {
-    /// The child's copy. The parent's writable private pages are write-protected
-    /// (queued on its address space; the caller syncs it before the parent runs).
+    /// The child's copy. The parent's writable private pages are write-protected,
+    /// and `sync` makes that reach the host before the state is unlocked: the
+    /// parent's other threads, still running, may write their pages until then
+    /// (the child sees those writes, as made before the fork), but cannot map new
+    /// ones, whose contents the child would lack while it saw what points to them
+    /// (glibc's thread-stack list, in a child that then spun walking it).
     /// Shared anonymous mappings are backed in full first, so that both processes
     /// later fault in the same frames (shared file mappings fault in the file's).
-    pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> SysResult<MemoryManager> {
+    pub fn fork(&self, aspace: Arc<dyn AddressSpace>, sync: impl FnOnce() -> SysResult<()>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
         let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none() && !v.on_fork.skip).map(|(&s, v)| (s, v.end)).collect();
         for (s, e) in shared {
@@ -43,6 +47,7 @@ impl MemoryManager {
         }
         if changed {
             st.changes += 1;
+            sync()?;
         }
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, v.clone())).collect();
         let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };

@@ -62,8 +62,8 @@ struct ChildSpec {
 enum MmSource {
     /// CLONE_VM: the same address space; the platform thread is already made.
     Shared(Arc<MemoryManager>, rvisor_platform::ThreadSeed),
-    /// fork: a copy-on-write copy into a fresh address space.
-    Copy(Arc<MemoryManager>),
+    /// fork: the copy-on-write copy, in a fresh address space.
+    Copy(MemoryManager),
 }
 
 impl Task {
@@ -129,7 +129,15 @@ impl Task {
             })?;
             MmSource::Shared(self.mm.clone(), seed)
         } else {
-            MmSource::Copy(self.mm.clone())
+            let aspace = self.kernel.platform.new_address_space().map_err(|e| {
+                tracing::warn!("clone: no address space: {e}");
+                errno!(EAGAIN)
+            })?;
+            // The parent's pages are write-protected on the host before the copy is
+            // done, while its other threads cannot map pages: what they write
+            // afterwards stays theirs (see MemoryManager::fork).
+            let (mm, ctx) = (&self.mm, &mut self.ctx);
+            MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
         let fs = if f & CLONE_FS != 0 { self.fs.clone() } else { Arc::new(self.fs.fork()) };
@@ -179,11 +187,6 @@ impl Task {
             }
             self.unregister_failed_child(&tg, &thread, f);
             return Err(e);
-        }
-        // The fork write-protected our private memory: make that take effect
-        // before this address space runs again.
-        if f & CLONE_VM == 0 {
-            let _ = self.ctx.sync(&self.mm.aspace);
         }
         if let Some(event) = traced_event {
             self.ptrace_clone_event(event, tid);
@@ -246,10 +249,7 @@ impl Task {
             MmSource::Shared(mm, seed) => {
                 (mm, platform.adopt(seed).map_err(no_platform)?, Placement::With(rvisor_platform::host_cpus::current()))
             }
-            MmSource::Copy(parent) => {
-                let aspace = platform.new_address_space().map_err(no_platform)?;
-                (Arc::new(parent.fork(aspace)?), platform.new_context(), Placement::Host)
-            }
+            MmSource::Copy(mm) => (Arc::new(mm), platform.new_context(), Placement::Host),
         };
         if let Some(at) = spec.set_child_tid {
             let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
