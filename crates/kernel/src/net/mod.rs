@@ -14,6 +14,8 @@ pub mod tcp;
 pub mod udp;
 pub mod unix;
 
+use crate::fs::simple::{copy_in, copy_out};
+use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::FileDescription;
 use rvisor_abi::structs::{Stat, Ucred};
@@ -173,6 +175,37 @@ impl Loopback {
         inet::proc_net_table(rows, v6)
     }
 }
+
+/// read(2) of a socket: a receive without flags (files that came with the
+/// bytes are closed: read has nowhere to put them).
+pub fn read(sock: &dyn Socket, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+    if offset.is_some() {
+        return rvisor_abi::error!(ESPIPE);
+    }
+    let got = sock.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
+    copy_out(t, bufs, &got.data)
+}
+
+/// write(2) of a socket: a send without flags of what `bufs` hold, copied in
+/// up to `max` bytes.
+pub fn write(sock: &dyn Socket, t: &Task, bufs: &UserBuffers, offset: Option<i64>, max: usize) -> SysResult<usize> {
+    if offset.is_some() {
+        return rvisor_abi::error!(ESPIPE);
+    }
+    let data = copy_in(t, bufs, (bufs.total() as usize).min(max))?;
+    sock.send(t, &data, 0, Ancillary::default(), None)
+}
+
+/// sendfile and splice into a socket: a send of Sentry bytes.
+pub fn write_from(sock: &dyn Socket, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+    if offset.is_some() {
+        return rvisor_abi::error!(ESPIPE);
+    }
+    sock.send(t, data, 0, Ancillary::default(), None)
+}
+
+/// The most one write(2) or sendfile chunk copies in for a stream.
+pub const STREAM_WRITE_MAX: usize = 1 << 24;
 
 /// `how` of shutdown(2) as (reading, writing) shut.
 pub fn shutdown_sides(how: i32) -> SysResult<(bool, bool)> {

@@ -11,7 +11,6 @@
 
 use super::interface;
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
-use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
@@ -381,19 +380,11 @@ impl Socket for NetlinkSocket {
 
 impl FileDescription for NetlinkSocket {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
-        copy_out(t, bufs, &got.data)
+        super::read(self, t, bufs, offset)
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let data = copy_in(t, bufs, (bufs.total() as usize).min(BUFFER))?;
-        self.send(t, &data, 0, Ancillary::default(), None)
+        super::write(self, t, bufs, offset, BUFFER)
     }
 
     fn stat(&self) -> SysResult<Stat> {

@@ -18,8 +18,7 @@
 
 use super::inet::{self, Endpoint, PortUser};
 use super::unix::{connected_streams, UnixSocket};
-use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
-use crate::fs::simple::{copy_in, copy_out};
+use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -476,27 +475,16 @@ impl Drop for TcpSocket {
 
 impl FileDescription for TcpSocket {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
-        copy_out(t, bufs, &got.data)
+        super::read(self, t, bufs, offset)
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
-        self.send(t, &data, 0, Ancillary::default(), None)
+        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
     }
 
     /// sendfile and splice into a socket: a send of Sentry bytes.
     fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        self.send(t, data, 0, Ancillary::default(), None)
+        super::write_from(self, t, data, offset)
     }
 
     fn stat(&self) -> SysResult<Stat> {

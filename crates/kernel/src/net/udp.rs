@@ -9,7 +9,6 @@
 
 use super::inet::{self, Endpoint, PortUser};
 use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
-use crate::fs::simple::{copy_in, copy_out};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -286,19 +285,11 @@ impl Socket for UdpSocket {
 
 impl FileDescription for UdpSocket {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let got = self.receive(t, (bufs.total() as usize).min(BUFFER), 0)?;
-        copy_out(t, bufs, &got.data)
+        super::read(self, t, bufs, offset)
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let data = copy_in(t, bufs, (bufs.total() as usize).min(MAX_PAYLOAD_V6 + 1))?;
-        self.send(t, &data, 0, Ancillary::default(), None)
+        super::write(self, t, bufs, offset, MAX_PAYLOAD_V6 + 1)
     }
 
     fn stat(&self) -> SysResult<Stat> {

@@ -16,7 +16,6 @@
 //! one at a time.
 
 use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
-use crate::fs::simple::{copy_in, copy_out};
 use crate::syscalls::open::{lookup_at, parent_at, read_only, AT_FDCWD};
 use crate::mm::UserBuffers;
 use crate::task::Task;
@@ -1146,28 +1145,16 @@ impl Drop for UnixSocket {
 
 impl FileDescription for UnixSocket {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        // Files passed with the bytes are closed: read(2) has nowhere to put them.
-        let got = self.receive_message(t, (bufs.total() as usize).min(BUFFER), 0)?;
-        copy_out(t, bufs, &got.data)
+        super::read(self, t, bufs, offset)
     }
 
     fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        let data = copy_in(t, bufs, BUFFER.max(bufs.total().min(1 << 24) as usize))?;
-        self.send_message(t, &data, 0, Ancillary::default(), None)
+        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
     }
 
     /// sendfile and splice into a socket: a send of Sentry bytes.
     fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
-        if offset.is_some() {
-            return error!(ESPIPE);
-        }
-        self.send_message(t, data, 0, Ancillary::default(), None)
+        super::write_from(self, t, data, offset)
     }
 
     fn stat(&self) -> SysResult<Stat> {
