@@ -7,6 +7,7 @@
 // (bind to port 0), and no port number is printed.
 #define _GNU_SOURCE
 #include "check.h"
+#include "inet.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,18 +30,6 @@
 static volatile sig_atomic_t sigpipes;
 static void on_sigpipe(int sig) { (void)sig; sigpipes++; }
 
-static struct sockaddr_in v4(const char *ip, int port) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, ip, &a.sin_addr);
-    return a;
-}
-
-static struct sockaddr_in6 v6(const char *ip, int port) {
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
-    inet_pton(AF_INET6, ip, &a.sin6_addr);
-    return a;
-}
-
 // The port of a socket's own name (either family), or -1.
 static int port_of(int fd) {
     struct sockaddr_storage a;
@@ -49,17 +38,6 @@ static int port_of(int fd) {
     if (a.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&a)->sin_port);
     if (a.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
     return -1;
-}
-
-// The address part of a name, as inet_ntop writes it (deterministic: no port).
-static const char *host_of(const struct sockaddr_storage *a) {
-    static char buf[4][INET6_ADDRSTRLEN];
-    static int next;
-    char *b = buf[next++ % 4];
-    strcpy(b, "?");
-    if (a->ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)a)->sin_addr, b, INET6_ADDRSTRLEN);
-    if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a)->sin6_addr, b, INET6_ADDRSTRLEN);
-    return b;
 }
 
 static int bind_any(int fd, const void *a) {
@@ -94,38 +72,6 @@ static int dial(int family, const char *ip, int port) {
     }
     return c;
 }
-
-// poll one descriptor for `events`, waiting up to `ms`; its revents, or 0.
-static int wait_for(int fd, short events, int ms) {
-    if (fd < 0) return 0; // poll would skip it, and wait
-    struct pollfd p = {fd, events, 0};
-    return poll(&p, 1, ms) == 1 ? p.revents : 0;
-}
-
-static const char *poll_names(int r) {
-    static char buf[128];
-    static const struct { int bit; const char *name; } bits[] = {
-        {POLLIN, "POLLIN"}, {POLLPRI, "POLLPRI"}, {POLLOUT, "POLLOUT"}, {POLLERR, "POLLERR"},
-        {POLLHUP, "POLLHUP"}, {POLLNVAL, "POLLNVAL"}, {POLLRDHUP, "POLLRDHUP"},
-    };
-    buf[0] = 0;
-    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
-        if (r & bits[i].bit) {
-            if (buf[0]) strcat(buf, "|");
-            strcat(buf, bits[i].name);
-        }
-    if (r & ~(POLLIN | POLLPRI | POLLOUT | POLLERR | POLLHUP | POLLNVAL | POLLRDHUP)) strcat(buf, "|other");
-    return buf[0] ? buf : "none";
-}
-
-static int int_opt(int fd, int level, int name) {
-    int v = -1;
-    socklen_t len = sizeof v;
-    if (getsockopt(fd, level, name, &v, &len) != 0 || len != sizeof v) return -1;
-    return v;
-}
-
-static int set_int(int fd, int level, int name, int v) { return setsockopt(fd, level, name, &v, sizeof v); }
 
 static int write_all(int fd, const char *p, size_t n) {
     while (n) {

@@ -150,8 +150,14 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
     let src_mtime = fs::metadata(&src)
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("test program {}: {e}", src.display()));
-    // The programs share check.h: a newer header rebuilds them too.
-    let header_mtime = fs::metadata(programs_dir().join("check.h")).and_then(|m| m.modified()).ok();
+    // The programs share headers (check.h, inet.h): a newer one rebuilds them too.
+    let header_mtime = fs::read_dir(programs_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "h"))
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
     let src_mtime = header_mtime.map_or(src_mtime, |h| h.max(src_mtime));
     if let Ok(m) = fs::metadata(&out).and_then(|m| m.modified()) {
         if m >= src_mtime {
