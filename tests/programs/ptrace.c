@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 
 static volatile uint64_t shared_word = 0x1111;
 static volatile int handled;
@@ -294,6 +296,40 @@ static void step_and_kill(void) {
     check("kills it", WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+// /proc/PID/mem: addresses as offsets, through protections (a PROT_NONE page reads,
+// read-only data is written, copied on write), EIO where nothing is mapped; only a
+// process that may trace the owner opens it.
+static const char read_only[] = "read-only text";
+
+static void proc_mem(void) {
+    int fd = open("/proc/self/mem", O_RDWR);
+    check("/proc/self/mem opens for reading and writing", fd >= 0);
+    char buf[32] = {0};
+    check("pread at an address reads that memory", pread(fd, buf, sizeof read_only, (off_t)(uintptr_t)read_only) == sizeof read_only && !strcmp(buf, read_only));
+    char *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check("a PROT_NONE page reads (zeros)", pread(fd, buf, 4, (off_t)(uintptr_t)none) == 4 && buf[0] == 0);
+    errno = 0;
+    ssize_t n = pread(fd, buf, 4, 8);
+    check("an unmapped address is EIO", n == -1 && errno == EIO);
+    const volatile char *seen = read_only;  // not folded into a constant
+    check("read-only data can be written", pwrite(fd, "READ", 4, (off_t)(uintptr_t)read_only) == 4 && seen[0] == 'R' && seen[3] == 'D' && seen[4] == '-');
+    check("lseek to an address, then read", lseek(fd, (off_t)(uintptr_t)read_only, SEEK_SET) == (off_t)(uintptr_t)read_only && read(fd, buf, 4) == 4 && !strncmp(buf, "READ", 4));
+    close(fd);
+    pid_t parent = getpid();
+    pid_t c = fork();
+    if (c == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", parent);
+        int same_uid = open(path, O_RDONLY);
+        if (setuid(65534) != 0) _exit(3);
+        errno = 0;
+        int other = open(path, O_RDONLY);
+        _exit(same_uid >= 0 && other == -1 && errno == EACCES ? 0 : 1);
+    }
+    int st = wait_for(c);
+    check("the parent's mem: the same user opens it, another gets EACCES", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void errors(void) {
     struct user_regs_struct regs;
     pid_t pid = fork();
@@ -333,6 +369,7 @@ int main(int argc, char **argv) {
     fork_events();
     step_and_kill();
     errors();
+    proc_mem();
     printf("%d failures\n", failures);
     return failures != 0;
 }

@@ -191,19 +191,6 @@ pub fn sys_mincore(t: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> Sys
     t.mm.write_bytes(vec, &v)
 }
 
-const CAP_SYS_PTRACE: u32 = 19;
-
-/// Linux's PTRACE_MODE_ATTACH_REALCREDS: the caller's real ids are all of the
-/// target's user and group ids, and the target is dumpable; or CAP_SYS_PTRACE.
-pub(super) fn may_attach(t: &Task, target: &crate::task::ThreadGroup) -> bool {
-    if t.tg.capable(CAP_SYS_PTRACE) {
-        return true;
-    }
-    let (me, them) = (t.tg.creds(), target.creds());
-    let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
-    same && target.dumpable.load(std::sync::atomic::Ordering::Relaxed) == 1
-}
-
 pub fn sys_process_vm_readv(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) -> SysResult<usize> {
     process_vm(t, pid, local, liovcnt, remote, riovcnt, flags, false)
 }
@@ -224,7 +211,7 @@ fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: Use
     let local = t.mm.read_iovecs(local, usize::try_from(liovcnt).map_err(|_| errno!(EINVAL))?)?;
     let remote = t.mm.read_iovecs(remote, usize::try_from(riovcnt).map_err(|_| errno!(EINVAL))?)?;
     let thread = t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
-    if !may_attach(t, &thread.tg) {
+    if !crate::task::ptrace::may_trace(&t.tg, &thread.tg) {
         return error!(EPERM);
     }
     let theirs = thread.resources().ok_or_else(|| errno!(ESRCH))?.mm;

@@ -8,7 +8,6 @@
 //! PTRACE_LISTEN, PTRACE_GET_SYSCALL_INFO (EIO: strace then reads the
 //! registers), hardware debug registers (they read 0; only 0 can be written).
 
-use super::mm::may_attach;
 use crate::mm::UserRef;
 use crate::task::ptrace::{Resume, StopKind, PTRACE_O_EXITKILL};
 use crate::task::signals::{self, SigInfo};
@@ -99,8 +98,11 @@ fn stopped_request(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u
     let out = UserAddr(data);
     match request {
         PTRACE_PEEKTEXT | PTRACE_PEEKDATA => {
+            // Through protections, as Linux's ptrace_access_vm (FOLL_FORCE).
             let mut word = [0u8; 8];
-            tracee_mm(&th)?.read_bytes(addr, &mut word).map_err(|_| rvisor_abi::errno!(EIO))?;
+            if tracee_mm(&th)?.read_bytes_remote(addr, &mut word) < word.len() {
+                return error!(EIO);
+            }
             t.mm.write_bytes(out, &word).map(|()| 0)
         }
         PTRACE_POKETEXT | PTRACE_POKEDATA => {
@@ -188,7 +190,7 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
         0
     };
     let th = t.kernel.pid_ns.thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
-    if Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !may_attach(t, &th.tg) {
+    if Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !crate::task::ptrace::may_trace(&t.tg, &th.tg) {
         return error!(EPERM);
     }
     th.attach_tracer(&t.tg, seize, options);

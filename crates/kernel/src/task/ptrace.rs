@@ -317,6 +317,20 @@ impl Task {
     }
 }
 
+/// Linux's PTRACE_MODE_ATTACH_REALCREDS: `tracer` may trace (or read the
+/// memory of) `target` if it is the same process, or its real ids are all of
+/// the target's user and group ids and the target is dumpable, or it has
+/// CAP_SYS_PTRACE.
+pub fn may_trace(tracer: &ThreadGroup, target: &ThreadGroup) -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    if std::ptr::eq(tracer, target) || tracer.capable(CAP_SYS_PTRACE) {
+        return true;
+    }
+    let (me, them) = (tracer.creds(), target.creds());
+    let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+    same && target.dumpable.load(Ordering::Relaxed) == 1
+}
+
 /// Tells the tracer a tracee stopped: SIGCHLD (CLD_TRAPPED) unless it asked
 /// not to hear of stops, and a wake-up for its waits.
 fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {

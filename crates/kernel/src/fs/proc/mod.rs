@@ -24,6 +24,7 @@
 //! ENOENT, as Linux answers a process outside the PID namespace.
 
 mod cpuinfo;
+mod mem;
 mod pid;
 mod system;
 
@@ -423,6 +424,9 @@ impl Inode for ProcInode {
             }
             S_IFLNK => error!(ELOOP),
             _ => {
+                if let Node::Entry(t, PidEntry::Mem) = self.node {
+                    return pid::open_mem(&self.fs, t, dentry, flags.0);
+                }
                 let (gen, writer) = match self.node {
                     Node::Static(i) => (system::generator(&self.fs, i)?, None),
                     Node::Entry(t, e) => {

@@ -28,6 +28,7 @@ pub(super) enum PidEntry {
     Io,
     Limits,
     Maps,
+    Mem,
     Smaps,
     SmapsRollup,
     Mountinfo,
@@ -53,6 +54,7 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("io", PidEntry::Io),
     ("limits", PidEntry::Limits),
     ("maps", PidEntry::Maps),
+    ("mem", PidEntry::Mem),
     ("smaps", PidEntry::Smaps),
     ("smaps_rollup", PidEntry::SmapsRollup),
     ("mountinfo", PidEntry::Mountinfo),
@@ -77,6 +79,7 @@ impl PidEntry {
             PidEntry::Task => S_IFDIR | 0o555,
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
             PidEntry::Environ | PidEntry::Auxv | PidEntry::Io => S_IFREG | 0o400,
+            PidEntry::Mem => S_IFREG | 0o600,
             PidEntry::Comm | PidEntry::OomScoreAdj => S_IFREG | 0o644,
             _ => S_IFREG | 0o444,
         }
@@ -151,9 +154,20 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
             PidEntry::Statm => Ok(statm(&p).into_bytes()),
             PidEntry::Status => Ok(status(&p, t).into_bytes()),
-            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::Task => error!(EINVAL),
+            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
         }
     })
+}
+
+/// Opens /proc/[pid]/mem: only a process that may ptrace the owner may (EACCES).
+pub(super) fn open_mem(fs: &Arc<ProcFs>, t: Target, dentry: &Arc<crate::vfs::Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
+    let p = fs.resolve(t)?;
+    let mm = p.res.as_ref().map(|r| r.mm.clone()).ok_or_else(|| errno!(ENOENT))?;
+    let opener = current().ok_or_else(|| errno!(EACCES))?;
+    if !crate::task::ptrace::may_trace(&opener.tg, &p.tg) {
+        return error!(EACCES);
+    }
+    Ok(Arc::new(super::mem::MemFile::new(dentry.clone(), mm, flags)))
 }
 
 /// What writing a /proc/[pid] file does, for the writable ones.
