@@ -358,14 +358,16 @@ print(len(rows("tcp6")), len(rows("udp")))
 /// continuing past them, single steps, a fault and the backtrace) and AddressSanitizer's
 /// LeakSanitizer (a thread of another process attaching to the program's threads).
 /// Addresses differ (gdb cannot turn address randomization off in the sandbox), so they
-/// are cut from gdb's lines; the rest must equal the native output.
+/// are cut from gdb's lines; strace -f's exit_group lines are counted whether another
+/// process's line split them ("<unfinished ...>") or not. The rest must equal the native
+/// output.
 #[test]
 fn ptrace_tools() {
     let src = programs_dir().join("debuggee.c");
     let script = format!(
         r#"d=$(mktemp -d) && gcc -g -O0 -o $d/crash {src} && gcc -g -fsanitize=address -o $d/leak {src} &&
 strace -qq -o $d/trace -e trace=write,exit_group /bin/sh -c 'echo traced; exit 3'; echo "strace: $?"; cat $d/trace;
-strace -f -qq -o $d/tree -e trace=execve,exit_group /bin/sh -c '/bin/true; /bin/echo child | cat'; grep -o 'execve("[^"]*"' $d/tree | sort; grep -o 'exit_group([0-9]*)' $d/tree | sort | uniq -c;
+strace -f -qq -o $d/tree -e trace=execve,exit_group /bin/sh -c '/bin/true; /bin/echo child | cat'; grep -o 'execve("[^"]*"' $d/tree | sort; grep -o 'exit_group([0-9]*' $d/tree | sort | uniq -c;
 gdb -q -batch -ex 'break depth' -ex run -ex 'print n' -ex continue -ex 'print n' -ex delete -ex stepi -ex continue -ex bt $d/crash 2>&1 |
   grep -E '^(#|\$|Breakpoint 1,|Program received)' | sed -E 's/0x[0-9a-f]+( in )?//g';
 $d/leak x > /dev/null 2> $d/lsan; echo "leak: $?"; grep -E '^(Direct leak|SUMMARY)' $d/lsan; rm -r $d"#,
