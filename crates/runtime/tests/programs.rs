@@ -908,3 +908,16 @@ fn ptrace_requests() {
         ])
     });
 }
+
+/// unshare(2) of a thread's descriptor table and file-system context, and its errors,
+/// compared with Linux.
+#[test]
+fn unshare_files_and_fs() {
+    compare("unshare_files_and_fs", "unshare", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "what it opens after is not the others' (EBADF here): ok"),
+        ])
+    });
+}

@@ -117,6 +117,7 @@ syscall_table! {
     nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
+    unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, and CLONE_THREAD/SIGHAND/VM of a single-threaded process; namespace flags are EINVAL (the sandbox offers none)");
     fork() => Supported;
     vfork() => Supported;
     execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");

@@ -121,6 +121,10 @@ pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, parent_tid: UserAddr, chi
     t.do_clone(CloneArgs { flags: flags & !CSIGNAL, exit_signal: (flags & CSIGNAL) as u32, stack, parent_tid, child_tid, tls, pidfd: parent_tid })
 }
 
+pub fn sys_unshare(t: &mut Task, flags: u64) -> SysResult<()> {
+    t.unshare(flags)
+}
+
 /// `struct clone_args` (clone3), up to the fields we use.
 #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
 #[repr(C)]

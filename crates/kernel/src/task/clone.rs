@@ -231,6 +231,28 @@ impl Task {
         }
     }
 
+    /// unshare(2): CLONE_FILES and CLONE_FS give the caller its own descriptor
+    /// table and file-system context; CLONE_SYSVSEM changes nothing, as System V
+    /// undo lists are per process here; CLONE_THREAD, SIGHAND and VM are accepted
+    /// from a single-threaded process, which shares none of them. Namespaces are
+    /// EINVAL, as from a Linux built without them: the sandbox offers none.
+    pub fn unshare(&mut self, flags: u64) -> SysResult<()> {
+        if flags & !(CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 {
+            return Err(errno!(EINVAL));
+        }
+        if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && self.tg.threads().len() > 1 {
+            return Err(errno!(EINVAL));
+        }
+        if flags & CLONE_FILES != 0 {
+            self.fds = Arc::new(self.fds.fork());
+        }
+        if flags & CLONE_FS != 0 {
+            self.fs = Arc::new(self.fs.fork());
+        }
+        self.publish_resources();
+        Ok(())
+    }
+
     /// Makes the child's address space (or platform thread) here, then starts its
     /// host thread, without waiting for it: the platform ties the app thread to the
     /// host thread that first runs it.
