@@ -64,6 +64,8 @@ pub struct Kernel {
     pub abstract_sockets: crate::net::unix::AbstractNames,
     /// The loopback interface's TCP and UDP ports.
     pub loopback: crate::net::Loopback,
+    /// Every AF_UNIX socket, for /proc/net/unix.
+    pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
@@ -128,6 +130,7 @@ impl Kernel {
                 clock_sets: Default::default(),
                 abstract_sockets: Default::default(),
                 loopback: Default::default(),
+                unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,

@@ -309,9 +309,10 @@ except OSError as e:
     });
 }
 
-/// /proc/net/tcp, tcp6, udp and udp6 list the sandbox's sockets as Linux lays them
-/// out (ss, netstat and psutil read them): a listener, both ends of a connection
-/// and a bound UDP socket, with their addresses, states and inodes.
+/// /proc/net/tcp, tcp6, udp, udp6 and unix list the sandbox's sockets as Linux lays
+/// them out (ss, netstat and psutil read them): a listener, both ends of a connection
+/// and a bound UDP socket, with their addresses, states and inodes; AF_UNIX ones with
+/// their flags, types, states and names (an abstract one with '@').
 #[test]
 fn proc_net_lists_the_sockets() {
     let script = r#"python3 -c '
@@ -332,6 +333,11 @@ for r in sorted(rows("tcp"), key=lambda r: inodes[int(r[9])]):
 udp = rows("udp6")
 print(len(udp), udp[0][1] == "00000000000000000000000001000000:%04X" % u.getsockname()[1], udp[0][3], int(udp[0][9]) == os.fstat(u.fileno()).st_ino)
 print(len(rows("tcp6")), len(rows("udp")))
+ul = socket.socket(socket.AF_UNIX); ul.bind("/tmp/proc-net.sock"); ul.listen()
+ud = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); ud.bind("\0abstract\0name")
+uc = socket.socket(socket.AF_UNIX); uc.connect("/tmp/proc-net.sock"); us, _ = ul.accept()
+for r in sorted(" ".join(r[3:6] + r[7:]) for r in rows("unix")):
+    print(r)
 ' && ss -tln 2>/dev/null | tr -s ' ' | cut -d' ' -f1,4 | sed 's/:[0-9]*$//'"#;
     matrix("proc_net_lists_the_sockets", &[Link::Static], |v| {
         let mut cmd = Command::new(rvisor());
@@ -346,6 +352,10 @@ print(len(rows("tcp6")), len(rows("udp")))
                  listener 0100007F True 00000000 False True 0A\n\
                  1 True 07 True\n\
                  0 0\n\
+                 00000000 0001 03\n\
+                 00000000 0001 03 /tmp/proc-net.sock\n\
+                 00000000 0002 01 @abstract@name\n\
+                 00010000 0001 01 /tmp/proc-net.sock\n\
                  State Local\n",
             ),
         ])

@@ -356,6 +356,53 @@ pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 
     [a, b]
 }
 
+/// The sandbox's AF_UNIX sockets, for /proc/net/unix (not the stream ends
+/// that carry TCP connections). Leaf lock.
+#[derive(Default)]
+pub struct UnixSockets {
+    all: Mutex<Vec<Weak<UnixSocket>>>,
+}
+
+impl UnixSockets {
+    pub fn register(&self, s: &Arc<UnixSocket>) {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        // Closed sockets go now and then, so the list stays near the live count.
+        if all.len().is_power_of_two() {
+            all.retain(|w| w.strong_count() > 0);
+        }
+        all.push(Arc::downgrade(s));
+    }
+
+    /// /proc/net/unix in Linux's layout (ss -x, netstat -x and psutil read it):
+    /// listening flag, type, connected or not, inode, and the name it is bound to
+    /// (an abstract one with '@' for each NUL).
+    pub fn proc_net(&self) -> String {
+        const ACCEPTCON: u32 = 0x10000;
+        let live: Vec<Arc<UnixSocket>> = self.all.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        let mut out = "Num       RefCount Protocol Flags    Type St Inode Path\n".to_string();
+        for s in live {
+            let (listening, connected) = match &*s.state() {
+                State::Listening { .. } => (true, false),
+                State::Connected(_) | State::Peer(_) => (false, true),
+                State::Unconnected => (false, false),
+            };
+            let flags = if listening { ACCEPTCON } else { 0 };
+            let st = if connected { 3 } else { 1 };
+            out.push_str(&format!("0000000000000000: 00000002 00000000 {flags:08X} {:04X} {st:02X} {:5}", s.kind, s.ino.number()));
+            if let Some(name) = s.sun_name() {
+                let shown: String = match name.split_first() {
+                    Some((0, rest)) => std::iter::once('@').chain(rest.iter().map(|&b| if b == 0 { '@' } else { b as char })).collect(),
+                    _ => String::from_utf8_lossy(path_of(&name)).into_owned(),
+                };
+                out.push(' ');
+                out.push_str(&shown);
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Most connections a listener queues (Linux's somaxconn).
 const SOMAXCONN: usize = 4096;
 
@@ -486,6 +533,7 @@ impl UnixSocket {
         }
         let me = self.me.upgrade().ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let accepted = UnixSocket::new(self.kind, 0)?;
+        t.kernel.unix_sockets.register(&accepted);
         let limit = self.timeouts.limit(Way::Send);
         loop {
             let mut st = server.state();

@@ -65,6 +65,8 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
         return error!(EPROTONOSUPPORT);
     }
     let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock_flag(kind), unix::task_creds(t, true))?;
+    t.kernel.unix_sockets.register(&a);
+    t.kernel.unix_sockets.register(&b);
     install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
 }
 
@@ -74,7 +76,11 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
     }
     let (ty, flags) = (kind & SOCK_TYPE_MASK, nonblock_flag(kind));
     let sock: Arc<dyn FileDescription> = match (domain, ty, protocol) {
-        (AF_UNIX, _, 0 | AF_UNIX) => UnixSocket::new(ty, flags)?,
+        (AF_UNIX, _, 0 | AF_UNIX) => {
+            let s = UnixSocket::new(ty, flags)?;
+            t.kernel.unix_sockets.register(&s);
+            s
+        }
         (AF_UNIX, _, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),

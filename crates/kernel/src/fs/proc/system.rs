@@ -33,6 +33,7 @@ pub(super) enum Sf {
     Uuid,
     /// /proc/net/tcp, tcp6, udp, udp6: the sockets of one protocol and family.
     NetSockets(crate::net::Protocol, bool),
+    NetUnix,
 }
 
 /// The fixed entries, by path below /proc. A directory's children are the
@@ -53,6 +54,7 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("net/tcp6", Sf::NetSockets(crate::net::Protocol::Tcp, true)),
     ("net/udp", Sf::NetSockets(crate::net::Protocol::Udp, false)),
     ("net/udp6", Sf::NetSockets(crate::net::Protocol::Udp, true)),
+    ("net/unix", Sf::NetUnix),
     ("stat", Sf::Stat),
     ("sys", Sf::Dir),
     ("sys/fs", Sf::Dir),
@@ -157,6 +159,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::BootId => format!("{}\n", fs.boot_id),
             Sf::Uuid => format!("{}\n", uuid()),
             Sf::NetSockets(protocol, v6) => k.loopback.proc_net(protocol, v6),
+            Sf::NetUnix => k.unix_sockets.proc_net(),
         };
         Ok(text.into_bytes())
     }))
