@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <elf.h>
+#include <linux/audit.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -80,6 +81,13 @@ static void registers_memory_syscalls(void) {
         // The entry stop: rax is -ENOSYS.
         entries_ok &= (long)regs.rax == -ENOSYS;
         getppids++;
+        if (getppids == 1) {
+            struct __ptrace_syscall_info info;
+            long size = ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info);
+            check("GET_SYSCALL_INFO at the entry: the call and its arguments",
+                  size == offsetof(struct __ptrace_syscall_info, entry.args) + sizeof info.entry.args && info.op == PTRACE_SYSCALL_INFO_ENTRY &&
+                      info.arch == AUDIT_ARCH_X86_64 && info.entry.nr == SYS_getppid && info.instruction_pointer == regs.rip);
+        }
         if (getppids == 2) {
             regs.orig_rax = -1;  // skip the second call
             ptrace(PTRACE_SETREGS, pid, 0, &regs);
@@ -88,6 +96,11 @@ static void registers_memory_syscalls(void) {
         st = wait_for(pid);
         ptrace(PTRACE_GETREGS, pid, 0, &regs);
         if (getppids == 1) {
+            struct __ptrace_syscall_info info;
+            long size = ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info);
+            check("and at the exit: its result",
+                  size == offsetof(struct __ptrace_syscall_info, exit.is_error) + 1 && info.op == PTRACE_SYSCALL_INFO_EXIT &&
+                      info.exit.rval == getpid() && info.exit.is_error == 0);
             changed = (pid_t)regs.rax == getpid();
             regs.rax = 4242;
         } else {

@@ -94,6 +94,15 @@ abi_struct! {
     }
 }
 abi_struct! {
+    /// `struct ptrace_syscall_info` (PTRACE_GET_SYSCALL_INFO): the stop's kind, then
+    /// the call's number and arguments (entry) or its result and whether it failed (exit).
+    pub struct PtraceSyscallInfo {
+        pub op: u8, pub pad: [u8; 3], pub arch: u32,
+        pub instruction_pointer: u64, pub stack_pointer: u64,
+        pub data: [u64; 8],
+    }
+}
+abi_struct! {
     /// `struct ucred` (SCM_CREDENTIALS, SO_PEERCRED).
     #[derive(PartialEq, Eq)]
     pub struct Ucred { pub pid: i32, pub uid: u32, pub gid: u32 }

@@ -225,7 +225,7 @@ syscall_table! {
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
     getrusage(who: i32, usage: UserAddr) => Partial("app CPU time as user time; the Sentry's time is not attributed");
     times(buf: UserAddr) => Partial("app CPU time as user time");
-    ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; no vfork-done or seccomp events, PTRACE_LISTEN or PTRACE_GET_SYSCALL_INFO");
+    ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; PTRACE_GET_SYSCALL_INFO; no vfork-done or seccomp events or PTRACE_LISTEN");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP");
     arch_prctl(code: i32, addr: u64) => Supported;

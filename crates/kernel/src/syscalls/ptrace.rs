@@ -5,14 +5,13 @@
 //! gdb's attach and LeakSanitizer use.
 //!
 //! Not here: the vfork-done and seccomp events (the options are accepted),
-//! PTRACE_LISTEN, PTRACE_GET_SYSCALL_INFO (EIO: strace then reads the
-//! registers), hardware debug registers (they read 0; only 0 can be written).
+//! PTRACE_LISTEN, hardware debug registers (they read 0; only 0 can be written).
 
 use crate::mm::UserRef;
 use crate::task::ptrace::{Resume, StopKind, PTRACE_O_EXITKILL};
 use crate::task::signals::{self, SigInfo};
 use crate::task::{Task, Thread};
-use rvisor_abi::structs::Iovec;
+use rvisor_abi::structs::{Iovec, PtraceSyscallInfo};
 use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::IntoBytes;
@@ -42,6 +41,7 @@ const PTRACE_GETREGSET: i64 = 0x4204;
 const PTRACE_SETREGSET: i64 = 0x4205;
 const PTRACE_SEIZE: i64 = 0x4206;
 const PTRACE_INTERRUPT: i64 = 0x4207;
+const PTRACE_GET_SYSCALL_INFO: i64 = 0x420e;
 
 /// The options Linux knows (PTRACE_O_MASK); all act here but TRACEVFORKDONE,
 /// TRACESECCOMP and SUSPEND_SECCOMP, which are accepted without effect, as
@@ -148,6 +148,12 @@ fn stopped_request(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u
             th.ptrace().options = options;
             Ok(0)
         }
+        PTRACE_GET_SYSCALL_INFO => {
+            let (info, size) = syscall_info(&th);
+            let n = (addr.0 as usize).min(size);
+            t.mm.write_bytes(out, &info.as_bytes()[..n])?;
+            Ok(size as u64)
+        }
         PTRACE_GETEVENTMSG => {
             let msg = th.ptrace().event_msg;
             t.mm.write_obj(UserRef::new(out), &msg).map(|()| 0)
@@ -225,6 +231,38 @@ fn tracee_mm(th: &Thread) -> SysResult<Arc<crate::mm::MemoryManager>> {
 /// The signal a resume or detach delivers (data), 0 for none.
 fn signal_of(data: u64) -> SysResult<u32> {
     u32::try_from(data).ok().filter(|&s| s <= 64).ok_or_else(|| rvisor_abi::errno!(EIO))
+}
+
+/// PTRACE_GET_SYSCALL_INFO: what the stop is (a syscall entry, its exit, or
+/// neither), with the call's number and arguments or its result; and the
+/// length Linux reports for that kind.
+fn syscall_info(th: &Thread) -> (PtraceSyscallInfo, usize) {
+    const ENTRY: u8 = 1;
+    const EXIT: u8 = 2;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    // The header: op, arch, instruction and stack pointers.
+    const HEADER: usize = 24;
+    let mut info = PtraceSyscallInfo::zeroed();
+    let p = th.ptrace();
+    let Some(stop) = p.stop.as_ref() else { return (info, HEADER) };
+    let r = &stop.regs;
+    info.arch = AUDIT_ARCH_X86_64;
+    info.instruction_pointer = r.rip;
+    info.stack_pointer = r.rsp;
+    match stop.kind {
+        StopKind::SyscallEnter => {
+            info.op = ENTRY;
+            info.data[..7].copy_from_slice(&[r.orig_rax, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]);
+            (info, HEADER + 7 * 8)
+        }
+        StopKind::SyscallExit => {
+            info.op = EXIT;
+            info.data[0] = r.rax;
+            info.data[1] = u64::from((r.rax as i64) < 0 && (r.rax as i64) >= -4095);
+            (info, HEADER + 8 + 1)
+        }
+        _ => (info, HEADER),
+    }
 }
 
 /// The stopped tracee's registers, in `struct user_regs_struct` order.
