@@ -135,8 +135,9 @@ impl Task {
                 continue;
             }
             let uid = th.tg.creds().uid;
-            let mut p = th.ptrace();
+            // Before the ptrace lock, which is a leaf.
             let own_child = tid == th.tg.tgid && th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
+            let mut p = th.ptrace();
             if p.exited.is_some() && own_child {
                 // Reaped as a child, not as a tracee.
                 drop(p);
