@@ -13,7 +13,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct GlobalOpts {
     /// The platform that runs application code: systrap (seccomp traps, the
     /// default) or ptrace (PTRACE_SYSEMU, for hosts without seccomp).
@@ -28,6 +28,17 @@ pub struct GlobalOpts {
     /// Write logs (and --strace) to FILE instead of standard error.
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// The format of --log: text, or json (one object a line, as runc writes
+    /// for containerd).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Where container state lives.
+    #[arg(long, global = true, default_value = crate::container::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Accepted for runc compatibility; the sandbox is one process tree, placed
+    /// in the caller's cgroup.
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +47,56 @@ pub enum Command {
     Do(DoArgs),
     /// Print the syscall table with each entry's support status.
     Syscalls,
+    /// Write a default OCI config.json into the bundle directory.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Create a container from an OCI bundle; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container's process.
+    Start { id: String },
+    /// Create and start a container, and wait for it (unless --detach).
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container runs.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print a container's OCI state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's init, or to all its
+    /// processes.
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a stopped (or, with --force, any) container.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List the processes of a container (sandbox pids; json: an array of them).
+    Ps {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+    },
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
     /// The gofer: serves a root directory to a sandbox over a socket (internal).
     #[command(hide = true)]
     Gofer {
@@ -51,7 +112,67 @@ pub enum Command {
     Boot {
         #[arg(long)]
         request_fd: i32,
+        #[arg(long)]
+        ready_fd: Option<i32>,
     },
+    /// What `rvisor exec --detach` leaves behind: it stands for the exec'd
+    /// process and ends with its status (internal).
+    #[command(hide = true)]
+    ExecWait {
+        #[arg(long)]
+        request_fd: i32,
+        #[arg(long)]
+        ready_fd: i32,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct CreateArgs {
+    /// The bundle: a directory with config.json.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the sandbox process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// A Unix socket to send the container terminal's master to, when the
+    /// process asks for a terminal.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (the sandbox has its own mounts).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    pub id: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ExecArgs {
+    /// An OCI process (JSON) to run instead of COMMAND.
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs; the pid in --pid-file stands for it.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Add or replace an environment variable (KEY=VALUE).
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// UID[:GID].
+    #[arg(short, long)]
+    pub user: Option<String>,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args)]

@@ -1,21 +1,40 @@
-//! `rvisor`: the command-line front end and (later) OCI runtime.
+//! `rvisor`: the command-line front end and OCI runtime.
 
 mod cli;
+mod commands;
+mod container;
+mod control;
+mod oci;
 mod request;
 mod sandbox;
 
 use clap::Parser;
+use cli::Command;
 
 fn main() {
     let cli = cli::Cli::parse();
-    let code = match cli.command {
-        cli::Command::Do(args) => sandbox::run_do(&cli.global, args),
-        cli::Command::Boot { request_fd } => sandbox::run_boot(request_fd),
-        cli::Command::Gofer { root, fd, read_only } => rvisor_gofer::gofer_main(&root, fd, read_only),
-        cli::Command::Syscalls => {
+    let g = &cli.global;
+    let done = |r: commands::Result<()>| r.map(|()| 0);
+    let result = match cli.command {
+        Command::Do(args) => Ok(sandbox::run_do(g, args)),
+        Command::Boot { request_fd, ready_fd } => Ok(sandbox::run_boot(request_fd, ready_fd)),
+        Command::Gofer { root, fd, read_only } => rvisor_gofer::gofer_main(&root, fd, read_only),
+        Command::Syscalls => {
             cli::print_syscalls();
-            0
+            Ok(0)
         }
+        Command::Spec { bundle } => done(commands::spec(&bundle)),
+        Command::Create(a) => commands::create(g, &a, false).map(|_| 0),
+        Command::Start { id } => done(commands::start(g, &id)),
+        Command::Run { create, detach: true } => commands::create(g, &create, true).map(|_| 0),
+        Command::Run { create, detach: false } => done(commands::run_foreground(g, &create)),
+        Command::State { id } => done(commands::state(g, &id)),
+        Command::Kill { all, id, signal } => done(commands::kill(g, &id, &signal, all)),
+        Command::Delete { force, id } => done(commands::delete(g, &id, force)),
+        Command::List { format, quiet } => done(commands::list(g, &format, quiet)),
+        Command::Ps { format, id } => done(commands::ps(g, &id, &format)),
+        Command::Exec(a) => commands::exec(g, &a),
+        Command::ExecWait { request_fd, ready_fd } => Ok(commands::exec_wait(request_fd, ready_fd)),
     };
-    std::process::exit(code);
+    std::process::exit(result.unwrap_or_else(|e| commands::failed(g, &e)));
 }

@@ -1,136 +1,142 @@
-//! The request `rvisor do` hands to the sandbox process it becomes.
+//! The request the sandbox process boots from.
 //!
-//! `rvisor do` re-executes itself as `rvisor boot --request-fd N` with an empty
-//! environment, so that no host process shows the program's name, arguments or
-//! environment in /proc; the request travels in a memfd.
+//! `rvisor do`, `create` and `run` re-execute the binary as `rvisor boot
+//! --request-fd N` with an empty environment, so that no host process shows the
+//! program's name, arguments or environment in /proc; the request travels as
+//! JSON in a memfd.
 
+use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
 
 /// Everything the sandbox needs to boot.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub platform: String,
     pub strace: bool,
     pub debug: bool,
-    /// `-t`: the program gets a sandbox terminal bridged to the caller's.
-    pub tty: bool,
-    pub log: Option<Vec<u8>>,
-    /// The program path as resolved, and its absolute form.
+    pub log: Option<PathBuf>,
+    /// The sandbox's first program.
+    pub process: Process,
+    /// The host directory the sandbox's root shows (read-only, under an
+    /// in-memory overlay).
+    pub root: PathBuf,
+    /// Whether the root mount refuses writes altogether.
+    pub root_read_only: bool,
+    pub hostname: Option<String>,
+    /// What is mounted over the root; `None` for rvisor's defaults.
+    pub mounts: Option<Vec<MountRequest>>,
+    /// Set for an OCI container: where its state lives, and whether init waits
+    /// for `rvisor start`.
+    pub container: Option<ContainerBoot>,
+}
+
+/// A program to start in the sandbox: init, or one `rvisor exec` adds.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    /// The program: a path in the sandbox, or a name to look up on the PATH.
     pub path: Vec<u8>,
-    pub exe: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
-    /// The caller's working directory, where the program starts.
+    /// The working directory (a path in the sandbox).
     pub cwd: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Its standard streams are a sandbox terminal bridged to the (host)
+    /// terminal on the sandbox process's standard input and output.
+    pub terminal: bool,
 }
 
-fn put(out: &mut Vec<u8>, field: &[u8]) {
-    out.extend_from_slice(&(field.len() as u32).to_le_bytes());
-    out.extend_from_slice(field);
+/// One mount, from the OCI spec's `mounts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountRequest {
+    pub target: String,
+    pub kind: MountKind,
+    pub read_only: bool,
 }
 
-fn put_list(out: &mut Vec<u8>, list: &[Vec<u8>]) {
-    out.extend_from_slice(&(list.len() as u32).to_le_bytes());
-    for f in list {
-        put(out, f);
-    }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MountKind {
+    Proc,
+    Sysfs,
+    Devfs,
+    Devpts,
+    Tmpfs { mode: u32 },
+    /// A host file or directory.
+    Bind { source: PathBuf },
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn u32(&mut self) -> io::Result<u32> {
-        let (h, t) = self.0.split_at_checked(4).ok_or_else(|| io::Error::other("truncated request"))?;
-        self.0 = t;
-        Ok(u32::from_le_bytes(h.try_into().map_err(io::Error::other)?))
-    }
-
-    fn bytes(&mut self) -> io::Result<Vec<u8>> {
-        let n = self.u32()? as usize;
-        let (h, t) = self.0.split_at_checked(n).ok_or_else(|| io::Error::other("truncated request"))?;
-        self.0 = t;
-        Ok(h.to_vec())
-    }
-
-    fn list(&mut self) -> io::Result<Vec<Vec<u8>>> {
-        (0..self.u32()?).map(|_| self.bytes()).collect()
-    }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerBoot {
+    /// The container's directory under the runtime's root.
+    pub state_dir: PathBuf,
+    /// `rvisor run`: start at once instead of waiting for `rvisor start`.
+    pub start_now: bool,
+    /// Lead a new session whose controlling terminal is the one on standard
+    /// input (a console socket's pty).
+    pub new_session: bool,
+    /// Its state, which the sandbox completes (pid) and keeps.
+    pub state: crate::container::State,
 }
 
-impl Request {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        put(&mut out, self.platform.as_bytes());
-        put(&mut out, &[self.strace as u8, self.debug as u8, self.tty as u8]);
-        put_list(&mut out, &self.log.iter().cloned().collect::<Vec<_>>());
-        put(&mut out, &self.path);
-        put(&mut out, &self.exe);
-        put_list(&mut out, &self.argv);
-        put_list(&mut out, &self.envp);
-        put(&mut out, &self.cwd);
-        out
-    }
+/// Writes `value` as JSON into a fresh memfd that survives exec: how a request
+/// reaches a re-executed rvisor without showing in its command line.
+pub fn to_memfd(value: &impl Serialize) -> io::Result<OwnedFd> {
+    let fd = nix::sys::memfd::memfd_create(c"rvisor-request", nix::sys::memfd::MemFdCreateFlag::empty()).map_err(io::Error::from)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    f.rewind()?;
+    Ok(OwnedFd::from(f))
+}
 
-    fn decode(buf: &[u8]) -> io::Result<Request> {
-        let mut r = Reader(buf);
-        let platform = String::from_utf8(r.bytes()?).map_err(io::Error::other)?;
-        let flags = r.bytes()?;
-        let log = r.list()?.into_iter().next();
-        Ok(Request {
-            platform,
-            strace: flags.first() == Some(&1),
-            debug: flags.get(1) == Some(&1),
-            tty: flags.get(2) == Some(&1),
-            log,
-            path: r.bytes()?,
-            exe: r.bytes()?,
-            argv: r.list()?,
-            envp: r.list()?,
-            cwd: r.bytes()?,
-        })
+/// Reads (and closes) what [`to_memfd`] wrote, inherited as descriptor `fd`.
+pub fn from_fd<T: for<'a> Deserialize<'a>>(fd: RawFd) -> io::Result<T> {
+    if fd < 3 {
+        return Err(io::Error::other("bad request descriptor"));
     }
-
-    /// Writes the request into a fresh memfd that survives exec.
-    pub fn to_memfd(&self) -> io::Result<OwnedFd> {
-        let fd = nix::sys::memfd::memfd_create(c"rvisor-request", nix::sys::memfd::MemFdCreateFlag::empty()).map_err(io::Error::from)?;
-        let mut f = std::fs::File::from(fd);
-        f.write_all(&self.encode())?;
-        f.rewind()?;
-        Ok(OwnedFd::from(f))
-    }
-
-    /// Reads (and closes) the request handed over on `fd`.
-    pub fn from_fd(fd: RawFd) -> io::Result<Request> {
-        if fd < 3 {
-            return Err(io::Error::other("bad request descriptor"));
-        }
-        let mut buf = Vec::new();
-        std::fs::File::open(format!("/proc/self/fd/{fd}"))?.read_to_end(&mut buf)?;
-        nix::unistd::close(fd).map_err(io::Error::from)?;
-        Request::decode(&buf)
-    }
+    let mut buf = Vec::new();
+    std::fs::File::open(format!("/proc/self/fd/{fd}"))?.read_to_end(&mut buf)?;
+    nix::unistd::close(fd).map_err(io::Error::from)?;
+    serde_json::from_slice(&buf).map_err(io::Error::other)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::IntoRawFd;
 
     #[test]
-    fn round_trips() {
+    fn round_trips_through_a_memfd() {
         let r = Request {
             platform: "ptrace".into(),
             strace: true,
-            debug: false,
-            tty: true,
-            log: Some(b"/tmp/x".to_vec()),
-            path: b"/bin/true".to_vec(),
-            exe: b"/usr/bin/true".to_vec(),
-            argv: vec![b"true".to_vec(), b"".to_vec()],
-            envp: vec![b"A=1".to_vec()],
-            cwd: b"/tmp".to_vec(),
+            log: Some("/tmp/x".into()),
+            process: Process { path: b"/bin/true".to_vec(), argv: vec![b"true".to_vec(), vec![0xff]], terminal: true, ..Default::default() },
+            root: "/".into(),
+            mounts: Some(vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, read_only: true }]),
+            container: Some(ContainerBoot {
+                state_dir: "/run/rvisor/c1".into(),
+                start_now: false,
+                new_session: true,
+                state: crate::container::State {
+                    oci_version: "1.0.2".into(),
+                    id: "c1".into(),
+                    pid: 0,
+                    status: crate::container::Status::Created,
+                    bundle: "/b".into(),
+                    rootfs: "/b/rootfs".into(),
+                    created: "2026-11-26T18:00:00.000000000Z".into(),
+                    owner: String::new(),
+                    annotations: Default::default(),
+                    pid_start: None,
+                },
+            }),
+            ..Default::default()
         };
-        assert_eq!(Request::decode(&r.encode()).unwrap(), r);
-        assert!(Request::decode(&r.encode()[..10]).is_err());
+        let fd = to_memfd(&r).unwrap().into_raw_fd();
+        assert_eq!(from_fd::<Request>(fd).unwrap(), r);
+        assert!(from_fd::<Request>(1).is_err());
     }
 }

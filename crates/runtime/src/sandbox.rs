@@ -1,11 +1,10 @@
 //! `rvisor do`: boot a sandbox around one program and wait for it.
 
 use crate::cli::{DoArgs, GlobalOpts};
-use rvisor_kernel::task::Credentials;
-use rvisor_kernel::{ExecError, Kernel, KernelConfig, ProgramSpec, Stdio};
+use crate::request::{Process, Request};
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountSource, MountSpec, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
-use crate::request::Request;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -73,31 +72,43 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         let code = if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_RUN };
         return fail(code, format!("{}: {}", path.display(), describe(&e)));
     }
-    let exe = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
     let request = Request {
         platform: global.platform.clone(),
         strace: global.strace,
         debug: global.debug,
-        tty: args.tty,
-        log: global.log.as_ref().map(|p| p.as_os_str().as_bytes().to_vec()),
-        path: path.as_os_str().as_bytes().to_vec(),
-        exe: exe.as_os_str().as_bytes().to_vec(),
-        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect(),
-        cwd: std::env::current_dir().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| b"/".to_vec()),
-    };
-    let fd = match request.to_memfd() {
-        Ok(fd) => fd,
-        Err(e) => return fail(EXIT_INTERNAL, format!("cannot hand over the request: {e}")),
+        log: global.log.clone(),
+        process: Process {
+            path: path.as_os_str().as_bytes().to_vec(),
+            argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            envp: std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect(),
+            cwd: std::env::current_dir().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| b"/".to_vec()),
+            uid,
+            gid,
+            groups: Vec::new(),
+            terminal: args.tty,
+        },
+        root: "/".into(),
+        ..Request::default()
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
     // program's in our command line or environment.
-    let err = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()))
-        .arg0("rvisor")
-        .args(["boot", "--request-fd", &fd.as_raw_fd().to_string()])
-        .env_clear()
-        .exec();
+    let err = boot_command(&request, None).map_or_else(|e| e, |mut c| c.exec());
     fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
+}
+
+/// The command that boots a sandbox from `request` (`rvisor boot`), with an
+/// empty environment; `ready` is the pipe it reports readiness on.
+pub fn boot_command(request: &Request, ready: Option<&OwnedFd>) -> std::io::Result<std::process::Command> {
+    let fd = crate::request::to_memfd(request)?;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()));
+    cmd.arg0("rvisor").args(["boot", "--request-fd", &fd.as_raw_fd().to_string()]).env_clear();
+    if let Some(r) = ready {
+        cmd.args(["--ready-fd", &r.as_raw_fd().to_string()]);
+    }
+    // The memfd must outlive this function: the child inherits it at spawn or exec.
+    std::mem::forget(fd);
+    Ok(cmd)
 }
 
 /// A shell-like message for an I/O error ("No such file or directory").
@@ -106,29 +117,51 @@ fn describe(e: &std::io::Error) -> String {
     s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
-/// `rvisor boot`: the sandbox process proper.
-pub fn run_boot(request_fd: i32) -> i32 {
-    let req = match Request::from_fd(request_fd) {
+/// `rvisor boot`: the sandbox process proper. A container's sandbox reports on
+/// `ready_fd` once init is loaded and its control socket listens ("ok"), or why
+/// it could not boot.
+pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
+    let ready = ready_fd.map(crate::container::ReadyPipe::from_raw);
+    let req: Request = match crate::request::from_fd(request_fd) {
         Ok(r) => r,
-        Err(e) => return fail(EXIT_INTERNAL, format!("bad request: {e}")),
+        Err(e) => return boot_failed(ready, EXIT_INTERNAL, format!("bad request: {e}")),
     };
-    let global = GlobalOpts {
-        platform: req.platform.clone(),
-        strace: req.strace,
-        debug: req.debug,
-        log: req.log.as_ref().map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))),
-    };
+    let global = GlobalOpts { platform: req.platform.clone(), strace: req.strace, debug: req.debug, log: req.log.clone(), ..GlobalOpts::default() };
     if let Err(e) = init_logging(&global) {
-        return fail(EXIT_INTERNAL, format!("cannot open the log: {e}"));
+        return boot_failed(ready, EXIT_INTERNAL, format!("cannot open the log: {e}"));
     }
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.path));
-    match boot(&global, req) {
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.process.path));
+    let state_dir = req.container.as_ref().map(|c| c.state_dir.clone());
+    if req.container.as_ref().is_some_and(|c| c.new_session) {
+        // The console socket's pty is the container's terminal: its resizes
+        // reach us as SIGWINCH.
+        let _ = nix::unistd::setsid();
+        if let Err(e) = rvisor_platform::hostcall::set_controlling_terminal(std::io::stdin().as_fd()) {
+            return boot_failed(ready, EXIT_INTERNAL, format!("terminal: {e}"));
+        }
+    }
+    let booted = boot(&global, req, ready.as_ref());
+    if let (Err(_), Some(dir)) = (&booted, state_dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    match booted {
         Ok(code) => code,
         Err(BootError::Exec(ExecError::Errno(rvisor_abi::ErrnoCode::ENOENT))) => {
-            fail(EXIT_NOT_FOUND, format!("{}: No such file or directory (in the sandbox)", path.display()))
+            boot_failed(ready, EXIT_NOT_FOUND, format!("{}: No such file or directory (in the sandbox)", path.display()))
         }
-        Err(BootError::Exec(e)) => fail(EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
-        Err(BootError::Internal(e)) => fail(EXIT_INTERNAL, e),
+        Err(BootError::Exec(e)) => boot_failed(ready, EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
+        Err(BootError::Internal(e)) => boot_failed(ready, EXIT_INTERNAL, e),
+    }
+}
+
+/// Reports a failed boot: to `rvisor create` if it waits, else on standard error.
+fn boot_failed(ready: Option<crate::container::ReadyPipe>, code: i32, msg: String) -> i32 {
+    match ready {
+        Some(r) => {
+            r.fail(&msg);
+            code
+        }
+        None => fail(code, msg),
     }
 }
 
@@ -137,58 +170,83 @@ enum BootError {
     Internal(String),
 }
 
-fn boot(global: &GlobalOpts, req: Request) -> Result<i32, BootError> {
-    let memory = Arc::new(MemoryFile::new().map_err(|e| BootError::Internal(format!("cannot create the memory file: {e}")))?);
-    let platform = rvisor_platform::by_name(&global.platform, memory.fd())
-        .map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
+fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
+    move |e| BootError::Internal(format!("{what}: {e}"))
+}
+
+fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+    let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
+    let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
-    let strace = if global.strace {
-        Some(log_writer(global).map_err(|e| BootError::Internal(format!("cannot open the log: {e}")))?)
+    let strace = if global.strace { Some(log_writer(global).map_err(internal("cannot open the log"))?) } else { None };
+    let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
+    // The sandbox's root is a host directory, read-only, served by a gofer process.
+    let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(&req.root, true).map_err(internal("cannot start the gofer"))?;
+    let mut gofers = vec![gofer_process];
+    let mounts = match &req.mounts {
+        None => MountSpec::defaults(),
+        Some(list) => list.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?,
+    };
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: Arc::new(gofer), root_read_only: req.root_read_only, mounts }).map_err(BootError::Internal)?;
+    let (stdio, raw_terminal) = if req.process.terminal {
+        let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
+        (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))
     } else {
-        None
+        (Stdio::Host(stdio().map_err(internal("standard streams"))?), None)
     };
-    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into());
-    // The sandbox's root is the host's, read-only, served by a gofer process.
-    let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(std::path::Path::new("/"), true)
-        .map_err(|e| BootError::Internal(format!("cannot start the gofer: {e}")))?;
-    let gofer = Arc::new(gofer);
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer }).map_err(BootError::Internal)?;
-    let uid = nix::unistd::getuid().as_raw();
-    let gid = nix::unistd::getgid().as_raw();
-    let creds = Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid };
-    let (stdio, raw_terminal) = if req.tty { console()? } else { (Stdio::Host(stdio().map_err(|e| BootError::Internal(format!("standard streams: {e}")))?), None) };
-    let spec = ProgramSpec {
-        path: String::from_utf8_lossy(&req.path).into_owned(),
-        argv: req.argv,
-        envp: req.envp,
-        stdio,
-        cwd: String::from_utf8_lossy(&req.cwd).into_owned(),
-        creds,
-    };
+    let spec = crate::control::program_spec(req.process, stdio);
     forward_signals(&kernel);
-    let status = kernel.run_init(spec);
+    let status = match req.container {
+        None => kernel.run_init(spec).map_err(BootError::Exec)?,
+        Some(c) => crate::container::serve(&kernel, spec, c, ready).map_err(|e| match e {
+            crate::container::BootFailure::Exec(e) => BootError::Exec(e),
+            crate::container::BootFailure::Internal(e) => BootError::Internal(e),
+        })?,
+    };
     if let Some(saved) = raw_terminal {
         let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &saved);
     }
-    drop(gofer_process);
-    Ok(status.map_err(BootError::Exec)?.shell_code())
+    drop(gofers);
+    Ok(status.shell_code())
 }
 
-/// `-t`: the caller's terminal goes raw (the sandbox's terminal does the line
-/// editing and signal characters) and is bridged to a sandbox pty. Returns the
-/// settings to restore.
-fn console() -> Result<(Stdio, Option<nix::sys::termios::Termios>), BootError> {
+/// The kernel's view of a mount, with a gofer started for a host path.
+fn mount_spec(m: &crate::request::MountRequest, gofers: &mut Vec<rvisor_gofer::Gofer>) -> Result<MountSpec, BootError> {
+    use crate::request::MountKind;
+    let source = match &m.kind {
+        MountKind::Proc => MountSource::Proc,
+        MountKind::Sysfs => MountSource::Sysfs,
+        MountKind::Devfs => MountSource::Devfs,
+        MountKind::Devpts => MountSource::Devpts,
+        MountKind::Tmpfs { mode } => MountSource::Tmpfs { mode: *mode },
+        MountKind::Bind { source } => {
+            let what = |e: std::io::Error| BootError::Internal(format!("bind mount {} on {}: {e}", source.display(), m.target));
+            let is_dir = std::fs::metadata(source).map_err(what)?.is_dir();
+            // A file is served as its name in its directory.
+            let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(std::path::Path::new("/")), source.file_name()) };
+            let (process, client) = rvisor_gofer::spawn_gofer(dir, m.read_only).map_err(what)?;
+            gofers.push(process);
+            let client = Arc::new(client);
+            match name {
+                None => MountSource::Gofer(client),
+                Some(n) => MountSource::GoferFile(client, n.as_bytes().to_vec()),
+            }
+        }
+    };
+    Ok(MountSpec::new(&m.target, source, m.read_only))
+}
+
+/// Standard streams that are a sandbox terminal bridged to the host terminal
+/// `term`, which goes raw: the sandbox's terminal does the line editing and
+/// signal characters.
+pub fn terminal_stdio(term: OwnedFd) -> Result<Stdio, String> {
     use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-    let fail = |what: &str, e: &dyn std::fmt::Display| BootError::Internal(format!("-t: {what}: {e}"));
-    let stdin = std::io::stdin();
-    let saved = tcgetattr(&stdin).map_err(|e| fail("standard input is not a terminal", &e))?;
-    let winsize = rvisor_platform::hostcall::window_size(stdin.as_fd()).unwrap_or([24, 80, 0, 0]);
-    let input = stdin.as_fd().try_clone_to_owned().map_err(|e| fail("standard input", &e))?;
-    let output = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| fail("standard output", &e))?;
-    let mut raw = saved.clone();
+    let mut raw = tcgetattr(&term).map_err(|e| format!("terminal: {e}"))?;
     cfmakeraw(&mut raw);
-    tcsetattr(&stdin, SetArg::TCSADRAIN, &raw).map_err(|e| fail("raw mode", &e))?;
-    Ok((Stdio::Terminal { input, output, winsize }, Some(saved)))
+    tcsetattr(&term, SetArg::TCSADRAIN, &raw).map_err(|e| format!("terminal: raw mode: {e}"))?;
+    let winsize = rvisor_platform::hostcall::window_size(term.as_fd()).unwrap_or([24, 80, 0, 0]);
+    let output = term.try_clone().map_err(|e| format!("terminal: {e}"))?;
+    Ok(Stdio::Terminal { input: term, output, winsize })
 }
 
 /// Signals the sandbox process receives (ctrl-C, `kill`) go to the sandbox's init

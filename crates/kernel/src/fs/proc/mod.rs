@@ -26,6 +26,7 @@
 mod cpuinfo;
 mod mem;
 mod pid;
+pub use pid::{processes, ProcessInfo};
 mod system;
 
 use super::simple::{now, Attrs, SeqFile};

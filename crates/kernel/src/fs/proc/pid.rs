@@ -230,6 +230,44 @@ fn comm_of(p: &Proc) -> String {
     String::from_utf8_lossy(&c[..n]).into_owned()
 }
 
+/// A process as `rvisor ps` lists it.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    /// The one-letter state of /proc/PID/stat.
+    pub state: char,
+    pub threads: usize,
+    pub cpu_ns: u64,
+    /// The command line, arguments joined by spaces; `[comm]` when it has none.
+    pub cmd: String,
+}
+
+/// Every process in the sandbox, by pid.
+pub fn processes(k: &Arc<crate::Kernel>) -> Vec<ProcessInfo> {
+    let mut out: Vec<ProcessInfo> = k
+        .pid_ns
+        .groups()
+        .into_iter()
+        .map(|tg| {
+            let th = tg.threads().into_iter().next();
+            let res = th.as_ref().and_then(|t| t.resources());
+            let p = Proc { k: k.clone(), tg, th, res };
+            let args = cmdline(&p, false);
+            let cmd = if args.is_empty() {
+                format!("[{}]", comm_of(&p))
+            } else {
+                String::from_utf8_lossy(args.strip_suffix(b"\0").unwrap_or(&args)).replace('\0', " ")
+            };
+            let cpu = p.tg.cpu_times();
+            ProcessInfo { pid: p.tg.tgid, ppid: ids(&p).0, uid: p.tg.creds().uid, state: state(&p).0, threads: p.tg.threads().len(), cpu_ns: cpu.user_ns + cpu.sys_ns, cmd }
+        })
+        .collect();
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
 fn comm(p: &Proc) -> Vec<u8> {
     let mut v = comm_of(p).into_bytes();
     v.push(b'\n');

@@ -1,0 +1,423 @@
+//! The OCI runtime's commands, with runc's names, flags and messages, so that
+//! containerd's runc shim (with `BinaryName`) can drive rvisor.
+
+use crate::cli::{CreateArgs, ExecArgs, GlobalOpts};
+use crate::container::{check_id, now_rfc3339, ReadyPipe, State, Status};
+use crate::control::{Client, Command, ProcessRow, Reply};
+use crate::oci::{process_of, Bundle};
+use crate::request::{ContainerBoot, Process, Request};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Reports a failed command as runc does: on standard error, and as a JSON
+/// line in the --log file when --log-format is json (where containerd's shim
+/// looks for the reason).
+pub fn failed(global: &GlobalOpts, msg: &str) -> i32 {
+    eprintln!("rvisor: {msg}");
+    if let (Some(log), "json") = (&global.log, global.log_format.as_str()) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let line = serde_json::json!({ "level": "error", "msg": msg, "time": now_rfc3339() });
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    1
+}
+
+/// `rvisor spec`: a default config.json (runc's), running `sh` on a terminal.
+pub fn spec(bundle: &Path) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(format!("{}: already exists", path.display()));
+    }
+    oci_spec::runtime::Spec::default().save(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `rvisor create` (and `run`): boots the container's sandbox. With `start_now`
+/// (`run`) init runs at once; otherwise it waits for `rvisor start`. Returns
+/// the sandbox process once it is ready.
+pub fn create(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Result<std::process::Child> {
+    let request = container_request(global, a, start_now)?;
+    let dir = request.container.as_ref().map(|c| c.state_dir.clone()).unwrap_or_default();
+    let booted = boot_sandbox(&request, a);
+    if booted.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    booted
+}
+
+/// Reads the bundle and makes the container's state directory.
+fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Result<Request> {
+    check_id(&a.id)?;
+    let bundle = Bundle::load(&a.bundle)?;
+    if bundle.process.terminal && a.console_socket.is_none() && !start_now {
+        return Err("the process asks for a terminal: give --console-socket".into());
+    }
+    std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
+    let dir = State::dir(&global.root, &a.id);
+    std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => format!("container with id {} already exists", a.id),
+        _ => format!("{}: {e}", dir.display()),
+    })?;
+    let state = State {
+        oci_version: bundle.spec.version().clone(),
+        id: a.id.clone(),
+        pid: 0,
+        status: Status::Created,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.root.clone(),
+        created: now_rfc3339(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        pid_start: None,
+    };
+    Ok(Request {
+        platform: global.platform.clone(),
+        strace: global.strace,
+        debug: global.debug,
+        log: global.log.clone(),
+        hostname: bundle.spec.hostname().clone(),
+        container: Some(ContainerBoot { state_dir: dir, start_now, new_session: bundle.process.terminal && a.console_socket.is_some(), state }),
+        process: bundle.process,
+        root: bundle.root,
+        root_read_only: bundle.root_read_only,
+        mounts: Some(bundle.mounts),
+    })
+}
+
+fn boot_sandbox(request: &Request, a: &CreateArgs) -> Result<std::process::Child> {
+    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("pipe: {e}"))?;
+    let mut cmd = crate::sandbox::boot_command(request, Some(&w)).map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    if let (true, Some(socket)) = (request.process.terminal, &a.console_socket) {
+        let replica = send_console(socket)?;
+        let dup = |f: &OwnedFd| f.try_clone().map_err(|e| format!("terminal: {e}"));
+        cmd.stdin(dup(&replica)?).stdout(dup(&replica)?).stderr(replica);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    drop(w);
+    if let Err(e) = ReadyPipe::wait(r) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, child.id())?;
+    }
+    Ok(child)
+}
+
+/// Writes a pid file whole (a rename), as runc does.
+fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
+    let tmp = path.with_extension("rvisor-tmp");
+    std::fs::write(&tmp, pid.to_string()).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| format!("pid file {}: {e}", path.display()))
+}
+
+/// Makes a host pty, sends its master to the console socket (as runc does:
+/// one `SCM_RIGHTS` descriptor), and returns the replica.
+fn send_console(socket: &Path) -> Result<OwnedFd> {
+    let fail = |e: &dyn std::fmt::Display| format!("console socket {}: {e}", socket.display());
+    let pty = nix::pty::openpty(None, None).map_err(|e| fail(&e))?;
+    let conn = std::os::unix::net::UnixStream::connect(socket).map_err(|e| fail(&e))?;
+    let fds = [pty.master.as_raw_fd()];
+    nix::sys::socket::sendmsg::<()>(conn.as_raw_fd(), &[IoSlice::new(b"/dev/ptmx")], &[nix::sys::socket::ControlMessage::ScmRights(&fds)], nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(|e| fail(&e))?;
+    Ok(pty.slave)
+}
+
+/// `rvisor run` without --detach: the caller becomes the sandbox (same pid), as
+/// with `rvisor do`.
+pub fn run_foreground(global: &GlobalOpts, a: &CreateArgs) -> Result<()> {
+    if a.console_socket.is_some() {
+        return Err("--console-socket needs --detach".into());
+    }
+    let request = container_request(global, a, true)?;
+    if request.process.terminal && !nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false) {
+        let _ = std::fs::remove_dir_all(State::dir(&global.root, &a.id));
+        return Err("the process asks for a terminal, and standard input is not one".into());
+    }
+    let err = match crate::sandbox::boot_command(&request, None) {
+        Ok(mut c) => c.exec(),
+        Err(e) => e,
+    };
+    let _ = std::fs::remove_dir_all(State::dir(&global.root, &a.id));
+    Err(format!("cannot start the sandbox: {err}"))
+}
+
+pub fn start(global: &GlobalOpts, id: &str) -> Result<()> {
+    let s = State::load(&global.root, id)?;
+    match s.status {
+        Status::Created => expect_done(call(&global.root, id, &Command::Start)?),
+        Status::Running => Err(format!("container {id} is already running")),
+        Status::Stopped => Err("cannot start a container that has stopped".into()),
+    }
+}
+
+fn call(root: &Path, id: &str, cmd: &Command) -> Result<Reply> {
+    let client = Client::connect(&State::dir(root, id)).map_err(|e| format!("container {id}: cannot reach its sandbox: {e}"))?;
+    client.call(cmd).map_err(|e| format!("container {id}: {e}"))
+}
+
+fn expect_done(r: Reply) -> Result<()> {
+    match r {
+        Reply::Done => Ok(()),
+        Reply::Failed(e) => Err(e),
+        other => Err(format!("unexpected answer from the sandbox: {other:?}")),
+    }
+}
+
+pub fn state(global: &GlobalOpts, id: &str) -> Result<()> {
+    let s = State::load(&global.root, id)?;
+    println!("{}", serde_json::to_string_pretty(&s.public()).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// A signal as kill(1) takes it: a number, or a name with or without "SIG".
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("invalid signal {s:?}")) };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<Signal>().map(|sig| sig as i32).map_err(|_| format!("invalid signal {s:?}"))
+}
+
+pub fn kill(global: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
+    let signo = parse_signal(signal)?;
+    let s = State::load(&global.root, id)?;
+    if s.status == Status::Stopped {
+        return Err("container not running".into());
+    }
+    // SIGKILL ends the sandbox itself (and so every process in it) even if it
+    // cannot answer; so does any signal to a container whose init never ran.
+    if signo == libc::SIGKILL || s.status == Status::Created {
+        return kill_sandbox(&s);
+    }
+    expect_done(call(&global.root, id, &Command::Signal { signo, all })?)
+}
+
+/// SIGKILLs the sandbox process and waits until it is gone.
+fn kill_sandbox(s: &State) -> Result<()> {
+    let pidfd = rvisor_platform::hostcall::pidfd_open(s.pid);
+    if !s.sandbox_alive() {
+        return Ok(());
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), Signal::SIGKILL).map_err(|e| format!("kill {}: {e}", s.pid))?;
+    if let Ok(fd) = pidfd {
+        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
+    }
+    Ok(())
+}
+
+pub fn delete(global: &GlobalOpts, id: &str, force: bool) -> Result<()> {
+    let s = match State::load(&global.root, id) {
+        Ok(s) => s,
+        Err(_) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match s.status {
+        Status::Running if !force => return Err(format!("cannot delete container {id} that is not stopped: running")),
+        Status::Running | Status::Created => kill_sandbox(&s)?,
+        Status::Stopped => {}
+    }
+    std::fs::remove_dir_all(State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))
+}
+
+pub fn list(global: &GlobalOpts, format: &str, quiet: bool) -> Result<()> {
+    let all = crate::container::all(&global.root);
+    if quiet {
+        all.iter().for_each(|s| println!("{}", s.id));
+    } else if format == "json" {
+        let public: Vec<State> = all.iter().map(State::public).collect();
+        println!("{}", serde_json::to_string(&public).map_err(|e| e.to_string())?);
+    } else {
+        println!("{:<12} {:<8} {:<8} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        for s in all.iter().map(State::public) {
+            println!("{:<12} {:<8} {:<8} {:<40} {:<30} {}", s.id, s.pid, s.status, s.bundle.display(), s.created, s.owner);
+        }
+    }
+    Ok(())
+}
+
+pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
+    let s = State::load(&global.root, id)?;
+    if s.status == Status::Stopped {
+        return Err("container not running".into());
+    }
+    let rows: Vec<ProcessRow> = match call(&global.root, id, &Command::Ps)? {
+        Reply::Processes(rows) => rows,
+        Reply::Failed(e) => return Err(e),
+        other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
+    };
+    if format == "json" {
+        let pids: Vec<i32> = rows.iter().map(|r| r.pid).collect();
+        println!("{}", serde_json::to_string(&pids).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    println!("{:>5} {:>6} {:>6} {:>4} {:>3} {:>8} CMD", "UID", "PID", "PPID", "STAT", "THR", "TIME");
+    for r in rows {
+        let secs = r.cpu_ns / 1_000_000_000;
+        println!("{:>5} {:>6} {:>6} {:>4} {:>3} {:>2}:{:02}:{:02} {}", r.uid, r.pid, r.ppid, r.state, r.threads, secs / 3600, secs / 60 % 60, secs % 60, r.cmd);
+    }
+    Ok(())
+}
+
+/// What `rvisor exec --detach` hands the process that stands for the exec'd one.
+#[derive(Serialize, Deserialize)]
+struct ExecRequest {
+    root: std::path::PathBuf,
+    id: String,
+    process: Process,
+}
+
+/// `rvisor exec`: runs a process in the container. Returns the exit code
+/// `rvisor exec` should end with: the process's (128+N for signal N), or 0
+/// with --detach once it runs.
+pub fn exec(global: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    let s = State::load(&global.root, &a.id)?;
+    if s.status != Status::Running {
+        return Err(format!("cannot exec in a container that is {}", s.status));
+    }
+    let process = exec_process(&s, a)?;
+    let terminal = match (process.terminal, &a.console_socket) {
+        (false, _) => None,
+        (true, Some(socket)) => Some(send_console(socket)?),
+        (true, None) if nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false) => None,
+        (true, None) => return Err("--tty: give --console-socket, or run on a terminal".into()),
+    };
+    let req = ExecRequest { root: global.root.clone(), id: a.id.clone(), process };
+    if !a.detach {
+        return run_exec(req, terminal, None);
+    }
+    // The process that stands for the exec'd one on the host: it holds the
+    // connection and ends with the exec'd process's status.
+    let fd = crate::request::to_memfd(&req).map_err(|e| format!("exec: {e}"))?;
+    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("pipe: {e}"))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()));
+    cmd.arg0("rvisor").args(["exec-wait", "--request-fd", &fd.as_raw_fd().to_string(), "--ready-fd", &w.as_raw_fd().to_string()]);
+    if let Some(t) = terminal {
+        let dup = |f: &OwnedFd| f.try_clone().map_err(|e| format!("terminal: {e}"));
+        cmd.stdin(dup(&t)?).stdout(dup(&t)?).stderr(t);
+    }
+    let child = cmd.spawn().map_err(|e| format!("exec: {e}"))?;
+    drop((w, fd));
+    ReadyPipe::wait(r)?;
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, child.id())?;
+    }
+    Ok(0)
+}
+
+/// `rvisor exec-wait` (internal): the detached exec's stand-in.
+pub fn exec_wait(request_fd: i32, ready_fd: i32) -> i32 {
+    let ready = ReadyPipe::from_raw(ready_fd);
+    let req: ExecRequest = match crate::request::from_fd(request_fd) {
+        Ok(r) => r,
+        Err(e) => {
+            ready.fail(&format!("exec: bad request: {e}"));
+            return 1;
+        }
+    };
+    let terminal = if req.process.terminal { std::io::stdin().as_fd().try_clone_to_owned().ok() } else { None };
+    match run_exec(req, terminal, Some(&ready)) {
+        Ok(code) => code,
+        Err(e) => {
+            ready.fail(&e);
+            1
+        }
+    }
+}
+
+/// Asks the sandbox to start the process with our standard streams (or the
+/// terminal) and waits for it to end.
+fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPipe>) -> Result<i32> {
+    let client = Client::connect(&State::dir(&req.root, &req.id)).map_err(|e| format!("container {}: cannot reach its sandbox: {e}", req.id))?;
+    let own_terminal = req.process.terminal && terminal.is_none();
+    let saved = if own_terminal { nix::sys::termios::tcgetattr(std::io::stdin()).ok() } else { None };
+    let fds: Vec<i32> = match (&terminal, req.process.terminal) {
+        (Some(t), _) => vec![t.as_raw_fd()],
+        (None, true) => vec![0],
+        (None, false) => vec![0, 1, 2],
+    };
+    client.send(&Command::Exec(req.process), &fds).map_err(|e| format!("exec: {e}"))?;
+    drop(terminal);
+    let result = (|| {
+        match client.reply().map_err(|e| format!("exec: {e}"))? {
+            Reply::Started(_) => {}
+            Reply::Failed(e) => return Err(e),
+            other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
+        }
+        if let Some(r) = ready {
+            r.ready();
+        }
+        match client.reply() {
+            Ok(Reply::Exited(code)) => Ok(code),
+            Ok(other) => Err(format!("unexpected answer from the sandbox: {other:?}")),
+            // The sandbox went away with the process in it.
+            Err(_) => Ok(128 + libc::SIGKILL),
+        }
+    })();
+    if let Some(t) = saved {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &t);
+    }
+    result
+}
+
+/// The process `rvisor exec` asks for: --process, or COMMAND with the
+/// container's own environment, directory and user unless flags say otherwise.
+fn exec_process(s: &State, a: &ExecArgs) -> Result<Process> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let p: oci_spec::runtime::Process = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        return process_of(&p);
+    }
+    if a.command.is_empty() {
+        return Err("exec: give COMMAND or --process".into());
+    }
+    let bundle = Bundle::load(&s.bundle)?;
+    let mut p = bundle.process;
+    p.path = a.command[0].as_bytes().to_vec();
+    p.argv = a.command.iter().map(|c| c.as_bytes().to_vec()).collect();
+    p.terminal = a.tty;
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or(kv);
+        p.envp.retain(|e| e.split(|&b| b == b'=').next() != Some(key.as_bytes()));
+        p.envp.push(kv.as_bytes().to_vec());
+    }
+    if let Some(cwd) = &a.cwd {
+        p.cwd = Path::new(cwd).as_os_str().as_bytes().to_vec();
+    }
+    if let Some(user) = &a.user {
+        let mut parts = user.splitn(2, ':');
+        let bad = || format!("--user {user}: want UID[:GID]");
+        p.uid = parts.next().and_then(|u| u.parse().ok()).ok_or_else(bad)?;
+        p.gid = match parts.next() {
+            Some(g) => g.parse().map_err(|_| bad())?,
+            None => p.gid,
+        };
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("9"), Ok(9));
+        assert_eq!(parse_signal("TERM"), Ok(15));
+        assert_eq!(parse_signal("sigusr1"), Ok(10));
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("NOPE").is_err());
+    }
+}
