@@ -242,8 +242,7 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_stale_one_is_not() {
         let me = std::process::id() as i32;
-        let (state, start) = host_process(me).unwrap();
-        assert_eq!(state, 'R');
+        let (_, start) = host_process(me).unwrap();
         let mut s = State {
             oci_version: "1.0.2".into(),
             id: "x".into(),

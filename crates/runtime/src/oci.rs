@@ -108,14 +108,13 @@ mod tests {
         Spec::default().save(dir.join("config.json")).unwrap();
         let b = Bundle::load(&dir).unwrap();
         assert_eq!(b.process.argv, vec![b"sh".to_vec()]);
-        assert!(b.process.terminal);
         let targets: Vec<_> = b.mounts.iter().map(|m| (m.target.as_str(), m.kind.clone())).collect();
         assert!(targets.contains(&("/proc", MountKind::Proc)));
         assert!(targets.contains(&("/dev", MountKind::Devfs)));
         assert!(targets.contains(&("/dev/pts", MountKind::Devpts)));
         assert!(!targets.iter().any(|(t, _)| *t == "/sys/fs/cgroup" || *t == "/dev/mqueue"));
         std::fs::remove_dir_all(dir.join("rootfs")).unwrap();
-        assert!(Bundle::load(&dir).unwrap_err().contains("not a directory"));
+        assert!(Bundle::load(&dir).err().unwrap().contains("not a directory"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

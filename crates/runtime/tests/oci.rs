@@ -1,0 +1,412 @@
+//! rvisor as an OCI runtime, driven as containerd's runc shim drives runc: a
+//! bundle's config.json (root, process, user, hostname, mounts) applied in the
+//! sandbox; the create/start/state/exec/ps/kill/delete lifecycle with runc's
+//! flags, exit codes and errors; a terminal through a console socket.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// A bundle whose rootfs holds the static `oci_init` as /bin/init, with host
+/// directories and a file beside it to bind-mount; and a state root of its own.
+struct Bundle {
+    dir: PathBuf,
+    root: PathBuf,
+    platform: &'static str,
+}
+
+impl Bundle {
+    fn new(v: Variant) -> Bundle {
+        let dir = scratch_path("bundle");
+        fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+        fs::copy(compile("oci_init", v.link), dir.join("rootfs/bin/init")).unwrap();
+        fs::create_dir_all(dir.join("host-ro")).unwrap();
+        fs::write(dir.join("host-ro/in.txt"), "from the host\n").unwrap();
+        fs::create_dir_all(dir.join("host-rw")).unwrap();
+        fs::set_permissions(dir.join("host-rw"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(dir.join("motd"), "message of the day\n").unwrap();
+        let b = Bundle { root: dir.join("state"), dir, platform: v.platform };
+        let o = b.rvisor(&["spec", "--bundle", b.dir.to_str().unwrap()]);
+        assert_eq!(o.status, 0, "rvisor spec: {}", o.describe());
+        b
+    }
+
+    /// Changes config.json.
+    fn config(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.dir.join("config.json");
+        let mut c: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        f(&mut c);
+        fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(rvisor());
+        cmd.arg("--platform").arg(self.platform).arg("--root").arg(&self.root).args(args);
+        cmd
+    }
+
+    fn rvisor(&self, args: &[&str]) -> Outcome {
+        run(self.command(args), Input::Bytes(Vec::new()))
+    }
+
+    fn bundle_arg(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn state(&self, id: &str) -> Result<Value, String> {
+        let o = self.rvisor(&["state", id]);
+        if o.status != 0 {
+            return Err(format!("rvisor state: {}", o.describe()));
+        }
+        serde_json::from_slice(&o.stdout).map_err(|e| format!("state is not JSON ({e}): {}", o.describe()))
+    }
+
+    fn status(&self, id: &str) -> Result<String, String> {
+        Ok(self.state(id)?["status"].as_str().unwrap_or("").to_string())
+    }
+}
+
+/// Runs `o`'s checks: exit code and what stderr must say.
+fn fails_with(o: &Outcome, what: &str) -> Result<(), String> {
+    if o.status == 0 || !o.stderr_str().contains(what) {
+        return Err(format!("expected a failure saying {what:?}:\n{}", o.describe()));
+    }
+    Ok(())
+}
+
+fn succeeds(o: &Outcome) -> Result<(), String> {
+    sane(o)?;
+    if o.status != 0 {
+        return Err(format!("expected success:\n{}", o.describe()));
+    }
+    Ok(())
+}
+
+#[test]
+fn oci_run_applies_the_bundle() {
+    matrix("oci_run_applies_the_bundle", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        let (ro, rw, motd) = (b.dir.join("host-ro"), b.dir.join("host-rw"), b.dir.join("motd"));
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["init", "report", "7"]);
+            c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "GREETING=hi"]);
+            c["process"]["cwd"] = json!("/work/here");
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 6]});
+            c["hostname"] = json!("box");
+            c["root"]["readonly"] = json!(true);
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.push(json!({"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]}));
+            mounts.push(json!({"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]}));
+            mounts.push(json!({"destination": "/etc/motd", "type": "bind", "source": motd, "options": ["bind", "ro"]}));
+            mounts.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=700"]}));
+        });
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c1"]);
+        sane(&o)?;
+        let want = "hostname box
+uid 1000 gid 1001 groups 5 6
+cwd /work/here
+GREETING hi
+write /rootfile: Read-only file system
+read /ro/in.txt: from the host
+write /ro/new.txt: Read-only file system
+write /rw/out.txt: ok
+read /etc/motd: message of the day
+/scratch mode 700
+write /scratch/f: Permission denied
+/proc/self/status readable
+/dev/null writable
+/dev/pts mounted
+";
+        if o.stdout_str() != want || o.status != 7 {
+            return Err(format!("want exit 7 and:\n{want}\n{}\n{}", diff(want.as_bytes(), &o.stdout), o.describe()));
+        }
+        // The read-write bind mount reaches the host; nothing else does.
+        if fs::read_to_string(rw.join("out.txt")).ok().as_deref() != Some("written\n") {
+            return Err("/rw/out.txt did not reach the host".into());
+        }
+        if ro.join("new.txt").exists() || b.dir.join("rootfs/rootfile").exists() || b.dir.join("rootfs/work").exists() {
+            return Err("a write reached the host through a read-only mount or the root".into());
+        }
+        if b.status("c1")? != "stopped" {
+            return Err(format!("after run: {:?}", b.state("c1")));
+        }
+        // The id is taken until the container is deleted.
+        fails_with(&b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c1"]), "already exists")?;
+        succeeds(&b.rvisor(&["delete", "c1"]))?;
+        fails_with(&b.rvisor(&["state", "c1"]), "does not exist")?;
+        Ok(())
+    });
+}
+
+/// A child's output, a line at a time, with a deadline.
+struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(r: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    fn expect(&self, want: &str) -> Result<(), String> {
+        match self.0.recv_timeout(timeout()) {
+            Ok(line) if line == want => Ok(()),
+            Ok(line) => Err(format!("expected the line {want:?}, got {line:?}")),
+            Err(e) => Err(format!("expected the line {want:?}: {e}")),
+        }
+    }
+
+    /// The output ends (every writer closed it).
+    fn ends(&self) -> Result<(), String> {
+        match self.0.recv_timeout(timeout()) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(()),
+            other => Err(format!("expected the output to end, got {other:?}")),
+        }
+    }
+}
+
+/// `rvisor create`, with the container's standard input and output as pipes.
+fn create(b: &Bundle, id: &str, extra: &[&str]) -> Result<(ChildStdin, Lines), String> {
+    let mut args = vec!["create", "--bundle"];
+    let bundle = b.bundle_arg();
+    args.push(&bundle);
+    args.extend_from_slice(extra);
+    args.push(id);
+    let mut child = b.command(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let lines = Lines::of(child.stdout.take().unwrap());
+    // (Child::wait would close the container's standard input first.)
+    let stdin = child.stdin.take().unwrap();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        return Err(format!("rvisor create: {status}: {err}"));
+    }
+    Ok((stdin, lines))
+}
+
+/// Waits until host process `pid` has ended.
+fn gone(pid: i32) -> Result<(), String> {
+    let deadline = Instant::now() + timeout();
+    while Path::new(&format!("/proc/{pid}")).exists() && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        if Instant::now() > deadline {
+            return Err(format!("host process {pid} is still there"));
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
+}
+
+#[test]
+fn oci_lifecycle() {
+    matrix("oci_lifecycle", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+        });
+        let pid_file = b.dir.join("pid");
+        let (mut stdin, out) = create(&b, "c2", &["--pid-file", pid_file.to_str().unwrap()])?;
+        let st = b.state("c2")?;
+        let pid = st["pid"].as_i64().unwrap_or(0) as i32;
+        if st["status"] != "created" || fs::read_to_string(&pid_file).ok() != Some(pid.to_string()) || pid <= 0 {
+            return Err(format!("after create: {st} and pid file {:?}", fs::read_to_string(&pid_file)));
+        }
+        if st["bundle"] != json!(b.dir) || st["id"] != "c2" || st["ociVersion"].as_str().is_none() {
+            return Err(format!("state: {st}"));
+        }
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "c2"]), "already exists")?;
+        // Init is loaded (it is PID 1) but waits for start.
+        let ps = b.rvisor(&["ps", "--format", "json", "c2"]);
+        if ps.stdout_str().trim() != "[1]" {
+            return Err(format!("ps before start: {}", ps.describe()));
+        }
+        succeeds(&b.rvisor(&["start", "c2"]))?;
+        out.expect("started pid 1")?;
+        if b.status("c2")? != "running" {
+            return Err(format!("after start: {:?}", b.state("c2")));
+        }
+        fails_with(&b.rvisor(&["start", "c2"]), "already running")?;
+
+        // exec: a new process beside init, with no parent in the sandbox, whose
+        // exit code is rvisor exec's.
+        let e = b.rvisor(&["exec", "c2", "/bin/init", "exec", "5"]);
+        if e.status != 5 || e.stdout_str() != "exec pid 2 ppid 0\n" {
+            return Err(format!("exec: {}", e.describe()));
+        }
+        let e = b.rvisor(&["exec", "--user", "1000:1000", "--env", "GREETING=there", "--cwd", "/bin", "c2", "init", "report", "0"]);
+        for want in ["uid 1000 gid 1000 groups\n", "cwd /bin\n", "GREETING there\n"] {
+            if e.status != 0 || !e.stdout_str().contains(want) {
+                return Err(format!("exec with --user, --env, --cwd: want {want:?}:\n{}", e.describe()));
+            }
+        }
+        fails_with(&b.rvisor(&["exec", "c2", "/no/such/program"]), "/no/such/program")?;
+
+        // exec --detach: returns once the process runs; the pid file names a host
+        // process that stands for it until it ends.
+        let exec_pid = b.dir.join("exec-pid");
+        let mut detached = b.command(&["exec", "--detach", "--pid-file", exec_pid.to_str().unwrap(), "c2", "/bin/init", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+        let detached_out = Lines::of(detached.stdout.take().unwrap());
+        let detached_in = detached.stdin.take();
+        if !detached.wait().map_err(|e| e.to_string())?.success() {
+            return Err("exec --detach failed".into());
+        }
+        detached_out.expect("started pid 5")?;
+        let stand_in: i32 = fs::read_to_string(&exec_pid).map_err(|e| e.to_string())?.parse().map_err(|e| format!("pid file: {e}"))?;
+        let ps = b.rvisor(&["ps", "--format", "json", "c2"]);
+        if ps.stdout_str().trim() != "[1,5]" {
+            return Err(format!("ps with a detached exec: {}", ps.describe()));
+        }
+        let table = b.rvisor(&["ps", "c2"]).stdout_str();
+        if !table.contains("/bin/init serve") || !table.contains("CMD") {
+            return Err(format!("ps table:\n{table}"));
+        }
+        drop(detached_in);
+        gone(stand_in)?;
+
+        // Signals reach init through the sandbox; init's handler runs.
+        fails_with(&b.rvisor(&["kill", "c2", "NOSUCHSIGNAL"]), "invalid signal")?;
+        fails_with(&b.rvisor(&["delete", "c2"]), "not stopped")?;
+        stdin.write_all(b"hello\n").map_err(|e| e.to_string())?;
+        out.expect("got hello")?;
+        succeeds(&b.rvisor(&["kill", "c2", "TERM"]))?;
+        out.expect("terminated")?;
+        out.ends()?;
+        gone(pid)?;
+        if b.status("c2")? != "stopped" {
+            return Err(format!("after init exited: {:?}", b.state("c2")));
+        }
+        fails_with(&b.rvisor(&["exec", "c2", "/bin/init"]), "stopped")?;
+        fails_with(&b.rvisor(&["kill", "c2"]), "not running")?;
+        fails_with(&b.rvisor(&["start", "c2"]), "stopped")?;
+        let list = b.rvisor(&["list", "--format", "json"]);
+        let listed: Value = serde_json::from_slice(&list.stdout).map_err(|e| format!("list: {e}: {}", list.describe()))?;
+        if listed[0]["id"] != "c2" || listed[0]["status"] != "stopped" {
+            return Err(format!("list: {listed}"));
+        }
+        succeeds(&b.rvisor(&["delete", "c2"]))?;
+        if b.rvisor(&["list", "-q"]).stdout_str() != "" {
+            return Err("the deleted container is still listed".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn oci_create_reports_what_is_wrong() {
+    matrix("oci_create_reports_what_is_wrong", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/missing"]);
+        });
+        // The program is looked for at create, and a failed create leaves nothing.
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "c3"]), "/bin/missing")?;
+        fails_with(&b.rvisor(&["state", "c3"]), "does not exist")?;
+        b.config(|c| c["process"]["terminal"] = json!(true));
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "c3"]), "--console-socket")?;
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]}));
+        });
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "c3"]), "/no/such/dir")?;
+        fails_with(&b.rvisor(&["create", "--bundle", "/nonexistent", "c3"]), "/nonexistent")?;
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "a/b"]), "invalid container id")?;
+        fails_with(&b.rvisor(&["state", "nope"]), "does not exist")?;
+        // With --log-format json, the reason is also a JSON line in the log (where
+        // containerd's shim reads it).
+        let log = b.dir.join("log.json");
+        let o = b.rvisor(&["--log", log.to_str().unwrap(), "--log-format", "json", "delete", "nope"]);
+        fails_with(&o, "does not exist")?;
+        let line: Value = serde_json::from_str(fs::read_to_string(&log).map_err(|e| e.to_string())?.lines().last().unwrap_or("")).map_err(|e| e.to_string())?;
+        if line["level"] != "error" || !line["msg"].as_str().unwrap_or("").contains("does not exist") {
+            return Err(format!("log line: {line}"));
+        }
+        succeeds(&b.rvisor(&["delete", "--force", "nope"]))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn oci_delete_force_ends_a_running_container() {
+    matrix("oci_delete_force_ends_a_running_container", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+        });
+        let (_child, out) = create(&b, "c4", &[])?;
+        succeeds(&b.rvisor(&["start", "c4"]))?;
+        out.expect("started pid 1")?;
+        let pid = b.state("c4")?["pid"].as_i64().unwrap_or(0) as i32;
+        succeeds(&b.rvisor(&["delete", "--force", "c4"]))?;
+        gone(pid)?;
+        out.ends()?;
+        fails_with(&b.rvisor(&["state", "c4"]), "does not exist")?;
+        Ok(())
+    });
+}
+
+/// Receives the descriptor `rvisor create` sends on a console socket.
+fn receive_console(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let (conn, _) = listener.accept().map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).map_err(|e| e.to_string())?;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just gave this process the descriptor.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err("no descriptor on the console socket".into())
+}
+
+#[test]
+fn oci_terminal_through_a_console_socket() {
+    matrix("oci_terminal_through_a_console_socket", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(true);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+        });
+        let socket = b.dir.join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(|e| e.to_string())?;
+        let console = std::thread::spawn(move || receive_console(&listener));
+        create(&b, "c5", &["--console-socket", socket.to_str().unwrap()])?;
+        let master = std::fs::File::from(console.join().map_err(|_| "console thread panicked")??);
+        succeeds(&b.rvisor(&["start", "c5"]))?;
+        let mut writer = master.try_clone().map_err(|e| e.to_string())?;
+        let out = Lines::of(master);
+        out.expect("started pid 1")?;
+        // The terminal echoes what is typed.
+        writer.write_all(b"hi\n").map_err(|e| e.to_string())?;
+        out.expect("hi")?;
+        out.expect("got hi")?;
+        succeeds(&b.rvisor(&["kill", "c5", "SIGTERM"]))?;
+        out.expect("terminated")?;
+        succeeds(&b.rvisor(&["delete", "--force", "c5"]))?;
+        Ok(())
+    });
+}

@@ -1,0 +1,108 @@
+/* A container's process, for the OCI runtime tests (tests/oci.rs).
+ *
+ *   oci_init report CODE   prints what the bundle's config.json set up (identity,
+ *                          directory, environment, root and mounts), exits CODE
+ *   oci_init serve         prints "started", echoes each line of stdin as
+ *                          "got LINE", and on SIGTERM prints "terminated" and exits 0
+ *   oci_init exec CODE     prints its pid and parent, exits CODE
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void try_write(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        printf("write %s: %s\n", path, strerror(errno));
+        return;
+    }
+    int ok = write(fd, "written\n", 8) == 8;
+    close(fd);
+    printf("write %s: %s\n", path, ok ? "ok" : strerror(errno));
+}
+
+static void show_file(const char *path) {
+    char buf[256] = {0};
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        printf("read %s: %s\n", path, strerror(errno));
+        return;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[n - 1] = 0;
+    printf("read %s: %s\n", path, n < 0 ? strerror(errno) : buf);
+}
+
+static void report(void) {
+    char host[65] = {0}, cwd[256] = {0};
+    gethostname(host, sizeof host - 1);
+    if (!getcwd(cwd, sizeof cwd))
+        strcpy(cwd, strerror(errno));
+    gid_t groups[16];
+    int n = getgroups(16, groups);
+    printf("hostname %s\nuid %d gid %d groups", host, getuid(), getgid());
+    for (int i = 0; i < n; i++)
+        printf(" %d", groups[i]);
+    printf("\ncwd %s\nGREETING %s\n", cwd, getenv("GREETING") ? getenv("GREETING") : "(unset)");
+    try_write("/rootfile");
+    show_file("/ro/in.txt");
+    try_write("/ro/new.txt");
+    try_write("/rw/out.txt");
+    show_file("/etc/motd");
+    struct stat st;
+    if (stat("/scratch", &st) == 0)
+        printf("/scratch mode %o\n", st.st_mode & 07777);
+    try_write("/scratch/f");
+    printf("/proc/self/status %s\n", access("/proc/self/status", R_OK) == 0 ? "readable" : strerror(errno));
+    printf("/dev/null %s\n", access("/dev/null", W_OK) == 0 ? "writable" : strerror(errno));
+    printf("/dev/pts %s\n", access("/dev/pts/ptmx", F_OK) == 0 ? "mounted" : strerror(errno));
+}
+
+static volatile sig_atomic_t terminated;
+
+static void on_term(int sig) {
+    (void)sig;
+    terminated = 1;
+}
+
+static int serve(void) {
+    struct sigaction sa = {.sa_handler = on_term};
+    sigaction(SIGTERM, &sa, NULL);
+    printf("started pid %d\n", getpid());
+    fflush(stdout);
+    char line[256];
+    for (;;) {
+        ssize_t n = read(0, line, sizeof line - 1);
+        if (terminated) {
+            printf("terminated\n");
+            return 0;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 9;
+        line[n] = 0;
+        printf("got %s", line);
+        fflush(stdout);
+    }
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "serve") == 0)
+        return serve();
+    int code = argc > 2 ? atoi(argv[2]) : 0;
+    if (argc > 1 && strcmp(argv[1], "report") == 0)
+        report();
+    else
+        printf("exec pid %d ppid %d\n", getpid(), getppid());
+    return code;
+}
