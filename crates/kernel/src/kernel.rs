@@ -32,7 +32,7 @@ pub struct KernelConfig {
     /// Whether the root mount refuses writes (OCI `root.readonly`); either way,
     /// writes never reach the host's copy, which is under an in-memory overlay.
     pub root_read_only: bool,
-    /// What is mounted over the root, in order (see [`MountSpec::defaults`]).
+    /// What is mounted over the root, in order.
     pub mounts: Vec<MountSpec>,
 }
 
@@ -61,19 +61,6 @@ pub struct MountSpec {
 impl MountSpec {
     pub fn new(target: &str, source: MountSource, read_only: bool) -> MountSpec {
         MountSpec { target: target.to_string(), source, read_only }
-    }
-
-    /// What every sandbox has unless told otherwise: procfs, devfs with its
-    /// shm and pts, sysfs, and a tmpfs on /tmp.
-    pub fn defaults() -> Vec<MountSpec> {
-        vec![
-            MountSpec::new("/proc", MountSource::Proc, false),
-            MountSpec::new("/dev", MountSource::Devfs, false),
-            MountSpec::new("/dev/shm", MountSource::Tmpfs { mode: 0o1777 }, false),
-            MountSpec::new("/dev/pts", MountSource::Devpts, false),
-            MountSpec::new("/sys", MountSource::Sysfs, false),
-            MountSpec::new("/tmp", MountSource::Tmpfs { mode: 0o1777 }, false),
-        ]
     }
 }
 

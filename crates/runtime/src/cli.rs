@@ -181,6 +181,10 @@ pub struct DoArgs {
     /// control, as `docker run -t` does; standard input must be a terminal.
     #[arg(short = 't', long = "tty")]
     pub tty: bool,
+    /// Bind-mount a host directory or file into the sandbox, as `docker run -v`
+    /// does: HOST:SANDBOX, read-write (writes reach the host), or HOST:SANDBOX:ro.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:SANDBOX[:ro]")]
+    pub volumes: Vec<String>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub argv: Vec<String>,

@@ -87,7 +87,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         process: bundle.process,
         root: bundle.root,
         root_read_only: bundle.root_read_only,
-        mounts: Some(bundle.mounts),
+        mounts: bundle.mounts,
     })
 }
 

@@ -25,8 +25,8 @@ pub struct Request {
     /// Whether the root mount refuses writes altogether.
     pub root_read_only: bool,
     pub hostname: Option<String>,
-    /// What is mounted over the root; `None` for rvisor's defaults.
-    pub mounts: Option<Vec<MountRequest>>,
+    /// What is mounted over the root, in order.
+    pub mounts: Vec<MountRequest>,
     /// Set for an OCI container: where its state lives, and whether init waits
     /// for `rvisor start`.
     pub container: Option<ContainerBoot>,
@@ -115,7 +115,7 @@ mod tests {
             log: Some("/tmp/x".into()),
             process: Process { path: b"/bin/true".to_vec(), argv: vec![b"true".to_vec(), vec![0xff]], terminal: true, ..Default::default() },
             root: "/".into(),
-            mounts: Some(vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, read_only: true }]),
+            mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, read_only: true }],
             container: Some(ContainerBoot {
                 state_dir: "/run/rvisor/c1".into(),
                 start_now: false,

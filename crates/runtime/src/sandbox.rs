@@ -1,7 +1,7 @@
 //! `rvisor do`: boot a sandbox around one program and wait for it.
 
 use crate::cli::{DoArgs, GlobalOpts};
-use crate::request::{Process, Request};
+use crate::request::{MountKind, MountRequest, Process, Request};
 use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountSource, MountSpec, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
@@ -73,6 +73,10 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         return fail(code, format!("{}: {}", path.display(), describe(&e)));
     }
     let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+    let mounts = match volumes(&args.volumes) {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
     let request = Request {
         platform: global.platform.clone(),
         strace: global.strace,
@@ -89,12 +93,42 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
             terminal: args.tty,
         },
         root: "/".into(),
+        mounts,
         ..Request::default()
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
     // program's in our command line or environment.
     let err = boot_command(&request, None).map_or_else(|e| e, |mut c| c.exec());
     fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
+}
+
+/// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs, a tmpfs
+/// on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
+fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
+    let m = |target: &str, kind| MountRequest { target: target.into(), kind, read_only: false };
+    let mut mounts = vec![
+        m("/proc", MountKind::Proc),
+        m("/dev", MountKind::Devfs),
+        m("/dev/shm", MountKind::Tmpfs { mode: 0o1777 }),
+        m("/dev/pts", MountKind::Devpts),
+        m("/sys", MountKind::Sysfs),
+        m("/tmp", MountKind::Tmpfs { mode: 0o1777 }),
+    ];
+    for v in flags {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (host, target, read_only) = match parts[..] {
+            [h, t] => (h, t, false),
+            [h, t, "ro"] => (h, t, true),
+            [h, t, "rw"] => (h, t, false),
+            _ => return Err(format!("-v {v}: want HOST:SANDBOX or HOST:SANDBOX:ro")),
+        };
+        if !target.starts_with('/') {
+            return Err(format!("-v {v}: {target} is not an absolute path"));
+        }
+        let source = std::fs::canonicalize(host).map_err(|e| format!("-v {v}: {host}: {}", describe(&e)))?;
+        mounts.push(MountRequest { target: target.to_string(), kind: MountKind::Bind { source }, read_only });
+    }
+    Ok(mounts)
 }
 
 /// The command that boots a sandbox from `request` (`rvisor boot`), with an
@@ -183,10 +217,7 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     // The sandbox's root is a host directory, read-only, served by a gofer process.
     let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(&req.root, true).map_err(internal("cannot start the gofer"))?;
     let mut gofers = vec![gofer_process];
-    let mounts = match &req.mounts {
-        None => MountSpec::defaults(),
-        Some(list) => list.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?,
-    };
+    let mounts = req.mounts.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?;
     let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: Arc::new(gofer), root_read_only: req.root_read_only, mounts }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
