@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +65,16 @@ static void report(void) {
     printf("/proc/self/status %s\n", access("/proc/self/status", R_OK) == 0 ? "readable" : strerror(errno));
     printf("/dev/null %s\n", access("/dev/null", W_OK) == 0 ? "writable" : strerror(errno));
     printf("/dev/pts %s\n", access("/dev/pts/ptmx", F_OK) == 0 ? "mounted" : strerror(errno));
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("nofile %llu %llu\n", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "CapEff:", 7) == 0 || strncmp(line, "CapBnd:", 7) == 0)
+            fputs(line, stdout);
+    if (f)
+        fclose(f);
 }
 
 static volatile sig_atomic_t terminated;

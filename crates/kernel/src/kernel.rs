@@ -142,6 +142,10 @@ pub struct ProgramSpec {
     pub creds: Credentials,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Its capability sets, if not what its euid gives.
+    pub caps: Option<crate::task::Capabilities>,
+    /// Resource limits to set: (RLIMIT_* number, soft, hard).
+    pub rlimits: Vec<(usize, u64, u64)>,
 }
 
 /// PID 1, loaded and waiting for [`Init::start`] (between `rvisor create` and
@@ -369,6 +373,17 @@ impl Kernel {
         let tid = self.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
         let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe));
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = spec.groups;
+        if let Some(caps) = spec.caps {
+            *tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = caps;
+        }
+        {
+            let mut limits = tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
+            for &(r, cur, max) in &spec.rlimits {
+                if let Some(l) = limits.get_mut(r) {
+                    *l = rvisor_abi::structs::Rlimit { cur: cur.min(max), max };
+                }
+            }
+        }
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path)));
         tg.state().threads.push(thread.clone());
         if let Some((term, input, output)) = console {

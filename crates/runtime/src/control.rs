@@ -10,7 +10,7 @@ use crate::container::{save_shared, SharedState, Status};
 use crate::request::Process;
 use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
 use rvisor_platform::hostcall;
-use rvisor_kernel::task::Credentials;
+use rvisor_kernel::task::{Capabilities, Credentials};
 use rvisor_kernel::{Init, Kernel, ProgramSpec, Stdio};
 use serde::{Deserialize, Serialize};
 use std::io::{self, IoSlice};
@@ -209,5 +209,7 @@ pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
         cwd: String::from_utf8_lossy(&p.cwd).into_owned(),
         creds: Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid },
         groups: p.groups,
+        rlimits: p.rlimits,
+        caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding }),
     }
 }

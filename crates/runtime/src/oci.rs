@@ -5,7 +5,7 @@
 //! and the host-side hardening (seccomp, capabilities, masked paths) of the spec
 //! do not apply; the root and the mounts do, as runsc reads them.
 
-use crate::request::{MountKind, MountRequest, Process};
+use crate::request::{CapSets, MountKind, MountRequest, Process};
 use oci_spec::runtime::{Mount, Spec};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,43 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process, String> {
         gid: user.gid(),
         groups: user.additional_gids().clone().unwrap_or_default(),
         terminal: p.terminal().unwrap_or(false),
+        caps: Some(capabilities(p.capabilities().as_ref())),
+        rlimits: p.rlimits().iter().flatten().map(|r| Ok((rlimit_number(r)?, r.soft(), r.hard()))).collect::<Result<_, String>>()?,
     })
+}
+
+/// Linux's resource limit names, by number.
+const RLIMITS: [&str; 16] = [
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+];
+
+fn rlimit_number(r: &oci_spec::runtime::PosixRlimit) -> Result<usize, String> {
+    let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    RLIMITS.iter().position(|n| *n == name).ok_or_else(|| format!("process: unknown rlimit {name:?}"))
+}
+
+/// Linux's capability names, by number.
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+    "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+/// An OCI process's capability sets as bit masks; none at all when the spec
+/// names none, as runc gives. (The ambient set is not kept: rvisor's exec
+/// gives non-root processes no capabilities.)
+fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> CapSets {
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
+        set.iter().flatten().filter_map(|cap| serde_json::to_value(cap).ok()).filter_map(|v| CAPABILITIES.iter().position(|n| Some(*n) == v.as_str())).fold(0u64, |m, n| m | 1 << n)
+    };
+    match c {
+        None => CapSets::default(),
+        Some(c) => CapSets { effective: mask(c.effective()), permitted: mask(c.permitted()), inheritable: mask(c.inheritable()), bounding: mask(c.bounding()) },
+    }
 }
 
 /// One OCI mount; `None` for what the sandbox provides on its own (cgroup and
@@ -110,6 +146,9 @@ mod tests {
         assert_eq!(b.process.argv, vec![b"sh".to_vec()]);
         let targets: Vec<_> = b.mounts.iter().map(|m| (m.target.as_str(), m.kind.clone())).collect();
         assert!(targets.contains(&("/proc", MountKind::Proc)));
+        // runc's default: CAP_AUDIT_WRITE (29), CAP_KILL (5), CAP_NET_BIND_SERVICE (10).
+        let caps = b.process.caps.unwrap();
+        assert_eq!((caps.effective, caps.bounding), (1 << 29 | 1 << 5 | 1 << 10, 1 << 29 | 1 << 5 | 1 << 10));
         assert!(targets.contains(&("/dev", MountKind::Devfs)));
         assert!(targets.contains(&("/dev/pts", MountKind::Devpts)));
         assert!(!targets.iter().any(|(t, _)| *t == "/sys/fs/cgroup" || *t == "/dev/mqueue"));

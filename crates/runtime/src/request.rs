@@ -47,6 +47,18 @@ pub struct Process {
     /// Its standard streams are a sandbox terminal bridged to the (host)
     /// terminal on the sandbox process's standard input and output.
     pub terminal: bool,
+    /// Capability sets (bit n: capability n), if not what its uid gives.
+    pub caps: Option<CapSets>,
+    /// Resource limits: (RLIMIT_* number, soft, hard).
+    pub rlimits: Vec<(usize, u64, u64)>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub bounding: u64,
 }
 
 /// One mount, from the OCI spec's `mounts`.

@@ -91,6 +91,8 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
             gid,
             groups: Vec::new(),
             terminal: args.tty,
+            caps: None,
+            rlimits: Vec::new(),
         },
         root: "/".into(),
         mounts,

@@ -102,6 +102,7 @@ fn oci_run_applies_the_bundle() {
             c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "GREETING=hi"]);
             c["process"]["cwd"] = json!("/work/here");
             c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 6]});
+            c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 512}]);
             c["hostname"] = json!("box");
             c["root"]["readonly"] = json!(true);
             let mounts = c["mounts"].as_array_mut().unwrap();
@@ -126,6 +127,9 @@ write /scratch/f: Permission denied
 /proc/self/status readable
 /dev/null writable
 /dev/pts mounted
+nofile 512 4096
+CapEff:\t0000000020000420
+CapBnd:\t0000000020000420
 ";
         if o.stdout_str() != want || o.status != 7 {
             return Err(format!("want exit 7 and:\n{want}\n{}\n{}", diff(want.as_bytes(), &o.stdout), o.describe()));
@@ -268,10 +272,10 @@ fn oci_lifecycle() {
         if !detached.wait().map_err(|e| e.to_string())?.success() {
             return Err("exec --detach failed".into());
         }
-        detached_out.expect("started pid 5")?;
+        detached_out.expect("started pid 4")?;
         let stand_in: i32 = fs::read_to_string(&exec_pid).map_err(|e| e.to_string())?.parse().map_err(|e| format!("pid file: {e}"))?;
         let ps = b.rvisor(&["ps", "--format", "json", "c2"]);
-        if ps.stdout_str().trim() != "[1,5]" {
+        if ps.stdout_str().trim() != "[1,4]" {
             return Err(format!("ps with a detached exec: {}", ps.describe()));
         }
         let table = b.rvisor(&["ps", "c2"]).stdout_str();

@@ -199,9 +199,9 @@ pub fn sys_capset(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysRe
     t.mm.read_bytes(data, &mut raw)?;
     let word = |i: usize| u64::from(u32::from_ne_bytes([raw[i * 4], raw[i * 4 + 1], raw[i * 4 + 2], raw[i * 4 + 3]]));
     let set = |k: usize| (0..words).fold(0u64, |acc, w| acc | (word(w * 3 + k) << (32 * w)));
-    let new = Capabilities { effective: set(0), permitted: set(1), inheritable: set(2) };
     let mut caps = t.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
     let old = *caps;
+    let new = Capabilities { effective: set(0), permitted: set(1), inheritable: set(2), ..old };
     if new.permitted & !old.permitted != 0 || new.effective & !new.permitted != 0 || new.inheritable & !(old.inheritable | old.permitted) != 0 {
         return error!(EPERM);
     }

@@ -406,7 +406,12 @@ const PR_SET_CHILD_SUBREAPER: i32 = 36;
 const PR_GET_CHILD_SUBREAPER: i32 = 37;
 const PR_GET_SECCOMP: i32 = 21;
 const PR_SET_SECCOMP: i32 = 22;
+const PR_CAPBSET_READ: i32 = 23;
+const PR_CAPBSET_DROP: i32 = 24;
 const PR_SET_NO_NEW_PRIVS: i32 = 38;
+/// The highest capability number (CAP_CHECKPOINT_RESTORE).
+const CAP_LAST_CAP: u64 = 40;
+const CAP_SETPCAP: u32 = 8;
 const PR_GET_NO_NEW_PRIVS: i32 = 39;
 
 pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult<i32> {
@@ -470,6 +475,14 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
             Ok(0)
         }
         PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
+        PR_CAPBSET_READ if arg2 <= CAP_LAST_CAP => Ok((t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding >> arg2 & 1) as i32),
+        PR_CAPBSET_DROP if arg2 <= CAP_LAST_CAP => {
+            if !t.tg.capable(CAP_SETPCAP) {
+                return error!(EPERM);
+            }
+            t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding &= !(1 << arg2);
+            Ok(0)
+        }
         PR_GET_SECCOMP => Ok(super::seccomp::get_mode(t)),
         PR_SET_SECCOMP => super::seccomp::prctl_set(t, arg2, arg3).map(|r| r as i32),
         // Yama's exception for a named tracer: the sandbox has no Yama, so any

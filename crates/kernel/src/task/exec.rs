@@ -115,7 +115,10 @@ impl Task {
         let used = self.thread.app_cpu_ns();
         self.thread.cpu_base_ns.store(used, std::sync::atomic::Ordering::Relaxed);
         let c = self.tg.creds();
-        *self.tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = super::Capabilities::for_euid(c.euid);
+        {
+            let mut caps = self.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
+            *caps = caps.on_exec(c.euid);
+        }
         let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, [c.uid, c.euid, c.gid, c.egid]) {
             Ok(x) => x,
             Err(e) => {

@@ -27,23 +27,31 @@ pub struct Credentials {
 
 /// Capability sets (bit n: capability n): what capget reports and capset
 /// changes. Most of rvisor's permission checks look at the effective uid;
-/// SCM_CREDENTIALS checks the effective set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// SCM_CREDENTIALS checks the effective set. The bounding set limits what an
+/// exec gives root (an OCI process's `capabilities.bounding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub effective: u64,
     pub permitted: u64,
     pub inheritable: u64,
+    pub bounding: u64,
 }
 
 /// Every capability up to CAP_CHECKPOINT_RESTORE (40).
 pub const CAP_FULL: u64 = (1 << 41) - 1;
 
 impl Capabilities {
-    /// What exec gives: everything to root, nothing to others (no file
-    /// capabilities, no ambient set).
+    /// A first process's sets: everything to root, nothing to others.
     pub fn for_euid(euid: u32) -> Capabilities {
         let all = if euid == 0 { CAP_FULL } else { 0 };
-        Capabilities { effective: all, permitted: all, inheritable: 0 }
+        Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL }
+    }
+
+    /// What exec gives (no file capabilities, no ambient set): root gets its
+    /// bounding and inheritable sets, others nothing.
+    pub fn on_exec(self, euid: u32) -> Capabilities {
+        let all = if euid == 0 { self.bounding | self.inheritable } else { 0 };
+        Capabilities { effective: all, permitted: all, ..self }
     }
 
     /// Linux's rules when the ids change (without PR_SET_KEEPCAPS): losing

@@ -688,7 +688,7 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "CapInh:\t{:016x}", caps.inheritable);
     let _ = writeln!(s, "CapPrm:\t{:016x}", caps.permitted);
     let _ = writeln!(s, "CapEff:\t{:016x}", caps.effective);
-    let _ = writeln!(s, "CapBnd:\t{:016x}", crate::task::CAP_FULL);
+    let _ = writeln!(s, "CapBnd:\t{:016x}", caps.bounding);
     let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
     let seccomp = p.th.as_ref().map(|th| th.seccomp()).unwrap_or_default();
