@@ -6,9 +6,11 @@
  *                          "got LINE", and on SIGTERM prints "terminated" and exits 0
  *   oci_init exec CODE     prints its pid and parent, exits CODE
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,24 +87,31 @@ static void on_term(int sig) {
 }
 
 static int serve(void) {
+    /* SIGTERM stays blocked except inside ppoll, so it cannot land between a
+     * check of the flag and a blocking read. */
     struct sigaction sa = {.sa_handler = on_term};
     sigaction(SIGTERM, &sa, NULL);
+    sigset_t term, waiting;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &waiting);
+    sigdelset(&waiting, SIGTERM);
     printf("started pid %d\n", getpid());
-    fflush(stdout);
     char line[256];
     for (;;) {
-        ssize_t n = read(0, line, sizeof line - 1);
+        struct pollfd in = {.fd = 0, .events = POLLIN};
+        int r = ppoll(&in, 1, NULL, &waiting);
         if (terminated) {
             printf("terminated\n");
             return 0;
         }
-        if (n < 0 && errno == EINTR)
+        if (r < 0)
             continue;
+        ssize_t n = read(0, line, sizeof line - 1);
         if (n <= 0)
             return 9;
         line[n] = 0;
         printf("got %s", line);
-        fflush(stdout);
     }
 }
 
