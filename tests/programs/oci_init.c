@@ -60,6 +60,7 @@ static void report(void) {
     try_write("/ro/new.txt");
     try_write("/rw/out.txt");
     show_file("/etc/motd");
+    show_file("/dev/termination-log");
     struct stat st;
     if (stat("/scratch", &st) == 0)
         printf("/scratch mode %o\n", st.st_mode & 07777);

@@ -489,7 +489,10 @@ fn build_mounts(root: Arc<Mount>, specs: Vec<MountSpec>, mf: &Arc<MemoryFile>) -
                 pending.push((at, Pending::Devpts, spec.read_only));
                 continue;
             }
-            MountSource::Devfs => (new_devfs(DEV_DEV), "devtmpfs"),
+            MountSource::Devfs => {
+                tmpfs_dev += 1;
+                (new_devfs(DEV_DEV, Tmpfs::new(mf.clone(), tmpfs_dev)), "devtmpfs")
+            }
             MountSource::Tmpfs { mode } => {
                 tmpfs_dev += 1;
                 (Tmpfs::new(mf.clone(), tmpfs_dev).root(mode), "tmpfs")

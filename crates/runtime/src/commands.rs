@@ -45,11 +45,85 @@ pub fn spec(bundle: &Path) -> Result<()> {
 pub fn create(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Result<std::process::Child> {
     let request = container_request(global, a, start_now)?;
     let dir = request.container.as_ref().map(|c| c.state_dir.clone()).unwrap_or_default();
-    let booted = boot_sandbox(&request, a);
+    let booted = boot_sandbox(&request, a).and_then(|mut child| match create_hooks(global, &a.id) {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    });
     if booted.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     booted
+}
+
+/// The bundle's createRuntime, createContainer and prestart hooks, once the
+/// sandbox is ready: on the host, as runsc runs them; any failure fails create.
+fn create_hooks(global: &GlobalOpts, id: &str) -> Result<()> {
+    let s = State::load(&global.root, id)?;
+    let Some(hooks) = Bundle::load(&s.bundle)?.spec.hooks().clone() else { return Ok(()) };
+    for list in [hooks.create_runtime(), hooks.create_container(), hooks.prestart()] {
+        run_hooks(list, &s)?;
+    }
+    Ok(())
+}
+
+/// `rvisor run --detach`: create with init started, then the poststart hooks.
+pub fn run_detached(global: &GlobalOpts, a: &CreateArgs) -> Result<()> {
+    create(global, a, true)?;
+    late_hooks(&State::load(&global.root, &a.id)?, oci_spec::runtime::Hooks::poststart);
+    Ok(())
+}
+
+/// The poststart or poststop hooks: a failure is reported but changes nothing,
+/// as the runtime spec says.
+fn late_hooks(s: &State, which: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>) {
+    let hooks = Bundle::load(&s.bundle).ok().and_then(|b| b.spec.hooks().clone());
+    if let Some(h) = hooks {
+        if let Err(e) = run_hooks(which(&h), s) {
+            eprintln!("rvisor: warning: {e}");
+        }
+    }
+}
+
+/// Runs each hook with the container's state on its standard input, within
+/// its timeout.
+fn run_hooks(hooks: &Option<Vec<oci_spec::runtime::Hook>>, s: &State) -> Result<()> {
+    let state = serde_json::to_vec(&s.public()).map_err(|e| e.to_string())?;
+    for h in hooks.iter().flatten() {
+        let path = h.path();
+        let fail = |why: String| format!("hook {}: {why}", path.display());
+        let mut cmd = std::process::Command::new(path);
+        if let Some(args) = h.args() {
+            if let Some((first, rest)) = args.split_first() {
+                cmd.arg0(first).args(rest);
+            }
+        }
+        if let Some(env) = h.env() {
+            cmd.env_clear().envs(env.iter().filter_map(|kv| kv.split_once('=')));
+        }
+        let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().map_err(|e| fail(e.to_string()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(&state);
+        }
+        let timeout = h.timeout().filter(|&t| t > 0).map(|t| t as u64 * 1000);
+        if let (Some(ms), Ok(fd)) = (timeout, rvisor_platform::hostcall::pidfd_open(child.id() as i32)) {
+            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let waited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX));
+            if waited == Ok(0) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("timed out after {} s", ms / 1000)));
+            }
+        }
+        let status = child.wait().map_err(|e| fail(e.to_string()))?;
+        if !status.success() {
+            return Err(fail(status.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the bundle and makes the container's state directory.
@@ -137,6 +211,9 @@ pub fn run_foreground(global: &GlobalOpts, a: &CreateArgs) -> Result<()> {
     if a.console_socket.is_some() {
         return Err("--console-socket needs --detach".into());
     }
+    if Bundle::load(&a.bundle)?.spec.hooks().is_some() {
+        return Err("the bundle has hooks, which run beside the sandbox: use run --detach, or create and start".into());
+    }
     let request = container_request(global, a, true)?;
     if request.process.terminal && !nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false) {
         let _ = std::fs::remove_dir_all(State::dir(&global.root, &a.id));
@@ -153,7 +230,11 @@ pub fn run_foreground(global: &GlobalOpts, a: &CreateArgs) -> Result<()> {
 pub fn start(global: &GlobalOpts, id: &str) -> Result<()> {
     let s = State::load(&global.root, id)?;
     match s.status {
-        Status::Created => expect_done(call(&global.root, id, &Command::Start)?),
+        Status::Created => {
+            expect_done(call(&global.root, id, &Command::Start)?)?;
+            late_hooks(&State { status: Status::Running, ..s }, oci_spec::runtime::Hooks::poststart);
+            Ok(())
+        }
         Status::Running => Err(format!("container {id} is already running")),
         Status::Stopped => Err("cannot start a container that has stopped".into()),
     }
@@ -227,7 +308,9 @@ pub fn delete(global: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Created => kill_sandbox(&s)?,
         Status::Stopped => {}
     }
-    std::fs::remove_dir_all(State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))
+    std::fs::remove_dir_all(State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))?;
+    late_hooks(&State { status: Status::Stopped, ..s }, oci_spec::runtime::Hooks::poststop);
+    Ok(())
 }
 
 pub fn list(global: &GlobalOpts, format: &str, quiet: bool) -> Result<()> {

@@ -205,12 +205,13 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel
         Some(init)
     };
     let shared = std::sync::Arc::new(std::sync::Mutex::new((state, dir.clone())));
-    crate::control::serve(kernel.clone(), &dir, started, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let in_flight = crate::control::serve(kernel.clone(), &dir, started, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     if let Some(r) = ready {
         r.ready();
     }
     let status = kernel.wait_init();
+    in_flight.wait_idle();
     {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
         s.0.status = Status::Stopped;

@@ -107,9 +107,41 @@ impl Client {
     }
 }
 
+/// The commands being served: the sandbox waits for them to answer before it
+/// exits, so that a command that ends the container (a start whose init exits
+/// at once, a kill) still gets its answer.
+#[derive(Default)]
+pub struct InFlight {
+    count: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+struct Serving<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Serving<'_> {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Serving(self)
+    }
+
+    pub fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.idle.notify_all();
+    }
+}
+
 /// Serves the control socket in `state_dir` on a thread of its own. `init` is
 /// taken by the first `Start`, which records in `state` that it runs.
-pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<()> {
+pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Arc<InFlight>> {
     let path: PathBuf = state_dir.join(SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
@@ -117,16 +149,18 @@ pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: S
     socket::listen(&listener, socket::Backlog::new(16).map_err(io::Error::from)?)?;
     let init = Arc::new(Mutex::new(init));
     let started = Arc::new(Started { init, state });
+    let in_flight = Arc::new(InFlight::default());
+    let serving = in_flight.clone();
     std::thread::Builder::new().name("control".into()).spawn(move || loop {
         let Ok(conn) = hostcall::accept(listener.as_fd()) else { continue };
-        let (kernel, started) = (kernel.clone(), started.clone());
+        let (kernel, started, serving) = (kernel.clone(), started.clone(), serving.clone());
         let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || {
-            if let Err(e) = serve_connection(&kernel, &started, conn.as_fd()) {
+            if let Err(e) = serve_connection(&kernel, &started, &serving, conn.as_fd()) {
                 tracing::debug!("control connection: {e}");
             }
         });
     })?;
-    Ok(())
+    Ok(in_flight)
 }
 
 /// Init until it is started, and the state that records it.
@@ -135,8 +169,9 @@ struct Started {
     state: SharedState,
 }
 
-fn serve_connection(kernel: &Arc<Kernel>, started: &Started, fd: BorrowedFd<'_>) -> io::Result<()> {
+fn serve_connection(kernel: &Arc<Kernel>, started: &Started, in_flight: &InFlight, fd: BorrowedFd<'_>) -> io::Result<()> {
     let Some((cmd, fds)) = receive::<Command>(fd)? else { return Ok(()) };
+    let _serving = in_flight.enter();
     let reply = match cmd {
         Command::Start => match started.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some(i) => {

@@ -26,7 +26,7 @@ fn main() {
         Command::Spec { bundle } => done(commands::spec(&bundle)),
         Command::Create(a) => commands::create(g, &a, false).map(|_| 0),
         Command::Start { id } => done(commands::start(g, &id)),
-        Command::Run { create, detach: true } => commands::create(g, &create, true).map(|_| 0),
+        Command::Run { create, detach: true } => done(commands::run_detached(g, &create)),
         Command::Run { create, detach: false } => done(commands::run_foreground(g, &create)),
         Command::State { id } => done(commands::state(g, &id)),
         Command::Kill { all, id, signal } => done(commands::kill(g, &id, &signal, all)),

@@ -34,6 +34,7 @@ impl Bundle {
         fs::create_dir_all(dir.join("host-rw")).unwrap();
         fs::set_permissions(dir.join("host-rw"), fs::Permissions::from_mode(0o777)).unwrap();
         fs::write(dir.join("motd"), "message of the day\n").unwrap();
+        fs::write(dir.join("termination-log"), "no news\n").unwrap();
         let b = Bundle { root: dir.join("state"), dir, platform: v.platform };
         let o = b.rvisor(&["spec", "--bundle", b.dir.to_str().unwrap()]);
         assert_eq!(o.status, 0, "rvisor spec: {}", o.describe());
@@ -109,6 +110,8 @@ fn oci_run_applies_the_bundle() {
             mounts.push(json!({"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]}));
             mounts.push(json!({"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]}));
             mounts.push(json!({"destination": "/etc/motd", "type": "bind", "source": motd, "options": ["bind", "ro"]}));
+            // Kubernetes' file, on rvisor's devfs.
+            mounts.push(json!({"destination": "/dev/termination-log", "type": "bind", "source": b.dir.join("termination-log"), "options": ["bind"]}));
             mounts.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=700"]}));
         });
         let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c1"]);
@@ -122,6 +125,7 @@ read /ro/in.txt: from the host
 write /ro/new.txt: Read-only file system
 write /rw/out.txt: ok
 read /etc/motd: message of the day
+read /dev/termination-log: no news
 /scratch mode 700
 write /scratch/f: Permission denied
 /proc/self/status readable
@@ -364,6 +368,51 @@ fn oci_delete_force_ends_a_running_container() {
         gone(pid)?;
         out.ends()?;
         fails_with(&b.rvisor(&["state", "c4"]), "does not exist")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn oci_hooks_run_on_the_host() {
+    matrix("oci_hooks_run_on_the_host", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.json", b.dir.display())]});
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+            c["hooks"] = json!({"createRuntime": [hook("createRuntime")], "prestart": [hook("prestart")], "poststart": [hook("poststart")], "poststop": [hook("poststop")]});
+        });
+        let seen = |name: &str| -> Result<Value, String> {
+            let text = fs::read(b.dir.join(format!("{name}.json"))).map_err(|e| format!("the {name} hook did not run: {e}"))?;
+            serde_json::from_slice(&text).map_err(|e| format!("{name} hook's state: {e}"))
+        };
+        let (_stdin, out) = create(&b, "c6", &[])?;
+        let pid = b.state("c6")?["pid"].clone();
+        for name in ["createRuntime", "prestart"] {
+            let s = seen(name)?;
+            if s["status"] != "created" || s["id"] != "c6" || s["pid"] != pid {
+                return Err(format!("{name} hook's state: {s}"));
+            }
+        }
+        if b.dir.join("poststart.json").exists() {
+            return Err("poststart ran before start".into());
+        }
+        succeeds(&b.rvisor(&["start", "c6"]))?;
+        out.expect("started pid 1")?;
+        if seen("poststart")?["status"] != "running" {
+            return Err(format!("poststart hook's state: {}", seen("poststart")?));
+        }
+        succeeds(&b.rvisor(&["delete", "--force", "c6"]))?;
+        if seen("poststop")?["status"] != "stopped" {
+            return Err(format!("poststop hook's state: {}", seen("poststop")?));
+        }
+        // A failing create hook fails create, which leaves nothing behind.
+        b.config(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
+        fails_with(&b.rvisor(&["create", "--bundle", &b.bundle_arg(), "c7"]), "hook /bin/false")?;
+        fails_with(&b.rvisor(&["state", "c7"]), "does not exist")?;
+        b.config(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 10"], "timeout": 1}]}));
+        fails_with(&b.rvisor(&["run", "--detach", "--bundle", &b.bundle_arg(), "c8"]), "timed out")?;
+        fails_with(&b.rvisor(&["state", "c8"]), "does not exist")?;
         Ok(())
     });
 }

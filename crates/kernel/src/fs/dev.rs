@@ -1,10 +1,13 @@
 //! devfs, mounted at /dev: the memory-like character devices (null, zero, full,
 //! random, urandom), tty and console, the fd and standard-stream links into
 //! /proc/self/fd, `ptmx` (a link into devpts), and empty `shm` and `pts`
-//! directories (tmpfs and devpts are mounted on them).
+//! directories (tmpfs and devpts are mounted on them). As devtmpfs, it takes new
+//! files and directories (in memory): mount points such as Kubernetes'
+//! /dev/termination-log, or what a program makes there.
 
 use crate::vfs::StatusFlags;
 use super::simple::{copy_in, copy_out, kept_flags, makedev, Attrs, InoAlloc, StaticDir, StaticLink};
+use super::tmpfs::Tmpfs;
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, OpenFlags, S_IFCHR};
@@ -218,8 +221,8 @@ impl FileDescription for DeviceFile {
 }
 
 /// Builds a devfs and returns its root directory.
-pub fn new_devfs(dev: u64) -> Arc<dyn Inode> {
-    let ino = InoAlloc::new(dev);
+pub fn new_devfs(dev: u64, files: Arc<Tmpfs>) -> Arc<dyn Inode> {
+    let ino = Arc::new(InoAlloc::new(dev));
     let root_attrs = ino.attrs(0o755);
     let device = |d: Device| -> Arc<dyn Inode> {
         let (major, minor) = d.numbers();
@@ -247,17 +250,45 @@ pub fn new_devfs(dev: u64) -> Arc<dyn Inode> {
         ("urandom", device(Device::Urandom)),
         ("zero", device(Device::Zero)),
     ];
-    StaticDir::new(root_attrs, entries)
+    StaticDir::growable(root_attrs, entries, files, ino)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFMT};
+
+    use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+
+    fn test_files() -> Arc<Tmpfs> {
+        Tmpfs::new(Arc::new(rvisor_memory::MemoryFile::new().unwrap()), 9)
+    }
+
+    #[test]
+    fn takes_new_files_and_directories_as_devtmpfs() {
+        let root = new_devfs(7, test_files());
+        let code = |r: SysResult<()>| r.err().map(|e| e.code);
+        let f = root.create(b"termination-log", 0o644).unwrap();
+        assert_eq!(f.kind(), S_IFREG);
+        assert!(root.create(b"termination-log", 0o644).is_err());
+        assert!(root.create(b"null", 0o644).is_err());
+        let d = root.mkdir(b"mqueue", 0o755).unwrap();
+        assert_eq!(d.stat().unwrap().st_mode & 0o7777, 0o755);
+        d.create(b"inner", 0o600).unwrap();
+        assert_eq!(code(root.rmdir(b"mqueue")), Some(rvisor_abi::ErrnoCode::ENOTEMPTY));
+        d.unlink(b"inner").unwrap();
+        root.rmdir(b"mqueue").unwrap();
+        assert_eq!(code(root.unlink(b"shm")), Some(rvisor_abi::ErrnoCode::EISDIR));
+        assert_eq!(code(root.rmdir(b"shm")), Some(rvisor_abi::ErrnoCode::EBUSY));
+        assert_eq!(code(root.rmdir(b"termination-log")), Some(rvisor_abi::ErrnoCode::ENOTDIR));
+        root.unlink(b"termination-log").unwrap();
+        assert!(root.lookup(b"termination-log").is_err());
+        // Its fixed subdirectories do not grow.
+        assert!(root.lookup(b"pts").unwrap().create(b"x", 0o644).is_err());
+    }
 
     #[test]
     fn devices_have_linux_numbers() {
-        let root = new_devfs(7);
+        let root = new_devfs(7, test_files());
         for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
             let i = root.lookup(name.as_bytes()).unwrap();
             let st = i.stat().unwrap();
@@ -277,7 +308,7 @@ mod tests {
 
     #[test]
     fn tty_without_terminal_is_enxio() {
-        let root = new_devfs(7);
+        let root = new_devfs(7, test_files());
         let tty = root.lookup(b"tty").unwrap();
         let d = Dentry::new_root(tty.clone(), std::sync::Weak::new());
         assert_eq!(tty.open(&d, OpenFlags(2)).err().map(|e| e.code), Some(rvisor_abi::ErrnoCode::ENXIO));
@@ -285,7 +316,7 @@ mod tests {
 
     #[test]
     fn read_at_semantics() {
-        let root = new_devfs(7);
+        let root = new_devfs(7, test_files());
         let mut buf = [1u8; 64];
         for (name, n, zero) in [("null", 0, false), ("zero", 64, true), ("full", 64, true), ("urandom", 64, false)] {
             let i = root.lookup(name.as_bytes()).unwrap();

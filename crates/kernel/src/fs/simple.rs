@@ -243,23 +243,70 @@ impl FileDescription for SeqFile {
     }
 }
 
-/// A directory whose entries are fixed when it is built.
+/// A directory whose entries are fixed when it is built (or, growable, added
+/// and removed as in devtmpfs).
 pub struct StaticDir {
     pub attrs: Attrs,
-    entries: BTreeMap<Vec<u8>, Arc<dyn Inode>>,
+    /// A leaf lock.
+    entries: Mutex<BTreeMap<Vec<u8>, Arc<dyn Inode>>>,
+    /// Set where names may be added and removed, as in devtmpfs: new files are
+    /// tmpfs files, new directories are directories like this one.
+    growable: Option<Growable>,
+}
+
+struct Growable {
+    files: Arc<crate::fs::tmpfs::Tmpfs>,
+    ino: Arc<InoAlloc>,
 }
 
 impl StaticDir {
     pub fn new(attrs: Attrs, entries: Vec<(&str, Arc<dyn Inode>)>) -> Arc<StaticDir> {
+        StaticDir::with(attrs, entries, None)
+    }
+
+    /// A directory that starts with `entries` and takes new files (made in
+    /// `files`) and directories, as devtmpfs at /dev does.
+    pub fn growable(attrs: Attrs, entries: Vec<(&str, Arc<dyn Inode>)>, files: Arc<crate::fs::tmpfs::Tmpfs>, ino: Arc<InoAlloc>) -> Arc<StaticDir> {
+        StaticDir::with(attrs, entries, Some(Growable { files, ino }))
+    }
+
+    fn with(attrs: Attrs, entries: Vec<(&str, Arc<dyn Inode>)>, growable: Option<Growable>) -> Arc<StaticDir> {
         let entries = entries.into_iter().map(|(n, i)| (n.as_bytes().to_vec(), i)).collect();
-        Arc::new(StaticDir { attrs: Attrs { mode: S_IFDIR | (attrs.mode & 0o7777), ..attrs }, entries })
+        Arc::new(StaticDir { attrs: Attrs { mode: S_IFDIR | (attrs.mode & 0o7777), ..attrs }, entries: Mutex::new(entries), growable })
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Arc<dyn Inode>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `make()` as `name`, if the directory grows and has no such name.
+    fn add(&self, name: &[u8], make: impl FnOnce(&Growable) -> Arc<dyn Inode>) -> SysResult<Arc<dyn Inode>> {
+        let Some(g) = &self.growable else { return error!(EROFS) };
+        let mut entries = self.entries();
+        if entries.contains_key(name) {
+            return error!(EEXIST);
+        }
+        let inode = make(g);
+        entries.insert(name.to_vec(), inode.clone());
+        Ok(inode)
+    }
+
+    /// Removes `name` if `removable` says it may go.
+    fn remove(&self, name: &[u8], removable: impl FnOnce(&Arc<dyn Inode>) -> SysResult<()>) -> SysResult<()> {
+        if self.growable.is_none() {
+            return error!(EROFS);
+        }
+        let mut entries = self.entries();
+        removable(entries.get(name).ok_or_else(|| errno!(ENOENT))?)?;
+        entries.remove(name);
+        Ok(())
     }
 }
 
 impl Inode for StaticDir {
     fn stat(&self) -> SysResult<Stat> {
         let mut s = self.attrs.stat(0);
-        s.st_nlink = 2 + self.entries.values().filter(|i| i.kind() == S_IFDIR).count() as u64;
+        s.st_nlink = 2 + self.entries().values().filter(|i| i.kind() == S_IFDIR).count() as u64;
         Ok(s)
     }
 
@@ -268,7 +315,7 @@ impl Inode for StaticDir {
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        self.entries.get(name).cloned().ok_or_else(|| errno!(ENOENT))
+        self.entries().get(name).cloned().ok_or_else(|| errno!(ENOENT))
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
@@ -280,13 +327,34 @@ impl Inode for StaticDir {
 
     fn readdir(&self) -> SysResult<Vec<DirEntry>> {
         Ok(self
-            .entries
+            .entries()
             .iter()
             .map(|(n, i)| {
                 let st = i.stat().ok();
                 DirEntry { name: n.clone(), ino: st.map(|s| s.st_ino).unwrap_or(0), dtype: dtype_of(i.kind()) }
             })
             .collect())
+    }
+
+    fn create(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, |g| g.files.unlinked_file(mode, false))
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        self.add(name, |g| StaticDir::growable(g.ino.attrs(mode), vec![], g.files.clone(), g.ino.clone()))
+    }
+
+    fn unlink(&self, name: &[u8]) -> SysResult<()> {
+        self.remove(name, |i| if i.kind() == S_IFDIR { error!(EISDIR) } else { Ok(()) })
+    }
+
+    fn rmdir(&self, name: &[u8]) -> SysResult<()> {
+        self.remove(name, |i| match i.as_any().downcast_ref::<StaticDir>() {
+            None => error!(ENOTDIR),
+            Some(d) if d.growable.is_none() => error!(EBUSY),
+            Some(d) if !d.entries().is_empty() => error!(ENOTEMPTY),
+            Some(_) => Ok(()),
+        })
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
