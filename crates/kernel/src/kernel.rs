@@ -317,9 +317,20 @@ impl Kernel {
     /// Sends `signo` to the sandbox's init from outside (signals the runtime
     /// received, as `docker kill` or ctrl-C deliver them).
     pub fn signal_init(&self, signo: u32) {
-        if let Some(init) = self.pid_ns.group(1) {
-            signals::send_to_group(&init, signals::SigInfo::new(signo, signals::SI_USER));
-        }
+        self.signal_process(1, signo);
+    }
+
+    /// Sends `signo` to process `pid` from outside (a signal to the host process
+    /// that stands for an exec'd one). False if there is no such process.
+    pub fn signal_process(&self, pid: i32, signo: u32) -> bool {
+        let Some(tg) = self.pid_ns.group(pid) else { return false };
+        self.signal_group(&tg, signo);
+        true
+    }
+
+    /// Sends `signo` to the process `tg` from outside (nothing, once it is gone).
+    pub fn signal_group(&self, tg: &Arc<ThreadGroup>, signo: u32) {
+        signals::send_to_group(tg, signals::SigInfo::new(signo, signals::SI_USER));
     }
 
     /// Init has exited: like Linux tearing down a PID namespace, every other

@@ -434,7 +434,7 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
     drop(terminal);
     let result = (|| {
         match client.reply().map_err(|e| format!("exec: {e}"))? {
-            Reply::Started(_) => {}
+            Reply::Started(pid) => forward_signals(&req.root, &req.id, pid),
             Reply::Failed(e) => return Err(e),
             other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
         }
@@ -452,6 +452,31 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
         let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &t);
     }
     result
+}
+
+/// Signals this process gets (`ctr task kill --exec-id` sends them to the
+/// pid file's process) go on to the exec'd process `pid` in the sandbox. A
+/// SIGKILL cannot be caught: the sandbox kills the process when our connection
+/// closes.
+fn forward_signals(root: &Path, id: &str, pid: i32) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCONT] {
+        set.add(s);
+    }
+    // Blocked before the forwarder starts, so that only it takes them.
+    if set.thread_block().is_err() {
+        return;
+    }
+    let dir = State::dir(root, id);
+    let _ = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || {
+        while let Ok(sig) = set.wait() {
+            let sent = Client::connect(&dir).and_then(|c| c.call(&Command::SignalProcess { pid, signo: sig as i32 }));
+            if let Err(e) = sent {
+                eprintln!("rvisor: cannot pass on {sig}: {e}");
+            }
+        }
+    });
 }
 
 /// The process `rvisor exec` asks for: --process, or COMMAND with the

@@ -31,6 +31,8 @@ pub enum Command {
     Start,
     /// Send a signal to init, or to every process.
     Signal { signo: i32, all: bool },
+    /// Send a signal to one process (one `rvisor exec` started).
+    SignalProcess { pid: i32, signo: i32 },
     /// List the processes.
     Ps,
     /// Start a process; its standard streams come with the message (three
@@ -196,6 +198,11 @@ fn serve_connection(kernel: &Arc<Kernel>, started: &Started, in_flight: &InFligh
                 Reply::Done
             }
         }
+        Command::SignalProcess { pid, signo } => match u32::try_from(signo) {
+            Ok(s @ 1..=64) if kernel.signal_process(pid, s) => Reply::Done,
+            Ok(1..=64) => Reply::Failed(format!("no process {pid}")),
+            _ => Reply::Failed(format!("invalid signal {signo}")),
+        },
         Command::Ps => Reply::Processes(
             kernel
                 .processes()
@@ -229,7 +236,19 @@ fn exec(kernel: &Arc<Kernel>, fd: BorrowedFd<'_>, process: Process, fds: Vec<Own
         Err(e) => return send(fd, &Reply::Failed(format!("{path}: {e}")), &[]),
     };
     send(fd, &Reply::Started(tg.tgid), &[])?;
+    // The connection stands for the process: if the host process holding it
+    // goes (even by SIGKILL), so does the process.
+    let (watched, k) = (tg.clone(), kernel.clone());
+    let watch = fd.try_clone_to_owned()?;
+    let _ = std::thread::Builder::new().name("exec-watch".into()).spawn(move || {
+        let mut fds = [nix::poll::PollFd::new(watch.as_fd(), nix::poll::PollFlags::from_bits_retain(libc::POLLRDHUP))];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).is_ok() {
+            k.signal_group(&watched, libc::SIGKILL as u32);
+        }
+    });
     let status = kernel.wait_process(&tg);
+    // Ends the watch (whose kill now reaches a process that is gone).
+    let _ = socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Read);
     send(fd, &Reply::Exited(status.shell_code()), &[])
 }
 

@@ -268,16 +268,21 @@ fn oci_lifecycle() {
         fails_with(&b.rvisor(&["exec", "c2", "/no/such/program"]), "/no/such/program")?;
 
         // exec --detach: returns once the process runs; the pid file names a host
-        // process that stands for it until it ends.
-        let exec_pid = b.dir.join("exec-pid");
-        let mut detached = b.command(&["exec", "--detach", "--pid-file", exec_pid.to_str().unwrap(), "c2", "/bin/init", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
-        let detached_out = Lines::of(detached.stdout.take().unwrap());
-        let detached_in = detached.stdin.take();
-        if !detached.wait().map_err(|e| e.to_string())?.success() {
-            return Err("exec --detach failed".into());
-        }
+        // process that stands for it: signals to it reach the process, and the
+        // process ends when it ends.
+        let detach = |n: u32| -> Result<(Lines, i32, ChildStdin), String> {
+            let pid_file = b.dir.join(format!("exec-pid-{n}"));
+            let mut c = b.command(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), "c2", "/bin/init", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+            let out = Lines::of(c.stdout.take().unwrap());
+            let stdin = c.stdin.take().unwrap();
+            if !c.wait().map_err(|e| e.to_string())?.success() {
+                return Err("exec --detach failed".into());
+            }
+            let stand_in = fs::read_to_string(&pid_file).map_err(|e| e.to_string())?.parse().map_err(|e| format!("pid file: {e}"))?;
+            Ok((out, stand_in, stdin))
+        };
+        let (detached_out, stand_in, _stdin) = detach(1)?;
         detached_out.expect("started pid 4")?;
-        let stand_in: i32 = fs::read_to_string(&exec_pid).map_err(|e| e.to_string())?.parse().map_err(|e| format!("pid file: {e}"))?;
         let ps = b.rvisor(&["ps", "--format", "json", "c2"]);
         if ps.stdout_str().trim() != "[1,4]" {
             return Err(format!("ps with a detached exec: {}", ps.describe()));
@@ -286,8 +291,19 @@ fn oci_lifecycle() {
         if !table.contains("/bin/init serve") || !table.contains("CMD") {
             return Err(format!("ps table:\n{table}"));
         }
-        drop(detached_in);
+        let host_kill = |pid: i32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|e| e.to_string());
+        host_kill(stand_in, nix::sys::signal::Signal::SIGTERM)?;
+        detached_out.expect("terminated")?;
+        detached_out.ends()?;
         gone(stand_in)?;
+        let (detached_out, stand_in, _stdin) = detach(2)?;
+        detached_out.expect("started pid 5")?;
+        host_kill(stand_in, nix::sys::signal::Signal::SIGKILL)?;
+        detached_out.ends()?;
+        let ps = b.rvisor(&["ps", "--format", "json", "c2"]);
+        if ps.stdout_str().trim() != "[1]" {
+            return Err(format!("ps after the stand-in was killed: {}", ps.describe()));
+        }
 
         // Signals reach init through the sandbox; init's handler runs.
         fails_with(&b.rvisor(&["kill", "c2", "NOSUCHSIGNAL"]), "invalid signal")?;
