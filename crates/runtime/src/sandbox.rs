@@ -217,10 +217,10 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     let strace = if global.strace { Some(log_writer(global).map_err(internal("cannot open the log"))?) } else { None };
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
     // The sandbox's root is a host directory, read-only, served by a gofer process.
-    let (gofer_process, gofer) = rvisor_gofer::spawn_gofer(&req.root, true).map_err(internal("cannot start the gofer"))?;
-    let mut gofers = vec![gofer_process];
+    let mut gofers = Gofers::default();
+    let root = gofers.serve(&req.root, true).map_err(internal("cannot start the gofer"))?;
     let mounts = req.mounts.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: Arc::new(gofer), root_read_only: req.root_read_only, mounts }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))
@@ -243,9 +243,30 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     Ok(status.shell_code())
 }
 
-/// The kernel's view of a mount, with a gofer started for a host path.
-fn mount_spec(m: &crate::request::MountRequest, gofers: &mut Vec<rvisor_gofer::Gofer>) -> Result<MountSpec, BootError> {
-    use crate::request::MountKind;
+/// The sandbox's gofer processes: one for each host directory served, and
+/// whether read-only (bind mounts of files in one directory share one).
+#[derive(Default)]
+struct Gofers {
+    clients: std::collections::HashMap<(PathBuf, bool), Arc<rvisor_gofer::Client>>,
+    processes: Vec<rvisor_gofer::Gofer>,
+}
+
+impl Gofers {
+    fn serve(&mut self, dir: &std::path::Path, read_only: bool) -> std::io::Result<Arc<rvisor_gofer::Client>> {
+        let key = (dir.to_path_buf(), read_only);
+        if let Some(c) = self.clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let (process, client) = rvisor_gofer::spawn_gofer(dir, read_only)?;
+        let client = Arc::new(client);
+        self.processes.push(process);
+        self.clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// The kernel's view of a mount, with a gofer for a host path.
+fn mount_spec(m: &crate::request::MountRequest, gofers: &mut Gofers) -> Result<MountSpec, BootError> {
     let source = match &m.kind {
         MountKind::Proc => MountSource::Proc,
         MountKind::Sysfs => MountSource::Sysfs,
@@ -257,9 +278,7 @@ fn mount_spec(m: &crate::request::MountRequest, gofers: &mut Vec<rvisor_gofer::G
             let is_dir = std::fs::metadata(source).map_err(what)?.is_dir();
             // A file is served as its name in its directory.
             let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(std::path::Path::new("/")), source.file_name()) };
-            let (process, client) = rvisor_gofer::spawn_gofer(dir, m.read_only).map_err(what)?;
-            gofers.push(process);
-            let client = Arc::new(client);
+            let client = gofers.serve(dir, m.read_only).map_err(what)?;
             match name {
                 None => MountSource::Gofer(client),
                 Some(n) => MountSource::GoferFile(client, n.as_bytes().to_vec()),
