@@ -5,6 +5,7 @@
  *   oci_init serve         prints "started", echoes each line of stdin as
  *                          "got LINE", and on SIGTERM prints "terminated" and exits 0
  *   oci_init exec CODE     prints its pid and parent, exits CODE
+ *   oci_init alloc MIB     touches MIB mebibytes, prints "allocated"
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -120,6 +121,17 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         return serve();
+    if (argc > 2 && strcmp(argv[1], "alloc") == 0) {
+        size_t n = (size_t)atoi(argv[2]) << 20;
+        /* volatile: the compiler may not drop the stores (or the malloc). */
+        volatile char *p = malloc(n);
+        if (!p)
+            return 1;
+        for (size_t i = 0; i < n; i += 4096)
+            p[i] = 1;
+        printf("allocated\n");
+        return 0;
+    }
     int code = argc > 2 ? atoi(argv[2]) : 0;
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         report();

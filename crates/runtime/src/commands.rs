@@ -139,6 +139,13 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         std::io::ErrorKind::AlreadyExists => format!("container with id {} already exists", a.id),
         _ => format!("{}: {e}", dir.display()),
     })?;
+    let cgroups = match container_cgroup(&bundle, &a.id) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
+    };
     let state = State {
         oci_version: bundle.spec.version().clone(),
         id: a.id.clone(),
@@ -150,6 +157,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         owner: String::new(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         pid_start: None,
+        cgroups: cgroups.clone(),
     };
     Ok(Request {
         platform: global.platform.clone(),
@@ -162,7 +170,31 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         root: bundle.root,
         root_read_only: bundle.root_read_only,
         mounts: bundle.mounts,
+        cgroups,
     })
+}
+
+/// The container's cgroup, if the spec names one or sets limits (then under
+/// /rvisor/ID unless it names one). Limits that cannot be applied fail create;
+/// a cgroup without limits that cannot be made is only a warning.
+fn container_cgroup(bundle: &Bundle, id: &str) -> Result<Vec<std::path::PathBuf>> {
+    let linux = bundle.spec.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let limits = resources.is_some_and(|r| r.memory().is_some() || r.cpu().is_some() || r.pids().is_some());
+    let path = match (path, limits) {
+        (Some(p), _) => p,
+        (None, true) => format!("/rvisor/{id}"),
+        (None, false) => return Ok(Vec::new()),
+    };
+    match crate::cgroup::create(&path, resources) {
+        Ok(dirs) => Ok(dirs),
+        Err(e) if !limits => {
+            eprintln!("rvisor: warning: no cgroup for the container: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn boot_sandbox(request: &Request, a: &CreateArgs) -> Result<std::process::Child> {
@@ -309,6 +341,7 @@ pub fn delete(global: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
     }
     std::fs::remove_dir_all(State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))?;
+    crate::cgroup::remove(&s.cgroups);
     late_hooks(&State { status: Status::Stopped, ..s }, oci_spec::runtime::Hooks::poststop);
     Ok(())
 }

@@ -47,6 +47,9 @@ pub struct State {
     pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_start: Option<u64>,
+    /// The sandbox's cgroup directories, removed with the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// A container id as runc accepts it; it names a directory.
@@ -90,7 +93,7 @@ impl State {
 
     /// The state as `rvisor state` prints it (without rvisor's own fields).
     pub fn public(&self) -> State {
-        State { pid_start: None, pid: if self.status == Status::Stopped { 0 } else { self.pid }, ..self.clone() }
+        State { pid_start: None, cgroups: Vec::new(), pid: if self.status == Status::Stopped { 0 } else { self.pid }, ..self.clone() }
     }
 }
 
@@ -255,6 +258,7 @@ mod tests {
             owner: String::new(),
             annotations: BTreeMap::new(),
             pid_start: Some(start),
+            cgroups: Vec::new(),
         };
         assert!(s.sandbox_alive());
         s.pid_start = Some(start + 1);

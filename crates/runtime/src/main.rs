@@ -1,5 +1,6 @@
 //! `rvisor`: the command-line front end and OCI runtime.
 
+mod cgroup;
 mod cli;
 mod commands;
 mod container;

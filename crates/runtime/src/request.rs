@@ -30,6 +30,8 @@ pub struct Request {
     /// Set for an OCI container: where its state lives, and whether init waits
     /// for `rvisor start`.
     pub container: Option<ContainerBoot>,
+    /// The cgroup directories the sandbox joins before it starts anything.
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// A program to start in the sandbox: init, or one `rvisor exec` adds.
@@ -143,6 +145,7 @@ mod tests {
                     owner: String::new(),
                     annotations: Default::default(),
                     pid_start: None,
+                    cgroups: Vec::new(),
                 },
             }),
             ..Default::default()

@@ -168,6 +168,10 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
     }
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.process.path));
     let state_dir = req.container.as_ref().map(|c| c.state_dir.clone());
+    // First, so that every process the sandbox starts is charged there too.
+    if let Err(e) = crate::cgroup::join(&req.cgroups) {
+        return boot_failed(ready, EXIT_INTERNAL, e);
+    }
     if req.container.as_ref().is_some_and(|c| c.new_session) {
         // The console socket's pty is the container's terminal: its resizes
         // reach us as SIGWINCH.

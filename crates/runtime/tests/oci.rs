@@ -76,6 +76,15 @@ impl Bundle {
     }
 }
 
+/// A test that fails half way must not leave sandboxes or cgroups behind.
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for entry in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let _ = self.command(&["delete", "--force", &entry.file_name().to_string_lossy()]).output();
+        }
+    }
+}
+
 /// Runs `o`'s checks: exit code and what stderr must say.
 fn fails_with(o: &Outcome, what: &str) -> Result<(), String> {
     if o.status == 0 || !o.stderr_str().contains(what) {
@@ -429,6 +438,55 @@ fn oci_hooks_run_on_the_host() {
         b.config(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 10"], "timeout": 1}]}));
         fails_with(&b.rvisor(&["run", "--detach", "--bundle", &b.bundle_arg(), "c8"]), "timed out")?;
         fails_with(&b.rvisor(&["state", "c8"]), "does not exist")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn oci_cgroup_holds_the_whole_sandbox() {
+    matrix("oci_cgroup_holds_the_whole_sandbox", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        let path = format!("/rvisor-test/{}", unique_name("c"));
+        let limits = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}});
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+            c["linux"]["cgroupsPath"] = json!(path);
+            c["linux"]["resources"] = limits.clone();
+        });
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let dir = |controller: &str| if v2 { PathBuf::from(format!("/sys/fs/cgroup{path}")) } else { PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}")) };
+        let (_stdin, out) = create(&b, "c10", &[])?;
+        succeeds(&b.rvisor(&["start", "c10"]))?;
+        out.expect("started pid 1")?;
+        let pid = b.state("c10")?["pid"].to_string();
+        let procs = fs::read_to_string(dir("memory").join("cgroup.procs")).map_err(|e| format!("the cgroup: {e}"))?;
+        // The Sentry, its stubs and its gofer.
+        if !procs.lines().any(|p| p == pid) || procs.lines().count() < 3 {
+            return Err(format!("cgroup.procs {procs:?}, sandbox {pid}"));
+        }
+        let memory = fs::read_to_string(dir("memory").join(if v2 { "memory.max" } else { "memory.limit_in_bytes" })).unwrap_or_default();
+        let pids = fs::read_to_string(dir("pids").join("pids.max")).unwrap_or_default();
+        if memory.trim() != (64 << 20).to_string() || pids.trim() != "100" {
+            return Err(format!("limits: memory {memory:?}, pids {pids:?}"));
+        }
+        succeeds(&b.rvisor(&["delete", "--force", "c10"]))?;
+        if dir("memory").exists() {
+            return Err(format!("{} is left behind", dir("memory").display()));
+        }
+        // Past its memory limit, the container is killed (as runc's would be).
+        b.config(|c| c["process"]["args"] = json!(["/bin/init", "alloc", "256"]));
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c11"]);
+        if o.status != 137 || o.stdout_str().contains("allocated") {
+            return Err(format!("want exit 137 (killed) past the limit: {}", o.describe()));
+        }
+        succeeds(&b.rvisor(&["delete", "c11"]))?;
+        b.config(|c| c["process"]["args"] = json!(["/bin/init", "alloc", "16"]));
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c12"]);
+        if o.status != 0 || o.stdout_str() != "allocated\n" {
+            return Err(format!("want 16 MiB to fit in 64: {}", o.describe()));
+        }
+        succeeds(&b.rvisor(&["delete", "c12"]))?;
         Ok(())
     });
 }
