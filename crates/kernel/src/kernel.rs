@@ -8,6 +8,7 @@ use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
+use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
@@ -336,14 +337,17 @@ impl Kernel {
     fn load_process(self: &Arc<Self>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
         let fs = Arc::new(FsContext::new(self.mounts.root.root.clone()));
         let root = fs.root();
-        if let Ok(d) = walk(&root, &root, spec.cwd.as_bytes(), Follow::Yes) {
+        // The process's own walks, as its exec would make them.
+        let caps = crate::task::Capabilities::for_euid(spec.creds.euid).effective;
+        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps };
+        if let Ok(d) = walk(&c, &root, &root, spec.cwd.as_bytes(), Follow::Yes) {
             if d.is_dir() {
                 fs.set_cwd(d);
             }
         }
-        let path = search_path(&fs, &spec.path, &spec.envp);
-        let prog = find_program(&fs, &self.memory, &path, None, spec.argv)?;
-        let exe = walk(&root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
+        let path = search_path(&fs, &c, &spec.path, &spec.envp);
+        let prog = find_program(&fs, &c, &self.memory, &path, None, spec.argv)?;
+        let exe = walk(&c, &root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
         let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
@@ -393,7 +397,7 @@ impl Kernel {
         let term = self.devpts.new_terminal(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
         term.lock().locked = false;
         let path = format!("/dev/pts/{}", term.index);
-        let dentry = walk(root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
+        let dentry = walk(&FsCreds::kernel(), root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
         let replica: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::tty::PtyFile::replica(term.clone(), dentry, crate::vfs::inode::OpenFlags::RDWR));
         let _ = self.console.set(term.clone());
         Ok((term, replica))
@@ -496,7 +500,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
     let mut at = root.clone();
     for (i, name) in names.iter().enumerate() {
         let last = i + 1 == names.len();
-        let next = walk(root, &at, name, Follow::Yes);
+        let next = walk(&FsCreds::kernel(), root, &at, name, Follow::Yes);
         at = match next {
             Ok(d) => d,
             Err(e) if e.code == rvisor_abi::ErrnoCode::ENOENT => {
@@ -506,7 +510,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
                     at.inode.mkdir(name, 0o755)?;
                 }
                 at.forget(name);
-                walk(root, &at, name, Follow::Yes)?
+                walk(&FsCreds::kernel(), root, &at, name, Follow::Yes)?
             }
             Err(e) => return Err(e),
         };
@@ -516,7 +520,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
 
 /// Where execvp would find `name`: itself if it has a slash, else the first
 /// regular file of that name on the PATH in `envp`.
-fn search_path(fs: &FsContext, name: &str, envp: &[Vec<u8>]) -> String {
+fn search_path(fs: &FsContext, c: &FsCreds, name: &str, envp: &[Vec<u8>]) -> String {
     if name.contains('/') || name.is_empty() {
         return name.to_string();
     }
@@ -524,7 +528,7 @@ fn search_path(fs: &FsContext, name: &str, envp: &[Vec<u8>]) -> String {
     let root = fs.root();
     for dir in path.split(|&b| b == b':').filter(|d| !d.is_empty()) {
         let candidate = [dir, b"/", name.as_bytes()].concat();
-        if walk(&root, &fs.cwd(), &candidate, Follow::Yes).is_ok_and(|d| d.inode.kind() == crate::vfs::inode::S_IFREG) {
+        if walk(c, &root, &fs.cwd(), &candidate, Follow::Yes).is_ok_and(|d| d.inode.kind() == crate::vfs::inode::S_IFREG) {
             return String::from_utf8_lossy(&candidate).into_owned();
         }
     }
