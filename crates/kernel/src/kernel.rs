@@ -360,7 +360,7 @@ impl Kernel {
                 None
             }
             Stdio::Terminal { input, output, winsize } => {
-                let (term, replica) = self.open_console(&root, winsize)?;
+                let (term, replica) = self.open_console(&root, spec.creds.euid, winsize)?;
                 for i in 0..3 {
                     fds.install_at(Fd(i), replica.clone(), false);
                 }
@@ -392,9 +392,9 @@ impl Kernel {
 
     /// Makes the console: a pty pair whose master the `-t` bridge holds, and an
     /// open replica for init's standard streams.
-    fn open_console(&self, root: &Arc<crate::vfs::Dentry>, winsize: [u16; 4]) -> Result<(Arc<crate::tty::Terminal>, Arc<dyn crate::vfs::FileDescription>), loader::ExecError> {
+    fn open_console(&self, root: &Arc<crate::vfs::Dentry>, owner: u32, winsize: [u16; 4]) -> Result<(Arc<crate::tty::Terminal>, Arc<dyn crate::vfs::FileDescription>), loader::ExecError> {
         let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
-        let term = self.devpts.new_terminal(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
+        let term = self.devpts.new_terminal(owner, rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
         term.lock().locked = false;
         let path = format!("/dev/pts/{}", term.index);
         let dentry = walk(&FsCreds::kernel(), root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
