@@ -8,6 +8,7 @@ use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
+use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
@@ -351,14 +352,17 @@ impl Kernel {
     fn load_process(self: &Arc<Self>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
         let fs = Arc::new(FsContext::new(self.mounts.root.root.clone()));
         let root = fs.root();
-        if let Ok(d) = walk(&root, &root, spec.cwd.as_bytes(), Follow::Yes) {
+        // The process's own walks, as its exec would make them.
+        let caps = spec.caps.unwrap_or_else(|| crate::task::Capabilities::for_euid(spec.creds.euid)).effective;
+        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps };
+        if let Ok(d) = walk(&c, &root, &root, spec.cwd.as_bytes(), Follow::Yes) {
             if d.is_dir() {
                 fs.set_cwd(d);
             }
         }
-        let path = search_path(&fs, &spec.path, &spec.envp);
-        let prog = find_program(&fs, &self.memory, &path, None, spec.argv)?;
-        let exe = walk(&root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
+        let path = search_path(&fs, &c, &spec.path, &spec.envp);
+        let prog = find_program(&fs, &c, &self.memory, &path, None, spec.argv)?;
+        let exe = walk(&c, &root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
         let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
@@ -371,7 +375,7 @@ impl Kernel {
                 None
             }
             Stdio::Terminal { input, output, winsize } => {
-                let (term, replica) = self.open_console(&root, winsize)?;
+                let (term, replica) = self.open_console(&root, spec.creds.euid, winsize)?;
                 for i in 0..3 {
                     fds.install_at(Fd(i), replica.clone(), false);
                 }
@@ -414,12 +418,12 @@ impl Kernel {
 
     /// Makes the console: a pty pair whose master the `-t` bridge holds, and an
     /// open replica for init's standard streams.
-    fn open_console(&self, root: &Arc<crate::vfs::Dentry>, winsize: [u16; 4]) -> Result<(Arc<crate::tty::Terminal>, Arc<dyn crate::vfs::FileDescription>), loader::ExecError> {
+    fn open_console(&self, root: &Arc<crate::vfs::Dentry>, owner: u32, winsize: [u16; 4]) -> Result<(Arc<crate::tty::Terminal>, Arc<dyn crate::vfs::FileDescription>), loader::ExecError> {
         let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
-        let term = self.devpts.new_terminal(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
+        let term = self.devpts.new_terminal(owner, rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }).map_err(|e| loader::ExecError::Errno(e.code))?;
         term.lock().locked = false;
         let path = format!("/dev/pts/{}", term.index);
-        let dentry = walk(root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
+        let dentry = walk(&FsCreds::kernel(), root, root, path.as_bytes(), Follow::Yes).map_err(|e| loader::ExecError::Errno(e.code))?;
         let replica: Arc<dyn crate::vfs::FileDescription> = Arc::new(crate::tty::PtyFile::replica(term.clone(), dentry, crate::vfs::inode::OpenFlags::RDWR));
         let _ = self.console.set(term.clone());
         Ok((term, replica))
@@ -525,7 +529,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
     let mut at = root.clone();
     for (i, name) in names.iter().enumerate() {
         let last = i + 1 == names.len();
-        let next = walk(root, &at, name, Follow::Yes);
+        let next = walk(&FsCreds::kernel(), root, &at, name, Follow::Yes);
         at = match next {
             Ok(d) => d,
             Err(e) if e.code == rvisor_abi::ErrnoCode::ENOENT => {
@@ -535,7 +539,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
                     at.inode.mkdir(name, 0o755)?;
                 }
                 at.forget(name);
-                walk(root, &at, name, Follow::Yes)?
+                walk(&FsCreds::kernel(), root, &at, name, Follow::Yes)?
             }
             Err(e) => return Err(e),
         };
@@ -545,7 +549,7 @@ fn mount_point(root: &Arc<crate::vfs::Dentry>, path: &[u8], file: bool) -> rviso
 
 /// Where execvp would find `name`: itself if it has a slash, else the first
 /// regular file of that name on the PATH in `envp`.
-fn search_path(fs: &FsContext, name: &str, envp: &[Vec<u8>]) -> String {
+fn search_path(fs: &FsContext, c: &FsCreds, name: &str, envp: &[Vec<u8>]) -> String {
     if name.contains('/') || name.is_empty() {
         return name.to_string();
     }
@@ -553,7 +557,7 @@ fn search_path(fs: &FsContext, name: &str, envp: &[Vec<u8>]) -> String {
     let root = fs.root();
     for dir in path.split(|&b| b == b':').filter(|d| !d.is_empty()) {
         let candidate = [dir, b"/", name.as_bytes()].concat();
-        if walk(&root, &fs.cwd(), &candidate, Follow::Yes).is_ok_and(|d| d.inode.kind() == crate::vfs::inode::S_IFREG) {
+        if walk(c, &root, &fs.cwd(), &candidate, Follow::Yes).is_ok_and(|d| d.inode.kind() == crate::vfs::inode::S_IFREG) {
             return String::from_utf8_lossy(&candidate).into_owned();
         }
     }

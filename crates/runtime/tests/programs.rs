@@ -712,6 +712,27 @@ fn capabilities() {
     });
 }
 
+/// File permission checks as Linux makes them (the harness runs as root): children
+/// that drop to uid 1000 (with a supplementary group), keep euid 0 with real uid 1000,
+/// or keep uid 0 without CAP_DAC_* (as a container's root) try opens, creations,
+/// removals (sticky directories too), walks, execve, chmod/chown, utimensat, truncate
+/// and access; every answer must be the host's.
+#[test]
+fn file_permissions() {
+    compare("file_permissions", "permissions", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "open secret O_RDONLY: EACCES"),
+            expect_stdout_has_line(o, "open grp O_RDONLY (supplementary group): ok"),
+            expect_stdout_has_line(o, "unlink sticky/theirs: EPERM"),
+            expect_stdout_has_line(o, "stat private/f: EACCES"),
+            expect_stdout_has_line(o, "execve noexec: EACCES"),
+            expect_stdout_has_line(o, "root without CAP_DAC_*: open u600 O_RDONLY: EACCES"),
+            expect_stdout_has_line(o, "the tree is removed: ok"),
+        ])
+    });
+}
+
 /// seccomp(2), as programs that sandbox themselves use it: errno, trap, kill-thread and
 /// kill-process filters, the strictest of several winning, inheritance across fork,
 /// threads (TSYNC) and exec, strict mode, and the checks that refuse bad filters.

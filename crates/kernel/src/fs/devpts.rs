@@ -43,13 +43,14 @@ impl Devpts {
     }
 
     /// A new pair at the lowest free index (ENOSPC past PTY_MAX), its master
-    /// counted as open (the caller's master `PtyFile` or console bridge holds it).
-    /// An index is free again once its last master closes, as on Linux.
-    pub fn new_terminal(&self, winsize: Winsize) -> SysResult<Arc<Terminal>> {
+    /// counted as open (the caller's master `PtyFile` or console bridge holds it),
+    /// its replica owned by `owner`. An index is free again once its last master
+    /// closes, as on Linux.
+    pub fn new_terminal(&self, owner: u32, winsize: Winsize) -> SysResult<Arc<Terminal>> {
         let mut terms = self.terminals.lock().unwrap_or_else(|e| e.into_inner());
         terms.retain(|_, t| t.upgrade().is_some_and(|t| t.lock().masters > 0));
         let index = (0..PTY_MAX).find(|i| !terms.contains_key(i)).ok_or_else(|| errno!(ENOSPC))?;
-        let term = Arc::new(Terminal::new(index, self.kernel.clone(), winsize));
+        let term = Arc::new(Terminal::new(index, owner, self.kernel.clone(), winsize));
         term.opened(true);
         terms.insert(index, Arc::downgrade(&term));
         Ok(term)
@@ -62,7 +63,7 @@ impl Devpts {
     }
 
     fn replica_inode(self: &Arc<Self>, term: Arc<Terminal>) -> Arc<dyn Inode> {
-        let attrs = self.attrs(u64::from(term.index) + 3, S_IFCHR | 0o620, makedev(PTS_MAJOR, u64::from(term.index)), TTY_GID);
+        let attrs = Attrs { uid: term.owner, ..self.attrs(u64::from(term.index) + 3, S_IFCHR | 0o620, makedev(PTS_MAJOR, u64::from(term.index)), TTY_GID) };
         Arc::new(ReplicaInode { attrs, term })
     }
 }
@@ -130,7 +131,9 @@ impl Inode for PtmxInode {
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
-        let term = self.fs.new_terminal(Winsize::zeroed())?;
+        // Owned by the opener, who may then open the replica by name.
+        let owner = super::proc::current().map_or(0, |t| t.tg.creds().euid);
+        let term = self.fs.new_terminal(owner, Winsize::zeroed())?;
         Ok(Arc::new(PtyFile::master(term, dentry.clone(), super::simple::kept_flags(flags.0))))
     }
 

@@ -16,7 +16,7 @@
 //! one at a time.
 
 use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
-use crate::syscalls::open::{lookup_at, parent_at, read_only, AT_FDCWD};
+use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -984,7 +984,11 @@ fn find_bound(t: &Task, raw: &[u8], kind: i32) -> SysResult<Arc<UnixSocket>> {
     let found = if name.first() == Some(&0) {
         t.kernel.abstract_sockets.lookup(kind, &name)
     } else {
-        lookup_at(t, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?.inode.bound_socket()
+        let c = t.tg.fs_creds();
+        let node = lookup_at_as(t, &c, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?;
+        // Connecting writes to the socket: Linux asks for write permission.
+        crate::vfs::perm::permission(&c, &*node.inode, crate::vfs::perm::MAY_WRITE)?;
+        node.inode.bound_socket()
     };
     let found = found.ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
     if found.kind != kind {
@@ -1025,14 +1029,17 @@ impl Socket for UnixSocket {
         let name = sun_path_of(addr)?;
         let umask = t.fs.umask();
         self.bind_name(name.clone(), &t.kernel.abstract_sockets, |me| {
-            let (dir, leaf) = parent_at(t, AT_FDCWD, path_of(&name))?;
+            let c = t.tg.fs_creds();
+            let (dir, leaf) = parent_at(t, &c, AT_FDCWD, path_of(&name))?;
             if dir.child(&leaf).is_ok() {
                 return error!(EADDRINUSE);
             }
             if read_only(&dir) {
                 return error!(EROFS);
             }
-            dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
+            crate::vfs::perm::may_create(&c, &dir)?;
+            let made = dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
+            crate::vfs::perm::own_new(&c, &dir, &*made)?;
             dir.forget(&leaf);
             Ok(())
         })

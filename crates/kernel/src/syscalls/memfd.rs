@@ -23,5 +23,11 @@ pub fn sys_memfd_create(t: &mut Task, name: UserCStr, flags: u32) -> SysResult<F
     }
     let name = t.mm.read_cstr(name.0, MFD_NAME_MAX + 1).map_err(|e| if e == errno!(ENAMETOOLONG) { errno!(EINVAL) } else { e })?;
     let file = t.kernel.memfds.create(&name, flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0)?;
+    // The creator's file: it may fchmod it, and reopen it through /proc.
+    if let Some(d) = file.dentry() {
+        if let Some(dir) = &d.parent {
+            crate::vfs::perm::own_new(&t.tg.fs_creds(), dir, &*d.inode)?;
+        }
+    }
     install(t, file, flags & MFD_CLOEXEC != 0)
 }

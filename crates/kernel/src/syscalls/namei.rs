@@ -2,19 +2,20 @@
 //! link, chmod/chown, truncate, utimensat; and the working directory.
 
 use super::args::UserCStr;
-use super::open::{lookup_at, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
+use super::open::{lookup_at, lookup_at_as, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use crate::fs::inotify;
 use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::vfs::perm::{self, Change, FsCreds, MAY_EXEC, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::{Timespec, Timeval};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
 
 /// The directory and name for a call that changes a name, refusing read-only mounts.
-fn writable_parent(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
-    let (dir, name) = parent_at(t, dirfd, path)?;
+fn writable_parent(t: &Task, c: &FsCreds, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    let (dir, name) = parent_at(t, c, dirfd, path)?;
     if read_only(&dir) {
         return error!(EROFS);
     }
@@ -23,14 +24,17 @@ fn writable_parent(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>,
 
 pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let (dir, name) = parent_at(t, dirfd, &p)?;
+    let c = t.tg.fs_creds();
+    let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     if name == b"." || name == b".." || dir.child(&name).is_ok() {
         return error!(EEXIST);
     }
     if read_only(&dir) {
         return error!(EROFS);
     }
-    dir.inode.mkdir(&name, mode & !t.fs.umask() & 0o7777)?;
+    perm::may_create(&c, &dir)?;
+    let made = dir.inode.mkdir(&name, mode & !t.fs.umask() & 0o7777)?;
+    perm::own_new(&c, &dir, &*made)?;
     dir.forget(&name);
     inotify::created(&dir, &name, true);
     Ok(())
@@ -43,7 +47,8 @@ pub fn sys_mkdir(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
 /// Makes regular files, FIFOs and socket nodes; the sandbox makes no device nodes.
 pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let (dir, name) = parent_at(t, dirfd, &p)?;
+    let c = t.tg.fs_creds();
+    let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     let perm = mode & !t.fs.umask() & 0o7777;
     let kind = mode & S_IFMT;
     if !matches!(kind, 0 | S_IFREG | S_IFIFO | S_IFCHR | S_IFBLK | S_IFSOCK) {
@@ -55,12 +60,14 @@ pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u3
     if read_only(&dir) {
         return error!(EROFS);
     }
-    match kind {
+    perm::may_create(&c, &dir)?;
+    let made = match kind {
         0 | S_IFREG => dir.inode.create(&name, perm)?,
         S_IFIFO => dir.inode.mkfifo(&name, perm)?,
         S_IFSOCK => dir.inode.mksock(&name, perm, std::sync::Weak::new())?,
         _ => return error!(EPERM),
     };
+    perm::own_new(&c, &dir, &*made)?;
     dir.forget(&name);
     inotify::created(&dir, &name, false);
     Ok(())
@@ -75,7 +82,8 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let (dir, name) = parent_at(t, dirfd, &p)?;
+    let c = t.tg.fs_creds();
+    let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     let child = if flags & AT_REMOVEDIR != 0 {
         match name.as_slice() {
             b"." => return error!(EINVAL),
@@ -83,22 +91,21 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
             _ => {}
         }
         let child = dir.child(&name)?;
-        if child.mounted().is_some() {
-            return error!(EBUSY);
-        }
         if read_only(&dir) {
             return error!(EROFS);
+        }
+        perm::may_delete(&c, &dir, &child, true)?;
+        if child.mounted().is_some() {
+            return error!(EBUSY);
         }
         dir.inode.rmdir(&name)?;
         child
     } else {
         let child = dir.child(&name)?;
-        if child.is_dir() {
-            return error!(EISDIR);
-        }
         if read_only(&dir) {
             return error!(EROFS);
         }
+        perm::may_delete(&c, &dir, &child, false)?;
         dir.inode.unlink(&name)?;
         child
     };
@@ -123,15 +130,16 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         return error!(EINVAL);
     }
     let (op, np) = (read_path(t, oldpath)?, read_path(t, newpath)?);
-    let (odir, oname) = writable_parent(t, olddirfd, &op)?;
-    let (ndir, nname) = writable_parent(t, newdirfd, &np)?;
+    let c = t.tg.fs_creds();
+    let (odir, oname) = writable_parent(t, &c, olddirfd, &op)?;
+    let (ndir, nname) = writable_parent(t, &c, newdirfd, &np)?;
     if [oname.as_slice(), nname.as_slice()].iter().any(|n| *n == b"." || *n == b"..") {
         return error!(EBUSY);
     }
     let moving = odir.child(&oname)?;
     let replaced = ndir.child(&nname).ok();
     if flags & RENAME_EXCHANGE != 0 {
-        return exchange(&odir, &oname, &moving, &ndir, &nname, replaced.ok_or_else(|| errno!(ENOENT))?);
+        return exchange(&c, &odir, &oname, &moving, &ndir, &nname, replaced.ok_or_else(|| errno!(ENOENT))?);
     }
     if let Some(existing) = &replaced {
         if flags & RENAME_NOREPLACE != 0 {
@@ -139,11 +147,6 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         }
         if Arc::ptr_eq(existing, &moving) {
             return Ok(());
-        }
-        match (moving.is_dir(), existing.is_dir()) {
-            (true, false) => return error!(ENOTDIR),
-            (false, true) => return error!(EISDIR),
-            _ => {}
         }
     }
     if !Arc::ptr_eq(&odir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(odir.clone()), &ndir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(ndir.clone())) {
@@ -157,6 +160,14 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         }
         at = d.parent.clone();
     }
+    // As vfs_rename: the name leaves one directory and enters (or replaces one
+    // in) the other; the replaced file must be of the moving one's kind.
+    perm::may_delete(&c, &odir, &moving, moving.is_dir())?;
+    match &replaced {
+        Some(existing) => perm::may_delete(&c, &ndir, existing, moving.is_dir())?,
+        None => perm::may_create(&c, &ndir)?,
+    }
+    may_reparent(&c, &odir, &ndir, &moving)?;
     odir.inode.rename(&oname, &ndir.inode, &nname)?;
     odir.forget(&oname);
     ndir.forget(&nname);
@@ -176,8 +187,17 @@ fn is_within(dir: &Arc<Dentry>, d: &Arc<Dentry>) -> bool {
     false
 }
 
+/// A directory moving to another parent has its `..` rewritten: that takes
+/// write permission on it.
+fn may_reparent(c: &FsCreds, from: &Arc<Dentry>, to: &Arc<Dentry>, moving: &Dentry) -> SysResult<()> {
+    if moving.is_dir() && !Arc::ptr_eq(from, to) {
+        perm::permission(c, &*moving.inode, MAY_WRITE)?;
+    }
+    Ok(())
+}
+
 /// RENAME_EXCHANGE: `a` (named `aname` in `adir`) and `b` swap names.
-fn exchange(adir: &Arc<Dentry>, aname: &[u8], a: &Arc<Dentry>, bdir: &Arc<Dentry>, bname: &[u8], b: Arc<Dentry>) -> SysResult<()> {
+fn exchange(c: &FsCreds, adir: &Arc<Dentry>, aname: &[u8], a: &Arc<Dentry>, bdir: &Arc<Dentry>, bname: &[u8], b: Arc<Dentry>) -> SysResult<()> {
     if Arc::ptr_eq(a, &b) {
         return Ok(());
     }
@@ -189,6 +209,10 @@ fn exchange(adir: &Arc<Dentry>, aname: &[u8], a: &Arc<Dentry>, bdir: &Arc<Dentry
     if is_within(bdir, a) || is_within(adir, &b) {
         return error!(EINVAL);
     }
+    perm::may_delete(c, adir, a, a.is_dir())?;
+    perm::may_delete(c, bdir, &b, b.is_dir())?;
+    may_reparent(c, adir, bdir, a)?;
+    may_reparent(c, bdir, adir, &b)?;
     adir.inode.exchange(aname, &bdir.inode, bname)?;
     adir.forget(aname);
     bdir.forget(bname);
@@ -211,14 +235,17 @@ pub fn sys_symlinkat(t: &mut Task, target: UserCStr, dirfd: i32, path: UserCStr)
         return error!(ENOENT);
     }
     let p = read_path(t, path)?;
-    let (dir, name) = parent_at(t, dirfd, &p)?;
+    let c = t.tg.fs_creds();
+    let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     if dir.child(&name).is_ok() {
         return error!(EEXIST);
     }
     if read_only(&dir) {
         return error!(EROFS);
     }
-    dir.inode.symlink(&name, &tg)?;
+    perm::may_create(&c, &dir)?;
+    let made = dir.inode.symlink(&name, &tg)?;
+    perm::own_new(&c, &dir, &*made)?;
     dir.forget(&name);
     inotify::created(&dir, &name, false);
     Ok(())
@@ -234,17 +261,20 @@ pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32,
     }
     let op = read_path(t, oldpath)?;
     let follow = if flags & AT_SYMLINK_FOLLOW != 0 { Follow::Yes } else { Follow::No };
-    let src = lookup_at(t, olddirfd, &op, follow, flags & AT_EMPTY_PATH != 0)?;
-    if src.is_dir() {
-        return error!(EPERM);
-    }
+    let c = t.tg.fs_creds();
+    let src = lookup_at_as(t, &c, olddirfd, &op, follow, flags & AT_EMPTY_PATH != 0)?;
     let np = read_path(t, newpath)?;
-    let (dir, name) = writable_parent(t, newdirfd, &np)?;
+    let (dir, name) = writable_parent(t, &c, newdirfd, &np)?;
     if !std::sync::Weak::ptr_eq(&src.mount, &dir.mount) {
         return error!(EXDEV);
     }
     if dir.child(&name).is_ok() {
         return error!(EEXIST);
+    }
+    perm::may_link(&c, &*src.inode)?;
+    perm::may_create(&c, &dir)?;
+    if src.is_dir() {
+        return error!(EPERM);
     }
     dir.inode.link(&name, &src.inode)?;
     dir.forget(&name);
@@ -256,12 +286,14 @@ pub fn sys_link(t: &mut Task, oldpath: UserCStr, newpath: UserCStr) -> SysResult
     sys_linkat(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 }
 
-/// Changes attributes, reporting the change as Linux's fsnotify_change does.
-fn setattr(d: &Dentry, a: &SetAttr) -> SysResult<()> {
+/// Changes attributes if `t` may (a read-only mount refuses first), reporting
+/// the change as Linux's fsnotify_change does.
+fn setattr(t: &Task, d: &Dentry, mut a: SetAttr, change: Change) -> SysResult<()> {
     if read_only(d) {
         return error!(EROFS);
     }
-    d.inode.setattr(a)?;
+    perm::may_setattr(&t.tg.fs_creds(), &d.inode.stat()?, &mut a, change)?;
+    d.inode.setattr(&a)?;
     let mut mask = 0;
     if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
         mask |= inotify::IN_ATTRIB;
@@ -284,7 +316,7 @@ fn setattr(d: &Dentry, a: &SetAttr) -> SysResult<()> {
 pub fn sys_fchmodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
     let d = lookup_at(t, dirfd, &p, Follow::Yes, false)?;
-    setattr(&d, &SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() })
+    setattr(t, &d, SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }, Change::Other)
 }
 
 pub fn sys_chmod(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
@@ -296,7 +328,7 @@ fn fd_dentry(t: &Task, fd: Fd) -> SysResult<Arc<Dentry>> {
 }
 
 pub fn sys_fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult<()> {
-    setattr(&*fd_dentry(t, fd)?, &SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() })
+    setattr(t, &*fd_dentry(t, fd)?, SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }, Change::Other)
 }
 
 fn owner(uid: u32, gid: u32) -> SetAttr {
@@ -310,7 +342,7 @@ pub fn sys_fchownat(t: &mut Task, dirfd: i32, path: UserCStr, uid: u32, gid: u32
     let p = read_path(t, path)?;
     let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
     let d = lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH != 0)?;
-    setattr(&d, &owner(uid, gid))
+    setattr(t, &d, owner(uid, gid), Change::Chown)
 }
 
 pub fn sys_chown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult<()> {
@@ -322,7 +354,7 @@ pub fn sys_lchown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult
 }
 
 pub fn sys_fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult<()> {
-    setattr(&*fd_dentry(t, fd)?, &owner(uid, gid))
+    setattr(t, &*fd_dentry(t, fd)?, owner(uid, gid), Change::Chown)
 }
 
 pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> {
@@ -330,11 +362,16 @@ pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> 
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    let c = t.tg.fs_creds();
+    let d = lookup_at_as(t, &c, AT_FDCWD, &p, Follow::Yes, false)?;
     if d.is_dir() {
         return error!(EISDIR);
     }
-    setattr(&d, &SetAttr { size: Some(length as u64), ..SetAttr::default() })
+    if read_only(&d) {
+        return error!(EROFS);
+    }
+    perm::permission(&c, &*d.inode, MAY_WRITE)?;
+    setattr(t, &d, SetAttr { size: Some(length as u64), ..SetAttr::default() }, Change::Other)
 }
 
 pub fn sys_ftruncate(t: &mut Task, fd: Fd, length: i64) -> SysResult<()> {
@@ -346,7 +383,7 @@ pub fn sys_ftruncate(t: &mut Task, fd: Fd, length: i64) -> SysResult<()> {
         return error!(EINVAL);
     }
     let d = file.dentry().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
-    setattr(&d, &SetAttr { size: Some(length as u64), ..SetAttr::default() })
+    setattr(t, &d, SetAttr { size: Some(length as u64), ..SetAttr::default() }, Change::Other)
 }
 
 const UTIME_NOW: i64 = (1 << 30) - 1;
@@ -373,7 +410,9 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: UserAddr, times: UserRef<[T
         }
     };
     let [a, m] = if times.is_null() { [now, now] } else { t.mm.read_obj(times)? };
-    setattr(&d, &SetAttr { atime: pick(a)?, mtime: pick(m)?, ..SetAttr::default() })
+    // No times, or both UTIME_NOW, is a touch.
+    let change = if times.is_null() || (a.tv_nsec == UTIME_NOW && m.tv_nsec == UTIME_NOW) { Change::Touch } else { Change::Other };
+    setattr(t, &d, SetAttr { atime: pick(a)?, mtime: pick(m)?, ..SetAttr::default() }, change)
 }
 
 /// utime: whole-second times from a `struct utimbuf`, or now.
@@ -382,7 +421,8 @@ pub fn sys_utime(t: &mut Task, path: UserCStr, times: UserRef<[i64; 2]>) -> SysR
     let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
     let now = crate::time::to_timespec(t.kernel.clocks.realtime_ns());
     let [a, m] = if times.is_null() { [(now.tv_sec, now.tv_nsec); 2] } else { t.mm.read_obj(times)?.map(|s| (s, 0)) };
-    setattr(&d, &SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() })
+    let change = if times.is_null() { Change::Touch } else { Change::Other };
+    setattr(t, &d, SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() }, change)
 }
 
 pub fn sys_utimes(t: &mut Task, path: UserCStr, times: UserRef<[Timeval; 2]>) -> SysResult<()> {
@@ -403,7 +443,8 @@ pub fn sys_futimesat(t: &mut Task, dirfd: i32, path: UserCStr, times: UserRef<[T
         }
         tv.map(|v| (v.tv_sec, v.tv_usec * 1000))
     };
-    setattr(&d, &SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() })
+    let change = if times.is_null() { Change::Touch } else { Change::Other };
+    setattr(t, &d, SetAttr { atime: Some(a), mtime: Some(m), ..SetAttr::default() }, change)
 }
 
 pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> {
@@ -418,10 +459,12 @@ pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> 
 
 pub fn sys_chdir(t: &mut Task, path: UserCStr) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let d = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?;
+    let c = t.tg.fs_creds();
+    let d = lookup_at_as(t, &c, AT_FDCWD, &p, Follow::Yes, false)?;
     if d.inode.kind() != S_IFDIR {
         return error!(ENOTDIR);
     }
+    perm::permission(&c, &*d.inode, MAY_EXEC)?;
     t.fs.set_cwd(d);
     Ok(())
 }
@@ -431,6 +474,7 @@ pub fn sys_fchdir(t: &mut Task, fd: Fd) -> SysResult<()> {
     if !d.is_dir() {
         return error!(ENOTDIR);
     }
+    perm::permission(&t.tg.fs_creds(), &*d.inode, MAY_EXEC)?;
     t.fs.set_cwd(d);
     Ok(())
 }
@@ -533,7 +577,7 @@ pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> 
         return error!(EOPNOTSUPP);
     }
     if mode & FALLOC_FL_KEEP_SIZE == 0 && end > d.inode.stat()?.st_size {
-        setattr(&d, &SetAttr { size: Some(end as u64), ..SetAttr::default() })?;
+        setattr(t, &d, SetAttr { size: Some(end as u64), ..SetAttr::default() }, Change::Other)?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::fs::inotify;
 use crate::task::Task;
 use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::path::{walk, walk_parent, walk_parent_resolve, walk_resolve, Resolve};
+use crate::vfs::perm::{self, FsCreds, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
@@ -41,6 +42,11 @@ pub fn start_dir(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>> {
 /// Resolves (dirfd, path) to a dentry. An empty path means `dirfd` itself when
 /// AT_EMPTY_PATH is given, ENOENT otherwise.
 pub fn lookup_at(t: &Task, dirfd: i32, path: &[u8], follow: Follow, empty_path: bool) -> SysResult<Arc<Dentry>> {
+    lookup_at_as(t, &t.tg.fs_creds(), dirfd, path, follow, empty_path)
+}
+
+/// `lookup_at` walking as `c` (access(2) walks with the real ids).
+pub fn lookup_at_as(t: &Task, c: &FsCreds, dirfd: i32, path: &[u8], follow: Follow, empty_path: bool) -> SysResult<Arc<Dentry>> {
     if path.is_empty() {
         if !empty_path {
             return error!(ENOENT);
@@ -51,16 +57,17 @@ pub fn lookup_at(t: &Task, dirfd: i32, path: &[u8], follow: Follow, empty_path: 
         return t.fds.get(Fd(dirfd))?.dentry().ok_or_else(|| errno!(EBADF));
     }
     let start = start_dir(t, dirfd, path)?;
-    walk(&t.fs.root(), &start, path, follow)
+    walk(c, &t.fs.root(), &start, path, follow)
 }
 
-/// Resolves (dirfd, path) to the directory that holds its last name.
-pub fn parent_at(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+/// Resolves (dirfd, path), walking as `c`, to the directory that holds its
+/// last name.
+pub fn parent_at(t: &Task, c: &FsCreds, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     if path.is_empty() {
         return error!(ENOENT);
     }
     let start = start_dir(t, dirfd, path)?;
-    walk_parent(&t.fs.root(), &start, path)
+    walk_parent(c, &t.fs.root(), &start, path)
 }
 
 /// Whether the mount holding `d` is read-only.
@@ -69,6 +76,7 @@ pub fn read_only(d: &Dentry) -> bool {
 }
 
 const VALID_FLAGS: u32 = 0o37777777;
+const O_NOATIME: u32 = 0o1000000;
 
 pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult<Fd> {
     open_resolving(t, dirfd, path, flags, mode, 0)
@@ -119,13 +127,14 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
         return error!(ENOENT);
     }
     let (root, start, r) = resolution(t, dirfd, path, resolve)?;
+    let c = t.tg.fs_creds();
     if flags & OpenFlags::TMPFILE == OpenFlags::TMPFILE {
-        return open_tmpfile(t, &walk_resolve(&root, &start, path, Follow::Yes, &r)?, of, mode);
+        return open_tmpfile(t, &c, &walk_resolve(&c, &root, &start, path, Follow::Yes, &r)?, of, mode);
     }
     let follow = if flags & OpenFlags::NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
     let mut created = false;
     let dentry = if flags & OpenFlags::CREAT != 0 {
-        let (dir, name) = walk_parent_resolve(&root, &start, path, &r)?;
+        let (dir, name) = walk_parent_resolve(&c, &root, &start, path, &r)?;
         match dir.child(&name) {
             Ok(existing) => {
                 if flags & OpenFlags::EXCL != 0 {
@@ -135,7 +144,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
                     if follow == Follow::No {
                         return error!(ELOOP);
                     }
-                    walk_resolve(&root, &dir, &name, Follow::Yes, &r)?
+                    walk_resolve(&c, &root, &dir, &name, Follow::Yes, &r)?
                 } else {
                     existing
                 }
@@ -147,7 +156,9 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
                 if read_only(&dir) {
                     return error!(EROFS);
                 }
-                dir.inode.create(&name, mode & !t.fs.umask() & 0o7777)?;
+                perm::may_create(&c, &dir)?;
+                let made = dir.inode.create(&name, mode & !t.fs.umask() & 0o7777)?;
+                perm::own_new(&c, &dir, &*made)?;
                 dir.forget(&name);
                 inotify::created(&dir, &name, false);
                 created = true;
@@ -156,7 +167,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
             Err(e) => return Err(e),
         }
     } else {
-        walk_resolve(&root, &start, path, follow, &r)?
+        walk_resolve(&c, &root, &start, path, follow, &r)?
     };
     let kind = dentry.inode.kind();
     if flags & OpenFlags::PATH != 0 {
@@ -171,6 +182,9 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     }
     if kind == S_IFDIR && (of.writable() || flags & OpenFlags::CREAT != 0) {
         return error!(EISDIR);
+    }
+    if !created {
+        may_open(&c, &dentry, flags)?;
     }
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
@@ -197,9 +211,33 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
 }
 
+/// may_open: the permissions the access mode asks for, and write for O_TRUNC
+/// (a read-only mount refuses truncating a regular file before any EACCES);
+/// O_NOATIME only for the owner or CAP_FOWNER. A file the open just created
+/// needs none.
+fn may_open(c: &FsCreds, d: &Dentry, flags: u32) -> SysResult<()> {
+    let st = d.inode.stat()?;
+    if flags & OpenFlags::TRUNC != 0 && st.st_mode & crate::vfs::inode::S_IFMT == S_IFREG && read_only(d) {
+        return error!(EROFS);
+    }
+    let mut want = match flags & OpenFlags::ACCMODE {
+        0 => MAY_READ,
+        OpenFlags::WRONLY => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & OpenFlags::TRUNC != 0 {
+        want |= MAY_WRITE;
+    }
+    perm::check(c, &st, want)?;
+    if flags & O_NOATIME != 0 && !c.owns(&st) {
+        return error!(EPERM);
+    }
+    Ok(())
+}
+
 /// open(O_TMPFILE): an unnamed file in the directory at `path` (tmpfs only; other
 /// file systems say EOPNOTSUPP, as Linux's do, and callers fall back).
-fn open_tmpfile(t: &mut Task, dir: &Arc<Dentry>, of: OpenFlags, mode: u32) -> SysResult<Fd> {
+fn open_tmpfile(t: &mut Task, c: &FsCreds, dir: &Arc<Dentry>, of: OpenFlags, mode: u32) -> SysResult<Fd> {
     if !of.writable() {
         return error!(EINVAL);
     }
@@ -210,7 +248,9 @@ fn open_tmpfile(t: &mut Task, dir: &Arc<Dentry>, of: OpenFlags, mode: u32) -> Sy
     if read_only(&dir) {
         return error!(EROFS);
     }
+    perm::may_create(c, &dir)?;
     let inode = dir.inode.tmpfile(mode & !t.fs.umask() & 0o7777, of.0 & OpenFlags::EXCL == 0)?;
+    perm::own_new(c, &dir, &*inode)?;
     let name = format!("#{} (deleted)", inode.stat()?.st_ino).into_bytes();
     let dentry = Dentry::unlinked(&dir, name, inode.clone());
     let file = inode.open(&dentry, OpenFlags(of.0 & !OpenFlags::TMPFILE))?;

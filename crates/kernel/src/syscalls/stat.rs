@@ -2,10 +2,11 @@
 //! lseek.
 
 use super::args::UserCStr;
-use super::open::{lookup_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use super::open::{lookup_at, lookup_at_as, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::mm::UserRef;
 use crate::task::Task;
-use crate::vfs::inode::{S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::inode::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
+use crate::vfs::perm;
 use crate::vfs::{Fd, Follow};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult, UserAddr};
@@ -217,26 +218,22 @@ pub fn sys_faccessat2(t: &mut Task, dirfd: i32, path: UserCStr, mode: i32, flags
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let d = lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?;
-    let st = d.inode.stat()?;
-    let creds = t.tg.creds();
-    let uid = if flags & AT_EACCESS != 0 { creds.euid } else { creds.uid };
-    if mode & W_OK != 0 && read_only(&d) && st.st_mode & S_IFMT != crate::vfs::inode::S_IFCHR {
-        return error!(EROFS);
+    let mut c = t.tg.fs_creds();
+    if flags & AT_EACCESS == 0 {
+        // Linux's access_override_creds: the real ids, with the permitted
+        // capabilities for a real root and none for anyone else.
+        let ids = t.tg.creds();
+        (c.uid, c.gid) = (ids.uid, ids.gid);
+        c.caps = if ids.uid == 0 { t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).permitted } else { 0 };
     }
-    let bits = if uid == 0 {
-        // Root may read and write anything; it may execute what anyone may.
-        let x = if st.st_mode & S_IFMT != S_IFREG || st.st_mode & 0o111 != 0 { 1 } else { 0 };
-        6 | x
-    } else if st.st_uid == uid {
-        (st.st_mode >> 6) & 7
-    } else if st.st_gid == creds.gid {
-        (st.st_mode >> 3) & 7
-    } else {
-        st.st_mode & 7
-    };
-    if (mode as u32) & !bits != 0 {
-        return error!(EACCES);
+    let d = lookup_at_as(t, &c, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?;
+    let st = d.inode.stat()?;
+    perm::check(&c, &st, mode as u32)?;
+    // A read-only mount is reported after the permission check, and never for
+    // device nodes, FIFOs and sockets.
+    let special = matches!(st.st_mode & S_IFMT, S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK);
+    if mode & W_OK != 0 && !special && read_only(&d) {
+        return error!(EROFS);
     }
     Ok(())
 }

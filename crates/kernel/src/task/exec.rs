@@ -8,6 +8,7 @@ use crate::loader::{self, ExecError, Image, LoadedImage};
 use crate::mm::MemoryManager;
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
+use crate::vfs::perm::{self, FsCreds, MAY_EXEC};
 use crate::vfs::{Dentry, Follow, FsContext};
 use rvisor_abi::{errno, Errno, SysResult};
 use rvisor_memory::MemoryFile;
@@ -19,19 +20,22 @@ const MAX_SCRIPT_DEPTH: usize = 4;
 /// Longest `#!` line Linux reads.
 const MAX_SHEBANG: usize = 256;
 
-/// Opens an executable file through the VFS: it must be a regular file with an
-/// execute bit (EACCES otherwise).
-fn read_executable(fs: &FsContext, mf: &Arc<MemoryFile>, path: &[u8], need_exec: bool) -> SysResult<Image> {
-    read_image(&walk(&fs.root(), &fs.cwd(), path, Follow::Yes)?, mf, need_exec)
+/// Opens an executable file through the VFS, walking as `c`: it must be a
+/// regular file `c` may execute (EACCES otherwise).
+fn read_executable(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &[u8], need_exec: bool) -> SysResult<Image> {
+    read_image(&walk(c, &fs.root(), &fs.cwd(), path, Follow::Yes)?, c, mf, need_exec)
 }
 
 /// The regular file `d` as the loader reads it (EACCES for anything else, or
-/// without an execute bit when `need_exec`): its headers and pages, or all of
-/// it when it has no pages to map.
-fn read_image(d: &Arc<Dentry>, mf: &Arc<MemoryFile>, need_exec: bool) -> SysResult<Image> {
+/// when `need_exec` and `c` may not execute it): its headers and pages, or all
+/// of it when it has no pages to map.
+fn read_image(d: &Arc<Dentry>, c: &FsCreds, mf: &Arc<MemoryFile>, need_exec: bool) -> SysResult<Image> {
     let st = d.inode.stat()?;
-    if st.st_mode & S_IFMT != S_IFREG || (need_exec && st.st_mode & 0o111 == 0) {
+    if st.st_mode & S_IFMT != S_IFREG {
         return Err(errno!(EACCES));
+    }
+    if need_exec {
+        perm::check(c, &st, MAY_EXEC)?;
     }
     let size = st.st_size.max(0) as u64;
     if let Some(pages) = d.inode.file_pages(mf)? {
@@ -57,12 +61,12 @@ pub struct Program {
 
 /// `opened`: the file already resolved for `path` (execveat, fexecve of a file
 /// that no path reaches, like a memfd).
-pub fn find_program(fs: &FsContext, mf: &Arc<MemoryFile>, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+pub fn find_program(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
     let mut path = path.to_string();
     for _ in 0..=MAX_SCRIPT_DEPTH {
         let image = match opened.take() {
-            Some(d) => read_image(&d, mf, true),
-            None => read_executable(fs, mf, path.as_bytes(), true),
+            Some(d) => read_image(&d, c, mf, true),
+            None => read_executable(fs, c, mf, path.as_bytes(), true),
         }
         .map_err(|e| ExecError::Errno(e.code))?;
         if image.head.starts_with(b"#!") {
@@ -82,7 +86,7 @@ pub fn find_program(fs: &FsContext, mf: &Arc<MemoryFile>, path: &str, mut opened
             continue;
         }
         let interp = match loader::check(&image, mf)? {
-            Some(ld) => Some(read_executable(fs, mf, ld.as_bytes(), false).map_err(|e| ExecError::Errno(e.code))?),
+            Some(ld) => Some(read_executable(fs, c, mf, ld.as_bytes(), false).map_err(|e| ExecError::Errno(e.code))?),
             None => None,
         };
         return Ok(Program { path, image, interp, argv });
@@ -103,7 +107,7 @@ pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp
 
 impl Task {
     pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let prog = find_program(&self.fs, &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
+        let prog = find_program(&self.fs, &self.tg.fs_creds(), &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
             ExecError::Errno(c) => Errno::new(c),
             ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),
@@ -147,7 +151,7 @@ impl Task {
             let mut s = self.thread.sig();
             s.altstack = Default::default();
         }
-        let exe = walk(&self.fs.root(), &self.fs.cwd(), prog.path.as_bytes(), Follow::Yes)
+        let exe = walk(&self.tg.fs_creds(), &self.fs.root(), &self.fs.cwd(), prog.path.as_bytes(), Follow::Yes)
             .map(|d| String::from_utf8_lossy(&d.path()).into_owned())
             .unwrap_or(prog.path.clone());
         *self.tg.exe.lock().unwrap_or_else(|e| e.into_inner()) = exe;

@@ -26,9 +26,10 @@ pub struct Credentials {
 }
 
 /// Capability sets (bit n: capability n): what capget reports and capset
-/// changes. Most of rvisor's permission checks look at the effective uid;
-/// SCM_CREDENTIALS checks the effective set. The bounding set limits what an
-/// exec gives root (an OCI process's `capabilities.bounding`).
+/// changes. File permission checks (`vfs::perm`) and SCM_CREDENTIALS look at
+/// the effective set; other checks still look at the effective uid. The
+/// bounding set limits what an exec gives root (an OCI process's
+/// `capabilities.bounding`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub effective: u64,
@@ -320,6 +321,14 @@ impl ThreadGroup {
     /// Whether capability `cap` is in the effective set.
     pub fn capable(&self, cap: u32) -> bool {
         self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective >> cap & 1 != 0
+    }
+
+    /// Who this process is to file permission checks: its effective ids,
+    /// supplementary groups and effective capabilities.
+    pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
+        let c = self.creds();
+        let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
+        crate::vfs::perm::FsCreds { uid: c.euid, gid: c.egid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps }
     }
 
     fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {

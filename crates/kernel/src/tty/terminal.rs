@@ -36,6 +36,8 @@ pub struct TermState {
 pub struct Terminal {
     /// Its number under /dev/pts.
     pub index: u32,
+    /// Who owns /dev/pts/N: the uid that opened the master, as devpts makes it.
+    pub owner: u32,
     kernel: Weak<Kernel>,
     /// A leaf lock: signals are sent and queues notified after it is dropped.
     state: Mutex<TermState>,
@@ -50,9 +52,10 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    pub fn new(index: u32, kernel: Weak<Kernel>, winsize: Winsize) -> Terminal {
+    pub fn new(index: u32, owner: u32, kernel: Weak<Kernel>, winsize: Winsize) -> Terminal {
         Terminal {
             index,
+            owner,
             kernel,
             state: Mutex::new(TermState {
                 ldisc: LineDiscipline::default(),

@@ -8,6 +8,7 @@ mod host_file;
 pub mod locks;
 pub mod inode;
 pub mod path;
+pub mod perm;
 pub mod readiness;
 mod status_flags;
 pub use status_flags::StatusFlags;

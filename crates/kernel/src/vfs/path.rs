@@ -3,6 +3,7 @@
 
 use super::dentry::Dentry;
 use super::inode::S_IFLNK;
+use super::perm::{may_search, FsCreds};
 use rvisor_abi::{errno, error, SysResult};
 use std::sync::{Arc, Mutex};
 
@@ -114,18 +115,19 @@ fn same_mount(a: &Dentry, b: &Dentry) -> bool {
     a.mount.ptr_eq(&b.mount)
 }
 
-/// Walks `path` from `start` (or from `root` if absolute).
-pub fn walk(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
-    walk_resolve(root, start, path, follow, &Resolve::default())
+/// Walks `path` from `start` (or from `root` if absolute) as `c`, who needs
+/// search permission on every directory it looks a name up in.
+pub fn walk(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+    walk_resolve(c, root, start, path, follow, &Resolve::default())
 }
 
 /// `walk` under openat2's restrictions.
-pub fn walk_resolve(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, r: &Resolve) -> SysResult<Arc<Dentry>> {
+pub fn walk_resolve(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, r: &Resolve) -> SysResult<Arc<Dentry>> {
     let mut links = 0;
-    walk_inner(root, start, path, follow, &mut links, r)
+    walk_inner(c, root, start, path, follow, &mut links, r)
 }
 
-fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, links: &mut u32, r: &Resolve) -> SysResult<Arc<Dentry>> {
+fn walk_inner(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Follow, links: &mut u32, r: &Resolve) -> SysResult<Arc<Dentry>> {
     if path.is_empty() {
         return error!(ENOENT);
     }
@@ -140,6 +142,7 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
         if !at.is_dir() {
             return error!(ENOTDIR);
         }
+        may_search(c, &at)?;
         if name.len() > NAME_MAX {
             return error!(ENAMETOOLONG);
         }
@@ -186,7 +189,7 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
                 continue;
             }
             let target = child.inode.readlink()?;
-            at = walk_inner(root, &at, &target, Follow::Yes, links, r)?;
+            at = walk_inner(c, root, &at, &target, Follow::Yes, links, r)?;
             continue;
         }
         at = child;
@@ -198,13 +201,14 @@ fn walk_inner(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], follow: Foll
 }
 
 /// Splits `path` into the directory to walk and the last name, for calls that
-/// create or remove a name (mkdir, unlink, rename...).
-pub fn walk_parent(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
-    walk_parent_resolve(root, start, path, &Resolve::default())
+/// create or remove a name (mkdir, unlink, rename...). The last name is looked
+/// up in the directory, so `c` needs search permission there too.
+pub fn walk_parent(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    walk_parent_resolve(c, root, start, path, &Resolve::default())
 }
 
 /// `walk_parent` under openat2's restrictions.
-pub fn walk_parent_resolve(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], r: &Resolve) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+pub fn walk_parent_resolve(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8], r: &Resolve) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     let trimmed: &[u8] = {
         let mut p = path;
         while p.len() > 1 && p.ends_with(b"/") {
@@ -220,12 +224,13 @@ pub fn walk_parent_resolve(root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8],
     }
     let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
         Some(0) => (root.clone(), &trimmed[1..]),
-        Some(i) => (walk_resolve(root, start, &trimmed[..i], Follow::Yes, r)?, &trimmed[i + 1..]),
+        Some(i) => (walk_resolve(c, root, start, &trimmed[..i], Follow::Yes, r)?, &trimmed[i + 1..]),
         None => (start.clone(), trimmed),
     };
     if !dir.is_dir() {
         return error!(ENOTDIR);
     }
+    may_search(c, &dir)?;
     if name.len() > NAME_MAX {
         return error!(ENAMETOOLONG);
     }
