@@ -35,6 +35,9 @@ pub struct KernelConfig {
     pub root_read_only: bool,
     /// What is mounted over the root, in order.
     pub mounts: Vec<MountSpec>,
+    /// AF_INET and AF_INET6 sockets are host sockets (`--network=host`)
+    /// rather than the sandbox's own loopback.
+    pub host_network: bool,
 }
 
 /// A file system a sandbox mount shows.
@@ -98,6 +101,8 @@ pub struct Kernel {
     pub abstract_sockets: crate::net::unix::AbstractNames,
     /// The loopback interface's TCP and UDP ports.
     pub loopback: crate::net::Loopback,
+    /// Whether inet sockets are the host's (see `net::host`).
+    pub host_network: bool,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -193,6 +198,7 @@ impl Kernel {
                 clock_sets: Default::default(),
                 abstract_sockets: Default::default(),
                 loopback: Default::default(),
+                host_network: cfg.host_network,
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,

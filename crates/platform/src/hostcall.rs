@@ -120,3 +120,110 @@ pub fn pidfd_open(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: as above.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
 }
+
+/// Host sockets for the network passthrough (`--network=host`): each call takes
+/// and gives addresses as raw `struct sockaddr` bytes, as the sandbox's socket
+/// calls carry them. Every socket is made non-blocking and close-on-exec.
+pub mod socket {
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+    /// The largest address (`struct sockaddr_storage`).
+    const ADDR_MAX: usize = 128;
+
+    fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    }
+
+    fn check_len(r: libc::ssize_t) -> io::Result<usize> {
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+    }
+
+    pub fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
+        // SAFETY: socket takes no pointers; the new descriptor is ours alone.
+        let fd = check(unsafe { libc::socket(domain, kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, protocol) })?;
+        // SAFETY: as above.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    pub fn bind(fd: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+        // SAFETY: the address is `addr.len()` readable bytes.
+        check(unsafe { libc::bind(fd.as_raw_fd(), addr.as_ptr().cast(), addr.len() as libc::socklen_t) }).map(drop)
+    }
+
+    pub fn connect(fd: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+        // SAFETY: the address is `addr.len()` readable bytes.
+        check(unsafe { libc::connect(fd.as_raw_fd(), addr.as_ptr().cast(), addr.len() as libc::socklen_t) }).map(drop)
+    }
+
+    pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+        // SAFETY: listen takes no pointers.
+        check(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(drop)
+    }
+
+    /// The next connection and its peer's address.
+    pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+        let mut addr = [0u8; ADDR_MAX];
+        let mut len = ADDR_MAX as libc::socklen_t;
+        // SAFETY: `addr` has `len` writable bytes, and accept4 writes at most that.
+        let new = check(unsafe { libc::accept4(fd.as_raw_fd(), addr.as_mut_ptr().cast(), &mut len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) })?;
+        // SAFETY: accept4 just made this descriptor, which nothing else owns.
+        let new = unsafe { OwnedFd::from_raw_fd(new) };
+        Ok((new, addr[..(len as usize).min(ADDR_MAX)].to_vec()))
+    }
+
+    /// getsockname (`peer` false) or getpeername.
+    pub fn address(fd: BorrowedFd<'_>, peer: bool) -> io::Result<Vec<u8>> {
+        let mut addr = [0u8; ADDR_MAX];
+        let mut len = ADDR_MAX as libc::socklen_t;
+        let call = if peer { libc::getpeername } else { libc::getsockname };
+        // SAFETY: `addr` has `len` writable bytes, and the call writes at most that.
+        check(unsafe { call(fd.as_raw_fd(), addr.as_mut_ptr().cast(), &mut len) })?;
+        Ok(addr[..(len as usize).min(ADDR_MAX)].to_vec())
+    }
+
+    pub fn shutdown(fd: BorrowedFd<'_>, how: i32) -> io::Result<()> {
+        // SAFETY: shutdown takes no pointers.
+        check(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
+    }
+
+    /// An option's value, at most `max` bytes of it.
+    pub fn get_option(fd: BorrowedFd<'_>, level: i32, name: i32, max: usize) -> io::Result<Vec<u8>> {
+        let mut value = vec![0u8; max];
+        let mut len = max as libc::socklen_t;
+        // SAFETY: `value` has `len` writable bytes, and getsockopt writes at most that.
+        check(unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, value.as_mut_ptr().cast(), &mut len) })?;
+        value.truncate(len as usize);
+        Ok(value)
+    }
+
+    pub fn set_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+        // SAFETY: the value is `value.len()` readable bytes.
+        check(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, value.as_ptr().cast(), value.len() as libc::socklen_t) }).map(drop)
+    }
+
+    /// Sends `data`, to `to` if given.
+    pub fn send(fd: BorrowedFd<'_>, data: &[u8], flags: i32, to: Option<&[u8]>) -> io::Result<usize> {
+        let (addr, len) = to.map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len() as libc::socklen_t));
+        // SAFETY: `data` is readable for its length, and the address (or null) for `len` bytes.
+        check_len(unsafe { libc::sendto(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), flags, addr.cast(), len) })
+    }
+
+    /// Receives into `buf`: the length the call returned (with MSG_TRUNC, a
+    /// datagram's whole length) and the sender's address (empty if none).
+    pub fn receive(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, Vec<u8>)> {
+        let mut addr = [0u8; ADDR_MAX];
+        let mut len = ADDR_MAX as libc::socklen_t;
+        // SAFETY: `buf` and `addr` are writable for the lengths given.
+        let n = check_len(unsafe { libc::recvfrom(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags, addr.as_mut_ptr().cast(), &mut len) })?;
+        Ok((n, addr[..(len as usize).min(ADDR_MAX)].to_vec()))
+    }
+
+    /// An ioctl whose answer is an int (FIONREAD, SIOCOUTQ).
+    pub fn ioctl_int(fd: BorrowedFd<'_>, request: u64) -> io::Result<i32> {
+        let mut v: libc::c_int = 0;
+        // SAFETY: these requests write one int at the pointer.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut v) })?;
+        Ok(v)
+    }
+}

@@ -35,10 +35,17 @@ pub struct GlobalOpts {
     /// Where container state lives.
     #[arg(long, global = true, default_value = crate::container::DEFAULT_ROOT)]
     pub root: PathBuf,
-    /// Accepted for runc compatibility; the sandbox is one process tree, placed
-    /// in the caller's cgroup.
+    /// Accepted for runc compatibility (a systemd cgroupsPath is understood
+    /// without it).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
+    /// The network: none (the sandbox's own loopback only; `do`'s default) or
+    /// host (inet sockets are host sockets, in a container's network namespace:
+    /// less isolated). A container without this flag follows its spec: a
+    /// network namespace it names means host, a new one means none, and none
+    /// at all means the host's, as runc gives.
+    #[arg(long, global = true, value_parser = ["none", "host"])]
+    pub network: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -139,6 +139,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         std::io::ErrorKind::AlreadyExists => format!("container with id {} already exists", a.id),
         _ => format!("{}: {e}", dir.display()),
     })?;
+    let (host_network, netns) = container_network(global, &bundle);
     let cgroups = match container_cgroup(&bundle, &a.id) {
         Ok(dirs) => dirs,
         Err(e) => {
@@ -171,7 +172,27 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         root_read_only: bundle.root_read_only,
         mounts: bundle.mounts,
         cgroups,
+        host_network,
+        netns,
     })
+}
+
+/// The container's network: the --network flag, else what its spec asks, as
+/// runc would give it: a network namespace it names is joined and its host
+/// network used; a new one has only loopback (the sandbox's own); without one
+/// the container shares the host's network.
+fn container_network(global: &GlobalOpts, bundle: &Bundle) -> (bool, Option<std::path::PathBuf>) {
+    let ns = bundle.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).and_then(|list| list.iter().find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network));
+    let path = ns.and_then(|n| n.path().clone());
+    match global.network.as_deref() {
+        Some("none") => (false, None),
+        Some(_) => (true, path),
+        None => match (ns, path) {
+            (Some(_), Some(p)) => (true, Some(p)),
+            (Some(_), None) => (false, None),
+            (None, _) => (true, None),
+        },
+    }
 }
 
 /// The container's cgroup, if the spec names one or sets limits (then under

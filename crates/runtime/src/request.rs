@@ -32,6 +32,10 @@ pub struct Request {
     pub container: Option<ContainerBoot>,
     /// The cgroup directories the sandbox joins before it starts anything.
     pub cgroups: Vec<PathBuf>,
+    /// Inet sockets are host sockets (`--network=host`), in the network
+    /// namespace `netns` names if any (an OCI container's), else the caller's.
+    pub host_network: bool,
+    pub netns: Option<PathBuf>,
 }
 
 /// A program to start in the sandbox: init, or one `rvisor exec` adds.

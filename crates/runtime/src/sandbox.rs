@@ -96,6 +96,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         },
         root: "/".into(),
         mounts,
+        host_network: global.network.as_deref() == Some("host"),
         ..Request::default()
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
@@ -172,6 +173,12 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
     if let Err(e) = crate::cgroup::join(&req.cgroups) {
         return boot_failed(ready, EXIT_INTERNAL, e);
     }
+    if let Some(ns) = &req.netns {
+        let joined = std::fs::File::open(ns).map_err(|e| e.to_string()).and_then(|f| nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string()));
+        if let Err(e) = joined {
+            return boot_failed(ready, EXIT_INTERNAL, format!("network namespace {}: {e}", ns.display()));
+        }
+    }
     if req.container.as_ref().is_some_and(|c| c.new_session) {
         // The console socket's pty is the container's terminal: its resizes
         // reach us as SIGWINCH.
@@ -224,7 +231,7 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     let mut gofers = Gofers::default();
     let root = gofers.serve(&req.root, true).map_err(internal("cannot start the gofer"))?;
     let mounts = req.mounts.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.host_network }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))

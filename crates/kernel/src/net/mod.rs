@@ -2,11 +2,13 @@
 //! AF_INET6 on the sandbox's only interface, loopback (`inet` for addresses
 //! and ports, `tcp`, `udp`; `interface` describes `lo`), and AF_NETLINK's
 //! route protocol, for listing that interface (`netlink`). No socket call
-//! reaches the host.
+//! reaches the host, unless the sandbox passes the host's network through
+//! (`host`): then AF_INET and AF_INET6 sockets are host sockets.
 //!
 //! The socket calls (syscalls/socket.rs) see every family through `Socket`,
 //! with addresses as the raw `struct sockaddr` bytes each family reads.
 
+pub mod host;
 pub mod inet;
 pub mod interface;
 pub mod netlink;

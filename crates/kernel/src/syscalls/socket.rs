@@ -82,6 +82,7 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
             s
         }
         (AF_UNIX, _, _) => return error!(EPROTONOSUPPORT),
+        (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
         (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),

@@ -77,28 +77,44 @@ impl HostFile {
     /// Waits until the host descriptor is ready for `events`, or a signal (or the
     /// group's death) interrupts the task with ERESTARTSYS.
     fn wait_ready(&self, t: &Task, events: nix::poll::PollFlags) -> SysResult<()> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         if !self.may_block {
             return Ok(());
         }
-        let Some(wake) = t.thread.host_wake() else { return Ok(()) };
-        loop {
-            if t.signal_pending() {
-                return Err(errno!(ERESTARTSYS));
+        wait_host(t, self.fd.as_fd(), events, None)
+    }
+}
+
+/// Waits until host descriptor `fd` is ready for `events`: ERESTARTSYS if a
+/// signal (or the group's death) interrupts the task, ETIMEDOUT at `deadline`.
+pub fn wait_host(t: &Task, fd: std::os::fd::BorrowedFd<'_>, events: nix::poll::PollFlags, deadline: Option<std::time::Instant>) -> SysResult<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Some(wake) = t.thread.host_wake() else { return Ok(()) };
+    loop {
+        if t.signal_pending() {
+            return Err(errno!(ERESTARTSYS));
+        }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(errno!(ETIMEDOUT));
+                }
+                PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX)
             }
-            let mut fds = [PollFd::new(self.fd.as_fd(), events), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
-            match t.thread.waiter.asleep(|| poll(&mut fds, PollTimeout::NONE)) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(host_errno(e)),
-                Ok(_) => {}
-            }
-            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                let _ = wake.read();
-                continue;
-            }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-                return Ok(());
-            }
+        };
+        let mut fds = [PollFd::new(fd, events), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+        match t.thread.waiter.asleep(|| poll(&mut fds, timeout)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(host_errno(e)),
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            let _ = wake.read();
+            continue;
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            return Ok(());
         }
     }
 }

@@ -17,7 +17,7 @@ mod wait_queue;
 pub use dentry::{Dentry, Mount, MountNamespace};
 pub use dir_file::DirFile;
 pub use fd_table::{Fd, FdTable};
-pub use host_file::{host_errno, HostFile};
+pub use host_file::{host_errno, HostFile, wait_host};
 pub use inode::{DirEntry, Inode, OpenFlags, SetAttr};
 pub use path::{FsContext, Follow};
 pub use wait_queue::{WaitCallback, WaitQueue};

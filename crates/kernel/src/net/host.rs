@@ -1,0 +1,309 @@
+//! The host network, passed through (`--network=host`, and an OCI container
+//! that shares a network namespace, as runsc's `--network=host`): AF_INET and
+//! AF_INET6 sockets are host sockets the Sentry makes, in the sandbox
+//! process's network namespace, and uses on the app's behalf. The app still
+//! makes no host call itself; it reaches the host's network stack, which is
+//! the isolation this mode gives up.
+//!
+//! Each host socket is non-blocking; a blocking call waits in a host poll
+//! beside the task's wake-up descriptor, so signals interrupt it. Options pass
+//! through only from a list of those that change nothing but the socket.
+
+use super::{Accepted, Ancillary, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
+use crate::mm::UserBuffers;
+use crate::task::Task;
+use crate::vfs::wait_host;
+use crate::vfs::inode::OpenFlags;
+use crate::vfs::{FileDescription, StatusFlags};
+use nix::poll::PollFlags;
+use rvisor_abi::structs::Stat;
+use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
+use rvisor_platform::hostcall::socket as host;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+const SOL_SOCKET: i32 = 1;
+const IPPROTO_IP: i32 = 0;
+const IPPROTO_TCP: i32 = 6;
+const IPPROTO_UDP: i32 = 17;
+const IPPROTO_IPV6: i32 = 41;
+const SO_ERROR: i32 = 4;
+const SO_ACCEPTCONN: i32 = 30;
+
+/// SOL_SOCKET options that only tune the socket: REUSEADDR, BROADCAST,
+/// SNDBUF, RCVBUF, KEEPALIVE, OOBINLINE, LINGER, REUSEPORT, RCVLOWAT,
+/// TIMESTAMP, BUSY_POLL... (not BINDTODEVICE, MARK or the BPF attachments).
+const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 12, 13, 15, 18, 29, 35, 46, 49];
+
+fn io(e: std::io::Error) -> Errno {
+    Errno::new(ErrnoCode(e.raw_os_error().unwrap_or(5) as u16))
+}
+
+pub struct HostSocket {
+    fd: OwnedFd,
+    domain: i32,
+    kind: i32,
+    protocol: i32,
+    flags: StatusFlags,
+    timeouts: Timeouts,
+    ino: SocketInode,
+}
+
+impl HostSocket {
+    /// A host socket of this domain, type (SOCK_STREAM or SOCK_DGRAM) and protocol.
+    pub fn new(domain: i32, kind: i32, protocol: i32, flags: u32) -> SysResult<Arc<HostSocket>> {
+        let fd = host::socket(domain, kind, protocol).map_err(io)?;
+        Ok(HostSocket::wrap(fd, domain, kind, protocol, flags))
+    }
+
+    fn wrap(fd: OwnedFd, domain: i32, kind: i32, protocol: i32, flags: u32) -> Arc<HostSocket> {
+        Arc::new(HostSocket { fd, domain, kind, protocol, flags: StatusFlags::new(flags), timeouts: Timeouts::default(), ino: SocketInode::new() })
+    }
+
+    fn nonblock(&self, flags: u32) -> bool {
+        flags & MSG_DONTWAIT != 0 || self.flags.get() & OpenFlags::NONBLOCK != 0
+    }
+
+    /// Runs `call` until it stops saying EAGAIN, waiting for `events` between
+    /// tries unless the caller must not block; the socket's timeout for `way`
+    /// bounds the wait (then EAGAIN), and a signal interrupts it.
+    fn blocking<T>(&self, t: &Task, flags: u32, way: Way, events: PollFlags, mut call: impl FnMut() -> std::io::Result<T>) -> SysResult<T> {
+        let limit = self.timeouts.get(way).map(crate::time::deadline_in);
+        loop {
+            match call() {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EAGAIN) && !self.nonblock(flags) => {}
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => continue,
+                r => return r.map_err(io),
+            }
+            match wait_host(t, self.fd.as_fd(), events, limit.flatten()) {
+                Err(e) if e.code == ErrnoCode::ETIMEDOUT => return error!(EAGAIN),
+                Err(e) if e.code == ErrnoCode::ERESTARTSYS && limit.is_some() => return error!(EINTR),
+                r => r?,
+            }
+        }
+    }
+
+    fn int_option(&self, level: i32, name: i32) -> SysResult<i32> {
+        let v = host::get_option(self.fd.as_fd(), level, name, 4).map_err(io)?;
+        super::int_option(&v)
+    }
+
+    /// Whether an option may pass to the host: the socket's own tuning, not
+    /// what would reach beyond it.
+    fn passes(&self, level: i32, name: i32) -> bool {
+        match level {
+            SOL_SOCKET => SOCKET_OPTIONS.contains(&name),
+            IPPROTO_TCP => self.kind == super::SOCK_STREAM,
+            IPPROTO_UDP => self.kind == super::SOCK_DGRAM,
+            IPPROTO_IP => self.domain == nix::libc::AF_INET || self.domain == nix::libc::AF_INET6,
+            IPPROTO_IPV6 => self.domain == nix::libc::AF_INET6,
+            _ => false,
+        }
+    }
+}
+
+impl Socket for HostSocket {
+    fn domain(&self) -> i32 {
+        self.domain
+    }
+
+    fn kind(&self) -> i32 {
+        self.kind
+    }
+
+    fn protocol(&self) -> i32 {
+        match (self.protocol, self.kind) {
+            (0, super::SOCK_STREAM) => IPPROTO_TCP,
+            (0, _) => IPPROTO_UDP,
+            (p, _) => p,
+        }
+    }
+
+    fn bind(&self, _t: &Task, addr: &[u8]) -> SysResult<()> {
+        host::bind(self.fd.as_fd(), addr).map_err(io)
+    }
+
+    fn listen(&self, _t: &Task, backlog: i32) -> SysResult<()> {
+        host::listen(self.fd.as_fd(), backlog).map_err(io)
+    }
+
+    /// A blocking connect waits for the handshake and reports how it ended; a
+    /// non-blocking one is EINPROGRESS, as on the host.
+    fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        match host::connect(self.fd.as_fd(), addr) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) && !self.nonblock(0) => {}
+            r => return r.map_err(io),
+        }
+        let limit = self.timeouts.get(Way::Send).map(crate::time::deadline_in);
+        match wait_host(t, self.fd.as_fd(), PollFlags::POLLOUT, limit.flatten()) {
+            Err(e) if e.code == ErrnoCode::ETIMEDOUT => return error!(EINPROGRESS),
+            // Interrupted, the connection goes on in the background (EINTR
+            // rather than a restart: a repeated connect would say EALREADY).
+            Err(e) if e.code == ErrnoCode::ERESTARTSYS => return error!(EINTR),
+            r => r?,
+        }
+        match self.int_option(SOL_SOCKET, SO_ERROR)? {
+            0 => Ok(()),
+            e => Err(Errno::new(ErrnoCode(e as u16))),
+        }
+    }
+
+    fn accept(&self, t: &Task) -> SysResult<Accepted> {
+        let (fd, peer) = self.blocking(t, 0, Way::Receive, PollFlags::POLLIN, || host::accept(self.fd.as_fd()))?;
+        let sock: Arc<dyn FileDescription> = HostSocket::wrap(fd, self.domain, self.kind, self.protocol, 0);
+        Ok((sock, Some(peer)))
+    }
+
+    fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        if !anc.is_empty() {
+            return error!(EOPNOTSUPP);
+        }
+        // The host must never raise SIGPIPE in the Sentry: the app gets it
+        // here, as Linux would give it.
+        let host_flags = (flags & !(MSG_DONTWAIT | MSG_NOSIGNAL)) as i32 | nix::libc::MSG_NOSIGNAL | nix::libc::MSG_DONTWAIT;
+        let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || host::send(self.fd.as_fd(), data, host_flags, to));
+        if let Err(e) = &r {
+            if e.code == ErrnoCode::EPIPE && flags & MSG_NOSIGNAL == 0 {
+                crate::fs::pipe::sigpipe(t);
+            }
+        }
+        r
+    }
+
+    /// MSG_WAITALL on a stream waits for `max` bytes, unless end of file, an
+    /// error or a signal comes first (then what came is returned).
+    fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        let host_flags = (flags & (MSG_PEEK | MSG_TRUNC)) as i32 | nix::libc::MSG_DONTWAIT;
+        let mut buf = vec![0u8; max];
+        let mut got = 0;
+        let mut full = 0;
+        let mut from = Vec::new();
+        loop {
+            let r = self.blocking(t, flags, Way::Receive, PollFlags::POLLIN, || host::receive(self.fd.as_fd(), &mut buf[got..], host_flags));
+            let (n, addr) = match r {
+                Err(_) if got > 0 && self.kind == super::SOCK_STREAM => break,
+                r => r?,
+            };
+            from = addr;
+            if self.kind != super::SOCK_STREAM {
+                full = n;
+                got = n.min(max);
+                break;
+            }
+            got += n;
+            full = got;
+            if n == 0 || got == max || flags & MSG_WAITALL == 0 || flags & MSG_PEEK != 0 {
+                break;
+            }
+        }
+        buf.truncate(got);
+        let from = (!from.is_empty() && self.kind != super::SOCK_STREAM).then_some(from);
+        Ok(Received { data: buf, full, files: Vec::new(), from, creds: None })
+    }
+
+    fn shutdown(&self, how: i32) -> SysResult<()> {
+        host::shutdown(self.fd.as_fd(), how).map_err(io)
+    }
+
+    fn name(&self) -> Vec<u8> {
+        host::address(self.fd.as_fd(), false).unwrap_or_default()
+    }
+
+    fn peer_name(&self) -> SysResult<Vec<u8>> {
+        host::address(self.fd.as_fd(), true).map_err(io)
+    }
+
+    fn listening(&self) -> bool {
+        self.int_option(SOL_SOCKET, SO_ACCEPTCONN).is_ok_and(|v| v != 0)
+    }
+
+    fn take_error(&self) -> Option<ErrnoCode> {
+        self.int_option(SOL_SOCKET, SO_ERROR).ok().filter(|&e| e != 0).map(|e| ErrnoCode(e as u16))
+    }
+
+    fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        if !self.passes(level, name) {
+            return error!(ENOPROTOOPT);
+        }
+        // Large enough for TCP_INFO and the other structured options.
+        host::get_option(self.fd.as_fd(), level, name, 256).map_err(io)
+    }
+
+    fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        if !self.passes(level, name) {
+            return error!(ENOPROTOOPT);
+        }
+        host::set_option(self.fd.as_fd(), level, name, value).map_err(io)
+    }
+
+    fn timeouts(&self) -> Option<&Timeouts> {
+        Some(&self.timeouts)
+    }
+}
+
+impl FileDescription for HostSocket {
+    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        super::read(self, t, bufs, offset)
+    }
+
+    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
+    }
+
+    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
+        super::write_from(self, t, data, offset)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(self.ino.stat())
+    }
+
+    fn flags(&self) -> Option<&StatusFlags> {
+        Some(&self.flags)
+    }
+
+    fn proc_name(&self) -> Option<Vec<u8>> {
+        Some(self.ino.proc_name())
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        crate::vfs::readiness::host_readiness(self.fd.as_fd(), mask)
+    }
+
+    fn host_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
+    }
+
+    /// FIONREAD (SIOCINQ) and SIOCOUTQ, as the host counts them.
+    fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
+        const FIONREAD: u32 = 0x541B;
+        const SIOCOUTQ: u32 = 0x5411;
+        if request != FIONREAD && request != SIOCOUTQ {
+            return error!(ENOTTY);
+        }
+        let n = host::ioctl_int(self.fd.as_fd(), u64::from(request)).map_err(io)?;
+        t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &n).map(|()| 0)
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_sockets_own_options_pass() {
+        let s = HostSocket::new(nix::libc::AF_INET, super::super::SOCK_STREAM, 0, 0).unwrap();
+        assert!(s.passes(SOL_SOCKET, 2)); // SO_REUSEADDR
+        assert!(!s.passes(SOL_SOCKET, 25)); // SO_BINDTODEVICE
+        assert!(!s.passes(SOL_SOCKET, 36)); // SO_MARK
+        assert!(s.passes(IPPROTO_TCP, 1)); // TCP_NODELAY
+        assert!(!s.passes(IPPROTO_UDP, 1));
+        assert!(!s.passes(IPPROTO_IPV6, 26)); // IPV6_V6ONLY on an AF_INET socket
+        assert!(!s.passes(255, 1));
+        assert_eq!(s.protocol(), IPPROTO_TCP);
+    }
+}

@@ -1,0 +1,201 @@
+//! `--network=host`: the sandbox's inet sockets are the host's. A sandboxed
+//! client reaches a host TCP server and a host UDP socket, a sandboxed server
+//! is reached from the host, refused connections and socket options behave as
+//! on the host; without the flag, the host's loopback is out of reach. An OCI
+//! container that names a network namespace works in it.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Run in the sandbox with the host's TCP and UDP ports as arguments.
+const CLIENT: &str = r#"
+import socket, sys
+tcp, udp = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", tcp))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+s.sendall(b"ping")
+print("tcp reply", s.recv(100).decode())
+s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"hello", ("127.0.0.1", udp))
+data, peer = u.recvfrom(100)
+print("udp reply", data.decode(), peer[1] == udp)
+try:
+    socket.create_connection(("127.0.0.1", 1))
+except ConnectionRefusedError:
+    print("port 1 refused")
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1)
+print("listening", l.getsockname()[1], flush=True)
+c, _ = l.accept()
+c.sendall(b"from the sandbox: " + c.recv(100))
+c.close()
+"#;
+
+fn serve_tcp_once(listener: TcpListener) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0u8; 100];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let _ = c.write_all(&[b"pong:", &buf[..n]].concat());
+        }
+    })
+}
+
+fn serve_udp_once(sock: UdpSocket) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 100];
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(&[b"echo:", &buf[..n]].concat(), from);
+        }
+    })
+}
+
+fn passes_through(platform: &str) -> Result<(), String> {
+    let tcp = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let udp = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let (tcp_port, udp_port) = (tcp.local_addr().unwrap().port(), udp.local_addr().unwrap().port());
+    let (t1, t2) = (serve_tcp_once(tcp), serve_udp_once(udp));
+    let spec = Spec::args(["-c", CLIENT, &tcp_port.to_string(), &udp_port.to_string()]);
+    let mut run = Interactive::spawn(sandbox_command(platform, &["--network=host"], Path::new("/usr/bin/python3"), &spec));
+    for want in ["nodelay 1", "tcp reply pong:ping", "udp reply echo:hello True", "port 1 refused"] {
+        run.expect_line(want)?;
+    }
+    let line = run.next_line()?;
+    let port: u16 = line.strip_prefix("listening ").and_then(|p| p.parse().ok()).ok_or_else(|| format!("want the sandbox's port, got {line:?}"))?;
+    // The sandbox's server is a host socket: the host reaches it.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to the sandbox's server: {e}"))?;
+    c.write_all(b"hi").map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    if reply != "from the sandbox: hi" {
+        return Err(format!("reply {reply:?}"));
+    }
+    let o = run.finish();
+    sane(&o)?;
+    if o.status != 0 {
+        return Err(o.describe());
+    }
+    let _ = (t1.join(), t2.join());
+    Ok(())
+}
+
+#[test]
+fn host_network_passes_through() {
+    matrix("host_network_passes_through", &[Link::Static], |v| passes_through(v.platform));
+}
+
+#[test]
+fn without_host_network_the_hosts_loopback_is_out_of_reach() {
+    matrix("without_host_network_the_hosts_loopback_is_out_of_reach", &[Link::Static], |v| {
+        let tcp = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = tcp.local_addr().unwrap().port().to_string();
+        let script = "import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n    print('reached the host')\nexcept ConnectionRefusedError:\n    print('refused')\n";
+        let o = run_sandbox(v.platform, Path::new("/usr/bin/python3"), &Spec::args(["-c", script, &port]));
+        sane(&o)?;
+        if o.stdout_str() != "refused\n" {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// A network namespace of the test's own (`ip netns`), with a veth pair
+/// between it and the host; removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+}
+
+impl Netns {
+    fn new(n: u8) -> Result<Netns, String> {
+        let name = format!("rvisor-test-{}-{n}", std::process::id());
+        let host_if = format!("rvh{}{n}", std::process::id() % 10000);
+        let ns_if = format!("rvn{}{n}", std::process::id() % 10000);
+        let ns = Netns { name: name.clone(), host_if: host_if.clone() };
+        let ip = |args: &str| -> Result<(), String> {
+            let o = Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
+            if o.status.success() { Ok(()) } else { Err(format!("ip {args}: {}", String::from_utf8_lossy(&o.stderr))) }
+        };
+        ip(&format!("netns add {name}"))?;
+        ip(&format!("link add {host_if} type veth peer name {ns_if}"))?;
+        ip(&format!("link set {ns_if} netns {name}"))?;
+        ip(&format!("addr add 10.213.{n}.1/24 dev {host_if}"))?;
+        ip(&format!("link set {host_if} up"))?;
+        ip(&format!("-n {name} addr add 10.213.{n}.2/24 dev {ns_if}"))?;
+        ip(&format!("-n {name} link set {ns_if} up"))?;
+        ip(&format!("-n {name} link set lo up"))?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[test]
+fn oci_container_joins_its_network_namespace() {
+    let next = std::sync::atomic::AtomicU8::new(1);
+    matrix("oci_container_joins_its_network_namespace", &[Link::Static], |v| {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ns = Netns::new(n)?;
+        let dir = scratch_path("netns-bundle");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let rv = |args: &[&str]| {
+            let mut c = Command::new(rvisor());
+            c.arg(format!("--platform={}", v.platform)).arg("--root").arg(dir.join("state")).args(args);
+            c
+        };
+        rv(&["spec", "--bundle", dir.to_str().unwrap()]).output().map_err(|e| e.to_string())?;
+        let config = dir.join("config.json");
+        let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        c["root"] = serde_json::json!({"path": "/", "readonly": true});
+        c["process"]["terminal"] = serde_json::json!(false);
+        let script = "import socket\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
+        c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
+        let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|n| n["type"] != "network");
+        namespaces.push(serde_json::json!({"type": "network", "path": format!("/var/run/netns/{}", ns.name)}));
+        std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
+        let mut child = rv(&["run", "--bundle", dir.to_str().unwrap(), "net"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).map_err(|e| e.to_string())?;
+        let result = (|| {
+            if line != "listening\n" {
+                return Err(format!("container said {line:?}"));
+            }
+            // The container's port is in its namespace: the host reaches it
+            // over the veth, at the namespace's address.
+            let mut s = TcpStream::connect(format!("10.213.{n}.2:8080")).map_err(|e| format!("connect: {e}"))?;
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+            if reply != format!("hello 10.213.{n}.1") {
+                return Err(format!("reply {reply:?}"));
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        let _ = rv(&["delete", "--force", "net"]).output();
+        result?;
+        if !status.success() {
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            return Err(format!("container: {status}: {err}"));
+        }
+        Ok(())
+    });
+}
