@@ -32,8 +32,15 @@ const SO_ACCEPTCONN: i32 = 30;
 
 /// SOL_SOCKET options that only tune the socket: REUSEADDR, BROADCAST,
 /// SNDBUF, RCVBUF, KEEPALIVE, OOBINLINE, LINGER, REUSEPORT, RCVLOWAT,
-/// TIMESTAMP, BUSY_POLL... (not BINDTODEVICE, MARK or the BPF attachments).
-const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 12, 13, 15, 18, 29, 35, 46, 49];
+/// TIMESTAMP, TIMESTAMPNS, BUSY_POLL (not PRIORITY, BINDTODEVICE, MARK or
+/// the BPF attachments, which need privileges the Sentry has and the app
+/// may not).
+const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46];
+/// IP, IPv6 and TCP options that need CAP_NET_ADMIN or CAP_NET_RAW: IP_TRANSPARENT
+/// and IPsec/XFRM policies, IPV6_TRANSPARENT and its policies, TCP repair.
+const PRIVILEGED_IP: &[i32] = &[16, 17, 19];
+const PRIVILEGED_IPV6: &[i32] = &[34, 35, 75];
+const PRIVILEGED_TCP: &[i32] = &[19, 20, 21, 22, 29];
 
 fn io(e: std::io::Error) -> Errno {
     Errno::new(ErrnoCode(e.raw_os_error().unwrap_or(5) as u16))
@@ -93,10 +100,10 @@ impl HostSocket {
     fn passes(&self, level: i32, name: i32) -> bool {
         match level {
             SOL_SOCKET => SOCKET_OPTIONS.contains(&name),
-            IPPROTO_TCP => self.kind == super::SOCK_STREAM,
+            IPPROTO_TCP => self.kind == super::SOCK_STREAM && !PRIVILEGED_TCP.contains(&name),
             IPPROTO_UDP => self.kind == super::SOCK_DGRAM,
-            IPPROTO_IP => self.domain == nix::libc::AF_INET || self.domain == nix::libc::AF_INET6,
-            IPPROTO_IPV6 => self.domain == nix::libc::AF_INET6,
+            IPPROTO_IP => !PRIVILEGED_IP.contains(&name),
+            IPPROTO_IPV6 => self.domain == nix::libc::AF_INET6 && !PRIVILEGED_IPV6.contains(&name),
             _ => false,
         }
     }
@@ -119,7 +126,9 @@ impl Socket for HostSocket {
         }
     }
 
-    fn bind(&self, _t: &Task, addr: &[u8]) -> SysResult<()> {
+    /// The Sentry may bind any port; the app only what its capabilities allow.
+    fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
+        super::inet::may_bind_port(t, super::inet::parse(self.domain, addr)?.port())?;
         host::bind(self.fd.as_fd(), addr).map_err(io)
     }
 
@@ -300,6 +309,9 @@ mod tests {
         assert!(s.passes(SOL_SOCKET, 2)); // SO_REUSEADDR
         assert!(!s.passes(SOL_SOCKET, 25)); // SO_BINDTODEVICE
         assert!(!s.passes(SOL_SOCKET, 36)); // SO_MARK
+        assert!(!s.passes(SOL_SOCKET, 12)); // SO_PRIORITY
+        assert!(!s.passes(IPPROTO_IP, 19)); // IP_TRANSPARENT
+        assert!(!s.passes(IPPROTO_TCP, 19)); // TCP_REPAIR
         assert!(s.passes(IPPROTO_TCP, 1)); // TCP_NODELAY
         assert!(!s.passes(IPPROTO_UDP, 1));
         assert!(!s.passes(IPPROTO_IPV6, 26)); // IPV6_V6ONLY on an AF_INET socket

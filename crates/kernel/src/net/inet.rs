@@ -131,6 +131,14 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 const PROT_SOCK: u16 = 1024;
 const CAP_NET_BIND_SERVICE: u32 = 10;
 
+/// EACCES for a privileged port (below 1024, not 0) without CAP_NET_BIND_SERVICE.
+pub fn may_bind_port(t: &Task, port: u16) -> SysResult<()> {
+    if port != 0 && port < PROT_SOCK && !t.tg.capable(CAP_NET_BIND_SERVICE) {
+        return error!(EACCES);
+    }
+    Ok(())
+}
+
 /// What the port table needs to know of a socket to judge a bind.
 pub trait PortUser: Send + Sync {
     fn listening(&self) -> bool;
@@ -239,9 +247,7 @@ impl<T: PortUser> Ports<T> {
     /// address, EACCES for a privileged port without CAP_NET_BIND_SERVICE.
     fn bind(&self, t: &Task, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
         let port = req.addr.port();
-        if port != 0 && port < PROT_SOCK && !t.tg.capable(CAP_NET_BIND_SERVICE) {
-            return error!(EACCES);
-        }
+        may_bind_port(t, port)?;
         let ip = req.addr.ip().to_canonical();
         let new = Binding { ip, v6only: req.v6only, reuse_addr: req.reuse_addr, reuse_port: req.reuse_port, socket: Arc::downgrade(socket), time_wait: req.time_wait.clone() };
         let mut map = self.map();
