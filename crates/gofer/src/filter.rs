@@ -43,6 +43,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_mkdirat,
     libc::SYS_unlinkat,
     libc::SYS_renameat2,
+    // nix's renameat2 without flags is renameat.
+    libc::SYS_renameat,
     libc::SYS_symlinkat,
     libc::SYS_linkat,
     libc::SYS_fchmod,

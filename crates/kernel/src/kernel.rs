@@ -471,7 +471,7 @@ const DEV_PTS: u64 = 0x17;
 /// tmpfs overlay.
 fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_abi::SysResult<Arc<dyn Inode>> {
     let upper = Tmpfs::new(mf.clone(), 0x80).root(0o755);
-    Ok(OverlayInode::root(upper, GoferInode::root(gofer)?))
+    Ok(OverlayInode::root(upper, GoferInode::root(gofer, false)?))
 }
 
 /// The mount tree [`build_mounts`] makes, and the mounts that need the kernel
@@ -518,9 +518,9 @@ fn build_mounts(root: Arc<Mount>, specs: Vec<MountSpec>, mf: &Arc<MemoryFile>) -
                 tmpfs_dev += 1;
                 (Tmpfs::new(mf.clone(), tmpfs_dev).root(mode), "tmpfs")
             }
-            MountSource::Gofer(client) => (GoferInode::root(client).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
+            MountSource::Gofer(client) => (GoferInode::root(client, !spec.read_only).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
             MountSource::GoferFile(client, name) => {
-                let dir = GoferInode::root(client).map_err(|e| format!("{}: {e:?}", spec.target))?;
+                let dir = GoferInode::root(client, !spec.read_only).map_err(|e| format!("{}: {e:?}", spec.target))?;
                 (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p")
             }
         };

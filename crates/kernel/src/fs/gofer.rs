@@ -1,18 +1,20 @@
-//! The host's files, served read-only by the gofer: every inode is a gofer node;
+//! The host's files, served by the gofer (read-only for the root's lower layer,
+//! read-write for a bind mount that allows it): every inode is a gofer node;
 //! opening a file gets its host descriptor over SCM_RIGHTS and the Sentry does the
 //! I/O on it directly.
 
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, S_IFDIR, S_IFMT};
-use crate::mm::{FilePages, Frames, PageCache};
-use crate::vfs::{Dentry, DirFile, FileDescription, HostFile};
-use rvisor_abi::structs::Stat;
-use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
-use rvisor_gofer::{NodeId, WalkEnd, ROOT};
+use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
+use crate::mm::{FilePages, Frames, PageCache, PageRun};
+use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
+use rvisor_abi::structs::{Stat, Timespec};
+use rvisor_abi::{errno, error, Errno, ErrnoCode, SysResult};
+use rvisor_gofer::{NodeId, NodeInfo, WalkEnd, ROOT};
 use rvisor_gofer::Client;
-use std::os::fd::{AsFd, AsRawFd};
+use rvisor_memory::{FileRange, MemoryFile};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A node the Sentry holds in the gofer's table, forgotten when its last holder
@@ -32,14 +34,26 @@ impl Drop for Node {
 
 pub struct GoferInode {
     client: Arc<Client>,
+    /// A read-write mount's: the sandbox changes the host files through it, so
+    /// attributes are not taken on trust from listings and regular files' come
+    /// from the host file itself. A read-only tree never changes from within.
+    writable: bool,
     /// The gofer node, walked to on first use by an inode made from its parent's
     /// listing (which knew its attributes but held no node for it).
     node: OnceLock<Arc<Node>>,
     /// Where to walk from to get `node`.
     origin: Option<Origin>,
-    stat: Stat,
+    /// The file type bits and the host file's (st_ino, st_dev), which never change.
+    kind: u32,
+    ident: (u64, u64),
+    stat: Mutex<Stat>,
+    /// `stat` may be out of date (the sandbox changed a directory's entries, or
+    /// the inode came from a listing of a writable mount): the next stat asks
+    /// the gofer.
+    stale: AtomicBool,
     /// A directory's entries, fetched once: the served tree is read-only to the
-    /// sandbox (changes go to the overlay's upper layer), like the cached dentries.
+    /// sandbox (changes go to the overlay's upper layer), like the cached dentries,
+    /// or, on a writable mount, changed only through this inode, which drops them.
     /// Dropped when found stale: a file it described was replaced on the host.
     listing: Mutex<Option<Arc<Listing>>>,
     /// Names a walk found absent lately, and when: compilers and loaders look for
@@ -47,14 +61,111 @@ pub struct GoferInode {
     /// hello world: `bits` in /usr/include 32 times). A name is known absent for
     /// `ABSENT_FOR` only, so that a file the host makes later shows up.
     absent: Mutex<HashMap<Vec<u8>, Instant>>,
+    /// A file `create` just made here and its name, for the lookup that follows
+    /// (open(O_CREAT) opens what a lookup finds): it holds the descriptor the
+    /// creation opened.
+    created: Mutex<Option<(Vec<u8>, Arc<GoferInode>)>>,
+    /// A file `create` made: the read-write descriptor the creation opened, for
+    /// its first open, which Linux does not refuse for the file's mode (0444).
+    fresh_fd: Mutex<Option<OwnedFd>>,
     /// A symlink's target, read once (every path through the link reads it).
     target: OnceLock<Vec<u8>>,
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
-    read_fd: OnceLock<Arc<std::os::fd::OwnedFd>>,
+    read_fd: OnceLock<Arc<OwnedFd>>,
     /// The contents of a regular file, read once into the memory file when first
     /// mapped; private mappings share these frames copy-on-write.
     cache: OnceLock<Arc<PageCache>>,
+    /// A writable mount's file: its pages while mapped (see `HostPages`).
+    mapped: Mutex<Weak<HostPages>>,
+}
+
+/// The pages of a file of a writable mount while anything maps it: a copy of
+/// the host file, which shared mappings store into. The stores go back to the
+/// host file before the Sentry reads or writes it directly, at msync and fsync,
+/// and when the last mapping goes; bytes written to the host file directly are
+/// copied in. A later mapping reads the file anew.
+struct HostPages {
+    frames: Arc<Frames>,
+    mf: Arc<MemoryFile>,
+    /// The file's read descriptor, to copy host bytes in from.
+    read: Arc<OwnedFd>,
+    node: Arc<Node>,
+    /// Where stores go back to: opened by the first shared writable mapping.
+    write: Mutex<Option<OwnedFd>>,
+}
+
+impl HostPages {
+    /// Writes the pages back, up to the host file's size (as Linux, stores past
+    /// the end of the file are not kept).
+    fn write_back(&self) -> SysResult<()> {
+        let w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fd) = w.as_ref() else { return Ok(()) };
+        let size = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(host_errno)?.st_size.max(0) as u64;
+        let len = size.min(self.frames.range.len);
+        let mut done = 0;
+        while done < len {
+            let slices = self.mf.io_slices(&[FileRange { start: self.frames.range.start + done, len: len - done }]);
+            match nix::sys::uio::pwritev(fd, &slices, done as i64) {
+                Ok(0) => return error!(EIO),
+                Ok(n) => done += n as u64,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(host_errno(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the host file's bytes `[off, off + len)` in, zeros past its end.
+    fn refresh(&self, off: u64, len: u64) {
+        let end = off.saturating_add(len).min(self.frames.range.len);
+        if off >= end {
+            return;
+        }
+        let size = nix::sys::stat::fstat(self.read.as_raw_fd()).map_or(end, |st| st.st_size.max(0) as u64);
+        let data_end = size.clamp(off, end);
+        let start = self.frames.range.start;
+        if self.mf.fill_from(start + off, data_end - off, self.read.as_fd(), off).is_err() {
+            tracing::warn!("gofer: a mapped file's new bytes could not be read");
+        }
+        if data_end < end {
+            self.mf.zero(start + data_end, (end - data_end) as usize);
+        }
+    }
+}
+
+impl FilePages for HostPages {
+    fn end(&self) -> u64 {
+        self.frames.range.len
+    }
+
+    fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
+        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off }])
+    }
+
+    fn check_shared_write(&self) -> SysResult<()> {
+        let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_none() {
+            *w = Some(self.node.client.open(self.node.id, OpenFlags::WRONLY as i32).map_err(gofer_errno)?);
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> SysResult<()> {
+        self.write_back()
+    }
+
+    fn all_present(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for HostPages {
+    fn drop(&mut self) {
+        if let Err(e) = self.write_back() {
+            tracing::warn!("gofer: a mapped file's stores were lost: {e:?}");
+        }
+    }
 }
 
 /// A listed directory: its entries in the host's order, each with what the gofer
@@ -105,24 +216,47 @@ fn gofer_errno(e: ErrnoCode) -> Errno {
 }
 
 impl GoferInode {
-    /// The root of the served tree.
-    pub fn root(client: Arc<Client>) -> SysResult<Arc<dyn Inode>> {
+    /// The root of the served tree; `writable` for a read-write mount.
+    pub fn root(client: Arc<Client>, writable: bool) -> SysResult<Arc<dyn Inode>> {
         let stat = client.stat(ROOT).map_err(gofer_errno)?;
         let node = Arc::new(Node { client: client.clone(), id: ROOT });
-        Ok(Arc::new(GoferInode::new(client, stat, Some(node), None)))
+        Ok(Arc::new(GoferInode::new(client, writable, stat, Some(node), None)))
     }
 
     /// An inode with its own node, or (`origin`) one to walk to from its parent's.
-    fn new(client: Arc<Client>, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
+    fn new(client: Arc<Client>, writable: bool, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
         let node = node.map_or_else(OnceLock::new, OnceLock::from);
-        GoferInode { client, node, origin, stat, listing: Mutex::new(None), absent: Mutex::default(), target: OnceLock::new(), read_fd: OnceLock::new(), cache: OnceLock::new() }
+        GoferInode {
+            client,
+            writable,
+            node,
+            origin,
+            kind: stat.st_mode & S_IFMT,
+            ident: (stat.st_ino, stat.st_dev),
+            stat: Mutex::new(stat),
+            stale: AtomicBool::new(false),
+            listing: Mutex::new(None),
+            absent: Mutex::default(),
+            created: Mutex::default(),
+            fresh_fd: Mutex::default(),
+            target: OnceLock::new(),
+            read_fd: OnceLock::new(),
+            cache: OnceLock::new(),
+            mapped: Mutex::default(),
+        }
+    }
+
+    /// A child inode for a node the gofer just made or walked to.
+    fn child(&self, info: NodeInfo) -> GoferInode {
+        let node = Arc::new(Node { client: self.client.clone(), id: info.id });
+        GoferInode::new(self.client.clone(), self.writable, info.stat, Some(node), None)
     }
 
     fn node(&self) -> SysResult<&Arc<Node>> {
         if let Some(n) = self.node.get() {
             return Ok(n);
         }
-        let o = self.origin.as_ref().ok_or_else(|| rvisor_abi::errno!(ESTALE))?;
+        let o = self.origin.as_ref().ok_or_else(|| errno!(ESTALE))?;
         let info = self.walk(&o.parent, &o.name)?;
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
         self.check_same(info.stat.st_ino, info.stat.st_dev)?;
@@ -133,7 +267,7 @@ impl GoferInode {
     /// (it was replaced since the listing, which is then stale too: the caller's retry
     /// walks to the new file).
     fn check_same(&self, ino: u64, dev: u64) -> SysResult<()> {
-        if (ino, dev) != (self.stat.st_ino, self.stat.st_dev) {
+        if (ino, dev) != self.ident {
             if let Some(o) = &self.origin {
                 o.listing.stale.store(true, Ordering::Relaxed);
             }
@@ -143,25 +277,25 @@ impl GoferInode {
     }
 
     /// Walks one component from `dir`, taking the node it gives.
-    fn walk(&self, dir: &Node, name: &[u8]) -> SysResult<rvisor_gofer::NodeInfo> {
+    fn walk(&self, dir: &Node, name: &[u8]) -> SysResult<NodeInfo> {
         let walked = self.client.walk(dir.id, &[name]).map_err(gofer_errno)?;
         if let WalkEnd::Error { errno, .. } = walked.end {
             return Err(Errno::new(errno));
         }
-        walked.nodes.into_iter().next().ok_or_else(|| rvisor_abi::errno!(ENOENT))
+        walked.nodes.into_iter().next().ok_or_else(|| errno!(ENOENT))
     }
 
     /// The shared read-only descriptor of a regular file. One known from its
     /// directory's listing is opened by name, in one round trip instead of a walk
     /// and an open.
-    fn read_fd(&self) -> SysResult<Arc<std::os::fd::OwnedFd>> {
+    fn read_fd(&self) -> SysResult<Arc<OwnedFd>> {
         if let Some(fd) = self.read_fd.get() {
             return Ok(fd.clone());
         }
         let fd = match (self.node.get(), &self.origin) {
             (None, Some(o)) => {
                 let fd = self.client.open_file(o.parent.id, &o.name).map_err(gofer_errno)?;
-                let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(crate::vfs::host_errno)?;
+                let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(host_errno)?;
                 self.check_same(st.st_ino, st.st_dev)?;
                 fd
             }
@@ -195,25 +329,98 @@ impl GoferInode {
         *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = Some(listing.clone());
         Ok(listing)
     }
+
+    /// The sandbox changed the entry `name` of this directory: what was known of
+    /// it and of the directory's own attributes is out of date.
+    fn changed(&self, name: &[u8]) {
+        *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.absent.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if created.as_ref().is_some_and(|(n, _)| n == name) {
+            *created = None;
+        }
+        self.stale.store(true, Ordering::Relaxed);
+    }
+
+    /// The gofer inode of another inode of this mount (rename, link); EXDEV for
+    /// any other.
+    fn same_mount<'a>(&self, other: &'a Arc<dyn Inode>) -> SysResult<&'a GoferInode> {
+        other.as_any().downcast_ref::<GoferInode>().filter(|g| Arc::ptr_eq(&g.client, &self.client)).ok_or_else(|| errno!(EXDEV))
+    }
+
+    /// The pages of a writable mount's file, while mapped.
+    fn mapped(&self) -> Option<Arc<HostPages>> {
+        if !self.writable {
+            return None;
+        }
+        self.mapped.lock().unwrap_or_else(|e| e.into_inner()).upgrade()
+    }
+
+    /// rename, or with RENAME_EXCHANGE exchange, within this mount.
+    fn rename_with(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8], flags: u32) -> SysResult<()> {
+        let to = self.same_mount(new_dir)?;
+        self.client.rename(self.node()?.id, name, to.node()?.id, new_name, flags).map_err(gofer_errno)?;
+        self.changed(name);
+        to.changed(new_name);
+        Ok(())
+    }
+
+    /// The file's first `size` bytes read into new page-cache frames.
+    fn fill(&self, mf: &Arc<MemoryFile>, size: u64, fd: &OwnedFd) -> SysResult<Arc<Frames>> {
+        let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(EFBIG))?;
+        let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
+        mf.fill_from(frames.range.start, size, fd.as_fd(), 0).map_err(host_errno)?;
+        Ok(frames)
+    }
 }
 
 impl Inode for GoferInode {
     fn stat(&self) -> SysResult<Stat> {
-        Ok(self.stat)
+        if self.writable && self.kind == S_IFREG {
+            // Written through descriptors and names this inode does not see (other
+            // opens, hard links): the host file's own attributes are the truth.
+            if let Ok(fd) = self.read_fd() {
+                return Ok(Stat::from_host(&nix::sys::stat::fstat(fd.as_raw_fd()).map_err(host_errno)?));
+            }
+            self.stale.store(true, Ordering::Relaxed);
+        }
+        if self.stale.swap(false, Ordering::AcqRel) {
+            let fresh = self.node().and_then(|n| self.client.stat(n.id).map_err(gofer_errno));
+            match fresh {
+                Ok(st) => *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st,
+                Err(e) => {
+                    self.stale.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(*self.stat.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn kind(&self) -> u32 {
-        self.stat.st_mode & S_IFMT
+        self.kind
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        {
+            let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            if created.as_ref().is_some_and(|(n, _)| n == name) {
+                if let Some((_, inode)) = created.take() {
+                    return Ok(inode);
+                }
+            }
+        }
         let dir = self.node()?;
         if let Some(listing) = self.cached_listing() {
-            let child = listing.get(name).ok_or_else(|| rvisor_abi::errno!(ENOENT))?;
+            let child = listing.get(name).ok_or_else(|| errno!(ENOENT))?;
             if let Some(stat) = child.stat {
                 let node = child.node.clone();
                 let origin = node.is_none().then(|| Origin { parent: dir.clone(), name: name.to_vec(), listing: listing.clone() });
-                return Ok(Arc::new(GoferInode::new(self.client.clone(), stat, node, origin)));
+                let inode = GoferInode::new(self.client.clone(), self.writable, stat, node, origin);
+                // The sandbox may have changed the file since the listing, through
+                // another name or an inode since forgotten.
+                inode.stale.store(self.writable, Ordering::Relaxed);
+                return Ok(Arc::new(inode));
             }
         }
         if self.absent.lock().unwrap_or_else(|e| e.into_inner()).get(name).is_some_and(|at| at.elapsed() < ABSENT_FOR) {
@@ -232,8 +439,7 @@ impl Inode for GoferInode {
                 return Err(e);
             }
         };
-        let node = Arc::new(Node { client: self.client.clone(), id: info.id });
-        Ok(Arc::new(GoferInode::new(self.client.clone(), info.stat, Some(node), None)))
+        Ok(Arc::new(self.child(info)))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
@@ -245,13 +451,29 @@ impl Inode for GoferInode {
     }
 
     fn open(&self, dentry: &Arc<Dentry>, flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
-        if self.kind() == S_IFDIR {
+        if self.kind == S_IFDIR {
             return Ok(Arc::new(DirFile::new(dentry.clone(), flags.0)));
         }
-        if flags.writable() || flags.0 & OpenFlags::TRUNC != 0 {
+        let changes = flags.writable() || flags.0 & OpenFlags::TRUNC != 0;
+        if changes && !self.writable {
             return error!(EROFS);
         }
-        if self.kind() == crate::vfs::inode::S_IFREG {
+        if self.kind == S_IFREG {
+            let fresh = self.fresh_fd.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(fd) = fresh {
+                if flags.writable() {
+                    return Ok(Arc::new(HostFile::opened_as(fd, dentry.clone(), flags.0)));
+                }
+                let _ = self.read_fd.set(Arc::new(fd));
+            }
+            if changes {
+                const KEPT: u32 = OpenFlags::ACCMODE | OpenFlags::TRUNC | OpenFlags::APPEND | O_SYNC;
+                let fd = self.client.open(self.node()?.id, (flags.0 & KEPT) as i32).map_err(gofer_errno)?;
+                if flags.0 & OpenFlags::TRUNC != 0 {
+                    self.host_written(0, u64::MAX);
+                }
+                return Ok(Arc::new(HostFile::opened_as(fd, dentry.clone(), flags.0)));
+            }
             let file = HostFile::shared(self.read_fd()?, dentry.clone());
             file.set_status_flags(flags.0);
             return Ok(Arc::new(file));
@@ -265,18 +487,126 @@ impl Inode for GoferInode {
         Ok(self.listing()?.entries.iter().map(|l| l.entry.clone()).collect())
     }
 
-    fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {
-        let size = self.stat.st_size.max(0) as u64;
-        if self.kind() != crate::vfs::inode::S_IFREG || size == 0 || size > PAGE_CACHE_MAX {
+    fn create(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        let dir = self.node()?;
+        let (info, fd) = self.client.create(dir.id, name, OpenFlags::RDWR as i32, mode, None).map_err(gofer_errno)?;
+        self.changed(name);
+        let inode = Arc::new(self.child(info));
+        *inode.fresh_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+        *self.created.lock().unwrap_or_else(|e| e.into_inner()) = Some((name.to_vec(), inode.clone()));
+        Ok(inode)
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        let info = self.client.mkdir(self.node()?.id, name, mode, None).map_err(gofer_errno)?;
+        self.changed(name);
+        Ok(Arc::new(self.child(info)))
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        let info = self.client.symlink(self.node()?.id, name, target, None).map_err(gofer_errno)?;
+        self.changed(name);
+        Ok(Arc::new(self.child(info)))
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
+        let t = self.same_mount(target)?;
+        let info = self.client.link(self.node()?.id, name, t.node()?.id).map_err(gofer_errno)?;
+        // Not kept: a lookup of the new name makes its own.
+        drop(Node { client: self.client.clone(), id: info.id });
+        self.changed(name);
+        // Its link count changed.
+        t.stale.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn unlink(&self, name: &[u8]) -> SysResult<()> {
+        self.client.unlink(self.node()?.id, name).map_err(gofer_errno)?;
+        self.changed(name);
+        Ok(())
+    }
+
+    fn rmdir(&self, name: &[u8]) -> SysResult<()> {
+        self.client.rmdir(self.node()?.id, name).map_err(gofer_errno)?;
+        self.changed(name);
+        Ok(())
+    }
+
+    fn rename(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
+        self.rename_with(name, new_dir, new_name, 0)
+    }
+
+    fn exchange(&self, name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8]) -> SysResult<()> {
+        self.rename_with(name, new_dir, new_name, RENAME_EXCHANGE)
+    }
+
+    fn setattr(&self, a: &SetAttr) -> SysResult<()> {
+        let node = self.node()?;
+        // Stores through mappings first, so that the cut or grown file keeps them;
+        // then the bytes that changed (from the shorter size on) are taken in.
+        let old_size = match a.size {
+            Some(_) => {
+                self.sync(false)?;
+                Some(self.stat()?.st_size.max(0) as u64)
+            }
+            None => None,
+        };
+        let ts = |t: Option<(i64, i64)>| t.map(|(tv_sec, tv_nsec)| Timespec { tv_sec, tv_nsec });
+        let attr = rvisor_gofer::SetAttr { mode: a.mode, uid: a.uid, gid: a.gid, size: a.size, atime: ts(a.atime), mtime: ts(a.mtime) };
+        let st = self.client.setattr(node.id, &attr).map_err(gofer_errno)?;
+        *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st;
+        self.stale.store(false, Ordering::Relaxed);
+        if let (Some(new), Some(old)) = (a.size, old_size) {
+            self.host_written(new.min(old), u64::MAX);
+        }
+        Ok(())
+    }
+
+    fn sync(&self, durable: bool) -> SysResult<()> {
+        if let Some(pages) = self.mapped() {
+            pages.write_back()?;
+        }
+        // Any descriptor of the file commits it; one the gofer may not open for
+        // reading (mode 0200) leaves the commit to the host.
+        if let (true, true, Ok(fd)) = (durable, self.writable && self.kind == S_IFREG, self.read_fd()) {
+            nix::unistd::fsync(fd.as_raw_fd()).map_err(host_errno)?;
+        }
+        Ok(())
+    }
+
+    fn host_written(&self, off: u64, len: u64) {
+        if let Some(pages) = self.mapped() {
+            pages.refresh(off, len);
+        }
+    }
+
+    fn file_pages(&self, mf: &Arc<MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {
+        if self.kind != S_IFREG {
+            return Ok(None);
+        }
+        if self.writable {
+            let mut mapped = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = mapped.upgrade() {
+                return Ok(Some(p as Arc<dyn FilePages>));
+            }
+            let size = self.stat()?.st_size.max(0) as u64;
+            if size == 0 || size > PAGE_CACHE_MAX {
+                return Ok(None);
+            }
+            let read = self.read_fd()?;
+            let frames = self.fill(mf, size, &read)?;
+            let pages = Arc::new(HostPages { frames, mf: mf.clone(), read, node: self.node()?.clone(), write: Mutex::default() });
+            *mapped = Arc::downgrade(&pages);
+            return Ok(Some(pages as Arc<dyn FilePages>));
+        }
+        let size = self.stat()?.st_size.max(0) as u64;
+        if size == 0 || size > PAGE_CACHE_MAX {
             return Ok(None);
         }
         if let Some(c) = self.cache.get() {
             return Ok(Some(c.clone() as Arc<dyn FilePages>));
         }
-        let len = rvisor_abi::page_up(size).ok_or_else(|| rvisor_abi::errno!(EFBIG))?;
-        let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
-        let fd = self.read_fd()?;
-        mf.fill_from(frames.range.start, size, fd.as_fd(), 0).map_err(crate::vfs::host_errno)?;
+        let frames = self.fill(mf, size, &*self.read_fd()?)?;
         Ok(Some(self.cache.get_or_init(|| Arc::new(PageCache(frames))).clone() as Arc<dyn FilePages>))
     }
 
@@ -284,3 +614,8 @@ impl Inode for GoferInode {
         self
     }
 }
+
+/// open(2)'s O_SYNC (which includes O_DSYNC's bit).
+const O_SYNC: u32 = 0o4010000;
+/// renameat2's RENAME_EXCHANGE.
+const RENAME_EXCHANGE: u32 = 2;

@@ -431,7 +431,15 @@ impl MemoryManager {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
-        self.require_mapped(addr, len)
+        self.require_mapped(addr, len)?;
+        let end = addr.saturating_add(len);
+        let shared: Vec<_> = {
+            let st = self.lock();
+            let first = st.vma_at(addr).map_or(addr, |(s, _)| s);
+            st.vmas.range(first..end).filter(|(_, v)| v.shared).filter_map(|(_, v)| v.file.as_ref().map(|f| f.pages.clone())).collect()
+        };
+        // Outside the lock: writing back is host I/O.
+        shared.iter().try_for_each(|p| p.sync())
     }
 
     /// ENOMEM unless the pages of `[addr, addr+len)` are all mapped (msync, mlock).

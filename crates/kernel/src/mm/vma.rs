@@ -47,6 +47,12 @@ pub trait FilePages: Send + Sync {
     /// ENODEV when writes could not reach the file).
     fn check_shared_write(&self) -> SysResult<()>;
 
+    /// msync: writes stores through shared mappings back to the file, for pages
+    /// that are a copy of a host file's.
+    fn sync(&self) -> SysResult<()> {
+        Ok(())
+    }
+
     /// Whether every page is in memory already, so that mapping the file ahead of
     /// faults allocates nothing (a tmpfs file would allocate its holes).
     fn all_present(&self) -> bool {

@@ -496,14 +496,18 @@ pub fn sys_umask(t: &mut Task, mask: u32) -> SysResult<u32> {
     Ok(t.fs.set_umask(mask))
 }
 
-/// fsync and friends: file data lives in the memory file or is the gofer's
-/// (read-only) host file, so there is nothing to flush; the descriptor is checked.
+/// fsync and fdatasync: a host file (a writable gofer mount's) gets what its
+/// shared mappings changed and is committed by the host; memory files have
+/// nothing to flush.
 pub fn sys_fsync(t: &mut Task, fd: Fd) -> SysResult<()> {
-    t.fds.get(fd).map(|_| ())
+    match t.fds.get(fd)?.dentry() {
+        Some(d) => d.inode.sync(true),
+        None => Ok(()),
+    }
 }
 
 pub fn sys_fdatasync(t: &mut Task, fd: Fd) -> SysResult<()> {
-    t.fds.get(fd).map(|_| ())
+    sys_fsync(t, fd)
 }
 
 pub fn sys_syncfs(t: &mut Task, fd: Fd) -> SysResult<()> {

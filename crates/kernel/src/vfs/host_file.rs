@@ -39,6 +39,53 @@ impl HostFile {
         f
     }
 
+    /// A file the VFS opened at `dentry` with open(2)'s `flags`, on a host
+    /// descriptor of its own that may allow more access than asked (the one
+    /// a gofer's create opened read-write).
+    pub fn opened_as(fd: OwnedFd, dentry: std::sync::Arc<super::Dentry>, flags: u32) -> HostFile {
+        let of = super::OpenFlags(flags);
+        let mut f = HostFile::opened(fd, dentry);
+        f.readable = of.readable();
+        f.writable = of.writable();
+        f.flags = super::StatusFlags::new(flags);
+        f.set_host_append(flags);
+        f
+    }
+
+    /// O_APPEND must reach the host descriptor of a file opened by name, so that
+    /// the host appends (such descriptors are the Sentry's own).
+    fn set_host_append(&self, flags: u32) {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        if self.dentry.is_none() || self.position.is_some() {
+            return;
+        }
+        if let Ok(fl) = fcntl(self.fd.as_raw_fd(), FcntlArg::F_GETFL) {
+            let mut fl = OFlag::from_bits_truncate(fl);
+            fl.set(OFlag::O_APPEND, flags & super::OpenFlags::APPEND != 0);
+            let _ = fcntl(self.fd.as_raw_fd(), FcntlArg::F_SETFL(fl));
+        }
+    }
+
+    /// Before host I/O on a file opened by name: its inode writes back what
+    /// mappings changed (see `Inode::sync`).
+    fn before_io(&self) -> SysResult<()> {
+        self.dentry.as_ref().map_or(Ok(()), |d| d.inode.sync(false))
+    }
+
+    /// After `n` bytes were written at `offset` (None: at the host's position,
+    /// which the write moved past them): the inode refreshes its mapped copies.
+    fn after_write(&self, offset: Option<u64>, n: usize) {
+        let Some(d) = &self.dentry else { return };
+        let start = match offset {
+            Some(o) => o,
+            None => match nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur) {
+                Ok(end) => (end as u64).saturating_sub(n as u64),
+                Err(_) => return,
+            },
+        };
+        d.inode.host_written(start, n as u64);
+    }
+
     /// A read-only open of a regular file whose host descriptor others share.
     pub fn shared(fd: std::sync::Arc<OwnedFd>, dentry: std::sync::Arc<super::Dentry>) -> HostFile {
         HostFile {
@@ -185,6 +232,7 @@ impl FileDescription for HostFile {
         if offset.is_none() {
             self.wait_ready(t, nix::poll::PollFlags::POLLIN)?;
         }
+        self.before_io()?;
         let mut slices = t.mm.memory_file().io_slices_mut(&ranges);
         if let (None, Some(mut pos)) = (offset, self.pos()) {
             let n = preadv(&*self.fd, &mut slices, *pos).map_err(host_errno)?;
@@ -214,6 +262,7 @@ impl FileDescription for HostFile {
         if offset.is_none() {
             self.wait_ready(t, nix::poll::PollFlags::POLLOUT)?;
         }
+        self.before_io()?;
         let slices = t.mm.memory_file().io_slices(&ranges);
         loop {
             let r = match offset {
@@ -222,6 +271,10 @@ impl FileDescription for HostFile {
             };
             match r {
                 Err(e) if e.code == ErrnoCode::EINTR => continue,
+                Ok(n) => {
+                    self.after_write(offset.map(|o| o as u64), n);
+                    return Ok(n);
+                }
                 r => return r,
             }
         }
@@ -257,16 +310,23 @@ impl FileDescription for HostFile {
         if !self.writable {
             return Err(errno!(EBADF));
         }
-        match offset {
-            Some(o) => nix::sys::uio::pwrite(&*self.fd, data, o as i64).map_err(host_errno),
+        let n = match offset {
+            Some(o) => {
+                self.before_io()?;
+                nix::sys::uio::pwrite(&*self.fd, data, o as i64).map_err(host_errno)?
+            }
             None => {
                 self.wait_ready(t, nix::poll::PollFlags::POLLOUT)?;
-                nix::unistd::write(&*self.fd, data).map_err(host_errno)
+                self.before_io()?;
+                nix::unistd::write(&*self.fd, data).map_err(host_errno)?
             }
-        }
+        };
+        self.after_write(offset, n);
+        Ok(n)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        self.before_io()?;
         let mut done = 0;
         while done < buf.len() {
             match nix::sys::uio::pread(&*self.fd, &mut buf[done..], (offset + done as u64) as i64) {
@@ -299,6 +359,11 @@ impl FileDescription for HostFile {
 
     fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
         Some(&self.flags)
+    }
+
+    fn set_status_flags(&self, flags: u32) {
+        self.flags.set(flags);
+        self.set_host_append(self.flags.get());
     }
 
     /// A file opened by name is what its inode says, as stat on the name is

@@ -217,6 +217,18 @@ pub trait Inode: Send + Sync {
         error!(EOPNOTSUPP)
     }
 
+    /// Writes back to the host file what memory holds of it that the host lacks
+    /// (stores through shared mappings of a host file), before the Sentry reads or
+    /// writes the host file directly; `durable`: and has the host commit the file
+    /// to storage (fsync).
+    fn sync(&self, _durable: bool) -> SysResult<()> {
+        Ok(())
+    }
+
+    /// `len` bytes at `off` of the host file changed through a host descriptor:
+    /// the copies mappings hold of them take the new bytes.
+    fn host_written(&self, _off: u64, _len: u64) {}
+
     /// The pages mmap maps (a tmpfs file's own, a read-only host file's page
     /// cache); None to give mappings a copy of the contents instead.
     fn file_pages(&self, _mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {

@@ -1,0 +1,98 @@
+//! Bind mounts of host directories (`rvisor do -v HOST:SANDBOX[:ro]`): a read-write
+//! one changes the host files as a native run would; a read-only one changes nothing.
+
+mod common;
+use common::*;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// What a directory tree holds, one line per entry in name order: its path, type,
+/// permission bits and contents (a symlink's target).
+fn contents(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry").path()).collect();
+        names.sort();
+        for p in names {
+            let rel = p.strip_prefix(root).expect("under the root").display().to_string();
+            let meta = fs::symlink_metadata(&p).expect("lstat");
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push(format!("{rel} -> {}", fs::read_link(&p).expect("readlink").display()));
+            } else if meta.is_dir() {
+                out.push(format!("{rel}/ {mode:o}"));
+                walk(root, &p, out);
+            } else {
+                out.push(format!("{rel} {mode:o} {:?}", String::from_utf8_lossy(&fs::read(&p).expect("read"))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn fresh_dir(stem: &str) -> std::path::PathBuf {
+    let d = scratch_path(stem);
+    fs::create_dir_all(&d).expect("make a scratch directory");
+    d
+}
+
+#[test]
+fn read_write_bind_mount_changes_host_files_as_native() {
+    matrix("read_write_bind_mount_changes_host_files_as_native", LINKS, |v| {
+        let bin = compile("bind_rw", v.link);
+        let native_dir = fresh_dir("bind-native");
+        let native = run_native(&bin, &Spec::args([&native_dir]));
+        if native.status != 0 {
+            panic!("the native run of bind_rw failed:\n{}", native.describe());
+        }
+        let sandbox_dir = fresh_dir("bind-sandbox");
+        let volume = format!("{0}:{0}", sandbox_dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([&sandbox_dir])), Input::Bytes(Vec::new()));
+        sane(&sb)?;
+        let mut errs = Vec::new();
+        if sb.status != native.status {
+            errs.push(format!("exit status: native {}, sandbox {}", native.status, sb.status));
+        }
+        if sb.stdout != native.stdout {
+            errs.push(format!("stdout differs from native:\n{}", diff(&native.stdout, &sb.stdout)));
+        }
+        let (want, got) = (contents(&native_dir), contents(&sandbox_dir));
+        if want != got {
+            errs.push(format!("the host directory differs from native:\n{}", diff(want.join("\n").as_bytes(), got.join("\n").as_bytes())));
+        }
+        let _ = fs::remove_dir_all(&native_dir);
+        let _ = fs::remove_dir_all(&sandbox_dir);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}\nsandbox run:\n{}", errs.join("\n"), sb.describe()))
+        }
+    });
+}
+
+#[test]
+fn read_only_bind_mount_refuses_changes() {
+    matrix("read_only_bind_mount_refuses_changes", LINKS, |v| {
+        let bin = compile("bind_rw", v.link);
+        let dir = fresh_dir("bind-ro");
+        fs::write(dir.join("a.txt"), "kept").expect("write a.txt");
+        let before = contents(&dir);
+        let volume = format!("{}:/data:ro", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args(["/data"])), Input::Bytes(Vec::new()));
+        sane(&sb)?;
+        let after = contents(&dir);
+        let _ = fs::remove_dir_all(&dir);
+        all([
+            expect_status(&sb, 0),
+            expect_stdout_has_line(&sb, "create ro.txt 0444: Read-only file system"),
+            expect_stdout_has_line(&sb, "truncate 5: Read-only file system"),
+            expect_stdout_has_line(&sb, "mkdir d: Read-only file system"),
+            expect_stdout_has_line(&sb, "a.txt = \"kept\" (4 bytes)"),
+            if before == after { Ok(()) } else { Err(format!("the host directory changed: {before:?} -> {after:?}")) },
+        ])
+        .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}

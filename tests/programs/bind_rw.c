@@ -1,0 +1,256 @@
+/* Changes files in a directory given as the argument (a bind mount in the
+ * sandbox) and prints what it sees: creation, writes, appends, truncation,
+ * modes, times, directories, unlink, rename, symlinks, hard links, listings,
+ * shared mappings and fsync. Output is deterministic: no inode numbers, and
+ * times only compared with each other. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[4096];
+
+static const char *at(const char *name) {
+    static char buf[2][8192];
+    static int which;
+    which ^= 1;
+    snprintf(buf[which], sizeof buf[which], "%s/%s", dir, name);
+    return buf[which];
+}
+
+static void result(const char *what, int r) {
+    if (r < 0)
+        printf("%s: %s\n", what, strerror(errno));
+    else
+        printf("%s: ok\n", what);
+}
+
+/* The whole file, printed. */
+static void show(const char *name) {
+    char buf[256];
+    int fd = open(at(name), O_RDONLY);
+    if (fd < 0) {
+        printf("read %s: %s\n", name, strerror(errno));
+        return;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 0) {
+        printf("read %s: %s\n", name, strerror(errno));
+        return;
+    }
+    buf[n] = 0;
+    printf("%s = \"%s\" (%zd bytes)\n", name, buf, n);
+}
+
+static void show_stat(const char *name) {
+    struct stat st;
+    if (lstat(at(name), &st) < 0) {
+        printf("stat %s: %s\n", name, strerror(errno));
+        return;
+    }
+    printf("stat %s: mode %o size %lld nlink %lu\n", name, st.st_mode, (long long)st.st_size,
+           S_ISDIR(st.st_mode) ? 0ul : (unsigned long)st.st_nlink);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list(const char *name) {
+    DIR *d = opendir(at(name));
+    if (!d) {
+        printf("opendir %s: %s\n", name, strerror(errno));
+        return;
+    }
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 256)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, n, sizeof *names, by_name);
+    printf("ls %s:", name);
+    for (int i = 0; i < n; i++) {
+        printf(" %s", names[i]);
+        free(names[i]);
+    }
+    printf("\n");
+}
+
+static void put(const char *name, const char *text) {
+    int fd = open(at(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        printf("put %s: %s\n", name, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: bind_rw DIR\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    umask(022);
+
+    /* Create, write, read back through the same descriptor and a new one. */
+    int fd = open(at("a.txt"), O_RDWR | O_CREAT | O_EXCL, 0640);
+    result("create a.txt", fd);
+    printf("write: %zd\n", write(fd, "hello world\n", 12));
+    char buf[64] = {0};
+    printf("pread: %zd \"%.11s\"\n", pread(fd, buf, sizeof buf, 0), buf);
+    struct stat st;
+    fstat(fd, &st);
+    printf("fstat size %lld mode %o\n", (long long)st.st_size, st.st_mode);
+    close(fd);
+    show("a.txt");
+    show_stat("a.txt");
+
+    /* A read-only file created for writing: the creating open may write. */
+    fd = open(at("ro.txt"), O_WRONLY | O_CREAT | O_EXCL, 0444);
+    result("create ro.txt 0444", fd);
+    printf("write ro.txt: %zd\n", write(fd, "ro", 2));
+    close(fd);
+    show_stat("ro.txt");
+
+    /* O_EXCL on an existing file. */
+    result("O_EXCL a.txt", open(at("a.txt"), O_RDWR | O_CREAT | O_EXCL, 0644));
+
+    /* O_APPEND. */
+    fd = open(at("a.txt"), O_WRONLY | O_APPEND);
+    lseek(fd, 0, SEEK_SET);
+    printf("append: %zd\n", write(fd, "more\n", 5));
+    close(fd);
+    show("a.txt");
+
+    /* truncate and ftruncate, shrinking and growing. */
+    result("truncate 5", truncate(at("a.txt"), 5));
+    show("a.txt");
+    fd = open(at("a.txt"), O_RDWR);
+    result("ftruncate 8", ftruncate(fd, 8));
+    fstat(fd, &st);
+    printf("fstat after ftruncate: %lld\n", (long long)st.st_size);
+    close(fd);
+    show_stat("a.txt");
+    fd = open(at("a.txt"), O_WRONLY | O_TRUNC);
+    close(fd);
+    show_stat("a.txt");
+    put("a.txt", "again");
+
+    /* chmod. */
+    result("chmod 600", chmod(at("a.txt"), 0600));
+    show_stat("a.txt");
+    fd = open(at("a.txt"), O_RDONLY);
+    result("fchmod 751", fchmod(fd, 0751));
+    close(fd);
+    show_stat("a.txt");
+
+    /* utimensat: set, read back, and a write moves mtime on. */
+    struct timespec times[2] = {{1000000000, 500}, {1200000000, 700}};
+    result("utimensat", utimensat(AT_FDCWD, at("a.txt"), times, 0));
+    stat(at("a.txt"), &st);
+    printf("times: atime %lld.%ld mtime %lld.%ld\n", (long long)st.st_atim.tv_sec, st.st_atim.tv_nsec,
+           (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    fd = open(at("a.txt"), O_WRONLY);
+    write(fd, "x", 1);
+    close(fd);
+    struct stat st2;
+    stat(at("a.txt"), &st2);
+    printf("mtime moved on after a write: %s\n", st2.st_mtim.tv_sec > st.st_mtim.tv_sec ? "yes" : "no");
+
+    /* Directories. */
+    result("mkdir d", mkdir(at("d"), 0755));
+    result("mkdir d again", mkdir(at("d"), 0755));
+    put("d/inner", "inner");
+    result("rmdir d (not empty)", rmdir(at("d")));
+    result("mkdir d/sub", mkdir(at("d/sub"), 0700));
+    show_stat("d/sub");
+    list("d");
+    result("rmdir d/sub", rmdir(at("d/sub")));
+    list("d");
+    result("rmdir missing", rmdir(at("missing")));
+
+    /* unlink. */
+    put("gone", "gone");
+    result("unlink gone", unlink(at("gone")));
+    show("gone");
+    result("unlink gone again", unlink(at("gone")));
+    result("unlink a directory", unlink(at("d")));
+
+    /* rename: a new name, over an existing file, a directory. */
+    put("b.txt", "bee");
+    put("c.txt", "sea");
+    result("rename b.txt -> b2.txt", rename(at("b.txt"), at("b2.txt")));
+    show("b.txt");
+    show("b2.txt");
+    result("rename b2.txt over c.txt", rename(at("b2.txt"), at("c.txt")));
+    show("c.txt");
+    result("rename d -> e", rename(at("d"), at("e")));
+    show("e/inner");
+    result("rename e/inner -> moved", rename(at("e/inner"), at("moved")));
+    show("moved");
+    list("e");
+    result("rename a file over a directory", rename(at("moved"), at("e")));
+    result("rename a directory into itself", rename(at("e"), at("e/x")));
+
+    /* symlink and readlink. */
+    result("symlink", symlink("c.txt", at("link")));
+    char target[64] = {0};
+    printf("readlink: %zd \"%s\"\n", readlink(at("link"), target, sizeof target - 1), target);
+    show("link");
+    result("symlink over existing", symlink("x", at("link")));
+
+    /* Hard links. */
+    result("link c.txt -> hard", link(at("c.txt"), at("hard")));
+    show_stat("c.txt");
+    show_stat("hard");
+    fd = open(at("hard"), O_WRONLY | O_APPEND);
+    write(fd, "+", 1);
+    close(fd);
+    show("c.txt");
+    show_stat("c.txt");
+    result("unlink hard", unlink(at("hard")));
+    show_stat("c.txt");
+
+    /* A shared mapping's stores, read back with read(2) while mapped and after. */
+    put("map", "0123456789abcdef");
+    fd = open(at("map"), O_RDWR);
+    char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        printf("mmap: %s\n", strerror(errno));
+    } else {
+        memcpy(m + 4, "WXYZ", 4);
+        memset(buf, 0, sizeof buf);
+        printf("pread while mapped: %zd \"%s\"\n", pread(fd, buf, sizeof buf - 1, 0), buf);
+        /* write(2) shows in the mapping. */
+        pwrite(fd, "!!", 2, 0);
+        printf("mapping after pwrite: \"%.16s\"\n", m);
+        result("msync", msync(m, 4096, MS_SYNC));
+        memcpy(m + 10, "mm", 2);
+        munmap(m, 4096);
+    }
+    result("fsync", fsync(fd));
+    result("fdatasync", fdatasync(fd));
+    close(fd);
+    show("map");
+
+    /* A write through a second descriptor, seen through the first one's fstat. */
+    int f1 = open(at("two"), O_RDWR | O_CREAT, 0644);
+    int f2 = open(at("two"), O_WRONLY);
+    write(f2, "12345", 5);
+    fstat(f1, &st);
+    printf("fstat through the other descriptor: %lld\n", (long long)st.st_size);
+    close(f1);
+    close(f2);
+
+    list(".");
+    return 0;
+}
