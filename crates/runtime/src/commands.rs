@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -135,7 +136,8 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     }
     std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
     let dir = State::dir(&global.root, &a.id);
-    std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+    // Only root may reach the control socket inside: it can exec in the container.
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => format!("container with id {} already exists", a.id),
         _ => format!("{}: {e}", dir.display()),
     })?;
