@@ -10,13 +10,11 @@
 //! through only from a list of those that change nothing but the socket.
 
 use super::{Accepted, Ancillary, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
-use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::wait_host;
 use crate::vfs::inode::OpenFlags;
 use crate::vfs::{FileDescription, StatusFlags};
 use nix::poll::PollFlags;
-use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use rvisor_platform::hostcall::socket as host;
 use std::os::fd::{AsFd, OwnedFd};
@@ -251,29 +249,7 @@ impl Socket for HostSocket {
 }
 
 impl FileDescription for HostSocket {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::read(self, t, bufs, offset)
-    }
-
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
-    }
-
-    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
-        super::write_from(self, t, data, offset)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(self.ino.stat())
-    }
-
-    fn flags(&self) -> Option<&StatusFlags> {
-        Some(&self.flags)
-    }
-
-    fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(self.ino.proc_name())
-    }
+    super::socket_file_basics!(super::STREAM_WRITE_MAX);
 
     fn readiness(&self, mask: u32) -> u32 {
         crate::vfs::readiness::host_readiness(self.fd.as_fd(), mask)
@@ -292,10 +268,6 @@ impl FileDescription for HostSocket {
         }
         let n = host::ioctl_int(self.fd.as_fd(), u64::from(request)).map_err(io)?;
         t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &n).map(|()| 0)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }
 

@@ -206,6 +206,43 @@ pub fn write_from(sock: &dyn Socket, t: &Task, data: &[u8], offset: Option<u64>)
     sock.send(t, data, 0, Ancillary::default(), None)
 }
 
+/// The file operations every socket type has alike, inside its `impl
+/// FileDescription`: read and write as a receive and a send (a write copies in
+/// at most `$max` bytes), sendfile and splice into it as a send, fstat and the
+/// /proc name from its `ino`, status flags from its `flags`.
+macro_rules! socket_file_basics {
+    ($max:expr) => {
+        fn read(&self, t: &crate::task::Task, bufs: &crate::mm::UserBuffers, offset: Option<i64>) -> rvisor_abi::SysResult<usize> {
+            crate::net::read(self, t, bufs, offset)
+        }
+
+        fn write(&self, t: &crate::task::Task, bufs: &crate::mm::UserBuffers, offset: Option<i64>) -> rvisor_abi::SysResult<usize> {
+            crate::net::write(self, t, bufs, offset, $max)
+        }
+
+        fn write_from(&self, t: &crate::task::Task, data: &[u8], offset: Option<u64>) -> rvisor_abi::SysResult<usize> {
+            crate::net::write_from(self, t, data, offset)
+        }
+
+        fn stat(&self) -> rvisor_abi::SysResult<rvisor_abi::structs::Stat> {
+            Ok(self.ino.stat())
+        }
+
+        fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
+            Some(&self.flags)
+        }
+
+        fn proc_name(&self) -> Option<Vec<u8>> {
+            Some(self.ino.proc_name())
+        }
+
+        fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+            Some(self)
+        }
+    };
+}
+pub(crate) use socket_file_basics;
+
 /// The most one write(2) or sendfile chunk copies in for a stream.
 pub const STREAM_WRITE_MAX: usize = 1 << 24;
 

@@ -11,10 +11,9 @@
 
 use super::interface;
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
-use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
-use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, SockaddrNl, Stat};
+use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, SockaddrNl};
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -379,25 +378,7 @@ impl Socket for NetlinkSocket {
 }
 
 impl FileDescription for NetlinkSocket {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::read(self, t, bufs, offset)
-    }
-
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::write(self, t, bufs, offset, BUFFER)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(self.ino.stat())
-    }
-
-    fn flags(&self) -> Option<&StatusFlags> {
-        Some(&self.flags)
-    }
-
-    fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(self.ino.proc_name())
-    }
+    super::socket_file_basics!(BUFFER);
 
     fn readiness(&self, mask: u32) -> u32 {
         let ev = if self.inbox().is_empty() { POLLOUT } else { POLLIN | POLLOUT };
@@ -413,10 +394,6 @@ impl FileDescription for NetlinkSocket {
             return interface::ioctl(t, request, arg);
         }
         error!(ENOTTY)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }
 

@@ -19,10 +19,9 @@
 use super::inet::{self, Endpoint, PortUser};
 use super::unix::{connected_streams, UnixSocket};
 use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
-use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
-use rvisor_abi::structs::{Stat, TcpInfo};
+use rvisor_abi::structs::TcpInfo;
 use zerocopy::IntoBytes;
 use rvisor_abi::{error, Errno, ErrnoCode, SysResult};
 use std::collections::VecDeque;
@@ -474,30 +473,7 @@ impl Drop for TcpSocket {
 }
 
 impl FileDescription for TcpSocket {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::read(self, t, bufs, offset)
-    }
-
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
-    }
-
-    /// sendfile and splice into a socket: a send of Sentry bytes.
-    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
-        super::write_from(self, t, data, offset)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(self.ino.stat())
-    }
-
-    fn flags(&self) -> Option<&StatusFlags> {
-        Some(&self.flags)
-    }
-
-    fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(self.ino.proc_name())
-    }
+    super::socket_file_basics!(super::STREAM_WRITE_MAX);
 
     /// A connection that ended in a reset is hung up; a pending error is POLLERR.
     fn readiness(&self, mask: u32) -> u32 {
@@ -539,9 +515,5 @@ impl FileDescription for TcpSocket {
             (_, Some(stream)) => stream.ioctl(t, request, arg),
             (_, None) => error!(EINVAL),
         }
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }

@@ -9,10 +9,8 @@
 
 use super::inet::{self, Endpoint, PortUser};
 use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
-use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
-use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -284,25 +282,7 @@ impl Socket for UdpSocket {
 }
 
 impl FileDescription for UdpSocket {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::read(self, t, bufs, offset)
-    }
-
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::write(self, t, bufs, offset, MAX_PAYLOAD_V6 + 1)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(self.ino.stat())
-    }
-
-    fn flags(&self) -> Option<&StatusFlags> {
-        Some(&self.flags)
-    }
-
-    fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(self.ino.proc_name())
-    }
+    super::socket_file_basics!(MAX_PAYLOAD_V6 + 1);
 
     fn readiness(&self, mask: u32) -> u32 {
         let mut ev = POLLOUT;
@@ -342,9 +322,5 @@ impl FileDescription for UdpSocket {
             _ => return error!(ENOTTY),
         };
         t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 }

@@ -17,10 +17,9 @@
 
 use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
-use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
-use rvisor_abi::structs::{Stat, Ucred};
+use rvisor_abi::structs::Ucred;
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use zerocopy::IntoBytes;
 use std::collections::hash_map::Entry;
@@ -1199,30 +1198,7 @@ impl Drop for UnixSocket {
 }
 
 impl FileDescription for UnixSocket {
-    fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::read(self, t, bufs, offset)
-    }
-
-    fn write(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
-        super::write(self, t, bufs, offset, super::STREAM_WRITE_MAX)
-    }
-
-    /// sendfile and splice into a socket: a send of Sentry bytes.
-    fn write_from(&self, t: &Task, data: &[u8], offset: Option<u64>) -> SysResult<usize> {
-        super::write_from(self, t, data, offset)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(self.ino.stat())
-    }
-
-    fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
-        Some(&self.flags)
-    }
-
-    fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(self.ino.proc_name())
-    }
+    super::socket_file_basics!(super::STREAM_WRITE_MAX);
 
     fn readiness(&self, mask: u32) -> u32 {
         if self.kind == SOCK_DGRAM {
@@ -1283,10 +1259,6 @@ impl FileDescription for UnixSocket {
             }
             _ => error!(ENOTTY),
         }
-    }
-
-    fn as_socket(&self) -> Option<&dyn Socket> {
-        Some(self)
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
