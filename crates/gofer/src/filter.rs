@@ -57,6 +57,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_fstatfs,
     libc::SYS_fcntl,
     libc::SYS_getrandom,
+    // A wait a freeze (rvisor pause) or a stop interrupted resumes through it.
+    libc::SYS_restart_syscall,
     libc::SYS_exit,
     libc::SYS_exit_group,
 ];

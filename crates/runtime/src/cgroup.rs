@@ -6,8 +6,8 @@ use oci_spec::runtime::LinuxResources;
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
-/// The v1 controllers the limits below use.
-const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+/// The v1 controllers the limits below use, and the freezer (pause).
+const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
 
 /// Whether the host has the unified hierarchy (v2) only.
 fn unified(root: &Path) -> bool {
@@ -38,16 +38,23 @@ pub fn create(cgroups_path: &str, resources: Option<&LinuxResources>) -> Result<
 
 fn create_under(root: &Path, cgroups_path: &str, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>, String> {
     let rel = relative(cgroups_path)?;
-    let v2 = unified(root);
-    let dirs: Vec<PathBuf> = if v2 { vec![root.join(&rel)] } else { V1_CONTROLLERS.iter().map(|c| root.join(c).join(&rel)).collect() };
+    let dirs: Vec<PathBuf> = if unified(root) { vec![root.join(&rel)] } else { V1_CONTROLLERS.iter().map(|c| root.join(c).join(&rel)).collect() };
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| format!("cgroup {}: {e}", d.display()))?;
     }
+    set_limits(&dirs, resources)?;
+    Ok(dirs)
+}
+
+/// Writes the limits `resources` sets into the container's directories
+/// (`rvisor update` too).
+pub fn set_limits(dirs: &[PathBuf], resources: Option<&LinuxResources>) -> Result<(), String> {
+    let v2 = dirs.len() == 1;
     let write = |controller: usize, file: &str, value: String| {
         let dir = if v2 { &dirs[0] } else { &dirs[controller] };
         std::fs::write(dir.join(file), &value).map_err(|e| format!("cgroup {}: {value}: {e}", dir.join(file).display()))
     };
-    let Some(r) = resources else { return Ok(dirs) };
+    let Some(r) = resources else { return Ok(()) };
     if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()).filter(|&l| l > 0) {
         write(0, if v2 { "memory.max" } else { "memory.limit_in_bytes" }, limit.to_string())?;
     }
@@ -73,7 +80,29 @@ fn create_under(root: &Path, cgroups_path: &str, resources: Option<&LinuxResourc
     if let Some(max) = r.pids().as_ref().map(|p| p.limit()).filter(|&l| l > 0) {
         write(2, "pids.max", max.to_string())?;
     }
-    Ok(dirs)
+    Ok(())
+}
+
+/// Freezes (pause) or thaws (resume) every process in the cgroup, and waits
+/// until the kernel says it is done.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<(), String> {
+    let (file, value, state, done) = match dirs {
+        [v2] => (v2.join("cgroup.freeze"), if frozen { "1" } else { "0" }, v2.join("cgroup.events"), if frozen { "frozen 1" } else { "frozen 0" }),
+        _ => {
+            let dir = dirs.get(3).ok_or("the container has no freezer cgroup")?;
+            let v = if frozen { "FROZEN" } else { "THAWED" };
+            (dir.join("freezer.state"), v, dir.join("freezer.state"), v)
+        }
+    };
+    std::fs::write(&file, value).map_err(|e| format!("cgroup {}: {e}", file.display()))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.lines().any(|l| l.trim() == done)) {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("cgroup {}: not {done} after 10 s", state.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Moves the calling process (and so everything it starts later) into `dirs`.

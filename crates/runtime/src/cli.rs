@@ -104,6 +104,12 @@ pub enum Command {
     },
     /// Run a new process in a running container.
     Exec(ExecArgs),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a container's cgroup limits.
+    Update(UpdateArgs),
     /// The gofer: serves a root directory to a sandbox over a socket (internal).
     #[command(hide = true)]
     Gofer {
@@ -151,6 +157,25 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility.
     #[arg(long)]
     pub no_new_keyring: bool,
+    pub id: String,
+}
+
+#[derive(Args, Clone)]
+pub struct UpdateArgs {
+    /// The new resources as OCI JSON (LinuxResources); "-" reads standard input.
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes.
+    #[arg(short, long)]
+    pub memory: Option<i64>,
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long)]
+    pub cpu_period: Option<i64>,
+    #[arg(long)]
+    pub cpu_shares: Option<i64>,
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
     pub id: String,
 }
 

@@ -197,19 +197,14 @@ fn container_network(global: &GlobalOpts, bundle: &Bundle) -> (bool, Option<std:
     }
 }
 
-/// The container's cgroup, if the spec names one or sets limits (then under
-/// /rvisor/ID unless it names one). Limits that cannot be applied fail create;
-/// a cgroup without limits that cannot be made is only a warning.
+/// The container's cgroup: the spec's cgroupsPath, else /rvisor/ID. Limits
+/// that cannot be applied fail create; without limits, a cgroup that cannot
+/// be made is only a warning (the container cannot be paused).
 fn container_cgroup(bundle: &Bundle, id: &str) -> Result<Vec<std::path::PathBuf>> {
     let linux = bundle.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let path = linux.and_then(|l| l.cgroups_path().as_ref()).map_or_else(|| format!("/rvisor/{id}"), |p| p.to_string_lossy().into_owned());
     let limits = resources.is_some_and(|r| r.memory().is_some() || r.cpu().is_some() || r.pids().is_some());
-    let path = match (path, limits) {
-        (Some(p), _) => p,
-        (None, true) => format!("/rvisor/{id}"),
-        (None, false) => return Ok(Vec::new()),
-    };
     match crate::cgroup::create(&path, resources) {
         Ok(dirs) => Ok(dirs),
         Err(e) if !limits => {
@@ -290,7 +285,7 @@ pub fn start(global: &GlobalOpts, id: &str) -> Result<()> {
             late_hooks(&State { status: Status::Running, ..s }, oci_spec::runtime::Hooks::poststart);
             Ok(())
         }
-        Status::Running => Err(format!("container {id} is already running")),
+        Status::Running | Status::Paused => Err(format!("container {id} is already running")),
         Status::Stopped => Err("cannot start a container that has stopped".into()),
     }
 }
@@ -335,6 +330,9 @@ pub fn kill(global: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()
     if signo == libc::SIGKILL || s.status == Status::Created {
         return kill_sandbox(&s);
     }
+    if s.status == Status::Paused {
+        return Err(format!("container {id} is paused: resume it first"));
+    }
     expect_done(call(&global.root, id, &Command::Signal { signo, all })?)
 }
 
@@ -345,6 +343,10 @@ fn kill_sandbox(s: &State) -> Result<()> {
         return Ok(());
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), Signal::SIGKILL).map_err(|e| format!("kill {}: {e}", s.pid))?;
+    // A frozen process dies only once thawed.
+    if s.status == Status::Paused {
+        crate::cgroup::freeze(&s.cgroups, false)?;
+    }
     if let Ok(fd) = pidfd {
         let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
@@ -359,8 +361,8 @@ pub fn delete(global: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     match s.status {
-        Status::Running if !force => return Err(format!("cannot delete container {id} that is not stopped: running")),
-        Status::Running | Status::Created => kill_sandbox(&s)?,
+        Status::Running | Status::Paused if !force => return Err(format!("cannot delete container {id} that is not stopped: {}", s.status)),
+        Status::Running | Status::Paused | Status::Created => kill_sandbox(&s)?,
         Status::Stopped => {}
     }
     std::fs::remove_dir_all(State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))?;
@@ -387,8 +389,10 @@ pub fn list(global: &GlobalOpts, format: &str, quiet: bool) -> Result<()> {
 
 pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
     let s = State::load(&global.root, id)?;
-    if s.status == Status::Stopped {
-        return Err("container not running".into());
+    match s.status {
+        Status::Stopped => return Err("container not running".into()),
+        Status::Paused => return Err(format!("container {id} is paused: resume it first")),
+        _ => {}
     }
     let rows: Vec<ProcessRow> = match call(&global.root, id, &Command::Ps)? {
         Reply::Processes(rows) => rows,
@@ -406,6 +410,52 @@ pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
         println!("{:>5} {:>6} {:>6} {:>4} {:>3} {:>2}:{:02}:{:02} {}", r.uid, r.pid, r.ppid, r.state, r.threads, secs / 3600, secs / 60 % 60, secs % 60, r.cmd);
     }
     Ok(())
+}
+
+/// `rvisor pause` and `resume`: freeze or thaw the whole sandbox (its cgroup),
+/// as runc does.
+pub fn pause(global: &GlobalOpts, id: &str, pausing: bool) -> Result<()> {
+    let mut s = State::load(&global.root, id)?;
+    let (from, to) = if pausing { (Status::Running, Status::Paused) } else { (Status::Paused, Status::Running) };
+    if s.status != from {
+        return Err(format!("container {id} is {}, not {from}", s.status));
+    }
+    crate::cgroup::freeze(&s.cgroups, pausing)?;
+    s.status = to;
+    s.save(&State::dir(&global.root, id)).map_err(|e| format!("container {id}: {e}"))
+}
+
+/// `rvisor update`: new cgroup limits, from --resources (a JSON
+/// LinuxResources, "-" for standard input, as containerd's shim gives them)
+/// and the flags.
+pub fn update(global: &GlobalOpts, a: &crate::cli::UpdateArgs) -> Result<()> {
+    let s = State::load(&global.root, &a.id)?;
+    if s.status == Status::Stopped {
+        return Err("container not running".into());
+    }
+    let mut r: oci_spec::runtime::LinuxResources = match a.resources.as_deref() {
+        None => Default::default(),
+        Some(p) => {
+            let text = if p == Path::new("-") { std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())? } else { std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))? };
+            serde_json::from_str(&text).map_err(|e| format!("--resources: {e}"))?
+        }
+    };
+    let mut value = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+    let mut set = |section: &str, key: &str, v: Option<i64>| {
+        if let Some(v) = v {
+            value[section][key] = serde_json::json!(v);
+        }
+    };
+    set("memory", "limit", a.memory);
+    set("cpu", "quota", a.cpu_quota);
+    set("cpu", "period", a.cpu_period);
+    set("cpu", "shares", a.cpu_shares);
+    set("pids", "limit", a.pids_limit);
+    r = serde_json::from_value(value).map_err(|e| format!("resources: {e}"))?;
+    if s.cgroups.is_empty() {
+        return Err(format!("container {} has no cgroup", a.id));
+    }
+    crate::cgroup::set_limits(&s.cgroups, Some(&r))
 }
 
 /// What `rvisor exec --detach` hands the process that stands for the exec'd one.

@@ -16,6 +16,8 @@ const STATE_FILE: &str = "state.json";
 pub enum Status {
     Created,
     Running,
+    /// Frozen by `rvisor pause` (its cgroup's freezer).
+    Paused,
     Stopped,
 }
 
@@ -24,6 +26,7 @@ impl std::fmt::Display for Status {
         f.pad(match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }

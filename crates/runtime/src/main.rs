@@ -35,6 +35,9 @@ fn main() {
         Command::List { format, quiet } => done(commands::list(g, &format, quiet)),
         Command::Ps { format, id } => done(commands::ps(g, &id, &format)),
         Command::Exec(a) => commands::exec(g, &a),
+        Command::Pause { id } => done(commands::pause(g, &id, true)),
+        Command::Resume { id } => done(commands::pause(g, &id, false)),
+        Command::Update(a) => done(commands::update(g, &a)),
         Command::ExecWait { request_fd, ready_fd } => Ok(commands::exec_wait(request_fd, ready_fd)),
     };
     std::process::exit(result.unwrap_or_else(|e| commands::failed(g, &e)));

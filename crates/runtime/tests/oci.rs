@@ -443,8 +443,8 @@ fn oci_hooks_run_on_the_host() {
 }
 
 #[test]
-fn oci_cgroup_holds_the_whole_sandbox() {
-    matrix("oci_cgroup_holds_the_whole_sandbox", &[Link::Static], |v| {
+fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
+    matrix("oci_cgroup_holds_the_whole_sandbox_and_pauses", &[Link::Static], |v| {
         let b = Bundle::new(v);
         let path = format!("/rvisor-test/{}", unique_name("c"));
         let limits = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}});
@@ -470,6 +470,30 @@ fn oci_cgroup_holds_the_whole_sandbox() {
         if memory.trim() != (64 << 20).to_string() || pids.trim() != "100" {
             return Err(format!("limits: memory {memory:?}, pids {pids:?}"));
         }
+        // pause freezes the whole sandbox; resume thaws it, and it carries on
+        // (its gofer too: a new process loads from the root).
+        succeeds(&b.rvisor(&["pause", "c10"]))?;
+        if b.status("c10")? != "paused" {
+            return Err(format!("after pause: {:?}", b.state("c10")));
+        }
+        fails_with(&b.rvisor(&["exec", "c10", "/bin/init"]), "paused")?;
+        fails_with(&b.rvisor(&["delete", "c10"]), "not stopped: paused")?;
+        succeeds(&b.rvisor(&["resume", "c10"]))?;
+        let e = b.rvisor(&["exec", "c10", "/bin/init", "report", "0"]);
+        if e.status != 0 || !e.stdout_str().contains("read /ro/in.txt: No such file or directory") {
+            return Err(format!("exec after resume: {}", e.describe()));
+        }
+        let after = fs::read_to_string(dir("memory").join("cgroup.procs")).unwrap_or_default();
+        if !procs.lines().all(|p| after.lines().any(|a| a == p)) {
+            return Err(format!("processes before the pause {procs:?}, after {after:?}"));
+        }
+        // update changes the limits.
+        succeeds(&b.rvisor(&["update", "--memory", &(128 << 20).to_string(), "--pids-limit", "50", "c10"]))?;
+        let memory = fs::read_to_string(dir("memory").join(if v2 { "memory.max" } else { "memory.limit_in_bytes" })).unwrap_or_default();
+        if memory.trim() != (128 << 20).to_string() || fs::read_to_string(dir("pids").join("pids.max")).unwrap_or_default().trim() != "50" {
+            return Err(format!("after update: memory {memory:?}"));
+        }
+        succeeds(&b.rvisor(&["pause", "c10"]))?;
         succeeds(&b.rvisor(&["delete", "--force", "c10"]))?;
         if dir("memory").exists() {
             return Err(format!("{} is left behind", dir("memory").display()));
