@@ -119,7 +119,7 @@ pub fn remove(dirs: &[PathBuf]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     for d in dirs {
         while std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let _ = std::fs::remove_dir(d);
     }
