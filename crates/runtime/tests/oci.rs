@@ -1,6 +1,7 @@
 //! rvisor as an OCI runtime, driven as containerd's runc shim drives runc: a
 //! bundle's config.json (root, process, user, hostname, mounts) applied in the
-//! sandbox; the create/start/state/exec/ps/kill/delete lifecycle with runc's
+//! sandbox, as runc applies it (compared with runc on the same bundle); the
+//! create/start/state/exec/ps/kill/delete lifecycle with runc's
 //! flags, exit codes and errors; a terminal through a console socket.
 
 mod common;
@@ -161,8 +162,35 @@ CapBnd:\t0000000020000420
         fails_with(&b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c1"]), "already exists")?;
         succeeds(&b.rvisor(&["delete", "c1"]))?;
         fails_with(&b.rvisor(&["state", "c1"]), "does not exist")?;
+        // runc, given the same bundle, says the same (it makes its mount points
+        // and the cwd in the host's copy of the root, so it runs last).
+        let _ = fs::remove_file(rw.join("out.txt"));
+        let mut runc = Command::new(runc());
+        runc.arg("--root").arg(b.dir.join("runc-state")).args(["run", "--bundle", &b.bundle_arg(), "runc-c1"]);
+        let native = run(runc, Input::Bytes(Vec::new()));
+        if native.stdout != o.stdout || native.status != o.status {
+            return Err(format!("runc differs:\n{}\n{}", diff(&native.stdout, &o.stdout), native.describe()));
+        }
         Ok(())
     });
+}
+
+/// runc, the reference OCI runtime: Debian's package (containerd's
+/// dependency), installed when missing.
+fn runc() -> &'static str {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let present = || Command::new("runc").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !present() {
+            let apt = |args: &[&str]| Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").output();
+            if !apt(&["install", "-y", "-q", "runc"]).is_ok_and(|o| o.status.success()) {
+                let _ = apt(&["update", "-q"]);
+                let _ = apt(&["install", "-y", "-q", "runc"]);
+            }
+            assert!(present(), "runc is not installed and apt-get could not install it");
+        }
+    });
+    "runc"
 }
 
 /// A child's output, a line at a time, with a deadline.
