@@ -1,4 +1,5 @@
-//! `--network=host`: the sandbox's inet sockets are the host's. A sandboxed
+//! `--network=host`: the sandbox's inet sockets are the host's, and netlink
+//! shows the host's interfaces (read-only). A sandboxed
 //! client reaches a host TCP server and a host UDP socket, a sandboxed server
 //! is reached from the host, refused connections and socket options behave as
 //! on the host; without the flag, the host's loopback is out of reach. An OCI
@@ -16,6 +17,7 @@ use std::process::{Command, Stdio};
 const CLIENT: &str = r#"
 import socket, sys
 tcp, udp = int(sys.argv[1]), int(sys.argv[2])
+print("interfaces", sorted(name for _, name in socket.if_nameindex()))
 s = socket.create_connection(("127.0.0.1", tcp))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
@@ -65,6 +67,9 @@ fn passes_through(platform: &str) -> Result<(), String> {
     let (t1, t2) = (serve_tcp_once(tcp), serve_udp_once(udp));
     let spec = Spec::args(["-c", CLIENT, &tcp_port.to_string(), &udp_port.to_string()]);
     let mut run = Interactive::spawn(sandbox_command(platform, &["--network=host"], Path::new("/usr/bin/python3"), &spec));
+    // The host's interfaces, through netlink (if_nameindex), as the host lists them.
+    let native = Command::new("python3").args(["-c", "import socket; print('interfaces', sorted(n for _, n in socket.if_nameindex()))"]).output().map_err(|e| e.to_string())?;
+    run.expect_line(String::from_utf8_lossy(&native.stdout).trim_end())?;
     for want in ["nodelay 1", "tcp reply pong:ping", "udp reply echo:hello True", "port 1 refused"] {
         run.expect_line(want)?;
     }
@@ -92,6 +97,29 @@ fn host_network_passes_through() {
     matrix("host_network_passes_through", &[Link::Static], |v| passes_through(v.platform));
 }
 
+/// Netlink shows the host's network but cannot change it: the host refuses,
+/// as it refuses an unprivileged process.
+#[test]
+fn host_network_cannot_be_reconfigured() {
+    matrix("host_network_cannot_be_reconfigured", &[Link::Static], |v| {
+        let address = "10.213.250.1";
+        let script = format!("ip -o link show lo | cut -d: -f2; ip addr add {address}/32 dev lo 2>&1; echo \"add: $?\"; ip link set lo mtu 1280 2>&1; echo \"mtu: $?\"");
+        let o = run_sandbox_flags(v.platform, &["--network=host"], Path::new("/bin/sh"), &Spec::args(["-c", &script]));
+        let lo = Command::new("ip").args(["addr", "show", "lo"]).output().map_err(|e| e.to_string())?;
+        let lo = String::from_utf8_lossy(&lo.stdout).into_owned();
+        if lo.contains(address) || lo.contains("mtu 1280") {
+            let _ = Command::new("ip").args(["addr", "del", &format!("{address}/32"), "dev", "lo"]).output();
+            return Err(format!("the sandbox changed the host's lo: {lo}\n{}", o.describe()));
+        }
+        sane(&o)?;
+        let refused = "RTNETLINK answers: Operation not permitted";
+        if o.stdout_str() != format!(" lo\n{refused}\nadd: 2\n{refused}\nmtu: 2\n") {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn without_host_network_the_hosts_loopback_is_out_of_reach() {
     matrix("without_host_network_the_hosts_loopback_is_out_of_reach", &[Link::Static], |v| {
@@ -112,6 +140,7 @@ fn without_host_network_the_hosts_loopback_is_out_of_reach() {
 struct Netns {
     name: String,
     host_if: String,
+    ns_if: String,
 }
 
 impl Netns {
@@ -119,7 +148,7 @@ impl Netns {
         let name = format!("rvisor-test-{}-{n}", std::process::id());
         let host_if = format!("rvh{}{n}", std::process::id() % 10000);
         let ns_if = format!("rvn{}{n}", std::process::id() % 10000);
-        let ns = Netns { name: name.clone(), host_if: host_if.clone() };
+        let ns = Netns { name: name.clone(), host_if: host_if.clone(), ns_if: ns_if.clone() };
         let ip = |args: &str| -> Result<(), String> {
             let o = Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
             if o.status.success() { Ok(()) } else { Err(format!("ip {args}: {}", String::from_utf8_lossy(&o.stderr))) }
@@ -161,7 +190,7 @@ fn oci_container_joins_its_network_namespace() {
         let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
         c["root"] = serde_json::json!({"path": "/", "readonly": true});
         c["process"]["terminal"] = serde_json::json!(false);
-        let script = "import socket\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
+        let script = "import socket\nprint(sorted(n for _, n in socket.if_nameindex()), flush=True)\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
         c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
         let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
         namespaces.retain(|n| n["type"] != "network");
@@ -169,9 +198,15 @@ fn oci_container_joins_its_network_namespace() {
         std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
         let mut child = rv(&["run", "--bundle", dir.to_str().unwrap(), "net"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
         let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut interfaces = String::new();
+        out.read_line(&mut interfaces).map_err(|e| e.to_string())?;
         let mut line = String::new();
         out.read_line(&mut line).map_err(|e| e.to_string())?;
         let result = (|| {
+            // Its namespace's interfaces, not the host's.
+            if interfaces != format!("['lo', '{}']\n", ns.ns_if) {
+                return Err(format!("container's interfaces: {interfaces:?}"));
+            }
             if line != "listening\n" {
                 return Err(format!("container said {line:?}"));
             }

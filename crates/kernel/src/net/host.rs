@@ -5,6 +5,11 @@
 //! makes no host call itself; it reaches the host's network stack, which is
 //! the isolation this mode gives up.
 //!
+//! NETLINK_ROUTE sockets pass through too, so that `ip`, getifaddrs and
+//! if_nameindex see the host's interfaces; their requests go to the host
+//! without the Sentry's network privileges, so the host answers any request
+//! to change its network with EPERM, as it answers an unprivileged process.
+//!
 //! Each host socket is non-blocking; a blocking call waits in a host poll
 //! beside the task's wake-up descriptor, so signals interrupt it. Options pass
 //! through only from a list of those that change nothing but the socket.
@@ -25,6 +30,7 @@ const IPPROTO_IP: i32 = 0;
 const IPPROTO_TCP: i32 = 6;
 const IPPROTO_UDP: i32 = 17;
 const IPPROTO_IPV6: i32 = 41;
+const SOL_NETLINK: i32 = 270;
 const SO_ERROR: i32 = 4;
 const SO_ACCEPTCONN: i32 = 30;
 
@@ -96,6 +102,10 @@ impl HostSocket {
     /// Whether an option may pass to the host: the socket's own tuning, not
     /// what would reach beyond it.
     fn passes(&self, level: i32, name: i32) -> bool {
+        if self.domain == super::netlink::AF_NETLINK {
+            // Multicast groups, extended acks, strict checking: the socket's own.
+            return level == SOL_NETLINK || level == SOL_SOCKET && SOCKET_OPTIONS.contains(&name);
+        }
         match level {
             SOL_SOCKET => SOCKET_OPTIONS.contains(&name),
             IPPROTO_TCP => self.kind == super::SOCK_STREAM && !PRIVILEGED_TCP.contains(&name),
@@ -118,15 +128,17 @@ impl Socket for HostSocket {
 
     fn protocol(&self) -> i32 {
         match (self.protocol, self.kind) {
-            (0, super::SOCK_STREAM) => IPPROTO_TCP,
-            (0, _) => IPPROTO_UDP,
-            (p, _) => p,
+            (p, _) if p != 0 || self.domain == super::netlink::AF_NETLINK => p,
+            (_, super::SOCK_STREAM) => IPPROTO_TCP,
+            _ => IPPROTO_UDP,
         }
     }
 
     /// The Sentry may bind any port; the app only what its capabilities allow.
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
-        super::inet::may_bind_port(t, super::inet::parse(self.domain, addr)?.port())?;
+        if self.domain != super::netlink::AF_NETLINK {
+            super::inet::may_bind_port(t, super::inet::parse(self.domain, addr)?.port())?;
+        }
         host::bind(self.fd.as_fd(), addr).map_err(io)
     }
 
@@ -168,7 +180,11 @@ impl Socket for HostSocket {
         // The host must never raise SIGPIPE in the Sentry: the app gets it
         // here, as Linux would give it.
         let host_flags = (flags & !(MSG_DONTWAIT | MSG_NOSIGNAL)) as i32 | nix::libc::MSG_NOSIGNAL | nix::libc::MSG_DONTWAIT;
-        let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || host::send(self.fd.as_fd(), data, host_flags, to));
+        let netlink = self.domain == super::netlink::AF_NETLINK;
+        let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || {
+            let send = || host::send(self.fd.as_fd(), data, host_flags, to);
+            if netlink { host::without_net_privileges(send) } else { send() }
+        });
         if let Err(e) = &r {
             if e.code == ErrnoCode::EPIPE && flags & MSG_NOSIGNAL == 0 {
                 crate::fs::pipe::sigpipe(t);
@@ -240,7 +256,8 @@ impl Socket for HostSocket {
         if !self.passes(level, name) {
             return error!(ENOPROTOOPT);
         }
-        host::set_option(self.fd.as_fd(), level, name, value).map_err(io)
+        // And the host judges it as an unprivileged process's, too.
+        host::without_net_privileges(|| host::set_option(self.fd.as_fd(), level, name, value)).map_err(io)
     }
 
     fn timeouts(&self) -> Option<&Timeouts> {
@@ -290,4 +307,5 @@ mod tests {
         assert!(!s.passes(255, 1));
         assert_eq!(s.protocol(), IPPROTO_TCP);
     }
+
 }

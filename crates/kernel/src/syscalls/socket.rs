@@ -87,6 +87,7 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
         (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) => NetlinkSocket::new(ty, flags),
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_NETLINK, _, _) => return error!(ESOCKTNOSUPPORT),
