@@ -6,6 +6,8 @@
  *                          "got LINE", and on SIGTERM prints "terminated" and exits 0
  *   oci_init exec CODE     prints its pid and parent, exits CODE
  *   oci_init alloc MIB     touches MIB mebibytes, prints "allocated"
+ *   oci_init winsize       prints its terminal's size, waits for SIGWINCH,
+ *                          prints the new size
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,7 +84,34 @@ static void report(void) {
         fclose(f);
 }
 
-static volatile sig_atomic_t terminated;
+static volatile sig_atomic_t terminated, resized;
+
+static void on_winch(int sig) {
+    (void)sig;
+    resized = 1;
+}
+
+static void print_size(void) {
+    struct winsize ws = {0};
+    ioctl(0, TIOCGWINSZ, &ws);
+    printf("size %d %d\n", ws.ws_row, ws.ws_col);
+}
+
+/* SIGWINCH stays blocked except inside ppoll, as in serve. */
+static int winsize(void) {
+    struct sigaction sa = {.sa_handler = on_winch};
+    sigaction(SIGWINCH, &sa, NULL);
+    sigset_t winch, waiting;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &winch, &waiting);
+    sigdelset(&waiting, SIGWINCH);
+    print_size();
+    while (!resized)
+        ppoll(NULL, 0, NULL, &waiting);
+    print_size();
+    return 0;
+}
 
 static void on_term(int sig) {
     (void)sig;
@@ -121,6 +151,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         return serve();
+    if (argc > 1 && strcmp(argv[1], "winsize") == 0)
+        return winsize();
     if (argc > 2 && strcmp(argv[1], "alloc") == 0) {
         size_t n = (size_t)atoi(argv[2]) << 20;
         /* volatile: the compiler may not drop the stores (or the malloc). */

@@ -438,9 +438,15 @@ impl Kernel {
     /// The caller's terminal changed size (SIGWINCH): so does the console.
     pub fn console_resized(&self, winsize: [u16; 4]) {
         if let Some(term) = self.console.get() {
-            let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
-            term.set_winsize(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel });
+            resize(term, winsize);
         }
+    }
+
+    /// The host terminal of an exec'd process changed size: so does the
+    /// controlling terminal of process `pid`. False without one.
+    pub fn terminal_resized(&self, pid: i32, winsize: [u16; 4]) -> bool {
+        let term = self.pid_ns.group(pid).and_then(|tg| tg.tty.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        term.map(|t| resize(&t, winsize)).is_some()
     }
 
     /// The sandbox's realtime clock was set: absolute realtime timers and sleeps
@@ -459,6 +465,11 @@ impl Kernel {
             let _ = writeln!(w, "{line}");
         }
     }
+}
+
+fn resize(term: &crate::tty::Terminal, winsize: [u16; 4]) {
+    let [ws_row, ws_col, ws_xpixel, ws_ypixel] = winsize;
+    term.set_winsize(rvisor_abi::structs::Winsize { ws_row, ws_col, ws_xpixel, ws_ypixel });
 }
 
 /// Device numbers of the synthetic file systems (anonymous devices, major 0).

@@ -515,7 +515,15 @@ pub fn exec_wait(request_fd: i32, ready_fd: i32) -> i32 {
             return 1;
         }
     };
-    let terminal = if req.process.terminal { std::io::stdin().as_fd().try_clone_to_owned().ok() } else { None };
+    let terminal = if req.process.terminal {
+        // The console socket's pty is ours to control: its resizes come to us
+        // as SIGWINCH, to pass on.
+        let _ = nix::unistd::setsid();
+        let _ = rvisor_platform::hostcall::set_controlling_terminal(std::io::stdin().as_fd());
+        std::io::stdin().as_fd().try_clone_to_owned().ok()
+    } else {
+        None
+    };
     match run_exec(req, terminal, Some(&ready)) {
         Ok(code) => code,
         Err(e) => {
@@ -536,11 +544,12 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
         (None, true) => vec![0],
         (None, false) => vec![0, 1, 2],
     };
+    let with_terminal = req.process.terminal;
     client.send(&Command::Exec(req.process), &fds).map_err(|e| format!("exec: {e}"))?;
     drop(terminal);
     let result = (|| {
         match client.reply().map_err(|e| format!("exec: {e}"))? {
-            Reply::Started(pid) => forward_signals(&req.root, &req.id, pid),
+            Reply::Started(pid) => forward_signals(&req.root, &req.id, pid, with_terminal),
             Reply::Failed(e) => return Err(e),
             other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
         }
@@ -563,11 +572,11 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
 /// Signals this process gets (`ctr task kill --exec-id` sends them to the
 /// pid file's process) go on to the exec'd process `pid` in the sandbox. A
 /// SIGKILL cannot be caught: the sandbox kills the process when our connection
-/// closes.
-fn forward_signals(root: &Path, id: &str, pid: i32) {
+/// closes. With a terminal, its resizes (SIGWINCH) resize the process's.
+fn forward_signals(root: &Path, id: &str, pid: i32, terminal: bool) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
-    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCONT] {
+    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCONT, Signal::SIGWINCH] {
         set.add(s);
     }
     // Blocked before the forwarder starts, so that only it takes them.
@@ -577,8 +586,15 @@ fn forward_signals(root: &Path, id: &str, pid: i32) {
     let dir = State::dir(root, id);
     let _ = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || {
         while let Ok(sig) = set.wait() {
-            let sent = Client::connect(&dir).and_then(|c| c.call(&Command::SignalProcess { pid, signo: sig as i32 }));
-            if let Err(e) = sent {
+            let cmd = match sig {
+                Signal::SIGWINCH if terminal => match rvisor_platform::hostcall::window_size(std::io::stdin().as_fd()) {
+                    Ok(winsize) => Command::Resize { pid, winsize },
+                    Err(_) => continue,
+                },
+                Signal::SIGWINCH => continue,
+                _ => Command::SignalProcess { pid, signo: sig as i32 },
+            };
+            if let Err(e) = Client::connect(&dir).and_then(|c| c.call(&cmd)) {
                 eprintln!("rvisor: cannot pass on {sig}: {e}");
             }
         }

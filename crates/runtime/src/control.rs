@@ -33,6 +33,9 @@ pub enum Command {
     Signal { signo: i32, all: bool },
     /// Send a signal to one process (one `rvisor exec` started).
     SignalProcess { pid: i32, signo: i32 },
+    /// The host terminal of an exec'd process has this size (rows, columns,
+    /// pixels across and down) now.
+    Resize { pid: i32, winsize: [u16; 4] },
     /// List the processes.
     Ps,
     /// Start a process; its standard streams come with the message (three
@@ -202,6 +205,10 @@ fn serve_connection(kernel: &Arc<Kernel>, started: &Started, in_flight: &InFligh
             Ok(s @ 1..=64) if kernel.signal_process(pid, s) => Reply::Done,
             Ok(1..=64) => Reply::Failed(format!("no process {pid}")),
             _ => Reply::Failed(format!("invalid signal {signo}")),
+        },
+        Command::Resize { pid, winsize } => match kernel.terminal_resized(pid, winsize) {
+            true => Reply::Done,
+            false => Reply::Failed(format!("process {pid} has no terminal")),
         },
         Command::Ps => Reply::Processes(
             kernel

@@ -583,6 +583,18 @@ fn oci_terminal_through_a_console_socket() {
         writer.write_all(b"hi\n").map_err(|e| e.to_string())?;
         out.expect("hi")?;
         out.expect("got hi")?;
+        // exec -t through a console socket: the terminal's size, and its
+        // resizes, reach the process.
+        let exec_socket = b.dir.join("exec-console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&exec_socket).map_err(|e| e.to_string())?;
+        let console = std::thread::spawn(move || receive_console(&listener));
+        let pid_file = b.dir.join("exec.pid");
+        succeeds(&b.rvisor(&["exec", "-t", "--console-socket", exec_socket.to_str().unwrap(), "--detach", "--pid-file", pid_file.to_str().unwrap(), "c5", "/bin/init", "winsize"]))?;
+        let exec_master = std::fs::File::from(console.join().map_err(|_| "console thread panicked")??);
+        let exec_out = Lines::of(exec_master.try_clone().map_err(|e| e.to_string())?);
+        exec_out.expect("size 0 0")?;
+        rvisor_platform::hostcall::set_window_size(std::os::fd::AsFd::as_fd(&exec_master), [30, 100, 0, 0]).map_err(|e| e.to_string())?;
+        exec_out.expect("size 30 100")?;
         succeeds(&b.rvisor(&["kill", "c5", "SIGTERM"]))?;
         out.expect("terminated")?;
         succeeds(&b.rvisor(&["delete", "--force", "c5"]))?;
