@@ -38,6 +38,9 @@ pub struct KernelConfig {
     /// AF_INET and AF_INET6 sockets are host sockets (`--network=host`)
     /// rather than the sandbox's own loopback.
     pub host_network: bool,
+    /// The first port binding needs no CAP_NET_BIND_SERVICE for
+    /// (net.ipv4.ip_unprivileged_port_start; Linux's default is 1024).
+    pub unprivileged_port_start: u16,
 }
 
 /// A file system a sandbox mount shows.
@@ -103,6 +106,7 @@ pub struct Kernel {
     pub loopback: crate::net::Loopback,
     /// Whether inet sockets are the host's (see `net::host`).
     pub host_network: bool,
+    pub unprivileged_port_start: u16,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -199,6 +203,7 @@ impl Kernel {
                 abstract_sockets: Default::default(),
                 loopback: Default::default(),
                 host_network: cfg.host_network,
+                unprivileged_port_start: cfg.unprivileged_port_start,
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,

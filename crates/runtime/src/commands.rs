@@ -134,6 +134,8 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     if bundle.process.terminal && a.console_socket.is_none() && !start_now {
         return Err("the process asks for a terminal: give --console-socket".into());
     }
+    let (host_network, netns) = container_network(global, &bundle);
+    let unprivileged_port_start = unprivileged_port_start(&bundle)?;
     std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
     let dir = State::dir(&global.root, &a.id);
     // Only root may reach the control socket inside: it can exec in the container.
@@ -141,7 +143,6 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         std::io::ErrorKind::AlreadyExists => format!("container with id {} already exists", a.id),
         _ => format!("{}: {e}", dir.display()),
     })?;
-    let (host_network, netns) = container_network(global, &bundle);
     let cgroups = match container_cgroup(&bundle, &a.id) {
         Ok(dirs) => dirs,
         Err(e) => {
@@ -176,7 +177,18 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         cgroups,
         host_network,
         netns,
+        unprivileged_port_start,
     })
+}
+
+/// The spec's net.ipv4.ip_unprivileged_port_start (containerd sets it to 0
+/// with `enable_unprivileged_ports`); the sandbox's other sysctls are its own.
+fn unprivileged_port_start(bundle: &Bundle) -> Result<Option<u16>> {
+    let sysctls = bundle.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    sysctls
+        .and_then(|s| s.get("net.ipv4.ip_unprivileged_port_start"))
+        .map(|v| v.trim().parse().map_err(|_| format!("sysctl net.ipv4.ip_unprivileged_port_start: {v:?} is not a port")))
+        .transpose()
 }
 
 /// The container's network: the --network flag, else what its spec asks, as

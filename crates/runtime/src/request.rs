@@ -36,6 +36,8 @@ pub struct Request {
     /// namespace `netns` names if any (an OCI container's), else the caller's.
     pub host_network: bool,
     pub netns: Option<PathBuf>,
+    /// net.ipv4.ip_unprivileged_port_start, if the spec's sysctls set it.
+    pub unprivileged_port_start: Option<u16>,
 }
 
 /// A program to start in the sandbox: init, or one `rvisor exec` adds.

@@ -235,3 +235,43 @@ fn oci_container_joins_its_network_namespace() {
         Ok(())
     });
 }
+
+/// A spec's net.ipv4.ip_unprivileged_port_start (containerd's
+/// `enable_unprivileged_ports`) lets a container without CAP_NET_BIND_SERVICE
+/// bind port 80.
+#[test]
+fn oci_unprivileged_port_start_from_the_spec() {
+    matrix("oci_unprivileged_port_start_from_the_spec", &[Link::Static], |v| {
+        let dir = scratch_path("sysctl-bundle");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let rv = |args: &[&str]| {
+            let mut c = Command::new(rvisor());
+            c.arg(format!("--platform={}", v.platform)).arg("--root").arg(dir.join("state")).args(args);
+            c
+        };
+        rv(&["spec", "--bundle", dir.to_str().unwrap()]).output().map_err(|e| e.to_string())?;
+        let config = dir.join("config.json");
+        let script = "import socket\ntry:\n    socket.socket().bind(('127.0.0.1', 80))\n    print('bound')\nexcept PermissionError:\n    print('EACCES')\n";
+        for (sysctl, want) in [(None, "EACCES\n"), (Some("0"), "bound\n")] {
+            let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+            c["root"] = serde_json::json!({"path": "/", "readonly": true});
+            c["process"]["terminal"] = serde_json::json!(false);
+            c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+            // Not even runc's default CAP_NET_BIND_SERVICE.
+            c["process"]["capabilities"] = serde_json::json!({});
+            c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
+            c["linux"]["sysctl"] = match sysctl {
+                Some(v) => serde_json::json!({"net.ipv4.ip_unprivileged_port_start": v}),
+                None => serde_json::json!({}),
+            };
+            std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
+            let o = run(rv(&["run", "--bundle", dir.to_str().unwrap(), "port"]), Input::Bytes(Vec::new()));
+            let _ = rv(&["delete", "--force", "port"]).output();
+            sane(&o)?;
+            if o.stdout_str() != want {
+                return Err(format!("sysctl {sysctl:?}: want {want:?}: {}", o.describe()));
+            }
+        }
+        Ok(())
+    });
+}

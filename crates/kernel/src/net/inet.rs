@@ -127,13 +127,12 @@ pub fn source_for(local: IpAddr, dest: IpAddr) -> IpAddr {
 
 /// The port range autobind takes ports from (Linux's ip_local_port_range).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
-/// Ports below this need CAP_NET_BIND_SERVICE.
-const PROT_SOCK: u16 = 1024;
 const CAP_NET_BIND_SERVICE: u32 = 10;
 
-/// EACCES for a privileged port (below 1024, not 0) without CAP_NET_BIND_SERVICE.
+/// EACCES for a privileged port (not 0, below the kernel's
+/// `ip_unprivileged_port_start`, 1024 by default) without CAP_NET_BIND_SERVICE.
 pub fn may_bind_port(t: &Task, port: u16) -> SysResult<()> {
-    if port != 0 && port < PROT_SOCK && !t.tg.capable(CAP_NET_BIND_SERVICE) {
+    if port != 0 && port < t.kernel.unprivileged_port_start && !t.tg.capable(CAP_NET_BIND_SERVICE) {
         return error!(EACCES);
     }
     Ok(())
