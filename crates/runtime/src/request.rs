@@ -38,6 +38,9 @@ pub struct Request {
     pub netns: Option<PathBuf>,
     /// net.ipv4.ip_unprivileged_port_start, if the spec's sysctls set it.
     pub unprivileged_port_start: Option<u16>,
+    /// The host OOM killer's score adjustment for the whole sandbox (the
+    /// process's oomScoreAdj, which Kubernetes sets by QoS class).
+    pub oom_score_adj: Option<i32>,
 }
 
 /// A program to start in the sandbox: init, or one `rvisor exec` adds.

@@ -173,6 +173,11 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
     if let Err(e) = crate::cgroup::join(&req.cgroups) {
         return boot_failed(ready, EXIT_INTERNAL, e);
     }
+    if let Some(adj) = req.oom_score_adj {
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            return boot_failed(ready, EXIT_INTERNAL, format!("oomScoreAdj {adj}: {e}"));
+        }
+    }
     if let Some(ns) = &req.netns {
         let joined = std::fs::File::open(ns).map_err(|e| e.to_string()).and_then(|f| nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string()));
         if let Err(e) = joined {

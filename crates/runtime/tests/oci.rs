@@ -481,6 +481,7 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
             c["process"]["args"] = json!(["/bin/init", "serve"]);
             c["linux"]["cgroupsPath"] = json!(path);
             c["linux"]["resources"] = limits.clone();
+            c["process"]["oomScoreAdj"] = json!(500);
         });
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let dir = |controller: &str| if v2 { PathBuf::from(format!("/sys/fs/cgroup{path}")) } else { PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}")) };
@@ -488,6 +489,13 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
         succeeds(&b.rvisor(&["start", "c10"]))?;
         out.expect("started pid 1")?;
         let pid = b.state("c10")?["pid"].to_string();
+        // The spec's oomScoreAdj is the whole sandbox's, on the host.
+        for p in procs_of(&dir("memory"))? {
+            let adj = fs::read_to_string(format!("/proc/{p}/oom_score_adj")).unwrap_or_default();
+            if adj.trim() != "500" {
+                return Err(format!("process {p}: oom_score_adj {adj:?}"));
+            }
+        }
         let procs = fs::read_to_string(dir("memory").join("cgroup.procs")).map_err(|e| format!("the cgroup: {e}"))?;
         // The Sentry, its stubs and its gofer.
         if !procs.lines().any(|p| p == pid) || procs.lines().count() < 3 {
@@ -541,6 +549,12 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
         succeeds(&b.rvisor(&["delete", "c12"]))?;
         Ok(())
     });
+}
+
+/// The pids a cgroup directory holds.
+fn procs_of(dir: &Path) -> Result<Vec<String>, String> {
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(procs.lines().map(str::to_string).collect())
 }
 
 /// Receives the descriptor `rvisor create` sends on a console socket.
