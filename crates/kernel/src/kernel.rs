@@ -156,6 +156,8 @@ pub struct ProgramSpec {
     pub caps: Option<crate::task::Capabilities>,
     /// Resource limits to set: (RLIMIT_* number, soft, hard).
     pub rlimits: Vec<(usize, u64, u64)>,
+    /// Starts with PR_SET_NO_NEW_PRIVS set (an OCI process's noNewPrivileges).
+    pub no_new_privs: bool,
 }
 
 /// PID 1, loaded and waiting for [`Init::start`] (between `rvisor create` and
@@ -402,6 +404,7 @@ impl Kernel {
         if let Some(caps) = spec.caps {
             *tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = caps;
         }
+        tg.no_new_privs.store(i32::from(spec.no_new_privs), std::sync::atomic::Ordering::Relaxed);
         {
             let mut limits = tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
             for &(r, cur, max) in &spec.rlimits {

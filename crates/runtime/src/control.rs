@@ -271,6 +271,7 @@ pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
         creds: Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid },
         groups: p.groups,
         rlimits: p.rlimits,
+        no_new_privs: p.no_new_privs,
         caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding }),
     }
 }

@@ -62,6 +62,8 @@ pub struct Process {
     pub caps: Option<CapSets>,
     /// Resource limits: (RLIMIT_* number, soft, hard).
     pub rlimits: Vec<(usize, u64, u64)>,
+    /// noNewPrivileges.
+    pub no_new_privs: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -93,6 +93,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
             terminal: args.tty,
             caps: None,
             rlimits: Vec::new(),
+            no_new_privs: false,
         },
         root: "/".into(),
         mounts,

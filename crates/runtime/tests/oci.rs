@@ -114,6 +114,7 @@ fn oci_run_applies_the_bundle() {
             c["process"]["cwd"] = json!("/work/here");
             c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 6]});
             c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 512}]);
+            c["process"]["noNewPrivileges"] = json!(true);
             c["hostname"] = json!("box");
             c["root"]["readonly"] = json!(true);
             let mounts = c["mounts"].as_array_mut().unwrap();
@@ -144,6 +145,7 @@ write /scratch/f: Permission denied
 nofile 512 4096
 CapEff:\t0000000020000420
 CapBnd:\t0000000020000420
+NoNewPrivs:\t1
 ";
         if o.stdout_str() != want || o.status != 7 {
             return Err(format!("want exit 7 and:\n{want}\n{}\n{}", diff(want.as_bytes(), &o.stdout), o.describe()));
