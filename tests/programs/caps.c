@@ -1,6 +1,7 @@
 // Capabilities (run as root): capget's version probe and sets, capset dropping
 // one (it stays dropped, in /proc and in a forked child) and refusing to raise
-// it again, and setuid away from root clearing them.
+// it again, and setuid away from root clearing them; root without CAP_SETUID,
+// CAP_SETGID or CAP_SYS_CHROOT may not change ids, groups or its root.
 #define _GNU_SOURCE
 #include "check.h"
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +68,27 @@ int main(void) {
     }
     waitpid(c, &st, 0);
     check("setuid away from root clears every set", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    c = fork();
+    if (c == 0) {
+        struct __user_cap_data_struct k[2];
+        get(k);
+        k[0].effective &= ~(1u << CAP_SETUID | 1u << CAP_SETGID | 1u << CAP_SYS_CHROOT);
+        if (set(k) != 0) _exit(9);
+        int bad = 0;
+        gid_t none[1] = {0};
+        errno = 0;
+        bad |= !(setuid(65534) == -1 && errno == EPERM) << 0;
+        errno = 0;
+        bad |= !(setgid(65534) == -1 && errno == EPERM) << 1;
+        errno = 0;
+        bad |= !(setgroups(1, none) == -1 && errno == EPERM) << 2;
+        errno = 0;
+        bad |= !(chroot("/") == -1 && errno == EPERM) << 3;
+        bad |= !(setuid(0) == 0) << 4; /* its own id needs no capability */
+        _exit(bad);
+    }
+    waitpid(c, &st, 0);
+    check("without CAP_SETUID/SETGID/SYS_CHROOT, root may not setuid, setgid, setgroups or chroot", WIFEXITED(st) && WEXITSTATUS(st) == 0);
     printf("%d failures\n", failures);
     return failures != 0;
 }

@@ -1,5 +1,6 @@
-//! Changing credentials: setuid and friends. A privileged process (euid 0) may set
-//! any ids; others may only move between their real, effective and saved ids.
+//! Changing credentials: setuid and friends. A process with CAP_SETUID (for user
+//! ids) or CAP_SETGID (for group ids and setgroups) may set any ids; others may
+//! only move between their real, effective and saved ids.
 
 use crate::mm::UserRef;
 use crate::task::{Capabilities, Credentials, Task};
@@ -10,11 +11,16 @@ const KEEP: u32 = u32::MAX;
 /// Most supplementary groups (NGROUPS_MAX).
 const NGROUPS_MAX: usize = 65536;
 
-/// Applies `f` to a copy of the credentials and stores it if `f` succeeds.
-fn update(t: &Task, f: impl FnOnce(&mut Credentials, bool) -> SysResult<()>) -> SysResult<()> {
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// Applies `f` to a copy of the credentials and stores it if `f` succeeds; `f`
+/// hears whether the caller holds `cap` (and so may set any id).
+fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResult<()>) -> SysResult<()> {
+    let privileged = t.tg.capable(cap);
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let mut n = *c;
-    f(&mut n, c.euid == 0)?;
+    f(&mut n, privileged)?;
     t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n);
     *c = n;
     Ok(())
@@ -25,7 +31,7 @@ fn allowed(id: u32, ids: [u32; 3], privileged: bool) -> bool {
 }
 
 pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETUID, |c, privileged| {
         if uid == KEEP {
             return error!(EINVAL);
         }
@@ -41,7 +47,7 @@ pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETGID, |c, privileged| {
         if gid == KEEP {
             return error!(EINVAL);
         }
@@ -57,7 +63,7 @@ pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if ![ruid, euid, suid].iter().all(|&i| allowed(i, ids, privileged)) {
             return error!(EPERM);
@@ -70,7 +76,7 @@ pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult
 }
 
 pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if ![rgid, egid, sgid].iter().all(|&i| allowed(i, ids, privileged)) {
             return error!(EPERM);
@@ -83,7 +89,7 @@ pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult
 }
 
 pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if !allowed(ruid, [c.uid, c.euid, c.uid], privileged) || !allowed(euid, ids, privileged) {
             return error!(EPERM);
@@ -97,7 +103,7 @@ pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
-    update(t, |c, privileged| {
+    update(t, CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if !allowed(rgid, [c.gid, c.egid, c.gid], privileged) || !allowed(egid, ids, privileged) {
             return error!(EPERM);
@@ -131,7 +137,7 @@ pub fn sys_setgroups(t: &mut Task, size: usize, list: UserAddr) -> SysResult<()>
     if size > NGROUPS_MAX {
         return error!(EINVAL);
     }
-    if t.tg.creds().euid != 0 {
+    if !t.tg.capable(CAP_SETGID) {
         return error!(EPERM);
     }
     let mut groups = Vec::with_capacity(size);

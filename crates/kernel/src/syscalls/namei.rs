@@ -480,7 +480,8 @@ pub fn sys_fchdir(t: &mut Task, fd: Fd) -> SysResult<()> {
 }
 
 pub fn sys_chroot(t: &mut Task, path: UserCStr) -> SysResult<()> {
-    if t.tg.creds().euid != 0 {
+    const CAP_SYS_CHROOT: u32 = 18;
+    if !t.tg.capable(CAP_SYS_CHROOT) {
         return error!(EPERM);
     }
     let p = read_path(t, path)?;
