@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod container;
 mod control;
+mod exec;
 mod oci;
 mod request;
 mod sandbox;
@@ -34,11 +35,11 @@ fn main() {
         Command::Delete { force, id } => done(commands::delete(g, &id, force)),
         Command::List { format, quiet } => done(commands::list(g, &format, quiet)),
         Command::Ps { format, id } => done(commands::ps(g, &id, &format)),
-        Command::Exec(a) => commands::exec(g, &a),
+        Command::Exec(a) => exec::exec(g, &a),
         Command::Pause { id } => done(commands::pause(g, &id, true)),
         Command::Resume { id } => done(commands::pause(g, &id, false)),
         Command::Update(a) => done(commands::update(g, &a)),
-        Command::ExecWait { request_fd, ready_fd } => Ok(commands::exec_wait(request_fd, ready_fd)),
+        Command::ExecWait { request_fd, ready_fd } => Ok(exec::exec_wait(request_fd, ready_fd)),
     };
     std::process::exit(result.unwrap_or_else(|e| commands::failed(g, &e)));
 }
