@@ -173,31 +173,67 @@ impl Drop for Netns {
     }
 }
 
+/// A bundle over the host's root (read-only) whose process is `python3 -c
+/// SCRIPT`, with a state root of its own.
+struct PythonBundle {
+    dir: std::path::PathBuf,
+    platform: &'static str,
+}
+
+impl PythonBundle {
+    fn new(v: Variant, script: &str) -> Result<PythonBundle, String> {
+        let b = PythonBundle { dir: scratch_path("python-bundle"), platform: v.platform };
+        std::fs::create_dir_all(&b.dir).map_err(|e| e.to_string())?;
+        b.rvisor(&["spec", "--bundle", b.dir.to_str().unwrap()]).output().map_err(|e| e.to_string())?;
+        b.config(|c| {
+            c["root"] = serde_json::json!({"path": "/", "readonly": true});
+            c["process"]["terminal"] = serde_json::json!(false);
+            c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
+        });
+        Ok(b)
+    }
+
+    fn config(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.dir.join("config.json");
+        let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    }
+
+    fn rvisor(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(rvisor());
+        c.arg(format!("--platform={}", self.platform)).arg("--root").arg(self.dir.join("state")).args(args);
+        c
+    }
+
+    /// `rvisor run` of the bundle as container `id`.
+    fn run(&self, id: &str) -> Command {
+        self.rvisor(&["run", "--bundle", self.dir.to_str().unwrap(), id])
+    }
+}
+
+impl Drop for PythonBundle {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(self.dir.join("state")).into_iter().flatten().flatten() {
+            let _ = self.rvisor(&["delete", "--force", &entry.file_name().to_string_lossy()]).output();
+        }
+    }
+}
+
 #[test]
 fn oci_container_joins_its_network_namespace() {
     let next = std::sync::atomic::AtomicU8::new(1);
     matrix("oci_container_joins_its_network_namespace", &[Link::Static], |v| {
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ns = Netns::new(n)?;
-        let dir = scratch_path("netns-bundle");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let rv = |args: &[&str]| {
-            let mut c = Command::new(rvisor());
-            c.arg(format!("--platform={}", v.platform)).arg("--root").arg(dir.join("state")).args(args);
-            c
-        };
-        rv(&["spec", "--bundle", dir.to_str().unwrap()]).output().map_err(|e| e.to_string())?;
-        let config = dir.join("config.json");
-        let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-        c["root"] = serde_json::json!({"path": "/", "readonly": true});
-        c["process"]["terminal"] = serde_json::json!(false);
         let script = "import socket\nprint(sorted(n for _, n in socket.if_nameindex()), flush=True)\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
-        c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
-        let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
-        namespaces.retain(|n| n["type"] != "network");
-        namespaces.push(serde_json::json!({"type": "network", "path": format!("/var/run/netns/{}", ns.name)}));
-        std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
-        let mut child = rv(&["run", "--bundle", dir.to_str().unwrap(), "net"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+        let b = PythonBundle::new(v, script)?;
+        b.config(|c| {
+            let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.retain(|n| n["type"] != "network");
+            namespaces.push(serde_json::json!({"type": "network", "path": format!("/var/run/netns/{}", ns.name)}));
+        });
+        let mut child = b.run("net").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut interfaces = String::new();
         out.read_line(&mut interfaces).map_err(|e| e.to_string())?;
@@ -225,7 +261,6 @@ fn oci_container_joins_its_network_namespace() {
             let _ = child.kill();
         }
         let status = child.wait().map_err(|e| e.to_string())?;
-        let _ = rv(&["delete", "--force", "net"]).output();
         result?;
         if !status.success() {
             let mut err = String::new();
@@ -242,31 +277,19 @@ fn oci_container_joins_its_network_namespace() {
 #[test]
 fn oci_unprivileged_port_start_from_the_spec() {
     matrix("oci_unprivileged_port_start_from_the_spec", &[Link::Static], |v| {
-        let dir = scratch_path("sysctl-bundle");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let rv = |args: &[&str]| {
-            let mut c = Command::new(rvisor());
-            c.arg(format!("--platform={}", v.platform)).arg("--root").arg(dir.join("state")).args(args);
-            c
-        };
-        rv(&["spec", "--bundle", dir.to_str().unwrap()]).output().map_err(|e| e.to_string())?;
-        let config = dir.join("config.json");
         let script = "import socket\ntry:\n    socket.socket().bind(('127.0.0.1', 80))\n    print('bound')\nexcept PermissionError:\n    print('EACCES')\n";
-        for (sysctl, want) in [(None, "EACCES\n"), (Some("0"), "bound\n")] {
-            let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-            c["root"] = serde_json::json!({"path": "/", "readonly": true});
-            c["process"]["terminal"] = serde_json::json!(false);
-            c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
-            // Not even runc's default CAP_NET_BIND_SERVICE.
-            c["process"]["capabilities"] = serde_json::json!({});
-            c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
-            c["linux"]["sysctl"] = match sysctl {
-                Some(v) => serde_json::json!({"net.ipv4.ip_unprivileged_port_start": v}),
-                None => serde_json::json!({}),
-            };
-            std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
-            let o = run(rv(&["run", "--bundle", dir.to_str().unwrap(), "port"]), Input::Bytes(Vec::new()));
-            let _ = rv(&["delete", "--force", "port"]).output();
+        let b = PythonBundle::new(v, script)?;
+        for (n, (sysctl, want)) in [(None, "EACCES\n"), (Some("0"), "bound\n")].into_iter().enumerate() {
+            b.config(|c| {
+                c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+                // Not even runc's default CAP_NET_BIND_SERVICE.
+                c["process"]["capabilities"] = serde_json::json!({});
+                c["linux"]["sysctl"] = match sysctl {
+                    Some(v) => serde_json::json!({"net.ipv4.ip_unprivileged_port_start": v}),
+                    None => serde_json::json!({}),
+                };
+            });
+            let o = run(b.run(&format!("port{n}")), Input::Bytes(Vec::new()));
             sane(&o)?;
             if o.stdout_str() != want {
                 return Err(format!("sysctl {sysctl:?}: want {want:?}: {}", o.describe()));
