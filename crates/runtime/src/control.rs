@@ -157,7 +157,15 @@ pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: S
     let in_flight = Arc::new(InFlight::default());
     let serving = in_flight.clone();
     std::thread::Builder::new().name("control".into()).spawn(move || loop {
-        let Ok(conn) = hostcall::accept(listener.as_fd()) else { continue };
+        let conn = match hostcall::accept(listener.as_fd()) {
+            Ok(c) => c,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+            // Out of descriptors or memory: try again later rather than spin.
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+        };
         let (kernel, started, serving) = (kernel.clone(), started.clone(), serving.clone());
         let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || {
             if let Err(e) = serve_connection(&kernel, &started, &serving, conn.as_fd()) {
