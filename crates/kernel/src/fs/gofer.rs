@@ -470,7 +470,7 @@ impl Inode for GoferInode {
                 const KEPT: u32 = OpenFlags::ACCMODE | OpenFlags::TRUNC | OpenFlags::APPEND | O_SYNC;
                 let fd = self.client.open(self.node()?.id, (flags.0 & KEPT) as i32).map_err(gofer_errno)?;
                 if flags.0 & OpenFlags::TRUNC != 0 {
-                    self.host_written(0, u64::MAX);
+                    self.host_written(&|| Some(0), u64::MAX);
                 }
                 return Ok(Arc::new(HostFile::opened_as(fd, dentry.clone(), flags.0)));
             }
@@ -557,7 +557,7 @@ impl Inode for GoferInode {
         *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st;
         self.stale.store(false, Ordering::Relaxed);
         if let (Some(new), Some(old)) = (a.size, old_size) {
-            self.host_written(new.min(old), u64::MAX);
+            self.host_written(&|| Some(new.min(old)), u64::MAX);
         }
         Ok(())
     }
@@ -574,9 +574,11 @@ impl Inode for GoferInode {
         Ok(())
     }
 
-    fn host_written(&self, off: u64, len: u64) {
+    fn host_written(&self, start: &dyn Fn() -> Option<u64>, len: u64) {
         if let Some(pages) = self.mapped() {
-            pages.refresh(off, len);
+            if let Some(off) = start() {
+                pages.refresh(off, len);
+            }
         }
     }
 

@@ -76,14 +76,11 @@ impl HostFile {
     /// which the write moved past them): the inode refreshes its mapped copies.
     fn after_write(&self, offset: Option<u64>, n: usize) {
         let Some(d) = &self.dentry else { return };
-        let start = match offset {
-            Some(o) => o,
-            None => match nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur) {
-                Ok(end) => (end as u64).saturating_sub(n as u64),
-                Err(_) => return,
-            },
+        let start = || match offset {
+            Some(o) => Some(o),
+            None => nix::unistd::lseek(self.fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).ok().map(|end| (end as u64).saturating_sub(n as u64)),
         };
-        d.inode.host_written(start, n as u64);
+        d.inode.host_written(&start, n as u64);
     }
 
     /// A read-only open of a regular file whose host descriptor others share.

@@ -225,9 +225,10 @@ pub trait Inode: Send + Sync {
         Ok(())
     }
 
-    /// `len` bytes at `off` of the host file changed through a host descriptor:
-    /// the copies mappings hold of them take the new bytes.
-    fn host_written(&self, _off: u64, _len: u64) {}
+    /// `len` bytes of the host file changed through a host descriptor, starting
+    /// where `start` says (asked only when the inode has mapped copies: it may
+    /// cost a host call): the copies mappings hold of them take the new bytes.
+    fn host_written(&self, _start: &dyn Fn() -> Option<u64>, _len: u64) {}
 
     /// The pages mmap maps (a tmpfs file's own, a read-only host file's page
     /// cache); None to give mappings a copy of the contents instead.
