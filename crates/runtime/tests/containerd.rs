@@ -17,20 +17,6 @@ use std::sync::mpsc;
 
 const IMAGE: &str = "docker.io/library/rvisor-test:latest";
 
-/// Installs containerd from the distribution when it is missing.
-fn ensure_containerd() {
-    let present = || Command::new("containerd").arg("--version").output().is_ok_and(|o| o.status.success());
-    if present() {
-        return;
-    }
-    let apt = |args: &[&str]| Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").output();
-    if !apt(&["install", "-y", "-q", "containerd"]).is_ok_and(|o| o.status.success()) {
-        let _ = apt(&["update", "-q"]);
-        let o = apt(&["install", "-y", "-q", "containerd"]);
-        assert!(present(), "containerd is not installed and apt-get could not install it: {o:?}");
-    }
-}
-
 /// A containerd daemon with its own root, state and socket; stopped on drop.
 struct Containerd {
     daemon: Child,
@@ -39,7 +25,7 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Containerd {
-        ensure_containerd();
+        ensure_installed("containerd", "containerd");
         let dir = scratch_path("containerd");
         fs::create_dir_all(&dir).unwrap();
         let d = dir.display();

@@ -167,7 +167,9 @@ NoNewPrivs:\t1
         // runc, given the same bundle, says the same (it makes its mount points
         // and the cwd in the host's copy of the root, so it runs last).
         let _ = fs::remove_file(rw.join("out.txt"));
-        let mut runc = Command::new(runc());
+        // runc is Debian's (containerd's dependency), installed when missing.
+        ensure_installed("runc", "runc");
+        let mut runc = Command::new("runc");
         runc.arg("--root").arg(b.dir.join("runc-state")).args(["run", "--bundle", &b.bundle_arg(), "runc-c1"]);
         let native = run(runc, Input::Bytes(Vec::new()));
         if native.stdout != o.stdout || native.status != o.status {
@@ -175,24 +177,6 @@ NoNewPrivs:\t1
         }
         Ok(())
     });
-}
-
-/// runc, the reference OCI runtime: Debian's package (containerd's
-/// dependency), installed when missing.
-fn runc() -> &'static str {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let present = || Command::new("runc").arg("--version").output().is_ok_and(|o| o.status.success());
-        if !present() {
-            let apt = |args: &[&str]| Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").output();
-            if !apt(&["install", "-y", "-q", "runc"]).is_ok_and(|o| o.status.success()) {
-                let _ = apt(&["update", "-q"]);
-                let _ = apt(&["install", "-y", "-q", "runc"]);
-            }
-            assert!(present(), "runc is not installed and apt-get could not install it");
-        }
-    });
-    "runc"
 }
 
 /// A child's output, a line at a time, with a deadline.

@@ -191,6 +191,24 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
 // Running programs
 // ---------------------------------------------------------------------------------------
 
+/// Installs Debian package `package` when the host lacks `program` (it must
+/// answer `--version`), updating the package lists if the first try fails;
+/// panics if it still cannot run.
+pub fn ensure_installed(program: &str, package: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let present = || Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if present() {
+        return;
+    }
+    let apt = |args: &[&str]| Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").output();
+    if !apt(&["install", "-y", "-q", package]).is_ok_and(|o| o.status.success()) {
+        let _ = apt(&["update", "-q"]);
+        let _ = apt(&["install", "-y", "-q", package]);
+    }
+    assert!(present(), "{program} is not installed and apt-get could not install {package}");
+}
+
 /// How long one run may take before it is killed and reported as hung.
 pub fn timeout() -> Duration {
     let secs = std::env::var("RVISOR_TEST_TIMEOUT")
