@@ -229,14 +229,14 @@ fn container_cgroup(bundle: &Bundle, id: &str) -> Result<Vec<std::path::PathBuf>
 fn boot_sandbox(request: &Request, a: &CreateArgs) -> Result<std::process::Child> {
     let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
     nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("pipe: {e}"))?;
-    let mut cmd = crate::sandbox::boot_command(request, Some(&w)).map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let (mut cmd, request_fd) = crate::sandbox::boot_command(request, Some(&w)).map_err(|e| format!("cannot start the sandbox: {e}"))?;
     if let (true, Some(socket)) = (request.process.terminal, &a.console_socket) {
         let replica = send_console(socket)?;
         let dup = |f: &OwnedFd| f.try_clone().map_err(|e| format!("terminal: {e}"));
         cmd.stdin(dup(&replica)?).stdout(dup(&replica)?).stderr(replica);
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    drop(w);
+    drop((w, request_fd));
     if let Err(e) = ReadyPipe::wait(r) {
         let _ = child.kill();
         let _ = child.wait();
@@ -281,7 +281,7 @@ pub fn run_foreground(global: &GlobalOpts, a: &CreateArgs) -> Result<()> {
         return Err("the process asks for a terminal, and standard input is not one".into());
     }
     let err = match crate::sandbox::boot_command(&request, None) {
-        Ok(mut c) => c.exec(),
+        Ok((mut c, _request)) => c.exec(),
         Err(e) => e,
     };
     let _ = std::fs::remove_dir_all(State::dir(&global.root, &a.id));

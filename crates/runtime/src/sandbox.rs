@@ -102,7 +102,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
     // program's in our command line or environment.
-    let err = boot_command(&request, None).map_or_else(|e| e, |mut c| c.exec());
+    let err = boot_command(&request, None).map_or_else(|e| e, |(mut c, _request)| c.exec());
     fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
 }
 
@@ -137,16 +137,16 @@ fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
 
 /// The command that boots a sandbox from `request` (`rvisor boot`), with an
 /// empty environment; `ready` is the pipe it reports readiness on.
-pub fn boot_command(request: &Request, ready: Option<&OwnedFd>) -> std::io::Result<std::process::Command> {
+/// Returns the request's memfd too: the caller keeps it open until the
+/// command is spawned or exec'd, which hands it on.
+pub fn boot_command(request: &Request, ready: Option<&OwnedFd>) -> std::io::Result<(std::process::Command, OwnedFd)> {
     let fd = crate::request::to_memfd(request)?;
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()));
     cmd.arg0("rvisor").args(["boot", "--request-fd", &fd.as_raw_fd().to_string()]).env_clear();
     if let Some(r) = ready {
         cmd.args(["--ready-fd", &r.as_raw_fd().to_string()]);
     }
-    // The memfd must outlive this function: the child inherits it at spawn or exec.
-    std::mem::forget(fd);
-    Ok(cmd)
+    Ok((cmd, fd))
 }
 
 /// A shell-like message for an I/O error ("No such file or directory").
