@@ -38,9 +38,20 @@ pub struct KernelConfig {
     /// AF_INET and AF_INET6 sockets are host sockets (`--network=host`)
     /// rather than the sandbox's own loopback.
     pub host_network: bool,
+    /// Host interfaces the sandbox's own network stack takes over
+    /// (`--network=sandbox`), each with an AF_PACKET socket bound to it.
+    pub nics: Vec<Nic>,
     /// The first port binding needs no CAP_NET_BIND_SERVICE for
     /// (net.ipv4.ip_unprivileged_port_start; Linux's default is 1024).
     pub unprivileged_port_start: u16,
+}
+
+/// A host interface for the sandbox's network stack: what it is, and a
+/// non-blocking AF_PACKET socket (SOCK_RAW, ETH_P_ALL) bound to it, whose
+/// frames are the sandbox's alone (the host's addresses on it are removed).
+pub struct Nic {
+    pub info: crate::net::interface::InterfaceInfo,
+    pub packet: std::os::fd::OwnedFd,
 }
 
 /// A file system a sandbox mount shows.
@@ -106,6 +117,8 @@ pub struct Kernel {
     pub loopback: crate::net::Loopback,
     /// Whether inet sockets are the host's (see `net::host`).
     pub host_network: bool,
+    /// The interfaces besides `lo` (`--network=sandbox`).
+    pub interfaces: Vec<crate::net::interface::InterfaceInfo>,
     pub unprivileged_port_start: u16,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
@@ -205,6 +218,7 @@ impl Kernel {
                 abstract_sockets: Default::default(),
                 loopback: Default::default(),
                 host_network: cfg.host_network,
+                interfaces: cfg.nics.iter().map(|n| n.info.clone()).collect(),
                 unprivileged_port_start: cfg.unprivileged_port_start,
                 unix_sockets: Default::default(),
                 platform: cfg.platform,

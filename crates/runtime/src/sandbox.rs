@@ -237,7 +237,7 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     let mut gofers = Gofers::default();
     let root = gofers.serve(&req.root, true).map_err(internal("cannot start the gofer"))?;
     let mounts = req.mounts.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.host_network, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.host_network, nics: Vec::new(), unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))

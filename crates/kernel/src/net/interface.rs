@@ -7,7 +7,32 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use rvisor_abi::structs::{Ifreq, SockaddrIn};
 use rvisor_abi::{error, SysResult, UserAddr};
+use std::net::IpAddr;
 use zerocopy::IntoBytes;
+
+/// A network interface besides `lo`: a host interface the sandbox's own
+/// network stack took over (`--network=sandbox`), as the sandbox shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterfaceInfo {
+    pub name: String,
+    /// Its index in the network namespace it came from.
+    pub index: i32,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    /// Its addresses and their prefix lengths.
+    pub addrs: Vec<(IpAddr, u8)>,
+    /// The routes through it, beyond the subnets of its addresses.
+    pub routes: Vec<RouteInfo>,
+}
+
+/// A route through an interface: to `dest`/`prefix` (0.0.0.0/0 or ::/0: the
+/// default route), through `gateway` when it is not on the link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteInfo {
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+}
 
 pub const INDEX: i32 = 1;
 pub const NAME: &[u8] = b"lo";
