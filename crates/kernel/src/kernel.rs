@@ -119,6 +119,8 @@ pub struct Kernel {
     pub host_network: bool,
     /// The interfaces besides `lo` (`--network=sandbox`).
     pub interfaces: Vec<crate::net::interface::InterfaceInfo>,
+    /// The network stack on the first of them.
+    pub netstack: Option<Arc<crate::net::netstack::Netstack>>,
     pub unprivileged_port_start: u16,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
@@ -195,6 +197,16 @@ impl Kernel {
         let root = root_inode(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
         let root = Mount::new(root, None, "overlay", "/", cfg.root_read_only);
         let mounts = build_mounts(root, cfg.mounts, &cfg.memory)?;
+        let interfaces = cfg.nics.iter().map(|n| n.info.clone()).collect();
+        let mut nics = cfg.nics.into_iter();
+        let netstack = nics.next().map(|nic| {
+            let name = nic.info.name.clone();
+            crate::net::netstack::Netstack::start(nic).map_err(|e| format!("network stack on {name}: {e}"))
+        });
+        let netstack = netstack.transpose()?;
+        for nic in nics {
+            tracing::warn!("{}: the network stack drives one interface; this one stays down", nic.info.name);
+        }
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
@@ -218,7 +230,8 @@ impl Kernel {
                 abstract_sockets: Default::default(),
                 loopback: Default::default(),
                 host_network: cfg.host_network,
-                interfaces: cfg.nics.iter().map(|n| n.info.clone()).collect(),
+                interfaces,
+                netstack,
                 unprivileged_port_start: cfg.unprivileged_port_start,
                 unix_sockets: Default::default(),
                 platform: cfg.platform,

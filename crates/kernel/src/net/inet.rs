@@ -88,10 +88,37 @@ pub fn in_domain(domain: i32, addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Whether a bind(2) to `ip` may work: it is a local address or the wildcard.
-pub fn is_local(ip: IpAddr) -> bool {
+/// Whether a bind(2) to `ip` may work: a loopback address, the wildcard, or
+/// an address of the sandbox's interface.
+pub fn is_local(t: &Task, ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
-    ip.is_loopback() || ip.is_unspecified()
+    ip.is_loopback() || ip.is_unspecified() || t.kernel.netstack.as_ref().is_some_and(|n| n.is_own(ip))
+}
+
+/// Where a connection or datagram goes: to a socket of the sandbox (on
+/// loopback, or on one of its interface's addresses), or out through the
+/// interface. The address is canonical.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Route {
+    Local(SocketAddr),
+    Remote(SocketAddr),
+}
+
+/// The route to `addr`: the sandbox's own addresses are local, others go
+/// through the interface if it reaches them, else ENETUNREACH.
+pub fn route(t: &Task, addr: SocketAddr, v6only: bool) -> SysResult<Route> {
+    let ip = addr.ip().to_canonical();
+    if let Some(net) = &t.kernel.netstack {
+        if !(v6only && ip.is_ipv4() && addr.is_ipv6()) && !ip.is_loopback() && !ip.is_unspecified() {
+            if net.is_own(ip) {
+                return Ok(Route::Local(SocketAddr::new(ip, addr.port())));
+            }
+            if net.reaches(ip) {
+                return Ok(Route::Remote(SocketAddr::new(ip, addr.port())));
+            }
+        }
+    }
+    destination(addr, v6only).map(Route::Local)
 }
 
 /// Where a packet to `addr` goes: to this host's loopback (the wildcard means
@@ -112,16 +139,17 @@ pub fn destination(addr: SocketAddr, v6only: bool) -> SysResult<SocketAddr> {
 }
 
 /// The address a socket bound to `local` (or unbound: the wildcard) sends
-/// from to the canonical destination `dest`: its own address, or the
-/// loopback address of the destination's family.
+/// from to the canonical local destination `dest`: its own address, else the
+/// destination itself (loopback, or the interface's address it is sent to).
 pub fn source_for(local: IpAddr, dest: IpAddr) -> IpAddr {
     let local = local.to_canonical();
     if !local.is_unspecified() {
         return local;
     }
     match dest {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V4(a) if a.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        own => own,
     }
 }
 
@@ -394,7 +422,7 @@ impl Endpoint {
         if local.addr.port() != 0 {
             return error!(EINVAL);
         }
-        if !is_local(addr.ip()) {
+        if !is_local(t, addr.ip()) {
             return error!(EADDRNOTAVAIL);
         }
         let socket = socket.upgrade().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;

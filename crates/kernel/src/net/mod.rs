@@ -12,6 +12,7 @@ pub mod host;
 pub mod inet;
 pub mod interface;
 pub mod netlink;
+pub mod netstack;
 pub mod tcp;
 pub mod udp;
 pub mod unix;

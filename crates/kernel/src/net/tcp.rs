@@ -13,10 +13,16 @@
 //! still says EINPROGRESS and reports the completion to the next connect, as
 //! Linux does.
 //!
-//! Lock order: none nests. A socket's state, its pending error and the port
-//! table are each taken alone.
+//! A connection to or from beyond the sandbox, through its interface
+//! (`--network=sandbox`), is a smoltcp connection instead (`State::Remote`,
+//! net/netstack/tcp.rs), and a listener on the wildcard or the interface's
+//! address takes those too.
+//!
+//! Lock order: a socket's state, then the network stack's lock; otherwise
+//! none nests. A socket's pending error and the port table are each taken alone.
 
-use super::inet::{self, Endpoint, PortUser};
+use super::inet::{self, Endpoint, PortUser, Route};
+use super::netstack::tcp::{Sent, TcpConn, TcpListener};
 use super::unix::{connected_streams, UnixSocket};
 use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
@@ -36,10 +42,13 @@ const SOMAXCONN: usize = 4096;
 enum State {
     /// Made by socket(2), or disconnected, or reset.
     Closed,
-    /// listen(2): connections wait here, as the sockets accept(2) returns.
-    Listening { backlog: VecDeque<Arc<TcpSocket>>, max: usize },
+    /// listen(2): connections from the sandbox wait here, as the sockets
+    /// accept(2) returns; those through the interface in `remote`.
+    Listening { backlog: VecDeque<Arc<TcpSocket>>, max: usize, remote: Option<TcpListener> },
     /// Its end of the connection, and the peer's address as it names it.
     Connected { stream: Arc<UnixSocket>, peer: SocketAddr },
+    /// A connection through the interface (connecting, until its handshake ends).
+    Remote { conn: Arc<TcpConn>, peer: SocketAddr },
 }
 
 /// An AF_INET or AF_INET6 stream socket.
@@ -142,7 +151,7 @@ impl TcpSocket {
             let limit = self.timeouts.limit(Way::Send);
             listener.queue.register(&t.thread);
             let r = limit.block(t, || match &*listener.state() {
-                State::Listening { backlog, max } => backlog.len() < *max,
+                State::Listening { backlog, max, .. } => backlog.len() < *max,
                 _ => true,
             });
             listener.queue.unregister(&t.thread);
@@ -184,12 +193,152 @@ impl TcpSocket {
     }
 }
 
+impl TcpSocket {
+    fn remote(&self) -> Option<Arc<TcpConn>> {
+        match &*self.state() {
+            State::Remote { conn, .. } => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
+    /// How a connection through the interface's handshake stands, if it has one.
+    fn remote_handshake(&self) -> Option<SysResult<bool>> {
+        self.remote().map(|c| c.handshake())
+    }
+
+    /// connect(2) through the interface: the socket's port, then the
+    /// handshake, waited for unless the socket is non-blocking (EINPROGRESS:
+    /// poll tells when it ends, and SO_ERROR or the next connect how).
+    fn connect_remote(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
+        let Some(net) = &t.kernel.netstack else { return error!(ENETUNREACH) };
+        self.autobind(t)?;
+        let nodelay = self.ep.options.on(inet::IPPROTO_TCP, TCP_NODELAY);
+        let conn = Arc::new(TcpConn::connect(net, &self.queue, self.ep.local(), dest, nodelay)?);
+        *self.state() = State::Remote { conn: conn.clone(), peer: inet::in_domain(self.ep.domain, dest) };
+        if self.nonblocking() {
+            self.connect_unreported.store(true, Ordering::Relaxed);
+            return error!(EINPROGRESS);
+        }
+        let limit = self.timeouts.limit(Way::Send);
+        let r = self.wait(t, limit, || conn.handshake() != Ok(false));
+        match r.and_then(|()| conn.handshake()) {
+            Ok(_) => {
+                if let (Some(local), _) = conn.endpoints() {
+                    self.ep.set_local(local);
+                }
+                Ok(())
+            }
+            Err(e) if e.code == ErrnoCode::EAGAIN => error!(EINPROGRESS),
+            Err(e) if e.code == ErrnoCode::ERESTARTSYS || e.code == ErrnoCode::EINTR => {
+                // The handshake goes on; a later connect reports it.
+                self.connect_unreported.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+            Err(e) => {
+                *self.state() = State::Closed;
+                Err(e)
+            }
+        }
+    }
+
+    /// A socket for a connection a listener took through the interface.
+    fn accepted_remote(&self, t: &Task, conn: TcpConn) -> super::Accepted {
+        let accepted = TcpSocket::make(self.ep.domain, 0, true);
+        let (local, peer) = conn.endpoints();
+        let local = local.unwrap_or_else(|| self.ep.local());
+        let peer = inet::in_domain(self.ep.domain, peer.unwrap_or_else(|| inet::unbound(self.ep.domain)));
+        conn.watch(&accepted.queue);
+        accepted.ep.set_local(local);
+        accepted.ep.options.inherit(&self.ep.options);
+        for way in [Way::Receive, Way::Send] {
+            accepted.timeouts.set(way, self.timeouts.get(way));
+        }
+        if accepted.ep.options.on(inet::IPPROTO_TCP, TCP_NODELAY) {
+            conn.set_nodelay(true);
+        }
+        t.kernel.loopback.tcp.bind_accepted(local, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
+        *accepted.state() = State::Remote { conn: Arc::new(conn), peer };
+        let name = inet::sockaddr(peer);
+        (accepted, Some(name))
+    }
+
+    /// A send through the interface: blocks until every byte is queued,
+    /// unless non-blocking (then what fit, or EAGAIN).
+    fn send_remote(&self, t: &Task, conn: &TcpConn, data: &[u8], flags: u32) -> SysResult<usize> {
+        let limit = self.timeouts.limit(Way::Send);
+        let mut done = 0;
+        loop {
+            match conn.send(&data[done..]) {
+                Sent::Queued(n) => done += n,
+                Sent::Closed if done > 0 => return Ok(done),
+                Sent::Closed => {
+                    if conn.was_reset() && !self.reset.swap(true, Ordering::Relaxed) {
+                        return error!(ECONNRESET);
+                    }
+                    if flags & MSG_NOSIGNAL == 0 {
+                        crate::fs::pipe::sigpipe(t);
+                    }
+                    return error!(EPIPE);
+                }
+            }
+            if done == data.len() {
+                return Ok(done);
+            }
+            if (flags | self.wait_flag()) & MSG_DONTWAIT != 0 {
+                return if done > 0 { Ok(done) } else { error!(EAGAIN) };
+            }
+            if let Err(e) = self.wait(t, limit, || conn.readiness() & (POLLOUT | POLLHUP) != 0) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+        }
+    }
+
+    /// A receive through the interface; MSG_WAITALL waits for `max` bytes
+    /// unless the stream ends first.
+    fn receive_remote(&self, t: &Task, conn: &TcpConn, max: usize, flags: u32) -> SysResult<Received> {
+        let limit = self.timeouts.limit(Way::Receive);
+        let flags = flags | self.wait_flag();
+        let peek = flags & MSG_PEEK != 0;
+        let mut data = Vec::new();
+        loop {
+            if conn.was_reset() && !self.reset.swap(true, Ordering::Relaxed) {
+                return error!(ECONNRESET);
+            }
+            match conn.receive(max - data.len(), peek) {
+                Some(more) => {
+                    let end = more.is_empty();
+                    data.extend_from_slice(&more);
+                    let all = flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) != MSG_WAITALL;
+                    if end || all || data.len() == max {
+                        let full = data.len();
+                        return Ok(Received { data, full, ..Received::default() });
+                    }
+                }
+                None if !data.is_empty() && flags & MSG_WAITALL == 0 => {
+                    let full = data.len();
+                    return Ok(Received { data, full, ..Received::default() });
+                }
+                None if flags & MSG_DONTWAIT != 0 => return error!(EAGAIN),
+                None => {}
+            }
+            if let Err(e) = self.wait(t, limit, || conn.readiness() & (POLLIN | POLLHUP) != 0) {
+                if data.is_empty() {
+                    return Err(e);
+                }
+                let full = data.len();
+                return Ok(Received { data, full, ..Received::default() });
+            }
+        }
+    }
+}
+
 /// Linux's TCP state numbers, as /proc/net/tcp and TCP_INFO show them.
 const ESTABLISHED: u8 = 1;
 const CLOSE: u8 = 7;
 const CLOSE_WAIT: u8 = 8;
 const LISTEN: u8 = 10;
 const TCP_INFO: i32 = 11;
+const TCP_NODELAY: i32 = 1;
 /// The maximum segment on loopback (its MTU of 65536 less the headers).
 const LOOPBACK_MSS: u32 = 65483;
 
@@ -199,7 +348,8 @@ impl TcpSocket {
         match &*self.state() {
             State::Connected { stream, peer } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued()),
             State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued()),
-            State::Listening { backlog, .. } => (LISTEN, None, backlog.len()),
+            State::Listening { backlog, remote, .. } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting)),
+            State::Remote { conn, peer } => (conn.linux_state(), Some(*peer), conn.queued().0),
             State::Closed => (CLOSE, None, 0),
         }
     }
@@ -264,9 +414,22 @@ impl Socket for TcpSocket {
         let max = usize::try_from(backlog).unwrap_or(0).min(SOMAXCONN) + 1;
         let mut st = self.state();
         match &mut *st {
-            State::Connected { .. } => return error!(EINVAL),
-            State::Listening { max: m, .. } => *m = max,
-            State::Closed => *st = State::Listening { backlog: VecDeque::new(), max },
+            State::Connected { .. } | State::Remote { .. } => return error!(EINVAL),
+            State::Listening { max: m, remote, .. } => {
+                *m = max;
+                if let Some(l) = remote {
+                    l.resize(max)?;
+                }
+            }
+            State::Closed => {
+                // Beyond loopback, the interface's connections come in too.
+                let local = self.ep.local();
+                let remote = match &t.kernel.netstack {
+                    Some(net) if local.ip().is_unspecified() || net.is_own(local.ip()) => Some(TcpListener::new(net, &self.queue, local, max)?),
+                    _ => None,
+                };
+                *st = State::Listening { backlog: VecDeque::new(), max, remote };
+            }
         }
         Ok(())
     }
@@ -276,18 +439,36 @@ impl Socket for TcpSocket {
     /// that a non-blocking connect's completion is reported once.
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if inet::is_unspec(addr) {
-            if let State::Connected { stream, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
-                stream.abort();
+            match std::mem::replace(&mut *self.state(), State::Closed) {
+                State::Connected { stream, .. } => stream.abort(),
+                State::Remote { conn, .. } => conn.abort(),
+                _ => {}
             }
             return Ok(());
         }
-        let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        let route = inet::route(t, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        if let Some(r) = self.remote_handshake() {
+            return match r {
+                Ok(false) => error!(EALREADY),
+                Ok(true) if self.connect_unreported.swap(false, Ordering::Relaxed) => Ok(()),
+                Ok(true) => error!(EISCONN),
+                Err(e) => {
+                    self.connect_unreported.store(false, Ordering::Relaxed);
+                    *self.state() = State::Closed;
+                    Err(e)
+                }
+            };
+        }
         if !matches!(*self.state(), State::Closed) {
             return if self.connect_unreported.swap(false, Ordering::Relaxed) { Ok(()) } else { error!(EISCONN) };
         }
         if let Some(e) = self.connect_unreported.swap(false, Ordering::Relaxed).then(|| self.error().take()).flatten() {
             return Err(Errno::new(e));
         }
+        let dest = match route {
+            Route::Local(dest) => dest,
+            Route::Remote(dest) => return self.connect_remote(t, dest),
+        };
         let r = self.connect_to(t, dest);
         if !self.nonblocking() {
             return r;
@@ -305,7 +486,11 @@ impl Socket for TcpSocket {
         loop {
             {
                 let mut st = self.state();
-                let State::Listening { backlog, .. } = &mut *st else { return error!(EINVAL) };
+                let State::Listening { backlog, remote, .. } = &mut *st else { return error!(EINVAL) };
+                if let Some(conn) = remote.as_mut().map(TcpListener::accept).transpose()?.flatten() {
+                    drop(st);
+                    return Ok(self.accepted_remote(t, conn));
+                }
                 if let Some(conn) = backlog.pop_front() {
                     drop(st);
                     // A connector may be waiting for room.
@@ -321,7 +506,7 @@ impl Socket for TcpSocket {
                 return error!(EAGAIN);
             }
             self.wait(t, limit, || match &*self.state() {
-                State::Listening { backlog, .. } => !backlog.is_empty(),
+                State::Listening { backlog, remote, .. } => !backlog.is_empty() || remote.as_ref().is_some_and(TcpListener::ready),
                 _ => true,
             })?;
         }
@@ -333,6 +518,9 @@ impl Socket for TcpSocket {
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, _to: Option<&[u8]>) -> SysResult<usize> {
         if !anc.is_empty() {
             return error!(EINVAL);
+        }
+        if let Some(conn) = self.remote() {
+            return self.send_remote(t, &conn, data, flags);
         }
         let pending = self.error().take().or_else(|| self.stream().filter(|s| s.take_reset()).map(|_| ErrnoCode::ECONNRESET));
         let e = match (pending, self.stream()) {
@@ -359,6 +547,9 @@ impl Socket for TcpSocket {
     /// waits for `max` bytes, unless EOF, an error or a signal comes first
     /// (then what came is returned).
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        if let Some(conn) = self.remote() {
+            return self.receive_remote(t, &conn, max, flags);
+        }
         let stream = self.stream().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
         let flags = flags | self.wait_flag();
         let mut got = self.saw(stream.receive_message(t, max, flags))?;
@@ -394,6 +585,13 @@ impl Socket for TcpSocket {
                 Ok(())
             }
             State::Listening { .. } => Ok(()),
+            State::Remote { conn, .. } => {
+                // Reading shut stays readable (Linux then reads what came and 0).
+                if how != 0 {
+                    conn.shut_write();
+                }
+                Ok(())
+            }
             State::Closed => error!(ENOTCONN),
         }
     }
@@ -405,6 +603,7 @@ impl Socket for TcpSocket {
     fn peer_name(&self) -> SysResult<Vec<u8>> {
         match &*self.state() {
             State::Connected { peer, .. } => Ok(inet::sockaddr(*peer)),
+            State::Remote { conn, peer } if conn.handshake() == Ok(true) => Ok(inet::sockaddr(*peer)),
             _ => error!(ENOTCONN),
         }
     }
@@ -414,6 +613,14 @@ impl Socket for TcpSocket {
     }
 
     fn take_error(&self) -> Option<ErrnoCode> {
+        if let Some(conn) = self.remote() {
+            if let Err(e) = conn.handshake() {
+                self.connect_unreported.store(false, Ordering::Relaxed);
+                *self.state() = State::Closed;
+                return Some(e.code);
+            }
+            return (conn.was_reset() && !self.reset.swap(true, Ordering::Relaxed)).then_some(ErrnoCode::ECONNRESET);
+        }
         let e = self.error().take().or_else(|| self.stream().and_then(|s| Socket::take_error(&*s)));
         if e == Some(ErrnoCode::ECONNRESET) {
             self.reset.store(true, Ordering::Relaxed);
@@ -429,7 +636,11 @@ impl Socket for TcpSocket {
     }
 
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
-        self.ep.set_option(SOCK_STREAM, level, name, value)
+        self.ep.set_option(SOCK_STREAM, level, name, value)?;
+        if let (Some(conn), (inet::IPPROTO_TCP, TCP_NODELAY)) = (self.remote(), (level, name)) {
+            conn.set_nodelay(self.ep.options.on(level, name));
+        }
+        Ok(())
     }
 
     fn timeouts(&self) -> Option<&Timeouts> {
@@ -467,6 +678,13 @@ impl Drop for TcpSocket {
                     self.ep.time_wait.start();
                 }
             }
+            State::Remote { conn, .. } => {
+                if self.ep.aborts_on_close() {
+                    conn.abort();
+                } else if conn.handshake() == Ok(true) && !conn.was_reset() && (self.accepted || self.ep.port_chosen()) {
+                    self.ep.time_wait.start();
+                }
+            }
             State::Closed => {}
         }
     }
@@ -479,13 +697,14 @@ impl FileDescription for TcpSocket {
     fn readiness(&self, mask: u32) -> u32 {
         let mut ev = match &*self.state() {
             State::Connected { stream, .. } => stream.readiness(mask),
-            State::Listening { backlog, .. } => {
-                if backlog.is_empty() {
+            State::Listening { backlog, remote, .. } => {
+                if backlog.is_empty() && !remote.as_ref().is_some_and(TcpListener::ready) {
                     0
                 } else {
                     POLLIN & mask
                 }
             }
+            State::Remote { conn, .. } => conn.readiness() & (mask | POLLHUP | POLLERR),
             // Linux's tcp_poll of a closed socket: hung up, and writable (to fail).
             State::Closed => (POLLOUT & mask) | POLLHUP,
         };
@@ -509,6 +728,16 @@ impl FileDescription for TcpSocket {
         const SIOCOUTQ: u32 = 0x5411;
         if super::interface::is_interface_ioctl(request) {
             return super::interface::ioctl(t, request, arg);
+        }
+        if let Some(conn) = self.remote() {
+            const FIONREAD: u32 = 0x541B;
+            let (unread, unsent) = conn.queued();
+            let n = match request {
+                FIONREAD => unread,
+                SIOCOUTQ => unsent,
+                _ => return error!(ENOTTY),
+            };
+            return t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0);
         }
         match (request, self.stream()) {
             (SIOCOUTQ, _) => t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &0i32).map(|()| 0),

@@ -4,10 +4,15 @@
 //! that sent to a port nobody has is told ECONNREFUSED by its next call, as
 //! the ICMP port-unreachable makes Linux do; an unconnected one never hears.
 //!
-//! Lock order: none nests; a socket's inbox, peer and pending error are each
-//! taken alone.
+//! A socket on the wildcard or the sandbox interface's address, or one that
+//! sends beyond the sandbox (`--network=sandbox`), also has a port on the
+//! interface (net/netstack/udp.rs), whose datagrams join the same queue.
+//!
+//! Lock order: a socket's `remote`, then the network stack's lock; otherwise
+//! none nests: a socket's inbox, peer and pending error are each taken alone.
 
-use super::inet::{self, Endpoint, PortUser};
+use super::inet::{self, Endpoint, PortUser, Route};
+use super::netstack::{udp::UdpPort, DatagramSink};
 use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -52,6 +57,8 @@ pub struct UdpSocket {
     /// A pending error (SO_ERROR): ECONNREFUSED after sending to nobody.
     error: Mutex<Option<ErrnoCode>>,
     timeouts: Timeouts,
+    /// Its port on the sandbox's interface, once it has one.
+    remote: Mutex<Option<UdpPort>>,
 }
 
 impl PortUser for UdpSocket {
@@ -72,6 +79,7 @@ impl UdpSocket {
             peer: Mutex::default(),
             error: Mutex::default(),
             timeouts: Timeouts::default(),
+            remote: Mutex::default(),
         })
     }
 
@@ -92,7 +100,35 @@ impl UdpSocket {
     }
 
     fn autobind(&self, t: &Task) -> SysResult<()> {
-        self.ep.autobind(t, &t.kernel.loopback.udp, &self.me)
+        self.ep.autobind(t, &t.kernel.loopback.udp, &self.me)?;
+        self.take_remote_port(t, false)
+    }
+
+    /// Takes its port on the interface too, when it is bound where datagrams
+    /// from there reach it (the wildcard, the interface's address), or
+    /// `sending` there. ENETUNREACH: it is bound to loopback and sends out.
+    fn take_remote_port(&self, t: &Task, sending: bool) -> SysResult<()> {
+        let Some(net) = &t.kernel.netstack else { return Ok(()) };
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let local = self.ep.local();
+        if remote.is_some() || local.port() == 0 {
+            return Ok(());
+        }
+        if !local.ip().is_unspecified() && !net.is_own(local.ip()) {
+            return if sending { error!(ENETUNREACH) } else { Ok(()) };
+        }
+        let me: std::sync::Weak<dyn DatagramSink> = self.me.clone();
+        *remote = Some(UdpPort::bind(net, local, me)?);
+        Ok(())
+    }
+
+    /// Sends through the interface to `dest`.
+    fn send_remote(&self, t: &Task, data: &[u8], dest: SocketAddr) -> SysResult<usize> {
+        self.take_remote_port(t, true)?;
+        let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(port) = remote.as_ref() else { return error!(ENETUNREACH) };
+        port.send(data, dest)?;
+        Ok(data.len())
     }
 
     /// Whether it takes a datagram from the canonical `from`: any, unless
@@ -116,6 +152,15 @@ impl UdpSocket {
 
     fn max_payload(&self) -> usize {
         if self.ep.domain == inet::AF_INET { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 }
+    }
+}
+
+impl DatagramSink for UdpSocket {
+    fn deliver(&self, data: &[u8], from: SocketAddr) {
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        if self.hears(from) {
+            UdpSocket::deliver(self, data, from);
+        }
     }
 }
 
@@ -143,7 +188,8 @@ impl Socket for UdpSocket {
 
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         let addr = inet::parse(self.ep.domain, addr)?;
-        self.ep.bind(t, addr, &t.kernel.loopback.udp, &self.me)
+        self.ep.bind(t, addr, &t.kernel.loopback.udp, &self.me)?;
+        self.take_remote_port(t, false)
     }
 
     fn listen(&self, _t: &Task, _backlog: i32) -> SysResult<()> {
@@ -156,11 +202,27 @@ impl Socket for UdpSocket {
         if inet::is_unspec(addr) {
             *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
             self.ep.release_unchosen(&t.kernel.loopback.udp, self);
+            if self.ep.local().port() == 0 {
+                *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             return Ok(());
         }
-        let dest = inet::destination(inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        let route = inet::route(t, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
         self.autobind(t)?;
-        self.ep.set_local(self.ep.source_for(dest));
+        let dest = match route {
+            Route::Local(dest) => {
+                self.ep.set_local(self.ep.source_for(dest));
+                dest
+            }
+            Route::Remote(dest) => {
+                self.take_remote_port(t, true)?;
+                let source = t.kernel.netstack.as_ref().and_then(|n| n.lock().source_for(dest.ip()));
+                if let (Some(ip), true) = (source, self.ep.local().ip().is_unspecified()) {
+                    self.ep.set_local(SocketAddr::new(ip, self.ep.local().port()));
+                }
+                dest
+            }
+        };
         *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(dest);
         Ok(())
     }
@@ -176,9 +238,21 @@ impl Socket for UdpSocket {
         if !anc.is_empty() {
             return error!(EINVAL);
         }
-        let dest = match to {
-            Some(raw) => inet::destination(inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
-            None => self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?,
+        let route = match to {
+            Some(raw) => inet::route(t, inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
+            None => {
+                let peer = self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?;
+                inet::route(t, peer, false)?
+            }
+        };
+        let dest = match route {
+            Route::Local(dest) => dest,
+            Route::Remote(dest) => {
+                if data.len() > self.max_payload() {
+                    return error!(EMSGSIZE);
+                }
+                return self.send_remote(t, data, dest);
+            }
         };
         if data.len() > self.max_payload() {
             return error!(EMSGSIZE);

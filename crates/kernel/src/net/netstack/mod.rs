@@ -1,0 +1,435 @@
+//! The sandbox's own TCP/IP stack on a host interface it took over
+//! (`--network=sandbox`, runsc's default): smoltcp, fed with the interface's
+//! Ethernet frames through an AF_PACKET socket the runtime opened in the
+//! pod's network namespace (and took the interface's addresses away from the
+//! host's stack, so that only this stack answers for them). No socket call of
+//! the app becomes a host socket call: the host sees frames, nothing else.
+//!
+//! The inet sockets (net/tcp.rs, net/udp.rs) keep serving loopback and the
+//! sandbox's own addresses themselves; a connection or datagram to anywhere
+//! else, and a listener or bound port on the wildcard or the interface's
+//! address, also has a smoltcp socket here (`tcp.rs`: `TcpConn`,
+//! `TcpListener`; `udp.rs`: `UdpPort`).
+//!
+//! One thread, the poller, waits for frames and for the stack's next timer
+//! (a retransmission, a delayed ACK), and runs the stack then; a socket call
+//! runs it itself after queueing bytes, so that sends go out without a
+//! thread switch. Whoever ran it then wakes the sockets' wait queues.
+//!
+//! Lock order: an inet socket's own state, then `Netstack::stack`; wait
+//! queues are notified only after the stack lock is released (their epoll
+//! callbacks ask the sockets' readiness, which takes it).
+
+pub mod tcp;
+pub mod udp;
+
+use super::interface::InterfaceInfo;
+use crate::kernel::Nic;
+use crate::vfs::WaitQueue;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use rvisor_platform::hostcall::socket as host;
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+/// The largest frame read at once: an interface's GRO may hand a packet
+/// socket segments coalesced up to IP's 64 KiB limit.
+const FRAME_MAX: usize = 65536 + 14;
+const SOL_PACKET: i32 = 263;
+const PACKET_IGNORE_OUTGOING: i32 = 23;
+/// sockaddr_ll's sll_pkttype of a frame this socket sent.
+const PACKET_OUTGOING: u8 = 4;
+
+/// An Ethernet interface as smoltcp drives it: frames in and out of the
+/// AF_PACKET socket. A frame the host's queue cannot take is dropped, as a
+/// full NIC queue drops it; TCP sends it again.
+struct PacketDevice {
+    socket: Arc<OwnedFd>,
+    mtu: usize,
+    frame: Vec<u8>,
+}
+
+impl PacketDevice {
+    /// The next frame that came in, into `frame`; its length.
+    fn next_frame(&mut self) -> Option<usize> {
+        loop {
+            let (n, from) = host::receive(self.socket.as_fd(), &mut self.frame, nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits()).ok()?;
+            // Our own frames come back unless PACKET_IGNORE_OUTGOING took.
+            if from.get(10) != Some(&PACKET_OUTGOING) {
+                return Some(n.min(self.frame.len()));
+            }
+        }
+    }
+}
+
+impl phy::Device for PacketDevice {
+    type RxToken<'a> = RxFrame<'a>;
+    type TxToken<'a> = TxFrame<'a>;
+
+    fn receive(&mut self, _now: smoltcp::time::Instant) -> Option<(RxFrame<'_>, TxFrame<'_>)> {
+        let n = self.next_frame()?;
+        Some((RxFrame(&self.frame[..n]), TxFrame(&self.socket)))
+    }
+
+    fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<TxFrame<'_>> {
+        Some(TxFrame(&self.socket))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        // A veth peer leaves TCP and UDP checksums to be offloaded: frames
+        // from the host may carry partial ones. Ours are computed.
+        let mut sums = ChecksumCapabilities::default();
+        sums.tcp = Checksum::Tx;
+        sums.udp = Checksum::Tx;
+        sums.icmpv4 = Checksum::Tx;
+        sums.icmpv6 = Checksum::Tx;
+        caps.checksum = sums;
+        caps
+    }
+}
+
+struct RxFrame<'a>(&'a [u8]);
+
+impl phy::RxToken for RxFrame<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+struct TxFrame<'a>(&'a Arc<OwnedFd>);
+
+impl phy::TxToken for TxFrame<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; len];
+        let r = f(&mut frame);
+        let _ = host::send(self.0.as_fd(), &frame, nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(), None);
+        r
+    }
+}
+
+/// What the stack lock guards.
+pub struct Stack {
+    iface: Interface,
+    device: PacketDevice,
+    pub sockets: SocketSet<'static>,
+    /// Whose wait queue to wake when a socket's state may have changed.
+    waiters: HashMap<SocketHandle, Weak<WaitQueue>>,
+    /// Where each UDP socket's datagrams go.
+    inboxes: HashMap<SocketHandle, Weak<dyn DatagramSink>>,
+    /// Closed connections still finishing (FIN, TIME_WAIT): removed when done.
+    closing: Vec<SocketHandle>,
+    /// When the poller wakes next by itself (None: only for a frame).
+    poller_wakes: Option<smoltcp::time::Instant>,
+    started: Instant,
+}
+
+impl Stack {
+    fn now(&self) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(self.started.elapsed().as_micros() as i64)
+    }
+
+    pub fn context(&mut self) -> &mut smoltcp::iface::Context {
+        self.iface.context()
+    }
+
+    /// Wakes `queue` whenever `handle`'s state may have changed.
+    pub fn watch(&mut self, handle: SocketHandle, queue: &Arc<WaitQueue>) {
+        self.waiters.insert(handle, Arc::downgrade(queue));
+    }
+
+    /// Moves the datagrams `handle` receives into `inbox`.
+    pub fn deliver_to(&mut self, handle: SocketHandle, inbox: Weak<dyn DatagramSink>) {
+        self.inboxes.insert(handle, inbox);
+    }
+
+    /// Forgets a socket at once (an aborted or never-connected one).
+    pub fn remove(&mut self, handle: SocketHandle) {
+        self.waiters.remove(&handle);
+        self.inboxes.remove(&handle);
+        self.sockets.remove(handle);
+    }
+
+    /// Lets a closed connection finish (its FIN, TIME_WAIT) unwatched.
+    pub fn retire(&mut self, handle: SocketHandle) {
+        self.waiters.remove(&handle);
+        self.closing.push(handle);
+    }
+
+    /// The address the stack sends from to `dest`.
+    pub fn source_for(&self, dest: IpAddr) -> Option<IpAddr> {
+        self.iface.get_source_address(&IpAddress::from(dest)).map(IpAddr::from)
+    }
+
+    /// Runs the stack: frames in, queued bytes out, timers. Returns what to
+    /// wake and deliver once the lock is released.
+    fn run(&mut self) -> Woken {
+        let now = self.now();
+        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
+        // A closed connection is gone once its FIN or reset is out (smoltcp's
+        // TIME_WAIT is not kept: the port table holds the port for it).
+        let sockets = &mut self.sockets;
+        self.closing.retain(|&h| {
+            let done = matches!(sockets.get::<smoltcp::socket::tcp::Socket>(h).state(), smoltcp::socket::tcp::State::Closed | smoltcp::socket::tcp::State::TimeWait);
+            if done {
+                sockets.remove(h);
+            }
+            !done
+        });
+        if !changed {
+            return Woken::default();
+        }
+        let mut datagrams = Vec::new();
+        for (&h, inbox) in &self.inboxes {
+            let socket = self.sockets.get_mut::<smoltcp::socket::udp::Socket>(h);
+            while let Ok((data, meta)) = socket.recv() {
+                if let Some(inbox) = inbox.upgrade() {
+                    datagrams.push((inbox, data.to_vec(), SocketAddr::from(meta.endpoint)));
+                }
+            }
+        }
+        Woken { queues: self.waiters.values().filter_map(Weak::upgrade).collect(), datagrams }
+    }
+}
+
+/// A UDP socket's queue, which datagrams from the interface join.
+pub trait DatagramSink: Send + Sync {
+    fn deliver(&self, data: &[u8], from: SocketAddr);
+}
+
+/// What a run of the stack found to wake and deliver.
+#[derive(Default)]
+struct Woken {
+    queues: Vec<Arc<WaitQueue>>,
+    datagrams: Vec<(Arc<dyn DatagramSink>, Vec<u8>, SocketAddr)>,
+}
+
+impl Woken {
+    fn wake(self) {
+        for (inbox, data, from) in self.datagrams {
+            inbox.deliver(&data, from);
+        }
+        for q in self.queues {
+            q.notify();
+        }
+    }
+}
+
+/// One interface's stack, and its poller.
+pub struct Netstack {
+    pub info: InterfaceInfo,
+    stack: Mutex<Stack>,
+    /// Wakes the poller when its next timer may have moved earlier.
+    poke: EventFd,
+    /// The AF_PACKET socket, which the poller waits on without the lock.
+    wire: Arc<OwnedFd>,
+}
+
+impl Netstack {
+    /// Sets up the stack on `nic`, and starts its poller.
+    pub fn start(nic: Nic) -> std::io::Result<Arc<Netstack>> {
+        let Nic { info, packet } = nic;
+        if host::set_option(packet.as_fd(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32.to_ne_bytes()).is_err() {
+            tracing::info!("{}: PACKET_IGNORE_OUTGOING unsupported; own frames are skipped as read", info.name);
+        }
+        let wire = Arc::new(packet);
+        let mut device = PacketDevice { socket: wire.clone(), mtu: info.mtu as usize, frame: vec![0; FRAME_MAX] };
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(info.mac)));
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        config.random_seed = u64::from_ne_bytes(seed);
+        let started = Instant::now();
+        let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::from_micros(0));
+        iface.update_ip_addrs(|addrs| {
+            for &(ip, prefix) in &info.addrs {
+                if addrs.push(IpCidr::new(IpAddress::from(ip), prefix)).is_err() {
+                    tracing::warn!("{}: more addresses than the stack holds; {ip} left out", info.name);
+                }
+            }
+        });
+        for route in &info.routes {
+            let Some(gateway) = route.gateway else { continue };
+            let cidr = IpCidr::new(IpAddress::from(route.dest), route.prefix);
+            let r = smoltcp::iface::Route { cidr, via_router: IpAddress::from(gateway), preferred_until: None, expires_at: None };
+            iface.routes_mut().update(|table| {
+                if table.push(r).is_err() {
+                    tracing::warn!("route table full: {cidr} via {gateway} left out");
+                }
+            });
+        }
+        let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, started };
+        let poke = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, wire });
+        let poller = ns.clone();
+        rvisor_platform::host_cpus::spawn_unpinned(std::thread::Builder::new().name("netstack".into()), move || poller.poll_loop())?;
+        Ok(ns)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Stack> {
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `ip` is one of the interface's own addresses.
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        self.info.addrs.iter().any(|&(a, _)| a == ip.to_canonical())
+    }
+
+    /// Whether the interface reaches `ip`: on one of its subnets, or through
+    /// one of its routes.
+    pub fn reaches(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let within = |net: IpAddr, prefix: u8| IpCidr::new(IpAddress::from(net), prefix).contains_addr(&IpAddress::from(ip));
+        self.info.addrs.iter().any(|&(a, p)| within(a, p)) || self.info.routes.iter().any(|r| within(r.dest, r.prefix))
+    }
+
+    /// Runs `f` on the stack, then the stack itself (so that what `f` queued
+    /// goes out now), then wakes whoever may care, after the lock is released.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        let (r, wake) = {
+            let mut stack = self.lock();
+            let r = f(&mut stack);
+            let wake = stack.run();
+            let now = stack.now();
+            // Tell the poller if its next timer is now earlier than it thinks.
+            let stack = &mut *stack;
+            let next = stack.iface.poll_at(now, &stack.sockets);
+            if next.is_some_and(|at| stack.poller_wakes.is_none_or(|w| at < w)) {
+                stack.poller_wakes = next;
+                let _ = self.poke.write(1);
+            }
+            (r, wake)
+        };
+        wake.wake();
+        r
+    }
+
+    /// The poller: runs the stack when a frame comes or a timer is due, and
+    /// sleeps otherwise (no timer at all while every connection is idle).
+    fn poll_loop(self: Arc<Self>) {
+        loop {
+            let (wake, delay) = {
+                let mut stack = self.lock();
+                let wake = stack.run();
+                let now = stack.now();
+                let stack = &mut *stack;
+                let delay = stack.iface.poll_delay(now, &stack.sockets);
+                stack.poller_wakes = delay.map(|d| now + d);
+                (wake, delay)
+            };
+            wake.wake();
+            // Rounded up: a timer not yet due would make the loop spin.
+            let timeout = delay.map_or(PollTimeout::NONE, |d| PollTimeout::try_from(d.total_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX));
+            let mut fds = [PollFd::new(self.wire.as_fd(), PollFlags::POLLIN), PollFd::new(self.poke.as_fd(), PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds, timeout).is_err_and(|e| e != nix::errno::Errno::EINTR) {
+                tracing::error!("netstack poller: poll failed; the interface stops");
+                return;
+            }
+            if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+                let _ = self.poke.read();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcp::{Sent, TcpConn, TcpListener};
+    use super::*;
+    use crate::net::interface::RouteInfo;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    /// Two stacks whose "interfaces" are the ends of a datagram socketpair,
+    /// one frame per datagram, as an AF_PACKET socket gives them.
+    fn pair() -> (Arc<Netstack>, Arc<Netstack>) {
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC).unwrap();
+        let nic = |fd, n: u8| Nic {
+            info: InterfaceInfo {
+                name: format!("eth{n}"),
+                index: 2,
+                mac: [2, 0, 0, 0, 0, n],
+                mtu: 1500,
+                addrs: vec![(IpAddr::from([10, 9, 0, n]), 24)],
+                routes: vec![RouteInfo { dest: IpAddr::from([0, 0, 0, 0]), prefix: 0, gateway: Some(IpAddr::from([10, 9, 0, 254])) }],
+            },
+            packet: fd,
+        };
+        (Netstack::start(nic(a, 1)).unwrap(), Netstack::start(nic(b, 2)).unwrap())
+    }
+
+    /// Waits (bounded) for `f` to hold; the stacks run on their pollers.
+    fn eventually(mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + std::time::Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn tcp_connects_carries_bytes_and_closes() {
+        let (a, b) = pair();
+        let q = Arc::new(WaitQueue::default());
+        let mut listener = TcpListener::new(&b, &q, "0.0.0.0:80".parse().unwrap(), 4).unwrap();
+        assert!(a.reaches("10.9.0.2".parse().unwrap()) && a.reaches("8.8.8.8".parse().unwrap()));
+        let client = TcpConn::connect(&a, &q, "0.0.0.0:40000".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), false).unwrap();
+        eventually(|| client.handshake() == Ok(true));
+        eventually(|| listener.ready());
+        let server = listener.accept().unwrap().unwrap();
+        assert_eq!(server.endpoints().1, Some("10.9.0.1:40000".parse().unwrap()));
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let (mut sent, mut got) = (0, Vec::new());
+        while got.len() < big.len() {
+            if sent < big.len() {
+                if let Sent::Queued(n) = client.send(&big[sent..]) {
+                    sent += n;
+                }
+            }
+            if let Some(more) = server.receive(1 << 20, false) {
+                got.extend_from_slice(&more);
+            }
+            std::thread::yield_now();
+        }
+        assert!(got == big);
+        client.shut_write();
+        eventually(|| server.receive(10, false) == Some(Vec::new()));
+        assert!(!server.was_reset());
+    }
+
+    #[test]
+    fn tcp_to_a_closed_port_is_refused() {
+        let (a, _b) = pair();
+        let q = Arc::new(WaitQueue::default());
+        let client = TcpConn::connect(&a, &q, "0.0.0.0:40001".parse().unwrap(), "10.9.0.2:81".parse().unwrap(), false).unwrap();
+        eventually(|| client.handshake().is_err());
+        assert_eq!(client.handshake().unwrap_err().code, rvisor_abi::ErrnoCode::ECONNREFUSED);
+    }
+
+    #[derive(Default)]
+    struct Inbox(Mutex<Vec<(Vec<u8>, SocketAddr)>>);
+
+    impl DatagramSink for Inbox {
+        fn deliver(&self, data: &[u8], from: SocketAddr) {
+            self.0.lock().unwrap().push((data.to_vec(), from));
+        }
+    }
+
+    #[test]
+    fn udp_datagrams_reach_the_bound_port() {
+        let (a, b) = pair();
+        let inbox = Arc::new(Inbox::default());
+        let sink: Arc<dyn DatagramSink> = inbox.clone();
+        let _server = super::udp::UdpPort::bind(&b, "0.0.0.0:53".parse().unwrap(), Arc::downgrade(&sink)).unwrap();
+        let client = super::udp::UdpPort::bind(&a, "0.0.0.0:5353".parse().unwrap(), Weak::<Inbox>::new()).unwrap();
+        client.send(b"query", "10.9.0.2:53".parse().unwrap()).unwrap();
+        eventually(|| !inbox.0.lock().unwrap().is_empty());
+        assert_eq!(inbox.0.lock().unwrap()[0], (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap()));
+    }
+}
