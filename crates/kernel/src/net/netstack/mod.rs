@@ -382,8 +382,13 @@ mod tests {
         let client = TcpConn::connect(&a, &q, "0.0.0.0:40000".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), false).unwrap();
         eventually(|| client.handshake() == Ok(true));
         eventually(|| listener.ready());
+        // A second connection waits beside the first (a backlog of smoltcp sockets).
+        let second = TcpConn::connect(&a, &q, "0.0.0.0:40002".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), false).unwrap();
+        eventually(|| second.handshake() == Ok(true));
         let server = listener.accept().unwrap().unwrap();
         assert_eq!(server.endpoints().1, Some("10.9.0.1:40000".parse().unwrap()));
+        eventually(|| listener.ready());
+        assert_eq!(listener.accept().unwrap().unwrap().endpoints().1, Some("10.9.0.1:40002".parse().unwrap()));
         let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
         let (mut sent, mut got) = (0, Vec::new());
         while got.len() < big.len() {

@@ -235,6 +235,14 @@ impl TcpListener {
         let (local, queue) = (self.local, self.queue.clone());
         let pool = &mut self.pool;
         self.ns.with(|stack| {
+            // A handshake reset before accept(2) leaves a closed socket.
+            pool.retain(|&h| {
+                let closed = stack.sockets.get::<tcp::Socket>(h).state() == State::Closed;
+                if closed {
+                    stack.remove(h);
+                }
+                !closed
+            });
             let listening = pool.iter().filter(|&&h| stack.sockets.get::<tcp::Socket>(h).state() == State::Listen).count();
             for _ in listening..want {
                 let mut s = new_socket();
