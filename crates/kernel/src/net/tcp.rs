@@ -596,8 +596,13 @@ impl Socket for TcpSocket {
         }
     }
 
+    /// A connection through the interface names the address it sends from,
+    /// once the stack chose it.
     fn name(&self) -> Vec<u8> {
-        inet::sockaddr(self.ep.local())
+        match self.remote().and_then(|c| c.endpoints().0) {
+            Some(local) => inet::sockaddr(inet::in_domain(self.ep.domain, local)),
+            None => inet::sockaddr(self.ep.local()),
+        }
     }
 
     fn peer_name(&self) -> SysResult<Vec<u8>> {
