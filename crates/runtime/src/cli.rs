@@ -39,12 +39,16 @@ pub struct GlobalOpts {
     /// without it).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// The network: none (the sandbox's own loopback only; `do`'s default) or
-    /// host (inet sockets are host sockets, in a container's network namespace:
-    /// less isolated). A container without this flag follows its spec: a
-    /// network namespace it names means host, a new one means none, and none
-    /// at all means the host's, as runc gives.
-    #[arg(long, global = true, value_parser = ["none", "host"])]
+    /// The network: none (the sandbox's own loopback only), host (inet
+    /// sockets are host sockets, in a container's network namespace: less
+    /// isolated) or sandbox (the sandbox's own network stack takes over the
+    /// interfaces of the network namespace it joins, as runsc's default).
+    /// Without this flag, a container follows its spec: a network namespace
+    /// with a path (a pod's) means sandbox, a new one means none, and none at
+    /// all means the host's, as runc gives; `do` means sandbox with --netns,
+    /// else none. Sandbox needs a namespace to join: it would take the
+    /// host's own interfaces.
+    #[arg(long, global = true, value_parser = ["none", "host", "sandbox"])]
     pub network: Option<String>,
 }
 
@@ -217,6 +221,10 @@ pub struct DoArgs {
     /// does: HOST:SANDBOX, read-write (writes reach the host), or HOST:SANDBOX:ro.
     #[arg(short = 'v', long = "volume", value_name = "HOST:SANDBOX[:ro]")]
     pub volumes: Vec<String>,
+    /// Join this network namespace (such as /var/run/netns/NAME); the
+    /// network is then sandbox unless --network says otherwise.
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub argv: Vec<String>,

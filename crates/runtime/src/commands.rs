@@ -5,7 +5,7 @@ use crate::cli::{CreateArgs, GlobalOpts};
 use crate::container::{check_id, now_rfc3339, ReadyPipe, State, Status};
 use crate::control::{Client, Command, ProcessRow, Reply};
 use crate::oci::Bundle;
-use crate::request::{ContainerBoot, Request};
+use crate::request::{ContainerBoot, Network, Request};
 use nix::sys::signal::Signal;
 use std::io::{IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -132,7 +132,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     if bundle.process.terminal && a.console_socket.is_none() && !start_now {
         return Err("the process asks for a terminal: give --console-socket".into());
     }
-    let (host_network, netns) = container_network(global, &bundle);
+    let (network, netns) = container_network(global, &bundle)?;
     let unprivileged_port_start = unprivileged_port_start(&bundle)?;
     std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
     let dir = State::dir(&global.root, &a.id);
@@ -173,7 +173,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         root_read_only: bundle.root_read_only,
         mounts: bundle.mounts,
         cgroups,
-        host_network,
+        network,
         netns,
         unprivileged_port_start,
         oom_score_adj: bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
@@ -191,21 +191,26 @@ fn unprivileged_port_start(bundle: &Bundle) -> Result<Option<u16>> {
 }
 
 /// The container's network: the --network flag, else what its spec asks, as
-/// runc would give it: a network namespace it names is joined and its host
-/// network used; a new one has only loopback (the sandbox's own); without one
-/// the container shares the host's network.
-fn container_network(global: &GlobalOpts, bundle: &Bundle) -> (bool, Option<std::path::PathBuf>) {
+/// runsc gives it: a network namespace it names (a pod's) is joined and its
+/// interfaces taken by the sandbox's own stack; a new one has only loopback
+/// (the sandbox's own); without one the container shares the host's network.
+fn container_network(global: &GlobalOpts, bundle: &Bundle) -> Result<(Network, Option<std::path::PathBuf>)> {
     let ns = bundle.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).and_then(|list| list.iter().find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network));
     let path = ns.and_then(|n| n.path().clone());
-    match global.network.as_deref() {
-        Some("none") => (false, None),
-        Some(_) => (true, path),
-        None => match (ns, path) {
-            (Some(_), Some(p)) => (true, Some(p)),
-            (Some(_), None) => (false, None),
-            (None, _) => (true, None),
+    Ok(match global.network.as_deref() {
+        Some("none") => (Network::None, None),
+        Some("host") => (Network::Host, path),
+        Some(_) => match path {
+            Some(p) => (Network::Sandbox, Some(p)),
+            // In the host's namespace, it would take the host's interfaces.
+            None => return Err("--network=sandbox: the spec names no network namespace (with a path) to take the interfaces of".into()),
         },
-    }
+        None => match (ns, path) {
+            (Some(_), Some(p)) => (Network::Sandbox, Some(p)),
+            (Some(_), None) => (Network::None, None),
+            (None, _) => (Network::Host, None),
+        },
+    })
 }
 
 /// The container's cgroup: the spec's cgroupsPath, else /rvisor/ID. Limits

@@ -6,6 +6,7 @@ mod commands;
 mod container;
 mod control;
 mod exec;
+mod network;
 mod oci;
 mod request;
 mod sandbox;

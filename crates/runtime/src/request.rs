@@ -32,15 +32,28 @@ pub struct Request {
     pub container: Option<ContainerBoot>,
     /// The cgroup directories the sandbox joins before it starts anything.
     pub cgroups: Vec<PathBuf>,
-    /// Inet sockets are host sockets (`--network=host`), in the network
-    /// namespace `netns` names if any (an OCI container's), else the caller's.
-    pub host_network: bool,
+    /// What the sandbox's inet sockets reach, in the network namespace
+    /// `netns` names if any (an OCI container's, `do --netns`), else the caller's.
+    pub network: Network,
     pub netns: Option<PathBuf>,
     /// net.ipv4.ip_unprivileged_port_start, if the spec's sysctls set it.
     pub unprivileged_port_start: Option<u16>,
     /// The host OOM killer's score adjustment for the whole sandbox (the
     /// process's oomScoreAdj, which Kubernetes sets by QoS class).
     pub oom_score_adj: Option<i32>,
+}
+
+/// The sandbox's network (`--network`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// The sandbox's own loopback only.
+    #[default]
+    None,
+    /// Inet sockets are host sockets.
+    Host,
+    /// The sandbox's own stack on the namespace's interfaces, which it takes
+    /// from the host (`network.rs`).
+    Sandbox,
 }
 
 /// A program to start in the sandbox: init, or one `rvisor exec` adds.
@@ -141,6 +154,8 @@ mod tests {
             process: Process { path: b"/bin/true".to_vec(), argv: vec![b"true".to_vec(), vec![0xff]], terminal: true, ..Default::default() },
             root: "/".into(),
             mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, read_only: true }],
+            network: Network::Sandbox,
+            netns: Some("/var/run/netns/pod".into()),
             container: Some(ContainerBoot {
                 state_dir: "/run/rvisor/c1".into(),
                 start_now: false,

@@ -1,8 +1,8 @@
 //! `rvisor do`: boot a sandbox around one program and wait for it.
 
 use crate::cli::{DoArgs, GlobalOpts};
-use crate::request::{MountKind, MountRequest, Process, Request};
-use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountSource, MountSpec, Stdio};
+use crate::request::{MountKind, MountRequest, Network, Process, Request};
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountSource, MountSpec, Nic, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -77,6 +77,13 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
+    let network = match (global.network.as_deref(), &args.netns) {
+        (Some("host"), _) => Network::Host,
+        (Some("none"), _) => Network::None,
+        (_, Some(_)) => Network::Sandbox,
+        (Some(_), None) => return fail(EXIT_INTERNAL, "--network=sandbox needs --netns PATH: in this network namespace it would take the host's own interfaces"),
+        (None, None) => Network::None,
+    };
     let request = Request {
         platform: global.platform.clone(),
         strace: global.strace,
@@ -97,7 +104,8 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         },
         root: "/".into(),
         mounts,
-        host_network: global.network.as_deref() == Some("host"),
+        network,
+        netns: args.netns,
         ..Request::default()
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
@@ -185,6 +193,15 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             return boot_failed(ready, EXIT_INTERNAL, format!("network namespace {}: {e}", ns.display()));
         }
     }
+    // Before anything else runs in the namespace: the sandbox's stack takes
+    // its interfaces from the host's.
+    let nics = match req.network {
+        Network::Sandbox => match crate::network::take_interfaces() {
+            Ok(nics) => nics,
+            Err(e) => return boot_failed(ready, EXIT_INTERNAL, format!("--network=sandbox: {e}")),
+        },
+        _ => Vec::new(),
+    };
     if req.container.as_ref().is_some_and(|c| c.new_session) {
         // The console socket's pty is the container's terminal: its resizes
         // reach us as SIGWINCH.
@@ -193,7 +210,7 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             return boot_failed(ready, EXIT_INTERNAL, format!("terminal: {e}"));
         }
     }
-    let booted = boot(&global, req, ready.as_ref());
+    let booted = boot(&global, req, nics, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -227,7 +244,7 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
     move |e| BootError::Internal(format!("{what}: {e}"))
 }
 
-fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
@@ -237,7 +254,7 @@ fn boot(global: &GlobalOpts, req: Request, ready: Option<&crate::container::Read
     let mut gofers = Gofers::default();
     let root = gofers.serve(&req.root, true).map_err(internal("cannot start the gofer"))?;
     let mounts = req.mounts.iter().map(|m| mount_spec(m, &mut gofers)).collect::<Result<_, _>>()?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.host_network, nics: Vec::new(), unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))

@@ -3,7 +3,8 @@
 //! client reaches a host TCP server and a host UDP socket, a sandboxed server
 //! is reached from the host, refused connections and socket options behave as
 //! on the host; without the flag, the host's loopback is out of reach. An OCI
-//! container that names a network namespace works in it.
+//! container that names a network namespace works in it (by default with the
+//! sandbox's own stack on its interfaces: see sandbox_network.rs).
 
 mod common;
 
@@ -136,43 +137,6 @@ fn without_host_network_the_hosts_loopback_is_out_of_reach() {
     });
 }
 
-/// A network namespace of the test's own (`ip netns`), with a veth pair
-/// between it and the host; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    ns_if: String,
-}
-
-impl Netns {
-    fn new(n: u8) -> Result<Netns, String> {
-        let name = format!("rvisor-test-{}-{n}", std::process::id());
-        let host_if = format!("rvh{}{n}", std::process::id() % 10000);
-        let ns_if = format!("rvn{}{n}", std::process::id() % 10000);
-        let ns = Netns { name: name.clone(), host_if: host_if.clone(), ns_if: ns_if.clone() };
-        let ip = |args: &str| -> Result<(), String> {
-            let o = Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
-            if o.status.success() { Ok(()) } else { Err(format!("ip {args}: {}", String::from_utf8_lossy(&o.stderr))) }
-        };
-        ip(&format!("netns add {name}"))?;
-        ip(&format!("link add {host_if} type veth peer name {ns_if}"))?;
-        ip(&format!("link set {ns_if} netns {name}"))?;
-        ip(&format!("addr add 10.213.{n}.1/24 dev {host_if}"))?;
-        ip(&format!("link set {host_if} up"))?;
-        ip(&format!("-n {name} addr add 10.213.{n}.2/24 dev {ns_if}"))?;
-        ip(&format!("-n {name} link set {ns_if} up"))?;
-        ip(&format!("-n {name} link set lo up"))?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
-
 /// A bundle over the host's root (read-only) whose process is `python3 -c
 /// SCRIPT`, with a state root of its own.
 struct PythonBundle {
@@ -222,16 +186,14 @@ impl Drop for PythonBundle {
 
 #[test]
 fn oci_container_joins_its_network_namespace() {
-    let next = std::sync::atomic::AtomicU8::new(1);
     matrix("oci_container_joins_its_network_namespace", &[Link::Static], |v| {
-        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ns = Netns::new(n)?;
+        let ns = Netns::new(213)?;
         let script = "import socket\nprint(sorted(n for _, n in socket.if_nameindex()), flush=True)\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
         let b = PythonBundle::new(v, script)?;
         b.config(|c| {
             let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
             namespaces.retain(|n| n["type"] != "network");
-            namespaces.push(serde_json::json!({"type": "network", "path": format!("/var/run/netns/{}", ns.name)}));
+            namespaces.push(serde_json::json!({"type": "network", "path": ns.path()}));
         });
         let mut child = b.run("net").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
         let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -249,10 +211,10 @@ fn oci_container_joins_its_network_namespace() {
             }
             // The container's port is in its namespace: the host reaches it
             // over the veth, at the namespace's address.
-            let mut s = TcpStream::connect(format!("10.213.{n}.2:8080")).map_err(|e| format!("connect: {e}"))?;
+            let mut s = TcpStream::connect((ns.ns_addr, 8080)).map_err(|e| format!("connect: {e}"))?;
             let mut reply = String::new();
             s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
-            if reply != format!("hello 10.213.{n}.1") {
+            if reply != format!("hello {}", ns.host_addr) {
                 return Err(format!("reply {reply:?}"));
             }
             Ok(())

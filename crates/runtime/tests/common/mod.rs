@@ -1145,3 +1145,71 @@ pub fn pseudo_random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Network namespaces
+// ---------------------------------------------------------------------------------------
+
+/// A network namespace of the test's own (`ip netns`), with a veth pair between
+/// it and the host: `10.NET.N.1/24` on the host's end, `10.NET.N.2/24` on the
+/// namespace's, which routes by default through the host's end. N counts the
+/// namespaces this test process made; each test file takes its own NET, so
+/// that files run side by side do not share a subnet. Removed on drop.
+pub struct Netns {
+    pub name: String,
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_addr: std::net::Ipv4Addr,
+    pub ns_addr: std::net::Ipv4Addr,
+}
+
+impl Netns {
+    pub fn new(net: u8) -> Result<Netns, String> {
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let ns = Netns {
+            name: format!("rvisor-test-{pid}-{n}"),
+            host_if: format!("rvh{}{n}", pid % 10000),
+            ns_if: format!("rvn{}{n}", pid % 10000),
+            host_addr: std::net::Ipv4Addr::new(10, net, n, 1),
+            ns_addr: std::net::Ipv4Addr::new(10, net, n, 2),
+        };
+        let ip = |args: &str| -> Result<(), String> {
+            let o = Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
+            if o.status.success() { Ok(()) } else { Err(format!("ip {args}: {}", String::from_utf8_lossy(&o.stderr))) }
+        };
+        let Netns { name, host_if, ns_if, host_addr, ns_addr } = &ns;
+        ip(&format!("netns add {name}"))?;
+        ip(&format!("link add {host_if} type veth peer name {ns_if}"))?;
+        ip(&format!("link set {ns_if} netns {name}"))?;
+        ip(&format!("addr add {host_addr}/24 dev {host_if}"))?;
+        ip(&format!("link set {host_if} up"))?;
+        ip(&format!("-n {name} addr add {ns_addr}/24 dev {ns_if}"))?;
+        ip(&format!("-n {name} link set {ns_if} up"))?;
+        ip(&format!("-n {name} link set lo up"))?;
+        ip(&format!("-n {name} route add default via {host_addr}"))?;
+        Ok(ns)
+    }
+
+    /// The path a network namespace is joined by.
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// What `ip -n NAME ARGS` prints.
+    pub fn ip(&self, args: &str) -> Result<String, String> {
+        let o = Command::new("ip").args(["-n", &self.name]).args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
+        if !o.status.success() {
+            return Err(format!("ip -n {} {args}: {}", self.name, String::from_utf8_lossy(&o.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}

@@ -1,0 +1,198 @@
+//! `--network=sandbox`: `rvisor do --netns PATH` joins a network namespace
+//! (an `ip netns` with a veth pair to the host, `common::Netns`) and the
+//! sandbox's own network stack takes its interface: the host's stack keeps
+//! none of its addresses. Through it, sandboxed TCP and UDP reach the host and
+//! the host reaches sandboxed servers, and `ip` in the sandbox shows the
+//! interface, addresses and routes the namespace had. Without a namespace to
+//! join, sandbox networking is refused: it would take the host's interfaces.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+/// The second octet of this file's namespaces' subnets (host_network.rs has 213).
+const NET: u8 = 214;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn netns_flags(ns: &Netns) -> [String; 2] {
+    ["--netns".to_string(), ns.path()]
+}
+
+fn sandbox_in(platform: &str, ns: &Netns, program: &str, spec: &Spec) -> std::process::Command {
+    let flags = netns_flags(ns);
+    sandbox_command(platform, &[&flags[0], &flags[1]], Path::new(program), spec)
+}
+
+/// Once the sandbox runs, the host's side of the namespace has no address
+/// left on the interface (IPv4 removed, IPv6 disabled), and the sandbox lives on.
+#[test]
+fn sandbox_takes_the_namespaces_interface() {
+    matrix("sandbox_takes_the_namespaces_interface", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        // It waits for a line on its standard input: the test's go-ahead to end.
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, "/bin/sh", &Spec::args(["-c", "echo ready; read x; echo done"])));
+        run.expect_line("ready")?;
+        let addrs = ns.ip(&format!("-o addr show dev {}", ns.ns_if))?;
+        if addrs.contains(" inet ") || addrs.contains(" inet6 ") {
+            return Err(format!("the host still has addresses on {}: {addrs}", ns.ns_if));
+        }
+        let disabled = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.name, "cat", &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ns.ns_if)])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&disabled.stdout).trim() != "1" {
+            return Err(format!("IPv6 is still on in the host's {}: {disabled:?}", ns.ns_if));
+        }
+        run.send_line()?;
+        run.expect_line("done")?;
+        let o = run.finish();
+        sane(&o)?;
+        if o.status != 0 {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// Sandbox networking in the caller's own namespace would take the host's
+/// interfaces: refused, with a message, before anything is touched.
+#[test]
+fn sandbox_network_needs_a_namespace() {
+    matrix("sandbox_network_needs_a_namespace", &[Link::Static], |v| {
+        let o = run_sandbox_flags(v.platform, &["--network=sandbox"], Path::new("/bin/true"), &Spec::args(Vec::<String>::new()));
+        sane(&o)?;
+        if o.status == 0 || !o.stderr_str().contains("--network=sandbox needs --netns") {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// Accepts one connection and answers "pong:" and what it read.
+fn serve_tcp_once(listener: TcpListener) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0u8; 100];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let _ = c.write_all(&[b"pong:", &buf[..n]].concat());
+        }
+    })
+}
+
+/// A sandboxed client reaches a host server on the veth's host end.
+#[test]
+fn sandboxed_tcp_client_reaches_the_host() {
+    matrix("sandboxed_tcp_client_reaches_the_host", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let server = serve_tcp_once(listener);
+        let script = "import socket, sys\ns = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)\ns.sendall(b'ping')\nprint(s.recv(100).decode())\n";
+        let o = run(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])), Input::Bytes(Vec::new()));
+        // Lets the server go if the sandbox never came.
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        let _ = server.join();
+        sane(&o)?;
+        if o.status != 0 || o.stdout_str() != "pong:ping\n" {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// The host reaches a sandboxed server listening on 0.0.0.0, at the
+/// namespace's address, and the server sees the host's address.
+#[test]
+fn host_reaches_a_sandboxed_tcp_server() {
+    matrix("host_reaches_a_sandboxed_tcp_server", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let script = "import socket\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script])));
+        run.expect_line("listening")?;
+        let mut s = TcpStream::connect_timeout(&SocketAddr::from((ns.ns_addr, 8080)), Duration::from_secs(20)).map_err(|e| format!("connect to the sandbox's server: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).map_err(|e| format!("reading the sandbox's reply: {e}"))?;
+        if reply != format!("hello {}", ns.host_addr) {
+            return Err(format!("reply {reply:?}"));
+        }
+        let o = run.finish();
+        sane(&o)?;
+        if o.status != 0 {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// UDP both ways: the sandbox sends to a host socket, which answers to the
+/// sender's address and port.
+#[test]
+fn udp_between_the_sandbox_and_the_host() {
+    matrix("udp_between_the_sandbox_and_the_host", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let host = UdpSocket::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+        host.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        let port = host.local_addr().map_err(|e| e.to_string())?.port();
+        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\n";
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string()])));
+        run.expect_line("sent")?;
+        let mut buf = [0u8; 100];
+        let (n, from) = host.recv_from(&mut buf).map_err(|e| format!("the host's socket heard nothing: {e}"))?;
+        if &buf[..n] != b"from the sandbox" || from != SocketAddr::from((ns.ns_addr, 9000)) {
+            return Err(format!("the host got {:?} from {from}", String::from_utf8_lossy(&buf[..n])));
+        }
+        host.send_to(b"from the host", from).map_err(|e| e.to_string())?;
+        run.expect_line(&format!("got from the host {}", ns.host_addr))?;
+        let o = run.finish();
+        sane(&o)?;
+        if o.status != 0 {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}
+
+/// What identifies an `ip` line, without what the sandbox's stack may report
+/// differently (interface index, flags, protocol, scope, metric, lifetimes):
+/// for `ip -o addr`, the interface and `inet ADDR/PREFIX`; for `ip route`,
+/// the words before the first attribute (`default via GW dev IF`, `NET/P dev IF`).
+fn addr_key(line: &str) -> Option<String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    (w.get(2) == Some(&"inet")).then(|| w[1..4].join(" "))
+}
+
+fn route_key(line: &str) -> String {
+    line.split_whitespace().take_while(|w| !["proto", "scope", "src", "metric", "linkdown", "onlink", "pref"].contains(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// `ip` in the sandbox shows the namespace's interface with the IPv4 address
+/// and routes (the default one included) the namespace had before the
+/// sandbox took it.
+#[test]
+fn sandbox_shows_the_namespaces_addresses_and_routes() {
+    matrix("sandbox_shows_the_namespaces_addresses_and_routes", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let want_addrs: Vec<String> = ns.ip(&format!("-o -4 addr show dev {}", ns.ns_if))?.lines().filter_map(addr_key).collect();
+        let want_routes: Vec<String> = ns.ip("-4 route")?.lines().map(route_key).collect();
+        if want_addrs.is_empty() || !want_routes.iter().any(|r| r.starts_with("default via")) {
+            return Err(format!("the namespace has no address or no default route: {want_addrs:?} {want_routes:?}"));
+        }
+        let o = run(sandbox_in(v.platform, &ns, "/bin/sh", &Spec::args(["-c", "ip -o -4 addr; echo --; ip -4 route"])), Input::Bytes(Vec::new()));
+        sane(&o)?;
+        let out = o.stdout_str();
+        let (addrs, routes) = out.split_once("--\n").ok_or_else(|| o.describe())?;
+        let got_addrs: Vec<String> = addrs.lines().filter_map(addr_key).collect();
+        let got_routes: Vec<String> = routes.lines().map(route_key).collect();
+        let missing: Vec<&String> = want_addrs.iter().filter(|a| !got_addrs.contains(a)).chain(want_routes.iter().filter(|r| !got_routes.contains(r))).collect();
+        if o.status != 0 || !missing.is_empty() {
+            return Err(format!("missing in the sandbox: {missing:?}\n{}", o.describe()));
+        }
+        Ok(())
+    });
+}
