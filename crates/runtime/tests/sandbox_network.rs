@@ -196,3 +196,98 @@ fn sandbox_shows_the_namespaces_addresses_and_routes() {
         Ok(())
     });
 }
+
+/// What `TCP_BEHAVIOUR` does against the host, for the test's host server:
+/// a connection to a closed port, a non-blocking connect, 8 MiB sent and
+/// checked, half-close, the addresses each end names, and a reset.
+const TCP_BEHAVIOUR: &str = r#"
+import errno, select, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    socket.create_connection((host, 1), timeout=20)
+    print("port 1 open")
+except ConnectionRefusedError:
+    print("port 1 refused")
+s = socket.socket()
+s.setblocking(False)
+print("connect_ex", errno.errorcode.get(s.connect_ex((host, port))))
+_, w, _ = select.select([], [s], [], 20)
+print("writable", len(w), "SO_ERROR", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+s.setblocking(True)
+print("peer", s.getpeername()[0] == host, "name", s.getsockname()[0])
+data = bytes(range(256)) * 32768
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+reply = b""
+while True:
+    more = s.recv(65536)
+    if not more:
+        break
+    reply += more
+print("server got", reply.decode(), "sent", len(data), sum(data) & 0xffffffff)
+s.close()
+s = socket.create_connection((host, port), timeout=20)
+s.sendall(b"reset")
+try:
+    while s.recv(100):
+        pass
+    print("end of stream")
+except ConnectionResetError:
+    print("connection reset")
+"#;
+
+/// The host's end of `TCP_BEHAVIOUR`: answers a connection with the length
+/// and byte sum of what it read until the client shut its writing, or resets
+/// one that starts with "reset" (SO_LINGER 0).
+fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut c, _)) = listener.accept() else { return };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                if got == b"reset" {
+                    break;
+                }
+            }
+            if got == b"reset" {
+                // SO_LINGER 0: the close resets the connection.
+                let _ = nix::sys::socket::setsockopt(&c, nix::sys::socket::sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 });
+                continue;
+            }
+            let sum = got.iter().fold(0u32, |a, &b| a.wrapping_add(u32::from(b)));
+            let _ = c.write_all(format!("{} {sum}", got.len()).as_bytes());
+        }
+    })
+}
+
+/// TCP through the sandbox's stack behaves as Linux's own stack in the same
+/// namespace: the script runs natively there first (before the sandbox
+/// takes the interface), then in the sandbox, against the same host server.
+#[test]
+fn tcp_through_the_interface_behaves_as_native() {
+    matrix("tcp_through_the_interface_behaves_as_native", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
+        let server = serve_behaviour(listener, 4);
+        let host = ns.host_addr.to_string();
+        let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, PYTHON, "-c", TCP_BEHAVIOUR, &host, &port]).output().map_err(|e| e.to_string())?;
+        let o = run(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", TCP_BEHAVIOUR, &host, &port])), Input::Bytes(Vec::new()));
+        let _ = server.join();
+        sane(&o)?;
+        let want = String::from_utf8_lossy(&native.stdout);
+        if !native.status.success() || !want.contains("server got 8388608") {
+            return Err(format!("natively: {native:?}"));
+        }
+        if o.status != 0 || o.stdout_str() != want {
+            return Err(format!("natively:\n{want}\nin the sandbox:\n{}", o.describe()));
+        }
+        Ok(())
+    });
+}
