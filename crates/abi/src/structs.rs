@@ -72,6 +72,13 @@ abi_struct! {
     pub struct Ifaddrmsg { pub family: u8, pub prefixlen: u8, pub flags: u8, pub scope: u8, pub index: u32 }
 }
 abi_struct! {
+    /// `struct rtmsg` (RTM_NEWROUTE, RTM_GETROUTE): `kind` is rtm_type.
+    pub struct Rtmsg {
+        pub family: u8, pub dst_len: u8, pub src_len: u8, pub tos: u8,
+        pub table: u8, pub protocol: u8, pub scope: u8, pub kind: u8, pub flags: u32,
+    }
+}
+abi_struct! {
     /// `struct rtattr`: a netlink attribute's header; the value follows, padded to 4.
     pub struct Rtattr { pub len: u16, pub kind: u16 }
 }
@@ -213,5 +220,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Msghdr>(), 56);
         assert_eq!(std::mem::size_of::<KernelSigaction>(), 32);
         assert_eq!(std::mem::size_of::<InotifyEvent>(), 16);
+        assert_eq!(std::mem::size_of::<Rtmsg>(), 12);
     }
 }
