@@ -72,7 +72,7 @@ abi_struct! {
     pub struct Ifaddrmsg { pub family: u8, pub prefixlen: u8, pub flags: u8, pub scope: u8, pub index: u32 }
 }
 abi_struct! {
-    /// `struct rtmsg` (RTM_NEWROUTE, RTM_GETROUTE).
+    /// `struct rtmsg` (RTM_NEWROUTE, RTM_GETROUTE): `kind` is rtm_type.
     pub struct Rtmsg {
         pub family: u8, pub dst_len: u8, pub src_len: u8, pub tos: u8,
         pub table: u8, pub protocol: u8, pub scope: u8, pub kind: u8, pub flags: u32,

@@ -1,21 +1,23 @@
 //! AF_NETLINK sockets of the NETLINK_ROUTE protocol, enough for programs to
-//! list the network: RTM_GETLINK and RTM_GETADDR answer with `lo`
-//! (interface.rs), which is what getifaddrs(3), if_nameindex(3), Node's
-//! os.networkInterfaces() and `ip addr` ask. Route, neighbour and rule dumps
-//! are empty; any other request (changing the network included) is
-//! EOPNOTSUPP. No multicast groups: no events ever arrive.
+//! list the network: RTM_GETLINK, RTM_GETADDR and RTM_GETROUTE answer with
+//! the interfaces of interface.rs (`lo` and those the sandbox's stack took
+//! over) and their main routing table, which is what getifaddrs(3),
+//! if_nameindex(3), Node's os.networkInterfaces(), `ip addr` and `ip route`
+//! ask. Neighbour and rule dumps are empty; any other request (changing the
+//! network included) is EOPNOTSUPP. No multicast groups: no events ever arrive.
 //!
 //! Each send is answered at once: the replies to one send are one datagram
 //! in the socket's queue, as Linux's dump puts as many messages as fit into
 //! one skb.
 
-use super::interface;
+use super::interface::{self, Interface, InterfaceInfo, Route};
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
-use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, SockaddrNl};
+use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, Rtmsg, SockaddrNl};
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use zerocopy::{FromBytes, IntoBytes};
@@ -32,6 +34,7 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_GETNEIGH: u16 = 30;
 const RTM_GETRULE: u16 = 34;
@@ -54,15 +57,26 @@ const IFLA_GROUP: u16 = 27;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
+const IFA_BROADCAST: u16 = 4;
 const IFA_CACHEINFO: u16 = 6;
 const IFA_FLAGS: u16 = 8;
 /// `struct ifa_cacheinfo` of an address that never expires: preferred and
 /// valid lifetimes INFINITY_LIFE_TIME, no timestamps.
 const FOREVER: [u32; 4] = [u32::MAX, u32::MAX, 0, 0];
 const IFA_F_PERMANENT: u8 = 0x80;
-const RT_SCOPE_HOST: u8 = 254;
-/// IF_OPER_UNKNOWN: what Linux reports for lo.
-const OPER_UNKNOWN: u8 = 0;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_TABLE: u16 = 15;
+const RTA_PREF: u16 = 20;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_KERNEL: u8 = 2;
+const RTPROT_BOOT: u8 = 3;
+const RTN_UNICAST: u8 = 1;
+/// ICMPV6_ROUTER_PREF_MEDIUM: an IPv6 route's preference.
+const PREF_MEDIUM: u8 = 0;
 
 const HDR: usize = std::mem::size_of::<Nlmsghdr>();
 
@@ -99,45 +113,89 @@ impl Replies<'_> {
         self.out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    fn link(&mut self, flags: u16) {
-        let info = Ifinfomsg { family: 0, pad: 0, kind: interface::ARPHRD_LOOPBACK, index: interface::INDEX, flags: interface::FLAGS, change: 0 };
+    fn link(&mut self, i: &Interface, flags: u16) {
+        let info = Ifinfomsg { family: 0, pad: 0, kind: i.hw_type(), index: i.index, flags: i.flags(), change: 0 };
         let m = self.begin(RTM_NEWLINK, flags, info.as_bytes());
-        let mut name = interface::NAME.to_vec();
-        name.push(0);
-        self.attr(IFLA_IFNAME, &name);
+        self.attr(IFLA_IFNAME, &c_string(i.name));
         self.attr(IFLA_TXQLEN, &interface::TXQLEN.to_ne_bytes());
-        self.attr(IFLA_OPERSTATE, &[OPER_UNKNOWN]);
+        self.attr(IFLA_OPERSTATE, &[i.operstate()]);
         self.attr(IFLA_LINKMODE, &[0]);
-        self.attr(IFLA_MTU, &interface::MTU.to_ne_bytes());
+        self.attr(IFLA_MTU, &i.mtu.to_ne_bytes());
         self.attr(IFLA_QDISC, b"noqueue\0");
         self.attr(IFLA_GROUP, &0u32.to_ne_bytes());
-        self.attr(IFLA_ADDRESS, &[0; 6]);
-        self.attr(IFLA_BROADCAST, &[0; 6]);
+        self.attr(IFLA_ADDRESS, &i.mac);
+        self.attr(IFLA_BROADCAST, &i.hw_broadcast());
         self.end(m);
     }
 
-    /// lo's addresses of `family` (0: both).
-    fn addresses(&mut self, family: u8) {
-        let mut label = interface::NAME.to_vec();
-        label.push(0);
+    /// The addresses of `family` (0: both), IPv4 ones first, as Linux dumps
+    /// one family at a time.
+    fn addresses(&mut self, family: u8, others: &[InterfaceInfo]) {
+        let permanent = u32::from(IFA_F_PERMANENT).to_ne_bytes();
         if family == 0 || family == AF_INET {
-            let msg = Ifaddrmsg { family: AF_INET, prefixlen: interface::V4_PREFIX, flags: IFA_F_PERMANENT, scope: RT_SCOPE_HOST, index: interface::INDEX as u32 };
-            let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
-            self.attr(IFA_ADDRESS, &interface::V4);
-            self.attr(IFA_LOCAL, &interface::V4);
-            self.attr(IFA_LABEL, &label);
-            self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
-            self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
-            self.end(m);
+            for i in interface::interfaces(others) {
+                for (a, prefix) in i.v4_addrs() {
+                    let msg = Ifaddrmsg { family: AF_INET, prefixlen: prefix, flags: IFA_F_PERMANENT, scope: i.scope(IpAddr::V4(a)), index: i.index as u32 };
+                    let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
+                    self.attr(IFA_ADDRESS, &a.octets());
+                    self.attr(IFA_LOCAL, &a.octets());
+                    if let Some(b) = i.broadcast(a, prefix) {
+                        self.attr(IFA_BROADCAST, &b.octets());
+                    }
+                    self.attr(IFA_LABEL, &c_string(i.name));
+                    self.attr(IFA_FLAGS, &permanent);
+                    self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
+                    self.end(m);
+                }
+            }
         }
         if family == 0 || family == AF_INET6 {
-            let msg = Ifaddrmsg { family: AF_INET6, prefixlen: interface::V6_PREFIX, flags: IFA_F_PERMANENT, scope: RT_SCOPE_HOST, index: interface::INDEX as u32 };
-            let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
-            self.attr(IFA_ADDRESS, &interface::V6);
-            self.attr(IFA_FLAGS, &u32::from(IFA_F_PERMANENT).to_ne_bytes());
-            self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
-            self.end(m);
+            for i in interface::interfaces(others) {
+                for &(addr, prefix) in i.addrs {
+                    let IpAddr::V6(a) = addr else { continue };
+                    let msg = Ifaddrmsg { family: AF_INET6, prefixlen: prefix, flags: IFA_F_PERMANENT, scope: i.scope(addr), index: i.index as u32 };
+                    let m = self.begin(RTM_NEWADDR, NLM_F_MULTI, msg.as_bytes());
+                    self.attr(IFA_ADDRESS, &a.octets());
+                    self.attr(IFA_FLAGS, &permanent);
+                    self.attr(IFA_CACHEINFO, FOREVER.as_bytes());
+                    self.end(m);
+                }
+            }
         }
+    }
+
+    /// The main table's routes of `family` (0: both).
+    fn routes(&mut self, family: u8, others: &[InterfaceInfo]) {
+        for r in interface::routes(others) {
+            let f = if r.dest.is_ipv4() { AF_INET } else { AF_INET6 };
+            if family == 0 || family == f {
+                self.route(f, &r);
+            }
+        }
+    }
+
+    fn route(&mut self, family: u8, r: &Route) {
+        let protocol = if r.subnet { RTPROT_KERNEL } else { RTPROT_BOOT };
+        let msg = Rtmsg { family, dst_len: r.prefix, src_len: 0, tos: 0, table: RT_TABLE_MAIN, protocol, scope: r.scope(), kind: RTN_UNICAST, flags: 0 };
+        let m = self.begin(RTM_NEWROUTE, NLM_F_MULTI, msg.as_bytes());
+        self.attr(RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
+        if r.prefix > 0 {
+            self.attr(RTA_DST, &ip_bytes(r.dest));
+        }
+        if r.metric != 0 {
+            self.attr(RTA_PRIORITY, &r.metric.to_ne_bytes());
+        }
+        if let Some(src) = r.prefsrc {
+            self.attr(RTA_PREFSRC, &ip_bytes(src));
+        }
+        if let Some(gw) = r.gateway {
+            self.attr(RTA_GATEWAY, &ip_bytes(gw));
+        }
+        self.attr(RTA_OIF, &(r.index as u32).to_ne_bytes());
+        if family == AF_INET6 {
+            self.attr(RTA_PREF, &[PREF_MEDIUM]);
+        }
+        self.end(m);
     }
 
     /// NLMSG_ERROR: `error` 0 is an acknowledgement. It carries the request's header.
@@ -154,11 +212,24 @@ impl Replies<'_> {
     }
 }
 
-/// Whether a single-link request (by index or IFLA_IFNAME) names lo.
-fn names_lo(body: &[u8]) -> bool {
-    let Ok((info, attrs)) = Ifinfomsg::read_from_prefix(body) else { return false };
+fn c_string(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn ip_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// The interface a single-link request names, by index or IFLA_IFNAME.
+fn named_link<'a>(body: &[u8], others: &'a [InterfaceInfo]) -> Option<Interface<'a>> {
+    let (info, attrs) = Ifinfomsg::read_from_prefix(body).ok()?;
     if info.index != 0 {
-        return info.index == interface::INDEX;
+        return interface::by_index(others, info.index);
     }
     let mut at = 0;
     while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
@@ -168,15 +239,16 @@ fn names_lo(body: &[u8]) -> bool {
         }
         if a.kind == IFLA_IFNAME {
             let name = &attrs[at + 4..at + len];
-            return name.strip_suffix(&[0]).unwrap_or(name) == interface::NAME;
+            return interface::by_name(others, name.strip_suffix(&[0]).unwrap_or(name));
         }
         at += align4(len);
     }
-    false
+    None
 }
 
-/// The replies to every request in one send, for the socket with port `port`.
-fn answer(data: &[u8], port: u32) -> Vec<u8> {
+/// The replies to every request in one send, for the socket with port `port`,
+/// describing `lo` and `others`.
+fn answer(data: &[u8], port: u32, others: &[InterfaceInfo]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data.get(at..).unwrap_or_default()) {
@@ -193,19 +265,27 @@ fn answer(data: &[u8], port: u32) -> Vec<u8> {
         let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
         let result = match h.kind {
             RTM_GETLINK if dump => {
-                r.link(NLM_F_MULTI);
+                for i in interface::interfaces(others) {
+                    r.link(&i, NLM_F_MULTI);
+                }
                 Ok(())
             }
-            RTM_GETLINK if names_lo(body) => {
-                r.link(0);
-                Ok(())
-            }
-            RTM_GETLINK => Err(ErrnoCode::ENODEV),
+            RTM_GETLINK => match named_link(body, others) {
+                Some(i) => {
+                    r.link(&i, 0);
+                    Ok(())
+                }
+                None => Err(ErrnoCode::ENODEV),
+            },
             RTM_GETADDR if dump => {
-                r.addresses(body.first().copied().unwrap_or(0));
+                r.addresses(body.first().copied().unwrap_or(0), others);
                 Ok(())
             }
-            RTM_GETROUTE | RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
+            RTM_GETROUTE if dump => {
+                r.routes(body.first().copied().unwrap_or(0), others);
+                Ok(())
+            }
+            RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
             _ => Err(ErrnoCode::EOPNOTSUPP),
         };
         match result {
@@ -311,7 +391,7 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let replies = answer(data, self.port(t));
+        let replies = answer(data, self.port(t), &t.kernel.interfaces);
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);
@@ -417,13 +497,146 @@ mod tests {
         out
     }
 
+    fn answer_lo(data: &[u8], port: u32) -> Vec<u8> {
+        answer(data, port, &[])
+    }
+
+    /// One parsed reply message: its type, fixed body and attributes.
+    struct Msg {
+        kind: u16,
+        body: Vec<u8>,
+        attrs: Vec<(u16, Vec<u8>)>,
+    }
+
+    impl Msg {
+        fn attr(&self, kind: u16) -> Option<&[u8]> {
+            self.attrs.iter().find(|a| a.0 == kind).map(|a| a.1.as_slice())
+        }
+    }
+
+    /// Parses a reply as a reader walks it (NLMSG_NEXT, RTA_NEXT), checking
+    /// that every length is in bounds and everything starts 4-aligned.
+    fn parse(data: &[u8]) -> Vec<Msg> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            let (h, _) = Nlmsghdr::read_from_prefix(&data[at..]).unwrap();
+            let len = h.len as usize;
+            assert!(len >= HDR && at + len <= data.len(), "message length {len} at {at}");
+            let fixed = match h.kind {
+                RTM_NEWLINK => 16,
+                RTM_NEWADDR => 8,
+                RTM_NEWROUTE => 12,
+                _ => len - HDR,
+            };
+            let msg = &data[at + HDR..at + len];
+            let mut attrs = Vec::new();
+            let mut a = align4(fixed);
+            while a < msg.len() {
+                let (rta, _) = Rtattr::read_from_prefix(&msg[a..]).unwrap();
+                let alen = usize::from(rta.len);
+                assert!(alen >= 4 && a + alen <= msg.len(), "attribute {} length {alen}", rta.kind);
+                attrs.push((rta.kind, msg[a + 4..a + alen].to_vec()));
+                a += align4(alen);
+            }
+            assert_eq!(a, msg.len());
+            out.push(Msg { kind: h.kind, body: msg[..fixed].to_vec(), attrs });
+            at += align4(len);
+        }
+        assert_eq!(at, data.len());
+        out
+    }
+
+    fn dump(kind: u16, body: &[u8]) -> Vec<Msg> {
+        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, &[interface::tests::eth0()]));
+        assert_eq!(msgs.last().map(|m| m.kind), Some(NLMSG_DONE));
+        msgs
+    }
+
+    #[test]
+    fn links() {
+        let msgs = dump(RTM_GETLINK, &[0; 16]);
+        assert_eq!(msgs.len(), 3);
+        let lo = Ifinfomsg::read_from_bytes(&msgs[0].body).unwrap();
+        assert_eq!((lo.kind, lo.index, lo.flags), (interface::ARPHRD_LOOPBACK, 1, 0x10049));
+        assert_eq!(msgs[0].attr(IFLA_IFNAME), Some(&b"lo\0"[..]));
+        assert_eq!(msgs[0].attr(IFLA_OPERSTATE), Some(&[0][..]));
+        let eth = Ifinfomsg::read_from_bytes(&msgs[1].body).unwrap();
+        // ARPHRD_ETHER; IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP.
+        assert_eq!((eth.kind, eth.index, eth.flags), (1, 2, 0x11043));
+        assert_eq!(msgs[1].attr(IFLA_IFNAME), Some(&b"eth0\0"[..]));
+        assert_eq!(msgs[1].attr(IFLA_ADDRESS), Some(&[0x02, 0x42, 0x0a, 0xd6, 0x01, 0x02][..]));
+        assert_eq!(msgs[1].attr(IFLA_BROADCAST), Some(&[0xff; 6][..]));
+        assert_eq!(msgs[1].attr(IFLA_MTU), Some(&1500u32.to_ne_bytes()[..]));
+        assert_eq!(msgs[1].attr(IFLA_TXQLEN), Some(&1000u32.to_ne_bytes()[..]));
+        assert_eq!(msgs[1].attr(IFLA_OPERSTATE), Some(&[6][..]));
+
+        // One link, by index or by name.
+        let others = [interface::tests::eth0()];
+        let mut by_index = Ifinfomsg::zeroed();
+        by_index.index = 2;
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, &others));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].attr(IFLA_IFNAME), Some(&b"eth0\0"[..]));
+        let mut by_name = Ifinfomsg::zeroed().as_bytes().to_vec();
+        by_name.extend_from_slice(Rtattr { len: 9, kind: IFLA_IFNAME }.as_bytes());
+        by_name.extend_from_slice(b"eth0\0\0\0\0");
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, &others));
+        assert_eq!(Ifinfomsg::read_from_bytes(&one[0].body).unwrap().index, 2);
+    }
+
+    #[test]
+    fn addresses() {
+        let msgs = dump(RTM_GETADDR, &[0; 8]);
+        let addrs: Vec<Ifaddrmsg> = msgs[..msgs.len() - 1].iter().map(|m| Ifaddrmsg::read_from_bytes(&m.body).unwrap()).collect();
+        // IPv4 of every interface, then IPv6.
+        let summary: Vec<(u8, u8, u8, u32)> = addrs.iter().map(|a| (a.family, a.prefixlen, a.scope, a.index)).collect();
+        assert_eq!(summary, [(AF_INET, 8, 254, 1), (AF_INET, 24, 0, 2), (AF_INET6, 128, 254, 1), (AF_INET6, 64, 253, 2)]);
+        assert_eq!(msgs[0].attr(IFA_BROADCAST), None);
+        assert_eq!(msgs[1].attr(IFA_ADDRESS), Some(&[10, 214, 1, 2][..]));
+        assert_eq!(msgs[1].attr(IFA_LOCAL), Some(&[10, 214, 1, 2][..]));
+        assert_eq!(msgs[1].attr(IFA_BROADCAST), Some(&[10, 214, 1, 255][..]));
+        assert_eq!(msgs[1].attr(IFA_LABEL), Some(&b"eth0\0"[..]));
+        let fe80: std::net::Ipv6Addr = "fe80::42:aff:fed6:102".parse().unwrap();
+        assert_eq!(msgs[3].attr(IFA_ADDRESS), Some(&fe80.octets()[..]));
+        assert_eq!(dump(RTM_GETADDR, &[AF_INET, 0, 0, 0, 0, 0, 0, 0]).len(), 3);
+    }
+
+    #[test]
+    fn routes() {
+        let msgs = dump(RTM_GETROUTE, &[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(msgs.len(), 3);
+        let default = Rtmsg::read_from_bytes(&msgs[0].body).unwrap();
+        assert_eq!((default.dst_len, default.table, default.protocol, default.scope, default.kind), (0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST));
+        assert_eq!(msgs[0].attr(RTA_DST), None);
+        assert_eq!(msgs[0].attr(RTA_GATEWAY), Some(&[10, 214, 1, 1][..]));
+        assert_eq!(msgs[0].attr(RTA_OIF), Some(&2u32.to_ne_bytes()[..]));
+        assert_eq!(msgs[0].attr(RTA_TABLE), Some(&254u32.to_ne_bytes()[..]));
+        let subnet = Rtmsg::read_from_bytes(&msgs[1].body).unwrap();
+        assert_eq!((subnet.dst_len, subnet.protocol, subnet.scope), (24, RTPROT_KERNEL, 253));
+        assert_eq!(msgs[1].attr(RTA_DST), Some(&[10, 214, 1, 0][..]));
+        assert_eq!(msgs[1].attr(RTA_PREFSRC), Some(&[10, 214, 1, 2][..]));
+        assert_eq!(msgs[1].attr(RTA_GATEWAY), None);
+
+        let all = dump(RTM_GETROUTE, &[0; 12]);
+        assert_eq!(all.len(), 4);
+        let v6 = Rtmsg::read_from_bytes(&all[2].body).unwrap();
+        assert_eq!((v6.family, v6.dst_len, v6.protocol, v6.scope), (AF_INET6, 64, RTPROT_KERNEL, 0));
+        assert_eq!(all[2].attr(RTA_DST), Some(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]));
+        assert_eq!(all[2].attr(RTA_OIF), Some(&2u32.to_ne_bytes()[..]));
+        assert_eq!(all[2].attr(RTA_PRIORITY), Some(&256u32.to_ne_bytes()[..]));
+        assert_eq!(all[2].attr(RTA_PREF), Some(&[0][..]));
+        // lo alone has no route in the main table.
+        assert_eq!(parse(&answer_lo(&request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, &[0; 12]), 1)).len(), 1);
+    }
+
     #[test]
     fn dumps_end_with_done() {
-        let links = answer(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &[0; 16]), 42);
+        let links = answer_lo(&request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &[0; 16]), 42);
         assert_eq!(messages(&links), [(RTM_NEWLINK, 7, 42), (NLMSG_DONE, 7, 42)]);
-        let addrs = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[0; 8]), 42);
+        let addrs = answer_lo(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[0; 8]), 42);
         assert_eq!(messages(&addrs), [(RTM_NEWADDR, 7, 42), (RTM_NEWADDR, 7, 42), (NLMSG_DONE, 7, 42)]);
-        let v6 = answer(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0]), 1);
+        let v6 = answer_lo(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0]), 1);
         assert_eq!(messages(&v6).len(), 2);
     }
 
@@ -431,13 +644,13 @@ mod tests {
     fn errors_and_acks() {
         let mut other = Ifinfomsg::zeroed();
         other.index = 5;
-        let reply = answer(&request(RTM_GETLINK, NLM_F_REQUEST, other.as_bytes()), 1);
+        let reply = answer_lo(&request(RTM_GETLINK, NLM_F_REQUEST, other.as_bytes()), 1);
         assert_eq!(messages(&reply), [(NLMSG_ERROR, 7, 1)]);
         assert_eq!(i32::from_ne_bytes(reply[HDR..HDR + 4].try_into().unwrap()), -19);
-        let unknown = answer(&request(99, NLM_F_REQUEST | NLM_F_ACK, &[]), 1);
+        let unknown = answer_lo(&request(99, NLM_F_REQUEST | NLM_F_ACK, &[]), 1);
         assert_eq!(i32::from_ne_bytes(unknown[HDR..HDR + 4].try_into().unwrap()), -95);
         // Truncated or non-request messages get no answer.
-        assert!(answer(&[1, 2, 3], 1).is_empty());
-        assert!(answer(&request(RTM_GETLINK, 0, &[]), 1).is_empty());
+        assert!(answer_lo(&[1, 2, 3], 1).is_empty());
+        assert!(answer_lo(&request(RTM_GETLINK, 0, &[]), 1).is_empty());
     }
 }

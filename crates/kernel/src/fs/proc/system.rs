@@ -34,6 +34,10 @@ pub(super) enum Sf {
     /// /proc/net/tcp, tcp6, udp, udp6: the sockets of one protocol and family.
     NetSockets(crate::net::Protocol, bool),
     NetUnix,
+    /// /proc/net/dev, if_inet6 and route: the interfaces (net::interface).
+    NetDev,
+    NetIfInet6,
+    NetRoute,
 }
 
 /// The fixed entries, by path below /proc. A directory's children are the
@@ -47,9 +51,9 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("mounts", Sf::Link("self/mounts")),
     // The sandbox has one network namespace: /proc/net is the same for every process.
     ("net", Sf::Dir),
-    ("net/dev", Sf::Text(crate::net::interface::PROC_NET_DEV)),
-    ("net/if_inet6", Sf::Text("00000000000000000000000000000001 01 80 10 80       lo\n")),
-    ("net/route", Sf::Text("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n")),
+    ("net/dev", Sf::NetDev),
+    ("net/if_inet6", Sf::NetIfInet6),
+    ("net/route", Sf::NetRoute),
     ("net/tcp", Sf::NetSockets(crate::net::Protocol::Tcp, false)),
     ("net/tcp6", Sf::NetSockets(crate::net::Protocol::Tcp, true)),
     ("net/udp", Sf::NetSockets(crate::net::Protocol::Udp, false)),
@@ -160,6 +164,9 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Uuid => format!("{}\n", uuid()),
             Sf::NetSockets(protocol, v6) => k.loopback.proc_net(protocol, v6),
             Sf::NetUnix => k.unix_sockets.proc_net(),
+            Sf::NetDev => crate::net::interface::proc_net_dev(&k.interfaces),
+            Sf::NetIfInet6 => crate::net::interface::proc_net_if_inet6(&k.interfaces),
+            Sf::NetRoute => crate::net::interface::proc_net_route(&k.interfaces),
         };
         Ok(text.into_bytes())
     }))
