@@ -52,7 +52,9 @@ const PACKET_OUTGOING: u8 = 4;
 struct PacketDevice {
     socket: Arc<OwnedFd>,
     mtu: usize,
+    /// The frame last read, and the one being written.
     frame: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl PacketDevice {
@@ -74,11 +76,11 @@ impl phy::Device for PacketDevice {
 
     fn receive(&mut self, _now: smoltcp::time::Instant) -> Option<(RxFrame<'_>, TxFrame<'_>)> {
         let n = self.next_frame()?;
-        Some((RxFrame(&self.frame[..n]), TxFrame(&self.socket)))
+        Some((RxFrame(&self.frame[..n]), TxFrame { socket: &self.socket, frame: &mut self.out }))
     }
 
     fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<TxFrame<'_>> {
-        Some(TxFrame(&self.socket))
+        Some(TxFrame { socket: &self.socket, frame: &mut self.out })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -105,13 +107,17 @@ impl phy::RxToken for RxFrame<'_> {
     }
 }
 
-struct TxFrame<'a>(&'a Arc<OwnedFd>);
+struct TxFrame<'a> {
+    socket: &'a Arc<OwnedFd>,
+    frame: &'a mut Vec<u8>,
+}
 
 impl phy::TxToken for TxFrame<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let r = f(&mut frame);
-        let _ = host::send(self.0.as_fd(), &frame, nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(), None);
+        self.frame.clear();
+        self.frame.resize(len, 0);
+        let r = f(&mut self.frame[..len]);
+        let _ = host::send(self.socket.as_fd(), &self.frame[..len], nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits(), None);
         r
     }
 }
@@ -241,7 +247,7 @@ impl Netstack {
             tracing::info!("{}: PACKET_IGNORE_OUTGOING unsupported; own frames are skipped as read", info.name);
         }
         let wire = Arc::new(packet);
-        let mut device = PacketDevice { socket: wire.clone(), mtu: info.mtu as usize, frame: vec![0; FRAME_MAX] };
+        let mut device = PacketDevice { socket: wire.clone(), mtu: info.mtu as usize, frame: vec![0; FRAME_MAX], out: Vec::new() };
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(info.mac)));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
