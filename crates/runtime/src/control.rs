@@ -280,6 +280,6 @@ pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
         groups: p.groups,
         rlimits: p.rlimits,
         no_new_privs: p.no_new_privs,
-        caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding }),
+        caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding, keep: false }),
     }
 }

@@ -221,7 +221,7 @@ impl Socket for HostSocket {
         }
         buf.truncate(got);
         let from = (!from.is_empty() && self.kind != super::SOCK_STREAM).then_some(from);
-        Ok(Received { data: buf, full, files: Vec::new(), from, creds: None })
+        Ok(Received { data: buf, full, files: Vec::new(), from, ..Received::default() })
     }
 
     fn shutdown(&self, how: i32) -> SysResult<()> {

@@ -476,6 +476,21 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The control messages a received datagram carries for the options set
+    /// (IP_RECVTTL, IPV6_RECVHOPLIMIT).
+    pub fn arrival_control(&self) -> Vec<(i32, i32, Vec<u8>)> {
+        let mut out = Vec::new();
+        if self.domain == AF_INET && self.options.on(IPPROTO_IP, IP_RECVTTL) {
+            out.push((IPPROTO_IP, IP_TTL, ARRIVAL_TTL.to_ne_bytes().to_vec()));
+        }
+        if self.domain == AF_INET6 && self.options.on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
+            out.push((IPPROTO_IPV6, IPV6_HOPLIMIT, ARRIVAL_TTL.to_ne_bytes().to_vec()));
+        }
+        out
+    }
+}
+
 /// What /proc/net/tcp and the like show of one socket.
 pub struct ProcNetRow {
     pub domain: i32,
@@ -530,6 +545,14 @@ pub const IPPROTO_IPV6: i32 = 41;
 const SO_REUSEADDR: i32 = 2;
 const SO_REUSEPORT: i32 = 15;
 const IPV6_V6ONLY: i32 = 26;
+const IP_RECVTTL: i32 = 12;
+const IP_TTL: i32 = 2;
+const IPV6_RECVHOPLIMIT: i32 = 51;
+const IPV6_HOPLIMIT: i32 = 52;
+/// The TTL (hop limit) a datagram is shown to have arrived with: what Linux
+/// sends with. The stack does not report the real one, which a router on
+/// the way would have lowered.
+const ARRIVAL_TTL: i32 = 64;
 
 /// How an option's value reads back.
 #[derive(Clone, Copy, PartialEq)]
@@ -557,8 +580,11 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
     (IPPROTO_IP, 2, Kind::Int, 64, &[1, 2]),        // IP_TTL
     (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER
     (IPPROTO_IP, 11, Kind::Flag, 0, &[1, 2]),       // IP_RECVERR
+    (IPPROTO_IP, IP_RECVTTL, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IP, 7, Kind::Flag, 0, &[1, 2]),        // IP_RETOPTS
     (IPPROTO_IPV6, 16, Kind::Int, 64, &[1, 2]),     // IPV6_UNICAST_HOPS
     (IPPROTO_IPV6, 25, Kind::Flag, 0, &[1, 2]),     // IPV6_RECVERR
+    (IPPROTO_IPV6, IPV6_RECVHOPLIMIT, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_V6ONLY, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, 67, Kind::Int, 0, &[1, 2]),      // IPV6_TCLASS
     (IPPROTO_TCP, 1, Kind::Flag, 0, &[1]),          // TCP_NODELAY

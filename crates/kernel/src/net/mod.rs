@@ -52,6 +52,8 @@ pub struct Received {
     pub files: Vec<Arc<dyn FileDescription>>,
     pub from: Option<Vec<u8>>,
     pub creds: Option<Ucred>,
+    /// IP-level control messages the socket was asked for: (level, type, data).
+    pub control: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// What a send carries besides its bytes (sendmsg's control messages).
@@ -159,6 +161,8 @@ impl Limit {
 pub struct Loopback {
     pub tcp: inet::Ports<tcp::TcpSocket>,
     pub udp: inet::Ports<udp::UdpSocket>,
+    /// Ping sockets' echo identifiers.
+    pub ping: inet::Ports<udp::UdpSocket>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -4,6 +4,11 @@
 //! that sent to a port nobody has is told ECONNREFUSED by its next call, as
 //! the ICMP port-unreachable makes Linux do; an unconnected one never hears.
 //!
+//! A ping socket (SOCK_DGRAM with IPPROTO_ICMP or IPPROTO_ICMPV6, as
+//! `ping` opens without privileges) is the same socket with ICMP echo for a
+//! protocol: its port is the echo identifier, a send is an echo request, and
+//! what it receives are the replies; on loopback the sandbox itself replies.
+//!
 //! A socket on the wildcard or the sandbox interface's address, or one that
 //! sends beyond the sandbox (`--network=sandbox`), also has a port on the
 //! interface (net/netstack/udp.rs), whose datagrams join the same queue.
@@ -12,7 +17,8 @@
 //! none nests: a socket's inbox, peer and pending error are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser, Route};
-use super::netstack::{udp::UdpPort, DatagramSink};
+use super::netstack::udp::{PortKind, UdpPort};
+use super::netstack::DatagramSink;
 use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -22,6 +28,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 const IPPROTO_UDP: i32 = 17;
+const IPPROTO_ICMP: i32 = 1;
+const IPPROTO_ICMPV6: i32 = 58;
+/// ICMP echo request and reply types, for IPv4 and IPv6.
+const ECHO_REQUEST: [u8; 2] = [8, 128];
+const ECHO_REPLY: [u8; 2] = [0, 129];
 const POLLRDHUP: u32 = 0x2000;
 /// The largest payload: 65535 bytes less the UDP header, and for IPv4 less
 /// the IP header too.
@@ -59,6 +70,8 @@ pub struct UdpSocket {
     timeouts: Timeouts,
     /// Its port on the sandbox's interface, once it has one.
     remote: Mutex<Option<UdpPort>>,
+    /// UDP, or ICMP echo (a ping socket).
+    kind: PortKind,
 }
 
 impl PortUser for UdpSocket {
@@ -69,6 +82,16 @@ impl PortUser for UdpSocket {
 
 impl UdpSocket {
     pub fn new(domain: i32, flags: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(domain, flags, PortKind::Udp)
+    }
+
+    /// A ping socket. Linux lets only the groups of net.ipv4.ping_group_range
+    /// have one; the sandbox lets every process, as runsc does.
+    pub fn new_ping(domain: i32, flags: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(domain, flags, PortKind::Echo)
+    }
+
+    fn make(domain: i32, flags: u32, kind: PortKind) -> Arc<UdpSocket> {
         Arc::new_cyclic(|me| UdpSocket {
             ep: Endpoint::new(domain),
             ino: SocketInode::new(),
@@ -80,6 +103,7 @@ impl UdpSocket {
             error: Mutex::default(),
             timeouts: Timeouts::default(),
             remote: Mutex::default(),
+            kind,
         })
     }
 
@@ -99,8 +123,16 @@ impl UdpSocket {
         flags & MSG_DONTWAIT != 0 || self.flags.get() & OpenFlags::NONBLOCK != 0
     }
 
+    /// The sandbox's ports (echo identifiers) of its protocol.
+    fn ports<'k>(&self, t: &'k Task) -> &'k inet::Ports<UdpSocket> {
+        match self.kind {
+            PortKind::Udp => &t.kernel.loopback.udp,
+            PortKind::Echo => &t.kernel.loopback.ping,
+        }
+    }
+
     fn autobind(&self, t: &Task) -> SysResult<()> {
-        self.ep.autobind(t, &t.kernel.loopback.udp, &self.me)?;
+        self.ep.autobind(t, self.ports(t), &self.me)?;
         self.take_remote_port(t, false)
     }
 
@@ -118,7 +150,7 @@ impl UdpSocket {
             return if sending { error!(ENETUNREACH) } else { Ok(()) };
         }
         let me: std::sync::Weak<dyn DatagramSink> = self.me.clone();
-        *remote = Some(UdpPort::bind(net, local, me)?);
+        *remote = Some(UdpPort::bind(net, local, me, self.kind)?);
         Ok(())
     }
 
@@ -153,6 +185,57 @@ impl UdpSocket {
     fn max_payload(&self) -> usize {
         if self.ep.domain == inet::AF_INET { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 }
     }
+
+    fn v6(&self) -> usize {
+        usize::from(self.ep.domain == inet::AF_INET6)
+    }
+
+    /// A ping socket's send: an echo request (EINVAL for anything else, as
+    /// Linux's ping_common_sendmsg), which goes out with its own identifier.
+    fn echo_request(&self, data: &[u8]) -> SysResult<Vec<u8>> {
+        if data.len() < 8 || data[0] != ECHO_REQUEST[self.v6()] || data[1] != 0 {
+            return error!(EINVAL);
+        }
+        let mut req = data.to_vec();
+        req[4..6].copy_from_slice(&self.ep.local().port().to_be_bytes());
+        req[2..4].fill(0);
+        Ok(req)
+    }
+
+    /// The reply loopback gives to `req` (already with its identifier), as
+    /// the socket receives it: checksummed, so that ping finds nothing amiss.
+    fn echo_reply(&self, req: &[u8], to: std::net::IpAddr) -> Vec<u8> {
+        let mut reply = req.to_vec();
+        reply[0] = ECHO_REPLY[self.v6()];
+        let sum = match to {
+            std::net::IpAddr::V6(a) => {
+                // IPv6's checksum covers a pseudo-header: source, destination
+                // (both the address pinged), length, next header.
+                let mut pseudo = [a.octets(), a.octets()].concat();
+                pseudo.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_ICMPV6 as u8]);
+                internet_checksum(&[&pseudo, &reply])
+            }
+            std::net::IpAddr::V4(_) => internet_checksum(&[&reply]),
+        };
+        reply[2..4].copy_from_slice(&sum.to_be_bytes());
+        reply
+    }
+}
+
+/// RFC 1071's checksum over the concatenation of `parts` (each of even length
+/// but the last).
+fn internet_checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for part in parts {
+        for pair in part.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 impl DatagramSink for UdpSocket {
@@ -183,12 +266,16 @@ impl Socket for UdpSocket {
     }
 
     fn protocol(&self) -> i32 {
-        IPPROTO_UDP
+        match (self.kind, self.ep.domain) {
+            (PortKind::Udp, _) => IPPROTO_UDP,
+            (PortKind::Echo, inet::AF_INET) => IPPROTO_ICMP,
+            (PortKind::Echo, _) => IPPROTO_ICMPV6,
+        }
     }
 
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         let addr = inet::parse(self.ep.domain, addr)?;
-        self.ep.bind(t, addr, &t.kernel.loopback.udp, &self.me)?;
+        self.ep.bind(t, addr, self.ports(t), &self.me)?;
         self.take_remote_port(t, false)
     }
 
@@ -201,7 +288,7 @@ impl Socket for UdpSocket {
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if inet::is_unspec(addr) {
             *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            self.ep.release_unchosen(&t.kernel.loopback.udp, self);
+            self.ep.release_unchosen(self.ports(t), self);
             if self.ep.local().port() == 0 {
                 *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
@@ -245,15 +332,24 @@ impl Socket for UdpSocket {
                 inet::route(t, peer, false)?
             }
         };
+        let request = match self.kind {
+            PortKind::Echo => Some(self.echo_request(data)?),
+            PortKind::Udp => None,
+        };
         let dest = match route {
             Route::Local(dest) => dest,
             Route::Remote(dest) => {
                 if data.len() > self.max_payload() {
                     return error!(EMSGSIZE);
                 }
-                return self.send_remote(t, data, dest);
+                return self.send_remote(t, request.as_deref().unwrap_or(data), dest).map(|_| data.len());
             }
         };
+        if let Some(req) = request {
+            // Loopback answers at once, from the address pinged.
+            self.deliver(&self.echo_reply(&req, dest.ip()), SocketAddr::new(dest.ip(), 0));
+            return Ok(data.len());
+        }
         if data.len() > self.max_payload() {
             return error!(EMSGSIZE);
         }
@@ -293,7 +389,7 @@ impl Socket for UdpSocket {
                     let full = m.data.len();
                     m.data.truncate(max);
                     let from = Some(inet::sockaddr(inet::in_domain(self.ep.domain, m.from)));
-                    return Ok(Received { data: m.data, full, from, ..Received::default() });
+                    return Ok(Received { data: m.data, full, from, control: self.ep.arrival_control(), ..Received::default() });
                 }
                 if q.read_shut {
                     return Ok(Received::default());

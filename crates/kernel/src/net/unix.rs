@@ -619,7 +619,7 @@ impl UnixSocket {
         let full = m.data.len();
         let mut data = m.data;
         data.truncate(max);
-        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)) }
+        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)), control: Vec::new() }
     }
 
     /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A

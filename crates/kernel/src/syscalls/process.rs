@@ -400,6 +400,8 @@ const PR_GET_PDEATHSIG: i32 = 2;
 const PR_GET_DUMPABLE: i32 = 3;
 const PR_SET_DUMPABLE: i32 = 4;
 const PR_SET_PTRACER: i32 = 0x5961_6d61;
+const PR_GET_KEEPCAPS: i32 = 7;
+const PR_SET_KEEPCAPS: i32 = 8;
 const PR_SET_NAME: i32 = 15;
 const PR_GET_NAME: i32 = 16;
 const PR_SET_CHILD_SUBREAPER: i32 = 36;
@@ -481,6 +483,11 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
                 return error!(EPERM);
             }
             t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding &= !(1 << arg2);
+            Ok(0)
+        }
+        PR_GET_KEEPCAPS => Ok(i32::from(t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).keep)),
+        PR_SET_KEEPCAPS if arg2 <= 1 => {
+            t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).keep = arg2 == 1;
             Ok(0)
         }
         PR_GET_SECCOMP => Ok(super::seccomp::get_mode(t)),

@@ -26,6 +26,8 @@ const SOCK_TYPE_MASK: i32 = 0xf;
 const SOCK_RAW: i32 = 3;
 const IPPROTO_TCP: i32 = 6;
 const IPPROTO_UDP: i32 = 17;
+const IPPROTO_ICMP: i32 = 1;
+const IPPROTO_ICMPV6: i32 = 58;
 
 const SOL_SOCKET: i32 = 1;
 const SO_TYPE: i32 = 3;
@@ -85,6 +87,7 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
         (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(domain, flags),
         (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
+        (AF_INET, SOCK_DGRAM, IPPROTO_ICMP) | (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) => UdpSocket::new_ping(domain, flags),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
@@ -323,12 +326,15 @@ impl ControlOut {
 }
 
 /// Writes what came with a message into the recvmsg control buffer:
-/// credentials first, then files, as Linux does. Returns the bytes used and
+/// credentials first, then IP-level messages, then files, as Linux does. Returns the bytes used and
 /// whether anything was cut (MSG_CTRUNC).
 fn deliver_control(t: &Task, control: UserAddr, len: usize, got: Received, cloexec: bool) -> SysResult<(usize, bool)> {
     let mut out = ControlOut { at: control, room: len, used: 0, truncated: false };
     if let Some(c) = got.creds {
         out.put(t, SOL_SOCKET, SCM_CREDENTIALS, c.as_bytes())?;
+    }
+    for (level, kind, data) in &got.control {
+        out.put(t, *level, *kind, data)?;
     }
     out.put_files(t, got.files, cloexec)?;
     Ok((out.used, out.truncated))

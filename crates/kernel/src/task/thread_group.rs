@@ -36,6 +36,8 @@ pub struct Capabilities {
     pub permitted: u64,
     pub inheritable: u64,
     pub bounding: u64,
+    /// PR_SET_KEEPCAPS: giving up uid 0 keeps the permitted set (until exec).
+    pub keep: bool,
 }
 
 /// Every capability up to CAP_CHECKPOINT_RESTORE (40).
@@ -45,24 +47,26 @@ impl Capabilities {
     /// A first process's sets: everything to root, nothing to others.
     pub fn for_euid(euid: u32) -> Capabilities {
         let all = if euid == 0 { CAP_FULL } else { 0 };
-        Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL }
+        Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL, keep: false }
     }
 
     /// What exec gives (no file capabilities, no ambient set): root gets its
     /// bounding and inheritable sets, others nothing.
     pub fn on_exec(self, euid: u32) -> Capabilities {
         let all = if euid == 0 { self.bounding | self.inheritable } else { 0 };
-        Capabilities { effective: all, permitted: all, ..self }
+        Capabilities { effective: all, permitted: all, keep: false, ..self }
     }
 
-    /// Linux's rules when the ids change (without PR_SET_KEEPCAPS): losing
-    /// euid 0 clears the effective set, losing uid 0 everywhere the permitted one,
+    /// Linux's rules when the ids change: losing euid 0 clears the effective
+    /// set, losing uid 0 everywhere the permitted one (unless PR_SET_KEEPCAPS),
     /// regaining euid 0 restores the effective set from the permitted one.
     pub fn after_setuid(&mut self, old: &Credentials, new: &Credentials) {
         let had_root = [old.uid, old.euid, old.suid].contains(&0);
         let has_root = [new.uid, new.euid, new.suid].contains(&0);
         if had_root && !has_root {
-            self.permitted = 0;
+            if !self.keep {
+                self.permitted = 0;
+            }
             self.effective = 0;
         }
         if old.euid == 0 && new.euid != 0 {

@@ -195,11 +195,24 @@ impl Stack {
         }
         let mut datagrams = Vec::new();
         for (&h, inbox) in &self.inboxes {
-            let socket = self.sockets.get_mut::<smoltcp::socket::udp::Socket>(h);
-            while let Ok((data, meta)) = socket.recv() {
-                if let Some(inbox) = inbox.upgrade() {
-                    datagrams.push((inbox, data.to_vec(), SocketAddr::from(meta.endpoint)));
+            let inbox = inbox.upgrade();
+            let mut take = |data: &[u8], from: SocketAddr| {
+                if let Some(inbox) = &inbox {
+                    datagrams.push((inbox.clone(), data.to_vec(), from));
                 }
+            };
+            match self.sockets.get_mut::<smoltcp::socket::Socket>(h) {
+                smoltcp::socket::Socket::Udp(s) => {
+                    while let Ok((data, meta)) = s.recv() {
+                        take(data, SocketAddr::from(meta.endpoint));
+                    }
+                }
+                smoltcp::socket::Socket::Icmp(s) => {
+                    while let Ok((data, from)) = s.recv() {
+                        take(data, SocketAddr::new(from.into(), 0));
+                    }
+                }
+                _ => {}
             }
         }
         Woken { queues: self.waiters.values().filter_map(Weak::upgrade).collect(), datagrams }
@@ -437,8 +450,8 @@ mod tests {
         let (a, b) = pair();
         let inbox = Arc::new(Inbox::default());
         let sink: Arc<dyn DatagramSink> = inbox.clone();
-        let _server = super::udp::UdpPort::bind(&b, "0.0.0.0:53".parse().unwrap(), Arc::downgrade(&sink)).unwrap();
-        let client = super::udp::UdpPort::bind(&a, "0.0.0.0:5353".parse().unwrap(), Weak::<Inbox>::new()).unwrap();
+        let _server = super::udp::UdpPort::bind(&b, "0.0.0.0:53".parse().unwrap(), Arc::downgrade(&sink), super::udp::PortKind::Udp).unwrap();
+        let client = super::udp::UdpPort::bind(&a, "0.0.0.0:5353".parse().unwrap(), Weak::<Inbox>::new(), super::udp::PortKind::Udp).unwrap();
         client.send(b"query", "10.9.0.2:53".parse().unwrap()).unwrap();
         eventually(|| !inbox.0.lock().unwrap().is_empty());
         assert_eq!(inbox.0.lock().unwrap()[0], (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap()));
