@@ -216,7 +216,7 @@ print("writable", len(w), "SO_ERROR", s.getsockopt(socket.SOL_SOCKET, socket.SO_
 s.setblocking(True)
 print("peer", s.getpeername()[0] == host, "name", s.getsockname()[0])
 data = bytes(range(256)) * 32768
-s.sendall(data)
+print("sent at once", s.send(data) == len(data))
 s.shutdown(socket.SHUT_WR)
 reply = b""
 while True:
@@ -266,28 +266,35 @@ fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::Jo
     })
 }
 
-/// TCP through the sandbox's stack behaves as Linux's own stack in the same
-/// namespace: the script runs natively there first (before the sandbox
-/// takes the interface), then in the sandbox, against the same host server.
+/// TCP through the sandbox's stack, and through the host's in
+/// `--network=host`, behaves as Linux's own stack in the same namespace: the
+/// script runs natively there first (before the sandbox takes the
+/// interface), then in the sandbox, against the same host server.
 #[test]
 fn tcp_through_the_interface_behaves_as_native() {
-    matrix("tcp_through_the_interface_behaves_as_native", &[Link::Static], |v| {
-        let ns = Netns::new(NET)?;
-        let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
-        let server = serve_behaviour(listener, 4);
-        let host = ns.host_addr.to_string();
-        let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, PYTHON, "-c", TCP_BEHAVIOUR, &host, &port]).output().map_err(|e| e.to_string())?;
-        let o = run(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", TCP_BEHAVIOUR, &host, &port])), Input::Bytes(Vec::new()));
-        let _ = server.join();
-        sane(&o)?;
-        let want = String::from_utf8_lossy(&native.stdout);
-        if !native.status.success() || !want.contains("server got 8388608") {
-            return Err(format!("natively: {native:?}"));
-        }
-        if o.status != 0 || o.stdout_str() != want {
-            return Err(format!("natively:\n{want}\nin the sandbox:\n{}", o.describe()));
-        }
-        Ok(())
-    });
+    for network in ["--network=sandbox", "--network=host"] {
+        matrix(&format!("tcp_through_the_interface_behaves_as_native {network}"), &[Link::Static], |v| tcp_behaves_as_native(v.platform, network));
+    }
+}
+
+fn tcp_behaves_as_native(platform: &str, network: &str) -> Result<(), String> {
+    let ns = Netns::new(NET)?;
+    let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
+    let server = serve_behaviour(listener, 4);
+    let host = ns.host_addr.to_string();
+    let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, PYTHON, "-c", TCP_BEHAVIOUR, &host, &port]).output().map_err(|e| e.to_string())?;
+    let flags = netns_flags(&ns);
+    let sandbox = sandbox_command(platform, &[network, &flags[0], &flags[1]], Path::new(PYTHON), &Spec::args(["-c", TCP_BEHAVIOUR, &host, &port]));
+    let o = run(sandbox, Input::Bytes(Vec::new()));
+    let _ = server.join();
+    sane(&o)?;
+    let want = String::from_utf8_lossy(&native.stdout);
+    if !native.status.success() || !want.contains("server got 8388608") {
+        return Err(format!("natively: {native:?}"));
+    }
+    if o.status != 0 || o.stdout_str() != want {
+        return Err(format!("natively:\n{want}\nin the sandbox:\n{}", o.describe()));
+    }
+    Ok(())
 }

@@ -181,10 +181,22 @@ impl Socket for HostSocket {
         // here, as Linux would give it.
         let host_flags = (flags & !(MSG_DONTWAIT | MSG_NOSIGNAL)) as i32 | nix::libc::MSG_NOSIGNAL | nix::libc::MSG_DONTWAIT;
         let netlink = self.domain == super::netlink::AF_NETLINK;
-        let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || {
-            let send = || host::send(self.fd.as_fd(), data, host_flags, to);
-            if netlink { host::without_net_privileges(send) } else { send() }
-        });
+        let mut sent = 0;
+        let r = loop {
+            let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || {
+                let send = || host::send(self.fd.as_fd(), &data[sent..], host_flags, to);
+                if netlink { host::without_net_privileges(send) } else { send() }
+            });
+            // A blocking stream send returns once all is sent (or, after a
+            // signal, an error or its timeout, with what was): the host's
+            // non-blocking send takes what fits its buffer.
+            match r {
+                Ok(n) if self.kind == super::SOCK_STREAM && !self.nonblock(flags) && sent + n < data.len() && n > 0 => sent += n,
+                Ok(n) => break Ok(sent + n),
+                Err(_) if sent > 0 => break Ok(sent),
+                Err(e) => break Err(e),
+            }
+        };
         if let Err(e) = &r {
             if e.code == ErrnoCode::EPIPE && flags & MSG_NOSIGNAL == 0 {
                 crate::fs::pipe::sigpipe(t);
