@@ -298,3 +298,50 @@ fn tcp_behaves_as_native(platform: &str, network: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// ping's output without what varies between runs: round-trip times.
+fn without_times(out: &str) -> String {
+    out.lines()
+        .map(|line| {
+            if line.starts_with("rtt ") {
+                return "rtt".to_string();
+            }
+            let words = line.split(' ').map(|w| if w.starts_with("time=") { "time=T" } else if w.ends_with("ms") && w[..w.len() - 2].parse::<f64>().is_ok() { "Tms" } else { w });
+            words.collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `ping` (iputils, through an unprivileged ping socket in the sandbox)
+/// prints what it prints natively, but for the times: on loopback (IPv4 and
+/// IPv6, answered by the sandbox itself), and to the host through the
+/// sandbox's interface (answered by the host).
+#[test]
+fn ping_answers_as_native() {
+    ensure_installed("ping", "iputils-ping");
+    matrix("ping_answers_as_native", &[Link::Static], |v| {
+        let ping = |target: &str| Spec::args(["-c", "2", "-i", "0.2", "-n", target]);
+        let ns = Netns::new(NET)?;
+        let host = ns.host_addr.to_string();
+        let mut runs = Vec::new();
+        for target in ["127.0.0.1", "::1"] {
+            let native = std::process::Command::new("ping").args(ping(target).args).output().map_err(|e| e.to_string())?;
+            runs.push((target, native, run_sandbox_flags(v.platform, &[], Path::new("/bin/ping"), &ping(target))));
+        }
+        // Natively first: the sandbox takes the namespace's interface.
+        let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, "ping"]).args(ping(&host).args).output().map_err(|e| e.to_string())?;
+        runs.push((host.as_str(), native, run(sandbox_in(v.platform, &ns, "/bin/ping", &ping(&host)), Input::Bytes(Vec::new()))));
+        for (target, native, o) in runs {
+            sane(&o)?;
+            let want = without_times(&String::from_utf8_lossy(&native.stdout));
+            if !native.status.success() || !want.contains("2 received") {
+                return Err(format!("ping {target} natively: {native:?}"));
+            }
+            if o.status != 0 || without_times(&o.stdout_str()) != want {
+                return Err(format!("ping {target}: natively\n{want}\nin the sandbox:\n{}", o.describe()));
+            }
+        }
+        Ok(())
+    });
+}

@@ -41,7 +41,10 @@ const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
 
 /// Flags send/recv take here; others are EOPNOTSUPP rather than ignored.
-const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL;
+/// MSG_CONFIRM (the neighbour answered: no need to ask its address again)
+/// has nothing to confirm in the sandbox's stack, which keeps asking.
+const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM;
+const MSG_CONFIRM: u32 = 0x800;
 const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL;
 /// MSG_CMSG_CLOEXEC: received files are close-on-exec.
 const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;

@@ -191,13 +191,13 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
 // Running programs
 // ---------------------------------------------------------------------------------------
 
-/// Installs Debian package `package` when the host lacks `program` (it must
-/// answer `--version`), updating the package lists if the first try fails;
-/// panics if it still cannot run.
+/// Installs Debian package `package` when no `program` is on the PATH,
+/// updating the package lists if the first try fails; panics if it still
+/// is not there.
 pub fn ensure_installed(program: &str, package: &str) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let present = || Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    let present = || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(program).is_file());
     if present() {
         return;
     }
