@@ -148,7 +148,13 @@ impl Limit {
     /// Blocks until `ready`; a timeout is EAGAIN, and a signal under a timeout
     /// is EINTR rather than a restart, as Linux's sock_intr_errno.
     pub fn block(self, t: &Task, ready: impl FnMut() -> bool) -> SysResult<()> {
-        match t.block_until(self.0.flatten(), ready) {
+        self.block_with(|deadline| t.block_until(deadline, ready))
+    }
+
+    /// As `block`, waiting with `wait` (given the deadline), which returns as
+    /// `Task::block_until` does.
+    pub fn block_with(self, wait: impl FnOnce(Option<Instant>) -> SysResult<()>) -> SysResult<()> {
+        match wait(self.0.flatten()) {
             Err(e) if e.code == ErrnoCode::ETIMEDOUT => rvisor_abi::error!(EAGAIN),
             Err(e) if e.code == ErrnoCode::ERESTARTSYS && self.0.is_some() => rvisor_abi::error!(EINTR),
             r => r,

@@ -654,7 +654,13 @@ impl Socket for TcpSocket {
 }
 
 impl TcpSocket {
+    /// Blocks until `ready`; a socket of the interface waits for its frames
+    /// itself (`Netstack::block`).
     fn wait(&self, t: &Task, limit: Limit, ready: impl FnMut() -> bool) -> SysResult<()> {
+        let remote = matches!(&*self.state(), State::Remote { .. } | State::Listening { remote: Some(_), .. });
+        if let Some(net) = t.kernel.netstack.as_ref().filter(|_| remote) {
+            return limit.block_with(|deadline| net.block(t, &self.queue, deadline, ready));
+        }
         self.queue.register(&t.thread);
         let r = limit.block(t, ready);
         self.queue.unregister(&t.thread);

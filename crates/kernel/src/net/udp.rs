@@ -398,13 +398,21 @@ impl Socket for UdpSocket {
             if self.nonblock(flags) {
                 return error!(EAGAIN);
             }
-            self.queue.register(&t.thread);
-            let r = limit.block(t, || {
+            let ready = || {
                 let q = self.inbox();
                 !q.msgs.is_empty() || q.read_shut || self.error().is_some()
-            });
-            self.queue.unregister(&t.thread);
-            r?;
+            };
+            let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+            match t.kernel.netstack.as_ref().filter(|_| remote) {
+                // Datagrams from the interface: it waits for their frames itself.
+                Some(net) => limit.block_with(|deadline| net.block(t, &self.queue, deadline, ready))?,
+                None => {
+                    self.queue.register(&t.thread);
+                    let r = limit.block(t, ready);
+                    self.queue.unregister(&t.thread);
+                    r?;
+                }
+            }
         }
     }
 
