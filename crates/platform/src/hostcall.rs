@@ -249,6 +249,23 @@ pub mod socket {
         check_len(unsafe { libc::sendto(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), flags, addr.cast(), len) })
     }
 
+    /// Sends each of `messages` as one datagram (a frame, on a packet
+    /// socket) in one sendmmsg; returns how many went.
+    pub fn send_each(fd: BorrowedFd<'_>, messages: &[&[u8]], flags: i32) -> io::Result<usize> {
+        let mut iovs: Vec<libc::iovec> = messages.iter().map(|m| libc::iovec { iov_base: m.as_ptr() as *mut libc::c_void, iov_len: m.len() }).collect();
+        let mut headers: Vec<libc::mmsghdr> = iovs.iter_mut().map(|iov| {
+            // SAFETY: an all-zero mmsghdr is a valid empty one.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        }).collect();
+        // SAFETY: each header points at one iovec of `iovs`, each iovec at one
+        // of `messages`, all alive and readable until the call returns.
+        let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), headers.as_mut_ptr(), headers.len() as libc::c_uint, flags) };
+        check(n).map(|n| n as usize)
+    }
+
     /// Receives into `buf`: the length the call returned (with MSG_TRUNC, a
     /// datagram's whole length) and the sender's address (empty if none).
     pub fn receive(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, Vec<u8>)> {

@@ -208,7 +208,7 @@ try:
     print("port 1 open")
 except ConnectionRefusedError:
     print("port 1 refused")
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 s.setblocking(False)
 print("connect_ex", errno.errorcode.get(s.connect_ex((host, port))))
 _, w, _ = select.select([], [s], [], 20)
@@ -242,6 +242,12 @@ except ConnectionResetError:
 fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for _ in 0..connections {
+            // Gives up when the client stops coming (a failed run), rather
+            // than holding the test for ever.
+            let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&listener), nix::poll::PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(30_000u16)) != Ok(1) {
+                return;
+            }
             let Ok((mut c, _)) = listener.accept() else { return };
             let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
             let mut got = Vec::new();
@@ -267,22 +273,25 @@ fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::Jo
 }
 
 /// TCP through the sandbox's stack, and through the host's in
-/// `--network=host`, behaves as Linux's own stack in the same namespace: the
-/// script runs natively there first (before the sandbox takes the
-/// interface), then in the sandbox, against the same host server.
+/// `--network=host`, behaves as Linux's own stack in the same namespace, over
+/// IPv4 and IPv6: the script runs natively there first (before the sandbox
+/// takes the interface), then in the sandbox, against the same host server.
 #[test]
 fn tcp_through_the_interface_behaves_as_native() {
     for network in ["--network=sandbox", "--network=host"] {
-        matrix(&format!("tcp_through_the_interface_behaves_as_native {network}"), &[Link::Static], |v| tcp_behaves_as_native(v.platform, network));
+        for v6 in [false, true] {
+            matrix(&format!("tcp_through_the_interface_behaves_as_native {network} v6={v6}"), &[Link::Static], |v| tcp_behaves_as_native(v.platform, network, v6));
+        }
     }
 }
 
-fn tcp_behaves_as_native(platform: &str, network: &str) -> Result<(), String> {
+fn tcp_behaves_as_native(platform: &str, network: &str, v6: bool) -> Result<(), String> {
     let ns = Netns::new(NET)?;
-    let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+    let host_ip: std::net::IpAddr = if v6 { ns.host_addr6.into() } else { ns.host_addr.into() };
+    let listener = TcpListener::bind((host_ip, 0)).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
     let server = serve_behaviour(listener, 4);
-    let host = ns.host_addr.to_string();
+    let host = host_ip.to_string();
     let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, PYTHON, "-c", TCP_BEHAVIOUR, &host, &port]).output().map_err(|e| e.to_string())?;
     let flags = netns_flags(&ns);
     let sandbox = sandbox_command(platform, &[network, &flags[0], &flags[1]], Path::new(PYTHON), &Spec::args(["-c", TCP_BEHAVIOUR, &host, &port]));

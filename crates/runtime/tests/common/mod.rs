@@ -1161,6 +1161,9 @@ pub struct Netns {
     pub ns_if: String,
     pub host_addr: std::net::Ipv4Addr,
     pub ns_addr: std::net::Ipv4Addr,
+    /// fd00:NET:N::1 and ::2 (/64), usable at once (no duplicate detection).
+    pub host_addr6: std::net::Ipv6Addr,
+    pub ns_addr6: std::net::Ipv6Addr,
 }
 
 impl Netns {
@@ -1174,12 +1177,14 @@ impl Netns {
             ns_if: format!("rvn{}{n}", pid % 10000),
             host_addr: std::net::Ipv4Addr::new(10, net, n, 1),
             ns_addr: std::net::Ipv4Addr::new(10, net, n, 2),
+            host_addr6: std::net::Ipv6Addr::new(0xfd00, net.into(), n.into(), 0, 0, 0, 0, 1),
+            ns_addr6: std::net::Ipv6Addr::new(0xfd00, net.into(), n.into(), 0, 0, 0, 0, 2),
         };
         let ip = |args: &str| -> Result<(), String> {
             let o = Command::new("ip").args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
             if o.status.success() { Ok(()) } else { Err(format!("ip {args}: {}", String::from_utf8_lossy(&o.stderr))) }
         };
-        let Netns { name, host_if, ns_if, host_addr, ns_addr } = &ns;
+        let Netns { name, host_if, ns_if, host_addr, ns_addr, host_addr6, ns_addr6 } = &ns;
         ip(&format!("netns add {name}"))?;
         ip(&format!("link add {host_if} type veth peer name {ns_if}"))?;
         ip(&format!("link set {ns_if} netns {name}"))?;
@@ -1189,6 +1194,8 @@ impl Netns {
         ip(&format!("-n {name} link set {ns_if} up"))?;
         ip(&format!("-n {name} link set lo up"))?;
         ip(&format!("-n {name} route add default via {host_addr}"))?;
+        ip(&format!("addr add {host_addr6}/64 dev {host_if} nodad"))?;
+        ip(&format!("-n {name} addr add {ns_addr6}/64 dev {ns_if} nodad"))?;
         Ok(ns)
     }
 
