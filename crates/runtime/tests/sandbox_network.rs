@@ -199,7 +199,8 @@ fn sandbox_shows_the_namespaces_addresses_and_routes() {
 
 /// What `TCP_BEHAVIOUR` does against the host, for the test's host server:
 /// a connection to a closed port, a non-blocking connect, 8 MiB sent and
-/// checked, half-close, the addresses each end names, and a reset.
+/// checked, half-close, the addresses each end names, 32 MiB downloaded,
+/// and a reset.
 const TCP_BEHAVIOUR: &str = r#"
 import errno, select, socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
@@ -227,6 +228,17 @@ while True:
 print("server got", reply.decode(), "sent", len(data), sum(data) & 0xffffffff)
 s.close()
 s = socket.create_connection((host, port), timeout=20)
+s.sendall(b"download")
+s.shutdown(socket.SHUT_WR)
+got = bytearray()
+while True:
+    more = s.recv(1 << 20)
+    if not more:
+        break
+    got += more
+print("downloaded", len(got), sum(got) & 0xffffffff)
+s.close()
+s = socket.create_connection((host, port), timeout=20)
 s.sendall(b"reset")
 try:
     while s.recv(100):
@@ -237,8 +249,8 @@ except ConnectionResetError:
 "#;
 
 /// The host's end of `TCP_BEHAVIOUR`: answers a connection with the length
-/// and byte sum of what it read until the client shut its writing, or resets
-/// one that starts with "reset" (SO_LINGER 0).
+/// and byte sum of what it read until the client shut its writing, sends
+/// 32 MiB for "download", or resets one that starts with "reset" (SO_LINGER 0).
 fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for _ in 0..connections {
@@ -266,6 +278,15 @@ fn serve_behaviour(listener: TcpListener, connections: usize) -> std::thread::Jo
                 let _ = nix::sys::socket::setsockopt(&c, nix::sys::socket::sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 });
                 continue;
             }
+            if got == b"download" {
+                let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+                for _ in 0..32 {
+                    if c.write_all(&block).is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
             let sum = got.iter().fold(0u32, |a, &b| a.wrapping_add(u32::from(b)));
             let _ = c.write_all(format!("{} {sum}", got.len()).as_bytes());
         }
@@ -290,7 +311,7 @@ fn tcp_behaves_as_native(platform: &str, network: &str, v6: bool) -> Result<(), 
     let host_ip: std::net::IpAddr = if v6 { ns.host_addr6.into() } else { ns.host_addr.into() };
     let listener = TcpListener::bind((host_ip, 0)).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
-    let server = serve_behaviour(listener, 4);
+    let server = serve_behaviour(listener, 6);
     let host = host_ip.to_string();
     let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name, PYTHON, "-c", TCP_BEHAVIOUR, &host, &port]).output().map_err(|e| e.to_string())?;
     let flags = netns_flags(&ns);
