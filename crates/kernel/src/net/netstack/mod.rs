@@ -33,6 +33,8 @@ use crate::kernel::Nic;
 use crate::vfs::WaitQueue;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use rvisor_platform::hostcall::socket as host;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
@@ -51,6 +53,9 @@ const SOL_PACKET: i32 = 263;
 const PACKET_VNET_HDR: i32 = 15;
 /// `struct virtio_net_hdr`.
 const VNET_HDR: usize = 10;
+/// `Netstack::wire_waiters`: one task, and the poller's flag.
+const WAITER: usize = 2;
+const EXCLUDED: usize = 1;
 const PACKET_IGNORE_OUTGOING: i32 = 23;
 /// sockaddr_ll's sll_pkttype of a frame this socket sent.
 const PACKET_OUTGOING: u8 = 4;
@@ -81,7 +86,11 @@ struct Outbox {
 const BATCH: usize = 64;
 
 impl Outbox {
-    fn send(&mut self) {
+    /// Sends what is written; whether there was anything.
+    fn send(&mut self) -> bool {
+        if self.ends.is_empty() {
+            return false;
+        }
         let mut start = 0;
         let frames: Vec<&[u8]> = self.ends.iter().map(|&end| {
             let f = &self.bytes[start..end];
@@ -93,11 +102,12 @@ impl Outbox {
             let messages = gso::coalesce(&frames);
             let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let _ = host::send_each(self.socket.as_fd(), &refs, flags);
-        } else if !frames.is_empty() {
+        } else {
             let _ = host::send_each(self.socket.as_fd(), &frames, flags);
         }
         self.bytes.clear();
         self.ends.clear();
+        true
     }
 }
 
@@ -228,8 +238,17 @@ impl Stack {
     /// wake and deliver once the lock is released.
     fn run(&mut self) -> Woken {
         let now = self.now();
-        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
-        self.device.out.send();
+        let mut changed = false;
+        // Twice when frames went out: the host answers a frame to a local
+        // peer (a SYN's SYN-ACK, data's ACK) within the send itself, and that
+        // answer is best taken now, by this thread, than by the poller after
+        // a wake-up.
+        for _ in 0..2 {
+            changed |= self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
+            if !self.device.out.send() {
+                break;
+            }
+        }
         // A closed connection is gone once its FIN or reset is out (smoltcp's
         // TIME_WAIT is not kept: the port table holds the port for it).
         let sockets = &mut self.sockets;
@@ -296,11 +315,16 @@ impl Woken {
 pub struct Netstack {
     pub info: InterfaceInfo,
     stack: Mutex<Stack>,
-    /// Wakes the poller when its next timer may have moved earlier.
+    /// Wakes the poller to watch the frames again.
     poke: EventFd,
+    /// Fires when the stack's next timer is due (`Stack::poller_wakes`): set
+    /// by whoever moves it earlier, which costs no wake-up.
+    timer: TimerFd,
     /// The AF_PACKET socket, which the poller waits on without the lock.
     wire: Arc<OwnedFd>,
-    /// Tasks waiting for frames themselves; the poller does not meanwhile.
+    /// Tasks waiting for frames themselves (counted in WAITER units), and
+    /// whether the poller left the frames to them (EXCLUDED): one word, so
+    /// that the last task to go sees whether the poller must be told.
     wire_waiters: AtomicUsize,
 }
 
@@ -342,7 +366,8 @@ impl Netstack {
         }
         let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, started };
         let poke = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, wire, wire_waiters: AtomicUsize::new(0) });
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK).map_err(std::io::Error::from)?;
+        let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, timer, wire, wire_waiters: AtomicUsize::new(0) });
         let poller = ns.clone();
         rvisor_platform::host_cpus::spawn_unpinned(std::thread::Builder::new().name("netstack".into()), move || poller.poll_loop())?;
         Ok(ns)
@@ -373,17 +398,31 @@ impl Netstack {
             let r = f(&mut stack);
             let wake = stack.run();
             let now = stack.now();
-            // Tell the poller if its next timer is now earlier than it thinks.
             let stack = &mut *stack;
             let next = stack.iface.poll_at(now, &stack.sockets);
             if next.is_some_and(|at| stack.poller_wakes.is_none_or(|w| at < w)) {
-                stack.poller_wakes = next;
-                let _ = self.poke.write(1);
+                self.arm(stack, next, now);
             }
             (r, wake)
         };
         wake.wake();
         r
+    }
+
+    /// Sets the poller's timer to `next` (None: no timer).
+    fn arm(&self, stack: &mut Stack, next: Option<smoltcp::time::Instant>, now: smoltcp::time::Instant) {
+        stack.poller_wakes = next;
+        let r = match next {
+            // At least a microsecond: a zero expiry would disarm it.
+            Some(at) => {
+                let micros = if at > now { (at - now).total_micros() } else { 1 };
+                self.timer.set(Expiration::OneShot(TimeSpec::from_duration(std::time::Duration::from_micros(micros.max(1)))), TimerSetTimeFlags::empty())
+            }
+            None => self.timer.unset(),
+        };
+        if r.is_err() {
+            tracing::error!("netstack: cannot set the poller's timer");
+        }
     }
 
     /// Blocks `t` until `ready` holds (checked after each run of the stack),
@@ -393,7 +432,7 @@ impl Netstack {
     pub fn block(&self, t: &crate::task::Task, queue: &WaitQueue, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
         let Some(wake) = t.thread.host_wake() else { return t.block_until(deadline, ready) };
         queue.register_host(&t.thread);
-        self.wire_waiters.fetch_add(1, Ordering::SeqCst);
+        self.wire_waiters.fetch_add(WAITER, Ordering::SeqCst);
         let r = loop {
             self.with(|_| ());
             if ready() {
@@ -418,8 +457,9 @@ impl Netstack {
             }
         };
         queue.unregister(&t.thread);
-        // The last one gone: the poller watches the frames again.
-        if self.wire_waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // The last one gone: the poller must watch the frames again, if it
+        // had left them.
+        if self.wire_waiters.fetch_sub(WAITER, Ordering::SeqCst) == WAITER | EXCLUDED {
             let _ = self.poke.write(1);
         }
         r
@@ -429,26 +469,31 @@ impl Netstack {
     /// sleeps otherwise (no timer at all while every connection is idle).
     fn poll_loop(self: Arc<Self>) {
         loop {
-            let (wake, delay) = {
+            let wake = {
                 let mut stack = self.lock();
                 let wake = stack.run();
                 let now = stack.now();
                 let stack = &mut *stack;
-                let delay = stack.iface.poll_delay(now, &stack.sockets);
-                stack.poller_wakes = delay.map(|d| now + d);
-                (wake, delay)
+                let next = stack.iface.poll_at(now, &stack.sockets);
+                if next != stack.poller_wakes {
+                    self.arm(stack, next, now);
+                }
+                wake
             };
             wake.wake();
-            // Rounded up: a timer not yet due would make the loop spin.
-            let timeout = delay.map_or(PollTimeout::NONE, |d| PollTimeout::try_from(d.total_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX));
-            let mut fds = [PollFd::new(self.poke.as_fd(), PollFlags::POLLIN), PollFd::new(self.wire.as_fd(), PollFlags::POLLIN)];
-            let watched = if self.wire_waiters.load(Ordering::SeqCst) > 0 { 1 } else { 2 };
-            if nix::poll::poll(&mut fds[..watched], timeout).is_err_and(|e| e != nix::errno::Errno::EINTR) {
+            // The frames too, unless tasks wait for them themselves.
+            let excluded = self.wire_waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| Some(if w >= WAITER { w | EXCLUDED } else { w & !EXCLUDED }));
+            let watched = if excluded.is_ok_and(|w| w >= WAITER) { 2 } else { 3 };
+            let mut fds = [PollFd::new(self.poke.as_fd(), PollFlags::POLLIN), PollFd::new(self.timer.as_fd(), PollFlags::POLLIN), PollFd::new(self.wire.as_fd(), PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds[..watched], PollTimeout::NONE).is_err_and(|e| e != nix::errno::Errno::EINTR) {
                 tracing::error!("netstack poller: poll failed; the interface stops");
                 return;
             }
             if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
                 let _ = self.poke.read();
+            }
+            if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+                let _ = self.timer.wait();
             }
         }
     }
