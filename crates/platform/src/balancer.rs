@@ -187,7 +187,7 @@ fn look(idle: &[(u32, f64)]) {
 /// The parent of process `pid`, from /proc/PID/stat (the field after the state, which
 /// follows the command name in parentheses).
 fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::host_proc::read_string(&format!("{pid}/stat")).ok()?;
     stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -228,7 +228,7 @@ struct CpuStat {
 impl CpuStat {
     /// Each CPU's idle fraction since the last call (empty the first time).
     fn idle_fractions(&mut self) -> Vec<(u32, f64)> {
-        let Ok(text) = std::fs::read_to_string("/proc/stat") else { return Vec::new() };
+        let Ok(text) = crate::host_proc::read_string("stat") else { return Vec::new() };
         let now = parse_stat(&text);
         let idle = now
             .iter()

@@ -173,7 +173,7 @@ pub(crate) fn note_busy(busy: &[(u32, f64)], period: std::time::Duration) {
 
 /// A host thread's schedstat: nanoseconds run on a CPU and waited on a run queue.
 pub(crate) fn schedstat(pid: i32, tid: i32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    let s = crate::host_proc::read_string(&format!("{pid}/task/{tid}/schedstat")).ok()?;
     let mut f = s.split_whitespace().map(|x| x.parse::<u64>().ok());
     Some((f.next()??, f.next()??))
 }

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub fn host_auxval(key: u64) -> u64 {
     static AUXV: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
     let auxv = AUXV.get_or_init(|| {
-        let raw = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        let raw = crate::host_proc::read("self/auxv").unwrap_or_default();
         raw.chunks_exact(16)
             .map(|c| {
                 let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
@@ -19,6 +19,16 @@ pub fn host_auxval(key: u64) -> u64 {
             .collect()
     });
     auxv.iter().find(|&&(k, _)| k == key).map(|&(_, v)| v).unwrap_or(0)
+}
+
+/// Fixes glibc malloc's arena limit at its own default (8 per CPU): glibc counts the
+/// CPUs the first time a thread needs a new arena, by opening
+/// /sys/devices/system/cpu/online, which the Sentry's seccomp filter forbids.
+pub fn fix_malloc_arenas() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let arenas = i32::try_from(cpus.saturating_mul(8)).unwrap_or(i32::MAX);
+    // SAFETY: mallopt takes no pointers; M_ARENA_MAX only bounds later arena creation.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
 }
 
 /// CPU time host thread `tid` of this process has used (its thread CPU clock,

@@ -10,6 +10,7 @@ mod zygote;
 mod balancer;
 mod cpu;
 pub mod host_cpus;
+pub mod host_proc;
 pub mod hostcall;
 pub mod ptrace;
 mod stub;
@@ -47,6 +48,8 @@ pub enum Event {
 
 pub trait Platform: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Starts the process that forks stubs, if it was not: whether it runs.
+    fn start_zygote(&self) -> std::io::Result<bool>;
     /// Creates an empty address space with one app thread in it, which the first
     /// context to switch into it runs. Any host thread may create it: the thread is
     /// tied to the host thread that runs that context at its first switch (ptrace:
@@ -98,6 +101,25 @@ pub trait Interrupter: Send + Sync {
 
 /// A new app thread made by one host thread and handed to another.
 pub struct ThreadSeed(pub Box<dyn Any + Send>);
+
+/// Puts the Sentry under its seccomp filter (`install` does, on every thread): first host
+/// /proc is opened (every later read is relative to it), what would be read from host
+/// files later is read or fixed now and the platform's zygote is started; once the filter
+/// is on, no stub forks from the Sentry itself, since it would inherit the filter. Without
+/// a zygote the Sentry is not filtered.
+pub fn seal(platform: &dyn Platform, install: impl FnOnce() -> std::result::Result<(), String>) -> std::result::Result<(), String> {
+    host_proc::dir().ok_or("cannot open the host's /proc")?;
+    hostcall::host_auxval(0);
+    hostcall::fix_malloc_arenas();
+    match platform.start_zygote() {
+        Ok(true) => {}
+        Ok(false) => return Err("no zygote: stubs fork from the Sentry".into()),
+        Err(e) => return Err(format!("zygote: {e}")),
+    }
+    install()?;
+    zygote::seal();
+    Ok(())
+}
 
 /// Creates the platform called `name`.
 pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {

@@ -249,19 +249,22 @@ fn install_once() -> io::Result<StubEntries> {
     Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park), start: at(start), zygote: at(zygote) })
 }
 
+/// Forks the calling thread into the stub code at `entry` (the stub or the zygote).
+fn fork_into(entry: u64, r12: i32, r13: i32) -> io::Result<i32> {
+    install()?;
+    // SAFETY: the child runs only the stub code (installed above) and never
+    // returns into Rust; the parent gets the clone result back.
+    let r = unsafe { rvisor_stub_spawn(entry, r12.into(), r13.into(), current_rseq_area()) };
+    if r < 0 {
+        return Err(io::Error::from_raw_os_error(-r as i32));
+    }
+    Ok(r as i32)
+}
+
 /// Forks a stub (by the zygote, or by the calling thread where there is none) and
 /// waits until it has stopped itself.
 fn fork_stub(zygote: &mut Zygote, memfd: i32, ctlfd: i32) -> io::Result<i32> {
     let entries = install()?;
-    let fork_into = |entry: u64, r12: i32, r13: i32| -> io::Result<i32> {
-        // SAFETY: the child runs only the stub code (installed above) and never
-        // returns into Rust; the parent gets the clone result back.
-        let r = unsafe { rvisor_stub_spawn(entry, r12.into(), r13.into(), current_rseq_area()) };
-        if r < 0 {
-            return Err(io::Error::from_raw_os_error(-r as i32));
-        }
-        Ok(r as i32)
-    };
     let pid = zygote.spawn(&[memfd, ctlfd], |sock| fork_into(entries.zygote, sock, -1), || fork_into(entries.start, memfd, ctlfd))?;
     let mut status = 0;
     loop {
@@ -284,10 +287,29 @@ fn fork_stub(zygote: &mut Zygote, memfd: i32, ctlfd: i32) -> io::Result<i32> {
     Ok(pid)
 }
 
-type SpawnRequest = (i32, i32, std::sync::mpsc::Sender<io::Result<i32>>);
+enum SpawnRequest {
+    /// A stub with these memory and control files.
+    Stub(i32, i32, std::sync::mpsc::Sender<io::Result<i32>>),
+    /// Only the zygote, started if it was not: whether it runs.
+    Zygote(std::sync::mpsc::Sender<bool>),
+}
 
 /// Returns a stopped, untraced stub process for the caller to seize.
 pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    ask_spawner(SpawnRequest::Stub(memfd, ctlfd, reply))?;
+    answer.recv().map_err(|_| io::Error::other("the stub spawner is gone"))?
+}
+
+/// Starts the zygote now, so that no later stub needs to fork from the Sentry
+/// itself; whether it runs.
+pub fn start_zygote() -> io::Result<bool> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    ask_spawner(SpawnRequest::Zygote(reply))?;
+    answer.recv().map_err(|_| io::Error::other("the stub spawner is gone"))
+}
+
+fn ask_spawner(request: SpawnRequest) -> io::Result<()> {
     install()?;
     static SPAWNER: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
@@ -295,8 +317,19 @@ pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
         let started = std::thread::Builder::new().name("stub-spawner".into()).spawn(move || {
             crate::host_cpus::unpin_current_thread();
             let mut zygote = Zygote::Untried;
-            for (memfd, ctlfd, reply) in rx {
-                let _ = reply.send(fork_stub(&mut zygote, memfd, ctlfd));
+            for request in rx {
+                match request {
+                    SpawnRequest::Stub(memfd, ctlfd, reply) => {
+                        let _ = reply.send(fork_stub(&mut zygote, memfd, ctlfd));
+                    }
+                    SpawnRequest::Zygote(reply) => {
+                        let started = match install() {
+                            Ok(entries) => zygote.ensure_started(|sock| fork_into(entries.zygote, sock, -1)),
+                            Err(_) => false,
+                        };
+                        let _ = reply.send(started);
+                    }
+                }
             }
         });
         if let Err(e) = started {
@@ -304,11 +337,5 @@ pub fn spawn(memfd: i32, ctlfd: i32) -> io::Result<i32> {
         }
         std::sync::Mutex::new(tx)
     });
-    let (reply, answer) = std::sync::mpsc::channel();
-    spawner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((memfd, ctlfd, reply))
-        .map_err(|_| io::Error::other("the stub spawner is gone"))?;
-    answer.recv().map_err(|_| io::Error::other("the stub spawner is gone"))?
+    spawner.lock().unwrap_or_else(|e| e.into_inner()).send(request).map_err(|_| io::Error::other("the stub spawner is gone"))
 }

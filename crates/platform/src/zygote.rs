@@ -8,7 +8,8 @@
 //! zygote forks with CLONE_PARENT, so that the stub is the Sentry's own child
 //! (waitable, its parent-death signal the Sentry's), sends it into the platform's
 //! stub setup with those descriptors, and answers with its pid (4 bytes, or a
-//! negative errno). If the zygote cannot start or dies, stubs fork from the Sentry.
+//! negative errno). If the zygote cannot start or dies, stubs fork from the Sentry,
+//! unless it is sealed (`seal`: under its seccomp filter, which they would inherit).
 
 /// The zygote's request loop, in assembly, for each platform's stub page (`$p`: a
 /// prefix for its labels). On entry r12 is a scratch page and the zygote's socket is
@@ -94,6 +95,23 @@ pub(crate) enum Zygote {
     Failed,
 }
 
+/// Set when the Sentry goes under its seccomp filter: a process forked from it then
+/// inherits the filter, whose kill action outranks a systrap stub's trap, so stubs
+/// may come only from a zygote forked before.
+static SEALED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on no stub (and no zygote) forks from the Sentry itself.
+pub(crate) fn seal() {
+    SEALED.store(true, std::sync::atomic::Ordering::Release);
+}
+
+fn sealed() -> io::Result<()> {
+    if SEALED.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(io::Error::other("no zygote, and a stub forked from the Sentry would inherit its seccomp filter"));
+    }
+    Ok(())
+}
+
 impl Zygote {
     /// A new stub's pid. The zygote forks it and hands it `fds`; `start` forks the
     /// Sentry into a zygote serving the socket it is given (on first use); `fork`
@@ -104,12 +122,7 @@ impl Zygote {
         start: impl FnOnce(RawFd) -> io::Result<i32>,
         fork: impl FnOnce() -> io::Result<i32>,
     ) -> io::Result<i32> {
-        if let Zygote::Untried = self {
-            *self = Zygote::start(start).unwrap_or_else(|e| {
-                tracing::debug!("no zygote ({e}); stubs fork from the Sentry");
-                Zygote::Failed
-            });
-        }
+        self.ensure_started(start);
         match self {
             Zygote::Running { pid, sock } => match Zygote::request(sock, fds) {
                 Ok(child) => Ok(child),
@@ -117,11 +130,31 @@ impl Zygote {
                     tracing::debug!("the zygote failed ({e}); stubs fork from the Sentry");
                     kill_and_reap(*pid);
                     *self = Zygote::Failed;
+                    sealed()?;
                     fork()
                 }
             },
-            _ => fork(),
+            _ => {
+                sealed()?;
+                fork()
+            }
         }
+    }
+
+    /// Starts the zygote if it was never tried (and the Sentry is not sealed yet);
+    /// whether it runs.
+    pub fn ensure_started(&mut self, start: impl FnOnce(RawFd) -> io::Result<i32>) -> bool {
+        if let Zygote::Untried = self {
+            if sealed().is_err() {
+                *self = Zygote::Failed;
+                return false;
+            }
+            *self = Zygote::start(start).unwrap_or_else(|e| {
+                tracing::debug!("no zygote ({e}); stubs fork from the Sentry");
+                Zygote::Failed
+            });
+        }
+        matches!(self, Zygote::Running { .. })
     }
 
     fn start(start: impl FnOnce(RawFd) -> io::Result<i32>) -> io::Result<Zygote> {

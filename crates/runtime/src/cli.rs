@@ -25,6 +25,10 @@ pub struct GlobalOpts {
     /// Log Sentry internals.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// The Sentry's seccomp filter allows a host call it lacks and has the host log
+    /// it (dmesg: `syscall=N`) instead of killing the sandbox, to find what is missing.
+    #[arg(long, global = true, env = "RVISOR_DEBUG_SECCOMP")]
+    pub debug_seccomp: bool,
     /// Write logs (and --strace) to FILE instead of standard error.
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,

@@ -165,6 +165,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         platform: global.platform.clone(),
         strace: global.strace,
         debug: global.debug,
+        debug_seccomp: global.debug_seccomp,
         log: global.log.clone(),
         hostname: bundle.spec.hostname().clone(),
         container: Some(ContainerBoot { state_dir: dir, start_now, new_session: bundle.process.terminal && a.console_socket.is_some(), state }),

@@ -71,7 +71,9 @@ impl State {
     pub fn load(root: &Path, id: &str) -> Result<State, String> {
         check_id(id)?;
         let path = State::dir(root, id).join(STATE_FILE);
-        let text = match std::fs::read(&path) {
+        let text = match read_locked(&path) {
+            // Empty: the sandbox has created the file but not written it yet.
+            Ok(t) if t.is_empty() => return Err(format!("container {id} does not exist")),
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(format!("container {id} does not exist")),
             Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -83,11 +85,27 @@ impl State {
         Ok(s)
     }
 
-    /// Writes the state file whole (a rename), so a reader never sees half of it.
+    /// Writes the state file (see [`State::write_to`]).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
-        std::fs::rename(tmp, dir.join(STATE_FILE))
+        self.write_to(&State::open_file(dir)?)
+    }
+
+    /// The state file in `dir`, created if need be. The sandbox opens it once, before
+    /// its seccomp filter, which lets it open no file by name.
+    pub fn open_file(dir: &Path) -> io::Result<std::fs::File> {
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(dir.join(STATE_FILE))
+    }
+
+    /// Rewrites the state file in place under an exclusive lock (readers take a shared
+    /// one), so that a reader never sees half of it and every writer, the sandbox and
+    /// `rvisor pause`, writes the same file.
+    pub fn write_to(&self, file: &std::fs::File) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        file.lock()?;
+        let written = file.write_all_at(&bytes, 0).and_then(|()| file.set_len(bytes.len() as u64));
+        let unlocked = file.unlock();
+        written.and(unlocked)
     }
 
     pub fn sandbox_alive(&self) -> bool {
@@ -98,6 +116,17 @@ impl State {
     pub fn public(&self) -> State {
         State { pid_start: None, cgroups: Vec::new(), pid: if self.status == Status::Stopped { 0 } else { self.pid }, ..self.clone() }
     }
+}
+
+/// A state file's contents, read under a shared lock (see [`State::write_to`]).
+fn read_locked(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    file.lock_shared()?;
+    let mut text = Vec::new();
+    let read = file.read_to_end(&mut text);
+    let unlocked = file.unlock();
+    read.and(unlocked).map(|_| text)
 }
 
 /// A host process's state letter and start time (clock ticks after boot), from
@@ -196,23 +225,28 @@ pub enum BootFailure {
 /// Runs a container in its sandbox: loads init, serves the control socket,
 /// records the state, tells `rvisor create` it is ready, and when init ends,
 /// records that too and returns how it ended.
-pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
+pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
     kernel.make_dirs(&spec.cwd).map_err(|e| BootFailure::Internal(format!("process cwd: {e}")))?;
     let init = kernel.create_init(spec).map_err(BootFailure::Exec)?;
     let dir = boot.state_dir;
     let mut state = boot.state;
     state.pid = std::process::id() as i32;
     state.pid_start = host_process(state.pid).map(|(_, start)| start);
-    let started = if boot.start_now {
-        init.start();
+    let (waiting, start_now) = if boot.start_now {
         state.status = Status::Running;
-        None
+        (None, Some(init))
     } else {
-        Some(init)
+        (Some(init), None)
     };
-    let shared = std::sync::Arc::new(std::sync::Mutex::new((state, dir.clone())));
-    let in_flight = crate::control::serve(kernel.clone(), &dir, started, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
+    let shared = std::sync::Arc::new(std::sync::Mutex::new((state, file)));
+    let in_flight = crate::control::serve(kernel.clone(), &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
+    // Set up: the control socket listens, the state file is open.
+    seal();
+    if let Some(init) = start_now {
+        init.start();
+    }
     if let Some(r) = ready {
         r.ready();
     }
@@ -226,12 +260,12 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel
     Ok(status)
 }
 
-/// A container's state as its sandbox keeps it, with its directory.
-pub type SharedState = std::sync::Arc<std::sync::Mutex<(State, PathBuf)>>;
+/// A container's state as its sandbox keeps it, with its open state file.
+pub type SharedState = std::sync::Arc<std::sync::Mutex<(State, std::fs::File)>>;
 
 pub fn save_shared(shared: &SharedState) -> io::Result<()> {
     let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-    s.0.save(&s.1)
+    s.0.write_to(&s.1)
 }
 
 #[cfg(test)]

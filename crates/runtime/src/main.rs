@@ -6,6 +6,7 @@ mod commands;
 mod container;
 mod control;
 mod exec;
+mod filter;
 mod network;
 mod oci;
 mod request;

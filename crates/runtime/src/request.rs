@@ -16,6 +16,9 @@ pub struct Request {
     pub platform: String,
     pub strace: bool,
     pub debug: bool,
+    /// The Sentry's seccomp filter logs calls it lacks instead of killing the sandbox.
+    #[serde(default)]
+    pub debug_seccomp: bool,
     pub log: Option<PathBuf>,
     /// The sandbox's first program.
     pub process: Process,

@@ -88,6 +88,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         platform: global.platform.clone(),
         strace: global.strace,
         debug: global.debug,
+        debug_seccomp: global.debug_seccomp,
         log: global.log.clone(),
         process: Process {
             path: path.as_os_str().as_bytes().to_vec(),
@@ -263,9 +264,14 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate:
     };
     let spec = crate::control::program_spec(req.process, stdio);
     forward_signals(&kernel);
+    let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", host_network: req.network == Network::Host, debug: req.debug_seccomp };
+    let seal = || seal(&*kernel.platform, filter);
     let status = match req.container {
-        None => kernel.run_init(spec).map_err(BootError::Exec)?,
-        Some(c) => crate::container::serve(&kernel, spec, c, ready).map_err(|e| match e {
+        None => {
+            seal();
+            kernel.run_init(spec).map_err(BootError::Exec)?
+        }
+        Some(c) => crate::container::serve(&kernel, spec, c, ready, seal).map_err(|e| match e {
             crate::container::BootFailure::Exec(e) => BootError::Exec(e),
             crate::container::BootFailure::Internal(e) => BootError::Internal(e),
         })?,
@@ -275,6 +281,16 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate:
     }
     drop(gofers);
     Ok(status.shell_code())
+}
+
+/// Puts the sandbox process, every thread of it, under the Sentry's seccomp filter
+/// (`filter.rs`), once it is set up and before the app runs. Where the host refuses
+/// (no seccomp, or no zygote to fork stubs that must not inherit the filter), the
+/// Sentry runs unfiltered, with a warning, as the gofer does.
+fn seal(platform: &dyn rvisor_platform::Platform, config: crate::filter::Config) {
+    if let Err(e) = rvisor_platform::seal(platform, || crate::filter::install(&config)) {
+        tracing::warn!("the Sentry runs without a seccomp filter: {e}");
+    }
 }
 
 /// The sandbox's gofer processes: one for each host directory served, and

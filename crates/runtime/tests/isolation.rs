@@ -200,3 +200,48 @@ fn host_processes_do_not_show_the_program() {
         ])
     });
 }
+
+/// The Seccomp and Seccomp_filters lines of a host /proc status file.
+fn seccomp_of(status: &str) -> (String, String) {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or("?").trim().to_string();
+    (field("Seccomp:"), field("Seccomp_filters:"))
+}
+
+/// While the app runs, the Sentry is under its own seccomp filter (filter.rs): every
+/// thread of the sandbox process is in filter mode with the two filters, installed
+/// before init ran; the zygote, forked before, has none, so stubs (which must not
+/// inherit the Sentry's kill action) have only their own.
+#[test]
+fn the_sentry_runs_under_its_seccomp_filter() {
+    matrix("the_sentry_runs_under_its_seccomp_filter", &[Link::Static], |v| {
+        let bin = compile("hidden", v.link);
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], &bin, &Spec::default()));
+        p.expect_line("ready")?;
+        let sentry = p.pid();
+        let mut wrong = Vec::new();
+        let threads: Vec<_> = fs::read_dir(format!("/proc/{sentry}/task")).map_err(|e| e.to_string())?.flatten().collect();
+        for t in &threads {
+            let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if seccomp_of(&status) != ("2".into(), "2".into()) {
+                wrong.push(format!("Sentry thread {} ({}): {:?}", t.file_name().to_string_lossy(), comm.trim(), seccomp_of(&status)));
+            }
+        }
+        let mut children = Vec::new();
+        for pid in process_tree(sentry).into_iter().filter(|&c| c != sentry) {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
+            children.push((comm, seccomp_of(&status).1));
+        }
+        p.send_line()?;
+        p.expect_line("done 0")?;
+        let o = p.finish();
+        // The zygote is the one stub-named child that has no filter at all.
+        let zygote = children.iter().any(|(comm, n)| comm != "rvisor" && n == "0");
+        all([
+            expect_status(&o, 0),
+            if threads.len() > 1 && wrong.is_empty() { Ok(()) } else { Err(format!("{} threads, unfiltered: {wrong:?}", threads.len())) },
+            if zygote { Ok(()) } else { Err(format!("no unfiltered zygote among the children {children:?}")) },
+        ])
+    });
+}

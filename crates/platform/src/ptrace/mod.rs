@@ -42,6 +42,10 @@ impl Platform for PtracePlatform {
         "ptrace"
     }
 
+    fn start_zygote(&self) -> std::io::Result<bool> {
+        stub::start_zygote()
+    }
+
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let slot = self.control.alloc_slot().ok_or_else(|| PlatformError::Unsupported("too many address spaces".into()))?;
         let pid = stub::spawn(self.memory_fd, self.control.fd()).map_err(|e| PlatformError::Host("fork stub", e))?;

@@ -176,6 +176,10 @@ impl Platform for SystrapPlatform {
         "systrap"
     }
 
+    fn start_zygote(&self) -> std::io::Result<bool> {
+        stub::start_zygote()
+    }
+
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let stub = match self.spares.take() {
             Some(s) => s,

@@ -554,7 +554,11 @@ pub struct SpawnFds {
     pub cpu: u32,
 }
 
-type SpawnRequest = (SpawnFds, mpsc::Sender<io::Result<i32>>);
+enum SpawnRequest {
+    Stub(SpawnFds, mpsc::Sender<io::Result<i32>>),
+    /// Only the zygote, started if it was not: whether it runs.
+    Zygote(mpsc::Sender<bool>),
+}
 
 /// Stubs are forked by one Sentry thread that lives as long as the process: a stub's
 /// parent-death signal fires when the thread that forked it exits, so this way it
@@ -579,8 +583,19 @@ fn factory() -> io::Result<&'static Mutex<mpsc::Sender<SpawnRequest>>> {
                     }
                     crate::host_cpus::unpin_current_thread();
                     let mut zygote = Zygote::Untried;
-                    for (fds, reply) in rx {
-                        let _ = reply.send(spawn_on_factory(&mut zygote, fds));
+                    for request in rx {
+                        match request {
+                            SpawnRequest::Stub(fds, reply) => {
+                                let _ = reply.send(spawn_on_factory(&mut zygote, fds));
+                            }
+                            SpawnRequest::Zygote(reply) => {
+                                let started = match install() {
+                                    Ok(inst) => zygote.ensure_started(|sock| fork_into(inst.zygote, sock, -1, -1)),
+                                    Err(_) => false,
+                                };
+                                let _ = reply.send(started);
+                            }
+                        }
                     }
                 })
                 .map(|_| Mutex::new(tx))
@@ -620,6 +635,15 @@ fn spawn_on_factory(zygote: &mut Zygote, fds: SpawnFds) -> io::Result<i32> {
 pub fn spawn(fds: SpawnFds) -> io::Result<i32> {
     install()?;
     let (tx, rx) = mpsc::channel();
-    factory()?.lock().unwrap_or_else(|e| e.into_inner()).send((fds, tx)).map_err(|_| io::Error::other("stub factory gone"))?;
+    factory()?.lock().unwrap_or_else(|e| e.into_inner()).send(SpawnRequest::Stub(fds, tx)).map_err(|_| io::Error::other("stub factory gone"))?;
     rx.recv().map_err(|_| io::Error::other("stub factory gone"))?
+}
+
+/// Starts the zygote now, so that no later stub needs to fork from the Sentry
+/// itself; whether it runs.
+pub fn start_zygote() -> io::Result<bool> {
+    install()?;
+    let (tx, rx) = mpsc::channel();
+    factory()?.lock().unwrap_or_else(|e| e.into_inner()).send(SpawnRequest::Zygote(tx)).map_err(|_| io::Error::other("stub factory gone"))?;
+    rx.recv().map_err(|_| io::Error::other("stub factory gone"))
 }
