@@ -79,6 +79,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_poll,
     libc::SYS_ppoll,
     libc::SYS_eventfd2,
+    // The netstack poller's timer, re-armed by whoever moves the stack's next timer.
+    libc::SYS_timerfd_settime,
     // A wait a stop interrupted resumes through it.
     libc::SYS_restart_syscall,
     libc::SYS_exit,
@@ -103,6 +105,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_recvmsg,
     libc::SYS_sendto,
     libc::SYS_recvfrom,
+    // The netstack sends its frames in batches.
+    libc::SYS_sendmmsg,
     libc::SYS_accept4,
     libc::SYS_shutdown,
     libc::SYS_getsockopt,
