@@ -132,6 +132,8 @@ pub struct Kernel {
     pub devpts: Arc<crate::fs::devpts::Devpts>,
     /// The terminal `rvisor do -t` bridges to the caller's, once made.
     pub console: std::sync::OnceLock<Arc<crate::tty::Terminal>>,
+    /// When the console's last output is written to the caller's terminal.
+    pub console_drained: Arc<crate::tty::Drained>,
     pub(crate) strace: Option<Mutex<Box<dyn Write + Send>>>,
     /// Syscall numbers already reported as unimplemented (each is logged once).
     pub(crate) unimplemented_seen: Mutex<HashSet<u64>>,
@@ -224,6 +226,7 @@ impl Kernel {
                 mounts: mounts.ns,
                 devpts,
                 console: std::sync::OnceLock::new(),
+                console_drained: Arc::default(),
                 memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
                 timerfd_cancel: Default::default(),
                 clock_sets: Default::default(),
@@ -450,7 +453,7 @@ impl Kernel {
                 st.fg_pgrp = tid;
             }
             *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = Some(term.clone());
-            crate::tty::bridge(term, input, output).map_err(|_| loader::ExecError::NoMemory)?;
+            crate::tty::bridge(term, input, output, self.console_drained.clone()).map_err(|_| loader::ExecError::NoMemory)?;
         }
         self.pid_ns.register_group(tid, &tg);
         self.pid_ns.register_thread(tid, &thread);

@@ -23,12 +23,25 @@ pub fn host_auxval(key: u64) -> u64 {
 
 /// Fixes glibc malloc's arena limit at its own default (8 per CPU): glibc counts the
 /// CPUs the first time a thread needs a new arena, by opening
-/// /sys/devices/system/cpu/online, which the Sentry's seccomp filter forbids.
-pub fn fix_malloc_arenas() {
+/// /sys/devices/system/cpu/online, which the Sentry's seccomp filter forbids. And fixes
+/// the size from which a block is mapped of its own at glibc's initial 128 KiB: glibc
+/// raises it after each such block is freed, and then serves big zeroed blocks (the
+/// network stack's socket buffers) from the heap, clearing every page of them, where a
+/// fresh mapping costs nothing until it is used and goes back to the host when freed.
+/// Fixing it also fixes the trim threshold, which glibc raised with it: kept low, a
+/// thread's heap would shrink, and glibc reads /proc/sys/vm/overcommit_memory the
+/// first time one does, which the filter forbids; so it is set to glibc's own ceiling.
+pub fn fix_malloc() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let arenas = i32::try_from(cpus.saturating_mul(8)).unwrap_or(i32::MAX);
     // SAFETY: mallopt takes no pointers; M_ARENA_MAX only bounds later arena creation.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    // SAFETY: as above; M_MMAP_THRESHOLD and M_TRIM_THRESHOLD only steer later
+    // allocations and frees.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
 }
 
 /// CPU time host thread `tid` of this process has used (its thread CPU clock,

@@ -110,7 +110,7 @@ pub struct ThreadSeed(pub Box<dyn Any + Send>);
 pub fn seal(platform: &dyn Platform, install: impl FnOnce() -> std::result::Result<(), String>) -> std::result::Result<(), String> {
     host_proc::dir().ok_or("cannot open the host's /proc")?;
     hostcall::host_auxval(0);
-    hostcall::fix_malloc_arenas();
+    hostcall::fix_malloc();
     match platform.start_zygote() {
         Ok(true) => {}
         Ok(false) => return Err("no zygote: stubs fork from the Sentry".into()),

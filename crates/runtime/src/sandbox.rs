@@ -277,6 +277,7 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate:
         })?,
     };
     if let Some(saved) = raw_terminal {
+        kernel.console_drained.wait(std::time::Duration::from_secs(1));
         let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &saved);
     }
     drop(gofers);

@@ -375,3 +375,38 @@ fn ping_answers_as_native() {
         Ok(())
     });
 }
+
+/// A burst of connections to a sandboxed server that has not accepted yet
+/// all complete and wait in its backlog, as Linux's would: each is accepted
+/// later and answered.
+#[test]
+fn a_listeners_backlog_holds_a_burst() {
+    matrix("a_listeners_backlog_holds_a_burst", &[Link::Static], |v| {
+        const BURST: usize = 40;
+        let ns = Netns::new(NET)?;
+        let script = format!("import socket, sys\nl = socket.socket()\nl.bind(('0.0.0.0', 8080))\nl.listen(128)\nprint('listening', flush=True)\nsys.stdin.readline()\nfor i in range({BURST}):\n    c, _ = l.accept()\n    c.sendall(b'served')\n    c.close()\nprint('served all', flush=True)\n");
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", &script])));
+        run.expect_line("listening")?;
+        let mut clients = Vec::new();
+        for i in 0..BURST {
+            let s = TcpStream::connect_timeout(&SocketAddr::from((ns.ns_addr, 8080)), Duration::from_secs(20)).map_err(|e| format!("connection {i} before any accept: {e}"))?;
+            clients.push(s);
+        }
+        run.send_line()?;
+        for (i, mut s) in clients.into_iter().enumerate() {
+            s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).map_err(|e| format!("connection {i}: {e}"))?;
+            if reply != "served" {
+                return Err(format!("connection {i} got {reply:?}"));
+            }
+        }
+        run.expect_line("served all")?;
+        let o = run.finish();
+        sane(&o)?;
+        if o.status != 0 {
+            return Err(o.describe());
+        }
+        Ok(())
+    });
+}

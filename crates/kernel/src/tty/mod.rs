@@ -13,7 +13,7 @@ mod ldisc;
 pub mod pty;
 mod terminal;
 
-pub use console::bridge;
+pub use console::{bridge, Drained};
 pub use pty::PtyFile;
 pub use terminal::Terminal;
 

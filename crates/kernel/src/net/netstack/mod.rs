@@ -68,10 +68,17 @@ const PACKET_OUTGOING: u8 = 4;
 /// sends it again.
 struct PacketDevice {
     mtu: usize,
-    /// The frame last read.
+    /// Where a frame is read into.
     frame: Vec<u8>,
+    /// Frames read and not yet given to the stack (without their
+    /// `virtio_net_hdr`): read ahead of it, so that listeners can grow for
+    /// the handshakes among them (`tcp::grow_pools`).
+    arrived: std::collections::VecDeque<Vec<u8>>,
     out: Outbox,
 }
+
+/// Most frames read ahead at once.
+const READ_AHEAD: usize = 64;
 
 /// Frames written and not yet sent: back to back in `bytes`, ending at `ends`.
 struct Outbox {
@@ -112,14 +119,20 @@ impl Outbox {
 }
 
 impl PacketDevice {
-    /// The next frame that came in, into `frame`; its length.
-    fn next_frame(&mut self) -> Option<usize> {
-        loop {
-            let (n, from) = host::receive(self.out.socket.as_fd(), &mut self.frame, nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits()).ok()?;
+    /// Reads the frames that came in, up to READ_AHEAD waiting.
+    fn read_ahead(&mut self) {
+        while self.arrived.len() < READ_AHEAD {
+            let Ok((n, from)) = host::receive(self.out.socket.as_fd(), &mut self.frame, nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits()) else { return };
             // Our own frames come back unless PACKET_IGNORE_OUTGOING took.
-            if from.get(10) != Some(&PACKET_OUTGOING) {
-                return Some(n.min(self.frame.len()));
+            if from.get(10) == Some(&PACKET_OUTGOING) {
+                continue;
             }
+            // A frame in behind its `virtio_net_hdr`: the host may hand over
+            // segments it coalesced, with checksums left to offload, which
+            // the stack does not check anyway.
+            let n = n.min(self.frame.len());
+            let start = if self.out.offload { VNET_HDR.min(n) } else { 0 };
+            self.arrived.push_back(self.frame[start..n].to_vec());
         }
     }
 }
@@ -129,12 +142,8 @@ impl phy::Device for PacketDevice {
     type TxToken<'a> = TxFrame<'a>;
 
     fn receive(&mut self, _now: smoltcp::time::Instant) -> Option<(RxFrame<'_>, TxFrame<'_>)> {
-        let n = self.next_frame()?;
-        // A frame in behind its `virtio_net_hdr`: the host may hand over
-        // segments it coalesced, with checksums left to offload, which the
-        // stack does not check anyway.
-        let start = if self.out.offload { VNET_HDR.min(n) } else { 0 };
-        Some((RxFrame(&self.frame[start..n]), TxFrame(&mut self.out)))
+        let frame = self.arrived.pop_front()?;
+        Some((RxFrame(frame, std::marker::PhantomData), TxFrame(&mut self.out)))
     }
 
     fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<TxFrame<'_>> {
@@ -157,11 +166,11 @@ impl phy::Device for PacketDevice {
     }
 }
 
-struct RxFrame<'a>(&'a [u8]);
+struct RxFrame<'a>(Vec<u8>, std::marker::PhantomData<&'a ()>);
 
 impl phy::RxToken for RxFrame<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.0)
+        f(&self.0)
     }
 }
 
@@ -194,6 +203,8 @@ pub struct Stack {
     closing: Vec<SocketHandle>,
     /// When the poller wakes next by itself (None: only for a frame).
     poller_wakes: Option<smoltcp::time::Instant>,
+    /// Listeners' sockets.
+    pools: tcp::Pools,
     started: Instant,
 }
 
@@ -244,6 +255,8 @@ impl Stack {
         // answer is best taken now, by this thread, than by the poller after
         // a wake-up.
         for _ in 0..2 {
+            self.device.read_ahead();
+            tcp::grow_pools(self);
             changed |= self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
             if !self.device.out.send() {
                 break;
@@ -340,7 +353,7 @@ impl Netstack {
             tracing::info!("{}: PACKET_VNET_HDR unsupported; every segment goes out alone", info.name);
         }
         let wire = Arc::new(packet);
-        let mut device = PacketDevice { mtu: info.mtu as usize, frame: vec![0; FRAME_MAX], out: Outbox { socket: wire.clone(), bytes: Vec::new(), ends: Vec::new(), offload } };
+        let mut device = PacketDevice { mtu: info.mtu as usize, frame: vec![0; FRAME_MAX], arrived: Default::default(), out: Outbox { socket: wire.clone(), bytes: Vec::new(), ends: Vec::new(), offload } };
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(info.mac)));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
@@ -364,7 +377,7 @@ impl Netstack {
                 }
             });
         }
-        let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, started };
+        let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, pools: Default::default(), started };
         let poke = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK).map_err(std::io::Error::from)?;
         let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, timer, wire, wire_waiters: AtomicUsize::new(0) });

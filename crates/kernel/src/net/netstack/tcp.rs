@@ -1,7 +1,7 @@
 //! TCP through the interface: one smoltcp socket per connection (`TcpConn`),
-//! and a pool of listening ones per listener (`TcpListener`), since smoltcp
-//! has no backlog: each listening socket takes one handshake and becomes the
-//! connection, and accept(2) takes it and puts a fresh one in its place.
+//! and a pool of listening ones per listener (`TcpListener`, `Pool`), since
+//! smoltcp has no backlog: each listening socket takes one handshake and
+//! becomes the connection, which accept(2) takes.
 
 use super::{Netstack, Stack};
 use crate::vfs::{WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -9,15 +9,17 @@ use rvisor_abi::{error, SysResult};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::iface::SocketHandle;
 use smoltcp::wire::IpListenEndpoint;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Each way's buffer: big enough for a window that fills a fast link.
 const BUFFER: usize = 256 << 10;
-/// Most handshakes a listener takes before accept(2) (a listen backlog
-/// beyond it is refused with a reset, as a full SYN queue drops).
-const POOL_MAX: usize = 16;
+/// Most handshakes and connections a listener holds before accept(2),
+/// whatever its backlog asks (a handshake beyond it is refused with a reset,
+/// where Linux's full queue would drop it).
+const POOL_MAX: usize = 256;
 const POLLRDHUP: u32 = 0x2000;
 
 fn new_socket() -> tcp::Socket<'static> {
@@ -211,88 +213,175 @@ impl Drop for TcpConn {
 }
 
 /// A listener's smoltcp sockets: listening ones, and connections that came
-/// in on them and wait for accept(2).
-pub struct TcpListener {
-    ns: Arc<Netstack>,
+/// in on them and wait for accept(2). Kept in the stack (`Stack::pools`), so
+/// that a run of the stack can grow it for the handshakes it is about to
+/// take: one listening socket waits while none comes, and a burst gets one
+/// each, up to the backlog.
+pub struct Pool {
     local: IpListenEndpoint,
-    pool: Vec<SocketHandle>,
-    queue: Arc<WaitQueue>,
+    handles: Vec<SocketHandle>,
+    /// The backlog: most handshakes taken and connections waiting at once.
+    max: usize,
+    queue: Weak<WaitQueue>,
 }
 
-impl TcpListener {
-    /// Listens on `local` (the wildcard or the interface's address), taking
-    /// up to `backlog` handshakes at once.
-    pub fn new(ns: &Arc<Netstack>, queue: &Arc<WaitQueue>, local: SocketAddr, backlog: usize) -> SysResult<TcpListener> {
-        let ep = IpListenEndpoint { addr: (!local.ip().is_unspecified()).then(|| local.ip().to_canonical().into()), port: local.port() };
-        let mut l = TcpListener { ns: ns.clone(), local: ep, pool: Vec::new(), queue: queue.clone() };
-        l.resize(backlog)?;
-        Ok(l)
-    }
+/// Every listener's pool, by its id.
+#[derive(Default)]
+pub struct Pools {
+    pools: HashMap<u64, Pool>,
+    next: u64,
+}
 
-    /// Keeps `backlog` (at most POOL_MAX, at least 1) sockets listening.
-    pub fn resize(&mut self, backlog: usize) -> SysResult<()> {
-        let want = backlog.clamp(1, POOL_MAX);
-        let (local, queue) = (self.local, self.queue.clone());
-        let pool = &mut self.pool;
-        self.ns.with(|stack| {
-            // A handshake reset before accept(2) leaves a closed socket.
-            pool.retain(|&h| {
-                let closed = stack.sockets.get::<tcp::Socket>(h).state() == State::Closed;
-                if closed {
-                    stack.remove(h);
-                }
-                !closed
-            });
-            let listening = pool.iter().filter(|&&h| stack.sockets.get::<tcp::Socket>(h).state() == State::Listen).count();
-            for _ in listening..want {
-                let mut s = new_socket();
-                if s.listen(local).is_err() {
-                    return error!(EINVAL);
-                }
-                let h = stack.sockets.add(s);
-                stack.watch(h, &queue);
-                pool.push(h);
-            }
-            Ok(())
-        })
-    }
-
-    /// Whether a connection waits for accept(2).
-    pub fn ready(&self) -> bool {
-        let stack = self.ns.lock();
-        self.pool.iter().any(|&h| Self::came_in(stack.sockets.get::<tcp::Socket>(h)))
+impl Pool {
+    fn listening(&self, stack: &Stack) -> usize {
+        self.handles.iter().filter(|&&h| stack.sockets.get::<tcp::Socket>(h).state() == State::Listen).count()
     }
 
     fn came_in(s: &tcp::Socket) -> bool {
         !matches!(s.state(), State::Listen | State::SynReceived | State::Closed)
     }
 
-    /// The next connection that came in, and a fresh listening socket in its place.
-    pub fn accept(&mut self) -> SysResult<Option<TcpConn>> {
-        let found = {
-            let stack = self.ns.lock();
-            self.pool.iter().position(|&h| Self::came_in(stack.sockets.get::<tcp::Socket>(h)))
-        };
-        let Some(i) = found else { return Ok(None) };
-        let handle = self.pool.remove(i);
-        let want = self.pool.len() + 1;
-        self.resize(want)?;
-        Ok(Some(TcpConn::adopt(self.ns.clone(), handle, true)))
+    fn takes(&self, dest: SocketAddr) -> bool {
+        self.local.port == dest.port() && self.local.addr.is_none_or(|a| IpAddr::from(a) == dest.ip())
+    }
+}
+
+/// Adds a listening socket to pool `id` of `stack`.
+fn add_listening(stack: &mut Stack, id: u64) -> SysResult<()> {
+    let Some(pool) = stack.pools.pools.get(&id) else { return error!(EINVAL) };
+    let (local, queue) = (pool.local, pool.queue.upgrade());
+    let mut s = new_socket();
+    if s.listen(local).is_err() {
+        return error!(EINVAL);
+    }
+    let h = stack.sockets.add(s);
+    if let Some(q) = &queue {
+        stack.watch(h, q);
+    }
+    if let Some(pool) = stack.pools.pools.get_mut(&id) {
+        pool.handles.push(h);
+    }
+    Ok(())
+}
+
+/// Gives each handshake about to be taken (a SYN among the frames read
+/// ahead) a listening socket of the listener it is for, within its backlog.
+pub fn grow_pools(stack: &mut Stack) {
+    if stack.pools.pools.is_empty() {
+        return;
+    }
+    let syns: Vec<SocketAddr> = stack.device.arrived.iter().filter_map(|f| syn_destination(f)).collect();
+    let mut wanted: HashMap<u64, usize> = HashMap::new();
+    for dest in syns {
+        // The address's own listener before the wildcard's, as smoltcp picks.
+        let mut ids: Vec<(&u64, &Pool)> = stack.pools.pools.iter().filter(|(_, p)| p.takes(dest)).collect();
+        ids.sort_by_key(|(_, p)| p.local.addr.is_none());
+        if let Some((&id, _)) = ids.first() {
+            *wanted.entry(id).or_default() += 1;
+        }
+    }
+    for (id, syns) in wanted {
+        let Some(pool) = stack.pools.pools.get(&id) else { continue };
+        let (listening, size, max) = (pool.listening(stack), pool.handles.len(), pool.max);
+        let more = syns.saturating_sub(listening).min(max.saturating_sub(size));
+        for _ in 0..more {
+            if add_listening(stack, id).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Where a frame that opens a TCP handshake (SYN without ACK) goes.
+fn syn_destination(frame: &[u8]) -> Option<SocketAddr> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let ip = frame.get(14..)?;
+    let (dest, proto, tcp): (IpAddr, u8, usize) = match ethertype {
+        0x0800 => (<[u8; 4]>::try_from(ip.get(16..20)?).ok()?.into(), *ip.get(9)?, usize::from(ip.first()? & 0xf) * 4),
+        0x86dd => (<[u8; 16]>::try_from(ip.get(24..40)?).ok()?.into(), *ip.get(6)?, 40),
+        _ => return None,
+    };
+    let flags = *ip.get(tcp + 13)?;
+    let port = u16::from_be_bytes([*ip.get(tcp + 2)?, *ip.get(tcp + 3)?]);
+    (proto == 6 && flags & 0x12 == 0x02).then_some(SocketAddr::new(dest, port))
+}
+
+/// A listener's handle on its pool.
+pub struct TcpListener {
+    ns: Arc<Netstack>,
+    id: u64,
+}
+
+impl TcpListener {
+    /// Listens on `local` (the wildcard or the interface's address), taking
+    /// up to `backlog` handshakes and connections at once.
+    pub fn new(ns: &Arc<Netstack>, queue: &Arc<WaitQueue>, local: SocketAddr, backlog: usize) -> SysResult<TcpListener> {
+        let ep = IpListenEndpoint { addr: (!local.ip().is_unspecified()).then(|| local.ip().to_canonical().into()), port: local.port() };
+        let id = ns.with(|stack| {
+            let id = stack.pools.next;
+            stack.pools.next += 1;
+            stack.pools.pools.insert(id, Pool { local: ep, handles: Vec::new(), max: backlog.clamp(1, POOL_MAX), queue: Arc::downgrade(queue) });
+            add_listening(stack, id).map(|()| id)
+        })?;
+        Ok(TcpListener { ns: ns.clone(), id })
+    }
+
+    /// listen(2) again: a new backlog.
+    pub fn resize(&mut self, backlog: usize) -> SysResult<()> {
+        self.ns.with(|stack| {
+            if let Some(pool) = stack.pools.pools.get_mut(&self.id) {
+                pool.max = backlog.clamp(1, POOL_MAX);
+            }
+        });
+        Ok(())
+    }
+
+    fn with_pool<R>(&self, f: impl FnOnce(&Stack, &Pool) -> R) -> Option<R> {
+        let stack = self.ns.lock();
+        stack.pools.pools.get(&self.id).map(|p| f(&stack, p))
+    }
+
+    /// Whether a connection waits for accept(2).
+    pub fn ready(&self) -> bool {
+        self.waiting() > 0
     }
 
     /// Connections waiting for accept(2).
     pub fn waiting(&self) -> usize {
-        let stack = self.ns.lock();
-        self.pool.iter().filter(|&&h| Self::came_in(stack.sockets.get::<tcp::Socket>(h))).count()
+        self.with_pool(|stack, p| p.handles.iter().filter(|&&h| Pool::came_in(stack.sockets.get::<tcp::Socket>(h))).count()).unwrap_or(0)
+    }
+
+    /// The next connection that came in; a listening socket stays (or is
+    /// put) in the pool.
+    pub fn accept(&mut self) -> SysResult<Option<TcpConn>> {
+        let id = self.id;
+        let taken = self.ns.with(|stack| {
+            let Some(pool) = stack.pools.pools.get(&id) else { return Ok(None) };
+            // A handshake reset before accept(2) leaves a closed socket.
+            let closed: Vec<SocketHandle> = pool.handles.iter().copied().filter(|&h| stack.sockets.get::<tcp::Socket>(h).state() == State::Closed).collect();
+            let found = pool.handles.iter().copied().find(|&h| Pool::came_in(stack.sockets.get::<tcp::Socket>(h)));
+            for &h in &closed {
+                stack.remove(h);
+            }
+            if let Some(pool) = stack.pools.pools.get_mut(&id) {
+                pool.handles.retain(|h| !closed.contains(h) && Some(*h) != found);
+            }
+            if stack.pools.pools.get(&id).is_some_and(|p| p.listening(stack) == 0) {
+                add_listening(stack, id)?;
+            }
+            Ok(found)
+        })?;
+        Ok(taken.map(|h| TcpConn::adopt(self.ns.clone(), h, true)))
     }
 }
 
 impl Drop for TcpListener {
     /// Connections not accepted are reset; listening sockets go.
     fn drop(&mut self) {
-        let pool = std::mem::take(&mut self.pool);
+        let id = self.id;
         self.ns.with(|stack| {
-            for h in pool {
+            let Some(pool) = stack.pools.pools.remove(&id) else { return };
+            for h in pool.handles {
                 stack.sockets.get_mut::<tcp::Socket>(h).abort();
                 stack.retire(h);
             }
