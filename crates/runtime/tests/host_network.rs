@@ -42,16 +42,6 @@ c.sendall(b"from the sandbox: " + c.recv(100))
 c.close()
 "#;
 
-fn serve_tcp_once(listener: TcpListener) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        if let Ok((mut c, _)) = listener.accept() {
-            let mut buf = [0u8; 100];
-            let n = c.read(&mut buf).unwrap_or(0);
-            let _ = c.write_all(&[b"pong:", &buf[..n]].concat());
-        }
-    })
-}
-
 fn serve_udp_once(sock: UdpSocket) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 100];

@@ -50,12 +50,7 @@ fn sandbox_takes_the_namespaces_interface() {
         }
         run.send_line()?;
         run.expect_line("done")?;
-        let o = run.finish();
-        sane(&o)?;
-        if o.status != 0 {
-            return Err(o.describe());
-        }
-        Ok(())
+        run.succeeds()
     });
 }
 
@@ -71,17 +66,6 @@ fn sandbox_network_needs_a_namespace() {
         }
         Ok(())
     });
-}
-
-/// Accepts one connection and answers "pong:" and what it read.
-fn serve_tcp_once(listener: TcpListener) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        if let Ok((mut c, _)) = listener.accept() {
-            let mut buf = [0u8; 100];
-            let n = c.read(&mut buf).unwrap_or(0);
-            let _ = c.write_all(&[b"pong:", &buf[..n]].concat());
-        }
-    })
 }
 
 /// A sandboxed client reaches a host server on the veth's host end.
@@ -121,12 +105,7 @@ fn host_reaches_a_sandboxed_tcp_server() {
         if reply != format!("hello {}", ns.host_addr) {
             return Err(format!("reply {reply:?}"));
         }
-        let o = run.finish();
-        sane(&o)?;
-        if o.status != 0 {
-            return Err(o.describe());
-        }
-        Ok(())
+        run.succeeds()
     });
 }
 
@@ -149,12 +128,7 @@ fn udp_between_the_sandbox_and_the_host() {
         }
         host.send_to(b"from the host", from).map_err(|e| e.to_string())?;
         run.expect_line(&format!("got from the host {}", ns.host_addr))?;
-        let o = run.finish();
-        sane(&o)?;
-        if o.status != 0 {
-            return Err(o.describe());
-        }
-        Ok(())
+        run.succeeds()
     });
 }
 
@@ -402,11 +376,6 @@ fn a_listeners_backlog_holds_a_burst() {
             }
         }
         run.expect_line("served all")?;
-        let o = run.finish();
-        sane(&o)?;
-        if o.status != 0 {
-            return Err(o.describe());
-        }
-        Ok(())
+        run.succeeds()
     });
 }

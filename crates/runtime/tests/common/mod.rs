@@ -708,6 +708,28 @@ impl Interactive {
         let deadline = self.deadline;
         self.collect(deadline)
     }
+
+    /// `finish`, and the program exited 0 without a sign of trouble.
+    pub fn succeeds(self) -> Result<(), String> {
+        let o = self.finish();
+        sane(&o)?;
+        if o.status != 0 {
+            return Err(o.describe());
+        }
+        Ok(())
+    }
+}
+
+/// Accepts one connection on `listener` and answers "pong:" and what it read.
+pub fn serve_tcp_once(listener: std::net::TcpListener) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0u8; 100];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let _ = c.write_all(&[b"pong:", &buf[..n]].concat());
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
