@@ -207,11 +207,23 @@ fn container_network(global: &GlobalOpts, bundle: &Bundle) -> Result<(Network, O
             None => return Err("--network=sandbox: the spec names no network namespace (with a path) to take the interfaces of".into()),
         },
         None => match (ns, path) {
+            // A Kubernetes pod's containers each get a sandbox of their own
+            // here, and the first (the pod's pause container) would take the
+            // interface from the others: they share the pod's network through
+            // the host's stack instead, as before sandbox mode.
+            (Some(_), Some(p)) if in_a_pod(bundle) => (Network::Host, Some(p)),
             (Some(_), Some(p)) => (Network::Sandbox, Some(p)),
             (Some(_), None) => (Network::None, None),
             (None, _) => (Network::Host, None),
         },
     })
+}
+
+/// Whether a Kubernetes runtime (containerd's CRI plugin, CRI-O) made the
+/// spec for a pod: it marks every container's, the pod's sandbox included.
+fn in_a_pod(bundle: &Bundle) -> bool {
+    const POD_ANNOTATIONS: [&str; 2] = ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"];
+    bundle.spec.annotations().as_ref().is_some_and(|a| POD_ANNOTATIONS.iter().any(|k| a.contains_key(*k)))
 }
 
 /// The container's cgroup: the spec's cgroupsPath, else /rvisor/ID. Limits
