@@ -22,7 +22,7 @@
 //! none nests. A socket's pending error and the port table are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser, Route};
-use super::netstack::tcp::{Sent, TcpConn, TcpListener};
+use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
 use super::unix::{connected_streams, UnixSocket};
 use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
@@ -201,6 +201,17 @@ impl TcpSocket {
         }
     }
 
+    /// What its options ask of a connection through the interface.
+    fn tuning(&self) -> Tuning {
+        const SO_KEEPALIVE: i32 = 9;
+        const TCP_KEEPIDLE: i32 = 4;
+        let idle = self.ep.options.get(self.ep.domain, SOCK_STREAM, inet::IPPROTO_TCP, TCP_KEEPIDLE).unwrap_or(7200);
+        Tuning {
+            nodelay: self.ep.options.on(inet::IPPROTO_TCP, TCP_NODELAY),
+            keepalive: self.ep.options.on(inet::SOL_SOCKET, SO_KEEPALIVE).then(|| std::time::Duration::from_secs(u64::try_from(idle).unwrap_or(7200).max(1))),
+        }
+    }
+
     /// How a connection through the interface's handshake stands, if it has one.
     fn remote_handshake(&self) -> Option<SysResult<bool>> {
         self.remote().map(|c| c.handshake())
@@ -212,8 +223,7 @@ impl TcpSocket {
     fn connect_remote(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
         let Some(net) = &t.kernel.netstack else { return error!(ENETUNREACH) };
         self.autobind(t)?;
-        let nodelay = self.ep.options.on(inet::IPPROTO_TCP, TCP_NODELAY);
-        let conn = Arc::new(TcpConn::connect(net, &self.queue, self.ep.local(), dest, nodelay)?);
+        let conn = Arc::new(TcpConn::connect(net, &self.queue, self.ep.local(), dest, self.tuning())?);
         *self.state() = State::Remote { conn: conn.clone(), peer: inet::in_domain(self.ep.domain, dest) };
         if self.nonblocking() {
             self.connect_unreported.store(true, Ordering::Relaxed);
@@ -253,9 +263,7 @@ impl TcpSocket {
         for way in [Way::Receive, Way::Send] {
             accepted.timeouts.set(way, self.timeouts.get(way));
         }
-        if accepted.ep.options.on(inet::IPPROTO_TCP, TCP_NODELAY) {
-            conn.set_nodelay(true);
-        }
+        conn.tune(accepted.tuning());
         t.kernel.loopback.tcp.bind_accepted(local, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
         *accepted.state() = State::Remote { conn: Arc::new(conn), peer };
         let name = inet::sockaddr(peer);
@@ -642,8 +650,8 @@ impl Socket for TcpSocket {
 
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         self.ep.set_option(SOCK_STREAM, level, name, value)?;
-        if let (Some(conn), (inet::IPPROTO_TCP, TCP_NODELAY)) = (self.remote(), (level, name)) {
-            conn.set_nodelay(self.ep.options.on(level, name));
+        if let Some(conn) = self.remote() {
+            conn.tune(self.tuning());
         }
         Ok(())
     }

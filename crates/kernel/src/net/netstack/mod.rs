@@ -514,7 +514,7 @@ impl Netstack {
 
 #[cfg(test)]
 mod tests {
-    use super::tcp::{Sent, TcpConn, TcpListener};
+    use super::tcp::{Sent, TcpConn, TcpListener, Tuning};
     use super::*;
     use crate::net::interface::RouteInfo;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -552,11 +552,11 @@ mod tests {
         let q = Arc::new(WaitQueue::default());
         let mut listener = TcpListener::new(&b, &q, "0.0.0.0:80".parse().unwrap(), 4).unwrap();
         assert!(a.reaches("10.9.0.2".parse().unwrap()) && a.reaches("8.8.8.8".parse().unwrap()));
-        let client = TcpConn::connect(&a, &q, "0.0.0.0:40000".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), false).unwrap();
+        let client = TcpConn::connect(&a, &q, "0.0.0.0:40000".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), Tuning::default()).unwrap();
         eventually(|| client.handshake() == Ok(true));
         eventually(|| listener.ready());
         // A second connection waits beside the first (a backlog of smoltcp sockets).
-        let second = TcpConn::connect(&a, &q, "0.0.0.0:40002".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), false).unwrap();
+        let second = TcpConn::connect(&a, &q, "0.0.0.0:40002".parse().unwrap(), "10.9.0.2:80".parse().unwrap(), Tuning::default()).unwrap();
         eventually(|| second.handshake() == Ok(true));
         let server = listener.accept().unwrap().unwrap();
         assert_eq!(server.endpoints().1, Some("10.9.0.1:40000".parse().unwrap()));
@@ -585,7 +585,7 @@ mod tests {
     fn tcp_to_a_closed_port_is_refused() {
         let (a, _b) = pair();
         let q = Arc::new(WaitQueue::default());
-        let client = TcpConn::connect(&a, &q, "0.0.0.0:40001".parse().unwrap(), "10.9.0.2:81".parse().unwrap(), false).unwrap();
+        let client = TcpConn::connect(&a, &q, "0.0.0.0:40001".parse().unwrap(), "10.9.0.2:81".parse().unwrap(), Tuning::default()).unwrap();
         eventually(|| client.handshake().is_err());
         assert_eq!(client.handshake().unwrap_err().code, rvisor_abi::ErrnoCode::ECONNREFUSED);
     }

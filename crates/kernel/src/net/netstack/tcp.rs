@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 /// Each way's buffer: big enough for a window that fills a fast link.
 const BUFFER: usize = 256 << 10;
@@ -21,6 +22,11 @@ const BUFFER: usize = 256 << 10;
 /// where Linux's full queue would drop it).
 const POOL_MAX: usize = 256;
 const POLLRDHUP: u32 = 0x2000;
+
+fn tune(s: &mut tcp::Socket<'static>, tuning: Tuning) {
+    s.set_nagle_enabled(!tuning.nodelay);
+    s.set_keep_alive(tuning.keepalive.map(Into::into));
+}
 
 fn new_socket() -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
@@ -37,10 +43,28 @@ pub enum Sent {
     Closed,
 }
 
+/// How long a handshake is tried (Linux's 6 SYN retries: 1+2+...+64 s),
+/// then ETIMEDOUT.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(127);
+/// How long sent bytes may go unacknowledged before the connection is given
+/// up (about Linux's tcp_retries2 of 15).
+const ACK_TIMEOUT: Duration = Duration::from_secs(924);
+
+/// What a connection's TCP options ask of the stack.
+#[derive(Clone, Copy, Default)]
+pub struct Tuning {
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// SO_KEEPALIVE's idle time (TCP_KEEPIDLE), when on.
+    pub keepalive: Option<Duration>,
+}
+
 /// One connection through the interface.
 pub struct TcpConn {
     ns: Arc<Netstack>,
     handle: SocketHandle,
+    /// When the handshake began (a failed one past HANDSHAKE_TIMEOUT timed out).
+    started: Instant,
     /// Whether this end shut its writing (shutdown or close).
     shut_write: AtomicBool,
     /// Whether it ever was established (a connection that closes before is
@@ -50,15 +74,16 @@ pub struct TcpConn {
 
 impl TcpConn {
     fn adopt(ns: Arc<Netstack>, handle: SocketHandle, established: bool) -> TcpConn {
-        TcpConn { ns, handle, shut_write: AtomicBool::new(false), established: AtomicBool::new(established) }
+        TcpConn { ns, handle, started: Instant::now(), shut_write: AtomicBool::new(false), established: AtomicBool::new(established) }
     }
 
     /// Starts a connection from `local` (its port is the socket's own) to
     /// `dest`; it completes (or fails) later, as `state` tells.
-    pub fn connect(ns: &Arc<Netstack>, queue: &Arc<WaitQueue>, local: SocketAddr, dest: SocketAddr, nodelay: bool) -> SysResult<TcpConn> {
+    pub fn connect(ns: &Arc<Netstack>, queue: &Arc<WaitQueue>, local: SocketAddr, dest: SocketAddr, tuning: Tuning) -> SysResult<TcpConn> {
         ns.with(|stack| {
             let mut s = new_socket();
-            s.set_nagle_enabled(!nodelay);
+            tune(&mut s, tuning);
+            s.set_timeout(Some(HANDSHAKE_TIMEOUT.into()));
             let local = IpListenEndpoint { addr: (!local.ip().is_unspecified()).then(|| local.ip().to_canonical().into()), port: local.port() };
             if s.connect(stack.context(), dest, local).is_err() {
                 return error!(EADDRNOTAVAIL);
@@ -85,9 +110,13 @@ impl TcpConn {
     pub fn handshake(&self) -> SysResult<bool> {
         match self.peek(|s| s.state()) {
             State::SynSent | State::SynReceived => Ok(false),
-            State::Closed if !self.established.load(Ordering::Relaxed) => error!(ECONNREFUSED),
+            State::Closed if !self.established.load(Ordering::Relaxed) => {
+                if self.started.elapsed() >= HANDSHAKE_TIMEOUT { error!(ETIMEDOUT) } else { error!(ECONNREFUSED) }
+            }
             _ => {
-                self.established.store(true, Ordering::Relaxed);
+                if !self.established.swap(true, Ordering::Relaxed) {
+                    self.with(|s| s.set_timeout(Some(ACK_TIMEOUT.into())));
+                }
                 Ok(true)
             }
         }
@@ -145,8 +174,8 @@ impl TcpConn {
         self.with(|s| s.abort());
     }
 
-    pub fn set_nodelay(&self, on: bool) {
-        self.with(|s| s.set_nagle_enabled(!on));
+    pub fn tune(&self, tuning: Tuning) {
+        self.with(|s| tune(s, tuning));
     }
 
     /// Wakes `queue` from now on (an accepted connection's new socket).
@@ -371,7 +400,11 @@ impl TcpListener {
             }
             Ok(found)
         })?;
-        Ok(taken.map(|h| TcpConn::adopt(self.ns.clone(), h, true)))
+        let conn = taken.map(|h| TcpConn::adopt(self.ns.clone(), h, true));
+        if let Some(c) = &conn {
+            c.with(|s| s.set_timeout(Some(ACK_TIMEOUT.into())));
+        }
+        Ok(conn)
     }
 }
 
