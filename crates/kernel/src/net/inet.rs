@@ -109,7 +109,9 @@ pub enum Route {
 pub fn route(t: &Task, addr: SocketAddr, v6only: bool) -> SysResult<Route> {
     let ip = addr.ip().to_canonical();
     if let Some(net) = &t.kernel.netstack {
-        if !(v6only && ip.is_ipv4() && addr.is_ipv6()) && !ip.is_loopback() && !ip.is_unspecified() {
+        // A v4-mapped address from an IPV6_V6ONLY socket goes nowhere (below).
+        let v4_refused = v6only && ip.is_ipv4() && addr.is_ipv6();
+        if !v4_refused && !ip.is_loopback() && !ip.is_unspecified() {
             if net.is_own(ip) {
                 return Ok(Route::Local(SocketAddr::new(ip, addr.port())));
             }
