@@ -110,7 +110,8 @@ fn host_reaches_a_sandboxed_tcp_server() {
 }
 
 /// UDP both ways: the sandbox sends to a host socket, which answers to the
-/// sender's address and port.
+/// sender's address and port; a connected socket that sent to a closed port
+/// is told so (ECONNREFUSED) by the host's ICMP error.
 #[test]
 fn udp_between_the_sandbox_and_the_host() {
     matrix("udp_between_the_sandbox_and_the_host", &[Link::Static], |v| {
@@ -118,7 +119,7 @@ fn udp_between_the_sandbox_and_the_host() {
         let host = UdpSocket::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
         host.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
         let port = host.local_addr().map_err(|e| e.to_string())?.port();
-        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\n";
+        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\n";
         let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string()])));
         run.expect_line("sent")?;
         let mut buf = [0u8; 100];
@@ -128,6 +129,8 @@ fn udp_between_the_sandbox_and_the_host() {
         }
         host.send_to(b"from the host", from).map_err(|e| e.to_string())?;
         run.expect_line(&format!("got from the host {}", ns.host_addr))?;
+        // A connected socket hears of the host's port unreachable.
+        run.expect_line("port 9 refused")?;
         run.succeeds()
     });
 }

@@ -245,6 +245,14 @@ impl DatagramSink for UdpSocket {
             UdpSocket::deliver(self, data, from);
         }
     }
+
+    /// Only a connected socket hears of it, as on Linux without IP_RECVERR.
+    fn unreachable(&self, dest: SocketAddr, errno: ErrnoCode) {
+        if self.peer() == Some(SocketAddr::new(dest.ip().to_canonical(), dest.port())) {
+            *self.error() = Some(errno);
+            self.queue.notify_events(POLLERR);
+        }
+    }
 }
 
 impl UdpSocket {

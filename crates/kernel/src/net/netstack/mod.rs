@@ -275,35 +275,35 @@ impl Stack {
         if !changed {
             return Woken::default();
         }
-        let mut datagrams = Vec::new();
+        let (mut datagrams, mut errors) = (Vec::new(), Vec::new());
         for (&h, inbox) in &self.inboxes {
-            let inbox = inbox.upgrade();
-            let mut take = |data: &[u8], from: SocketAddr| {
-                if let Some(inbox) = &inbox {
-                    datagrams.push((inbox.clone(), data.to_vec(), from));
-                }
-            };
+            let Some(inbox) = inbox.upgrade() else { continue };
             match self.sockets.get_mut::<smoltcp::socket::Socket>(h) {
                 smoltcp::socket::Socket::Udp(s) => {
                     while let Ok((data, meta)) = s.recv() {
-                        take(data, SocketAddr::from(meta.endpoint));
+                        datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::from(meta.endpoint)));
                     }
                 }
                 smoltcp::socket::Socket::Icmp(s) => {
                     while let Ok((data, from)) = s.recv() {
-                        take(data, SocketAddr::new(from.into(), 0));
+                        match udp::unreachable(data) {
+                            Some((dest, errno)) => errors.push((inbox.clone(), dest, errno)),
+                            None => datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::new(from.into(), 0))),
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        Woken { queues: self.waiters.values().filter_map(Weak::upgrade).collect(), datagrams }
+        Woken { queues: self.waiters.values().filter_map(Weak::upgrade).collect(), datagrams, errors }
     }
 }
 
 /// A UDP socket's queue, which datagrams from the interface join.
 pub trait DatagramSink: Send + Sync {
     fn deliver(&self, data: &[u8], from: SocketAddr);
+    /// An ICMP error answered a datagram it sent to `dest`.
+    fn unreachable(&self, dest: SocketAddr, errno: rvisor_abi::ErrnoCode);
 }
 
 /// What a run of the stack found to wake and deliver.
@@ -311,12 +311,16 @@ pub trait DatagramSink: Send + Sync {
 struct Woken {
     queues: Vec<Arc<WaitQueue>>,
     datagrams: Vec<(Arc<dyn DatagramSink>, Vec<u8>, SocketAddr)>,
+    errors: Vec<(Arc<dyn DatagramSink>, SocketAddr, rvisor_abi::ErrnoCode)>,
 }
 
 impl Woken {
     fn wake(self) {
         for (inbox, data, from) in self.datagrams {
             inbox.deliver(&data, from);
+        }
+        for (inbox, dest, errno) in self.errors {
+            inbox.unreachable(dest, errno);
         }
         for q in self.queues {
             q.notify();
@@ -597,6 +601,8 @@ mod tests {
         fn deliver(&self, data: &[u8], from: SocketAddr) {
             self.0.lock().unwrap().push((data.to_vec(), from));
         }
+
+        fn unreachable(&self, _dest: SocketAddr, _errno: rvisor_abi::ErrnoCode) {}
     }
 
     #[test]
