@@ -119,8 +119,8 @@ fn udp_between_the_sandbox_and_the_host() {
         let host = UdpSocket::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
         host.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
         let port = host.local_addr().map_err(|e| e.to_string())?.port();
-        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\n";
-        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string()])));
+        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\nrow = [l.split() for l in open('/proc/net/dev') if l.strip().startswith(sys.argv[3] + ':')][0]\nprint('counted', int(row[2]) >= 2 and int(row[10]) >= 3)\n";
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string(), &ns.ns_if])));
         run.expect_line("sent")?;
         let mut buf = [0u8; 100];
         let (n, from) = host.recv_from(&mut buf).map_err(|e| format!("the host's socket heard nothing: {e}"))?;
@@ -131,6 +131,9 @@ fn udp_between_the_sandbox_and_the_host() {
         run.expect_line(&format!("got from the host {}", ns.host_addr))?;
         // A connected socket hears of the host's port unreachable.
         run.expect_line("port 9 refused")?;
+        // /proc/net/dev counts the interface's frames (received: the host's
+        // datagram and its ICMP error; sent: the two datagrams and an ARP).
+        run.expect_line("counted True")?;
         run.succeeds()
     });
 }

@@ -164,7 +164,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Uuid => format!("{}\n", uuid()),
             Sf::NetSockets(protocol, v6) => k.loopback.proc_net(protocol, v6),
             Sf::NetUnix => k.unix_sockets.proc_net(),
-            Sf::NetDev => crate::net::interface::proc_net_dev(&k.interfaces),
+            Sf::NetDev => crate::net::interface::proc_net_dev(&k.interfaces, k.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()))),
             Sf::NetIfInet6 => crate::net::interface::proc_net_if_inet6(&k.interfaces),
             Sf::NetRoute => crate::net::interface::proc_net_route(&k.interfaces),
         };

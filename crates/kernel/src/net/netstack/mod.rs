@@ -42,7 +42,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -68,6 +68,7 @@ const PACKET_OUTGOING: u8 = 4;
 /// sends it again.
 struct PacketDevice {
     mtu: usize,
+    counts: Arc<Counts>,
     /// Where a frame is read into.
     frame: Vec<u8>,
     /// Frames read and not yet given to the stack (without their
@@ -80,9 +81,20 @@ struct PacketDevice {
 /// Most frames read ahead at once.
 const READ_AHEAD: usize = 64;
 
+/// What went through the interface (/proc/net/dev). Atomics, read without
+/// the stack lock.
+#[derive(Default)]
+struct Counts {
+    rx_bytes: AtomicU64,
+    rx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+}
+
 /// Frames written and not yet sent: back to back in `bytes`, ending at `ends`.
 struct Outbox {
     socket: Arc<OwnedFd>,
+    counts: Arc<Counts>,
     bytes: Vec<u8>,
     ends: Vec<usize>,
     /// The socket takes a `virtio_net_hdr` before each frame (`gso.rs`).
@@ -105,6 +117,8 @@ impl Outbox {
             f
         }).collect();
         let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits();
+        self.counts.tx_packets.fetch_add(frames.len() as u64, Ordering::Relaxed);
+        self.counts.tx_bytes.fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
         if self.offload {
             let messages = gso::coalesce(&frames);
             let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
@@ -132,6 +146,8 @@ impl PacketDevice {
             // the stack does not check anyway.
             let n = n.min(self.frame.len());
             let start = if self.out.offload { VNET_HDR.min(n) } else { 0 };
+            self.counts.rx_packets.fetch_add(1, Ordering::Relaxed);
+            self.counts.rx_bytes.fetch_add((n - start) as u64, Ordering::Relaxed);
             self.arrived.push_back(self.frame[start..n].to_vec());
         }
     }
@@ -339,6 +355,7 @@ pub struct Netstack {
     timer: TimerFd,
     /// The AF_PACKET socket, which the poller waits on without the lock.
     wire: Arc<OwnedFd>,
+    counts: Arc<Counts>,
     /// Tasks waiting for frames themselves (counted in WAITER units), and
     /// whether the poller left the frames to them (EXCLUDED): one word, so
     /// that the last task to go sees whether the poller must be told.
@@ -357,7 +374,8 @@ impl Netstack {
             tracing::info!("{}: PACKET_VNET_HDR unsupported; every segment goes out alone", info.name);
         }
         let wire = Arc::new(packet);
-        let mut device = PacketDevice { mtu: info.mtu as usize, frame: vec![0; FRAME_MAX], arrived: Default::default(), out: Outbox { socket: wire.clone(), bytes: Vec::new(), ends: Vec::new(), offload } };
+        let counts = Arc::new(Counts::default());
+        let mut device = PacketDevice { mtu: info.mtu as usize, counts: counts.clone(), frame: vec![0; FRAME_MAX], arrived: Default::default(), out: Outbox { socket: wire.clone(), counts: counts.clone(), bytes: Vec::new(), ends: Vec::new(), offload } };
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(info.mac)));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
@@ -384,10 +402,22 @@ impl Netstack {
         let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, pools: Default::default(), started };
         let poke = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK).map_err(std::io::Error::from)?;
-        let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, timer, wire, wire_waiters: AtomicUsize::new(0) });
+        let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, timer, wire, wire_waiters: AtomicUsize::new(0), counts });
         let poller = ns.clone();
         rvisor_platform::host_cpus::spawn_unpinned(std::thread::Builder::new().name("netstack".into()), move || poller.poll_loop())?;
         Ok(ns)
+    }
+
+    /// What the interface has carried, in the stack's own frames (each TCP
+    /// segment counts, also when it left joined with others).
+    pub fn traffic(&self) -> super::interface::Traffic {
+        let c = &self.counts;
+        super::interface::Traffic {
+            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
+            rx_packets: c.rx_packets.load(Ordering::Relaxed),
+            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
+            tx_packets: c.tx_packets.load(Ordering::Relaxed),
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Stack> {
