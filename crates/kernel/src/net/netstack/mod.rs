@@ -477,7 +477,13 @@ impl Netstack {
     /// for the interface's frames itself, and for `queue` (a socket's, woken
     /// when another thread ran the stack or closed the socket).
     pub fn block(&self, t: &crate::task::Task, queue: &WaitQueue, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
-        let Some(wake) = t.thread.host_wake() else { return t.block_until(deadline, ready) };
+        let Some(wake) = t.thread.host_wake() else {
+            // No descriptor to wait on beside the frames: wait for the poller.
+            queue.register(&t.thread);
+            let r = t.block_until(deadline, ready);
+            queue.unregister(&t.thread);
+            return r;
+        };
         queue.register_host(&t.thread);
         self.wire_waiters.fetch_add(WAITER, Ordering::SeqCst);
         let r = loop {
