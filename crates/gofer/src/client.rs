@@ -35,9 +35,10 @@ struct Conn {
     broken: bool,
 }
 
-/// A connection to a gofer. Calls are serialized on one socket (the server answers
-/// in order anyway); [`Client::connect`] opens another connection to the same
-/// server and node table.
+/// A connection to a gofer, for one of the roots it serves ([`ROOT`] names that
+/// root). Calls are serialized on one socket (the server answers in order anyway);
+/// [`Client::connect`] and [`Client::connect_root`] open another connection to the
+/// same server and node table.
 ///
 /// Every method returns the host's errno for a failed operation, and `EIO` when the
 /// gofer is gone or answered nonsense.
@@ -46,6 +47,8 @@ pub struct Client {
     /// Nodes given up with `forget`, not yet closed: closed in batches, since a walk of
     /// a large tree gives up a node for every one it takes.
     forgotten: Mutex<Vec<NodeId>>,
+    /// The index of the root this connection is for.
+    root: u32,
 }
 
 /// How many forgotten nodes are closed at once.
@@ -94,10 +97,15 @@ fn recv(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), ErrnoCo
 }
 
 impl Client {
-    /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves.
+    /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves
+    /// for its first root.
     pub fn new(sock: OwnedFd) -> Client {
+        Client::for_root(sock, 0)
+    }
+
+    fn for_root(sock: OwnedFd, root: u32) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
-        Client { conn: Mutex::new(conn), forgotten: Mutex::default() }
+        Client { conn: Mutex::new(conn), forgotten: Mutex::default(), root }
     }
 
     /// Sends `req` and waits for its answer. An `Error` answer becomes `Err`.
@@ -368,10 +376,16 @@ impl Client {
         let _ = self.close(&batch);
     }
 
-    /// Another connection to the same gofer, sharing its node ids.
+    /// Another connection to the same gofer and root, sharing its node ids.
     pub fn connect(&self) -> Result<Client, ErrnoCode> {
-        match self.call_fd(&Request::Connect {})? {
-            (Response::Ok {}, fd) => Ok(Client::new(fd)),
+        self.connect_root(self.root)
+    }
+
+    /// A connection to the same gofer for its root `root` (the index of a served
+    /// directory, from 0), sharing its node ids.
+    pub fn connect_root(&self, root: u32) -> Result<Client, ErrnoCode> {
+        match self.call_fd(&Request::Connect { root })? {
+            (Response::Ok {}, fd) => Ok(Client::for_root(fd, root)),
             _ => Err(ErrnoCode::EIO),
         }
     }

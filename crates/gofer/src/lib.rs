@@ -1,5 +1,5 @@
-//! The gofer: a process that serves one host directory to the Sentry and never
-//! resolves a path outside it.
+//! The gofer: a process that serves host directories to the Sentry and never
+//! resolves a path outside them.
 //!
 //! The Sentry never opens host files itself. It asks the gofer, over a Unix
 //! `SOCK_SEQPACKET` socket pair, to walk, stat, open, create, rename... and the gofer
@@ -11,21 +11,23 @@
 //! - [`client`]: [`Client`], one typed method per operation.
 //!
 //! # Starting a gofer
-//! The runtime starts it as a separate process running `rvisor gofer --root DIR
-//! --fd N [--read-only]`, whose handler calls [`gofer_main`]. [`spawn_gofer`] does
-//! the fork and exec (of the running executable) and returns the [`Client`]. The
-//! runtime's CLI needs one hidden subcommand:
+//! The runtime starts one process per sandbox, serving every host directory the
+//! sandbox mounts (its roots), running `rvisor gofer --fd 3 --root 4[:ro] --root
+//! 5[:ro]...` (the socket and the roots' directories are inherited descriptors),
+//! whose handler calls [`gofer_main`]. [`spawn_gofer_roots`] opens the roots, does
+//! the fork and exec (of the running executable) and returns a [`Client`] per root;
+//! [`spawn_gofer`] is the one-root case. The runtime's CLI needs one hidden
+//! subcommand:
 //!
 //! ```ignore
-//! /// Serve a directory to the Sentry (internal).
+//! /// Serve directories to the Sentry (internal).
 //! #[command(hide = true)]
 //! Gofer {
-//!     #[arg(long)] root: PathBuf,
 //!     #[arg(long)] fd: i32,
-//!     #[arg(long)] read_only: bool,
+//!     #[arg(long = "root")] roots: Vec<rvisor_gofer::RootArg>,
 //! },
 //! // ...
-//! Command::Gofer { root, fd, read_only } => rvisor_gofer::gofer_main(&root, fd, read_only),
+//! Command::Gofer { fd, roots } => rvisor_gofer::gofer_main(fd, &roots),
 //! ```
 //!
 //! Exec, not a bare fork: the runtime is multi-threaded, and only async-signal-safe
@@ -74,70 +76,108 @@ pub fn uses_openat2() -> bool {
     sys::has_openat2()
 }
 
-/// The descriptor number the gofer's socket has in a spawned gofer.
+/// The descriptor number the gofer's socket has in a spawned gofer; its roots
+/// follow it (`GOFER_FD + 1`...).
 pub const GOFER_FD: RawFd = 3;
 
-/// The arguments of the gofer subcommand, after the program name:
-/// `gofer --root DIR --fd N [--read-only]`.
-pub fn gofer_args(root: &Path, fd: RawFd, read_only: bool) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec!["gofer".into(), "--root".into(), root.into(), "--fd".into(), fd.to_string().into()];
-    if read_only {
-        v.push("--read-only".into());
+/// One `--root` of the gofer subcommand: `FD` or `FD:ro`, an inherited descriptor
+/// of a directory to serve and whether it is read-only. The roots are descriptors
+/// rather than paths: the spawner resolves each host path once, the gofer never
+/// resolves one, and no host path shows on its command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootArg {
+    pub fd: RawFd,
+    pub read_only: bool,
+}
+
+impl std::str::FromStr for RootArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RootArg, String> {
+        let (fd, read_only) = match s.strip_suffix(":ro") {
+            Some(fd) => (fd, true),
+            None => (s, false),
+        };
+        let fd = fd.parse().map_err(|_| format!("{s:?}: expected FD or FD:ro"))?;
+        Ok(RootArg { fd, read_only })
+    }
+}
+
+impl std::fmt::Display for RootArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.fd, if self.read_only { ":ro" } else { "" })
+    }
+}
+
+/// The arguments of the gofer subcommand, after the program name, for roots with
+/// these read-only flags: `gofer --fd 3 --root 4[:ro] --root 5[:ro]...`.
+pub fn gofer_args(read_only: &[bool]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec!["gofer".into(), "--fd".into(), GOFER_FD.to_string().into()];
+    for (i, &read_only) in read_only.iter().enumerate() {
+        v.push("--root".into());
+        v.push(RootArg { fd: GOFER_FD + 1 + i as RawFd, read_only }.to_string().into());
     }
     v
 }
 
-/// The body of `rvisor gofer --root ROOT --fd FD [--read-only]`: opens `root` and
-/// serves the socket `socket_fd`, which the process inherited, until the Sentry
-/// closes it; then exits.
-pub fn gofer_main(root: &Path, socket_fd: RawFd, read_only: bool) -> ! {
-    if socket_fd <= 2 {
-        eprintln!("rvisor gofer: the socket cannot be a standard stream ({socket_fd})");
+/// The body of `rvisor gofer --fd FD --root R[:ro]...`: serves the socket
+/// `socket_fd` and the directories `roots`, which the process inherited, until the
+/// Sentry closes every connection; then exits.
+pub fn gofer_main(socket_fd: RawFd, roots: &[RootArg]) -> ! {
+    let mut keep: Vec<RawFd> = roots.iter().map(|r| r.fd).chain([socket_fd]).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    if keep.len() != roots.len() + 1 || keep[0] <= 2 {
+        eprintln!("rvisor gofer: the socket and roots must be distinct descriptors above the standard streams");
+        std::process::exit(1);
+    }
+    if roots.is_empty() {
+        eprintln!("rvisor gofer: no root to serve");
         std::process::exit(1);
     }
     // Whatever else the spawner leaked into this process must not reach the gofer.
-    close_other_fds(socket_fd);
-    let root = match nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
-        // SAFETY: `open` just returned this descriptor; we are its only owner.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(e) => {
-            eprintln!("rvisor gofer: {}: {e}", root.display());
+    close_other_fds(&keep);
+    for fd in &keep {
+        if nix::fcntl::fcntl(*fd, FcntlArg::F_GETFD).is_err() {
+            eprintln!("rvisor gofer: descriptor {fd} is not open");
             std::process::exit(1);
         }
-    };
-    if nix::fcntl::fcntl(socket_fd, FcntlArg::F_GETFD).is_err() {
-        eprintln!("rvisor gofer: descriptor {socket_fd} is not open");
-        std::process::exit(1);
+        // Keep them from any process the gofer might ever start.
+        let _ = nix::fcntl::fcntl(*fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     }
-    // Keep the socket from any process the gofer might ever start.
-    let _ = nix::fcntl::fcntl(socket_fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-    // SAFETY: the spawner handed this descriptor to the new process for the gofer
-    // alone (see `spawn_gofer_with`); it was checked open above and nothing else in
-    // this process owns it.
+    // SAFETY: the spawner handed these descriptors to the new process for the gofer
+    // alone (see `spawn_gofer_roots_with`); they were checked open and distinct
+    // above and nothing else in this process owns them.
     let socket = unsafe { OwnedFd::from_raw_fd(socket_fd) };
+    // SAFETY: as above.
+    let roots = roots.iter().map(|r| (unsafe { OwnedFd::from_raw_fd(r.fd) }, r.read_only)).collect();
     raise_nofile_limit();
-    serve(root, socket, read_only)
+    serve(roots, socket)
 }
 
-/// Closes every descriptor but the standard streams and `keep`.
-fn close_other_fds(keep: RawFd) {
-    let keep = keep as u32;
-    let ranges = [(3, keep - 1), (keep + 1, u32::MAX)];
-    for (first, last) in ranges {
-        if first > last {
-            continue;
+/// Closes every descriptor but the standard streams and `keep` (sorted, all above 2).
+fn close_other_fds(keep: &[RawFd]) {
+    let mut first = 3u32;
+    let gaps = keep.iter().map(|&k| k as u32).chain([u32::MAX]);
+    for next in gaps {
+        // `next` itself stays open (u32::MAX is no descriptor).
+        if first < next {
+            close_range(first, next - 1);
         }
-        // SAFETY: this runs first thing in the gofer process, before anything in it
-        // has taken ownership of a descriptor other than the standard streams and
-        // `keep`, so no `OwnedFd` or `File` can be left holding a closed number.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-        if r != 0 {
-            // Before Linux 5.9: close them one by one.
-            let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(1024);
-            for fd in first as i64..=(last as i64).min(max as i64) {
-                // SAFETY: as above.
-                unsafe { libc::close(fd as RawFd) };
-            }
+        first = next.saturating_add(1);
+    }
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: this runs first thing in the gofer process, before anything in it
+    // has taken ownership of a descriptor other than the standard streams and
+    // those kept, so no `OwnedFd` or `File` can be left holding a closed number.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if r != 0 {
+        // Before Linux 5.9: close them one by one.
+        let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX).ok().flatten().unwrap_or(1024);
+        for fd in first as i64..=(last as i64).min(max as i64) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd as RawFd) };
         }
     }
 }
@@ -175,34 +215,81 @@ impl Gofer {
     }
 }
 
-/// Starts a gofer serving `root` by running this executable as `EXE gofer --root
-/// ROOT --fd 3 [--read-only]`, and returns it with a client connected to it.
+/// Starts a gofer serving `root` by running this executable as `EXE gofer --fd 3
+/// --root 4[:ro]`, and returns it with a client connected to it.
 pub fn spawn_gofer(root: &Path, read_only: bool) -> io::Result<(Gofer, Client)> {
     spawn_gofer_with(Command::new(std::env::current_exe()?), root, read_only)
 }
 
 /// As [`spawn_gofer`], with the program to run (and any arguments it needs before
-/// the gofer's own). The program gets [`gofer_args`] and the socket on [`GOFER_FD`].
-pub fn spawn_gofer_with(mut cmd: Command, root: &Path, read_only: bool) -> io::Result<(Gofer, Client)> {
+/// the gofer's own).
+pub fn spawn_gofer_with(cmd: Command, root: &Path, read_only: bool) -> io::Result<(Gofer, Client)> {
+    let (gofer, mut clients) = spawn_gofer_roots_with(cmd, &[(root, read_only)])?;
+    let client = clients.pop().ok_or_else(|| io::Error::other("no client"))?;
+    Ok((gofer, client))
+}
+
+/// Starts one gofer serving every directory of `roots` (each with whether it is
+/// read-only), and returns it with a client for each root, in order. Each client
+/// is a connection of its own, on which [`ROOT`] is its root.
+pub fn spawn_gofer_roots(roots: &[(&Path, bool)]) -> io::Result<(Gofer, Vec<Client>)> {
+    spawn_gofer_roots_with(Command::new(std::env::current_exe()?), roots)
+}
+
+/// As [`spawn_gofer_roots`], with the program to run. The program gets
+/// [`gofer_args`], the socket on [`GOFER_FD`] and the roots on the descriptors
+/// after it.
+pub fn spawn_gofer_roots_with(mut cmd: Command, roots: &[(&Path, bool)]) -> io::Result<(Gofer, Vec<Client>)> {
+    if roots.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a gofer needs a root"));
+    }
+    // Every descriptor handed over is first moved above the numbers it goes to, so
+    // that no `dup2` in the child overwrites one not yet moved.
+    let above = GOFER_FD + 1 + roots.len() as RawFd;
+    let high = |fd: OwnedFd| -> io::Result<OwnedFd> {
+        let moved = nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(above))?;
+        // SAFETY: F_DUPFD_CLOEXEC just made this descriptor; we are its only owner.
+        Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+    };
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-    let fd = theirs.as_raw_fd();
-    cmd.args(gofer_args(root, GOFER_FD, read_only)).stdin(Stdio::null());
+    let mut handed = vec![high(theirs)?];
+    for (dir, _) in roots {
+        let fd = nix::fcntl::open(*dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", dir.display())))?;
+        // SAFETY: `open` just returned this descriptor; we are its only owner.
+        handed.push(high(unsafe { OwnedFd::from_raw_fd(fd) })?);
+    }
+    let raw: Vec<RawFd> = handed.iter().map(|fd| fd.as_raw_fd()).collect();
+    let read_only: Vec<bool> = roots.iter().map(|r| r.1).collect();
+    cmd.args(gofer_args(&read_only)).stdin(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes only `dup2` and `fcntl` calls,
-    // and allocates nothing.
+    // async-signal-safe calls are allowed: it makes only `dup2` calls, and
+    // allocates nothing (`raw` was built before the fork).
     unsafe {
         cmd.pre_exec(move || {
-            if fd == GOFER_FD {
-                // Already in place: only the close-on-exec flag must go.
-                nix::fcntl::fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
-            } else {
-                // dup2 leaves the new descriptor without close-on-exec.
-                nix::unistd::dup2(fd, GOFER_FD)?;
+            for (i, &fd) in raw.iter().enumerate() {
+                // dup2 leaves the new descriptor without close-on-exec; `fd` is
+                // above every target, so never one of them.
+                nix::unistd::dup2(fd, GOFER_FD + i as RawFd)?;
             }
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
-    drop(theirs);
-    Ok((Gofer { child }, Client::new(ours)))
+    let mut gofer = Gofer { child: cmd.spawn()? };
+    drop(handed);
+    let first = Client::new(ours);
+    let mut clients = Vec::with_capacity(roots.len());
+    for i in 1..roots.len() {
+        match first.connect_root(i as u32) {
+            Ok(c) => clients.push(c),
+            Err(e) => {
+                // A gofer that cannot serve every root is of no use: don't leave it behind.
+                let _ = gofer.kill();
+                let _ = gofer.wait();
+                return Err(io::Error::from_raw_os_error(i32::from(e.0)));
+            }
+        }
+    }
+    clients.insert(0, first);
+    Ok((gofer, clients))
 }

@@ -17,7 +17,7 @@
 //! values are Linux's own (`O_RDWR`, `S_IFDIR`, `DT_DIR`, `RENAME_NOREPLACE`...).
 //!
 //! Nodes are named by [`NodeId`]s that the server hands out; [`ROOT`] is the served
-//! directory and is always valid. Every other id stays valid until the client
+//! directory the connection is for, and is always valid. Every other id stays valid until the client
 //! forgets it with [`Request::Close`].
 
 use rvisor_abi::structs::{Stat, Timespec};
@@ -456,9 +456,10 @@ wire_enum! {
         StatFs = 13 { node: NodeId },
         /// Forgets nodes (unknown ids and [`ROOT`] are ignored). Answer: `Ok`.
         Close = 14 { nodes: Vec<NodeId> },
-        /// A new connection to the same server and node table. Answer: `Ok` with
-        /// the new socket.
-        Connect = 15 {},
+        /// A new connection to the same server and node table, for root `root`
+        /// (the index of a served directory; [`ROOT`] names it on the new
+        /// connection). Answer: `Ok` with the new socket.
+        Connect = 15 { root: u32 },
         /// Opens the regular file `name` in `dir` for reading, without a node: a
         /// file known from a listing is read in one round trip. Anything but a
         /// regular file is refused as `Open` would refuse it (a symlink is ELOOP).
@@ -571,7 +572,7 @@ mod tests {
             Request::SetAttr { node: 5, attr: SetAttr::default() },
             Request::StatFs { node: ROOT },
             Request::Close { nodes: vec![2, 3, u64::MAX] },
-            Request::Connect {},
+            Request::Connect { root: 1 },
         ]
     }
 

@@ -1,4 +1,12 @@
-//! The gofer server: one served root, a table of nodes, a request loop.
+//! The gofer server: the served roots, a table of nodes, a request loop.
+//!
+//! # Roots
+//! A server serves one or more roots (host directories, each read-only or not). A
+//! connection is bound to one root, which [`ROOT`] names on it; other node ids are
+//! shared by all connections. Every node belongs to the root it was reached from
+//! and takes its mode from it: a change through a read-only root is `EROFS`, a
+//! rename or link between two roots is `EXDEV` (as between two mounts), and the
+//! gofer's bookkeeping of a rename touches only the nodes of the root renamed in.
 //!
 //! # Confinement
 //! The server never resolves a path. Every node is an `O_PATH` descriptor obtained
@@ -56,6 +64,8 @@ struct Node {
     ino: u64,
     /// `S_IFMT` bits; an inode never changes type.
     kind: u32,
+    /// The index of the root it was reached from.
+    root: usize,
     /// The directory this node hangs from and its name there; `None` for the root.
     /// Kept current across the gofer's own renames.
     link: RefCell<Option<(Rc<Node>, CString)>>,
@@ -77,14 +87,23 @@ impl Node {
     }
 }
 
+/// A served directory.
+struct Root {
+    node: Rc<Node>,
+    read_only: bool,
+}
+
 /// The gofer's state. `run` serves its connections until all are closed.
 pub struct Server {
-    /// Every live id; [`ROOT`] is always there.
+    /// Every live id but [`ROOT`], which names the root of the connection asking.
     nodes: HashMap<NodeId, Rc<Node>>,
     next_id: NodeId,
-    read_only: bool,
+    roots: Vec<Root>,
+    /// The root of the request being answered.
+    current: usize,
     features: Features,
-    conns: Vec<OwnedFd>,
+    /// Each connection and the index of its root.
+    conns: Vec<(OwnedFd, usize)>,
     /// Scratch space for `getdents64`.
     dirbuf: Vec<u8>,
 }
@@ -154,39 +173,61 @@ impl Server {
     }
 
     pub fn with_options(root: OwnedFd, opts: Options) -> io::Result<Server> {
-        let features = Features { openat2: !opts.compat, empty_path: !opts.compat };
-        let read_only = opts.read_only;
-        let fd = open_beneath(root.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), features)?;
-        let st = sys::fstat(fd.as_fd())?;
+        Server::with_roots(vec![(root, opts.read_only)], opts.compat)
+    }
+
+    /// A server for several directories, each with whether it is read-only; root
+    /// `i` is served to the connections added with [`add_connection_to`](Self::add_connection_to)`(_, i)`.
+    /// `compat` is as in [`Options`].
+    pub fn with_roots(roots: Vec<(OwnedFd, bool)>, compat: bool) -> io::Result<Server> {
+        let features = Features { openat2: !compat, empty_path: !compat };
+        let mut served = Vec::with_capacity(roots.len());
+        for (i, (root, read_only)) in roots.into_iter().enumerate() {
+            let fd = open_beneath(root.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), features)?;
+            let st = sys::fstat(fd.as_fd())?;
+            let node = Rc::new(Node {
+                fd,
+                dev: st.st_dev,
+                ino: st.st_ino,
+                kind: st.st_mode & libc::S_IFMT,
+                root: i,
+                link: RefCell::new(None),
+                stream: RefCell::new(None),
+            });
+            served.push(Root { node, read_only });
+        }
+        if served.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no root to serve"));
+        }
         nix::sys::stat::umask(Mode::empty());
-        let root = Rc::new(Node {
-            fd,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            kind: st.st_mode & libc::S_IFMT,
-            link: RefCell::new(None),
-            stream: RefCell::new(None),
-        });
-        let mut nodes = HashMap::new();
-        nodes.insert(ROOT, root);
         Ok(Server {
-            nodes,
+            nodes: HashMap::new(),
             next_id: ROOT + 1,
-            read_only,
+            roots: served,
+            current: 0,
             features,
             conns: Vec::new(),
             dirbuf: vec![0; 32 * 1024],
         })
     }
 
-    /// Serves requests on `sock` too (a `SOCK_SEQPACKET` socket).
+    /// Serves requests on `sock` too (a `SOCK_SEQPACKET` socket), for the first root.
     pub fn add_connection(&mut self, sock: OwnedFd) {
-        self.conns.push(sock);
+        self.conns.push((sock, 0));
     }
 
-    /// The number of live node ids, the root included.
+    /// Serves requests on `sock` for root `root`.
+    pub fn add_connection_to(&mut self, sock: OwnedFd, root: usize) -> io::Result<()> {
+        if root >= self.roots.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such root"));
+        }
+        self.conns.push((sock, root));
+        Ok(())
+    }
+
+    /// The number of live node ids, one for each root included.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len() + self.roots.len()
     }
 
     /// Serves until every connection is closed.
@@ -196,7 +237,7 @@ impl Server {
         while !self.conns.is_empty() {
             let ready: Vec<bool> = {
                 let mut fds: Vec<PollFd<'_>> =
-                    self.conns.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)).collect();
+                    self.conns.iter().map(|(c, _)| PollFd::new(c.as_fd(), PollFlags::POLLIN)).collect();
                 match nix::poll::poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) => {}
                     Err(Errno::EINTR) => continue,
@@ -219,7 +260,7 @@ impl Server {
 
     /// Answers one request on connection `i`; false once the connection is done.
     fn serve_one(&mut self, i: usize, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
-        let sock = self.conns[i].as_raw_fd();
+        let (sock, root) = (self.conns[i].0.as_raw_fd(), self.conns[i].1);
         let (n, truncated) = {
             let mut iov = [IoSliceMut::new(buf)];
             // No control buffer: descriptors a client might send are closed by the kernel.
@@ -239,7 +280,7 @@ impl Server {
             (Response::Error { errno: ErrnoCode(libc::EMSGSIZE as u16) }, None)
         } else {
             match Request::decode(&buf[..n]) {
-                Ok(req) => self.handle(req),
+                Ok(req) => self.handle_on(root, req),
                 Err(e) => {
                     tracing::debug!("gofer: bad request: {e:?}");
                     (Response::Error { errno: ErrnoCode::EINVAL }, None)
@@ -269,8 +310,15 @@ impl Server {
         }
     }
 
-    /// Answers a request: the response and the descriptor that goes with it.
+    /// Answers a request of a connection to the first root: the response and the
+    /// descriptor that goes with it.
     pub fn handle(&mut self, req: Request) -> (Response, Option<OwnedFd>) {
+        self.handle_on(0, req)
+    }
+
+    /// Answers a request of a connection to root `root`.
+    pub fn handle_on(&mut self, root: usize, req: Request) -> (Response, Option<OwnedFd>) {
+        self.current = root;
         let r = match req {
             Request::Walk { dir, names } => {
                 self.walk(dir, &names).map(|(nodes, end)| (Response::Walked { nodes, end }, None))
@@ -307,7 +355,7 @@ impl Server {
                 }
                 Ok((Response::Ok {}, None))
             }
-            Request::Connect {} => self.connect().map(|fd| (Response::Ok {}, Some(fd))),
+            Request::Connect { root } => self.connect(root).map(|fd| (Response::Ok {}, Some(fd))),
             Request::OpenFile { dir, name } => self.open_file(dir, &name).map(|fd| (Response::Ok {}, Some(fd))),
         };
         r.unwrap_or_else(|errno| (Response::Error { errno }, None))
@@ -316,6 +364,9 @@ impl Server {
     // ---- the node table ----
 
     fn node(&self, id: NodeId) -> R<Rc<Node>> {
+        if id == ROOT {
+            return self.roots.get(self.current).map(|r| r.node.clone()).ok_or(ErrnoCode::EBADF);
+        }
         self.nodes.get(&id).cloned().ok_or(ErrnoCode::EBADF)
     }
 
@@ -334,9 +385,22 @@ impl Server {
         NodeInfo { id, stat: sys::to_stat(st) }
     }
 
-    fn writable(&self) -> R<()> {
-        if self.read_only {
+    fn read_only(&self, node: &Node) -> bool {
+        self.roots.get(node.root).is_none_or(|r| r.read_only)
+    }
+
+    /// Changes under `node` are allowed: its root is not read-only.
+    fn writable(&self, node: &Node) -> R<()> {
+        if self.read_only(node) {
             return Err(ErrnoCode::EROFS);
+        }
+        Ok(())
+    }
+
+    /// `a` and `b` are under the same root: a rename or link may join them.
+    fn same_root(a: &Node, b: &Node) -> R<()> {
+        if a.root != b.root {
+            return Err(ErrnoCode::EXDEV);
         }
         Ok(())
     }
@@ -349,6 +413,7 @@ impl Server {
             dev: st.st_dev,
             ino: st.st_ino,
             kind: st.st_mode & libc::S_IFMT,
+            root: parent.root,
             link: RefCell::new(Some((parent.clone(), name))),
             stream: RefCell::new(None),
         };
@@ -484,11 +549,12 @@ impl Server {
             return Err(ErrnoCode::EINVAL);
         }
         let trunc = flags & libc::O_TRUNC != 0;
-        if self.read_only && (acc != libc::O_RDONLY || trunc) {
+        let read_only = self.read_only(&node);
+        if read_only && (acc != libc::O_RDONLY || trunc) {
             return Err(ErrnoCode::EROFS);
         }
         let mut host = OFlag::from_bits_truncate(acc | (flags & (libc::O_DSYNC | libc::O_SYNC)));
-        if !self.read_only {
+        if !read_only {
             host |= OFlag::from_bits_truncate(flags & libc::O_APPEND);
         }
         match node.kind {
@@ -524,8 +590,8 @@ impl Server {
         mode_bits: u32,
         owner: Option<Owner>,
     ) -> R<(NodeInfo, OwnedFd)> {
-        self.writable()?;
         let dir = self.dir(dir)?;
+        self.writable(&dir)?;
         let name = new_name(name)?;
         let flags = (flags & OPEN_FLAGS) as i32;
         let acc = flags & libc::O_ACCMODE;
@@ -546,8 +612,8 @@ impl Server {
     }
 
     fn mkdir(&mut self, dir: NodeId, name: &[u8], mode_bits: u32, owner: Option<Owner>) -> R<NodeInfo> {
-        self.writable()?;
         let dir = self.dir(dir)?;
+        self.writable(&dir)?;
         let name = new_name(name)?;
         nix::sys::stat::mkdirat(Some(dir.fd().as_raw_fd()), name.as_c_str(), mode(mode_bits)).map_err(code)?;
         let fd = open_beneath(dir.fd(), &name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), self.features)
@@ -558,8 +624,8 @@ impl Server {
     }
 
     fn symlink(&mut self, dir: NodeId, name: &[u8], target: &[u8], owner: Option<Owner>) -> R<NodeInfo> {
-        self.writable()?;
         let dir = self.dir(dir)?;
+        self.writable(&dir)?;
         let name = new_name(name)?;
         if target.is_empty() {
             return Err(ErrnoCode::ENOENT);
@@ -580,9 +646,10 @@ impl Server {
     }
 
     fn link(&mut self, dir: NodeId, name: &[u8], target: NodeId) -> R<NodeInfo> {
-        self.writable()?;
         let dir = self.dir(dir)?;
         let target = self.node(target)?;
+        Self::same_root(&dir, &target)?;
+        self.writable(&dir)?;
         let name = new_name(name)?;
         if target.is_dir() {
             return Err(ErrnoCode::EPERM);
@@ -624,17 +691,18 @@ impl Server {
     }
 
     fn unlink(&mut self, dir: NodeId, name: &[u8], rmdir: bool) -> R<()> {
-        self.writable()?;
         let dir = self.dir(dir)?;
+        self.writable(&dir)?;
         let name = entry_name(name)?;
         let flags = if rmdir { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
         nix::unistd::unlinkat(Some(dir.fd().as_raw_fd()), name.as_c_str(), flags).map_err(code)
     }
 
     fn rename(&mut self, old_dir: NodeId, old_name: &[u8], new_dir: NodeId, new_name: &[u8], flags: u32) -> R<()> {
-        self.writable()?;
         let old_dir = self.dir(old_dir)?;
         let new_dir = self.dir(new_dir)?;
+        Self::same_root(&old_dir, &new_dir)?;
+        self.writable(&old_dir)?;
         let old_name = entry_name(old_name)?;
         let new_name = entry_name(new_name)?;
         if flags & !RENAME_FLAGS != 0 {
@@ -660,7 +728,10 @@ impl Server {
         // they hang from.
         let mut seen = HashSet::new();
         let mut all = Vec::new();
-        for n in self.nodes.values() {
+        // Only this root's: another root's nodes of the same host files go stale (a
+        // reopen answers ESTALE), as they would in a gofer of their own, rather than
+        // hang from this root's directories.
+        for n in self.nodes.values().filter(|n| n.root == old_dir.root) {
             let mut cur = Some(n.clone());
             while let Some(c) = cur {
                 if !seen.insert(Rc::as_ptr(&c)) {
@@ -724,7 +795,7 @@ impl Server {
                 // the client walks to the directory instead).
                 let dir_name = name
                     .filter(|_| stat.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR))
-                    .filter(|_| self.nodes.len() < LISTED_NODES_MAX);
+                    .filter(|_| self.node_count() < LISTED_NODES_MAX);
                 let mut d = Dirent {
                     name: e.name.to_vec(),
                     ino: e.ino,
@@ -759,8 +830,8 @@ impl Server {
     }
 
     fn setattr(&mut self, id: NodeId, a: &SetAttr) -> R<Stat> {
-        self.writable()?;
         let node = self.node(id)?;
+        self.writable(&node)?;
         if let Some(size) = a.size {
             self.truncate(&node, size)?;
         }
@@ -816,7 +887,7 @@ impl Server {
         let n = self.node(id)?;
         let s = sys::fstatfs(n.fd()).map_err(code)?;
         let mut flags = s.f_flags as u64;
-        if self.read_only {
+        if self.read_only(&n) {
             flags |= libc::ST_RDONLY;
         }
         Ok(StatFs {
@@ -834,20 +905,25 @@ impl Server {
         })
     }
 
-    fn connect(&mut self) -> R<OwnedFd> {
+    fn connect(&mut self, root: u32) -> R<OwnedFd> {
+        let root = usize::try_from(root).map_err(|_| ErrnoCode::EINVAL)?;
+        if root >= self.roots.len() {
+            return Err(ErrnoCode::EINVAL);
+        }
         let (ours, theirs) =
             socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(code)?;
-        self.conns.push(ours);
+        self.conns.push((ours, root));
         Ok(theirs)
     }
 }
 
-/// Runs the gofer's request loop on `socket` until every connection is closed, then
-/// exits the process. `root` is the served directory; a `read_only` gofer refuses
-/// every change with `EROFS`. Call it in a process of its own (the runtime execs
-/// `rvisor gofer`, see [`crate::gofer_main`]); it sets the process umask to 0.
-pub fn serve(root: OwnedFd, socket: OwnedFd, read_only: bool) -> ! {
-    let code = match Server::new(root, read_only) {
+/// Runs the gofer's request loop on `socket` (a connection to the first root) until
+/// every connection is closed, then exits the process. `roots` are the served
+/// directories, each with whether it is read-only (a change under it is `EROFS`).
+/// Call it in a process of its own (the runtime execs `rvisor gofer`, see
+/// [`crate::gofer_main`]); it sets the process umask to 0.
+pub fn serve(roots: Vec<(OwnedFd, bool)>, socket: OwnedFd) -> ! {
+    let code = match Server::with_roots(roots, false) {
         Ok(mut s) => {
             s.add_connection(socket);
             if let Err(e) = crate::filter::install() {

@@ -4,7 +4,7 @@ mod common;
 
 use common::{names, Fixture};
 use rvisor_abi::ErrnoCode;
-use rvisor_gofer::{spawn_gofer_with, WalkEnd, ROOT};
+use rvisor_gofer::{spawn_gofer_roots_with, spawn_gofer_with, WalkEnd, ROOT};
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -75,14 +75,49 @@ fn a_spawned_read_only_gofer_refuses_changes() {
 }
 
 #[test]
-fn a_gofer_with_a_bad_root_exits_and_calls_fail_with_eio() {
+fn a_gofer_with_a_bad_root_is_not_started() {
     let f = Fixture::new(false);
-    let (mut g, c) = spawn_gofer_with(gofer_cmd(), &f.root.join("no/such/dir"), false).unwrap();
-    let st = wait_exit(&mut g);
-    assert_eq!(st.code(), Some(1));
-    assert_eq!(c.stat(ROOT).unwrap_err(), ErrnoCode::EIO);
-    // The connection stays failed.
-    assert_eq!(c.walk(ROOT, &[]).unwrap_err(), ErrnoCode::EIO);
+    let bad = f.root.join("no/such/dir");
+    let e = spawn_gofer_roots_with(gofer_cmd(), &[(&f.root, false), (&bad, false)]).err().expect("a missing root fails the spawn");
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+}
+
+/// One process serves several roots, a connection each: every one sees its own
+/// directory and nothing above it, a read-only root refuses changes while the
+/// other takes them, and renames and links between roots are EXDEV.
+#[test]
+fn one_gofer_serves_several_roots() {
+    let (a, b) = (Fixture::new(false), Fixture::new(false));
+    std::fs::write(b.root.join("only_in_b"), "b").unwrap();
+    let (mut g, clients) = spawn_gofer_roots_with(gofer_cmd(), &[(&a.root, false), (&b.root, true)]).unwrap();
+    let [ca, cb] = <[_; 2]>::try_from(clients).ok().unwrap();
+    let w = cb.walk(ROOT, &names("only_in_b")).unwrap();
+    assert_eq!(w.end, WalkEnd::Complete);
+    assert!(matches!(ca.walk(ROOT, &names("only_in_b")).unwrap().end, WalkEnd::Error { errno: ErrnoCode::ENOENT, .. }));
+    // `..` of either root is that root.
+    let up = cb.walk(ROOT, &names("../../..")).unwrap();
+    assert_eq!(up.nodes[2].stat.st_ino, cb.stat(ROOT).unwrap().st_ino);
+
+    assert_eq!(cb.mkdir(ROOT, b"x", 0o755, None).unwrap_err(), ErrnoCode::EROFS);
+    assert_eq!(cb.open(w.nodes[0].id, libc::O_WRONLY).unwrap_err(), ErrnoCode::EROFS);
+    // A node keeps its root's mode whatever connection names it.
+    assert_eq!(ca.open(w.nodes[0].id, libc::O_WRONLY).unwrap_err(), ErrnoCode::EROFS);
+    assert_eq!(cb.statfs(ROOT).unwrap().flags & libc::ST_RDONLY, libc::ST_RDONLY);
+    let (_, fd) = ca.create(ROOT, b"new", libc::O_WRONLY, 0o600, None).unwrap();
+    std::fs::File::from(fd).write_all(b"written").unwrap();
+    assert_eq!(std::fs::read_to_string(a.root.join("new")).unwrap(), "written");
+
+    let dir_a = ca.walk(ROOT, &names("dir")).unwrap().nodes[0].id;
+    let dir_b = cb.walk(ROOT, &names("dir")).unwrap().nodes[0].id;
+    assert_eq!(ca.rename(dir_a, b"a.txt", dir_b, b"moved", 0).unwrap_err(), ErrnoCode::EXDEV);
+    let file_a = ca.walk(ROOT, &names("file.txt")).unwrap().nodes[0].id;
+    assert_eq!(ca.link(dir_b, b"linked", file_a).unwrap_err(), ErrnoCode::EXDEV);
+    assert!(a.root.join("dir/a.txt").exists() && !b.root.join("dir/moved").exists());
+
+    // A connection to a root that is not served is refused.
+    assert_eq!(ca.connect_root(2).err(), Some(ErrnoCode::EINVAL));
+    drop((ca, cb));
+    assert!(wait_exit(&mut g).success());
 }
 
 #[test]

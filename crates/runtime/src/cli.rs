@@ -118,15 +118,14 @@ pub enum Command {
     Resume { id: String },
     /// Change a container's cgroup limits.
     Update(UpdateArgs),
-    /// The gofer: serves a root directory to a sandbox over a socket (internal).
+    /// The gofer: serves a sandbox's host directories over a socket (internal).
     #[command(hide = true)]
     Gofer {
         #[arg(long)]
-        root: PathBuf,
-        #[arg(long)]
         fd: i32,
-        #[arg(long)]
-        read_only: bool,
+        /// An inherited directory descriptor to serve, `FD` or `FD:ro`.
+        #[arg(long = "root")]
+        roots: Vec<rvisor_gofer::RootArg>,
     },
     /// The sandbox process `rvisor do` turns into (internal).
     #[command(hide = true)]

@@ -22,7 +22,7 @@ fn main() {
     let result = match cli.command {
         Command::Do(args) => Ok(sandbox::run_do(g, args)),
         Command::Boot { request_fd, ready_fd } => Ok(sandbox::run_boot(request_fd, ready_fd)),
-        Command::Gofer { root, fd, read_only } => rvisor_gofer::gofer_main(&root, fd, read_only),
+        Command::Gofer { fd, roots } => rvisor_gofer::gofer_main(fd, &roots),
         Command::Syscalls => {
             cli::print_syscalls();
             Ok(0)

@@ -96,3 +96,48 @@ fn read_only_bind_mount_refuses_changes() {
         .map_err(|e| format!("{e}\n{}", sb.describe()))
     });
 }
+
+/// Whether host process `pid` is a gofer (`rvisor gofer ...`).
+fn is_gofer(pid: libc::pid_t) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline.split(|&b| b == 0).nth(1) == Some(b"gofer".as_slice())
+}
+
+/// However many host directories a sandbox mounts, one gofer process serves them
+/// all, each mount its own directory in its own mode: a read-only one refuses
+/// changes the read-write one takes, and a rename between them is EXDEV.
+#[test]
+fn one_gofer_serves_every_bind_mount() {
+    matrix("one_gofer_serves_every_bind_mount", &[Link::Static], |v| {
+        let bin = compile("two_binds", v.link);
+        let (rw, ro) = (fresh_dir("multi-rw"), fresh_dir("multi-ro"));
+        fs::write(rw.join("marker"), "rw").expect("write marker");
+        fs::write(rw.join("moveme"), "m").expect("write moveme");
+        fs::write(ro.join("marker"), "ro").expect("write marker");
+        let before_ro = contents(&ro);
+        let volumes = [format!("{}:/a", rw.display()), format!("{}:/b:ro", ro.display())];
+        let flags = ["-v", volumes[0].as_str(), "-v", volumes[1].as_str()];
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &flags, &bin, &Spec::args(["/a", "/b"])));
+        p.expect_line("ready")?;
+        // The gofers are started at boot, before the program runs.
+        let gofers = process_tree(p.pid()).into_iter().filter(|&pid| is_gofer(pid)).count();
+        p.send_line()?;
+        let o = p.finish();
+        let after_rw = contents(&rw);
+        let after_ro = contents(&ro);
+        let _ = (fs::remove_dir_all(&rw), fs::remove_dir_all(&ro));
+        all([
+            expect_status(&o, 0),
+            expect_stdout_has_line(&o, "create in the ro mount: EROFS"),
+            expect_stdout_has_line(&o, "rename across mounts: EXDEV"),
+            if gofers == 1 { Ok(()) } else { Err(format!("{gofers} gofer processes for the root and two bind mounts")) },
+            if after_rw.iter().any(|l| l.starts_with("new.txt ") && l.ends_with("\"new\"")) && after_rw.iter().any(|l| l.starts_with("moveme ")) {
+                Ok(())
+            } else {
+                Err(format!("the read-write directory: {after_rw:?}"))
+            },
+            if before_ro == after_ro { Ok(()) } else { Err(format!("the read-only directory changed: {before_ro:?} -> {after_ro:?}")) },
+        ])
+        .map_err(|e| format!("{e}\n{}", o.describe()))
+    });
+}

@@ -1,35 +1,29 @@
-//! A stand-alone gofer: `rvisor-gofer [gofer] --root DIR --fd N [--read-only]`,
-//! the arguments of `rvisor gofer`. The crate's tests spawn it; the runtime runs
-//! the same code as its own `gofer` subcommand.
+//! A stand-alone gofer: `rvisor-gofer [gofer] --fd N --root FD[:ro]...`, the
+//! arguments of `rvisor gofer`. The crate's tests spawn it; the runtime runs the
+//! same code as its own `gofer` subcommand.
 
-use std::path::PathBuf;
+use rvisor_gofer::RootArg;
 
 fn usage() -> ! {
-    eprintln!("usage: rvisor-gofer [gofer] --root DIR --fd N [--read-only]");
+    eprintln!("usage: rvisor-gofer [gofer] --fd N --root FD[:ro]...");
     std::process::exit(2)
 }
 
 fn main() {
-    let mut root = None;
+    let mut roots: Vec<RootArg> = Vec::new();
     let mut fd = None;
-    let mut read_only = false;
     let mut args = std::env::args_os().skip(1).peekable();
     if args.peek().is_some_and(|a| a == "gofer") {
         args.next();
     }
     while let Some(a) = args.next() {
+        let value = args.next().and_then(|v| v.into_string().ok()).unwrap_or_else(|| usage());
         match a.to_str() {
-            Some("--root") => root = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
-            Some("--fd") => {
-                fd = args.next().and_then(|v| v.to_str().and_then(|s| s.parse().ok()));
-                if fd.is_none() {
-                    usage()
-                }
-            }
-            Some("--read-only") => read_only = true,
+            Some("--root") => roots.push(value.parse().unwrap_or_else(|_| usage())),
+            Some("--fd") => fd = Some(value.parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
-    let (Some(root), Some(fd)) = (root, fd) else { usage() };
-    rvisor_gofer::gofer_main(&root, fd, read_only)
+    let Some(fd) = fd else { usage() };
+    rvisor_gofer::gofer_main(fd, &roots)
 }

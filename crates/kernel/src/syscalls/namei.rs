@@ -131,10 +131,17 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     }
     let (op, np) = (read_path(t, oldpath)?, read_path(t, newpath)?);
     let c = t.tg.fs_creds();
-    let (odir, oname) = writable_parent(t, &c, olddirfd, &op)?;
-    let (ndir, nname) = writable_parent(t, &c, newdirfd, &np)?;
+    let (odir, oname) = parent_at(t, &c, olddirfd, &op)?;
+    let (ndir, nname) = parent_at(t, &c, newdirfd, &np)?;
+    // Linux's order: two mounts are EXDEV before either is found read-only.
+    if !Arc::ptr_eq(&mount_root(&odir), &mount_root(&ndir)) {
+        return error!(EXDEV);
+    }
     if [oname.as_slice(), nname.as_slice()].iter().any(|n| *n == b"." || *n == b"..") {
         return error!(EBUSY);
+    }
+    if read_only(&odir) {
+        return error!(EROFS);
     }
     let moving = odir.child(&oname)?;
     let replaced = ndir.child(&nname).ok();
@@ -148,9 +155,6 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         if Arc::ptr_eq(existing, &moving) {
             return Ok(());
         }
-    }
-    if !Arc::ptr_eq(&odir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(odir.clone()), &ndir.mount.upgrade().map(|m| m.root.clone()).unwrap_or(ndir.clone())) {
-        return error!(EXDEV);
     }
     // A directory cannot move into itself.
     let mut at = Some(ndir.clone());
@@ -196,14 +200,15 @@ fn may_reparent(c: &FsCreds, from: &Arc<Dentry>, to: &Arc<Dentry>, moving: &Dent
     Ok(())
 }
 
+/// The root of the mount `d` is in (`d` itself if the mount is gone).
+fn mount_root(d: &Arc<Dentry>) -> Arc<Dentry> {
+    d.mount.upgrade().map(|m| m.root.clone()).unwrap_or(d.clone())
+}
+
 /// RENAME_EXCHANGE: `a` (named `aname` in `adir`) and `b` swap names.
 fn exchange(c: &FsCreds, adir: &Arc<Dentry>, aname: &[u8], a: &Arc<Dentry>, bdir: &Arc<Dentry>, bname: &[u8], b: Arc<Dentry>) -> SysResult<()> {
     if Arc::ptr_eq(a, &b) {
         return Ok(());
-    }
-    let mount_root = |d: &Arc<Dentry>| d.mount.upgrade().map(|m| m.root.clone()).unwrap_or(d.clone());
-    if !Arc::ptr_eq(&mount_root(adir), &mount_root(bdir)) {
-        return error!(EXDEV);
     }
     // Neither may end up inside itself.
     if is_within(bdir, a) || is_within(adir, &b) {
