@@ -62,7 +62,7 @@ pub enum MountSource {
     Devfs,
     Devpts,
     Tmpfs { mode: u32 },
-    /// A host directory, served by its own gofer.
+    /// A host directory: a root of the gofer, through its own connection.
     Gofer(Arc<rvisor_gofer::Client>),
     /// A host file: `name` in the directory a gofer serves.
     GoferFile(Arc<rvisor_gofer::Client>, Vec<u8>),
