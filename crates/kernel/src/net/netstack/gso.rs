@@ -16,8 +16,6 @@ const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
 
 const ETH_HDR: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_TCP: u8 = 6;
 /// TCP flags a segment of a run may carry: ACK, and PSH on the last.
 const TCP_ACK: u8 = 0x10;
@@ -40,16 +38,12 @@ impl Segment {
     /// A TCP segment that may join a run: IPv4 without options or IPv6
     /// without extension headers, with payload, flags no more than ACK|PSH.
     fn parse(frame: &[u8]) -> Option<Segment> {
-        let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-        let (v6, ip_len, proto) = match ethertype {
-            ETH_P_IP if *frame.get(ETH_HDR)? == 0x45 => (false, 20, *frame.get(ETH_HDR + 9)?),
-            ETH_P_IPV6 => (true, 40, *frame.get(ETH_HDR + 6)?),
-            _ => return None,
-        };
-        let tcp = ETH_HDR + ip_len;
+        let (dest, tcp) = super::tcp_header(frame)?;
+        let v6 = dest.is_ipv6();
         let tcp_len = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
         let flags = *frame.get(tcp + 13)?;
-        if proto != IPPROTO_TCP || tcp_len < 20 || frame.len() <= tcp + tcp_len || flags & !(TCP_ACK | TCP_PSH) != 0 {
+        // IPv4 options would have to be copied into every segment: not joined.
+        if (!v6 && tcp != ETH_HDR + 20) || tcp_len < 20 || frame.len() <= tcp + tcp_len || flags & !(TCP_ACK | TCP_PSH) != 0 {
             return None;
         }
         let seq = u32::from_be_bytes(frame.get(tcp + 4..tcp + 8)?.try_into().ok()?);
@@ -175,7 +169,7 @@ mod tests {
     /// An Ethernet+IPv4+TCP frame with `payload` bytes of `fill` at `seq`.
     fn segment(seq: u32, payload: usize, flags: u8, fill: u8) -> Vec<u8> {
         let mut f = vec![0u8; ETH_HDR + 40 + payload];
-        f[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         f[ETH_HDR] = 0x45;
         f[ETH_HDR + 2..ETH_HDR + 4].copy_from_slice(&((40 + payload) as u16).to_be_bytes());
         f[ETH_HDR + 9] = IPPROTO_TCP;

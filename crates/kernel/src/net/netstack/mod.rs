@@ -206,6 +206,20 @@ impl phy::TxToken for TxFrame<'_> {
     }
 }
 
+/// Where a TCP segment in an Ethernet frame goes, and where its TCP header
+/// starts; None for anything else (IPv6 extension headers included).
+fn tcp_header(frame: &[u8]) -> Option<(IpAddr, usize)> {
+    const ETH_HDR: usize = 14;
+    const IPPROTO_TCP: u8 = 6;
+    let ip = frame.get(ETH_HDR..)?;
+    let (dest, proto, ip_len): (IpAddr, u8, usize) = match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
+        0x0800 => (<[u8; 4]>::try_from(ip.get(16..20)?).ok()?.into(), *ip.get(9)?, usize::from(ip.first()? & 0xf) * 4),
+        0x86dd => (<[u8; 16]>::try_from(ip.get(24..40)?).ok()?.into(), *ip.get(6)?, 40),
+        _ => return None,
+    };
+    (proto == IPPROTO_TCP && frame.len() >= ETH_HDR + ip_len + 20).then_some((dest, ETH_HDR + ip_len))
+}
+
 /// What the stack lock guards.
 pub struct Stack {
     iface: Interface,
@@ -486,8 +500,8 @@ impl Netstack {
         };
         queue.register_host(&t.thread);
         self.wire_waiters.fetch_add(WAITER, Ordering::SeqCst);
+        // The caller ran the stack just before it came to wait.
         let r = loop {
-            self.with(|_| ());
             if ready() {
                 break Ok(());
             }
@@ -507,6 +521,10 @@ impl Netstack {
             }
             if fds[1].revents().is_some_and(|r| !r.is_empty()) {
                 let _ = wake.read();
+            }
+            // Frames came: take them (a wake-up alone means another thread did).
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                self.with(|_| ());
             }
         };
         queue.unregister(&t.thread);

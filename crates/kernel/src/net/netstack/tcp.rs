@@ -323,16 +323,10 @@ pub fn grow_pools(stack: &mut Stack) {
 
 /// Where a frame that opens a TCP handshake (SYN without ACK) goes.
 fn syn_destination(frame: &[u8]) -> Option<SocketAddr> {
-    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let ip = frame.get(14..)?;
-    let (dest, proto, tcp): (IpAddr, u8, usize) = match ethertype {
-        0x0800 => (<[u8; 4]>::try_from(ip.get(16..20)?).ok()?.into(), *ip.get(9)?, usize::from(ip.first()? & 0xf) * 4),
-        0x86dd => (<[u8; 16]>::try_from(ip.get(24..40)?).ok()?.into(), *ip.get(6)?, 40),
-        _ => return None,
-    };
-    let flags = *ip.get(tcp + 13)?;
-    let port = u16::from_be_bytes([*ip.get(tcp + 2)?, *ip.get(tcp + 3)?]);
-    (proto == 6 && flags & 0x12 == 0x02).then_some(SocketAddr::new(dest, port))
+    let (dest, tcp) = super::tcp_header(frame)?;
+    let flags = *frame.get(tcp + 13)?;
+    let port = u16::from_be_bytes([*frame.get(tcp + 2)?, *frame.get(tcp + 3)?]);
+    (flags & 0x12 == 0x02).then_some(SocketAddr::new(dest, port))
 }
 
 /// A listener's handle on its pool.
