@@ -103,7 +103,9 @@ impl Client {
         Client::for_root(sock, 0)
     }
 
-    fn for_root(sock: OwnedFd, root: u32) -> Client {
+    /// A client on `sock`, a connection to a gofer for its root `root` (one
+    /// [`Client::into_socket`] gave up, possibly in another process).
+    pub fn for_root(sock: OwnedFd, root: u32) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
         Client { conn: Mutex::new(conn), forgotten: Mutex::default(), root }
     }
@@ -374,6 +376,11 @@ impl Client {
         };
         // A failed close only leaves the gofer holding the nodes until it exits.
         let _ = self.close(&batch);
+    }
+
+    /// The connection itself, to hand to another process.
+    pub fn into_socket(self) -> OwnedFd {
+        self.conn.into_inner().unwrap_or_else(|e| e.into_inner()).sock
     }
 
     /// Another connection to the same gofer and root, sharing its node ids.

@@ -261,7 +261,7 @@ pub fn spawn_gofer_roots_with(mut cmd: Command, roots: &[(&Path, bool)]) -> io::
     }
     let raw: Vec<RawFd> = handed.iter().map(|fd| fd.as_raw_fd()).collect();
     let read_only: Vec<bool> = roots.iter().map(|r| r.1).collect();
-    cmd.args(gofer_args(&read_only)).stdin(Stdio::null());
+    cmd.args(gofer_args(&read_only)).stdin(Stdio::null()).stdout(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed: it makes only `dup2` calls, and
     // allocates nothing (`raw` was built before the fork).

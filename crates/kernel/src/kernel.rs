@@ -6,7 +6,7 @@ use crate::mm::Frames;
 use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
 use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
-use crate::task::{comm_from_path, signals, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
+use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
 use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
@@ -82,6 +82,30 @@ impl MountSpec {
     }
 }
 
+/// A pod container's file system: the host directory the gofer serves as its
+/// root (under an in-memory overlay, as the sandbox's) and its mounts.
+pub struct ContainerRoot {
+    pub gofer: Arc<rvisor_gofer::Client>,
+    pub read_only: bool,
+    pub mounts: Vec<MountSpec>,
+}
+
+/// Why a container could not be added.
+#[derive(Debug)]
+pub enum ContainerError {
+    Mount(String),
+    Exec(loader::ExecError),
+}
+
+impl std::fmt::Display for ContainerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContainerError::Mount(e) => f.write_str(e),
+            ContainerError::Exec(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// The names uname reports and sethostname and setdomainname change: any bytes, up
 /// to 64 of them.
 pub struct UtsNames {
@@ -127,7 +151,8 @@ pub struct Kernel {
     pub locks: Arc<crate::vfs::locks::LockTable>,
     /// The vDSO parameter page followed by the vDSO image, shared by every process.
     pub vdso: Arc<Frames>,
-    pub mounts: MountNamespace,
+    /// The container the sandbox booted with; a pod's others join it later.
+    pub root_container: Arc<Container>,
     /// The pseudo-terminals of /dev/pts.
     pub devpts: Arc<crate::fs::devpts::Devpts>,
     /// The terminal `rvisor do -t` bridges to the caller's, once made.
@@ -196,9 +221,7 @@ impl Kernel {
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
         let timers = crate::time::timers::Timers::new();
-        let root = root_inode(&cfg.memory, cfg.gofer.clone()).map_err(|e| format!("cannot mount the root: {e:?}"))?;
-        let root = Mount::new(root, None, "overlay", "/", cfg.root_read_only);
-        let mounts = build_mounts(root, cfg.mounts, &cfg.memory)?;
+        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone(), cfg.root_read_only, cfg.mounts)?;
         let interfaces = cfg.nics.iter().map(|n| n.info.clone()).collect();
         let mut nics = cfg.nics.into_iter();
         let netstack = nics.next().map(|nic| {
@@ -214,16 +237,8 @@ impl Kernel {
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
         Ok(Arc::new_cyclic(|me| {
             let devpts = crate::fs::devpts::Devpts::new(DEV_PTS, me.clone());
-            for (at, source, read_only) in mounts.pending {
-                let (inode, fstype): (Arc<dyn Inode>, &'static str) = match source {
-                    Pending::Proc => (ProcFs::new(me.clone(), DEV_PROC).root(), "proc"),
-                    Pending::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
-                    Pending::Devpts => (devpts.root(), "devpts"),
-                };
-                mounts.ns.add(Mount::new(inode, Some(at), fstype, fstype, read_only));
-            }
             Kernel {
-                mounts: mounts.ns,
+                root_container: Container::new(mounts.finish(me, &devpts, cpus)),
                 devpts,
                 console: std::sync::OnceLock::new(),
                 console_drained: Arc::default(),
@@ -272,8 +287,20 @@ impl Kernel {
     /// waits to be started.
     pub fn create_init(self: &Arc<Self>, spec: ProgramSpec) -> Result<Init, loader::ExecError> {
         let (go, gate) = std::sync::mpsc::channel();
-        self.start_process(spec, Some(gate))?;
+        self.start_process(&self.root_container.clone(), spec, Some(gate))?;
         Ok(Init { go })
+    }
+
+    /// Adds a container to the sandbox (one of a pod's): its root and mounts,
+    /// and its init loaded on its own thread, waiting to be started. Its init
+    /// has no parent in the sandbox; [`Kernel::wait_process`] reaps it.
+    pub fn create_container(self: &Arc<Self>, root: ContainerRoot, spec: ProgramSpec) -> Result<(Arc<Container>, Init, Arc<ThreadGroup>), ContainerError> {
+        let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.mounts).map_err(ContainerError::Mount)?;
+        let container = Container::new(mounts.finish(&Arc::downgrade(self), &self.devpts, self.cpus));
+        mount_point(&container.mounts.root.root, spec.cwd.as_bytes(), false).map_err(|e| ContainerError::Mount(format!("process cwd {}: {e:?}", spec.cwd)))?;
+        let (go, gate) = std::sync::mpsc::channel();
+        let init = self.start_process(&container, spec, Some(gate)).map_err(ContainerError::Exec)?;
+        Ok((container, Init { go }, init))
     }
 
     /// How init ended, once it has.
@@ -290,8 +317,14 @@ impl Kernel {
     /// Starts a process beside init (`rvisor exec`): it has no parent in the
     /// sandbox, as an exec'd process in runsc, and [`Kernel::wait_process`]
     /// reaps it.
-    pub fn spawn(self: &Arc<Self>, spec: ProgramSpec) -> Result<Arc<ThreadGroup>, loader::ExecError> {
-        self.start_process(spec, None)
+    pub fn spawn(self: &Arc<Self>, container: &Arc<Container>, spec: ProgramSpec) -> Result<Arc<ThreadGroup>, loader::ExecError> {
+        self.start_process(container, spec, None)
+    }
+
+    /// A container [`Kernel::create_container`] added has ended (its init was
+    /// reaped): its file systems go.
+    pub fn remove_container(&self, container: &Arc<Container>) {
+        container.mounts.unmount_all();
     }
 
     /// Waits for a process [`Kernel::spawn`] started to end, and reaps it.
@@ -321,29 +354,42 @@ impl Kernel {
     /// Makes the directory `path` and any missing on the way (an OCI process's
     /// cwd, which runc makes too).
     pub fn make_dirs(&self, path: &str) -> Result<(), String> {
-        mount_point(&self.mounts.root.root, path.as_bytes(), false).map(drop).map_err(|e| format!("{path}: {e:?}"))
+        mount_point(&self.root_container.mounts.root.root, path.as_bytes(), false).map(drop).map_err(|e| format!("{path}: {e:?}"))
     }
 
-    /// Every process in the sandbox, as `rvisor ps` lists them.
-    pub fn processes(self: &Arc<Self>) -> Vec<crate::fs::proc::ProcessInfo> {
-        crate::fs::proc::processes(self)
+    /// Every process of `container`, as `rvisor ps` lists them.
+    pub fn processes(self: &Arc<Self>, container: &Arc<Container>) -> Vec<crate::fs::proc::ProcessInfo> {
+        crate::fs::proc::processes(self, container)
     }
 
-    /// Sends `signo` to every process in the sandbox (`rvisor kill --all`).
-    pub fn signal_all(&self, signo: u32) {
-        for tg in self.pid_ns.groups() {
+    /// The processes of `container`.
+    fn groups_of(&self, container: &Arc<Container>) -> impl Iterator<Item = Arc<ThreadGroup>> {
+        let container = container.clone();
+        self.pid_ns.groups().into_iter().filter(move |tg| Arc::ptr_eq(&tg.container, &container))
+    }
+
+    /// Sends `signo` to every process of `container` (`rvisor kill --all`).
+    pub fn signal_all(&self, container: &Arc<Container>, signo: u32) {
+        for tg in self.groups_of(container) {
             signals::send_to_group(&tg, signals::SigInfo::new(signo, signals::SI_USER));
         }
     }
 
+    /// Sends `signo` to the init of `container` from outside. False once it has ended.
+    pub fn signal_container_init(&self, container: &Arc<Container>, signo: u32) -> bool {
+        let Some(init) = container.init() else { return false };
+        self.signal_group(&init, signo);
+        true
+    }
+
     /// Loads a program as a new process on a thread of its own, which waits on
     /// `gate` (if any) before it runs.
-    fn start_process(self: &Arc<Self>, spec: ProgramSpec, gate: Option<std::sync::mpsc::Receiver<()>>) -> Result<Arc<ThreadGroup>, loader::ExecError> {
-        let kernel = self.clone();
+    fn start_process(self: &Arc<Self>, container: &Arc<Container>, spec: ProgramSpec, gate: Option<std::sync::mpsc::Receiver<()>>) -> Result<Arc<ThreadGroup>, loader::ExecError> {
+        let (kernel, container) = (self.clone(), container.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("task".into())
-            .spawn(move || match kernel.load_process(spec) {
+            .spawn(move || match kernel.load_process(&container, spec) {
                 Ok(task) => {
                     let _ = tx.send(Ok(task.thread.tg.clone()));
                     if gate.is_none_or(|g| g.recv().is_ok()) {
@@ -389,11 +435,21 @@ impl Kernel {
         self.init_done.notify_all();
     }
 
+    /// The init of a container the sandbox did not boot with has exited: the
+    /// rest of the container is killed with it.
+    pub(crate) fn container_init_died(&self, container: &Arc<Container>) {
+        for tg in self.groups_of(container) {
+            if !container.is_init(&tg) {
+                signals::group_exit(&tg, ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
+            }
+        }
+    }
+
     /// Builds a process: address space, image, fd table; the first one built is
     /// PID 1. Runs on the task's own thread, which the platform binds the address
     /// space to.
-    fn load_process(self: &Arc<Self>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
-        let fs = Arc::new(FsContext::new(self.mounts.root.root.clone()));
+    fn load_process(self: &Arc<Self>, container: &Arc<Container>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
+        let fs = Arc::new(FsContext::new(container.mounts.root.root.clone()));
         let root = fs.root();
         // The process's own walks, as its exec would make them.
         let caps = spec.caps.unwrap_or_else(|| crate::task::Capabilities::for_euid(spec.creds.euid)).effective;
@@ -429,7 +485,8 @@ impl Kernel {
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
         let tid = self.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
-        let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe));
+        let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe, container.clone()));
+        container.set_init(&tg);
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = spec.groups;
         if let Some(caps) = spec.caps {
             *tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = caps;
@@ -530,16 +587,34 @@ struct Mounts {
     pending: Vec<(Arc<crate::vfs::Dentry>, Pending, bool)>,
 }
 
+impl Mounts {
+    /// Mounts what needs the kernel (`me`): procfs, sysfs, the sandbox's devpts.
+    fn finish(self, me: &std::sync::Weak<Kernel>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> MountNamespace {
+        for (at, source, read_only) in self.pending {
+            let (inode, fstype): (Arc<dyn Inode>, &'static str) = match source {
+                Pending::Proc => (ProcFs::new(me.clone(), DEV_PROC).root(), "proc"),
+                Pending::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
+                Pending::Devpts => (devpts.root(), "devpts"),
+            };
+            self.ns.add(Mount::new(inode, Some(at), fstype, fstype, read_only));
+        }
+        self.ns
+    }
+}
+
 enum Pending {
     Proc,
     Sysfs,
     Devpts,
 }
 
-/// Mounts `specs` over `root`, in order, each on what the tree before it has at
-/// its target; missing directories (or, for a file, the file) are made in the
+/// Mounts the host directory `gofer` serves as a root (under an overlay), then
+/// `specs` over it, in order, each on what the tree before it has at its
+/// target; missing directories (or, for a file, the file) are made in the
 /// root's overlay.
-fn build_mounts(root: Arc<Mount>, specs: Vec<MountSpec>, mf: &Arc<MemoryFile>) -> Result<Mounts, String> {
+fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, specs: Vec<MountSpec>) -> Result<Mounts, String> {
+    let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
+    let root = Mount::new(root, None, "overlay", "/", read_only);
     let ns = MountNamespace::new(root.clone());
     let mut pending = Vec::new();
     let mut tmpfs_dev = 0x100;

@@ -132,7 +132,10 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     if bundle.process.terminal && a.console_socket.is_none() && !start_now {
         return Err("the process asks for a terminal: give --console-socket".into());
     }
-    let (network, netns) = container_network(global, &bundle)?;
+    let pod_sandbox = crate::pod::sandbox_of(&bundle)?;
+    let pod_sandbox_dir = pod_sandbox.as_deref().map(|id| crate::pod::sandbox_dir(&global.root, id)).transpose()?;
+    // A pod's container uses its sandbox's network.
+    let (network, netns) = if pod_sandbox.is_some() { (Network::None, None) } else { container_network(global, &bundle)? };
     let unprivileged_port_start = unprivileged_port_start(&bundle)?;
     std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
     let dir = State::dir(&global.root, &a.id);
@@ -160,6 +163,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         pid_start: None,
         cgroups: cgroups.clone(),
+        sandbox: pod_sandbox,
     };
     Ok(Request {
         platform: global.platform.clone(),
@@ -178,6 +182,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         netns,
         unprivileged_port_start,
         oom_score_adj: bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+        pod_sandbox: pod_sandbox_dir,
     })
 }
 
@@ -207,23 +212,11 @@ fn container_network(global: &GlobalOpts, bundle: &Bundle) -> Result<(Network, O
             None => return Err("--network=sandbox: the spec names no network namespace (with a path) to take the interfaces of".into()),
         },
         None => match (ns, path) {
-            // A Kubernetes pod's containers each get a sandbox of their own
-            // here, and the first (the pod's pause container) would take the
-            // interface from the others: they share the pod's network through
-            // the host's stack instead, as before sandbox mode.
-            (Some(_), Some(p)) if in_a_pod(bundle) => (Network::Host, Some(p)),
             (Some(_), Some(p)) => (Network::Sandbox, Some(p)),
             (Some(_), None) => (Network::None, None),
             (None, _) => (Network::Host, None),
         },
     })
-}
-
-/// Whether a Kubernetes runtime (containerd's CRI plugin, CRI-O) made the
-/// spec for a pod: it marks every container's, the pod's sandbox included.
-fn in_a_pod(bundle: &Bundle) -> bool {
-    const POD_ANNOTATIONS: [&str; 2] = ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"];
-    bundle.spec.annotations().as_ref().is_some_and(|a| POD_ANNOTATIONS.iter().any(|k| a.contains_key(*k)))
 }
 
 /// The container's cgroup: the spec's cgroupsPath, else /rvisor/ID. Limits
@@ -445,6 +438,9 @@ pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
 /// as runc does.
 pub fn pause(global: &GlobalOpts, id: &str, pausing: bool) -> Result<()> {
     let mut s = State::load(&global.root, id)?;
+    if let Some(sandbox) = &s.sandbox {
+        return Err(format!("container {id} runs in the sandbox of pod sandbox {sandbox}: pause that"));
+    }
     let (from, to) = if pausing { (Status::Running, Status::Paused) } else { (Status::Paused, Status::Running) };
     if s.status != from {
         return Err(format!("container {id} is {}, not {from}", s.status));

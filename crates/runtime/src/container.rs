@@ -53,6 +53,10 @@ pub struct State {
     /// The sandbox's cgroup directories, removed with the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<PathBuf>,
+    /// For a pod's container: the id of the pod sandbox container whose
+    /// sandbox runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// A container id as runc accepts it; it names a directory.
@@ -114,7 +118,7 @@ impl State {
 
     /// The state as `rvisor state` prints it (without rvisor's own fields).
     pub fn public(&self) -> State {
-        State { pid_start: None, cgroups: Vec::new(), pid: if self.status == Status::Stopped { 0 } else { self.pid }, ..self.clone() }
+        State { pid_start: None, cgroups: Vec::new(), sandbox: None, pid: if self.status == Status::Stopped { 0 } else { self.pid }, ..self.clone() }
     }
 }
 
@@ -296,6 +300,7 @@ mod tests {
             annotations: BTreeMap::new(),
             pid_start: Some(start),
             cgroups: Vec::new(),
+            sandbox: None,
         };
         assert!(s.sandbox_alive());
         s.pid_start = Some(start + 1);

@@ -7,11 +7,14 @@
 //! exec can hold its connection until its process exits.
 
 use crate::container::{save_shared, SharedState, Status};
+use crate::gofers::PlannedMount;
 use crate::request::Process;
 use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
 use rvisor_platform::hostcall;
 use rvisor_kernel::task::{Capabilities, Credentials};
-use rvisor_kernel::{Init, Kernel, ProgramSpec, Stdio};
+use rvisor_kernel::task::{Container, ThreadGroup};
+use rvisor_kernel::{ContainerRoot, Init, Kernel, ProgramSpec, Stdio};
+use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -41,6 +44,28 @@ pub enum Command {
     /// Start a process; its standard streams come with the message (three
     /// descriptors, or one terminal when `process.terminal`).
     Exec(Process),
+    /// Add one of the pod's containers to this sandbox. Its standard streams
+    /// come with the message (as for `Exec`), then a connection to its gofer
+    /// for each root. The connection stands for the container, as for `Exec`:
+    /// `Started` answers, then `Exited` when its init ends.
+    AddContainer(ContainerRequest),
+    /// A command for one of the pod's containers this sandbox runs, from the
+    /// host process that stands for it (`pod.rs`).
+    For { container: String, command: Box<Command> },
+}
+
+/// A pod container to add to the sandbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ContainerRequest {
+    pub id: String,
+    pub process: Process,
+    pub root_read_only: bool,
+    /// Its mounts, in terms of its gofer's roots (root 0 is its root).
+    pub mounts: Vec<PlannedMount>,
+    /// How many gofer connections come with the message.
+    pub roots: usize,
+    /// Start init at once (`rvisor run`) rather than at `Start`.
+    pub start_now: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,7 +90,7 @@ pub struct ProcessRow {
     pub cmd: String,
 }
 
-fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
+pub(crate) fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
@@ -74,7 +99,7 @@ fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) -> io::Result
 }
 
 /// One message and the descriptors that came with it; `None` at end of stream.
-fn receive<T: for<'a> Deserialize<'a>>(fd: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+pub(crate) fn receive<T: for<'a> Deserialize<'a>>(fd: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let (n, fds) = hostcall::recv_with_fds(fd, &mut buf)?;
     if n == 0 {
@@ -109,6 +134,10 @@ impl Client {
     pub fn call(&self, cmd: &Command) -> io::Result<Reply> {
         self.send(cmd, &[])?;
         self.reply()
+    }
+
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
@@ -148,14 +177,31 @@ impl Drop for Serving<'_> {
 /// taken by the first `Start`, which records in `state` that it runs.
 pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Arc<InFlight>> {
     let path: PathBuf = state_dir.join(SOCKET);
-    let _ = std::fs::remove_file(&path);
+    let listener = listen(&path)?;
+    let first = Arc::new(Served { container: kernel.root_container.clone(), init: Mutex::new(init), state: Some(state) });
+    let server = Arc::new(Server { kernel, first, pod: Mutex::default(), in_flight: Arc::default() });
+    let in_flight = server.in_flight.clone();
+    accept_each(listener, move |conn| {
+        if let Err(e) = server.serve_connection(conn.as_fd()) {
+            tracing::debug!("control connection: {e}");
+        }
+    })?;
+    Ok(in_flight)
+}
+
+/// A control socket listening at `path`.
+pub(crate) fn listen(path: &Path) -> io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
     let listener = socket::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
-    socket::bind(listener.as_raw_fd(), &UnixAddr::new(&path)?)?;
+    socket::bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
     socket::listen(&listener, socket::Backlog::new(16).map_err(io::Error::from)?)?;
-    let init = Arc::new(Mutex::new(init));
-    let started = Arc::new(Started { init, state });
-    let in_flight = Arc::new(InFlight::default());
-    let serving = in_flight.clone();
+    Ok(listener)
+}
+
+/// Accepts connections on `listener` on a thread of its own, and serves each
+/// with `serve` on a thread of its own.
+pub(crate) fn accept_each(listener: OwnedFd, serve: impl Fn(OwnedFd) + Send + Sync + 'static) -> io::Result<()> {
+    let serve = Arc::new(serve);
     std::thread::Builder::new().name("control".into()).spawn(move || loop {
         let conn = match hostcall::accept(listener.as_fd()) {
             Ok(c) => c,
@@ -166,87 +212,192 @@ pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: S
                 continue;
             }
         };
-        let (kernel, started, serving) = (kernel.clone(), started.clone(), serving.clone());
-        let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || {
-            if let Err(e) = serve_connection(&kernel, &started, &serving, conn.as_fd()) {
-                tracing::debug!("control connection: {e}");
-            }
-        });
+        let serve = serve.clone();
+        let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || serve(conn));
     })?;
-    Ok(in_flight)
+    Ok(())
 }
 
-/// Init until it is started, and the state that records it.
-struct Started {
-    init: Arc<Mutex<Option<Init>>>,
-    state: SharedState,
+/// A container this sandbox runs, as commands reach it.
+struct Served {
+    container: Arc<Container>,
+    /// Its init, until started.
+    init: Mutex<Option<Init>>,
+    /// The state file the sandbox keeps: the first container's (a pod
+    /// container's host process keeps its own).
+    state: Option<SharedState>,
 }
 
-fn serve_connection(kernel: &Arc<Kernel>, started: &Started, in_flight: &InFlight, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let Some((cmd, fds)) = receive::<Command>(fd)? else { return Ok(()) };
-    let _serving = in_flight.enter();
-    let reply = match cmd {
-        Command::Start => match started.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Some(i) => {
-                started.state.lock().unwrap_or_else(|e| e.into_inner()).0.status = Status::Running;
-                i.start();
-                match save_shared(&started.state) {
-                    Ok(()) => Reply::Done,
-                    Err(e) => Reply::Failed(format!("started, but the state was not saved: {e}")),
+struct Server {
+    kernel: Arc<Kernel>,
+    /// The container the sandbox booted with.
+    first: Arc<Served>,
+    /// The pod's other containers, by id. Leaf lock.
+    pod: Mutex<HashMap<String, Arc<Served>>>,
+    in_flight: Arc<InFlight>,
+}
+
+impl Server {
+    fn serve_connection(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let Some((cmd, fds)) = receive::<Command>(fd)? else { return Ok(()) };
+        let _serving = self.in_flight.enter();
+        match cmd {
+            Command::AddContainer(req) => self.add_container(fd, req, fds),
+            Command::For { container, command } => {
+                let served = self.pod.lock().unwrap_or_else(|e| e.into_inner()).get(&container).cloned();
+                match served {
+                    Some(_) if matches!(*command, Command::For { .. } | Command::AddContainer(_)) => send(fd, &Reply::Failed("not a container's command".into()), &[]),
+                    Some(target) => self.command(&target, fd, *command, fds),
+                    None => send(fd, &Reply::Failed(format!("this sandbox runs no container {container}")), &[]),
                 }
             }
-            None => Reply::Failed("the container has already been started".into()),
-        },
-        Command::Signal { signo, all } => {
-            if !(1..=64).contains(&signo) {
-                Reply::Failed(format!("invalid signal {signo}"))
-            } else {
-                if all {
-                    kernel.signal_all(signo as u32);
+            cmd => self.command(&self.first, fd, cmd, fds),
+        }
+    }
+
+    /// Serves `cmd` for the container `target`.
+    fn command(&self, target: &Served, fd: BorrowedFd<'_>, cmd: Command, fds: Vec<OwnedFd>) -> io::Result<()> {
+        let kernel = &self.kernel;
+        let reply = match cmd {
+            Command::Start => match target.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(i) => {
+                    if let Some(state) = &target.state {
+                        state.lock().unwrap_or_else(|e| e.into_inner()).0.status = Status::Running;
+                    }
+                    i.start();
+                    match target.state.as_ref().map(save_shared) {
+                        Some(Err(e)) => Reply::Failed(format!("started, but the state was not saved: {e}")),
+                        _ => Reply::Done,
+                    }
+                }
+                None => Reply::Failed("the container has already been started".into()),
+            },
+            Command::Signal { signo, all } => {
+                if !(1..=64).contains(&signo) {
+                    Reply::Failed(format!("invalid signal {signo}"))
+                } else if all {
+                    kernel.signal_all(&target.container, signo as u32);
+                    Reply::Done
+                } else if kernel.signal_container_init(&target.container, signo as u32) {
+                    Reply::Done
                 } else {
-                    kernel.signal_init(signo as u32);
+                    Reply::Failed("container not running".into())
                 }
-                Reply::Done
             }
+            Command::SignalProcess { pid, signo } => match u32::try_from(signo) {
+                Ok(s @ 1..=64) if kernel.signal_process(pid, s) => Reply::Done,
+                Ok(1..=64) => Reply::Failed(format!("no process {pid}")),
+                _ => Reply::Failed(format!("invalid signal {signo}")),
+            },
+            Command::Resize { pid, winsize } => match kernel.terminal_resized(pid, winsize) {
+                true => Reply::Done,
+                false => Reply::Failed(format!("process {pid} has no terminal")),
+            },
+            Command::Ps => Reply::Processes(
+                kernel
+                    .processes(&target.container)
+                    .into_iter()
+                    .map(|p| ProcessRow { pid: p.pid, ppid: p.ppid, uid: p.uid, state: p.state, threads: p.threads, cpu_ns: p.cpu_ns, cmd: p.cmd })
+                    .collect(),
+            ),
+            Command::Exec(process) => return exec(kernel, &target.container, fd, process, fds),
+            Command::AddContainer(_) | Command::For { .. } => Reply::Failed("not a container's command".into()),
+        };
+        send(fd, &reply, &[])
+    }
+
+    /// Adds a pod container: answers with its init's pid, then, once init has
+    /// ended, with how.
+    fn add_container(&self, fd: BorrowedFd<'_>, req: ContainerRequest, mut fds: Vec<OwnedFd>) -> io::Result<()> {
+        let stdio_count = if req.process.terminal { 1 } else { 3 };
+        if req.roots == 0 || fds.len() != stdio_count + req.roots {
+            return send(fd, &Reply::Failed("add container: wrong descriptors".into()), &[]);
         }
-        Command::SignalProcess { pid, signo } => match u32::try_from(signo) {
-            Ok(s @ 1..=64) if kernel.signal_process(pid, s) => Reply::Done,
-            Ok(1..=64) => Reply::Failed(format!("no process {pid}")),
-            _ => Reply::Failed(format!("invalid signal {signo}")),
-        },
-        Command::Resize { pid, winsize } => match kernel.terminal_resized(pid, winsize) {
-            true => Reply::Done,
-            false => Reply::Failed(format!("process {pid} has no terminal")),
-        },
-        Command::Ps => Reply::Processes(
-            kernel
-                .processes()
-                .into_iter()
-                .map(|p| ProcessRow { pid: p.pid, ppid: p.ppid, uid: p.uid, state: p.state, threads: p.threads, cpu_ns: p.cpu_ns, cmd: p.cmd })
-                .collect(),
-        ),
-        Command::Exec(process) => return exec(kernel, fd, process, fds),
-    };
-    send(fd, &reply, &[])
+        let gofer_sockets = fds.split_off(stdio_count);
+        let stdio = match stdio_of(req.process.terminal, fds) {
+            Ok(s) => s,
+            Err(e) => return send(fd, &Reply::Failed(e), &[]),
+        };
+        let clients: Vec<_> = gofer_sockets.into_iter().zip(0u32..).map(|(s, root)| Arc::new(rvisor_gofer::Client::for_root(s, root))).collect();
+        let mounts = match crate::gofers::mount_specs(req.mounts, &clients) {
+            Ok(m) => m,
+            Err(e) => return send(fd, &Reply::Failed(e), &[]),
+        };
+        let Some(gofer) = clients.first().cloned() else { return send(fd, &Reply::Failed("no root".into()), &[]) };
+        if self.pod.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&req.id) {
+            return send(fd, &Reply::Failed(format!("container {} already exists in this sandbox", req.id)), &[]);
+        }
+        let spec = program_spec(req.process, stdio);
+        let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts }, spec) {
+            Ok(c) => c,
+            Err(e) => return send(fd, &Reply::Failed(e.to_string()), &[]),
+        };
+        let init = if req.start_now {
+            init.start();
+            None
+        } else {
+            Some(init)
+        };
+        let served = Arc::new(Served { container, init: Mutex::new(init), state: None });
+        self.pod.lock().unwrap_or_else(|e| e.into_inner()).insert(req.id.clone(), served.clone());
+        send(fd, &Reply::Started(tg.tgid), &[])?;
+        // The host process holding the connection stands for the container:
+        // if it goes (even by SIGKILL), so does the container.
+        let (kernel, watched) = (self.kernel.clone(), served.clone());
+        on_hangup(fd, move || {
+            kernel.signal_all(&watched.container, libc::SIGKILL as u32);
+            // Never started: it runs only to die.
+            if let Some(i) = watched.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                i.start();
+            }
+        })?;
+        let status = self.kernel.wait_process(&tg);
+        self.pod.lock().unwrap_or_else(|e| e.into_inner()).remove(&req.id);
+        self.kernel.remove_container(&served.container);
+        finish(fd, status)
+    }
 }
 
-/// Starts `process` with the descriptors it came with as its standard streams,
-/// answers with its pid, then with its status when it ends.
-fn exec(kernel: &Arc<Kernel>, fd: BorrowedFd<'_>, process: Process, fds: Vec<OwnedFd>) -> io::Result<()> {
-    let stdio = match (process.terminal, <[OwnedFd; 3]>::try_from(fds)) {
-        (false, Ok(three)) => Stdio::Host(three),
-        (true, Err(mut one)) if one.len() == 1 => {
-            let term = one.remove(0);
-            match crate::sandbox::terminal_stdio(term) {
-                Ok(s) => s,
-                Err(e) => return send(fd, &Reply::Failed(e), &[]),
-            }
+/// Calls `then` on a thread of its own once the peer of the connection `fd`
+/// is gone (or the connection is shut down for reading).
+fn on_hangup(fd: BorrowedFd<'_>, then: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    let watch = fd.try_clone_to_owned()?;
+    std::thread::Builder::new().name("control-watch".into()).spawn(move || {
+        let mut fds = [nix::poll::PollFd::new(watch.as_fd(), nix::poll::PollFlags::from_bits_retain(libc::POLLRDHUP))];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).is_ok() {
+            then();
         }
-        _ => return send(fd, &Reply::Failed("exec: wrong standard streams".into()), &[]),
+    })?;
+    Ok(())
+}
+
+/// A process that a connection stands for has ended: ends the watch on the
+/// connection (whose action now reaches nothing) and says how it ended.
+fn finish(fd: BorrowedFd<'_>, status: rvisor_kernel::ExitStatus) -> io::Result<()> {
+    let _ = socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Read);
+    send(fd, &Reply::Exited(status.shell_code()), &[])
+}
+
+/// Standard streams from the descriptors a request came with: three, or one
+/// terminal.
+fn stdio_of(terminal: bool, fds: Vec<OwnedFd>) -> Result<Stdio, String> {
+    match (terminal, <[OwnedFd; 3]>::try_from(fds)) {
+        (false, Ok(three)) => Ok(Stdio::Host(three)),
+        (true, Err(mut one)) if one.len() == 1 => crate::sandbox::terminal_stdio(one.remove(0)),
+        _ => Err("wrong standard streams".into()),
+    }
+}
+
+/// Starts `process` in `container` with the descriptors it came with as its
+/// standard streams, answers with its pid, then with its status when it ends.
+fn exec(kernel: &Arc<Kernel>, container: &Arc<Container>, fd: BorrowedFd<'_>, process: Process, fds: Vec<OwnedFd>) -> io::Result<()> {
+    let stdio = match stdio_of(process.terminal, fds) {
+        Ok(s) => s,
+        Err(e) => return send(fd, &Reply::Failed(format!("exec: {e}")), &[]),
     };
     let spec = program_spec(process, stdio);
     let path = String::from_utf8_lossy(&spec.argv.first().cloned().unwrap_or_default()).into_owned();
-    let tg = match kernel.spawn(spec) {
+    let tg: Arc<ThreadGroup> = match kernel.spawn(container, spec) {
         Ok(tg) => tg,
         Err(e) => return send(fd, &Reply::Failed(format!("{path}: {e}")), &[]),
     };
@@ -254,17 +405,8 @@ fn exec(kernel: &Arc<Kernel>, fd: BorrowedFd<'_>, process: Process, fds: Vec<Own
     // The connection stands for the process: if the host process holding it
     // goes (even by SIGKILL), so does the process.
     let (watched, k) = (tg.clone(), kernel.clone());
-    let watch = fd.try_clone_to_owned()?;
-    let _ = std::thread::Builder::new().name("exec-watch".into()).spawn(move || {
-        let mut fds = [nix::poll::PollFd::new(watch.as_fd(), nix::poll::PollFlags::from_bits_retain(libc::POLLRDHUP))];
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).is_ok() {
-            k.signal_group(&watched, libc::SIGKILL as u32);
-        }
-    });
-    let status = kernel.wait_process(&tg);
-    // Ends the watch (whose kill now reaches a process that is gone).
-    let _ = socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Read);
-    send(fd, &Reply::Exited(status.shell_code()), &[])
+    on_hangup(fd, move || k.signal_group(&watched, libc::SIGKILL as u32))?;
+    finish(fd, kernel.wait_process(&tg))
 }
 
 /// The kernel's view of a process to start.

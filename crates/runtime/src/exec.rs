@@ -105,7 +105,7 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
     drop(terminal);
     let result = (|| {
         match client.reply().map_err(|e| format!("exec: {e}"))? {
-            Reply::Started(pid) => forward_signals(&req.root, &req.id, pid, with_terminal),
+            Reply::Started(pid) => forward_signals(State::dir(&req.root, &req.id), pid, with_terminal),
             Reply::Failed(e) => return Err(e),
             other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
         }
@@ -126,10 +126,11 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
 }
 
 /// Signals this process gets (`ctr task kill --exec-id` sends them to the
-/// pid file's process) go on to the exec'd process `pid` in the sandbox. A
-/// SIGKILL cannot be caught: the sandbox kills the process when our connection
+/// pid file's process) go on to the process `pid` in the sandbox, through the
+/// control socket of the container whose state directory is `dir`. A SIGKILL
+/// cannot be caught: the sandbox kills the process when our connection
 /// closes. With a terminal, its resizes (SIGWINCH) resize the process's.
-fn forward_signals(root: &Path, id: &str, pid: i32, terminal: bool) {
+pub(crate) fn forward_signals(dir: std::path::PathBuf, pid: i32, terminal: bool) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCONT, Signal::SIGWINCH] {
@@ -139,7 +140,6 @@ fn forward_signals(root: &Path, id: &str, pid: i32, terminal: bool) {
     if set.thread_block().is_err() {
         return;
     }
-    let dir = State::dir(root, id);
     let _ = std::thread::Builder::new().name("signal-forwarder".into()).spawn(move || {
         while let Ok(sig) = set.wait() {
             let cmd = match sig {

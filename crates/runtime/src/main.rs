@@ -7,8 +7,10 @@ mod container;
 mod control;
 mod exec;
 mod filter;
+mod gofers;
 mod network;
 mod oci;
+mod pod;
 mod request;
 mod sandbox;
 

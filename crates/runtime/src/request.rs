@@ -44,6 +44,10 @@ pub struct Request {
     /// The host OOM killer's score adjustment for the whole sandbox (the
     /// process's oomScoreAdj, which Kubernetes sets by QoS class).
     pub oom_score_adj: Option<i32>,
+    /// For a pod's container: the state directory of the pod's sandbox
+    /// container, whose sandbox it joins instead of booting one (`pod.rs`).
+    #[serde(default)]
+    pub pod_sandbox: Option<PathBuf>,
 }
 
 /// The sandbox's network (`--network`).
@@ -175,6 +179,7 @@ mod tests {
                     annotations: Default::default(),
                     pid_start: None,
                     cgroups: Vec::new(),
+                    sandbox: None,
                 },
             }),
             ..Default::default()

@@ -2,7 +2,8 @@
 
 use crate::cli::{DoArgs, GlobalOpts};
 use crate::request::{MountKind, MountRequest, Network, Process, Request};
-use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountSource, MountSpec, Nic, Stdio};
+use crate::gofers::{mount_specs, Gofers};
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, Nic, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -211,6 +212,9 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             return boot_failed(ready, EXIT_INTERNAL, format!("terminal: {e}"));
         }
     }
+    if let Some(sandbox) = req.pod_sandbox.clone() {
+        return crate::pod::run_member(req, &sandbox, ready.as_ref());
+    }
     let booted = boot(&global, req, nics, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {
         let _ = std::fs::remove_dir_all(dir);
@@ -253,12 +257,10 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate:
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
     // The sandbox's root is a host directory, read-only, served by the gofer process
     // with every bind-mounted one.
-    let mut gofers = Gofers::default();
-    let root = gofers.add(&req.root, true);
-    let sources = req.mounts.iter().map(|m| mount_source(m, &mut gofers)).collect::<Result<Vec<_>, _>>()?;
-    gofers.start().map_err(internal("cannot start the gofer"))?;
-    let root = gofers.client(root)?;
-    let mounts = req.mounts.iter().zip(sources).map(|(m, s)| Ok(MountSpec::new(&m.target, s.resolve(&gofers)?, m.read_only))).collect::<Result<_, BootError>>()?;
+    let (mut gofers, planned) = Gofers::plan(&req.root, &req.mounts).map_err(BootError::Internal)?;
+    let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
+    let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
+    let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
     let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root, root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
@@ -296,82 +298,6 @@ fn seal(platform: &dyn rvisor_platform::Platform, config: crate::filter::Config)
     if let Err(e) = rvisor_platform::seal(platform, || crate::filter::install(&config)) {
         tracing::warn!("the Sentry runs without a seccomp filter: {e}");
     }
-}
-
-/// The sandbox's gofer: one process serving every host directory the sandbox
-/// mounts, each once per mode (bind mounts of files in one directory share one),
-/// with a connection for each.
-#[derive(Default)]
-struct Gofers {
-    roots: Vec<(PathBuf, bool)>,
-    /// By root, once started.
-    clients: Vec<Arc<rvisor_gofer::Client>>,
-    process: Option<rvisor_gofer::Gofer>,
-}
-
-impl Gofers {
-    /// The index of the root serving `dir` in this mode, added if new.
-    fn add(&mut self, dir: &std::path::Path, read_only: bool) -> usize {
-        let key = (dir.to_path_buf(), read_only);
-        match self.roots.iter().position(|r| *r == key) {
-            Some(i) => i,
-            None => {
-                self.roots.push(key);
-                self.roots.len() - 1
-            }
-        }
-    }
-
-    /// Starts the gofer process for every root added.
-    fn start(&mut self) -> std::io::Result<()> {
-        let roots: Vec<(&std::path::Path, bool)> = self.roots.iter().map(|(d, ro)| (d.as_path(), *ro)).collect();
-        let (process, clients) = rvisor_gofer::spawn_gofer_roots(&roots)?;
-        self.clients = clients.into_iter().map(Arc::new).collect();
-        self.process = Some(process);
-        Ok(())
-    }
-
-    /// The connection for root `root`, once started.
-    fn client(&self, root: usize) -> Result<Arc<rvisor_gofer::Client>, BootError> {
-        self.clients.get(root).cloned().ok_or_else(|| BootError::Internal("the gofer serves no such root".into()))
-    }
-}
-
-/// A mount's source, before the gofer serving its host directory has started.
-enum Source {
-    Ready(MountSource),
-    /// Root `root` of the gofer: a directory, or the file `file` in it.
-    Gofer { root: usize, file: Option<Vec<u8>> },
-}
-
-impl Source {
-    fn resolve(self, gofers: &Gofers) -> Result<MountSource, BootError> {
-        Ok(match self {
-            Source::Ready(s) => s,
-            Source::Gofer { root, file: None } => MountSource::Gofer(gofers.client(root)?),
-            Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(gofers.client(root)?, n),
-        })
-    }
-}
-
-/// The kernel's source of a mount, a host path being a root of the gofer.
-fn mount_source(m: &crate::request::MountRequest, gofers: &mut Gofers) -> Result<Source, BootError> {
-    let source = match &m.kind {
-        MountKind::Proc => MountSource::Proc,
-        MountKind::Sysfs => MountSource::Sysfs,
-        MountKind::Devfs => MountSource::Devfs,
-        MountKind::Devpts => MountSource::Devpts,
-        MountKind::Tmpfs { mode } => MountSource::Tmpfs { mode: *mode },
-        MountKind::Bind { source } => {
-            let what = |e: std::io::Error| BootError::Internal(format!("bind mount {} on {}: {e}", source.display(), m.target));
-            let is_dir = std::fs::metadata(source).map_err(what)?.is_dir();
-            // A file is served as its name in its directory.
-            let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(std::path::Path::new("/")), source.file_name()) };
-            let root = gofers.add(dir, m.read_only);
-            return Ok(Source::Gofer { root, file: name.map(|n| n.as_bytes().to_vec()) });
-        }
-    };
-    Ok(Source::Ready(source))
 }
 
 /// Standard streams that are a sandbox terminal bridged to the host terminal

@@ -4,8 +4,8 @@
 //! is reached from the host, refused connections and socket options behave as
 //! on the host; without the flag, the host's loopback is out of reach. An OCI
 //! container that names a network namespace works in it (by default with the
-//! sandbox's own stack on its interfaces: see sandbox_network.rs; a
-//! Kubernetes pod's containers share it through the host's stack).
+//! sandbox's own stack on its interfaces: see sandbox_network.rs, and
+//! pods.rs for a Kubernetes pod's containers).
 
 mod common;
 
@@ -249,55 +249,5 @@ fn oci_unprivileged_port_start_from_the_spec() {
             }
         }
         Ok(())
-    });
-}
-
-/// The containers of a Kubernetes pod (specs marked by the CRI plugin) each
-/// get a sandbox, in the pod's network namespace: none takes its interface,
-/// they share it through the host's stack, so two of them serve side by side
-/// at the pod's address, which the namespace keeps.
-#[test]
-fn pod_containers_share_the_pods_network() {
-    matrix("pod_containers_share_the_pods_network", &[Link::Static], |v| {
-        let ns = Netns::new(213)?;
-        let mut children = Vec::new();
-        let mut bundles = Vec::new();
-        for (i, kind) in ["sandbox", "container"].into_iter().enumerate() {
-            let port = 8080 + i;
-            let script = format!("import socket\nl = socket.socket()\nl.bind(('0.0.0.0', {port}))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(b'{kind}')\nc.close()\n");
-            let b = PythonBundle::new(v, &script)?;
-            b.config(|c| {
-                let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
-                namespaces.retain(|n| n["type"] != "network");
-                namespaces.push(serde_json::json!({"type": "network", "path": ns.path()}));
-                c["annotations"] = serde_json::json!({"io.kubernetes.cri.container-type": kind});
-            });
-            let mut child = b.run(&format!("pod{i}")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).map_err(|e| e.to_string())?;
-            children.push(child);
-            bundles.push(b);
-            if line != "listening\n" {
-                return Err(format!("pod container {i} said {line:?}"));
-            }
-        }
-        let addrs = ns.ip(&format!("-o -4 addr show dev {}", ns.ns_if))?;
-        let mut result = if addrs.contains(&format!("{}/24", ns.ns_addr)) { Ok(()) } else { Err(format!("the pod's address is gone: {addrs}")) };
-        for (i, kind) in ["sandbox", "container"].into_iter().enumerate() {
-            let reply = TcpStream::connect((ns.ns_addr, 8080 + i as u16)).and_then(|mut s| {
-                let mut reply = String::new();
-                s.read_to_string(&mut reply).map(|_| reply)
-            });
-            if result.is_ok() && reply.as_deref().ok() != Some(kind) {
-                result = Err(format!("pod container {i} answered {reply:?}"));
-            }
-        }
-        for mut child in children {
-            if result.is_err() {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
-        }
-        result
     });
 }

@@ -186,7 +186,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     };
     tg.exit_waiters.notify();
     if !children.is_empty() {
-        let heir = reaper_for(kernel, parent.as_ref());
+        let heir = reaper_for(kernel, parent.as_ref(), &tg.container);
         for child in &children {
             child.state().parent = heir.clone();
             for th in child.threads() {
@@ -215,11 +215,14 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     }
     if tg.tgid == 1 {
         kernel.init_died(status);
+    } else if tg.container.is_init(tg) {
+        kernel.container_init_died(&tg.container);
     }
 }
 
-/// Where orphans go: the nearest live subreaper ancestor, else init.
-fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>) -> Option<Arc<ThreadGroup>> {
+/// Where orphans go: the nearest live subreaper ancestor, else their
+/// container's init, else the sandbox's.
+fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, container: &super::Container) -> Option<Arc<ThreadGroup>> {
     let mut at = parent.cloned();
     while let Some(p) = at {
         let st = p.state();
@@ -229,5 +232,5 @@ fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>) -> Opti
         }
         at = st.parent.clone();
     }
-    kernel.pid_ns.group(1).filter(|i| i.state().zombie.is_none())
+    container.init().or_else(|| kernel.pid_ns.group(1).filter(|i| i.state().zombie.is_none()))
 }

@@ -7,6 +7,7 @@
 //! signals → thread signals; futex and MM locks are leaves.
 
 pub mod clone;
+mod container;
 pub mod exec;
 mod exit;
 pub mod host_threads;
@@ -21,6 +22,7 @@ mod wait;
 mod waiter;
 
 pub use clone::CloneArgs;
+pub use container::Container;
 pub use exit::ExitStatus;
 pub use pid_ns::PidNamespace;
 pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};

@@ -248,10 +248,12 @@ pub struct ThreadGroup {
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
+    /// The container it belongs to (inherited by fork).
+    pub container: Arc<super::Container>,
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, parent: Option<Arc<ThreadGroup>>, creds: Credentials, exe: String) -> ThreadGroup {
+    pub fn new(tgid: i32, parent: Option<Arc<ThreadGroup>>, creds: Credentials, exe: String, container: Arc<super::Container>) -> ThreadGroup {
         ThreadGroup {
             tgid,
             state: Mutex::new(TgState {
@@ -287,12 +289,13 @@ impl ThreadGroup {
             exit_waiters: Default::default(),
             dead_io: IoCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
+            container,
         }
     }
 
     /// A child made by fork: same credentials, limits, dispositions, groups.
     pub fn forked(&self, tgid: i32, parent: Arc<ThreadGroup>) -> ThreadGroup {
-        let tg = ThreadGroup::new(tgid, Some(parent), self.creds(), self.exe.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let tg = ThreadGroup::new(tgid, Some(parent), self.creds(), self.exe.lock().unwrap_or_else(|e| e.into_inner()).clone(), self.container.clone());
         {
             let mine = self.state();
             let mut st = tg.state();

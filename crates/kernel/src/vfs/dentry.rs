@@ -173,4 +173,21 @@ impl MountNamespace {
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
         self.mounts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Takes the tree apart once nothing runs in it any more (a pod container
+    /// that ended): a mount and its mount point hold each other, and the
+    /// recently-used list holds its dentries, so without this it would keep
+    /// its file systems, and their gofer connections, for good.
+    pub fn unmount_all(&self) {
+        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
+        for mp in mounts.iter().filter_map(|m| m.mountpoint.as_ref()) {
+            *mp.mounted.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        let (gone, kept): (Vec<Arc<Dentry>>, Vec<_>) = recent.drain(..).partition(|d| mounts.iter().any(|m| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))));
+        *recent = kept.into();
+        drop(recent);
+        // Dropped outside the lock, as evicted dentries are.
+        drop(gone);
+    }
 }

@@ -148,8 +148,8 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Maps => Ok(maps(&p).into_bytes()),
             PidEntry::Smaps => Ok(smaps(&p).into_bytes()),
             PidEntry::SmapsRollup => Ok(smaps_rollup(&p).into_bytes()),
-            PidEntry::Mountinfo => Ok(mountinfo_text(&p.k).into_bytes()),
-            PidEntry::Mounts => Ok(mounts_text(&p.k).into_bytes()),
+            PidEntry::Mountinfo => Ok(mountinfo_text(&p.tg.container.mounts).into_bytes()),
+            PidEntry::Mounts => Ok(mounts_text(&p.tg.container.mounts).into_bytes()),
             PidEntry::OomScoreAdj => Ok(b"0\n".to_vec()),
             PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
             PidEntry::Statm => Ok(statm(&p).into_bytes()),
@@ -210,7 +210,7 @@ pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generato
         let (_, file, cloexec) = res.fds.list().into_iter().find(|(f, _, _)| f.0 == fd).ok_or_else(|| errno!(ENOENT))?;
         let pos = file.seek(0, 1).unwrap_or(0);
         let flags = file.status_flags() | if cloexec { crate::vfs::OpenFlags::CLOEXEC } else { 0 };
-        let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.k, &m)).unwrap_or(0);
+        let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.tg.container.mounts, &m)).unwrap_or(0);
         let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
         let mut text = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n");
         if let Some(pidfd) = crate::fs::pidfd::PidFd::of(&file) {
@@ -244,12 +244,13 @@ pub struct ProcessInfo {
     pub cmd: String,
 }
 
-/// Every process in the sandbox, by pid.
-pub fn processes(k: &Arc<crate::Kernel>) -> Vec<ProcessInfo> {
+/// Every process of `container`, by pid.
+pub fn processes(k: &Arc<crate::Kernel>, container: &Arc<crate::task::Container>) -> Vec<ProcessInfo> {
     let mut out: Vec<ProcessInfo> = k
         .pid_ns
         .groups()
         .into_iter()
+        .filter(|tg| Arc::ptr_eq(&tg.container, container))
         .map(|tg| {
             let th = tg.threads().into_iter().next();
             let res = th.as_ref().and_then(|t| t.resources());

@@ -5,7 +5,7 @@ use super::ProcFs;
 use crate::fs::simple::{major_minor, Generator};
 use crate::kernel::Kernel;
 use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
-use crate::vfs::Mount;
+use crate::vfs::{Mount, MountNamespace};
 use rvisor_abi::{error, SysResult};
 use rvisor_memory::UsageKind;
 use std::fmt::Write as _;
@@ -312,8 +312,8 @@ fn vmstat(k: &Kernel, total: u64) -> String {
 }
 
 /// A mount's id, as mountinfo and fdinfo show it: its place in the namespace.
-pub(super) fn mount_id(k: &Kernel, m: &Arc<Mount>) -> usize {
-    k.mounts.mounts().iter().position(|x| Arc::ptr_eq(x, m)).map(|i| i + 1).unwrap_or(0)
+pub(super) fn mount_id(ns: &MountNamespace, m: &Arc<Mount>) -> usize {
+    ns.mounts().iter().position(|x| Arc::ptr_eq(x, m)).map(|i| i + 1).unwrap_or(0)
 }
 
 /// Escapes space, tab, newline and backslash as Linux's mangle() does.
@@ -336,16 +336,16 @@ fn opts(m: &Mount) -> &'static str {
     if m.read_only { "ro,relatime" } else { "rw,relatime" }
 }
 
-pub(super) fn mounts_text(k: &Kernel) -> String {
+pub(super) fn mounts_text(ns: &MountNamespace) -> String {
     let mut s = String::new();
-    for m in k.mounts.mounts() {
+    for m in ns.mounts() {
         let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&mountpoint(&m)), m.fstype, opts(&m));
     }
     s
 }
 
-pub(super) fn mountinfo_text(k: &Kernel) -> String {
-    let all = k.mounts.mounts();
+pub(super) fn mountinfo_text(ns: &MountNamespace) -> String {
+    let all = ns.mounts();
     let mut s = String::new();
     for (i, m) in all.iter().enumerate() {
         let id = i + 1;

@@ -1,0 +1,37 @@
+//! The containers a sandbox runs. A sandbox starts with one; a Kubernetes pod
+//! adds its other containers to the sandbox of its first (runsc's
+//! subcontainers). Each has its own root and mounts and its own init; they
+//! share the sandbox's network, IPC, UTS and PID namespaces, as a pod with
+//! `shareProcessNamespace` does.
+
+use super::ThreadGroup;
+use crate::vfs::MountNamespace;
+use std::sync::{Arc, OnceLock, Weak};
+
+pub struct Container {
+    /// Its root and what is mounted on it, as its processes see them.
+    pub mounts: MountNamespace,
+    /// Its first process, once loaded: orphans of the container go to it, and
+    /// when it ends, so does every other process of the container.
+    init: OnceLock<Weak<ThreadGroup>>,
+}
+
+impl Container {
+    pub fn new(mounts: MountNamespace) -> Arc<Container> {
+        Arc::new(Container { mounts, init: OnceLock::new() })
+    }
+
+    /// Records `tg` as the container's init if it has none yet.
+    pub(crate) fn set_init(&self, tg: &Arc<ThreadGroup>) {
+        let _ = self.init.set(Arc::downgrade(tg));
+    }
+
+    /// Its init, while that has not ended.
+    pub fn init(&self) -> Option<Arc<ThreadGroup>> {
+        self.init.get().and_then(Weak::upgrade).filter(|i| i.state().zombie.is_none())
+    }
+
+    pub fn is_init(&self, tg: &Arc<ThreadGroup>) -> bool {
+        self.init.get().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(tg)))
+    }
+}

@@ -1,0 +1,104 @@
+//! A sandbox container's file system on the host: one gofer process serving
+//! its root and every host directory it bind-mounts, and the mount list in
+//! terms of the gofer's roots. A pod container's is planned by the process
+//! that stands for it on the host and sent to its pod's sandbox.
+
+use crate::request::{MountKind, MountRequest};
+use rvisor_kernel::{MountSource, MountSpec};
+use serde::{Deserialize, Serialize};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The gofer: one process serving every host directory a container mounts,
+/// each once per mode (bind mounts of files in one directory share one).
+/// Root 0 is the container's root.
+pub struct Gofers {
+    roots: Vec<(PathBuf, bool)>,
+    process: Option<rvisor_gofer::Gofer>,
+}
+
+/// A mount whose host directory is a root of the gofer, by index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedMount {
+    pub target: String,
+    pub source: Source,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Source {
+    Proc,
+    Sysfs,
+    Devfs,
+    Devpts,
+    Tmpfs { mode: u32 },
+    /// Root `root` of the gofer: a directory, or the file `file` in it.
+    Gofer { root: usize, file: Option<Vec<u8>> },
+}
+
+impl Gofers {
+    /// The gofer roots `root` (read-only) and the host directories of `mounts`
+    /// need, and the mounts in terms of them.
+    pub fn plan(root: &Path, mounts: &[MountRequest]) -> Result<(Gofers, Vec<PlannedMount>), String> {
+        let mut gofers = Gofers { roots: vec![(root.to_path_buf(), true)], process: None };
+        let planned = mounts.iter().map(|m| Ok(PlannedMount { target: m.target.clone(), source: gofers.source(m)?, read_only: m.read_only })).collect::<Result<_, String>>()?;
+        Ok((gofers, planned))
+    }
+
+    /// The index of the root serving `dir` in this mode, added if new.
+    fn add(&mut self, dir: &Path, read_only: bool) -> usize {
+        let key = (dir.to_path_buf(), read_only);
+        match self.roots.iter().position(|r| *r == key) {
+            Some(i) => i,
+            None => {
+                self.roots.push(key);
+                self.roots.len() - 1
+            }
+        }
+    }
+
+    fn source(&mut self, m: &MountRequest) -> Result<Source, String> {
+        Ok(match &m.kind {
+            MountKind::Proc => Source::Proc,
+            MountKind::Sysfs => Source::Sysfs,
+            MountKind::Devfs => Source::Devfs,
+            MountKind::Devpts => Source::Devpts,
+            MountKind::Tmpfs { mode } => Source::Tmpfs { mode: *mode },
+            MountKind::Bind { source } => {
+                let is_dir = std::fs::metadata(source).map_err(|e| format!("bind mount {} on {}: {e}", source.display(), m.target))?.is_dir();
+                // A file is served as its name in its directory.
+                let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(Path::new("/")), source.file_name()) };
+                Source::Gofer { root: self.add(dir, m.read_only), file: name.map(|n| n.as_bytes().to_vec()) }
+            }
+        })
+    }
+
+    /// Starts the gofer process; returns a connection for each root, in order.
+    pub fn start(&mut self) -> std::io::Result<Vec<rvisor_gofer::Client>> {
+        let roots: Vec<(&Path, bool)> = self.roots.iter().map(|(d, ro)| (d.as_path(), *ro)).collect();
+        let (process, clients) = rvisor_gofer::spawn_gofer_roots(&roots)?;
+        self.process = Some(process);
+        Ok(clients)
+    }
+}
+
+/// The kernel's mounts for `planned`, given a connection for each gofer root.
+pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Client>]) -> Result<Vec<MountSpec>, String> {
+    let client = |root: usize| clients.get(root).cloned().ok_or_else(|| format!("the gofer serves no root {root}"));
+    planned
+        .into_iter()
+        .map(|m| {
+            let source = match m.source {
+                Source::Proc => MountSource::Proc,
+                Source::Sysfs => MountSource::Sysfs,
+                Source::Devfs => MountSource::Devfs,
+                Source::Devpts => MountSource::Devpts,
+                Source::Tmpfs { mode } => MountSource::Tmpfs { mode },
+                Source::Gofer { root, file: None } => MountSource::Gofer(client(root)?),
+                Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(client(root)?, n),
+            };
+            Ok(MountSpec::new(&m.target, source, m.read_only))
+        })
+        .collect()
+}
