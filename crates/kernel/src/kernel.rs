@@ -88,6 +88,9 @@ pub struct ContainerRoot {
     pub gofer: Arc<rvisor_gofer::Client>,
     pub read_only: bool,
     pub mounts: Vec<MountSpec>,
+    /// Its processes are in the first container's PID namespace (a pod with
+    /// `shareProcessNamespace`) rather than one of their own.
+    pub share_pids: bool,
 }
 
 /// Why a container could not be added.
@@ -127,7 +130,6 @@ pub struct Kernel {
     pub mqueues: crate::ipc::mqueue::MqNamespace,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
-    pub pid_ns: PidNamespace,
     pub futexes: FutexTable,
     pub timers: Arc<crate::time::timers::Timers>,
     pub cpu_watch: Arc<crate::time::process_timers::CpuWatch>,
@@ -153,6 +155,8 @@ pub struct Kernel {
     pub vdso: Arc<Frames>,
     /// The container the sandbox booted with; a pod's others join it later.
     pub root_container: Arc<Container>,
+    /// Every container, the first included. Leaf lock.
+    containers: Mutex<Vec<std::sync::Weak<Container>>>,
     /// The pseudo-terminals of /dev/pts.
     pub devpts: Arc<crate::fs::devpts::Devpts>,
     /// The terminal `rvisor do -t` bridges to the caller's, once made.
@@ -236,9 +240,12 @@ impl Kernel {
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
         Ok(Arc::new_cyclic(|me| {
-            let devpts = crate::fs::devpts::Devpts::new(DEV_PTS, me.clone());
+            let devpts = crate::fs::devpts::Devpts::new(DEV_PTS);
+            let pid_ns = Arc::new(PidNamespace::new(MAX_TASKS));
+            let root_container = Container::new(mounts.finish(me, &pid_ns, &devpts, cpus), pid_ns);
             Kernel {
-                root_container: Container::new(mounts.finish(me, &devpts, cpus)),
+                containers: Mutex::new(vec![Arc::downgrade(&root_container)]),
+                root_container,
                 devpts,
                 console: std::sync::OnceLock::new(),
                 console_drained: Arc::default(),
@@ -261,7 +268,6 @@ impl Kernel {
                 mqueues: Default::default(),
                 uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                 cpus,
-                pid_ns: PidNamespace::new(MAX_TASKS),
                 futexes: FutexTable::default(),
                 cpu_watch: crate::time::process_timers::CpuWatch::new(&timers),
                 timers,
@@ -296,7 +302,13 @@ impl Kernel {
     /// has no parent in the sandbox; [`Kernel::wait_process`] reaps it.
     pub fn create_container(self: &Arc<Self>, root: ContainerRoot, spec: ProgramSpec) -> Result<(Arc<Container>, Init, Arc<ThreadGroup>), ContainerError> {
         let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.mounts).map_err(ContainerError::Mount)?;
-        let container = Container::new(mounts.finish(&Arc::downgrade(self), &self.devpts, self.cpus));
+        let pid_ns = if root.share_pids { self.root_container.pid_ns.clone() } else { Arc::new(PidNamespace::new(MAX_TASKS)) };
+        let container = Container::new(mounts.finish(&Arc::downgrade(self), &pid_ns, &self.devpts, self.cpus), pid_ns);
+        {
+            let mut all = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|c| c.strong_count() > 0);
+            all.push(Arc::downgrade(&container));
+        }
         mount_point(&container.mounts.root.root, spec.cwd.as_bytes(), false).map_err(|e| ContainerError::Mount(format!("process cwd {}: {e:?}", spec.cwd)))?;
         let (go, gate) = std::sync::mpsc::channel();
         let init = self.start_process(&container, spec, Some(gate)).map_err(ContainerError::Exec)?;
@@ -347,7 +359,7 @@ impl Kernel {
             }
         };
         tg.exit_waiters.unregister_callback(&cb);
-        self.pid_ns.release_group(tg);
+        tg.container.pid_ns.release_group(tg);
         status
     }
 
@@ -365,7 +377,28 @@ impl Kernel {
     /// The processes of `container`.
     fn groups_of(&self, container: &Arc<Container>) -> impl Iterator<Item = Arc<ThreadGroup>> {
         let container = container.clone();
-        self.pid_ns.groups().into_iter().filter(move |tg| Arc::ptr_eq(&tg.container, &container))
+        container.pid_ns.groups().into_iter().filter(move |tg| Arc::ptr_eq(&tg.container, &container))
+    }
+
+    /// The PID namespaces of the sandbox's containers, each once.
+    fn pid_namespaces(&self) -> Vec<Arc<PidNamespace>> {
+        let mut out: Vec<Arc<PidNamespace>> = Vec::new();
+        for c in self.containers.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(std::sync::Weak::upgrade) {
+            if !out.iter().any(|ns| Arc::ptr_eq(ns, &c.pid_ns)) {
+                out.push(c.pid_ns.clone());
+            }
+        }
+        out
+    }
+
+    /// Every process in the sandbox, whatever its container.
+    pub fn all_groups(&self) -> Vec<Arc<ThreadGroup>> {
+        self.pid_namespaces().iter().flat_map(|ns| ns.groups()).collect()
+    }
+
+    /// How many threads the sandbox runs.
+    pub fn thread_count(&self) -> usize {
+        self.pid_namespaces().iter().map(|ns| ns.thread_count()).sum()
     }
 
     /// Sends `signo` to every process of `container` (`rvisor kill --all`).
@@ -407,13 +440,14 @@ impl Kernel {
     /// Sends `signo` to the sandbox's init from outside (signals the runtime
     /// received, as `docker kill` or ctrl-C deliver them).
     pub fn signal_init(&self, signo: u32) {
-        self.signal_process(1, signo);
+        self.signal_container_init(&self.root_container, signo);
     }
 
-    /// Sends `signo` to process `pid` from outside (a signal to the host process
-    /// that stands for an exec'd one). False if there is no such process.
-    pub fn signal_process(&self, pid: i32, signo: u32) -> bool {
-        let Some(tg) = self.pid_ns.group(pid) else { return false };
+    /// Sends `signo` to process `pid` of `container` from outside (a signal to
+    /// the host process that stands for an exec'd one). False if there is no
+    /// such process.
+    pub fn signal_process(&self, container: &Arc<Container>, pid: i32, signo: u32) -> bool {
+        let Some(tg) = self.groups_of(container).find(|tg| tg.tgid == pid) else { return false };
         self.signal_group(&tg, signo);
         true
     }
@@ -426,8 +460,8 @@ impl Kernel {
     /// Init has exited: like Linux tearing down a PID namespace, every other
     /// process is killed, and `run_init` returns.
     pub(crate) fn init_died(&self, status: ExitStatus) {
-        for tg in self.pid_ns.groups() {
-            if tg.tgid != 1 {
+        for tg in self.all_groups() {
+            if !self.root_container.is_init(&tg) {
                 signals::group_exit(&tg, ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
             }
         }
@@ -484,7 +518,7 @@ impl Kernel {
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;
-        let tid = self.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
+        let tid = container.pid_ns.alloc().map_err(|_| loader::ExecError::NoMemory)?;
         let tg = Arc::new(ThreadGroup::new(tid, None, spec.creds, exe, container.clone()));
         container.set_init(&tg);
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = spec.groups;
@@ -507,13 +541,14 @@ impl Kernel {
             {
                 let mut st = term.lock();
                 st.session = tid;
+                st.pid_ns = Arc::downgrade(&container.pid_ns);
                 st.fg_pgrp = tid;
             }
             *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = Some(term.clone());
             crate::tty::bridge(term, input, output, self.console_drained.clone()).map_err(|_| loader::ExecError::NoMemory)?;
         }
-        self.pid_ns.register_group(tid, &tg);
-        self.pid_ns.register_thread(tid, &thread);
+        container.pid_ns.register_group(tid, &tg);
+        container.pid_ns.register_thread(tid, &thread);
         Ok(Task::new(self.clone(), thread, Resources { mm, fds, fs }, cpu, ctx))
     }
 
@@ -538,9 +573,9 @@ impl Kernel {
     }
 
     /// The host terminal of an exec'd process changed size: so does the
-    /// controlling terminal of process `pid`. False without one.
-    pub fn terminal_resized(&self, pid: i32, winsize: [u16; 4]) -> bool {
-        let term = self.pid_ns.group(pid).and_then(|tg| tg.tty.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    /// controlling terminal of process `pid` of `container`. False without one.
+    pub fn terminal_resized(&self, container: &Arc<Container>, pid: i32, winsize: [u16; 4]) -> bool {
+        let term = self.groups_of(container).find(|tg| tg.tgid == pid).and_then(|tg| tg.tty.lock().unwrap_or_else(|e| e.into_inner()).clone());
         term.map(|t| resize(&t, winsize)).is_some()
     }
 
@@ -589,10 +624,10 @@ struct Mounts {
 
 impl Mounts {
     /// Mounts what needs the kernel (`me`): procfs, sysfs, the sandbox's devpts.
-    fn finish(self, me: &std::sync::Weak<Kernel>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> MountNamespace {
+    fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> MountNamespace {
         for (at, source, read_only) in self.pending {
             let (inode, fstype): (Arc<dyn Inode>, &'static str) = match source {
-                Pending::Proc => (ProcFs::new(me.clone(), DEV_PROC).root(), "proc"),
+                Pending::Proc => (ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(), "proc"),
                 Pending::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
                 Pending::Devpts => (devpts.root(), "devpts"),
             };

@@ -133,7 +133,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         return Err("the process asks for a terminal: give --console-socket".into());
     }
     let pod_sandbox = crate::pod::sandbox_of(&bundle)?;
-    let pod_sandbox_dir = pod_sandbox.as_deref().map(|id| crate::pod::sandbox_dir(&global.root, id)).transpose()?;
+    let pod = pod_sandbox.as_deref().map(|id| crate::pod::member(&global.root, id, &bundle)).transpose()?;
     // A pod's container uses its sandbox's network.
     let (network, netns) = if pod_sandbox.is_some() { (Network::None, None) } else { container_network(global, &bundle)? };
     let unprivileged_port_start = unprivileged_port_start(&bundle)?;
@@ -182,7 +182,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         netns,
         unprivileged_port_start,
         oom_score_adj: bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
-        pod_sandbox: pod_sandbox_dir,
+        pod,
     })
 }
 

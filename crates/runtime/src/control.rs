@@ -66,6 +66,8 @@ pub struct ContainerRequest {
     pub roots: usize,
     /// Start init at once (`rvisor run`) rather than at `Start`.
     pub start_now: bool,
+    /// In the first container's PID namespace rather than one of its own.
+    pub share_pids: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -285,11 +287,11 @@ impl Server {
                 }
             }
             Command::SignalProcess { pid, signo } => match u32::try_from(signo) {
-                Ok(s @ 1..=64) if kernel.signal_process(pid, s) => Reply::Done,
+                Ok(s @ 1..=64) if kernel.signal_process(&target.container, pid, s) => Reply::Done,
                 Ok(1..=64) => Reply::Failed(format!("no process {pid}")),
                 _ => Reply::Failed(format!("invalid signal {signo}")),
             },
-            Command::Resize { pid, winsize } => match kernel.terminal_resized(pid, winsize) {
+            Command::Resize { pid, winsize } => match kernel.terminal_resized(&target.container, pid, winsize) {
                 true => Reply::Done,
                 false => Reply::Failed(format!("process {pid} has no terminal")),
             },
@@ -328,7 +330,7 @@ impl Server {
             return send(fd, &Reply::Failed(format!("container {} already exists in this sandbox", req.id)), &[]);
         }
         let spec = program_spec(req.process, stdio);
-        let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts }, spec) {
+        let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
             Ok(c) => c,
             Err(e) => return send(fd, &Reply::Failed(e.to_string()), &[]),
         };

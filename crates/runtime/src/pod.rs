@@ -17,7 +17,7 @@ use crate::container::{host_process, ReadyPipe, SharedState, State, Status};
 use crate::control::{self, Client, Command, ContainerRequest, Reply};
 use crate::gofers::Gofers;
 use crate::oci::Bundle;
-use crate::request::Request;
+use crate::request::{PodMember, Request};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,22 +43,25 @@ pub fn sandbox_of(bundle: &Bundle) -> Result<Option<String>, String> {
     Ok(None)
 }
 
-/// The state directory of the pod sandbox `id` that a container joins: it
-/// must be a sandbox of ours that runs.
-pub fn sandbox_dir(root: &Path, id: &str) -> Result<PathBuf, String> {
+/// How the bundle's container joins pod sandbox `id`, which must be a sandbox
+/// of ours that runs.
+pub fn member(root: &Path, id: &str, bundle: &Bundle) -> Result<PodMember, String> {
     let s = State::load(root, id).map_err(|e| format!("pod sandbox: {e}"))?;
     if s.sandbox.is_some() {
         return Err(format!("pod sandbox {id} is itself a pod's container"));
     }
-    match s.status {
-        Status::Created | Status::Running => Ok(State::dir(root, id)),
-        status => Err(format!("pod sandbox {id} is {status}")),
+    if !matches!(s.status, Status::Created | Status::Running) {
+        return Err(format!("pod sandbox {id} is {}", s.status));
     }
+    let namespaces = bundle.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let share_pids = namespaces.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_some());
+    Ok(PodMember { sandbox: State::dir(root, id), share_pids })
 }
 
 /// `rvisor boot` for a pod's container: see the module's comment. Returns the
 /// exit code: init's, or 125 if the container could not be added.
-pub fn run_member(req: Request, sandbox: &Path, ready: Option<&ReadyPipe>) -> i32 {
+pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i32 {
+    let sandbox = pod.sandbox.as_path();
     let fail = |msg: String| {
         match ready {
             Some(r) => r.fail(&msg),
@@ -79,7 +82,7 @@ pub fn run_member(req: Request, sandbox: &Path, ready: Option<&ReadyPipe>) -> i3
     let mut fds: Vec<i32> = if terminal { vec![0] } else { vec![0, 1, 2] };
     fds.extend(sockets.iter().map(|s| s.as_raw_fd()));
     let id = boot.state.id.clone();
-    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: sockets.len(), start_now: boot.start_now };
+    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: sockets.len(), start_now: boot.start_now, share_pids: pod.share_pids };
     let conn = match Client::connect(sandbox) {
         Ok(c) => c,
         Err(e) => return fail(format!("pod sandbox: cannot reach it: {e}")),

@@ -44,10 +44,19 @@ pub struct Request {
     /// The host OOM killer's score adjustment for the whole sandbox (the
     /// process's oomScoreAdj, which Kubernetes sets by QoS class).
     pub oom_score_adj: Option<i32>,
-    /// For a pod's container: the state directory of the pod's sandbox
-    /// container, whose sandbox it joins instead of booting one (`pod.rs`).
+    /// For a pod's container: the pod sandbox whose sandbox it joins instead
+    /// of booting one (`pod.rs`).
     #[serde(default)]
-    pub pod_sandbox: Option<PathBuf>,
+    pub pod: Option<PodMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodMember {
+    /// The state directory of the pod's sandbox container.
+    pub sandbox: PathBuf,
+    /// It shares the sandbox container's PID namespace (the spec names one by
+    /// path, as for a pod with `shareProcessNamespace`).
+    pub share_pids: bool,
 }
 
 /// The sandbox's network (`--network`).

@@ -212,8 +212,8 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             return boot_failed(ready, EXIT_INTERNAL, format!("terminal: {e}"));
         }
     }
-    if let Some(sandbox) = req.pod_sandbox.clone() {
-        return crate::pod::run_member(req, &sandbox, ready.as_ref());
+    if let Some(pod) = req.pod.clone() {
+        return crate::pod::run_member(req, &pod, ready.as_ref());
     }
     let booted = boot(&global, req, nics, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {

@@ -18,13 +18,23 @@ use std::process::Command;
 struct Pod {
     dir: PathBuf,
     platform: &'static str,
+    /// Makes its container ids its own: an id names the container's cgroup
+    /// too, which other tests' containers must not share.
+    suffix: String,
 }
 
 impl Pod {
     fn new(v: Variant) -> Pod {
+        static PODS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = scratch_path("pod");
         fs::create_dir_all(&dir).unwrap();
-        Pod { dir, platform: v.platform }
+        let suffix = format!("-{}-{}", std::process::id(), PODS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        Pod { dir, platform: v.platform, suffix }
+    }
+
+    /// The id of its container `name`.
+    fn id(&self, name: &str) -> String {
+        format!("{name}{}", self.suffix)
     }
 
     fn rvisor(&self, args: &[&str]) -> Command {
@@ -53,13 +63,22 @@ impl Pod {
         dir.display().to_string()
     }
 
-    /// `rvisor run` of `bundle` as container `id`, driven line by line.
-    fn run(&self, bundle: &str, id: &str) -> Interactive {
-        Interactive::spawn(self.rvisor(&["run", "--bundle", bundle, id]))
+    /// `rvisor run` of `bundle` as container `name`, driven line by line.
+    fn run(&self, bundle: &str, name: &str) -> Interactive {
+        Interactive::spawn(self.rvisor(&["run", "--bundle", bundle, &self.id(name)]))
     }
 
-    fn status(&self, id: &str) -> Result<(String, i64), String> {
-        let o = self.output(&["state", id]);
+    /// `rvisor COMMAND` for container `name`, then `args`.
+    fn on(&self, command: &str, name: &str, args: &[&str]) -> Outcome {
+        let id = self.id(name);
+        let mut all = vec![command, id.as_str()];
+        all.extend_from_slice(args);
+        self.output(&all)
+    }
+
+    fn status(&self, name: &str) -> Result<(String, i64), String> {
+        let id = self.id(name);
+        let o = self.output(&["state", &id]);
         let s: Value = serde_json::from_slice(&o.stdout).map_err(|e| format!("rvisor state {id}: {e}: {}", o.describe()))?;
         Ok((s["status"].as_str().unwrap_or("").to_string(), s["pid"].as_i64().unwrap_or(0)))
     }
@@ -108,7 +127,7 @@ fn expect_outcome(o: &Outcome, status: i32) -> Result<(), String> {
 fn pod_containers_share_one_sandbox() {
     matrix("pod_containers_share_one_sandbox", &[Link::Static], |v| {
         let pod = Pod::new(v);
-        let sandbox = pod.bundle("sandbox", json!({"path": "/", "readonly": true}), &["/usr/bin/python3", "-c", LOOPBACK_SERVER], sandbox_marks("pod"));
+        let sandbox = pod.bundle("sandbox", json!({"path": "/", "readonly": true}), &["/usr/bin/python3", "-c", LOOPBACK_SERVER], sandbox_marks(&pod.id("pod")));
         let mut pause = pod.run(&sandbox, "pod");
         pause.expect_line("listening")?;
         // The container's own root: a program and a marker the sandbox's lacks.
@@ -116,10 +135,12 @@ fn pod_containers_share_one_sandbox() {
         fs::create_dir_all(&rootfs).map_err(|e| e.to_string())?;
         fs::copy(compile("pod_member", v.link), rootfs.join("pod_member")).map_err(|e| e.to_string())?;
         fs::write(rootfs.join("marker"), "member root\n").map_err(|e| e.to_string())?;
-        let member = pod.bundle("member", json!({"path": rootfs, "readonly": true}), &["/pod_member", "7070"], container_marks("pod"));
+        let member = pod.bundle("member", json!({"path": rootfs, "readonly": true}), &["/pod_member", "7070"], container_marks(&pod.id("pod")));
 
+        // Its own PID namespace: its init is PID 1 and sees only itself.
         let mut m1 = pod.run(&member, "m1");
         m1.expect_line("marker: member root")?;
+        m1.expect_line("pid 1, 1 processes")?;
         m1.expect_line("server: pod sandbox, marker: False")?;
         // The container's pid is the process that stands for it, which booted
         // no Sentry: its only child is its gofer.
@@ -132,16 +153,16 @@ fn pod_containers_share_one_sandbox() {
             return Err(format!("the pod container's host processes are {tree:?}: more than itself and its gofer"));
         }
         // Each container lists its own processes.
-        let ps = pod.output(&["ps", "m1"]);
+        let ps = pod.on("ps", "m1", &[]);
         if ps.status != 0 || !ps.stdout_str().contains("/pod_member 7070") || ps.stdout_str().contains("python3") {
             return Err(format!("rvisor ps m1:\n{}", ps.describe()));
         }
-        let ps = pod.output(&["ps", "pod"]);
+        let ps = pod.on("ps", "pod", &[]);
         if ps.status != 0 || !ps.stdout_str().contains("python3") || ps.stdout_str().contains("pod_member") {
             return Err(format!("rvisor ps pod:\n{}", ps.describe()));
         }
         // exec runs in the container's root.
-        let exec = pod.output(&["exec", "m1", "/pod_member", "marker"]);
+        let exec = pod.on("exec", "m1", &["/pod_member", "marker"]);
         expect_outcome(&exec, 0)?;
         expect_stdout(&exec, "marker: member root\n")?;
         // Its exit status is its init's; the pod's sandbox runs on, and lets
@@ -156,15 +177,29 @@ fn pod_containers_share_one_sandbox() {
         // A signal reaches the container's init.
         let mut m2 = pod.run(&member, "m2");
         m2.expect_line("marker: member root")?;
+        m2.expect_line("pid 1, 1 processes")?;
         m2.expect_line("server: pod sandbox, marker: False")?;
-        expect_outcome(&pod.output(&["kill", "m2", "TERM"]), 0)?;
+        expect_outcome(&pod.on("kill", "m2", &["TERM"]), 0)?;
         expect_outcome(&m2.finish(), 128 + libc::SIGTERM)?;
 
+        // A spec that names a PID namespace by path (a pod with
+        // shareProcessNamespace) shares the pod sandbox's: the sandbox's
+        // python and this init.
+        let shared = pod.dir.join("member/config.json");
+        let mut c: Value = serde_json::from_slice(&fs::read(&shared).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let namespaces = c["linux"]["namespaces"].as_array_mut().ok_or("no namespaces in the spec")?;
+        namespaces.retain(|n| n["type"] != "pid");
+        namespaces.push(json!({"type": "pid", "path": format!("/proc/{}/ns/pid", pause.pid())}));
+        fs::write(&shared, serde_json::to_vec(&c).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         // The pod's containers end with its sandbox.
         let mut m3 = pod.run(&member, "m3");
         m3.expect_line("marker: member root")?;
+        let line = m3.next_line()?;
+        if line.starts_with("pid 1,") || !line.ends_with(", 2 processes") {
+            return Err(format!("a container sharing the pod's PID namespace says {line:?}"));
+        }
         m3.expect_line("server: pod sandbox, marker: False")?;
-        expect_outcome(&pod.output(&["delete", "--force", "pod"]), 0)?;
+        expect_outcome(&pod.output(&["delete", "--force", &pod.id("pod")]), 0)?;
         expect_outcome(&m3.finish(), 128 + libc::SIGKILL)?;
         expect_outcome(&pause.finish(), 128 + libc::SIGKILL)
     });
@@ -177,12 +212,12 @@ fn a_pod_container_needs_its_sandbox() {
         let args = ["/bin/true"];
         let root = json!({"path": "/", "readonly": true});
         let missing = pod.bundle("missing", root.clone(), &args, container_marks("nosuchpod"));
-        let o = pod.output(&["run", "--bundle", &missing, "c1"]);
+        let o = pod.output(&["run", "--bundle", &missing, &pod.id("c1")]);
         if o.status == 0 || !o.stderr_str().contains("pod sandbox: container nosuchpod does not exist") {
             return Err(format!("a container of a missing pod sandbox:\n{}", o.describe()));
         }
         let unnamed = pod.bundle("unnamed", root, &args, json!({"io.kubernetes.cri.container-type": "container"}));
-        let o = pod.output(&["run", "--bundle", &unnamed, "c2"]);
+        let o = pod.output(&["run", "--bundle", &unnamed, &pod.id("c2")]);
         if o.status == 0 || !o.stderr_str().contains("names no pod sandbox") {
             return Err(format!("a pod container naming no sandbox:\n{}", o.describe()));
         }
@@ -192,7 +227,8 @@ fn a_pod_container_needs_its_sandbox() {
 
 /// In a pod's network namespace, the pod's sandbox takes the interface (the
 /// sandbox network, as runsc's default), and every container of the pod
-/// serves at the pod's address through it.
+/// serves at the pod's address through it. When the sandbox's init ends, so
+/// does the pod: a container still serving is killed.
 #[test]
 fn pod_containers_share_the_pods_network() {
     matrix("pod_containers_share_the_pods_network", &[Link::Static], |v| {
@@ -200,9 +236,10 @@ fn pod_containers_share_the_pods_network() {
         let pod = Pod::new(v);
         let root = json!({"path": "/", "readonly": true});
         let mut running = Vec::new();
-        for (i, (id, marks)) in [("pod", sandbox_marks("pod")), ("web", container_marks("pod"))].into_iter().enumerate() {
+        // The sandbox answers once and ends; the other container serves on.
+        for (i, (id, marks, serve)) in [("pod", sandbox_marks(&pod.id("pod")), "if True"), ("web", container_marks(&pod.id("pod")), "while True")].into_iter().enumerate() {
             let port = 8080 + i;
-            let script = format!("import socket\nl = socket.socket()\nl.bind(('0.0.0.0', {port}))\nl.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(b'{id}')\nc.close()\n");
+            let script = format!("import socket\nl = socket.socket()\nl.bind(('0.0.0.0', {port}))\nl.listen(1)\nprint('listening', flush=True)\n{serve}:\n    c, peer = l.accept()\n    c.sendall(b'{id}')\n    c.close()\n");
             let bundle = pod.bundle(id, root.clone(), &["/usr/bin/python3", "-c", &script], marks);
             let spec = PathBuf::from(&bundle).join("config.json");
             let mut c: Value = serde_json::from_slice(&fs::read(&spec).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
@@ -218,8 +255,6 @@ fn pod_containers_share_the_pods_network() {
         if addrs.contains(&ns.ns_addr.to_string()) {
             return Err(format!("the pod's sandbox did not take the interface: the host's stack still has {addrs}"));
         }
-        // The pod's container first: once the sandbox's init ends, so does
-        // the whole pod.
         for (i, id) in [(1, "web"), (0, "pod")] {
             let reply = TcpStream::connect((ns.ns_addr, 8080 + i as u16)).and_then(|mut s| {
                 let mut reply = String::new();
@@ -228,9 +263,10 @@ fn pod_containers_share_the_pods_network() {
             if reply.as_deref().ok() != Some(id) {
                 return Err(format!("container {id} answered {reply:?}"));
             }
-            let r = running.pop().ok_or("no container left")?;
-            expect_outcome(&r.finish(), 0)?;
         }
-        Ok(())
+        let web = running.pop().ok_or("no web container")?;
+        let sandbox = running.pop().ok_or("no pod sandbox")?;
+        expect_outcome(&sandbox.finish(), 0)?;
+        expect_outcome(&web.finish(), 128 + libc::SIGKILL)
     });
 }

@@ -3,7 +3,6 @@
 //! a link to pts/ptmx, as container runtimes set it up.
 
 use super::simple::{makedev, now, Attrs};
-use crate::kernel::Kernel;
 use crate::tty::{PtyFile, Terminal};
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, S_IFCHR, S_IFDIR, DT_CHR};
 use crate::vfs::{Dentry, DirFile, FileDescription};
@@ -23,15 +22,14 @@ const TTY_GID: u32 = 5;
 /// One devpts instance: its live terminals by index.
 pub struct Devpts {
     dev: u64,
-    kernel: Weak<Kernel>,
     time: (i64, i64),
     /// Leaf lock. A terminal stays listed while any of its files is open.
     terminals: Mutex<BTreeMap<u32, Weak<Terminal>>>,
 }
 
 impl Devpts {
-    pub fn new(dev: u64, kernel: Weak<Kernel>) -> Arc<Devpts> {
-        Arc::new(Devpts { dev, kernel, time: now(), terminals: Mutex::new(BTreeMap::new()) })
+    pub fn new(dev: u64) -> Arc<Devpts> {
+        Arc::new(Devpts { dev, time: now(), terminals: Mutex::new(BTreeMap::new()) })
     }
 
     pub fn root(self: &Arc<Self>) -> Arc<dyn Inode> {
@@ -50,7 +48,7 @@ impl Devpts {
         let mut terms = self.terminals.lock().unwrap_or_else(|e| e.into_inner());
         terms.retain(|_, t| t.upgrade().is_some_and(|t| t.lock().masters > 0));
         let index = (0..PTY_MAX).find(|i| !terms.contains_key(i)).ok_or_else(|| errno!(ENOSPC))?;
-        let term = Arc::new(Terminal::new(index, owner, self.kernel.clone(), winsize));
+        let term = Arc::new(Terminal::new(index, owner, winsize));
         term.opened(true);
         terms.insert(index, Arc::downgrade(&term));
         Ok(term)

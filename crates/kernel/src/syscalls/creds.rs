@@ -177,7 +177,7 @@ pub fn sys_capget(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysRe
     let tg = match pid as i32 {
         0 => t.tg.clone(),
         p if p < 0 => return error!(EINVAL),
-        p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| rvisor_abi::errno!(ESRCH))?,
+        p => t.pid_ns().thread(p).map(|th| th.tg.clone()).ok_or_else(|| rvisor_abi::errno!(ESRCH))?,
     };
     if data.is_null() {
         return Ok(());

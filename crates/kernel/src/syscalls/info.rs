@@ -75,7 +75,7 @@ pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
     s.totalram = total;
     s.freeram = total.saturating_sub(used);
     s.sharedram = mf.usage(UsageKind::Tmpfs);
-    s.procs = k.pid_ns.thread_count().min(u16::MAX as usize) as u16;
+    s.procs = k.thread_count().min(u16::MAX as usize) as u16;
     s.mem_unit = 1;
     t.mm.write_obj(info, &s)
 }
@@ -185,7 +185,7 @@ pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysR
 pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
     let tg = match pid {
         0 => t.tg.clone(),
-        p => t.kernel.pid_ns.thread(p).map(|th| th.tg.clone()).ok_or_else(|| errno!(ESRCH))?,
+        p => t.pid_ns().thread(p).map(|th| th.tg.clone()).ok_or_else(|| errno!(ESRCH))?,
     };
     if !Arc::ptr_eq(&tg, &t.tg) {
         let (me, them) = (t.tg.creds(), tg.creds());

@@ -210,7 +210,7 @@ fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: Use
     }
     let local = t.mm.read_iovecs(local, usize::try_from(liovcnt).map_err(|_| errno!(EINVAL))?)?;
     let remote = t.mm.read_iovecs(remote, usize::try_from(riovcnt).map_err(|_| errno!(EINVAL))?)?;
-    let thread = t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
+    let thread = t.pid_ns().thread(pid).ok_or_else(|| errno!(ESRCH))?;
     if !crate::task::ptrace::may_trace(&t.tg, &thread.tg) {
         return error!(EPERM);
     }

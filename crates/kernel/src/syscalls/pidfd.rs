@@ -24,8 +24,8 @@ pub fn sys_pidfd_open(t: &mut Task, pid: i32, flags: u32) -> SysResult<Fd> {
     if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
         return error!(EINVAL);
     }
-    let Some(tg) = t.kernel.pid_ns.group(pid) else {
-        return if t.kernel.pid_ns.thread(pid).is_some() { error!(EINVAL) } else { error!(ESRCH) };
+    let Some(tg) = t.pid_ns().group(pid) else {
+        return if t.pid_ns().thread(pid).is_some() { error!(EINVAL) } else { error!(ESRCH) };
     };
     super::pipe::install(t, Arc::new(PidFd::new(tg, flags)), true)
 }
@@ -42,7 +42,7 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: Fd, signo: i32, info: UserRef<
         // An open /proc/[pid] directory names its process too.
         None => {
             let tgid = file.dentry().and_then(|d| crate::fs::proc::process_dir_tgid(&d.inode)).ok_or_else(|| errno!(EBADF))?;
-            t.kernel.pid_ns.group(tgid).ok_or_else(|| errno!(ESRCH))?
+            t.pid_ns().group(tgid).ok_or_else(|| errno!(ESRCH))?
         }
     };
     if signo != 0 {

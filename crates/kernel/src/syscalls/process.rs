@@ -97,7 +97,7 @@ pub fn sys_set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult<i32> {
 pub fn sys_get_robust_list(t: &mut Task, pid: i32, head: UserRef<u64>, len: UserRef<u64>) -> SysResult<()> {
     let target = if pid == 0 || pid == t.tid() { t.robust_list } else {
         // Another thread's list lives in its Task, which only its own thread holds.
-        t.kernel.pid_ns.thread(pid).ok_or_else(|| errno!(ESRCH))?;
+        t.pid_ns().thread(pid).ok_or_else(|| errno!(ESRCH))?;
         return error!(EPERM);
     };
     t.mm.write_obj(head, &target.get())?;
@@ -348,7 +348,7 @@ pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
         }
     }
     if pgid != target.tgid {
-        let exists = t.kernel.pid_ns.groups().iter().any(|g| {
+        let exists = t.pid_ns().groups().iter().any(|g| {
             let st = g.state();
             st.pgid == pgid && st.sid == my_sid
         });
@@ -364,7 +364,7 @@ fn group_by_pid(t: &Task, pid: i32) -> SysResult<std::sync::Arc<crate::task::Thr
     if pid == 0 {
         return Ok(t.tg.clone());
     }
-    t.kernel.pid_ns.group(pid).ok_or_else(|| errno!(ESRCH))
+    t.pid_ns().group(pid).ok_or_else(|| errno!(ESRCH))
 }
 
 pub fn sys_getpgid(t: &mut Task, pid: i32) -> SysResult<i32> {
@@ -381,7 +381,7 @@ pub fn sys_getsid(t: &mut Task, pid: i32) -> SysResult<i32> {
 
 pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
     let tgid = t.tg.tgid;
-    let taken = t.kernel.pid_ns.groups().iter().any(|g| g.state().pgid == tgid);
+    let taken = t.pid_ns().groups().iter().any(|g| g.state().pgid == tgid);
     if taken {
         return error!(EPERM);
     }

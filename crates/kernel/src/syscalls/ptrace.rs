@@ -195,7 +195,7 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
     } else {
         0
     };
-    let th = t.kernel.pid_ns.thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
+    let th = t.pid_ns().thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
     if Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !crate::task::ptrace::may_trace(&t.tg, &th.tg) {
         return error!(EPERM);
     }
@@ -209,7 +209,7 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
 
 /// A thread the caller's group traces (ESRCH otherwise).
 fn tracee(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
-    let th = t.kernel.pid_ns.thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
+    let th = t.pid_ns().thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
     let ours = th.ptrace().tracer().is_some_and(|tr| Arc::ptr_eq(&tr, &t.tg));
     if ours { Ok(th) } else { error!(ESRCH) }
 }

@@ -36,7 +36,7 @@ fn target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
     match pid {
         0 => Ok(t.thread.clone()),
         p if p < 0 => error!(EINVAL),
-        p => t.kernel.pid_ns.thread(p).ok_or_else(|| rvisor_abi::errno!(ESRCH)),
+        p => t.pid_ns().thread(p).ok_or_else(|| rvisor_abi::errno!(ESRCH)),
     }
 }
 
@@ -94,7 +94,7 @@ pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: usize, mask: UserAddr)
 
 /// The threads a getpriority/setpriority `which`/`who` pair names.
 fn priority_targets(t: &Task, which: i32, who: i32) -> SysResult<Vec<Arc<Thread>>> {
-    let all = || t.kernel.pid_ns.groups().into_iter().flat_map(|g| g.threads());
+    let all = || t.pid_ns().groups().into_iter().flat_map(|g| g.threads());
     let found: Vec<Arc<Thread>> = match which {
         PRIO_PROCESS => vec![target(t, who).map_err(|_| rvisor_abi::errno!(ESRCH))?],
         PRIO_PGRP => {

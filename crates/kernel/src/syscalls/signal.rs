@@ -193,13 +193,13 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
     let info = sender_info(t, signo as u32, SI_USER);
     let targets: Vec<Arc<crate::task::ThreadGroup>> = match pid {
         p if p > 0 => {
-            let tg = t.kernel.pid_ns.group(p).or_else(|| t.kernel.pid_ns.thread(p).map(|th| th.tg.clone())).ok_or_else(|| errno!(ESRCH))?;
+            let tg = t.pid_ns().group(p).or_else(|| t.pid_ns().thread(p).map(|th| th.tg.clone())).ok_or_else(|| errno!(ESRCH))?;
             vec![tg]
         }
-        -1 => t.kernel.pid_ns.groups().into_iter().filter(|g| g.tgid != 1).collect(),
+        -1 => t.pid_ns().groups().into_iter().filter(|g| g.tgid != 1).collect(),
         p => {
             let pgid = if p == 0 { t.tg.state().pgid } else { p.checked_neg().ok_or_else(|| errno!(ESRCH))? };
-            signals::process_group(&t.kernel.pid_ns, pgid)
+            signals::process_group(t.pid_ns(), pgid)
         }
     };
     let live: Vec<_> = targets.into_iter().filter(|g| g.state().zombie.is_none() || pid > 0).collect();
@@ -215,7 +215,7 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
 }
 
 fn thread_in(t: &Task, tgid: Option<i32>, tid: i32) -> SysResult<Arc<crate::task::Thread>> {
-    let th = t.kernel.pid_ns.thread(tid).ok_or_else(|| errno!(ESRCH))?;
+    let th = t.pid_ns().thread(tid).ok_or_else(|| errno!(ESRCH))?;
     if tgid.is_some_and(|g| th.tg.tgid != g) {
         return error!(ESRCH);
     }
@@ -249,8 +249,7 @@ pub(super) fn check_sigpending(t: &Task) -> SysResult<()> {
     let uid = t.tg.creds().uid;
     let queued: usize = t
         .kernel
-        .pid_ns
-        .groups()
+        .all_groups()
         .iter()
         .filter(|g| g.creds().uid == uid)
         .map(|g| g.sig().pending.len() + g.threads().iter().map(|th| th.sig().pending.len()).sum::<usize>())
@@ -272,7 +271,7 @@ fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> S
 
 pub fn sys_rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
     let info = user_siginfo(t, tgid, signo, uinfo)?;
-    let tg = t.kernel.pid_ns.group(tgid).ok_or_else(|| errno!(ESRCH))?;
+    let tg = t.pid_ns().group(tgid).ok_or_else(|| errno!(ESRCH))?;
     signals::send_to_group(&tg, info);
     Ok(())
 }

@@ -263,7 +263,7 @@ fn checked_creds(t: &Task, c: Ucred) -> SysResult<Ucred> {
     if !(pid_ok && uid_ok && gid_ok) {
         return error!(EPERM);
     }
-    if t.kernel.pid_ns.thread(c.pid).is_none() {
+    if t.pid_ns().thread(c.pid).is_none() {
         return error!(ESRCH);
     }
     Ok(c)

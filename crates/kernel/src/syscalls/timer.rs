@@ -171,7 +171,7 @@ pub fn sys_timer_create(t: &mut Task, clock: i32, sevp: UserRef<Sigevent>, timer
     let thread = match ev.notify {
         SIGEV_SIGNAL | SIGEV_NONE => None,
         SIGEV_THREAD_ID => {
-            let th = t.kernel.pid_ns.thread(ev.tid).filter(|th| Arc::ptr_eq(&th.tg, &t.tg)).ok_or_else(|| errno!(EINVAL))?;
+            let th = t.pid_ns().thread(ev.tid).filter(|th| Arc::ptr_eq(&th.tg, &t.tg)).ok_or_else(|| errno!(EINVAL))?;
             Some(Arc::downgrade(&th))
         }
         _ => return error!(EINVAL),

@@ -80,7 +80,7 @@ impl Task {
             return Err(errno!(EINVAL));
         }
         self.check_nproc()?;
-        let tid = self.kernel.pid_ns.alloc()?;
+        let tid = self.pid_ns().alloc()?;
         let tg = if f & CLONE_THREAD != 0 {
             self.tg.clone()
         } else {
@@ -153,10 +153,10 @@ impl Task {
         };
 
         // Make the child visible before it can run, so signals and waits see it.
-        self.kernel.pid_ns.register_thread(tid, &thread);
+        self.pid_ns().register_thread(tid, &thread);
         tg.state().threads.push(thread.clone());
         if f & CLONE_THREAD == 0 {
-            self.kernel.pid_ns.register_group(tid, &tg);
+            self.pid_ns().register_group(tid, &tg);
             if let Some(p) = tg.parent() {
                 p.state().children.push(tg.clone());
             }
@@ -215,19 +215,19 @@ impl Task {
             return Ok(());
         }
         let limit = self.tg.rlimit(RLIMIT_NPROC).cur;
-        let mine: usize = self.kernel.pid_ns.groups().iter().filter(|g| g.creds().uid == creds.uid).map(|g| g.state().threads.len()).sum();
+        let mine: usize = self.pid_ns().groups().iter().filter(|g| g.creds().uid == creds.uid).map(|g| g.state().threads.len()).sum();
         let mine = mine as u64;
         if mine >= limit { Err(errno!(EAGAIN)) } else { Ok(()) }
     }
 
     fn unregister_failed_child(&self, tg: &Arc<ThreadGroup>, thread: &Arc<Thread>, f: u64) {
         tg.state().threads.retain(|t| !Arc::ptr_eq(t, thread));
-        self.kernel.pid_ns.release_thread(thread.tid());
+        self.pid_ns().release_thread(thread.tid());
         if f & CLONE_THREAD == 0 {
             if let Some(p) = tg.parent() {
                 p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
             }
-            self.kernel.pid_ns.release_group(tg);
+            self.pid_ns().release_group(tg);
         }
     }
 

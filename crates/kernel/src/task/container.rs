@@ -1,24 +1,28 @@
 //! The containers a sandbox runs. A sandbox starts with one; a Kubernetes pod
 //! adds its other containers to the sandbox of its first (runsc's
-//! subcontainers). Each has its own root and mounts and its own init; they
-//! share the sandbox's network, IPC, UTS and PID namespaces, as a pod with
-//! `shareProcessNamespace` does.
+//! subcontainers). Each has its own root and mounts and its own init, and a
+//! PID namespace of its own unless it shares the first container's (a pod
+//! with `shareProcessNamespace`); they share the sandbox's network, IPC and
+//! UTS namespaces.
 
-use super::ThreadGroup;
+use super::{PidNamespace, ThreadGroup};
 use crate::vfs::MountNamespace;
 use std::sync::{Arc, OnceLock, Weak};
 
 pub struct Container {
     /// Its root and what is mounted on it, as its processes see them.
     pub mounts: MountNamespace,
+    /// The PID namespace its processes are in. Namespaces are not nested: a
+    /// process sees only the processes of its own.
+    pub pid_ns: Arc<PidNamespace>,
     /// Its first process, once loaded: orphans of the container go to it, and
     /// when it ends, so does every other process of the container.
     init: OnceLock<Weak<ThreadGroup>>,
 }
 
 impl Container {
-    pub fn new(mounts: MountNamespace) -> Arc<Container> {
-        Arc::new(Container { mounts, init: OnceLock::new() })
+    pub fn new(mounts: MountNamespace, pid_ns: Arc<PidNamespace>) -> Arc<Container> {
+        Arc::new(Container { mounts, pid_ns, init: OnceLock::new() })
     }
 
     /// Records `tg` as the container's init if it has none yet.

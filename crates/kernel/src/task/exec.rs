@@ -207,7 +207,7 @@ impl Task {
         let leader = self.tg.tgid;
         let old = self.tid();
         if old != leader {
-            self.kernel.pid_ns.rename_thread(old, leader, &self.thread);
+            self.pid_ns().rename_thread(old, leader, &self.thread);
             self.thread.set_tid(leader);
         }
         Ok(())

@@ -93,7 +93,7 @@ impl Task {
             self.tg.dead_io.add(self.thread.io.get());
             st.threads.is_empty()
         };
-        self.kernel.pid_ns.release_thread(tid);
+        self.pid_ns().release_thread(tid);
         if last {
             // As Linux's exit_mm, before the parent hears of the exit: an address
             // space no one else uses loses its mappings now (a System V segment's
@@ -209,19 +209,21 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         }
         // (Unless the parent died meanwhile and the child went to another.)
         if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
-            kernel.pid_ns.release_group(tg);
+            tg.container.pid_ns.release_group(tg);
         }
         parent.wake_all();
     }
-    if tg.tgid == 1 {
-        kernel.init_died(status);
-    } else if tg.container.is_init(tg) {
-        kernel.container_init_died(&tg.container);
+    if tg.container.is_init(tg) {
+        if Arc::ptr_eq(&tg.container, &kernel.root_container) {
+            kernel.init_died(status);
+        } else {
+            kernel.container_init_died(&tg.container);
+        }
     }
 }
 
 /// Where orphans go: the nearest live subreaper ancestor, else their
-/// container's init, else the sandbox's.
+/// container's init, else the sandbox's first.
 fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, container: &super::Container) -> Option<Arc<ThreadGroup>> {
     let mut at = parent.cloned();
     while let Some(p) = at {
@@ -232,5 +234,5 @@ fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, contain
         }
         at = st.parent.clone();
     }
-    container.init().or_else(|| kernel.pid_ns.group(1).filter(|i| i.state().zombie.is_none()))
+    container.init().or_else(|| kernel.root_container.init())
 }

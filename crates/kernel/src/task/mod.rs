@@ -65,6 +65,11 @@ pub struct Task {
 }
 
 impl Task {
+    /// The PID namespace the task is in (its container's): the ids it sees.
+    pub fn pid_ns(&self) -> &PidNamespace {
+        &self.tg.container.pid_ns
+    }
+
     pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, r: Resources, cpu: CpuState, ctx: Box<dyn Context>) -> Task {
         thread.set_resources(Some(r.clone()));
         let Resources { mm, fds, fs } = r;

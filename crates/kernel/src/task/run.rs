@@ -189,7 +189,7 @@ impl Task {
             let st = self.tg.state();
             (st.pgid, st.sid)
         };
-        !self.kernel.pid_ns.groups().iter().any(|g| {
+        !self.pid_ns().groups().iter().any(|g| {
             let (gp, parent) = {
                 let st = g.state();
                 (st.pgid, st.parent.clone())

@@ -169,6 +169,6 @@ impl Task {
 
     fn reap(&self, child: &Arc<ThreadGroup>) {
         self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
-        self.kernel.pid_ns.release_group(child);
+        self.pid_ns().release_group(child);
     }
 }

@@ -61,7 +61,7 @@ fn background_check(t: &Task, term: &Arc<Terminal>, signo: u32) -> SysResult<()>
     if t.in_orphaned_pgrp() {
         return error!(EIO);
     }
-    signals::send_to_process_group(&t.kernel.pid_ns, pgid, SigInfo::new(signo, signals::SI_KERNEL));
+    signals::send_to_process_group(t.pid_ns(), pgid, SigInfo::new(signo, signals::SI_KERNEL));
     error!(ERESTARTSYS)
 }
 
@@ -78,7 +78,7 @@ fn set_foreground(t: &Task, term: &Arc<Terminal>, pgrp: i32) -> SysResult<()> {
         return error!(EINVAL);
     }
     let sid = t.tg.state().sid;
-    let exists = t.kernel.pid_ns.groups().iter().any(|g| {
+    let exists = t.pid_ns().groups().iter().any(|g| {
         let st = g.state();
         st.pgid == pgrp && st.sid == sid && st.zombie.is_none()
     });
@@ -111,12 +111,13 @@ fn make_controlling(t: &Task, term: &Arc<Terminal>, steal: bool) -> SysResult<()
             }
             let old = st.session;
             drop(st);
-            for g in t.kernel.pid_ns.groups().iter().filter(|g| g.state().sid == old) {
+            for g in t.pid_ns().groups().iter().filter(|g| g.state().sid == old) {
                 g.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             }
             st = term.lock();
         }
         st.session = sid;
+        st.pid_ns = std::sync::Arc::downgrade(&t.tg.container.pid_ns);
         st.fg_pgrp = pgid;
     }
     *t.tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = Some(term.clone());
@@ -145,7 +146,7 @@ fn disassociate(t: &Task, term: &Arc<Terminal>, sid: i32) {
         st.session = 0;
         st.fg_pgrp = 0;
     }
-    for g in t.kernel.pid_ns.groups().iter().filter(|g| g.state().sid == sid) {
+    for g in t.pid_ns().groups().iter().filter(|g| g.state().sid == sid) {
         g.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }

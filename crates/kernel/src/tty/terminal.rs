@@ -1,7 +1,7 @@
 //! `Terminal`: one pseudo-terminal pair, the state its master and replica share.
 
 use super::ldisc::{master_termios, LineDiscipline, QUEUE_MAX};
-use crate::kernel::Kernel;
+use crate::task::PidNamespace;
 use crate::task::signals::{self, SigInfo};
 use crate::vfs::WaitQueue;
 use rvisor_abi::consts::{SIGCONT, SIGHUP, SIGWINCH};
@@ -19,6 +19,8 @@ pub struct TermState {
     pub winsize: Winsize,
     /// The session this is the controlling terminal of (0: none).
     pub session: i32,
+    /// The PID namespace `session` and `fg_pgrp` are ids in.
+    pub pid_ns: Weak<PidNamespace>,
     /// The foreground process group (0: none).
     pub fg_pgrp: i32,
     /// TIOCSPTLCK: the replica cannot be opened while locked (ptmx starts so).
@@ -38,7 +40,6 @@ pub struct Terminal {
     pub index: u32,
     /// Who owns /dev/pts/N: the uid that opened the master, as devpts makes it.
     pub owner: u32,
-    kernel: Weak<Kernel>,
     /// A leaf lock: signals are sent and queues notified after it is dropped.
     state: Mutex<TermState>,
     /// Replica readers and writers wait here.
@@ -52,16 +53,16 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    pub fn new(index: u32, owner: u32, kernel: Weak<Kernel>, winsize: Winsize) -> Terminal {
+    pub fn new(index: u32, owner: u32, winsize: Winsize) -> Terminal {
         Terminal {
             index,
             owner,
-            kernel,
             state: Mutex::new(TermState {
                 ldisc: LineDiscipline::default(),
                 master_termios: master_termios(),
                 winsize,
                 session: 0,
+                pid_ns: Weak::new(),
                 fg_pgrp: 0,
                 locked: true,
                 masters: 0,
@@ -82,11 +83,12 @@ impl Terminal {
 
     /// Sends `signo` to the foreground process group.
     pub fn signal_foreground(&self, signo: u32) {
-        let pgrp = self.lock().fg_pgrp;
-        if let Some(k) = self.kernel.upgrade() {
-            if pgrp > 0 {
-                signals::send_to_process_group(&k.pid_ns, pgrp, SigInfo::new(signo, signals::SI_KERNEL));
-            }
+        let (pgrp, pid_ns) = {
+            let st = self.lock();
+            (st.fg_pgrp, st.pid_ns.upgrade())
+        };
+        if let (Some(ns), true) = (pid_ns, pgrp > 0) {
+            signals::send_to_process_group(&ns, pgrp, SigInfo::new(signo, signals::SI_KERNEL));
         }
     }
 

@@ -31,7 +31,7 @@ mod system;
 
 use super::simple::{now, Attrs, SeqFile};
 use crate::kernel::Kernel;
-use crate::task::{Resources, Thread, ThreadGroup};
+use crate::task::{PidNamespace, Resources, Thread, ThreadGroup};
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, DT_DIR, DT_LNK, DT_REG, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use pid::PidEntry;
@@ -64,6 +64,8 @@ pub fn ram_total() -> u64 {
 /// One mounted procfs.
 pub struct ProcFs {
     kernel: Weak<Kernel>,
+    /// The PID namespace of the container that mounted it: the processes it shows.
+    pid_ns: Arc<PidNamespace>,
     dev: u64,
     time: (i64, i64),
     /// /proc/sys/kernel/random/boot_id: fixed for the sandbox's life.
@@ -119,9 +121,9 @@ fn parse_num(name: &[u8]) -> Option<i32> {
 }
 
 impl ProcFs {
-    pub fn new(kernel: Weak<Kernel>, dev: u64) -> Arc<ProcFs> {
+    pub fn new(kernel: Weak<Kernel>, pid_ns: Arc<PidNamespace>, dev: u64) -> Arc<ProcFs> {
         let mem_total = ram_total();
-        Arc::new(ProcFs { kernel, dev, time: now(), boot_id: system::uuid(), mem_total })
+        Arc::new(ProcFs { kernel, pid_ns, dev, time: now(), boot_id: system::uuid(), mem_total })
     }
 
     pub fn root(self: &Arc<Self>) -> Arc<dyn Inode> {
@@ -139,8 +141,8 @@ impl ProcFs {
     /// The process and thread `t` names, or ENOENT if they are gone.
     pub(super) fn resolve(&self, t: Target) -> SysResult<Proc> {
         let k = self.kernel()?;
-        let tg = k.pid_ns.group(t.tgid).ok_or_else(|| errno!(ENOENT))?;
-        let th = k.pid_ns.thread(t.tid).filter(|th| Arc::ptr_eq(&th.tg, &tg));
+        let tg = self.pid_ns.group(t.tgid).ok_or_else(|| errno!(ENOENT))?;
+        let th = self.pid_ns.thread(t.tid).filter(|th| Arc::ptr_eq(&th.tg, &tg));
         let th = match (th, t.thread_view) {
             (Some(th), _) => Some(th),
             (None, true) => return error!(ENOENT),
@@ -156,11 +158,10 @@ impl ProcFs {
 
     /// The /proc/[name] entry for a process or thread id, if it exists.
     fn pid_target(&self, id: i32) -> Option<Target> {
-        let k = self.kernel.upgrade()?;
-        if k.pid_ns.group(id).is_some() {
+        if self.pid_ns.group(id).is_some() {
             return Some(Target { tgid: id, tid: id, thread_view: false });
         }
-        let th = k.pid_ns.thread(id)?;
+        let th = self.pid_ns.thread(id)?;
         Some(Target { tgid: th.tg.tgid, tid: id, thread_view: false })
     }
 
@@ -238,8 +239,7 @@ impl ProcInode {
                 }
                 out.push(entry(Node::SelfLink, b"self".to_vec()));
                 out.push(entry(Node::ThreadSelf, b"thread-self".to_vec()));
-                let k = fs.kernel()?;
-                let mut ids: Vec<i32> = k.pid_ns.groups().iter().map(|g| g.tgid).collect();
+                let mut ids: Vec<i32> = fs.pid_ns.groups().iter().map(|g| g.tgid).collect();
                 ids.sort_unstable();
                 for id in ids {
                     out.push(entry(Node::PidDir(Target { tgid: id, tid: id, thread_view: false }), id.to_string().into_bytes()));
@@ -304,7 +304,7 @@ impl Inode for ProcInode {
         let mut st = self.fs.attrs(ino_of(self.node), mode).stat(0);
         match self.node {
             Node::Root => {
-                st.st_nlink = 3 + self.fs.kernel.upgrade().map(|k| k.pid_ns.groups().len() as u64).unwrap_or(0);
+                st.st_nlink = 3 + self.fs.pid_ns.groups().len() as u64;
             }
             Node::SelfLink | Node::ThreadSelf => {
                 st.st_size = self.readlink().map(|l| l.len() as i64).unwrap_or(0);

@@ -247,8 +247,7 @@ pub struct ProcessInfo {
 /// Every process of `container`, by pid.
 pub fn processes(k: &Arc<crate::Kernel>, container: &Arc<crate::task::Container>) -> Vec<ProcessInfo> {
     let mut out: Vec<ProcessInfo> = k
-        .pid_ns
-        .groups()
+        .all_groups()
         .into_iter()
         .filter(|tg| Arc::ptr_eq(&tg.container, container))
         .map(|tg| {
@@ -649,7 +648,7 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "Ngid:\t0");
     let _ = writeln!(s, "Pid:\t{}", t.tid);
     let _ = writeln!(s, "PPid:\t{ppid}");
-    let tracer = p.k.pid_ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| g.tgid);
+    let tracer = p.tg.container.pid_ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| g.tgid);
     let _ = writeln!(s, "TracerPid:\t{tracer}");
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", creds.uid, creds.euid, creds.suid, creds.euid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", creds.gid, creds.egid, creds.sgid, creds.egid);

@@ -185,9 +185,9 @@ fn uptime(k: &Kernel) -> String {
 }
 
 fn loadavg(k: &Kernel) -> String {
-    let groups = k.pid_ns.groups();
+    let groups = k.all_groups();
     let last = groups.iter().map(|g| g.tgid).max().unwrap_or(1);
-    format!("0.00 0.00 0.00 1/{} {last}\n", k.pid_ns.thread_count())
+    format!("0.00 0.00 0.00 1/{} {last}\n", k.thread_count())
 }
 
 /// /proc/stat: with no CPU accounting yet, every CPU has been idle since boot.
@@ -202,7 +202,7 @@ fn stat(k: &Kernel) -> String {
     let _ = write!(
         s,
         "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
-        k.pid_ns.groups().len()
+        k.all_groups().len()
     );
     s
 }
