@@ -1,7 +1,8 @@
 //! containerd drives rvisor through its runc shim (`ctr run --runc-binary`),
 //! as Kubernetes does through a RuntimeClass whose handler names rvisor as
 //! the shim's `BinaryName`: a container's exit code; a running container's
-//! output and input, `ctr task ps`, `ctr task exec`, and `ctr task kill`.
+//! output and input, `ctr task ps`, `ctr task exec`, and `ctr task kill`; and
+//! a pod's containers in its sandbox's, marked as the CRI plugin marks them.
 //!
 //! The test installs containerd (Debian's package) when the host lacks it,
 //! and runs a private containerd daemon of its own.
@@ -120,37 +121,76 @@ fn drive(c: &Containerd, runtime: &Path, tag: &str) -> Result<(), String> {
     let rt = runtime.to_str().unwrap();
     // The image's own command; its exit code comes back through the shim.
     check(&output_of(c.ctr(&["run", "--rm", "--runc-binary", rt, IMAGE, &format!("once-{tag}")])), 3, "exec pid 1 ppid 0\n")?;
+    serve(c, rt, &format!("serve-{tag}"), &[])?;
 
-    let id = format!("serve-{tag}");
-    let mut serving = c.ctr(&["run", "--rm", "--runc-binary", rt, IMAGE, &id, "/bin/init", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    // A pod, as the CRI plugin marks its containers: the sandbox container
+    // boots the sandbox, and the pod's other containers run in it, each with
+    // its own PID namespace (pid 1), their pids the shim's to reap.
+    let pod = format!("pod-{tag}");
+    let sandbox_marks = ["--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", &format!("io.kubernetes.cri.sandbox-id={pod}")].map(String::from);
+    let member_marks = ["--annotation", "io.kubernetes.cri.container-type=container", "--annotation", &format!("io.kubernetes.cri.sandbox-id={pod}")].map(String::from);
+    let (mut sandbox, lines) = start_serving(c, rt, &pod, &sandbox_marks)?;
+    let result = (|| {
+        expect(&lines, "started pid 1")?;
+        let mut args = vec!["run", "--rm", "--runc-binary", rt];
+        args.extend(member_marks.iter().map(String::as_str));
+        let once = format!("once-{pod}");
+        args.extend([IMAGE, &once, "/bin/init", "exec", "5"]);
+        check(&output_of(c.ctr(&args)), 5, "exec pid 1 ppid 0\n")?;
+        serve(c, rt, &format!("web-{pod}"), &member_marks)
+    })();
+    let killed = output_of(c.ctr(&["task", "kill", "-s", "SIGKILL", &pod]));
+    let status = sandbox.wait().map_err(|e| e.to_string())?;
+    result?;
+    if killed.status != 0 || status.code() != Some(137) {
+        return Err(format!("the pod's sandbox ended with {status} after ctr task kill: {}", killed.describe()));
+    }
+    let left = output_of(c.ctr(&["containers", "ls", "-q"]));
+    if !left.stdout_str().is_empty() {
+        return Err(format!("containers left behind: {}", left.describe()));
+    }
+    Ok(())
+}
+
+/// `ctr run` of the image's `/bin/init serve` as container `id`, with `extra`
+/// flags, and its output's lines.
+fn start_serving(c: &Containerd, rt: &str, id: &str, extra: &[String]) -> Result<(Child, mpsc::Receiver<String>), String> {
+    let mut args = vec!["run", "--rm", "--runc-binary", rt];
+    args.extend(extra.iter().map(String::as_str));
+    args.extend([IMAGE, id, "/bin/init", "serve"]);
+    let mut serving = c.ctr(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
     let lines = lines_of(&mut serving);
+    Ok((serving, lines))
+}
+
+/// A container serving its standard input: its output and input, `ctr task
+/// ps`, `ctr task exec` and `ctr task kill` (SIGTERM), which it survives to
+/// say so and exit 0.
+fn serve(c: &Containerd, rt: &str, id: &str, extra: &[String]) -> Result<(), String> {
+    let (mut serving, lines) = start_serving(c, rt, id, extra)?;
     let result = (|| {
         expect(&lines, "started pid 1")?;
         let mut stdin = serving.stdin.take().ok_or("no stdin")?;
         stdin.write_all(b"hello\n").map_err(|e| e.to_string())?;
         expect(&lines, "got hello")?;
-        let ps = output_of(c.ctr(&["task", "ps", &id]));
+        let ps = output_of(c.ctr(&["task", "ps", id]));
         if !ps.stdout_lines().iter().any(|l| l.split_whitespace().next() == Some("1")) {
             return Err(format!("ctr task ps: {}", ps.describe()));
         }
-        check(&output_of(c.ctr(&["task", "exec", "--exec-id", "e1", &id, "/bin/init", "exec", "4"])), 4, "exec pid 2 ppid 0\n")?;
-        let kill = output_of(c.ctr(&["task", "kill", &id]));
+        check(&output_of(c.ctr(&["task", "exec", "--exec-id", "e1", id, "/bin/init", "exec", "4"])), 4, "exec pid 2 ppid 0\n")?;
+        let kill = output_of(c.ctr(&["task", "kill", id]));
         if kill.status != 0 {
             return Err(format!("ctr task kill: {}", kill.describe()));
         }
         expect(&lines, "terminated")
     })();
     if result.is_err() {
-        let _ = output_of(c.ctr(&["task", "kill", "-s", "SIGKILL", &id]));
+        let _ = output_of(c.ctr(&["task", "kill", "-s", "SIGKILL", id]));
     }
     let status = serving.wait().map_err(|e| e.to_string())?;
     result?;
     if status.code() != Some(0) {
-        return Err(format!("ctr run of the killed container: {status}"));
-    }
-    let left = output_of(c.ctr(&["containers", "ls", "-q"]));
-    if !left.stdout_str().is_empty() {
-        return Err(format!("containers left behind: {}", left.describe()));
+        return Err(format!("ctr run of the killed container {id}: {status}"));
     }
     Ok(())
 }

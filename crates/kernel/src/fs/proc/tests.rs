@@ -5,7 +5,7 @@ use super::*;
 use crate::vfs::inode::OpenFlags;
 
 fn fs() -> Arc<ProcFs> {
-    ProcFs::new(Weak::new(), 0x30)
+    ProcFs::new(Weak::new(), Arc::new(PidNamespace::new(16)), 0x30)
 }
 
 #[test]
