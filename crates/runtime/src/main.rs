@@ -9,6 +9,7 @@ mod exec;
 mod filter;
 mod network;
 mod oci;
+mod publish;
 mod request;
 mod sandbox;
 

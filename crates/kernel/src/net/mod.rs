@@ -8,6 +8,7 @@
 //! The socket calls (syscalls/socket.rs) see every family through `Socket`,
 //! with addresses as the raw `struct sockaddr` bytes each family reads.
 
+pub mod forward;
 pub mod host;
 pub mod inet;
 pub mod interface;

@@ -877,6 +877,51 @@ impl UnixSocket {
         }
     }
 
+    /// A stream send from no task (a host thread relaying a forwarded port,
+    /// net/forward.rs): what fits now, never waiting (EAGAIN when full);
+    /// EPIPE once either side shut the direction. No files, no credentials.
+    pub fn try_send_stream(&self, data: &[u8]) -> SysResult<usize> {
+        let c = self.conn()?;
+        let sent = {
+            let mut q = c.pair.queue(c.peer());
+            if q.write_shut || q.read_shut {
+                return error!(EPIPE);
+            }
+            let fits = BUFFER.saturating_sub(q.bytes).min(data.len());
+            if fits == 0 {
+                return if data.is_empty() { Ok(0) } else { error!(EAGAIN) };
+            }
+            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None });
+            q.bytes += fits;
+            fits
+        };
+        c.pair.waiters[c.peer()].notify_events(POLLIN);
+        Ok(sent)
+    }
+
+    /// A stream receive from no task: at most `max` bytes of what is queued
+    /// (empty at EOF), never waiting (EAGAIN when nothing is); a pending
+    /// reset comes after what was queued, as `receive_message` has it.
+    pub fn try_receive_stream(&self, max: usize) -> SysResult<Vec<u8>> {
+        let c = self.conn()?;
+        {
+            let mut q = c.pair.queue(c.end);
+            if !q.msgs.is_empty() {
+                let got = self.read_stream(&mut q, max, false);
+                drop(q);
+                c.pair.waiters[c.peer()].notify_events(POLLOUT);
+                return Ok(got.data);
+            }
+            if self.take_reset() {
+                return error!(ECONNRESET);
+            }
+            if q.write_shut || q.read_shut {
+                return Ok(Vec::new());
+            }
+        }
+        error!(EAGAIN)
+    }
+
     /// The bytes waiting for it to read.
     pub fn queued(&self) -> usize {
         self.conn().map_or(0, |c| c.pair.queue(c.end).bytes)

@@ -1,0 +1,285 @@
+//! Host ports forwarded into the sandbox (`rvisor do -p HOST_PORT:SANDBOX_PORT`),
+//! as Docker's userland proxy does it: the runtime opens the host's listening
+//! sockets at boot, before the Sentry's seccomp filter (which allows no new
+//! socket, nor bind or listen, outside host network mode); here a
+//! `port-forward` thread accepts on them, and each host connection gets a
+//! `port-relay` thread that connects a client of the sandbox's own loopback
+//! (`TcpSocket::connect_from_host`, as a program of the sandbox connecting to
+//! 127.0.0.1 or ::1) to the sandbox's listener on SANDBOX_PORT, and copies
+//! bytes both ways. Half-closes pass through (a shutdown of writing becomes
+//! the other side's EOF), and so do resets; nothing listening in the
+//! sandbox resets the host connection.
+//!
+//! The relay never spins: it waits in one host poll over the host socket and
+//! an eventfd that the sandbox socket's wait queue writes (a `WaitCallback`),
+//! so an idle forwarded connection costs no CPU. The host calls it makes
+//! after the filter is on — poll, accept4, recvfrom, sendto, shutdown,
+//! setsockopt (SO_LINGER, for a reset), eventfd2 and clone for its threads —
+//! the filter allows in every network mode.
+
+use super::tcp::TcpSocket;
+use super::Loopback;
+use crate::kernel::Kernel;
+use crate::vfs::{FileDescription, WaitCallback};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use rvisor_abi::ErrnoCode;
+use rvisor_platform::hostcall::socket as host;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+/// What a relay moves per host call, each way.
+const CHUNK: usize = 128 << 10;
+
+/// One forwarded port: the host's listening sockets for it (non-blocking;
+/// one per address, e.g. 0.0.0.0 and [::]) and the sandbox's port.
+pub struct Forward {
+    pub listeners: Vec<OwnedFd>,
+    pub sandbox_port: u16,
+    /// Whether the host addresses are IPv6, by listener: the relay connects
+    /// to the sandbox's loopback in the same family first.
+    pub ipv6: Vec<bool>,
+}
+
+/// Starts a thread accepting on each forward's listeners.
+pub fn start(kernel: &Arc<Kernel>, forwards: Vec<Forward>) -> io::Result<()> {
+    for fwd in forwards {
+        let kernel = kernel.clone();
+        let name = std::thread::Builder::new().name("port-forward".into());
+        rvisor_platform::host_cpus::spawn_unpinned(name, move || accept_loop(&kernel, &fwd))?;
+    }
+    Ok(())
+}
+
+/// Accepts host connections for ever, each relayed by a thread of its own.
+fn accept_loop(kernel: &Arc<Kernel>, fwd: &Forward) {
+    loop {
+        let mut fds: Vec<PollFd> = fwd.listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)).collect();
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::warn!("port {}: poll: {e}; no longer forwarded", fwd.sandbox_port);
+                return;
+            }
+        }
+        drop(fds);
+        for (listener, &ipv6) in fwd.listeners.iter().zip(&fwd.ipv6) {
+            loop {
+                match host::accept(listener.as_fd()) {
+                    Ok((conn, _)) => {
+                        let (kernel, port) = (kernel.clone(), fwd.sandbox_port);
+                        let name = std::thread::Builder::new().name("port-relay".into());
+                        // Without a thread, the connection closes (dropped with the closure).
+                        if let Err(e) = rvisor_platform::host_cpus::spawn_unpinned(name, move || relay(&kernel.loopback, conn, ipv6, port)) {
+                            tracing::warn!("port {port}: cannot start a relay: {e}");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc_errno::EINTR | libc_errno::ECONNABORTED)) => {}
+                    Err(e) => {
+                        // Out of descriptors: let connections wait in the backlog a while.
+                        tracing::warn!("port {}: accept: {e}", fwd.sandbox_port);
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The errno values the accept loop tells apart (the kernel crate has no libc).
+mod libc_errno {
+    pub const EINTR: i32 = 4;
+    pub const ECONNABORTED: i32 = 103;
+}
+
+/// Connects to the sandbox's listener on `port` on loopback, in the host
+/// connection's family first (127.0.0.1 or ::1), then the other.
+pub fn connect_loopback(loopback: &Loopback, port: u16, ipv6: bool) -> rvisor_abi::SysResult<Arc<TcpSocket>> {
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
+    let (first, second) = if ipv6 { (v6, v4) } else { (v4, v6) };
+    match TcpSocket::connect_from_host(loopback, first) {
+        Err(e) if e.code == ErrnoCode::ECONNREFUSED => TcpSocket::connect_from_host(loopback, second),
+        r => r,
+    }
+}
+
+/// Writes an eventfd whenever the sandbox socket's readiness may change.
+struct Wake(EventFd);
+
+impl WaitCallback for Wake {
+    fn wake(self: Arc<Self>, _events: u32) {
+        let _ = self.0.write(1);
+    }
+}
+
+/// How a relayed connection ended.
+#[derive(Debug, PartialEq)]
+enum End {
+    /// Both sides shut down their sending: a normal close.
+    Done,
+    /// The host side reset the connection or went away: reset the sandbox's.
+    HostReset,
+    /// The sandbox side reset it (or closed with bytes coming): reset the host's.
+    SandboxReset,
+}
+
+/// Relays one accepted host connection to the sandbox's `port`.
+fn relay(loopback: &Loopback, conn: OwnedFd, ipv6: bool, port: u16) {
+    let Ok(sock) = connect_loopback(loopback, port, ipv6) else {
+        // Nothing listens in the sandbox (or no port was left): as Docker's
+        // proxy, the host's client sees its connection reset.
+        reset(conn);
+        return;
+    };
+    let Ok(efd) = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK) else {
+        sock.abort();
+        reset(conn);
+        return;
+    };
+    let wake = Arc::new(Wake(efd));
+    let cb: Arc<dyn WaitCallback> = wake.clone();
+    let queue = sock.wait_queue();
+    if let Some(q) = queue {
+        q.register_callback(cb.clone());
+    }
+    let end = pump(&sock, conn.as_fd(), &wake.0);
+    if let Some(q) = queue {
+        q.unregister_callback(&cb);
+    }
+    match end {
+        End::Done => {}
+        End::HostReset => sock.abort(),
+        End::SandboxReset => {
+            sock.abort();
+            reset(conn);
+        }
+    }
+}
+
+/// Closes a host connection with a reset (SO_LINGER with a zero timeout).
+fn reset(conn: OwnedFd) {
+    let linger: [i32; 2] = [1, 0];
+    let bytes: Vec<u8> = linger.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    const SOL_SOCKET: i32 = 1;
+    const SO_LINGER: i32 = 13;
+    let _ = host::set_option(conn.as_fd(), SOL_SOCKET, SO_LINGER, &bytes);
+    drop(conn);
+}
+
+const MSG_DONTWAIT: i32 = 0x40;
+const MSG_NOSIGNAL: i32 = 0x4000;
+const SHUT_WR: i32 = 1;
+
+/// Copies both ways until both sides have shut down sending, or one resets.
+fn pump(sock: &TcpSocket, conn: BorrowedFd<'_>, wake: &EventFd) -> End {
+    // Host to sandbox: bytes read from the host, not yet queued in the sandbox.
+    let mut up: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut up_at = 0;
+    let mut host_eof = false;
+    let mut up_shut = false;
+    // Sandbox to host.
+    let mut down: Vec<u8> = Vec::new();
+    let mut down_at = 0;
+    let mut sandbox_eof = false;
+    let mut down_shut = false;
+    loop {
+        // Notifications from before this point are seen by the tries below.
+        let _ = wake.read();
+        loop {
+            if up_at < up.len() {
+                match sock.send_from_host(&up[up_at..]) {
+                    Ok(n) => up_at += n,
+                    Err(e) if e.code == ErrnoCode::EAGAIN => break,
+                    Err(_) => return End::SandboxReset,
+                }
+                continue;
+            }
+            if host_eof {
+                if !up_shut {
+                    let _ = crate::net::Socket::shutdown(sock, SHUT_WR);
+                    up_shut = true;
+                }
+                break;
+            }
+            up.resize(CHUNK, 0);
+            up_at = 0;
+            match host::receive(conn, &mut up, MSG_DONTWAIT) {
+                Ok((n, _)) => {
+                    up.truncate(n);
+                    host_eof = n == 0;
+                }
+                Err(e) => {
+                    up.clear();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => break,
+                        io::ErrorKind::Interrupted => {}
+                        _ => return End::HostReset,
+                    }
+                }
+            }
+        }
+        loop {
+            if down_at < down.len() {
+                match host::send(conn, &down[down_at..], MSG_DONTWAIT | MSG_NOSIGNAL, None) {
+                    Ok(n) => down_at += n,
+                    Err(e) => match e.kind() {
+                        io::ErrorKind::WouldBlock => break,
+                        io::ErrorKind::Interrupted => {}
+                        _ => return End::HostReset,
+                    },
+                }
+                continue;
+            }
+            if sandbox_eof {
+                if !down_shut {
+                    let _ = host::shutdown(conn, SHUT_WR);
+                    down_shut = true;
+                }
+                break;
+            }
+            match sock.receive_to_host(CHUNK) {
+                Ok(d) => {
+                    sandbox_eof = d.is_empty();
+                    down = d;
+                    down_at = 0;
+                }
+                Err(e) if e.code == ErrnoCode::EAGAIN => break,
+                Err(_) => return End::SandboxReset,
+            }
+        }
+        if up_shut && down_shut {
+            return End::Done;
+        }
+        // Wait for the host socket (readable when there is room to pass on
+        // what it has, writable when bytes wait for it; an error or hang-up
+        // always) or the sandbox socket (through the eventfd). A host socket
+        // already shut both ways has nothing more to say.
+        let mut host_events = PollFlags::empty();
+        if !host_eof && up_at >= up.len() {
+            host_events |= PollFlags::POLLIN;
+        }
+        if down_at < down.len() {
+            host_events |= PollFlags::POLLOUT;
+        }
+        let watch_host = !(host_eof && down_shut);
+        let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+        if watch_host {
+            fds.push(PollFd::new(conn, host_events));
+        }
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return End::HostReset,
+        }
+        let broken = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+        if watch_host && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(broken)) {
+            // A reset (or a host socket closed both ways before we shut ours).
+            return End::HostReset;
+        }
+    }
+}
