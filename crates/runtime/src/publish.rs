@@ -1,4 +1,4 @@
-//! `rvisor do -p [HOST_IP:]HOST_PORT:SANDBOX_PORT[/tcp]`: host ports forwarded
+//! `rvisor do -p [HOST_IP:]HOST_PORT:SANDBOX_PORT[/tcp|/udp]`: host ports forwarded
 //! into the sandbox, as `docker run -p` publishes them. This parses the flag and
 //! opens the host's listening sockets at boot, in the caller's network
 //! namespace (before `--netns` is joined) and before the Sentry's seccomp
@@ -17,11 +17,14 @@ pub struct Publish {
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub sandbox_port: u16,
+    /// `/udp` (else TCP).
+    #[serde(default)]
+    pub udp: bool,
     /// The flag as given, for messages.
     pub spec: String,
 }
 
-const USAGE: &str = "want [HOST_IP:]HOST_PORT:SANDBOX_PORT[/tcp]";
+const USAGE: &str = "want [HOST_IP:]HOST_PORT:SANDBOX_PORT[/tcp|/udp]";
 
 fn port(spec: &str, what: &str, s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
@@ -36,11 +39,11 @@ pub fn parse(spec: &str) -> Result<Publish, String> {
         Some((b, p)) => (b, p),
         None => (spec, "tcp"),
     };
-    match protocol {
-        "tcp" => {}
-        "udp" => return Err(format!("-p {spec}: only TCP ports are forwarded (UDP is not supported yet)")),
+    let udp = match protocol {
+        "tcp" => false,
+        "udp" => true,
         _ => return Err(format!("-p {spec}: unknown protocol {protocol:?}; {USAGE}")),
-    }
+    };
     // The host address may be IPv6, with or without brackets: the ports are
     // the last two fields.
     let mut fields = body.rsplitn(3, ':');
@@ -53,7 +56,7 @@ pub fn parse(spec: &str) -> Result<Publish, String> {
             Some(bare.parse::<IpAddr>().map_err(|_| format!("-p {spec}: {ip:?} is not an IP address; {USAGE}"))?)
         }
     };
-    Ok(Publish { host_ip, host_port: port(spec, "host port", host)?, sandbox_port: port(spec, "sandbox port", sandbox)?, spec: spec.to_string() })
+    Ok(Publish { host_ip, host_port: port(spec, "host port", host)?, sandbox_port: port(spec, "sandbox port", sandbox)?, udp, spec: spec.to_string() })
 }
 
 /// Opens the host's listening sockets for each flag: HOST_IP, or 0.0.0.0 and
@@ -66,10 +69,10 @@ pub fn listen(published: &[Publish]) -> Result<Vec<rvisor_kernel::net::forward::
             Some(ip) => vec![(ip, true)],
             None => vec![(Ipv4Addr::UNSPECIFIED.into(), true), (Ipv6Addr::UNSPECIFIED.into(), false)],
         };
-        let mut fwd = rvisor_kernel::net::forward::Forward { listeners: Vec::new(), sandbox_port: p.sandbox_port, ipv6: Vec::new() };
+        let mut fwd = rvisor_kernel::net::forward::Forward { listeners: Vec::new(), sandbox_port: p.sandbox_port, udp: p.udp, ipv6: Vec::new() };
         for (ip, required) in addrs {
             let addr = SocketAddr::new(ip, p.host_port);
-            match listen_on(addr) {
+            match listen_on(addr, p.udp) {
                 Ok(fd) => {
                     fwd.listeners.push(fd);
                     fwd.ipv6.push(ip.is_ipv6());
@@ -88,20 +91,24 @@ pub fn listen(published: &[Publish]) -> Result<Vec<rvisor_kernel::net::forward::
     Ok(out)
 }
 
-/// A non-blocking host TCP socket listening on `addr`.
-fn listen_on(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+/// A non-blocking host TCP socket listening on `addr`, or a UDP one bound there.
+fn listen_on(addr: SocketAddr, udp: bool) -> std::io::Result<OwnedFd> {
     use rvisor_platform::hostcall::socket as host;
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    let fd = host::socket(domain, libc::SOCK_STREAM, 0)?;
+    let fd = host::socket(domain, if udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM }, 0)?;
     let on = 1i32.to_ne_bytes();
-    // As Docker's proxy: a restarted sandbox gets its port back while old
-    // connections linger in TIME_WAIT.
-    host::set_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &on)?;
+    if !udp {
+        // As Docker's proxy: a restarted sandbox gets its port back while old
+        // connections linger in TIME_WAIT.
+        host::set_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &on)?;
+    }
     if addr.is_ipv6() {
         host::set_option(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on)?;
     }
     host::bind(fd.as_fd(), &rvisor_kernel::net::inet::sockaddr(addr))?;
-    host::listen(fd.as_fd(), libc::SOMAXCONN)?;
+    if !udp {
+        host::listen(fd.as_fd(), libc::SOMAXCONN)?;
+    }
     Ok(fd)
 }
 
@@ -118,6 +125,8 @@ mod tests {
     fn parses_docker_forms() {
         assert_eq!(ok("8080:80"), (None, 8080, 80));
         assert_eq!(ok("8080:80/tcp"), (None, 8080, 80));
+        assert!(parse("8080:80/udp").unwrap().udp);
+        assert!(!parse("8080:80").unwrap().udp);
         assert_eq!(ok("127.0.0.1:8080:80"), (Some(Ipv4Addr::LOCALHOST.into()), 8080, 80));
         assert_eq!(ok("[::1]:8080:80"), (Some(Ipv6Addr::LOCALHOST.into()), 8080, 80));
         assert_eq!(ok("::1:8080:80"), (Some(Ipv6Addr::LOCALHOST.into()), 8080, 80));
@@ -133,7 +142,6 @@ mod tests {
             ("0:80", "not a port"),
             ("8080:70000", "not a port"),
             ("8080:80/sctp", "unknown protocol"),
-            ("8080:80/udp", "UDP"),
             ("nohost:8080:80", "not an IP address"),
         ] {
             let e = parse(spec).expect_err(spec);

@@ -10,12 +10,18 @@
 //! the other side's EOF), and so do resets; nothing listening in the
 //! sandbox resets the host connection.
 //!
+//! UDP (`-p HOST_PORT:SANDBOX_PORT/udp`): one thread per flag relays the
+//! datagrams of every host client, each of which gets a UDP socket of its own
+//! on the sandbox's loopback, connected to SANDBOX_PORT, so that the server's
+//! replies go back to the client they answer; a flow idle for FLOW_IDLE ends.
+//!
 //! The relay never spins: it waits in one host poll over the host socket and
 //! an eventfd that the sandbox socket's wait queue writes (a `WaitCallback`),
 //! so an idle forwarded connection costs no CPU. The host calls it makes
 //! after the filter is on — poll, accept4, recvfrom, sendto, shutdown,
-//! setsockopt (SO_LINGER, for a reset), eventfd2 and clone for its threads —
-//! the filter allows in every network mode.
+//! setsockopt (SO_LINGER, for a reset), read and write of an eventfd,
+//! eventfd2 and clone for its threads — the filter allows in every network
+//! mode.
 
 use super::tcp::TcpSocket;
 use super::Loopback;
@@ -34,22 +40,30 @@ use std::sync::Arc;
 /// What a relay moves per host call, each way.
 const CHUNK: usize = 128 << 10;
 
-/// One forwarded port: the host's listening sockets for it (non-blocking;
-/// one per address, e.g. 0.0.0.0 and [::]) and the sandbox's port.
+/// One forwarded port: the host's listening (TCP) or bound (UDP) sockets for
+/// it (non-blocking; one per address, e.g. 0.0.0.0 and [::]) and the
+/// sandbox's port.
 pub struct Forward {
     pub listeners: Vec<OwnedFd>,
     pub sandbox_port: u16,
+    pub udp: bool,
     /// Whether the host addresses are IPv6, by listener: the relay connects
     /// to the sandbox's loopback in the same family first.
     pub ipv6: Vec<bool>,
 }
 
-/// Starts a thread accepting on each forward's listeners.
+/// Starts a thread for each forward: accepting on its listeners (TCP), or
+/// relaying its datagrams (UDP).
 pub fn start(kernel: &Arc<Kernel>, forwards: Vec<Forward>) -> io::Result<()> {
     for fwd in forwards {
         let kernel = kernel.clone();
         let name = std::thread::Builder::new().name("port-forward".into());
-        rvisor_platform::host_cpus::spawn_unpinned(name, move || accept_loop(&kernel, &fwd))?;
+        if fwd.udp {
+            let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+            rvisor_platform::host_cpus::spawn_unpinned(name, move || datagrams(&kernel.loopback, &fwd, Arc::new(Wake(efd))))?;
+        } else {
+            rvisor_platform::host_cpus::spawn_unpinned(name, move || accept_loop(&kernel, &fwd))?;
+        }
     }
     Ok(())
 }
@@ -280,6 +294,114 @@ fn pump(sock: &TcpSocket, conn: BorrowedFd<'_>, wake: &EventFd) -> End {
         if watch_host && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(broken)) {
             // A reset (or a host socket closed both ways before we shut ours).
             return End::HostReset;
+        }
+    }
+}
+
+/// How long a UDP flow (a host client's address and its socket in the
+/// sandbox) lives without a datagram either way, as Linux's conntrack keeps a
+/// UDP stream that was answered (nf_conntrack_udp_timeout_stream is 120 s).
+const FLOW_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+/// The most flows a forwarded UDP port keeps: datagrams from further clients
+/// are dropped until one expires.
+const MAX_FLOWS: usize = 4096;
+
+/// One host client of a forwarded UDP port.
+struct Flow {
+    /// The host socket it sent to, by index, and its address as the host gave it.
+    listener: usize,
+    client: Vec<u8>,
+    sock: Arc<super::udp::UdpSocket>,
+    last: std::time::Instant,
+}
+
+/// Where a forwarded datagram goes in the sandbox: 127.0.0.1 or ::1 (the
+/// host client's family first), whichever has a socket bound on `port`.
+fn udp_destination(loopback: &Loopback, port: u16, ipv6: bool) -> SocketAddr {
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
+    let (first, second) = if ipv6 { (v6, v4) } else { (v4, v6) };
+    if loopback.udp.lookup(first, |_| true).is_none() && loopback.udp.lookup(second, |_| true).is_some() {
+        second
+    } else {
+        first
+    }
+}
+
+/// Relays a forwarded UDP port for ever: each host client gets a socket of
+/// its own in the sandbox (so that the server's replies find their way back),
+/// connected to the sandbox's port on loopback. One thread waits in one poll
+/// over the host sockets and an eventfd every flow's socket writes.
+fn datagrams(loopback: &Loopback, fwd: &Forward, wake: Arc<Wake>) {
+    let cb: Arc<dyn WaitCallback> = wake.clone();
+    let mut flows: Vec<Flow> = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let _ = wake.0.read();
+        let now = std::time::Instant::now();
+        // From the host.
+        for (i, (listener, &ipv6)) in fwd.listeners.iter().zip(&fwd.ipv6).enumerate() {
+            loop {
+                let (n, client) = match host::receive(listener.as_fd(), &mut buf, MSG_DONTWAIT) {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Would block, or an error an earlier send left (an ICMP
+                    // unreachable from a client gone, which this call cleared).
+                    Err(_) => break,
+                };
+                let at = match flows.iter().position(|f| f.listener == i && f.client == client) {
+                    Some(at) => at,
+                    None if flows.len() >= MAX_FLOWS => continue,
+                    None => {
+                        let dest = udp_destination(loopback, fwd.sandbox_port, ipv6);
+                        let Ok(sock) = super::udp::UdpSocket::connect_from_host(loopback, dest) else { continue };
+                        if let Some(q) = sock.wait_queue() {
+                            q.register_callback(cb.clone());
+                        }
+                        flows.push(Flow { listener: i, client, sock, last: now });
+                        flows.len() - 1
+                    }
+                };
+                let flow = &mut flows[at];
+                flow.last = now;
+                let _ = flow.sock.send_from_host(loopback, &buf[..n]);
+            }
+        }
+        // From the sandbox, back to each client (lost if the host socket is full, as UDP may be).
+        for flow in &mut flows {
+            while let Ok(data) = flow.sock.receive_to_host() {
+                flow.last = now;
+                if let Some(listener) = fwd.listeners.get(flow.listener) {
+                    let _ = host::send(listener.as_fd(), &data, MSG_DONTWAIT | MSG_NOSIGNAL, Some(&flow.client));
+                }
+            }
+        }
+        flows.retain(|f| {
+            let live = now.duration_since(f.last) < FLOW_IDLE;
+            if !live {
+                if let Some(q) = f.sock.wait_queue() {
+                    q.unregister_callback(&cb);
+                }
+            }
+            live
+        });
+        // Until a datagram comes either way, or the next flow expires.
+        let next = flows.iter().map(|f| f.last + FLOW_IDLE).min();
+        let timeout = match next {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let ms = at.saturating_duration_since(std::time::Instant::now()).as_millis().saturating_add(1);
+                PollTimeout::try_from(ms.min(60_000)).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds: Vec<PollFd> = fwd.listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)).collect();
+        fds.push(PollFd::new(wake.0.as_fd(), PollFlags::POLLIN));
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::warn!("port {}/udp: poll: {e}; no longer forwarded", fwd.sandbox_port);
+                return;
+            }
         }
     }
 }
