@@ -48,7 +48,8 @@ for _ in range(int(sys.argv[1])):
 "#;
 
 /// Nothing listens until a line comes on stdin; then, on 127.0.0.1:8000: a
-/// connection closed with bytes unread (a reset), then one the host resets.
+/// connection the server shuts down for writing first (and then reads to EOF),
+/// one closed with bytes unread (a reset), then one the host resets.
 const RESETS: &str = r#"
 import socket, sys
 print("nothing listens", flush=True)
@@ -57,6 +58,17 @@ l = socket.socket()
 l.bind(("127.0.0.1", 8000))
 l.listen(4)
 print("listening", flush=True)
+c, _ = l.accept()
+c.sendall(b"hello")
+c.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    d = c.recv(1 << 16)
+    if not d:
+        break
+    n += len(d)
+print("read after its shutdown", n, flush=True)
+c.close()
 c, _ = l.accept()
 c.recv(1)
 c.sendall(b"k")
@@ -169,8 +181,8 @@ fn forwards_with_the_sandbox_network_stack() {
 }
 
 #[test]
-fn resets_pass_both_ways_and_nothing_listening_resets() {
-    matrix("resets_pass_both_ways_and_nothing_listening_resets", &[Link::Static], |v| {
+fn shutdowns_and_resets_pass_both_ways() {
+    matrix("shutdowns_and_resets_pass_both_ways", &[Link::Static], |v| {
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let publish = format!("127.0.0.1:{port}:8000");
@@ -187,6 +199,21 @@ fn resets_pass_both_ways_and_nothing_listening_resets() {
         }
         run.send_line()?;
         run.expect_line("listening")?;
+        // The server shuts down writing: the host reads EOF after its bytes,
+        // and still sends until it shuts down writing in turn.
+        let mut s = connect(addr)?;
+        let mut hello = Vec::new();
+        s.read_to_end(&mut hello).map_err(|e| format!("reading up to the server's shutdown: {e}"))?;
+        if hello != b"hello" {
+            return Err(format!("before the server's shutdown the host read {:?}", String::from_utf8_lossy(&hello)));
+        }
+        s.write_all(&pseudo_random_bytes(1 << 20, 5)).map_err(|e| format!("sending after the server's shutdown: {e}"))?;
+        s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+        run.expect_line("read after its shutdown 1048576")?;
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            other => return Err(format!("after the server's close the host read {other:?}, not EOF")),
+        }
         // The server closes with bytes unread: the host reads a reset.
         let mut s = connect(addr)?;
         s.write_all(b"a").map_err(|e| e.to_string())?;

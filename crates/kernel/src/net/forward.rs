@@ -163,6 +163,7 @@ fn relay(loopback: &Loopback, conn: OwnedFd, ipv6: bool, port: u16) {
         q.register_callback(cb.clone());
     }
     let end = pump(&sock, conn.as_fd(), &wake.0);
+    tracing::debug!("port {port}: relayed connection ended: {end:?}");
     if let Some(q) = queue {
         q.unregister_callback(&cb);
     }
@@ -271,9 +272,13 @@ fn pump(sock: &TcpSocket, conn: BorrowedFd<'_>, wake: &EventFd) -> End {
             return End::Done;
         }
         // Wait for the host socket (readable when there is room to pass on
-        // what it has, writable when bytes wait for it; an error or hang-up
-        // always) or the sandbox socket (through the eventfd). A host socket
-        // already shut both ways has nothing more to say.
+        // what it has, writable when bytes wait for it) or the sandbox socket
+        // (through the eventfd). Until we shut down writing, the host socket
+        // is watched for a reset even when neither: it hangs up only then (a
+        // reset is an error too). Once we have, a hang-up is its FIN after
+        // ours, not a reset, and would only wake the poll again and again
+        // while the sandbox has no room for what it sent: it is watched only
+        // for what we want of it, and a reset is found when it is read.
         let mut host_events = PollFlags::empty();
         if !host_eof && up_at >= up.len() {
             host_events |= PollFlags::POLLIN;
@@ -281,7 +286,7 @@ fn pump(sock: &TcpSocket, conn: BorrowedFd<'_>, wake: &EventFd) -> End {
         if down_at < down.len() {
             host_events |= PollFlags::POLLOUT;
         }
-        let watch_host = !(host_eof && down_shut);
+        let watch_host = !host_events.is_empty() || !down_shut;
         let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
         if watch_host {
             fds.push(PollFd::new(conn, host_events));
@@ -290,9 +295,8 @@ fn pump(sock: &TcpSocket, conn: BorrowedFd<'_>, wake: &EventFd) -> End {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return End::HostReset,
         }
-        let broken = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
-        if watch_host && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(broken)) {
-            // A reset (or a host socket closed both ways before we shut ours).
+        let host = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        if host.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL) || (host.contains(PollFlags::POLLHUP) && !down_shut) {
             return End::HostReset;
         }
     }
