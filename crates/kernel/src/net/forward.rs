@@ -409,3 +409,26 @@ fn datagrams(loopback: &Loopback, fwd: &Forward, wake: Arc<Wake>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_listening_is_refused_and_datagrams_to_nobody_are_lost() {
+        let loopback = Loopback::default();
+        for ipv6 in [false, true] {
+            assert_eq!(connect_loopback(&loopback, 8000, ipv6).err().map(|e| e.code), Some(ErrnoCode::ECONNREFUSED));
+            assert_eq!(udp_destination(&loopback, 8000, ipv6).is_ipv6(), ipv6);
+        }
+        let dest = udp_destination(&loopback, 8000, false);
+        let flow = super::super::udp::UdpSocket::connect_from_host(&loopback, dest).unwrap();
+        flow.send_from_host(&loopback, b"to nobody").unwrap();
+        assert_eq!(flow.send_from_host(&loopback, &vec![0; 70000]).unwrap_err().code, ErrnoCode::EMSGSIZE);
+        assert_eq!(flow.receive_to_host().unwrap_err().code, ErrnoCode::EAGAIN);
+        // The flow's socket holds a port of its own while it lives.
+        assert_eq!(loopback.udp.sockets().len(), 1);
+        drop(flow);
+        assert!(loopback.udp.sockets().is_empty());
+    }
+}

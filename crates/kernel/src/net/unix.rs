@@ -1368,4 +1368,34 @@ mod tests {
         assert!(b.peer().is_none());
         assert_eq!(b.hears_from(&c), (true, false));
     }
+
+    /// The calls a host thread relays a forwarded TCP connection with
+    /// (net/forward.rs): never blocking, and EOF, EPIPE and resets as a
+    /// task's calls see them.
+    #[test]
+    fn task_free_stream_calls() {
+        let code = |r: SysResult<usize>| r.unwrap_err().code;
+        let [a, b] = connected_streams([Arc::default(), Arc::default()], [Arc::default(), Arc::default()]);
+        assert_eq!(a.try_receive_stream(10).unwrap_err().code, ErrnoCode::EAGAIN);
+        assert_eq!(a.try_send_stream(b"hello").unwrap(), 5);
+        assert_eq!(b.try_receive_stream(3).unwrap(), b"hel");
+        assert_eq!(b.try_receive_stream(10).unwrap(), b"lo");
+        // A full buffer takes what fits, then nothing.
+        let big = vec![7u8; BUFFER + 10];
+        assert_eq!(a.try_send_stream(&big).unwrap(), BUFFER);
+        assert_eq!(code(a.try_send_stream(b"x")), ErrnoCode::EAGAIN);
+        assert_eq!(b.try_receive_stream(BUFFER).unwrap().len(), BUFFER);
+        // A half-close: EOF for the reader, EPIPE for the writer; the other way still flows.
+        Socket::shutdown(&*a, 1).unwrap();
+        assert_eq!(b.try_receive_stream(10).unwrap(), b"");
+        assert_eq!(code(a.try_send_stream(b"x")), ErrnoCode::EPIPE);
+        assert_eq!(b.try_send_stream(b"back").unwrap(), 4);
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"back");
+        // A reset: what was queued first, then ECONNRESET, then EOF.
+        assert_eq!(b.try_send_stream(b"last").unwrap(), 4);
+        b.abort();
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"last");
+        assert_eq!(a.try_receive_stream(10).unwrap_err().code, ErrnoCode::ECONNRESET);
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"");
+    }
 }
