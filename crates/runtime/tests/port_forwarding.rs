@@ -1,7 +1,8 @@
 //! `rvisor do -p HOST_PORT:SANDBOX_PORT`: a host port forwarded to a server
 //! listening on the sandbox's own loopback (network mode none), as `docker run
 //! -p` publishes one. Bytes go both ways (megabytes of them, at once), a
-//! half-close reaches the server as EOF and its reply still comes back, IPv4
+//! half-close reaches the server as EOF and its reply still comes back,
+//! connections are relayed side by side, IPv4
 //! and IPv6 host clients reach it (each through loopback of its own family
 //! when the server listens on both), in network mode sandbox too, resets pass both ways, a port nothing
 //! listens on resets the host's connection, and an idle forwarded connection
@@ -157,6 +158,53 @@ fn forwards_a_tcp_stream_both_ways() {
             // ...and to ::1 for an IPv6 one.
             run.expect_line("served ::1")?;
         }
+        run.succeeds()
+    });
+}
+
+/// ECHO with a thread per connection, argv[1] of them at once.
+const THREADED_ECHO: &str = r#"
+import socket, sys, threading, zlib
+l = socket.socket()
+l.bind(("127.0.0.1", 8000))
+l.listen(16)
+print("listening", flush=True)
+def serve(c):
+    n, a = 0, 1
+    while True:
+        d = c.recv(1 << 16)
+        if not d:
+            break
+        n += len(d)
+        a = zlib.adler32(d, a)
+        c.sendall(d)
+    c.sendall(f"{n} {a}\n".encode())
+    c.close()
+threads = []
+for _ in range(int(sys.argv[1])):
+    c, _ = l.accept()
+    threads.append(threading.Thread(target=serve, args=(c,)))
+    threads[-1].start()
+for t in threads:
+    t.join()
+print("all served", flush=True)
+"#;
+
+#[test]
+fn relays_connections_side_by_side() {
+    matrix("relays_connections_side_by_side", &[Link::Static], |v| {
+        const CONNECTIONS: u64 = 6;
+        let port = free_port();
+        let publish = format!("{port}:8000");
+        let spec = Spec::args(["-c", THREADED_ECHO, &CONNECTIONS.to_string()]);
+        let mut run = Interactive::spawn(sandbox_command(v.platform, &["-p", &publish], Path::new(PYTHON), &spec));
+        run.expect_line("listening")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let clients: Vec<_> = (0..CONNECTIONS).map(|i| std::thread::spawn(move || echo_through(addr, 1 << 20, 10 + i))).collect();
+        for c in clients {
+            c.join().map_err(|_| "a client panicked".to_string())??;
+        }
+        run.expect_line("all served")?;
         run.succeeds()
     });
 }

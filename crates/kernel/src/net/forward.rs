@@ -35,10 +35,18 @@ use rvisor_platform::hostcall::socket as host;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a relay moves per host call, each way.
 const CHUNK: usize = 128 << 10;
+/// The most connections one forwarded TCP port relays at once (a thread
+/// each); further ones are reset.
+const MAX_RELAYS: usize = 4096;
+/// A relay thread's stack.
+const RELAY_STACK: usize = 256 << 10;
+const IPPROTO_TCP: i32 = 6;
+const TCP_NODELAY: i32 = 1;
 
 /// One forwarded port: the host's listening (TCP) or bound (UDP) sockets for
 /// it (non-blocking; one per address, e.g. 0.0.0.0 and [::]) and the
@@ -70,6 +78,7 @@ pub fn start(kernel: &Arc<Kernel>, forwards: Vec<Forward>) -> io::Result<()> {
 
 /// Accepts host connections for ever, each relayed by a thread of its own.
 fn accept_loop(kernel: &Arc<Kernel>, fwd: &Forward) {
+    let relays = Arc::new(AtomicUsize::new(0));
     loop {
         let mut fds: Vec<PollFd> = fwd.listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)).collect();
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
@@ -84,10 +93,27 @@ fn accept_loop(kernel: &Arc<Kernel>, fwd: &Forward) {
             loop {
                 match host::accept(listener.as_fd()) {
                     Ok((conn, _)) => {
-                        let (kernel, port) = (kernel.clone(), fwd.sandbox_port);
-                        let name = std::thread::Builder::new().name("port-relay".into());
+                        let port = fwd.sandbox_port;
+                        if relays.load(Ordering::Relaxed) >= MAX_RELAYS {
+                            tracing::warn!("port {port}: {MAX_RELAYS} connections already; one more is reset");
+                            reset(conn);
+                            continue;
+                        }
+                        // As Go's net (Docker's proxy) does: the relay passes on
+                        // what it has at once, and the sandbox's program decides
+                        // how its bytes are grouped.
+                        let _ = host::set_option(conn.as_fd(), IPPROTO_TCP, TCP_NODELAY, &1i32.to_ne_bytes());
+                        relays.fetch_add(1, Ordering::Relaxed);
+                        let (kernel, count) = (kernel.clone(), relays.clone());
+                        // Its buffers are on the heap.
+                        let name = std::thread::Builder::new().name("port-relay".into()).stack_size(RELAY_STACK);
                         // Without a thread, the connection closes (dropped with the closure).
-                        if let Err(e) = rvisor_platform::host_cpus::spawn_unpinned(name, move || relay(&kernel.loopback, conn, ipv6, port)) {
+                        let spawned = rvisor_platform::host_cpus::spawn_unpinned(name, move || {
+                            relay(&kernel.loopback, conn, ipv6, port);
+                            count.fetch_sub(1, Ordering::Relaxed);
+                        });
+                        if let Err(e) = spawned {
+                            relays.fetch_sub(1, Ordering::Relaxed);
                             tracing::warn!("port {port}: cannot start a relay: {e}");
                         }
                     }
