@@ -251,7 +251,8 @@ impl TcpSocket {
     /// Ends the connection with a reset: the sandbox's end reads
     /// ECONNRESET (the host's end reset, or went away).
     pub fn abort(&self) {
-        if let State::Connected { stream, .. } = std::mem::replace(&mut *self.state(), State::Closed) {
+        let old = std::mem::replace(&mut *self.state(), State::Closed);
+        if let State::Connected { stream, .. } = old {
             stream.abort();
         }
         self.reset.store(true, Ordering::Relaxed);
