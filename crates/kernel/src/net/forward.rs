@@ -19,9 +19,10 @@
 //! an eventfd that the sandbox socket's wait queue writes (a `WaitCallback`),
 //! so an idle forwarded connection costs no CPU. The host calls it makes
 //! after the filter is on — poll, accept4, recvfrom, sendto, shutdown,
-//! setsockopt (SO_LINGER, for a reset), read and write of an eventfd,
-//! eventfd2 and clone for its threads — the filter allows in every network
-//! mode.
+//! setsockopt (TCP_NODELAY; SO_LINGER for a reset), eventfd2 and read and
+//! write of the eventfd, and for its threads clone, mmap and
+//! sched_setaffinity (`spawn_unpinned`) — the filter allows in every network
+//! mode (runtime filter.rs, `forwarding_ports_takes_no_new_sockets`).
 
 use super::tcp::TcpSocket;
 use super::Loopback;
