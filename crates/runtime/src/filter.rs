@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn forwarding_ports_takes_no_new_sockets() {
         let c = chain(&SYSTRAP);
-        for nr in [libc::SYS_accept4, libc::SYS_poll, libc::SYS_recvfrom, libc::SYS_sendto, libc::SYS_shutdown, libc::SYS_setsockopt, libc::SYS_eventfd2, libc::SYS_read, libc::SYS_write] {
+        for nr in [libc::SYS_accept4, libc::SYS_poll, libc::SYS_recvfrom, libc::SYS_sendto, libc::SYS_shutdown, libc::SYS_setsockopt, libc::SYS_eventfd2, libc::SYS_read, libc::SYS_write, libc::SYS_mmap, libc::SYS_sched_setaffinity] {
             assert!(allowed(&c, nr, [0; 6]), "{nr}");
         }
         for nr in [libc::SYS_socket, libc::SYS_bind, libc::SYS_listen, libc::SYS_connect] {
