@@ -228,6 +228,13 @@ pub struct DoArgs {
     /// network is then sandbox unless --network says otherwise.
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
+    /// Forward a host port to a port of the sandbox, as `docker run -p` does:
+    /// the host listens on HOST_PORT (on HOST_IP, by default on every
+    /// address, IPv4 and IPv6) and connects each connection to the sandbox's
+    /// listener on SANDBOX_PORT on its loopback (UDP with /udp). Not with
+    /// --network=host, where the sandbox's servers listen on the host's ports.
+    #[arg(short = 'p', long = "publish", value_name = "[HOST_IP:]HOST_PORT:SANDBOX_PORT[/tcp|/udp]")]
+    pub publish: Vec<String>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub argv: Vec<String>,

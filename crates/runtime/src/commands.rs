@@ -182,6 +182,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         netns,
         unprivileged_port_start,
         oom_score_adj: bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+        publish: Vec::new(),
         pod,
     })
 }

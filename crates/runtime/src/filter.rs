@@ -3,7 +3,8 @@
 //! process may make only the host calls that serving the app takes. A Sentry that a
 //! bug let the app subvert still cannot execute programs, open host files by name,
 //! create namespaces, mount, load modules, or open network sockets it was not
-//! given; any other call kills the whole sandbox (SECCOMP_RET_KILL_PROCESS), or with
+//! given (`rvisor do -p` opens its host listeners at setup, and forwarding takes
+//! only calls every mode allows); any other call kills the whole sandbox (SECCOMP_RET_KILL_PROCESS), or with
 //! `--debug-seccomp` is allowed and logged by the host (SECCOMP_RET_LOG: `dmesg`
 //! shows `syscall=N`), to find a missing entry.
 //!
@@ -100,7 +101,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_wait4,
     libc::SYS_waitid,
     // Sockets made at setup (gofer connections, the control socket, the zygote's, the
-    // netstack's AF_PACKET one) and host network sockets.
+    // netstack's AF_PACKET one, the listeners of `do -p`'s forwarded ports and the
+    // connections accepted on them) and host network sockets.
     libc::SYS_sendmsg,
     libc::SYS_recvmsg,
     libc::SYS_sendto,
@@ -340,6 +342,20 @@ mod tests {
         assert!(killed(&c, libc::SYS_socket, [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), "nor AF_UNIX");
         assert!(allowed(&c, libc::SYS_connect, [0; 6]));
         assert!(killed(&c, libc::SYS_execve, [0; 6]));
+    }
+
+    /// `rvisor do -p`: the host's listening sockets are made at setup
+    /// (publish.rs); forwarding then takes only calls every mode allows
+    /// (net/forward.rs), and still no new socket, bind or listen.
+    #[test]
+    fn forwarding_ports_takes_no_new_sockets() {
+        let c = chain(&SYSTRAP);
+        for nr in [libc::SYS_accept4, libc::SYS_poll, libc::SYS_recvfrom, libc::SYS_sendto, libc::SYS_shutdown, libc::SYS_setsockopt, libc::SYS_eventfd2, libc::SYS_read, libc::SYS_write, libc::SYS_mmap, libc::SYS_sched_setaffinity] {
+            assert!(allowed(&c, nr, [0; 6]), "{nr}");
+        }
+        for nr in [libc::SYS_socket, libc::SYS_bind, libc::SYS_listen, libc::SYS_connect] {
+            assert!(killed(&c, nr, [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), "{nr}");
+        }
     }
 
     #[test]

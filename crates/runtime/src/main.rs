@@ -11,6 +11,7 @@ mod gofers;
 mod network;
 mod oci;
 mod pod;
+mod publish;
 mod request;
 mod sandbox;
 

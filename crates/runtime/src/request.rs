@@ -44,6 +44,9 @@ pub struct Request {
     /// The host OOM killer's score adjustment for the whole sandbox (the
     /// process's oomScoreAdj, which Kubernetes sets by QoS class).
     pub oom_score_adj: Option<i32>,
+    /// Host ports forwarded into the sandbox (`do -p`).
+    #[serde(default)]
+    pub publish: Vec<crate::publish::Publish>,
     /// For a pod's container: the pod sandbox whose sandbox it joins instead
     /// of booting one (`pod.rs`).
     #[serde(default)]

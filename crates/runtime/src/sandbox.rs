@@ -85,6 +85,13 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         (Some(_), None) => return fail(EXIT_INTERNAL, "--network=sandbox needs --netns PATH: in this network namespace it would take the host's own interfaces"),
         (None, None) => Network::None,
     };
+    if network == Network::Host && !args.publish.is_empty() {
+        return fail(EXIT_INTERNAL, "-p: with --network=host the sandbox already shares the host's ports: its servers listen on the host itself");
+    }
+    let publish = match args.publish.iter().map(|p| crate::publish::parse(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(p) => p,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
     let request = Request {
         platform: global.platform.clone(),
         strace: global.strace,
@@ -108,6 +115,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         mounts,
         network,
         netns: args.netns,
+        publish,
         ..Request::default()
     };
     // Become the sandbox: same pid (the caller waits on us), nothing of the
@@ -189,6 +197,12 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             return boot_failed(ready, EXIT_INTERNAL, format!("oomScoreAdj {adj}: {e}"));
         }
     }
+    // In the caller's network namespace (the host's ports, not those of
+    // --netns), and before the Sentry's filter forbids listening.
+    let forwards = match crate::publish::listen(&req.publish) {
+        Ok(f) => f,
+        Err(e) => return boot_failed(ready, EXIT_INTERNAL, e),
+    };
     if let Some(ns) = &req.netns {
         let joined = std::fs::File::open(ns).map_err(|e| e.to_string()).and_then(|f| nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string()));
         if let Err(e) = joined {
@@ -215,7 +229,7 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
     if let Some(pod) = req.pod.clone() {
         return crate::pod::run_member(req, &pod, ready.as_ref());
     }
-    let booted = boot(&global, req, nics, ready.as_ref());
+    let booted = boot(&global, req, nics, forwards, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -249,7 +263,7 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
     move |e| BootError::Internal(format!("{what}: {e}"))
 }
 
-fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
@@ -270,6 +284,8 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, ready: Option<&crate:
     };
     let spec = crate::control::program_spec(req.process, stdio);
     forward_signals(&kernel);
+    // After the signal mask is set, which the forwarding threads inherit.
+    rvisor_kernel::net::forward::start(&kernel, forwards).map_err(internal("-p: cannot start forwarding"))?;
     let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", host_network: req.network == Network::Host, debug: req.debug_seccomp };
     let seal = || seal(&*kernel.platform, filter);
     let status = match req.container {

@@ -275,8 +275,13 @@ impl<T: PortUser> Ports<T> {
     /// is 0; returns the port. EADDRINUSE when another socket claims the
     /// address, EACCES for a privileged port without CAP_NET_BIND_SERVICE.
     fn bind(&self, t: &Task, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
+        may_bind_port(t, req.addr.port())?;
+        self.bind_unchecked(req, socket)
+    }
+
+    /// `bind` without the privilege check (for an ephemeral port, which needs none).
+    fn bind_unchecked(&self, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
         let port = req.addr.port();
-        may_bind_port(t, port)?;
         let ip = req.addr.ip().to_canonical();
         let new = Binding { ip, v6only: req.v6only, reuse_addr: req.reuse_addr, reuse_port: req.reuse_port, socket: Arc::downgrade(socket), time_wait: req.time_wait.clone() };
         let mut map = self.map();
@@ -450,6 +455,21 @@ impl Endpoint {
         // An address bind(2) chose stays (a UDP disconnect keeps it).
         let local = self.local();
         if local.port() == 0 { self.bind(t, SocketAddr::new(local.ip(), 0), ports, socket) } else { Ok(()) }
+    }
+
+    /// Binds an unbound socket that no task made (a forwarded host
+    /// connection's, tcp.rs) to the wildcard and an ephemeral port.
+    pub fn bind_ephemeral<T: PortUser>(&self, ports: &Ports<T>, socket: &Weak<T>) -> SysResult<()> {
+        let mut local = self.local_lock();
+        if local.addr.port() != 0 {
+            return error!(EINVAL);
+        }
+        let socket = socket.upgrade().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
+        let addr = unbound(self.domain);
+        let req = BindRequest { addr, v6only: self.v6only(), reuse_addr: self.reuse_addr(), reuse_port: false, time_wait: self.time_wait.clone() };
+        let port = ports.bind_unchecked(&req, &socket)?;
+        *local = Local { addr: SocketAddr::new(addr.ip(), port), addr_chosen: false, port_chosen: false };
+        Ok(())
     }
 
     /// The address it sends from to the canonical `dest`, canonical too.

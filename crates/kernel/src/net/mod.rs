@@ -3,11 +3,14 @@
 //! and ports, `tcp`, `udp`; `interface` describes `lo`), and AF_NETLINK's
 //! route protocol, for listing that interface (`netlink`). No socket call
 //! reaches the host, unless the sandbox passes the host's network through
-//! (`host`): then AF_INET and AF_INET6 sockets are host sockets.
+//! (`host`): then AF_INET and AF_INET6 sockets are host sockets. Host ports
+//! forwarded into the sandbox (`rvisor do -p`) are relayed to its loopback
+//! listeners by host threads (`forward`).
 //!
 //! The socket calls (syscalls/socket.rs) see every family through `Socket`,
 //! with addresses as the raw `struct sockaddr` bytes each family reads.
 
+pub mod forward;
 pub mod host;
 pub mod inet;
 pub mod interface;

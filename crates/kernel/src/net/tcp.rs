@@ -158,6 +158,14 @@ impl TcpSocket {
             r.map_err(|e| if e.code == ErrnoCode::EAGAIN { rvisor_abi::errno!(EINPROGRESS) } else { e })?;
         }
         self.autobind(t)?;
+        self.join_listener(&t.kernel.loopback, &listener, dest)
+    }
+
+    /// The rest of a connect to `listener` on the canonical `dest`, once
+    /// this socket has its port: a new socket joins this one and waits in
+    /// the listener's backlog (ECONNREFUSED if it stopped listening, or is
+    /// past SOMAXCONN).
+    fn join_listener(&self, loopback: &super::Loopback, listener: &Arc<TcpSocket>, dest: SocketAddr) -> SysResult<()> {
         let src = self.ep.source_for(dest);
         let domain = listener.ep.domain;
         let accepted = TcpSocket::make(domain, 0, true);
@@ -166,7 +174,7 @@ impl TcpSocket {
         for way in [Way::Receive, Way::Send] {
             accepted.timeouts.set(way, listener.timeouts.get(way));
         }
-        t.kernel.loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
+        loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
         let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()], [self.timeouts.clone(), accepted.timeouts.clone()]);
         *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src) };
         {
@@ -190,6 +198,64 @@ impl TcpSocket {
         *self.error() = Some(ErrnoCode::EPIPE);
         let _ = stream.shutdown(2);
         self.queue.notify_events(POLLERR | POLLHUP);
+    }
+}
+
+/// A connection from outside the sandbox: a host connection to a forwarded
+/// port (`rvisor do -p`, net/forward.rs) is relayed by a host thread through
+/// one of these, a client socket on loopback as a program of the sandbox
+/// would have. No task makes these calls, so none blocks: each does what it
+/// can now or says EAGAIN, and the relay waits on the socket's wait queue.
+impl TcpSocket {
+    /// Connects a new socket of the family of `dest` (a canonical loopback
+    /// address) to the sandbox's listener there, from an ephemeral port.
+    /// ECONNREFUSED when nothing listens (or its backlog is past SOMAXCONN).
+    pub fn connect_from_host(loopback: &super::Loopback, dest: SocketAddr) -> SysResult<Arc<TcpSocket>> {
+        let listener = loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+        let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
+        let s = TcpSocket::new(domain, 0);
+        s.ep.bind_ephemeral(&loopback.tcp, &s.me)?;
+        s.join_listener(loopback, &listener, dest)?;
+        Ok(s)
+    }
+
+    /// Queues what fits of `data` for the sandbox's end (EAGAIN when
+    /// nothing does). ECONNRESET once the connection was reset, or when the
+    /// sandbox's end is closed (a send to a closed peer is answered with a
+    /// reset); EPIPE once it shut its reading side.
+    pub fn send_from_host(&self, data: &[u8]) -> SysResult<usize> {
+        let Some(stream) = self.stream().filter(|_| !self.reset.load(Ordering::Relaxed)) else { return error!(ECONNRESET) };
+        if stream.take_reset() {
+            self.reset.store(true, Ordering::Relaxed);
+            return error!(ECONNRESET);
+        }
+        if stream.peer_closed() && !data.is_empty() {
+            self.answered_by_reset(&stream);
+            return error!(ECONNRESET);
+        }
+        stream.try_send_stream(data)
+    }
+
+    /// At most `max` bytes the sandbox's end sent (empty: it shut down its
+    /// sending side or closed), EAGAIN when none are queued, ECONNRESET when
+    /// it reset the connection.
+    pub fn receive_to_host(&self, max: usize) -> SysResult<Vec<u8>> {
+        let Some(stream) = self.stream().filter(|_| !self.reset.load(Ordering::Relaxed)) else { return error!(ECONNRESET) };
+        let r = stream.try_receive_stream(max);
+        if r.as_ref().is_err_and(|e| e.code == ErrnoCode::ECONNRESET) {
+            self.reset.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Ends the connection with a reset: the sandbox's end reads
+    /// ECONNRESET (the host's end reset, or went away).
+    pub fn abort(&self) {
+        let old = std::mem::replace(&mut *self.state(), State::Closed);
+        if let State::Connected { stream, .. } = old {
+            stream.abort();
+        }
+        self.reset.store(true, Ordering::Relaxed);
     }
 }
 

@@ -238,6 +238,46 @@ fn internet_checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// Datagrams forwarded from outside the sandbox: a host client of a forwarded
+/// UDP port (`rvisor do -p .../udp`, net/forward.rs) is a socket of these,
+/// connected on loopback to the sandbox's port, as a program of the sandbox
+/// would have. No task makes these calls, and none blocks.
+impl UdpSocket {
+    /// A socket of the family of `dest` (a canonical loopback address) on an
+    /// ephemeral port, connected to `dest`.
+    pub fn connect_from_host(loopback: &super::Loopback, dest: SocketAddr) -> SysResult<Arc<UdpSocket>> {
+        let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
+        let s = UdpSocket::new(domain, 0);
+        s.ep.bind_ephemeral(&loopback.udp, &s.me)?;
+        s.ep.set_local(s.ep.source_for(dest));
+        *s.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(dest);
+        Ok(s)
+    }
+
+    /// Sends a datagram to its peer; lost, as on loopback, when nothing is
+    /// bound there that hears it or its queue is full. EMSGSIZE beyond what
+    /// one datagram holds.
+    pub fn send_from_host(&self, loopback: &super::Loopback, data: &[u8]) -> SysResult<()> {
+        if data.len() > self.max_payload() {
+            return error!(EMSGSIZE);
+        }
+        let Some(dest) = self.peer() else { return error!(EDESTADDRREQ) };
+        let from = self.ep.source_for(dest);
+        if let Some(receiver) = loopback.udp.lookup(dest, |r| r.hears(from)) {
+            receiver.deliver(data, from);
+        }
+        Ok(())
+    }
+
+    /// The next datagram from its peer, EAGAIN when none is queued.
+    pub fn receive_to_host(&self) -> SysResult<Vec<u8>> {
+        let mut q = self.inbox();
+        let m = q.msgs.pop_front().ok_or_else(|| rvisor_abi::errno!(EAGAIN))?;
+        q.bytes -= m.data.len();
+        Ok(m.data)
+    }
+}
+
 impl DatagramSink for UdpSocket {
     fn deliver(&self, data: &[u8], from: SocketAddr) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());

@@ -877,6 +877,51 @@ impl UnixSocket {
         }
     }
 
+    /// A stream send from no task (a host thread relaying a forwarded port,
+    /// net/forward.rs): what fits now, never waiting (EAGAIN when full);
+    /// EPIPE once either side shut the direction. No files, no credentials.
+    pub fn try_send_stream(&self, data: &[u8]) -> SysResult<usize> {
+        let c = self.conn()?;
+        let sent = {
+            let mut q = c.pair.queue(c.peer());
+            if q.write_shut || q.read_shut {
+                return error!(EPIPE);
+            }
+            let fits = BUFFER.saturating_sub(q.bytes).min(data.len());
+            if fits == 0 {
+                return if data.is_empty() { Ok(0) } else { error!(EAGAIN) };
+            }
+            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None });
+            q.bytes += fits;
+            fits
+        };
+        c.pair.waiters[c.peer()].notify_events(POLLIN);
+        Ok(sent)
+    }
+
+    /// A stream receive from no task: at most `max` bytes of what is queued
+    /// (empty at EOF), never waiting (EAGAIN when nothing is); a pending
+    /// reset comes after what was queued, as `receive_message` has it.
+    pub fn try_receive_stream(&self, max: usize) -> SysResult<Vec<u8>> {
+        let c = self.conn()?;
+        {
+            let mut q = c.pair.queue(c.end);
+            if !q.msgs.is_empty() {
+                let got = self.read_stream(&mut q, max, false);
+                drop(q);
+                c.pair.waiters[c.peer()].notify_events(POLLOUT);
+                return Ok(got.data);
+            }
+            if self.take_reset() {
+                return error!(ECONNRESET);
+            }
+            if q.write_shut || q.read_shut {
+                return Ok(Vec::new());
+            }
+        }
+        error!(EAGAIN)
+    }
+
     /// The bytes waiting for it to read.
     pub fn queued(&self) -> usize {
         self.conn().map_or(0, |c| c.pair.queue(c.end).bytes)
@@ -1322,5 +1367,35 @@ mod tests {
         b.disconnect();
         assert!(b.peer().is_none());
         assert_eq!(b.hears_from(&c), (true, false));
+    }
+
+    /// The calls a host thread relays a forwarded TCP connection with
+    /// (net/forward.rs): never blocking, and EOF, EPIPE and resets as a
+    /// task's calls see them.
+    #[test]
+    fn task_free_stream_calls() {
+        let code = |r: SysResult<usize>| r.unwrap_err().code;
+        let [a, b] = connected_streams([Arc::default(), Arc::default()], [Arc::default(), Arc::default()]);
+        assert_eq!(a.try_receive_stream(10).unwrap_err().code, ErrnoCode::EAGAIN);
+        assert_eq!(a.try_send_stream(b"hello").unwrap(), 5);
+        assert_eq!(b.try_receive_stream(3).unwrap(), b"hel");
+        assert_eq!(b.try_receive_stream(10).unwrap(), b"lo");
+        // A full buffer takes what fits, then nothing.
+        let big = vec![7u8; BUFFER + 10];
+        assert_eq!(a.try_send_stream(&big).unwrap(), BUFFER);
+        assert_eq!(code(a.try_send_stream(b"x")), ErrnoCode::EAGAIN);
+        assert_eq!(b.try_receive_stream(BUFFER).unwrap().len(), BUFFER);
+        // A half-close: EOF for the reader, EPIPE for the writer; the other way still flows.
+        Socket::shutdown(&*a, 1).unwrap();
+        assert_eq!(b.try_receive_stream(10).unwrap(), b"");
+        assert_eq!(code(a.try_send_stream(b"x")), ErrnoCode::EPIPE);
+        assert_eq!(b.try_send_stream(b"back").unwrap(), 4);
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"back");
+        // A reset: what was queued first, then ECONNRESET, then EOF.
+        assert_eq!(b.try_send_stream(b"last").unwrap(), 4);
+        b.abort();
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"last");
+        assert_eq!(a.try_receive_stream(10).unwrap_err().code, ErrnoCode::ECONNRESET);
+        assert_eq!(a.try_receive_stream(10).unwrap(), b"");
     }
 }
