@@ -2,11 +2,11 @@
 
 use crate::protocol::*;
 use nix::errno::Errno;
-use nix::sys::socket::{self, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::ErrnoCode;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -103,15 +103,18 @@ impl Client {
         Client::for_root(sock, 0)
     }
 
-    /// A client on `sock`, a connection to a gofer for its root `root` (one
-    /// [`Client::into_socket`] gave up, possibly in another process).
-    pub fn for_root(sock: OwnedFd, root: u32) -> Client {
+    fn for_root(sock: OwnedFd, root: u32) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
         Client { conn: Mutex::new(conn), forgotten: Mutex::default(), root }
     }
 
     /// Sends `req` and waits for its answer. An `Error` answer becomes `Err`.
     fn call(&self, req: &Request) -> Result<(Response, Option<OwnedFd>), ErrnoCode> {
+        self.call_passing(req, None)
+    }
+
+    /// `call`, with a descriptor for the gofer.
+    fn call_passing(&self, req: &Request, passed: Option<BorrowedFd<'_>>) -> Result<(Response, Option<OwnedFd>), ErrnoCode> {
         // A panic while holding the lock may have left a response unread: treat the
         // connection as broken rather than reading someone else's answer.
         let mut guard = self.conn.lock().map_err(|_| ErrnoCode::EIO)?;
@@ -125,8 +128,11 @@ impl Client {
             return Err(ErrnoCode::ENAMETOOLONG);
         }
         let sock = conn.sock.as_raw_fd();
+        let raw = passed.map(|fd| [fd.as_raw_fd()]);
+        let rights = raw.as_ref().map(|r| [ControlMessage::ScmRights(r)]);
+        let cmsgs: &[ControlMessage<'_>] = rights.as_ref().map_or(&[], |r| r.as_slice());
         let sent = loop {
-            match socket::sendmsg::<()>(sock, &[IoSlice::new(&conn.out)], &[], MsgFlags::MSG_NOSIGNAL, None) {
+            match socket::sendmsg::<()>(sock, &[IoSlice::new(&conn.out)], cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
                 r => break r,
             }
@@ -378,9 +384,13 @@ impl Client {
         let _ = self.close(&batch);
     }
 
-    /// The connection itself, to hand to another process.
-    pub fn into_socket(self) -> OwnedFd {
-        self.conn.into_inner().unwrap_or_else(|e| e.into_inner()).sock
+    /// Has the gofer serve the directory `dir` (a descriptor of it, opened
+    /// `O_PATH`) as a root of its own, and returns a connection for it.
+    pub fn add_root(&self, dir: BorrowedFd<'_>, read_only: bool) -> Result<Client, ErrnoCode> {
+        match self.call_passing(&Request::AddRoot { read_only }, Some(dir))? {
+            (Response::Root { root }, Some(fd)) => Ok(Client::for_root(fd, root)),
+            _ => Err(ErrnoCode::EIO),
+        }
     }
 
     /// Another connection to the same gofer and root, sharing its node ids.

@@ -229,6 +229,14 @@ pub fn spawn_gofer_with(cmd: Command, root: &Path, read_only: bool) -> io::Resul
     Ok((gofer, client))
 }
 
+/// The directory `dir` as a gofer takes a root: an `O_PATH` descriptor.
+pub fn open_root(dir: &Path) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", dir.display())))?;
+    // SAFETY: `open` just returned this descriptor; we are its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Starts one gofer serving every directory of `roots` (each with whether it is
 /// read-only), and returns it with a client for each root, in order. Each client
 /// is a connection of its own, on which [`ROOT`] is its root.
@@ -254,10 +262,7 @@ pub fn spawn_gofer_roots_with(mut cmd: Command, roots: &[(&Path, bool)]) -> io::
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut handed = vec![high(theirs)?];
     for (dir, _) in roots {
-        let fd = nix::fcntl::open(*dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", dir.display())))?;
-        // SAFETY: `open` just returned this descriptor; we are its only owner.
-        handed.push(high(unsafe { OwnedFd::from_raw_fd(fd) })?);
+        handed.push(high(open_root(dir)?)?);
     }
     let raw: Vec<RawFd> = handed.iter().map(|fd| fd.as_raw_fd()).collect();
     let read_only: Vec<bool> = roots.iter().map(|r| r.1).collect();

@@ -465,6 +465,10 @@ wire_enum! {
         /// regular file is refused as `Open` would refuse it (a symlink is ELOOP).
         /// Answer: `Ok` with the descriptor.
         OpenFile = 16 { dir: NodeId, name: Vec<u8> },
+        /// Serves the directory whose descriptor comes with the request (an
+        /// `O_PATH` one) as a new root: a Kubernetes pod's container, added to
+        /// a running sandbox. Answer: `Root` with a new connection for it.
+        AddRoot = 17 { read_only: bool },
     }
 }
 
@@ -480,6 +484,8 @@ wire_enum! {
         Dirents = 5 { entries: Vec<Dirent>, eof: bool },
         Target = 6 { target: Vec<u8> },
         StatFs = 7 { statfs: StatFs },
+        /// The index of a root `AddRoot` added.
+        Root = 8 { root: u32 },
     }
 }
 
@@ -573,6 +579,7 @@ mod tests {
             Request::StatFs { node: ROOT },
             Request::Close { nodes: vec![2, 3, u64::MAX] },
             Request::Connect { root: 1 },
+            Request::AddRoot { read_only: true },
         ]
     }
 

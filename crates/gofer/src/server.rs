@@ -43,7 +43,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 type R<T> = Result<T, ErrnoCode>;
@@ -93,12 +93,32 @@ struct Root {
     read_only: bool,
 }
 
+impl Root {
+    /// Root `index`, the directory `dir` (any descriptor of it), as a node.
+    fn open(dir: OwnedFd, index: usize, read_only: bool, features: Features) -> io::Result<Root> {
+        let fd = open_beneath(dir.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), features)?;
+        let st = sys::fstat(fd.as_fd())?;
+        let node = Rc::new(Node {
+            fd,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            kind: st.st_mode & libc::S_IFMT,
+            root: index,
+            link: RefCell::new(None),
+            stream: RefCell::new(None),
+        });
+        Ok(Root { node, read_only })
+    }
+}
+
 /// The gofer's state. `run` serves its connections until all are closed.
 pub struct Server {
     /// Every live id but [`ROOT`], which names the root of the connection asking.
     nodes: HashMap<NodeId, Rc<Node>>,
     next_id: NodeId,
-    roots: Vec<Root>,
+    /// By index; `None` once no connection is left for it (a pod container
+    /// that ended), when its nodes go too.
+    roots: Vec<Option<Root>>,
     /// The root of the request being answered.
     current: usize,
     features: Features,
@@ -181,21 +201,7 @@ impl Server {
     /// `compat` is as in [`Options`].
     pub fn with_roots(roots: Vec<(OwnedFd, bool)>, compat: bool) -> io::Result<Server> {
         let features = Features { openat2: !compat, empty_path: !compat };
-        let mut served = Vec::with_capacity(roots.len());
-        for (i, (root, read_only)) in roots.into_iter().enumerate() {
-            let fd = open_beneath(root.as_fd(), c".", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty(), features)?;
-            let st = sys::fstat(fd.as_fd())?;
-            let node = Rc::new(Node {
-                fd,
-                dev: st.st_dev,
-                ino: st.st_ino,
-                kind: st.st_mode & libc::S_IFMT,
-                root: i,
-                link: RefCell::new(None),
-                stream: RefCell::new(None),
-            });
-            served.push(Root { node, read_only });
-        }
+        let served = roots.into_iter().enumerate().map(|(i, (root, read_only))| Root::open(root, i, read_only, features)).collect::<io::Result<Vec<_>>>()?;
         if served.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no root to serve"));
         }
@@ -203,7 +209,7 @@ impl Server {
         Ok(Server {
             nodes: HashMap::new(),
             next_id: ROOT + 1,
-            roots: served,
+            roots: served.into_iter().map(Some).collect(),
             current: 0,
             features,
             conns: Vec::new(),
@@ -218,7 +224,7 @@ impl Server {
 
     /// Serves requests on `sock` for root `root`.
     pub fn add_connection_to(&mut self, sock: OwnedFd, root: usize) -> io::Result<()> {
-        if root >= self.roots.len() {
+        if self.root(root).is_none() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such root"));
         }
         self.conns.push((sock, root));
@@ -227,7 +233,7 @@ impl Server {
 
     /// The number of live node ids, one for each root included.
     pub fn node_count(&self) -> usize {
-        self.nodes.len() + self.roots.len()
+        self.nodes.len() + self.roots.iter().flatten().count()
     }
 
     /// Serves until every connection is closed.
@@ -252,7 +258,10 @@ impl Server {
                 }
             }
             for i in closed.into_iter().rev() {
-                self.conns.remove(i);
+                let (_, root) = self.conns.remove(i);
+                if !self.conns.iter().any(|&(_, r)| r == root) {
+                    self.drop_root(root);
+                }
             }
         }
         Ok(())
@@ -261,11 +270,22 @@ impl Server {
     /// Answers one request on connection `i`; false once the connection is done.
     fn serve_one(&mut self, i: usize, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
         let (sock, root) = (self.conns[i].0.as_raw_fd(), self.conns[i].1);
-        let (n, truncated) = {
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, truncated, passed) = {
             let mut iov = [IoSliceMut::new(buf)];
-            // No control buffer: descriptors a client might send are closed by the kernel.
-            match socket::recvmsg::<()>(sock, &mut iov, None, MsgFlags::empty()) {
-                Ok(m) => (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC)),
+            // Room for one descriptor (`AddRoot`'s); the kernel closes any more.
+            match socket::recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Ok(m) => {
+                    let mut passed = Vec::new();
+                    for c in m.cmsgs().into_iter().flatten() {
+                        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: SCM_RIGHTS just installed these descriptors
+                            // in this process; nothing else owns them.
+                            passed.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        }
+                    }
+                    (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), passed.pop())
+                }
                 Err(Errno::EINTR | Errno::EAGAIN) => return true,
                 Err(e) => {
                     tracing::debug!("gofer: connection {i}: {e}");
@@ -280,6 +300,10 @@ impl Server {
             (Response::Error { errno: ErrnoCode(libc::EMSGSIZE as u16) }, None)
         } else {
             match Request::decode(&buf[..n]) {
+                Ok(Request::AddRoot { read_only }) => match passed {
+                    Some(dir) => self.add_root(dir, read_only),
+                    None => (Response::Error { errno: ErrnoCode::EBADF }, None),
+                },
                 Ok(req) => self.handle_on(root, req),
                 Err(e) => {
                     tracing::debug!("gofer: bad request: {e:?}");
@@ -357,6 +381,8 @@ impl Server {
             }
             Request::Connect { root } => self.connect(root).map(|fd| (Response::Ok {}, Some(fd))),
             Request::OpenFile { dir, name } => self.open_file(dir, &name).map(|fd| (Response::Ok {}, Some(fd))),
+            // Only with its descriptor, which `serve_one` takes.
+            Request::AddRoot { .. } => Err(ErrnoCode::EBADF),
         };
         r.unwrap_or_else(|errno| (Response::Error { errno }, None))
     }
@@ -365,7 +391,7 @@ impl Server {
 
     fn node(&self, id: NodeId) -> R<Rc<Node>> {
         if id == ROOT {
-            return self.roots.get(self.current).map(|r| r.node.clone()).ok_or(ErrnoCode::EBADF);
+            return self.root(self.current).map(|r| r.node.clone()).ok_or(ErrnoCode::EBADF);
         }
         self.nodes.get(&id).cloned().ok_or(ErrnoCode::EBADF)
     }
@@ -386,7 +412,7 @@ impl Server {
     }
 
     fn read_only(&self, node: &Node) -> bool {
-        self.roots.get(node.root).is_none_or(|r| r.read_only)
+        self.root(node.root).is_none_or(|r| r.read_only)
     }
 
     /// Changes under `node` are allowed: its root is not read-only.
@@ -905,9 +931,33 @@ impl Server {
         })
     }
 
+    /// Serves `dir` as a new root; answers with its index and a connection for it.
+    fn add_root(&mut self, dir: OwnedFd, read_only: bool) -> (Response, Option<OwnedFd>) {
+        let index = self.roots.len();
+        let added = Root::open(dir, index, read_only, self.features).map_err(|e| ErrnoCode(e.raw_os_error().unwrap_or(libc::EIO) as u16));
+        let r = added.and_then(|root| {
+            let index32 = u32::try_from(index).map_err(|_| ErrnoCode::EMFILE)?;
+            self.roots.push(Some(root));
+            self.connect(index32).map(|fd| (Response::Root { root: index32 }, Some(fd)))
+        });
+        r.unwrap_or_else(|errno| (Response::Error { errno }, None))
+    }
+
+    fn root(&self, index: usize) -> Option<&Root> {
+        self.roots.get(index).and_then(Option::as_ref)
+    }
+
+    /// Forgets root `index` and its nodes: no connection is left for it.
+    fn drop_root(&mut self, index: usize) {
+        if let Some(r) = self.roots.get_mut(index) {
+            *r = None;
+        }
+        self.nodes.retain(|_, n| n.root != index);
+    }
+
     fn connect(&mut self, root: u32) -> R<OwnedFd> {
         let root = usize::try_from(root).map_err(|_| ErrnoCode::EINVAL)?;
-        if root >= self.roots.len() {
+        if self.root(root).is_none() {
             return Err(ErrnoCode::EINVAL);
         }
         let (ours, theirs) =

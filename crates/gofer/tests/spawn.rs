@@ -120,6 +120,35 @@ fn one_gofer_serves_several_roots() {
     assert!(wait_exit(&mut g).success());
 }
 
+/// A running gofer serves a directory handed to it later (a pod container's)
+/// as a root of its own, and lets go of it, and of its nodes, when the last
+/// connection for it closes.
+#[test]
+fn a_root_added_later_is_served_until_its_connections_close() {
+    let (a, b) = (Fixture::new(false), Fixture::new(false));
+    std::fs::write(b.root.join("only_in_b"), "b").unwrap();
+    let (mut g, ca) = spawn_gofer_with(gofer_cmd(), &a.root, false).unwrap();
+    let open_fds = || std::fs::read_dir(format!("/proc/{}/fd", g.pid())).unwrap().count();
+    ca.stat(ROOT).unwrap(); // the gofer is up and has closed what it inherited
+    let before = open_fds();
+    let dir = rvisor_gofer::open_root(&b.root).unwrap();
+    let cb = ca.add_root(std::os::fd::AsFd::as_fd(&dir), true).unwrap();
+    drop(dir);
+    let w = cb.walk(ROOT, &names("only_in_b")).unwrap();
+    assert_eq!(w.end, WalkEnd::Complete);
+    assert_eq!(cb.open(w.nodes[0].id, libc::O_WRONLY).unwrap_err(), ErrnoCode::EROFS);
+    assert!(matches!(ca.walk(ROOT, &names("only_in_b")).unwrap().end, WalkEnd::Error { errno: ErrnoCode::ENOENT, .. }));
+    let node = w.nodes[0].id;
+    drop(cb);
+    // The root and its nodes are gone (each request is served after the
+    // round of the poll loop that saw the hang-up).
+    ca.stat(ROOT).unwrap();
+    assert_eq!(ca.stat(node).unwrap_err(), ErrnoCode::EBADF);
+    assert_eq!(open_fds(), before);
+    drop(ca);
+    assert!(wait_exit(&mut g).success());
+}
+
 #[test]
 fn killing_the_gofer_fails_calls_with_eio() {
     let f = Fixture::new(false);

@@ -229,7 +229,7 @@ pub enum BootFailure {
 /// Runs a container in its sandbox: loads init, serves the control socket,
 /// records the state, tells `rvisor create` it is ready, and when init ends,
 /// records that too and returns how it ended.
-pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
+pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::Arc<rvisor_gofer::Client>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
     kernel.make_dirs(&spec.cwd).map_err(|e| BootFailure::Internal(format!("process cwd: {e}")))?;
     let init = kernel.create_init(spec).map_err(BootFailure::Exec)?;
     let dir = boot.state_dir;
@@ -244,7 +244,7 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, spec: rvisor_kernel
     };
     let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new((state, file)));
-    let in_flight = crate::control::serve(kernel.clone(), &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let in_flight = crate::control::serve(kernel.clone(), gofer, &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     // Set up: the control socket listens, the state file is open.
     seal();

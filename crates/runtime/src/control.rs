@@ -45,8 +45,8 @@ pub enum Command {
     /// descriptors, or one terminal when `process.terminal`).
     Exec(Process),
     /// Add one of the pod's containers to this sandbox. Its standard streams
-    /// come with the message (as for `Exec`), then a connection to its gofer
-    /// for each root. The connection stands for the container, as for `Exec`:
+    /// come with the message (as for `Exec`), then a descriptor of each of its
+    /// roots (host directories). The connection stands for the container, as for `Exec`:
     /// `Started` answers, then `Exited` when its init ends.
     AddContainer(ContainerRequest),
     /// A command for one of the pod's containers this sandbox runs, from the
@@ -60,10 +60,11 @@ pub struct ContainerRequest {
     pub id: String,
     pub process: Process,
     pub root_read_only: bool,
-    /// Its mounts, in terms of its gofer's roots (root 0 is its root).
+    /// Its mounts, in terms of its roots (root 0 is its root).
     pub mounts: Vec<PlannedMount>,
-    /// How many gofer connections come with the message.
-    pub roots: usize,
+    /// Whether each root is read-only; the directories come with the message,
+    /// for the sandbox's gofer to serve.
+    pub roots: Vec<bool>,
     /// Start init at once (`rvisor run`) rather than at `Start`.
     pub start_now: bool,
     /// In the first container's PID namespace rather than one of its own.
@@ -102,7 +103,10 @@ pub(crate) fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) ->
 
 /// One message and the descriptors that came with it; `None` at end of stream.
 pub(crate) fn receive<T: for<'a> Deserialize<'a>>(fd: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    // A buffer of the message's size (MSG_TRUNC tells it), not of the largest:
+    // a megabyte zeroed per message was most of a pod container's process.
+    let size = socket::recv(fd.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+    let mut buf = vec![0u8; size.min(MAX_MESSAGE)];
     let (n, fds) = hostcall::recv_with_fds(fd, &mut buf)?;
     if n == 0 {
         return Ok(None);
@@ -177,11 +181,11 @@ impl Drop for Serving<'_> {
 
 /// Serves the control socket in `state_dir` on a thread of its own. `init` is
 /// taken by the first `Start`, which records in `state` that it runs.
-pub fn serve(kernel: Arc<Kernel>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Arc<InFlight>> {
+pub fn serve(kernel: Arc<Kernel>, gofer: Arc<rvisor_gofer::Client>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Arc<InFlight>> {
     let path: PathBuf = state_dir.join(SOCKET);
     let listener = listen(&path)?;
     let first = Arc::new(Served { container: kernel.root_container.clone(), init: Mutex::new(init), state: Some(state) });
-    let server = Arc::new(Server { kernel, first, pod: Mutex::default(), in_flight: Arc::default() });
+    let server = Arc::new(Server { kernel, gofer, first, pod: Mutex::default(), in_flight: Arc::default() });
     let in_flight = server.in_flight.clone();
     accept_each(listener, move |conn| {
         if let Err(e) = server.serve_connection(conn.as_fd()) {
@@ -232,6 +236,8 @@ struct Served {
 
 struct Server {
     kernel: Arc<Kernel>,
+    /// The sandbox's gofer, which serves the roots of the pod's containers too.
+    gofer: Arc<rvisor_gofer::Client>,
     /// The container the sandbox booted with.
     first: Arc<Served>,
     /// The pod's other containers, by id. Leaf lock.
@@ -312,15 +318,18 @@ impl Server {
     /// ended, with how.
     fn add_container(&self, fd: BorrowedFd<'_>, req: ContainerRequest, mut fds: Vec<OwnedFd>) -> io::Result<()> {
         let stdio_count = if req.process.terminal { 1 } else { 3 };
-        if req.roots == 0 || fds.len() != stdio_count + req.roots {
+        if req.roots.is_empty() || fds.len() != stdio_count + req.roots.len() {
             return send(fd, &Reply::Failed("add container: wrong descriptors".into()), &[]);
         }
-        let gofer_sockets = fds.split_off(stdio_count);
+        let dirs = fds.split_off(stdio_count);
         let stdio = match stdio_of(req.process.terminal, fds) {
             Ok(s) => s,
             Err(e) => return send(fd, &Reply::Failed(e), &[]),
         };
-        let clients: Vec<_> = gofer_sockets.into_iter().zip(0u32..).map(|(s, root)| Arc::new(rvisor_gofer::Client::for_root(s, root))).collect();
+        let clients = match dirs.iter().zip(&req.roots).map(|(dir, &ro)| self.gofer.add_root(dir.as_fd(), ro).map(Arc::new)).collect::<Result<Vec<_>, _>>() {
+            Ok(c) => c,
+            Err(e) => return send(fd, &Reply::Failed(format!("the gofer cannot serve the container's directories: {e:?}")), &[]),
+        };
         let mounts = match crate::gofers::mount_specs(req.mounts, &clients) {
             Ok(m) => m,
             Err(e) => return send(fd, &Reply::Failed(e), &[]),

@@ -1,7 +1,8 @@
 //! A sandbox container's file system on the host: one gofer process serving
 //! its root and every host directory it bind-mounts, and the mount list in
 //! terms of the gofer's roots. A pod container's is planned by the process
-//! that stands for it on the host and sent to its pod's sandbox.
+//! that stands for it on the host, which sends the directories to its pod's
+//! sandbox, whose gofer serves them too.
 
 use crate::request::{MountKind, MountRequest};
 use rvisor_kernel::{MountSource, MountSpec};
@@ -72,6 +73,11 @@ impl Gofers {
                 Source::Gofer { root: self.add(dir, m.read_only), file: name.map(|n| n.as_bytes().to_vec()) }
             }
         })
+    }
+
+    /// Each root, opened as the gofer takes it, with whether it is read-only.
+    pub fn open_roots(&self) -> std::io::Result<Vec<(std::os::fd::OwnedFd, bool)>> {
+        self.roots.iter().map(|(d, ro)| Ok((rvisor_gofer::open_root(d)?, *ro))).collect()
     }
 
     /// Starts the gofer process; returns a connection for each root, in order.

@@ -5,7 +5,8 @@
 //! that sandbox: it gets its own root, mounts and init there, and shares the
 //! sandbox's network stack (the pod's interface), IPC and processes. On the
 //! host it is one small process, `rvisor boot` with a member request, which
-//! - starts the container's gofer and hands its connections to the sandbox,
+//! - opens the container's root and the host directories it mounts, and
+//!   hands them to the sandbox, whose gofer serves them too,
 //! - asks the sandbox to add the container (the connection then stands for it:
 //!   if this process dies, the sandbox kills the container),
 //! - serves the container's control socket by passing each command on to the
@@ -18,7 +19,7 @@ use crate::control::{self, Client, Command, ContainerRequest, Reply};
 use crate::gofers::Gofers;
 use crate::oci::Bundle;
 use crate::request::{PodMember, Request};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -70,19 +71,16 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
         125
     };
     let Some(boot) = req.container else { return fail("a pod's container needs a state directory".into()) };
-    let (mut gofers, mounts) = match Gofers::plan(&req.root, &req.mounts) {
+    let (roots, mounts) = match Gofers::plan(&req.root, &req.mounts).and_then(|(g, m)| Ok((g.open_roots().map_err(|e| e.to_string())?, m))) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let sockets: Vec<OwnedFd> = match gofers.start() {
-        Ok(clients) => clients.into_iter().map(rvisor_gofer::Client::into_socket).collect(),
-        Err(e) => return fail(format!("cannot start the gofer: {e}")),
-    };
     let terminal = req.process.terminal;
     let mut fds: Vec<i32> = if terminal { vec![0] } else { vec![0, 1, 2] };
-    fds.extend(sockets.iter().map(|s| s.as_raw_fd()));
+    fds.extend(roots.iter().map(|(dir, _)| dir.as_raw_fd()));
     let id = boot.state.id.clone();
-    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: sockets.len(), start_now: boot.start_now, share_pids: pod.share_pids };
+    let read_only = roots.iter().map(|&(_, ro)| ro).collect();
+    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids };
     let conn = match Client::connect(sandbox) {
         Ok(c) => c,
         Err(e) => return fail(format!("pod sandbox: cannot reach it: {e}")),
@@ -90,7 +88,7 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     if let Err(e) = conn.send(&Command::AddContainer(add), &fds) {
         return fail(format!("pod sandbox: {e}"));
     }
-    drop(sockets);
+    drop(roots);
     let pid = match conn.reply() {
         Ok(Reply::Started(pid)) => pid,
         Ok(Reply::Failed(e)) => return fail(e),
@@ -124,7 +122,6 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     };
     shared.lock().unwrap_or_else(|e| e.into_inner()).0.status = Status::Stopped;
     let _ = crate::container::save_shared(&shared);
-    drop(gofers);
     code
 }
 
