@@ -601,3 +601,42 @@ fn oci_terminal_through_a_console_socket() {
         Ok(())
     });
 }
+
+/// A pod's container with a terminal (`kubectl run -it`): the console socket
+/// gets its pty, which the pod's sandbox bridges to the container's terminal;
+/// what is typed reaches it and its resizes (SIGWINCH to the process that
+/// stands for the container) resize it.
+#[test]
+fn oci_pod_container_on_a_console_socket() {
+    matrix("oci_pod_container_on_a_console_socket", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        let pod = format!("pod-{}", std::process::id());
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "serve"]);
+            c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": pod});
+        });
+        let (_sandbox_stdin, sandbox_out) = create(&b, &pod, &[])?;
+        succeeds(&b.rvisor(&["start", &pod]))?;
+        sandbox_out.expect("started pid 1")?;
+        b.config(|c| {
+            c["process"]["terminal"] = json!(true);
+            c["process"]["args"] = json!(["/bin/init", "winsize"]);
+            c["annotations"] = json!({"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": pod});
+        });
+        let socket = b.dir.join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(|e| e.to_string())?;
+        let console = std::thread::spawn(move || receive_console(&listener));
+        let member = format!("tty-{}", std::process::id());
+        create(&b, &member, &["--console-socket", socket.to_str().unwrap()])?;
+        let master = std::fs::File::from(console.join().map_err(|_| "console thread panicked")??);
+        succeeds(&b.rvisor(&["start", &member]))?;
+        let out = Lines::of(master.try_clone().map_err(|e| e.to_string())?);
+        out.expect("size 0 0")?;
+        rvisor_platform::hostcall::set_window_size(std::os::fd::AsFd::as_fd(&master), [30, 100, 0, 0]).map_err(|e| e.to_string())?;
+        out.expect("size 30 100")?;
+        succeeds(&b.rvisor(&["delete", "--force", &member]))?;
+        succeeds(&b.rvisor(&["delete", "--force", &pod]))?;
+        Ok(())
+    });
+}
