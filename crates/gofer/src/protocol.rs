@@ -587,6 +587,7 @@ mod tests {
         vec![
             Response::Error { errno: ErrnoCode::EROFS },
             Response::Ok {},
+            Response::Root { root: 3 },
             Response::Walked {
                 nodes: vec![NodeInfo { id: 2, stat: stat(1) }, NodeInfo { id: 3, stat: stat(2) }],
                 end: WalkEnd::Complete,
@@ -638,7 +639,7 @@ mod tests {
             assert_eq!(back.opcode(), r.opcode());
             seen.insert(r.opcode());
         }
-        assert_eq!(seen.len(), 16, "a request variant is missing from the test");
+        assert_eq!(seen.len(), 17, "a request variant is missing from the test");
     }
 
     #[test]
@@ -649,7 +650,7 @@ mod tests {
             assert_eq!(back.opcode(), r.opcode());
             seen.insert(r.opcode());
         }
-        assert_eq!(seen.len(), 8, "a response variant is missing from the test");
+        assert_eq!(seen.len(), 9, "a response variant is missing from the test");
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub struct Kernel {
     pub interfaces: Vec<crate::net::interface::InterfaceInfo>,
     /// The network stack on the first of them.
     pub netstack: Option<Arc<crate::net::netstack::Netstack>>,
+    /// With the network stack: the sandbox's listeners mirrored on the
+    /// namespace's host loopback.
+    pub loopback_mirror: Option<crate::net::forward::LoopbackMirror>,
     pub unprivileged_port_start: u16,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
@@ -256,6 +259,7 @@ impl Kernel {
                 loopback: Default::default(),
                 host_network: cfg.host_network,
                 interfaces,
+                loopback_mirror: netstack.as_ref().map(|_| Default::default()),
                 netstack,
                 unprivileged_port_start: cfg.unprivileged_port_start,
                 unix_sockets: Default::default(),

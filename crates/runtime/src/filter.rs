@@ -27,6 +27,9 @@ pub struct Config {
     /// `--network=host`: AF_INET, AF_INET6 and NETLINK_ROUTE sockets are host
     /// sockets made at run time, and their netlink requests drop capabilities.
     pub host_network: bool,
+    /// `--network=sandbox`: the loopback mirror (kernel `net::forward`) makes
+    /// listening TCP sockets on the host's loopback of the sandbox's namespace.
+    pub loopback_mirror: bool,
     /// Log calls the list lacks instead of killing the sandbox.
     pub debug: bool,
 }
@@ -199,6 +202,16 @@ fn rules(config: &Config) -> Result<Rules, String> {
             r.insert(nr, Vec::new());
         }
     }
+    // The loopback mirror's listeners: AF_INET stream sockets as `hostcall`
+    // makes them, bound to a `sockaddr_in`. (A `sockaddr_un` that short would
+    // name a path of at most 13 bytes: the Sentry has no unbound AF_UNIX socket
+    // but its gofer connections, which it could bind so; nothing else.)
+    if config.loopback_mirror && !config.host_network {
+        let stream = (libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64;
+        r.insert(libc::SYS_socket, vec![rule(vec![eq(0, libc::AF_INET as u64)?, eq(1, stream)?, eq(2, 0)?])?]);
+        r.insert(libc::SYS_bind, vec![rule(vec![eq(2, std::mem::size_of::<libc::sockaddr_in>() as u64)?])?]);
+        r.insert(libc::SYS_listen, Vec::new());
+    }
     if config.ptrace {
         r.insert(libc::SYS_ptrace, one_of(0, PTRACE_REQUESTS.iter().map(|&q| u64::from(q)))?);
     }
@@ -242,8 +255,23 @@ mod tests {
         Filter::new(insns(allow_list(config).unwrap()), Some(first)).unwrap()
     }
 
-    const SYSTRAP: Config = Config { ptrace: false, host_network: false, debug: false };
-    const PTRACE_HOST: Config = Config { ptrace: true, host_network: true, debug: false };
+    const SYSTRAP: Config = Config { ptrace: false, host_network: false, loopback_mirror: false, debug: false };
+    const PTRACE_HOST: Config = Config { ptrace: true, host_network: true, loopback_mirror: false, debug: false };
+    const SANDBOX_NETWORK: Config = Config { ptrace: false, host_network: false, loopback_mirror: true, debug: false };
+
+    #[test]
+    fn the_loopback_mirror_makes_inet_listeners_only() {
+        let c = chain(&SANDBOX_NETWORK);
+        let stream = (libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64;
+        assert!(allowed(&c, libc::SYS_socket, [libc::AF_INET as u64, stream, 0, 0, 0, 0]));
+        assert!(allowed(&c, libc::SYS_bind, [7, 0x1000, 16, 0, 0, 0]));
+        assert!(allowed(&c, libc::SYS_listen, [7, 128, 0, 0, 0, 0]));
+        assert!(killed(&c, libc::SYS_socket, [libc::AF_INET6 as u64, stream, 0, 0, 0, 0]));
+        assert!(killed(&c, libc::SYS_socket, [libc::AF_INET as u64, (libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64, 0, 0, 0, 0]));
+        assert!(killed(&c, libc::SYS_socket, [libc::AF_UNIX as u64, stream, 0, 0, 0, 0]));
+        assert!(killed(&c, libc::SYS_bind, [7, 0x1000, 110, 0, 0, 0]), "a sockaddr_un of a long path");
+        assert!(killed(&c, libc::SYS_connect, [7, 0x1000, 16, 0, 0, 0]));
+    }
 
     fn verdict(c: &Arc<Filter>, nr: libc::c_long, args: [u64; 6]) -> u32 {
         c.evaluate(nr as u64, 0x7000_0000_1000, args)

@@ -109,6 +109,27 @@ fn host_reaches_a_sandboxed_tcp_server() {
     });
 }
 
+/// The namespace's own host processes reach the sandbox's listeners at
+/// 127.0.0.1, as they would a runc container's (containerd's `kubectl
+/// port-forward` dials localhost:PORT in the pod's namespace); a listener on
+/// the interface's address alone is not mirrored there.
+#[test]
+fn the_namespaces_loopback_reaches_sandbox_listeners() {
+    matrix("the_namespaces_loopback_reaches_sandbox_listeners", &[Link::Static], |v| {
+        let ns = Netns::new(NET)?;
+        let script = "import socket, sys\nl = socket.socket()\nl.bind(('0.0.0.0', 8090))\nl.listen(1)\ni = socket.socket()\ni.bind((sys.argv[1], 8091))\ni.listen(1)\nprint('listening', flush=True)\nc, peer = l.accept()\nc.sendall(('hello ' + peer[0]).encode())\nc.close()\n";
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.ns_addr.to_string()])));
+        run.expect_line("listening")?;
+        let client = "import socket, sys\nfor port in (8091, 8090):\n    s = socket.socket()\n    try:\n        s.connect(('127.0.0.1', port))\n        print(port, s.recv(100).decode())\n    except ConnectionRefusedError:\n        print(port, 'refused')\n";
+        let o = std::process::Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", client]).output().map_err(|e| e.to_string())?;
+        let out = String::from_utf8_lossy(&o.stdout);
+        if out != "8091 refused\n8090 hello 127.0.0.1\n" {
+            return Err(format!("from the namespace's loopback: {out:?} {}", String::from_utf8_lossy(&o.stderr)));
+        }
+        run.succeeds()
+    });
+}
+
 /// UDP both ways: the sandbox sends to a host socket, which answers to the
 /// sender's address and port; a connected socket that sent to a closed port
 /// is told so (ECONNREFUSED) by the host's ICMP error.

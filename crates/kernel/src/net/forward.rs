@@ -61,6 +61,50 @@ pub struct Forward {
     pub ipv6: Vec<bool>,
 }
 
+/// Sandbox network mode: every TCP port the sandbox listens on, on loopback
+/// or every address, is mirrored on 127.0.0.1 of the host's stack in the
+/// sandbox's network namespace (whose loopback is all that stack keeps once
+/// the sandbox took the interface): what the namespace's own host processes
+/// dial there reaches the sandbox's listener, as it would reach a runc
+/// container's. containerd's `kubectl port-forward` dials localhost:PORT in
+/// the pod's namespace. A mirror stays once made; while nothing listens on
+/// its port in the sandbox, a connection to it is reset.
+#[derive(Default)]
+pub struct LoopbackMirror {
+    /// The ports mirrored (or that could not be). Leaf lock.
+    ports: std::sync::Mutex<std::collections::HashSet<u16>>,
+}
+
+/// The most ports mirrored: a thread each.
+const MAX_MIRRORED: usize = 256;
+
+impl LoopbackMirror {
+    /// The sandbox listens on `port`: mirrors it, if it is not yet.
+    pub fn listening(&self, kernel: &Arc<Kernel>, port: u16) {
+        {
+            let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+            if ports.len() >= MAX_MIRRORED || !ports.insert(port) {
+                return;
+            }
+        }
+        let mirror = listen_on_loopback(port).and_then(|l| start(kernel, vec![Forward { listeners: vec![l], sandbox_port: port, udp: false, ipv6: vec![false] }]));
+        if let Err(e) = mirror {
+            tracing::debug!("port {port}: not mirrored on the namespace's loopback: {e}");
+        }
+    }
+}
+
+/// A listening host socket on 127.0.0.1:`port`.
+fn listen_on_loopback(port: u16) -> io::Result<OwnedFd> {
+    const SOL_SOCKET: i32 = 1;
+    const SO_REUSEADDR: i32 = 2;
+    let l = host::socket(nix::libc::AF_INET, super::SOCK_STREAM, 0)?;
+    host::set_option(l.as_fd(), SOL_SOCKET, SO_REUSEADDR, &1i32.to_ne_bytes())?;
+    host::bind(l.as_fd(), &super::inet::sockaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)))?;
+    host::listen(l.as_fd(), 128)?;
+    Ok(l)
+}
+
 /// Starts a thread for each forward: accepting on its listeners (TCP), or
 /// relaying its datagrams (UDP).
 pub fn start(kernel: &Arc<Kernel>, forwards: Vec<Forward>) -> io::Result<()> {

@@ -503,6 +503,10 @@ impl Socket for TcpSocket {
                     _ => None,
                 };
                 *st = State::Listening { backlog: VecDeque::new(), max, remote };
+                drop(st);
+                if let (Some(mirror), true) = (&t.kernel.loopback_mirror, local.ip().is_unspecified() || local.ip().is_loopback()) {
+                    mirror.listening(&t.kernel, local.port());
+                }
             }
         }
         Ok(())
