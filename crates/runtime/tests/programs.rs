@@ -117,6 +117,13 @@ fn malloc() {
 }
 
 #[test]
+fn fchmodat2() {
+    compare("fchmodat2", "fchmodat2", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "fchmodat2 link 0600 AT_SYMLINK_NOFOLLOW: EOPNOTSUPP"), expect_stdout_has_line(o, "fchmodat2 f 0600: ok")])
+    });
+}
+
+#[test]
 fn brk() {
     compare("brk", "brk", &Spec::default(), expect_all_ok);
 }

@@ -324,6 +324,21 @@ pub fn sys_fchmodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysR
     setattr(t, &d, SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }, Change::Other)
 }
 
+/// fchmodat2 (Linux 6.6): fchmodat with flags. A symlink's mode cannot be
+/// changed (EOPNOTSUPP), as Linux's notify_change refuses it.
+pub fn sys_fchmodat2(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, flags: u32) -> SysResult<()> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) as u32 != 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(t, path)?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW as u32 != 0 { Follow::No } else { Follow::Yes };
+    let d = lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH as u32 != 0)?;
+    if d.inode.kind() == crate::vfs::inode::S_IFLNK {
+        return error!(EOPNOTSUPP);
+    }
+    setattr(t, &d, SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }, Change::Other)
+}
+
 pub fn sys_chmod(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
     sys_fchmodat(t, AT_FDCWD, path, mode)
 }
