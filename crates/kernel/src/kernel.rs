@@ -207,6 +207,10 @@ pub struct ProgramSpec {
     pub rlimits: Vec<(usize, u64, u64)>,
     /// Starts with PR_SET_NO_NEW_PRIVS set (an OCI process's noNewPrivileges).
     pub no_new_privs: bool,
+    /// A seccomp filter for the container (its spec's profile, compiled), set
+    /// by its init: every process started in the container from outside (init,
+    /// `rvisor exec`) runs under it, and their children inherit it.
+    pub seccomp: Option<Vec<crate::task::seccomp::Insn>>,
 }
 
 /// PID 1, loaded and waiting for [`Init::start`] (between `rvisor create` and
@@ -539,6 +543,13 @@ impl Kernel {
             }
         }
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path)));
+        if let Some(prog) = spec.seccomp {
+            let filter = crate::task::seccomp::Filter::new(prog, None).map_err(|e| loader::ExecError::Errno(e.code))?;
+            container.set_seccomp(filter);
+        }
+        if let Some(filter) = container.seccomp() {
+            thread.set_seccomp(crate::task::seccomp::Mode::Filter(filter));
+        }
         tg.state().threads.push(thread.clone());
         if let Some((term, input, output)) = console {
             // Init leads the session the console controls, in the foreground.

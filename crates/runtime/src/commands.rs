@@ -137,6 +137,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     // A pod's container uses its sandbox's network.
     let (network, netns) = if pod_sandbox.is_some() { (Network::None, None) } else { container_network(global, &bundle)? };
     let unprivileged_port_start = unprivileged_port_start(&bundle)?;
+    let seccomp = bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(crate::seccomp::compile).transpose()?;
     std::fs::create_dir_all(&global.root).map_err(|e| format!("{}: {e}", global.root.display()))?;
     let dir = State::dir(&global.root, &a.id);
     // Only root may reach the control socket inside: it can exec in the container.
@@ -184,6 +185,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         oom_score_adj: bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         publish: Vec::new(),
         pod,
+        seccomp,
     })
 }
 

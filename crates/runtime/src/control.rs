@@ -69,6 +69,8 @@ pub struct ContainerRequest {
     pub start_now: bool,
     /// In the first container's PID namespace rather than one of its own.
     pub share_pids: bool,
+    /// Its spec's seccomp profile, compiled.
+    pub seccomp: Option<Vec<crate::seccomp::Insn>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -338,7 +340,8 @@ impl Server {
         if self.pod.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&req.id) {
             return send(fd, &Reply::Failed(format!("container {} already exists in this sandbox", req.id)), &[]);
         }
-        let spec = program_spec(req.process, stdio);
+        let mut spec = program_spec(req.process, stdio);
+        spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
         let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
             Ok(c) => c,
             Err(e) => return send(fd, &Reply::Failed(e.to_string()), &[]),
@@ -433,6 +436,7 @@ pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
         groups: p.groups,
         rlimits: p.rlimits,
         no_new_privs: p.no_new_privs,
+        seccomp: None,
         caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding, keep: false }),
     }
 }

@@ -14,6 +14,7 @@ mod pod;
 mod publish;
 mod request;
 mod sandbox;
+mod seccomp;
 
 use clap::Parser;
 use cli::Command;

@@ -80,7 +80,7 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     fds.extend(roots.iter().map(|(dir, _)| dir.as_raw_fd()));
     let id = boot.state.id.clone();
     let read_only = roots.iter().map(|&(_, ro)| ro).collect();
-    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids };
+    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids, seccomp: req.seccomp };
     let conn = match Client::connect(sandbox) {
         Ok(c) => c,
         Err(e) => return fail(format!("pod sandbox: cannot reach it: {e}")),

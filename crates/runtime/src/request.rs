@@ -51,6 +51,9 @@ pub struct Request {
     /// of booting one (`pod.rs`).
     #[serde(default)]
     pub pod: Option<PodMember>,
+    /// The spec's seccomp profile, compiled (`seccomp.rs`).
+    #[serde(default)]
+    pub seccomp: Option<Vec<crate::seccomp::Insn>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

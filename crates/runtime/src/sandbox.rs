@@ -282,7 +282,8 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     } else {
         (Stdio::Host(stdio().map_err(internal("standard streams"))?), None)
     };
-    let spec = crate::control::program_spec(req.process, stdio);
+    let mut spec = crate::control::program_spec(req.process, stdio);
+    spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
     forward_signals(&kernel);
     // After the signal mask is set, which the forwarding threads inherit.
     rvisor_kernel::net::forward::start(&kernel, forwards).map_err(internal("-p: cannot start forwarding"))?;

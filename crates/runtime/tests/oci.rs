@@ -640,3 +640,47 @@ fn oci_pod_container_on_a_console_socket() {
         Ok(())
     });
 }
+
+/// The spec's seccomp profile (`linux.seccomp`) applies inside the sandbox,
+/// as runc applies it on the host: a refused call's errno, an argument rule,
+/// a kill; for init and for what `rvisor exec` starts.
+#[test]
+fn oci_seccomp_profile_applies_in_the_sandbox() {
+    const SCRIPT: &str = "import ctypes, os, sys\nlibc = ctypes.CDLL(None, use_errno=True)\ntry:\n    os.mkdir('/made')\n    print('mkdir: ok')\nexcept OSError as e:\n    print('mkdir:', e.errno)\nr = libc.personality(0xffffffff)\nprint('personality query:', 'ok' if r >= 0 else ctypes.get_errno())\nr = libc.personality(8)\nprint('personality 8:', 'ok' if r >= 0 else ctypes.get_errno(), flush=True)\nsys.stdin.read()\nos.getppid()\nprint('survived getppid')\n";
+    matrix("oci_seccomp_profile_applies_in_the_sandbox", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["root"] = json!({"path": "/", "readonly": true});
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/usr/bin/python3", "-c", SCRIPT]);
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["getppid"], "action": "SCMP_ACT_KILL_PROCESS"}]});
+        });
+        let id = format!("sc-{}", std::process::id());
+        let (stdin, out) = create(&b, &id, &[])?;
+        succeeds(&b.rvisor(&["start", &id]))?;
+        out.expect("mkdir: 13")?;
+        out.expect("personality query: ok")?;
+        out.expect("personality 8: 1")?;
+        // What exec starts runs under the container's profile too.
+        let exec = b.rvisor(&["exec", &id, "/usr/bin/python3", "-c", "import os\ntry:\n    os.mkdir('/made')\nexcept OSError as e:\n    print('exec mkdir:', e.errno)\n"]);
+        succeeds(&exec)?;
+        if exec.stdout_str() != "exec mkdir: 13\n" {
+            return Err(format!("exec under the profile:\n{}", exec.describe()));
+        }
+        // getppid kills the process: its sandbox ends with SIGSYS's status.
+        let pid = b.state(&id)?["pid"].as_i64().unwrap_or(0) as i32;
+        drop(stdin);
+        out.ends()?;
+        gone(pid)?;
+        let st = b.status(&id)?;
+        if st != "stopped" {
+            return Err(format!("the container is {st} after getppid"));
+        }
+        let bad = Bundle::new(v);
+        bad.config(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
+        fails_with(&bad.rvisor(&["create", "--bundle", &bad.bundle_arg(), &format!("sn-{}", std::process::id())]), "SCMP_ACT_NOTIFY is not supported")
+    });
+}

@@ -18,11 +18,13 @@ pub struct Container {
     /// Its first process, once loaded: orphans of the container go to it, and
     /// when it ends, so does every other process of the container.
     init: OnceLock<Weak<ThreadGroup>>,
+    /// The seccomp filter of its spec, if any: see `ProgramSpec::seccomp`.
+    seccomp: OnceLock<Arc<super::seccomp::Filter>>,
 }
 
 impl Container {
     pub fn new(mounts: MountNamespace, pid_ns: Arc<PidNamespace>) -> Arc<Container> {
-        Arc::new(Container { mounts, pid_ns, init: OnceLock::new() })
+        Arc::new(Container { mounts, pid_ns, init: OnceLock::new(), seccomp: OnceLock::new() })
     }
 
     /// Records `tg` as the container's init if it has none yet.
@@ -33,6 +35,14 @@ impl Container {
     /// Its init, while that has not ended.
     pub fn init(&self) -> Option<Arc<ThreadGroup>> {
         self.init.get().and_then(Weak::upgrade).filter(|i| i.state().zombie.is_none())
+    }
+
+    pub(crate) fn set_seccomp(&self, filter: Arc<super::seccomp::Filter>) {
+        let _ = self.seccomp.set(filter);
+    }
+
+    pub fn seccomp(&self) -> Option<Arc<super::seccomp::Filter>> {
+        self.seccomp.get().cloned()
     }
 
     pub fn is_init(&self, tg: &Arc<ThreadGroup>) -> bool {
