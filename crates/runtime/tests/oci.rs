@@ -684,3 +684,48 @@ fn oci_seccomp_profile_applies_in_the_sandbox() {
         fails_with(&bad.rvisor(&["create", "--bundle", &bad.bundle_arg(), &format!("sn-{}", std::process::id())]), "SCMP_ACT_NOTIFY is not supported")
     });
 }
+
+/// Podman's default seccomp profile (Debian's containers-common), made an OCI
+/// spec's as an engine makes it for a container without extra capabilities:
+/// a common workload runs under it unchanged, and what it refuses is refused.
+#[test]
+fn oci_a_default_engine_profile_lets_common_work_run() {
+    const PROFILE: &str = "/usr/share/containers/seccomp.json";
+    const SCRIPT: &str = "import ctypes, os, socket, subprocess, threading\nlibc = ctypes.CDLL(None, use_errno=True)\nt = threading.Thread(target=lambda: None)\nt.start()\nt.join()\nprint('thread: ok')\nprint('subprocess:', subprocess.run(['/bin/sh', '-c', 'echo $((6 * 7)) | cat'], capture_output=True, text=True).stdout.strip())\na, b = socket.socketpair()\na.send(b'x')\nprint('socketpair:', b.recv(1))\nwith open('/dev/shm/f', 'w') as f:\n    f.write('data')\nprint('file:', open('/dev/shm/f').read(), os.stat('/dev/shm/f').st_size)\nr = libc.personality(ctypes.c_ulong(0xffffffff))\nprint('personality query:', 'ok' if r >= 0 else ctypes.get_errno())\nr = libc.personality(ctypes.c_ulong(0x0040000))\nprint('personality ADDR_NO_RANDOMIZE:', 'ok' if r >= 0 else ctypes.get_errno())\n";
+    ensure_installed(PROFILE, "golang-github-containers-common");
+    let engine: Value = serde_json::from_slice(&fs::read(PROFILE).unwrap()).unwrap();
+    // Rules for amd64 and for a container without CAP_SYS_ADMIN and the like.
+    let applies = |r: &Value| {
+        let inc = &r["includes"];
+        let arch_ok = inc["arches"].as_array().is_none_or(|a| a.iter().any(|x| x == "amd64"));
+        let caps_ok = inc["caps"].as_array().is_none_or(|c| c.is_empty());
+        arch_ok && caps_ok
+    };
+    let syscalls: Vec<Value> = engine["syscalls"].as_array().unwrap().iter().filter(|r| applies(r)).map(|r| {
+        let mut rule = json!({"names": r["names"], "action": r["action"]});
+        if let Some(args) = r["args"].as_array().filter(|a| !a.is_empty()) {
+            rule["args"] = json!(args);
+        }
+        if let Some(e) = r["errnoRet"].as_u64() {
+            rule["errnoRet"] = json!(e);
+        }
+        rule
+    }).collect();
+    let profile = json!({"defaultAction": engine["defaultAction"], "defaultErrnoRet": engine["defaultErrnoRet"], "syscalls": syscalls});
+    matrix("oci_a_default_engine_profile_lets_common_work_run", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["root"] = json!({"path": "/", "readonly": true});
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/usr/bin/python3", "-c", SCRIPT]);
+            c["linux"]["seccomp"] = profile.clone();
+        });
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), &format!("ep-{}", std::process::id())]);
+        succeeds(&o)?;
+        let want = "thread: ok\nsubprocess: 42\nsocketpair: b'x'\nfile: data 4\npersonality query: ok\npersonality ADDR_NO_RANDOMIZE: 38\n";
+        if o.stdout_str() != want {
+            return Err(format!("under the engine's profile:\n{}", o.describe()));
+        }
+        Ok(())
+    });
+}

@@ -197,7 +197,8 @@ pub fn compile(name: &str, link: Link) -> PathBuf {
 pub fn ensure_installed(program: &str, package: &str) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let present = || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(program).is_file());
+    // A program on the PATH, or a file by its absolute path.
+    let present = || Path::new(program).is_absolute() && Path::new(program).is_file() || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(program).is_file());
     if present() {
         return;
     }
