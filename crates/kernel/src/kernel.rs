@@ -323,6 +323,11 @@ impl Kernel {
         Ok((container, Init { go }, init))
     }
 
+    /// Whether the first container's init has ended (and with it the sandbox).
+    pub fn init_exited(&self) -> bool {
+        self.init_status.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     /// How init ended, once it has.
     pub fn wait_init(&self) -> ExitStatus {
         let mut st = self.init_status.lock().unwrap_or_else(|e| e.into_inner());

@@ -244,7 +244,7 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::A
     };
     let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new((state, file)));
-    let in_flight = crate::control::serve(kernel.clone(), gofer, &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let ending = crate::control::serve(kernel.clone(), gofer, &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     // Set up: the control socket listens, the state file is open.
     seal();
@@ -255,7 +255,7 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::A
         r.ready();
     }
     let status = kernel.wait_init();
-    in_flight.wait_idle();
+    ending.wait_idle();
     {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
         s.0.status = Status::Stopped;

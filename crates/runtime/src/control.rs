@@ -183,18 +183,35 @@ impl Drop for Serving<'_> {
 
 /// Serves the control socket in `state_dir` on a thread of its own. `init` is
 /// taken by the first `Start`, which records in `state` that it runs.
-pub fn serve(kernel: Arc<Kernel>, gofer: Arc<rvisor_gofer::Client>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Arc<InFlight>> {
+pub fn serve(kernel: Arc<Kernel>, gofer: Arc<rvisor_gofer::Client>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Ending> {
     let path: PathBuf = state_dir.join(SOCKET);
     let listener = listen(&path)?;
     let first = Arc::new(Served { container: kernel.root_container.clone(), init: Mutex::new(init), state: Some(state) });
     let server = Arc::new(Server { kernel, gofer, first, pod: Mutex::default(), in_flight: Arc::default() });
-    let in_flight = server.in_flight.clone();
+    let ending = Ending(server.clone());
     accept_each(listener, move |conn| {
         if let Err(e) = server.serve_connection(conn.as_fd()) {
             tracing::debug!("control connection: {e}");
         }
     })?;
-    Ok(in_flight)
+    Ok(ending)
+}
+
+/// The control server of a sandbox whose first container's init has ended.
+pub struct Ending(Arc<Server>);
+
+impl Ending {
+    /// Waits for the commands being served to answer. The pod's containers
+    /// were killed with the sandbox's init, but one whose init was never
+    /// started would never end: it starts now, only to die.
+    pub fn wait_idle(&self) {
+        for served in self.0.pod.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            if let Some(i) = served.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                i.start();
+            }
+        }
+        self.0.in_flight.wait_idle();
+    }
 }
 
 /// A control socket listening at `path`.
@@ -340,6 +357,9 @@ impl Server {
         if self.pod.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&req.id) {
             return send(fd, &Reply::Failed(format!("container {} already exists in this sandbox", req.id)), &[]);
         }
+        if self.kernel.init_exited() {
+            return send(fd, &Reply::Failed("the pod's sandbox is ending".into()), &[]);
+        }
         let mut spec = program_spec(req.process, stdio);
         spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
         let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
@@ -354,6 +374,13 @@ impl Server {
         };
         let served = Arc::new(Served { container, init: Mutex::new(init), state: None });
         self.pod.lock().unwrap_or_else(|e| e.into_inner()).insert(req.id.clone(), served.clone());
+        if self.kernel.init_exited() {
+            // The sandbox's init ended meanwhile, killing what there was.
+            self.kernel.signal_all(&served.container, libc::SIGKILL as u32);
+            if let Some(i) = served.init.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                i.start();
+            }
+        }
         send(fd, &Reply::Started(tg.tgid), &[])?;
         // The host process holding the connection stands for the container:
         // if it goes (even by SIGKILL), so does the container.
