@@ -184,10 +184,18 @@ fn sandbox_shows_the_namespaces_addresses_and_routes() {
         if want_addrs.is_empty() || !want_routes.iter().any(|r| r.starts_with("default via")) {
             return Err(format!("the namespace has no address or no default route: {want_addrs:?} {want_routes:?}"));
         }
-        let o = run(sandbox_in(v.platform, &ns, "/bin/sh", &Spec::args(["-c", "ip -o -4 addr; echo --; ip -4 route"])), Input::Bytes(Vec::new()));
+        // Where packets go (`ip route get`): out through the gateway, on the
+        // link, and to the sandbox itself.
+        let gets = format!("for d in 1.1.1.1 {} {} 127.0.0.1; do ip route get $d; done", ns.host_addr, ns.ns_addr);
+        let want_gets = ns.ip_netns_sh(&gets)?;
+        let o = run(sandbox_in(v.platform, &ns, "/bin/sh", &Spec::args(["-c", &format!("ip -o -4 addr; echo --; ip -4 route; echo --; {gets}")])), Input::Bytes(Vec::new()));
         sane(&o)?;
         let out = o.stdout_str();
-        let (addrs, routes) = out.split_once("--\n").ok_or_else(|| o.describe())?;
+        let (addrs, rest) = out.split_once("--\n").ok_or_else(|| o.describe())?;
+        let (routes, got_gets) = rest.split_once("--\n").ok_or_else(|| o.describe())?;
+        if got_gets != want_gets {
+            return Err(format!("ip route get:\n{}", diff(want_gets.as_bytes(), got_gets.as_bytes())));
+        }
         let got_addrs: Vec<String> = addrs.lines().filter_map(addr_key).collect();
         let got_routes: Vec<String> = routes.lines().map(route_key).collect();
         let missing: Vec<&String> = want_addrs.iter().filter(|a| !got_addrs.contains(a)).chain(want_routes.iter().filter(|r| !got_routes.contains(r))).collect();

@@ -176,6 +176,37 @@ impl Route {
     }
 }
 
+/// Where the namespace sends a packet for `dest` (`ip route get`).
+pub enum Lookup {
+    /// To one of the sandbox's own addresses, loopback's included.
+    Local,
+    /// Out of an interface, by the longest matching route of the main table,
+    /// from `src` (the interface's address that a connection would use).
+    Route { route: Route, src: Option<IpAddr> },
+}
+
+/// The route to `dest`, or None if none reaches it (ENETUNREACH).
+pub fn lookup(others: &[InterfaceInfo], dest: IpAddr) -> Option<Lookup> {
+    if dest.is_loopback() || interfaces(others).any(|i| i.addrs.iter().any(|&(a, _)| a == dest)) {
+        return Some(Lookup::Local);
+    }
+    let route = routes(others)
+        .into_iter()
+        .filter(|r| r.dest.is_ipv4() == dest.is_ipv4() && network(dest, r.prefix) == r.dest)
+        .max_by_key(|r| (r.prefix, std::cmp::Reverse(r.metric)))?;
+    let own = others.iter().find(|i| i.index == route.index).map(|i| i.addrs.as_slice()).unwrap_or_default();
+    // The route's own preference, else the interface's first address of the
+    // family (for IPv6 not a link-local one, unless the destination is).
+    let src = route.prefsrc.or_else(|| {
+        let usable = |a: &IpAddr| match (a, dest) {
+            (IpAddr::V6(a), IpAddr::V6(d)) => (a.segments()[0] & 0xffc0 == 0xfe80) == (d.segments()[0] & 0xffc0 == 0xfe80),
+            (a, d) => a.is_ipv4() == d.is_ipv4(),
+        };
+        own.iter().map(|&(a, _)| a).find(usable)
+    });
+    Some(Lookup::Route { route, src })
+}
+
 /// The main routing table of a namespace with these interfaces, IPv4 then
 /// IPv6, in the order Linux dumps them: each address's subnet (but for an
 /// IPv4 /32; IPv6's metric 256), then each configured route (IPv6's metric

@@ -3,7 +3,8 @@
 //! the interfaces of interface.rs (`lo` and those the sandbox's stack took
 //! over) and their main routing table, which is what getifaddrs(3),
 //! if_nameindex(3), Node's os.networkInterfaces(), `ip addr` and `ip route`
-//! ask. Neighbour and rule dumps are empty; any other request (changing the
+//! ask; a single RTM_GETROUTE (`ip route get DEST`, what scripts use to find
+//! their own address) answers with the route to it, as Linux's does. Neighbour and rule dumps are empty; any other request (changing the
 //! network included) is EOPNOTSUPP. No multicast groups: no events ever arrive.
 //!
 //! Each send is answered at once: the replies to one send are one datagram
@@ -70,6 +71,12 @@ const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
+const RTA_UID: u16 = 25;
+const RTN_LOCAL: u8 = 2;
+/// A route get's answer: a route made for the one destination ("cache").
+const RTM_F_CLONED: u32 = 0x200;
+/// ... to a local address ("<local>").
+const RTCF_LOCAL: u32 = 0x8000_0000;
 const RTA_PREF: u16 = 20;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_KERNEL: u8 = 2;
@@ -198,6 +205,36 @@ impl Replies<'_> {
         self.end(m);
     }
 
+    /// The answer to `ip route get DEST` for a task of user `uid`.
+    fn route_to(&mut self, family: u8, dest: IpAddr, uid: u32, others: &[InterfaceInfo]) -> Result<(), ErrnoCode> {
+        let full = if dest.is_ipv4() { 32 } else { 128 };
+        let (msg, oif, src, gateway) = match interface::lookup(others, dest).ok_or(ErrnoCode::ENETUNREACH)? {
+            interface::Lookup::Local => {
+                // Linux answers with the main table here too (`ip route get`
+                // shows none for a local destination).
+                let msg = Rtmsg { family, dst_len: full, src_len: 0, tos: 0, table: RT_TABLE_MAIN, protocol: 0, scope: interface::RT_SCOPE_HOST, kind: RTN_LOCAL, flags: RTM_F_CLONED | RTCF_LOCAL };
+                (msg, 1, Some(dest), None)
+            }
+            interface::Lookup::Route { route, src } => {
+                let msg = Rtmsg { family, dst_len: full, src_len: 0, tos: 0, table: RT_TABLE_MAIN, protocol: 0, scope: interface::RT_SCOPE_UNIVERSE, kind: RTN_UNICAST, flags: RTM_F_CLONED };
+                (msg, route.index, src, route.gateway)
+            }
+        };
+        let m = self.begin(RTM_NEWROUTE, 0, msg.as_bytes());
+        self.attr(RTA_TABLE, &u32::from(msg.table).to_ne_bytes());
+        self.attr(RTA_DST, &ip_bytes(dest));
+        self.attr(RTA_OIF, &(oif as u32).to_ne_bytes());
+        if let Some(s) = src {
+            self.attr(RTA_PREFSRC, &ip_bytes(s));
+        }
+        if let Some(gw) = gateway {
+            self.attr(RTA_GATEWAY, &ip_bytes(gw));
+        }
+        self.attr(RTA_UID, &uid.to_ne_bytes());
+        self.end(m);
+        Ok(())
+    }
+
     /// NLMSG_ERROR: `error` 0 is an acknowledgement. It carries the request's header.
     fn error(&mut self, request: &Nlmsghdr, error: i32) {
         let mut body = error.to_ne_bytes().to_vec();
@@ -246,9 +283,31 @@ fn named_link<'a>(body: &[u8], others: &'a [InterfaceInfo]) -> Option<Interface<
     None
 }
 
-/// The replies to every request in one send, for the socket with port `port`,
-/// describing `lo` and `others`.
-fn answer(data: &[u8], port: u32, others: &[InterfaceInfo]) -> Vec<u8> {
+/// The destination a route get asks for (RTA_DST after the `rtmsg`).
+fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
+    let (msg, attrs) = Rtmsg::read_from_prefix(body).ok()?;
+    let mut at = 0;
+    while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
+        let len = usize::from(a.len);
+        if len < 4 || at + len > attrs.len() {
+            break;
+        }
+        if a.kind == RTA_DST {
+            let value = &attrs[at + 4..at + len];
+            return match (msg.family, value.len()) {
+                (AF_INET, 4) => <[u8; 4]>::try_from(value).ok().map(|o| (AF_INET, IpAddr::from(o))),
+                (AF_INET6, 16) => <[u8; 16]>::try_from(value).ok().map(|o| (AF_INET6, IpAddr::from(o))),
+                _ => None,
+            };
+        }
+        at += align4(len);
+    }
+    None
+}
+
+/// The replies to every request in one send, for the socket with port `port`
+/// of a task of user `uid`, describing `lo` and `others`.
+fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data.get(at..).unwrap_or_default()) {
@@ -285,6 +344,10 @@ fn answer(data: &[u8], port: u32, others: &[InterfaceInfo]) -> Vec<u8> {
                 r.routes(body.first().copied().unwrap_or(0), others);
                 Ok(())
             }
+            RTM_GETROUTE => match route_destination(body) {
+                Some((family, dest)) => r.route_to(family, dest, uid, others),
+                None => Err(ErrnoCode::EINVAL),
+            },
             RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
             _ => Err(ErrnoCode::EOPNOTSUPP),
         };
@@ -391,7 +454,7 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let replies = answer(data, self.port(t), &t.kernel.interfaces);
+        let replies = answer(data, self.port(t), t.tg.creds().uid, &t.kernel.interfaces);
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);
@@ -498,7 +561,7 @@ mod tests {
     }
 
     fn answer_lo(data: &[u8], port: u32) -> Vec<u8> {
-        answer(data, port, &[])
+        answer(data, port, 0, &[])
     }
 
     /// One parsed reply message: its type, fixed body and attributes.
@@ -548,7 +611,7 @@ mod tests {
     }
 
     fn dump(kind: u16, body: &[u8]) -> Vec<Msg> {
-        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, &[interface::tests::eth0()]));
+        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, 0, &[interface::tests::eth0()]));
         assert_eq!(msgs.last().map(|m| m.kind), Some(NLMSG_DONE));
         msgs
     }
@@ -575,13 +638,13 @@ mod tests {
         let others = [interface::tests::eth0()];
         let mut by_index = Ifinfomsg::zeroed();
         by_index.index = 2;
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, &others));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, 0, &others));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].attr(IFLA_IFNAME), Some(&b"eth0\0"[..]));
         let mut by_name = Ifinfomsg::zeroed().as_bytes().to_vec();
         by_name.extend_from_slice(Rtattr { len: 9, kind: IFLA_IFNAME }.as_bytes());
         by_name.extend_from_slice(b"eth0\0\0\0\0");
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, &others));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, 0, &others));
         assert_eq!(Ifinfomsg::read_from_bytes(&one[0].body).unwrap().index, 2);
     }
 

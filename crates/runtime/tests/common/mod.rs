@@ -1227,6 +1227,15 @@ impl Netns {
         format!("/var/run/netns/{}", self.name)
     }
 
+    /// What the shell command `script` prints, run in the namespace.
+    pub fn ip_netns_sh(&self, script: &str) -> Result<String, String> {
+        let o = Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", script]).output().map_err(|e| format!("{script}: {e}"))?;
+        if !o.status.success() {
+            return Err(format!("ip netns exec {} sh -c {script:?}: {}", self.name, String::from_utf8_lossy(&o.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
     /// What `ip -n NAME ARGS` prints.
     pub fn ip(&self, args: &str) -> Result<String, String> {
         let o = Command::new("ip").args(["-n", &self.name]).args(args.split_whitespace()).output().map_err(|e| format!("ip {args}: {e}"))?;
