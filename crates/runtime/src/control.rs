@@ -158,10 +158,10 @@ pub struct InFlight {
     idle: std::sync::Condvar,
 }
 
-struct Serving<'a>(&'a InFlight);
+pub(crate) struct Serving<'a>(&'a InFlight);
 
 impl InFlight {
-    fn enter(&self) -> Serving<'_> {
+    pub(crate) fn enter(&self) -> Serving<'_> {
         *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         Serving(self)
     }

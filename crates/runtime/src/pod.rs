@@ -109,9 +109,10 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
         Ok(s) => s,
         Err(e) => return fail(format!("state: {e}")),
     };
-    if let Err(e) = serve(&boot.state_dir, sandbox.to_path_buf(), id, shared.clone()) {
-        return fail(format!("control socket: {e}"));
-    }
+    let in_flight = match serve(&boot.state_dir, sandbox.to_path_buf(), id, shared.clone()) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("control socket: {e}")),
+    };
     if let Some(r) = ready {
         r.ready();
     }
@@ -122,27 +123,40 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     };
     shared.lock().unwrap_or_else(|e| e.into_inner()).0.status = Status::Stopped;
     let _ = crate::container::save_shared(&shared);
+    // A command that ended the container (a kill) gets its answer first.
+    in_flight.wait_idle();
     code
 }
 
 /// Serves the container's control socket in `dir`: each command goes on to
 /// the sandbox's, for container `id`, and every answer comes back. A start
 /// that succeeds is recorded in `state`.
-fn serve(dir: &Path, sandbox: PathBuf, id: String, state: SharedState) -> std::io::Result<()> {
+fn serve(dir: &Path, sandbox: PathBuf, id: String, state: SharedState) -> std::io::Result<Arc<control::InFlight>> {
     let listener = control::listen(&dir.join(control::SOCKET))?;
+    let in_flight = Arc::new(control::InFlight::default());
+    let serving = in_flight.clone();
     control::accept_each(listener, move |conn| {
-        if let Err(e) = pass_on(conn.as_fd(), &sandbox, &id, &state) {
+        // In flight once the command came (a caller that says nothing holds
+        // nothing up).
+        let passed = control::receive::<Command>(conn.as_fd()).and_then(|received| match received {
+            Some((command, fds)) => {
+                let _serving = serving.enter();
+                pass_on(conn.as_fd(), command, fds, &sandbox, &id, &state)
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = passed {
             tracing::debug!("control connection: {e}");
         }
-    })
+    })?;
+    Ok(in_flight)
 }
 
-/// Passes one command from `conn` on to the sandbox, and its answers back
+/// Passes `command` (and `fds`) from `conn` on to the sandbox, and its answers back
 /// until the sandbox has said all. If the caller goes first (an exec whose
 /// host process died), the sandbox's connection is closed, as the caller's
 /// would have been.
-fn pass_on(conn: BorrowedFd<'_>, sandbox: &Path, id: &str, state: &SharedState) -> std::io::Result<()> {
-    let Some((command, fds)) = control::receive::<Command>(conn)? else { return Ok(()) };
+fn pass_on(conn: BorrowedFd<'_>, command: Command, fds: Vec<std::os::fd::OwnedFd>, sandbox: &Path, id: &str, state: &SharedState) -> std::io::Result<()> {
     let start = matches!(command, Command::Start);
     let upstream = Client::connect(sandbox)?;
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
