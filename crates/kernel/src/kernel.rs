@@ -565,7 +565,11 @@ impl Kernel {
                 st.fg_pgrp = tid;
             }
             *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = Some(term.clone());
-            crate::tty::bridge(term, input, output, self.console_drained.clone()).map_err(|_| loader::ExecError::NoMemory)?;
+            // Only the console's draining holds up the sandbox's end (an exec'd
+            // process's terminal draining first must not let it go early).
+            let console = self.console.get().is_some_and(|c| Arc::ptr_eq(c, &term));
+            let drained = if console { self.console_drained.clone() } else { Arc::default() };
+            crate::tty::bridge(term, input, output, drained).map_err(|_| loader::ExecError::NoMemory)?;
         }
         container.pid_ns.register_group(tid, &tg);
         container.pid_ns.register_thread(tid, &thread);

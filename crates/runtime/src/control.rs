@@ -107,7 +107,12 @@ pub(crate) fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) ->
 pub(crate) fn receive<T: for<'a> Deserialize<'a>>(fd: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
     // A buffer of the message's size (MSG_TRUNC tells it), not of the largest:
     // a megabyte zeroed per message was most of a pod container's process.
-    let size = socket::recv(fd.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+    let size = loop {
+        match socket::recv(fd.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
     let mut buf = vec![0u8; size.min(MAX_MESSAGE)];
     let (n, fds) = hostcall::recv_with_fds(fd, &mut buf)?;
     if n == 0 {
