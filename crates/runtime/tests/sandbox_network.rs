@@ -140,7 +140,7 @@ fn udp_between_the_sandbox_and_the_host() {
         let host = UdpSocket::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
         host.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
         let port = host.local_addr().map_err(|e| e.to_string())?.port();
-        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\nrow = [l.split() for l in open('/proc/net/dev') if l.strip().startswith(sys.argv[3] + ':')][0]\nprint('counted', int(row[2]) >= 2 and int(row[10]) >= 3)\n";
+        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\nrow = [l.split() for l in open('/proc/net/dev') if l.strip().startswith(sys.argv[3] + ':')][0]\nprint('counted', int(row[2]) >= 2 and int(row[10]) >= 3)\nimport json, subprocess\nst = json.loads(subprocess.run(['ip', '-j', '-s', 'link', 'show', 'dev', sys.argv[3]], capture_output=True, text=True).stdout)[0]['stats64']\nprint('ip -s counted', st['rx']['packets'] >= 2 and st['tx']['packets'] >= 3 and st['rx']['bytes'] > 0)\n";
         let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string(), &ns.ns_if])));
         run.expect_line("sent")?;
         let mut buf = [0u8; 100];
@@ -155,6 +155,7 @@ fn udp_between_the_sandbox_and_the_host() {
         // /proc/net/dev counts the interface's frames (received: the host's
         // datagram and its ICMP error; sent: the two datagrams and an ARP).
         run.expect_line("counted True")?;
+        run.expect_line("ip -s counted True")?;
         run.succeeds()
     });
 }

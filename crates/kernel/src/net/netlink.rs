@@ -11,7 +11,7 @@
 //! in the socket's queue, as Linux's dump puts as many messages as fit into
 //! one skb.
 
-use super::interface::{self, Interface, InterfaceInfo, Route};
+use super::interface::{self, Interface, InterfaceInfo, Route, Traffic};
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
@@ -55,6 +55,7 @@ const IFLA_TXQLEN: u16 = 13;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKMODE: u16 = 17;
 const IFLA_GROUP: u16 = 27;
+const IFLA_STATS64: u16 = 23;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
@@ -120,7 +121,7 @@ impl Replies<'_> {
         self.out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    fn link(&mut self, i: &Interface, flags: u16) {
+    fn link(&mut self, i: &Interface, flags: u16, traffic: Traffic) {
         let info = Ifinfomsg { family: 0, pad: 0, kind: i.hw_type(), index: i.index, flags: i.flags(), change: 0 };
         let m = self.begin(RTM_NEWLINK, flags, info.as_bytes());
         self.attr(IFLA_IFNAME, &c_string(i.name));
@@ -132,6 +133,10 @@ impl Replies<'_> {
         self.attr(IFLA_GROUP, &0u32.to_ne_bytes());
         self.attr(IFLA_ADDRESS, &i.mac);
         self.attr(IFLA_BROADCAST, &i.hw_broadcast());
+        // `struct rtnl_link_stats64`: packets, then bytes, each way; no errors.
+        let mut stats = [0u64; 24];
+        stats[..4].copy_from_slice(&[traffic.rx_packets, traffic.tx_packets, traffic.rx_bytes, traffic.tx_bytes]);
+        self.attr(IFLA_STATS64, stats.as_bytes());
         self.end(m);
     }
 
@@ -306,8 +311,10 @@ fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
 }
 
 /// The replies to every request in one send, for the socket with port `port`
-/// of a task of user `uid`, describing `lo` and `others`.
-fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo]) -> Vec<u8> {
+/// of a task of user `uid`, describing `lo` and `others` (with what the one
+/// the network stack drives has carried, `traffic`).
+fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
+    let carried = |name: &str| traffic.filter(|(n, _)| *n == name).map(|(_, t)| t).unwrap_or_default();
     let mut out = Vec::new();
     let mut at = 0;
     while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data.get(at..).unwrap_or_default()) {
@@ -325,13 +332,13 @@ fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo]) -> Vec<u8>
         let result = match h.kind {
             RTM_GETLINK if dump => {
                 for i in interface::interfaces(others) {
-                    r.link(&i, NLM_F_MULTI);
+                    r.link(&i, NLM_F_MULTI, carried(i.name));
                 }
                 Ok(())
             }
             RTM_GETLINK => match named_link(body, others) {
                 Some(i) => {
-                    r.link(&i, 0);
+                    r.link(&i, 0, carried(i.name));
                     Ok(())
                 }
                 None => Err(ErrnoCode::ENODEV),
@@ -454,7 +461,8 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let replies = answer(data, self.port(t), t.tg.creds().uid, &t.kernel.interfaces);
+        let traffic = t.kernel.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
+        let replies = answer(data, self.port(t), t.tg.creds().uid, &t.kernel.interfaces, traffic);
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);
@@ -561,7 +569,7 @@ mod tests {
     }
 
     fn answer_lo(data: &[u8], port: u32) -> Vec<u8> {
-        answer(data, port, 0, &[])
+        answer(data, port, 0, &[], None)
     }
 
     /// One parsed reply message: its type, fixed body and attributes.
@@ -611,7 +619,7 @@ mod tests {
     }
 
     fn dump(kind: u16, body: &[u8]) -> Vec<Msg> {
-        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, 0, &[interface::tests::eth0()]));
+        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, 0, &[interface::tests::eth0()], None));
         assert_eq!(msgs.last().map(|m| m.kind), Some(NLMSG_DONE));
         msgs
     }
@@ -638,13 +646,13 @@ mod tests {
         let others = [interface::tests::eth0()];
         let mut by_index = Ifinfomsg::zeroed();
         by_index.index = 2;
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, 0, &others));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, 0, &others, None));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].attr(IFLA_IFNAME), Some(&b"eth0\0"[..]));
         let mut by_name = Ifinfomsg::zeroed().as_bytes().to_vec();
         by_name.extend_from_slice(Rtattr { len: 9, kind: IFLA_IFNAME }.as_bytes());
         by_name.extend_from_slice(b"eth0\0\0\0\0");
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, 0, &others));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, 0, &others, None));
         assert_eq!(Ifinfomsg::read_from_bytes(&one[0].body).unwrap().index, 2);
     }
 
