@@ -180,6 +180,24 @@ fn pod_containers_share_one_sandbox() {
         let exec = pod.on("exec", "m1", &["/pod_member", "marker"]);
         expect_outcome(&exec, 0)?;
         expect_stdout(&exec, "marker: member root\n")?;
+        // A detached exec: the process standing for it passes its signals on
+        // to the exec'd process, whose pid is in the container's namespace.
+        let pid_file = pod.dir.join("exec.pid");
+        let (exec_stdin, _keep_open) = std::io::pipe().map_err(|e| e.to_string())?;
+        let detached = pod
+            .rvisor(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap_or_default(), &pod.id("m1"), "/pod_member", "7070"])
+            .stdin(exec_stdin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        let stands_for: i32 = fs::read_to_string(&pid_file).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("pid file: {e}"))?;
+        let listed = |cmd: &str| pod.on("ps", "m1", &[]).stdout_str().lines().filter(|l| l.ends_with(cmd)).count();
+        if !detached.success() || listed("/pod_member 7070") != 2 {
+            return Err(format!("exec --detach: {detached}; rvisor ps m1:\n{}", pod.on("ps", "m1", &[]).describe()));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(stands_for), nix::sys::signal::Signal::SIGTERM).map_err(|e| e.to_string())?;
+        settles(|| listed("/pod_member 7070") == 1, "the exec'd process outlived the SIGTERM passed on to it")?;
         // Its exit status is its init's; the pod's sandbox runs on, and lets
         // go of the container's file systems (the gofer's connections for
         // them close).
