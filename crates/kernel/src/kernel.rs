@@ -317,10 +317,17 @@ impl Kernel {
             all.retain(|c| c.strong_count() > 0);
             all.push(Arc::downgrade(&container));
         }
-        mount_point(&container.mounts.root.root, spec.cwd.as_bytes(), false).map_err(|e| ContainerError::Mount(format!("process cwd {}: {e:?}", spec.cwd)))?;
         let (go, gate) = std::sync::mpsc::channel();
-        let init = self.start_process(&container, spec, Some(gate)).map_err(ContainerError::Exec)?;
-        Ok((container, Init { go }, init))
+        let started = mount_point(&container.mounts.root.root, spec.cwd.as_bytes(), false)
+            .map_err(|e| ContainerError::Mount(format!("process cwd {}: {e:?}", spec.cwd)))
+            .and_then(|_| self.start_process(&container, spec, Some(gate)).map_err(ContainerError::Exec));
+        match started {
+            Ok(init) => Ok((container, Init { go }, init)),
+            Err(e) => {
+                self.remove_container(&container);
+                Err(e)
+            }
+        }
     }
 
     /// Whether the first container's init has ended (and with it the sandbox).
@@ -676,6 +683,19 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
     let root = Mount::new(root, None, "overlay", "/", read_only);
     let ns = MountNamespace::new(root.clone());
     let mut pending = Vec::new();
+    match mount_each(mf, &root, &ns, &mut pending, specs) {
+        Ok(()) => Ok(Mounts { ns, pending }),
+        Err(e) => {
+            // What was mounted goes (a mount and its mount point hold each other).
+            ns.unmount_all();
+            Err(e)
+        }
+    }
+}
+
+/// [`build_mounts`]' mounts over `root`, into `ns`; procfs, sysfs and devpts
+/// into `pending`.
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Pending, bool)>, specs: Vec<MountSpec>) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
@@ -709,7 +729,7 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
         };
         ns.add(Mount::new(inode, Some(at), fstype, fstype, spec.read_only));
     }
-    Ok(Mounts { ns, pending })
+    Ok(())
 }
 
 /// The dentry at `path` to mount on, making what is missing on the way.

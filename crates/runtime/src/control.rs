@@ -367,8 +367,10 @@ impl Server {
         }
         let mut spec = program_spec(req.process, stdio);
         spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
+        let program = spec.path.clone();
         let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
             Ok(c) => c,
+            Err(e @ rvisor_kernel::ContainerError::Exec(_)) => return send(fd, &Reply::Failed(format!("{program}: {e} (in the sandbox)")), &[]),
             Err(e) => return send(fd, &Reply::Failed(e.to_string()), &[]),
         };
         let init = if req.start_now {

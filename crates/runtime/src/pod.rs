@@ -59,41 +59,27 @@ pub fn member(root: &Path, id: &str, bundle: &Bundle) -> Result<PodMember, Strin
     Ok(PodMember { sandbox: State::dir(root, id), share_pids })
 }
 
-/// `rvisor boot` for a pod's container: see the module's comment. Returns the
-/// exit code: init's, or 125 if the container could not be added.
-pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i32 {
+/// `rvisor boot` for a pod's container: see the module's comment. Returns
+/// init's exit code, or why the container could not be added (or served:
+/// then it is gone too, with the connection that stood for it).
+pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> Result<i32, String> {
     let sandbox = pod.sandbox.as_path();
-    let fail = |msg: String| {
-        match ready {
-            Some(r) => r.fail(&msg),
-            None => eprintln!("rvisor: {msg}"),
-        }
-        125
-    };
-    let Some(boot) = req.container else { return fail("a pod's container needs a state directory".into()) };
-    let (roots, mounts) = match Gofers::plan(&req.root, &req.mounts).and_then(|(g, m)| Ok((g.open_roots().map_err(|e| e.to_string())?, m))) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    let boot = req.container.ok_or("a pod's container needs a state directory")?;
+    let (gofers, mounts) = Gofers::plan(&req.root, &req.mounts)?;
+    let roots = gofers.open_roots().map_err(|e| e.to_string())?;
     let terminal = req.process.terminal;
     let mut fds: Vec<i32> = if terminal { vec![0] } else { vec![0, 1, 2] };
     fds.extend(roots.iter().map(|(dir, _)| dir.as_raw_fd()));
     let id = boot.state.id.clone();
     let read_only = roots.iter().map(|&(_, ro)| ro).collect();
     let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids, seccomp: req.seccomp };
-    let conn = match Client::connect(sandbox) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("pod sandbox: cannot reach it: {e}")),
-    };
-    if let Err(e) = conn.send(&Command::AddContainer(add), &fds) {
-        return fail(format!("pod sandbox: {e}"));
-    }
+    let conn = Client::connect(sandbox).map_err(|e| format!("pod sandbox: cannot reach it: {e}"))?;
+    conn.send(&Command::AddContainer(add), &fds).map_err(|e| format!("pod sandbox: {e}"))?;
     drop(roots);
-    let pid = match conn.reply() {
-        Ok(Reply::Started(pid)) => pid,
-        Ok(Reply::Failed(e)) => return fail(e),
-        Ok(other) => return fail(format!("unexpected answer from the sandbox: {other:?}")),
-        Err(e) => return fail(format!("pod sandbox: {e}")),
+    let pid = match conn.reply().map_err(|e| format!("pod sandbox: {e}"))? {
+        Reply::Started(pid) => pid,
+        Reply::Failed(e) => return Err(e),
+        other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
     };
     // Before any other thread starts, so that only the forwarder takes them.
     crate::exec::forward_signals(boot.state_dir.clone(), pid, terminal);
@@ -101,18 +87,10 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     state.pid = std::process::id() as i32;
     state.pid_start = host_process(state.pid).map(|(_, start)| start);
     state.status = if boot.start_now { Status::Running } else { Status::Created };
-    let shared = match State::open_file(&boot.state_dir).and_then(|file| {
-        let shared: SharedState = Arc::new(Mutex::new((state, file)));
-        crate::container::save_shared(&shared)?;
-        Ok(shared)
-    }) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("state: {e}")),
-    };
-    let in_flight = match serve(&boot.state_dir, sandbox.to_path_buf(), id, shared.clone()) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("control socket: {e}")),
-    };
+    let file = State::open_file(&boot.state_dir).map_err(|e| format!("state: {e}"))?;
+    let shared: SharedState = Arc::new(Mutex::new((state, file)));
+    crate::container::save_shared(&shared).map_err(|e| format!("state: {e}"))?;
+    let in_flight = serve(&boot.state_dir, sandbox.to_path_buf(), id, shared.clone()).map_err(|e| format!("control socket: {e}"))?;
     if let Some(r) = ready {
         r.ready();
     }
@@ -125,7 +103,7 @@ pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> i
     let _ = crate::container::save_shared(&shared);
     // A command that ended the container (a kill) gets its answer first.
     in_flight.wait_idle();
-    code
+    Ok(code)
 }
 
 /// Serves the container's control socket in `dir`: each command goes on to

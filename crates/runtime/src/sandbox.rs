@@ -227,7 +227,15 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
         }
     }
     if let Some(pod) = req.pod.clone() {
-        return crate::pod::run_member(req, &pod, ready.as_ref());
+        return match crate::pod::run_member(req, &pod, ready.as_ref()) {
+            Ok(code) => code,
+            Err(e) => {
+                if let Some(dir) = state_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                boot_failed(ready, EXIT_INTERNAL, e)
+            }
+        };
     }
     let booted = boot(&global, req, nics, forwards, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {

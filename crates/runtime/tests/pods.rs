@@ -180,6 +180,12 @@ fn pod_containers_share_one_sandbox() {
         let exec = pod.on("exec", "m1", &["/pod_member", "marker"]);
         expect_outcome(&exec, 0)?;
         expect_stdout(&exec, "marker: member root\n")?;
+        // A container that cannot start is not left behind.
+        let bad = pod.bundle("bad", json!({"path": rootfs, "readonly": true}), &["/missing"], container_marks(&pod.id("pod")));
+        let o = pod.output(&["run", "--bundle", &bad, &pod.id("bad")]);
+        if o.status == 0 || !o.stderr_str().contains("/missing") || pod.on("state", "bad", &[]).status == 0 {
+            return Err(format!("a pod container whose program is missing:\n{}\n{}", o.describe(), pod.on("state", "bad", &[]).describe()));
+        }
         // A detached exec: the process standing for it passes its signals on
         // to the exec'd process, whose pid is in the container's namespace.
         let pid_file = pod.dir.join("exec.pid");
