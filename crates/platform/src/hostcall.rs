@@ -273,18 +273,22 @@ pub mod socket {
     }
 
     /// Sends each of `messages` as one datagram (a frame, on a packet
-    /// socket) in one sendmmsg; returns how many went.
-    pub fn send_each(fd: BorrowedFd<'_>, messages: &[&[u8]], flags: i32) -> io::Result<usize> {
-        let mut iovs: Vec<libc::iovec> = messages.iter().map(|m| libc::iovec { iov_base: m.as_ptr() as *mut libc::c_void, iov_len: m.len() }).collect();
+    /// socket), gathered from its pieces, in one sendmmsg; returns how many went.
+    pub fn send_each<P: AsRef<[u8]>>(fd: BorrowedFd<'_>, messages: &[Vec<P>], flags: i32) -> io::Result<usize> {
+        let mut iovs: Vec<Vec<libc::iovec>> = messages
+            .iter()
+            .map(|m| m.iter().map(|p| libc::iovec { iov_base: p.as_ref().as_ptr() as *mut libc::c_void, iov_len: p.as_ref().len() }).collect())
+            .collect();
         let mut headers: Vec<libc::mmsghdr> = iovs.iter_mut().map(|iov| {
             // SAFETY: an all-zero mmsghdr is a valid empty one.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_iov = iov.as_mut_ptr();
+            h.msg_hdr.msg_iovlen = iov.len();
             h
         }).collect();
-        // SAFETY: each header points at one iovec of `iovs`, each iovec at one
-        // of `messages`, all alive and readable until the call returns.
+        // SAFETY: each header points at the iovecs of one message in `iovs`,
+        // each iovec at one piece of it, all alive and readable until the call
+        // returns.
         let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), headers.as_mut_ptr(), headers.len() as libc::c_uint, flags) };
         check(n).map(|n| n as usize)
     }

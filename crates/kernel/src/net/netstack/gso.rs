@@ -88,19 +88,33 @@ fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
+/// One message for the packet socket: a header this module wrote (the
+/// `virtio_net_hdr`, then for a run the first segment's headers, patched),
+/// followed by pieces of the stack's frames, sent from where they are: a
+/// run's payload is not copied again on its way to the host.
+pub struct Message<'a> {
+    head: Vec<u8>,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> Message<'a> {
+    /// The message's bytes, in order, as pieces for one vectored send.
+    pub fn pieces(&self) -> Vec<&[u8]> {
+        std::iter::once(self.head.as_slice()).chain(self.body.iter().copied()).collect()
+    }
+}
+
 /// A frame as the socket sends it, behind a header that asks for nothing.
-fn plain(frame: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; VNET_HDR];
-    out.extend_from_slice(frame);
-    out
+fn plain(frame: &[u8]) -> Message<'_> {
+    Message { head: vec![0u8; VNET_HDR], body: vec![frame] }
 }
 
 /// One frame for a run of segments (at least two): the first's headers with
 /// the last's acknowledgement and window, every payload, and a header asking
 /// the host to checksum and, if it must, cut it up again at the first's size.
-fn joined(run: &[&[u8]]) -> Vec<u8> {
+fn joined<'a>(run: &[&'a [u8]]) -> Message<'a> {
     let (first, last) = (run[0], run[run.len() - 1]);
-    let (Some(seg), Some(end)) = (Segment::parse(first), Segment::parse(last)) else { return Vec::new() };
+    let (Some(seg), Some(end)) = (Segment::parse(first), Segment::parse(last)) else { return Message { head: Vec::new(), body: Vec::new() } };
     let headers = seg.tcp + seg.tcp_len;
     let payload: usize = run.iter().map(|f| f.len() - headers).sum();
     let mut out = vec![0u8; VNET_HDR];
@@ -111,9 +125,6 @@ fn joined(run: &[&[u8]]) -> Vec<u8> {
     out[6..8].copy_from_slice(&(seg.tcp as u16).to_le_bytes());
     out[8..10].copy_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(&first[..headers]);
-    for f in run {
-        out.extend_from_slice(&f[headers..]);
-    }
     let ip = VNET_HDR + ETH_HDR;
     let tcp = VNET_HDR + seg.tcp;
     let tcp_total = seg.tcp_len + payload;
@@ -135,12 +146,12 @@ fn joined(run: &[&[u8]]) -> Vec<u8> {
     // over the segment (for each segment, if it cuts them).
     let pseudo = fold(addrs + u32::from(IPPROTO_TCP) + tcp_total as u32);
     out[tcp + 16..tcp + 18].copy_from_slice(&pseudo.to_be_bytes());
-    out
+    Message { head: out, body: run.iter().map(|f| &f[headers..]).collect() }
 }
 
 /// The messages for a batch of frames, in order: runs of consecutive TCP
 /// segments joined, every other frame as it is.
-pub fn coalesce(frames: &[&[u8]]) -> Vec<Vec<u8>> {
+pub fn coalesce<'a>(frames: &[&'a [u8]]) -> Vec<Message<'a>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < frames.len() {
@@ -191,7 +202,7 @@ mod tests {
         let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
         let out = coalesce(&refs);
         assert_eq!(out.len(), 1);
-        let m = &out[0];
+        let m = &out[0].pieces().concat();
         assert_eq!((m[0], m[1]), (F_NEEDS_CSUM, GSO_TCPV4));
         assert_eq!(u16::from_le_bytes([m[4], m[5]]), 1448);
         assert_eq!(u16::from_le_bytes([m[6], m[7]]), 34);
@@ -216,7 +227,7 @@ mod tests {
             let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
             let out = coalesce(&refs);
             assert_eq!(out.len(), 2);
-            assert!(out.iter().zip(frames).all(|(m, f)| m[..VNET_HDR] == [0; VNET_HDR] && &m[VNET_HDR..] == f.as_slice()));
+            assert!(out.iter().map(|m| m.pieces().concat()).zip(frames).all(|(m, f)| m[..VNET_HDR] == [0; VNET_HDR] && &m[VNET_HDR..] == f.as_slice()));
         }
     }
 }

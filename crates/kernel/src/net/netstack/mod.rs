@@ -119,13 +119,9 @@ impl Outbox {
         let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits();
         self.counts.tx_packets.fetch_add(frames.len() as u64, Ordering::Relaxed);
         self.counts.tx_bytes.fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
-        if self.offload {
-            let messages = gso::coalesce(&frames);
-            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            let _ = host::send_each(self.socket.as_fd(), &refs, flags);
-        } else {
-            let _ = host::send_each(self.socket.as_fd(), &frames, flags);
-        }
+        let joined = if self.offload { gso::coalesce(&frames) } else { Vec::new() };
+        let messages: Vec<Vec<&[u8]>> = if self.offload { joined.iter().map(gso::Message::pieces).collect() } else { frames.iter().map(|f| vec![*f]).collect() };
+        let _ = host::send_each(self.socket.as_fd(), &messages, flags);
         self.bytes.clear();
         self.ends.clear();
         true
