@@ -13,6 +13,7 @@
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompOperator as Op};
 use rvisor_kernel::syscalls::names::NAMES;
+use rvisor_kernel::task::seccomp::{AUDIT_ARCH_X86_64, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE, RET_TRAP};
 use std::collections::BTreeMap;
 
 /// One classic BPF instruction (`struct sock_filter`): code, jt, jf, k.
@@ -26,14 +27,6 @@ const JGT: u16 = 0x25;
 const JGE: u16 = 0x35;
 const RET: u16 = 0x06;
 
-const RET_KILL_PROCESS: u32 = 0x8000_0000;
-const RET_KILL_THREAD: u32 = 0;
-const RET_TRAP: u32 = 0x0003_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-const RET_TRACE: u32 = 0x7ff0_0000;
-const RET_LOG: u32 = 0x7ffc_0000;
-const RET_ALLOW: u32 = 0x7fff_0000;
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const EPERM: u32 = 1;
 
 /// Where a conditional jump goes: on to the next instruction, past the

@@ -267,47 +267,41 @@ fn ip_bytes(a: IpAddr) -> Vec<u8> {
     }
 }
 
-/// The interface a single-link request names, by index or IFLA_IFNAME.
-fn named_link<'a>(body: &[u8], others: &'a [InterfaceInfo]) -> Option<Interface<'a>> {
-    let (info, attrs) = Ifinfomsg::read_from_prefix(body).ok()?;
-    if info.index != 0 {
-        return interface::by_index(others, info.index);
-    }
+/// The value of the first attribute of `kind` among `attrs`.
+fn attribute(attrs: &[u8], kind: u16) -> Option<&[u8]> {
     let mut at = 0;
     while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
         let len = usize::from(a.len);
         if len < 4 || at + len > attrs.len() {
             break;
         }
-        if a.kind == IFLA_IFNAME {
-            let name = &attrs[at + 4..at + len];
-            return interface::by_name(others, name.strip_suffix(&[0]).unwrap_or(name));
+        if a.kind == kind {
+            return Some(&attrs[at + 4..at + len]);
         }
         at += align4(len);
     }
     None
 }
 
+/// The interface a single-link request names, by index or IFLA_IFNAME.
+fn named_link<'a>(body: &[u8], others: &'a [InterfaceInfo]) -> Option<Interface<'a>> {
+    let (info, attrs) = Ifinfomsg::read_from_prefix(body).ok()?;
+    if info.index != 0 {
+        return interface::by_index(others, info.index);
+    }
+    let name = attribute(attrs, IFLA_IFNAME)?;
+    interface::by_name(others, name.strip_suffix(&[0]).unwrap_or(name))
+}
+
 /// The destination a route get asks for (RTA_DST after the `rtmsg`).
 fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
     let (msg, attrs) = Rtmsg::read_from_prefix(body).ok()?;
-    let mut at = 0;
-    while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
-        let len = usize::from(a.len);
-        if len < 4 || at + len > attrs.len() {
-            break;
-        }
-        if a.kind == RTA_DST {
-            let value = &attrs[at + 4..at + len];
-            return match (msg.family, value.len()) {
-                (AF_INET, 4) => <[u8; 4]>::try_from(value).ok().map(|o| (AF_INET, IpAddr::from(o))),
-                (AF_INET6, 16) => <[u8; 16]>::try_from(value).ok().map(|o| (AF_INET6, IpAddr::from(o))),
-                _ => None,
-            };
-        }
-        at += align4(len);
+    let value = attribute(attrs, RTA_DST)?;
+    match msg.family {
+        AF_INET => <[u8; 4]>::try_from(value).ok().map(|o| (AF_INET, IpAddr::from(o))),
+        AF_INET6 => <[u8; 16]>::try_from(value).ok().map(|o| (AF_INET6, IpAddr::from(o))),
+        _ => None,
     }
-    None
 }
 
 /// The replies to every request in one send, for the socket with port `port`
