@@ -13,19 +13,20 @@
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompOperator as Op};
 use rvisor_kernel::syscalls::names::NAMES;
-use rvisor_kernel::task::seccomp::{AUDIT_ARCH_X86_64, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE, RET_TRAP};
+use bpf::{AUDIT_ARCH_X86_64, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE, RET_TRAP};
 use std::collections::BTreeMap;
 
 /// One classic BPF instruction (`struct sock_filter`): code, jt, jf, k.
 pub type Insn = (u16, u8, u8, u32);
 
-const LD_ABS: u16 = 0x20;
-const AND_K: u16 = 0x54;
-const JA: u16 = 0x05;
-const JEQ: u16 = 0x15;
-const JGT: u16 = 0x25;
-const JGE: u16 = 0x35;
-const RET: u16 = 0x06;
+use rvisor_kernel::task::seccomp as bpf;
+const LD_ABS: u16 = bpf::LD | bpf::W | bpf::ABS;
+const AND_K: u16 = bpf::ALU | bpf::AND | bpf::K;
+const JA: u16 = bpf::JMP | bpf::JA;
+const JEQ: u16 = bpf::JMP | bpf::JEQ | bpf::K;
+const JGT: u16 = bpf::JMP | bpf::JGT | bpf::K;
+const JGE: u16 = bpf::JMP | bpf::JGE | bpf::K;
+const RET: u16 = bpf::RET | bpf::K;
 
 const EPERM: u32 = 1;
 

@@ -24,17 +24,18 @@ const PYTHON: &str = "/usr/bin/python3";
 const NET: u8 = 215;
 
 /// Echoes each connection's bytes as they come, then, at EOF, a line with
-/// their count and Adler-32, and closes; prints the peer's address. Listens
-/// on [::] (IPv4 too) port 8000; serves argv[1] connections.
+/// their count and Adler-32, and closes. Listens on [::] (IPv4 too) port
+/// 8000; serves argv[1] connections: one after another, printing each peer's
+/// address, or with argv[2] "threads" all at once, a thread each, printing
+/// "all served" at the end.
 const ECHO: &str = r#"
-import socket, sys, zlib
+import socket, sys, threading, zlib
 l = socket.socket(socket.AF_INET6)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("::", 8000))
-l.listen(8)
+l.listen(16)
 print("listening", flush=True)
-for _ in range(int(sys.argv[1])):
-    c, peer = l.accept()
+def serve(c):
     n, a = 0, 1
     while True:
         d = c.recv(1 << 16)
@@ -45,9 +46,20 @@ for _ in range(int(sys.argv[1])):
         c.sendall(d)
     c.sendall(f"{n} {a}\n".encode())
     c.close()
-    print("served", peer[0], flush=True)
+threads = []
+for _ in range(int(sys.argv[1])):
+    c, peer = l.accept()
+    if sys.argv[2:] == ["threads"]:
+        threads.append(threading.Thread(target=serve, args=(c,)))
+        threads[-1].start()
+    else:
+        serve(c)
+        print("served", peer[0], flush=True)
+for t in threads:
+    t.join()
+if threads:
+    print("all served", flush=True)
 "#;
-
 /// Nothing listens until a line comes on stdin; then, on 127.0.0.1:8000: a
 /// connection the server shuts down for writing first (and then reads to EOF),
 /// one closed with bytes unread (a reset), then one the host resets.
@@ -162,41 +174,13 @@ fn forwards_a_tcp_stream_both_ways() {
     });
 }
 
-/// ECHO with a thread per connection, argv[1] of them at once.
-const THREADED_ECHO: &str = r#"
-import socket, sys, threading, zlib
-l = socket.socket()
-l.bind(("127.0.0.1", 8000))
-l.listen(16)
-print("listening", flush=True)
-def serve(c):
-    n, a = 0, 1
-    while True:
-        d = c.recv(1 << 16)
-        if not d:
-            break
-        n += len(d)
-        a = zlib.adler32(d, a)
-        c.sendall(d)
-    c.sendall(f"{n} {a}\n".encode())
-    c.close()
-threads = []
-for _ in range(int(sys.argv[1])):
-    c, _ = l.accept()
-    threads.append(threading.Thread(target=serve, args=(c,)))
-    threads[-1].start()
-for t in threads:
-    t.join()
-print("all served", flush=True)
-"#;
-
 #[test]
 fn relays_connections_side_by_side() {
     matrix("relays_connections_side_by_side", &[Link::Static], |v| {
         const CONNECTIONS: u64 = 6;
         let port = free_port();
         let publish = format!("{port}:8000");
-        let spec = Spec::args(["-c", THREADED_ECHO, &CONNECTIONS.to_string()]);
+        let spec = Spec::args(["-c", ECHO, &CONNECTIONS.to_string(), "threads"]);
         let mut run = Interactive::spawn(sandbox_command(v.platform, &["-p", &publish], Path::new(PYTHON), &spec));
         run.expect_line("listening")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
