@@ -12,6 +12,7 @@ mod cpu;
 pub mod host_cpus;
 pub mod host_proc;
 pub mod hostcall;
+pub mod kvm;
 pub mod ptrace;
 mod stub;
 pub mod systrap;
@@ -126,8 +127,9 @@ pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Plat
     match name {
         "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
         "systrap" => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd)?)),
+        "kvm" => Ok(Arc::new(kvm::KvmPlatform::new(memory_fd)?)),
         other => Err(PlatformError::Unsupported(format!(
-            "unknown platform '{other}' (available: ptrace, systrap)"
+            "unknown platform '{other}' (available: ptrace, systrap, kvm)"
         ))),
     }
 }

@@ -8,7 +8,7 @@ use common::memfd;
 use rvisor_platform::{by_name, CpuState, Event, Perms};
 
 /// Every platform this machine runs; one that cannot start fails the test.
-const PLATFORMS: [&str; 2] = ["ptrace", "systrap"];
+const PLATFORMS: [&str; 3] = ["ptrace", "systrap", "kvm"];
 
 #[test]
 fn syscalls_and_faults_come_back_as_events() {

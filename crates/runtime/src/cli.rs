@@ -16,8 +16,9 @@ pub struct Cli {
 #[derive(Args, Clone, Default)]
 pub struct GlobalOpts {
     /// The platform that runs application code: systrap (seccomp traps, the
-    /// default) or ptrace (PTRACE_SYSEMU, for hosts without seccomp).
-    #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap"])]
+    /// default), ptrace (PTRACE_SYSEMU, for hosts without seccomp) or kvm (guest
+    /// ring 3 of a VM per process: hardware isolation, needs /dev/kvm).
+    #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap", "kvm"])]
     pub platform: String,
     /// Log every system call with decoded arguments and result.
     #[arg(long, global = true)]

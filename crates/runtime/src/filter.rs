@@ -24,6 +24,9 @@ use std::collections::BTreeMap;
 pub struct Config {
     /// ptrace's tracer calls (the systrap platform traces nothing).
     pub ptrace: bool,
+    /// The kvm platform's ioctls (VMs and vCPUs are made as the app forks and
+    /// clones).
+    pub kvm: bool,
     /// `--network=host`: AF_INET, AF_INET6 and NETLINK_ROUTE sockets are host
     /// sockets made at run time, and their netlink requests drop capabilities.
     pub host_network: bool,
@@ -187,7 +190,8 @@ fn rules(config: &Config) -> Result<Rules, String> {
     r.insert(libc::SYS_newfstatat, vec![rule(vec![empty_path])?]);
     let statx_empty = Cond::new(2, Len::Dword, Op::MaskedEq(libc::AT_EMPTY_PATH as u64), libc::AT_EMPTY_PATH as u64).map_err(|e| e.to_string())?;
     r.insert(libc::SYS_statx, vec![rule(vec![statx_empty])?]);
-    r.insert(libc::SYS_ioctl, one_of(1, IOCTLS.iter().copied())?);
+    let kvm_ioctls = if config.kvm { rvisor_platform::kvm::SENTRY_IOCTLS } else { &[] };
+    r.insert(libc::SYS_ioctl, one_of(1, IOCTLS.iter().map(|&i| i as u64).chain(kvm_ioctls.iter().copied()))?);
     // A new thread's name (std sets it from the thread itself).
     r.insert(libc::SYS_prctl, one_of(0, [libc::PR_SET_NAME as u64])?);
     // New sockets only in host network mode, and only of the inet families and
@@ -255,9 +259,9 @@ mod tests {
         Filter::new(insns(allow_list(config).unwrap()), Some(first)).unwrap()
     }
 
-    const SYSTRAP: Config = Config { ptrace: false, host_network: false, loopback_mirror: false, debug: false };
-    const PTRACE_HOST: Config = Config { ptrace: true, host_network: true, loopback_mirror: false, debug: false };
-    const SANDBOX_NETWORK: Config = Config { ptrace: false, host_network: false, loopback_mirror: true, debug: false };
+    const SYSTRAP: Config = Config { ptrace: false, kvm: false, host_network: false, loopback_mirror: false, debug: false };
+    const PTRACE_HOST: Config = Config { ptrace: true, kvm: false, host_network: true, loopback_mirror: false, debug: false };
+    const SANDBOX_NETWORK: Config = Config { ptrace: false, kvm: false, host_network: false, loopback_mirror: true, debug: false };
 
     #[test]
     fn the_loopback_mirror_makes_inet_listeners_only() {

@@ -295,7 +295,7 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     forward_signals(&kernel);
     // After the signal mask is set, which the forwarding threads inherit.
     rvisor_kernel::net::forward::start(&kernel, forwards).map_err(internal("-p: cannot start forwarding"))?;
-    let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", host_network: req.network == Network::Host, loopback_mirror: req.network == Network::Sandbox, debug: req.debug_seccomp };
+    let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", kvm: kernel.platform.name() == "kvm", host_network: req.network == Network::Host, loopback_mirror: req.network == Network::Sandbox, debug: req.debug_seccomp };
     let seal = || seal(&*kernel.platform, filter);
     let status = match req.container {
         None => {

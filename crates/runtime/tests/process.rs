@@ -444,10 +444,10 @@ fn execveat_dirfd_and_empty_path() {
 /// Stubs are forked by a zygote process, forked before the Sentry went under its seccomp
 /// filter. If it dies (here: killed from the host), the Sentry does not fork stubs itself,
 /// since they would inherit its filter: a new process cannot start (the shell's child
-/// dies), and the sandbox carries on.
+/// dies), and the sandbox carries on. (kvm has no stubs: a process is a VM.)
 #[test]
 fn without_the_zygote_no_stub_forks_from_the_sentry() {
-    let failures: Vec<String> = platforms().iter().filter_map(|p| without_the_zygote(p).err().map(|e| format!("{p}: {e}"))).collect();
+    let failures: Vec<String> = platforms().iter().filter(|&&p| p != "kvm").filter_map(|p| without_the_zygote(p).err().map(|e| format!("{p}: {e}"))).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

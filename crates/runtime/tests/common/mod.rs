@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Every platform the suite runs on. A platform that cannot run here fails its tests: it is
 /// never skipped. Add "kvm" here when it exists.
-pub const ALL_PLATFORMS: &[&str] = &["ptrace", "systrap"];
+pub const ALL_PLATFORMS: &[&str] = &["ptrace", "systrap", "kvm"];
 
 /// The platforms this run covers: all of them, unless `RVISOR_TEST_PLATFORMS` (a
 /// comma-separated list) narrows the run, as `bench/suite` does to time each platform alone.
