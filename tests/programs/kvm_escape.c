@@ -10,6 +10,9 @@
 // executable by ring 3) at KBASE+0x1000, and per vCPU its GDT/TSS page and its
 // exception stack at KBASE+0x100000. Every step prints what the Sentry answered; the
 // harness checks the host: MKDIR_PATH must not exist, the victim must be alive.
+// Last, a child leaves an odd MXCSR behind and exits, and the program execs itself
+// (`kvm_escape mxcsr`): the new image, which may run on the child's reused vCPU, must
+// start with the initial MXCSR.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/ucontext.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KBASE 0xffffff8000000000UL
@@ -122,7 +126,17 @@ static long scribble_stack_then_fault(void) {
     return *(volatile long *)8;
 }
 
+static unsigned mxcsr(void) {
+    unsigned v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "mxcsr") == 0) {
+        printf("a new image's MXCSR: %#x\n", mxcsr());
+        return 0;
+    }
     if (argc != 3) {
         fprintf(stderr, "usage: kvm_escape MKDIR_PATH VICTIM_PID\n");
         return 2;
@@ -138,7 +152,7 @@ int main(int argc, char **argv) {
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
     sigaltstack(&ss, NULL);
     for (int s = 1; s < 32; s++)
-        if (s != SIGKILL && s != SIGSTOP)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
             sigaction(s, &sa, NULL);
 
     attempt("entry getpid", via_entry_getpid);
@@ -158,5 +172,16 @@ int main(int argc, char **argv) {
     printf("mmap over the upper half: %s\n", m == MAP_FAILED ? strerror(errno) : "mapped");
     printf("mprotect of the entry page: %s\n", mprotect((void *)ENTRY, 4096, PROT_READ | PROT_WRITE) ? strerror(errno) : "done");
     printf("getpid: %ld\n", (long)getpid());
-    return 0;
+    pid_t child = fork();
+    if (child == 0) {
+        unsigned odd = 0x7f80; /* round toward zero */
+        __asm__ volatile("ldmxcsr %0" : : "m"(odd));
+        _exit(mxcsr() == odd ? 0 : 1);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    printf("child set its MXCSR: %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "yes" : "no");
+    execl("/proc/self/exe", argv[0], "mxcsr", (char *)NULL);
+    printf("exec: %s\n", strerror(errno));
+    return 1;
 }

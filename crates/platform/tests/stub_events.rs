@@ -103,3 +103,44 @@ fn threads_and_interrupts(platform: &str) {
     assert_eq!(cpu.syscall_nr(), 39);
     assert!(ctx.fpstate().unwrap().len() >= 576);
 }
+
+#[test]
+fn a_new_address_space_starts_with_the_initial_fp_state() {
+    for platform in PLATFORMS {
+        fresh_fp_state(platform);
+    }
+}
+
+/// One address space's thread leaves an odd MXCSR behind and ends; the first thread of
+/// the next address space (on kvm, maybe the same VM and vCPU, reused) must find the
+/// initial 0x1f80, as a new process on Linux does.
+fn fresh_fp_state(platform: &str) {
+    let (fd, mem) = memfd();
+    // 0x400000: ldmxcsr [0x400100]; mov eax, 39; syscall
+    // 0x400010: stmxcsr [0x500000]; mov eax, 39; syscall
+    let set: &[u8] = &[0x0f, 0xae, 0x14, 0x25, 0x00, 0x01, 0x40, 0x00, 0xb8, 39, 0, 0, 0, 0x0f, 0x05];
+    let get: &[u8] = &[0x0f, 0xae, 0x1c, 0x25, 0x00, 0x00, 0x50, 0x00, 0xb8, 39, 0, 0, 0, 0x0f, 0x05];
+    // SAFETY: writing into our own mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(set.as_ptr(), mem, set.len());
+        std::ptr::copy_nonoverlapping(get.as_ptr(), mem.add(0x10), get.len());
+        std::ptr::copy_nonoverlapping(0x7f80u32.to_le_bytes().as_ptr(), mem.add(0x100), 4);
+    }
+    let p = by_name(platform, fd).unwrap();
+    let run = |rip: u64| {
+        let aspace = p.new_address_space().unwrap();
+        aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
+        aspace.map(0x500000, 4096, 4096, Perms { read: true, write: true, exec: false });
+        let mut ctx = p.new_context();
+        let mut cpu = CpuState::default();
+        cpu.regs.rip = rip;
+        assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall, "{platform}");
+        ctx.release();
+    };
+    run(0x400000);
+    run(0x400010);
+    let mut v = [0u8; 4];
+    // SAFETY: reading our own mapping.
+    unsafe { std::ptr::copy_nonoverlapping(mem.add(4096), v.as_mut_ptr(), 4) };
+    assert_eq!(u32::from_le_bytes(v), 0x1f80, "{platform}: MXCSR of a new address space's first thread");
+}

@@ -5,7 +5,7 @@
 //! to the entry, `out`/`in`/`hlt`/`int 0x80` from app code, a forged exception report,
 //! reading the descriptor tables, writing the entry page or the exception stack,
 //! mapping over the upper half. Each must end in the Sentry's answer or a signal, never
-//! a host effect: the test checks that a directory the program tries to create does not
+//! a host effect; and a vCPU reused for a new image carries no FP state over: the test checks that a directory the program tries to create does not
 //! appear on the host and that a host process it tries to kill lives on.
 //!
 //! Only for kvm (the routes are specific to its guest layout), in both link modes.
@@ -34,6 +34,8 @@ const EXPECTED: &[&str] = &[
     "mmap over the upper half: Cannot allocate memory",
     "mprotect of the entry page: Cannot allocate memory",
     "getpid: 1",
+    "child set its MXCSR: yes",
+    "a new image's MXCSR: 0x1f80",
 ];
 
 #[test]

@@ -11,6 +11,8 @@
 
 use kvm_bindings::{kvm_dtable, kvm_segment, kvm_sregs};
 
+/// The end of the lower half, where app mappings live.
+pub const LOWER_HALF_END: u64 = 1 << 47;
 /// The upper-half region every address space shares (PML4 slot 511).
 pub const KERNEL_BASE: u64 = 0xffff_ff80_0000_0000;
 /// The IDT (supervisor-only: ring 3 cannot read or change it).

@@ -41,7 +41,13 @@ struct Shared {
     cr4_extra: u64,
     /// The size of an XSAVE image for that XCR0.
     xsave_size: usize,
+    /// VMs of ended address spaces, emptied, for the next ones: a new VM and its
+    /// first vCPU cost ~0.8 ms here, and each memslot ~0.1 ms.
+    spare_vms: Mutex<Vec<Vm>>,
 }
+
+/// How many emptied VMs to keep (each holds ~1 MiB of host kernel memory).
+const SPARE_VMS: usize = 2;
 
 pub struct KvmPlatform {
     shared: Arc<Shared>,
@@ -81,6 +87,7 @@ impl KvmPlatform {
                 xcr0: host_xcr0 & supported,
                 cr4_extra: if fsgsbase { guest::CR4_FSGSBASE } else { 0 },
                 xsave_size,
+                spare_vms: Mutex::default(),
             }),
         })
     }
@@ -97,8 +104,12 @@ impl Platform for KvmPlatform {
     }
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
-        let fd = self.shared.kvm.create_vm().map_err(|e| kvm_err("KVM_CREATE_VM", e))?;
-        Ok(Arc::new(KvmAddressSpace { vm: Vm::new(fd, self.shared.file.clone())? }))
+        let spare = lock(&self.shared.spare_vms).pop();
+        let vm = match spare {
+            Some(vm) => vm,
+            None => Vm::new(self.shared.kvm.create_vm().map_err(|e| kvm_err("KVM_CREATE_VM", e))?, self.shared.file.clone())?,
+        };
+        Ok(Arc::new(KvmAddressSpace { vm: Some(vm), shared: self.shared.clone() }))
     }
 
     fn new_context(&self) -> Box<dyn Context> {
@@ -116,23 +127,44 @@ impl Platform for KvmPlatform {
 }
 
 pub struct KvmAddressSpace {
-    vm: Vm,
+    /// Taken only by `drop`, which gives it back emptied.
+    vm: Option<Vm>,
+    shared: Arc<Shared>,
+}
+
+impl KvmAddressSpace {
+    fn vm(&self) -> &Vm {
+        self.vm.as_ref().expect("the VM lives as long as its address space")
+    }
+}
+
+impl Drop for KvmAddressSpace {
+    fn drop(&mut self) {
+        // Every context bound to this VM holds the address space, so none runs it now.
+        if let Some(vm) = self.vm.take() {
+            vm.unmap(0, guest::LOWER_HALF_END);
+            let mut spares = lock(&self.shared.spare_vms);
+            if spares.len() < SPARE_VMS {
+                spares.push(vm);
+            }
+        }
+    }
 }
 
 impl AddressSpace for KvmAddressSpace {
     fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) {
-        if let Err(e) = self.vm.map(addr, len, file_offset, perms) {
+        if let Err(e) = self.vm().map(addr, len, file_offset, perms) {
             // The app faults on the page again and gets SIGBUS from the kernel's retry.
             tracing::error!("kvm: cannot map {addr:#x}+{len:#x}: {e}");
         }
     }
 
     fn unmap(&self, addr: u64, len: u64) {
-        self.vm.unmap(addr, len);
+        self.vm().unmap(addr, len);
     }
 
     fn protect(&self, addr: u64, len: u64, perms: Perms) {
-        self.vm.protect(addr, len, perms);
+        self.vm().protect(addr, len, perms);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -215,11 +247,17 @@ fn consume_kick() {
 }
 
 impl Vcpu {
+    /// A vCPU of `vm`: a released one if there is one (its FP state then is whatever
+    /// its last thread left, maybe of another process), else a new one.
+    fn take(shared: &Shared, vm: &Vm) -> Result<(Vcpu, bool)> {
+        if let Some(v) = lock(&vm.vcpus).free.pop() {
+            return Ok((v, true));
+        }
+        Self::create(shared, vm).map(|v| (v, false))
+    }
+
     fn create(shared: &Shared, vm: &Vm) -> Result<Vcpu> {
         let mut slots = lock(&vm.vcpus);
-        if let Some(v) = slots.free.pop() {
-            return Ok(v);
-        }
         let slot = slots.created;
         if slot >= guest::MAX_VCPUS {
             return Err(PlatformError::Unsupported("too many threads in one address space".into()));
@@ -257,6 +295,15 @@ fn set_msrs(fd: &VcpuFd, msrs: &[(u32, u64)]) -> Result<()> {
         return Err(PlatformError::Unsupported(format!("KVM set {set} of {} MSRs (first refused: {:#x})", entries.len(), msrs[set].0)));
     }
     Ok(())
+}
+
+/// The XSAVE image of a fresh thread: x87 control word 0x37f, MXCSR 0x1f80, every
+/// other component in its initial state (header's XSTATE_BV 0).
+fn initial_fpstate() -> Vec<u8> {
+    let mut img = vec![0u8; 512 + 64];
+    img[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+    img[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    img
 }
 
 /// The si_code of an x87 (#MF) or SIMD (#XM) exception, from the status bits that
@@ -355,21 +402,24 @@ fn general_protection() -> Event {
 
 impl KvmContext {
     fn vm(aspace: &Arc<dyn AddressSpace>) -> &Vm {
-        &aspace.as_any().downcast_ref::<KvmAddressSpace>().expect("kvm context given a foreign address space").vm
+        aspace.as_any().downcast_ref::<KvmAddressSpace>().expect("kvm context given a foreign address space").vm()
     }
 
-    /// This context's vCPU in `aspace`'s VM (giving back one of another VM).
-    fn bind(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<&mut Vcpu> {
+    /// This context's vCPU in `aspace`'s VM (giving back one of another VM), and
+    /// whether it ran another thread before.
+    fn bind(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<(&mut Vcpu, bool)> {
         if self.bound.as_ref().is_some_and(|(a, _)| !Arc::ptr_eq(a, aspace)) {
             self.release();
         }
+        let mut reused = false;
         if self.bound.is_none() {
             block_kicks();
-            let vcpu = Vcpu::create(&self.shared, Self::vm(aspace))?;
+            let vcpu;
+            (vcpu, reused) = Vcpu::take(&self.shared, Self::vm(aspace))?;
             self.bound = Some((aspace.clone(), vcpu));
         }
         self.kick.tid.store(nix::unistd::gettid().as_raw(), Ordering::Release);
-        Ok(&mut self.bound.as_mut().expect("bound above").1)
+        Ok((&mut self.bound.as_mut().expect("bound above").1, reused))
     }
 
     /// Decodes an exception its ring-3 handler reported on `port`.
@@ -443,12 +493,14 @@ impl Context for KvmContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event> {
         let vm_of = aspace.clone();
         let vm = Self::vm(&vm_of);
-        let vcpu = self.bind(aspace)?;
+        let (vcpu, reused) = self.bind(aspace)?;
         vm.flush()?;
-        if let Some(fp) = cpu.fpstate.take() {
+        // A thread starts with the FP state it is given (clone), or in the initial
+        // state (exec), not with what a vCPU's last thread left.
+        let fp = cpu.fpstate.take().or_else(|| reused.then(initial_fpstate));
+        if let Some(fp) = fp {
             let mut x = kvm_xsave::default();
-            let n = fp.len().min(4096) / 4;
-            for (k, w) in fp.chunks_exact(4).take(n).enumerate() {
+            for (k, w) in fp.chunks_exact(4).take(x.region.len()).enumerate() {
                 x.region[k] = u32::from_ne_bytes(w.try_into().expect("4 bytes"));
             }
             // SAFETY: a plain 4 KiB XSAVE area, as KVM_SET_XSAVE takes.
@@ -489,6 +541,11 @@ impl Context for KvmContext {
         };
         match port {
             guest::SYSCALL_PORT if guest::port_at(regs.regs.rip) == Some(port) => {
+                if regs.sregs.cs.selector != guest::USER_CS {
+                    // Ordinary KVM takes `syscall` to ring 0, where the app would
+                    // then go on running: only PVM's ring-3 entry is supported.
+                    return Err(PlatformError::Unsupported("this host's KVM enters syscall in guest ring 0; the kvm platform supports PVM hosts only".into()));
+                }
                 from_kvm(&regs.regs, &mut cpu.regs);
                 // `syscall` left the return address in rcx and the flags in r11.
                 (cpu.regs.rip, cpu.regs.eflags, cpu.regs.orig_rax) = (regs.regs.rcx, regs.regs.r11, regs.regs.rax);

@@ -266,7 +266,9 @@ impl Vm {
         }
     }
 
-    /// Applies `f` to every leaf PTE of pages in `addr..addr+len` whose tables exist,
+    /// Applies `f` to every leaf PTE of app pages in `addr..addr+len` (clipped to the
+    /// lower half: the walk indexes tables by address bits, and the upper half's
+    /// PML4 slot would alias a lower address past it) whose tables exist,
     /// skipping absent subtrees whole (a huge PROT_NONE reservation costs nothing).
     fn for_each_leaf(&self, addr: u64, len: u64, f: &mut dyn FnMut(&AtomicU64)) {
         fn walk(vm: &Vm, table: u64, level: u32, start: u64, end: u64, f: &mut dyn FnMut(&AtomicU64)) {
@@ -286,7 +288,7 @@ impl Vm {
                 va = next;
             }
         }
-        let end = addr.saturating_add(len).min(guest::KERNEL_BASE);
+        let end = addr.saturating_add(len).min(guest::LOWER_HALF_END);
         walk(self, self.root, 3, addr, end, f);
     }
 
@@ -350,7 +352,7 @@ impl Vm {
     pub fn read_user(&self, va: u64, out: &mut [u8]) -> Option<()> {
         let mut t = self.lock();
         for (k, b) in out.iter_mut().enumerate() {
-            let at = va.checked_add(k as u64).filter(|&a| a < guest::KERNEL_BASE)?;
+            let at = va.checked_add(k as u64).filter(|&a| a < guest::LOWER_HALF_END)?;
             let pte = self.leaf(&mut t, at, false).ok()??.load(Ordering::Acquire);
             if pte & (PTE_P | PTE_U) != PTE_P | PTE_U {
                 return None;
