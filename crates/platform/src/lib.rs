@@ -98,6 +98,11 @@ pub trait Interrupter: Send + Sync {
     fn cpu_time_ns(&self) -> u64 {
         0
     }
+    /// Whether that time is spent on the host thread that runs the context (kvm's
+    /// vCPUs), and so is part of that thread's own CPU time.
+    fn runs_on_host_thread(&self) -> bool {
+        false
+    }
 }
 
 /// A new app thread made by one host thread and handed to another.

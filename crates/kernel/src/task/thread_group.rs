@@ -530,8 +530,11 @@ impl Thread {
     /// User and system CPU time this thread has used.
     pub fn cpu_times(&self) -> CpuTimes {
         let host = self.host_tid.load(Ordering::Relaxed);
-        let sys_ns = if host > 0 { rvisor_platform::hostcall::thread_cpu_ns(host).unwrap_or(0) } else { 0 };
-        CpuTimes { user_ns: self.app_cpu_ns(), sys_ns }
+        let host_ns = if host > 0 { rvisor_platform::hostcall::thread_cpu_ns(host).unwrap_or(0) } else { 0 };
+        let user_ns = self.app_cpu_ns();
+        // On kvm the app runs on the task's own host thread: its time is in both.
+        let shared = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|i| i.runs_on_host_thread());
+        CpuTimes { user_ns, sys_ns: if shared { host_ns.saturating_sub(user_ns) } else { host_ns } }
     }
 
     /// The task's address space, fd table and fs context; None once it exited.

@@ -19,7 +19,7 @@ use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_xcrs, kvm_xsave, CpuId, Msrs, KV
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd};
 use std::any::Any;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use vm::{MemoryFile, Vm};
 
@@ -336,10 +336,21 @@ fn complete_io(vcpu: &mut Vcpu) -> Result<()> {
     r
 }
 
-/// The thread that runs a context's vCPU, for kicks and CPU time.
+/// The thread that runs a context's vCPU, for kicks, and the app's CPU time: the
+/// thread's CPU time spent inside KVM_RUN.
 #[derive(Default)]
 struct Kick {
     tid: AtomicI32,
+    /// CPU time of finished runs.
+    banked_ns: AtomicU64,
+    /// The thread's CPU clock when the current run began; 0 between runs.
+    run_began_ns: AtomicU64,
+}
+
+/// The calling thread's CPU clock, in nanoseconds (never 0).
+fn own_cpu_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
+    ts.max(1)
 }
 
 impl Interrupter for Kick {
@@ -352,13 +363,17 @@ impl Interrupter for Kick {
     }
 
     fn cpu_time_ns(&self) -> u64 {
+        let banked = self.banked_ns.load(Ordering::Acquire);
+        let began = self.run_began_ns.load(Ordering::Acquire);
         let tid = self.tid.load(Ordering::Acquire);
-        // SAFETY: getpid has no memory effects.
-        let pid = unsafe { libc::getpid() };
-        if tid == 0 {
-            return 0;
+        if began == 0 || tid == 0 {
+            return banked;
         }
-        crate::host_cpus::schedstat(pid, tid).map_or(0, |(run, _)| run)
+        banked + crate::hostcall::thread_cpu_ns(tid).map_or(0, |now| now.saturating_sub(began))
+    }
+
+    fn runs_on_host_thread(&self) -> bool {
+        true
     }
 }
 
@@ -493,6 +508,7 @@ impl Context for KvmContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, cpu: &mut CpuState) -> Result<Event> {
         let vm_of = aspace.clone();
         let vm = Self::vm(&vm_of);
+        let kick = self.kick.clone();
         let (vcpu, reused) = self.bind(aspace)?;
         vm.flush()?;
         // A thread starts with the FP state it is given (clone), or in the initial
@@ -512,6 +528,8 @@ impl Context for KvmContext {
         }
         vcpu.fd.sync_regs_mut().regs = to_kvm(&cpu.regs);
         vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+        let began = own_cpu_ns();
+        kick.run_began_ns.store(began, Ordering::Release);
         let exit = match vcpu.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => Ok(Some(port)),
             Ok(VcpuExit::Intr) => Ok(None),
@@ -520,6 +538,8 @@ impl Context for KvmContext {
             Ok(other) => Err(PlatformError::Unsupported(format!("unexpected VM exit {other:?}"))),
             Err(e) => Err(kvm_err("KVM_RUN", e)),
         };
+        kick.banked_ns.fetch_add(own_cpu_ns().saturating_sub(began), Ordering::AcqRel);
+        kick.run_began_ns.store(0, Ordering::Release);
         vcpu.fd.clear_sync_dirty_reg(SyncReg::Register);
         let regs = vcpu.fd.sync_regs();
         (vcpu.fs_base, vcpu.gs_base) = (regs.sregs.fs.base, regs.sregs.gs.base);
