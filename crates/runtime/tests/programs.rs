@@ -133,6 +133,14 @@ fn mmap() {
     compare("mmap", "mmap", &Spec::default(), expect_all_ok);
 }
 
+/// Once munmap, mprotect, a MAP_FIXED mmap or MADV_DONTNEED returns, another thread
+/// touching the page without a system call sees the change (the TLB shootdown; on kvm
+/// the shadow page tables are flushed before the call returns).
+#[test]
+fn mapping_changes_reach_other_threads_at_once() {
+    compare("mapping_changes_reach_other_threads_at_once", "shootdown", &Spec::default(), expect_all_ok);
+}
+
 #[test]
 fn stack_growth() {
     compare("stack_growth", "stack", &Spec::default(), |o| {
