@@ -6,6 +6,8 @@
  *                          "got LINE", and on SIGTERM prints "terminated" and exits 0
  *   oci_init exec CODE     prints its pid and parent, exits CODE
  *   oci_init alloc MIB     touches MIB mebibytes, prints "allocated"
+ *   oci_init hold MIB      touches MIB mebibytes, prints "holding", and keeps them
+ *                          until stdin ends
  *   oci_init winsize       prints its terminal's size, waits for SIGWINCH,
  *                          prints the new size
  */
@@ -153,7 +155,7 @@ int main(int argc, char **argv) {
         return serve();
     if (argc > 1 && strcmp(argv[1], "winsize") == 0)
         return winsize();
-    if (argc > 2 && strcmp(argv[1], "alloc") == 0) {
+    if (argc > 2 && (strcmp(argv[1], "alloc") == 0 || strcmp(argv[1], "hold") == 0)) {
         size_t n = (size_t)atoi(argv[2]) << 20;
         /* volatile: the compiler may not drop the stores (or the malloc). */
         volatile char *p = malloc(n);
@@ -161,7 +163,14 @@ int main(int argc, char **argv) {
             return 1;
         for (size_t i = 0; i < n; i += 4096)
             p[i] = 1;
-        printf("allocated\n");
+        if (strcmp(argv[1], "alloc") == 0) {
+            printf("allocated\n");
+            return 0;
+        }
+        printf("holding\n");
+        char buf[256];
+        while (read(0, buf, sizeof buf) > 0)
+            ;
         return 0;
     }
     int code = argc > 2 ? atoi(argv[2]) : 0;

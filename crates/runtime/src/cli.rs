@@ -111,6 +111,20 @@ pub enum Command {
         format: String,
         id: String,
     },
+    /// Print a container's statistics as runc does: every --interval until it stops,
+    /// or once with --stats (JSON: {"type":"stats","id":ID,"data":{cpu,memory,pids}},
+    /// measured by the sandbox for the container's own processes).
+    Events {
+        #[arg(long)]
+        stats: bool,
+        /// How often, as Go writes durations (5s, 500ms, 1m30s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Print the sandbox's memory by kind (anonymous, tmpfs, page cache, the
+    /// Sentry's own) and how much of it the host backs, in bytes, as JSON.
+    Usage { id: String },
     /// Run a new process in a running container.
     Exec(ExecArgs),
     /// Freeze every process of a container.

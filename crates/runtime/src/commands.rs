@@ -3,7 +3,7 @@
 
 use crate::cli::{CreateArgs, GlobalOpts};
 use crate::container::{check_id, now_rfc3339, ReadyPipe, State, Status};
-use crate::control::{Client, Command, ProcessRow, Reply};
+use crate::control::{Client, Command, MemoryUsage, ProcessRow, Reply};
 use crate::oci::Bundle;
 use crate::request::{ContainerBoot, Network, Request};
 use nix::sys::signal::Signal;
@@ -413,12 +413,7 @@ pub fn list(global: &GlobalOpts, format: &str, quiet: bool) -> Result<()> {
 }
 
 pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
-    let s = State::load(&global.root, id)?;
-    match s.status {
-        Status::Stopped => return Err("container not running".into()),
-        Status::Paused => return Err(format!("container {id} is paused: resume it first")),
-        _ => {}
-    }
+    answering(global, id)?;
     let rows: Vec<ProcessRow> = match call(&global.root, id, &Command::Ps)? {
         Reply::Processes(rows) => rows,
         Reply::Failed(e) => return Err(e),
@@ -431,10 +426,120 @@ pub fn ps(global: &GlobalOpts, id: &str, format: &str) -> Result<()> {
     }
     println!("{:>5} {:>6} {:>6} {:>4} {:>3} {:>8} CMD", "UID", "PID", "PPID", "STAT", "THR", "TIME");
     for r in rows {
-        let secs = r.cpu_ns / 1_000_000_000;
+        let secs = (r.user_ns + r.sys_ns) / 1_000_000_000;
         println!("{:>5} {:>6} {:>6} {:>4} {:>3} {:>2}:{:02}:{:02} {}", r.uid, r.pid, r.ppid, r.state, r.threads, secs / 3600, secs / 60 % 60, secs % 60, r.cmd);
     }
     Ok(())
+}
+
+/// A container that can answer: running, or created (its sandbox serves already).
+fn answering(global: &GlobalOpts, id: &str) -> Result<()> {
+    match State::load(&global.root, id)?.status {
+        Status::Stopped => Err(format!("container {id} is not running")),
+        Status::Paused => Err(format!("container {id} is paused: resume it first")),
+        _ => Ok(()),
+    }
+}
+
+fn usage_of(global: &GlobalOpts, id: &str) -> Result<MemoryUsage> {
+    match call(&global.root, id, &Command::Usage)? {
+        Reply::Usage(u) => Ok(u),
+        Reply::Failed(e) => Err(e),
+        other => Err(format!("unexpected answer from the sandbox: {other:?}")),
+    }
+}
+
+/// `rvisor usage`: the sandbox's memory, as its memory file accounts for it.
+pub fn usage(global: &GlobalOpts, id: &str) -> Result<()> {
+    answering(global, id)?;
+    println!("{}", serde_json::to_string(&usage_of(global, id)?).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// One `rvisor events` stats event, in runc's shape (libcontainer's types.Stats):
+/// CPU and memory of the container's own processes, its thread count, and the
+/// sandbox's memory by kind under `memory.raw`.
+fn stats_event(global: &GlobalOpts, id: &str) -> Result<serde_json::Value> {
+    let rows = match call(&global.root, id, &Command::Ps)? {
+        Reply::Processes(rows) => rows,
+        Reply::Failed(e) => return Err(e),
+        other => return Err(format!("unexpected answer from the sandbox: {other:?}")),
+    };
+    let u = usage_of(global, id)?;
+    let (user, kernel) = (rows.iter().map(|r| r.user_ns).sum::<u64>(), rows.iter().map(|r| r.sys_ns).sum::<u64>());
+    let rss: u64 = rows.iter().map(|r| r.rss).sum();
+    let threads: usize = rows.iter().map(|r| r.threads).sum();
+    Ok(serde_json::json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": { "usage": { "total": user + kernel, "user": user, "kernel": kernel } },
+            "memory": {
+                "usage": { "usage": rss, "limit": 0, "failcnt": 0 },
+                "raw": {
+                    "rss": rss,
+                    "sandbox_anonymous": u.anonymous,
+                    "sandbox_tmpfs": u.tmpfs,
+                    "sandbox_page_cache": u.page_cache,
+                    "sandbox_system": u.system,
+                    "sandbox_resident": u.resident,
+                },
+            },
+            "pids": { "current": threads },
+        },
+    }))
+}
+
+/// `rvisor events`: a stats event now (`--stats`), or every `interval` until the
+/// container stops.
+pub fn events(global: &GlobalOpts, id: &str, once: bool, interval: &str) -> Result<()> {
+    let every = parse_go_duration(interval).ok_or_else(|| format!("--interval {interval:?}: not a duration (like 5s, 500ms, 1m30s)"))?;
+    if every.is_zero() {
+        return Err("--interval must be greater than 0".into());
+    }
+    answering(global, id)?;
+    loop {
+        match stats_event(global, id) {
+            Ok(event) => println!("{event}"),
+            // The container ended between two events: that ends the stream.
+            Err(_) if !once && State::load(&global.root, id).map_or(true, |s| s.status == Status::Stopped) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// A duration as Go's time.ParseDuration reads one: a sequence of decimal numbers,
+/// each with a unit (ns, us, µs, ms, s, m, h).
+fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text.trim();
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).filter(|&n| n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"].into_iter().filter(|u| rest.starts_with(u)).max_by_key(|u| u.len())?;
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            _ => 3600.0,
+        };
+        total += value * scale;
+        rest = &rest[unit.len()..];
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
 }
 
 /// `rvisor pause` and `resume`: freeze or thaw the whole sandbox (its cgroup),
@@ -498,5 +603,19 @@ mod tests {
         assert_eq!(parse_signal("SIGKILL"), Ok(9));
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn durations_read_as_go_writes_them() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "5", "s", "5x", "-1s", "1s5"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad:?}");
+        }
     }
 }

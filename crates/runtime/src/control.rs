@@ -41,6 +41,8 @@ pub enum Command {
     Resize { pid: i32, winsize: [u16; 4] },
     /// List the processes.
     Ps,
+    /// The sandbox's memory, by kind (`rvisor usage`, `rvisor events`).
+    Usage,
     /// Start a process; its standard streams come with the message (three
     /// descriptors, or one terminal when `process.terminal`).
     Exec(Process),
@@ -78,6 +80,7 @@ pub enum Reply {
     Done,
     Failed(String),
     Processes(Vec<ProcessRow>),
+    Usage(MemoryUsage),
     /// The exec'd process started with this pid in the sandbox.
     Started(i32),
     /// It ended: the exit code, or 128+N for signal N.
@@ -91,8 +94,22 @@ pub struct ProcessRow {
     pub uid: u32,
     pub state: char,
     pub threads: usize,
-    pub cpu_ns: u64,
+    pub user_ns: u64,
+    pub sys_ns: u64,
+    pub rss: u64,
     pub cmd: String,
+}
+
+/// The sandbox's memory file, in bytes: what each kind of memory holds, and how much
+/// of the file is resident on the host.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MemoryUsage {
+    pub anonymous: u64,
+    pub tmpfs: u64,
+    pub page_cache: u64,
+    pub system: u64,
+    pub total: u64,
+    pub resident: u64,
 }
 
 pub(crate) fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
@@ -329,9 +346,10 @@ impl Server {
                 kernel
                     .processes(&target.container)
                     .into_iter()
-                    .map(|p| ProcessRow { pid: p.pid, ppid: p.ppid, uid: p.uid, state: p.state, threads: p.threads, cpu_ns: p.cpu_ns, cmd: p.cmd })
+                    .map(|p| ProcessRow { pid: p.pid, ppid: p.ppid, uid: p.uid, state: p.state, threads: p.threads, user_ns: p.user_ns, sys_ns: p.sys_ns, rss: p.rss, cmd: p.cmd })
                     .collect(),
             ),
+            Command::Usage => Reply::Usage(memory_usage(&kernel.memory)),
             Command::Exec(process) => return exec(kernel, &target.container, fd, process, fds),
             Command::AddContainer(_) | Command::For { .. } => Reply::Failed("not a container's command".into()),
         };
@@ -408,6 +426,12 @@ impl Server {
 
 /// Calls `then` on a thread of its own once the peer of the connection `fd`
 /// is gone (or the connection is shut down for reading).
+fn memory_usage(mf: &rvisor_memory::MemoryFile) -> MemoryUsage {
+    use rvisor_memory::UsageKind;
+    let [anonymous, tmpfs, page_cache, system] = [UsageKind::Anonymous, UsageKind::Tmpfs, UsageKind::PageCache, UsageKind::System].map(|k| mf.usage(k));
+    MemoryUsage { anonymous, tmpfs, page_cache, system, total: anonymous + tmpfs + page_cache + system, resident: mf.resident() }
+}
+
 fn on_hangup(fd: BorrowedFd<'_>, then: impl FnOnce() + Send + 'static) -> io::Result<()> {
     let watch = fd.try_clone_to_owned()?;
     std::thread::Builder::new().name("control-watch".into()).spawn(move || {

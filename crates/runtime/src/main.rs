@@ -41,6 +41,8 @@ fn main() {
         Command::Delete { force, id } => done(commands::delete(g, &id, force)),
         Command::List { format, quiet } => done(commands::list(g, &format, quiet)),
         Command::Ps { format, id } => done(commands::ps(g, &id, &format)),
+        Command::Events { stats, interval, id } => done(commands::events(g, &id, stats, &interval)),
+        Command::Usage { id } => done(commands::usage(g, &id)),
         Command::Exec(a) => exec::exec(g, &a),
         Command::Pause { id } => done(commands::pause(g, &id, true)),
         Command::Resume { id } => done(commands::pause(g, &id, false)),

@@ -731,3 +731,63 @@ fn oci_a_default_engine_profile_lets_common_work_run() {
         Ok(())
     });
 }
+
+/// `rvisor events --stats` prints one runc-shaped stats event measured by the sandbox for
+/// the container's own processes, and `rvisor usage` the sandbox's memory by kind: both
+/// see the 24 MiB the container holds. Without --stats, events come every --interval
+/// until the container stops, and then the command ends. Bad input is refused.
+#[test]
+fn oci_events_and_usage_report_what_the_container_holds() {
+    matrix("oci_events_and_usage_report_what_the_container_holds", &[Link::Static], |v| {
+        const HELD: u64 = 24 << 20;
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "hold", "24"]);
+        });
+        let (stdin, out) = create(&b, "ev1", &[])?;
+        succeeds(&b.rvisor(&["start", "ev1"]))?;
+        out.expect("holding")?;
+        let json_of = |o: &Outcome| -> Result<serde_json::Value, String> {
+            succeeds(o)?;
+            serde_json::from_str(o.stdout_str().trim()).map_err(|e| format!("not JSON ({e}): {}", o.describe()))
+        };
+        let e = json_of(&b.rvisor(&["events", "--stats", "ev1"]))?;
+        let d = &e["data"];
+        let at_least = |what: &str, got: &serde_json::Value, want: u64| match got.as_u64() {
+            Some(n) if n >= want => Ok(()),
+            _ => Err(format!("{what}: {got}, want at least {want} in {e}")),
+        };
+        if e["type"] != "stats" || e["id"] != "ev1" {
+            return Err(format!("not a stats event of ev1: {e}"));
+        }
+        at_least("memory.usage.usage", &d["memory"]["usage"]["usage"], HELD)?;
+        at_least("memory.raw.sandbox_anonymous", &d["memory"]["raw"]["sandbox_anonymous"], HELD)?;
+        at_least("pids.current", &d["pids"]["current"], 1)?;
+        at_least("cpu.usage.total", &d["cpu"]["usage"]["total"], 1)?;
+        let u = json_of(&b.rvisor(&["usage", "ev1"]))?;
+        at_least("usage anonymous", &u["anonymous"], HELD)?;
+        at_least("usage total", &u["total"], u["anonymous"].as_u64().unwrap_or(u64::MAX))?;
+        at_least("usage resident", &u["resident"], 1)?;
+        fails_with(&b.rvisor(&["events", "--interval", "soon", "ev1"]), "not a duration")?;
+        fails_with(&b.rvisor(&["events", "--stats", "no-such-container"]), "no-such-container")?;
+        // The stream: two events, then the container ends and so does the stream.
+        let mut events = b.command(&["events", "--interval", "20ms", "ev1"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+        let stream = Lines::of(events.stdout.take().unwrap());
+        for _ in 0..2 {
+            let line = stream.0.recv_timeout(timeout()).map_err(|e| format!("no event: {e}"))?;
+            if !line.starts_with("{\"type\":\"stats\"") && !line.contains("\"type\":\"stats\"") {
+                return Err(format!("not a stats event: {line}"));
+            }
+        }
+        drop(stdin);
+        out.ends()?;
+        while stream.0.recv_timeout(timeout()).is_ok() {}
+        let status = events.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("events after the container stopped: {status}"));
+        }
+        fails_with(&b.rvisor(&["events", "--stats", "ev1"]), "not running")?;
+        succeeds(&b.rvisor(&["delete", "ev1"]))
+    });
+}

@@ -176,6 +176,17 @@ fn pod_containers_share_one_sandbox() {
         if ps.status != 0 || !ps.stdout_str().contains("python3") || ps.stdout_str().contains("pod_member") {
             return Err(format!("rvisor ps pod:\n{}", ps.describe()));
         }
+        // So do its stats (relayed by the process standing for it): the member's
+        // small static program holds less memory than the pod container's python3.
+        let rss = |c: &str| -> Result<u64, String> {
+            let o = pod.on("events", c, &["--stats"]);
+            let e: serde_json::Value = serde_json::from_str(o.stdout_str().trim()).map_err(|err| format!("rvisor events --stats {c} ({err}):\n{}", o.describe()))?;
+            e["data"]["memory"]["usage"]["usage"].as_u64().filter(|&n| n > 0).ok_or_else(|| format!("rvisor events --stats {c}: {e}"))
+        };
+        let (m1_rss, pod_rss) = (rss("m1")?, rss("pod")?);
+        if m1_rss >= pod_rss {
+            return Err(format!("memory of m1 {m1_rss} and of the pod container {pod_rss}: not each its own"));
+        }
         // exec runs in the container's root.
         let exec = pod.on("exec", "m1", &["/pod_member", "marker"]);
         expect_outcome(&exec, 0)?;

@@ -239,7 +239,11 @@ pub struct ProcessInfo {
     /// The one-letter state of /proc/PID/stat.
     pub state: char,
     pub threads: usize,
-    pub cpu_ns: u64,
+    /// CPU time: the app's own, and the Sentry's on its behalf.
+    pub user_ns: u64,
+    pub sys_ns: u64,
+    /// Bytes of its address space backed by memory (as /proc/PID/status's VmRSS).
+    pub rss: u64,
     /// The command line, arguments joined by spaces; `[comm]` when it has none.
     pub cmd: String,
 }
@@ -261,7 +265,8 @@ pub fn processes(k: &Arc<crate::Kernel>, container: &Arc<crate::task::Container>
                 String::from_utf8_lossy(args.strip_suffix(b"\0").unwrap_or(&args)).replace('\0', " ")
             };
             let cpu = p.tg.cpu_times();
-            ProcessInfo { pid: p.tg.tgid, ppid: ids(&p).0, uid: p.tg.creds().uid, state: state(&p).0, threads: p.tg.threads().len(), cpu_ns: cpu.user_ns + cpu.sys_ns, cmd }
+            let rss = p.res.as_ref().map_or(0, |r| r.mm.populated_bytes());
+            ProcessInfo { pid: p.tg.tgid, ppid: ids(&p).0, uid: p.tg.creds().uid, state: state(&p).0, threads: p.tg.threads().len(), user_ns: cpu.user_ns, sys_ns: cpu.sys_ns, rss, cmd }
         })
         .collect();
     out.sort_by_key(|p| p.pid);
