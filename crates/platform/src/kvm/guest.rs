@@ -21,6 +21,9 @@ pub const IDT: u64 = KERNEL_BASE;
 /// `HANDLERS + 16 * v`. User-readable and executable, never writable.
 pub const ENTRY: u64 = KERNEL_BASE + 0x1000;
 const HANDLERS_OFF: u64 = 0x100;
+/// A `syscall` instruction on the entry page, which the platform runs once at start
+/// to see where this KVM enters `syscall` (an app may run it too: it is a syscall).
+pub const PROBE: u64 = ENTRY + 0x800;
 /// Per vCPU `i`: its GDT and TSS page (supervisor-only) at `VCPU_AREAS + 2 pages * i`,
 /// then its exception stack page (user-writable: ring-3 handlers run on it).
 const VCPU_AREAS: u64 = KERNEL_BASE + 0x10_0000;
@@ -87,6 +90,8 @@ pub fn entry_page() -> [u8; 4096] {
     let mut page = [0xccu8; 4096];
     let stub = |port: u16| [0xe6, port as u8, 0x0f, 0x0b];
     page[..4].copy_from_slice(&stub(SYSCALL_PORT));
+    let probe = (PROBE - ENTRY) as usize;
+    page[probe..probe + 4].copy_from_slice(&[0x0f, 0x05, 0x0f, 0x0b]);
     for v in 0..VECTORS {
         let at = (HANDLERS_OFF + 16 * v) as usize;
         page[at..at + 4].copy_from_slice(&stub(EXCEPTION_PORT + v as u16));

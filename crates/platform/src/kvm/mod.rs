@@ -79,7 +79,7 @@ impl KvmPlatform {
         let fsgsbase = cpuid_entry(&cpuid, 7, 0).is_some_and(|e| e.ebx & 1 != 0);
         let xsave_size = (std::arch::x86_64::__cpuid_count(0xd, 0).ebx as usize).max(512 + 64);
         let file = Arc::new(MemoryFile::new(memory_fd)?);
-        Ok(KvmPlatform {
+        let platform = KvmPlatform {
             shared: Arc::new(Shared {
                 kvm,
                 file,
@@ -89,7 +89,33 @@ impl KvmPlatform {
                 xsave_size,
                 spare_vms: Mutex::default(),
             }),
-        })
+        };
+        platform.probe_syscall_entry()?;
+        Ok(platform)
+    }
+
+    /// Runs one `syscall` in a first VM (kept for the first address space): on this
+    /// host's KVM (PVM) it stays in ring 3, which is what the entry page is built for;
+    /// a KVM that takes it to ring 0 is refused here, clearly, rather than at the
+    /// app's first syscall.
+    fn probe_syscall_entry(&self) -> Result<()> {
+        let shared = &self.shared;
+        let vm = Vm::new(shared.kvm.create_vm().map_err(|e| kvm_err("KVM_CREATE_VM", e))?, shared.file.clone())?;
+        let mut vcpu = Vcpu::create(shared, &vm)?;
+        vcpu.fd.sync_regs_mut().regs = kvm_regs { rip: guest::PROBE, rflags: FLAGS_FIXED, ..Default::default() };
+        vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+        let exit = vcpu.fd.run().map(|e| format!("{e:?}")).map_err(|e| kvm_err("KVM_RUN", e))?;
+        vcpu.fd.clear_sync_dirty_reg(SyncReg::Register);
+        let regs = vcpu.fd.sync_regs();
+        if guest::port_at(regs.regs.rip) != Some(guest::SYSCALL_PORT) || regs.sregs.cs.selector != guest::USER_CS {
+            return Err(PlatformError::Unsupported(format!(
+                "this host's KVM does not keep a guest's syscall in ring 3 (exit {exit}, cs {:#x}): the kvm platform supports PVM hosts only so far",
+                regs.sregs.cs.selector
+            )));
+        }
+        lock(&vm.vcpus).free.push(vcpu);
+        lock(&shared.spare_vms).push(vm);
+        Ok(())
     }
 }
 
@@ -178,6 +204,8 @@ pub struct Vcpu {
     slot: usize,
     fs_base: u64,
     gs_base: u64,
+    /// The signal mask it runs with (KVM_SET_SIGNAL_MASK), once set.
+    run_mask: Option<u64>,
 }
 
 /// A KVM ioctl request number: `_IOC(dir, KVMIO, nr, size)`.
@@ -275,15 +303,29 @@ impl Vcpu {
         let mut msrs: Vec<(u32, u64)> = guest::syscall_msrs().to_vec();
         msrs.extend([(guest::MSR_FS_BASE, 0), (guest::MSR_GS_BASE, 0)]);
         set_msrs(&fd, &msrs)?;
-        let mask = [8u32.to_ne_bytes(), [0; 4]].concat().into_iter().chain(block_kicks().to_ne_bytes()).collect::<Vec<u8>>();
-        // SAFETY: the argument is a kvm_signal_mask header (len 8) followed by 8 bytes
-        // of mask, which the ioctl reads.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), KVM_SET_SIGNAL_MASK as libc::c_ulong, mask.as_ptr()) } < 0 {
-            return Err(PlatformError::Host("KVM_SET_SIGNAL_MASK", std::io::Error::last_os_error()));
-        }
         fd.set_sync_valid_reg(SyncReg::Register);
         fd.set_sync_valid_reg(SyncReg::SystemRegister);
-        Ok(Vcpu { fd, slot, fs_base: 0, gs_base: 0 })
+        let mut vcpu = Vcpu { fd, slot, fs_base: 0, gs_base: 0, run_mask: None };
+        vcpu.run_with_this_threads_mask()?;
+        Ok(vcpu)
+    }
+
+    /// Runs the vCPU with the calling thread's signal mask, but SIGURG (the kick)
+    /// unblocked: a vCPU that moves to a thread with another mask must not let a
+    /// signal that thread blocks interrupt it (or worse, be delivered there).
+    fn run_with_this_threads_mask(&mut self) -> Result<()> {
+        let want = block_kicks();
+        if self.run_mask == Some(want) {
+            return Ok(());
+        }
+        let arg = [8u32.to_ne_bytes(), [0; 4]].concat().into_iter().chain(want.to_ne_bytes()).collect::<Vec<u8>>();
+        // SAFETY: the argument is a kvm_signal_mask header (len 8) followed by 8 bytes
+        // of mask, which the ioctl reads.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), KVM_SET_SIGNAL_MASK as libc::c_ulong, arg.as_ptr()) } < 0 {
+            return Err(PlatformError::Host("KVM_SET_SIGNAL_MASK", std::io::Error::last_os_error()));
+        }
+        self.run_mask = Some(want);
+        Ok(())
     }
 }
 
@@ -428,9 +470,9 @@ impl KvmContext {
         }
         let mut reused = false;
         if self.bound.is_none() {
-            block_kicks();
-            let vcpu;
+            let mut vcpu;
             (vcpu, reused) = Vcpu::take(&self.shared, Self::vm(aspace))?;
+            vcpu.run_with_this_threads_mask()?;
             self.bound = Some((aspace.clone(), vcpu));
         }
         self.kick.tid.store(nix::unistd::gettid().as_raw(), Ordering::Release);
