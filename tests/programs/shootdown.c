@@ -60,8 +60,9 @@ static void *toucher(void *arg) {
     return NULL;
 }
 
-static void run(const char *what, enum touch t, void (*change)(void), int expect_fault) {
-    page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+/* Starts the toucher on `page` (holding 1), makes `change` once it runs, raises the
+ * flag and waits for the toucher to finish. */
+static void race(enum touch t, void (*change)(void)) {
     *page = 1;
     how = t;
     atomic_store(&running, 0);
@@ -73,6 +74,11 @@ static void run(const char *what, enum touch t, void (*change)(void), int expect
     change();
     atomic_store(&changed, 1);
     pthread_join(th, NULL);
+}
+
+static void run(const char *what, enum touch t, void (*change)(void), int expect_fault) {
+    page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    race(t, change);
     if (expect_fault)
         printf("%s: the other thread faulted: %s\n", what, faulted ? "yes" : "no");
     else
@@ -94,17 +100,7 @@ static void run_file(void) {
     memfd = memfd_create("shootdown", 0);
     ftruncate(memfd, 8192);
     page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    *page = 1;
-    how = READ;
-    atomic_store(&running, 0);
-    atomic_store(&changed, 0);
-    pthread_t th;
-    pthread_create(&th, NULL, toucher, NULL);
-    while (!atomic_load(&running))
-        ;
-    do_refile();
-    atomic_store(&changed, 1);
-    pthread_join(th, NULL);
+    race(READ, do_refile);
     printf("mmap of another file page over a shared one: the other thread saw only the new page: %s\n", !faulted && stale == 0 ? "yes" : "no");
     munmap((void *)page, 4096);
     close(memfd);

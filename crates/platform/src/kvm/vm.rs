@@ -132,7 +132,10 @@ struct Tables {
     file_chunks: Vec<u64>,
 }
 
+/// Fields drop in order: the vCPUs, then the VM, then the memory its slots map.
 pub struct Vm {
+    /// vCPU slots (upper-half areas) in use, and released vCPUs ready for reuse.
+    pub vcpus: Mutex<VcpuSlots>,
     pub fd: VmFd,
     file: std::sync::Arc<MemoryFile>,
     private: HostMapping,
@@ -143,8 +146,6 @@ pub struct Vm {
     flushing: Mutex<()>,
     /// The page-table root (guest-physical).
     pub root: u64,
-    /// vCPU slots (upper-half areas) in use, and released vCPUs ready for reuse.
-    pub vcpus: Mutex<VcpuSlots>,
 }
 
 #[derive(Default)]
