@@ -8,6 +8,8 @@
  *   oci_init alloc MIB     touches MIB mebibytes, prints "allocated"
  *   oci_init hold MIB      touches MIB mebibytes, prints "holding", and keeps them
  *                          until stdin ends
+ *   oci_init oomchild MIB  a child touches MIB mebibytes; prints how it ended,
+ *                          then "init lives on"
  *   oci_init winsize       prints its terminal's size, waits for SIGWINCH,
  *                          prints the new size
  */
@@ -23,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void try_write(const char *path) {
@@ -171,6 +174,24 @@ int main(int argc, char **argv) {
         char buf[256];
         while (read(0, buf, sizeof buf) > 0)
             ;
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "oomchild") == 0) {
+        pid_t child = fork();
+        if (child == 0) {
+            size_t n = (size_t)atoi(argv[2]) << 20;
+            volatile char *p = malloc(n);
+            for (size_t i = 0; p && i < n; i += 4096)
+                p[i] = 1;
+            _exit(p ? 0 : 1);
+        }
+        int status;
+        waitpid(child, &status, 0);
+        if (WIFSIGNALED(status))
+            printf("child killed by signal %d\n", WTERMSIG(status));
+        else
+            printf("child exited %d\n", WEXITSTATUS(status));
+        printf("init lives on\n");
         return 0;
     }
     int code = argc > 2 ? atoi(argv[2]) : 0;

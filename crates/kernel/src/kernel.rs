@@ -44,7 +44,13 @@ pub struct KernelConfig {
     /// The first port binding needs no CAP_NET_BIND_SERVICE for
     /// (net.ipv4.ip_unprivileged_port_start; Linux's default is 1024).
     pub unprivileged_port_start: u16,
+    /// Reads the sandbox's memory limit (its cgroup's), anew at each OOM decision
+    /// (`rvisor update` may change it); None: no limit (see `mm::oom`).
+    pub memory_limit: Option<MemoryLimit>,
 }
+
+/// A reader of the sandbox's current memory limit, in bytes (None: unlimited).
+pub type MemoryLimit = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// A host interface for the sandbox's network stack: what it is, and a
 /// non-blocking AF_PACKET socket (SOCK_RAW, ETH_P_ALL) bound to it, whose
@@ -151,6 +157,9 @@ pub struct Kernel {
     /// namespace's host loopback.
     pub loopback_mirror: Option<crate::net::forward::LoopbackMirror>,
     pub unprivileged_port_start: u16,
+    pub memory_limit: Option<MemoryLimit>,
+    /// The process the OOM killer killed last, until it is gone.
+    pub oom_victim: Mutex<std::sync::Weak<ThreadGroup>>,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -228,6 +237,9 @@ impl Init {
 impl Kernel {
     pub fn new(cfg: KernelConfig) -> Result<Arc<Kernel>, String> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if let Some(read) = &cfg.memory_limit {
+            cfg.memory.set_limit(read().map(crate::mm::oom::budget));
+        }
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
@@ -266,6 +278,8 @@ impl Kernel {
                 loopback_mirror: netstack.as_ref().map(|_| Default::default()),
                 netstack,
                 unprivileged_port_start: cfg.unprivileged_port_start,
+                memory_limit: cfg.memory_limit,
+                oom_victim: Mutex::default(),
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
@@ -361,24 +375,7 @@ impl Kernel {
 
     /// Waits for a process [`Kernel::spawn`] started to end, and reaps it.
     pub fn wait_process(&self, tg: &Arc<ThreadGroup>) -> ExitStatus {
-        struct Wake(std::sync::mpsc::Sender<()>);
-        impl crate::vfs::WaitCallback for Wake {
-            fn wake(self: Arc<Self>, _events: u32) {
-                let _ = self.0.send(());
-            }
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let cb: Arc<dyn crate::vfs::WaitCallback> = Arc::new(Wake(tx));
-        tg.exit_waiters.register_callback(cb.clone());
-        let status = loop {
-            if let Some(s) = tg.state().zombie {
-                break s;
-            }
-            if rx.recv().is_err() {
-                break ExitStatus::killed_by(rvisor_abi::consts::SIGKILL);
-            }
-        };
-        tg.exit_waiters.unregister_callback(&cb);
+        let status = tg.wait_zombie(None).unwrap_or(ExitStatus::killed_by(rvisor_abi::consts::SIGKILL));
         tg.container.pid_ns.release_group(tg);
         status
     }

@@ -20,6 +20,6 @@ pub mod time;
 pub mod tty;
 pub mod vfs;
 
-pub use kernel::{ContainerError, ContainerRoot, Init, Kernel, KernelConfig, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
+pub use kernel::{ContainerError, ContainerRoot, Init, Kernel, KernelConfig, MemoryLimit, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
 pub use loader::ExecError;
 pub use task::ExitStatus;

@@ -43,6 +43,9 @@ pub struct MemoryFile {
     /// Guards the frame allocator; never held across anything but the fallocate.
     alloc: Mutex<FrameAllocator>,
     usage: [AtomicU64; KINDS],
+    /// The most the host may back (resident bytes) after an allocation; 0: no bound.
+    /// Past it an allocation fails, and the kernel's OOM killer makes room.
+    limit: AtomicU64,
 }
 
 // SAFETY: `base` points at a MAP_SHARED mapping that lives as long as the
@@ -84,6 +87,7 @@ impl MemoryFile {
             base: base as *mut u8,
             alloc: Mutex::new(FrameAllocator::new(FILE_SIZE)),
             usage: Default::default(),
+            limit: AtomicU64::new(0),
         })
     }
 
@@ -93,6 +97,10 @@ impl MemoryFile {
 
     /// Allocates `len` bytes (page multiple) of zeroed frames.
     pub fn allocate(&self, len: u64, kind: UsageKind) -> Option<FileRange> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit != 0 && self.resident().saturating_add(len) > limit {
+            return None;
+        }
         let start = self.lock_alloc().alloc(len)?;
         self.usage[kind as usize].fetch_add(len, Ordering::Relaxed);
         Some(FileRange { start, len })
@@ -123,6 +131,16 @@ impl MemoryFile {
 
     fn lock_alloc(&self) -> std::sync::MutexGuard<'_, FrameAllocator> {
         self.alloc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bound `set_limit` set.
+    pub fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&l| l != 0)
+    }
+
+    /// Bounds what the host backs (None: unbounded); see `limit`.
+    pub fn set_limit(&self, bytes: Option<u64>) {
+        self.limit.store(bytes.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Bytes allocated, per kind.

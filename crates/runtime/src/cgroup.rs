@@ -46,6 +46,22 @@ fn create_under(root: &Path, cgroups_path: &str, resources: Option<&LinuxResourc
     Ok(dirs)
 }
 
+/// A reader of the memory limit of the container's cgroup, through a descriptor
+/// opened now (the sealed Sentry opens no files): the sandbox's OOM killer reads it
+/// anew when memory runs out, since `rvisor update` may have changed it. None
+/// without a cgroup.
+pub fn memory_limit(dirs: &[PathBuf]) -> Option<rvisor_kernel::MemoryLimit> {
+    let file = dirs.first()?.join(if dirs.len() == 1 { "memory.max" } else { "memory.limit_in_bytes" });
+    let file = std::fs::File::open(file).ok()?;
+    Some(Box::new(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        // "max" (v2), or v1's page-rounded i64::MAX: no limit.
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse::<u64>().ok().filter(|&l| l < 1 << 62)
+    }))
+}
+
 /// Writes the limits `resources` sets into the container's directories
 /// (`rvisor update` too).
 pub fn set_limits(dirs: &[PathBuf], resources: Option<&LinuxResources>) -> Result<(), String> {

@@ -283,7 +283,7 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
     let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024) }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit: crate::cgroup::memory_limit(&req.cgroups) }).map_err(BootError::Internal)?;
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))

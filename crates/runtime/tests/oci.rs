@@ -535,6 +535,14 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
             return Err(format!("want 16 MiB to fit in 64: {}", o.describe()));
         }
         succeeds(&b.rvisor(&["delete", "c12"]))?;
+        // A child past the limit is killed alone, as runc's (the memcg OOM killer's)
+        // would be: init sees it killed and carries on.
+        b.config(|c| c["process"]["args"] = json!(["/bin/init", "oomchild", "256"]));
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), "c13"]);
+        if o.status != 0 || o.stdout_str() != "child killed by signal 9\ninit lives on\n" {
+            return Err(format!("want only the child killed past the limit: {}", o.describe()));
+        }
+        succeeds(&b.rvisor(&["delete", "c13"]))?;
         Ok(())
     });
 }

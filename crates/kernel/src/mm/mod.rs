@@ -10,6 +10,7 @@ mod fault;
 mod fork;
 mod layout;
 pub mod ops;
+pub mod oom;
 mod vma;
 
 pub use access::{UserBuffers, UserRef};

@@ -33,6 +33,8 @@ impl Task {
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
                     Ok(FaultOutcome::PastFileEnd) => self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr)),
+                    // The fault is taken again once the OOM killer made room.
+                    Err(e) if e.code == rvisor_abi::ErrnoCode::ENOMEM && crate::mm::oom::out_of_memory(&self.kernel, &self.tg) => {}
                     Err(e) => {
                         tracing::warn!("task {}: fault at {addr:#x}: {e:?}", self.tid());
                         self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr));

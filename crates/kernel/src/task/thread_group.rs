@@ -364,6 +364,34 @@ impl ThreadGroup {
         self.threads().iter().fold(dead, |acc, t| acc + t.cpu_times())
     }
 
+    /// Waits (a host wait, not a task's) until the process is a zombie, or the
+    /// deadline: its exit status, if it got there.
+    pub fn wait_zombie(&self, deadline: Option<std::time::Instant>) -> Option<ExitStatus> {
+        struct Wake(std::sync::mpsc::Sender<()>);
+        impl crate::vfs::WaitCallback for Wake {
+            fn wake(self: Arc<Self>, _events: u32) {
+                let _ = self.0.send(());
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cb: Arc<dyn crate::vfs::WaitCallback> = Arc::new(Wake(tx));
+        self.exit_waiters.register_callback(cb.clone());
+        let status = loop {
+            if let Some(s) = self.state().zombie {
+                break Some(s);
+            }
+            let woken = match deadline {
+                Some(d) => rx.recv_timeout(d.saturating_duration_since(std::time::Instant::now())).is_ok(),
+                None => rx.recv().is_ok(),
+            };
+            if !woken {
+                break self.state().zombie;
+            }
+        };
+        self.exit_waiters.unregister_callback(&cb);
+        status
+    }
+
     pub fn is_reaped(&self) -> bool {
         self.reaped.load(Ordering::Acquire)
     }

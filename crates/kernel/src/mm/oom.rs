@@ -1,0 +1,61 @@
+//! The sandbox's OOM killer. With a memory limit (the container's cgroup), the
+//! memory file refuses allocations that would take what the host backs past the
+//! app's share of it (`budget`), and a page fault that cannot get memory lands here:
+//! as Linux's memcg OOM killer, the process holding the most memory is killed, and
+//! the fault is tried again once it is gone. Without this, the host's OOM killer
+//! would end the whole sandbox (the Sentry is the cgroup's biggest process), where
+//! runc loses only the one process (gVisor's issue #2520).
+
+use crate::task::signals::{self, SigInfo};
+use crate::task::ThreadGroup;
+use crate::Kernel;
+use rvisor_abi::consts;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What of a limit app memory may use: the Sentry's own memory (its heap, its
+/// threads' stacks, the gofer and stubs beside it) is charged to the same cgroup.
+pub fn budget(limit: u64) -> u64 {
+    limit.saturating_sub((limit / 8).max(16 << 20))
+}
+
+/// How long a fault waits for the killed process to go.
+const VICTIM_EXIT: Duration = Duration::from_secs(5);
+
+/// Bytes of memory `tg` holds (what /proc/PID/status calls VmRSS).
+fn rss(tg: &Arc<ThreadGroup>) -> u64 {
+    tg.threads().first().and_then(|t| t.resources()).map_or(0, |r| r.mm.populated_bytes())
+}
+
+/// A page fault of `faulting` found no memory. Re-reads the limit (a raise makes
+/// room); else kills the process holding the most memory (unless an earlier victim
+/// is still going) and waits until it is gone. Whether the fault should be tried
+/// again: false when there is no limit (the memory file itself is full) or nothing
+/// to kill. When `faulting` is the victim, it has SIGKILL pending.
+pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool {
+    let Some(read) = &kernel.memory_limit else { return false };
+    let limit = read();
+    let (before, now) = (kernel.memory.limit(), limit.map(budget));
+    kernel.memory.set_limit(now);
+    if now.is_none_or(|n| before.is_some_and(|b| n > b)) {
+        return true;
+    }
+    let pending = kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()).upgrade().filter(|tg| tg.state().zombie.is_none());
+    let victim = match pending {
+        Some(v) => v,
+        None => {
+            let Some(v) = kernel.all_groups().into_iter().filter(|tg| tg.state().zombie.is_none()).max_by_key(|tg| (rss(tg), Arc::ptr_eq(tg, faulting))) else {
+                return false;
+            };
+            tracing::warn!("out of memory (limit {} bytes): killed process {} with {} KiB", limit.unwrap_or(0), v.tgid, rss(&v) / 1024);
+            signals::send_to_group(&v, SigInfo::new(consts::SIGKILL, signals::SI_KERNEL));
+            *kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&v);
+            v
+        }
+    };
+    if Arc::ptr_eq(&victim, faulting) {
+        return true;
+    }
+    victim.wait_zombie(Some(Instant::now() + VICTIM_EXIT));
+    true
+}
