@@ -4,7 +4,9 @@
 //! as Linux's memcg OOM killer, the process holding the most memory is killed, and
 //! the fault is tried again once it is gone. Without this, the host's OOM killer
 //! would end the whole sandbox (the Sentry is the cgroup's biggest process), where
-//! runc loses only the one process (gVisor's issue #2520).
+//! runc loses only the one process (gVisor's issue #2520). When the victim would be
+//! the first container's init, whose end ends the sandbox, the host's OOM killer is
+//! left to do it, so that the cgroup counts the OOM kill as it does under runc.
 
 use crate::task::signals::{self, SigInfo};
 use crate::task::ThreadGroup;
@@ -47,6 +49,14 @@ pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool 
             let Some(v) = kernel.all_groups().into_iter().filter(|tg| tg.state().zombie.is_none()).max_by_key(|tg| (rss(tg), Arc::ptr_eq(tg, faulting))) else {
                 return false;
             };
+            // Killing the first container's init ends the sandbox anyway: let the host's
+            // OOM killer do it, so that the cgroup records the OOM kill (containerd, and
+            // Kubernetes after it, report OOMKilled from there).
+            if kernel.root_container.init().is_some_and(|init| Arc::ptr_eq(&init, &v)) {
+                tracing::warn!("out of memory (limit {} bytes): the container's init holds the most; the host's OOM killer ends the sandbox", limit.unwrap_or(0));
+                kernel.memory.set_limit(None);
+                return true;
+            }
             tracing::warn!("out of memory (limit {} bytes): killed process {} with {} KiB", limit.unwrap_or(0), v.tgid, rss(&v) / 1024);
             signals::send_to_group(&v, SigInfo::new(consts::SIGKILL, signals::SI_KERNEL));
             *kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&v);
