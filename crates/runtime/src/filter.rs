@@ -191,7 +191,7 @@ fn rules(config: &Config) -> Result<Rules, String> {
     let statx_empty = Cond::new(2, Len::Dword, Op::MaskedEq(libc::AT_EMPTY_PATH as u64), libc::AT_EMPTY_PATH as u64).map_err(|e| e.to_string())?;
     r.insert(libc::SYS_statx, vec![rule(vec![statx_empty])?]);
     let kvm_ioctls = if config.kvm { rvisor_platform::kvm::SENTRY_IOCTLS } else { &[] };
-    r.insert(libc::SYS_ioctl, one_of(1, IOCTLS.iter().map(|&i| i as u64).chain(kvm_ioctls.iter().copied()))?);
+    r.insert(libc::SYS_ioctl, one_of(1, IOCTLS.iter().copied().chain(kvm_ioctls.iter().copied()))?);
     // A new thread's name (std sets it from the thread itself).
     r.insert(libc::SYS_prctl, one_of(0, [libc::PR_SET_NAME as u64])?);
     // New sockets only in host network mode, and only of the inet families and
@@ -374,6 +374,14 @@ mod tests {
         assert!(killed(&c, libc::SYS_socket, [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), "nor AF_UNIX");
         assert!(allowed(&c, libc::SYS_connect, [0; 6]));
         assert!(killed(&c, libc::SYS_execve, [0; 6]));
+        // KVM's ioctls only on the kvm platform, and only those it makes.
+        const KVM_RUN: u64 = 0xae80;
+        const KVM_SET_TSS_ADDR: u64 = 0xae47;
+        assert!(killed(&c, libc::SYS_ioctl, [5, KVM_RUN, 0, 0, 0, 0]));
+        let kvm = chain(&Config { kvm: true, ..SYSTRAP });
+        assert!(allowed(&kvm, libc::SYS_ioctl, [5, KVM_RUN, 0, 0, 0, 0]));
+        assert!(killed(&kvm, libc::SYS_ioctl, [5, KVM_SET_TSS_ADDR, 0, 0, 0, 0]));
+        assert!(killed(&kvm, libc::SYS_ptrace, [libc::PTRACE_SEIZE as u64, 1, 0, 0, 0, 0]));
     }
 
     /// `rvisor do -p`: the host's listening sockets are made at setup
