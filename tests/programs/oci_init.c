@@ -9,7 +9,7 @@
  *   oci_init hold MIB      touches MIB mebibytes, prints "holding", and keeps them
  *                          until stdin ends
  *   oci_init oomchild MIB  a child touches MIB mebibytes; prints how it ended,
- *                          then "init lives on"
+ *                          then "init lives on", and exits when stdin ends
  *   oci_init winsize       prints its terminal's size, waits for SIGWINCH,
  *                          prints the new size
  */
@@ -192,6 +192,9 @@ int main(int argc, char **argv) {
         else
             printf("child exited %d\n", WEXITSTATUS(status));
         printf("init lives on\n");
+        char buf[64];
+        while (read(0, buf, sizeof buf) > 0)
+            ;
         return 0;
     }
     int code = argc > 2 ? atoi(argv[2]) : 0;

@@ -160,6 +160,8 @@ pub struct Kernel {
     pub memory_limit: Option<MemoryLimit>,
     /// The process the OOM killer killed last, until it is gone.
     pub oom_victim: Mutex<std::sync::Weak<ThreadGroup>>,
+    /// How many processes the OOM killer killed (`rvisor events` reports them).
+    pub oom_kills: std::sync::atomic::AtomicU64,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -280,6 +282,7 @@ impl Kernel {
                 unprivileged_port_start: cfg.unprivileged_port_start,
                 memory_limit: cfg.memory_limit,
                 oom_victim: Mutex::default(),
+                oom_kills: Default::default(),
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,

@@ -459,7 +459,7 @@ pub fn usage(global: &GlobalOpts, id: &str) -> Result<()> {
 /// One `rvisor events` stats event, in runc's shape (libcontainer's types.Stats):
 /// CPU and memory of the container's own processes, its thread count, and the
 /// sandbox's memory by kind under `memory.raw`.
-fn stats_event(global: &GlobalOpts, id: &str) -> Result<serde_json::Value> {
+fn stats_event(global: &GlobalOpts, id: &str) -> Result<(serde_json::Value, u64)> {
     let rows = match call(&global.root, id, &Command::Ps)? {
         Reply::Processes(rows) => rows,
         Reply::Failed(e) => return Err(e),
@@ -469,7 +469,7 @@ fn stats_event(global: &GlobalOpts, id: &str) -> Result<serde_json::Value> {
     let (user, kernel) = (rows.iter().map(|r| r.user_ns).sum::<u64>(), rows.iter().map(|r| r.sys_ns).sum::<u64>());
     let rss: u64 = rows.iter().map(|r| r.rss).sum();
     let threads: usize = rows.iter().map(|r| r.threads).sum();
-    Ok(serde_json::json!({
+    let event = serde_json::json!({
         "type": "stats",
         "id": id,
         "data": {
@@ -487,20 +487,29 @@ fn stats_event(global: &GlobalOpts, id: &str) -> Result<serde_json::Value> {
             },
             "pids": { "current": threads },
         },
-    }))
+    });
+    Ok((event, u.oom_kills))
 }
 
 /// `rvisor events`: a stats event now (`--stats`), or every `interval` until the
-/// container stops.
+/// container stops, each after an `oom` event when the sandbox's OOM killer killed
+/// a process since the last one (as runc reports its cgroup's OOM kills).
 pub fn events(global: &GlobalOpts, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_go_duration(interval).ok_or_else(|| format!("--interval {interval:?}: not a duration (like 5s, 500ms, 1m30s)"))?;
     if every.is_zero() {
         return Err("--interval must be greater than 0".into());
     }
     answering(global, id)?;
+    let mut oom_kills = None;
     loop {
         match stats_event(global, id) {
-            Ok(event) => println!("{event}"),
+            Ok((event, kills)) => {
+                if oom_kills.is_some_and(|seen| kills > seen) {
+                    println!("{}", serde_json::json!({ "type": "oom", "id": id }));
+                }
+                oom_kills = Some(kills);
+                println!("{event}");
+            }
             // The container ended between two events: that ends the stream.
             Err(_) if !once && State::load(&global.root, id).map_or(true, |s| s.status == Status::Stopped) => return Ok(()),
             Err(e) => return Err(e),

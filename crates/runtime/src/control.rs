@@ -110,6 +110,8 @@ pub struct MemoryUsage {
     pub system: u64,
     pub total: u64,
     pub resident: u64,
+    /// Processes the sandbox's OOM killer has killed.
+    pub oom_kills: u64,
 }
 
 pub(crate) fn send(fd: BorrowedFd<'_>, value: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
@@ -349,7 +351,7 @@ impl Server {
                     .map(|p| ProcessRow { pid: p.pid, ppid: p.ppid, uid: p.uid, state: p.state, threads: p.threads, user_ns: p.user_ns, sys_ns: p.sys_ns, rss: p.rss, cmd: p.cmd })
                     .collect(),
             ),
-            Command::Usage => Reply::Usage(memory_usage(&kernel.memory)),
+            Command::Usage => Reply::Usage(memory_usage(kernel)),
             Command::Exec(process) => return exec(kernel, &target.container, fd, process, fds),
             Command::AddContainer(_) | Command::For { .. } => Reply::Failed("not a container's command".into()),
         };
@@ -426,10 +428,12 @@ impl Server {
 
 /// Calls `then` on a thread of its own once the peer of the connection `fd`
 /// is gone (or the connection is shut down for reading).
-fn memory_usage(mf: &rvisor_memory::MemoryFile) -> MemoryUsage {
+fn memory_usage(kernel: &Kernel) -> MemoryUsage {
     use rvisor_memory::UsageKind;
+    let mf = &kernel.memory;
     let [anonymous, tmpfs, page_cache, system] = [UsageKind::Anonymous, UsageKind::Tmpfs, UsageKind::PageCache, UsageKind::System].map(|k| mf.usage(k));
-    MemoryUsage { anonymous, tmpfs, page_cache, system, total: anonymous + tmpfs + page_cache + system, resident: mf.resident() }
+    let oom_kills = kernel.oom_kills.load(std::sync::atomic::Ordering::Relaxed);
+    MemoryUsage { anonymous, tmpfs, page_cache, system, total: anonymous + tmpfs + page_cache + system, resident: mf.resident(), oom_kills }
 }
 
 fn on_hangup(fd: BorrowedFd<'_>, then: impl FnOnce() + Send + 'static) -> io::Result<()> {

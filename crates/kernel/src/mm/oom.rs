@@ -59,6 +59,7 @@ pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool 
             }
             tracing::warn!("out of memory (limit {} bytes): killed process {} with {} KiB", limit.unwrap_or(0), v.tgid, rss(&v) / 1024);
             signals::send_to_group(&v, SigInfo::new(consts::SIGKILL, signals::SI_KERNEL));
+            kernel.oom_kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             *kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&v);
             v
         }
