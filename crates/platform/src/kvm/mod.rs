@@ -627,7 +627,13 @@ impl Context for KvmContext {
         Self::vm(aspace).flush()
     }
 
-    fn new_thread(&mut self, _aspace: &Arc<dyn AddressSpace>) -> Result<ThreadSeed> {
+    /// The vCPU is taken at the new thread's first switch; a VM out of vCPU slots
+    /// refuses here, so that clone fails with EAGAIN rather than the thread dying.
+    fn new_thread(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<ThreadSeed> {
+        let slots = lock(&Self::vm(aspace).vcpus);
+        if slots.created >= guest::MAX_VCPUS && slots.free.is_empty() {
+            return Err(PlatformError::Unsupported("too many threads in one address space".into()));
+        }
         Ok(ThreadSeed(Box::new(())))
     }
 
