@@ -118,6 +118,24 @@ static long int80(void) {
     return r;
 }
 
+// A `syscall` from a 32-bit code segment: PVM enters it in ring 0 (CS from STAR); the
+// app must not go on there. Linux without IA32 emulation answers with a #GP. The 32-bit
+// code (mov eax, 20; syscall; ud2) sits on a page below 4 GiB, wherever the program is.
+static long compat_syscall(void) {
+    static const unsigned char code32[] = {0xb8, 20, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b};
+    void *low = mmap((void *)0x10000000, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (low == MAP_FAILED)
+        return -1;
+    memcpy(low, code32, sizeof code32);
+    __asm__ volatile("pushq $0x23\n"
+                     "pushq %0\n"
+                     "lretq\n"
+                     :
+                     : "r"((long)low)
+                     : "memory");
+    return 0;
+}
+
 // Writes garbage over this vCPU's exception stack, then faults: the Sentry still sees
 // the real fault (its frame is written by the CPU after the garbage).
 static long scribble_stack_then_fault(void) {
@@ -167,6 +185,7 @@ int main(int argc, char **argv) {
     attempt("write entry", write_entry);
     attempt("hlt", halt);
     attempt("int 0x80", int80);
+    attempt("32-bit syscall", compat_syscall);
     attempt("scribbled stack", scribble_stack_then_fault);
     void *m = mmap((void *)KBASE, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     printf("mmap over the upper half: %s\n", m == MAP_FAILED ? strerror(errno) : "mapped");

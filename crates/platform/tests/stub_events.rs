@@ -144,3 +144,69 @@ fn fresh_fp_state(platform: &str) {
     unsafe { std::ptr::copy_nonoverlapping(mem.add(4096), v.as_mut_ptr(), 4) };
     assert_eq!(u32::from_le_bytes(v), 0x1f80, "{platform}: MXCSR of a new address space's first thread");
 }
+
+#[test]
+fn a_new_address_space_starts_in_64_bit_mode() {
+    for platform in PLATFORMS {
+        fresh_mode(platform);
+    }
+}
+
+/// One address space's thread far-jumps into a 32-bit code segment (Linux's user CS32,
+/// 0x23) and is interrupted spinning there, and its address space ends; the first thread
+/// of the next address space (on kvm, maybe the same VM and vCPU, reused) must run
+/// 64-bit code.
+fn fresh_mode(platform: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (fd, mem) = memfd();
+    // 0x400000: push 0x23; push 0x400010; retfq   0x400010 (32-bit): jmp .
+    // 0x400020: mov eax, 39; syscall
+    let to32: &[u8] = &[0x6a, 0x23, 0x68, 0x10, 0x00, 0x40, 0x00, 0x48, 0xcb];
+    let getpid: &[u8] = &[0xb8, 39, 0, 0, 0, 0x0f, 0x05];
+    // SAFETY: writing into our own mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(to32.as_ptr(), mem, to32.len());
+        std::ptr::copy_nonoverlapping([0xebu8, 0xfe].as_ptr(), mem.add(0x10), 2);
+        std::ptr::copy_nonoverlapping(getpid.as_ptr(), mem.add(0x20), getpid.len());
+    }
+    let p = by_name(platform, fd).unwrap();
+    let new_space = || {
+        let aspace = p.new_address_space().unwrap();
+        aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
+        aspace.map(0x500000, 4096, 4096, Perms { read: true, write: true, exec: false });
+        aspace
+    };
+    {
+        let aspace = new_space();
+        let mut ctx = p.new_context();
+        let mut cpu = CpuState::default();
+        (cpu.regs.rip, cpu.regs.rsp) = (0x400000, 0x501000);
+        let (kicker, done) = (ctx.interrupter(), std::sync::Arc::new(AtomicBool::new(false)));
+        let d = done.clone();
+        let kicks = std::thread::spawn(move || {
+            while !d.load(Ordering::Acquire) {
+                kicker.interrupt();
+                std::thread::yield_now();
+            }
+        });
+        // Until a kick finds it spinning in the 32-bit code.
+        while cpu.regs.rip != 0x400010 {
+            assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Interrupted, "{platform}");
+        }
+        done.store(true, Ordering::Release);
+        kicks.join().unwrap();
+        ctx.release();
+    }
+    let aspace = new_space();
+    let mut ctx = p.new_context();
+    let mut cpu = CpuState::default();
+    (cpu.regs.rip, cpu.regs.rsp) = (0x400020, 0x501000);
+    let event = loop {
+        match ctx.switch(&aspace, &mut cpu).unwrap() {
+            Event::Interrupted => continue,
+            e => break e,
+        }
+    };
+    assert_eq!(event, Event::Syscall, "{platform}");
+    assert_eq!((cpu.syscall_nr(), cpu.compat_syscall == Some(true)), (39, false), "{platform}: a 64-bit getpid");
+}

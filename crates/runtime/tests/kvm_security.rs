@@ -2,7 +2,8 @@
 //! holds the IDT, the GDT and TSS of each vCPU, the entry page (the ring-3 `syscall`
 //! entry and exception handlers, each an `out` to a port the TSS lets ring 3 use) and
 //! the exception stacks. tests/programs/kvm_escape.c attacks them: syscalls by jumping
-//! to the entry, `out`/`in`/`hlt`/`int 0x80` from app code, a forged exception report,
+//! to the entry, `out`/`in`/`hlt`/`int 0x80` from app code, a `syscall` from a 32-bit
+//! code segment (which PVM enters in ring 0), a forged exception report,
 //! reading the descriptor tables, writing the entry page or the exception stack,
 //! mapping over the upper half. Each must end in the Sentry's answer or a signal, never
 //! a host effect; and a vCPU reused for a new image carries no FP state over: the test checks that a directory the program tries to create does not
@@ -30,6 +31,7 @@ const EXPECTED: &[&str] = &[
     "write entry: signal 11 code 1",
     "hlt: signal 11 code 128",
     "int 0x80: signal 11 code 128",
+    "32-bit syscall: signal 11 code 128",
     "scribbled stack: signal 11 code 1",
     "mmap over the upper half: Cannot allocate memory",
     "mprotect of the entry page: Cannot allocate memory",

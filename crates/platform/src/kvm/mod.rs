@@ -278,10 +278,24 @@ impl Vcpu {
     /// A vCPU of `vm`: a released one if there is one (its FP state then is whatever
     /// its last thread left, maybe of another process), else a new one.
     fn take(shared: &Shared, vm: &Vm) -> Result<(Vcpu, bool)> {
-        if let Some(v) = lock(&vm.vcpus).free.pop() {
+        let free = lock(&vm.vcpus).free.pop();
+        if let Some(mut v) = free {
+            // Whatever mode its last thread left it in (a 32-bit code segment, or
+            // the ring 0 a 32-bit `syscall` enters on PVM) is not the next one's.
+            v.reset_user_mode(shared, vm, 0, 0)?;
             return Ok((v, true));
         }
         Self::create(shared, vm).map(|v| (v, false))
+    }
+
+    /// Puts the vCPU back in 64-bit ring 3 with Linux's user segments, with these
+    /// FS and GS bases.
+    fn reset_user_mode(&mut self, shared: &Shared, vm: &Vm, fs_base: u64, gs_base: u64) -> Result<()> {
+        let mut sregs = guest::user_sregs(self.fd.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?, vm.root, self.slot, shared.cr4_extra);
+        (sregs.fs.base, sregs.gs.base) = (fs_base, gs_base);
+        self.fd.set_sregs(&sregs).map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
+        (self.fs_base, self.gs_base) = (fs_base, gs_base);
+        Ok(())
     }
 
     fn create(shared: &Shared, vm: &Vm) -> Result<Vcpu> {
@@ -551,6 +565,7 @@ impl Context for KvmContext {
         let vm_of = aspace.clone();
         let vm = Self::vm(&vm_of);
         let kick = self.kick.clone();
+        let shared = self.shared.clone();
         let (vcpu, reused) = self.bind(aspace)?;
         vm.flush()?;
         // A thread starts with the FP state it is given (clone), or in the initial
@@ -603,15 +618,18 @@ impl Context for KvmContext {
         };
         match port {
             guest::SYSCALL_PORT if guest::port_at(regs.regs.rip) == Some(port) => {
-                if regs.sregs.cs.selector != guest::USER_CS {
-                    // Ordinary KVM takes `syscall` to ring 0, where the app would
-                    // then go on running: only PVM's ring-3 entry is supported.
-                    return Err(PlatformError::Unsupported("this host's KVM enters syscall in guest ring 0; the kvm platform supports PVM hosts only".into()));
+                // A `syscall` from a 32-bit code segment (the app may far-jump to
+                // Linux's user CS32) arrives in PVM's ring 0 (CS from STAR): the app
+                // must not go on there. Back to 64-bit ring 3; the kernel answers a
+                // 32-bit syscall as Linux without IA32 emulation does (#GP).
+                let compat = regs.sregs.cs.selector != guest::USER_CS;
+                if compat {
+                    vcpu.reset_user_mode(&shared, vm, regs.sregs.fs.base, regs.sregs.gs.base)?;
                 }
                 from_kvm(&regs.regs, &mut cpu.regs);
                 // `syscall` left the return address in rcx and the flags in r11.
                 (cpu.regs.rip, cpu.regs.eflags, cpu.regs.orig_rax) = (regs.regs.rcx, regs.regs.r11, regs.regs.rax);
-                cpu.compat_syscall = Some(false);
+                cpu.compat_syscall = Some(compat);
                 Ok(Event::Syscall)
             }
             port if (guest::EXCEPTION_PORT..guest::EXCEPTION_PORT + 32).contains(&port) => Self::exception(vm, vcpu, port, cpu),
