@@ -110,7 +110,9 @@ int main(void) {
     int on_time = (long)ticks >= (long)(before / 0.01) - 3 && (long)ticks <= (long)(after / 0.01) + 1;
     printf("timerfd expirations under load match the elapsed time: %s\n", on_time ? "yes" : "no");
     check("a periodic timerfd keeps its period under load", on_time);
-    check("ITIMER_REAL keeps firing under load (>= 20 of 30 signals)", alarms >= 20);
+    /* A standard signal does not queue: a run of SIGALRMs the thread was not
+     * scheduled for counts once, so the bound says "not starved", not "on time". */
+    check("ITIMER_REAL keeps firing under load (>= 10 of 30 signals)", alarms >= 10);
     printf("%d failures\n", failures);
     return failures != 0;
 }

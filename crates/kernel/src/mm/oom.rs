@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// What of a limit app memory may use: the Sentry's own memory (its heap, its
 /// threads' stacks, the gofer and stubs beside it) is charged to the same cgroup.
 pub fn budget(limit: u64) -> u64 {
-    limit.saturating_sub((limit / 8).max(16 << 20))
+    limit.saturating_sub((limit / 8).max(24 << 20))
 }
 
 /// How long a fault waits for the killed process to go.
