@@ -231,8 +231,15 @@ pub enum BootFailure {
 /// records that too and returns how it ended.
 pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::Arc<rvisor_gofer::Client>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
     kernel.make_dirs(&spec.cwd).map_err(|e| BootFailure::Internal(format!("process cwd: {e}")))?;
-    let init = kernel.create_init(spec).map_err(BootFailure::Exec)?;
     let dir = boot.state_dir;
+    // The host files the sandbox keeps, opened before it loses the host's files:
+    // init's task thread, and every thread that serves the app after it, starts
+    // from this thread after that (a boot that fails from here on leaves the
+    // state directory to `create`, which removes it).
+    let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
+    let listener = crate::control::listen(&dir.join(crate::control::SOCKET)).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    crate::sandbox::restrict_files();
+    let init = kernel.create_init(spec).map_err(BootFailure::Exec)?;
     let mut state = boot.state;
     state.pid = std::process::id() as i32;
     state.pid_start = host_process(state.pid).map(|(_, start)| start);
@@ -242,9 +249,8 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::A
     } else {
         (Some(init), None)
     };
-    let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new((state, file)));
-    let ending = crate::control::serve(kernel.clone(), gofer, &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let ending = crate::control::serve(kernel.clone(), gofer, listener, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     // Set up: the control socket listens, the state file is open.
     seal();

@@ -272,6 +272,7 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
 }
 
 fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+    enter_landlock_domain(req.network);
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
@@ -299,6 +300,9 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let seal = || seal(&*kernel.platform, filter);
     let status = match req.container {
         None => {
+            // Before the seal starts the zygote (if no stub was forked yet), and
+            // before init's task thread, which this thread starts.
+            restrict_files();
             seal();
             kernel.run_init(spec).map_err(BootError::Exec)?
         }
@@ -313,6 +317,28 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     }
     drop(gofers);
     Ok(status.shell_code())
+}
+
+/// The Sentry's Landlock domain (`landlock.rs`), entered first thing in `boot`:
+/// before any thread or process is started, so that all of them (the gofer, the
+/// zygote, every stub) are in it, and the Sentry, which can then signal and trace
+/// only inside it, still reaches its stubs. Network setup and `-p`'s host
+/// listeners came before, in `run_boot`.
+fn enter_landlock_domain(network: Network) {
+    let threads = crate::landlock::thread_count();
+    if threads > 1 {
+        tracing::debug!("landlock: {threads} threads were started before the domain, which they are not in");
+    }
+    crate::landlock::report("domain (signals, abstract sockets, tcp)", crate::landlock::enter_boot_domain(network));
+}
+
+/// The calling thread, and every thread it starts from then on, loses the host's
+/// files but reading /proc (Landlock: `landlock::restrict_files`). Called by the
+/// thread that then loads init, so that every task thread is restricted, and
+/// before the zygote is started if it was not: on ptrace, a tracer must be in
+/// its stub's Landlock domain or an outer one.
+pub(crate) fn restrict_files() {
+    crate::landlock::report("files (read-only beneath /proc)", crate::landlock::restrict_files("/proc"));
 }
 
 /// Puts the sandbox process, every thread of it, under the Sentry's seccomp filter
