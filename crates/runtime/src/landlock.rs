@@ -133,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn signals_reach_only_the_domain() {
+    fn signals_and_abstract_sockets_reach_only_the_domain() {
         run("signals", None);
     }
 
@@ -179,14 +179,22 @@ mod tests {
 
     /// After `enter_boot_domain`, the parent (outside the domain) cannot be
     /// signalled, not even probed with signal 0; a child started afterwards (as
-    /// the zygote and stubs are) is inside it and can be.
+    /// the zygote and stubs are) is inside it and can be. An abstract unix
+    /// socket made before the domain cannot be connected to.
     fn probe_signals() {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
         let parent = Pid::from_raw(std::os::unix::process::parent_id() as i32);
         kill(parent, None).expect("the parent is reachable before");
+        let name = SocketAddr::from_abstract_name(format!("rvisor-landlock-probe-{}", std::process::id())).unwrap();
+        let _outside = UnixListener::bind_addr(&name).unwrap();
+        UnixStream::connect_addr(&name).expect("the abstract socket is reachable before");
         enforced(enter_boot_domain(Network::Host));
         assert_eq!(kill(parent, None), Err(nix::errno::Errno::EPERM));
+        let connected = UnixStream::connect_addr(&name);
+        assert_eq!(connected.as_ref().map_err(|e| e.raw_os_error()).err(), Some(Some(libc::EPERM)), "{connected:?}");
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let pid = Pid::from_raw(child.id() as i32);
         kill(pid, None).expect("a child of the domain is reachable");
