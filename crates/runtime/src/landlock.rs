@@ -225,6 +225,29 @@ mod tests {
         }
     }
 
+    /// On a kernel without Landlock (here: its calls answered ENOSYS by a
+    /// seccomp filter, as a kernel built without it answers), both layers are
+    /// reported not enforced and the Sentry goes on.
+    #[test]
+    fn a_kernel_without_landlock_is_no_failure() {
+        run("no-landlock", None);
+    }
+
+    fn probe_without_landlock() {
+        use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
+        let calls = [libc::SYS_landlock_create_ruleset, libc::SYS_landlock_add_rule, libc::SYS_landlock_restrict_self];
+        let rules = calls.iter().map(|&nr| (nr, Vec::new())).collect();
+        let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), TargetArch::x86_64).unwrap();
+        let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+        seccompiler::apply_filter(&program).unwrap();
+        for status in [enter_boot_domain(Network::None), restrict_files("/proc")] {
+            let status = status.unwrap();
+            assert_eq!(status.ruleset, RulesetStatus::NotEnforced, "{status:?}");
+            assert_eq!(status.landlock, ::landlock::LandlockStatus::NotImplemented, "{status:?}");
+        }
+        std::fs::File::open("/etc/hostname").expect("nothing was restricted");
+    }
+
     #[test]
     fn probe() {
         let Ok(what) = std::env::var(PROBE) else { return };
@@ -234,6 +257,7 @@ mod tests {
             "tcp-none" => probe_tcp(Network::None),
             "tcp-sandbox" => probe_tcp(Network::Sandbox),
             "tcp-host" => probe_tcp(Network::Host),
+            "no-landlock" => probe_without_landlock(),
             other => panic!("no probe {other}"),
         }
         println!("probe survived");
