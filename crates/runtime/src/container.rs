@@ -232,10 +232,10 @@ pub enum BootFailure {
 pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::Arc<rvisor_gofer::Client>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
     kernel.make_dirs(&spec.cwd).map_err(|e| BootFailure::Internal(format!("process cwd: {e}")))?;
     let dir = boot.state_dir;
-    // The host files the sandbox keeps, opened before it loses the host's files:
-    // init's task thread, and every thread that serves the app after it, starts
-    // from this thread after that (a boot that fails from here on leaves the
-    // state directory to `create`, which removes it).
+    // The state file and the control socket are host files: made before this
+    // thread, which loads init and so starts every task thread, loses the host's
+    // files (a boot that fails from here on leaves the state directory to
+    // `create`, which removes it).
     let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     let listener = crate::control::listen(&dir.join(crate::control::SOCKET)).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     crate::sandbox::restrict_files();
