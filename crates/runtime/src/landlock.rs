@@ -15,13 +15,13 @@
 //!   zygote and every stub inherit this one domain, so the Sentry still signals
 //!   (and, on ptrace, traces) its stubs, which were forked inside it, and can
 //!   signal or trace nothing outside it.
-//! - `restrict_files`, once set up, by the thread that then loads init (so on
-//!   every task thread, which serve the app's calls): the file system,
-//!   read-only beneath /proc only. It names no scope, so it does not narrow
-//!   whom the Sentry may signal; but a tracer must be in its tracee's domain or
-//!   an outer one, so on ptrace the zygote is forked after it, by a thread that
-//!   has it. Threads started before it keep only the first layer (see
-//!   ARCHITECTURE.md).
+//! - `restrict_files`, once the kernel is built, by the main thread, before it
+//!   starts the threads to come (every task thread, which serve the app's
+//!   calls): the file system, read-only beneath /proc only. It names no scope,
+//!   so it does not narrow whom the Sentry may signal; but a tracer must be in
+//!   its tracee's domain or an outer one, so on ptrace the zygote is forked
+//!   after it, by a thread that has it. The threads started while the platform
+//!   and kernel were built keep only the first layer (see ARCHITECTURE.md).
 //!
 //! Both are best effort: a kernel without Landlock (or without a right) runs
 //! the Sentry without it, and `tracing::debug` says what was enforced.

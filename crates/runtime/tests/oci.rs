@@ -734,8 +734,7 @@ fn oci_a_default_engine_profile_lets_common_work_run() {
 
 /// A container's sandbox enters the Sentry's Landlock domain at boot and, with
 /// its state file open and control socket bound, loses the host's files but
-/// /proc before it loads init (so that init's task thread and every later one
-/// are restricted): both fully enforced on this host (Landlock ABI 7), and the
+/// /proc before it starts init's task thread (and so every later one): both fully enforced on this host (Landlock ABI 7), and the
 /// container runs on every platform (the rest of the suite runs containers,
 /// pods and `rvisor exec` under it too).
 #[test]
