@@ -226,13 +226,30 @@ pub enum BootFailure {
     Internal(String),
 }
 
+/// The host files a container's sandbox keeps in its state directory, made
+/// before the Sentry loses the host's files (Landlock, `landlock.rs`): its
+/// state file, open for writing, and its control socket, listening. A boot
+/// that fails after that leaves the directory to `create`, which removes it.
+pub struct HostFiles {
+    state: std::fs::File,
+    control: std::os::fd::OwnedFd,
+}
+
+impl HostFiles {
+    pub fn open(dir: &Path) -> Result<HostFiles, String> {
+        let state = State::open_file(dir).map_err(|e| format!("state: {e}"))?;
+        let control = crate::control::listen(&dir.join(crate::control::SOCKET)).map_err(|e| format!("control socket: {e}"))?;
+        Ok(HostFiles { state, control })
+    }
+}
+
 /// Runs a container in its sandbox: loads init, serves the control socket,
 /// records the state, tells `rvisor create` it is ready, and when init ends,
 /// records that too and returns how it ended.
-pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::Arc<rvisor_gofer::Client>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
+pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::Arc<rvisor_gofer::Client>, spec: rvisor_kernel::ProgramSpec, boot: crate::request::ContainerBoot, files: HostFiles, ready: Option<&ReadyPipe>, seal: impl FnOnce()) -> Result<rvisor_kernel::ExitStatus, BootFailure> {
     kernel.make_dirs(&spec.cwd).map_err(|e| BootFailure::Internal(format!("process cwd: {e}")))?;
+    let HostFiles { state: file, control: listener } = files;
     let init = kernel.create_init(spec).map_err(BootFailure::Exec)?;
-    let dir = boot.state_dir;
     let mut state = boot.state;
     state.pid = std::process::id() as i32;
     state.pid_start = host_process(state.pid).map(|(_, start)| start);
@@ -242,9 +259,8 @@ pub fn serve(kernel: &std::sync::Arc<rvisor_kernel::Kernel>, gofer: std::sync::A
     } else {
         (Some(init), None)
     };
-    let file = State::open_file(&dir).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new((state, file)));
-    let ending = crate::control::serve(kernel.clone(), gofer, &dir, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
+    let ending = crate::control::serve(kernel.clone(), gofer, listener, waiting, shared.clone()).map_err(|e| BootFailure::Internal(format!("control socket: {e}")))?;
     save_shared(&shared).map_err(|e| BootFailure::Internal(format!("state: {e}")))?;
     // Set up: the control socket listens, the state file is open.
     seal();

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The socket's name in the container's state directory (short: a socket path
@@ -205,11 +205,10 @@ impl Drop for Serving<'_> {
     }
 }
 
-/// Serves the control socket in `state_dir` on a thread of its own. `init` is
-/// taken by the first `Start`, which records in `state` that it runs.
-pub fn serve(kernel: Arc<Kernel>, gofer: Arc<rvisor_gofer::Client>, state_dir: &Path, init: Option<Init>, state: SharedState) -> io::Result<Ending> {
-    let path: PathBuf = state_dir.join(SOCKET);
-    let listener = listen(&path)?;
+/// Serves the control socket `listener` (made by [`listen`] in the state
+/// directory, before the Sentry lost the host's files) on a thread of its own.
+/// `init` is taken by the first `Start`, which records in `state` that it runs.
+pub fn serve(kernel: Arc<Kernel>, gofer: Arc<rvisor_gofer::Client>, listener: OwnedFd, init: Option<Init>, state: SharedState) -> io::Result<Ending> {
     let first = Arc::new(Served { container: kernel.root_container.clone(), init: Mutex::new(init), state: Some(state) });
     let server = Arc::new(Server { kernel, gofer, first, pod: Mutex::default(), in_flight: Arc::default() });
     let ending = Ending(server.clone());

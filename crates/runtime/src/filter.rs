@@ -92,8 +92,9 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_restart_syscall,
     libc::SYS_exit,
     libc::SYS_exit_group,
-    // Signals: the Sentry kicks and kills its own stubs and threads (the host cannot
-    // be told "only children" for a pid); the forwarder waits for the caller's.
+    // Signals: the Sentry kicks and kills its own stubs and threads (a filter cannot
+    // be told "only children" for a pid: Landlock's signal scope, landlock.rs, keeps
+    // them inside the Sentry's domain); the forwarder waits for the caller's.
     libc::SYS_rt_sigaction,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
@@ -181,7 +182,7 @@ fn rules(config: &Config) -> Result<Rules, String> {
     r.insert(libc::SYS_clone, vec![rule(vec![no_namespaces])?]);
     r.insert(libc::SYS_clone3, Vec::new());
     // Files: only read-only, only relative to the host /proc descriptor (seccomp
-    // cannot read the path; see ARCHITECTURE.md for what that leaves).
+    // cannot read the path: Landlock, landlock.rs, keeps it beneath /proc).
     let proc_dir = rvisor_platform::host_proc::dir().ok_or("no host /proc descriptor")?;
     let proc_dir = u64::try_from(proc_dir).map_err(|e| e.to_string())?;
     r.insert(libc::SYS_openat, vec![rule(vec![eq(0, proc_dir)?, eq(2, rvisor_platform::host_proc::OPEN_FLAGS as u64)?])?]);

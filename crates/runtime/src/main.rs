@@ -8,6 +8,7 @@ mod control;
 mod exec;
 mod filter;
 mod gofers;
+mod landlock;
 mod network;
 mod oci;
 mod pod;

@@ -272,6 +272,7 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
 }
 
 fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+    enter_landlock_domain(req.network);
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
@@ -284,6 +285,14 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
     let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
     let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit: crate::cgroup::memory_limit(&req.cgroups) }).map_err(BootError::Internal)?;
+    // The last host files the Sentry makes; then it loses the host's files, before
+    // it starts the threads to come (signal forwarding, `-p`'s, the console, the
+    // control socket's, every task thread) and, on ptrace, the stub spawner.
+    let host_files = match &req.container {
+        Some(c) => Some(crate::container::HostFiles::open(&c.state_dir).map_err(BootError::Internal)?),
+        None => None,
+    };
+    restrict_files();
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
         (terminal_stdio(std::io::stdin().as_fd().try_clone_to_owned().map_err(internal("-t: standard input"))?).map_err(BootError::Internal)?, Some(saved))
@@ -302,10 +311,13 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
             seal();
             kernel.run_init(spec).map_err(BootError::Exec)?
         }
-        Some(c) => crate::container::serve(&kernel, root, spec, c, ready, seal).map_err(|e| match e {
-            crate::container::BootFailure::Exec(e) => BootError::Exec(e),
-            crate::container::BootFailure::Internal(e) => BootError::Internal(e),
-        })?,
+        Some(c) => {
+            let files = host_files.ok_or_else(|| BootError::Internal("a container without its state directory's files".into()))?;
+            crate::container::serve(&kernel, root, spec, c, files, ready, seal).map_err(|e| match e {
+                crate::container::BootFailure::Exec(e) => BootError::Exec(e),
+                crate::container::BootFailure::Internal(e) => BootError::Internal(e),
+            })?
+        }
     };
     if let Some(saved) = raw_terminal {
         kernel.console_drained.wait(std::time::Duration::from_secs(1));
@@ -313,6 +325,29 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     }
     drop(gofers);
     Ok(status.shell_code())
+}
+
+/// The Sentry's Landlock domain (`landlock.rs`), entered first thing in `boot`:
+/// before any thread or process is started, so that all of them (the gofer, the
+/// zygote, every stub) are in it, and the Sentry, which can then signal and trace
+/// only inside it, still reaches its stubs. Network setup and `-p`'s host
+/// listeners came before, in `run_boot`.
+fn enter_landlock_domain(network: Network) {
+    let threads = crate::landlock::thread_count();
+    if threads > 1 {
+        tracing::debug!("landlock: {threads} threads were started before the domain, which they are not in");
+    }
+    crate::landlock::report("domain (signals, abstract sockets, tcp)", crate::landlock::enter_boot_domain(network));
+}
+
+/// The calling thread, and every thread it starts from then on, loses the host's
+/// files but reading /proc (Landlock: `landlock::restrict_files`). Called by the
+/// main thread, which then starts init and the other threads to come, so that
+/// every task thread is restricted, and before the ptrace platform starts its
+/// stub spawner (at the first stub): a tracer must be in its stub's Landlock
+/// domain or an outer one.
+fn restrict_files() {
+    crate::landlock::report("files (read-only beneath /proc)", crate::landlock::restrict_files("/proc"));
 }
 
 /// Puts the sandbox process, every thread of it, under the Sentry's seccomp filter

@@ -252,3 +252,31 @@ fn the_sentry_runs_under_its_seccomp_filter() {
         ])
     });
 }
+
+/// The Sentry enters its Landlock domain at boot (signals, abstract sockets, TCP)
+/// and, before init, loses the host's files but /proc (landlock.rs); on this host
+/// (Landlock ABI 7) both are fully enforced, and the program still runs on every
+/// platform: the Sentry still signals (and on ptrace traces) its stubs, which
+/// were forked inside the domain.
+#[test]
+fn the_sentry_is_in_a_landlock_domain() {
+    matrix("the_sentry_is_in_a_landlock_domain", &[Link::Static], |v| {
+        let bin = compile("hello", v.link);
+        let o = run_sandbox_flags(v.platform, &["--debug"], &bin, &Spec::default());
+        let err = o.stderr_str();
+        let enforced = |layer: &str| {
+            if err.lines().any(|l| l.contains(layer) && l.contains("FullyEnforced")) {
+                Ok(())
+            } else {
+                Err(format!("no fully enforced {layer:?} in the log"))
+            }
+        };
+        all([
+            expect_status(&o, 0),
+            expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n"),
+            enforced("landlock domain"),
+            enforced("landlock files"),
+        ])
+        .map_err(|e| format!("{e}\n{}", o.describe()))
+    });
+}

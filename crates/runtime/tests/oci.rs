@@ -806,3 +806,29 @@ fn oci_events_and_usage_report_what_the_container_holds() {
         succeeds(&b.rvisor(&["delete", "ev1"]))
     });
 }
+
+/// A container's sandbox enters the Sentry's Landlock domain at boot and, with
+/// its state file open and control socket bound, loses the host's files but
+/// /proc before it starts init's task thread (and so every later one): both fully enforced on this host (Landlock ABI 7), and the
+/// container runs on every platform (the rest of the suite runs containers,
+/// pods and `rvisor exec` under it too).
+#[test]
+fn oci_sandbox_is_in_a_landlock_domain() {
+    matrix("oci_sandbox_is_in_a_landlock_domain", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["init", "report", "0"]);
+        });
+        let log = b.dir.join("sandbox.log");
+        let o = b.rvisor(&["--debug", "--log", log.to_str().unwrap_or_default(), "run", "--bundle", &b.bundle_arg(), "ll"]);
+        succeeds(&o)?;
+        let text = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        for layer in ["landlock domain", "landlock files"] {
+            if !text.lines().any(|l| l.contains(layer) && l.contains("FullyEnforced")) {
+                return Err(format!("no fully enforced {layer:?} in the sandbox's log:\n{text}"));
+            }
+        }
+        Ok(())
+    });
+}
