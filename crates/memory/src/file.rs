@@ -98,8 +98,13 @@ impl MemoryFile {
     /// Allocates `len` bytes (page multiple) of zeroed frames.
     pub fn allocate(&self, len: u64, kind: UsageKind) -> Option<FileRange> {
         let limit = self.limit.load(Ordering::Relaxed);
-        if limit != 0 && self.resident().saturating_add(len) > limit {
-            return None;
+        // What is allocated bounds what is resident (freed ranges are punched out):
+        // only near the limit is the host asked (fstat) what it backs.
+        if limit != 0 {
+            let allocated: u64 = self.usage.iter().map(|u| u.load(Ordering::Relaxed)).sum();
+            if allocated.saturating_add(len) > limit && self.resident().saturating_add(len) > limit {
+                return None;
+            }
         }
         let start = self.lock_alloc().alloc(len)?;
         self.usage[kind as usize].fetch_add(len, Ordering::Relaxed);
@@ -291,6 +296,24 @@ impl Drop for MemoryFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A limit bounds what the host backs, not what is allocated: untouched frames
+    /// do not count, written ones do, and punched ones stop counting.
+    #[test]
+    fn a_limit_bounds_what_the_host_backs() {
+        const MIB: u64 = 1 << 20;
+        let mf = MemoryFile::new().unwrap();
+        mf.set_limit(Some(8 * MIB));
+        let untouched = mf.allocate(6 * MIB, UsageKind::Anonymous).unwrap();
+        let more = mf.allocate(6 * MIB, UsageKind::Anonymous).expect("untouched frames are not backed");
+        mf.zero(more.start, (6 * MIB) as usize);
+        mf.store(more.start, &vec![1u8; (6 * MIB) as usize]).unwrap();
+        assert!(mf.allocate(4 * MIB, UsageKind::Anonymous).is_none(), "6 MiB backed + 4 > 8");
+        mf.free(more, UsageKind::Anonymous);
+        assert!(mf.allocate(4 * MIB, UsageKind::Anonymous).is_some(), "freed frames are punched out");
+        mf.set_limit(None);
+        mf.free(untouched, UsageKind::Anonymous);
+    }
 
     #[test]
     fn stores_and_fills_land_where_the_mapping_reads() {
