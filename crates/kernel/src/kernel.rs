@@ -49,8 +49,15 @@ pub struct KernelConfig {
     pub memory_limit: Option<MemoryLimit>,
 }
 
-/// A reader of the sandbox's current memory limit, in bytes (None: unlimited).
-pub type MemoryLimit = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+/// The sandbox's memory limit (its cgroup's; see `mm::oom`).
+pub struct MemoryLimit {
+    /// Reads the limit now, in bytes (None: unlimited).
+    pub read: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// What the cgroup was charged when the sandbox joined it: memory of processes
+    /// that were there before (a previous sandbox's, still going), which the
+    /// sandbox cannot see go, so it is held back from the app's share.
+    pub in_use_at_boot: u64,
+}
 
 /// A host interface for the sandbox's network stack: what it is, and a
 /// non-blocking AF_PACKET socket (SOCK_RAW, ETH_P_ALL) bound to it, whose
@@ -239,8 +246,8 @@ impl Init {
 impl Kernel {
     pub fn new(cfg: KernelConfig) -> Result<Arc<Kernel>, String> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        if let Some(read) = &cfg.memory_limit {
-            cfg.memory.set_limit(read().map(crate::mm::oom::budget));
+        if let Some(m) = &cfg.memory_limit {
+            cfg.memory.set_limit((m.read)().map(|l| crate::mm::oom::budget(l, m.in_use_at_boot)));
         }
         let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);

@@ -51,15 +51,20 @@ fn create_under(root: &Path, cgroups_path: &str, resources: Option<&LinuxResourc
 /// anew when memory runs out, since `rvisor update` may have changed it. None
 /// without a cgroup.
 pub fn memory_limit(dirs: &[PathBuf]) -> Option<rvisor_kernel::MemoryLimit> {
-    let file = dirs.first()?.join(if dirs.len() == 1 { "memory.max" } else { "memory.limit_in_bytes" });
-    let file = std::fs::File::open(file).ok()?;
-    Some(Box::new(move || {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 32];
-        let n = file.read_at(&mut buf, 0).ok()?;
-        // "max" (v2), or v1's page-rounded i64::MAX: no limit.
-        std::str::from_utf8(&buf[..n]).ok()?.trim().parse::<u64>().ok().filter(|&l| l < 1 << 62)
-    }))
+    let v2 = dirs.len() == 1;
+    let dir = dirs.first()?;
+    let file = std::fs::File::open(dir.join(if v2 { "memory.max" } else { "memory.limit_in_bytes" })).ok()?;
+    let in_use = std::fs::read_to_string(dir.join(if v2 { "memory.current" } else { "memory.usage_in_bytes" })).ok()?.trim().parse().ok()?;
+    Some(rvisor_kernel::MemoryLimit {
+        read: Box::new(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = [0u8; 32];
+            let n = file.read_at(&mut buf, 0).ok()?;
+            // "max" (v2), or v1's page-rounded i64::MAX: no limit.
+            std::str::from_utf8(&buf[..n]).ok()?.trim().parse::<u64>().ok().filter(|&l| l < 1 << 62)
+        }),
+        in_use_at_boot: in_use,
+    })
 }
 
 /// Writes the limits `resources` sets into the container's directories

@@ -538,9 +538,15 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
         // A child past the limit is killed alone, as runc's (the memcg OOM killer's)
         // would be: init sees it killed and carries on; the sandbox counts the kill.
         b.config(|c| c["process"]["args"] = json!(["/bin/init", "oomchild", "256"]));
-        let (stdin, out) = create(&b, "c13", &[])?;
+        let log = b.dir.join("c13.log");
+        let (stdin, out) = create(&b, "c13", &["--debug", "--log", log.to_str().unwrap_or_default()])?;
         succeeds(&b.rvisor(&["start", "c13"]))?;
-        out.expect("child killed by signal 9")?;
+        let with_log = |e: String| {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            format!("{e}\nthe sandbox's log, last lines first:\n{}\ncgroup usage now: {:?}", tail.join("\n"), fs::read_to_string(dir("memory").join(if v2 { "memory.current" } else { "memory.usage_in_bytes" })))
+        };
+        out.expect("child killed by signal 9").map_err(with_log)?;
         out.expect("init lives on")?;
         let usage = b.rvisor(&["usage", "c13"]);
         let kills = serde_json::from_str::<Value>(usage.stdout_str().trim()).ok().and_then(|u| u["oom_kills"].as_u64());

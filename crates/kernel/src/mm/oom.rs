@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What of a limit app memory may use: the Sentry's own memory (its heap, its
-/// threads' stacks, the gofer and stubs beside it) is charged to the same cgroup.
-pub fn budget(limit: u64) -> u64 {
-    limit.saturating_sub((limit / 8).max(24 << 20))
+/// threads' stacks, the gofer and stubs beside it) is charged to the same cgroup,
+/// and so is what was there before the sandbox joined it (`in_use_at_boot`).
+pub fn budget(limit: u64, in_use_at_boot: u64) -> u64 {
+    limit.saturating_sub((limit / 8).max(24 << 20).max(in_use_at_boot + (16 << 20)))
 }
 
 /// How long a fault waits for the killed process to go.
@@ -35,9 +36,9 @@ fn rss(tg: &Arc<ThreadGroup>) -> u64 {
 /// again: false when there is no limit (the memory file itself is full) or nothing
 /// to kill. When `faulting` is the victim, it has SIGKILL pending.
 pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool {
-    let Some(read) = &kernel.memory_limit else { return false };
-    let limit = read();
-    let (before, now) = (kernel.memory.limit(), limit.map(budget));
+    let Some(m) = &kernel.memory_limit else { return false };
+    let limit = (m.read)();
+    let (before, now) = (kernel.memory.limit(), limit.map(|l| budget(l, m.in_use_at_boot)));
     kernel.memory.set_limit(now);
     if now.is_none_or(|n| before.is_some_and(|b| n > b)) {
         return true;
