@@ -210,3 +210,52 @@ fn fresh_mode(platform: &str) {
     assert_eq!(event, Event::Syscall, "{platform}");
     assert_eq!((cpu.syscall_nr(), cpu.compat_syscall == Some(true)), (39, false), "{platform}: a 64-bit getpid");
 }
+
+#[test]
+fn a_fault_in_32_bit_code_resumes_there() {
+    for platform in PLATFORMS {
+        fault_in_32_bit_code(platform);
+    }
+}
+
+/// 32-bit code (Linux's user CS32) that faults on a store goes on in 32-bit mode once
+/// the page is mapped: the store lands, then an int3 (SIGTRAP; SIGILL on PVM, which
+/// raises #UD for it in a 32-bit segment) stops it. Resumed in 64-bit mode instead, the
+/// same bytes would decode as another instruction.
+fn fault_in_32_bit_code(platform: &str) {
+    let (fd, mem) = memfd();
+    // 0x400000: push 0x23; push 0x400010; retfq
+    // 0x400010 (32-bit): push 0x2b; pop ds (a 64-bit process's DS may be null, which
+    // 32-bit code cannot store through); mov eax, 0x11223344; mov [0x500000], eax; int3
+    let to32: &[u8] = &[0x6a, 0x23, 0x68, 0x10, 0x00, 0x40, 0x00, 0x48, 0xcb];
+    let code32: &[u8] = &[0x6a, 0x2b, 0x1f, 0xb8, 0x44, 0x33, 0x22, 0x11, 0xa3, 0x00, 0x00, 0x50, 0x00, 0xcc];
+    // SAFETY: writing into our own mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(to32.as_ptr(), mem, to32.len());
+        std::ptr::copy_nonoverlapping(code32.as_ptr(), mem.add(0x10), code32.len());
+    }
+    let p = by_name(platform, fd).unwrap();
+    let aspace = p.new_address_space().unwrap();
+    aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
+    aspace.map(0x400000 + 4096, 4096, 8192, Perms { read: true, write: true, exec: false });
+    let mut ctx = p.new_context();
+    let mut cpu = CpuState::default();
+    (cpu.regs.rip, cpu.regs.rsp) = (0x400000, 0x402000);
+    let mut next = |cpu: &mut CpuState| loop {
+        match ctx.switch(&aspace, cpu).unwrap() {
+            Event::Interrupted => continue,
+            e => break e,
+        }
+    };
+    match next(&mut cpu) {
+        Event::Fault { addr, .. } => assert_eq!(addr, 0x500000, "{platform}"),
+        e => panic!("{platform}: the 32-bit store gave {e:?}"),
+    }
+    aspace.map(0x500000, 4096, 4096, Perms { read: true, write: true, exec: false });
+    let e = next(&mut cpu);
+    assert!(matches!(e, Event::Signal { signo: libc::SIGTRAP | libc::SIGILL, .. }), "{platform}: after the fault, {e:?} at {:#x}", cpu.regs.rip);
+    let mut v = [0u8; 4];
+    // SAFETY: reading our own mapping.
+    unsafe { std::ptr::copy_nonoverlapping(mem.add(4096), v.as_mut_ptr(), 4) };
+    assert_eq!(u32::from_le_bytes(v), 0x11223344, "{platform}: the 32-bit store");
+}

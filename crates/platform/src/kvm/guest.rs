@@ -40,7 +40,7 @@ const VECTORS: u64 = 32;
 pub const USER_CS: u16 = 0x33;
 pub const USER_DS: u16 = 0x2b;
 const KERNEL_CS: u16 = 0x10;
-const USER_CS32: u16 = 0x23;
+pub const USER_CS32: u16 = 0x23;
 const TSS_SEL: u16 = 0x40;
 /// Where the TSS sits in its vCPU's GDT page, and its limit: the 104-byte TSS, an
 /// I/O bitmap of ports 0..64 and the bitmap's terminating byte.
@@ -173,6 +173,16 @@ const EFER_SCE: u64 = 1;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 const EFER_NXE: u64 = 1 << 11;
+
+/// The app's code segment that `cs` names: Linux's 32-bit one, else the 64-bit one
+/// (the only two an app may run in).
+pub fn user_code_segment(cs: u64) -> (u16, kvm_segment) {
+    if cs == u64::from(USER_CS32) {
+        (USER_CS32, segment(USER_CS32, 0xb, false))
+    } else {
+        (USER_CS, segment(USER_CS, 0xb, true))
+    }
+}
 
 /// A vCPU in 64-bit ring 3 with the app's segments, on page tables at `cr3`.
 pub fn user_sregs(mut s: kvm_sregs, cr3: u64, i: usize, cr4_extra: u64) -> kvm_sregs {

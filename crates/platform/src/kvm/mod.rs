@@ -204,6 +204,8 @@ pub struct Vcpu {
     slot: usize,
     fs_base: u64,
     gs_base: u64,
+    /// Its code segment selector as the last exit left it.
+    cs: u16,
     /// The signal mask it runs with (KVM_SET_SIGNAL_MASK), once set.
     run_mask: Option<u64>,
 }
@@ -294,7 +296,20 @@ impl Vcpu {
         let mut sregs = guest::user_sregs(self.fd.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?, vm.root, self.slot, shared.cr4_extra);
         (sregs.fs.base, sregs.gs.base) = (fs_base, gs_base);
         self.fd.set_sregs(&sregs).map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
-        (self.fs_base, self.gs_base) = (fs_base, gs_base);
+        (self.fs_base, self.gs_base, self.cs) = (fs_base, gs_base, guest::USER_CS);
+        Ok(())
+    }
+
+    /// Runs the app next in the code segment `cs` names (32- or 64-bit): an
+    /// exception's handler left the vCPU in the 64-bit one, whatever the app ran in.
+    fn use_code_segment(&mut self, cs: u64) -> Result<()> {
+        let (selector, segment) = guest::user_code_segment(cs);
+        if selector != self.cs {
+            let mut sregs = self.fd.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+            sregs.cs = segment;
+            self.fd.set_sregs(&sregs).map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
+            self.cs = selector;
+        }
         Ok(())
     }
 
@@ -319,7 +334,7 @@ impl Vcpu {
         set_msrs(&fd, &msrs)?;
         fd.set_sync_valid_reg(SyncReg::Register);
         fd.set_sync_valid_reg(SyncReg::SystemRegister);
-        let mut vcpu = Vcpu { fd, slot, fs_base: 0, gs_base: 0, run_mask: None };
+        let mut vcpu = Vcpu { fd, slot, fs_base: 0, gs_base: 0, cs: guest::USER_CS, run_mask: None };
         vcpu.run_with_this_threads_mask()?;
         Ok(vcpu)
     }
@@ -512,6 +527,7 @@ impl KvmContext {
         let (code, f) = if err { (word(0), 1) } else { (0, 0) };
         from_kvm(&regs.regs, &mut cpu.regs);
         (cpu.regs.rip, cpu.regs.eflags, cpu.regs.rsp) = (word(f), word(f + 2), word(f + 3));
+        cpu.regs.cs = u64::from(guest::user_code_segment(word(f + 1)).0);
         (cpu.trapno, cpu.err) = (vector, code);
         let rip = cpu.regs.rip;
         // This host's KVM raises #UD for `int n`, which Linux (without IA32
@@ -583,6 +599,7 @@ impl Context for KvmContext {
             set_msrs(&vcpu.fd, &[(guest::MSR_FS_BASE, cpu.regs.fs_base), (guest::MSR_GS_BASE, cpu.regs.gs_base)])?;
             (vcpu.fs_base, vcpu.gs_base) = (cpu.regs.fs_base, cpu.regs.gs_base);
         }
+        vcpu.use_code_segment(cpu.regs.cs)?;
         vcpu.fd.sync_regs_mut().regs = to_kvm(&cpu.regs);
         vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
         let began = own_cpu_ns();
@@ -601,6 +618,9 @@ impl Context for KvmContext {
         let regs = vcpu.fd.sync_regs();
         (vcpu.fs_base, vcpu.gs_base) = (regs.sregs.fs.base, regs.sregs.gs.base);
         (cpu.regs.fs_base, cpu.regs.gs_base) = (vcpu.fs_base, vcpu.gs_base);
+        // What the app runs in (an exception's frame says otherwise, below).
+        vcpu.cs = regs.sregs.cs.selector;
+        cpu.regs.cs = u64::from(guest::user_code_segment(u64::from(vcpu.cs)).0);
         let port = match exit? {
             Some(port) => port,
             None => {

@@ -550,7 +550,10 @@ impl Stub {
                 self.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
             }
         }
-        let sel = (f.csgsfs & 0x0000_ffff_ffff_0000) | 0x33 | (0x2b << 48);
+        // The app's code segment: Linux's 32-bit one if it ran there (a fault in
+        // 32-bit code goes on in it), else the 64-bit one; never any other.
+        let cs = if r.cs == 0x23 { 0x23 } else { 0x33 };
+        let sel = (f.csgsfs & 0x0000_ffff_ffff_0000) | cs | (0x2b << 48);
         if sel != f.csgsfs {
             self.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, sel);
         }
