@@ -166,7 +166,7 @@ pub struct Kernel {
     pub unprivileged_port_start: u16,
     pub memory_limit: Option<MemoryLimit>,
     /// The process the OOM killer killed last, until it is gone.
-    pub oom_victim: Mutex<std::sync::Weak<ThreadGroup>>,
+    pub oom_victim: Mutex<Option<crate::mm::oom::OomVictim>>,
     /// How many processes the OOM killer killed (`rvisor events` reports them).
     pub oom_kills: std::sync::atomic::AtomicU64,
     /// Every AF_UNIX socket, for /proc/net/unix.

@@ -43,7 +43,10 @@ pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool 
     if now.is_none_or(|n| before.is_some_and(|b| n > b)) {
         return true;
     }
-    let pending = kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()).upgrade().filter(|tg| tg.state().zombie.is_none());
+    // A victim is pending until its address space is gone (its memory freed), which
+    // comes a little after it is a zombie: choosing again before that would pick
+    // another process for memory that is about to come back.
+    let pending = kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|v| v.mm.strong_count() > 0).and_then(|v| v.tg.upgrade());
     let victim = match pending {
         Some(v) => v,
         None => {
@@ -59,15 +62,28 @@ pub fn out_of_memory(kernel: &Arc<Kernel>, faulting: &Arc<ThreadGroup>) -> bool 
                 return true;
             }
             tracing::warn!("out of memory (limit {} bytes): killed process {} with {} KiB", limit.unwrap_or(0), v.tgid, rss(&v) / 1024);
+            let mm = v.threads().first().and_then(|t| t.resources()).map_or_else(std::sync::Weak::new, |r| Arc::downgrade(&r.mm));
             signals::send_to_group(&v, SigInfo::new(consts::SIGKILL, signals::SI_KERNEL));
             kernel.oom_kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            *kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&v);
+            *kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()) = Some(OomVictim { tg: Arc::downgrade(&v), mm: mm.clone() });
             v
         }
     };
     if Arc::ptr_eq(&victim, faulting) {
         return true;
     }
-    victim.wait_zombie(Some(Instant::now() + VICTIM_EXIT));
+    let deadline = Instant::now() + VICTIM_EXIT;
+    victim.wait_zombie(Some(deadline));
+    // Its address space goes when the last of its threads lets go of it, just after.
+    let mm = kernel.oom_victim.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|v| v.mm.clone());
+    while mm.as_ref().is_some_and(|m| m.strong_count() > 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     true
+}
+
+/// The process the OOM killer killed last, and its address space.
+pub struct OomVictim {
+    tg: std::sync::Weak<ThreadGroup>,
+    mm: std::sync::Weak<super::MemoryManager>,
 }
