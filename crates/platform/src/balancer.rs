@@ -12,6 +12,7 @@
 //! sleeps, the balancer sleeps too.
 
 use crate::host_cpus;
+use crate::lock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -45,10 +46,6 @@ static PAIRS: Mutex<Vec<Weak<Pair>>> = Mutex::new(Vec::new());
 
 thread_local! {
     static MINE: std::cell::RefCell<Option<Arc<Pair>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Registers the calling thread, just pinned to `cpu`; starts the balancer if needed.

@@ -34,6 +34,12 @@ pub enum PlatformError {
 
 pub type Result<T> = std::result::Result<T, PlatformError>;
 
+/// A platform lock: a panicked holder leaves data that is still consistent (every
+/// critical section here is a plain update), so poisoning is ignored.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Why `Context::switch` came back to the Sentry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

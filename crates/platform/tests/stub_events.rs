@@ -7,6 +7,16 @@ mod common;
 use common::memfd;
 use rvisor_platform::{by_name, CpuState, Event, Perms};
 
+/// The next event that is not a cut-short switch (the contract: switch again).
+fn next_event(ctx: &mut dyn rvisor_platform::Context, aspace: &std::sync::Arc<dyn rvisor_platform::AddressSpace>, cpu: &mut CpuState) -> Event {
+    loop {
+        match ctx.switch(aspace, cpu).unwrap() {
+            Event::Interrupted => continue,
+            e => return e,
+        }
+    }
+}
+
 /// Every platform this machine runs; one that cannot start fails the test.
 const PLATFORMS: [&str; 3] = ["ptrace", "systrap", "kvm"];
 
@@ -201,12 +211,7 @@ fn fresh_mode(platform: &str) {
     let mut ctx = p.new_context();
     let mut cpu = CpuState::default();
     (cpu.regs.rip, cpu.regs.rsp) = (0x400020, 0x501000);
-    let event = loop {
-        match ctx.switch(&aspace, &mut cpu).unwrap() {
-            Event::Interrupted => continue,
-            e => break e,
-        }
-    };
+    let event = next_event(ctx.as_mut(), &aspace, &mut cpu);
     assert_eq!(event, Event::Syscall, "{platform}");
     assert_eq!((cpu.syscall_nr(), cpu.compat_syscall == Some(true)), (39, false), "{platform}: a 64-bit getpid");
 }
@@ -241,12 +246,7 @@ fn fault_in_32_bit_code(platform: &str) {
     let mut ctx = p.new_context();
     let mut cpu = CpuState::default();
     (cpu.regs.rip, cpu.regs.rsp) = (0x400000, 0x402000);
-    let mut next = |cpu: &mut CpuState| loop {
-        match ctx.switch(&aspace, cpu).unwrap() {
-            Event::Interrupted => continue,
-            e => break e,
-        }
-    };
+    let mut next = |cpu: &mut CpuState| next_event(ctx.as_mut(), &aspace, cpu);
     match next(&mut cpu) {
         Event::Fault { addr, .. } => assert_eq!(addr, 0x500000, "{platform}"),
         e => panic!("{platform}: the 32-bit store gave {e:?}"),

@@ -19,16 +19,13 @@ use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_xcrs, kvm_xsave, CpuId, Msrs, KV
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd};
 use std::any::Any;
 use std::os::fd::AsRawFd;
+use crate::lock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use vm::{MemoryFile, Vm};
 
 fn kvm_err(what: &'static str, e: kvm_ioctls::Error) -> PlatformError {
     PlatformError::Host(what, std::io::Error::from_raw_os_error(e.errno()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What every VM of the platform shares.

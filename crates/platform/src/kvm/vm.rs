@@ -43,10 +43,6 @@ const PTE_NONE: u64 = 1 << 9;
 const PTE_NX: u64 = 1 << 63;
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
 
-fn host_err(what: &'static str, e: kvm_ioctls::Error) -> PlatformError {
-    PlatformError::Host(what, std::io::Error::from_raw_os_error(e.errno()))
-}
-
 /// A host mapping of memory the VM uses as guest-physical memory.
 struct HostMapping {
     base: *mut u8,
@@ -190,7 +186,7 @@ impl Vm {
         let region = kvm_userspace_memory_region { slot, flags: 0, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
         // SAFETY: `host..host+len` is a mapping this VM (or the platform's memory
         // file, which it keeps alive) owns for the VM's whole life.
-        unsafe { self.fd.set_user_memory_region(region) }.map_err(|e| host_err("KVM_SET_USER_MEMORY_REGION", e))
+        unsafe { self.fd.set_user_memory_region(region) }.map_err(|e| super::kvm_err("KVM_SET_USER_MEMORY_REGION", e))
     }
 
     /// A zeroed page of the private region, slotted in: its guest-physical address.

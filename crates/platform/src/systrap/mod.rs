@@ -29,6 +29,7 @@ use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use crate::lock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -39,10 +40,6 @@ pub use stub::MAX_THREADS;
 
 fn host_err(what: &'static str) -> PlatformError {
     PlatformError::Host(what, io::Error::last_os_error())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------------------------
