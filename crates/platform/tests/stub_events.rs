@@ -39,11 +39,11 @@ fn syscalls_and_faults(platform: &str) {
     aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
     let mut cpu = CpuState::default();
     cpu.regs.rip = 0x400000;
-    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    assert_eq!(next_event(ctx.as_mut(), &aspace, &mut cpu), Event::Syscall);
     assert_eq!(cpu.syscall_nr(), 110);
     cpu.set_return(0x1234);
     // The store to 0x500000 faults: nothing is mapped there.
-    match ctx.switch(&aspace, &mut cpu).unwrap() {
+    match next_event(ctx.as_mut(), &aspace, &mut cpu) {
         Event::Fault { addr, signo, .. } => {
             assert_eq!(addr, 0x500000);
             assert_eq!(signo, libc::SIGSEGV);
@@ -52,7 +52,7 @@ fn syscalls_and_faults(platform: &str) {
     }
     aspace.map(0x500000, 4096, 4096, Perms { read: true, write: true, exec: false });
     // The store now lands in the memory file, which the Sentry sees.
-    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    assert_eq!(next_event(ctx.as_mut(), &aspace, &mut cpu), Event::Syscall);
     assert_eq!(cpu.syscall_nr(), 60);
     let mut v = [0u8; 8];
     // SAFETY: reading our own mapping.
@@ -84,7 +84,7 @@ fn threads_and_interrupts(platform: &str) {
     aspace.map(0x400000, 4096, 0, Perms { read: true, write: false, exec: true });
     let mut cpu = CpuState::default();
     cpu.regs.rip = 0x400000;
-    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    assert_eq!(next_event(ctx.as_mut(), &aspace, &mut cpu), Event::Syscall);
     let seed = ctx.new_thread(&aspace).unwrap();
     let (p2, a2) = (p.clone(), aspace.clone());
     let child = std::thread::spawn(move || {
@@ -109,7 +109,7 @@ fn threads_and_interrupts(platform: &str) {
     assert_eq!(first, Event::Syscall);
     assert_eq!(second, Event::Interrupted, "{platform}");
     // The original thread still runs.
-    assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall);
+    assert_eq!(next_event(ctx.as_mut(), &aspace, &mut cpu), Event::Syscall);
     assert_eq!(cpu.syscall_nr(), 39);
     assert!(ctx.fpstate().unwrap().len() >= 576);
 }
@@ -144,7 +144,7 @@ fn fresh_fp_state(platform: &str) {
         let mut ctx = p.new_context();
         let mut cpu = CpuState::default();
         cpu.regs.rip = rip;
-        assert_eq!(ctx.switch(&aspace, &mut cpu).unwrap(), Event::Syscall, "{platform}");
+        assert_eq!(next_event(ctx.as_mut(), &aspace, &mut cpu), Event::Syscall, "{platform}");
         ctx.release();
     };
     run(0x400000);
