@@ -48,8 +48,15 @@ int main(void) {
     timer_t tid;
     timer_create(CLOCK_MONOTONIC, &ev, &tid);
     struct itimerspec its = {{0, 0}, {0, 10000000}};
+    /* Blocked but in sigsuspend: a one-shot signal landing between the test of
+       rt and a pause() would leave the pause waiting forever. */
+    sigset_t rtmin, old;
+    sigemptyset(&rtmin);
+    sigaddset(&rtmin, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &rtmin, &old);
     timer_settime(tid, 0, &its, 0);
-    while (!rt) pause();
+    while (!rt) sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, 0);
     struct itimerspec cur;
     timer_gettime(tid, &cur);
     printf("POSIX timer: value %d, disarmed after one shot: %s\n", val, cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0 ? "yes" : "no");

@@ -395,7 +395,10 @@ fn forward_signals(kernel: &Arc<Kernel>) {
                     kernel.console_resized(ws);
                 }
             }
-            Ok(sig) => kernel.signal_init(sig as u32),
+            Ok(sig) => {
+                tracing::debug!("host signal {sig} forwarded to init");
+                kernel.signal_init(sig as u32)
+            }
             Err(_) => {}
         }
     });
