@@ -169,46 +169,6 @@ pub mod socket {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
-    /// Runs `f` while this thread holds neither CAP_NET_ADMIN, CAP_NET_RAW nor
-    /// CAP_SYS_ADMIN (the Sentry's root has them; an app's request must not):
-    /// the host checks a netlink request against its sender's capabilities,
-    /// and then answers one that would change its network with EPERM, as it
-    /// answers an unprivileged process.
-    pub fn without_net_privileges<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct Sets {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const VERSION_3: u32 = 0x2008_0522;
-        const DROPPED: u32 = 1 << 12 | 1 << 13 | 1 << 21;
-        let mut hdr = Header { version: VERSION_3, pid: 0 };
-        let mut sets = [Sets::default(); 2];
-        // SAFETY: capget writes one header and two `Sets` (version 3) at these pointers.
-        if unsafe { libc::syscall(libc::SYS_capget, &mut hdr, sets.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let saved = sets;
-        sets[0].effective &= !DROPPED;
-        // SAFETY: capset reads one header and two `Sets`; pid 0 changes this thread only.
-        if unsafe { libc::syscall(libc::SYS_capset, &hdr, sets.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let r = f();
-        // SAFETY: as above; the thread gets back what it had.
-        if unsafe { libc::syscall(libc::SYS_capset, &hdr, saved.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        r
-    }
-
     pub fn bind(fd: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
         // SAFETY: the address is `addr.len()` readable bytes.
         check(unsafe { libc::bind(fd.as_raw_fd(), addr.as_ptr().cast(), addr.len() as libc::socklen_t) }).map(drop)

@@ -131,9 +131,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_sysinfo,
 ];
 
-/// Allowed in host network mode only: a host socket's own calls, and the capability
-/// drop around its netlink requests (`hostcall::socket::without_net_privileges`).
-const HOST_NETWORK: &[libc::c_long] = &[libc::SYS_bind, libc::SYS_connect, libc::SYS_listen, libc::SYS_capget, libc::SYS_capset];
+/// Allowed in host network mode only: a host socket's own calls.
+const HOST_NETWORK: &[libc::c_long] = &[libc::SYS_bind, libc::SYS_connect, libc::SYS_listen];
 
 /// The ptrace requests the ptrace platform makes as its stubs' tracer (the systrap
 /// platform gets no ptrace at all).
@@ -340,7 +339,7 @@ mod tests {
             ("socketpair", libc::SYS_socketpair, [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]),
             ("bind without host network", libc::SYS_bind, [0; 6]),
             ("connect without host network", libc::SYS_connect, [0; 6]),
-            ("capset without host network", libc::SYS_capset, [0; 6]),
+            ("capset", libc::SYS_capset, [0; 6]),
             ("TIOCSTI", libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0]),
             ("TIOCSCTTY", libc::SYS_ioctl, [0, libc::TIOCSCTTY, 0, 0, 0, 0]),
             ("TIOCSWINSZ", libc::SYS_ioctl, [0, libc::TIOCSWINSZ, 0, 0, 0, 0]),

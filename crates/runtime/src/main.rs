@@ -3,6 +3,7 @@
 mod cgroup;
 mod cli;
 mod commands;
+mod confine;
 mod container;
 mod control;
 mod exec;
@@ -27,7 +28,10 @@ fn main() {
     let result = match cli.command {
         Command::Do(args) => Ok(sandbox::run_do(g, args)),
         Command::Boot { request_fd, ready_fd } => Ok(sandbox::run_boot(request_fd, ready_fd)),
-        Command::Gofer { fd, roots } => rvisor_gofer::gofer_main(fd, &roots),
+        Command::Gofer { fd, roots } => match confine::gofer() {
+            Ok(()) => rvisor_gofer::gofer_main(fd, &roots),
+            Err(e) => Err(e),
+        },
         Command::Syscalls => {
             cli::print_syscalls();
             Ok(0)

@@ -273,15 +273,17 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
 
 fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
     enter_landlock_domain(req.network);
+    // The sandbox's root is a host directory, read-only, served by the gofer process
+    // with every bind-mounted one. Started first: it keeps the capabilities serving
+    // files takes, which the Sentry gives up before it makes anything else.
+    let (mut gofers, planned) = Gofers::plan(&req.root, &req.mounts).map_err(BootError::Internal)?;
+    let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
+    crate::confine::sentry(req.network, &global.platform).map_err(BootError::Internal)?;
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
     let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
     tracing::debug!("platform {}", platform.name());
     let strace = if global.strace { Some(log_writer(global).map_err(internal("cannot open the log"))?) } else { None };
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
-    // The sandbox's root is a host directory, read-only, served by the gofer process
-    // with every bind-mounted one.
-    let (mut gofers, planned) = Gofers::plan(&req.root, &req.mounts).map_err(BootError::Internal)?;
-    let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
     let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
     let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit: crate::cgroup::memory_limit(&req.cgroups) }).map_err(BootError::Internal)?;

@@ -280,3 +280,79 @@ fn the_sentry_is_in_a_landlock_domain() {
         .map_err(|e| format!("{e}\n{}", o.describe()))
     });
 }
+
+/// A capability field (CapEff, CapBnd, ...) of a host /proc status file.
+fn capability_set(status: &str, field: &str) -> Option<u64> {
+    let v = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    u64::from_str_radix(v.trim(), 16).ok()
+}
+
+/// The Sentry runs without capabilities and in IPC and UTS namespaces of its own,
+/// with no network namespace of the host's without host network (confine.rs):
+/// every thread's sets, bounding and ambient included, hold nothing but
+/// CAP_NET_BIND_SERVICE where the app's ports are host ports and CAP_SYS_PTRACE
+/// on ptrace; so do the stubs; the gofer holds only the file capabilities. The
+/// program still runs on every platform (ptrace still traces its stubs).
+#[test]
+fn the_sentry_holds_no_capabilities_and_its_own_namespaces() {
+    const NET_BIND_SERVICE: u64 = 1 << 10;
+    const SYS_PTRACE: u64 = 1 << 19;
+    const GOFER: u64 = 0x1f; // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID
+    matrix("the_sentry_holds_no_capabilities_and_its_own_namespaces", &[Link::Static], |v| {
+        let bin = compile("hidden", v.link);
+        let mut problems = Vec::new();
+        for network in ["none", "host"] {
+            let want = if network == "host" { NET_BIND_SERVICE } else { 0 } | if v.platform == "ptrace" { SYS_PTRACE } else { 0 };
+            let flag = format!("--network={network}");
+            let mut p = Interactive::spawn(sandbox_command(v.platform, &[flag.as_str()], &bin, &Spec::default()));
+            p.expect_line("ready")?;
+            let sentry = p.pid();
+            let mut check = |who: String, status: &str, bounding: u64, at_most: u64| {
+                for field in ["CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"] {
+                    let got = capability_set(status, field);
+                    let ok = match field {
+                        "CapBnd" => got == Some(bounding),
+                        _ => got.is_some_and(|g| g & !at_most == 0),
+                    };
+                    if !ok {
+                        problems.push(format!("{network}: {who}: {field} {got:x?}"));
+                    }
+                }
+            };
+            let threads: Vec<_> = fs::read_dir(format!("/proc/{sentry}/task")).map_err(|e| e.to_string())?.flatten().collect();
+            for t in &threads {
+                let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                check(format!("Sentry thread {}", comm.trim()), &status, want, want);
+            }
+            for pid in process_tree(sentry).into_iter().filter(|&c| c != sentry) {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
+                match comm.as_str() {
+                    "rvisor" => check("the gofer".into(), &status, GOFER, GOFER),
+                    _ => check(format!("stub {comm}"), &status, want, want),
+                }
+            }
+            for ns in ["ipc", "uts", "net"] {
+                let theirs = fs::read_link(format!("/proc/{sentry}/ns/{ns}")).map_err(|e| e.to_string())?;
+                let ours = fs::read_link(format!("/proc/self/ns/{ns}")).map_err(|e| e.to_string())?;
+                let own = ns != "net" || network == "none";
+                if (theirs != ours) != own {
+                    problems.push(format!("{network}: the Sentry's {ns} namespace is {theirs:?}, the caller's {ours:?}: want {}", if own { "its own" } else { "the caller's" }));
+                }
+            }
+            p.send_line()?;
+            p.expect_line("done 0")?;
+            let o = p.finish();
+            expect_status(&o, 0)?;
+            if threads.len() < 2 {
+                problems.push(format!("{network}: only {} Sentry threads", threads.len()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    });
+}

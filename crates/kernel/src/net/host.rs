@@ -180,12 +180,10 @@ impl Socket for HostSocket {
         // The host must never raise SIGPIPE in the Sentry: the app gets it
         // here, as Linux would give it.
         let host_flags = (flags & !(MSG_DONTWAIT | MSG_NOSIGNAL)) as i32 | nix::libc::MSG_NOSIGNAL | nix::libc::MSG_DONTWAIT;
-        let netlink = self.domain == super::netlink::AF_NETLINK;
         let mut sent = 0;
         let r = loop {
             let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || {
-                let send = || host::send(self.fd.as_fd(), &data[sent..], host_flags, to);
-                if netlink { host::without_net_privileges(send) } else { send() }
+                host::send(self.fd.as_fd(), &data[sent..], host_flags, to)
             });
             // A blocking stream send returns once all is sent (or, after a
             // signal, an error or its timeout, with what was): the host's
@@ -268,8 +266,9 @@ impl Socket for HostSocket {
         if !self.passes(level, name) {
             return error!(ENOPROTOOPT);
         }
-        // And the host judges it as an unprivileged process's, too.
-        host::without_net_privileges(|| host::set_option(self.fd.as_fd(), level, name, value)).map_err(io)
+        // The host judges it as an unprivileged process's: the Sentry holds no
+        // network capability but CAP_NET_BIND_SERVICE (runtime's confine.rs).
+        host::set_option(self.fd.as_fd(), level, name, value).map_err(io)
     }
 
     fn timeouts(&self) -> Option<&Timeouts> {
