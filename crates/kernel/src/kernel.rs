@@ -657,28 +657,47 @@ fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_
 /// itself (made once it exists).
 struct Mounts {
     ns: MountNamespace,
-    pending: Vec<(Arc<crate::vfs::Dentry>, Pending, bool)>,
+    pending: Vec<(Arc<crate::vfs::Dentry>, Special, bool)>,
 }
 
 impl Mounts {
     /// Mounts what needs the kernel (`me`): procfs, sysfs, the sandbox's devpts.
     fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> MountNamespace {
-        for (at, source, read_only) in self.pending {
-            let (inode, fstype): (Arc<dyn Inode>, &'static str) = match source {
-                Pending::Proc => (ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(), "proc"),
-                Pending::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
-                Pending::Devpts => (devpts.root(), "devpts"),
-            };
+        for (at, special, read_only) in self.pending {
+            let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
             self.ns.add(Mount::new(inode, Some(at), fstype, fstype, read_only));
         }
         self.ns
     }
 }
 
-enum Pending {
+/// The file systems made from the kernel's own state.
+#[derive(Clone, Copy)]
+pub(crate) enum Special {
     Proc,
     Sysfs,
     Devpts,
+}
+
+impl Special {
+    /// The one called `fstype` in mount(2), if any.
+    pub(crate) fn by_name(fstype: &[u8]) -> Option<Special> {
+        match fstype {
+            b"proc" => Some(Special::Proc),
+            b"sysfs" => Some(Special::Sysfs),
+            b"devpts" => Some(Special::Devpts),
+            _ => None,
+        }
+    }
+
+    /// Its root, for the processes of `pid_ns`, and its type name.
+    pub(crate) fn make(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> (Arc<dyn Inode>, &'static str) {
+        match self {
+            Special::Proc => (ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(), "proc"),
+            Special::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
+            Special::Devpts => (devpts.root(), "devpts"),
+        }
+    }
 }
 
 /// Mounts the host directory `gofer` serves as a root (under an overlay), then
@@ -702,22 +721,22 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
 
 /// [`build_mounts`]' mounts over `root`, into `ns`; procfs, sysfs and devpts
 /// into `pending`.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Pending, bool)>, specs: Vec<MountSpec>) -> Result<(), String> {
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, bool)>, specs: Vec<MountSpec>) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
         let at = mount_point(&root.root, spec.target.as_bytes(), file).map_err(|e| format!("cannot mount on {}: {e:?}", spec.target))?;
         let (inode, fstype): (Arc<dyn Inode>, &'static str) = match spec.source {
             MountSource::Proc => {
-                pending.push((at, Pending::Proc, spec.read_only));
+                pending.push((at, Special::Proc, spec.read_only));
                 continue;
             }
             MountSource::Sysfs => {
-                pending.push((at, Pending::Sysfs, spec.read_only));
+                pending.push((at, Special::Sysfs, spec.read_only));
                 continue;
             }
             MountSource::Devpts => {
-                pending.push((at, Pending::Devpts, spec.read_only));
+                pending.push((at, Special::Devpts, spec.read_only));
                 continue;
             }
             MountSource::Devfs => {

@@ -141,3 +141,19 @@ fn one_gofer_serves_every_bind_mount() {
         .map_err(|e| format!("{e}\n{}", o.describe()))
     });
 }
+
+/// mount(2) and umount2(2) inside the sandbox (tests/programs/mount.c): tmpfs with
+/// options and stacked, proc, bind mounts and read-only remounts, propagation
+/// changes, the errors and EPERM without CAP_SYS_ADMIN, as natively (in a private
+/// mount namespace there); the host's tree is untouched.
+#[test]
+fn mount_and_umount_inside_the_sandbox() {
+    compare("mount_and_umount_inside_the_sandbox", "mount", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "remount the bind read-only: 0 "),
+            expect_stdout_has_line(o, "create through the read-only bind: -1 EROFS"),
+            expect_stdout_has_line(o, "umount without CAP_SYS_ADMIN: -1 EPERM"),
+        ])
+    });
+}

@@ -72,7 +72,7 @@ pub fn parent_at(t: &Task, c: &FsCreds, dirfd: i32, path: &[u8]) -> SysResult<(A
 
 /// Whether the mount holding `d` is read-only.
 pub fn read_only(d: &Dentry) -> bool {
-    d.mount.upgrade().is_some_and(|m| m.read_only)
+    d.mount.upgrade().is_some_and(|m| m.is_read_only())
 }
 
 const VALID_FLAGS: u32 = 0o37777777;

@@ -154,8 +154,8 @@ const ST_RDONLY: i64 = 1;
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
     let (ty, ro) = match d.mount.upgrade() {
-        Some(m) if m.fstype == "tmpfs" => (TMPFS_MAGIC, m.read_only),
-        Some(m) => (V9FS_MAGIC, m.read_only),
+        Some(m) if m.fstype == "tmpfs" => (TMPFS_MAGIC, m.is_read_only()),
+        Some(m) => (V9FS_MAGIC, m.is_read_only()),
         None => (V9FS_MAGIC, true),
     };
     Statfs {

@@ -4,6 +4,7 @@
 use super::inode::{Inode, S_IFDIR};
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub struct Dentry {
@@ -81,6 +82,22 @@ impl Dentry {
         *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
     }
 
+    /// The path of this dentry from the root of its own mount.
+    pub fn path_in_mount(&self) -> Vec<u8> {
+        let mut parts = vec![self.name.as_slice()];
+        let mut at = self;
+        while let Some(p) = &at.parent {
+            parts.push(p.name.as_slice());
+            at = p;
+        }
+        // The last part is the mount root's ("/").
+        parts.pop();
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        parts.iter().rev().flat_map(|p| [b"/".as_slice(), p].concat()).collect()
+    }
+
     /// The absolute path of this dentry, crossing mounts upward.
     pub fn path(self: &Arc<Self>) -> Vec<u8> {
         let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -129,29 +146,57 @@ fn recently_used(d: &Arc<Dentry>) {
 
 /// A mounted file system.
 pub struct Mount {
+    /// Its mount ID (/proc/PID/mountinfo), unique in the sandbox.
+    pub id: u64,
     pub root: Arc<Dentry>,
     /// Where it is mounted; None for the namespace's root mount.
     pub mountpoint: Option<Arc<Dentry>>,
     /// The file system's type, as /proc/mounts shows it.
     pub fstype: &'static str,
     pub source: String,
-    pub read_only: bool,
+    /// The path of `root` in its file system: "/" but for a bind mount.
+    pub root_path: Vec<u8>,
+    /// Changed by a remount.
+    read_only: AtomicBool,
 }
 
 impl Mount {
     /// Mounts `root_inode` on `mountpoint` (or as a namespace root).
     pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, read_only: bool) -> Arc<Mount> {
+        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), read_only)
+    }
+
+    /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
+    /// mount). What is mounted beneath `source` does not come along.
+    pub fn bind(source: &Arc<Dentry>, mountpoint: Arc<Dentry>) -> Arc<Mount> {
+        let from = source.mount.upgrade();
+        let (fstype, name, read_only) = from.as_ref().map_or(("none", String::new(), false), |m| (m.fstype, m.source.clone(), m.is_read_only()));
+        Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), read_only)
+    }
+
+    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, read_only: bool) -> Arc<Mount> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             root: Dentry::new_root(root_inode, weak.clone()),
             mountpoint: mountpoint.clone(),
             fstype,
             source: source.to_string(),
-            read_only,
+            root_path,
+            read_only: AtomicBool::new(read_only),
         });
         if let Some(mp) = mountpoint {
             mp.graft(m.clone());
         }
         m
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    pub fn set_read_only(&self, ro: bool) {
+        self.read_only.store(ro, Ordering::Relaxed)
     }
 }
 
@@ -172,6 +217,26 @@ impl MountNamespace {
 
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
         self.mounts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The mounts whose mount point is in `m` (mounted on it or beneath it).
+    pub fn children(&self, m: &Arc<Mount>) -> Vec<Arc<Mount>> {
+        self.mounts().into_iter().filter(|c| c.mountpoint.as_ref().is_some_and(|mp| std::ptr::eq(mp.mount.as_ptr(), Arc::as_ptr(m)))).collect()
+    }
+
+    /// Takes `m` off its mount point, and with it every mount beneath it (a
+    /// lazy unmount's detach). Files open in them stay usable.
+    pub fn detach(&self, m: &Arc<Mount>) {
+        for c in self.children(m) {
+            self.detach(&c);
+        }
+        if let Some(mp) = &m.mountpoint {
+            let mut mounted = mp.mounted.lock().unwrap_or_else(|e| e.into_inner());
+            if mounted.as_ref().is_some_and(|x| Arc::ptr_eq(x, m)) {
+                *mounted = None;
+            }
+        }
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| !Arc::ptr_eq(x, m));
     }
 
     /// Takes the tree apart once nothing runs in it any more (a pod container

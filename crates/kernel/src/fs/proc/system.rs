@@ -333,7 +333,7 @@ fn mountpoint(m: &Mount) -> Vec<u8> {
 }
 
 fn opts(m: &Mount) -> &'static str {
-    if m.read_only { "ro,relatime" } else { "rw,relatime" }
+    if m.is_read_only() { "ro,relatime" } else { "rw,relatime" }
 }
 
 pub(super) fn mounts_text(ns: &MountNamespace) -> String {
@@ -345,26 +345,20 @@ pub(super) fn mounts_text(ns: &MountNamespace) -> String {
 }
 
 pub(super) fn mountinfo_text(ns: &MountNamespace) -> String {
-    let all = ns.mounts();
     let mut s = String::new();
-    for (i, m) in all.iter().enumerate() {
-        let id = i + 1;
-        let parent = m
-            .mountpoint
-            .as_ref()
-            .and_then(|d| d.mount.upgrade())
-            .and_then(|p| all.iter().position(|x| Arc::ptr_eq(x, &p)))
-            .map(|j| j + 1)
-            .unwrap_or(id);
+    for m in ns.mounts() {
+        let parent = m.mountpoint.as_ref().and_then(|d| d.mount.upgrade()).map_or(m.id, |p| p.id);
         let (major, minor) = m.root.inode.stat().map(|st| major_minor(st.st_dev)).unwrap_or((0, 0));
         let _ = writeln!(
             s,
-            "{id} {parent} {major}:{minor} / {} {} - {} {} {}",
-            mangle(&mountpoint(m)),
-            opts(m),
+            "{} {parent} {major}:{minor} {} {} {} - {} {} {}",
+            m.id,
+            mangle(&m.root_path),
+            mangle(&mountpoint(&m)),
+            opts(&m),
             m.fstype,
             mangle(m.source.as_bytes()),
-            if m.read_only { "ro" } else { "rw" }
+            if m.is_read_only() { "ro" } else { "rw" }
         );
     }
     s

@@ -1,0 +1,154 @@
+//! mount and umount2 inside the sandbox: new tmpfs, proc, sysfs and devpts
+//! mounts, bind mounts, read-only remounts and unmounts, in the calling process's
+//! container's mount tree (the sandbox has no mount namespaces of its own, so
+//! every process of the container sees them, as after a mount in Linux's initial
+//! namespace). Propagation types are accepted and have nothing to act on.
+
+use super::args::UserCStr;
+use super::open::{lookup_at, read_path, AT_FDCWD};
+use crate::fs::tmpfs::Tmpfs;
+use crate::kernel::Special;
+use crate::task::Task;
+use crate::vfs::inode::{Inode, SetAttr};
+use crate::vfs::{Dentry, Follow, Mount};
+use rvisor_abi::{error, SysResult, UserAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const CAP_SYS_ADMIN: u32 = 21;
+
+const MS_RDONLY: u64 = 1;
+const MS_REMOUNT: u64 = 32;
+const MS_BIND: u64 = 4096;
+const MS_MOVE: u64 = 8192;
+const MS_REC: u64 = 16384;
+/// Only quiets the kernel log.
+const MS_SILENT: u64 = 32768;
+const MS_UNBINDABLE: u64 = 1 << 17;
+const MS_PRIVATE: u64 = 1 << 18;
+const MS_SLAVE: u64 = 1 << 19;
+const MS_SHARED: u64 = 1 << 20;
+const PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
+/// The "magic number" old programs put in the flags' top half.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+const MNT_FORCE: i32 = 1;
+const MNT_DETACH: i32 = 2;
+const MNT_EXPIRE: i32 = 4;
+const UMOUNT_NOFOLLOW: i32 = 8;
+
+/// The size of the option string mount(2) reads (Linux copies one page).
+const DATA_MAX: usize = 4096;
+
+/// Minor numbers of tmpfs instances mounted at run time: anonymous devices
+/// (major 0), above those the boot's mounts take.
+static NEXT_TMPFS_MINOR: AtomicU64 = AtomicU64::new(0x200);
+
+pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) -> SysResult<()> {
+    if !t.tg.capable(CAP_SYS_ADMIN) {
+        return error!(EPERM);
+    }
+    let flags = if flags & MS_MGC_MSK == MS_MGC_VAL { flags & !MS_MGC_MSK } else { flags };
+    let target = lookup_at(t, AT_FDCWD, &read_path(t, target)?, Follow::Yes, false)?;
+    let ns = &t.tg.container.mounts;
+    if flags & PROPAGATION != 0 {
+        // Exactly one propagation type, with MS_REC at most (Linux's EINVAL).
+        if (flags & PROPAGATION).count_ones() != 1 || flags & !(PROPAGATION | MS_REC | MS_SILENT) != 0 {
+            return error!(EINVAL);
+        }
+        mount_of_root(&target)?;
+        return Ok(());
+    }
+    if flags & MS_REMOUNT != 0 {
+        let m = mount_of_root(&target)?;
+        m.set_read_only(flags & MS_RDONLY != 0);
+        return Ok(());
+    }
+    if flags & MS_MOVE != 0 {
+        return error!(EINVAL);
+    }
+    if flags & MS_BIND != 0 {
+        let source = lookup_at(t, AT_FDCWD, &read_path(t, source)?, Follow::Yes, false)?;
+        if source.is_dir() != target.is_dir() {
+            return error!(ENOTDIR);
+        }
+        ns.add(Mount::bind(&source, target));
+        return Ok(());
+    }
+    if !target.is_dir() {
+        return error!(ENOTDIR);
+    }
+    let fstype = t.mm.read_cstr(fstype.0, 256)?;
+    let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
+    let options = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
+    let (inode, kind) = match (Special::by_name(&fstype), fstype.as_slice()) {
+        (Some(special), _) => special.make(&Arc::downgrade(&t.kernel), &t.tg.container.pid_ns, &t.kernel.devpts, t.kernel.cpus),
+        (None, b"tmpfs") => (new_tmpfs(t, &options)?, "tmpfs"),
+        _ => return error!(ENODEV),
+    };
+    ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), flags & MS_RDONLY != 0));
+    Ok(())
+}
+
+/// A tmpfs with the options `mode=`, `uid=` and `gid=` applied to its root; size
+/// and inode limits are accepted and not enforced; anything else is EINVAL.
+fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
+    let (mut mode, mut attr) = (0o1777, SetAttr::default());
+    for opt in options.split(|&b| b == b',').filter(|o| !o.is_empty()) {
+        let (key, value) = match opt.iter().position(|&b| b == b'=') {
+            Some(i) => (&opt[..i], std::str::from_utf8(&opt[i + 1..]).unwrap_or("")),
+            None => (opt, ""),
+        };
+        let number = |radix| u32::from_str_radix(value, radix).or(error!(EINVAL));
+        match key {
+            b"mode" => mode = number(8)? & 0o7777,
+            b"uid" => attr.uid = Some(number(10)?),
+            b"gid" => attr.gid = Some(number(10)?),
+            b"size" | b"nr_blocks" | b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
+            _ => return error!(EINVAL),
+        }
+    }
+    let minor = NEXT_TMPFS_MINOR.fetch_add(1, Ordering::Relaxed);
+    // Linux's new_encode_dev with major 0.
+    let dev = (minor & 0xff) | ((minor & !0xff) << 12);
+    let root = Tmpfs::new(t.kernel.memory.clone(), dev).root(mode);
+    if attr.uid.is_some() || attr.gid.is_some() {
+        root.setattr(&attr)?;
+    }
+    Ok(root)
+}
+
+/// The mount whose root `d` is (a walk ends on the topmost one), or EINVAL.
+fn mount_of_root(d: &Arc<Dentry>) -> SysResult<Arc<Mount>> {
+    match d.mount.upgrade() {
+        Some(m) if Arc::ptr_eq(&m.root, d) => Ok(m),
+        _ => error!(EINVAL),
+    }
+}
+
+pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> {
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 || (flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0) {
+        return error!(EINVAL);
+    }
+    if !t.tg.capable(CAP_SYS_ADMIN) {
+        return error!(EPERM);
+    }
+    let follow = if flags & UMOUNT_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let target = lookup_at(t, AT_FDCWD, &read_path(t, target)?, follow, false)?;
+    let m = mount_of_root(&target)?;
+    let ns = &t.tg.container.mounts;
+    // The root of the tree cannot go; MNT_EXPIRE needs a mount unused since the
+    // last call, which nothing here tracks.
+    if m.mountpoint.is_none() || Arc::ptr_eq(&m, &ns.root) {
+        return error!(EINVAL);
+    }
+    if flags & MNT_EXPIRE != 0 {
+        return error!(EAGAIN);
+    }
+    if flags & MNT_DETACH == 0 && !ns.children(&m).is_empty() {
+        return error!(EBUSY);
+    }
+    ns.detach(&m);
+    Ok(())
+}
