@@ -121,6 +121,21 @@ int main(void) {
     if (fd >= 0) close(fd);
     show("umount the bind", umount2(b, 0));
     printf("bind gone: %d\n", !exists(b, "file"));
+    // A recursive bind brings what is mounted beneath the source along.
+    char srcsub[320], bsub[320];
+    snprintf(srcsub, sizeof srcsub, "%s/sub", src);
+    snprintf(bsub, sizeof bsub, "%s/sub", b);
+    mkdir(srcsub, 0755);
+    show("mount beneath the source", mount("none", srcsub, "tmpfs", 0, NULL));
+    touch(srcsub, "deep");
+    show("bind again", mount(src, b, NULL, MS_BIND, NULL));
+    printf("a plain bind shows the mount beneath: %d\n", exists(bsub, "deep"));
+    show("umount the plain bind", umount2(b, 0));
+    show("rbind", mount(src, b, NULL, MS_BIND | MS_REC, NULL));
+    printf("a recursive bind shows it: %d\n", exists(bsub, "deep"));
+    show("umount the rbind", umount2(b, 0));
+    show("umount the rbind detached", umount2(b, MNT_DETACH));
+    show("umount beneath the source", umount2(srcsub, 0));
     char file_target[320];
     snprintf(file_target, sizeof file_target, "%s/file", src);
     show("bind a directory on a file", mount(a, file_target, NULL, MS_BIND, NULL));
@@ -160,7 +175,7 @@ int main(void) {
     int status;
     waitpid(c, &status, 0);
 
-    const char *files[] = {"a/under", "src/file", "src/through", "src/rw", "a", "b", "p", "src", ""};
+    const char *files[] = {"a/under", "src/file", "src/through", "src/rw", "src/sub", "a", "b", "p", "src", ""};
     for (int i = 0; files[i][0]; i++) {
         snprintf(f, sizeof f, "%s/%s", base, files[i]);
         if (unlink(f) != 0 && rmdir(f) != 0) printf("cannot remove %s: %s\n", files[i], strerrorname_np(errno));

@@ -10,7 +10,9 @@ use crate::fs::tmpfs::Tmpfs;
 use crate::kernel::Special;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, SetAttr};
-use crate::vfs::{Dentry, Follow, Mount};
+use crate::vfs::path::{cross_down, walk};
+use crate::vfs::perm::FsCreds;
+use crate::vfs::{Dentry, Follow, Mount, MountNamespace};
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,8 +75,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         if source.is_dir() != target.is_dir() {
             return error!(ENOTDIR);
         }
-        ns.add(Mount::bind(&source, target));
-        return Ok(());
+        return bind(ns, &source, target, flags & MS_REC != 0);
     }
     if !target.is_dir() {
         return error!(ENOTDIR);
@@ -89,6 +90,58 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     };
     ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), flags & MS_RDONLY != 0));
     Ok(())
+}
+
+/// A bind mount of `source` on `target`; with `recursive` (MS_REC), what is
+/// mounted beneath `source` comes along, each on its place in the copy. The tree
+/// is read whole before anything is attached, as Linux's copy_tree does, so a
+/// target beneath the source does not copy itself.
+fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) -> SysResult<()> {
+    let beneath = if recursive { mounts_beneath(ns, source) } else { Vec::new() };
+    let copy = Mount::bind(source, target);
+    ns.add(copy.clone());
+    for (rel, m) in beneath {
+        let at = match rel.is_empty() {
+            true => cross_down(copy.root.clone()),
+            false => walk(&FsCreds::kernel(), &copy.root, &copy.root, &rel, Follow::No)?,
+        };
+        ns.add(Mount::bind(&m.root, at));
+    }
+    Ok(())
+}
+
+/// The mounts beneath `d` (recursively), each with the path of its mount point
+/// from `d`, parents before what is mounted in them.
+fn mounts_beneath(ns: &MountNamespace, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mount>)> {
+    let Some(m) = d.mount.upgrade() else { return Vec::new() };
+    let base = d.path_in_mount();
+    let mut out = Vec::new();
+    for child in ns.children(&m) {
+        let Some(rel) = child.mountpoint.as_ref().and_then(|mp| relative(&base, &mp.path_in_mount())) else { continue };
+        let deeper = mounts_beneath(ns, &child.root);
+        out.push((rel.clone(), child));
+        for (sub, grandchild) in deeper {
+            let path = match (rel.is_empty(), sub.is_empty()) {
+                (true, _) => sub,
+                (false, true) => rel.clone(),
+                (false, false) => [rel.as_slice(), b"/", &sub].concat(),
+            };
+            out.push((path, grandchild));
+        }
+    }
+    out
+}
+
+/// `path` relative to `base` (both absolute in one file system), if it is `base`
+/// or beneath it: "" for `base` itself.
+fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
+    let rest = path.strip_prefix(base)?;
+    match rest {
+        [] => Some(Vec::new()),
+        _ if base == b"/" => Some(rest.to_vec()),
+        [b'/', tail @ ..] => Some(tail.to_vec()),
+        _ => None,
+    }
 }
 
 /// A tmpfs with the options `mode=`, `uid=` and `gid=` applied to its root; size
@@ -151,4 +204,18 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     }
     ns.detach(&m);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(b"/", b"/a/b"), Some(b"a/b".to_vec()));
+        assert_eq!(relative(b"/a", b"/a"), Some(Vec::new()));
+        assert_eq!(relative(b"/a", b"/a/b"), Some(b"b".to_vec()));
+        assert_eq!(relative(b"/a", b"/ab"), None);
+        assert_eq!(relative(b"/a", b"/b"), None);
+    }
 }

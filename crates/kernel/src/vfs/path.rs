@@ -72,7 +72,7 @@ pub enum Follow {
 }
 
 /// Crosses into whatever is mounted on `d` (repeatedly: mounts may stack).
-fn cross_down(mut d: Arc<Dentry>) -> Arc<Dentry> {
+pub fn cross_down(mut d: Arc<Dentry>) -> Arc<Dentry> {
     while let Some(m) = d.mounted() {
         d = m.root.clone();
     }
