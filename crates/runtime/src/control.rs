@@ -493,7 +493,7 @@ pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
         envp: p.envp,
         stdio,
         cwd: String::from_utf8_lossy(&p.cwd).into_owned(),
-        creds: Credentials { uid, euid: uid, suid: uid, gid, egid: gid, sgid: gid },
+        creds: Credentials::new(uid, gid),
         groups: p.groups,
         rlimits: p.rlimits,
         no_new_privs: p.no_new_privs,

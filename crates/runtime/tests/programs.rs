@@ -727,6 +727,15 @@ fn capabilities() {
     });
 }
 
+/// setfsuid/setfsgid with Linux's rules: file checks, new files' owners and /proc
+/// follow the fs ids, the file capabilities go and come back with fsuid 0.
+#[test]
+fn fs_ids() {
+    compare("fs_ids", "fsuid", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures"), expect_stdout_has_line(o, "a new file is owned by the fsuid: ok")])
+    });
+}
+
 /// File permission checks as Linux makes them (the harness runs as root): children
 /// that drop to uid 1000 (with a supplementary group), keep euid 0 with real uid 1000,
 /// or keep uid 0 without CAP_DAC_* (as a container's root) try opens, creations,

@@ -21,6 +21,12 @@ fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResul
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let mut n = *c;
     f(&mut n, privileged)?;
+    // Every set*uid call moves the fsuid to the effective uid (set*gid: the fsgid).
+    if cap == CAP_SETUID {
+        n.fsuid = n.euid;
+    } else {
+        n.fsgid = n.egid;
+    }
     t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n);
     *c = n;
     Ok(())
@@ -114,6 +120,30 @@ pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
         if rgid != KEEP || (egid != KEEP && egid != old_rgid) { c.sgid = c.egid }
         Ok(())
     })
+}
+
+/// setfsuid: the caller's fsuid before the call, always. It moves to `uid` if that
+/// is one of the caller's user ids or the caller holds CAP_SETUID; -1 only asks.
+pub fn sys_setfsuid(t: &mut Task, uid: u32) -> SysResult<i32> {
+    let privileged = t.tg.capable(CAP_SETUID);
+    let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
+    let old = c.fsuid;
+    if uid != KEEP && uid != old && (privileged || [c.uid, c.euid, c.suid].contains(&uid)) {
+        t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setfsuid(old, uid);
+        c.fsuid = uid;
+    }
+    Ok(old as i32)
+}
+
+/// setfsgid, as setfsuid with group ids and CAP_SETGID.
+pub fn sys_setfsgid(t: &mut Task, gid: u32) -> SysResult<i32> {
+    let privileged = t.tg.capable(CAP_SETGID);
+    let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
+    let old = c.fsgid;
+    if gid != KEEP && gid != old && (privileged || [c.gid, c.egid, c.sgid].contains(&gid)) {
+        c.fsgid = gid;
+    }
+    Ok(old as i32)
 }
 
 pub fn sys_getgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult<i32> {

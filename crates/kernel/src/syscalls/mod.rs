@@ -207,6 +207,8 @@ syscall_table! {
     getresuid(ruid: UserRef<u32>, euid: UserRef<u32>, suid: UserRef<u32>) => Supported;
     getresgid(rgid: UserRef<u32>, egid: UserRef<u32>, sgid: UserRef<u32>) => Supported;
     getpgid(pid: i32) => Supported;
+    setfsuid(uid: u32) => Supported;
+    setfsgid(gid: u32) => Supported;
     setxattr(path: UserCStr, name: UserCStr, value: UserAddr, size: usize, flags: i32) => Partial("stored by tmpfs (and the overlay root, by copy-up); user, trusted and security names; no POSIX ACLs");
     lsetxattr(path: UserCStr, name: UserCStr, value: UserAddr, size: usize, flags: i32) => Partial("as setxattr");
     fsetxattr(fd: Fd, name: UserCStr, value: UserAddr, size: usize, flags: i32) => Partial("as setxattr");

@@ -20,9 +20,20 @@ pub struct Credentials {
     pub uid: u32,
     pub euid: u32,
     pub suid: u32,
+    /// What file-system checks and new files' owners use: the effective uid,
+    /// unless setfsuid moved it.
+    pub fsuid: u32,
     pub gid: u32,
     pub egid: u32,
     pub sgid: u32,
+    pub fsgid: u32,
+}
+
+impl Credentials {
+    /// Every user id `uid`, every group id `gid`.
+    pub fn new(uid: u32, gid: u32) -> Credentials {
+        Credentials { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid }
+    }
 }
 
 /// Capability sets (bit n: capability n): what capget reports and capset
@@ -74,6 +85,21 @@ impl Capabilities {
         }
         if old.euid != 0 && new.euid == 0 {
             self.effective = self.permitted;
+        }
+    }
+
+    /// setfsuid's effect (Linux's cap_task_fix_setuid, LSM_SETID_FS): an fsuid
+    /// leaving 0 drops the file-system capabilities from the effective set, one
+    /// coming back to 0 raises those permitted.
+    pub fn after_setfsuid(&mut self, old_fsuid: u32, new_fsuid: u32) {
+        // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, LINUX_IMMUTABLE,
+        // MKNOD, MAC_OVERRIDE.
+        const FS_CAPS: u64 = 0x1f | 1 << 9 | 1 << 27 | 1 << 32;
+        if old_fsuid == 0 && new_fsuid != 0 {
+            self.effective &= !FS_CAPS;
+        }
+        if old_fsuid != 0 && new_fsuid == 0 {
+            self.effective |= self.permitted & FS_CAPS;
         }
     }
 }
@@ -335,7 +361,7 @@ impl ThreadGroup {
     pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
         let c = self.creds();
         let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
-        crate::vfs::perm::FsCreds { uid: c.euid, gid: c.egid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps }
+        crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps }
     }
 
     fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {

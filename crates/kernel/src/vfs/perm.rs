@@ -24,8 +24,8 @@ const S_ISVTX: u32 = 0o1000;
 const S_IXGRP: u32 = 0o010;
 const S_IXUGO: u32 = 0o111;
 
-/// Who asks, as file-system checks see it: Linux's fsuid and fsgid (rvisor keeps
-/// them equal to the effective ids), the supplementary groups and the effective
+/// Who asks, as file-system checks see it: Linux's fsuid and fsgid (the effective
+/// ids unless setfsuid/setfsgid moved them), the supplementary groups and the effective
 /// capabilities.
 #[derive(Clone, Debug)]
 pub struct FsCreds {

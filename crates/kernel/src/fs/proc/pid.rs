@@ -655,8 +655,8 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "PPid:\t{ppid}");
     let tracer = p.tg.container.pid_ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| g.tgid);
     let _ = writeln!(s, "TracerPid:\t{tracer}");
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", creds.uid, creds.euid, creds.suid, creds.euid);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", creds.gid, creds.egid, creds.sgid, creds.egid);
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", creds.uid, creds.euid, creds.suid, creds.fsuid);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", creds.gid, creds.egid, creds.sgid, creds.fsgid);
     let _ = writeln!(s, "FDSize:\t{fd_size}");
     let _ = writeln!(s, "Groups:\t{}", groups.iter().map(|g| format!("{g} ")).collect::<String>());
     let _ = writeln!(s, "NStgid:\t{}", t.tgid);
