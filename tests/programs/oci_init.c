@@ -197,6 +197,26 @@ int main(int argc, char **argv) {
             ;
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "fds") == 0) {
+        /* What runc's --preserve-fds and LISTEN_FDS hand over: the variables,
+           the descriptors from 3 on, a line written to 3 and one read from 4. */
+        const char *n = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+        printf("LISTEN_FDS=%s LISTEN_PID=%s\n", n ? n : "-", pid ? pid : "-");
+        for (int fd = 3; fd < 16; fd++) {
+            struct stat st;
+            if (fstat(fd, &st) == 0)
+                printf("fd %d: %s\n", fd, S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : "other");
+        }
+        if (write(3, "written to fd 3\n", 16) != 16)
+            printf("write to fd 3 failed\n");
+        char buf[64];
+        ssize_t got = read(4, buf, sizeof buf - 1);
+        if (got > 0) {
+            buf[got] = 0;
+            printf("read from fd 4: %s", buf);
+        }
+        return 0;
+    }
     int code = argc > 2 ? atoi(argv[2]) : 0;
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         report();

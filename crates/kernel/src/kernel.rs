@@ -214,6 +214,9 @@ pub struct ProgramSpec {
     pub envp: Vec<Vec<u8>>,
     /// What the program's standard streams are.
     pub stdio: Stdio,
+    /// Host descriptors it starts with at 3, 4, … (runc's --preserve-fds and
+    /// LISTEN_FDS): host files, as its standard streams are.
+    pub extra_fds: Vec<OwnedFd>,
     /// The working directory to start in (a path in the sandbox).
     pub cwd: String,
     pub creds: Credentials,
@@ -542,6 +545,9 @@ impl Kernel {
                 Some((term, input, output))
             }
         };
+        for (i, fd) in spec.extra_fds.into_iter().enumerate() {
+            fds.install_at(Fd(3 + i as i32), Arc::new(HostFile::new(fd)), false);
+        }
         let mut cpu = CpuState::default();
         cpu.regs.rip = image.entry;
         cpu.regs.rsp = image.sp;

@@ -2,7 +2,7 @@
 //! operations the kernel needs, so the kernel crate itself stays free of `unsafe`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 /// A value from the auxiliary vector the host kernel gave the Sentry (host CPU facts
 /// such as AT_HWCAP), or 0. Read from /proc/self/auxv because glibc's `getauxval`
@@ -130,6 +130,19 @@ pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Takes descriptor `fd`, which this process inherited to pass on (runc's
+/// --preserve-fds, LISTEN_FDS), as its own, close-on-exec from now on; EBADF if
+/// it is not open. Each number must be taken once.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: F_SETFD takes an integer; it fails with EBADF on a closed number.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (above), came from the process that started
+    // us, and nothing in this process owns it: the caller takes each number once.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// A descriptor that becomes readable when process `pid` ends (pidfd_open).

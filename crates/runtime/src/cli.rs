@@ -179,6 +179,10 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility.
     #[arg(long)]
     pub no_new_keyring: bool,
+    /// Pass this many more descriptors (3, 4, …, after LISTEN_FDS's) to the
+    /// container's process, as runc does.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
     pub id: String,
 }
 
@@ -224,6 +228,9 @@ pub struct ExecArgs {
     /// UID[:GID].
     #[arg(short, long)]
     pub user: Option<String>,
+    /// Pass descriptors 3 to 3+N-1 to the process, as runc does.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

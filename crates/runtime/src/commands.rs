@@ -127,8 +127,12 @@ fn run_hooks(hooks: &Option<Vec<oci_spec::runtime::Hook>>, s: &State) -> Result<
 
 /// Reads the bundle and makes the container's state directory.
 fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Result<Request> {
+    let (preserved, listen_env) = inherited_fds(a.preserve_fds, true)?;
     check_id(&a.id)?;
-    let bundle = Bundle::load(&a.bundle)?;
+    let mut bundle = Bundle::load(&a.bundle)?;
+    bundle.process.preserved_fds = preserved;
+    bundle.process.envp.retain(|e| !e.starts_with(b"LISTEN_FDS=") && !e.starts_with(b"LISTEN_PID=") || listen_env.is_empty());
+    bundle.process.envp.extend(listen_env);
     if bundle.process.terminal && a.console_socket.is_none() && !start_now {
         return Err("the process asks for a terminal: give --console-socket".into());
     }
@@ -187,6 +191,26 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         pod,
         seccomp,
     })
+}
+
+/// The descriptors a process gets from this one at 3, 4, …: with `listen`
+/// (create and run), LISTEN_FDS's when LISTEN_PID names this process (systemd's
+/// socket activation; the process then sees LISTEN_FDS=n and LISTEN_PID=1), then
+/// `preserve` more. Each is checked open now, before this process opens anything
+/// that could take one of their numbers. Returns how many, and the environment
+/// the process gets for them.
+pub(crate) fn inherited_fds(preserve: u32, listen: bool) -> Result<(u32, Vec<Vec<u8>>)> {
+    let var = |name| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let listening = match (listen, var("LISTEN_PID"), var("LISTEN_FDS")) {
+        (true, Some(pid), Some(n)) if pid == std::process::id() && n > 0 => n,
+        _ => 0,
+    };
+    let env = if listening > 0 { vec![format!("LISTEN_FDS={listening}").into_bytes(), b"LISTEN_PID=1".to_vec()] } else { Vec::new() };
+    let count = listening.checked_add(preserve).filter(|&n| n <= 65536).ok_or("--preserve-fds: too many descriptors")?;
+    for fd in 3..3 + count as i32 {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).map_err(|_| format!("--preserve-fds: descriptor {fd} is not open"))?;
+    }
+    Ok((count, env))
 }
 
 /// The spec's net.ipv4.ip_unprivileged_port_start (containerd sets it to 0

@@ -360,12 +360,11 @@ impl Server {
     /// Adds a pod container: answers with its init's pid, then, once init has
     /// ended, with how.
     fn add_container(&self, fd: BorrowedFd<'_>, req: ContainerRequest, mut fds: Vec<OwnedFd>) -> io::Result<()> {
-        let stdio_count = if req.process.terminal { 1 } else { 3 };
-        if req.roots.is_empty() || fds.len() != stdio_count + req.roots.len() {
+        if req.roots.is_empty() || fds.len() < req.roots.len() {
             return send(fd, &Reply::Failed("add container: wrong descriptors".into()), &[]);
         }
-        let dirs = fds.split_off(stdio_count);
-        let stdio = match stdio_of(req.process.terminal, fds) {
+        let dirs = fds.split_off(fds.len() - req.roots.len());
+        let (stdio, extra) = match streams_of(&req.process, fds) {
             Ok(s) => s,
             Err(e) => return send(fd, &Reply::Failed(e), &[]),
         };
@@ -384,7 +383,7 @@ impl Server {
         if self.kernel.init_exited() {
             return send(fd, &Reply::Failed("the pod's sandbox is ending".into()), &[]);
         }
-        let mut spec = program_spec(req.process, stdio);
+        let mut spec = program_spec(req.process, stdio, extra);
         spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
         let program = spec.path.clone();
         let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
@@ -455,22 +454,31 @@ fn finish(fd: BorrowedFd<'_>, status: rvisor_kernel::ExitStatus) -> io::Result<(
 
 /// Standard streams from the descriptors a request came with: three, or one
 /// terminal.
-fn stdio_of(terminal: bool, fds: Vec<OwnedFd>) -> Result<Stdio, String> {
-    match (terminal, <[OwnedFd; 3]>::try_from(fds)) {
-        (false, Ok(three)) => Ok(Stdio::Host(three)),
-        (true, Err(mut one)) if one.len() == 1 => crate::sandbox::terminal_stdio(one.remove(0)),
-        _ => Err("wrong standard streams".into()),
+/// A process's standard streams (three descriptors, or one terminal) and the
+/// descriptors it keeps from its caller (`preserved_fds` of them), from `fds`,
+/// which must hold exactly these.
+fn streams_of(process: &Process, mut fds: Vec<OwnedFd>) -> Result<(Stdio, Vec<OwnedFd>), String> {
+    let stdio_count = if process.terminal { 1 } else { 3 };
+    if fds.len() != stdio_count + process.preserved_fds as usize {
+        return Err("wrong standard streams".into());
     }
+    let extra = fds.split_off(stdio_count);
+    let stdio = match (process.terminal, <[OwnedFd; 3]>::try_from(fds)) {
+        (false, Ok(three)) => Stdio::Host(three),
+        (true, Err(mut one)) if one.len() == 1 => crate::sandbox::terminal_stdio(one.remove(0))?,
+        _ => return Err("wrong standard streams".into()),
+    };
+    Ok((stdio, extra))
 }
 
 /// Starts `process` in `container` with the descriptors it came with as its
 /// standard streams, answers with its pid, then with its status when it ends.
 fn exec(kernel: &Arc<Kernel>, container: &Arc<Container>, fd: BorrowedFd<'_>, process: Process, fds: Vec<OwnedFd>) -> io::Result<()> {
-    let stdio = match stdio_of(process.terminal, fds) {
+    let (stdio, extra) = match streams_of(&process, fds) {
         Ok(s) => s,
         Err(e) => return send(fd, &Reply::Failed(format!("exec: {e}")), &[]),
     };
-    let spec = program_spec(process, stdio);
+    let spec = program_spec(process, stdio, extra);
     let path = String::from_utf8_lossy(&spec.argv.first().cloned().unwrap_or_default()).into_owned();
     let tg: Arc<ThreadGroup> = match kernel.spawn(container, spec) {
         Ok(tg) => tg,
@@ -485,13 +493,14 @@ fn exec(kernel: &Arc<Kernel>, container: &Arc<Container>, fd: BorrowedFd<'_>, pr
 }
 
 /// The kernel's view of a process to start.
-pub fn program_spec(p: Process, stdio: Stdio) -> ProgramSpec {
+pub fn program_spec(p: Process, stdio: Stdio, extra_fds: Vec<OwnedFd>) -> ProgramSpec {
     let (uid, gid) = (p.uid, p.gid);
     ProgramSpec {
         path: String::from_utf8_lossy(&p.path).into_owned(),
         argv: p.argv,
         envp: p.envp,
         stdio,
+        extra_fds,
         cwd: String::from_utf8_lossy(&p.cwd).into_owned(),
         creds: Credentials::new(uid, gid),
         groups: p.groups,

@@ -26,11 +26,13 @@ struct ExecRequest {
 /// `rvisor exec` should end with: the process's (128+N for signal N), or 0
 /// with --detach once it runs.
 pub fn exec(global: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    let (preserved, _) = crate::commands::inherited_fds(a.preserve_fds, false)?;
     let s = State::load(&global.root, &a.id)?;
     if s.status != Status::Running {
         return Err(format!("cannot exec in a container that is {}", s.status));
     }
-    let process = exec_process(&s, a)?;
+    let mut process = exec_process(&s, a)?;
+    process.preserved_fds = preserved;
     let terminal = match (process.terminal, &a.console_socket) {
         (false, _) => None,
         (true, Some(socket)) => Some(send_console(socket)?),
@@ -95,11 +97,12 @@ fn run_exec(req: ExecRequest, terminal: Option<OwnedFd>, ready: Option<&ReadyPip
     let client = Client::connect(&State::dir(&req.root, &req.id)).map_err(|e| format!("container {}: cannot reach its sandbox: {e}", req.id))?;
     let own_terminal = req.process.terminal && terminal.is_none();
     let saved = if own_terminal { nix::sys::termios::tcgetattr(std::io::stdin()).ok() } else { None };
-    let fds: Vec<i32> = match (&terminal, req.process.terminal) {
+    let mut fds: Vec<i32> = match (&terminal, req.process.terminal) {
         (Some(t), _) => vec![t.as_raw_fd()],
         (None, true) => vec![0],
         (None, false) => vec![0, 1, 2],
     };
+    fds.extend((0..req.process.preserved_fds as i32).map(|i| 3 + i));
     let with_terminal = req.process.terminal;
     client.send(&Command::Exec(req.process), &fds).map_err(|e| format!("exec: {e}"))?;
     drop(terminal);

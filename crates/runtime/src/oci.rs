@@ -57,6 +57,7 @@ pub fn process_of(p: &oci_spec::runtime::Process) -> Result<Process, String> {
         caps: Some(capabilities(p.capabilities().as_ref())),
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         rlimits: p.rlimits().iter().flatten().map(|r| Ok((rlimit_number(r)?, r.soft(), r.hard()))).collect::<Result<_, String>>()?,
+        preserved_fds: 0,
     })
 }
 

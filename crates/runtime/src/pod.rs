@@ -19,7 +19,7 @@ use crate::control::{self, Client, Command, ContainerRequest, Reply};
 use crate::gofers::Gofers;
 use crate::oci::Bundle;
 use crate::request::{PodMember, Request};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -62,13 +62,14 @@ pub fn member(root: &Path, id: &str, bundle: &Bundle) -> Result<PodMember, Strin
 /// `rvisor boot` for a pod's container: see the module's comment. Returns
 /// init's exit code, or why the container could not be added (or served:
 /// then it is gone too, with the connection that stood for it).
-pub fn run_member(req: Request, pod: &PodMember, ready: Option<&ReadyPipe>) -> Result<i32, String> {
+pub fn run_member(req: Request, pod: &PodMember, preserved: &[OwnedFd], ready: Option<&ReadyPipe>) -> Result<i32, String> {
     let sandbox = pod.sandbox.as_path();
     let boot = req.container.ok_or("a pod's container needs a state directory")?;
     let (gofers, mounts) = Gofers::plan(&req.root, &req.mounts)?;
     let roots = gofers.open_roots().map_err(|e| e.to_string())?;
     let terminal = req.process.terminal;
     let mut fds: Vec<i32> = if terminal { vec![0] } else { vec![0, 1, 2] };
+    fds.extend(preserved.iter().map(|f| f.as_raw_fd()));
     fds.extend(roots.iter().map(|(dir, _)| dir.as_raw_fd()));
     let id = boot.state.id.clone();
     let read_only = roots.iter().map(|&(_, ro)| ro).collect();

@@ -99,6 +99,11 @@ pub struct Process {
     pub rlimits: Vec<(usize, u64, u64)>,
     /// noNewPrivileges.
     pub no_new_privs: bool,
+    /// How many descriptors it starts with at 3, 4, …, from the host process
+    /// that asks for it (runc's --preserve-fds and LISTEN_FDS). They travel as
+    /// that process's own 3, 4, … (inherited) or after its standard streams
+    /// (SCM_RIGHTS).
+    pub preserved_fds: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -110,6 +110,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
             caps: None,
             rlimits: Vec::new(),
             no_new_privs: false,
+            preserved_fds: 0,
         },
         root: "/".into(),
         mounts,
@@ -182,6 +183,11 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
         Ok(r) => r,
         Err(e) => return boot_failed(ready, EXIT_INTERNAL, format!("bad request: {e}")),
     };
+    // Taken before this process opens anything: their numbers are 3, 4, ….
+    let preserved = match (0..req.process.preserved_fds as i32).map(|i| rvisor_platform::hostcall::take_inherited_fd(3 + i)).collect::<std::io::Result<Vec<_>>>() {
+        Ok(fds) => fds,
+        Err(e) => return boot_failed(ready, EXIT_INTERNAL, format!("preserved descriptors: {e}")),
+    };
     let global = GlobalOpts { platform: req.platform.clone(), strace: req.strace, debug: req.debug, log: req.log.clone(), ..GlobalOpts::default() };
     if let Err(e) = init_logging(&global) {
         return boot_failed(ready, EXIT_INTERNAL, format!("cannot open the log: {e}"));
@@ -227,7 +233,7 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
         }
     }
     if let Some(pod) = req.pod.clone() {
-        return match crate::pod::run_member(req, &pod, ready.as_ref()) {
+        return match crate::pod::run_member(req, &pod, &preserved, ready.as_ref()) {
             Ok(code) => code,
             Err(e) => {
                 if let Some(dir) = state_dir {
@@ -237,7 +243,7 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
             }
         };
     }
-    let booted = boot(&global, req, nics, forwards, ready.as_ref());
+    let booted = boot(&global, req, nics, forwards, preserved, ready.as_ref());
     if let (Err(_), Some(dir)) = (&booted, state_dir) {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -271,7 +277,7 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
     move |e| BootError::Internal(format!("{what}: {e}"))
 }
 
-fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
+fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, preserved: Vec<OwnedFd>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
     enter_landlock_domain(req.network);
     // The sandbox's root is a host directory, read-only, served by the gofer process
     // with every bind-mounted one. Started first: it keeps the capabilities serving
@@ -301,7 +307,7 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     } else {
         (Stdio::Host(stdio().map_err(internal("standard streams"))?), None)
     };
-    let mut spec = crate::control::program_spec(req.process, stdio);
+    let mut spec = crate::control::program_spec(req.process, stdio, preserved);
     spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
     forward_signals(&kernel);
     // After the signal mask is set, which the forwarding threads inherit.

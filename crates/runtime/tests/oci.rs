@@ -838,3 +838,96 @@ fn oci_sandbox_is_in_a_landlock_domain() {
         Ok(())
     });
 }
+
+/// Two host pipes as descriptors 3 and 4 of a command: 3 one the process writes,
+/// 4 one holding `input` for it to read. Returns the read end of the first, and
+/// this process's own ends of both, to drop once the command has run (so that
+/// the read end sees the end of what was written).
+fn with_pipes_at_3_and_4(cmd: &mut Command, input: &[u8]) -> Result<(OwnedFd, (OwnedFd, OwnedFd)), String> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::process::CommandExt;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    nix::unistd::write(&in_w, input).map_err(|e| e.to_string())?;
+    drop(in_w);
+    let (w, r) = (out_w.as_raw_fd(), in_r.as_raw_fd());
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // calls (fcntl, dup2) on descriptors this process keeps open until then.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Both above 4 first, so that neither dup2 overwrites the other;
+            // dup2 leaves 3 and 4 open across exec, the rest close.
+            let (w, r) = (libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 100), libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 100));
+            if w < 0 || r < 0 || libc::dup2(w, 3) < 0 || libc::dup2(r, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    Ok((out_r, (out_w, in_r)))
+}
+
+/// What was written to a pipe whose writers are all gone.
+fn drained(r: OwnedFd) -> String {
+    let mut s = String::new();
+    let _ = fs::File::from(r).read_to_string(&mut s);
+    s
+}
+
+/// runc's --preserve-fds and socket activation: `run` hands descriptors 3, 4, …
+/// to the container's process, which reads and writes the host's pipes through
+/// them; LISTEN_FDS (with LISTEN_PID naming rvisor) adds its descriptors first,
+/// which the process sees as LISTEN_FDS=n and LISTEN_PID=1; `exec
+/// --preserve-fds` does the same for its process; a descriptor that is not open
+/// is an error.
+#[test]
+fn oci_preserved_descriptors_and_socket_activation() {
+    matrix("oci_preserved_descriptors_and_socket_activation", &[Link::Static], |v| {
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/init", "fds"]);
+        });
+        let bundle = b.bundle_arg();
+        let mut cmd = b.command(&["run", "--bundle", &bundle, "--preserve-fds", "2", "pf1"]);
+        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"ping\n")?;
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        drop(ours);
+        succeeds(&o)?;
+        let want = "LISTEN_FDS=- LISTEN_PID=-\nfd 3: pipe\nfd 4: pipe\nread from fd 4: ping\n";
+        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
+            return Err(format!("run --preserve-fds 2: want {want:?}:\n{}", o.describe()));
+        }
+
+        // Socket activation: one descriptor from LISTEN_FDS, one preserved.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""]).arg(rvisor()).args(["--platform", v.platform, "--root"]).arg(&b.root).args(["run", "--bundle", &bundle, "--preserve-fds", "1", "pf2"]).env("LISTEN_FDS", "1");
+        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"pong\n")?;
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        drop(ours);
+        succeeds(&o)?;
+        let want = "LISTEN_FDS=1 LISTEN_PID=1\nfd 3: pipe\nfd 4: pipe\nread from fd 4: pong\n";
+        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
+            return Err(format!("LISTEN_FDS=1 and --preserve-fds 1: want {want:?}:\n{}", o.describe()));
+        }
+        fails_with(&b.rvisor(&["run", "--bundle", &bundle, "--preserve-fds", "3", "pf3"]), "descriptor 3 is not open")?;
+
+        // exec into a running container.
+        b.config(|c| c["process"]["args"] = json!(["/bin/init", "serve"]));
+        let (stdin, lines) = create(&b, "pf4", &[])?;
+        succeeds(&b.rvisor(&["start", "pf4"]))?;
+        lines.expect("started pid 1")?;
+        let mut cmd = b.command(&["exec", "--preserve-fds", "2", "pf4", "/bin/init", "fds"]);
+        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"exec\n")?;
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        drop(ours);
+        succeeds(&o)?;
+        let want = "LISTEN_FDS=- LISTEN_PID=-\nfd 3: pipe\nfd 4: pipe\nread from fd 4: exec\n";
+        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
+            return Err(format!("exec --preserve-fds 2: want {want:?}:\n{}", o.describe()));
+        }
+        fails_with(&b.rvisor(&["exec", "--preserve-fds", "3", "pf4", "/bin/init", "fds"]), "descriptor 3 is not open")?;
+        drop(stdin);
+        Ok(())
+    });
+}
