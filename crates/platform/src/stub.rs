@@ -92,7 +92,8 @@ std::arch::global_asm!(
     "syscall",
     "int3",
     // ---- The zygote (see zygote.rs). Entered right after fork, like start, with
-    // r12 = its socket, r14 = rseq area or 0. A request brings [memory file, control
+    // r12 = its socket, r13 = whether it (and so every stub) is made undumpable,
+    // r14 = rseq area or 0. A request brings [memory file, control
     // file]; the child goes through start as if the Sentry had forked it. Its one page
     // of data is where the queue page goes in a stub. No stack.
     ".globl rvisor_stub_zygote",
@@ -106,7 +107,9 @@ std::arch::global_asm!(
     "mov r12, {queue}",
     "mov eax, 9", "mov rdi, r12", "mov esi, 4096", "mov edx, 3", "mov r10d, 0x32", "mov r8, -1", "xor r9d, r9d", "syscall",
     "mov edi, 2", "cmp rax, r12", "jne .Lpz_fail",                      // mmap(RW, private, anonymous, fixed)
+    "test r13d, r13d", "jz .Lpz_dumpable",                             // r13 = 0: stay dumpable
     "mov eax, 157", "mov edi, 4", "xor esi, esi", "syscall",           // prctl(PR_SET_DUMPABLE, 0)
+    ".Lpz_dumpable:",
     zygote_loop_asm!(".Lpz", "24", ".Lpz_child"),
     ".Lpz_child:",
     "mov r12d, ebp", "mov r13d, r14d", "xor r14d, r14d",               // memory file, control file
@@ -249,6 +252,35 @@ fn install_once() -> io::Result<StubEntries> {
     Ok(StubEntries { batch: at(batch), syscall: at(syscall), clone: at(clone), park: at(park), start: at(start), zygote: at(zygote) })
 }
 
+/// Whether the stubs can be undumpable, so that no other process of the user may
+/// trace them or read their memory: only a tracer with CAP_SYS_PTRACE may seize
+/// an undumpable process (root's Sentry keeps it, confine.rs). Without it
+/// (rvisor run by an ordinary user) the stubs stay dumpable: 1 or 0, for r13.
+/// Asked once, when the zygote starts: before the Sentry's filter, which has no
+/// capget.
+fn undumpable_stubs() -> i32 {
+    static ANSWER: OnceLock<i32> = OnceLock::new();
+    *ANSWER.get_or_init(may_trace_undumpable)
+}
+
+fn may_trace_undumpable() -> i32 {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_PTRACE: u32 = 19;
+    let mut hdr = Header { version: VERSION_3, pid: 0 };
+    // effective, permitted, inheritable; twice (version 3: 64 bits each).
+    let mut sets = [0u32; 6];
+    // SAFETY: capget writes one header and two sets of three words at these pointers.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr, sets.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    i32::from(sets[0] & 1 << CAP_SYS_PTRACE != 0)
+}
+
 /// Forks the calling thread into the stub code at `entry` (the stub or the zygote).
 fn fork_into(entry: u64, r12: i32, r13: i32) -> io::Result<i32> {
     install()?;
@@ -265,7 +297,7 @@ fn fork_into(entry: u64, r12: i32, r13: i32) -> io::Result<i32> {
 /// waits until it has stopped itself.
 fn fork_stub(zygote: &mut Zygote, memfd: i32, ctlfd: i32) -> io::Result<i32> {
     let entries = install()?;
-    let pid = zygote.spawn(&[memfd, ctlfd], |sock| fork_into(entries.zygote, sock, -1), || fork_into(entries.start, memfd, ctlfd))?;
+    let pid = zygote.spawn(&[memfd, ctlfd], |sock| fork_into(entries.zygote, sock, undumpable_stubs()), || fork_into(entries.start, memfd, ctlfd))?;
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child; status is a local.
@@ -324,7 +356,7 @@ fn ask_spawner(request: SpawnRequest) -> io::Result<()> {
                     }
                     SpawnRequest::Zygote(reply) => {
                         let started = match install() {
-                            Ok(entries) => zygote.ensure_started(|sock| fork_into(entries.zygote, sock, -1)),
+                            Ok(entries) => zygote.ensure_started(|sock| fork_into(entries.zygote, sock, undumpable_stubs())),
                             Err(_) => false,
                         };
                         let _ = reply.send(started);

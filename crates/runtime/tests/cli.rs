@@ -497,3 +497,39 @@ fn signals_to_rvisor_reach_the_program() {
         expect_status(&o, 7)
     });
 }
+
+/// rvisor run by an ordinary user (no capabilities, no cgroup to join): the
+/// program runs, as that user, on systrap and on ptrace (whose stubs then stay
+/// dumpable, since only CAP_SYS_PTRACE may seize undumpable ones); kvm needs
+/// /dev/kvm opened to the user, and says so where it is not.
+#[test]
+fn an_ordinary_user_runs_sandboxes() {
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    matrix("an_ordinary_user_runs_sandboxes", &[Link::Static], |v| {
+        // Where the user can reach both binaries, whatever the checkout's modes
+        // (not /tmp: `do` mounts a tmpfs there).
+        let dir = Path::new("/var/tmp").join(unique_name("rvisor-user"));
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let copy = |from: &Path, name: &str| -> Result<PathBuf, String> {
+            let to = dir.join(name);
+            fs::copy(from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+            Ok(to)
+        };
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        let (rvisor, hello) = (copy(&rvisor(), "rvisor")?, copy(&compile("hello", v.link), "hello")?);
+        let mut cmd = Command::new(&rvisor);
+        cmd.args(["do", &format!("--platform={}", v.platform), "--"]).arg(&hello).current_dir(&dir).uid(NOBODY).gid(NOBODY);
+        let o = run(cmd, Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&dir);
+        let kvm_for_all = fs::metadata("/dev/kvm").is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006);
+        if v.platform == "kvm" && !kvm_for_all {
+            return match o.status != 0 && o.stderr_str().contains("/dev/kvm") {
+                true => Ok(()),
+                false => Err(format!("kvm without access to /dev/kvm: want a failure naming it:\n{}", o.describe())),
+            };
+        }
+        all([expect_status(&o, 0), expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n")])
+    });
+}

@@ -839,16 +839,16 @@ fn oci_sandbox_is_in_a_landlock_domain() {
     });
 }
 
-/// Two host pipes as descriptors 3 and 4 of a command: 3 one the process writes,
-/// 4 one holding `input` for it to read. Returns the read end of the first, and
-/// this process's own ends of both, to drop once the command has run (so that
-/// the read end sees the end of what was written).
-fn with_pipes_at_3_and_4(cmd: &mut Command, input: &[u8]) -> Result<(OwnedFd, (OwnedFd, OwnedFd)), String> {
+/// Runs `cmd` (an rvisor command whose process is oci_init's `fds` mode) with two
+/// host pipes as its descriptors 3 and 4: 3 one the process writes, 4 one
+/// holding `input` for it to read. Its output must be `want`, and what reached
+/// the first pipe oci_init's line.
+fn runs_with_pipes_at_3_and_4(mut cmd: Command, input: &str, want: &str) -> Result<(), String> {
     use nix::fcntl::OFlag;
     use std::os::unix::process::CommandExt;
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    nix::unistd::write(&in_w, input).map_err(|e| e.to_string())?;
+    nix::unistd::write(&in_w, input.as_bytes()).map_err(|e| e.to_string())?;
     drop(in_w);
     let (w, r) = (out_w.as_raw_fd(), in_r.as_raw_fd());
     // SAFETY: between fork and exec the closure makes only async-signal-safe
@@ -864,14 +864,16 @@ fn with_pipes_at_3_and_4(cmd: &mut Command, input: &[u8]) -> Result<(OwnedFd, (O
             Ok(())
         })
     };
-    Ok((out_r, (out_w, in_r)))
-}
-
-/// What was written to a pipe whose writers are all gone.
-fn drained(r: OwnedFd) -> String {
-    let mut s = String::new();
-    let _ = fs::File::from(r).read_to_string(&mut s);
-    s
+    let o = run(cmd, Input::Bytes(Vec::new()));
+    // Ours gone, the first pipe ends where the command's writes did.
+    drop((out_w, in_r));
+    let mut written = String::new();
+    let _ = fs::File::from(out_r).read_to_string(&mut written);
+    succeeds(&o)?;
+    if o.stdout_str() != want || written != "written to fd 3\n" {
+        return Err(format!("want {want:?} and a line on fd 3, got {written:?}:\n{}", o.describe()));
+    }
+    Ok(())
 }
 
 /// runc's --preserve-fds and socket activation: `run` hands descriptors 3, 4, …
@@ -889,27 +891,12 @@ fn oci_preserved_descriptors_and_socket_activation() {
             c["process"]["args"] = json!(["/bin/init", "fds"]);
         });
         let bundle = b.bundle_arg();
-        let mut cmd = b.command(&["run", "--bundle", &bundle, "--preserve-fds", "2", "pf1"]);
-        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"ping\n")?;
-        let o = run(cmd, Input::Bytes(Vec::new()));
-        drop(ours);
-        succeeds(&o)?;
-        let want = "LISTEN_FDS=- LISTEN_PID=-\nfd 3: pipe\nfd 4: pipe\nread from fd 4: ping\n";
-        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
-            return Err(format!("run --preserve-fds 2: want {want:?}:\n{}", o.describe()));
-        }
-
+        let fds = |n: &str, read: &str| format!("LISTEN_FDS={n} LISTEN_PID={n}\nfd 3: pipe\nfd 4: pipe\nread from fd 4: {read}\n");
+        runs_with_pipes_at_3_and_4(b.command(&["run", "--bundle", &bundle, "--preserve-fds", "2", "pf1"]), "ping\n", &fds("-", "ping")).map_err(|e| format!("run --preserve-fds 2: {e}"))?;
         // Socket activation: one descriptor from LISTEN_FDS, one preserved.
         let mut cmd = Command::new("/bin/sh");
         cmd.args(["-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""]).arg(rvisor()).args(["--platform", v.platform, "--root"]).arg(&b.root).args(["run", "--bundle", &bundle, "--preserve-fds", "1", "pf2"]).env("LISTEN_FDS", "1");
-        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"pong\n")?;
-        let o = run(cmd, Input::Bytes(Vec::new()));
-        drop(ours);
-        succeeds(&o)?;
-        let want = "LISTEN_FDS=1 LISTEN_PID=1\nfd 3: pipe\nfd 4: pipe\nread from fd 4: pong\n";
-        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
-            return Err(format!("LISTEN_FDS=1 and --preserve-fds 1: want {want:?}:\n{}", o.describe()));
-        }
+        runs_with_pipes_at_3_and_4(cmd, "pong\n", &fds("1", "pong")).map_err(|e| format!("LISTEN_FDS=1 and --preserve-fds 1: {e}"))?;
         fails_with(&b.rvisor(&["run", "--bundle", &bundle, "--preserve-fds", "3", "pf3"]), "descriptor 3 is not open")?;
 
         // exec into a running container.
@@ -917,15 +904,7 @@ fn oci_preserved_descriptors_and_socket_activation() {
         let (stdin, lines) = create(&b, "pf4", &[])?;
         succeeds(&b.rvisor(&["start", "pf4"]))?;
         lines.expect("started pid 1")?;
-        let mut cmd = b.command(&["exec", "--preserve-fds", "2", "pf4", "/bin/init", "fds"]);
-        let (out, ours) = with_pipes_at_3_and_4(&mut cmd, b"exec\n")?;
-        let o = run(cmd, Input::Bytes(Vec::new()));
-        drop(ours);
-        succeeds(&o)?;
-        let want = "LISTEN_FDS=- LISTEN_PID=-\nfd 3: pipe\nfd 4: pipe\nread from fd 4: exec\n";
-        if o.stdout_str() != want || drained(out) != "written to fd 3\n" {
-            return Err(format!("exec --preserve-fds 2: want {want:?}:\n{}", o.describe()));
-        }
+        runs_with_pipes_at_3_and_4(b.command(&["exec", "--preserve-fds", "2", "pf4", "/bin/init", "fds"]), "exec\n", &fds("-", "exec")).map_err(|e| format!("exec --preserve-fds 2: {e}"))?;
         fails_with(&b.rvisor(&["exec", "--preserve-fds", "3", "pf4", "/bin/init", "fds"]), "descriptor 3 is not open")?;
         drop(stdin);
         Ok(())

@@ -94,13 +94,20 @@ pub fn find_program(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &st
     Err(ExecError::Errno(rvisor_abi::ErrnoCode::ELOOP))
 }
 
+/// What the app sees of a platform that cannot give it an address space: ENOMEM,
+/// as Linux's execve when it runs out; the reason goes to the log.
+fn platform_failure(what: &str, e: rvisor_platform::PlatformError) -> ExecError {
+    tracing::error!("exec: {what}: {e}");
+    ExecError::NoMemory
+}
+
 /// Loads `prog` into a fresh address space bound to `ctx`.
 pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4]) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
-    let aspace = kernel.platform.new_address_space().map_err(|_| ExecError::NoMemory)?;
+    let aspace = kernel.platform.new_address_space().map_err(|e| platform_failure("a new address space", e))?;
     let mm = Arc::new(MemoryManager::new(kernel.memory.clone(), aspace, kernel.platform.max_user_address()));
     // Move the context onto the new address space now: it gives up its thread in
     // the old stub, which must be gone before the old address space is reaped.
-    ctx.sync(&mm.aspace).map_err(|_| ExecError::NoMemory)?;
+    ctx.sync(&mm.aspace).map_err(|e| platform_failure("the first switch", e))?;
     let loaded = loader::load(&mm, ctx, &kernel.vdso, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds)?;
     Ok((mm, loaded))
 }
