@@ -106,6 +106,36 @@ int main(void) {
     if (fd >= 0) close(fd);
     show("umount", umount2(a, 0));
 
+    // A size limit: writes past it are ENOSPC, statfs counts pages, and
+    // truncation and unlinking give them back.
+    show("mount a 64k tmpfs", mount("none", a, "tmpfs", 0, "size=64k"));
+    statfs(a, &sf);
+    printf("blocks %ld free %ld\n", (long)sf.f_blocks, (long)sf.f_bfree);
+    snprintf(f, sizeof f, "%s/big", a);
+    fd = open(f, O_CREAT | O_WRONLY, 0644);
+    char block[4096];
+    memset(block, 'x', sizeof block);
+    int pages = 0;
+    for (int i = 0; i < 20; i++) {
+        ssize_t n = write(fd, block, sizeof block);
+        if (n != (ssize_t)sizeof block) {
+            printf("write of page %d: %zd %s\n", i, n, n < 0 ? strerrorname_np(errno) : "");
+            break;
+        }
+        pages++;
+    }
+    statfs(a, &sf);
+    printf("pages written %d, free %ld\n", pages, (long)sf.f_bfree);
+    ftruncate(fd, 8192);
+    statfs(a, &sf);
+    printf("free after truncating to 2 pages: %ld\n", (long)sf.f_bfree);
+    close(fd);
+    unlink(f);
+    statfs(a, &sf);
+    printf("free after unlinking: %ld\n", (long)sf.f_bfree);
+    show("bad size", mount("none", b, "tmpfs", 0, "size=lots"));
+    show("umount", umount2(a, 0));
+
     // Bind mounts: the same files at a second place; a read-only remount of the
     // bind leaves the source writable.
     show("bind", mount(src, b, NULL, MS_BIND, NULL));

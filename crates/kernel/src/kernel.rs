@@ -74,7 +74,8 @@ pub enum MountSource {
     /// rvisor's devfs (`null zero full random urandom tty ptmx`).
     Devfs,
     Devpts,
-    Tmpfs { mode: u32 },
+    /// A tmpfs with this root mode and, in bytes, its `size=`.
+    Tmpfs { mode: u32, size: Option<u64> },
     /// A host directory: a root of the gofer, through its own connection.
     Gofer(Arc<rvisor_gofer::Client>),
     /// A host file: `name` in the directory a gofer serves.
@@ -749,9 +750,9 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pend
                 tmpfs_dev += 1;
                 (new_devfs(DEV_DEV, Tmpfs::new(mf.clone(), tmpfs_dev)), "devtmpfs")
             }
-            MountSource::Tmpfs { mode } => {
+            MountSource::Tmpfs { mode, size } => {
                 tmpfs_dev += 1;
-                (Tmpfs::new(mf.clone(), tmpfs_dev).root(mode), "tmpfs")
+                (Tmpfs::sized(mf.clone(), tmpfs_dev, size).root(mode), "tmpfs")
             }
             MountSource::Gofer(client) => (GoferInode::root(client, !spec.read_only).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
             MountSource::GoferFile(client, name) => {

@@ -33,7 +33,7 @@ pub enum Source {
     Sysfs,
     Devfs,
     Devpts,
-    Tmpfs { mode: u32 },
+    Tmpfs { mode: u32, size: Option<u64> },
     /// Root `root` of the gofer: a directory, or the file `file` in it.
     Gofer { root: usize, file: Option<Vec<u8>> },
 }
@@ -65,7 +65,7 @@ impl Gofers {
             MountKind::Sysfs => Source::Sysfs,
             MountKind::Devfs => Source::Devfs,
             MountKind::Devpts => Source::Devpts,
-            MountKind::Tmpfs { mode } => Source::Tmpfs { mode: *mode },
+            MountKind::Tmpfs { mode, size } => Source::Tmpfs { mode: *mode, size: *size },
             MountKind::Bind { source } => {
                 let is_dir = std::fs::metadata(source).map_err(|e| format!("bind mount {} on {}: {e}", source.display(), m.target))?.is_dir();
                 // A file is served as its name in its directory.
@@ -100,7 +100,7 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
                 Source::Sysfs => MountSource::Sysfs,
                 Source::Devfs => MountSource::Devfs,
                 Source::Devpts => MountSource::Devpts,
-                Source::Tmpfs { mode } => MountSource::Tmpfs { mode },
+                Source::Tmpfs { mode, size } => MountSource::Tmpfs { mode, size },
                 Source::Gofer { root, file: None } => MountSource::Gofer(client(root)?),
                 Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(client(root)?, n),
             };

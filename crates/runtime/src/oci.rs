@@ -119,7 +119,7 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
             "sysfs" => MountKind::Sysfs,
             "devpts" => MountKind::Devpts,
             "tmpfs" if target == "/dev" => MountKind::Devfs,
-            "tmpfs" => MountKind::Tmpfs { mode: mode_option(&options).unwrap_or(0o1777) },
+            "tmpfs" => MountKind::Tmpfs { mode: mode_option(&options).unwrap_or(0o1777), size: size_option(&options).map_err(|e| format!("mount on {target}: {e}"))? },
             "cgroup" | "cgroup2" | "mqueue" => {
                 tracing::debug!("mount on {target}: {fstype} is not mounted in the sandbox");
                 return Ok(None);
@@ -133,6 +133,14 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
 /// A tmpfs `mode=` option, in octal.
 fn mode_option(options: &[&str]) -> Option<u32> {
     options.iter().find_map(|o| o.strip_prefix("mode=")).and_then(|m| u32::from_str_radix(m, 8).ok()).map(|m| m & 0o7777)
+}
+
+/// A tmpfs `size=` option, in bytes (Docker's /dev/shm is `size=65536k`).
+fn size_option(options: &[&str]) -> Result<Option<u64>, String> {
+    match options.iter().find_map(|o| o.strip_prefix("size=")) {
+        Some(v) => rvisor_kernel::fs::tmpfs::parse_size(v).map(Some).ok_or_else(|| format!("bad tmpfs size {v:?}")),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +161,8 @@ mod tests {
         assert_eq!((caps.effective, caps.bounding), (1 << 29 | 1 << 5 | 1 << 10, 1 << 29 | 1 << 5 | 1 << 10));
         assert!(targets.contains(&("/dev", MountKind::Devfs)));
         assert!(targets.contains(&("/dev/pts", MountKind::Devpts)));
+        // Docker's and runc's /dev/shm: size=65536k.
+        assert!(targets.contains(&("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: Some(64 << 20) })));
         assert!(!targets.iter().any(|(t, _)| *t == "/sys/fs/cgroup" || *t == "/dev/mqueue"));
         std::fs::remove_dir_all(dir.join("rootfs")).unwrap();
         assert!(Bundle::load(&dir).err().unwrap().contains("not a directory"));

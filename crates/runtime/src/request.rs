@@ -128,7 +128,8 @@ pub enum MountKind {
     Sysfs,
     Devfs,
     Devpts,
-    Tmpfs { mode: u32 },
+    /// Its root's mode and its `size=` in bytes.
+    Tmpfs { mode: u32, size: Option<u64> },
     /// A host file or directory.
     Bind { source: PathBuf },
 }

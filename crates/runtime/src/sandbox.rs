@@ -132,10 +132,10 @@ fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
     let mut mounts = vec![
         m("/proc", MountKind::Proc),
         m("/dev", MountKind::Devfs),
-        m("/dev/shm", MountKind::Tmpfs { mode: 0o1777 }),
+        m("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: None }),
         m("/dev/pts", MountKind::Devpts),
         m("/sys", MountKind::Sysfs),
-        m("/tmp", MountKind::Tmpfs { mode: 0o1777 }),
+        m("/tmp", MountKind::Tmpfs { mode: 0o1777, size: None }),
     ];
     for v in flags {
         let parts: Vec<&str> = v.split(':').collect();

@@ -21,11 +21,54 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(2);
 pub struct Tmpfs {
     mf: Arc<MemoryFile>,
     dev: u64,
+    /// Its `size=` in pages, if it has one: a write, fallocate or shared-mapping
+    /// fault that would take more is ENOSPC (SIGBUS for the fault).
+    limit: Option<u64>,
+    /// Pages its files hold (a file's pages go back when it is truncated, its
+    /// holes punched, or it is gone: unlinked and closed).
+    used: AtomicU64,
 }
 
 impl Tmpfs {
     pub fn new(mf: Arc<MemoryFile>, dev: u64) -> Arc<Tmpfs> {
-        Arc::new(Tmpfs { mf, dev })
+        Self::sized(mf, dev, None)
+    }
+
+    /// A tmpfs of at most `bytes` (in whole pages), or unbounded.
+    pub fn sized(mf: Arc<MemoryFile>, dev: u64, bytes: Option<u64>) -> Arc<Tmpfs> {
+        Arc::new(Tmpfs { mf, dev, limit: bytes.map(|b| b.div_ceil(PAGE_SIZE)), used: AtomicU64::new(0) })
+    }
+
+    /// Takes `pages` more, within the limit. At the limit, files unlinked and
+    /// closed that the dentry cache still held are let go first.
+    fn charge(&self, pages: u64) -> SysResult<()> {
+        self.try_charge(pages).or_else(|_| {
+            crate::vfs::release_stale();
+            self.try_charge(pages)
+        })
+    }
+
+    fn try_charge(&self, pages: u64) -> SysResult<()> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let more = used.checked_add(pages).filter(|&n| self.limit.is_none_or(|l| n <= l)).ok_or_else(|| errno!(ENOSPC))?;
+            match self.used.compare_exchange_weak(used, more, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn uncharge(&self, pages: u64) {
+        self.used.fetch_sub(pages, Ordering::Relaxed);
+    }
+
+    /// Its size and what its files hold, in pages, for statfs: without a
+    /// `size=`, Linux's default of half the RAM stands as the size.
+    fn space(&self) -> (u64, u64) {
+        crate::vfs::release_stale();
+        let size = self.limit.unwrap_or(crate::fs::proc::ram_total() / 2 / PAGE_SIZE);
+        (size, self.used.load(Ordering::Relaxed))
     }
 
     pub fn root(self: &Arc<Self>, mode: u32) -> Arc<dyn Inode> {
@@ -193,7 +236,19 @@ impl TmpInode {
             match pages.get(&idx) {
                 Some(p) => self.fs.mf.write(p.offset() + inpage as u64, bytes),
                 None => {
-                    let frames = Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOSPC))?;
+                    // Out of space part way: what was written counts.
+                    let frames = match self.fs.charge(1).map(|()| Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs)) {
+                        Ok(Some(f)) => f,
+                        failed => {
+                            if failed.is_ok() {
+                                self.fs.uncharge(1);
+                            }
+                            if done > 0 {
+                                break;
+                            }
+                            return error!(ENOSPC);
+                        }
+                    };
                     let p = Page { frames, at: 0 };
                     // A fresh frame is a hole: a store skips faulting it in.
                     self.fs.mf.store(p.offset() + inpage as u64, bytes).map_err(|_| errno!(EIO))?;
@@ -202,7 +257,7 @@ impl TmpInode {
             }
             done += chunk;
         }
-        *size = (*size).max(end);
+        *size = (*size).max(off + done as u64);
         meta.mtime = now();
         Ok(done)
     }
@@ -215,7 +270,7 @@ impl TmpInode {
             return error!(EPERM);
         }
         let keep = len.div_ceil(PAGE_SIZE);
-        pages.split_off(&keep);
+        self.fs.uncharge(pages.split_off(&keep).len() as u64);
         if len % PAGE_SIZE != 0 {
             if let Some(p) = pages.get(&(len / PAGE_SIZE)) {
                 let from = len % PAGE_SIZE;
@@ -255,6 +310,31 @@ impl TmpInode {
     }
 }
 
+/// A file's pages go back to its file system's count when it is gone.
+impl Drop for TmpInode {
+    fn drop(&mut self) {
+        if let Content::File { pages, .. } = &self.state.get_mut().unwrap_or_else(|e| e.into_inner()).1 {
+            self.fs.uncharge(pages.len() as u64);
+        }
+    }
+}
+
+/// A tmpfs `size=` (or OCI mount option) value in bytes: a number with an
+/// optional k, m, g or t suffix, or a percentage of the RAM.
+pub fn parse_size(v: &str) -> Option<u64> {
+    if let Some(p) = v.strip_suffix('%') {
+        return p.parse::<u64>().ok().filter(|&p| p <= 100).map(|p| crate::fs::proc::ram_total() / 100 * p);
+    }
+    let (digits, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        b't' | b'T' => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
 /// A tmpfs file's pages are what its mappings map: a shared mapping writes the
 /// file, a private one copies a page on its first write.
 impl FilePages for TmpInode {
@@ -274,7 +354,11 @@ impl FilePages for TmpInode {
                 continue;
             }
             let run_end = pages.range(idx..end).next().map_or(end, |(&k, _)| k);
-            let frames = Frames::allocate_as(&self.fs.mf, (run_end - idx) * PAGE_SIZE, UsageKind::Tmpfs).ok_or_else(|| errno!(ENOMEM))?;
+            self.fs.charge(run_end - idx)?;
+            let Some(frames) = Frames::allocate_as(&self.fs.mf, (run_end - idx) * PAGE_SIZE, UsageKind::Tmpfs) else {
+                self.fs.uncharge(run_end - idx);
+                return error!(ENOMEM);
+            };
             for k in idx..run_end {
                 pages.insert(k, Page { frames: frames.clone(), at: (k - idx) * PAGE_SIZE });
             }
@@ -303,6 +387,10 @@ fn tmp(i: &Arc<dyn Inode>) -> SysResult<&TmpInode> {
 }
 
 impl Inode for TmpInode {
+    fn space(&self) -> Option<(u64, u64)> {
+        Some(self.fs.space())
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         let st = self.lock();
         let (m, c) = &*st;
@@ -505,7 +593,9 @@ impl Inode for TmpInode {
             let (idx, inpage) = (at / PAGE_SIZE, at % PAGE_SIZE);
             let chunk = (PAGE_SIZE - inpage).min(end - at);
             if chunk == PAGE_SIZE {
-                pages.remove(&idx);
+                if pages.remove(&idx).is_some() {
+                    self.fs.uncharge(1);
+                }
             } else if let Some(p) = pages.get(&idx) {
                 self.fs.mf.zero(p.offset() + inpage, chunk as usize);
             }
@@ -781,5 +871,22 @@ impl FileDescription for TmpFile {
         }
         st.0.seals |= seals;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("65536k"), Some(64 << 20));
+        assert_eq!(parse_size("2M"), Some(2 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert!(parse_size("50%").is_some_and(|b| b > 0));
+        for bad in ["", "k", "12x", "-1", "101%", "99999999999999999999t"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
     }
 }

@@ -178,7 +178,7 @@ syscall_table! {
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("sizes are nominal");
     fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("sizes are nominal");
     chroot(path: UserCStr) => Supported;
-    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (size not enforced), proc, sysfs and devpts; bind mounts (recursive with MS_REC); remounts change read-only only; propagation types are accepted; no MS_MOVE; other options (nosuid, noexec...) are not kept");
+    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs and devpts; bind mounts (recursive with MS_REC); remounts change read-only only; propagation types are accepted; no MS_MOVE; other options (nosuid, noexec...) are not kept");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
     sync() => Supported;
     syncfs(fd: Fd) => Supported;

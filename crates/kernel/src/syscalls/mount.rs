@@ -6,14 +6,14 @@
 
 use super::args::UserCStr;
 use super::open::{lookup_at, read_path, AT_FDCWD};
-use crate::fs::tmpfs::Tmpfs;
+use crate::fs::tmpfs::{parse_size, Tmpfs};
 use crate::kernel::Special;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, SetAttr};
 use crate::vfs::path::{cross_down, walk};
 use crate::vfs::perm::FsCreds;
 use crate::vfs::{Dentry, Follow, Mount, MountNamespace};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -144,10 +144,11 @@ fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// A tmpfs with the options `mode=`, `uid=` and `gid=` applied to its root; size
-/// and inode limits are accepted and not enforced; anything else is EINVAL.
+/// A tmpfs with the options `mode=`, `uid=` and `gid=` applied to its root and
+/// `size=` (or `nr_blocks=`) enforced; inode limits and the rest of Linux's
+/// options are accepted; anything else is EINVAL.
 fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
-    let (mut mode, mut attr) = (0o1777, SetAttr::default());
+    let (mut mode, mut attr, mut size) = (0o1777, SetAttr::default(), None);
     for opt in options.split(|&b| b == b',').filter(|o| !o.is_empty()) {
         let (key, value) = match opt.iter().position(|&b| b == b'=') {
             Some(i) => (&opt[..i], std::str::from_utf8(&opt[i + 1..]).unwrap_or("")),
@@ -158,14 +159,16 @@ fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
             b"mode" => mode = number(8)? & 0o7777,
             b"uid" => attr.uid = Some(number(10)?),
             b"gid" => attr.gid = Some(number(10)?),
-            b"size" | b"nr_blocks" | b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
+            b"size" => size = Some(parse_size(value).ok_or_else(|| errno!(EINVAL))?),
+            b"nr_blocks" => size = Some(parse_size(value).and_then(|n| n.checked_mul(PAGE_SIZE)).ok_or_else(|| errno!(EINVAL))?),
+            b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
             _ => return error!(EINVAL),
         }
     }
     let minor = NEXT_TMPFS_MINOR.fetch_add(1, Ordering::Relaxed);
     // Linux's new_encode_dev with major 0.
     let dev = (minor & 0xff) | ((minor & !0xff) << 12);
-    let root = Tmpfs::new(t.kernel.memory.clone(), dev).root(mode);
+    let root = Tmpfs::sized(t.kernel.memory.clone(), dev, size).root(mode);
     if attr.uid.is_some() || attr.gid.is_some() {
         root.setattr(&attr)?;
     }

@@ -158,12 +158,14 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
         Some(m) => (V9FS_MAGIC, m.is_read_only()),
         None => (V9FS_MAGIC, true),
     };
+    // A tmpfs counts its pages; other file systems give nominal sizes.
+    let (blocks, used) = d.inode.space().unwrap_or((1 << 20, 1 << 19));
     Statfs {
         f_type: ty,
         f_bsize: 4096,
-        f_blocks: 1 << 20,
-        f_bfree: 1 << 19,
-        f_bavail: 1 << 19,
+        f_blocks: blocks,
+        f_bfree: blocks.saturating_sub(used),
+        f_bavail: blocks.saturating_sub(used),
         f_files: 1 << 20,
         f_ffree: 1 << 19,
         f_fsid: [0, 0],

@@ -20,17 +20,20 @@ pub struct Dentry {
     children: Mutex<HashMap<Vec<u8>, Weak<Dentry>>>,
     /// The mount grafted here, if this dentry is a mount point.
     mounted: Mutex<Option<Arc<Mount>>>,
+    /// No longer its parent's child by this name (unlinked, renamed away): the
+    /// recently-used list may let go of it early (`release_stale`).
+    stale: AtomicBool,
 }
 
 impl Dentry {
     pub fn new_root(inode: Arc<dyn Inode>, mount: Weak<Mount>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default() })
+        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false) })
     }
 
     /// A name for a file that is in no directory (a memfd): it has a path for
     /// /proc/self/fd, under `parent`, but no walk can reach it.
     pub fn unlinked(parent: &Arc<Dentry>, name: Vec<u8>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default() })
+        Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false) })
     }
 
     pub fn is_dir(&self) -> bool {
@@ -57,6 +60,7 @@ impl Dentry {
             mount: self.mount.clone(),
             children: Mutex::default(),
             mounted: Mutex::default(),
+            stale: AtomicBool::new(false),
         });
         if cache {
             let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,7 +74,10 @@ impl Dentry {
 
     /// Forgets a cached child (after unlink, rmdir or rename changed the directory).
     pub fn forget(&self, name: &[u8]) {
-        self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let gone = self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name).and_then(|w| w.upgrade());
+        if let Some(d) = gone {
+            d.stale.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The mount grafted on this dentry, if any.
@@ -142,6 +149,18 @@ fn recently_used(d: &Arc<Dentry>) {
     drop(r);
     // Dropped outside the lock: the last reference may close a gofer node.
     drop(evicted);
+}
+
+/// Lets the recently-used list go of the dentries no longer in their directory,
+/// and with them of files nothing else holds: a tmpfs that is full, or asked its
+/// use, must not count files unlinked and closed.
+pub fn release_stale() {
+    let mut r = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    let (stale, kept): (Vec<Arc<Dentry>>, Vec<_>) = r.drain(..).partition(|d| d.stale.load(Ordering::Relaxed));
+    *r = kept.into();
+    drop(r);
+    // Dropped outside the lock, as evicted dentries are.
+    drop(stale);
 }
 
 /// A mounted file system.

@@ -198,6 +198,11 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// Its file system's size and use in pages (statfs), where it keeps count.
+    fn space(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Extended attributes, by full name ("user.x"); the syscalls check names,
     /// namespaces, sizes and flags. A file system that keeps none finds none and
     /// refuses to store any.
