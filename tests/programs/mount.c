@@ -133,6 +133,13 @@ int main(void) {
     unlink(f);
     statfs(a, &sf);
     printf("free after unlinking: %ld\n", (long)sf.f_bfree);
+    fd = open(f, O_CREAT | O_WRONLY, 0644);
+    printf("posix_fallocate of 32k: %s\n", strerrorname_np(posix_fallocate(fd, 0, 32768)) ?: "0");
+    statfs(a, &sf);
+    printf("free after it: %ld\n", (long)sf.f_bfree);
+    printf("posix_fallocate of 64k more: %s\n", strerrorname_np(posix_fallocate(fd, 32768, 65536)) ?: "0");
+    close(fd);
+    unlink(f);
     show("bad size", mount("none", b, "tmpfs", 0, "size=lots"));
     show("umount", umount2(a, 0));
 

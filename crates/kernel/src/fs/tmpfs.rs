@@ -387,6 +387,13 @@ fn tmp(i: &Arc<dyn Inode>) -> SysResult<&TmpInode> {
 }
 
 impl Inode for TmpInode {
+    fn allocate(&self, offset: u64, len: u64) -> SysResult<()> {
+        if self.kind() != S_IFREG {
+            return error!(ENODEV);
+        }
+        FilePages::frames(self, offset, len).map(drop)
+    }
+
     fn space(&self) -> Option<(u64, u64)> {
         Some(self.fs.space())
     }

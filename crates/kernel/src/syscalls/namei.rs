@@ -601,6 +601,7 @@ pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> 
         // Punching without KEEP_SIZE, collapsing and zeroing ranges: not supported.
         return error!(EOPNOTSUPP);
     }
+    d.inode.allocate(offset as u64, len as u64)?;
     if mode & FALLOC_FL_KEEP_SIZE == 0 && end > d.inode.stat()?.st_size {
         setattr(t, &d, SetAttr { size: Some(end as u64), ..SetAttr::default() }, Change::Other)?;
     }

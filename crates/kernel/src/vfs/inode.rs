@@ -198,6 +198,12 @@ pub trait Inode: Send + Sync {
         error!(EROFS)
     }
 
+    /// fallocate's allocation of `[offset, offset+len)`, for a file system that
+    /// holds space (ENOSPC when it cannot); the size is the caller's business.
+    fn allocate(&self, _offset: u64, _len: u64) -> SysResult<()> {
+        Ok(())
+    }
+
     /// Its file system's size and use in pages (statfs), where it keeps count.
     fn space(&self) -> Option<(u64, u64)> {
         None
