@@ -131,8 +131,10 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
     check_id(&a.id)?;
     let mut bundle = Bundle::load(&a.bundle)?;
     bundle.process.preserved_fds = preserved;
-    bundle.process.envp.retain(|e| !e.starts_with(b"LISTEN_FDS=") && !e.starts_with(b"LISTEN_PID=") || listen_env.is_empty());
-    bundle.process.envp.extend(listen_env);
+    if !listen_env.is_empty() {
+        bundle.process.envp.retain(|e| !e.starts_with(b"LISTEN_FDS=") && !e.starts_with(b"LISTEN_PID="));
+        bundle.process.envp.extend(listen_env);
+    }
     if bundle.process.terminal && a.console_socket.is_none() && !start_now {
         return Err("the process asks for a terminal: give --console-socket".into());
     }

@@ -75,7 +75,8 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         if source.is_dir() != target.is_dir() {
             return error!(ENOTDIR);
         }
-        return bind(ns, &source, target, flags & MS_REC != 0);
+        bind(ns, &source, target, flags & MS_REC != 0);
+        return Ok(());
     }
     if !target.is_dir() {
         return error!(ENOTDIR);
@@ -95,19 +96,23 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
 /// A bind mount of `source` on `target`; with `recursive` (MS_REC), what is
 /// mounted beneath `source` comes along, each on its place in the copy. The tree
 /// is read whole before anything is attached, as Linux's copy_tree does, so a
-/// target beneath the source does not copy itself.
-fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) -> SysResult<()> {
+/// target beneath the source does not copy itself. A mount point the copy no
+/// longer has (its directory just went) is skipped, rather than leave the copy
+/// half made.
+fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) {
     let beneath = if recursive { mounts_beneath(ns, source) } else { Vec::new() };
     let copy = Mount::bind(source, target);
     ns.add(copy.clone());
     for (rel, m) in beneath {
         let at = match rel.is_empty() {
             true => cross_down(copy.root.clone()),
-            false => walk(&FsCreds::kernel(), &copy.root, &copy.root, &rel, Follow::No)?,
+            false => match walk(&FsCreds::kernel(), &copy.root, &copy.root, &rel, Follow::No) {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
         };
         ns.add(Mount::bind(&m.root, at));
     }
-    Ok(())
 }
 
 /// The mounts beneath `d` (recursively), each with the path of its mount point
