@@ -483,6 +483,15 @@ impl Kernel {
         true
     }
 
+    /// The memory the sandbox reports as its total (/proc/meminfo, sysinfo): the
+    /// host's RAM, or the container's memory limit where that is lower, as runsc
+    /// reports it (a JVM or Node sizes its heap from it). Read again each time:
+    /// `rvisor update` may change the limit.
+    pub fn memory_total(&self) -> u64 {
+        let ram = crate::fs::proc::ram_total();
+        self.memory_limit.as_ref().and_then(|m| (m.read)()).map_or(ram, |limit| limit.min(ram))
+    }
+
     /// Sends `signo` to the process `tg` from outside (nothing, once it is gone).
     pub fn signal_group(&self, tg: &Arc<ThreadGroup>, signo: u32) {
         signals::send_to_group(tg, signals::SigInfo::new(signo, signals::SI_USER));

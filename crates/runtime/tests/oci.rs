@@ -517,6 +517,13 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
         if memory.trim() != (128 << 20).to_string() || fs::read_to_string(dir("pids").join("pids.max")).unwrap_or_default().trim() != "50" {
             return Err(format!("after update: memory {memory:?}"));
         }
+        // The sandbox reports the limit as its memory, as runsc does (a JVM or
+        // Node sizes its heap from it), and follows the update.
+        let e = b.rvisor(&["exec", "c10", "/bin/init", "meminfo"]);
+        let want = format!("{} kB\nsysinfo totalram {}\n", 128 << 10, 128 << 20);
+        if e.status != 0 || !e.stdout_str().starts_with("MemTotal:") || !e.stdout_str().ends_with(&want) {
+            return Err(format!("meminfo under a 128 MiB limit: want MemTotal {want:?}: {}", e.describe()));
+        }
         succeeds(&b.rvisor(&["pause", "c10"]))?;
         succeeds(&b.rvisor(&["delete", "--force", "c10"]))?;
         if dir("memory").exists() {

@@ -66,7 +66,7 @@ pub fn sys_setdomainname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<
 /// the number of threads.
 pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
     let k = &t.kernel;
-    let total = crate::fs::proc::ram_total();
+    let total = k.memory_total();
     let mf = &k.memory;
     let kinds = [UsageKind::Anonymous, UsageKind::Tmpfs, UsageKind::PageCache, UsageKind::System];
     let used: u64 = kinds.iter().map(|&u| mf.usage(u)).sum();

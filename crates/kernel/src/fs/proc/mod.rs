@@ -55,8 +55,8 @@ pub fn current() -> Option<Arc<Thread>> {
     CURRENT.with(|c| c.borrow().upgrade())
 }
 
-/// The memory the sandbox reports as its total (the host's RAM), for
-/// /proc/meminfo and sysinfo.
+/// The host's RAM (the sandbox's total memory without a limit: see
+/// `Kernel::memory_total`).
 pub fn ram_total() -> u64 {
     nix::sys::sysinfo::sysinfo().map(|i| i.ram_total()).unwrap_or(8 << 30)
 }
@@ -70,8 +70,6 @@ pub struct ProcFs {
     time: (i64, i64),
     /// /proc/sys/kernel/random/boot_id: fixed for the sandbox's life.
     boot_id: String,
-    /// MemTotal: the host's RAM, read once when the file system is made.
-    mem_total: u64,
 }
 
 /// Which process (and thread) a /proc/[pid] node shows.
@@ -122,8 +120,7 @@ fn parse_num(name: &[u8]) -> Option<i32> {
 
 impl ProcFs {
     pub fn new(kernel: Weak<Kernel>, pid_ns: Arc<PidNamespace>, dev: u64) -> Arc<ProcFs> {
-        let mem_total = ram_total();
-        Arc::new(ProcFs { kernel, pid_ns, dev, time: now(), boot_id: system::uuid(), mem_total })
+        Arc::new(ProcFs { kernel, pid_ns, dev, time: now(), boot_id: system::uuid() })
     }
 
     pub fn root(self: &Arc<Self>) -> Arc<dyn Inode> {

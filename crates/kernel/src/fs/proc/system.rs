@@ -148,8 +148,8 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Cpuinfo => super::cpuinfo::text(k.cpus, k.clocks.source.calibration().map(|c| c.tsc_hz as f64 / 1e6)),
             Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\n".to_string(),
             Sf::Loadavg => loadavg(&k),
-            Sf::Meminfo => meminfo(&k, fs.mem_total),
-            Sf::Vmstat => vmstat(&k, fs.mem_total),
+            Sf::Meminfo => meminfo(&k, k.memory_total()),
+            Sf::Vmstat => vmstat(&k, k.memory_total()),
             Sf::Stat => stat(&k),
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
@@ -208,7 +208,7 @@ fn stat(k: &Kernel) -> String {
 }
 
 /// /proc/meminfo from the memory file's usage: what the sandbox's memory holds,
-/// against the host's RAM as the total.
+/// against its total (`Kernel::memory_total`).
 fn meminfo(k: &Kernel, total: u64) -> String {
     let mf = &k.memory;
     let anon = mf.usage(UsageKind::Anonymous);
