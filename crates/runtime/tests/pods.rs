@@ -330,3 +330,23 @@ fn pod_containers_share_the_pods_network() {
         expect_outcome(&web.finish(), 128 + libc::SIGKILL)
     });
 }
+
+/// A pod container run with --preserve-fds gets the descriptors too: they travel
+/// to the pod's sandbox after its standard streams.
+#[test]
+fn pod_container_gets_preserved_descriptors() {
+    matrix("pod_container_gets_preserved_descriptors", &[Link::Static], |v| {
+        let pod = Pod::new(v);
+        let rootfs = pod.dir.join("rootfs");
+        fs::create_dir_all(rootfs.join("bin")).map_err(|e| e.to_string())?;
+        fs::copy(compile("oci_init", v.link), rootfs.join("bin/init")).map_err(|e| e.to_string())?;
+        let root = json!({"path": rootfs, "readonly": true});
+        let sandbox = pod.bundle("sandbox", root.clone(), &["/bin/init", "serve"], sandbox_marks(&pod.id("pod")));
+        let mut pause = pod.run(&sandbox, "pod");
+        pause.expect_line("started pid 1")?;
+        let member = pod.bundle("member", root, &["/bin/init", "fds"], container_marks(&pod.id("pod")));
+        let id = pod.id("m");
+        let want = "LISTEN_FDS=- LISTEN_PID=-\nfd 3: pipe\nfd 4: pipe\nread from fd 4: to the member\n";
+        runs_with_pipes_at_3_and_4(pod.rvisor(&["run", "--bundle", &member, "--preserve-fds", "2", &id]), "to the member\n", want)
+    });
+}

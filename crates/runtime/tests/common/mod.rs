@@ -1252,3 +1252,40 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
+
+/// Runs `cmd` (an rvisor command whose process is oci_init's `fds` mode) with two
+/// host pipes as its descriptors 3 and 4: 3 one the process writes, 4 one
+/// holding `input` for it to read. Its output must be `want`, and what reached
+/// the first pipe oci_init's line.
+pub fn runs_with_pipes_at_3_and_4(mut cmd: Command, input: &str, want: &str) -> Result<(), String> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    nix::unistd::write(&in_w, input.as_bytes()).map_err(|e| e.to_string())?;
+    drop(in_w);
+    let (w, r) = (out_w.as_raw_fd(), in_r.as_raw_fd());
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // calls (fcntl, dup2) on descriptors this process keeps open until then.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Both above 4 first, so that neither dup2 overwrites the other;
+            // dup2 leaves 3 and 4 open across exec, the rest close.
+            let (w, r) = (libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 100), libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 100));
+            if w < 0 || r < 0 || libc::dup2(w, 3) < 0 || libc::dup2(r, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let o = run(cmd, Input::Bytes(Vec::new()));
+    // Ours gone, the first pipe ends where the command's writes did.
+    drop((out_w, in_r));
+    let mut written = String::new();
+    let _ = fs::File::from(out_r).read_to_string(&mut written);
+    expect_status(&o, 0)?;
+    if o.stdout_str() != want || written != "written to fd 3\n" {
+        return Err(format!("want {want:?} and a line on fd 3, got {written:?}:\n{}", o.describe()));
+    }
+    Ok(())
+}
