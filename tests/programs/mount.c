@@ -182,6 +182,8 @@ int main(void) {
     char self[320];
     snprintf(self, sizeof self, "%s/self/status", p);
     printf("proc's self/status: %d\n", access(self, R_OK) == 0);
+    statfs(p, &sf);
+    printf("statfs proc magic: %d\n", sf.f_type == 0x9fa0);
     show("umount proc", umount2(p, 0));
 
     // Propagation: one type (and MS_REC) on a mount point.

@@ -150,12 +150,25 @@ pub struct Statfs {
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const V9FS_MAGIC: i64 = 0x0102_1997;
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 const ST_RDONLY: i64 = 1;
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
+    // What programs check (systemd's and procps' "is /proc mounted"); the
+    // gofer's files and the root overlay are 9P's, as under runsc.
     let (ty, ro) = match d.mount.upgrade() {
-        Some(m) if m.fstype == "tmpfs" => (TMPFS_MAGIC, m.is_read_only()),
-        Some(m) => (V9FS_MAGIC, m.is_read_only()),
+        Some(m) => {
+            let ty = match m.fstype {
+                "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
+                "proc" => PROC_SUPER_MAGIC,
+                "sysfs" => SYSFS_MAGIC,
+                "devpts" => DEVPTS_SUPER_MAGIC,
+                _ => V9FS_MAGIC,
+            };
+            (ty, m.is_read_only())
+        }
         None => (V9FS_MAGIC, true),
     };
     // A tmpfs counts its pages; other file systems give nominal sizes.
