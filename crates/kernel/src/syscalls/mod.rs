@@ -175,8 +175,8 @@ syscall_table! {
     flock(fd: Fd, op: i32) => Supported;
     fdatasync(fd: Fd) => Supported;
     access(path: UserCStr, mode: i32) => Supported;
-    statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("sizes are nominal");
-    fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("sizes are nominal");
+    statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("a tmpfs gives its size and use; other file systems' sizes are nominal");
+    fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("as statfs");
     chroot(path: UserCStr) => Supported;
     mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs and devpts; bind mounts (recursive with MS_REC); remounts change read-only only; propagation types are accepted; no MS_MOVE; other options (nosuid, noexec...) are not kept");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
