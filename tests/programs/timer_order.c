@@ -43,16 +43,18 @@ int main(void) {
     sigaddset(&set, SIGALRM);
     sigprocmask(SIG_BLOCK, &set, NULL);
 
-    // Armed out of order: POSIX timers at 30, 10 and 50 ms, ITIMER_REAL at 20 ms,
-    // a timerfd at 40 ms. Signals are taken as they come; the timerfd is polled
-    // between them.
-    posix_timer(SIGRTMIN, 30, 30000000, 0);
-    posix_timer(SIGRTMIN, 10, 10000000, 0);
-    posix_timer(SIGRTMIN, 50, 50000000, 0);
-    struct itimerval real = {{0, 0}, {0, 20000}};
+    // Armed out of order, named by rank: POSIX timers "30", "10" and "50", ITIMER_REAL
+    // "20", a timerfd "40", each due at 3 ms per unit of its name (30 ms apart, so
+    // that a loaded host that holds this loop back for a while does not see two
+    // due at once). Signals are taken as they come; the timerfd is polled between
+    // them.
+    posix_timer(SIGRTMIN, 30, 90000000, 0);
+    posix_timer(SIGRTMIN, 10, 30000000, 0);
+    posix_timer(SIGRTMIN, 50, 150000000, 0);
+    struct itimerval real = {{0, 0}, {0, 60000}};
     setitimer(ITIMER_REAL, &real, NULL);
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
-    struct itimerspec at40 = {{0, 0}, {0, 40000000}};
+    struct itimerspec at40 = {{0, 0}, {0, 120000000}};
     timerfd_settime(tfd, 0, &at40, NULL);
     int order[5], n = 0;
     double t0 = now();
