@@ -260,25 +260,7 @@ fn install_once() -> io::Result<StubEntries> {
 /// capget.
 fn undumpable_stubs() -> i32 {
     static ANSWER: OnceLock<i32> = OnceLock::new();
-    *ANSWER.get_or_init(may_trace_undumpable)
-}
-
-fn may_trace_undumpable() -> i32 {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_PTRACE: u32 = 19;
-    let mut hdr = Header { version: VERSION_3, pid: 0 };
-    // effective, permitted, inheritable; twice (version 3: 64 bits each).
-    let mut sets = [0u32; 6];
-    // SAFETY: capget writes one header and two sets of three words at these pointers.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr, sets.as_mut_ptr()) } != 0 {
-        return 0;
-    }
-    i32::from(sets[0] & 1 << CAP_SYS_PTRACE != 0)
+    *ANSWER.get_or_init(|| i32::from(caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_PTRACE).unwrap_or(false)))
 }
 
 /// Forks the calling thread into the stub code at `entry` (the stub or the zygote).
