@@ -346,7 +346,7 @@ impl Kernel {
             all.push(Arc::downgrade(&container));
         }
         let (go, gate) = std::sync::mpsc::channel();
-        let started = mount_point(&container.mounts.root.root, spec.cwd.as_bytes(), false)
+        let started = mount_point(&container.mounts.root().root, spec.cwd.as_bytes(), false)
             .map_err(|e| ContainerError::Mount(format!("process cwd {}: {e:?}", spec.cwd)))
             .and_then(|_| self.start_process(&container, spec, Some(gate)).map_err(ContainerError::Exec));
         match started {
@@ -397,7 +397,7 @@ impl Kernel {
     /// Makes the directory `path` and any missing on the way (an OCI process's
     /// cwd, which runc makes too).
     pub fn make_dirs(&self, path: &str) -> Result<(), String> {
-        mount_point(&self.root_container.mounts.root.root, path.as_bytes(), false).map(drop).map_err(|e| format!("{path}: {e:?}"))
+        mount_point(&self.root_container.mounts.root().root, path.as_bytes(), false).map(drop).map_err(|e| format!("{path}: {e:?}"))
     }
 
     /// Every process of `container`, as `rvisor ps` lists them.
@@ -523,7 +523,7 @@ impl Kernel {
     /// PID 1. Runs on the task's own thread, which the platform binds the address
     /// space to.
     fn load_process(self: &Arc<Self>, container: &Arc<Container>, spec: ProgramSpec) -> Result<Task, loader::ExecError> {
-        let fs = Arc::new(FsContext::new(container.mounts.root.root.clone()));
+        let fs = Arc::new(FsContext::new(container.mounts.clone()));
         let root = fs.root();
         // The process's own walks, as its exec would make them.
         let caps = spec.caps.unwrap_or_else(|| crate::task::Capabilities::for_euid(spec.creds.euid)).effective;
@@ -672,13 +672,13 @@ fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_
 /// The mount tree [`build_mounts`] makes, and the mounts that need the kernel
 /// itself (made once it exists).
 struct Mounts {
-    ns: MountNamespace,
+    ns: Arc<MountNamespace>,
     pending: Vec<(Arc<crate::vfs::Dentry>, Special, bool)>,
 }
 
 impl Mounts {
     /// Mounts what needs the kernel (`me`): procfs, sysfs, the sandbox's devpts.
-    fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> MountNamespace {
+    fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> Arc<MountNamespace> {
         for (at, special, read_only) in self.pending {
             let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
             self.ns.add(Mount::new(inode, Some(at), fstype, fstype, read_only));

@@ -142,6 +142,23 @@ fn one_gofer_serves_every_bind_mount() {
     });
 }
 
+/// Mount namespaces, MS_MOVE and pivot_root (tests/programs/mntns.c): mounts made
+/// after unshare(CLONE_NEWNS) or clone(CLONE_NEWNS) stay in the namespace, cwds
+/// move along, /proc/PID/mountinfo shows each process's own tree, pivot_root
+/// with a put_old and runc's `pivot_root . .`, getcwd outside a chroot, and the
+/// errors, as natively.
+#[test]
+fn mount_namespaces_move_and_pivot_root() {
+    compare("mount_namespaces_move_and_pivot_root", "mntns", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "parent sees a/child-file: no"),
+            expect_stdout_has_line(o, "pivoted child sees /marker: yes"),
+            expect_stdout_has_line(o, "/ after: inside"),
+        ])
+    });
+}
+
 /// mount(2) and umount2(2) inside the sandbox (tests/programs/mount.c): tmpfs with
 /// options and stacked, proc, bind mounts and read-only remounts, propagation
 /// changes, the errors and EPERM without CAP_SYS_ADMIN, as natively (in a private

@@ -118,8 +118,8 @@ syscall_table! {
     setitimer(which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
-    clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags and exit signals other than SIGCHLD are not supported");
-    unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, and CLONE_THREAD/SIGHAND/VM of a single-threaded process; namespace flags are EINVAL (the sandbox offers none)");
+    clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("of the namespace flags, CLONE_NEWNS and CLONE_NEWCGROUP; exit signals other than SIGCHLD are not supported");
+    unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, CLONE_NEWNS, CLONE_NEWCGROUP (a view of one cgroup), and CLONE_THREAD/SIGHAND/VM of a single-threaded process; other namespace flags are EINVAL");
     fork() => Supported;
     vfork() => Supported;
     execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");
@@ -178,8 +178,9 @@ syscall_table! {
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("a tmpfs gives its size and use; other file systems' sizes are nominal");
     fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("as statfs");
     chroot(path: UserCStr) => Supported;
-    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs and devpts; bind mounts (recursive with MS_REC); remounts change read-only only; propagation types are accepted; no MS_MOVE; other options (nosuid, noexec...) are not kept");
+    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs and devpts; bind mounts (recursive with MS_REC); MS_MOVE; remounts change read-only only; every mount is private (propagation types are accepted); other options (nosuid, noexec...) are not kept");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
+    pivot_root(new_root: UserCStr, put_old: UserCStr) => Supported;
     sync() => Supported;
     syncfs(fd: Fd) => Supported;
     fadvise64(fd: Fd, offset: i64, len: i64, advice: i32) => Partial("advice is checked, then ignored");

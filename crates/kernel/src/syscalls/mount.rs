@@ -1,8 +1,7 @@
-//! mount and umount2 inside the sandbox: new tmpfs, proc, sysfs and devpts
-//! mounts, bind mounts, read-only remounts and unmounts, in the calling process's
-//! container's mount tree (the sandbox has no mount namespaces of its own, so
-//! every process of the container sees them, as after a mount in Linux's initial
-//! namespace). Propagation types are accepted and have nothing to act on.
+//! mount, umount2 and pivot_root inside the sandbox: new tmpfs, proc, sysfs and
+//! devpts mounts, bind mounts, moves, read-only remounts and unmounts, in the
+//! calling process's mount namespace. Every mount is private: propagation types
+//! are accepted and have nothing to act on.
 
 use super::args::UserCStr;
 use super::open::{lookup_at, read_path, AT_FDCWD};
@@ -53,7 +52,11 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     }
     let flags = if flags & MS_MGC_MSK == MS_MGC_VAL { flags & !MS_MGC_MSK } else { flags };
     let target = lookup_at(t, AT_FDCWD, &read_path(t, target)?, Follow::Yes, false)?;
-    let ns = &t.tg.container.mounts;
+    let ns = t.fs.mounts();
+    // A place in another namespace (a directory opened before unshare) is not ours.
+    if !target.mount.upgrade().is_some_and(|m| ns.contains(&m)) {
+        return error!(EINVAL);
+    }
     if flags & PROPAGATION != 0 {
         // Exactly one propagation type, with MS_REC at most (Linux's EINVAL).
         if (flags & PROPAGATION).count_ones() != 1 || flags & !(PROPAGATION | MS_REC | MS_SILENT) != 0 {
@@ -67,15 +70,15 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         m.set_read_only(flags & MS_RDONLY != 0);
         return Ok(());
     }
-    if flags & MS_MOVE != 0 {
-        return error!(EINVAL);
-    }
-    if flags & MS_BIND != 0 {
+    if flags & (MS_MOVE | MS_BIND) != 0 {
         let source = lookup_at(t, AT_FDCWD, &read_path(t, source)?, Follow::Yes, false)?;
         if source.is_dir() != target.is_dir() {
             return error!(ENOTDIR);
         }
-        bind(ns, &source, target, flags & MS_REC != 0);
+        if flags & MS_MOVE != 0 {
+            return move_mount(&ns, &source, target);
+        }
+        bind(&ns, &source, target, flags & MS_REC != 0);
         return Ok(());
     }
     if !target.is_dir() {
@@ -90,6 +93,59 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         _ => return error!(ENODEV),
     };
     ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), flags & MS_RDONLY != 0));
+    Ok(())
+}
+
+/// MS_MOVE: the mount whose root `source` is, and what is mounted beneath it, go
+/// to `target`, which must not be beneath it (ELOOP).
+fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
+    let m = mount_of_root(source)?;
+    if !ns.contains(&m) || m.mountpoint().is_none() {
+        return error!(EINVAL);
+    }
+    if target.is_beneath(&m.root) {
+        return error!(ELOOP);
+    }
+    ns.move_mount(&m, target);
+    Ok(())
+}
+
+/// pivot_root: the mount whose root `new_root` is becomes the root of the
+/// calling process's namespace (in the place of the process's root mount), and
+/// that mount goes on `put_old`, at or beneath `new_root`. The processes whose
+/// root or cwd was the old root move to the new one.
+pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> SysResult<()> {
+    if !t.tg.capable(CAP_SYS_ADMIN) {
+        return error!(EPERM);
+    }
+    let new = lookup_at(t, AT_FDCWD, &read_path(t, new_root)?, Follow::Yes, false)?;
+    let old = lookup_at(t, AT_FDCWD, &read_path(t, put_old)?, Follow::Yes, false)?;
+    if !new.is_dir() || !old.is_dir() {
+        return error!(ENOTDIR);
+    }
+    let ns = t.fs.mounts();
+    let root = t.fs.root();
+    let root_mount = mount_of_root(&root)?;
+    let new_mount = mount_of_root(&new)?;
+    let in_ns = |d: &Arc<Dentry>| d.mount.upgrade().is_some_and(|m| ns.contains(&m));
+    if !in_ns(&root) || !in_ns(&new) || !in_ns(&old) {
+        return error!(EINVAL);
+    }
+    // The new root must be a mount of its own, attached, and not the root's file
+    // system seen again.
+    if Arc::ptr_eq(&new_mount, &root_mount) || old.mount.ptr_eq(&root.mount) {
+        return error!(EBUSY);
+    }
+    let new_place = new_mount.mountpoint().ok_or_else(|| errno!(EINVAL))?;
+    if !old.is_beneath(&new) || !new_place.is_beneath(&root) {
+        return error!(EINVAL);
+    }
+    ns.pivot_root(&root_mount, &new_mount, cross_down(old));
+    for th in t.kernel.all_groups().iter().flat_map(|tg| tg.threads()) {
+        if let Some(res) = th.resources() {
+            res.fs.pivoted(&ns, &root, &new);
+        }
+    }
     Ok(())
 }
 
@@ -122,7 +178,7 @@ fn mounts_beneath(ns: &MountNamespace, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mou
     let base = d.path_in_mount();
     let mut out = Vec::new();
     for child in ns.children(&m) {
-        let Some(rel) = child.mountpoint.as_ref().and_then(|mp| relative(&base, &mp.path_in_mount())) else { continue };
+        let Some(rel) = child.mountpoint().and_then(|mp| relative(&base, &mp.path_in_mount())) else { continue };
         let deeper = mounts_beneath(ns, &child.root);
         out.push((rel.clone(), child));
         for (sub, grandchild) in deeper {
@@ -196,12 +252,14 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
         return error!(EPERM);
     }
     let follow = if flags & UMOUNT_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
-    let target = lookup_at(t, AT_FDCWD, &read_path(t, target)?, follow, false)?;
+    // What is mounted on the place named goes (`umount .` in a directory since
+    // mounted over, as runc does after `pivot_root . .`).
+    let target = cross_down(lookup_at(t, AT_FDCWD, &read_path(t, target)?, follow, false)?);
     let m = mount_of_root(&target)?;
-    let ns = &t.tg.container.mounts;
+    let ns = t.fs.mounts();
     // The root of the tree cannot go; MNT_EXPIRE needs a mount unused since the
     // last call, which nothing here tracks.
-    if m.mountpoint.is_none() || Arc::ptr_eq(&m, &ns.root) {
+    if m.mountpoint().is_none() || !ns.contains(&m) {
         return error!(EINVAL);
     }
     if flags & MNT_EXPIRE != 0 {

@@ -468,7 +468,8 @@ pub fn sys_futimesat(t: &mut Task, dirfd: i32, path: UserCStr, times: UserRef<[T
 }
 
 pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> {
-    let mut path = t.fs.cwd().path();
+    // A cwd outside the root (after chroot) is shown as such, as Linux does.
+    let mut path = t.fs.cwd().path_from(&t.fs.root()).unwrap_or_else(|| [b"(unreachable)".as_slice(), &t.fs.cwd().path()].concat());
     path.push(0);
     if size < path.len() {
         return error!(ERANGE);

@@ -26,12 +26,17 @@ pub const CLONE_DETACHED: u64 = 0x400000;
 pub const CLONE_UNTRACED: u64 = 0x800000;
 pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
 pub const CLONE_IO: u64 = 0x8000_0000;
-/// Namespace flags (NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWNS, NEWTIME):
-/// the sandbox offers none of them to its programs yet.
-const CLONE_NAMESPACES: u64 = 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | CLONE_NEWNS | 0x80;
+/// A new cgroup namespace: rooted at the process's cgroup, which is the root of
+/// the container's one-cgroup view, so it looks the same; accepted as such.
+pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+/// The namespace flags the sandbox offers its programs.
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP;
+/// The ones it does not (NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME): EINVAL.
+const CLONE_NAMESPACES_MISSING: u64 = 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
-    | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | 0xff;
+    | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
+const CAP_SYS_ADMIN: u32 = 21;
 
 /// clone's arguments, from clone or clone3.
 #[derive(Clone, Copy, Debug, Default)]
@@ -69,8 +74,15 @@ enum MmSource {
 impl Task {
     pub fn do_clone(&mut self, args: CloneArgs) -> SysResult<i32> {
         let f = args.flags;
-        if f & !SUPPORTED != 0 || f & CLONE_NAMESPACES != 0 {
+        if f & !SUPPORTED != 0 || f & CLONE_NAMESPACES_MISSING != 0 {
             return Err(errno!(EINVAL));
+        }
+        // A new mount namespace is the new process's own: its root and cwd move.
+        if f & CLONE_NEWNS != 0 && f & (CLONE_FS | CLONE_THREAD) != 0 {
+            return Err(errno!(EINVAL));
+        }
+        if f & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
+            return Err(errno!(EPERM));
         }
         if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
             return Err(errno!(EINVAL));
@@ -140,7 +152,11 @@ impl Task {
             MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
-        let fs = if f & CLONE_FS != 0 { self.fs.clone() } else { Arc::new(self.fs.fork()) };
+        let fs = match f {
+            _ if f & CLONE_FS != 0 => self.fs.clone(),
+            _ if f & CLONE_NEWNS != 0 => Arc::new(self.fs.fork_with_new_mounts()),
+            _ => Arc::new(self.fs.fork()),
+        };
         let spec = ChildSpec {
             thread: thread.clone(),
             mm_source,
@@ -237,8 +253,11 @@ impl Task {
     /// from a single-threaded process, which shares none of them. Namespaces are
     /// EINVAL, as from a Linux built without them: the sandbox offers none.
     pub fn unshare(&mut self, flags: u64) -> SysResult<()> {
-        if flags & !(CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 {
+        if flags & !(CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM | CLONE_NAMESPACES) != 0 {
             return Err(errno!(EINVAL));
+        }
+        if flags & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
+            return Err(errno!(EPERM));
         }
         if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && self.tg.threads().len() > 1 {
             return Err(errno!(EINVAL));
@@ -246,7 +265,10 @@ impl Task {
         if flags & CLONE_FILES != 0 {
             self.fds = Arc::new(self.fds.fork());
         }
-        if flags & CLONE_FS != 0 {
+        // A new mount namespace implies an fs context of this thread's own.
+        if flags & CLONE_NEWNS != 0 {
+            self.fs = Arc::new(self.fs.fork_with_new_mounts());
+        } else if flags & CLONE_FS != 0 {
             self.fs = Arc::new(self.fs.fork());
         }
         self.publish_resources();

@@ -10,8 +10,9 @@ use crate::vfs::MountNamespace;
 use std::sync::{Arc, OnceLock, Weak};
 
 pub struct Container {
-    /// Its root and what is mounted on it, as its processes see them.
-    pub mounts: MountNamespace,
+    /// Its mount namespace, where its processes start (`rvisor exec` too);
+    /// a process may move to a copy of its own (unshare(CLONE_NEWNS)).
+    pub mounts: Arc<MountNamespace>,
     /// The PID namespace its processes are in. Namespaces are not nested: a
     /// process sees only the processes of its own.
     pub pid_ns: Arc<PidNamespace>,
@@ -23,7 +24,7 @@ pub struct Container {
 }
 
 impl Container {
-    pub fn new(mounts: MountNamespace, pid_ns: Arc<PidNamespace>) -> Arc<Container> {
+    pub fn new(mounts: Arc<MountNamespace>, pid_ns: Arc<PidNamespace>) -> Arc<Container> {
         Arc::new(Container { mounts, pid_ns, init: OnceLock::new(), seccomp: OnceLock::new() })
     }
 

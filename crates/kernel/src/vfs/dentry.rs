@@ -1,7 +1,7 @@
 //! Dentries: names in the tree, cached so repeated walks of the same path cost no
 //! file-system round trip; and mounts, which graft a file system onto a dentry.
 
-use super::inode::{Inode, S_IFDIR};
+use super::inode::{inode_key, Inode, S_IFDIR};
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +53,11 @@ impl Dentry {
             return error!(ENOTDIR);
         }
         let inode = self.inode.lookup(name)?;
+        Ok(self.new_child(name, inode, cache))
+    }
+
+    /// A new dentry for `inode` as the child `name`, entered in the cache if `cache`.
+    fn new_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>, cache: bool) -> Arc<Dentry> {
         let d = Arc::new(Dentry {
             name: name.to_vec(),
             parent: Some(self.clone()),
@@ -69,7 +74,41 @@ impl Dentry {
             drop(children);
             recently_used(&d);
         }
-        Ok(d)
+        d
+    }
+
+    /// The dentry of the same file, by the same names, in `m`: a copy of this
+    /// dentry's mount (a new mount namespace's) has a tree of its own. Made
+    /// from the inodes along the way, without asking the file system, so a
+    /// directory since removed (a cwd) has its place too, outside the cache.
+    pub fn in_mount(self: &Arc<Self>, m: &Arc<Mount>) -> Arc<Dentry> {
+        let Some(parent) = &self.parent else { return m.root.clone() };
+        let parent = parent.in_mount(m);
+        let cached = parent.children.lock().unwrap_or_else(|e| e.into_inner()).get(&self.name).and_then(Weak::upgrade);
+        match cached {
+            Some(d) if inode_key(&d.inode) == inode_key(&self.inode) => d,
+            _ => {
+                let cache = parent.inode.cache_lookups() && !self.stale.load(Ordering::Relaxed);
+                parent.new_child(&self.name, self.inode.clone(), cache)
+            }
+        }
+    }
+
+    /// Whether `ancestor` is this dentry or above it, crossing mount points.
+    pub fn is_beneath(self: &Arc<Self>, ancestor: &Arc<Dentry>) -> bool {
+        let mut at = self.clone();
+        loop {
+            if Arc::ptr_eq(&at, ancestor) {
+                return true;
+            }
+            at = match &at.parent {
+                Some(p) => p.clone(),
+                None => match at.mount.upgrade().and_then(|m| m.mountpoint()) {
+                    Some(mp) => mp,
+                    None => return false,
+                },
+            };
+        }
     }
 
     /// Forgets a cached child (after unlink, rmdir or rename changed the directory).
@@ -85,7 +124,7 @@ impl Dentry {
         self.mounted.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn graft(&self, m: Arc<Mount>) {
+    fn graft(&self, m: Arc<Mount>) {
         *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
     }
 
@@ -107,29 +146,45 @@ impl Dentry {
 
     /// The absolute path of this dentry, crossing mounts upward.
     pub fn path(self: &Arc<Self>) -> Vec<u8> {
+        self.path_up_to(None).0
+    }
+
+    /// The path of this dentry for a process whose root is `root`; None if it is
+    /// not beneath `root` (outside a chroot, or in a mount taken off the tree).
+    pub fn path_from(self: &Arc<Self>, root: &Arc<Dentry>) -> Option<Vec<u8>> {
+        let (path, reached) = self.path_up_to(Some(root));
+        reached.then_some(path)
+    }
+
+    /// The path up to `stop` (or the top of the tree), crossing mounts upward,
+    /// and whether `stop` was met.
+    fn path_up_to(self: &Arc<Self>, stop: Option<&Arc<Dentry>>) -> (Vec<u8>, bool) {
         let mut parts: Vec<Vec<u8>> = Vec::new();
         let mut at = self.clone();
-        loop {
+        let reached = loop {
+            if stop.is_some_and(|s| Arc::ptr_eq(s, &at)) {
+                break true;
+            }
             match &at.parent {
                 Some(p) => {
                     parts.push(at.name.clone());
                     at = p.clone();
                 }
-                None => match at.mount.upgrade().and_then(|m| m.mountpoint.clone()) {
+                None => match at.mount.upgrade().and_then(|m| m.mountpoint()) {
                     Some(mp) => at = mp,
-                    None => break,
+                    None => break false,
                 },
             }
-        }
+        };
         if parts.is_empty() {
-            return b"/".to_vec();
+            return (b"/".to_vec(), reached);
         }
         let mut out = Vec::new();
         for p in parts.iter().rev() {
             out.push(b'/');
             out.extend_from_slice(p);
         }
-        out
+        (out, reached)
     }
 }
 
@@ -168,8 +223,9 @@ pub struct Mount {
     /// Its mount ID (/proc/PID/mountinfo), unique in the sandbox.
     pub id: u64,
     pub root: Arc<Dentry>,
-    /// Where it is mounted; None for the namespace's root mount.
-    pub mountpoint: Option<Arc<Dentry>>,
+    /// Where it is mounted; None for its namespace's root mount, or once it is
+    /// off the tree. Changed by MS_MOVE and pivot_root. A leaf lock.
+    mountpoint: Mutex<Option<Arc<Dentry>>>,
     /// The file system's type, as /proc/mounts shows it.
     pub fstype: &'static str,
     pub source: String,
@@ -193,21 +249,51 @@ impl Mount {
         Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), read_only)
     }
 
+    /// The same file system mounted again, on `mountpoint` (a new namespace's copy).
+    fn copy(&self, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
+        Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.is_read_only())
+    }
+
     fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, read_only: bool) -> Arc<Mount> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             root: Dentry::new_root(root_inode, weak.clone()),
-            mountpoint: mountpoint.clone(),
+            mountpoint: Mutex::default(),
             fstype,
             source: source.to_string(),
             root_path,
             read_only: AtomicBool::new(read_only),
         });
-        if let Some(mp) = mountpoint {
-            mp.graft(m.clone());
-        }
+        m.attach(mountpoint);
         m
+    }
+
+    pub fn mountpoint(&self) -> Option<Arc<Dentry>> {
+        self.mountpoint.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The mount its mount point is in.
+    pub fn parent(&self) -> Option<Arc<Mount>> {
+        self.mountpoint().and_then(|mp| mp.mount.upgrade())
+    }
+
+    /// Grafts this mount on `at` (nowhere: a namespace root).
+    fn attach(self: &Arc<Self>, at: Option<Arc<Dentry>>) {
+        if let Some(d) = &at {
+            d.graft(self.clone());
+        }
+        *self.mountpoint.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Takes this mount off its mount point (what is mounted beneath it stays
+    /// with it): a mount and its mount point hold each other until then.
+    fn take_off(self: &Arc<Self>) {
+        let Some(mp) = self.mountpoint.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let mut mounted = mp.mounted.lock().unwrap_or_else(|e| e.into_inner());
+        if mounted.as_ref().is_some_and(|x| Arc::ptr_eq(x, self)) {
+            *mounted = None;
+        }
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -219,28 +305,49 @@ impl Mount {
     }
 }
 
-/// The sandbox's mount tree. Lock: the list of mounts, a leaf.
+/// A mount tree: a root mount and what is mounted beneath it. The processes in
+/// one see the same mounts; unshare(CLONE_NEWNS) gives a process a copy of its
+/// own. Lock: `tree`, taken before a mount's mount point and a dentry's graft
+/// slot; changes to the shape of the tree are made under it.
 pub struct MountNamespace {
-    pub root: Arc<Mount>,
-    mounts: Mutex<Vec<Arc<Mount>>>,
+    tree: Mutex<Tree>,
+}
+
+struct Tree {
+    root: Arc<Mount>,
+    /// Every mount in the tree, the root first, in the order they were mounted.
+    mounts: Vec<Arc<Mount>>,
 }
 
 impl MountNamespace {
-    pub fn new(root: Arc<Mount>) -> MountNamespace {
-        MountNamespace { mounts: Mutex::new(vec![root.clone()]), root }
+    pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
+        Arc::new(MountNamespace { tree: Mutex::new(Tree { mounts: vec![root.clone()], root }) })
+    }
+
+    fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn root(&self) -> Arc<Mount> {
+        self.tree().root.clone()
     }
 
     pub fn add(&self, m: Arc<Mount>) {
-        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+        self.tree().mounts.push(m);
     }
 
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
-        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tree().mounts.clone()
+    }
+
+    /// Whether `m` is in this tree.
+    pub fn contains(&self, m: &Arc<Mount>) -> bool {
+        self.tree().mounts.iter().any(|x| Arc::ptr_eq(x, m))
     }
 
     /// The mounts whose mount point is in `m` (mounted on it or beneath it).
     pub fn children(&self, m: &Arc<Mount>) -> Vec<Arc<Mount>> {
-        self.mounts().into_iter().filter(|c| c.mountpoint.as_ref().is_some_and(|mp| std::ptr::eq(mp.mount.as_ptr(), Arc::as_ptr(m)))).collect()
+        self.mounts().into_iter().filter(|c| c.parent().is_some_and(|p| Arc::ptr_eq(&p, m))).collect()
     }
 
     /// Takes `m` off its mount point, and with it every mount beneath it (a
@@ -249,23 +356,63 @@ impl MountNamespace {
         for c in self.children(m) {
             self.detach(&c);
         }
-        if let Some(mp) = &m.mountpoint {
-            let mut mounted = mp.mounted.lock().unwrap_or_else(|e| e.into_inner());
-            if mounted.as_ref().is_some_and(|x| Arc::ptr_eq(x, m)) {
-                *mounted = None;
-            }
+        let mut tree = self.tree();
+        m.take_off();
+        tree.mounts.retain(|x| !Arc::ptr_eq(x, m));
+    }
+
+    /// MS_MOVE: grafts `m` (and what is mounted beneath it) on `to` instead.
+    pub fn move_mount(&self, m: &Arc<Mount>, to: Arc<Dentry>) {
+        let _tree = self.tree();
+        m.take_off();
+        m.attach(Some(to));
+    }
+
+    /// pivot_root: `new_root` takes the place of `old_root` (a process's root
+    /// mount; the tree's root, or mounted somewhere), and `old_root` is mounted on
+    /// `put_old`.
+    pub fn pivot_root(&self, old_root: &Arc<Mount>, new_root: &Arc<Mount>, put_old: Arc<Dentry>) {
+        let mut tree = self.tree();
+        let place = old_root.mountpoint();
+        new_root.take_off();
+        old_root.take_off();
+        old_root.attach(Some(put_old));
+        new_root.attach(place);
+        if Arc::ptr_eq(&tree.root, old_root) {
+            tree.root = new_root.clone();
         }
-        self.mounts.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| !Arc::ptr_eq(x, m));
+    }
+
+    /// A new namespace with a copy of each mount in this one, grafted at the
+    /// same places in the copies, and the pairs (mount, its copy).
+    pub fn copy(&self) -> (Arc<MountNamespace>, MountCopies) {
+        let root = self.root();
+        let copy_root = root.copy(None);
+        let mut pairs = vec![(root, copy_root.clone())];
+        // Parents before children: a copy's mount point is in its parent's copy.
+        let mut i = 0;
+        while let Some((m, copy)) = pairs.get(i).cloned() {
+            for child in self.children(&m) {
+                if let Some(mp) = child.mountpoint() {
+                    let child_copy = child.copy(Some(mp.in_mount(&copy)));
+                    pairs.push((child, child_copy));
+                }
+            }
+            i += 1;
+        }
+        let mounts = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
+        (Arc::new(MountNamespace { tree: Mutex::new(Tree { root: copy_root, mounts }) }), pairs)
     }
 
     /// Takes the tree apart once nothing runs in it any more (a pod container
-    /// that ended): a mount and its mount point hold each other, and the
-    /// recently-used list holds its dentries, so without this it would keep
-    /// its file systems, and their gofer connections, for good.
+    /// that ended, a namespace its last process left): a mount and its mount
+    /// point hold each other, and the recently-used list holds its dentries, so
+    /// without this it would keep its file systems, and their gofer
+    /// connections, for good.
     pub fn unmount_all(&self) {
-        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
-        for mp in mounts.iter().filter_map(|m| m.mountpoint.as_ref()) {
-            *mp.mounted.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mounts = std::mem::take(&mut self.tree().mounts);
+        for m in &mounts {
+            m.take_off();
         }
         let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
         let (gone, kept): (Vec<Arc<Dentry>>, Vec<_>) = recent.drain(..).partition(|d| mounts.iter().any(|m| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))));
@@ -273,5 +420,14 @@ impl MountNamespace {
         drop(recent);
         // Dropped outside the lock, as evicted dentries are.
         drop(gone);
+    }
+}
+
+/// Mounts and their copies in a new namespace.
+pub type MountCopies = Vec<(Arc<Mount>, Arc<Mount>)>;
+
+impl Drop for MountNamespace {
+    fn drop(&mut self) {
+        self.unmount_all();
     }
 }

@@ -1,7 +1,7 @@
 //! Path walks: from a starting dentry through names, `..`, mount points and
 //! symlinks, as Linux's namei does.
 
-use super::dentry::Dentry;
+use super::dentry::{Dentry, MountNamespace};
 use super::inode::S_IFLNK;
 use super::perm::{may_search, FsCreds};
 use rvisor_abi::{errno, error, SysResult};
@@ -12,22 +12,25 @@ const MAX_SYMLINKS: u32 = 40;
 /// Longest name component (NAME_MAX).
 pub const NAME_MAX: usize = 255;
 
-/// A task's view of the file system: its root and working directory (shared by
-/// CLONE_FS), and umask. Leaf lock.
+/// A task's view of the file system: the mount namespace it is in, its root and
+/// working directory in it (shared by CLONE_FS), and umask. Leaf lock.
 pub struct FsContext {
     inner: Mutex<FsInner>,
 }
 
 #[derive(Clone)]
 struct FsInner {
+    mounts: Arc<MountNamespace>,
     root: Arc<Dentry>,
     cwd: Arc<Dentry>,
     umask: u32,
 }
 
 impl FsContext {
-    pub fn new(root: Arc<Dentry>) -> FsContext {
-        FsContext { inner: Mutex::new(FsInner { cwd: root.clone(), root, umask: 0o022 }) }
+    /// A context at the root of `mounts`.
+    pub fn new(mounts: Arc<MountNamespace>) -> FsContext {
+        let root = mounts.root().root.clone();
+        FsContext { inner: Mutex::new(FsInner { mounts, cwd: root.clone(), root, umask: 0o022 }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FsInner> {
@@ -37,6 +40,25 @@ impl FsContext {
     /// A copy for a child made without CLONE_FS.
     pub fn fork(&self) -> FsContext {
         FsContext { inner: Mutex::new(self.lock().clone()) }
+    }
+
+    /// A copy in a copy of the mount namespace (CLONE_NEWNS): its root and cwd
+    /// are the same directories in the copied mounts.
+    pub fn fork_with_new_mounts(&self) -> FsContext {
+        let mut inner = self.lock().clone();
+        let (mounts, pairs) = inner.mounts.copy();
+        let moved = |d: &Arc<Dentry>| {
+            let copy = pairs.iter().find(|(m, _)| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))).map(|(_, c)| c);
+            copy.map_or_else(|| d.clone(), |c| d.in_mount(c))
+        };
+        inner.root = moved(&inner.root);
+        inner.cwd = moved(&inner.cwd);
+        inner.mounts = mounts;
+        FsContext { inner: Mutex::new(inner) }
+    }
+
+    pub fn mounts(&self) -> Arc<MountNamespace> {
+        self.lock().mounts.clone()
     }
 
     pub fn root(&self) -> Arc<Dentry> {
@@ -53,6 +75,20 @@ impl FsContext {
 
     pub fn set_root(&self, d: Arc<Dentry>) {
         self.lock().root = d;
+    }
+
+    /// After pivot_root in `mounts`: a root or cwd at `old` moves to `new`.
+    pub fn pivoted(&self, mounts: &Arc<MountNamespace>, old: &Arc<Dentry>, new: &Arc<Dentry>) {
+        let mut inner = self.lock();
+        if !Arc::ptr_eq(&inner.mounts, mounts) {
+            return;
+        }
+        if Arc::ptr_eq(&inner.root, old) {
+            inner.root = new.clone();
+        }
+        if Arc::ptr_eq(&inner.cwd, old) {
+            inner.cwd = new.clone();
+        }
     }
 
     pub fn umask(&self) -> u32 {
@@ -89,7 +125,7 @@ fn parent_of(d: &Arc<Dentry>, root: &Arc<Dentry>) -> Arc<Dentry> {
         if let Some(p) = &at.parent {
             return p.clone();
         }
-        match at.mount.upgrade().and_then(|m| m.mountpoint.clone()) {
+        match at.mount.upgrade().and_then(|m| m.mountpoint()) {
             Some(mp) => at = mp,
             None => return at,
         }

@@ -1,7 +1,7 @@
 //! /proc/[pid] and /proc/[pid]/task/[tid]: what each file shows, in Linux's formats
 //! (fs/proc/array.c, fs/proc/base.c, fs/proc/task_mmu.c).
 
-use super::system::{mount_id, mounts_text, mountinfo_text};
+use super::system::{mounts_text, mountinfo_text};
 use super::{current, Proc, ProcFs, Target};
 use crate::fs::simple::{major_minor, Generator, Writer};
 use crate::mm::MapInfo;
@@ -148,8 +148,10 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Maps => Ok(maps(&p).into_bytes()),
             PidEntry::Smaps => Ok(smaps(&p).into_bytes()),
             PidEntry::SmapsRollup => Ok(smaps_rollup(&p).into_bytes()),
-            PidEntry::Mountinfo => Ok(mountinfo_text(&p.tg.container.mounts).into_bytes()),
-            PidEntry::Mounts => Ok(mounts_text(&p.tg.container.mounts).into_bytes()),
+            // As the process sees them: its namespace, from its root. A zombie
+            // has none (Linux's EINVAL).
+            PidEntry::Mountinfo => Ok(mountinfo_text(&p.res.as_ref().ok_or_else(|| errno!(EINVAL))?.fs).into_bytes()),
+            PidEntry::Mounts => Ok(mounts_text(&p.res.as_ref().ok_or_else(|| errno!(EINVAL))?.fs).into_bytes()),
             PidEntry::OomScoreAdj => Ok(b"0\n".to_vec()),
             PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
             PidEntry::Statm => Ok(statm(&p).into_bytes()),
@@ -210,7 +212,7 @@ pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generato
         let (_, file, cloexec) = res.fds.list().into_iter().find(|(f, _, _)| f.0 == fd).ok_or_else(|| errno!(ENOENT))?;
         let pos = file.seek(0, 1).unwrap_or(0);
         let flags = file.status_flags() | if cloexec { crate::vfs::OpenFlags::CLOEXEC } else { 0 };
-        let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map(|m| mount_id(&p.tg.container.mounts, &m)).unwrap_or(0);
+        let mnt = file.dentry().and_then(|d| d.mount.upgrade()).map_or(0, |m| m.id);
         let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
         let mut text = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n");
         if let Some(pidfd) = crate::fs::pidfd::PidFd::of(&file) {

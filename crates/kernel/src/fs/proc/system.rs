@@ -5,7 +5,7 @@ use super::ProcFs;
 use crate::fs::simple::{major_minor, Generator};
 use crate::kernel::Kernel;
 use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
-use crate::vfs::{Mount, MountNamespace};
+use crate::vfs::{FsContext, Mount};
 use rvisor_abi::{error, SysResult};
 use rvisor_memory::UsageKind;
 use std::fmt::Write as _;
@@ -311,11 +311,6 @@ fn vmstat(k: &Kernel, total: u64) -> String {
     s
 }
 
-/// A mount's id, as mountinfo and fdinfo show it: its place in the namespace.
-pub(super) fn mount_id(ns: &MountNamespace, m: &Arc<Mount>) -> usize {
-    ns.mounts().iter().position(|x| Arc::ptr_eq(x, m)).map(|i| i + 1).unwrap_or(0)
-}
-
 /// Escapes space, tab, newline and backslash as Linux's mangle() does.
 fn mangle(p: &[u8]) -> String {
     let mut out = Vec::new();
@@ -328,33 +323,36 @@ fn mangle(p: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn mountpoint(m: &Mount) -> Vec<u8> {
-    m.mountpoint.as_ref().map(|d| d.path()).unwrap_or_else(|| b"/".to_vec())
+/// The mounts of `fs`'s namespace its root reaches, each with its path from
+/// there (Linux skips the others).
+fn visible_mounts(fs: &FsContext) -> Vec<(Arc<Mount>, Vec<u8>)> {
+    let root = fs.root();
+    fs.mounts().mounts().into_iter().filter_map(|m| m.root.path_from(&root).map(|at| (m, at))).collect()
 }
 
 fn opts(m: &Mount) -> &'static str {
     if m.is_read_only() { "ro,relatime" } else { "rw,relatime" }
 }
 
-pub(super) fn mounts_text(ns: &MountNamespace) -> String {
+pub(super) fn mounts_text(fs: &FsContext) -> String {
     let mut s = String::new();
-    for m in ns.mounts() {
-        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&mountpoint(&m)), m.fstype, opts(&m));
+    for (m, at) in visible_mounts(fs) {
+        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&at), m.fstype, opts(&m));
     }
     s
 }
 
-pub(super) fn mountinfo_text(ns: &MountNamespace) -> String {
+pub(super) fn mountinfo_text(fs: &FsContext) -> String {
     let mut s = String::new();
-    for m in ns.mounts() {
-        let parent = m.mountpoint.as_ref().and_then(|d| d.mount.upgrade()).map_or(m.id, |p| p.id);
+    for (m, at) in visible_mounts(fs) {
+        let parent = m.parent().map_or(m.id, |p| p.id);
         let (major, minor) = m.root.inode.stat().map(|st| major_minor(st.st_dev)).unwrap_or((0, 0));
         let _ = writeln!(
             s,
             "{} {parent} {major}:{minor} {} {} {} - {} {} {}",
             m.id,
             mangle(&m.root_path),
-            mangle(&mountpoint(&m)),
+            mangle(&at),
             opts(&m),
             m.fstype,
             mangle(m.source.as_bytes()),
