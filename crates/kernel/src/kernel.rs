@@ -6,7 +6,8 @@ use crate::mm::Frames;
 use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
 use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
-use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, PidNamespace, Resources, Task, Thread, ThreadGroup};
+use crate::task::namespaces::{IpcNamespace, UtsNames, UtsNamespace};
+use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, Namespaces, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
 use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
@@ -123,25 +124,12 @@ impl std::fmt::Display for ContainerError {
     }
 }
 
-/// The names uname reports and sethostname and setdomainname change: any bytes, up
-/// to 64 of them.
-pub struct UtsNames {
-    pub hostname: Vec<u8>,
-    pub domainname: Vec<u8>,
-}
-
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
     pub clocks: Clocks,
-    /// The sandbox's one UTS namespace. Leaf lock.
-    pub uts: Mutex<UtsNames>,
-    /// Its one IPC namespace's shared memory segments, semaphore sets and message queues.
-    pub shm: crate::ipc::shm::Segments,
-    pub sem: crate::ipc::sem::SemSets,
-    pub msg: crate::ipc::msg::MsgQueues,
-    /// POSIX message queues by name.
-    pub mqueues: crate::ipc::mqueue::MqNamespace,
+    /// The sandbox's first UTS and IPC namespaces, which its containers' processes start in.
+    pub namespaces: Namespaces,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
     pub futexes: FutexTable,
@@ -298,11 +286,10 @@ impl Kernel {
                 platform: cfg.platform,
                 memory: cfg.memory,
                 clocks,
-                shm: Default::default(),
-                sem: Default::default(),
-                msg: Default::default(),
-                mqueues: Default::default(),
-                uts: Mutex::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
+                namespaces: Namespaces {
+                    uts: UtsNamespace::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
+                    ipc: IpcNamespace::new(),
+                },
                 cpus,
                 futexes: FutexTable::default(),
                 cpu_watch: crate::time::process_timers::CpuWatch::new(&timers),
@@ -603,7 +590,7 @@ impl Kernel {
         }
         container.pid_ns.register_group(tid, &tg);
         container.pid_ns.register_thread(tid, &thread);
-        Ok(Task::new(self.clone(), thread, Resources { mm, fds, fs }, cpu, ctx))
+        Ok(Task::new(self.clone(), thread, Resources { mm, fds, fs, ns: self.namespaces.clone() }, cpu, ctx))
     }
 
     /// Makes the console: a pty pair whose master the `-t` bridge holds, and an

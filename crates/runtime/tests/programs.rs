@@ -736,6 +736,21 @@ fn fs_ids() {
     });
 }
 
+/// UTS and IPC namespaces, /proc/PID/ns and setns (tests/programs/nsfs.c): a new
+/// UTS namespace's own hostname, a new IPC namespace's own objects (gone with it),
+/// setns into another process's UTS and mount namespaces, the errors, as natively.
+#[test]
+fn uts_and_ipc_namespaces_and_setns() {
+    compare("uts_and_ipc_namespaces_and_setns", "nsfs", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "child's hostname: rvt-inner"),
+            expect_stdout_has_line(o, "child shmget of the parent's key after: -1 ENOENT"),
+            expect_stdout_has_line(o, "file in a's mounts after: yes"),
+        ])
+    });
+}
+
 /// File permission checks as Linux makes them (the harness runs as root): children
 /// that drop to uid 1000 (with a supplementary group), keep euid 0 with real uid 1000,
 /// or keep uid 0 without CAP_DAC_* (as a container's root) try opens, creations,

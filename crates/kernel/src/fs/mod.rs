@@ -6,6 +6,7 @@ pub mod devpts;
 pub mod gofer;
 pub mod inotify;
 pub mod memfd;
+pub mod nsfs;
 pub mod overlay;
 pub mod proc;
 pub mod signalfd;

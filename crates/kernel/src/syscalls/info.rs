@@ -25,7 +25,7 @@ pub fn sys_uname(t: &mut Task, buf: UserRef<Utsname>) -> SysResult<()> {
     set_cstr(&mut u.version, VERSION);
     set_cstr(&mut u.machine, "x86_64");
     {
-        let uts = t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner());
+        let uts = t.ns.uts.names();
         u.nodename[..uts.hostname.len()].copy_from_slice(&uts.hostname);
         u.domainname[..uts.domainname.len()].copy_from_slice(&uts.domainname);
     }
@@ -51,13 +51,13 @@ fn new_uts_name(t: &Task, name: UserAddr, len: usize) -> SysResult<Vec<u8>> {
 
 pub fn sys_sethostname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<()> {
     let name = new_uts_name(t, name, len)?;
-    t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner()).hostname = name;
+    t.ns.uts.names().hostname = name;
     Ok(())
 }
 
 pub fn sys_setdomainname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<()> {
     let name = new_uts_name(t, name, len)?;
-    t.kernel.uts.lock().unwrap_or_else(|e| e.into_inner()).domainname = name;
+    t.ns.uts.names().domainname = name;
     Ok(())
 }
 

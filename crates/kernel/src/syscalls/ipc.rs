@@ -61,7 +61,7 @@ fn now_secs(t: &Task) -> i64 {
 pub fn sys_shmget(t: &mut Task, key: i32, size: u64, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
     let (kernel, mf) = (t.kernel.clone(), t.mm.memory_file().clone());
-    t.kernel.shm.get_segment(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
+    t.ns.ipc.shm.get_segment(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
 }
 
 /// IPC_STAT and the *_STAT forms: the status out to `buf`.
@@ -89,8 +89,8 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
         return error!(EINVAL);
     }
     let want = if rdonly { S_IRUGO } else { S_IRUGO | S_IWUGO };
-    t.kernel.shm.sweep();
-    let (pages, size) = t.kernel.shm.lookup(id, |s| {
+    t.ns.ipc.shm.sweep();
+    let (pages, size) = t.ns.ipc.shm.lookup(id, |s| {
         if !s.ds.perm.allows(&t.tg, want) {
             return error!(EACCES);
         }
@@ -108,7 +108,7 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
         .map_err(|e| if e == errno!(EEXIST) { errno!(EINVAL) } else { e })?;
     let (now, pid) = (now_secs(t), t.tg.tgid);
     // The segment may have been removed meanwhile: the attachment stands all the same.
-    let _ = t.kernel.shm.lookup(id, |s| {
+    let _ = t.ns.ipc.shm.lookup(id, |s| {
         s.ds.atime = now;
         s.ds.lpid = pid;
         Ok(())
@@ -122,7 +122,7 @@ pub fn sys_shmdt(t: &mut Task, addr: UserAddr) -> SysResult<()> {
     }
     let segment = t.mm.detach_sysv_segment(t.ctx.as_mut(), addr.get())?;
     let (now, pid) = (now_secs(t), t.tg.tgid);
-    t.kernel.shm.with(|reg| {
+    t.ns.ipc.shm.with(|reg| {
         if let Some(s) = reg.iter_mut().find(|s| std::sync::Arc::as_ptr(&s.pages) as usize == segment) {
             s.ds.dtime = now;
             s.ds.lpid = pid;
@@ -133,7 +133,7 @@ pub fn sys_shmdt(t: &mut Task, addr: UserAddr) -> SysResult<()> {
 
 pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i32> {
     let now = now_secs(t);
-    let shm = &t.kernel.shm;
+    let shm = &t.ns.ipc.shm;
     shm.sweep();
     match cmd & !IPC_64 {
         IPC_INFO => {
@@ -206,7 +206,7 @@ struct SemInfo {
 
 pub fn sys_semget(t: &mut Task, key: i32, nsems: i32, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
-    t.kernel.sem.get_set(&t.tg, key, nsems, flags, now)
+    t.ns.ipc.sem.get_set(&t.tg, key, nsems, flags, now)
 }
 
 pub fn sys_semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize) -> SysResult<()> {
@@ -251,7 +251,7 @@ fn semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: Option<st
         }
     };
     let woke = |set: &mut SemSet| set.stop_waiting(waiting.get());
-    until_done(t, &t.kernel.sem, id, deadline, attempt, woke).map_err(|e| if e.code == ErrnoCode::ETIMEDOUT { errno!(EAGAIN) } else { e })
+    until_done(t, &t.ns.ipc.sem, id, deadline, attempt, woke).map_err(|e| if e.code == ErrnoCode::ETIMEDOUT { errno!(EAGAIN) } else { e })
 }
 
 /// What one attempt of a sleeping call came to.
@@ -323,24 +323,24 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
                 semvmx: SEMVMX,
                 semaem: SEMAEM,
             };
-            let (max, sets, sems) = t.kernel.sem.with(|reg| (reg.max_index(), reg.iter().count() as i32, reg.iter().map(|s| s.ds.nsems as i32).sum::<i32>()));
+            let (max, sets, sems) = t.ns.ipc.sem.with(|reg| (reg.max_index(), reg.iter().count() as i32, reg.iter().map(|s| s.ds.nsems as i32).sum::<i32>()));
             let info = if cmd & !IPC_64 == SEM_INFO { SemInfo { semusz: sets, semaem: sems, ..info } } else { info };
             t.mm.write_obj(UserRef::<SemInfo>::new(buf), &info)?;
             Ok(max)
         }
-        IPC_STAT => ctl_stat(t, &t.kernel.sem, id, StatBy::Id, buf),
-        SEM_STAT => ctl_stat(t, &t.kernel.sem, id, StatBy::Index, buf),
-        SEM_STAT_ANY => ctl_stat(t, &t.kernel.sem, id, StatBy::IndexAny, buf),
-        IPC_SET => t.kernel.sem.set(&t.tg, id, &new_perm(t, buf)?, now, |_| Ok(())).map(|()| 0),
+        IPC_STAT => ctl_stat(t, &t.ns.ipc.sem, id, StatBy::Id, buf),
+        SEM_STAT => ctl_stat(t, &t.ns.ipc.sem, id, StatBy::Index, buf),
+        SEM_STAT_ANY => ctl_stat(t, &t.ns.ipc.sem, id, StatBy::IndexAny, buf),
+        IPC_SET => t.ns.ipc.sem.set(&t.tg, id, &new_perm(t, buf)?, now, |_| Ok(())).map(|()| 0),
         IPC_RMID => {
             // Sleepers find the set gone: EIDRM.
-            if let Some(set) = t.kernel.sem.remove(&t.tg, id, now, |_| false)? {
+            if let Some(set) = t.ns.ipc.sem.remove(&t.tg, id, now, |_| false)? {
                 set.queue.notify();
             }
             Ok(0)
         }
         GETALL => {
-            let vals: Vec<u16> = t.kernel.sem.lookup(id, |s| {
+            let vals: Vec<u16> = t.ns.ipc.sem.lookup(id, |s| {
                 if !s.ds.perm.allows(&t.tg, S_IRUGO) {
                     return error!(EACCES);
                 }
@@ -350,10 +350,10 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
             Ok(0)
         }
         SETALL => {
-            let n = t.kernel.sem.lookup(id, |s| Ok(s.sems.len()))?;
+            let n = t.ns.ipc.sem.lookup(id, |s| Ok(s.sems.len()))?;
             let mut vals = vec![0u16; n];
             t.mm.read_bytes(buf, vals.as_mut_slice().as_mut_bytes())?;
-            let queue = t.kernel.sem.lookup(id, |s| {
+            let queue = t.ns.ipc.sem.lookup(id, |s| {
                 if !s.ds.perm.allows(&t.tg, S_IWUGO) {
                     return error!(EACCES);
                 }
@@ -368,7 +368,7 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
             Ok(0)
         }
         c @ (GETVAL | GETPID | GETNCNT | GETZCNT | SETVAL) => {
-            let r = t.kernel.sem.lookup(id, |s| {
+            let r = t.ns.ipc.sem.lookup(id, |s| {
                 let n = usize::try_from(num).ok().filter(|&n| n < s.sems.len()).ok_or_else(|| errno!(EINVAL))?;
                 let need = if c == SETVAL { S_IWUGO } else { S_IRUGO };
                 if !s.ds.perm.allows(&t.tg, need) {
@@ -423,7 +423,7 @@ struct MsgInfo {
 
 pub fn sys_msgget(t: &mut Task, key: i32, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
-    t.kernel.msg.get_queue(&t.tg, key, flags, now)
+    t.ns.ipc.msg.get_queue(&t.tg, key, flags, now)
 }
 
 pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) -> SysResult<()> {
@@ -448,7 +448,7 @@ pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) 
         }
         Ok(Attempt::Wait)
     };
-    until_done(t, &t.kernel.msg, id, None, attempt, |_| {})
+    until_done(t, &t.ns.ipc.msg, id, None, attempt, |_| {})
 }
 
 pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64, flags: i32) -> SysResult<usize> {
@@ -479,7 +479,7 @@ pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64,
         }
         Ok(Attempt::Wait)
     };
-    let (mtype, data) = until_done(t, &t.kernel.msg, id, None, attempt, |_| {})?;
+    let (mtype, data) = until_done(t, &t.ns.ipc.msg, id, None, attempt, |_| {})?;
     t.mm.write_obj(UserRef::<i64>::new(msgp), &mtype)?;
     t.mm.write_bytes(msgp.add(8)?, &data)?;
     Ok(data.len())
@@ -489,7 +489,7 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
     let now = now_secs(t);
     match cmd & !IPC_64 {
         c @ (IPC_INFO | MSG_INFO) => {
-            let (max, queues, messages, bytes) = t.kernel.msg.with(|reg| {
+            let (max, queues, messages, bytes) = t.ns.ipc.msg.with(|reg| {
                 let (n, bytes) = reg.iter().fold((0u64, 0u64), |(n, b), q| (n + q.ds.qnum, b + q.ds.cbytes));
                 (reg.max_index(), reg.iter().count() as i32, n as i32, bytes as i32)
             });
@@ -500,12 +500,12 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
             t.mm.write_obj(UserRef::<MsgInfo>::new(buf), &info)?;
             Ok(max)
         }
-        IPC_STAT => ctl_stat(t, &t.kernel.msg, id, StatBy::Id, buf),
-        MSG_STAT => ctl_stat(t, &t.kernel.msg, id, StatBy::Index, buf),
-        MSG_STAT_ANY => ctl_stat(t, &t.kernel.msg, id, StatBy::IndexAny, buf),
+        IPC_STAT => ctl_stat(t, &t.ns.ipc.msg, id, StatBy::Id, buf),
+        MSG_STAT => ctl_stat(t, &t.ns.ipc.msg, id, StatBy::Index, buf),
+        MSG_STAT_ANY => ctl_stat(t, &t.ns.ipc.msg, id, StatBy::IndexAny, buf),
         IPC_SET => {
             let new = t.mm.read_obj(UserRef::<MsqidDs>::new(buf))?;
-            t.kernel.msg.set(&t.tg, id, &new.perm, now, |q| {
+            t.ns.ipc.msg.set(&t.tg, id, &new.perm, now, |q| {
                 if new.qbytes > MSGMNB && !t.tg.capable(CAP_SYS_RESOURCE) {
                     return error!(EPERM);
                 }
@@ -518,7 +518,7 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
         }
         IPC_RMID => {
             // Sleepers find the queue gone: EIDRM.
-            if let Some(q) = t.kernel.msg.remove(&t.tg, id, now, |_| false)? {
+            if let Some(q) = t.ns.ipc.msg.remove(&t.tg, id, now, |_| false)? {
                 q.queue.notify();
             }
             Ok(0)
@@ -573,7 +573,7 @@ pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i
     }
     let wanted = if oflag & O_CREAT != 0 && !attr.addr.is_null() { Some(t.mm.read_obj(attr)?) } else { None };
     let mq = {
-        let mut names = t.kernel.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names = t.ns.ipc.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
         match names.get(&name) {
             Some(_) if oflag & O_CREAT != 0 && oflag & O_EXCL != 0 => return error!(EEXIST),
             Some(mq) => {
@@ -611,7 +611,7 @@ pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i
 
 pub fn sys_mq_unlink(t: &mut Task, name: crate::syscalls::args::UserCStr) -> SysResult<()> {
     let name = mq_name(t, name)?;
-    let mut names = t.kernel.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
+    let mut names = t.ns.ipc.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
     let mq = names.get(&name).ok_or_else(|| errno!(ENOENT))?;
     // /dev/mqueue is sticky: the owner, or root, removes a name.
     if mq.uid != t.tg.creds().euid && !t.tg.capable(CAP_FOWNER) {

@@ -120,6 +120,7 @@ syscall_table! {
     getpid() => Supported;
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("of the namespace flags, CLONE_NEWNS and CLONE_NEWCGROUP; exit signals other than SIGCHLD are not supported");
     unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, CLONE_NEWNS, CLONE_NEWCGROUP (a view of one cgroup), and CLONE_THREAD/SIGHAND/VM of a single-threaded process; other namespace flags are EINVAL");
+    setns(fd: Fd, nstype: i32) => Partial("/proc/PID/ns files of mount, UTS and IPC namespaces; the process's own PID, network, cgroup and time namespaces; no pidfds");
     fork() => Supported;
     vfork() => Supported;
     execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");

@@ -125,6 +125,11 @@ pub fn sys_unshare(t: &mut Task, flags: u64) -> SysResult<()> {
     t.unshare(flags)
 }
 
+pub fn sys_setns(t: &mut Task, fd: crate::vfs::Fd, nstype: i32) -> SysResult<()> {
+    let file = t.fds.get(fd)?;
+    t.setns(&file, nstype as u32 as u64)
+}
+
 /// `struct clone_args` (clone3), up to the fields we use.
 #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
 #[repr(C)]

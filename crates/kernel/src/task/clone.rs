@@ -1,7 +1,7 @@
 //! clone, fork and vfork: new threads and processes.
 
 use super::host_threads::Placement;
-use super::{Task, Thread, ThreadGroup, RLIMIT_NPROC};
+use super::{Namespaces, Task, Thread, ThreadGroup, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
@@ -29,10 +29,12 @@ pub const CLONE_IO: u64 = 0x8000_0000;
 /// A new cgroup namespace: rooted at the process's cgroup, which is the root of
 /// the container's one-cgroup view, so it looks the same; accepted as such.
 pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+pub const CLONE_NEWUTS: u64 = 0x0400_0000;
+pub const CLONE_NEWIPC: u64 = 0x0800_0000;
 /// The namespace flags the sandbox offers its programs.
-const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP;
-/// The ones it does not (NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME): EINVAL.
-const CLONE_NAMESPACES_MISSING: u64 = 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80;
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC;
+/// The ones it does not (NEWUSER, NEWPID, NEWNET, NEWTIME): EINVAL.
+const CLONE_NAMESPACES_MISSING: u64 = 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
@@ -57,6 +59,7 @@ struct ChildSpec {
     mm_source: MmSource,
     fds: Arc<FdTable>,
     fs: Arc<crate::vfs::FsContext>,
+    ns: Namespaces,
     cpu: CpuState,
     clear_child_tid: UserAddr,
     /// CLONE_CHILD_SETTID: where the child stores its tid before it first runs.
@@ -162,6 +165,7 @@ impl Task {
             mm_source,
             fds,
             fs,
+            ns: self.ns.unshared(f & CLONE_NEWUTS != 0, f & CLONE_NEWIPC != 0),
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
@@ -265,6 +269,7 @@ impl Task {
         if flags & CLONE_FILES != 0 {
             self.fds = Arc::new(self.fds.fork());
         }
+        self.ns = self.ns.unshared(flags & CLONE_NEWUTS != 0, flags & CLONE_NEWIPC != 0);
         // A new mount namespace implies an fs context of this thread's own.
         if flags & CLONE_NEWNS != 0 {
             self.fs = Arc::new(self.fs.fork_with_new_mounts());
@@ -298,7 +303,7 @@ impl Task {
         if let Some(at) = spec.set_child_tid {
             let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
         }
-        let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs };
+        let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs, ns: spec.ns };
         // Published before the parent returns from clone, so /proc/<pid> (cmdline,
         // maps, fd/) reads the child's memory and files at once, as on Linux.
         spec.thread.set_resources(Some(resources.clone()));

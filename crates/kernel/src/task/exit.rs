@@ -104,6 +104,8 @@ impl Task {
             crate::tty::session_leader_exit(self);
             self.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             let status = self.tg.state().exiting.unwrap_or(status);
+            // The semaphore adjustments of its SEM_UNDO operations, in its IPC namespace.
+            self.ns.ipc.sem.exit(self.tg.tgid);
             group_died(&self.kernel, &self.tg, status);
         } else {
             // An exec waiting for its siblings to leave, or a dying group.
@@ -166,7 +168,6 @@ impl Task {
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     super::ptrace::release_tracees(tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
-    kernel.sem.exit(tg.tgid);
     let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
     // parent's children before it becomes one, or a wait() racing with this exit

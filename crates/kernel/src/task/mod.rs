@@ -11,6 +11,7 @@ mod container;
 pub mod exec;
 mod exit;
 pub mod host_threads;
+pub mod namespaces;
 mod pid_ns;
 pub mod ptrace;
 mod run;
@@ -24,6 +25,7 @@ mod waiter;
 pub use clone::CloneArgs;
 pub use container::Container;
 pub use exit::ExitStatus;
+pub use namespaces::Namespaces;
 pub use pid_ns::PidNamespace;
 pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
@@ -43,6 +45,7 @@ pub struct Task {
     pub mm: Arc<MemoryManager>,
     pub fds: Arc<FdTable>,
     pub fs: Arc<FsContext>,
+    pub ns: Namespaces,
     /// The app registers while the task is in the Sentry.
     pub cpu: CpuState,
     pub ctx: Box<dyn Context>,
@@ -72,7 +75,7 @@ impl Task {
 
     pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, r: Resources, cpu: CpuState, ctx: Box<dyn Context>) -> Task {
         thread.set_resources(Some(r.clone()));
-        let Resources { mm, fds, fs } = r;
+        let Resources { mm, fds, fs, ns } = r;
         Task {
             kernel,
             tg: thread.tg.clone(),
@@ -80,6 +83,7 @@ impl Task {
             mm,
             fds,
             fs,
+            ns,
             cpu,
             ctx,
             clear_child_tid: UserAddr::NULL,
@@ -94,7 +98,7 @@ impl Task {
 
     /// Publishes a changed mm/fds/fs (exec, unshare) for /proc.
     pub(crate) fn publish_resources(&self) {
-        self.thread.set_resources(Some(Resources { mm: self.mm.clone(), fds: self.fds.clone(), fs: self.fs.clone() }));
+        self.thread.set_resources(Some(Resources { mm: self.mm.clone(), fds: self.fds.clone(), fs: self.fs.clone(), ns: self.ns.clone() }));
     }
 
     pub fn tid(&self) -> i32 {

@@ -19,6 +19,8 @@ struct PidTable {
 }
 
 pub struct PidNamespace {
+    /// Its inode number in /proc/PID/ns.
+    pub id: u64,
     /// Lock order: taken before any ThreadGroup or Thread lock.
     table: Mutex<PidTable>,
     /// Most tasks the sandbox may hold at once.
@@ -27,7 +29,7 @@ pub struct PidNamespace {
 
 impl PidNamespace {
     pub fn new(max_tasks: usize) -> PidNamespace {
-        PidNamespace { table: Mutex::new(PidTable::default()), max_tasks }
+        PidNamespace { id: super::namespaces::new_ns_id(), table: Mutex::new(PidTable::default()), max_tasks }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PidTable> {

@@ -527,6 +527,7 @@ pub struct Resources {
     pub mm: Arc<crate::mm::MemoryManager>,
     pub fds: Arc<crate::vfs::FdTable>,
     pub fs: Arc<crate::vfs::FsContext>,
+    pub ns: super::Namespaces,
 }
 
 impl Thread {

@@ -2,6 +2,7 @@
 //! file-system round trip; and mounts, which graft a file system onto a dentry.
 
 use super::inode::{inode_key, Inode, S_IFDIR};
+use crate::task::namespaces::new_ns_id;
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -310,6 +311,8 @@ impl Mount {
 /// own. Lock: `tree`, taken before a mount's mount point and a dentry's graft
 /// slot; changes to the shape of the tree are made under it.
 pub struct MountNamespace {
+    /// Its inode number in /proc/PID/ns.
+    pub id: u64,
     tree: Mutex<Tree>,
 }
 
@@ -321,7 +324,7 @@ struct Tree {
 
 impl MountNamespace {
     pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
-        Arc::new(MountNamespace { tree: Mutex::new(Tree { mounts: vec![root.clone()], root }) })
+        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }) })
     }
 
     fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {
@@ -401,7 +404,7 @@ impl MountNamespace {
             i += 1;
         }
         let mounts = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
-        (Arc::new(MountNamespace { tree: Mutex::new(Tree { root: copy_root, mounts }) }), pairs)
+        (Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }) }), pairs)
     }
 
     /// Takes the tree apart once nothing runs in it any more (a pod container

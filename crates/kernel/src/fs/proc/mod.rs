@@ -29,6 +29,7 @@ mod pid;
 pub use pid::{processes, ProcessInfo};
 mod system;
 
+use super::nsfs::{Namespace, NsInode, NsKind};
 use super::simple::{now, Attrs, SeqFile};
 use crate::kernel::Kernel;
 use crate::task::{PidNamespace, Resources, Thread, ThreadGroup};
@@ -94,6 +95,8 @@ enum Node {
     Entry(Target, PidEntry),
     Fd(Target, i32),
     FdInfo(Target, i32),
+    /// A link in /proc/[pid]/ns.
+    Ns(Target, NsKind),
 }
 
 pub struct ProcInode {
@@ -185,6 +188,7 @@ fn ino_of(node: Node) -> u64 {
         Node::Entry(t, e) => pid_ino(t, e as u64 + 1, 0),
         Node::Fd(t, fd) => pid_ino(t, 100, fd),
         Node::FdInfo(t, fd) => pid_ino(t, 101, fd),
+        Node::Ns(t, kind) => pid_ino(t, 102, kind as i32),
     }
 }
 
@@ -200,7 +204,7 @@ pub fn process_dir_tgid(inode: &Arc<dyn Inode>) -> Option<i32> {
 impl ProcInode {
     fn target(&self) -> Option<Target> {
         match self.node {
-            Node::PidDir(t) | Node::Entry(t, _) | Node::Fd(t, _) | Node::FdInfo(t, _) => Some(t),
+            Node::PidDir(t) | Node::Entry(t, _) | Node::Fd(t, _) | Node::FdInfo(t, _) | Node::Ns(t, _) => Some(t),
             _ => None,
         }
     }
@@ -214,6 +218,7 @@ impl ProcInode {
             Node::Entry(_, e) => e.mode(),
             Node::Fd(..) => S_IFLNK | 0o700,
             Node::FdInfo(..) => S_IFREG | 0o444,
+            Node::Ns(..) => S_IFLNK | 0o777,
         }
     }
 
@@ -270,8 +275,19 @@ impl ProcInode {
                     })
                     .collect())
             }
+            Node::Entry(t, PidEntry::NsDir) => {
+                fs.resolve(t)?;
+                Ok(NsKind::ALL.iter().map(|&k| entry(Node::Ns(t, k), k.file_name().as_bytes().to_vec())).collect())
+            }
             _ => error!(ENOTDIR),
         }
+    }
+
+    /// The namespace a /proc/[pid]/ns link stands for.
+    fn namespace(&self, t: Target, kind: NsKind) -> SysResult<Namespace> {
+        let p = self.fs.resolve(t)?;
+        let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;
+        Ok(Namespace::of(&p.tg, res, kind))
     }
 
     /// The dentry a magic link stands for.
@@ -290,6 +306,7 @@ impl ProcInode {
                     None => Dentry::new_root(Arc::new(OpenFileInode { file }), Weak::new()),
                 })
             }
+            Node::Ns(t, kind) => Ok(NsInode::dentry(kind, self.namespace(t, kind)?)),
             _ => error!(EINVAL),
         }
     }
@@ -371,6 +388,11 @@ impl Inode for ProcInode {
                     Node::FdInfo(t, fd)
                 }
             }
+            Node::Entry(t, PidEntry::NsDir) => {
+                let kind = NsKind::ALL.into_iter().find(|k| k.file_name().as_bytes() == name).ok_or_else(|| errno!(ENOENT))?;
+                fs.resolve(t)?;
+                Node::Ns(t, kind)
+            }
             _ => return error!(ENOTDIR),
         };
         Ok(fs.inode(node))
@@ -397,13 +419,14 @@ impl Inode for ProcInode {
             }
             Node::Entry(_, PidEntry::Cwd | PidEntry::Root) => Ok(self.jump()?.path()),
             Node::Fd(t, fd) => Ok(pid::fd_name(&pid::fd_file(&self.fs.resolve(t)?, fd)?)),
+            Node::Ns(t, kind) => Ok(NsInode::link(kind, &self.namespace(t, kind)?)),
             _ => error!(EINVAL),
         }
     }
 
     fn jump_link(&self) -> Option<SysResult<Arc<Dentry>>> {
         match self.node {
-            Node::Entry(_, PidEntry::Cwd | PidEntry::Root) | Node::Fd(..) => Some(self.jump()),
+            Node::Entry(_, PidEntry::Cwd | PidEntry::Root) | Node::Fd(..) | Node::Ns(..) => Some(self.jump()),
             _ => None,
         }
     }

@@ -33,6 +33,7 @@ pub(super) enum PidEntry {
     SmapsRollup,
     Mountinfo,
     Mounts,
+    NsDir,
     OomScoreAdj,
     Root,
     Stat,
@@ -59,6 +60,7 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("smaps_rollup", PidEntry::SmapsRollup),
     ("mountinfo", PidEntry::Mountinfo),
     ("mounts", PidEntry::Mounts),
+    ("ns", PidEntry::NsDir),
     ("oom_score_adj", PidEntry::OomScoreAdj),
     ("root", PidEntry::Root),
     ("stat", PidEntry::Stat),
@@ -76,6 +78,7 @@ impl PidEntry {
     pub fn mode(self) -> u32 {
         match self {
             PidEntry::FdDir | PidEntry::FdInfoDir => S_IFDIR | 0o500,
+            PidEntry::NsDir => S_IFDIR | 0o511,
             PidEntry::Task => S_IFDIR | 0o555,
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
             PidEntry::Environ | PidEntry::Auxv | PidEntry::Io => S_IFREG | 0o400,
@@ -156,7 +159,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
             PidEntry::Statm => Ok(statm(&p).into_bytes()),
             PidEntry::Status => Ok(status(&p, t).into_bytes()),
-            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
+            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::NsDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
         }
     })
 }

@@ -1,7 +1,7 @@
 //! The fixed part of /proc: system-wide files and the sys/ tree. Everything is the
 //! sandbox's view (its memory file, its clocks, its processes), never the host's.
 
-use super::ProcFs;
+use super::{current, ProcFs};
 use crate::fs::simple::{major_minor, Generator};
 use crate::kernel::Kernel;
 use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
@@ -154,7 +154,9 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
             Sf::Hostname | Sf::Domainname => {
-                let uts = k.uts.lock().unwrap_or_else(|e| e.into_inner());
+                // The reader's UTS namespace's.
+                let uts = current().and_then(|th| th.resources()).map_or_else(|| k.namespaces.uts.clone(), |r| r.ns.uts);
+                let uts = uts.names();
                 let name = if matches!(sf, Sf::Hostname) { &uts.hostname } else { &uts.domainname };
                 format!("{}\n", String::from_utf8_lossy(name))
             }

@@ -1,0 +1,108 @@
+//! The UTS and IPC namespaces a task is in: with its mount namespace (in its
+//! `FsContext`) and PID namespace (its container's), Linux's nsproxy. A
+//! sandbox's containers share its first ones; unshare and clone with
+//! CLONE_NEWUTS or CLONE_NEWIPC give a task new ones, and setns joins another's.
+
+use crate::fs::nsfs::{Namespace, NsFile, NsKind};
+use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
+use rvisor_abi::{error, SysResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The inode number of a new namespace, as /proc/PID/ns shows it (Linux's
+/// proc_alloc_inum numbers, from 0xF0000000 up).
+const CAP_SYS_ADMIN: u32 = 21;
+
+pub fn new_ns_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0xF000_0000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The names uname reports and sethostname and setdomainname change: any bytes, up
+/// to 64 of them.
+#[derive(Clone)]
+pub struct UtsNames {
+    pub hostname: Vec<u8>,
+    pub domainname: Vec<u8>,
+}
+
+pub struct UtsNamespace {
+    pub id: u64,
+    /// Leaf lock.
+    names: Mutex<UtsNames>,
+}
+
+impl UtsNamespace {
+    pub fn new(names: UtsNames) -> Arc<UtsNamespace> {
+        Arc::new(UtsNamespace { id: new_ns_id(), names: Mutex::new(names) })
+    }
+
+    pub fn names(&self) -> MutexGuard<'_, UtsNames> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// System V shared memory, semaphores and message queues, and POSIX message
+/// queues, by key or name. A namespace's objects go with it.
+pub struct IpcNamespace {
+    pub id: u64,
+    pub shm: Segments,
+    pub sem: SemSets,
+    pub msg: MsgQueues,
+    pub mqueues: MqNamespace,
+}
+
+impl IpcNamespace {
+    pub fn new() -> Arc<IpcNamespace> {
+        Arc::new(IpcNamespace { id: new_ns_id(), shm: Default::default(), sem: Default::default(), msg: Default::default(), mqueues: Default::default() })
+    }
+}
+
+#[derive(Clone)]
+pub struct Namespaces {
+    pub uts: Arc<UtsNamespace>,
+    pub ipc: Arc<IpcNamespace>,
+}
+
+impl Namespaces {
+    /// These, with a new UTS namespace (a copy of the names) and a new, empty IPC
+    /// namespace where asked (CLONE_NEWUTS, CLONE_NEWIPC).
+    pub fn unshared(&self, new_uts: bool, new_ipc: bool) -> Namespaces {
+        Namespaces {
+            uts: if new_uts { UtsNamespace::new(self.uts.names().clone()) } else { self.uts.clone() },
+            ipc: if new_ipc { IpcNamespace::new() } else { self.ipc.clone() },
+        }
+    }
+}
+
+impl super::Task {
+    /// setns: joins the namespace `file` stands for (a /proc/PID/ns file), which
+    /// must be of the kind `nstype` names (0: any). Joining a mount namespace
+    /// starts at its root, in an fs context of this thread's own (Linux refuses
+    /// a shared one instead).
+    pub fn setns(&mut self, file: &Arc<dyn crate::vfs::FileDescription>, nstype: u64) -> SysResult<()> {
+        let Some(f) = NsFile::of(file) else { return error!(EINVAL) };
+        if nstype != 0 && nstype != f.kind.clone_flag() {
+            return error!(EINVAL);
+        }
+        if !self.tg.capable(CAP_SYS_ADMIN) {
+            return error!(EPERM);
+        }
+        match &f.ns {
+            Namespace::Mnt(mounts) => {
+                let fs = crate::vfs::FsContext::new(mounts.clone());
+                fs.set_umask(self.fs.umask());
+                self.fs = Arc::new(fs);
+            }
+            Namespace::Uts(uts) => self.ns.uts = uts.clone(),
+            Namespace::Ipc(ipc) => self.ns.ipc = ipc.clone(),
+            // Only the process's own PID namespace (nesting is not offered), and
+            // never the user namespace it is already in (Linux's EINVAL).
+            Namespace::Pid(pid_ns) if Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns) => {}
+            Namespace::Pid(_) | Namespace::Sole(NsKind::User) => return error!(EINVAL),
+            Namespace::Sole(_) => {}
+        }
+        self.publish_resources();
+        Ok(())
+    }
+}
