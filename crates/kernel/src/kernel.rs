@@ -6,6 +6,7 @@ use crate::mm::Frames;
 use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
 use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
+use crate::net::NetNamespace;
 use crate::task::namespaces::{IpcNamespace, UtsNames, UtsNamespace};
 use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, Namespaces, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
@@ -128,7 +129,8 @@ pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     pub memory: Arc<MemoryFile>,
     pub clocks: Clocks,
-    /// The sandbox's first UTS and IPC namespaces, which its containers' processes start in.
+    /// The sandbox's first UTS, IPC and network namespaces, which its containers'
+    /// processes start in.
     pub namespaces: Namespaces,
     /// Number of CPUs the sandbox reports.
     pub cpus: usize,
@@ -139,20 +141,6 @@ pub struct Kernel {
     pub memfds: crate::fs::memfd::MemfdFs,
     pub timerfd_cancel: crate::fs::timerfd::CancelOnSet,
     pub clock_sets: crate::time::ClockSets,
-    /// AF_UNIX sockets bound to abstract names.
-    pub abstract_sockets: crate::net::unix::AbstractNames,
-    /// The loopback interface's TCP and UDP ports.
-    pub loopback: crate::net::Loopback,
-    /// Whether inet sockets are the host's (see `net::host`).
-    pub host_network: bool,
-    /// The interfaces besides `lo` (`--network=sandbox`).
-    pub interfaces: Vec<crate::net::interface::InterfaceInfo>,
-    /// The network stack on the first of them.
-    pub netstack: Option<Arc<crate::net::netstack::Netstack>>,
-    /// With the network stack: the sandbox's listeners mirrored on the
-    /// namespace's host loopback.
-    pub loopback_mirror: Option<crate::net::forward::LoopbackMirror>,
-    pub unprivileged_port_start: u16,
     pub memory_limit: Option<MemoryLimit>,
     /// The process the OOM killer killed last, until it is gone.
     pub oom_victim: Mutex<Option<crate::mm::oom::OomVictim>>,
@@ -272,13 +260,6 @@ impl Kernel {
                 memfds: crate::fs::memfd::MemfdFs::new(&cfg.memory),
                 timerfd_cancel: Default::default(),
                 clock_sets: Default::default(),
-                abstract_sockets: Default::default(),
-                loopback: Default::default(),
-                host_network: cfg.host_network,
-                interfaces,
-                loopback_mirror: netstack.as_ref().map(|_| Default::default()),
-                netstack,
-                unprivileged_port_start: cfg.unprivileged_port_start,
                 memory_limit: cfg.memory_limit,
                 oom_victim: Mutex::default(),
                 oom_kills: Default::default(),
@@ -289,6 +270,7 @@ impl Kernel {
                 namespaces: Namespaces {
                     uts: UtsNamespace::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
                     ipc: IpcNamespace::new(),
+                    net: NetNamespace::first(cfg.host_network, interfaces, netstack, cfg.unprivileged_port_start),
                 },
                 cpus,
                 futexes: FutexTable::default(),

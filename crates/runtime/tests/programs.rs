@@ -751,6 +751,21 @@ fn uts_and_ipc_namespaces_and_setns() {
     });
 }
 
+/// Network namespaces (tests/programs/netns.c): a new one has loopback alone
+/// (brought up by netlink or ioctl), its own ports and abstract socket names,
+/// /proc/net of its own, setns back, and the EPERMs, as natively.
+#[test]
+fn network_namespaces() {
+    compare("network_namespaces", "netns", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "connect to the parent's port: -1 ECONNREFUSED"),
+            expect_stdout_has_line(o, "its own listener got: ping"),
+            expect_stdout_has_line(o, "connect to the parent's port after: 0 "),
+        ])
+    });
+}
+
 /// File permission checks as Linux makes them (the harness runs as root): children
 /// that drop to uid 1000 (with a supplementary group), keep euid 0 with real uid 1000,
 /// or keep uid 0 without CAP_DAC_* (as a container's root) try opens, creations,

@@ -3,6 +3,7 @@
 
 use crate::fs::simple::Attrs;
 use crate::mm::UserBuffers;
+use crate::net::NetNamespace;
 use crate::task::namespaces::{IpcNamespace, UtsNamespace};
 use crate::task::{PidNamespace, Resources, Task, ThreadGroup};
 use crate::vfs::inode::{Inode, S_IFMT, S_IFREG};
@@ -90,7 +91,8 @@ pub enum Namespace {
     Uts(Arc<UtsNamespace>),
     Ipc(Arc<IpcNamespace>),
     Pid(Arc<PidNamespace>),
-    /// One of a kind the sandbox has only one of (network, user, cgroup, time),
+    Net(Arc<NetNamespace>),
+    /// One of a kind the sandbox has only one of (user, cgroup, time),
     /// with Linux's numbers for its initial ones.
     Sole(NsKind),
 }
@@ -102,6 +104,7 @@ impl Namespace {
             NsKind::Mnt => Namespace::Mnt(res.fs.mounts()),
             NsKind::Uts => Namespace::Uts(res.ns.uts.clone()),
             NsKind::Ipc => Namespace::Ipc(res.ns.ipc.clone()),
+            NsKind::Net => Namespace::Net(res.ns.net.clone()),
             NsKind::Pid | NsKind::PidForChildren => Namespace::Pid(tg.container.pid_ns.clone()),
             k => Namespace::Sole(k),
         }
@@ -113,10 +116,10 @@ impl Namespace {
             Namespace::Uts(n) => n.id,
             Namespace::Ipc(n) => n.id,
             Namespace::Pid(n) => n.id,
+            Namespace::Net(n) => n.id,
             Namespace::Sole(NsKind::User) => 0xEFFF_FFFD,
             Namespace::Sole(NsKind::Cgroup) => 0xEFFF_FFFB,
-            Namespace::Sole(NsKind::Time | NsKind::TimeForChildren) => 0xEFFF_FFFA,
-            Namespace::Sole(_) => 0xEFFF_FFF9,
+            Namespace::Sole(_) => 0xEFFF_FFFA,
         }
     }
 }

@@ -25,7 +25,7 @@
 //! mode (runtime filter.rs, `forwarding_ports_takes_no_new_sockets`).
 
 use super::tcp::TcpSocket;
-use super::Loopback;
+use super::{Loopback, NetNamespace};
 use crate::kernel::Kernel;
 use crate::vfs::{FileDescription, WaitCallback};
 use nix::errno::Errno;
@@ -113,7 +113,7 @@ pub fn start(kernel: &Arc<Kernel>, forwards: Vec<Forward>) -> io::Result<()> {
         let name = std::thread::Builder::new().name("port-forward".into());
         if fwd.udp {
             let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-            rvisor_platform::host_cpus::spawn_unpinned(name, move || datagrams(&kernel.loopback, &fwd, Arc::new(Wake(efd))))?;
+            rvisor_platform::host_cpus::spawn_unpinned(name, move || datagrams(&kernel.namespaces.net, &fwd, Arc::new(Wake(efd))))?;
         } else {
             rvisor_platform::host_cpus::spawn_unpinned(name, move || accept_loop(&kernel, &fwd))?;
         }
@@ -154,7 +154,7 @@ fn accept_loop(kernel: &Arc<Kernel>, fwd: &Forward) {
                         let name = std::thread::Builder::new().name("port-relay".into()).stack_size(RELAY_STACK);
                         // Without a thread, the connection closes (dropped with the closure).
                         let spawned = rvisor_platform::host_cpus::spawn_unpinned(name, move || {
-                            relay(&kernel.loopback, conn, ipv6, port);
+                            relay(&kernel.namespaces.net, conn, ipv6, port);
                             count.fetch_sub(1, Ordering::Relaxed);
                         });
                         if let Err(e) = spawned {
@@ -184,12 +184,12 @@ mod libc_errno {
 
 /// Connects to the sandbox's listener on `port` on loopback, in the host
 /// connection's family first (127.0.0.1 or ::1), then the other.
-pub fn connect_loopback(loopback: &Loopback, port: u16, ipv6: bool) -> rvisor_abi::SysResult<Arc<TcpSocket>> {
+pub fn connect_loopback(net: &Arc<NetNamespace>, port: u16, ipv6: bool) -> rvisor_abi::SysResult<Arc<TcpSocket>> {
     let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
     let (first, second) = if ipv6 { (v6, v4) } else { (v4, v6) };
-    match TcpSocket::connect_from_host(loopback, first) {
-        Err(e) if e.code == ErrnoCode::ECONNREFUSED => TcpSocket::connect_from_host(loopback, second),
+    match TcpSocket::connect_from_host(net, first) {
+        Err(e) if e.code == ErrnoCode::ECONNREFUSED => TcpSocket::connect_from_host(net, second),
         r => r,
     }
 }
@@ -215,8 +215,8 @@ enum End {
 }
 
 /// Relays one accepted host connection to the sandbox's `port`.
-fn relay(loopback: &Loopback, conn: OwnedFd, ipv6: bool, port: u16) {
-    let Ok(sock) = connect_loopback(loopback, port, ipv6) else {
+fn relay(net: &Arc<NetNamespace>, conn: OwnedFd, ipv6: bool, port: u16) {
+    let Ok(sock) = connect_loopback(net, port, ipv6) else {
         // Nothing listens in the sandbox (or no port was left): as Docker's
         // proxy, the host's client sees its connection reset.
         reset(conn);
@@ -407,7 +407,8 @@ fn udp_destination(loopback: &Loopback, port: u16, ipv6: bool) -> SocketAddr {
 /// its own in the sandbox (so that the server's replies find their way back),
 /// connected to the sandbox's port on loopback. One thread waits in one poll
 /// over the host sockets and an eventfd every flow's socket writes.
-fn datagrams(loopback: &Loopback, fwd: &Forward, wake: Arc<Wake>) {
+fn datagrams(net: &Arc<NetNamespace>, fwd: &Forward, wake: Arc<Wake>) {
+    let loopback = &net.loopback;
     let cb: Arc<dyn WaitCallback> = wake.clone();
     let mut flows: Vec<Flow> = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -429,7 +430,7 @@ fn datagrams(loopback: &Loopback, fwd: &Forward, wake: Arc<Wake>) {
                     None if flows.len() >= MAX_FLOWS => continue,
                     None => {
                         let dest = udp_destination(loopback, fwd.sandbox_port, ipv6);
-                        let Ok(sock) = super::udp::UdpSocket::connect_from_host(loopback, dest) else { continue };
+                        let Ok(sock) = super::udp::UdpSocket::connect_from_host(net, dest) else { continue };
                         if let Some(q) = sock.wait_queue() {
                             q.register_callback(cb.clone());
                         }
@@ -487,15 +488,16 @@ mod tests {
 
     #[test]
     fn nothing_listening_is_refused_and_datagrams_to_nobody_are_lost() {
-        let loopback = Loopback::default();
+        let net = NetNamespace::new();
+        let loopback = &net.loopback;
         for ipv6 in [false, true] {
-            assert_eq!(connect_loopback(&loopback, 8000, ipv6).err().map(|e| e.code), Some(ErrnoCode::ECONNREFUSED));
-            assert_eq!(udp_destination(&loopback, 8000, ipv6).is_ipv6(), ipv6);
+            assert_eq!(connect_loopback(&net, 8000, ipv6).err().map(|e| e.code), Some(ErrnoCode::ECONNREFUSED));
+            assert_eq!(udp_destination(loopback, 8000, ipv6).is_ipv6(), ipv6);
         }
-        let dest = udp_destination(&loopback, 8000, false);
-        let flow = super::super::udp::UdpSocket::connect_from_host(&loopback, dest).unwrap();
-        flow.send_from_host(&loopback, b"to nobody").unwrap();
-        assert_eq!(flow.send_from_host(&loopback, &vec![0; 70000]).unwrap_err().code, ErrnoCode::EMSGSIZE);
+        let dest = udp_destination(loopback, 8000, false);
+        let flow = super::super::udp::UdpSocket::connect_from_host(&net, dest).unwrap();
+        flow.send_from_host(loopback, b"to nobody").unwrap();
+        assert_eq!(flow.send_from_host(loopback, &vec![0; 70000]).unwrap_err().code, ErrnoCode::EMSGSIZE);
         assert_eq!(flow.receive_to_host().unwrap_err().code, ErrnoCode::EAGAIN);
         // The flow's socket holds a port of its own while it lives.
         assert_eq!(loopback.udp.sockets().len(), 1);

@@ -137,7 +137,7 @@ impl Socket for HostSocket {
     /// The Sentry may bind any port; the app only what its capabilities allow.
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if self.domain != super::netlink::AF_NETLINK {
-            super::inet::may_bind_port(t, super::inet::parse(self.domain, addr)?.port())?;
+            super::inet::may_bind_port(t, &t.ns.net, super::inet::parse(self.domain, addr)?.port())?;
         }
         host::bind(self.fd.as_fd(), addr).map_err(io)
     }

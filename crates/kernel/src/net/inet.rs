@@ -8,6 +8,7 @@
 //! (::ffff:127.0.0.1) unless IPV6_V6ONLY is set; the port tables compare
 //! addresses in their canonical form, so ::ffff:127.0.0.1 and 127.0.0.1 meet.
 
+use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
 use rvisor_abi::{error, SysResult};
@@ -90,9 +91,9 @@ pub fn in_domain(domain: i32, addr: SocketAddr) -> SocketAddr {
 
 /// Whether a bind(2) to `ip` may work: a loopback address, the wildcard, or
 /// an address of the sandbox's interface.
-pub fn is_local(t: &Task, ip: IpAddr) -> bool {
+pub fn is_local(net: &NetNamespace, ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
-    ip.is_loopback() || ip.is_unspecified() || t.kernel.netstack.as_ref().is_some_and(|n| n.is_own(ip))
+    ip.is_loopback() || ip.is_unspecified() || net.netstack.as_ref().is_some_and(|n| n.is_own(ip))
 }
 
 /// Where a connection or datagram goes: to a socket of the sandbox (on
@@ -106,9 +107,9 @@ pub enum Route {
 
 /// The route to `addr`: the sandbox's own addresses are local, others go
 /// through the interface if it reaches them, else ENETUNREACH.
-pub fn route(t: &Task, addr: SocketAddr, v6only: bool) -> SysResult<Route> {
+pub fn route(net: &NetNamespace, addr: SocketAddr, v6only: bool) -> SysResult<Route> {
     let ip = addr.ip().to_canonical();
-    if let Some(net) = &t.kernel.netstack {
+    if let Some(net) = &net.netstack {
         // A v4-mapped address from an IPV6_V6ONLY socket goes nowhere (below).
         let v4_refused = v6only && ip.is_ipv4() && addr.is_ipv6();
         if !v4_refused && !ip.is_loopback() && !ip.is_unspecified() {
@@ -159,10 +160,10 @@ pub fn source_for(local: IpAddr, dest: IpAddr) -> IpAddr {
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 const CAP_NET_BIND_SERVICE: u32 = 10;
 
-/// EACCES for a privileged port (not 0, below the kernel's
+/// EACCES for a privileged port (not 0, below the namespace's
 /// `ip_unprivileged_port_start`, 1024 by default) without CAP_NET_BIND_SERVICE.
-pub fn may_bind_port(t: &Task, port: u16) -> SysResult<()> {
-    if port != 0 && port < t.kernel.unprivileged_port_start && !t.tg.capable(CAP_NET_BIND_SERVICE) {
+pub fn may_bind_port(t: &Task, net: &NetNamespace, port: u16) -> SysResult<()> {
+    if port != 0 && port < net.unprivileged_port_start && !t.tg.capable(CAP_NET_BIND_SERVICE) {
         return error!(EACCES);
     }
     Ok(())
@@ -273,13 +274,7 @@ impl<T: PortUser> Ports<T> {
 
     /// Binds `socket` as `req` asks, to a free ephemeral port when the port
     /// is 0; returns the port. EADDRINUSE when another socket claims the
-    /// address, EACCES for a privileged port without CAP_NET_BIND_SERVICE.
-    fn bind(&self, t: &Task, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
-        may_bind_port(t, req.addr.port())?;
-        self.bind_unchecked(req, socket)
-    }
-
-    /// `bind` without the privilege check (for an ephemeral port, which needs none).
+    /// address. Who may bind a privileged port is the caller's check.
     fn bind_unchecked(&self, req: &BindRequest, socket: &Arc<T>) -> SysResult<u16> {
         let port = req.addr.port();
         let ip = req.addr.ip().to_canonical();
@@ -355,6 +350,8 @@ impl<T: PortUser> Ports<T> {
 /// What TCP and UDP sockets share: their family, address and options.
 pub struct Endpoint {
     pub domain: i32,
+    /// The network namespace it was made in.
+    pub net: Arc<NetNamespace>,
     /// Its address (port 0 until bound), in its own family, and whether
     /// bind(2) chose the address and the port (Linux's SOCK_BINDADDR_LOCK and
     /// SOCK_BINDPORT_LOCK: a UDP disconnect gives back what it did not). Leaf lock.
@@ -376,9 +373,9 @@ struct Local {
 const SO_LINGER: i32 = 13;
 
 impl Endpoint {
-    pub fn new(domain: i32) -> Endpoint {
+    pub fn new(net: &Arc<NetNamespace>, domain: i32) -> Endpoint {
         let local = Local { addr: unbound(domain), addr_chosen: false, port_chosen: false };
-        Endpoint { domain, local: Mutex::new(local), options: Options::default(), linger: Mutex::default(), time_wait: Arc::default() }
+        Endpoint { domain, net: net.clone(), local: Mutex::new(local), options: Options::default(), linger: Mutex::default(), time_wait: Arc::default() }
     }
 
     fn local_lock(&self) -> MutexGuard<'_, Local> {
@@ -429,7 +426,7 @@ impl Endpoint {
         if local.addr.port() != 0 {
             return error!(EINVAL);
         }
-        if !is_local(t, addr.ip()) {
+        if !is_local(&self.net, addr.ip()) {
             return error!(EADDRNOTAVAIL);
         }
         let socket = socket.upgrade().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
@@ -440,7 +437,8 @@ impl Endpoint {
             reuse_port: self.options.on(SOL_SOCKET, SO_REUSEPORT),
             time_wait: self.time_wait.clone(),
         };
-        let port = ports.bind(t, &req, &socket)?;
+        may_bind_port(t, &self.net, addr.port())?;
+        let port = ports.bind_unchecked(&req, &socket)?;
         *local = Local { addr: SocketAddr::new(addr.ip(), port), addr_chosen: !addr.ip().is_unspecified(), port_chosen: addr.port() != 0 };
         Ok(())
     }

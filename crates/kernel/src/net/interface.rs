@@ -310,6 +310,7 @@ pub fn proc_net_if_inet6(others: &[InterfaceInfo]) -> String {
 const SIOCGIFNAME: u32 = 0x8910;
 const SIOCGIFCONF: u32 = 0x8912;
 const SIOCGIFFLAGS: u32 = 0x8913;
+const SIOCSIFFLAGS: u32 = 0x8914;
 const SIOCGIFADDR: u32 = 0x8915;
 const SIOCGIFBRDADDR: u32 = 0x8919;
 const SIOCGIFNETMASK: u32 = 0x891b;
@@ -322,7 +323,7 @@ const SIOCGIFTXQLEN: u32 = 0x8942;
 pub fn is_interface_ioctl(request: u32) -> bool {
     matches!(
         request,
-        SIOCGIFNAME | SIOCGIFCONF | SIOCGIFFLAGS | SIOCGIFADDR | SIOCGIFBRDADDR | SIOCGIFNETMASK | SIOCGIFMTU | SIOCGIFHWADDR | SIOCGIFINDEX | SIOCGIFTXQLEN
+        SIOCGIFNAME | SIOCGIFCONF | SIOCGIFFLAGS | SIOCSIFFLAGS | SIOCGIFADDR | SIOCGIFBRDADDR | SIOCGIFNETMASK | SIOCGIFMTU | SIOCGIFHWADDR | SIOCGIFINDEX | SIOCGIFTXQLEN
     )
 }
 
@@ -347,8 +348,29 @@ pub fn ioctl(t: &Task, request: u32, arg: u64) -> SysResult<u64> {
     }
     let at = UserRef::<Ifreq>::new(UserAddr(arg));
     let req = t.mm.read_obj(at)?;
-    let out = answer(&t.kernel.interfaces, request, req)?;
+    if request == SIOCSIFFLAGS {
+        return set_flags(t, &req).map(|()| 0);
+    }
+    let out = answer(&t.ns.net.interfaces, request, req)?;
     t.mm.write_obj(at, &out).map(|()| 0)
+}
+
+/// SIOCSIFFLAGS: bringing an interface up (`ifconfig lo up`) is all that is
+/// offered, and every interface is up; taking one down is EOPNOTSUPP.
+fn set_flags(t: &Task, req: &Ifreq) -> SysResult<()> {
+    const CAP_NET_ADMIN: u32 = 12;
+    let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+    if by_name(&t.ns.net.interfaces, &req.name[..end]).is_none() {
+        return error!(ENODEV);
+    }
+    if !t.tg.capable(CAP_NET_ADMIN) {
+        return error!(EPERM);
+    }
+    let flags = u32::from(u16::from_ne_bytes([req.data[0], req.data[1]]));
+    if flags & IFF_UP == 0 {
+        return error!(EOPNOTSUPP);
+    }
+    Ok(())
 }
 
 /// The answer to one SIOCGIF* request other than SIOCGIFCONF.
@@ -405,7 +427,7 @@ fn ifconf(t: &Task, at: UserAddr) -> SysResult<u64> {
     let len_at = UserRef::<i32>::new(at);
     let buf_at = UserRef::<u64>::new(at.add(8)?);
     let (room, buf) = (t.mm.read_obj(len_at)?, t.mm.read_obj(buf_at)?);
-    let entries = ifconf_entries(&t.kernel.interfaces);
+    let entries = ifconf_entries(&t.ns.net.interfaces);
     let entry = std::mem::size_of::<Ifreq>();
     if buf == 0 {
         return t.mm.write_obj(len_at, &((entries.len() * entry) as i32)).map(|()| 0);

@@ -165,7 +165,52 @@ impl Limit {
     }
 }
 
-/// The sandbox's network: its one interface, loopback, and the ports bound on it.
+/// A network namespace: its interfaces, and the ports and abstract names bound
+/// in it. A sandbox's first one has what the runtime gave it (the host's
+/// network, the sandbox stack's interface, or loopback alone); a new one
+/// (unshare(CLONE_NEWNET)) has loopback alone.
+pub struct NetNamespace {
+    /// Its inode number in /proc/PID/ns.
+    pub id: u64,
+    /// The loopback interface's TCP and UDP ports.
+    pub loopback: Loopback,
+    /// AF_UNIX sockets bound to abstract names.
+    pub abstract_sockets: unix::AbstractNames,
+    /// Whether inet sockets are the host's (see `host`).
+    pub host_network: bool,
+    /// The interfaces besides `lo` (`--network=sandbox`).
+    pub interfaces: Vec<interface::InterfaceInfo>,
+    /// The network stack on the first of them.
+    pub netstack: Option<Arc<netstack::Netstack>>,
+    /// With the network stack: the listeners mirrored on the host namespace's
+    /// loopback.
+    pub loopback_mirror: Option<forward::LoopbackMirror>,
+    /// net.ipv4.ip_unprivileged_port_start.
+    pub unprivileged_port_start: u16,
+}
+
+impl NetNamespace {
+    /// The sandbox's first namespace.
+    pub fn first(host_network: bool, interfaces: Vec<interface::InterfaceInfo>, netstack: Option<Arc<netstack::Netstack>>, unprivileged_port_start: u16) -> Arc<NetNamespace> {
+        Arc::new(NetNamespace {
+            id: crate::task::namespaces::new_ns_id(),
+            loopback: Loopback::default(),
+            abstract_sockets: Default::default(),
+            host_network,
+            interfaces,
+            loopback_mirror: netstack.as_ref().map(|_| Default::default()),
+            netstack,
+            unprivileged_port_start,
+        })
+    }
+
+    /// A new namespace: loopback alone.
+    pub fn new() -> Arc<NetNamespace> {
+        Self::first(false, Vec::new(), None, 1024)
+    }
+}
+
+/// A namespace's loopback interface: the ports bound on it.
 #[derive(Default)]
 pub struct Loopback {
     pub tcp: inet::Ports<tcp::TcpSocket>,

@@ -32,6 +32,9 @@ const SOL_NETLINK: i32 = 270;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
+const RTM_SETLINK: u16 = 19;
+const IFF_UP: u32 = 1;
+const CAP_NET_ADMIN: u32 = 12;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
@@ -269,18 +272,36 @@ fn ip_bytes(a: IpAddr) -> Vec<u8> {
 
 /// The value of the first attribute of `kind` among `attrs`.
 fn attribute(attrs: &[u8], kind: u16) -> Option<&[u8]> {
+    attributes(attrs).find(|&(k, _)| k == kind).map(|(_, value)| value)
+}
+
+/// The well-formed attributes at the start of `attrs`: (type, value).
+fn attributes(attrs: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut at = 0;
-    while let Ok((a, _)) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()) {
+    std::iter::from_fn(move || {
+        let (a, _) = Rtattr::read_from_prefix(attrs.get(at..).unwrap_or_default()).ok()?;
         let len = usize::from(a.len);
         if len < 4 || at + len > attrs.len() {
-            break;
+            return None;
         }
-        if a.kind == kind {
-            return Some(&attrs[at + 4..at + len]);
-        }
+        let value = &attrs[at + 4..at + len];
         at += align4(len);
+        Some((a.kind, value))
+    })
+}
+
+/// RTM_NEWLINK or RTM_SETLINK on an existing link (`ip link set lo up`):
+/// bringing it up is all that is offered, and every interface is up; taking
+/// one down or changing anything else is EOPNOTSUPP.
+fn set_link(body: &[u8], others: &[InterfaceInfo], admin: bool) -> Result<(), ErrnoCode> {
+    let (info, attrs) = Ifinfomsg::read_from_prefix(body).map_err(|_| ErrnoCode::EINVAL)?;
+    named_link(body, others).ok_or(ErrnoCode::ENODEV)?;
+    if !admin {
+        return Err(ErrnoCode::EPERM);
     }
-    None
+    let names_only = attributes(attrs).all(|(kind, _)| kind == IFLA_IFNAME);
+    let up = info.change == 0 || (info.change == IFF_UP && info.flags & IFF_UP != 0);
+    if names_only && up { Ok(()) } else { Err(ErrnoCode::EOPNOTSUPP) }
 }
 
 /// The interface a single-link request names, by index or IFLA_IFNAME.
@@ -305,9 +326,9 @@ fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
 }
 
 /// The replies to every request in one send, for the socket with port `port`
-/// of a task of user `uid`, describing `lo` and `others` (with what the one
-/// the network stack drives has carried, `traffic`).
-fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
+/// of a task of user `uid` (with CAP_NET_ADMIN: `admin`), describing `lo` and
+/// `others` (with what the one the network stack drives has carried, `traffic`).
+fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
     let carried = |name: &str| traffic.filter(|(n, _)| *n == name).map(|(_, t)| t).unwrap_or_default();
     let mut out = Vec::new();
     let mut at = 0;
@@ -349,6 +370,7 @@ fn answer(data: &[u8], port: u32, uid: u32, others: &[InterfaceInfo], traffic: O
                 Some((family, dest)) => r.route_to(family, dest, uid, others),
                 None => Err(ErrnoCode::EINVAL),
             },
+            RTM_NEWLINK | RTM_SETLINK => set_link(body, others, admin),
             RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
             _ => Err(ErrnoCode::EOPNOTSUPP),
         };
@@ -455,8 +477,8 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let traffic = t.kernel.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
-        let replies = answer(data, self.port(t), t.tg.creds().uid, &t.kernel.interfaces, traffic);
+        let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
+        let replies = answer(data, self.port(t), t.tg.creds().uid, t.tg.capable(CAP_NET_ADMIN), &t.ns.net.interfaces, traffic);
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);
@@ -563,7 +585,7 @@ mod tests {
     }
 
     fn answer_lo(data: &[u8], port: u32) -> Vec<u8> {
-        answer(data, port, 0, &[], None)
+        answer(data, port, 0, true, &[], None)
     }
 
     /// One parsed reply message: its type, fixed body and attributes.

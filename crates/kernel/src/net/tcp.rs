@@ -22,6 +22,7 @@
 //! none nests. A socket's pending error and the port table are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser, Route};
+use super::NetNamespace;
 use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
 use super::unix::{connected_streams, UnixSocket};
 use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
@@ -82,13 +83,13 @@ impl PortUser for TcpSocket {
 }
 
 impl TcpSocket {
-    pub fn new(domain: i32, flags: u32) -> Arc<TcpSocket> {
-        TcpSocket::make(domain, flags, false)
+    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<TcpSocket> {
+        TcpSocket::make(net, domain, flags, false)
     }
 
-    fn make(domain: i32, flags: u32, accepted: bool) -> Arc<TcpSocket> {
+    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, accepted: bool) -> Arc<TcpSocket> {
         Arc::new_cyclic(|me| TcpSocket {
-            ep: Endpoint::new(domain),
+            ep: Endpoint::new(net, domain),
             ino: SocketInode::new(),
             me: me.clone(),
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
@@ -128,7 +129,7 @@ impl TcpSocket {
     }
 
     fn autobind(&self, t: &Task) -> SysResult<()> {
-        self.ep.autobind(t, &t.kernel.loopback.tcp, &self.me)
+        self.ep.autobind(t, &self.ep.net.loopback.tcp, &self.me)
     }
 
     /// Notes a reset the stream reported: the connection is over both ways.
@@ -142,7 +143,7 @@ impl TcpSocket {
     /// A connection to the canonical address `dest`: the listener's new socket
     /// joins this one, and waits in its backlog for accept(2).
     fn connect_to(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
-        let listener = t.kernel.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+        let listener = self.ep.net.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         // A full backlog: a blocking connect waits for accept(2) to make room,
         // as Linux's retried handshake does (EINPROGRESS if SO_SNDTIMEO ends
         // the wait); a non-blocking one is taken, up to SOMAXCONN, since it
@@ -158,7 +159,7 @@ impl TcpSocket {
             r.map_err(|e| if e.code == ErrnoCode::EAGAIN { rvisor_abi::errno!(EINPROGRESS) } else { e })?;
         }
         self.autobind(t)?;
-        self.join_listener(&t.kernel.loopback, &listener, dest)
+        self.join_listener(&self.ep.net.loopback, &listener, dest)
     }
 
     /// The rest of a connect to `listener` on the canonical `dest`, once
@@ -168,7 +169,7 @@ impl TcpSocket {
     fn join_listener(&self, loopback: &super::Loopback, listener: &Arc<TcpSocket>, dest: SocketAddr) -> SysResult<()> {
         let src = self.ep.source_for(dest);
         let domain = listener.ep.domain;
-        let accepted = TcpSocket::make(domain, 0, true);
+        let accepted = TcpSocket::make(&listener.ep.net, domain, 0, true);
         accepted.ep.set_local(dest);
         accepted.ep.options.inherit(&listener.ep.options);
         for way in [Way::Receive, Way::Send] {
@@ -210,12 +211,12 @@ impl TcpSocket {
     /// Connects a new socket of the family of `dest` (a canonical loopback
     /// address) to the sandbox's listener there, from an ephemeral port.
     /// ECONNREFUSED when nothing listens (or its backlog is past SOMAXCONN).
-    pub fn connect_from_host(loopback: &super::Loopback, dest: SocketAddr) -> SysResult<Arc<TcpSocket>> {
-        let listener = loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
+    pub fn connect_from_host(net: &Arc<NetNamespace>, dest: SocketAddr) -> SysResult<Arc<TcpSocket>> {
+        let listener = net.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
-        let s = TcpSocket::new(domain, 0);
-        s.ep.bind_ephemeral(&loopback.tcp, &s.me)?;
-        s.join_listener(loopback, &listener, dest)?;
+        let s = TcpSocket::new(net, domain, 0);
+        s.ep.bind_ephemeral(&net.loopback.tcp, &s.me)?;
+        s.join_listener(&net.loopback, &listener, dest)?;
         Ok(s)
     }
 
@@ -287,7 +288,7 @@ impl TcpSocket {
     /// handshake, waited for unless the socket is non-blocking (EINPROGRESS:
     /// poll tells when it ends, and SO_ERROR or the next connect how).
     fn connect_remote(&self, t: &Task, dest: SocketAddr) -> SysResult<()> {
-        let Some(net) = &t.kernel.netstack else { return error!(ENETUNREACH) };
+        let Some(net) = &self.ep.net.netstack else { return error!(ENETUNREACH) };
         self.autobind(t)?;
         let conn = Arc::new(TcpConn::connect(net, &self.queue, self.ep.local(), dest, self.tuning())?);
         *self.state() = State::Remote { conn: conn.clone(), peer: inet::in_domain(self.ep.domain, dest) };
@@ -318,8 +319,8 @@ impl TcpSocket {
     }
 
     /// A socket for a connection a listener took through the interface.
-    fn accepted_remote(&self, t: &Task, conn: TcpConn) -> super::Accepted {
-        let accepted = TcpSocket::make(self.ep.domain, 0, true);
+    fn accepted_remote(&self, conn: TcpConn) -> super::Accepted {
+        let accepted = TcpSocket::make(&self.ep.net, self.ep.domain, 0, true);
         let (local, peer) = conn.endpoints();
         let local = local.unwrap_or_else(|| self.ep.local());
         let peer = inet::in_domain(self.ep.domain, peer.unwrap_or_else(|| inet::unbound(self.ep.domain)));
@@ -330,7 +331,7 @@ impl TcpSocket {
             accepted.timeouts.set(way, self.timeouts.get(way));
         }
         conn.tune(accepted.tuning());
-        t.kernel.loopback.tcp.bind_accepted(local, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
+        self.ep.net.loopback.tcp.bind_accepted(local, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
         *accepted.state() = State::Remote { conn: Arc::new(conn), peer };
         let name = inet::sockaddr(peer);
         (accepted, Some(name))
@@ -473,7 +474,7 @@ impl Socket for TcpSocket {
 
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         let addr = inet::parse(self.ep.domain, addr)?;
-        self.ep.bind(t, addr, &t.kernel.loopback.tcp, &self.me)
+        self.ep.bind(t, addr, &self.ep.net.loopback.tcp, &self.me)
     }
 
     /// listen(2); an unbound socket gets an ephemeral port first. EADDRINUSE
@@ -483,7 +484,7 @@ impl Socket for TcpSocket {
             return error!(EINVAL);
         }
         self.autobind(t)?;
-        t.kernel.loopback.tcp.check_listen(self.ep.local().port(), self)?;
+        self.ep.net.loopback.tcp.check_listen(self.ep.local().port(), self)?;
         // Linux queues one more than the backlog asks.
         let max = usize::try_from(backlog).unwrap_or(0).min(SOMAXCONN) + 1;
         let mut st = self.state();
@@ -498,13 +499,13 @@ impl Socket for TcpSocket {
             State::Closed => {
                 // Beyond loopback, the interface's connections come in too.
                 let local = self.ep.local();
-                let remote = match &t.kernel.netstack {
+                let remote = match &self.ep.net.netstack {
                     Some(net) if local.ip().is_unspecified() || net.is_own(local.ip()) => Some(TcpListener::new(net, &self.queue, local, max)?),
                     _ => None,
                 };
                 *st = State::Listening { backlog: VecDeque::new(), max, remote };
                 drop(st);
-                if let (Some(mirror), true) = (&t.kernel.loopback_mirror, local.ip().is_unspecified() || local.ip().is_loopback()) {
+                if let (Some(mirror), true) = (&self.ep.net.loopback_mirror, local.ip().is_unspecified() || local.ip().is_loopback()) {
                     mirror.listening(&t.kernel, local.port());
                 }
             }
@@ -524,7 +525,7 @@ impl Socket for TcpSocket {
             }
             return Ok(());
         }
-        let route = inet::route(t, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        let route = inet::route(&self.ep.net, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
         if let Some(r) = self.remote_handshake() {
             return match r {
                 Ok(false) => error!(EALREADY),
@@ -567,7 +568,7 @@ impl Socket for TcpSocket {
                 let State::Listening { backlog, remote, .. } = &mut *st else { return error!(EINVAL) };
                 if let Some(conn) = remote.as_mut().map(TcpListener::accept).transpose()?.flatten() {
                     drop(st);
-                    return Ok(self.accepted_remote(t, conn));
+                    return Ok(self.accepted_remote(conn));
                 }
                 if let Some(conn) = backlog.pop_front() {
                     drop(st);
@@ -736,7 +737,7 @@ impl TcpSocket {
     /// itself (`Netstack::block`).
     fn wait(&self, t: &Task, limit: Limit, ready: impl FnMut() -> bool) -> SysResult<()> {
         let remote = matches!(&*self.state(), State::Remote { .. } | State::Listening { remote: Some(_), .. });
-        if let Some(net) = t.kernel.netstack.as_ref().filter(|_| remote) {
+        if let Some(net) = self.ep.net.netstack.as_ref().filter(|_| remote) {
             return limit.block_with(|deadline| net.block(t, &self.queue, deadline, ready));
         }
         self.queue.register(&t.thread);

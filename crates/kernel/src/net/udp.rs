@@ -17,6 +17,7 @@
 //! none nests: a socket's inbox, peer and pending error are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser, Route};
+use super::NetNamespace;
 use super::netstack::udp::{PortKind, UdpPort};
 use super::netstack::DatagramSink;
 use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
@@ -81,19 +82,19 @@ impl PortUser for UdpSocket {
 }
 
 impl UdpSocket {
-    pub fn new(domain: i32, flags: u32) -> Arc<UdpSocket> {
-        UdpSocket::make(domain, flags, PortKind::Udp)
+    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(net, domain, flags, PortKind::Udp)
     }
 
     /// A ping socket. Linux lets only the groups of net.ipv4.ping_group_range
     /// have one; the sandbox lets every process, as runsc does.
-    pub fn new_ping(domain: i32, flags: u32) -> Arc<UdpSocket> {
-        UdpSocket::make(domain, flags, PortKind::Echo)
+    pub fn new_ping(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(net, domain, flags, PortKind::Echo)
     }
 
-    fn make(domain: i32, flags: u32, kind: PortKind) -> Arc<UdpSocket> {
+    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, kind: PortKind) -> Arc<UdpSocket> {
         Arc::new_cyclic(|me| UdpSocket {
-            ep: Endpoint::new(domain),
+            ep: Endpoint::new(net, domain),
             ino: SocketInode::new(),
             me: me.clone(),
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
@@ -123,24 +124,24 @@ impl UdpSocket {
         flags & MSG_DONTWAIT != 0 || self.flags.get() & OpenFlags::NONBLOCK != 0
     }
 
-    /// The sandbox's ports (echo identifiers) of its protocol.
-    fn ports<'k>(&self, t: &'k Task) -> &'k inet::Ports<UdpSocket> {
+    /// Its namespace's ports (echo identifiers) of its protocol.
+    fn ports(&self) -> &inet::Ports<UdpSocket> {
         match self.kind {
-            PortKind::Udp => &t.kernel.loopback.udp,
-            PortKind::Echo => &t.kernel.loopback.ping,
+            PortKind::Udp => &self.ep.net.loopback.udp,
+            PortKind::Echo => &self.ep.net.loopback.ping,
         }
     }
 
     fn autobind(&self, t: &Task) -> SysResult<()> {
-        self.ep.autobind(t, self.ports(t), &self.me)?;
-        self.take_remote_port(t, false)
+        self.ep.autobind(t, self.ports(), &self.me)?;
+        self.take_remote_port(false)
     }
 
     /// Takes its port on the interface too, when it is bound where datagrams
     /// from there reach it (the wildcard, the interface's address), or
     /// `sending` there. ENETUNREACH: it is bound to loopback and sends out.
-    fn take_remote_port(&self, t: &Task, sending: bool) -> SysResult<()> {
-        let Some(net) = &t.kernel.netstack else { return Ok(()) };
+    fn take_remote_port(&self, sending: bool) -> SysResult<()> {
+        let Some(net) = &self.ep.net.netstack else { return Ok(()) };
         let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         let local = self.ep.local();
         if remote.is_some() || local.port() == 0 {
@@ -155,8 +156,8 @@ impl UdpSocket {
     }
 
     /// Sends through the interface to `dest`.
-    fn send_remote(&self, t: &Task, data: &[u8], dest: SocketAddr) -> SysResult<usize> {
-        self.take_remote_port(t, true)?;
+    fn send_remote(&self, data: &[u8], dest: SocketAddr) -> SysResult<usize> {
+        self.take_remote_port(true)?;
         let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         let Some(port) = remote.as_ref() else { return error!(ENETUNREACH) };
         port.send(data, dest)?;
@@ -245,10 +246,10 @@ fn internet_checksum(parts: &[&[u8]]) -> u16 {
 impl UdpSocket {
     /// A socket of the family of `dest` (a canonical loopback address) on an
     /// ephemeral port, connected to `dest`.
-    pub fn connect_from_host(loopback: &super::Loopback, dest: SocketAddr) -> SysResult<Arc<UdpSocket>> {
+    pub fn connect_from_host(net: &Arc<NetNamespace>, dest: SocketAddr) -> SysResult<Arc<UdpSocket>> {
         let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
-        let s = UdpSocket::new(domain, 0);
-        s.ep.bind_ephemeral(&loopback.udp, &s.me)?;
+        let s = UdpSocket::new(net, domain, 0);
+        s.ep.bind_ephemeral(&net.loopback.udp, &s.me)?;
         s.ep.set_local(s.ep.source_for(dest));
         *s.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(dest);
         Ok(s)
@@ -323,8 +324,8 @@ impl Socket for UdpSocket {
 
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         let addr = inet::parse(self.ep.domain, addr)?;
-        self.ep.bind(t, addr, self.ports(t), &self.me)?;
-        self.take_remote_port(t, false)
+        self.ep.bind(t, addr, self.ports(), &self.me)?;
+        self.take_remote_port(false)
     }
 
     fn listen(&self, _t: &Task, _backlog: i32) -> SysResult<()> {
@@ -336,13 +337,13 @@ impl Socket for UdpSocket {
     fn connect(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if inet::is_unspec(addr) {
             *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            self.ep.release_unchosen(self.ports(t), self);
+            self.ep.release_unchosen(self.ports(), self);
             if self.ep.local().port() == 0 {
                 *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
             return Ok(());
         }
-        let route = inet::route(t, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
+        let route = inet::route(&self.ep.net, inet::parse(self.ep.domain, addr)?, self.ep.v6only())?;
         self.autobind(t)?;
         let dest = match route {
             Route::Local(dest) => {
@@ -350,8 +351,8 @@ impl Socket for UdpSocket {
                 dest
             }
             Route::Remote(dest) => {
-                self.take_remote_port(t, true)?;
-                let source = t.kernel.netstack.as_ref().and_then(|n| n.lock().source_for(dest.ip()));
+                self.take_remote_port(true)?;
+                let source = self.ep.net.netstack.as_ref().and_then(|n| n.lock().source_for(dest.ip()));
                 if let (Some(ip), true) = (source, self.ep.local().ip().is_unspecified()) {
                     self.ep.set_local(SocketAddr::new(ip, self.ep.local().port()));
                 }
@@ -374,10 +375,10 @@ impl Socket for UdpSocket {
             return error!(EINVAL);
         }
         let route = match to {
-            Some(raw) => inet::route(t, inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
+            Some(raw) => inet::route(&self.ep.net, inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
             None => {
                 let peer = self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?;
-                inet::route(t, peer, false)?
+                inet::route(&self.ep.net, peer, false)?
             }
         };
         let request = match self.kind {
@@ -390,7 +391,7 @@ impl Socket for UdpSocket {
                 if data.len() > self.max_payload() {
                     return error!(EMSGSIZE);
                 }
-                return self.send_remote(t, request.as_deref().unwrap_or(data), dest).map(|_| data.len());
+                return self.send_remote(request.as_deref().unwrap_or(data), dest).map(|_| data.len());
             }
         };
         if let Some(req) = request {
@@ -408,7 +409,7 @@ impl Socket for UdpSocket {
             return error!(EPIPE);
         }
         let from = self.ep.source_for(dest);
-        match t.kernel.loopback.udp.lookup(dest, |r| r.hears(from)) {
+        match self.ep.net.loopback.udp.lookup(dest, |r| r.hears(from)) {
             Some(receiver) => receiver.deliver(data, from),
             None if self.peer() == Some(dest) => {
                 *self.error() = Some(ErrnoCode::ECONNREFUSED);
@@ -451,7 +452,7 @@ impl Socket for UdpSocket {
                 !q.msgs.is_empty() || q.read_shut || self.error().is_some()
             };
             let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner()).is_some();
-            match t.kernel.netstack.as_ref().filter(|_| remote) {
+            match self.ep.net.netstack.as_ref().filter(|_| remote) {
                 // Datagrams from the interface: it waits for their frames itself.
                 Some(net) => limit.block_with(|deadline| net.block(t, &self.queue, deadline, ready))?,
                 None => {

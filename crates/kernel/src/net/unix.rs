@@ -509,7 +509,7 @@ impl UnixSocket {
     /// A socket with SO_PASSCRED gets a name before it connects or sends
     /// datagrams, so that its messages have a sender to answer.
     fn autobind_for_creds(&self, t: &Task) -> SysResult<()> {
-        if self.passcred() { self.autobind(&t.kernel.abstract_sockets) } else { Ok(()) }
+        if self.passcred() { self.autobind(&t.ns.net.abstract_sockets) } else { Ok(()) }
     }
 
     /// connect(2) to the socket `find` names: a datagram socket's new peer, or
@@ -1026,7 +1026,7 @@ fn sockaddr_un(name: Option<&[u8]>) -> Vec<u8> {
 fn find_bound(t: &Task, raw: &[u8], kind: i32) -> SysResult<Arc<UnixSocket>> {
     let name = sun_path_of(raw)?;
     let found = if name.first() == Some(&0) {
-        t.kernel.abstract_sockets.lookup(kind, &name)
+        t.ns.net.abstract_sockets.lookup(kind, &name)
     } else {
         let c = t.tg.fs_creds();
         let node = lookup_at_as(t, &c, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?;
@@ -1068,11 +1068,11 @@ impl Socket for UnixSocket {
     /// an address that is the family alone autobinds.
     fn bind(&self, t: &Task, addr: &[u8]) -> SysResult<()> {
         if addr.len() == 2 && family_of(addr) == Some(AF_UNIX) {
-            return self.autobind(&t.kernel.abstract_sockets);
+            return self.autobind(&t.ns.net.abstract_sockets);
         }
         let name = sun_path_of(addr)?;
         let umask = t.fs.umask();
-        self.bind_name(name.clone(), &t.kernel.abstract_sockets, |me| {
+        self.bind_name(name.clone(), &t.ns.net.abstract_sockets, |me| {
             let c = t.tg.fs_creds();
             let (dir, leaf) = parent_at(t, &c, AT_FDCWD, path_of(&name))?;
             if dir.child(&leaf).is_ok() {

@@ -87,13 +87,13 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
             s
         }
         (AF_UNIX, _, _) => return error!(EPROTONOSUPPORT),
-        (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
-        (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(domain, flags),
-        (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(domain, flags),
-        (AF_INET, SOCK_DGRAM, IPPROTO_ICMP) | (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) => UdpSocket::new_ping(domain, flags),
+        (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) if t.ns.net.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
+        (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(&t.ns.net, domain, flags),
+        (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(&t.ns.net, domain, flags),
+        (AF_INET, SOCK_DGRAM, IPPROTO_ICMP) | (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) => UdpSocket::new_ping(&t.ns.net, domain, flags),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
-        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) if t.kernel.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) if t.ns.net.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) => NetlinkSocket::new(ty, flags),
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_NETLINK, _, _) => return error!(ESOCKTNOSUPPORT),

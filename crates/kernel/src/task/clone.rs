@@ -31,10 +31,11 @@ pub const CLONE_IO: u64 = 0x8000_0000;
 pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
 pub const CLONE_NEWUTS: u64 = 0x0400_0000;
 pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+pub const CLONE_NEWNET: u64 = 0x4000_0000;
 /// The namespace flags the sandbox offers its programs.
-const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC;
-/// The ones it does not (NEWUSER, NEWPID, NEWNET, NEWTIME): EINVAL.
-const CLONE_NAMESPACES_MISSING: u64 = 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80;
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+/// The ones it does not (NEWUSER, NEWPID, NEWTIME): EINVAL.
+const CLONE_NAMESPACES_MISSING: u64 = 0x1000_0000 | 0x2000_0000 | 0x80;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
@@ -165,7 +166,7 @@ impl Task {
             mm_source,
             fds,
             fs,
-            ns: self.ns.unshared(f & CLONE_NEWUTS != 0, f & CLONE_NEWIPC != 0),
+            ns: self.ns.unshared(f),
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
@@ -269,7 +270,7 @@ impl Task {
         if flags & CLONE_FILES != 0 {
             self.fds = Arc::new(self.fds.fork());
         }
-        self.ns = self.ns.unshared(flags & CLONE_NEWUTS != 0, flags & CLONE_NEWIPC != 0);
+        self.ns = self.ns.unshared(flags);
         // A new mount namespace implies an fs context of this thread's own.
         if flags & CLONE_NEWNS != 0 {
             self.fs = Arc::new(self.fs.fork_with_new_mounts());

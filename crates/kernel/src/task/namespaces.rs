@@ -1,10 +1,13 @@
-//! The UTS and IPC namespaces a task is in: with its mount namespace (in its
-//! `FsContext`) and PID namespace (its container's), Linux's nsproxy. A
+//! The UTS, IPC and network namespaces a task is in: with its mount namespace
+//! (in its `FsContext`) and PID namespace (its container's), Linux's nsproxy. A
 //! sandbox's containers share its first ones; unshare and clone with
-//! CLONE_NEWUTS or CLONE_NEWIPC give a task new ones, and setns joins another's.
+//! CLONE_NEWUTS, CLONE_NEWIPC or CLONE_NEWNET give a task new ones, and setns
+//! joins another's.
 
 use crate::fs::nsfs::{Namespace, NsFile, NsKind};
+use super::clone::{CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS};
 use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
+use crate::net::NetNamespace;
 use rvisor_abi::{error, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,15 +65,17 @@ impl IpcNamespace {
 pub struct Namespaces {
     pub uts: Arc<UtsNamespace>,
     pub ipc: Arc<IpcNamespace>,
+    pub net: Arc<NetNamespace>,
 }
 
 impl Namespaces {
-    /// These, with a new UTS namespace (a copy of the names) and a new, empty IPC
-    /// namespace where asked (CLONE_NEWUTS, CLONE_NEWIPC).
-    pub fn unshared(&self, new_uts: bool, new_ipc: bool) -> Namespaces {
+    /// These, with new ones where `flags` ask (CLONE_NEWUTS: a copy of the
+    /// names; CLONE_NEWIPC: no objects; CLONE_NEWNET: loopback alone).
+    pub fn unshared(&self, flags: u64) -> Namespaces {
         Namespaces {
-            uts: if new_uts { UtsNamespace::new(self.uts.names().clone()) } else { self.uts.clone() },
-            ipc: if new_ipc { IpcNamespace::new() } else { self.ipc.clone() },
+            uts: if flags & CLONE_NEWUTS != 0 { UtsNamespace::new(self.uts.names().clone()) } else { self.uts.clone() },
+            ipc: if flags & CLONE_NEWIPC != 0 { IpcNamespace::new() } else { self.ipc.clone() },
+            net: if flags & CLONE_NEWNET != 0 { NetNamespace::new() } else { self.net.clone() },
         }
     }
 }
@@ -96,6 +101,7 @@ impl super::Task {
             }
             Namespace::Uts(uts) => self.ns.uts = uts.clone(),
             Namespace::Ipc(ipc) => self.ns.ipc = ipc.clone(),
+            Namespace::Net(net) => self.ns.net = net.clone(),
             // Only the process's own PID namespace (nesting is not offered), and
             // never the user namespace it is already in (Linux's EINVAL).
             Namespace::Pid(pid_ns) if Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns) => {}

@@ -4,6 +4,7 @@
 use super::{current, ProcFs};
 use crate::fs::simple::{major_minor, Generator};
 use crate::kernel::Kernel;
+use crate::task::Namespaces;
 use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::{FsContext, Mount};
 use rvisor_abi::{error, SysResult};
@@ -131,6 +132,12 @@ pub(super) fn uuid() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// The namespaces of the process reading a file (the sandbox's first ones
+/// outside a task): /proc/sys/kernel/hostname and /proc/net show its own.
+fn reader_namespaces(k: &Kernel) -> Namespaces {
+    current().and_then(|th| th.resources()).map_or_else(|| k.namespaces.clone(), |r| r.ns)
+}
+
 pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
     let Some(&(_, sf)) = STATIC.get(i) else { return error!(ENOENT) };
     if matches!(sf, Sf::Dir) {
@@ -142,6 +149,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
     let fs = fs.clone();
     Ok(Arc::new(move || {
         let k = fs.kernel()?;
+        let net = || reader_namespaces(&k).net;
         let text = match sf {
             Sf::Dir | Sf::Link(_) => return error!(EINVAL),
             Sf::Text(t) => t.to_string(),
@@ -154,8 +162,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
             Sf::Hostname | Sf::Domainname => {
-                // The reader's UTS namespace's.
-                let uts = current().and_then(|th| th.resources()).map_or_else(|| k.namespaces.uts.clone(), |r| r.ns.uts);
+                let uts = reader_namespaces(&k).uts;
                 let uts = uts.names();
                 let name = if matches!(sf, Sf::Hostname) { &uts.hostname } else { &uts.domainname };
                 format!("{}\n", String::from_utf8_lossy(name))
@@ -164,11 +171,14 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::KernelVersion => format!("{}\n", crate::syscalls::VERSION),
             Sf::BootId => format!("{}\n", fs.boot_id),
             Sf::Uuid => format!("{}\n", uuid()),
-            Sf::NetSockets(protocol, v6) => k.loopback.proc_net(protocol, v6),
+            Sf::NetSockets(protocol, v6) => net().loopback.proc_net(protocol, v6),
             Sf::NetUnix => k.unix_sockets.proc_net(),
-            Sf::NetDev => crate::net::interface::proc_net_dev(&k.interfaces, k.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()))),
-            Sf::NetIfInet6 => crate::net::interface::proc_net_if_inet6(&k.interfaces),
-            Sf::NetRoute => crate::net::interface::proc_net_route(&k.interfaces),
+            Sf::NetDev => {
+                let net = net();
+                crate::net::interface::proc_net_dev(&net.interfaces, net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic())))
+            }
+            Sf::NetIfInet6 => crate::net::interface::proc_net_if_inet6(&net().interfaces),
+            Sf::NetRoute => crate::net::interface::proc_net_route(&net().interfaces),
         };
         Ok(text.into_bytes())
     }))
