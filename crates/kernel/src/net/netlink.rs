@@ -635,7 +635,7 @@ mod tests {
     }
 
     fn dump(kind: u16, body: &[u8]) -> Vec<Msg> {
-        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, 0, &[interface::tests::eth0()], None));
+        let msgs = parse(&answer(&request(kind, NLM_F_REQUEST | NLM_F_DUMP, body), 1, 0, true, &[interface::tests::eth0()], None));
         assert_eq!(msgs.last().map(|m| m.kind), Some(NLMSG_DONE));
         msgs
     }
@@ -662,14 +662,33 @@ mod tests {
         let others = [interface::tests::eth0()];
         let mut by_index = Ifinfomsg::zeroed();
         by_index.index = 2;
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, 0, &others, None));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, by_index.as_bytes()), 1, 0, true, &others, None));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].attr(IFLA_IFNAME), Some(&b"eth0\0"[..]));
         let mut by_name = Ifinfomsg::zeroed().as_bytes().to_vec();
         by_name.extend_from_slice(Rtattr { len: 9, kind: IFLA_IFNAME }.as_bytes());
         by_name.extend_from_slice(b"eth0\0\0\0\0");
-        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, 0, &others, None));
+        let one = parse(&answer(&request(RTM_GETLINK, NLM_F_REQUEST, &by_name), 1, 0, true, &others, None));
         assert_eq!(Ifinfomsg::read_from_bytes(&one[0].body).unwrap().index, 2);
+    }
+
+    #[test]
+    fn links_come_up_and_stay_up() {
+        let others = [interface::tests::eth0()];
+        let msg = |flags: u32, change: u32, extra: &[u8]| {
+            let mut body = Ifinfomsg { family: 0, pad: 0, kind: 0, index: 2, flags, change }.as_bytes().to_vec();
+            body.extend_from_slice(extra);
+            body
+        };
+        assert_eq!(set_link(&msg(IFF_UP, IFF_UP, &[]), &others, true), Ok(()));
+        assert_eq!(set_link(&msg(IFF_UP, IFF_UP, &[]), &others, false), Err(ErrnoCode::EPERM));
+        assert_eq!(set_link(&msg(0, IFF_UP, &[]), &others, true), Err(ErrnoCode::EOPNOTSUPP));
+        let mut mtu = Rtattr { len: 8, kind: IFLA_MTU }.as_bytes().to_vec();
+        mtu.extend_from_slice(&9000u32.to_ne_bytes());
+        assert_eq!(set_link(&msg(0, 0, &mtu), &others, true), Err(ErrnoCode::EOPNOTSUPP));
+        let mut missing = msg(IFF_UP, IFF_UP, &[]);
+        missing[4] = 9;
+        assert_eq!(set_link(&missing, &others, true), Err(ErrnoCode::ENODEV));
     }
 
     #[test]
