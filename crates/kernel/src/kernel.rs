@@ -3,7 +3,7 @@
 use crate::futex::FutexTable;
 use crate::loader;
 use crate::mm::Frames;
-use crate::fs::{dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
+use crate::fs::{cgroup::{new_cgroupfs, CgroupLimits}, dev::new_devfs, gofer::GoferInode, overlay::OverlayInode, proc::ProcFs, sys::new_sysfs, tmpfs::Tmpfs};
 use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::net::NetNamespace;
@@ -49,6 +49,8 @@ pub struct KernelConfig {
     /// Reads the sandbox's memory limit (its cgroup's), anew at each OOM decision
     /// (`rvisor update` may change it); None: no limit (see `mm::oom`).
     pub memory_limit: Option<MemoryLimit>,
+    /// The cgroup's other limits, as /sys/fs/cgroup shows them.
+    pub cgroup_limits: CgroupLimits,
 }
 
 /// The sandbox's memory limit (its cgroup's; see `mm::oom`).
@@ -73,6 +75,8 @@ pub struct Nic {
 pub enum MountSource {
     Proc,
     Sysfs,
+    /// cgroup2: the container's cgroup (`fs::cgroup`).
+    Cgroup,
     /// rvisor's devfs (`null zero full random urandom tty ptmx`).
     Devfs,
     Devpts,
@@ -142,6 +146,7 @@ pub struct Kernel {
     pub timerfd_cancel: crate::fs::timerfd::CancelOnSet,
     pub clock_sets: crate::time::ClockSets,
     pub memory_limit: Option<MemoryLimit>,
+    pub cgroup_limits: CgroupLimits,
     /// The process the OOM killer killed last, until it is gone.
     pub oom_victim: Mutex<Option<crate::mm::oom::OomVictim>>,
     /// How many processes the OOM killer killed (`rvisor events` reports them).
@@ -233,7 +238,7 @@ impl Kernel {
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
         let timers = crate::time::timers::Timers::new();
-        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone(), cfg.root_read_only, cfg.mounts)?;
+        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone(), cfg.root_read_only, cfg.mounts, cpus)?;
         let interfaces = cfg.nics.iter().map(|n| n.info.clone()).collect();
         let mut nics = cfg.nics.into_iter();
         let netstack = nics.next().map(|nic| {
@@ -261,6 +266,7 @@ impl Kernel {
                 timerfd_cancel: Default::default(),
                 clock_sets: Default::default(),
                 memory_limit: cfg.memory_limit,
+                cgroup_limits: cfg.cgroup_limits,
                 oom_victim: Mutex::default(),
                 oom_kills: Default::default(),
                 unix_sockets: Default::default(),
@@ -306,7 +312,7 @@ impl Kernel {
     /// and its init loaded on its own thread, waiting to be started. Its init
     /// has no parent in the sandbox; [`Kernel::wait_process`] reaps it.
     pub fn create_container(self: &Arc<Self>, root: ContainerRoot, spec: ProgramSpec) -> Result<(Arc<Container>, Init, Arc<ThreadGroup>), ContainerError> {
-        let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.mounts).map_err(ContainerError::Mount)?;
+        let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.mounts, self.cpus).map_err(ContainerError::Mount)?;
         let pid_ns = if root.share_pids { self.root_container.pid_ns.clone() } else { Arc::new(PidNamespace::new(MAX_TASKS)) };
         let container = Container::new(mounts.finish(&Arc::downgrade(self), &pid_ns, &self.devpts, self.cpus), pid_ns);
         {
@@ -630,6 +636,7 @@ const DEV_PROC: u64 = 0x14;
 const DEV_SYS: u64 = 0x15;
 const DEV_DEV: u64 = 0x16;
 const DEV_PTS: u64 = 0x17;
+const DEV_CGROUP: u64 = 0x18;
 
 /// The sandbox's root: a host directory (read-only, through the gofer) under a
 /// tmpfs overlay.
@@ -646,7 +653,7 @@ struct Mounts {
 }
 
 impl Mounts {
-    /// Mounts what needs the kernel (`me`): procfs, sysfs, the sandbox's devpts.
+    /// Mounts what needs the kernel (`me`): procfs, cgroup2, the sandbox's devpts.
     fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> Arc<MountNamespace> {
         for (at, special, read_only) in self.pending {
             let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
@@ -662,6 +669,7 @@ pub(crate) enum Special {
     Proc,
     Sysfs,
     Devpts,
+    Cgroup,
 }
 
 impl Special {
@@ -671,6 +679,7 @@ impl Special {
             b"proc" => Some(Special::Proc),
             b"sysfs" => Some(Special::Sysfs),
             b"devpts" => Some(Special::Devpts),
+            b"cgroup2" => Some(Special::Cgroup),
             _ => None,
         }
     }
@@ -681,6 +690,7 @@ impl Special {
             Special::Proc => (ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(), "proc"),
             Special::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
             Special::Devpts => (devpts.root(), "devpts"),
+            Special::Cgroup => (new_cgroupfs(me.clone(), pid_ns.clone(), DEV_CGROUP), "cgroup2"),
         }
     }
 }
@@ -689,12 +699,12 @@ impl Special {
 /// `specs` over it, in order, each on what the tree before it has at its
 /// target; missing directories (or, for a file, the file) are made in the
 /// root's overlay.
-fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, specs: Vec<MountSpec>) -> Result<Mounts, String> {
+fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, specs: Vec<MountSpec>, cpus: usize) -> Result<Mounts, String> {
     let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
     let root = Mount::new(root, None, "overlay", "/", read_only);
     let ns = MountNamespace::new(root.clone());
     let mut pending = Vec::new();
-    match mount_each(mf, &root, &ns, &mut pending, specs) {
+    match mount_each(mf, &root, &ns, &mut pending, specs, cpus) {
         Ok(()) => Ok(Mounts { ns, pending }),
         Err(e) => {
             // What was mounted goes (a mount and its mount point hold each other).
@@ -704,9 +714,10 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
     }
 }
 
-/// [`build_mounts`]' mounts over `root`, into `ns`; procfs, sysfs and devpts
-/// into `pending`.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, bool)>, specs: Vec<MountSpec>) -> Result<(), String> {
+/// [`build_mounts`]' mounts over `root`, into `ns`; procfs, cgroup2 and devpts
+/// into `pending`. sysfs is mounted at once, so that a cgroup2 mount after it
+/// lands on its /sys/fs/cgroup rather than on a directory it would hide.
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, bool)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
@@ -716,8 +727,9 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pend
                 pending.push((at, Special::Proc, spec.read_only));
                 continue;
             }
-            MountSource::Sysfs => {
-                pending.push((at, Special::Sysfs, spec.read_only));
+            MountSource::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
+            MountSource::Cgroup => {
+                pending.push((at, Special::Cgroup, spec.read_only));
                 continue;
             }
             MountSource::Devpts => {

@@ -21,5 +21,6 @@ pub mod tty;
 pub mod vfs;
 
 pub use kernel::{ContainerError, ContainerRoot, Init, Kernel, KernelConfig, MemoryLimit, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
+pub use fs::cgroup::CgroupLimits;
 pub use loader::ExecError;
 pub use task::ExitStatus;

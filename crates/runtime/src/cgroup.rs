@@ -53,18 +53,53 @@ fn create_under(root: &Path, cgroups_path: &str, resources: Option<&LinuxResourc
 pub fn memory_limit(dirs: &[PathBuf]) -> Option<rvisor_kernel::MemoryLimit> {
     let v2 = dirs.len() == 1;
     let dir = dirs.first()?;
-    let file = std::fs::File::open(dir.join(if v2 { "memory.max" } else { "memory.limit_in_bytes" })).ok()?;
+    let read = reader(&dir.join(if v2 { "memory.max" } else { "memory.limit_in_bytes" }))?;
     let in_use = std::fs::read_to_string(dir.join(if v2 { "memory.current" } else { "memory.usage_in_bytes" })).ok()?.trim().parse().ok()?;
-    Some(rvisor_kernel::MemoryLimit {
-        read: Box::new(move || {
-            use std::os::unix::fs::FileExt;
-            let mut buf = [0u8; 32];
-            let n = file.read_at(&mut buf, 0).ok()?;
-            // "max" (v2), or v1's page-rounded i64::MAX: no limit.
-            std::str::from_utf8(&buf[..n]).ok()?.trim().parse::<u64>().ok().filter(|&l| l < 1 << 62)
-        }),
-        in_use_at_boot: in_use,
+    Some(rvisor_kernel::MemoryLimit { read: Box::new(move || limit(&read()?)), in_use_at_boot: in_use })
+}
+
+/// Readers of the cgroup's CPU quota and pids limit, for the sandbox's
+/// /sys/fs/cgroup, through descriptors opened now, as `memory_limit`'s.
+pub fn limits(dirs: &[PathBuf]) -> rvisor_kernel::CgroupLimits {
+    type Read<T> = Box<dyn Fn() -> Option<T> + Send + Sync>;
+    let (cpu_max, pids): (Option<Read<(u64, u64)>>, _) = match dirs {
+        [v2] => (reader(&v2.join("cpu.max")).map(|read| Box::new(move || cpu_max_v2(&read()?)) as Read<_>), v2),
+        [_, cpu, pids, ..] => {
+            let quota = reader(&cpu.join("cpu.cfs_quota_us"));
+            let period = reader(&cpu.join("cpu.cfs_period_us"));
+            (quota.zip(period).map(|(quota, period)| Box::new(move || cpu_max_v1(&quota()?, &period()?)) as Read<_>), pids)
+        }
+        _ => return Default::default(),
+    };
+    let pids_max = reader(&pids.join("pids.max")).map(|read| Box::new(move || limit(&read()?)) as Read<_>);
+    rvisor_kernel::CgroupLimits { cpu_max, pids_max }
+}
+
+/// A reader of the host file at `path` (opened now), whole, at each call.
+fn reader(path: &Path) -> Option<impl Fn() -> Option<String> + Send + Sync> {
+    let file = std::fs::File::open(path).ok()?;
+    Some(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 64];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     })
+}
+
+/// A limit file's number: None for "max" (v2) or v1's page-rounded i64::MAX.
+fn limit(text: &str) -> Option<u64> {
+    text.trim().parse::<u64>().ok().filter(|&l| l < 1 << 62)
+}
+
+/// v2's cpu.max ("QUOTA PERIOD" or "max PERIOD") as (quota, period).
+fn cpu_max_v2(text: &str) -> Option<(u64, u64)> {
+    let (quota, period) = text.trim().split_once(' ')?;
+    Some((quota.parse().ok()?, period.parse().ok()?))
+}
+
+/// v1's cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us as (quota, period).
+fn cpu_max_v1(quota: &str, period: &str) -> Option<(u64, u64)> {
+    Some((quota.trim().parse().ok()?, period.trim().parse().ok()?))
 }
 
 /// Writes the limits `resources` sets into the container's directories
@@ -177,7 +212,23 @@ mod tests {
                 assert_eq!(dirs[0], root.join("memory/pod/c1"));
                 assert_eq!((read(0, "memory.limit_in_bytes"), read(1, "cpu.cfs_quota_us"), read(1, "cpu.shares"), read(2, "pids.max")), ("67108864".into(), "50000".into(), "1024".into(), "64".into()));
             }
+            // What the sandbox's /sys/fs/cgroup shows.
+            let limits = limits(&dirs);
+            assert_eq!(limits.cpu_max.as_ref().and_then(|r| r()), Some((50_000, 100_000)));
+            assert_eq!(limits.pids_max.as_ref().and_then(|r| r()), Some(64));
+            assert_eq!(memory_limit(&dirs).and_then(|m| (m.read)()), None, "no memory.current here: no reader");
         }
         std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn reads_limits() {
+        assert_eq!(cpu_max_v2("max 100000\n"), None);
+        assert_eq!(cpu_max_v2("150000 100000\n"), Some((150_000, 100_000)));
+        assert_eq!(cpu_max_v1("-1\n", "100000\n"), None);
+        assert_eq!(cpu_max_v1("50000\n", "200000\n"), Some((50_000, 200_000)));
+        assert_eq!(limit("max\n"), None);
+        assert_eq!(limit("9223372036854771712\n"), None);
+        assert_eq!(limit("134217728\n"), Some(134_217_728));
     }
 }

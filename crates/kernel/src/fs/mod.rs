@@ -1,6 +1,7 @@
-//! File systems: the gofer-backed host root, tmpfs, procfs, devfs and sysfs. Each
+//! File systems: the gofer-backed host root, tmpfs, procfs, devfs, sysfs and cgroup2. Each
 //! provides `Inode`s; the VFS does names and paths.
 
+pub mod cgroup;
 pub mod dev;
 pub mod devpts;
 pub mod gofer;

@@ -1,7 +1,7 @@
 //! A minimal sysfs, mounted at /sys: the CPU topology files programs read to count
 //! processors (glibc's get_nprocs reads `online`; get_nprocs_conf counts the
-//! `cpuN` directories), and the empty directories of block devices, of which the
-//! sandbox has none.
+//! `cpuN` directories), the empty directories of block devices, of which the
+//! sandbox has none, and fs/cgroup, where cgroup2 is mounted.
 
 use super::simple::{GenFile, InoAlloc, StaticDir};
 use crate::vfs::inode::Inode;
@@ -42,7 +42,7 @@ pub fn new_sysfs(dev: u64, cpus: usize) -> Arc<dyn Inode> {
         ("class", dir(vec![("block", dir(vec![]))])),
         ("dev", dev_dir),
         ("devices", devices),
-        ("fs", dir(vec![])),
+        ("fs", dir(vec![("cgroup", dir(vec![]))])),
         ("kernel", dir(vec![])),
     ])
 }
@@ -76,6 +76,14 @@ mod tests {
         let n = cpu.readdir().unwrap().iter().filter(|e| e.name.starts_with(b"cpu")).count();
         assert_eq!(n, 4);
         assert_eq!(cpu.lookup(b"online").unwrap().stat().unwrap().st_mode & 0o777, 0o444);
+    }
+
+    /// cgroup2 is mounted on fs/cgroup: an empty directory.
+    #[test]
+    fn cgroup_mount_point() {
+        let cgroup = new_sysfs(9, 2).lookup(b"fs").unwrap().lookup(b"cgroup").unwrap();
+        assert_eq!(cgroup.kind(), crate::vfs::inode::S_IFDIR);
+        assert!(cgroup.readdir().unwrap().is_empty());
     }
 
     /// lsblk lists /sys/dev/block (and /sys/block): present and empty.

@@ -1,7 +1,7 @@
-//! mount, umount2 and pivot_root inside the sandbox: new tmpfs, proc, sysfs and
-//! devpts mounts, bind mounts, moves, read-only remounts and unmounts, in the
-//! calling process's mount namespace. Every mount is private: propagation types
-//! are accepted and have nothing to act on.
+//! mount, umount2 and pivot_root inside the sandbox: new tmpfs, proc, sysfs,
+//! devpts and cgroup2 mounts, bind mounts, moves, read-only remounts and
+//! unmounts, in the calling process's mount namespace. Every mount is private:
+//! propagation types are accepted and have nothing to act on.
 
 use super::args::UserCStr;
 use super::open::{lookup_at, read_path, AT_FDCWD};

@@ -153,6 +153,7 @@ const V9FS_MAGIC: i64 = 0x0102_1997;
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const ST_RDONLY: i64 = 1;
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
@@ -165,6 +166,7 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
                 "proc" => PROC_SUPER_MAGIC,
                 "sysfs" => SYSFS_MAGIC,
                 "devpts" => DEVPTS_SUPER_MAGIC,
+                "cgroup2" => CGROUP2_SUPER_MAGIC,
                 _ => V9FS_MAGIC,
             };
             (ty, m.is_read_only())

@@ -154,7 +154,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Dir | Sf::Link(_) => return error!(EINVAL),
             Sf::Text(t) => t.to_string(),
             Sf::Cpuinfo => super::cpuinfo::text(k.cpus, k.clocks.source.calibration().map(|c| c.tsc_hz as f64 / 1e6)),
-            Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\n".to_string(),
+            Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\nnodev\tcgroup2\n".to_string(),
             Sf::Loadavg => loadavg(&k),
             Sf::Meminfo => meminfo(&k, k.memory_total()),
             Sf::Vmstat => vmstat(&k, k.memory_total()),
@@ -342,8 +342,15 @@ fn visible_mounts(fs: &FsContext) -> Vec<(Arc<Mount>, Vec<u8>)> {
     fs.mounts().mounts().into_iter().filter_map(|m| m.root.path_from(&root).map(|at| (m, at))).collect()
 }
 
+/// A mount's options. Mount flags are not kept; a cgroup2 mount shows the ones
+/// Docker and systemd mount it with (it holds no programs or devices).
 fn opts(m: &Mount) -> &'static str {
-    if m.is_read_only() { "ro,relatime" } else { "rw,relatime" }
+    match (m.is_read_only(), m.fstype) {
+        (false, "cgroup2") => "rw,nosuid,nodev,noexec,relatime",
+        (true, "cgroup2") => "ro,nosuid,nodev,noexec,relatime",
+        (false, _) => "rw,relatime",
+        (true, _) => "ro,relatime",
+    }
 }
 
 pub(super) fn mounts_text(fs: &FsContext) -> String {
