@@ -31,6 +31,7 @@ pub struct PlannedMount {
 pub enum Source {
     Proc,
     Sysfs,
+    Cgroup,
     Devfs,
     Devpts,
     Tmpfs { mode: u32, size: Option<u64> },
@@ -63,6 +64,7 @@ impl Gofers {
         Ok(match &m.kind {
             MountKind::Proc => Source::Proc,
             MountKind::Sysfs => Source::Sysfs,
+            MountKind::Cgroup => Source::Cgroup,
             MountKind::Devfs => Source::Devfs,
             MountKind::Devpts => Source::Devpts,
             MountKind::Tmpfs { mode, size } => Source::Tmpfs { mode: *mode, size: *size },
@@ -98,6 +100,7 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
             let source = match m.source {
                 Source::Proc => MountSource::Proc,
                 Source::Sysfs => MountSource::Sysfs,
+                Source::Cgroup => MountSource::Cgroup,
                 Source::Devfs => MountSource::Devfs,
                 Source::Devpts => MountSource::Devpts,
                 Source::Tmpfs { mode, size } => MountSource::Tmpfs { mode, size },

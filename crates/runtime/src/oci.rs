@@ -95,8 +95,9 @@ fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> CapSets {
     }
 }
 
-/// One OCI mount; `None` for what the sandbox provides on its own (cgroup and
-/// mqueue file systems: POSIX message queues work without one).
+/// One OCI mount; `None` for what the sandbox provides on its own (mqueue:
+/// POSIX message queues work without one). A cgroup mount, v1 or v2, is the
+/// sandbox's cgroup2 view of the container's cgroup.
 fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
     let target = m.destination().to_string_lossy().into_owned();
     if !target.starts_with('/') {
@@ -120,7 +121,8 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
             "devpts" => MountKind::Devpts,
             "tmpfs" if target == "/dev" => MountKind::Devfs,
             "tmpfs" => MountKind::Tmpfs { mode: mode_option(&options).unwrap_or(0o1777), size: size_option(&options).map_err(|e| format!("mount on {target}: {e}"))? },
-            "cgroup" | "cgroup2" | "mqueue" => {
+            "cgroup" | "cgroup2" => MountKind::Cgroup,
+            "mqueue" => {
                 tracing::debug!("mount on {target}: {fstype} is not mounted in the sandbox");
                 return Ok(None);
             }
@@ -163,7 +165,10 @@ mod tests {
         assert!(targets.contains(&("/dev/pts", MountKind::Devpts)));
         // Docker's and runc's /dev/shm: size=65536k.
         assert!(targets.contains(&("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: Some(64 << 20) })));
-        assert!(!targets.iter().any(|(t, _)| *t == "/sys/fs/cgroup" || *t == "/dev/mqueue"));
+        // The cgroup mount is the sandbox's cgroup2, read-only as the spec says;
+        // mqueue is left out.
+        assert!(b.mounts.iter().any(|m| m.target == "/sys/fs/cgroup" && m.kind == MountKind::Cgroup && m.read_only));
+        assert!(!targets.iter().any(|(t, _)| *t == "/dev/mqueue"));
         std::fs::remove_dir_all(dir.join("rootfs")).unwrap();
         assert!(Bundle::load(&dir).err().unwrap().contains("not a directory"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -126,6 +126,8 @@ pub struct MountRequest {
 pub enum MountKind {
     Proc,
     Sysfs,
+    /// cgroup2: the container's cgroup as the sandbox shows it.
+    Cgroup,
     Devfs,
     Devpts,
     /// Its root's mode and its `size=` in bytes.

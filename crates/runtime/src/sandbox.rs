@@ -125,8 +125,8 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
     fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
 }
 
-/// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs, a tmpfs
-/// on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
+/// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
+/// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
 fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
     let m = |target: &str, kind| MountRequest { target: target.into(), kind, read_only: false };
     let mut mounts = vec![
@@ -135,6 +135,7 @@ fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
         m("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: None }),
         m("/dev/pts", MountKind::Devpts),
         m("/sys", MountKind::Sysfs),
+        m("/sys/fs/cgroup", MountKind::Cgroup),
         m("/tmp", MountKind::Tmpfs { mode: 0o1777, size: None }),
     ];
     for v in flags {
