@@ -1,6 +1,7 @@
-//! procfs, devfs and sysfs: C programs that check /proc, /dev and /sys against what
-//! they know of themselves, run natively and in the sandbox (same stdout, same
-//! status, and every check passing).
+//! procfs, devfs, sysfs and cgroup2: C programs that check /proc, /dev and /sys
+//! against what they know of themselves, run natively and in the sandbox (same
+//! stdout, same status, and every check passing); /sys/fs/cgroup, which is the
+//! sandbox's own, in the sandbox only.
 
 mod common;
 
@@ -34,5 +35,18 @@ fn devfs() {
     let spec = Spec::default().stdin("stdin data\n");
     compare("devfs", "devfs", &spec, |o| {
         all([expect_all_ok(o), expect_stdout_has_line(o, "written through /dev/stdout")])
+    });
+}
+
+/// /sys/fs/cgroup: a cgroup2 mount of the sandbox's cgroup, with its processes,
+/// no limits under `rvisor do`, memory and CPU use that follow the program's,
+/// and writes refused. Not compared with a native run: the host's cgroups are
+/// laid out as the host likes (this one's are v1).
+#[test]
+fn cgroupfs() {
+    matrix("cgroupfs", LINKS, |v| {
+        let o = run_sandbox(v.platform, &compile("cgroupfs", v.link), &Spec::default());
+        sane(&o)?;
+        expect_all_ok(&o).map_err(|e| format!("{e}\n{}", o.describe()))
     });
 }
