@@ -199,7 +199,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "meminfo") == 0) {
-        /* The memory the sandbox reports: /proc/meminfo's total and sysinfo's. */
+        /* The memory the sandbox reports: /proc/meminfo's total and sysinfo's;
+           then the limits its cgroup2 view shows. */
         char line[128] = "";
         FILE *f = fopen("/proc/meminfo", "r");
         if (f && fgets(line, sizeof line, f))
@@ -207,6 +208,9 @@ int main(int argc, char **argv) {
         struct sysinfo si;
         if (sysinfo(&si) == 0)
             printf("sysinfo totalram %llu\n", (unsigned long long)si.totalram * si.mem_unit);
+        show_file("/sys/fs/cgroup/memory.max");
+        show_file("/sys/fs/cgroup/cpu.max");
+        show_file("/sys/fs/cgroup/pids.max");
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "fds") == 0) {

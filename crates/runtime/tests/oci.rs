@@ -461,7 +461,8 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
     matrix("oci_cgroup_holds_the_whole_sandbox_and_pauses", &[Link::Static], |v| {
         let b = Bundle::new(v);
         let path = format!("/rvisor-test/{}", unique_name("c"));
-        let limits = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}});
+        // Two CPUs' worth of quota: the host has two, so nothing is held back.
+        let limits = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 100}, "cpu": {"quota": 200_000, "period": 100_000}});
         b.config(|c| {
             c["process"]["terminal"] = json!(false);
             c["process"]["args"] = json!(["/bin/init", "serve"]);
@@ -518,11 +519,17 @@ fn oci_cgroup_holds_the_whole_sandbox_and_pauses() {
             return Err(format!("after update: memory {memory:?}"));
         }
         // The sandbox reports the limit as its memory, as runsc does (a JVM or
-        // Node sizes its heap from it), and follows the update.
+        // Node sizes its heap from it), and follows the update; so does its
+        // /sys/fs/cgroup, which shows the CPU quota and pids limit too.
         let e = b.rvisor(&["exec", "c10", "/bin/init", "meminfo"]);
-        let want = format!("{} kB\nsysinfo totalram {}\n", 128 << 10, 128 << 20);
+        let want = format!(
+            "{} kB\nsysinfo totalram {}\nread /sys/fs/cgroup/memory.max: {}\nread /sys/fs/cgroup/cpu.max: 200000 100000\nread /sys/fs/cgroup/pids.max: 50\n",
+            128 << 10,
+            128 << 20,
+            128 << 20
+        );
         if e.status != 0 || !e.stdout_str().starts_with("MemTotal:") || !e.stdout_str().ends_with(&want) {
-            return Err(format!("meminfo under a 128 MiB limit: want MemTotal {want:?}: {}", e.describe()));
+            return Err(format!("meminfo under a 128 MiB limit: want MemTotal and cgroup files {want:?}: {}", e.describe()));
         }
         succeeds(&b.rvisor(&["pause", "c10"]))?;
         succeeds(&b.rvisor(&["delete", "--force", "c10"]))?;
