@@ -1,4 +1,4 @@
-// mount(2) and umount2(2): tmpfs (options, stacking), proc, bind mounts and read-only
+// mount(2) and umount2(2): tmpfs (options, stacking), proc, cgroup2, bind mounts and read-only
 // remounts, propagation changes, the errors, and EPERM without CAP_SYS_ADMIN.
 // Natively it first moves to a private mount namespace (the sandbox has none to
 // move to, and its mounts stay inside it anyway), so both runs print the same.
@@ -185,6 +185,14 @@ int main(void) {
     statfs(p, &sf);
     printf("statfs proc magic: %d\n", sf.f_type == 0x9fa0);
     show("umount proc", umount2(p, 0));
+
+    // cgroup2 (in the sandbox, its own cgroup).
+    show("mount cgroup2", mount("cgroup2", p, "cgroup2", 0, NULL));
+    printf("cgroup2's cgroup.controllers: %d\n", exists(p, "cgroup.controllers"));
+    statfs(p, &sf);
+    printf("statfs cgroup2 magic: %d\n", sf.f_type == 0x63677270);
+    printf("listed cgroup2: %d\n", listed(p, "cgroup2", "rw", "/"));
+    show("umount cgroup2", umount2(p, 0));
 
     // Propagation: one type (and MS_REC) on a mount point.
     show("make-rprivate /", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
