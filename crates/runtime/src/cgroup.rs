@@ -61,17 +61,17 @@ pub fn memory_limit(dirs: &[PathBuf]) -> Option<rvisor_kernel::MemoryLimit> {
 /// Readers of the cgroup's CPU quota and pids limit, for the sandbox's
 /// /sys/fs/cgroup, through descriptors opened now, as `memory_limit`'s.
 pub fn limits(dirs: &[PathBuf]) -> rvisor_kernel::CgroupLimits {
-    type Read<T> = Box<dyn Fn() -> Option<T> + Send + Sync>;
-    let (cpu_max, pids): (Option<Read<(u64, u64)>>, _) = match dirs {
-        [v2] => (reader(&v2.join("cpu.max")).map(|read| Box::new(move || cpu_max_v2(&read()?)) as Read<_>), v2),
+    use rvisor_kernel::fs::cgroup::LimitReader;
+    let (cpu_max, pids): (Option<LimitReader<(u64, u64)>>, _) = match dirs {
+        [v2] => (reader(&v2.join("cpu.max")).map(|read| Box::new(move || cpu_max_v2(&read()?)) as LimitReader<_>), v2),
         [_, cpu, pids, ..] => {
             let quota = reader(&cpu.join("cpu.cfs_quota_us"));
             let period = reader(&cpu.join("cpu.cfs_period_us"));
-            (quota.zip(period).map(|(quota, period)| Box::new(move || cpu_max_v1(&quota()?, &period()?)) as Read<_>), pids)
+            (quota.zip(period).map(|(quota, period)| Box::new(move || cpu_max_v1(&quota()?, &period()?)) as LimitReader<_>), pids)
         }
         _ => return Default::default(),
     };
-    let pids_max = reader(&pids.join("pids.max")).map(|read| Box::new(move || limit(&read()?)) as Read<_>);
+    let pids_max = reader(&pids.join("pids.max")).map(|read| Box::new(move || limit(&read()?)) as LimitReader<_>);
     rvisor_kernel::CgroupLimits { cpu_max, pids_max }
 }
 

@@ -31,9 +31,12 @@ pub const CONTROLLERS: &str = "cpu memory pids";
 #[derive(Default)]
 pub struct CgroupLimits {
     /// cpu.max: (quota, period) in microseconds.
-    pub cpu_max: Option<Box<dyn Fn() -> Option<(u64, u64)> + Send + Sync>>,
-    pub pids_max: Option<Box<dyn Fn() -> Option<u64> + Send + Sync>>,
+    pub cpu_max: Option<LimitReader<(u64, u64)>>,
+    pub pids_max: Option<LimitReader<u64>>,
 }
+
+/// Reads one of the cgroup's limits now (None: no limit).
+pub type LimitReader<T> = Box<dyn Fn() -> Option<T> + Send + Sync>;
 
 /// Linux's default CFS period, in microseconds (cpu.max without a quota).
 const DEFAULT_PERIOD_US: u64 = 100_000;
@@ -65,7 +68,7 @@ struct MemoryUse {
     shmem: u64,
     /// Host files' page cache.
     cache: u64,
-    /// The Sentry's own frames for the app (the vDSO, page-table-like state).
+    /// What the Sentry keeps in the memory file for itself (`UsageKind::System`).
     kernel: u64,
 }
 
@@ -236,9 +239,9 @@ pub fn new_cgroupfs(kernel: Weak<Kernel>, pid_ns: Arc<PidNamespace>, dev: u64) -
     Arc::new(CgroupDir { dir: StaticDir::new(ino.attrs(0o755), entries) })
 }
 
-/// A process's CPU time and its reaped children's: summed over the live
-/// processes, what the cgroup's processes have used, but for orphans' parents
-/// that were reaped before them.
+/// A process's CPU time and its reaped children's. Summed over the live
+/// processes, that is what the cgroup has used, less what went with processes
+/// whose reaper has exited too (Linux's cgroup keeps it; nothing here does).
 fn cpu_time(tg: &crate::task::ThreadGroup) -> CpuTimes {
     tg.cpu_times() + tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children
 }
