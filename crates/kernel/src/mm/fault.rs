@@ -125,15 +125,31 @@ impl MemoryManager {
         let lo = block.max(ps);
         let hi = (block + COW_REGION).min(pend);
         let old = st.take_pmas(lo, hi);
+        // Every copy is allocated before anything changes: out of memory half way,
+        // the pieces not yet copied went with the error, and the retried fault
+        // backed their pages afresh (the file's bytes, or zeros) in place of the
+        // app's data (an init's relocated GOT, after its OOM-killed child).
+        let mut copies = Vec::with_capacity(old.len());
+        for (s, p) in &old {
+            let copy = match std::sync::Arc::strong_count(&p.frames) {
+                1 => None,
+                _ => Some(Frames::allocate(&self.mf, p.end - s)),
+            };
+            if copy.as_ref().is_some_and(Option::is_none) {
+                st.pmas.extend(old);
+                return Err(errno!(ENOMEM));
+            }
+            copies.push(copy.flatten());
+        }
         let mut released = Vec::new();
-        for (s, p) in old {
+        for ((s, p), copy) in old.into_iter().zip(copies) {
             let len = p.end - s;
-            let replacement = if std::sync::Arc::strong_count(&p.frames) == 1 {
-                Pma { cow: false, mapped: perms, ..p.clone() }
-            } else {
-                let frames = Frames::allocate(&self.mf, len).ok_or_else(|| errno!(ENOMEM))?;
-                self.mf.copy(frames.range.start, p.file_offset(s, s), len as usize);
-                Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
+            let replacement = match copy {
+                None => Pma { cow: false, mapped: perms, ..p.clone() },
+                Some(frames) => {
+                    self.mf.copy(frames.range.start, p.file_offset(s, s), len as usize);
+                    Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
+                }
             };
             self.aspace.map(s, len, replacement.file_offset(s, s), perms);
             st.changes += 1;
