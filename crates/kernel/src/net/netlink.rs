@@ -33,6 +33,9 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
 const RTM_SETLINK: u16 = 19;
+const RTM_NEWNSID: u16 = 88;
+const RTM_GETNSID: u16 = 90;
+const NETNSA_NSID: u16 = 1;
 const IFF_UP: u32 = 1;
 const CAP_NET_ADMIN: u32 = 12;
 const RTM_GETLINK: u16 = 18;
@@ -116,6 +119,16 @@ impl Replies<'_> {
         self.out.extend_from_slice(Rtattr { len: (4 + value.len()) as u16, kind }.as_bytes());
         self.out.extend_from_slice(value);
         self.out.resize(align4(self.out.len()), 0);
+    }
+
+    /// RTM_GETNSID's answer: the id this namespace gives the other one asked
+    /// about. None is ever assigned (NETNSA_NSID_NOT_ASSIGNED), as Linux
+    /// answers until `ip netns set` assigns one.
+    fn nsid(&mut self) {
+        // `struct rtgenmsg`: a family byte, padded.
+        let m = self.begin(RTM_NEWNSID, 0, &[0; 4]);
+        self.attr(NETNSA_NSID, &(-1i32).to_ne_bytes());
+        self.end(m);
     }
 
     /// Ends the message begun at `start`: its length goes in its header.
@@ -371,6 +384,10 @@ fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo
                 None => Err(ErrnoCode::EINVAL),
             },
             RTM_NEWLINK | RTM_SETLINK => set_link(body, others, admin),
+            RTM_GETNSID => {
+                r.nsid();
+                Ok(())
+            }
             RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
             _ => Err(ErrnoCode::EOPNOTSUPP),
         };
@@ -614,6 +631,7 @@ mod tests {
                 RTM_NEWLINK => 16,
                 RTM_NEWADDR => 8,
                 RTM_NEWROUTE => 12,
+                RTM_NEWNSID => 4,
                 _ => len - HDR,
             };
             let msg = &data[at + HDR..at + len];
@@ -689,6 +707,13 @@ mod tests {
         let mut missing = msg(IFF_UP, IFF_UP, &[]);
         missing[4] = 9;
         assert_eq!(set_link(&missing, &others, true), Err(ErrnoCode::ENODEV));
+    }
+
+    #[test]
+    fn no_namespace_has_an_id() {
+        let msgs = parse(&answer(&request(RTM_GETNSID, NLM_F_REQUEST, &[0; 4]), 1, 0, true, &[], None));
+        assert_eq!((msgs.len(), msgs[0].kind), (1, RTM_NEWNSID));
+        assert_eq!(msgs[0].attr(NETNSA_NSID), Some(&(-1i32).to_ne_bytes()[..]));
     }
 
     #[test]

@@ -336,7 +336,7 @@ syscall_table! {
     uretprobe() => Supported;
     uprobe() => Supported;
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
-    clone3(args: UserAddr, size: usize) => Partial("namespace flags and set_tid are not supported");
+    clone3(args: UserAddr, size: usize) => Partial("namespace flags as unshare's; set_tid and CLONE_INTO_CGROUP are not supported");
     pidfd_open(pid: i32, flags: u32) => Supported;
     pidfd_send_signal(pidfd: Fd, signo: i32, info: UserRef<SigInfo>, flags: u32) => Supported;
     pidfd_getfd(pidfd: Fd, targetfd: i32, flags: u32) => Supported;
