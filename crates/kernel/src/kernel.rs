@@ -11,7 +11,7 @@ use crate::task::namespaces::{IpcNamespace, UtsNames, UtsNamespace};
 use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, Namespaces, PidNamespace, Resources, Task, Thread, ThreadGroup};
 use crate::vfs::path::walk;
 use crate::vfs::perm::FsCreds;
-use crate::vfs::{Follow, FsContext, Mount, MountNamespace};
+use crate::vfs::{Follow, FsContext, Mount, MountFlags, MountNamespace};
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
 use rvisor_memory::MemoryFile;
@@ -89,16 +89,17 @@ pub enum MountSource {
 }
 
 /// One mount: what, where (an absolute path in the sandbox; missing directories
-/// on the way are made in the root's overlay), and whether it refuses writes.
+/// on the way are made in the root's overlay), and its flags (read-only,
+/// noexec...).
 pub struct MountSpec {
     pub target: String,
     pub source: MountSource,
-    pub read_only: bool,
+    pub flags: MountFlags,
 }
 
 impl MountSpec {
-    pub fn new(target: &str, source: MountSource, read_only: bool) -> MountSpec {
-        MountSpec { target: target.to_string(), source, read_only }
+    pub fn new(target: &str, source: MountSource, flags: MountFlags) -> MountSpec {
+        MountSpec { target: target.to_string(), source, flags }
     }
 }
 
@@ -649,15 +650,15 @@ fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_
 /// itself (made once it exists).
 struct Mounts {
     ns: Arc<MountNamespace>,
-    pending: Vec<(Arc<crate::vfs::Dentry>, Special, bool)>,
+    pending: Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>,
 }
 
 impl Mounts {
     /// Mounts what needs the kernel (`me`): procfs, cgroup2, the sandbox's devpts.
     fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> Arc<MountNamespace> {
-        for (at, special, read_only) in self.pending {
+        for (at, special, flags) in self.pending {
             let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
-            self.ns.add(Mount::new(inode, Some(at), fstype, fstype, read_only));
+            self.ns.add(Mount::new(inode, Some(at), fstype, fstype, flags));
         }
         self.ns
     }
@@ -701,7 +702,7 @@ impl Special {
 /// root's overlay.
 fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, specs: Vec<MountSpec>, cpus: usize) -> Result<Mounts, String> {
     let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
-    let root = Mount::new(root, None, "overlay", "/", read_only);
+    let root = Mount::new(root, None, "overlay", "/", MountFlags::default().read_only(read_only));
     let ns = MountNamespace::new(root.clone());
     let mut pending = Vec::new();
     match mount_each(mf, &root, &ns, &mut pending, specs, cpus) {
@@ -717,23 +718,23 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
 /// [`build_mounts`]' mounts over `root`, into `ns`; procfs, cgroup2 and devpts
 /// into `pending`. sysfs is mounted at once, so that a cgroup2 mount after it
 /// lands on its /sys/fs/cgroup rather than on a directory it would hide.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, bool)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
         let at = mount_point(&root.root, spec.target.as_bytes(), file).map_err(|e| format!("cannot mount on {}: {e:?}", spec.target))?;
         let (inode, fstype): (Arc<dyn Inode>, &'static str) = match spec.source {
             MountSource::Proc => {
-                pending.push((at, Special::Proc, spec.read_only));
+                pending.push((at, Special::Proc, spec.flags));
                 continue;
             }
             MountSource::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
             MountSource::Cgroup => {
-                pending.push((at, Special::Cgroup, spec.read_only));
+                pending.push((at, Special::Cgroup, spec.flags));
                 continue;
             }
             MountSource::Devpts => {
-                pending.push((at, Special::Devpts, spec.read_only));
+                pending.push((at, Special::Devpts, spec.flags));
                 continue;
             }
             MountSource::Devfs => {
@@ -744,13 +745,13 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pend
                 tmpfs_dev += 1;
                 (Tmpfs::sized(mf.clone(), tmpfs_dev, size).root(mode), "tmpfs")
             }
-            MountSource::Gofer(client) => (GoferInode::root(client, !spec.read_only).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
+            MountSource::Gofer(client) => (GoferInode::root(client, !spec.flags.has(MountFlags::RDONLY)).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
             MountSource::GoferFile(client, name) => {
-                let dir = GoferInode::root(client, !spec.read_only).map_err(|e| format!("{}: {e:?}", spec.target))?;
+                let dir = GoferInode::root(client, !spec.flags.has(MountFlags::RDONLY)).map_err(|e| format!("{}: {e:?}", spec.target))?;
                 (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p")
             }
         };
-        ns.add(Mount::new(inode, Some(at), fstype, fstype, spec.read_only));
+        ns.add(Mount::new(inode, Some(at), fstype, fstype, spec.flags));
     }
     Ok(())
 }

@@ -22,5 +22,6 @@ pub mod vfs;
 
 pub use kernel::{ContainerError, ContainerRoot, Init, Kernel, KernelConfig, MemoryLimit, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
 pub use fs::cgroup::CgroupLimits;
+pub use vfs::MountFlags;
 pub use loader::ExecError;
 pub use task::ExitStatus;

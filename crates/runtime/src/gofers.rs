@@ -5,7 +5,7 @@
 //! sandbox, whose gofer serves them too.
 
 use crate::request::{MountKind, MountRequest};
-use rvisor_kernel::{MountSource, MountSpec};
+use rvisor_kernel::{MountFlags, MountSource, MountSpec};
 use serde::{Deserialize, Serialize};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,8 @@ pub struct Gofers {
 pub struct PlannedMount {
     pub target: String,
     pub source: Source,
-    pub read_only: bool,
+    /// `MountFlags`' bits.
+    pub flags: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +45,7 @@ impl Gofers {
     /// need, and the mounts in terms of them.
     pub fn plan(root: &Path, mounts: &[MountRequest]) -> Result<(Gofers, Vec<PlannedMount>), String> {
         let mut gofers = Gofers { roots: vec![(root.to_path_buf(), true)], process: None };
-        let planned = mounts.iter().map(|m| Ok(PlannedMount { target: m.target.clone(), source: gofers.source(m)?, read_only: m.read_only })).collect::<Result<_, String>>()?;
+        let planned = mounts.iter().map(|m| Ok(PlannedMount { target: m.target.clone(), source: gofers.source(m)?, flags: m.flags })).collect::<Result<_, String>>()?;
         Ok((gofers, planned))
     }
 
@@ -72,7 +73,7 @@ impl Gofers {
                 let is_dir = std::fs::metadata(source).map_err(|e| format!("bind mount {} on {}: {e}", source.display(), m.target))?.is_dir();
                 // A file is served as its name in its directory.
                 let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(Path::new("/")), source.file_name()) };
-                Source::Gofer { root: self.add(dir, m.read_only), file: name.map(|n| n.as_bytes().to_vec()) }
+                Source::Gofer { root: self.add(dir, m.read_only()), file: name.map(|n| n.as_bytes().to_vec()) }
             }
         })
     }
@@ -107,7 +108,7 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
                 Source::Gofer { root, file: None } => MountSource::Gofer(client(root)?),
                 Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(client(root)?, n),
             };
-            Ok(MountSpec::new(&m.target, source, m.read_only))
+            Ok(MountSpec::new(&m.target, source, MountFlags(m.flags)))
         })
         .collect()
 }

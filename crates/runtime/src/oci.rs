@@ -7,6 +7,7 @@
 
 use crate::request::{CapSets, MountKind, MountRequest, Process};
 use oci_spec::runtime::{Mount, Spec};
+use rvisor_kernel::MountFlags;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -104,7 +105,7 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
         return Err(format!("mount destination {target} is not absolute"));
     }
     let options: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
-    let read_only = options.contains(&"ro");
+    let flags = mount_flags(&options);
     let fstype = m.typ().as_deref().unwrap_or("");
     let bind = fstype == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
     let kind = if bind {
@@ -129,7 +130,23 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
             other => return Err(format!("mount on {target}: unsupported file system type {other:?}")),
         }
     };
-    Ok(Some(MountRequest { target, kind, read_only }))
+    Ok(Some(MountRequest { target, kind, flags }))
+}
+
+/// The per-mount flags among OCI mount options: ro, nosuid, nodev, noexec (the
+/// last of each pair with its opposite wins, as mount(8) reads them).
+fn mount_flags(options: &[&str]) -> u32 {
+    options.iter().fold(0, |flags, o| match *o {
+        "ro" => flags | MountFlags::RDONLY,
+        "rw" => flags & !MountFlags::RDONLY,
+        "nosuid" => flags | MountFlags::NOSUID,
+        "suid" => flags & !MountFlags::NOSUID,
+        "nodev" => flags | MountFlags::NODEV,
+        "dev" => flags & !MountFlags::NODEV,
+        "noexec" => flags | MountFlags::NOEXEC,
+        "exec" => flags & !MountFlags::NOEXEC,
+        _ => flags,
+    })
 }
 
 /// A tmpfs `mode=` option, in octal.
@@ -167,7 +184,7 @@ mod tests {
         assert!(targets.contains(&("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: Some(64 << 20) })));
         // The cgroup mount is the sandbox's cgroup2, read-only as the spec says;
         // mqueue is left out.
-        assert!(b.mounts.iter().any(|m| m.target == "/sys/fs/cgroup" && m.kind == MountKind::Cgroup && m.read_only));
+        assert!(b.mounts.iter().any(|m| m.target == "/sys/fs/cgroup" && m.kind == MountKind::Cgroup && m.read_only()));
         assert!(!targets.iter().any(|(t, _)| *t == "/dev/mqueue"));
         std::fs::remove_dir_all(dir.join("rootfs")).unwrap();
         assert!(Bundle::load(&dir).err().unwrap().contains("not a directory"));

@@ -5,6 +5,7 @@
 //! program's name, arguments or environment in /proc; the request travels as
 //! JSON in a memfd.
 
+use rvisor_kernel::MountFlags;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{OwnedFd, RawFd};
@@ -114,12 +115,19 @@ pub struct CapSets {
     pub bounding: u64,
 }
 
-/// One mount, from the OCI spec's `mounts`.
+/// One mount, from the OCI spec's `mounts`, with its flags (`MountFlags`' bits:
+/// read-only, nosuid, nodev, noexec).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountRequest {
     pub target: String,
     pub kind: MountKind,
-    pub read_only: bool,
+    pub flags: u32,
+}
+
+impl MountRequest {
+    pub fn read_only(&self) -> bool {
+        self.flags & MountFlags::RDONLY != 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,7 +191,7 @@ mod tests {
             log: Some("/tmp/x".into()),
             process: Process { path: b"/bin/true".to_vec(), argv: vec![b"true".to_vec(), vec![0xff]], terminal: true, ..Default::default() },
             root: "/".into(),
-            mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, read_only: true }],
+            mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, flags: MountFlags::RDONLY }],
             network: Network::Sandbox,
             netns: Some("/var/run/netns/pod".into()),
             container: Some(ContainerBoot {

@@ -3,7 +3,7 @@
 use crate::cli::{DoArgs, GlobalOpts};
 use crate::request::{MountKind, MountRequest, Network, Process, Request};
 use crate::gofers::{mount_specs, Gofers};
-use rvisor_kernel::{ExecError, Kernel, KernelConfig, Nic, Stdio};
+use rvisor_kernel::{ExecError, Kernel, KernelConfig, MountFlags, Nic, Stdio};
 use rvisor_memory::MemoryFile;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -128,15 +128,17 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
 /// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
 /// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
 fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
-    let m = |target: &str, kind| MountRequest { target: target.into(), kind, read_only: false };
+    let m = |target: &str, kind, flags: u32| MountRequest { target: target.into(), kind, flags };
+    let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
+    // With Docker's flags: nothing runs from /proc, /sys or /dev/shm.
     let mut mounts = vec![
-        m("/proc", MountKind::Proc),
-        m("/dev", MountKind::Devfs),
-        m("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: None }),
-        m("/dev/pts", MountKind::Devpts),
-        m("/sys", MountKind::Sysfs),
-        m("/sys/fs/cgroup", MountKind::Cgroup),
-        m("/tmp", MountKind::Tmpfs { mode: 0o1777, size: None }),
+        m("/proc", MountKind::Proc, nosuid | nodev | noexec),
+        m("/dev", MountKind::Devfs, nosuid),
+        m("/dev/shm", MountKind::Tmpfs { mode: 0o1777, size: None }, nosuid | nodev | noexec),
+        m("/dev/pts", MountKind::Devpts, nosuid | noexec),
+        m("/sys", MountKind::Sysfs, nosuid | nodev | noexec),
+        m("/sys/fs/cgroup", MountKind::Cgroup, nosuid | nodev | noexec),
+        m("/tmp", MountKind::Tmpfs { mode: 0o1777, size: None }, 0),
     ];
     for v in flags {
         let parts: Vec<&str> = v.split(':').collect();
@@ -150,7 +152,8 @@ fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
             return Err(format!("-v {v}: {target} is not an absolute path"));
         }
         let source = std::fs::canonicalize(host).map_err(|e| format!("-v {v}: {host}: {}", describe(&e)))?;
-        mounts.push(MountRequest { target: target.to_string(), kind: MountKind::Bind { source }, read_only });
+        let flags = if read_only { MountFlags::RDONLY } else { 0 };
+        mounts.push(MountRequest { target: target.to_string(), kind: MountKind::Bind { source }, flags });
     }
     Ok(mounts)
 }

@@ -159,6 +159,22 @@ fn mount_namespaces_move_and_pivot_root() {
     });
 }
 
+/// Mount flags (tests/programs/mount_flags.c): nothing runs from a noexec mount
+/// (execve, mmap and mprotect refuse), a nodev bind of a device opens nothing,
+/// statvfs and mountinfo show the flags, bind remounts change them, as natively.
+#[test]
+fn noexec_nodev_and_nosuid_mounts() {
+    compare("noexec_nodev_and_nosuid_mounts", "mount_flags", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "run from the noexec mount: -13"),
+            expect_stdout_has_line(o, "mmap PROT_EXEC: -1 EPERM"),
+            expect_stdout_has_line(o, "open it nodev: -1 EACCES"),
+            expect_stdout_has_line(o, "run after: 42"),
+        ])
+    });
+}
+
 /// mount(2) and umount2(2) inside the sandbox (tests/programs/mount.c): tmpfs with
 /// options and stacked, proc, bind mounts and read-only remounts, propagation
 /// changes, the errors and EPERM without CAP_SYS_ADMIN, as natively (in a private

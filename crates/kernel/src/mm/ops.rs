@@ -87,7 +87,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, file: None, on_fork: Default::default() });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default() });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -120,7 +120,16 @@ impl MemoryManager {
         self.sync_then_release(ctx, released)
     }
 
-    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> SysResult<()> {
+/// Marks the mapping at [addr, addr + len) as one mprotect may not make
+    /// executable: a file of a noexec mount's, just mapped.
+    pub fn deny_exec(&self, addr: u64, len: u64) {
+        let Some(end) = page_up(len).and_then(|l| addr.checked_add(l)) else { return };
+        for (_, v) in self.lock().vmas.range_mut(addr..end) {
+            v.may_exec = false;
+        }
+    }
+
+        pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -130,7 +139,7 @@ impl MemoryManager {
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
-        if perms.write && st.vmas.range(..end).any(|(_, v)| v.end > addr && !v.may_write) {
+        if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec))) {
             return Err(errno!(EACCES));
         }
         st.split_at(addr);
@@ -202,7 +211,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, file: None, on_fork: Default::default() });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default() });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)

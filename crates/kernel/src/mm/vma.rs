@@ -18,6 +18,8 @@ pub struct Vma {
     pub name: Option<&'static str>,
     /// Whether mprotect may add write access (not for the vDSO and its page).
     pub may_write: bool,
+    /// Whether mprotect may add execute access (not for a file of a noexec mount).
+    pub may_exec: bool,
     /// A file mapping: where its pages come from (faults fill it from there).
     pub file: Option<FileMapping>,
     /// What fork gives the child here (madvise).

@@ -3,6 +3,7 @@
 
 use crate::mm::ops::Placement;
 use crate::task::Task;
+use crate::vfs::{Mount, MountFlags};
 use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
 
@@ -75,12 +76,21 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
         return error!(EACCES);
     }
     let Some(dentry) = file.dentry().filter(|d| !d.is_dir()) else { return error!(ENODEV) };
+    // Nothing from a noexec mount runs: not mapped executable, nor made so later.
+    let noexec = Mount::of_has(&dentry, MountFlags::NOEXEC);
+    if noexec && perms.exec {
+        return error!(EPERM);
+    }
     if let Some(pages) = dentry.inode.file_pages(t.mm.memory_file())? {
         if shared && perms.write {
             pages.check_shared_write()?;
         }
         let may_write = !shared || access.writable();
-        return t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset);
+        let addr = t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset)?;
+        if noexec {
+            t.mm.deny_exec(addr, len);
+        }
+        return Ok(addr);
     }
     // Files without pages of their own (large host files, devices) get a copy:
     // private, or shared read-only.
@@ -88,6 +98,9 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
         return error!(ENODEV);
     }
     let addr = t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, false, false)?;
+    if noexec {
+        t.mm.deny_exec(addr, len);
+    }
     let mut buf = vec![0u8; (len as usize).min(1 << 20)];
     let mut done: u64 = 0;
     while done < len {

@@ -179,7 +179,7 @@ syscall_table! {
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("a tmpfs gives its size and use; other file systems' sizes are nominal");
     fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("as statfs");
     chroot(path: UserCStr) => Supported;
-    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts change read-only only; every mount is private (propagation types are accepted); other options (nosuid, noexec...) are not kept");
+    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts set the mount's read-only, nosuid, nodev and noexec flags (noexec and nodev are enforced; set-user-ID bits never give privileges); every mount is private (propagation types are accepted); atime flags are ignored");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
     pivot_root(new_root: UserCStr, put_old: UserCStr) => Supported;
     sync() => Supported;

@@ -11,14 +11,13 @@ use crate::task::Task;
 use crate::vfs::inode::{Inode, SetAttr};
 use crate::vfs::path::{cross_down, walk};
 use crate::vfs::perm::FsCreds;
-use crate::vfs::{Dentry, Follow, Mount, MountNamespace};
+use crate::vfs::{Dentry, Follow, Mount, MountFlags, MountNamespace};
 use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const CAP_SYS_ADMIN: u32 = 21;
 
-const MS_RDONLY: u64 = 1;
 const MS_REMOUNT: u64 = 32;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
@@ -65,9 +64,11 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         mount_of_root(&target)?;
         return Ok(());
     }
+    // A remount sets the mount's own flags (a bind's, or the file system's, which
+    // has no others to change).
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
-        m.set_read_only(flags & MS_RDONLY != 0);
+        m.set_flags(MountFlags::from_bits(flags));
         return Ok(());
     }
     if flags & (MS_MOVE | MS_BIND) != 0 {
@@ -92,7 +93,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         (None, b"tmpfs") => (new_tmpfs(t, &options)?, "tmpfs"),
         _ => return error!(ENODEV),
     };
-    ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), flags & MS_RDONLY != 0));
+    ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags)));
     Ok(())
 }
 

@@ -6,10 +6,10 @@ use crate::fs::simple::kept_flags;
 use super::args::{UserCStr, PATH_MAX};
 use crate::fs::inotify;
 use crate::task::Task;
-use crate::vfs::inode::{OpenFlags, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::vfs::inode::{OpenFlags, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::path::{walk, walk_parent, walk_parent_resolve, walk_resolve, Resolve};
 use crate::vfs::perm::{self, FsCreds, MAY_READ, MAY_WRITE};
-use crate::vfs::{Dentry, Fd, Follow};
+use crate::vfs::{Dentry, Fd, Follow, Mount, MountFlags};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
 
@@ -188,6 +188,10 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     }
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
+    }
+    // A device node of a nodev mount opens nothing.
+    if matches!(kind, S_IFCHR | S_IFBLK) && Mount::of_has(&dentry, MountFlags::NODEV) {
+        return error!(EACCES);
     }
     // /dev/tty and /dev/console open terminals only the caller's task can name.
     let device = dentry.inode.as_any().downcast_ref::<DeviceInode>().map(|d| d.device);

@@ -7,7 +7,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
 use crate::vfs::perm;
-use crate::vfs::{Fd, Follow};
+use crate::vfs::{Fd, Follow, MountFlags};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult, UserAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -154,12 +154,12 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-const ST_RDONLY: i64 = 1;
+const ST_RELATIME: i64 = 4096;
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
     // What programs check (systemd's and procps' "is /proc mounted"); the
     // gofer's files and the root overlay are 9P's, as under runsc.
-    let (ty, ro) = match d.mount.upgrade() {
+    let (ty, flags) = match d.mount.upgrade() {
         Some(m) => {
             let ty = match m.fstype {
                 "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
@@ -169,9 +169,9 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
                 "cgroup2" => CGROUP2_SUPER_MAGIC,
                 _ => V9FS_MAGIC,
             };
-            (ty, m.is_read_only())
+            (ty, m.flags())
         }
-        None => (V9FS_MAGIC, true),
+        None => (V9FS_MAGIC, MountFlags(MountFlags::RDONLY)),
     };
     // A tmpfs counts its pages; other file systems give nominal sizes.
     let (blocks, used) = d.inode.space().unwrap_or((1 << 20, 1 << 19));
@@ -186,7 +186,9 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
         f_fsid: [0, 0],
         f_namelen: 255,
         f_frsize: 4096,
-        f_flags: if ro { ST_RDONLY } else { 0 },
+        // ST_RDONLY, ST_NOSUID, ST_NODEV and ST_NOEXEC are the MS_ bits, and
+        // atime updates are relatime's (ST_RELATIME).
+        f_flags: i64::from(flags.0) | ST_RELATIME,
         f_spare: [0; 4],
     }
 }

@@ -9,7 +9,7 @@ use crate::mm::MemoryManager;
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
 use crate::vfs::perm::{self, FsCreds, MAY_EXEC};
-use crate::vfs::{Dentry, Follow, FsContext};
+use crate::vfs::{Dentry, Follow, FsContext, Mount, MountFlags};
 use rvisor_abi::{errno, Errno, SysResult};
 use rvisor_memory::MemoryFile;
 use rvisor_platform::{Context, CpuState};
@@ -31,7 +31,8 @@ fn read_executable(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &[u8
 /// of it when it has no pages to map.
 fn read_image(d: &Arc<Dentry>, c: &FsCreds, mf: &Arc<MemoryFile>, need_exec: bool) -> SysResult<Image> {
     let st = d.inode.stat()?;
-    if st.st_mode & S_IFMT != S_IFREG {
+    // Nor does anything run from a noexec mount (an ELF interpreter neither).
+    if st.st_mode & S_IFMT != S_IFREG || Mount::of_has(d, MountFlags::NOEXEC) {
         return Err(errno!(EACCES));
     }
     if need_exec {

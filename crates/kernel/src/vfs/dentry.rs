@@ -5,7 +5,7 @@ use super::inode::{inode_key, Inode, S_IFDIR};
 use crate::task::namespaces::new_ns_id;
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub struct Dentry {
@@ -219,6 +219,45 @@ pub fn release_stale() {
     drop(stale);
 }
 
+/// A mount's own flags, with mount(2)'s bit values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags(pub u32);
+
+impl MountFlags {
+    pub const RDONLY: u32 = 1;
+    pub const NOSUID: u32 = 2;
+    pub const NODEV: u32 = 4;
+    pub const NOEXEC: u32 = 8;
+    /// nosuid, nodev, noexec: what proc, sysfs and cgroup2 are mounted with.
+    pub const SPECIAL: MountFlags = MountFlags(Self::NOSUID | Self::NODEV | Self::NOEXEC);
+
+    /// The per-mount flags among mount(2)'s `flags`.
+    pub fn from_bits(flags: u64) -> MountFlags {
+        MountFlags(flags as u32 & (Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC))
+    }
+
+    pub fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// These with RDONLY set or not.
+    pub fn read_only(self, ro: bool) -> MountFlags {
+        MountFlags(if ro { self.0 | Self::RDONLY } else { self.0 & !Self::RDONLY })
+    }
+
+    /// As /proc/mounts shows them (atime updates are relatime's).
+    pub fn text(self) -> String {
+        let mut s = String::from(if self.has(Self::RDONLY) { "ro" } else { "rw" });
+        for (flag, name) in [(Self::NOSUID, ",nosuid"), (Self::NODEV, ",nodev"), (Self::NOEXEC, ",noexec")] {
+            if self.has(flag) {
+                s.push_str(name);
+            }
+        }
+        s.push_str(",relatime");
+        s
+    }
+}
+
 /// A mounted file system.
 pub struct Mount {
     /// Its mount ID (/proc/PID/mountinfo), unique in the sandbox.
@@ -232,30 +271,31 @@ pub struct Mount {
     pub source: String,
     /// The path of `root` in its file system: "/" but for a bind mount.
     pub root_path: Vec<u8>,
-    /// Changed by a remount.
-    read_only: AtomicBool,
+    /// `MountFlags`, changed by a remount.
+    flags: AtomicU32,
 }
 
 impl Mount {
     /// Mounts `root_inode` on `mountpoint` (or as a namespace root).
-    pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, read_only: bool) -> Arc<Mount> {
-        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), read_only)
+    pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, flags: MountFlags) -> Arc<Mount> {
+        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), flags)
     }
 
     /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
-    /// mount). What is mounted beneath `source` does not come along.
+    /// mount), with the flags of the mount it is in. What is mounted beneath
+    /// `source` does not come along.
     pub fn bind(source: &Arc<Dentry>, mountpoint: Arc<Dentry>) -> Arc<Mount> {
         let from = source.mount.upgrade();
-        let (fstype, name, read_only) = from.as_ref().map_or(("none", String::new(), false), |m| (m.fstype, m.source.clone(), m.is_read_only()));
-        Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), read_only)
+        let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
+        Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), flags)
     }
 
     /// The same file system mounted again, on `mountpoint` (a new namespace's copy).
     fn copy(&self, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
-        Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.is_read_only())
+        Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags())
     }
 
-    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, read_only: bool) -> Arc<Mount> {
+    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, flags: MountFlags) -> Arc<Mount> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -264,7 +304,7 @@ impl Mount {
             fstype,
             source: source.to_string(),
             root_path,
-            read_only: AtomicBool::new(read_only),
+            flags: AtomicU32::new(flags.0),
         });
         m.attach(mountpoint);
         m
@@ -297,12 +337,21 @@ impl Mount {
         }
     }
 
-    pub fn is_read_only(&self) -> bool {
-        self.read_only.load(Ordering::Relaxed)
+    pub fn flags(&self) -> MountFlags {
+        MountFlags(self.flags.load(Ordering::Relaxed))
     }
 
-    pub fn set_read_only(&self, ro: bool) {
-        self.read_only.store(ro, Ordering::Relaxed)
+    pub fn set_flags(&self, flags: MountFlags) {
+        self.flags.store(flags.0, Ordering::Relaxed)
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.flags().has(MountFlags::RDONLY)
+    }
+
+    /// Whether `d` is on a mount with `flag` (noexec: no program runs from it).
+    pub fn of_has(d: &Dentry, flag: u32) -> bool {
+        d.mount.upgrade().is_some_and(|m| m.flags().has(flag))
     }
 }
 

@@ -14,7 +14,7 @@ mod status_flags;
 pub use status_flags::StatusFlags;
 mod wait_queue;
 
-pub use dentry::{release_stale, Dentry, Mount, MountNamespace};
+pub use dentry::{release_stale, Dentry, Mount, MountFlags, MountNamespace};
 pub use dir_file::DirFile;
 pub use fd_table::{Fd, FdTable};
 pub use host_file::{host_errno, HostFile, wait_host};

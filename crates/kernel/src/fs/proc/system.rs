@@ -342,21 +342,10 @@ fn visible_mounts(fs: &FsContext) -> Vec<(Arc<Mount>, Vec<u8>)> {
     fs.mounts().mounts().into_iter().filter_map(|m| m.root.path_from(&root).map(|at| (m, at))).collect()
 }
 
-/// A mount's options. Mount flags are not kept; a cgroup2 mount shows the ones
-/// Docker and systemd mount it with (it holds no programs or devices).
-fn opts(m: &Mount) -> &'static str {
-    match (m.is_read_only(), m.fstype) {
-        (false, "cgroup2") => "rw,nosuid,nodev,noexec,relatime",
-        (true, "cgroup2") => "ro,nosuid,nodev,noexec,relatime",
-        (false, _) => "rw,relatime",
-        (true, _) => "ro,relatime",
-    }
-}
-
 pub(super) fn mounts_text(fs: &FsContext) -> String {
     let mut s = String::new();
     for (m, at) in visible_mounts(fs) {
-        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&at), m.fstype, opts(&m));
+        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&at), m.fstype, m.flags().text());
     }
     s
 }
@@ -372,7 +361,7 @@ pub(super) fn mountinfo_text(fs: &FsContext) -> String {
             m.id,
             mangle(&m.root_path),
             mangle(&at),
-            opts(&m),
+            m.flags().text(),
             m.fstype,
             mangle(m.source.as_bytes()),
             if m.is_read_only() { "ro" } else { "rw" }
