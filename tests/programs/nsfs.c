@@ -156,6 +156,20 @@ static void setns_calls(void) {
         _exit(0);
     }
     wait_child(b);
+    pid_t by_pidfd = fork();
+    if (by_pidfd == 0) {
+        int pidfd = syscall(SYS_pidfd_open, a, 0);
+        show("setns a pidfd, no type", setns(pidfd, 0));
+        show("setns a pidfd, uts and mnt", setns(pidfd, CLONE_NEWUTS | CLONE_NEWNS));
+        struct utsname u;
+        uname(&u);
+        printf("hostname after setns by pidfd: %s\n", u.nodename);
+        printf("file in a's mounts by pidfd: %s\n", access(file, F_OK) == 0 ? "yes" : "no");
+        fflush(stdout);
+        show("setns own pidfd, user", setns(syscall(SYS_pidfd_open, getpid(), 0), CLONE_NEWUSER));
+        _exit(0);
+    }
+    wait_child(by_pidfd);
     write(done[1], "x", 1);
     wait_child(a);
     rmdir(dir);

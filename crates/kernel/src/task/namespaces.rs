@@ -5,10 +5,11 @@
 //! joins another's.
 
 use crate::fs::nsfs::{Namespace, NsFile, NsKind};
+use crate::fs::pidfd::PidFd;
 use super::clone::{CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS};
 use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
 use crate::net::NetNamespace;
-use rvisor_abi::{error, SysResult};
+use rvisor_abi::{errno, error, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -82,31 +83,54 @@ impl Namespaces {
 
 impl super::Task {
     /// setns: joins the namespace `file` stands for (a /proc/PID/ns file), which
-    /// must be of the kind `nstype` names (0: any). Joining a mount namespace
-    /// starts at its root, in an fs context of this thread's own (Linux refuses
-    /// a shared one instead).
+    /// must be of the kind `nstype` names (0: any), or the namespaces `nstype`
+    /// names of the process a pidfd `file` stands for. Joining a mount
+    /// namespace starts at its root, in an fs context of this thread's own
+    /// (Linux refuses a shared one instead).
     pub fn setns(&mut self, file: &Arc<dyn crate::vfs::FileDescription>, nstype: u64) -> SysResult<()> {
-        let Some(f) = NsFile::of(file) else { return error!(EINVAL) };
-        if nstype != 0 && nstype != f.kind.clone_flag() {
+        let joins: Vec<Namespace> = if let Some(f) = NsFile::of(file) {
+            if nstype != 0 && nstype != f.kind.clone_flag() {
+                return error!(EINVAL);
+            }
+            vec![f.ns.clone()]
+        } else if let Some(pidfd) = PidFd::of(file) {
+            let kinds: Vec<NsKind> = NsKind::ALL.into_iter().filter(|k| !matches!(k, NsKind::PidForChildren | NsKind::TimeForChildren)).collect();
+            let all = kinds.iter().fold(0, |all, k| all | k.clone_flag());
+            if nstype == 0 || nstype & !all != 0 {
+                return error!(EINVAL);
+            }
+            let res = pidfd.tg.threads().first().and_then(|th| th.resources()).ok_or_else(|| errno!(ESRCH))?;
+            let wanted = kinds.into_iter().filter(|k| nstype & k.clone_flag() != 0);
+            wanted.map(|k| Namespace::of(&pidfd.tg, &res, k)).collect()
+        } else {
             return error!(EINVAL);
-        }
+        };
         if !self.tg.capable(CAP_SYS_ADMIN) {
             return error!(EPERM);
         }
-        match &f.ns {
-            Namespace::Mnt(mounts) => {
-                let fs = crate::vfs::FsContext::new(mounts.clone());
-                fs.set_umask(self.fs.umask());
-                self.fs = Arc::new(fs);
+        // Every one is checked before any is joined; re-entering one's own user
+        // namespace is EINVAL (it would give capabilities back).
+        if joins.iter().any(|ns| match ns {
+            Namespace::Pid(pid_ns) => !Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns),
+            Namespace::Sole(kind) => *kind == NsKind::User,
+            _ => false,
+        }) {
+            return error!(EINVAL);
+        }
+        for ns in joins {
+            match ns {
+                Namespace::Mnt(mounts) => {
+                    let fs = crate::vfs::FsContext::new(mounts);
+                    fs.set_umask(self.fs.umask());
+                    self.fs = Arc::new(fs);
+                }
+                Namespace::Uts(uts) => self.ns.uts = uts,
+                Namespace::Ipc(ipc) => self.ns.ipc = ipc,
+                Namespace::Net(net) => self.ns.net = net,
+                // The process's own PID namespace (nesting is not offered), and
+                // the sandbox's one cgroup and time namespaces: no change.
+                Namespace::Pid(_) | Namespace::Sole(_) => {}
             }
-            Namespace::Uts(uts) => self.ns.uts = uts.clone(),
-            Namespace::Ipc(ipc) => self.ns.ipc = ipc.clone(),
-            Namespace::Net(net) => self.ns.net = net.clone(),
-            // Only the process's own PID namespace (nesting is not offered), and
-            // never the user namespace it is already in (Linux's EINVAL).
-            Namespace::Pid(pid_ns) if Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns) => {}
-            Namespace::Pid(_) | Namespace::Sole(NsKind::User) => return error!(EINVAL),
-            Namespace::Sole(_) => {}
         }
         self.publish_resources();
         Ok(())

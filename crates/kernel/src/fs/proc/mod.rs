@@ -283,9 +283,14 @@ impl ProcInode {
         }
     }
 
-    /// The namespace a /proc/[pid]/ns link stands for.
+    /// The namespace a /proc/[pid]/ns link stands for; only a process that may
+    /// ptrace the owner may follow or read it (Linux's EACCES).
     fn namespace(&self, t: Target, kind: NsKind) -> SysResult<Namespace> {
         let p = self.fs.resolve(t)?;
+        let reader = current().ok_or_else(|| errno!(EACCES))?;
+        if !crate::task::ptrace::may_trace(&reader.tg, &p.tg) {
+            return error!(EACCES);
+        }
         let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;
         Ok(Namespace::of(&p.tg, res, kind))
     }
