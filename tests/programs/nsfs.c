@@ -79,6 +79,15 @@ static void uts(void) {
         show("sethostname", sethostname("rvt-inner", 9));
         uname(&u);
         printf("child's hostname: %s\n", u.nodename);
+        int h = open("/proc/sys/kernel/hostname", O_WRONLY);
+        show("write /proc/sys/kernel/hostname", write(h, "rvt-proc\n", 9));
+        close(h);
+        uname(&u);
+        char back[80] = {0};
+        h = open("/proc/sys/kernel/hostname", O_RDONLY);
+        read(h, back, sizeof back - 1);
+        close(h);
+        printf("hostname after: %s, reads back: %s", u.nodename, back);
         printf("child's uts differs: %s, ipc differs: %s\n", ns_of("self", "uts") != mine ? "yes" : "no", ns_of("self", "ipc") != my_ipc ? "yes" : "no");
         fflush(stdout);
         _exit(0);

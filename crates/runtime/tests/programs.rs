@@ -745,6 +745,7 @@ fn uts_and_ipc_namespaces_and_setns() {
         all([
             expect_status(o, 0),
             expect_stdout_has_line(o, "child's hostname: rvt-inner"),
+            expect_stdout_has_line(o, "hostname after: rvt-proc, reads back: rvt-proc"),
             expect_stdout_has_line(o, "child shmget of the parent's key after: -1 ENOENT"),
             expect_stdout_has_line(o, "file in a's mounts after: yes"),
         ])

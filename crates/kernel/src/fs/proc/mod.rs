@@ -454,7 +454,7 @@ impl Inode for ProcInode {
                     return pid::open_mem(&self.fs, t, dentry, flags.0);
                 }
                 let (gen, writer) = match self.node {
-                    Node::Static(i) => (system::generator(&self.fs, i)?, None),
+                    Node::Static(i) => (system::generator(&self.fs, i)?, system::writer(&self.fs, i)),
                     Node::Entry(t, e) => {
                         self.fs.resolve(t)?;
                         (pid::generator(&self.fs, t, e), pid::writer(&self.fs, t, e))

@@ -2,7 +2,7 @@
 //! sandbox's view (its memory file, its clocks, its processes), never the host's.
 
 use super::{current, ProcFs};
-use crate::fs::simple::{major_minor, Generator};
+use crate::fs::simple::{major_minor, Generator, Writer};
 use crate::kernel::Kernel;
 use crate::task::Namespaces;
 use crate::vfs::inode::{S_IFDIR, S_IFLNK, S_IFREG};
@@ -92,6 +92,7 @@ pub(super) fn mode(i: usize) -> u32 {
     match STATIC.get(i).map(|e| e.1) {
         Some(Sf::Dir) => S_IFDIR | 0o555,
         Some(Sf::Link(_)) => S_IFLNK | 0o777,
+        Some(Sf::Hostname | Sf::Domainname) => S_IFREG | 0o644,
         _ => S_IFREG | 0o444,
     }
 }
@@ -137,6 +138,29 @@ pub(super) fn uuid() -> String {
 fn reader_namespaces(k: &Kernel) -> Namespaces {
     current().and_then(|th| th.resources()).map_or_else(|| k.namespaces.clone(), |r| r.ns)
 }
+
+/// What writing a static file does, for the writable ones: the writer's UTS
+/// namespace's host or domain name becomes the bytes up to a newline (at most
+/// 64), as sethostname would set them.
+pub(super) fn writer(fs: &Arc<ProcFs>, i: usize) -> Option<Writer> {
+    let sf = STATIC.get(i)?.1;
+    if !matches!(sf, Sf::Hostname | Sf::Domainname) {
+        return None;
+    }
+    let fs = fs.clone();
+    Some(Arc::new(move |data: &[u8]| {
+        let k = fs.kernel()?;
+        let end = data.iter().position(|&b| b == b'\n' || b == 0).unwrap_or(data.len()).min(UTS_NAME_MAX);
+        let uts = reader_namespaces(&k).uts;
+        let mut names = uts.names();
+        let name = if matches!(sf, Sf::Hostname) { &mut names.hostname } else { &mut names.domainname };
+        *name = data[..end].to_vec();
+        Ok(())
+    }))
+}
+
+/// The longest host or domain name (Linux's __NEW_UTS_LEN).
+const UTS_NAME_MAX: usize = 64;
 
 pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
     let Some(&(_, sf)) = STATIC.get(i) else { return error!(ENOENT) };
