@@ -156,10 +156,12 @@ impl Task {
             MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
-        let fs = match f {
-            _ if f & CLONE_FS != 0 => self.fs.clone(),
-            _ if f & CLONE_NEWNS != 0 => Arc::new(self.fs.fork_with_new_mounts()),
-            _ => Arc::new(self.fs.fork()),
+        let fs = if f & CLONE_FS != 0 {
+            self.fs.clone()
+        } else if f & CLONE_NEWNS != 0 {
+            Arc::new(self.fs.fork_with_new_mounts())
+        } else {
+            Arc::new(self.fs.fork())
         };
         let spec = ChildSpec {
             thread: thread.clone(),
@@ -255,8 +257,9 @@ impl Task {
     /// unshare(2): CLONE_FILES and CLONE_FS give the caller its own descriptor
     /// table and file-system context; CLONE_SYSVSEM changes nothing, as System V
     /// undo lists are per process here; CLONE_THREAD, SIGHAND and VM are accepted
-    /// from a single-threaded process, which shares none of them. Namespaces are
-    /// EINVAL, as from a Linux built without them: the sandbox offers none.
+    /// from a single-threaded process, which shares none of them. The namespace
+    /// flags of `CLONE_NAMESPACES` give it new ones (CAP_SYS_ADMIN); the others
+    /// are EINVAL, as from a Linux built without them.
     pub fn unshare(&mut self, flags: u64) -> SysResult<()> {
         if flags & !(CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM | CLONE_NAMESPACES) != 0 {
             return Err(errno!(EINVAL));
