@@ -8,7 +8,7 @@ use crate::vfs::Inode;
 use crate::task::exec::{find_program, load_program};
 use crate::net::NetNamespace;
 use crate::task::namespaces::{IpcNamespace, UtsNames, UtsNamespace};
-use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, Namespaces, PidNamespace, Resources, Task, Thread, ThreadGroup};
+use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, Namespaces, PidNamespace, Resources, Task, Thread, ThreadGroup, UserNamespace};
 use crate::vfs::path::walk;
 use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountFlags, MountNamespace};
@@ -275,8 +275,8 @@ impl Kernel {
                 memory: cfg.memory,
                 clocks,
                 namespaces: Namespaces {
-                    uts: UtsNamespace::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }),
-                    ipc: IpcNamespace::new(),
+                    uts: UtsNamespace::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }, UserNamespace::initial()),
+                    ipc: IpcNamespace::new(UserNamespace::initial()),
                     net: NetNamespace::first(cfg.host_network, interfaces, netstack, cfg.unprivileged_port_start),
                 },
                 cpus,
@@ -503,7 +503,7 @@ impl Kernel {
         let root = fs.root();
         // The process's own walks, as its exec would make them.
         let caps = spec.caps.unwrap_or_else(|| crate::task::Capabilities::for_euid(spec.creds.euid)).effective;
-        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps };
+        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps, ns: None };
         if let Ok(d) = walk(&c, &root, &root, spec.cwd.as_bytes(), Follow::Yes) {
             if d.is_dir() {
                 fs.set_cwd(d);

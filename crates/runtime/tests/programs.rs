@@ -752,6 +752,30 @@ fn uts_and_ipc_namespaces_and_setns() {
     });
 }
 
+/// User namespaces (tests/programs/userns.c): ids through the maps written to
+/// /proc/PID/uid_map and gid_map (and the rules for writing them), capabilities
+/// over mapped files and owned namespaces only, exec and setuid inside, setns
+/// in by the owner, and the errors (threads, CLONE_FS, a chroot, 33 levels),
+/// as natively.
+#[test]
+fn user_namespaces() {
+    compare("user_namespaces", "userns", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "after the maps: uid 0 euid 0 gid 0 egid 0 caps all"),
+            expect_stdout_has_line(o, "other-file owned by 65534:65534"),
+            expect_stdout_has_line(o, "open a 0600 file of an unmapped owner: -1 EACCES"),
+            expect_stdout_has_line(o, "mount in the parent's mount namespace: -1 EPERM"),
+            expect_stdout_has_line(o, "mount in its own: 0 "),
+            expect_stdout_has_line(o, "after exec: uid 0 euid 0 gid 0 egid 0 caps all"),
+            expect_stdout_has_line(o, "child after setuid 5: uid 5 euid 5 gid 0 egid 0 caps none"),
+            expect_stdout_has_line(o, "made-by-5 owned by 100005:0"),
+            expect_stdout_has_line(o, "mapped: uid 0 euid 0 gid 0 egid 0 caps all"),
+            expect_stdout_has_line(o, "nested 33 deep, then ENOSPC"),
+        ])
+    });
+}
+
 /// Network namespaces (tests/programs/netns.c): a new one has loopback alone
 /// (brought up by netlink or ioctl), its own ports and abstract socket names,
 /// /proc/net of its own, setns back, and the EPERMs, as natively.

@@ -5,7 +5,7 @@ use crate::fs::simple::Attrs;
 use crate::mm::UserBuffers;
 use crate::net::NetNamespace;
 use crate::task::namespaces::{IpcNamespace, UtsNamespace};
-use crate::task::{PidNamespace, Resources, Task, ThreadGroup};
+use crate::task::{PidNamespace, Resources, Task, ThreadGroup, UserNamespace};
 use crate::vfs::inode::{Inode, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, FileDescription, MountNamespace, OpenFlags};
 use rvisor_abi::structs::Stat;
@@ -92,7 +92,8 @@ pub enum Namespace {
     Ipc(Arc<IpcNamespace>),
     Pid(Arc<PidNamespace>),
     Net(Arc<NetNamespace>),
-    /// One of a kind the sandbox has only one of (user, cgroup, time),
+    User(Arc<UserNamespace>),
+    /// One of a kind the sandbox has only one of (cgroup, time),
     /// with Linux's numbers for its initial ones.
     Sole(NsKind),
 }
@@ -106,6 +107,7 @@ impl Namespace {
             NsKind::Ipc => Namespace::Ipc(res.ns.ipc.clone()),
             NsKind::Net => Namespace::Net(res.ns.net.clone()),
             NsKind::Pid | NsKind::PidForChildren => Namespace::Pid(tg.container.pid_ns.clone()),
+            NsKind::User => Namespace::User(tg.user_ns()),
             k => Namespace::Sole(k),
         }
     }
@@ -117,7 +119,7 @@ impl Namespace {
             Namespace::Ipc(n) => n.id,
             Namespace::Pid(n) => n.id,
             Namespace::Net(n) => n.id,
-            Namespace::Sole(NsKind::User) => 0xEFFF_FFFD,
+            Namespace::User(n) => n.id,
             Namespace::Sole(NsKind::Cgroup) => 0xEFFF_FFFB,
             Namespace::Sole(_) => 0xEFFF_FFFA,
         }

@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn nothing_listening_is_refused_and_datagrams_to_nobody_are_lost() {
-        let net = NetNamespace::new();
+        let net = NetNamespace::new(crate::task::UserNamespace::initial());
         let loopback = &net.loopback;
         for ipv6 in [false, true] {
             assert_eq!(connect_loopback(&net, 8000, ipv6).err().map(|e| e.code), Some(ErrnoCode::ECONNREFUSED));

@@ -163,7 +163,7 @@ const CAP_NET_BIND_SERVICE: u32 = 10;
 /// EACCES for a privileged port (not 0, below the namespace's
 /// `ip_unprivileged_port_start`, 1024 by default) without CAP_NET_BIND_SERVICE.
 pub fn may_bind_port(t: &Task, net: &NetNamespace, port: u16) -> SysResult<()> {
-    if port != 0 && port < net.unprivileged_port_start && !t.tg.capable(CAP_NET_BIND_SERVICE) {
+    if port != 0 && port < net.unprivileged_port_start && !t.tg.capable_in(&net.owner, CAP_NET_BIND_SERVICE) {
         return error!(EACCES);
     }
     Ok(())

@@ -363,7 +363,7 @@ fn set_flags(t: &Task, req: &Ifreq) -> SysResult<()> {
     if by_name(&t.ns.net.interfaces, &req.name[..end]).is_none() {
         return error!(ENODEV);
     }
-    if !t.tg.capable(CAP_NET_ADMIN) {
+    if !t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN) {
         return error!(EPERM);
     }
     let flags = u32::from(u16::from_ne_bytes([req.data[0], req.data[1]]));

@@ -187,6 +187,9 @@ pub struct NetNamespace {
     pub loopback_mirror: Option<forward::LoopbackMirror>,
     /// net.ipv4.ip_unprivileged_port_start.
     pub unprivileged_port_start: u16,
+    /// The user namespace whose capabilities rule it (CAP_NET_ADMIN, binding
+    /// low ports).
+    pub owner: Arc<crate::task::UserNamespace>,
 }
 
 impl NetNamespace {
@@ -201,12 +204,23 @@ impl NetNamespace {
             loopback_mirror: netstack.as_ref().map(|_| Default::default()),
             netstack,
             unprivileged_port_start,
+            owner: crate::task::UserNamespace::initial(),
         })
     }
 
-    /// A new namespace: loopback alone.
-    pub fn new() -> Arc<NetNamespace> {
-        Self::first(false, Vec::new(), None, 1024)
+    /// A new namespace, owned by user namespace `owner`: loopback alone.
+    pub fn new(owner: Arc<crate::task::UserNamespace>) -> Arc<NetNamespace> {
+        Arc::new(NetNamespace {
+            id: crate::task::namespaces::new_ns_id(),
+            loopback: Loopback::default(),
+            abstract_sockets: Default::default(),
+            host_network: false,
+            interfaces: Vec::new(),
+            netstack: None,
+            loopback_mirror: None,
+            unprivileged_port_start: 1024,
+            owner,
+        })
     }
 }
 

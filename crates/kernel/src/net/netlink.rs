@@ -495,7 +495,7 @@ impl Socket for NetlinkSocket {
             }
         }
         let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
-        let replies = answer(data, self.port(t), t.tg.creds().uid, t.tg.capable(CAP_NET_ADMIN), &t.ns.net.interfaces, traffic);
+        let replies = answer(data, self.port(t), t.tg.creds().uid, t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN), &t.ns.net.interfaces, traffic);
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);

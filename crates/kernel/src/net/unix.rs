@@ -62,6 +62,12 @@ pub fn task_creds(t: &Task, effective: bool) -> Ucred {
     Ucred { pid: t.tg.tgid, uid, gid }
 }
 
+/// Credentials as a reader sees them: ids in its user namespace.
+pub fn creds_seen_by(t: &Task, c: Ucred) -> Ucred {
+    let ns = t.tg.user_ns();
+    Ucred { uid: ns.show_uid(c.uid), gid: ns.show_gid(c.gid), ..c }
+}
+
 /// Messages waiting to be read: one direction of a pair, or a datagram
 /// socket's inbox.
 #[derive(Default)]
@@ -1188,12 +1194,12 @@ impl Socket for UnixSocket {
 
     /// SO_PEERCRED and SO_PASSCRED; address reuse and keepalive mean nothing
     /// here and read 0.
-    fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+    fn get_option(&self, t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
         if level != SOL_SOCKET {
             return error!(ENOPROTOOPT);
         }
         Ok(match name {
-            SO_PEERCRED => self.peer_creds().unwrap_or(NO_PEER_CREDS).as_bytes().to_vec(),
+            SO_PEERCRED => self.peer_creds().map_or(NO_PEER_CREDS, |c| creds_seen_by(t, c)).as_bytes().to_vec(),
             SO_PASSCRED => i32::from(self.passcred()).to_ne_bytes().to_vec(),
             SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0i32.to_ne_bytes().to_vec(),
             _ => return error!(ENOPROTOOPT),

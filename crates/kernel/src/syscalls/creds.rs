@@ -1,6 +1,7 @@
 //! Changing credentials: setuid and friends. A process with CAP_SETUID (for user
-//! ids) or CAP_SETGID (for group ids and setgroups) may set any ids; others may
-//! only move between their real, effective and saved ids.
+//! ids) or CAP_SETGID (for group ids and setgroups) may set any ids its user
+//! namespace maps; others may only move between their real, effective and saved
+//! ids. Ids are the caller's namespace's here, the sandbox's inside.
 
 use crate::mm::UserRef;
 use crate::task::{Capabilities, Credentials, Task};
@@ -18,6 +19,7 @@ const CAP_SETUID: u32 = 7;
 /// hears whether the caller holds `cap` (and so may set any id).
 fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResult<()>) -> SysResult<()> {
     let privileged = t.tg.capable(cap);
+    let root = t.tg.user_ns().root_uid();
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let mut n = *c;
     f(&mut n, privileged)?;
@@ -27,7 +29,7 @@ fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResul
     } else {
         n.fsgid = n.egid;
     }
-    t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n);
+    t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n, root);
     *c = n;
     Ok(())
 }
@@ -37,6 +39,7 @@ fn allowed(id: u32, ids: [u32; 3], privileged: bool) -> bool {
 }
 
 pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
+    let uid = t.tg.user_ns().uid_arg(uid)?;
     update(t, CAP_SETUID, |c, privileged| {
         if uid == KEEP {
             return error!(EINVAL);
@@ -53,6 +56,7 @@ pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
+    let gid = t.tg.user_ns().gid_arg(gid)?;
     update(t, CAP_SETGID, |c, privileged| {
         if gid == KEEP {
             return error!(EINVAL);
@@ -69,6 +73,8 @@ pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult<()> {
+    let ns = t.tg.user_ns();
+    let [ruid, euid, suid] = [ns.uid_arg(ruid)?, ns.uid_arg(euid)?, ns.uid_arg(suid)?];
     update(t, CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if ![ruid, euid, suid].iter().all(|&i| allowed(i, ids, privileged)) {
@@ -82,6 +88,8 @@ pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult
 }
 
 pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult<()> {
+    let ns = t.tg.user_ns();
+    let [rgid, egid, sgid] = [ns.gid_arg(rgid)?, ns.gid_arg(egid)?, ns.gid_arg(sgid)?];
     update(t, CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if ![rgid, egid, sgid].iter().all(|&i| allowed(i, ids, privileged)) {
@@ -95,6 +103,8 @@ pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult
 }
 
 pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
+    let ns = t.tg.user_ns();
+    let [ruid, euid] = [ns.uid_arg(ruid)?, ns.uid_arg(euid)?];
     update(t, CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if !allowed(ruid, [c.uid, c.euid, c.uid], privileged) || !allowed(euid, ids, privileged) {
@@ -109,6 +119,8 @@ pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
 }
 
 pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
+    let ns = t.tg.user_ns();
+    let [rgid, egid] = [ns.gid_arg(rgid)?, ns.gid_arg(egid)?];
     update(t, CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if !allowed(rgid, [c.gid, c.egid, c.gid], privileged) || !allowed(egid, ids, privileged) {
@@ -123,27 +135,32 @@ pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
 }
 
 /// setfsuid: the caller's fsuid before the call, always. It moves to `uid` if that
-/// is one of the caller's user ids or the caller holds CAP_SETUID; -1 only asks.
+/// is one of the caller's user ids or the caller holds CAP_SETUID; -1 (or an
+/// id its namespace does not map) only asks.
 pub fn sys_setfsuid(t: &mut Task, uid: u32) -> SysResult<i32> {
     let privileged = t.tg.capable(CAP_SETUID);
+    let ns = t.tg.user_ns();
+    let uid = ns.uid_arg(uid).unwrap_or(KEEP);
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let old = c.fsuid;
     if uid != KEEP && uid != old && (privileged || [c.uid, c.euid, c.suid].contains(&uid)) {
-        t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setfsuid(old, uid);
+        t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setfsuid(old, uid, ns.root_uid());
         c.fsuid = uid;
     }
-    Ok(old as i32)
+    Ok(ns.show_uid(old) as i32)
 }
 
 /// setfsgid, as setfsuid with group ids and CAP_SETGID.
 pub fn sys_setfsgid(t: &mut Task, gid: u32) -> SysResult<i32> {
     let privileged = t.tg.capable(CAP_SETGID);
+    let ns = t.tg.user_ns();
+    let gid = ns.gid_arg(gid).unwrap_or(KEEP);
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
     let old = c.fsgid;
     if gid != KEEP && gid != old && (privileged || [c.gid, c.egid, c.sgid].contains(&gid)) {
         c.fsgid = gid;
     }
-    Ok(old as i32)
+    Ok(ns.show_gid(old) as i32)
 }
 
 pub fn sys_getgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult<i32> {
@@ -157,8 +174,9 @@ pub fn sys_getgroups(t: &mut Task, size: i32, list: UserAddr) -> SysResult<i32> 
     if (size as usize) < groups.len() {
         return error!(EINVAL);
     }
+    let ns = t.tg.user_ns();
     for (i, g) in groups.iter().enumerate() {
-        t.mm.write_obj(UserRef::<u32>::new(list).at(i)?, g)?;
+        t.mm.write_obj(UserRef::<u32>::new(list).at(i)?, &ns.show_gid(*g))?;
     }
     Ok(groups.len() as i32)
 }
@@ -167,12 +185,14 @@ pub fn sys_setgroups(t: &mut Task, size: usize, list: UserAddr) -> SysResult<()>
     if size > NGROUPS_MAX {
         return error!(EINVAL);
     }
-    if !t.tg.capable(CAP_SETGID) {
+    let ns = t.tg.user_ns();
+    if !t.tg.capable(CAP_SETGID) || !ns.may_setgroups() {
         return error!(EPERM);
     }
     let mut groups = Vec::with_capacity(size);
     for i in 0..size {
-        groups.push(t.mm.read_obj(UserRef::<u32>::new(list).at(i)?)?);
+        let gid: u32 = t.mm.read_obj(UserRef::<u32>::new(list).at(i)?)?;
+        groups.push(ns.to_kernel(crate::task::user_ns::IdKind::Gid, gid).ok_or_else(|| rvisor_abi::errno!(EINVAL))?);
     }
     *t.tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = groups;
     Ok(())

@@ -76,7 +76,7 @@ pub fn sys_close(t: &mut Task, fd: Fd) -> SysResult<()> {
 
 pub fn sys_fstat(t: &mut Task, fd: Fd, statbuf: UserRef<Stat>) -> SysResult<()> {
     let st = t.fds.get(fd)?.stat()?;
-    t.mm.write_obj(statbuf, &st)
+    super::stat::write_stat(t, statbuf, st)
 }
 
 const FIONCLEX: u32 = 0x5450;

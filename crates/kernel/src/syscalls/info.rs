@@ -38,7 +38,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 /// The bytes of a new UTS name, after Linux's checks.
 fn new_uts_name(t: &Task, name: UserAddr, len: usize) -> SysResult<Vec<u8>> {
-    if !t.tg.capable(CAP_SYS_ADMIN) {
+    if !t.tg.capable_in(&t.ns.uts.owner, CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     if len > UTS_NAME_MAX {

@@ -45,8 +45,14 @@ const DATA_MAX: usize = 4096;
 /// (major 0), above those the boot's mounts take.
 static NEXT_TMPFS_MINOR: AtomicU64 = AtomicU64::new(0x200);
 
+/// may_mount: CAP_SYS_ADMIN over the caller's mount namespace (in the user
+/// namespace that owns it).
+fn may_mount(t: &Task) -> bool {
+    t.tg.capable_in(&t.fs.mounts().owner, CAP_SYS_ADMIN)
+}
+
 pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) -> SysResult<()> {
-    if !t.tg.capable(CAP_SYS_ADMIN) {
+    if !may_mount(t) {
         return error!(EPERM);
     }
     let flags = if flags & MS_MGC_MSK == MS_MGC_VAL { flags & !MS_MGC_MSK } else { flags };
@@ -116,7 +122,7 @@ fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) ->
 /// that mount goes on `put_old`, at or beneath `new_root`. The processes whose
 /// root or cwd was the old root move to the new one.
 pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> SysResult<()> {
-    if !t.tg.capable(CAP_SYS_ADMIN) {
+    if !may_mount(t) {
         return error!(EPERM);
     }
     let new = lookup_at(t, AT_FDCWD, &read_path(t, new_root)?, Follow::Yes, false)?;
@@ -249,7 +255,7 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 || (flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0) {
         return error!(EINVAL);
     }
-    if !t.tg.capable(CAP_SYS_ADMIN) {
+    if !may_mount(t) {
         return error!(EPERM);
     }
     let follow = if flags & UMOUNT_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };

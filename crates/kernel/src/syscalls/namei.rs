@@ -351,8 +351,12 @@ pub fn sys_fchmod(t: &mut Task, fd: Fd, mode: u32) -> SysResult<()> {
     setattr(t, &*fd_dentry(t, fd)?, SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }, Change::Other)
 }
 
-fn owner(uid: u32, gid: u32) -> SetAttr {
-    SetAttr { uid: (uid != u32::MAX).then_some(uid), gid: (gid != u32::MAX).then_some(gid), ..SetAttr::default() }
+/// chown's change: the ids the caller's user namespace names (EINVAL for one it
+/// does not map), -1 for none.
+fn owner(t: &Task, uid: u32, gid: u32) -> SysResult<SetAttr> {
+    let ns = t.tg.user_ns();
+    let (uid, gid) = (ns.uid_arg(uid)?, ns.gid_arg(gid)?);
+    Ok(SetAttr { uid: (uid != u32::MAX).then_some(uid), gid: (gid != u32::MAX).then_some(gid), ..SetAttr::default() })
 }
 
 pub fn sys_fchownat(t: &mut Task, dirfd: i32, path: UserCStr, uid: u32, gid: u32, flags: i32) -> SysResult<()> {
@@ -362,7 +366,7 @@ pub fn sys_fchownat(t: &mut Task, dirfd: i32, path: UserCStr, uid: u32, gid: u32
     let p = read_path(t, path)?;
     let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
     let d = lookup_at(t, dirfd, &p, follow, flags & AT_EMPTY_PATH != 0)?;
-    setattr(t, &d, owner(uid, gid), Change::Chown)
+    setattr(t, &d, owner(t, uid, gid)?, Change::Chown)
 }
 
 pub fn sys_chown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult<()> {
@@ -374,7 +378,7 @@ pub fn sys_lchown(t: &mut Task, path: UserCStr, uid: u32, gid: u32) -> SysResult
 }
 
 pub fn sys_fchown(t: &mut Task, fd: Fd, uid: u32, gid: u32) -> SysResult<()> {
-    setattr(t, &*fd_dentry(t, fd)?, owner(uid, gid), Change::Chown)
+    setattr(t, &*fd_dentry(t, fd)?, owner(t, uid, gid)?, Change::Chown)
 }
 
 pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> {

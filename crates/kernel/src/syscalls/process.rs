@@ -41,19 +41,19 @@ pub fn sys_gettid(t: &mut Task) -> SysResult<i32> {
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult<u32> {
-    Ok(t.tg.creds().uid)
+    Ok(t.tg.user_ns().show_uid(t.tg.creds().uid))
 }
 
 pub fn sys_geteuid(t: &mut Task) -> SysResult<u32> {
-    Ok(t.tg.creds().euid)
+    Ok(t.tg.user_ns().show_uid(t.tg.creds().euid))
 }
 
 pub fn sys_getgid(t: &mut Task) -> SysResult<u32> {
-    Ok(t.tg.creds().gid)
+    Ok(t.tg.user_ns().show_gid(t.tg.creds().gid))
 }
 
 pub fn sys_getegid(t: &mut Task) -> SysResult<u32> {
-    Ok(t.tg.creds().egid)
+    Ok(t.tg.user_ns().show_gid(t.tg.creds().egid))
 }
 
 fn write_ids(t: &Task, refs: [UserRef<u32>; 3], ids: [u32; 3]) -> SysResult<()> {
@@ -64,13 +64,13 @@ fn write_ids(t: &Task, refs: [UserRef<u32>; 3], ids: [u32; 3]) -> SysResult<()> 
 }
 
 pub fn sys_getresuid(t: &mut Task, ruid: UserRef<u32>, euid: UserRef<u32>, suid: UserRef<u32>) -> SysResult<()> {
-    let c = t.tg.creds();
-    write_ids(t, [ruid, euid, suid], [c.uid, c.euid, c.suid])
+    let (c, ns) = (t.tg.creds(), t.tg.user_ns());
+    write_ids(t, [ruid, euid, suid], [c.uid, c.euid, c.suid].map(|id| ns.show_uid(id)))
 }
 
 pub fn sys_getresgid(t: &mut Task, rgid: UserRef<u32>, egid: UserRef<u32>, sgid: UserRef<u32>) -> SysResult<()> {
-    let c = t.tg.creds();
-    write_ids(t, [rgid, egid, sgid], [c.gid, c.egid, c.sgid])
+    let (c, ns) = (t.tg.creds(), t.tg.user_ns());
+    write_ids(t, [rgid, egid, sgid], [c.gid, c.egid, c.sgid].map(|id| ns.show_gid(id)))
 }
 
 pub fn sys_arch_prctl(t: &mut Task, code: i32, addr: u64) -> SysResult<()> {
@@ -322,7 +322,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
     if !infop.is_null() {
         // WNOHANG with nothing to report leaves an all-zero siginfo, as Linux does.
         let info = match found {
-            Some(r) => SigInfo::new(consts::SIGCHLD, r.code).with_sender(r.pid, r.uid).with_value(r.si_status as u32 as u64),
+            Some(r) => SigInfo::new(consts::SIGCHLD, r.code).with_sender(r.pid, r.uid).with_value(r.si_status as u32 as u64).seen_from(&t.tg.user_ns()),
             None => zerocopy::FromZeros::new_zeroed(),
         };
         t.mm.write_obj(UserRef::new(infop), &info)?;

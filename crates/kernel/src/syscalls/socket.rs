@@ -250,14 +250,17 @@ fn ancillary(t: &Task, control: UserAddr, len: usize) -> SysResult<Ancillary> {
 }
 
 /// SCM_CREDENTIALS a sender may pass: its own pid (or any, with
-/// CAP_SYS_ADMIN) and one of its uids and gids (or any, with CAP_SETUID and
-/// CAP_SETGID), of a process that exists (Linux's scm_check_creds).
+/// CAP_SYS_ADMIN) and one of its uids and gids (or any its user namespace
+/// maps, with CAP_SETUID and CAP_SETGID), of a process that exists (Linux's
+/// scm_check_creds). The ids come back as the sandbox's.
 fn checked_creds(t: &Task, c: Ucred) -> SysResult<Ucred> {
+    let ns = t.tg.user_ns();
+    let c = Ucred { uid: ns.uid_arg(c.uid)?, gid: ns.gid_arg(c.gid)?, ..c };
     if c.uid == u32::MAX || c.gid == u32::MAX {
         return error!(EINVAL);
     }
     let ids = t.tg.creds();
-    let pid_ok = c.pid == t.tg.tgid || t.tg.capable(CAP_SYS_ADMIN);
+    let pid_ok = c.pid == t.tg.tgid || t.tg.capable_in(&t.tg.container.pid_ns.owner, CAP_SYS_ADMIN);
     let uid_ok = [ids.uid, ids.euid, ids.suid].contains(&c.uid) || t.tg.capable(CAP_SETUID);
     let gid_ok = [ids.gid, ids.egid, ids.sgid].contains(&c.gid) || t.tg.capable(CAP_SETGID);
     if !(pid_ok && uid_ok && gid_ok) {
@@ -334,7 +337,7 @@ impl ControlOut {
 fn deliver_control(t: &Task, control: UserAddr, len: usize, got: Received, cloexec: bool) -> SysResult<(usize, bool)> {
     let mut out = ControlOut { at: control, room: len, used: 0, truncated: false };
     if let Some(c) = got.creds {
-        out.put(t, SOL_SOCKET, SCM_CREDENTIALS, c.as_bytes())?;
+        out.put(t, SOL_SOCKET, SCM_CREDENTIALS, unix::creds_seen_by(t, c).as_bytes())?;
     }
     for (level, kind, data) in &got.control {
         out.put(t, *level, *kind, data)?;

@@ -19,16 +19,25 @@ fn follow_of(flags: i32) -> Follow {
     if flags & AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes }
 }
 
+/// Copies a stat out, its owner and group as the caller's user namespace sees them.
+pub(super) fn write_stat(t: &Task, statbuf: UserRef<Stat>, mut st: Stat) -> SysResult<()> {
+    let ns = t.tg.user_ns();
+    if !ns.is_initial() {
+        (st.st_uid, st.st_gid) = (ns.show_uid(st.st_uid), ns.show_gid(st.st_gid));
+    }
+    t.mm.write_obj(statbuf, &st)
+}
+
 pub fn sys_stat(t: &mut Task, path: UserCStr, statbuf: UserRef<Stat>) -> SysResult<()> {
     let p = read_path(t, path)?;
     let st = lookup_at(t, AT_FDCWD, &p, Follow::Yes, false)?.inode.stat()?;
-    t.mm.write_obj(statbuf, &st)
+    write_stat(t, statbuf, st)
 }
 
 pub fn sys_lstat(t: &mut Task, path: UserCStr, statbuf: UserRef<Stat>) -> SysResult<()> {
     let p = read_path(t, path)?;
     let st = lookup_at(t, AT_FDCWD, &p, Follow::No, false)?.inode.stat()?;
-    t.mm.write_obj(statbuf, &st)
+    write_stat(t, statbuf, st)
 }
 
 pub fn sys_newfstatat(t: &mut Task, dirfd: i32, path: UserCStr, statbuf: UserRef<Stat>, flags: i32) -> SysResult<()> {
@@ -41,7 +50,7 @@ pub fn sys_newfstatat(t: &mut Task, dirfd: i32, path: UserCStr, statbuf: UserRef
     } else {
         lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?.inode.stat()?
     };
-    t.mm.write_obj(statbuf, &st)
+    write_stat(t, statbuf, st)
 }
 
 #[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -109,8 +118,8 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32, mask: u32
         blksize: s.st_blksize as u32,
         attributes: 0,
         nlink: s.st_nlink as u32,
-        uid: s.st_uid,
-        gid: s.st_gid,
+        uid: t.tg.user_ns().show_uid(s.st_uid),
+        gid: t.tg.user_ns().show_gid(s.st_gid),
         mode: s.st_mode as u16,
         pad1: 0,
         ino: s.st_ino,

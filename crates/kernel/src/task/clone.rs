@@ -1,7 +1,7 @@
 //! clone, fork and vfork: new threads and processes.
 
 use super::host_threads::Placement;
-use super::{Namespaces, Task, Thread, ThreadGroup, RLIMIT_NPROC};
+use super::{Namespaces, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
@@ -31,11 +31,12 @@ pub const CLONE_IO: u64 = 0x8000_0000;
 pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
 pub const CLONE_NEWUTS: u64 = 0x0400_0000;
 pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub const CLONE_NEWNET: u64 = 0x4000_0000;
 /// The namespace flags the sandbox offers its programs.
-const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
-/// The ones it does not (NEWUSER, NEWPID, NEWTIME): EINVAL.
-const CLONE_NAMESPACES_MISSING: u64 = 0x1000_0000 | 0x2000_0000 | 0x80;
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER;
+/// The ones it does not (NEWPID, NEWTIME): EINVAL.
+const CLONE_NAMESPACES_MISSING: u64 = 0x2000_0000 | 0x80;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
@@ -81,13 +82,12 @@ impl Task {
         if f & !SUPPORTED != 0 || f & CLONE_NAMESPACES_MISSING != 0 {
             return Err(errno!(EINVAL));
         }
-        // A new mount namespace is the new process's own: its root and cwd move.
-        if f & CLONE_NEWNS != 0 && f & (CLONE_FS | CLONE_THREAD) != 0 {
+        // A new mount namespace is the new process's own: its root and cwd
+        // move; so are new credentials.
+        if f & (CLONE_NEWNS | CLONE_NEWUSER) != 0 && f & (CLONE_FS | CLONE_THREAD) != 0 {
             return Err(errno!(EINVAL));
         }
-        if f & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
-            return Err(errno!(EPERM));
-        }
+        let user_ns = self.new_user_ns(f)?;
         if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
             return Err(errno!(EINVAL));
         }
@@ -102,6 +102,9 @@ impl Task {
         } else {
             let parent = if f & CLONE_PARENT != 0 { self.tg.parent().unwrap_or_else(|| self.tg.clone()) } else { self.tg.clone() };
             let child = self.tg.forked(tid, parent);
+            if let Some(ns) = &user_ns {
+                child.enter_user_ns(ns.clone());
+            }
             child.exit_signal.store(args.exit_signal, std::sync::atomic::Ordering::Relaxed);
             let child = Arc::new(child);
             // A finite RLIMIT_CPU is inherited, and so is its enforcement.
@@ -156,10 +159,13 @@ impl Task {
             MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
+        // What the child's new namespaces belong to: its new user namespace, or
+        // the one it shares with this process.
+        let owner = user_ns.clone().unwrap_or_else(|| self.tg.user_ns());
         let fs = if f & CLONE_FS != 0 {
             self.fs.clone()
         } else if f & CLONE_NEWNS != 0 {
-            Arc::new(self.fs.fork_with_new_mounts())
+            Arc::new(self.fs.fork_with_new_mounts(owner.clone()))
         } else {
             Arc::new(self.fs.fork())
         };
@@ -168,7 +174,7 @@ impl Task {
             mm_source,
             fds,
             fs,
-            ns: self.ns.unshared(f),
+            ns: self.ns.unshared(f, &owner),
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
@@ -254,29 +260,55 @@ impl Task {
         }
     }
 
+    /// The user namespace clone or unshare with `flags` makes (CLONE_NEWUSER:
+    /// no privilege needed, but not from a chroot), or None; and checks that the
+    /// other new namespaces are allowed: CAP_SYS_ADMIN in the user namespace that
+    /// will own them (a new one's creator has it).
+    fn new_user_ns(&self, flags: u64) -> SysResult<Option<Arc<UserNamespace>>> {
+        if flags & CLONE_NEWUSER == 0 {
+            if flags & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
+                return Err(errno!(EPERM));
+            }
+            return Ok(None);
+        }
+        if self.fs.chrooted() {
+            return Err(errno!(EPERM));
+        }
+        let c = self.tg.creds();
+        UserNamespace::child(&self.tg.user_ns(), c.euid, c.egid).map(Some)
+    }
+
     /// unshare(2): CLONE_FILES and CLONE_FS give the caller its own descriptor
     /// table and file-system context; CLONE_SYSVSEM changes nothing, as System V
     /// undo lists are per process here; CLONE_THREAD, SIGHAND and VM are accepted
     /// from a single-threaded process, which shares none of them. The namespace
-    /// flags of `CLONE_NAMESPACES` give it new ones (CAP_SYS_ADMIN); the others
-    /// are EINVAL, as from a Linux built without them.
-    pub fn unshare(&mut self, flags: u64) -> SysResult<()> {
+    /// flags of `CLONE_NAMESPACES` give it new ones (CAP_SYS_ADMIN, but for a
+    /// new user namespace, which gives it every capability there and owns the
+    /// others made with it); the others are EINVAL, as from a Linux built
+    /// without them.
+    pub fn unshare(&mut self, mut flags: u64) -> SysResult<()> {
         if flags & !(CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM | CLONE_NAMESPACES) != 0 {
             return Err(errno!(EINVAL));
         }
-        if flags & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
-            return Err(errno!(EPERM));
+        // New credentials are the whole process's, with an fs context of its own.
+        if flags & CLONE_NEWUSER != 0 {
+            flags |= CLONE_THREAD | CLONE_FS;
         }
         if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && self.tg.threads().len() > 1 {
             return Err(errno!(EINVAL));
         }
+        let user_ns = self.new_user_ns(flags)?;
         if flags & CLONE_FILES != 0 {
             self.fds = Arc::new(self.fds.fork());
         }
-        self.ns = self.ns.unshared(flags);
+        if let Some(ns) = user_ns {
+            self.tg.enter_user_ns(ns);
+        }
+        let owner = self.tg.user_ns();
+        self.ns = self.ns.unshared(flags, &owner);
         // A new mount namespace implies an fs context of this thread's own.
         if flags & CLONE_NEWNS != 0 {
-            self.fs = Arc::new(self.fs.fork_with_new_mounts());
+            self.fs = Arc::new(self.fs.fork_with_new_mounts(owner));
         } else if flags & CLONE_FS != 0 {
             self.fs = Arc::new(self.fs.fork());
         }

@@ -126,12 +126,13 @@ impl Task {
         // image runs on a new stub thread: bank the old one's CPU time.
         let used = self.thread.app_cpu_ns();
         self.thread.cpu_base_ns.store(used, std::sync::atomic::Ordering::Relaxed);
-        let c = self.tg.creds();
+        let (c, user_ns) = (self.tg.creds(), self.tg.user_ns());
         {
             let mut caps = self.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
-            *caps = caps.on_exec(c.euid);
+            *caps = caps.on_exec(c.euid, user_ns.root_uid());
         }
-        let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, [c.uid, c.euid, c.gid, c.egid]) {
+        let ids = [user_ns.show_uid(c.uid), user_ns.show_uid(c.euid), user_ns.show_gid(c.gid), user_ns.show_gid(c.egid)];
+        let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("exec of {path} failed after the point of no return: {e}");

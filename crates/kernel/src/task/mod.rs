@@ -19,6 +19,7 @@ pub mod seccomp;
 mod sigframe;
 pub mod signals;
 mod thread_group;
+pub mod user_ns;
 mod wait;
 mod waiter;
 
@@ -27,6 +28,7 @@ pub use container::Container;
 pub use exit::ExitStatus;
 pub use namespaces::Namespaces;
 pub use pid_ns::PidNamespace;
+pub use user_ns::UserNamespace;
 pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;

@@ -2,21 +2,24 @@
 //! (in its `FsContext`) and PID namespace (its container's), Linux's nsproxy. A
 //! sandbox's containers share its first ones; unshare and clone with
 //! CLONE_NEWUTS, CLONE_NEWIPC or CLONE_NEWNET give a task new ones, and setns
-//! joins another's.
+//! joins another's. Each is owned by a user namespace (`user_ns.rs`), whose
+//! capabilities rule it.
 
 use crate::fs::nsfs::{Namespace, NsFile, NsKind};
 use crate::fs::pidfd::PidFd;
 use super::clone::{CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS};
 use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
 use crate::net::NetNamespace;
+use super::user_ns::{capable_in, UserNamespace};
 use rvisor_abi::{errno, error, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_CHROOT: u32 = 18;
+
 /// The inode number of a new namespace, as /proc/PID/ns shows it (Linux's
 /// proc_alloc_inum numbers, from 0xF0000000 up).
-const CAP_SYS_ADMIN: u32 = 21;
-
 pub fn new_ns_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0xF000_0000);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -32,13 +35,15 @@ pub struct UtsNames {
 
 pub struct UtsNamespace {
     pub id: u64,
+    /// The user namespace whose CAP_SYS_ADMIN may change the names.
+    pub owner: Arc<UserNamespace>,
     /// Leaf lock.
     names: Mutex<UtsNames>,
 }
 
 impl UtsNamespace {
-    pub fn new(names: UtsNames) -> Arc<UtsNamespace> {
-        Arc::new(UtsNamespace { id: new_ns_id(), names: Mutex::new(names) })
+    pub fn new(names: UtsNames, owner: Arc<UserNamespace>) -> Arc<UtsNamespace> {
+        Arc::new(UtsNamespace { id: new_ns_id(), owner, names: Mutex::new(names) })
     }
 
     pub fn names(&self) -> MutexGuard<'_, UtsNames> {
@@ -50,6 +55,8 @@ impl UtsNamespace {
 /// queues, by key or name. A namespace's objects go with it.
 pub struct IpcNamespace {
     pub id: u64,
+    /// The user namespace whose capabilities override its objects' permissions.
+    pub owner: Arc<UserNamespace>,
     pub shm: Segments,
     pub sem: SemSets,
     pub msg: MsgQueues,
@@ -57,8 +64,8 @@ pub struct IpcNamespace {
 }
 
 impl IpcNamespace {
-    pub fn new() -> Arc<IpcNamespace> {
-        Arc::new(IpcNamespace { id: new_ns_id(), shm: Default::default(), sem: Default::default(), msg: Default::default(), mqueues: Default::default() })
+    pub fn new(owner: Arc<UserNamespace>) -> Arc<IpcNamespace> {
+        Arc::new(IpcNamespace { id: new_ns_id(), owner, shm: Default::default(), sem: Default::default(), msg: Default::default(), mqueues: Default::default() })
     }
 }
 
@@ -71,12 +78,13 @@ pub struct Namespaces {
 
 impl Namespaces {
     /// These, with new ones where `flags` ask (CLONE_NEWUTS: a copy of the
-    /// names; CLONE_NEWIPC: no objects; CLONE_NEWNET: loopback alone).
-    pub fn unshared(&self, flags: u64) -> Namespaces {
+    /// names; CLONE_NEWIPC: no objects; CLONE_NEWNET: loopback alone), owned by
+    /// user namespace `owner`.
+    pub fn unshared(&self, flags: u64, owner: &Arc<UserNamespace>) -> Namespaces {
         Namespaces {
-            uts: if flags & CLONE_NEWUTS != 0 { UtsNamespace::new(self.uts.names().clone()) } else { self.uts.clone() },
-            ipc: if flags & CLONE_NEWIPC != 0 { IpcNamespace::new() } else { self.ipc.clone() },
-            net: if flags & CLONE_NEWNET != 0 { NetNamespace::new() } else { self.net.clone() },
+            uts: if flags & CLONE_NEWUTS != 0 { UtsNamespace::new(self.uts.names().clone(), owner.clone()) } else { self.uts.clone() },
+            ipc: if flags & CLONE_NEWIPC != 0 { IpcNamespace::new(owner.clone()) } else { self.ipc.clone() },
+            net: if flags & CLONE_NEWNET != 0 { NetNamespace::new(owner.clone()) } else { self.net.clone() },
         }
     }
 }
@@ -86,7 +94,9 @@ impl super::Task {
     /// must be of the kind `nstype` names (0: any), or the namespaces `nstype`
     /// names of the process a pidfd `file` stands for. Joining a mount
     /// namespace starts at its root, in an fs context of this thread's own
-    /// (Linux refuses a shared one instead).
+    /// (Linux refuses a shared one instead). Joining takes CAP_SYS_ADMIN both
+    /// here and over the namespace (in its owner); joining a user namespace
+    /// gives every capability there.
     pub fn setns(&mut self, file: &Arc<dyn crate::vfs::FileDescription>, nstype: u64) -> SysResult<()> {
         let joins: Vec<Namespace> = if let Some(f) = NsFile::of(file) {
             if nstype != 0 && nstype != f.kind.clone_flag() {
@@ -105,17 +115,43 @@ impl super::Task {
         } else {
             return error!(EINVAL);
         };
-        if !self.tg.capable(CAP_SYS_ADMIN) {
-            return error!(EPERM);
+        // Every one is checked before any is joined, a user namespace first: the
+        // others are checked with the capabilities it gives.
+        let (mut user_ns, euid) = (self.tg.user_ns(), self.tg.creds().euid);
+        let mut caps = self.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
+        let mut new_user_ns = None;
+        if let Some(target) = joins.iter().find_map(|ns| if let Namespace::User(u) = ns { Some(u.clone()) } else { None }) {
+            // Re-entering one's own would give capabilities back; new
+            // credentials are the whole process's.
+            if Arc::ptr_eq(&target, &user_ns) || self.tg.threads().len() > 1 {
+                return error!(EINVAL);
+            }
+            if !capable_in(&user_ns, euid, caps, &target, CAP_SYS_ADMIN) {
+                return error!(EPERM);
+            }
+            (user_ns, caps) = (target.clone(), crate::task::CAP_FULL);
+            new_user_ns = Some(target);
         }
-        // Every one is checked before any is joined; re-entering one's own user
-        // namespace is EINVAL (it would give capabilities back).
-        if joins.iter().any(|ns| match ns {
-            Namespace::Pid(pid_ns) => !Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns),
-            Namespace::Sole(kind) => *kind == NsKind::User,
-            _ => false,
-        }) {
-            return error!(EINVAL);
+        let may = |owner: &Arc<UserNamespace>| capable_in(&user_ns, euid, caps, owner, CAP_SYS_ADMIN) && caps >> CAP_SYS_ADMIN & 1 != 0;
+        for ns in &joins {
+            let allowed = match ns {
+                Namespace::Mnt(m) => may(&m.owner) && caps >> CAP_SYS_CHROOT & 1 != 0,
+                Namespace::Uts(u) => may(&u.owner),
+                Namespace::Ipc(i) => may(&i.owner),
+                Namespace::Net(n) => may(&n.owner),
+                // Only the process's own PID namespace (nesting is not offered).
+                Namespace::Pid(pid_ns) if !Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns) => return error!(EINVAL),
+                Namespace::Pid(_) | Namespace::Sole(_) => caps >> CAP_SYS_ADMIN & 1 != 0,
+                Namespace::User(_) => true,
+            };
+            if !allowed {
+                return error!(EPERM);
+            }
+        }
+        // With an fs context of its own (Linux refuses a shared one instead).
+        if let Some(ns) = new_user_ns {
+            self.tg.enter_user_ns(ns);
+            self.fs = Arc::new(self.fs.fork());
         }
         for ns in joins {
             match ns {
@@ -127,9 +163,9 @@ impl super::Task {
                 Namespace::Uts(uts) => self.ns.uts = uts,
                 Namespace::Ipc(ipc) => self.ns.ipc = ipc,
                 Namespace::Net(net) => self.ns.net = net,
-                // The process's own PID namespace (nesting is not offered), and
-                // the sandbox's one cgroup and time namespaces: no change.
-                Namespace::Pid(_) | Namespace::Sole(_) => {}
+                // The process's own PID namespace, and the sandbox's one cgroup
+                // and time namespaces: no change.
+                Namespace::Pid(_) | Namespace::Sole(_) | Namespace::User(_) => {}
             }
         }
         self.publish_resources();

@@ -25,11 +25,13 @@ pub struct PidNamespace {
     table: Mutex<PidTable>,
     /// Most tasks the sandbox may hold at once.
     max_tasks: usize,
+    /// The user namespace whose capabilities rule it: the sandbox's first.
+    pub owner: Arc<super::UserNamespace>,
 }
 
 impl PidNamespace {
     pub fn new(max_tasks: usize) -> PidNamespace {
-        PidNamespace { id: super::namespaces::new_ns_id(), table: Mutex::new(PidTable::default()), max_tasks }
+        PidNamespace { id: super::namespaces::new_ns_id(), table: Mutex::new(PidTable::default()), max_tasks, owner: super::UserNamespace::initial() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PidTable> {

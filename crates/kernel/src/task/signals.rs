@@ -71,6 +71,22 @@ impl SigInfo {
         self
     }
 
+    /// The signal as a receiver in user namespace `ns` gets it: a sender's uid
+    /// (kill, sigqueue, tgkill, a message queue's, SIGCHLD's) is the sandbox's
+    /// here, the receiver's namespace's there (Linux maps it when sending).
+    pub fn seen_from(mut self, ns: &super::UserNamespace) -> SigInfo {
+        const SI_USER: i32 = 0;
+        const SI_QUEUE: i32 = -1;
+        const SI_MESGQ: i32 = -3;
+        const SI_TKILL: i32 = -6;
+        let has_uid = matches!(self.code, SI_USER | SI_QUEUE | SI_MESGQ | SI_TKILL) || (self.signo() == consts::SIGCHLD && (1..=6).contains(&self.code));
+        if has_uid && !ns.is_initial() {
+            let uid = ns.show_uid((self.fields[0] >> 32) as u32);
+            self.fields[0] = (self.fields[0] & 0xffff_ffff) | (u64::from(uid) << 32);
+        }
+        self
+    }
+
     /// si_addr (faults).
     pub fn with_addr(mut self, addr: u64) -> SigInfo {
         self.fields[0] = addr;
@@ -289,6 +305,7 @@ pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) -> bool {
 /// is dying).
 fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -> bool {
     let signo = info.signo();
+    let info = info.seen_from(&tg.user_ns());
     {
         let st = tg.state();
         if st.zombie.is_some() || st.exiting.is_some() {

@@ -61,44 +61,54 @@ impl Capabilities {
         Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL, keep: false }
     }
 
-    /// What exec gives (no file capabilities, no ambient set): root gets its
-    /// bounding and inheritable sets, others nothing.
-    pub fn on_exec(self, euid: u32) -> Capabilities {
-        let all = if euid == 0 { self.bounding | self.inheritable } else { 0 };
+    /// A process's sets in the user namespace it has just made or joined: every
+    /// capability there (Linux's set_cred_user_ns).
+    pub fn in_new_user_namespace() -> Capabilities {
+        Capabilities { effective: CAP_FULL, permitted: CAP_FULL, inheritable: 0, bounding: CAP_FULL, keep: false }
+    }
+
+    /// What exec gives (no file capabilities, no ambient set): root (the uid
+    /// `root` of the user namespace, if it maps one) gets its bounding and
+    /// inheritable sets, others nothing.
+    pub fn on_exec(self, euid: u32, root: Option<u32>) -> Capabilities {
+        let all = if Some(euid) == root { self.bounding | self.inheritable } else { 0 };
         Capabilities { effective: all, permitted: all, keep: false, ..self }
     }
 
-    /// Linux's rules when the ids change: losing euid 0 clears the effective
-    /// set, losing uid 0 everywhere the permitted one (unless PR_SET_KEEPCAPS),
-    /// regaining euid 0 restores the effective set from the permitted one.
-    pub fn after_setuid(&mut self, old: &Credentials, new: &Credentials) {
-        let had_root = [old.uid, old.euid, old.suid].contains(&0);
-        let has_root = [new.uid, new.euid, new.suid].contains(&0);
+    /// Linux's rules when the ids change: losing euid root clears the effective
+    /// set, losing uid root everywhere the permitted one (unless
+    /// PR_SET_KEEPCAPS), regaining euid root restores the effective set from
+    /// the permitted one. Root is the user namespace's uid 0 (`root`).
+    pub fn after_setuid(&mut self, old: &Credentials, new: &Credentials, root: Option<u32>) {
+        let Some(root) = root else { return };
+        let had_root = [old.uid, old.euid, old.suid].contains(&root);
+        let has_root = [new.uid, new.euid, new.suid].contains(&root);
         if had_root && !has_root {
             if !self.keep {
                 self.permitted = 0;
             }
             self.effective = 0;
         }
-        if old.euid == 0 && new.euid != 0 {
+        if old.euid == root && new.euid != root {
             self.effective = 0;
         }
-        if old.euid != 0 && new.euid == 0 {
+        if old.euid != root && new.euid == root {
             self.effective = self.permitted;
         }
     }
 
     /// setfsuid's effect (Linux's cap_task_fix_setuid, LSM_SETID_FS): an fsuid
-    /// leaving 0 drops the file-system capabilities from the effective set, one
-    /// coming back to 0 raises those permitted.
-    pub fn after_setfsuid(&mut self, old_fsuid: u32, new_fsuid: u32) {
+    /// leaving root drops the file-system capabilities from the effective set,
+    /// one coming back to root raises those permitted.
+    pub fn after_setfsuid(&mut self, old_fsuid: u32, new_fsuid: u32, root: Option<u32>) {
         // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, LINUX_IMMUTABLE,
         // MKNOD, MAC_OVERRIDE.
         const FS_CAPS: u64 = 0x1f | 1 << 9 | 1 << 27 | 1 << 32;
-        if old_fsuid == 0 && new_fsuid != 0 {
+        let Some(root) = root else { return };
+        if old_fsuid == root && new_fsuid != root {
             self.effective &= !FS_CAPS;
         }
-        if old_fsuid != 0 && new_fsuid == 0 {
+        if old_fsuid != root && new_fsuid == root {
             self.effective |= self.permitted & FS_CAPS;
         }
     }
@@ -267,6 +277,9 @@ pub struct ThreadGroup {
     reaped: std::sync::atomic::AtomicBool,
     /// Capability sets. Leaf lock.
     pub caps: Mutex<Capabilities>,
+    /// The user namespace its credentials and capabilities belong to (Linux's
+    /// cred->user_ns). Leaf lock.
+    user_ns: Mutex<Arc<super::UserNamespace>>,
     /// The controlling terminal (inherited by fork, dropped by setsid). Leaf lock.
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
     /// I/O of its exited threads (live ones count in their `Thread::io`).
@@ -311,6 +324,7 @@ impl ThreadGroup {
             cpu: Mutex::default(),
             tty: Mutex::new(None),
             caps: Mutex::new(Capabilities::for_euid(creds.euid)),
+            user_ns: Mutex::new(super::UserNamespace::initial()),
             signalfd_waiters: Arc::default(),
             exit_waiters: Default::default(),
             dead_io: IoCounters::default(),
@@ -330,6 +344,7 @@ impl ThreadGroup {
         }
         tg.sig().actions = self.sig().actions;
         *tg.caps.lock().unwrap_or_else(|e| e.into_inner()) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
+        *tg.user_ns.lock().unwrap_or_else(|e| e.into_inner()) = self.user_ns();
         *tg.tty.lock().unwrap_or_else(|e| e.into_inner()) = self.tty.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
@@ -351,17 +366,38 @@ impl ThreadGroup {
         *self.creds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether capability `cap` is in the effective set.
+    /// Whether capability `cap` is in the effective set: the process holds it
+    /// in its own user namespace (Linux's ns_capable(current_user_ns())).
     pub fn capable(&self, cap: u32) -> bool {
         self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective >> cap & 1 != 0
     }
 
+    /// Whether it holds `cap` over what user namespace `ns` owns (a mount,
+    /// network, UTS or IPC namespace, another process).
+    pub fn capable_in(&self, ns: &Arc<super::UserNamespace>, cap: u32) -> bool {
+        let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
+        super::user_ns::capable_in(&self.user_ns(), self.creds().euid, caps, ns, cap)
+    }
+
+    /// The user namespace its credentials belong to.
+    pub fn user_ns(&self) -> Arc<super::UserNamespace> {
+        self.user_ns.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Moves it into user namespace `ns`, with every capability there.
+    pub fn enter_user_ns(&self, ns: Arc<super::UserNamespace>) {
+        *self.user_ns.lock().unwrap_or_else(|e| e.into_inner()) = ns;
+        *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = Capabilities::in_new_user_namespace();
+    }
+
     /// Who this process is to file permission checks: its effective ids,
-    /// supplementary groups and effective capabilities.
+    /// supplementary groups and effective capabilities (in its user namespace).
     pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
         let c = self.creds();
         let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
-        crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps }
+        let ns = self.user_ns();
+        let ns = (!ns.is_initial()).then_some(ns);
+        crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns }
     }
 
     fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {

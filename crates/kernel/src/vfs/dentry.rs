@@ -363,6 +363,8 @@ pub struct MountNamespace {
     /// Its inode number in /proc/PID/ns.
     pub id: u64,
     tree: Mutex<Tree>,
+    /// The user namespace whose CAP_SYS_ADMIN may mount and unmount here.
+    pub owner: Arc<crate::task::UserNamespace>,
 }
 
 struct Tree {
@@ -373,7 +375,7 @@ struct Tree {
 
 impl MountNamespace {
     pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
-        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }) })
+        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }), owner: crate::task::UserNamespace::initial() })
     }
 
     fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {
@@ -437,7 +439,7 @@ impl MountNamespace {
 
     /// A new namespace with a copy of each mount in this one, grafted at the
     /// same places in the copies, and the pairs (mount, its copy).
-    pub fn copy(&self) -> (Arc<MountNamespace>, MountCopies) {
+    pub fn copy(&self, owner: Arc<crate::task::UserNamespace>) -> (Arc<MountNamespace>, MountCopies) {
         let root = self.root();
         let copy_root = root.copy(None);
         let mut pairs = vec![(root, copy_root.clone())];
@@ -453,7 +455,7 @@ impl MountNamespace {
             i += 1;
         }
         let mounts = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
-        (Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }) }), pairs)
+        (Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }), owner }), pairs)
     }
 
     /// Takes the tree apart once nothing runs in it any more (a pod container

@@ -44,9 +44,9 @@ impl FsContext {
 
     /// A copy in a copy of the mount namespace (CLONE_NEWNS): its root and cwd
     /// are the same directories in the copied mounts.
-    pub fn fork_with_new_mounts(&self) -> FsContext {
+    pub fn fork_with_new_mounts(&self, owner: Arc<crate::task::UserNamespace>) -> FsContext {
         let mut inner = self.lock().clone();
-        let (mounts, pairs) = inner.mounts.copy();
+        let (mounts, pairs) = inner.mounts.copy(owner);
         let moved = |d: &Arc<Dentry>| {
             let copy = pairs.iter().find(|(m, _)| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))).map(|(_, c)| c);
             copy.map_or_else(|| d.clone(), |c| d.in_mount(c))
@@ -55,6 +55,12 @@ impl FsContext {
         inner.cwd = moved(&inner.cwd);
         inner.mounts = mounts;
         FsContext { inner: Mutex::new(inner) }
+    }
+
+    /// Whether its root is not its mount namespace's (chroot moved it).
+    pub fn chrooted(&self) -> bool {
+        let inner = self.lock();
+        !Arc::ptr_eq(&inner.root, &inner.mounts.root().root)
     }
 
     pub fn mounts(&self) -> Arc<MountNamespace> {

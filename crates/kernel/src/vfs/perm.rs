@@ -33,16 +33,24 @@ pub struct FsCreds {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub caps: u64,
+    /// Its user namespace, unless the sandbox's first: its capabilities then
+    /// count only for files whose owner and group it maps.
+    pub ns: Option<std::sync::Arc<crate::task::UserNamespace>>,
 }
 
 impl FsCreds {
     /// The kernel's own walks (building the mount tree): nothing is refused.
     pub fn kernel() -> FsCreds {
-        FsCreds { uid: 0, gid: 0, groups: Vec::new(), caps: crate::task::CAP_FULL }
+        FsCreds { uid: 0, gid: 0, groups: Vec::new(), caps: crate::task::CAP_FULL, ns: None }
     }
 
     pub fn capable(&self, cap: u32) -> bool {
         self.caps >> cap & 1 != 0
+    }
+
+    /// capable_wrt_inode_uidgid: `cap`, over a file with attributes `st`.
+    pub fn capable_wrt(&self, cap: u32, st: &Stat) -> bool {
+        self.capable(cap) && self.ns.as_ref().is_none_or(|ns| ns.uid_to_user(st.st_uid).is_some() && ns.gid_to_user(st.st_gid).is_some())
     }
 
     /// Linux's in_group_p: the effective gid or a supplementary group.
@@ -52,12 +60,13 @@ impl FsCreds {
 
     /// inode_owner_or_capable.
     pub fn owns(&self, st: &Stat) -> bool {
-        st.st_uid == self.uid || self.capable(CAP_FOWNER)
+        st.st_uid == self.uid || self.capable_wrt(CAP_FOWNER, st)
     }
 
-    /// in_group_or_capable: may keep a setgid bit for group `gid`.
-    fn keeps_sgid(&self, gid: u32) -> bool {
-        self.in_group(gid) || self.capable(CAP_FSETID)
+    /// in_group_or_capable: may keep a setgid bit for group `gid` on a file
+    /// with attributes `st`.
+    fn keeps_sgid(&self, gid: u32, st: &Stat) -> bool {
+        self.in_group(gid) || self.capable_wrt(CAP_FSETID, st)
     }
 }
 
@@ -79,19 +88,19 @@ pub fn check(c: &FsCreds, st: &Stat, mask: u32) -> SysResult<()> {
         return Ok(());
     }
     if mode & S_IFMT == S_IFDIR {
-        if mask & MAY_WRITE == 0 && c.capable(CAP_DAC_READ_SEARCH) {
+        if mask & MAY_WRITE == 0 && c.capable_wrt(CAP_DAC_READ_SEARCH, st) {
             return Ok(());
         }
-        if c.capable(CAP_DAC_OVERRIDE) {
+        if c.capable_wrt(CAP_DAC_OVERRIDE, st) {
             return Ok(());
         }
         return error!(EACCES);
     }
-    if mask == MAY_READ && c.capable(CAP_DAC_READ_SEARCH) {
+    if mask == MAY_READ && c.capable_wrt(CAP_DAC_READ_SEARCH, st) {
         return Ok(());
     }
     // Executing is overridable only when someone may execute the file.
-    if (mask & MAY_EXEC == 0 || mode & S_IXUGO != 0) && c.capable(CAP_DAC_OVERRIDE) {
+    if (mask & MAY_EXEC == 0 || mode & S_IXUGO != 0) && c.capable_wrt(CAP_DAC_OVERRIDE, st) {
         return Ok(());
     }
     error!(EACCES)
@@ -103,9 +112,10 @@ pub fn permission(c: &FsCreds, inode: &dyn Inode, mask: u32) -> SysResult<()> {
 }
 
 /// may_lookup: search permission on a directory a walk goes through. Either
-/// capability grants it for any directory, so root's walks never stat.
+/// capability grants it for any directory, so root's walks never stat (in the
+/// sandbox's first user namespace; in another, only for directories it maps).
 pub fn may_search(c: &FsCreds, dir: &Dentry) -> SysResult<()> {
-    if c.capable(CAP_DAC_READ_SEARCH) || c.capable(CAP_DAC_OVERRIDE) {
+    if c.ns.is_none() && (c.capable(CAP_DAC_READ_SEARCH) || c.capable(CAP_DAC_OVERRIDE)) {
         return Ok(());
     }
     permission(c, &*dir.inode, MAY_EXEC)
@@ -123,7 +133,7 @@ pub fn may_delete(c: &FsCreds, dir: &Dentry, victim: &Dentry, isdir: bool) -> Sy
     let d = dir.inode.stat()?;
     check(c, &d, MAY_WRITE | MAY_EXEC)?;
     let v = victim.inode.stat()?;
-    if d.st_mode & S_ISVTX != 0 && v.st_uid != c.uid && d.st_uid != c.uid && !c.capable(CAP_FOWNER) {
+    if d.st_mode & S_ISVTX != 0 && v.st_uid != c.uid && d.st_uid != c.uid && !c.capable_wrt(CAP_FOWNER, &v) {
         return error!(EPERM);
     }
     match (isdir, victim.is_dir()) {
@@ -162,7 +172,7 @@ pub fn own_new(c: &FsCreds, dir: &Dentry, made: &dyn Inode) -> SysResult<()> {
     let gid = if d.st_mode & S_ISGID != 0 {
         if made.kind() == S_IFDIR {
             mode |= S_ISGID;
-        } else if mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP && !c.keeps_sgid(d.st_gid) {
+        } else if mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP && !c.keeps_sgid(d.st_gid, &d) {
             mode &= !S_ISGID;
         }
         d.st_gid
@@ -193,7 +203,7 @@ pub enum Change {
 pub fn may_setattr(c: &FsCreds, st: &Stat, a: &mut SetAttr, change: Change) -> SysResult<()> {
     if change == Change::Chown && st.st_mode & S_IFMT != S_IFDIR {
         let mut mode = a.mode.unwrap_or(st.st_mode & 0o7777);
-        let sgid_dropped = st.st_mode & S_ISGID != 0 && (st.st_mode & S_IXGRP != 0 || !c.keeps_sgid(st.st_gid));
+        let sgid_dropped = st.st_mode & S_ISGID != 0 && (st.st_mode & S_IXGRP != 0 || !c.keeps_sgid(st.st_gid, st));
         if st.st_mode & S_ISUID != 0 {
             mode &= !S_ISUID;
         }
@@ -208,12 +218,12 @@ pub fn may_setattr(c: &FsCreds, st: &Stat, a: &mut SetAttr, change: Change) -> S
         check(c, st, MAY_WRITE)?;
     }
     if let Some(uid) = a.uid {
-        if !(st.st_uid == c.uid && uid == st.st_uid) && !c.capable(CAP_CHOWN) {
+        if !(st.st_uid == c.uid && uid == st.st_uid) && !c.capable_wrt(CAP_CHOWN, st) {
             return error!(EPERM);
         }
     }
     if let Some(gid) = a.gid {
-        if !(st.st_uid == c.uid && (gid == st.st_gid || c.in_group(gid))) && !c.capable(CAP_CHOWN) {
+        if !(st.st_uid == c.uid && (gid == st.st_gid || c.in_group(gid))) && !c.capable_wrt(CAP_CHOWN, st) {
             return error!(EPERM);
         }
     }
@@ -221,7 +231,7 @@ pub fn may_setattr(c: &FsCreds, st: &Stat, a: &mut SetAttr, change: Change) -> S
         if !c.owns(st) {
             return error!(EPERM);
         }
-        if !c.keeps_sgid(a.gid.unwrap_or(st.st_gid)) {
+        if !c.keeps_sgid(a.gid.unwrap_or(st.st_gid), st) {
             a.mode = Some(mode & !S_ISGID);
         }
     }
@@ -242,7 +252,7 @@ mod tests {
     }
 
     fn user(uid: u32, gid: u32, groups: &[u32]) -> FsCreds {
-        FsCreds { uid, gid, groups: groups.to_vec(), caps: 0 }
+        FsCreds { uid, gid, groups: groups.to_vec(), caps: 0, ns: None }
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub fn current() -> Option<Arc<Thread>> {
     CURRENT.with(|c| c.borrow().upgrade())
 }
 
+/// The user namespace of the task reading a file, whose ids it shows (the
+/// sandbox's first for the runtime's own reads).
+fn reader_user_ns() -> Arc<crate::task::UserNamespace> {
+    current().map_or_else(crate::task::UserNamespace::initial, |th| th.tg.user_ns())
+}
+
 /// The host's RAM (the sandbox's total memory without a limit: see
 /// `Kernel::memory_total`).
 pub fn ram_total() -> u64 {

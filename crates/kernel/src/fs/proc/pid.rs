@@ -2,10 +2,11 @@
 //! (fs/proc/array.c, fs/proc/base.c, fs/proc/task_mmu.c).
 
 use super::system::{mounts_text, mountinfo_text};
-use super::{current, Proc, ProcFs, Target};
+use super::{current, reader_user_ns, Proc, ProcFs, Target};
 use crate::fs::simple::{major_minor, Generator, Writer};
 use crate::mm::MapInfo;
 use crate::task::signals::{SIG_DFL, SIG_IGN};
+use crate::task::user_ns::{IdKind, Writer as UserNsWriter};
 use crate::task::{RLIMIT_COUNT, RLIMIT_SIGPENDING};
 use crate::vfs::inode::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::FileDescription;
@@ -23,6 +24,7 @@ pub(super) enum PidEntry {
     Cwd,
     Environ,
     Exe,
+    GidMap,
     FdDir,
     FdInfoDir,
     Io,
@@ -36,10 +38,12 @@ pub(super) enum PidEntry {
     NsDir,
     OomScoreAdj,
     Root,
+    Setgroups,
     Stat,
     Statm,
     Status,
     Task,
+    UidMap,
 }
 
 const ENTRIES: &[(&str, PidEntry)] = &[
@@ -52,6 +56,7 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("exe", PidEntry::Exe),
     ("fd", PidEntry::FdDir),
     ("fdinfo", PidEntry::FdInfoDir),
+    ("gid_map", PidEntry::GidMap),
     ("io", PidEntry::Io),
     ("limits", PidEntry::Limits),
     ("maps", PidEntry::Maps),
@@ -63,10 +68,12 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("ns", PidEntry::NsDir),
     ("oom_score_adj", PidEntry::OomScoreAdj),
     ("root", PidEntry::Root),
+    ("setgroups", PidEntry::Setgroups),
     ("stat", PidEntry::Stat),
     ("statm", PidEntry::Statm),
     ("status", PidEntry::Status),
     ("task", PidEntry::Task),
+    ("uid_map", PidEntry::UidMap),
 ];
 
 impl PidEntry {
@@ -83,7 +90,7 @@ impl PidEntry {
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
             PidEntry::Environ | PidEntry::Auxv | PidEntry::Io => S_IFREG | 0o400,
             PidEntry::Mem => S_IFREG | 0o600,
-            PidEntry::Comm | PidEntry::OomScoreAdj => S_IFREG | 0o644,
+            PidEntry::Comm | PidEntry::OomScoreAdj | PidEntry::UidMap | PidEntry::GidMap | PidEntry::Setgroups => S_IFREG | 0o644,
             _ => S_IFREG | 0o444,
         }
     }
@@ -159,6 +166,9 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::Stat => Ok(stat(&p, t).into_bytes()),
             PidEntry::Statm => Ok(statm(&p).into_bytes()),
             PidEntry::Status => Ok(status(&p, t).into_bytes()),
+            PidEntry::UidMap => Ok(p.tg.user_ns().map_text(IdKind::Uid, &reader_user_ns()).into_bytes()),
+            PidEntry::GidMap => Ok(p.tg.user_ns().map_text(IdKind::Gid, &reader_user_ns()).into_bytes()),
+            PidEntry::Setgroups => Ok(p.tg.user_ns().setgroups_text().as_bytes().to_vec()),
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::NsDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
         }
     })
@@ -200,6 +210,18 @@ pub(super) fn writer(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Option<Writer>
             match s.trim().parse::<i32>() {
                 Ok(v) if (-1000..=1000).contains(&v) => Ok(()),
                 _ => error!(EINVAL),
+            }
+        })),
+        PidEntry::UidMap | PidEntry::GidMap | PidEntry::Setgroups => Some(Arc::new(move |data: &[u8]| {
+            let ns = fs.resolve(t)?.tg.user_ns();
+            let me = current().ok_or_else(|| errno!(EPERM))?;
+            let caps = me.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
+            let c = me.tg.creds();
+            let writer = UserNsWriter { ns: me.tg.user_ns(), euid: c.euid, egid: c.egid, caps };
+            match e {
+                PidEntry::UidMap => ns.write_map(IdKind::Uid, &writer, data),
+                PidEntry::GidMap => ns.write_map(IdKind::Gid, &writer, data),
+                _ => ns.write_setgroups(&writer, data),
             }
         })),
         _ => None,
@@ -660,10 +682,13 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "PPid:\t{ppid}");
     let tracer = p.tg.container.pid_ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| g.tgid);
     let _ = writeln!(s, "TracerPid:\t{tracer}");
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", creds.uid, creds.euid, creds.suid, creds.fsuid);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", creds.gid, creds.egid, creds.sgid, creds.fsgid);
+    let ns = reader_user_ns();
+    let [uid, euid, suid, fsuid] = [creds.uid, creds.euid, creds.suid, creds.fsuid].map(|id| ns.show_uid(id));
+    let [gid, egid, sgid, fsgid] = [creds.gid, creds.egid, creds.sgid, creds.fsgid].map(|id| ns.show_gid(id));
+    let _ = writeln!(s, "Uid:\t{uid}\t{euid}\t{suid}\t{fsuid}");
+    let _ = writeln!(s, "Gid:\t{gid}\t{egid}\t{sgid}\t{fsgid}");
     let _ = writeln!(s, "FDSize:\t{fd_size}");
-    let _ = writeln!(s, "Groups:\t{}", groups.iter().map(|g| format!("{g} ")).collect::<String>());
+    let _ = writeln!(s, "Groups:\t{}", groups.iter().map(|g| format!("{} ", ns.show_gid(*g))).collect::<String>());
     let _ = writeln!(s, "NStgid:\t{}", t.tgid);
     let _ = writeln!(s, "NSpid:\t{}", t.tid);
     let _ = writeln!(s, "NSpgid:\t{pgid}");
