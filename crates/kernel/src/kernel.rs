@@ -278,6 +278,7 @@ impl Kernel {
                     uts: UtsNamespace::new(UtsNames { hostname: cfg.hostname.into_bytes(), domainname: b"(none)".to_vec() }, UserNamespace::initial()),
                     ipc: IpcNamespace::new(UserNamespace::initial()),
                     net: NetNamespace::first(cfg.host_network, interfaces, netstack, cfg.unprivileged_port_start),
+                    pid_children: None,
                 },
                 cpus,
                 futexes: FutexTable::default(),

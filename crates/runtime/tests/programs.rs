@@ -776,6 +776,30 @@ fn user_namespaces() {
     });
 }
 
+/// PID namespaces (tests/programs/pidns.c): a new one's init is PID 1 with no
+/// parent, its /proc lists it alone, the enclosing /proc shows both ids, its
+/// init ignores unhandled signals from inside and takes the namespace with it
+/// when it ends (no process joins after: ENOMEM); clone(CLONE_NEWPID), setns
+/// for the children to come, 32 levels; as natively.
+#[test]
+fn pid_namespaces() {
+    compare("pid_namespaces", "pidns", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "init getpid: 1 "),
+            expect_stdout_has_line(o, "grandchild getpid 2 getppid 1"),
+            expect_stdout_has_line(o, "waitid si_pid 2 si_status 7"),
+            expect_stdout_has_line(o, "/proc lists: 1 3"),
+            expect_stdout_has_line(o, "init survived them"),
+            expect_stdout_has_line(o, "init's NSpid outside is its two ids: yes"),
+            expect_stdout_has_line(o, "the last one after the init: -1 ESRCH"),
+            expect_stdout_has_line(o, "fork into the ended namespace: -1 ENOMEM"),
+            expect_stdout_has_line(o, "its child's pid there: 2"),
+            expect_stdout_has_line(o, "nested 32 deep, then ENOSPC"),
+        ])
+    });
+}
+
 /// Network namespaces (tests/programs/netns.c): a new one has loopback alone
 /// (brought up by netlink or ioctl), its own ports and abstract socket names,
 /// /proc/net of its own, setns back, and the EPERMs, as natively.

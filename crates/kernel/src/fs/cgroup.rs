@@ -147,8 +147,17 @@ impl Source {
     /// Linux's cgroup.procs numbers tasks in the opener's namespace. Zombies have
     /// left the cgroup.
     fn groups(&self) -> Vec<Arc<crate::task::ThreadGroup>> {
-        let ns = crate::fs::proc::current().map_or_else(|| self.pid_ns.clone(), |th| th.tg.container.pid_ns.clone());
-        ns.groups().into_iter().filter(|tg| !tg.threads().is_empty()).collect()
+        self.reader_ns().groups().into_iter().filter(|tg| !tg.threads().is_empty()).collect()
+    }
+
+    fn reader_ns(&self) -> Arc<PidNamespace> {
+        crate::fs::proc::current().map_or_else(|| self.pid_ns.clone(), |th| th.tg.pid_ns.clone())
+    }
+
+    /// Ids as the reader numbers them.
+    fn ids(&self, ids: impl Iterator<Item = i32>) -> String {
+        let ns = self.reader_ns();
+        id_list(ids.filter_map(|id| ns.local_id(id)).collect())
     }
 
     fn text(self: &Arc<Self>, f: impl Fn(&Source) -> SysResult<String> + Send + Sync + 'static) -> Generator {
@@ -215,10 +224,10 @@ pub fn new_cgroupfs(kernel: Weak<Kernel>, pid_ns: Arc<PidNamespace>, dev: u64) -
         ("cgroup.freeze", fixed_knob("0\n")),
         ("cgroup.max.depth", fixed_knob("max\n")),
         ("cgroup.max.descendants", fixed_knob("max\n")),
-        ("cgroup.procs", knob(src.text(|s| Ok(id_list(s.groups().iter().map(|tg| tg.tgid).collect()))))),
+        ("cgroup.procs", knob(src.text(|s| Ok(s.ids(s.groups().iter().map(|tg| tg.tgid)))))),
         ("cgroup.stat", fixed("nr_descendants 0\nnr_dying_descendants 0\n")),
         ("cgroup.subtree_control", fixed_knob("\n")),
-        ("cgroup.threads", knob(src.text(|s| Ok(id_list(s.groups().iter().flat_map(|tg| tg.threads()).map(|th| th.tid()).collect()))))),
+        ("cgroup.threads", knob(src.text(|s| Ok(s.ids(s.groups().iter().flat_map(|tg| tg.threads()).map(|th| th.tid())))))),
         ("cgroup.type", fixed_knob("domain\n")),
         ("cpu.max", knob(src.text(|s| Ok(cpu_max_text(s.kernel()?.cgroup_limits.cpu_max.as_ref().and_then(|read| read())))))),
         ("cpu.stat", shown(src.text(|s| Ok(cpu_stat_text(s.groups().iter().fold(CpuTimes::default(), |sum, tg| sum + cpu_time(tg))))))),

@@ -106,7 +106,8 @@ impl Namespace {
             NsKind::Uts => Namespace::Uts(res.ns.uts.clone()),
             NsKind::Ipc => Namespace::Ipc(res.ns.ipc.clone()),
             NsKind::Net => Namespace::Net(res.ns.net.clone()),
-            NsKind::Pid | NsKind::PidForChildren => Namespace::Pid(tg.container.pid_ns.clone()),
+            NsKind::Pid => Namespace::Pid(tg.pid_ns.clone()),
+            NsKind::PidForChildren => Namespace::Pid(res.ns.pid_children.clone().unwrap_or_else(|| tg.pid_ns.clone())),
             NsKind::User => Namespace::User(tg.user_ns()),
             k => Namespace::Sole(k),
         }

@@ -62,10 +62,10 @@ pub fn task_creds(t: &Task, effective: bool) -> Ucred {
     Ucred { pid: t.tg.tgid, uid, gid }
 }
 
-/// Credentials as a reader sees them: ids in its user namespace.
+/// Credentials as a reader sees them: ids in its user and PID namespaces.
 pub fn creds_seen_by(t: &Task, c: Ucred) -> Ucred {
     let ns = t.tg.user_ns();
-    Ucred { uid: ns.show_uid(c.uid), gid: ns.show_gid(c.gid), ..c }
+    Ucred { pid: t.vnr(c.pid), uid: ns.show_uid(c.uid), gid: ns.show_gid(c.gid) }
 }
 
 /// Messages waiting to be read: one direction of a pair, or a datagram

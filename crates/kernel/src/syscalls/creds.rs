@@ -248,7 +248,7 @@ pub fn sys_capget(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysRe
 pub fn sys_capset(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysResult<()> {
     let words = cap_words(t, hdr)?;
     let [_, pid] = t.mm.read_obj(hdr)?;
-    if pid != 0 && pid as i32 != t.tid() {
+    if pid != 0 && pid as i32 != t.vnr(t.tid()) {
         return error!(EPERM);
     }
     let mut raw = vec![0u8; words * 12];

@@ -95,7 +95,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
     let options = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
     let (inode, kind) = match (Special::by_name(&fstype), fstype.as_slice()) {
-        (Some(special), _) => special.make(&Arc::downgrade(&t.kernel), &t.tg.container.pid_ns, &t.kernel.devpts, t.kernel.cpus),
+        (Some(special), _) => special.make(&Arc::downgrade(&t.kernel), t.pid_ns(), &t.kernel.devpts, t.kernel.cpus),
         (None, b"tmpfs") => (new_tmpfs(t, &options)?, "tmpfs"),
         _ => return error!(ENODEV),
     };

@@ -29,15 +29,15 @@ pub fn sys_exit_group(t: &mut Task, code: i32) -> SysResult<()> {
 }
 
 pub fn sys_getpid(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tg.tgid)
+    Ok(t.vnr(t.tg.tgid))
 }
 
 pub fn sys_getppid(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tg.parent().map(|p| p.tgid).unwrap_or(0))
+    Ok(t.tg.parent().map(|p| t.vnr(p.tgid)).unwrap_or(0))
 }
 
 pub fn sys_gettid(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tid())
+    Ok(t.vnr(t.tid()))
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult<u32> {
@@ -91,11 +91,11 @@ pub fn sys_arch_prctl(t: &mut Task, code: i32, addr: u64) -> SysResult<()> {
 
 pub fn sys_set_tid_address(t: &mut Task, tidptr: UserAddr) -> SysResult<i32> {
     t.clear_child_tid = tidptr;
-    Ok(t.tid())
+    Ok(t.vnr(t.tid()))
 }
 
 pub fn sys_get_robust_list(t: &mut Task, pid: i32, head: UserRef<u64>, len: UserRef<u64>) -> SysResult<()> {
-    let target = if pid == 0 || pid == t.tid() { t.robust_list } else {
+    let target = if pid == 0 || pid == t.vnr(t.tid()) { t.robust_list } else {
         // Another thread's list lives in its Task, which only its own thread holds.
         t.pid_ns().thread(pid).ok_or_else(|| errno!(ESRCH))?;
         return error!(EPERM);
@@ -238,8 +238,8 @@ fn wait_target(t: &Task, pid: i32) -> WaitTarget {
     match pid {
         -1 => WaitTarget::Any,
         0 => WaitTarget::Pgid(t.tg.state().pgid),
-        p if p < 0 => WaitTarget::Pgid(-p),
-        p => WaitTarget::Pid(p),
+        p if p < 0 => WaitTarget::Pgid(t.find_vpid(p.checked_neg().unwrap_or(0))),
+        p => WaitTarget::Pid(t.find_vpid(p)),
     }
 }
 
@@ -292,8 +292,8 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
     let mut nonblocking_pidfd = false;
     let target = match idtype {
         P_ALL => WaitTarget::Any,
-        P_PID if id > 0 => WaitTarget::Pid(id),
-        P_PGID if id > 0 => WaitTarget::Pgid(id),
+        P_PID if id > 0 => WaitTarget::Pid(t.find_vpid(id)),
+        P_PGID if id > 0 => WaitTarget::Pgid(t.find_vpid(id)),
         P_PGID if id == 0 => WaitTarget::Pgid(t.tg.state().pgid),
         P_PIDFD if id >= 0 => {
             let (tg, nonblocking) = super::pidfd::pidfd_target(t, crate::vfs::Fd(id))?;
@@ -322,7 +322,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
     if !infop.is_null() {
         // WNOHANG with nothing to report leaves an all-zero siginfo, as Linux does.
         let info = match found {
-            Some(r) => SigInfo::new(consts::SIGCHLD, r.code).with_sender(r.pid, r.uid).with_value(r.si_status as u32 as u64).seen_from(&t.tg.user_ns()),
+            Some(r) => SigInfo::new(consts::SIGCHLD, r.code).with_sender(r.pid, t.tg.user_ns().show_uid(r.uid)).with_value(r.si_status as u32 as u64),
             None => zerocopy::FromZeros::new_zeroed(),
         };
         t.mm.write_obj(UserRef::new(infop), &info)?;
@@ -334,13 +334,14 @@ pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
     if pgid < 0 || pid < 0 {
         return error!(EINVAL);
     }
-    let target = if pid == 0 || pid == t.tg.tgid {
+    let pid = if pid == 0 { t.tg.tgid } else { t.find_vpid(pid) };
+    let target = if pid == t.tg.tgid {
         t.tg.clone()
     } else {
         let children = t.tg.state().children.clone();
         children.into_iter().find(|c| c.tgid == pid).ok_or_else(|| errno!(ESRCH))?
     };
-    let pgid = if pgid == 0 { target.tgid } else { pgid };
+    let pgid = if pgid == 0 { target.tgid } else { t.pid_ns().table_id(pgid).ok_or_else(|| errno!(EPERM))? };
     let my_sid = t.tg.state().sid;
     {
         let st = target.state();
@@ -373,15 +374,18 @@ fn group_by_pid(t: &Task, pid: i32) -> SysResult<std::sync::Arc<crate::task::Thr
 }
 
 pub fn sys_getpgid(t: &mut Task, pid: i32) -> SysResult<i32> {
-    Ok(group_by_pid(t, pid)?.state().pgid)
+    let pgid = group_by_pid(t, pid)?.state().pgid;
+    Ok(t.vnr(pgid))
 }
 
 pub fn sys_getpgrp(t: &mut Task) -> SysResult<i32> {
-    Ok(t.tg.state().pgid)
+    let pgid = t.tg.state().pgid;
+    Ok(t.vnr(pgid))
 }
 
 pub fn sys_getsid(t: &mut Task, pid: i32) -> SysResult<i32> {
-    Ok(group_by_pid(t, pid)?.state().sid)
+    let sid = group_by_pid(t, pid)?.state().sid;
+    Ok(t.vnr(sid))
 }
 
 pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
@@ -397,7 +401,7 @@ pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
     }
     // A new session starts without a controlling terminal.
     t.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
-    Ok(tgid)
+    Ok(t.vnr(tgid))
 }
 
 const PR_SET_PDEATHSIG: i32 = 1;

@@ -186,6 +186,16 @@ pub(super) fn sender_info(t: &Task, signo: u32, code: i32) -> SigInfo {
     SigInfo::new(signo, code).with_sender(t.tg.tgid, t.tg.creds().uid)
 }
 
+/// Whether a nested PID namespace's init drops `signo` from `t` (Linux's
+/// SIGNAL_UNKILLABLE): a signal it has no handler for, unless it is SIGKILL or
+/// SIGSTOP from an enclosing namespace.
+fn init_ignores(t: &Task, tg: &crate::task::ThreadGroup, signo: u32) -> bool {
+    let from_outside = !Arc::ptr_eq(&t.tg.pid_ns, &tg.pid_ns);
+    tg.pid_ns.is_init(tg)
+        && tg.action(signo).handler == crate::task::signals::SIG_DFL
+        && !(from_outside && matches!(signo, rvisor_abi::consts::SIGKILL | rvisor_abi::consts::SIGSTOP))
+}
+
 pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
     if signo != 0 {
         valid_signal(signo)?;
@@ -196,9 +206,10 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
             let tg = t.pid_ns().group(p).or_else(|| t.pid_ns().thread(p).map(|th| th.tg.clone())).ok_or_else(|| errno!(ESRCH))?;
             vec![tg]
         }
-        -1 => t.pid_ns().groups().into_iter().filter(|g| g.tgid != 1).collect(),
+        // Every process but the namespace's init and the caller.
+        -1 => t.pid_ns().groups().into_iter().filter(|g| t.vnr(g.tgid) > 1 && !Arc::ptr_eq(g, &t.tg)).collect(),
         p => {
-            let pgid = if p == 0 { t.tg.state().pgid } else { p.checked_neg().ok_or_else(|| errno!(ESRCH))? };
+            let pgid = if p == 0 { t.tg.state().pgid } else { t.find_vpid(p.checked_neg().ok_or_else(|| errno!(ESRCH))?) };
             signals::process_group(t.pid_ns(), pgid)
         }
     };
@@ -207,7 +218,7 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
         return error!(ESRCH);
     }
     if signo != 0 {
-        for g in &live {
+        for g in live.iter().filter(|g| !init_ignores(t, g, signo as u32)) {
             signals::send_to_group(g, info);
         }
     }
@@ -216,7 +227,7 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
 
 fn thread_in(t: &Task, tgid: Option<i32>, tid: i32) -> SysResult<Arc<crate::task::Thread>> {
     let th = t.pid_ns().thread(tid).ok_or_else(|| errno!(ESRCH))?;
-    if tgid.is_some_and(|g| th.tg.tgid != g) {
+    if tgid.is_some_and(|g| t.vnr(th.tg.tgid) != g) {
         return error!(ESRCH);
     }
     Ok(th)
@@ -230,7 +241,7 @@ fn send_to_thread(t: &Task, tgid: Option<i32>, tid: i32, signo: i32, info: Optio
         valid_signal(signo)?;
     }
     let th = thread_in(t, tgid, tid)?;
-    if signo != 0 {
+    if signo != 0 && !init_ignores(t, &th.tg, signo as u32) {
         signals::send_to_thread(&th, info.unwrap_or_else(|| sender_info(t, signo as u32, SI_TKILL)));
     }
     Ok(())
@@ -262,7 +273,7 @@ fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> S
     let signo = valid_signal(signo)?;
     check_sigpending(t)?;
     let mut info = t.mm.read_obj(uinfo)?;
-    if (info.code >= 0 || info.code == SI_TKILL) && target != t.tg.tgid {
+    if (info.code >= 0 || info.code == SI_TKILL) && target != t.vnr(t.tg.tgid) {
         return error!(EPERM);
     }
     info.signo = signo as i32;
@@ -272,7 +283,9 @@ fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> S
 pub fn sys_rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
     let info = user_siginfo(t, tgid, signo, uinfo)?;
     let tg = t.pid_ns().group(tgid).ok_or_else(|| errno!(ESRCH))?;
-    signals::send_to_group(&tg, info);
+    if !init_ignores(t, &tg, info.signo()) {
+        signals::send_to_group(&tg, info);
+    }
     Ok(())
 }
 

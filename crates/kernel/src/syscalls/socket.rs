@@ -255,7 +255,7 @@ fn ancillary(t: &Task, control: UserAddr, len: usize) -> SysResult<Ancillary> {
 /// scm_check_creds). The ids come back as the sandbox's.
 fn checked_creds(t: &Task, c: Ucred) -> SysResult<Ucred> {
     let ns = t.tg.user_ns();
-    let c = Ucred { uid: ns.uid_arg(c.uid)?, gid: ns.gid_arg(c.gid)?, ..c };
+    let c = Ucred { pid: t.find_vpid(c.pid), uid: ns.uid_arg(c.uid)?, gid: ns.gid_arg(c.gid)? };
     if c.uid == u32::MAX || c.gid == u32::MAX {
         return error!(EINVAL);
     }
@@ -266,7 +266,7 @@ fn checked_creds(t: &Task, c: Ucred) -> SysResult<Ucred> {
     if !(pid_ok && uid_ok && gid_ok) {
         return error!(EPERM);
     }
-    if t.pid_ns().thread(c.pid).is_none() {
+    if t.tg.container.pid_ns.thread(c.pid).is_none() {
         return error!(ESRCH);
     }
     Ok(c)

@@ -19,10 +19,10 @@ fn cpu_clock(t: &Task, clock: i32) -> Option<SysResult<i64>> {
         c if c < 0 => {
             let id = !(c >> 3);
             let r = if c & CPUCLOCK_PERTHREAD != 0 {
-                let id = if id == 0 { t.tid() } else { id };
+                let id = if id == 0 { t.vnr(t.tid()) } else { id };
                 t.pid_ns().thread(id).map(|th| th.cpu_times().total() as i64)
             } else {
-                let id = if id == 0 { t.tg.tgid } else { id };
+                let id = if id == 0 { t.vnr(t.tg.tgid) } else { id };
                 t.pid_ns().group(id).map(|g| g.cpu_times().total() as i64)
             };
             Some(r.ok_or_else(|| rvisor_abi::errno!(EINVAL)))

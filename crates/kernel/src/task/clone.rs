@@ -1,7 +1,7 @@
 //! clone, fork and vfork: new threads and processes.
 
 use super::host_threads::Placement;
-use super::{Namespaces, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
+use super::{Namespaces, PidNamespace, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
@@ -32,11 +32,12 @@ pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
 pub const CLONE_NEWUTS: u64 = 0x0400_0000;
 pub const CLONE_NEWIPC: u64 = 0x0800_0000;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+pub const CLONE_NEWPID: u64 = 0x2000_0000;
 pub const CLONE_NEWNET: u64 = 0x4000_0000;
 /// The namespace flags the sandbox offers its programs.
-const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER;
-/// The ones it does not (NEWPID, NEWTIME): EINVAL.
-const CLONE_NAMESPACES_MISSING: u64 = 0x2000_0000 | 0x80;
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID;
+/// The one it does not (NEWTIME): EINVAL.
+const CLONE_NAMESPACES_MISSING: u64 = 0x80;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
@@ -91,17 +92,31 @@ impl Task {
         if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0) || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0) {
             return Err(errno!(EINVAL));
         }
+        // What the child's new namespaces belong to: its new user namespace, or
+        // the one it shares with this process.
+        let owner = user_ns.clone().unwrap_or_else(|| self.tg.user_ns());
+        // The PID namespace the child is in: a thread in its process's, a
+        // process in the one for children (or a new one nested in it). A
+        // namespace's init may not make siblings (CLONE_PARENT).
+        let for_children = self.ns.pid_children.clone().unwrap_or_else(|| self.tg.pid_ns.clone());
+        if f & CLONE_THREAD != 0 && (f & CLONE_NEWPID != 0 || !Arc::ptr_eq(&for_children, &self.tg.pid_ns)) {
+            return Err(errno!(EINVAL));
+        }
+        if f & CLONE_PARENT != 0 && self.tg.pid_ns.is_init(&self.tg) {
+            return Err(errno!(EINVAL));
+        }
+        let child_pid_ns = if f & CLONE_NEWPID != 0 { PidNamespace::child(&for_children, owner.clone())? } else { for_children };
         // A pidfd names a process, not a thread (before Linux 6.9).
         if f & CLONE_PIDFD != 0 && f & (CLONE_THREAD | CLONE_DETACHED) != 0 {
             return Err(errno!(EINVAL));
         }
         self.check_nproc()?;
-        let tid = self.pid_ns().alloc()?;
+        let tid = child_pid_ns.alloc()?;
         let tg = if f & CLONE_THREAD != 0 {
             self.tg.clone()
         } else {
             let parent = if f & CLONE_PARENT != 0 { self.tg.parent().unwrap_or_else(|| self.tg.clone()) } else { self.tg.clone() };
-            let child = self.tg.forked(tid, parent);
+            let child = self.tg.forked(tid, parent, child_pid_ns.clone());
             if let Some(ns) = &user_ns {
                 child.enter_user_ns(ns.clone());
             }
@@ -159,9 +174,6 @@ impl Task {
             MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
-        // What the child's new namespaces belong to: its new user namespace, or
-        // the one it shares with this process.
-        let owner = user_ns.clone().unwrap_or_else(|| self.tg.user_ns());
         let fs = if f & CLONE_FS != 0 {
             self.fs.clone()
         } else if f & CLONE_NEWNS != 0 {
@@ -174,7 +186,7 @@ impl Task {
             mm_source,
             fds,
             fs,
-            ns: self.ns.unshared(f, &owner),
+            ns: Namespaces { pid_children: None, ..self.ns.unshared(f, &owner) },
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),
@@ -182,10 +194,10 @@ impl Task {
         };
 
         // Make the child visible before it can run, so signals and waits see it.
-        self.pid_ns().register_thread(tid, &thread);
+        tg.pid_ns.register_thread(tid, &thread);
         tg.state().threads.push(thread.clone());
         if f & CLONE_THREAD == 0 {
-            self.pid_ns().register_group(tid, &tg);
+            tg.pid_ns.register_group(tid, &tg);
             if let Some(p) = tg.parent() {
                 p.state().children.push(tg.clone());
             }
@@ -193,7 +205,7 @@ impl Task {
         // The ids must be in place before the child can run (and exit, and clear
         // them for a joiner), as on Linux.
         if f & CLONE_PARENT_SETTID != 0 {
-            let _ = self.mm.write_obj(UserRef::<i32>::new(args.parent_tid), &tid);
+            let _ = self.mm.write_obj(UserRef::<i32>::new(args.parent_tid), &self.vnr(tid));
         }
         // The pidfd is the parent's (close-on-exec) before the child runs; a bad
         // address undoes the clone.
@@ -223,7 +235,7 @@ impl Task {
         if f & CLONE_VFORK != 0 {
             let _ = self.block_until(None, || tg.state().vfork_done || tg.state().zombie.is_some());
         }
-        Ok(tid)
+        Ok(self.vnr(tid))
     }
 
     fn install_pidfd(&self, tg: &Arc<ThreadGroup>, at: UserAddr) -> SysResult<crate::vfs::Fd> {
@@ -244,7 +256,7 @@ impl Task {
             return Ok(());
         }
         let limit = self.tg.rlimit(RLIMIT_NPROC).cur;
-        let mine: usize = self.pid_ns().groups().iter().filter(|g| g.creds().uid == creds.uid).map(|g| g.state().threads.len()).sum();
+        let mine: usize = self.tg.container.pid_ns.groups().iter().filter(|g| g.creds().uid == creds.uid).map(|g| g.state().threads.len()).sum();
         let mine = mine as u64;
         if mine >= limit { Err(errno!(EAGAIN)) } else { Ok(()) }
     }
@@ -298,14 +310,24 @@ impl Task {
             return Err(errno!(EINVAL));
         }
         let user_ns = self.new_user_ns(flags)?;
+        let owner = user_ns.clone().unwrap_or_else(|| self.tg.user_ns());
+        // A new PID namespace is for the children to come, once per namespace
+        // the caller is in (Linux's copy_pid_ns).
+        let pid_children = if flags & CLONE_NEWPID != 0 {
+            if self.ns.pid_children.as_ref().is_some_and(|c| !Arc::ptr_eq(c, &self.tg.pid_ns)) {
+                return Err(errno!(EINVAL));
+            }
+            Some(PidNamespace::child(&self.tg.pid_ns, owner.clone())?)
+        } else {
+            self.ns.pid_children.clone()
+        };
         if flags & CLONE_FILES != 0 {
             self.fds = Arc::new(self.fds.fork());
         }
         if let Some(ns) = user_ns {
             self.tg.enter_user_ns(ns);
         }
-        let owner = self.tg.user_ns();
-        self.ns = self.ns.unshared(flags, &owner);
+        self.ns = Namespaces { pid_children, ..self.ns.unshared(flags, &owner) };
         // A new mount namespace implies an fs context of this thread's own.
         if flags & CLONE_NEWNS != 0 {
             self.fs = Arc::new(self.fs.fork_with_new_mounts(owner));
@@ -337,7 +359,9 @@ impl Task {
             MmSource::Copy(mm) => (Arc::new(mm), platform.new_context(), Placement::Host),
         };
         if let Some(at) = spec.set_child_tid {
-            let _ = mm.write_obj(UserRef::<i32>::new(at), &tid);
+            // The id the child sees.
+            let own = spec.thread.tg.pid_ns.local_id(tid).unwrap_or(tid);
+            let _ = mm.write_obj(UserRef::<i32>::new(at), &own);
         }
         let resources = super::Resources { mm, fds: spec.fds, fs: spec.fs, ns: spec.ns };
         // Published before the parent returns from clone, so /proc/<pid> (cmdline,

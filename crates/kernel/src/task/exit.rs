@@ -104,12 +104,42 @@ impl Task {
             crate::tty::session_leader_exit(self);
             self.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
             let status = self.tg.state().exiting.unwrap_or(status);
+            if self.tg.pid_ns.is_init(&self.tg) {
+                self.zap_pid_namespace();
+            }
             // The semaphore adjustments of its SEM_UNDO operations, in its IPC namespace.
             self.ns.ipc.sem.exit(self.tg.tgid);
             group_died(&self.kernel, &self.tg, status);
         } else {
             // An exec waiting for its siblings to leave, or a dying group.
             self.tg.wake_all();
+        }
+    }
+
+    /// A nested PID namespace's init is ending, and the namespace with it (Linux's
+    /// zap_pid_ns_processes): no process may join it any more, every other one
+    /// in it is killed, and the init reaps its children (the others' orphans
+    /// come to it) until every other one has ended, before its parent hears.
+    fn zap_pid_namespace(&self) {
+        let ns = self.tg.pid_ns.clone();
+        ns.close();
+        let others = || ns.groups().into_iter().filter(|g| !Arc::ptr_eq(g, &self.tg)).collect::<Vec<_>>();
+        for g in others() {
+            signals::group_exit(&g, ExitStatus::killed_by(consts::SIGKILL));
+        }
+        loop {
+            for g in others() {
+                g.wait_zombie(None);
+            }
+            let children = self.tg.state().children.clone();
+            for child in children.iter().filter(|c| c.state().zombie.is_some()) {
+                self.reap(child);
+            }
+            // Done when only zombies others will reap are left.
+            let mine = !self.tg.state().children.is_empty();
+            if !mine && others().iter().all(|g| g.state().zombie.is_some()) {
+                break;
+            }
         }
     }
 
@@ -132,7 +162,8 @@ impl Task {
         let (Some(first), Some(offset), Some(pending)) = (read(head), head.add(8).ok().and_then(read), head.add(16).ok().and_then(read)) else {
             return;
         };
-        let tid = self.tid() as u32;
+        // The owner ids in futex words are the ones the thread sees.
+        let tid = self.vnr(self.tid()) as u32;
         let mut entry = first;
         for _ in 0..ROBUST_LIST_LIMIT {
             if entry == head.get() || entry == 0 {
@@ -187,7 +218,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     };
     tg.exit_waiters.notify();
     if !children.is_empty() {
-        let heir = reaper_for(kernel, parent.as_ref(), &tg.container);
+        let heir = reaper_for(kernel, parent.as_ref(), tg);
         for child in &children {
             child.state().parent = heir.clone();
             for th in child.threads() {
@@ -223,17 +254,25 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     }
 }
 
-/// Where orphans go: the nearest live subreaper ancestor, else their
-/// container's init, else the sandbox's first.
-fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, container: &super::Container) -> Option<Arc<ThreadGroup>> {
-    let mut at = parent.cloned();
+/// Where the orphans of `tg` go: the nearest live subreaper ancestor in its
+/// PID namespace, else the namespace's init (for a nested namespace's own init,
+/// the enclosing one's), else their container's init, else the sandbox's first.
+fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, tg: &Arc<ThreadGroup>) -> Option<Arc<ThreadGroup>> {
+    let mut at = parent.cloned().filter(|p| Arc::ptr_eq(&p.pid_ns, &tg.pid_ns));
     while let Some(p) = at {
         let st = p.state();
         if st.subreaper && st.zombie.is_none() {
             drop(st);
             return Some(p);
         }
-        at = st.parent.clone();
+        at = st.parent.clone().filter(|p| Arc::ptr_eq(&p.pid_ns, &tg.pid_ns));
     }
-    container.init().or_else(|| kernel.root_container.init())
+    let mut ns = Some(&tg.pid_ns);
+    while let Some(n) = ns {
+        if let Some(init) = n.init().filter(|i| !Arc::ptr_eq(i, tg)) {
+            return Some(init);
+        }
+        ns = n.parent.as_ref();
+    }
+    tg.container.init().or_else(|| kernel.root_container.init())
 }

@@ -70,9 +70,21 @@ pub struct Task {
 }
 
 impl Task {
-    /// The PID namespace the task is in (its container's): the ids it sees.
-    pub fn pid_ns(&self) -> &PidNamespace {
-        &self.tg.container.pid_ns
+    /// The PID namespace the task is in: the ids it names and sees are its.
+    pub fn pid_ns(&self) -> &Arc<PidNamespace> {
+        &self.tg.pid_ns
+    }
+
+    /// The id the task sees for table id `id` (a thread, a process, a process
+    /// group or session): 0 for one outside its PID namespace (Linux's pid_vnr).
+    pub fn vnr(&self, id: i32) -> i32 {
+        self.tg.pid_ns.local_id(id).unwrap_or(0)
+    }
+
+    /// The table id of what the task names `nr` in its PID namespace; 0 (no
+    /// task's) when nothing there has that id.
+    pub fn find_vpid(&self, nr: i32) -> i32 {
+        self.tg.pid_ns.table_id(nr).unwrap_or(0)
     }
 
     pub fn new(kernel: Arc<Kernel>, thread: Arc<Thread>, r: Resources, cpu: CpuState, ctx: Box<dyn Context>) -> Task {

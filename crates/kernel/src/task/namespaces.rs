@@ -74,6 +74,9 @@ pub struct Namespaces {
     pub uts: Arc<UtsNamespace>,
     pub ipc: Arc<IpcNamespace>,
     pub net: Arc<NetNamespace>,
+    /// The PID namespace its children will be in, when not its own (after
+    /// unshare(CLONE_NEWPID) or setns to a nested one).
+    pub pid_children: Option<Arc<super::PidNamespace>>,
 }
 
 impl Namespaces {
@@ -85,6 +88,7 @@ impl Namespaces {
             uts: if flags & CLONE_NEWUTS != 0 { UtsNamespace::new(self.uts.names().clone(), owner.clone()) } else { self.uts.clone() },
             ipc: if flags & CLONE_NEWIPC != 0 { IpcNamespace::new(owner.clone()) } else { self.ipc.clone() },
             net: if flags & CLONE_NEWNET != 0 { NetNamespace::new(owner.clone()) } else { self.net.clone() },
+            pid_children: self.pid_children.clone(),
         }
     }
 }
@@ -139,9 +143,10 @@ impl super::Task {
                 Namespace::Uts(u) => may(&u.owner),
                 Namespace::Ipc(i) => may(&i.owner),
                 Namespace::Net(n) => may(&n.owner),
-                // Only the process's own PID namespace (nesting is not offered).
-                Namespace::Pid(pid_ns) if !Arc::ptr_eq(pid_ns, &self.tg.container.pid_ns) => return error!(EINVAL),
-                Namespace::Pid(_) | Namespace::Sole(_) => caps >> CAP_SYS_ADMIN & 1 != 0,
+                // Its children's: the process's own PID namespace or one nested in it.
+                Namespace::Pid(pid_ns) if !pid_ns.is_within(&self.tg.pid_ns) => return error!(EINVAL),
+                Namespace::Pid(pid_ns) => may(&pid_ns.owner),
+                Namespace::Sole(_) => caps >> CAP_SYS_ADMIN & 1 != 0,
                 Namespace::User(_) => true,
             };
             if !allowed {
@@ -163,9 +168,9 @@ impl super::Task {
                 Namespace::Uts(uts) => self.ns.uts = uts,
                 Namespace::Ipc(ipc) => self.ns.ipc = ipc,
                 Namespace::Net(net) => self.ns.net = net,
-                // The process's own PID namespace, and the sandbox's one cgroup
-                // and time namespaces: no change.
-                Namespace::Pid(_) | Namespace::Sole(_) | Namespace::User(_) => {}
+                Namespace::Pid(pid_ns) => self.ns.pid_children = (!Arc::ptr_eq(&pid_ns, &self.tg.pid_ns)).then_some(pid_ns),
+                // The sandbox's one cgroup and time namespaces: no change.
+                Namespace::Sole(_) | Namespace::User(_) => {}
             }
         }
         self.publish_resources();

@@ -71,10 +71,12 @@ impl SigInfo {
         self
     }
 
-    /// The signal as a receiver in user namespace `ns` gets it: a sender's uid
-    /// (kill, sigqueue, tgkill, a message queue's, SIGCHLD's) is the sandbox's
-    /// here, the receiver's namespace's there (Linux maps it when sending).
-    pub fn seen_from(mut self, ns: &super::UserNamespace) -> SigInfo {
+    /// The signal as a receiver in user namespace `ns` and PID namespace
+    /// `pid_ns` gets it: a sender's uid and pid (kill, sigqueue, tgkill, a
+    /// message queue's, SIGCHLD's) are the sandbox's and the table's here, the
+    /// receiver's namespaces' there (a pid it cannot see is 0), as Linux maps
+    /// them when sending.
+    pub fn seen_from(mut self, ns: &super::UserNamespace, pid_ns: &super::PidNamespace) -> SigInfo {
         const SI_USER: i32 = 0;
         const SI_QUEUE: i32 = -1;
         const SI_MESGQ: i32 = -3;
@@ -83,6 +85,10 @@ impl SigInfo {
         if has_uid && !ns.is_initial() {
             let uid = ns.show_uid((self.fields[0] >> 32) as u32);
             self.fields[0] = (self.fields[0] & 0xffff_ffff) | (u64::from(uid) << 32);
+        }
+        if has_uid && pid_ns.level > 0 {
+            let pid = pid_ns.local_id(self.fields[0] as u32 as i32).unwrap_or(0);
+            self.fields[0] = (self.fields[0] & !0xffff_ffff) | u64::from(pid as u32);
         }
         self
     }
@@ -277,8 +283,9 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) -> bool {
     deliver(tg, None, info)
 }
 
-/// The live (not yet zombie) processes of process group `pgid`.
-pub fn process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32) -> Vec<Arc<ThreadGroup>> {
+/// The live (not yet zombie) processes of process group `pgid` (a table id)
+/// visible in `pid_ns`.
+pub fn process_group(pid_ns: &Arc<super::PidNamespace>, pgid: i32) -> Vec<Arc<ThreadGroup>> {
     pid_ns
         .groups()
         .into_iter()
@@ -290,7 +297,7 @@ pub fn process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32) -> Vec<Arc
 }
 
 /// Sends a signal to every live process of process group `pgid`.
-pub fn send_to_process_group(pid_ns: &super::pid_ns::PidNamespace, pgid: i32, info: SigInfo) {
+pub fn send_to_process_group(pid_ns: &Arc<super::PidNamespace>, pgid: i32, info: SigInfo) {
     for g in process_group(pid_ns, pgid) {
         send_to_group(&g, info);
     }
@@ -305,7 +312,7 @@ pub fn send_to_thread(th: &Arc<Thread>, info: SigInfo) -> bool {
 /// is dying).
 fn deliver(tg: &Arc<ThreadGroup>, target: Option<&Arc<Thread>>, info: SigInfo) -> bool {
     let signo = info.signo();
-    let info = info.seen_from(&tg.user_ns());
+    let info = info.seen_from(&tg.user_ns(), &tg.pid_ns);
     {
         let st = tg.state();
         if st.zombie.is_some() || st.exiting.is_some() {

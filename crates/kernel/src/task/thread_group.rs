@@ -289,6 +289,8 @@ pub struct ThreadGroup {
     pub exit_signal: std::sync::atomic::AtomicU32,
     /// The container it belongs to (inherited by fork).
     pub container: Arc<super::Container>,
+    /// The PID namespace it is in: its container's, or one nested in it.
+    pub pid_ns: Arc<super::PidNamespace>,
 }
 
 impl ThreadGroup {
@@ -329,13 +331,15 @@ impl ThreadGroup {
             exit_waiters: Default::default(),
             dead_io: IoCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
+            pid_ns: container.pid_ns.clone(),
             container,
         }
     }
 
-    /// A child made by fork: same credentials, limits, dispositions, groups.
-    pub fn forked(&self, tgid: i32, parent: Arc<ThreadGroup>) -> ThreadGroup {
-        let tg = ThreadGroup::new(tgid, Some(parent), self.creds(), self.exe.lock().unwrap_or_else(|e| e.into_inner()).clone(), self.container.clone());
+    /// A child made by fork, in PID namespace `pid_ns`: same credentials,
+    /// limits, dispositions, groups.
+    pub fn forked(&self, tgid: i32, parent: Arc<ThreadGroup>, pid_ns: Arc<super::PidNamespace>) -> ThreadGroup {
+        let tg = ThreadGroup { pid_ns, ..ThreadGroup::new(tgid, Some(parent), self.creds(), self.exe.lock().unwrap_or_else(|e| e.into_inner()).clone(), self.container.clone()) };
         {
             let mine = self.state();
             let mut st = tg.state();

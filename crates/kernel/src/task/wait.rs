@@ -27,6 +27,7 @@ pub struct WaitOptions {
 /// What a wait found.
 #[derive(Clone, Copy, Debug)]
 pub struct WaitResult {
+    /// The child's id as the waiter sees it (found before the child is reaped).
     pub pid: i32,
     pub uid: u32,
     /// The wait4 status word.
@@ -79,6 +80,7 @@ impl Task {
             }
             matched = true;
             let uid = child.creds().uid;
+            let pid = self.vnr(child.tgid);
             if let (Some(status), true) = (st.zombie, opts.exited) {
                 drop(st);
                 if !opts.nowait {
@@ -92,20 +94,20 @@ impl Task {
                     mine.children += cpu;
                     mine.children_maxrss_kib = mine.children_maxrss_kib.max(maxrss_kib);
                 }
-                return Ok(Some(WaitResult { pid: child.tgid, uid, status: status.wait_status(), code, si_status, cpu, maxrss_kib }));
+                return Ok(Some(WaitResult { pid, uid, status: status.wait_status(), code, si_status, cpu, maxrss_kib }));
             }
             match st.report {
                 Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu: Default::default(), maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu: Default::default(), maxrss_kib: 0 }));
                 }
                 Some(StopReport::Continued) if opts.continued && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid: child.tgid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu: Default::default(), maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu: Default::default(), maxrss_kib: 0 }));
                 }
                 _ => {}
             }
@@ -151,7 +153,7 @@ impl Task {
                     p.reported = true;
                 }
                 let code = super::ptrace::CLD_TRAPPED;
-                return Some(Some(WaitResult { pid: tid, uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), maxrss_kib: 0 }));
+                return Some(Some(WaitResult { pid: self.vnr(tid), uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), maxrss_kib: 0 }));
             }
             let Some(status) = p.exited else { continue };
             drop(p);
@@ -162,12 +164,12 @@ impl Task {
                 self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
             }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
-            return Some(Some(WaitResult { pid: tid, uid, status, code, si_status, cpu: Default::default(), maxrss_kib: 0 }));
+            return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), maxrss_kib: 0 }));
         }
         matched.then_some(None)
     }
 
-    fn reap(&self, child: &Arc<ThreadGroup>) {
+    pub(super) fn reap(&self, child: &Arc<ThreadGroup>) {
         self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
         self.pid_ns().release_group(child);
     }

@@ -77,6 +77,7 @@ fn set_foreground(t: &Task, term: &Arc<Terminal>, pgrp: i32) -> SysResult<()> {
     if pgrp < 0 {
         return error!(EINVAL);
     }
+    let pgrp = t.find_vpid(pgrp);
     let sid = t.tg.state().sid;
     let exists = t.pid_ns().groups().iter().any(|g| {
         let st = g.state();

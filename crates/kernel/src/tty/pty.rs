@@ -237,7 +237,8 @@ fn common_ioctl(t: &Task, term: &Arc<Terminal>, request: u32, arg: u64) -> SysRe
         }
         TIOCGPGRP => {
             super::require_controlling(t, term)?;
-            write(t, arg, &term.lock().fg_pgrp).map(|()| 0)
+            let fg = term.lock().fg_pgrp;
+            write(t, arg, &t.vnr(fg)).map(|()| 0)
         }
         TIOCSPGRP => {
             let pgrp: i32 = t.mm.read_obj(UserRef::new(UserAddr(arg)))?;
@@ -245,7 +246,8 @@ fn common_ioctl(t: &Task, term: &Arc<Terminal>, request: u32, arg: u64) -> SysRe
         }
         TIOCGSID => {
             super::require_controlling(t, term)?;
-            write(t, arg, &term.lock().session).map(|()| 0)
+            let session = term.lock().session;
+            write(t, arg, &t.vnr(session)).map(|()| 0)
         }
         TIOCSCTTY => super::make_controlling(t, term, arg == 1).map(|()| 0),
         TIOCNOTTY => super::give_up_controlling(t, term).map(|()| 0),

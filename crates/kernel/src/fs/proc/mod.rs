@@ -118,6 +118,15 @@ pub(super) struct Proc {
     pub th: Option<Arc<Thread>>,
     /// Its address space, fds and fs context; None once it has exited.
     pub res: Option<Resources>,
+    /// The PID namespace of the /proc it is seen through, whose ids it shows.
+    pub ns: Arc<PidNamespace>,
+}
+
+impl Proc {
+    /// The id this /proc shows for table id `id` (0: not visible in it).
+    pub fn local(&self, id: i32) -> i32 {
+        self.ns.local_id(id).unwrap_or(0)
+    }
 }
 
 fn parse_num(name: &[u8]) -> Option<i32> {
@@ -159,7 +168,7 @@ impl ProcFs {
             Some(th) => th.resources(),
             None => None,
         };
-        Ok(Proc { k, tg, th, res })
+        Ok(Proc { k, tg, th, res, ns: self.pid_ns.clone() })
     }
 
     /// The /proc/[name] entry for a process or thread id, if it exists.
@@ -168,7 +177,7 @@ impl ProcFs {
             return Some(Target { tgid: id, tid: id, thread_view: false });
         }
         let th = self.pid_ns.thread(id)?;
-        Some(Target { tgid: th.tg.tgid, tid: id, thread_view: false })
+        Some(Target { tgid: self.pid_ns.local_id(th.tg.tgid)?, tid: id, thread_view: false })
     }
 
     fn attrs(&self, ino: u64, mode: u32) -> Attrs {
@@ -247,7 +256,7 @@ impl ProcInode {
                 }
                 out.push(entry(Node::SelfLink, b"self".to_vec()));
                 out.push(entry(Node::ThreadSelf, b"thread-self".to_vec()));
-                let mut ids: Vec<i32> = fs.pid_ns.groups().iter().map(|g| g.tgid).collect();
+                let mut ids: Vec<i32> = fs.pid_ns.groups().iter().filter_map(|g| fs.pid_ns.local_id(g.tgid)).collect();
                 ids.sort_unstable();
                 for id in ids {
                     out.push(entry(Node::PidDir(Target { tgid: id, tid: id, thread_view: false }), id.to_string().into_bytes()));
@@ -261,7 +270,7 @@ impl ProcInode {
             }
             Node::Entry(t, PidEntry::Task) => {
                 let p = fs.resolve(t)?;
-                let mut tids: Vec<i32> = p.tg.threads().iter().map(|th| th.tid()).collect();
+                let mut tids: Vec<i32> = p.tg.threads().iter().map(|th| p.local(th.tid())).collect();
                 tids.sort_unstable();
                 Ok(tids
                     .into_iter()
@@ -413,11 +422,13 @@ impl Inode for ProcInode {
         match self.node {
             Node::SelfLink => {
                 let th = current().ok_or_else(|| errno!(ENOENT))?;
-                Ok(th.tg.tgid.to_string().into_bytes())
+                let tgid = self.fs.pid_ns.local_id(th.tg.tgid).ok_or_else(|| errno!(ENOENT))?;
+                Ok(tgid.to_string().into_bytes())
             }
             Node::ThreadSelf => {
                 let th = current().ok_or_else(|| errno!(ENOENT))?;
-                Ok(format!("{}/task/{}", th.tg.tgid, th.tid()).into_bytes())
+                let local = |id| self.fs.pid_ns.local_id(id).ok_or_else(|| errno!(ENOENT));
+                Ok(format!("{}/task/{}", local(th.tg.tgid)?, local(th.tid())?).into_bytes())
             }
             Node::Static(i) => system::link_target(i).map(|s| s.as_bytes().to_vec()).ok_or_else(|| errno!(EINVAL)),
             Node::Entry(t, PidEntry::Exe) => {

@@ -241,7 +241,9 @@ pub(super) fn fdinfo_generator(fs: &Arc<ProcFs>, t: Target, fd: i32) -> Generato
         let ino = file.stat().map(|s| s.st_ino).unwrap_or(0);
         let mut text = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n");
         if let Some(pidfd) = crate::fs::pidfd::PidFd::of(&file) {
+            // As this /proc sees it (0: outside its namespace; -1: reaped).
             let pid = pidfd.pid();
+            let pid = if pid < 0 { pid } else { fs.pid_ns.local_id(pid).unwrap_or(0) };
             text.push_str(&format!("Pid:\t{pid}\nNSpid:\t{pid}\n"));
         }
         Ok(text.into_bytes())
@@ -284,7 +286,7 @@ pub fn processes(k: &Arc<crate::Kernel>, container: &Arc<crate::task::Container>
         .map(|tg| {
             let th = tg.threads().into_iter().next();
             let res = th.as_ref().and_then(|t| t.resources());
-            let p = Proc { k: k.clone(), tg, th, res };
+            let p = Proc { k: k.clone(), tg, th, res, ns: container.pid_ns.clone() };
             let args = cmdline(&p, false);
             let cmd = if args.is_empty() {
                 format!("[{}]", comm_of(&p))
@@ -553,10 +555,11 @@ fn signal_masks(p: &Proc) -> (u64, u64, u64, u64, u64) {
     (pending, shared, blocked, ignored, caught)
 }
 
+/// Its parent's, group's and session's ids, as this /proc shows them.
 fn ids(p: &Proc) -> (i32, i32, i32) {
     let st = p.tg.state();
-    let ppid = st.parent.as_ref().map(|g| g.tgid).unwrap_or(0);
-    (ppid, st.pgid, st.sid)
+    let ppid = st.parent.as_ref().map(|g| p.local(g.tgid)).unwrap_or(0);
+    (ppid, p.local(st.pgid), p.local(st.sid))
 }
 
 /// /proc/[pid]/stat (do_task_stat).
@@ -680,7 +683,7 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "Ngid:\t0");
     let _ = writeln!(s, "Pid:\t{}", t.tid);
     let _ = writeln!(s, "PPid:\t{ppid}");
-    let tracer = p.tg.container.pid_ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| g.tgid);
+    let tracer = p.ns.thread(t.tid).and_then(|th| th.ptrace().tracer()).map_or(0, |g| p.local(g.tgid));
     let _ = writeln!(s, "TracerPid:\t{tracer}");
     let ns = reader_user_ns();
     let [uid, euid, suid, fsuid] = [creds.uid, creds.euid, creds.suid, creds.fsuid].map(|id| ns.show_uid(id));
@@ -689,10 +692,16 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "Gid:\t{gid}\t{egid}\t{sgid}\t{fsgid}");
     let _ = writeln!(s, "FDSize:\t{fd_size}");
     let _ = writeln!(s, "Groups:\t{}", groups.iter().map(|g| format!("{} ", ns.show_gid(*g))).collect::<String>());
-    let _ = writeln!(s, "NStgid:\t{}", t.tgid);
-    let _ = writeln!(s, "NSpid:\t{}", t.tid);
-    let _ = writeln!(s, "NSpgid:\t{pgid}");
-    let _ = writeln!(s, "NSsid:\t{sid}");
+    // Its ids from this /proc's namespace down to its own.
+    let nested = |id: i32| p.ns.ids_from_here(id).iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\t");
+    let (st_pgid, st_sid) = {
+        let st = p.tg.state();
+        (st.pgid, st.sid)
+    };
+    let _ = writeln!(s, "NStgid:\t{}", nested(p.tg.tgid));
+    let _ = writeln!(s, "NSpid:\t{}", nested(p.th.as_ref().map_or(p.tg.tgid, |th| th.tid())));
+    let _ = writeln!(s, "NSpgid:\t{}", if pgid == 0 { "0".into() } else { nested(st_pgid) });
+    let _ = writeln!(s, "NSsid:\t{}", if sid == 0 { "0".into() } else { nested(st_sid) });
     if p.res.is_some() {
         let _ = writeln!(s, "VmPeak:\t{}", kb(vm.total));
         let _ = writeln!(s, "VmSize:\t{}", kb(vm.total));
