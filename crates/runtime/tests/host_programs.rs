@@ -376,3 +376,23 @@ $d/leak x > /dev/null 2> $d/lsan; echo "leak: $?"; grep -E '^(Direct leak|SUMMAR
     );
     same_as_native("ptrace_tools", &script, b"");
 }
+
+/// Container tools inside the sandbox: util-linux's unshare (a user namespace
+/// mapping root, a PID namespace with its own /proc) and bubblewrap, as root and
+/// as nobody (user, PID, mount, network, IPC, UTS and cgroup namespaces,
+/// pivot_root, /proc/sys bound read-only on itself, a tmpfs /dev of its own).
+#[test]
+fn unshare_and_bubblewrap() {
+    ensure_installed("bwrap", "bubblewrap");
+    same_as_native(
+        "unshare_and_bubblewrap",
+        "unshare -r id; unshare -r cat /proc/self/uid_map /proc/self/setgroups; \
+         unshare -fp --mount-proc sh -c 'echo $$; ps -o pid,ppid,comm'; \
+         unshare -Urfp --mount-proc sh -c 'id -u; echo $$; grep NSpid /proc/self/status'; \
+         bwrap --unshare-all --die-with-parent --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp --hostname inner -- \
+           sh -c 'id; hostname; echo pid $$; ls -A /tmp | wc -l; ls /proc >/tmp/p; grep -c \"^[0-9]\" /tmp/p; cat /proc/self/uid_map; \
+                  touch /proc/sys/x 2>/dev/null || echo /proc/sys read-only'; \
+         su nobody -s /bin/sh -c 'bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev -- sh -c \"id -u; echo \\$\\$; ls /dev\"'",
+        b"",
+    );
+}

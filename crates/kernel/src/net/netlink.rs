@@ -317,6 +317,24 @@ fn set_link(body: &[u8], others: &[InterfaceInfo], admin: bool) -> Result<(), Er
     if names_only && up { Ok(()) } else { Err(ErrnoCode::EOPNOTSUPP) }
 }
 
+/// RTM_NEWADDR: giving an interface an address it has already (bubblewrap
+/// adds 127.0.0.1/8 to a new namespace's `lo`, which is up with it from the
+/// start here) succeeds; any other address is EOPNOTSUPP.
+fn new_addr(body: &[u8], others: &[InterfaceInfo], admin: bool) -> Result<(), ErrnoCode> {
+    let (msg, attrs) = Ifaddrmsg::read_from_prefix(body).map_err(|_| ErrnoCode::EINVAL)?;
+    let i = interface::by_index(others, msg.index as i32).ok_or(ErrnoCode::ENODEV)?;
+    if !admin {
+        return Err(ErrnoCode::EPERM);
+    }
+    let value = attribute(attrs, IFA_LOCAL).or_else(|| attribute(attrs, IFA_ADDRESS)).ok_or(ErrnoCode::EINVAL)?;
+    let addr = match msg.family {
+        AF_INET => <[u8; 4]>::try_from(value).map(IpAddr::from).map_err(|_| ErrnoCode::EINVAL)?,
+        AF_INET6 => <[u8; 16]>::try_from(value).map(IpAddr::from).map_err(|_| ErrnoCode::EINVAL)?,
+        _ => return Err(ErrnoCode::EAFNOSUPPORT),
+    };
+    if i.addrs.contains(&(addr, msg.prefixlen)) { Ok(()) } else { Err(ErrnoCode::EOPNOTSUPP) }
+}
+
 /// The interface a single-link request names, by index or IFLA_IFNAME.
 fn named_link<'a>(body: &[u8], others: &'a [InterfaceInfo]) -> Option<Interface<'a>> {
     let (info, attrs) = Ifinfomsg::read_from_prefix(body).ok()?;
@@ -384,6 +402,7 @@ fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo
                 None => Err(ErrnoCode::EINVAL),
             },
             RTM_NEWLINK | RTM_SETLINK => set_link(body, others, admin),
+            RTM_NEWADDR => new_addr(body, others, admin),
             RTM_GETNSID => {
                 r.nsid();
                 Ok(())

@@ -212,11 +212,13 @@ fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// A tmpfs with the options `mode=`, `uid=` and `gid=` applied to its root and
+/// A tmpfs with the options `mode=`, `uid=` and `gid=` (ids in the mounter's
+/// user namespace) applied to its root, which is the mounter's otherwise, and
 /// `size=` (or `nr_blocks=`) enforced; inode limits and the rest of Linux's
 /// options are accepted; anything else is EINVAL.
 fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
     let (mut mode, mut attr, mut size) = (0o1777, SetAttr::default(), None);
+    let user_ns = t.tg.user_ns();
     for opt in options.split(|&b| b == b',').filter(|o| !o.is_empty()) {
         let (key, value) = match opt.iter().position(|&b| b == b'=') {
             Some(i) => (&opt[..i], std::str::from_utf8(&opt[i + 1..]).unwrap_or("")),
@@ -225,8 +227,8 @@ fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
         let number = |radix| u32::from_str_radix(value, radix).or(error!(EINVAL));
         match key {
             b"mode" => mode = number(8)? & 0o7777,
-            b"uid" => attr.uid = Some(number(10)?),
-            b"gid" => attr.gid = Some(number(10)?),
+            b"uid" => attr.uid = Some(user_ns.uid_arg(number(10)?)?),
+            b"gid" => attr.gid = Some(user_ns.gid_arg(number(10)?)?),
             b"size" => size = Some(parse_size(value).ok_or_else(|| errno!(EINVAL))?),
             b"nr_blocks" => size = Some(parse_size(value).and_then(|n| n.checked_mul(PAGE_SIZE)).ok_or_else(|| errno!(EINVAL))?),
             b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
@@ -237,7 +239,10 @@ fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
     // Linux's new_encode_dev with major 0.
     let dev = (minor & 0xff) | ((minor & !0xff) << 12);
     let root = Tmpfs::sized(t.kernel.memory.clone(), dev, size).root(mode);
-    if attr.uid.is_some() || attr.gid.is_some() {
+    let c = t.tg.creds();
+    attr.uid.get_or_insert(c.fsuid);
+    attr.gid.get_or_insert(c.fsgid);
+    if attr.uid != Some(0) || attr.gid != Some(0) {
         root.setattr(&attr)?;
     }
     Ok(root)

@@ -13,8 +13,8 @@ pub struct Container {
     /// Its mount namespace, where its processes start (`rvisor exec` too);
     /// a process may move to a copy of its own (unshare(CLONE_NEWNS)).
     pub mounts: Arc<MountNamespace>,
-    /// The PID namespace its processes are in. Namespaces are not nested: a
-    /// process sees only the processes of its own.
+    /// The PID namespace its processes are in (or in one nested in it): the
+    /// table of its tasks.
     pub pid_ns: Arc<PidNamespace>,
     /// Its first process, once loaded: orphans of the container go to it, and
     /// when it ends, so does every other process of the container.

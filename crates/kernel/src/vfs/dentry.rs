@@ -41,11 +41,13 @@ impl Dentry {
         self.inode.kind() == S_IFDIR
     }
 
-    /// The child called `name`, from the cache or the file system.
+    /// The child called `name`, from the cache or the file system. A mount
+    /// point is always found again, even in a directory whose lookups are not
+    /// cached (/proc/sys bound on itself, as bubblewrap does).
     pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
         let cache = self.inode.cache_lookups();
-        if cache {
-            if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade) {
+        if let Some(d) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade) {
+            if cache || d.mounted().is_some() {
                 recently_used(&d);
                 return Ok(d);
             }
@@ -125,8 +127,11 @@ impl Dentry {
         self.mounted.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn graft(&self, m: Arc<Mount>) {
+    fn graft(self: &Arc<Self>, m: Arc<Mount>) {
         *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+        if let Some(parent) = &self.parent {
+            parent.children.lock().unwrap_or_else(|e| e.into_inner()).insert(self.name.clone(), Arc::downgrade(self));
+        }
     }
 
     /// The path of this dentry from the root of its own mount.

@@ -72,6 +72,9 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys/kernel/ngroups_max", Sf::Text("65536\n")),
     ("sys/kernel/osrelease", Sf::Osrelease),
     ("sys/kernel/ostype", Sf::Text("Linux\n")),
+    // task::user_ns::OVERFLOW_ID: what an unmapped id shows as.
+    ("sys/kernel/overflowgid", Sf::Text("65534\n")),
+    ("sys/kernel/overflowuid", Sf::Text("65534\n")),
     // task::pid_ns::PID_MAX.
     ("sys/kernel/pid_max", Sf::Text("4194304\n")),
     ("sys/kernel/random", Sf::Dir),
