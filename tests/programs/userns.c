@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -237,6 +238,8 @@ static void unprivileged(void) {
     printf("waitid's si_uid: %d si_status %d\n", si.si_uid, si.si_status);
     at(p, "root-file");
     show("open a root 0600 file", open(p, O_RDONLY));
+    // Capabilities in its own user namespace are none over the parent's IPC objects.
+    show("shmget of root's 0600 segment for reading", shmget(0x5151, 0, 0400));
     show("unshare net", unshare(CLONE_NEWNET));
     show("unshare user and mount together", unshare(CLONE_NEWUSER | CLONE_NEWNS));
     ids("nested");
@@ -301,12 +304,14 @@ int main(int argc, char **argv) {
     chmod(dir, 0777);
     parent_map();
 
+    int shm = shmget(0x5151, 4096, IPC_CREAT | 0600);
     pid = fork();
     if (pid == 0) {
         unprivileged();
         _exit(0);
     }
     finish(pid);
+    shmctl(shm, IPC_RMID, NULL);
 
     pid = fork();
     if (pid == 0) {

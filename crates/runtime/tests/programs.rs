@@ -771,6 +771,7 @@ fn user_namespaces() {
             expect_stdout_has_line(o, "child after setuid 5: uid 5 euid 5 gid 0 egid 0 caps none"),
             expect_stdout_has_line(o, "made-by-5 owned by 100005:0"),
             expect_stdout_has_line(o, "mapped: uid 0 euid 0 gid 0 egid 0 caps all"),
+            expect_stdout_has_line(o, "shmget of root's 0600 segment for reading: -1 EACCES"),
             expect_stdout_has_line(o, "nested 33 deep, then ENOSPC"),
         ])
     });

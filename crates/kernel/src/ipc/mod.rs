@@ -7,9 +7,9 @@ pub mod msg;
 pub mod sem;
 pub mod shm;
 
-use crate::task::ThreadGroup;
+use crate::task::{ThreadGroup, UserNamespace};
 use rvisor_abi::{errno, SysResult};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `IPC_PRIVATE`: a key that always makes a new object.
@@ -56,7 +56,9 @@ impl Ipc64Perm {
 
     /// Linux's ipcperms: whether `tg` may access the object as `flags`' permission
     /// bits ask (read 4, write 2, in any of the three positions).
-    pub fn allows(&self, tg: &ThreadGroup, flags: i32) -> bool {
+    /// Capabilities count over the IPC namespace, in the user namespace `owner`
+    /// that owns it.
+    pub fn allows(&self, tg: &ThreadGroup, owner: &Arc<UserNamespace>, flags: i32) -> bool {
         let requested = ((flags >> 6) | (flags >> 3) | flags) as u32 & 0o7;
         let c = tg.creds();
         let granted = if c.euid == self.cuid || c.euid == self.uid {
@@ -66,14 +68,14 @@ impl Ipc64Perm {
         } else {
             self.mode
         };
-        requested & !granted & 0o7 == 0 || tg.capable(CAP_IPC_OWNER)
+        requested & !granted & 0o7 == 0 || tg.capable_in(owner, CAP_IPC_OWNER)
     }
 
     /// Whether `tg` may change or remove the object (IPC_SET, IPC_RMID): its owner,
     /// its creator, or CAP_SYS_ADMIN.
-    pub fn may_change(&self, tg: &ThreadGroup) -> bool {
+    pub fn may_change(&self, tg: &ThreadGroup, owner: &Arc<UserNamespace>) -> bool {
         let euid = tg.creds().euid;
-        euid == self.uid || euid == self.cuid || tg.capable(CAP_SYS_ADMIN)
+        euid == self.uid || euid == self.cuid || tg.capable_in(owner, CAP_SYS_ADMIN)
     }
 }
 
@@ -110,11 +112,13 @@ pub enum StatBy {
 /// reused slot gets a new id. A leaf lock.
 pub struct Namespace<T> {
     reg: Mutex<Registry<T>>,
+    /// The user namespace that owns the IPC namespace.
+    owner: Arc<UserNamespace>,
 }
 
-impl<T> Default for Namespace<T> {
-    fn default() -> Self {
-        Namespace { reg: Mutex::new(Registry { slots: Vec::new(), seqs: Vec::new() }) }
+impl<T> Namespace<T> {
+    pub fn new(owner: Arc<UserNamespace>) -> Self {
+        Namespace { reg: Mutex::new(Registry { slots: Vec::new(), seqs: Vec::new() }), owner }
     }
 }
 
@@ -185,7 +189,7 @@ impl<T: IpcObject> Namespace<T> {
                         return Err(errno!(EEXIST));
                     }
                     fits(o)?;
-                    if !o.perm().allows(tg, flags) {
+                    if !o.perm().allows(tg, &self.owner, flags) {
                         return Err(errno!(EACCES));
                     }
                     return Ok(Registry::id_of(idx, o));
@@ -224,7 +228,7 @@ impl<T: IpcObject> Namespace<T> {
                     (Registry::id_of(idx, o), o)
                 }
             };
-            if by != StatBy::IndexAny && !o.perm().allows(tg, S_IRUGO) {
+            if by != StatBy::IndexAny && !o.perm().allows(tg, &self.owner, S_IRUGO) {
                 return Err(errno!(EACCES));
             }
             Ok((ret, o.status()))
@@ -235,7 +239,7 @@ impl<T: IpcObject> Namespace<T> {
     /// `more` sets what else the kind takes.
     pub fn set(&self, tg: &ThreadGroup, id: i32, new: &Ipc64Perm, now: i64, more: impl FnOnce(&mut T) -> SysResult<()>) -> SysResult<()> {
         self.lookup(id, |o| {
-            if !o.perm().may_change(tg) {
+            if !o.perm().may_change(tg, &self.owner) {
                 return Err(errno!(EPERM));
             }
             more(o)?;
@@ -253,7 +257,7 @@ impl<T: IpcObject> Namespace<T> {
     pub fn remove(&self, tg: &ThreadGroup, id: i32, now: i64, keep: impl FnOnce(&mut T) -> bool) -> SysResult<Option<T>> {
         self.with(|reg| {
             let o = reg.get(id).ok_or_else(|| errno!(EINVAL))?;
-            if !o.perm().may_change(tg) {
+            if !o.perm().may_change(tg, &self.owner) {
                 return Err(errno!(EPERM));
             }
             o.changed(now);

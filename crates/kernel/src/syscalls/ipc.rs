@@ -91,7 +91,7 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
     let want = if rdonly { S_IRUGO } else { S_IRUGO | S_IWUGO };
     t.ns.ipc.shm.sweep();
     let (pages, size) = t.ns.ipc.shm.lookup(id, |s| {
-        if !s.ds.perm.allows(&t.tg, want) {
+        if !s.ds.perm.allows(&t.tg, &t.ns.ipc.owner, want) {
             return error!(EACCES);
         }
         Ok((s.pages.clone(), s.ds.segsz))
@@ -162,7 +162,7 @@ pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
             })
             .map(|_| 0),
         c @ (SHM_LOCK | SHM_UNLOCK) => shm.lookup(id, |s| {
-            if !s.ds.perm.may_change(&t.tg) {
+            if !s.ds.perm.may_change(&t.tg, &t.ns.ipc.owner) {
                 return error!(EPERM);
             }
             // The memory file is never swapped: locking only shows in the mode.
@@ -237,7 +237,7 @@ fn semop(t: &mut Task, id: i32, sops: UserAddr, nsops: usize, timeout: Option<st
         if ops.iter().any(|o| o.num as u64 >= set.ds.nsems) {
             return error!(EFBIG);
         }
-        if !set.ds.perm.allows(&t.tg, if alter { S_IWUGO } else { S_IRUGO }) {
+        if !set.ds.perm.allows(&t.tg, &t.ns.ipc.owner, if alter { S_IWUGO } else { S_IRUGO }) {
             return error!(EACCES);
         }
         match set.apply(&ops, pid, now_secs(t))? {
@@ -341,7 +341,7 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
         }
         GETALL => {
             let vals: Vec<u16> = t.ns.ipc.sem.lookup(id, |s| {
-                if !s.ds.perm.allows(&t.tg, S_IRUGO) {
+                if !s.ds.perm.allows(&t.tg, &t.ns.ipc.owner, S_IRUGO) {
                     return error!(EACCES);
                 }
                 Ok(s.sems.iter().map(|x| x.val as u16).collect())
@@ -354,7 +354,7 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
             let mut vals = vec![0u16; n];
             t.mm.read_bytes(buf, vals.as_mut_slice().as_mut_bytes())?;
             let queue = t.ns.ipc.sem.lookup(id, |s| {
-                if !s.ds.perm.allows(&t.tg, S_IWUGO) {
+                if !s.ds.perm.allows(&t.tg, &t.ns.ipc.owner, S_IWUGO) {
                     return error!(EACCES);
                 }
                 if vals.len() != s.sems.len() || vals.iter().any(|&v| v as i32 > SEMVMX) {
@@ -371,7 +371,7 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
             let r = t.ns.ipc.sem.lookup(id, |s| {
                 let n = usize::try_from(num).ok().filter(|&n| n < s.sems.len()).ok_or_else(|| errno!(EINVAL))?;
                 let need = if c == SETVAL { S_IWUGO } else { S_IRUGO };
-                if !s.ds.perm.allows(&t.tg, need) {
+                if !s.ds.perm.allows(&t.tg, &t.ns.ipc.owner, need) {
                     return error!(EACCES);
                 }
                 Ok(match c {
@@ -436,7 +436,7 @@ pub fn sys_msgsnd(t: &mut Task, id: i32, msgp: UserAddr, size: i64, flags: i32) 
     t.mm.read_bytes(msgp.add(8)?, &mut data)?;
     let pid = t.tg.tgid;
     let attempt = |q: &mut MsgQueue| {
-        if !q.ds.perm.allows(&t.tg, S_IWUGO) {
+        if !q.ds.perm.allows(&t.tg, &t.ns.ipc.owner, S_IWUGO) {
             return error!(EACCES);
         }
         if q.fits(data.len()) {
@@ -468,7 +468,7 @@ pub fn sys_msgrcv(t: &mut Task, id: i32, msgp: UserAddr, size: i64, msgtyp: i64,
     };
     let pid = t.tg.tgid;
     let attempt = |q: &mut MsgQueue| {
-        if !q.ds.perm.allows(&t.tg, S_IRUGO) {
+        if !q.ds.perm.allows(&t.tg, &t.ns.ipc.owner, S_IRUGO) {
             return error!(EACCES);
         }
         if let Some(m) = q.take(pick, max, flags & MSG_NOERROR != 0, pid, now_secs(t))? {
@@ -506,7 +506,7 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
         IPC_SET => {
             let new = t.mm.read_obj(UserRef::<MsqidDs>::new(buf))?;
             t.ns.ipc.msg.set(&t.tg, id, &new.perm, now, |q| {
-                if new.qbytes > MSGMNB && !t.tg.capable(CAP_SYS_RESOURCE) {
+                if new.qbytes > MSGMNB && !t.tg.capable_in(&crate::task::UserNamespace::initial(), CAP_SYS_RESOURCE) {
                     return error!(EPERM);
                 }
                 q.ds.qbytes = new.qbytes;
@@ -562,7 +562,7 @@ fn mq_allows(t: &Task, mq: &MessageQueue, acc: i32) -> bool {
     } else {
         mq.mode
     };
-    bits & want == want || t.tg.capable(CAP_DAC_OVERRIDE)
+    bits & want == want || t.tg.capable_in(&t.ns.ipc.owner, CAP_DAC_OVERRIDE)
 }
 
 pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i32, mode: u32, attr: UserRef<MqAttr>) -> SysResult<crate::vfs::Fd> {
@@ -587,7 +587,7 @@ pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i
                 let (maxmsg, msgsize) = match wanted {
                     None => (MSG_DEFAULT, MSGSIZE_DEFAULT),
                     Some(a) => {
-                        let privileged = t.tg.capable(CAP_SYS_RESOURCE);
+                        let privileged = t.tg.capable_in(&crate::task::UserNamespace::initial(), CAP_SYS_RESOURCE);
                         if a.maxmsg <= 0 || a.msgsize <= 0 || a.maxmsg > HARD_MSGMAX || a.msgsize > HARD_MSGSIZEMAX {
                             return error!(EINVAL);
                         }
@@ -614,7 +614,7 @@ pub fn sys_mq_unlink(t: &mut Task, name: crate::syscalls::args::UserCStr) -> Sys
     let mut names = t.ns.ipc.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
     let mq = names.get(&name).ok_or_else(|| errno!(ENOENT))?;
     // /dev/mqueue is sticky: the owner, or root, removes a name.
-    if mq.uid != t.tg.creds().euid && !t.tg.capable(CAP_FOWNER) {
+    if mq.uid != t.tg.creds().euid && !t.tg.capable_in(&t.ns.ipc.owner, CAP_FOWNER) {
         return error!(EACCES);
     }
     names.remove(&name);

@@ -65,7 +65,7 @@ pub struct IpcNamespace {
 
 impl IpcNamespace {
     pub fn new(owner: Arc<UserNamespace>) -> Arc<IpcNamespace> {
-        Arc::new(IpcNamespace { id: new_ns_id(), owner, shm: Default::default(), sem: Default::default(), msg: Default::default(), mqueues: Default::default() })
+        Arc::new(IpcNamespace { id: new_ns_id(), shm: Segments::new(owner.clone()), sem: SemSets::new(owner.clone()), msg: MsgQueues::new(owner.clone()), mqueues: Default::default(), owner })
     }
 }
 
