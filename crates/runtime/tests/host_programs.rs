@@ -396,3 +396,19 @@ fn unshare_and_bubblewrap() {
         b"",
     );
 }
+
+/// Headless Chromium with its own sandbox (a user, PID and network namespace
+/// per zygote, seccomp-bpf, one process per renderer) renders a page whose
+/// script runs: what CI runners and scrapers do with Puppeteer or Playwright.
+#[test]
+fn chromium_headless_with_its_sandbox() {
+    ensure_installed("chromium", "chromium");
+    same_as_native(
+        "chromium_headless_with_its_sandbox",
+        "home=$(mktemp -d) && chmod 777 $home && \
+         su nobody -s /bin/sh -c \"HOME=$home chromium --headless --disable-gpu --dump-dom \
+           'data:text/html,<p id=x></p><script>document.getElementById(\\\"x\\\").textContent = 6 * 7</script>'\" 2>/dev/null; \
+         rm -rf $home",
+        b"",
+    );
+}

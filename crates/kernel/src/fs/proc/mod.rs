@@ -363,6 +363,11 @@ impl Inode for ProcInode {
             if matches!(self.node, Node::PidDir(_)) {
                 st.st_nlink = 2 + PidEntry::all(t.thread_view).filter(|(_, e)| e.mode() & S_IFDIR == S_IFDIR).count() as u64;
             }
+            // One link per thread: 3 says single-threaded (Chrome's sandbox
+            // checks so before it changes credentials).
+            if matches!(self.node, Node::Entry(_, PidEntry::Task)) {
+                st.st_nlink = 2 + p.tg.threads().len() as u64;
+            }
         }
         Ok(st)
     }

@@ -64,6 +64,12 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys", Sf::Dir),
     ("sys/fs", Sf::Dir),
     ("sys/fs/file-max", Sf::Text("9223372036854775807\n")),
+    ("sys/fs/inotify", Sf::Dir),
+    // fs::inotify's MAX_QUEUED_EVENTS; watches and instances are limited only
+    // by memory here, and these are Linux's usual numbers.
+    ("sys/fs/inotify/max_queued_events", Sf::Text("16384\n")),
+    ("sys/fs/inotify/max_user_instances", Sf::Text("128\n")),
+    ("sys/fs/inotify/max_user_watches", Sf::Text("65536\n")),
     ("sys/fs/nr_open", Sf::Text("1048576\n")),
     ("sys/kernel", Sf::Dir),
     ("sys/kernel/cap_last_cap", Sf::Text("40\n")),
