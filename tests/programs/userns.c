@@ -245,6 +245,37 @@ static void unprivileged(void) {
     ids("nested");
 }
 
+// Mounts a user namespace gets from a more privileged one keep their flags
+// and their places.
+static void locked_mounts(void) {
+    char p[128], q[128], b[64];
+    at(p, "ro");
+    at(q, "ro/sub");
+    mkdir(p, 0755);
+    show("unshare mount as root", unshare(CLONE_NEWNS));
+    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    show("mount a read-only tmpfs", mount("none", p, "tmpfs", MS_RDONLY | MS_NOSUID, "mode=755"));
+    setresgid(1000, 1000, 1000);
+    setresuid(1000, 1000, 1000);
+    prctl(PR_SET_DUMPABLE, 1);
+    show("unshare user and mount", unshare(CLONE_NEWUSER | CLONE_NEWNS));
+    put("self", "setgroups", "deny");
+    snprintf(b, sizeof b, "0 1000 1");
+    put("self", "uid_map", b);
+    put("self", "gid_map", b);
+    show("remount it read-write", mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID, NULL));
+    show("remount it without nosuid", mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL));
+    show("remount it read-only, nosuid, noexec", mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL));
+    show("bind it elsewhere", mount(p, dir, NULL, MS_BIND, NULL));
+    show("remount the bind read-write", mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID, NULL));
+    show("unmount the bind", umount2(dir, MNT_DETACH));
+    show("unmount it", umount2(p, MNT_DETACH));
+    show("mount a tmpfs of its own", mount("none", p, "tmpfs", 0, NULL));
+    show("mkdir in it", mkdir(q, 0755));
+    show("remount its own read-only and back", mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) || mount(NULL, p, NULL, MS_REMOUNT | MS_BIND, NULL));
+    show("unmount its own", umount2(p, 0));
+}
+
 static void *sleeper(void *arg) {
     pause();
     return arg;
@@ -312,6 +343,13 @@ int main(int argc, char **argv) {
     }
     finish(pid);
     shmctl(shm, IPC_RMID, NULL);
+
+    pid = fork();
+    if (pid == 0) {
+        locked_mounts();
+        _exit(0);
+    }
+    finish(pid);
 
     pid = fork();
     if (pid == 0) {

@@ -755,8 +755,8 @@ fn uts_and_ipc_namespaces_and_setns() {
 /// User namespaces (tests/programs/userns.c): ids through the maps written to
 /// /proc/PID/uid_map and gid_map (and the rules for writing them), capabilities
 /// over mapped files and owned namespaces only, exec and setuid inside, setns
-/// in by the owner, and the errors (threads, CLONE_FS, a chroot, 33 levels),
-/// as natively.
+/// in by the owner, mounts locked against a less privileged namespace, and the
+/// errors (threads, CLONE_FS, a chroot, 33 levels), as natively.
 #[test]
 fn user_namespaces() {
     compare("user_namespaces", "userns", &Spec::default(), |o| {
@@ -772,6 +772,9 @@ fn user_namespaces() {
             expect_stdout_has_line(o, "made-by-5 owned by 100005:0"),
             expect_stdout_has_line(o, "mapped: uid 0 euid 0 gid 0 egid 0 caps all"),
             expect_stdout_has_line(o, "shmget of root's 0600 segment for reading: -1 EACCES"),
+            expect_stdout_has_line(o, "remount it read-write: -1 EPERM"),
+            expect_stdout_has_line(o, "remount the bind read-write: -1 EPERM"),
+            expect_stdout_has_line(o, "unmount it: -1 EINVAL"),
             expect_stdout_has_line(o, "nested 33 deep, then ENOSPC"),
         ])
     });

@@ -74,7 +74,11 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     // has no others to change).
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
-        m.set_flags(MountFlags::from_bits(flags));
+        let new = MountFlags::from_bits(flags);
+        if !m.may_set_flags(new) {
+            return error!(EPERM);
+        }
+        m.set_flags(new);
         return Ok(());
     }
     if flags & (MS_MOVE | MS_BIND) != 0 {
@@ -107,7 +111,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
 /// to `target`, which must not be beneath it (ELOOP).
 fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
     let m = mount_of_root(source)?;
-    if !ns.contains(&m) || m.mountpoint().is_none() {
+    if !ns.contains(&m) || m.mountpoint().is_none() || m.is_locked() {
         return error!(EINVAL);
     }
     if target.is_beneath(&m.root) {
@@ -269,9 +273,9 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     let target = cross_down(lookup_at(t, AT_FDCWD, &read_path(t, target)?, follow, false)?);
     let m = mount_of_root(&target)?;
     let ns = t.fs.mounts();
-    // The root of the tree cannot go; MNT_EXPIRE needs a mount unused since the
-    // last call, which nothing here tracks.
-    if m.mountpoint().is_none() || !ns.contains(&m) {
+    // The root of the tree cannot go, nor a locked mount; MNT_EXPIRE needs a
+    // mount unused since the last call, which nothing here tracks.
+    if m.mountpoint().is_none() || !ns.contains(&m) || m.is_locked() {
         return error!(EINVAL);
     }
     if flags & MNT_EXPIRE != 0 {

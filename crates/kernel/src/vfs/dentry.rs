@@ -278,6 +278,12 @@ pub struct Mount {
     pub root_path: Vec<u8>,
     /// `MountFlags`, changed by a remount.
     flags: AtomicU32,
+    /// The flags a remount may not clear, and whether it may not be unmounted
+    /// or moved alone (what is beneath it stays hidden): a mount a user
+    /// namespace's process got from a more privileged one (Linux's MNT_LOCK_*
+    /// and MNT_LOCKED).
+    locked_flags: AtomicU32,
+    locked: AtomicBool,
 }
 
 impl Mount {
@@ -292,12 +298,38 @@ impl Mount {
     pub fn bind(source: &Arc<Dentry>, mountpoint: Arc<Dentry>) -> Arc<Mount> {
         let from = source.mount.upgrade();
         let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
-        Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), flags)
+        let m = Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), flags);
+        // Its locked flags come along.
+        if let Some(from) = from {
+            m.locked_flags.store(from.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        m
     }
 
-    /// The same file system mounted again, on `mountpoint` (a new namespace's copy).
+    /// The same file system mounted again, on `mountpoint` (a new namespace's
+    /// copy), with its locks.
     fn copy(&self, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
-        Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags())
+        let m = Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags());
+        m.locked_flags.store(self.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
+        m.locked.store(self.is_locked(), Ordering::Relaxed);
+        m
+    }
+
+    /// Locks its flags and its place (Linux's lock_mnt_tree), for a user
+    /// namespace less privileged than the one it came from.
+    fn lock(&self) {
+        self.locked_flags.fetch_or(self.flags().0, Ordering::Relaxed);
+        self.locked.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it may be unmounted or moved alone.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// Whether a remount may give it `flags`: none of its locked ones cleared.
+    pub fn may_set_flags(&self, flags: MountFlags) -> bool {
+        self.locked_flags.load(Ordering::Relaxed) & !flags.0 == 0
     }
 
     fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, flags: MountFlags) -> Arc<Mount> {
@@ -310,6 +342,8 @@ impl Mount {
             source: source.to_string(),
             root_path,
             flags: AtomicU32::new(flags.0),
+            locked_flags: AtomicU32::new(0),
+            locked: AtomicBool::new(false),
         });
         m.attach(mountpoint);
         m
@@ -437,6 +471,11 @@ impl MountNamespace {
         old_root.take_off();
         old_root.attach(Some(put_old));
         new_root.attach(place);
+        // The old root's lock goes to the new one, which now hides it: the old
+        // root may then be unmounted (bubblewrap's umount of its old root).
+        if old_root.locked.swap(false, Ordering::Relaxed) {
+            new_root.locked.store(true, Ordering::Relaxed);
+        }
         if Arc::ptr_eq(&tree.root, old_root) {
             tree.root = new_root.clone();
         }
@@ -459,7 +498,12 @@ impl MountNamespace {
             }
             i += 1;
         }
-        let mounts = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
+        let mounts: Vec<Arc<Mount>> = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
+        // A less privileged user namespace may not undo what its creator's
+        // mounts hold.
+        if !Arc::ptr_eq(&owner, &self.owner) {
+            mounts.iter().for_each(|m| m.lock());
+        }
         (Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }), owner }), pairs)
     }
 
