@@ -256,6 +256,9 @@ impl Task {
     /// The parent's PTRACE_EVENT_FORK, VFORK or CLONE stop, with the new
     /// thread's id as the event message.
     pub(crate) fn ptrace_clone_event(&mut self, event: u32, tid: i32) {
+        // The new task's id as the tracer sees it (Linux's ptrace_event_pid).
+        let tracer_ns = self.thread.ptrace().tracer().map(|t| t.pid_ns.clone());
+        let tid = tracer_ns.map_or(tid, |ns| ns.local_id(tid).unwrap_or(0));
         self.thread.ptrace().event_msg = tid as u64;
         let status = consts::SIGTRAP as i32 | ((event as i32) << 8);
         self.ptrace_stop(StopKind::Event(event), status, None);
