@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -187,9 +188,38 @@ static void unshared(void) {
     show("fork into the ended namespace", fork());
 }
 
+// A tracer in the namespace hears of its tracee's child by the id it sees.
+static int trace_fork(void) {
+    pid_t tracee = fork();
+    if (tracee == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        pid_t g = fork();
+        if (g == 0) _exit(0);
+        waitpid(g, NULL, 0);
+        _exit(0);
+    }
+    int st;
+    waitpid(tracee, &st, 0);
+    ptrace(PTRACE_SETOPTIONS, tracee, 0, PTRACE_O_TRACEFORK);
+    ptrace(PTRACE_CONT, tracee, 0, 0);
+    waitpid(tracee, &st, 0);
+    unsigned long msg = 0;
+    ptrace(PTRACE_GETEVENTMSG, tracee, 0, &msg);
+    printf("fork event of tracee %d: new child %lu\n", tracee, msg);
+    ptrace(PTRACE_DETACH, tracee, 0, 0);
+    waitpid(msg, NULL, __WALL);
+    ptrace(PTRACE_DETACH, msg, 0, 0);
+    waitpid(tracee, &st, 0);
+    return 0;
+}
+
 static void cloned(void) {
     long c = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
-    if (c == 0) _exit(getpid() == 1 && getppid() == 0 ? 0 : 1);
+    if (c == 0) {
+        if (getpid() != 1 || getppid() != 0) _exit(1);
+        _exit(trace_fork());
+    }
     show("clone(CLONE_NEWPID) child's pid 1, no parent", c > 1 ? 0 : -1);
     finish("clone child", c);
 }

@@ -783,8 +783,9 @@ fn user_namespaces() {
 /// PID namespaces (tests/programs/pidns.c): a new one's init is PID 1 with no
 /// parent, its /proc lists it alone, the enclosing /proc shows both ids, its
 /// init ignores unhandled signals from inside and takes the namespace with it
-/// when it ends (no process joins after: ENOMEM); clone(CLONE_NEWPID), setns
-/// for the children to come, 32 levels; as natively.
+/// when it ends (no process joins after: ENOMEM); clone(CLONE_NEWPID) with a
+/// tracer inside told its tracee's new child by its own id, setns for the
+/// children to come, 32 levels; as natively.
 #[test]
 fn pid_namespaces() {
     compare("pid_namespaces", "pidns", &Spec::default(), |o| {
@@ -799,6 +800,7 @@ fn pid_namespaces() {
             expect_stdout_has_line(o, "the last one after the init: -1 ESRCH"),
             expect_stdout_has_line(o, "fork into the ended namespace: -1 ENOMEM"),
             expect_stdout_has_line(o, "its child's pid there: 2"),
+            expect_stdout_has_line(o, "fork event of tracee 2: new child 3"),
             expect_stdout_has_line(o, "nested 32 deep, then ENOSPC"),
         ])
     });
