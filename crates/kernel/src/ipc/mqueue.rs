@@ -5,7 +5,7 @@
 
 use crate::fs::eventfd::anon_inode_stat;
 use crate::mm::UserBuffers;
-use crate::task::signals::SigInfo;
+use crate::task::signals::{SigInfo, SI_MESGQ};
 use crate::task::{Task, ThreadGroup};
 use crate::vfs::readiness::{POLLIN, POLLOUT};
 use crate::vfs::{FileDescription, StatusFlags, WaitQueue};
@@ -25,8 +25,6 @@ pub const MSG_MAX: i64 = 10;
 pub const MSGSIZE_MAX: i64 = 8192;
 pub const HARD_MSGMAX: i64 = 65536;
 pub const HARD_MSGSIZEMAX: i64 = 16 << 20;
-/// si_code of a message queue's notification.
-const SI_MESGQ: i32 = -3;
 pub const O_NONBLOCK: u32 = 0o4000;
 
 /// `struct mq_attr`.

@@ -113,13 +113,14 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32, mask: u32
         lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?.inode.stat()?
     };
     let ts = |sec: i64, nsec: i64| StatxTimestamp { sec, nsec: nsec as u32, pad: 0 };
+    let ns = t.tg.user_ns();
     let x = Statx {
         mask: STATX_BASIC_STATS,
         blksize: s.st_blksize as u32,
         attributes: 0,
         nlink: s.st_nlink as u32,
-        uid: t.tg.user_ns().show_uid(s.st_uid),
-        gid: t.tg.user_ns().show_gid(s.st_gid),
+        uid: ns.show_uid(s.st_uid),
+        gid: ns.show_gid(s.st_gid),
         mode: s.st_mode as u16,
         pad1: 0,
         ino: s.st_ino,

@@ -20,6 +20,8 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_QUEUE: i32 = -1;
 pub const SI_TKILL: i32 = -6;
+/// A message queue's notification.
+pub const SI_MESGQ: i32 = -3;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
@@ -77,10 +79,6 @@ impl SigInfo {
     /// receiver's namespaces' there (a pid it cannot see is 0), as Linux maps
     /// them when sending.
     pub fn seen_from(mut self, ns: &super::UserNamespace, pid_ns: &super::PidNamespace) -> SigInfo {
-        const SI_USER: i32 = 0;
-        const SI_QUEUE: i32 = -1;
-        const SI_MESGQ: i32 = -3;
-        const SI_TKILL: i32 = -6;
         let has_uid = matches!(self.code, SI_USER | SI_QUEUE | SI_MESGQ | SI_TKILL) || (self.signo() == consts::SIGCHLD && (1..=6).contains(&self.code));
         if has_uid && !ns.is_initial() {
             let uid = ns.show_uid((self.fields[0] >> 32) as u32);

@@ -399,8 +399,11 @@ impl ThreadGroup {
     pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
         let c = self.creds();
         let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
-        let ns = self.user_ns();
-        let ns = (!ns.is_initial()).then_some(ns);
+        // Every path walk asks: the first namespace costs no reference count.
+        let ns = {
+            let ns = self.user_ns.lock().unwrap_or_else(|e| e.into_inner());
+            (!ns.is_initial()).then(|| ns.clone())
+        };
         crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns }
     }
 
