@@ -22,6 +22,7 @@ pub mod nr {
 
 pub use linux_raw_sys::general as consts;
 pub use linux_raw_sys::ioctl;
+pub use linux_raw_sys::landlock;
 pub use linux_raw_sys::prctl;
 
 pub const PAGE_SIZE: u64 = 4096;

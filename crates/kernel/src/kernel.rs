@@ -504,7 +504,7 @@ impl Kernel {
         let root = fs.root();
         // The process's own walks, as its exec would make them.
         let caps = spec.caps.unwrap_or_else(|| crate::task::Capabilities::for_euid(spec.creds.euid)).effective;
-        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps, ns: None };
+        let c = FsCreds { uid: spec.creds.euid, gid: spec.creds.egid, groups: spec.groups.clone(), caps, ns: None, landlock: None };
         if let Ok(d) = walk(&c, &root, &root, spec.cwd.as_bytes(), Follow::Yes) {
             if d.is_dir() {
                 fs.set_cwd(d);

@@ -10,6 +10,7 @@
 pub mod fs;
 pub mod futex;
 pub mod ipc;
+pub mod landlock;
 mod kernel;
 pub mod loader;
 pub mod mm;

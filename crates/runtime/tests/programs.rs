@@ -864,6 +864,38 @@ fn seccomp_filters() {
     });
 }
 
+/// Landlock, as programs that sandbox themselves use it (AI agents' shells,
+/// build tools): the ruleset calls and their errors, file rights beneath
+/// directories for each kind of access, moving files between directories
+/// (EXDEV when one would gain rights, or without FS_REFER), stacked layers, TCP
+/// ports, scoped signals and abstract sockets, tracing, device ioctls, mounts,
+/// a restriction being the calling thread's, and exec, as natively.
+#[test]
+fn landlock_self_restriction() {
+    compare("landlock_self_restriction", "landlock", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "layers: 16, then E2BIG"),
+            expect_stdout_has_line(o, "read ro/f: 0 "),
+            expect_stdout_has_line(o, "write ro/f: -1 EACCES"),
+            expect_stdout_has_line(o, "create in ro: -1 EACCES"),
+            expect_stdout_has_line(o, "O_TRUNC ro/f: -1 EACCES"),
+            expect_stdout_has_line(o, "rename rw to rw2: -1 EXDEV"),
+            expect_stdout_has_line(o, "rw to rw2 gains execute: -1 EXDEV"),
+            expect_stdout_has_line(o, "rw2 to rw loses it: 0 "),
+            expect_stdout_has_line(o, "mount a tmpfs: -1 EPERM"),
+            expect_stdout_has_line(o, "connect 5556: -1 EACCES"),
+            expect_stdout_has_line(o, "connect to an outsider's abstract socket: -1 EPERM"),
+            expect_stdout_has_line(o, "signal an outsider: -1 EPERM"),
+            expect_stdout_has_line(o, "trace an outsider: -1 EPERM"),
+            expect_stdout_has_line(o, "FIONREAD on /dev/null: -1 EACCES"),
+            expect_stdout_has_line(o, "the other thread reads none/f: 0 "),
+            expect_stdout_has_line(o, "after exec: write rw/p: -1 EACCES"),
+            expect_stdout_has_line(o, "exec: -1 EACCES"),
+        ])
+    });
+}
+
 /// madvise: MADV_DONTFORK leaves a forked child a hole, MADV_WIPEONFORK gives it zeros
 /// (DOFORK and KEEPONFORK undo them); wiping shared memory is EINVAL, advice over a hole
 /// ENOMEM.

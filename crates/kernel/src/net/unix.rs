@@ -182,6 +182,10 @@ pub struct UnixSocket {
     peer_creds: Mutex<Option<Ucred>>,
     /// SO_PASSCRED.
     passcred: AtomicBool,
+    /// The Landlock domain of the thread that made it (Linux looks at the
+    /// file's credentials): what a scoped client's domain must enclose to
+    /// reach it by an abstract name. A leaf lock.
+    creator_domain: Mutex<Option<Arc<crate::landlock::Domain>>>,
     /// SO_RCVTIMEO and SO_SNDTIMEO (a TCP connection's ends share their
     /// sockets').
     timeouts: Arc<Timeouts>,
@@ -220,9 +224,15 @@ impl UnixSocket {
             peer_name: Mutex::default(),
             peer_creds: Mutex::default(),
             passcred: AtomicBool::new(false),
+            creator_domain: Mutex::default(),
             reset: AtomicBool::new(false),
             timeouts,
         })
+    }
+
+    /// Records the Landlock domain of the thread that made it.
+    pub fn made_by(&self, t: &Task) {
+        *self.creator_domain.lock().unwrap_or_else(|e| e.into_inner()) = t.thread.landlock();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -1032,9 +1042,14 @@ fn sockaddr_un(name: Option<&[u8]>) -> Vec<u8> {
 fn find_bound(t: &Task, raw: &[u8], kind: i32) -> SysResult<Arc<UnixSocket>> {
     let name = sun_path_of(raw)?;
     let found = if name.first() == Some(&0) {
-        t.ns.net.abstract_sockets.lookup(kind, &name)
+        let found = t.ns.net.abstract_sockets.lookup(kind, &name);
+        if let Some(server) = &found {
+            let theirs = server.creator_domain.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            crate::landlock::scope::may_reach_abstract(t.thread.landlock().as_deref(), theirs.as_deref())?;
+        }
+        found
     } else {
-        let c = t.tg.fs_creds();
+        let c = t.thread.fs_creds();
         let node = lookup_at_as(t, &c, AT_FDCWD, path_of(&name), crate::vfs::Follow::Yes, false)?;
         // Connecting writes to the socket: Linux asks for write permission.
         crate::vfs::perm::permission(&c, &*node.inode, crate::vfs::perm::MAY_WRITE)?;
@@ -1079,7 +1094,7 @@ impl Socket for UnixSocket {
         let name = sun_path_of(addr)?;
         let umask = t.fs.umask();
         self.bind_name(name.clone(), &t.ns.net.abstract_sockets, |me| {
-            let c = t.tg.fs_creds();
+            let c = t.thread.fs_creds();
             let (dir, leaf) = parent_at(t, &c, AT_FDCWD, path_of(&name))?;
             if dir.child(&leaf).is_ok() {
                 return error!(EADDRINUSE);
@@ -1087,6 +1102,7 @@ impl Socket for UnixSocket {
             if read_only(&dir) {
                 return error!(EROFS);
             }
+            crate::landlock::fs::may_make(&c, &dir, crate::vfs::inode::S_IFSOCK)?;
             crate::vfs::perm::may_create(&c, &dir)?;
             let made = dir.inode.mksock(&leaf, 0o777 & !umask, me)?;
             crate::vfs::perm::own_new(&c, &dir, &*made)?;

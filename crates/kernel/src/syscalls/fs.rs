@@ -86,6 +86,7 @@ const O_NONBLOCK: u32 = 0o4000;
 
 pub fn sys_ioctl(t: &mut Task, fd: Fd, request: u32, arg: u64) -> SysResult<u64> {
     let file = t.fds.get(fd)?;
+    crate::landlock::fs::file_may_ioctl(&file, request)?;
     // The requests every file answers the same way.
     match request {
         FIOCLEX | FIONCLEX => t.fds.set_cloexec(fd, request == FIOCLEX).map(|()| 0),

@@ -40,7 +40,7 @@ pub fn sys_inotify_add_watch(t: &mut Task, fd: Fd, path: UserCStr, mask: u32) ->
             return error!(ENOTDIR);
         }
         // Watching reports what happens to a file: only a reader may.
-        crate::vfs::perm::permission(&t.tg.fs_creds(), &*d.inode, crate::vfs::perm::MAY_READ)?;
+        crate::vfs::perm::permission(&t.thread.fs_creds(), &*d.inode, crate::vfs::perm::MAY_READ)?;
         inotify.add_watch(d, mask)
     })
 }

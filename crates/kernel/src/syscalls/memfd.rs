@@ -26,7 +26,7 @@ pub fn sys_memfd_create(t: &mut Task, name: UserCStr, flags: u32) -> SysResult<F
     // The creator's file: it may fchmod it, and reopen it through /proc.
     if let Some(d) = file.dentry() {
         if let Some(dir) = &d.parent {
-            crate::vfs::perm::own_new(&t.tg.fs_creds(), dir, &*d.inode)?;
+            crate::vfs::perm::own_new(&t.thread.fs_creds(), dir, &*d.inode)?;
         }
     }
     install(t, file, flags & MFD_CLOEXEC != 0)

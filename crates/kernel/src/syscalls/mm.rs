@@ -227,6 +227,7 @@ fn process_vm(t: &mut Task, pid: i32, local: UserAddr, liovcnt: u64, remote: Use
     if !crate::task::ptrace::may_trace(&t.tg, &thread.tg) {
         return error!(EPERM);
     }
+    crate::landlock::scope::may_trace(&t.thread, &thread)?;
     let theirs = thread.resources().ok_or_else(|| errno!(ESRCH))?.mm;
     let mut locals = local.iovs.iter().copied().filter(|&(_, l)| l > 0);
     let mut cur = locals.next();

@@ -8,6 +8,7 @@ mod futex;
 mod info;
 mod inotify;
 mod ipc;
+mod landlock;
 pub(crate) mod lock;
 mod memfd;
 mod mm;
@@ -42,6 +43,7 @@ use futex::*;
 use info::*;
 use inotify::*;
 use ipc::*;
+use landlock::*;
 use lock::sys_flock;
 use memfd::sys_memfd_create;
 use mm::*;
@@ -361,6 +363,9 @@ syscall_table! {
     pipe2(fds: UserAddr, flags: i32) => Partial("O_NOTIFICATION_PIPE is ENOPKG");
     memfd_create(name: UserCStr, flags: u32) => Partial("no MFD_HUGETLB (EINVAL); seals are kept and enforced on write, truncate and shared writable mappings");
     epoll_pwait2(epfd: Fd, events: UserAddr, maxevents: i32, timeout: UserRef<Timespec>, sigmask: UserRef<u64>, sigsetsize: usize) => Supported;
+    landlock_create_ruleset(attr: UserAddr, size: usize, flags: u32) => Supported;
+    landlock_add_rule(ruleset_fd: Fd, rule_type: u32, rule_attr: UserAddr, flags: u32) => Supported;
+    landlock_restrict_self(ruleset_fd: i32, flags: u32) => Partial("ABI 7 on the calling thread; the audit-log flags are accepted, with no audit log to write to");
 }
 
 /// Handles the syscall the task stopped at and sets its return value.

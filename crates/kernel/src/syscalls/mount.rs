@@ -51,7 +51,16 @@ fn may_mount(t: &Task) -> bool {
     t.tg.capable_in(&t.fs.mounts().owner, CAP_SYS_ADMIN)
 }
 
+/// A thread in a Landlock domain restricting files may not change its mount
+/// tree, which the domain's rules follow (checked where Linux's security hooks
+/// are: before anything else for mount, after the checks of what is named
+/// for umount and pivot_root).
+fn landlock_allows(t: &Task) -> SysResult<()> {
+    if crate::landlock::fs::may_change_mounts(t.thread.landlock().as_deref()) { Ok(()) } else { error!(EPERM) }
+}
+
 pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) -> SysResult<()> {
+    landlock_allows(t)?;
     if !may_mount(t) {
         return error!(EPERM);
     }
@@ -151,6 +160,7 @@ pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> Sy
     if !old.is_beneath(&new) || !new_place.is_beneath(&root) {
         return error!(EINVAL);
     }
+    landlock_allows(t)?;
     ns.pivot_root(&root_mount, &new_mount, cross_down(old));
     for th in t.kernel.all_groups().iter().flat_map(|tg| tg.threads()) {
         if let Some(res) = th.resources() {
@@ -281,6 +291,7 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     if flags & MNT_EXPIRE != 0 {
         return error!(EAGAIN);
     }
+    landlock_allows(t)?;
     if flags & MNT_DETACH == 0 && !ns.children(&m).is_empty() {
         return error!(EBUSY);
     }

@@ -4,9 +4,10 @@
 use super::args::UserCStr;
 use super::open::{lookup_at, lookup_at_as, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use crate::fs::inotify;
+use crate::landlock;
 use crate::mm::UserRef;
 use crate::task::Task;
-use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::perm::{self, Change, FsCreds, MAY_EXEC, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::{Timespec, Timeval};
@@ -24,7 +25,7 @@ fn writable_parent(t: &Task, c: &FsCreds, dirfd: i32, path: &[u8]) -> SysResult<
 
 pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     if name == b"." || name == b".." || dir.child(&name).is_ok() {
         return error!(EEXIST);
@@ -32,6 +33,7 @@ pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32) -> SysRe
     if read_only(&dir) {
         return error!(EROFS);
     }
+    landlock::fs::may_make(&c, &dir, S_IFDIR)?;
     perm::may_create(&c, &dir)?;
     let made = dir.inode.mkdir(&name, mode & !t.fs.umask() & 0o7777)?;
     perm::own_new(&c, &dir, &*made)?;
@@ -47,7 +49,7 @@ pub fn sys_mkdir(t: &mut Task, path: UserCStr, mode: u32) -> SysResult<()> {
 /// Makes regular files, FIFOs and socket nodes; the sandbox makes no device nodes.
 pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u32) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     let perm = mode & !t.fs.umask() & 0o7777;
     let kind = mode & S_IFMT;
@@ -60,6 +62,7 @@ pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: UserCStr, mode: u32, _dev: u3
     if read_only(&dir) {
         return error!(EROFS);
     }
+    landlock::fs::may_make(&c, &dir, kind)?;
     perm::may_create(&c, &dir)?;
     let made = match kind {
         0 | S_IFREG => dir.inode.create(&name, perm)?,
@@ -82,7 +85,7 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     let child = if flags & AT_REMOVEDIR != 0 {
         match name.as_slice() {
@@ -94,6 +97,7 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
         if read_only(&dir) {
             return error!(EROFS);
         }
+        landlock::fs::may_remove(&c, &dir, &child)?;
         perm::may_delete(&c, &dir, &child, true)?;
         if child.mounted().is_some() {
             return error!(EBUSY);
@@ -105,6 +109,7 @@ pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32) -> Sys
         if read_only(&dir) {
             return error!(EROFS);
         }
+        landlock::fs::may_remove(&c, &dir, &child)?;
         perm::may_delete(&c, &dir, &child, false)?;
         dir.inode.unlink(&name)?;
         child
@@ -130,7 +135,7 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         return error!(EINVAL);
     }
     let (op, np) = (read_path(t, oldpath)?, read_path(t, newpath)?);
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let (odir, oname) = parent_at(t, &c, olddirfd, &op)?;
     let (ndir, nname) = parent_at(t, &c, newdirfd, &np)?;
     // Linux's order: two mounts are EXDEV before either is found read-only.
@@ -146,7 +151,9 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
     let moving = odir.child(&oname)?;
     let replaced = ndir.child(&nname).ok();
     if flags & RENAME_EXCHANGE != 0 {
-        return exchange(&c, &odir, &oname, &moving, &ndir, &nname, replaced.ok_or_else(|| errno!(ENOENT))?);
+        let other = replaced.ok_or_else(|| errno!(ENOENT))?;
+        landlock::fs::may_refer(&c, &odir, &moving, &ndir, Some(&other), true, true)?;
+        return exchange(&c, &odir, &oname, &moving, &ndir, &nname, other);
     }
     if let Some(existing) = &replaced {
         if flags & RENAME_NOREPLACE != 0 {
@@ -164,6 +171,7 @@ pub fn sys_renameat2(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i
         }
         at = d.parent.clone();
     }
+    landlock::fs::may_refer(&c, &odir, &moving, &ndir, replaced.as_ref(), true, false)?;
     // As vfs_rename: the name leaves one directory and enters (or replaces one
     // in) the other; the replaced file must be of the moving one's kind.
     perm::may_delete(&c, &odir, &moving, moving.is_dir())?;
@@ -240,7 +248,7 @@ pub fn sys_symlinkat(t: &mut Task, target: UserCStr, dirfd: i32, path: UserCStr)
         return error!(ENOENT);
     }
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let (dir, name) = parent_at(t, &c, dirfd, &p)?;
     if dir.child(&name).is_ok() {
         return error!(EEXIST);
@@ -248,6 +256,7 @@ pub fn sys_symlinkat(t: &mut Task, target: UserCStr, dirfd: i32, path: UserCStr)
     if read_only(&dir) {
         return error!(EROFS);
     }
+    landlock::fs::may_make(&c, &dir, S_IFLNK)?;
     perm::may_create(&c, &dir)?;
     let made = dir.inode.symlink(&name, &tg)?;
     perm::own_new(&c, &dir, &*made)?;
@@ -266,7 +275,7 @@ pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32,
     }
     let op = read_path(t, oldpath)?;
     let follow = if flags & AT_SYMLINK_FOLLOW != 0 { Follow::Yes } else { Follow::No };
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let src = lookup_at_as(t, &c, olddirfd, &op, follow, flags & AT_EMPTY_PATH != 0)?;
     let np = read_path(t, newpath)?;
     let (dir, name) = writable_parent(t, &c, newdirfd, &np)?;
@@ -276,6 +285,7 @@ pub fn sys_linkat(t: &mut Task, olddirfd: i32, oldpath: UserCStr, newdirfd: i32,
     if dir.child(&name).is_ok() {
         return error!(EEXIST);
     }
+    landlock::fs::may_refer(&c, src.parent.as_ref().unwrap_or(&src), &src, &dir, None, false, false)?;
     perm::may_link(&c, &*src.inode)?;
     perm::may_create(&c, &dir)?;
     if src.is_dir() {
@@ -297,7 +307,7 @@ fn setattr(t: &Task, d: &Dentry, mut a: SetAttr, change: Change) -> SysResult<()
     if read_only(d) {
         return error!(EROFS);
     }
-    perm::may_setattr(&t.tg.fs_creds(), &d.inode.stat()?, &mut a, change)?;
+    perm::may_setattr(&t.thread.fs_creds(), &d.inode.stat()?, &mut a, change)?;
     d.inode.setattr(&a)?;
     let mut mask = 0;
     if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
@@ -386,7 +396,7 @@ pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> 
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let d = lookup_at_as(t, &c, AT_FDCWD, &p, Follow::Yes, false)?;
     if d.is_dir() {
         return error!(EISDIR);
@@ -395,6 +405,7 @@ pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> 
         return error!(EROFS);
     }
     perm::permission(&c, &*d.inode, MAY_WRITE)?;
+    landlock::fs::may_truncate(&c, &d)?;
     setattr(t, &d, SetAttr { size: Some(length as u64), ..SetAttr::default() }, Change::Other)
 }
 
@@ -406,6 +417,7 @@ pub fn sys_ftruncate(t: &mut Task, fd: Fd, length: i64) -> SysResult<()> {
     if !crate::vfs::OpenFlags(file.status_flags()).writable() {
         return error!(EINVAL);
     }
+    landlock::fs::file_may_truncate(&file)?;
     let d = file.dentry().ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
     setattr(t, &d, SetAttr { size: Some(length as u64), ..SetAttr::default() }, Change::Other)
 }
@@ -484,7 +496,7 @@ pub fn sys_getcwd(t: &mut Task, buf: UserAddr, size: usize) -> SysResult<usize> 
 
 pub fn sys_chdir(t: &mut Task, path: UserCStr) -> SysResult<()> {
     let p = read_path(t, path)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     let d = lookup_at_as(t, &c, AT_FDCWD, &p, Follow::Yes, false)?;
     if d.inode.kind() != S_IFDIR {
         return error!(ENOTDIR);
@@ -499,7 +511,7 @@ pub fn sys_fchdir(t: &mut Task, fd: Fd) -> SysResult<()> {
     if !d.is_dir() {
         return error!(ENOTDIR);
     }
-    perm::permission(&t.tg.fs_creds(), &*d.inode, MAY_EXEC)?;
+    perm::permission(&t.thread.fs_creds(), &*d.inode, MAY_EXEC)?;
     t.fs.set_cwd(d);
     Ok(())
 }

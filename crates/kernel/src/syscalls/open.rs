@@ -5,6 +5,7 @@ use crate::fs::dev::{Device, DeviceInode};
 use crate::fs::simple::kept_flags;
 use super::args::{UserCStr, PATH_MAX};
 use crate::fs::inotify;
+use crate::landlock;
 use crate::task::Task;
 use crate::vfs::inode::{OpenFlags, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::vfs::path::{walk, walk_parent, walk_parent_resolve, walk_resolve, Resolve};
@@ -42,7 +43,7 @@ pub fn start_dir(t: &Task, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>> {
 /// Resolves (dirfd, path) to a dentry. An empty path means `dirfd` itself when
 /// AT_EMPTY_PATH is given, ENOENT otherwise.
 pub fn lookup_at(t: &Task, dirfd: i32, path: &[u8], follow: Follow, empty_path: bool) -> SysResult<Arc<Dentry>> {
-    lookup_at_as(t, &t.tg.fs_creds(), dirfd, path, follow, empty_path)
+    lookup_at_as(t, &t.thread.fs_creds(), dirfd, path, follow, empty_path)
 }
 
 /// `lookup_at` walking as `c` (access(2) walks with the real ids).
@@ -127,7 +128,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
         return error!(ENOENT);
     }
     let (root, start, r) = resolution(t, dirfd, path, resolve)?;
-    let c = t.tg.fs_creds();
+    let c = t.thread.fs_creds();
     if flags & OpenFlags::TMPFILE == OpenFlags::TMPFILE {
         return open_tmpfile(t, &c, &walk_resolve(&c, &root, &start, path, Follow::Yes, &r)?, of, mode);
     }
@@ -156,6 +157,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
                 if read_only(&dir) {
                     return error!(EROFS);
                 }
+                landlock::fs::may_make(&c, &dir, S_IFREG)?;
                 perm::may_create(&c, &dir)?;
                 let made = dir.inode.create(&name, mode & !t.fs.umask() & 0o7777)?;
                 perm::own_new(&c, &dir, &*made)?;
@@ -186,6 +188,11 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     if !created {
         may_open(&c, &dentry, flags)?;
     }
+    let granted = landlock::fs::may_open(&c, &dentry, flags, false)?;
+    // O_TRUNC of an existing file truncates as ftruncate would.
+    if flags & OpenFlags::TRUNC != 0 && kind == S_IFREG && !created && granted & landlock::FS_TRUNCATE == 0 {
+        return error!(EACCES);
+    }
     if (of.writable() || flags & OpenFlags::TRUNC != 0) && read_only(&dentry) {
         return error!(EROFS);
     }
@@ -207,6 +214,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
             }
         })?,
     };
+    landlock::fs::opened(&file, granted);
     crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
     inotify::notify_dentry(&dentry, inotify::IN_OPEN);
     if flags & OpenFlags::TRUNC != 0 && kind == S_IFREG && !created {
@@ -257,7 +265,9 @@ fn open_tmpfile(t: &mut Task, c: &FsCreds, dir: &Arc<Dentry>, of: OpenFlags, mod
     perm::own_new(c, &dir, &*inode)?;
     let name = format!("#{} (deleted)", inode.stat()?.st_ino).into_bytes();
     let dentry = Dentry::unlinked(&dir, name, inode.clone());
+    let granted = landlock::fs::may_open(c, &dentry, of.0, false)?;
     let file = inode.open(&dentry, OpenFlags(of.0 & !OpenFlags::TMPFILE))?;
+    landlock::fs::opened(&file, granted);
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, of.0 & OpenFlags::CLOEXEC != 0)
 }
 

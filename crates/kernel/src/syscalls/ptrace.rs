@@ -179,6 +179,9 @@ fn traceme(t: &Task) -> SysResult<u64> {
     if t.thread.is_traced() {
         return error!(EPERM);
     }
+    if let Some(tracer) = parent.threads().first() {
+        crate::landlock::scope::may_trace(tracer, &t.thread)?;
+    }
     t.thread.attach_tracer(&parent, false, 0);
     Ok(0)
 }
@@ -199,6 +202,7 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
     if Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !crate::task::ptrace::may_trace(&t.tg, &th.tg) {
         return error!(EPERM);
     }
+    crate::landlock::scope::may_trace(&t.thread, &th)?;
     th.attach_tracer(&t.tg, seize, options);
     if !seize {
         let info = SigInfo::new(consts::SIGSTOP, signals::SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);

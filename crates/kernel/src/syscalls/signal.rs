@@ -217,12 +217,29 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
     if live.is_empty() {
         return error!(ESRCH);
     }
+    // As Linux's group kills: success when some process could be signalled.
+    let permitted: Vec<_> = live.into_iter().filter(|g| may_signal_group(t, g).is_ok()).collect();
+    if permitted.is_empty() {
+        return error!(EPERM);
+    }
     if signo != 0 {
-        for g in live.iter().filter(|g| !init_ignores(t, g, signo as u32)) {
+        for g in permitted.iter().filter(|g| !init_ignores(t, g, signo as u32)) {
             signals::send_to_group(g, info);
         }
     }
     Ok(())
+}
+
+/// Whether `t` may signal the process `g` (its first thread stands for it):
+/// the Landlock scope.
+pub(super) fn may_signal_group(t: &Task, g: &crate::task::ThreadGroup) -> SysResult<()> {
+    if t.thread.landlock().is_none() {
+        return Ok(());
+    }
+    match g.threads().first() {
+        Some(th) => crate::landlock::scope::may_signal(&t.thread, th),
+        None => Ok(()),
+    }
 }
 
 fn thread_in(t: &Task, tgid: Option<i32>, tid: i32) -> SysResult<Arc<crate::task::Thread>> {
@@ -241,6 +258,7 @@ fn send_to_thread(t: &Task, tgid: Option<i32>, tid: i32, signo: i32, info: Optio
         valid_signal(signo)?;
     }
     let th = thread_in(t, tgid, tid)?;
+    crate::landlock::scope::may_signal(&t.thread, &th)?;
     if signo != 0 && !init_ignores(t, &th.tg, signo as u32) {
         signals::send_to_thread(&th, info.unwrap_or_else(|| sender_info(t, signo as u32, SI_TKILL)));
     }
@@ -283,6 +301,7 @@ fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> S
 pub fn sys_rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
     let info = user_siginfo(t, tgid, signo, uinfo)?;
     let tg = t.pid_ns().group(tgid).ok_or_else(|| errno!(ESRCH))?;
+    may_signal_group(t, &tg)?;
     if !init_ignores(t, &tg, info.signo()) {
         signals::send_to_group(&tg, info);
     }

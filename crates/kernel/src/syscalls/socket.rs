@@ -70,8 +70,10 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
         return error!(EPROTONOSUPPORT);
     }
     let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock_flag(kind), unix::task_creds(t, true))?;
-    t.kernel.unix_sockets.register(&a);
-    t.kernel.unix_sockets.register(&b);
+    for s in [&a, &b] {
+        s.made_by(t);
+        t.kernel.unix_sockets.register(s);
+    }
     install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
 }
 
@@ -83,6 +85,7 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
     let sock: Arc<dyn FileDescription> = match (domain, ty, protocol) {
         (AF_UNIX, _, 0 | AF_UNIX) => {
             let s = UnixSocket::new(ty, flags)?;
+            s.made_by(t);
             t.kernel.unix_sockets.register(&s);
             s
         }
@@ -115,7 +118,9 @@ fn read_address(t: &Task, addr: UserAddr, len: u32) -> SysResult<Vec<u8>> {
 pub fn sys_bind(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
     let file = t.fds.get(fd)?;
     let raw = read_address(t, addr, len)?;
-    socket(&file)?.bind(t, &raw)
+    let sock = socket(&file)?;
+    crate::landlock::net::may_use_port(t.thread.landlock().as_deref(), sock, &raw, crate::landlock::NET_BIND_TCP)?;
+    sock.bind(t, &raw)
 }
 
 pub fn sys_listen(t: &mut Task, fd: Fd, backlog: i32) -> SysResult<()> {
@@ -126,7 +131,9 @@ pub fn sys_listen(t: &mut Task, fd: Fd, backlog: i32) -> SysResult<()> {
 pub fn sys_connect(t: &mut Task, fd: Fd, addr: UserAddr, len: u32) -> SysResult<()> {
     let file = t.fds.get(fd)?;
     let raw = read_address(t, addr, len)?;
-    socket(&file)?.connect(t, &raw)
+    let sock = socket(&file)?;
+    crate::landlock::net::may_use_port(t.thread.landlock().as_deref(), sock, &raw, crate::landlock::NET_CONNECT_TCP)?;
+    sock.connect(t, &raw)
 }
 
 /// Writes an address to a buffer of `room` bytes, cut as Linux does; returns

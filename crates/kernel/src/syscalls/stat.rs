@@ -247,7 +247,7 @@ pub fn sys_faccessat2(t: &mut Task, dirfd: i32, path: UserCStr, mode: i32, flags
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let mut c = t.tg.fs_creds();
+    let mut c = t.thread.fs_creds();
     if flags & AT_EACCESS == 0 {
         // Linux's access_override_creds: the real ids, with the permitted
         // capabilities for a real root and none for anyone else.

@@ -131,11 +131,12 @@ impl Task {
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm));
-        // Scheduling settings and seccomp filters are inherited by threads and
-        // children alike.
+        // Scheduling settings, seccomp filters and the Landlock domain are
+        // inherited by threads and children alike.
         let sched = self.thread.sched();
         thread.set_sched(|s| *s = sched);
         thread.set_seccomp(self.thread.seccomp());
+        thread.set_landlock(self.thread.landlock());
         {
             let mine = self.thread.sig();
             let mut s = thread.sig();

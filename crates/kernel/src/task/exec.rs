@@ -38,6 +38,7 @@ fn read_image(d: &Arc<Dentry>, c: &FsCreds, mf: &Arc<MemoryFile>, need_exec: boo
     if need_exec {
         perm::check(c, &st, MAY_EXEC)?;
     }
+    crate::landlock::fs::may_execute(c, d)?;
     let size = st.st_size.max(0) as u64;
     if let Some(pages) = d.inode.file_pages(mf)? {
         let mut head = vec![0u8; size.min(loader::IMAGE_HEAD) as usize];
@@ -115,7 +116,7 @@ pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp
 
 impl Task {
     pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let prog = find_program(&self.fs, &self.tg.fs_creds(), &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
+        let prog = find_program(&self.fs, &self.thread.fs_creds(), &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
             ExecError::Errno(c) => Errno::new(c),
             ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),
@@ -160,7 +161,7 @@ impl Task {
             let mut s = self.thread.sig();
             s.altstack = Default::default();
         }
-        let exe = walk(&self.tg.fs_creds(), &self.fs.root(), &self.fs.cwd(), prog.path.as_bytes(), Follow::Yes)
+        let exe = walk(&self.thread.fs_creds(), &self.fs.root(), &self.fs.cwd(), prog.path.as_bytes(), Follow::Yes)
             .map(|d| String::from_utf8_lossy(&d.path()).into_owned())
             .unwrap_or(prog.path.clone());
         *self.tg.exe.lock().unwrap_or_else(|e| e.into_inner()) = exe;

@@ -396,17 +396,6 @@ impl ThreadGroup {
 
     /// Who this process is to file permission checks: its effective ids,
     /// supplementary groups and effective capabilities (in its user namespace).
-    pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
-        let c = self.creds();
-        let caps = self.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
-        // Every path walk asks: the first namespace costs no reference count.
-        let ns = {
-            let ns = self.user_ns.lock().unwrap_or_else(|e| e.into_inner());
-            (!ns.is_initial()).then(|| ns.clone())
-        };
-        crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns }
-    }
-
     fn rlimit_all(&self) -> [Rlimit; RLIMIT_COUNT] {
         *self.rlimits.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -562,6 +551,9 @@ pub struct Thread {
     pub(super) ptrace: Mutex<super::ptrace::Ptrace>,
     pub(super) traced: std::sync::atomic::AtomicBool,
     pub(super) syscall_stops: std::sync::atomic::AtomicBool,
+    /// Its Landlock domain (Linux keeps it in the thread's credentials); set
+    /// only by the thread itself. A leaf lock.
+    landlock: Mutex<Option<Arc<crate::landlock::Domain>>>,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -594,7 +586,30 @@ impl Thread {
             ptrace: Mutex::default(),
             traced: std::sync::atomic::AtomicBool::new(false),
             syscall_stops: std::sync::atomic::AtomicBool::new(false),
+            landlock: Mutex::new(None),
         }
+    }
+
+    /// Who asks, for file-system checks: the process's file-system ids,
+    /// groups and capabilities, and the thread's Landlock domain.
+    pub fn fs_creds(&self) -> crate::vfs::perm::FsCreds {
+        let c = self.tg.creds();
+        let caps = self.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).effective;
+        // Every path walk asks: the first namespace costs no reference count.
+        let ns = {
+            let ns = self.tg.user_ns.lock().unwrap_or_else(|e| e.into_inner());
+            (!ns.is_initial()).then(|| ns.clone())
+        };
+        crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns, landlock: self.landlock() }
+    }
+
+    /// The thread's Landlock domain, if it restricted itself.
+    pub fn landlock(&self) -> Option<Arc<crate::landlock::Domain>> {
+        self.landlock.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_landlock(&self, domain: Option<Arc<crate::landlock::Domain>>) {
+        *self.landlock.lock().unwrap_or_else(|e| e.into_inner()) = domain;
     }
 
     /// The thread's seccomp mode.

@@ -36,12 +36,15 @@ pub struct FsCreds {
     /// Its user namespace, unless the sandbox's first: its capabilities then
     /// count only for files whose owner and group it maps.
     pub ns: Option<std::sync::Arc<crate::task::UserNamespace>>,
+    /// The asking thread's Landlock domain, which `crate::landlock::fs` checks
+    /// after the mode bits.
+    pub landlock: Option<std::sync::Arc<crate::landlock::Domain>>,
 }
 
 impl FsCreds {
     /// The kernel's own walks (building the mount tree): nothing is refused.
     pub fn kernel() -> FsCreds {
-        FsCreds { uid: 0, gid: 0, groups: Vec::new(), caps: crate::task::CAP_FULL, ns: None }
+        FsCreds { uid: 0, gid: 0, groups: Vec::new(), caps: crate::task::CAP_FULL, ns: None, landlock: None }
     }
 
     pub fn capable(&self, cap: u32) -> bool {
@@ -252,7 +255,7 @@ mod tests {
     }
 
     fn user(uid: u32, gid: u32, groups: &[u32]) -> FsCreds {
-        FsCreds { uid, gid, groups: groups.to_vec(), caps: 0, ns: None }
+        FsCreds { uid, gid, groups: groups.to_vec(), caps: 0, ns: None, landlock: None }
     }
 
     #[test]

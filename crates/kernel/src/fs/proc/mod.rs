@@ -303,7 +303,7 @@ impl ProcInode {
     fn namespace(&self, t: Target, kind: NsKind) -> SysResult<Namespace> {
         let p = self.fs.resolve(t)?;
         let reader = current().ok_or_else(|| errno!(EACCES))?;
-        if !crate::task::ptrace::may_trace(&reader.tg, &p.tg) {
+        if !crate::task::ptrace::may_trace(&reader.tg, &p.tg) || crate::landlock::scope::may_trace_process(&reader, &p.tg).is_err() {
             return error!(EACCES);
         }
         let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;

@@ -179,7 +179,7 @@ pub(super) fn open_mem(fs: &Arc<ProcFs>, t: Target, dentry: &Arc<crate::vfs::Den
     let p = fs.resolve(t)?;
     let mm = p.res.as_ref().map(|r| r.mm.clone()).ok_or_else(|| errno!(ENOENT))?;
     let opener = current().ok_or_else(|| errno!(EACCES))?;
-    if !crate::task::ptrace::may_trace(&opener.tg, &p.tg) {
+    if !crate::task::ptrace::may_trace(&opener.tg, &p.tg) || crate::landlock::scope::may_trace_process(&opener, &p.tg).is_err() {
         return error!(EACCES);
     }
     Ok(Arc::new(super::mem::MemFile::new(dentry.clone(), mm, flags)))
