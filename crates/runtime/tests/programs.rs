@@ -864,6 +864,25 @@ fn seccomp_filters() {
     });
 }
 
+/// Who may signal whom: the sender's real or effective uid must be the
+/// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
+/// kill, tgkill, sigqueue and pidfd_send_signal alike; kill(-1) skips the
+/// others, a process group of them is EPERM, as natively.
+#[test]
+fn kill_permissions() {
+    compare("kill_permissions", "kill_permission", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "uid 1000 signals 2000's: -1 EPERM"),
+            expect_stdout_has_line(o, "pidfd_send_signal to 2000's: -1 EPERM"),
+            expect_stdout_has_line(o, "SIGCONT within the session: 0 "),
+            expect_stdout_has_line(o, "kill -1: 0 "),
+            expect_stdout_has_line(o, "a group of 2000's: -1 EPERM"),
+            expect_stdout_has_line(o, "euid 2000 asks about 2000's: 0 "),
+        ])
+    });
+}
+
 /// Landlock, as programs that sandbox themselves use it (AI agents' shells,
 /// build tools): the ruleset calls and their errors, file rights beneath
 /// directories for each kind of access, moving files between directories

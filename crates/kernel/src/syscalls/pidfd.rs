@@ -65,7 +65,7 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: Fd, signo: i32, info: UserRef<
     if tg.is_reaped() {
         return error!(ESRCH);
     }
-    super::signal::may_signal_group(t, &tg)?;
+    super::signal::may_signal(t, &tg, None, signo as u32)?;
     if signo != 0 {
         signals::send_to_group(&tg, info);
     }

@@ -217,9 +217,10 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
     if live.is_empty() {
         return error!(ESRCH);
     }
-    // As Linux's group kills: success when some process could be signalled.
-    let permitted: Vec<_> = live.into_iter().filter(|g| may_signal_group(t, g).is_ok()).collect();
-    if permitted.is_empty() {
+    // As Linux: a process group's kill fails when no member could be
+    // signalled; kill(-1) skips those it may not signal and succeeds.
+    let permitted: Vec<_> = live.into_iter().filter(|g| may_signal(t, g, None, signo as u32).is_ok()).collect();
+    if permitted.is_empty() && pid != -1 {
         return error!(EPERM);
     }
     if signo != 0 {
@@ -230,14 +231,29 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
     Ok(())
 }
 
-/// Whether `t` may signal the process `g` (its first thread stands for it):
-/// the Landlock scope.
-pub(super) fn may_signal_group(t: &Task, g: &crate::task::ThreadGroup) -> SysResult<()> {
+/// Linux's check_kill_permission: whether `t` may send `signo` (0: only ask)
+/// to process `g`, or to its thread `th`. Another process needs the sender's
+/// real or effective uid to be its real or saved one, or CAP_KILL over it
+/// (SIGCONT goes within a session regardless); then the sender's Landlock
+/// domain must not scope it out (the first thread stands for a process).
+pub(super) fn may_signal(t: &Task, g: &Arc<crate::task::ThreadGroup>, th: Option<&Arc<crate::task::Thread>>, signo: u32) -> SysResult<()> {
+    const CAP_KILL: u32 = 5;
+    if !Arc::ptr_eq(g, &t.tg) {
+        let (me, them) = (t.tg.creds(), g.creds());
+        let by_ids = [me.euid, me.uid].iter().any(|&u| u == them.suid || u == them.uid);
+        let same_session = signo == rvisor_abi::consts::SIGCONT && {
+            let theirs = g.state().sid;
+            theirs == t.tg.state().sid
+        };
+        if !by_ids && !same_session && !t.tg.capable_in(&g.user_ns(), CAP_KILL) {
+            return error!(EPERM);
+        }
+    }
     if t.thread.landlock().is_none() {
         return Ok(());
     }
-    match g.threads().first() {
-        Some(th) => crate::landlock::scope::may_signal(&t.thread, th),
+    match th.cloned().or_else(|| g.threads().into_iter().next()) {
+        Some(th) => crate::landlock::scope::may_signal(&t.thread, &th),
         None => Ok(()),
     }
 }
@@ -258,7 +274,7 @@ fn send_to_thread(t: &Task, tgid: Option<i32>, tid: i32, signo: i32, info: Optio
         valid_signal(signo)?;
     }
     let th = thread_in(t, tgid, tid)?;
-    crate::landlock::scope::may_signal(&t.thread, &th)?;
+    may_signal(t, &th.tg, Some(&th), signo as u32)?;
     if signo != 0 && !init_ignores(t, &th.tg, signo as u32) {
         signals::send_to_thread(&th, info.unwrap_or_else(|| sender_info(t, signo as u32, SI_TKILL)));
     }
@@ -301,7 +317,7 @@ fn user_siginfo(t: &Task, target: i32, signo: i32, uinfo: UserRef<SigInfo>) -> S
 pub fn sys_rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: UserRef<SigInfo>) -> SysResult<()> {
     let info = user_siginfo(t, tgid, signo, uinfo)?;
     let tg = t.pid_ns().group(tgid).ok_or_else(|| errno!(ESRCH))?;
-    may_signal_group(t, &tg)?;
+    may_signal(t, &tg, None, info.signo())?;
     if !init_ignores(t, &tg, info.signo()) {
         signals::send_to_group(&tg, info);
     }
