@@ -182,9 +182,12 @@ impl Notifier {
                 _ => {}
             }
         };
-        let mut inner = self.lock();
-        let state = inner.list.iter().position(|n| n.id == id).map(|i| inner.list.remove(i).state);
-        match (state, interrupted) {
+        let removed = {
+            let mut inner = self.lock();
+            let at = inner.list.iter().position(|n| n.id == id);
+            at.map(|i| inner.list.remove(i))
+        };
+        match (removed.map(|n| n.state), interrupted) {
             // An answer that came with the signal still counts.
             (Some(State::Replied(reply)), _) => Ok(reply),
             (_, Some(e)) => Err(e),

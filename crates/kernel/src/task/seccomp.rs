@@ -396,8 +396,16 @@ mod tests {
         let errno2 = vec![insn(RET | K, 0, 0, RET_ERRNO | 2)];
         let h = Filter::new(errno2, Some(f)).unwrap();
         assert_eq!(h.evaluate(39, 0, [0; 6]), RET_ERRNO | 2, "of equal actions the newest filter's");
-        let kill = Filter::new(vec![insn(RET | K, 0, 0, RET_KILL_PROCESS)], Some(h)).unwrap();
+        let (_, matched) = h.evaluate_match(39, 0, [0; 6]);
+        assert!(std::ptr::eq(matched, &*h), "the answer is the newest filter's");
+        let kill = Filter::new(vec![insn(RET | K, 0, 0, RET_KILL_PROCESS)], Some(h.clone())).unwrap();
         assert_eq!(kill.evaluate(39, 0, [0; 6]), RET_KILL_PROCESS);
+        let (_, matched) = kill.evaluate_match(110, 0, [0; 6]);
+        assert!(std::ptr::eq(matched, &*kill));
+        let notify = Filter::new(vec![insn(RET | K, 0, 0, RET_USER_NOTIF)], Some(h.clone())).unwrap();
+        let (ret, matched) = notify.evaluate_match(39, 0, [0; 6]);
+        assert_eq!(ret, RET_ERRNO | 2, "an errno outranks a notification");
+        assert!(std::ptr::eq(matched, &*h));
     }
 
     #[test]
