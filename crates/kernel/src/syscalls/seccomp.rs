@@ -62,8 +62,7 @@ pub fn sys_seccomp(t: &mut Task, op: u32, flags: u32, args: UserAddr) -> SysResu
             if flags != 0 {
                 return error!(EINVAL);
             }
-            let size = |n: usize| n as u16;
-            let sizes = [size(size_of::<SeccompNotif>()), size(size_of::<SeccompNotifResp>()), size(size_of::<SeccompData>())];
+            let sizes = [size_of::<SeccompNotif>() as u16, size_of::<SeccompNotifResp>() as u16, size_of::<SeccompData>() as u16];
             t.mm.write_obj(UserRef::<[u16; 3]>::new(args), &sizes)?;
             Ok(0)
         }
@@ -123,6 +122,10 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
         Some(n) => Filter::with_notifier(prog, current.clone(), n.clone())?,
         None => Filter::new(prog, current.clone())?,
     };
+    // A chain has one listener at most.
+    if notifier.is_some() && current.as_ref().is_some_and(|c| c.has_listener()) {
+        return error!(EBUSY);
+    }
     if flags & FLAG_TSYNC != 0 {
         // Every other thread must be unfiltered or filtered by an ancestor of ours.
         let threads = t.tg.threads();
@@ -136,10 +139,6 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
                 return if flags & FLAG_TSYNC_ESRCH != 0 { error!(ESRCH) } else { Ok(other.tid() as i64) };
             }
         }
-    }
-    // A chain has one listener at most.
-    if notifier.is_some() && current.as_ref().is_some_and(|c| c.has_listener()) {
-        return error!(EBUSY);
     }
     let listener = match notifier {
         Some(n) => Some(super::pipe::install(t, Arc::new(Listener::new(n)), true)?),
