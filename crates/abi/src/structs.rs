@@ -150,6 +150,23 @@ abi_struct! {
     pub struct InotifyEvent { pub wd: i32, pub mask: u32, pub cookie: u32, pub len: u32 }
 }
 abi_struct! {
+    /// `struct seccomp_data`: a system call as a seccomp filter sees it.
+    pub struct SeccompData { pub nr: i32, pub arch: u32, pub instruction_pointer: u64, pub args: [u64; 6] }
+}
+abi_struct! {
+    /// `struct seccomp_notif`: a call a seccomp listener receives (SECCOMP_IOCTL_NOTIF_RECV).
+    pub struct SeccompNotif { pub id: u64, pub pid: u32, pub flags: u32, pub data: SeccompData }
+}
+abi_struct! {
+    /// `struct seccomp_notif_resp`: a seccomp listener's answer (SECCOMP_IOCTL_NOTIF_SEND).
+    pub struct SeccompNotifResp { pub id: u64, pub val: i64, pub error: i32, pub flags: u32 }
+}
+abi_struct! {
+    /// `struct seccomp_notif_addfd`: a descriptor a seccomp listener gives the caller
+    /// (SECCOMP_IOCTL_NOTIF_ADDFD).
+    pub struct SeccompNotifAddfd { pub id: u64, pub flags: u32, pub srcfd: u32, pub newfd: u32, pub newfd_flags: u32 }
+}
+abi_struct! {
     pub struct Stat {
         pub st_dev: u64, pub st_ino: u64, pub st_nlink: u64,
         pub st_mode: u32, pub st_uid: u32, pub st_gid: u32, pub pad0: u32,
@@ -229,5 +246,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<InotifyEvent>(), 16);
         assert_eq!(std::mem::size_of::<Rtmsg>(), 12);
         assert_eq!(std::mem::size_of::<SockaddrLl>(), 20);
+        assert_eq!(std::mem::size_of::<SeccompData>(), 64);
+        assert_eq!(std::mem::size_of::<SeccompNotif>(), 80);
+        assert_eq!(std::mem::size_of::<SeccompNotifResp>(), 24);
+        assert_eq!(std::mem::size_of::<SeccompNotifAddfd>(), 24);
     }
 }

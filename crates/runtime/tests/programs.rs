@@ -864,6 +864,38 @@ fn seccomp_filters() {
     });
 }
 
+/// seccomp user notification: a supervisor receives a child's trapped calls on the
+/// filter's listener and answers them (a value, an error, CONTINUE, ADDFD); poll and
+/// epoll; POLLHUP once the child is gone; ENOSYS once the listener is closed; a signal
+/// withdraws a call (re-notified after SA_RESTART); one listener per chain.
+#[test]
+fn seccomp_user_notification() {
+    compare("seccomp_user_notification", "seccomp_notify", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "GET_NOTIF_SIZES: 0: notif 80, resp 24, data 64"),
+            expect_stdout_has_line(o, "listener: anon_inode:seccomp notify"),
+            expect_stdout_has_line(o, "getppid: RECV 0, call getppid, pid is the child's 1, flags 0, arch x86-64 1, ip set 1"),
+            expect_stdout_has_line(o, "after RECV, poll says POLLOUT "),
+            expect_stdout_has_line(o, "child: getppid answered 4242"),
+            expect_stdout_has_line(o, "ID_VALID after the answer: -1 ENOENT"),
+            expect_stdout_has_line(o, "SEND before RECV: -1 EINPROGRESS"),
+            expect_stdout_has_line(o, "child: mkdir answered -1 EPERM"),
+            expect_stdout_has_line(o, "child: continued getppid is the parent: yes"),
+            expect_stdout_has_line(o, "child: openat answered with a descriptor that reads \"helloworld\", close-on-exec 1"),
+            expect_stdout_has_line(o, "child: mkdir answered 0; fd 100 close-on-exec 1, reads \"setfd\""),
+            expect_stdout_has_line(o, "child exited 0; poll says POLLHUP "),
+            expect_stdout_has_line(o, "child: getppid once the listener closed: -1 ENOSYS"),
+            expect_stdout_has_line(o, "epoll: 1 ready, EPOLLIN 1, data 7"),
+            expect_stdout_has_line(o, "restarted call has a new id: yes"),
+            expect_stdout_has_line(o, "child: getppid after a signal with SA_RESTART: 7, handler ran 1"),
+            expect_stdout_has_line(o, "child: mkdir after a signal without SA_RESTART: -1 EINTR, handler ran 2"),
+            expect_stdout_has_line(o, "child: WAIT_KILLABLE_RECV: getppid after a signal: 5"),
+            expect_stdout_has_line(o, "second listener: -1 EBUSY"),
+            expect_stdout_has_line(o, "RECV into a buffer that is not zeroed: -1 EINVAL"),
+            expect_stdout_has_line(o, "SEND to an unknown id: -1 ENOENT"),
+            expect_stdout_has_line(o, "all ok"),
+
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
 /// kill, tgkill, sigqueue and pidfd_send_signal alike; kill(-1) skips the

@@ -10,6 +10,7 @@ pub mod memfd;
 pub mod nsfs;
 pub mod overlay;
 pub mod proc;
+pub mod seccomp_notify;
 pub mod signalfd;
 pub mod simple;
 pub mod sys;

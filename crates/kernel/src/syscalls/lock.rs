@@ -160,7 +160,13 @@ pub fn sys_flock(t: &mut Task, fd: Fd, op: i32) -> SysResult<()> {
 /// the process's record locks on the file. The description's own locks go when it
 /// does (`FileLocks`).
 pub fn release_on_close(t: &Task, file: &Arc<dyn FileDescription>) {
+    release_process_locks(&t.kernel.locks, t.tg.tgid, file)
+}
+
+/// The same for a descriptor of process `tgid` that another replaced (seccomp's
+/// SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD).
+pub fn release_process_locks(locks: &crate::vfs::locks::LockTable, tgid: i32, file: &Arc<dyn FileDescription>) {
     if let Ok(key) = inode_key(file) {
-        t.kernel.locks.release(key, Owner::Process(t.tg.tgid));
+        locks.release(key, Owner::Process(tgid));
     }
 }

@@ -88,7 +88,7 @@ syscall_table! {
     rt_sigaction(signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) => Supported;
     rt_sigprocmask(how: i32, set: UserRef<u64>, oldset: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigreturn() => Supported;
-    ioctl(fd: Fd, request: u32, arg: u64) => Partial("FIOCLEX/FIONBIO; terminal ioctls on ptys; TCGETS and TIOCGWINSZ on host streams");
+    ioctl(fd: Fd, request: u32, arg: u64) => Partial("FIOCLEX/FIONBIO; terminal ioctls on ptys; TCGETS and TIOCGWINSZ on host streams; seccomp listeners' SECCOMP_IOCTL_NOTIF_*");
     pread64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     pwrite64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     readv(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
@@ -334,7 +334,7 @@ syscall_table! {
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
     rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
     restart_syscall() => Supported;
-    seccomp(op: u32, flags: u32, args: UserAddr) => Partial("no user notification: SECCOMP_FILTER_FLAG_NEW_LISTENER is EINVAL, and SECCOMP_RET_USER_NOTIF and SECCOMP_RET_TRACE fail the call with ENOSYS");
+    seccomp(op: u32, flags: u32, args: UserAddr) => Partial("user notification in full (listeners, RECV/SEND/ID_VALID/ADDFD/SET_FLAGS ioctls, poll, WAIT_KILLABLE_RECV, whose fatal signal is SIGKILL or a dying group); SECCOMP_RET_TRACE fails the call with ENOSYS (no ptrace seccomp events)");
     uretprobe() => Supported;
     uprobe() => Supported;
     execveat(dirfd: i32, path: UserCStr, argv: UserAddr, envp: UserAddr, flags: i32) => Supported;
@@ -428,14 +428,19 @@ fn run(t: &mut Task, nr: u64, a: [u64; 6]) -> u64 {
                 report_unimplemented(t, nr);
             }
             tracing::debug!("task {}: syscall {} failed: {:?}", t.tid(), names::name(nr).unwrap_or("?"), e);
-            if e.code.is_restart() {
-                // Signal handling decides between EINTR and a restart.
-                t.pending_restart = Some(e.code);
-                errno!(EINTR).to_return()
-            } else {
-                e.to_return()
-            }
+            error_return(t, e)
         }
+    }
+}
+
+/// A failed call's result as the app sees it.
+fn error_return(t: &mut Task, e: rvisor_abi::Errno) -> u64 {
+    if e.code.is_restart() {
+        // Signal handling decides between EINTR and a restart.
+        t.pending_restart = Some(e.code);
+        errno!(EINTR).to_return()
+    } else {
+        e.to_return()
     }
 }
 

@@ -1,11 +1,15 @@
 //! seccomp(2) and its prctl forms, and the check of each syscall against the
-//! calling thread's filters (`task/seccomp.rs` holds the filters themselves).
+//! calling thread's filters (`task/seccomp.rs` holds the filters themselves,
+//! `fs/seccomp_notify.rs` their listeners).
 
+use crate::fs::seccomp_notify::{Listener, Notifier, Reply};
 use crate::mm::UserRef;
 use crate::task::seccomp::{self, Filter, Insn, Mode};
 use crate::task::signals::SigInfo;
 use crate::task::{ExitStatus, Task};
+use rvisor_abi::structs::{SeccompData, SeccompNotif, SeccompNotifResp};
 use rvisor_abi::{consts, errno, error, Errno, ErrnoCode, SysResult, UserAddr};
+use std::sync::Arc;
 
 const SECCOMP_SET_MODE_STRICT: u32 = 0;
 const SECCOMP_SET_MODE_FILTER: u32 = 1;
@@ -58,8 +62,8 @@ pub fn sys_seccomp(t: &mut Task, op: u32, flags: u32, args: UserAddr) -> SysResu
             if flags != 0 {
                 return error!(EINVAL);
             }
-            // struct seccomp_notif, seccomp_notif_resp and seccomp_data.
-            t.mm.write_obj(UserRef::<[u16; 3]>::new(args), &[80, 24, 64])?;
+            let sizes = [size_of::<SeccompNotif>() as u16, size_of::<SeccompNotifResp>() as u16, size_of::<SeccompData>() as u16];
+            t.mm.write_obj(UserRef::<[u16; 3]>::new(args), &sizes)?;
             Ok(0)
         }
         _ => error!(EINVAL),
@@ -98,10 +102,6 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
     {
         return error!(EINVAL);
     }
-    if flags & FLAG_NEW_LISTENER != 0 {
-        // No supervisor can take notifications from a sandboxed program here.
-        return error!(EINVAL);
-    }
     if t.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) == 0 && !t.tg.capable(CAP_SYS_ADMIN) {
         return error!(EACCES);
     }
@@ -117,7 +117,15 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
         Mode::Filter(f) => Some(f),
         Mode::Strict => return error!(EINVAL),
     };
-    let filter = Filter::new(prog, current.clone())?;
+    let notifier = (flags & FLAG_NEW_LISTENER != 0).then(|| Notifier::new(flags & FLAG_WAIT_KILLABLE_RECV != 0));
+    let filter = match &notifier {
+        Some(n) => Filter::with_notifier(prog, current.clone(), n.clone())?,
+        None => Filter::new(prog, current.clone())?,
+    };
+    // A chain has one listener at most.
+    if notifier.is_some() && current.as_ref().is_some_and(|c| c.has_listener()) {
+        return error!(EBUSY);
+    }
     if flags & FLAG_TSYNC != 0 {
         // Every other thread must be unfiltered or filtered by an ancestor of ours.
         let threads = t.tg.threads();
@@ -131,12 +139,18 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
                 return if flags & FLAG_TSYNC_ESRCH != 0 { error!(ESRCH) } else { Ok(other.tid() as i64) };
             }
         }
-        for other in &threads {
+    }
+    let listener = match notifier {
+        Some(n) => Some(super::pipe::install(t, Arc::new(Listener::new(n)), true)?),
+        None => None,
+    };
+    if flags & FLAG_TSYNC != 0 {
+        for other in &t.tg.threads() {
             other.set_seccomp(Mode::Filter(filter.clone()));
         }
     }
     t.thread.set_seccomp(Mode::Filter(filter));
-    Ok(0)
+    Ok(listener.map_or(0, |fd| fd.0 as i64))
 }
 
 /// What the thread's seccomp mode says of the syscall it is making: None to run it,
@@ -148,7 +162,7 @@ pub(super) fn check_entry(t: &mut Task, nr: u64, args: [u64; 6]) -> Option<u64> 
     if nr == rvisor_abi::nr::__NR_uretprobe as u64 || nr == rvisor_abi::nr::__NR_uprobe as u64 {
         return None;
     }
-    let ret = match mode {
+    let (ret, matched) = match &mode {
         Mode::Disabled => return None,
         Mode::Strict => {
             let allowed = [rvisor_abi::nr::__NR_read, rvisor_abi::nr::__NR_write, rvisor_abi::nr::__NR_exit, rvisor_abi::nr::__NR_rt_sigreturn];
@@ -158,7 +172,7 @@ pub(super) fn check_entry(t: &mut Task, nr: u64, args: [u64; 6]) -> Option<u64> 
             t.exit = Some(ExitStatus::killed_by(consts::SIGKILL));
             return Some(0);
         }
-        Mode::Filter(f) => f.evaluate(nr, t.cpu.ip(), args),
+        Mode::Filter(f) => f.evaluate_match(nr, t.cpu.ip(), args),
     };
     let data = ret & seccomp::RET_DATA;
     let sigsys = || {
@@ -182,8 +196,24 @@ pub(super) fn check_entry(t: &mut Task, nr: u64, args: [u64; 6]) -> Option<u64> 
             // The registers as they were: rax holds the syscall number again.
             Some(nr)
         }
-        // No tracer and no listener: the call fails.
-        seccomp::RET_TRACE | seccomp::RET_USER_NOTIF => Some(errno!(ENOSYS).to_return()),
+        seccomp::RET_USER_NOTIF => {
+            let Some(n) = matched.notifier() else {
+                return Some(errno!(ENOSYS).to_return());
+            };
+            let data = SeccompData { nr: nr as i32, arch: seccomp::AUDIT_ARCH_X86_64, instruction_pointer: t.cpu.ip(), args };
+            match n.ask(t, data) {
+                // A restart code the supervisor answers restarts the call, as
+                // in Linux, rather than reach the program.
+                Ok(Reply::Value(v)) => Some(match (v as i64).checked_neg().and_then(|c| u16::try_from(c).ok()).map(ErrnoCode).filter(|c| c.is_restart()) {
+                    Some(code) => super::error_return(t, Errno::new(code)),
+                    None => v,
+                }),
+                Ok(Reply::Continue) => None,
+                Err(e) => Some(super::error_return(t, e)),
+            }
+        }
+        // No tracer: the call fails.
+        seccomp::RET_TRACE => Some(errno!(ENOSYS).to_return()),
         seccomp::RET_KILL_THREAD if t.tg.threads().len() > 1 => {
             t.exit = Some(ExitStatus::killed_by(consts::SIGSYS));
             Some(0)

@@ -80,6 +80,8 @@ impl Task {
         }
         self.thread.set_interrupter(None);
         self.thread.set_resources(None);
+        // A filter's listener hangs up once no live task uses the filter.
+        self.thread.set_seccomp(super::seccomp::Mode::Disabled);
         // As Linux's exit_files, before the parent hears of the exit: the files
         // close now (pipes and sockets see their peer gone), unless another
         // thread shares the table.

@@ -175,13 +175,29 @@ impl Task {
 
     /// Blocks until `ready` holds, a signal arrives (ERESTARTSYS) or `deadline`
     /// passes (ETIMEDOUT).
-    pub fn block_until(&self, deadline: Option<std::time::Instant>, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+    pub fn block_until(&self, deadline: Option<std::time::Instant>, ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        self.block(deadline, Task::signal_pending, ready)
+    }
+
+    /// Blocks until `ready` holds or the task is dying (ERESTARTSYS): other
+    /// signals wait (Linux's TASK_KILLABLE).
+    pub fn block_until_killable(&self, ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        self.block(None, Task::fatal_signal_pending, ready)
+    }
+
+    /// Whether the task is dying: its group is exiting, or SIGKILL is pending.
+    fn fatal_signal_pending(&self) -> bool {
+        let kill = signals::sigbit(rvisor_abi::consts::SIGKILL);
+        self.tg.state().exiting.is_some() || (self.thread.sig().pending.mask | self.tg.sig().pending.mask) & kill != 0
+    }
+
+    fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
         loop {
             let seq = self.thread.waiter.seq();
             if ready() {
                 return Ok(());
             }
-            if self.signal_pending() {
+            if interrupted(self) {
                 return Err(rvisor_abi::errno!(ERESTARTSYS));
             }
             if !self.thread.waiter.wait(seq, deadline) {

@@ -1,8 +1,10 @@
 //! Seccomp: the filters a thread installs on itself (seccomp(2), prctl), which the
 //! Sentry runs on each of the thread's syscalls. Filters are classic BPF, checked on
 //! install as Linux checks them and interpreted here; a thread's filters form a chain
-//! (newest first) that clone and exec keep.
+//! (newest first) that clone and exec keep. A filter may have a listener, which a
+//! supervisor answers the calls it traps with (`fs/seccomp_notify.rs`).
 
+use crate::fs::seccomp_notify::Notifier;
 use rvisor_abi::{errno, SysResult};
 use std::sync::Arc;
 
@@ -107,12 +109,23 @@ pub struct Filter {
     /// that looks only at the number and architecture of most calls, as an
     /// OCI profile's, costs a bit test on them instead of a run of each filter.
     allowed: Box<[u64; CACHED_NRS / 64]>,
+    /// Where its SECCOMP_RET_USER_NOTIF answers go (SECCOMP_FILTER_FLAG_NEW_LISTENER).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Filter {
     /// Checks `prog` as Linux does (EINVAL) and puts it in front of `prev` (ENOMEM
     /// when the chain grows too long).
     pub fn new(prog: Vec<Insn>, prev: Option<Arc<Filter>>) -> SysResult<Arc<Filter>> {
+        Filter::build(prog, prev, None)
+    }
+
+    /// `new` for a filter with a listener.
+    pub fn with_notifier(prog: Vec<Insn>, prev: Option<Arc<Filter>>, notifier: Arc<Notifier>) -> SysResult<Arc<Filter>> {
+        Filter::build(prog, prev, Some(notifier))
+    }
+
+    fn build(prog: Vec<Insn>, prev: Option<Arc<Filter>>, notifier: Option<Arc<Notifier>>) -> SysResult<Arc<Filter>> {
         let prog = check(prog)?;
         let path_len = prog.len() + 4 + prev.as_ref().map_or(0, |p| p.path_len);
         if path_len > MAX_INSNS_PER_PATH {
@@ -132,7 +145,25 @@ impl Filter {
                 allowed[nr / 64] |= 1 << (nr % 64);
             }
         }
-        Ok(Arc::new(Filter { prog, prev, path_len, allowed }))
+        Ok(Arc::new(Filter { prog, prev, path_len, allowed, notifier }))
+    }
+
+    /// Whether a filter of the chain has a listener still open (Linux's
+    /// has_duplicate_listener: a chain has one at most).
+    pub fn has_listener(&self) -> bool {
+        let mut f = Some(self);
+        while let Some(cur) = f {
+            if cur.notifier.as_ref().is_some_and(|n| !n.detached()) {
+                return true;
+            }
+            f = cur.prev.as_deref();
+        }
+        false
+    }
+
+    /// The filter's listener, if it has one.
+    pub fn notifier(&self) -> Option<&Arc<Notifier>> {
+        self.notifier.as_ref()
     }
 
     /// Whether `other` is this filter or one installed before it (TSYNC may replace
@@ -156,9 +187,15 @@ impl Filter {
     /// Runs every filter of the chain on a syscall; the most restrictive answer wins,
     /// and of equal ones the newest filter's.
     pub fn evaluate(&self, nr: u64, ip: u64, args: [u64; 6]) -> u32 {
+        self.evaluate_match(nr, ip, args).0
+    }
+
+    /// `evaluate`, and the filter whose answer it is (a SECCOMP_RET_USER_NOTIF
+    /// goes to that filter's listener).
+    pub fn evaluate_match(&self, nr: u64, ip: u64, args: [u64; 6]) -> (u32, &Filter) {
         if let Some(word) = self.allowed.get((nr / 64) as usize) {
             if word & (1 << (nr % 64)) != 0 {
-                return RET_ALLOW;
+                return (RET_ALLOW, self);
             }
         }
         let mut data = [0u32; (DATA_LEN / 4) as usize];
@@ -168,16 +205,25 @@ impl Filter {
         for (i, a) in args.iter().enumerate() {
             (data[4 + 2 * i], data[5 + 2 * i]) = (*a as u32, (*a >> 32) as u32);
         }
-        let mut ret = RET_ALLOW;
+        let (mut ret, mut matched) = (RET_ALLOW, self);
         let mut f = Some(self);
         while let Some(cur) = f {
             let r = run(&cur.prog, |word| data.get(word).copied()).unwrap_or(RET_KILL_THREAD);
             if action_rank(r) < action_rank(ret) {
-                ret = r;
+                (ret, matched) = (r, cur);
             }
             f = cur.prev.as_deref();
         }
-        ret
+        (ret, matched)
+    }
+}
+
+impl Drop for Filter {
+    /// No task and no later filter uses it any more: its listener hangs up.
+    fn drop(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.orphan();
+        }
     }
 }
 
@@ -350,8 +396,16 @@ mod tests {
         let errno2 = vec![insn(RET | K, 0, 0, RET_ERRNO | 2)];
         let h = Filter::new(errno2, Some(f)).unwrap();
         assert_eq!(h.evaluate(39, 0, [0; 6]), RET_ERRNO | 2, "of equal actions the newest filter's");
-        let kill = Filter::new(vec![insn(RET | K, 0, 0, RET_KILL_PROCESS)], Some(h)).unwrap();
+        let (_, matched) = h.evaluate_match(39, 0, [0; 6]);
+        assert!(std::ptr::eq(matched, &*h), "the answer is the newest filter's");
+        let kill = Filter::new(vec![insn(RET | K, 0, 0, RET_KILL_PROCESS)], Some(h.clone())).unwrap();
         assert_eq!(kill.evaluate(39, 0, [0; 6]), RET_KILL_PROCESS);
+        let (_, matched) = kill.evaluate_match(110, 0, [0; 6]);
+        assert!(std::ptr::eq(matched, &*kill));
+        let notify = Filter::new(vec![insn(RET | K, 0, 0, RET_USER_NOTIF)], Some(h.clone())).unwrap();
+        let (ret, matched) = notify.evaluate_match(39, 0, [0; 6]);
+        assert_eq!(ret, RET_ERRNO | 2, "an errno outranks a notification");
+        assert!(std::ptr::eq(matched, &*h));
     }
 
     #[test]

@@ -622,8 +622,10 @@ impl Thread {
 
     pub fn set_seccomp(&self, mode: super::seccomp::Mode) {
         let on = !matches!(mode, super::seccomp::Mode::Disabled);
-        *self.seccomp.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+        let old = std::mem::replace(&mut *self.seccomp.lock().unwrap_or_else(|e| e.into_inner()), mode);
         self.seccomp_on.store(on, Ordering::Release);
+        // Outside the lock: the last reference to a filter wakes its listener.
+        drop(old);
     }
 
     /// App CPU time this thread has used, in nanoseconds.
