@@ -895,6 +895,33 @@ fn seccomp_user_notification() {
             expect_stdout_has_line(o, "RECV into a buffer that is not zeroed: -1 EINVAL"),
             expect_stdout_has_line(o, "SEND to an unknown id: -1 ENOENT"),
             expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// userfaultfd: a handler thread resolves another thread's missing pages of a
+/// registered range (UFFDIO_COPY, ZEROPAGE, WAKE to fault again), MADV_DONTNEED
+/// makes a page missing again, a signal ends a wait and the fault comes back
+/// after the handler, a forked child's memory is its own, unregistering or
+/// closing the descriptor makes the range ordinary memory; the handshake and
+/// the errors, as natively.
+#[test]
+fn userfaultfd_missing_pages() {
+    compare("userfaultfd_missing_pages", "userfaultfd", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "fault: event 0x12, page 0, write flag 0, thread id set 1"),
+            expect_stdout_has_line(o, "  copied 4096"),
+            expect_stdout_has_line(o, "UFFDIO_COPY onto a page that is there: -1 EEXIST"),
+            expect_stdout_has_line(o, "faulted again after the wake: 1"),
+            expect_stdout_has_line(o, "after MADV_DONTNEED, fault on page 0"),
+            expect_stdout_has_line(o, "faulted again after a signal: 1, handler ran 1"),
+            expect_stdout_has_line(o, "the child reads page 4: 0"),
+            expect_stdout_has_line(o, "after the close, the faulting thread read 0"),
+            expect_stdout_has_line(o, "exact address: offset 123"),
+        ])
+    });
+}
 
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for

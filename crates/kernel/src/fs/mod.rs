@@ -16,6 +16,7 @@ pub mod simple;
 pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
+pub mod userfaultfd;
 pub mod epoll;
 pub mod eventfd;
 pub mod pidfd;

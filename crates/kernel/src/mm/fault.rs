@@ -24,6 +24,8 @@ pub enum FaultOutcome {
     Forbidden,
     /// A file mapping past the end of its file (SIGBUS, BUS_ADRERR).
     PastFileEnd,
+    /// A missing page a userfaultfd handles: the task waits for it.
+    Missing(std::sync::Arc<super::userfault::Userfault>),
 }
 
 impl MmState {
@@ -98,6 +100,11 @@ impl MemoryManager {
                 drop(st);
                 self.sync_then_release(ctx, Vec::new())?;
                 return Ok(FaultOutcome::Handled);
+            }
+        }
+        if let Some(uf) = st.vmas[&vstart].userfault.clone() {
+            if st.pmas.range(..=addr).next_back().is_none_or(|(_, p)| p.end <= addr) {
+                return Ok(FaultOutcome::Missing(uf));
             }
         }
         self.populate(&mut st, vstart, addr, true)?;
@@ -180,6 +187,8 @@ impl MemoryManager {
                     }
                 }
             }
+            // A userfaultfd fills its registered ranges' pages itself.
+            None if v.userfault.is_some() => {}
             None => self.fill(st, lo, hi)?,
         }
         if map {

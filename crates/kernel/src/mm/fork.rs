@@ -49,7 +49,9 @@ impl MemoryManager {
             st.changes += 1;
             sync()?;
         }
-        let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, v.clone())).collect();
+        // Without UFFD_FEATURE_EVENT_FORK (not offered) the child's memory is
+        // its own to fault in.
+        let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, ..v.clone() })).collect();
         let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
     }

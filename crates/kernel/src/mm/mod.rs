@@ -11,6 +11,7 @@ mod fork;
 mod layout;
 pub mod ops;
 pub mod oom;
+pub mod userfault;
 mod vma;
 
 pub use access::{UserBuffers, UserRef};
@@ -199,6 +200,7 @@ impl MmState {
                         && next.growsdown == v.growsdown
                         && next.name == v.name
                         && next.on_fork == v.on_fork
+                        && next.userfault == v.userfault
                         && next.file.is_none()
                         && v.file.is_none() =>
                 {

@@ -43,7 +43,7 @@ impl MmState {
 }
 
 impl MemoryManager {
-    fn check_range(&self, addr: u64, len: u64) -> SysResult<u64> {
+    pub(super) fn check_range(&self, addr: u64, len: u64) -> SysResult<u64> {
         let end = addr.checked_add(len).ok_or_else(|| errno!(ENOMEM))?;
         if end > self.max_addr {
             return Err(errno!(ENOMEM));
@@ -87,7 +87,7 @@ impl MemoryManager {
         };
         let end = addr + len;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default() });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -211,7 +211,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default() });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)

@@ -24,6 +24,8 @@ pub struct Vma {
     pub file: Option<FileMapping>,
     /// What fork gives the child here (madvise).
     pub on_fork: OnFork,
+    /// The userfaultfd its missing pages are reported to (not kept by fork).
+    pub userfault: Option<Arc<super::userfault::Userfault>>,
 }
 
 /// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.

@@ -309,3 +309,21 @@ pub fn sys_membarrier(t: &mut Task, cmd: i32, flags: u32, _cpu: i32) -> SysResul
         _ => error!(EINVAL),
     }
 }
+
+const UFFD_USER_MODE_ONLY: i32 = 1;
+
+/// userfaultfd(2): a descriptor through which the process handles its own
+/// missing pages (`mm::userfault`). Without UFFD_USER_MODE_ONLY it takes
+/// CAP_SYS_PTRACE, as with vm.unprivileged_userfaultfd at its default of 0.
+pub fn sys_userfaultfd(t: &mut Task, flags: i32) -> SysResult<crate::vfs::Fd> {
+    const CAP_SYS_PTRACE: u32 = 19;
+    let (cloexec, nonblock) = (crate::vfs::OpenFlags::CLOEXEC as i32, crate::vfs::OpenFlags::NONBLOCK as i32);
+    if flags & !(cloexec | nonblock | UFFD_USER_MODE_ONLY) != 0 {
+        return error!(EINVAL);
+    }
+    if flags & UFFD_USER_MODE_ONLY == 0 && !t.tg.capable(CAP_SYS_PTRACE) {
+        return error!(EPERM);
+    }
+    let file = std::sync::Arc::new(crate::fs::userfaultfd::UserfaultFile::new(t, (flags & nonblock) as u32));
+    super::pipe::install(t, file, flags & cloexec != 0)
+}

@@ -33,6 +33,7 @@ impl Task {
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
                     Ok(FaultOutcome::PastFileEnd) => self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr)),
+                    Ok(FaultOutcome::Missing(uf)) => uf.fault(&self, addr, self.cpu.fault_is_write()),
                     // The fault is taken again once the OOM killer made room.
                     Err(e) if e.code == rvisor_abi::ErrnoCode::ENOMEM && crate::mm::oom::out_of_memory(&self.kernel, &self.tg) => {}
                     Err(e) => {
