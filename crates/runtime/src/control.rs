@@ -507,6 +507,6 @@ pub fn program_spec(p: Process, stdio: Stdio, extra_fds: Vec<OwnedFd>) -> Progra
         rlimits: p.rlimits,
         no_new_privs: p.no_new_privs,
         seccomp: None,
-        caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding, keep: false }),
+        caps: p.caps.map(|c| Capabilities { effective: c.effective, permitted: c.permitted, inheritable: c.inheritable, bounding: c.bounding, keep: false, ambient: c.ambient }),
     }
 }

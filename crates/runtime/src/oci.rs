@@ -84,15 +84,14 @@ const CAPABILITIES: [&str; 41] = [
 ];
 
 /// An OCI process's capability sets as bit masks; none at all when the spec
-/// names none, as runc gives. (The ambient set is not kept: rvisor's exec
-/// gives non-root processes no capabilities.)
+/// names none, as runc gives.
 fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> CapSets {
     let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
         set.iter().flatten().filter_map(|cap| serde_json::to_value(cap).ok()).filter_map(|v| CAPABILITIES.iter().position(|n| Some(*n) == v.as_str())).fold(0u64, |m, n| m | 1 << n)
     };
     match c {
         None => CapSets::default(),
-        Some(c) => CapSets { effective: mask(c.effective()), permitted: mask(c.permitted()), inheritable: mask(c.inheritable()), bounding: mask(c.bounding()) },
+        Some(c) => CapSets { effective: mask(c.effective()), permitted: mask(c.permitted()), inheritable: mask(c.inheritable()), bounding: mask(c.bounding()), ambient: mask(c.ambient()) },
     }
 }
 

@@ -113,6 +113,8 @@ pub struct CapSets {
     pub permitted: u64,
     pub inheritable: u64,
     pub bounding: u64,
+    #[serde(default)]
+    pub ambient: u64,
 }
 
 /// One mount, from the OCI spec's `mounts`, with its flags (`MountFlags`' bits:

@@ -923,6 +923,31 @@ fn userfaultfd_missing_pages() {
     });
 }
 
+/// More of prctl: ambient capabilities (kept by exec for a process that is not
+/// root, bounded by the permitted and inheritable sets, gone with root), MDWE
+/// (no writable and executable memory; inherited unless NO_INHERIT, kept by
+/// exec), syscall user dispatch (SIGSYS for a thread's calls from outside, or
+/// inside, a region while the selector says BLOCK; not inherited; a bad
+/// selector kills), timer slack, the tid address, THP, the auxiliary vector.
+#[test]
+fn prctl_capabilities_mdwe_and_dispatch() {
+    compare("prctl_capabilities_mdwe_and_dispatch", "prctl_more", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "after exec as uid 1000: CapEff 400 CapPrm 400 CapAmb 400"),
+            expect_stdout_has_line(o, "after it: CapAmb 0, CapPrm kept 1"),
+            expect_stdout_has_line(o, "map RWX: -1 EACCES"),
+            expect_stdout_has_line(o, "mprotect R to RX again: -1 EACCES"),
+            expect_stdout_has_line(o, "MDWE after exec: 1 "),
+            expect_stdout_has_line(o, "blocked getppid: 42, si_code 2, nr 110, from outside the stub 1"),
+            expect_stdout_has_line(o, "the stub's blocked getppid: 42"),
+            expect_stdout_has_line(o, "the child's getppid is real: 1"),
+            expect_stdout_has_line(o, "a selector of 7 kills with signal 31"),
+            expect_stdout_has_line(o, "auxv: ends with AT_NULL 1, AT_PAGESZ 4096, getauxval agrees 1"),
+        ])
+    });
+}
+
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
 /// kill, tgkill, sigqueue and pidfd_send_signal alike; kill(-1) skips the

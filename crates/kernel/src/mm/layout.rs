@@ -19,5 +19,19 @@ pub struct Layout {
     pub auxv: [(u64, u64); AUXV_MAX],
 }
 
+impl Layout {
+    /// The auxiliary vector as /proc/[pid]/auxv and PR_GET_AUXV give it: the
+    /// pairs, then AT_NULL.
+    pub fn auxv_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(k, v) in self.auxv.iter().take_while(|&&(k, _)| k != 0) {
+            out.extend_from_slice(&k.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&[0u8; 16]);
+        out
+    }
+}
+
 /// Most auxv entries kept for /proc/[pid]/auxv.
 pub const AUXV_MAX: usize = 32;

@@ -129,7 +129,9 @@ impl MemoryManager {
         }
     }
 
-        pub fn mprotect(&self, addr: u64, len: u64, perms: Perms) -> SysResult<()> {
+    /// mprotect; with `refuse_exec_gain` (PR_SET_MDWE), memory may not become
+    /// both writable and executable, nor executable when it was not (EACCES).
+    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms, refuse_exec_gain: bool) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -139,7 +141,8 @@ impl MemoryManager {
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
-        if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec))) {
+        let gains_exec = |v: &Vma| refuse_exec_gain && perms.exec && (perms.write || !v.perms.exec);
+        if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec) || gains_exec(v))) {
             return Err(errno!(EACCES));
         }
         st.split_at(addr);

@@ -261,6 +261,7 @@ pub fn sys_capset(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysRe
     if new.permitted & !old.permitted != 0 || new.effective & !new.permitted != 0 || new.inheritable & !(old.inheritable | old.permitted) != 0 {
         return error!(EPERM);
     }
-    *caps = new;
+    // The ambient set stays within the permitted and inheritable ones.
+    *caps = Capabilities { ambient: old.ambient & new.permitted & new.inheritable, ..new };
     Ok(())
 }

@@ -43,12 +43,21 @@ fn perms(prot: u32) -> SysResult<Perms> {
     Ok(Perms::from_prot(prot & PROT_MASK))
 }
 
+/// PR_SET_MDWE: no writable and executable memory, and no memory made
+/// executable after it was mapped.
+fn refuses_exec_gain(t: &Task) -> bool {
+    t.tg.mm_flags().contains(crate::task::MmFlags::MDWE)
+}
+
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
     Ok(t.mm.brk(t.ctx.as_mut(), addr.get()))
 }
 
 pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) -> SysResult<u64> {
     let perms = perms(prot)?;
+    if perms.write && perms.exec && refuses_exec_gain(t) {
+        return error!(EACCES);
+    }
     let shared = match flags & MAP_TYPE {
         MAP_SHARED => true,
         MAP_PRIVATE => false,
@@ -120,7 +129,7 @@ pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
 }
 
 pub fn sys_mprotect(t: &mut Task, addr: UserAddr, len: u64, prot: u32) -> SysResult<()> {
-    t.mm.mprotect(addr.get(), len, perms(prot)?)
+    t.mm.mprotect(addr.get(), len, perms(prot)?, refuses_exec_gain(t))
 }
 
 pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) -> SysResult<u64> {

@@ -19,6 +19,7 @@ pub(crate) mod open;
 mod pidfd;
 mod pipe;
 mod poll;
+mod prctl;
 mod probes;
 mod process;
 mod ptrace;
@@ -53,6 +54,8 @@ use open::*;
 use pidfd::*;
 use pipe::*;
 use poll::*;
+use prctl::sys_prctl;
+pub(crate) use prctl::UserDispatch;
 use sched::*;
 use seccomp::sys_seccomp;
 use ptrace::*;
@@ -238,7 +241,7 @@ syscall_table! {
     times(buf: UserAddr) => Partial("app CPU time as user time");
     ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; PTRACE_GET_SYSCALL_INFO; no vfork-done or seccomp events or PTRACE_LISTEN");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
-    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP");
+    prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP, KEEPCAPS, CAPBSET, CAP_AMBIENT, MDWE, SYSCALL_USER_DISPATCH, GET_AUXV, GET_TID_ADDRESS; TIMERSLACK, THP_DISABLE and MCE_KILL are kept without effect; no SET_MM, SET_VMA or speculation control");
     arch_prctl(code: i32, addr: u64) => Supported;
     gettid() => Supported;
     tkill(tid: i32, signo: i32) => Supported;
@@ -380,6 +383,11 @@ pub fn handle(t: &mut Task) {
         return;
     }
     t.kernel.clocks.maybe_refresh();
+    if let Some(d) = t.user_dispatch {
+        if prctl::syscall_dispatch(t, d) {
+            return;
+        }
+    }
     let traced = t.thread.is_traced();
     if traced {
         // What a tracer sees in rax at the entry stop.

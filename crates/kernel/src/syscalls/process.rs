@@ -1,5 +1,5 @@
 //! Process and thread life cycle and identity: clone/fork/vfork, execve, exit,
-//! wait, process groups and sessions, prctl, and the per-thread registrations glibc
+//! wait, process groups and sessions, and the per-thread registrations glibc
 //! makes at start-up (arch_prctl, set_tid_address, set_robust_list).
 
 use super::args::{UserCStr, PATH_MAX};
@@ -402,110 +402,6 @@ pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
     // A new session starts without a controlling terminal.
     t.tg.tty.lock().unwrap_or_else(|e| e.into_inner()).take();
     Ok(t.vnr(tgid))
-}
-
-const PR_SET_PDEATHSIG: i32 = 1;
-const PR_GET_PDEATHSIG: i32 = 2;
-const PR_GET_DUMPABLE: i32 = 3;
-const PR_SET_DUMPABLE: i32 = 4;
-const PR_SET_PTRACER: i32 = 0x5961_6d61;
-const PR_GET_KEEPCAPS: i32 = 7;
-const PR_SET_KEEPCAPS: i32 = 8;
-const PR_SET_NAME: i32 = 15;
-const PR_GET_NAME: i32 = 16;
-const PR_SET_CHILD_SUBREAPER: i32 = 36;
-const PR_GET_CHILD_SUBREAPER: i32 = 37;
-const PR_GET_SECCOMP: i32 = 21;
-const PR_SET_SECCOMP: i32 = 22;
-const PR_CAPBSET_READ: i32 = 23;
-const PR_CAPBSET_DROP: i32 = 24;
-const PR_SET_NO_NEW_PRIVS: i32 = 38;
-/// The highest capability number (CAP_CHECKPOINT_RESTORE).
-const CAP_LAST_CAP: u64 = 40;
-const CAP_SETPCAP: u32 = 8;
-const PR_GET_NO_NEW_PRIVS: i32 = 39;
-
-pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult<i32> {
-    use std::sync::atomic::Ordering;
-    match option {
-        PR_SET_PDEATHSIG => {
-            if arg2 > 64 {
-                return error!(EINVAL);
-            }
-            t.thread.sig().pdeathsig = arg2 as u32;
-            Ok(0)
-        }
-        PR_GET_PDEATHSIG => {
-            let v = t.thread.sig().pdeathsig as i32;
-            t.mm.write_obj(UserRef::<i32>::new(UserAddr(arg2)), &v)?;
-            Ok(0)
-        }
-        PR_GET_DUMPABLE => Ok(t.tg.dumpable.load(Ordering::Relaxed)),
-        PR_SET_DUMPABLE => {
-            if arg2 > 1 {
-                return error!(EINVAL);
-            }
-            t.tg.dumpable.store(arg2 as i32, Ordering::Relaxed);
-            Ok(0)
-        }
-        PR_SET_NAME => {
-            // Up to 15 bytes are kept; a longer or unterminated name is cut.
-            let name = match t.mm.read_cstr(UserAddr(arg2), 16) {
-                Err(e) if e.code == rvisor_abi::ErrnoCode::ENAMETOOLONG => {
-                    let mut raw = vec![0u8; 15];
-                    t.mm.read_bytes(UserAddr(arg2), &mut raw)?;
-                    raw
-                }
-                r => r?,
-            };
-            let mut comm = [0u8; 16];
-            let n = name.len().min(15);
-            comm[..n].copy_from_slice(&name[..n]);
-            *t.thread.comm.lock().unwrap_or_else(|e| e.into_inner()) = comm;
-            Ok(0)
-        }
-        PR_GET_NAME => {
-            let comm = *t.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
-            t.mm.write_bytes(UserAddr(arg2), &comm)?;
-            Ok(0)
-        }
-        PR_SET_CHILD_SUBREAPER => {
-            t.tg.state().subreaper = arg2 != 0;
-            Ok(0)
-        }
-        PR_GET_CHILD_SUBREAPER => {
-            let v = t.tg.state().subreaper as i32;
-            t.mm.write_obj(UserRef::<i32>::new(UserAddr(arg2)), &v)?;
-            Ok(0)
-        }
-        PR_SET_NO_NEW_PRIVS => {
-            if arg2 != 1 || arg3 != 0 || arg4 != 0 || arg5 != 0 {
-                return error!(EINVAL);
-            }
-            t.tg.no_new_privs.store(1, Ordering::Relaxed);
-            Ok(0)
-        }
-        PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
-        PR_CAPBSET_READ if arg2 <= CAP_LAST_CAP => Ok((t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding >> arg2 & 1) as i32),
-        PR_CAPBSET_DROP if arg2 <= CAP_LAST_CAP => {
-            if !t.tg.capable(CAP_SETPCAP) {
-                return error!(EPERM);
-            }
-            t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding &= !(1 << arg2);
-            Ok(0)
-        }
-        PR_GET_KEEPCAPS => Ok(i32::from(t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).keep)),
-        PR_SET_KEEPCAPS if arg2 <= 1 => {
-            t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).keep = arg2 == 1;
-            Ok(0)
-        }
-        PR_GET_SECCOMP => Ok(super::seccomp::get_mode(t)),
-        PR_SET_SECCOMP => super::seccomp::prctl_set(t, arg2, arg3).map(|r| r as i32),
-        // Yama's exception for a named tracer: the sandbox has no Yama, so any
-        // tracer that may trace may already.
-        PR_SET_PTRACER => Ok(0),
-        _ => error!(EINVAL),
-    }
 }
 
 /// personality(0xffffffff) only asks.

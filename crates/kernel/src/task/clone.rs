@@ -1,7 +1,7 @@
 //! clone, fork and vfork: new threads and processes.
 
 use super::host_threads::Placement;
-use super::{Namespaces, PidNamespace, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
+use super::{Namespaces, PidNamespace, SchedAttrs, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
@@ -134,7 +134,7 @@ impl Task {
         // Scheduling settings, seccomp filters and the Landlock domain are
         // inherited by threads and children alike.
         let sched = self.thread.sched();
-        thread.set_sched(|s| *s = sched);
+        thread.set_sched(|s| *s = SchedAttrs { default_timer_slack_ns: sched.timer_slack_ns, ..sched });
         thread.set_seccomp(self.thread.seccomp());
         thread.set_landlock(self.thread.landlock());
         {

@@ -125,6 +125,8 @@ impl Task {
 
         // From here on the old image is gone: failures kill the process. The new
         // image runs on a new stub thread: bank the old one's CPU time.
+        self.user_dispatch = None;
+        self.tg.exec_mm_flags();
         let used = self.thread.app_cpu_ns();
         self.thread.cpu_base_ns.store(used, std::sync::atomic::Ordering::Relaxed);
         let (c, user_ns) = (self.tg.creds(), self.tg.user_ns());

@@ -29,7 +29,7 @@ pub use exit::ExitStatus;
 pub use namespaces::Namespaces;
 pub use pid_ns::PidNamespace;
 pub use user_ns::UserNamespace;
-pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
+pub use thread_group::{comm_from_path, Capabilities, CAP_FULL, CpuTimes, Credentials, MmFlags, Resources, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_CORE, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_SIGPENDING};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;
 
@@ -67,6 +67,8 @@ pub struct Task {
     pub(crate) native_syscall_ip: u64,
     /// Set once this thread is done; the loop stops and the thread exits.
     pub(crate) exit: Option<ExitStatus>,
+    /// PR_SET_SYSCALL_USER_DISPATCH's setting (not inherited, gone at exec).
+    pub(crate) user_dispatch: Option<crate::syscalls::UserDispatch>,
 }
 
 impl Task {
@@ -107,6 +109,7 @@ impl Task {
             native_syscall_ip: 0,
             vfork_parent: None,
             exit: None,
+            user_dispatch: None,
         }
     }
 

@@ -49,6 +49,45 @@ pub struct Capabilities {
     pub bounding: u64,
     /// PR_SET_KEEPCAPS: giving up uid 0 keeps the permitted set (until exec).
     pub keep: bool,
+    /// Kept across exec by a process that is not root (PR_CAP_AMBIENT); always
+    /// within the permitted and inheritable sets.
+    pub ambient: u64,
+}
+
+/// A process's address-space flags (Linux's MMF_*) that prctl sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmFlags(pub u32);
+
+impl MmFlags {
+    /// PR_SET_THP_DISABLE: kept and reported (the memory file has no huge pages).
+    pub const THP_DISABLED: MmFlags = MmFlags(1);
+    /// PR_SET_MDWE's MDWE_REFUSE_EXEC_GAIN: no writable and executable
+    /// memory, and no memory made executable later.
+    pub const MDWE: MmFlags = MmFlags(2);
+    /// MDWE_NO_INHERIT: children and new programs start without MDWE.
+    pub const MDWE_NO_INHERIT: MmFlags = MmFlags(4);
+
+    pub fn contains(self, f: MmFlags) -> bool {
+        self.0 & f.0 == f.0
+    }
+
+    /// PR_GET_MDWE's bits (MDWE_REFUSE_EXEC_GAIN 1, MDWE_NO_INHERIT 2).
+    pub fn mdwe_bits(self) -> u64 {
+        u64::from(self.0 >> 1 & 3)
+    }
+
+    /// PR_SET_MDWE's bits as flags: NO_INHERIT only with REFUSE_EXEC_GAIN.
+    pub fn from_mdwe_bits(bits: u64) -> Option<MmFlags> {
+        match bits {
+            0 | 1 | 3 => Some(MmFlags((bits as u32) << 1)),
+            _ => None,
+        }
+    }
+
+    /// What a child or a new program gets (Linux's mmf_init_flags).
+    fn inherited(self) -> MmFlags {
+        if self.contains(MmFlags::MDWE_NO_INHERIT) { MmFlags(self.0 & !(MmFlags::MDWE.0 | MmFlags::MDWE_NO_INHERIT.0)) } else { self }
+    }
 }
 
 /// Every capability up to CAP_CHECKPOINT_RESTORE (40).
@@ -58,21 +97,24 @@ impl Capabilities {
     /// A first process's sets: everything to root, nothing to others.
     pub fn for_euid(euid: u32) -> Capabilities {
         let all = if euid == 0 { CAP_FULL } else { 0 };
-        Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL, keep: false }
+        Capabilities { effective: all, permitted: all, inheritable: 0, bounding: CAP_FULL, keep: false, ambient: 0 }
     }
 
     /// A process's sets in the user namespace it has just made or joined: every
     /// capability there (Linux's set_cred_user_ns).
     pub fn in_new_user_namespace() -> Capabilities {
-        Capabilities { effective: CAP_FULL, permitted: CAP_FULL, inheritable: 0, bounding: CAP_FULL, keep: false }
+        Capabilities { effective: CAP_FULL, permitted: CAP_FULL, inheritable: 0, bounding: CAP_FULL, keep: false, ambient: 0 }
     }
 
-    /// What exec gives (no file capabilities, no ambient set): root (the uid
-    /// `root` of the user namespace, if it maps one) gets its bounding and
-    /// inheritable sets, others nothing.
+    /// What exec gives (no file capabilities): root (the uid `root` of the user
+    /// namespace, if it maps one) gets its bounding and inheritable sets,
+    /// others nothing; the ambient set comes on top (Linux's
+    /// cap_bprm_creds_from_file).
     pub fn on_exec(self, euid: u32, root: Option<u32>) -> Capabilities {
-        let all = if Some(euid) == root { self.bounding | self.inheritable } else { 0 };
-        Capabilities { effective: all, permitted: all, keep: false, ..self }
+        let is_root = Some(euid) == root;
+        let permitted = if is_root { self.bounding | self.inheritable } else { 0 } | self.ambient;
+        let effective = if is_root { permitted } else { self.ambient };
+        Capabilities { effective, permitted, keep: false, ..self }
     }
 
     /// Linux's rules when the ids change: losing euid root clears the effective
@@ -88,6 +130,9 @@ impl Capabilities {
                 self.permitted = 0;
             }
             self.effective = 0;
+            // Even with PR_SET_KEEPCAPS: programs from before ambient
+            // capabilities expect the next exec to drop them.
+            self.ambient = 0;
         }
         if old.euid == root && new.euid != root {
             self.effective = 0;
@@ -260,6 +305,9 @@ pub struct ThreadGroup {
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
     pub no_new_privs: AtomicI32,
+    /// `MmFlags`: what Linux keeps in the address space's flags, which fork and
+    /// exec carry over.
+    mm_flags: std::sync::atomic::AtomicU32,
     /// The membarrier commands the process registered for (its address space's, so a
     /// fork or exec starts without).
     pub membarrier: std::sync::atomic::AtomicU32,
@@ -319,6 +367,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicI32::new(0),
+            mm_flags: Default::default(),
             membarrier: Default::default(),
             personality: std::sync::atomic::AtomicU32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
@@ -353,9 +402,27 @@ impl ThreadGroup {
         *tg.groups.lock().unwrap_or_else(|e| e.into_inner()) = self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *tg.rlimits.lock().unwrap_or_else(|e| e.into_inner()) = self.rlimit_all();
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.mm_flags.store(self.mm_flags().inherited().0, Ordering::Relaxed);
         tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.personality.store(self.personality.load(Ordering::Relaxed), Ordering::Relaxed);
         tg
+    }
+
+    pub fn mm_flags(&self) -> MmFlags {
+        MmFlags(self.mm_flags.load(Ordering::Relaxed))
+    }
+
+    pub fn set_mm_flag(&self, flag: MmFlags, on: bool) {
+        if on {
+            self.mm_flags.fetch_or(flag.0, Ordering::Relaxed);
+        } else {
+            self.mm_flags.fetch_and(!flag.0, Ordering::Relaxed);
+        }
+    }
+
+    /// exec keeps the address-space flags, as fork does.
+    pub fn exec_mm_flags(&self) {
+        self.mm_flags.store(self.mm_flags().inherited().0, Ordering::Relaxed);
     }
 
     pub fn state(&self) -> MutexGuard<'_, TgState> {
@@ -508,11 +575,15 @@ pub struct SchedAttrs {
     /// sched_setattr's utilization clamps (0 and 1024 until set).
     pub util_min: u32,
     pub util_max: u32,
+    /// PR_SET_TIMERSLACK's value, and what 0 restores (the creator's value
+    /// when the thread was made).
+    pub timer_slack_ns: u64,
+    pub default_timer_slack_ns: u64,
 }
 
 impl Default for SchedAttrs {
     fn default() -> Self {
-        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0, util_min: 0, util_max: 1024 }
+        SchedAttrs { nice: 0, policy: 0, priority: 0, affinity: u64::MAX, ioprio: 0, util_min: 0, util_max: 1024, timer_slack_ns: 50_000, default_timer_slack_ns: 50_000 }
     }
 }
 

@@ -324,15 +324,7 @@ fn cmdline(p: &Proc, environ: bool) -> Vec<u8> {
 }
 
 fn auxv(p: &Proc) -> Vec<u8> {
-    let Some(res) = &p.res else { return Vec::new() };
-    let l = res.mm.layout();
-    let mut out = Vec::new();
-    for &(k, v) in l.auxv.iter().take_while(|&&(k, _)| k != 0) {
-        out.extend_from_slice(&k.to_le_bytes());
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&[0u8; 16]);
-    out
+    p.res.as_ref().map(|res| res.mm.layout().auxv_bytes()).unwrap_or_default()
 }
 
 fn mappings(p: &Proc) -> Vec<MapInfo> {
@@ -733,7 +725,7 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "CapPrm:\t{:016x}", caps.permitted);
     let _ = writeln!(s, "CapEff:\t{:016x}", caps.effective);
     let _ = writeln!(s, "CapBnd:\t{:016x}", caps.bounding);
-    let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
+    let _ = writeln!(s, "CapAmb:\t{:016x}", caps.ambient);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
     let seccomp = p.th.as_ref().map(|th| th.seccomp()).unwrap_or_default();
     let filters = match &seccomp {
