@@ -176,7 +176,7 @@ mod tests {
         assert!(targets.contains(&("/proc", MountKind::Proc)));
         // runc's default: CAP_AUDIT_WRITE (29), CAP_KILL (5), CAP_NET_BIND_SERVICE (10).
         let caps = b.process.caps.unwrap();
-        assert_eq!((caps.effective, caps.bounding), (1 << 29 | 1 << 5 | 1 << 10, 1 << 29 | 1 << 5 | 1 << 10));
+        assert_eq!((caps.effective, caps.bounding, caps.ambient), (1 << 29 | 1 << 5 | 1 << 10, 1 << 29 | 1 << 5 | 1 << 10, 1 << 29 | 1 << 5 | 1 << 10));
         assert!(targets.contains(&("/dev", MountKind::Devfs)));
         assert!(targets.contains(&("/dev/pts", MountKind::Devpts)));
         // Docker's and runc's /dev/shm: size=65536k.
