@@ -397,6 +397,20 @@ fn unshare_and_bubblewrap() {
     );
 }
 
+/// util-linux's setpriv dropping root for uid 1000 while passing one
+/// capability on through the ambient set (as a service manager starts a
+/// server that binds port 80), and without it nothing, as natively.
+#[test]
+fn setpriv_ambient_capabilities() {
+    same_as_native(
+        "setpriv_ambient_capabilities",
+        "setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=+net_bind_service --ambient-caps=+net_bind_service -- \
+           sh -c 'id -u; grep -E \"^Cap(Inh|Prm|Eff|Amb)\" /proc/self/status'; \
+         setpriv --reuid=1000 --regid=1000 --clear-groups -- grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status",
+        b"",
+    );
+}
+
 /// Headless Chromium with its own sandbox (a user, PID and network namespace
 /// per zygote, seccomp-bpf, one process per renderer) renders a page whose
 /// script runs: what CI runners and scrapers do with Puppeteer or Playwright.
