@@ -948,6 +948,25 @@ fn prctl_capabilities_mdwe_and_dispatch() {
     });
 }
 
+/// The pidfs ioctls service managers use: PIDFD_GET_INFO (ids as the caller
+/// sees them, credentials, the exit status once reaped, extensible struct
+/// sizes) and PIDFD_GET_*_NAMESPACE (the same namespaces /proc/PID/ns names),
+/// with their errors, as natively.
+#[test]
+fn pidfd_info_and_namespaces() {
+    compare("pidfd_info_and_namespaces", "pidfd_info", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "  uids 1000 1001 1002 fsuid 1001, gids 10 11 12 fsgid 11"),
+            expect_stdout_has_line(o, "  zeros past ours 1"),
+            expect_stdout_has_line(o, "uts namespace: same as /proc 1, close-on-exec 1"),
+            expect_stdout_has_line(o, "mnt namespace: same as /proc 1, close-on-exec 1"),
+            expect_stdout_has_line(o, "PIDFD_GET_INFO once reaped: -1 ESRCH"),
+            expect_stdout_has_line(o, "  mask exit only 1, exit code 0x700"),
+        ])
+    });
+}
+
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
 /// kill, tgkill, sigqueue and pidfd_send_signal alike; kill(-1) skips the

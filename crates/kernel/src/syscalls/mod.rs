@@ -91,7 +91,7 @@ syscall_table! {
     rt_sigaction(signo: i32, act: UserRef<KernelSigaction>, oldact: UserRef<KernelSigaction>, sigsetsize: usize) => Supported;
     rt_sigprocmask(how: i32, set: UserRef<u64>, oldset: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigreturn() => Supported;
-    ioctl(fd: Fd, request: u32, arg: u64) => Partial("FIOCLEX/FIONBIO; terminal ioctls on ptys; TCGETS and TIOCGWINSZ on host streams; seccomp listeners' SECCOMP_IOCTL_NOTIF_*");
+    ioctl(fd: Fd, request: u32, arg: u64) => Partial("FIOCLEX/FIONBIO; terminal ioctls on ptys; TCGETS and TIOCGWINSZ on host streams; seccomp listeners' SECCOMP_IOCTL_NOTIF_*; userfaultfd's UFFDIO_*; pidfds' PIDFD_GET_INFO and PIDFD_GET_*_NAMESPACE");
     pread64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     pwrite64(fd: Fd, buf: UserAddr, count: usize, offset: i64) => Supported;
     readv(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
