@@ -20,6 +20,26 @@ pub const EFD_CLOEXEC: u32 = 0o2000000;
 const O_RDWR: u32 = 2;
 const MAX: u64 = u64::MAX - 1;
 
+/// The read, write and stat of an anonymous-inode file with nothing to read or
+/// write (a pidfd, a Landlock ruleset, a seccomp listener): EINVAL, and the
+/// shared anonymous inode.
+macro_rules! anon_file_without_io {
+    () => {
+        fn read(&self, _t: &$crate::task::Task, _bufs: &$crate::mm::UserBuffers, _offset: Option<i64>) -> rvisor_abi::SysResult<usize> {
+            rvisor_abi::error!(EINVAL)
+        }
+
+        fn write(&self, _t: &$crate::task::Task, _bufs: &$crate::mm::UserBuffers, _offset: Option<i64>) -> rvisor_abi::SysResult<usize> {
+            rvisor_abi::error!(EINVAL)
+        }
+
+        fn stat(&self) -> rvisor_abi::SysResult<rvisor_abi::structs::Stat> {
+            Ok($crate::fs::eventfd::anon_inode_stat())
+        }
+    };
+}
+pub(crate) use anon_file_without_io;
+
 /// Anonymous-inode files (eventfd, epoll) share one inode, as on Linux.
 pub(crate) fn anon_inode_stat() -> Stat {
     let mut st = Stat::zeroed();

@@ -3,12 +3,9 @@
 //! has been reaped; pidfd_send_signal signals it, waitid(P_PIDFD) waits for it
 //! and pidfd_getfd copies its descriptors.
 
-use super::eventfd::anon_inode_stat;
-use crate::mm::UserBuffers;
 use crate::task::{Task, ThreadGroup};
 use crate::vfs::readiness::{POLLHUP, POLLIN, POLLRDNORM};
 use crate::vfs::{FileDescription, StatusFlags, WaitQueue};
-use rvisor_abi::structs::Stat;
 use super::nsfs::{Namespace, NsInode, NsKind};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::Arc;
@@ -109,17 +106,7 @@ impl PidFd {
 }
 
 impl FileDescription for PidFd {
-    fn read(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-
-    fn write(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(anon_inode_stat())
-    }
+    crate::fs::eventfd::anon_file_without_io!();
 
     fn flags(&self) -> Option<&crate::vfs::StatusFlags> {
         Some(&self.flags)

@@ -7,12 +7,11 @@
 //! "continue", which runs the call); ADDFD gives the caller a descriptor first.
 //! A signal withdraws the call, which restarts as any interrupted call does.
 
-use super::eventfd::anon_inode_stat;
-use crate::mm::{UserBuffers, UserRef};
+use crate::mm::UserRef;
 use crate::task::{Task, Thread, ThreadGroup, RLIMIT_NOFILE};
 use crate::vfs::readiness::{POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use crate::vfs::{Fd, FdTable, FileDescription, StatusFlags, WaitQueue};
-use rvisor_abi::structs::{SeccompData, SeccompNotif, SeccompNotifAddfd, SeccompNotifResp, Stat};
+use rvisor_abi::structs::{SeccompData, SeccompNotif, SeccompNotifAddfd, SeccompNotifResp};
 use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use zerocopy::IntoBytes;
@@ -355,17 +354,7 @@ impl Drop for Listener {
 }
 
 impl FileDescription for Listener {
-    fn read(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-
-    fn write(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(anon_inode_stat())
-    }
+    crate::fs::eventfd::anon_file_without_io!();
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         let n = &self.notifier;

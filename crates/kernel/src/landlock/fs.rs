@@ -173,8 +173,12 @@ pub fn may_open(c: &FsCreds, d: &Arc<Dentry>, flags: u32, exec: bool) -> SysResu
 static LIMITED: Mutex<Limited> = Mutex::new(Limited { files: None, sweep_at: 0 });
 static ANY_LIMITED: AtomicBool = AtomicBool::new(false);
 
+/// By description address: the description (to tell a reused address) and the
+/// rights its open left out.
+type LimitedFiles = HashMap<usize, (Weak<dyn FileDescription>, u64)>;
+
 struct Limited {
-    files: Option<HashMap<usize, (Weak<dyn FileDescription>, u64)>>,
+    files: Option<LimitedFiles>,
     sweep_at: usize,
 }
 

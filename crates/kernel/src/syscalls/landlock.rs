@@ -1,13 +1,11 @@
 //! landlock_create_ruleset, landlock_add_rule and landlock_restrict_self
 //! (`crate::landlock` holds the rulesets, domains and checks).
 
-use crate::fs::eventfd::anon_inode_stat;
 use crate::landlock::{self, Domain, Handled, Key, Ruleset, FS_ALL, FS_FILE, NET_ALL, SCOPE_ALL};
-use crate::mm::{UserBuffers, UserRef};
+use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::OpenFlags;
 use crate::vfs::{Fd, FileDescription, StatusFlags};
-use rvisor_abi::structs::Stat;
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
 
@@ -53,15 +51,7 @@ struct RulesetFile {
 }
 
 impl FileDescription for RulesetFile {
-    fn read(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-    fn write(&self, _t: &Task, _bufs: &UserBuffers, _offset: Option<i64>) -> SysResult<usize> {
-        error!(EINVAL)
-    }
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(anon_inode_stat())
-    }
+    crate::fs::eventfd::anon_file_without_io!();
     fn flags(&self) -> Option<&StatusFlags> {
         Some(&self.flags)
     }
