@@ -66,6 +66,21 @@ static void *toucher(void *arg) {
     return (void *)(intptr_t)*p;
 }
 
+static int pipe_fds[2];
+
+// read(2) five bytes from a pipe into missing page 4.
+static void *reader(void *arg) {
+    (void)arg;
+    write(pipe_fds[1], "hello", 5);
+    return (void *)(intptr_t)read(pipe_fds[0], area + 4 * PAGE, 5);
+}
+
+// write(2) three bytes of missing page 5 into the pipe.
+static void *writer(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)write(pipe_fds[1], area + 5 * PAGE, 3);
+}
+
 static volatile int handled;
 static void on_usr1(int sig) {
     (void)sig;
@@ -75,6 +90,7 @@ static void on_usr1(int sig) {
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     memset(page_of_a, 'A', PAGE);
+    pipe(pipe_fds);
 
     // The handshake.
     show("userfaultfd with a bad flag", syscall(SYS_userfaultfd, 1 << 20));
@@ -180,27 +196,45 @@ int main(void) {
     pthread_join(t, &got);
     printf("the faulting thread read '%c'\n", (char)(intptr_t)got);
 
+    // A syscall's own access to a missing page waits for it too: read(2)
+    // into one (the kernel writes), write(2) from one (it reads).
+    pthread_create(&t, NULL, reader, NULL);
+    m = next_fault(uffd);
+    printf("read(2) into a missing page: fault on page %ld, write flag %llu\n", (long)((char *)(uintptr_t)m.arg.pagefault.address - area) / PAGE,
+           (unsigned long long)(m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE));
+    copy_to(area + 4 * PAGE, page_of_a, 0, NULL);
+    pthread_join(t, &got);
+    printf("  it read %ld bytes: \"%.5s\", then '%c'\n", (long)(intptr_t)got, area + 4 * PAGE, area[4 * PAGE + 5]);
+    pthread_create(&t, NULL, writer, NULL);
+    m = next_fault(uffd);
+    printf("write(2) from a missing page: fault on page %ld, write flag %llu\n", (long)((char *)(uintptr_t)m.arg.pagefault.address - area) / PAGE,
+           (unsigned long long)(m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE));
+    copy_to(area + 5 * PAGE, page_of_c, 0, NULL);
+    pthread_join(t, &got);
+    char back[4] = "";
+    read(pipe_fds[0], back, 3);
+    printf("  it wrote %ld bytes: \"%.3s\"\n", (long)(intptr_t)got, back);
+
     // A forked child's memory is its own.
     pid_t kid = fork();
     if (kid == 0) {
-        printf("the child reads page 4: %d\n", area[4 * PAGE]);
+        printf("the child reads page 6: %d\n", area[6 * PAGE]);
         _exit(0);
     }
     waitpid(kid, NULL, 0);
     show("no fault from the child", read(uffd, &m, sizeof m));
 
     // Unregistered, a page fills with zeros.
-    wr = (struct uffdio_range){(uintptr_t)(area + 5 * PAGE), PAGE};
+    wr = (struct uffdio_range){(uintptr_t)(area + 6 * PAGE), PAGE};
     show("UFFDIO_UNREGISTER", ioctl(uffd, UFFDIO_UNREGISTER, &wr));
-    printf("page 5 reads %d\n", area[5 * PAGE]);
+    printf("page 6 reads %d\n", area[6 * PAGE]);
 
     // Closing the descriptor lets a waiting fault go on.
-    pthread_create(&t, NULL, toucher, area + 6 * PAGE);
+    pthread_create(&t, NULL, toucher, area + 7 * PAGE);
     next_fault(uffd);
     close(uffd);
     pthread_join(t, &got);
     printf("after the close, the faulting thread read %d\n", (int)(intptr_t)got);
-    printf("page 7 reads %d\n", area[7 * PAGE]);
 
     // Exact addresses.
     int exact = new_uffd(UFFD_FEATURE_EXACT_ADDRESS);

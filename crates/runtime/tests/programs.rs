@@ -901,7 +901,8 @@ fn seccomp_user_notification() {
 
 /// userfaultfd: a handler thread resolves another thread's missing pages of a
 /// registered range (UFFDIO_COPY, ZEROPAGE, WAKE to fault again), MADV_DONTNEED
-/// makes a page missing again, a signal ends a wait and the fault comes back
+/// makes a page missing again, a syscall's own access (read(2) into a missing
+/// page, write(2) from one) waits too, a signal ends a wait and the fault comes back
 /// after the handler, a forked child's memory is its own, unregistering or
 /// closing the descriptor makes the range ordinary memory; the handshake and
 /// the errors, as natively.
@@ -916,7 +917,10 @@ fn userfaultfd_missing_pages() {
             expect_stdout_has_line(o, "faulted again after the wake: 1"),
             expect_stdout_has_line(o, "after MADV_DONTNEED, fault on page 0"),
             expect_stdout_has_line(o, "faulted again after a signal: 1, handler ran 1"),
-            expect_stdout_has_line(o, "the child reads page 4: 0"),
+            expect_stdout_has_line(o, "the child reads page 6: 0"),
+            expect_stdout_has_line(o, "read(2) into a missing page: fault on page 4, write flag 1"),
+            expect_stdout_has_line(o, "  it read 5 bytes: \"hello\", then 'A'"),
+            expect_stdout_has_line(o, "  it wrote 3 bytes: \"CCC\""),
             expect_stdout_has_line(o, "after the close, the faulting thread read 0"),
             expect_stdout_has_line(o, "exact address: offset 123"),
         ])

@@ -114,7 +114,19 @@ impl MemoryManager {
                     }
                     match st.pmas.range(..=at).next_back() {
                         Some((&s, p)) if p.end > at => (s, p.clone()),
-                        _ => break,
+                        _ => {
+                            // A page a userfaultfd fills: the syscall waits for
+                            // it, outside the lock, then looks again.
+                            let uf = st.vmas[&vstart].userfault.clone().filter(|_| matches!(access, Access::Read | Access::Write));
+                            drop(st);
+                            match uf {
+                                Some(uf) if uf.sentry_fault(at, access.writes()) => {
+                                    st = self.lock();
+                                    continue;
+                                }
+                                _ => return (at - addr.get()) as usize,
+                            }
+                        }
                     }
                 }
             };

@@ -7,12 +7,13 @@
 //! descriptor goes (its ranges are then ordinary memory); the access is then
 //! retried, and faults again if the page is still missing. A signal ends the
 //! wait too: the access is retried after the handler. The Sentry's own
-//! accesses to such a page (a read(2) into it) fail with EFAULT rather than
-//! wait.
+//! accesses to such a page for a syscall (a read(2) into it) wait the same
+//! way, but only a fatal signal ends their wait (then they fail with EFAULT),
+//! as Linux's copy_to_user does.
 
 use super::vma::{Frames, Pma};
 use super::MemoryManager;
-use crate::task::Task;
+use crate::task::{Task, Thread};
 use crate::vfs::WaitQueue;
 use rvisor_abi::{errno, page_down, SysResult};
 use rvisor_platform::Perms;
@@ -124,12 +125,27 @@ impl Userfault {
         Ok(())
     }
 
-    /// A thread's fault at `address`: queues it and waits (see the module's doc).
+    /// An app thread's fault at `address`: queues it and waits (see the
+    /// module's doc); any signal ends the wait.
     pub fn fault(&self, t: &Task, address: u64, write: bool) {
+        self.wait_for_page(&t.thread, address, write, || t.signal_pending());
+    }
+
+    /// The Sentry's access at `address` for the syscall the current thread
+    /// runs: waits as an app fault does, until a fatal signal. Whether the page
+    /// may be there now (false: give up with EFAULT).
+    pub fn sentry_fault(&self, address: u64, write: bool) -> bool {
+        let Some(th) = crate::fs::proc::current() else { return false };
+        self.wait_for_page(&th, address, write, || th.fatal_signal_pending())
+    }
+
+    /// Queues `th`'s fault and waits until it is resolved, the descriptor goes,
+    /// or `interrupted` (then false).
+    fn wait_for_page(&self, th: &Arc<Thread>, address: u64, write: bool, interrupted: impl Fn() -> bool) -> bool {
         let id = {
             let mut st = self.lock();
             if st.released {
-                return;
+                return true;
             }
             st.next_id += 1;
             let features = st.features.unwrap_or(0);
@@ -139,7 +155,7 @@ impl Userfault {
                 reserved: [0; 7],
                 flags: if write { PAGEFAULT_FLAG_WRITE } else { 0 },
                 address: if features & FEATURE_EXACT_ADDRESS != 0 { address } else { page },
-                ptid: if features & FEATURE_THREAD_ID != 0 { t.vnr(t.tid()) as u32 } else { 0 },
+                ptid: if features & FEATURE_THREAD_ID != 0 { th.tg.pid_ns.local_id(th.tid()).unwrap_or(0) as u32 } else { 0 },
                 pad: 0,
             };
             let id = st.next_id;
@@ -147,16 +163,27 @@ impl Userfault {
             id
         };
         self.readers.notify_events(crate::vfs::readiness::POLLIN);
-        self.resolved.register(&t.thread);
-        // Interrupted, the fault is withdrawn and taken again after the signal.
-        let _ = t.block_until(None, || {
-            let st = self.lock();
-            st.released || !st.pending(id)
-        });
-        self.resolved.unregister(&t.thread);
+        self.resolved.register(th);
+        let resolved = loop {
+            let seq = th.waiter.seq();
+            {
+                let st = self.lock();
+                if st.released || !st.pending(id) {
+                    break true;
+                }
+            }
+            if interrupted() {
+                break false;
+            }
+            th.waiter.wait(seq, None);
+        };
+        self.resolved.unregister(th);
+        // Interrupted, the fault is withdrawn (an app's is taken again after
+        // the signal).
         let mut st = self.lock();
         st.unread.retain(|f| f.id != id);
         st.read.retain(|f| f.id != id);
+        resolved
     }
 
     /// Whether a fault waits to be read.

@@ -188,10 +188,8 @@ impl Task {
         self.block(None, Task::fatal_signal_pending, ready)
     }
 
-    /// Whether the task is dying: its group is exiting, or SIGKILL is pending.
     fn fatal_signal_pending(&self) -> bool {
-        let kill = signals::sigbit(rvisor_abi::consts::SIGKILL);
-        self.tg.state().exiting.is_some() || (self.thread.sig().pending.mask | self.tg.sig().pending.mask) & kill != 0
+        self.thread.fatal_signal_pending()
     }
 
     fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {

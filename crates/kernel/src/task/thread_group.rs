@@ -674,6 +674,12 @@ impl Thread {
         crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns, landlock: self.landlock() }
     }
 
+    /// Whether the thread is dying: its group is exiting, or SIGKILL is pending.
+    pub fn fatal_signal_pending(&self) -> bool {
+        let kill = super::signals::sigbit(rvisor_abi::consts::SIGKILL);
+        self.tg.state().exiting.is_some() || (self.sig().pending.mask | self.tg.sig().pending.mask) & kill != 0
+    }
+
     /// The thread's Landlock domain, if it restricted itself.
     pub fn landlock(&self) -> Option<Arc<crate::landlock::Domain>> {
         self.landlock.lock().unwrap_or_else(|e| e.into_inner()).clone()
