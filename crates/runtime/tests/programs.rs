@@ -895,6 +895,9 @@ fn seccomp_user_notification() {
             expect_stdout_has_line(o, "RECV into a buffer that is not zeroed: -1 EINVAL"),
             expect_stdout_has_line(o, "SEND to an unknown id: -1 ENOENT"),
             expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
 
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
