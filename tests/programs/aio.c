@@ -3,12 +3,13 @@
 // fsync through io_submit with their completions, what fails a submission and
 // what becomes the event's result, a submission stopped by a bad request,
 // io_getevents' min_nr, timeouts and signals, IOCB_FLAG_RESFD's eventfd,
-// io_cancel, io_pgetevents, io_destroy, and a forked child, which has no
+// IOCB_CMD_POLL (at once, later, cancelled, left waiting), io_cancel, io_pgetevents, io_destroy, and a forked child, which has no
 // contexts. Prints only what does not depend on timing.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +80,17 @@ static void reap_one(aio_context_t ctx, const struct iocb *cb) {
     show("  io_getevents", n);
     if (n == 1)
         print_event(&ev, cb);
+}
+
+// Takes exactly one poll event (waiting for it) and prints whether its result
+// has `bit`.
+static void reap_bits(aio_context_t ctx, const struct iocb *cb, int bit) {
+    struct io_event ev;
+    long n = getevents(ctx, 1, 1, &ev, NULL);
+    show("  io_getevents", n);
+    if (n == 1)
+        printf("  event data %llu, obj is the iocb: %s, res has %#x: %s, res2 %lld\n", (unsigned long long)ev.data,
+               ev.obj == (uint64_t)(uintptr_t)cb ? "yes" : "no", bit, ev.res & bit ? "yes" : "no", (long long)ev.res2);
 }
 
 static int by_data(const void *a, const void *b) {
@@ -318,14 +330,56 @@ int main(void) {
     r1.aio_flags = r2.aio_flags = IOCB_FLAG_RESFD;
     r1.aio_resfd = r2.aio_resfd = efd;
     struct iocb *rlist[2] = {&r1, &r2};
+    struct io_event res;
     show("submit 2 with IOCB_FLAG_RESFD", submit(ctx, 2, rlist));
     uint64_t count = 0;
     show("  eventfd read", read(efd, &count, 8));
     printf("  eventfd count %llu\n", (unsigned long long)count);
     show("  io_getevents", getevents(ctx, 2, 2, evs, NULL));
 
+    // IOCB_CMD_POLL: completes at once when the file is ready, else at its first
+    // wanted event; a waiting one can be cancelled.
+    int p[2];
+    pipe(p);
+    struct iocb pin = make(IOCB_CMD_POLL, p[0], NULL, 0, 0, 70);
+    pin.aio_buf = POLLIN;
+    submit_one("poll an empty pipe for POLLIN", ctx, &pin);
+    show("  io_getevents zero timeout", getevents(ctx, 1, 1, evs, &zero));
+    show("  write to the pipe", write(p[1], "x", 1));
+    // Linux reports the waking event's whole mask (POLLIN | POLLRDNORM here).
+    reap_bits(ctx, &pin, POLLIN);
+    struct iocb pout = make(IOCB_CMD_POLL, p[1], NULL, 0, 0, 71);
+    pout.aio_buf = POLLOUT;
+    submit_one("poll the pipe's write end for POLLOUT", ctx, &pout);
+    reap_one(ctx, &pout);
+    struct iocb pfile = make(IOCB_CMD_POLL, fd, NULL, 0, 0, 72);
+    pfile.aio_buf = POLLIN | POLLOUT;
+    submit_one("poll a regular file", ctx, &pfile);
+    reap_one(ctx, &pfile);
+    show("drain the pipe", read(p[0], in, 1));
+    pin.aio_data = 73;
+    submit_one("poll the drained pipe", ctx, &pin);
+    show("io_cancel the waiting poll", cancel(ctx, &pin, &res));
+    reap_one(ctx, &pin);
+    show("io_cancel it again", cancel(ctx, &pin, &res));
+    pin.aio_data = 74;
+    pin.aio_flags = IOCB_FLAG_RESFD;
+    pin.aio_resfd = efd;
+    submit_one("poll the pipe with IOCB_FLAG_RESFD", ctx, &pin);
+    show("  eventfd read before", read(efd, &count, 8));
+    show("  close the write end", close(p[1]));
+    reap_bits(ctx, &pin, POLLHUP);
+    show("  eventfd read", read(efd, &count, 8));
+    printf("  eventfd count %llu\n", (unsigned long long)count);
+    close(p[0]);
+    struct iocb pbad = make(IOCB_CMD_POLL, fd, NULL, 0, 0, 75);
+    pbad.aio_buf = 0x10000;
+    submit_one("poll events past 16 bits", ctx, &pbad);
+    pbad.aio_buf = POLLIN;
+    pbad.aio_nbytes = 1;
+    submit_one("poll with aio_nbytes", ctx, &pbad);
+
     // io_cancel: a finished request is not in flight.
-    struct io_event res;
     show("io_cancel a finished request", cancel(ctx, &r1, &res));
     show("io_cancel NULL iocb", cancel(ctx, NULL, &res));
     r1.aio_key = 1;
@@ -354,10 +408,18 @@ int main(void) {
     submit_one("parent's context still works", ctx, &cb);
     reap_one(ctx, &cb);
 
-    // io_destroy.
+    // io_destroy, with a poll left waiting.
+    int q[2];
+    pipe(q);
+    struct iocb pwait = make(IOCB_CMD_POLL, q[0], NULL, 0, 0, 80);
+    pwait.aio_buf = POLLIN;
+    submit_one("poll left waiting", ctx, &pwait);
     show("io_destroy 0", destroy(0));
     show("io_destroy", destroy(ctx));
     show("io_destroy again", destroy(ctx));
+    show("write to the polled pipe after io_destroy", write(q[1], "y", 1));
+    close(q[0]);
+    close(q[1]);
     show("io_getevents after io_destroy", getevents(ctx, 0, 1, evs, &zero));
     show("ring mapped after io_destroy (msync)", msync((void *)(uintptr_t)ctx, 4096, MS_ASYNC));
     printf("aio-nr back: %s\n", read_number("/proc/sys/fs/aio-nr") == nr_before ? "yes" : "no");

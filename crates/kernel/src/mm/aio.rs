@@ -8,16 +8,20 @@
 //! always makes the system call; the completions themselves stay here. Contexts
 //! are found by that address alone: munmapping or moving the ring leaves its
 //! context usable until io_destroy or exit (Linux would lose it).
+//!
+//! Reads, writes and fsyncs complete at submission; an IOCB_CMD_POLL request
+//! waits for its file here (`PollRequest`), on the file's wait queue.
 
 use super::ops::Placement;
 use super::{MemoryManager, UserRef};
-use crate::vfs::WaitQueue;
+use crate::fs::eventfd::EventFd;
+use crate::vfs::{FileDescription, WaitCallback, WaitQueue};
 use rvisor_abi::structs::{AioRing, IoEvent};
 use rvisor_abi::{errno, SysResult, UserAddr};
 use rvisor_platform::{Context, Perms};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// /proc/sys/fs/aio-max-nr: the events all of the sandbox's contexts may hold.
 pub const AIO_MAX_NR: u64 = 65536;
@@ -74,8 +78,10 @@ pub struct AioContext {
 #[derive(Default)]
 struct Completions {
     events: VecDeque<IoEvent>,
-    /// Requests being submitted, not yet completed.
+    /// Requests submitted and not yet completed (being submitted, or polls).
     in_flight: usize,
+    /// IOCB_CMD_POLL requests waiting for their files (Linux's active_reqs).
+    polls: Vec<Arc<PollRequest>>,
     /// io_destroy ran: waiters stop waiting.
     dead: bool,
 }
@@ -97,6 +103,66 @@ impl Slot<'_> {
             st.events.push_back(event);
         }
         self.ctx.queue.notify();
+    }
+}
+
+/// An IOCB_CMD_POLL request waiting for its file: a callback on the file's wait
+/// queue, completed once (as Linux's) by the first wanted event, by io_cancel, or
+/// dropped with its context. It holds its file, as Linux's does, and its context
+/// weakly: the context holds it. Its result is always the wanted events that
+/// hold (Linux gives the waking event's whole mask where the wake-up names one:
+/// POLLIN | POLLRDNORM for a pipe's write).
+pub struct PollRequest {
+    context: Weak<AioContext>,
+    file: Arc<dyn FileDescription>,
+    /// The poll events it waits for (POLLERR and POLLHUP always).
+    events: u32,
+    /// The iocb's address, which io_cancel names it by.
+    obj: u64,
+    /// Its completion (`res` to be filled in) and the eventfd to signal then;
+    /// None once completed or dropped. A leaf lock.
+    pending: Mutex<Option<(IoEvent, Option<Arc<dyn FileDescription>>)>>,
+}
+
+impl PollRequest {
+    /// Completes the request if its file is ready for it now.
+    fn check(self: &Arc<Self>) {
+        let mask = self.file.readiness(self.events) & self.events;
+        if mask != 0 {
+            self.finish(mask);
+        }
+    }
+
+    /// Completes the request with `mask` as its result, unless that was done.
+    fn finish(self: &Arc<Self>, mask: u32) {
+        let Some((mut event, resfd)) = self.detach() else { return };
+        event.res = i64::from(mask);
+        if let Some(context) = self.context.upgrade() {
+            context.complete_poll(self, event);
+        }
+        if let Some(efd) = resfd.as_deref().and_then(EventFd::of) {
+            efd.signal();
+        }
+    }
+
+    /// Takes the pending completion (None if already taken) and leaves the file's
+    /// wait queue.
+    fn detach(self: &Arc<Self>) -> Option<(IoEvent, Option<Arc<dyn FileDescription>>)> {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        if let Some(q) = self.file.wait_queue() {
+            q.unregister_callback(&(self.clone() as Arc<dyn WaitCallback>));
+        }
+        Some(pending)
+    }
+}
+
+impl WaitCallback for PollRequest {
+    /// Looks at the file's readiness from the notifier's thread, which holds
+    /// none of the file's locks (see `vfs::wait_queue`).
+    fn wake(self: Arc<Self>, events: u32) {
+        if events & self.events != 0 {
+            self.check();
+        }
     }
 }
 
@@ -127,6 +193,53 @@ impl AioContext {
         Ok(Slot { ctx: self, done: false })
     }
 
+    /// IOCB_CMD_POLL: the request in `slot` completes now if `file` is ready for
+    /// `events`, else when its wait queue reports them (a file without one is
+    /// always ready). `event` is its completion but for `res`.
+    pub fn poll(self: &Arc<Self>, mut slot: Slot<'_>, file: Arc<dyn FileDescription>, events: u32, event: IoEvent, resfd: Option<Arc<dyn FileDescription>>) {
+        let req = Arc::new(PollRequest { context: Arc::downgrade(self), file, events, obj: event.obj, pending: Mutex::new(Some((event, resfd))) });
+        // The slot stays taken until the poll completes.
+        slot.done = true;
+        self.lock().polls.push(req.clone());
+        if let Some(q) = req.file.wait_queue() {
+            q.register_callback(req.clone());
+        }
+        req.check();
+    }
+
+    /// io_cancel: completes the poll request submitted from `obj` with what its
+    /// file is ready for now (Linux's aio_poll_cancel). EINVAL if none waits:
+    /// every other request completed at submission.
+    pub fn cancel(&self, obj: u64) -> SysResult<()> {
+        let req = self.lock().polls.iter().find(|r| r.obj == obj).cloned().ok_or_else(|| errno!(EINVAL))?;
+        req.finish(req.file.readiness(req.events) & req.events);
+        Ok(())
+    }
+
+    /// Queues a poll request's completion, unless io_destroy took it first.
+    fn complete_poll(&self, req: &Arc<PollRequest>, event: IoEvent) {
+        {
+            let mut st = self.lock();
+            let Some(i) = st.polls.iter().position(|r| Arc::ptr_eq(r, req)) else { return };
+            st.polls.swap_remove(i);
+            st.in_flight -= 1;
+            st.events.push_back(event);
+        }
+        self.queue.notify();
+    }
+
+    /// Drops the waiting poll requests (io_destroy, or the context's end).
+    fn drop_polls(&self) {
+        let polls = {
+            let mut st = self.lock();
+            st.in_flight -= st.polls.len();
+            std::mem::take(&mut st.polls)
+        };
+        for req in polls {
+            req.detach();
+        }
+    }
+
     /// Takes up to `max` completions, oldest first.
     pub fn take(&self, max: usize) -> Vec<IoEvent> {
         let mut st = self.lock();
@@ -150,6 +263,12 @@ impl AioContext {
 
     pub fn is_dead(&self) -> bool {
         self.lock().dead
+    }
+}
+
+impl Drop for AioContext {
+    fn drop(&mut self) {
+        self.drop_polls();
     }
 }
 
@@ -200,6 +319,7 @@ impl MemoryManager {
     pub fn aio_destroy(&self, ctx: &mut dyn Context, id: u64) -> SysResult<()> {
         let context = self.aio_lock().remove(&id).ok_or_else(|| errno!(EINVAL))?;
         context.lock().dead = true;
+        context.drop_polls();
         context.queue.notify();
         // As Linux's vm_munmap here, whatever is mapped there now goes.
         self.munmap(ctx, context.ring, context.ring_len)

@@ -1,9 +1,9 @@
 //! Linux native AIO: io_setup, io_destroy, io_submit, io_cancel, io_getevents
-//! and io_pgetevents. A request runs synchronously at submission, through the
-//! same paths as pread64, pwritev or fsync, and its completion waits in the
-//! context (`mm::aio`) for io_getevents; so nothing is ever in flight to cancel.
-//! What fails a submission and what becomes the event's result follow Linux's
-//! fs/aio.c.
+//! and io_pgetevents. A read, write or fsync runs synchronously at submission,
+//! through the same paths as pread64, pwritev or fsync, and its completion waits
+//! in the context (`mm::aio`) for io_getevents; an IOCB_CMD_POLL request waits
+//! there for its file, and only it can be cancelled. What fails a submission and
+//! what becomes the event's result follow Linux's fs/aio.c.
 
 use super::fs::{check_offset, read, write, RWF_SUPPORTED};
 use super::namei::fsync_file;
@@ -13,9 +13,10 @@ use crate::fs::eventfd::EventFd;
 use crate::mm::aio::AioContext;
 use crate::mm::{UserBuffers, UserRef};
 use crate::task::Task;
-use crate::vfs::{Fd, FileDescription};
+use crate::vfs::{Fd, FileDescription, POLLERR, POLLHUP};
 use rvisor_abi::structs::{IoEvent, Iocb, Timespec};
-use rvisor_abi::{error, ErrnoCode, SysResult, UserAddr};
+use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zerocopy::IntoBytes;
 
@@ -23,6 +24,7 @@ const IOCB_CMD_PREAD: u16 = 0;
 const IOCB_CMD_PWRITE: u16 = 1;
 const IOCB_CMD_FSYNC: u16 = 2;
 const IOCB_CMD_FDSYNC: u16 = 3;
+const IOCB_CMD_POLL: u16 = 5;
 const IOCB_CMD_PREADV: u16 = 7;
 const IOCB_CMD_PWRITEV: u16 = 8;
 /// aio_flags: add 1 to the eventfd `aio_resfd` at completion.
@@ -69,7 +71,7 @@ pub fn sys_io_submit(t: &mut Task, ctx: u64, nr: i64, iocbpp: UserRef<u64>) -> S
 
 /// One request, run now: what is wrong with the request fails it; the I/O's
 /// own outcome is its completion's `res`.
-fn submit(t: &Task, context: &AioContext, at: UserAddr) -> SysResult<()> {
+fn submit(t: &Task, context: &Arc<AioContext>, at: UserAddr) -> SysResult<()> {
     let iocb: Iocb = t.mm.read_obj(UserRef::new(at))?;
     if iocb.reserved2 != 0 || (iocb.nbytes as i64) < 0 {
         return error!(EINVAL);
@@ -87,6 +89,7 @@ fn submit(t: &Task, context: &AioContext, at: UserAddr) -> SysResult<()> {
         None
     };
     t.mm.write_obj(UserRef::<u32>::new(at.add(AIO_KEY_OFFSET)?), &0)?;
+    let event = IoEvent { data: iocb.data, obj: at.get(), res: 0, res2: 0 };
     let res = match iocb.lio_opcode {
         IOCB_CMD_PREAD | IOCB_CMD_PREADV | IOCB_CMD_PWRITE | IOCB_CMD_PWRITEV => read_write(t, &iocb, &*file)?,
         IOCB_CMD_FSYNC | IOCB_CMD_FDSYNC => {
@@ -95,11 +98,19 @@ fn submit(t: &Task, context: &AioContext, at: UserAddr) -> SysResult<()> {
             }
             event_result(fsync_file(&*file).map(|()| 0))
         }
-        // IOCB_CMD_NOOP (6) is EINVAL on Linux too; IOCB_CMD_POLL (5) is not
-        // supported: it would complete later, from the file's wait queue.
+        IOCB_CMD_POLL => {
+            // The poll events, which fit in 16 bits; the other fields unused.
+            let events = u16::try_from(iocb.buf).map_err(|_| errno!(EINVAL))?;
+            if iocb.offset != 0 || iocb.nbytes != 0 || iocb.rw_flags != 0 {
+                return error!(EINVAL);
+            }
+            context.poll(slot, file, u32::from(events) | POLLERR | POLLHUP, event, resfd);
+            return Ok(());
+        }
+        // IOCB_CMD_NOOP (6) is EINVAL on Linux too.
         _ => return error!(EINVAL),
     };
-    slot.complete(IoEvent { data: iocb.data, obj: at.get(), res, res2: 0 });
+    slot.complete(IoEvent { res, ..event });
     // After the event is queued, so a reader woken by the eventfd finds it.
     if let Some(efd) = resfd.as_deref().and_then(EventFd::of) {
         efd.signal();
@@ -144,15 +155,16 @@ fn event_result(r: SysResult<i64>) -> i64 {
     }
 }
 
-/// Requests complete at submission, so none is ever in flight: once the
-/// arguments check out, EINVAL, which is Linux's answer for a finished one.
+/// Only a waiting poll request can be cancelled (EINVAL for any other, as for
+/// a finished one): its event is queued, as Linux always does now (`result` is
+/// unused), and the call says EINPROGRESS.
 pub fn sys_io_cancel(t: &mut Task, ctx: u64, iocb: UserAddr, _result: UserAddr) -> SysResult<()> {
     let key: u32 = t.mm.read_obj(UserRef::new(iocb.add(AIO_KEY_OFFSET)?))?;
     if key != 0 {
         return error!(EINVAL);
     }
-    t.mm.aio_context(ctx)?;
-    error!(EINVAL)
+    t.mm.aio_context(ctx)?.cancel(iocb.get())?;
+    error!(EINPROGRESS)
 }
 
 /// How long io_getevents may wait for `min_nr` events.

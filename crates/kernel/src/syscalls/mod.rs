@@ -347,8 +347,8 @@ syscall_table! {
     // Native AIO (syscalls/aio.rs).
     io_setup(nr_events: u32, ctxp: UserRef<u64>) => Supported;
     io_destroy(ctx: u64) => Supported;
-    io_submit(ctx: u64, nr: i64, iocbpp: UserRef<u64>) => Partial("requests run synchronously at submission (PREAD, PWRITE, PREADV, PWRITEV, FSYNC, FDSYNC, with IOCB_FLAG_RESFD); IOCB_CMD_POLL is EINVAL");
-    io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => Partial("nothing is ever in flight to cancel: EINVAL, as for a finished request");
+    io_submit(ctx: u64, nr: i64, iocbpp: UserRef<u64>) => Partial("PREAD, PWRITE, PREADV, PWRITEV, FSYNC and FDSYNC run synchronously at submission; POLL waits, its result the wanted events that hold (a host stream not ready at submission never completes it)");
+    io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => Supported;
     io_getevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserRef<Timespec>) => Supported;
     io_pgetevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserRef<Timespec>, usig: UserRef<SigsetArg>) => Supported;
     // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).
