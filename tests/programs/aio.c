@@ -294,7 +294,8 @@ int main(void) {
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 0}, {0, 50 * 1000}};
+    // 100 ms: long enough for the call to be waiting when it fires.
+    struct itimerval it = {{0, 0}, {0, 100 * 1000}};
     struct timespec long_wait = {5, 0};
     setitimer(ITIMER_REAL, &it, NULL);
     show("io_getevents interrupted by SIGALRM (SA_RESTART)", getevents(ctx, 1, 1, evs, &long_wait));

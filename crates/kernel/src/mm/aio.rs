@@ -112,7 +112,7 @@ impl Slot<'_> {
 /// weakly: the context holds it. Its result is always the wanted events that
 /// hold (Linux gives the waking event's whole mask where the wake-up names one:
 /// POLLIN | POLLRDNORM for a pipe's write).
-pub struct PollRequest {
+struct PollRequest {
     context: Weak<AioContext>,
     file: Arc<dyn FileDescription>,
     /// The poll events it waits for (POLLERR and POLLHUP always).
