@@ -167,6 +167,27 @@ abi_struct! {
     pub struct SeccompNotifAddfd { pub id: u64, pub flags: u32, pub srcfd: u32, pub newfd: u32, pub newfd_flags: u32 }
 }
 abi_struct! {
+    /// `struct iocb`: one native AIO request (io_submit). `key` is written back
+    /// (KIOCB_KEY, 0); `rw_flags` are RWF_* flags.
+    pub struct Iocb {
+        pub data: u64, pub key: u32, pub rw_flags: i32,
+        pub lio_opcode: u16, pub reqprio: i16, pub fildes: u32,
+        pub buf: u64, pub nbytes: u64, pub offset: i64,
+        pub reserved2: u64, pub flags: u32, pub resfd: u32,
+    }
+}
+abi_struct! {
+    /// `struct io_event`: a completed AIO request (io_getevents).
+    pub struct IoEvent { pub data: u64, pub obj: u64, pub res: i64, pub res2: i64 }
+}
+abi_struct! {
+    /// `struct aio_ring`: the header of the ring io_setup maps; its events follow.
+    pub struct AioRing {
+        pub id: u32, pub nr: u32, pub head: u32, pub tail: u32,
+        pub magic: u32, pub compat_features: u32, pub incompat_features: u32, pub header_length: u32,
+    }
+}
+abi_struct! {
     pub struct Stat {
         pub st_dev: u64, pub st_ino: u64, pub st_nlink: u64,
         pub st_mode: u32, pub st_uid: u32, pub st_gid: u32, pub pad0: u32,
@@ -250,5 +271,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<SeccompNotif>(), 80);
         assert_eq!(std::mem::size_of::<SeccompNotifResp>(), 24);
         assert_eq!(std::mem::size_of::<SeccompNotifAddfd>(), 24);
+        assert_eq!(std::mem::size_of::<Iocb>(), 64);
+        assert_eq!(std::mem::size_of::<IoEvent>(), 32);
+        assert_eq!(std::mem::size_of::<AioRing>(), 32);
     }
 }

@@ -152,6 +152,8 @@ pub struct Kernel {
     pub oom_victim: Mutex<Option<crate::mm::oom::OomVictim>>,
     /// How many processes the OOM killer killed (`rvisor events` reports them).
     pub oom_kills: std::sync::atomic::AtomicU64,
+    /// The events the sandbox's AIO contexts hold (/proc/sys/fs/aio-nr).
+    pub aio_nr: Arc<crate::mm::aio::AioNr>,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -270,6 +272,7 @@ impl Kernel {
                 cgroup_limits: cfg.cgroup_limits,
                 oom_victim: Mutex::default(),
                 oom_kills: Default::default(),
+                aio_nr: Default::default(),
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,

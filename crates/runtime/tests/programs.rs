@@ -1182,6 +1182,34 @@ fn posix_message_queues() {
     });
 }
 
+/// Native AIO (io_setup, io_submit, io_getevents, io_pgetevents, io_cancel,
+/// io_destroy) through raw syscalls: the ring at the context's address, reads,
+/// writes and fsyncs with their events, which failures fail a submission (a
+/// partial one too), min_nr, timeouts and signals, IOCB_FLAG_RESFD's eventfd,
+/// and a forked child without its parent's contexts.
+#[test]
+fn native_aio() {
+    compare("native_aio", "aio", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "io_setup past aio-max-nr: -1 EAGAIN"),
+            expect_stdout_has_line(o, "ring readable: head 0, tail 0, header_length 32, incompat_features 0"),
+            expect_stdout_has_line(o, "maps names the ring /[aio] (deleted): yes"),
+            expect_stdout_has_line(o, "  read \"orld\" \"-ab-\""),
+            expect_stdout_has_line(o, "  event data 13, obj is the iocb: yes, res 0, res2 0"),
+            expect_stdout_has_line(o, "pread on a write-only descriptor: -1 EBADF"),
+            expect_stdout_has_line(o, "submit good, bad, good: 1"),
+            expect_stdout_has_line(o, "io_getevents min 2, 20 ms, one queued: 1"),
+            expect_stdout_has_line(o, "io_getevents interrupted by SIGALRM (SA_RESTART): -1 EINTR"),
+            expect_stdout_has_line(o, "  eventfd count 2"),
+            expect_stdout_has_line(o, "child: io_getevents on the parent's context: -1 EINVAL"),
+            expect_stdout_has_line(o, "ring mapped after io_destroy (msync): -1 ENOMEM"),
+            expect_stdout_has_line(o, "aio-nr back: yes"),
+            expect_stdout_has_line(o, "done"),
+        ])
+    });
+}
+
 /// ptrace(2) from the tracer's side, compared with Linux: traceme, attach and seize,
 /// registers and memory, syscall and signal stops, exec and exit events, interrupts,
 /// single steps, kills and the errors.

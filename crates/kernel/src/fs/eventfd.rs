@@ -74,6 +74,21 @@ impl EventFd {
         self.count.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The eventfd behind a descriptor, if it is one.
+    pub fn of(file: &dyn FileDescription) -> Option<&EventFd> {
+        file.as_any().and_then(|a| a.downcast_ref::<EventFd>())
+    }
+
+    /// Adds 1 without blocking, as Linux's eventfd_signal (a completed AIO
+    /// request's IOCB_FLAG_RESFD): a count at 2^64-1 stays there.
+    pub fn signal(&self) {
+        {
+            let mut c = self.lock();
+            *c = c.saturating_add(1);
+        }
+        self.queue.notify_events(POLLIN);
+    }
+
     fn nonblock(&self) -> bool {
         self.status_flags() & EFD_NONBLOCK != 0
     }
@@ -167,5 +182,9 @@ impl FileDescription for EventFd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

@@ -1,5 +1,6 @@
 //! fork's copy of an address space: same VMAs; shared mappings keep sharing their
-//! frames, private ones become copy-on-write in both parent and child.
+//! frames, private ones become copy-on-write in both parent and child. AIO
+//! contexts are not copied: the child has none (its ring is only memory).
 
 use super::{MemoryManager, MmState};
 use rvisor_abi::{errno, SysResult, UserAddr};
@@ -53,7 +54,7 @@ impl MemoryManager {
         // its own to fault in.
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, ..v.clone() })).collect();
         let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
-        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child) })
+        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child), aio: Default::default() })
     }
 
     /// The memory-file offset of the aligned futex word at `addr`.

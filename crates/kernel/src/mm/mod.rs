@@ -6,6 +6,7 @@
 //! platform as one mapping each; the host only backs pages the app touches.
 
 mod access;
+pub mod aio;
 mod fault;
 mod fork;
 mod layout;
@@ -52,6 +53,8 @@ pub struct MemoryManager {
     max_addr: u64,
     /// Lock order: taken alone; never held across a platform switch or sync.
     state: Mutex<MmState>,
+    /// Native AIO contexts (io_setup), which belong to the address space.
+    aio: aio::AioContexts,
 }
 
 pub(crate) struct MmState {
@@ -76,6 +79,7 @@ impl MemoryManager {
             aspace,
             max_addr,
             state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0 }),
+            aio: Default::default(),
         }
     }
 

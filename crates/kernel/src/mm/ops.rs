@@ -361,9 +361,12 @@ impl MemoryManager {
     /// Drops every VMA of an address space whose last task is leaving, without
     /// telling the platform (the stub goes with it). The frames stay until the
     /// memory manager itself goes, so none is reused while the stub maps it.
+    /// Its AIO contexts go too (Linux's exit_aio), giving aio-nr their events back.
     pub fn forget_mappings(&self) {
         let vmas = std::mem::take(&mut self.lock().vmas);
         drop(vmas);
+        let contexts = std::mem::take(&mut *self.aio_lock());
+        drop(contexts);
     }
 
     /// shmdt: unmaps the System V segment attached at `addr`: the mapping of the

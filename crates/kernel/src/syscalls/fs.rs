@@ -10,7 +10,7 @@ use rvisor_abi::{errno, error, SysResult, UserAddr};
 
 /// Reads from `file`, reporting IN_ACCESS when something was read.
 /// Every call that reaches the file counts for I/O accounting, as in Linux's vfs_read.
-fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+pub(super) fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
     let r = file.read(t, bufs, offset);
     t.thread.io.read_call(*r.as_ref().unwrap_or(&0));
     let n = r?;
@@ -21,7 +21,7 @@ fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option
 }
 
 /// Writes to `file`, reporting IN_MODIFY when something was written.
-fn write(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+pub(super) fn write(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
     let r = file.write(t, bufs, offset);
     t.thread.io.write_call(*r.as_ref().unwrap_or(&0));
     let n = r?;
@@ -39,7 +39,7 @@ pub fn sys_write(t: &mut Task, fd: Fd, buf: UserAddr, count: usize) -> SysResult
     write(t, &*t.fds.get(fd)?, &UserBuffers::single(buf, count), None)
 }
 
-fn check_offset(offset: i64) -> SysResult<Option<i64>> {
+pub(super) fn check_offset(offset: i64) -> SysResult<Option<i64>> {
     if offset < 0 { error!(EINVAL) } else { Ok(Some(offset)) }
 }
 
@@ -127,7 +127,7 @@ fn offset_of(pos: i64, flags: i32) -> SysResult<Option<i64>> {
 }
 
 /// RWF_* flags preadv2/pwritev2 accept (HIPRI, DSYNC, SYNC, NOWAIT, APPEND).
-const RWF_SUPPORTED: i32 = 0x1f;
+pub(super) const RWF_SUPPORTED: i32 = 0x1f;
 
 pub fn sys_preadv(t: &mut Task, fd: Fd, iov: UserAddr, iovcnt: i32, pos: i64) -> SysResult<usize> {
     let file = t.fds.get(fd)?;

@@ -1,5 +1,6 @@
 //! System calls: the table, the entry path, and one file per family.
 
+mod aio;
 mod args;
 mod copy;
 mod creds;
@@ -36,6 +37,7 @@ mod xattr;
 use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::Fd;
+use aio::*;
 use args::UserCStr;
 use copy::*;
 use creds::*;
@@ -346,6 +348,13 @@ syscall_table! {
     pidfd_open(pid: i32, flags: u32) => Supported;
     pidfd_send_signal(pidfd: Fd, signo: i32, info: UserRef<SigInfo>, flags: u32) => Supported;
     pidfd_getfd(pidfd: Fd, targetfd: i32, flags: u32) => Supported;
+    // Native AIO (syscalls/aio.rs).
+    io_setup(nr_events: u32, ctxp: UserRef<u64>) => Supported;
+    io_destroy(ctx: u64) => Supported;
+    io_submit(ctx: u64, nr: i64, iocbpp: UserRef<u64>) => Partial("PREAD, PWRITE, PREADV, PWRITEV, FSYNC and FDSYNC run synchronously at submission; POLL waits, its result the wanted events that hold (a host stream not ready at submission never completes it)");
+    io_cancel(ctx: u64, iocb: UserAddr, result: UserAddr) => Supported;
+    io_getevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserRef<Timespec>) => Supported;
+    io_pgetevents(ctx: u64, min_nr: i64, nr: i64, events: UserAddr, timeout: UserRef<Timespec>, usig: UserRef<SigsetArg>) => Supported;
     // Pipes, eventfd, poll/select and epoll (syscalls/pipe.rs, syscalls/poll.rs).
     poll(fds: UserAddr, nfds: u32, timeout_ms: i32) => Supported;
     select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserRef<Timeval>) => Supported;

@@ -538,7 +538,12 @@ pub fn sys_umask(t: &mut Task, mask: u32) -> SysResult<u32> {
 /// shared mappings changed and is committed by the host; memory files have
 /// nothing to flush.
 pub fn sys_fsync(t: &mut Task, fd: Fd) -> SysResult<()> {
-    match t.fds.get(fd)?.dentry() {
+    fsync_file(&*t.fds.get(fd)?)
+}
+
+/// fsync of an open file (also AIO's IOCB_CMD_FSYNC and FDSYNC).
+pub(super) fn fsync_file(file: &dyn crate::vfs::FileDescription) -> SysResult<()> {
+    match file.dentry() {
         Some(d) => d.inode.sync(true),
         None => Ok(()),
     }

@@ -95,10 +95,20 @@ fn set_sigmask(t: &Task, mask: UserRef<u64>, size: usize) -> SysResult<bool> {
     Ok(true)
 }
 
+/// Installs the temporary signal mask of pselect6 and io_pgetevents, given as
+/// their `{ sigset pointer, size }` argument (NULL: none).
+pub(super) fn set_sigmask_arg(t: &Task, sig: UserRef<SigsetArg>) -> SysResult<bool> {
+    if sig.is_null() {
+        return Ok(false);
+    }
+    let a = t.mm.read_obj(sig)?;
+    set_sigmask(t, UserRef::new(UserAddr(a.set)), a.size as usize)
+}
+
 /// Puts the old mask back unless the call was interrupted (`keep`): then the
 /// signal delivery on the way out records it in the handler's frame, or restores
 /// it if no handler runs.
-fn restore_sigmask(t: &Task, installed: bool, keep: bool) {
+pub(super) fn restore_sigmask(t: &Task, installed: bool, keep: bool) {
     if installed && !keep {
         let mut s = t.thread.sig();
         if let Some(m) = s.saved_mask.take() {
@@ -273,7 +283,7 @@ pub fn sys_select(t: &mut Task, nfds: i32, readfds: UserAddr, writefds: UserAddr
     write_back_time(t, timeout.addr, to, TimeKind::Timeval, r)
 }
 
-/// pselect6's sixth argument.
+/// pselect6's sixth argument (io_pgetevents' `struct __aio_sigset` too).
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct SigsetArg {
@@ -283,12 +293,7 @@ pub struct SigsetArg {
 
 pub fn sys_pselect6(t: &mut Task, nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserRef<Timespec>, sig: UserRef<SigsetArg>) -> SysResult<usize> {
     let to = read_timespec(t, timeout)?;
-    let masked = if sig.is_null() {
-        false
-    } else {
-        let a = t.mm.read_obj(sig)?;
-        set_sigmask(t, UserRef::new(UserAddr(a.set)), a.size as usize)?
-    };
+    let masked = set_sigmask_arg(t, sig)?;
     let r = do_select(t, nfds, [readfds, writefds, exceptfds], to);
     restore_sigmask(t, masked, r.as_ref().is_err_and(|e| e.code == ErrnoCode::ERESTARTNOHAND));
     write_back_time(t, timeout.addr, to, TimeKind::Timespec, r)

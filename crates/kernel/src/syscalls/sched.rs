@@ -185,15 +185,8 @@ pub fn sys_ioprio_get(t: &mut Task, which: i32, who: i32) -> SysResult<i64> {
 /// level 0, and each target must belong to the caller's real or effective user
 /// (or the caller is root). Kept and reported; the host schedules the I/O.
 pub fn sys_ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysResult<()> {
-    let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
-    let level = ioprio & 7;
+    check_ioprio(t, ioprio)?;
     let me = t.tg.creds();
-    match class {
-        IOPRIO_CLASS_RT if me.euid != 0 => return error!(EPERM),
-        IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => {}
-        IOPRIO_CLASS_NONE if level == 0 => {}
-        _ => return error!(EINVAL),
-    }
     // Linux keeps an unsigned short.
     let value = ioprio as u16;
     for th in ioprio_targets(t, which, who)? {
@@ -204,6 +197,19 @@ pub fn sys_ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysRes
         th.set_sched(|s| s.ioprio = value);
     }
     Ok(())
+}
+
+/// Whether the caller may use I/O priority `ioprio` (Linux's ioprio_check_cap;
+/// also an AIO request's, with IOCB_FLAG_IOPRIO).
+pub(super) fn check_ioprio(t: &Task, ioprio: i32) -> SysResult<()> {
+    let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
+    let level = ioprio & 7;
+    match class {
+        IOPRIO_CLASS_RT if t.tg.creds().euid != 0 => error!(EPERM),
+        IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => Ok(()),
+        IOPRIO_CLASS_NONE if level == 0 => Ok(()),
+        _ => error!(EINVAL),
+    }
 }
 
 /// The priority range of a policy: 1..99 for the real-time ones, 0 otherwise.

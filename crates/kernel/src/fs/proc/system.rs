@@ -32,6 +32,8 @@ pub(super) enum Sf {
     KernelVersion,
     BootId,
     Uuid,
+    /// /proc/sys/fs/aio-nr: the events the sandbox's AIO contexts hold.
+    AioNr,
     /// /proc/net/tcp, tcp6, udp, udp6: the sockets of one protocol and family.
     NetSockets(crate::net::Protocol, bool),
     NetUnix,
@@ -63,6 +65,9 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("stat", Sf::Stat),
     ("sys", Sf::Dir),
     ("sys/fs", Sf::Dir),
+    // mm::aio::AIO_MAX_NR.
+    ("sys/fs/aio-max-nr", Sf::Text("65536\n")),
+    ("sys/fs/aio-nr", Sf::AioNr),
     ("sys/fs/file-max", Sf::Text("9223372036854775807\n")),
     ("sys/fs/inotify", Sf::Dir),
     // fs::inotify's MAX_QUEUED_EVENTS; watches and instances are limited only
@@ -204,6 +209,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::KernelVersion => format!("{}\n", crate::syscalls::VERSION),
             Sf::BootId => format!("{}\n", fs.boot_id),
             Sf::Uuid => format!("{}\n", uuid()),
+            Sf::AioNr => format!("{}\n", k.aio_nr.get()),
             Sf::NetSockets(protocol, v6) => net().loopback.proc_net(protocol, v6),
             Sf::NetUnix => k.unix_sockets.proc_net(),
             Sf::NetDev => {
