@@ -971,6 +971,26 @@ fn pidfd_info_and_namespaces() {
     });
 }
 
+/// mseal: sealed mappings are not unmapped, mapped over, moved or protected
+/// anew, and sealed read-only private anonymous memory is not discarded
+/// (writable memory is); neighbours and holes, fork, and the errors, as natively.
+#[test]
+fn mseal_sealed_mappings() {
+    compare("mseal_sealed_mappings", "mseal", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "munmap page 1: -1 EPERM"),
+            expect_stdout_has_line(o, "munmap page 0: 0 "),
+            expect_stdout_has_line(o, "mprotect page 2: -1 EPERM"),
+            expect_stdout_has_line(o, "map over page 2: -1 EPERM"),
+            expect_stdout_has_line(o, "mremap page 1: -1 EPERM"),
+            expect_stdout_has_line(o, "MADV_DONTNEED on it: -1 EPERM"),
+            expect_stdout_has_line(o, "seal over a hole: -1 ENOMEM"),
+            expect_stdout_has_line(o, "the child unmaps a sealed page: -1 EPERM"),
+        ])
+    });
+}
+
 /// Who may signal whom: the sender's real or effective uid must be the
 /// target's real or saved one (or CAP_KILL; SIGCONT within a session), for
 /// kill, tgkill, sigqueue and pidfd_send_signal alike; kill(-1) skips the

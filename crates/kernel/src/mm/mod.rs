@@ -135,6 +135,12 @@ impl MmState {
         (addr < v.end).then_some((s, v))
     }
 
+    /// EPERM if a mapping in `[start, end)` is sealed (mseal).
+    fn refuse_sealed(&self, start: u64, end: u64) -> rvisor_abi::SysResult<()> {
+        let first = self.vma_at(start).map_or(start, |(s, _)| s);
+        if self.vmas.range(first..end).any(|(_, v)| v.sealed) { Err(rvisor_abi::errno!(EPERM)) } else { Ok(()) }
+    }
+
     /// Whether `[start, end)` is entirely covered by VMAs.
     fn fully_mapped(&self, start: u64, end: u64) -> bool {
         let mut at = start;
@@ -205,6 +211,7 @@ impl MmState {
                         && next.name == v.name
                         && next.on_fork == v.on_fork
                         && next.userfault == v.userfault
+                        && next.sealed == v.sealed
                         && next.file.is_none()
                         && v.file.is_none() =>
                 {

@@ -86,8 +86,9 @@ impl MemoryManager {
             }
         };
         let end = addr + len;
+        st.refuse_sealed(addr, end)?;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -116,7 +117,11 @@ impl MemoryManager {
         }
         let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
         let end = self.check_range(addr, len).map_err(|_| errno!(EINVAL))?;
-        let released = Self::unmap_locked(&mut self.lock(), &*self.aspace, addr, end);
+        let released = {
+            let mut st = self.lock();
+            st.refuse_sealed(addr, end)?;
+            Self::unmap_locked(&mut st, &*self.aspace, addr, end)
+        };
         self.sync_then_release(ctx, released)
     }
 
@@ -141,6 +146,7 @@ impl MemoryManager {
         if !st.fully_mapped(addr, end) {
             return Err(errno!(ENOMEM));
         }
+        st.refuse_sealed(addr, end)?;
         let gains_exec = |v: &Vma| refuse_exec_gain && perms.exec && (perms.write || !v.perms.exec);
         if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec) || gains_exec(v))) {
             return Err(errno!(EACCES));
@@ -195,6 +201,36 @@ impl MemoryManager {
         Ok(addr)
     }
 
+    /// mseal: seals the mappings of `[addr, addr + len)` (mapped throughout:
+    /// ENOMEM otherwise), for good.
+    pub fn seal(&self, addr: u64, len: u64) -> SysResult<()> {
+        let end = self.check_range(addr, len).map_err(|_| errno!(EINVAL))?;
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(errno!(ENOMEM));
+        }
+        st.split_at(addr);
+        st.split_at(end);
+        for (_, v) in st.vmas.range_mut(addr..end) {
+            v.sealed = true;
+        }
+        st.merge_around(addr, end);
+        Ok(())
+    }
+
+    /// Whether madvise may discard `[addr, addr + len)` (DONTNEED, FREE,
+    /// REMOVE, DONTFORK, WIPEONFORK): not where sealed private anonymous memory
+    /// the process could not write anyway would lose its contents (EPERM).
+    pub fn may_discard(&self, addr: u64, len: u64) -> SysResult<()> {
+        let end = addr.saturating_add(len);
+        let st = self.lock();
+        let first = st.vma_at(addr).map_or(addr, |(s, _)| s);
+        if st.vmas.range(first..end).any(|(_, v)| v.sealed && v.file.is_none() && !v.shared && !v.perms.write) {
+            return Err(errno!(EPERM));
+        }
+        Ok(())
+    }
+
     /// Bytes backed by frames (an upper bound of the resident size).
     pub fn populated_bytes(&self) -> u64 {
         self.lock().pmas.iter().map(|(&s, p)| p.end - s).sum()
@@ -214,7 +250,7 @@ impl MemoryManager {
         let page = PAGE_SIZE;
         let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
         for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None });
+            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false });
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
         Ok(base + page)
@@ -262,6 +298,7 @@ impl MemoryManager {
         let old_end = self.check_range(old, old_len).map_err(|_| errno!(EFAULT))?;
         let vma = {
             let st = self.lock();
+            st.refuse_sealed(old, old_end.max(old + 1))?;
             let (s, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
             if old_len != 0 && v.end < old_end {
                 return Err(errno!(EFAULT));

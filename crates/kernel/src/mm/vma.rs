@@ -26,6 +26,9 @@ pub struct Vma {
     pub on_fork: OnFork,
     /// The userfaultfd its missing pages are reported to (not kept by fork).
     pub userfault: Option<Arc<super::userfault::Userfault>>,
+    /// mseal: the mapping may not be unmapped, moved, remapped over, have its
+    /// protection changed, or (read-only private anonymous memory) be discarded.
+    pub sealed: bool,
 }
 
 /// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.

@@ -30,6 +30,9 @@ const MS_ASYNC: u32 = 1;
 const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
 
+const MADV_FREE: i32 = 8;
+const MADV_REMOVE: i32 = 9;
+const MADV_DONTNEED_LOCKED: i32 = 24;
 const MADV_DONTNEED: i32 = 4;
 const MADV_DONTFORK: i32 = 10;
 const MADV_DOFORK: i32 = 11;
@@ -153,6 +156,10 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
     let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
     if len == 0 {
         return if (0..=25).contains(&advice) { Ok(()) } else { error!(EINVAL) };
+    }
+    // FREE, REMOVE, DONTNEED_LOCKED and the ones below discard.
+    if matches!(advice, MADV_DONTNEED | MADV_FREE | MADV_REMOVE | MADV_DONTNEED_LOCKED | MADV_DONTFORK | MADV_WIPEONFORK) {
+        t.mm.may_discard(addr.get(), len)?;
     }
     match advice {
         MADV_DONTNEED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
@@ -335,4 +342,16 @@ pub fn sys_userfaultfd(t: &mut Task, flags: i32) -> SysResult<crate::vfs::Fd> {
     }
     let file = std::sync::Arc::new(crate::fs::userfaultfd::UserfaultFile::new(t, (flags & nonblock) as u32));
     super::pipe::install(t, file, flags & cloexec != 0)
+}
+
+/// mseal(2): the mappings of `[addr, addr + len)` stay as they are for good.
+pub fn sys_mseal(t: &mut Task, addr: UserAddr, len: u64, flags: u64) -> SysResult<()> {
+    if flags != 0 || addr.get() % PAGE_SIZE != 0 {
+        return error!(EINVAL);
+    }
+    let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+    if len == 0 {
+        return Ok(());
+    }
+    t.mm.seal(addr.get(), len)
 }

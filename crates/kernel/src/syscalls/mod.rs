@@ -116,6 +116,7 @@ syscall_table! {
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
     madvise(addr: UserAddr, len: u64, advice: i32) => Partial("DONTNEED, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; the rest (FREE, REMOVE, the hints) is checked and ignored");
+    mseal(addr: UserAddr, len: u64, flags: u64) => Supported;
     userfaultfd(flags: i32) => Partial("missing-page mode for private anonymous memory (UFFDIO_API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE); no write-protect or minor modes, no events, no shared memory; with ptrace, the app's own write faults are reported without UFFD_PAGEFAULT_FLAG_WRITE");
     membarrier(cmd: i32, flags: u32, cpu: i32) => Partial("no restartable sequences, so no MEMBARRIER_CMD_*_RSEQ");
     process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => Supported;
