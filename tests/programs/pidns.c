@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -92,6 +95,17 @@ static int ns_init(int report) {
     show("init getsid", getsid(0));
     show("init setsid", setsid());
     show("init getpgrp after", getpgrp());
+    // System V IPC reports pids as the reader's namespace sees them.
+    int shm = shmget(IPC_PRIVATE, 4096, 0600);
+    struct shmid_ds ds;
+    shmctl(shm, IPC_STAT, &ds);
+    show("shm_cpid", ds.shm_cpid);
+    shmctl(shm, IPC_RMID, NULL);
+    int sem = semget(IPC_PRIVATE, 1, 0600);
+    struct sembuf up = {0, 1, 0};
+    semop(sem, &up, 1);
+    show("GETPID of a semaphore", semctl(sem, 0, GETPID));
+    semctl(sem, 0, IPC_RMID);
     pid_t g = fork();
     if (g == 0) {
         printf("grandchild getpid %d getppid %d\n", getpid(), getppid());

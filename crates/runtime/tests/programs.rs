@@ -792,6 +792,8 @@ fn pid_namespaces() {
         all([
             expect_status(o, 0),
             expect_stdout_has_line(o, "init getpid: 1 "),
+            expect_stdout_has_line(o, "shm_cpid: 1 "),
+            expect_stdout_has_line(o, "GETPID of a semaphore: 1 "),
             expect_stdout_has_line(o, "grandchild getpid 2 getppid 1"),
             expect_stdout_has_line(o, "waitid si_pid 2 si_status 7"),
             expect_stdout_has_line(o, "/proc lists: 1 3"),

@@ -85,7 +85,9 @@ pub trait IpcObject {
     type Status: Copy + IntoBytes + Immutable;
     fn perm(&self) -> &Ipc64Perm;
     fn perm_mut(&mut self) -> &mut Ipc64Perm;
-    fn status(&self) -> Self::Status;
+    /// The status as a reader sees it: `pid` turns the kernel's process ids
+    /// into the reader's PID namespace's.
+    fn status(&self, pid: &dyn Fn(i32) -> i32) -> Self::Status;
     /// Records a change of its permissions or state (the ctime).
     fn changed(&mut self, now: i64);
 }
@@ -218,7 +220,7 @@ impl<T: IpcObject> Namespace<T> {
 
     /// The status of the object a *_STAT command names, and what the command returns
     /// (0, or the id for the index forms).
-    pub fn stat(&self, tg: &ThreadGroup, id: i32, by: StatBy) -> SysResult<(i32, T::Status)> {
+    pub fn stat(&self, tg: &ThreadGroup, id: i32, by: StatBy, pid: &dyn Fn(i32) -> i32) -> SysResult<(i32, T::Status)> {
         self.with(|reg| {
             let (ret, o) = match by {
                 StatBy::Id => (0, reg.get(id).ok_or_else(|| errno!(EINVAL))?),
@@ -231,7 +233,7 @@ impl<T: IpcObject> Namespace<T> {
             if by != StatBy::IndexAny && !o.perm().allows(tg, &self.owner, S_IRUGO) {
                 return Err(errno!(EACCES));
             }
-            Ok((ret, o.status()))
+            Ok((ret, o.status(pid)))
         })
     }
 

@@ -108,8 +108,8 @@ impl IpcObject for MsgQueue {
     fn perm_mut(&mut self) -> &mut Ipc64Perm {
         &mut self.ds.perm
     }
-    fn status(&self) -> MsqidDs {
-        self.ds
+    fn status(&self, pid: &dyn Fn(i32) -> i32) -> MsqidDs {
+        MsqidDs { lspid: pid(self.ds.lspid), lrpid: pid(self.ds.lrpid), ..self.ds }
     }
     fn changed(&mut self, now: i64) {
         self.ds.ctime = now;

@@ -156,7 +156,7 @@ impl IpcObject for SemSet {
     fn perm_mut(&mut self) -> &mut Ipc64Perm {
         &mut self.ds.perm
     }
-    fn status(&self) -> SemidDs {
+    fn status(&self, _pid: &dyn Fn(i32) -> i32) -> SemidDs {
         self.ds
     }
     fn changed(&mut self, now: i64) {

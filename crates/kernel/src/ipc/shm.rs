@@ -75,8 +75,8 @@ impl IpcObject for Segment {
     fn perm_mut(&mut self) -> &mut Ipc64Perm {
         &mut self.ds.perm
     }
-    fn status(&self) -> ShmidDs {
-        ShmidDs { nattch: self.attachments(), ..self.ds }
+    fn status(&self, pid: &dyn Fn(i32) -> i32) -> ShmidDs {
+        ShmidDs { nattch: self.attachments(), cpid: pid(self.ds.cpid), lpid: pid(self.ds.lpid), ..self.ds }
     }
     fn changed(&mut self, now: i64) {
         self.ds.ctime = now;

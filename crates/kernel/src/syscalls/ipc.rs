@@ -66,7 +66,7 @@ pub fn sys_shmget(t: &mut Task, key: i32, size: u64, flags: i32) -> SysResult<i3
 
 /// IPC_STAT and the *_STAT forms: the status out to `buf`.
 fn ctl_stat<T: IpcObject>(t: &Task, objects: &Namespace<T>, id: i32, by: StatBy, buf: UserAddr) -> SysResult<i32> {
-    let (ret, status) = objects.stat(&t.tg, id, by)?;
+    let (ret, status) = objects.stat(&t.tg, id, by, &|pid| t.vnr(pid))?;
     t.mm.write_obj(UserRef::<T::Status>::new(buf), &status)?;
     Ok(ret)
 }
@@ -376,7 +376,7 @@ pub fn sys_semctl(t: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysRes
                 }
                 Ok(match c {
                     GETVAL => (s.sems[n].val, None),
-                    GETPID => (s.sems[n].pid, None),
+                    GETPID => (t.vnr(s.sems[n].pid), None),
                     GETNCNT => (s.waiters(n as u16, false), None),
                     GETZCNT => (s.waiters(n as u16, true), None),
                     _ => {

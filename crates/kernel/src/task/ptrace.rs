@@ -256,12 +256,16 @@ impl Task {
     /// The parent's PTRACE_EVENT_FORK, VFORK or CLONE stop, with the new
     /// thread's id as the event message.
     pub(crate) fn ptrace_clone_event(&mut self, event: u32, tid: i32) {
-        // The new task's id as the tracer sees it (Linux's ptrace_event_pid).
-        let tracer_ns = self.thread.ptrace().tracer().map(|t| t.pid_ns.clone());
-        let tid = tracer_ns.map_or(tid, |ns| ns.local_id(tid).unwrap_or(0));
-        self.thread.ptrace().event_msg = tid as u64;
+        self.thread.ptrace().event_msg = self.tracer_view(tid) as u64;
         let status = consts::SIGTRAP as i32 | ((event as i32) << 8);
         self.ptrace_stop(StopKind::Event(event), status, None);
+    }
+
+    /// A task's id as the tracer sees it (Linux's ptrace_event_pid): 0 for one
+    /// outside the tracer's PID namespace.
+    fn tracer_view(&self, tid: i32) -> i32 {
+        let tracer_ns = self.thread.ptrace().tracer().map(|t| t.pid_ns.clone());
+        tracer_ns.map_or(tid, |ns| ns.local_id(tid).unwrap_or(0))
     }
 
     /// After a successful execve: PTRACE_EVENT_EXEC when asked for, else (not
@@ -275,7 +279,7 @@ impl Task {
             (p.seized, p.options)
         };
         if options & PTRACE_O_TRACEEXEC != 0 {
-            self.thread.ptrace().event_msg = old_tid as u64;
+            self.thread.ptrace().event_msg = self.tracer_view(old_tid) as u64;
             let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_EXEC as i32) << 8);
             self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXEC), status, None);
         } else if !seized {
