@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,6 +215,34 @@ int main(void) {
     char back[4] = "";
     read(pipe_fds[0], back, 3);
     printf("  it wrote %ld bytes: \"%.3s\"\n", (long)(intptr_t)got, back);
+
+    // A syscall waiting for a page ends when a signal would kill the process
+    // (SIGTERM with its default action), not for a handled one: here the
+    // only thread waits, and another process holds the descriptor.
+    int seen[2];
+    pipe(seen);
+    pid_t waiter = fork();
+    if (waiter == 0) {
+        int own = new_uffd(0);
+        char *buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        reg(own, buf, PAGE);
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            next_fault(own);
+            write(seen[1], "s", 1);
+            pause();
+            _exit(0);
+        }
+        write(pipe_fds[1], "abc", 3);
+        read(pipe_fds[0], buf, 3);
+        _exit(0);
+    }
+    char c;
+    read(seen[0], &c, 1);
+    kill(waiter, SIGTERM);
+    int st;
+    waitpid(waiter, &st, 0);
+    printf("SIGTERM ends a syscall's wait for a page: killed by %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 
     // A forked child's memory is its own.
     pid_t kid = fork();

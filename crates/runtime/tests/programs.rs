@@ -923,6 +923,7 @@ fn userfaultfd_missing_pages() {
             expect_stdout_has_line(o, "read(2) into a missing page: fault on page 4, write flag 1"),
             expect_stdout_has_line(o, "  it read 5 bytes: \"hello\", then 'A'"),
             expect_stdout_has_line(o, "  it wrote 3 bytes: \"CCC\""),
+            expect_stdout_has_line(o, "SIGTERM ends a syscall's wait for a page: killed by 15"),
             expect_stdout_has_line(o, "after the close, the faulting thread read 0"),
             expect_stdout_has_line(o, "exact address: offset 123"),
         ])

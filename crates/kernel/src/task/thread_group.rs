@@ -674,10 +674,27 @@ impl Thread {
         crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns, landlock: self.landlock() }
     }
 
-    /// Whether the thread is dying: its group is exiting, or SIGKILL is pending.
+    /// Whether the thread is dying: its group is exiting, SIGKILL is pending,
+    /// or a signal is that will kill the process (unblocked, its default
+    /// action, which terminates), as Linux turns such a signal into SIGKILL
+    /// when it is sent (unless the thread is traced).
     pub fn fatal_signal_pending(&self) -> bool {
-        let kill = super::signals::sigbit(rvisor_abi::consts::SIGKILL);
-        self.tg.state().exiting.is_some() || (self.sig().pending.mask | self.tg.sig().pending.mask) & kill != 0
+        use super::signals::{default_action, sigbit, DefaultAction, SIG_DFL};
+        if self.tg.state().exiting.is_some() {
+            return true;
+        }
+        let (blocked, mine) = {
+            let s = self.sig();
+            (s.mask, s.pending.mask)
+        };
+        let pending = mine | self.tg.sig().pending.mask;
+        if pending & sigbit(rvisor_abi::consts::SIGKILL) != 0 {
+            return true;
+        }
+        !self.is_traced()
+            && (1..=64u32).filter(|&s| pending & !blocked & sigbit(s) != 0).any(|s| {
+                self.tg.action(s).handler == SIG_DFL && matches!(default_action(s), DefaultAction::Terminate | DefaultAction::Core)
+            })
     }
 
     /// The thread's Landlock domain, if it restricted itself.
