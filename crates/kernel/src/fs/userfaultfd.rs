@@ -145,7 +145,7 @@ impl UserfaultFile {
                 }
             }
         }
-        c.copy = if done == 0 { failed.map_or(0, |e| -i64::from(e.code.0)) } else { done as i64 };
+        c.copy = filled_field(done, failed);
         t.mm.write_obj(at, &c)?;
         self.resolved(dst, done, len, c.mode, failed)
     }
@@ -161,7 +161,7 @@ impl UserfaultFile {
             Ok(k) => (k, None),
             Err(e) => (0, Some(e)),
         };
-        z.zeropage = if done == 0 { failed.map_or(0, |e| -i64::from(e.code.0)) } else { done as i64 };
+        z.zeropage = filled_field(done, failed);
         t.mm.write_obj(at, &z)?;
         self.resolved(start, done, len, z.mode, failed)
     }
@@ -177,6 +177,12 @@ impl UserfaultFile {
         }
         if done == len { Ok(0) } else { error!(EAGAIN) }
     }
+}
+
+/// UFFDIO_COPY's `copy` and ZEROPAGE's `zeropage`: the bytes filled, or the
+/// negated errno when none were.
+fn filled_field(done: u64, failed: Option<rvisor_abi::Errno>) -> i64 {
+    if done == 0 { failed.map_or(0, |e| -i64::from(e.code.0)) } else { done as i64 }
 }
 
 impl Drop for UserfaultFile {

@@ -164,19 +164,12 @@ impl Userfault {
         };
         self.readers.notify_events(crate::vfs::readiness::POLLIN);
         self.resolved.register(th);
-        let resolved = loop {
-            let seq = th.waiter.seq();
-            {
+        let resolved = th
+            .block(None, interrupted, || {
                 let st = self.lock();
-                if st.released || !st.pending(id) {
-                    break true;
-                }
-            }
-            if interrupted() {
-                break false;
-            }
-            th.waiter.wait(seq, None);
-        };
+                st.released || !st.pending(id)
+            })
+            .is_ok();
         self.resolved.unregister(th);
         // Interrupted, the fault is withdrawn (an app's is taken again after
         // the signal).

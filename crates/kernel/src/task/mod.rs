@@ -192,18 +192,7 @@ impl Task {
         self.thread.fatal_signal_pending()
     }
 
-    fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
-        loop {
-            let seq = self.thread.waiter.seq();
-            if ready() {
-                return Ok(());
-            }
-            if interrupted(self) {
-                return Err(rvisor_abi::errno!(ERESTARTSYS));
-            }
-            if !self.thread.waiter.wait(seq, deadline) {
-                return if ready() { Ok(()) } else { Err(rvisor_abi::errno!(ETIMEDOUT)) };
-            }
-        }
+    fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        self.thread.block(deadline, || interrupted(self), ready)
     }
 }

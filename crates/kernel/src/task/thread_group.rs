@@ -674,6 +674,25 @@ impl Thread {
         crate::vfs::perm::FsCreds { uid: c.fsuid, gid: c.fsgid, groups: self.tg.groups.lock().unwrap_or_else(|e| e.into_inner()).clone(), caps, ns, landlock: self.landlock() }
     }
 
+    /// Sleeps on the thread's waiter until `ready` holds, `interrupted` does
+    /// (ERESTARTSYS) or `deadline` passes (ETIMEDOUT). `Task::block_until` is
+    /// the usual way in; this one serves waits made for a thread from code
+    /// that has no `Task` (the Sentry's own accesses to user memory).
+    pub fn block(&self, deadline: Option<std::time::Instant>, interrupted: impl Fn() -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        loop {
+            let seq = self.waiter.seq();
+            if ready() {
+                return Ok(());
+            }
+            if interrupted() {
+                return Err(rvisor_abi::errno!(ERESTARTSYS));
+            }
+            if !self.waiter.wait(seq, deadline) {
+                return if ready() { Ok(()) } else { Err(rvisor_abi::errno!(ETIMEDOUT)) };
+            }
+        }
+    }
+
     /// Whether the thread is dying: its group is exiting, SIGKILL is pending,
     /// or a signal is that will kill the process (unblocked, its default
     /// action, which terminates), as Linux turns such a signal into SIGKILL
