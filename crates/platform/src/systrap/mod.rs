@@ -59,6 +59,41 @@ const HOT_EVENTS: u32 = 8;
 /// so that a lone slow event (a gofer request among quick calls) does not move the
 /// stub back and forth: each move costs ~30 µs here.
 const HOT_MAX: u32 = 2 * HOT_EVENTS;
+
+/// How fast a thread's events come and go, which decides where its stub runs.
+#[derive(Default)]
+struct Pace {
+    /// How many events were recently hot (app code ran briefly, and so did the
+    /// Sentry): up by one for a hot event, down by `HOT_EVENTS` for another.
+    hot: u32,
+    /// The stub thread was just moved to another CPU: the next event pays for the
+    /// move (waking an idle CPU, 50–100 µs on a slow host) and says nothing about the
+    /// thread. Counting it would undo the move: a thread moved to spin lost its hot
+    /// count to the move's own cost and moved back, again and again (systrap's
+    /// `getppid` read 20–30 µs instead of 4 on a host twice as slow as usual).
+    moved: bool,
+}
+
+impl Pace {
+    fn note(&mut self, hot: bool) {
+        if !std::mem::take(&mut self.moved) {
+            self.hot = if hot { (self.hot + 1).min(HOT_MAX) } else { self.hot.saturating_sub(HOT_EVENTS) };
+        }
+    }
+
+    fn wants_spinning(&self) -> bool {
+        self.hot >= HOT_EVENTS
+    }
+
+    /// The stub thread was moved; a move to spin starts with a full count, so that
+    /// moving back takes more than one slow event from the start.
+    fn moved(&mut self, to_spin: bool) {
+        self.moved = true;
+        if to_spin {
+            self.hot = HOT_MAX;
+        }
+    }
+}
 /// CPU time a kicked thread may use without answering before it is deemed to block
 /// the kick (answering takes microseconds of it).
 const KICK_CPU_NS: u64 = 50_000_000;
@@ -922,9 +957,7 @@ struct Bound {
     /// The CPU the stub thread is pinned to: its Sentry thread's (the two take turns) or
     /// a free one (the two spin for each other); None before the first switch.
     placed: Option<u32>,
-    /// How many events were recently hot (app code ran briefly, and so did the
-    /// Sentry): up by one for a hot event, down by `HOT_EVENTS` for another.
-    hot: u32,
+    pace: Pace,
     /// When the last event arrived, and how long the app ran before it.
     event_at: Instant,
     ran: Duration,
@@ -932,7 +965,7 @@ struct Bound {
 
 impl Bound {
     fn new(stub: Arc<Stub>, slot: usize, ready: bool) -> Bound {
-        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: None, hot: 0, event_at: Instant::now(), ran: Duration::MAX }
+        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: None, pace: Pace::default(), event_at: Instant::now(), ran: Duration::MAX }
     }
 }
 
@@ -1015,8 +1048,7 @@ impl Context for SystrapContext {
         // An event served by sleeping (a futex wait, a read of an empty pipe) is not hot,
         // however short the sleep: the stub would outlast its spin and need waking
         // across CPUs.
-        let hot_now = b.ran < HOT && now.duration_since(b.event_at) < HOT && !host_cpus::slept();
-        b.hot = if hot_now { (b.hot + 1).min(HOT_MAX) } else { b.hot.saturating_sub(HOT_EVENTS) };
+        b.pace.note(b.ran < HOT && now.duration_since(b.event_at) < HOT && !host_cpus::slept());
         let here = match b.placed {
             None => {
                 let cpu = host_cpus::pin_current_thread();
@@ -1028,13 +1060,16 @@ impl Context for SystrapContext {
         // A CPU is free when no awake Sentry thread is pinned there and no stub is spun
         // for there: a thread blocked in the Sentry (a futex, a pipe) leaves its CPU free,
         // and one that is only between two events does not.
-        let apart = if b.hot >= HOT_EVENTS { host_cpus::claim_free(here) } else { None };
+        let apart = if b.pace.wants_spinning() { host_cpus::claim_free(here) } else { None };
         let spinning = apart.is_some();
         let want = apart.as_ref().map_or(here, |c| c.cpu);
         if b.placed != Some(want) && b.tid > 0 {
             // Where affinity cannot be set (a restrictive cpuset), this only costs speed:
             // do not retry on every event.
             host_cpus::pin(b.tid, want);
+            if b.placed.is_some() {
+                b.pace.moved(spinning);
+            }
             b.placed = Some(want);
             balancer::stub_on(want);
         }
@@ -1096,5 +1131,49 @@ impl Context for SystrapContext {
 impl Drop for SystrapContext {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_turns_to_spinning_after_a_run_of_hot_events() {
+        let mut p = Pace::default();
+        for _ in 0..HOT_EVENTS - 1 {
+            p.note(true);
+        }
+        assert!(!p.wants_spinning());
+        p.note(true);
+        assert!(p.wants_spinning());
+    }
+
+    #[test]
+    fn the_event_after_a_move_does_not_count() {
+        let mut p = Pace { hot: HOT_EVENTS, moved: false };
+        p.moved(true);
+        // The move's own cost makes the next event slow: it must not send the
+        // thread back.
+        p.note(false);
+        assert!(p.wants_spinning());
+        assert_eq!(p.hot, HOT_MAX);
+        // A later slow event counts.
+        p.note(false);
+        assert_eq!(p.hot, HOT_MAX - HOT_EVENTS);
+    }
+
+    #[test]
+    fn a_spinning_thread_moves_back_after_two_slow_events_not_one() {
+        let mut p = Pace::default();
+        for _ in 0..HOT_EVENTS {
+            p.note(true);
+        }
+        p.moved(true);
+        p.note(true);
+        p.note(false);
+        assert!(p.wants_spinning());
+        p.note(false);
+        assert!(!p.wants_spinning());
     }
 }
