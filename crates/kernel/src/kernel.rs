@@ -237,7 +237,8 @@ impl Kernel {
         if let Some(m) = &cfg.memory_limit {
             cfg.memory.set_limit((m.read)().map(|l| crate::mm::oom::budget(l, m.in_use_at_boot)));
         }
-        let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::MAPPING_SIZE as u64).ok_or("no memory for the vDSO")?;
+        let vdso = Frames::allocate(&cfg.memory, rvisor_vdso::SHARED_SIZE as u64).ok_or("no memory for the vDSO")?;
+        let first_timens = Frames::allocate(&cfg.memory, rvisor_vdso::TIMENS_SIZE as u64).ok_or("no memory for the vDSO")?;
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
         let timers = crate::time::timers::Timers::new();
@@ -254,6 +255,7 @@ impl Kernel {
         }
         let (mf, vvar) = (cfg.memory.clone(), vdso.range.start);
         clocks.source.set_publisher(move |p| rvisor_vdso::Vvar::from_words(mf.atomic_u64s(vvar, rvisor_vdso::VVAR_WORDS)).write(p));
+        let time_ns = crate::time::namespace::TimeNamespace::first(first_timens);
         // procfs shows the kernel's own state, so it is mounted as the kernel is made.
         Ok(Arc::new_cyclic(|me| {
             let devpts = crate::fs::devpts::Devpts::new(DEV_PTS);
@@ -282,6 +284,8 @@ impl Kernel {
                     ipc: IpcNamespace::new(UserNamespace::initial()),
                     net: NetNamespace::first(cfg.host_network, interfaces, netstack, cfg.unprivileged_port_start),
                     pid_children: None,
+                    time: time_ns.clone(),
+                    time_for_children: time_ns,
                 },
                 cpus,
                 futexes: FutexTable::default(),
@@ -518,7 +522,8 @@ impl Kernel {
         let exe = walk(&c, &root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
-        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid])?;
+        let timens = self.namespaces.time.enter(&self.memory).map_err(|_| crate::loader::ExecError::NoMemory)?;
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens)?;
         let fds = Arc::new(FdTable::default());
         let console = match spec.stdio {
             Stdio::Host(stdio) => {

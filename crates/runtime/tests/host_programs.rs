@@ -411,6 +411,18 @@ fn setpriv_ambient_capabilities() {
     );
 }
 
+/// util-linux unshare runs a shell in a new time namespace with its clocks set
+/// ahead (`unshare --time --monotonic --boottime`), as natively.
+#[test]
+fn unshare_time_namespace() {
+    same_as_native(
+        "unshare_time_namespace",
+        "unshare --time --fork --monotonic 86400 --boottime 7200 \
+           sh -c 'cat /proc/self/timens_offsets; awk \"{ print (\\$1 >= 7200) }\" /proc/uptime'",
+        b"",
+    );
+}
+
 /// Headless Chromium with its own sandbox (a user, PID and network namespace
 /// per zygote, seccomp-bpf, one process per renderer) renders a page whose
 /// script runs: what CI runners and scrapers do with Puppeteer or Playwright.

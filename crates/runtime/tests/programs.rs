@@ -1260,3 +1260,24 @@ fn unshare_files_and_fs() {
         ])
     });
 }
+
+/// Time namespaces: unshare(CLONE_NEWTIME) makes one for the children to come,
+/// /proc/self/timens_offsets sets its offsets until a process enters it (with
+/// Linux's errors), and fork, clone3, exec and setns enter it. The clocks (vDSO
+/// and syscall), absolute sleeps and timers, sysinfo and /proc/uptime follow it,
+/// as natively.
+#[test]
+fn time_namespaces() {
+    compare("time_namespaces", "timens", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "monotonic       86400         0"),
+            expect_stdout_has_line(o, "clock before zero: ERANGE"),
+            expect_stdout_has_line(o, "child: monotonic a day ahead (vDSO): ok"),
+            expect_stdout_has_line(o, "child: writing offsets once entered: EACCES"),
+            expect_stdout_has_line(o, "child: setns with two threads: EUSERS"),
+            expect_stdout_has_line(o, "exec: monotonic is an hour ahead (vDSO): ok"),
+            expect_stdout_has_line(o, "ALL OK"),
+        ])
+    });
+}

@@ -29,6 +29,7 @@ struct timeval { s64 tv_sec; s64 tv_usec; };
 struct timezone { s32 tz_minuteswest; s32 tz_dsttime; };
 
 extern const volatile struct vvar_page __rvisor_vvar __attribute__((visibility("hidden")));
+extern const struct timens_page __rvisor_timens __attribute__((visibility("hidden")));
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -109,6 +110,11 @@ static inline int read_ns(int base, s64 *out)
 			ns += v->boottime_offset_ns;
 		barrier();
 	} while (v->seq != seq);
+	/* The time namespace's offsets never change under a running process. */
+	if (base == BASE_MONO)
+		ns += __rvisor_timens.monotonic_offset_ns;
+	else if (base == BASE_BOOT)
+		ns += __rvisor_timens.boottime_offset_ns;
 	*out = ns;
 	return 1;
 }

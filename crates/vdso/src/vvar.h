@@ -38,4 +38,16 @@ _Static_assert(__builtin_offsetof(struct vvar_page, coarse_res_ns) == 48, "vvar 
 _Static_assert(__builtin_offsetof(struct vvar_page, tz_minuteswest) == 56, "vvar layout");
 _Static_assert(__builtin_offsetof(struct vvar_page, tz_dsttime) == 60, "vvar layout");
 
+/*
+ * The time namespace's page, one page below the parameter page: what the
+ * process's time namespace adds to its clocks. Written once, before any process
+ * of the namespace runs. Keep identical to `TimensPage` in lib.rs.
+ */
+struct timens_page {
+	s64 monotonic_offset_ns;
+	s64 boottime_offset_ns;
+};
+
+_Static_assert(sizeof(struct timens_page) == 16, "timens layout");
+
 #endif

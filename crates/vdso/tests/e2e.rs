@@ -19,8 +19,8 @@ struct Timezone {
 type TimeFn = extern "C" fn(*mut i64) -> i64;
 type GetcpuFn = extern "C" fn(*mut u32, *mut u32, *mut libc::c_void) -> i64;
 
-/// The vDSO mapped as in a process: parameter page, then the image (read+exec).
-/// The page stays writable here so the test can play the Sentry.
+/// The vDSO mapped as in a process: time namespace page, parameter page, then the
+/// image (read+exec). The pages stay writable here so the test can play the Sentry.
 struct Mapped {
     base: *mut u8,
 }
@@ -45,7 +45,8 @@ impl Mapped {
             )
         };
         assert_ne!(base, libc::MAP_FAILED);
-        let base = base as *mut u8;
+        // The time namespace's page comes first.
+        let base = (base as *mut u8).wrapping_add(TIMENS_SIZE);
         // SAFETY: the image fits in the mapping after the parameter page.
         unsafe { std::ptr::copy_nonoverlapping(IMAGE.as_ptr(), base.add(VVAR_SIZE), IMAGE.len()) };
         // SAFETY: changes the protection of pages of our own mapping only.
@@ -180,6 +181,26 @@ fn clocks_agree_with_the_host() {
         for _ in 0..1000 {
             assert_agrees(m, clock, host);
         }
+    }
+}
+
+/// A time namespace's page shifts CLOCK_MONOTONIC (and its variants) and
+/// CLOCK_BOOTTIME by its offsets, and leaves CLOCK_REALTIME alone.
+#[test]
+fn the_time_namespace_page_shifts_monotonic_and_boottime() {
+    let _s = serial();
+    let cs = ClockSource::new();
+    let m = setup(&cs);
+    let offsets = TimensPage { monotonic_offset_ns: 3_600 * 1_000_000_000, boottime_offset_ns: -5_000_000_000 };
+    // SAFETY: the page below the parameter page belongs to the mapping and is
+    // writable here; no vDSO call runs while it is written (`serial`).
+    unsafe { std::ptr::write(m.base.sub(TIMENS_SIZE) as *mut TimensPage, offsets) };
+    let (hour, minus5) = (offsets.monotonic_offset_ns, offsets.boottime_offset_ns);
+    for (clock, shift) in [(CLOCK_MONOTONIC, hour), (CLOCK_MONOTONIC_RAW, hour), (CLOCK_MONOTONIC_COARSE, hour), (CLOCK_BOOTTIME, minus5), (CLOCK_REALTIME, 0)] {
+        let a = cs.now_ns(clock).unwrap() + shift;
+        let v = m.clock_gettime(clock).unwrap();
+        let b = cs.now_ns(clock).unwrap() + shift;
+        assert!(a - 10 * MS <= v && v <= b + 10 * MS, "clock {clock}: {a} <= {v} <= {b}");
     }
 }
 

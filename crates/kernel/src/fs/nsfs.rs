@@ -5,6 +5,7 @@ use crate::fs::simple::Attrs;
 use crate::mm::UserBuffers;
 use crate::net::NetNamespace;
 use crate::task::namespaces::{IpcNamespace, UtsNamespace};
+use crate::time::namespace::TimeNamespace;
 use crate::task::{PidNamespace, Resources, Task, ThreadGroup, UserNamespace};
 use crate::vfs::inode::{Inode, S_IFMT, S_IFREG};
 use crate::vfs::{Dentry, FileDescription, MountNamespace, OpenFlags};
@@ -93,8 +94,9 @@ pub enum Namespace {
     Pid(Arc<PidNamespace>),
     Net(Arc<NetNamespace>),
     User(Arc<UserNamespace>),
-    /// One of a kind the sandbox has only one of (cgroup, time),
-    /// with Linux's numbers for its initial ones.
+    Time(Arc<TimeNamespace>),
+    /// The cgroup namespace, which the sandbox has only one of, with Linux's
+    /// number for the initial one.
     Sole(NsKind),
 }
 
@@ -109,6 +111,8 @@ impl Namespace {
             NsKind::Pid => Namespace::Pid(tg.pid_ns.clone()),
             NsKind::PidForChildren => Namespace::Pid(res.ns.pid_children.clone().unwrap_or_else(|| tg.pid_ns.clone())),
             NsKind::User => Namespace::User(tg.user_ns()),
+            NsKind::Time => Namespace::Time(res.ns.time.clone()),
+            NsKind::TimeForChildren => Namespace::Time(res.ns.time_for_children.clone()),
             k => Namespace::Sole(k),
         }
     }
@@ -121,8 +125,8 @@ impl Namespace {
             Namespace::Pid(n) => n.id,
             Namespace::Net(n) => n.id,
             Namespace::User(n) => n.id,
-            Namespace::Sole(NsKind::Cgroup) => 0xEFFF_FFFB,
-            Namespace::Sole(_) => 0xEFFF_FFFA,
+            Namespace::Time(n) => n.id,
+            Namespace::Sole(_) => 0xEFFF_FFFB,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::stack::{build_stack, StackInfo};
 use crate::mm::ops::Placement;
-use crate::mm::{FilePages, Frames, Layout, MemoryManager};
+use crate::mm::{FilePages, Layout, MemoryManager, VdsoFrames};
 use goblin::elf::header::Header;
 use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{header, program_header, Elf};
@@ -157,7 +157,7 @@ fn parse(image: &Image, mf: &MemoryFile) -> Result<ElfInfo, ExecError> {
 pub fn load(
     mm: &MemoryManager,
     ctx: &mut dyn Context,
-    vdso: &Arc<Frames>,
+    vdso: VdsoFrames,
     image: &Image,
     interp: Option<&Image>,
     execfn: &str,
@@ -189,6 +189,7 @@ pub fn load(
     let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
     mm.set_layout(layout);
     let vdso = mm.map_vdso(vdso).map_err(|_| ExecError::NoMemory)?;
+    layout.vdso = vdso;
     // The program interpreter (ld.so) goes in the mmap area; the program starts there.
     let (interp_base, start) = match interp {
         Some(ld) => {

@@ -9,6 +9,8 @@ pub struct Layout {
     pub brk: u64,
     /// The initial stack, for /proc and for telling the stack VMA apart.
     pub stack_top: u64,
+    /// Where the vDSO image is mapped (0: not mapped); its data pages lie below.
+    pub vdso: u64,
     /// Strings the loader placed, for /proc/self/{cmdline,environ}.
     pub arg_start: u64,
     pub arg_end: u64,

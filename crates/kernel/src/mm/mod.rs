@@ -20,6 +20,14 @@ pub use fault::FaultOutcome;
 pub use layout::Layout;
 pub use vma::{FileMapping, FilePages, Frames, PageCache, PageRun, Vma};
 
+/// What a process maps as its vDSO: the frames every process shares (the
+/// parameter page, then the image) and its time namespace's page.
+#[derive(Clone, Copy)]
+pub struct VdsoFrames<'a> {
+    pub shared: &'a std::sync::Arc<Frames>,
+    pub timens: &'a std::sync::Arc<Frames>,
+}
+
 use rvisor_memory::MemoryFile;
 use rvisor_platform::{AddressSpace, Context};
 use std::collections::BTreeMap;

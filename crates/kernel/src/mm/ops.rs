@@ -2,7 +2,8 @@
 //! madvise, mincore and msync.
 
 use super::vma::OnFork;
-use super::{MemoryManager, MmState, Vma, FAULT_REGION};
+use super::{Frames, MemoryManager, MmState, Vma, FAULT_REGION};
+use std::sync::Arc;
 use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
 
@@ -241,19 +242,50 @@ impl MemoryManager {
         self.lock().find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))
     }
 
-    /// Maps the vDSO: its parameter page read-only, then its image read+exec, both
-    /// backed by the kernel's shared `frames`. Returns the image's address.
-    pub fn map_vdso(&self, frames: &std::sync::Arc<super::Frames>) -> SysResult<u64> {
-        let len = frames.range.len;
+    /// Maps the vDSO: the time namespace's page and the parameter page (one
+    /// `[vvar]`, read-only), then the image read+exec. Returns the image's address,
+    /// which the caller keeps in the layout (`Layout::vdso`).
+    pub fn map_vdso(&self, vdso: super::VdsoFrames) -> SysResult<u64> {
+        let (shared, timens) = (vdso.shared, vdso.timens);
+        let len = rvisor_vdso::MAPPING_SIZE as u64;
         let mut st = self.lock();
         let base = st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
-        let page = PAGE_SIZE;
-        let parts = [(base, base + page, Perms { read: true, write: false, exec: false }, "[vvar]", 0), (base + page, base + len, Perms { read: true, write: false, exec: true }, "[vdso]", page)];
-        for (s, e, perms, name, offset) in parts {
-            st.vmas.insert(s, Vma { end: e, perms, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false });
+        let (vvar, image) = (base + rvisor_vdso::TIMENS_SIZE as u64, base + (rvisor_vdso::TIMENS_SIZE + rvisor_vdso::VVAR_SIZE) as u64);
+        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false };
+        st.vmas.insert(base, vma(image, false, "[vvar]"));
+        st.vmas.insert(image, vma(base + len, true, "[vdso]"));
+        let pmas = [(base, vvar, timens, 0), (vvar, image, shared, 0), (image, base + len, shared, rvisor_vdso::VVAR_SIZE as u64)];
+        for (s, e, frames, offset) in pmas {
             st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
         }
-        Ok(base + page)
+        Ok(image)
+    }
+
+    /// Puts time namespace page `timens` in place of the one this address space
+    /// maps (a process entering another time namespace: setns, or a child forked
+    /// into the one its parent made for it).
+    pub fn replace_timens_page(&self, ctx: Option<&mut dyn Context>, timens: &Arc<Frames>) -> SysResult<()> {
+        let page = rvisor_vdso::TIMENS_SIZE as u64;
+        let released = {
+            let mut st = self.lock();
+            let Some(at) = st.layout.vdso.checked_sub(page + rvisor_vdso::VVAR_SIZE as u64).filter(|_| st.layout.vdso != 0) else {
+                return Ok(());
+            };
+            // The app may have unmapped or replaced it: then it has no such page.
+            if !st.vma_at(at).is_some_and(|(_, v)| v.name == Some("[vvar]")) {
+                return Ok(());
+            }
+            let old = st.take_pmas(at, at + page);
+            self.aspace.unmap(at, page);
+            st.changes += 1;
+            st.pmas.insert(at, super::vma::Pma { end: at + page, frames: timens.clone(), offset: 0, mapped: Perms::NONE, cow: false });
+            old.into_iter().map(|(_, p)| p).collect()
+        };
+        match ctx {
+            Some(ctx) => self.sync_then_release(ctx, released),
+            // An address space no thread has run yet: nothing of it reached the host.
+            None => Ok(()),
+        }
     }
 
     /// `brk`: returns the new break, or the old one if the request fails.

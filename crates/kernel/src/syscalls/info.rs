@@ -71,7 +71,7 @@ pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
     let kinds = [UsageKind::Anonymous, UsageKind::Tmpfs, UsageKind::PageCache, UsageKind::System];
     let used: u64 = kinds.iter().map(|&u| mf.usage(u)).sum();
     let mut s = Sysinfo::zeroed();
-    s.uptime = k.clocks.uptime_ns().max(0) / 1_000_000_000;
+    s.uptime = k.clocks.uptime_ns().saturating_add(t.ns.time.offsets().boottime_ns).max(0) / 1_000_000_000;
     s.totalram = total;
     s.freeram = total.saturating_sub(used);
     s.sharedram = mf.usage(UsageKind::Tmpfs);

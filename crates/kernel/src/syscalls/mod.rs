@@ -128,8 +128,8 @@ syscall_table! {
     nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
     getpid() => Supported;
     clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags as unshare's; exit signals other than SIGCHLD are not supported");
-    unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET (its lo is up from the start), CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWCGROUP (a view of one cgroup), and CLONE_THREAD/SIGHAND/VM of a single-threaded process; CLONE_NEWTIME is EINVAL");
-    setns(fd: Fd, nstype: i32) => Partial("mount, UTS, IPC, network, user and PID (for children: one's own or a nested one) namespaces, by /proc/PID/ns file or pidfd; the process's own cgroup and time namespaces only");
+    unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET (its lo is up from the start), CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWCGROUP (a view of one cgroup), CLONE_NEWTIME, and CLONE_THREAD/SIGHAND/VM of a single-threaded process");
+    setns(fd: Fd, nstype: i32) => Partial("mount, UTS, IPC, network, user and PID (for children: one's own or a nested one) and time namespaces, by /proc/PID/ns file or pidfd; the process's own cgroup namespace only");
     fork() => Supported;
     vfork() => Supported;
     execve(path: UserCStr, argv: UserAddr, envp: UserAddr) => Partial("64-bit ELF (static, static-pie, dynamic) and #! scripts; set-user-ID and set-group-ID bits give no privileges; 32-bit programs are ENOEXEC");

@@ -149,7 +149,9 @@ pub fn sys_clone3(t: &mut Task, uargs: UserAddr, size: usize) -> SysResult<i32> 
         return error!(EINVAL);
     }
     let a: Clone3Args = t.mm.read_obj(UserRef::new(uargs))?;
-    if a.flags & CSIGNAL != 0 || a.exit_signal > 64 || (a.stack == 0) != (a.stack_size == 0) {
+    // clone3 takes the exit signal apart, so of clone's signal bits only
+    // CLONE_NEWTIME, which shares one, is a flag here.
+    if a.flags & CSIGNAL & !crate::task::clone::CLONE_NEWTIME != 0 || a.exit_signal > 64 || (a.stack == 0) != (a.stack_size == 0) {
         return error!(EINVAL);
     }
     let stack = if a.stack != 0 { a.stack.checked_add(a.stack_size).ok_or_else(|| errno!(EINVAL))? } else { 0 };

@@ -31,10 +31,15 @@ fn cpu_clock(t: &Task, clock: i32) -> Option<SysResult<i64>> {
     }
 }
 
+/// Clock `clock` as the task's time namespace reads it.
+pub fn read_clock(t: &Task, clock: i32) -> SysResult<i64> {
+    Ok(t.kernel.clocks.read(clock)?.saturating_add(t.ns.time.offsets().of(clock)))
+}
+
 pub fn sys_clock_gettime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> SysResult<()> {
     let ns = match cpu_clock(t, clock) {
         Some(r) => r?,
-        None => t.kernel.clocks.read(clock)?,
+        None => read_clock(t, clock)?,
     };
     t.mm.write_obj(tp, &to_timespec(ns))
 }
@@ -109,7 +114,7 @@ pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec
 
 pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
     let ts = read_duration(t, req)?;
-    let now = t.kernel.clocks.read(clock)?;
+    let now = read_clock(t, clock)?;
     let ns = ts.as_ns();
     if flags & TIMER_ABSTIME != 0 && crate::time::is_realtime(clock) {
         return sleep_until_realtime(t, ns);

@@ -223,7 +223,9 @@ fn arm_timer(t: &Task, timer: &crate::time::timers::TimerId, clock: i32, absolut
     } else if absolute && crate::time::is_realtime(clock) {
         timers.arm_realtime(timer, t.kernel.clocks.realtime_ns(), value.as_nanos().min(i64::MAX as u128) as i64, interval, action);
     } else {
-        let when = if absolute { t.kernel.clocks.instant_at(clock, value.as_nanos().min(i64::MAX as u128) as i64)? } else { deadline_in(value) };
+        // An absolute time is in the task's time namespace.
+        let at = (value.as_nanos().min(i64::MAX as u128) as i64).saturating_sub(t.ns.time.offsets().of(clock));
+        let when = if absolute { t.kernel.clocks.instant_at(clock, at)? } else { deadline_in(value) };
         timers.arm(timer, when.map(|d| (d, Some(interval))), action);
     }
     Ok(())

@@ -34,10 +34,10 @@ pub const CLONE_NEWIPC: u64 = 0x0800_0000;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub const CLONE_NEWPID: u64 = 0x2000_0000;
 pub const CLONE_NEWNET: u64 = 0x4000_0000;
+/// Shares a bit with clone's exit signal: only clone3 and unshare can ask for it.
+pub const CLONE_NEWTIME: u64 = 0x80;
 /// The namespace flags the sandbox offers its programs.
-const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID;
-/// The one it does not (NEWTIME): EINVAL.
-const CLONE_NAMESPACES_MISSING: u64 = 0x80;
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME;
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
@@ -80,7 +80,7 @@ enum MmSource {
 impl Task {
     pub fn do_clone(&mut self, args: CloneArgs) -> SysResult<i32> {
         let f = args.flags;
-        if f & !SUPPORTED != 0 || f & CLONE_NAMESPACES_MISSING != 0 {
+        if f & !SUPPORTED != 0 {
             return Err(errno!(EINVAL));
         }
         // A new mount namespace is the new process's own: its root and cwd
@@ -174,6 +174,15 @@ impl Task {
             let (mm, ctx) = (&self.mm, &mut self.ctx);
             MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
+        let ns = self.ns.unshared(f, &owner);
+        // A new process is in the time namespace made for children (a thread or a
+        // CLONE_VM child shares the address space, and so the clocks, of its parent).
+        let time = if f & CLONE_VM == 0 { ns.time_for_children.clone() } else { self.ns.time.clone() };
+        if let MmSource::Copy(mm) = &mm_source {
+            if !Arc::ptr_eq(&time, &self.ns.time) {
+                mm.replace_timens_page(None, &time.enter(&self.kernel.memory)?)?;
+            }
+        }
         let fds = if f & CLONE_FILES != 0 { self.fds.clone() } else { Arc::new(self.fds.fork()) };
         let fs = if f & CLONE_FS != 0 {
             self.fs.clone()
@@ -187,7 +196,7 @@ impl Task {
             mm_source,
             fds,
             fs,
-            ns: Namespaces { pid_children: None, ..self.ns.unshared(f, &owner) },
+            ns: Namespaces { pid_children: None, time, ..ns },
             cpu,
             clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 { args.child_tid } else { UserAddr::NULL },
             set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(args.child_tid),

@@ -5,7 +5,7 @@ use super::signals::{SIG_DFL, SIG_IGN};
 use super::{comm_from_path, Task};
 use crate::kernel::Kernel;
 use crate::loader::{self, ExecError, Image, LoadedImage};
-use crate::mm::MemoryManager;
+use crate::mm::{Frames, MemoryManager, VdsoFrames};
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
 use crate::vfs::perm::{self, FsCreds, MAY_EXEC};
@@ -103,14 +103,15 @@ fn platform_failure(what: &str, e: rvisor_platform::PlatformError) -> ExecError 
     ExecError::NoMemory
 }
 
-/// Loads `prog` into a fresh address space bound to `ctx`.
-pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4]) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
+/// Loads `prog` into a fresh address space bound to `ctx`, with time namespace
+/// page `timens`.
+pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4], timens: &Arc<Frames>) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
     let aspace = kernel.platform.new_address_space().map_err(|e| platform_failure("a new address space", e))?;
     let mm = Arc::new(MemoryManager::new(kernel.memory.clone(), aspace, kernel.platform.max_user_address()));
     // Move the context onto the new address space now: it gives up its thread in
     // the old stub, which must be gone before the old address space is reaped.
     ctx.sync(&mm.aspace).map_err(|e| platform_failure("the first switch", e))?;
-    let loaded = loader::load(&mm, ctx, &kernel.vdso, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds)?;
+    let loaded = loader::load(&mm, ctx, VdsoFrames { shared: &kernel.vdso, timens }, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds)?;
     Ok((mm, loaded))
 }
 
@@ -135,7 +136,10 @@ impl Task {
             *caps = caps.on_exec(c.euid, user_ns.root_uid());
         }
         let ids = [user_ns.show_uid(c.uid), user_ns.show_uid(c.euid), user_ns.show_gid(c.gid), user_ns.show_gid(c.egid)];
-        let (mm, loaded) = match load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids) {
+        // The process enters the time namespace made for its children, if it made
+        // one (Linux's exec_task_namespaces), and maps that namespace's page.
+        let time_ns = self.ns.time_for_children.clone();
+        let (mm, loaded) = match time_ns.enter(&self.kernel.memory).map_err(|_| ExecError::NoMemory).and_then(|timens| load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids, &timens)) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("exec of {path} failed after the point of no return: {e}");
@@ -144,6 +148,7 @@ impl Task {
             }
         };
         self.mm = mm;
+        self.ns.time = time_ns;
         self.native_syscall_ip = 0;
         self.tg.membarrier.store(0, std::sync::atomic::Ordering::Relaxed);
         self.publish_resources();

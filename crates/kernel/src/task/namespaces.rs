@@ -7,7 +7,8 @@
 
 use crate::fs::nsfs::{Namespace, NsFile, NsKind};
 use crate::fs::pidfd::PidFd;
-use super::clone::{CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS};
+use super::clone::{CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWTIME, CLONE_NEWUTS};
+use crate::time::namespace::TimeNamespace;
 use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
 use crate::net::NetNamespace;
 use super::user_ns::{capable_in, UserNamespace};
@@ -77,18 +78,25 @@ pub struct Namespaces {
     /// The PID namespace its children will be in, when not its own (after
     /// unshare(CLONE_NEWPID) or setns to a nested one).
     pub pid_children: Option<Arc<super::PidNamespace>>,
+    /// The time namespace whose clocks it reads, and the one its children will be
+    /// in (the same but after unshare(CLONE_NEWTIME)); exec moves it there too.
+    pub time: Arc<TimeNamespace>,
+    pub time_for_children: Arc<TimeNamespace>,
 }
 
 impl Namespaces {
     /// These, with new ones where `flags` ask (CLONE_NEWUTS: a copy of the
-    /// names; CLONE_NEWIPC: no objects; CLONE_NEWNET: loopback alone), owned by
-    /// user namespace `owner`.
+    /// names; CLONE_NEWIPC: no objects; CLONE_NEWNET: loopback alone;
+    /// CLONE_NEWTIME: the same offsets, for children), owned by user namespace
+    /// `owner`.
     pub fn unshared(&self, flags: u64, owner: &Arc<UserNamespace>) -> Namespaces {
         Namespaces {
             uts: if flags & CLONE_NEWUTS != 0 { UtsNamespace::new(self.uts.names().clone(), owner.clone()) } else { self.uts.clone() },
             ipc: if flags & CLONE_NEWIPC != 0 { IpcNamespace::new(owner.clone()) } else { self.ipc.clone() },
             net: if flags & CLONE_NEWNET != 0 { NetNamespace::new(owner.clone()) } else { self.net.clone() },
             pid_children: self.pid_children.clone(),
+            time: self.time.clone(),
+            time_for_children: if flags & CLONE_NEWTIME != 0 { self.time_for_children.child(owner.clone()) } else { self.time_for_children.clone() },
         }
     }
 }
@@ -146,6 +154,9 @@ impl super::Task {
                 // Its children's: the process's own PID namespace or one nested in it.
                 Namespace::Pid(pid_ns) if !pid_ns.is_within(&self.tg.pid_ns) => return error!(EINVAL),
                 Namespace::Pid(pid_ns) => may(&pid_ns.owner),
+                // Its clocks are the whole address space's.
+                Namespace::Time(_) if self.tg.threads().len() > 1 => return error!(EUSERS),
+                Namespace::Time(time) => may(&time.owner),
                 Namespace::Sole(_) => caps >> CAP_SYS_ADMIN & 1 != 0,
                 Namespace::User(_) => true,
             };
@@ -153,6 +164,10 @@ impl super::Task {
                 return error!(EPERM);
             }
         }
+        let timens = match joins.iter().find_map(|ns| if let Namespace::Time(t) = ns { Some(t) } else { None }) {
+            Some(t) => Some(t.enter(&self.kernel.memory)?),
+            None => None,
+        };
         // With an fs context of its own (Linux refuses a shared one instead).
         if let Some(ns) = new_user_ns {
             self.tg.enter_user_ns(ns);
@@ -169,7 +184,14 @@ impl super::Task {
                 Namespace::Ipc(ipc) => self.ns.ipc = ipc,
                 Namespace::Net(net) => self.ns.net = net,
                 Namespace::Pid(pid_ns) => self.ns.pid_children = (!Arc::ptr_eq(&pid_ns, &self.tg.pid_ns)).then_some(pid_ns),
-                // The sandbox's one cgroup and time namespaces: no change.
+                Namespace::Time(time) => {
+                    if let Some(page) = &timens {
+                        self.mm.replace_timens_page(Some(self.ctx.as_mut()), page)?;
+                    }
+                    self.ns.time = time.clone();
+                    self.ns.time_for_children = time;
+                }
+                // The sandbox's one cgroup namespace: no change.
                 Namespace::Sole(_) | Namespace::User(_) => {}
             }
         }

@@ -3,6 +3,7 @@
 //! onto the host clock) and publishes it to the vDSO parameter page every process
 //! maps, so `clock_gettime` in the app and in the Sentry agree to the nanosecond.
 
+pub mod namespace;
 pub mod process_timers;
 pub mod timers;
 

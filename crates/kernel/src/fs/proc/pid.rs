@@ -43,6 +43,7 @@ pub(super) enum PidEntry {
     Statm,
     Status,
     Task,
+    TimensOffsets,
     UidMap,
 }
 
@@ -73,13 +74,14 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("statm", PidEntry::Statm),
     ("status", PidEntry::Status),
     ("task", PidEntry::Task),
+    ("timens_offsets", PidEntry::TimensOffsets),
     ("uid_map", PidEntry::UidMap),
 ];
 
 impl PidEntry {
     /// The entries of a process directory (with task/) or a thread's (without).
     pub fn all(thread_view: bool) -> impl Iterator<Item = (&'static str, PidEntry)> {
-        ENTRIES.iter().copied().filter(move |&(_, e)| !(thread_view && e == PidEntry::Task))
+        ENTRIES.iter().copied().filter(move |&(_, e)| !(thread_view && matches!(e, PidEntry::Task | PidEntry::TimensOffsets)))
     }
 
     pub fn mode(self) -> u32 {
@@ -90,7 +92,7 @@ impl PidEntry {
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
             PidEntry::Environ | PidEntry::Auxv | PidEntry::Io => S_IFREG | 0o400,
             PidEntry::Mem => S_IFREG | 0o600,
-            PidEntry::Comm | PidEntry::OomScoreAdj | PidEntry::UidMap | PidEntry::GidMap | PidEntry::Setgroups => S_IFREG | 0o644,
+            PidEntry::Comm | PidEntry::OomScoreAdj | PidEntry::UidMap | PidEntry::GidMap | PidEntry::Setgroups | PidEntry::TimensOffsets => S_IFREG | 0o644,
             _ => S_IFREG | 0o444,
         }
     }
@@ -169,6 +171,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::UidMap => Ok(p.tg.user_ns().map_text(IdKind::Uid, &reader_user_ns()).into_bytes()),
             PidEntry::GidMap => Ok(p.tg.user_ns().map_text(IdKind::Gid, &reader_user_ns()).into_bytes()),
             PidEntry::Setgroups => Ok(p.tg.user_ns().setgroups_text().as_bytes().to_vec()),
+            PidEntry::TimensOffsets => Ok(timens_offsets(&p.res.as_ref().ok_or_else(|| errno!(ESRCH))?.ns.time_for_children.offsets()).into_bytes()),
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::NsDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
         }
     })
@@ -224,8 +227,50 @@ pub(super) fn writer(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Option<Writer>
                 _ => ns.write_setgroups(&writer, data),
             }
         })),
+        // The offsets of the time namespace for the process's children, which
+        // the writer's CAP_SYS_TIME over it may set until a process enters it.
+        PidEntry::TimensOffsets => Some(Arc::new(move |data: &[u8]| {
+            let ns = fs.resolve(t)?.res.ok_or_else(|| errno!(ESRCH))?.ns.time_for_children;
+            let changes = parse_timens_offsets(data)?;
+            if current().is_none_or(|me| !me.tg.capable_in(&ns.owner, CAP_SYS_TIME)) {
+                return error!(EPERM);
+            }
+            let k = fs.kernel()?;
+            ns.set_offsets(&changes, |clock| k.clocks.read(clock))
+        })),
         _ => None,
     }
+}
+
+const CAP_SYS_TIME: u32 = 25;
+
+/// /proc/[pid]/timens_offsets as Linux prints it.
+fn timens_offsets(o: &crate::time::namespace::TimeOffsets) -> String {
+    let line = |name: &str, ns: i64| format!("{name:<10} {:>10} {:>9}\n", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    line("monotonic", o.monotonic_ns) + &line("boottime", o.boottime_ns)
+}
+
+/// Lines of "CLOCK SECONDS NANOSECONDS", CLOCK a name or a number, as Linux's
+/// timens_offsets_write reads them (its sscanf "%9s %lld %lu"): at most two, the
+/// rest ignored; anything unreadable is EINVAL.
+fn parse_timens_offsets(data: &[u8]) -> SysResult<Vec<(i32, i64, i64)>> {
+    use crate::time::namespace::{CLOCK_BOOTTIME, CLOCK_MONOTONIC};
+    let text = std::str::from_utf8(data).map_err(|_| errno!(EINVAL))?;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let mut out = Vec::new();
+    for line in text.split('\n').take(2) {
+        let mut words = line.split_ascii_whitespace();
+        let (Some(clock), Some(sec), Some(nsec)) = (words.next(), words.next(), words.next()) else { return error!(EINVAL) };
+        let clock = match clock {
+            "monotonic" | "1" => CLOCK_MONOTONIC,
+            "boottime" | "7" => CLOCK_BOOTTIME,
+            _ => return error!(EINVAL),
+        };
+        let sec: i64 = sec.parse().map_err(|_| errno!(EINVAL))?;
+        let nsec: i64 = nsec.parse().ok().filter(|n| (0..1_000_000_000).contains(n)).ok_or_else(|| errno!(EINVAL))?;
+        out.push((clock, sec, nsec));
+    }
+    Ok(out)
 }
 
 /// /proc/[pid]/fdinfo/N.

@@ -231,8 +231,10 @@ fn centis(ns: i64) -> String {
 
 fn uptime(k: &Kernel) -> String {
     let up = k.clocks.uptime_ns();
+    // A time namespace moves the uptime, not the idle time (as Linux's).
+    let shown = up.saturating_add(reader_namespaces(k).time.offsets().boottime_ns);
     // Idle time sums over CPUs; with no CPU accounting yet, all of it is idle.
-    format!("{} {}\n", centis(up), centis(up.saturating_mul(k.cpus as i64)))
+    format!("{} {}\n", centis(shown), centis(up.saturating_mul(k.cpus as i64)))
 }
 
 fn loadavg(k: &Kernel) -> String {
