@@ -1281,3 +1281,22 @@ fn time_namespaces() {
         ])
     });
 }
+
+/// Signal-driven I/O: O_ASYNC with an owner set by F_SETOWN or F_SETOWN_EX (a
+/// process, a process group, a thread) signals it when input arrives, with SIGIO
+/// or F_SETSIG's signal and its si_code, si_band and si_fd; and the errors, as
+/// natively.
+#[test]
+fn signal_driven_io() {
+    compare("signal_driven_io", "sigio", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "pipe input, SIGIO: 1 signal(s), si_code 0x80"),
+            expect_stdout_has_line(o, "pipe input, F_SETSIG: 1 signal(s), si_code 1, si_band 0x41, si_fd is the read end: 1"),
+            expect_stdout_has_line(o, "pipe input to the group: 1 signal(s)"),
+            expect_stdout_has_line(o, "socket input: 1 signal(s), si_code 1, si_band 0x41, si_fd is the socket: 1"),
+            expect_stdout_has_line(o, "O_ASYNC cleared: 0 signals"),
+            expect_stdout_has_line(o, "ALL OK"),
+        ])
+    });
+}

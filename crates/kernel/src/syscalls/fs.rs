@@ -1,6 +1,7 @@
 //! File I/O on descriptors: read, write and their vector and positional forms,
 //! close, fstat, newfstatat, ioctl; and the path calls that need no VFS yet.
 
+use crate::fs::fasync;
 use crate::fs::inotify::{notify_file, IN_ACCESS, IN_MODIFY};
 use crate::mm::{UserBuffers, UserRef};
 use crate::task::Task;
@@ -164,6 +165,13 @@ const F_ADD_SEALS: i32 = 1033;
 const F_GET_SEALS: i32 = 1034;
 const F_SETFL: i32 = 4;
 const F_DUPFD_CLOEXEC: i32 = 1030;
+const F_SETOWN: i32 = 8;
+const F_GETOWN: i32 = 9;
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+const F_SETOWN_EX: i32 = 15;
+const F_GETOWN_EX: i32 = 16;
+const O_ASYNC: u32 = 0o20000;
 const FD_CLOEXEC: u64 = 1;
 
 fn nofile(t: &Task) -> u64 {
@@ -215,9 +223,34 @@ pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
         F_SETFD => t.fds.set_cloexec(fd, arg & FD_CLOEXEC != 0).map(|()| 0),
         F_GETFL => Ok(file.status_flags() as u64),
         F_SETFL => {
+            let was = file.status_flags();
             file.set_status_flags(arg as u32);
+            let now = file.status_flags();
+            if (was ^ now) & O_ASYNC != 0 {
+                fasync::set_async(&file, fd.0, now & O_ASYNC != 0);
+            }
             Ok(0)
         }
+        // F_GETOWN says a process group as its negated id.
+        F_GETOWN => Ok(match fasync::owner(&file) {
+            (fasync::F_OWNER_PGRP, id) => -(id as i64) as u64,
+            (_, id) => id as u64,
+        }),
+        F_SETOWN => {
+            let who = arg as i32;
+            let (kind, id) = if who < 0 { (fasync::F_OWNER_PGRP, who.checked_neg().ok_or_else(|| errno!(EINVAL))?) } else { (fasync::F_OWNER_PID, who) };
+            fasync::set_owner(t, &file, kind, id).map(|()| 0)
+        }
+        F_GETOWN_EX => {
+            let (kind, id) = fasync::owner(&file);
+            t.mm.write_obj(crate::mm::UserRef::<[i32; 2]>::new(UserAddr(arg)), &[kind, id]).map(|()| 0)
+        }
+        F_SETOWN_EX => {
+            let [kind, id]: [i32; 2] = t.mm.read_obj(crate::mm::UserRef::new(UserAddr(arg)))?;
+            fasync::set_owner(t, &file, kind, id).map(|()| 0)
+        }
+        F_GETSIG => Ok(u64::from(fasync::signal(&file))),
+        F_SETSIG => fasync::set_signal(&file, arg).map(|()| 0),
         super::lock::F_GETLK | super::lock::F_SETLK | super::lock::F_SETLKW | super::lock::F_OFD_GETLK | super::lock::F_OFD_SETLK | super::lock::F_OFD_SETLKW => {
             super::lock::fcntl_lock(t, file, cmd, crate::mm::UserRef::new(UserAddr(arg)))
         }

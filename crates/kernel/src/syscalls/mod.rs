@@ -160,7 +160,7 @@ syscall_table! {
     mq_getsetattr(mqd: Fd, new: UserRef<crate::ipc::mqueue::MqAttr>, old: UserRef<crate::ipc::mqueue::MqAttr>) => Supported;
     sethostname(name: UserAddr, len: usize) => Supported;
     setdomainname(name: UserAddr, len: usize) => Supported;
-    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks; no leases or notifications");
+    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks, pipe sizes, seals, signal-driven I/O (F_SETOWN(_EX), F_SETSIG: on files with a wait queue); no leases (F_SETLEASE) or directory notifications (F_NOTIFY)");
     getcwd(buf: UserAddr, size: usize) => Supported;
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Supported;
     chdir(path: UserCStr) => Supported;

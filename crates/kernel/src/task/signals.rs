@@ -104,6 +104,13 @@ impl SigInfo {
         self
     }
 
+    /// si_band and si_fd (a signal of signal-driven I/O).
+    pub fn with_poll(mut self, band: u32, fd: i32) -> SigInfo {
+        self.fields[0] = u64::from(band);
+        self.fields[1] = u64::from(fd as u32);
+        self
+    }
+
     /// si_timerid of a POSIX timer's signal (where `with_sender` put it).
     pub fn timer_id(&self) -> i32 {
         self.fields[0] as u32 as i32
