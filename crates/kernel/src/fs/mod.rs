@@ -19,6 +19,7 @@ pub mod tmpfs;
 pub mod userfaultfd;
 pub mod epoll;
 pub mod eventfd;
+pub mod fs_context;
 pub mod pidfd;
 pub mod pipe;
 pub mod user_io;

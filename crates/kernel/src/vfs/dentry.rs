@@ -293,12 +293,12 @@ impl Mount {
     }
 
     /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
-    /// mount), with the flags of the mount it is in. What is mounted beneath
-    /// `source` does not come along.
-    pub fn bind(source: &Arc<Dentry>, mountpoint: Arc<Dentry>) -> Arc<Mount> {
+    /// mount; nowhere: the root of a detached tree), with the flags of the mount
+    /// it is in. What is mounted beneath `source` does not come along.
+    pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
         let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
-        let m = Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), flags);
+        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_mount(), flags);
         // Its locked flags come along.
         if let Some(from) = from {
             m.locked_flags.store(from.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -415,6 +415,27 @@ struct Tree {
 impl MountNamespace {
     pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
         Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }), owner: crate::task::UserNamespace::initial() })
+    }
+
+    /// The namespace of a detached tree (open_tree's clone, fsmount): `root`,
+    /// mounted nowhere, and `beneath` belong to no process's namespace until
+    /// `attach_tree` grafts them; dropping it unmounts them.
+    pub fn detached(owner: Arc<crate::task::UserNamespace>, root: Arc<Mount>, beneath: Vec<Arc<Mount>>) -> Arc<MountNamespace> {
+        let mounts = std::iter::once(root.clone()).chain(beneath).collect();
+        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root, mounts }), owner })
+    }
+
+    /// move_mount of a detached tree (whose root the caller found in it): its
+    /// mounts join this namespace, the root grafted on `at`. `tree` is left
+    /// empty, so that dropping it unmounts nothing.
+    pub fn attach_tree(&self, tree: &MountNamespace, at: Arc<Dentry>) {
+        let (root, mounts) = {
+            let mut t = tree.tree();
+            (t.root.clone(), std::mem::take(&mut t.mounts))
+        };
+        let mut mine = self.tree();
+        root.attach(Some(at));
+        mine.mounts.extend(mounts);
     }
 
     fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {

@@ -1,0 +1,315 @@
+// The new mount API: fsopen, fsconfig, fsmount, move_mount, open_tree,
+// mount_setattr and fspick; detached trees (files opened in them before they
+// are attached), the fs context's message log, the errors, and EPERM without
+// CAP_SYS_ADMIN. Natively it first moves to a private mount namespace, as
+// mount.c does, so both runs print the same and the host's tree is untouched.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+static void show(const char *what, int r) {
+    printf("%s: %d %s\n", what, r < 0 ? -1 : 0, r < 0 ? strerrorname_np(errno) : "");
+}
+
+static char base[] = "/tmp/rvt-mntapi-XXXXXX";
+
+static const char *at(const char *rel) {
+    static char p[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", base, rel);
+    return p[i];
+}
+
+static int exists(const char *rel) {
+    return access(at(rel), F_OK) == 0;
+}
+
+// Creates `rel` with `text`: 0, or -1 with errno.
+static int put(int dirfd, const char *path, const char *text) {
+    int fd = openat(dirfd, path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    int r = write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+    close(fd);
+    return r;
+}
+
+// What `path` (from `dirfd`) holds, or the error.
+static void cat(const char *what, int dirfd, const char *path) {
+    char buf[64] = {0};
+    int fd = openat(dirfd, path, O_RDONLY);
+    if (fd < 0) {
+        printf("%s: -1 %s\n", what, strerrorname_np(errno));
+        return;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    printf("%s: [%.*s]\n", what, n > 0 ? (int)n : 0, buf);
+}
+
+// The next message of an fs context, or the error.
+static void message(const char *what, int fs) {
+    char buf[256];
+    ssize_t n = read(fs, buf, sizeof buf - 1);
+    if (n < 0) printf("%s: -1 %s\n", what, strerrorname_np(errno));
+    else printf("%s: [%.*s]\n", what, (int)n, buf);
+}
+
+static int setattr(const char *path, unsigned flags, unsigned long long set, unsigned long long clr, unsigned long long prop, size_t size) {
+    struct mount_attr a = {.attr_set = set, .attr_clr = clr, .propagation = prop};
+    return mount_setattr(AT_FDCWD, path, flags, &a, size);
+}
+
+int main(void) {
+    if (unshare(CLONE_NEWNS) == 0) mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    if (!mkdtemp(base)) return 1;
+    // A scratch tmpfs holds every directory used, so one lazy unmount cleans up.
+    if (mount("none", base, "tmpfs", 0, NULL) != 0) return 1;
+    const char *dirs[] = {"a", "b", "c", "src", "src/sub", "plain", ""};
+    for (int i = 0; dirs[i][0]; i++) mkdir(at(dirs[i]), 0755);
+    put(AT_FDCWD, at("src/file"), "source");
+    put(AT_FDCWD, at("plain/x"), "x");
+
+    // fsopen, fsconfig and the context's message log.
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    show("fsopen tmpfs", fs);
+    message("read with no message", fs);
+    show("set size", fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0));
+    show("set mode", fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0));
+    show("set source", fsconfig(fs, FSCONFIG_SET_STRING, "source", "apitmp", 0));
+    show("unknown parameter", fsconfig(fs, FSCONFIG_SET_STRING, "bogus", "1", 0));
+    message("its message", fs);
+    message("read again", fs);
+    show("bad size", fsconfig(fs, FSCONFIG_SET_STRING, "size", "lots", 0));
+    char small[4];
+    show("message into 4 bytes", read(fs, small, sizeof small));
+    message("that message still there", fs);
+    show("set flag with a value", fsconfig(fs, FSCONFIG_SET_FLAG, "ro", "x", 0));
+    show("set string without a value", fsconfig(fs, FSCONFIG_SET_STRING, "size", NULL, 0));
+    show("create with a key", fsconfig(fs, FSCONFIG_CMD_CREATE, "size", NULL, 0));
+    show("unknown command", fsconfig(fs, 99, NULL, NULL, 0));
+    show("negative fd", fsconfig(-1, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    show("bad fd", fsconfig(999, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    int dirfd = open(base, O_RDONLY | O_DIRECTORY);
+    show("not a context", fsconfig(dirfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    show("fsmount before create", fsmount(fs, FSMOUNT_CLOEXEC, 0));
+    show("reconfigure before create", fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    show("create", fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    show("create again", fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    show("set after create", fsconfig(fs, FSCONFIG_SET_STRING, "size", "2m", 0));
+    show("fsmount bad flags", fsmount(fs, 2, 0));
+    show("fsmount bad attributes", fsmount(fs, FSMOUNT_CLOEXEC, 0x40000000));
+    show("fsmount two atime modes", fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME));
+    show("fsmount a directory fd", fsmount(dirfd, FSMOUNT_CLOEXEC, 0));
+    int mfd = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+    show("fsmount", mfd);
+    show("fsmount again", fsmount(fs, FSMOUNT_CLOEXEC, 0));
+    close(fs);
+
+    // The detached tree: files made in it through its fd before it is attached.
+    struct stat st;
+    fstat(mfd, &st);
+    printf("detached root: dir %d mode %o\n", S_ISDIR(st.st_mode), st.st_mode & 07777);
+    struct statfs sf;
+    fstatfs(mfd, &sf);
+    printf("detached statfs tmpfs: %d blocks %ld\n", sf.f_type == 0x01021994, (long)sf.f_blocks);
+    show("create in the detached tree", put(mfd, "pre", "made detached"));
+    cat("read it back detached", mfd, "pre");
+    char link[64], target[256] = {0};
+    snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+    printf("its /proc/self/fd link: %s\n", readlink(link, target, sizeof target - 1) > 0 ? target : strerrorname_np(errno));
+    show("read(2) on it", read(mfd, target, 1));
+    printf("not yet on a: %d\n", !exists("a/pre"));
+    show("move_mount without F_EMPTY_PATH", move_mount(mfd, "", AT_FDCWD, at("a"), 0));
+    show("move_mount bad flags", move_mount(mfd, "", AT_FDCWD, at("a"), 0x8000));
+    show("move_mount onto a file", move_mount(mfd, "", AT_FDCWD, at("plain/x"), MOVE_MOUNT_F_EMPTY_PATH));
+    show("move_mount the detached tree onto a", move_mount(mfd, "", AT_FDCWD, at("a"), MOVE_MOUNT_F_EMPTY_PATH));
+    cat("a/pre", AT_FDCWD, at("a/pre"));
+    show("write a/hello", put(AT_FDCWD, at("a/hello"), "hello"));
+    cat("read a/hello", AT_FDCWD, at("a/hello"));
+    cat("a/hello through the fd", mfd, "hello");
+    statfs(at("a"), &sf);
+    printf("a is a 1m tmpfs: %d %ld\n", sf.f_type == 0x01021994, (long)sf.f_blocks);
+    struct statvfs sv;
+    statvfs(at("a"), &sv);
+    printf("a is nodev: %d, nosuid: %d\n", (sv.f_flag & ST_NODEV) != 0, (sv.f_flag & ST_NOSUID) != 0);
+
+    // move_mount of an attached mount, by fd and by path.
+    show("move it on to b", move_mount(mfd, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+    printf("a empty again: %d, b has hello: %d\n", !exists("a/hello"), exists("b/hello"));
+    show("move b back by path", move_mount(AT_FDCWD, at("b"), AT_FDCWD, at("a"), 0));
+    printf("a has hello: %d\n", exists("a/hello"));
+    show("move a directory that is no mount", move_mount(AT_FDCWD, at("plain"), AT_FDCWD, at("b"), 0));
+    mkdir(at("a/inner"), 0755);
+    show("move a beneath itself", move_mount(AT_FDCWD, at("a"), AT_FDCWD, at("a/inner"), 0));
+    show("move_mount bad fd", move_mount(999, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+    show("move_mount missing source", move_mount(AT_FDCWD, at("nothing"), AT_FDCWD, at("b"), 0));
+
+    // open_tree: a recursive clone of src (with the tmpfs on src/sub), read
+    // before it is attached, then attached on c: a bind mount.
+    show("tmpfs on src/sub", mount("none", at("src/sub"), "tmpfs", 0, NULL));
+    put(AT_FDCWD, at("src/sub/deep"), "deep");
+    show("open_tree bad flags", open_tree(AT_FDCWD, at("src"), 0x40000000));
+    show("open_tree AT_RECURSIVE without clone", open_tree(AT_FDCWD, at("src"), AT_RECURSIVE));
+    int tfd = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC);
+    show("open_tree clone recursive", tfd);
+    printf("its close-on-exec: %d\n", (fcntl(tfd, F_GETFD) & FD_CLOEXEC) != 0);
+    cat("src/file in the clone", tfd, "file");
+    cat("src/sub/deep in the clone", tfd, "sub/deep");
+    show("move_mount a submount of it", move_mount(tfd, "sub", AT_FDCWD, at("c"), 0));
+    show("attach it on c", move_mount(tfd, "", AT_FDCWD, at("c"), MOVE_MOUNT_F_EMPTY_PATH));
+    cat("c/file", AT_FDCWD, at("c/file"));
+    cat("c/sub/deep", AT_FDCWD, at("c/sub/deep"));
+    put(AT_FDCWD, at("c/new"), "both");
+    cat("c/new seen in src", AT_FDCWD, at("src/new"));
+    close(tfd);
+    printf("still on c after closing: %d\n", exists("c/file"));
+    int plain_clone = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE);
+    cat("a plain clone has no submount", plain_clone, "sub/deep");
+    close(plain_clone);
+    int dropped = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE | AT_RECURSIVE);
+    show("a clone closed unattached", close(dropped));
+    int pfd = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLOEXEC);
+    show("open_tree without clone", pfd);
+    show("read(2) on it", read(pfd, target, 1));
+    cat("src/file through it", pfd, "file");
+    show("move_mount it (no mount root)", move_mount(pfd, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+    close(pfd);
+    int lfd = open_tree(AT_FDCWD, at("plain/x"), OPEN_TREE_CLONE);
+    show("open_tree clone of a file", lfd);
+    show("attach it on a directory", move_mount(lfd, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+    show("attach it on a file", move_mount(lfd, "", AT_FDCWD, at("src/file"), MOVE_MOUNT_F_EMPTY_PATH));
+    cat("src/file now", AT_FDCWD, at("src/file"));
+    close(lfd);
+    show("umount it", umount2(at("src/file"), 0));
+
+    // mount_setattr.
+    show("set read-only", setattr(at("a"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    show("write on it", put(AT_FDCWD, at("a/ro"), "x"));
+    show("clear read-only", setattr(at("a"), 0, 0, MOUNT_ATTR_RDONLY, 0, sizeof(struct mount_attr)));
+    show("write after", put(AT_FDCWD, at("a/ro"), "x"));
+    show("bad attribute", setattr(at("a"), 0, 0x40000000, 0, 0, sizeof(struct mount_attr)));
+    show("bad flags", setattr(at("a"), 0x1, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    show("size too small", setattr(at("a"), 0, MOUNT_ATTR_RDONLY, 0, 0, 16));
+    show("size past a page", setattr(at("a"), 0, MOUNT_ATTR_RDONLY, 0, 0, 8192));
+    show("nothing to do, not a mount", setattr(at("plain"), 0, 0, 0, 0, sizeof(struct mount_attr)));
+    show("not a mount root", setattr(at("plain"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    show("two propagation types", setattr(at("a"), 0, 0, 0, MS_PRIVATE | MS_SHARED, sizeof(struct mount_attr)));
+    show("bad propagation", setattr(at("a"), 0, 0, 0, MS_RDONLY, sizeof(struct mount_attr)));
+    show("private", setattr(at("a"), 0, 0, 0, MS_PRIVATE, sizeof(struct mount_attr)));
+    show("noatime without clearing atime", setattr(at("a"), 0, MOUNT_ATTR_NOATIME, 0, 0, sizeof(struct mount_attr)));
+    show("noatime", setattr(at("a"), 0, MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, 0, sizeof(struct mount_attr)));
+    show("part of atime cleared", setattr(at("a"), 0, 0, MOUNT_ATTR_NOATIME, 0, sizeof(struct mount_attr)));
+    show("nosuid,nodiratime", setattr(at("a"), 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODIRATIME, 0, 0, sizeof(struct mount_attr)));
+    statvfs(at("a"), &sv);
+    printf("a is nodev: %d, nosuid: %d\n", (sv.f_flag & ST_NODEV) != 0, (sv.f_flag & ST_NOSUID) != 0);
+    show("missing path", setattr(at("nothing"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    {
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = 999};
+        show("idmap bad fd", mount_setattr(AT_FDCWD, at("a"), 0, &a, sizeof a));
+        a.userns_fd = dirfd;
+        show("idmap not a user namespace", mount_setattr(AT_FDCWD, at("a"), 0, &a, sizeof a));
+        int uns = open("/proc/self/ns/user", O_RDONLY);
+        a.userns_fd = uns;
+        show("idmap the initial user namespace", mount_setattr(AT_FDCWD, at("a"), 0, &a, sizeof a));
+        a.attr_set = 0;
+        a.attr_clr = MOUNT_ATTR_IDMAP;
+        show("clear idmap", mount_setattr(AT_FDCWD, at("a"), 0, &a, sizeof a));
+        close(uns);
+    }
+    // A larger struct with zeros past ours is fine; with a nonzero byte, E2BIG.
+    {
+        char big[64] = {0};
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_NOEXEC};
+        memcpy(big, &a, sizeof a);
+        show("larger struct, zeros", mount_setattr(AT_FDCWD, at("a"), 0, (struct mount_attr *)big, sizeof big));
+        big[40] = 1;
+        show("larger struct, a nonzero byte", mount_setattr(AT_FDCWD, at("a"), 0, (struct mount_attr *)big, sizeof big));
+    }
+    show("recursive read-only on c", setattr(at("c"), AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    show("write on c/sub", put(AT_FDCWD, at("c/sub/x"), "x"));
+    show("write on src/sub", put(AT_FDCWD, at("src/sub/x"), "x"));
+    show("clear it on c only", setattr(at("c"), 0, 0, MOUNT_ATTR_RDONLY, 0, sizeof(struct mount_attr)));
+    show("write on c", put(AT_FDCWD, at("c/y"), "y"));
+    show("write on c/sub still", put(AT_FDCWD, at("c/sub/y"), "y"));
+    show("by fd with AT_EMPTY_PATH", ({
+        int cfd = open(at("c/sub"), O_PATH);
+        struct mount_attr a = {.attr_clr = MOUNT_ATTR_RDONLY};
+        int r = mount_setattr(cfd, "", AT_EMPTY_PATH, &a, sizeof a);
+        close(cfd);
+        r;
+    }));
+    show("write on c/sub after", put(AT_FDCWD, at("c/sub/y"), "y"));
+
+    // fspick and a reconfigure: read-only, then read-write again.
+    show("fspick bad flags", fspick(AT_FDCWD, at("a"), 0x100));
+    show("fspick no mount root", fspick(AT_FDCWD, at("plain"), 0));
+    int pk = fspick(AT_FDCWD, at("a"), FSPICK_CLOEXEC);
+    show("fspick a", pk);
+    show("create on it", fsconfig(pk, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    show("set ro", fsconfig(pk, FSCONFIG_SET_FLAG, "ro", NULL, 0));
+    show("reconfigure", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    show("write after the read-only reconfigure", put(AT_FDCWD, at("a/rc"), "x"));
+    show("set rw", fsconfig(pk, FSCONFIG_SET_FLAG, "rw", NULL, 0));
+    show("reconfigure again", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    show("write after", put(AT_FDCWD, at("a/rc"), "x"));
+    show("unknown parameter", fsconfig(pk, FSCONFIG_SET_FLAG, "bogus", NULL, 0));
+    message("its message", pk);
+    show("fsmount a picked context", fsmount(pk, FSMOUNT_CLOEXEC, 0));
+    close(pk);
+
+    // proc through the new API.
+    int pr = fsopen("proc", FSOPEN_CLOEXEC);
+    show("fsopen proc", pr);
+    show("create proc", fsconfig(pr, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+    int prm = fsmount(pr, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV);
+    show("fsmount proc", prm);
+    show("attach it on b", move_mount(prm, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+    printf("b/self/status: %d\n", exists("b/self/status"));
+    close(pr);
+    close(prm);
+    show("umount b", umount2(at("b"), 0));
+
+    // fsopen's errors.
+    show("fsopen unknown type", fsopen("nosuchfs", 0));
+    show("fsopen bad flags", fsopen("tmpfs", 2));
+
+    // Without CAP_SYS_ADMIN.
+    int ctx = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    fsconfig(ctx, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2] = {{0}};
+        syscall(SYS_capset, &h, d);
+        show("fsopen without CAP_SYS_ADMIN", fsopen("tmpfs", 0));
+        show("fsmount without CAP_SYS_ADMIN", fsmount(ctx, 0, 0));
+        show("fspick without CAP_SYS_ADMIN", fspick(AT_FDCWD, at("a"), 0));
+        show("open_tree clone without CAP_SYS_ADMIN", open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE));
+        show("move_mount without CAP_SYS_ADMIN", move_mount(AT_FDCWD, at("a"), AT_FDCWD, at("b"), 0));
+        show("mount_setattr without CAP_SYS_ADMIN", setattr(at("a"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    waitpid(c, &status, 0);
+    close(ctx);
+
+    close(mfd);
+    close(dirfd);
+    if (umount2(base, MNT_DETACH) != 0) printf("cannot unmount the scratch tmpfs: %s\n", strerrorname_np(errno));
+    return rmdir(base) != 0;
+}
