@@ -19,6 +19,10 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+#ifndef ST_NOSYMFOLLOW
+#define ST_NOSYMFOLLOW 0x2000
+#endif
+
 static void show(const char *what, int r) {
     printf("%s: %d %s\n", what, r < 0 ? -1 : 0, r < 0 ? strerrorname_np(errno) : "");
 }
@@ -215,6 +219,15 @@ int main(void) {
     show("nosuid,nodiratime", setattr(at("a"), 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODIRATIME, 0, 0, sizeof(struct mount_attr)));
     statvfs(at("a"), &sv);
     printf("a is nodev: %d, nosuid: %d\n", (sv.f_flag & ST_NODEV) != 0, (sv.f_flag & ST_NOSUID) != 0);
+    symlink("hello", at("a/link"));
+    show("nosymfollow", setattr(at("a"), 0, MOUNT_ATTR_NOSYMFOLLOW, 0, 0, sizeof(struct mount_attr)));
+    statvfs(at("a"), &sv);
+    printf("statvfs nosymfollow: %d\n", (sv.f_flag & ST_NOSYMFOLLOW) != 0);
+    cat("follow a/link", AT_FDCWD, at("a/link"));
+    char linked[64] = {0};
+    printf("readlink a/link: %s\n", readlink(at("a/link"), linked, sizeof linked - 1) > 0 ? linked : strerrorname_np(errno));
+    show("clear nosymfollow", setattr(at("a"), 0, 0, MOUNT_ATTR_NOSYMFOLLOW, 0, sizeof(struct mount_attr)));
+    cat("follow a/link after", AT_FDCWD, at("a/link"));
     show("missing path", setattr(at("nothing"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
     {
         struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = 999};
@@ -281,6 +294,38 @@ int main(void) {
     close(pr);
     close(prm);
     show("umount b", umount2(at("b"), 0));
+
+    // In a less privileged user namespace, the mounts copied are locked: their
+    // flags stay, their place too, and nothing beneath them is uncovered.
+    show("a read-only before", setattr(at("a"), 0, MOUNT_ATTR_RDONLY, 0, 0, sizeof(struct mount_attr)));
+    fflush(stdout);
+    pid_t u = fork();
+    if (u == 0) {
+        char map[32];
+        snprintf(map, sizeof map, "0 %d 1", (int)getuid());
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) _exit(1);
+        int f = open("/proc/self/uid_map", O_WRONLY);
+        if (f < 0 || write(f, map, strlen(map)) < 0) _exit(2);
+        close(f);
+        show("in a user namespace, clear read-only", setattr(at("a"), 0, 0, MOUNT_ATTR_RDONLY, 0, sizeof(struct mount_attr)));
+        show("set nosuid", setattr(at("a"), 0, MOUNT_ATTR_NOSUID, 0, 0, sizeof(struct mount_attr)));
+        int k = fspick(AT_FDCWD, at("a"), FSPICK_CLOEXEC);
+        show("fspick", k);
+        fsconfig(k, FSCONFIG_SET_FLAG, "rw", NULL, 0);
+        show("reconfigure read-write", fsconfig(k, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+        show("clone c without its submount", open_tree(AT_FDCWD, at("c"), OPEN_TREE_CLONE));
+        int r = open_tree(AT_FDCWD, at("c"), OPEN_TREE_CLONE | AT_RECURSIVE);
+        show("clone c with it", r);
+        show("attach the clone on b", move_mount(r, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+        cat("b/sub/deep", AT_FDCWD, at("b/sub/deep"));
+        show("move the locked c", move_mount(AT_FDCWD, at("c"), AT_FDCWD, at("b"), 0));
+        fflush(stdout);
+        _exit(0);
+    }
+    int ustatus;
+    waitpid(u, &ustatus, 0);
+    printf("user namespace child: %d\n", WIFEXITED(ustatus) ? WEXITSTATUS(ustatus) : -1);
+    show("a read-write again", setattr(at("a"), 0, 0, MOUNT_ATTR_RDONLY, 0, sizeof(struct mount_attr)));
 
     // fsopen's errors.
     show("fsopen unknown type", fsopen("nosuchfs", 0));

@@ -190,16 +190,16 @@ syscall_table! {
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("a tmpfs gives its size and use; other file systems' sizes are nominal");
     fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("as statfs");
     chroot(path: UserCStr) => Supported;
-    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts set the mount's read-only, nosuid, nodev and noexec flags (noexec and nodev are enforced; set-user-ID bits never give privileges); every mount is private (propagation types are accepted); atime flags are ignored");
+    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts set the mount's read-only, nosuid, nodev, noexec and nosymfollow flags (noexec, nodev and nosymfollow are enforced; set-user-ID bits never give privileges); every mount is private (propagation types are accepted); atime flags are ignored");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
     // The new mount API (syscalls/mount_api.rs).
     open_tree(dfd: i32, path: UserCStr, flags: u32) => Supported;
     move_mount(from_dfd: i32, from_path: UserCStr, to_dfd: i32, to_path: UserCStr, flags: u32) => Partial("MOVE_MOUNT_BENEATH and MOVE_MOUNT_SET_GROUP are EINVAL (every mount is private); a detached tree is named through its own descriptor, not through /proc/self/fd");
     fsopen(fs_name: UserCStr, flags: u32) => Partial("tmpfs, proc, sysfs, devpts and cgroup2, as mount(2)");
     fsconfig(fd: i32, cmd: u32, key: UserAddr, value: UserAddr, aux: i32) => Partial("tmpfs's options are checked as given (messages for read(2)), the others' accepted as their mount(2) does; ro/rw act, other superblock flags are ignored; a reconfigure changes only ro/rw, on the mount picked (tmpfs size= is not changed); binary, path and fd values are not strings, which no option here takes");
-    fsmount(fs_fd: Fd, flags: u32, attr_flags: u32) => Partial("MOUNT_ATTR_NOSYMFOLLOW is EINVAL; atime attributes are accepted and ignored");
+    fsmount(fs_fd: Fd, flags: u32, attr_flags: u32) => Partial("atime attributes are accepted and ignored");
     fspick(dfd: i32, path: UserCStr, flags: u32) => Supported;
-    mount_setattr(dfd: i32, path: UserCStr, flags: u32, uattr: UserAddr, size: usize) => Partial("rdonly, nosuid, nodev and noexec act; atime attributes are checked and ignored; MOUNT_ATTR_NOSYMFOLLOW and MOUNT_ATTR_IDMAP (after its user namespace's checks) are EINVAL; propagation is accepted (every mount is private); making a mount read-only does not wait for its writers (no EBUSY)");
+    mount_setattr(dfd: i32, path: UserCStr, flags: u32, uattr: UserAddr, size: usize) => Partial("rdonly, nosuid, nodev, noexec and nosymfollow act; atime attributes are checked and ignored; MOUNT_ATTR_IDMAP is EINVAL after its user namespace's checks (no file system here has idmapped mounts); propagation is accepted (every mount is private); making a mount read-only does not wait for its writers (no EBUSY)");
     pivot_root(new_root: UserCStr, put_old: UserCStr) => Supported;
     sync() => Supported;
     syncfs(fd: Fd) => Supported;

@@ -291,13 +291,10 @@ fn reconfigure(t: &Task, phase: &mut Phase) -> SysResult<()> {
     Ok(())
 }
 
-/// The attributes fsmount and mount_setattr take that the sandbox cannot
-/// honour: EINVAL rather than a mount that would not do what it says.
-fn unsupported_attrs(attrs: u64) -> SysResult<()> {
-    if attrs & MOUNT_ATTR_NOSYMFOLLOW != 0 {
-        return error!(EINVAL);
-    }
-    Ok(())
+/// The mount flags among MOUNT_ATTR_* `attrs` (atime modes are not kept).
+fn mount_flags(attrs: u64) -> MountFlags {
+    let nosymfollow = if attrs & MOUNT_ATTR_NOSYMFOLLOW != 0 { MountFlags::NOSYMFOLLOW } else { 0 };
+    MountFlags((attrs & MOUNT_ATTR_FLAGS) as u32 | nosymfollow)
 }
 
 pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysResult<Fd> {
@@ -311,7 +308,6 @@ pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysR
     if !matches!(attrs & MOUNT_ATTR_ATIME, MOUNT_ATTR_RELATIME | MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME) {
         return error!(EINVAL);
     }
-    unsupported_attrs(attrs)?;
     let file = t.fds.get(fs_fd)?;
     let ctx = FsContext::of(&file).ok_or_else(|| errno!(EINVAL))?;
     let mut phase = ctx.phase();
@@ -327,7 +323,7 @@ pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysR
             return error!(EINVAL);
         }
     };
-    let mount_flags = MountFlags::from_bits(attrs);
+    let mount_flags = mount_flags(attrs);
     let mount_flags = if params.read_only == Some(true) { mount_flags.read_only(true) } else { mount_flags };
     let source = String::from_utf8_lossy(params.source.as_deref().unwrap_or(b"none")).into_owned();
     let mount = Mount::new(root, None, ctx.fstype, &source, mount_flags);
@@ -366,7 +362,6 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
     if (a.attr_set | a.attr_clr) & MOUNT_ATTR_IDMAP != 0 {
         return idmap(t, &a);
     }
-    unsupported_attrs(a.attr_set | a.attr_clr)?;
     let follow = follow_unless(flags & AT_SYMLINK_NOFOLLOW as u32 != 0);
     let d = lookup_at(t, dfd, &read_path(t, path)?, follow, flags & AT_EMPTY_PATH as u32 != 0)?;
     let m = mount_of_root(&d)?;
@@ -380,7 +375,8 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
     if flags & AT_RECURSIVE != 0 {
         mounts.extend(mounts_beneath(&ns, &m.root).into_iter().map(|(_, m)| m));
     }
-    let new = |m: &Mount| MountFlags((m.flags().0 & !(a.attr_clr & MOUNT_ATTR_FLAGS) as u32) | (a.attr_set & MOUNT_ATTR_FLAGS) as u32);
+    let (set, clear) = (mount_flags(a.attr_set).0, mount_flags(a.attr_clr).0);
+    let new = |m: &Mount| MountFlags((m.flags().0 & !clear) | set);
     // All or nothing: a locked flag anywhere changes none.
     if mounts.iter().any(|m| !m.may_set_flags(new(m))) {
         return error!(EPERM);

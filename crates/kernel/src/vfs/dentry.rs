@@ -233,12 +233,16 @@ impl MountFlags {
     pub const NOSUID: u32 = 2;
     pub const NODEV: u32 = 4;
     pub const NOEXEC: u32 = 8;
+    /// No symlink on it is followed (ELOOP); readlink still reads them.
+    pub const NOSYMFOLLOW: u32 = 256;
+    /// The flags a less privileged namespace's copy locks (Linux's MNT_LOCK_*).
+    pub const LOCKABLE: u32 = Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC;
     /// nosuid, nodev, noexec: what proc, sysfs and cgroup2 are mounted with.
     pub const SPECIAL: MountFlags = MountFlags(Self::NOSUID | Self::NODEV | Self::NOEXEC);
 
     /// The per-mount flags among mount(2)'s `flags`.
     pub fn from_bits(flags: u64) -> MountFlags {
-        MountFlags(flags as u32 & (Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC))
+        MountFlags(flags as u32 & (Self::LOCKABLE | Self::NOSYMFOLLOW))
     }
 
     pub fn has(self, flag: u32) -> bool {
@@ -259,6 +263,9 @@ impl MountFlags {
             }
         }
         s.push_str(",relatime");
+        if self.has(Self::NOSYMFOLLOW) {
+            s.push_str(",nosymfollow");
+        }
         s
     }
 }
@@ -318,7 +325,7 @@ impl Mount {
     /// Locks its flags and its place (Linux's lock_mnt_tree), for a user
     /// namespace less privileged than the one it came from.
     fn lock(&self) {
-        self.locked_flags.fetch_or(self.flags().0, Ordering::Relaxed);
+        self.locked_flags.fetch_or(self.flags().0 & MountFlags::LOCKABLE, Ordering::Relaxed);
         self.locked.store(true, Ordering::Relaxed);
     }
 
