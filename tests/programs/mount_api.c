@@ -182,7 +182,11 @@ int main(void) {
     printf("still on c after closing: %d\n", exists("c/file"));
     int plain_clone = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE);
     cat("a plain clone has no submount", plain_clone, "sub/deep");
+    snprintf(link, sizeof link, "/proc/self/fd/%d", plain_clone);
+    show("attach it through /proc/self/fd", move_mount(AT_FDCWD, link, AT_FDCWD, at("b"), MOVE_MOUNT_F_SYMLINKS));
+    cat("b/file", AT_FDCWD, at("b/file"));
     close(plain_clone);
+    show("umount b", umount2(at("b"), 0));
     int dropped = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE | AT_RECURSIVE);
     show("a clone closed unattached", close(dropped));
     int pfd = open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLOEXEC);

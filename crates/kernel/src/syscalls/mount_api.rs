@@ -81,12 +81,14 @@ fn follow_unless(nofollow: bool) -> Follow {
     if nofollow { Follow::No } else { Follow::Yes }
 }
 
-/// The detached tree whose root `m` is, if the descriptor `dfd` holds it:
-/// a detached tree is named through its descriptor (or a path from it).
-fn detached_tree(t: &Task, dfd: i32, m: &Arc<Mount>) -> Option<Arc<MountNamespace>> {
-    let file = t.fds.get(Fd(dfd)).ok()?;
-    let tree = PathFile::of(&file)?.tree.clone()?;
-    (Arc::ptr_eq(&tree.root(), m) && tree.contains(m)).then_some(tree)
+/// The detached tree whose root `m` is, if one of the caller's descriptors
+/// holds it: a path reaches a detached tree only from a descriptor of it
+/// (itself, a path relative to it, or its /proc/self/fd link).
+fn detached_tree(t: &Task, m: &Arc<Mount>) -> Option<Arc<MountNamespace>> {
+    t.fds.list().into_iter().find_map(|(_, file, _)| {
+        let tree = PathFile::of(&file)?.tree.clone()?;
+        (Arc::ptr_eq(&tree.root(), m) && tree.contains(m)).then_some(tree)
+    })
 }
 
 /// Installs an O_PATH descriptor for `dentry`, holding `tree` if detached.
@@ -142,7 +144,7 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     if ns.contains(&m) {
         return move_mount(&ns, &from, to);
     }
-    let tree = detached_tree(t, from_dfd, &m).ok_or_else(|| errno!(EINVAL))?;
+    let tree = detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?;
     if from.is_dir() != to.is_dir() {
         return error!(EINVAL);
     }
@@ -369,7 +371,7 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
     let ns = t.fs.mounts();
     let ns = match ns.contains(&m) {
         true => ns,
-        false => detached_tree(t, dfd, &m).ok_or_else(|| errno!(EINVAL))?,
+        false => detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?,
     };
     let mut mounts = vec![m.clone()];
     if flags & AT_RECURSIVE != 0 {
