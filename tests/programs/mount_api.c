@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/landlock.h>
+#include <sys/prctl.h>
 
 #ifndef ST_NOSYMFOLLOW
 #define ST_NOSYMFOLLOW 0x2000
@@ -334,6 +336,32 @@ int main(void) {
     // fsopen's errors.
     show("fsopen unknown type", fsopen("nosuchfs", 0));
     show("fsopen bad flags", fsopen("tmpfs", 2));
+
+    // A Landlock domain forbids changing the tree (move_mount, a reconfigure),
+    // as for mount(2); Linux has no hook for mount_setattr or a clone.
+    fflush(stdout);
+    pid_t l = fork();
+    if (l == 0) {
+        struct landlock_ruleset_attr ra = {.handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE};
+        int rs = syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0);
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (syscall(SYS_landlock_restrict_self, rs, 0) != 0) _exit(1);
+        show("landlocked mount_setattr", setattr(at("a"), 0, MOUNT_ATTR_NOSUID, 0, 0, sizeof(struct mount_attr)));
+        setattr(at("a"), 0, 0, MOUNT_ATTR_NOSUID, 0, sizeof(struct mount_attr));
+        int k = fspick(AT_FDCWD, at("a"), FSPICK_CLOEXEC);
+        fsconfig(k, FSCONFIG_SET_FLAG, "ro", NULL, 0);
+        show("landlocked reconfigure", fsconfig(k, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+        int f = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        show("landlocked create", fsconfig(f, FSCONFIG_CMD_CREATE, NULL, NULL, 0));
+        int m = fsmount(f, FSMOUNT_CLOEXEC, 0);
+        show("landlocked fsmount", m);
+        show("landlocked move_mount", move_mount(m, "", AT_FDCWD, at("b"), MOVE_MOUNT_F_EMPTY_PATH));
+        show("landlocked open_tree clone", open_tree(AT_FDCWD, at("src"), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(l, &ustatus, 0);
+    printf("landlocked child: %d\n", WIFEXITED(ustatus) ? WEXITSTATUS(ustatus) : -1);
 
     // Without CAP_SYS_ADMIN.
     int ctx = fsopen("tmpfs", FSOPEN_CLOEXEC);

@@ -756,8 +756,8 @@ fn uts_and_ipc_namespaces_and_setns() {
 /// context's phases and messages), fsmount, move_mount of a detached tree and
 /// of an attached mount, open_tree's clones read before they are attached,
 /// mount_setattr (recursive too, nosymfollow), fspick's reconfigure, locked
-/// mounts in a user namespace, the errors and EPERM without CAP_SYS_ADMIN, as
-/// natively (in a private mount namespace there).
+/// mounts in a user namespace, Landlock's refusals, the errors and EPERM
+/// without CAP_SYS_ADMIN, as natively (in a private mount namespace there).
 #[test]
 fn mount_api() {
     compare("mount_api", "mount_api", &Spec::default(), |o| {
@@ -773,6 +773,7 @@ fn mount_api() {
             expect_stdout_has_line(o, "follow a/link: -1 ELOOP"),
             expect_stdout_has_line(o, "in a user namespace, clear read-only: -1 EPERM"),
             expect_stdout_has_line(o, "clone c without its submount: -1 EINVAL"),
+            expect_stdout_has_line(o, "landlocked move_mount: -1 EPERM"),
             expect_stdout_has_line(o, "mount_setattr without CAP_SYS_ADMIN: -1 EPERM"),
         ])
     });
