@@ -92,6 +92,12 @@ int main(void) {
     int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
     show("fsopen tmpfs", fs);
     message("read with no message", fs);
+    {
+        char l[64], t[64] = {0};
+        snprintf(l, sizeof l, "/proc/self/fd/%d", fs);
+        printf("its link: %s, access mode %o\n", readlink(l, t, sizeof t - 1) > 0 ? t : strerrorname_np(errno), fcntl(fs, F_GETFL) & O_ACCMODE);
+        show("write(2) on it", write(fs, "x", 1));
+    }
     show("set size", fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0));
     show("set mode", fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0));
     show("set source", fsconfig(fs, FSCONFIG_SET_STRING, "source", "apitmp", 0));
@@ -137,6 +143,7 @@ int main(void) {
     snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
     printf("its /proc/self/fd link: %s\n", readlink(link, target, sizeof target - 1) > 0 ? target : strerrorname_np(errno));
     show("read(2) on it", read(mfd, target, 1));
+    printf("its flags: O_PATH %d\n", (fcntl(mfd, F_GETFL) & O_PATH) != 0);
     printf("not yet on a: %d\n", !exists("a/pre"));
     show("move_mount without F_EMPTY_PATH", move_mount(mfd, "", AT_FDCWD, at("a"), 0));
     show("move_mount bad flags", move_mount(mfd, "", AT_FDCWD, at("a"), 0x8000));

@@ -6,7 +6,8 @@
 use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::inode::Inode;
-use crate::vfs::{FileDescription, Mount};
+use crate::vfs::inode::OpenFlags;
+use crate::vfs::{FileDescription, Mount, StatusFlags};
 use rvisor_abi::{error, SysResult};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,11 +60,12 @@ pub struct FsContext {
     phase: Mutex<Phase>,
     /// Messages not yet read, oldest first.
     log: Mutex<VecDeque<Vec<u8>>>,
+    flags: StatusFlags,
 }
 
 impl FsContext {
     pub fn new(fstype: &'static str, phase: Phase) -> FsContext {
-        FsContext { fstype, phase: Mutex::new(phase), log: Mutex::default() }
+        FsContext { fstype, phase: Mutex::new(phase), log: Mutex::default(), flags: StatusFlags::new(OpenFlags::RDWR) }
     }
 
     /// The context behind `file`, if it is one.
@@ -108,8 +110,12 @@ impl FileDescription for FsContext {
         Ok(super::eventfd::anon_inode_stat())
     }
 
+    fn flags(&self) -> Option<&StatusFlags> {
+        Some(&self.flags)
+    }
+
     fn proc_name(&self) -> Option<Vec<u8>> {
-        Some(b"anon_inode:fscontext".to_vec())
+        Some(b"anon_inode:[fscontext]".to_vec())
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
