@@ -122,3 +122,28 @@ impl FileDescription for FsContext {
         Some(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_last_eight_messages() {
+        let ctx = FsContext::new("tmpfs", Phase::Failed);
+        for i in 0..10 {
+            ctx.error(&format!("tmpfs: message {i}"));
+        }
+        let log = ctx.log.lock().unwrap();
+        assert_eq!(log.len(), LOG_SIZE);
+        assert_eq!(log.front().map(Vec::as_slice), Some(b"e tmpfs: message 2\n".as_slice()));
+        assert_eq!(log.back().map(Vec::as_slice), Some(b"e tmpfs: message 9\n".as_slice()));
+    }
+
+    #[test]
+    fn options_split_at_the_first_equals_sign() {
+        let o = FsOption::parse(b"mpol=bind=1");
+        assert_eq!((o.key.as_slice(), o.value.as_deref()), (b"mpol".as_slice(), Some(b"bind=1".as_slice())));
+        let flag = FsOption::parse(b"inode64");
+        assert_eq!((flag.key.as_slice(), flag.value), (b"inode64".as_slice(), None));
+    }
+}

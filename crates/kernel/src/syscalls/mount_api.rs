@@ -152,16 +152,15 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     Ok(())
 }
 
-pub fn sys_fsopen(t: &mut Task, fs_name_arg: UserCStr, flags: u32) -> SysResult<Fd> {
+pub fn sys_fsopen(t: &mut Task, fstype: UserCStr, flags: u32) -> SysResult<Fd> {
     if !may_mount(t) {
         return error!(EPERM);
     }
     if flags & !FSOPEN_CLOEXEC != 0 {
         return error!(EINVAL);
     }
-    let name = t.mm.read_cstr(fs_name_arg.0, PAGE_SIZE as usize)?;
-    let fstype = fs_name(&name).ok_or_else(|| errno!(ENODEV))?;
-    install(t, Arc::new(FsContext::new(fstype, Phase::Create(Params::default()))), flags & FSOPEN_CLOEXEC != 0)
+    let name = fs_name(&t.mm.read_cstr(fstype.0, PAGE_SIZE as usize)?).ok_or_else(|| errno!(ENODEV))?;
+    install(t, Arc::new(FsContext::new(name, Phase::Create(Params::default()))), flags & FSOPEN_CLOEXEC != 0)
 }
 
 pub fn sys_fspick(t: &mut Task, dfd: i32, path: UserCStr, flags: u32) -> SysResult<Fd> {
