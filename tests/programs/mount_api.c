@@ -294,7 +294,26 @@ int main(void) {
     show("unknown parameter", fsconfig(pk, FSCONFIG_SET_FLAG, "bogus", NULL, 0));
     message("its message", pk);
     show("fsmount a picked context", fsmount(pk, FSMOUNT_CLOEXEC, 0));
+    // A reconfigure resizes a tmpfs (one made without a size too: its size was
+    // half the RAM), not below what its files hold; so does mount(2)'s remount.
+    show("set size 2m", fsconfig(pk, FSCONFIG_SET_STRING, "size", "2m", 0));
+    show("reconfigure the size", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    statfs(at("a"), &sf);
+    printf("a's blocks now: %ld\n", (long)sf.f_blocks);
+    show("set size 4k", fsconfig(pk, FSCONFIG_SET_STRING, "size", "4k", 0));
+    show("reconfigure too small", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    message("its message", pk);
     close(pk);
+    pk = fspick(AT_FDCWD, base, FSPICK_CLOEXEC);
+    show("size for the scratch tmpfs", fsconfig(pk, FSCONFIG_SET_STRING, "size", "1m", 0));
+    show("reconfigure it", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    statfs(base, &sf);
+    printf("the scratch tmpfs's blocks now: %ld\n", (long)sf.f_blocks);
+    close(pk);
+    show("remount a with size=3m", mount(NULL, at("a"), NULL, MS_REMOUNT | MS_NODEV, "size=3m"));
+    statfs(at("a"), &sf);
+    printf("a's blocks now: %ld\n", (long)sf.f_blocks);
+    show("remount a with a bad option", mount(NULL, at("a"), NULL, MS_REMOUNT | MS_NODEV, "bogus"));
 
     // proc through the new API.
     int pr = fsopen("proc", FSOPEN_CLOEXEC);

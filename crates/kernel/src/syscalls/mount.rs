@@ -82,12 +82,15 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         return Ok(());
     }
     // A remount sets the mount's own flags (a bind's, or the file system's, which
-    // has no others to change).
+    // has no others to change) and, but for a bind's, a tmpfs's size.
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
         let new = MountFlags::from_bits(flags);
         if !m.may_set_flags(new) {
             return error!(EPERM);
+        }
+        if flags & MS_BIND == 0 {
+            reconfigure_fs(t, &m, &options(t, data)?).or(error!(EINVAL))?;
         }
         m.set_flags(new);
         return Ok(());
@@ -107,11 +110,28 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     }
     let fstype = t.mm.read_cstr(fstype.0, 256)?;
     let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
-    let data = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
-    let options: Vec<FsOption> = data.split(|&b| b == b',').filter(|o| !o.is_empty()).map(FsOption::parse).collect();
-    let (inode, kind) = make_fs(t, &fstype, &options)?;
+    let (inode, kind) = make_fs(t, &fstype, &options(t, data)?)?;
     ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags)));
     Ok(())
+}
+
+/// mount(2)'s comma-separated options.
+fn options(t: &Task, data: UserAddr) -> SysResult<Vec<FsOption>> {
+    let data = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
+    Ok(data.split(|&b| b == b',').filter(|o| !o.is_empty()).map(FsOption::parse).collect())
+}
+
+/// A remount's or reconfigure's options for the file system `m` is in: only
+/// tmpfs checks them, and only its `size=` (or `nr_blocks=`) changes (Linux's
+/// shmem_reconfigure leaves the root's owner and mode). The error is Linux's
+/// message.
+pub(super) fn reconfigure_fs(t: &Task, m: &Mount, options: &[FsOption]) -> Result<(), String> {
+    let Some(fs) = Tmpfs::of(&*m.root.inode) else { return Ok(()) };
+    let mut o = TmpfsOptions::default();
+    for opt in options {
+        tmpfs_option(t, &mut o, opt)?;
+    }
+    o.size.map_or(Ok(()), |size| fs.resize(size).map_err(String::from))
 }
 
 /// The type name of the file system `fstype` names, if the sandbox has it.

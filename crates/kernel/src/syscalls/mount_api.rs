@@ -8,7 +8,7 @@
 
 use super::args::UserCStr;
 use super::landlock::read_sized;
-use super::mount::{copy_tree, fs_name, landlock_allows, make_fs, may_mount, mount_of_root, mounts_beneath, move_mount, check_tmpfs_option};
+use super::mount::{copy_tree, fs_name, landlock_allows, make_fs, may_mount, mount_of_root, mounts_beneath, move_mount, check_tmpfs_option, reconfigure_fs};
 use super::open::{lookup_at, read_path, PathFile, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
 use super::pipe::install;
 use crate::fs::fs_context::{FsContext, FsOption, Params, Phase};
@@ -210,7 +210,7 @@ pub fn sys_fsconfig(t: &mut Task, fd: i32, cmd: u32, key: UserAddr, value: UserA
     let mut phase = ctx.phase();
     match (cmd, param) {
         (FSCONFIG_CMD_CREATE | FSCONFIG_CMD_CREATE_EXCL, _) => create(t, ctx, &mut phase),
-        (FSCONFIG_CMD_RECONFIGURE, _) => reconfigure(t, &mut phase),
+        (FSCONFIG_CMD_RECONFIGURE, _) => reconfigure(t, ctx, &mut phase),
         (_, Some(param)) => match &mut *phase {
             Phase::Create(params) | Phase::Reconfigure { params, .. } => set_param(t, ctx, params, param),
             _ => error!(EBUSY),
@@ -273,21 +273,24 @@ fn create(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
 }
 
 /// FSCONFIG_CMD_RECONFIGURE: "ro" or "rw" set the mount's read-only flag, as
-/// mount(2)'s remount does; the parameters start afresh for the next one.
-fn reconfigure(t: &Task, phase: &mut Phase) -> SysResult<()> {
+/// mount(2)'s remount does, and a tmpfs takes its new size; the parameters
+/// start afresh for the next one.
+fn reconfigure(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
     let Phase::Reconfigure { mount, params } = phase else { return error!(EBUSY) };
     if !may_mount(t) {
         *phase = Phase::Failed;
         return error!(EPERM);
     }
     landlock_allows(t)?;
-    if let Some(ro) = params.read_only {
-        let new = mount.flags().read_only(ro);
-        if !mount.may_set_flags(new) {
-            return error!(EPERM);
-        }
-        mount.set_flags(new);
+    let new = params.read_only.map_or(mount.flags(), |ro| mount.flags().read_only(ro));
+    if !mount.may_set_flags(new) {
+        return error!(EPERM);
     }
+    if let Err(problem) = reconfigure_fs(t, mount, &params.options) {
+        ctx.error(&format!("{}: {problem}", ctx.fstype));
+        return error!(EINVAL);
+    }
+    mount.set_flags(new);
     *params = Params::default();
     Ok(())
 }
