@@ -144,6 +144,15 @@ int main(void) {
     printf("its /proc/self/fd link: %s\n", readlink(link, target, sizeof target - 1) > 0 ? target : strerrorname_np(errno));
     show("read(2) on it", read(mfd, target, 1));
     printf("its flags: O_PATH %d\n", (fcntl(mfd, F_GETFL) & O_PATH) != 0);
+    {
+        struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY}, rw = {.attr_clr = MOUNT_ATTR_RDONLY};
+        mkdirat(mfd, "sub", 0755);
+        show("read-only detached", mount_setattr(mfd, "", AT_EMPTY_PATH, &ro, sizeof ro));
+        show("create in it", put(mfd, "ro", "x"));
+        show("mount_setattr a directory in it", mount_setattr(mfd, "sub", 0, &ro, sizeof ro));
+        show("read-write again", mount_setattr(mfd, "", AT_EMPTY_PATH, &rw, sizeof rw));
+        show("create in it", put(mfd, "rw", "x"));
+    }
     printf("not yet on a: %d\n", !exists("a/pre"));
     show("move_mount without F_EMPTY_PATH", move_mount(mfd, "", AT_FDCWD, at("a"), 0));
     show("move_mount bad flags", move_mount(mfd, "", AT_FDCWD, at("a"), 0x8000));
