@@ -194,7 +194,7 @@ syscall_table! {
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
     // The new mount API (syscalls/mount_api.rs).
     open_tree(dfd: i32, path: UserCStr, flags: u32) => Supported;
-    move_mount(from_dfd: i32, from_path: UserCStr, to_dfd: i32, to_path: UserCStr, flags: u32) => Partial("MOVE_MOUNT_BENEATH and MOVE_MOUNT_SET_GROUP are EINVAL (every mount is private); a detached tree is found among the caller's own descriptors (not through another process's /proc/PID/fd)");
+    move_mount(from_dfd: i32, from_path: UserCStr, to_dfd: i32, to_path: UserCStr, flags: u32) => Partial("MOVE_MOUNT_BENEATH is EINVAL; MOVE_MOUNT_SET_GROUP is EINVAL as Linux's for a private source (every mount is private); a detached tree is found among the caller's own descriptors (not through another process's /proc/PID/fd)");
     fsopen(fs_name: UserCStr, flags: u32) => Partial("tmpfs, proc, sysfs, devpts and cgroup2, as mount(2)");
     fsconfig(fd: i32, cmd: u32, key: UserAddr, value: UserAddr, aux: i32) => Partial("tmpfs's options are checked as given (messages for read(2)), the others' accepted as their mount(2) does; ro/rw act, other superblock flags are ignored; a reconfigure changes ro/rw on the mount picked (not on every mount of its file system) and a tmpfs's size; binary, path and fd values are not strings, which no option here takes");
     fsmount(fs_fd: Fd, flags: u32, attr_flags: u32) => Partial("atime attributes are accepted and ignored");

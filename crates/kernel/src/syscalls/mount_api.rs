@@ -131,7 +131,8 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     let from = lookup_at(t, from_dfd, &read_path(t, from_path)?, follow_unless(flags & MOVE_MOUNT_F_SYMLINKS == 0), flags & MOVE_MOUNT_F_EMPTY_PATH != 0)?;
     let to = lookup_at(t, to_dfd, &read_path(t, to_path)?, follow_unless(flags & MOVE_MOUNT_T_SYMLINKS == 0), flags & MOVE_MOUNT_T_EMPTY_PATH != 0)?;
     landlock_allows(t)?;
-    // Mounting beneath, and peer groups, need propagation the sandbox lacks.
+    // Mounting beneath is not done here; a peer group is never copied from a
+    // private mount, and every mount is private.
     if flags & (MOVE_MOUNT_BENEATH | MOVE_MOUNT_SET_GROUP) != 0 {
         return error!(EINVAL);
     }
