@@ -190,16 +190,16 @@ syscall_table! {
     statfs(path: UserCStr, buf: UserRef<Statfs>) => Partial("a tmpfs gives its size and use; other file systems' sizes are nominal");
     fstatfs(fd: Fd, buf: UserRef<Statfs>) => Partial("as statfs");
     chroot(path: UserCStr) => Supported;
-    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts set the mount's read-only, nosuid, nodev, noexec and nosymfollow flags (noexec, nodev and nosymfollow are enforced; set-user-ID bits never give privileges) and a tmpfs's size; every mount is private (propagation types are accepted); atime flags are ignored");
+    mount(source: UserCStr, target: UserCStr, fstype: UserCStr, flags: u64, data: UserAddr) => Partial("tmpfs (mode, uid, gid, size), proc, sysfs, devpts and cgroup2; bind mounts (recursive with MS_REC); MS_MOVE; remounts set the mount's read-only, nosuid, nodev, noexec and nosymfollow flags (noexec, nodev and nosymfollow are enforced; set-user-ID bits never give privileges) and a tmpfs's size; every mount is private (propagation types are accepted); atime flags are kept and shown (mountinfo, statvfs), not acted on, and a less privileged namespace may change them");
     umount2(target: UserCStr, flags: i32) => Partial("a mount in use is unmounted (as with MNT_DETACH); MNT_EXPIRE is EAGAIN");
     // The new mount API (syscalls/mount_api.rs).
     open_tree(dfd: i32, path: UserCStr, flags: u32) => Supported;
     move_mount(from_dfd: i32, from_path: UserCStr, to_dfd: i32, to_path: UserCStr, flags: u32) => Partial("MOVE_MOUNT_BENEATH is EINVAL; MOVE_MOUNT_SET_GROUP is EINVAL as Linux's for a private source (every mount is private); a detached tree is found among the caller's own descriptors (not through another process's /proc/PID/fd)");
     fsopen(fs_name: UserCStr, flags: u32) => Partial("tmpfs, proc, sysfs, devpts and cgroup2, as mount(2)");
     fsconfig(fd: i32, cmd: u32, key: UserAddr, value: UserAddr, aux: i32) => Partial("tmpfs's options are checked as given (messages for read(2)), the others' accepted as their mount(2) does; ro/rw act, other superblock flags are ignored; a reconfigure changes ro/rw on the mount picked (not on every mount of its file system) and a tmpfs's size; binary, path and fd values are not strings, which no option here takes");
-    fsmount(fs_fd: Fd, flags: u32, attr_flags: u32) => Partial("atime attributes are accepted and ignored");
+    fsmount(fs_fd: Fd, flags: u32, attr_flags: u32) => Partial("atime attributes are kept and shown, not acted on");
     fspick(dfd: i32, path: UserCStr, flags: u32) => Supported;
-    mount_setattr(dfd: i32, path: UserCStr, flags: u32, uattr: UserAddr, size: usize) => Partial("rdonly, nosuid, nodev, noexec and nosymfollow act; atime attributes are checked and ignored; MOUNT_ATTR_IDMAP is EINVAL after its user namespace's checks (no file system here has idmapped mounts); propagation is accepted (every mount is private); making a mount read-only does not wait for its writers (no EBUSY)");
+    mount_setattr(dfd: i32, path: UserCStr, flags: u32, uattr: UserAddr, size: usize) => Partial("rdonly, nosuid, nodev, noexec and nosymfollow act; atime attributes are checked, kept and shown, not acted on; MOUNT_ATTR_IDMAP is EINVAL after its user namespace's checks (no file system here has idmapped mounts); propagation is accepted (every mount is private); making a mount read-only does not wait for its writers (no EBUSY)");
     pivot_root(new_root: UserCStr, put_old: UserCStr) => Supported;
     sync() => Supported;
     syncfs(fd: Fd) => Supported;

@@ -21,6 +21,10 @@ use std::sync::Arc;
 const CAP_SYS_ADMIN: u32 = 21;
 
 const MS_REMOUNT: u64 = 32;
+const MS_NOATIME: u64 = 1024;
+const MS_NODIRATIME: u64 = 2048;
+const MS_RELATIME: u64 = 1 << 21;
+const MS_STRICTATIME: u64 = 1 << 24;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
 const MS_REC: u64 = 16384;
@@ -86,6 +90,11 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
         let new = MountFlags::from_bits(flags);
+        // Without an atime flag, a remount keeps the atime mode.
+        let new = match flags & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME) {
+            0 => MountFlags(new.0 | (m.flags().0 & MountFlags::ATIME)),
+            _ => new,
+        };
         if !m.may_set_flags(new) {
             return error!(EPERM);
         }

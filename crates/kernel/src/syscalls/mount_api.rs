@@ -296,10 +296,16 @@ fn reconfigure(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
     Ok(())
 }
 
-/// The mount flags among MOUNT_ATTR_* `attrs` (atime modes are not kept).
+/// The mount flags among MOUNT_ATTR_* `attrs` (MOUNT_ATTR__ATIME, all of it,
+/// is both atime modes).
 fn mount_flags(attrs: u64) -> MountFlags {
-    let nosymfollow = if attrs & MOUNT_ATTR_NOSYMFOLLOW != 0 { MountFlags::NOSYMFOLLOW } else { 0 };
-    MountFlags((attrs & MOUNT_ATTR_FLAGS) as u32 | nosymfollow)
+    let others = [
+        (MOUNT_ATTR_NOATIME, MountFlags::NOATIME),
+        (MOUNT_ATTR_STRICTATIME, MountFlags::STRICTATIME),
+        (MOUNT_ATTR_NODIRATIME, MountFlags::NODIRATIME),
+        (MOUNT_ATTR_NOSYMFOLLOW, MountFlags::NOSYMFOLLOW),
+    ];
+    MountFlags(others.iter().filter(|&&(attr, _)| attrs & attr != 0).fold((attrs & MOUNT_ATTR_FLAGS) as u32, |f, &(_, flag)| f | flag))
 }
 
 pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysResult<Fd> {

@@ -235,14 +235,22 @@ impl MountFlags {
     pub const NOEXEC: u32 = 8;
     /// No symlink on it is followed (ELOOP); readlink still reads them.
     pub const NOSYMFOLLOW: u32 = 256;
+    /// Atime modes, kept and shown (not acted on): noatime, or strictatime;
+    /// neither is relatime, the default.
+    pub const NOATIME: u32 = 1024;
+    pub const NODIRATIME: u32 = 2048;
+    pub const STRICTATIME: u32 = 1 << 24;
+    pub const ATIME: u32 = Self::NOATIME | Self::NODIRATIME | Self::STRICTATIME;
     /// The flags a less privileged namespace's copy locks (Linux's MNT_LOCK_*).
     pub const LOCKABLE: u32 = Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC;
     /// nosuid, nodev, noexec: what proc, sysfs and cgroup2 are mounted with.
     pub const SPECIAL: MountFlags = MountFlags(Self::NOSUID | Self::NODEV | Self::NOEXEC);
 
-    /// The per-mount flags among mount(2)'s `flags`.
+    /// The per-mount flags among mount(2)'s `flags` (MS_STRICTATIME wins over
+    /// MS_NOATIME, as in Linux's path_mount).
     pub fn from_bits(flags: u64) -> MountFlags {
-        MountFlags(flags as u32 & (Self::LOCKABLE | Self::NOSYMFOLLOW))
+        let f = flags as u32 & (Self::LOCKABLE | Self::NOSYMFOLLOW | Self::ATIME);
+        MountFlags(if f & Self::STRICTATIME != 0 { f & !Self::NOATIME } else { f })
     }
 
     pub fn has(self, flag: u32) -> bool {
@@ -254,7 +262,7 @@ impl MountFlags {
         MountFlags(if ro { self.0 | Self::RDONLY } else { self.0 & !Self::RDONLY })
     }
 
-    /// As /proc/mounts shows them (atime updates are relatime's).
+    /// As /proc/mounts shows them.
     pub fn text(self) -> String {
         let mut s = String::from(if self.has(Self::RDONLY) { "ro" } else { "rw" });
         for (flag, name) in [(Self::NOSUID, ",nosuid"), (Self::NODEV, ",nodev"), (Self::NOEXEC, ",noexec")] {
@@ -262,7 +270,14 @@ impl MountFlags {
                 s.push_str(name);
             }
         }
-        s.push_str(",relatime");
+        for (flag, name) in [(Self::NOATIME, ",noatime"), (Self::NODIRATIME, ",nodiratime")] {
+            if self.has(flag) {
+                s.push_str(name);
+            }
+        }
+        if !self.has(Self::NOATIME | Self::STRICTATIME) {
+            s.push_str(",relatime");
+        }
         if self.has(Self::NOSYMFOLLOW) {
             s.push_str(",nosymfollow");
         }
