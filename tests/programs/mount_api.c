@@ -202,6 +202,14 @@ int main(void) {
     printf("its close-on-exec: %d\n", (fcntl(tfd, F_GETFD) & FD_CLOEXEC) != 0);
     cat("src/file in the clone", tfd, "file");
     cat("src/sub/deep in the clone", tfd, "sub/deep");
+    int t2 = open_tree(tfd, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH);
+    show("clone the clone", t2);
+    cat("sub/deep in the clone of the clone", t2, "sub/deep");
+    close(t2);
+    t2 = open_tree(tfd, "sub", OPEN_TREE_CLONE);
+    show("clone a submount of the clone", t2);
+    cat("deep in it", t2, "deep");
+    close(t2);
     show("move_mount a submount of it", move_mount(tfd, "sub", AT_FDCWD, at("c"), 0));
     show("attach it on c", move_mount(tfd, "", AT_FDCWD, at("c"), MOVE_MOUNT_F_EMPTY_PATH));
     cat("c/file", AT_FDCWD, at("c/file"));

@@ -81,14 +81,17 @@ fn follow_unless(nofollow: bool) -> Follow {
     if nofollow { Follow::No } else { Follow::Yes }
 }
 
-/// The detached tree whose root `m` is, if one of the caller's descriptors
-/// holds it: a path reaches a detached tree only from a descriptor of it
-/// (itself, a path relative to it, or its /proc/self/fd link).
+/// The detached tree `m` is in, if one of the caller's descriptors holds it:
+/// a path reaches a detached tree only from a descriptor of it (itself, a
+/// path relative to it, or its /proc/self/fd link).
 fn detached_tree(t: &Task, m: &Arc<Mount>) -> Option<Arc<MountNamespace>> {
-    t.fds.list().into_iter().find_map(|(_, file, _)| {
-        let tree = PathFile::of(&file)?.tree.clone()?;
-        (Arc::ptr_eq(&tree.root(), m) && tree.contains(m)).then_some(tree)
-    })
+    t.fds.list().into_iter().find_map(|(_, file, _)| PathFile::of(&file)?.tree.clone().filter(|tree| tree.contains(m)))
+}
+
+/// The detached tree whose root `m` is (what move_mount attaches, and
+/// mount_setattr changes outside the caller's namespace), or EINVAL.
+fn detached_root(t: &Task, m: &Arc<Mount>) -> SysResult<Arc<MountNamespace>> {
+    detached_tree(t, m).filter(|tree| Arc::ptr_eq(&tree.root(), m)).ok_or_else(|| errno!(EINVAL))
 }
 
 /// Installs an O_PATH descriptor for `dentry`, holding `tree` if detached.
@@ -111,12 +114,15 @@ pub fn sys_open_tree(t: &mut Task, dfd: i32, path: UserCStr, flags: u32) -> SysR
     if !clone {
         return install_path(t, d, None, cloexec);
     }
-    // Only a tree of the caller's namespace is copied (Linux's may_copy_tree).
+    // Only a tree of the caller's namespace, or a detached one it holds, is
+    // copied (Linux's may_copy_tree).
     let ns = t.fs.mounts();
-    if !d.mount.upgrade().is_some_and(|m| ns.contains(&m)) {
-        return error!(EINVAL);
-    }
-    let (root, beneath) = copy_tree(&ns, &d, None, flags & AT_RECURSIVE != 0)?;
+    let m = d.mount.upgrade().ok_or_else(|| errno!(EINVAL))?;
+    let from = match ns.contains(&m) {
+        true => ns.clone(),
+        false => detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?,
+    };
+    let (root, beneath) = copy_tree(&from, &d, None, flags & AT_RECURSIVE != 0)?;
     let dentry = root.root.clone();
     install_path(t, dentry, Some(MountNamespace::detached(ns.owner.clone(), root, beneath)), cloexec)
 }
@@ -145,7 +151,7 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     if ns.contains(&m) {
         return move_mount(&ns, &from, to);
     }
-    let tree = detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?;
+    let tree = detached_root(t, &m)?;
     if from.is_dir() != to.is_dir() {
         return error!(EINVAL);
     }
@@ -380,7 +386,7 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
     let ns = t.fs.mounts();
     let ns = match ns.contains(&m) {
         true => ns,
-        false => detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?,
+        false => detached_root(t, &m)?,
     };
     let mut mounts = vec![m.clone()];
     if flags & AT_RECURSIVE != 0 {
