@@ -245,6 +245,12 @@ impl Timespec {
     }
 }
 
+abi_struct! {
+    /// `struct mount_attr` (mount_setattr; MOUNT_ATTR_SIZE_VER0 is its size).
+    #[derive(Default)]
+    pub struct MountAttr { pub attr_set: u64, pub attr_clr: u64, pub propagation: u64, pub userns_fd: u64 }
+}
+
 /// Fills a fixed-size, NUL-terminated C string field.
 pub fn set_cstr(field: &mut [u8], s: &str) {
     field.fill(0);
@@ -274,5 +280,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Iocb>(), 64);
         assert_eq!(std::mem::size_of::<IoEvent>(), 32);
         assert_eq!(std::mem::size_of::<AioRing>(), 32);
+        assert_eq!(std::mem::size_of::<MountAttr>(), 32);
     }
 }

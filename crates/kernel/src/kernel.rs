@@ -694,14 +694,25 @@ impl Special {
         }
     }
 
+    /// Its type name, as /proc/mounts shows it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Special::Proc => "proc",
+            Special::Sysfs => "sysfs",
+            Special::Devpts => "devpts",
+            Special::Cgroup => "cgroup2",
+        }
+    }
+
     /// Its root, for the processes of `pid_ns`, and its type name.
     pub(crate) fn make(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> (Arc<dyn Inode>, &'static str) {
-        match self {
-            Special::Proc => (ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(), "proc"),
-            Special::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
-            Special::Devpts => (devpts.root(), "devpts"),
-            Special::Cgroup => (new_cgroupfs(me.clone(), pid_ns.clone(), DEV_CGROUP), "cgroup2"),
-        }
+        let root = match self {
+            Special::Proc => ProcFs::new(me.clone(), pid_ns.clone(), DEV_PROC).root(),
+            Special::Sysfs => new_sysfs(DEV_SYS, cpus),
+            Special::Devpts => devpts.root(),
+            Special::Cgroup => new_cgroupfs(me.clone(), pid_ns.clone(), DEV_CGROUP),
+        };
+        (root, self.name())
     }
 }
 

@@ -752,6 +752,33 @@ fn uts_and_ipc_namespaces_and_setns() {
     });
 }
 
+/// The new mount API (tests/programs/mount_api.c): fsopen, fsconfig (the
+/// context's phases and messages), fsmount, move_mount of a detached tree and
+/// of an attached mount, open_tree's clones read before they are attached,
+/// mount_setattr (recursive too, nosymfollow), fspick's reconfigure, locked
+/// mounts in a user namespace, Landlock's refusals, the errors and EPERM
+/// without CAP_SYS_ADMIN, as natively (in a private mount namespace there).
+#[test]
+fn mount_api() {
+    compare("mount_api", "mount_api", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "its message: [e tmpfs: Unknown parameter 'bogus'"),
+            expect_stdout_has_line(o, "read it back detached: [made detached]"),
+            expect_stdout_has_line(o, "a/pre: [made detached]"),
+            expect_stdout_has_line(o, "c/sub/deep: [deep]"),
+            expect_stdout_has_line(o, "write on it: -1 EROFS"),
+            expect_stdout_has_line(o, "write after the read-only reconfigure: -1 EROFS"),
+            expect_stdout_has_line(o, "set after create: -1 EBUSY"),
+            expect_stdout_has_line(o, "follow a/link: -1 ELOOP"),
+            expect_stdout_has_line(o, "in a user namespace, clear read-only: -1 EPERM"),
+            expect_stdout_has_line(o, "clone c without its submount: -1 EINVAL"),
+            expect_stdout_has_line(o, "landlocked move_mount: -1 EPERM"),
+            expect_stdout_has_line(o, "mount_setattr without CAP_SYS_ADMIN: -1 EPERM"),
+        ])
+    });
+}
+
 /// User namespaces (tests/programs/userns.c): ids through the maps written to
 /// /proc/PID/uid_map and gid_map (and the rules for writing them), capabilities
 /// over mapped files and owned namespaces only, exec and setuid inside, setns

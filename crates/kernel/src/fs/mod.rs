@@ -20,6 +20,7 @@ pub mod userfaultfd;
 pub mod epoll;
 pub mod eventfd;
 pub mod fasync;
+pub mod fs_context;
 pub mod pidfd;
 pub mod pipe;
 pub mod user_io;

@@ -17,13 +17,17 @@ use std::sync::{Arc, Mutex, Weak};
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
 
+/// `Tmpfs::limit` of one without a size.
+const NO_LIMIT: u64 = u64::MAX;
+
 /// One mounted tmpfs.
 pub struct Tmpfs {
     mf: Arc<MemoryFile>,
     dev: u64,
-    /// Its `size=` in pages, if it has one: a write, fallocate or shared-mapping
-    /// fault that would take more is ENOSPC (SIGBUS for the fault).
-    limit: Option<u64>,
+    /// Its `size=` in pages (NO_LIMIT without one): a write, fallocate or
+    /// shared-mapping fault that would take more is ENOSPC (SIGBUS for the
+    /// fault). A reconfigure may change it (`resize`).
+    limit: AtomicU64,
     /// Pages its files hold (a file's pages go back when it is truncated, its
     /// holes punched, or it is gone: unlinked and closed).
     used: AtomicU64,
@@ -34,9 +38,30 @@ impl Tmpfs {
         Self::sized(mf, dev, None)
     }
 
-    /// A tmpfs of at most `bytes` (in whole pages), or unbounded.
+    /// A tmpfs of at most `bytes` (in whole pages), or unbounded (also for a
+    /// size of 0, as Linux's).
     pub fn sized(mf: Arc<MemoryFile>, dev: u64, bytes: Option<u64>) -> Arc<Tmpfs> {
-        Arc::new(Tmpfs { mf, dev, limit: bytes.map(|b| b.div_ceil(PAGE_SIZE)), used: AtomicU64::new(0) })
+        let limit = bytes.filter(|&b| b > 0).map_or(NO_LIMIT, |b| b.div_ceil(PAGE_SIZE));
+        Arc::new(Tmpfs { mf, dev, limit: AtomicU64::new(limit), used: AtomicU64::new(0) })
+    }
+
+    /// The tmpfs `inode` is a file of, if it is one.
+    pub fn of(inode: &dyn Inode) -> Option<Arc<Tmpfs>> {
+        inode.as_any().downcast_ref::<TmpInode>().map(|i| i.fs.clone())
+    }
+
+    /// A reconfigure's `size=` (0: no limit), as Linux's shmem_reconfigure:
+    /// not below what its files hold (the error is Linux's message).
+    pub fn resize(&self, bytes: u64) -> Result<(), &'static str> {
+        let pages = bytes.div_ceil(PAGE_SIZE);
+        if pages > 0 {
+            crate::vfs::release_stale();
+            if self.used.load(Ordering::Relaxed) > pages {
+                return Err("Too small a size for current use");
+            }
+        }
+        self.limit.store(if pages == 0 { NO_LIMIT } else { pages }, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Takes `pages` more, within the limit. At the limit, files unlinked and
@@ -51,7 +76,8 @@ impl Tmpfs {
     fn try_charge(&self, pages: u64) -> SysResult<()> {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
-            let more = used.checked_add(pages).filter(|&n| self.limit.is_none_or(|l| n <= l)).ok_or_else(|| errno!(ENOSPC))?;
+            let limit = self.limit.load(Ordering::Relaxed);
+            let more = used.checked_add(pages).filter(|&n| n <= limit).ok_or_else(|| errno!(ENOSPC))?;
             match self.used.compare_exchange_weak(used, more, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => used = now,
@@ -67,7 +93,10 @@ impl Tmpfs {
     /// `size=`, Linux's default of half the RAM stands as the size.
     fn space(&self) -> (u64, u64) {
         crate::vfs::release_stale();
-        let size = self.limit.unwrap_or(crate::fs::proc::ram_total() / 2 / PAGE_SIZE);
+        let size = match self.limit.load(Ordering::Relaxed) {
+            NO_LIMIT => crate::fs::proc::ram_total() / 2 / PAGE_SIZE,
+            limit => limit,
+        };
         (size, self.used.load(Ordering::Relaxed))
     }
 

@@ -91,7 +91,7 @@ pub fn sys_landlock_create_ruleset(t: &mut Task, attr: UserAddr, size: usize, fl
 /// A struct the caller gives with its size, as copy_struct_from_user takes
 /// it: at least `least` bytes, at most a page; bytes past what we know must be
 /// zero (E2BIG), and missing ones read as zero.
-fn read_sized<T: zerocopy::FromBytes + zerocopy::IntoBytes + Default>(t: &Task, addr: UserAddr, size: usize, least: usize) -> SysResult<T> {
+pub(super) fn read_sized<T: zerocopy::FromBytes + zerocopy::IntoBytes + Default>(t: &Task, addr: UserAddr, size: usize, least: usize) -> SysResult<T> {
     if addr.is_null() {
         return error!(EFAULT);
     }

@@ -1,10 +1,12 @@
 //! mount, umount2 and pivot_root inside the sandbox: new tmpfs, proc, sysfs,
 //! devpts and cgroup2 mounts, bind mounts, moves, read-only remounts and
 //! unmounts, in the calling process's mount namespace. Every mount is private:
-//! propagation types are accepted and have nothing to act on.
+//! propagation types are accepted and have nothing to act on. The new mount
+//! API (`mount_api.rs`) shares the checks and the making of file systems.
 
 use super::args::UserCStr;
 use super::open::{lookup_at, read_path, AT_FDCWD};
+use crate::fs::fs_context::FsOption;
 use crate::fs::tmpfs::{parse_size, Tmpfs};
 use crate::kernel::Special;
 use crate::task::Task;
@@ -19,6 +21,10 @@ use std::sync::Arc;
 const CAP_SYS_ADMIN: u32 = 21;
 
 const MS_REMOUNT: u64 = 32;
+const MS_NOATIME: u64 = 1024;
+const MS_NODIRATIME: u64 = 2048;
+const MS_RELATIME: u64 = 1 << 21;
+const MS_STRICTATIME: u64 = 1 << 24;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
 const MS_REC: u64 = 16384;
@@ -47,7 +53,7 @@ static NEXT_TMPFS_MINOR: AtomicU64 = AtomicU64::new(0x200);
 
 /// may_mount: CAP_SYS_ADMIN over the caller's mount namespace (in the user
 /// namespace that owns it).
-fn may_mount(t: &Task) -> bool {
+pub(super) fn may_mount(t: &Task) -> bool {
     t.tg.capable_in(&t.fs.mounts().owner, CAP_SYS_ADMIN)
 }
 
@@ -55,7 +61,7 @@ fn may_mount(t: &Task) -> bool {
 /// tree, which the domain's rules follow (checked where Linux's security hooks
 /// are: before anything else for mount, after the checks of what is named
 /// for umount and pivot_root).
-fn landlock_allows(t: &Task) -> SysResult<()> {
+pub(super) fn landlock_allows(t: &Task) -> SysResult<()> {
     if crate::landlock::fs::may_change_mounts(t.thread.landlock().as_deref()) { Ok(()) } else { error!(EPERM) }
 }
 
@@ -80,47 +86,86 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         return Ok(());
     }
     // A remount sets the mount's own flags (a bind's, or the file system's, which
-    // has no others to change).
+    // has no others to change) and, but for a bind's, a tmpfs's size.
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
         let new = MountFlags::from_bits(flags);
+        // Without an atime flag, a remount keeps the atime mode.
+        let new = match flags & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME) {
+            0 => MountFlags(new.0 | (m.flags().0 & MountFlags::ATIME)),
+            _ => new,
+        };
         if !m.may_set_flags(new) {
             return error!(EPERM);
+        }
+        if flags & MS_BIND == 0 {
+            reconfigure_fs(t, &m, &options(t, data)?).or(error!(EINVAL))?;
         }
         m.set_flags(new);
         return Ok(());
     }
     if flags & (MS_MOVE | MS_BIND) != 0 {
         let source = lookup_at(t, AT_FDCWD, &read_path(t, source)?, Follow::Yes, false)?;
-        if source.is_dir() != target.is_dir() {
-            return error!(ENOTDIR);
-        }
         if flags & MS_MOVE != 0 {
             return move_mount(&ns, &source, target);
         }
-        bind(&ns, &source, target, flags & MS_REC != 0);
-        return Ok(());
+        if source.is_dir() != target.is_dir() {
+            return error!(ENOTDIR);
+        }
+        return bind(&ns, &source, target, flags & MS_REC != 0);
     }
     if !target.is_dir() {
         return error!(ENOTDIR);
     }
     let fstype = t.mm.read_cstr(fstype.0, 256)?;
     let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
-    let options = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
-    let (inode, kind) = match (Special::by_name(&fstype), fstype.as_slice()) {
-        (Some(special), _) => special.make(&Arc::downgrade(&t.kernel), t.pid_ns(), &t.kernel.devpts, t.kernel.cpus),
-        (None, b"tmpfs") => (new_tmpfs(t, &options)?, "tmpfs"),
-        _ => return error!(ENODEV),
-    };
+    let (inode, kind) = make_fs(t, &fstype, &options(t, data)?)?;
     ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags)));
     Ok(())
 }
 
-/// MS_MOVE: the mount whose root `source` is, and what is mounted beneath it, go
-/// to `target`, which must not be beneath it (ELOOP).
-fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
+/// mount(2)'s comma-separated options.
+fn options(t: &Task, data: UserAddr) -> SysResult<Vec<FsOption>> {
+    let data = if data.is_null() { Vec::new() } else { t.mm.read_cstr(data, DATA_MAX)? };
+    Ok(data.split(|&b| b == b',').filter(|o| !o.is_empty()).map(FsOption::parse).collect())
+}
+
+/// A remount's or reconfigure's options for the file system `m` is in: only
+/// tmpfs checks them, and only its `size=` (or `nr_blocks=`) changes (Linux's
+/// shmem_reconfigure leaves the root's owner and mode). The error is Linux's
+/// message.
+pub(super) fn reconfigure_fs(t: &Task, m: &Mount, options: &[FsOption]) -> Result<(), String> {
+    let Some(fs) = Tmpfs::of(&*m.root.inode) else { return Ok(()) };
+    let mut o = TmpfsOptions::default();
+    for opt in options {
+        tmpfs_option(t, &mut o, opt)?;
+    }
+    o.size.map_or(Ok(()), |size| fs.resize(size).map_err(String::from))
+}
+
+/// The type name of the file system `fstype` names, if the sandbox has it.
+pub(super) fn fs_name(fstype: &[u8]) -> Option<&'static str> {
+    match Special::by_name(fstype) {
+        Some(special) => Some(special.name()),
+        None => (fstype == b"tmpfs").then_some("tmpfs"),
+    }
+}
+
+/// A new file system of type `fstype` (ENODEV for one the sandbox lacks) with
+/// `options` (only tmpfs reads them), and its type name.
+pub(super) fn make_fs(t: &Task, fstype: &[u8], options: &[FsOption]) -> SysResult<(Arc<dyn Inode>, &'static str)> {
+    match (Special::by_name(fstype), fstype) {
+        (Some(special), _) => Ok(special.make(&Arc::downgrade(&t.kernel), t.pid_ns(), &t.kernel.devpts, t.kernel.cpus)),
+        (None, b"tmpfs") => Ok((new_tmpfs(t, options)?, "tmpfs")),
+        _ => error!(ENODEV),
+    }
+}
+
+/// MS_MOVE and move_mount: the mount whose root `source` is, and what is
+/// mounted beneath it, go to `target`, which must not be beneath it (ELOOP).
+pub(super) fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
     let m = mount_of_root(source)?;
-    if !ns.contains(&m) || m.mountpoint().is_none() || m.is_locked() {
+    if !ns.contains(&m) || m.mountpoint().is_none() || m.is_locked() || source.is_dir() != target.is_dir() {
         return error!(EINVAL);
     }
     if target.is_beneath(&m.root) {
@@ -171,15 +216,30 @@ pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> Sy
 }
 
 /// A bind mount of `source` on `target`; with `recursive` (MS_REC), what is
-/// mounted beneath `source` comes along, each on its place in the copy. The tree
-/// is read whole before anything is attached, as Linux's copy_tree does, so a
+/// mounted beneath `source` comes along.
+fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) -> SysResult<()> {
+    let (copy, beneath) = copy_tree(ns, source, Some(target), recursive)?;
+    ns.add(copy);
+    beneath.into_iter().for_each(|m| ns.add(m));
+    Ok(())
+}
+
+/// A copy of the mount `source` is in, from `source`, grafted on `at` (or
+/// nowhere: a detached tree); with `recursive`, what is mounted beneath
+/// `source` in `ns` comes along, each on its place in the copy. The tree is
+/// read whole before anything is attached, as Linux's copy_tree does, so a
 /// target beneath the source does not copy itself. A mount point the copy no
 /// longer has (its directory just went) is skipped, rather than leave the copy
-/// half made.
-fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) {
-    let beneath = if recursive { mounts_beneath(ns, source) } else { Vec::new() };
-    let copy = Mount::bind(source, target);
-    ns.add(copy.clone());
+/// half made. The copy's root, and the mounts beneath it; EINVAL for a copy
+/// without its mounts that would uncover what a locked one hides.
+pub(super) fn copy_tree(ns: &MountNamespace, source: &Arc<Dentry>, at: Option<Arc<Dentry>>, recursive: bool) -> SysResult<(Arc<Mount>, Vec<Arc<Mount>>)> {
+    let beneath = mounts_beneath(ns, source);
+    if !recursive && beneath.iter().any(|(_, m)| m.is_locked()) {
+        return error!(EINVAL);
+    }
+    let beneath = if recursive { beneath } else { Vec::new() };
+    let copy = Mount::bind(source, at);
+    let mut copies = Vec::new();
     for (rel, m) in beneath {
         let at = match rel.is_empty() {
             true => cross_down(copy.root.clone()),
@@ -188,13 +248,14 @@ fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursiv
                 Err(_) => continue,
             },
         };
-        ns.add(Mount::bind(&m.root, at));
+        copies.push(Mount::bind(&m.root, Some(at)));
     }
+    Ok((copy, copies))
 }
 
 /// The mounts beneath `d` (recursively), each with the path of its mount point
 /// from `d`, parents before what is mounted in them.
-fn mounts_beneath(ns: &MountNamespace, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mount>)> {
+pub(super) fn mounts_beneath(ns: &MountNamespace, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mount>)> {
     let Some(m) = d.mount.upgrade() else { return Vec::new() };
     let base = d.path_in_mount();
     let mut out = Vec::new();
@@ -226,29 +287,49 @@ fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// What tmpfs's options ask for.
+#[derive(Default)]
+struct TmpfsOptions {
+    mode: Option<u32>,
+    attr: SetAttr,
+    size: Option<u64>,
+}
+
+/// Whether `o` is one of tmpfs's options with a value it takes: EINVAL with
+/// the message Linux logs ("Unknown parameter", "Bad value") otherwise. The
+/// fs context's fsconfig checks each as it comes.
+pub(super) fn check_tmpfs_option(t: &Task, o: &FsOption) -> Result<(), String> {
+    tmpfs_option(t, &mut TmpfsOptions::default(), o)
+}
+
+fn tmpfs_option(t: &Task, to: &mut TmpfsOptions, o: &FsOption) -> Result<(), String> {
+    let key = String::from_utf8_lossy(&o.key);
+    let bad = || format!("Bad value for '{key}'");
+    let value = std::str::from_utf8(o.value.as_deref().unwrap_or_default()).unwrap_or("");
+    let number = |radix| u32::from_str_radix(value, radix).map_err(|_| bad());
+    let user_ns = t.tg.user_ns();
+    match o.key.as_slice() {
+        b"mode" => to.mode = Some(number(8)? & 0o7777),
+        b"uid" => to.attr.uid = Some(user_ns.uid_arg(number(10)?).map_err(|_| bad())?),
+        b"gid" => to.attr.gid = Some(user_ns.gid_arg(number(10)?).map_err(|_| bad())?),
+        b"size" => to.size = Some(parse_size(value).ok_or_else(bad)?),
+        b"nr_blocks" => to.size = Some(parse_size(value).and_then(|n| n.checked_mul(PAGE_SIZE)).ok_or_else(bad)?),
+        b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
+        _ => return Err(format!("Unknown parameter '{key}'")),
+    }
+    Ok(())
+}
+
 /// A tmpfs with the options `mode=`, `uid=` and `gid=` (ids in the mounter's
 /// user namespace) applied to its root, which is the mounter's otherwise, and
 /// `size=` (or `nr_blocks=`) enforced; inode limits and the rest of Linux's
 /// options are accepted; anything else is EINVAL.
-fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
-    let (mut mode, mut attr, mut size) = (0o1777, SetAttr::default(), None);
-    let user_ns = t.tg.user_ns();
-    for opt in options.split(|&b| b == b',').filter(|o| !o.is_empty()) {
-        let (key, value) = match opt.iter().position(|&b| b == b'=') {
-            Some(i) => (&opt[..i], std::str::from_utf8(&opt[i + 1..]).unwrap_or("")),
-            None => (opt, ""),
-        };
-        let number = |radix| u32::from_str_radix(value, radix).or(error!(EINVAL));
-        match key {
-            b"mode" => mode = number(8)? & 0o7777,
-            b"uid" => attr.uid = Some(user_ns.uid_arg(number(10)?)?),
-            b"gid" => attr.gid = Some(user_ns.gid_arg(number(10)?)?),
-            b"size" => size = Some(parse_size(value).ok_or_else(|| errno!(EINVAL))?),
-            b"nr_blocks" => size = Some(parse_size(value).and_then(|n| n.checked_mul(PAGE_SIZE)).ok_or_else(|| errno!(EINVAL))?),
-            b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
-            _ => return error!(EINVAL),
-        }
+fn new_tmpfs(t: &Task, options: &[FsOption]) -> SysResult<Arc<dyn Inode>> {
+    let mut o = TmpfsOptions::default();
+    for opt in options {
+        tmpfs_option(t, &mut o, opt).or(error!(EINVAL))?;
     }
+    let (mode, mut attr, size) = (o.mode.unwrap_or(0o1777), o.attr, o.size);
     let minor = NEXT_TMPFS_MINOR.fetch_add(1, Ordering::Relaxed);
     // Linux's new_encode_dev with major 0.
     let dev = (minor & 0xff) | ((minor & !0xff) << 12);
@@ -263,7 +344,7 @@ fn new_tmpfs(t: &Task, options: &[u8]) -> SysResult<Arc<dyn Inode>> {
 }
 
 /// The mount whose root `d` is (a walk ends on the topmost one), or EINVAL.
-fn mount_of_root(d: &Arc<Dentry>) -> SysResult<Arc<Mount>> {
+pub(super) fn mount_of_root(d: &Arc<Dentry>) -> SysResult<Arc<Mount>> {
     match d.mount.upgrade() {
         Some(m) if Arc::ptr_eq(&m.root, d) => Ok(m),
         _ => error!(EINVAL),

@@ -173,7 +173,7 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     };
     let kind = dentry.inode.kind();
     if flags & OpenFlags::PATH != 0 {
-        let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(PathFile { dentry });
+        let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(PathFile { dentry, tree: None });
         return t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0);
     }
     if kind == S_IFLNK {
@@ -325,9 +325,20 @@ pub fn sys_openat2(t: &mut Task, dirfd: i32, path: UserCStr, how: UserAddr, size
     open_resolving(t, dirfd, &p, h.flags as u32, h.mode as u32, h.resolve)
 }
 
-/// An O_PATH descriptor: names a file without opening it for I/O.
-struct PathFile {
-    dentry: Arc<Dentry>,
+/// An O_PATH descriptor: names a file without opening it for I/O. open_tree
+/// and fsmount give one too, naming the root of a detached tree (Linux's
+/// FMODE_NEED_UNMOUNT): the tree goes when the last descriptor closes, unless
+/// move_mount attached it.
+pub(crate) struct PathFile {
+    pub dentry: Arc<Dentry>,
+    pub tree: Option<Arc<crate::vfs::MountNamespace>>,
+}
+
+impl PathFile {
+    /// The O_PATH file behind `file`, if it is one.
+    pub fn of(file: &Arc<dyn crate::vfs::FileDescription>) -> Option<&PathFile> {
+        file.as_any().and_then(|a| a.downcast_ref::<PathFile>())
+    }
 }
 
 impl crate::vfs::FileDescription for PathFile {
@@ -346,5 +357,8 @@ impl crate::vfs::FileDescription for PathFile {
     fn set_status_flags(&self, _flags: u32) {}
     fn dentry(&self) -> Option<Arc<Dentry>> {
         Some(self.dentry.clone())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

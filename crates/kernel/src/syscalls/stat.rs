@@ -165,6 +165,7 @@ const SYSFS_MAGIC: i64 = 0x6265_6572;
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const ST_RELATIME: i64 = 4096;
+const ST_NOSYMFOLLOW: i64 = 0x2000;
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
     // What programs check (systemd's and procps' "is /proc mounted"); the
@@ -196,9 +197,11 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
         f_fsid: [0, 0],
         f_namelen: 255,
         f_frsize: 4096,
-        // ST_RDONLY, ST_NOSUID, ST_NODEV and ST_NOEXEC are the MS_ bits, and
-        // atime updates are relatime's (ST_RELATIME).
-        f_flags: i64::from(flags.0) | ST_RELATIME,
+        // ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_NOATIME and
+        // ST_NODIRATIME are the MS_ bits; ST_RELATIME and ST_NOSYMFOLLOW are not.
+        f_flags: i64::from(flags.0 & (MountFlags::LOCKABLE | MountFlags::NOATIME | MountFlags::NODIRATIME))
+            | if flags.has(MountFlags::NOATIME | MountFlags::STRICTATIME) { 0 } else { ST_RELATIME }
+            | if flags.has(MountFlags::NOSYMFOLLOW) { ST_NOSYMFOLLOW } else { 0 },
         f_spare: [0; 4],
     }
 }

@@ -233,12 +233,24 @@ impl MountFlags {
     pub const NOSUID: u32 = 2;
     pub const NODEV: u32 = 4;
     pub const NOEXEC: u32 = 8;
+    /// No symlink on it is followed (ELOOP); readlink still reads them.
+    pub const NOSYMFOLLOW: u32 = 256;
+    /// Atime modes, kept and shown (not acted on): noatime, or strictatime;
+    /// neither is relatime, the default.
+    pub const NOATIME: u32 = 1024;
+    pub const NODIRATIME: u32 = 2048;
+    pub const STRICTATIME: u32 = 1 << 24;
+    pub const ATIME: u32 = Self::NOATIME | Self::NODIRATIME | Self::STRICTATIME;
+    /// The flags a less privileged namespace's copy locks (Linux's MNT_LOCK_*).
+    pub const LOCKABLE: u32 = Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC;
     /// nosuid, nodev, noexec: what proc, sysfs and cgroup2 are mounted with.
     pub const SPECIAL: MountFlags = MountFlags(Self::NOSUID | Self::NODEV | Self::NOEXEC);
 
-    /// The per-mount flags among mount(2)'s `flags`.
+    /// The per-mount flags among mount(2)'s `flags` (MS_STRICTATIME wins over
+    /// MS_NOATIME, as in Linux's path_mount).
     pub fn from_bits(flags: u64) -> MountFlags {
-        MountFlags(flags as u32 & (Self::RDONLY | Self::NOSUID | Self::NODEV | Self::NOEXEC))
+        let f = flags as u32 & (Self::LOCKABLE | Self::NOSYMFOLLOW | Self::ATIME);
+        MountFlags(if f & Self::STRICTATIME != 0 { f & !Self::NOATIME } else { f })
     }
 
     pub fn has(self, flag: u32) -> bool {
@@ -250,7 +262,7 @@ impl MountFlags {
         MountFlags(if ro { self.0 | Self::RDONLY } else { self.0 & !Self::RDONLY })
     }
 
-    /// As /proc/mounts shows them (atime updates are relatime's).
+    /// As /proc/mounts shows them.
     pub fn text(self) -> String {
         let mut s = String::from(if self.has(Self::RDONLY) { "ro" } else { "rw" });
         for (flag, name) in [(Self::NOSUID, ",nosuid"), (Self::NODEV, ",nodev"), (Self::NOEXEC, ",noexec")] {
@@ -258,7 +270,17 @@ impl MountFlags {
                 s.push_str(name);
             }
         }
-        s.push_str(",relatime");
+        for (flag, name) in [(Self::NOATIME, ",noatime"), (Self::NODIRATIME, ",nodiratime")] {
+            if self.has(flag) {
+                s.push_str(name);
+            }
+        }
+        if !self.has(Self::NOATIME | Self::STRICTATIME) {
+            s.push_str(",relatime");
+        }
+        if self.has(Self::NOSYMFOLLOW) {
+            s.push_str(",nosymfollow");
+        }
         s
     }
 }
@@ -293,12 +315,12 @@ impl Mount {
     }
 
     /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
-    /// mount), with the flags of the mount it is in. What is mounted beneath
-    /// `source` does not come along.
-    pub fn bind(source: &Arc<Dentry>, mountpoint: Arc<Dentry>) -> Arc<Mount> {
+    /// mount; nowhere: the root of a detached tree), with the flags of the mount
+    /// it is in. What is mounted beneath `source` does not come along.
+    pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
         let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
-        let m = Self::graft_new(source.inode.clone(), Some(mountpoint), fstype, &name, source.path_in_mount(), flags);
+        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_mount(), flags);
         // Its locked flags come along.
         if let Some(from) = from {
             m.locked_flags.store(from.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -318,7 +340,7 @@ impl Mount {
     /// Locks its flags and its place (Linux's lock_mnt_tree), for a user
     /// namespace less privileged than the one it came from.
     fn lock(&self) {
-        self.locked_flags.fetch_or(self.flags().0, Ordering::Relaxed);
+        self.locked_flags.fetch_or(self.flags().0 & MountFlags::LOCKABLE, Ordering::Relaxed);
         self.locked.store(true, Ordering::Relaxed);
     }
 
@@ -415,6 +437,27 @@ struct Tree {
 impl MountNamespace {
     pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
         Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }), owner: crate::task::UserNamespace::initial() })
+    }
+
+    /// The namespace of a detached tree (open_tree's clone, fsmount): `root`,
+    /// mounted nowhere, and `beneath` belong to no process's namespace until
+    /// `attach_tree` grafts them; dropping it unmounts them.
+    pub fn detached(owner: Arc<crate::task::UserNamespace>, root: Arc<Mount>, beneath: Vec<Arc<Mount>>) -> Arc<MountNamespace> {
+        let mounts = std::iter::once(root.clone()).chain(beneath).collect();
+        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root, mounts }), owner })
+    }
+
+    /// move_mount of a detached tree (whose root the caller found in it): its
+    /// mounts join this namespace, the root grafted on `at`. `tree` is left
+    /// empty, so that dropping it unmounts nothing.
+    pub fn attach_tree(&self, tree: &MountNamespace, at: Arc<Dentry>) {
+        let (root, mounts) = {
+            let mut t = tree.tree();
+            (t.root.clone(), std::mem::take(&mut t.mounts))
+        };
+        let mut mine = self.tree();
+        root.attach(Some(at));
+        mine.mounts.extend(mounts);
     }
 
     fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {

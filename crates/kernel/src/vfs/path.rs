@@ -1,7 +1,7 @@
 //! Path walks: from a starting dentry through names, `..`, mount points and
 //! symlinks, as Linux's namei does.
 
-use super::dentry::{Dentry, MountNamespace};
+use super::dentry::{Dentry, Mount, MountFlags, MountNamespace};
 use super::inode::S_IFLNK;
 use super::perm::{may_search, FsCreds};
 use rvisor_abi::{errno, error, SysResult};
@@ -213,7 +213,7 @@ fn walk_inner(c: &FsCreds, root: &Arc<Dentry>, start: &Arc<Dentry>, path: &[u8],
                 return error!(ELOOP);
             }
             *links += 1;
-            if *links > MAX_SYMLINKS {
+            if *links > MAX_SYMLINKS || Mount::of_has(&child, MountFlags::NOSYMFOLLOW) {
                 return error!(ELOOP);
             }
             if let Some(to) = child.inode.jump_link() {
