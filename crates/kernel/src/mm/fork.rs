@@ -17,6 +17,8 @@ impl MemoryManager {
     /// (glibc's thread-stack list, in a child that then spun walking it).
     /// Shared anonymous mappings are backed in full first, so that both processes
     /// later fault in the same frames (shared file mappings fault in the file's).
+    /// The child's address space maps what the parent's had mapped (queued, for its
+    /// first switch): a forked shell faulted on each page it read before its exec.
     pub fn fork(&self, aspace: Arc<dyn AddressSpace>, sync: impl FnOnce() -> SysResult<()>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
         let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none() && !v.on_fork.skip).map(|(&s, v)| (s, v.end)).collect();
@@ -42,9 +44,13 @@ impl MemoryManager {
                     p.mapped = ro;
                 }
             }
-            let mut child = p.clone();
-            child.mapped = Perms::NONE;
-            pmas.insert(s, child);
+            // The child starts with what the parent has mapped, as Linux copies page
+            // tables: read-only where it is copy-on-write (as the parent now has it),
+            // so that it does not fault on every page it reads.
+            if p.mapped != Perms::NONE {
+                aspace.map(s, p.end - s, p.file_offset(s, s), p.mapped);
+            }
+            pmas.insert(s, p.clone());
         }
         if changed {
             st.changes += 1;

@@ -156,7 +156,7 @@ impl Spares {
                         stubs = me.wanted.wait(stubs).unwrap_or_else(|e| e.into_inner());
                     }
                     drop(stubs);
-                    match Stub::spawn(memory.as_raw_fd()) {
+                    match Stub::spawn(memory.as_raw_fd()).and_then(Stub::started) {
                         Ok(s) => lock(&me.stubs).push(Arc::new(s)),
                         Err(e) => {
                             tracing::warn!("cannot start a spare stub ({e}); stubs start on demand");
@@ -191,12 +191,9 @@ impl SystrapPlatform {
         }
         // SAFETY: dup is a fresh descriptor.
         let memory = unsafe { OwnedFd::from_raw_fd(dup) };
-        let probe = Stub::spawn(memory.as_raw_fd())?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Err(e) = probe.wait_event(0, Some(deadline), None, false) {
-            return Err(PlatformError::Unsupported(format!("cannot start a systrap stub: {}", probe.describe_failure(e))));
-        }
-        probe.leader_ready.store(true, Ordering::Release);
+        let probe = Stub::spawn(memory.as_raw_fd())?
+            .started()
+            .map_err(|e| PlatformError::Unsupported(format!("cannot start a systrap stub: {e}")))?;
         // The probe is the first address space's stub.
         let spares = Arc::new(Spares { stubs: Mutex::new(vec![Arc::new(probe)]), wanted: Condvar::new(), refilling: std::sync::Once::new() });
         Ok(SystrapPlatform { memory: Arc::new(memory), spares })
@@ -271,7 +268,7 @@ struct Stub {
     flushing: Mutex<u32>,
     /// Whether a context has taken thread 0 (the stub's main thread).
     leader_claimed: AtomicBool,
-    /// Whether thread 0's "ready" event was already consumed (by the platform probe).
+    /// Whether thread 0's "ready" event was already consumed (`Stub::started`).
     leader_ready: AtomicBool,
     /// The helper thread (0 until known) and the CPU it was last pinned to.
     helper_tid: std::sync::atomic::AtomicI32,
@@ -360,6 +357,20 @@ impl Stub {
             // The helper inherits the leader's CPU.
             helper_cpu: AtomicU32::new(cpu),
         })
+    }
+
+    /// Waits (up to 10 s) until the new stub's first thread has set itself up and
+    /// posted its "ready" event, which the first context to bind it then takes
+    /// without waiting: the probe at start-up, and each spare before it is offered,
+    /// so that a fork or an exec does not wait for a stub's filters and helper
+    /// (35–180 µs of a forked child's first run here).
+    fn started(self) -> Result<Stub> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Err(e) = self.wait_event(0, Some(deadline), None, false) {
+            return Err(PlatformError::Host("systrap stub start", io::Error::other(self.describe_failure(e))));
+        }
+        self.leader_ready.store(true, Ordering::Release);
+        Ok(self)
     }
 
     fn state(&self, k: usize) -> &AtomicU32 {
@@ -992,7 +1003,7 @@ impl SystrapContext {
         let ready = asp.stub.leader_ready.load(Ordering::Acquire);
         self.bound = Some(Bound::new(asp.stub.clone(), 0, false));
         if ready {
-            // The probe consumed the ready event; the frame is still there.
+            // `started` consumed the ready event; the frame is still there.
             let b = self.bound.as_mut().unwrap();
             let mut scratch = CpuState::default();
             let (_, frame) = b.stub.read_event(0, &mut scratch)?;
