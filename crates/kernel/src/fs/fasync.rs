@@ -12,6 +12,7 @@
 
 use crate::task::signals::{process_group, send_to_group, send_to_thread, SigInfo};
 use crate::task::{PidNamespace, Task, Thread, ThreadGroup};
+use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND, POLLWRNORM};
 use crate::vfs::{FileDescription, WaitCallback};
 use rvisor_abi::{consts, errno, SysResult};
 use std::collections::HashMap;
@@ -20,16 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 pub const F_OWNER_TID: i32 = 0;
 pub const F_OWNER_PID: i32 = 1;
 pub const F_OWNER_PGRP: i32 = 2;
-
-const POLLIN: u32 = 0x1;
-const POLLPRI: u32 = 0x2;
-const POLLOUT: u32 = 0x4;
-const POLLERR: u32 = 0x8;
-const POLLHUP: u32 = 0x10;
-const POLLRDNORM: u32 = 0x40;
-const POLLRDBAND: u32 = 0x80;
-const POLLWRNORM: u32 = 0x100;
-const POLLWRBAND: u32 = 0x200;
 
 /// si_code of SIGPOLL-style signals, and the band each reports (Linux's band_table).
 const POLL_IN: (i32, u32) = (1, POLLIN | POLLRDNORM);
