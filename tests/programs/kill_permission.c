@@ -16,26 +16,35 @@ static void show(const char *what, long r) {
     printf("%s: %ld %s\n", what, r < 0 ? -1 : r, r < 0 ? strerrorname_np(errno) : "");
 }
 
+// Each sleeper writes a byte here once it has its ids, and the checks wait for
+// them all: a check must not see a sleeper that is still root.
+static int ready[2];
+
+static void sleep_as(uid_t uid) {
+    if (uid) setresuid(uid, uid, uid);
+    write(ready[1], "x", 1);
+    for (;;) pause();
+}
+
 static pid_t sleeper(uid_t uid) {
     pid_t p = fork();
-    if (p == 0) {
-        if (uid) setresuid(uid, uid, uid);
-        for (;;) pause();
-    }
+    if (p == 0) sleep_as(uid);
     return p;
 }
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    pipe(ready);
     pid_t root = sleeper(0), other = sleeper(2000);
     // A sleeper of its own group, for the process-group kill.
     pid_t grouped = fork();
     if (grouped == 0) {
         setpgid(0, 0);
-        setresuid(2000, 2000, 2000);
-        for (;;) pause();
+        sleep_as(2000);
     }
     setpgid(grouped, grouped);
+    char byte;
+    for (int i = 0; i < 3; i++) read(ready[0], &byte, 1);
     if (fork() == 0) {
         setresuid(1000, 1000, 1000);
         show("uid 1000 asks about root's", kill(root, 0));
