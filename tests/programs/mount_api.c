@@ -31,13 +31,7 @@ static void show(const char *what, int r) {
 
 static char base[] = "/tmp/rvt-mntapi-XXXXXX";
 
-static const char *at(const char *rel) {
-    static char p[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", base, rel);
-    return p[i];
-}
+#include "scratch.h"
 
 static int exists(const char *rel) {
     return access(at(rel), F_OK) == 0;

@@ -25,13 +25,7 @@ static void show(const char *what, long r) {
     fflush(stdout);
 }
 
-static const char *at(const char *rel) {
-    static char p[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", base, rel);
-    return p[i];
-}
+#include "scratch.h"
 
 // The options mountinfo gives the mount at `dir`.
 static void options(const char *dir) {
