@@ -123,6 +123,8 @@ int main(void) {
     ex.type = 7;
     ex.pid = getpid();
     printf("F_SETOWN_EX with a bad type: %s\n", err(fcntl(p[0], F_SETOWN_EX, &ex)));
+    ex.pid = 0;
+    printf("F_SETOWN_EX with a bad type and no id: %s\n", err(fcntl(p[0], F_SETOWN_EX, &ex)));
     ex.type = F_OWNER_PID;
     ex.pid = -1;
     printf("F_SETOWN_EX with a negative id: %s\n", err(fcntl(p[0], F_SETOWN_EX, &ex)));

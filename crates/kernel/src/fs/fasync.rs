@@ -99,6 +99,9 @@ fn read_state<R>(file: &Arc<dyn FileDescription>, f: impl FnOnce(&Async) -> R) -
 /// F_SETOWN / F_SETOWN_EX: `id` 0 stops signals; otherwise the process, process
 /// group or thread `id` names in the caller's PID namespace (ESRCH if none).
 pub fn set_owner(t: &Task, file: &Arc<dyn FileDescription>, kind: i32, id: i32) -> SysResult<()> {
+    if !matches!(kind, F_OWNER_TID | F_OWNER_PID | F_OWNER_PGRP) {
+        return Err(errno!(EINVAL));
+    }
     if id < 0 {
         return Err(errno!(ESRCH));
     }
