@@ -7,7 +7,7 @@
 //! before the filter goes on.
 
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 /// The only flags an open under the Sentry's filter may have: read-only, nothing created.
@@ -15,7 +15,7 @@ pub const OPEN_FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC;
 
 /// The descriptor of the host's /proc (`None` if it could not be opened: every read
 /// then fails, as reads of a missing /proc did).
-pub fn dir() -> Option<RawFd> {
+pub fn dir() -> Option<BorrowedFd<'static>> {
     static DIR: OnceLock<Option<OwnedFd>> = OnceLock::new();
     DIR.get_or_init(|| {
         // SAFETY: a constant NUL-terminated path; the result is a new descriptor we own.
@@ -24,7 +24,7 @@ pub fn dir() -> Option<RawFd> {
         (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     })
     .as_ref()
-    .map(AsRawFd::as_raw_fd)
+    .map(AsFd::as_fd)
 }
 
 /// Reads `/proc/<rel>` whole (`rel` is relative: "stat", "1234/task/1235/schedstat").
@@ -33,7 +33,7 @@ pub fn read(rel: &str) -> io::Result<Vec<u8>> {
     let path = std::ffi::CString::new(rel).map_err(io::Error::other)?;
     // SAFETY: `path` is NUL-terminated and outlives the call; the result is a new
     // descriptor we own.
-    let fd = unsafe { libc::openat(dir, path.as_ptr(), OPEN_FLAGS) };
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), OPEN_FLAGS) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

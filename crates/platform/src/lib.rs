@@ -133,14 +133,30 @@ pub fn seal(platform: &dyn Platform, install: impl FnOnce() -> std::result::Resu
     Ok(())
 }
 
-/// Creates the platform called `name`.
-pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {
+/// The host device the platform called `name` runs on (kvm's /dev/kvm; the others
+/// need none), opened now: the sandbox opens it before it leaves the host's files,
+/// as runsc passes its `--device-fd`.
+pub fn open_device(name: &str) -> Result<Option<std::os::fd::OwnedFd>> {
     match name {
-        "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
-        "systrap" => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd)?)),
-        "kvm" => Ok(Arc::new(kvm::KvmPlatform::new(memory_fd)?)),
+        "ptrace" | "systrap" => Ok(None),
+        "kvm" => kvm::open_device().map(Some),
         other => Err(PlatformError::Unsupported(format!(
             "unknown platform '{other}' (available: ptrace, systrap, kvm)"
         ))),
     }
+}
+
+/// Creates the platform called `name` on its `device` (from [`open_device`]).
+pub fn on_device(name: &str, memory_fd: std::os::fd::RawFd, device: Option<std::os::fd::OwnedFd>) -> Result<Arc<dyn Platform>> {
+    match (name, device) {
+        ("ptrace", None) => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
+        ("systrap", None) => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd)?)),
+        ("kvm", Some(device)) => Ok(Arc::new(kvm::KvmPlatform::new(memory_fd, device)?)),
+        (other, _) => Err(PlatformError::Unsupported(format!("platform '{other}' given the wrong device"))),
+    }
+}
+
+/// Creates the platform called `name`, opening its device.
+pub fn by_name(name: &str, memory_fd: std::os::fd::RawFd) -> Result<Arc<dyn Platform>> {
+    on_device(name, memory_fd, open_device(name)?)
 }

@@ -30,18 +30,19 @@ const GOFER: &[Capability] = &[
 ];
 
 /// The Sentry's main thread, before it starts anything but the gofer: into new
-/// IPC and UTS namespaces (and a network namespace of its own with no network,
-/// where no host socket is ever made), then down to the capabilities `network`
-/// and the platform need. A caller without CAP_SYS_ADMIN (not root) keeps its
-/// namespaces.
+/// mount, IPC and UTS namespaces (and a network namespace of its own with no
+/// network, where no host socket is ever made), onto an empty root
+/// (`empty_root`), then down to the capabilities `network` and the platform
+/// need. A caller without CAP_SYS_ADMIN (not root) keeps its namespaces and root.
 pub fn sentry(network: Network, platform: &str) -> Result<(), String> {
     use nix::sched::CloneFlags;
     if has(Capability::CAP_SYS_ADMIN) {
-        let mut flags = CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+        let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
         if network == Network::None {
             flags |= CloneFlags::CLONE_NEWNET;
         }
         nix::sched::unshare(flags).map_err(|e| format!("cannot make the sandbox's namespaces: {e}"))?;
+        empty_root().map_err(|e| format!("cannot leave the host's files: {e}"))?;
     }
     let mut keep = Vec::new();
     if network != Network::None {
@@ -51,6 +52,29 @@ pub fn sentry(network: Network, platform: &str) -> Result<(), String> {
         keep.push(Capability::CAP_SYS_PTRACE);
     }
     keep_only(&keep).map_err(|e| format!("cannot drop the Sentry's capabilities: {e}"))
+}
+
+/// Makes the root of the calling process (in a mount namespace of its own) an
+/// empty, read-only tmpfs, and lets go of the host's tree, as runsc's chroot: a
+/// Sentry that escaped its filter and Landlock would find no host file by name,
+/// and nor would the stubs forked from it. The host's mounts are made private
+/// first, so that nothing done here reaches the host. The new root is mounted on
+/// /tmp, which is then this namespace's alone. What the Sentry reads of the host
+/// later is open by now: /proc through `host_proc`'s descriptor, the platform's
+/// device, the container's state file and control socket, the cgroup's files.
+fn empty_root() -> nix::Result<()> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let none: Option<&str> = None;
+    let sealed = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
+    mount(Some("rvisor-root"), "/tmp", Some("tmpfs"), sealed, Some("mode=0555"))?;
+    // runc's `pivot_root . .`: the host's root ends up on top of the new one at
+    // "/", and the detach takes it away.
+    nix::unistd::chdir("/tmp")?;
+    nix::unistd::pivot_root(".", ".")?;
+    umount2(".", MntFlags::MNT_DETACH)?;
+    nix::unistd::chdir("/")?;
+    mount(none, "/", none, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | sealed, none)
 }
 
 /// The gofer process, first thing: only the file capabilities.

@@ -18,6 +18,7 @@
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 
 /// What the filter allows beyond the common list.
 #[derive(Clone, Copy, Debug)]
@@ -183,7 +184,7 @@ fn rules(config: &Config) -> Result<Rules, String> {
     // Files: only read-only, only relative to the host /proc descriptor (seccomp
     // cannot read the path: Landlock, landlock.rs, keeps it beneath /proc).
     let proc_dir = rvisor_platform::host_proc::dir().ok_or("no host /proc descriptor")?;
-    let proc_dir = u64::try_from(proc_dir).map_err(|e| e.to_string())?;
+    let proc_dir = u64::try_from(proc_dir.as_raw_fd()).map_err(|e| e.to_string())?;
     r.insert(libc::SYS_openat, vec![rule(vec![eq(0, proc_dir)?, eq(2, rvisor_platform::host_proc::OPEN_FLAGS as u64)?])?]);
     // fstat of a descriptor (glibc's fstat is newfstatat with AT_EMPTY_PATH).
     let empty_path = Cond::new(3, Len::Dword, Op::MaskedEq(libc::AT_EMPTY_PATH as u64), libc::AT_EMPTY_PATH as u64).map_err(|e| e.to_string())?;
@@ -290,7 +291,7 @@ mod tests {
     }
 
     fn proc_dir() -> u64 {
-        rvisor_platform::host_proc::dir().unwrap() as u64
+        rvisor_platform::host_proc::dir().unwrap().as_raw_fd() as u64
     }
 
     const RDONLY: u64 = rvisor_platform::host_proc::OPEN_FLAGS as u64;

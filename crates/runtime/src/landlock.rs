@@ -27,7 +27,7 @@
 //! the Sentry without it, and `tracing::debug` says what was enforced.
 
 use crate::request::Network;
-use ::landlock::{Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, RestrictionStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, Scope, ABI};
+use ::landlock::{Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, RestrictionStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, Scope, ABI};
 
 /// The Landlock ABI this was written and tested against (Linux 6.15): the crate
 /// drops what an older kernel lacks, and a newer kernel's rights are not asked
@@ -65,12 +65,12 @@ pub fn enter_boot_domain(network: Network) -> Result<RestrictionStatus, String> 
 }
 
 /// The second layer: every file-system right the ABI knows is handled, and only
-/// reading files and listing directories beneath `proc` (the host /proc, which
+/// reading files and listing directories beneath the host /proc (the descriptor
 /// `rvisor_platform::host_proc` reads through) is allowed. What the Sentry uses
 /// after the seal is already open (gofer files, memfds, /dev/kvm, the state
 /// file), and Landlock checks a file's rights when it is opened, not later.
-pub fn restrict_files(proc: &str) -> Result<RestrictionStatus, String> {
-    let dir = PathFd::new(proc).map_err(|e| format!("{proc}: {e}"))?;
+pub fn restrict_files() -> Result<RestrictionStatus, String> {
+    let dir = rvisor_platform::host_proc::dir().ok_or("cannot open the host's /proc")?;
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let files = || -> Result<RestrictionStatus, RulesetError> {
         Ruleset::default()
@@ -166,7 +166,7 @@ mod tests {
     fn probe_files() {
         let before = rvisor_platform::host_proc::read("../etc/hostname");
         assert!(before.is_ok(), "the host's /etc/hostname is readable before: {before:?}");
-        enforced(restrict_files("/proc"));
+        enforced(restrict_files());
         denied("openat(procfd, ../etc/hostname)", rvisor_platform::host_proc::read("../etc/hostname"));
         denied("openat(procfd, /etc/hostname)", rvisor_platform::host_proc::read("/etc/hostname"));
         denied("openat(procfd, self/root/etc/hostname)", rvisor_platform::host_proc::read("self/root/etc/hostname"));
@@ -240,7 +240,7 @@ mod tests {
         let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), TargetArch::x86_64).unwrap();
         let program: seccompiler::BpfProgram = filter.try_into().unwrap();
         seccompiler::apply_filter(&program).unwrap();
-        for status in [enter_boot_domain(Network::None), restrict_files("/proc")] {
+        for status in [enter_boot_domain(Network::None), restrict_files()] {
             let status = status.unwrap();
             assert_eq!(status.ruleset, RulesetStatus::NotEnforced, "{status:?}");
             assert_eq!(status.landlock, ::landlock::LandlockStatus::NotImplemented, "{status:?}");

@@ -283,6 +283,17 @@ fn internal(what: &str) -> impl FnOnce(std::io::Error) -> BootError + '_ {
 
 fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_kernel::net::forward::Forward>, preserved: Vec<OwnedFd>, ready: Option<&crate::container::ReadyPipe>) -> Result<i32, BootError> {
     enter_landlock_domain(req.network);
+    // Every host file the Sentry uses from now on, opened while it can: it leaves
+    // the host's tree in `confine::sentry`.
+    rvisor_platform::host_proc::dir().ok_or_else(|| BootError::Internal("cannot open the host's /proc".into()))?;
+    let platform_fail = |e| BootError::Internal(format!("platform {}: {e}", global.platform));
+    let device = rvisor_platform::open_device(&global.platform).map_err(platform_fail)?;
+    let strace = if global.strace { Some(log_writer(global).map_err(internal("cannot open the log"))?) } else { None };
+    let (memory_limit, cgroup_limits) = (crate::cgroup::memory_limit(&req.cgroups), crate::cgroup::limits(&req.cgroups));
+    let host_files = match &req.container {
+        Some(c) => Some(crate::container::HostFiles::open(&c.state_dir).map_err(BootError::Internal)?),
+        None => None,
+    };
     // The sandbox's root is a host directory, read-only, served by the gofer process
     // with every bind-mounted one. Started first: it keeps the capabilities serving
     // files takes, which the Sentry gives up before it makes anything else.
@@ -290,20 +301,15 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
     crate::confine::sentry(req.network, &global.platform).map_err(BootError::Internal)?;
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
-    let platform = rvisor_platform::by_name(&global.platform, memory.fd()).map_err(|e| BootError::Internal(format!("platform {}: {e}", global.platform)))?;
+    let platform = rvisor_platform::on_device(&global.platform, memory.fd(), device).map_err(platform_fail)?;
     tracing::debug!("platform {}", platform.name());
-    let strace = if global.strace { Some(log_writer(global).map_err(internal("cannot open the log"))?) } else { None };
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
     let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit: crate::cgroup::memory_limit(&req.cgroups), cgroup_limits: crate::cgroup::limits(&req.cgroups) }).map_err(BootError::Internal)?;
-    // The last host files the Sentry makes; then it loses the host's files, before
-    // it starts the threads to come (signal forwarding, `-p`'s, the console, the
-    // control socket's, every task thread) and, on ptrace, the stub spawner.
-    let host_files = match &req.container {
-        Some(c) => Some(crate::container::HostFiles::open(&c.state_dir).map_err(BootError::Internal)?),
-        None => None,
-    };
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit, cgroup_limits }).map_err(BootError::Internal)?;
+    // Landlock's file layer, before the threads to come (signal forwarding, `-p`'s,
+    // the console, the control socket's, every task thread) and, on ptrace, the
+    // stub spawner.
     restrict_files();
     let (stdio, raw_terminal) = if req.process.terminal {
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).map_err(|e| BootError::Internal(format!("-t: standard input is not a terminal: {e}")))?;
@@ -359,7 +365,7 @@ fn enter_landlock_domain(network: Network) {
 /// stub spawner (at the first stub): a tracer must be in its stub's Landlock
 /// domain or an outer one.
 fn restrict_files() {
-    crate::landlock::report("files (read-only beneath /proc)", crate::landlock::restrict_files("/proc"));
+    crate::landlock::report("files (read-only beneath /proc)", crate::landlock::restrict_files());
 }
 
 /// Puts the sandbox process, every thread of it, under the Sentry's seccomp filter

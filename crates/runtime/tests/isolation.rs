@@ -287,8 +287,9 @@ fn capability_set(status: &str, field: &str) -> Option<u64> {
     u64::from_str_radix(v.trim(), 16).ok()
 }
 
-/// The Sentry runs without capabilities and in IPC and UTS namespaces of its own,
-/// with no network namespace of the host's without host network (confine.rs):
+/// The Sentry runs without capabilities and in mount, IPC and UTS namespaces of its
+/// own, with no network namespace of the host's without host network, on an empty
+/// read-only root (confine.rs):
 /// every thread's sets, bounding and ambient included, hold nothing but
 /// CAP_NET_BIND_SERVICE where the app's ports are host ports and CAP_SYS_PTRACE
 /// on ptrace; so do the stubs; the gofer holds only the file capabilities. The
@@ -333,12 +334,22 @@ fn the_sentry_holds_no_capabilities_and_its_own_namespaces() {
                     _ => check(format!("stub {comm}"), &status, want, want),
                 }
             }
-            for ns in ["ipc", "uts", "net"] {
+            for ns in ["mnt", "ipc", "uts", "net"] {
                 let theirs = fs::read_link(format!("/proc/{sentry}/ns/{ns}")).map_err(|e| e.to_string())?;
                 let ours = fs::read_link(format!("/proc/self/ns/{ns}")).map_err(|e| e.to_string())?;
                 let own = ns != "net" || network == "none";
                 if (theirs != ours) != own {
                     problems.push(format!("{network}: the Sentry's {ns} namespace is {theirs:?}, the caller's {ours:?}: want {}", if own { "its own" } else { "the caller's" }));
+                }
+            }
+            // Its root, and its stubs', is an empty read-only tmpfs; the gofer's is the host's.
+            for pid in process_tree(sentry) {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
+                let entries: Vec<_> = fs::read_dir(format!("/proc/{pid}/root")).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name()).collect();
+                let root = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default().lines().find(|l| l.split(' ').nth(4) == Some("/")).map(str::to_string).unwrap_or_default();
+                let empty = entries.is_empty() && root.contains(" ro,") && root.contains(" - tmpfs ");
+                if empty == (pid != sentry && comm == "rvisor") {
+                    problems.push(format!("{network}: {comm} {pid}: root {entries:?}, mounted as {root:?}"));
                 }
             }
             p.send_line()?;

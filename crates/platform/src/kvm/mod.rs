@@ -18,7 +18,7 @@ use crate::{AddressSpace, Context, CpuState, Event, Interrupter, Perms, Platform
 use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_xcrs, kvm_xsave, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd};
 use std::any::Any;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use crate::lock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,9 +54,18 @@ fn cpuid_entry(cpuid: &CpuId, function: u32, index: u32) -> Option<kvm_bindings:
     cpuid.as_slice().iter().find(|e| e.function == function && e.index == index).copied()
 }
 
+/// Opens /dev/kvm, which the Sentry does before it leaves the host's files.
+pub fn open_device() -> Result<OwnedFd> {
+    let fd = Kvm::open_with_cloexec(true).map_err(|e| PlatformError::Unsupported(format!("the kvm platform needs /dev/kvm: {e}")))?;
+    // SAFETY: `open_with_cloexec` returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl KvmPlatform {
-    pub fn new(memory_fd: i32) -> Result<KvmPlatform> {
-        let kvm = Kvm::new().map_err(|e| PlatformError::Unsupported(format!("the kvm platform needs /dev/kvm: {e}")))?;
+    /// The platform on `device`, an open /dev/kvm (`open_device`).
+    pub fn new(memory_fd: i32, device: OwnedFd) -> Result<KvmPlatform> {
+        // SAFETY: `device` is an open /dev/kvm, whose ownership passes to `Kvm`.
+        let kvm = unsafe { Kvm::from_raw_fd(device.into_raw_fd()) };
         if kvm.get_api_version() != 12 {
             return Err(PlatformError::Unsupported("the kvm platform needs /dev/kvm to be KVM (API version 12)".into()));
         }
