@@ -276,6 +276,83 @@ pub mod socket {
         Ok((n, addr[..(len as usize).min(ADDR_MAX)].to_vec()))
     }
 
+    /// A control message: (level, type, data).
+    pub type ControlMessage = (i32, i32, Vec<u8>);
+
+    /// Room for the control messages `receive_message` reads (a few IP-level ones).
+    const CONTROL_MAX: usize = 512;
+
+    /// `send` with control messages (sendmsg): the host checks them.
+    pub fn send_message(fd: BorrowedFd<'_>, data: &[u8], flags: i32, to: Option<&[u8]>, control: &[ControlMessage]) -> io::Result<usize> {
+        // u64 words: the buffer is aligned for cmsghdr.
+        let space: usize = control.iter().map(|(_, _, d)| cmsg_space(d.len())).sum();
+        let mut buf = vec![0u64; space.div_ceil(8)];
+        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+        // SAFETY: an all-zero msghdr is a valid empty one.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(a) = to {
+            msg.msg_name = a.as_ptr() as *mut libc::c_void;
+            msg.msg_namelen = a.len() as libc::socklen_t;
+        }
+        if space > 0 {
+            msg.msg_control = buf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            // SAFETY: the control buffer holds `space` bytes, the sum of every
+            // message's CMSG_SPACE, so CMSG_FIRSTHDR/NXTHDR stay inside it and
+            // each message's data fits after its header.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                for (level, kind, d) in control {
+                    (*c).cmsg_level = *level;
+                    (*c).cmsg_type = *kind;
+                    (*c).cmsg_len = libc::CMSG_LEN(d.len() as u32) as usize;
+                    std::ptr::copy_nonoverlapping(d.as_ptr(), libc::CMSG_DATA(c), d.len());
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+        }
+        // SAFETY: the header points at `data`, `to` and the control buffer, all
+        // alive and readable until the call returns.
+        check_len(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) })
+    }
+
+    fn cmsg_space(len: usize) -> usize {
+        // SAFETY: CMSG_SPACE is arithmetic.
+        unsafe { libc::CMSG_SPACE(len as u32) as usize }
+    }
+
+    /// `receive` with the control messages that came along (recvmsg).
+    pub fn receive_message(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, Vec<u8>, Vec<ControlMessage>)> {
+        let mut addr = [0u8; ADDR_MAX];
+        let mut control = [0u64; CONTROL_MAX / 8];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // SAFETY: an all-zero msghdr is a valid empty one.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = addr.as_mut_ptr().cast();
+        msg.msg_namelen = ADDR_MAX as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = CONTROL_MAX;
+        // SAFETY: the header points at `buf`, `addr` and `control`, writable
+        // for the lengths given, alive until the call returns.
+        let n = check_len(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) })?;
+        let mut messages = Vec::new();
+        // SAFETY: the host filled `msg_controllen` bytes of `control` with
+        // whole control messages; CMSG_FIRSTHDR/NXTHDR walk only those.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let len = (*c).cmsg_len.saturating_sub(libc::CMSG_LEN(0) as usize);
+                messages.push(((*c).cmsg_level, (*c).cmsg_type, std::slice::from_raw_parts(libc::CMSG_DATA(c), len).to_vec()));
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n, addr[..(msg.msg_namelen as usize).min(ADDR_MAX)].to_vec(), messages))
+    }
+
     /// An ioctl whose answer is an int (FIONREAD, SIOCOUTQ).
     pub fn ioctl_int(fd: BorrowedFd<'_>, request: u64) -> io::Result<i32> {
         let mut v: libc::c_int = 0;

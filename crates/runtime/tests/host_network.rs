@@ -92,6 +92,25 @@ fn host_network_passes_through() {
 
 /// Netlink shows the host's network but cannot change it: the host refuses,
 /// as it refuses an unprivileged process.
+/// IP-level control messages pass through host sockets (tests/programs/pktinfo.c,
+/// on the host's loopback): what the app sends with a datagram (source, TTL,
+/// TOS) reaches the host, and what the host reports of one (IP_PKTINFO...)
+/// reaches the app, as natively; the host judges the errors.
+#[test]
+fn host_network_passes_ip_control_messages() {
+    matrix("host_network_passes_ip_control_messages", &[Link::Static], |v| {
+        let bin = compile("pktinfo", v.link);
+        let native = run_native(&bin, &Spec::default());
+        let sandbox = run_sandbox_flags(v.platform, &["--network=host"], &bin, &Spec::default());
+        sane(&sandbox)?;
+        expect_status(&sandbox, 0)?;
+        if sandbox.stdout != native.stdout {
+            return Err(format!("stdout differs from native:\n{}", diff(&native.stdout, &sandbox.stdout)));
+        }
+        expect_stdout_has_line(&sandbox, "  IP_PKTINFO ifindex 1 spec_dst 127.0.0.5 addr 127.0.0.5 (len 12)")
+    });
+}
+
 #[test]
 fn host_network_cannot_be_reconfigured() {
     matrix("host_network_cannot_be_reconfigured", &[Link::Static], |v| {

@@ -130,9 +130,11 @@ fn the_namespaces_loopback_reaches_sandbox_listeners() {
     });
 }
 
-/// UDP both ways: the sandbox sends to a host socket, which answers to the
-/// sender's address and port; a connected socket that sent to a closed port
-/// is told so (ECONNREFUSED) by the host's ICMP error.
+/// UDP both ways: the sandbox sends to a host socket (from the source an
+/// IP_PKTINFO message names), which answers to the sender's address and port,
+/// and the answer's IP_PKTINFO names the interface and the address it came to;
+/// a connected socket that sent to a closed port is told so (ECONNREFUSED) by
+/// the host's ICMP error.
 #[test]
 fn udp_between_the_sandbox_and_the_host() {
     matrix("udp_between_the_sandbox_and_the_host", &[Link::Static], |v| {
@@ -140,8 +142,8 @@ fn udp_between_the_sandbox_and_the_host() {
         let host = UdpSocket::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
         host.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
         let port = host.local_addr().map_err(|e| e.to_string())?.port();
-        let script = "import socket, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.sendto(b'from the sandbox', (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, peer = u.recvfrom(100)\nprint('got', data.decode(), peer[0])\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\nrow = [l.split() for l in open('/proc/net/dev') if l.strip().startswith(sys.argv[3] + ':')][0]\nprint('counted', int(row[2]) >= 2 and int(row[10]) >= 3)\nimport json, subprocess\nst = json.loads(subprocess.run(['ip', '-j', '-s', 'link', 'show', 'dev', sys.argv[3]], capture_output=True, text=True).stdout)[0]['stats64']\nprint('ip -s counted', st['rx']['packets'] >= 2 and st['tx']['packets'] >= 3 and st['rx']['bytes'] > 0)\n";
-        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string(), &ns.ns_if])));
+        let script = "import socket, struct, sys\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', 9000))\nu.setsockopt(socket.IPPROTO_IP, 8, 1)\nsource = struct.pack('i4s4s', 0, socket.inet_aton(sys.argv[4]), bytes(4))\nu.sendmsg([b'from the sandbox'], [(socket.IPPROTO_IP, 8, source)], 0, (sys.argv[1], int(sys.argv[2])))\nprint('sent', flush=True)\ndata, anc, _, peer = u.recvmsg(100, 256)\nprint('got', data.decode(), peer[0])\ninfo = [d for (l, t, d) in anc if (l, t) == (socket.IPPROTO_IP, 8)][0]\nprint('pktinfo', struct.unpack('i', info[:4])[0] == socket.if_nametoindex(sys.argv[3]), socket.inet_ntoa(info[8:12]))\nc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nc.connect((sys.argv[1], 9))\nc.send(b'x')\nc.settimeout(20)\ntry:\n    c.recv(10)\nexcept ConnectionRefusedError:\n    print('port 9 refused')\nrow = [l.split() for l in open('/proc/net/dev') if l.strip().startswith(sys.argv[3] + ':')][0]\nprint('counted', int(row[2]) >= 2 and int(row[10]) >= 3)\nimport json, subprocess\nst = json.loads(subprocess.run(['ip', '-j', '-s', 'link', 'show', 'dev', sys.argv[3]], capture_output=True, text=True).stdout)[0]['stats64']\nprint('ip -s counted', st['rx']['packets'] >= 2 and st['tx']['packets'] >= 3 and st['rx']['bytes'] > 0)\n";
+        let mut run = Interactive::spawn(sandbox_in(v.platform, &ns, PYTHON, &Spec::args(["-c", script, &ns.host_addr.to_string(), &port.to_string(), &ns.ns_if, &ns.ns_addr.to_string()])));
         run.expect_line("sent")?;
         let mut buf = [0u8; 100];
         let (n, from) = host.recv_from(&mut buf).map_err(|e| format!("the host's socket heard nothing: {e}"))?;
@@ -150,6 +152,8 @@ fn udp_between_the_sandbox_and_the_host() {
         }
         host.send_to(b"from the host", from).map_err(|e| e.to_string())?;
         run.expect_line(&format!("got from the host {}", ns.host_addr))?;
+        // IP_PKTINFO: the interface it came in on, and the address it was sent to.
+        run.expect_line(&format!("pktinfo True {}", ns.ns_addr))?;
         // A connected socket hears of the host's port unreachable.
         run.expect_line("port 9 refused")?;
         // /proc/net/dev counts the interface's frames (received: the host's

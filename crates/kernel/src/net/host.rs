@@ -173,17 +173,20 @@ impl Socket for HostSocket {
         Ok((sock, Some(peer)))
     }
 
+    /// A datagram's IP-level control messages go to the host, which checks
+    /// them; a stream skips them, as Linux's TCP.
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
         if !anc.is_empty() {
             return error!(EOPNOTSUPP);
         }
+        let control = if self.kind == super::SOCK_STREAM { &[][..] } else { &anc.ip[..] };
         // The host must never raise SIGPIPE in the Sentry: the app gets it
         // here, as Linux would give it.
         let host_flags = (flags & !(MSG_DONTWAIT | MSG_NOSIGNAL)) as i32 | nix::libc::MSG_NOSIGNAL | nix::libc::MSG_DONTWAIT;
         let mut sent = 0;
         let r = loop {
             let r = self.blocking(t, flags, Way::Send, PollFlags::POLLOUT, || {
-                host::send(self.fd.as_fd(), &data[sent..], host_flags, to)
+                host::send_message(self.fd.as_fd(), &data[sent..], host_flags, to, control)
             });
             // A blocking stream send returns once all is sent (or, after a
             // signal, an error or its timeout, with what was): the host's
@@ -211,13 +214,15 @@ impl Socket for HostSocket {
         let mut got = 0;
         let mut full = 0;
         let mut from = Vec::new();
+        let mut control = Vec::new();
         loop {
-            let r = self.blocking(t, flags, Way::Receive, PollFlags::POLLIN, || host::receive(self.fd.as_fd(), &mut buf[got..], host_flags));
-            let (n, addr) = match r {
+            let r = self.blocking(t, flags, Way::Receive, PollFlags::POLLIN, || host::receive_message(self.fd.as_fd(), &mut buf[got..], host_flags));
+            let (n, addr, messages) = match r {
                 Err(_) if got > 0 && self.kind == super::SOCK_STREAM => break,
                 r => r?,
             };
             from = addr;
+            control = messages;
             if self.kind != super::SOCK_STREAM {
                 full = n;
                 got = n.min(max);
@@ -231,7 +236,9 @@ impl Socket for HostSocket {
         }
         buf.truncate(got);
         let from = (!from.is_empty() && self.kind != super::SOCK_STREAM).then_some(from);
-        Ok(Received { data: buf, full, files: Vec::new(), from, ..Received::default() })
+        // What the app asked for of a datagram's arrival (IP_PKTINFO...), as the host saw it.
+        control.retain(|(level, kind, _)| self.kind != super::SOCK_STREAM && super::ip_control::is_arrival_message(*level, *kind));
+        Ok(Received { data: buf, full, files: Vec::new(), from, control, ..Received::default() })
     }
 
     fn shutdown(&self, how: i32) -> SysResult<()> {

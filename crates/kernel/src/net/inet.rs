@@ -8,6 +8,7 @@
 //! (::ffff:127.0.0.1) unless IPV6_V6ONLY is set; the port tables compare
 //! addresses in their canonical form, so ::ffff:127.0.0.1 and 127.0.0.1 meet.
 
+use super::ip_control::{checked_option, DEFAULT_TTL, IPV6_RECVHOPLIMIT, IPV6_RECVORIGDSTADDR, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL};
 use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
@@ -496,21 +497,6 @@ impl Endpoint {
     }
 }
 
-impl Endpoint {
-    /// The control messages a received datagram carries for the options set
-    /// (IP_RECVTTL, IPV6_RECVHOPLIMIT).
-    pub fn arrival_control(&self) -> Vec<(i32, i32, Vec<u8>)> {
-        let mut out = Vec::new();
-        if self.domain == AF_INET && self.options.on(IPPROTO_IP, IP_RECVTTL) {
-            out.push((IPPROTO_IP, IP_TTL, ARRIVAL_TTL.to_ne_bytes().to_vec()));
-        }
-        if self.domain == AF_INET6 && self.options.on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
-            out.push((IPPROTO_IPV6, IPV6_HOPLIMIT, ARRIVAL_TTL.to_ne_bytes().to_vec()));
-        }
-        out
-    }
-}
-
 /// What /proc/net/tcp and the like show of one socket.
 pub struct ProcNetRow {
     pub domain: i32,
@@ -565,14 +551,6 @@ pub const IPPROTO_IPV6: i32 = 41;
 const SO_REUSEADDR: i32 = 2;
 const SO_REUSEPORT: i32 = 15;
 const IPV6_V6ONLY: i32 = 26;
-const IP_RECVTTL: i32 = 12;
-const IP_TTL: i32 = 2;
-const IPV6_RECVHOPLIMIT: i32 = 51;
-const IPV6_HOPLIMIT: i32 = 52;
-/// The TTL (hop limit) a datagram is shown to have arrived with: what Linux
-/// sends with. The stack does not report the real one, which a router on
-/// the way would have lowered.
-const ARRIVAL_TTL: i32 = 64;
 
 /// How an option's value reads back.
 #[derive(Clone, Copy, PartialEq)]
@@ -596,17 +574,23 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
     (SOL_SOCKET, 16, Kind::Flag, 0, &[1, 2]),       // SO_PASSCRED
     (SOL_SOCKET, 18, Kind::Int, 1, &[1, 2]),        // SO_RCVLOWAT
     (SOL_SOCKET, 29, Kind::Flag, 0, &[1, 2]),       // SO_TIMESTAMP
-    (IPPROTO_IP, 1, Kind::Int, 0, &[1, 2]),         // IP_TOS
-    (IPPROTO_IP, 2, Kind::Int, 64, &[1, 2]),        // IP_TTL
+    (IPPROTO_IP, IP_TOS, Kind::Int, 0, &[1, 2]),
+    (IPPROTO_IP, IP_TTL, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
     (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER
     (IPPROTO_IP, 11, Kind::Flag, 0, &[1, 2]),       // IP_RECVERR
+    (IPPROTO_IP, IP_PKTINFO, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, IP_RECVTTL, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IP, IP_RECVTOS, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IP, IP_RECVORIGDSTADDR, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, 7, Kind::Flag, 0, &[1, 2]),        // IP_RETOPTS
-    (IPPROTO_IPV6, 16, Kind::Int, 64, &[1, 2]),     // IPV6_UNICAST_HOPS
+    (IPPROTO_IPV6, IPV6_UNICAST_HOPS, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
     (IPPROTO_IPV6, 25, Kind::Flag, 0, &[1, 2]),     // IPV6_RECVERR
+    (IPPROTO_IPV6, IPV6_RECVPKTINFO, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_RECVHOPLIMIT, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IPV6, IPV6_RECVTCLASS, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_V6ONLY, Kind::Flag, 0, &[1, 2]),
-    (IPPROTO_IPV6, 67, Kind::Int, 0, &[1, 2]),      // IPV6_TCLASS
+    (IPPROTO_IPV6, IPV6_TCLASS, Kind::Int, 0, &[1, 2]),
     (IPPROTO_TCP, 1, Kind::Flag, 0, &[1]),          // TCP_NODELAY
     (IPPROTO_TCP, 2, Kind::Int, 65483, &[1]),       // TCP_MAXSEG (loopback's MSS)
     (IPPROTO_TCP, 3, Kind::Flag, 0, &[1]),          // TCP_CORK
@@ -644,8 +628,12 @@ impl Options {
 
     pub fn set(&self, domain: i32, kind: i32, level: i32, name: i32, value: i32) -> SysResult<()> {
         let (k, _) = Options::entry(domain, kind, level, name)?;
-        let value = if k == Kind::Flag { i32::from(value != 0) } else { value };
-        self.set.lock().unwrap_or_else(|e| e.into_inner()).insert((level, name), value);
+        let value = if k == Kind::Flag { Some(i32::from(value != 0)) } else { checked_option(level, name, value)? };
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(v) => set.insert((level, name), v),
+            None => set.remove(&(level, name)),
+        };
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod host;
 pub mod inet;
 pub mod interface;
+pub mod ip_control;
 pub mod netlink;
 pub mod netstack;
 pub mod tcp;
@@ -65,6 +66,9 @@ pub struct Ancillary {
     pub files: Vec<Arc<dyn FileDescription>>,
     /// SCM_CREDENTIALS, already checked against the sender's rights.
     pub creds: Option<Ucred>,
+    /// IP-level messages (level, type, data), which only an inet datagram
+    /// socket reads (`ip_control`); the others skip them, as Linux's.
+    pub ip: Vec<(i32, i32, Vec<u8>)>,
 }
 
 impl Ancillary {

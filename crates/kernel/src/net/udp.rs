@@ -17,6 +17,7 @@
 //! none nests: a socket's inbox, peer and pending error are each taken alone.
 
 use super::inet::{self, Endpoint, PortUser, Route};
+use super::ip_control::{Arrival, Sending, LOOPBACK_INDEX};
 use super::NetNamespace;
 use super::netstack::udp::{PortKind, UdpPort};
 use super::netstack::DatagramSink;
@@ -44,6 +45,7 @@ struct Datagram {
     data: Vec<u8>,
     /// The sender's address, canonical.
     from: SocketAddr,
+    arrival: Arrival,
 }
 
 #[derive(Default)]
@@ -155,12 +157,12 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// Sends through the interface to `dest`.
-    fn send_remote(&self, data: &[u8], dest: SocketAddr) -> SysResult<usize> {
+    /// Sends through the interface to `dest`, from `source` if given.
+    fn send_remote(&self, data: &[u8], dest: SocketAddr, source: Option<std::net::IpAddr>) -> SysResult<usize> {
         self.take_remote_port(true)?;
         let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         let Some(port) = remote.as_ref() else { return error!(ENETUNREACH) };
-        port.send(data, dest)?;
+        port.send(data, dest, source)?;
         Ok(data.len())
     }
 
@@ -171,16 +173,22 @@ impl UdpSocket {
     }
 
     /// Queues a datagram unless the queue is full (then it is lost).
-    fn deliver(&self, data: &[u8], from: SocketAddr) {
+    fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
         {
             let mut q = self.inbox();
             if q.read_shut || (!q.msgs.is_empty() && q.bytes + data.len() > BUFFER) {
                 return;
             }
-            q.msgs.push_back(Datagram { data: data.to_vec(), from });
+            q.msgs.push_back(Datagram { data: data.to_vec(), from, arrival });
             q.bytes += data.len();
         }
         self.queue.notify_events(POLLIN);
+    }
+
+    /// How a datagram it sends to the canonical `dest` on loopback arrives.
+    fn loopback_arrival(&self, dest: SocketAddr, sending: &Sending) -> Arrival {
+        let (ttl, tos) = self.ep.ttl_and_tos(dest.ip(), sending);
+        Arrival { dest, ifindex: LOOPBACK_INDEX, ttl, tos }
     }
 
     fn max_payload(&self) -> usize {
@@ -265,7 +273,7 @@ impl UdpSocket {
         let Some(dest) = self.peer() else { return error!(EDESTADDRREQ) };
         let from = self.ep.source_for(dest);
         if let Some(receiver) = loopback.udp.lookup(dest, |r| r.hears(from)) {
-            receiver.deliver(data, from);
+            receiver.deliver(data, from, self.loopback_arrival(dest, &Sending::default()));
         }
         Ok(())
     }
@@ -280,10 +288,10 @@ impl UdpSocket {
 }
 
 impl DatagramSink for UdpSocket {
-    fn deliver(&self, data: &[u8], from: SocketAddr) {
+    fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         if self.hears(from) {
-            UdpSocket::deliver(self, data, from);
+            UdpSocket::deliver(self, data, from, arrival);
         }
     }
 
@@ -385,18 +393,25 @@ impl Socket for UdpSocket {
             PortKind::Echo => Some(self.echo_request(data)?),
             PortKind::Udp => None,
         };
-        let dest = match route {
-            Route::Local(dest) => dest,
-            Route::Remote(dest) => {
-                if data.len() > self.max_payload() {
-                    return error!(EMSGSIZE);
-                }
-                return self.send_remote(request.as_deref().unwrap_or(data), dest).map(|_| data.len());
+        let (Route::Local(dest) | Route::Remote(dest)) = route;
+        let net = &self.ep.net;
+        let interface = net.netstack.as_ref().map(|n| n.info.index);
+        let local = matches!(route, Route::Local(_));
+        let sending = self.ep.sending(&anc.ip, dest.ip(), |a| if local { inet::is_local(net, a) } else { net.netstack.as_ref().is_some_and(|n| n.is_own(a)) }, |i| i == LOOPBACK_INDEX || Some(i) == interface)?;
+        if !local {
+            if data.len() > self.max_payload() {
+                return error!(EMSGSIZE);
             }
+            return self.send_remote(request.as_deref().unwrap_or(data), dest, sending.source).map(|_| data.len());
+        }
+        let from = match sending.source {
+            Some(ip) => SocketAddr::new(ip, self.ep.local().port()),
+            None => self.ep.source_for(dest),
         };
         if let Some(req) = request {
             // Loopback answers at once, from the address pinged.
-            self.deliver(&self.echo_reply(&req, dest.ip()), SocketAddr::new(dest.ip(), 0));
+            let arrival = self.loopback_arrival(SocketAddr::new(from.ip(), 0), &Sending::default());
+            self.deliver(&self.echo_reply(&req, dest.ip()), SocketAddr::new(dest.ip(), 0), arrival);
             return Ok(data.len());
         }
         if data.len() > self.max_payload() {
@@ -408,9 +423,8 @@ impl Socket for UdpSocket {
         if self.inbox().write_shut {
             return error!(EPIPE);
         }
-        let from = self.ep.source_for(dest);
         match self.ep.net.loopback.udp.lookup(dest, |r| r.hears(from)) {
-            Some(receiver) => receiver.deliver(data, from),
+            Some(receiver) => receiver.deliver(data, from, self.loopback_arrival(dest, &sending)),
             None if self.peer() == Some(dest) => {
                 *self.error() = Some(ErrnoCode::ECONNREFUSED);
                 self.queue.notify_events(POLLERR);
@@ -430,7 +444,7 @@ impl Socket for UdpSocket {
             }
             {
                 let mut q = self.inbox();
-                let taken = if peek { q.msgs.front().map(|m| Datagram { data: m.data.clone(), from: m.from }) } else { q.msgs.pop_front() };
+                let taken = if peek { q.msgs.front().map(|m| Datagram { data: m.data.clone(), from: m.from, arrival: m.arrival }) } else { q.msgs.pop_front() };
                 if let Some(mut m) = taken {
                     if !peek {
                         q.bytes -= m.data.len();
@@ -438,7 +452,7 @@ impl Socket for UdpSocket {
                     let full = m.data.len();
                     m.data.truncate(max);
                     let from = Some(inet::sockaddr(inet::in_domain(self.ep.domain, m.from)));
-                    return Ok(Received { data: m.data, full, from, control: self.ep.arrival_control(), ..Received::default() });
+                    return Ok(Received { data: m.data, full, from, control: self.ep.arrival_control(&m.arrival), ..Received::default() });
                 }
                 if q.read_shut {
                     return Ok(Received::default());

@@ -5,6 +5,7 @@
 
 use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
+use crate::net::inet::{IPPROTO_IP, IPPROTO_IPV6};
 use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
@@ -249,6 +250,7 @@ fn ancillary(t: &Task, control: UserAddr, len: usize) -> SysResult<Ancillary> {
                 anc.creds = Some(checked_creds(t, c)?);
             }
             (SOL_SOCKET, _) => return error!(EINVAL),
+            (IPPROTO_IP | IPPROTO_IPV6, kind) => anc.ip.push((h.level, kind, data.to_vec())),
             _ => {}
         }
         at += cmsg_align(clen);

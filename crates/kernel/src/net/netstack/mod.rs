@@ -29,6 +29,7 @@ pub mod tcp;
 pub mod udp;
 
 use super::interface::InterfaceInfo;
+use super::ip_control::{Arrival, DEFAULT_TTL};
 use crate::kernel::Nic;
 use crate::vfs::WaitQueue;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -40,7 +41,7 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -232,6 +233,8 @@ pub struct Stack {
     /// Listeners' sockets.
     pools: tcp::Pools,
     started: Instant,
+    /// The interface's index, which datagrams arrive on.
+    ifindex: i32,
 }
 
 impl Stack {
@@ -302,19 +305,29 @@ impl Stack {
             return Woken::default();
         }
         let (mut datagrams, mut errors) = (Vec::new(), Vec::new());
+        // smoltcp does not say what TTL or TOS a datagram came with: it shows
+        // as sent with Linux's defaults.
+        let ifindex = self.ifindex;
+        let arrival = |dest| Arrival { dest, ifindex, ttl: DEFAULT_TTL, tos: 0 };
         for (&h, inbox) in &self.inboxes {
             let Some(inbox) = inbox.upgrade() else { continue };
             match self.sockets.get_mut::<smoltcp::socket::Socket>(h) {
                 smoltcp::socket::Socket::Udp(s) => {
+                    let port = s.endpoint().port;
                     while let Ok((data, meta)) = s.recv() {
-                        datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::from(meta.endpoint)));
+                        let dest = meta.local_address.map_or_else(|| own_address(&self.iface, meta.endpoint.addr.into()), IpAddr::from);
+                        let arrival = arrival(SocketAddr::new(dest, port));
+                        datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::from(meta.endpoint), arrival));
                     }
                 }
                 smoltcp::socket::Socket::Icmp(s) => {
                     while let Ok((data, from)) = s.recv() {
                         match udp::unreachable(data) {
                             Some((dest, errno)) => errors.push((inbox.clone(), dest, errno)),
-                            None => datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::new(from.into(), 0))),
+                            None => {
+                                let arrival = arrival(SocketAddr::new(own_address(&self.iface, from.into()), 0));
+                                datagrams.push((inbox.clone(), data.to_vec(), SocketAddr::new(from.into(), 0), arrival))
+                            }
                         }
                     }
                 }
@@ -325,9 +338,16 @@ impl Stack {
     }
 }
 
+/// The interface's first address of `peer`'s family (where an ICMP reply
+/// came to, which smoltcp does not say), else the wildcard.
+fn own_address(iface: &Interface, peer: IpAddr) -> IpAddr {
+    let wanted = IpAddress::from(peer);
+    iface.ip_addrs().iter().map(|c| c.address()).find(|a| a.version() == wanted.version()).map_or_else(|| if peer.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() }, IpAddr::from)
+}
+
 /// A UDP socket's queue, which datagrams from the interface join.
 pub trait DatagramSink: Send + Sync {
-    fn deliver(&self, data: &[u8], from: SocketAddr);
+    fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival);
     /// An ICMP error answered a datagram it sent to `dest`.
     fn unreachable(&self, dest: SocketAddr, errno: rvisor_abi::ErrnoCode);
 }
@@ -336,14 +356,14 @@ pub trait DatagramSink: Send + Sync {
 #[derive(Default)]
 struct Woken {
     queues: Vec<Arc<WaitQueue>>,
-    datagrams: Vec<(Arc<dyn DatagramSink>, Vec<u8>, SocketAddr)>,
+    datagrams: Vec<(Arc<dyn DatagramSink>, Vec<u8>, SocketAddr, Arrival)>,
     errors: Vec<(Arc<dyn DatagramSink>, SocketAddr, rvisor_abi::ErrnoCode)>,
 }
 
 impl Woken {
     fn wake(self) {
-        for (inbox, data, from) in self.datagrams {
-            inbox.deliver(&data, from);
+        for (inbox, data, from, arrival) in self.datagrams {
+            inbox.deliver(&data, from, arrival);
         }
         for (inbox, dest, errno) in self.errors {
             inbox.unreachable(dest, errno);
@@ -409,7 +429,7 @@ impl Netstack {
                 }
             });
         }
-        let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, pools: Default::default(), started };
+        let stack = Stack { iface, device, sockets: SocketSet::new(Vec::new()), waiters: HashMap::new(), inboxes: HashMap::new(), closing: Vec::new(), poller_wakes: None, pools: Default::default(), started, ifindex: info.index };
         let poke = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK).map_err(std::io::Error::from)?;
         let ns = Arc::new(Netstack { info, stack: Mutex::new(stack), poke, timer, wire, wire_waiters: AtomicUsize::new(0), counts });
@@ -645,11 +665,11 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct Inbox(Mutex<Vec<(Vec<u8>, SocketAddr)>>);
+    struct Inbox(Mutex<Vec<(Vec<u8>, SocketAddr, Arrival)>>);
 
     impl DatagramSink for Inbox {
-        fn deliver(&self, data: &[u8], from: SocketAddr) {
-            self.0.lock().unwrap().push((data.to_vec(), from));
+        fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
+            self.0.lock().unwrap().push((data.to_vec(), from, arrival));
         }
 
         fn unreachable(&self, _dest: SocketAddr, _errno: rvisor_abi::ErrnoCode) {}
@@ -662,8 +682,9 @@ mod tests {
         let sink: Arc<dyn DatagramSink> = inbox.clone();
         let _server = super::udp::UdpPort::bind(&b, "0.0.0.0:53".parse().unwrap(), Arc::downgrade(&sink), super::udp::PortKind::Udp).unwrap();
         let client = super::udp::UdpPort::bind(&a, "0.0.0.0:5353".parse().unwrap(), Weak::<Inbox>::new(), super::udp::PortKind::Udp).unwrap();
-        client.send(b"query", "10.9.0.2:53".parse().unwrap()).unwrap();
+        client.send(b"query", "10.9.0.2:53".parse().unwrap(), None).unwrap();
         eventually(|| !inbox.0.lock().unwrap().is_empty());
-        assert_eq!(inbox.0.lock().unwrap()[0], (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap()));
+        let arrival = Arrival { dest: "10.9.0.2:53".parse().unwrap(), ifindex: 2, ttl: DEFAULT_TTL, tos: 0 };
+        assert_eq!(inbox.0.lock().unwrap()[0], (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap(), arrival));
     }
 }

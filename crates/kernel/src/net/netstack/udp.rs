@@ -95,9 +95,11 @@ impl UdpPort {
     /// Sends a datagram to `dest`. One the interface's queue has no room for
     /// is lost, as a full device queue loses it.
     /// An echo port sends `data` as the whole ICMP message.
-    pub fn send(&self, data: &[u8], dest: SocketAddr) -> SysResult<()> {
+    /// A UDP datagram goes from `source` when given (one of the interface's addresses).
+    pub fn send(&self, data: &[u8], dest: SocketAddr, source: Option<IpAddr>) -> SysResult<()> {
+        let meta = udp::UdpMetadata { endpoint: smoltcp::wire::IpEndpoint::from(dest), local_address: source.map(IpAddress::from), meta: Default::default() };
         self.ns.with(|stack| match self.kind {
-            PortKind::Udp => match stack.sockets.get_mut::<udp::Socket>(self.handle).send_slice(data, smoltcp::wire::IpEndpoint::from(dest)) {
+            PortKind::Udp => match stack.sockets.get_mut::<udp::Socket>(self.handle).send_slice(data, meta) {
                 Ok(()) | Err(udp::SendError::BufferFull) => Ok(()),
                 Err(udp::SendError::Unaddressable) => error!(ENETUNREACH),
             },
