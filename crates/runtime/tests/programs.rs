@@ -713,6 +713,23 @@ fn ip_control_messages() {
     });
 }
 
+/// NUMA memory policies on one node (tests/programs/mempolicy.c): set_mempolicy's
+/// modes and flags as get_mempolicy reports them, inherited by a child; mbind's
+/// per-mapping policy, the splits and merges it makes; Linux's errors; and
+/// protection keys as on a CPU without them, as natively.
+#[test]
+fn memory_policies() {
+    compare("memory_policies", "mempolicy", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "after RELATIVE: mode 0x4003 nodes 0x2 0"),
+            expect_stdout_has_line(o, "the child's: mode 0x2002 nodes 0x1 0"),
+            expect_stdout_has_line(o, "page 1 (ADDR): mode 0x2 nodes 0x1 0"),
+            expect_stdout_has_line(o, "mbind over a hole: EFAULT"),
+        ])
+    });
+}
+
 /// signalfd: records, readiness for poll and epoll, masks.
 #[test]
 fn signal_fds() {

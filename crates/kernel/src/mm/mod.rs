@@ -10,6 +10,7 @@ pub mod aio;
 mod fault;
 mod fork;
 mod layout;
+pub mod mempolicy;
 pub mod ops;
 pub mod oom;
 pub mod userfault;
@@ -220,6 +221,7 @@ impl MmState {
                         && next.on_fork == v.on_fork
                         && next.userfault == v.userfault
                         && next.sealed == v.sealed
+                        && next.policy == v.policy
                         && next.file.is_none()
                         && v.file.is_none() =>
                 {

@@ -89,7 +89,7 @@ impl MemoryManager {
         let end = addr + len;
         st.refuse_sealed(addr, end)?;
         let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false });
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false, policy: None });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -251,7 +251,7 @@ impl MemoryManager {
         let mut st = self.lock();
         let base = st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
         let (vvar, image) = (base + rvisor_vdso::TIMENS_SIZE as u64, base + (rvisor_vdso::TIMENS_SIZE + rvisor_vdso::VVAR_SIZE) as u64);
-        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false };
+        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false, policy: None };
         st.vmas.insert(base, vma(image, false, "[vvar]"));
         st.vmas.insert(image, vma(base + len, true, "[vdso]"));
         let pmas = [(base, vvar, timens, 0), (vvar, image, shared, 0), (image, base + len, shared, rvisor_vdso::VVAR_SIZE as u64)];
@@ -469,22 +469,38 @@ impl MemoryManager {
     /// private anonymous mappings only (EINVAL).
     pub fn set_on_fork(&self, addr: u64, len: u64, change: impl Fn(&mut OnFork)) -> SysResult<()> {
         let end = self.check_range(addr, len)?;
-        let mut st = self.lock();
-        if !st.fully_mapped(addr, end) {
-            return Err(errno!(ENOMEM));
-        }
-        st.split_at(addr);
-        st.split_at(end);
-        let mut vmas: Vec<&mut Vma> = st.vmas.range_mut(addr..end).map(|(_, v)| v).collect();
-        for v in &mut vmas {
+        let wipes_shared = |v: &Vma| {
             let mut f = v.on_fork;
             change(&mut f);
-            if f.wipe && (v.shared || v.file.is_some()) {
-                return Err(errno!(EINVAL));
-            }
+            f.wipe && (v.shared || v.file.is_some())
+        };
+        self.update_vmas(addr, end, errno!(ENOMEM), |v| if wipes_shared(v) { Err(errno!(EINVAL)) } else { Ok(()) }, |v| change(&mut v.on_fork))
+    }
+
+    /// mbind: the NUMA policy of `[addr, end)`, which must be mapped (EFAULT).
+    pub fn set_policy(&self, addr: u64, end: u64, policy: Option<Arc<super::mempolicy::MemPolicy>>) -> SysResult<()> {
+        self.update_vmas(addr, end, errno!(EFAULT), |_| Ok(()), |v| v.policy = policy.clone())
+    }
+
+    /// The NUMA policy mbind gave the mapping at `addr` (EFAULT: none there).
+    pub fn policy_at(&self, addr: u64) -> SysResult<Option<Arc<super::mempolicy::MemPolicy>>> {
+        self.lock().vma_at(addr).map(|(_, v)| v.policy.clone()).ok_or_else(|| errno!(EFAULT))
+    }
+
+    /// Changes each VMA of `[addr, end)` (split at both ends) with `change`, once
+    /// `check` has accepted every one; `hole` if part of the range is unmapped.
+    /// What became alike merges again.
+    fn update_vmas(&self, addr: u64, end: u64, hole: rvisor_abi::Errno, check: impl Fn(&Vma) -> SysResult<()>, change: impl Fn(&mut Vma)) -> SysResult<()> {
+        let mut st = self.lock();
+        if !st.fully_mapped(addr, end) {
+            return Err(hole);
         }
-        for v in vmas {
-            change(&mut v.on_fork);
+        let first = st.vma_at(addr).map_or(addr, |(s, _)| s);
+        st.vmas.range(first..end).try_for_each(|(_, v)| check(v))?;
+        st.split_at(addr);
+        st.split_at(end);
+        for (_, v) in st.vmas.range_mut(addr..end) {
+            change(v);
         }
         st.merge_around(addr, end);
         Ok(())

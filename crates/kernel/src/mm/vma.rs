@@ -29,6 +29,8 @@ pub struct Vma {
     /// mseal: the mapping may not be unmapped, moved, remapped over, have its
     /// protection changed, or (read-only private anonymous memory) be discarded.
     pub sealed: bool,
+    /// mbind's NUMA policy (None: the thread's).
+    pub policy: Option<Arc<super::mempolicy::MemPolicy>>,
 }
 
 /// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.

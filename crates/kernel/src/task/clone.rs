@@ -131,10 +131,11 @@ impl Task {
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm));
-        // Scheduling settings, seccomp filters and the Landlock domain are
-        // inherited by threads and children alike.
+        // Scheduling settings, the memory policy, seccomp filters and the
+        // Landlock domain are inherited by threads and children alike.
         let sched = self.thread.sched();
         thread.set_sched(|s| *s = SchedAttrs { default_timer_slack_ns: sched.timer_slack_ns, ..sched });
+        thread.set_mempolicy(self.thread.mempolicy());
         thread.set_seccomp(self.thread.seccomp());
         thread.set_landlock(self.thread.landlock());
         {

@@ -625,6 +625,9 @@ pub struct Thread {
     /// Its Landlock domain (Linux keeps it in the thread's credentials); set
     /// only by the thread itself. A leaf lock.
     landlock: Mutex<Option<Arc<crate::landlock::Domain>>>,
+    /// Its NUMA memory policy (set_mempolicy), None for the default; set only
+    /// by the thread itself. A leaf lock.
+    mempolicy: Mutex<Option<Arc<crate::mm::mempolicy::MemPolicy>>>,
 }
 
 /// A task's address space, descriptor table and file-system context.
@@ -658,6 +661,7 @@ impl Thread {
             traced: std::sync::atomic::AtomicBool::new(false),
             syscall_stops: std::sync::atomic::AtomicBool::new(false),
             landlock: Mutex::new(None),
+            mempolicy: Mutex::new(None),
         }
     }
 
@@ -723,6 +727,15 @@ impl Thread {
 
     pub fn set_landlock(&self, domain: Option<Arc<crate::landlock::Domain>>) {
         *self.landlock.lock().unwrap_or_else(|e| e.into_inner()) = domain;
+    }
+
+    /// The thread's NUMA memory policy (None: the default).
+    pub fn mempolicy(&self) -> Option<Arc<crate::mm::mempolicy::MemPolicy>> {
+        self.mempolicy.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_mempolicy(&self, policy: Option<Arc<crate::mm::mempolicy::MemPolicy>>) {
+        *self.mempolicy.lock().unwrap_or_else(|e| e.into_inner()) = policy;
     }
 
     /// The thread's seccomp mode.
