@@ -90,6 +90,12 @@ impl Item {
 }
 
 impl WaitCallback for Item {
+    /// Deleted, or its epoll set or file is gone (Linux removes a closed file
+    /// from every set).
+    fn is_dead(&self) -> bool {
+        self.removed.load(Ordering::Acquire) || self.ep.strong_count() == 0 || self.file.strong_count() == 0
+    }
+
     fn wake(self: Arc<Self>, events: u32) {
         if self.removed.load(Ordering::Acquire) {
             return;

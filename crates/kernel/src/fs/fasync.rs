@@ -171,6 +171,12 @@ struct Notifier {
 }
 
 impl WaitCallback for Notifier {
+    /// Its description was closed (Linux's fasync_helper runs at the last fput;
+    /// here the queue drops it later).
+    fn is_dead(&self) -> bool {
+        self.file.strong_count() == 0
+    }
+
     fn wake(self: Arc<Self>, events: u32) {
         let Some(file) = self.file.upgrade() else { return };
         let ready = file.readiness(events);

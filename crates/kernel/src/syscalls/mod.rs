@@ -357,7 +357,7 @@ syscall_table! {
     prlimit64(pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) => Supported;
     getrandom(buf: UserAddr, len: usize, flags: u32) => Supported;
     dup3(oldfd: Fd, newfd: Fd, flags: i32) => Supported;
-    rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences; glibc runs without them");
+    rseq(rseq: UserAddr, len: u32, flags: i32, sig: u32) => Missing("restartable sequences, on purpose: the Sentry cannot see the host preempt app code, so it could not abort a critical section another thread interleaved with on the same CPU; ENOSYS makes glibc and tcmalloc fall back to atomics");
     restart_syscall() => Supported;
     seccomp(op: u32, flags: u32, args: UserAddr) => Partial("user notification in full (listeners, RECV/SEND/ID_VALID/ADDFD/SET_FLAGS ioctls, poll, WAIT_KILLABLE_RECV, whose fatal signal is SIGKILL or a dying group); SECCOMP_RET_TRACE fails the call with ENOSYS (no ptrace seccomp events)");
     uretprobe() => Supported;

@@ -19,6 +19,13 @@ use std::sync::{Arc, Mutex};
 pub trait WaitCallback: Send + Sync {
     /// `events`: the poll events that may have changed (POLLIN for new data...).
     fn wake(self: Arc<Self>, events: u32);
+
+    /// Whether it can never act again (what it served is gone): the queue
+    /// drops such callbacks when the next one registers, so a long-lived file
+    /// does not collect them.
+    fn is_dead(&self) -> bool {
+        false
+    }
 }
 
 struct Registered {
@@ -59,6 +66,7 @@ impl WaitQueue {
 
     pub fn register_callback(&self, cb: Arc<dyn WaitCallback>) {
         let mut v = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|x| !x.is_dead());
         if !v.iter().any(|x| Arc::ptr_eq(x, &cb)) {
             v.push(cb);
         }
@@ -93,5 +101,45 @@ impl WaitQueue {
         for cb in cbs {
             cb.wake(events);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    #[derive(Default)]
+    struct Probe {
+        dead: AtomicBool,
+        woken: AtomicU32,
+    }
+
+    impl WaitCallback for Probe {
+        fn wake(self: Arc<Self>, _events: u32) {
+            self.woken.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn is_dead(&self) -> bool {
+            self.dead.load(Ordering::Relaxed)
+        }
+    }
+
+    /// A file that outlives many short-lived watchers (O_ASYNC descriptions of a
+    /// FIFO, epoll sets closed without EPOLL_CTL_DEL) keeps only the live ones.
+    #[test]
+    fn dead_callbacks_go_when_the_next_registers() {
+        let q = WaitQueue::default();
+        let probes: Vec<Arc<Probe>> = (0..1000).map(|_| Arc::new(Probe::default())).collect();
+        for p in &probes {
+            q.register_callback(p.clone());
+            p.dead.store(true, Ordering::Relaxed);
+        }
+        let live = Arc::new(Probe::default());
+        q.register_callback(live.clone());
+        assert_eq!(q.callbacks.lock().unwrap().len(), 1);
+        q.notify_events(1);
+        assert_eq!(live.woken.load(Ordering::Relaxed), 1);
+        assert!(probes.iter().all(|p| p.woken.load(Ordering::Relaxed) == 0));
     }
 }
