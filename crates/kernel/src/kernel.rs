@@ -738,7 +738,7 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
 /// [`build_mounts`]' mounts over `root`, into `ns`; procfs, cgroup2 and devpts
 /// into `pending`. sysfs is mounted at once, so that a cgroup2 mount after it
 /// lands on its /sys/fs/cgroup rather than on a directory it would hide.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
