@@ -320,7 +320,13 @@ impl Propagation {
         let path = mp.path_in_fs();
         let mut made = tree;
         let mut queue = VecDeque::from([(group, root.clone(), dest)]);
+        let mut seen = Vec::new();
         while let Some((g, source, has)) = queue.pop_front() {
+            // Chains of slaves never loop; a group is still visited once.
+            if seen.contains(&g) {
+                continue;
+            }
+            seen.push(g);
             let fresh = |m: &Arc<Mount>, made: &[Arc<Mount>]| !Arc::ptr_eq(m, &has) && !made.iter().any(|x| Arc::ptr_eq(x, m));
             for m in self.0.members(g) {
                 if fresh(&m, &made) {
