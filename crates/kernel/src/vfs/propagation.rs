@@ -470,3 +470,77 @@ fn place_in(m: &Arc<Mount>, path: &[u8]) -> Option<Arc<Dentry>> {
     let rel = relative(&m.root_path, path)?;
     rel.split(|&b| b == b'/').filter(|n| !n.is_empty()).try_fold(m.root.clone(), |d, name| d.child(name).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::tmpfs::Tmpfs;
+    use crate::vfs::MountFlags;
+
+    /// A namespace whose root is a tmpfs with the directories `dirs`, each
+    /// with a bind of the root on it, in the order given.
+    fn tree(dirs: &[&[u8]]) -> (Arc<MountNamespace>, Arc<Mount>, Vec<Arc<Mount>>) {
+        let fs = Tmpfs::new(Arc::new(rvisor_memory::MemoryFile::new().unwrap()), 0x300);
+        let root = Mount::new(fs.root(0o755), None, "tmpfs", "t", MountFlags::default());
+        let ns = MountNamespace::new(root.clone());
+        let binds = dirs
+            .iter()
+            .map(|d| {
+                root.root.inode.mkdir(d, 0o755).unwrap();
+                let m = Mount::bind(&root.root, Some(root.root.child(d).unwrap()));
+                ns.add(m.clone());
+                m
+            })
+            .collect();
+        (ns, root, binds)
+    }
+
+    // One test, as the state is the whole process's: group ids are checked
+    // against each other, not against fixed numbers.
+    #[test]
+    fn groups_masters_and_ids() {
+        let (ns, a, binds) = tree(&[b"b", b"c"]);
+        let (b, c) = (&binds[0], &binds[1]);
+        let mut p = lock();
+        p.change(&a, Kind::Shared);
+        let g = p.0.prop(&a).group.unwrap();
+        p.clone_as(&a, b, CloneAs::Same);
+        assert_eq!(p.0.prop(b).group, Some(g));
+        assert_eq!(p.fields(b, &ns, &a.root), format!(" shared:{g}"));
+
+        // Made a slave while the group has another member: it receives from it.
+        p.change(b, Kind::Slave);
+        assert_eq!(p.0.prop(b), Prop { group: None, master: Some(g), unbindable: false });
+        assert_eq!(p.fields(b, &ns, &a.root), format!(" master:{g}"));
+        // Shared too: a group of its own, which receives from `g`.
+        p.change(b, Kind::Shared);
+        let h = p.0.prop(b).group.unwrap();
+        assert_ne!(h, g);
+        assert_eq!(p.fields(b, &ns, &a.root), format!(" shared:{h} master:{g}"));
+        // A copy propagated into it: a slave of the original, in a new group.
+        p.clone_as(b, c, CloneAs::Slave { shared: true });
+        let k = p.0.prop(c).group.unwrap();
+        assert_eq!(p.0.groups.get(&k), Some(&Some(h)));
+
+        // `g` loses its last member: what received from it receives from
+        // nothing, and its id is the next one given.
+        p.change(&a, Kind::Unbindable);
+        assert!(!p.0.groups.contains_key(&g));
+        assert_eq!(p.0.groups.get(&h), Some(&None));
+        assert_eq!(p.fields(&a, &ns, &a.root), " unbindable");
+        p.change(&a, Kind::Shared);
+        assert_eq!(p.0.prop(&a).group, Some(g));
+
+        // Alone in its group and with no master, made a slave: private.
+        p.change(&a, Kind::Slave);
+        assert_eq!(p.0.prop(&a), Prop::default());
+        // The last member of `h` leaves: `h`'s receivers take its master (none).
+        p.change(b, Kind::Private);
+        assert_eq!(p.0.prop(c).group, Some(k));
+        assert_eq!(p.0.groups.get(&k), Some(&None));
+        p.change(c, Kind::Private);
+        assert!(p.0.mounts.iter().all(|(w, _)| ![&a, b, c].iter().any(|m| std::ptr::eq(w.as_ptr(), Arc::as_ptr(m)))));
+        drop(p);
+        ns.unmount_all();
+    }
+}
