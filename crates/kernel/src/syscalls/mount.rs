@@ -13,7 +13,7 @@ use crate::kernel::Special;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, SetAttr};
 use crate::vfs::path::cross_down;
-use crate::vfs::propagation::{self, CloneAs, Kind, PROPAGATION};
+use crate::vfs::propagation::{self, CloneAs, Kind, MS_REC, PROPAGATION};
 use crate::vfs::{Dentry, Follow, Mount, MountFlags, MountNamespace};
 use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,6 @@ const MS_RELATIME: u64 = 1 << 21;
 const MS_STRICTATIME: u64 = 1 << 24;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
-const MS_REC: u64 = 16384;
 /// Only quiets the kernel log.
 const MS_SILENT: u64 = 32768;
 /// The "magic number" old programs put in the flags' top half.

@@ -26,6 +26,8 @@ pub const MS_UNBINDABLE: u64 = 1 << 17;
 pub const MS_PRIVATE: u64 = 1 << 18;
 pub const MS_SLAVE: u64 = 1 << 19;
 pub const MS_SHARED: u64 = 1 << 20;
+/// With a propagation type: for every mount beneath too.
+pub const MS_REC: u64 = 16384;
 /// The four propagation types' bits.
 pub const PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
 
