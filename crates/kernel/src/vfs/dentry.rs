@@ -597,6 +597,9 @@ impl MountNamespace {
     /// A new namespace with a copy of each mount in this one, grafted at the
     /// same places in the copies, and the pairs (mount, its copy).
     pub fn copy(&self, owner: Arc<crate::task::UserNamespace>) -> (Arc<MountNamespace>, MountCopies) {
+        // Held throughout, so that no mount propagates into this tree between
+        // its reading and its copies joining the groups.
+        let mut propagation = propagation::lock();
         let root = self.root();
         let copy_root = root.copy(None);
         let mut pairs = vec![(root, copy_root.clone())];
@@ -621,11 +624,10 @@ impl MountNamespace {
             mounts.iter().for_each(|m| m.lock());
         }
         let how = if less_privileged { CloneAs::SharedToSlave } else { CloneAs::Same };
-        let mut propagation = propagation::lock();
         pairs.iter().for_each(|(m, copy)| propagation.clone_as(m, copy, how));
-        drop(propagation);
         let ns = Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }), owner });
         ns.tree().mounts.iter().for_each(|m| m.join(Arc::downgrade(&ns)));
+        drop(propagation);
         (ns, pairs)
     }
 
