@@ -1,6 +1,7 @@
 // Mount propagation (shared subtrees): shared bind mounts see each other's
 // mounts and unmounts (lazy ones too), a slave receives and sends nothing
-// back, a private mount does neither, an unbindable one is bound nowhere and an
+// back (what it receives where it has a mount of its own goes beneath that),
+// a private mount does neither, an unbindable one is bound nowhere and an
 // rbind leaves it out; MS_MOVE's rules; copies made by unshare(CLONE_NEWNS)
 // are peers (slaves, from a new user namespace); mountinfo's optional fields
 // (which kind, and whether two mounts share a group: the numbers differ from
@@ -133,7 +134,7 @@ static void peer_groups(void) {
     show_kind("a");
     show("make-shared a", make("a", MS_SHARED));
     show_kind("a");
-    dirs((const char *[]){"a/x", "a/y", "a/s", "a/t", "a/p", "a/q", "a/dx", NULL});
+    dirs((const char *[]){"a/x", "a/y", "a/s", "a/t", "a/k", "a/p", "a/q", "a/dx", NULL});
     show("bind a on b", mount(at("a"), at("b"), NULL, MS_BIND, NULL));
     show_kind("b");
     peers("a", "b");
@@ -167,6 +168,18 @@ static void peer_groups(void) {
     show("umount a/s", umount(at("a/s")));
     seen("c", "c/s/f");
     show("umount c/t", umount(at("c/t")));
+    // What comes to a place the slave has its own mount on goes beneath it,
+    // and its unmount leaves that mount in place.
+    show("tmpfs on c/k", tmpfs("c/k"));
+    touch("c/k/mine");
+    show("tmpfs on a/k", tmpfs("a/k"));
+    touch("a/k/theirs");
+    seen("c", "c/k/mine");
+    seen("b", "b/k/theirs");
+    show("umount a/k", umount(at("a/k")));
+    seen("c", "c/k/mine");
+    show("umount c/k", umount(at("c/k")));
+    mounted("c/k");
 
     // A private bind neither sends nor receives.
     show("bind a on d", mount(at("a"), at("d"), NULL, MS_BIND, NULL));

@@ -161,7 +161,8 @@ fn mount_namespaces_move_and_pivot_root() {
 
 /// Mount propagation (tests/programs/propagation.c): shared bind mounts see
 /// each other's mounts and unmounts (lazy ones too), a slave receives and
-/// sends nothing back, a private bind does neither, an unbindable mount is
+/// sends nothing back (what it receives goes beneath its own mount there), a
+/// private bind does neither, an unbindable mount is
 /// bound nowhere and an rbind leaves it out, MS_MOVE's rules, unshare's copies
 /// are peers (slaves from a new user namespace), mountinfo's optional fields
 /// (propagate_from in a chroot), mount_setattr's propagation with
@@ -173,6 +174,7 @@ fn mount_propagation_peers_slaves_and_unbindable() {
             expect_status(o, 0),
             expect_stdout_has_line(o, "b sees b/x/f: yes"),
             expect_stdout_has_line(o, "a sees a/t/f: no"),
+            expect_stdout_has_line(o, "c sees c/k/mine: yes"),
             expect_stdout_has_line(o, "b/dx is a mount: no"),
             expect_stdout_has_line(o, "rb sees rb/un/f: no"),
             expect_stdout_has_line(o, "parent: n/y is a mount: yes"),

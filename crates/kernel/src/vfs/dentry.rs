@@ -567,6 +567,29 @@ impl MountNamespace {
         tree.mounts.retain(|x| !Arc::ptr_eq(x, m));
     }
 
+    /// Puts `under`, just grafted on the place where `over` was mounted, beneath
+    /// `over`, which goes on top of `under`'s root: a mount propagated to a place
+    /// something was already mounted on does not hide it (Linux's
+    /// mnt_change_mountpoint in attach_recursive_mnt).
+    pub fn tuck(&self, under: &Arc<Mount>, over: &Arc<Mount>) {
+        let _tree = self.tree();
+        over.take_off();
+        over.attach(Some(super::path::cross_down(under.root.clone())));
+    }
+
+    /// Unmounts `m`, whose root `topper` alone covers, and puts `topper` in its
+    /// place: the undoing of `tuck` when an unmount propagates.
+    pub fn untuck(&self, m: &Arc<Mount>, topper: &Arc<Mount>) {
+        let place = m.mountpoint();
+        {
+            let _tree = self.tree();
+            topper.take_off();
+        }
+        self.detach(m);
+        let _tree = self.tree();
+        topper.attach(place);
+    }
+
     /// MS_MOVE: grafts `m` (and what is mounted beneath it) on `to` instead.
     pub fn move_mount(&self, m: &Arc<Mount>, to: Arc<Dentry>) {
         let _tree = self.tree();

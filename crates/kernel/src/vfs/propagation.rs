@@ -309,7 +309,7 @@ impl Propagation {
     /// their own in a slave that is shared, whose peers then get peers of
     /// those. A receiver that does not show the place (a bind of another
     /// directory) is skipped; one with something mounted there gets the copy
-    /// on top. The mounts made now receive nothing from this mount.
+    /// beneath it. The mounts made now receive nothing from this mount.
     pub fn graft(&mut self, root: &Arc<Mount>) {
         let (Some(dest), Some(mp), Some(ns)) = (root.parent(), root.mountpoint(), root.ns()) else { return };
         let Some(group) = self.0.prop(&dest).group else { return };
@@ -361,11 +361,15 @@ impl Propagation {
     }
 
     /// A copy of the tree `source` is the root of, mounted in `m` at `path`
-    /// (in their file system) and added to `m`'s namespace; none if `m` does
-    /// not show that place.
+    /// (in their file system) and added to `m`'s namespace, beneath what `m`
+    /// already has mounted there; none if `m` does not show that place.
     fn copy_into(&mut self, source: &Arc<Mount>, m: &Arc<Mount>, path: &[u8], how: CloneAs) -> Vec<Arc<Mount>> {
         let (Some(from), Some(to), Some(place)) = (source.ns(), m.ns(), place_in(m, path)) else { return Vec::new() };
-        let Ok((root, beneath)) = self.copy_tree(&from, &source.root, Some(cross_down(place)), true, how) else { return Vec::new() };
+        let over = place.mounted();
+        let Ok((root, beneath)) = self.copy_tree(&from, &source.root, Some(place), true, how) else { return Vec::new() };
+        if let Some(over) = over {
+            to.tuck(&root, &over);
+        }
         let copies: Vec<Arc<Mount>> = std::iter::once(root).chain(beneath).collect();
         copies.iter().for_each(|c| to.add(c.clone()));
         copies
@@ -401,10 +405,14 @@ impl Propagation {
                 continue;
             }
             let Some(cns) = child.ns() else { continue };
-            if cns.children(&child).is_empty() {
-                cns.detach(&child);
-                self.change(&child, Kind::Private);
+            // One with a mount of its own on its root (tucked beneath it when
+            // it came) goes too, that mount taking its place.
+            match cns.children(&child).as_slice() {
+                [] => cns.detach(&child),
+                [topper] if topper.mountpoint().is_some_and(|mp| Arc::ptr_eq(&mp, &child.root)) => cns.untuck(&child, topper),
+                _ => continue,
             }
+            self.change(&child, Kind::Private);
         }
     }
 
