@@ -6,7 +6,7 @@
 // are peers (slaves, from a new user namespace); mountinfo's optional fields
 // (which kind, and whether two mounts share a group: the numbers differ from
 // the host's); mount_setattr's propagation with AT_RECURSIVE;
-// MOVE_MOUNT_SET_GROUP; the errors. Natively it first moves to a private
+// MOVE_MOUNT_SET_GROUP; the errors (pivot_root's too). Natively it first moves to a private
 // mount namespace and works in a tmpfs of its own, so the host's tree is
 // untouched.
 #define _GNU_SOURCE
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -415,6 +416,15 @@ static void errors(void) {
     show("a type on a directory", mount(NULL, at("a/x"), NULL, MS_SHARED, NULL));
     show("a type with MS_REC and MS_SILENT", mount(NULL, at("a"), NULL, MS_SHARED | MS_REC | MS_SILENT, NULL));
     show_kind("a");
+    // Nothing moves out of a shared mount: pivot_root with put_old on one (in
+    // a namespace of its own, where it would otherwise succeed).
+    pid_t pid = fork();
+    if (pid == 0) {
+        unshare(CLONE_NEWNS);
+        show("pivot_root with put_old on a shared mount", syscall(SYS_pivot_root, at("a"), at("a/x")));
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
 }
 
 int main(void) {
