@@ -413,6 +413,8 @@ static void set_group(void) {
 static void errors(void) {
     show("two propagation types", mount(NULL, at("a"), NULL, MS_SHARED | MS_PRIVATE, NULL));
     show("a type and MS_RDONLY", mount(NULL, at("a"), NULL, MS_SHARED | MS_RDONLY, NULL));
+    show("a type and MS_NOSUID|MS_NOATIME", mount(NULL, at("a"), NULL, MS_SHARED | MS_NOSUID | MS_NOATIME, NULL));
+    show("a type and MS_MOVE", mount(NULL, at("a"), NULL, MS_SHARED | MS_MOVE, NULL));
     show("a type on a directory", mount(NULL, at("a/x"), NULL, MS_SHARED, NULL));
     show("a type with MS_REC and MS_SILENT", mount(NULL, at("a"), NULL, MS_SHARED | MS_REC | MS_SILENT, NULL));
     show_kind("a");
