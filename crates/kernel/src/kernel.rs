@@ -12,6 +12,7 @@ use crate::task::{comm_from_path, signals, Container, Credentials, ExitStatus, N
 use crate::vfs::path::walk;
 use crate::vfs::perm::FsCreds;
 use crate::vfs::{Follow, FsContext, Mount, MountFlags, MountNamespace};
+use crate::vfs::propagation;
 use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
 use rvisor_memory::MemoryFile;
@@ -35,6 +36,10 @@ pub struct KernelConfig {
     /// Whether the root mount refuses writes (OCI `root.readonly`); either way,
     /// writes never reach the host's copy, which is under an in-memory overlay.
     pub root_read_only: bool,
+    /// The root's propagation type (OCI `linux.rootfsPropagation`), as
+    /// mount(2)'s flags: MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE, with
+    /// MS_REC for every mount beneath it too; 0 leaves every mount private.
+    pub root_propagation: u64,
     /// What is mounted over the root, in order.
     pub mounts: Vec<MountSpec>,
     /// AF_INET and AF_INET6 sockets are host sockets (`--network=host`)
@@ -108,6 +113,8 @@ impl MountSpec {
 pub struct ContainerRoot {
     pub gofer: Arc<rvisor_gofer::Client>,
     pub read_only: bool,
+    /// Its root's propagation type, as `KernelConfig::root_propagation`.
+    pub propagation: u64,
     pub mounts: Vec<MountSpec>,
     /// Its processes are in the first container's PID namespace (a pod with
     /// `shareProcessNamespace`) rather than one of their own.
@@ -242,7 +249,7 @@ impl Kernel {
         cfg.memory.write(vdso.range.start + rvisor_vdso::VVAR_SIZE as u64, rvisor_vdso::IMAGE);
         let clocks = Clocks::new();
         let timers = crate::time::timers::Timers::new();
-        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone(), cfg.root_read_only, cfg.mounts, cpus)?;
+        let mounts = build_mounts(&cfg.memory, cfg.gofer.clone(), cfg.root_read_only, cfg.root_propagation, cfg.mounts, cpus)?;
         let interfaces = cfg.nics.iter().map(|n| n.info.clone()).collect();
         let mut nics = cfg.nics.into_iter();
         let netstack = nics.next().map(|nic| {
@@ -321,7 +328,7 @@ impl Kernel {
     /// and its init loaded on its own thread, waiting to be started. Its init
     /// has no parent in the sandbox; [`Kernel::wait_process`] reaps it.
     pub fn create_container(self: &Arc<Self>, root: ContainerRoot, spec: ProgramSpec) -> Result<(Arc<Container>, Init, Arc<ThreadGroup>), ContainerError> {
-        let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.mounts, self.cpus).map_err(ContainerError::Mount)?;
+        let mounts = build_mounts(&self.memory, root.gofer, root.read_only, root.propagation, root.mounts, self.cpus).map_err(ContainerError::Mount)?;
         let pid_ns = if root.share_pids { self.root_container.pid_ns.clone() } else { Arc::new(PidNamespace::new(MAX_TASKS)) };
         let container = Container::new(mounts.finish(&Arc::downgrade(self), &pid_ns, &self.devpts, self.cpus), pid_ns);
         {
@@ -660,14 +667,24 @@ fn root_inode(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>) -> rvisor_
 struct Mounts {
     ns: Arc<MountNamespace>,
     pending: Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>,
+    /// The root's propagation type, given once every mount is made (as runc
+    /// sets it on the finished root).
+    propagation: u64,
 }
 
 impl Mounts {
-    /// Mounts what needs the kernel (`me`): procfs, cgroup2, the sandbox's devpts.
+    /// Mounts what needs the kernel (`me`): procfs, cgroup2, the sandbox's
+    /// devpts; then gives the root its propagation type.
     fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> Arc<MountNamespace> {
         for (at, special, flags) in self.pending {
             let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
             self.ns.add(Mount::new(inode, Some(at), fstype, fstype, flags));
+        }
+        if let Some(kind) = propagation::Kind::from_flags(self.propagation & !propagation::MS_REC) {
+            let root = self.ns.root();
+            let mounts = if self.propagation & propagation::MS_REC != 0 { self.ns.subtree(&root) } else { vec![root] };
+            let mut state = propagation::lock();
+            mounts.iter().for_each(|m| state.change(m, kind));
         }
         self.ns
     }
@@ -720,13 +737,13 @@ impl Special {
 /// `specs` over it, in order, each on what the tree before it has at its
 /// target; missing directories (or, for a file, the file) are made in the
 /// root's overlay.
-fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, specs: Vec<MountSpec>, cpus: usize) -> Result<Mounts, String> {
+fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, propagation: u64, specs: Vec<MountSpec>, cpus: usize) -> Result<Mounts, String> {
     let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
     let root = Mount::new(root, None, "overlay", "/", MountFlags::default().read_only(read_only));
     let ns = MountNamespace::new(root.clone());
     let mut pending = Vec::new();
     match mount_each(mf, &root, &ns, &mut pending, specs, cpus) {
-        Ok(()) => Ok(Mounts { ns, pending }),
+        Ok(()) => Ok(Mounts { ns, pending, propagation }),
         Err(e) => {
             // What was mounted goes (a mount and its mount point hold each other).
             ns.unmount_all();
@@ -738,7 +755,7 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
 /// [`build_mounts`]' mounts over `root`, into `ns`; procfs, cgroup2 and devpts
 /// into `pending`. sysfs is mounted at once, so that a cgroup2 mount after it
 /// lands on its /sys/fs/cgroup rather than on a directory it would hide.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &MountNamespace, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));

@@ -183,6 +183,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         process: bundle.process,
         root: bundle.root,
         root_read_only: bundle.root_read_only,
+        root_propagation: bundle.root_propagation,
         mounts: bundle.mounts,
         cgroups,
         network,

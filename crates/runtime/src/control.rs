@@ -62,6 +62,9 @@ pub struct ContainerRequest {
     pub id: String,
     pub process: Process,
     pub root_read_only: bool,
+    /// Its root's propagation type, as `Request::root_propagation`.
+    #[serde(default)]
+    pub root_propagation: u64,
     /// Its mounts, in terms of its roots (root 0 is its root).
     pub mounts: Vec<PlannedMount>,
     /// Whether each root is read-only; the directories come with the message,
@@ -386,7 +389,7 @@ impl Server {
         let mut spec = program_spec(req.process, stdio, extra);
         spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
         let program = spec.path.clone();
-        let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, mounts, share_pids: req.share_pids }, spec) {
+        let (container, init, tg) = match self.kernel.create_container(ContainerRoot { gofer, read_only: req.root_read_only, propagation: req.root_propagation, mounts, share_pids: req.share_pids }, spec) {
             Ok(c) => c,
             Err(e @ rvisor_kernel::ContainerError::Exec(_)) => return send(fd, &Reply::Failed(format!("{program}: {e} (in the sandbox)")), &[]),
             Err(e) => return send(fd, &Reply::Failed(e.to_string()), &[]),

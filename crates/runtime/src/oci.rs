@@ -17,6 +17,8 @@ pub struct Bundle {
     pub spec: Spec,
     pub root: PathBuf,
     pub root_read_only: bool,
+    /// `linux.rootfsPropagation`, as mount(2)'s flags (0: private).
+    pub root_propagation: u64,
     pub process: Process,
     pub mounts: Vec<MountRequest>,
 }
@@ -34,8 +36,29 @@ impl Bundle {
         let p = spec.process().as_ref().ok_or("config.json: no process")?;
         let process = process_of(p)?;
         let mounts = spec.mounts().iter().flatten().filter_map(|m| mount_of(&dir, m).transpose()).collect::<Result<_, _>>()?;
-        Ok(Bundle { root_read_only: root.readonly().unwrap_or(false), root: root_path, process, mounts, spec, dir })
+        let propagation = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone()).unwrap_or_default();
+        let root_propagation = propagation_flags(&propagation).ok_or_else(|| format!("config.json: rootfsPropagation {propagation:?} is not a propagation type"))?;
+        Ok(Bundle { root_read_only: root.readonly().unwrap_or(false), root_propagation, root: root_path, process, mounts, spec, dir })
     }
+}
+
+/// mount(2)'s flags for an OCI propagation type (runc's names; "" is none: the
+/// sandbox's mounts are private); None for an unknown one, which runc refuses.
+fn propagation_flags(name: &str) -> Option<u64> {
+    use rvisor_kernel::vfs::propagation::{MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
+    let (kind, rest) = match name.strip_prefix('r') {
+        Some(rest) if !rest.is_empty() => (MS_REC, rest),
+        _ => (0, name),
+    };
+    let kind = match rest {
+        "" => return Some(0),
+        "private" => kind | MS_PRIVATE,
+        "slave" => kind | MS_SLAVE,
+        "shared" => kind | MS_SHARED,
+        "unbindable" => kind | MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(kind)
 }
 
 /// The sandbox's view of an OCI process.
@@ -188,6 +211,19 @@ mod tests {
         std::fs::remove_dir_all(dir.join("rootfs")).unwrap();
         assert!(Bundle::load(&dir).err().unwrap().contains("not a directory"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn propagation_types_are_runc_names() {
+        use rvisor_kernel::vfs::propagation::{MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
+        assert_eq!(propagation_flags(""), Some(0));
+        assert_eq!(propagation_flags("rshared"), Some(MS_REC | MS_SHARED));
+        assert_eq!(propagation_flags("slave"), Some(MS_SLAVE));
+        assert_eq!(propagation_flags("rprivate"), Some(MS_REC | MS_PRIVATE));
+        assert_eq!(propagation_flags("runbindable"), Some(MS_REC | MS_UNBINDABLE));
+        assert_eq!(propagation_flags("r"), None);
+        assert_eq!(propagation_flags("rrshared"), None);
+        assert_eq!(propagation_flags("shared,"), None);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn run_member(req: Request, pod: &PodMember, preserved: &[OwnedFd], ready: O
     fds.extend(roots.iter().map(|(dir, _)| dir.as_raw_fd()));
     let id = boot.state.id.clone();
     let read_only = roots.iter().map(|&(_, ro)| ro).collect();
-    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids, seccomp: req.seccomp };
+    let add = ContainerRequest { id: id.clone(), process: req.process, root_read_only: req.root_read_only, root_propagation: req.root_propagation, mounts, roots: read_only, start_now: boot.start_now, share_pids: pod.share_pids, seccomp: req.seccomp };
     let conn = Client::connect(sandbox).map_err(|e| format!("pod sandbox: cannot reach it: {e}"))?;
     conn.send(&Command::AddContainer(add), &fds).map_err(|e| format!("pod sandbox: {e}"))?;
     drop(roots);

@@ -28,6 +28,10 @@ pub struct Request {
     pub root: PathBuf,
     /// Whether the root mount refuses writes altogether.
     pub root_read_only: bool,
+    /// The root's propagation type inside the sandbox (OCI
+    /// `linux.rootfsPropagation`, as mount(2)'s flags; 0: private).
+    #[serde(default)]
+    pub root_propagation: u64,
     pub hostname: Option<String>,
     /// What is mounted over the root, in order.
     pub mounts: Vec<MountRequest>,

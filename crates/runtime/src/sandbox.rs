@@ -306,7 +306,7 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;
     let root = clients.first().cloned().ok_or_else(|| BootError::Internal("the gofer serves no root".into()))?;
-    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit, cgroup_limits }).map_err(BootError::Internal)?;
+    let kernel = Kernel::new(KernelConfig { platform, memory, strace, hostname, gofer: root.clone(), root_read_only: req.root_read_only, root_propagation: req.root_propagation, mounts, host_network: req.network == Network::Host, nics, unprivileged_port_start: req.unprivileged_port_start.unwrap_or(1024), memory_limit, cgroup_limits }).map_err(BootError::Internal)?;
     // Landlock's file layer, before the threads to come (signal forwarding, `-p`'s,
     // the console, the control socket's, every task thread) and, on ptrace, the
     // stub spawner.

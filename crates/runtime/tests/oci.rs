@@ -722,6 +722,36 @@ fn oci_seccomp_profile_applies_in_the_sandbox() {
     });
 }
 
+/// `linux.rootfsPropagation` is the container root's propagation type inside
+/// the sandbox: rshared makes the root and every mount beneath it shared (as
+/// Kubernetes' Bidirectional propagation asks), none leaves them private, and
+/// an unknown type is refused.
+#[test]
+fn oci_rootfs_propagation_applies_inside_the_sandbox() {
+    const SCRIPT: &str = r#"awk '$5 == "/" || $5 == "/proc" { print $5, ($7 ~ /^shared:/ ? "shared" : "private") }' /proc/self/mountinfo"#;
+    matrix("oci_rootfs_propagation_applies_inside_the_sandbox", &[Link::Static], |v| {
+        for (propagation, want) in [(Some("rshared"), "/ shared\n/proc shared\n"), (Some("shared"), "/ shared\n/proc private\n"), (None, "/ private\n/proc private\n")] {
+            let b = Bundle::new(v);
+            b.config(|c| {
+                c["root"] = json!({"path": "/", "readonly": true});
+                c["process"]["terminal"] = json!(false);
+                c["process"]["args"] = json!(["/bin/sh", "-c", SCRIPT]);
+                if let Some(p) = propagation {
+                    c["linux"]["rootfsPropagation"] = json!(p);
+                }
+            });
+            let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), &format!("rp-{}", std::process::id())]);
+            succeeds(&o)?;
+            if o.stdout_str() != want {
+                return Err(format!("rootfsPropagation {propagation:?}: want\n{want}\n{}", o.describe()));
+            }
+        }
+        let bad = Bundle::new(v);
+        bad.config(|c| c["linux"]["rootfsPropagation"] = json!("rwhatever"));
+        fails_with(&bad.rvisor(&["create", "--bundle", &bad.bundle_arg(), &format!("rb-{}", std::process::id())]), "is not a propagation type")
+    });
+}
+
 /// Podman's default seccomp profile (Debian's containers-common), made an OCI
 /// spec's as an engine makes it for a container without extra capabilities:
 /// a common workload runs under it unchanged, and what it refuses is refused.

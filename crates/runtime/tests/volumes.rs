@@ -159,6 +159,31 @@ fn mount_namespaces_move_and_pivot_root() {
     });
 }
 
+/// Mount propagation (tests/programs/propagation.c): shared bind mounts see
+/// each other's mounts and unmounts (lazy ones too), a slave receives and
+/// sends nothing back (what it receives goes beneath its own mount there), a
+/// private bind does neither, an unbindable mount is
+/// bound nowhere and an rbind leaves it out, MS_MOVE's rules, unshare's copies
+/// are peers (slaves from a new user namespace), mountinfo's optional fields
+/// (propagate_from in a chroot), mount_setattr's propagation with
+/// AT_RECURSIVE, MOVE_MOUNT_SET_GROUP and the errors, as natively.
+#[test]
+fn mount_propagation_peers_slaves_and_unbindable() {
+    compare("mount_propagation_peers_slaves_and_unbindable", "propagation", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "b sees b/x/f: yes"),
+            expect_stdout_has_line(o, "a sees a/t/f: no"),
+            expect_stdout_has_line(o, "c sees c/k/mine: yes"),
+            expect_stdout_has_line(o, "b/dx is a mount: no"),
+            expect_stdout_has_line(o, "rb sees rb/un/f: no"),
+            expect_stdout_has_line(o, "parent: n/y is a mount: yes"),
+            expect_stdout_has_line(o, "in the chroot, /c has master: yes, propagate_from: yes"),
+            expect_stdout_has_line(o, "g2 sees g2/x/f: yes"),
+        ])
+    });
+}
+
 /// Mount flags (tests/programs/mount_flags.c): nothing runs from a noexec mount
 /// (execve, mmap and mprotect refuse), a nodev bind of a device opens nothing,
 /// statvfs and mountinfo show the flags, bind remounts change them, as natively.

@@ -1,8 +1,9 @@
 //! mount, umount2 and pivot_root inside the sandbox: new tmpfs, proc, sysfs,
-//! devpts and cgroup2 mounts, bind mounts, moves, read-only remounts and
-//! unmounts, in the calling process's mount namespace. Every mount is private:
-//! propagation types are accepted and have nothing to act on. The new mount
-//! API (`mount_api.rs`) shares the checks and the making of file systems.
+//! devpts and cgroup2 mounts, bind mounts, moves, read-only remounts,
+//! propagation types and unmounts, in the calling process's mount namespace;
+//! what is mounted and unmounted under a shared mount propagates
+//! (`vfs::propagation`). The new mount API (`mount_api.rs`) shares the checks
+//! and the making of file systems.
 
 use super::args::UserCStr;
 use super::open::{lookup_at, read_path, AT_FDCWD};
@@ -11,8 +12,8 @@ use crate::fs::tmpfs::{parse_size, Tmpfs};
 use crate::kernel::Special;
 use crate::task::Task;
 use crate::vfs::inode::{Inode, SetAttr};
-use crate::vfs::path::{cross_down, walk};
-use crate::vfs::perm::FsCreds;
+use crate::vfs::path::cross_down;
+use crate::vfs::propagation::{self, CloneAs, Kind, MS_REC, PROPAGATION};
 use crate::vfs::{Dentry, Follow, Mount, MountFlags, MountNamespace};
 use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +28,8 @@ const MS_RELATIME: u64 = 1 << 21;
 const MS_STRICTATIME: u64 = 1 << 24;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
-const MS_REC: u64 = 16384;
 /// Only quiets the kernel log.
 const MS_SILENT: u64 = 32768;
-const MS_UNBINDABLE: u64 = 1 << 17;
-const MS_PRIVATE: u64 = 1 << 18;
-const MS_SLAVE: u64 = 1 << 19;
-const MS_SHARED: u64 = 1 << 20;
-const PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
 /// The "magic number" old programs put in the flags' top half.
 const MS_MGC_MSK: u64 = 0xffff_0000;
 const MS_MGC_VAL: u64 = 0xc0ed_0000;
@@ -77,14 +72,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     if !target.mount.upgrade().is_some_and(|m| ns.contains(&m)) {
         return error!(EINVAL);
     }
-    if flags & PROPAGATION != 0 {
-        // Exactly one propagation type, with MS_REC at most (Linux's EINVAL).
-        if (flags & PROPAGATION).count_ones() != 1 || flags & !(PROPAGATION | MS_REC | MS_SILENT) != 0 {
-            return error!(EINVAL);
-        }
-        mount_of_root(&target)?;
-        return Ok(());
-    }
+    // Linux's path_mount order: remount, bind, propagation type, move, new.
     // A remount sets the mount's own flags (a bind's, or the file system's, which
     // has no others to change) and, but for a bind's, a tmpfs's size.
     if flags & MS_REMOUNT != 0 {
@@ -104,15 +92,22 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         m.set_flags(new);
         return Ok(());
     }
-    if flags & (MS_MOVE | MS_BIND) != 0 {
+    if flags & MS_BIND != 0 {
         let source = lookup_at(t, AT_FDCWD, &read_path(t, source)?, Follow::Yes, false)?;
-        if flags & MS_MOVE != 0 {
-            return move_mount(&ns, &source, target);
-        }
-        if source.is_dir() != target.is_dir() {
-            return error!(ENOTDIR);
-        }
         return bind(&ns, &source, target, flags & MS_REC != 0);
+    }
+    if flags & PROPAGATION != 0 {
+        // Exactly one propagation type, with MS_REC at most (Linux's EINVAL).
+        let kind = Kind::from_flags(flags & !(MS_REC | MS_SILENT)).ok_or_else(|| errno!(EINVAL))?;
+        let m = mount_of_root(&target)?;
+        let mut propagation = propagation::lock();
+        let mounts = if flags & MS_REC != 0 { ns.subtree(&m) } else { vec![m] };
+        mounts.iter().for_each(|m| propagation.change(m, kind));
+        return Ok(());
+    }
+    if flags & MS_MOVE != 0 {
+        let source = lookup_at(t, AT_FDCWD, &read_path(t, source)?, Follow::Yes, false)?;
+        return move_mount(&ns, &source, target);
     }
     if !target.is_dir() {
         return error!(ENOTDIR);
@@ -120,7 +115,10 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     let fstype = t.mm.read_cstr(fstype.0, 256)?;
     let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
     let (inode, kind) = make_fs(t, &fstype, &options(t, data)?)?;
-    ns.add(Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags)));
+    let mut propagation = propagation::lock();
+    let m = Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags));
+    ns.add(m.clone());
+    propagation.graft(&m);
     Ok(())
 }
 
@@ -162,17 +160,31 @@ pub(super) fn make_fs(t: &Task, fstype: &[u8], options: &[FsOption]) -> SysResul
 }
 
 /// MS_MOVE and move_mount: the mount whose root `source` is, and what is
-/// mounted beneath it, go to `target`, which must not be beneath it (ELOOP).
-pub(super) fn move_mount(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
+/// mounted beneath it, go to `target`, which must not be beneath it (ELOOP),
+/// and propagate from there. As Linux's do_move_mount, a mount whose parent is
+/// shared does not move (its peers would not follow), nor does a tree with an
+/// unbindable mount go under a shared one (EINVAL).
+pub(super) fn move_mount(ns: &Arc<MountNamespace>, source: &Arc<Dentry>, target: Arc<Dentry>) -> SysResult<()> {
     let m = mount_of_root(source)?;
     if !ns.contains(&m) || m.mountpoint().is_none() || m.is_locked() || source.is_dir() != target.is_dir() {
+        return error!(EINVAL);
+    }
+    let mut propagation = propagation::lock();
+    if m.parent().is_some_and(|p| propagation.is_shared(&p)) || unbindable_into_shared(&propagation, &ns.subtree(&m), &target) {
         return error!(EINVAL);
     }
     if target.is_beneath(&m.root) {
         return error!(ELOOP);
     }
     ns.move_mount(&m, target);
+    propagation.graft(&m);
     Ok(())
+}
+
+/// Whether `tree` has an unbindable mount and `target` is on a shared one,
+/// where Linux moves and attaches no tree.
+pub(super) fn unbindable_into_shared(propagation: &propagation::Propagation, tree: &[Arc<Mount>], target: &Arc<Dentry>) -> bool {
+    target.mount.upgrade().is_some_and(|d| propagation.is_shared(&d)) && tree.iter().any(|m| propagation.is_unbindable(m))
 }
 
 /// pivot_root: the mount whose root `new_root` is becomes the root of the
@@ -196,6 +208,15 @@ pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> Sy
     if !in_ns(&root) || !in_ns(&new) || !in_ns(&old) {
         return error!(EINVAL);
     }
+    // Nothing moves out of or into a shared mount (its peers would not
+    // follow): put_old's mount, and the parents of the new and the old root
+    // (the tree's root is its own parent, as in Linux).
+    let propagation = propagation::lock();
+    let old = cross_down(old);
+    let shared_parent = |m: &Arc<Mount>| propagation.is_shared(&m.parent().unwrap_or_else(|| m.clone()));
+    if old.mount.upgrade().is_some_and(|m| propagation.is_shared(&m)) || shared_parent(&new_mount) || shared_parent(&root_mount) {
+        return error!(EINVAL);
+    }
     // The new root must be a mount of its own, attached, and not the root's file
     // system seen again.
     if Arc::ptr_eq(&new_mount, &root_mount) || old.mount.ptr_eq(&root.mount) {
@@ -206,7 +227,8 @@ pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> Sy
         return error!(EINVAL);
     }
     landlock_allows(t)?;
-    ns.pivot_root(&root_mount, &new_mount, cross_down(old));
+    ns.pivot_root(&root_mount, &new_mount, old);
+    drop(propagation);
     for th in t.kernel.all_groups().iter().flat_map(|tg| tg.threads()) {
         if let Some(res) = th.resources() {
             res.fs.pivoted(&ns, &root, &new);
@@ -216,75 +238,23 @@ pub fn sys_pivot_root(t: &mut Task, new_root: UserCStr, put_old: UserCStr) -> Sy
 }
 
 /// A bind mount of `source` on `target`; with `recursive` (MS_REC), what is
-/// mounted beneath `source` comes along.
-fn bind(ns: &MountNamespace, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) -> SysResult<()> {
-    let (copy, beneath) = copy_tree(ns, source, Some(target), recursive)?;
-    ns.add(copy);
-    beneath.into_iter().for_each(|m| ns.add(m));
-    Ok(())
-}
-
-/// A copy of the mount `source` is in, from `source`, grafted on `at` (or
-/// nowhere: a detached tree); with `recursive`, what is mounted beneath
-/// `source` in `ns` comes along, each on its place in the copy. The tree is
-/// read whole before anything is attached, as Linux's copy_tree does, so a
-/// target beneath the source does not copy itself. A mount point the copy no
-/// longer has (its directory just went) is skipped, rather than leave the copy
-/// half made. The copy's root, and the mounts beneath it; EINVAL for a copy
-/// without its mounts that would uncover what a locked one hides.
-pub(super) fn copy_tree(ns: &MountNamespace, source: &Arc<Dentry>, at: Option<Arc<Dentry>>, recursive: bool) -> SysResult<(Arc<Mount>, Vec<Arc<Mount>>)> {
-    let beneath = mounts_beneath(ns, source);
-    if !recursive && beneath.iter().any(|(_, m)| m.is_locked()) {
+/// mounted beneath `source` comes along, but for unbindable mounts. Each copy
+/// is a peer of a shared original and a slave of a slave's master; the new
+/// tree propagates as a new mount does. An unbindable mount is bound nowhere
+/// (EINVAL).
+fn bind(ns: &Arc<MountNamespace>, source: &Arc<Dentry>, target: Arc<Dentry>, recursive: bool) -> SysResult<()> {
+    let mut propagation = propagation::lock();
+    if source.mount.upgrade().is_some_and(|m| propagation.is_unbindable(&m)) {
         return error!(EINVAL);
     }
-    let beneath = if recursive { beneath } else { Vec::new() };
-    let copy = Mount::bind(source, at);
-    let mut copies = Vec::new();
-    for (rel, m) in beneath {
-        let at = match rel.is_empty() {
-            true => cross_down(copy.root.clone()),
-            false => match walk(&FsCreds::kernel(), &copy.root, &copy.root, &rel, Follow::No) {
-                Ok(d) => d,
-                Err(_) => continue,
-            },
-        };
-        copies.push(Mount::bind(&m.root, Some(at)));
+    if source.is_dir() != target.is_dir() {
+        return error!(ENOTDIR);
     }
-    Ok((copy, copies))
-}
-
-/// The mounts beneath `d` (recursively), each with the path of its mount point
-/// from `d`, parents before what is mounted in them.
-pub(super) fn mounts_beneath(ns: &MountNamespace, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mount>)> {
-    let Some(m) = d.mount.upgrade() else { return Vec::new() };
-    let base = d.path_in_mount();
-    let mut out = Vec::new();
-    for child in ns.children(&m) {
-        let Some(rel) = child.mountpoint().and_then(|mp| relative(&base, &mp.path_in_mount())) else { continue };
-        let deeper = mounts_beneath(ns, &child.root);
-        out.push((rel.clone(), child));
-        for (sub, grandchild) in deeper {
-            let path = match (rel.is_empty(), sub.is_empty()) {
-                (true, _) => sub,
-                (false, true) => rel.clone(),
-                (false, false) => [rel.as_slice(), b"/", &sub].concat(),
-            };
-            out.push((path, grandchild));
-        }
-    }
-    out
-}
-
-/// `path` relative to `base` (both absolute in one file system), if it is `base`
-/// or beneath it: "" for `base` itself.
-fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
-    let rest = path.strip_prefix(base)?;
-    match rest {
-        [] => Some(Vec::new()),
-        _ if base == b"/" => Some(rest.to_vec()),
-        [b'/', tail @ ..] => Some(tail.to_vec()),
-        _ => None,
-    }
+    let (copy, beneath) = propagation.copy_tree(ns, source, Some(target), recursive, CloneAs::Same)?;
+    ns.add(copy.clone());
+    beneath.into_iter().for_each(|m| ns.add(m));
+    propagation.graft(&copy);
+    Ok(())
 }
 
 /// What tmpfs's options ask for.
@@ -364,6 +334,7 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     let target = cross_down(lookup_at(t, AT_FDCWD, &read_path(t, target)?, follow, false)?);
     let m = mount_of_root(&target)?;
     let ns = t.fs.mounts();
+    let mut propagation = propagation::lock();
     // The root of the tree cannot go, nor a locked mount; MNT_EXPIRE needs a
     // mount unused since the last call, which nothing here tracks.
     if m.mountpoint().is_none() || !ns.contains(&m) || m.is_locked() {
@@ -376,20 +347,6 @@ pub fn sys_umount2(t: &mut Task, target: UserCStr, flags: i32) -> SysResult<()> 
     if flags & MNT_DETACH == 0 && !ns.children(&m).is_empty() {
         return error!(EBUSY);
     }
-    ns.detach(&m);
+    propagation.umount(&ns, &m);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::relative;
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(relative(b"/", b"/a/b"), Some(b"a/b".to_vec()));
-        assert_eq!(relative(b"/a", b"/a"), Some(Vec::new()));
-        assert_eq!(relative(b"/a", b"/a/b"), Some(b"b".to_vec()));
-        assert_eq!(relative(b"/a", b"/ab"), None);
-        assert_eq!(relative(b"/a", b"/b"), None);
-    }
 }

@@ -3,18 +3,21 @@
 //! fs context (`fs::fs_context`); fsmount and open_tree's clones give
 //! detached trees (an O_PATH descriptor holding a mount namespace of their
 //! own, `PathFile::tree`) that move_mount attaches; move_mount also moves
-//! attached mounts, and mount_setattr changes mounts' flags. The checks are
-//! mount(2)'s (`mount.rs`), and as there every mount is private.
+//! attached mounts, or joins a mount to another's peer group
+//! (MOVE_MOUNT_SET_GROUP), and mount_setattr changes mounts' flags and
+//! propagation types. The checks are mount(2)'s (`mount.rs`), and so is
+//! propagation (`vfs::propagation`).
 
 use super::args::UserCStr;
 use super::landlock::read_sized;
-use super::mount::{copy_tree, fs_name, landlock_allows, make_fs, may_mount, mount_of_root, mounts_beneath, move_mount, check_tmpfs_option, reconfigure_fs};
+use super::mount::{check_tmpfs_option, fs_name, landlock_allows, make_fs, may_mount, mount_of_root, move_mount, reconfigure_fs, unbindable_into_shared};
 use super::open::{lookup_at, read_path, PathFile, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
 use super::pipe::install;
 use crate::fs::fs_context::{FsContext, FsOption, Params, Phase};
 use crate::fs::nsfs::{Namespace, NsFile};
 use crate::task::Task;
 use crate::vfs::path::cross_down;
+use crate::vfs::propagation::{self, CloneAs, Kind};
 use crate::vfs::{Dentry, Fd, Follow, Mount, MountFlags, MountNamespace};
 use rvisor_abi::structs::MountAttr;
 use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
@@ -70,8 +73,6 @@ const FSMOUNT_VALID: u64 = MOUNT_ATTR_FLAGS | MOUNT_ATTR_ATIME | MOUNT_ATTR_NODI
 const SETATTR_VALID: u64 = FSMOUNT_VALID | MOUNT_ATTR_IDMAP;
 /// struct mount_attr's first size.
 const MOUNT_ATTR_SIZE_VER0: usize = 32;
-/// MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE and MS_SHARED.
-const PROPAGATION: u64 = 0xf << 17;
 
 /// The superblock flags every file system takes (Linux's common_set_sb_flag
 /// and common_clear_sb_flag); only ro and rw act here.
@@ -122,7 +123,13 @@ pub fn sys_open_tree(t: &mut Task, dfd: i32, path: UserCStr, flags: u32) -> SysR
         true => ns.clone(),
         false => detached_tree(t, &m).ok_or_else(|| errno!(EINVAL))?,
     };
-    let (root, beneath) = copy_tree(&from, &d, None, flags & AT_RECURSIVE != 0)?;
+    let mut propagation = propagation::lock();
+    // An unbindable mount is copied nowhere (Linux's __do_loopback).
+    if propagation.is_unbindable(&m) {
+        return error!(EINVAL);
+    }
+    let (root, beneath) = propagation.copy_tree(&from, &d, None, flags & AT_RECURSIVE != 0, CloneAs::Same)?;
+    drop(propagation);
     let dentry = root.root.clone();
     install_path(t, dentry, Some(MountNamespace::detached(ns.owner.clone(), root, beneath)), cloexec)
 }
@@ -137,10 +144,12 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     let from = lookup_at(t, from_dfd, &read_path(t, from_path)?, follow_unless(flags & MOVE_MOUNT_F_SYMLINKS == 0), flags & MOVE_MOUNT_F_EMPTY_PATH != 0)?;
     let to = lookup_at(t, to_dfd, &read_path(t, to_path)?, follow_unless(flags & MOVE_MOUNT_T_SYMLINKS == 0), flags & MOVE_MOUNT_T_EMPTY_PATH != 0)?;
     landlock_allows(t)?;
-    // Mounting beneath is not done here; a peer group is never copied from a
-    // private mount, and every mount is private.
-    if flags & (MOVE_MOUNT_BENEATH | MOVE_MOUNT_SET_GROUP) != 0 {
+    // Mounting beneath is not done here.
+    if flags & MOVE_MOUNT_BENEATH != 0 {
         return error!(EINVAL);
+    }
+    if flags & MOVE_MOUNT_SET_GROUP != 0 {
+        return set_group(t, &from, &to);
     }
     let ns = t.fs.mounts();
     let to = cross_down(to);
@@ -155,8 +164,27 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     if from.is_dir() != to.is_dir() {
         return error!(EINVAL);
     }
+    let mut propagation = propagation::lock();
+    if unbindable_into_shared(&propagation, &tree.mounts(), &to) {
+        return error!(EINVAL);
+    }
     ns.attach_tree(&tree, to);
+    propagation.graft(&m);
     Ok(())
+}
+
+/// MOVE_MOUNT_SET_GROUP: the mount whose root `to` is joins the peer group of
+/// the one whose root `from` is (`Propagation::set_group` has the rules);
+/// both must be in a namespace, or a detached tree, whose owner gives the
+/// caller CAP_SYS_ADMIN (EPERM), as Linux's do_set_group.
+fn set_group(t: &Task, from: &Arc<Dentry>, to: &Arc<Dentry>) -> SysResult<()> {
+    let mut propagation = propagation::lock();
+    let (Some(from_mount), Some(to_mount)) = (from.mount.upgrade(), to.mount.upgrade()) else { return error!(EINVAL) };
+    let (Some(from_ns), Some(to_ns)) = (from_mount.ns(), to_mount.ns()) else { return error!(EINVAL) };
+    if !t.tg.capable_in(&from_ns.owner, CAP_SYS_ADMIN) || !t.tg.capable_in(&to_ns.owner, CAP_SYS_ADMIN) {
+        return error!(EPERM);
+    }
+    propagation.set_group(&mount_of_root(from)?, &mount_of_root(to)?)
 }
 
 pub fn sys_fsopen(t: &mut Task, fstype: UserCStr, flags: u32) -> SysResult<Fd> {
@@ -365,7 +393,8 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
     }
     // Linux's build_mount_kattr: one propagation type at most, known
     // attributes, and an atime mode changed only with all of _ATIME cleared.
-    if a.propagation & !PROPAGATION != 0 || a.propagation.count_ones() > 1 || (a.attr_set | a.attr_clr) & !SETATTR_VALID != 0 {
+    let kind = Kind::from_flags(a.propagation);
+    if (a.propagation != 0 && kind.is_none()) || (a.attr_set | a.attr_clr) & !SETATTR_VALID != 0 {
         return error!(EINVAL);
     }
     let atime_ok = match a.attr_clr & MOUNT_ATTR_ATIME {
@@ -388,10 +417,7 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
         true => ns,
         false => detached_root(t, &m)?,
     };
-    let mut mounts = vec![m.clone()];
-    if flags & AT_RECURSIVE != 0 {
-        mounts.extend(mounts_beneath(&ns, &m.root).into_iter().map(|(_, m)| m));
-    }
+    let mounts = if flags & AT_RECURSIVE != 0 { ns.subtree(&m) } else { vec![m] };
     let (set, clear) = (mount_flags(a.attr_set).0, mount_flags(a.attr_clr).0);
     let new = |m: &Mount| MountFlags((m.flags().0 & !clear) | set);
     // All or nothing: a locked flag anywhere changes none.
@@ -399,6 +425,10 @@ pub fn sys_mount_setattr(t: &mut Task, dfd: i32, path: UserCStr, flags: u32, uat
         return error!(EPERM);
     }
     mounts.iter().for_each(|m| m.set_flags(new(m)));
+    if let Some(kind) = kind {
+        let mut propagation = propagation::lock();
+        mounts.iter().for_each(|m| propagation.change(m, kind));
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! file-system round trip; and mounts, which graft a file system onto a dentry.
 
 use super::inode::{inode_key, Inode, S_IFDIR};
+use super::propagation::{self, CloneAs};
 use crate::task::namespaces::new_ns_id;
 use rvisor_abi::{error, SysResult};
 use std::collections::HashMap;
@@ -131,6 +132,17 @@ impl Dentry {
         *self.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
         if let Some(parent) = &self.parent {
             parent.children.lock().unwrap_or_else(|e| e.into_inner()).insert(self.name.clone(), Arc::downgrade(self));
+        }
+    }
+
+    /// The path of this dentry in its file system: its mount's `root_path`
+    /// joined with its path in the mount. Peers of a bind mount may have
+    /// different roots; a place is the same in each by this path.
+    pub fn path_in_fs(&self) -> Vec<u8> {
+        let inside = self.path_in_mount();
+        match self.mount.upgrade() {
+            Some(m) if m.root_path != b"/" => if inside == b"/" { m.root_path.clone() } else { [m.root_path.as_slice(), &inside].concat() },
+            _ => inside,
         }
     }
 
@@ -306,6 +318,9 @@ pub struct Mount {
     /// and MNT_LOCKED).
     locked_flags: AtomicU32,
     locked: AtomicBool,
+    /// The namespace (or detached tree) whose tree holds it, set when it joins
+    /// one: propagation finds there the peers and slaves it mounts in. A leaf lock.
+    ns: Mutex<Weak<MountNamespace>>,
 }
 
 impl Mount {
@@ -320,7 +335,7 @@ impl Mount {
     pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
         let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
-        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_mount(), flags);
+        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_fs(), flags);
         // Its locked flags come along.
         if let Some(from) = from {
             m.locked_flags.store(from.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -366,6 +381,7 @@ impl Mount {
             flags: AtomicU32::new(flags.0),
             locked_flags: AtomicU32::new(0),
             locked: AtomicBool::new(false),
+            ns: Mutex::default(),
         });
         m.attach(mountpoint);
         m
@@ -373,6 +389,23 @@ impl Mount {
 
     pub fn mountpoint(&self) -> Option<Arc<Dentry>> {
         self.mountpoint.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The namespace (or detached tree) it is in, if that is still alive.
+    pub fn ns(&self) -> Option<Arc<MountNamespace>> {
+        self.ns.lock().unwrap_or_else(|e| e.into_inner()).upgrade()
+    }
+
+    /// Enters it in `ns`'s tree, or in none (`Weak::new()`, once it is off).
+    fn join(&self, ns: Weak<MountNamespace>) {
+        *self.ns.lock().unwrap_or_else(|e| e.into_inner()) = ns;
+    }
+
+    /// The file system it shows, told apart by device number (Linux compares
+    /// superblocks).
+    pub fn same_fs(&self, other: &Mount) -> bool {
+        let dev = |m: &Mount| m.root.inode.stat().map(|s| s.st_dev).ok();
+        dev(self).is_some() && dev(self) == dev(other)
     }
 
     /// The mount its mount point is in.
@@ -418,8 +451,10 @@ impl Mount {
 
 /// A mount tree: a root mount and what is mounted beneath it. The processes in
 /// one see the same mounts; unshare(CLONE_NEWNS) gives a process a copy of its
-/// own. Lock: `tree`, taken before a mount's mount point and a dentry's graft
-/// slot; changes to the shape of the tree are made under it.
+/// own. Lock: `tree`, taken after the propagation state (`propagation::lock`,
+/// which a change that may propagate holds throughout) and before a mount's
+/// mount point, namespace and a dentry's graft slot; changes to the shape of
+/// the tree are made under it.
 pub struct MountNamespace {
     /// Its inode number in /proc/PID/ns.
     pub id: u64,
@@ -436,27 +471,32 @@ struct Tree {
 
 impl MountNamespace {
     pub fn new(root: Arc<Mount>) -> Arc<MountNamespace> {
-        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root }), owner: crate::task::UserNamespace::initial() })
+        let ns = Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { mounts: vec![root.clone()], root: root.clone() }), owner: crate::task::UserNamespace::initial() });
+        root.join(Arc::downgrade(&ns));
+        ns
     }
 
     /// The namespace of a detached tree (open_tree's clone, fsmount): `root`,
     /// mounted nowhere, and `beneath` belong to no process's namespace until
     /// `attach_tree` grafts them; dropping it unmounts them.
     pub fn detached(owner: Arc<crate::task::UserNamespace>, root: Arc<Mount>, beneath: Vec<Arc<Mount>>) -> Arc<MountNamespace> {
-        let mounts = std::iter::once(root.clone()).chain(beneath).collect();
-        Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root, mounts }), owner })
+        let mounts: Vec<Arc<Mount>> = std::iter::once(root.clone()).chain(beneath).collect();
+        let ns = Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root, mounts }), owner });
+        ns.tree().mounts.iter().for_each(|m| m.join(Arc::downgrade(&ns)));
+        ns
     }
 
     /// move_mount of a detached tree (whose root the caller found in it): its
     /// mounts join this namespace, the root grafted on `at`. `tree` is left
     /// empty, so that dropping it unmounts nothing.
-    pub fn attach_tree(&self, tree: &MountNamespace, at: Arc<Dentry>) {
+    pub fn attach_tree(self: &Arc<Self>, tree: &MountNamespace, at: Arc<Dentry>) {
         let (root, mounts) = {
             let mut t = tree.tree();
             (t.root.clone(), std::mem::take(&mut t.mounts))
         };
         let mut mine = self.tree();
         root.attach(Some(at));
+        mounts.iter().for_each(|m| m.join(Arc::downgrade(self)));
         mine.mounts.extend(mounts);
     }
 
@@ -468,8 +508,10 @@ impl MountNamespace {
         self.tree().root.clone()
     }
 
-    pub fn add(&self, m: Arc<Mount>) {
-        self.tree().mounts.push(m);
+    pub fn add(self: &Arc<Self>, m: Arc<Mount>) {
+        let mut tree = self.tree();
+        m.join(Arc::downgrade(self));
+        tree.mounts.push(m);
     }
 
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
@@ -486,6 +528,33 @@ impl MountNamespace {
         self.mounts().into_iter().filter(|c| c.parent().is_some_and(|p| Arc::ptr_eq(&p, m))).collect()
     }
 
+    /// The mounts beneath `d` (recursively), each with the path of its mount
+    /// point from `d`, parents before what is mounted in them.
+    pub fn beneath(&self, d: &Arc<Dentry>) -> Vec<(Vec<u8>, Arc<Mount>)> {
+        let Some(m) = d.mount.upgrade() else { return Vec::new() };
+        let base = d.path_in_mount();
+        let mut out = Vec::new();
+        for child in self.children(&m) {
+            let Some(rel) = child.mountpoint().and_then(|mp| relative(&base, &mp.path_in_mount())) else { continue };
+            let deeper = self.beneath(&child.root);
+            out.push((rel.clone(), child));
+            for (sub, grandchild) in deeper {
+                let path = match (rel.is_empty(), sub.is_empty()) {
+                    (true, _) => sub,
+                    (false, true) => rel.clone(),
+                    (false, false) => [rel.as_slice(), b"/", &sub].concat(),
+                };
+                out.push((path, grandchild));
+            }
+        }
+        out
+    }
+
+    /// `m` and the mounts beneath it, parents first (Linux's next_mnt order).
+    pub fn subtree(&self, m: &Arc<Mount>) -> Vec<Arc<Mount>> {
+        std::iter::once(m.clone()).chain(self.beneath(&m.root).into_iter().map(|(_, c)| c)).collect()
+    }
+
     /// Takes `m` off its mount point, and with it every mount beneath it (a
     /// lazy unmount's detach). Files open in them stay usable.
     pub fn detach(&self, m: &Arc<Mount>) {
@@ -494,7 +563,31 @@ impl MountNamespace {
         }
         let mut tree = self.tree();
         m.take_off();
+        m.join(Weak::new());
         tree.mounts.retain(|x| !Arc::ptr_eq(x, m));
+    }
+
+    /// Puts `under`, just grafted on the place where `over` was mounted, beneath
+    /// `over`, which goes on top of `under`'s root: a mount propagated to a place
+    /// something was already mounted on does not hide it (Linux's
+    /// mnt_change_mountpoint in attach_recursive_mnt).
+    pub fn tuck(&self, under: &Arc<Mount>, over: &Arc<Mount>) {
+        let _tree = self.tree();
+        over.take_off();
+        over.attach(Some(super::path::cross_down(under.root.clone())));
+    }
+
+    /// Unmounts `m`, whose root `topper` alone covers, and puts `topper` in its
+    /// place: the undoing of `tuck` when an unmount propagates.
+    pub fn untuck(&self, m: &Arc<Mount>, topper: &Arc<Mount>) {
+        let place = m.mountpoint();
+        {
+            let _tree = self.tree();
+            topper.take_off();
+        }
+        self.detach(m);
+        let _tree = self.tree();
+        topper.attach(place);
     }
 
     /// MS_MOVE: grafts `m` (and what is mounted beneath it) on `to` instead.
@@ -527,6 +620,9 @@ impl MountNamespace {
     /// A new namespace with a copy of each mount in this one, grafted at the
     /// same places in the copies, and the pairs (mount, its copy).
     pub fn copy(&self, owner: Arc<crate::task::UserNamespace>) -> (Arc<MountNamespace>, MountCopies) {
+        // Held throughout, so that no mount propagates into this tree between
+        // its reading and its copies joining the groups.
+        let mut propagation = propagation::lock();
         let root = self.root();
         let copy_root = root.copy(None);
         let mut pairs = vec![(root, copy_root.clone())];
@@ -543,11 +639,19 @@ impl MountNamespace {
         }
         let mounts: Vec<Arc<Mount>> = self.mounts().iter().filter_map(|m| pairs.iter().find(|(x, _)| Arc::ptr_eq(x, m)).map(|(_, c)| c.clone())).collect();
         // A less privileged user namespace may not undo what its creator's
-        // mounts hold.
-        if !Arc::ptr_eq(&owner, &self.owner) {
+        // mounts hold, nor send mounts back to them: its copies of shared
+        // mounts are their slaves (Linux's CL_SHARED_TO_SLAVE). Otherwise a
+        // copy is a peer of a shared mount and a slave of a slave's master.
+        let less_privileged = !Arc::ptr_eq(&owner, &self.owner);
+        if less_privileged {
             mounts.iter().for_each(|m| m.lock());
         }
-        (Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }), owner }), pairs)
+        let how = if less_privileged { CloneAs::SharedToSlave } else { CloneAs::Same };
+        pairs.iter().for_each(|(m, copy)| propagation.clone_as(m, copy, how));
+        let ns = Arc::new(MountNamespace { id: new_ns_id(), tree: Mutex::new(Tree { root: copy_root, mounts }), owner });
+        ns.tree().mounts.iter().for_each(|m| m.join(Arc::downgrade(&ns)));
+        drop(propagation);
+        (ns, pairs)
     }
 
     /// Takes the tree apart once nothing runs in it any more (a pod container
@@ -559,6 +663,7 @@ impl MountNamespace {
         let mounts = std::mem::take(&mut self.tree().mounts);
         for m in &mounts {
             m.take_off();
+            m.join(Weak::new());
         }
         let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
         let (gone, kept): (Vec<Arc<Dentry>>, Vec<_>) = recent.drain(..).partition(|d| mounts.iter().any(|m| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))));
@@ -572,8 +677,34 @@ impl MountNamespace {
 /// Mounts and their copies in a new namespace.
 pub type MountCopies = Vec<(Arc<Mount>, Arc<Mount>)>;
 
+/// `path` relative to `base` (both absolute in one file system), if it is `base`
+/// or beneath it: "" for `base` itself.
+pub fn relative(base: &[u8], path: &[u8]) -> Option<Vec<u8>> {
+    let rest = path.strip_prefix(base)?;
+    match rest {
+        [] => Some(Vec::new()),
+        _ if base == b"/" => Some(rest.to_vec()),
+        [b'/', tail @ ..] => Some(tail.to_vec()),
+        _ => None,
+    }
+}
+
 impl Drop for MountNamespace {
     fn drop(&mut self) {
         self.unmount_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(b"/", b"/a/b"), Some(b"a/b".to_vec()));
+        assert_eq!(relative(b"/a", b"/a"), Some(Vec::new()));
+        assert_eq!(relative(b"/a", b"/a/b"), Some(b"b".to_vec()));
+        assert_eq!(relative(b"/a", b"/ab"), None);
+        assert_eq!(relative(b"/a", b"/b"), None);
     }
 }

@@ -9,6 +9,7 @@ pub mod locks;
 pub mod inode;
 pub mod path;
 pub mod perm;
+pub mod propagation;
 pub mod readiness;
 mod status_flags;
 pub use status_flags::StatusFlags;

@@ -393,16 +393,24 @@ pub(super) fn mounts_text(fs: &FsContext) -> String {
 
 pub(super) fn mountinfo_text(fs: &FsContext) -> String {
     let mut s = String::new();
-    for (m, at) in visible_mounts(fs) {
+    let (ns, root) = (fs.mounts(), fs.root());
+    let visible = visible_mounts(fs);
+    // Read together, then let go of before the file systems are asked for
+    // their devices.
+    let propagation = crate::vfs::propagation::lock();
+    let fields: Vec<String> = visible.iter().map(|(m, _)| propagation.fields(m, &ns, &root)).collect();
+    drop(propagation);
+    for ((m, at), fields) in visible.iter().zip(fields) {
         let parent = m.parent().map_or(m.id, |p| p.id);
         let (major, minor) = m.root.inode.stat().map(|st| major_minor(st.st_dev)).unwrap_or((0, 0));
         let _ = writeln!(
             s,
-            "{} {parent} {major}:{minor} {} {} {} - {} {} {}",
+            "{} {parent} {major}:{minor} {} {} {}{} - {} {} {}",
             m.id,
             mangle(&m.root_path),
-            mangle(&at),
+            mangle(at),
             m.flags().text(),
+            fields,
             m.fstype,
             mangle(m.source.as_bytes()),
             if m.is_read_only() { "ro" } else { "rw" }
