@@ -234,8 +234,9 @@ static void cloned(void) {
         if (getpid() != 1 || getppid() != 0) _exit(1);
         _exit(trace_fork());
     }
-    show("clone(CLONE_NEWPID) child's pid 1, no parent", c > 1 ? 0 : -1);
+    // The child prints as it goes: it ends before this prints, so the order is fixed.
     finish("clone child", c);
+    show("clone(CLONE_NEWPID) child's pid 1, no parent", c > 1 ? 0 : -1);
 }
 
 static void joined(void) {

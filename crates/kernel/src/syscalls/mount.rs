@@ -116,10 +116,10 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     let name = if source.0.is_null() { Vec::new() } else { t.mm.read_cstr(source.0, DATA_MAX)? };
     let (inode, kind) = make_fs(t, &fstype, &options(t, data)?)?;
     let mut propagation = propagation::lock();
+    ns.room(1)?;
     let m = Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags));
     ns.add(m.clone());
-    propagation.graft(&m);
-    Ok(())
+    propagation.graft(&m)
 }
 
 /// mount(2)'s comma-separated options.
@@ -177,8 +177,7 @@ pub(super) fn move_mount(ns: &Arc<MountNamespace>, source: &Arc<Dentry>, target:
         return error!(ELOOP);
     }
     ns.move_mount(&m, target);
-    propagation.graft(&m);
-    Ok(())
+    propagation.graft(&m)
 }
 
 /// Whether `tree` has an unbindable mount and `target` is on a shared one,
@@ -250,11 +249,15 @@ fn bind(ns: &Arc<MountNamespace>, source: &Arc<Dentry>, target: Arc<Dentry>, rec
     if source.is_dir() != target.is_dir() {
         return error!(ENOTDIR);
     }
+    let copies = match source.mount.upgrade() {
+        Some(m) if recursive => ns.subtree(&m).len(),
+        _ => 1,
+    };
+    ns.room(copies)?;
     let (copy, beneath) = propagation.copy_tree(ns, source, Some(target), recursive, CloneAs::Same)?;
     ns.add(copy.clone());
     beneath.into_iter().for_each(|m| ns.add(m));
-    propagation.graft(&copy);
-    Ok(())
+    propagation.graft(&copy)
 }
 
 /// What tmpfs's options ask for.

@@ -168,9 +168,9 @@ pub fn sys_move_mount(t: &mut Task, from_dfd: i32, from_path: UserCStr, to_dfd: 
     if unbindable_into_shared(&propagation, &tree.mounts(), &to) {
         return error!(EINVAL);
     }
+    ns.room(tree.mounts().len())?;
     ns.attach_tree(&tree, to);
-    propagation.graft(&m);
-    Ok(())
+    propagation.graft(&m)
 }
 
 /// MOVE_MOUNT_SET_GROUP: the mount whose root `to` is joins the peer group of

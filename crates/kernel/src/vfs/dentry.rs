@@ -449,6 +449,9 @@ impl Mount {
     }
 }
 
+/// The most mounts a namespace holds (Linux's default fs.mount-max).
+pub const MOUNT_MAX: usize = 100_000;
+
 /// A mount tree: a root mount and what is mounted beneath it. The processes in
 /// one see the same mounts; unshare(CLONE_NEWNS) gives a process a copy of its
 /// own. Lock: `tree`, taken after the propagation state (`propagation::lock`,
@@ -506,6 +509,15 @@ impl MountNamespace {
 
     pub fn root(&self) -> Arc<Mount> {
         self.tree().root.clone()
+    }
+
+    /// ENOSPC if `n` more mounts would take it past `MOUNT_MAX` (Linux's
+    /// fs.mount-max, which keeps propagation from multiplying mounts without end).
+    pub fn room(&self, n: usize) -> SysResult<()> {
+        if self.tree().mounts.len().saturating_add(n) > MOUNT_MAX {
+            return error!(ENOSPC);
+        }
+        Ok(())
     }
 
     pub fn add(self: &Arc<Self>, m: Arc<Mount>) {

@@ -310,9 +310,12 @@ impl Propagation {
     /// those. A receiver that does not show the place (a bind of another
     /// directory) is skipped; one with something mounted there gets the copy
     /// beneath it. The mounts made now receive nothing from this mount.
-    pub fn graft(&mut self, root: &Arc<Mount>) {
-        let (Some(dest), Some(mp), Some(ns)) = (root.parent(), root.mountpoint(), root.ns()) else { return };
-        let Some(group) = self.0.prop(&dest).group else { return };
+    /// ENOSPC if a receiver's namespace had no room for its copy (which it
+    /// then goes without; what was made stays, where Linux would undo it).
+    pub fn graft(&mut self, root: &Arc<Mount>) -> SysResult<()> {
+        let (Some(dest), Some(mp), Some(ns)) = (root.parent(), root.mountpoint(), root.ns()) else { return Ok(()) };
+        let Some(group) = self.0.prop(&dest).group else { return Ok(()) };
+        let mut full = false;
         let tree = ns.subtree(root);
         for m in &tree {
             if !self.is_shared(m) {
@@ -332,13 +335,13 @@ impl Propagation {
             let fresh = |m: &Arc<Mount>, made: &[Arc<Mount>]| !Arc::ptr_eq(m, &has) && !made.iter().any(|x| Arc::ptr_eq(x, m));
             for m in self.0.members(g) {
                 if fresh(&m, &made) {
-                    let copies = self.copy_into(&source, &m, &path, CloneAs::Same);
+                    let copies = self.copy_into(&source, &m, &path, CloneAs::Same, &mut full);
                     made.extend(copies);
                 }
             }
             for s in self.0.plain_slaves(g) {
                 if fresh(&s, &made) {
-                    let copies = self.copy_into(&source, &s, &path, CloneAs::Slave { shared: false });
+                    let copies = self.copy_into(&source, &s, &path, CloneAs::Slave { shared: false }, &mut full);
                     made.extend(copies);
                 }
             }
@@ -349,7 +352,7 @@ impl Propagation {
                     if !fresh(&s, &made) {
                         continue;
                     }
-                    let copies = self.copy_into(&source, &s, &path, CloneAs::Slave { shared: true });
+                    let copies = self.copy_into(&source, &s, &path, CloneAs::Slave { shared: true }, &mut full);
                     if let Some(first) = copies.first().cloned() {
                         made.extend(copies);
                         queue.push_back((h, first, s));
@@ -358,13 +361,19 @@ impl Propagation {
                 }
             }
         }
+        if full { error!(ENOSPC) } else { Ok(()) }
     }
 
     /// A copy of the tree `source` is the root of, mounted in `m` at `path`
     /// (in their file system) and added to `m`'s namespace, beneath what `m`
     /// already has mounted there; none if `m` does not show that place.
-    fn copy_into(&mut self, source: &Arc<Mount>, m: &Arc<Mount>, path: &[u8], how: CloneAs) -> Vec<Arc<Mount>> {
+    /// `full` is set, and nothing copied, when `m`'s namespace has no room.
+    fn copy_into(&mut self, source: &Arc<Mount>, m: &Arc<Mount>, path: &[u8], how: CloneAs, full: &mut bool) -> Vec<Arc<Mount>> {
         let (Some(from), Some(to), Some(place)) = (source.ns(), m.ns(), place_in(m, path)) else { return Vec::new() };
+        if to.room(from.subtree(source).len()).is_err() {
+            *full = true;
+            return Vec::new();
+        }
         let over = place.mounted();
         let Ok((root, beneath)) = self.copy_tree(&from, &source.root, Some(place), true, how) else { return Vec::new() };
         if let Some(over) = over {
@@ -486,6 +495,7 @@ mod tests {
     use super::*;
     use crate::fs::tmpfs::Tmpfs;
     use crate::vfs::MountFlags;
+    use crate::vfs::dentry::MOUNT_MAX;
 
     /// A namespace whose root is a tmpfs with the directories `dirs`, each
     /// with a bind of the root on it, in the order given.
@@ -503,6 +513,21 @@ mod tests {
             })
             .collect();
         (ns, root, binds)
+    }
+
+    /// A namespace holds at most MOUNT_MAX mounts (Linux's fs.mount-max), so
+    /// that propagation cannot multiply them without end: beyond, ENOSPC.
+    #[test]
+    fn a_namespace_has_room_for_mount_max() {
+        let (ns, root, _) = tree(&[]);
+        ns.room(MOUNT_MAX - 1).unwrap();
+        assert_eq!(ns.room(MOUNT_MAX).unwrap_err().code, rvisor_abi::ErrnoCode::ENOSPC);
+        for _ in 1..MOUNT_MAX {
+            ns.add(Mount::bind(&root.root, None));
+        }
+        assert_eq!(ns.room(1).unwrap_err().code, rvisor_abi::ErrnoCode::ENOSPC);
+        ns.room(0).unwrap();
+        ns.unmount_all();
     }
 
     // One test, as the state is the whole process's: group ids are checked
