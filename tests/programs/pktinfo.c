@@ -3,11 +3,13 @@
 // IP_RECVORIGDSTADDR; IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS,
 // IPV6_RECVORIGDSTADDR; a v4 datagram on a dual-stack socket), what a sender
 // sets for one datagram (IP_PKTINFO's source, IP_TTL, IP_TOS; IPV6_PKTINFO,
-// IPV6_HOPLIMIT, IPV6_TCLASS), the socket options' ranges, and the errors.
-// Prints only what is the same natively and in the sandbox (no port numbers).
+// IPV6_HOPLIMIT, IPV6_TCLASS), the socket options' ranges, and the errors;
+// and the SOL_SOCKET stamps SO_TIMESTAMP and its kin ask for. Prints only what
+// is the same natively and in the sandbox (no port numbers, no times).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "check.h"
 #include "inet.h"
@@ -66,6 +68,14 @@ static void show(const char *what, int fd, int client_port) {
             struct sockaddr_in6 s;
             memcpy(&s, d, sizeof s);
             printf("  IPV6_ORIGDSTADDR %s, the server's port: %s (len %zu)\n", host_of((struct sockaddr_storage *)&s), ntohs(s.sin6_port) == port_of(fd) ? "yes" : "no", len);
+        } else if (c->cmsg_level == SOL_SOCKET) {
+            long long t[2];
+            memcpy(t, d, sizeof t);
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            double at = t[0] + t[1] / (c->cmsg_type == 35 || c->cmsg_type == 64 ? 1e9 : 1e6);
+            double off = now.tv_sec + now.tv_nsec / 1e9 - at;
+            printf("  SOL_SOCKET type %d (len %zu), within 10 s before now: %s\n", c->cmsg_type, len, off >= 0 && off < 10 ? "yes" : "no");
         } else {
             int v = 0;
             memcpy(&v, d, len < sizeof v ? len : sizeof v);
@@ -93,6 +103,36 @@ static void option(int fd, int level, int name, int value, const char *what) {
     socklen_t len = sizeof got;
     getsockopt(fd, level, name, &got, &len);
     printf("%s = %d: %s, reads %d\n", what, value, r == 0 ? "0" : errname(e), got);
+}
+
+// The four SO_TIMESTAMP options read back.
+static void stamps(int fd) {
+    int names[] = {29, 35, 63, 64}; // SO_TIMESTAMP, SO_TIMESTAMPNS, and their _NEW
+    printf("reads back:");
+    for (int i = 0; i < 4; i++) {
+        int v = -1;
+        socklen_t len = sizeof v;
+        getsockopt(fd, SOL_SOCKET, names[i], &v, &len);
+        printf(" %d=%d", names[i], v);
+    }
+    printf("\n");
+}
+
+// SO_TIMESTAMP and its kin: which stamp each asks for, and what reads back.
+static void timestamps(int server, int client, struct sockaddr_in *to) {
+    int names[] = {29, 35, 63, 64};
+    for (int i = 0; i < 4; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "SOL_SOCKET %d", names[i]);
+        option(server, SOL_SOCKET, names[i], 1, what);
+        stamps(server);
+        sendto(client, "t", 1, 0, (struct sockaddr *)to, sizeof *to);
+        show(what, server, port_of(client));
+    }
+    option(server, SOL_SOCKET, 29, 0, "SO_TIMESTAMP off");
+    stamps(server);
+    sendto(client, "t", 1, 0, (struct sockaddr *)to, sizeof *to);
+    show("stamps off", server, port_of(client));
 }
 
 static void ipv4(void) {
@@ -146,6 +186,7 @@ static void ipv4(void) {
     p.ipi_ifindex = 999;
     printf("cmsg IP_PKTINFO ifindex 999: %s\n", errname(send_with(client, &to, sizeof to, IPPROTO_IP, IP_PKTINFO, &p, sizeof p)));
 
+    timestamps(server, client, &to);
     option(client, IPPROTO_IP, IP_TTL, -1, "IP_TTL");
     option(client, IPPROTO_IP, IP_TTL, 0, "IP_TTL");
     option(client, IPPROTO_IP, IP_TTL, 256, "IP_TTL");

@@ -697,7 +697,8 @@ fn inet_udp() {
 
 /// IP-level control messages on loopback UDP (tests/programs/pktinfo.c): what a
 /// receiver asks to learn of each datagram (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS,
-/// IP_RECVORIGDSTADDR and the IPv6 ones, a v4 datagram on a dual-stack socket),
+/// IP_RECVORIGDSTADDR and the IPv6 ones, a v4 datagram on a dual-stack socket,
+/// the four SO_TIMESTAMP stamps and their flags),
 /// what a sender sets for one datagram (source address, TTL, TOS, hop limit,
 /// traffic class), the options' ranges, and the errors, as natively.
 #[test]
@@ -709,6 +710,7 @@ fn ip_control_messages() {
             expect_stdout_has_line(o, "v4 cmsg source: 1 bytes from 127.0.0.7, the client's port: yes, flags 0"),
             expect_stdout_has_line(o, "  IPV6_PKTINFO ifindex 1 addr ::ffff:127.0.0.1 (len 20)"),
             expect_stdout_has_line(o, "cmsg IPV6_PKTINFO from 2001:db8::1: EINVAL"),
+            expect_stdout_has_line(o, "  SOL_SOCKET type 35 (len 16), within 10 s before now: yes"),
         ])
     });
 }

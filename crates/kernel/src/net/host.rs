@@ -36,10 +36,10 @@ const SO_ACCEPTCONN: i32 = 30;
 
 /// SOL_SOCKET options that only tune the socket: REUSEADDR, BROADCAST,
 /// SNDBUF, RCVBUF, KEEPALIVE, OOBINLINE, LINGER, REUSEPORT, RCVLOWAT,
-/// TIMESTAMP, TIMESTAMPNS, BUSY_POLL (not PRIORITY, BINDTODEVICE, MARK or
-/// the BPF attachments, which need privileges the Sentry has and the app
-/// may not).
-const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46];
+/// TIMESTAMP, TIMESTAMPNS, BUSY_POLL, TIMESTAMP_NEW, TIMESTAMPNS_NEW (not
+/// PRIORITY, BINDTODEVICE, MARK or the BPF attachments, which need privileges
+/// the Sentry has and the app may not).
+const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46, 63, 64];
 /// IP, IPv6 and TCP options that need CAP_NET_ADMIN or CAP_NET_RAW: IP_TRANSPARENT
 /// and IPsec/XFRM policies, IPV6_TRANSPARENT and its policies, TCP repair.
 const PRIVILEGED_IP: &[i32] = &[16, 17, 19];

@@ -8,7 +8,7 @@
 //! (::ffff:127.0.0.1) unless IPV6_V6ONLY is set; the port tables compare
 //! addresses in their canonical form, so ::ffff:127.0.0.1 and 127.0.0.1 meet.
 
-use super::ip_control::{checked_option, DEFAULT_TTL, IPV6_RECVHOPLIMIT, IPV6_RECVORIGDSTADDR, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL};
+use super::ip_control::{checked_option, get_timestamps, is_timestamp_option, set_timestamps, DEFAULT_TTL, IPV6_RECVHOPLIMIT, IPV6_RECVORIGDSTADDR, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL};
 use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
@@ -482,6 +482,9 @@ impl Endpoint {
             let (on, secs) = *self.linger.lock().unwrap_or_else(|e| e.into_inner());
             return Ok([on.to_ne_bytes(), secs.to_ne_bytes()].concat());
         }
+        if is_timestamp_option(level, name) {
+            return Ok(get_timestamps(&self.options.timestamps, name).to_ne_bytes().to_vec());
+        }
         Ok(self.options.get(self.domain, kind, level, name)?.to_ne_bytes().to_vec())
     }
 
@@ -491,6 +494,10 @@ impl Endpoint {
             let on = super::int_option(value)?;
             let secs = super::int_option(value.get(4..).unwrap_or_default())?;
             *self.linger.lock().unwrap_or_else(|e| e.into_inner()) = (i32::from(on != 0), secs);
+            return Ok(());
+        }
+        if is_timestamp_option(level, name) {
+            set_timestamps(&self.options.timestamps, name, super::int_option(value)? != 0);
             return Ok(());
         }
         self.options.set(self.domain, kind, level, name, super::int_option(value)?)
@@ -573,7 +580,6 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
     (SOL_SOCKET, SO_REUSEPORT, Kind::Flag, 0, &[1, 2]),
     (SOL_SOCKET, 16, Kind::Flag, 0, &[1, 2]),       // SO_PASSCRED
     (SOL_SOCKET, 18, Kind::Int, 1, &[1, 2]),        // SO_RCVLOWAT
-    (SOL_SOCKET, 29, Kind::Flag, 0, &[1, 2]),       // SO_TIMESTAMP
     (IPPROTO_IP, IP_TOS, Kind::Int, 0, &[1, 2]),
     (IPPROTO_IP, IP_TTL, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
     (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER
@@ -608,6 +614,8 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
 #[derive(Default)]
 pub struct Options {
     set: Mutex<HashMap<(i32, i32), i32>>,
+    /// The SO_TIMESTAMP options' flags (`ip_control::set_timestamps`).
+    pub timestamps: std::sync::atomic::AtomicU8,
 }
 
 impl Options {
@@ -641,6 +649,8 @@ impl Options {
     pub fn inherit(&self, from: &Options) {
         let values = from.set.lock().unwrap_or_else(|e| e.into_inner()).clone();
         *self.set.lock().unwrap_or_else(|e| e.into_inner()) = values;
+        let stamps = from.timestamps.load(std::sync::atomic::Ordering::Relaxed);
+        self.timestamps.store(stamps, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether a flag option is on.

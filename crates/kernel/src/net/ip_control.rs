@@ -3,13 +3,14 @@
 //! IP_RECVTOS, IP_RECVORIGDSTADDR and their IPv6 counterparts), built from its
 //! `Arrival`, and what a sender may ask of one datagram (IP_PKTINFO's source
 //! address and interface, IP_TTL, IP_TOS; IPV6_PKTINFO, IPV6_HOPLIMIT,
-//! IPV6_TCLASS), read into a `Sending`. Both follow Linux: the order of
+//! IPV6_TCLASS), read into a `Sending`; and the SO_TIMESTAMP stamps. Both follow Linux: the order of
 //! ip_cmsg_recv_offset and ip6_datagram_recv_*_ctl, and the checks of
 //! ip_cmsg_send and ip6_datagram_send_ctl.
 
 use super::inet::{self, Endpoint, AF_INET6, IPPROTO_IP, IPPROTO_IPV6};
 use rvisor_abi::{error, SysResult};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub const IP_TOS: i32 = 1;
 pub const IP_TTL: i32 = 2;
@@ -33,6 +34,15 @@ pub const IPV6_RECVTCLASS: i32 = 66;
 pub const IPV6_TCLASS: i32 = 67;
 /// Also the control message's type (IPV6_ORIGDSTADDR).
 pub const IPV6_RECVORIGDSTADDR: i32 = 74;
+/// SO_TIMESTAMP and its kin, and the control messages of the same types.
+pub const SO_TIMESTAMP_OLD: i32 = 29;
+pub const SO_TIMESTAMPNS_OLD: i32 = 35;
+pub const SO_TIMESTAMP_NEW: i32 = 63;
+pub const SO_TIMESTAMPNS_NEW: i32 = 64;
+/// Linux's socket flags they set (kept in a socket's `Options`).
+const RCVTSTAMP: u8 = 1;
+const RCVTSTAMPNS: u8 = 2;
+const TSTAMP_NEW: u8 = 4;
 /// Linux's default TTL and hop limit (net.ipv4.ip_default_ttl, hop_limit).
 pub const DEFAULT_TTL: u8 = 64;
 /// The loopback interface's index.
@@ -48,6 +58,64 @@ pub struct Arrival {
     /// Its IP header's TTL (IPv6: hop limit) and TOS (IPv6: traffic class).
     pub ttl: u8,
     pub tos: u8,
+    /// When it arrived: CLOCK_REALTIME, in nanoseconds (SO_TIMESTAMP).
+    pub at: i64,
+}
+
+impl Arrival {
+    /// A datagram arriving now.
+    pub fn now(dest: SocketAddr, ifindex: i32, ttl: u8, tos: u8) -> Arrival {
+        // The Sentry's realtime clock is the host's (a vDSO read, no host syscall).
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        Arrival { dest, ifindex, ttl, tos, at }
+    }
+}
+
+/// Whether (`level`, `name`) is one of the SO_TIMESTAMP options.
+pub fn is_timestamp_option(level: i32, name: i32) -> bool {
+    level == super::inet::SOL_SOCKET && matches!(name, SO_TIMESTAMP_OLD | SO_TIMESTAMPNS_OLD | SO_TIMESTAMP_NEW | SO_TIMESTAMPNS_NEW)
+}
+
+/// setsockopt of a SO_TIMESTAMP option, as Linux's sock_set_timestamp: on, it
+/// says which kind of stamp (microseconds or nanoseconds, old or new types);
+/// off, it stops them all.
+pub fn set_timestamps(flags: &AtomicU8, name: i32, on: bool) {
+    if on {
+        let new = if matches!(name, SO_TIMESTAMP_NEW | SO_TIMESTAMPNS_NEW) { TSTAMP_NEW } else { 0 };
+        let ns = if matches!(name, SO_TIMESTAMPNS_OLD | SO_TIMESTAMPNS_NEW) { RCVTSTAMPNS } else { 0 };
+        flags.store(RCVTSTAMP | ns | new, Ordering::Relaxed);
+    } else {
+        flags.fetch_and(TSTAMP_NEW, Ordering::Relaxed);
+    }
+}
+
+/// getsockopt of a SO_TIMESTAMP option: whether that kind of stamp is on.
+pub fn get_timestamps(flags: &AtomicU8, name: i32) -> i32 {
+    let f = flags.load(Ordering::Relaxed);
+    let (on, ns, new) = (f & RCVTSTAMP != 0, f & RCVTSTAMPNS != 0, f & TSTAMP_NEW != 0);
+    i32::from(match name {
+        SO_TIMESTAMP_OLD => on && !new && !ns,
+        SO_TIMESTAMPNS_OLD => ns && !new,
+        SO_TIMESTAMP_NEW => on && new,
+        _ => ns && new,
+    })
+}
+
+/// The SOL_SOCKET stamp of a datagram that arrived at `at` (realtime ns), as
+/// the socket's `flags` ask (none if off): seconds, then microseconds or
+/// nanoseconds, each 64 bits on x86-64 in the old types and the new.
+fn timestamp_message(flags: u8, at: i64) -> Option<(i32, i32, Vec<u8>)> {
+    if flags & RCVTSTAMP == 0 {
+        return None;
+    }
+    let (secs, ns) = (at.div_euclid(1_000_000_000), at.rem_euclid(1_000_000_000));
+    let (kind, fraction) = match (flags & RCVTSTAMPNS != 0, flags & TSTAMP_NEW != 0) {
+        (true, true) => (SO_TIMESTAMPNS_NEW, ns),
+        (true, false) => (SO_TIMESTAMPNS_OLD, ns),
+        (false, true) => (SO_TIMESTAMP_NEW, ns / 1000),
+        (false, false) => (SO_TIMESTAMP_OLD, ns / 1000),
+    };
+    Some((super::inet::SOL_SOCKET, kind, [secs.to_ne_bytes(), fraction.to_ne_bytes()].concat()))
 }
 
 /// What a sender asked of one datagram; None: the socket's own setting.
@@ -64,7 +132,8 @@ pub struct Sending {
 /// Whether a host socket's control message is one `arrival_control` would
 /// make, which the app may see of a host datagram.
 pub fn is_arrival_message(level: i32, kind: i32) -> bool {
-    matches!((level, kind), (IPPROTO_IP, IP_PKTINFO | IP_TTL | IP_TOS | IP_RECVORIGDSTADDR) | (IPPROTO_IPV6, IPV6_PKTINFO | IPV6_HOPLIMIT | IPV6_TCLASS | IPV6_RECVORIGDSTADDR))
+    is_timestamp_option(level, kind)
+        || matches!((level, kind), (IPPROTO_IP, IP_PKTINFO | IP_TTL | IP_TOS | IP_RECVORIGDSTADDR) | (IPPROTO_IPV6, IPV6_PKTINFO | IPV6_HOPLIMIT | IPV6_TCLASS | IPV6_RECVORIGDSTADDR))
 }
 
 /// `struct in_pktinfo`.
@@ -92,7 +161,8 @@ impl Endpoint {
     /// messages (which it may ask for too) of an IPv4 one.
     pub fn arrival_control(&self, a: &Arrival) -> Vec<(i32, i32, Vec<u8>)> {
         let on = |level, name| self.options.on(level, name);
-        let mut out = Vec::new();
+        // The socket-level stamp comes first, as Linux's sock_recv_cmsgs.
+        let mut out: Vec<_> = timestamp_message(self.options.timestamps.load(Ordering::Relaxed), a.at).into_iter().collect();
         if self.domain == AF_INET6 && on(IPPROTO_IPV6, IPV6_RECVPKTINFO) {
             out.push((IPPROTO_IPV6, IPV6_PKTINFO, in6_pktinfo(a.dest.ip(), a.ifindex)));
         }
@@ -269,6 +339,20 @@ mod tests {
         assert!(ranged(&[5], 1).is_err());
         assert_eq!(optional(&(-1i32).to_ne_bytes()).unwrap(), None);
         assert!(optional(&(-2i32).to_ne_bytes()).is_err());
+    }
+
+    #[test]
+    fn timestamps_follow_linux_flags() {
+        let f = AtomicU8::new(0);
+        set_timestamps(&f, SO_TIMESTAMPNS_OLD, true);
+        assert_eq!((get_timestamps(&f, SO_TIMESTAMP_OLD), get_timestamps(&f, SO_TIMESTAMPNS_OLD)), (0, 1));
+        assert_eq!(timestamp_message(f.load(Ordering::Relaxed), 1_500_000_123).unwrap(), (1, SO_TIMESTAMPNS_OLD, [1i64.to_ne_bytes(), 500_000_123i64.to_ne_bytes()].concat()));
+        set_timestamps(&f, SO_TIMESTAMP_NEW, true);
+        assert_eq!(get_timestamps(&f, SO_TIMESTAMP_NEW), 1);
+        assert_eq!(timestamp_message(f.load(Ordering::Relaxed), 1_500_000_123).unwrap().2, [1i64.to_ne_bytes(), 500_000i64.to_ne_bytes()].concat());
+        set_timestamps(&f, SO_TIMESTAMP_OLD, false);
+        assert!(timestamp_message(f.load(Ordering::Relaxed), 0).is_none());
+        assert_eq!(get_timestamps(&f, SO_TIMESTAMP_NEW), 0);
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl UdpSocket {
     /// How a datagram it sends to the canonical `dest` on loopback arrives.
     fn loopback_arrival(&self, dest: SocketAddr, sending: &Sending) -> Arrival {
         let (ttl, tos) = self.ep.ttl_and_tos(dest.ip(), sending);
-        Arrival { dest, ifindex: LOOPBACK_INDEX, ttl, tos }
+        Arrival::now(dest, LOOPBACK_INDEX, ttl, tos)
     }
 
     fn max_payload(&self) -> usize {

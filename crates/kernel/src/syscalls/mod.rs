@@ -296,7 +296,7 @@ syscall_table! {
     sendto(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: u32) => Partial("MSG_DONTWAIT, MSG_NOSIGNAL and MSG_CONFIRM (other flags are EOPNOTSUPP)");
     recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: UserRef<u32>) => Partial("MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, MSG_WAITALL (TCP) (other flags are EOPNOTSUPP)");
     sendmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; on UDP, IP_PKTINFO, IP_TTL, IP_TOS, IPV6_PKTINFO, IPV6_HOPLIMIT and IPV6_TCLASS (net/ip_control.rs); no IP options or IPv6 extension headers (EINVAL)");
-    recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; on UDP, IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR and the IPv6 ones (net/ip_control.rs); the sandbox stack's datagrams from outside show TTL 64 and TOS 0 (smoltcp does not report them); no SO_TIMESTAMP messages");
+    recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; on UDP, IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR and the IPv6 ones (net/ip_control.rs); SO_TIMESTAMP, SO_TIMESTAMPNS and their _NEW stamps on UDP; the sandbox stack's datagrams from outside show TTL 64 and TOS 0 (smoltcp does not report them)");
     sendmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32) => Supported;
     recvmmsg(fd: Fd, msgs: UserAddr, vlen: u32, flags: u32, timeout: UserRef<Timespec>) => Partial("the timeout is checked but does not bound the call (Linux looks at it only between messages)");
     shutdown(fd: Fd, how: i32) => Supported;

@@ -308,7 +308,7 @@ impl Stack {
         // smoltcp does not say what TTL or TOS a datagram came with: it shows
         // as sent with Linux's defaults.
         let ifindex = self.ifindex;
-        let arrival = |dest| Arrival { dest, ifindex, ttl: DEFAULT_TTL, tos: 0 };
+        let arrival = |dest| Arrival::now(dest, ifindex, DEFAULT_TTL, 0);
         for (&h, inbox) in &self.inboxes {
             let Some(inbox) = inbox.upgrade() else { continue };
             match self.sockets.get_mut::<smoltcp::socket::Socket>(h) {
@@ -684,7 +684,8 @@ mod tests {
         let client = super::udp::UdpPort::bind(&a, "0.0.0.0:5353".parse().unwrap(), Weak::<Inbox>::new(), super::udp::PortKind::Udp).unwrap();
         client.send(b"query", "10.9.0.2:53".parse().unwrap(), None).unwrap();
         eventually(|| !inbox.0.lock().unwrap().is_empty());
-        let arrival = Arrival { dest: "10.9.0.2:53".parse().unwrap(), ifindex: 2, ttl: DEFAULT_TTL, tos: 0 };
-        assert_eq!(inbox.0.lock().unwrap()[0], (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap(), arrival));
+        let (data, from, arrival) = inbox.0.lock().unwrap()[0].clone();
+        assert_eq!((data, from), (b"query".to_vec(), "10.9.0.1:5353".parse().unwrap()));
+        assert_eq!((arrival.dest, arrival.ifindex, arrival.ttl, arrival.tos), ("10.9.0.2:53".parse().unwrap(), 2, DEFAULT_TTL, 0));
     }
 }
