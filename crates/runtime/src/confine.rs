@@ -59,18 +59,21 @@ pub fn sentry(network: Network, platform: &str) -> Result<(), String> {
 /// Sentry that escaped its filter and Landlock would find no host file by name,
 /// and nor would the stubs forked from it. The host's mounts are made private
 /// first, so that nothing done here reaches the host. The new root is mounted on
-/// /tmp, which is then this namespace's alone. What the Sentry reads of the host
-/// later is open by now: /proc through `host_proc`'s descriptor, the platform's
-/// device, the container's state file and control socket, the cgroup's files.
+/// /tmp, or where a host has none on /proc (which the Sentry has open already:
+/// its descriptor still reaches the host's), in this namespace alone. What the
+/// Sentry reads of the host later is open by now: /proc through `host_proc`'s
+/// descriptor, the platform's device, the container's state file and control
+/// socket, the cgroup's files.
 fn empty_root() -> nix::Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let none: Option<&str> = None;
     let sealed = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
-    mount(Some("rvisor-root"), "/tmp", Some("tmpfs"), sealed, Some("mode=0555"))?;
+    let place = ["/tmp", "/proc"].into_iter().find(|dir| std::path::Path::new(dir).is_dir()).ok_or(nix::errno::Errno::ENOENT)?;
+    mount(Some("rvisor-root"), place, Some("tmpfs"), sealed, Some("mode=0555"))?;
     // runc's `pivot_root . .`: the host's root ends up on top of the new one at
     // "/", and the detach takes it away.
-    nix::unistd::chdir("/tmp")?;
+    nix::unistd::chdir(place)?;
     nix::unistd::pivot_root(".", ".")?;
     umount2(".", MntFlags::MNT_DETACH)?;
     nix::unistd::chdir("/")?;
