@@ -72,10 +72,15 @@ struct Pace {
     /// count to the move's own cost and moved back, again and again (systrap's
     /// `getppid` read 20–30 µs instead of 4 on a host twice as slow as usual).
     moved: bool,
+    /// Events since the stub was moved to spin, while it spins.
+    spell: Option<u32>,
 }
 
 impl Pace {
     fn note(&mut self, hot: bool) {
+        if let Some(n) = &mut self.spell {
+            *n = n.saturating_add(1);
+        }
         if !std::mem::take(&mut self.moved) {
             self.hot = if hot { (self.hot + 1).min(HOT_MAX) } else { self.hot.saturating_sub(HOT_EVENTS) };
         }
@@ -86,14 +91,67 @@ impl Pace {
     }
 
     /// The stub thread was moved; a move to spin starts with a full count, so that
-    /// moving back takes more than one slow event from the start.
-    fn moved(&mut self, to_spin: bool) {
+    /// moving back takes more than one slow event from the start. A move back ends a
+    /// spell of spinning: returns whether it paid (lasted `SPELL_PAID` events).
+    fn moved(&mut self, to_spin: bool) -> Option<bool> {
         self.moved = true;
         if to_spin {
             self.hot = HOT_MAX;
+            self.spell = Some(0);
+            return None;
         }
+        self.spell.take().map(|n| n >= SPELL_PAID)
     }
 }
+
+/// A spell of spinning that ends within this many events did not pay.
+const SPELL_PAID: u32 = 64;
+/// How long no thread starts spinning after a spell that did not pay: doubled by each
+/// such spell up to the most, back to the least after one that paid.
+const SPIN_BAN_MIN: Duration = Duration::from_millis(1);
+const SPIN_BAN_MAX: Duration = Duration::from_secs(1);
+
+/// Spinning needs the host to run both CPUs at once. A host that throttles this
+/// machine (a burstable VM out of credit: its CPUs show steal time) runs them in
+/// turn, and each side spins while the other is off its CPU: `getppid` took
+/// 37–56 µs spinning where the two taking turns on one CPU took 12–14. That state
+/// lasts seconds, and such spells end fast, so after each one spinning is barred
+/// for longer; a spell that pays lifts the bar.
+struct SpinBan {
+    /// Nanoseconds after `epoch` until which no thread starts spinning.
+    until: AtomicU64,
+    /// The next bar's length in nanoseconds (0: the least).
+    next: AtomicU64,
+}
+
+static SPIN_BAN: SpinBan = SpinBan { until: AtomicU64::new(0), next: AtomicU64::new(0) };
+
+impl SpinBan {
+    fn epoch() -> Instant {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    fn now() -> u64 {
+        Self::epoch().elapsed().as_nanos() as u64
+    }
+
+    fn allows(&self, now: u64) -> bool {
+        now >= self.until.load(Ordering::Relaxed)
+    }
+
+    /// A spell of spinning ended at `now`, having paid or not.
+    fn spell_ended(&self, paid: bool, now: u64) {
+        if paid {
+            self.next.store(0, Ordering::Relaxed);
+            return;
+        }
+        let ban = self.next.load(Ordering::Relaxed).max(SPIN_BAN_MIN.as_nanos() as u64);
+        self.until.store(now + ban, Ordering::Relaxed);
+        self.next.store((ban * 2).min(SPIN_BAN_MAX.as_nanos() as u64), Ordering::Relaxed);
+    }
+}
+
 /// CPU time a kicked thread may use without answering before it is deemed to block
 /// the kick (answering takes microseconds of it).
 const KICK_CPU_NS: u64 = 50_000_000;
@@ -1071,7 +1129,7 @@ impl Context for SystrapContext {
         // A CPU is free when no awake Sentry thread is pinned there and no stub is spun
         // for there: a thread blocked in the Sentry (a futex, a pipe) leaves its CPU free,
         // and one that is only between two events does not.
-        let apart = if b.pace.wants_spinning() { host_cpus::claim_free(here) } else { None };
+        let apart = if b.pace.wants_spinning() && SPIN_BAN.allows(SpinBan::now()) { host_cpus::claim_free(here) } else { None };
         let spinning = apart.is_some();
         let want = apart.as_ref().map_or(here, |c| c.cpu);
         if b.placed != Some(want) && b.tid > 0 {
@@ -1079,7 +1137,9 @@ impl Context for SystrapContext {
             // do not retry on every event.
             host_cpus::pin(b.tid, want);
             if b.placed.is_some() {
-                b.pace.moved(spinning);
+                if let Some(paid) = b.pace.moved(spinning) {
+                    SPIN_BAN.spell_ended(paid, SpinBan::now());
+                }
             }
             b.placed = Some(want);
             balancer::stub_on(want);
@@ -1162,7 +1222,7 @@ mod tests {
 
     #[test]
     fn the_event_after_a_move_does_not_count() {
-        let mut p = Pace { hot: HOT_EVENTS, moved: false };
+        let mut p = Pace { hot: HOT_EVENTS, ..Pace::default() };
         p.moved(true);
         // The move's own cost makes the next event slow: it must not send the
         // thread back.
@@ -1186,5 +1246,41 @@ mod tests {
         assert!(p.wants_spinning());
         p.note(false);
         assert!(!p.wants_spinning());
+    }
+
+    #[test]
+    fn a_spell_of_spinning_pays_when_it_lasts() {
+        let mut p = Pace::default();
+        assert_eq!(p.moved(true), None);
+        p.note(true);
+        assert_eq!(p.moved(false), Some(false), "one event: it did not pay");
+        assert_eq!(p.moved(false), None, "a move between local CPUs ends no spell");
+        p.moved(true);
+        for _ in 0..SPELL_PAID {
+            p.note(true);
+        }
+        assert_eq!(p.moved(false), Some(true));
+    }
+
+    #[test]
+    fn spells_that_do_not_pay_bar_spinning_for_longer_each_time() {
+        let ban = SpinBan { until: AtomicU64::new(0), next: AtomicU64::new(0) };
+        let (min, max) = (SPIN_BAN_MIN.as_nanos() as u64, SPIN_BAN_MAX.as_nanos() as u64);
+        assert!(ban.allows(0));
+        ban.spell_ended(false, 10);
+        assert!(!ban.allows(10 + min - 1));
+        assert!(ban.allows(10 + min));
+        let mut at = 10 + min;
+        ban.spell_ended(false, at);
+        assert!(!ban.allows(at + 2 * min - 1) && ban.allows(at + 2 * min));
+        for _ in 0..64 {
+            at += max;
+            ban.spell_ended(false, at);
+        }
+        assert!(!ban.allows(at + max - 1) && ban.allows(at + max), "the bar stops growing");
+        ban.spell_ended(true, at + max);
+        at += 2 * max;
+        ban.spell_ended(false, at);
+        assert!(ban.allows(at + min), "a spell that paid brings the bar back to the least");
     }
 }
