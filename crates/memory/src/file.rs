@@ -176,19 +176,28 @@ impl MemoryFile {
     /// Fills `[off, off + len)` with the bytes of host file `src` from `src_off` on
     /// (zeros past its end), through `store`: a page cache filled through the
     /// mapping took 0.8 ms a megabyte, this way ~0.12 ms.
+    /// The bytes go through a buffer each thread keeps: a fresh one per call cost
+    /// its page faults again.
     pub fn fill_from(&self, off: u64, len: u64, src: BorrowedFd<'_>, src_off: u64) -> nix::Result<()> {
-        let mut buf = vec![0u8; (len as usize).min(FILL_CHUNK)];
-        let mut done = 0u64;
-        while done < len {
-            let want = ((len - done) as usize).min(buf.len());
-            let n = nix::sys::uio::pread(src, &mut buf[..want], (src_off + done) as i64)?;
-            if n == 0 {
-                break;
-            }
-            self.store(off + done, &buf[..n])?;
-            done += n as u64;
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(())
+        BUF.with_borrow_mut(|buf| {
+            if buf.is_empty() {
+                buf.resize(FILL_CHUNK, 0);
+            }
+            let mut done = 0u64;
+            while done < len {
+                let want = ((len - done) as usize).min(buf.len());
+                let n = nix::sys::uio::pread(src, &mut buf[..want], (src_off + done) as i64)?;
+                if n == 0 {
+                    break;
+                }
+                self.store(off + done, &buf[..n])?;
+                done += n as u64;
+            }
+            Ok(())
+        })
     }
 
     /// Writes `buf` at `off` with pwrite rather than through the mapping, which is

@@ -73,8 +73,8 @@ pub struct GoferInode {
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
     read_fd: OnceLock<Arc<OwnedFd>>,
-    /// The contents of a regular file, read once into the memory file when first
-    /// mapped; private mappings share these frames copy-on-write.
+    /// The contents of a regular file in the memory file, read in as mappings
+    /// need them; private mappings share these frames copy-on-write.
     cache: OnceLock<Arc<PageCache>>,
     /// A writable mount's file: its pages while mapped (see `HostPages`).
     mapped: Mutex<Weak<HostPages>>,
@@ -608,8 +608,8 @@ impl Inode for GoferInode {
         if let Some(c) = self.cache.get() {
             return Ok(Some(c.clone() as Arc<dyn FilePages>));
         }
-        let frames = self.fill(mf, size, &*self.read_fd()?)?;
-        Ok(Some(self.cache.get_or_init(|| Arc::new(PageCache(frames))).clone() as Arc<dyn FilePages>))
+        let cache = PageCache::new(mf, size, self.read_fd()?)?;
+        Ok(Some(self.cache.get_or_init(|| Arc::new(cache)).clone() as Arc<dyn FilePages>))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -172,16 +172,18 @@ impl MemoryManager {
     pub(super) fn populate(&self, st: &mut MmState, vstart: u64, addr: u64, map: bool) -> SysResult<()> {
         let v = st.vmas[&vstart].clone();
         let block = addr & !(FAULT_REGION - 1);
-        let lo = block.max(vstart);
-        let hi = (block + FAULT_REGION).min(v.end);
+        let (mut lo, mut hi) = (block.max(vstart), (block + FAULT_REGION).min(v.end));
         match &v.file {
             Some(f) => {
-                let hi = hi.min(f.end_address(vstart));
+                hi = hi.min(f.end_address(vstart));
                 if addr >= hi {
                     return Err(errno!(EFAULT));
                 }
+                let to_file = |a: u64| f.offset + (a - vstart);
+                let (s, e) = f.pages.fault_span(to_file(lo), hi - lo, to_file(addr));
+                (lo, hi) = (vstart + (s - f.offset), vstart + (e - f.offset));
                 for (s, e) in st.holes(lo, hi) {
-                    for run in f.pages.frames(f.offset + (s - vstart), e - s)? {
+                    for run in f.pages.frames(to_file(s), e - s)? {
                         let at = vstart + (run.off - f.offset);
                         st.pmas.insert(at, Pma { end: at + run.len, frames: run.frames, offset: run.at, mapped: Perms::NONE, cow: !v.shared });
                     }

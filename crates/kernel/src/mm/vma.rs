@@ -3,7 +3,9 @@
 use rvisor_memory::{FileRange, MemoryFile, UsageKind};
 use rvisor_abi::{errno, SysResult};
 use rvisor_platform::Perms;
-use std::sync::Arc;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A virtual memory area: a range of addresses with one set of properties.
 #[derive(Clone, Debug)]
@@ -68,6 +70,12 @@ pub trait FilePages: Send + Sync {
         false
     }
 
+    /// The part of the file range `[off, off + len)` that a fault at file offset
+    /// `at` in it should back: all of it, unless bringing pages in costs by the byte.
+    fn fault_span(&self, off: u64, len: u64, _at: u64) -> (u64, u64) {
+        (off, off + len)
+    }
+
     /// A System V shared memory segment's size (shmdt finds attachments by it).
     fn sysv_segment_size(&self) -> Option<u64> {
         None
@@ -120,17 +128,69 @@ impl FileMapping {
     }
 }
 
-/// A host file's contents read once into frames: the page cache private and
-/// read-only shared mappings of the file share.
-pub struct PageCache(pub Arc<Frames>);
+/// A read-only host file's contents in frames, read in `PAGE_CACHE_CHUNK`s as
+/// mappings first need them; private and read-only shared mappings of the file
+/// share the frames. Read whole at the first mmap, files cost their full copy per
+/// sandbox: rustc read 510 MB for a hello world (librustc_driver alone is 153 MB),
+/// 189 MB in chunks.
+pub struct PageCache {
+    frames: Arc<Frames>,
+    /// The file's size, and the host descriptor its bytes are read from.
+    size: u64,
+    source: Arc<OwnedFd>,
+    /// Which chunks hold the file's bytes. Leaf lock, held across the host read so
+    /// that a chunk is read once.
+    read_in: Mutex<Vec<bool>>,
+    /// Every chunk is read in.
+    complete: AtomicBool,
+}
+
+/// How much of a file [`PageCache`] reads in at a time, and the most of it a
+/// fault maps beyond what is read in already.
+const PAGE_CACHE_CHUNK: u64 = 256 << 10;
+
+impl PageCache {
+    /// A cache of the file of `size` bytes that `source` reads, with nothing read
+    /// in yet.
+    pub fn new(mf: &Arc<MemoryFile>, size: u64, source: Arc<OwnedFd>) -> SysResult<PageCache> {
+        let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(EFBIG))?;
+        let frames = Frames::allocate_as(mf, len, UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
+        let chunks = len.div_ceil(PAGE_CACHE_CHUNK) as usize;
+        Ok(PageCache { frames, size, source, read_in: Mutex::new(vec![false; chunks]), complete: AtomicBool::new(chunks == 0) })
+    }
+
+    /// Reads in every chunk of `[off, off + len)` not read in yet.
+    fn read_in(&self, off: u64, len: u64) -> SysResult<()> {
+        if len == 0 || self.complete.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut read_in = self.read_in.lock().unwrap_or_else(|e| e.into_inner());
+        let first = (off / PAGE_CACHE_CHUNK) as usize;
+        let last = ((off + len - 1) / PAGE_CACHE_CHUNK) as usize;
+        for c in first..=last.min(read_in.len().saturating_sub(1)) {
+            if read_in[c] {
+                continue;
+            }
+            let at = c as u64 * PAGE_CACHE_CHUNK;
+            let n = PAGE_CACHE_CHUNK.min(self.size.saturating_sub(at));
+            self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), at).map_err(|_| errno!(EIO))?;
+            read_in[c] = true;
+        }
+        if read_in.iter().all(|&r| r) {
+            self.complete.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
 
 impl FilePages for PageCache {
     fn end(&self) -> u64 {
-        self.0.range.len
+        self.frames.range.len
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        Ok(vec![PageRun { off, len, frames: self.0.clone(), at: off }])
+        self.read_in(off, len)?;
+        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off }])
     }
 
     fn check_shared_write(&self) -> SysResult<()> {
@@ -138,7 +198,24 @@ impl FilePages for PageCache {
     }
 
     fn all_present(&self) -> bool {
-        true
+        self.complete.load(Ordering::Acquire)
+    }
+
+    fn fault_span(&self, off: u64, len: u64, at: u64) -> (u64, u64) {
+        if self.complete.load(Ordering::Acquire) {
+            return (off, off + len);
+        }
+        // The chunk faulted in, and the chunks around it read in already.
+        let read_in = self.read_in.lock().unwrap_or_else(|e| e.into_inner());
+        let is_in = |c: u64| read_in.get(c as usize).copied().unwrap_or(false);
+        let (mut lo, mut hi) = (at / PAGE_CACHE_CHUNK, at / PAGE_CACHE_CHUNK + 1);
+        while lo * PAGE_CACHE_CHUNK > off && is_in(lo - 1) {
+            lo -= 1;
+        }
+        while hi * PAGE_CACHE_CHUNK < off + len && is_in(hi) {
+            hi += 1;
+        }
+        ((lo * PAGE_CACHE_CHUNK).max(off), (hi * PAGE_CACHE_CHUNK).min(off + len))
     }
 }
 
@@ -198,5 +275,64 @@ impl Pma {
     /// What the platform may map this range with inside a VMA allowing `perms`.
     pub fn effective(&self, perms: Perms) -> Perms {
         if self.cow { Perms { write: false, ..perms } } else { perms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A host file of `len` bytes whose byte `i` is `i % 251`, and a cache of it.
+    fn cached(len: usize) -> (Arc<MemoryFile>, PageCache) {
+        let mut f = tempfile_in_tmp();
+        f.write_all(&(0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let cache = PageCache::new(&mf, len as u64, Arc::new(OwnedFd::from(f))).unwrap();
+        (mf, cache)
+    }
+
+    fn tempfile_in_tmp() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("rvisor-page-cache-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_page_cache_reads_in_only_the_chunks_asked_for() {
+        let len = 3 * PAGE_CACHE_CHUNK as usize + 100;
+        let (mf, cache) = cached(len);
+        assert_eq!(cache.end(), rvisor_abi::page_up(len as u64).unwrap());
+        assert!(!cache.all_present());
+        let at = PAGE_CACHE_CHUNK + 4096;
+        let mut buf = vec![0u8; 8192];
+        cache.read(&mf, at, &mut buf).unwrap();
+        assert!(buf.iter().enumerate().all(|(i, &b)| b == ((at as usize + i) % 251) as u8));
+        assert_eq!(*cache.read_in.lock().unwrap(), vec![false, true, false, false]);
+        // The last chunk holds the file's tail, then zeros to the page's end.
+        let mut tail = vec![1u8; 4096];
+        let last = rvisor_abi::page_down(len as u64 - 1);
+        cache.read(&mf, last, &mut tail).unwrap();
+        let in_file = len - last as usize;
+        assert!(tail[..in_file].iter().enumerate().all(|(i, &b)| b == ((last as usize + i) % 251) as u8));
+        assert!(tail[in_file..].iter().all(|&b| b == 0));
+        cache.frames(0, 2 * PAGE_CACHE_CHUNK).unwrap();
+        assert!(!cache.all_present(), "chunk 2 is still out");
+        cache.frames(2 * PAGE_CACHE_CHUNK, 1).unwrap();
+        assert!(cache.all_present());
+    }
+
+    #[test]
+    fn a_fault_backs_its_chunk_and_the_read_in_chunks_around_it() {
+        let c = PAGE_CACHE_CHUNK;
+        let (_mf, cache) = cached(8 * c as usize);
+        cache.frames(2 * c, 3 * c).unwrap();
+        cache.frames(6 * c, c).unwrap();
+        assert_eq!(cache.fault_span(0, 8 * c, 5 * c + 10), (2 * c, 6 * c + c), "chunk 5 joins the read-in 2 to 4 and 6");
+        assert_eq!(cache.fault_span(0, 8 * c, 10), (0, c), "chunk 0 stands alone");
+        assert_eq!(cache.fault_span(c + 100, 2 * c, 2 * c), (2 * c, 3 * c + 100), "clipped to the range asked about");
+        cache.frames(0, 8 * c).unwrap();
+        assert_eq!(cache.fault_span(0, 8 * c, 10), (0, 8 * c), "a complete file backs the whole range");
     }
 }
