@@ -100,11 +100,14 @@ pub struct MountSpec {
     pub target: String,
     pub source: MountSource,
     pub flags: MountFlags,
+    /// Propagation changes (mount(2) flags: MS_SHARED, MS_REC | MS_SLAVE…) given
+    /// the mount in order, once the root has its own.
+    pub propagation: Vec<u64>,
 }
 
 impl MountSpec {
     pub fn new(target: &str, source: MountSource, flags: MountFlags) -> MountSpec {
-        MountSpec { target: target.to_string(), source, flags }
+        MountSpec { target: target.to_string(), source, flags, propagation: Vec::new() }
     }
 }
 
@@ -670,21 +673,48 @@ struct Mounts {
     /// The root's propagation type, given once every mount is made (as runc
     /// sets it on the finished root).
     propagation: u64,
+    /// Each mount's own propagation changes, given after the root's.
+    changes: Vec<(Made, Vec<u64>)>,
+}
+
+/// A mount [`build_mounts`] made, or the one `Mounts::finish` makes from
+/// `pending[i]`.
+enum Made {
+    Now(Arc<Mount>),
+    Pending(usize),
+}
+
+/// Gives `m` the propagation type of mount(2) flags `flags` (with MS_REC, its
+/// whole subtree); no type at all changes nothing.
+fn change_propagation(ns: &MountNamespace, m: &Arc<Mount>, flags: u64) {
+    if let Some(kind) = propagation::Kind::from_flags(flags & !propagation::MS_REC) {
+        let mounts = if flags & propagation::MS_REC != 0 { ns.subtree(m) } else { vec![m.clone()] };
+        let mut state = propagation::lock();
+        mounts.iter().for_each(|m| state.change(m, kind));
+    }
 }
 
 impl Mounts {
     /// Mounts what needs the kernel (`me`): procfs, cgroup2, the sandbox's
     /// devpts; then gives the root its propagation type.
     fn finish(self, me: &std::sync::Weak<Kernel>, pid_ns: &Arc<PidNamespace>, devpts: &Arc<crate::fs::devpts::Devpts>, cpus: usize) -> Arc<MountNamespace> {
-        for (at, special, flags) in self.pending {
-            let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
-            self.ns.add(Mount::new(inode, Some(at), fstype, fstype, flags));
-        }
-        if let Some(kind) = propagation::Kind::from_flags(self.propagation & !propagation::MS_REC) {
-            let root = self.ns.root();
-            let mounts = if self.propagation & propagation::MS_REC != 0 { self.ns.subtree(&root) } else { vec![root] };
-            let mut state = propagation::lock();
-            mounts.iter().for_each(|m| state.change(m, kind));
+        let made: Vec<Arc<Mount>> = self
+            .pending
+            .into_iter()
+            .map(|(at, special, flags)| {
+                let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
+                let m = Mount::new(inode, Some(at), fstype, fstype, flags);
+                self.ns.add(m.clone());
+                m
+            })
+            .collect();
+        change_propagation(&self.ns, &self.ns.root(), self.propagation);
+        for (mount, changes) in self.changes {
+            let m = match mount {
+                Made::Now(m) => m,
+                Made::Pending(i) => made[i].clone(),
+            };
+            changes.iter().for_each(|&flags| change_propagation(&self.ns, &m, flags));
         }
         self.ns
     }
@@ -741,9 +771,9 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
     let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
     let root = Mount::new(root, None, "overlay", "/", MountFlags::default().read_only(read_only));
     let ns = MountNamespace::new(root.clone());
-    let mut pending = Vec::new();
-    match mount_each(mf, &root, &ns, &mut pending, specs, cpus) {
-        Ok(()) => Ok(Mounts { ns, pending, propagation }),
+    let (mut pending, mut changes) = (Vec::new(), Vec::new());
+    match mount_each(mf, &root, &ns, &mut pending, &mut changes, specs, cpus) {
+        Ok(()) => Ok(Mounts { ns, pending, propagation, changes }),
         Err(e) => {
             // What was mounted goes (a mount and its mount point hold each other).
             ns.unmount_all();
@@ -753,27 +783,31 @@ fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_onl
 }
 
 /// [`build_mounts`]' mounts over `root`, into `ns`; procfs, cgroup2 and devpts
-/// into `pending`. sysfs is mounted at once, so that a cgroup2 mount after it
+/// into `pending`; their propagation changes into `changes`. sysfs is mounted at once, so that a cgroup2 mount after it
 /// lands on its /sys/fs/cgroup rather than on a directory it would hide.
-fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
+#[allow(clippy::type_complexity)]
+fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>, pending: &mut Vec<(Arc<crate::vfs::Dentry>, Special, MountFlags)>, changes: &mut Vec<(Made, Vec<u64>)>, specs: Vec<MountSpec>, cpus: usize) -> Result<(), String> {
     let mut tmpfs_dev = 0x100;
     for spec in specs {
         let file = matches!(spec.source, MountSource::GoferFile(..));
         let at = mount_point(&root.root, spec.target.as_bytes(), file).map_err(|e| format!("cannot mount on {}: {e:?}", spec.target))?;
+        let special = match spec.source {
+            MountSource::Proc => Some(Special::Proc),
+            MountSource::Cgroup => Some(Special::Cgroup),
+            MountSource::Devpts => Some(Special::Devpts),
+            _ => None,
+        };
+        if let Some(special) = special {
+            if !spec.propagation.is_empty() {
+                changes.push((Made::Pending(pending.len()), spec.propagation));
+            }
+            pending.push((at, special, spec.flags));
+            continue;
+        }
         let (inode, fstype): (Arc<dyn Inode>, &'static str) = match spec.source {
-            MountSource::Proc => {
-                pending.push((at, Special::Proc, spec.flags));
-                continue;
-            }
+            // Deferred above.
+            MountSource::Proc | MountSource::Cgroup | MountSource::Devpts => continue,
             MountSource::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
-            MountSource::Cgroup => {
-                pending.push((at, Special::Cgroup, spec.flags));
-                continue;
-            }
-            MountSource::Devpts => {
-                pending.push((at, Special::Devpts, spec.flags));
-                continue;
-            }
             MountSource::Devfs => {
                 tmpfs_dev += 1;
                 (new_devfs(DEV_DEV, Tmpfs::new(mf.clone(), tmpfs_dev)), "devtmpfs")
@@ -788,7 +822,11 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>,
                 (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p")
             }
         };
-        ns.add(Mount::new(inode, Some(at), fstype, fstype, spec.flags));
+        let m = Mount::new(inode, Some(at), fstype, fstype, spec.flags);
+        ns.add(m.clone());
+        if !spec.propagation.is_empty() {
+            changes.push((Made::Now(m), spec.propagation));
+        }
     }
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct PlannedMount {
     pub source: Source,
     /// `MountFlags`' bits.
     pub flags: u32,
+    /// As `MountRequest::propagation`.
+    #[serde(default)]
+    pub propagation: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +48,7 @@ impl Gofers {
     /// need, and the mounts in terms of them.
     pub fn plan(root: &Path, mounts: &[MountRequest]) -> Result<(Gofers, Vec<PlannedMount>), String> {
         let mut gofers = Gofers { roots: vec![(root.to_path_buf(), true)], process: None };
-        let planned = mounts.iter().map(|m| Ok(PlannedMount { target: m.target.clone(), source: gofers.source(m)?, flags: m.flags })).collect::<Result<_, String>>()?;
+        let planned = mounts.iter().map(|m| Ok(PlannedMount { target: m.target.clone(), source: gofers.source(m)?, flags: m.flags, propagation: m.propagation.clone() })).collect::<Result<_, String>>()?;
         Ok((gofers, planned))
     }
 
@@ -108,7 +111,7 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
                 Source::Gofer { root, file: None } => MountSource::Gofer(client(root)?),
                 Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(client(root)?, n),
             };
-            Ok(MountSpec::new(&m.target, source, MountFlags(m.flags)))
+            Ok(MountSpec { propagation: m.propagation, ..MountSpec::new(&m.target, source, MountFlags(m.flags)) })
         })
         .collect()
 }

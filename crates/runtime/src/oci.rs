@@ -152,7 +152,9 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
             other => return Err(format!("mount on {target}: unsupported file system type {other:?}")),
         }
     };
-    Ok(Some(MountRequest { target, kind, flags }))
+    // runc applies these in order once the mount is made.
+    let propagation = options.iter().filter_map(|o| propagation_flags(o)).filter(|&f| f != 0).collect();
+    Ok(Some(MountRequest { target, kind, flags, propagation }))
 }
 
 /// The per-mount flags among OCI mount options: ro, nosuid, nodev, noexec (the

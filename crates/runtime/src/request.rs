@@ -128,6 +128,10 @@ pub struct MountRequest {
     pub target: String,
     pub kind: MountKind,
     pub flags: u32,
+    /// Propagation changes (mount(2) flags) the mount takes, in order: its OCI
+    /// options `rshared`, `slave` and the like.
+    #[serde(default)]
+    pub propagation: Vec<u64>,
 }
 
 impl MountRequest {
@@ -197,7 +201,7 @@ mod tests {
             log: Some("/tmp/x".into()),
             process: Process { path: b"/bin/true".to_vec(), argv: vec![b"true".to_vec(), vec![0xff]], terminal: true, ..Default::default() },
             root: "/".into(),
-            mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, flags: MountFlags::RDONLY }],
+            mounts: vec![MountRequest { target: "/data".into(), kind: MountKind::Bind { source: "/srv".into() }, flags: MountFlags::RDONLY, propagation: vec![] }],
             network: Network::Sandbox,
             netns: Some("/var/run/netns/pod".into()),
             container: Some(ContainerBoot {

@@ -128,7 +128,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
 /// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
 /// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
 fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
-    let m = |target: &str, kind, flags: u32| MountRequest { target: target.into(), kind, flags };
+    let m = |target: &str, kind, flags: u32| MountRequest { target: target.into(), kind, flags, propagation: Vec::new() };
     let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
     // With Docker's flags: nothing runs from /proc, /sys or /dev/shm.
     let mut mounts = vec![
@@ -153,7 +153,7 @@ fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
         }
         let source = std::fs::canonicalize(host).map_err(|e| format!("-v {v}: {host}: {}", describe(&e)))?;
         let flags = if read_only { MountFlags::RDONLY } else { 0 };
-        mounts.push(MountRequest { target: target.to_string(), kind: MountKind::Bind { source }, flags });
+        mounts.push(MountRequest { target: target.to_string(), kind: MountKind::Bind { source }, flags, propagation: Vec::new() });
     }
     Ok(mounts)
 }

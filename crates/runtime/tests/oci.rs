@@ -753,6 +753,32 @@ fn oci_rootfs_propagation_applies_inside_the_sandbox() {
                 return Err(format!("rootfsPropagation {propagation:?}: want\n{want}\n{}", o.describe()));
             }
         }
+        // A mount's own options apply after the root's type, in order; a lone
+        // shared mount made a slave has no master and turns private, as on Linux.
+        const EACH: &str = r#"awk '{ t = "private"; for (i = 7; $i != "-"; i++) { if ($i ~ /^shared:/) t = "shared"; else if ($i ~ /^master:/) t = "slave"; else if ($i == "unbindable") t = "unbindable" } if ($5 ~ /^\/(m|proc)/) print $5, t }' /proc/self/mountinfo"#;
+        let b = Bundle::new(v);
+        b.config(|c| {
+            c["root"] = json!({"path": "/", "readonly": true});
+            c["process"]["terminal"] = json!(false);
+            c["process"]["args"] = json!(["/bin/sh", "-c", EACH]);
+            c["linux"]["rootfsPropagation"] = json!("rshared");
+            let tmpfs = |at: &str, options: Value| json!({"destination": at, "type": "tmpfs", "source": "tmpfs", "options": options});
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.push(tmpfs("/mnt/a", json!(["nosuid"])));
+            mounts.push(tmpfs("/mnt/b", json!(["private", "nosuid"])));
+            mounts.push(tmpfs("/mnt/c", json!(["unbindable"])));
+            mounts.push(tmpfs("/mnt/d", json!(["private", "shared", "slave"])));
+            mounts.push(tmpfs("/mnt/e", json!(["shared", "private"])));
+            for m in mounts.iter_mut().filter(|m| m["destination"] == "/proc") {
+                m["options"] = json!(["nosuid", "rprivate"]);
+            }
+        });
+        let o = b.rvisor(&["run", "--bundle", &b.bundle_arg(), &format!("rm-{}", std::process::id())]);
+        succeeds(&o)?;
+        let want = "/mnt/a shared\n/mnt/b private\n/mnt/c unbindable\n/mnt/d private\n/mnt/e private\n/proc private\n";
+        if o.stdout_str() != want {
+            return Err(format!("per-mount propagation: want\n{want}\n{}", o.describe()));
+        }
         let bad = Bundle::new(v);
         bad.config(|c| c["linux"]["rootfsPropagation"] = json!("rwhatever"));
         fails_with(&bad.rvisor(&["create", "--bundle", &bad.bundle_arg(), &format!("rb-{}", std::process::id())]), "is not a propagation type")
