@@ -434,6 +434,24 @@ fn rlimit_nproc() {
     });
 }
 
+/// Page faults and context switches (tests/programs/rusage.c): touching fresh pages
+/// raises ru_minflt (by 1 to 64 for 64 pages: the Sentry fills 2 MiB at a fault), a
+/// read that blocks raises ru_nvcsw, a child's counts reach RUSAGE_CHILDREN and
+/// wait4's and waitid's rusage (with its own reaped child's) only once reaped, an
+/// exited thread's stay in RUSAGE_SELF, and /proc's stat and status agree.
+#[test]
+fn rusage_faults_and_switches() {
+    compare("rusage_faults_and_switches", "rusage", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "touching 64 fresh pages raises RUSAGE_THREAD ru_minflt by 1 to 64: ok"),
+            expect_stdout_has_line(o, "it raises RUSAGE_THREAD ru_nvcsw: ok"),
+            expect_stdout_has_line(o, "an unreaped child's faults are not in RUSAGE_CHILDREN: ok"),
+            expect_stdout_has_line(o, "0 failures"),
+        ])
+    });
+}
+
 #[test]
 fn execveat_dirfd_and_empty_path() {
     compare("execveat_dirfd_and_empty_path", "execveat", &Spec::default(), |o| {

@@ -5,7 +5,7 @@
 use super::args::{UserCStr, PATH_MAX};
 use crate::mm::UserRef;
 use crate::task::signals::SigInfo;
-use crate::task::{CloneArgs, CpuTimes, ExitStatus, Task, WaitOptions, WaitTarget};
+use crate::task::{CloneArgs, CpuTimes, ExitStatus, RusageCounts, Task, WaitOptions, WaitTarget};
 use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 
 const ARCH_SET_GS: i32 = 0x1001;
@@ -245,9 +245,9 @@ fn wait_target(t: &Task, pid: i32) -> WaitTarget {
     }
 }
 
-/// Writes a `struct rusage` with app CPU time as user time and the peak size;
-/// the Sentry's own time on the app's behalf is not attributed (system time 0).
-fn write_rusage(t: &Task, rusage: UserAddr, cpu: CpuTimes, maxrss_kib: u64) -> SysResult<()> {
+/// Writes a `struct rusage`: CPU times, the peak size, minor faults and
+/// voluntary switches (see `RusageCounts` for the fields left 0).
+fn write_rusage(t: &Task, rusage: UserAddr, cpu: CpuTimes, counts: RusageCounts, maxrss_kib: u64) -> SysResult<()> {
     if rusage.is_null() {
         return Ok(());
     }
@@ -255,6 +255,8 @@ fn write_rusage(t: &Task, rusage: UserAddr, cpu: CpuTimes, maxrss_kib: u64) -> S
     (ru[0], ru[1]) = (cpu.user_ns / 1_000_000_000, (cpu.user_ns % 1_000_000_000) / 1000);
     (ru[2], ru[3]) = (cpu.sys_ns / 1_000_000_000, (cpu.sys_ns % 1_000_000_000) / 1000);
     ru[4] = maxrss_kib;
+    ru[8] = counts.min_flt;
+    ru[16] = counts.nvcsw;
     t.mm.write_obj(UserRef::<[u64; RUSAGE_SIZE / 8]>::new(rusage), &ru)
 }
 
@@ -275,7 +277,7 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: UserRef<i32>, options: u32, rus
     if !status.is_null() {
         t.mm.write_obj(status, &r.status)?;
     }
-    write_rusage(t, rusage, r.cpu, r.maxrss_kib)?;
+    write_rusage(t, rusage, r.cpu, r.rusage, r.maxrss_kib)?;
     Ok(r.pid)
 }
 
@@ -329,7 +331,7 @@ pub fn sys_waitid(t: &mut Task, idtype: i32, id: i32, infop: UserAddr, options: 
         };
         t.mm.write_obj(UserRef::new(infop), &info)?;
     }
-    write_rusage(t, rusage, found.map_or(CpuTimes::default(), |r| r.cpu), found.map_or(0, |r| r.maxrss_kib))
+    write_rusage(t, rusage, found.map_or(CpuTimes::default(), |r| r.cpu), found.map_or(RusageCounts::default(), |r| r.rusage), found.map_or(0, |r| r.maxrss_kib))
 }
 
 pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult<()> {
@@ -425,19 +427,19 @@ const RUSAGE_THREAD: i32 = 1;
 
 pub fn sys_getrusage(t: &mut Task, who: i32, usage: UserAddr) -> SysResult<()> {
     let own_rss = || t.mm.populated_bytes() / 1024;
-    let (cpu, rss) = match who {
-        RUSAGE_SELF => (t.tg.cpu_times(), own_rss().max(t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).maxrss_kib)),
-        RUSAGE_THREAD => (t.thread.cpu_times(), own_rss()),
+    let (cpu, counts, rss) = match who {
+        RUSAGE_SELF => (t.tg.cpu_times(), t.tg.rusage_counts(), own_rss().max(t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).maxrss_kib)),
+        RUSAGE_THREAD => (t.thread.cpu_times(), t.thread.rusage_counts(), own_rss()),
         RUSAGE_CHILDREN => {
             let c = *t.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
-            (c.children, c.children_maxrss_kib)
+            (c.children, c.children_rusage, c.children_maxrss_kib)
         }
         _ => return error!(EINVAL),
     };
     if usage.is_null() {
         return error!(EFAULT);
     }
-    write_rusage(t, usage, cpu, rss)
+    write_rusage(t, usage, cpu, counts, rss)
 }
 
 /// Clock ticks per second as times() and /proc count them (USER_HZ).

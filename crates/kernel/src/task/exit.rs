@@ -91,8 +91,10 @@ impl Task {
         let last = {
             let mut st = self.tg.state();
             st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
-            // Under the same lock, so that `ThreadGroup::io` counts it once.
+            // Under the same lock, so that `ThreadGroup::io` and
+            // `rusage_counts` count it once.
             self.tg.dead_io.add(self.thread.io.get());
+            self.tg.dead_rusage.add(self.thread.rusage_counts());
             st.threads.is_empty()
         };
         self.pid_ns().release_thread(tid);

@@ -29,7 +29,10 @@ impl Task {
             match event {
                 Ok(Event::Syscall) => syscalls::handle(&mut self),
                 Ok(Event::Fault { addr, signo, code }) => match self.mm.handle_fault(self.ctx.as_mut(), addr, signo == consts::SIGSEGV as i32 && code == SEGV_MAPERR, self.cpu.fault_is_write(), &mut self.fault_retry) {
-                    Ok(FaultOutcome::Handled) => {}
+                    // Linux counts only faults that succeed (mm_account_fault).
+                    Ok(FaultOutcome::Handled) => {
+                        self.thread.min_flt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
                     Ok(FaultOutcome::PastFileEnd) => self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr)),

@@ -203,6 +203,50 @@ impl std::ops::AddAssign for CpuTimes {
     }
 }
 
+/// Page faults and context switches, as getrusage and /proc report them
+/// (Linux's min_flt and nvcsw). Their kin stay 0: a fault never waits for I/O
+/// (maj_flt), as a host file's bytes are read in when it is mapped, and the
+/// Sentry never preempts a task (nivcsw): only the host preempts its threads,
+/// which the Sentry does not see.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct RusageCounts {
+    /// Page faults the Sentry resolved for the app's accesses.
+    pub min_flt: u64,
+    /// Times the task slept (`Waiter`).
+    pub nvcsw: u64,
+}
+
+impl std::ops::Add for RusageCounts {
+    type Output = RusageCounts;
+    fn add(self, o: RusageCounts) -> RusageCounts {
+        RusageCounts { min_flt: self.min_flt + o.min_flt, nvcsw: self.nvcsw + o.nvcsw }
+    }
+}
+
+impl std::ops::AddAssign for RusageCounts {
+    fn add_assign(&mut self, o: RusageCounts) {
+        *self = *self + o;
+    }
+}
+
+/// `RusageCounts` banked from exited threads, added to without a lock.
+#[derive(Default)]
+pub struct RusageCounters {
+    min_flt: AtomicU64,
+    nvcsw: AtomicU64,
+}
+
+impl RusageCounters {
+    pub fn get(&self) -> RusageCounts {
+        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), nvcsw: self.nvcsw.load(Ordering::Relaxed) }
+    }
+
+    pub fn add(&self, c: RusageCounts) {
+        self.min_flt.fetch_add(c.min_flt, Ordering::Relaxed);
+        self.nvcsw.fetch_add(c.nvcsw, Ordering::Relaxed);
+    }
+}
+
 /// CPU accounting a process keeps beyond its live threads.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct GroupCpu {
@@ -210,6 +254,8 @@ pub struct GroupCpu {
     pub dead: CpuTimes,
     /// Everything reaped children (and their reaped children) used.
     pub children: CpuTimes,
+    /// Reaped children's (and their reaped children's) faults and switches.
+    pub children_rusage: RusageCounts,
     /// The largest resident size, in KiB, of this process and of reaped children.
     pub maxrss_kib: u64,
     pub children_maxrss_kib: u64,
@@ -332,6 +378,8 @@ pub struct ThreadGroup {
     pub tty: Mutex<Option<Arc<crate::tty::Terminal>>>,
     /// I/O of its exited threads (live ones count in their `Thread::io`).
     pub dead_io: IoCounters,
+    /// Faults and switches of its exited threads, banked with `dead_io`.
+    pub dead_rusage: RusageCounters,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
     pub exit_signal: std::sync::atomic::AtomicU32,
@@ -379,6 +427,7 @@ impl ThreadGroup {
             signalfd_waiters: Arc::default(),
             exit_waiters: Default::default(),
             dead_io: IoCounters::default(),
+            dead_rusage: RusageCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
             pid_ns: container.pid_ns.clone(),
             container,
@@ -539,6 +588,12 @@ impl ThreadGroup {
         sum
     }
 
+    /// The whole process's faults and switches: exited threads' and live ones'.
+    pub fn rusage_counts(&self) -> RusageCounts {
+        let st = self.state();
+        st.threads.iter().fold(self.dead_rusage.get(), |sum, th| sum + th.rusage_counts())
+    }
+
     /// Wakes every thread of the group (a child changed state, the group stops...).
     pub fn wake_all(&self) {
         for th in self.threads() {
@@ -613,6 +668,8 @@ pub struct Thread {
     pub running_app: std::sync::atomic::AtomicBool,
     /// Its read and write calls (/proc/[pid]/task/[tid]/io).
     pub io: IoCounters,
+    /// Page faults the Sentry resolved for it (its switches: `waiter`).
+    pub min_flt: AtomicU64,
     /// Its seccomp mode (another thread may set it: TSYNC). Leaf lock; `seccomp_on`
     /// spares the syscall path the lock while the mode is Disabled.
     seccomp: Mutex<super::seccomp::Mode>,
@@ -655,6 +712,7 @@ impl Thread {
             sched: Mutex::default(),
             running_app: std::sync::atomic::AtomicBool::new(false),
             io: IoCounters::default(),
+            min_flt: AtomicU64::new(0),
             seccomp: Mutex::default(),
             seccomp_on: std::sync::atomic::AtomicBool::new(false),
             ptrace: Mutex::default(),
@@ -776,6 +834,11 @@ impl Thread {
         // On kvm the app runs on the task's own host thread: its time is in both.
         let shared = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|i| i.runs_on_host_thread());
         CpuTimes { user_ns, sys_ns: if shared { host_ns.saturating_sub(user_ns) } else { host_ns } }
+    }
+
+    /// Its own faults and switches.
+    pub fn rusage_counts(&self) -> RusageCounts {
+        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), nvcsw: self.waiter.nvcsw() }
     }
 
     /// The task's address space, fd table and fs context; None once it exited.

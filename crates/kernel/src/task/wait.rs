@@ -35,8 +35,10 @@ pub struct WaitResult {
     /// si_code and si_status for waitid.
     pub code: i32,
     pub si_status: i32,
-    /// The child's CPU time (with its reaped children) and peak size, for rusage.
+    /// The child's CPU time, faults and switches (with its reaped children's)
+    /// and peak size, for rusage.
     pub cpu: super::CpuTimes,
+    pub rusage: super::RusageCounts,
     pub maxrss_kib: u64,
 }
 
@@ -89,25 +91,28 @@ impl Task {
                 let (code, si_status) = status.child_code();
                 let c = *child.cpu.lock().unwrap_or_else(|e| e.into_inner());
                 let (cpu, maxrss_kib) = (c.dead + c.children, c.maxrss_kib.max(c.children_maxrss_kib));
+                // A zombie has no threads left: all of its counts are banked.
+                let rusage = child.dead_rusage.get() + c.children_rusage;
                 if !opts.nowait {
                     let mut mine = self.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
                     mine.children += cpu;
+                    mine.children_rusage += rusage;
                     mine.children_maxrss_kib = mine.children_maxrss_kib.max(maxrss_kib);
                 }
-                return Ok(Some(WaitResult { pid, uid, status: status.wait_status(), code, si_status, cpu, maxrss_kib }));
+                return Ok(Some(WaitResult { pid, uid, status: status.wait_status(), code, si_status, cpu, rusage, maxrss_kib }));
             }
             match st.report {
                 Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu: Default::default(), maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid, uid, status: ((sig as i32) << 8) | 0x7f, code: super::signals::CLD_STOPPED, si_status: sig as i32, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
                 }
                 Some(StopReport::Continued) if opts.continued && st.zombie.is_none() => {
                     if !opts.nowait {
                         st.report = None;
                     }
-                    return Ok(Some(WaitResult { pid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu: Default::default(), maxrss_kib: 0 }));
+                    return Ok(Some(WaitResult { pid, uid, status: 0xffff, code: super::signals::CLD_CONTINUED, si_status: rvisor_abi::consts::SIGCONT as i32, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
                 }
                 _ => {}
             }
@@ -153,7 +158,7 @@ impl Task {
                     p.reported = true;
                 }
                 let code = super::ptrace::CLD_TRAPPED;
-                return Some(Some(WaitResult { pid: self.vnr(tid), uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), maxrss_kib: 0 }));
+                return Some(Some(WaitResult { pid: self.vnr(tid), uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
             }
             let Some(status) = p.exited else { continue };
             drop(p);
@@ -164,7 +169,7 @@ impl Task {
                 self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
             }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
-            return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), maxrss_kib: 0 }));
+            return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
         }
         matched.then_some(None)
     }

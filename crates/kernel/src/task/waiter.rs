@@ -1,8 +1,9 @@
 //! `Waiter`: how a task blocks in the Sentry. Every wake-up source (futex, child
 //! state, signals, timers) bumps the waiter's sequence number; a blocked task reads
 //! the number before checking its condition, so no wake-up is lost in between.
+//! Each sleep is one of the task's voluntary context switches (Linux's nvcsw).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -12,11 +13,14 @@ pub struct Waiter {
     cv: Condvar,
     /// Set while the task sleeps (here or in a host poll): /proc's state S.
     sleeping: AtomicBool,
+    /// Times the task slept (getrusage's ru_nvcsw, /proc's voluntary_ctxt_switches).
+    nvcsw: AtomicU64,
 }
 
 impl Waiter {
     /// Runs `f`, a wait, with the task marked asleep.
     pub fn asleep<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.nvcsw.fetch_add(1, Ordering::Relaxed);
         self.sleeping.store(true, Ordering::Relaxed);
         let r = f();
         self.sleeping.store(false, Ordering::Relaxed);
@@ -25,6 +29,11 @@ impl Waiter {
 
     pub fn is_asleep(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
+    }
+
+    /// How many times the task slept.
+    pub fn nvcsw(&self) -> u64 {
+        self.nvcsw.load(Ordering::Relaxed)
     }
 
     pub fn seq(&self) -> u64 {
@@ -41,8 +50,15 @@ impl Waiter {
     /// if the deadline passed.
     /// The task's CPU counts as free meanwhile (see `host_cpus`).
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        // Woken already, or out of time: no sleep, so no context switch to count.
+        if *s != seen {
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
         self.asleep(|| rvisor_platform::host_cpus::asleep(|| {
-            let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
             while *s == seen {
                 match deadline {
                     None => s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),

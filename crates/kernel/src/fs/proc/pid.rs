@@ -612,6 +612,13 @@ fn stat(p: &Proc, t: Target) -> String {
     // Clock ticks (USER_HZ = 100).
     let ticks = |ns: u64| (ns / 10_000_000).to_string();
     let (cpu, children) = (p.tg.cpu_times(), p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children);
+    // A thread's own faults under task/, the whole process's otherwise; the
+    // children's are the process's either way, as Linux's do_task_stat.
+    let faults = match (&p.th, t.thread_view) {
+        (Some(th), true) => th.rusage_counts().min_flt,
+        _ => p.tg.rusage_counts().min_flt,
+    };
+    let child_faults = p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_rusage.min_flt;
     let fields: Vec<String> = vec![
         ppid.to_string(),
         pgid.to_string(),
@@ -619,10 +626,10 @@ fn stat(p: &Proc, t: Target) -> String {
         "0".into(),  // tty_nr
         "-1".into(), // tpgid
         "4194304".into(), // flags: PF_RANDOMIZE
+        faults.to_string(),
+        child_faults.to_string(),
         "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(), // faults
+        "0".into(), // majflt, cmajflt
         ticks(cpu.user_ns),
         ticks(cpu.sys_ns),
         ticks(children.user_ns),
@@ -785,7 +792,8 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "Cpus_allowed_list:\t{}", super::super::sys::cpu_range(cpus).trim_end());
     let _ = writeln!(s, "Mems_allowed:\t00000000,00000001");
     let _ = writeln!(s, "Mems_allowed_list:\t0");
-    let _ = writeln!(s, "voluntary_ctxt_switches:\t0");
+    // The thread's own, as Linux's task_context_switch_counts.
+    let _ = writeln!(s, "voluntary_ctxt_switches:\t{}", p.th.as_ref().map_or(0, |th| th.rusage_counts().nvcsw));
     let _ = writeln!(s, "nonvoluntary_ctxt_switches:\t0");
     s
 }
