@@ -140,7 +140,7 @@ impl FilePages for HostPages {
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off }])
+        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off, read_in: false }])
     }
 
     fn check_shared_write(&self) -> SysResult<()> {

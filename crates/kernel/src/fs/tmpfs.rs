@@ -397,7 +397,7 @@ impl FilePages for TmpInode {
         for (&k, p) in pages.range(first..end) {
             match runs.last_mut() {
                 Some(r) if Arc::ptr_eq(&r.frames, &p.frames) && r.at + r.len == p.at && r.off + r.len == k * PAGE_SIZE => r.len += PAGE_SIZE,
-                _ => runs.push(PageRun { off: k * PAGE_SIZE, len: PAGE_SIZE, frames: p.frames.clone(), at: p.at }),
+                _ => runs.push(PageRun { off: k * PAGE_SIZE, len: PAGE_SIZE, frames: p.frames.clone(), at: p.at, read_in: false }),
             }
         }
         Ok(runs)

@@ -18,6 +18,8 @@ const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 pub enum FaultOutcome {
     /// Memory was populated or mapped: run the app again.
     Handled,
+    /// As `Handled`, having read file bytes from the host: a major fault.
+    ReadIn,
     /// No mapping there (SEGV_MAPERR).
     Unmapped,
     /// The mapping forbids the access (SEGV_ACCERR).
@@ -107,13 +109,13 @@ impl MemoryManager {
                 return Ok(FaultOutcome::Missing(uf));
             }
         }
-        self.populate(&mut st, vstart, addr, true)?;
+        let outcome = if self.populate(&mut st, vstart, addr, true)? { FaultOutcome::ReadIn } else { FaultOutcome::Handled };
         if write && perms.write {
             if let Some((&ps, _)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr && p.cow) {
-                return self.copy_on_write(ctx, st, ps, addr, perms);
+                return self.copy_on_write(ctx, st, ps, addr, perms).map(|_| outcome);
             }
         }
-        Ok(FaultOutcome::Handled)
+        Ok(outcome)
     }
 
     /// Breaks copy-on-write around `addr` (in the PMA at `ps`) for a write.
@@ -169,10 +171,12 @@ impl MemoryManager {
     /// Backs the fault region around `addr` (inside the VMA at `vstart`) with
     /// frames, and when `map` is set also maps it in the platform. A file mapping
     /// is backed by the file's pages, up to the file's end (EFAULT past it).
-    pub(super) fn populate(&self, st: &mut MmState, vstart: u64, addr: u64, map: bool) -> SysResult<()> {
+    /// Returns whether file bytes had to be read from the host.
+    pub(super) fn populate(&self, st: &mut MmState, vstart: u64, addr: u64, map: bool) -> SysResult<bool> {
         let v = st.vmas[&vstart].clone();
         let block = addr & !(FAULT_REGION - 1);
         let (mut lo, mut hi) = (block.max(vstart), (block + FAULT_REGION).min(v.end));
+        let mut read_in = false;
         match &v.file {
             Some(f) => {
                 hi = hi.min(f.end_address(vstart));
@@ -184,6 +188,7 @@ impl MemoryManager {
                 (lo, hi) = (vstart + (s - f.offset), vstart + (e - f.offset));
                 for (s, e) in st.holes(lo, hi) {
                     for run in f.pages.frames(to_file(s), e - s)? {
+                        read_in |= run.read_in;
                         let at = vstart + (run.off - f.offset);
                         st.pmas.insert(at, Pma { end: at + run.len, frames: run.frames, offset: run.at, mapped: Perms::NONE, cow: !v.shared });
                     }
@@ -206,7 +211,7 @@ impl MemoryManager {
             }
             st.changes += queued;
         }
-        Ok(())
+        Ok(read_in)
     }
 
     /// Backs every address in `[lo, hi)` that has no frames yet with fresh ones.

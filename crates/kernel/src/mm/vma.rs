@@ -106,6 +106,8 @@ pub struct PageRun {
     pub len: u64,
     pub frames: Arc<Frames>,
     pub at: u64,
+    /// Its bytes were just read from the host (what makes a fault major).
+    pub read_in: bool,
 }
 
 /// A file mapping: the file's pages from byte `offset` (where the VMA starts) on.
@@ -159,11 +161,12 @@ impl PageCache {
         Ok(PageCache { frames, size, source, read_in: Mutex::new(vec![false; chunks]), complete: AtomicBool::new(chunks == 0) })
     }
 
-    /// Reads in every chunk of `[off, off + len)` not read in yet.
-    fn read_in(&self, off: u64, len: u64) -> SysResult<()> {
+    /// Reads in every chunk of `[off, off + len)` not read in yet; whether any was.
+    fn read_in(&self, off: u64, len: u64) -> SysResult<bool> {
         if len == 0 || self.complete.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(false);
         }
+        let mut read = false;
         let mut read_in = self.read_in.lock().unwrap_or_else(|e| e.into_inner());
         let first = (off / PAGE_CACHE_CHUNK) as usize;
         let last = ((off + len - 1) / PAGE_CACHE_CHUNK) as usize;
@@ -175,11 +178,12 @@ impl PageCache {
             let n = PAGE_CACHE_CHUNK.min(self.size.saturating_sub(at));
             self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), at).map_err(|_| errno!(EIO))?;
             read_in[c] = true;
+            read = true;
         }
         if read_in.iter().all(|&r| r) {
             self.complete.store(true, Ordering::Release);
         }
-        Ok(())
+        Ok(read)
     }
 }
 
@@ -189,8 +193,8 @@ impl FilePages for PageCache {
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        self.read_in(off, len)?;
-        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off }])
+        let read_in = self.read_in(off, len)?;
+        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off, read_in }])
     }
 
     fn check_shared_write(&self) -> SysResult<()> {
@@ -306,6 +310,8 @@ mod tests {
         assert_eq!(cache.end(), rvisor_abi::page_up(len as u64).unwrap());
         assert!(!cache.all_present());
         let at = PAGE_CACHE_CHUNK + 4096;
+        assert!(cache.frames(at, 4096).unwrap()[0].read_in, "the first touch reads from the host");
+        assert!(!cache.frames(at, 4096).unwrap()[0].read_in, "the second finds the bytes in memory");
         let mut buf = vec![0u8; 8192];
         cache.read(&mf, at, &mut buf).unwrap();
         assert!(buf.iter().enumerate().all(|(i, &b)| b == ((at as usize + i) % 251) as u8));

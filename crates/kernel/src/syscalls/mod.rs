@@ -258,7 +258,7 @@ syscall_table! {
     rt_sigqueueinfo(tgid: i32, signo: i32, info: UserRef<SigInfo>) => Supported;
     rt_sigsuspend(mask: UserRef<u64>, sigsetsize: usize) => Supported;
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
-    getrusage(who: i32, usage: UserAddr) => Partial("CPU times, peak size, minor faults, voluntary switches; major faults and involuntary switches stay 0");
+    getrusage(who: i32, usage: UserAddr) => Partial("CPU times, peak size, minor and major faults, voluntary switches; involuntary switches stay 0");
     times(buf: UserAddr) => Partial("app CPU time as user time");
     ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; PTRACE_GET_SYSCALL_INFO; no vfork-done or seccomp events or PTRACE_LISTEN");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;

@@ -255,7 +255,7 @@ fn write_rusage(t: &Task, rusage: UserAddr, cpu: CpuTimes, counts: RusageCounts,
     (ru[0], ru[1]) = (cpu.user_ns / 1_000_000_000, (cpu.user_ns % 1_000_000_000) / 1000);
     (ru[2], ru[3]) = (cpu.sys_ns / 1_000_000_000, (cpu.sys_ns % 1_000_000_000) / 1000);
     ru[4] = maxrss_kib;
-    ru[8] = counts.min_flt;
+    (ru[8], ru[9]) = (counts.min_flt, counts.maj_flt);
     ru[16] = counts.nvcsw;
     t.mm.write_obj(UserRef::<[u64; RUSAGE_SIZE / 8]>::new(rusage), &ru)
 }

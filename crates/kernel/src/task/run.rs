@@ -33,6 +33,9 @@ impl Task {
                     Ok(FaultOutcome::Handled) => {
                         self.thread.min_flt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
+                    Ok(FaultOutcome::ReadIn) => {
+                        self.thread.maj_flt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(FaultOutcome::Unmapped) => self.force_signal(SigInfo::new(signo as u32, SEGV_MAPERR).with_addr(addr)),
                     Ok(FaultOutcome::Forbidden) => self.force_signal(SigInfo::new(signo as u32, SEGV_ACCERR).with_addr(addr)),
                     Ok(FaultOutcome::PastFileEnd) => self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr)),

@@ -204,14 +204,15 @@ impl std::ops::AddAssign for CpuTimes {
 }
 
 /// Page faults and context switches, as getrusage and /proc report them
-/// (Linux's min_flt and nvcsw). Their kin stay 0: a fault never waits for I/O
-/// (maj_flt), as a host file's bytes are read in when it is mapped, and the
-/// Sentry never preempts a task (nivcsw): only the host preempts its threads,
-/// which the Sentry does not see.
+/// (Linux's min_flt, maj_flt and nvcsw). A major fault read a host file's bytes
+/// into its page cache. nivcsw stays 0: the Sentry never preempts a task, only
+/// the host preempts its threads, which the Sentry does not see.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct RusageCounts {
-    /// Page faults the Sentry resolved for the app's accesses.
+    /// Page faults the Sentry resolved for the app's accesses from memory.
     pub min_flt: u64,
+    /// Those it resolved by reading a host file.
+    pub maj_flt: u64,
     /// Times the task slept (`Waiter`).
     pub nvcsw: u64,
 }
@@ -219,7 +220,7 @@ pub struct RusageCounts {
 impl std::ops::Add for RusageCounts {
     type Output = RusageCounts;
     fn add(self, o: RusageCounts) -> RusageCounts {
-        RusageCounts { min_flt: self.min_flt + o.min_flt, nvcsw: self.nvcsw + o.nvcsw }
+        RusageCounts { min_flt: self.min_flt + o.min_flt, maj_flt: self.maj_flt + o.maj_flt, nvcsw: self.nvcsw + o.nvcsw }
     }
 }
 
@@ -233,16 +234,18 @@ impl std::ops::AddAssign for RusageCounts {
 #[derive(Default)]
 pub struct RusageCounters {
     min_flt: AtomicU64,
+    maj_flt: AtomicU64,
     nvcsw: AtomicU64,
 }
 
 impl RusageCounters {
     pub fn get(&self) -> RusageCounts {
-        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), nvcsw: self.nvcsw.load(Ordering::Relaxed) }
+        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), maj_flt: self.maj_flt.load(Ordering::Relaxed), nvcsw: self.nvcsw.load(Ordering::Relaxed) }
     }
 
     pub fn add(&self, c: RusageCounts) {
         self.min_flt.fetch_add(c.min_flt, Ordering::Relaxed);
+        self.maj_flt.fetch_add(c.maj_flt, Ordering::Relaxed);
         self.nvcsw.fetch_add(c.nvcsw, Ordering::Relaxed);
     }
 }
@@ -668,8 +671,10 @@ pub struct Thread {
     pub running_app: std::sync::atomic::AtomicBool,
     /// Its read and write calls (/proc/[pid]/task/[tid]/io).
     pub io: IoCounters,
-    /// Page faults the Sentry resolved for it (its switches: `waiter`).
+    /// Page faults the Sentry resolved for it, minor and major (its switches:
+    /// `waiter`).
     pub min_flt: AtomicU64,
+    pub maj_flt: AtomicU64,
     /// Its seccomp mode (another thread may set it: TSYNC). Leaf lock; `seccomp_on`
     /// spares the syscall path the lock while the mode is Disabled.
     seccomp: Mutex<super::seccomp::Mode>,
@@ -713,6 +718,7 @@ impl Thread {
             running_app: std::sync::atomic::AtomicBool::new(false),
             io: IoCounters::default(),
             min_flt: AtomicU64::new(0),
+            maj_flt: AtomicU64::new(0),
             seccomp: Mutex::default(),
             seccomp_on: std::sync::atomic::AtomicBool::new(false),
             ptrace: Mutex::default(),
@@ -838,7 +844,7 @@ impl Thread {
 
     /// Its own faults and switches.
     pub fn rusage_counts(&self) -> RusageCounts {
-        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), nvcsw: self.waiter.nvcsw() }
+        RusageCounts { min_flt: self.min_flt.load(Ordering::Relaxed), maj_flt: self.maj_flt.load(Ordering::Relaxed), nvcsw: self.waiter.nvcsw() }
     }
 
     /// The task's address space, fd table and fs context; None once it exited.

@@ -615,10 +615,10 @@ fn stat(p: &Proc, t: Target) -> String {
     // A thread's own faults under task/, the whole process's otherwise; the
     // children's are the process's either way, as Linux's do_task_stat.
     let faults = match (&p.th, t.thread_view) {
-        (Some(th), true) => th.rusage_counts().min_flt,
-        _ => p.tg.rusage_counts().min_flt,
+        (Some(th), true) => th.rusage_counts(),
+        _ => p.tg.rusage_counts(),
     };
-    let child_faults = p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_rusage.min_flt;
+    let child_faults = p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_rusage;
     let fields: Vec<String> = vec![
         ppid.to_string(),
         pgid.to_string(),
@@ -626,10 +626,10 @@ fn stat(p: &Proc, t: Target) -> String {
         "0".into(),  // tty_nr
         "-1".into(), // tpgid
         "4194304".into(), // flags: PF_RANDOMIZE
-        faults.to_string(),
-        child_faults.to_string(),
-        "0".into(),
-        "0".into(), // majflt, cmajflt
+        faults.min_flt.to_string(),
+        child_faults.min_flt.to_string(),
+        faults.maj_flt.to_string(),
+        child_faults.maj_flt.to_string(),
         ticks(cpu.user_ns),
         ticks(cpu.sys_ns),
         ticks(children.user_ns),
