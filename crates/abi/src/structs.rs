@@ -90,6 +90,43 @@ abi_struct! {
     pub struct Rtattr { pub len: u16, pub kind: u16 }
 }
 abi_struct! {
+    /// `struct inet_diag_sockid`: a socket's ports and addresses (network
+    /// order; an IPv4 address in the first four bytes), interface and cookie.
+    pub struct InetDiagSockid {
+        pub sport: [u8; 2], pub dport: [u8; 2], pub src: [u8; 16], pub dst: [u8; 16],
+        pub interface: u32, pub cookie: [u32; 2],
+    }
+}
+abi_struct! {
+    /// `struct inet_diag_req_v2` (SOCK_DIAG_BY_FAMILY for AF_INET, AF_INET6):
+    /// `ext` asks for attributes (bit N-1 for INET_DIAG_N), `states` is a
+    /// mask of TCP state numbers.
+    pub struct InetDiagReqV2 {
+        pub family: u8, pub protocol: u8, pub ext: u8, pub pad: u8, pub states: u32,
+        pub id: InetDiagSockid,
+    }
+}
+abi_struct! {
+    /// `struct inet_diag_msg`: one socket of a SOCK_DIAG_BY_FAMILY answer.
+    pub struct InetDiagMsg {
+        pub family: u8, pub state: u8, pub timer: u8, pub retrans: u8,
+        pub id: InetDiagSockid,
+        pub expires: u32, pub rqueue: u32, pub wqueue: u32, pub uid: u32, pub inode: u32,
+    }
+}
+abi_struct! {
+    /// `struct unix_diag_req`: `show` asks for attributes (UDIAG_SHOW_*);
+    /// `ino` and `cookie` name the socket of a single query.
+    pub struct UnixDiagReq {
+        pub family: u8, pub protocol: u8, pub pad: u16, pub states: u32,
+        pub ino: u32, pub show: u32, pub cookie: [u32; 2],
+    }
+}
+abi_struct! {
+    /// `struct unix_diag_msg`: one AF_UNIX socket of an answer.
+    pub struct UnixDiagMsg { pub family: u8, pub kind: u8, pub state: u8, pub pad: u8, pub ino: u32, pub cookie: [u32; 2] }
+}
+abi_struct! {
     /// `struct ifreq` (the SIOCGIF* ioctls): a name, then a 24-byte union.
     pub struct Ifreq { pub name: [u8; 16], pub data: [u8; 24] }
 }
@@ -281,5 +318,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<IoEvent>(), 32);
         assert_eq!(std::mem::size_of::<AioRing>(), 32);
         assert_eq!(std::mem::size_of::<MountAttr>(), 32);
+        assert_eq!(std::mem::size_of::<InetDiagReqV2>(), 56);
+        assert_eq!(std::mem::size_of::<InetDiagMsg>(), 72);
+        assert_eq!(std::mem::size_of::<UnixDiagReq>(), 24);
+        assert_eq!(std::mem::size_of::<UnixDiagMsg>(), 16);
     }
 }

@@ -203,6 +203,46 @@ print("udp:", data.decode(), "from", addr[0], "the sender's port:", addr[1] == v
     same_as_native("python_loopback_network", "python3 -", script.as_bytes());
 }
 
+/// The host's `ss` lists the sandbox's sockets over NETLINK_SOCK_DIAG, not
+/// /proc/net (it used to print "Cannot open netlink socket: Protocol not
+/// supported" first): a TCP listener and its connection, a UDP socket, an
+/// AF_UNIX listener by path, and `-p`'s process, found by the sockets' inodes.
+#[test]
+fn ss_lists_sockets_over_sock_diag() {
+    let script = r#"import re, socket, subprocess
+t = socket.socket(); t.bind(("127.0.0.1", 7777)); t.listen(4)
+c = socket.create_connection(("127.0.0.1", 7777)); a, _ = t.accept()
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", 5353))
+x = socket.socket(socket.AF_UNIX); x.bind("/tmp/ss-test.sock"); x.listen(2)
+for cmd in ("ss -Htan", "ss -Hltn", "ss -Huan", "ss -Hxl", "ss -Hltnp"):
+    r = subprocess.run(cmd.split(), capture_output=True, text=True)
+    print(cmd + ":", "stderr " + repr(r.stderr) if r.stderr else "no stderr")
+    rows = [l.split() for l in r.stdout.splitlines()]
+    # Ephemeral ports, inodes and pids vary.
+    rows = [[re.sub(r":3\d{4}$", ":EPHEMERAL", f) for f in row] for row in rows]
+    rows = [[f if not f.isdigit() or len(f) < 5 else "INODE" for f in row] for row in rows]
+    rows = [[re.sub(r"pid=\d+", "pid=P", f) for f in row] for row in rows]
+    for row in sorted(rows):
+        print(" ", " ".join(row))
+"#;
+    matrix("ss_lists_sockets_over_sock_diag", &[Link::Static], |v| {
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "python3", "-"]);
+        let o = run(cmd, Input::Bytes(script.as_bytes().to_vec()));
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "ss -Htan: no stderr\n  ESTAB 0 0 127.0.0.1:7777 127.0.0.1:EPHEMERAL\n  ESTAB 0 0 127.0.0.1:EPHEMERAL 127.0.0.1:7777\n  LISTEN 0 4 127.0.0.1:7777 0.0.0.0:*\n\
+                 ss -Hltn: no stderr\n  LISTEN 0 4 127.0.0.1:7777 0.0.0.0:*\n\
+                 ss -Huan: no stderr\n  UNCONN 0 0 [::1]:5353 *:*\n\
+                 ss -Hxl: no stderr\n  u_str LISTEN 0 2 /tmp/ss-test.sock INODE * 0\n\
+                 ss -Hltnp: no stderr\n  LISTEN 0 4 127.0.0.1:7777 0.0.0.0:* users:((\"python3\",pid=P,fd=3))\n",
+            ),
+        ])
+    });
+}
+
 /// procps reads /proc/vmstat (memory in pages) and /proc/diskstats (no disks).
 #[test]
 fn vmstat_reads_procfs() {

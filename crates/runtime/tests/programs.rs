@@ -695,6 +695,28 @@ fn inet_udp() {
     });
 }
 
+/// NETLINK_SOCK_DIAG (tests/programs/sock_diag.c), as `ss` uses it: dumps of
+/// the program's own TCP, UDP and AF_UNIX sockets by family, protocol and state
+/// (listeners with their backlogs, connections and their peers, bytes unread,
+/// TCP_INFO, IPV6_V6ONLY, bound-inactive TCP sockets, unix names, peers and
+/// waiting connections), single sockets by address or inode and cookie, and
+/// the errors of bad requests, as natively.
+#[test]
+fn sock_diag() {
+    compare("sock_diag", "sock_diag", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "  tcp4 listener: inet LISTEN 127.0.0.1 port own peer none uid mine rqueue 1 wqueue 7 info state LISTEN"),
+            expect_stdout_has_line(o, "  tcp4 accepted: inet ESTABLISHED 127.0.0.1 port own peer tcp4 client uid mine rqueue 5 wqueue 0 info state ESTABLISHED"),
+            expect_stdout_has_line(o, "  udp6 x: inet6 ESTABLISHED ::1 port own peer udp6 y uid mine rqueue 0"),
+            expect_stdout_has_line(o, "  unix listener: unix stream LISTEN name DIR/listener (nul yes) waiting 1 rqueue 1 backlog 5"),
+            expect_stdout_has_line(o, "  unix dgram b: unix dgram ESTABLISHED peer unix dgram a rqueue 4"),
+            expect_stdout_has_line(o, "with another cookie: ESTALE"),
+            expect_stdout_has_line(o, "protocol 200: ENOENT"),
+        ])
+    });
+}
+
 /// IP-level control messages on loopback UDP (tests/programs/pktinfo.c): what a
 /// receiver asks to learn of each datagram (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS,
 /// IP_RECVORIGDSTADDR and the IPv6 ones, a v4 datagram on a dual-stack socket,

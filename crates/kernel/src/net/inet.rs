@@ -362,6 +362,9 @@ pub struct Endpoint {
     linger: Mutex<(i32, i32)>,
     /// Shared with its port binding, which a TCP socket's TIME_WAIT keeps.
     pub time_wait: Arc<TimeWait>,
+    /// The kuid that owns it (Linux's sk_uid: its maker's fsuid, or for an
+    /// accepted connection its listener's), which sock_diag and /proc/net show.
+    pub uid: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -374,9 +377,9 @@ struct Local {
 const SO_LINGER: i32 = 13;
 
 impl Endpoint {
-    pub fn new(net: &Arc<NetNamespace>, domain: i32) -> Endpoint {
+    pub fn new(net: &Arc<NetNamespace>, domain: i32, uid: u32) -> Endpoint {
         let local = Local { addr: unbound(domain), addr_chosen: false, port_chosen: false };
-        Endpoint { domain, net: net.clone(), local: Mutex::new(local), options: Options::default(), linger: Mutex::default(), time_wait: Arc::default() }
+        Endpoint { domain, net: net.clone(), local: Mutex::new(local), options: Options::default(), linger: Mutex::default(), time_wait: Arc::default(), uid }
     }
 
     fn local_lock(&self) -> MutexGuard<'_, Local> {
@@ -504,7 +507,7 @@ impl Endpoint {
     }
 }
 
-/// What /proc/net/tcp and the like show of one socket.
+/// What /proc/net/tcp and the like, and sock_diag, show of one socket.
 pub struct ProcNetRow {
     pub domain: i32,
     pub local: SocketAddr,
@@ -512,8 +515,13 @@ pub struct ProcNetRow {
     pub remote: Option<SocketAddr>,
     /// Linux's TCP state numbers (1 ESTABLISHED, 7 CLOSE, 10 LISTEN).
     pub state: u8,
+    /// Bytes to read; a listener's connections waiting to be accepted.
     pub queued: usize,
+    /// Bytes sent and not yet acknowledged; a listener's backlog.
+    pub sent: usize,
+    pub uid: u32,
     pub inode: u64,
+    pub v6only: bool,
 }
 
 /// An address as /proc/net shows it: the address's words in host byte
@@ -538,12 +546,14 @@ pub fn proc_net_table(rows: Vec<ProcNetRow>, v6: bool) -> String {
     for (i, r) in rows.iter().filter(|r| r.domain == domain).enumerate() {
         let remote = r.remote.unwrap_or_else(|| SocketAddr::new(unbound(domain).ip(), 0));
         out.push_str(&format!(
-            "{i:4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 {} 2 0000000000000000\n",
+            "{i:4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5}        0 {} 2 0000000000000000\n",
             proc_net_address(r.local),
             proc_net_address(remote),
             r.state,
-            0,
+            // A listener's backlog is sock_diag's, not this table's.
+            if r.state == 10 { 0 } else { r.sent },
             r.queued,
+            r.uid,
             r.inode
         ));
     }

@@ -1,7 +1,8 @@
 //! Sockets, all served inside the Sentry: AF_UNIX (`unix`), and AF_INET and
 //! AF_INET6 on the sandbox's only interface, loopback (`inet` for addresses
 //! and ports, `tcp`, `udp`; `interface` describes `lo`), and AF_NETLINK's
-//! route protocol, for listing that interface (`netlink`). No socket call
+//! route protocol, for listing that interface, and sock_diag, for listing
+//! the sockets (`netlink`). No socket call
 //! reaches the host, unless the sandbox passes the host's network through
 //! (`host`): then AF_INET and AF_INET6 sockets are host sockets. Host ports
 //! forwarded into the sandbox (`rvisor do -p`) are relayed to its loopback

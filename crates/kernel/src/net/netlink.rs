@@ -9,7 +9,10 @@
 //!
 //! Each send is answered at once: the replies to one send are one datagram
 //! in the socket's queue, as Linux's dump puts as many messages as fit into
-//! one skb.
+//! one skb. The socket is the same for NETLINK_SOCK_DIAG (`ss`), whose
+//! requests `sock_diag` answers.
+
+pub mod sock_diag;
 
 use super::interface::{self, Interface, InterfaceInfo, Route, Traffic};
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
@@ -265,7 +268,12 @@ impl Replies<'_> {
     }
 
     fn done(&mut self) {
-        let m = self.begin(NLMSG_DONE, NLM_F_MULTI, &0i32.to_ne_bytes());
+        self.done_with(0);
+    }
+
+    /// NLMSG_DONE carrying how the dump went (0, or a negative errno).
+    fn done_with(&mut self, error: i32) {
+        let m = self.begin(NLMSG_DONE, NLM_F_MULTI, &error.to_ne_bytes());
         self.end(m);
     }
 }
@@ -362,17 +370,7 @@ fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
 fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
     let carried = |name: &str| traffic.filter(|(n, _)| *n == name).map(|(_, t)| t).unwrap_or_default();
     let mut out = Vec::new();
-    let mut at = 0;
-    while let Ok((h, _)) = Nlmsghdr::read_from_prefix(data.get(at..).unwrap_or_default()) {
-        let len = h.len as usize;
-        if len < HDR || at + len > data.len() {
-            break;
-        }
-        at += align4(len);
-        if h.flags & NLM_F_REQUEST == 0 {
-            continue;
-        }
-        let body = &data[at - align4(len) + HDR..at - align4(len) + len];
+    for (h, body) in requests(data) {
         let mut r = Replies { out: &mut out, seq: h.seq, port };
         let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
         let result = match h.kind {
@@ -420,9 +418,25 @@ fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo
     out
 }
 
-/// A NETLINK_ROUTE socket.
+/// The requests among the messages of one send, with their bodies: those
+/// with NLM_F_REQUEST, up to the first whose length is out of bounds.
+fn requests(data: &[u8]) -> impl Iterator<Item = (Nlmsghdr, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || loop {
+        let (h, _) = Nlmsghdr::read_from_prefix(data.get(at..)?).ok()?;
+        let len = h.len as usize;
+        let body = data.get(at + HDR..at.checked_add(len)?).filter(|_| len >= HDR)?;
+        at = at.saturating_add(align4(len));
+        if h.flags & NLM_F_REQUEST != 0 {
+            return Some((h, body));
+        }
+    })
+}
+
+/// A NETLINK_ROUTE or NETLINK_SOCK_DIAG socket.
 pub struct NetlinkSocket {
     kind: i32,
+    protocol: i32,
     ino: SocketInode,
     flags: StatusFlags,
     queue: Arc<WaitQueue>,
@@ -433,9 +447,10 @@ pub struct NetlinkSocket {
 }
 
 impl NetlinkSocket {
-    pub fn new(kind: i32, flags: u32) -> Arc<NetlinkSocket> {
+    pub fn new(kind: i32, protocol: i32, flags: u32) -> Arc<NetlinkSocket> {
         Arc::new(NetlinkSocket {
             kind,
+            protocol,
             ino: SocketInode::new(),
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
             queue: Arc::default(),
@@ -478,7 +493,7 @@ impl Socket for NetlinkSocket {
     }
 
     fn protocol(&self) -> i32 {
-        NETLINK_ROUTE
+        self.protocol
     }
 
     /// bind(2) to a port id (0: the process id); multicast groups are
@@ -513,8 +528,12 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
-        let replies = answer(data, self.port(t), t.tg.creds().uid, t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN), &t.ns.net.interfaces, traffic);
+        let replies = if self.protocol == sock_diag::NETLINK_SOCK_DIAG {
+            sock_diag::answer_task(t, data, self.port(t))
+        } else {
+            let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
+            answer(data, self.port(t), t.tg.creds().uid, t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN), &t.ns.net.interfaces, traffic)
+        };
         if !replies.is_empty() {
             self.inbox().push_back(replies);
             self.queue.notify_events(POLLIN);

@@ -83,13 +83,14 @@ impl PortUser for TcpSocket {
 }
 
 impl TcpSocket {
-    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<TcpSocket> {
-        TcpSocket::make(net, domain, flags, false)
+    /// socket(2) by a task whose fsuid is `uid`.
+    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32, uid: u32) -> Arc<TcpSocket> {
+        TcpSocket::make(net, domain, flags, false, uid)
     }
 
-    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, accepted: bool) -> Arc<TcpSocket> {
+    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, accepted: bool, uid: u32) -> Arc<TcpSocket> {
         Arc::new_cyclic(|me| TcpSocket {
-            ep: Endpoint::new(net, domain),
+            ep: Endpoint::new(net, domain, uid),
             ino: SocketInode::new(),
             me: me.clone(),
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
@@ -169,7 +170,7 @@ impl TcpSocket {
     fn join_listener(&self, loopback: &super::Loopback, listener: &Arc<TcpSocket>, dest: SocketAddr) -> SysResult<()> {
         let src = self.ep.source_for(dest);
         let domain = listener.ep.domain;
-        let accepted = TcpSocket::make(&listener.ep.net, domain, 0, true);
+        let accepted = TcpSocket::make(&listener.ep.net, domain, 0, true, listener.ep.uid);
         accepted.ep.set_local(dest);
         accepted.ep.options.inherit(&listener.ep.options);
         for way in [Way::Receive, Way::Send] {
@@ -214,7 +215,7 @@ impl TcpSocket {
     pub fn connect_from_host(net: &Arc<NetNamespace>, dest: SocketAddr) -> SysResult<Arc<TcpSocket>> {
         let listener = net.loopback.tcp.lookup(dest, PortUser::listening).ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
-        let s = TcpSocket::new(net, domain, 0);
+        let s = TcpSocket::new(net, domain, 0, 0);
         s.ep.bind_ephemeral(&net.loopback.tcp, &s.me)?;
         s.join_listener(&net.loopback, &listener, dest)?;
         Ok(s)
@@ -320,7 +321,7 @@ impl TcpSocket {
 
     /// A socket for a connection a listener took through the interface.
     fn accepted_remote(&self, conn: TcpConn) -> super::Accepted {
-        let accepted = TcpSocket::make(&self.ep.net, self.ep.domain, 0, true);
+        let accepted = TcpSocket::make(&self.ep.net, self.ep.domain, 0, true, self.ep.uid);
         let (local, peer) = conn.endpoints();
         let local = local.unwrap_or_else(|| self.ep.local());
         let peer = inet::in_domain(self.ep.domain, peer.unwrap_or_else(|| inet::unbound(self.ep.domain)));
@@ -418,25 +419,31 @@ const TCP_NODELAY: i32 = 1;
 const LOOPBACK_MSS: u32 = 65483;
 
 impl TcpSocket {
-    /// Its state in Linux's numbers, its peer, and the bytes it has to read.
-    fn linux_state(&self) -> (u8, Option<SocketAddr>, usize) {
+    /// Its state in Linux's numbers, its peer, the bytes it has to read and
+    /// those sent but not acknowledged (a listener: connections waiting, and
+    /// its backlog). Loopback acknowledges at once, unread bytes too.
+    fn linux_state(&self) -> (u8, Option<SocketAddr>, usize, usize) {
         match &*self.state() {
-            State::Connected { stream, peer } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued()),
-            State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued()),
-            State::Listening { backlog, remote, .. } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting)),
-            State::Remote { conn, peer } => (conn.linux_state(), Some(*peer), conn.queued().0),
-            State::Closed => (CLOSE, None, 0),
+            State::Connected { stream, peer } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued(), 0),
+            State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued(), 0),
+            // `max` is one more than listen(2)'s backlog.
+            State::Listening { backlog, max, remote } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting), max.saturating_sub(1)),
+            State::Remote { conn, peer } => {
+                let (queued, sent) = conn.queued();
+                (conn.linux_state(), Some(*peer), queued, sent)
+            }
+            State::Closed => (CLOSE, None, 0, 0),
         }
     }
 
     pub fn proc_net_row(&self) -> inet::ProcNetRow {
-        let (state, remote, queued) = self.linux_state();
-        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, inode: self.ino.number() }
+        let (state, remote, queued, sent) = self.linux_state();
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only() }
     }
 
     /// TCP_INFO: the state, and what a loopback connection that loses nothing
     /// would show (Linux's initial RTO and window, loopback's MSS and MTU).
-    fn tcp_info(&self) -> TcpInfo {
+    pub fn tcp_info(&self) -> TcpInfo {
         let mut info = TcpInfo::zeroed();
         info.state = self.linux_state().0;
         if info.state != ESTABLISHED && info.state != CLOSE_WAIT {

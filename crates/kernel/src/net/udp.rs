@@ -84,19 +84,20 @@ impl PortUser for UdpSocket {
 }
 
 impl UdpSocket {
-    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<UdpSocket> {
-        UdpSocket::make(net, domain, flags, PortKind::Udp)
+    /// socket(2) by a task whose fsuid is `uid`.
+    pub fn new(net: &Arc<NetNamespace>, domain: i32, flags: u32, uid: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(net, domain, flags, PortKind::Udp, uid)
     }
 
     /// A ping socket. Linux lets only the groups of net.ipv4.ping_group_range
     /// have one; the sandbox lets every process, as runsc does.
-    pub fn new_ping(net: &Arc<NetNamespace>, domain: i32, flags: u32) -> Arc<UdpSocket> {
-        UdpSocket::make(net, domain, flags, PortKind::Echo)
+    pub fn new_ping(net: &Arc<NetNamespace>, domain: i32, flags: u32, uid: u32) -> Arc<UdpSocket> {
+        UdpSocket::make(net, domain, flags, PortKind::Echo, uid)
     }
 
-    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, kind: PortKind) -> Arc<UdpSocket> {
+    fn make(net: &Arc<NetNamespace>, domain: i32, flags: u32, kind: PortKind, uid: u32) -> Arc<UdpSocket> {
         Arc::new_cyclic(|me| UdpSocket {
-            ep: Endpoint::new(net, domain),
+            ep: Endpoint::new(net, domain, uid),
             ino: SocketInode::new(),
             me: me.clone(),
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
@@ -256,7 +257,7 @@ impl UdpSocket {
     /// ephemeral port, connected to `dest`.
     pub fn connect_from_host(net: &Arc<NetNamespace>, dest: SocketAddr) -> SysResult<Arc<UdpSocket>> {
         let domain = if dest.is_ipv4() { inet::AF_INET } else { inet::AF_INET6 };
-        let s = UdpSocket::new(net, domain, 0);
+        let s = UdpSocket::new(net, domain, 0, 0);
         s.ep.bind_ephemeral(&net.loopback.udp, &s.me)?;
         s.ep.set_local(s.ep.source_for(dest));
         *s.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(dest);
@@ -309,7 +310,8 @@ impl UdpSocket {
     pub fn proc_net_row(&self) -> inet::ProcNetRow {
         let remote = self.peer().map(|p| inet::in_domain(self.ep.domain, p));
         let state = if remote.is_some() { 1 } else { 7 };
-        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued: self.inbox().bytes, inode: self.ino.number() }
+        let queued = self.inbox().bytes;
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent: 0, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only() }
     }
 }
 

@@ -371,21 +371,27 @@ pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 
     [a, b]
 }
 
-/// The sandbox's AF_UNIX sockets, for /proc/net/unix (not the stream ends
-/// that carry TCP connections). Leaf lock.
+/// The sandbox's AF_UNIX sockets, for /proc/net/unix and sock_diag (not the
+/// stream ends that carry TCP connections), each with the id of the network
+/// namespace it was made in. Leaf lock.
 #[derive(Default)]
 pub struct UnixSockets {
-    all: Mutex<Vec<Weak<UnixSocket>>>,
+    all: Mutex<Vec<(Weak<UnixSocket>, u64)>>,
 }
 
 impl UnixSockets {
-    pub fn register(&self, s: &Arc<UnixSocket>) {
+    pub fn register(&self, s: &Arc<UnixSocket>, net: u64) {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
         // Closed sockets go now and then, so the list stays near the live count.
         if all.len().is_power_of_two() {
-            all.retain(|w| w.strong_count() > 0);
+            all.retain(|(w, _)| w.strong_count() > 0);
         }
-        all.push(Arc::downgrade(s));
+        all.push((Arc::downgrade(s), net));
+    }
+
+    /// The live sockets made in network namespace `net`, oldest first.
+    pub fn in_namespace(&self, net: u64) -> Vec<Arc<UnixSocket>> {
+        self.all.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, n)| *n == net).filter_map(|(w, _)| w.upgrade()).collect()
     }
 
     /// /proc/net/unix in Linux's layout (ss -x, netstat -x and psutil read it):
@@ -393,7 +399,7 @@ impl UnixSockets {
     /// (an abstract one with '@' for each NUL).
     pub fn proc_net(&self) -> String {
         const ACCEPTCON: u32 = 0x10000;
-        let live: Vec<Arc<UnixSocket>> = self.all.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        let live: Vec<Arc<UnixSocket>> = self.all.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|(w, _)| w.upgrade()).collect();
         let mut out = "Num       RefCount Protocol Flags    Type St Inode Path\n".to_string();
         for s in live {
             let (listening, connected) = match &*s.state() {
@@ -420,6 +426,64 @@ impl UnixSockets {
 
 /// Most connections a listener queues (Linux's somaxconn).
 const SOMAXCONN: usize = 4096;
+
+/// What unix_diag shows of one socket.
+pub struct UnixDiagRow {
+    pub kind: i32,
+    /// Linux's numbers: 10 listening, 1 connected (a datagram socket: with a
+    /// peer), 7 neither.
+    pub state: u8,
+    pub inode: u64,
+    /// The address it is bound to as UNIX_DIAG_NAME has it: sun_path bytes,
+    /// a path with its NUL.
+    pub name: Option<Vec<u8>>,
+    /// Its peer's inode, while the peer lives.
+    pub peer: Option<u64>,
+    /// Bytes to read (a datagram socket: those of its first datagram) and
+    /// bytes its peer has yet to read; a listener: connections waiting and
+    /// its backlog.
+    pub rqueue: usize,
+    pub wqueue: usize,
+    /// A listener's connections waiting to be accepted (their inodes).
+    pub waiting: Vec<u64>,
+}
+
+impl UnixSocket {
+    pub fn diag_row(&self) -> UnixDiagRow {
+        let name = self.sun_name().map(|n| match n.first() {
+            Some(0) => n,
+            _ => [path_of(&n), &[0]].concat(),
+        });
+        let mut row = UnixDiagRow { kind: self.kind, state: 7, inode: self.ino.number(), name, peer: None, rqueue: 0, wqueue: 0, waiting: Vec::new() };
+        // The state's lock is let go before a pair's queue is taken.
+        let conn = match &*self.state() {
+            State::Listening { backlog, max } => {
+                row.state = 10;
+                (row.rqueue, row.wqueue) = (backlog.len(), *max);
+                row.waiting = backlog.iter().map(|s| s.ino.number()).collect();
+                None
+            }
+            State::Connected(c) => Some(c.clone()),
+            State::Peer(w) => {
+                row.state = 1;
+                row.peer = w.upgrade().map(|p| p.ino.number());
+                None
+            }
+            State::Unconnected => None,
+        };
+        match conn {
+            Some(c) => {
+                row.state = 1;
+                row.peer = c.pair.ends[c.peer()].upgrade().map(|p| p.ino.number());
+                row.rqueue = c.pair.queue(c.end).bytes;
+                row.wqueue = c.pair.queue(c.peer()).bytes;
+            }
+            None if self.kind == SOCK_DGRAM => row.rqueue = self.inbox().msgs.front().map_or(0, |m| m.data.len()),
+            None => {}
+        }
+        row
+    }
+}
 
 /// The abstract socket namespace (names starting with a NUL byte): one per
 /// sandbox, in no file system.
@@ -548,7 +612,7 @@ impl UnixSocket {
         }
         let me = self.me.upgrade().ok_or_else(|| rvisor_abi::errno!(ECONNREFUSED))?;
         let accepted = UnixSocket::new(self.kind, 0)?;
-        t.kernel.unix_sockets.register(&accepted);
+        t.kernel.unix_sockets.register(&accepted, t.ns.net.id);
         let limit = self.timeouts.limit(Way::Send);
         loop {
             let mut st = server.state();

@@ -287,7 +287,7 @@ syscall_table! {
     getcpu(cpu: UserRef<u32>, node: UserRef<u32>, cache: UserAddr) => Partial("CPU 0 on node 0, as the vDSO answers");
     sysinfo(info: UserRef<Sysinfo>) => Partial("no load averages");
     socketpair(domain: i32, kind: i32, protocol: i32, sv: UserRef<[i32; 2]>) => Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET/AF_INET6 are EOPNOTSUPP as in Linux");
-    socket(domain: i32, kind: i32, protocol: i32) => Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ping (ICMP echo datagram) sockets; AF_NETLINK NETLINK_ROUTE (links, addresses and routes, read-only); no raw or packet sockets, no other families");
+    socket(domain: i32, kind: i32, protocol: i32) => Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ping (ICMP echo datagram) sockets; AF_NETLINK NETLINK_ROUTE (links, addresses and routes, read-only) and NETLINK_SOCK_DIAG (the sandbox's TCP, UDP and AF_UNIX sockets, for ss); no raw or packet sockets, no other families");
     bind(fd: Fd, addr: UserAddr, len: u32) => Partial("AF_UNIX paths, abstract names and autobind; inet loopback, wildcard and the sandbox interface's own addresses (others are EADDRNOTAVAIL)");
     listen(fd: Fd, backlog: i32) => Supported;
     connect(fd: Fd, addr: UserAddr, len: u32) => Partial("AF_UNIX; inet to the sandbox's own addresses in the Sentry, completing at once; elsewhere through the sandbox network stack or, with --network=host, the host's (without either, ENETUNREACH)");

@@ -6,6 +6,7 @@
 use super::pipe::install_pair;
 use crate::mm::{UserBuffers, UserRef};
 use crate::net::inet::{IPPROTO_IP, IPPROTO_IPV6};
+use crate::net::netlink::sock_diag::NETLINK_SOCK_DIAG;
 use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
@@ -73,7 +74,7 @@ pub fn sys_socketpair(t: &mut Task, domain: i32, kind: i32, protocol: i32, sv: U
     let (a, b) = unix::socketpair(kind & SOCK_TYPE_MASK, nonblock_flag(kind), unix::task_creds(t, true))?;
     for s in [&a, &b] {
         s.made_by(t);
-        t.kernel.unix_sockets.register(s);
+        t.kernel.unix_sockets.register(s, t.ns.net.id);
     }
     install_pair(t, a, b, kind & SOCK_CLOEXEC != 0, sv)
 }
@@ -87,18 +88,20 @@ pub fn sys_socket(t: &mut Task, domain: i32, kind: i32, protocol: i32) -> SysRes
         (AF_UNIX, _, 0 | AF_UNIX) => {
             let s = UnixSocket::new(ty, flags)?;
             s.made_by(t);
-            t.kernel.unix_sockets.register(&s);
+            t.kernel.unix_sockets.register(&s, t.ns.net.id);
             s
         }
         (AF_UNIX, _, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) if t.ns.net.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
-        (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(&t.ns.net, domain, flags),
-        (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(&t.ns.net, domain, flags),
-        (AF_INET, SOCK_DGRAM, IPPROTO_ICMP) | (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) => UdpSocket::new_ping(&t.ns.net, domain, flags),
+        (AF_INET | AF_INET6, SOCK_STREAM, 0 | IPPROTO_TCP) => TcpSocket::new(&t.ns.net, domain, flags, t.tg.creds().fsuid),
+        (AF_INET | AF_INET6, SOCK_DGRAM, 0 | IPPROTO_UDP) => UdpSocket::new(&t.ns.net, domain, flags, t.tg.creds().fsuid),
+        (AF_INET, SOCK_DGRAM, IPPROTO_ICMP) | (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) => UdpSocket::new_ping(&t.ns.net, domain, flags, t.tg.creds().fsuid),
         (AF_INET | AF_INET6, SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_INET | AF_INET6, _, _) => return error!(ESOCKTNOSUPPORT),
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) if t.ns.net.host_network => crate::net::host::HostSocket::new(domain, ty, protocol, flags)?,
-        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) => NetlinkSocket::new(ty, flags),
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_ROUTE) => NetlinkSocket::new(ty, protocol, flags),
+        // The Sentry answers for the sandbox's sockets, host network or not.
+        (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, NETLINK_SOCK_DIAG) => NetlinkSocket::new(ty, protocol, flags),
         (AF_NETLINK, SOCK_RAW | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
         (AF_NETLINK, _, _) => return error!(ESOCKTNOSUPPORT),
         _ => return error!(EAFNOSUPPORT),
