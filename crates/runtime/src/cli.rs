@@ -68,6 +68,10 @@ pub enum Command {
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
     },
+    /// Print what this runtime honours of an OCI bundle (hooks, mount options,
+    /// namespaces, capabilities, cgroups, seccomp) as the runtime spec's features
+    /// JSON, as `runc features` does for containerd
+    Features,
     /// Create a container from an OCI bundle; its process waits for `start`.
     Create(CreateArgs),
     /// Start a created container's process.

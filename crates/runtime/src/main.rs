@@ -7,6 +7,7 @@ mod confine;
 mod container;
 mod control;
 mod exec;
+mod features;
 mod filter;
 mod gofers;
 mod landlock;
@@ -37,6 +38,7 @@ fn main() {
             Ok(0)
         }
         Command::Spec { bundle } => done(commands::spec(&bundle)),
+        Command::Features => done(features::print()),
         Command::Create(a) => commands::create(g, &a, false).map(|_| 0),
         Command::Start { id } => done(commands::start(g, &id)),
         Command::Run { create, detach: true } => done(commands::run_detached(g, &create)),

@@ -97,7 +97,7 @@ fn rlimit_number(r: &oci_spec::runtime::PosixRlimit) -> Result<usize, String> {
 }
 
 /// Linux's capability names, by number.
-const CAPABILITIES: [&str; 41] = [
+pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
     "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
     "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN",
@@ -157,6 +157,12 @@ fn mount_of(bundle: &Path, m: &Mount) -> Result<Option<MountRequest>, String> {
     Ok(Some(MountRequest { target, kind, flags, propagation }))
 }
 
+/// The mount options `mount_of` honours (`rvisor features`); others are
+/// ignored, `mode=` and `size=` of tmpfs aside.
+pub const MOUNT_OPTIONS: [&str; 18] = [
+    "bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+];
+
 /// The per-mount flags among OCI mount options: ro, nosuid, nodev, noexec (the
 /// last of each pair with its opposite wins, as mount(8) reads them).
 fn mount_flags(options: &[&str]) -> u32 {
@@ -189,6 +195,17 @@ fn size_option(options: &[&str]) -> Result<Option<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_mount_option_rvisor_features_names_changes_the_mount() {
+        let base = ["ro", "nosuid", "nodev", "noexec"];
+        for o in MOUNT_OPTIONS {
+            let flags = mount_flags(&[o]) != 0 || mount_flags(&[&base[..], &[o]].concat()) != mount_flags(&base);
+            let bind = matches!(o, "bind" | "rbind");
+            assert!(flags || bind || propagation_flags(o).is_some_and(|f| f != 0), "{o} does nothing");
+        }
+        assert_eq!(mount_flags(&["noatime"]), 0, "an option not named is ignored");
+    }
 
     #[test]
     fn reads_the_default_spec() {

@@ -83,6 +83,14 @@ pub fn to_kernel(prog: Vec<Insn>) -> Vec<rvisor_kernel::task::seccomp::Insn> {
     prog.into_iter().map(|(code, jt, jf, k)| rvisor_kernel::task::seccomp::Insn { code, jt, jf, k }).collect()
 }
 
+/// The actions `action` takes, by their OCI names (`rvisor features`).
+pub const ACTIONS: [&str; 8] = [
+    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",
+];
+
+/// The comparisons `condition` makes, by their OCI names.
+pub const OPERATORS: [&str; 7] = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"];
+
 /// The kernel's return value for an OCI action.
 fn action(a: Action, errno: Option<u32>) -> Result<u32, String> {
     Ok(match a {
@@ -159,6 +167,18 @@ fn condition(a: &LinuxSeccompArg) -> Result<Vec<(u16, To, To, u32)>, String> {
 mod tests {
     use super::*;
     use rvisor_kernel::task::seccomp::Filter;
+
+    #[test]
+    fn every_action_and_operator_rvisor_features_names_compiles() {
+        for a in ACTIONS {
+            let p: LinuxSeccomp = serde_json::from_str(&format!(r#"{{"defaultAction": "{a}"}}"#)).unwrap();
+            assert!(compile(&p).is_ok(), "{a}");
+        }
+        for op in OPERATORS {
+            let p: LinuxSeccomp = serde_json::from_str(&format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["dup"], "action": "SCMP_ACT_ERRNO", "args": [{{"index": 0, "value": 3, "valueTwo": 1, "op": "{op}"}}]}}]}}"#)).unwrap();
+            assert!(compile(&p).is_ok(), "{op}");
+        }
+    }
 
     fn filter(json: &str) -> std::sync::Arc<Filter> {
         let profile: LinuxSeccomp = serde_json::from_str(json).unwrap();

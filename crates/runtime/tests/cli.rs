@@ -533,3 +533,23 @@ fn an_ordinary_user_runs_sandboxes() {
         all([expect_status(&o, 0), expect_stdout(&o, "hello, world\nhello via write\nwrite returned 16\n")])
     });
 }
+
+/// `rvisor features`, as containerd reads `runc features`: the runtime spec's
+/// document, naming what a bundle may use here and not what it may not.
+#[test]
+fn features_document() {
+    let mut cmd = Command::new(rvisor());
+    cmd.arg("features");
+    let o = run(cmd, Input::Bytes(vec![]));
+    let ok = all([sane(&o), expect_status(&o, 0)]);
+    assert!(ok.is_ok(), "{}\n{}", ok.unwrap_err(), o.describe());
+    let doc: serde_json::Value = serde_json::from_str(&o.stdout_str()).unwrap_or_else(|e| panic!("{e}\n{}", o.describe()));
+    let has = |list: &serde_json::Value, x: &str| list.as_array().is_some_and(|a| a.iter().any(|v| v == x));
+    assert!(has(&doc["hooks"], "createRuntime") && !has(&doc["hooks"], "startContainer"), "{doc}");
+    assert!(has(&doc["mountOptions"], "rslave") && !has(&doc["mountOptions"], "idmap"), "{doc}");
+    let seccomp = &doc["linux"]["seccomp"];
+    assert_eq!(seccomp["enabled"], true);
+    assert!(has(&seccomp["actions"], "SCMP_ACT_ERRNO") && !has(&seccomp["actions"], "SCMP_ACT_NOTIFY"), "{doc}");
+    assert!(has(&doc["linux"]["capabilities"], "CAP_CHECKPOINT_RESTORE"), "{doc}");
+    assert_eq!(doc["linux"]["cgroup"]["v2"], true);
+}
