@@ -69,15 +69,18 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
     let Some(path) = resolve(name) else {
         return fail(EXIT_NOT_FOUND, format!("{name}: command not found"));
     };
-    if let Err(e) = std::fs::metadata(&path) {
-        let code = if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_RUN };
-        return fail(code, format!("{}: {}", path.display(), describe(&e)));
-    }
-    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
     let mounts = match volumes(&args.volumes) {
         Ok(v) => v,
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
+    // A program in a volume has its sandbox path, which the host may lack: the
+    // sandbox says if it is missing there.
+    let in_volume = mounts.iter().any(|m| matches!(m.kind, MountKind::Bind { .. }) && path.starts_with(&m.target));
+    if let (false, Err(e)) = (in_volume, std::fs::metadata(&path)) {
+        let code = if e.kind() == std::io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_RUN };
+        return fail(code, format!("{}: {}", path.display(), describe(&e)));
+    }
+    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
     let network = match (global.network.as_deref(), &args.netns) {
         (Some("host"), _) => Network::Host,
         (Some("none"), _) => Network::None,

@@ -717,6 +717,22 @@ fn sock_diag() {
     });
 }
 
+/// send(2)'s MSG_MORE and MSG_EOR, and UDP_CORK (tests/programs/msg_more.c): a UDP
+/// datagram built over sends and dropped whole when too big, stream bytes all
+/// arriving, unix sockets ignoring both, MSG_OOB refused on UDP, as natively.
+#[test]
+fn msg_more_and_udp_cork() {
+    compare("msg_more_and_udp_cork", "msg_more", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "a: [123456]"),
+            expect_stdout_has_line(o, "uncorked, b: [ababab]"),
+            expect_stdout_has_line(o, "big part 2: -1 Message too long"),
+            expect_stdout_has_line(o, "tcp got: hello"),
+        ])
+    });
+}
+
 /// IP-level control messages on loopback UDP (tests/programs/pktinfo.c): what a
 /// receiver asks to learn of each datagram (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS,
 /// IP_RECVORIGDSTADDR and the IPv6 ones, a v4 datagram on a dual-stack socket,

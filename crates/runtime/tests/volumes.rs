@@ -6,7 +6,7 @@ use common::*;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a directory tree holds, one line per entry in name order: its path, type,
 /// permission bits and contents (a symlink's target).
@@ -95,6 +95,28 @@ fn read_only_bind_mount_refuses_changes() {
         ])
         .map_err(|e| format!("{e}\n{}", sb.describe()))
     });
+}
+
+/// A program in a volume runs by its path in the sandbox, which the host does
+/// not have; a missing one there is reported by the sandbox.
+#[test]
+fn a_program_runs_from_a_volume_by_its_sandbox_path() {
+    matrix("a_program_runs_from_a_volume_by_its_sandbox_path", LINKS, |v| {
+        let bin = compile("hello", v.link);
+        let dir = fresh_dir("vol-prog");
+        fs::copy(&bin, dir.join("hello")).map_err(|e| e.to_string())?;
+        let volume = format!("{}:/vol-{}:ro", dir.display(), std::process::id());
+        let inside = PathBuf::from(format!("/vol-{}/hello", std::process::id()));
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &inside, &Spec::default()), Input::Bytes(Vec::new()));
+        let missing = run(sandbox_command(v.platform, &["-v", &volume], &inside.with_file_name("absent"), &Spec::default()), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&dir);
+        all([expect_status(&sb, 0), expect_stdout_has_line(&sb, "hello, world"), expect_status(&missing, 127), stderr_says(&missing, "No such file or directory")])
+            .map_err(|e| format!("{e}\n{}\n{}", sb.describe(), missing.describe()))
+    });
+}
+
+fn stderr_says(o: &Outcome, what: &str) -> Result<(), String> {
+    if o.stderr_str().contains(what) { Ok(()) } else { Err(format!("stderr does not say {what:?}")) }
 }
 
 /// Whether host process `pid` is a gofer (`rvisor gofer ...`).

@@ -38,6 +38,8 @@ pub const MSG_TRUNC: u32 = 0x20;
 pub const MSG_DONTWAIT: u32 = 0x40;
 pub const MSG_WAITALL: u32 = 0x100;
 pub const MSG_NOSIGNAL: u32 = 0x4000;
+pub const MSG_EOR: u32 = 0x80;
+pub const MSG_MORE: u32 = 0x8000;
 
 pub const SOCK_STREAM: i32 = 1;
 pub const SOCK_DGRAM: i32 = 2;

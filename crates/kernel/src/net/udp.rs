@@ -21,7 +21,7 @@ use super::ip_control::{Arrival, Sending, LOOPBACK_INDEX};
 use super::NetNamespace;
 use super::netstack::udp::{PortKind, UdpPort};
 use super::netstack::DatagramSink;
-use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_PEEK, SOCK_DGRAM};
+use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_MORE, MSG_PEEK, SOCK_DGRAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::{error, ErrnoCode, SysResult};
@@ -75,7 +75,28 @@ pub struct UdpSocket {
     remote: Mutex<Option<UdpPort>>,
     /// UDP, or ICMP echo (a ping socket).
     kind: PortKind,
+    /// A datagram being built (Linux's corked `up->pending`). Not held across
+    /// a send.
+    cork: Mutex<Cork>,
 }
+
+/// UDP_CORK, and the datagram that sends with MSG_MORE or under UDP_CORK
+/// build: it leaves whole with the first send without either, or when
+/// UDP_CORK is cleared, to where the first send addressed it.
+#[derive(Default)]
+struct Cork {
+    on: bool,
+    pending: Option<Corked>,
+}
+
+struct Corked {
+    data: Vec<u8>,
+    to: Option<Vec<u8>>,
+    anc: Ancillary,
+}
+
+/// setsockopt(IPPROTO_UDP, UDP_CORK).
+const UDP_CORK: i32 = 1;
 
 impl PortUser for UdpSocket {
     fn listening(&self) -> bool {
@@ -108,6 +129,7 @@ impl UdpSocket {
             timeouts: Timeouts::default(),
             remote: Mutex::default(),
             kind,
+            cork: Mutex::default(),
         })
     }
 
@@ -306,6 +328,70 @@ impl DatagramSink for UdpSocket {
 }
 
 impl UdpSocket {
+    /// Where a datagram to `to`, or to the peer, goes.
+    fn route(&self, to: Option<&[u8]>) -> SysResult<Route> {
+        match to {
+            Some(raw) => inet::route(&self.ep.net, inet::parse(self.ep.domain, raw)?, self.ep.v6only()),
+            None => {
+                let peer = self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?;
+                inet::route(&self.ep.net, peer, false)
+            }
+        }
+    }
+
+    /// Sends one datagram; the sender gets a port first if it has none (before
+    /// any check, as Linux's inet_send_prepare).
+    fn send_datagram(&self, t: &Task, data: &[u8], anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        self.autobind(t)?;
+        if !anc.is_empty() {
+            return error!(EINVAL);
+        }
+        let route = self.route(to)?;
+        let request = match self.kind {
+            PortKind::Echo => Some(self.echo_request(data)?),
+            PortKind::Udp => None,
+        };
+        let (Route::Local(dest) | Route::Remote(dest)) = route;
+        let net = &self.ep.net;
+        let interface = net.netstack.as_ref().map(|n| n.info.index);
+        let local = matches!(route, Route::Local(_));
+        let sending = self.ep.sending(&anc.ip, dest.ip(), |a| if local { inet::is_local(net, a) } else { net.netstack.as_ref().is_some_and(|n| n.is_own(a)) }, |i| i == LOOPBACK_INDEX || Some(i) == interface)?;
+        if !local {
+            if data.len() > self.max_payload() {
+                return error!(EMSGSIZE);
+            }
+            return self.send_remote(request.as_deref().unwrap_or(data), dest, sending.source).map(|_| data.len());
+        }
+        let from = match sending.source {
+            Some(ip) => SocketAddr::new(ip, self.ep.local().port()),
+            None => self.ep.source_for(dest),
+        };
+        if let Some(req) = request {
+            // Loopback answers at once, from the address pinged.
+            let arrival = self.loopback_arrival(SocketAddr::new(from.ip(), 0), &Sending::default());
+            self.deliver(&self.echo_reply(&req, dest.ip()), SocketAddr::new(dest.ip(), 0), arrival);
+            return Ok(data.len());
+        }
+        if data.len() > self.max_payload() {
+            return error!(EMSGSIZE);
+        }
+        if let Some(e) = self.error().take() {
+            return Err(rvisor_abi::Errno::new(e));
+        }
+        if self.inbox().write_shut {
+            return error!(EPIPE);
+        }
+        match self.ep.net.loopback.udp.lookup(dest, |r| r.hears(from)) {
+            Some(receiver) => receiver.deliver(data, from, self.loopback_arrival(dest, &sending)),
+            None if self.peer() == Some(dest) => {
+                *self.error() = Some(ErrnoCode::ECONNREFUSED);
+                self.queue.notify_events(POLLERR);
+            }
+            None => {}
+        }
+        Ok(data.len())
+    }
+
     /// A UDP socket shows as connected (1) or not (7), as Linux's.
     pub fn proc_net_row(&self) -> inet::ProcNetRow {
         let remote = self.peer().map(|p| inet::in_domain(self.ep.domain, p));
@@ -377,63 +463,40 @@ impl Socket for UdpSocket {
         error!(EOPNOTSUPP)
     }
 
-    /// A datagram to `to`, or to the peer; the sender gets a port first if
-    /// it has none (before any check, as Linux's inet_send_prepare).
-    fn send(&self, t: &Task, data: &[u8], _flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
-        self.autobind(t)?;
-        if !anc.is_empty() {
-            return error!(EINVAL);
+    /// A datagram to `to`, or to the peer; with MSG_MORE or UDP_CORK, a part
+    /// of one (a ping socket sends each at once, as Linux's).
+    fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize> {
+        if self.kind == PortKind::Echo {
+            return self.send_datagram(t, data, anc, to);
         }
-        let route = match to {
-            Some(raw) => inet::route(&self.ep.net, inet::parse(self.ep.domain, raw)?, self.ep.v6only())?,
+        let mut cork = self.cork.lock().unwrap_or_else(|e| e.into_inner());
+        let more = flags & MSG_MORE != 0 || cork.on;
+        let whole = match cork.pending.take() {
+            None if !more => {
+                drop(cork);
+                return self.send_datagram(t, data, anc, to);
+            }
             None => {
-                let peer = self.peer().ok_or_else(|| rvisor_abi::errno!(EDESTADDRREQ))?;
-                inet::route(&self.ep.net, peer, false)?
+                // The address is checked by the first part, as Linux's.
+                self.autobind(t)?;
+                self.route(to)?;
+                Corked { data: data.to_vec(), to: to.map(<[u8]>::to_vec), anc }
+            }
+            Some(mut c) => {
+                c.data.extend_from_slice(data);
+                c
             }
         };
-        let request = match self.kind {
-            PortKind::Echo => Some(self.echo_request(data)?),
-            PortKind::Udp => None,
-        };
-        let (Route::Local(dest) | Route::Remote(dest)) = route;
-        let net = &self.ep.net;
-        let interface = net.netstack.as_ref().map(|n| n.info.index);
-        let local = matches!(route, Route::Local(_));
-        let sending = self.ep.sending(&anc.ip, dest.ip(), |a| if local { inet::is_local(net, a) } else { net.netstack.as_ref().is_some_and(|n| n.is_own(a)) }, |i| i == LOOPBACK_INDEX || Some(i) == interface)?;
-        if !local {
-            if data.len() > self.max_payload() {
-                return error!(EMSGSIZE);
-            }
-            return self.send_remote(request.as_deref().unwrap_or(data), dest, sending.source).map(|_| data.len());
-        }
-        let from = match sending.source {
-            Some(ip) => SocketAddr::new(ip, self.ep.local().port()),
-            None => self.ep.source_for(dest),
-        };
-        if let Some(req) = request {
-            // Loopback answers at once, from the address pinged.
-            let arrival = self.loopback_arrival(SocketAddr::new(from.ip(), 0), &Sending::default());
-            self.deliver(&self.echo_reply(&req, dest.ip()), SocketAddr::new(dest.ip(), 0), arrival);
-            return Ok(data.len());
-        }
-        if data.len() > self.max_payload() {
+        if whole.data.len() > self.max_payload() {
+            // The whole datagram is dropped, as Linux's udp_flush_pending_frames.
             return error!(EMSGSIZE);
         }
-        if let Some(e) = self.error().take() {
-            return Err(rvisor_abi::Errno::new(e));
+        if more {
+            cork.pending = Some(whole);
+            return Ok(data.len());
         }
-        if self.inbox().write_shut {
-            return error!(EPIPE);
-        }
-        match self.ep.net.loopback.udp.lookup(dest, |r| r.hears(from)) {
-            Some(receiver) => receiver.deliver(data, from, self.loopback_arrival(dest, &sending)),
-            None if self.peer() == Some(dest) => {
-                *self.error() = Some(ErrnoCode::ECONNREFUSED);
-                self.queue.notify_events(POLLERR);
-            }
-            None => {}
-        }
-        Ok(data.len())
+        drop(cork);
+        self.send_datagram(t, &whole.data, whole.anc, whole.to.as_deref()).map(|_| data.len())
     }
 
     /// The next datagram, cut to `max` (with its full length), and its sender.
@@ -512,10 +575,26 @@ impl Socket for UdpSocket {
     }
 
     fn get_option(&self, _t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        if (level, name, self.kind) == (IPPROTO_UDP, UDP_CORK, PortKind::Udp) {
+            return Ok(i32::from(self.cork.lock().unwrap_or_else(|e| e.into_inner()).on).to_ne_bytes().to_vec());
+        }
         self.ep.get_option(SOCK_DGRAM, level, name)
     }
 
-    fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+    /// Clearing UDP_CORK sends what it held; that send's error is lost, as
+    /// Linux's udp_lib_setsockopt loses it.
+    fn set_option(&self, t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        if (level, name, self.kind) == (IPPROTO_UDP, UDP_CORK, PortKind::Udp) {
+            let on = super::int_option(value)? != 0;
+            let mut cork = self.cork.lock().unwrap_or_else(|e| e.into_inner());
+            cork.on = on;
+            let held = if on { None } else { cork.pending.take() };
+            drop(cork);
+            if let Some(c) = held {
+                let _ = self.send_datagram(t, &c.data, c.anc, c.to.as_deref());
+            }
+            return Ok(());
+        }
         self.ep.set_option(SOCK_DGRAM, level, name, value)
     }
 

@@ -293,7 +293,7 @@ syscall_table! {
     connect(fd: Fd, addr: UserAddr, len: u32) => Partial("AF_UNIX; inet to the sandbox's own addresses in the Sentry, completing at once; elsewhere through the sandbox network stack or, with --network=host, the host's (without either, ENETUNREACH)");
     accept(fd: Fd, addr: UserAddr, len: UserRef<u32>) => Supported;
     accept4(fd: Fd, addr: UserAddr, len: UserRef<u32>, flags: i32) => Supported;
-    sendto(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: u32) => Partial("MSG_DONTWAIT, MSG_NOSIGNAL and MSG_CONFIRM (other flags are EOPNOTSUPP)");
+    sendto(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: u32) => Partial("MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM, MSG_EOR and MSG_MORE (a UDP datagram over several sends, as UDP_CORK; streams send at once); other flags, MSG_OOB among them, are EOPNOTSUPP");
     recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: u32, addr: UserAddr, addrlen: UserRef<u32>) => Partial("MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, MSG_WAITALL (TCP) (other flags are EOPNOTSUPP)");
     sendmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; on UDP, IP_PKTINFO, IP_TTL, IP_TOS, IPV6_PKTINFO, IPV6_HOPLIMIT and IPV6_TCLASS (net/ip_control.rs); no IP options or IPv6 extension headers (EINVAL)");
     recvmsg(fd: Fd, msg: UserRef<Msghdr>, flags: u32) => Partial("SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; on UDP, IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR and the IPv6 ones (net/ip_control.rs); SO_TIMESTAMP, SO_TIMESTAMPNS and their _NEW stamps on UDP; the sandbox stack's datagrams from outside show TTL 64 and TOS 0 (smoltcp does not report them)");

@@ -11,7 +11,7 @@ use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
-use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
+use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
@@ -45,7 +45,10 @@ const SO_DOMAIN: i32 = 39;
 /// Flags send/recv take here; others are EOPNOTSUPP rather than ignored.
 /// MSG_CONFIRM (the neighbour answered: no need to ask its address again)
 /// has nothing to confirm in the sandbox's stack, which keeps asking.
-const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM;
+/// MSG_MORE builds one UDP datagram over several sends; a stream sends at once
+/// (Linux's TCP holds a partial segment back a while: timing, not content), and
+/// MSG_EOR marks nothing in a byte stream here.
+const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM | MSG_MORE | MSG_EOR;
 const MSG_CONFIRM: u32 = 0x800;
 const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL;
 /// MSG_CMSG_CLOEXEC: received files are close-on-exec.
