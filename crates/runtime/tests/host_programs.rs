@@ -243,6 +243,27 @@ for cmd in ("ss -Htan", "ss -Hltn", "ss -Huan", "ss -Hxl", "ss -Hltnp"):
     });
 }
 
+/// `ss -xa` lists every one of 1000 AF_UNIX sockets, whose dump is larger
+/// than the 32 KiB `ss` reads at a time, so it comes in parts. (`ss` peeks at
+/// each datagram's length first, so it also read the dump whole when it was
+/// one datagram; programs/netlink_parts.c tests fixed buffers.)
+#[test]
+fn ss_lists_a_dump_larger_than_its_buffer() {
+    let script = r#"import resource, socket, subprocess
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+pairs = [socket.socketpair() for _ in range(500)]
+r = subprocess.run(["ss", "-xa"], capture_output=True, text=True)
+print("stderr:", repr(r.stderr), "rows:", len(r.stdout.splitlines()) - 1)
+"#;
+    matrix("ss_lists_a_dump_larger_than_its_buffer", &[Link::Static], |v| {
+        let mut cmd = Command::new(rvisor());
+        cmd.args(["do", &format!("--platform={}", v.platform), "--", "python3", "-"]);
+        let o = run(cmd, Input::Bytes(script.as_bytes().to_vec()));
+        all([expect_status(&o, 0), expect_stdout(&o, "stderr: '' rows: 1000\n")])
+    });
+}
+
 /// procps reads /proc/vmstat (memory in pages) and /proc/diskstats (no disks).
 #[test]
 fn vmstat_reads_procfs() {

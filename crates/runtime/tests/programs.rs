@@ -733,6 +733,27 @@ fn msg_more_and_udp_cork() {
     });
 }
 
+/// Netlink dumps read in parts (tests/programs/netlink_parts.c), as Linux's
+/// netlink_dump hands them out: 300 AF_UNIX sockets and 100 TCP listeners dumped
+/// over NETLINK_SOCK_DIAG with 4 KiB and 64 KiB buffers through recvmsg, recv,
+/// read and recvfrom (several parts of whole messages, each socket once,
+/// NLMSG_DONE last), MSG_PEEK and MSG_TRUNC, a 16-byte buffer's cut part, the
+/// largest buffer remembered, EBUSY for a second dump, ENOBUFS when unread
+/// replies overflow the receive buffer, and a NETLINK_ROUTE dump, as natively.
+#[test]
+fn netlink_dump_parts() {
+    compare("netlink_dump_parts", "netlink_parts", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "unix, 4096-byte recvmsg: several parts: ok"),
+            expect_stdout_has_line(o, "unix, 4096-byte recvmsg: each of the 300 sockets once: ok"),
+            expect_stdout_has_line(o, "a second dump while the first is read: EBUSY"),
+            expect_stdout_has_line(o, "flood, first receive: ENOBUFS"),
+        ])
+    });
+}
+
 /// IP-level control messages on loopback UDP (tests/programs/pktinfo.c): what a
 /// receiver asks to learn of each datagram (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS,
 /// IP_RECVORIGDSTADDR and the IPv6 ones, a v4 datagram on a dual-stack socket,

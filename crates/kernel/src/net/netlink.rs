@@ -7,17 +7,23 @@
 //! their own address) answers with the route to it, as Linux's does. Neighbour and rule dumps are empty; any other request (changing the
 //! network included) is EOPNOTSUPP. No multicast groups: no events ever arrive.
 //!
-//! Each send is answered at once: the replies to one send are one datagram
-//! in the socket's queue, as Linux's dump puts as many messages as fit into
-//! one skb. The socket is the same for NETLINK_SOCK_DIAG (`ss`), whose
-//! requests `sock_diag` answers.
+//! Each request is answered as its send is: a single answer, error or
+//! acknowledgement is a datagram of its own; a dump (NLM_F_DUMP) is built
+//! whole and read in parts, as Linux's netlink_dump hands it out: each part
+//! as many whole messages as fit the largest buffer a receive has offered
+//! (at least NLMSG_GOODSIZE), the next made when a receive leaves the queue
+//! half empty, NLMSG_DONE in the last. One dump runs at a time (another is
+//! EBUSY), and what waits to be read is bounded by the receive buffer: a
+//! reply that finds it full is dropped and the next receive is ENOBUFS. The
+//! socket is the same for NETLINK_SOCK_DIAG (`ss`), whose requests
+//! `sock_diag` answers.
 
 pub mod sock_diag;
 
 use super::interface::{self, Interface, InterfaceInfo, Route, Traffic};
 use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_PEEK};
 use crate::task::Task;
-use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLIN, POLLOUT};
+use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLIN, POLLOUT};
 use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, Rtmsg, SockaddrNl};
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::collections::VecDeque;
@@ -106,9 +112,23 @@ struct Replies<'a> {
     out: &'a mut Vec<u8>,
     seq: u32,
     port: u32,
+    /// The socket's previous dump is still being read.
+    busy: bool,
+    /// The request started a dump: `out` is read in parts.
+    dumping: bool,
 }
 
 impl Replies<'_> {
+    /// Starts a dump (Linux's netlink_dump_start): EBUSY while the socket's
+    /// previous one is still being read.
+    fn start_dump(&mut self) -> Result<(), ErrnoCode> {
+        if self.busy {
+            return Err(ErrnoCode::EBUSY);
+        }
+        self.dumping = true;
+        Ok(())
+    }
+
     /// Starts a message of `kind` with its fixed body; returns where it begins.
     fn begin(&mut self, kind: u16, flags: u16, body: &[u8]) -> usize {
         let start = self.out.len();
@@ -364,56 +384,56 @@ fn route_destination(body: &[u8]) -> Option<(u8, IpAddr)> {
     }
 }
 
-/// The replies to every request in one send, for the socket with port `port`
-/// of a task of user `uid` (with CAP_NET_ADMIN: `admin`), describing `lo` and
-/// `others` (with what the one the network stack drives has carried, `traffic`).
-fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
+/// Answers one request `h` (with `body`) for a task of user `uid` (with
+/// CAP_NET_ADMIN: `admin`), describing `lo` and `others` (with what the one
+/// the network stack drives has carried, `traffic`).
+fn rtnetlink(r: &mut Replies, h: &Nlmsghdr, body: &[u8], uid: u32, admin: bool, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) {
     let carried = |name: &str| traffic.filter(|(n, _)| *n == name).map(|(_, t)| t).unwrap_or_default();
+    let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
+    let result = match h.kind {
+        RTM_GETLINK if dump => r.start_dump().map(|()| {
+            for i in interface::interfaces(others) {
+                r.link(&i, NLM_F_MULTI, carried(i.name));
+            }
+        }),
+        RTM_GETLINK => match named_link(body, others) {
+            Some(i) => {
+                r.link(&i, 0, carried(i.name));
+                Ok(())
+            }
+            None => Err(ErrnoCode::ENODEV),
+        },
+        RTM_GETADDR if dump => r.start_dump().map(|()| r.addresses(body.first().copied().unwrap_or(0), others)),
+        RTM_GETROUTE if dump => r.start_dump().map(|()| r.routes(body.first().copied().unwrap_or(0), others)),
+        RTM_GETROUTE => match route_destination(body) {
+            Some((family, dest)) => r.route_to(family, dest, uid, others),
+            None => Err(ErrnoCode::EINVAL),
+        },
+        RTM_NEWLINK | RTM_SETLINK => set_link(body, others, admin),
+        RTM_NEWADDR => new_addr(body, others, admin),
+        RTM_GETNSID => {
+            r.nsid();
+            Ok(())
+        }
+        RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => r.start_dump(),
+        _ => Err(ErrnoCode::EOPNOTSUPP),
+    };
+    match result {
+        Ok(()) if r.dumping => r.done(),
+        Ok(()) if h.flags & NLM_F_ACK != 0 => r.error(h, 0),
+        Ok(()) => {}
+        Err(e) => r.error(h, -i32::from(e.0)),
+    }
+}
+
+/// The replies to every request of `data`, answered by `one`, one after
+/// another, with no dump running.
+#[cfg(test)]
+fn answer_all(data: &[u8], port: u32, mut one: impl FnMut(&mut Replies, &Nlmsghdr, &[u8])) -> Vec<u8> {
     let mut out = Vec::new();
     for (h, body) in requests(data) {
-        let mut r = Replies { out: &mut out, seq: h.seq, port };
-        let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
-        let result = match h.kind {
-            RTM_GETLINK if dump => {
-                for i in interface::interfaces(others) {
-                    r.link(&i, NLM_F_MULTI, carried(i.name));
-                }
-                Ok(())
-            }
-            RTM_GETLINK => match named_link(body, others) {
-                Some(i) => {
-                    r.link(&i, 0, carried(i.name));
-                    Ok(())
-                }
-                None => Err(ErrnoCode::ENODEV),
-            },
-            RTM_GETADDR if dump => {
-                r.addresses(body.first().copied().unwrap_or(0), others);
-                Ok(())
-            }
-            RTM_GETROUTE if dump => {
-                r.routes(body.first().copied().unwrap_or(0), others);
-                Ok(())
-            }
-            RTM_GETROUTE => match route_destination(body) {
-                Some((family, dest)) => r.route_to(family, dest, uid, others),
-                None => Err(ErrnoCode::EINVAL),
-            },
-            RTM_NEWLINK | RTM_SETLINK => set_link(body, others, admin),
-            RTM_NEWADDR => new_addr(body, others, admin),
-            RTM_GETNSID => {
-                r.nsid();
-                Ok(())
-            }
-            RTM_GETNEIGH | RTM_GETRULE | RTM_GETNETCONF if dump => Ok(()),
-            _ => Err(ErrnoCode::EOPNOTSUPP),
-        };
-        match result {
-            Ok(()) if dump => r.done(),
-            Ok(()) if h.flags & NLM_F_ACK != 0 => r.error(&h, 0),
-            Ok(()) => {}
-            Err(e) => r.error(&h, -i32::from(e.0)),
-        }
+        let mut r = Replies { out: &mut out, seq: h.seq, port, busy: false, dumping: false };
+        one(&mut r, &h, body);
     }
     out
 }
@@ -433,6 +453,153 @@ fn requests(data: &[u8]) -> impl Iterator<Item = (Nlmsghdr, &[u8])> {
     })
 }
 
+/// `struct skb_shared_info`'s size on x86-64 and arm64: what Linux takes
+/// from an allocation's size before counting its room for data.
+const SKB_SHARED_INFO: usize = 320;
+/// `struct sk_buff`'s size, cache-aligned: with the shared info, what a
+/// buffer costs beyond its data (SKB_TRUESIZE).
+const SKB_BUFF: usize = 256;
+/// The room of a dump's part when no receive offered more: a page's worth.
+const NLMSG_GOODSIZE: usize = 4096 - SKB_SHARED_INFO;
+/// The most room a part gets, however large the reader's buffer (Linux caps
+/// max_recvmsg_len at SKB_WITH_OVERHEAD(32768)).
+const MAX_RECVMSG_LEN: usize = 32768 - SKB_SHARED_INFO;
+
+/// What a datagram of `len` bytes is charged against the receive buffer,
+/// as Linux charges an skb's truesize.
+fn truesize(len: usize) -> usize {
+    len + SKB_BUFF + SKB_SHARED_INFO
+}
+
+/// The length of the message at the start of `bytes`, padded, or None when
+/// no whole message is there.
+fn message_len(bytes: &[u8]) -> Option<usize> {
+    let (h, _) = Nlmsghdr::read_from_prefix(bytes).ok()?;
+    let len = h.len as usize;
+    (len >= HDR && len <= bytes.len()).then(|| align4(len).min(bytes.len()))
+}
+
+/// A dump being read: its messages, NLMSG_DONE last, and how far the parts
+/// made so far reach.
+struct Dump {
+    messages: Vec<u8>,
+    at: usize,
+}
+
+/// What a socket holds for its reader: Linux's receive queue, with its
+/// running dump and pending error.
+#[derive(Default)]
+struct Inbox {
+    /// Datagrams ready to read.
+    queue: VecDeque<Vec<u8>>,
+    /// What `queue` is charged (sk_rmem_alloc), at most about BUFFER, the
+    /// receive buffer (SO_RCVBUF reads BUFFER).
+    charged: usize,
+    /// The dump whose parts are still to be made (cb_running).
+    dump: Option<Dump>,
+    /// The largest buffer a receive has offered, capped (max_recvmsg_len).
+    max_recvmsg_len: usize,
+    /// The error the next receive (or SO_ERROR) reports (sk_err).
+    error: Option<ErrnoCode>,
+    /// Replies are dropped until the queue empties (NETLINK_S_CONGESTED).
+    congested: bool,
+}
+
+impl Inbox {
+    /// Queues the replies to one request: a dump's first part is made now, as
+    /// netlink_dump_start makes it, the rest as receives make room; anything
+    /// else is one datagram.
+    fn deliver(&mut self, replies: Vec<u8>, dump: bool) {
+        if dump {
+            self.dump = Some(Dump { messages: replies, at: 0 });
+            // Linux acks a dump that could not start with ENOBUFS, and the
+            // full queue drops that ack; the dump waits for room.
+            if self.dump_part().is_err() {
+                self.overrun();
+            }
+        } else if !replies.is_empty() {
+            self.unicast(replies);
+        }
+    }
+
+    /// netlink_unicast from the kernel: dropped when the queue is full.
+    fn unicast(&mut self, datagram: Vec<u8>) {
+        if self.charged > BUFFER || self.congested {
+            self.overrun();
+            return;
+        }
+        self.charged += truesize(datagram.len());
+        self.queue.push_back(datagram);
+    }
+
+    /// netlink_overrun: a reply was dropped, which the reader learns once,
+    /// by ENOBUFS, until the queue has emptied.
+    fn overrun(&mut self) {
+        if !self.congested {
+            self.congested = true;
+            self.error = Some(ErrnoCode::ENOBUFS);
+        }
+    }
+
+    /// netlink_dump: queues the running dump's next part, as many whole
+    /// messages as fit the room the reader's largest buffer asked for (at
+    /// least NLMSG_GOODSIZE), and at least one; ENOBUFS while the queue is full.
+    fn dump_part(&mut self) -> Result<(), ErrnoCode> {
+        let Some(dump) = &mut self.dump else { return Ok(()) };
+        if self.charged >= BUFFER {
+            return Err(ErrnoCode::ENOBUFS);
+        }
+        let room = self.max_recvmsg_len.max(NLMSG_GOODSIZE);
+        let rest = dump.messages.get(dump.at..).unwrap_or_default();
+        let mut len = 0;
+        while let Some(next) = rest.get(len..).and_then(message_len) {
+            if len > 0 && len + next > room {
+                break;
+            }
+            len += next;
+        }
+        // Nothing but whole messages is ever dumped; should the rest not be
+        // one, it goes whole rather than never.
+        let len = if len == 0 { rest.len() } else { len };
+        let part = rest[..len].to_vec();
+        dump.at += len;
+        if dump.at >= dump.messages.len() {
+            self.dump = None;
+        }
+        if !part.is_empty() {
+            self.charged += truesize(part.len());
+            self.queue.push_back(part);
+        }
+        Ok(())
+    }
+
+    /// netlink_recvmsg's taking of the next datagram for a buffer of `max`
+    /// bytes (its first `max` bytes, and its length), then the dump's next
+    /// part if the queue is at most half full. None when nothing is queued.
+    fn take(&mut self, max: usize, peek: bool) -> Option<(Vec<u8>, usize)> {
+        let front = self.queue.front()?;
+        let full = front.len();
+        let data = if peek {
+            front[..max.min(full)].to_vec()
+        } else {
+            let mut data = self.queue.pop_front()?;
+            self.charged = self.charged.saturating_sub(truesize(full));
+            data.truncate(max);
+            data
+        };
+        self.max_recvmsg_len = self.max_recvmsg_len.max(max).min(MAX_RECVMSG_LEN);
+        if self.dump.is_some() && self.charged <= BUFFER / 2 {
+            if let Err(e) = self.dump_part() {
+                self.error = Some(e);
+            }
+        }
+        if self.queue.is_empty() {
+            self.congested = false;
+        }
+        Some((data, full))
+    }
+}
+
 /// A NETLINK_ROUTE or NETLINK_SOCK_DIAG socket.
 pub struct NetlinkSocket {
     kind: i32,
@@ -442,8 +609,12 @@ pub struct NetlinkSocket {
     queue: Arc<WaitQueue>,
     /// Its port id (nl_pid), 0 until bound.
     port: AtomicU32,
-    /// Replies waiting to be read, a datagram each. Leaf lock.
-    inbox: Mutex<VecDeque<Vec<u8>>>,
+    /// Held while a send's requests are answered, so that one dump starts
+    /// at a time (Linux's cb_mutex). Taken before `inbox`; never held
+    /// across a wait.
+    sending: Mutex<()>,
+    /// What waits to be read. Leaf lock.
+    inbox: Mutex<Inbox>,
 }
 
 impl NetlinkSocket {
@@ -455,11 +626,12 @@ impl NetlinkSocket {
             flags: StatusFlags::new(flags | OpenFlags::RDWR),
             queue: Arc::default(),
             port: AtomicU32::new(0),
+            sending: Mutex::default(),
             inbox: Mutex::default(),
         })
     }
 
-    fn inbox(&self) -> MutexGuard<'_, VecDeque<Vec<u8>>> {
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -528,27 +700,50 @@ impl Socket for NetlinkSocket {
                 return error!(ECONNREFUSED);
             }
         }
-        let replies = if self.protocol == sock_diag::NETLINK_SOCK_DIAG {
-            sock_diag::answer_task(t, data, self.port(t))
-        } else {
-            let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
-            answer(data, self.port(t), t.tg.creds().uid, t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN), &t.ns.net.interfaces, traffic)
-        };
-        if !replies.is_empty() {
-            self.inbox().push_back(replies);
-            self.queue.notify_events(POLLIN);
+        let port = self.port(t);
+        let uid = t.tg.creds().uid;
+        let admin = t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN);
+        let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
+        let _sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        for (h, body) in requests(data) {
+            let mut out = Vec::new();
+            let busy = self.inbox().dump.is_some();
+            let mut r = Replies { out: &mut out, seq: h.seq, port, busy, dumping: false };
+            if self.protocol == sock_diag::NETLINK_SOCK_DIAG {
+                sock_diag::answer(&mut r, &h, body, admin, &sock_diag::TaskSockets(t));
+            } else {
+                rtnetlink(&mut r, &h, body, uid, admin, &t.ns.net.interfaces, traffic);
+            }
+            let dumping = r.dumping;
+            let queued = {
+                let mut inbox = self.inbox();
+                let before = inbox.queue.len();
+                inbox.deliver(out, dumping);
+                inbox.queue.len() > before
+            };
+            if queued {
+                self.queue.notify_events(POLLIN);
+            }
         }
         Ok(data.len())
     }
 
+    /// recvmsg: the next datagram, cut to `max` bytes (its whole length for
+    /// MSG_TRUNC), after any error a dropped reply left.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         loop {
             {
-                let mut q = self.inbox();
-                let next = if flags & MSG_PEEK != 0 { q.front().cloned() } else { q.pop_front() };
-                if let Some(mut data) = next {
-                    let full = data.len();
-                    data.truncate(max);
+                let mut inbox = self.inbox();
+                if let Some(e) = inbox.error.take() {
+                    return Err(rvisor_abi::Errno::new(e));
+                }
+                if let Some((data, full)) = inbox.take(max, flags & MSG_PEEK != 0) {
+                    let more = !inbox.queue.is_empty();
+                    drop(inbox);
+                    if more {
+                        // A new part may have been queued for other readers.
+                        self.queue.notify_events(POLLIN);
+                    }
                     return Ok(Received { data, full, from: Some(NetlinkSocket::sockaddr(0)), ..Received::default() });
                 }
             }
@@ -556,7 +751,10 @@ impl Socket for NetlinkSocket {
                 return error!(EAGAIN);
             }
             self.queue.register(&t.thread);
-            let r = t.block_until(None, || !self.inbox().is_empty());
+            let r = t.block_until(None, || {
+                let inbox = self.inbox();
+                !inbox.queue.is_empty() || inbox.error.is_some()
+            });
             self.queue.unregister(&t.thread);
             r?;
         }
@@ -579,7 +777,7 @@ impl Socket for NetlinkSocket {
     }
 
     fn take_error(&self) -> Option<ErrnoCode> {
-        None
+        self.inbox().error.take()
     }
 
     /// SOL_NETLINK options (extended acks, strict checking, memberships)
@@ -603,8 +801,10 @@ impl FileDescription for NetlinkSocket {
     super::socket_file_basics!(BUFFER);
 
     fn readiness(&self, mask: u32) -> u32 {
-        let ev = if self.inbox().is_empty() { POLLOUT } else { POLLIN | POLLOUT };
-        ev & mask
+        let inbox = self.inbox();
+        let readable = if inbox.queue.is_empty() { 0 } else { POLLIN };
+        let error = if inbox.error.is_some() { POLLERR } else { 0 };
+        (POLLOUT | readable | error) & mask
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
@@ -637,6 +837,10 @@ mod tests {
             data = &data[align4(h.len as usize).min(data.len())..];
         }
         out
+    }
+
+    fn answer(data: &[u8], port: u32, uid: u32, admin: bool, others: &[InterfaceInfo], traffic: Option<(&str, Traffic)>) -> Vec<u8> {
+        answer_all(data, port, |r, h, body| rtnetlink(r, h, body, uid, admin, others, traffic))
     }
 
     fn answer_lo(data: &[u8], port: u32) -> Vec<u8> {
@@ -807,6 +1011,69 @@ mod tests {
         assert_eq!(messages(&addrs), [(RTM_NEWADDR, 7, 42), (RTM_NEWADDR, 7, 42), (NLMSG_DONE, 7, 42)]);
         let v6 = answer_lo(&request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0]), 1);
         assert_eq!(messages(&v6).len(), 2);
+    }
+
+    /// A dump of `n` messages of 100 bytes each, NLMSG_DONE last.
+    fn big_dump(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = Replies { out: &mut out, seq: 1, port: 1, busy: false, dumping: false };
+        for _ in 0..n {
+            let m = r.begin(RTM_NEWADDR, NLM_F_MULTI, &[0; 84]);
+            r.end(m);
+        }
+        r.done();
+        out
+    }
+
+    #[test]
+    fn dumps_are_read_in_parts_of_whole_messages() {
+        let mut inbox = Inbox::default();
+        inbox.deliver(big_dump(700), true);
+        // The first part fills NLMSG_GOODSIZE; a peek leaves it queued.
+        let (peeked, full) = inbox.take(0, true).unwrap();
+        assert_eq!((peeked.len(), full), (0, NLMSG_GOODSIZE / 100 * 100));
+        let (first, _) = inbox.take(4096, false).unwrap();
+        assert_eq!(first.len(), full);
+        assert_eq!(messages(&first).len(), NLMSG_GOODSIZE / 100);
+        // The peek made the second part, as large as the buffers offered
+        // then; later ones are as large as the largest since, capped.
+        let sizes: Vec<usize> = (0..3).map(|_| inbox.take(1 << 20, false).unwrap().0.len()).collect();
+        assert_eq!(sizes, [3700, 4000, MAX_RECVMSG_LEN / 100 * 100]);
+        // A short buffer gets the part's start, and the rest of it is gone.
+        let (cut, full) = inbox.take(16, false).unwrap();
+        assert_eq!((cut.len(), full), (16, 70000 - 3700 * 2 - 4000 - 32400 + 20));
+        assert!(inbox.dump.is_none() && inbox.take(16, false).is_none());
+        assert_eq!(inbox.charged, 0);
+    }
+
+    #[test]
+    fn a_second_dump_is_busy_and_unread_replies_are_bounded() {
+        let data = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &[0; 16]);
+        let mut out = Vec::new();
+        let (h, body) = requests(&data).next().unwrap();
+        let mut r = Replies { out: &mut out, seq: 7, port: 1, busy: true, dumping: false };
+        rtnetlink(&mut r, &h, body, 0, true, &[], None);
+        assert!(!r.dumping);
+        assert_eq!(messages(&out), [(NLMSG_ERROR, 7, 1)]);
+        assert_eq!(i32::from_ne_bytes(out[HDR..HDR + 4].try_into().unwrap()), -(ErrnoCode::EBUSY.0 as i32));
+
+        // Replies nobody reads fill the receive buffer; the next is dropped,
+        // reported once by ENOBUFS, and the queue takes replies again once empty.
+        let mut inbox = Inbox::default();
+        let mut kept = 0;
+        while inbox.error.is_none() {
+            inbox.deliver(out.clone(), false);
+            kept += 1;
+        }
+        assert_eq!(inbox.queue.len(), kept - 1);
+        assert!(inbox.charged <= BUFFER + truesize(out.len()));
+        inbox.deliver(big_dump(1000), true);
+        assert_eq!(inbox.queue.len(), kept - 1);
+        assert_eq!(inbox.error.take(), Some(ErrnoCode::ENOBUFS));
+        while inbox.take(1 << 16, false).is_some() {}
+        assert!(inbox.dump.is_none() && !inbox.congested);
+        inbox.deliver(out.clone(), false);
+        assert_eq!(inbox.queue.len(), 1);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! each, with TCP_INFO and IPV6_V6ONLY attributes), and its AF_UNIX sockets
 //! (`unix_diag_msg`, with name, peer, pending connections and queue lengths).
 //! Inodes are the sockets' own, so `ss -p` finds their processes in
-//! /proc/PID/fd. A dump answers at once and ends with NLMSG_DONE, which
-//! carries the error when the protocol has no handler, as Linux's does.
+//! /proc/PID/fd. A dump is read in parts (see `super`) and ends with
+//! NLMSG_DONE, which carries the error when the protocol has no handler, as
+//! Linux's does.
 //!
 //! Not done: the bytecode filter of a request (INET_DIAG_REQ_BYTECODE, which
 //! `ss` sends for an expression and then applies itself) is accepted and not
@@ -36,7 +37,6 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_UDPLITE: u8 = 136;
 const IPPROTO_RAW: u8 = 255;
-const CAP_NET_ADMIN: u32 = 12;
 
 /// INET_DIAG_REQ_PROTOCOL: a u32 that replaces `sdiag_protocol` (for
 /// protocols past 255).
@@ -77,7 +77,7 @@ pub trait Sockets {
 /// The sockets of a task's network namespace, their owners shown in its
 /// user namespace. TCP listeners come first, as Linux dumps its listening
 /// table before the established one; each kind in the order made.
-struct TaskSockets<'a>(&'a Task);
+pub(super) struct TaskSockets<'a>(pub(super) &'a Task);
 
 impl Sockets for TaskSockets<'_> {
     fn inet(&self, protocol: u8) -> Vec<InetSocket> {
@@ -100,25 +100,15 @@ impl Sockets for TaskSockets<'_> {
     }
 }
 
-/// The replies to every request in one send by `t`, for its socket with port `port`.
-pub fn answer_task(t: &Task, data: &[u8], port: u32) -> Vec<u8> {
-    let admin = t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN);
-    answer(data, port, admin, &TaskSockets(t))
-}
-
-/// The replies to every request in `data`, listing `sockets`.
-fn answer(data: &[u8], port: u32, admin: bool, sockets: &dyn Sockets) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (h, body) in super::requests(data) {
-        let mut r = Replies { out: &mut out, seq: h.seq, port };
-        match request(&mut r, &h, body, admin, sockets) {
-            Ok(Answer::Dump(result)) => r.done_with(result.err().map_or(0, |e| -i32::from(e.0))),
-            Ok(Answer::One) if h.flags & NLM_F_ACK != 0 => r.error(&h, 0),
-            Ok(Answer::One) => {}
-            Err(e) => r.error(&h, -i32::from(e.0)),
-        }
+/// Answers one request `h` (with `body`), listing `sockets`; `admin`: the
+/// asker has CAP_NET_ADMIN.
+pub(super) fn answer(r: &mut Replies, h: &Nlmsghdr, body: &[u8], admin: bool, sockets: &dyn Sockets) {
+    match request(r, h, body, admin, sockets) {
+        Ok(Answer::Dump(result)) => r.done_with(result.err().map_or(0, |e| -i32::from(e.0))),
+        Ok(Answer::One) if h.flags & NLM_F_ACK != 0 => r.error(h, 0),
+        Ok(Answer::One) => {}
+        Err(e) => r.error(h, -i32::from(e.0)),
     }
-    out
 }
 
 /// How a request was answered: a dump (its NLMSG_DONE carries the error), or
@@ -162,6 +152,7 @@ fn inet(r: &mut Replies, h: &Nlmsghdr, body: &[u8], admin: bool, sockets: &dyn S
     };
     let list = |protocol: u32| u8::try_from(protocol).map(|p| sockets.inet(p)).unwrap_or_default();
     if h.kind == SOCK_DIAG_BY_FAMILY && h.flags & NLM_F_DUMP == NLM_F_DUMP {
+        r.start_dump()?;
         if !has_handler(protocol) {
             return Ok(Answer::Dump(Err(ErrnoCode::ENOENT)));
         }
@@ -235,6 +226,7 @@ fn sockid_address(a: SocketAddr) -> ([u8; 2], [u8; 16]) {
 fn unix(r: &mut Replies, h: &Nlmsghdr, body: &[u8], sockets: &dyn Sockets) -> Result<Answer, ErrnoCode> {
     let (req, _) = UnixDiagReq::read_from_prefix(body).map_err(|_| ErrnoCode::EINVAL)?;
     if h.flags & NLM_F_DUMP == NLM_F_DUMP {
+        r.start_dump()?;
         for s in sockets.unix().iter().filter(|s| req.states & (1 << s.state) != 0) {
             r.unix_socket(s, req.show, NLM_F_MULTI);
         }
@@ -339,6 +331,11 @@ mod tests {
         }
     }
 
+    /// The replies to every request in `data`, from socket 5 of a task without CAP_NET_ADMIN.
+    fn answer_fake(data: &[u8]) -> Vec<u8> {
+        crate::net::netlink::answer_all(data, 5, |r, h, body| answer(r, h, body, false, &Fake))
+    }
+
     fn request(kind: u16, flags: u16, body: &[u8]) -> Vec<u8> {
         let mut m = Nlmsghdr { len: (HDR + body.len()) as u32, kind, flags, seq: 9, pid: 0 }.as_bytes().to_vec();
         m.extend_from_slice(body);
@@ -367,7 +364,7 @@ mod tests {
     }
 
     fn ask(kind: u16, flags: u16, body: &[u8]) -> Vec<(u16, Vec<u8>)> {
-        messages(&answer(&request(kind, NLM_F_REQUEST | flags, body), 5, false, &Fake))
+        messages(&answer_fake(&request(kind, NLM_F_REQUEST | flags, body)))
     }
 
     /// The error of a final NLMSG_DONE or NLMSG_ERROR.
@@ -467,9 +464,9 @@ mod tests {
         body.extend_from_slice(&[6, 0, 3, 0, 1, 0, 0, 0]);
         assert_eq!(err(SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &body), einval);
         // Truncated messages get no answer.
-        assert!(answer(&[1, 2, 3], 5, false, &Fake).is_empty());
+        assert!(answer_fake(&[1, 2, 3]).is_empty());
         let mut cut = request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, inet_req(AF_INET, IPPROTO_TCP, 0xfff, 0).as_bytes());
         cut.truncate(30);
-        assert!(answer(&cut, 5, false, &Fake).is_empty());
+        assert!(answer_fake(&cut).is_empty());
     }
 }
