@@ -4,8 +4,9 @@
 // si_fd, F_GETLEASE saying the break's target, /proc/locks saying BREAKING, the
 // child's open completing once the parent gives way), an O_NONBLOCK open's
 // EWOULDBLOCK; dnotify's signals for creates, deletes, changes, renames and
-// reads, once or with DN_MULTISHOT. Children report through their exit status,
-// signals are awaited with sigwaitinfo: no sleeps. Prints only what is the same
+// reads, once or with DN_MULTISHOT; /proc/locks' record and flock lines too.
+// Children report through their exit status, signals are awaited with
+// sigwaitinfo: no sleeps. Prints only what is the same
 // natively and in the sandbox.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -132,6 +134,17 @@ static void grants(void) {
     close(r2);
     printf("after the other closed, F_GETLEASE: %s\n", lease_name(fcntl(r1, F_GETLEASE)));
     close(r1);
+
+    // The other kinds of lock /proc/locks lists.
+    int l = open(a, O_RDWR);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    fcntl(l, F_SETLK, &fl);
+    printf("/proc/locks, a record lock: %s\n", locks_line(l));
+    fl.l_type = F_UNLCK;
+    fcntl(l, F_SETLK, &fl);
+    flock(l, LOCK_SH);
+    printf("/proc/locks, a flock: %s\n", locks_line(l));
+    close(l);
 
     int d = open(base, O_RDONLY | O_DIRECTORY);
     printf("lease on a directory: %s\n", res(fcntl(d, F_SETLEASE, F_RDLCK)));

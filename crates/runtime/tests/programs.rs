@@ -768,6 +768,7 @@ fn leases_and_dnotify() {
             expect_stdout_has_line(o, "F_GETLEASE while broken: F_UNLCK"),
             expect_stdout_has_line(o, "/proc/locks, breaking: LEASE BREAKING UNLCK"),
             expect_stdout_has_line(o, "/proc/locks, held: LEASE ACTIVE WRITE"),
+            expect_stdout_has_line(o, "/proc/locks, a record lock: POSIX ADVISORY WRITE"),
             expect_stdout_has_line(o, "the writer's open: 0"),
             expect_stdout_has_line(o, "non-blocking writer's open: EAGAIN"),
             expect_stdout_has_line(o, "multishot delete: 1 signal(s), 0 SIGIO"),
