@@ -791,6 +791,30 @@ fn memory_policies() {
     });
 }
 
+/// File leases and dnotify (tests/programs/leases.c): which leases are granted
+/// and refused; a child's open (or truncate) breaking the parent's lease, with the
+/// signal's si_fd, F_GETLEASE's target and /proc/locks' LEASE lines; O_NONBLOCK's
+/// EWOULDBLOCK; F_NOTIFY's signals, one-shot and DN_MULTISHOT.
+#[test]
+fn leases_and_dnotify() {
+    compare("leases_and_dnotify", "leases", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "lease on another's file without CAP_LEASE: EACCES"),
+            expect_stdout_has_line(o, "writer's open: signal F_SETSIG's, si_code 3, si_band 0x441, si_fd is the lease's: 1"),
+            expect_stdout_has_line(o, "F_GETLEASE while broken: F_UNLCK"),
+            expect_stdout_has_line(o, "/proc/locks, breaking: LEASE BREAKING UNLCK"),
+            expect_stdout_has_line(o, "/proc/locks, held: LEASE ACTIVE WRITE"),
+            expect_stdout_has_line(o, "/proc/locks, a record lock: POSIX ADVISORY WRITE"),
+            expect_stdout_has_line(o, "the writer's open: 0"),
+            expect_stdout_has_line(o, "non-blocking writer's open: EAGAIN"),
+            expect_stdout_has_line(o, "multishot delete: 1 signal(s), 0 SIGIO"),
+            expect_stdout_has_line(o, "another create, the mark gone: 0 signal(s), 0 SIGIO"),
+            expect_stdout_has_line(o, "a read, DN_ACCESS: SIGIO, si_code 0x80"),
+        ])
+    });
+}
+
 /// signalfd: records, readiness for poll and epoll, masks.
 #[test]
 fn signal_fds() {

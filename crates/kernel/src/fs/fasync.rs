@@ -8,11 +8,12 @@
 //! callback on the file's wait queue, which hears of each change with the events
 //! that may have changed, as Linux's kill_fasync calls come from the places that
 //! wake readers and writers. Files without a wait queue (regular files) never
-//! signal, as on Linux, where they have no fasync.
+//! signal, as on Linux, where they have no fasync; but lease breaks and dnotify
+//! signal the same owner (`send_msg`).
 
 use crate::task::signals::{process_group, send_to_group, send_to_thread, SigInfo};
 use crate::task::{PidNamespace, Task, Thread, ThreadGroup};
-use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND, POLLWRNORM};
+use crate::vfs::readiness::{POLLERR, POLLHUP, POLLIN, POLLMSG, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND, POLLWRNORM};
 use crate::vfs::{FileDescription, WaitCallback};
 use rvisor_abi::{consts, errno, SysResult};
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ pub const F_OWNER_PGRP: i32 = 2;
 /// si_code of SIGPOLL-style signals, and the band each reports (Linux's band_table).
 const POLL_IN: (i32, u32) = (1, POLLIN | POLLRDNORM);
 const POLL_OUT: (i32, u32) = (2, POLLOUT | POLLWRNORM | POLLWRBAND);
+const POLL_MSG: (i32, u32) = (3, POLLIN | POLLRDNORM | POLLMSG);
 const POLL_ERR: (i32, u32) = (4, POLLERR);
 const POLL_PRI: (i32, u32) = (5, POLLPRI | POLLRDBAND);
 const POLL_HUP: (i32, u32) = (6, POLLHUP | POLLERR);
@@ -187,33 +189,60 @@ impl WaitCallback for Notifier {
         else {
             return;
         };
-        let Some((owner, signo)) = read_state(&file, |s| s.owner.clone().map(|o| (o, s.signal))).flatten() else { return };
-        let info = match signo {
-            0 => SigInfo::new(consts::SIGIO, SI_KERNEL),
-            s => SigInfo::new(s, code).with_poll(band, self.fd),
-        };
-        let allowed = |g: &ThreadGroup| {
-            let c = g.creds();
-            owner.euid == 0 || [owner.euid, owner.uid].iter().any(|&u| u == c.suid || u == c.uid)
-        };
-        match &owner.target {
-            Target::Thread(th) => {
-                if let Some(th) = th.upgrade().filter(|th| allowed(&th.tg)) {
-                    send_to_thread(&th, info);
-                }
+        send(&file, self.fd, (code, band));
+    }
+}
+
+/// Signals `file`'s owner for `reason` (si_code and band) with `fd` as si_fd
+/// (Linux's send_sigio): SIGIO without details, or the F_SETSIG signal with them.
+fn send(file: &Arc<dyn FileDescription>, fd: i32, (code, band): (i32, u32)) {
+    let Some((owner, signo)) = read_state(file, |s| s.owner.clone().map(|o| (o, s.signal))).flatten() else { return };
+    let info = match signo {
+        0 => SigInfo::new(consts::SIGIO, SI_KERNEL),
+        s => SigInfo::new(s, code).with_poll(band, fd),
+    };
+    let allowed = |g: &ThreadGroup| {
+        let c = g.creds();
+        owner.euid == 0 || [owner.euid, owner.uid].iter().any(|&u| u == c.suid || u == c.uid)
+    };
+    match &owner.target {
+        Target::Thread(th) => {
+            if let Some(th) = th.upgrade().filter(|th| allowed(&th.tg)) {
+                send_to_thread(&th, info);
             }
-            Target::Process(g) => {
-                if let Some(g) = g.upgrade().filter(|g| allowed(g)) {
-                    send_to_group(&g, info);
-                }
+        }
+        Target::Process(g) => {
+            if let Some(g) = g.upgrade().filter(|g| allowed(g)) {
+                send_to_group(&g, info);
             }
-            Target::Group(pid_ns, pgid) => {
-                for g in process_group(pid_ns, *pgid).into_iter().filter(|g| allowed(g)) {
-                    send_to_group(&g, info);
-                }
+        }
+        Target::Group(pid_ns, pgid) => {
+            for g in process_group(pid_ns, *pgid).into_iter().filter(|g| allowed(g)) {
+                send_to_group(&g, info);
             }
         }
     }
+}
+
+/// A lease break or a directory change for `file`, whose descriptor `fd` set it
+/// up: POLL_MSG to its owner, whether or not it has O_ASYNC (Linux's
+/// kill_fasync from lease_break_callback and dnotify).
+pub fn send_msg(file: &Arc<dyn FileDescription>, fd: i32) {
+    send(file, fd, POLL_MSG);
+}
+
+/// F_SETLEASE F_UNLCK forgets the owner and the signal (Linux's lease_modify).
+pub fn clear_owner(file: &Arc<dyn FileDescription>) {
+    with_state(file, |s| {
+        s.owner = None;
+        s.signal = 0;
+    });
+}
+
+/// F_SETLEASE and F_NOTIFY make the caller's process the owner (Linux's
+/// __f_setown with PIDTYPE_TGID).
+pub fn own(t: &Task, file: &Arc<dyn FileDescription>) -> SysResult<()> {
+    set_owner(t, file, F_OWNER_PID, t.vnr(t.tg.tgid))
 }
 
 /// si_code of a signal the kernel sends without details.

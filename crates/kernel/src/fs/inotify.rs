@@ -8,7 +8,8 @@
 //! operation pays one atomic load. The events and their order are Linux's
 //! (fsnotify): a file's event goes to its directory's watch, with its name, then
 //! to its own; an event identical to the last queued one merges with it; past
-//! MAX_QUEUED_EVENTS one IN_Q_OVERFLOW stands for all that were lost.
+//! MAX_QUEUED_EVENTS one IN_Q_OVERFLOW stands for all that were lost. dnotify
+//! (`dnotify.rs`) hears of every event `deliver` sees.
 
 use super::eventfd::anon_inode_stat;
 use super::user_io::RangeCursor;
@@ -152,9 +153,9 @@ fn watches() -> MutexGuard<'static, BTreeMap<usize, Vec<Watch>>> {
     WATCHES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether any watch exists: every report checks this first.
+/// Whether any watch (or dnotify mark) exists: every report checks this first.
 fn active() -> bool {
-    LIVE.load(Ordering::Relaxed) != 0
+    LIVE.load(Ordering::Relaxed) != 0 || super::dnotify::active()
 }
 
 fn ignored(wd: i32) -> Event {
@@ -180,6 +181,7 @@ fn take_watches(list: &mut Vec<Watch>, mut remove: impl FnMut(&Watch) -> bool) -
 
 /// Queues `mask` (with `name` and `cookie`) to the watches on `inode` that want it.
 fn deliver(inode: &Arc<dyn Inode>, mask: u32, name: &[u8], cookie: u32) {
+    super::dnotify::event(inode, mask);
     let key = inode_key(inode);
     let mut woken = Vec::new();
     let removed = {
@@ -298,6 +300,7 @@ pub fn renamed(old_dir: &Dentry, old_name: &[u8], new_dir: &Dentry, new_name: &[
         return;
     }
     let cookie = COOKIE.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
+    super::dnotify::renamed(&old_dir.inode);
     deliver(&old_dir.inode, IN_MOVED_FROM | isdir(moved), old_name, cookie);
     deliver(&new_dir.inode, IN_MOVED_TO | isdir(moved), new_name, cookie);
     if let Some(r) = replaced {

@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod dev;
 pub mod devpts;
+pub mod dnotify;
 pub mod gofer;
 pub mod inotify;
 pub mod memfd;

@@ -254,6 +254,9 @@ pub fn sys_fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult<u64> {
         super::lock::F_GETLK | super::lock::F_SETLK | super::lock::F_SETLKW | super::lock::F_OFD_GETLK | super::lock::F_OFD_SETLK | super::lock::F_OFD_SETLKW => {
             super::lock::fcntl_lock(t, file, cmd, crate::mm::UserRef::new(UserAddr(arg)))
         }
+        super::lock::F_SETLEASE => super::lock::fcntl_setlease(t, file, fd, arg),
+        super::lock::F_GETLEASE => super::lock::fcntl_getlease(t, &file),
+        super::lock::F_NOTIFY => crate::fs::dnotify::fcntl(t, &file, fd.0, arg).map(|()| 0),
         crate::fs::pipe::F_SETPIPE_SZ | crate::fs::pipe::F_GETPIPE_SZ => crate::fs::pipe::fcntl_pipe_size(file.as_ref(), cmd, arg),
         F_ADD_SEALS => file.add_seals(u32::try_from(arg).map_err(|_| errno!(EINVAL))?).map(|()| 0),
         F_GET_SEALS => file.seals().map(u64::from),

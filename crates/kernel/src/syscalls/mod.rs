@@ -170,7 +170,7 @@ syscall_table! {
     mq_getsetattr(mqd: Fd, new: UserRef<crate::ipc::mqueue::MqAttr>, old: UserRef<crate::ipc::mqueue::MqAttr>) => Supported;
     sethostname(name: UserAddr, len: usize) => Supported;
     setdomainname(name: UserAddr, len: usize) => Supported;
-    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks, pipe sizes, seals, signal-driven I/O (F_SETOWN(_EX), F_SETSIG: on files with a wait queue); no leases (F_SETLEASE) or directory notifications (F_NOTIFY)");
+    fcntl(fd: Fd, cmd: i32, arg: u64) => Partial("descriptor and status flags, F_DUPFD, record and OFD locks, leases (F_SETLEASE/F_GETLEASE, broken by opens and truncate), directory notifications (F_NOTIFY), pipe sizes, seals, signal-driven I/O (F_SETOWN(_EX), F_SETSIG: on files with a wait queue)");
     getcwd(buf: UserAddr, size: usize) => Supported;
     readlink(path: UserCStr, buf: UserAddr, bufsiz: usize) => Supported;
     chdir(path: UserCStr) => Supported;

@@ -406,6 +406,10 @@ pub fn sys_truncate(t: &mut Task, path: UserCStr, length: i64) -> SysResult<()> 
     }
     perm::permission(&c, &*d.inode, MAY_WRITE)?;
     landlock::fs::may_truncate(&c, &d)?;
+    // As a writer's open would, counted meanwhile (Linux's vfs_truncate).
+    let key = crate::vfs::inode::inode_key(&d.inode);
+    let _count = crate::vfs::leases::OpenCount::new(&t.kernel.locks, key, crate::vfs::OpenFlags::WRONLY);
+    super::lock::break_lease(t, key, crate::vfs::OpenFlags::WRONLY)?;
     setattr(t, &d, SetAttr { size: Some(length as u64), ..SetAttr::default() }, Change::Other)
 }
 

@@ -7,7 +7,8 @@ use super::args::{UserCStr, PATH_MAX};
 use crate::fs::inotify;
 use crate::landlock;
 use crate::task::Task;
-use crate::vfs::inode::{OpenFlags, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::vfs::inode::{inode_key, OpenFlags, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::vfs::leases::OpenCount;
 use crate::vfs::path::{walk, walk_parent, walk_parent_resolve, walk_resolve, Resolve};
 use crate::vfs::perm::{self, FsCreds, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow, Mount, MountFlags};
@@ -200,6 +201,12 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
     if matches!(kind, S_IFCHR | S_IFBLK) && Mount::of_has(&dentry, MountFlags::NODEV) {
         return error!(EACCES);
     }
+    // A regular file's open is counted before it breaks leases, as Linux takes
+    // write access first: no lease is granted meanwhile.
+    let count = (kind == S_IFREG).then(|| OpenCount::new(&t.kernel.locks, inode_key(&dentry.inode), flags));
+    if count.is_some() {
+        super::lock::break_lease(t, inode_key(&dentry.inode), flags)?;
+    }
     // /dev/tty and /dev/console open terminals only the caller's task can name.
     let device = dentry.inode.as_any().downcast_ref::<DeviceInode>().map(|d| d.device);
     let file: Arc<dyn crate::vfs::FileDescription> = match (dentry.inode.fifo(), device) {
@@ -215,12 +222,20 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
         })?,
     };
     landlock::fs::opened(&file, granted);
+    keep_count(&file, count);
     crate::tty::acquire_on_open(t, &file, flags & OpenFlags::NOCTTY != 0);
     inotify::notify_dentry(&dentry, inotify::IN_OPEN);
     if flags & OpenFlags::TRUNC != 0 && kind == S_IFREG && !created {
         inotify::notify_dentry(&dentry, inotify::IN_MODIFY);
     }
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0)
+}
+
+/// The description keeps its open's count while it lives.
+fn keep_count(file: &Arc<dyn crate::vfs::FileDescription>, count: Option<OpenCount>) {
+    if let (Some(locks), Some(count)) = (file.file_locks(), count) {
+        let _ = locks.open.set(count);
+    }
 }
 
 /// may_open: the permissions the access mode asks for, and write for O_TRUNC
@@ -268,6 +283,7 @@ fn open_tmpfile(t: &mut Task, c: &FsCreds, dir: &Arc<Dentry>, of: OpenFlags, mod
     let granted = landlock::fs::may_open(c, &dentry, of.0, false)?;
     let file = inode.open(&dentry, OpenFlags(of.0 & !OpenFlags::TMPFILE))?;
     landlock::fs::opened(&file, granted);
+    keep_count(&file, Some(OpenCount::new(&t.kernel.locks, inode_key(&inode), of.0)));
     t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, of.0 & OpenFlags::CLOEXEC != 0)
 }
 

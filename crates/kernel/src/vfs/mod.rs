@@ -5,6 +5,7 @@ mod dentry;
 mod dir_file;
 mod fd_table;
 mod host_file;
+pub mod leases;
 pub mod locks;
 pub mod inode;
 pub mod path;

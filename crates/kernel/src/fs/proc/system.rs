@@ -41,6 +41,10 @@ pub(super) enum Sf {
     NetDev,
     NetIfInet6,
     NetRoute,
+    /// /proc/locks: every lock and lease.
+    Locks,
+    /// /proc/sys/fs/lease-break-time (writable).
+    LeaseBreakTime,
 }
 
 /// The fixed entries, by path below /proc. A directory's children are the
@@ -50,6 +54,7 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("diskstats", Sf::Text("")), // the sandbox has no block devices
     ("filesystems", Sf::Filesystems),
     ("loadavg", Sf::Loadavg),
+    ("locks", Sf::Locks),
     ("meminfo", Sf::Meminfo),
     ("mounts", Sf::Link("self/mounts")),
     // The sandbox has one network namespace: /proc/net is the same for every process.
@@ -75,6 +80,7 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys/fs/inotify/max_queued_events", Sf::Text("16384\n")),
     ("sys/fs/inotify/max_user_instances", Sf::Text("128\n")),
     ("sys/fs/inotify/max_user_watches", Sf::Text("65536\n")),
+    ("sys/fs/lease-break-time", Sf::LeaseBreakTime),
     ("sys/fs/nr_open", Sf::Text("1048576\n")),
     ("sys/kernel", Sf::Dir),
     ("sys/kernel/cap_last_cap", Sf::Text("40\n")),
@@ -106,7 +112,7 @@ pub(super) fn mode(i: usize) -> u32 {
     match STATIC.get(i).map(|e| e.1) {
         Some(Sf::Dir) => S_IFDIR | 0o555,
         Some(Sf::Link(_)) => S_IFLNK | 0o777,
-        Some(Sf::Hostname | Sf::Domainname) => S_IFREG | 0o644,
+        Some(Sf::Hostname | Sf::Domainname | Sf::LeaseBreakTime) => S_IFREG | 0o644,
         _ => S_IFREG | 0o444,
     }
 }
@@ -158,12 +164,18 @@ fn reader_namespaces(k: &Kernel) -> Namespaces {
 /// 64), as sethostname would set them.
 pub(super) fn writer(fs: &Arc<ProcFs>, i: usize) -> Option<Writer> {
     let sf = STATIC.get(i)?.1;
-    if !matches!(sf, Sf::Hostname | Sf::Domainname) {
+    if !matches!(sf, Sf::Hostname | Sf::Domainname | Sf::LeaseBreakTime) {
         return None;
     }
     let fs = fs.clone();
     Some(Arc::new(move |data: &[u8]| {
         let k = fs.kernel()?;
+        if matches!(sf, Sf::LeaseBreakTime) {
+            // An int, as proc_dointvec takes it.
+            let secs = std::str::from_utf8(data).ok().and_then(|s| s.trim().parse::<i32>().ok()).ok_or_else(|| rvisor_abi::errno!(EINVAL))?;
+            k.locks.leases.break_time.store(secs, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
         let end = data.iter().position(|&b| b == b'\n' || b == 0).unwrap_or(data.len()).min(UTS_NAME_MAX);
         let uts = reader_namespaces(&k).uts;
         let mut names = uts.names();
@@ -218,6 +230,8 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             }
             Sf::NetIfInet6 => crate::net::interface::proc_net_if_inet6(&net().interfaces),
             Sf::NetRoute => crate::net::interface::proc_net_route(&net().interfaces),
+            Sf::Locks => k.locks.proc_locks(|pid| fs.pid_ns.local_id(pid).unwrap_or(0)),
+            Sf::LeaseBreakTime => format!("{}\n", k.locks.leases.break_time.load(std::sync::atomic::Ordering::Relaxed)),
         };
         Ok(text.into_bytes())
     }))
