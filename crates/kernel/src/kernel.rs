@@ -186,6 +186,8 @@ pub struct Kernel {
     init_status: Mutex<Option<ExitStatus>>,
     /// Idle host threads for new tasks.
     pub(crate) host_threads: Arc<crate::task::host_threads::HostThreads>,
+    /// The sandbox's load averages (sysinfo, /proc/loadavg).
+    pub loadavg: Arc<crate::task::loadavg::LoadAvg>,
     init_done: Condvar,
 }
 
@@ -307,6 +309,7 @@ impl Kernel {
                 unimplemented_seen: Mutex::new(HashSet::new()),
                 init_status: Mutex::new(None),
                 host_threads: Arc::default(),
+                loadavg: Arc::default(),
                 init_done: Condvar::new(),
             }
         }))
@@ -572,7 +575,7 @@ impl Kernel {
                 }
             }
         }
-        let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path)));
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path), self.loadavg.clone()));
         if let Some(prog) = spec.seccomp {
             let filter = crate::task::seccomp::Filter::new(prog, None).map_err(|e| loader::ExecError::Errno(e.code))?;
             container.set_seccomp(filter);

@@ -50,3 +50,16 @@ fn cgroupfs() {
         expect_all_ok(&o).map_err(|e| format!("{e}\n{}", o.describe()))
     });
 }
+
+/// Load averages (tests/programs/loadavg.c): four threads running for 11 s
+/// raise sysinfo's 1-minute load and /proc/loadavg's above 0.5, alike, with
+/// /proc/loadavg in Linux's format. Sandbox only (the host's load is its own);
+/// static only, as each run takes 11 s.
+#[test]
+fn loadavg() {
+    matrix("loadavg", &[Link::Static], |v| {
+        let o = run_sandbox(v.platform, &compile("loadavg", v.link), &Spec::default());
+        sane(&o)?;
+        expect_all_ok(&o).map_err(|e| format!("{e}\n{}", o.describe()))
+    });
+}

@@ -61,9 +61,12 @@ pub fn sys_setdomainname(t: &mut Task, name: UserAddr, len: usize) -> SysResult<
     Ok(())
 }
 
-/// sysinfo: uptime, load (none: the sandbox keeps no run-queue averages), memory
+/// sysinfo: uptime, the load averages (scaled by 1 << SI_LOAD_SHIFT), memory
 /// from the memory file's usage against the host's RAM (as /proc/meminfo), and
 /// the number of threads.
+/// sysinfo's fixed point for loads (Linux's SI_LOAD_SHIFT).
+const SI_LOAD_SHIFT: u32 = 16;
+
 pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
     let k = &t.kernel;
     let total = k.memory_total();
@@ -72,6 +75,7 @@ pub fn sys_sysinfo(t: &mut Task, info: UserRef<Sysinfo>) -> SysResult<()> {
     let used: u64 = kinds.iter().map(|&u| mf.usage(u)).sum();
     let mut s = Sysinfo::zeroed();
     s.uptime = k.clocks.uptime_ns().saturating_add(t.ns.time.offsets().boottime_ns).max(0) / 1_000_000_000;
+    s.loads = k.loadavg.get_avenrun(0, SI_LOAD_SHIFT - crate::task::loadavg::FSHIFT);
     s.totalram = total;
     s.freeram = total.saturating_sub(used);
     s.sharedram = mf.usage(UsageKind::Tmpfs);

@@ -285,7 +285,7 @@ syscall_table! {
     sched_get_priority_min(policy: i32) => Supported;
     sched_rr_get_interval(pid: i32, interval: UserRef<Timespec>) => Supported;
     getcpu(cpu: UserRef<u32>, node: UserRef<u32>, cache: UserAddr) => Partial("CPU 0 on node 0, as the vDSO answers");
-    sysinfo(info: UserRef<Sysinfo>) => Partial("no load averages");
+    sysinfo(info: UserRef<Sysinfo>) => Partial("load averages count the sandbox's tasks only, active unless asleep (none sleeps uninterruptibly)");
     socketpair(domain: i32, kind: i32, protocol: i32, sv: UserRef<[i32; 2]>) => Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET/AF_INET6 are EOPNOTSUPP as in Linux");
     socket(domain: i32, kind: i32, protocol: i32) => Partial("AF_UNIX; AF_INET and AF_INET6 TCP, UDP and ping (ICMP echo datagram) sockets; AF_NETLINK NETLINK_ROUTE (links, addresses and routes, read-only) and NETLINK_SOCK_DIAG (the sandbox's TCP, UDP and AF_UNIX sockets, for ss); no raw or packet sockets, no other families");
     bind(fd: Fd, addr: UserAddr, len: u32) => Partial("AF_UNIX paths, abstract names and autobind; inet loopback, wildcard and the sandbox interface's own addresses (others are EADDRNOTAVAIL)");

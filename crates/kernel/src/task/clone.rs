@@ -130,7 +130,7 @@ impl Task {
             child
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
-        let thread = Arc::new(Thread::new(tid, tg.clone(), comm));
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm, self.kernel.loadavg.clone()));
         // Scheduling settings, the memory policy, seccomp filters and the
         // Landlock domain are inherited by threads and children alike.
         let sched = self.thread.sched();

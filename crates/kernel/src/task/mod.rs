@@ -11,6 +11,7 @@ mod container;
 pub mod exec;
 mod exit;
 pub mod host_threads;
+pub mod loadavg;
 pub mod namespaces;
 mod pid_ns;
 pub mod ptrace;

@@ -265,6 +265,19 @@ impl PidNamespace {
         self.lock().threads.len()
     }
 
+    /// For /proc/loadavg: how many of the threads visible here are not asleep,
+    /// how many there are, and the last id handed out here.
+    pub fn loadavg_counts(self: &Arc<Self>) -> (usize, usize, i32) {
+        let table = self.table_ns();
+        let threads: Vec<Arc<Thread>> = {
+            let t = table.lock();
+            t.threads.iter().filter(|&(&id, _)| self.local_id(id).is_some()).filter_map(|(_, w)| w.upgrade()).collect()
+        };
+        let last = if self.level == 0 { table.lock().last } else { self.ids().last };
+        let running = threads.iter().filter(|th| !th.waiter.is_asleep()).count();
+        (running, threads.len(), last)
+    }
+
     /// A nested namespace's init, while it lives.
     pub fn init(&self) -> Option<Arc<ThreadGroup>> {
         self.init.get().and_then(Weak::upgrade).filter(|i| i.state().zombie.is_none())

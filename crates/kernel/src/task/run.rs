@@ -14,6 +14,8 @@ impl Task {
         crate::fs::proc::set_current(Some(&self.thread));
         self.thread.host_tid.store(nix::unistd::gettid().as_raw(), std::sync::atomic::Ordering::Relaxed);
         self.thread.set_interrupter(Some(self.ctx.interrupter()));
+        // Active from here until it ends, except while asleep (`Waiter::asleep`).
+        self.kernel.loadavg.activate();
         loop {
             self.handle_signals();
             if self.exit.is_some() {
@@ -56,6 +58,7 @@ impl Task {
             }
         }
         self.finish();
+        self.kernel.loadavg.deactivate();
         crate::fs::proc::set_current(None);
     }
 

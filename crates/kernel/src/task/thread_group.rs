@@ -702,11 +702,11 @@ pub struct Resources {
 }
 
 impl Thread {
-    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: [u8; 16]) -> Thread {
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: [u8; 16], load: Arc<super::loadavg::LoadAvg>) -> Thread {
         Thread {
             tid: AtomicI32::new(tid),
             tg,
-            waiter: Waiter::default(),
+            waiter: Waiter::new(load),
             sig: Mutex::new(ThreadSignals::default()),
             interrupter: Mutex::new(None),
             comm: Mutex::new(comm),

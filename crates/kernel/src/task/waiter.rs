@@ -3,11 +3,11 @@
 //! the number before checking its condition, so no wake-up is lost in between.
 //! Each sleep is one of the task's voluntary context switches (Linux's nvcsw).
 
+use super::loadavg::LoadAvg;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-#[derive(Default)]
 pub struct Waiter {
     seq: Mutex<u64>,
     cv: Condvar,
@@ -15,14 +15,23 @@ pub struct Waiter {
     sleeping: AtomicBool,
     /// Times the task slept (getrusage's ru_nvcsw, /proc's voluntary_ctxt_switches).
     nvcsw: AtomicU64,
+    /// The sandbox's load averages, which count the task as active unless asleep.
+    load: Arc<LoadAvg>,
 }
 
 impl Waiter {
-    /// Runs `f`, a wait, with the task marked asleep.
+    pub fn new(load: Arc<LoadAvg>) -> Waiter {
+        Waiter { seq: Mutex::new(0), cv: Condvar::new(), sleeping: AtomicBool::new(false), nvcsw: AtomicU64::new(0), load }
+    }
+
+    /// Runs `f`, a wait, with the task marked asleep (and not active for the
+    /// load averages).
     pub fn asleep<R>(&self, f: impl FnOnce() -> R) -> R {
         self.nvcsw.fetch_add(1, Ordering::Relaxed);
         self.sleeping.store(true, Ordering::Relaxed);
+        self.load.deactivate();
         let r = f();
+        self.load.activate();
         self.sleeping.store(false, Ordering::Relaxed);
         r
     }

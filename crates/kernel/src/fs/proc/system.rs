@@ -205,7 +205,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Text(t) => t.to_string(),
             Sf::Cpuinfo => super::cpuinfo::text(k.cpus, k.clocks.source.calibration().map(|c| c.tsc_hz as f64 / 1e6)),
             Sf::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\t9p\nnodev\tcgroup2\n".to_string(),
-            Sf::Loadavg => loadavg(&k),
+            Sf::Loadavg => loadavg(&k, &fs.pid_ns),
             Sf::Meminfo => meminfo(&k, k.memory_total()),
             Sf::Vmstat => vmstat(&k, k.memory_total()),
             Sf::Stat => stat(&k),
@@ -251,10 +251,13 @@ fn uptime(k: &Kernel) -> String {
     format!("{} {}\n", centis(shown), centis(up.saturating_mul(k.cpus as i64)))
 }
 
-fn loadavg(k: &Kernel) -> String {
-    let groups = k.all_groups();
-    let last = groups.iter().map(|g| g.tgid).max().unwrap_or(1);
-    format!("0.00 0.00 0.00 1/{} {last}\n", k.thread_count())
+/// Linux's format: the averages to two decimals (rounded), then the reader's
+/// PID namespace's running and total threads and its last id.
+fn loadavg(k: &Kernel, pid_ns: &Arc<crate::task::PidNamespace>) -> String {
+    use crate::task::loadavg::{FIXED_1, FSHIFT};
+    let shown = k.loadavg.get_avenrun(FIXED_1 / 200, 0).map(|l| format!("{}.{:02}", l >> FSHIFT, ((l & (FIXED_1 - 1)) * 100) >> FSHIFT));
+    let (running, total, last) = pid_ns.loadavg_counts();
+    format!("{} {} {} {running}/{total} {last}\n", shown[0], shown[1], shown[2])
 }
 
 /// /proc/stat: with no CPU accounting yet, every CPU has been idle since boot.
