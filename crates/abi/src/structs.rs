@@ -56,6 +56,11 @@ abi_struct! {
     pub struct SockaddrIn6 { pub family: u16, pub port: [u8; 2], pub flowinfo: u32, pub addr: [u8; 16], pub scope_id: u32 }
 }
 abi_struct! {
+    /// `struct sock_extended_err` (linux/errqueue.h): an error read from a
+    /// socket's error queue; the offender's sockaddr follows it.
+    pub struct SockExtendedErr { pub errno: u32, pub origin: u8, pub kind: u8, pub code: u8, pub pad: u8, pub info: u32, pub data: u32 }
+}
+abi_struct! {
     /// `struct sockaddr_nl`.
     pub struct SockaddrNl { pub family: u16, pub pad: u16, pub pid: u32, pub groups: u32 }
 }

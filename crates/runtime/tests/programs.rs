@@ -774,6 +774,29 @@ fn ip_control_messages() {
     });
 }
 
+/// The UDP error queue on loopback (tests/programs/errqueue.c): IP_RECVERR and
+/// IPV6_RECVERR, connected and not, on and off; recvmsg(MSG_ERRQUEUE)'s EAGAIN,
+/// the quoted payload (cut, MSG_TRUNC), the destination's name, the
+/// sock_extended_err and its offender, MSG_ERRQUEUE in msg_flags; SO_ERROR,
+/// POLLERR and the next send and recv; a v4-mapped peer; as natively.
+#[test]
+fn udp_error_queue() {
+    compare("udp_error_queue", "errqueue", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "      ee_errno ECONNREFUSED origin 2 type 3 code 3 pad 0 info 0 data 0"),
+            expect_stdout_has_line(o, "      ee_errno ECONNREFUSED origin 3 type 1 code 4 pad 0 info 0 data 0"),
+            expect_stdout_has_line(o, "      offender inet6 ::1 port 0 flowinfo 0 scope 0"),
+            expect_stdout_has_line(o, "      offender inet 127.0.0.3 port 0 zero yes"),
+            expect_stdout_has_line(o, "  cut to 3: 3 bytes, the payload's: yes, flags 0x2020, controllen 64"),
+            expect_stdout_has_line(o, "  first: 520 bytes, the payload's: yes, flags 0x2000, controllen 48"),
+            expect_stdout_has_line(o, "  before: recvmsg -1 EAGAIN, recv -1 EAGAIN, recvfrom -1 EAGAIN"),
+            expect_stdout_has_line(o, "  after the first: SO_ERROR ECONNREFUSED, poll POLLOUT|POLLERR"),
+            expect_stdout_has_line(o, "  send meeting it: -1 ECONNREFUSED"),
+        ])
+    });
+}
+
 /// NUMA memory policies on one node (tests/programs/mempolicy.c): set_mempolicy's
 /// modes and flags as get_mempolicy reports them, inherited by a child; mbind's
 /// per-mapping policy, the splits and merges it makes; Linux's errors; and

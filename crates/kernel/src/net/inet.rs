@@ -8,7 +8,7 @@
 //! (::ffff:127.0.0.1) unless IPV6_V6ONLY is set; the port tables compare
 //! addresses in their canonical form, so ::ffff:127.0.0.1 and 127.0.0.1 meet.
 
-use super::ip_control::{checked_option, get_timestamps, is_timestamp_option, set_timestamps, DEFAULT_TTL, IPV6_RECVHOPLIMIT, IPV6_RECVORIGDSTADDR, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL};
+use super::ip_control::{checked_option, get_timestamps, is_timestamp_option, set_timestamps, DEFAULT_TTL, IPV6_RECVERR, IPV6_RECVERR_RFC4884, IPV6_RECVHOPLIMIT, IPV6_RECVORIGDSTADDR, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVERR, IP_RECVERR_RFC4884, IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL};
 use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
@@ -593,14 +593,16 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
     (IPPROTO_IP, IP_TOS, Kind::Int, 0, &[1, 2]),
     (IPPROTO_IP, IP_TTL, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
     (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER
-    (IPPROTO_IP, 11, Kind::Flag, 0, &[1, 2]),       // IP_RECVERR
+    (IPPROTO_IP, IP_RECVERR, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IP, IP_RECVERR_RFC4884, Kind::Int, 0, &[1, 2]),
     (IPPROTO_IP, IP_PKTINFO, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, IP_RECVTTL, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, IP_RECVTOS, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, IP_RECVORIGDSTADDR, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IP, 7, Kind::Flag, 0, &[1, 2]),        // IP_RETOPTS
     (IPPROTO_IPV6, IPV6_UNICAST_HOPS, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
-    (IPPROTO_IPV6, 25, Kind::Flag, 0, &[1, 2]),     // IPV6_RECVERR
+    (IPPROTO_IPV6, IPV6_RECVERR, Kind::Flag, 0, &[1, 2]),
+    (IPPROTO_IPV6, IPV6_RECVERR_RFC4884, Kind::Int, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_RECVPKTINFO, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_RECVHOPLIMIT, Kind::Flag, 0, &[1, 2]),
     (IPPROTO_IPV6, IPV6_RECVTCLASS, Kind::Flag, 0, &[1, 2]),

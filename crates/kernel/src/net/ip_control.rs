@@ -5,17 +5,26 @@
 //! address and interface, IP_TTL, IP_TOS; IPV6_PKTINFO, IPV6_HOPLIMIT,
 //! IPV6_TCLASS), read into a `Sending`; and the SO_TIMESTAMP stamps. Both follow Linux: the order of
 //! ip_cmsg_recv_offset and ip6_datagram_recv_*_ctl, and the checks of
-//! ip_cmsg_send and ip6_datagram_send_ctl.
+//! ip_cmsg_send and ip6_datagram_send_ctl. Also the ICMP errors IP_RECVERR
+//! and IPV6_RECVERR queue (`IcmpError`), as ip_recv_error and
+//! ipv6_recv_error report them.
 
 use super::inet::{self, Endpoint, AF_INET6, IPPROTO_IP, IPPROTO_IPV6};
-use rvisor_abi::{error, SysResult};
+use rvisor_abi::structs::SockExtendedErr;
+use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use zerocopy::IntoBytes;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub const IP_TOS: i32 = 1;
 pub const IP_TTL: i32 = 2;
 const IP_RETOPTS: i32 = 7;
 pub const IP_PKTINFO: i32 = 8;
+/// Also the control message's type, as IPV6_RECVERR's.
+pub const IP_RECVERR: i32 = 11;
+pub const IP_RECVERR_RFC4884: i32 = 26;
+pub const IPV6_RECVERR: i32 = 25;
+pub const IPV6_RECVERR_RFC4884: i32 = 31;
 pub const IP_RECVTTL: i32 = 12;
 pub const IP_RECVTOS: i32 = 13;
 /// Also the control message's type (IP_ORIGDSTADDR).
@@ -129,6 +138,41 @@ pub struct Sending {
     pub tos: Option<u8>,
 }
 
+/// sock_extended_err's origins: an ICMP or ICMPv6 message.
+const SO_EE_ORIGIN_ICMP: u8 = 2;
+const SO_EE_ORIGIN_ICMP6: u8 = 3;
+/// Destination unreachable, port unreachable: ICMP's type and code, ICMPv6's.
+const PORT_UNREACHABLE_V4: (u8, u8) = (3, 3);
+const PORT_UNREACHABLE_V6: (u8, u8) = (1, 4);
+/// How much of a datagram's payload an ICMP error quotes: Linux's icmp_send
+/// makes the error at most 576 bytes (IPv6's icmp6_send, 1280), and the
+/// quote starts with the datagram's IP and UDP headers.
+const QUOTED_V4: usize = 576 - 20 - 8 - 20 - 8;
+const QUOTED_V6: usize = 1280 - 40 - 8 - 40 - 8;
+
+/// An ICMP error on a socket's error queue (Linux's sk_error_queue): port
+/// unreachable for a datagram it sent on loopback.
+pub struct IcmpError {
+    /// What the ICMP message quoted of the datagram's payload.
+    pub payload: Vec<u8>,
+    /// Where the datagram went, canonical; on loopback the error comes from
+    /// that address too.
+    pub dest: SocketAddr,
+}
+
+impl IcmpError {
+    /// Port unreachable for the datagram `data` sent to the canonical `dest`.
+    pub fn port_unreachable(data: &[u8], dest: SocketAddr) -> IcmpError {
+        let quoted = if dest.is_ipv4() { QUOTED_V4 } else { QUOTED_V6 };
+        IcmpError { payload: data[..data.len().min(quoted)].to_vec(), dest }
+    }
+
+    /// The error the socket is given (its SO_ERROR and ee_errno).
+    pub fn errno(&self) -> ErrnoCode {
+        ErrnoCode::ECONNREFUSED
+    }
+}
+
 /// Whether a host socket's control message is one `arrival_control` would
 /// make, which the app may see of a host datagram.
 pub fn is_arrival_message(level: i32, kind: i32) -> bool {
@@ -196,6 +240,29 @@ impl Endpoint {
             }
         }
         out
+    }
+
+    /// Whether it queues ICMP errors of datagrams to the canonical `dest`:
+    /// IP_RECVERR for IPv4 (on an AF_INET6 socket too, which Linux's
+    /// __udp4_lib_err asks), IPV6_RECVERR for IPv6.
+    pub fn queues_errors(&self, dest: IpAddr) -> bool {
+        match dest {
+            IpAddr::V4(_) => self.options.on(IPPROTO_IP, IP_RECVERR),
+            IpAddr::V6(_) => self.options.on(IPPROTO_IPV6, IPV6_RECVERR),
+        }
+    }
+
+    /// How recvmsg(MSG_ERRQUEUE) reports `e`, as Linux's ip_recv_error and
+    /// ipv6_recv_error: its msg_name (where the datagram went), and the
+    /// control message of the socket's family, a sock_extended_err followed
+    /// by the offender (the address that sent the ICMP error, no port).
+    pub fn error_message(&self, e: &IcmpError) -> (Vec<u8>, (i32, i32, Vec<u8>)) {
+        let ((kind, code), origin) = if e.dest.is_ipv4() { (PORT_UNREACHABLE_V4, SO_EE_ORIGIN_ICMP) } else { (PORT_UNREACHABLE_V6, SO_EE_ORIGIN_ICMP6) };
+        let ee = SockExtendedErr { errno: u32::from(e.errno().0), origin, kind, code, pad: 0, info: 0, data: 0 };
+        let offender = inet::sockaddr(inet::in_domain(self.domain, SocketAddr::new(e.dest.ip(), 0)));
+        let (level, name) = if self.domain == AF_INET6 { (IPPROTO_IPV6, IPV6_RECVERR) } else { (IPPROTO_IP, IP_RECVERR) };
+        let name_of_dest = inet::sockaddr(inet::in_domain(self.domain, e.dest));
+        (name_of_dest, (level, name, [ee.as_bytes(), &offender].concat()))
     }
 
     /// The TTL (hop limit) and TOS (traffic class) a datagram to the canonical
@@ -321,6 +388,8 @@ pub fn checked_option(level: i32, name: i32, value: i32) -> SysResult<Option<i32
         (IPPROTO_IP, IP_TTL, _) | (IPPROTO_IPV6, IPV6_UNICAST_HOPS | IPV6_TCLASS, _) => error!(EINVAL),
         // Linux keeps the low byte.
         (IPPROTO_IP, IP_TOS, _) => Ok(Some(value & 0xff)),
+        (IPPROTO_IP, IP_RECVERR_RFC4884, 0 | 1) | (IPPROTO_IPV6, IPV6_RECVERR_RFC4884, 0 | 1) => Ok(Some(value)),
+        (IPPROTO_IP, IP_RECVERR_RFC4884, _) | (IPPROTO_IPV6, IPV6_RECVERR_RFC4884, _) => error!(EINVAL),
         _ => Ok(Some(value)),
     }
 }

@@ -27,7 +27,7 @@ use crate::mm::UserBuffers;
 use crate::task::Task;
 use crate::vfs::FileDescription;
 use rvisor_abi::structs::{Stat, Ucred};
-use rvisor_abi::{ErrnoCode, SysResult};
+use rvisor_abi::{error, ErrnoCode, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +40,9 @@ pub const MSG_WAITALL: u32 = 0x100;
 pub const MSG_NOSIGNAL: u32 = 0x4000;
 pub const MSG_EOR: u32 = 0x80;
 pub const MSG_MORE: u32 = 0x8000;
+/// recvmsg: read the socket's error queue, not its data (and the flag it
+/// sets in msg_flags).
+pub const MSG_ERRQUEUE: u32 = 0x2000;
 
 pub const SOCK_STREAM: i32 = 1;
 pub const SOCK_DGRAM: i32 = 2;
@@ -61,6 +64,8 @@ pub struct Received {
     pub creds: Option<Ucred>,
     /// IP-level control messages the socket was asked for: (level, type, data).
     pub control: Vec<(i32, i32, Vec<u8>)>,
+    /// What it sets in msg_flags besides MSG_TRUNC and MSG_CTRUNC.
+    pub flags: u32,
 }
 
 /// What a send carries besides its bytes (sendmsg's control messages).
@@ -102,6 +107,12 @@ pub trait Socket: Send + Sync {
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize>;
     /// Receives into a Sentry buffer of at most `max` bytes.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received>;
+    /// recvmsg(MSG_ERRQUEUE): the oldest queued error, its payload cut to
+    /// `max`; EAGAIN when none is, without waiting. Only sockets that keep an
+    /// error queue take the flag.
+    fn receive_error(&self, _max: usize) -> SysResult<Received> {
+        error!(EOPNOTSUPP)
+    }
     fn shutdown(&self, how: i32) -> SysResult<()>;
     /// getsockname.
     fn name(&self) -> Vec<u8>;

@@ -2,7 +2,11 @@
 //! bound to its destination, or is dropped when there is none or its queue is
 //! full, as on Linux's loopback, which loses nothing else. A connected socket
 //! that sent to a port nobody has is told ECONNREFUSED by its next call, as
-//! the ICMP port-unreachable makes Linux do; an unconnected one never hears.
+//! the ICMP port-unreachable makes Linux do; an unconnected one never hears,
+//! unless it set IP_RECVERR (IPV6_RECVERR): then, connected or not, the error
+//! is queued for recvmsg(MSG_ERRQUEUE) and pending too, as Linux's
+//! __udp4_lib_err and __udp6_lib_err have it. Errors of datagrams through the
+//! interface (`--network=sandbox`) are only the connected socket's pending one.
 //!
 //! A ping socket (SOCK_DGRAM with IPPROTO_ICMP or IPPROTO_ICMPV6, as
 //! `ping` opens without privileges) is the same socket with ICMP echo for a
@@ -14,14 +18,15 @@
 //! interface (net/netstack/udp.rs), whose datagrams join the same queue.
 //!
 //! Lock order: a socket's `remote`, then the network stack's lock; otherwise
-//! none nests: a socket's inbox, peer and pending error are each taken alone.
+//! none nests: a socket's inbox (with its error queue), peer and pending error
+//! are each taken alone.
 
-use super::inet::{self, Endpoint, PortUser, Route};
-use super::ip_control::{Arrival, Sending, LOOPBACK_INDEX};
+use super::inet::{self, Endpoint, PortUser, Route, IPPROTO_IP, IPPROTO_IPV6};
+use super::ip_control::{Arrival, IcmpError, Sending, IPV6_RECVERR, IP_RECVERR, LOOPBACK_INDEX};
 use super::NetNamespace;
 use super::netstack::udp::{PortKind, UdpPort};
 use super::netstack::DatagramSink;
-use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_MORE, MSG_PEEK, SOCK_DGRAM};
+use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_MORE, MSG_PEEK, SOCK_DGRAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::{error, ErrnoCode, SysResult};
@@ -48,12 +53,39 @@ struct Datagram {
     arrival: Arrival,
 }
 
+/// What a queued error costs of the receive buffer besides its payload, as
+/// an sk_buff's truesize makes Linux count it: the queue stays bounded even
+/// for empty datagrams.
+const ERROR_OVERHEAD: usize = 512;
+
 #[derive(Default)]
 struct Inbox {
     msgs: VecDeque<Datagram>,
     bytes: usize,
+    /// The error queue (IP_RECVERR), and what it costs of the receive
+    /// buffer, which it shares with `msgs` as Linux's sk_rmem_alloc.
+    errors: VecDeque<IcmpError>,
+    error_bytes: usize,
     read_shut: bool,
     write_shut: bool,
+}
+
+impl Inbox {
+    /// Queues an error unless the receive buffer is full (Linux's
+    /// sock_queue_err_skb drops it then).
+    fn queue_error(&mut self, e: IcmpError) {
+        let cost = e.payload.len() + ERROR_OVERHEAD;
+        if self.bytes + self.error_bytes + cost < BUFFER {
+            self.error_bytes += cost;
+            self.errors.push_back(e);
+        }
+    }
+
+    fn pop_error(&mut self) -> Option<IcmpError> {
+        let e = self.errors.pop_front()?;
+        self.error_bytes -= e.payload.len() + ERROR_OVERHEAD;
+        Some(e)
+    }
 }
 
 /// An AF_INET or AF_INET6 datagram socket.
@@ -199,7 +231,7 @@ impl UdpSocket {
     fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
         {
             let mut q = self.inbox();
-            if q.read_shut || (!q.msgs.is_empty() && q.bytes + data.len() > BUFFER) {
+            if q.read_shut || (!q.msgs.is_empty() && q.bytes + q.error_bytes + data.len() > BUFFER) {
                 return;
             }
             q.msgs.push_back(Datagram { data: data.to_vec(), from, arrival });
@@ -383,13 +415,25 @@ impl UdpSocket {
         }
         match self.ep.net.loopback.udp.lookup(dest, |r| r.hears(from)) {
             Some(receiver) => receiver.deliver(data, from, self.loopback_arrival(dest, &sending)),
-            None if self.peer() == Some(dest) => {
-                *self.error() = Some(ErrnoCode::ECONNREFUSED);
-                self.queue.notify_events(POLLERR);
-            }
-            None => {}
+            None => self.port_unreachable(data, dest),
         }
         Ok(data.len())
+    }
+
+    /// The ICMP port unreachable its datagram `data` to the canonical `dest`
+    /// brings back: queued if it asked (IP_RECVERR), and then, or when it is
+    /// connected to `dest`, its pending error.
+    fn port_unreachable(&self, data: &[u8], dest: SocketAddr) {
+        let e = IcmpError::port_unreachable(data, dest);
+        let errno = e.errno();
+        let queued = self.ep.queues_errors(dest.ip());
+        if queued {
+            self.inbox().queue_error(e);
+        }
+        if queued || self.peer() == Some(dest) {
+            *self.error() = Some(errno);
+            self.queue.notify_events(POLLERR);
+        }
     }
 
     /// A UDP socket shows as connected (1) or not (7), as Linux's.
@@ -544,6 +588,25 @@ impl Socket for UdpSocket {
         }
     }
 
+    /// The oldest queued error. The pending error becomes the next one's, or
+    /// none, as Linux's sock_dequeue_err_skb.
+    fn receive_error(&self, max: usize) -> SysResult<Received> {
+        let (e, next) = {
+            let mut q = self.inbox();
+            let e = q.pop_error().ok_or_else(|| rvisor_abi::errno!(EAGAIN))?;
+            (e, q.errors.front().map(IcmpError::errno))
+        };
+        *self.error() = next;
+        if next.is_some() {
+            self.queue.notify_events(POLLERR);
+        }
+        let (name, control) = self.ep.error_message(&e);
+        let full = e.payload.len();
+        let mut data = e.payload;
+        data.truncate(max);
+        Ok(Received { data, full, from: Some(name), control: vec![control], flags: MSG_ERRQUEUE, ..Received::default() })
+    }
+
     /// shutdown(2) shuts its own sides; without a peer Linux does that and
     /// still says ENOTCONN.
     fn shutdown(&self, how: i32) -> SysResult<()> {
@@ -582,7 +645,8 @@ impl Socket for UdpSocket {
     }
 
     /// Clearing UDP_CORK sends what it held; that send's error is lost, as
-    /// Linux's udp_lib_setsockopt loses it.
+    /// Linux's udp_lib_setsockopt loses it. Clearing IP_RECVERR or
+    /// IPV6_RECVERR empties the error queue, as Linux's.
     fn set_option(&self, t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         if (level, name, self.kind) == (IPPROTO_UDP, UDP_CORK, PortKind::Udp) {
             let on = super::int_option(value)? != 0;
@@ -595,7 +659,13 @@ impl Socket for UdpSocket {
             }
             return Ok(());
         }
-        self.ep.set_option(SOCK_DGRAM, level, name, value)
+        self.ep.set_option(SOCK_DGRAM, level, name, value)?;
+        if matches!((level, name), (IPPROTO_IP, IP_RECVERR) | (IPPROTO_IPV6, IPV6_RECVERR)) && super::int_option(value)? == 0 {
+            let mut q = self.inbox();
+            q.errors.clear();
+            q.error_bytes = 0;
+        }
+        Ok(())
     }
 
     fn timeouts(&self) -> Option<&Timeouts> {
@@ -618,6 +688,9 @@ impl FileDescription for UdpSocket {
             }
             if q.read_shut && q.write_shut {
                 ev |= POLLHUP;
+            }
+            if !q.errors.is_empty() {
+                ev |= POLLERR;
             }
         }
         if self.error().is_some() {
@@ -644,5 +717,31 @@ impl FileDescription for UdpSocket {
             _ => return error!(ENOTTY),
         };
         t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program sending empty datagrams to nobody cannot grow the queue
+    /// without bound, and reading frees room again.
+    #[test]
+    fn error_queue_is_bounded() {
+        let mut q = Inbox::default();
+        let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for _ in 0..10_000 {
+            q.queue_error(IcmpError::port_unreachable(&[], dest));
+        }
+        assert_eq!(q.errors.len(), (BUFFER - 1) / ERROR_OVERHEAD);
+        assert!(q.error_bytes < BUFFER);
+        let big = || IcmpError::port_unreachable(&[1; 5000], dest);
+        q.pop_error().unwrap();
+        q.queue_error(big());
+        assert_eq!(q.errors.len(), (BUFFER - 1) / ERROR_OVERHEAD - 1, "one quote does not fit in one empty one's room");
+        q.pop_error().unwrap();
+        q.pop_error().unwrap();
+        q.queue_error(big());
+        assert_eq!(q.errors.back().unwrap().payload.len(), 520, "ICMP quotes 520 bytes of an IPv4 datagram's payload");
     }
 }

@@ -699,7 +699,7 @@ impl UnixSocket {
         let full = m.data.len();
         let mut data = m.data;
         data.truncate(max);
-        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)), control: Vec::new() }
+        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)), control: Vec::new(), flags: 0 }
     }
 
     /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A

@@ -11,7 +11,7 @@ use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
-use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
+use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_ERRQUEUE, MSG_MORE, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
@@ -50,7 +50,9 @@ const SO_DOMAIN: i32 = 39;
 /// MSG_EOR marks nothing in a byte stream here.
 const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM | MSG_MORE | MSG_EOR;
 const MSG_CONFIRM: u32 = 0x800;
-const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL;
+/// MSG_ERRQUEUE reads the error queue of a socket that has one (UDP), which
+/// neither waits nor peeks, as Linux's ip_recv_error.
+const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_ERRQUEUE;
 /// MSG_CMSG_CLOEXEC: received files are close-on-exec.
 const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 const MSG_CTRUNC: u32 = 0x8;
@@ -207,7 +209,9 @@ fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResul
         return error!(EOPNOTSUPP);
     }
     let file = t.fds.get(fd)?;
-    let got = socket(&file)?.receive(t, (bufs.total() as usize).min(BUFFER), flags)?;
+    let sock = socket(&file)?;
+    let max = (bufs.total() as usize).min(BUFFER);
+    let got = if flags & MSG_ERRQUEUE != 0 { sock.receive_error(max)? } else { sock.receive(t, max, flags)? };
     Ok((crate::fs::simple::copy_out(t, bufs, &got.data)?, got))
 }
 
@@ -375,7 +379,13 @@ pub fn sys_recvfrom(t: &mut Task, fd: Fd, buf: UserAddr, len: usize, flags: u32,
             None => t.mm.write_obj(addrlen, &0)?,
         }
     }
-    Ok(if flags & MSG_TRUNC != 0 { got.full } else { n })
+    Ok(received_length(flags, n, got.full))
+}
+
+/// What a receive returns: the bytes copied, or with MSG_TRUNC the full
+/// length, but for the error queue, whose ip_recv_error returns what it copied.
+fn received_length(flags: u32, copied: usize, full: usize) -> usize {
+    if flags & (MSG_TRUNC | MSG_ERRQUEUE) == MSG_TRUNC { full } else { copied }
 }
 
 pub fn sys_sendmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> SysResult<usize> {
@@ -401,12 +411,12 @@ pub fn sys_recvmsg(t: &mut Task, fd: Fd, msg: UserRef<Msghdr>, flags: u32) -> Sy
         };
     }
     let trunc = got.full > n;
-    let full = got.full;
+    let (full, extra) = (got.full, got.flags);
     let (control, ctrunc) = deliver_control(t, UserAddr(m.control), m.controllen as usize, got, flags & MSG_CMSG_CLOEXEC != 0)?;
     m.controllen = control as u64;
-    m.flags = if trunc { MSG_TRUNC as i32 } else { 0 } | if ctrunc { MSG_CTRUNC as i32 } else { 0 };
+    m.flags = (if trunc { MSG_TRUNC } else { 0 } | if ctrunc { MSG_CTRUNC } else { 0 } | extra) as i32;
     t.mm.write_obj(msg, &m)?;
-    Ok(if flags & MSG_TRUNC != 0 { full } else { n })
+    Ok(received_length(flags, n, full))
 }
 
 /// recvmmsg's flag: after the first message, do not wait for more.
