@@ -53,10 +53,10 @@ struct Datagram {
     arrival: Arrival,
 }
 
-/// What a queued error costs of the receive buffer besides its payload, as
-/// an sk_buff's truesize makes Linux count it: the queue stays bounded even
-/// for empty datagrams.
-const ERROR_OVERHEAD: usize = 512;
+/// What a queued datagram or error costs of the receive buffer besides its
+/// payload, as an sk_buff's truesize makes Linux count it: the queues stay
+/// bounded even for empty datagrams.
+const QUEUED_OVERHEAD: usize = 512;
 
 #[derive(Default)]
 struct Inbox {
@@ -74,16 +74,32 @@ impl Inbox {
     /// Queues an error unless the receive buffer is full (Linux's
     /// sock_queue_err_skb drops it then).
     fn queue_error(&mut self, e: IcmpError) {
-        let cost = e.payload.len() + ERROR_OVERHEAD;
-        if self.bytes + self.error_bytes + cost < BUFFER {
+        let cost = e.payload.len() + QUEUED_OVERHEAD;
+        if self.charged() + cost < BUFFER {
             self.error_bytes += cost;
             self.errors.push_back(e);
         }
     }
 
+    /// What the queues take of the receive buffer.
+    fn charged(&self) -> usize {
+        self.bytes + self.error_bytes + self.msgs.len() * QUEUED_OVERHEAD
+    }
+
+    /// Queues a datagram unless the buffer is full (one always fits an empty
+    /// queue); whether it did.
+    fn push(&mut self, d: Datagram) -> bool {
+        if self.read_shut || (!self.msgs.is_empty() && self.charged() + QUEUED_OVERHEAD + d.data.len() > BUFFER) {
+            return false;
+        }
+        self.bytes += d.data.len();
+        self.msgs.push_back(d);
+        true
+    }
+
     fn pop_error(&mut self) -> Option<IcmpError> {
         let e = self.errors.pop_front()?;
-        self.error_bytes -= e.payload.len() + ERROR_OVERHEAD;
+        self.error_bytes -= e.payload.len() + QUEUED_OVERHEAD;
         Some(e)
     }
 }
@@ -229,15 +245,9 @@ impl UdpSocket {
 
     /// Queues a datagram unless the queue is full (then it is lost).
     fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
-        {
-            let mut q = self.inbox();
-            if q.read_shut || (!q.msgs.is_empty() && q.bytes + q.error_bytes + data.len() > BUFFER) {
-                return;
-            }
-            q.msgs.push_back(Datagram { data: data.to_vec(), from, arrival });
-            q.bytes += data.len();
+        if self.inbox().push(Datagram { data: data.to_vec(), from, arrival }) {
+            self.queue.notify_events(POLLIN);
         }
-        self.queue.notify_events(POLLIN);
     }
 
     /// How a datagram it sends to the canonical `dest` on loopback arrives.
@@ -727,18 +737,31 @@ mod tests {
     /// A program sending empty datagrams to nobody cannot grow the queue
     /// without bound, and reading frees room again.
     #[test]
+    fn empty_datagrams_are_bounded_too() {
+        let mut q = Inbox::default();
+        let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let arrival = Arrival { dest: from, ifindex: 1, ttl: 64, tos: 0, at: 0 };
+        let datagram = |len: usize| Datagram { data: vec![0; len], from, arrival };
+        let queued = (0..100_000).filter(|_| q.push(datagram(0))).count();
+        assert_eq!(queued, BUFFER / QUEUED_OVERHEAD);
+        assert!(!q.push(datagram(0)));
+        q.msgs.clear();
+        assert!(q.push(datagram(2 * BUFFER)), "one datagram always fits an empty queue");
+    }
+
+    #[test]
     fn error_queue_is_bounded() {
         let mut q = Inbox::default();
         let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
         for _ in 0..10_000 {
             q.queue_error(IcmpError::port_unreachable(&[], dest));
         }
-        assert_eq!(q.errors.len(), (BUFFER - 1) / ERROR_OVERHEAD);
+        assert_eq!(q.errors.len(), (BUFFER - 1) / QUEUED_OVERHEAD);
         assert!(q.error_bytes < BUFFER);
         let big = || IcmpError::port_unreachable(&[1; 5000], dest);
         q.pop_error().unwrap();
         q.queue_error(big());
-        assert_eq!(q.errors.len(), (BUFFER - 1) / ERROR_OVERHEAD - 1, "one quote does not fit in one empty one's room");
+        assert_eq!(q.errors.len(), (BUFFER - 1) / QUEUED_OVERHEAD - 1, "one quote does not fit in one empty one's room");
         q.pop_error().unwrap();
         q.pop_error().unwrap();
         q.queue_error(big());
