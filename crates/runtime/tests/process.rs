@@ -237,6 +237,13 @@ fn copy_on_write() {
     compare("copy_on_write", "cow", &Spec::default(), expect_all_ok);
 }
 
+/// Copy-on-write in parent and child and a partial MADV_DONTNEED leave every mapping one
+/// line of /proc/self/maps (they split it at each 64 KiB copied before).
+#[test]
+fn backing_changes_leave_mappings_whole() {
+    compare("backing_changes_leave_mappings_whole", "maps_whole", &Spec::default(), expect_all_ok);
+}
+
 // ---- futex ------------------------------------------------------------------------------
 
 /// A shared futex over MAP_SHARED memory: the parent sleeps, the child wakes it, and back.
