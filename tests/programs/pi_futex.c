@@ -3,7 +3,8 @@
 // timeouts, and the errors: EDEADLK, EPERM, ESRCH, EINVAL, EAGAIN, ENOSYS), then
 // glibc's PTHREAD_PRIO_INHERIT mutexes: contention, trylock, timed locks that expire,
 // and a robust PI mutex whose owner exits (EOWNERDEAD, pthread_mutex_consistent),
-// with and without a waiter. A handled signal restarts a waiting FUTEX_LOCK_PI.
+// with and without a waiter, and a process-shared one whose owner process exits.
+// A handled signal restarts a waiting FUTEX_LOCK_PI.
 // "Queued" is established without sleeps: a locker that waits in the kernel has set
 // FUTEX_WAITERS in the word before it is queued, under the same lock.
 #define _GNU_SOURCE
@@ -16,7 +17,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -303,6 +306,33 @@ static void robust_case(int with_waiter) {
     if (with_waiter) pthread_join(th, NULL);
 }
 
+// A process-shared robust PI mutex whose owner process exits while the parent waits.
+static void robust_across_processes(pthread_mutexattr_t *a) {
+    struct shared {
+        pthread_mutex_t m;
+        atomic_int locked;
+    } *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_setpshared(a, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->m, a);
+    atomic_store(&sh->locked, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_mutex_lock(&sh->m);
+        atomic_store(&sh->locked, 1);
+        wait_for_waiters((_Atomic uint32_t *)&sh->m.__data.__lock);
+        _exit(0); // holding it
+    }
+    wait_for(&sh->locked, 1);
+    int r = pthread_mutex_lock(&sh->m);
+    printf("locking a shared robust PI mutex whose owner process exited, waiting: %s\n", errname(r));
+    printf("the lock word names the new owner: %s\n", (uint32_t)(sh->m.__data.__lock & FUTEX_TID_MASK) == my_tid() ? "yes" : "no");
+    printf("pthread_mutex_consistent: %s\n", errname(pthread_mutex_consistent(&sh->m)));
+    printf("unlock: %s\n", errname(pthread_mutex_unlock(&sh->m)));
+    int status;
+    waitpid(pid, &status, 0);
+    check("the child exited normally", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void mutexes(void) {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
@@ -326,6 +356,7 @@ static void mutexes(void) {
     pthread_mutex_init(&robust, &a);
     robust_case(0);
     robust_case(1);
+    robust_across_processes(&a);
 }
 
 int main(void) {

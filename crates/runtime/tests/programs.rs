@@ -864,7 +864,7 @@ fn futex_waitv() {
 
 /// Priority-inheritance futexes: the word protocol, the hand-over, timeouts and
 /// errors through raw syscalls, then PTHREAD_PRIO_INHERIT mutexes (contention,
-/// trylock, timed locks, robust ones whose owner exits).
+/// trylock, timed locks, robust ones whose owner thread or process exits).
 #[test]
 fn pi_futex() {
     compare("pi_futex", "pi_futex", &Spec::default(), |o| {
@@ -882,6 +882,7 @@ fn pi_futex() {
             expect_stdout_has_line(o, "4 threads, 3000 rounds each under a PI mutex: 12000"),
             expect_stdout_has_line(o, "pthread_mutex_timedlock, 40 ms: ETIMEDOUT"),
             expect_stdout_has_line(o, "locking a robust PI mutex whose owner exited, waiting: EOWNERDEAD"),
+            expect_stdout_has_line(o, "locking a shared robust PI mutex whose owner process exited, waiting: EOWNERDEAD"),
         ])
     });
 }
