@@ -862,6 +862,31 @@ fn futex_waitv() {
     });
 }
 
+/// Priority-inheritance futexes: the word protocol, the hand-over, timeouts and
+/// errors through raw syscalls, then PTHREAD_PRIO_INHERIT mutexes (contention,
+/// trylock, timed locks, robust ones whose owner thread or process exits).
+#[test]
+fn pi_futex() {
+    compare("pi_futex", "pi_futex", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "LOCK_PI again: -1 EDEADLK"),
+            expect_stdout_has_line(o, "UNLOCK_PI by a non-owner: -1 EPERM"),
+            expect_stdout_has_line(o, "LOCK_PI on a word owned by no thread: -1 ESRCH"),
+            expect_stdout_has_line(o, "LOCK_PI on a misaligned word: -1 EINVAL"),
+            expect_stdout_has_line(o, "LOCK_PI on a word naming another than the kernel's owner: -1 EINVAL"),
+            expect_stdout_has_line(o, "LOCK_PI2, CLOCK_MONOTONIC deadline 30 ms ahead: -1 ETIMEDOUT"),
+            expect_stdout_has_line(o, "LOCK_PI waiting for the owner's unlock: 0"),
+            expect_stdout_has_line(o, "LOCK_PI interrupted by a handler without SA_RESTART: 0 (handled: 1, owning the word: yes)"),
+            expect_stdout_has_line(o, "4 threads, 3000 rounds each under a PI mutex: 12000"),
+            expect_stdout_has_line(o, "pthread_mutex_timedlock, 40 ms: ETIMEDOUT"),
+            expect_stdout_has_line(o, "locking a robust PI mutex whose owner exited, waiting: EOWNERDEAD"),
+            expect_stdout_has_line(o, "locking a shared robust PI mutex whose owner process exited, waiting: EOWNERDEAD"),
+        ])
+    });
+}
+
 /// capget/capset with Linux's rules (the harness runs as root, as CI does).
 #[test]
 fn capabilities() {

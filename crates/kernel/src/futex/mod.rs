@@ -2,6 +2,10 @@
 //! memory) is keyed by its address space and address; one on MAP_SHARED memory by
 //! its memory-file frame, so it works across processes and after fork. A waiter
 //! (FUTEX_WAIT, or futex_waitv on several words) is queued under each of its words' keys.
+//! Priority-inheritance futexes (`pi.rs`) queue their lockers in the same queues.
+
+mod pi;
+pub use pi::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
 
 use crate::mm::MemoryManager;
 use crate::task::{Task, Thread};
@@ -36,6 +40,9 @@ impl FutexKey {
 struct FutexWaiter {
     thread: Arc<Thread>,
     bitset: u32,
+    /// A FUTEX_LOCK_PI waiter's TID as futex words hold it; None for other waits.
+    /// Only a PI unlock (or its owner's exit) hands such a waiter anything.
+    pi_tid: Option<u32>,
     /// The index of the word whose wake woke it, or NOT_WOKEN. Only stored under the
     /// table lock, by the first wake, so a waiter on several words is woken once.
     woken: AtomicUsize,
@@ -56,6 +63,14 @@ struct QueueEntry {
 }
 
 type Queues = HashMap<FutexKey, Vec<QueueEntry>>;
+
+/// What the table lock guards: the wait queues, and the kernel's side of each PI
+/// futex that has waiters.
+#[derive(Default)]
+struct State {
+    queues: Queues,
+    pi: HashMap<FutexKey, pi::PiState>,
+}
 
 /// A word a futex wait sleeps on: its key, where it is in the memory file, and the
 /// value it must hold for the wait to sleep.
@@ -84,12 +99,12 @@ pub enum FutexDeadline {
 /// All wait queues of the sandbox. One lock: futex operations are short.
 #[derive(Default)]
 pub struct FutexTable {
-    queues: Mutex<Queues>,
+    state: Mutex<State>,
 }
 
 impl FutexTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val` until woken, a signal
@@ -110,7 +125,7 @@ impl FutexTable {
     /// (EAGAIN), sleeps until a wake on any of `words` (whose index it returns), a
     /// signal (ERESTARTSYS) or `deadline` (ETIMEDOUT).
     pub fn wait_any(&self, t: &Task, words: &[FutexWord], bitset: u32, deadline: FutexDeadline) -> SysResult<usize> {
-        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset, woken: AtomicUsize::new(NOT_WOKEN) });
+        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset, pi_tid: None, woken: AtomicUsize::new(NOT_WOKEN) });
         {
             // Every wake takes this lock: a waker that changes a word after this check
             // and then wakes it finds the waiter queued.
@@ -120,7 +135,7 @@ impl FutexTable {
                 return Err(errno!(EAGAIN));
             }
             for (index, word) in words.iter().enumerate() {
-                q.entry(word.key.clone()).or_default().push(QueueEntry { waiter: w.clone(), index });
+                q.queues.entry(word.key.clone()).or_default().push(QueueEntry { waiter: w.clone(), index });
             }
         }
         let woken = || w.is_woken();
@@ -145,7 +160,7 @@ impl FutexTable {
     /// Dequeues every entry of `w`, wherever a requeue may have moved it.
     fn remove(&self, w: &Arc<FutexWaiter>) {
         let mut q = self.lock();
-        q.retain(|_, v| {
+        q.queues.retain(|_, v| {
             v.retain(|e| !Arc::ptr_eq(&e.waiter, w));
             !v.is_empty()
         });
@@ -154,7 +169,7 @@ impl FutexTable {
     /// Wakes up to `n` waiters on `key` whose bitset meets `bitset`.
     pub fn wake(&self, key: &FutexKey, n: u32, bitset: u32) -> u32 {
         let mut q = self.lock();
-        Self::wake_locked(&mut q, key, n, bitset)
+        Self::wake_locked(&mut q.queues, key, n, bitset)
     }
 
     fn wake_locked(q: &mut Queues, key: &FutexKey, n: u32, bitset: u32) -> u32 {
@@ -166,6 +181,11 @@ impl FutexTable {
                 // A futex_waitv already woken through another of its words, not yet
                 // dequeued: it no longer waits, so it takes no wake from a waiter that does.
                 return false;
+            }
+            if w.pi_tid.is_some() {
+                // A PI locker waits for the lock, not for a wake (Linux's FUTEX_WAKE
+                // fails with EINVAL on one; here it is left alone).
+                return true;
             }
             if woken < n && w.bitset & bitset != 0 {
                 woken += 1;
@@ -191,11 +211,20 @@ impl FutexTable {
                 return Err(errno!(EAGAIN));
             }
         }
-        let woken = Self::wake_locked(&mut q, from, n_wake, u32::MAX);
+        let q = &mut q.queues;
+        let woken = Self::wake_locked(q, from, n_wake, u32::MAX);
         let mut moved = Vec::new();
         if let Some(v) = q.get_mut(from) {
-            let take = (n_requeue as usize).min(v.len());
-            moved = v.drain(..take).collect();
+            // PI lockers stay: they wait on their lock word's owner, not on a queue.
+            let mut stay = Vec::new();
+            for e in std::mem::take(v) {
+                if moved.len() < n_requeue as usize && e.waiter.pi_tid.is_none() {
+                    moved.push(e);
+                } else {
+                    stay.push(e);
+                }
+            }
+            *v = stay;
             if v.is_empty() {
                 q.remove(from);
             }
@@ -241,9 +270,9 @@ impl FutexTable {
             4 => (old as i32) > cmparg as i32,
             _ => (old as i32) >= cmparg as i32,
         };
-        let mut woken = Self::wake_locked(&mut q, key1, n1, u32::MAX);
+        let mut woken = Self::wake_locked(&mut q.queues, key1, n1, u32::MAX);
         if pass {
-            woken += Self::wake_locked(&mut q, key2, n2, u32::MAX);
+            woken += Self::wake_locked(&mut q.queues, key2, n2, u32::MAX);
         }
         Ok(woken)
     }

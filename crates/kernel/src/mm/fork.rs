@@ -72,6 +72,17 @@ impl MemoryManager {
         ranges.first().map(|r| r.start).ok_or_else(|| errno!(EFAULT))
     }
 
+    /// The memory-file offset of the aligned futex word at `addr`, which the Sentry
+    /// is about to change (PI futexes, robust lists): a copy-on-write page is broken
+    /// first, and a word the app may not write is EFAULT, as Linux's cmpxchg faults.
+    pub fn futex_word_for_write(&self, addr: UserAddr) -> SysResult<u64> {
+        if addr.get() % 4 != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let ranges = self.translate_all(addr, 4, super::access::Access::Write)?;
+        ranges.first().map(|r| r.start).ok_or_else(|| errno!(EFAULT))
+    }
+
     /// Whether `addr` lies in a MAP_SHARED mapping (futexes there are keyed by frame).
     pub fn is_shared_at(&self, addr: UserAddr) -> bool {
         self.lock().vma_at(addr.get()).is_some_and(|(_, v)| v.shared)

@@ -13,8 +13,11 @@ const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
 const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
@@ -45,7 +48,7 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if realtime && !matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAIT) {
+    if realtime && !matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAIT | FUTEX_LOCK_PI2) {
         return error!(ENOSYS);
     }
     let futexes = &t.kernel.futexes;
@@ -85,7 +88,16 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
             let off2 = t.mm.futex_word(uaddr2)?;
             futexes.wake_op(&t.mm, &key1, &key2, off2, val, timeout as u32, val3)
         }
-        FUTEX_LOCK_PI.. => error!(ENOSYS),
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
+            // An absolute timeout: FUTEX_LOCK_PI's always on CLOCK_REALTIME,
+            // FUTEX_LOCK_PI2's on CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME.
+            let ts = UserRef::<Timespec>::new(UserAddr(timeout));
+            let deadline = absolute_deadline(t, ts, cmd == FUTEX_LOCK_PI || realtime)?;
+            futexes.lock_pi(t, uaddr, private, false, deadline).map(|()| 0)
+        }
+        FUTEX_TRYLOCK_PI => futexes.lock_pi(t, uaddr, private, true, FutexDeadline::At(None)).map(|()| 0),
+        FUTEX_UNLOCK_PI => futexes.unlock_pi(t, uaddr, private).map(|()| 0),
+        // FUTEX_WAIT_REQUEUE_PI and FUTEX_CMP_REQUEUE_PI are not implemented.
         _ => error!(ENOSYS),
     }
 }

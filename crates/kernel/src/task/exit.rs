@@ -46,10 +46,7 @@ impl ExitStatus {
     }
 }
 
-/// Bits of a robust futex word (linux/futex.h).
-const FUTEX_WAITERS: u32 = 0x8000_0000;
-const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+use crate::futex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
 /// Linux stops walking a robust list after this many entries (ROBUST_LIST_LIMIT).
 const ROBUST_LIST_LIMIT: usize = 2048;
 
@@ -61,6 +58,7 @@ impl Task {
         self.ptrace_exit_event(status.wait_status());
         self.ptrace_exit(status.wait_status());
         self.exit_robust_list();
+        self.kernel.futexes.release_pi(&self.thread);
         if !self.clear_child_tid.is_null() {
             let at = UserRef::<u32>::new(self.clear_child_tid);
             if self.mm.write_obj(at, &0).is_ok() {
@@ -168,34 +166,43 @@ impl Task {
         };
         // The owner ids in futex words are the ones the thread sees.
         let tid = self.vnr(self.tid()) as u32;
-        let mut entry = first;
+        let (mut entry, mut pi) = robust_entry(first);
+        let (pending, pending_pi) = robust_entry(pending);
         for _ in 0..ROBUST_LIST_LIMIT {
             if entry == head.get() || entry == 0 {
                 break;
             }
             let next = read(UserAddr(entry));
             if entry != pending {
-                self.release_robust_futex(UserAddr(entry.wrapping_add(offset)), tid);
+                self.release_robust_futex(UserAddr(entry.wrapping_add(offset)), tid, pi);
             }
             match next {
-                Some(n) => entry = n,
+                Some(n) => (entry, pi) = robust_entry(n),
                 None => break,
             }
         }
         if pending != 0 {
-            self.release_robust_futex(UserAddr(pending.wrapping_add(offset)), tid);
+            self.release_robust_futex(UserAddr(pending.wrapping_add(offset)), tid, pending_pi);
         }
     }
 
-    fn release_robust_futex(&self, addr: UserAddr, tid: u32) {
+    /// Marks a robust futex `tid` holds as owner-died. A non-PI one's waiter is woken
+    /// here; a PI one's is handed the lock by `FutexTable::release_pi` afterwards.
+    fn release_robust_futex(&self, addr: UserAddr, tid: u32, pi: bool) {
         let Ok(key) = FutexKey::for_addr(&self.mm, addr, false) else { return };
-        let Ok(off) = self.mm.futex_word(addr) else { return };
+        let Ok(off) = self.mm.futex_word_for_write(addr) else { return };
         let mf = self.mm.memory_file();
         let old = mf.update_u32(off, |v| if v & FUTEX_TID_MASK == tid { (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED } else { v });
-        if old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
+        if !pi && old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
             self.kernel.futexes.wake(&key, 1, u32::MAX);
         }
     }
+}
+
+/// A robust list pointer: the entry's address, and whether it is a PI futex's
+/// (glibc sets bit 0 for those, as Linux's fetch_robust_entry expects).
+fn robust_entry(ptr: u64) -> (u64, bool) {
+    (ptr & !1, ptr & 1 != 0)
 }
 
 /// The last thread of `tg` is gone: it becomes a zombie, its children go to a

@@ -687,6 +687,9 @@ pub struct Thread {
     /// Its Landlock domain (Linux keeps it in the thread's credentials); set
     /// only by the thread itself. A leaf lock.
     landlock: Mutex<Option<Arc<crate::landlock::Domain>>>,
+    /// Set under the futex table's lock once the exiting thread handed on the PI
+    /// futexes it owned: no FUTEX_LOCK_PI may wait on it after that (ESRCH).
+    pub(crate) pi_exited: std::sync::atomic::AtomicBool,
     /// Its NUMA memory policy (set_mempolicy), None for the default; set only
     /// by the thread itself. A leaf lock.
     mempolicy: Mutex<Option<Arc<crate::mm::mempolicy::MemPolicy>>>,
@@ -725,6 +728,7 @@ impl Thread {
             traced: std::sync::atomic::AtomicBool::new(false),
             syscall_stops: std::sync::atomic::AtomicBool::new(false),
             landlock: Mutex::new(None),
+            pi_exited: std::sync::atomic::AtomicBool::new(false),
             mempolicy: Mutex::new(None),
         }
     }
