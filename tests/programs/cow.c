@@ -2,6 +2,7 @@
 // touched or not before fork, read-only then made writable) diverges between parent and
 // child in both directions; MAP_SHARED|MAP_ANONYMOUS memory is shared, also with a
 // grandchild; MADV_DONTNEED and munmap in the child leave the parent's memory alone.
+// (The forking thread's stack and thread block are copied at fork, the rest on write.)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +43,7 @@ static pid_t fork_flushed(void) {
 
 static int data_var = 1;
 static int bss_var;
+static __thread int tls_var = 7; /* in the thread block fork copies for the child at once */
 
 #define BIG (8 << 20)
 #define PG 4096
@@ -70,7 +72,8 @@ int main(void) {
     pid_t c = fork_flushed();
     if (c == 0) {
         int ok = data_var == 1 && bss_var == 2 && heap[0] == 3 && stack_var == 4 && big[PG] == 1 && ro[0] == 5 &&
-                 shared[0] == 6 && untouched[0] == 0;
+                 shared[0] == 6 && untouched[0] == 0 && tls_var == 7;
+        tls_var = 17;
         data_var = 11;
         bss_var = 12;
         heap[0] = 13;
@@ -83,7 +86,7 @@ int main(void) {
         shared[0] = 16;
         shared[3 * PG + 5] = 17;
         ok = ok && data_var == 11 && bss_var == 12 && heap[0] == 13 && stack_var == 14 && big[PG] == 0xEE &&
-             untouched[PG] == 0xDD && ro[0] == 15;
+             untouched[PG] == 0xDD && ro[0] == 15 && tls_var == 17;
         shm[0] = ok;
         shm[1] = mp;
         _exit(0);
@@ -95,6 +98,7 @@ int main(void) {
     check("parent's bss variable unchanged", bss_var == 2);
     check("parent's heap unchanged", heap[0] == 3 && heap[1023] == 3);
     check("parent's stack unchanged", stack_var == 4);
+    check("parent's thread-local variable unchanged", tls_var == 7);
     int big_ok = 1;
     for (size_t i = 0; i < BIG; i += PG)
         if (big[i] != (unsigned char)(i / PG)) big_ok = 0;

@@ -6,7 +6,7 @@ use rvisor_abi::{errno, page_down, SysResult, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
 
 /// How much one copy-on-write fault copies.
-const COW_REGION: u64 = 64 << 10;
+pub(super) const COW_REGION: u64 = 64 << 10;
 
 /// The largest a stack grows (RLIMIT_STACK's usual 8 MiB); Linux also keeps a guard
 /// gap of 256 pages below it to any other mapping.

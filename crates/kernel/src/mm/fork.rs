@@ -2,6 +2,8 @@
 //! frames, private ones become copy-on-write in both parent and child. AIO
 //! contexts are not copied: the child has none (its ring is only memory).
 
+use super::fault::COW_REGION;
+use super::vma::{Frames, Pma};
 use super::{MemoryManager, MmState};
 use rvisor_abi::{errno, SysResult, UserAddr};
 use rvisor_platform::{AddressSpace, Perms};
@@ -19,11 +21,28 @@ impl MemoryManager {
     /// later fault in the same frames (shared file mappings fault in the file's).
     /// The child's address space maps what the parent's had mapped (queued, for its
     /// first switch): a forked shell faulted on each page it read before its exec.
-    pub fn fork(&self, aspace: Arc<dyn AddressSpace>, sync: impl FnOnce() -> SysResult<()>) -> SysResult<MemoryManager> {
+    /// The copy-on-write blocks holding the `hot` addresses (the forking thread's stack
+    /// and thread block, which both processes write at once) are copied for the child
+    /// now and stay the parent's, writable: one copy either way, and two faults fewer
+    /// (a fork and exit took four or five). Only for a caller whose memory no other
+    /// thread can write meanwhile, or the child's copy would not be a snapshot.
+    pub fn fork(&self, aspace: Arc<dyn AddressSpace>, hot: &[u64], sync: impl FnOnce() -> SysResult<()>) -> SysResult<MemoryManager> {
         let mut st = self.lock();
         let shared: Vec<(u64, u64)> = st.vmas.iter().filter(|(_, v)| v.shared && v.file.is_none() && !v.on_fork.skip).map(|(&s, v)| (s, v.end)).collect();
         for (s, e) in shared {
             self.fill(&mut st, s, e)?;
+        }
+        let mut copies = BTreeMap::new();
+        let mut blocks = Vec::new();
+        for &addr in hot {
+            let block = addr & !(COW_REGION - 1);
+            if blocks.contains(&block) {
+                continue;
+            }
+            blocks.push(block);
+            if let Some((start, copy)) = self.copy_for_child(&mut st, addr) {
+                copies.insert(start, copy);
+            }
         }
         let mut pmas = BTreeMap::new();
         let mut changed = false;
@@ -32,6 +51,11 @@ impl MemoryManager {
             let Some((shared, on_fork)) = st.vma_at(s).map(|(_, v)| (v.shared, v.on_fork)) else { continue };
             // The child has no pages here: a hole (DONTFORK) or fresh zeros (WIPEONFORK).
             if on_fork.skip || on_fork.wipe {
+                continue;
+            }
+            if let Some(copy) = copies.remove(&s) {
+                aspace.map(s, copy.end - s, copy.file_offset(s, s), copy.mapped);
+                pmas.insert(s, copy);
                 continue;
             }
             let Some(p) = st.pmas.get_mut(&s) else { continue };
@@ -61,6 +85,27 @@ impl MemoryManager {
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, ..v.clone() })).collect();
         let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child), aio: Default::default() })
+    }
+
+    /// The child's own copy of the copy-on-write block around `addr` (as far as the
+    /// PMA holding `addr` covers it), as a PMA to put at the returned start (the
+    /// parent's PMAs are split there), when the parent has it privately, writable and
+    /// unshared. None otherwise, or without memory: then the block is copied on write
+    /// as any other.
+    fn copy_for_child(&self, st: &mut MmState, addr: u64) -> Option<(u64, Pma)> {
+        let block = addr & !(COW_REGION - 1);
+        let (&ps, p) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr)?;
+        let (_, v) = st.vma_at(addr)?;
+        if v.shared || v.on_fork.skip || v.on_fork.wipe || p.cow || !p.mapped.write {
+            return None;
+        }
+        let (lo, hi) = (block.max(ps), (block + COW_REGION).min(p.end));
+        let frames = Frames::allocate(&self.mf, hi - lo)?;
+        st.split_pmas_at(lo);
+        st.split_pmas_at(hi);
+        let parent = st.pmas.get(&lo)?;
+        self.mf.copy(frames.range.start, parent.file_offset(lo, lo), (hi - lo) as usize);
+        Some((lo, Pma { end: hi, frames, offset: 0, mapped: parent.mapped, cow: false }))
     }
 
     /// The memory-file offset of the aligned futex word at `addr`.

@@ -172,8 +172,13 @@ impl Task {
             // The parent's pages are write-protected on the host before the copy is
             // done, while its other threads cannot map pages: what they write
             // afterwards stays theirs (see MemoryManager::fork).
+            // A single thread's stack (where it is and the next frames down) and thread
+            // block are copied for the child at once (no other thread can write them
+            // meanwhile).
+            let r = &self.cpu.regs;
+            let hot = if self.tg.threads().len() == 1 { vec![r.rsp, r.rsp.saturating_sub(4096), r.fs_base] } else { Vec::new() };
             let (mm, ctx) = (&self.mm, &mut self.ctx);
-            MmSource::Copy(mm.fork(aspace, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
+            MmSource::Copy(mm.fork(aspace, &hot, || ctx.sync(&mm.aspace).map_err(|_| errno!(EAGAIN)))?)
         };
         let ns = self.ns.unshared(f, &owner);
         // A new process is in the time namespace made for children (a thread or a
