@@ -134,7 +134,7 @@ impl MemoryManager {
         let lo = block.max(ps);
         let hi = (block + COW_REGION).min(pend);
         let old = st.take_pmas(lo, hi);
-        // Every copy is allocated before anything changes: out of memory half way,
+        // Every copy is made before anything changes: out of memory half way,
         // the pieces not yet copied went with the error, and the retried fault
         // backed their pages afresh (the file's bytes, or zeros) in place of the
         // app's data (an init's relocated GOT, after its OOM-killed child).
@@ -142,7 +142,7 @@ impl MemoryManager {
         for (s, p) in &old {
             let copy = match std::sync::Arc::strong_count(&p.frames) {
                 1 => None,
-                _ => Some(Frames::allocate(&self.mf, p.end - s)),
+                _ => Some(Frames::copy_of(&self.mf, p.file_offset(*s, *s), p.end - s)),
             };
             if copy.as_ref().is_some_and(Option::is_none) {
                 st.pmas.extend(old);
@@ -156,7 +156,6 @@ impl MemoryManager {
             let replacement = match copy {
                 None => Pma { cow: false, mapped: perms, ..p.clone() },
                 Some(frames) => {
-                    self.mf.copy(frames.range.start, p.file_offset(s, s), len as usize);
                     Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
                 }
             };

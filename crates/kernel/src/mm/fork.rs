@@ -100,11 +100,11 @@ impl MemoryManager {
             return None;
         }
         let (lo, hi) = (block.max(ps), (block + COW_REGION).min(p.end));
-        let frames = Frames::allocate(&self.mf, hi - lo)?;
+        let src = p.file_offset(ps, lo);
+        let frames = Frames::copy_of(&self.mf, src, hi - lo)?;
         st.split_pmas_at(lo);
         st.split_pmas_at(hi);
         let parent = st.pmas.get(&lo)?;
-        self.mf.copy(frames.range.start, parent.file_offset(lo, lo), (hi - lo) as usize);
         Some((lo, Pma { end: hi, frames, offset: 0, mapped: parent.mapped, cow: false }))
     }
 

@@ -236,6 +236,13 @@ impl Frames {
         Self::allocate_as(mf, len, UsageKind::Anonymous)
     }
 
+    /// New anonymous frames holding a copy of `len` bytes at file offset `src`.
+    pub fn copy_of(mf: &Arc<MemoryFile>, src: u64, len: u64) -> Option<Arc<Frames>> {
+        let kind = UsageKind::Anonymous;
+        let range = mf.copy_to_new(src, len, kind)?;
+        Some(Arc::new(Frames { range, kind, mf: mf.clone() }))
+    }
+
     /// Frames counted in the memory file's usage as `kind`.
     pub fn allocate_as(mf: &Arc<MemoryFile>, len: u64, kind: UsageKind) -> Option<Arc<Frames>> {
         let range = mf.allocate(len, kind)?;
