@@ -176,6 +176,11 @@ impl MmState {
                 self.vmas.insert(addr, tail);
             }
         }
+        self.split_pmas_at(addr);
+    }
+
+    /// Splits the PMA map so that `addr` is a boundary in it; the mapping stays one.
+    fn split_pmas_at(&mut self, addr: u64) {
         if let Some((&s, p)) = self.pmas.range(..addr).next_back() {
             if p.end > addr {
                 let mut tail = p.clone();
@@ -188,10 +193,11 @@ impl MmState {
         }
     }
 
-    /// Removes every PMA in `[start, end)` (splitting at the edges) and returns them.
+    /// Removes every PMA in `[start, end)` (splitting them, not the mappings, at
+    /// the edges) and returns them.
     fn take_pmas(&mut self, start: u64, end: u64) -> Vec<(u64, Pma)> {
-        self.split_at(start);
-        self.split_at(end);
+        self.split_pmas_at(start);
+        self.split_pmas_at(end);
         let keys: Vec<u64> = self.pmas.range(start..end).map(|(&k, _)| k).collect();
         keys.into_iter().filter_map(|k| self.pmas.remove(&k).map(|p| (k, p))).collect()
     }

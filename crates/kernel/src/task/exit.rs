@@ -6,6 +6,7 @@ use super::{Task, ThreadGroup};
 use crate::futex::FutexKey;
 use crate::mm::UserRef;
 use rvisor_abi::{consts, UserAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,13 +204,12 @@ impl Task {
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     super::ptrace::release_tracees(tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
-    let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
     // parent's children before it becomes one, or a wait() racing with this exit
     // could reap it instead of blocking until every child is gone (ECHILD).
     let autoreap = tg.state().parent.clone().filter(|p| {
         let act = p.action(consts::SIGCHLD);
-        exit_signal == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0)
+        death_signal(tg, p) == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0)
     });
     if let Some(p) = &autoreap {
         p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
@@ -225,6 +225,8 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         let heir = reaper_for(kernel, parent.as_ref(), tg);
         for child in &children {
             child.state().parent = heir.clone();
+            // Another parent did not ask for a clone child's signal.
+            child.exit_signal.store(consts::SIGCHLD, Relaxed);
             for th in child.threads() {
                 let sig = th.sig().pdeathsig;
                 if sig != 0 {
@@ -240,8 +242,11 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     if let Some(parent) = parent {
         let (code, st) = status.child_code();
         let uid = tg.creds().uid;
-        if exit_signal != 0 {
-            signals::send_to_group(&parent, SigInfo::new(exit_signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
+        // Legacy clone takes any byte as the exit signal; one that is no signal
+        // sends nothing, as 0 does.
+        let signal = death_signal(tg, &parent);
+        if (1..=64).contains(&signal) {
+            signals::send_to_group(&parent, SigInfo::new(signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
         }
         // (Unless the parent died meanwhile and the child went to another.)
         if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
@@ -256,6 +261,16 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             kernel.container_init_died(&tg.container);
         }
     }
+}
+
+/// The signal `tg`'s death sends `parent` (Linux's do_notify_parent): its exit
+/// signal, but SIGCHLD for any other (0 too) if the parent exec'd since `tg` was made.
+fn death_signal(tg: &ThreadGroup, parent: &ThreadGroup) -> u32 {
+    let signal = tg.exit_signal.load(Relaxed);
+    if signal != consts::SIGCHLD && tg.parent_exec_id.load(Relaxed) != parent.exec_id.load(Relaxed) {
+        return consts::SIGCHLD;
+    }
+    signal
 }
 
 /// Where the orphans of `tg` go: the nearest live subreaper ancestor in its
