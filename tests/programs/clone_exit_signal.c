@@ -203,7 +203,8 @@ static void sibling(void) {
     close(pfd[1]);
 }
 
-// A clone child that another parent (a subreaper) inherits reports with SIGCHLD.
+// A clone child that another parent (a subreaper) inherits reports with SIGCHLD;
+// a zombie one is news to it.
 static void reparented(void) {
     drain();
     prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -235,6 +236,19 @@ static void reparented(void) {
     show_wait("the orphan, inherited: waitpid(-1, 0)", waitpid(-1, &st, 0), c2, &st);
     await(SIGCHLD, c2);
     printf("  SIGUSR1: %s\n", sent(SIGUSR1, u));
+
+    // A zombie clone child comes to a parent that ignores SIGCHLD: reaped at once.
+    signal(SIGCHLD, SIG_IGN);
+    c1 = clone_with(0, SIGCHLD);
+    if (c1 == 0) {
+        pid_t c2 = clone_with(0, SIGUSR1);
+        if (c2 == 0) _exit(19);
+        siginfo_t si;
+        waitid(P_PID, c2, &si, WEXITED | WNOWAIT | __WALL);
+        _exit(20);
+    }
+    show_wait("SIGCHLD ignored, a zombie orphan came: waitpid(-1, __WALL)", waitpid(-1, &st, __WALL), c1, &st);
+    handle(SIGCHLD);
     prctl(PR_SET_CHILD_SUBREAPER, 0);
     close(up[0]);
     close(up[1]);

@@ -1476,8 +1476,9 @@ fn signal_driven_io() {
 /// (CLD_EXITED and the status) or nothing, a byte that is no signal sends
 /// nothing, SIGCHLD ignored reaps no clone child; SIGCHLD instead after the
 /// parent's exec (the child still a clone child), and for good once a subreaper
-/// inherits it or a thread other than its leader execs; CLONE_PARENT takes the
-/// caller's signal; clone3's bad exit signals.
+/// inherits it (a zombie: reaped at once by one that ignores SIGCHLD) or a
+/// thread other than its leader execs; CLONE_PARENT takes the caller's signal;
+/// clone3's bad exit signals.
 #[test]
 fn clone_exit_signal() {
     compare("clone_exit_signal", "clone_exit_signal", &Spec::default(), |o| {
@@ -1492,6 +1493,7 @@ fn clone_exit_signal() {
             expect_stdout_has_line(o, "waitid(P_PIDFD, WEXITED|__WCLONE): 0, the child's: yes, si_status 12"),
             expect_stdout_has_line(o, "CLONE_PARENT | SIGUSR1 sibling: waitpid(0): the child, exited 14"),
             expect_stdout_has_line(o, "the orphan, inherited: waitpid(-1, 0): the child, exited 16"),
+            expect_stdout_has_line(o, "SIGCHLD ignored, a zombie orphan came: waitpid(-1, __WALL): -1 ECHILD"),
             expect_stdout_has_line(o, "after a thread's exec: waitpid(0): the child, exited 17"),
             expect_stdout_has_line(o, "after the parent's exec: waitpid(0): -1 ECHILD"),
             expect_stdout_has_line(o, "  SIGCHLD: CLD_EXITED, si_status 18"),

@@ -235,7 +235,21 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             }
         }
         if let Some(h) = &heir {
-            h.state().children.extend(children);
+            // A zombie among them is news to its new parent, which reaps it at once
+            // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader).
+            let act = h.action(consts::SIGCHLD);
+            let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
+            let zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = children.iter().filter_map(|c| c.state().zombie.map(|z| (c.clone(), z))).collect();
+            h.state().children.extend(children.into_iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))));
+            for (child, status) in zombies {
+                if act.handler != SIG_IGN {
+                    let (code, st) = status.child_code();
+                    signals::send_to_group(h, SigInfo::new(consts::SIGCHLD, code).with_sender(child.tgid, child.creds().uid).with_value(st as u32 as u64));
+                }
+                if autoreap {
+                    child.container.pid_ns.release_group(&child);
+                }
+            }
             h.wake_all();
         }
     }
