@@ -204,23 +204,14 @@ impl Task {
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     super::ptrace::release_tracees(tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
-    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
-    // parent's children before it becomes one, or a wait() racing with this exit
-    // could reap it instead of blocking until every child is gone (ECHILD).
-    let autoreap = tg.state().parent.clone().filter(|p| {
-        let act = p.action(consts::SIGCHLD);
-        death_signal(tg, p) == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0)
-    });
-    if let Some(p) = &autoreap {
-        p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
-    }
+    // Its children go to their new parent first, while it is still among its
+    // own parent's children: a wait() there cannot find it gone (ECHILD) before
+    // they arrive. Dying, it is no longer a subreaper for them (`reaper_for`).
     let (parent, children) = {
         let mut st = tg.state();
-        st.zombie = Some(status);
         st.exiting.get_or_insert(status);
         (st.parent.clone(), std::mem::take(&mut st.children))
     };
-    tg.exit_waiters.notify();
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref(), tg);
         for child in &children {
@@ -253,17 +244,33 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             h.wake_all();
         }
     }
+    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
+    // parent's children before it becomes one, or a wait() racing with this exit
+    // could reap it instead of blocking until every child is gone (ECHILD).
+    let act = parent.as_ref().map(|p| p.action(consts::SIGCHLD));
+    let signal = parent.as_ref().map_or(0, |p| death_signal(tg, p));
+    // (Not if the parent died meanwhile and the child went to another.)
+    let autoreap = signal == consts::SIGCHLD
+        && act.is_some_and(|a| a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0)
+        && parent.as_ref().is_some_and(|p| {
+            let mut st = p.state();
+            let before = st.children.len();
+            st.children.retain(|c| !Arc::ptr_eq(c, tg));
+            st.children.len() != before
+        });
+    tg.state().zombie = Some(status);
+    tg.exit_waiters.notify();
     if let Some(parent) = parent {
         let (code, st) = status.child_code();
         let uid = tg.creds().uid;
         // Legacy clone takes any byte as the exit signal; one that is no signal
-        // sends nothing, as 0 does.
-        let signal = death_signal(tg, &parent);
-        if (1..=64).contains(&signal) {
+        // sends nothing, as 0 does. Nor is SIGCHLD sent to a parent that ignores
+        // it, even if blocked (Linux's do_notify_parent).
+        let ignored = signal == consts::SIGCHLD && act.is_some_and(|a| a.handler == SIG_IGN);
+        if (1..=64).contains(&signal) && !ignored {
             signals::send_to_group(&parent, SigInfo::new(signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
         }
-        // (Unless the parent died meanwhile and the child went to another.)
-        if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
+        if autoreap {
             tg.container.pid_ns.release_group(tg);
         }
         parent.wake_all();
@@ -294,7 +301,7 @@ fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, tg: &Ar
     let mut at = parent.cloned().filter(|p| Arc::ptr_eq(&p.pid_ns, &tg.pid_ns));
     while let Some(p) = at {
         let st = p.state();
-        if st.subreaper && st.zombie.is_none() {
+        if st.subreaper && st.exiting.is_none() {
             drop(st);
             return Some(p);
         }
