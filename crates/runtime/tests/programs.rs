@@ -1495,3 +1495,65 @@ fn signal_driven_io() {
         ])
     });
 }
+
+/// clone's exit signal: a SIGUSR1 or 0 child is a clone child for wait4 and
+/// waitid (__WCLONE, __WALL; a pidfd's waitid too), the parent gets SIGUSR1
+/// (CLD_EXITED and the status) or nothing, a byte that is no signal sends
+/// nothing, SIGCHLD ignored reaps no clone child; SIGCHLD instead after the
+/// parent's exec (the child still a clone child), and for good once a subreaper
+/// inherits it (a zombie: reaped at once by one that ignores SIGCHLD) or a
+/// thread other than its leader execs; CLONE_PARENT takes the caller's signal;
+/// clone3's bad exit signals.
+#[test]
+fn clone_exit_signal() {
+    compare("clone_exit_signal", "clone_exit_signal", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "waitpid(SIGUSR1 child, 0): -1 ECHILD"),
+            expect_stdout_has_line(o, "waitpid(SIGUSR1 child, __WCLONE): the child, exited 5"),
+            expect_stdout_has_line(o, "  SIGUSR1: CLD_EXITED, si_status 5"),
+            expect_stdout_has_line(o, "exit signal 0: waitid(WEXITED|__WALL) 0, si_code CLD_EXITED, si_status 8; SIGCHLD no, SIGUSR1 no"),
+            expect_stdout_has_line(o, "exit signal 100: waitpid(__WCLONE): the child, exited 9"),
+            expect_stdout_has_line(o, "SIGCHLD ignored: a SIGUSR1 child stays to be reaped: the child, exited 10"),
+            expect_stdout_has_line(o, "waitid(P_PIDFD, WEXITED|__WCLONE): 0, the child's: yes, si_status 12"),
+            expect_stdout_has_line(o, "CLONE_PARENT | SIGUSR1 sibling: waitpid(0): the child, exited 14"),
+            expect_stdout_has_line(o, "the orphan, inherited: waitpid(-1, 0): the child, exited 16"),
+            expect_stdout_has_line(o, "SIGCHLD ignored, a zombie orphan came: waitpid(-1, __WALL): -1 ECHILD"),
+            expect_stdout_has_line(o, "after a thread's exec: waitpid(0): the child, exited 17"),
+            expect_stdout_has_line(o, "after the parent's exec: waitpid(0): -1 ECHILD"),
+            expect_stdout_has_line(o, "  SIGCHLD: CLD_EXITED, si_status 18"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
+/// mremap(MREMAP_DONTUNMAP): the pages move and the old range stays, empty
+/// (zeros; a shared mapping's pages still; a private file mapping's file; a
+/// userfaultfd's missing page), MREMAP_FIXED, part of a mapping, and the errors.
+#[test]
+fn mremap_dontunmap() {
+    compare("mremap_dontunmap", "mremap_dontunmap", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "the old range reads zeros: ok"),
+            expect_stdout_has_line(o, "reading the old page is a missing fault there: ok"),
+            expect_stdout_has_line(o, "a longer new length: -1 EINVAL"),
+            expect_stdout_has_line(o, "a hint over the old range: -1 EINVAL"),
+            expect_stdout_has_line(o, "a range past its mapping: -1 EFAULT"),
+        ])
+    });
+}
+
+/// A relative sleep a stop interrupts ends at its first deadline once
+/// continued (restart_syscall), nanosleep and clock_nanosleep alike.
+#[test]
+fn nanosleep_stop() {
+    compare("nanosleep_stop", "nanosleep_stop", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "restart_syscall with nothing to restart: -1 EINTR"),
+            expect_stdout_has_line(o, "nanosleep: returned 0; slept at least 400 ms: yes; less than 580 ms: yes"),
+            expect_stdout_has_line(o, "clock_nanosleep: returned 0; slept at least 400 ms: yes; less than 580 ms: yes"),
+        ])
+    });
+}

@@ -195,7 +195,8 @@ impl MmState {
         }
     }
 
-    /// Removes every PMA in `[start, end)` (splitting at the edges) and returns them.
+    /// Removes every PMA in `[start, end)` (splitting them, not the mappings, at
+    /// the edges) and returns them.
     fn take_pmas(&mut self, start: u64, end: u64) -> Vec<(u64, Pma)> {
         self.split_pmas_at(start);
         self.split_pmas_at(end);

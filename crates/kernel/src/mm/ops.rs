@@ -328,19 +328,7 @@ impl MemoryManager {
         let old_len = page_up(old_len).ok_or_else(|| errno!(EINVAL))?;
         let new_len = page_up(new_len).filter(|&l| l != 0).ok_or_else(|| errno!(EINVAL))?;
         let old_end = self.check_range(old, old_len).map_err(|_| errno!(EFAULT))?;
-        let vma = {
-            let st = self.lock();
-            st.refuse_sealed(old, old_end.max(old + 1))?;
-            let (s, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
-            if old_len != 0 && v.end < old_end {
-                return Err(errno!(EFAULT));
-            }
-            let mut v = v.clone();
-            if let Some(f) = &mut v.file {
-                f.offset += old - s;
-            }
-            v
-        };
+        let vma = self.vma_to_move(old, old_len, old_end)?;
         if let Some(dst) = fixed {
             if dst % PAGE_SIZE != 0 {
                 return Err(errno!(EINVAL));
@@ -350,7 +338,7 @@ impl MemoryManager {
                 return Err(errno!(EINVAL));
             }
             self.munmap(ctx, dst, new_len)?;
-            return self.move_range(ctx, old, old_len, new_len, dst, &vma);
+            return self.move_range(ctx, old, old_len, new_len, dst, &vma, false);
         }
         if new_len <= old_len {
             if new_len < old_len {
@@ -373,19 +361,87 @@ impl MemoryManager {
             return Err(errno!(ENOMEM));
         }
         let dst = self.lock().find_free(new_len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
-        self.move_range(ctx, old, old_len, new_len, dst, &vma)
+        self.move_range(ctx, old, old_len, new_len, dst, &vma, false)
     }
 
-    /// Moves `[old, old+old_len)` to `dst` (already free), growing it to `new_len`.
-    fn move_range(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, dst: u64, vma: &Vma) -> SysResult<u64> {
+    /// `mremap` with MREMAP_DONTUNMAP (MREMAP_MAYMOVE and equal lengths, which the
+    /// caller checked): the pages of `[old, old + len)` move to a like mapping at
+    /// `dst` (with MREMAP_FIXED) or near it, and the old mapping stays, empty: its
+    /// next faults fill it afresh (zeros, the file, or its userfaultfd), as Linux's
+    /// move_vma leaves it.
+    pub fn mremap_dontunmap(&self, ctx: &mut dyn Context, old: u64, len: u64, dst: u64, fixed: bool) -> SysResult<u64> {
+        if old % PAGE_SIZE != 0 || dst % PAGE_SIZE != 0 {
+            return Err(errno!(EINVAL));
+        }
+        let len = page_up(len).filter(|&l| l != 0).ok_or_else(|| errno!(EINVAL))?;
+        let dst_end = dst.checked_add(len).ok_or_else(|| errno!(EINVAL))?;
+        // Linux checks the overlap against a hint as well.
+        if old.checked_add(len).is_none_or(|old_end| dst < old_end && old < dst_end) {
+            return Err(errno!(EINVAL));
+        }
+        let old_end = self.check_range(old, len).map_err(|_| errno!(EFAULT))?;
+        let vma = self.vma_to_move(old, len, old_end)?;
+        // Linux's VM_DONTEXPAND special mappings.
+        if matches!(vma.name, Some("[vvar]" | "[vdso]")) {
+            return Err(errno!(EINVAL));
+        }
+        let dst = if fixed {
+            self.check_range(dst, len)?;
+            self.munmap(ctx, dst, len)?;
+            dst
+        } else {
+            let st = self.lock();
+            if dst >= MMAP_MIN_ADDR && dst_end <= self.max_addr && st.is_free(dst, dst_end) {
+                dst
+            } else {
+                st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?
+            }
+        };
+        self.move_range(ctx, old, len, len, dst, &vma, true)
+    }
+
+    /// The mapping `[old, old_end)` lies in, as it would begin at `old`: EFAULT if
+    /// none does or the range runs past it, EPERM if sealed.
+    fn vma_to_move(&self, old: u64, old_len: u64, old_end: u64) -> SysResult<Vma> {
+        let st = self.lock();
+        st.refuse_sealed(old, old_end.max(old + 1))?;
+        let (s, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
+        if old_len != 0 && v.end < old_end {
+            return Err(errno!(EFAULT));
+        }
+        let mut v = v.clone();
+        if let Some(f) = &mut v.file {
+            f.offset += old - s;
+        }
+        Ok(v)
+    }
+
+    /// Moves `[old, old+old_len)` to `dst` (already free), growing it to `new_len`;
+    /// with `keep_old` (MREMAP_DONTUNMAP) the old mapping stays, without its pages.
+    /// The new mapping is not registered with a userfaultfd: Linux drops the
+    /// registration of a moved mapping unless the userfaultfd asked for remap
+    /// events, which ours do not offer.
+    #[allow(clippy::too_many_arguments)]
+    fn move_range(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, dst: u64, vma: &Vma, keep_old: bool) -> SysResult<u64> {
         let keep = old_len.min(new_len);
         let mut st = self.lock();
-        st.take_vmas(old, old + old_len);
-        let moved = st.take_pmas(old, old + keep);
+        if !keep_old {
+            st.take_vmas(old, old + old_len);
+        }
+        let moved = if keep_old && vma.shared {
+            // Shared pages stay in the old mapping too, which still shows them
+            // (its faults would find the same pages again).
+            st.split_pmas_at(old);
+            st.split_pmas_at(old + keep);
+            st.pmas.range(old..old + keep).map(|(&s, p)| (s, p.clone())).collect()
+        } else {
+            let moved = st.take_pmas(old, old + keep);
+            self.aspace.unmap(old, old_len);
+            st.changes += 1;
+            moved
+        };
         let dropped = st.take_pmas(old + keep, old + old_len);
-        self.aspace.unmap(old, old_len);
-        st.changes += 1;
-        st.vmas.insert(dst, Vma { end: dst + new_len, ..vma.clone() });
+        st.vmas.insert(dst, Vma { end: dst + new_len, userfault: None, ..vma.clone() });
         for (s, mut p) in moved {
             let at = dst + (s - old);
             let len = p.end - s;

@@ -142,8 +142,13 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
         return error!(EINVAL);
     }
+    // MREMAP_DONTUNMAP always moves and never resizes (the lengths in pages, as
+    // Linux 6.17 compares them; before, as given).
     if flags & MREMAP_DONTUNMAP != 0 {
-        return error!(EINVAL);
+        if flags & MREMAP_MAYMOVE == 0 || page_up(old_len) != page_up(new_len) {
+            return error!(EINVAL);
+        }
+        return t.mm.mremap_dontunmap(t.ctx.as_mut(), old_addr.get(), old_len, new_addr.get(), flags & MREMAP_FIXED != 0);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
     t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)

@@ -116,7 +116,7 @@ syscall_table! {
     sched_yield() => Supported;
     dup(fd: Fd) => Supported;
     dup2(oldfd: Fd, newfd: Fd) => Supported;
-    mremap(old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) => Partial("MREMAP_DONTUNMAP is not supported");
+    mremap(old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) => Supported;
     msync(addr: UserAddr, len: u64, flags: u32) => Supported;
     mincore(addr: UserAddr, len: u64, vec: UserAddr) => Supported;
     mbind(start: UserAddr, len: u64, mode: u64, nmask: UserAddr, maxnode: u64, flags: u32) => Partial("one NUMA node: the policy is kept and reported; STRICT and MOVE find nothing to do");
@@ -135,9 +135,9 @@ syscall_table! {
     getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     alarm(seconds: u32) => Supported;
     setitimer(which: i32, new: UserRef<Itimerval>, old: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
-    nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Partial("restarts after a stop with the full duration");
+    nanosleep(req: UserRef<Timespec>, rem: UserRef<Timespec>) => Supported;
     getpid() => Supported;
-    clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags as unshare's; exit signals other than SIGCHLD are not supported");
+    clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64) => Partial("namespace flags as unshare's");
     unshare(flags: u64) => Partial("CLONE_FILES, CLONE_FS, CLONE_SYSVSEM, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET (its lo is up from the start), CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWCGROUP (a view of one cgroup), CLONE_NEWTIME, and CLONE_THREAD/SIGHAND/VM of a single-threaded process");
     setns(fd: Fd, nstype: i32) => Partial("mount, UTS, IPC, network, user and PID (for children: one's own or a nested one) and time namespaces, by /proc/PID/ns file or pidfd; the process's own cgroup namespace only");
     fork() => Supported;

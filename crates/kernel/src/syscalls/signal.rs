@@ -353,8 +353,11 @@ pub fn sys_signalfd(t: &mut Task, fd: i32, mask: UserRef<u64>, sizemask: usize) 
     sys_signalfd4(t, fd, mask, sizemask, 0)
 }
 
-/// restart_syscall: the Sentry restarts interrupted calls itself and never leaves one
-/// for the program to resume, so, as Linux with no restart pending, EINTR.
-pub fn sys_restart_syscall(_t: &mut Task) -> SysResult<()> {
-    error!(EINTR)
+/// restart_syscall: resumes the call that left a restart block (a relative sleep a
+/// stop interrupted); without one, as Linux's do_no_restart_syscall, EINTR.
+pub fn sys_restart_syscall(t: &mut Task) -> SysResult<()> {
+    match t.restart_block {
+        Some(crate::task::RestartBlock::Nanosleep { deadline, rem }) => super::time::sleep_until(t, deadline, rem),
+        None => error!(EINTR),
+    }
 }

@@ -4,7 +4,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::time::to_timespec;
 use rvisor_abi::structs::{Timespec, Timeval, Timezone};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{error, SysResult};
 use std::time::{Duration, Instant};
 
 const TIMER_ABSTIME: i32 = 1;
@@ -75,17 +75,23 @@ pub fn sys_time(t: &mut Task, tloc: UserRef<i64>) -> SysResult<i64> {
     Ok(secs)
 }
 
-/// Sleeps until `deadline`; on a signal writes the time left to `rem` and lets the
-/// signal code decide between EINTR and a restart.
-fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) -> SysResult<()> {
+/// A relative sleep until `deadline`. On a signal it writes the time left to
+/// `rem` and returns ERESTART_RESTARTBLOCK: EINTR for a handler; else (a stop, an
+/// ignored or a traced signal) restart_syscall goes on to the same deadline, as
+/// Linux's hrtimer_nanosleep_restart does.
+pub(crate) fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) -> SysResult<()> {
     match t.block_until(deadline, || false) {
         Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
         Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => {
             if !rem.is_null() {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::MAX);
-                t.mm.write_obj(rem, &to_timespec(left.as_nanos() as i64))?;
+                if left.is_zero() {
+                    return Ok(());
+                }
+                t.mm.write_obj(rem, &to_timespec(i64::try_from(left.as_nanos()).unwrap_or(i64::MAX)))?;
             }
-            error!(ERESTARTNOHAND)
+            t.restart_block = Some(crate::task::RestartBlock::Nanosleep { deadline, rem });
+            error!(ERESTART_RESTARTBLOCK)
         }
         r => r,
     }
@@ -119,9 +125,16 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     if flags & TIMER_ABSTIME != 0 && crate::time::is_realtime(clock) {
         return sleep_until_realtime(t, ns);
     }
-    let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now).max(0) } else { ns };
-    let rem = if flags & TIMER_ABSTIME != 0 { UserRef::new(UserAddr::NULL) } else { rem };
-    sleep_until(t, crate::time::deadline_in(Duration::from_nanos(wait as u64)), rem)
+    if flags & TIMER_ABSTIME != 0 {
+        // Absolute sleeps restart as they were called, with nothing left to tell.
+        let deadline = crate::time::deadline_in(Duration::from_nanos(ns.saturating_sub(now).max(0) as u64));
+        return match t.block_until(deadline, || false) {
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => error!(ERESTARTNOHAND),
+            r => r,
+        };
+    }
+    sleep_until(t, crate::time::deadline_in(Duration::from_nanos(ns as u64)), rem)
 }
 
 /// Only a privileged task may set the sandbox's realtime clock; the host's is never touched.

@@ -6,6 +6,7 @@ use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
 use rvisor_abi::{errno, SysResult, UserAddr};
 use rvisor_platform::CpuState;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 pub const CLONE_VM: u64 = 0x100;
@@ -120,7 +121,15 @@ impl Task {
             if let Some(ns) = &user_ns {
                 child.enter_user_ns(ns.clone());
             }
-            child.exit_signal.store(args.exit_signal, std::sync::atomic::Ordering::Relaxed);
+            // A sibling (CLONE_PARENT) ends as this process does, towards the
+            // parent it shares with it (Linux's copy_process).
+            let (exit_signal, parent_exec_id) = if f & CLONE_PARENT != 0 {
+                (self.tg.exit_signal.load(Relaxed), self.tg.parent_exec_id.load(Relaxed))
+            } else {
+                (args.exit_signal, self.tg.exec_id.load(Relaxed))
+            };
+            child.exit_signal.store(exit_signal, Relaxed);
+            child.parent_exec_id.store(parent_exec_id, Relaxed);
             let child = Arc::new(child);
             // A finite RLIMIT_CPU is inherited, and so is its enforcement.
             let cpu_limit = child.rlimit(crate::task::RLIMIT_CPU_INDEX);

@@ -123,6 +123,7 @@ impl Task {
             _ => errno!(ENOEXEC),
         })?;
         self.dethread()?;
+        self.tg.exec_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
         // From here on the old image is gone: failures kill the process. The new
         // image runs on a new stub thread: bank the old one's CPU time.
@@ -226,6 +227,8 @@ impl Task {
         if old != leader {
             self.pid_ns().rename_thread(old, leader, &self.thread);
             self.thread.set_tid(leader);
+            // Linux's de_thread: the new leader reports with SIGCHLD.
+            self.tg.exit_signal.store(rvisor_abi::consts::SIGCHLD, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

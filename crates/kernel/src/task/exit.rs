@@ -6,6 +6,7 @@ use super::{Task, ThreadGroup};
 use crate::futex::FutexKey;
 use crate::mm::UserRef;
 use rvisor_abi::{consts, UserAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,28 +211,20 @@ fn robust_entry(ptr: u64) -> (u64, bool) {
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     super::ptrace::release_tracees(tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
-    let exit_signal = tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
-    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
-    // parent's children before it becomes one, or a wait() racing with this exit
-    // could reap it instead of blocking until every child is gone (ECHILD).
-    let autoreap = tg.state().parent.clone().filter(|p| {
-        let act = p.action(consts::SIGCHLD);
-        exit_signal == consts::SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0)
-    });
-    if let Some(p) = &autoreap {
-        p.state().children.retain(|c| !Arc::ptr_eq(c, tg));
-    }
+    // Its children go to their new parent first, while it is still among its
+    // own parent's children: a wait() there cannot find it gone (ECHILD) before
+    // they arrive. Dying, it is no longer a subreaper for them (`reaper_for`).
     let (parent, children) = {
         let mut st = tg.state();
-        st.zombie = Some(status);
         st.exiting.get_or_insert(status);
         (st.parent.clone(), std::mem::take(&mut st.children))
     };
-    tg.exit_waiters.notify();
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref(), tg);
         for child in &children {
             child.state().parent = heir.clone();
+            // Another parent did not ask for a clone child's signal.
+            child.exit_signal.store(consts::SIGCHLD, Relaxed);
             for th in child.threads() {
                 let sig = th.sig().pdeathsig;
                 if sig != 0 {
@@ -240,18 +233,51 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             }
         }
         if let Some(h) = &heir {
-            h.state().children.extend(children);
+            // A zombie among them is news to its new parent, which reaps it at once
+            // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader).
+            let act = h.action(consts::SIGCHLD);
+            let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
+            let zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = children.iter().filter_map(|c| c.state().zombie.map(|z| (c.clone(), z))).collect();
+            h.state().children.extend(children.into_iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))));
+            for (child, status) in zombies {
+                if act.handler != SIG_IGN {
+                    let (code, st) = status.child_code();
+                    signals::send_to_group(h, SigInfo::new(consts::SIGCHLD, code).with_sender(child.tgid, child.creds().uid).with_value(st as u32 as u64));
+                }
+                if autoreap {
+                    child.container.pid_ns.release_group(&child);
+                }
+            }
             h.wake_all();
         }
     }
+    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
+    // parent's children before it becomes one, or a wait() racing with this exit
+    // could reap it instead of blocking until every child is gone (ECHILD).
+    let act = parent.as_ref().map(|p| p.action(consts::SIGCHLD));
+    let signal = parent.as_ref().map_or(0, |p| death_signal(tg, p));
+    // (Not if the parent died meanwhile and the child went to another.)
+    let autoreap = signal == consts::SIGCHLD
+        && act.is_some_and(|a| a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0)
+        && parent.as_ref().is_some_and(|p| {
+            let mut st = p.state();
+            let before = st.children.len();
+            st.children.retain(|c| !Arc::ptr_eq(c, tg));
+            st.children.len() != before
+        });
+    tg.state().zombie = Some(status);
+    tg.exit_waiters.notify();
     if let Some(parent) = parent {
         let (code, st) = status.child_code();
         let uid = tg.creds().uid;
-        if exit_signal != 0 {
-            signals::send_to_group(&parent, SigInfo::new(exit_signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
+        // Legacy clone takes any byte as the exit signal; one that is no signal
+        // sends nothing, as 0 does. Nor is SIGCHLD sent to a parent that ignores
+        // it, even if blocked (Linux's do_notify_parent).
+        let ignored = signal == consts::SIGCHLD && act.is_some_and(|a| a.handler == SIG_IGN);
+        if (1..=64).contains(&signal) && !ignored {
+            signals::send_to_group(&parent, SigInfo::new(signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
         }
-        // (Unless the parent died meanwhile and the child went to another.)
-        if autoreap.as_ref().is_some_and(|p| Arc::ptr_eq(p, &parent)) {
+        if autoreap {
             tg.container.pid_ns.release_group(tg);
         }
         parent.wake_all();
@@ -265,6 +291,16 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     }
 }
 
+/// The signal `tg`'s death sends `parent` (Linux's do_notify_parent): its exit
+/// signal, but SIGCHLD for any other (0 too) if the parent exec'd since `tg` was made.
+fn death_signal(tg: &ThreadGroup, parent: &ThreadGroup) -> u32 {
+    let signal = tg.exit_signal.load(Relaxed);
+    if signal != consts::SIGCHLD && tg.parent_exec_id.load(Relaxed) != parent.exec_id.load(Relaxed) {
+        return consts::SIGCHLD;
+    }
+    signal
+}
+
 /// Where the orphans of `tg` go: the nearest live subreaper ancestor in its
 /// PID namespace, else the namespace's init (for a nested namespace's own init,
 /// the enclosing one's), else their container's init, else the sandbox's first.
@@ -272,7 +308,7 @@ fn reaper_for(kernel: &crate::Kernel, parent: Option<&Arc<ThreadGroup>>, tg: &Ar
     let mut at = parent.cloned().filter(|p| Arc::ptr_eq(&p.pid_ns, &tg.pid_ns));
     while let Some(p) = at {
         let st = p.state();
-        if st.subreaper && st.zombie.is_none() {
+        if st.subreaper && st.exiting.is_none() {
             drop(st);
             return Some(p);
         }

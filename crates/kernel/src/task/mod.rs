@@ -41,6 +41,14 @@ use rvisor_abi::{ErrnoCode, UserAddr};
 use rvisor_platform::{Context, CpuState};
 use std::sync::Arc;
 
+/// How an interrupted call resumes through restart_syscall.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RestartBlock {
+    /// A relative nanosleep or clock_nanosleep: on until the same deadline (not
+    /// its whole duration again), telling `rem` what is left if interrupted anew.
+    Nanosleep { deadline: Option<std::time::Instant>, rem: crate::mm::UserRef<rvisor_abi::structs::Timespec> },
+}
+
 pub struct Task {
     pub kernel: Arc<Kernel>,
     pub thread: Arc<Thread>,
@@ -60,6 +68,9 @@ pub struct Task {
     pub(crate) fault_retry: Option<(u64, u64)>,
     /// The restart code of the syscall a signal interrupted, until signals are handled.
     pub(crate) pending_restart: Option<ErrnoCode>,
+    /// What restart_syscall resumes (Linux's restart_block): set by a call that
+    /// returns ERESTART_RESTARTBLOCK, forgotten at sigreturn.
+    pub(crate) restart_block: Option<RestartBlock>,
     /// The vfork parent waiting for this task to exec or exit.
     pub(crate) vfork_parent: Option<Arc<Thread>>,
     /// Where the last syscall the instruction bytes showed to be a 64-bit one came
@@ -107,6 +118,7 @@ impl Task {
             robust_list: UserAddr::NULL,
             fault_retry: None,
             pending_restart: None,
+            restart_block: None,
             native_syscall_ip: 0,
             vfork_parent: None,
             exit: None,

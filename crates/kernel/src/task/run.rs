@@ -180,6 +180,10 @@ impl Task {
         if let Some(code) = self.pending_restart.take() {
             if code == ErrnoCode::ERESTARTSYS || code == ErrnoCode::ERESTARTNOINTR || code == ErrnoCode::ERESTARTNOHAND {
                 self.restart_syscall();
+            } else if code == ErrnoCode::ERESTART_RESTARTBLOCK {
+                // Resumes through restart_syscall, which runs the restart block.
+                self.cpu.regs.rax = u64::from(rvisor_abi::nr::__NR_restart_syscall);
+                self.cpu.regs.rip = self.cpu.regs.rip.wrapping_sub(2);
             }
         }
         let saved = self.thread.sig().saved_mask.take();

@@ -207,6 +207,7 @@ impl Task {
             s.altstack.disabled = false;
         }
         self.pending_restart = None;
+        self.restart_block = None;
         Ok(self.cpu.regs.rax)
     }
 }

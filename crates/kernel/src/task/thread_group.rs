@@ -385,7 +385,14 @@ pub struct ThreadGroup {
     pub dead_rusage: RusageCounters,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     /// A child with another signal than SIGCHLD is a "clone" child for wait.
+    /// SIGCHLD again once it has another parent, or a thread other than its
+    /// leader execs (Linux's reparent_leader and de_thread).
     pub exit_signal: std::sync::atomic::AtomicU32,
+    /// How many times it exec'd (Linux's self_exec_id).
+    pub exec_id: std::sync::atomic::AtomicU32,
+    /// Its parent's `exec_id` when it was made: a parent that exec'd since gets
+    /// SIGCHLD, not another exit signal meant for the program it was.
+    pub parent_exec_id: std::sync::atomic::AtomicU32,
     /// The container it belongs to (inherited by fork).
     pub container: Arc<super::Container>,
     /// The PID namespace it is in: its container's, or one nested in it.
@@ -422,6 +429,8 @@ impl ThreadGroup {
             membarrier: Default::default(),
             personality: std::sync::atomic::AtomicU32::new(0),
             exit_signal: std::sync::atomic::AtomicU32::new(rvisor_abi::consts::SIGCHLD),
+            exec_id: std::sync::atomic::AtomicU32::new(0),
+            parent_exec_id: std::sync::atomic::AtomicU32::new(0),
             timers: Mutex::default(),
             cpu: Mutex::default(),
             tty: Mutex::new(None),
