@@ -83,7 +83,7 @@ impl MemoryManager {
         // Without UFFD_FEATURE_EVENT_FORK (not offered) the child's memory is
         // its own to fault in.
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, ..v.clone() })).collect();
-        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0 };
+        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0, cow_run: (0, 0) };
         Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child), aio: Default::default() })
     }
 

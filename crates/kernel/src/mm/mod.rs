@@ -79,6 +79,8 @@ pub(crate) struct MmState {
     /// Counts the platform changes queued (map, protect, unmap), so a fault can
     /// tell whether anything changed since it last synced and retried.
     pub(super) changes: u64,
+    /// The last copy-on-write break's end and length (`break_cow`'s run).
+    cow_run: (u64, u64),
 }
 
 impl MemoryManager {
@@ -87,7 +89,7 @@ impl MemoryManager {
             mf,
             aspace,
             max_addr,
-            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0 }),
+            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0) }),
             aio: Default::default(),
         }
     }
