@@ -887,6 +887,19 @@ fn pi_futex() {
     });
 }
 
+/// exec releases the robust futexes (plain and PI) the execing thread holds: the
+/// waiting parent gets EOWNERDEAD while the new image still runs.
+#[test]
+fn robust_futexes_released_at_exec() {
+    compare("robust_futexes_released_at_exec", "robust_exec", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "plain robust mutex after the holder's exec: EOWNERDEAD: ok"),
+            expect_stdout_has_line(o, "PI robust mutex after the holder's exec: EOWNERDEAD: ok"),
+        ])
+    });
+}
+
 /// capget/capset with Linux's rules (the harness runs as root, as CI does).
 #[test]
 fn capabilities() {

@@ -124,6 +124,12 @@ impl Task {
         })?;
         self.dethread()?;
         self.tg.exec_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The robust futexes this thread holds in the old image are released as at
+        // exit, and its PI locks handed on (Linux's exec_mm_release): the new image
+        // knows nothing of them.
+        self.exit_robust_list();
+        self.robust_list = rvisor_abi::UserAddr::NULL;
+        self.kernel.futexes.release_pi(&self.thread);
 
         // From here on the old image is gone: failures kill the process. The new
         // image runs on a new stub thread: bank the old one's CPU time.
@@ -175,7 +181,6 @@ impl Task {
         *self.tg.exe.lock().unwrap_or_else(|e| e.into_inner()) = exe;
         *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner()) = comm_from_path(&path);
         self.clear_child_tid = rvisor_abi::UserAddr::NULL;
-        self.robust_list = rvisor_abi::UserAddr::NULL;
         self.cpu = CpuState::default();
         self.cpu.regs.rip = loaded.entry;
         self.cpu.regs.rsp = loaded.sp;

@@ -156,7 +156,7 @@ impl Task {
 
     /// Marks the robust futexes this thread still holds as owner-died and wakes a
     /// waiter on each, as Linux's exit_robust_list does.
-    fn exit_robust_list(&self) {
+    pub(super) fn exit_robust_list(&self) {
         if self.robust_list.is_null() {
             return;
         }
