@@ -244,6 +244,14 @@ fn backing_changes_leave_mappings_whole() {
     compare("backing_changes_leave_mappings_whole", "maps_whole", &Spec::default(), expect_all_ok);
 }
 
+/// Four threads map, fill, check and unmap memory at once: fresh pages read zeros and
+/// written ones keep their bytes (on kvm a thread's unmap could free frames while
+/// another thread's flush of the old translations was still under way).
+#[test]
+fn concurrent_unmaps_free_no_reachable_frame() {
+    compare("concurrent_unmaps_free_no_reachable_frame", "unmap_race", &Spec::default(), expect_all_ok);
+}
+
 // ---- futex ------------------------------------------------------------------------------
 
 /// A shared futex over MAP_SHARED memory: the parent sleeps, the child wakes it, and back.

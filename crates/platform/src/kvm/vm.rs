@@ -11,14 +11,17 @@
 //! host sees a host write that adds a mapping but not one that removes or narrows it
 //! (the shadow keeps the old translation). So a PTE the guest may have used (its
 //! Accessed bit is set: KVM sets it when it builds a shadow entry) that is cleared,
-//! narrowed or pointed elsewhere marks the VM stale, and the next `sync` or switch
-//! drops every shadow translation at once by adding and deleting a one-page memslot.
+//! narrowed or pointed elsewhere counts as a revocation, and the next `sync` or
+//! switch drops every shadow translation at once by adding and deleting a one-page
+//! memslot. A flush returns only once one that began after every revocation counted
+//! so far has finished: a caller that frees frames next must not find another
+//! thread's flush still under way and take it for done.
 
 use super::guest;
 use crate::{Perms, PlatformError, Result};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const PAGE: u64 = 4096;
@@ -136,9 +139,12 @@ pub struct Vm {
     file: std::sync::Arc<MemoryFile>,
     private: HostMapping,
     tables: Mutex<Tables>,
-    /// A translation KVM may still hold was removed or narrowed (see the module doc).
-    stale: AtomicBool,
-    /// Serializes the flush slot's add and delete.
+    /// Revocations so far: translations KVM may still hold that were removed or
+    /// narrowed (see the module doc).
+    revoked: AtomicU64,
+    /// How many of them the last finished flush covers.
+    flushed: AtomicU64,
+    /// Serializes flushes (the flush slot's add and delete).
     flushing: Mutex<()>,
     /// The page-table root (guest-physical).
     pub root: u64,
@@ -159,7 +165,8 @@ impl Vm {
             file,
             private,
             tables: Mutex::new(Tables { used: 0, private_chunks: 0, file_chunks: vec![0; files.div_ceil(64)] }),
-            stale: AtomicBool::new(false),
+            revoked: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
             flushing: Mutex::new(()),
             root: PRIVATE_GPA,
             vcpus: Mutex::default(),
@@ -258,7 +265,7 @@ impl Vm {
         if old & (PTE_P | PTE_A) == PTE_P | PTE_A {
             let narrowed = pte & PTE_P == 0 || (old ^ pte) & PTE_ADDR != 0 || (old & PTE_W != 0 && pte & PTE_W == 0) || (old & PTE_NX == 0 && pte & PTE_NX != 0);
             if narrowed {
-                self.stale.store(true, Ordering::Release);
+                self.revoked.fetch_add(1, Ordering::AcqRel);
             }
         }
     }
@@ -322,17 +329,22 @@ impl Vm {
         });
     }
 
-    /// Drops KVM's shadow translations if a mapping was taken away since the last time.
+    /// Drops KVM's shadow translations if a mapping was taken away since the last
+    /// finished flush, or waits for the flush under way that covers it.
     pub fn flush(&self) -> Result<()> {
-        if !self.stale.load(Ordering::Acquire) {
+        let want = self.revoked.load(Ordering::Acquire);
+        if self.flushed.load(Ordering::Acquire) >= want {
             return Ok(());
         }
         let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.stale.swap(false, Ordering::AcqRel) {
+        if self.flushed.load(Ordering::Acquire) >= want {
             return Ok(());
         }
+        let covers = self.revoked.load(Ordering::Acquire);
         self.add_slot(FLUSH_SLOT, FLUSH_GPA, PAGE, self.private.addr(0))?;
-        self.add_slot(FLUSH_SLOT, FLUSH_GPA, 0, self.private.addr(0))
+        self.add_slot(FLUSH_SLOT, FLUSH_GPA, 0, self.private.addr(0))?;
+        self.flushed.store(covers, Ordering::Release);
+        Ok(())
     }
 
     /// Sets up the upper-half pages of vCPU slot `i`.
