@@ -1570,3 +1570,9 @@ fn nanosleep_stop() {
         ])
     });
 }
+
+/// /proc/stat's procs_running counts runnable tasks (it was always 1).
+#[test]
+fn proc_stat_procs_running() {
+    compare("proc_stat_procs_running", "procs_running", &Spec::default(), expect_all_ok);
+}

@@ -208,7 +208,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::Loadavg => loadavg(&k, &fs.pid_ns),
             Sf::Meminfo => meminfo(&k, k.memory_total()),
             Sf::Vmstat => vmstat(&k, k.memory_total()),
-            Sf::Stat => stat(&k),
+            Sf::Stat => stat(&k, &fs.pid_ns),
             Sf::Uptime => uptime(&k),
             Sf::Version => format!("Linux version {} (rvisor@rvisor) (gcc, GNU ld) {}\n", crate::syscalls::RELEASE, crate::syscalls::VERSION),
             Sf::Hostname | Sf::Domainname => {
@@ -261,7 +261,9 @@ fn loadavg(k: &Kernel, pid_ns: &Arc<crate::task::PidNamespace>) -> String {
 }
 
 /// /proc/stat: with no CPU accounting yet, every CPU has been idle since boot.
-fn stat(k: &Kernel) -> String {
+/// procs_running counts the reader's PID namespace's tasks not asleep, as
+/// /proc/loadavg does (the reader among them).
+fn stat(k: &Kernel, pid_ns: &Arc<crate::task::PidNamespace>) -> String {
     let ticks = k.clocks.uptime_ns().max(0) / 10_000_000;
     let cpus = k.cpus.max(1);
     let mut s = format!("cpu  0 0 0 {} 0 0 0 0 0 0\n", ticks * cpus as i64);
@@ -271,8 +273,9 @@ fn stat(k: &Kernel) -> String {
     let btime = (k.clocks.realtime_ns() - k.clocks.uptime_ns()).max(0) / 1_000_000_000;
     let _ = write!(
         s,
-        "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
-        k.all_groups().len()
+        "intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running {}\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
+        k.all_groups().len(),
+        pid_ns.loadavg_counts().0.max(1)
     );
     s
 }
