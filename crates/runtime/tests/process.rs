@@ -252,6 +252,13 @@ fn concurrent_unmaps_free_no_reachable_frame() {
     compare("concurrent_unmaps_free_no_reachable_frame", "unmap_race", &Spec::default(), expect_all_ok);
 }
 
+/// mprotect takes write access from a thread storing to the page in a loop before
+/// the caller goes on: no store lands after, and the other thread faults.
+#[test]
+fn mprotect_reaches_running_threads() {
+    compare("mprotect_reaches_running_threads", "mprotect_other_thread", &Spec::default(), expect_all_ok);
+}
+
 // ---- futex ------------------------------------------------------------------------------
 
 /// A shared futex over MAP_SHARED memory: the parent sleeps, the child wakes it, and back.
