@@ -1456,6 +1456,22 @@ fn ptrace_requests() {
     });
 }
 
+/// A traced process's exit, compared with Linux: a tracer that is not the parent gets
+/// SIGCHLD and reaps it first, the parent's wait not seeing it meanwhile; the parent
+/// hears of it and reaps it after, or once the tracer exited; a parent that traces its
+/// clone child reaps it without __WCLONE, and one that ignores SIGCHLD still reaps it.
+#[test]
+fn ptrace_exit_notify() {
+    compare("ptrace_exit_notify", "ptrace_exit", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "tracer reaps: parent's waitpid(WNOHANG) while the tracer holds the zombie: 0"),
+            expect_stdout_has_line(o, "tracer exits: parent's SIGCHLD after the release: yes, si_code CLD_EXITED, si_status 9, from the child yes"),
+            expect_stdout_has_line(o, "clone child: waitpid(0): the child, exited 5"),
+        ])
+    });
+}
+
 /// unshare(2) of a thread's descriptor table and file-system context, and its errors,
 /// compared with Linux.
 #[test]

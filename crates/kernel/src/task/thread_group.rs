@@ -325,6 +325,10 @@ pub struct TgState {
     pub report: Option<StopReport>,
     /// The threads this group traces (ptrace), whose stops its waits report.
     pub tracees: Vec<Arc<Thread>>,
+    /// The tracer its leader exited traced by. Unless that is its parent, the
+    /// zombie group goes to the tracer first, and to the parent only once the
+    /// tracer reaped it or is gone (Linux's EXIT_TRACE).
+    pub exit_tracer: Option<std::sync::Weak<ThreadGroup>>,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
     /// The thread in execve, which waits for its siblings to leave.
@@ -407,6 +411,7 @@ impl ThreadGroup {
                 parent,
                 children: Vec::new(),
                 tracees: Vec::new(),
+                exit_tracer: None,
                 threads: Vec::new(),
                 pgid: tgid,
                 sid: tgid,
