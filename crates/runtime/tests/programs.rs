@@ -1074,6 +1074,15 @@ fn seccomp_filters() {
     });
 }
 
+/// A zombie's /proc/PID/status keeps its leader's seccomp mode and filter count (no
+/// filter, two filters, strict mode), compared with Linux, though the filters go at exit.
+#[test]
+fn seccomp_zombie_status() {
+    compare("seccomp_zombie_status", "seccomp_zombie", &Spec::default(), |o| {
+        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2")])
+    });
+}
+
 /// seccomp user notification: a supervisor receives a child's trapped calls on the
 /// filter's listener and answers them (a value, an error, CONTINUE, ADDFD); poll and
 /// epoll; POLLHUP once the child is gone; ENOSYS once the listener is closed; a signal

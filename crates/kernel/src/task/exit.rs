@@ -79,7 +79,12 @@ impl Task {
         }
         self.thread.set_interrupter(None);
         self.thread.set_resources(None);
-        // A filter's listener hangs up once no live task uses the filter.
+        // A filter's listener hangs up once no live task uses the filter: at
+        // exit, as on Linux since 6.11, not at reap; a zombie still shows the leader's mode.
+        if self.tid() == self.tg.tgid {
+            let mode = self.thread.seccomp();
+            *self.tg.exit_seccomp.lock().unwrap_or_else(|e| e.into_inner()) = (mode.number(), mode.filters());
+        }
         self.thread.set_seccomp(super::seccomp::Mode::Disabled);
         // As Linux's exit_files, before the parent hears of the exit: the files
         // close now (pipes and sockets see their peer gone), unless another

@@ -376,6 +376,9 @@ pub struct ThreadGroup {
     pub exit_waiters: crate::vfs::WaitQueue,
     /// Set once its parent reaped it (or it was reaped at once) and its id is free.
     reaped: std::sync::atomic::AtomicBool,
+    /// Its leader's seccomp mode number and filter count when it exited, which a
+    /// zombie's /proc status shows: the filters themselves go at exit. Leaf lock.
+    pub exit_seccomp: Mutex<(i32, usize)>,
     /// Capability sets. Leaf lock.
     pub caps: Mutex<Capabilities>,
     /// The user namespace its credentials and capabilities belong to (Linux's
@@ -446,6 +449,7 @@ impl ThreadGroup {
             dead_io: IoCounters::default(),
             dead_rusage: RusageCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
+            exit_seccomp: Mutex::new((0, 0)),
             pid_ns: container.pid_ns.clone(),
             container,
         }
