@@ -1074,6 +1074,15 @@ fn seccomp_filters() {
     });
 }
 
+/// A zombie's /proc/PID/status keeps its leader's seccomp mode and filter count (no
+/// filter, two filters, strict mode), compared with Linux, though the filters go at exit.
+#[test]
+fn seccomp_zombie_status() {
+    compare("seccomp_zombie_status", "seccomp_zombie", &Spec::default(), |o| {
+        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2")])
+    });
+}
+
 /// seccomp user notification: a supervisor receives a child's trapped calls on the
 /// filter's listener and answers them (a value, an error, CONTINUE, ADDFD); poll and
 /// epoll; POLLHUP once the child is gone; ENOSYS once the listener is closed; a signal
@@ -1452,6 +1461,22 @@ fn ptrace_requests() {
             expect_stdout_has_line(o, "0 failures"),
             expect_stdout_has_line(o, "the child saw the changed result, the skipped call's and the poked word: ok"),
             expect_stdout_has_line(o, "its read restarted and got the byte: ok"),
+        ])
+    });
+}
+
+/// A traced process's exit, compared with Linux: a tracer that is not the parent gets
+/// SIGCHLD and reaps it first, the parent's wait not seeing it meanwhile; the parent
+/// hears of it and reaps it after, or once the tracer exited; a parent that traces its
+/// clone child reaps it without __WCLONE, and one that ignores SIGCHLD still reaps it.
+#[test]
+fn ptrace_exit_notify() {
+    compare("ptrace_exit_notify", "ptrace_exit", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "tracer reaps: parent's waitpid(WNOHANG) while the tracer holds the zombie: 0"),
+            expect_stdout_has_line(o, "tracer exits: parent's SIGCHLD after the release: yes, si_code CLD_EXITED, si_status 9, from the child yes"),
+            expect_stdout_has_line(o, "clone child: waitpid(0): the child, exited 5"),
         ])
     });
 }

@@ -234,6 +234,12 @@ impl Task {
             self.thread.set_tid(leader);
             // Linux's de_thread: the new leader reports with SIGCHLD.
             self.tg.exit_signal.store(rvisor_abi::consts::SIGCHLD, std::sync::atomic::Ordering::Relaxed);
+            // And the old one is released unseen: its tracer neither waits for it
+            // nor holds the group's exit.
+            let tracer = self.tg.state().exit_tracer.take().and_then(|t| t.upgrade());
+            if let Some(tracer) = tracer {
+                tracer.state().tracees.retain(|t| !(Arc::ptr_eq(&t.tg, &self.tg) && !Arc::ptr_eq(t, &self.thread) && t.tid() == leader && t.ptrace().exited.is_some()));
+            }
         }
         Ok(())
     }

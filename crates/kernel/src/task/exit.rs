@@ -7,7 +7,7 @@ use crate::futex::FutexKey;
 use crate::mm::UserRef;
 use rvisor_abi::{consts, UserAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -57,7 +57,7 @@ impl Task {
     pub(crate) fn finish(&mut self) {
         let status = self.exit.unwrap_or(ExitStatus::Exited(0));
         self.ptrace_exit_event(status.wait_status());
-        self.ptrace_exit(status.wait_status());
+        self.ptrace_exit(status);
         self.exit_robust_list();
         self.kernel.futexes.release_pi(&self.thread);
         if !self.clear_child_tid.is_null() {
@@ -79,7 +79,12 @@ impl Task {
         }
         self.thread.set_interrupter(None);
         self.thread.set_resources(None);
-        // A filter's listener hangs up once no live task uses the filter.
+        // A filter's listener hangs up once no live task uses the filter: at
+        // exit, as on Linux since 6.11, not at reap; a zombie still shows the leader's mode.
+        if self.tid() == self.tg.tgid {
+            let mode = self.thread.seccomp();
+            *self.tg.exit_seccomp.lock().unwrap_or_else(|e| e.into_inner()) = (mode.number(), mode.filters());
+        }
         self.thread.set_seccomp(super::seccomp::Mode::Disabled);
         // As Linux's exit_files, before the parent hears of the exit: the files
         // close now (pipes and sockets see their peer gone), unless another
@@ -234,10 +239,17 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
         }
         if let Some(h) = &heir {
             // A zombie among them is news to its new parent, which reaps it at once
-            // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader).
+            // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader);
+            // one its tracer holds is news when the tracer lets it go.
             let act = h.action(consts::SIGCHLD);
             let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
-            let zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = children.iter().filter_map(|c| c.state().zombie.map(|z| (c.clone(), z))).collect();
+            let zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = children
+                .iter()
+                .filter_map(|c| {
+                    let st = c.state();
+                    st.zombie.filter(|_| st.exit_tracer.is_none()).map(|z| (c.clone(), z))
+                })
+                .collect();
             h.state().children.extend(children.into_iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))));
             for (child, status) in zombies {
                 if act.handler != SIG_IGN {
@@ -251,36 +263,32 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             h.wake_all();
         }
     }
-    // A parent that ignores SIGCHLD never sees the child as a zombie: it leaves the
-    // parent's children before it becomes one, or a wait() racing with this exit
-    // could reap it instead of blocking until every child is gone (ECHILD).
-    let act = parent.as_ref().map(|p| p.action(consts::SIGCHLD));
+    // Its leader exited traced: a tracer other than the parent hears of the
+    // death first (SIGCHLD whatever the exit signal) and reaps it before the
+    // parent may; a parent that traces it reaps it itself, even if it ignores
+    // SIGCHLD (Linux's exit_notify and do_notify_parent).
+    let tracer = tg.state().exit_tracer.as_ref().and_then(Weak::upgrade);
+    let parent_traces = tracer.as_ref().zip(parent.as_ref()).is_some_and(|(t, p)| Arc::ptr_eq(t, p));
     let signal = parent.as_ref().map_or(0, |p| death_signal(tg, p));
     // (Not if the parent died meanwhile and the child went to another.)
-    let autoreap = signal == consts::SIGCHLD
-        && act.is_some_and(|a| a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0)
-        && parent.as_ref().is_some_and(|p| {
-            let mut st = p.state();
-            let before = st.children.len();
-            st.children.retain(|c| !Arc::ptr_eq(c, tg));
-            st.children.len() != before
-        });
-    tg.state().zombie = Some(status);
+    let autoreap = tracer.is_none() && parent.as_ref().is_some_and(|p| leaves_parent(tg, p, signal));
+    let held = {
+        let mut st = tg.state();
+        if parent_traces || tracer.is_none() {
+            st.exit_tracer = None;
+        }
+        st.zombie = Some(status);
+        // Still set unless the tracer let its tracees go meanwhile.
+        st.exit_tracer.is_some()
+    };
     tg.exit_waiters.notify();
-    if let Some(parent) = parent {
-        let (code, st) = status.child_code();
-        let uid = tg.creds().uid;
-        // Legacy clone takes any byte as the exit signal; one that is no signal
-        // sends nothing, as 0 does. Nor is SIGCHLD sent to a parent that ignores
-        // it, even if blocked (Linux's do_notify_parent).
-        let ignored = signal == consts::SIGCHLD && act.is_some_and(|a| a.handler == SIG_IGN);
-        if (1..=64).contains(&signal) && !ignored {
-            signals::send_to_group(&parent, SigInfo::new(signal, code).with_sender(tg.tgid, uid).with_value(st as u32 as u64));
+    match (held, tracer) {
+        (true, Some(tracer)) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
+        _ => {
+            if let Some(parent) = parent {
+                notify_parent(tg, &parent, status, signal, autoreap);
+            }
         }
-        if autoreap {
-            tg.container.pid_ns.release_group(tg);
-        }
-        parent.wake_all();
     }
     if tg.container.is_init(tg) {
         if Arc::ptr_eq(&tg.container, &kernel.root_container) {
@@ -289,6 +297,67 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             kernel.container_init_died(&tg.container);
         }
     }
+}
+
+/// Whether `tg`'s death takes it out of `parent`'s children at once, as a
+/// parent that ignores SIGCHLD or set SA_NOCLDWAIT never sees its children as
+/// zombies; it then is out of them: a wait() racing with the exit cannot reap
+/// it instead of blocking until every child is gone (ECHILD).
+fn leaves_parent(tg: &Arc<ThreadGroup>, parent: &ThreadGroup, signal: u32) -> bool {
+    let act = parent.action(consts::SIGCHLD);
+    if signal != consts::SIGCHLD || (act.handler != SIG_IGN && act.flags & SA_NOCLDWAIT == 0) {
+        return false;
+    }
+    let mut st = parent.state();
+    let before = st.children.len();
+    st.children.retain(|c| !Arc::ptr_eq(c, tg));
+    st.children.len() != before
+}
+
+/// Tells `parent` that its child `tg` died, with `signal` (Linux's
+/// do_notify_parent); `autoreaped` (from `leaves_parent`): its id goes now.
+fn notify_parent(tg: &Arc<ThreadGroup>, parent: &Arc<ThreadGroup>, status: ExitStatus, signal: u32, autoreaped: bool) {
+    let (code, st) = status.child_code();
+    // Legacy clone takes any byte as the exit signal; one that is no signal
+    // sends nothing, as 0 does. Nor is SIGCHLD sent to a parent that ignores
+    // it, even if blocked.
+    let ignored = signal == consts::SIGCHLD && parent.action(consts::SIGCHLD).handler == SIG_IGN;
+    if (1..=64).contains(&signal) && !ignored {
+        signals::send_to_group(parent, SigInfo::new(signal, code).with_sender(tg.tgid, tg.creds().uid).with_value(st as u32 as u64));
+    }
+    if autoreaped {
+        tg.container.pid_ns.release_group(tg);
+    }
+    parent.wake_all();
+}
+
+/// Tells a tracer that its tracee `id` (of `tg`) ended: SIGCHLD, whatever
+/// the exit signal, unless it ignores SIGCHLD; it is never reaped at once.
+pub(super) fn notify_tracer_of_exit(tracer: &Arc<ThreadGroup>, id: i32, tg: &ThreadGroup, status: ExitStatus) {
+    if tracer.action(consts::SIGCHLD).handler != SIG_IGN {
+        let (code, st) = status.child_code();
+        signals::send_to_group(tracer, SigInfo::new(consts::SIGCHLD, code).with_sender(id, tg.creds().uid).with_value(st as u32 as u64));
+    }
+    tracer.wake_all();
+}
+
+/// The tracer of zombie `tg` reaped it or is gone: now its parent hears of its
+/// death, and may reap it (Linux's wait_task_zombie for EXIT_TRACE and
+/// __ptrace_detach).
+pub(super) fn tracer_released(tg: &Arc<ThreadGroup>) {
+    let (parent, status) = {
+        let st = tg.state();
+        (st.parent.clone(), st.zombie)
+    };
+    let (Some(parent), Some(status)) = (parent, status) else {
+        tg.state().exit_tracer = None;
+        return;
+    };
+    let signal = death_signal(tg, &parent);
+    // Out of the parent's children before its waits may see it (below).
+    let autoreap = leaves_parent(tg, &parent, signal);
+    tg.state().exit_tracer = None;
+    notify_parent(tg, &parent, status, signal, autoreap);
 }
 
 /// The signal `tg`'s death sends `parent` (Linux's do_notify_parent): its exit

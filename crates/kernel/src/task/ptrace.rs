@@ -3,8 +3,9 @@
 //! exec, after a single step, and when the tracer interrupts it. While it is
 //! stopped its registers are a snapshot that the tracer reads and changes, and
 //! it waits in the Sentry for the tracer's command. The tracer's wait reports
-//! the stops (a tracee is always eligible, as in Linux) and the exits of
-//! tracees that are not its children.
+//! the stops and exits of its tracees (a tracee is always eligible, as in
+//! Linux); a traced leader's exit is its zombie group's, which the tracer
+//! reaps before the parent hears of it (`exit.rs`, `wait.rs`).
 //!
 //! Lock order: a tracer's state (its tracee list) before a tracee's ptrace
 //! lock, which is otherwise a leaf.
@@ -308,18 +309,23 @@ impl Task {
         self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXIT), status, None);
     }
 
-    /// At exit: a tracer that is not the parent hears of it through its wait.
-    pub(crate) fn ptrace_exit(&self, wait_status: i32) {
+    /// At exit: its tracer's wait reports it. A thread other than the leader
+    /// tells the tracer now; the leader's group, when it is a zombie (`exit.rs`).
+    pub(crate) fn ptrace_exit(&self, status: super::ExitStatus) {
         if !self.thread.is_traced() {
             return;
         }
         let tracer = {
             let mut p = self.thread.ptrace();
-            p.exited = Some(wait_status);
+            p.exited = Some(status.wait_status());
             p.tracer()
         };
-        if let Some(tracer) = tracer {
-            tracer.wake_all();
+        let Some(tracer) = tracer else { return };
+        let tid = self.tid();
+        if tid == self.tg.tgid {
+            self.tg.state().exit_tracer = Some(Arc::downgrade(&tracer));
+        } else {
+            super::exit::notify_tracer_of_exit(&tracer, tid, &self.tg, status);
         }
     }
 }
@@ -349,7 +355,8 @@ fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {
 }
 
 /// A tracer's group is gone: its tracees go on untraced (killed, for those
-/// that asked with PTRACE_O_EXITKILL).
+/// that asked with PTRACE_O_EXITKILL), and the parent of a zombie it held
+/// hears of it now.
 pub fn release_tracees(tracer: &ThreadGroup) {
     let tracees = std::mem::take(&mut tracer.state().tracees);
     for th in tracees {
@@ -357,6 +364,18 @@ pub fn release_tracees(tracer: &ThreadGroup) {
         th.detach_tracer(0);
         if kill {
             signals::send_to_thread(&th, SigInfo::new(consts::SIGKILL, signals::SI_USER));
+        }
+        let held_zombie = {
+            let mut st = th.tg.state();
+            let ours = st.exit_tracer.as_ref().is_some_and(|t| std::ptr::eq(t.as_ptr(), tracer));
+            // A group still alive tells its parent when it dies.
+            if ours && st.zombie.is_none() {
+                st.exit_tracer = None;
+            }
+            ours && st.zombie.is_some()
+        };
+        if held_zombie {
+            super::exit::tracer_released(&th.tg);
         }
     }
 }

@@ -93,6 +93,14 @@ impl Mode {
             Mode::Filter(_) => 2,
         }
     }
+
+    /// How many filters it has (/proc's Seccomp_filters).
+    pub fn filters(&self) -> usize {
+        match self {
+            Mode::Filter(f) => f.count(),
+            _ => 0,
+        }
+    }
 }
 
 /// The syscall numbers [`Filter::allowed`] remembers.

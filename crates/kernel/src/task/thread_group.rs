@@ -325,6 +325,10 @@ pub struct TgState {
     pub report: Option<StopReport>,
     /// The threads this group traces (ptrace), whose stops its waits report.
     pub tracees: Vec<Arc<Thread>>,
+    /// The tracer its leader exited traced by. Unless that is its parent, the
+    /// zombie group goes to the tracer first, and to the parent only once the
+    /// tracer reaped it or is gone (Linux's EXIT_TRACE).
+    pub exit_tracer: Option<std::sync::Weak<ThreadGroup>>,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
     /// The thread in execve, which waits for its siblings to leave.
@@ -372,6 +376,9 @@ pub struct ThreadGroup {
     pub exit_waiters: crate::vfs::WaitQueue,
     /// Set once its parent reaped it (or it was reaped at once) and its id is free.
     reaped: std::sync::atomic::AtomicBool,
+    /// Its leader's seccomp mode number and filter count when it exited, which a
+    /// zombie's /proc status shows: the filters themselves go at exit. Leaf lock.
+    pub exit_seccomp: Mutex<(i32, usize)>,
     /// Capability sets. Leaf lock.
     pub caps: Mutex<Capabilities>,
     /// The user namespace its credentials and capabilities belong to (Linux's
@@ -407,6 +414,7 @@ impl ThreadGroup {
                 parent,
                 children: Vec::new(),
                 tracees: Vec::new(),
+                exit_tracer: None,
                 threads: Vec::new(),
                 pgid: tgid,
                 sid: tgid,
@@ -441,6 +449,7 @@ impl ThreadGroup {
             dead_io: IoCounters::default(),
             dead_rusage: RusageCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
+            exit_seccomp: Mutex::new((0, 0)),
             pid_ns: container.pid_ns.clone(),
             container,
         }

@@ -81,26 +81,20 @@ impl Task {
                 continue;
             }
             matched = true;
-            let uid = child.creds().uid;
-            let pid = self.vnr(child.tgid);
             if let (Some(status), true) = (st.zombie, opts.exited) {
+                // A zombie its tracer holds is the tracer's to reap first.
+                if st.exit_tracer.is_some() {
+                    continue;
+                }
                 drop(st);
+                let result = self.zombie_result(&child, status, !opts.nowait);
                 if !opts.nowait {
                     self.reap(&child);
                 }
-                let (code, si_status) = status.child_code();
-                let c = *child.cpu.lock().unwrap_or_else(|e| e.into_inner());
-                let (cpu, maxrss_kib) = (c.dead + c.children, c.maxrss_kib.max(c.children_maxrss_kib));
-                // A zombie has no threads left: all of its counts are banked.
-                let rusage = child.dead_rusage.get() + c.children_rusage;
-                if !opts.nowait {
-                    let mut mine = self.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
-                    mine.children += cpu;
-                    mine.children_rusage += rusage;
-                    mine.children_maxrss_kib = mine.children_maxrss_kib.max(maxrss_kib);
-                }
-                return Ok(Some(WaitResult { pid, uid, status: status.wait_status(), code, si_status, cpu, rusage, maxrss_kib }));
+                return Ok(Some(result));
             }
+            let uid = child.creds().uid;
+            let pid = self.vnr(child.tgid);
             match st.report {
                 Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
                     if !opts.nowait {
@@ -125,9 +119,28 @@ impl Task {
         }
     }
 
+    /// What a wait reports of zombie `child`; `reaped`: the caller reaps it,
+    /// and counts its CPU time and usage as its children's.
+    fn zombie_result(&self, child: &ThreadGroup, status: super::ExitStatus, reaped: bool) -> WaitResult {
+        let (code, si_status) = status.child_code();
+        let c = *child.cpu.lock().unwrap_or_else(|e| e.into_inner());
+        let (cpu, maxrss_kib) = (c.dead + c.children, c.maxrss_kib.max(c.children_maxrss_kib));
+        // A zombie has no threads left: all of its counts are banked.
+        let rusage = child.dead_rusage.get() + c.children_rusage;
+        if reaped {
+            let mut mine = self.tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
+            mine.children += cpu;
+            mine.children_rusage += rusage;
+            mine.children_maxrss_kib = mine.children_maxrss_kib.max(maxrss_kib);
+        }
+        WaitResult { pid: self.vnr(child.tgid), uid: child.creds().uid, status: status.wait_status(), code, si_status, cpu, rusage, maxrss_kib }
+    }
+
     /// One scan of the threads this group traces: their ptrace stops (reported
-    /// whatever WUNTRACED says) and the exits of those that are not its
-    /// children's leaders (those are reaped as children). None when none match.
+    /// whatever WUNTRACED says) and their exits, __WCLONE or not (Linux's
+    /// eligible_child). A leader's exit is its group's, once that is a zombie:
+    /// the tracer reaps it, then its parent hears of it (`exit::tracer_released`),
+    /// unless the tracer is the parent. None when none match.
     fn poll_tracees(&self, target: WaitTarget, opts: WaitOptions) -> Option<Option<WaitResult>> {
         let tracees: Vec<Arc<super::Thread>> = self.tg.state().tracees.clone();
         let mut matched = false;
@@ -142,14 +155,32 @@ impl Task {
                 continue;
             }
             let uid = th.tg.creds().uid;
-            // Before the ptrace lock, which is a leaf.
-            let own_child = tid == th.tg.tgid && th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
             let mut p = th.ptrace();
-            if p.exited.is_some() && own_child {
-                // Reaped as a child, not as a tracee.
+            if p.exited.is_some() && tid == th.tg.tgid {
                 drop(p);
-                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
-                continue;
+                if th.tg.is_reaped() {
+                    // Reaped as a child meanwhile.
+                    self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
+                    continue;
+                }
+                matched = true;
+                // Not before the rest of its group is gone (Linux's delay_group_leader).
+                let zombie = th.tg.state().zombie;
+                let (Some(status), true) = (zombie, opts.exited) else { continue };
+                if opts.nowait {
+                    return Some(Some(self.zombie_result(&th.tg, status, false)));
+                }
+                if !self.untrace(&th) {
+                    continue;
+                }
+                let own_child = th.tg.parent().is_some_and(|parent| Arc::ptr_eq(&parent, &self.tg));
+                let result = self.zombie_result(&th.tg, status, own_child);
+                if own_child {
+                    self.reap(&th.tg);
+                } else {
+                    super::exit::tracer_released(&th.tg);
+                }
+                return Some(Some(result));
             }
             matched = true;
             if let (Some(stop), false) = (&p.stop, p.reported) {
@@ -162,16 +193,22 @@ impl Task {
             }
             let Some(status) = p.exited else { continue };
             drop(p);
-            if !opts.exited {
+            if !opts.exited || (!opts.nowait && !self.untrace(&th)) {
                 continue;
-            }
-            if !opts.nowait {
-                self.tg.state().tracees.retain(|t| !Arc::ptr_eq(t, &th));
             }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
             return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
         }
         matched.then_some(None)
+    }
+
+    /// Takes an exited tracee off this group's list; false if another of its
+    /// threads' waits took it first.
+    fn untrace(&self, th: &Arc<super::Thread>) -> bool {
+        let mut st = self.tg.state();
+        let before = st.tracees.len();
+        st.tracees.retain(|t| !Arc::ptr_eq(t, th));
+        st.tracees.len() != before
     }
 
     pub(super) fn reap(&self, child: &Arc<ThreadGroup>) {

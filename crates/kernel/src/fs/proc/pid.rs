@@ -779,12 +779,15 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "CapBnd:\t{:016x}", caps.bounding);
     let _ = writeln!(s, "CapAmb:\t{:016x}", caps.ambient);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
-    let seccomp = p.th.as_ref().map(|th| th.seccomp()).unwrap_or_default();
-    let filters = match &seccomp {
-        crate::task::seccomp::Mode::Filter(f) => f.count(),
-        _ => 0,
+    let (mode, filters) = match &p.th {
+        Some(th) => {
+            let seccomp = th.seccomp();
+            (seccomp.number(), seccomp.filters())
+        }
+        // A zombie: its leader's at exit.
+        None => *p.tg.exit_seccomp.lock().unwrap_or_else(|e| e.into_inner()),
     };
-    let _ = writeln!(s, "Seccomp:\t{}", seccomp.number());
+    let _ = writeln!(s, "Seccomp:\t{mode}");
     let _ = writeln!(s, "Seccomp_filters:\t{filters}");
     let _ = writeln!(s, "Speculation_Store_Bypass:\tthread vulnerable");
     let _ = writeln!(s, "SpeculationIndirectBranch:\tconditional enabled");
