@@ -33,9 +33,11 @@ const FILE_SLOTS: u32 = 1 << 12;
 pub const PRIVATE_GPA: u64 = 1 << 39;
 const PRIVATE_SIZE: u64 = 1 << 30;
 const PRIVATE_CHUNK_SHIFT: u32 = 21;
-/// The slot added and deleted to drop KVM's shadow translations.
+/// The one-page slot moved between two guest-physical pages (nothing maps
+/// either) to drop KVM's shadow translations: a move zaps them as a delete does,
+/// in one ioctl where an add and a delete take two (~50 µs against ~90 here).
 const FLUSH_SLOT: u32 = 0;
-const FLUSH_GPA: u64 = PRIVATE_GPA - PAGE;
+const FLUSH_GPA: [u64; 2] = [PRIVATE_GPA - PAGE, PRIVATE_GPA - 2 * PAGE];
 
 const PTE_P: u64 = 1;
 const PTE_W: u64 = 1 << 1;
@@ -144,8 +146,8 @@ pub struct Vm {
     revoked: AtomicU64,
     /// How many of them the last finished flush covers.
     flushed: AtomicU64,
-    /// Serializes flushes (the flush slot's add and delete).
-    flushing: Mutex<()>,
+    /// Serializes flushes; which of `FLUSH_GPA` the flush slot is at.
+    flushing: Mutex<usize>,
     /// The page-table root (guest-physical).
     pub root: u64,
 }
@@ -167,10 +169,11 @@ impl Vm {
             tables: Mutex::new(Tables { used: 0, private_chunks: 0, file_chunks: vec![0; files.div_ceil(64)] }),
             revoked: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
-            flushing: Mutex::new(()),
+            flushing: Mutex::new(0),
             root: PRIVATE_GPA,
             vcpus: Mutex::default(),
         };
+        vm.add_slot(FLUSH_SLOT, FLUSH_GPA[0], PAGE, vm.private.addr(0))?;
         let mut t = vm.lock();
         let root = vm.alloc_page(&mut t)?;
         debug_assert_eq!(root, PRIVATE_GPA);
@@ -336,13 +339,13 @@ impl Vm {
         if self.flushed.load(Ordering::Acquire) >= want {
             return Ok(());
         }
-        let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         if self.flushed.load(Ordering::Acquire) >= want {
             return Ok(());
         }
         let covers = self.revoked.load(Ordering::Acquire);
-        self.add_slot(FLUSH_SLOT, FLUSH_GPA, PAGE, self.private.addr(0))?;
-        self.add_slot(FLUSH_SLOT, FLUSH_GPA, 0, self.private.addr(0))?;
+        self.add_slot(FLUSH_SLOT, FLUSH_GPA[1 - *at], PAGE, self.private.addr(0))?;
+        *at = 1 - *at;
         self.flushed.store(covers, Ordering::Release);
         Ok(())
     }
