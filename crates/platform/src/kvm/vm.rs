@@ -12,7 +12,7 @@
 //! (the shadow keeps the old translation). So a PTE the guest may have used (its
 //! Accessed bit is set: KVM sets it when it builds a shadow entry) that is cleared,
 //! narrowed or pointed elsewhere counts as a revocation, and the next `sync` or
-//! switch drops every shadow translation at once by adding and deleting a one-page
+//! switch drops every shadow translation at once by moving a one-page
 //! memslot. A flush returns only once one that began after every revocation counted
 //! so far has finished: a caller that frees frames next must not find another
 //! thread's flush still under way and take it for done.
