@@ -1557,6 +1557,27 @@ fn mremap_dontunmap() {
     });
 }
 
+/// Timed waits a stop interrupts go on as Linux's do: poll and a timed FUTEX_WAIT
+/// until their first deadline (restart_syscall), select, pselect6 and ppoll with the
+/// time left they wrote back; handlers get EINTR even with SA_RESTART; select and
+/// ppoll write the time left back on every return, not under STICKY_TIMEOUTS.
+#[test]
+fn timeout_restart() {
+    compare("timeout_restart", "timeout_restart", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "poll stopped and continued: returned 0 0; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "select stopped and continued: returned 0 0; waited at least 780 ms: yes; less than 950 ms: yes"),
+            expect_stdout_has_line(o, "FUTEX_WAIT stopped and continued: returned -1 ETIMEDOUT; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "FUTEX_WAIT_BITSET stopped and continued: returned -1 ETIMEDOUT; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "poll interrupted by an SA_RESTART handler: -1 EINTR"),
+            expect_stdout_has_line(o, "FUTEX_WAIT interrupted by an SA_RESTART handler: -1 EINTR"),
+            expect_stdout_has_line(o, "select timing out: 0; timeval left 0.000000"),
+            expect_stdout_has_line(o, "select under STICKY_TIMEOUTS: 0; timeval 0.050000"),
+        ])
+    });
+}
+
 /// A relative sleep a stop interrupts ends at its first deadline once
 /// continued (restart_syscall), nanosleep and clock_nanosleep alike.
 #[test]

@@ -108,17 +108,13 @@ impl FutexTable {
     }
 
     /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val` until woken, a signal
-    /// (ERESTARTSYS without a timeout, else EINTR) or `deadline` (ETIMEDOUT).
+    /// (ERESTARTSYS) or `deadline` (ETIMEDOUT).
     pub fn wait(&self, t: &Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<()> {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
         let word = FutexWord::new(&t.mm, addr, private, val)?;
-        let timed = !matches!(deadline, FutexDeadline::At(None));
-        let r = self.wait_any(t, &[word], bitset, deadline).map(|_| ());
-        // A signal restarts a wait without a timeout under SA_RESTART, as Linux's
-        // futex_wait does; a timed one ends with EINTR whatever SA_RESTART says.
-        r.map_err(|e| if timed && e.code == rvisor_abi::ErrnoCode::ERESTARTSYS { errno!(EINTR) } else { e })
+        self.wait_any(t, &[word], bitset, deadline).map(|_| ())
     }
 
     /// FUTEX_WAIT and futex_waitv: unless a word already differs from its value

@@ -3,9 +3,9 @@
 use super::signal::deadline_after;
 use crate::futex::{FutexDeadline, FutexKey, FutexWord};
 use crate::mm::UserRef;
-use crate::task::Task;
+use crate::task::{RestartBlock, Task};
 use rvisor_abi::structs::{FutexWaitv, Timespec};
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -44,6 +44,20 @@ fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResu
     Ok(FutexDeadline::At(t.kernel.clocks.instant_at(1, ts.as_ns())?))
 }
 
+/// FUTEX_WAIT(_BITSET), first run or restarted. A signal restarts a wait without a
+/// timeout under SA_RESTART (ERESTARTSYS); a timed one gives a handler EINTR
+/// whatever SA_RESTART says, and otherwise (a stop) goes on through restart_syscall
+/// until the same deadline, as Linux's futex_wait_restart does.
+pub(super) fn futex_wait(t: &mut Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<u32> {
+    match t.kernel.futexes.wait(t, addr, private, val, bitset, deadline) {
+        Err(e) if e.code == ErrnoCode::ERESTARTSYS && !matches!(deadline, FutexDeadline::At(None)) => {
+            t.restart_block = Some(RestartBlock::FutexWait { addr, private, val, bitset, deadline });
+            error!(ERESTART_RESTARTBLOCK)
+        }
+        r => r.map(|()| 0),
+    }
+}
+
 pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) -> SysResult<u32> {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
@@ -61,7 +75,7 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
             } else {
                 (val3, absolute_deadline(t, ts, realtime)?)
             };
-            futexes.wait(t, uaddr, private, val, bitset, deadline).map(|()| 0)
+            futex_wait(t, uaddr, private, val, bitset, deadline)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
