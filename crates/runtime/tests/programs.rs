@@ -1582,6 +1582,50 @@ fn mremap_dontunmap() {
     });
 }
 
+/// FUTEX_WAIT_REQUEUE_PI and FUTEX_CMP_REQUEUE_PI (glibc's old condition variables
+/// on PI mutexes): the woken waiter owns the free mutex, requeued ones get it by
+/// unlocks in order; argument checks, pairing rules, timeouts, signals before the
+/// requeue (restarted) and after it (EAGAIN).
+#[test]
+fn requeue_pi() {
+    compare("requeue_pi", "requeue_pi", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "CMP_REQUEUE_PI waking 2: -1 EINVAL"),
+            expect_stdout_has_line(o, "WAIT_REQUEUE_PI timing out (realtime): -1 ETIMEDOUT"),
+            expect_stdout_has_line(o, "waiter woken with the mutex free: returned 0 0; owned the mutex: yes"),
+            expect_stdout_has_line(o, "CMP_REQUEUE_PI with the mutex held, requeueing 1 more: 2 0"),
+            expect_stdout_has_line(o, "second requeued waiter: returned 0 0; owned the mutex: yes"),
+            expect_stdout_has_line(o, "FUTEX_WAKE on a WAIT_REQUEUE_PI waiter: -1 EINVAL"),
+            expect_stdout_has_line(o, "CMP_REQUEUE_PI to another PI futex: -1 EINVAL"),
+            expect_stdout_has_line(o, "waiter signalled before the requeue: returned 0 0; owned the mutex: yes"),
+            expect_stdout_has_line(o, "waiter signalled after the requeue: returned -1 EAGAIN"),
+            expect_stdout_has_line(o, "timed waiter requeued onto the held mutex: returned -1 ETIMEDOUT"),
+        ])
+    });
+}
+
+/// Timed waits a stop interrupts go on as Linux's do: poll and a timed FUTEX_WAIT
+/// until their first deadline (restart_syscall), select, pselect6 and ppoll with the
+/// time left they wrote back; handlers get EINTR even with SA_RESTART; select and
+/// ppoll write the time left back on every return, not under STICKY_TIMEOUTS.
+#[test]
+fn timeout_restart() {
+    compare("timeout_restart", "timeout_restart", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "poll stopped and continued: returned 0 0; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "select stopped and continued: returned 0 0; waited at least 780 ms: yes; less than 950 ms: yes"),
+            expect_stdout_has_line(o, "FUTEX_WAIT stopped and continued: returned -1 ETIMEDOUT; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "FUTEX_WAIT_BITSET stopped and continued: returned -1 ETIMEDOUT; waited at least 595 ms: yes; less than 780 ms: yes"),
+            expect_stdout_has_line(o, "poll interrupted by an SA_RESTART handler: -1 EINTR"),
+            expect_stdout_has_line(o, "FUTEX_WAIT interrupted by an SA_RESTART handler: -1 EINTR"),
+            expect_stdout_has_line(o, "select timing out: 0; timeval left 0.000000"),
+            expect_stdout_has_line(o, "select under STICKY_TIMEOUTS: 0; timeval 0.050000"),
+        ])
+    });
+}
+
 /// A relative sleep a stop interrupts ends at its first deadline once
 /// continued (restart_syscall), nanosleep and clock_nanosleep alike.
 #[test]

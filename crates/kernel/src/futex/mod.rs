@@ -11,7 +11,7 @@ use crate::mm::MemoryManager;
 use crate::task::{Task, Thread};
 use rvisor_abi::{errno, SysResult, UserAddr};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -40,9 +40,14 @@ impl FutexKey {
 struct FutexWaiter {
     thread: Arc<Thread>,
     bitset: u32,
-    /// A FUTEX_LOCK_PI waiter's TID as futex words hold it; None for other waits.
-    /// Only a PI unlock (or its owner's exit) hands such a waiter anything.
-    pi_tid: Option<u32>,
+    /// A PI locker's TID as futex words hold it, 0 for other waits: a FUTEX_LOCK_PI
+    /// waiter's from the start, a FUTEX_WAIT_REQUEUE_PI one's once requeued onto its
+    /// PI futex (under the table lock). Only a PI unlock (or its owner's exit) hands
+    /// such a waiter anything.
+    pi_tid: AtomicU32,
+    /// A FUTEX_WAIT_REQUEUE_PI waiter's PI futex and TID: only FUTEX_CMP_REQUEUE_PI
+    /// to that futex may move it.
+    requeue_pi: Option<(FutexKey, u32)>,
     /// The index of the word whose wake woke it, or NOT_WOKEN. Only stored under the
     /// table lock, by the first wake, so a waiter on several words is woken once.
     woken: AtomicUsize,
@@ -51,6 +56,20 @@ struct FutexWaiter {
 const NOT_WOKEN: usize = usize::MAX;
 
 impl FutexWaiter {
+    fn new(thread: Arc<Thread>, bitset: u32, pi_tid: u32, requeue_pi: Option<(FutexKey, u32)>) -> Arc<FutexWaiter> {
+        Arc::new(FutexWaiter { thread, bitset, pi_tid: AtomicU32::new(pi_tid), requeue_pi, woken: AtomicUsize::new(NOT_WOKEN) })
+    }
+
+    fn pi_tid(&self) -> Option<u32> {
+        Some(self.pi_tid.load(Ordering::Acquire)).filter(|&tid| tid != 0)
+    }
+
+    /// Whether plain wakes and requeues must leave it alone (Linux's EINVAL): a PI
+    /// locker, or a waiter paired with FUTEX_CMP_REQUEUE_PI.
+    fn is_pi(&self) -> bool {
+        self.pi_tid().is_some() || self.requeue_pi.is_some()
+    }
+
     fn is_woken(&self) -> bool {
         self.woken.load(Ordering::Acquire) != NOT_WOKEN
     }
@@ -108,24 +127,20 @@ impl FutexTable {
     }
 
     /// FUTEX_WAIT(_BITSET): sleeps while `*addr == val` until woken, a signal
-    /// (ERESTARTSYS without a timeout, else EINTR) or `deadline` (ETIMEDOUT).
+    /// (ERESTARTSYS) or `deadline` (ETIMEDOUT).
     pub fn wait(&self, t: &Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<()> {
         if bitset == 0 {
             return Err(errno!(EINVAL));
         }
         let word = FutexWord::new(&t.mm, addr, private, val)?;
-        let timed = !matches!(deadline, FutexDeadline::At(None));
-        let r = self.wait_any(t, &[word], bitset, deadline).map(|_| ());
-        // A signal restarts a wait without a timeout under SA_RESTART, as Linux's
-        // futex_wait does; a timed one ends with EINTR whatever SA_RESTART says.
-        r.map_err(|e| if timed && e.code == rvisor_abi::ErrnoCode::ERESTARTSYS { errno!(EINTR) } else { e })
+        self.wait_any(t, &[word], bitset, deadline).map(|_| ())
     }
 
     /// FUTEX_WAIT and futex_waitv: unless a word already differs from its value
     /// (EAGAIN), sleeps until a wake on any of `words` (whose index it returns), a
     /// signal (ERESTARTSYS) or `deadline` (ETIMEDOUT).
     pub fn wait_any(&self, t: &Task, words: &[FutexWord], bitset: u32, deadline: FutexDeadline) -> SysResult<usize> {
-        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset, pi_tid: None, woken: AtomicUsize::new(NOT_WOKEN) });
+        let w = FutexWaiter::new(t.thread.clone(), bitset, 0, None);
         {
             // Every wake takes this lock: a waker that changes a word after this check
             // and then wakes it finds the waiter queued.
@@ -166,15 +181,17 @@ impl FutexTable {
         });
     }
 
-    /// Wakes up to `n` waiters on `key` whose bitset meets `bitset`.
-    pub fn wake(&self, key: &FutexKey, n: u32, bitset: u32) -> u32 {
+    /// Wakes up to `n` waiters on `key` whose bitset meets `bitset`. As Linux's,
+    /// EINVAL if a PI waiter comes first (those already woken stay woken).
+    pub fn wake(&self, key: &FutexKey, n: u32, bitset: u32) -> SysResult<u32> {
         let mut q = self.lock();
         Self::wake_locked(&mut q.queues, key, n, bitset)
     }
 
-    fn wake_locked(q: &mut Queues, key: &FutexKey, n: u32, bitset: u32) -> u32 {
-        let Some(v) = q.get_mut(key) else { return 0 };
+    fn wake_locked(q: &mut Queues, key: &FutexKey, n: u32, bitset: u32) -> SysResult<u32> {
+        let Some(v) = q.get_mut(key) else { return Ok(0) };
         let mut woken = 0;
+        let mut pi = false;
         v.retain(|e| {
             let w = &e.waiter;
             if w.is_woken() {
@@ -182,12 +199,14 @@ impl FutexTable {
                 // dequeued: it no longer waits, so it takes no wake from a waiter that does.
                 return false;
             }
-            if w.pi_tid.is_some() {
-                // A PI locker waits for the lock, not for a wake (Linux's FUTEX_WAKE
-                // fails with EINVAL on one; here it is left alone).
+            if pi || woken >= n {
                 return true;
             }
-            if woken < n && w.bitset & bitset != 0 {
+            if w.is_pi() {
+                pi = true;
+                return true;
+            }
+            if w.bitset & bitset != 0 {
                 woken += 1;
                 w.woken.store(e.index, Ordering::Release);
                 w.thread.waiter.wake();
@@ -199,11 +218,15 @@ impl FutexTable {
         if v.is_empty() {
             q.remove(key);
         }
-        woken
+        if pi {
+            return Err(errno!(EINVAL));
+        }
+        Ok(woken)
     }
 
     /// FUTEX_(CMP_)REQUEUE: wakes `n_wake` on `from`, moves up to `n_requeue` of the
-    /// rest to `to`. With `expect`, fails with EAGAIN unless `*from == expect`.
+    /// rest to `to`. With `expect`, fails with EAGAIN unless `*from == expect`. A PI
+    /// waiter among them is EINVAL (as in Linux, what was done before it stays done).
     pub fn requeue(&self, mm: &MemoryManager, from: &FutexKey, from_off: u64, to: FutexKey, n_wake: u32, n_requeue: u32, expect: Option<u32>) -> SysResult<u32> {
         let mut q = self.lock();
         if let Some(v) = expect {
@@ -212,28 +235,37 @@ impl FutexTable {
             }
         }
         let q = &mut q.queues;
-        let woken = Self::wake_locked(q, from, n_wake, u32::MAX);
-        let mut moved = Vec::new();
-        if let Some(v) = q.get_mut(from) {
-            // PI lockers stay: they wait on their lock word's owner, not on a queue.
-            let mut stay = Vec::new();
-            for e in std::mem::take(v) {
-                if moved.len() < n_requeue as usize && e.waiter.pi_tid.is_none() {
-                    moved.push(e);
-                } else {
-                    stay.push(e);
-                }
+        let Some(waiters) = q.remove(from) else { return Ok(0) };
+        let (mut count, mut pi) = (0u32, false);
+        let (mut stay, mut moved) = (Vec::new(), Vec::new());
+        for e in waiters {
+            if e.waiter.is_woken() {
+                continue;
             }
-            *v = stay;
-            if v.is_empty() {
-                q.remove(from);
+            if pi || count >= n_wake.saturating_add(n_requeue) {
+                stay.push(e);
+            } else if e.waiter.is_pi() {
+                pi = true;
+                stay.push(e);
+            } else if count < n_wake {
+                count += 1;
+                e.waiter.woken.store(e.index, Ordering::Release);
+                e.waiter.thread.waiter.wake();
+            } else {
+                count += 1;
+                moved.push(e);
             }
         }
-        let count = moved.len() as u32;
+        if !stay.is_empty() {
+            q.insert(from.clone(), stay);
+        }
         if !moved.is_empty() {
             q.entry(to).or_default().extend(moved);
         }
-        Ok(woken + count)
+        if pi {
+            return Err(errno!(EINVAL));
+        }
+        Ok(count)
     }
 
     /// FUTEX_WAKE_OP: atomically updates `*addr2`, wakes `n1` on key1, and `n2` on
@@ -270,9 +302,9 @@ impl FutexTable {
             4 => (old as i32) > cmparg as i32,
             _ => (old as i32) >= cmparg as i32,
         };
-        let mut woken = Self::wake_locked(&mut q.queues, key1, n1, u32::MAX);
+        let mut woken = Self::wake_locked(&mut q.queues, key1, n1, u32::MAX)?;
         if pass {
-            woken += Self::wake_locked(&mut q.queues, key2, n2, u32::MAX);
+            woken += Self::wake_locked(&mut q.queues, key2, n2, u32::MAX)?;
         }
         Ok(woken)
     }

@@ -1,5 +1,7 @@
 //! Priority-inheritance futexes (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI,
-//! FUTEX_UNLOCK_PI), with Linux's word protocol (kernel/futex/pi.c): the word holds
+//! FUTEX_UNLOCK_PI, and FUTEX_WAIT_REQUEUE_PI with FUTEX_CMP_REQUEUE_PI, which move
+//! a plain futex's waiters onto a PI one, as glibc's old condition variables on PI
+//! mutexes do), with Linux's word protocol (kernel/futex/pi.c): the word holds
 //! its owner's TID, FUTEX_WAITERS once someone waits in the kernel, FUTEX_OWNER_DIED
 //! once an owner died holding it. An unlock hands the lock to the first waiter. The
 //! host schedules the threads, so no priority is boosted: only the lock semantics are
@@ -8,7 +10,7 @@
 use super::{FutexDeadline, FutexKey, FutexTable, FutexWaiter, QueueEntry, State, NOT_WOKEN};
 use crate::task::{Task, Thread};
 use rvisor_abi::{errno, ErrnoCode, SysResult, UserAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub const FUTEX_WAITERS: u32 = 0x8000_0000;
@@ -69,7 +71,7 @@ fn check_attach(word: u32, owner_tid: u32, fixup: bool) -> SysResult<()> {
 /// The first PI waiter queued on `key`, dequeued.
 fn take_top_waiter(st: &mut State, key: &FutexKey) -> Option<Arc<FutexWaiter>> {
     let q = st.queues.get_mut(key)?;
-    let i = q.iter().position(|e| e.waiter.pi_tid.is_some() && !e.waiter.is_woken())?;
+    let i = q.iter().position(|e| e.waiter.pi_tid().is_some() && !e.waiter.is_woken())?;
     let e = q.remove(i);
     if q.is_empty() {
         st.queues.remove(key);
@@ -80,7 +82,7 @@ fn take_top_waiter(st: &mut State, key: &FutexKey) -> Option<Arc<FutexWaiter>> {
 /// Hands the lock behind `key` to its first waiter, if any, woken with `how`.
 fn hand_over(st: &mut State, key: &FutexKey, how: usize) {
     let Some(next) = take_top_waiter(st, key) else { return };
-    if let (Some(ps), Some(tid)) = (st.pi.get_mut(key), next.pi_tid) {
+    if let (Some(ps), Some(tid)) = (st.pi.get_mut(key), next.pi_tid()) {
         ps.owner = next.thread.clone();
         ps.owner_tid = tid;
         ps.fixup = how == HANDED_OWNER_DIED;
@@ -92,7 +94,7 @@ fn hand_over(st: &mut State, key: &FutexKey, how: usize) {
 /// Drops the kernel's side of `key` once no PI waiter is left and no new owner has
 /// its TID to write.
 fn prune(st: &mut State, key: &FutexKey) {
-    let waiting = st.queues.get(key).is_some_and(|q| q.iter().any(|e| e.waiter.pi_tid.is_some()));
+    let waiting = st.queues.get(key).is_some_and(|q| q.iter().any(|e| e.waiter.pi_tid().is_some()));
     if !waiting && st.pi.get(key).is_some_and(|ps| !ps.fixup) {
         st.pi.remove(key);
     }
@@ -107,7 +109,7 @@ impl FutexTable {
         let off = t.mm.futex_word_for_write(addr)?;
         let tid = t.vnr(t.tid()) as u32;
         let mem = t.mm.memory_file();
-        let w = Arc::new(FutexWaiter { thread: t.thread.clone(), bitset: u32::MAX, pi_tid: Some(tid), woken: AtomicUsize::new(NOT_WOKEN) });
+        let w = FutexWaiter::new(t.thread.clone(), u32::MAX, tid, None);
         loop {
             // The owner is looked up before the table lock (the PID table's lock comes
             // first); the word is checked again under it.
@@ -189,6 +191,168 @@ impl FutexTable {
         Ok(())
     }
 
+    /// FUTEX_WAIT_REQUEUE_PI: sleeps on the plain futex `addr` while `*addr == val`,
+    /// for FUTEX_CMP_REQUEUE_PI to hand it the PI lock at `addr2`, or to requeue it
+    /// there as a locker. Returns once it owns the lock. Before a requeue a signal
+    /// restarts the call (ERESTARTNOINTR); after it the lock is not retried: EAGAIN,
+    /// as Linux's futex_wait_requeue_pi (the app locks the mutex itself). `deadline`
+    /// holds throughout (ETIMEDOUT).
+    pub fn wait_requeue_pi(&self, t: &Task, addr: UserAddr, addr2: UserAddr, private: bool, val: u32, deadline: FutexDeadline) -> SysResult<()> {
+        let key2 = FutexKey::for_addr(&t.mm, addr2, private)?;
+        let word = super::FutexWord::new(&t.mm, addr, private, val)?;
+        let tid = t.vnr(t.tid()) as u32;
+        let w = FutexWaiter::new(t.thread.clone(), u32::MAX, 0, Some((key2.clone(), tid)));
+        {
+            let mut st = self.lock();
+            if t.mm.memory_file().load_u32(word.off) != val {
+                return Err(errno!(EAGAIN));
+            }
+            // Shared mappings can alias one word at two addresses.
+            if word.key == key2 {
+                return Err(errno!(EINVAL));
+            }
+            st.queues.entry(word.key.clone()).or_default().push(QueueEntry { waiter: w.clone(), index: 0 });
+        }
+        let woken = || w.is_woken();
+        let r = match deadline {
+            FutexDeadline::At(d) => t.block_until(d, woken),
+            FutexDeadline::Realtime(at) => t.block_until_realtime(at, woken),
+        };
+        let (how, requeued) = {
+            let mut st = self.lock();
+            for key in [&word.key, &key2] {
+                if let Some(q) = st.queues.get_mut(key) {
+                    q.retain(|e| !Arc::ptr_eq(&e.waiter, &w));
+                    if q.is_empty() {
+                        st.queues.remove(key);
+                    }
+                }
+            }
+            let how = w.woken.load(Ordering::Acquire);
+            let requeued = w.pi_tid().is_some();
+            if how == NOT_WOKEN && requeued {
+                prune(&mut st, &key2);
+            }
+            (how, requeued)
+        };
+        match how {
+            HANDED => Ok(()),
+            HANDED_OWNER_DIED => self.fix_owner(t, addr2, &key2, tid),
+            _ => Err(match r {
+                Err(e) if e.code == ErrnoCode::ERESTARTSYS && requeued => errno!(EAGAIN),
+                Err(e) if e.code == ErrnoCode::ERESTARTSYS => errno!(ERESTARTNOINTR),
+                Err(e) => e,
+                Ok(()) => errno!(ETIMEDOUT),
+            }),
+        }
+    }
+
+    /// FUTEX_CMP_REQUEUE_PI, with `*from == expect` (else EAGAIN): takes the PI lock
+    /// at `addr2` (`to`) for the first waiter on `from` if it is free, and wakes that
+    /// waiter; then requeues up to `n_requeue` more (the first one too if the lock
+    /// was taken) onto `to` as its lockers. Every waiter it reaches must wait in
+    /// FUTEX_WAIT_REQUEUE_PI for `to` (else EINVAL). Returns how many it woke or
+    /// requeued.
+    pub fn cmp_requeue_pi(&self, t: &Task, from: &FutexKey, from_off: u64, addr2: UserAddr, to: &FutexKey, n_requeue: u32, expect: u32) -> SysResult<u32> {
+        let off2 = t.mm.futex_word_for_write(addr2)?;
+        let mem = t.mm.memory_file();
+        let mut st = loop {
+            // As in lock_pi: the owner is looked up before the table lock.
+            let seen = mem.load_u32(off2) & FUTEX_TID_MASK;
+            let owner = if seen == 0 { None } else { t.pid_ns().thread(seen as i32) };
+            let mut st = self.lock();
+            if mem.load_u32(from_off) != expect {
+                return Err(errno!(EAGAIN));
+            }
+            let top = st.queues.get(from).and_then(|q| q.iter().find(|e| !e.waiter.is_woken())).map(|e| e.waiter.clone());
+            let Some(top) = top else { return Ok(0) };
+            let Some((ref key2, top_tid)) = top.requeue_pi else { return Err(errno!(EINVAL)) };
+            if key2 != to || top.pi_tid().is_some() {
+                return Err(errno!(EINVAL));
+            }
+            if let Some(ps) = st.pi.get(to) {
+                let word = mem.load_u32(off2);
+                if word & FUTEX_TID_MASK == top_tid {
+                    return Err(errno!(EDEADLK));
+                }
+                check_attach(word, ps.owner_tid, ps.fixup)?;
+                break st;
+            }
+            let set_waiters = if n_requeue > 0 { FUTEX_WAITERS } else { 0 };
+            let old = mem.update_u32(off2, |v| match v & FUTEX_TID_MASK {
+                0 => (v & FUTEX_OWNER_DIED) | top_tid | set_waiters,
+                _ => lock_word(v, top_tid),
+            });
+            match old & FUTEX_TID_MASK {
+                o if o == top_tid => return Err(errno!(EDEADLK)),
+                0 => {
+                    // Taken for the top waiter, which returns owning it; any requeued
+                    // after it wait behind it.
+                    if let Some(q) = st.queues.get_mut(from) {
+                        q.retain(|e| !Arc::ptr_eq(&e.waiter, &top));
+                        if q.is_empty() {
+                            st.queues.remove(from);
+                        }
+                    }
+                    st.pi.insert(to.clone(), PiState { owner: top.thread.clone(), owner_tid: top_tid, fixup: false });
+                    top.woken.store(HANDED, Ordering::Release);
+                    top.thread.waiter.wake();
+                    let moved = Self::requeue_to_pi(&mut st, from, to, n_requeue);
+                    prune(&mut st, to);
+                    return moved.map(|n| n + 1);
+                }
+                o if o != seen => continue,
+                _ => {}
+            }
+            let owner = owner.filter(|o| !o.pi_exited.load(Ordering::Acquire)).ok_or_else(|| errno!(ESRCH))?;
+            st.pi.insert(to.clone(), PiState { owner, owner_tid: seen, fixup: false });
+            break st;
+        };
+        // The lock is held: the top waiter is requeued as well, beyond `n_requeue`.
+        let moved = Self::requeue_to_pi(&mut st, from, to, n_requeue.saturating_add(1));
+        prune(&mut st, to);
+        moved
+    }
+
+    /// Moves up to `n` FUTEX_WAIT_REQUEUE_PI waiters from `from` to the PI futex `to`,
+    /// where they wait as its lockers. EINVAL at the first other waiter (those moved
+    /// before it stay moved).
+    fn requeue_to_pi(st: &mut State, from: &FutexKey, to: &FutexKey, n: u32) -> SysResult<u32> {
+        let Some(waiters) = st.queues.remove(from) else { return Ok(0) };
+        let (mut count, mut bad) = (0u32, false);
+        let (mut stay, mut moved) = (Vec::new(), Vec::new());
+        for e in waiters {
+            if e.waiter.is_woken() {
+                continue;
+            }
+            if bad || count >= n {
+                stay.push(e);
+                continue;
+            }
+            match e.waiter.requeue_pi {
+                Some((ref key2, tid)) if key2 == to && e.waiter.pi_tid().is_none() => {
+                    e.waiter.pi_tid.store(tid, Ordering::Release);
+                    count += 1;
+                    moved.push(e);
+                }
+                _ => {
+                    bad = true;
+                    stay.push(e);
+                }
+            }
+        }
+        if !stay.is_empty() {
+            st.queues.insert(from.clone(), stay);
+        }
+        if !moved.is_empty() {
+            st.queues.entry(to.clone()).or_default().extend(moved);
+        }
+        if bad {
+            return Err(errno!(EINVAL));
+        }
+        Ok(count)
+    }
+
     /// FUTEX_UNLOCK_PI: the caller gives up the lock at `addr`, to the first waiter if
     /// any. EPERM unless the word names the caller.
     pub fn unlock_pi(&self, t: &Task, addr: UserAddr, private: bool) -> SysResult<()> {
@@ -210,7 +374,7 @@ impl FutexTable {
                 // The word names the caller, the kernel someone else: the app wrote it.
                 return Err(errno!(EINVAL));
             }
-            let next = st.queues.get(&key).and_then(|q| q.iter().find(|e| e.waiter.pi_tid.is_some() && !e.waiter.is_woken())).and_then(|e| e.waiter.pi_tid);
+            let next = st.queues.get(&key).and_then(|q| q.iter().find(|e| e.waiter.pi_tid().is_some() && !e.waiter.is_woken())).and_then(|e| e.waiter.pi_tid());
             if let Some(next) = next {
                 let old = mem.update_u32(off, |v| unlock_word(v, tid, Some(next)));
                 if old & FUTEX_TID_MASK != tid {

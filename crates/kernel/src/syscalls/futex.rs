@@ -3,9 +3,9 @@
 use super::signal::deadline_after;
 use crate::futex::{FutexDeadline, FutexKey, FutexWord};
 use crate::mm::UserRef;
-use crate::task::Task;
+use crate::task::{RestartBlock, Task};
 use rvisor_abi::structs::{FutexWaitv, Timespec};
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
@@ -17,6 +17,8 @@ const FUTEX_UNLOCK_PI: i32 = 7;
 const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_WAIT_REQUEUE_PI: i32 = 11;
+const FUTEX_CMP_REQUEUE_PI: i32 = 12;
 const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
@@ -44,11 +46,25 @@ fn absolute_deadline(t: &Task, ts: UserRef<Timespec>, realtime: bool) -> SysResu
     Ok(FutexDeadline::At(t.kernel.clocks.instant_at(1, ts.as_ns())?))
 }
 
+/// FUTEX_WAIT(_BITSET), first run or restarted. A signal restarts a wait without a
+/// timeout under SA_RESTART (ERESTARTSYS); a timed one gives a handler EINTR
+/// whatever SA_RESTART says, and otherwise (a stop) goes on through restart_syscall
+/// until the same deadline, as Linux's futex_wait_restart does.
+pub(super) fn futex_wait(t: &mut Task, addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: FutexDeadline) -> SysResult<u32> {
+    match t.kernel.futexes.wait(t, addr, private, val, bitset, deadline) {
+        Err(e) if e.code == ErrnoCode::ERESTARTSYS && !matches!(deadline, FutexDeadline::At(None)) => {
+            t.restart_block = Some(RestartBlock::FutexWait { addr, private, val, bitset, deadline });
+            error!(ERESTART_RESTARTBLOCK)
+        }
+        r => r.map(|()| 0),
+    }
+}
+
 pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) -> SysResult<u32> {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if realtime && !matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAIT | FUTEX_LOCK_PI2) {
+    if realtime && !matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAIT | FUTEX_LOCK_PI2 | FUTEX_WAIT_REQUEUE_PI) {
         return error!(ENOSYS);
     }
     let futexes = &t.kernel.futexes;
@@ -61,7 +77,7 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
             } else {
                 (val3, absolute_deadline(t, ts, realtime)?)
             };
-            futexes.wait(t, uaddr, private, val, bitset, deadline).map(|()| 0)
+            futex_wait(t, uaddr, private, val, bitset, deadline)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
@@ -69,7 +85,7 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
                 return error!(EINVAL);
             }
             let key = FutexKey::for_addr(&t.mm, uaddr, private)?;
-            Ok(futexes.wake(&key, val, bitset))
+            futexes.wake(&key, val, bitset)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             let from = FutexKey::for_addr(&t.mm, uaddr, private)?;
@@ -97,7 +113,29 @@ pub fn sys_futex(t: &mut Task, uaddr: UserAddr, op: i32, val: u32, timeout: u64,
         }
         FUTEX_TRYLOCK_PI => futexes.lock_pi(t, uaddr, private, true, FutexDeadline::At(None)).map(|()| 0),
         FUTEX_UNLOCK_PI => futexes.unlock_pi(t, uaddr, private).map(|()| 0),
-        // FUTEX_WAIT_REQUEUE_PI and FUTEX_CMP_REQUEUE_PI are not implemented.
+        FUTEX_WAIT_REQUEUE_PI => {
+            // An absolute timeout, on CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME.
+            let deadline = absolute_deadline(t, UserRef::new(UserAddr(timeout)), realtime)?;
+            if uaddr == uaddr2 {
+                return error!(EINVAL);
+            }
+            futexes.wait_requeue_pi(t, uaddr, uaddr2, private, val, deadline).map(|()| 0)
+        }
+        FUTEX_CMP_REQUEUE_PI => {
+            let n_requeue = timeout as u32;
+            // Only the one waiter whose lock it takes is woken: the rest wait for the lock.
+            if (val as i32) < 0 || (n_requeue as i32) < 0 || uaddr == uaddr2 || val != 1 {
+                return error!(EINVAL);
+            }
+            let from = FutexKey::for_addr(&t.mm, uaddr, private)?;
+            let off = t.mm.futex_word(uaddr)?;
+            let to = FutexKey::for_addr(&t.mm, uaddr2, private)?;
+            // Shared mappings can alias one word at two addresses.
+            if from == to {
+                return error!(EINVAL);
+            }
+            futexes.cmp_requeue_pi(t, &from, off, uaddr2, &to, n_requeue, val3)
+        }
         _ => error!(ENOSYS),
     }
 }

@@ -267,7 +267,7 @@ syscall_table! {
     gettid() => Supported;
     tkill(tid: i32, signo: i32) => Supported;
     time(tloc: UserRef<i64>) => Supported;
-    futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance locks (LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI, robust PI) keep Linux's word protocol and hand-over, but no priority is boosted (the host schedules); WAIT_REQUEUE_PI and CMP_REQUEUE_PI return ENOSYS (glibc 2.25+ condition variables do not use them)");
+    futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance locks (LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI, robust PI) keep Linux's word protocol and hand-over, but no priority is boosted (the host schedules); WAIT_REQUEUE_PI and CMP_REQUEUE_PI likewise (a requeued waiter waits as a PI locker)");
     futex_waitv(waiters: UserRef<FutexWaitv>, nr_futexes: u32, flags: u32, timeout: UserRef<Timespec>, clockid: i32) => Supported;
     sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => Supported;
     sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => Partial("kept and reported; the host places threads");

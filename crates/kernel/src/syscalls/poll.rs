@@ -3,9 +3,9 @@
 //! poll and select look at each file's `readiness`, and sleep registered on every
 //! file's wait queue (or in a host poll when host streams are among them; see
 //! `vfs::readiness`). Interrupted by a signal they return ERESTARTNOHAND: EINTR
-//! when a handler runs, else a restart (poll restarts with its full timeout; select,
-//! ppoll and pselect6 restart with the remaining time they wrote back, as Linux's
-//! do). ppoll, pselect6 and epoll_pwait(2) install their signal mask for the wait;
+//! when a handler runs, else a restart (poll through restart_syscall until its
+//! first deadline; select, ppoll and pselect6 with the remaining time they wrote
+//! back, as Linux's do). ppoll, pselect6 and epoll_pwait(2) install their signal mask for the wait;
 //! the old mask comes back at once unless the call was interrupted, in which case
 //! it stays in `saved_mask` so the handler's frame records it (like sigsuspend).
 
@@ -38,6 +38,9 @@ struct EpollEvent {
     events: u32,
     data: u64,
 }
+
+/// personality(2)'s flag that keeps select's and ppoll's timeouts as given.
+const STICKY_TIMEOUTS: u32 = 0x0400_0000;
 
 /// Highest user address + 1 (x86-64 TASK_SIZE), for epoll_wait's access_ok.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -168,7 +171,28 @@ fn do_poll(t: &Task, ufds: UserAddr, nfds: u32, timeout: Timeout) -> SysResult<u
 }
 
 pub fn sys_poll(t: &mut Task, fds: UserAddr, nfds: u32, timeout_ms: i32) -> SysResult<usize> {
-    do_poll(t, fds, nfds, Timeout::from_ms(timeout_ms as i64))
+    let timeout = Timeout::from_ms(timeout_ms as i64);
+    let r = do_poll(t, fds, nfds, timeout);
+    restart_poll(t, fds, nfds, timeout.deadline, r)
+}
+
+/// poll has nowhere to write the time left: interrupted, it leaves a restart block
+/// with its deadline, so that a restart (after a stop, or a signal without a
+/// handler) waits only for what is left, as Linux's does; a handler gets EINTR.
+fn restart_poll(t: &mut Task, fds: UserAddr, nfds: u32, deadline: Option<Instant>, r: SysResult<usize>) -> SysResult<usize> {
+    match r {
+        Err(e) if e.code == ErrnoCode::ERESTARTNOHAND => {
+            t.restart_block = Some(crate::task::RestartBlock::Poll { fds, nfds, deadline });
+            error!(ERESTART_RESTARTBLOCK)
+        }
+        r => r,
+    }
+}
+
+/// restart_syscall after an interrupted poll: on until its first deadline.
+pub(super) fn poll_until(t: &mut Task, fds: UserAddr, nfds: u32, deadline: Option<Instant>) -> SysResult<usize> {
+    let r = do_poll(t, fds, nfds, Timeout { deadline, zero: false });
+    restart_poll(t, fds, nfds, deadline, r)
 }
 
 /// How a remaining timeout is written back.
@@ -180,17 +204,27 @@ enum TimeKind {
 /// Linux's poll_select_finish: writes the time left back over the caller's
 /// timeout (not for a NULL or zero one). A failed write is ignored, but then the
 /// call is not restarted (the time left is lost), so ERESTARTNOHAND becomes EINTR.
+/// Under the STICKY_TIMEOUTS personality nothing is written back, so such an
+/// interrupted call is not restarted either.
 fn write_back_time<R>(t: &Task, at: UserAddr, timeout: Timeout, kind: TimeKind, r: SysResult<R>) -> SysResult<R> {
-    if at.is_null() || timeout.zero || timeout.deadline.is_none() {
+    if at.is_null() {
         return r;
     }
-    let left = timeout.remaining();
-    let ok = match kind {
-        TimeKind::Timeval => t.mm.write_obj(at.into(), &Timeval { tv_sec: left.as_secs() as i64, tv_usec: left.subsec_micros() as i64 }),
-        TimeKind::Timespec => t.mm.write_obj(at.into(), &Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 }),
+    let sticky = t.tg.personality.load(std::sync::atomic::Ordering::Relaxed) & STICKY_TIMEOUTS != 0;
+    let written = if sticky {
+        false
+    } else if timeout.zero || timeout.deadline.is_none() {
+        return r;
+    } else {
+        let left = timeout.remaining();
+        match kind {
+            TimeKind::Timeval => t.mm.write_obj(at.into(), &Timeval { tv_sec: left.as_secs() as i64, tv_usec: left.subsec_micros() as i64 }),
+            TimeKind::Timespec => t.mm.write_obj(at.into(), &Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 }),
+        }
+        .is_ok()
     };
     match r {
-        Err(e) if e.code == ErrnoCode::ERESTARTNOHAND && ok.is_err() => error!(EINTR),
+        Err(e) if e.code == ErrnoCode::ERESTARTNOHAND && !written => error!(EINTR),
         r => r,
     }
 }

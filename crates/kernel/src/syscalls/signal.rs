@@ -353,11 +353,15 @@ pub fn sys_signalfd(t: &mut Task, fd: i32, mask: UserRef<u64>, sizemask: usize) 
     sys_signalfd4(t, fd, mask, sizemask, 0)
 }
 
-/// restart_syscall: resumes the call that left a restart block (a relative sleep a
-/// stop interrupted); without one, as Linux's do_no_restart_syscall, EINTR.
-pub fn sys_restart_syscall(t: &mut Task) -> SysResult<()> {
+/// restart_syscall: resumes the call that left a restart block (a relative sleep,
+/// a poll or a timed futex wait a stop interrupted); without one, as Linux's
+/// do_no_restart_syscall, EINTR.
+pub fn sys_restart_syscall(t: &mut Task) -> SysResult<usize> {
+    use crate::task::RestartBlock;
     match t.restart_block {
-        Some(crate::task::RestartBlock::Nanosleep { deadline, rem }) => super::time::sleep_until(t, deadline, rem),
+        Some(RestartBlock::Nanosleep { deadline, rem }) => super::time::sleep_until(t, deadline, rem).map(|()| 0),
+        Some(RestartBlock::Poll { fds, nfds, deadline }) => super::poll::poll_until(t, fds, nfds, deadline),
+        Some(RestartBlock::FutexWait { addr, private, val, bitset, deadline }) => super::futex::futex_wait(t, addr, private, val, bitset, deadline).map(|n| n as usize),
         None => error!(EINTR),
     }
 }

@@ -64,7 +64,8 @@ impl Task {
             let at = UserRef::<u32>::new(self.clear_child_tid);
             if self.mm.write_obj(at, &0).is_ok() {
                 if let Ok(key) = FutexKey::for_addr(&self.mm, self.clear_child_tid, false) {
-                    self.kernel.futexes.wake(&key, 1, u32::MAX);
+                    // EINVAL (a PI waiter on the word) is nobody's to see.
+                    let _ = self.kernel.futexes.wake(&key, 1, u32::MAX);
                 }
             }
         }
@@ -200,7 +201,7 @@ impl Task {
         let mf = self.mm.memory_file();
         let old = mf.update_u32(off, |v| if v & FUTEX_TID_MASK == tid { (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED } else { v });
         if !pi && old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
-            self.kernel.futexes.wake(&key, 1, u32::MAX);
+            let _ = self.kernel.futexes.wake(&key, 1, u32::MAX);
         }
     }
 }

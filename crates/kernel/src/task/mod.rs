@@ -47,6 +47,12 @@ pub(crate) enum RestartBlock {
     /// A relative nanosleep or clock_nanosleep: on until the same deadline (not
     /// its whole duration again), telling `rem` what is left if interrupted anew.
     Nanosleep { deadline: Option<std::time::Instant>, rem: crate::mm::UserRef<rvisor_abi::structs::Timespec> },
+    /// poll: on with the same descriptors until the same deadline (Linux's
+    /// do_restart_poll).
+    Poll { fds: UserAddr, nfds: u32, deadline: Option<std::time::Instant> },
+    /// A timed FUTEX_WAIT(_BITSET): on until the same absolute deadline (Linux's
+    /// futex_wait_restart).
+    FutexWait { addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: crate::futex::FutexDeadline },
 }
 
 pub struct Task {
