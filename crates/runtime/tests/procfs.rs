@@ -21,6 +21,15 @@ fn procfs_fd_pipe() {
     compare("procfs_fd_pipe", "procfs", &Spec::args(["pipe"]), expect_all_ok);
 }
 
+/// /proc/self/maps of file mappings: offset, device and inode as fstat gives them,
+/// and the name (a path, " (deleted)", a memfd's, a System V segment's,
+/// "/dev/zero (deleted)" for shared anonymous memory) through splits, mremap and
+/// fork; the executable's header mapping names /proc/self/exe.
+#[test]
+fn procfs_maps_files() {
+    compare("procfs_maps_files", "maps_files", &Spec::default(), expect_all_ok);
+}
+
 /// System-wide /proc files, /proc/sys and /sys/devices/system/cpu.
 #[test]
 fn procfs_system() {

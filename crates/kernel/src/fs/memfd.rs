@@ -21,12 +21,15 @@ impl MemfdFs {
         MemfdFs { fs, root }
     }
 
-    /// The pages of a new file of `size` bytes that no descriptor or name reaches
-    /// (a System V shared memory segment's).
-    pub fn anonymous_pages(&self, mf: &Arc<MemoryFile>, size: u64) -> SysResult<Arc<dyn crate::mm::FilePages>> {
+    /// A new file of `size` bytes that no descriptor or walk reaches, for the System
+    /// V shared memory segment of `key`: its name, which /proc/PID/maps shows as
+    /// Linux's ("/SYSV0000abcd (deleted)"), and its pages.
+    pub fn sysv_file(&self, mf: &Arc<MemoryFile>, size: u64, key: i32) -> SysResult<(Arc<Dentry>, Arc<dyn crate::mm::FilePages>)> {
         let inode = self.fs.unlinked_file(0o600, false);
         inode.setattr(&crate::vfs::inode::SetAttr { size: Some(size), ..Default::default() })?;
-        inode.file_pages(mf)?.ok_or_else(|| rvisor_abi::errno!(ENOMEM))
+        let pages = inode.file_pages(mf)?.ok_or_else(|| rvisor_abi::errno!(ENOMEM))?;
+        let dentry = Dentry::unlinked(&self.root, format!("SYSV{:08x} (deleted)", key as u32).into_bytes(), inode);
+        Ok((dentry, pages))
     }
 
     /// A new memfd opened read-write; `sealing` allows F_ADD_SEALS on it.

@@ -58,6 +58,8 @@ impl FilePages for SegmentPages {
 pub struct Segment {
     pub ds: ShmidDs,
     pub pages: Arc<SegmentPages>,
+    /// The file's name, for its mappings' lines in /proc/PID/maps.
+    pub dentry: Arc<crate::vfs::Dentry>,
 }
 
 impl Segment {
@@ -91,9 +93,9 @@ impl Namespace<Segment> {
         self.with(|reg| reg.retain(|s| s.ds.perm.mode & SHM_DEST == 0 || s.attachments() > 0));
     }
 
-    /// shmget: the id of the segment with `key`, made (by `make_file`) if asked and
-    /// allowed.
-    pub fn get_segment(&self, tg: &ThreadGroup, key: i32, size: u64, flags: i32, now: i64, make_file: impl FnOnce(u64) -> SysResult<Arc<dyn FilePages>>) -> SysResult<i32> {
+    /// shmget: the id of the segment with `key`, made (by `make_file`, given the
+    /// size) if asked and allowed.
+    pub fn get_segment(&self, tg: &ThreadGroup, key: i32, size: u64, flags: i32, now: i64, make_file: impl FnOnce(u64) -> SysResult<(Arc<crate::vfs::Dentry>, Arc<dyn FilePages>)>) -> SysResult<i32> {
         self.sweep();
         let fits = |s: &Segment| if size > s.ds.segsz { Err(errno!(EINVAL)) } else { Ok(()) };
         let used: u64 = self.with(|reg| reg.iter().map(|s| s.ds.segsz.div_ceil(rvisor_abi::PAGE_SIZE)).sum());
@@ -104,8 +106,9 @@ impl Namespace<Segment> {
             if used.saturating_add(size.div_ceil(rvisor_abi::PAGE_SIZE)) > SHMALL {
                 return Err(errno!(ENOSPC));
             }
-            let pages = Arc::new(SegmentPages { file: make_file(size)?, size });
-            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, pages })
+            let (dentry, file) = make_file(size)?;
+            let pages = Arc::new(SegmentPages { file, size });
+            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, pages, dentry })
         };
         self.get(tg, key, flags, SHMMNI, fits, make)
     }

@@ -76,6 +76,8 @@ pub struct Image {
     pub head: Vec<u8>,
     pub size: u64,
     pub pages: Option<Arc<dyn FilePages>>,
+    /// The file, which its mappings name in /proc/PID/maps.
+    pub dentry: Arc<crate::vfs::Dentry>,
 }
 
 /// How much of a file with pages is read up front: its headers.
@@ -256,7 +258,7 @@ fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image:
                 }
                 let file_end = page_up(vaddr + ph.p_filesz).ok_or_else(|| bad("segment address overflows"))?;
                 let start = page_down(vaddr);
-                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset))
+                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset), image.dentry.clone())
                     .map_err(|_| bad("segment cannot be mapped"))?;
                 // Linux's padzero: with a bss, the rest of the last file page reads
                 // as zeros (ld.so's early allocator counts on it).

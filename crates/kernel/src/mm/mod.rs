@@ -39,7 +39,7 @@ use vma::Pma;
 const FAULT_REGION: u64 = 2 << 20;
 
 /// One mapping, for /proc/[pid]/maps, statm and status.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MapInfo {
     pub start: u64,
     pub end: u64,
@@ -49,10 +49,13 @@ pub struct MapInfo {
     /// Bytes backed by memory-file frames (populated; an upper bound on what the
     /// host holds, since populating goes by regions).
     pub resident: u64,
-    /// A file mapping (smaps: file pages are clean, anonymous ones dirty).
-    pub file: bool,
+    /// A file mapping's file and the offset in it where the mapping starts (smaps:
+    /// file pages are clean, anonymous ones dirty).
+    pub file: Option<(Arc<crate::vfs::Dentry>, u64)>,
     pub may_write: bool,
     pub growsdown: bool,
+    /// A shared anonymous mapping's inode number (`Vma::shmem_ino`).
+    pub shmem_ino: u64,
 }
 
 pub struct MemoryManager {
@@ -120,7 +123,7 @@ impl MemoryManager {
             .map(|(&start, v)| {
                 let resident = st.pmas.range(start..v.end).map(|(&s, p)| p.end.min(v.end) - s).sum();
                 let name = v.name.or_else(|| stack.filter(|&a| start <= a && a < v.end).map(|_| "[stack]"));
-                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.is_some(), may_write: v.may_write, growsdown: v.growsdown }
+                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.as_ref().map(|f| (f.dentry.clone(), f.offset)), may_write: v.may_write, growsdown: v.growsdown, shmem_ino: v.shmem_ino }
             })
             .collect()
     }
@@ -232,6 +235,7 @@ impl MmState {
                         && next.userfault == v.userfault
                         && next.sealed == v.sealed
                         && next.policy == v.policy
+                        && next.shmem_ino == v.shmem_ino
                         && next.file.is_none()
                         && v.file.is_none() =>
                 {

@@ -10,6 +10,10 @@ use rvisor_platform::{Context, Perms};
 /// How much of a file mapping `map_file` maps at once, when the file is in memory.
 const EAGER_MAP_MAX: u64 = 8 << 20;
 
+/// The next shared anonymous mapping's inode number (`Vma::shmem_ino`), sandbox-wide
+/// as Linux's get_next_ino; from 1, as 0 means none.
+static NEXT_SHMEM_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Lowest address a mapping may take (Linux's default vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
@@ -88,8 +92,9 @@ impl MemoryManager {
         };
         let end = addr + len;
         st.refuse_sealed(addr, end)?;
-        let released = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false, policy: None });
+        let (released, _unmapped) = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
+        let shmem_ino = if shared { NEXT_SHMEM_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, shmem_ino, on_fork: Default::default(), userfault: None, sealed: false, policy: None });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -101,15 +106,17 @@ impl MemoryManager {
     }
 
     /// Removes VMAs and PMAs in `[start, end)` and queues the platform unmap. The
-    /// returned PMAs must outlive a sync of the address space.
-    fn unmap_locked(st: &mut MmState, aspace: &dyn rvisor_platform::AddressSpace, start: u64, end: u64) -> Vec<super::Pma> {
+    /// returned PMAs must outlive a sync of the address space; the VMAs are to be
+    /// dropped once the lock is released (a file's last dentry going may take
+    /// file-system locks, and the address space's lock is taken alone).
+    fn unmap_locked(st: &mut MmState, aspace: &dyn rvisor_platform::AddressSpace, start: u64, end: u64) -> (Vec<super::Pma>, Vec<(u64, Vma)>) {
         let vmas = st.take_vmas(start, end);
         let pmas = st.take_pmas(start, end);
         if !vmas.is_empty() {
             aspace.unmap(start, end - start);
             st.changes += 1;
         }
-        pmas.into_iter().map(|(_, p)| p).collect()
+        (pmas.into_iter().map(|(_, p)| p).collect(), vmas)
     }
 
     pub fn munmap(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
@@ -118,7 +125,7 @@ impl MemoryManager {
         }
         let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
         let end = self.check_range(addr, len).map_err(|_| errno!(EINVAL))?;
-        let released = {
+        let (released, _unmapped) = {
             let mut st = self.lock();
             st.refuse_sealed(addr, end)?;
             Self::unmap_locked(&mut st, &*self.aspace, addr, end)
@@ -174,9 +181,9 @@ impl MemoryManager {
     /// Maps a file's pages from byte `offset` on: shared, or private (copy-on-write
     /// over the file's pages). Faults fill it; `may_write` says whether mprotect
     /// may add write access later (a shared mapping of a file opened read-only
-    /// may not).
+    /// may not). `dentry` is the file, for /proc/PID/maps.
     #[allow(clippy::too_many_arguments)]
-    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64) -> SysResult<u64> {
+    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64, dentry: std::sync::Arc<crate::vfs::Dentry>) -> SysResult<u64> {
         let addr = self.map_anonymous(ctx, placement, len, perms, shared, false)?;
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
         let mut st = self.lock();
@@ -185,12 +192,13 @@ impl MemoryManager {
         st.split_at(addr + len);
         let eager = pages.all_present() && perms != Perms::NONE;
         let Some(v) = st.vmas.get_mut(&addr) else { return Ok(addr) };
-        let mapping = super::FileMapping { pages, offset };
+        let mapping = super::FileMapping { pages, offset, dentry };
         // A file already in memory (a program's or a library's) is mapped now, in the
         // batch that carries out the mmap, rather than in a fault (a round trip to the
         // stub) per region first touched: a dynamic /bin/true took 17 faults.
         let end = (addr + len).min(mapping.end_address(addr)).min(addr.saturating_add(EAGER_MAP_MAX));
         v.file = Some(mapping);
+        v.shmem_ino = 0;
         v.may_write = may_write;
         if eager {
             let mut at = addr;
@@ -251,7 +259,7 @@ impl MemoryManager {
         let mut st = self.lock();
         let base = st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
         let (vvar, image) = (base + rvisor_vdso::TIMENS_SIZE as u64, base + (rvisor_vdso::TIMENS_SIZE + rvisor_vdso::VVAR_SIZE) as u64);
-        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, on_fork: Default::default(), userfault: None, sealed: false, policy: None };
+        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, shmem_ino: 0, on_fork: Default::default(), userfault: None, sealed: false, policy: None };
         st.vmas.insert(base, vma(image, false, "[vvar]"));
         st.vmas.insert(image, vma(base + len, true, "[vdso]"));
         let pmas = [(base, vvar, timens, 0), (vvar, image, shared, 0), (image, base + len, shared, rvisor_vdso::VVAR_SIZE as u64)];

@@ -24,6 +24,9 @@ pub struct Vma {
     pub may_exec: bool,
     /// A file mapping: where its pages come from (faults fill it from there).
     pub file: Option<FileMapping>,
+    /// A shared anonymous mapping's inode number for /proc/PID/maps, which Linux
+    /// backs with a file of its own ("/dev/zero (deleted)"); 0 for other mappings.
+    pub shmem_ino: u64,
     /// What fork gives the child here (madvise).
     pub on_fork: OnFork,
     /// The userfaultfd its missing pages are reported to (not kept by fork).
@@ -115,6 +118,9 @@ pub struct PageRun {
 pub struct FileMapping {
     pub pages: Arc<dyn FilePages>,
     pub offset: u64,
+    /// The file mapped (Linux's vm_file), for /proc/PID/maps: its path, device and
+    /// inode number.
+    pub dentry: Arc<crate::vfs::Dentry>,
 }
 
 impl std::fmt::Debug for FileMapping {

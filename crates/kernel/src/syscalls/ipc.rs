@@ -61,7 +61,7 @@ fn now_secs(t: &Task) -> i64 {
 pub fn sys_shmget(t: &mut Task, key: i32, size: u64, flags: i32) -> SysResult<i32> {
     let now = now_secs(t);
     let (kernel, mf) = (t.kernel.clone(), t.mm.memory_file().clone());
-    t.ns.ipc.shm.get_segment(&t.tg, key, size, flags, now, |size| kernel.memfds.anonymous_pages(&mf, size))
+    t.ns.ipc.shm.get_segment(&t.tg, key, size, flags, now, |size| kernel.memfds.sysv_file(&mf, size, key))
 }
 
 /// IPC_STAT and the *_STAT forms: the status out to `buf`.
@@ -90,11 +90,11 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
     }
     let want = if rdonly { S_IRUGO } else { S_IRUGO | S_IWUGO };
     t.ns.ipc.shm.sweep();
-    let (pages, size) = t.ns.ipc.shm.lookup(id, |s| {
+    let (pages, size, dentry) = t.ns.ipc.shm.lookup(id, |s| {
         if !s.ds.perm.allows(&t.tg, &t.ns.ipc.owner, want) {
             return error!(EACCES);
         }
-        Ok((s.pages.clone(), s.ds.segsz))
+        Ok((s.pages.clone(), s.ds.segsz, s.dentry.clone()))
     })?;
     let placement = match at {
         0 => Placement::Hint(0),
@@ -104,7 +104,7 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
     let perms = Perms { read: true, write: !rdonly, exec: flags & SHM_EXEC != 0 };
     let mapped = t
         .mm
-        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0)
+        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0, dentry)
         .map_err(|e| if e == errno!(EEXIST) { errno!(EINVAL) } else { e })?;
     let (now, pid) = (now_secs(t), t.tg.tgid);
     // The segment may have been removed meanwhile: the attachment stands all the same.

@@ -43,13 +43,13 @@ fn read_image(d: &Arc<Dentry>, c: &FsCreds, mf: &Arc<MemoryFile>, need_exec: boo
     if let Some(pages) = d.inode.file_pages(mf)? {
         let mut head = vec![0u8; size.min(loader::IMAGE_HEAD) as usize];
         pages.read(mf, 0, &mut head)?;
-        return Ok(Image { head, size, pages: Some(pages) });
+        return Ok(Image { head, size, pages: Some(pages), dentry: d.clone() });
     }
     let file = d.inode.open(d, OpenFlags(0))?;
     let mut head = vec![0u8; size as usize];
     let n = file.read_at(0, &mut head)?;
     head.truncate(n);
-    Ok(Image { head, size: n as u64, pages: None })
+    Ok(Image { head, size: n as u64, pages: None, dentry: d.clone() })
 }
 
 /// The program to run for `path` and its arguments, after `#!` lines: the ELF

@@ -38,6 +38,11 @@ impl Dentry {
         Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false) })
     }
 
+    /// No longer its parent's child by its name (unlinked, or renamed away).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
     pub fn is_dir(&self) -> bool {
         self.inode.kind() == S_IFDIR
     }

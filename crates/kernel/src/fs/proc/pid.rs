@@ -121,13 +121,24 @@ fn char_device_name(rdev: u64) -> String {
     }
 }
 
+/// What /proc/[pid]/fd/N and maps show for a file by its name: its path, and
+/// " (deleted)" once the name is gone and no other link is left (Linux's
+/// d_path of an unlinked dentry). A memfd's name says so itself.
+fn dentry_name(d: &Arc<crate::vfs::Dentry>) -> Vec<u8> {
+    let mut path = d.path();
+    if d.is_stale() && d.inode.stat().is_ok_and(|st| st.st_nlink == 0) {
+        path.extend_from_slice(b" (deleted)");
+    }
+    path
+}
+
 /// What /proc/[pid]/fd/N shows for an open file.
 pub(super) fn fd_name(file: &Arc<dyn FileDescription>) -> Vec<u8> {
     if let Some(n) = file.proc_name() {
         return n;
     }
     if let Some(d) = file.dentry() {
-        return d.path();
+        return dentry_name(&d);
     }
     let name = match file.stat() {
         Ok(st) => match st.st_mode & S_IFMT {
@@ -376,11 +387,41 @@ fn mappings(p: &Proc) -> Vec<MapInfo> {
     p.res.as_ref().map(|r| r.mm.mappings()).unwrap_or_default()
 }
 
+/// What a mapping's line shows after its permissions: the offset in its file,
+/// the file's device and inode number, and its name.
+#[derive(Default)]
+struct Backing {
+    offset: u64,
+    dev: u64,
+    ino: u64,
+    name: Option<String>,
+}
+
+impl Backing {
+    /// A file mapping's as the sandbox's stat and /proc/PID/fd show the file; a
+    /// shared anonymous mapping's, Linux's file of its own on its internal tmpfs
+    /// (device 00:01). Called without the address space's lock: stat may ask a
+    /// file system.
+    fn of(m: &MapInfo) -> Backing {
+        if let Some((d, offset)) = &m.file {
+            // A file whose stat fails (a host error) still has its offset and name.
+            let (dev, ino) = d.inode.stat().map_or((0, 0), |st| (st.st_dev, st.st_ino));
+            return Backing { offset: *offset, dev, ino, name: Some(String::from_utf8_lossy(&dentry_name(d)).into_owned()) };
+        }
+        if m.shmem_ino != 0 {
+            let name = m.name.unwrap_or("/dev/zero (deleted)");
+            return Backing { dev: 1, ino: m.shmem_ino, name: Some(name.to_string()), ..Backing::default() };
+        }
+        Backing { name: m.name.map(str::to_string), ..Backing::default() }
+    }
+}
+
 /// Linux's show_map_vma: the fixed part, and the name from column 74.
-fn map_line(out: &mut String, start: u64, end: u64, perms: &str, name: Option<&str>) {
+fn map_line(out: &mut String, start: u64, end: u64, perms: &str, b: &Backing) {
     let line_start = out.len();
-    let _ = write!(out, "{:08x}-{:08x} {perms} {:08x} {:02x}:{:02x} {} ", start, end, 0, 0, 0, 0);
-    if let Some(name) = name {
+    let (major, minor) = major_minor(b.dev);
+    let _ = write!(out, "{:08x}-{:08x} {perms} {:08x} {:02x}:{:02x} {} ", start, end, b.offset, major, minor, b.ino);
+    if let Some(name) = &b.name {
         while out.len() - line_start < 73 {
             out.push(' ');
         }
@@ -402,7 +443,7 @@ fn perms_text(m: &MapInfo) -> String {
 fn maps(p: &Proc) -> String {
     let mut out = String::new();
     for m in mappings(p) {
-        map_line(&mut out, m.start, m.end, &perms_text(&m), m.name);
+        map_line(&mut out, m.start, m.end, &perms_text(&m), &Backing::of(&m));
     }
     out
 }
@@ -426,7 +467,7 @@ impl PageCounts {
     fn of(m: &MapInfo) -> PageCounts {
         let rss = m.resident;
         let mut c = PageCounts { rss, ..PageCounts::default() };
-        match (m.shared, m.file) {
+        match (m.shared, m.file.is_some()) {
             (true, true) => (c.file, c.shared_dirty) = (rss, rss),
             (true, false) => (c.shmem, c.shared_dirty) = (rss, rss),
             (false, true) => (c.file, c.private_clean) = (rss, rss),
@@ -477,7 +518,7 @@ fn kb_line(out: &mut String, name: &str, kb: u64) {
 fn smaps(p: &Proc) -> String {
     let mut out = String::new();
     for m in mappings(p) {
-        map_line(&mut out, m.start, m.end, &perms_text(&m), m.name);
+        map_line(&mut out, m.start, m.end, &perms_text(&m), &Backing::of(&m));
         kb_line(&mut out, "Size", (m.end - m.start) / 1024);
         kb_line(&mut out, "KernelPageSize", 4);
         kb_line(&mut out, "MMUPageSize", 4);
@@ -507,7 +548,7 @@ fn smaps_rollup(p: &Proc) -> String {
     let maps = mappings(p);
     let mut out = String::new();
     let (Some(first), Some(last)) = (maps.first(), maps.last()) else { return out };
-    map_line(&mut out, first.start, last.end, "---p", Some("[rollup]"));
+    map_line(&mut out, first.start, last.end, "---p", &Backing { name: Some("[rollup]".into()), ..Backing::default() });
     let mut sum = PageCounts::default();
     for m in &maps {
         sum.add(&PageCounts::of(m));
