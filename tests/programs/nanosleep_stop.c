@@ -19,28 +19,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 #define SLEEP_MS 400
 #define STOP_MS 200
-
-static long ms_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-// The state letter of /proc/PID/stat.
-static char state_of(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return '?';
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] && p[2] ? p[2] : '?';
-}
 
 static void one(const char *name, int use_clock_nanosleep) {
     int pfd[2];

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 #define WAITERS FUTEX_WAITERS
 #define TID_MASK FUTEX_TID_MASK
@@ -46,16 +47,11 @@ static struct timespec in_ms(clockid_t clock, long ms) {
     return t;
 }
 
-static char state_of(pid_t tid) {
-    char path[64], buf[512];
+// The state letter of thread `tid` of this process.
+static char thread_state(pid_t tid) {
+    char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return '?';
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] && p[2] ? p[2] : '?';
+    return stat_state(path);
 }
 
 // A waiter thread: WAIT_REQUEUE_PI on `cond` for `pi` (timeout in ms, 0: none),
@@ -98,7 +94,7 @@ static void start(struct waiter *w, uint32_t *pi, long timeout_ms, int plain) {
     w->plain = plain;
     pthread_create(&w->th, NULL, wait_thread, w);
     while (!w->tid) sched_yield();
-    while (state_of(w->tid) != 'S') sched_yield();
+    while (thread_state(w->tid) != 'S') sched_yield();
 }
 
 static void finish(const char *what, struct waiter *w) {
@@ -174,7 +170,7 @@ int main(void) {
     start(&a, &mutex, 0, 0);
     pthread_kill(a.th, SIGUSR1);
     while (!handled) sched_yield();
-    while (state_of(a.tid) != 'S') sched_yield();
+    while (thread_state(a.tid) != 'S') sched_yield();
     show("CMP_REQUEUE_PI after a signal", cmp_requeue_pi(&cond, 1, 0, &mutex, 0));
     finish("waiter signalled before the requeue", &a);
     mutex = 0;
