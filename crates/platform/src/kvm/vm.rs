@@ -11,11 +11,17 @@
 //! host sees a host write that adds a mapping but not one that removes or narrows it
 //! (the shadow keeps the old translation). So a PTE the guest may have used (its
 //! Accessed bit is set: KVM sets it when it builds a shadow entry) that is cleared,
-//! narrowed or pointed elsewhere counts as a revocation, and the next `sync` or
-//! switch drops every shadow translation at once by moving a one-page
-//! memslot. A flush returns only once one that began after every revocation counted
-//! so far has finished: a caller that frees frames next must not find another
-//! thread's flush still under way and take it for done.
+//! narrowed or pointed elsewhere counts as a revocation of its frame, and the next
+//! `sync` or switch drops the shadow translations of those frames: it drops the
+//! memory file's host page-table entries for them (`MADV_DONTNEED` on the shared
+//! mapping KVM's slots point at, which keeps the data), and KVM's MMU notifier zaps
+//! every shadow entry that maps them, in every VM. Only when there are too many
+//! ranges for that does it drop every shadow translation at once by moving a one-page
+//! memslot (a zap-all: every vCPU then rebuilds its shadow tables page by page, which
+//! cost a thread's exit, whose stack glibc gives back, ~100 µs here). A flush returns
+//! only once one that began after every revocation counted so far has finished: a
+//! caller that frees frames next must not find another thread's flush still under
+//! way and take it for done.
 
 use super::guest;
 use crate::{Perms, PlatformError, Result};
@@ -38,6 +44,12 @@ const PRIVATE_CHUNK_SHIFT: u32 = 21;
 /// in one ioctl where an add and a delete take two (~50 µs against ~90 here).
 const FLUSH_SLOT: u32 = 0;
 const FLUSH_GPA: [u64; 2] = [PRIVATE_GPA - PAGE, PRIVATE_GPA - 2 * PAGE];
+/// Revoked frames remembered for a precise flush; past this many (a fork's
+/// write-protection of a large process) a flush zaps everything instead.
+const MAX_REVOKED_FRAMES: usize = 4096;
+/// Ranges of revoked frames one flush drops one by one (a host call each) before a
+/// zap-all is cheaper.
+const MAX_ZAP_RANGES: usize = 64;
 
 const PTE_P: u64 = 1;
 const PTE_W: u64 = 1 << 1;
@@ -144,12 +156,23 @@ pub struct Vm {
     /// Revocations so far: translations KVM may still hold that were removed or
     /// narrowed (see the module doc).
     revoked: AtomicU64,
+    /// The frames of the revocations no flush has taken yet (counted under this lock).
+    pending: Mutex<RevokedFrames>,
     /// How many of them the last finished flush covers.
     flushed: AtomicU64,
     /// Serializes flushes; which of `FLUSH_GPA` the flush slot is at.
     flushing: Mutex<usize>,
     /// The page-table root (guest-physical).
     pub root: u64,
+}
+
+/// Frames (guest-physical page addresses) whose translations were revoked.
+#[derive(Default)]
+struct RevokedFrames {
+    frames: Vec<u64>,
+    /// More than `MAX_REVOKED_FRAMES`, or a frame outside the memory file: the next
+    /// flush zaps everything.
+    overflow: bool,
 }
 
 #[derive(Default)]
@@ -168,6 +191,7 @@ impl Vm {
             private,
             tables: Mutex::new(Tables { used: 0, private_chunks: 0, file_chunks: vec![0; files.div_ceil(64)] }),
             revoked: AtomicU64::new(0),
+            pending: Mutex::default(),
             flushed: AtomicU64::new(0),
             flushing: Mutex::new(0),
             root: PRIVATE_GPA,
@@ -268,6 +292,14 @@ impl Vm {
         if old & (PTE_P | PTE_A) == PTE_P | PTE_A {
             let narrowed = pte & PTE_P == 0 || (old ^ pte) & PTE_ADDR != 0 || (old & PTE_W != 0 && pte & PTE_W == 0) || (old & PTE_NX == 0 && pte & PTE_NX != 0);
             if narrowed {
+                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let frame = old & PTE_ADDR;
+                if p.frames.len() >= MAX_REVOKED_FRAMES || frame >= self.file.map.len {
+                    p.overflow = true;
+                    p.frames = Vec::new();
+                } else if !p.overflow {
+                    p.frames.push(frame);
+                }
                 self.revoked.fetch_add(1, Ordering::AcqRel);
             }
         }
@@ -343,9 +375,26 @@ impl Vm {
         if self.flushed.load(Ordering::Acquire) >= want {
             return Ok(());
         }
-        let covers = self.revoked.load(Ordering::Acquire);
-        self.add_slot(FLUSH_SLOT, FLUSH_GPA[1 - *at], PAGE, self.private.addr(0))?;
-        *at = 1 - *at;
+        let (covers, revoked) = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            (self.revoked.load(Ordering::Acquire), std::mem::take(&mut *p))
+        };
+        match frame_ranges(revoked) {
+            Some(ranges) => {
+                for (off, len) in ranges {
+                    // SAFETY: a range of the memory file's shared mapping, which the
+                    // VM keeps alive; dropping a shared mapping's pages keeps their
+                    // data in the file, so nothing that reads it later sees a change.
+                    if unsafe { libc::madvise(self.file.map.addr(off) as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) } != 0 {
+                        return Err(PlatformError::Host("madvise guest memory", std::io::Error::last_os_error()));
+                    }
+                }
+            }
+            None => {
+                self.add_slot(FLUSH_SLOT, FLUSH_GPA[1 - *at], PAGE, self.private.addr(0))?;
+                *at = 1 - *at;
+            }
+        }
         self.flushed.store(covers, Ordering::Release);
         Ok(())
     }
@@ -386,5 +435,41 @@ impl Vm {
         }
         self.private.read((pte & PTE_ADDR) - PRIVATE_GPA + off, out);
         Some(())
+    }
+}
+
+/// The revoked frames as sorted, merged memory-file ranges `(offset, length)`, or
+/// None when a zap-all is due (too many frames, or too many ranges).
+fn frame_ranges(revoked: RevokedFrames) -> Option<Vec<(u64, u64)>> {
+    if revoked.overflow {
+        return None;
+    }
+    let mut frames = revoked.frames;
+    frames.sort_unstable();
+    frames.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for f in frames {
+        if let Some((_, len)) = ranges.last_mut().filter(|(off, len)| *off + *len == f) {
+            *len += PAGE;
+        } else if ranges.len() == MAX_ZAP_RANGES {
+            return None;
+        } else {
+            ranges.push((f, PAGE));
+        }
+    }
+    Some(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoked_frames_merge_into_ranges() {
+        let r = RevokedFrames { frames: vec![3 * PAGE, PAGE, 2 * PAGE, PAGE, 9 * PAGE], overflow: false };
+        assert_eq!(frame_ranges(r), Some(vec![(PAGE, 3 * PAGE), (9 * PAGE, PAGE)]));
+        let scattered = RevokedFrames { frames: (0..=MAX_ZAP_RANGES as u64).map(|k| 2 * k * PAGE).collect(), overflow: false };
+        assert_eq!(frame_ranges(scattered), None);
+        assert_eq!(frame_ranges(RevokedFrames { frames: vec![], overflow: true }), None);
     }
 }
