@@ -156,6 +156,9 @@ impl MemoryManager {
                 1 => None,
                 _ => Some(Frames::copy_of(&self.mf, p.file_offset(*s, *s), p.end - s)),
             };
+            if copy.is_some() && p.frames.is_anonymous() {
+                st.fork_writes.note(page_down(addr.max(*s)));
+            }
             if copy.as_ref().is_some_and(Option::is_none) {
                 st.pmas.extend(old);
                 return Err(errno!(ENOMEM));

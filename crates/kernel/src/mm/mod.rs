@@ -84,6 +84,9 @@ pub(crate) struct MmState {
     pub(super) changes: u64,
     /// The last copy-on-write break's end and length (`break_cow`'s run).
     cow_run: (u64, u64),
+    /// Where this process and those it forked from or forked wrote to memory shared
+    /// since a fork (see `MemoryManager::fork`).
+    fork_writes: Arc<fork::ForkWrites>,
 }
 
 impl MemoryManager {
@@ -92,7 +95,7 @@ impl MemoryManager {
             mf,
             aspace,
             max_addr,
-            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0) }),
+            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0), fork_writes: Arc::default() }),
             aio: Default::default(),
         }
     }

@@ -249,6 +249,11 @@ impl Frames {
         Some(Arc::new(Frames { range, kind, mf: mf.clone() }))
     }
 
+    /// Whether these are a process's own memory, not a file's pages.
+    pub fn is_anonymous(&self) -> bool {
+        self.kind == UsageKind::Anonymous
+    }
+
     /// Frames counted in the memory file's usage as `kind`.
     pub fn allocate_as(mf: &Arc<MemoryFile>, len: u64, kind: UsageKind) -> Option<Arc<Frames>> {
         let range = mf.allocate(len, kind)?;
