@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -54,7 +55,8 @@ static int make_file(const char *name, int pages, int flags, char *path, size_t 
 }
 
 // Checks the map_files entry of a mapping of `len` bytes at `addr`, of the file
-// `st` describes from byte `off` on, where the file holds `bytes`.
+// `st` describes (without `st`: a file of `len` bytes) from byte `off` on, where
+// the file holds `bytes`.
 static void show(const char *what, const void *addr, size_t len, const struct stat *st, off_t off, const char *bytes) {
     char link[128], target[512] = "";
     link_of(addr, len, link, sizeof link);
@@ -73,7 +75,8 @@ static void show(const char *what, const void *addr, size_t len, const struct st
     struct stat fst;
     char buf[64] = "";
     size_t want = strlen(bytes);
-    check("... opening the link opens the mapped file", fd >= 0 && fstat(fd, &fst) == 0 && fst.st_ino == st->st_ino && fst.st_dev == st->st_dev);
+    int same = fd >= 0 && fstat(fd, &fst) == 0 && (st ? fst.st_ino == st->st_ino && fst.st_dev == st->st_dev : fst.st_size == (off_t)len);
+    check("... opening the link opens the mapped file", same);
     check("... whose bytes are the mapping's", fd >= 0 && pread(fd, buf, want, off) == (ssize_t)want && !memcmp(buf, bytes, want) && !memcmp(addr, bytes, want));
     if (fd >= 0) close(fd);
 }
@@ -155,6 +158,16 @@ int main(void) {
     char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 4096);
     close(mfd);
     show("memfd, closed", m, 4096, &mst, 4096, "memfd bytes");
+
+    // A System V segment: a file of the kernel's own, open read-write.
+    int id = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
+    char *seg = id >= 0 ? shmat(id, NULL, 0) : MAP_FAILED;
+    if (id >= 0) shmctl(id, IPC_RMID, NULL);
+    check("System V segment attached", seg != MAP_FAILED);
+    if (seg != MAP_FAILED) {
+        memcpy(seg, "segment bytes", 13);
+        show("System V segment", seg, 8192, NULL, 0, "segment bytes");
+    }
 
     // Reading through the link gives the file's bytes from its start.
     link_of(priv, 8192, link, sizeof link);
