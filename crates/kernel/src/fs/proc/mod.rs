@@ -221,7 +221,7 @@ fn ino_of(node: Node) -> u64 {
         Node::Fd(t, fd) => pid_ino(t, 100, fd),
         Node::FdInfo(t, fd) => pid_ino(t, 101, fd),
         Node::Ns(t, kind) => pid_ino(t, 102, kind as i32),
-        // Distinct for mappings that start at different pages below 64 GiB apart.
+        // The start's page number in 24 bits: distinct unless starts are 64 GiB apart.
         Node::MapFile(t, start, _) => pid_ino(t, 103, (start >> 12) as i32),
     }
 }

@@ -388,7 +388,7 @@ fn mappings(p: &Proc) -> Vec<MapInfo> {
 
 /// The file mappings /proc/[pid]/map_files lists, as (start, end, file) (Linux's
 /// VMAs with a vm_file). Only a process that may ptrace the owner may list or
-/// look them up (EACCES); following a link asks more (`map_file`).
+/// look them up (EACCES); following a link asks more (`ProcInode::jump`).
 pub(super) fn mapped_files(p: &Proc) -> SysResult<Vec<(u64, u64, VmFile)>> {
     may_trace(p)?;
     Ok(mappings(p).into_iter().filter_map(|m| Some((m.start, m.end, m.file?.0))).collect())
