@@ -30,6 +30,15 @@ fn procfs_maps_files() {
     compare("procfs_maps_files", "maps_files", &Spec::default(), expect_all_ok);
 }
 
+/// /proc/self/map_files: a link per file mapping (a file open read-write or
+/// read-only, an unlinked one, a memfd, the executable), named by its exact
+/// range, none for anonymous memory; readlink, lstat's mode, and opening the
+/// mapped file through it, which takes CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE.
+#[test]
+fn procfs_map_files() {
+    compare("procfs_map_files", "map_files", &Spec::default(), expect_all_ok);
+}
+
 /// System-wide /proc files, /proc/sys and /sys/devices/system/cpu.
 #[test]
 fn procfs_system() {

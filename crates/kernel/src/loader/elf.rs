@@ -5,7 +5,7 @@
 
 use super::stack::{build_stack, StackInfo};
 use crate::mm::ops::Placement;
-use crate::mm::{FilePages, Layout, MemoryManager, VdsoFrames};
+use crate::mm::{FilePages, Layout, MemoryManager, VdsoFrames, VmFile};
 use goblin::elf::header::Header;
 use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{header, program_header, Elf};
@@ -258,7 +258,8 @@ fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image:
                 }
                 let file_end = page_up(vaddr + ph.p_filesz).ok_or_else(|| bad("segment address overflows"))?;
                 let start = page_down(vaddr);
-                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset), image.dentry.clone())
+                // exec opens the program read-only, as Linux's open_exec.
+                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset), VmFile { dentry: image.dentry.clone(), writable: false })
                     .map_err(|_| bad("segment cannot be mapped"))?;
                 // Linux's padzero: with a bss, the rest of the last file page reads
                 // as zeros (ld.so's early allocator counts on it).

@@ -19,7 +19,7 @@ mod vma;
 pub use access::{UserBuffers, UserRef};
 pub use fault::FaultOutcome;
 pub use layout::Layout;
-pub use vma::{FileMapping, FilePages, Frames, PageCache, PageRun, Vma};
+pub use vma::{FileMapping, FilePages, Frames, PageCache, PageRun, Vma, VmFile};
 
 /// What a process maps as its vDSO: the frames every process shares (the
 /// parameter page, then the image) and its time namespace's page.
@@ -51,7 +51,7 @@ pub struct MapInfo {
     pub resident: u64,
     /// A file mapping's file and the offset in it where the mapping starts (smaps:
     /// file pages are clean, anonymous ones dirty).
-    pub file: Option<(Arc<crate::vfs::Dentry>, u64)>,
+    pub file: Option<(VmFile, u64)>,
     pub may_write: bool,
     pub growsdown: bool,
     /// A shared anonymous mapping's inode number (`Vma::shmem_ino`).
@@ -126,7 +126,7 @@ impl MemoryManager {
             .map(|(&start, v)| {
                 let resident = st.pmas.range(start..v.end).map(|(&s, p)| p.end.min(v.end) - s).sum();
                 let name = v.name.or_else(|| stack.filter(|&a| start <= a && a < v.end).map(|_| "[stack]"));
-                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.as_ref().map(|f| (f.dentry.clone(), f.offset)), may_write: v.may_write, growsdown: v.growsdown, shmem_ino: v.shmem_ino }
+                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.as_ref().map(|f| (f.file.clone(), f.offset)), may_write: v.may_write, growsdown: v.growsdown, shmem_ino: v.shmem_ino }
             })
             .collect()
     }

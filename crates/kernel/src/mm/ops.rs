@@ -181,9 +181,9 @@ impl MemoryManager {
     /// Maps a file's pages from byte `offset` on: shared, or private (copy-on-write
     /// over the file's pages). Faults fill it; `may_write` says whether mprotect
     /// may add write access later (a shared mapping of a file opened read-only
-    /// may not). `dentry` is the file, for /proc/PID/maps.
+    /// may not). `file` is the open file's dentry and mode, for /proc.
     #[allow(clippy::too_many_arguments)]
-    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64, dentry: std::sync::Arc<crate::vfs::Dentry>) -> SysResult<u64> {
+    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64, file: super::VmFile) -> SysResult<u64> {
         let addr = self.map_anonymous(ctx, placement, len, perms, shared, false)?;
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
         let mut st = self.lock();
@@ -192,7 +192,7 @@ impl MemoryManager {
         st.split_at(addr + len);
         let eager = pages.all_present() && perms != Perms::NONE;
         let Some(v) = st.vmas.get_mut(&addr) else { return Ok(addr) };
-        let mapping = super::FileMapping { pages, offset, dentry };
+        let mapping = super::FileMapping { pages, offset, file };
         // A file already in memory (a program's or a library's) is mapped now, in the
         // batch that carries out the mmap, rather than in a fault (a round trip to the
         // stub) per region first touched: a dynamic /bin/true took 17 faults.

@@ -118,9 +118,17 @@ pub struct PageRun {
 pub struct FileMapping {
     pub pages: Arc<dyn FilePages>,
     pub offset: u64,
-    /// The file mapped (Linux's vm_file), for /proc/PID/maps: its path, device and
-    /// inode number.
+    /// The file mapped, for /proc/PID/maps and map_files.
+    pub file: VmFile,
+}
+
+/// The open file a mapping was made from, as much of Linux's vm_file as /proc
+/// shows: its dentry (maps' path, device and inode number; what a map_files link
+/// opens) and whether it was open for writing (the link's mode).
+#[derive(Clone)]
+pub struct VmFile {
     pub dentry: Arc<crate::vfs::Dentry>,
+    pub writable: bool,
 }
 
 impl std::fmt::Debug for FileMapping {

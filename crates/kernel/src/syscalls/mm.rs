@@ -98,7 +98,8 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
             pages.check_shared_write()?;
         }
         let may_write = !shared || access.writable();
-        let addr = t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, dentry)?;
+        let file = crate::mm::VmFile { dentry, writable: access.writable() };
+        let addr = t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, file)?;
         if noexec {
             t.mm.deny_exec(addr, len);
         }

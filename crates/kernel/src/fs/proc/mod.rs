@@ -5,9 +5,10 @@
 //!   kernel's PID namespace at every walk. procfs directories tell the VFS not to
 //!   cache their lookups (`Inode::cache_lookups`), so a process that exits, or a
 //!   descriptor that closes, disappears from the tree at once.
-//! - `fd/N`, `cwd` and `root` are "magic" links (`Inode::jump_link`): a walk through
-//!   them lands on the open file's own dentry (or the open file itself, for pipes
-//!   and inherited host streams) rather than re-resolving the text readlink shows.
+//! - `fd/N`, `map_files/START-END`, `cwd` and `root` are "magic" links
+//!   (`Inode::jump_link`): a walk through them lands on the open or mapped file's
+//!   own dentry (or the open file itself, for pipes and inherited host streams)
+//!   rather than re-resolving the text readlink shows.
 //! - System files (`system.rs`, `cpuinfo.rs`): meminfo from the memory file's usage,
 //!   cpuinfo synthesized from CPUID, stat, uptime, loadavg, version, filesystems,
 //!   and the `sys/` tree.
@@ -62,6 +63,20 @@ fn reader_user_ns() -> Arc<crate::task::UserNamespace> {
     current().map_or_else(crate::task::UserNamespace::initial, |th| th.tg.user_ns())
 }
 
+/// EACCES unless the reading task may ptrace the process (Linux's
+/// PTRACE_MODE_READ checks of /proc/[pid] files that reveal its memory or
+/// namespaces), Landlock's scope included.
+fn may_trace(p: &Proc) -> SysResult<()> {
+    let reader = current().ok_or_else(|| errno!(EACCES))?;
+    if !crate::task::ptrace::may_trace(&reader.tg, &p.tg) || crate::landlock::scope::may_trace_process(&reader, &p.tg).is_err() {
+        return error!(EACCES);
+    }
+    Ok(())
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_CHECKPOINT_RESTORE: u32 = 40;
+
 /// The host's RAM (the sandbox's total memory without a limit: see
 /// `Kernel::memory_total`).
 pub fn ram_total() -> u64 {
@@ -101,6 +116,8 @@ enum Node {
     Entry(Target, PidEntry),
     Fd(Target, i32),
     FdInfo(Target, i32),
+    /// A link in /proc/[pid]/map_files: the file mapped at [start, end).
+    MapFile(Target, u64, u64),
     /// A link in /proc/[pid]/ns.
     Ns(Target, NsKind),
 }
@@ -204,6 +221,8 @@ fn ino_of(node: Node) -> u64 {
         Node::Fd(t, fd) => pid_ino(t, 100, fd),
         Node::FdInfo(t, fd) => pid_ino(t, 101, fd),
         Node::Ns(t, kind) => pid_ino(t, 102, kind as i32),
+        // The start's page number in 24 bits: distinct unless starts are 64 GiB apart.
+        Node::MapFile(t, start, _) => pid_ino(t, 103, (start >> 12) as i32),
     }
 }
 
@@ -219,7 +238,7 @@ pub fn process_dir_tgid(inode: &Arc<dyn Inode>) -> Option<i32> {
 impl ProcInode {
     fn target(&self) -> Option<Target> {
         match self.node {
-            Node::PidDir(t) | Node::Entry(t, _) | Node::Fd(t, _) | Node::FdInfo(t, _) | Node::Ns(t, _) => Some(t),
+            Node::PidDir(t) | Node::Entry(t, _) | Node::Fd(t, _) | Node::FdInfo(t, _) | Node::MapFile(t, ..) | Node::Ns(t, _) => Some(t),
             _ => None,
         }
     }
@@ -232,6 +251,7 @@ impl ProcInode {
             Node::PidDir(_) => S_IFDIR | 0o555,
             Node::Entry(_, e) => e.mode(),
             Node::Fd(..) => S_IFLNK | 0o700,
+            Node::MapFile(..) => S_IFLNK | 0o600,
             Node::FdInfo(..) => S_IFREG | 0o444,
             Node::Ns(..) => S_IFLNK | 0o777,
         }
@@ -290,6 +310,10 @@ impl ProcInode {
                     })
                     .collect())
             }
+            Node::Entry(t, PidEntry::MapFilesDir) => Ok(pid::mapped_files(&fs.resolve(t)?)?
+                .into_iter()
+                .map(|(start, end, _)| entry(Node::MapFile(t, start, end), pid::map_file_name(start, end)))
+                .collect()),
             Node::Entry(t, PidEntry::NsDir) => {
                 fs.resolve(t)?;
                 Ok(NsKind::ALL.iter().map(|&k| entry(Node::Ns(t, k), k.file_name().as_bytes().to_vec())).collect())
@@ -302,10 +326,7 @@ impl ProcInode {
     /// ptrace the owner may follow or read it (Linux's EACCES).
     fn namespace(&self, t: Target, kind: NsKind) -> SysResult<Namespace> {
         let p = self.fs.resolve(t)?;
-        let reader = current().ok_or_else(|| errno!(EACCES))?;
-        if !crate::task::ptrace::may_trace(&reader.tg, &p.tg) || crate::landlock::scope::may_trace_process(&reader, &p.tg).is_err() {
-            return error!(EACCES);
-        }
+        may_trace(&p)?;
         let res = p.res.as_ref().ok_or_else(|| errno!(ENOENT))?;
         Ok(Namespace::of(&p.tg, res, kind))
     }
@@ -325,6 +346,18 @@ impl ProcInode {
                     // open file itself.
                     None => Dentry::new_root(Arc::new(OpenFileInode { file }), Weak::new()),
                 })
+            }
+            Node::MapFile(t, start, end) => {
+                // Linux lets only CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the
+                // initial user namespace follow these links (reading them needs
+                // no more than listing them): they reach files whose directories
+                // the follower may not search.
+                let me = current().ok_or_else(|| errno!(EPERM))?;
+                let init = crate::task::UserNamespace::initial();
+                if !me.tg.capable_in(&init, CAP_SYS_ADMIN) && !me.tg.capable_in(&init, CAP_CHECKPOINT_RESTORE) {
+                    return error!(EPERM);
+                }
+                Ok(pid::mapped_file(&self.fs.resolve(t)?, start, end)?.dentry)
             }
             Node::Ns(t, kind) => Ok(NsInode::dentry(kind, self.namespace(t, kind)?)),
             _ => error!(EINVAL),
@@ -358,6 +391,12 @@ impl Inode for ProcInode {
                 let f = pid::fd_file(&p, fd)?;
                 let fl = OpenFlags(f.status_flags());
                 st.st_mode = S_IFLNK | if fl.readable() { 0o500 } else { 0 } | if fl.writable() { 0o300 } else { 0 };
+                st.st_size = 64;
+            }
+            if let Node::MapFile(_, start, end) = self.node {
+                // lr- or lrw- by the mapped file's open mode; it is always readable.
+                let f = pid::mapped_file(&p, start, end)?;
+                st.st_mode = S_IFLNK | 0o400 | if f.writable { 0o200 } else { 0 };
                 st.st_size = 64;
             }
             if matches!(self.node, Node::PidDir(_)) {
@@ -413,6 +452,11 @@ impl Inode for ProcInode {
                     Node::FdInfo(t, fd)
                 }
             }
+            Node::Entry(t, PidEntry::MapFilesDir) => {
+                let (start, end) = pid::parse_map_file_name(name).ok_or_else(|| errno!(ENOENT))?;
+                pid::mapped_file(&fs.resolve(t)?, start, end)?;
+                Node::MapFile(t, start, end)
+            }
             Node::Entry(t, PidEntry::NsDir) => {
                 let kind = NsKind::ALL.into_iter().find(|k| k.file_name().as_bytes() == name).ok_or_else(|| errno!(ENOENT))?;
                 fs.resolve(t)?;
@@ -446,6 +490,7 @@ impl Inode for ProcInode {
             }
             Node::Entry(_, PidEntry::Cwd | PidEntry::Root) => Ok(self.jump()?.path()),
             Node::Fd(t, fd) => Ok(pid::fd_name(&pid::fd_file(&self.fs.resolve(t)?, fd)?)),
+            Node::MapFile(t, start, end) => Ok(pid::dentry_name(&pid::mapped_file(&self.fs.resolve(t)?, start, end)?.dentry)),
             Node::Ns(t, kind) => Ok(NsInode::link(kind, &self.namespace(t, kind)?)),
             _ => error!(EINVAL),
         }
@@ -453,7 +498,7 @@ impl Inode for ProcInode {
 
     fn jump_link(&self) -> Option<SysResult<Arc<Dentry>>> {
         match self.node {
-            Node::Entry(_, PidEntry::Cwd | PidEntry::Root) | Node::Fd(..) | Node::Ns(..) => Some(self.jump()),
+            Node::Entry(_, PidEntry::Cwd | PidEntry::Root) | Node::Fd(..) | Node::MapFile(..) | Node::Ns(..) => Some(self.jump()),
             _ => None,
         }
     }

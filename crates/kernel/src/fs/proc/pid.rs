@@ -2,9 +2,9 @@
 //! (fs/proc/array.c, fs/proc/base.c, fs/proc/task_mmu.c).
 
 use super::system::{mounts_text, mountinfo_text};
-use super::{current, reader_user_ns, Proc, ProcFs, Target};
+use super::{current, may_trace, reader_user_ns, Proc, ProcFs, Target};
 use crate::fs::simple::{major_minor, Generator, Writer};
-use crate::mm::MapInfo;
+use crate::mm::{MapInfo, VmFile};
 use crate::task::signals::{SIG_DFL, SIG_IGN};
 use crate::task::user_ns::{IdKind, Writer as UserNsWriter};
 use crate::task::{RLIMIT_COUNT, RLIMIT_SIGPENDING};
@@ -29,6 +29,7 @@ pub(super) enum PidEntry {
     FdInfoDir,
     Io,
     Limits,
+    MapFilesDir,
     Maps,
     Mem,
     Smaps,
@@ -60,6 +61,7 @@ const ENTRIES: &[(&str, PidEntry)] = &[
     ("gid_map", PidEntry::GidMap),
     ("io", PidEntry::Io),
     ("limits", PidEntry::Limits),
+    ("map_files", PidEntry::MapFilesDir),
     ("maps", PidEntry::Maps),
     ("mem", PidEntry::Mem),
     ("smaps", PidEntry::Smaps),
@@ -81,12 +83,12 @@ const ENTRIES: &[(&str, PidEntry)] = &[
 impl PidEntry {
     /// The entries of a process directory (with task/) or a thread's (without).
     pub fn all(thread_view: bool) -> impl Iterator<Item = (&'static str, PidEntry)> {
-        ENTRIES.iter().copied().filter(move |&(_, e)| !(thread_view && matches!(e, PidEntry::Task | PidEntry::TimensOffsets)))
+        ENTRIES.iter().copied().filter(move |&(_, e)| !(thread_view && matches!(e, PidEntry::Task | PidEntry::TimensOffsets | PidEntry::MapFilesDir)))
     }
 
     pub fn mode(self) -> u32 {
         match self {
-            PidEntry::FdDir | PidEntry::FdInfoDir => S_IFDIR | 0o500,
+            PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::MapFilesDir => S_IFDIR | 0o500,
             PidEntry::NsDir => S_IFDIR | 0o511,
             PidEntry::Task => S_IFDIR | 0o555,
             PidEntry::Cwd | PidEntry::Exe | PidEntry::Root => S_IFLNK | 0o777,
@@ -121,10 +123,10 @@ fn char_device_name(rdev: u64) -> String {
     }
 }
 
-/// What /proc/[pid]/fd/N and maps show for a file by its name: its path, and
-/// " (deleted)" once the name is gone and no other link is left (Linux's
-/// d_path of an unlinked dentry). A memfd's name says so itself.
-fn dentry_name(d: &Arc<crate::vfs::Dentry>) -> Vec<u8> {
+/// What /proc/[pid]/fd/N, maps and map_files show for a file by its name: its
+/// path, and " (deleted)" once the name is gone and no other link is left
+/// (Linux's d_path of an unlinked dentry). A memfd's name says so itself.
+pub(super) fn dentry_name(d: &Arc<crate::vfs::Dentry>) -> Vec<u8> {
     let mut path = d.path();
     if d.is_stale() && d.inode.stat().is_ok_and(|st| st.st_nlink == 0) {
         path.extend_from_slice(b" (deleted)");
@@ -183,7 +185,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
             PidEntry::GidMap => Ok(p.tg.user_ns().map_text(IdKind::Gid, &reader_user_ns()).into_bytes()),
             PidEntry::Setgroups => Ok(p.tg.user_ns().setgroups_text().as_bytes().to_vec()),
             PidEntry::TimensOffsets => Ok(timens_offsets(&p.res.as_ref().ok_or_else(|| errno!(ESRCH))?.ns.time_for_children.offsets()).into_bytes()),
-            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::NsDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
+            PidEntry::Cwd | PidEntry::Exe | PidEntry::Root | PidEntry::FdDir | PidEntry::FdInfoDir | PidEntry::MapFilesDir | PidEntry::NsDir | PidEntry::Task | PidEntry::Mem => error!(EINVAL),
         }
     })
 }
@@ -192,10 +194,7 @@ pub(super) fn generator(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Generator {
 pub(super) fn open_mem(fs: &Arc<ProcFs>, t: Target, dentry: &Arc<crate::vfs::Dentry>, flags: u32) -> SysResult<Arc<dyn FileDescription>> {
     let p = fs.resolve(t)?;
     let mm = p.res.as_ref().map(|r| r.mm.clone()).ok_or_else(|| errno!(ENOENT))?;
-    let opener = current().ok_or_else(|| errno!(EACCES))?;
-    if !crate::task::ptrace::may_trace(&opener.tg, &p.tg) || crate::landlock::scope::may_trace_process(&opener, &p.tg).is_err() {
-        return error!(EACCES);
-    }
+    may_trace(&p)?;
     Ok(Arc::new(super::mem::MemFile::new(dentry.clone(), mm, flags)))
 }
 
@@ -387,6 +386,37 @@ fn mappings(p: &Proc) -> Vec<MapInfo> {
     p.res.as_ref().map(|r| r.mm.mappings()).unwrap_or_default()
 }
 
+/// The file mappings /proc/[pid]/map_files lists, as (start, end, file) (Linux's
+/// VMAs with a vm_file). Only a process that may ptrace the owner may list or
+/// look them up (EACCES); following a link asks more (`ProcInode::jump`).
+pub(super) fn mapped_files(p: &Proc) -> SysResult<Vec<(u64, u64, VmFile)>> {
+    may_trace(p)?;
+    Ok(mappings(p).into_iter().filter_map(|m| Some((m.start, m.end, m.file?.0))).collect())
+}
+
+/// The file mapped at exactly `[start, end)`, or ENOENT.
+pub(super) fn mapped_file(p: &Proc, start: u64, end: u64) -> SysResult<VmFile> {
+    mapped_files(p)?.into_iter().find(|m| (m.0, m.1) == (start, end)).map(|m| m.2).ok_or_else(|| errno!(ENOENT))
+}
+
+/// A map_files entry's name, "start-end" in lowercase hex.
+pub(super) fn map_file_name(start: u64, end: u64) -> Vec<u8> {
+    format!("{start:x}-{end:x}").into_bytes()
+}
+
+/// The range a map_files name stands for: two hex numbers without leading zeros
+/// joined by '-' (Linux's dname_to_vma_addr), or None.
+pub(super) fn parse_map_file_name(name: &[u8]) -> Option<(u64, u64)> {
+    let hex = |s: &[u8]| {
+        if s.is_empty() || s.len() > 16 || s[0] == b'0' && s.len() > 1 || !s.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+    };
+    let dash = name.iter().position(|&b| b == b'-')?;
+    Some((hex(&name[..dash])?, hex(&name[dash + 1..])?))
+}
+
 /// What a mapping's line shows after its permissions: the offset in its file,
 /// the file's device and inode number, and its name.
 #[derive(Default)]
@@ -403,7 +433,8 @@ impl Backing {
     /// (device 00:01). Called without the address space's lock: stat may ask a
     /// file system.
     fn of(m: &MapInfo) -> Backing {
-        if let Some((d, offset)) = &m.file {
+        if let Some((f, offset)) = &m.file {
+            let d = &f.dentry;
             // A file whose stat fails (a host error) still has its offset and name.
             let (dev, ino) = d.inode.stat().map_or((0, 0), |st| (st.st_dev, st.st_ino));
             return Backing { offset: *offset, dev, ino, name: Some(String::from_utf8_lossy(&dentry_name(d)).into_owned()) };

@@ -66,3 +66,19 @@ fn numbers() {
     assert_eq!(parse_num(b"12a"), None);
     assert_eq!(parse_num(b"99999999999"), None);
 }
+
+#[test]
+fn map_file_names() {
+    assert_eq!(pid::map_file_name(0x7f00_1000, 0x7f00_3000), b"7f001000-7f003000");
+    assert_eq!(pid::parse_map_file_name(b"7f001000-7f003000"), Some((0x7f00_1000, 0x7f00_3000)));
+    // Linux's dname_to_vma_addr: either case, no leading zeros but a lone 0.
+    assert_eq!(pid::parse_map_file_name(b"7F001000-7f003000"), Some((0x7f00_1000, 0x7f00_3000)));
+    assert_eq!(pid::parse_map_file_name(b"0-1000"), Some((0, 0x1000)));
+    for bad in [&b"07f001000-7f003000"[..], b"7f001000-07f003000", b"7f001000_7f003000", b"7f001000-", b"-1000", b"+1000-2000", b"1000-2000-3000", b"10000000000000000-1"] {
+        assert_eq!(pid::parse_map_file_name(bad), None, "{}", String::from_utf8_lossy(bad));
+    }
+    let t = Target { tgid: 5, tid: 5, thread_view: false };
+    assert_ne!(ino_of(Node::MapFile(t, 0x1000, 0x2000)), ino_of(Node::MapFile(t, 0x2000, 0x3000)));
+    assert!(PidEntry::all(false).any(|(n, _)| n == "map_files"));
+    assert!(!PidEntry::all(true).any(|(n, _)| n == "map_files"), "map_files is per process, not per thread");
+}
