@@ -261,7 +261,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
                     child.container.pid_ns.release_group(&child);
                 }
             }
-            h.wake_all();
+            h.wake_waiters();
         }
     }
     // Its leader exited traced: a tracer other than the parent hears of the
@@ -329,7 +329,7 @@ fn notify_parent(tg: &Arc<ThreadGroup>, parent: &Arc<ThreadGroup>, status: ExitS
     if autoreaped {
         tg.container.pid_ns.release_group(tg);
     }
-    parent.wake_all();
+    parent.wake_waiters();
 }
 
 /// Tells a tracer that its tracee `id` (of `tg`) ended: SIGCHLD, whatever
@@ -339,7 +339,7 @@ pub(super) fn notify_tracer_of_exit(tracer: &Arc<ThreadGroup>, id: i32, tg: &Thr
         let (code, st) = status.child_code();
         signals::send_to_group(tracer, SigInfo::new(consts::SIGCHLD, code).with_sender(id, tg.creds().uid).with_value(st as u32 as u64));
     }
-    tracer.wake_all();
+    tracer.wake_waiters();
 }
 
 /// The tracer of zombie `tg` reaped it or is gone: now its parent hears of its

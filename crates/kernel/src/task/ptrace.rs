@@ -351,7 +351,7 @@ fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {
         let info = SigInfo::new(consts::SIGCHLD, CLD_TRAPPED).with_sender(tracee.tid(), tracee.tg.creds().uid).with_value(status as u64 & 0x7f);
         signals::send_to_group(tracer, info);
     }
-    tracer.wake_all();
+    tracer.wake_waiters();
 }
 
 /// A tracer's group is gone: its tracees go on untraced (killed, for those

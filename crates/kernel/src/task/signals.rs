@@ -280,7 +280,7 @@ pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
         let info = SigInfo::new(consts::SIGCHLD, code).with_sender(tg.tgid, uid).with_value(signo as u64);
         send_to_group(&parent, info);
     }
-    parent.wake_all();
+    parent.wake_waiters();
 }
 
 /// Sends a process-directed signal.

@@ -615,10 +615,20 @@ impl ThreadGroup {
         st.threads.iter().fold(self.dead_rusage.get(), |sum, th| sum + th.rusage_counts())
     }
 
-    /// Wakes every thread of the group (a child changed state, the group stops...).
+    /// Interrupts every thread of the group (the group stops, continues, dies...).
     pub fn wake_all(&self) {
         for th in self.threads() {
             th.interrupt();
+        }
+    }
+
+    /// Wakes the group's threads that wait in the Sentry: a child or tracee changed
+    /// state. One running app code is left alone: kicking it cost a parent that
+    /// had not reached its wait4 yet a trap for nothing (any SIGCHLD it takes
+    /// interrupts it on its own).
+    pub fn wake_waiters(&self) {
+        for th in self.threads() {
+            th.wake();
         }
     }
 }
@@ -903,13 +913,21 @@ impl Thread {
         *self.interrupter.lock().unwrap_or_else(|e| e.into_inner()) = i;
     }
 
-    /// Makes the thread notice new work: wakes it if blocked in the Sentry and
-    /// kicks it out of app code if running there.
-    pub fn interrupt(&self) {
+    /// Wakes the thread if it is blocked in the Sentry, without kicking it out of
+    /// app code: for news only a wait looks for (a child changed state), which a
+    /// thread running app code finds at its next wait, as Linux's
+    /// `__wake_up_parent` only wakes sleepers.
+    pub fn wake(&self) {
         self.waiter.wake();
         if let Some(efd) = self.host_wake.get() {
             let _ = efd.write(1);
         }
+    }
+
+    /// Makes the thread notice new work: wakes it if blocked in the Sentry and
+    /// kicks it out of app code if running there.
+    pub fn interrupt(&self) {
+        self.wake();
         // Pairs with the task loop's store-then-check before it switches: either
         // it sees our pending work, or we see it running and kick it.
         if self.running_app.load(Ordering::SeqCst) {
