@@ -142,7 +142,7 @@ impl HostPages {
 
 impl FilePages for HostPages {
     fn end(&self) -> u64 {
-        self.chunks.len()
+        self.chunks.end()
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {

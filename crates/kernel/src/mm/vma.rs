@@ -205,7 +205,7 @@ impl FileChunks {
     }
 
     /// Bytes of pages the file has.
-    pub fn len(&self) -> u64 {
+    pub fn end(&self) -> u64 {
         self.frames.range.len
     }
 
@@ -231,7 +231,7 @@ impl FileChunks {
                 continue;
             }
             let at = c * FILE_CHUNK;
-            let n = FILE_CHUNK.min(self.len() - at);
+            let n = FILE_CHUNK.min(self.end() - at);
             if !self.frames.charge(n) {
                 return error!(ENOMEM);
             }
@@ -270,7 +270,7 @@ impl FileChunks {
     /// Calls `f` on each run `[a, b)` of read-in bytes within `[off, off + len)`,
     /// with no chunk read in meanwhile; stops at its first error.
     pub fn each_read_in(&self, off: u64, len: u64, mut f: impl FnMut(u64, u64) -> SysResult<()>) -> SysResult<()> {
-        let end = off.saturating_add(len).min(self.len());
+        let end = off.saturating_add(len).min(self.end());
         if off >= end {
             return Ok(());
         }
@@ -309,7 +309,7 @@ impl PageCache {
 
 impl FilePages for PageCache {
     fn end(&self) -> u64 {
-        self.chunks.len()
+        self.chunks.end()
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
@@ -479,5 +479,21 @@ mod tests {
         assert_eq!(cache.fault_span(c + 100, 2 * c, 2 * c), (2 * c, 3 * c + 100), "clipped to the range asked about");
         cache.frames(0, 8 * c).unwrap();
         assert_eq!(cache.fault_span(0, 8 * c, 10), (0, 8 * c), "a complete file backs the whole range");
+    }
+
+    #[test]
+    fn file_chunks_count_and_list_only_what_is_read_in() {
+        let c = FILE_CHUNK;
+        let (mf, cache) = cached(8 * c as usize + 100);
+        assert_eq!(mf.usage(UsageKind::PageCache), 0, "a reservation counts nothing");
+        cache.frames(c + 10, 1).unwrap();
+        cache.frames(3 * c, c + 1).unwrap();
+        cache.frames(8 * c, 1).unwrap();
+        assert_eq!(mf.usage(UsageKind::PageCache), 3 * c + 4096, "the chunks read in, the last one a page");
+        let mut runs = Vec::new();
+        cache.chunks.each_read_in(c / 2, 8 * c, |a, b| Ok(runs.push((a, b)))).unwrap();
+        assert_eq!(runs, vec![(c, 2 * c), (3 * c, 5 * c), (8 * c, 8 * c + 4096)], "clipped to the range asked about and the pages");
+        drop(cache);
+        assert_eq!(mf.usage(UsageKind::PageCache), 0);
     }
 }
