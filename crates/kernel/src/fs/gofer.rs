@@ -73,8 +73,9 @@ pub struct GoferInode {
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
     read_fd: OnceLock<Arc<OwnedFd>>,
-    /// The contents of a regular file in the memory file, read in as mappings
-    /// need them; private mappings share these frames copy-on-write.
+    /// The contents of a regular file of a read-only mount up to
+    /// `PAGE_CACHE_KEEP` in the memory file, read in as mappings need them;
+    /// private mappings share these frames copy-on-write.
     cache: OnceLock<Arc<PageCache>>,
     /// A file larger than `PAGE_CACHE_KEEP`: its page cache while mapped.
     large_cache: Mutex<Weak<PageCache>>,
