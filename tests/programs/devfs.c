@@ -1,5 +1,6 @@
 // /dev: the memory-like character devices, their numbers, the standard-stream
-// links into /proc/self/fd, and the tmpfs on /dev/shm. Prints properties, not
+// links into /proc/self/fd, the tmpfs on /dev/shm, and which of them map (only
+// /dev/zero: private anonymous or shared memory). Prints properties, not
 // values, so the output is the same natively and in the sandbox. Reads its stdin
 // through /dev/stdin: run it with "stdin data\n" on stdin.
 #define _GNU_SOURCE
@@ -8,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -121,6 +124,32 @@ int main(void) {
     close(shm);
     check("unlink it", unlink(path) == 0);
     check("/dev/shm is sticky and world-writable", stat("/dev/shm", &st) == 0 && (st.st_mode & 07777) == 01777);
+
+    zero = open("/dev/zero", O_RDWR);
+    unsigned char *zp = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, zero, 0);
+    check("mmap /dev/zero private: zeros, writable", zp != MAP_FAILED && all_zero(zp, 8192) && (zp[5] = 7) && zp[5] == 7);
+    unsigned char *zs = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, zero, 0);
+    check("mmap /dev/zero shared read-write", zs != MAP_FAILED && all_zero(zs, 4096));
+    if (zs != MAP_FAILED) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            zs[0] = 9;
+            _exit(0);
+        }
+        waitpid(child, NULL, 0);
+        check("... shared with a forked child", zs[0] == 9);
+    }
+    close(zero);
+    const char *unmappable[] = {"/dev/null", "/dev/full", "/dev/urandom", "/proc/self/status"};
+    for (int i = 0; i < 4; i++) {
+        int fd = open(unmappable[i], O_RDONLY);
+        errno = 0;
+        char what[64];
+        snprintf(what, sizeof what, "mmap %s is ENODEV", unmappable[i]);
+        check(what, mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED && errno == ENODEV);
+        close(fd);
+    }
 
     if (failures) {
         printf("%d failures\n", failures);

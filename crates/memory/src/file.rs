@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 /// How much of the file the Sentry reserves address space for. Sparse: only
 /// pages actually touched cost host memory.
-const FILE_SIZE: u64 = 1 << 38;
+pub const FILE_SIZE: u64 = 1 << 38;
 
 /// The buffer `fill_from` copies through.
 const FILL_CHUNK: usize = 1 << 20;
@@ -113,6 +113,29 @@ impl MemoryFile {
 
     /// Allocates `len` bytes (page multiple) of zeroed frames.
     pub fn allocate(&self, len: u64, kind: UsageKind) -> Option<FileRange> {
+        if !self.charge(len, kind) {
+            return None;
+        }
+        match self.reserve(len) {
+            Some(r) => Some(r),
+            None => {
+                self.usage[kind as usize].fetch_sub(len, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Reserves `len` bytes (page multiple) of zeroed frames without counting them
+    /// in the usage or against the limit: a file's pages, which cost nothing until
+    /// read in, and are counted then (`charge`) as they are.
+    pub fn reserve(&self, len: u64) -> Option<FileRange> {
+        let start = self.lock_alloc().alloc(len)?;
+        Some(FileRange { start, len })
+    }
+
+    /// Counts `len` more bytes of a reserved range as used by `kind`, if the
+    /// limit allows them; whether it did.
+    pub fn charge(&self, len: u64, kind: UsageKind) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         // What is allocated bounds what is resident (freed ranges are punched out):
         // only near the limit is the host asked (fstat) what it backs.
@@ -121,13 +144,12 @@ impl MemoryFile {
             if allocated.saturating_add(len) > limit && self.resident().saturating_add(len) > limit {
                 // Kept frames are the first to go back to the host.
                 if !self.drain_warm() || self.resident().saturating_add(len) > limit {
-                    return None;
+                    return false;
                 }
             }
         }
-        let start = self.lock_alloc().alloc(len)?;
         self.usage[kind as usize].fetch_add(len, Ordering::Relaxed);
-        Some(FileRange { start, len })
+        true
     }
 
     /// A new range holding a copy of `len` bytes at `src` (copy-on-write), counted
@@ -156,11 +178,22 @@ impl MemoryFile {
         !kept.is_empty()
     }
 
+    /// Takes back a `charge` of `len` bytes.
+    pub fn uncharge(&self, len: u64, kind: UsageKind) {
+        self.usage[kind as usize].fetch_sub(len, Ordering::Relaxed);
+    }
+
     /// Frees a range and returns its pages to the host at once, but for a few
     /// `WARM_LEN` ranges kept for the next copies.
     pub fn free(&self, r: FileRange, kind: UsageKind) {
-        self.usage[kind as usize].fetch_sub(r.len, Ordering::Relaxed);
-        if r.len == WARM_LEN {
+        self.release(r, r.len, kind);
+    }
+
+    /// Frees a range of which `charged` bytes were counted as used (`reserve`,
+    /// `charge`).
+    pub fn release(&self, r: FileRange, charged: u64, kind: UsageKind) {
+        self.usage[kind as usize].fetch_sub(charged, Ordering::Relaxed);
+        if r.len == WARM_LEN && charged == r.len {
             let mut warm = lock(&self.warm);
             if warm.len() < WARM_MAX {
                 warm.push(r.start);

@@ -9,4 +9,4 @@ mod allocator;
 mod file;
 
 pub use allocator::FrameAllocator;
-pub use file::{FileRange, MemoryFile, UsageKind};
+pub use file::{FileRange, MemoryFile, UsageKind, FILE_SIZE};

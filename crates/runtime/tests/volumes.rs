@@ -237,3 +237,54 @@ fn mount_and_umount_inside_the_sandbox() {
         ])
     });
 }
+
+/// A sparse file of 1 GiB and 3 pages with `bigfile_map`'s markers in it, and an
+/// empty one, in a fresh directory.
+fn big_sparse_file(stem: &str) -> PathBuf {
+    use std::os::unix::fs::FileExt;
+    let dir = fresh_dir(stem);
+    let size = (1u64 << 30) + 3 * 4096;
+    let f = fs::File::create(dir.join("big")).expect("create big");
+    f.set_len(size).expect("size big");
+    for (i, off) in [0, (100 << 20) + 17, (300 << 20) + 5, size - 100].into_iter().enumerate() {
+        f.write_all_at(format!("mark{i}").as_bytes(), off).expect("write a marker");
+    }
+    fs::write(dir.join("empty"), "").expect("create empty");
+    dir
+}
+
+/// Host files past 256 MiB on a volume map without being copied
+/// (tests/programs/bigfile_map.c): on a read-write one shared and writable, the
+/// stores reaching the host file at msync and munmap, private stores not; on a
+/// read-only one shared and private. Only touched pages cost memory, maps names
+/// the file, and an empty file maps but SIGBUSes when touched, as natively.
+#[test]
+fn large_host_files_map_without_copying() {
+    matrix("large_host_files_map_without_copying", &[Link::Static], |v| {
+        let bin = compile("bigfile_map", v.link);
+        let native_dir = fresh_dir("bigmap-native");
+        let native = run_native(&bin, &Spec::args([Path::new("rw"), &native_dir]));
+        let _ = fs::remove_dir_all(&native_dir);
+        if native.status != 0 {
+            panic!("the native run of bigfile_map rw failed:\n{}", native.describe());
+        }
+        let rw = fresh_dir("bigmap-rw");
+        let volume = format!("{0}:{0}", rw.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([Path::new("rw"), &rw])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&rw);
+        let ro = big_sparse_file("bigmap-ro");
+        let big = ro.join("big");
+        let native_ro = run_native(&bin, &Spec::args([Path::new("ro"), &big]));
+        let volume = format!("{0}:{0}:ro", ro.display());
+        let sb_ro = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([Path::new("ro"), &big])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&ro);
+        if native_ro.status != 0 {
+            panic!("the native run of bigfile_map ro failed:\n{}", native_ro.describe());
+        }
+        sane(&sb)?;
+        sane(&sb_ro)?;
+        let same = |n: &Outcome, s: &Outcome| if n.stdout == s.stdout { Ok(()) } else { Err(format!("stdout differs from native:\n{}", diff(&n.stdout, &s.stdout))) };
+        all([expect_status(&sb, 0), same(&native, &sb), expect_status(&sb_ro, 0), same(&native_ro, &sb_ro)])
+            .map_err(|e| format!("{e}\n{}\n{}", sb.describe(), sb_ro.describe()))
+    });
+}

@@ -4,7 +4,7 @@
 //! I/O on it directly.
 
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
-use crate::mm::{FilePages, Frames, PageCache, PageRun};
+use crate::mm::{FileChunks, FilePages, NoPages, PageCache, PageRun};
 use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::{Stat, Timespec};
 use rvisor_abi::{errno, error, Errno, ErrnoCode, SysResult};
@@ -73,20 +73,25 @@ pub struct GoferInode {
     /// One read-only host descriptor for a regular file, shared by every read-only
     /// open (each keeps its own position), so opening costs no gofer round trip.
     read_fd: OnceLock<Arc<OwnedFd>>,
-    /// The contents of a regular file in the memory file, read in as mappings
-    /// need them; private mappings share these frames copy-on-write.
+    /// The contents of a regular file of a read-only mount up to
+    /// `PAGE_CACHE_KEEP` in the memory file, read in as mappings need them;
+    /// private mappings share these frames copy-on-write.
     cache: OnceLock<Arc<PageCache>>,
+    /// A file larger than `PAGE_CACHE_KEEP`: its page cache while mapped.
+    large_cache: Mutex<Weak<PageCache>>,
     /// A writable mount's file: its pages while mapped (see `HostPages`).
     mapped: Mutex<Weak<HostPages>>,
 }
 
 /// The pages of a file of a writable mount while anything maps it: a copy of
-/// the host file, which shared mappings store into. The stores go back to the
-/// host file before the Sentry reads or writes it directly, at msync and fsync,
-/// and when the last mapping goes; bytes written to the host file directly are
-/// copied in. A later mapping reads the file anew.
+/// the host file, read in by chunks as mappings need them ([`FileChunks`]),
+/// which shared mappings store into. The stores go back to the host file before
+/// the Sentry reads or writes it directly, at msync and fsync, and when the last
+/// mapping goes: the chunks read in only, as no store reaches a page before it
+/// is read in. Bytes written to the host file directly are copied into the chunks
+/// read in; the others read them when faulted. A later mapping reads the file anew.
 struct HostPages {
-    frames: Arc<Frames>,
+    chunks: FileChunks,
     mf: Arc<MemoryFile>,
     /// The file's read descriptor, to copy host bytes in from.
     read: Arc<OwnedFd>,
@@ -96,51 +101,54 @@ struct HostPages {
 }
 
 impl HostPages {
-    /// Writes the pages back, up to the host file's size (as Linux, stores past
-    /// the end of the file are not kept).
+    /// Writes the chunks read in back, up to the host file's size (as Linux,
+    /// stores past the end of the file are not kept).
     fn write_back(&self) -> SysResult<()> {
         let w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let Some(fd) = w.as_ref() else { return Ok(()) };
         let size = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(host_errno)?.st_size.max(0) as u64;
-        let len = size.min(self.frames.range.len);
-        let mut done = 0;
-        while done < len {
-            let slices = self.mf.io_slices(&[FileRange { start: self.frames.range.start + done, len: len - done }]);
-            match nix::sys::uio::pwritev(fd, &slices, done as i64) {
-                Ok(0) => return error!(EIO),
-                Ok(n) => done += n as u64,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(host_errno(e)),
+        let start = self.chunks.frames.range.start;
+        self.chunks.each_read_in(0, size, |a, b| {
+            let mut done = a;
+            while done < b {
+                let slices = self.mf.io_slices(&[FileRange { start: start + done, len: b - done }]);
+                match nix::sys::uio::pwritev(fd, &slices, done as i64) {
+                    Ok(0) => return error!(EIO),
+                    Ok(n) => done += n as u64,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(host_errno(e)),
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// Copies the host file's bytes `[off, off + len)` in, zeros past its end.
+    /// Copies the host file's bytes `[off, off + len)` into the chunks read in,
+    /// zeros past its end.
     fn refresh(&self, off: u64, len: u64) {
-        let end = off.saturating_add(len).min(self.frames.range.len);
-        if off >= end {
-            return;
-        }
-        let size = nix::sys::stat::fstat(self.read.as_raw_fd()).map_or(end, |st| st.st_size.max(0) as u64);
-        let data_end = size.clamp(off, end);
-        let start = self.frames.range.start;
-        if self.mf.fill_from(start + off, data_end - off, self.read.as_fd(), off).is_err() {
-            tracing::warn!("gofer: a mapped file's new bytes could not be read");
-        }
-        if data_end < end {
-            self.mf.zero(start + data_end, (end - data_end) as usize);
-        }
+        let size = nix::sys::stat::fstat(self.read.as_raw_fd()).map_or(u64::MAX, |st| st.st_size.max(0) as u64);
+        let start = self.chunks.frames.range.start;
+        let _ = self.chunks.each_read_in(off, len, |a, b| {
+            let data_end = size.clamp(a, b);
+            if self.mf.fill_from(start + a, data_end - a, self.read.as_fd(), a).is_err() {
+                tracing::warn!("gofer: a mapped file's new bytes could not be read");
+            }
+            if data_end < b {
+                self.mf.zero(start + data_end, (b - data_end) as usize);
+            }
+            Ok(())
+        });
     }
 }
 
 impl FilePages for HostPages {
     fn end(&self) -> u64 {
-        self.frames.range.len
+        self.chunks.end()
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off, read_in: false }])
+        let read_in = self.chunks.read_in(off, len)?;
+        Ok(vec![PageRun { off, len, frames: self.chunks.frames.clone(), at: off, read_in }])
     }
 
     fn check_shared_write(&self) -> SysResult<()> {
@@ -156,7 +164,11 @@ impl FilePages for HostPages {
     }
 
     fn all_present(&self) -> bool {
-        true
+        self.chunks.complete()
+    }
+
+    fn fault_span(&self, off: u64, len: u64, at: u64) -> (u64, u64) {
+        self.chunks.fault_span(off, len, at)
     }
 }
 
@@ -207,8 +219,10 @@ impl Listing {
 const ABSENT_FOR: Duration = Duration::from_millis(250);
 const ABSENT_MAX: usize = 64;
 
-/// Files larger than this are copied into each mapping instead of cached.
-const PAGE_CACHE_MAX: u64 = 256 << 20;
+/// A read-only file up to this size keeps its page cache while its inode lives
+/// (libraries mapped by one short process after another); a larger one's goes
+/// with its last mapping, as its chunks read in could be gigabytes.
+const PAGE_CACHE_KEEP: u64 = 256 << 20;
 
 #[track_caller]
 fn gofer_errno(e: ErrnoCode) -> Errno {
@@ -242,6 +256,7 @@ impl GoferInode {
             target: OnceLock::new(),
             read_fd: OnceLock::new(),
             cache: OnceLock::new(),
+            large_cache: Mutex::default(),
             mapped: Mutex::default(),
         }
     }
@@ -363,14 +378,6 @@ impl GoferInode {
         self.changed(name);
         to.changed(new_name);
         Ok(())
-    }
-
-    /// The file's first `size` bytes read into new page-cache frames.
-    fn fill(&self, mf: &Arc<MemoryFile>, size: u64, fd: &OwnedFd) -> SysResult<Arc<Frames>> {
-        let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(EFBIG))?;
-        let frames = Frames::allocate_as(mf, len, rvisor_memory::UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
-        mf.fill_from(frames.range.start, size, fd.as_fd(), 0).map_err(host_errno)?;
-        Ok(frames)
     }
 }
 
@@ -592,21 +599,30 @@ impl Inode for GoferInode {
                 return Ok(Some(p as Arc<dyn FilePages>));
             }
             let size = self.stat()?.st_size.max(0) as u64;
-            if size == 0 || size > PAGE_CACHE_MAX {
-                return Ok(None);
+            if size == 0 {
+                return Ok(Some(Arc::new(NoPages)));
             }
             let read = self.read_fd()?;
-            let frames = self.fill(mf, size, &read)?;
-            let pages = Arc::new(HostPages { frames, mf: mf.clone(), read, node: self.node()?.clone(), write: Mutex::default() });
+            let chunks = FileChunks::new(mf, size, read.clone())?;
+            let pages = Arc::new(HostPages { chunks, mf: mf.clone(), read, node: self.node()?.clone(), write: Mutex::default() });
             *mapped = Arc::downgrade(&pages);
             return Ok(Some(pages as Arc<dyn FilePages>));
         }
-        let size = self.stat()?.st_size.max(0) as u64;
-        if size == 0 || size > PAGE_CACHE_MAX {
-            return Ok(None);
-        }
         if let Some(c) = self.cache.get() {
             return Ok(Some(c.clone() as Arc<dyn FilePages>));
+        }
+        let size = self.stat()?.st_size.max(0) as u64;
+        if size == 0 {
+            return Ok(Some(Arc::new(NoPages)));
+        }
+        if size > PAGE_CACHE_KEEP {
+            let mut large = self.large_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = large.upgrade() {
+                return Ok(Some(c as Arc<dyn FilePages>));
+            }
+            let cache = Arc::new(PageCache::new(mf, size, self.read_fd()?)?);
+            *large = Arc::downgrade(&cache);
+            return Ok(Some(cache as Arc<dyn FilePages>));
         }
         let cache = PageCache::new(mf, size, self.read_fd()?)?;
         Ok(Some(self.cache.get_or_init(|| Arc::new(cache)).clone() as Arc<dyn FilePages>))

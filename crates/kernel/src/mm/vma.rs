@@ -1,10 +1,10 @@
 //! VMAs and PMAs: what the app asked for, and what backs it.
 
 use rvisor_memory::{FileRange, MemoryFile, UsageKind};
-use rvisor_abi::{errno, SysResult};
+use rvisor_abi::{errno, error, SysResult};
 use rvisor_platform::Perms;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A virtual memory area: a range of addresses with one set of properties.
@@ -144,71 +144,185 @@ impl FileMapping {
     }
 }
 
-/// A read-only host file's contents in frames, read in `PAGE_CACHE_CHUNK`s as
-/// mappings first need them; private and read-only shared mappings of the file
-/// share the frames. Read whole at the first mmap, files cost their full copy per
-/// sandbox: rustc read 510 MB for a hello world (librustc_driver alone is 153 MB),
-/// 189 MB in chunks.
-pub struct PageCache {
-    frames: Arc<Frames>,
-    /// The file's size, and the host descriptor its bytes are read from.
-    size: u64,
+/// The pages of an empty file: none, so that any access through a mapping of it
+/// is past the end of the file (SIGBUS), as on Linux, which maps empty files.
+pub struct NoPages;
+
+impl FilePages for NoPages {
+    fn end(&self) -> u64 {
+        0
+    }
+
+    fn frames(&self, _off: u64, _len: u64) -> SysResult<Vec<PageRun>> {
+        Ok(Vec::new())
+    }
+
+    fn check_shared_write(&self) -> SysResult<()> {
+        Ok(())
+    }
+}
+
+/// A host file's bytes in memory-file frames, read in by `FILE_CHUNK` from a
+/// host descriptor as they are first needed: what [`PageCache`] and a writable
+/// mount's mapped pages (gofer's `HostPages`) are made of. The frames are a
+/// reservation (`Frames::reserve`), so a file costs memory only for the chunks
+/// read in: mapping a 4 GiB file costs nothing until it is touched.
+pub struct FileChunks {
+    pub frames: Arc<Frames>,
+    /// The descriptor the bytes are read from.
     source: Arc<OwnedFd>,
-    /// Which chunks hold the file's bytes. Leaf lock, held across the host read so
-    /// that a chunk is read once.
-    read_in: Mutex<Vec<bool>>,
+    /// Which chunks are read in (a bit each), and how many are not. Leaf lock,
+    /// held across the host read so that a chunk is read once, and across
+    /// `each_read_in`'s work so that it sees no chunk half read.
+    read_in: Mutex<ChunkBits>,
     /// Every chunk is read in.
     complete: AtomicBool,
 }
 
-/// How much of a file [`PageCache`] reads in at a time, and the most of it a
+struct ChunkBits {
+    bits: Vec<u64>,
+    missing: u64,
+    chunks: u64,
+}
+
+impl ChunkBits {
+    fn has(&self, c: u64) -> bool {
+        c < self.chunks && self.bits[(c / 64) as usize] & (1 << (c % 64)) != 0
+    }
+}
+
+/// How much of a file [`FileChunks`] reads in at a time, and the most of it a
 /// fault maps beyond what is read in already.
-const PAGE_CACHE_CHUNK: u64 = 256 << 10;
+const FILE_CHUNK: u64 = 256 << 10;
+
+/// The largest file a mapping may reserve frames for: a quarter of the memory
+/// file, so that one file cannot leave no room for anything else (ENOMEM past it).
+const FILE_PAGES_MAX: u64 = rvisor_memory::FILE_SIZE / 4;
+
+impl FileChunks {
+    /// Room for a file of `size` bytes that `source` reads, nothing read in yet.
+    pub fn new(mf: &Arc<MemoryFile>, size: u64, source: Arc<OwnedFd>) -> SysResult<FileChunks> {
+        let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(ENOMEM))?;
+        if len > FILE_PAGES_MAX {
+            return error!(ENOMEM);
+        }
+        let frames = Frames::reserve(mf, len, UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
+        let chunks = len.div_ceil(FILE_CHUNK);
+        let bits = ChunkBits { bits: vec![0; chunks.div_ceil(64) as usize], missing: chunks, chunks };
+        Ok(FileChunks { frames, source, read_in: Mutex::new(bits), complete: AtomicBool::new(chunks == 0) })
+    }
+
+    /// Bytes of pages the file has.
+    pub fn end(&self) -> u64 {
+        self.frames.range.len
+    }
+
+    pub fn complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChunkBits> {
+        self.read_in.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads in every chunk of `[off, off + len)` not read in yet; whether any
+    /// was. ENOMEM when the sandbox's memory limit leaves no room for a chunk.
+    pub fn read_in(&self, off: u64, len: u64) -> SysResult<bool> {
+        if len == 0 || self.complete() {
+            return Ok(false);
+        }
+        let mut read = false;
+        let mut bits = self.lock();
+        let last = ((off + len - 1) / FILE_CHUNK).min(bits.chunks.saturating_sub(1));
+        for c in off / FILE_CHUNK..=last {
+            if bits.has(c) {
+                continue;
+            }
+            let at = c * FILE_CHUNK;
+            let n = FILE_CHUNK.min(self.end() - at);
+            if !self.frames.charge(n) {
+                return error!(ENOMEM);
+            }
+            // Bytes past the host file's end stay zeros: the frames are fresh.
+            if self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), at).is_err() {
+                self.frames.uncharge(n);
+                return error!(EIO);
+            }
+            bits.bits[(c / 64) as usize] |= 1 << (c % 64);
+            bits.missing -= 1;
+            read = true;
+        }
+        if bits.missing == 0 {
+            self.complete.store(true, Ordering::Release);
+        }
+        Ok(read)
+    }
+
+    /// The part of `[off, off + len)` a fault at `at` in it should back: its
+    /// chunk and the chunks around it read in already.
+    pub fn fault_span(&self, off: u64, len: u64, at: u64) -> (u64, u64) {
+        if self.complete() {
+            return (off, off + len);
+        }
+        let bits = self.lock();
+        let (mut lo, mut hi) = (at / FILE_CHUNK, at / FILE_CHUNK + 1);
+        while lo * FILE_CHUNK > off && bits.has(lo - 1) {
+            lo -= 1;
+        }
+        while hi * FILE_CHUNK < off + len && bits.has(hi) {
+            hi += 1;
+        }
+        ((lo * FILE_CHUNK).max(off), (hi * FILE_CHUNK).min(off + len))
+    }
+
+    /// Calls `f` on each run `[a, b)` of read-in bytes within `[off, off + len)`,
+    /// with no chunk read in meanwhile; stops at its first error.
+    pub fn each_read_in(&self, off: u64, len: u64, mut f: impl FnMut(u64, u64) -> SysResult<()>) -> SysResult<()> {
+        let end = off.saturating_add(len).min(self.end());
+        if off >= end {
+            return Ok(());
+        }
+        let bits = self.lock();
+        let mut c = off / FILE_CHUNK;
+        while c * FILE_CHUNK < end {
+            if !bits.has(c) {
+                c += 1;
+                continue;
+            }
+            let first = c;
+            while c * FILE_CHUNK < end && bits.has(c) {
+                c += 1;
+            }
+            f((first * FILE_CHUNK).max(off), (c * FILE_CHUNK).min(end))?;
+        }
+        Ok(())
+    }
+}
+
+/// A read-only host file's contents in frames (a [`FileChunks`]); private and
+/// read-only shared mappings of the file share the frames. Read whole at the
+/// first mmap, files cost their full copy per sandbox: rustc read 510 MB for a
+/// hello world (librustc_driver alone is 153 MB), 189 MB in chunks.
+pub struct PageCache {
+    chunks: FileChunks,
+}
 
 impl PageCache {
     /// A cache of the file of `size` bytes that `source` reads, with nothing read
     /// in yet.
     pub fn new(mf: &Arc<MemoryFile>, size: u64, source: Arc<OwnedFd>) -> SysResult<PageCache> {
-        let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(EFBIG))?;
-        let frames = Frames::allocate_as(mf, len, UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
-        let chunks = len.div_ceil(PAGE_CACHE_CHUNK) as usize;
-        Ok(PageCache { frames, size, source, read_in: Mutex::new(vec![false; chunks]), complete: AtomicBool::new(chunks == 0) })
-    }
-
-    /// Reads in every chunk of `[off, off + len)` not read in yet; whether any was.
-    fn read_in(&self, off: u64, len: u64) -> SysResult<bool> {
-        if len == 0 || self.complete.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let mut read = false;
-        let mut read_in = self.read_in.lock().unwrap_or_else(|e| e.into_inner());
-        let first = (off / PAGE_CACHE_CHUNK) as usize;
-        let last = ((off + len - 1) / PAGE_CACHE_CHUNK) as usize;
-        for c in first..=last.min(read_in.len().saturating_sub(1)) {
-            if read_in[c] {
-                continue;
-            }
-            let at = c as u64 * PAGE_CACHE_CHUNK;
-            let n = PAGE_CACHE_CHUNK.min(self.size.saturating_sub(at));
-            self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), at).map_err(|_| errno!(EIO))?;
-            read_in[c] = true;
-            read = true;
-        }
-        if read_in.iter().all(|&r| r) {
-            self.complete.store(true, Ordering::Release);
-        }
-        Ok(read)
+        Ok(PageCache { chunks: FileChunks::new(mf, size, source)? })
     }
 }
 
 impl FilePages for PageCache {
     fn end(&self) -> u64 {
-        self.frames.range.len
+        self.chunks.end()
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        let read_in = self.read_in(off, len)?;
-        Ok(vec![PageRun { off, len, frames: self.frames.clone(), at: off, read_in }])
+        let read_in = self.chunks.read_in(off, len)?;
+        Ok(vec![PageRun { off, len, frames: self.chunks.frames.clone(), at: off, read_in }])
     }
 
     fn check_shared_write(&self) -> SysResult<()> {
@@ -216,24 +330,11 @@ impl FilePages for PageCache {
     }
 
     fn all_present(&self) -> bool {
-        self.complete.load(Ordering::Acquire)
+        self.chunks.complete()
     }
 
     fn fault_span(&self, off: u64, len: u64, at: u64) -> (u64, u64) {
-        if self.complete.load(Ordering::Acquire) {
-            return (off, off + len);
-        }
-        // The chunk faulted in, and the chunks around it read in already.
-        let read_in = self.read_in.lock().unwrap_or_else(|e| e.into_inner());
-        let is_in = |c: u64| read_in.get(c as usize).copied().unwrap_or(false);
-        let (mut lo, mut hi) = (at / PAGE_CACHE_CHUNK, at / PAGE_CACHE_CHUNK + 1);
-        while lo * PAGE_CACHE_CHUNK > off && is_in(lo - 1) {
-            lo -= 1;
-        }
-        while hi * PAGE_CACHE_CHUNK < off + len && is_in(hi) {
-            hi += 1;
-        }
-        ((lo * PAGE_CACHE_CHUNK).max(off), (hi * PAGE_CACHE_CHUNK).min(off + len))
+        self.chunks.fault_span(off, len, at)
     }
 }
 
@@ -243,6 +344,9 @@ pub struct Frames {
     pub range: FileRange,
     kind: UsageKind,
     mf: Arc<MemoryFile>,
+    /// How much of the range is counted in the memory file's usage: all of it,
+    /// but for a reservation (`reserve`), which counts what is `charge`d.
+    charged: AtomicU64,
 }
 
 impl Frames {
@@ -254,7 +358,7 @@ impl Frames {
     pub fn copy_of(mf: &Arc<MemoryFile>, src: u64, len: u64) -> Option<Arc<Frames>> {
         let kind = UsageKind::Anonymous;
         let range = mf.copy_to_new(src, len, kind)?;
-        Some(Arc::new(Frames { range, kind, mf: mf.clone() }))
+        Some(Arc::new(Frames { range, kind, mf: mf.clone(), charged: AtomicU64::new(len) }))
     }
 
     /// Whether these are a process's own memory, not a file's pages.
@@ -265,13 +369,35 @@ impl Frames {
     /// Frames counted in the memory file's usage as `kind`.
     pub fn allocate_as(mf: &Arc<MemoryFile>, len: u64, kind: UsageKind) -> Option<Arc<Frames>> {
         let range = mf.allocate(len, kind)?;
-        Some(Arc::new(Frames { range, kind, mf: mf.clone() }))
+        Some(Arc::new(Frames { range, kind, mf: mf.clone(), charged: AtomicU64::new(len) }))
+    }
+
+    /// Frames for bytes brought in by parts (a file's), each part counted in the
+    /// usage and checked against the limit when brought in (`charge`).
+    pub fn reserve(mf: &Arc<MemoryFile>, len: u64, kind: UsageKind) -> Option<Arc<Frames>> {
+        let range = mf.reserve(len)?;
+        Some(Arc::new(Frames { range, kind, mf: mf.clone(), charged: AtomicU64::new(0) }))
+    }
+
+    /// Counts `len` more bytes of a reservation as used; false past the limit.
+    pub fn charge(&self, len: u64) -> bool {
+        let ok = self.mf.charge(len, self.kind);
+        if ok {
+            self.charged.fetch_add(len, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Takes back a `charge` whose bytes could not be brought in.
+    pub fn uncharge(&self, len: u64) {
+        self.charged.fetch_sub(len, Ordering::Relaxed);
+        self.mf.uncharge(len, self.kind);
     }
 }
 
 impl Drop for Frames {
     fn drop(&mut self) {
-        self.mf.free(self.range, self.kind);
+        self.mf.release(self.range, *self.charged.get_mut(), self.kind);
     }
 }
 
@@ -331,17 +457,17 @@ mod tests {
 
     #[test]
     fn a_page_cache_reads_in_only_the_chunks_asked_for() {
-        let len = 3 * PAGE_CACHE_CHUNK as usize + 100;
+        let len = 3 * FILE_CHUNK as usize + 100;
         let (mf, cache) = cached(len);
         assert_eq!(cache.end(), rvisor_abi::page_up(len as u64).unwrap());
         assert!(!cache.all_present());
-        let at = PAGE_CACHE_CHUNK + 4096;
+        let at = FILE_CHUNK + 4096;
         assert!(cache.frames(at, 4096).unwrap()[0].read_in, "the first touch reads from the host");
         assert!(!cache.frames(at, 4096).unwrap()[0].read_in, "the second finds the bytes in memory");
         let mut buf = vec![0u8; 8192];
         cache.read(&mf, at, &mut buf).unwrap();
         assert!(buf.iter().enumerate().all(|(i, &b)| b == ((at as usize + i) % 251) as u8));
-        assert_eq!(*cache.read_in.lock().unwrap(), vec![false, true, false, false]);
+        assert_eq!((0..4).map(|c| cache.chunks.lock().has(c)).collect::<Vec<_>>(), vec![false, true, false, false]);
         // The last chunk holds the file's tail, then zeros to the page's end.
         let mut tail = vec![1u8; 4096];
         let last = rvisor_abi::page_down(len as u64 - 1);
@@ -349,15 +475,15 @@ mod tests {
         let in_file = len - last as usize;
         assert!(tail[..in_file].iter().enumerate().all(|(i, &b)| b == ((last as usize + i) % 251) as u8));
         assert!(tail[in_file..].iter().all(|&b| b == 0));
-        cache.frames(0, 2 * PAGE_CACHE_CHUNK).unwrap();
+        cache.frames(0, 2 * FILE_CHUNK).unwrap();
         assert!(!cache.all_present(), "chunk 2 is still out");
-        cache.frames(2 * PAGE_CACHE_CHUNK, 1).unwrap();
+        cache.frames(2 * FILE_CHUNK, 1).unwrap();
         assert!(cache.all_present());
     }
 
     #[test]
     fn a_fault_backs_its_chunk_and_the_read_in_chunks_around_it() {
-        let c = PAGE_CACHE_CHUNK;
+        let c = FILE_CHUNK;
         let (_mf, cache) = cached(8 * c as usize);
         cache.frames(2 * c, 3 * c).unwrap();
         cache.frames(6 * c, c).unwrap();
@@ -366,5 +492,21 @@ mod tests {
         assert_eq!(cache.fault_span(c + 100, 2 * c, 2 * c), (2 * c, 3 * c + 100), "clipped to the range asked about");
         cache.frames(0, 8 * c).unwrap();
         assert_eq!(cache.fault_span(0, 8 * c, 10), (0, 8 * c), "a complete file backs the whole range");
+    }
+
+    #[test]
+    fn file_chunks_count_and_list_only_what_is_read_in() {
+        let c = FILE_CHUNK;
+        let (mf, cache) = cached(8 * c as usize + 100);
+        assert_eq!(mf.usage(UsageKind::PageCache), 0, "a reservation counts nothing");
+        cache.frames(c + 10, 1).unwrap();
+        cache.frames(3 * c, c + 1).unwrap();
+        cache.frames(8 * c, 1).unwrap();
+        assert_eq!(mf.usage(UsageKind::PageCache), 3 * c + 4096, "the chunks read in, the last one a page");
+        let mut runs = Vec::new();
+        cache.chunks.each_read_in(c / 2, 8 * c, |a, b| Ok(runs.push((a, b)))).unwrap();
+        assert_eq!(runs, vec![(c, 2 * c), (3 * c, 5 * c), (8 * c, 8 * c + 4096)], "clipped to the range asked about and the pages");
+        drop(cache);
+        assert_eq!(mf.usage(UsageKind::PageCache), 0);
     }
 }

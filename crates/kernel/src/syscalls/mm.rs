@@ -93,39 +93,32 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     if noexec && perms.exec {
         return error!(EPERM);
     }
-    if let Some(pages) = dentry.inode.file_pages(t.mm.memory_file())? {
+    let addr = if let Some(pages) = dentry.inode.file_pages(t.mm.memory_file())? {
         if shared && perms.write {
             pages.check_shared_write()?;
         }
         let may_write = !shared || access.writable();
         let file = crate::mm::VmFile { dentry, writable: access.writable() };
-        let addr = t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, file)?;
-        if noexec {
-            t.mm.deny_exec(addr, len);
-        }
-        return Ok(addr);
-    }
-    // Files without pages of their own (large host files, devices) get a copy:
-    // private, or shared read-only.
-    if shared && perms.write {
+        t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, file)?
+    } else if is_dev_zero(&dentry)? {
+        // Linux's mmap_zero: private is anonymous memory, shared a shared
+        // anonymous mapping.
+        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, false)?
+    } else {
+        // What has no pages (devices, procfs, pipes) has no mmap in Linux either.
         return error!(ENODEV);
-    }
-    let addr = t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, false, false)?;
+    };
     if noexec {
         t.mm.deny_exec(addr, len);
     }
-    let mut buf = vec![0u8; (len as usize).min(1 << 20)];
-    let mut done: u64 = 0;
-    while done < len {
-        let want = ((len - done) as usize).min(buf.len());
-        let n = file.read_at(offset + done, &mut buf[..want])?;
-        if n == 0 {
-            break;
-        }
-        t.mm.write_bytes_force(UserAddr(addr).add(done)?, &buf[..n])?;
-        done += n as u64;
-    }
     Ok(addr)
+}
+
+/// Whether `d` is the zero device (1:5), whichever file system its node is on.
+fn is_dev_zero(d: &crate::vfs::Dentry) -> SysResult<bool> {
+    use crate::vfs::inode::{S_IFCHR, S_IFMT};
+    let st = d.inode.stat()?;
+    Ok(st.st_mode & S_IFMT == S_IFCHR && st.st_rdev == crate::fs::simple::makedev(1, 5))
 }
 
 pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
