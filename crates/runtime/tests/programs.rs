@@ -1075,11 +1075,12 @@ fn seccomp_filters() {
 }
 
 /// A zombie's /proc/PID/status keeps its leader's seccomp mode and filter count (no
-/// filter, two filters, strict mode), compared with Linux, though the filters go at exit.
+/// filter, two filters, strict mode), compared with Linux, though the filters go at exit;
+/// one its filter or strict mode killed shows SECCOMP_MODE_DEAD (3), filters still counted.
 #[test]
 fn seccomp_zombie_status() {
     compare("seccomp_zombie_status", "seccomp_zombie", &Spec::default(), |o| {
-        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2")])
+        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2"), expect_stdout_has_line(o, "killed by its filter, zombie: Seccomp 3, Seccomp_filters 2")])
     });
 }
 
