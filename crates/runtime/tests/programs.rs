@@ -1482,6 +1482,22 @@ fn ptrace_exit_notify() {
     });
 }
 
+/// A traced thread other than the leader stays a zombie when it exits: its tracer's
+/// waitpid(tid, __WALL) reaps it (with the group's exit status once the leader is
+/// gone too), /proc shows it as Z under task/, and the parent hears of the process
+/// only after the reap, or after the tracer exits without reaping it.
+#[test]
+fn ptrace_thread_zombie() {
+    compare("ptrace_thread_zombie", "ptrace_thread_zombie", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "parent traces: parent's wait before the thread is reaped: 0, pid none"),
+            expect_stdout_has_line(o, "parent traces: the tracer's waitpid(tid, __WALL): the thread, exited 3"),
+            expect_stdout_has_line(o, "tracer exits: the new parent's waitpid: the child, exited 4"),
+        ])
+    });
+}
+
 /// unshare(2) of a thread's descriptor table and file-system context, and its errors,
 /// compared with Linux.
 #[test]
