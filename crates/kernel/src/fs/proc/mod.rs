@@ -270,10 +270,12 @@ impl ProcInode {
             }
             Node::Entry(t, PidEntry::Task) => {
                 let p = fs.resolve(t)?;
-                let mut tids: Vec<i32> = {
+                // Copied out first: the namespace's id lock is not taken under the state lock.
+                let threads: Vec<Arc<Thread>> = {
                     let st = p.tg.state();
-                    st.threads.iter().chain(&st.zombie_threads).map(|th| p.local(th.tid())).collect()
+                    st.threads.iter().chain(&st.zombie_threads).cloned().collect()
                 };
+                let mut tids: Vec<i32> = threads.iter().map(|th| p.local(th.tid())).collect();
                 tids.sort_unstable();
                 Ok(tids
                     .into_iter()
