@@ -5,7 +5,8 @@
 //! it waits in the Sentry for the tracer's command. The tracer's wait reports
 //! the stops and exits of its tracees (a tracee is always eligible, as in
 //! Linux); a traced leader's exit is its zombie group's, which the tracer
-//! reaps before the parent hears of it (`exit.rs`, `wait.rs`).
+//! reaps before the parent hears of it, and another traced thread is a zombie
+//! until its tracer reaps it or is gone (`exit.rs`, `wait.rs`).
 //!
 //! Lock order: a tracer's state (its tracee list) before a tracee's ptrace
 //! lock, which is otherwise a leaf.
