@@ -1075,11 +1075,12 @@ fn seccomp_filters() {
 }
 
 /// A zombie's /proc/PID/status keeps its leader's seccomp mode and filter count (no
-/// filter, two filters, strict mode), compared with Linux, though the filters go at exit.
+/// filter, two filters, strict mode), compared with Linux, though the filters go at exit;
+/// one its filter or strict mode killed shows SECCOMP_MODE_DEAD (3), filters still counted.
 #[test]
 fn seccomp_zombie_status() {
     compare("seccomp_zombie_status", "seccomp_zombie", &Spec::default(), |o| {
-        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2")])
+        all([expect_all_ok(o), expect_stdout_has_line(o, "two filters, zombie: Seccomp 2, Seccomp_filters 2"), expect_stdout_has_line(o, "killed by its filter, zombie: Seccomp 3, Seccomp_filters 2")])
     });
 }
 
@@ -1477,6 +1478,22 @@ fn ptrace_exit_notify() {
             expect_stdout_has_line(o, "tracer reaps: parent's waitpid(WNOHANG) while the tracer holds the zombie: 0"),
             expect_stdout_has_line(o, "tracer exits: parent's SIGCHLD after the release: yes, si_code CLD_EXITED, si_status 9, from the child yes"),
             expect_stdout_has_line(o, "clone child: waitpid(0): the child, exited 5"),
+        ])
+    });
+}
+
+/// A traced thread other than the leader stays a zombie when it exits: its tracer's
+/// waitpid(tid, __WALL) reaps it (with the group's exit status once the leader is
+/// gone too), /proc shows it as Z under task/, and the parent hears of the process
+/// only after the reap, or after the tracer exits without reaping it.
+#[test]
+fn ptrace_thread_zombie() {
+    compare("ptrace_thread_zombie", "ptrace_thread_zombie", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "parent traces: parent's wait before the thread is reaped: 0, pid none"),
+            expect_stdout_has_line(o, "parent traces: the tracer's waitpid(tid, __WALL): the thread, exited 3"),
+            expect_stdout_has_line(o, "tracer exits: the new parent's waitpid: the child, exited 4"),
         ])
     });
 }

@@ -83,6 +83,10 @@ pub fn sys_ptrace(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u6
         }
         PTRACE_DETACH => {
             let th = tracee(t, pid)?;
+            // A zombie is not stopped (Linux's ptrace_check_attach): it stays for the wait.
+            if th.ptrace().exited.is_some() {
+                return error!(ESRCH);
+            }
             let sig = signal_of(data)?;
             t.tg.state().tracees.retain(|x| !Arc::ptr_eq(x, &th));
             th.detach_tracer(sig);

@@ -115,7 +115,7 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
     let current = match t.thread.seccomp() {
         Mode::Disabled => None,
         Mode::Filter(f) => Some(f),
-        Mode::Strict => return error!(EINVAL),
+        Mode::Strict | Mode::Dead(_) => return error!(EINVAL),
     };
     let notifier = (flags & FLAG_NEW_LISTENER != 0).then(|| Notifier::new(flags & FLAG_WAIT_KILLABLE_RECV != 0));
     let filter = match &notifier {
@@ -133,7 +133,7 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
             let fits = match other.seccomp() {
                 Mode::Disabled => true,
                 Mode::Filter(f) => current.as_ref().is_some_and(|c| c.extends(&f)),
-                Mode::Strict => false,
+                Mode::Strict | Mode::Dead(_) => false,
             };
             if !fits {
                 return if flags & FLAG_TSYNC_ESRCH != 0 { error!(ESRCH) } else { Ok(other.tid() as i64) };
@@ -169,10 +169,22 @@ pub(super) fn check_entry(t: &mut Task, nr: u64, args: [u64; 6]) -> Option<u64> 
             if allowed.iter().any(|&a| a as u64 == nr) {
                 return None;
             }
+            t.thread.set_seccomp(Mode::Dead(None));
             t.exit = Some(ExitStatus::killed_by(consts::SIGKILL));
             return Some(0);
         }
         Mode::Filter(f) => f.evaluate_match(nr, t.cpu.ip(), args),
+        // A thread its filter killed makes no more calls; Linux kills one that does.
+        Mode::Dead(_) => {
+            t.exit = Some(ExitStatus::killed_by(consts::SIGKILL));
+            return Some(0);
+        }
+    };
+    // The killing actions leave the thread in SECCOMP_MODE_DEAD, which /proc shows.
+    let dead = |t: &Task| {
+        if let Mode::Filter(f) = &mode {
+            t.thread.set_seccomp(Mode::Dead(Some(f.clone())));
+        }
     };
     let data = ret & seccomp::RET_DATA;
     let sigsys = || {
@@ -215,11 +227,13 @@ pub(super) fn check_entry(t: &mut Task, nr: u64, args: [u64; 6]) -> Option<u64> 
         // No tracer: the call fails.
         seccomp::RET_TRACE => Some(errno!(ENOSYS).to_return()),
         seccomp::RET_KILL_THREAD if t.tg.threads().len() > 1 => {
+            dead(t);
             t.exit = Some(ExitStatus::killed_by(consts::SIGSYS));
             Some(0)
         }
         // KILL_PROCESS, a lone thread's KILL_THREAD, and any unknown action.
         _ => {
+            dead(t);
             let info = sigsys();
             t.force_default_signal(info);
             Some(nr)

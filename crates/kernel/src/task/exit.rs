@@ -57,7 +57,7 @@ impl Task {
     pub(crate) fn finish(&mut self) {
         let status = self.exit.unwrap_or(ExitStatus::Exited(0));
         self.ptrace_exit_event(status.wait_status());
-        self.ptrace_exit(status);
+        let zombie_tracer = self.ptrace_exit(status);
         self.exit_robust_list();
         self.kernel.futexes.release_pi(&self.thread);
         if !self.clear_child_tid.is_null() {
@@ -96,13 +96,20 @@ impl Task {
         let last = {
             let mut st = self.tg.state();
             st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
+            if zombie_tracer.is_some() {
+                st.zombie_threads.push(self.thread.clone());
+            }
             // Under the same lock, so that `ThreadGroup::io` and
             // `rusage_counts` count it once.
             self.tg.dead_io.add(self.thread.io.get());
             self.tg.dead_rusage.add(self.thread.rusage_counts());
             st.threads.is_empty()
         };
-        self.pid_ns().release_thread(tid);
+        match &zombie_tracer {
+            // A zombie keeps its id until reaped.
+            Some(tracer) => self.thread_zombie(tracer, status),
+            None => self.pid_ns().release_thread(tid),
+        }
         if last {
             // As Linux's exit_mm, before the parent hears of the exit: an address
             // space no one else uses loses its mappings now (a System V segment's
@@ -212,10 +219,11 @@ fn robust_entry(ptr: u64) -> (u64, bool) {
     (ptr & !1, ptr & 1 != 0)
 }
 
-/// The last thread of `tg` is gone: it becomes a zombie, its children go to a
-/// new parent, and its parent hears of it (or reaps it at once if it ignores SIGCHLD).
+/// The last live thread of `tg` is gone: its children go to a new parent, and
+/// it becomes a zombie (`group_zombie`) now or, if traced threads of it are
+/// zombies still, when the last of them is reaped (Linux's delay_group_leader).
 fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
-    super::ptrace::release_tracees(tg);
+    super::ptrace::release_tracees(kernel, tg);
     kernel.locks.release_owner(crate::vfs::locks::Owner::Process(tg.tgid));
     // Its children go to their new parent first, while it is still among its
     // own parent's children: a wait() there cannot find it gone (ECHILD) before
@@ -264,6 +272,44 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             h.wake_waiters();
         }
     }
+    let now = {
+        let mut st = tg.state();
+        st.group_dead = true;
+        st.zombie_threads.is_empty()
+    };
+    if now {
+        group_zombie(kernel, tg);
+    }
+}
+
+/// A traced thread's zombie is reaped (by its tracer's wait, or as its tracer
+/// let it go): its id is free, and if it was the last thing left of a dead
+/// group, the group is a zombie now (Linux's release_task). Nothing if another
+/// got to it first.
+pub(super) fn release_zombie_thread(kernel: &Arc<crate::Kernel>, th: &Arc<super::Thread>) {
+    let tg = &th.tg;
+    let last = {
+        let mut st = tg.state();
+        let before = st.zombie_threads.len();
+        st.zombie_threads.retain(|t| !Arc::ptr_eq(t, th));
+        if st.zombie_threads.len() == before {
+            return;
+        }
+        st.group_dead && st.zombie_threads.is_empty()
+    };
+    tg.pid_ns.release_thread(th.tid());
+    if last {
+        group_zombie(kernel, tg);
+    }
+}
+
+/// Dead `tg` becomes a zombie: its tracer or its parent hears of it (and the
+/// parent reaps it at once if it ignores SIGCHLD).
+fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
+    let (parent, status) = {
+        let st = tg.state();
+        (st.parent.clone(), st.exiting.unwrap_or(ExitStatus::Exited(0)))
+    };
     // Its leader exited traced: a tracer other than the parent hears of the
     // death first (SIGCHLD whatever the exit signal) and reaps it before the
     // parent may; a parent that traces it reaps it itself, even if it ignores

@@ -5,7 +5,8 @@
 //! it waits in the Sentry for the tracer's command. The tracer's wait reports
 //! the stops and exits of its tracees (a tracee is always eligible, as in
 //! Linux); a traced leader's exit is its zombie group's, which the tracer
-//! reaps before the parent hears of it (`exit.rs`, `wait.rs`).
+//! reaps before the parent hears of it, and another traced thread is a zombie
+//! until its tracer reaps it or is gone (`exit.rs`, `wait.rs`).
 //!
 //! Lock order: a tracer's state (its tracee list) before a tracee's ptrace
 //! lock, which is otherwise a leaf.
@@ -309,23 +310,39 @@ impl Task {
         self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXIT), status, None);
     }
 
-    /// At exit: its tracer's wait reports it. A thread other than the leader
-    /// tells the tracer now; the leader's group, when it is a zombie (`exit.rs`).
-    pub(crate) fn ptrace_exit(&self, status: super::ExitStatus) {
+    /// At exit: its tracer's wait reports it. The leader's exit is its group's,
+    /// when that is a zombie (`exit.rs`). Another thread becomes a zombie its
+    /// tracer reaps (Linux's exit_notify never autoreaps a tracee): returns the
+    /// tracer, which `thread_zombie` tells once the thread is among the group's zombies.
+    pub(crate) fn ptrace_exit(&self, status: super::ExitStatus) -> Option<Arc<ThreadGroup>> {
         if !self.thread.is_traced() {
-            return;
+            return None;
         }
-        let tracer = {
+        let tracer = self.thread.ptrace().tracer()?;
+        if self.tid() != self.tg.tgid {
+            return Some(tracer);
+        }
+        self.thread.ptrace().exited = Some(status.wait_status());
+        self.tg.state().exit_tracer = Some(Arc::downgrade(&tracer));
+        None
+    }
+
+    /// This thread is among its group's `zombie_threads` now: its tracer's wait
+    /// may report it, unless the tracer let it go meanwhile (`release_tracees`
+    /// takes it out of them after detaching it), when it is reaped at once.
+    pub(crate) fn thread_zombie(&self, tracer: &Arc<ThreadGroup>, status: super::ExitStatus) {
+        let held = {
             let mut p = self.thread.ptrace();
-            p.exited = Some(status.wait_status());
-            p.tracer()
+            let held = p.tracer().is_some();
+            if held {
+                p.exited = Some(status.wait_status());
+            }
+            held
         };
-        let Some(tracer) = tracer else { return };
-        let tid = self.tid();
-        if tid == self.tg.tgid {
-            self.tg.state().exit_tracer = Some(Arc::downgrade(&tracer));
+        if held {
+            super::exit::notify_tracer_of_exit(tracer, self.tid(), &self.tg, status);
         } else {
-            super::exit::notify_tracer_of_exit(&tracer, tid, &self.tg, status);
+            super::exit::release_zombie_thread(&self.kernel, &self.thread);
         }
     }
 }
@@ -355,13 +372,15 @@ fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {
 }
 
 /// A tracer's group is gone: its tracees go on untraced (killed, for those
-/// that asked with PTRACE_O_EXITKILL), and the parent of a zombie it held
-/// hears of it now.
-pub fn release_tracees(tracer: &ThreadGroup) {
+/// that asked with PTRACE_O_EXITKILL), a zombie thread it held is reaped, and
+/// the parent of a zombie group it held hears of it now (Linux's __ptrace_detach).
+pub fn release_tracees(kernel: &Arc<crate::Kernel>, tracer: &ThreadGroup) {
     let tracees = std::mem::take(&mut tracer.state().tracees);
     for th in tracees {
         let kill = th.ptrace().options & PTRACE_O_EXITKILL != 0;
         th.detach_tracer(0);
+        // After the detach: a thread exiting meanwhile sees it (`Task::thread_zombie`).
+        super::exit::release_zombie_thread(kernel, &th);
         if kill {
             signals::send_to_thread(&th, SigInfo::new(consts::SIGKILL, signals::SI_USER));
         }

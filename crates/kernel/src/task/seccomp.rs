@@ -82,6 +82,9 @@ pub enum Mode {
     /// read, write, exit and rt_sigreturn only; anything else kills the thread.
     Strict,
     Filter(Arc<Filter>),
+    /// Its mode or a filter killed it (Linux's SECCOMP_MODE_DEAD): the filters
+    /// it had stay until it exits, and stay counted, as Linux's.
+    Dead(Option<Arc<Filter>>),
 }
 
 impl Mode {
@@ -91,13 +94,14 @@ impl Mode {
             Mode::Disabled => 0,
             Mode::Strict => 1,
             Mode::Filter(_) => 2,
+            Mode::Dead(_) => 3,
         }
     }
 
     /// How many filters it has (/proc's Seccomp_filters).
     pub fn filters(&self) -> usize {
         match self {
-            Mode::Filter(f) => f.count(),
+            Mode::Filter(f) | Mode::Dead(Some(f)) => f.count(),
             _ => 0,
         }
     }

@@ -313,6 +313,13 @@ pub struct TgState {
     pub parent: Option<Arc<ThreadGroup>>,
     pub children: Vec<Arc<ThreadGroup>>,
     pub threads: Vec<Arc<Thread>>,
+    /// Traced threads other than the leader that exited and wait for their
+    /// tracer to reap them (Linux's EXIT_ZOMBIE sub-threads): they keep their
+    /// ids, /proc shows them as Z, and the group is no zombie before they go.
+    pub zombie_threads: Vec<Arc<Thread>>,
+    /// Its last live thread exited and did what the group's death does (`exit::group_died`);
+    /// it becomes a zombie once `zombie_threads` is empty too.
+    pub group_dead: bool,
     pub pgid: i32,
     pub sid: i32,
     /// Set when the group is dying (exit_group or a fatal signal): every thread exits.
@@ -416,6 +423,8 @@ impl ThreadGroup {
                 tracees: Vec::new(),
                 exit_tracer: None,
                 threads: Vec::new(),
+                zombie_threads: Vec::new(),
+                group_dead: false,
                 pgid: tgid,
                 sid: tgid,
                 exiting: None,
@@ -547,6 +556,12 @@ impl ThreadGroup {
 
     pub fn threads(&self) -> Vec<Arc<Thread>> {
         self.state().threads.clone()
+    }
+
+    /// How many threads /proc counts: live ones and zombies not yet reaped (Linux's nr_threads).
+    pub fn nr_threads(&self) -> usize {
+        let st = self.state();
+        st.threads.len() + st.zombie_threads.len()
     }
 
     pub fn parent(&self) -> Option<Arc<ThreadGroup>> {

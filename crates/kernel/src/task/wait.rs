@@ -196,6 +196,12 @@ impl Task {
             if !opts.exited || (!opts.nowait && !self.untrace(&th)) {
                 continue;
             }
+            // Once the group is dying, its exit status is every thread's
+            // (Linux's wait_task_zombie, SIGNAL_GROUP_EXIT).
+            let status = th.tg.state().exiting.map_or(status, |e| e.wait_status());
+            if !opts.nowait {
+                super::exit::release_zombie_thread(&self.kernel, &th);
+            }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
             return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
         }

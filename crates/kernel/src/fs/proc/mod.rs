@@ -290,7 +290,12 @@ impl ProcInode {
             }
             Node::Entry(t, PidEntry::Task) => {
                 let p = fs.resolve(t)?;
-                let mut tids: Vec<i32> = p.tg.threads().iter().map(|th| p.local(th.tid())).collect();
+                // Copied out first: the namespace's id lock is not taken under the state lock.
+                let threads: Vec<Arc<Thread>> = {
+                    let st = p.tg.state();
+                    st.threads.iter().chain(&st.zombie_threads).cloned().collect()
+                };
+                let mut tids: Vec<i32> = threads.iter().map(|th| p.local(th.tid())).collect();
                 tids.sort_unstable();
                 Ok(tids
                     .into_iter()
@@ -405,7 +410,7 @@ impl Inode for ProcInode {
             // One link per thread: 3 says single-threaded (Chrome's sandbox
             // checks so before it changes credentials).
             if matches!(self.node, Node::Entry(_, PidEntry::Task)) {
-                st.st_nlink = 2 + p.tg.threads().len() as u64;
+                st.st_nlink = 2 + p.tg.nr_threads() as u64;
             }
         }
         Ok(st)

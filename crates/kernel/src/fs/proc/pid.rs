@@ -626,7 +626,8 @@ fn vm_sizes(p: &Proc) -> VmSizes {
 /// The one-letter state and its name.
 fn state(p: &Proc) -> (char, &'static str) {
     let st = p.tg.state();
-    if st.zombie.is_some() || p.th.is_none() {
+    let zombie_thread = p.th.as_ref().is_some_and(|th| st.zombie_threads.iter().any(|z| Arc::ptr_eq(z, th)));
+    if st.zombie.is_some() || p.th.is_none() || zombie_thread {
         return ('Z', "zombie");
     }
     if st.stopped {
@@ -678,7 +679,7 @@ fn stat(p: &Proc, t: Target) -> String {
     let vm = vm_sizes(p);
     let layout = p.res.as_ref().map(|r| r.mm.layout()).unwrap_or_default();
     let (pending, shared, blocked, ignored, caught) = signal_masks(p);
-    let threads = p.tg.threads().len().max(1);
+    let threads = p.tg.nr_threads().max(1);
     let exit_signal = p.tg.exit_signal.load(std::sync::atomic::Ordering::Relaxed);
     let rss_lim = p.tg.rlimit(5).cur;
     // Clock ticks (USER_HZ = 100).
@@ -786,7 +787,7 @@ fn status(p: &Proc, t: Target) -> String {
     let fd_size = p.res.as_ref().map(|r| r.fds.list().last().map(|(f, _, _)| f.0 as usize + 1).unwrap_or(0)).unwrap_or(0).max(64).next_power_of_two();
     let vm = vm_sizes(p);
     let (pending, shared, blocked, ignored, caught) = signal_masks(p);
-    let threads = p.tg.threads().len();
+    let threads = p.tg.nr_threads();
     let cpus = p.k.cpus;
     let caps = *p.tg.caps.lock().unwrap_or_else(|e| e.into_inner());
     let kb = |b: u64| format!("{:8} kB", b / 1024);
