@@ -39,6 +39,15 @@ fn procfs_map_files() {
     compare("procfs_map_files", "map_files", &Spec::default(), expect_all_ok);
 }
 
+/// A leader that exits before the rest of its group stays a zombie until the
+/// group is gone: task/ lists it, stat and status say Z, Threads: counts it, and
+/// /proc/PID (and /proc/self, for any thread) shows what a zombie's does, while
+/// the live thread's task/TID works; an exec from that thread takes its id.
+#[test]
+fn procfs_leader_zombie() {
+    compare("procfs_leader_zombie", "leader_zombie", &Spec::default(), expect_all_ok);
+}
+
 /// System-wide /proc files, /proc/sys and /sys/devices/system/cpu.
 #[test]
 fn procfs_system() {

@@ -201,14 +201,12 @@ impl Task {
             }
             others
         };
-        if others.is_empty() {
-            return Ok(());
-        }
         for t in &others {
             t.interrupt();
         }
-        // Wait (unkillably, as Linux does, except by a fatal signal) for the others.
-        loop {
+        // Wait (unkillably, as Linux does, except by a fatal signal) for the
+        // others. None may be left while the id is not ours yet: the leader exited first.
+        while !others.is_empty() {
             let seq = self.thread.waiter.seq();
             let (alone, dying) = {
                 let st = self.tg.state();
@@ -230,6 +228,8 @@ impl Task {
         let leader = self.tg.tgid;
         let old = self.tid();
         if old != leader {
+            // The old leader's zombie goes: its id is ours now.
+            self.tg.state().zombie_threads.retain(|t| t.tid() != leader);
             self.pid_ns().rename_thread(old, leader, &self.thread);
             self.thread.set_tid(leader);
             // Linux's de_thread: the new leader reports with SIGCHLD.

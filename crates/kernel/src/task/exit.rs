@@ -93,21 +93,27 @@ impl Task {
         self.fds = Arc::default();
         self.ctx.release();
         let tid = self.tid();
-        let last = {
+        let (last, leader_zombie) = {
             let mut st = self.tg.state();
             st.threads.retain(|t| !Arc::ptr_eq(t, &self.thread));
-            if zombie_tracer.is_some() {
+            let last = st.threads.is_empty();
+            // A leader leaving others behind stays a zombie until they are gone
+            // (Linux's delay_group_leader): /proc still lists it, as Z.
+            let leader_zombie = tid == self.tg.tgid && !last;
+            if zombie_tracer.is_some() || leader_zombie {
                 st.zombie_threads.push(self.thread.clone());
             }
             // Under the same lock, so that `ThreadGroup::io` and
             // `rusage_counts` count it once.
             self.tg.dead_io.add(self.thread.io.get());
             self.tg.dead_rusage.add(self.thread.rusage_counts());
-            st.threads.is_empty()
+            (last, leader_zombie)
         };
         match &zombie_tracer {
             // A zombie keeps its id until reaped.
             Some(tracer) => self.thread_zombie(tracer, status),
+            // Until the group dies (`group_zombie`) or an exec takes its id.
+            None if leader_zombie => {}
             None => self.pid_ns().release_thread(tid),
         }
         if last {
@@ -275,7 +281,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     let now = {
         let mut st = tg.state();
         st.group_dead = true;
-        st.zombie_threads.is_empty()
+        st.traced_zombies_gone(tg.tgid)
     };
     if now {
         group_zombie(kernel, tg);
@@ -288,6 +294,10 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
 /// got to it first.
 pub(super) fn release_zombie_thread(kernel: &Arc<crate::Kernel>, th: &Arc<super::Thread>) {
     let tg = &th.tg;
+    // A leader's zombie is its group's, released as the group dies.
+    if th.tid() == tg.tgid {
+        return;
+    }
     let last = {
         let mut st = tg.state();
         let before = st.zombie_threads.len();
@@ -295,7 +305,7 @@ pub(super) fn release_zombie_thread(kernel: &Arc<crate::Kernel>, th: &Arc<super:
         if st.zombie_threads.len() == before {
             return;
         }
-        st.group_dead && st.zombie_threads.is_empty()
+        st.group_dead && st.traced_zombies_gone(tg.tgid)
     };
     tg.pid_ns.release_thread(th.tid());
     if last {
@@ -306,6 +316,15 @@ pub(super) fn release_zombie_thread(kernel: &Arc<crate::Kernel>, th: &Arc<super:
 /// Dead `tg` becomes a zombie: its tracer or its parent hears of it (and the
 /// parent reaps it at once if it ignores SIGCHLD).
 fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
+    // A leader that exited before the rest is now the group's zombie, under its id.
+    let leader = {
+        let mut st = tg.state();
+        let at = st.zombie_threads.iter().position(|t| t.tid() == tg.tgid);
+        at.map(|i| st.zombie_threads.swap_remove(i))
+    };
+    if leader.is_some() {
+        tg.pid_ns.release_thread(tg.tgid);
+    }
     let (parent, status) = {
         let st = tg.state();
         (st.parent.clone(), st.exiting.unwrap_or(ExitStatus::Exited(0)))

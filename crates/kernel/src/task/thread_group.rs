@@ -313,12 +313,13 @@ pub struct TgState {
     pub parent: Option<Arc<ThreadGroup>>,
     pub children: Vec<Arc<ThreadGroup>>,
     pub threads: Vec<Arc<Thread>>,
-    /// Traced threads other than the leader that exited and wait for their
-    /// tracer to reap them (Linux's EXIT_ZOMBIE sub-threads): they keep their
-    /// ids, /proc shows them as Z, and the group is no zombie before they go.
+    /// Exited threads that keep their ids (Linux's EXIT_ZOMBIE threads), which
+    /// /proc shows as Z: traced threads other than the leader, until their
+    /// tracer reaps them (the group is no zombie before they go), and a leader
+    /// that exited before the rest, until the group dies or an exec takes its id.
     pub zombie_threads: Vec<Arc<Thread>>,
     /// Its last live thread exited and did what the group's death does (`exit::group_died`);
-    /// it becomes a zombie once `zombie_threads` is empty too.
+    /// it becomes a zombie once only the leader, if any, is left in `zombie_threads`.
     pub group_dead: bool,
     pub pgid: i32,
     pub sid: i32,
@@ -342,6 +343,14 @@ pub struct TgState {
     pub execer: Option<Arc<Thread>>,
     /// Set by the child's exec or exit; the vfork parent waits for it.
     pub vfork_done: bool,
+}
+
+impl TgState {
+    /// Whether no traced thread's zombie is left: only the leader's, if any,
+    /// which goes with its group.
+    pub fn traced_zombies_gone(&self, tgid: i32) -> bool {
+        self.zombie_threads.iter().all(|t| t.tid() == tgid)
+    }
 }
 
 /// Signal state shared by the whole group.

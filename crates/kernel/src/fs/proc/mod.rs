@@ -175,11 +175,12 @@ impl ProcFs {
         let k = self.kernel()?;
         let tg = self.pid_ns.group(t.tgid).ok_or_else(|| errno!(ENOENT))?;
         let th = self.pid_ns.thread(t.tid).filter(|th| Arc::ptr_eq(&th.tg, &tg));
+        // A leader that exited before the rest is still there, as a zombie
+        // (`TgState::zombie_threads`): no thread is left only of a zombie group.
         let th = match (th, t.thread_view) {
             (Some(th), _) => Some(th),
             (None, true) => return error!(ENOENT),
-            // The leader has exited but the group lives on: show another thread.
-            (None, false) => tg.threads().into_iter().next(),
+            (None, false) => None,
         };
         let res = match &th {
             Some(th) => th.resources(),

@@ -853,12 +853,12 @@ fn status(p: &Proc, t: Target) -> String {
     let _ = writeln!(s, "CapAmb:\t{:016x}", caps.ambient);
     let _ = writeln!(s, "NoNewPrivs:\t{}", p.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
     let (mode, filters) = match &p.th {
-        Some(th) => {
+        Some(th) if p.res.is_some() || th.tid() != p.tg.tgid => {
             let seccomp = th.seccomp();
             (seccomp.number(), seccomp.filters())
         }
-        // A zombie: its leader's at exit.
-        None => *p.tg.exit_seccomp.lock().unwrap_or_else(|e| e.into_inner()),
+        // A zombie (or its leader's, before the rest): its leader's at exit.
+        _ => *p.tg.exit_seccomp.lock().unwrap_or_else(|e| e.into_inner()),
     };
     let _ = writeln!(s, "Seccomp:\t{mode}");
     let _ = writeln!(s, "Seccomp_filters:\t{filters}");
