@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,6 +132,17 @@ static void *worker(void *arg) {
     snprintf(path, sizeof path, "/proc/%d/task/%d", pid, tid);
     live_view("/proc/PID/task/TID", path);
     live_view("/proc/thread-self", "/proc/thread-self");
+    // A zombie cannot be attached to (Linux's ptrace_attach: EPERM).
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        long r = ptrace(PTRACE_ATTACH, pid, 0, 0);
+        printf("attach to the zombie leader: %ld %s\n", r, r < 0 ? errname(errno) : "0");
+        if (r == 0) ptrace(PTRACE_DETACH, pid, 0, 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
     fflush(stdout);
     if (exec_after) {
         char *argv[] = {"leader_zombie", "after-exec", NULL};

@@ -203,7 +203,9 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
         0
     };
     let th = t.pid_ns().thread(pid).ok_or_else(|| rvisor_abi::errno!(ESRCH))?;
-    if Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !crate::task::ptrace::may_trace(&t.tg, &th.tg) {
+    // A zombie (a leader that exited before its group) cannot be attached to.
+    let zombie = th.tg.state().is_zombie_thread(&th);
+    if zombie || Arc::ptr_eq(&th.tg, &t.tg) || th.is_traced() || !crate::task::ptrace::may_trace(&t.tg, &th.tg) {
         return error!(EPERM);
     }
     crate::landlock::scope::may_trace(&t.thread, &th)?;

@@ -351,6 +351,11 @@ impl TgState {
     pub fn traced_zombies_gone(&self, tgid: i32) -> bool {
         self.zombie_threads.iter().all(|t| t.tid() == tgid)
     }
+
+    /// Whether `th` exited and is among the zombies.
+    pub fn is_zombie_thread(&self, th: &Thread) -> bool {
+        self.zombie_threads.iter().any(|z| std::ptr::eq(Arc::as_ptr(z), th))
+    }
 }
 
 /// Signal state shared by the whole group.

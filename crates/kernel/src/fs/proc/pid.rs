@@ -626,7 +626,7 @@ fn vm_sizes(p: &Proc) -> VmSizes {
 /// The one-letter state and its name.
 fn state(p: &Proc) -> (char, &'static str) {
     let st = p.tg.state();
-    let zombie_thread = p.th.as_ref().is_some_and(|th| st.zombie_threads.iter().any(|z| Arc::ptr_eq(z, th)));
+    let zombie_thread = p.th.as_ref().is_some_and(|th| st.is_zombie_thread(th));
     if st.zombie.is_some() || p.th.is_none() || zombie_thread {
         return ('Z', "zombie");
     }
