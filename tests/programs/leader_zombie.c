@@ -3,7 +3,8 @@
 // lists it, stat and status show Z, Threads: counts it, and, its memory and
 // files gone, /proc/PID (which /proc/self is for every thread) shows what a
 // zombie's does. A live thread's own task/TID files still work. An exec from
-// the live thread then takes the leader's id, and the old leader is gone.
+// the live thread then takes the leader's id, and the old leader is gone. Calls
+// naming the zombie leader's id answer as Linux's do.
 // Synchronisation is by the leader's state in /proc; never by sleeping.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,6 +146,24 @@ static void *worker(void *arg) {
         _exit(0);
     }
     waitpid(child, NULL, 0);
+    // Calls that name the zombie leader's id answer as Linux's do for a zombie:
+    // most succeed, process_vm_readv has no memory to read (ESRCH).
+    static int word = 42;
+    int got = 0;
+    struct iovec local = {&got, sizeof got}, remote = {&word, sizeof word};
+    cpu_set_t cpus;
+    struct rlimit rl;
+    struct sched_param sp;
+    print_errno("tgkill 0 to the leader", (int)syscall(SYS_tgkill, pid, pid, 0));
+    print_errno("kill 0", kill(pid, 0));
+    print_errno("process_vm_readv of the leader", (int)process_vm_readv(pid, &local, 1, &remote, 1, 0));
+    print_errno("sched_getaffinity", sched_getaffinity(pid, sizeof cpus, &cpus));
+    print_errno("sched_setaffinity", sched_getaffinity(pid, sizeof cpus, &cpus) ? -1 : sched_setaffinity(pid, sizeof cpus, &cpus));
+    print_errno("sched_getparam", sched_getparam(pid, &sp));
+    print_errno("prlimit", prlimit(pid, RLIMIT_NOFILE, NULL, &rl));
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, pid);
+    print_errno("getpriority", prio == -1 && errno ? -1 : 0);
     fflush(stdout);
     if (exec_after) {
         char *argv[] = {"leader_zombie", "after-exec", NULL};
