@@ -30,12 +30,17 @@
 //              code page unchanged, syscalls still served.
 //   filter     seccomp/prctl installing an allow-all filter (directly and through the
 //              stub), then mkdir: still the Sentry's answer.
+//   recycle    children that leave parked threads in their stub, scribble over every
+//              other thread's block (header, signal frame, state word) and exit; the
+//              Sentry recycles their stub processes, and the next children, which
+//              start threads of their own, must run as if on new ones.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -46,6 +51,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/ucontext.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define STUB 0x7fffff000000UL
@@ -321,6 +327,77 @@ static void mode_filter(void) {
     show("kill victim", raw3(SYS_kill, victim, SIGKILL, 0));
 }
 
+// ---- a stub recycled after an app scribbled over it
+
+static void *idle_thread(void *arg) {
+    return arg;
+}
+
+static void *busy_thread(void *arg) {
+    long want = getpid(), ok = 1;
+    for (int i = 0; i < 200; i++)
+        ok &= raw3(SYS_getpid, 0, 0, 0) == want;
+    return (void *)ok;
+}
+
+static void mode_recycle(void) {
+    const int rounds = 20;
+    for (int round = 0; round < rounds; round++) {
+        pid_t scribbler = fork();
+        if (scribbler == 0) {
+            pthread_t t[3];
+            for (int i = 0; i < 3; i++)
+                pthread_create(&t[i], NULL, idle_thread, NULL);
+            for (int i = 0; i < 3; i++)
+                pthread_join(t[i], NULL);
+            // Once the exited threads sleep in their handlers (a thread still spinning
+            // there would trip over the scribbles and take this stub down at once)...
+            for (uint64_t b = 1; b < 16; b++)
+                for (int i = 0; i < 100000; i++) {
+                    uint32_t st = *(volatile uint32_t *)(SLOTS + b * BLOCK);
+                    if (st == 0 || st >= 4) // unused, asleep in the handler, or scribbled on
+                        break;
+                    sched_yield();
+                }
+            // ...every block but the main thread's (0): their slots and signal frames.
+            uint64_t x = 0x9e3779b97f4a7c15ULL + round;
+            for (uint64_t b = 1; b < 16; b++) {
+                volatile uint64_t *p = (volatile uint64_t *)(SLOTS + b * BLOCK);
+                for (uint64_t i = 0; i < BLOCK / 8; i++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    p[i] = x;
+                }
+                uint32_t forged[] = {0, 4, 0xdeadbeef}; // dead, asleep, nonsense
+                *(volatile uint32_t *)(SLOTS + b * BLOCK) = forged[(round + b) % 3];
+            }
+            _exit(7);
+        }
+        int st = 0;
+        if (waitpid(scribbler, &st, 0) != scribbler || !WIFEXITED(st) || WEXITSTATUS(st) != 7) {
+            printf("recycle: round %d: scribbler status %#x\n", round, st);
+            return;
+        }
+        pid_t worker = fork();
+        if (worker == 0) {
+            pthread_t t[4];
+            for (int i = 0; i < 4; i++)
+                pthread_create(&t[i], NULL, busy_thread, NULL);
+            long ok = 1;
+            for (int i = 0; i < 4; i++) {
+                void *r = NULL;
+                pthread_join(t[i], &r);
+                ok &= (long)r;
+            }
+            _exit(ok ? 0 : 3);
+        }
+        if (waitpid(worker, &st, 0) != worker || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("recycle: round %d: worker status %#x\n", round, st);
+            return;
+        }
+    }
+    printf("recycle: %d rounds ok\n", rounds);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: systrap_escape MODE MKDIR_PATH VICTIM_PID\n");
@@ -340,6 +417,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(m, "slot")) mode_slot();
     else if (!strcmp(m, "remap")) mode_remap();
     else if (!strcmp(m, "filter")) mode_filter();
+    else if (!strcmp(m, "recycle")) mode_recycle();
     else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;

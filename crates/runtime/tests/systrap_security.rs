@@ -282,3 +282,13 @@ fn systrap_without_seccomp_fails_clearly() {
         panic!("ptrace under the same filter:\n{e}\n{}", o.describe());
     }
 }
+
+/// A stub process outlives its address space (it is recycled for the next one), so an
+/// app that scribbled over its other threads' slots and frames before exiting must not
+/// reach the processes that run in it next: they start fresh threads and run normally.
+#[test]
+fn systrap_recycled_stubs_start_clean() {
+    attack("systrap_recycled_stubs_start_clean", "recycle", |o| {
+        all([lines_in_order(o, &["recycle: 20 rounds ok", "done"]), no_line(o, "recycle: round"), expect_status(o, 0)])
+    });
+}

@@ -183,23 +183,49 @@ pub struct SystrapPlatform {
 /// Stubs started ahead of need. Starting one (its process, two seccomp filters,
 /// its helper thread) is most of what a fork or exec costs here; a new address
 /// space takes a ready one, and a background thread starts the next, off the
-/// critical path and usually on the other CPU.
+/// critical path and usually on the other CPU. That thread also recycles the stubs
+/// of address spaces that are gone (`recycle`), so that a process that forks
+/// again and again starts no stub process at all.
 struct Spares {
     /// Leaf lock.
-    stubs: Mutex<Vec<Arc<Stub>>>,
+    pool: Mutex<Pool>,
     wanted: Condvar,
     /// Set once the refilling thread runs (or cannot: then stubs start on demand).
     refilling: std::sync::Once,
+    /// The refilling thread runs: stubs given back are recycled.
+    recycling: AtomicBool,
+}
+
+struct Pool {
+    ready: Vec<Arc<Stub>>,
+    /// Stub processes whose address space is gone, to recycle.
+    returned: Vec<Returned>,
+}
+
+/// A stub process given back, with what its slots held.
+struct Returned {
+    proc: Arc<StubProcess>,
+    slots: Vec<SlotUse>,
 }
 
 /// How many started stubs wait for an address space (a fork then an exec take two).
 const SPARE_STUBS: usize = 2;
+/// How many may wait when recycled ones come back (each costs ~20 KiB of host memory
+/// and two sleeping threads).
+const MAX_SPARE_STUBS: usize = 4;
 
 impl Spares {
     fn take(&self) -> Option<Arc<Stub>> {
-        let stub = lock(&self.stubs).pop();
+        let stub = lock(&self.pool).ready.pop();
         self.wanted.notify_one();
         stub
+    }
+
+    fn give_back(&self, r: Returned) {
+        if self.recycling.load(Ordering::Acquire) {
+            lock(&self.pool).returned.push(r);
+            self.wanted.notify_one();
+        }
     }
 
     /// Starts the thread that keeps `SPARE_STUBS` stubs ready.
@@ -208,15 +234,29 @@ impl Spares {
             let (me, memory) = (self.clone(), memory.clone());
             let started = std::thread::Builder::new().name("stub-spares".into()).spawn(move || {
                 host_cpus::unpin_current_thread();
+                me.recycling.store(true, Ordering::Release);
                 loop {
-                    let mut stubs = lock(&me.stubs);
-                    while stubs.len() >= SPARE_STUBS {
-                        stubs = me.wanted.wait(stubs).unwrap_or_else(|e| e.into_inner());
+                    let mut pool = lock(&me.pool);
+                    while pool.ready.len() >= SPARE_STUBS && pool.returned.is_empty() {
+                        pool = me.wanted.wait(pool).unwrap_or_else(|e| e.into_inner());
                     }
-                    drop(stubs);
+                    if let Some(r) = pool.returned.pop() {
+                        let full = pool.ready.len() >= MAX_SPARE_STUBS;
+                        drop(pool);
+                        if !full {
+                            match Stub::recycle(r) {
+                                Ok(s) => lock(&me.pool).ready.push(Arc::new(s)),
+                                Err(e) => tracing::debug!("a stub could not be recycled: {e}"),
+                            }
+                        }
+                        continue;
+                    }
+                    drop(pool);
                     match Stub::spawn(memory.as_raw_fd()).and_then(Stub::started) {
-                        Ok(s) => lock(&me.stubs).push(Arc::new(s)),
+                        Ok(s) => lock(&me.pool).ready.push(Arc::new(s)),
                         Err(e) => {
+                            me.recycling.store(false, Ordering::Release);
+                            lock(&me.pool).returned.clear();
                             tracing::warn!("cannot start a spare stub ({e}); stubs start on demand");
                             return;
                         }
@@ -253,7 +293,8 @@ impl SystrapPlatform {
             .started()
             .map_err(|e| PlatformError::Unsupported(format!("cannot start a systrap stub: {e}")))?;
         // The probe is the first address space's stub.
-        let spares = Arc::new(Spares { stubs: Mutex::new(vec![Arc::new(probe)]), wanted: Condvar::new(), refilling: std::sync::Once::new() });
+        let pool = Pool { ready: vec![Arc::new(probe)], returned: Vec::new() };
+        let spares = Arc::new(Spares { pool: Mutex::new(pool), wanted: Condvar::new(), refilling: std::sync::Once::new(), recycling: AtomicBool::new(false) });
         Ok(SystrapPlatform { memory: Arc::new(memory), spares })
     }
 }
@@ -275,6 +316,7 @@ impl Platform for SystrapPlatform {
                 Arc::new(Stub::spawn(self.memory.as_raw_fd())?)
             }
         };
+        let _ = stub.pool.set(Arc::downgrade(&self.spares));
         Ok(Arc::new(SystrapAddressSpace { stub }))
     }
 
@@ -313,24 +355,43 @@ enum SlotUse {
 /// How many released threads a stub keeps parked.
 const MAX_PARKED: usize = 8;
 
-struct Stub {
+/// A stub process: what outlives one address space when the stub is recycled
+/// (`Spares::recycle`). Dropping it kills and reaps the process.
+struct StubProcess {
     pid: i32,
     pidfd: OwnedFd,
     /// The helper's completion eventfd (the stub has it as descriptor 1).
     efd: OwnedFd,
     win: Window,
-    slots: Mutex<Vec<SlotUse>>,
-    /// Changes not yet carried out in the stub, in order.
-    pending: Mutex<Vec<QueuedCall>>,
     /// Held while a batch runs (ordering, as in ptrace); holds the last batch number.
     flushing: Mutex<u32>,
-    /// Whether a context has taken thread 0 (the stub's main thread).
-    leader_claimed: AtomicBool,
-    /// Whether thread 0's "ready" event was already consumed (`Stub::started`).
-    leader_ready: AtomicBool,
     /// The helper thread (0 until known) and the CPU it was last pinned to.
     helper_tid: std::sync::atomic::AtomicI32,
     helper_cpu: AtomicU32,
+}
+
+impl Drop for StubProcess {
+    fn drop(&mut self) {
+        crate::zygote::kill_and_reap(self.pid);
+    }
+}
+
+/// A stub process serving one address space.
+struct Stub {
+    proc: Arc<StubProcess>,
+    slots: Mutex<Vec<SlotUse>>,
+    /// Changes not yet carried out in the stub, in order.
+    pending: Mutex<Vec<QueuedCall>>,
+    /// The host tid of the thread the first context takes, in slot 0: the process's
+    /// main thread in a new stub, a fresh thread in a recycled one.
+    leader_tid: i32,
+    /// Whether a context has taken the leader thread.
+    leader_claimed: AtomicBool,
+    /// Whether the leader's "ready" event was already consumed (`Stub::started`).
+    leader_ready: AtomicBool,
+    /// Where the process goes when the address space is done with it; unset while
+    /// the stub is being started or recycled.
+    pool: std::sync::OnceLock<std::sync::Weak<Spares>>,
 }
 
 /// The signal frame of a thread's current event: where it is (a validated window
@@ -399,22 +460,32 @@ impl Stub {
         }
         // SAFETY: pfd is a fresh descriptor.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pfd) };
-        let mut slots = vec![SlotUse::Free; MAX_THREADS];
-        slots[0] = SlotUse::InUse;
-        Ok(Stub {
+        let proc = StubProcess {
             pid,
             pidfd,
             efd,
             win,
-            slots: Mutex::new(slots),
-            pending: Mutex::new(Vec::new()),
             flushing: Mutex::new(0),
-            leader_claimed: AtomicBool::new(false),
-            leader_ready: AtomicBool::new(false),
             helper_tid: std::sync::atomic::AtomicI32::new(0),
             // The helper inherits the leader's CPU.
             helper_cpu: AtomicU32::new(cpu),
-        })
+        };
+        Ok(Stub::serving(Arc::new(proc), pid))
+    }
+
+    /// A stub whose slots are all free but the leader's (0).
+    fn serving(proc: Arc<StubProcess>, leader_tid: i32) -> Stub {
+        let mut slots = vec![SlotUse::Free; MAX_THREADS];
+        slots[0] = SlotUse::InUse;
+        Stub {
+            proc,
+            slots: Mutex::new(slots),
+            pending: Mutex::new(Vec::new()),
+            leader_tid,
+            leader_claimed: AtomicBool::new(false),
+            leader_ready: AtomicBool::new(false),
+            pool: std::sync::OnceLock::new(),
+        }
     }
 
     /// Waits (up to 10 s) until the new stub's first thread has set itself up and
@@ -431,13 +502,70 @@ impl Stub {
         Ok(self)
     }
 
+    /// Makes a stub process given back fit to serve another address space, as a
+    /// new stub would: its app threads are told to exit and waited for, everything
+    /// below the stub is unmapped, and a fresh thread (from the helper, with a fresh
+    /// slot header) becomes the leader. Nothing of the old threads is reused: the
+    /// app they ran could write their slots and signal frames, and the next process
+    /// must not be at its mercy. The helper keeps no state the app can reach (it runs
+    /// on registers, from the read-only queue), nor does the process (every other
+    /// call of the app trapped). Any failure kills the process instead.
+    fn recycle(r: Returned) -> Result<Stub> {
+        let Returned { proc, slots } = r;
+        if slots.iter().any(|&u| u == SlotUse::InUse) {
+            return Err(PlatformError::Unsupported("a thread of the stub is still in use".into()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (k, &u) in slots.iter().enumerate() {
+            if u == SlotUse::Parked {
+                let b = block_off(k);
+                proc.win.write_u32(b + SLOT_CMD, CMD_EXIT);
+                proc.win.word(b + SLOT_STATE).store(ST_IDLE, Ordering::Release);
+                futex_wake(proc.win.word(b + SLOT_STATE));
+            }
+        }
+        for (k, &u) in slots.iter().enumerate() {
+            if u == SlotUse::Free {
+                continue;
+            }
+            // The kernel clears the word when the thread is gone (set_tid_address).
+            let st = proc.win.word(block_off(k) + SLOT_STATE);
+            loop {
+                let v = st.load(Ordering::Acquire);
+                if v == ST_DEAD {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(PlatformError::Unsupported("a thread of the stub did not exit".into()));
+                }
+                futex_wait(st, v, Some(left));
+            }
+        }
+        let mut stub = Stub::serving(proc, 0);
+        init_slot(&stub.proc.win, 0);
+        stub.push(QueuedCall { nr: libc::SYS_munmap as u64, args: [0, STUB_BASE, 0, 0, 0, 0] });
+        stub.push(QueuedCall { nr: libc::SYS_clone as u64, args: [THREAD_FLAGS, 0, 0, 0, 0, stub_addr(block_off(0))] });
+        stub.flush()?;
+        stub.wait_event(0, Some(Instant::now() + Duration::from_secs(10)), None, false)?;
+        // No app code ran since the threads exited: the tid the new thread wrote is its own.
+        let tid = stub.proc.win.read_u32(block_off(0) + SLOT_TID) as i32;
+        // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
+        if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, stub.proc.pid, tid, 0) } != 0 {
+            return Err(stub.dead("bad thread id"));
+        }
+        stub.leader_tid = tid;
+        stub.leader_ready.store(true, Ordering::Release);
+        Ok(stub)
+    }
+
     fn state(&self, k: usize) -> &AtomicU32 {
-        self.win.word(block_off(k) + SLOT_STATE)
+        self.proc.win.word(block_off(k) + SLOT_STATE)
     }
 
     /// Whether the stub process has exited (it stays a zombie until we reap it).
     fn exited(&self) -> Option<i32> {
-        let mut pfd = libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: self.proc.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: polling one descriptor we own.
         let r = unsafe { libc::poll(&mut pfd, 1, 0) };
         if r <= 0 {
@@ -445,7 +573,7 @@ impl Stub {
         }
         // SAFETY: waitid without reaping (WNOWAIT) fills our local siginfo.
         let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PIDFD, self.pidfd.as_raw_fd() as libc::id_t, &mut si, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        let r = unsafe { libc::waitid(libc::P_PIDFD, self.proc.pidfd.as_raw_fd() as libc::id_t, &mut si, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
         if r < 0 {
             return Some(-1);
         }
@@ -456,9 +584,9 @@ impl Stub {
 
     /// The stub broke the protocol or lost a thread: make sure it is gone.
     fn dead(&self, why: &str) -> PlatformError {
-        tracing::warn!("systrap stub {}: {why}", self.pid);
+        tracing::warn!("systrap stub {}: {why}", self.proc.pid);
         // SAFETY: signalling our own child (not yet reaped: we own the pidfd and reap on drop).
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.proc.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
         PlatformError::StubDied(self.exited().unwrap_or(libc::SIGKILL))
     }
 
@@ -536,7 +664,7 @@ impl Stub {
                 }
                 if let Some(kick) = kick.filter(|k| k.kicked.load(Ordering::Acquire)) {
                     let tid = kick.target.load(Ordering::Acquire) as u32 as i32;
-                    if let Some(now) = thread_cpu_ns(self.pid, tid) {
+                    if let Some(now) = thread_cpu_ns(self.proc.pid, tid) {
                         match cpu_at_kick {
                             Some(then) if now.saturating_sub(then) >= KICK_CPU_NS => {
                                 return Err(self.dead("thread ignores interrupts"));
@@ -553,9 +681,9 @@ impl Stub {
     /// Hands thread `k` back to the stub: it returns from its handler (or exits).
     fn reply(&self, k: usize, cmd: u32, spin: u32) {
         let b = block_off(k);
-        self.win.write_u32(b + SLOT_CMD, cmd);
-        self.win.write_u32(b + SLOT_SPIN, spin);
-        self.win.write_u32(b + SLOT_SENTRY_CPU, host_cpus::current());
+        self.proc.win.write_u32(b + SLOT_CMD, cmd);
+        self.proc.win.write_u32(b + SLOT_SPIN, spin);
+        self.proc.win.write_u32(b + SLOT_SENTRY_CPU, host_cpus::current());
         self.wake(k);
     }
 
@@ -569,22 +697,22 @@ impl Stub {
     /// Reads and validates the frame thread `k` posted. Returns the event.
     fn read_event(&self, k: usize, cpu: &mut CpuState) -> Result<(Event, Frame)> {
         let b = block_off(k);
-        let signo = self.win.read_u32(b + SLOT_SIGNO) as i32;
-        let Some(uc) = inside_stack(k, self.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8) else {
+        let signo = self.proc.win.read_u32(b + SLOT_SIGNO) as i32;
+        let Some(uc) = inside_stack(k, self.proc.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8) else {
             return Err(self.dead("frame outside its signal stack"));
         };
-        let fs = self.win.read_u64(b + SLOT_FS);
-        let gs = self.win.read_u64(b + SLOT_GS);
+        let fs = self.proc.win.read_u64(b + SLOT_FS);
+        let gs = self.proc.win.read_u64(b + SLOT_GS);
         let mut gregs = [0u64; 18];
         for (i, g) in gregs.iter_mut().enumerate() {
-            *g = self.win.read_u64(uc + UC_MCONTEXT + 8 * i as u64);
+            *g = self.proc.win.read_u64(uc + UC_MCONTEXT + 8 * i as u64);
         }
-        let csgsfs = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_CSGSFS);
-        let fpstate = self.win.read_u64(uc + UC_FPSTATE);
-        let canonical = self.win.read_u64(uc + UC_SIGMASK) == 0
-            && self.win.read_u64(uc + UC_STACK) == stub_addr(b + HDR)
-            && self.win.read_u64(uc + UC_STACK + 8) == 0
-            && self.win.read_u64(uc + UC_STACK + 16) == BLOCK - HDR;
+        let csgsfs = self.proc.win.read_u64(uc + UC_MCONTEXT + 8 * REG_CSGSFS);
+        let fpstate = self.proc.win.read_u64(uc + UC_FPSTATE);
+        let canonical = self.proc.win.read_u64(uc + UC_SIGMASK) == 0
+            && self.proc.win.read_u64(uc + UC_STACK) == stub_addr(b + HDR)
+            && self.proc.win.read_u64(uc + UC_STACK + 8) == 0
+            && self.proc.win.read_u64(uc + UC_STACK + 16) == BLOCK - HDR;
         let r = &mut cpu.regs;
         [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] =
             gregs;
@@ -593,7 +721,7 @@ impl Stub {
         r.fs_base = fs;
         r.gs_base = gs;
         r.orig_rax = u64::MAX;
-        let Some(si) = inside_stack(k, self.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
+        let Some(si) = inside_stack(k, self.proc.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
             return Err(self.dead("siginfo outside its signal stack"));
         };
         let event = match signo {
@@ -602,14 +730,14 @@ impl Stub {
                 // instruction. Present it as a ptrace syscall stop would.
                 r.orig_rax = r.rax;
                 r.rax = (-(libc::ENOSYS as i64)) as u64;
-                cpu.compat_syscall = Some(self.win.read_u32(si + SI_ARCH) != filter::AUDIT_ARCH_X86_64);
+                cpu.compat_syscall = Some(self.proc.win.read_u32(si + SI_ARCH) != filter::AUDIT_ARCH_X86_64);
                 Event::Syscall
             }
             libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
-                let code = self.win.read_u32(si + 8) as i32;
-                let addr = self.win.read_u64(si + 16);
-                cpu.err = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_ERR);
-                cpu.trapno = self.win.read_u64(uc + UC_MCONTEXT + 8 * REG_TRAPNO);
+                let code = self.proc.win.read_u32(si + 8) as i32;
+                let addr = self.proc.win.read_u64(si + 16);
+                cpu.err = self.proc.win.read_u64(uc + UC_MCONTEXT + 8 * REG_ERR);
+                cpu.trapno = self.proc.win.read_u64(uc + UC_MCONTEXT + 8 * REG_TRAPNO);
                 // Page faults carry SEGV_MAPERR/ACCERR (or BUS_ADRERR...); a general
                 // protection fault (hlt, a privileged instruction) comes as SI_KERNEL.
                 if (signo == libc::SIGSEGV || signo == libc::SIGBUS) && code > 0 && code < 0x80 {
@@ -628,10 +756,10 @@ impl Stub {
         let Some(fp) = inside_stack(k, f.fpstate, 512, 16) else {
             return Err(self.dead("FP state outside its signal stack"));
         };
-        if self.win.read_u32(fp + SW_RESERVED) == FP_XSTATE_MAGIC1 {
-            let size = self.win.read_u32(fp + SW_RESERVED + 16) as u64;
+        if self.proc.win.read_u32(fp + SW_RESERVED) == FP_XSTATE_MAGIC1 {
+            let size = self.proc.win.read_u32(fp + SW_RESERVED + 16) as u64;
             if size >= XSAVE_EXT && inside_stack(k, stub_addr(fp), size + 4, 16).is_some() {
-                return Ok((fp, size, self.win.read_u64(fp + SW_RESERVED + 8)));
+                return Ok((fp, size, self.proc.win.read_u64(fp + SW_RESERVED + 8)));
             }
         }
         Ok((fp, 512, 3))
@@ -648,7 +776,7 @@ impl Stub {
         ];
         for (i, v) in gregs.iter().enumerate() {
             if *v != f.gregs[i] {
-                self.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
+                self.proc.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
             }
         }
         // The app's code segment: Linux's 32-bit one if it ran there (a fault in
@@ -656,15 +784,15 @@ impl Stub {
         let cs = if r.cs == 0x23 { 0x23 } else { 0x33 };
         let sel = (f.csgsfs & 0x0000_ffff_ffff_0000) | cs | (0x2b << 48);
         if sel != f.csgsfs {
-            self.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, sel);
+            self.proc.win.write_u64(f.uc + UC_MCONTEXT + 8 * REG_CSGSFS, sel);
         }
         if !f.canonical {
             // Nothing blocked on the host side (the app's masks live in the Sentry),
             // and the thread's own signal stack, whatever a forged frame set before.
-            self.win.write_u64(f.uc + UC_SIGMASK, 0);
-            self.win.write_u64(f.uc + UC_STACK, stub_addr(b + HDR));
-            self.win.write_u64(f.uc + UC_STACK + 8, 0);
-            self.win.write_u64(f.uc + UC_STACK + 16, BLOCK - HDR);
+            self.proc.win.write_u64(f.uc + UC_SIGMASK, 0);
+            self.proc.win.write_u64(f.uc + UC_STACK, stub_addr(b + HDR));
+            self.proc.win.write_u64(f.uc + UC_STACK + 8, 0);
+            self.proc.win.write_u64(f.uc + UC_STACK + 16, BLOCK - HDR);
         }
         match cpu.fpstate.take() {
             Some(img) => self.write_fp(self.fp_area(k, f)?, &img),
@@ -673,14 +801,14 @@ impl Stub {
         }
         let mut set = 0;
         if first || r.fs_base != f.fs {
-            self.win.write_u64(b + SLOT_NEW_FS, r.fs_base);
+            self.proc.win.write_u64(b + SLOT_NEW_FS, r.fs_base);
             set |= 1;
         }
         if first || r.gs_base != f.gs {
-            self.win.write_u64(b + SLOT_NEW_GS, r.gs_base);
+            self.proc.win.write_u64(b + SLOT_NEW_GS, r.gs_base);
             set |= 2;
         }
-        self.win.write_u32(b + SLOT_SETBASE, set);
+        self.proc.win.write_u32(b + SLOT_SETBASE, set);
         Ok(())
     }
 
@@ -696,14 +824,14 @@ impl Stub {
             legacy[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         }
         // MXCSR bits the CPU does not have would make the restore fail.
-        let mask = match self.win.read_u32(fp + 28) {
+        let mask = match self.proc.win.read_u32(fp + 28) {
             0 => 0xffbf,
             m => m,
         };
         let mxcsr = u32::from_le_bytes(legacy[24..28].try_into().unwrap()) & mask;
         legacy[24..28].copy_from_slice(&mxcsr.to_le_bytes());
         legacy[28..32].copy_from_slice(&mask.to_le_bytes());
-        self.win.write_bytes(fp, &legacy);
+        self.proc.win.write_bytes(fp, &legacy);
         if fp_size < XSAVE_EXT {
             return;
         }
@@ -716,17 +844,17 @@ impl Stub {
         };
         let mut hdr = [0u8; 64];
         hdr[0..8].copy_from_slice(&(bv & xfeatures).to_le_bytes());
-        self.win.write_bytes(fp + XSAVE_HDR, &hdr);
+        self.proc.win.write_bytes(fp + XSAVE_HDR, &hdr);
         if img.len() > XSAVE_EXT as usize {
             let n = (img.len() as u64).min(fp_size) as usize;
-            self.win.write_bytes(fp + XSAVE_EXT, &img[XSAVE_EXT as usize..n]);
+            self.proc.win.write_bytes(fp + XSAVE_EXT, &img[XSAVE_EXT as usize..n]);
         }
     }
 
     fn read_fp(&self, k: usize, f: &Frame) -> Result<Vec<u8>> {
         let (fp, size, _) = self.fp_area(k, f)?;
         let mut v = vec![0u8; size as usize];
-        self.win.read_bytes(fp, &mut v);
+        self.proc.win.read_bytes(fp, &mut v);
         Ok(v)
     }
 
@@ -736,27 +864,27 @@ impl Stub {
 
     /// Runs every queued change in the helper thread, a queue page at a time.
     fn flush(&self) -> Result<()> {
-        let mut seq = lock(&self.flushing);
+        let mut seq = lock(&self.proc.flushing);
         let calls = std::mem::take(&mut *lock(&self.pending));
         for chunk in calls.chunks(QUEUE_CAPACITY) {
             for (i, c) in chunk.iter().enumerate() {
                 let at = WIN_CTRL + CTRL_CALLS + 56 * i as u64;
-                self.win.write_u64(at, c.nr);
+                self.proc.win.write_u64(at, c.nr);
                 for (j, a) in c.args.iter().enumerate() {
-                    self.win.write_u64(at + 8 + 8 * j as u64, *a);
+                    self.proc.win.write_u64(at + 8 + 8 * j as u64, *a);
                 }
             }
-            self.win.write_u32(WIN_CTRL + CTRL_COUNT, chunk.len() as u32);
+            self.proc.win.write_u32(WIN_CTRL + CTRL_COUNT, chunk.len() as u32);
             *seq = seq.wrapping_add(1).max(1);
-            let word = self.win.word(WIN_CTRL + CTRL_SEQ);
+            let word = self.proc.win.word(WIN_CTRL + CTRL_SEQ);
             word.store(*seq, Ordering::Release);
             self.helper_near_us();
             futex_wake(word);
             self.wait_helper()?;
-            let left = self.win.read_u64(WIN_STATUS + STATUS_LEFT);
+            let left = self.proc.win.read_u64(WIN_STATUS + STATUS_LEFT);
             if left != 0 {
                 let failed = chunk.len().checked_sub(left as usize).and_then(|i| chunk.get(i));
-                let result = self.win.read_u64(WIN_STATUS + STATUS_RESULT) as i64;
+                let result = self.proc.win.read_u64(WIN_STATUS + STATUS_RESULT) as i64;
                 return Err(PlatformError::Host(
                     "stub address-space call",
                     io::Error::other(format!("{failed:?} returned {result}")),
@@ -776,8 +904,8 @@ impl Stub {
             // SAFETY: reading 8 bytes into our local from our eventfd (non-blocking
             // poll first so a dead stub cannot hang us).
             let mut fds = [
-                libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.proc.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.proc.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
             // SAFETY: polling two descriptors we own.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -789,7 +917,7 @@ impl Stub {
             }
             if fds[0].revents & libc::POLLIN != 0 {
                 // SAFETY: as above.
-                let n = unsafe { libc::read(self.efd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+                let n = unsafe { libc::read(self.proc.efd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
                 if n == 8 {
                     return Ok(());
                 }
@@ -805,23 +933,23 @@ impl Stub {
     /// batch and getting the answer are two cheap switches rather than wake-ups of an
     /// idle CPU (as ptrace pins a stub with its tracer). Whether it is there.
     fn helper_near_us(&self) -> bool {
-        let mut tid = self.helper_tid.load(Ordering::Relaxed);
+        let mut tid = self.proc.helper_tid.load(Ordering::Relaxed);
         if tid == 0 {
-            let t = self.win.read_u32(WIN_STATUS + STATUS_HELPER_TID) as i32;
+            let t = self.proc.win.read_u32(WIN_STATUS + STATUS_HELPER_TID) as i32;
             // A tid the stub reports must be one of its threads (tgkill with signal 0 checks).
             // SAFETY: tgkill takes plain integers.
-            if t <= 0 || t == self.pid || unsafe { libc::syscall(libc::SYS_tgkill, self.pid, t, 0) } != 0 {
+            if t <= 0 || t == self.proc.pid || unsafe { libc::syscall(libc::SYS_tgkill, self.proc.pid, t, 0) } != 0 {
                 return false;
             }
-            self.helper_tid.store(t, Ordering::Relaxed);
+            self.proc.helper_tid.store(t, Ordering::Relaxed);
             tid = t;
         }
         let here = host_cpus::current();
-        if self.helper_cpu.load(Ordering::Relaxed) == here {
+        if self.proc.helper_cpu.load(Ordering::Relaxed) == here {
             return true;
         }
         let pinned = host_cpus::pin(tid, here);
-        self.helper_cpu.store(if pinned { here } else { u32::MAX }, Ordering::Relaxed);
+        self.proc.helper_cpu.store(if pinned { here } else { u32::MAX }, Ordering::Relaxed);
         pinned
     }
 
@@ -832,7 +960,7 @@ impl Stub {
             .find(|&k| slots[k] == SlotUse::Free || (slots[k] == SlotUse::Released && self.state(k).load(Ordering::Acquire) == ST_DEAD))
             .ok_or_else(|| PlatformError::Unsupported(format!("more than {MAX_THREADS} threads in one address space")))?;
         slots[k] = SlotUse::InUse;
-        init_slot(&self.win, k);
+        init_slot(&self.proc.win, k);
         Ok(k)
     }
 
@@ -867,8 +995,13 @@ impl Stub {
 }
 
 impl Drop for Stub {
+    /// Gives the process back for another address space (see `Spares::recycle`);
+    /// dropping the last `StubProcess` handle kills it otherwise.
     fn drop(&mut self) {
-        crate::zygote::kill_and_reap(self.pid);
+        if let Some(spares) = self.pool.get().and_then(std::sync::Weak::upgrade) {
+            let slots = std::mem::take(&mut *lock(&self.slots));
+            spares.give_back(Returned { proc: self.proc.clone(), slots });
+        }
     }
 }
 
@@ -1067,8 +1200,8 @@ impl SystrapContext {
             let (_, frame) = b.stub.read_event(0, &mut scratch)?;
             b.frame = Some(frame);
             b.ready = true;
-            b.tid = b.stub.pid;
-            self.kick.set(b.stub.pid, b.stub.pid);
+            b.tid = b.stub.leader_tid;
+            self.kick.set(b.stub.proc.pid, b.tid);
         }
         Ok(())
     }
@@ -1082,14 +1215,14 @@ impl SystrapContext {
             let (_, frame) = b.stub.read_event(b.slot, &mut scratch)?;
             b.frame = Some(frame);
             b.ready = true;
-            let tid = if b.slot == 0 { b.stub.pid } else { b.stub.win.read_u32(block_off(b.slot) + SLOT_TID) as i32 };
+            let tid = b.stub.proc.win.read_u32(block_off(b.slot) + SLOT_TID) as i32;
             // The stub reports the tid: make sure it is one of its own threads.
             // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
-            if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.pid, tid, 0) } != 0 {
+            if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.proc.pid, tid, 0) } != 0 {
                 return Err(b.stub.dead("bad thread id"));
             }
             b.tid = tid;
-            self.kick.set(b.stub.pid, tid);
+            self.kick.set(b.stub.proc.pid, tid);
         }
         Ok(self.bound.as_mut().unwrap())
     }
@@ -1121,7 +1254,7 @@ impl Context for SystrapContext {
         let here = match b.placed {
             None => {
                 let cpu = host_cpus::pin_current_thread();
-                balancer::set_stub(stub.pid, b.tid);
+                balancer::set_stub(stub.proc.pid, b.tid);
                 cpu
             }
             Some(_) => balancer::follow().unwrap_or_else(host_cpus::current),
