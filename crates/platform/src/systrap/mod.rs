@@ -365,8 +365,8 @@ struct StubProcess {
     win: Window,
     /// Held while a batch runs (ordering, as in ptrace); holds the last batch number.
     flushing: Mutex<u32>,
-    /// The helper thread (0 until known) and the CPU it was last pinned to.
-    helper_tid: std::sync::atomic::AtomicI32,
+    /// The CPU the helper thread (the process's main thread: its tid is `pid`) was
+    /// last pinned to.
     helper_cpu: AtomicU32,
 }
 
@@ -466,11 +466,11 @@ impl Stub {
             efd,
             win,
             flushing: Mutex::new(0),
-            helper_tid: std::sync::atomic::AtomicI32::new(0),
-            // The helper inherits the leader's CPU.
+            // The helper stays where it was forked.
             helper_cpu: AtomicU32::new(cpu),
         };
-        Ok(Stub::serving(Arc::new(proc), pid))
+        // The leader's tid is known once it is ready (`started`, `ensure_ready`).
+        Ok(Stub::serving(Arc::new(proc), 0))
     }
 
     /// A stub whose slots are all free but the leader's (0).
@@ -493,13 +493,26 @@ impl Stub {
     /// without waiting: the probe at start-up, and each spare before it is offered,
     /// so that a fork or an exec does not wait for a stub's filters and helper
     /// (35–180 µs of a forked child's first run here).
-    fn started(self) -> Result<Stub> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Err(e) = self.wait_event(0, Some(deadline), None, false) {
+    fn started(mut self) -> Result<Stub> {
+        if let Err(e) = self.leader_started() {
             return Err(PlatformError::Host("systrap stub start", io::Error::other(self.describe_failure(e))));
         }
-        self.leader_ready.store(true, Ordering::Release);
         Ok(self)
+    }
+
+    /// Waits for the leader's "ready" event and learns its tid. No app code has run in
+    /// the stub yet (or since its app threads exited), so the tid the thread wrote in
+    /// its slot is its own.
+    fn leader_started(&mut self) -> Result<()> {
+        self.wait_event(0, Some(Instant::now() + Duration::from_secs(10)), None, false)?;
+        let tid = self.proc.win.read_u32(block_off(0) + SLOT_TID) as i32;
+        // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
+        if tid <= 0 || tid == self.proc.pid || unsafe { libc::syscall(libc::SYS_tgkill, self.proc.pid, tid, 0) } != 0 {
+            return Err(self.dead("bad thread id"));
+        }
+        self.leader_tid = tid;
+        self.leader_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Makes a stub process given back fit to serve another address space, as a
@@ -547,15 +560,7 @@ impl Stub {
         stub.push(QueuedCall { nr: libc::SYS_munmap as u64, args: [0, STUB_BASE, 0, 0, 0, 0] });
         stub.push(QueuedCall { nr: libc::SYS_clone as u64, args: [THREAD_FLAGS, 0, 0, 0, 0, stub_addr(block_off(0))] });
         stub.flush()?;
-        stub.wait_event(0, Some(Instant::now() + Duration::from_secs(10)), None, false)?;
-        // No app code ran since the threads exited: the tid the new thread wrote is its own.
-        let tid = stub.proc.win.read_u32(block_off(0) + SLOT_TID) as i32;
-        // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
-        if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, stub.proc.pid, tid, 0) } != 0 {
-            return Err(stub.dead("bad thread id"));
-        }
-        stub.leader_tid = tid;
-        stub.leader_ready.store(true, Ordering::Release);
+        stub.leader_started()?;
         Ok(stub)
     }
 
@@ -933,22 +938,11 @@ impl Stub {
     /// batch and getting the answer are two cheap switches rather than wake-ups of an
     /// idle CPU (as ptrace pins a stub with its tracer). Whether it is there.
     fn helper_near_us(&self) -> bool {
-        let mut tid = self.proc.helper_tid.load(Ordering::Relaxed);
-        if tid == 0 {
-            let t = self.proc.win.read_u32(WIN_STATUS + STATUS_HELPER_TID) as i32;
-            // A tid the stub reports must be one of its threads (tgkill with signal 0 checks).
-            // SAFETY: tgkill takes plain integers.
-            if t <= 0 || t == self.proc.pid || unsafe { libc::syscall(libc::SYS_tgkill, self.proc.pid, t, 0) } != 0 {
-                return false;
-            }
-            self.proc.helper_tid.store(t, Ordering::Relaxed);
-            tid = t;
-        }
         let here = host_cpus::current();
         if self.proc.helper_cpu.load(Ordering::Relaxed) == here {
             return true;
         }
-        let pinned = host_cpus::pin(tid, here);
+        let pinned = host_cpus::pin(self.proc.pid, here);
         self.proc.helper_cpu.store(if pinned { here } else { u32::MAX }, Ordering::Relaxed);
         pinned
     }
@@ -1218,7 +1212,7 @@ impl SystrapContext {
             let tid = b.stub.proc.win.read_u32(block_off(b.slot) + SLOT_TID) as i32;
             // The stub reports the tid: make sure it is one of its own threads.
             // SAFETY: tgkill with signal 0 only checks that the thread exists in the group.
-            if tid <= 0 || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.proc.pid, tid, 0) } != 0 {
+            if tid <= 0 || tid == b.stub.proc.pid || unsafe { libc::syscall(libc::SYS_tgkill, b.stub.proc.pid, tid, 0) } != 0 {
                 return Err(b.stub.dead("bad thread id"));
             }
             b.tid = tid;

@@ -21,7 +21,8 @@
 //!   `filter::app`): every syscall traps with SIGSYS, except `rt_sigreturn`, `exit`
 //!   and `futex` on the slots when made from the code page. Their signal handler
 //!   hands the signal frame to the Sentry through the thread's slot and waits.
-//! - one helper thread, under `filter::helper` only, signals all blocked, no stack:
+//! - one helper thread, the process's main one, under `filter::helper` only, signals
+//!   all blocked, no stack:
 //!   it sleeps on the queue's sequence word and runs batches of mmap/munmap/
 //!   mprotect/clone calls, then reports completion with `write(1, &one, 8)` on an
 //!   eventfd, which no app thread can do.
@@ -72,12 +73,10 @@ pub const PROG_FILTER_APP: u64 = 0x100;
 pub const PROG_FILTER_HELPER: u64 = 0x800;
 pub const PROG_FILTER_MAX: usize = 0x700 / 8;
 
-/// Status page: `done` (u32), `left` (u64 at 8), `result` (u64 at 16), and the
-/// helper's tid (u32 at 24, written once when it starts).
+/// Status page: `done` (u32), `left` (u64 at 8), `result` (u64 at 16).
 pub const STATUS_DONE: u64 = 0;
 pub const STATUS_LEFT: u64 = 8;
 pub const STATUS_RESULT: u64 = 16;
-pub const STATUS_HELPER_TID: u64 = 24;
 
 /// Slot header fields (offsets from the block).
 pub const SLOT_STATE: u64 = 0x00; // u32 futex word, also the thread's clear_child_tid
@@ -201,10 +200,12 @@ std::arch::global_asm!(
     "mov eax, 14", "mov edi, 2", "lea rsi, [r12 + {prog} + {p_full}]", "xor edx, edx", "mov r10d, 8", "syscall", // block all
     "mov eax, 317", "mov edi, 1", "xor esi, esi", "lea rdx, [r12 + {prog} + {p_fprog_h}]", "syscall", // the helper filter
     "mov edi, {fail_seccomp_h}", "test rax, rax", "jnz .Lst_fail",
-    "mov eax, 56", "mov edi, {thread_flags}", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall", // the helper
-    "test rax, rax", "jz rvisor_systrap_helper",
-    "mov edi, {fail_clone}", "js .Lst_fail",
-    "lea r8, [r12 + {slots}]",                                             // the leader is app thread 0
+    // App thread 0; this thread, the process's main one, becomes the helper: it never
+    // exits, so the process is no zombie while its app threads come and go.
+    "mov eax, 56", "mov edi, {thread_flags}", "xor esi, esi", "xor edx, edx", "xor r10d, r10d", "xor r8d, r8d", "syscall",
+    "mov edi, {fail_clone}", "test rax, rax", "js .Lst_fail",
+    "jnz rvisor_systrap_helper",
+    "lea r8, [r12 + {slots}]",
     "jmp rvisor_systrap_thread_init",
     ".Lst_fail_act:",
     "mov edi, {fail_act}",
@@ -235,8 +236,6 @@ std::arch::global_asm!(
     ".globl rvisor_systrap_helper",
     "rvisor_systrap_helper:",
     "lea r12, [rip + rvisor_systrap_start]", "add r12, 0x1000",
-    "mov eax, 218", "xor edi, edi", "syscall",                             // set_tid_address(NULL): our tid
-    "mov [r12 + {status} + {st_helper_tid}], eax",
     "xor r13d, r13d",
     ".Lhp_wait:",
     "mov eax, [r12]", "cmp eax, r13d", "jne .Lhp_batch",
@@ -450,7 +449,6 @@ std::arch::global_asm!(
     st_left = const STATUS_LEFT,
     st_result = const STATUS_RESULT,
     st_done = const STATUS_DONE,
-    st_helper_tid = const STATUS_HELPER_TID,
 );
 
 extern "C" {
