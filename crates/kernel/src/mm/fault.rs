@@ -77,7 +77,10 @@ impl MemoryManager {
     /// (`retry`, the task's record of its last such retry: page and `changes`).
     /// Where the platform knows the fault was a `write`, copy-on-write frames are
     /// copied at once, rather than mapped read-only to fault again, and a write to a
-    /// page the VMA keeps read-only is a violation at once.
+    /// page the VMA keeps read-only is a violation at once. Clean pages of a file
+    /// that tracks stores (`Pma::clean`) are treated alike: a fault on one mapped
+    /// read-only in a writable VMA is a store (`page_mkwrite`), unless the host
+    /// found nothing mapped there (then another thread mapped it meanwhile).
     pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool, write: bool, retry: &mut Option<(u64, u64)>) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
