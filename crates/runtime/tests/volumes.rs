@@ -288,3 +288,28 @@ fn large_host_files_map_without_copying() {
             .map_err(|e| format!("{e}\n{}\n{}", sb.describe(), sb_ro.describe()))
     });
 }
+
+/// Shared writable mappings of files on a read-write volume write back only what
+/// was stored to (tests/programs/map_writeback.c): a sparse file read through the
+/// mapping stays sparse, and bytes written through another name where the mapping
+/// only read are not overwritten at msync; the mapping follows the file's size
+/// (ftruncate growing or shrinking it, write() past its end), as natively.
+#[test]
+fn shared_file_mappings_write_back_only_what_was_stored() {
+    matrix("shared_file_mappings_write_back_only_what_was_stored", &[Link::Static], |v| {
+        let bin = compile("map_writeback", v.link);
+        let native_dir = fresh_dir("writeback-native");
+        let native = run_native(&bin, &Spec::args([&native_dir]));
+        let _ = fs::remove_dir_all(&native_dir);
+        if native.status != 0 {
+            panic!("the native run of map_writeback failed:\n{}", native.describe());
+        }
+        let dir = fresh_dir("writeback-sandbox");
+        let volume = format!("{0}:{0}", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([&dir])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&dir);
+        sane(&sb)?;
+        let same = if native.stdout == sb.stdout { Ok(()) } else { Err(format!("stdout differs from native:\n{}", diff(&native.stdout, &sb.stdout))) };
+        all([expect_status(&sb, 0), same]).map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}

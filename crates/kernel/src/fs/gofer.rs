@@ -4,15 +4,15 @@
 //! I/O on it directly.
 
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
-use crate::mm::{FileChunks, FilePages, NoPages, PageCache, PageRun};
+use crate::mm::{FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
 use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::{Stat, Timespec};
-use rvisor_abi::{errno, error, Errno, ErrnoCode, SysResult};
+use rvisor_abi::{errno, error, Errno, ErrnoCode, SysResult, PAGE_SIZE};
 use rvisor_gofer::{NodeId, NodeInfo, WalkEnd, ROOT};
 use rvisor_gofer::Client;
 use rvisor_memory::{FileRange, MemoryFile};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -85,70 +85,208 @@ pub struct GoferInode {
 
 /// The pages of a file of a writable mount while anything maps it: a copy of
 /// the host file, read in by chunks as mappings need them ([`FileChunks`]),
-/// which shared mappings store into. The stores go back to the host file before
-/// the Sentry reads or writes it directly, at msync and fsync, and when the last
-/// mapping goes: the chunks read in only, as no store reaches a page before it
-/// is read in. Bytes written to the host file directly are copied into the chunks
-/// read in; the others read them when faulted. A later mapping reads the file anew.
+/// which shared mappings store into. Stores are tracked as Linux's writenotify
+/// does: shared mappings map the pages read-only until the first store, whose
+/// fault marks them dirty (`page_mkwrite`); what is dirty goes back to the host
+/// file before the Sentry reads or writes it directly, at msync and fsync, and
+/// when the last mapping goes, and only that: pages only read are never written
+/// (a sparse file stays sparse; what another writer changed there stays). Bytes
+/// written to the host file directly are copied into the chunks read in; the
+/// others read them when faulted. The pages end where the file does as the
+/// sandbox changes its size (SIGBUS past it): the chunks have room for growth,
+/// and a file growing past it gets more. A later mapping reads the file anew.
 struct HostPages {
-    chunks: FileChunks,
+    /// The file's chunks by extents in file order, each from where the last one
+    /// ends (`FileChunks::base`): the first made at the first mapping, the
+    /// others as the file grew past their room. Leaf lock, held briefly.
+    extents: Mutex<Vec<Arc<FileChunks>>>,
+    /// Where the file's pages end for mappings (its size, page-rounded, within
+    /// the extents' room): an access past it is SIGBUS.
+    end: AtomicU64,
     mf: Arc<MemoryFile>,
     /// The file's read descriptor, to copy host bytes in from.
     read: Arc<OwnedFd>,
     node: Arc<Node>,
     /// Where stores go back to: opened by the first shared writable mapping.
     write: Mutex<Option<OwnedFd>>,
+    /// What was stored to since it was last written back. Taken under the
+    /// address space's lock (faults), after `write` (write-back).
+    dirty: Mutex<Dirty>,
+    /// The address spaces that map the file (told when it shrinks). Leaf lock.
+    mappers: Mutex<Vec<Weak<Mapper>>>,
+}
+
+/// The pages stored to and not written back yet (a bit each), and the address
+/// spaces that map some of them writable, whose stores no fault reports: while
+/// any of those lives, pages written back stay dirty.
+#[derive(Default)]
+struct Dirty {
+    pages: Vec<u64>,
+    writers: Vec<Weak<Mapper>>,
+}
+
+impl Dirty {
+    /// Marks pages `[lo, hi)` dirty.
+    fn mark(&mut self, lo: u64, hi: u64) {
+        let words = hi.div_ceil(64) as usize;
+        if self.pages.len() < words {
+            self.pages.resize(words, 0);
+        }
+        for p in lo..hi {
+            self.pages[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    /// The dirty pages, as byte ranges in file order.
+    fn runs(&self) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (i, &w) in self.pages.iter().enumerate().filter(|(_, w)| **w != 0) {
+            for b in (0..64).filter(|b| w & (1 << b) != 0) {
+                let at = (i as u64 * 64 + b) * PAGE_SIZE;
+                match runs.last_mut() {
+                    Some(last) if last.1 == at => last.1 += PAGE_SIZE,
+                    _ => runs.push((at, at + PAGE_SIZE)),
+                }
+            }
+        }
+        runs
+    }
 }
 
 impl HostPages {
-    /// Writes the chunks read in back, up to the host file's size (as Linux,
-    /// stores past the end of the file are not kept).
+    fn lock_dirty(&self) -> std::sync::MutexGuard<'_, Dirty> {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn extents(&self) -> Vec<Arc<FileChunks>> {
+        self.extents.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Calls `f` on each extent's part of the file range `[off, off + len)`, as
+    /// the extent, and the part's start and end relative to the extent's base.
+    fn each_extent(&self, off: u64, len: u64, mut f: impl FnMut(&FileChunks, u64, u64) -> SysResult<()>) -> SysResult<()> {
+        let end = off.saturating_add(len);
+        for x in self.extents() {
+            let (a, b) = (off.max(x.base), end.min(x.base + x.end()));
+            if a < b {
+                f(&x, a - x.base, b - x.base)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file is `size` bytes now: its pages end there. Past the extents'
+    /// room, a new extent makes more (where there is no memory-file room for
+    /// it, the pages end where the room does). Where they end earlier than they
+    /// did, the address spaces mapping them let go of what lies past the end.
+    fn set_size(&self, size: u64) {
+        let old = self.end.load(Ordering::Acquire);
+        self.set_end(size);
+        if self.end.load(Ordering::Acquire) < old {
+            let mappers: Vec<_> = self.mappers.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+            mappers.iter().for_each(|m| m.file_shrank(self as *const HostPages as *const ()));
+        }
+    }
+
+    fn set_end(&self, size: u64) {
+        let want = rvisor_abi::page_up(size).unwrap_or(u64::MAX);
+        let mut extents = self.extents.lock().unwrap_or_else(|e| e.into_inner());
+        let mut room = extents.last().map_or(0, |x| x.base + x.end());
+        if want > room {
+            match FileChunks::growable(&self.mf, room, want - room, self.read.clone()) {
+                Ok(x) => {
+                    room += x.end();
+                    extents.push(Arc::new(x));
+                }
+                Err(_) => tracing::warn!("gofer: no room for a mapped file to grow to {size} bytes"),
+            }
+        }
+        self.end.store(want.min(room), Ordering::Release);
+    }
+
+    /// Writes the dirty pages back, up to the host file's size (as Linux, stores
+    /// past the end of the file are not kept). They are clean afterwards unless
+    /// an address space may still store to them unnoticed.
     fn write_back(&self) -> SysResult<()> {
         let w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let Some(fd) = w.as_ref() else { return Ok(()) };
         let size = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(host_errno)?.st_size.max(0) as u64;
-        let start = self.chunks.frames.range.start;
-        self.chunks.each_read_in(0, size, |a, b| {
-            let mut done = a;
-            while done < b {
-                let slices = self.mf.io_slices(&[FileRange { start: start + done, len: b - done }]);
-                match nix::sys::uio::pwritev(fd, &slices, done as i64) {
-                    Ok(0) => return error!(EIO),
-                    Ok(n) => done += n as u64,
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(host_errno(e)),
-                }
+        let (runs, cleaned) = {
+            let mut d = self.lock_dirty();
+            d.writers.retain(|w| w.strong_count() > 0);
+            let cleaned = d.writers.is_empty();
+            let runs = d.runs();
+            if cleaned {
+                d.pages.clear();
             }
-            Ok(())
-        })
+            (runs, cleaned)
+        };
+        for (i, &(a, b)) in runs.iter().enumerate() {
+            let b = b.min(size);
+            let written = self.each_extent(a, b.saturating_sub(a), |x, xa, xb| self.write_run(fd, x.frames.range.start + xa, x.base + xa, x.base + xb));
+            if let Err(e) = written {
+                if cleaned {
+                    let mut d = self.lock_dirty();
+                    runs[i..].iter().for_each(|&(a, b)| d.mark(a / PAGE_SIZE, b / PAGE_SIZE));
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the file's bytes `[a, b)` from its pages (from `start` in the
+    /// memory file on) to the host file.
+    fn write_run(&self, fd: &OwnedFd, start: u64, a: u64, b: u64) -> SysResult<()> {
+        let mut done = a;
+        while done < b {
+            let slices = self.mf.io_slices(&[FileRange { start: start + (done - a), len: b - done }]);
+            match nix::sys::uio::pwritev(fd, &slices, done as i64) {
+                Ok(0) => return error!(EIO),
+                Ok(n) => done += n as u64,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(host_errno(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Copies the host file's bytes `[off, off + len)` into the chunks read in,
-    /// zeros past its end.
+    /// zeros past its end, and follows its size.
     fn refresh(&self, off: u64, len: u64) {
         let size = nix::sys::stat::fstat(self.read.as_raw_fd()).map_or(u64::MAX, |st| st.st_size.max(0) as u64);
-        let start = self.chunks.frames.range.start;
-        let _ = self.chunks.each_read_in(off, len, |a, b| {
-            let data_end = size.clamp(a, b);
-            if self.mf.fill_from(start + a, data_end - a, self.read.as_fd(), a).is_err() {
-                tracing::warn!("gofer: a mapped file's new bytes could not be read");
-            }
-            if data_end < b {
-                self.mf.zero(start + data_end, (b - data_end) as usize);
-            }
-            Ok(())
+        if size != u64::MAX {
+            self.set_size(size);
+        }
+        let _ = self.each_extent(off, len, |x, xa, xb| {
+            let start = x.frames.range.start;
+            x.each_read_in(xa, xb - xa, |a, b| {
+                let data_end = size.saturating_sub(x.base).clamp(a, b);
+                if self.mf.fill_from(start + a, data_end - a, self.read.as_fd(), x.base + a).is_err() {
+                    tracing::warn!("gofer: a mapped file's new bytes could not be read");
+                }
+                if data_end < b {
+                    self.mf.zero(start + data_end, (b - data_end) as usize);
+                }
+                Ok(())
+            })
         });
     }
 }
 
 impl FilePages for HostPages {
     fn end(&self) -> u64 {
-        self.chunks.end()
+        self.end.load(Ordering::Acquire)
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
-        let read_in = self.chunks.read_in(off, len)?;
-        Ok(vec![PageRun { off, len, frames: self.chunks.frames.clone(), at: off, read_in }])
+        let mut runs = Vec::new();
+        self.each_extent(off, len, |x, a, b| {
+            let read_in = x.read_in(a, b - a)?;
+            runs.push(PageRun { off: x.base + a, len: b - a, frames: x.frames.clone(), at: a, read_in });
+            Ok(())
+        })?;
+        Ok(runs)
     }
 
     fn check_shared_write(&self) -> SysResult<()> {
@@ -164,11 +302,47 @@ impl FilePages for HostPages {
     }
 
     fn all_present(&self) -> bool {
-        self.chunks.complete()
+        self.extents().iter().all(|x| x.complete())
     }
 
     fn fault_span(&self, off: u64, len: u64, at: u64) -> (u64, u64) {
-        self.chunks.fault_span(off, len, at)
+        // Within the extent holding `at`.
+        let mut span = (off, off + len);
+        let _ = self.each_extent(off, len, |x, a, b| {
+            if (x.base + a..x.base + b).contains(&at) {
+                let (s, e) = x.fault_span(a, b - a, at - x.base);
+                span = (x.base + s, x.base + e);
+            }
+            Ok(())
+        });
+        span
+    }
+
+    fn tracks_writes(&self) -> bool {
+        true
+    }
+
+    fn add_mapper(&self, mapper: &Arc<Mapper>) {
+        let mut mappers = self.mappers.lock().unwrap_or_else(|e| e.into_inner());
+        if !mappers.iter().any(|m| std::ptr::eq(m.as_ptr(), Arc::as_ptr(mapper))) {
+            mappers.retain(|m| m.strong_count() > 0);
+            mappers.push(Arc::downgrade(mapper));
+        }
+    }
+
+    fn page_mkwrite(&self, off: u64, len: u64, writer: Option<&Arc<Mapper>>) {
+        let mut d = self.lock_dirty();
+        if let Some(w) = writer {
+            if !d.writers.iter().any(|x| std::ptr::eq(x.as_ptr(), Arc::as_ptr(w))) {
+                d.writers.retain(|x| x.strong_count() > 0);
+                d.writers.push(Arc::downgrade(w));
+            }
+        }
+        d.mark(off / PAGE_SIZE, off.saturating_add(len).div_ceil(PAGE_SIZE));
+    }
+
+    fn drop_writer(&self, writer: &Arc<Mapper>) {
+        self.lock_dirty().writers.retain(|x| x.strong_count() > 0 && !std::ptr::eq(x.as_ptr(), Arc::as_ptr(writer)));
     }
 }
 
@@ -595,16 +769,16 @@ impl Inode for GoferInode {
         }
         if self.writable {
             let mut mapped = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+            let size = self.stat()?.st_size.max(0) as u64;
             if let Some(p) = mapped.upgrade() {
+                // The host file may have changed size behind the sandbox's back.
+                p.set_size(size);
                 return Ok(Some(p as Arc<dyn FilePages>));
             }
-            let size = self.stat()?.st_size.max(0) as u64;
-            if size == 0 {
-                return Ok(Some(Arc::new(NoPages)));
-            }
             let read = self.read_fd()?;
-            let chunks = FileChunks::new(mf, size, read.clone())?;
-            let pages = Arc::new(HostPages { chunks, mf: mf.clone(), read, node: self.node()?.clone(), write: Mutex::default() });
+            let first = FileChunks::growable(mf, 0, size, read.clone())?;
+            let pages = Arc::new(HostPages { extents: Mutex::new(vec![Arc::new(first)]), end: AtomicU64::new(0), mf: mf.clone(), read, node: self.node()?.clone(), write: Mutex::default(), dirty: Mutex::default(), mappers: Mutex::default() });
+            pages.set_size(size);
             *mapped = Arc::downgrade(&pages);
             return Ok(Some(pages as Arc<dyn FilePages>));
         }

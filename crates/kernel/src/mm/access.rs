@@ -145,6 +145,13 @@ impl MemoryManager {
                 }
             }
             let chunk_end = p.end.min(end);
+            // A Sentry store into clean pages of a file that tracks stores (a
+            // read(2) into a shared mapping of it) dirties them, as an app store.
+            if p.clean && access.writes() {
+                if let Some(f) = &st.vmas[&vstart].file {
+                    f.pages.page_mkwrite(f.offset + (at - vstart), chunk_end - at, None);
+                }
+            }
             let off = p.file_offset(ps, at);
             match out.last_mut() {
                 Some(last) if last.end() == off => last.len += chunk_end - at,

@@ -11,6 +11,10 @@ pub(super) const COW_REGION: u64 = 64 << 10;
 /// The most a copy-on-write fault that continues a run of them copies.
 const COW_RUN_MAX: u64 = 2 << 20;
 
+/// The most pages one store fault on clean file pages makes writable (and
+/// dirty), for a run of stores each starting where the last one's pages ended.
+const MKWRITE_RUN_MAX: u64 = 64 << 10;
+
 /// The largest a stack grows (RLIMIT_STACK's usual 8 MiB); Linux also keeps a guard
 /// gap of 256 pages below it to any other mapping.
 const STACK_LIMIT: u64 = 8 << 20;
@@ -73,7 +77,10 @@ impl MemoryManager {
     /// (`retry`, the task's record of its last such retry: page and `changes`).
     /// Where the platform knows the fault was a `write`, copy-on-write frames are
     /// copied at once, rather than mapped read-only to fault again, and a write to a
-    /// page the VMA keeps read-only is a violation at once.
+    /// page the VMA keeps read-only is a violation at once. Clean pages of a file
+    /// that tracks stores (`Pma::clean`) are treated alike: a fault on one mapped
+    /// read-only in a writable VMA is a store (`page_mkwrite`), unless the host
+    /// found nothing mapped there (then another thread mapped it meanwhile).
     pub fn handle_fault(&self, ctx: &mut dyn Context, addr: u64, host_maperr: bool, write: bool, retry: &mut Option<(u64, u64)>) -> SysResult<FaultOutcome> {
         let mut st = self.lock();
         let Some(vstart) = st.vma_for_access(addr) else { return Ok(FaultOutcome::Unmapped) };
@@ -90,6 +97,11 @@ impl MemoryManager {
                 // A write, known or implied: the page was already mapped read-only
                 // for copy-on-write and faulted again.
                 return self.copy_on_write(ctx, st, ps, addr, perms);
+            }
+            if p.clean && perms.write && (write || (!host_maperr && p.mapped == p.effective(perms))) {
+                // A store, known or implied: the page was mapped (read-only, until
+                // stored to) when it faulted.
+                return Ok(self.page_mkwrite(&mut st, vstart, ps, addr, perms));
             }
             if p.mapped == p.effective(perms) {
                 if host_maperr && p.mapped != Perms::NONE {
@@ -114,11 +126,50 @@ impl MemoryManager {
         }
         let outcome = if self.populate(&mut st, vstart, addr, true)? { FaultOutcome::ReadIn } else { FaultOutcome::Handled };
         if write && perms.write {
-            if let Some((&ps, _)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr && p.cow) {
-                return self.copy_on_write(ctx, st, ps, addr, perms).map(|_| outcome);
+            if let Some((&ps, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
+                if p.cow {
+                    return self.copy_on_write(ctx, st, ps, addr, perms).map(|_| outcome);
+                }
+                if p.clean {
+                    self.page_mkwrite(&mut st, vstart, ps, addr, perms);
+                }
             }
         }
         Ok(outcome)
+    }
+
+    /// A store to clean pages of a file that tracks stores (in the PMA at `ps`,
+    /// around `addr`), as Linux's do_page_mkwrite: the file notes the pages dirty
+    /// and this address space as one that stores to it unnoticed, then the pages
+    /// are mapped writable (at the next switch). A store right where the last one
+    /// ended takes twice as many pages as that one, up to `MKWRITE_RUN_MAX`, as
+    /// copy-on-write runs grow: a program writing a mapped file through takes a
+    /// fault per 64 KiB rather than per page, while a lone store dirties (and
+    /// has written back) its page only.
+    fn page_mkwrite(&self, st: &mut MmState, vstart: u64, ps: u64, addr: u64, perms: Perms) -> FaultOutcome {
+        let page = page_down(addr);
+        let len = match st.mkwrite_run {
+            (end, len) if end == page && len != 0 => (len * 2).min(MKWRITE_RUN_MAX),
+            _ => PAGE_SIZE,
+        };
+        let (lo, hi) = (page.max(ps), page.saturating_add(len).min(st.pmas[&ps].end));
+        st.mkwrite_run = (hi, len);
+        let Some(f) = st.vmas[&vstart].file.clone() else { return FaultOutcome::Forbidden };
+        f.pages.page_mkwrite(f.offset + (lo - vstart), hi - lo, Some(&self.mapper));
+        st.split_pmas_at(lo);
+        st.split_pmas_at(hi);
+        if let Some(p) = st.pmas.get_mut(&lo) {
+            p.clean = false;
+            let want = p.effective(perms);
+            if p.mapped == Perms::NONE {
+                self.aspace.map(lo, hi - lo, p.file_offset(lo, lo), want);
+            } else {
+                self.aspace.protect(lo, hi - lo, want);
+            }
+            p.mapped = want;
+            st.changes += 1;
+        }
+        FaultOutcome::Handled
     }
 
     /// Breaks copy-on-write around `addr` (in the PMA at `ps`) for a write.
@@ -171,7 +222,7 @@ impl MemoryManager {
             let replacement = match copy {
                 None => Pma { cow: false, mapped: perms, ..p.clone() },
                 Some(frames) => {
-                    Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false }
+                    Pma { end: p.end, frames, offset: 0, mapped: perms, cow: false, clean: false }
                 }
             };
             self.aspace.map(s, len, replacement.file_offset(s, s), perms);
@@ -199,12 +250,13 @@ impl MemoryManager {
                 }
                 let to_file = |a: u64| f.offset + (a - vstart);
                 let (s, e) = f.pages.fault_span(to_file(lo), hi - lo, to_file(addr));
+                let clean = v.shared && f.pages.tracks_writes();
                 (lo, hi) = (vstart + (s - f.offset), vstart + (e - f.offset));
                 for (s, e) in st.holes(lo, hi) {
                     for run in f.pages.frames(to_file(s), e - s)? {
                         read_in |= run.read_in;
                         let at = vstart + (run.off - f.offset);
-                        st.pmas.insert(at, Pma { end: at + run.len, frames: run.frames, offset: run.at, mapped: Perms::NONE, cow: !v.shared });
+                        st.pmas.insert(at, Pma { end: at + run.len, frames: run.frames, offset: run.at, mapped: Perms::NONE, cow: !v.shared, clean });
                     }
                 }
             }
@@ -232,7 +284,7 @@ impl MemoryManager {
     pub(super) fn fill(&self, st: &mut MmState, lo: u64, hi: u64) -> SysResult<()> {
         for (s, e) in st.holes(lo, hi) {
             let frames = Frames::allocate(&self.mf, e - s).ok_or_else(|| errno!(ENOMEM))?;
-            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false });
+            st.pmas.insert(s, Pma { end: e, frames, offset: 0, mapped: Perms::NONE, cow: false, clean: false });
         }
         Ok(())
     }

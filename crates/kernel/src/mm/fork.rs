@@ -50,7 +50,7 @@ impl MemoryManager {
         let mut changed = false;
         let starts: Vec<u64> = st.pmas.keys().copied().collect();
         for s in starts {
-            let Some((shared, on_fork)) = st.vma_at(s).map(|(_, v)| (v.shared, v.on_fork)) else { continue };
+            let Some((shared, on_fork, tracked)) = st.vma_at(s).map(|(_, v)| (v.shared, v.on_fork, v.shared && v.file.as_ref().is_some_and(|f| f.pages.tracks_writes()))) else { continue };
             // The child has no pages here: a hole (DONTFORK) or fresh zeros (WIPEONFORK).
             if on_fork.skip || on_fork.wipe {
                 continue;
@@ -72,11 +72,17 @@ impl MemoryManager {
             }
             // The child starts with what the parent has mapped, as Linux copies page
             // tables: read-only where it is copy-on-write (as the parent now has it),
-            // so that it does not fault on every page it reads.
-            if p.mapped != Perms::NONE {
-                aspace.map(s, p.end - s, p.file_offset(s, s), p.mapped);
+            // so that it does not fault on every page it reads; read-only too where
+            // its stores to a file must be noticed (it is no writer of it yet).
+            let mut copy = p.clone();
+            if tracked {
+                copy.clean = true;
+                copy.mapped = copy.effective(copy.mapped);
             }
-            pmas.insert(s, p.clone());
+            if copy.mapped != Perms::NONE {
+                aspace.map(s, copy.end - s, copy.file_offset(s, s), copy.mapped);
+            }
+            pmas.insert(s, copy);
         }
         if changed {
             st.changes += 1;
@@ -85,8 +91,13 @@ impl MemoryManager {
         // Without UFFD_FEATURE_EVENT_FORK (not offered) the child's memory is
         // its own to fault in.
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, ..v.clone() })).collect();
-        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0, cow_run: (0, 0), fork_writes: st.fork_writes.clone() };
-        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state: Mutex::new(child), aio: Default::default() })
+        let child = MmState { vmas, pmas, layout: st.layout, unsynced: Vec::new(), changes: 0, cow_run: (0, 0), mkwrite_run: (0, 0), fork_writes: st.fork_writes.clone() };
+        let state = Arc::new(Mutex::new(child));
+        let mapper = super::Mapper::new(&state, &aspace);
+        for f in st.vmas.values().filter_map(|v| v.file.as_ref().filter(|_| !v.on_fork.skip)) {
+            f.pages.add_mapper(&mapper);
+        }
+        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state, aio: Default::default(), mapper })
     }
 
     /// The child's own copy of the copy-on-write block around `addr` (as far as the
@@ -108,7 +119,7 @@ impl MemoryManager {
         let frames = Frames::copy_of(&self.mf, src, hi - lo)?;
         st.split_pmas_at(lo);
         st.split_pmas_at(hi);
-        Some((lo, Pma { end: hi, frames, offset: 0, mapped: perms, cow: false }))
+        Some((lo, Pma { end: hi, frames, offset: 0, mapped: perms, cow: false, clean: false }))
     }
 
     /// The memory-file offset of the aligned futex word at `addr`.

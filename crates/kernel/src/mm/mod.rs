@@ -63,10 +63,55 @@ pub struct MemoryManager {
     pub aspace: Arc<dyn AddressSpace>,
     /// The app's highest usable address (exclusive).
     max_addr: u64,
-    /// Lock order: taken alone; never held across a platform switch or sync.
-    state: Mutex<MmState>,
+    /// Lock order: taken alone (but for the leaf locks of file pages);
+    /// never held across a platform switch or sync.
+    state: Arc<Mutex<MmState>>,
     /// Native AIO contexts (io_setup), which belong to the address space.
     aio: aio::AioContexts,
+    /// This address space to the files it maps.
+    mapper: Arc<Mapper>,
+}
+
+/// An address space as the files it maps know it, as much of Linux's reverse
+/// map as they need: a file's pages hold it weakly, to tell the mappings that
+/// store to them unnoticed (`FilePages::page_mkwrite`) and to take back the
+/// pages past their end when the file shrinks.
+pub struct Mapper {
+    state: std::sync::Weak<Mutex<MmState>>,
+    aspace: Arc<dyn AddressSpace>,
+}
+
+impl Mapper {
+    fn new(state: &Arc<Mutex<MmState>>, aspace: &Arc<dyn AddressSpace>) -> Arc<Mapper> {
+        Arc::new(Mapper { state: Arc::downgrade(state), aspace: aspace.clone() })
+    }
+
+    /// The file whose pages are at `pages` ends earlier now (`FilePages::end`):
+    /// what this address space has of it past the end goes (the unmap is queued
+    /// for its next switch, as Linux's unmap_mapping_range), so that accesses
+    /// there fault, and SIGBUS. Private copies go too, as Linux's do.
+    pub fn file_shrank(&self, pages: *const ()) {
+        let Some(state) = self.state.upgrade() else { return };
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let past_end: Vec<(u64, u64)> = st
+            .vmas
+            .iter()
+            .filter_map(|(&s, v)| {
+                let f = v.file.as_ref().filter(|f| Arc::as_ptr(&f.pages) as *const () == pages)?;
+                Some((f.end_address(s).clamp(s, v.end), v.end))
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+        for (a, b) in past_end {
+            let taken = st.take_pmas(a, b);
+            if !taken.is_empty() {
+                self.aspace.unmap(a, b - a);
+                st.changes += 1;
+                // The stub may map them until its next sync.
+                st.unsynced.extend(taken.into_iter().map(|(_, p)| p));
+            }
+        }
+    }
 }
 
 pub(crate) struct MmState {
@@ -84,6 +129,8 @@ pub(crate) struct MmState {
     pub(super) changes: u64,
     /// The last copy-on-write break's end and length (`break_cow`'s run).
     cow_run: (u64, u64),
+    /// The last store fault's end and length on clean file pages (`mkwrite`'s run).
+    mkwrite_run: (u64, u64),
     /// Where this process and those it forked from or forked wrote to memory shared
     /// since a fork (see `MemoryManager::fork`).
     fork_writes: Arc<fork::ForkWrites>,
@@ -91,13 +138,9 @@ pub(crate) struct MmState {
 
 impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
-        MemoryManager {
-            mf,
-            aspace,
-            max_addr,
-            state: Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0), fork_writes: Arc::default() }),
-            aio: Default::default(),
-        }
+        let state = Arc::new(Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0), mkwrite_run: (0, 0), fork_writes: Arc::default() }));
+        let mapper = Mapper::new(&state, &aspace);
+        MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper }
     }
 
     fn lock(&self) -> MutexGuard<'_, MmState> {

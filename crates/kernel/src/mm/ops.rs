@@ -192,6 +192,7 @@ impl MemoryManager {
         st.split_at(addr + len);
         let eager = pages.all_present() && perms != Perms::NONE;
         let Some(v) = st.vmas.get_mut(&addr) else { return Ok(addr) };
+        pages.add_mapper(&self.mapper);
         let mapping = super::FileMapping { pages, offset, file };
         // A file already in memory (a program's or a library's) is mapped now, in the
         // batch that carries out the mmap, rather than in a fault (a round trip to the
@@ -264,7 +265,7 @@ impl MemoryManager {
         st.vmas.insert(image, vma(base + len, true, "[vdso]"));
         let pmas = [(base, vvar, timens, 0), (vvar, image, shared, 0), (image, base + len, shared, rvisor_vdso::VVAR_SIZE as u64)];
         for (s, e, frames, offset) in pmas {
-            st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false });
+            st.pmas.insert(s, super::vma::Pma { end: e, frames: frames.clone(), offset, mapped: Perms::NONE, cow: false, clean: false });
         }
         Ok(image)
     }
@@ -286,7 +287,7 @@ impl MemoryManager {
             let old = st.take_pmas(at, at + page);
             self.aspace.unmap(at, page);
             st.changes += 1;
-            st.pmas.insert(at, super::vma::Pma { end: at + page, frames: timens.clone(), offset: 0, mapped: Perms::NONE, cow: false });
+            st.pmas.insert(at, super::vma::Pma { end: at + page, frames: timens.clone(), offset: 0, mapped: Perms::NONE, cow: false, clean: false });
             old.into_iter().map(|(_, p)| p).collect()
         };
         match ctx {
@@ -590,8 +591,12 @@ impl MemoryManager {
         Ok(out)
     }
 
-    /// msync: memory-file pages have nothing to write back; only the range is checked.
-    pub fn msync(&self, addr: u64, len: u64) -> SysResult<()> {
+    /// msync: writes back what shared mappings of host files stored. This
+    /// address space's mappings of files that track stores are made read-only
+    /// first, and synced, so that none of its stores escapes notice any more: the
+    /// pages written back are then clean, unless another address space may still
+    /// store to them unnoticed.
+    pub fn msync(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -602,8 +607,39 @@ impl MemoryManager {
             let first = st.vma_at(addr).map_or(addr, |(s, _)| s);
             st.vmas.range(first..end).filter(|(_, v)| v.shared).filter_map(|(_, v)| v.file.as_ref().map(|f| f.pages.clone())).collect()
         };
+        let tracked: Vec<_> = shared.iter().filter(|p| p.tracks_writes()).cloned().collect();
+        if !tracked.is_empty() {
+            self.write_protect(&tracked);
+            self.sync_then_release(ctx, Vec::new())?;
+            tracked.iter().for_each(|p| p.drop_writer(&self.mapper));
+        }
         // Outside the lock: writing back is host I/O.
         shared.iter().try_for_each(|p| p.sync())
+    }
+
+    /// Maps every page of `files` this address space maps shared read-only until
+    /// its next store (queued).
+    fn write_protect(&self, files: &[Arc<dyn super::FilePages>]) {
+        let same = |a: &Arc<dyn super::FilePages>, b: &Arc<dyn super::FilePages>| Arc::as_ptr(a) as *const () == Arc::as_ptr(b) as *const ();
+        let mut st = self.lock();
+        let ranges: Vec<(u64, u64)> = st
+            .vmas
+            .iter()
+            .filter(|(_, v)| v.shared && v.file.as_ref().is_some_and(|f| files.iter().any(|p| same(p, &f.pages))))
+            .map(|(&s, v)| (s, v.end))
+            .collect();
+        let mut queued = 0;
+        for (s, e) in ranges {
+            for (&ps, p) in st.pmas.range_mut(s..e) {
+                p.clean = true;
+                if p.mapped.write {
+                    p.mapped = Perms { write: false, ..p.mapped };
+                    self.aspace.protect(ps, p.end - ps, p.mapped);
+                    queued += 1;
+                }
+            }
+        }
+        st.changes += queued;
     }
 
     /// ENOMEM unless the pages of `[addr, addr+len)` are all mapped (msync, mlock).

@@ -301,7 +301,7 @@ impl MemoryManager {
                 let (a, b) = ((at - start) as usize, (run_end - start) as usize);
                 self.mf.write(frames.range.start, bytes.get(a..b).ok_or_else(|| errno!(EFAULT))?);
             }
-            st.pmas.insert(at, Pma { end: run_end, frames, offset: 0, mapped: Perms::NONE, cow: false });
+            st.pmas.insert(at, Pma { end: run_end, frames, offset: 0, mapped: Perms::NONE, cow: false, clean: false });
             at = run_end;
         }
         Ok(len)

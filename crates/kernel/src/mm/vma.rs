@@ -79,6 +79,27 @@ pub trait FilePages: Send + Sync {
         (off, off + len)
     }
 
+    /// Whether stores through shared mappings must be written back (a copy of a
+    /// writable mount's host file): such mappings map the pages read-only until
+    /// the first store, whose fault reports it (`page_mkwrite`), as Linux's
+    /// writenotify, so that only what was stored to is written back.
+    fn tracks_writes(&self) -> bool {
+        false
+    }
+
+    /// An address space maps the file: it hears of the file shrinking
+    /// (`Mapper::file_shrank`). Held weakly.
+    fn add_mapper(&self, _mapper: &Arc<super::Mapper>) {}
+
+    /// The file range `[off, off + len)` is about to be stored to: by an app
+    /// mapping it writable from now on (`writer`, until `drop_writer`), or by the
+    /// Sentry (None).
+    fn page_mkwrite(&self, _off: u64, _len: u64, _writer: Option<&Arc<super::Mapper>>) {}
+
+    /// An address space has mapped the pages read-only again and synced: its
+    /// stores no longer escape notice.
+    fn drop_writer(&self, _writer: &Arc<super::Mapper>) {}
+
     /// A System V shared memory segment's size (shmdt finds attachments by it).
     fn sysv_segment_size(&self) -> Option<u64> {
         None
@@ -169,6 +190,8 @@ impl FilePages for NoPages {
 /// read in: mapping a 4 GiB file costs nothing until it is touched.
 pub struct FileChunks {
     pub frames: Arc<Frames>,
+    /// The file offset of the frames' first byte (offsets here are from it).
+    pub base: u64,
     /// The descriptor the bytes are read from.
     source: Arc<OwnedFd>,
     /// Which chunks are read in (a bit each), and how many are not. Leaf lock,
@@ -195,6 +218,9 @@ impl ChunkBits {
 /// fault maps beyond what is read in already.
 const FILE_CHUNK: u64 = 256 << 10;
 
+/// The least room a file that may grow while mapped gets past its size.
+const GROWTH_MIN: u64 = 1 << 20;
+
 /// The largest file a mapping may reserve frames for: a quarter of the memory
 /// file, so that one file cannot leave no room for anything else (ENOMEM past it).
 const FILE_PAGES_MAX: u64 = rvisor_memory::FILE_SIZE / 4;
@@ -202,6 +228,21 @@ const FILE_PAGES_MAX: u64 = rvisor_memory::FILE_SIZE / 4;
 impl FileChunks {
     /// Room for a file of `size` bytes that `source` reads, nothing read in yet.
     pub fn new(mf: &Arc<MemoryFile>, size: u64, source: Arc<OwnedFd>) -> SysResult<FileChunks> {
+        Self::at(mf, 0, size, source)
+    }
+
+    /// As `new`, for a file that may grow while mapped: room for its bytes from
+    /// `base` (page-aligned) on, of which there are `size` now, and for as many
+    /// again (at least `GROWTH_MIN`), within `FILE_PAGES_MAX`. Only a range of
+    /// the memory file is set aside: nothing is read in or counted for it, and
+    /// what lies past the host file's end reads as zeros.
+    pub fn growable(mf: &Arc<MemoryFile>, base: u64, size: u64, source: Arc<OwnedFd>) -> SysResult<FileChunks> {
+        let room = size.saturating_mul(2).max(size.saturating_add(GROWTH_MIN)).min(FILE_PAGES_MAX.max(size));
+        Self::at(mf, base, room, source)
+    }
+
+    /// Room for `size` bytes of the file from `base` on.
+    fn at(mf: &Arc<MemoryFile>, base: u64, size: u64, source: Arc<OwnedFd>) -> SysResult<FileChunks> {
         let len = rvisor_abi::page_up(size).ok_or_else(|| errno!(ENOMEM))?;
         if len > FILE_PAGES_MAX {
             return error!(ENOMEM);
@@ -209,10 +250,10 @@ impl FileChunks {
         let frames = Frames::reserve(mf, len, UsageKind::PageCache).ok_or_else(|| errno!(ENOMEM))?;
         let chunks = len.div_ceil(FILE_CHUNK);
         let bits = ChunkBits { bits: vec![0; chunks.div_ceil(64) as usize], missing: chunks, chunks };
-        Ok(FileChunks { frames, source, read_in: Mutex::new(bits), complete: AtomicBool::new(chunks == 0) })
+        Ok(FileChunks { frames, base, source, read_in: Mutex::new(bits), complete: AtomicBool::new(chunks == 0) })
     }
 
-    /// Bytes of pages the file has.
+    /// Bytes of pages there is room for.
     pub fn end(&self) -> u64 {
         self.frames.range.len
     }
@@ -244,7 +285,7 @@ impl FileChunks {
                 return error!(ENOMEM);
             }
             // Bytes past the host file's end stay zeros: the frames are fresh.
-            if self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), at).is_err() {
+            if self.frames.mf.fill_from(self.frames.range.start + at, n, self.source.as_fd(), self.base + at).is_err() {
                 self.frames.uncharge(n);
                 return error!(EIO);
             }
@@ -412,6 +453,10 @@ pub struct Pma {
     /// The frames may be shared with another address space after fork: map them
     /// read-only and copy before the first write.
     pub cow: bool,
+    /// A shared mapping of a file whose stores are written back
+    /// (`FilePages::tracks_writes`), not stored to since it was last written
+    /// back: mapped read-only, so that the first store faults and is noted.
+    pub clean: bool,
 }
 
 impl Pma {
@@ -430,7 +475,7 @@ impl Pma {
 
     /// What the platform may map this range with inside a VMA allowing `perms`.
     pub fn effective(&self, perms: Perms) -> Perms {
-        if self.cow { Perms { write: false, ..perms } } else { perms }
+        if self.cow || self.clean { Perms { write: false, ..perms } } else { perms }
     }
 }
 

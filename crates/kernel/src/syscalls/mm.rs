@@ -178,7 +178,7 @@ pub fn sys_msync(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResul
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0) {
         return error!(EINVAL);
     }
-    t.mm.msync(addr.get(), len)
+    t.mm.msync(t.ctx.as_mut(), addr.get(), len)
 }
 
 const MCL_CURRENT: i32 = 1;
