@@ -147,9 +147,11 @@ impl MemoryManager {
             let chunk_end = p.end.min(end);
             // A Sentry store into clean pages of a file that tracks stores (a
             // read(2) into a shared mapping of it) dirties them, as an app store.
+            // The bytes land after this, so this address space counts as a writer:
+            // another process's msync between the two must not clean the pages.
             if p.clean && access.writes() {
                 if let Some(f) = &st.vmas[&vstart].file {
-                    f.pages.page_mkwrite(f.offset + (at - vstart), chunk_end - at, None);
+                    f.pages.page_mkwrite(f.offset + (at - vstart), chunk_end - at, Some(&self.mapper));
                 }
             }
             let off = p.file_offset(ps, at);
