@@ -1601,6 +1601,35 @@ mod tests {
         assert!(Queue::default().has_room(false, MAX_DATAGRAM));
     }
 
+    /// TCP's urgent mark in a stream queue: reads stop before it, skip its
+    /// byte (peeking too) unless inline, and end it once past.
+    #[test]
+    fn urgent_marks() {
+        let push = |q: &mut Queue, s: &[u8]| {
+            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None });
+            q.bytes += s.len();
+        };
+        let mut q = Queue::default();
+        push(&mut q, b"hello");
+        assert!(q.mark_urgent(4, b'o', false));
+        assert!(!q.mark_urgent(3, b'l', false));
+        assert_eq!(q.read_around_mark(10, false, false).unwrap(), b"hell");
+        assert!(q.at_mark());
+        assert!(!q.readable(false) && q.readable(true));
+        assert_eq!(q.read_around_mark(10, true, false), None);
+        push(&mut q, b"world");
+        assert_eq!(q.read_around_mark(10, true, false).unwrap(), b"world");
+        assert_eq!(q.read_around_mark(10, false, true).unwrap(), b"oworld");
+        assert!(q.urgent.is_none());
+        assert_eq!((q.taken, q.bytes), (10, 0));
+        // A new mark while the reader stands at the old one drops the old byte.
+        push(&mut q, b"xy");
+        assert!(q.mark_urgent(10, b'x', false));
+        assert!(q.mark_urgent(11, b'y', false));
+        assert_eq!((q.taken, q.bytes), (11, 1));
+        assert!(q.at_mark());
+    }
+
     #[test]
     fn datagram_peers() {
         let (a, b) = socketpair(SOCK_DGRAM, 0, NO_CREDS).unwrap();
