@@ -129,6 +129,20 @@ int main(void) {
   expect("after", state(f[1]), "atmark 0 inq 0");
   done(f);
 
+  puts("-- MSG_WAITALL stops at the mark too");
+  connection(f, 0);
+  fcntl(f[1], F_SETFL, 0);
+  /* A guard only: a read that went past the mark would wait for a tenth byte. */
+  struct timeval guard = {2, 0};
+  setsockopt(f[1], SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+  out(f[0], "hello", MSG_OOB);
+  out(f[0], "world", 0);
+  char w[16] = {0};
+  long n = recv(f[1], w, 10, MSG_WAITALL);
+  printf("MSG_WAITALL 10: %ld [%s]\n", n, n > 0 ? w : "");
+  check("MSG_WAITALL: hell", n == 4 && !memcmp(w, "hell", 4));
+  done(f);
+
   puts("-- only the urgent byte");
   connection(f, 0);
   out(f[0], "x", MSG_OOB);

@@ -40,6 +40,8 @@ const SO_ACCEPTCONN: i32 = 30;
 /// PRIORITY, BINDTODEVICE, MARK or the BPF attachments, which need privileges
 /// the Sentry has and the app may not).
 const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46, 63, 64];
+/// The ioctl that says whether the next byte is TCP's urgent one.
+const SIOCATMARK: u32 = 0x8905;
 /// IP, IPv6 and TCP options that need CAP_NET_ADMIN or CAP_NET_RAW: IP_TRANSPARENT
 /// and IPsec/XFRM policies, IPV6_TRANSPARENT and its policies, TCP repair.
 const PRIVILEGED_IP: &[i32] = &[16, 17, 19];
@@ -92,6 +94,12 @@ impl HostSocket {
                 r => r?,
             }
         }
+    }
+
+    /// Whether the next byte is TCP's urgent one, where Linux's reads stop
+    /// even under MSG_WAITALL.
+    fn at_mark(&self) -> bool {
+        host::ioctl_int(self.fd.as_fd(), SIOCATMARK.into()).is_ok_and(|m| m != 0)
     }
 
     fn int_option(&self, level: i32, name: i32) -> SysResult<i32> {
@@ -232,7 +240,7 @@ impl Socket for HostSocket {
             }
             got += n;
             full = got;
-            if n == 0 || got == max || flags & (MSG_WAITALL | MSG_PEEK | MSG_OOB) != MSG_WAITALL {
+            if n == 0 || got == max || flags & (MSG_WAITALL | MSG_PEEK | MSG_OOB) != MSG_WAITALL || self.at_mark() {
                 break;
             }
         }
@@ -309,7 +317,6 @@ impl FileDescription for HostSocket {
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
         const SIOCOUTQ: u32 = 0x5411;
-        const SIOCATMARK: u32 = 0x8905;
         if ![FIONREAD, SIOCOUTQ, SIOCATMARK].contains(&request) {
             return error!(ENOTTY);
         }

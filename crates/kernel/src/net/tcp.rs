@@ -671,8 +671,8 @@ impl Socket for TcpSocket {
     }
 
     /// TCP names no sender: recvfrom's address comes back empty. MSG_WAITALL
-    /// waits for `max` bytes, unless EOF, an error or a signal comes first
-    /// (then what came is returned).
+    /// waits for `max` bytes, unless EOF, an error, a signal or an urgent
+    /// mark comes first (then what came is returned).
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         if flags & MSG_OOB != 0 {
             return self.receive_urgent(max, flags);
@@ -684,7 +684,8 @@ impl Socket for TcpSocket {
         let flags = flags | self.wait_flag();
         let mut got = self.saw(stream.receive_message(t, max, flags))?;
         if flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) == MSG_WAITALL {
-            while !got.data.is_empty() && got.data.len() < max {
+            // Linux's tcp_recvmsg stops at an urgent mark all the same.
+            while !got.data.is_empty() && got.data.len() < max && !stream.at_mark() {
                 match self.saw(stream.receive_message(t, max - got.data.len(), flags)) {
                     Ok(more) if !more.data.is_empty() => got.data.extend_from_slice(&more.data),
                     _ => break,

@@ -963,7 +963,7 @@ impl UnixSocket {
         // TCP's MSG_OOB: each push marks its last byte urgent, as Linux's
         // tcp_push marks what was written so far.
         let urgent = stream && flags & MSG_OOB != 0;
-        let peer_inline = peer.is_some_and(|p| p.oob_inline());
+        let peer_inline = urgent && peer.is_some_and(|p| p.oob_inline());
         let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
         let from = self.sun_name();
         let mut files = Some(anc.files);
@@ -1155,7 +1155,7 @@ impl UnixSocket {
         let Ok(c) = self.conn() else { return 0 };
         let q = c.pair.queue(c.end);
         match q.urgent {
-            Some(u) if !self.oob_inline() => (u.at - q.taken) as usize,
+            Some(u) if !self.oob_inline() => u.at.saturating_sub(q.taken) as usize,
             _ => q.bytes,
         }
     }
