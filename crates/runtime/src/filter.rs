@@ -152,8 +152,11 @@ const PTRACE_REQUESTS: &[libc::c_uint] = &[
 
 /// The host ioctls the Sentry makes after setup: a host terminal's attributes and
 /// size (the app's stdio; an `rvisor exec -t` terminal goes raw, and `-t`'s is
-/// restored at the end), a host socket's queue lengths (FIONREAD, SIOCOUTQ).
-const IOCTLS: &[libc::c_ulong] = &[libc::TCGETS, libc::TCSETSW, libc::TIOCGWINSZ, libc::FIONREAD, libc::TIOCOUTQ];
+/// restored at the end), a host socket's queue lengths (FIONREAD, SIOCOUTQ) and
+/// urgent mark (SIOCATMARK).
+const IOCTLS: &[libc::c_ulong] = &[libc::TCGETS, libc::TCSETSW, libc::TIOCGWINSZ, libc::FIONREAD, libc::TIOCOUTQ, SIOCATMARK];
+/// Not in the libc crate for Linux: asm-generic/sockios.h.
+const SIOCATMARK: libc::c_ulong = 0x8905;
 
 /// Namespace flags: a clone may make none (unshare and setns are not allowed at all).
 const NEW_NAMESPACES: u64 =

@@ -679,6 +679,24 @@ fn inet_tcp() {
     });
 }
 
+/// TCP urgent data on loopback (tests/programs/tcp_oob.c): send(MSG_OOB)
+/// marks its last byte, reads stop before the mark and skip the byte (unless
+/// SO_OOBINLINE), recv(MSG_OOB) takes it or is EINVAL, new marks replace old
+/// ones, SIOCATMARK, FIONREAD, POLLPRI, select's exceptfds, EPOLLPRI, SIGURG to
+/// the F_SETOWN/F_SETOWN_EX owner, and MSG_OOB on UDP and AF_UNIX datagrams,
+/// as natively.
+#[test]
+fn tcp_urgent_data() {
+    compare("tcp_urgent_data", "tcp_oob", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "recv 10 skips the urgent byte: 5 [world] (want 5 [world]): ok"),
+            expect_stdout_has_line(o, "sigtimedwait: SIGURG si_code 0x80"),
+            expect_stdout_has_line(o, "UDP recv MSG_OOB: -1 EAGAIN"),
+        ])
+    });
+}
+
 /// Loopback UDP over AF_INET and AF_INET6: sender names and autobind, boundaries
 /// and MSG_TRUNC, the largest datagrams, ports nobody has bound (ECONNREFUSED once
 /// when connected), connected filtering and AF_UNSPEC, readiness, ::1, dual stack.

@@ -201,6 +201,20 @@ fn send(file: &Arc<dyn FileDescription>, fd: i32, (code, band): (i32, u32)) {
         0 => SigInfo::new(consts::SIGIO, SI_KERNEL),
         s => SigInfo::new(s, code).with_poll(band, fd),
     };
+    deliver(&owner, info);
+}
+
+/// Urgent data arrived on socket `file`: SIGURG to its owner, if it has
+/// one, with or without O_ASYNC (Linux's sk_send_sigurg).
+pub fn send_sigurg(file: &Arc<dyn FileDescription>) {
+    if let Some(owner) = read_state(file, |s| s.owner.clone()).flatten() {
+        deliver(&owner, SigInfo::new(consts::SIGURG, SI_KERNEL));
+    }
+}
+
+/// Sends `info` to `owner`'s target, to those processes its setter may
+/// signal (Linux's sigio_perm).
+fn deliver(owner: &Owner, info: SigInfo) {
     let allowed = |g: &ThreadGroup| {
         let c = g.creds();
         owner.euid == 0 || [owner.euid, owner.uid].iter().any(|&u| u == c.suid || u == c.uid)

@@ -14,7 +14,7 @@
 //! beside the task's wake-up descriptor, so signals interrupt it. Options pass
 //! through only from a list of those that change nothing but the socket.
 
-use super::{Accepted, Ancillary, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
+use super::{Accepted, Ancillary, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
 use crate::task::Task;
 use crate::vfs::wait_host;
 use crate::vfs::inode::OpenFlags;
@@ -40,6 +40,8 @@ const SO_ACCEPTCONN: i32 = 30;
 /// PRIORITY, BINDTODEVICE, MARK or the BPF attachments, which need privileges
 /// the Sentry has and the app may not).
 const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46, 63, 64];
+/// The ioctl that says whether the next byte is TCP's urgent one.
+const SIOCATMARK: u32 = 0x8905;
 /// IP, IPv6 and TCP options that need CAP_NET_ADMIN or CAP_NET_RAW: IP_TRANSPARENT
 /// and IPsec/XFRM policies, IPV6_TRANSPARENT and its policies, TCP repair.
 const PRIVILEGED_IP: &[i32] = &[16, 17, 19];
@@ -92,6 +94,12 @@ impl HostSocket {
                 r => r?,
             }
         }
+    }
+
+    /// Whether the next byte is TCP's urgent one, where Linux's reads stop
+    /// even under MSG_WAITALL.
+    fn at_mark(&self) -> bool {
+        host::ioctl_int(self.fd.as_fd(), SIOCATMARK.into()).is_ok_and(|m| m != 0)
     }
 
     fn int_option(&self, level: i32, name: i32) -> SysResult<i32> {
@@ -209,7 +217,9 @@ impl Socket for HostSocket {
     /// MSG_WAITALL on a stream waits for `max` bytes, unless end of file, an
     /// error or a signal comes first (then what came is returned).
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
-        let host_flags = (flags & (MSG_PEEK | MSG_TRUNC)) as i32 | nix::libc::MSG_DONTWAIT;
+        let host_flags = (flags & (MSG_PEEK | MSG_TRUNC | MSG_OOB)) as i32 | nix::libc::MSG_DONTWAIT;
+        // Urgent data is there or not: Linux's tcp_recv_urg never waits.
+        let flags = if flags & MSG_OOB != 0 { flags | MSG_DONTWAIT } else { flags };
         let mut buf = vec![0u8; max];
         let mut got = 0;
         let mut full = 0;
@@ -230,7 +240,7 @@ impl Socket for HostSocket {
             }
             got += n;
             full = got;
-            if n == 0 || got == max || flags & MSG_WAITALL == 0 || flags & MSG_PEEK != 0 {
+            if n == 0 || got == max || flags & (MSG_WAITALL | MSG_PEEK | MSG_OOB) != MSG_WAITALL || self.at_mark() {
                 break;
             }
         }
@@ -238,7 +248,16 @@ impl Socket for HostSocket {
         let from = (!from.is_empty() && self.kind != super::SOCK_STREAM).then_some(from);
         // What the app asked for of a datagram's arrival (IP_PKTINFO...), as the host saw it.
         control.retain(|(level, kind, _)| self.kind != super::SOCK_STREAM && super::ip_control::is_arrival_message(*level, *kind));
-        Ok(Received { data: buf, full, files: Vec::new(), from, control, ..Received::default() })
+        // An urgent byte taken into no room was cut (MSG_TRUNC).
+        let full = if flags & MSG_OOB != 0 { full.max(1) } else { full };
+        Ok(Received { data: buf, full, files: Vec::new(), from, control, flags: flags & MSG_OOB, ..Received::default() })
+    }
+
+    /// The host's socket answers MSG_OOB as Linux does: TCP's urgent data
+    /// (but SIGURG stays with the host, whose socket has no owner), UDP
+    /// receives ignoring it, the others refusing it.
+    fn takes_oob(&self, _receiving: bool) -> bool {
+        true
     }
 
     fn shutdown(&self, how: i32) -> SysResult<()> {
@@ -294,11 +313,11 @@ impl FileDescription for HostSocket {
         Some(self.fd.as_fd())
     }
 
-    /// FIONREAD (SIOCINQ) and SIOCOUTQ, as the host counts them.
+    /// FIONREAD (SIOCINQ), SIOCOUTQ and SIOCATMARK, as the host counts them.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
         const SIOCOUTQ: u32 = 0x5411;
-        if request != FIONREAD && request != SIOCOUTQ {
+        if ![FIONREAD, SIOCOUTQ, SIOCATMARK].contains(&request) {
             return error!(ENOTTY);
         }
         let n = host::ioctl_int(self.fd.as_fd(), u64::from(request)).map_err(io)?;

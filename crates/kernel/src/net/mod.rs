@@ -40,6 +40,8 @@ pub const MSG_WAITALL: u32 = 0x100;
 pub const MSG_NOSIGNAL: u32 = 0x4000;
 pub const MSG_EOR: u32 = 0x80;
 pub const MSG_MORE: u32 = 0x8000;
+/// TCP's urgent data (`Socket::takes_oob`).
+pub const MSG_OOB: u32 = 0x1;
 /// recvmsg: read the socket's error queue, not its data (and the flag it
 /// sets in msg_flags).
 pub const MSG_ERRQUEUE: u32 = 0x2000;
@@ -107,6 +109,11 @@ pub trait Socket: Send + Sync {
     fn send(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<&[u8]>) -> SysResult<usize>;
     /// Receives into a Sentry buffer of at most `max` bytes.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received>;
+    /// Whether a send (or a receive, when `receiving`) takes MSG_OOB: TCP's
+    /// urgent data; for the others it is EOPNOTSUPP.
+    fn takes_oob(&self, _receiving: bool) -> bool {
+        false
+    }
     /// recvmsg(MSG_ERRQUEUE): the oldest queued error, its payload cut to
     /// `max`; EAGAIN when none is, without waiting. Only sockets that keep an
     /// error queue take the flag.

@@ -25,7 +25,7 @@ use super::inet::{self, Endpoint, PortUser, Route};
 use super::NetNamespace;
 use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
 use super::unix::{connected_streams, UnixSocket};
-use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
+use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::structs::TcpInfo;
@@ -46,8 +46,9 @@ enum State {
     /// listen(2): connections from the sandbox wait here, as the sockets
     /// accept(2) returns; those through the interface in `remote`.
     Listening { backlog: VecDeque<Arc<TcpSocket>>, max: usize, remote: Option<TcpListener> },
-    /// Its end of the connection, and the peer's address as it names it.
-    Connected { stream: Arc<UnixSocket>, peer: SocketAddr },
+    /// Its end of the connection, the peer's address as it names it, and
+    /// the peer's socket (whose owner hears SIGURG for urgent data).
+    Connected { stream: Arc<UnixSocket>, peer: SocketAddr, other: Weak<TcpSocket> },
     /// A connection through the interface (connecting, until its handshake ends).
     Remote { conn: Arc<TcpConn>, peer: SocketAddr },
 }
@@ -119,6 +120,10 @@ impl TcpSocket {
         }
     }
 
+    fn oob_inline(&self) -> bool {
+        self.ep.options.on(inet::SOL_SOCKET, SO_OOBINLINE)
+    }
+
     fn nonblocking(&self) -> bool {
         self.flags.get() & OpenFlags::NONBLOCK != 0
     }
@@ -178,7 +183,10 @@ impl TcpSocket {
         }
         loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
         let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()], [self.timeouts.clone(), accepted.timeouts.clone()]);
-        *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src) };
+        mine.set_oob_inline(self.oob_inline());
+        theirs.set_oob_inline(accepted.oob_inline());
+        *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src), other: self.me.clone() };
+        let other = Arc::downgrade(&accepted);
         {
             let mut st = listener.state();
             let State::Listening { backlog, .. } = &mut *st else { return error!(ECONNREFUSED) };
@@ -189,8 +197,32 @@ impl TcpSocket {
         }
         listener.queue.notify_events(POLLIN);
         self.ep.set_local(src);
-        *self.state() = State::Connected { stream: mine, peer: inet::in_domain(self.ep.domain, dest) };
+        *self.state() = State::Connected { stream: mine, peer: inet::in_domain(self.ep.domain, dest), other };
         Ok(())
+    }
+
+    /// recv(MSG_OOB): the urgent byte of a connection on loopback. A
+    /// listener is ENOTCONN; through the interface there is none (smoltcp
+    /// passes urgent bytes as plain data), so EINVAL, as without a connection.
+    fn receive_urgent(&self, max: usize, flags: u32) -> SysResult<Received> {
+        let stream = match &*self.state() {
+            State::Connected { stream, .. } => stream.clone(),
+            State::Listening { .. } => return error!(ENOTCONN),
+            State::Remote { .. } | State::Closed => return error!(EINVAL),
+        };
+        stream.receive_urgent(max, flags & MSG_PEEK != 0)
+    }
+
+    /// A send(MSG_OOB) marked urgent data: SIGURG to the owner of the
+    /// socket at the other end.
+    fn urgent_sent(&self) {
+        let other = match &*self.state() {
+            State::Connected { other, .. } => other.upgrade(),
+            _ => None,
+        };
+        if let Some(other) = other {
+            crate::fs::fasync::send_sigurg(&(other as Arc<dyn FileDescription>));
+        }
     }
 
     /// The reset with which a closed peer answers a send: the connection is
@@ -415,6 +447,7 @@ const CLOSE_WAIT: u8 = 8;
 const LISTEN: u8 = 10;
 const TCP_INFO: i32 = 11;
 const TCP_NODELAY: i32 = 1;
+const SO_OOBINLINE: i32 = 10;
 /// The maximum segment on loopback (its MTU of 65536 less the headers).
 const LOOPBACK_MSS: u32 = 65483;
 
@@ -424,8 +457,8 @@ impl TcpSocket {
     /// its backlog). Loopback acknowledges at once, unread bytes too.
     fn linux_state(&self) -> (u8, Option<SocketAddr>, usize, usize) {
         match &*self.state() {
-            State::Connected { stream, peer } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued(), 0),
-            State::Connected { stream, peer } => (ESTABLISHED, Some(*peer), stream.queued(), 0),
+            State::Connected { stream, peer, .. } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued(), 0),
+            State::Connected { stream, peer, .. } => (ESTABLISHED, Some(*peer), stream.queued(), 0),
             // `max` is one more than listen(2)'s backlog.
             State::Listening { backlog, max, remote } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting), max.saturating_sub(1)),
             State::Remote { conn, peer } => {
@@ -606,6 +639,10 @@ impl Socket for TcpSocket {
             return error!(EINVAL);
         }
         if let Some(conn) = self.remote() {
+            // smoltcp sends no urgent pointer.
+            if flags & MSG_OOB != 0 {
+                return error!(EOPNOTSUPP);
+            }
             return self.send_remote(t, &conn, data, flags);
         }
         let pending = self.error().take().or_else(|| self.stream().filter(|s| s.take_reset()).map(|_| ErrnoCode::ECONNRESET));
@@ -616,7 +653,11 @@ impl Socket for TcpSocket {
                     self.answered_by_reset(&stream);
                     return Ok(data.len());
                 }
-                return stream.send_message(t, data, flags | self.wait_flag(), Ancillary::default(), None);
+                let sent = stream.send_message(t, data, flags | self.wait_flag(), Ancillary::default(), None)?;
+                if flags & MSG_OOB != 0 && sent > 0 {
+                    self.urgent_sent();
+                }
+                return Ok(sent);
             }
             _ => ErrnoCode::EPIPE,
         };
@@ -630,9 +671,12 @@ impl Socket for TcpSocket {
     }
 
     /// TCP names no sender: recvfrom's address comes back empty. MSG_WAITALL
-    /// waits for `max` bytes, unless EOF, an error or a signal comes first
-    /// (then what came is returned).
+    /// waits for `max` bytes, unless EOF, an error, a signal or an urgent
+    /// mark comes first (then what came is returned).
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        if flags & MSG_OOB != 0 {
+            return self.receive_urgent(max, flags);
+        }
         if let Some(conn) = self.remote() {
             return self.receive_remote(t, &conn, max, flags);
         }
@@ -640,7 +684,8 @@ impl Socket for TcpSocket {
         let flags = flags | self.wait_flag();
         let mut got = self.saw(stream.receive_message(t, max, flags))?;
         if flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) == MSG_WAITALL {
-            while !got.data.is_empty() && got.data.len() < max {
+            // Linux's tcp_recvmsg stops at an urgent mark all the same.
+            while !got.data.is_empty() && got.data.len() < max && !stream.at_mark() {
                 match self.saw(stream.receive_message(t, max - got.data.len(), flags)) {
                     Ok(more) if !more.data.is_empty() => got.data.extend_from_slice(&more.data),
                     _ => break,
@@ -703,6 +748,10 @@ impl Socket for TcpSocket {
         PortUser::listening(self)
     }
 
+    fn takes_oob(&self, _receiving: bool) -> bool {
+        true
+    }
+
     fn take_error(&self) -> Option<ErrnoCode> {
         if let Some(conn) = self.remote() {
             if let Err(e) = conn.handshake() {
@@ -728,6 +777,11 @@ impl Socket for TcpSocket {
 
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         self.ep.set_option(SOCK_STREAM, level, name, value)?;
+        if (level, name) == (inet::SOL_SOCKET, SO_OOBINLINE) {
+            if let Some(stream) = self.stream() {
+                stream.set_oob_inline(self.oob_inline());
+            }
+        }
         if let Some(conn) = self.remote() {
             conn.tune(self.tuning());
         }
@@ -823,21 +877,26 @@ impl FileDescription for TcpSocket {
     /// ioctls.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const SIOCOUTQ: u32 = 0x5411;
+        const FIONREAD: u32 = 0x541B;
+        const SIOCATMARK: u32 = 0x8905;
         if super::interface::is_interface_ioctl(request) {
             return super::interface::ioctl(t, request, arg);
         }
         if let Some(conn) = self.remote() {
-            const FIONREAD: u32 = 0x541B;
             let (unread, unsent) = conn.queued();
             let n = match request {
                 FIONREAD => unread,
                 SIOCOUTQ => unsent,
+                SIOCATMARK => 0,
                 _ => return error!(ENOTTY),
             };
             return t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0);
         }
+        let out = |n: usize| t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0);
         match (request, self.stream()) {
-            (SIOCOUTQ, _) => t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &0i32).map(|()| 0),
+            (SIOCOUTQ, _) => out(0),
+            (SIOCATMARK, stream) => out(usize::from(stream.is_some_and(|s| s.at_mark()))),
+            (FIONREAD, Some(stream)) => out(stream.readable_bytes()),
             (_, Some(stream)) => stream.ioctl(t, request, arg),
             (_, None) => error!(EINVAL),
         }

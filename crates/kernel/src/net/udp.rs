@@ -460,6 +460,12 @@ impl Socket for UdpSocket {
         self.ep.domain
     }
 
+    /// UDP's receive ignores MSG_OOB, as Linux's udp_recvmsg; its send and
+    /// ping sockets refuse it.
+    fn takes_oob(&self, receiving: bool) -> bool {
+        receiving && self.kind == PortKind::Udp
+    }
+
     fn kind(&self) -> i32 {
         SOCK_DGRAM
     }

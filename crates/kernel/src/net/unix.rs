@@ -15,10 +15,10 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
-use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
+use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
 use crate::task::Task;
-use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
+use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI};
 use rvisor_abi::structs::Ucred;
 use rvisor_abi::{error, ErrnoCode, SysResult};
 use zerocopy::IntoBytes;
@@ -83,6 +83,20 @@ struct Queue {
     /// The reader shut down its receiving side (or closed): writers get EPIPE,
     /// and it reads EOF once the queue is empty.
     read_shut: bool,
+    /// Stream: the bytes read so far (TCP's copied_seq), where urgent marks are.
+    taken: u64,
+    /// Stream: TCP's urgent mark, from its peer's last send(MSG_OOB).
+    urgent: Option<Urgent>,
+}
+
+/// TCP's urgent mark (Linux's urg_seq and urg_data): the stream offset of
+/// the urgent byte, and the byte until recv(MSG_OOB) takes it. The byte stays
+/// in the stream, where reads stop before it and skip it (unless
+/// SO_OOBINLINE); the mark goes once reads pass it.
+#[derive(Clone, Copy)]
+struct Urgent {
+    at: u64,
+    byte: Option<u8>,
 }
 
 impl Queue {
@@ -94,6 +108,83 @@ impl Queue {
         let m = self.msgs.pop_front()?;
         self.bytes -= m.data.len();
         Some(m)
+    }
+
+    /// Whether the next byte read is the urgent one (SIOCATMARK).
+    fn at_mark(&self) -> bool {
+        self.urgent.is_some_and(|u| u.at == self.taken)
+    }
+
+    /// Whether a read finds something: not only the urgent byte, that a
+    /// reader without SO_OOBINLINE skips (Linux's tcp_poll asks for one
+    /// byte more at the mark).
+    fn readable(&self, inline: bool) -> bool {
+        !self.msgs.is_empty() && !(self.bytes == 1 && !inline && self.at_mark())
+    }
+
+    /// Drops `n` bytes from the front of a stream.
+    fn drop_front(&mut self, mut n: usize) {
+        self.bytes -= n;
+        self.taken += n as u64;
+        while n > 0 {
+            let Some(m) = self.msgs.front_mut() else { return };
+            if m.data.len() > n {
+                m.data.drain(..n);
+                return;
+            }
+            n -= m.data.len();
+            self.msgs.pop_front();
+        }
+    }
+
+    /// A stream read while an urgent mark is set (Linux's tcp_recvmsg): up
+    /// to `max` bytes, stopping before the mark; at the mark the urgent byte
+    /// is skipped unless `inline`. None when nothing but that byte was
+    /// there. Reading past the mark ends it.
+    fn read_around_mark(&mut self, max: usize, peek: bool, inline: bool) -> Option<Vec<u8>> {
+        if max == 0 {
+            return Some(Vec::new());
+        }
+        let at = self.urgent.map_or(u64::MAX, |u| u.at);
+        let skip = usize::from(at == self.taken && !inline);
+        let before_mark = if at > self.taken { (at - self.taken) as usize } else { usize::MAX };
+        let n = max.min(self.bytes - skip).min(before_mark);
+        let mut data = Vec::with_capacity(n);
+        let mut offset = skip;
+        for m in &self.msgs {
+            if data.len() == n {
+                break;
+            }
+            if offset >= m.data.len() {
+                offset -= m.data.len();
+                continue;
+            }
+            let k = (n - data.len()).min(m.data.len() - offset);
+            data.extend_from_slice(&m.data[offset..offset + k]);
+            offset = 0;
+        }
+        if !peek {
+            self.drop_front(skip + n);
+            if self.taken > at {
+                self.urgent = None;
+            }
+        }
+        (n > 0).then_some(data)
+    }
+
+    /// A new urgent byte `byte` at offset `at` (Linux's tcp_check_urg and
+    /// tcp_urg): it replaces the old mark, whose byte becomes plain data,
+    /// but a reader without SO_OOBINLINE standing at the old mark skips the
+    /// old byte. False when already read past.
+    fn mark_urgent(&mut self, at: u64, byte: u8, inline: bool) -> bool {
+        if self.taken > at || self.urgent.is_some_and(|u| u.at >= at) {
+            return false;
+        }
+        if self.at_mark() && !inline {
+            self.drop_front(1);
+        }
+        self.urgent = Some(Urgent { at, byte: Some(byte) });
+        true
     }
 
     /// Whether an inbox takes a datagram of `len` bytes: more than the queue
@@ -194,6 +285,9 @@ pub struct UnixSocket {
     /// back to it dropped what it had queued. The next send or receive (or
     /// SO_ERROR) reports it, once.
     reset: AtomicBool,
+    /// SO_OOBINLINE of the TCP socket this stream end serves: urgent bytes
+    /// are read in the stream.
+    oob_inline: AtomicBool,
 }
 
 fn check_kind(kind: i32) -> SysResult<()> {
@@ -226,6 +320,7 @@ impl UnixSocket {
             passcred: AtomicBool::new(false),
             creator_domain: Mutex::default(),
             reset: AtomicBool::new(false),
+            oob_inline: AtomicBool::new(false),
             timeouts,
         })
     }
@@ -723,16 +818,18 @@ impl UnixSocket {
                 let mut q = c.pair.queue(c.end);
                 if !q.msgs.is_empty() {
                     let got = if stream {
-                        self.read_stream(&mut q, max, peek)
+                        self.read_some(&mut q, max, peek)
                     } else {
-                        let Some(m) = q.take(peek) else { continue };
-                        self.received(m, max)
+                        q.take(peek).map(|m| self.received(m, max))
                     };
                     drop(q);
                     if !peek {
                         c.pair.waiters[c.peer()].notify_events(POLLOUT);
                     }
-                    return Ok(got);
+                    if let Some(got) = got {
+                        return Ok(got);
+                    }
+                    q = c.pair.queue(c.end);
                 }
                 if self.take_reset() {
                     return error!(ECONNRESET);
@@ -746,9 +843,19 @@ impl UnixSocket {
             }
             self.wait(t, limit, || {
                 let q = c.pair.queue(c.end);
-                !q.msgs.is_empty() || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
+                q.readable(self.oob_inline()) || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
             })?;
         }
+    }
+
+    /// What a stream read takes from its queue (not empty): None when it
+    /// only skipped an urgent byte.
+    fn read_some(&self, q: &mut Queue, max: usize, peek: bool) -> Option<Received> {
+        if q.urgent.is_none() {
+            return Some(self.read_stream(q, max, peek));
+        }
+        let data = q.read_around_mark(max, peek, self.oob_inline())?;
+        Some(Received { full: data.len(), data, ..Received::default() })
     }
 
     /// Up to `max` bytes from a stream's queue (not empty), within the limits
@@ -786,6 +893,7 @@ impl UnixSocket {
         }
         if !peek {
             q.bytes -= got.data.len();
+            q.taken += got.data.len() as u64;
         }
         got.full = got.data.len();
         got
@@ -850,7 +958,12 @@ impl UnixSocket {
         if !stream && self.take_reset() {
             return error!(ECONNRESET);
         }
-        let peer_passcred = c.pair.ends[c.peer()].upgrade().is_some_and(|p| p.passcred());
+        let peer = c.pair.ends[c.peer()].upgrade();
+        let peer_passcred = peer.as_ref().is_some_and(|p| p.passcred());
+        // TCP's MSG_OOB: each push marks its last byte urgent, as Linux's
+        // tcp_push marks what was written so far.
+        let urgent = stream && flags & MSG_OOB != 0;
+        let peer_inline = urgent && peer.is_some_and(|p| p.oob_inline());
         let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
         let from = self.sun_name();
         let mut files = Some(anc.files);
@@ -873,8 +986,10 @@ impl UnixSocket {
                     q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds });
                     q.bytes += fits;
                     sent += fits;
+                    let end = q.taken + q.bytes as u64;
+                    let marked = urgent && fits > 0 && q.mark_urgent(end - 1, data[sent - 1], peer_inline);
                     drop(q);
-                    c.pair.waiters[c.peer()].notify_events(POLLIN);
+                    c.pair.waiters[c.peer()].notify_events(if marked { POLLIN | POLLPRI } else { POLLIN });
                     if sent == data.len() {
                         return Ok(sent);
                     }
@@ -987,10 +1102,13 @@ impl UnixSocket {
         {
             let mut q = c.pair.queue(c.end);
             if !q.msgs.is_empty() {
-                let got = self.read_stream(&mut q, max, false);
+                let got = self.read_some(&mut q, max, false);
                 drop(q);
                 c.pair.waiters[c.peer()].notify_events(POLLOUT);
-                return Ok(got.data);
+                if let Some(got) = got {
+                    return Ok(got.data);
+                }
+                q = c.pair.queue(c.end);
             }
             if self.take_reset() {
                 return error!(ECONNRESET);
@@ -1000,6 +1118,46 @@ impl UnixSocket {
             }
         }
         error!(EAGAIN)
+    }
+
+    /// SO_OOBINLINE of the TCP socket it serves.
+    pub fn set_oob_inline(&self, on: bool) {
+        self.oob_inline.store(on, Ordering::Relaxed);
+    }
+
+    fn oob_inline(&self) -> bool {
+        self.oob_inline.load(Ordering::Relaxed)
+    }
+
+    /// recv(MSG_OOB) on TCP (Linux's tcp_recv_urg): the urgent byte, taken
+    /// unless peeking, with MSG_OOB in msg_flags (and MSG_TRUNC when `max`
+    /// is 0, the byte being taken all the same). EINVAL with SO_OOBINLINE,
+    /// or when there is none or it was taken.
+    pub fn receive_urgent(&self, max: usize, peek: bool) -> SysResult<Received> {
+        let c = self.conn()?;
+        let mut q = c.pair.queue(c.end);
+        let Some(Urgent { byte: Some(byte), .. }) = q.urgent.filter(|_| !self.oob_inline()) else { return error!(EINVAL) };
+        if !peek {
+            q.urgent = q.urgent.map(|u| Urgent { byte: None, ..u });
+        }
+        let data = if max == 0 { Vec::new() } else { vec![byte] };
+        Ok(Received { data, full: 1, flags: MSG_OOB, ..Received::default() })
+    }
+
+    /// SIOCATMARK: whether the next byte read is the urgent one.
+    pub fn at_mark(&self) -> bool {
+        self.conn().is_ok_and(|c| c.pair.queue(c.end).at_mark())
+    }
+
+    /// FIONREAD on TCP (Linux's tcp_inq): without SO_OOBINLINE, only the
+    /// bytes before an urgent mark.
+    pub fn readable_bytes(&self) -> usize {
+        let Ok(c) = self.conn() else { return 0 };
+        let q = c.pair.queue(c.end);
+        match q.urgent {
+            Some(u) if !self.oob_inline() => u.at.saturating_sub(q.taken) as usize,
+            _ => q.bytes,
+        }
     }
 
     /// The bytes waiting for it to read.
@@ -1345,8 +1503,11 @@ impl FileDescription for UnixSocket {
         // One queue lock at a time (see `Pair`).
         let in_shut = {
             let q = c.pair.queue(c.end);
-            if !q.msgs.is_empty() || q.write_shut || q.read_shut {
+            if q.readable(self.oob_inline()) || q.write_shut || q.read_shut {
                 ev |= POLLIN;
+            }
+            if q.urgent.is_some_and(|u| u.byte.is_some()) {
+                ev |= POLLPRI;
             }
             q.write_shut
         };
@@ -1438,6 +1599,35 @@ mod tests {
         assert!(!q.has_room(true, BUFFER));
         // An empty inbox takes the largest datagram.
         assert!(Queue::default().has_room(false, MAX_DATAGRAM));
+    }
+
+    /// TCP's urgent mark in a stream queue: reads stop before it, skip its
+    /// byte (peeking too) unless inline, and end it once past.
+    #[test]
+    fn urgent_marks() {
+        let push = |q: &mut Queue, s: &[u8]| {
+            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None });
+            q.bytes += s.len();
+        };
+        let mut q = Queue::default();
+        push(&mut q, b"hello");
+        assert!(q.mark_urgent(4, b'o', false));
+        assert!(!q.mark_urgent(3, b'l', false));
+        assert_eq!(q.read_around_mark(10, false, false).unwrap(), b"hell");
+        assert!(q.at_mark());
+        assert!(!q.readable(false) && q.readable(true));
+        assert_eq!(q.read_around_mark(10, true, false), None);
+        push(&mut q, b"world");
+        assert_eq!(q.read_around_mark(10, true, false).unwrap(), b"world");
+        assert_eq!(q.read_around_mark(10, false, true).unwrap(), b"oworld");
+        assert!(q.urgent.is_none());
+        assert_eq!((q.taken, q.bytes), (10, 0));
+        // A new mark while the reader stands at the old one drops the old byte.
+        push(&mut q, b"xy");
+        assert!(q.mark_urgent(10, b'x', false));
+        assert!(q.mark_urgent(11, b'y', false));
+        assert_eq!((q.taken, q.bytes), (11, 1));
+        assert!(q.at_mark());
     }
 
     #[test]

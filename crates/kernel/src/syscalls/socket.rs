@@ -11,7 +11,7 @@ use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
-use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_ERRQUEUE, MSG_MORE, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
+use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_ERRQUEUE, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
@@ -47,12 +47,13 @@ const SO_DOMAIN: i32 = 39;
 /// has nothing to confirm in the sandbox's stack, which keeps asking.
 /// MSG_MORE builds one UDP datagram over several sends; a stream sends at once
 /// (Linux's TCP holds a partial segment back a while: timing, not content), and
-/// MSG_EOR marks nothing in a byte stream here.
-const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM | MSG_MORE | MSG_EOR;
+/// MSG_EOR marks nothing in a byte stream here. MSG_OOB only where the socket
+/// has urgent data (`Socket::takes_oob`).
+const SEND_FLAGS: u32 = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CONFIRM | MSG_MORE | MSG_EOR | MSG_OOB;
 const MSG_CONFIRM: u32 = 0x800;
 /// MSG_ERRQUEUE reads the error queue of a socket that has one (UDP), which
 /// neither waits nor peeks, as Linux's ip_recv_error.
-const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_ERRQUEUE;
+const RECV_FLAGS: u32 = MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_ERRQUEUE | MSG_OOB;
 /// MSG_CMSG_CLOEXEC: received files are close-on-exec.
 const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 const MSG_CTRUNC: u32 = 0x8;
@@ -195,7 +196,7 @@ fn socket(file: &Arc<dyn FileDescription>) -> SysResult<&dyn Socket> {
 fn send_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32, anc: Ancillary, to: UserAddr, to_len: u32) -> SysResult<usize> {
     let file = t.fds.get(fd)?;
     let sock = socket(&file)?;
-    if flags & !SEND_FLAGS != 0 {
+    if flags & !SEND_FLAGS != 0 || (flags & MSG_OOB != 0 && !sock.takes_oob(false)) {
         return error!(EOPNOTSUPP);
     }
     let to = if to_len != 0 { Some(read_address(t, to, to_len)?) } else { None };
@@ -210,6 +211,9 @@ fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResul
     }
     let file = t.fds.get(fd)?;
     let sock = socket(&file)?;
+    if flags & MSG_OOB != 0 && !sock.takes_oob(true) {
+        return error!(EOPNOTSUPP);
+    }
     let max = (bufs.total() as usize).min(BUFFER);
     let got = if flags & MSG_ERRQUEUE != 0 { sock.receive_error(max)? } else { sock.receive(t, max, flags)? };
     Ok((crate::fs::simple::copy_out(t, bufs, &got.data)?, got))
