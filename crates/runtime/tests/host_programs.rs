@@ -438,6 +438,23 @@ $d/leak x > /dev/null 2> $d/lsan; echo "leak: $?"; grep -E '^(Direct leak|SUMMAR
     same_as_native("ptrace_tools", &script, b"");
 }
 
+/// strace -f of a program one of whose threads execs while the others wait: the
+/// exec waits until strace has reaped the other thread, so its exit comes between
+/// the execve's start and "superseded by execve" with the execve's result, as
+/// natively. (Lines lose their process ids and the environment's address.)
+#[test]
+fn strace_follows_an_exec_from_a_thread() {
+    ensure_installed("strace", "strace");
+    let src = programs_dir().join("ptrace_exec_threads.c");
+    let script = format!(
+        r#"d=$(mktemp -d) && gcc -O1 -pthread -o $d/t {src} && cd $d &&
+strace -f -q -o tr -e trace=execve,exit_group ./t threads-exec; echo "status $?";
+sed -E 's/^[0-9]+ +//; s/0x[0-9a-f]+ \/\* [0-9]+ vars \*\//ENV/; s/pid [0-9]+/pid N/g; s/ +/ /g' tr; cd / && rm -r $d"#,
+        src = src.display()
+    );
+    same_as_native("strace_follows_an_exec_from_a_thread", &script, b"");
+}
+
 /// Container tools inside the sandbox: util-linux's unshare (a user namespace
 /// mapping root, a PID namespace with its own /proc) and bubblewrap, as root and
 /// as nobody (user, PID, mount, network, IPC, UTS and cgroup namespaces,

@@ -1516,6 +1516,25 @@ fn ptrace_thread_zombie() {
     });
 }
 
+/// An exec from a thread of a traced process (Linux's de_thread): the others leave
+/// their stops, report PTRACE_EVENT_EXIT and exit with 0; the exec waits for a traced
+/// thread's zombie until its tracer reaps it and for the old leader until it is a
+/// zombie, then reports PTRACE_EVENT_EXEC under the leader's id with its former id as
+/// the message; the old id is gone. A traced leader that exits first tells its tracer
+/// at once and again with its group; a reaped thread's usage is its process's.
+#[test]
+fn ptrace_exec_threads() {
+    compare("ptrace_exec_threads", "ptrace_exec_threads", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "B not reaped yet: task/ L(Z) A(D) B(Z)"),
+            expect_stdout_has_line(o, "the exec, while B is not reaped: -1 EINTR"),
+            expect_stdout_has_line(o, "the exec: L stopped, 5, event EXEC, message A"),
+            expect_stdout_has_line(o, "L's exit: SIGCHLD from L, CLD_EXITED, status 5"),
+        ])
+    });
+}
+
 /// unshare(2) of a thread's descriptor table and file-system context, and its errors,
 /// compared with Linux.
 #[test]

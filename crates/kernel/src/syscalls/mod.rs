@@ -430,6 +430,10 @@ pub fn handle(t: &mut Task) {
     let nr = t.cpu.syscall_nr();
     let a = t.cpu.syscall_args();
     let call = t.kernel.strace.is_some().then(|| strace_call(t, nr, a).unwrap_or_else(|| format!("syscall_{nr}({:#x}, {:#x}, {:#x}, ...)", a[0], a[1], a[2])));
+    let execs = nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat);
+    // PTRACE_EVENT_EXEC's message: the id the thread had before the exec took
+    // its leader's, as the tracer sees it (Linux's exec_binprm).
+    let old_tid = (traced && execs).then(|| t.tracer_view(t.tid()));
     let ret = match seccomp::check_entry(t, nr, a) {
         Some(ret) => ret,
         None => run(t, nr, a),
@@ -449,8 +453,8 @@ pub fn handle(t: &mut Task) {
     }
     t.cpu.set_return(ret);
     if traced && t.exit.is_none() {
-        if ret == 0 && (nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat)) {
-            t.ptrace_exec(t.tid());
+        if let (0, Some(old_tid)) = (ret, old_tid) {
+            t.ptrace_exec(old_tid);
         }
         t.ptrace_syscall_stop(StopKind::SyscallExit);
     }

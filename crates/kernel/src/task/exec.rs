@@ -188,31 +188,36 @@ impl Task {
         Ok(())
     }
 
-    /// Makes the calling thread the only one in its group, and its leader.
+    /// Makes the calling thread the only one in its group, and its leader
+    /// (Linux's de_thread): the others are killed, and the exec waits until they
+    /// are gone, the zombies of traced ones too (until their tracer reaps them),
+    /// except the old leader's, which goes once it is a zombie.
     fn dethread(&mut self) -> SysResult<()> {
-        let others = {
+        let leader = self.tg.tgid;
+        let (others, waits) = {
             let mut st = self.tg.state();
             if st.exiting.is_some() || st.execer.is_some() {
                 return Err(errno!(EAGAIN));
             }
             let others: Vec<_> = st.threads.iter().filter(|t| !Arc::ptr_eq(t, &self.thread)).cloned().collect();
-            if !others.is_empty() {
+            let waits = !others.is_empty() || !st.traced_zombies_gone(leader);
+            if waits {
                 st.execer = Some(self.thread.clone());
             }
-            others
+            (others, waits)
         };
         for t in &others {
             t.interrupt();
         }
         // Wait (unkillably, as Linux does, except by a fatal signal) for the
         // others. None may be left while the id is not ours yet: the leader exited first.
-        while !others.is_empty() {
+        while waits {
             let seq = self.thread.waiter.seq();
-            let (alone, dying) = {
+            let (gone, dying) = {
                 let st = self.tg.state();
-                (st.threads.len() == 1, st.exiting.is_some())
+                (st.threads.len() == 1 && st.traced_zombies_gone(leader), st.exiting.is_some())
             };
-            if alone || dying {
+            if gone || dying {
                 break;
             }
             self.thread.waiter.wait(seq, None);
@@ -235,10 +240,11 @@ impl Task {
             // Linux's de_thread: the new leader reports with SIGCHLD.
             self.tg.exit_signal.store(rvisor_abi::consts::SIGCHLD, std::sync::atomic::Ordering::Relaxed);
             // And the old one is released unseen: its tracer neither waits for it
-            // nor holds the group's exit.
+            // nor holds the group's exit, and a wait only it could end ends (ECHILD).
             let tracer = self.tg.state().exit_tracer.take().and_then(|t| t.upgrade());
             if let Some(tracer) = tracer {
                 tracer.state().tracees.retain(|t| !(Arc::ptr_eq(&t.tg, &self.tg) && !Arc::ptr_eq(t, &self.thread) && t.tid() == leader && t.ptrace().exited.is_some()));
+                tracer.wake_waiters();
             }
         }
         Ok(())

@@ -112,8 +112,14 @@ impl Task {
         match &zombie_tracer {
             // A zombie keeps its id until reaped.
             Some(tracer) => self.thread_zombie(tracer, status),
-            // Until the group dies (`group_zombie`) or an exec takes its id.
-            None if leader_zombie => {}
+            // Until the group dies (`group_zombie`) or an exec takes its id; a
+            // tracer hears of it now all the same (Linux's exit_notify), and again then.
+            None if leader_zombie => {
+                let tracer = self.tg.state().exit_tracer.as_ref().and_then(Weak::upgrade);
+                if let Some(tracer) = tracer {
+                    notify_tracer_of_exit(&tracer, tid, &self.tg, status);
+                }
+            }
             None => self.pid_ns().release_thread(tid),
         }
         if last {
@@ -298,16 +304,20 @@ pub(super) fn release_zombie_thread(kernel: &Arc<crate::Kernel>, th: &Arc<super:
     if th.tid() == tg.tgid {
         return;
     }
-    let last = {
+    let (last, execer) = {
         let mut st = tg.state();
         let before = st.zombie_threads.len();
         st.zombie_threads.retain(|t| !Arc::ptr_eq(t, th));
         if st.zombie_threads.len() == before {
             return;
         }
-        st.group_dead && st.traced_zombies_gone(tg.tgid)
+        (st.group_dead && st.traced_zombies_gone(tg.tgid), st.execer.clone())
     };
     tg.pid_ns.release_thread(th.tid());
+    // An exec waits for the zombie to go (Linux's __exit_signal and notify_count).
+    if let Some(execer) = execer {
+        execer.interrupt();
+    }
     if last {
         group_zombie(kernel, tg);
     }

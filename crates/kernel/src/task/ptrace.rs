@@ -140,6 +140,11 @@ impl Task {
     /// Stops for the tracer and waits for its command. None when not traced,
     /// or when the tracer went away (the task goes on as if never stopped).
     pub(crate) fn ptrace_stop(&mut self, kind: StopKind, status: i32, info: Option<SigInfo>) -> Option<(Resume, Stop)> {
+        // A thread on its way out stops only to report its exit (Linux's
+        // ptrace_stop with a fatal signal pending).
+        if self.exit.is_some() && kind != StopKind::Event(PTRACE_EVENT_EXIT) {
+            return None;
+        }
         let tracer = self.thread.ptrace().tracer()?;
         // Single steps end at the stop that follows.
         self.cpu.regs.eflags &= !TRAP_FLAG;
@@ -153,7 +158,7 @@ impl Task {
             p.reported = false;
             p.resume = None;
         }
-        notify_tracer(&tracer, &self.thread, status);
+        notify_tracer(&tracer, &self.thread, kind, status);
         let resume = loop {
             let seq = self.thread.waiter.seq();
             {
@@ -166,9 +171,18 @@ impl Task {
                 }
             }
             // Only SIGKILL ends the stop of an exiting tracee (PTRACE_EVENT_EXIT).
-            let exiting = self.tg.state().exiting;
+            let (exiting, other_execs) = {
+                let st = self.tg.state();
+                (st.exiting, st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)))
+            };
             if exiting.is_some_and(|e| kind != StopKind::Event(PTRACE_EVENT_EXIT) || e == super::ExitStatus::killed_by(consts::SIGKILL)) {
                 break Resume::Kill;
+            }
+            // Another thread's exec ends any other stop: this one leaves quietly
+            // (Linux's zap_other_threads), reporting its exit first.
+            if other_execs && kind != StopKind::Event(PTRACE_EVENT_EXIT) {
+                self.exit = Some(super::ExitStatus::Exited(0));
+                break Resume::Continue(0);
             }
             self.thread.waiter.wait(seq, None);
         };
@@ -265,13 +279,14 @@ impl Task {
 
     /// A task's id as the tracer sees it (Linux's ptrace_event_pid): 0 for one
     /// outside the tracer's PID namespace.
-    fn tracer_view(&self, tid: i32) -> i32 {
+    pub(crate) fn tracer_view(&self, tid: i32) -> i32 {
         let tracer_ns = self.thread.ptrace().tracer().map(|t| t.pid_ns.clone());
         tracer_ns.map_or(tid, |ns| ns.local_id(tid).unwrap_or(0))
     }
 
     /// After a successful execve: PTRACE_EVENT_EXEC when asked for, else (not
-    /// seized) the SIGTRAP Linux sends a traced program after exec.
+    /// seized) the SIGTRAP Linux sends a traced program after exec. `old_tid`:
+    /// its id before the exec, as the tracer sees it (`tracer_view`).
     pub(crate) fn ptrace_exec(&mut self, old_tid: i32) {
         if !self.thread.is_traced() {
             return;
@@ -281,7 +296,7 @@ impl Task {
             (p.seized, p.options)
         };
         if options & PTRACE_O_TRACEEXEC != 0 {
-            self.thread.ptrace().event_msg = self.tracer_view(old_tid) as u64;
+            self.thread.ptrace().event_msg = old_tid as u64;
             let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_EXEC as i32) << 8);
             self.ptrace_stop(StopKind::Event(PTRACE_EVENT_EXEC), status, None);
         } else if !seized {
@@ -361,11 +376,18 @@ pub fn may_trace(tracer: &ThreadGroup, target: &ThreadGroup) -> bool {
     same && target.dumpable.load(Ordering::Relaxed) == 1
 }
 
-/// Tells the tracer a tracee stopped: SIGCHLD (CLD_TRAPPED) unless it asked
-/// not to hear of stops, and a wake-up for its waits.
-fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, status: i32) {
+/// Tells the tracer a tracee stopped: SIGCHLD unless it asked not to hear of
+/// stops, and a wake-up for its waits. A group stop or an interrupt says
+/// CLD_STOPPED with the stop signal, if any (Linux's do_jobctl_trap), the other
+/// stops CLD_TRAPPED with theirs.
+fn notify_tracer(tracer: &Arc<ThreadGroup>, tracee: &Thread, kind: StopKind, status: i32) {
     if tracer.action(consts::SIGCHLD).flags & signals::SA_NOCLDSTOP == 0 {
-        let info = SigInfo::new(consts::SIGCHLD, CLD_TRAPPED).with_sender(tracee.tid(), tracee.tg.creds().uid).with_value(status as u64 & 0x7f);
+        let (code, si_status) = match kind {
+            StopKind::Event(PTRACE_EVENT_STOP) => (signals::CLD_STOPPED, 0),
+            StopKind::Event(0) => (signals::CLD_STOPPED, status & 0x7f),
+            _ => (CLD_TRAPPED, status & 0x7f),
+        };
+        let info = SigInfo::new(consts::SIGCHLD, code).with_sender(tracee.tid(), tracee.tg.creds().uid).with_value(si_status as u64);
         signals::send_to_group(tracer, info);
     }
     tracer.wake_waiters();

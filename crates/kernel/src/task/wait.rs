@@ -203,7 +203,8 @@ impl Task {
                 super::exit::release_zombie_thread(&self.kernel, &th);
             }
             let (code, si_status) = if status & 0x7f == 0 { (super::signals::CLD_EXITED, (status >> 8) & 0xff) } else { (super::signals::CLD_KILLED, status & 0x7f) };
-            return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
+            let (cpu, rusage, maxrss_kib) = thread_zombie_usage(&th.tg);
+            return Some(Some(WaitResult { pid: self.vnr(tid), uid, status, code, si_status, cpu, rusage, maxrss_kib }));
         }
         matched.then_some(None)
     }
@@ -221,4 +222,17 @@ impl Task {
         self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
         self.pid_ns().release_group(child);
     }
+}
+
+/// What a tracer's wait for the zombie of a thread other than the leader reports
+/// as its usage: its whole process's so far, with its reaped children's (Linux's
+/// getrusage(RUSAGE_BOTH) of a thread still in its group), and a peak size only
+/// once the group is dead (`signal->maxrss` is set by the last exit). None of it
+/// counts as the tracer's children's.
+fn thread_zombie_usage(tg: &ThreadGroup) -> (super::CpuTimes, super::RusageCounts, u64) {
+    let (cpu, rusage) = (tg.cpu_times(), tg.rusage_counts());
+    let dead = tg.state().group_dead;
+    let c = *tg.cpu.lock().unwrap_or_else(|e| e.into_inner());
+    let maxrss_kib = if dead { c.maxrss_kib.max(c.children_maxrss_kib) } else { c.children_maxrss_kib };
+    (cpu + c.children, rusage + c.children_rusage, maxrss_kib)
 }

@@ -630,11 +630,19 @@ fn state(p: &Proc) -> (char, &'static str) {
     if st.zombie.is_some() || p.th.is_none() || zombie_thread {
         return ('Z', "zombie");
     }
-    if st.stopped {
+    // An exec waiting for the rest of its group to go sleeps killably (Linux's TASK_KILLABLE).
+    let execs = p.th.as_ref().is_some_and(|th| st.execer.as_ref().is_some_and(|e| Arc::ptr_eq(e, th)));
+    let stopped = st.stopped;
+    drop(st);
+    // A stop for its tracer (a group stop of a traced thread is one too).
+    if p.th.as_ref().is_some_and(|th| th.is_traced() && th.ptrace().stop.is_some()) {
+        return ('t', "tracing stop");
+    }
+    if stopped {
         return ('T', "stopped");
     }
-    drop(st);
     match (&p.th, current()) {
+        (Some(th), _) if th.waiter.is_asleep() && execs => ('D', "disk sleep"),
         (Some(th), _) if th.waiter.is_asleep() => ('S', "sleeping"),
         _ => ('R', "running"),
     }
