@@ -1662,3 +1662,10 @@ fn nanosleep_stop() {
 fn proc_stat_procs_running() {
     compare("proc_stat_procs_running", "procs_running", &Spec::default(), expect_all_ok);
 }
+
+/// New descriptors take the lowest free number, also in a table of thousands: holes left
+/// by close and close_range, dup2 into a hole, F_DUPFD's minimum, EMFILE when full.
+#[test]
+fn fd_lowest_free() {
+    compare("fd_lowest_free", "fd_lowest", &Spec::default(), expect_all_ok);
+}
