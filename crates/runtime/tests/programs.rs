@@ -1669,3 +1669,12 @@ fn proc_stat_procs_running() {
 fn fd_lowest_free() {
     compare("fd_lowest_free", "fd_lowest", &Spec::default(), expect_all_ok);
 }
+
+/// sendfile into a non-blocking socket that fills up returns what it moved, and moves the
+/// offset or the file position by just that (CPython's test_socket sendfile tests).
+#[test]
+fn sendfile_partial_to_full_socket() {
+    compare("sendfile_partial_to_full_socket", "sendfile_partial", &Spec::default(), |o| {
+        all([expect_all_ok(o), expect_stdout_has_line(o, "full socket: -1 EAGAIN")])
+    });
+}
