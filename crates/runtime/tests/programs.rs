@@ -1699,3 +1699,19 @@ fn nanosleep_stop() {
 fn proc_stat_procs_running() {
     compare("proc_stat_procs_running", "procs_running", &Spec::default(), expect_all_ok);
 }
+
+/// New descriptors take the lowest free number, also in a table of thousands: holes left
+/// by close and close_range, dup2 into a hole, F_DUPFD's minimum, EMFILE when full.
+#[test]
+fn fd_lowest_free() {
+    compare("fd_lowest_free", "fd_lowest", &Spec::default(), expect_all_ok);
+}
+
+/// sendfile into a non-blocking socket that fills up returns what it moved, and moves the
+/// offset or the file position by just that (CPython's test_socket sendfile tests).
+#[test]
+fn sendfile_partial_to_full_socket() {
+    compare("sendfile_partial_to_full_socket", "sendfile_partial", &Spec::default(), |o| {
+        all([expect_all_ok(o), expect_stdout_has_line(o, "full socket: -1 EAGAIN")])
+    });
+}

@@ -38,15 +38,26 @@ fn transfer(t: &Task, src: &Arc<dyn FileDescription>, dst: &Arc<dyn FileDescript
     }
     let mut done = 0;
     while done < len {
-        let data = pull(t, src, src_off, len - done, src.status_flags() & crate::fs::pipe::O_NONBLOCK != 0)?;
-        if data.is_empty() {
+        // An error after some bytes moved ends the call with what moved (a full non-blocking
+        // socket: EAGAIN), as Linux's do_splice_direct does: the caller goes on from there.
+        let step = pull(t, src, src_off, len - done, src.status_flags() & crate::fs::pipe::O_NONBLOCK != 0)
+            .and_then(|data| Ok((dst.write_from(t, &data, dst_off)?, data.len())));
+        let (n, read) = match step {
+            Ok(s) => s,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        if read == 0 {
             break;
         }
-        let n = dst.write_from(t, &data, dst_off)?;
+        if src_off.is_none() && src.pipe().is_none() && n < read {
+            // pull moved the file's position past what was read: back to what was written.
+            src.seek(-((read - n) as i64), 1)?;
+        }
         done += n;
         src_off = src_off.map(|o| o + n as u64);
         dst_off = dst_off.map(|o| o + n as u64);
-        if n < data.len() {
+        if n < read {
             break;
         }
     }

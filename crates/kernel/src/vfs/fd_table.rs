@@ -19,11 +19,36 @@ struct Entry {
 /// else is taken while it is held, and it is never held across I/O.
 #[derive(Default)]
 pub struct FdTable {
-    entries: Mutex<BTreeMap<i32, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Clone, Default)]
+struct Entries {
+    open: BTreeMap<i32, Entry>,
+    /// Every descriptor below this is open (Linux's files_struct.next_fd): the search for
+    /// the lowest free one starts here, so a process with many descriptors does not scan
+    /// them all on each open.
+    next_fd: i32,
+}
+
+impl std::ops::Deref for Entries {
+    type Target = BTreeMap<i32, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.open
+    }
+}
+
+impl Entries {
+    /// Removes `fd`, keeping `next_fd` at or below the lowest free descriptor.
+    fn remove(&mut self, fd: i32) -> Option<Entry> {
+        let e = self.open.remove(&fd)?;
+        self.next_fd = self.next_fd.min(fd);
+        Some(e)
+    }
 }
 
 impl FdTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -34,15 +59,16 @@ impl FdTable {
     /// Installs `file` at exactly `fd`; returns what was there, to be released
     /// outside the table's lock.
     pub fn install_at(&self, fd: Fd, file: Arc<dyn FileDescription>, cloexec: bool) -> Option<Arc<dyn FileDescription>> {
-        self.lock().insert(fd.0, Entry { file, cloexec }).map(|e| e.file)
+        self.lock().open.insert(fd.0, Entry { file, cloexec }).map(|e| e.file)
     }
 
     /// Installs `file` at the lowest free descriptor >= `min`, below `limit`
     /// (RLIMIT_NOFILE): EMFILE when there is none.
     pub fn install_lowest(&self, file: Arc<dyn FileDescription>, min: i32, limit: u64, cloexec: bool) -> SysResult<Fd> {
         let mut t = self.lock();
-        let mut fd = min.max(0);
-        for (&k, _) in t.range(fd..) {
+        let from_next = min <= t.next_fd;
+        let mut fd = min.max(t.next_fd);
+        for (&k, _) in t.open.range(fd..) {
             if k != fd {
                 break;
             }
@@ -51,7 +77,10 @@ impl FdTable {
         if fd as u64 >= limit {
             return Err(errno!(EMFILE));
         }
-        t.insert(fd, Entry { file, cloexec });
+        t.open.insert(fd, Entry { file, cloexec });
+        if from_next {
+            t.next_fd = fd + 1;
+        }
         Ok(Fd(fd))
     }
 
@@ -65,12 +94,12 @@ impl FdTable {
     }
 
     pub fn set_cloexec(&self, fd: Fd, on: bool) -> SysResult<()> {
-        self.lock().get_mut(&fd.0).map(|e| e.cloexec = on).ok_or_else(|| errno!(EBADF))
+        self.lock().open.get_mut(&fd.0).map(|e| e.cloexec = on).ok_or_else(|| errno!(EBADF))
     }
 
     /// Removes `fd`; returns its file, to be released outside the table's lock.
     pub fn close(&self, fd: Fd) -> SysResult<Arc<dyn FileDescription>> {
-        self.lock().remove(&fd.0).map(|e| e.file).ok_or_else(|| errno!(EBADF))
+        self.lock().remove(fd.0).map(|e| e.file).ok_or_else(|| errno!(EBADF))
     }
 
     /// A copy for a child made without CLONE_FILES: same open file descriptions.
@@ -88,19 +117,19 @@ impl FdTable {
     pub fn close_range(&self, first: i32, last: i32, cloexec_only: bool) -> Vec<Arc<dyn FileDescription>> {
         let mut t = self.lock();
         if cloexec_only {
-            for (_, e) in t.range_mut(first..=last) {
+            for (_, e) in t.open.range_mut(first..=last) {
                 e.cloexec = true;
             }
             return Vec::new();
         }
         let keys: Vec<i32> = t.range(first..=last).map(|(&k, _)| k).collect();
-        keys.into_iter().filter_map(|k| t.remove(&k)).map(|e| e.file).collect()
+        keys.into_iter().filter_map(|k| t.remove(k)).map(|e| e.file).collect()
     }
 
     /// Closes every descriptor marked close-on-exec; returns the files closed.
     pub fn close_on_exec(&self) -> Vec<Arc<dyn FileDescription>> {
         let mut t = self.lock();
         let keys: Vec<i32> = t.iter().filter(|(_, e)| e.cloexec).map(|(&k, _)| k).collect();
-        keys.into_iter().filter_map(|k| t.remove(&k)).map(|e| e.file).collect()
+        keys.into_iter().filter_map(|k| t.remove(k)).map(|e| e.file).collect()
     }
 }
