@@ -559,6 +559,13 @@ fn splice_and_tee() {
     });
 }
 
+/// splice into a pipe with little or no room: only what fits leaves the source (a
+/// file's position, a source pipe's data).
+#[test]
+fn splice_into_a_full_pipe() {
+    compare("splice_into_a_full_pipe", "splice_partial", &Spec::default(), expect_all_ok);
+}
+
 /// memfd_create: read/write/truncate/mmap, its /proc/self/fd name, seals, fexecve.
 #[test]
 fn memfd() {

@@ -147,14 +147,31 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
         p.ensure_reader(t)?;
     }
     let nonblock = |f: &Arc<dyn FileDescription>| flags & SPLICE_F_NONBLOCK != 0 || f.status_flags() & crate::fs::pipe::O_NONBLOCK != 0;
-    let data = pull(t, &src, si, len, nonblock(&src))?;
+    // Only what goes out leaves the source, as in Linux, where splice moves only the
+    // buffers there is room for: a source pipe's data is peeked and taken once
+    // written, a file's position goes back over what was not.
+    let data = match src.pipe() {
+        Some(p) => p.take(t, len.min(CHUNK), nonblock(&src), false)?,
+        None => pull(t, &src, si, len, nonblock(&src))?,
+    };
     if data.is_empty() {
         return Ok(0);
     }
-    let n = match dst.pipe() {
-        Some(p) => p.put(t, &data, nonblock(&dst))?,
-        None => dst.write_from(t, &data, so)?,
+    let written = match dst.pipe() {
+        Some(p) => p.put(t, &data, nonblock(&dst)),
+        None => dst.write_from(t, &data, so),
     };
+    let n = *written.as_ref().unwrap_or(&0);
+    match src.pipe() {
+        Some(p) if n > 0 => {
+            p.take(t, n, true, true)?;
+        }
+        None if si.is_none() && n < data.len() => {
+            src.seek(-((data.len() - n) as i64), 1)?;
+        }
+        _ => {}
+    }
+    let n = written?;
     if let Some(o) = si {
         t.mm.write_obj(off_in, &((o + n as u64) as i64))?;
     }
