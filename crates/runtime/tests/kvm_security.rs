@@ -31,6 +31,7 @@ const EXPECTED: &[&str] = &[
     "write entry: signal 11 code 1",
     "hlt: signal 11 code 128",
     "int 0x80: signal 11 code 128",
+    // Replaced by `INTEL_COMPAT_SYSCALL` on Intel CPUs.
     "32-bit syscall: signal 11 code 128",
     "scribbled stack: signal 11 code 1",
     "mmap over the upper half: Cannot allocate memory",
@@ -40,8 +41,18 @@ const EXPECTED: &[&str] = &[
     "a new image's MXCSR: 0x1f80",
 ];
 
+/// Intel CPUs have no `syscall` in compatibility mode: it is #UD, SIGILL/ILL_ILLOPN,
+/// natively as in the guest (AMD's enters the kernel, which PVM does in ring 0).
+const INTEL_COMPAT_SYSCALL: &str = "32-bit syscall: signal 4 code 2";
+
+fn expected() -> Vec<&'static str> {
+    let intel = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains("GenuineIntel"));
+    EXPECTED.iter().map(|&l| if intel && l.starts_with("32-bit syscall:") { INTEL_COMPAT_SYSCALL } else { l }).collect()
+}
+
 #[test]
 fn kvm_guest_routes_reach_only_the_sentry() {
+    let expected = expected();
     for &link in LINKS {
         let bin = compile("kvm_escape", link);
         let dir = std::env::temp_dir().join(unique_name("rvisor-kvm-escape"));
@@ -59,8 +70,8 @@ fn kvm_guest_routes_reach_only_the_sentry() {
         let _ = victim.wait();
         let _ = std::fs::remove_dir(&dir);
         let lines = o.stdout_lines();
-        if lines != EXPECTED {
-            errs.push(format!("output differs: want {EXPECTED:#?}"));
+        if lines != expected {
+            errs.push(format!("output differs: want {expected:#?}"));
         }
         if let Err(e) = all([sane(&o), expect_status(&o, 0)]) {
             errs.push(e);

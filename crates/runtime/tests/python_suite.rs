@@ -146,20 +146,8 @@ impl Expectation {
 fn expectations() -> Vec<Expectation> {
     let path = repo_root().join("tests/python-suite-expectations.txt");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut it = line.splitn(3, char::is_whitespace);
-        let (Some(case), Some(platform), Some(reason)) = (it.next(), it.next(), it.next().map(str::trim).filter(|r| !r.is_empty())) else {
-            panic!("{}:{}: want `CASE PLATFORM REASON...`, got {raw:?}", path.display(), i + 1);
-        };
-        assert!(platform == "*" || ALL_PLATFORMS.contains(&platform), "{}:{}: unknown platform {platform:?}", path.display(), i + 1);
-        out.push(Expectation { case: case.into(), platform: platform.into(), reason: reason.into(), line: i + 1 });
-    }
-    out
+    let lines = expectation_lines(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    lines.into_iter().map(|l| Expectation { case: l.name.into(), platform: l.platform.into(), reason: l.reason.into(), line: l.line }).collect()
 }
 
 /// Runs every group natively and on every platform, a few processes at a time, the slowest

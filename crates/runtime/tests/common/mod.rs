@@ -760,8 +760,18 @@ pub fn known_failures_path() -> PathBuf {
     repo_root().join("tests/known-failures.txt")
 }
 
-/// Parses the known-failures file; malformed lines are errors.
-pub fn parse_known_failures(text: &str) -> Result<Vec<KnownFailure>, String> {
+/// One line of an expectation file (known failures, the Python suite's): `NAME
+/// PLATFORM REASON...`, PLATFORM a platform or `*`.
+pub struct ExpectationLine<'a> {
+    pub line: usize,
+    pub name: &'a str,
+    pub platform: &'a str,
+    pub reason: &'a str,
+}
+
+/// The lines of an expectation file, skipping blank lines and `#` comments; a line
+/// without a reason or with an unknown platform is an error.
+pub fn expectation_lines(text: &str) -> Result<Vec<ExpectationLine<'_>>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -769,47 +779,35 @@ pub fn parse_known_failures(text: &str) -> Result<Vec<KnownFailure>, String> {
             continue;
         }
         let mut it = line.splitn(3, char::is_whitespace);
-        let (Some(test), Some(platform), Some(reason)) = (it.next(), it.next(), it.next()) else {
-            return Err(format!(
-                "line {}: want `TEST PLATFORM REASON...`, got {raw:?}",
-                i + 1
-            ));
+        let (Some(name), Some(platform), Some(reason)) = (it.next(), it.next(), it.next().map(str::trim)) else {
+            return Err(format!("line {}: want `NAME PLATFORM REASON...`, got {raw:?}", i + 1));
         };
-        let reason = reason.trim();
         if reason.is_empty() {
-            return Err(format!(
-                "line {}: a known failure needs a reason: {raw:?}",
-                i + 1
-            ));
+            return Err(format!("line {}: an expectation needs a reason: {raw:?}", i + 1));
         }
-        let (test, link) = match test.split_once('[') {
+        if platform != "*" && !ALL_PLATFORMS.contains(&platform) {
+            return Err(format!("line {}: unknown platform {platform:?} (known: {ALL_PLATFORMS:?} or *)", i + 1));
+        }
+        out.push(ExpectationLine { line: i + 1, name, platform, reason });
+    }
+    Ok(out)
+}
+
+/// Parses the known-failures file; malformed lines are errors.
+pub fn parse_known_failures(text: &str) -> Result<Vec<KnownFailure>, String> {
+    let mut out = Vec::new();
+    for l in expectation_lines(text)? {
+        let (test, link) = match l.name.split_once('[') {
             Some((t, rest)) => {
-                let l = rest
+                let link = rest
                     .strip_suffix(']')
                     .and_then(Link::parse)
-                    .ok_or_else(|| {
-                        format!(
-                            "line {}: bad link in {test:?} (use [static] or [static-pie])",
-                            i + 1
-                        )
-                    })?;
-                (t, Some(l))
+                    .ok_or_else(|| format!("line {}: bad link in {:?} (use [static] or [static-pie])", l.line, l.name))?;
+                (t, Some(link))
             }
-            None => (test, None),
+            None => (l.name, None),
         };
-        if platform != "*" && !ALL_PLATFORMS.contains(&platform) {
-            return Err(format!(
-                "line {}: unknown platform {platform:?} (known: {ALL_PLATFORMS:?} or *)",
-                i + 1
-            ));
-        }
-        out.push(KnownFailure {
-            test: test.to_owned(),
-            link,
-            platform: platform.to_owned(),
-            reason: reason.to_owned(),
-            line: i + 1,
-        });
+        out.push(KnownFailure { test: test.to_owned(), link, platform: l.platform.to_owned(), reason: l.reason.to_owned(), line: l.line });
     }
     Ok(out)
 }
