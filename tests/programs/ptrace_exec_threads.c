@@ -290,6 +290,7 @@ static void zombie_before_exec(void) {
     siginfo_t si = {0};
     check("B's exit is reported", waitid(P_PID, B, &si, WEXITED | WNOWAIT | __WALL) == 0 && si.si_pid == B && si.si_status == 7);
     drain_sigchld();
+    becomes(L, 'S'); // L may not have reached its read of `go` yet
     tasks("B exited");
     wr(go[1], "x", 1);
     int st;
