@@ -41,11 +41,15 @@ const GROUPS: &[&[&str]] = &[
 ];
 
 /// Cases left out because they take long while waiting, not testing more: a 30 s
-/// SA_RESTART check and an above-FD_SETSIZE run with tens of thousands of socket pairs.
+/// SA_RESTART check and an above-FD_SETSIZE run with tens of thousands of socket pairs;
+/// and one that races two threads against a 1 s sleep (the client closes its socket
+/// after 1 s whether or not the server's select has looked at it), which a loaded host
+/// loses: it failed once on kvm during a CI run.
 const LEFT_OUT: &[&str] = &[
     "test.test_signal.SiginterruptTest.test_siginterrupt_off",
     "test.test_selectors.EpollSelectorTestCase.test_above_fd_setsize",
     "test.test_selectors.PollSelectorTestCase.test_above_fd_setsize",
+    "test.test_socket.TCPCloserTest.testClose",
 ];
 
 /// Loads the named tests, drops the cases named with a leading `-` (a case or its class),
