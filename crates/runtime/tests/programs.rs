@@ -704,6 +704,25 @@ fn tcp_urgent_data() {
     });
 }
 
+/// Out-of-band data on AF_UNIX streams (tests/programs/unix_oob.c), as
+/// Linux 5.15+'s: send(MSG_OOB)'s last byte is the OOB byte, a newer one
+/// makes it plain data; recv(MSG_OOB) takes it or is EINVAL; reads (read,
+/// recv, MSG_PEEK, MSG_WAITALL, splice) stop at the mark, also where a taken
+/// byte was, and skip the byte unless SO_OOBINLINE; SIOCATMARK, FIONREAD,
+/// POLLIN/POLLPRI, select's exceptfds, EPOLLPRI, SIGURG to the owner; and
+/// EOPNOTSUPP on seqpacket and datagram sockets, as natively.
+#[test]
+fn unix_oob_data() {
+    compare("unix_oob_data", "unix_oob", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "recv 10 passes the taken byte: 6 [hellwo] (want 6 [hellwo]): ok"),
+            expect_stdout_has_line(o, "sigtimedwait: SIGURG si_code 0x80"),
+            expect_stdout_has_line(o, "splice skips the OOB byte: ok"),
+        ])
+    });
+}
+
 /// Loopback UDP over AF_INET and AF_INET6: sender names and autobind, boundaries
 /// and MSG_TRUNC, the largest datagrams, ports nobody has bound (ECONNREFUSED once
 /// when connected), connected filtering and AF_UNSPEC, readiness, ::1, dual stack.

@@ -117,6 +117,12 @@ impl Pipe {
         self.lock().bytes()
     }
 
+    /// What a `put` takes without waiting: its free slots' pages.
+    pub fn room(&self) -> usize {
+        let st = self.lock();
+        st.slots.saturating_sub(st.bufs.len()) * PAGE
+    }
+
     /// F_GETPIPE_SZ.
     pub fn size(&self) -> u64 {
         (self.lock().slots * PAGE) as u64

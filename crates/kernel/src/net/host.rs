@@ -14,7 +14,7 @@
 //! beside the task's wake-up descriptor, so signals interrupt it. Options pass
 //! through only from a list of those that change nothing but the socket.
 
-use super::{Accepted, Ancillary, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
+use super::{Accepted, Ancillary, SIOCATMARK, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
 use crate::task::Task;
 use crate::vfs::wait_host;
 use crate::vfs::inode::OpenFlags;
@@ -40,8 +40,6 @@ const SO_ACCEPTCONN: i32 = 30;
 /// PRIORITY, BINDTODEVICE, MARK or the BPF attachments, which need privileges
 /// the Sentry has and the app may not).
 const SOCKET_OPTIONS: &[i32] = &[2, 6, 7, 8, 9, 10, 13, 15, 18, 29, 35, 46, 63, 64];
-/// The ioctl that says whether the next byte is TCP's urgent one.
-const SIOCATMARK: u32 = 0x8905;
 /// IP, IPv6 and TCP options that need CAP_NET_ADMIN or CAP_NET_RAW: IP_TRANSPARENT
 /// and IPsec/XFRM policies, IPV6_TRANSPARENT and its policies, TCP repair.
 const PRIVILEGED_IP: &[i32] = &[16, 17, 19];

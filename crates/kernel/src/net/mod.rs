@@ -40,8 +40,10 @@ pub const MSG_WAITALL: u32 = 0x100;
 pub const MSG_NOSIGNAL: u32 = 0x4000;
 pub const MSG_EOR: u32 = 0x80;
 pub const MSG_MORE: u32 = 0x8000;
-/// TCP's urgent data (`Socket::takes_oob`).
+/// TCP's urgent data, AF_UNIX streams' OOB byte (`Socket::takes_oob`).
 pub const MSG_OOB: u32 = 0x1;
+/// The ioctl that says whether the next byte read is the urgent (OOB) one.
+pub const SIOCATMARK: u32 = 0x8905;
 /// recvmsg: read the socket's error queue, not its data (and the flag it
 /// sets in msg_flags).
 pub const MSG_ERRQUEUE: u32 = 0x2000;
@@ -110,7 +112,7 @@ pub trait Socket: Send + Sync {
     /// Receives into a Sentry buffer of at most `max` bytes.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received>;
     /// Whether a send (or a receive, when `receiving`) takes MSG_OOB: TCP's
-    /// urgent data; for the others it is EOPNOTSUPP.
+    /// urgent data, AF_UNIX streams' OOB byte; for the others it is EOPNOTSUPP.
     fn takes_oob(&self, _receiving: bool) -> bool {
         false
     }

@@ -25,7 +25,7 @@ use super::inet::{self, Endpoint, PortUser, Route};
 use super::NetNamespace;
 use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
 use super::unix::{connected_streams, UnixSocket};
-use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
+use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, SIOCATMARK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::structs::TcpInfo;
@@ -878,7 +878,6 @@ impl FileDescription for TcpSocket {
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const SIOCOUTQ: u32 = 0x5411;
         const FIONREAD: u32 = 0x541B;
-        const SIOCATMARK: u32 = 0x8905;
         if super::interface::is_interface_ioctl(request) {
             return super::interface::ioctl(t, request, arg);
         }

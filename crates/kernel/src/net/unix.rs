@@ -48,6 +48,11 @@ struct Message {
     from: Option<Vec<u8>>,
     /// Recorded when the sender passed them or either end had SO_PASSCRED.
     creds: Option<Ucred>,
+    /// AF_UNIX stream: the chunk is a send(MSG_OOB)'s last byte (Linux's
+    /// skb that was once oob_skb): the pending OOB byte while it holds it
+    /// (the queue's `oob`), or empty once recv(MSG_OOB) took it, where reads
+    /// still stop. A newer OOB byte makes the old one plain data.
+    oob: bool,
 }
 
 /// Finds the socket a send or connect names (the lookup runs where Linux
@@ -87,6 +92,9 @@ struct Queue {
     taken: u64,
     /// Stream: TCP's urgent mark, from its peer's last send(MSG_OOB).
     urgent: Option<Urgent>,
+    /// AF_UNIX stream: one chunk holds the pending OOB byte (the one
+    /// non-empty `Message::oob` chunk).
+    oob: bool,
 }
 
 /// TCP's urgent mark (Linux's urg_seq and urg_data): the stream offset of
@@ -110,16 +118,71 @@ impl Queue {
         Some(m)
     }
 
-    /// Whether the next byte read is the urgent one (SIOCATMARK).
+    /// Whether the next byte read is the urgent one (SIOCATMARK). On
+    /// AF_UNIX (Linux's unix_ioctl): the OOB byte is next, or a taken one
+    /// with no other pending, or with the pending one right after it.
     fn at_mark(&self) -> bool {
+        let mut chunks = self.msgs.iter();
+        let oob = match chunks.next() {
+            Some(m) if m.oob && m.data.is_empty() => !self.oob || chunks.next().is_some_and(|n| n.oob && !n.data.is_empty()),
+            Some(m) => m.oob,
+            None => false,
+        };
+        oob || self.at_urgent_mark()
+    }
+
+    /// Whether the next byte read is TCP's urgent one.
+    fn at_urgent_mark(&self) -> bool {
         self.urgent.is_some_and(|u| u.at == self.taken)
     }
 
-    /// Whether a read finds something: not only the urgent byte, that a
-    /// reader without SO_OOBINLINE skips (Linux's tcp_poll asks for one
-    /// byte more at the mark).
+    /// The pending AF_UNIX OOB chunk.
+    fn oob_chunk(&mut self) -> Option<(usize, &mut Message)> {
+        if !self.oob {
+            return None;
+        }
+        self.msgs.iter_mut().enumerate().find(|(_, m)| m.oob && !m.data.is_empty())
+    }
+
+    /// An AF_UNIX OOB byte (Linux's queue_oob): a chunk of its own, the
+    /// pending one; the old one's byte is plain data from now on.
+    fn queue_oob(&mut self, m: Message) {
+        if let Some((_, old)) = self.oob_chunk() {
+            old.oob = false;
+        }
+        self.bytes += m.data.len();
+        self.msgs.push_back(Message { oob: true, ..m });
+        self.oob = true;
+    }
+
+    /// recv(MSG_OOB) on AF_UNIX (Linux's unix_stream_recv_urg): the pending
+    /// OOB byte, taken unless peeking: its chunk stays, empty, and an empty
+    /// one right before it goes.
+    fn take_oob(&mut self, peek: bool) -> Option<u8> {
+        let (i, m) = self.oob_chunk()?;
+        let byte = m.data[0];
+        if !peek {
+            m.data.clear();
+            self.bytes -= 1;
+            self.oob = false;
+            if i > 0 && self.msgs[i - 1].oob && self.msgs[i - 1].data.is_empty() {
+                self.msgs.remove(i - 1);
+            }
+        }
+        Some(byte)
+    }
+
+    /// Whether a blocking read finds bytes: not only pending OOB bytes (unless
+    /// `inline`) or taken ones, which it skips (and drops, unless peeking).
+    fn has_bytes(&self, inline: bool) -> bool {
+        self.msgs.iter().any(|m| !m.oob || (inline && !m.data.is_empty()))
+    }
+
+    /// Whether it polls readable: something is queued, but on TCP not only
+    /// the urgent byte, that a reader without SO_OOBINLINE skips (Linux's
+    /// tcp_poll asks for one byte more at the mark; unix_poll does not).
     fn readable(&self, inline: bool) -> bool {
-        !self.msgs.is_empty() && !(self.bytes == 1 && !inline && self.at_mark())
+        !self.msgs.is_empty() && !(self.bytes == 1 && !inline && self.at_urgent_mark())
     }
 
     /// Drops `n` bytes from the front of a stream.
@@ -180,7 +243,7 @@ impl Queue {
         if self.taken > at || self.urgent.is_some_and(|u| u.at >= at) {
             return false;
         }
-        if self.at_mark() && !inline {
+        if self.at_urgent_mark() && !inline {
             self.drop_front(1);
         }
         self.urgent = Some(Urgent { at, byte: Some(byte) });
@@ -192,6 +255,13 @@ impl Queue {
     fn has_room(&self, from_peer: bool, len: usize) -> bool {
         (from_peer || self.msgs.len() <= MAX_DGRAM_QLEN) && (self.msgs.is_empty() || self.bytes + len <= BUFFER)
     }
+}
+
+/// What a stream read does at an AF_UNIX OOB chunk.
+enum AtOob {
+    Stop,
+    Skip,
+    Read,
 }
 
 /// The two ends' shared state.
@@ -285,9 +355,12 @@ pub struct UnixSocket {
     /// back to it dropped what it had queued. The next send or receive (or
     /// SO_ERROR) reports it, once.
     reset: AtomicBool,
-    /// SO_OOBINLINE of the TCP socket this stream end serves: urgent bytes
-    /// are read in the stream.
+    /// SO_OOBINLINE (of the TCP socket this stream end serves, if `tcp`):
+    /// urgent (OOB) bytes are read in the stream.
     oob_inline: AtomicBool,
+    /// A stream end carrying a TCP connection (`connected_streams`): its
+    /// MSG_OOB is TCP's urgent mark, not AF_UNIX's OOB byte.
+    tcp: bool,
 }
 
 fn check_kind(kind: i32) -> SysResult<()> {
@@ -298,11 +371,12 @@ impl UnixSocket {
     /// socket(2): a new socket of type `kind`, with status `flags` (O_NONBLOCK).
     pub fn new(kind: i32, flags: u32) -> SysResult<Arc<UnixSocket>> {
         check_kind(kind)?;
-        Ok(UnixSocket::with_queue(kind, flags, Arc::default(), Arc::default()))
+        Ok(UnixSocket::with_queue(kind, flags, Arc::default(), Arc::default(), false))
     }
 
-    /// A socket whose readiness changes wake `queue`, with `timeouts`.
-    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>, timeouts: Arc<Timeouts>) -> Arc<UnixSocket> {
+    /// A socket whose readiness changes wake `queue`, with `timeouts`; `tcp`
+    /// for a stream end carrying a TCP connection.
+    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>, timeouts: Arc<Timeouts>, tcp: bool) -> Arc<UnixSocket> {
         let relay = Arc::new(Relay(Arc::downgrade(&queue)));
         Arc::new_cyclic(|me| UnixSocket {
             kind,
@@ -321,6 +395,7 @@ impl UnixSocket {
             creator_domain: Mutex::default(),
             reset: AtomicBool::new(false),
             oob_inline: AtomicBool::new(false),
+            tcp,
             timeouts,
         })
     }
@@ -461,7 +536,7 @@ pub fn socketpair(kind: i32, flags: u32, creds: Ucred) -> SysResult<(Arc<UnixSoc
 /// (those of the files they serve: TCP connections are such a pair).
 pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 2]) -> [Arc<UnixSocket>; 2] {
     let ([qa, qb], [ta, tb]) = (queues, timeouts);
-    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa, ta), UnixSocket::with_queue(SOCK_STREAM, 0, qb, tb));
+    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa, ta, true), UnixSocket::with_queue(SOCK_STREAM, 0, qb, tb, true));
     join(&a, &b);
     [a, b]
 }
@@ -843,16 +918,18 @@ impl UnixSocket {
             }
             self.wait(t, limit, || {
                 let q = c.pair.queue(c.end);
-                q.readable(self.oob_inline()) || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
+                (q.readable(self.oob_inline()) && q.has_bytes(self.oob_inline())) || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
             })?;
         }
     }
 
     /// What a stream read takes from its queue (not empty): None when it
-    /// only skipped an urgent byte.
+    /// only skipped an urgent byte, or AF_UNIX OOB chunks.
     fn read_some(&self, q: &mut Queue, max: usize, peek: bool) -> Option<Received> {
         if q.urgent.is_none() {
-            return Some(self.read_stream(q, max, peek));
+            let got = self.read_stream(q, max, peek);
+            let skipped = max > 0 && got.data.is_empty() && got.files.is_empty();
+            return (!skipped).then_some(got);
         }
         let data = q.read_around_mark(max, peek, self.oob_inline())?;
         Some(Received { full: data.len(), data, ..Received::default() })
@@ -866,6 +943,14 @@ impl UnixSocket {
         let mut first_creds = None;
         let mut i = 0;
         while got.data.len() < max {
+            let Some(m) = q.msgs.get(i) else { break };
+            if m.oob {
+                match self.at_oob_chunk(q, &mut i, !got.data.is_empty(), peek) {
+                    AtOob::Stop => break,
+                    AtOob::Skip => continue,
+                    AtOob::Read => {}
+                }
+            }
             let Some(m) = q.msgs.get_mut(i) else { break };
             if !got.data.is_empty() && (!m.files.is_empty() || (passcred && first_creds != Some(m.creds))) {
                 break;
@@ -897,6 +982,32 @@ impl UnixSocket {
         }
         got.full = got.data.len();
         got
+    }
+
+    /// What a stream read does at AF_UNIX OOB chunk `i` (Linux's
+    /// manage_oob), after `copied` bytes or not: it stops before the pending
+    /// byte, and before a taken one while none is pending. Else it skips a
+    /// taken byte, and the pending one unless SO_OOBINLINE has it read as
+    /// plain data; unless peeking, the reader has no OOB byte any more and
+    /// what it skips goes (else `i` moves past it).
+    fn at_oob_chunk(&self, q: &mut Queue, i: &mut usize, copied: bool, peek: bool) -> AtOob {
+        let taken = q.msgs[*i].data.is_empty();
+        if copied && (!taken || !q.oob) {
+            return AtOob::Stop;
+        }
+        if !taken && !peek {
+            q.oob = false;
+            q.msgs[*i].oob = false;
+        }
+        if !taken && self.oob_inline() {
+            return AtOob::Read;
+        }
+        if peek {
+            *i += 1;
+        } else {
+            q.bytes -= q.msgs.remove(*i).map_or(0, |m| m.data.len());
+        }
+        AtOob::Skip
     }
 
     /// Takes the next datagram from its inbox; EOF once it shut down reading
@@ -942,8 +1053,13 @@ impl UnixSocket {
             SOCK_STREAM if to.is_some() => return if self.conn().is_ok() { error!(EISCONN) } else { error!(EOPNOTSUPP) },
             _ => {}
         }
-        let c = self.conn()?;
         let stream = self.kind == SOCK_STREAM;
+        // AF_UNIX's MSG_OOB: the last byte goes alone, as the OOB byte.
+        let oob_byte = stream && !self.tcp && flags & MSG_OOB != 0;
+        if oob_byte && data.is_empty() {
+            return error!(EOPNOTSUPP);
+        }
+        let c = self.conn()?;
         let limit = self.timeouts.limit(Way::Send);
         if stream && data.is_empty() && anc.files.is_empty() {
             return Ok(0);
@@ -962,8 +1078,9 @@ impl UnixSocket {
         let peer_passcred = peer.as_ref().is_some_and(|p| p.passcred());
         // TCP's MSG_OOB: each push marks its last byte urgent, as Linux's
         // tcp_push marks what was written so far.
-        let urgent = stream && flags & MSG_OOB != 0;
-        let peer_inline = urgent && peer.is_some_and(|p| p.oob_inline());
+        let urgent = stream && self.tcp && flags & MSG_OOB != 0;
+        let peer_inline = urgent && peer.as_ref().is_some_and(|p| p.oob_inline());
+        let plain = data.len() - usize::from(oob_byte);
         let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
         let from = self.sun_name();
         let mut files = Some(anc.files);
@@ -980,16 +1097,30 @@ impl UnixSocket {
                     return if sent > 0 { Ok(sent) } else { error!(EPIPE) };
                 }
                 let room = BUFFER.saturating_sub(q.bytes);
-                let fits = if stream { room.min(data.len() - sent) } else if room >= data.len() { data.len() } else { 0 };
+                let fits = if stream { room.min(plain - sent) } else if room >= data.len() { data.len() } else { 0 };
+                let mut marked = false;
                 if fits > 0 || data.is_empty() {
                     let files = files.take().unwrap_or_default();
-                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds });
+                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds, oob: false });
                     q.bytes += fits;
                     sent += fits;
                     let end = q.taken + q.bytes as u64;
-                    let marked = urgent && fits > 0 && q.mark_urgent(end - 1, data[sent - 1], peer_inline);
+                    marked = urgent && fits > 0 && q.mark_urgent(end - 1, data[sent - 1], peer_inline);
+                }
+                if oob_byte && sent == plain && room > fits {
+                    let files = files.take().unwrap_or_default();
+                    q.queue_oob(Message { data: data[plain..].to_vec(), files, from: from.clone(), creds, oob: true });
+                    sent += 1;
+                    marked = true;
+                }
+                if fits > 0 || data.is_empty() || sent == data.len() {
                     drop(q);
                     c.pair.waiters[c.peer()].notify_events(if marked { POLLIN | POLLPRI } else { POLLIN });
+                    if marked && oob_byte {
+                        if let Some(p) = &peer {
+                            crate::fs::fasync::send_sigurg(&(p.clone() as Arc<dyn FileDescription>));
+                        }
+                    }
                     if sent == data.len() {
                         return Ok(sent);
                     }
@@ -1047,7 +1178,7 @@ impl UnixSocket {
                     return error!(EPIPE);
                 }
                 if q.has_room(from_peer, data.len()) {
-                    q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds });
+                    q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds, oob: false });
                     q.bytes += data.len();
                     drop(q);
                     dest.queue.notify_events(POLLIN);
@@ -1086,7 +1217,7 @@ impl UnixSocket {
             if fits == 0 {
                 return if data.is_empty() { Ok(0) } else { error!(EAGAIN) };
             }
-            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None });
+            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None, oob: false });
             q.bytes += fits;
             fits
         };
@@ -1120,7 +1251,7 @@ impl UnixSocket {
         error!(EAGAIN)
     }
 
-    /// SO_OOBINLINE of the TCP socket it serves.
+    /// SO_OOBINLINE (of the TCP socket it serves, if it serves one).
     pub fn set_oob_inline(&self, on: bool) {
         self.oob_inline.store(on, Ordering::Relaxed);
     }
@@ -1129,16 +1260,29 @@ impl UnixSocket {
         self.oob_inline.load(Ordering::Relaxed)
     }
 
-    /// recv(MSG_OOB) on TCP (Linux's tcp_recv_urg): the urgent byte, taken
-    /// unless peeking, with MSG_OOB in msg_flags (and MSG_TRUNC when `max`
-    /// is 0, the byte being taken all the same). EINVAL with SO_OOBINLINE,
-    /// or when there is none or it was taken.
+    /// recv(MSG_OOB) (Linux's tcp_recv_urg, unix_stream_recv_urg): the
+    /// urgent (OOB) byte, taken unless peeking, with MSG_OOB in msg_flags
+    /// (and for TCP MSG_TRUNC when `max` is 0, the byte being taken all the
+    /// same). EINVAL with SO_OOBINLINE, or when there is none or it was
+    /// taken; on AF_UNIX also without a connection.
     pub fn receive_urgent(&self, max: usize, peek: bool) -> SysResult<Received> {
-        let c = self.conn()?;
+        let c = self.conn().map_err(|e| if self.tcp { e } else { rvisor_abi::errno!(EINVAL) })?;
         let mut q = c.pair.queue(c.end);
-        let Some(Urgent { byte: Some(byte), .. }) = q.urgent.filter(|_| !self.oob_inline()) else { return error!(EINVAL) };
+        if self.oob_inline() {
+            return error!(EINVAL);
+        }
+        let byte = match q.urgent {
+            Some(Urgent { byte: Some(byte), .. }) => {
+                if !peek {
+                    q.urgent = q.urgent.map(|u| Urgent { byte: None, ..u });
+                }
+                byte
+            }
+            _ => q.take_oob(peek).ok_or_else(|| rvisor_abi::errno!(EINVAL))?,
+        };
+        drop(q);
         if !peek {
-            q.urgent = q.urgent.map(|u| Urgent { byte: None, ..u });
+            c.pair.waiters[c.peer()].notify_events(POLLOUT);
         }
         let data = if max == 0 { Vec::new() } else { vec![byte] };
         Ok(Received { data, full: 1, flags: MSG_OOB, ..Received::default() })
@@ -1288,6 +1432,7 @@ const SOL_SOCKET: i32 = 1;
 const SO_REUSEADDR: i32 = 2;
 const SO_KEEPALIVE: i32 = 9;
 const SO_REUSEPORT: i32 = 15;
+const SO_OOBINLINE: i32 = 10;
 const SO_PASSCRED: i32 = 16;
 const SO_PEERCRED: i32 = 17;
 
@@ -1378,9 +1523,17 @@ impl Socket for UnixSocket {
     }
 
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        if flags & MSG_OOB != 0 {
+            return self.receive_urgent(max, flags & MSG_PEEK != 0);
+        }
         let mut got = self.receive_message(t, max, flags)?;
         got.from = got.from.map(|name| sockaddr_un(Some(&name)));
         Ok(got)
+    }
+
+    /// Streams have OOB bytes (Linux's CONFIG_AF_UNIX_OOB).
+    fn takes_oob(&self, _receiving: bool) -> bool {
+        self.kind == SOCK_STREAM
     }
 
     /// shutdown(2): SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2). A datagram
@@ -1430,8 +1583,8 @@ impl Socket for UnixSocket {
         Some(&self.timeouts)
     }
 
-    /// SO_PEERCRED and SO_PASSCRED; address reuse and keepalive mean nothing
-    /// here and read 0.
+    /// SO_PEERCRED, SO_PASSCRED and SO_OOBINLINE; address reuse and
+    /// keepalive mean nothing here and read 0.
     fn get_option(&self, t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
         if level != SOL_SOCKET {
             return error!(ENOPROTOOPT);
@@ -1439,19 +1592,23 @@ impl Socket for UnixSocket {
         Ok(match name {
             SO_PEERCRED => self.peer_creds().map_or(NO_PEER_CREDS, |c| creds_seen_by(t, c)).as_bytes().to_vec(),
             SO_PASSCRED => i32::from(self.passcred()).to_ne_bytes().to_vec(),
+            SO_OOBINLINE => i32::from(self.oob_inline()).to_ne_bytes().to_vec(),
             SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0i32.to_ne_bytes().to_vec(),
             _ => return error!(ENOPROTOOPT),
         })
     }
 
-    /// SO_PASSCRED; address reuse and keepalive are accepted to no effect.
+    /// SO_PASSCRED and SO_OOBINLINE; address reuse and keepalive are
+    /// accepted to no effect.
     fn set_option(&self, _t: &Task, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
-        if level != SOL_SOCKET || !matches!(name, SO_PASSCRED | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE) {
+        if level != SOL_SOCKET || !matches!(name, SO_PASSCRED | SO_OOBINLINE | SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE) {
             return error!(ENOPROTOOPT);
         }
         let v = int_option(value)?;
-        if name == SO_PASSCRED {
-            self.set_passcred(v != 0);
+        match name {
+            SO_PASSCRED => self.set_passcred(v != 0),
+            SO_OOBINLINE => self.set_oob_inline(v != 0),
+            _ => {}
         }
         Ok(())
     }
@@ -1506,7 +1663,7 @@ impl FileDescription for UnixSocket {
             if q.readable(self.oob_inline()) || q.write_shut || q.read_shut {
                 ev |= POLLIN;
             }
-            if q.urgent.is_some_and(|u| u.byte.is_some()) {
+            if q.urgent.is_some_and(|u| u.byte.is_some()) || q.oob {
                 ev |= POLLPRI;
             }
             q.write_shut
@@ -1549,6 +1706,12 @@ impl FileDescription for UnixSocket {
                 };
                 t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
             }
+            // Only streams have OOB bytes; without a connection none is next.
+            super::SIOCATMARK if self.kind == SOCK_STREAM => {
+                let mark = i32::from(self.at_mark());
+                t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &mark).map(|()| 0)
+            }
+            super::SIOCATMARK => error!(EOPNOTSUPP),
             _ => error!(ENOTTY),
         }
     }
@@ -1590,7 +1753,7 @@ mod tests {
         let mut q = Queue::default();
         for _ in 0..=MAX_DGRAM_QLEN {
             assert!(q.has_room(false, 1));
-            q.msgs.push_back(Message { data: vec![0], files: Vec::new(), from: None, creds: None });
+            q.msgs.push_back(Message { data: vec![0], files: Vec::new(), from: None, creds: None, oob: false });
             q.bytes += 1;
         }
         // Full for others, not for the receiver's own peer.
@@ -1606,7 +1769,7 @@ mod tests {
     #[test]
     fn urgent_marks() {
         let push = |q: &mut Queue, s: &[u8]| {
-            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None });
+            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None, oob: false });
             q.bytes += s.len();
         };
         let mut q = Queue::default();

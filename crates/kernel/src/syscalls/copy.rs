@@ -136,7 +136,8 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
     if (src.pipe().is_none() && dst.pipe().is_none()) || same_pipe(&src, &dst) {
         return error!(EINVAL);
     }
-    if (src.pipe().is_some() && !off_in.is_null()) || (dst.pipe().is_some() && !off_out.is_null()) {
+    let socket_in = src.as_socket().is_some();
+    if ((src.pipe().is_some() || socket_in) && !off_in.is_null()) || (dst.pipe().is_some() && !off_out.is_null()) {
         return error!(ESPIPE);
     }
     if len == 0 {
@@ -150,9 +151,10 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
     // Only what goes out leaves the source, as in Linux, where splice moves only the
     // buffers there is room for: a source pipe's data is peeked and taken once
     // written, a file's position goes back over what was not.
-    let data = match src.pipe() {
-        Some(p) => p.take(t, len.min(CHUNK), nonblock(&src), false)?,
-        None => pull(t, &src, si, len, nonblock(&src))?,
+    let data = match (src.pipe(), src.as_socket(), dst.pipe()) {
+        (Some(p), _, _) => p.take(t, len.min(CHUNK), nonblock(&src), false)?,
+        (None, Some(s), Some(p)) => receive_for_pipe(t, s, p, len, nonblock(&src), nonblock(&dst))?,
+        _ => pull(t, &src, si, len, nonblock(&src))?,
     };
     if data.is_empty() {
         return Ok(0);
@@ -166,7 +168,7 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
         Some(p) if n > 0 => {
             p.take(t, n, true, true)?;
         }
-        None if si.is_none() && n < data.len() => {
+        None if si.is_none() && !socket_in && n < data.len() => {
             src.seek(-((data.len() - n) as i64), 1)?;
         }
         _ => {}
@@ -179,6 +181,21 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
         t.mm.write_obj(off_out, &((o + n as u64) as i64))?;
     }
     Ok(n)
+}
+
+/// A socket's receive of at most `len` bytes for a splice into pipe `p`:
+/// only what the pipe has room for, since what is received cannot go back
+/// (Linux's splice_read fills only the free slots), EAGAIN when full and
+/// `nonblock_out`. The socket's own rules apply, e.g. a stream's stop at an
+/// OOB mark.
+fn receive_for_pipe(t: &Task, s: &dyn crate::net::Socket, p: &crate::fs::pipe::Pipe, len: usize, nonblock_in: bool, nonblock_out: bool) -> SysResult<Vec<u8>> {
+    let room = p.room();
+    if room == 0 && nonblock_out {
+        return error!(EAGAIN);
+    }
+    let max = if room == 0 { len } else { len.min(room) }.min(CHUNK);
+    let flags = if nonblock_in { crate::net::MSG_DONTWAIT } else { 0 };
+    Ok(s.receive(t, max, flags)?.data)
 }
 
 /// Copies (without consuming) up to `len` bytes from one pipe into another.
