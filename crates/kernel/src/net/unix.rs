@@ -1793,6 +1793,37 @@ mod tests {
         assert!(q.at_mark());
     }
 
+    /// AF_UNIX OOB chunks in a stream queue: a newer byte makes the old one
+    /// plain data, reads stop before the pending one, and a taken one stops
+    /// reads while none is pending, then goes.
+    #[test]
+    fn oob_chunks() {
+        let s = UnixSocket::new(SOCK_STREAM, 0).unwrap();
+        let chunk = |d: &[u8]| Message { data: d.to_vec(), files: Vec::new(), from: None, creds: None, oob: false };
+        let push = |q: &mut Queue, d: &[u8]| {
+            q.msgs.push_back(chunk(d));
+            q.bytes += d.len();
+        };
+        let mut q = Queue::default();
+        push(&mut q, b"ab");
+        q.queue_oob(chunk(b"c"));
+        q.queue_oob(chunk(b"d"));
+        assert!(!q.at_mark());
+        assert_eq!(s.read_stream(&mut q, 10, false).data, b"abc");
+        assert!(q.at_mark() && !q.has_bytes(false) && q.has_bytes(true));
+        assert_eq!(q.take_oob(true), Some(b'd'));
+        assert_eq!(q.take_oob(false), Some(b'd'));
+        assert_eq!(q.take_oob(false), None);
+        assert!(q.at_mark() && q.bytes == 0 && !q.has_bytes(false));
+        push(&mut q, b"x");
+        q.queue_oob(chunk(b"y"));
+        assert_eq!(q.take_oob(false), Some(b'y'));
+        push(&mut q, b"z");
+        assert_eq!(s.read_stream(&mut q, 10, false).data, b"x");
+        assert_eq!(s.read_stream(&mut q, 10, false).data, b"z");
+        assert!(q.msgs.is_empty());
+    }
+
     #[test]
     fn datagram_peers() {
         let (a, b) = socketpair(SOCK_DGRAM, 0, NO_CREDS).unwrap();
