@@ -887,6 +887,24 @@ fn futex_waitv() {
     });
 }
 
+/// The futex2 calls (futex_wake, futex_wait, futex_requeue): masks, the strict
+/// count, deadlines, EINVAL and EAGAIN cases; futex(2)'s FUTEX_WAKE waking one for a
+/// count of 0, private and unflagged keys kept apart, and FUTEX_WAKE_OP storing to
+/// the caller's copy of a page a fork shares (it stored into the parent's).
+#[test]
+fn futex2() {
+    compare("futex2", "futex2", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "futex_wake, nr 0: 0"),
+            expect_stdout_has_line(o, "FUTEX_WAKE, count 0: 1"),
+            expect_stdout_has_line(o, "futex_requeue, 1 woken and 1 moved: 2"),
+            expect_stdout_has_line(o, "the parent's word after the child's FUTEX_WAKE_OP: 7"),
+        ])
+    });
+}
+
 /// Priority-inheritance futexes: the word protocol, the hand-over, timeouts and
 /// errors through raw syscalls, then PTHREAD_PRIO_INHERIT mutexes (contention,
 /// trylock, timed locks, robust ones whose owner thread or process exits).

@@ -269,6 +269,9 @@ syscall_table! {
     time(tloc: UserRef<i64>) => Supported;
     futex(uaddr: UserAddr, op: i32, val: u32, timeout: u64, uaddr2: UserAddr, val3: u32) => Partial("priority-inheritance locks (LOCK_PI, LOCK_PI2, TRYLOCK_PI, UNLOCK_PI, robust PI) keep Linux's word protocol and hand-over, but no priority is boosted (the host schedules); WAIT_REQUEUE_PI and CMP_REQUEUE_PI likewise (a requeued waiter waits as a PI locker)");
     futex_waitv(waiters: UserRef<FutexWaitv>, nr_futexes: u32, flags: u32, timeout: UserRef<Timespec>, clockid: i32) => Supported;
+    futex_wake(uaddr: UserAddr, mask: u64, nr: i32, flags: u32) => Supported;
+    futex_wait(uaddr: UserAddr, val: u64, mask: u64, flags: u32, timeout: UserRef<Timespec>, clockid: i32) => Supported;
+    futex_requeue(waiters: UserRef<FutexWaitv>, flags: u32, nr_wake: i32, nr_requeue: i32) => Supported;
     sched_getaffinity(pid: i32, len: usize, mask: UserAddr) => Supported;
     sched_setaffinity(pid: i32, len: usize, mask: UserAddr) => Partial("kept and reported; the host places threads");
     getpriority(which: i32, who: i32) => Partial("nice values are kept and reported; the host schedules");
