@@ -905,6 +905,21 @@ fn futex2() {
     });
 }
 
+/// kcmp: shared file descriptions (dup, fork), address spaces, descriptor tables,
+/// file-system contexts and handlers of threads, forked and CLONE_VM children; a
+/// consistent order; ESRCH, EINVAL, EBADF and EPERM.
+#[test]
+fn kcmp() {
+    compare("kcmp", "kcmp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "a CLONE_VM|CLONE_FS child: VM same, FILES different, FS same"),
+            expect_stdout_has_line(o, "kcmp with another user's process: -1 EPERM"),
+        ])
+    });
+}
+
 /// Priority-inheritance futexes: the word protocol, the hand-over, timeouts and
 /// errors through raw syscalls, then PTHREAD_PRIO_INHERIT mutexes (contention,
 /// trylock, timed locks, robust ones whose owner thread or process exits).
