@@ -906,6 +906,39 @@ fn futex_waitv() {
     });
 }
 
+/// The futex2 calls (futex_wake, futex_wait, futex_requeue): masks, the strict
+/// count, deadlines, EINVAL and EAGAIN cases; futex(2)'s FUTEX_WAKE waking one for a
+/// count of 0, private and unflagged keys kept apart, and FUTEX_WAKE_OP storing to
+/// the caller's copy of a page a fork shares (it stored into the parent's).
+#[test]
+fn futex2() {
+    compare("futex2", "futex2", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "futex_wake, nr 0: 0"),
+            expect_stdout_has_line(o, "FUTEX_WAKE, count 0: 1"),
+            expect_stdout_has_line(o, "futex_requeue, 1 woken and 1 moved: 2"),
+            expect_stdout_has_line(o, "the parent's word after the child's FUTEX_WAKE_OP: 7"),
+        ])
+    });
+}
+
+/// kcmp: shared file descriptions (dup, fork), address spaces, descriptor tables,
+/// file-system contexts and handlers of threads, forked and CLONE_VM children; a
+/// consistent order; ESRCH, EINVAL, EBADF and EPERM.
+#[test]
+fn kcmp() {
+    compare("kcmp", "kcmp", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "a CLONE_VM|CLONE_FS child: VM same, FILES different, FS same"),
+            expect_stdout_has_line(o, "kcmp with another user's process: -1 EPERM"),
+        ])
+    });
+}
+
 /// Priority-inheritance futexes: the word protocol, the hand-over, timeouts and
 /// errors through raw syscalls, then PTHREAD_PRIO_INHERIT mutexes (contention,
 /// trylock, timed locks, robust ones whose owner thread or process exits).

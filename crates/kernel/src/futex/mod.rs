@@ -1,6 +1,7 @@
 //! Futexes: wait queues keyed by address. A private futex (or any futex on private
-//! memory) is keyed by its address space and address; one on MAP_SHARED memory by
-//! its memory-file frame, so it works across processes and after fork. A waiter
+//! memory) is keyed by its address space and address, the flagged ones apart; one on
+//! MAP_SHARED memory by its memory-file frame, so it works across processes and after
+//! fork. A waiter
 //! (FUTEX_WAIT, or futex_waitv on several words) is queued under each of its words' keys.
 //! Priority-inheritance futexes (`pi.rs`) queue their lockers in the same queues.
 
@@ -17,21 +18,41 @@ use std::time::Instant;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FutexKey {
-    /// (address space identity, address)
+    /// A FUTEX_PRIVATE_FLAG word: (address space identity, address).
     Private(usize, u64),
-    /// memory-file offset
+    /// A word without the flag in private memory: (address space identity,
+    /// address), apart from the flagged ones as in Linux (FUT_OFF_MMSHARED), so a
+    /// private wake does not reach a shared wait.
+    Mm(usize, u64),
+    /// A word in MAP_SHARED memory: its memory-file offset.
     Shared(u64),
 }
 
 impl FutexKey {
+    /// A flagged word needs no mapping (as Linux, which does not look for one); an
+    /// unflagged one must be mapped (EFAULT).
     pub fn for_addr(mm: &Arc<MemoryManager>, addr: UserAddr, private: bool) -> SysResult<FutexKey> {
+        if !private {
+            return Self::with_word(mm, addr, false).map(|(key, _)| key);
+        }
         if addr.get() % 4 != 0 {
             return Err(errno!(EINVAL));
         }
-        if !private && mm.is_shared_at(addr) {
-            return Ok(FutexKey::Shared(mm.futex_word(addr)?));
-        }
         Ok(FutexKey::Private(Arc::as_ptr(mm) as usize, addr.get()))
+    }
+
+    /// The key of the word at `addr`, and where the word is in the memory file.
+    pub fn with_word(mm: &Arc<MemoryManager>, addr: UserAddr, private: bool) -> SysResult<(FutexKey, u64)> {
+        let off = mm.futex_word(addr)?;
+        let space = Arc::as_ptr(mm) as usize;
+        let key = if private {
+            FutexKey::Private(space, addr.get())
+        } else if mm.is_shared_at(addr) {
+            FutexKey::Shared(off)
+        } else {
+            FutexKey::Mm(space, addr.get())
+        };
+        Ok((key, off))
     }
 }
 
@@ -101,8 +122,7 @@ pub struct FutexWord {
 
 impl FutexWord {
     pub fn new(mm: &Arc<MemoryManager>, addr: UserAddr, private: bool, val: u32) -> SysResult<FutexWord> {
-        let key = FutexKey::for_addr(mm, addr, private)?;
-        let off = mm.futex_word(addr)?;
+        let (key, off) = FutexKey::with_word(mm, addr, private)?;
         Ok(FutexWord { key, off, val })
     }
 }
