@@ -329,6 +329,12 @@ pub struct TgState {
     pub zombie: Option<ExitStatus>,
     /// Group stop (SIGSTOP and friends) in force.
     pub stopped: bool,
+    /// The signal of the last group stop (Linux's group_exit_code while
+    /// stopped), which a tracee's PTRACE_EVENT_STOP reports while it is in force.
+    pub stop_signal: u32,
+    /// Counts the group stops: a traced thread takes part in each once, in a
+    /// stop for its tracer, and then runs as its tracer lets it (`Ptrace::group_stop_seen`).
+    pub stop_seq: u64,
     /// A stop or continue the parent has not yet collected with wait.
     pub report: Option<StopReport>,
     /// The threads this group traces (ptrace), whose stops its waits report.
@@ -444,6 +450,8 @@ impl ThreadGroup {
                 exiting: None,
                 zombie: None,
                 stopped: false,
+                stop_signal: 0,
+                stop_seq: 0,
                 report: None,
                 subreaper: false,
                 execer: None,

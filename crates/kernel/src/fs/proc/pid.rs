@@ -632,7 +632,8 @@ fn state(p: &Proc) -> (char, &'static str) {
     }
     // An exec waiting for the rest of its group to go sleeps killably (Linux's TASK_KILLABLE).
     let execs = p.th.as_ref().is_some_and(|th| st.execer.as_ref().is_some_and(|e| Arc::ptr_eq(e, th)));
-    let stopped = st.stopped;
+    // A traced thread that took its part in the group stop runs on.
+    let stopped = p.th.as_ref().map_or(st.stopped, |th| th.held_by_group_stop(&st));
     drop(st);
     // A stop for its tracer (a group stop of a traced thread is one too).
     if p.th.as_ref().is_some_and(|th| th.is_traced() && th.ptrace().stop.is_some()) {
