@@ -3,7 +3,8 @@
 //   exec      fork + execve with arguments and an environment; status of the new image;
 //             ENOENT and EFAULT; 1000 arguments
 //   signals   handled signals reset to SIG_DFL, ignored stay ignored, mask and pending kept
-//   thread    execve from a second thread: the process keeps its pid, one thread remains
+//   thread    execve from a second thread: the process keeps its pid, one thread remains,
+//             which takes the leader's start time (/proc/self/stat's starttime)
 //   cloexec   O_CLOEXEC descriptors are closed by execve, others stay open
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +41,31 @@ static int run_and_wait(pid_t c) {
     int st = -1;
     if (waitpid(c, &st, 0) != c) return -1;
     return st;
+}
+
+/* Field 22 of a /proc stat file: the start time in clock ticks since boot (0 if unreadable). */
+static unsigned long long start_time(const char *path) {
+    char buf[1024] = "";
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    /* Fields 3 to 21 after the command's closing parenthesis. */
+    for (int field = 3; field <= 22 && p; field++) p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* The uptime in clock ticks (/proc/uptime's hundredths of seconds). */
+static unsigned long long uptime_ticks(void) {
+    unsigned long long s = 0, cs = 0;
+    FILE *f = fopen("/proc/uptime", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%llu.%llu", &s, &cs) != 2) s = cs = 0;
+    fclose(f);
+    return s * 100 + cs;
 }
 
 /* ---- the new images ---------------------------------------------------------------- */
@@ -95,6 +121,11 @@ static int image_thread(char **argv) {
     printf("[new image] pid kept by execve from a thread: %s\n", getpid() == atoi(argv[2]) ? "yes" : "no");
     printf("[new image] the exec'ing thread is now the leader (tid == pid): %s\n",
            syscall(SYS_gettid) == getpid() ? "yes" : "no");
+    unsigned long long leader_start = strtoull(argv[3], NULL, 10);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", getpid());
+    printf("[new image] its start time is the old leader's (stat, task stat): %s, %s\n",
+           start_time("/proc/self/stat") == leader_start ? "yes" : "no", start_time(path) == leader_start ? "yes" : "no");
     return 43;
 }
 
@@ -194,11 +225,15 @@ static void mode_signals(void) {
     printf("new image %s\n", describe(st));
 }
 
-static char pidarg[32];
+static char pidarg[32], startarg[32];
 
 static void *exec_from_thread(void *arg) {
     (void)arg;
-    char *a[] = {self, "image-thread", pidarg, NULL};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", (long)syscall(SYS_gettid));
+    unsigned long long leader_start = strtoull(startarg, NULL, 10);
+    printf("[thread] its start time is later than the leader's: %s\n", start_time(path) > leader_start ? "yes" : "no");
+    char *a[] = {self, "image-thread", pidarg, startarg, NULL};
     execve(self, a, environ);
     _exit(127);
 }
@@ -208,6 +243,10 @@ static void mode_thread(void) {
     pid_t c = fork();
     if (c == 0) {
         snprintf(pidarg, sizeof pidarg, "%d", getpid());
+        unsigned long long leader_start = start_time("/proc/self/stat");
+        snprintf(startarg, sizeof startarg, "%llu", leader_start);
+        /* The thread must start a clock tick later than the leader to tell them apart. */
+        while (uptime_ticks() <= leader_start + 1) {}
         pthread_t t[3];
         pthread_create(&t[0], NULL, exec_from_thread, NULL);
         for (;;) pause(); /* the main thread is destroyed by the other thread's execve */

@@ -575,7 +575,7 @@ impl Kernel {
                 }
             }
         }
-        let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path), self.loadavg.clone()));
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path), self.loadavg.clone(), self.clocks.uptime_ns()));
         if let Some(prog) = spec.seccomp {
             let filter = crate::task::seccomp::Filter::new(prog, None).map_err(|e| loader::ExecError::Errno(e.code))?;
             container.set_seccomp(filter);

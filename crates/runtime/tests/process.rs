@@ -197,7 +197,8 @@ fn exec_signal_state() {
     );
 }
 
-/// execve from a second thread: the other threads go, the process keeps its pid.
+/// execve from a second thread: the other threads go, the process keeps its pid,
+/// and the thread left takes the leader's start time.
 #[test]
 fn exec_from_thread() {
     mode(
@@ -207,6 +208,8 @@ fn exec_from_thread() {
         &[
             "[new image] pid kept by execve from a thread: yes",
             "[new image] the exec'ing thread is now the leader (tid == pid): yes",
+            "[thread] its start time is later than the leader's: yes",
+            "[new image] its start time is the old leader's (stat, task stat): yes, yes",
             "new image exited 43",
         ],
     );

@@ -1543,6 +1543,27 @@ fn ptrace_requests() {
     });
 }
 
+/// Group stops of traced processes, compared with Linux: a seized tracee's
+/// group stop is a PTRACE_EVENT_STOP with the stop signal, and so is a
+/// PTRACE_INTERRUPT's stop while the group stays stopped (SIGTRAP once a SIGCONT
+/// came, which stops a seized tracee too); PTRACE_LISTEN until an interrupt or a
+/// SIGCONT; the siginfo of each kind of stop; waitid's si_status of a traced
+/// stop; DETACH of a running tracee; SEIZE of a stopped process; and the group
+/// stop as the parent sees it when another process traces the child.
+#[test]
+fn ptrace_group_stop() {
+    compare("ptrace_group_stop", "ptrace_group_stop", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "the interrupt's stop after PTRACE_CONT: stopped STOP event 128"),
+            expect_stdout_has_line(o, "PTRACE_INTERRUPT of the running tracee: stopped STOP event 128"),
+            expect_stdout_has_line(o, "SIGCONT while listening: stopped TRAP event 128"),
+            expect_stdout_has_line(o, "the group stop: GETSIGINFO EINVAL"),
+            expect_stdout_has_line(o, "parent: waitpid(WUNTRACED): stopped STOP event 0"),
+        ])
+    });
+}
+
 /// A traced process's exit, compared with Linux: a tracer that is not the parent gets
 /// SIGCHLD and reaps it first, the parent's wait not seeing it meanwhile; the parent
 /// hears of it and reaps it after, or once the tracer exited; a parent that traces its

@@ -5,10 +5,10 @@
 //! gdb's attach and LeakSanitizer use.
 //!
 //! Not here: the vfork-done and seccomp events (the options are accepted),
-//! PTRACE_LISTEN, hardware debug registers (they read 0; only 0 can be written).
+//! hardware debug registers (they read 0; only 0 can be written).
 
 use crate::mm::UserRef;
-use crate::task::ptrace::{Resume, StopKind, PTRACE_O_EXITKILL};
+use crate::task::ptrace::{Resume, StopKind, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL};
 use crate::task::signals::{self, SigInfo};
 use crate::task::{Task, Thread};
 use rvisor_abi::structs::{Iovec, PtraceSyscallInfo};
@@ -41,6 +41,7 @@ const PTRACE_GETREGSET: i64 = 0x4204;
 const PTRACE_SETREGSET: i64 = 0x4205;
 const PTRACE_SEIZE: i64 = 0x4206;
 const PTRACE_INTERRUPT: i64 = 0x4207;
+const PTRACE_LISTEN: i64 = 0x4208;
 const PTRACE_GET_SYSCALL_INFO: i64 = 0x420e;
 
 /// The options Linux knows (PTRACE_O_MASK); all act here but TRACEVFORKDONE,
@@ -72,8 +73,8 @@ pub fn sys_ptrace(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u6
             if !th.ptrace().seized {
                 return error!(EIO);
             }
-            th.ptrace().interrupt = true;
-            th.interrupt();
+            // A stopped tracee stops again after this stop, a listening one at once.
+            th.ptrace_trap(false);
             Ok(0)
         }
         PTRACE_KILL => {
@@ -82,11 +83,9 @@ pub fn sys_ptrace(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u6
             Ok(0)
         }
         PTRACE_DETACH => {
-            let th = tracee(t, pid)?;
-            // A zombie is not stopped (Linux's ptrace_check_attach): it stays for the wait.
-            if th.ptrace().exited.is_some() {
-                return error!(ESRCH);
-            }
+            // Only of a stopped tracee (Linux's ptrace_check_attach): not of one
+            // running or listening, nor of a zombie, which stays for the wait.
+            let th = stopped_tracee(t, pid)?;
             let sig = signal_of(data)?;
             t.tg.state().tracees.retain(|x| !Arc::ptr_eq(x, &th));
             th.detach_tracer(sig);
@@ -142,8 +141,26 @@ fn stopped_request(t: &mut Task, request: i64, pid: i32, addr: UserAddr, data: u
             t.mm.read_bytes(out, info.as_mut_bytes())?;
             let mut p = th.ptrace();
             match p.stop.as_mut() {
-                Some(stop) if stop.kind == StopKind::Signal => stop.info = Some(info),
+                Some(stop) if stop.info.is_some() => stop.info = Some(info),
                 _ => return error!(EINVAL),
+            }
+            Ok(0)
+        }
+        PTRACE_LISTEN => {
+            // Only of a seized tracee's PTRACE_EVENT_STOP (an interrupt's or a
+            // group stop's), as its siginfo tells.
+            let mut p = th.ptrace();
+            let event_stop = p.stop.as_ref().and_then(|s| s.info).is_some_and(|i| i.code >> 8 == PTRACE_EVENT_STOP as i32);
+            if !p.seized || !event_stop {
+                return error!(EIO);
+            }
+            p.listening = true;
+            // A SIGCONT since the stop began ends the listening at once.
+            let now = p.notify;
+            p.listen_end = now;
+            drop(p);
+            if now {
+                th.interrupt();
             }
             Ok(0)
         }
@@ -210,6 +227,10 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
     }
     crate::landlock::scope::may_trace(&t.thread, &th)?;
     th.attach_tracer(&t.tg, seize, options);
+    // A thread held by a group stop takes its part in it for its tracer now.
+    if th.tg.state().stopped {
+        th.interrupt();
+    }
     if !seize {
         let info = SigInfo::new(consts::SIGSTOP, signals::SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);
         signals::send_to_thread(&th, info);
@@ -224,12 +245,13 @@ fn tracee(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
     if ours { Ok(th) } else { error!(ESRCH) }
 }
 
-/// A tracee of the caller's in a ptrace stop, not yet told to go on.
+/// A tracee of the caller's in a ptrace stop, not yet told to go on (nor
+/// listening).
 fn stopped_tracee(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
     let th = tracee(t, pid)?;
     let stopped = {
         let p = th.ptrace();
-        p.stop.is_some() && p.resume.is_none()
+        p.stop.is_some() && p.resume.is_none() && !p.listening
     };
     if stopped { Ok(th) } else { error!(ESRCH) }
 }

@@ -139,7 +139,7 @@ impl Task {
             child
         };
         let comm = *self.thread.comm.lock().unwrap_or_else(|e| e.into_inner());
-        let thread = Arc::new(Thread::new(tid, tg.clone(), comm, self.kernel.loadavg.clone()));
+        let thread = Arc::new(Thread::new(tid, tg.clone(), comm, self.kernel.loadavg.clone(), self.kernel.clocks.uptime_ns()));
         // Scheduling settings, the memory policy, seccomp filters and the
         // Landlock domain are inherited by threads and children alike.
         let sched = self.thread.sched();

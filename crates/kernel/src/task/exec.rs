@@ -237,6 +237,8 @@ impl Task {
             self.tg.state().zombie_threads.retain(|t| t.tid() != leader);
             self.pid_ns().rename_thread(old, leader, &self.thread);
             self.thread.set_tid(leader);
+            // It takes the leader's start time too: the process's age.
+            self.thread.start_ns.store(self.tg.start_ns.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
             // Linux's de_thread: the new leader reports with SIGCHLD.
             self.tg.exit_signal.store(rvisor_abi::consts::SIGCHLD, std::sync::atomic::Ordering::Relaxed);
             // And the old one is released unseen: its tracer neither waits for it

@@ -150,12 +150,15 @@ impl Task {
     /// Whether a signal is pending that this thread does not block (a blocking
     /// call should give up with ERESTARTSYS), or the group is dying or stopping.
     pub fn signal_pending(&self) -> bool {
-        if self.thread.is_traced() && self.thread.ptrace().interrupt {
-            return true;
+        if self.thread.is_traced() {
+            let p = self.thread.ptrace();
+            if p.interrupt || p.notify {
+                return true;
+            }
         }
         {
             let st = self.tg.state();
-            if st.exiting.is_some() || st.stopped || st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)) {
+            if st.exiting.is_some() || self.thread.held_by_group_stop(&st) || st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)) {
                 return true;
             }
         }

@@ -88,8 +88,19 @@ pub struct Ptrace {
     /// The tracer's wait reported the current stop.
     pub reported: bool,
     pub resume: Option<Resume>,
-    /// PTRACE_INTERRUPT asked for a stop.
+    /// PTRACE_INTERRUPT asked for a stop (Linux's JOBCTL_TRAP_STOP): the
+    /// next stop, whatever it is, answers it; a PTRACE_EVENT_STOP if no other comes first.
     pub interrupt: bool,
+    /// A SIGCONT asks a seized tracee for a PTRACE_EVENT_STOP (Linux's
+    /// JOBCTL_TRAP_NOTIFY), which such a stop answers.
+    pub notify: bool,
+    /// PTRACE_LISTEN: the tracee stays in its PTRACE_EVENT_STOP, but for its
+    /// tracer's wait and requests it is not stopped, until an interrupt or a
+    /// SIGCONT (`listen_end`) has it stop anew.
+    pub listening: bool,
+    pub listen_end: bool,
+    /// The last group stop it took part in (`TgState::stop_seq`).
+    pub group_stop_seen: u64,
     /// PTRACE_GETEVENTMSG.
     pub event_msg: u64,
     /// The wait status of its exit, for a tracer that is not its parent.
@@ -105,6 +116,31 @@ impl Ptrace {
 impl Thread {
     pub fn ptrace(&self) -> MutexGuard<'_, Ptrace> {
         self.ptrace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the group stop in force, if any, holds this thread: every
+    /// thread but a traced one that took part in it (in a stop for its
+    /// tracer), which then runs as its tracer lets it (Linux's
+    /// SIGNAL_STOP_STOPPED with the thread's JOBCTL_STOP_PENDING consumed).
+    pub fn held_by_group_stop(&self, st: &super::thread_group::TgState) -> bool {
+        st.stopped && !(self.is_traced() && self.ptrace().group_stop_seen == st.stop_seq)
+    }
+
+    /// Asks a seized tracee for a PTRACE_EVENT_STOP (PTRACE_INTERRUPT, or
+    /// `notify` for a SIGCONT), ending a PTRACE_LISTEN.
+    pub fn ptrace_trap(&self, notify: bool) {
+        {
+            let mut p = self.ptrace();
+            if notify {
+                p.notify = true;
+            } else {
+                p.interrupt = true;
+            }
+            if p.listening {
+                p.listen_end = true;
+            }
+        }
+        self.interrupt();
     }
 
     pub fn is_traced(&self) -> bool {
@@ -138,7 +174,8 @@ impl Thread {
 
 impl Task {
     /// Stops for the tracer and waits for its command. None when not traced,
-    /// or when the tracer went away (the task goes on as if never stopped).
+    /// or when the tracer went away (the task goes on as if never stopped), or
+    /// when a PTRACE_LISTEN of the stop ended.
     pub(crate) fn ptrace_stop(&mut self, kind: StopKind, status: i32, info: Option<SigInfo>) -> Option<(Resume, Stop)> {
         // A thread on its way out stops only to report its exit (Linux's
         // ptrace_stop with a fatal signal pending).
@@ -152,11 +189,24 @@ impl Task {
             Some(fp) => fp,
             None => self.ctx.fpstate().unwrap_or_default(),
         };
+        // Linux's ptrace_do_notify: but at a signal's stop and a group stop of
+        // a tracee not seized, the siginfo tells the stop: its signal, its
+        // status as si_code, the tracee (as it sees itself) as the sender.
+        let notice = SigInfo::new((status & 0x7f) as u32, status).with_sender(self.vnr(self.tid()), self.tg.user_ns().show_uid(self.tg.creds().uid));
         {
             let mut p = self.thread.ptrace();
+            let group_stop_unseized = kind == StopKind::Event(0) && !p.seized;
+            let info = info.or((!group_stop_unseized).then_some(notice));
+            // Any stop answers an interrupt; a PTRACE_EVENT_STOP a SIGCONT's too.
+            p.interrupt = false;
+            if info.is_some_and(|i| i.code >> 8 == PTRACE_EVENT_STOP as i32) {
+                p.notify = false;
+            }
             p.stop = Some(Stop { kind, status, info, regs: self.cpu.regs, fpstate, regs_changed: false, fp_changed: false });
             p.reported = false;
             p.resume = None;
+            p.listening = false;
+            p.listen_end = false;
         }
         notify_tracer(&tracer, &self.thread, kind, status);
         let resume = loop {
@@ -164,10 +214,17 @@ impl Task {
             {
                 let mut p = self.thread.ptrace();
                 if let Some(r) = p.resume.take() {
-                    break r;
+                    break Some(r);
+                }
+                // The end of a PTRACE_LISTEN: the tracee leaves this stop for
+                // the PTRACE_EVENT_STOP it owes (`ptrace_interrupted`).
+                if p.listen_end {
+                    p.listening = false;
+                    p.listen_end = false;
+                    break None;
                 }
                 if p.tracer().is_none() {
-                    break Resume::Continue(0);
+                    break Some(Resume::Continue(0));
                 }
             }
             // Only SIGKILL ends the stop of an exiting tracee (PTRACE_EVENT_EXIT).
@@ -176,13 +233,13 @@ impl Task {
                 (st.exiting, st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)))
             };
             if exiting.is_some_and(|e| kind != StopKind::Event(PTRACE_EVENT_EXIT) || e == super::ExitStatus::killed_by(consts::SIGKILL)) {
-                break Resume::Kill;
+                break Some(Resume::Kill);
             }
             // Another thread's exec ends any other stop: this one leaves quietly
             // (Linux's zap_other_threads), reporting its exit first.
             if other_execs && kind != StopKind::Event(PTRACE_EVENT_EXIT) {
                 self.exit = Some(super::ExitStatus::Exited(0));
-                break Resume::Continue(0);
+                break Some(Resume::Continue(0));
             }
             self.thread.waiter.wait(seq, None);
         };
@@ -193,6 +250,7 @@ impl Task {
         if stop.fp_changed {
             self.cpu.fpstate = Some(stop.fpstate.clone());
         }
+        let resume = resume?;
         self.thread.syscall_stops.store(matches!(resume, Resume::Syscall(_)) && self.thread.is_traced(), Ordering::Release);
         match resume {
             Resume::Step(_) => self.cpu.regs.eflags |= TRAP_FLAG,
@@ -217,12 +275,29 @@ impl Task {
         }
     }
 
-    /// A stop the tracer asked for with PTRACE_INTERRUPT, if it did.
+    /// The PTRACE_EVENT_STOP the tracer asked for with PTRACE_INTERRUPT, or
+    /// a SIGCONT did, if any (again when asked again meanwhile, or when a
+    /// PTRACE_LISTEN of it ended). It reports the group stop's signal while
+    /// one is in force, SIGTRAP otherwise (Linux's do_jobctl_trap).
     pub(crate) fn ptrace_interrupted(&mut self) {
-        let asked = std::mem::take(&mut self.thread.ptrace().interrupt);
-        if asked {
-            let status = consts::SIGTRAP as i32 | ((PTRACE_EVENT_STOP as i32) << 8);
+        loop {
+            {
+                let mut p = self.thread.ptrace();
+                if !p.interrupt && !p.notify {
+                    return;
+                }
+                p.interrupt = false;
+                p.notify = false;
+            }
+            let signo = {
+                let st = self.tg.state();
+                if st.stopped { st.stop_signal } else { consts::SIGTRAP }
+            };
+            let status = signo as i32 | ((PTRACE_EVENT_STOP as i32) << 8);
             self.ptrace_stop(StopKind::Event(PTRACE_EVENT_STOP), status, None);
+            if self.exit.is_some() {
+                return;
+            }
         }
     }
 
@@ -304,14 +379,21 @@ impl Task {
         }
     }
 
-    /// A group stop of a traced thread is a stop for its tracer, which resumes it.
-    pub(crate) fn ptrace_group_stop(&mut self, signo: u32) -> bool {
-        if !self.thread.is_traced() {
-            return false;
-        }
-        let seized = self.thread.ptrace().seized;
+    /// A traced thread's part in group stop `seq`: a stop for its tracer,
+    /// which resumes it (while the group stays stopped for its other threads
+    /// and its parent). False when not traced: it waits for SIGCONT.
+    pub(crate) fn ptrace_group_stop(&mut self, signo: u32, seq: u64) -> bool {
+        let seized = {
+            let mut p = self.thread.ptrace();
+            if !self.thread.is_traced() {
+                return false;
+            }
+            p.group_stop_seen = seq;
+            p.seized
+        };
         let status = if seized { signo as i32 | ((PTRACE_EVENT_STOP as i32) << 8) } else { signo as i32 };
-        self.ptrace_stop(StopKind::Event(0), status, None).is_some()
+        self.ptrace_stop(StopKind::Event(0), status, None);
+        true
     }
 
     /// About to exit: PTRACE_EVENT_EXIT when asked for, with the exit status

@@ -108,9 +108,10 @@ impl Task {
     pub(crate) fn handle_signals(&mut self) {
         let mut handled = false;
         loop {
-            let (exiting, stopped, other_execs) = {
+            let (exiting, held, other_execs) = {
                 let st = self.tg.state();
-                (st.exiting, st.stopped, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
+                let held = self.thread.held_by_group_stop(&st).then_some((st.stop_signal, st.stop_seq));
+                (st.exiting, held, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
             };
             if let Some(status) = exiting {
                 self.exit = Some(status);
@@ -127,11 +128,14 @@ impl Task {
                     return;
                 }
             }
-            if stopped {
+            if let Some((signo, stop_seq)) = held {
+                if self.ptrace_group_stop(signo, stop_seq) {
+                    continue;
+                }
                 let seq = self.thread.waiter.seq();
                 let still = {
                     let st = self.tg.state();
-                    st.stopped && st.exiting.is_none()
+                    self.thread.held_by_group_stop(&st) && st.exiting.is_none()
                 };
                 if still {
                     self.thread.waiter.wait(seq, None);
@@ -153,7 +157,6 @@ impl Task {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     // Terminal stops do nothing in an orphaned process group.
                     DefaultAction::Stop if signo != consts::SIGSTOP && self.in_orphaned_pgrp() => continue,
-                    DefaultAction::Stop if self.ptrace_group_stop(signo) => continue,
                     DefaultAction::Stop => self.stop_group(signo),
                     DefaultAction::Terminate => group_exit(&self.tg, ExitStatus::killed_by(signo)),
                     DefaultAction::Core => {
@@ -218,7 +221,9 @@ impl Task {
         })
     }
 
-    /// Starts a group stop (SIGSTOP's default action) and tells the parent.
+    /// Starts a group stop (SIGSTOP's default action), which every thread
+    /// takes part in (`handle_signals`), and tells the parent, unless it traces
+    /// this thread: it hears of the stop as a tracer (Linux's ptrace_stop).
     fn stop_group(&mut self, signo: u32) {
         {
             let mut st = self.tg.state();
@@ -226,9 +231,14 @@ impl Task {
                 return;
             }
             st.stopped = true;
+            st.stop_signal = signo;
+            st.stop_seq += 1;
             st.report = Some(StopReport::Stopped(signo));
         }
-        notify_parent_of_stop(&self.tg, CLD_STOPPED, signo);
+        let tracer = self.thread.ptrace().tracer();
+        if !tracer.is_some_and(|t| self.tg.parent().is_some_and(|p| std::sync::Arc::ptr_eq(&p, &t))) {
+            notify_parent_of_stop(&self.tg, CLD_STOPPED, signo);
+        }
         self.tg.wake_all();
     }
 }

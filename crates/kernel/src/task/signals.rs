@@ -265,6 +265,11 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
     tg.sig().pending.discard(STOP_SIGNALS);
     for th in tg.threads() {
         th.sig().pending.discard(STOP_SIGNALS);
+        // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
+        // stopped or not.
+        if th.is_traced() && th.ptrace().seized {
+            th.ptrace_trap(true);
+        }
     }
     if was_stopped {
         notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);

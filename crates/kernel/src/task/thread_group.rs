@@ -329,6 +329,12 @@ pub struct TgState {
     pub zombie: Option<ExitStatus>,
     /// Group stop (SIGSTOP and friends) in force.
     pub stopped: bool,
+    /// The signal of the last group stop (Linux's group_exit_code while
+    /// stopped), which a tracee's PTRACE_EVENT_STOP reports while it is in force.
+    pub stop_signal: u32,
+    /// Counts the group stops: a traced thread takes part in each once, in a
+    /// stop for its tracer, and then runs as its tracer lets it (`Ptrace::group_stop_seen`).
+    pub stop_seq: u64,
     /// A stop or continue the parent has not yet collected with wait.
     pub report: Option<StopReport>,
     /// The threads this group traces (ptrace), whose stops its waits report.
@@ -375,6 +381,9 @@ pub struct ThreadGroup {
     pub rlimits: Mutex<[Rlimit; RLIMIT_COUNT]>,
     /// The executable's path, as /proc/self/exe shows it.
     pub exe: Mutex<String>,
+    /// When its first thread was made, in the sandbox's uptime: its leader's
+    /// start time (/proc/[pid]/stat's starttime), which an exec keeps.
+    pub start_ns: std::sync::atomic::AtomicI64,
     /// PR_SET_DUMPABLE.
     pub dumpable: AtomicI32,
     /// PR_SET_NO_NEW_PRIVS.
@@ -444,6 +453,8 @@ impl ThreadGroup {
                 exiting: None,
                 zombie: None,
                 stopped: false,
+                stop_signal: 0,
+                stop_seq: 0,
                 report: None,
                 subreaper: false,
                 execer: None,
@@ -473,6 +484,7 @@ impl ThreadGroup {
             dead_rusage: RusageCounters::default(),
             reaped: std::sync::atomic::AtomicBool::new(false),
             exit_seccomp: Mutex::new((0, 0)),
+            start_ns: std::sync::atomic::AtomicI64::new(0),
             pid_ns: container.pid_ns.clone(),
             container,
         }
@@ -711,6 +723,9 @@ pub struct Thread {
     interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
     /// The name prctl(PR_SET_NAME) sets and /proc shows (comm).
     pub comm: Mutex<[u8; 16]>,
+    /// When it was made, in the sandbox's uptime (/proc/[pid]/task/[tid]/stat's
+    /// starttime); an exec from it takes the leader's (Linux's de_thread).
+    pub start_ns: std::sync::atomic::AtomicI64,
     /// Made readable by `interrupt`, for a task blocked in a host poll; created
     /// the first time the task waits on a host descriptor.
     host_wake: std::sync::OnceLock<nix::sys::eventfd::EventFd>,
@@ -762,7 +777,12 @@ pub struct Resources {
 }
 
 impl Thread {
-    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: [u8; 16], load: Arc<super::loadavg::LoadAvg>) -> Thread {
+    /// A thread made at `start_ns` of the sandbox's uptime; the leader's
+    /// start is its group's.
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, comm: [u8; 16], load: Arc<super::loadavg::LoadAvg>, start_ns: i64) -> Thread {
+        if tid == tg.tgid {
+            tg.start_ns.store(start_ns, Ordering::Relaxed);
+        }
         Thread {
             tid: AtomicI32::new(tid),
             tg,
@@ -770,6 +790,7 @@ impl Thread {
             sig: Mutex::new(ThreadSignals::default()),
             interrupter: Mutex::new(None),
             comm: Mutex::new(comm),
+            start_ns: std::sync::atomic::AtomicI64::new(start_ns),
             host_wake: std::sync::OnceLock::new(),
             resources: Mutex::new(None),
             cpu_base_ns: std::sync::atomic::AtomicU64::new(0),

@@ -96,7 +96,8 @@ impl Task {
             let uid = child.creds().uid;
             let pid = self.vnr(child.tgid);
             match st.report {
-                Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() => {
+                // A parent that traces the leader hears of its stops as their tracer only.
+                Some(StopReport::Stopped(sig)) if opts.stopped && st.zombie.is_none() && !leader_traced_by(&st, child.tgid, &self.tg) => {
                     if !opts.nowait {
                         st.report = None;
                     }
@@ -188,8 +189,9 @@ impl Task {
                 if !opts.nowait {
                     p.reported = true;
                 }
+                // waitid's si_status is the whole stop status, event and all (Linux's wait_task_stopped).
                 let code = super::ptrace::CLD_TRAPPED;
-                return Some(Some(WaitResult { pid: self.vnr(tid), uid, status: (status << 8) | 0x7f, code, si_status: status & 0xff, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
+                return Some(Some(WaitResult { pid: self.vnr(tid), uid, status: (status << 8) | 0x7f, code, si_status: status, cpu: Default::default(), rusage: Default::default(), maxrss_kib: 0 }));
             }
             let Some(status) = p.exited else { continue };
             drop(p);
@@ -222,6 +224,11 @@ impl Task {
         self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
         self.pid_ns().release_group(child);
     }
+}
+
+/// Whether `tracer` traces the leader (thread `tgid`) of the group whose state is `st`.
+fn leader_traced_by(st: &super::thread_group::TgState, tgid: i32, tracer: &Arc<ThreadGroup>) -> bool {
+    st.threads.iter().find(|t| t.tid() == tgid).is_some_and(|t| t.ptrace().tracer().is_some_and(|tr| Arc::ptr_eq(&tr, tracer)))
 }
 
 /// What a tracer's wait for the zombie of a thread other than the leader reports

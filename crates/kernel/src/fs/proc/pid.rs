@@ -1,7 +1,7 @@
 //! /proc/[pid] and /proc/[pid]/task/[tid]: what each file shows, in Linux's formats
 //! (fs/proc/array.c, fs/proc/base.c, fs/proc/task_mmu.c).
 
-use super::system::{mounts_text, mountinfo_text};
+use super::system::{mounts_text, mountinfo_text, reader_namespaces};
 use super::{current, may_trace, reader_user_ns, Proc, ProcFs, Target};
 use crate::fs::simple::{major_minor, Generator, Writer};
 use crate::mm::{MapInfo, VmFile};
@@ -632,7 +632,8 @@ fn state(p: &Proc) -> (char, &'static str) {
     }
     // An exec waiting for the rest of its group to go sleeps killably (Linux's TASK_KILLABLE).
     let execs = p.th.as_ref().is_some_and(|th| st.execer.as_ref().is_some_and(|e| Arc::ptr_eq(e, th)));
-    let stopped = st.stopped;
+    // A traced thread that took its part in the group stop runs on.
+    let stopped = p.th.as_ref().map_or(st.stopped, |th| th.held_by_group_stop(&st));
     drop(st);
     // A stop for its tracer (a group stop of a traced thread is one too).
     if p.th.as_ref().is_some_and(|th| th.is_traced() && th.ptrace().stop.is_some()) {
@@ -700,6 +701,13 @@ fn stat(p: &Proc, t: Target) -> String {
         _ => p.tg.rusage_counts(),
     };
     let child_faults = p.tg.cpu.lock().unwrap_or_else(|e| e.into_inner()).children_rusage;
+    // The thread's start under task/, the leader's (the process's) otherwise,
+    // on the reader's boot clock (Linux's timens_add_boottime_ns).
+    let start_ns = match (&p.th, t.thread_view) {
+        (Some(th), true) => th.start_ns.load(std::sync::atomic::Ordering::Relaxed),
+        _ => p.tg.start_ns.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    let start_ns = start_ns.saturating_add(reader_namespaces(&p.k).time.offsets().boottime_ns).max(0) as u64;
     let fields: Vec<String> = vec![
         ppid.to_string(),
         pgid.to_string(),
@@ -719,7 +727,7 @@ fn stat(p: &Proc, t: Target) -> String {
         "0".into(),  // nice
         threads.to_string(),
         "0".into(), // itrealvalue
-        "0".into(), // starttime
+        ticks(start_ns),
         vm.total.to_string(),
         (vm.resident / PAGE_SIZE).to_string(),
         rss_lim.to_string(),

@@ -155,7 +155,7 @@ pub(super) fn uuid() -> String {
 
 /// The namespaces of the process reading a file (the sandbox's first ones
 /// outside a task): /proc/sys/kernel/hostname and /proc/net show its own.
-fn reader_namespaces(k: &Kernel) -> Namespaces {
+pub(super) fn reader_namespaces(k: &Kernel) -> Namespaces {
     current().and_then(|th| th.resources()).map_or_else(|| k.namespaces.clone(), |r| r.ns)
 }
 
