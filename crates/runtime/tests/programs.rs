@@ -256,6 +256,14 @@ fn rlimit_fsize() {
     compare("rlimit_fsize", "fsize", &Spec::default(), expect_all_ok);
 }
 
+/// RLIMIT_AS (`ulimit -v`): mmap, brk and mremap may not grow the address space past
+/// it, a MAP_FIXED mapping counts only what it adds, and munmap makes room again
+/// (Python's MemoryError under `ulimit -v` instead of a run that eats the host).
+#[test]
+fn rlimit_as() {
+    compare("rlimit_as", "rlimit_as", &Spec::default(), expect_all_ok);
+}
+
 #[test]
 fn signal_state() {
     compare("signal_state", "signals", &Spec::default(), |o| {
