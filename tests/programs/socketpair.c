@@ -68,6 +68,11 @@ int main(void) {
     readlink(path, link, sizeof link - 1);
     check("its /proc/self/fd name is socket:[...]", !strncmp(link, "socket:[", 8));
     errno = 0;
+    check("opening it through /proc/self/fd is ENXIO", open(path, O_RDWR) == -1 && errno == ENXIO);
+    int opath = open(path, O_PATH);
+    check("with O_PATH it opens, a socket", opath >= 0 && fstat(opath, &st) == 0 && S_ISSOCK(st.st_mode));
+    close(opath);
+    errno = 0;
     check("recv on a pipe is ENOTSOCK", recv(ep, buf, 1, MSG_DONTWAIT) == -1 && errno == ENOTSOCK);
 
     check("shutdown(SHUT_WR)", shutdown(s[0], SHUT_WR) == 0);

@@ -455,6 +455,41 @@ sed -E 's/^[0-9]+ +//; s/0x[0-9a-f]+ \/\* [0-9]+ vars \*\//ENV/; s/pid [0-9]+/pi
     same_as_native("strace_follows_an_exec_from_a_thread", &script, b"");
 }
 
+/// Shell limits that test scripts set: `ulimit -f` stops dd, head and truncate at the
+/// limit (SIGXFSZ kills them: status 153) and leaves the files at it; `ulimit -v` turns
+/// an allocation past it into Python's MemoryError while smaller ones still succeed.
+#[test]
+fn shell_ulimits() {
+    same_as_native(
+        "shell_ulimits",
+        "d=$(mktemp -d) && (ulimit -f 8; dd if=/dev/zero of=$d/big bs=1k count=20 2>/dev/null; echo \"dd: $?\"; \
+           head -c 20000 /dev/zero > $d/big2; echo \"head: $?\"; truncate -s 1M $d/big3; echo \"truncate: $?\") 2>/dev/null; \
+         ls -l $d | awk 'NR > 1 {print $5, $9}'; rm -r $d; \
+         (ulimit -v 100000; python3 -c '\ntry:\n    bytearray(200 << 20)\nexcept MemoryError:\n    print(\"MemoryError\")\nprint(len(bytearray(20 << 20)))')",
+        b"",
+    );
+}
+
+/// A CI job's git: commits, a branch merged back, gc (pack files, renames, lock
+/// files), a local clone (hard links) and a --no-local one (upload-pack and
+/// index-pack over pipes). Fixed dates make the hashes the native ones.
+#[test]
+fn git_merge_gc_and_local_clones() {
+    ensure_installed("git", "git");
+    same_as_native(
+        "git_merge_gc_and_local_clones",
+        "d=$(mktemp -d) && cd $d && export HOME=$d GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
+           GIT_COMMITTER_EMAIL=t@t GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z && \
+         git init -q -b main r && cd r && for i in 1 2; do echo $i > f$i; git add f$i; git commit -qm c$i; done && \
+         git checkout -q -b topic && echo t > ft && git add ft && git commit -qm topic && git checkout -q main && \
+         echo m > fm && git add fm && git commit -qm main && git merge -q --no-edit topic && git log --oneline --graph | cat && \
+         git gc -q && git count-objects -v | grep -E '^(count|in-pack|packs)' && cd .. && git clone -q r local && \
+         git clone -q --no-local r copied && git -C local log --format=%H -1 && git -C copied log --oneline | wc -l; \
+         status=$?; cd / && rm -rf $d; exit $status",
+        b"",
+    );
+}
+
 /// Container tools inside the sandbox: util-linux's unshare (a user namespace
 /// mapping root, a PID namespace with its own /proc) and bubblewrap, as root and
 /// as nobody (user, PID, mount, network, IPC, UTS and cgroup namespaces,

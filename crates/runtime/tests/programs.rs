@@ -247,6 +247,23 @@ fn rlimits() {
     compare("rlimits", "rlimit", &Spec::default(), expect_all_ok);
 }
 
+/// RLIMIT_FSIZE (`ulimit -f`, which build and test scripts set against runaway
+/// output): writes stop at the limit, one past it is EFBIG with SIGXFSZ (fatal by
+/// default); truncate, ftruncate and fallocate may not grow a file past it;
+/// copy_file_range and sendfile stop at it; a pipe is not limited.
+#[test]
+fn rlimit_fsize() {
+    compare("rlimit_fsize", "fsize", &Spec::default(), expect_all_ok);
+}
+
+/// RLIMIT_AS (`ulimit -v`): mmap, brk and mremap may not grow the address space past
+/// it, a MAP_FIXED mapping counts only what it adds, and munmap makes room again
+/// (Python's MemoryError under `ulimit -v` instead of a run that eats the host).
+#[test]
+fn rlimit_as() {
+    compare("rlimit_as", "rlimit_as", &Spec::default(), expect_all_ok);
+}
+
 #[test]
 fn signal_state() {
     compare("signal_state", "signals", &Spec::default(), |o| {

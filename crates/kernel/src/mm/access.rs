@@ -69,6 +69,20 @@ impl UserBuffers {
     pub fn total(&self) -> u64 {
         self.iovs.iter().map(|&(_, l)| l).sum()
     }
+
+    /// The first `max` bytes of these buffers.
+    pub fn truncated(&self, max: u64) -> UserBuffers {
+        let mut left = max;
+        let mut iovs = Vec::new();
+        for &(addr, len) in &self.iovs {
+            if left == 0 {
+                break;
+            }
+            iovs.push((addr, len.min(left)));
+            left -= len.min(left);
+        }
+        UserBuffers { iovs }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

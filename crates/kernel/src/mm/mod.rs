@@ -151,6 +151,12 @@ impl MemoryManager {
         self.lock().layout
     }
 
+    /// How many bytes of `[start, end)` are mapped; over the whole space, what
+    /// RLIMIT_AS limits (Linux's total_vm).
+    pub fn mapped_bytes(&self, start: u64, end: u64) -> u64 {
+        self.lock().vmas.iter().map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+    }
+
     pub fn set_layout(&self, layout: Layout) {
         self.lock().layout = layout;
     }

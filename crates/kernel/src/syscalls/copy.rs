@@ -32,6 +32,19 @@ fn pull(t: &Task, src: &Arc<dyn FileDescription>, off: Option<u64>, len: usize, 
     Ok(buf)
 }
 
+/// Writes `data` to the file `dst` at `off` (or its position) under RLIMIT_FSIZE, as
+/// Linux's iter_file_splice_write: what fits below the limit goes out; when that is
+/// not all, the next write, at the limit, raises SIGXFSZ, and the call still returns
+/// what went out.
+fn splice_write(t: &Task, dst: &dyn FileDescription, data: &[u8], off: Option<u64>) -> SysResult<usize> {
+    let n = super::fs::writable_len(t, dst, data.len() as u64, off)? as usize;
+    let written = dst.write_from(t, &data[..n], off)?;
+    if written == n && n < data.len() {
+        super::fs::file_too_big(t);
+    }
+    Ok(written)
+}
+
 fn transfer(t: &Task, src: &Arc<dyn FileDescription>, dst: &Arc<dyn FileDescription>, mut src_off: Option<u64>, mut dst_off: Option<u64>, len: usize) -> SysResult<(usize, Option<u64>, Option<u64>)> {
     if !OpenFlags(src.status_flags()).readable() || !OpenFlags(dst.status_flags()).writable() {
         return error!(EBADF);
@@ -41,7 +54,7 @@ fn transfer(t: &Task, src: &Arc<dyn FileDescription>, dst: &Arc<dyn FileDescript
         // An error after some bytes moved ends the call with what moved (a full non-blocking
         // socket: EAGAIN), as Linux's do_splice_direct does: the caller goes on from there.
         let step = pull(t, src, src_off, len - done, src.status_flags() & crate::fs::pipe::O_NONBLOCK != 0)
-            .and_then(|data| Ok((dst.write_from(t, &data, dst_off)?, data.len())));
+            .and_then(|data| Ok((splice_write(t, &**dst, &data, dst_off)?, data.len())));
         let (n, read) = match step {
             Ok(s) => s,
             Err(_) if done > 0 => break,
@@ -101,6 +114,8 @@ pub fn sys_copy_file_range(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out
         return error!(EINVAL);
     }
     let (si, so) = (read_off(t, off_in)?, read_off(t, off_out)?);
+    // RLIMIT_FSIZE cuts the whole copy short up front (Linux's generic_copy_file_checks).
+    let len = super::fs::writable_len(t, &*dst, len as u64, so)? as usize;
     let r = transfer(t, &src, &dst, si, so, len);
     account(t, &r);
     let (n, ni, no) = r?;
@@ -161,7 +176,7 @@ pub fn sys_splice(t: &mut Task, fd_in: Fd, off_in: UserRef<i64>, fd_out: Fd, off
     }
     let written = match dst.pipe() {
         Some(p) => p.put(t, &data, nonblock(&dst)),
-        None => dst.write_from(t, &data, so),
+        None => splice_write(t, &*dst, &data, so),
     };
     let n = *written.as_ref().unwrap_or(&0);
     match src.pipe() {

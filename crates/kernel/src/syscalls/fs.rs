@@ -4,10 +4,12 @@
 use crate::fs::fasync;
 use crate::fs::inotify::{notify_file, IN_ACCESS, IN_MODIFY};
 use crate::mm::{UserBuffers, UserRef};
-use crate::task::Task;
-use crate::vfs::{Fd, FileDescription};
+use crate::task::signals::{send_to_thread, SigInfo, SI_USER};
+use crate::task::{Task, RLIMIT_FSIZE, RLIM_INFINITY};
+use crate::vfs::inode::{S_IFMT, S_IFREG};
+use crate::vfs::{Fd, FileDescription, OpenFlags};
 use rvisor_abi::structs::Stat;
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, Errno, SysResult, UserAddr};
 
 /// Reads from `file`, reporting IN_ACCESS when something was read.
 /// Every call that reaches the file counts for I/O accounting, as in Linux's vfs_read.
@@ -21,8 +23,67 @@ pub(super) fn read(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, off
     Ok(n)
 }
 
+const SEEK_CUR: i32 = 1;
+
+/// A write or a size change that would take a file past RLIMIT_FSIZE: SIGXFSZ to the
+/// calling thread, as from itself (Linux's send_sig(SIGXFSZ, current, 0)), and EFBIG.
+pub(super) fn file_too_big(t: &Task) -> Errno {
+    let info = SigInfo::new(rvisor_abi::consts::SIGXFSZ, SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);
+    send_to_thread(&t.thread, info);
+    errno!(EFBIG)
+}
+
+/// A regular file may not grow from `size` to `new_size` past RLIMIT_FSIZE
+/// (truncate, fallocate: Linux's inode_newsize_ok).
+pub(super) fn check_new_size(t: &Task, size: u64, new_size: u64) -> SysResult<()> {
+    let limit = t.tg.rlimit(RLIMIT_FSIZE).cur;
+    if new_size > size && limit != RLIM_INFINITY && new_size > limit {
+        return Err(file_too_big(t));
+    }
+    Ok(())
+}
+
+/// How many of `count` bytes a write to `file` at `offset` (or where a write goes:
+/// the file position, or the end with O_APPEND) may write under RLIMIT_FSIZE, as
+/// Linux's generic_write_check_limits: only a regular file is limited; a write that
+/// would start at or past the limit writes nothing (file_too_big), one that would
+/// cross it stops at it.
+pub(super) fn writable_len(t: &Task, file: &dyn FileDescription, count: u64, offset: Option<u64>) -> SysResult<u64> {
+    let limit = t.tg.rlimit(RLIMIT_FSIZE).cur;
+    if limit == RLIM_INFINITY || count == 0 {
+        return Ok(count);
+    }
+    let st = file.stat()?;
+    if st.st_mode & S_IFMT != S_IFREG {
+        return Ok(count);
+    }
+    let pos = match offset {
+        Some(o) => o,
+        None if file.status_flags() & OpenFlags::APPEND != 0 => st.st_size as u64,
+        None => file.seek(0, SEEK_CUR)? as u64,
+    };
+    if pos >= limit {
+        return Err(file_too_big(t));
+    }
+    Ok(count.min(limit - pos))
+}
+
 /// Writes to `file`, reporting IN_MODIFY when something was written.
 pub(super) fn write(t: &Task, file: &dyn FileDescription, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
+    let total = bufs.total();
+    let allowed = writable_len(t, file, total, offset.map(|o| o as u64));
+    let limited;
+    let bufs = match allowed {
+        Ok(n) if n < total => {
+            limited = bufs.truncated(n);
+            &limited
+        }
+        Ok(_) => bufs,
+        Err(e) => {
+            t.thread.io.write_call(0);
+            return Err(e);
+        }
+    };
     let r = file.write(t, bufs, offset);
     t.thread.io.write_call(*r.as_ref().unwrap_or(&0));
     let n = r?;

@@ -2,7 +2,7 @@
 //! and the mlock family.
 
 use crate::mm::ops::Placement;
-use crate::task::Task;
+use crate::task::{Task, RLIMIT_AS, RLIM_INFINITY};
 use crate::vfs::{Mount, MountFlags};
 use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
@@ -52,7 +52,21 @@ fn refuses_exec_gain(t: &Task) -> bool {
     t.tg.mm_flags().contains(crate::task::MmFlags::MDWE)
 }
 
+/// RLIMIT_AS: whether the address space may grow by `grow` bytes, less the
+/// `replaced` bytes of mappings a MAP_FIXED one takes over (Linux's may_expand_vm).
+fn may_expand(t: &Task, grow: u64, replaced: u64) -> bool {
+    let limit = t.tg.rlimit(RLIMIT_AS).cur;
+    limit == RLIM_INFINITY || (t.mm.mapped_bytes(0, u64::MAX) - replaced).saturating_add(grow) <= limit
+}
+
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
+    let brk = t.mm.layout().brk;
+    // A break past RLIMIT_AS fails as any other: the old break comes back.
+    if let (Some(old_top), Some(new_top)) = (page_up(brk), page_up(addr.get())) {
+        if new_top > old_top && !may_expand(t, new_top - old_top, 0) {
+            return Ok(brk);
+        }
+    }
     Ok(t.mm.brk(t.ctx.as_mut(), addr.get()))
 }
 
@@ -71,7 +85,7 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     if len == 0 || offset % PAGE_SIZE != 0 {
         return error!(EINVAL);
     }
-    page_up(len).ok_or_else(|| errno!(ENOMEM))?;
+    let pages = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
     let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
         Placement::FixedNoReplace(addr.get())
     } else if flags & MAP_FIXED != 0 {
@@ -79,6 +93,13 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     } else {
         Placement::Hint(addr.get())
     };
+    let replaced = match placement {
+        Placement::Fixed(a) => t.mm.mapped_bytes(a, a.saturating_add(pages)),
+        _ => 0,
+    };
+    if !may_expand(t, pages, replaced) {
+        return error!(ENOMEM);
+    }
     if flags & MAP_ANONYMOUS != 0 {
         return t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0);
     }
@@ -145,6 +166,12 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
         return t.mm.mremap_dontunmap(t.ctx.as_mut(), old_addr.get(), old_len, new_addr.get(), flags & MREMAP_FIXED != 0);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
+    if let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) {
+        let replaced = fixed.map_or(0, |a| t.mm.mapped_bytes(a, a.saturating_add(new)));
+        if new > old && !may_expand(t, new - old, replaced) {
+            return error!(ENOMEM);
+        }
+    }
     t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)
 }
 

@@ -307,7 +307,11 @@ fn setattr(t: &Task, d: &Dentry, mut a: SetAttr, change: Change) -> SysResult<()
     if read_only(d) {
         return error!(EROFS);
     }
-    perm::may_setattr(&t.thread.fs_creds(), &d.inode.stat()?, &mut a, change)?;
+    let st = d.inode.stat()?;
+    perm::may_setattr(&t.thread.fs_creds(), &st, &mut a, change)?;
+    if let Some(size) = a.size {
+        super::fs::check_new_size(t, st.st_size as u64, size)?;
+    }
     d.inode.setattr(&a)?;
     let mut mask = 0;
     if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
@@ -627,8 +631,12 @@ pub fn sys_fallocate(t: &mut Task, fd: Fd, mode: i32, offset: i64, len: i64) -> 
         // Punching without KEEP_SIZE, collapsing and zeroing ranges: not supported.
         return error!(EOPNOTSUPP);
     }
+    let size = d.inode.stat()?.st_size;
+    if mode & FALLOC_FL_KEEP_SIZE == 0 {
+        super::fs::check_new_size(t, size as u64, end as u64)?;
+    }
     d.inode.allocate(offset as u64, len as u64)?;
-    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > d.inode.stat()?.st_size {
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
         setattr(t, &d, SetAttr { size: Some(end as u64), ..SetAttr::default() }, Change::Other)?;
     }
     Ok(())

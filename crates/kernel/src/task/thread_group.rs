@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RLIMIT_COUNT: usize = 16;
 pub const RLIMIT_CPU_INDEX: usize = 0;
+pub const RLIMIT_FSIZE: usize = 1;
+pub const RLIMIT_AS: usize = 9;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
 pub const RLIMIT_NOFILE: usize = 7;
-const RLIM_INFINITY: u64 = u64::MAX;
+pub const RLIM_INFINITY: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Credentials {

@@ -34,7 +34,7 @@ use super::nsfs::{Namespace, NsInode, NsKind};
 use super::simple::{now, Attrs, SeqFile};
 use crate::kernel::Kernel;
 use crate::task::{PidNamespace, Resources, Thread, ThreadGroup};
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, DT_DIR, DT_LNK, DT_REG, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::vfs::inode::{DirEntry, Inode, OpenFlags, DT_DIR, DT_LNK, DT_REG, S_IFDIR, S_IFLNK, S_IFREG, S_IFSOCK};
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use pid::PidEntry;
 use rvisor_abi::structs::Stat;
@@ -561,8 +561,8 @@ impl Inode for ProcInode {
 
 /// What a walk through /proc/[pid]/fd/N reaches for a file with no dentry: the
 /// open file itself. Opening it shares that open file description (Linux would
-/// make a new one on the same pipe or socket; the difference shows only in
-/// status flags).
+/// make a new one on the same pipe; the difference shows only in status flags);
+/// a socket does not open (ENXIO: sockfs inodes have Linux's no_open).
 struct OpenFileInode {
     file: Arc<dyn FileDescription>,
 }
@@ -577,6 +577,9 @@ impl Inode for OpenFileInode {
     }
 
     fn open(&self, _dentry: &Arc<Dentry>, _flags: OpenFlags) -> SysResult<Arc<dyn FileDescription>> {
+        if self.kind() == S_IFSOCK {
+            return error!(ENXIO);
+        }
         Ok(self.file.clone())
     }
 
