@@ -1722,3 +1722,11 @@ fn sendfile_partial_to_full_socket() {
         all([expect_all_ok(o), expect_stdout_has_line(o, "full socket: -1 EAGAIN")])
     });
 }
+
+/// SO_SNDBUF and SO_RCVBUF read back as Linux keeps them and bound what an AF_UNIX
+/// stream or a TCP connection holds; an accepted socket has its listener's; a larger
+/// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile).
+#[test]
+fn socket_buffer_sizes() {
+    compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
+}
