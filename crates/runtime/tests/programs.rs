@@ -1730,3 +1730,11 @@ fn sendfile_partial_to_full_socket() {
 fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
 }
+
+/// A TCP connection reset by its peer (SO_LINGER 0) is closed: getpeername is ENOTCONN
+/// while the bytes that came before the reset are still read (CPython's
+/// test_ssl.TestPreHandshakeClose).
+#[test]
+fn tcp_reset_peername() {
+    compare("tcp_reset_peername", "tcp_reset_peername", &Spec::default(), expect_all_ok);
+}

@@ -744,9 +744,12 @@ impl Socket for TcpSocket {
         }
     }
 
+    /// A connection that ended in a reset, reported or not, is closed
+    /// (Linux's TCP_CLOSE): ENOTCONN, though bytes that came before it can
+    /// still be read.
     fn peer_name(&self) -> SysResult<Vec<u8>> {
         match &*self.state() {
-            State::Connected { peer, .. } => Ok(inet::sockaddr(*peer)),
+            State::Connected { peer, stream, .. } if !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() => Ok(inet::sockaddr(*peer)),
             State::Remote { conn, peer } if conn.handshake() == Ok(true) => Ok(inet::sockaddr(*peer)),
             _ => error!(ENOTCONN),
         }

@@ -414,6 +414,11 @@ impl UnixSocket {
         self.reset.swap(false, Ordering::Relaxed)
     }
 
+    /// Whether an ECONNRESET waits to be reported.
+    pub fn reset_pending(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
+    }
+
     fn set_reset(&self) {
         self.reset.store(true, Ordering::Relaxed);
         self.queue.notify_events(POLLERR);
