@@ -1812,3 +1812,19 @@ fn sendfile_partial_to_full_socket() {
         all([expect_all_ok(o), expect_stdout_has_line(o, "full socket: -1 EAGAIN")])
     });
 }
+
+/// SO_SNDBUF and SO_RCVBUF read back as Linux keeps them and bound what an AF_UNIX
+/// stream or a TCP connection holds; an accepted socket has its listener's; a larger
+/// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile).
+#[test]
+fn socket_buffer_sizes() {
+    compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
+}
+
+/// A TCP connection reset by its peer (SO_LINGER 0) is closed: getpeername is ENOTCONN
+/// while the bytes that came before the reset are still read (CPython's
+/// test_ssl.TestPreHandshakeClose).
+#[test]
+fn tcp_reset_peername() {
+    compare("tcp_reset_peername", "tcp_reset_peername", &Spec::default(), expect_all_ok);
+}

@@ -22,7 +22,10 @@ const GROUPS: &[&[&str]] = &[
         "test.test_resource", "test.test_pwd", "test.test_grp", "test.test_stat", "test.test_glob",
         "test.test_fileio", "test.test_file", "test.test_posixpath",
     ],
-    &["test.test_signal", "test.test_threadsignals", "test.test_socketserver"],
+    &[
+        "test.test_signal", "test.test_threadsignals", "test.test_socketserver", "test.test_asyncio.test_sendfile",
+        "test.test_ssl.TestPreHandshakeClose",
+    ],
     &[
         "test.test_socket.BasicSocketPairTest", "test.test_socket.BasicTCPTest", "test.test_socket.BasicUDPTest",
         "test.test_socket.BasicUDPLITETest", "test.test_socket.CmsgMacroTests", "test.test_socket.ContextManagersTest",

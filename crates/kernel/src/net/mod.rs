@@ -28,7 +28,7 @@ use crate::task::Task;
 use crate::vfs::FileDescription;
 use rvisor_abi::structs::{Stat, Ucred};
 use rvisor_abi::{error, ErrnoCode, SysResult};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -138,6 +138,11 @@ pub trait Socket: Send + Sync {
     fn timeouts(&self) -> Option<&Timeouts> {
         None
     }
+    /// SO_SNDBUF and SO_RCVBUF, for a socket whose queues honour them
+    /// (others report BUFFER).
+    fn buffer_sizes(&self) -> Option<&BufferSizes> {
+        None
+    }
 }
 
 /// Which way a socket call moves data, for its timeout.
@@ -166,6 +171,49 @@ impl Timeouts {
     /// The limit of a call that starts now.
     pub fn limit(&self, way: Way) -> Limit {
         Limit(self.get(way).map(crate::time::deadline_in))
+    }
+}
+
+/// Linux's smallest send and receive buffers (SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF).
+const MIN_SEND_BUFFER: usize = 4608;
+const MIN_RECEIVE_BUFFER: usize = 2304;
+
+/// SO_RCVBUF and SO_SNDBUF as Linux keeps them (sk_rcvbuf, sk_sndbuf): BUFFER
+/// until set; a value set is capped at net.core.rmem_max and wmem_max (BUFFER
+/// by default) and doubled, since Linux charges its bookkeeping against them,
+/// and no less than the minimum. What a queue may hold follows from them
+/// (net/unix.rs). Indexed by `Way`.
+pub struct BufferSizes {
+    values: [AtomicUsize; 2],
+}
+
+impl Default for BufferSizes {
+    fn default() -> Self {
+        BufferSizes { values: [AtomicUsize::new(BUFFER), AtomicUsize::new(BUFFER)] }
+    }
+}
+
+impl BufferSizes {
+    pub fn get(&self, way: Way) -> usize {
+        self.values[way as usize].load(Ordering::Relaxed)
+    }
+
+    /// setsockopt's value `asked`, compared unsigned as sock_setsockopt
+    /// does: a negative one is the cap.
+    pub fn set(&self, way: Way, asked: i32) {
+        let min = match way {
+            Way::Receive => MIN_RECEIVE_BUFFER,
+            Way::Send => MIN_SEND_BUFFER,
+        };
+        let value = (asked as u32 as usize).min(BUFFER) * 2;
+        self.values[way as usize].store(value.max(min), Ordering::Relaxed);
+    }
+
+    /// A listener's sizes, for a connection it accepted (Linux clones them).
+    pub fn inherit(&self, from: &BufferSizes) {
+        for way in [Way::Receive, Way::Send] {
+            self.values[way as usize].store(from.get(way), Ordering::Relaxed);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use super::inet::{self, Endpoint, PortUser, Route};
 use super::NetNamespace;
 use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
 use super::unix::{connected_streams, UnixSocket};
-use super::{shutdown_sides, Ancillary, Limit, Received, Socket, SocketInode, Timeouts, Way, SIOCATMARK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
+use super::{shutdown_sides, Ancillary, BufferSizes, Limit, Received, Socket, SocketInode, Timeouts, Way, SIOCATMARK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::structs::TcpInfo;
@@ -64,6 +64,8 @@ pub struct TcpSocket {
     queue: Arc<WaitQueue>,
     state: Mutex<State>,
     timeouts: Arc<Timeouts>,
+    /// SO_SNDBUF and SO_RCVBUF, which its stream end's queues follow.
+    buffers: Arc<BufferSizes>,
     /// Its pending error (SO_ERROR), beyond the stream's ECONNRESET: EPIPE
     /// after the reset that answers a send to a closed peer, ECONNREFUSED
     /// after a non-blocking connect to nobody.
@@ -98,6 +100,7 @@ impl TcpSocket {
             queue: Arc::default(),
             state: Mutex::new(State::Closed),
             timeouts: Arc::default(),
+            buffers: Arc::default(),
             error: Mutex::default(),
             reset: AtomicBool::new(false),
             connect_unreported: AtomicBool::new(false),
@@ -181,8 +184,13 @@ impl TcpSocket {
         for way in [Way::Receive, Way::Send] {
             accepted.timeouts.set(way, listener.timeouts.get(way));
         }
+        accepted.buffers.inherit(&listener.buffers);
         loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
-        let [mine, theirs] = connected_streams([self.queue.clone(), accepted.queue.clone()], [self.timeouts.clone(), accepted.timeouts.clone()]);
+        let [mine, theirs] = connected_streams(
+            [self.queue.clone(), accepted.queue.clone()],
+            [self.timeouts.clone(), accepted.timeouts.clone()],
+            [self.buffers.clone(), accepted.buffers.clone()],
+        );
         mine.set_oob_inline(self.oob_inline());
         theirs.set_oob_inline(accepted.oob_inline());
         *accepted.state() = State::Connected { stream: theirs, peer: inet::in_domain(domain, src), other: self.me.clone() };
@@ -736,9 +744,12 @@ impl Socket for TcpSocket {
         }
     }
 
+    /// A connection that ended in a reset, reported or not, is closed
+    /// (Linux's TCP_CLOSE): ENOTCONN, though bytes that came before it can
+    /// still be read.
     fn peer_name(&self) -> SysResult<Vec<u8>> {
         match &*self.state() {
-            State::Connected { peer, .. } => Ok(inet::sockaddr(*peer)),
+            State::Connected { peer, stream, .. } if !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() => Ok(inet::sockaddr(*peer)),
             State::Remote { conn, peer } if conn.handshake() == Ok(true) => Ok(inet::sockaddr(*peer)),
             _ => error!(ENOTCONN),
         }
@@ -790,6 +801,10 @@ impl Socket for TcpSocket {
 
     fn timeouts(&self) -> Option<&Timeouts> {
         Some(&self.timeouts)
+    }
+
+    fn buffer_sizes(&self) -> Option<&BufferSizes> {
+        Some(&self.buffers)
     }
 }
 

@@ -15,7 +15,7 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
-use super::{int_option, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
+use super::{int_option, BufferSizes, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI};
@@ -272,11 +272,38 @@ pub struct Pair {
     waiters: [Arc<WaitQueue>; 2],
     /// The sockets, for what a send asks of the receiver (SO_PASSCRED).
     ends: [Weak<UnixSocket>; 2],
+    /// The ends' SO_SNDBUF and SO_RCVBUF.
+    sizes: [Arc<BufferSizes>; 2],
+    kind: i32,
+    /// It carries a TCP connection (net/tcp.rs).
+    tcp: bool,
 }
 
 impl Pair {
     fn queue(&self, i: usize) -> MutexGuard<'_, Queue> {
         self.queues[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bytes the queue end `i` reads may hold. AF_UNIX: its writer's
+    /// send buffer, which unix_stream_sendmsg waits on (the reader's receive
+    /// buffer plays no part). TCP: what the writer's send queue and the
+    /// reader's window take, about half of each buffer (the rest goes to
+    /// Linux's bookkeeping). Seqpacket keeps the default buffer, which bounds
+    /// its messages too.
+    fn capacity(&self, i: usize) -> usize {
+        let (writer, reader) = (&self.sizes[1 - i], &self.sizes[i]);
+        if self.kind != SOCK_STREAM {
+            BUFFER
+        } else if self.tcp {
+            writer.get(Way::Send) / 2 + reader.get(Way::Receive) / 2
+        } else {
+            writer.get(Way::Send)
+        }
+    }
+
+    /// Room left in the queue end `i` reads.
+    fn room(&self, i: usize, q: &Queue) -> usize {
+        self.capacity(i).saturating_sub(q.bytes)
     }
 }
 
@@ -350,6 +377,8 @@ pub struct UnixSocket {
     /// SO_RCVTIMEO and SO_SNDTIMEO (a TCP connection's ends share their
     /// sockets').
     timeouts: Arc<Timeouts>,
+    /// SO_SNDBUF and SO_RCVBUF (shared likewise).
+    buffers: Arc<BufferSizes>,
     /// A pending ECONNRESET (Linux's sk_err): its peer closed with messages
     /// unread or before accepting the connection, or a datagram peer connected
     /// back to it dropped what it had queued. The next send or receive (or
@@ -371,12 +400,12 @@ impl UnixSocket {
     /// socket(2): a new socket of type `kind`, with status `flags` (O_NONBLOCK).
     pub fn new(kind: i32, flags: u32) -> SysResult<Arc<UnixSocket>> {
         check_kind(kind)?;
-        Ok(UnixSocket::with_queue(kind, flags, Arc::default(), Arc::default(), false))
+        Ok(UnixSocket::with_queue(kind, flags, Arc::default(), Arc::default(), Arc::default(), false))
     }
 
-    /// A socket whose readiness changes wake `queue`, with `timeouts`; `tcp`
-    /// for a stream end carrying a TCP connection.
-    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>, timeouts: Arc<Timeouts>, tcp: bool) -> Arc<UnixSocket> {
+    /// A socket whose readiness changes wake `queue`, with `timeouts` and
+    /// `buffers`; `tcp` for a stream end carrying a TCP connection.
+    fn with_queue(kind: i32, flags: u32, queue: Arc<WaitQueue>, timeouts: Arc<Timeouts>, buffers: Arc<BufferSizes>, tcp: bool) -> Arc<UnixSocket> {
         let relay = Arc::new(Relay(Arc::downgrade(&queue)));
         Arc::new_cyclic(|me| UnixSocket {
             kind,
@@ -397,6 +426,7 @@ impl UnixSocket {
             oob_inline: AtomicBool::new(false),
             tcp,
             timeouts,
+            buffers,
         })
     }
 
@@ -459,6 +489,11 @@ impl UnixSocket {
         self.reset.swap(false, Ordering::Relaxed)
     }
 
+    /// Whether an ECONNRESET waits to be reported.
+    pub fn reset_pending(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
+    }
+
     fn set_reset(&self) {
         self.reset.store(true, Ordering::Relaxed);
         self.queue.notify_events(POLLERR);
@@ -510,13 +545,21 @@ impl UnixSocket {
 
 /// Connects two sockets of one type: a new pair for a stream or seqpacket,
 /// each the other's peer for datagrams.
+/// Connects `a` and `b` (a TCP connection's ends when they are marked so).
 fn join(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>) {
     if a.kind == SOCK_DGRAM {
         a.set_peer(Some(b));
         b.set_peer(Some(a));
         return;
     }
-    let pair = Arc::new(Pair { queues: Default::default(), waiters: [a.queue.clone(), b.queue.clone()], ends: [a.me.clone(), b.me.clone()] });
+    let pair = Arc::new(Pair {
+        queues: Default::default(),
+        waiters: [a.queue.clone(), b.queue.clone()],
+        ends: [a.me.clone(), b.me.clone()],
+        sizes: [a.buffers.clone(), b.buffers.clone()],
+        kind: a.kind,
+        tcp: a.tcp,
+    });
     *a.state() = State::Connected(Conn { pair: pair.clone(), end: 0 });
     *b.state() = State::Connected(Conn { pair, end: 1 });
 }
@@ -532,11 +575,11 @@ pub fn socketpair(kind: i32, flags: u32, creds: Ucred) -> SysResult<(Arc<UnixSoc
     Ok((a, b))
 }
 
-/// Two connected stream sockets that wake `queues` and keep `timeouts`
-/// (those of the files they serve: TCP connections are such a pair).
-pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 2]) -> [Arc<UnixSocket>; 2] {
-    let ([qa, qb], [ta, tb]) = (queues, timeouts);
-    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa, ta, true), UnixSocket::with_queue(SOCK_STREAM, 0, qb, tb, true));
+/// Two connected stream sockets that carry a TCP connection: they wake
+/// `queues` and keep `timeouts` and `buffers` (those of the files they serve).
+pub fn connected_streams(queues: [Arc<WaitQueue>; 2], timeouts: [Arc<Timeouts>; 2], buffers: [Arc<BufferSizes>; 2]) -> [Arc<UnixSocket>; 2] {
+    let ([qa, qb], [ta, tb], [ba, bb]) = (queues, timeouts, buffers);
+    let (a, b) = (UnixSocket::with_queue(SOCK_STREAM, 0, qa, ta, ba, true), UnixSocket::with_queue(SOCK_STREAM, 0, qb, tb, bb, true));
     join(&a, &b);
     [a, b]
 }
@@ -1096,7 +1139,7 @@ impl UnixSocket {
                     }
                     return if sent > 0 { Ok(sent) } else { error!(EPIPE) };
                 }
-                let room = BUFFER.saturating_sub(q.bytes);
+                let room = c.pair.room(c.peer(), &q);
                 let fits = if stream { room.min(plain - sent) } else if room >= data.len() { data.len() } else { 0 };
                 let mut marked = false;
                 if fits > 0 || data.is_empty() {
@@ -1131,7 +1174,7 @@ impl UnixSocket {
             }
             let waited = self.wait(t, limit, || {
                 let q = c.pair.queue(c.peer());
-                q.write_shut || q.read_shut || BUFFER.saturating_sub(q.bytes) >= if stream { 1 } else { data.len() }
+                q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) >= if stream { 1 } else { data.len() }
             });
             if let Err(e) = waited {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
@@ -1213,7 +1256,7 @@ impl UnixSocket {
             if q.write_shut || q.read_shut {
                 return error!(EPIPE);
             }
-            let fits = BUFFER.saturating_sub(q.bytes).min(data.len());
+            let fits = c.pair.room(c.peer(), &q).min(data.len());
             if fits == 0 {
                 return if data.is_empty() { Ok(0) } else { error!(EAGAIN) };
             }
@@ -1583,6 +1626,10 @@ impl Socket for UnixSocket {
         Some(&self.timeouts)
     }
 
+    fn buffer_sizes(&self) -> Option<&BufferSizes> {
+        Some(&self.buffers)
+    }
+
     /// SO_PEERCRED, SO_PASSCRED and SO_OOBINLINE; address reuse and
     /// keepalive mean nothing here and read 0.
     fn get_option(&self, t: &Task, level: i32, name: i32) -> SysResult<Vec<u8>> {
@@ -1670,7 +1717,7 @@ impl FileDescription for UnixSocket {
         };
         let out_shut = {
             let q = c.pair.queue(c.peer());
-            if q.write_shut || q.read_shut || q.bytes < BUFFER {
+            if q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) > 0 {
                 ev |= POLLOUT;
             }
             q.write_shut
@@ -1845,7 +1892,7 @@ mod tests {
     #[test]
     fn task_free_stream_calls() {
         let code = |r: SysResult<usize>| r.unwrap_err().code;
-        let [a, b] = connected_streams([Arc::default(), Arc::default()], [Arc::default(), Arc::default()]);
+        let [a, b] = connected_streams([Arc::default(), Arc::default()], [Arc::default(), Arc::default()], [Arc::default(), Arc::default()]);
         assert_eq!(a.try_receive_stream(10).unwrap_err().code, ErrnoCode::EAGAIN);
         assert_eq!(a.try_send_stream(b"hello").unwrap(), 5);
         assert_eq!(b.try_receive_stream(3).unwrap(), b"hel");

@@ -486,7 +486,7 @@ pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
         (SOL_SOCKET, SO_TYPE) => sock.kind(),
         (SOL_SOCKET, SO_ERROR) => sock.take_error().map_or(0, |e| i32::from(e.0)),
         (SOL_SOCKET, SO_ACCEPTCONN) => i32::from(sock.listening()),
-        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => BUFFER as i32,
+        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => sock.buffer_sizes().map_or(BUFFER, |b| b.get(way_of(name))) as i32,
         (SOL_SOCKET, SO_DOMAIN) => sock.domain(),
         (SOL_SOCKET, SO_PROTOCOL) => sock.protocol(),
         _ => return write_option(t, value, len, &sock.get_option(t, level, name)?),
@@ -506,8 +506,8 @@ fn write_option(t: &Task, value: UserAddr, len: UserRef<u32>, bytes: &[u8]) -> S
     t.mm.write_obj(len, &(n as u32))
 }
 
-/// setsockopt: the buffer sizes (fixed here) are accepted for every family;
-/// the rest is the family's.
+/// setsockopt: the buffer sizes are accepted for every family (and kept by
+/// those whose queues honour them); the rest is the family's.
 pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAddr, len: u32) -> SysResult<()> {
     let file = t.fds.get(fd)?;
     let sock = socket(&file)?;
@@ -517,7 +517,16 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     let mut bytes = vec![0u8; (len as usize).min(256)];
     t.mm.read_bytes(value, &mut bytes)?;
     if level == SOL_SOCKET && matches!(name, SO_SNDBUF | SO_RCVBUF) {
-        return crate::net::int_option(&bytes).map(drop);
+        let asked = crate::net::int_option(&bytes)?;
+        if let Some(sizes) = sock.buffer_sizes() {
+            sizes.set(way_of(name), asked);
+            // A larger send buffer may let a blocked writer go on (Linux's
+            // sk_write_space).
+            if let Some(q) = file.wait_queue() {
+                q.notify_events(crate::vfs::POLLOUT);
+            }
+        }
+        return Ok(());
     }
     if let (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO, Some(timeouts)) = (level, name, sock.timeouts()) {
         timeouts.set(way_of(name), timeout_of(&bytes)?);
@@ -526,8 +535,9 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     sock.set_option(t, level, name, &bytes)
 }
 
+/// The direction a timeout or buffer option is about.
 fn way_of(name: i32) -> Way {
-    if name == SO_RCVTIMEO { Way::Receive } else { Way::Send }
+    if matches!(name, SO_RCVTIMEO | SO_RCVBUF) { Way::Receive } else { Way::Send }
 }
 
 /// A socket timeout as setsockopt gives it, a `struct timeval`, as Linux's
