@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 static long futex(void *uaddr, int op, int val, const struct timespec *ts, void *uaddr2, int val3) {
     return syscall(SYS_futex, uaddr, op, val, ts, uaddr2, val3);
@@ -56,21 +57,6 @@ static double mono(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static struct timespec abs_after(clockid_t clk, long ms) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_nsec -= 1000000000L;
-        ts.tv_sec++;
-    }
-    return ts;
-}
-
-static int ts_ge(struct timespec a, struct timespec b) {
-    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
 }
 
 static atomic_int park; /* where waiters are counted */

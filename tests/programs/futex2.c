@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 #define NR_futex_wake 454
 #define NR_futex_wait 455
@@ -63,21 +64,6 @@ static const char *res(long r) {
     if (r >= 0) snprintf(buf, sizeof buf, "%ld", r);
     else snprintf(buf, sizeof buf, "-1 %s", errname(errno));
     return buf;
-}
-
-static struct timespec abs_after(clockid_t clk, long ms) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_nsec -= 1000000000L;
-        ts.tv_sec++;
-    }
-    return ts;
-}
-
-static int ts_ge(struct timespec a, struct timespec b) {
-    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
 }
 
 static atomic_int park;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 #define NR_futex_waitv 449
 #define SIZE_U8 0x00
@@ -61,21 +62,6 @@ static const char *res(long r) {
 static struct waitv entry(atomic_int *word, int val, unsigned flags) {
     struct waitv w = {.val = (uint64_t)(unsigned)val, .uaddr = (uintptr_t)word, .flags = flags, .reserved = 0};
     return w;
-}
-
-static struct timespec abs_after(clockid_t clk, long ms) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_nsec -= 1000000000L;
-        ts.tv_sec++;
-    }
-    return ts;
-}
-
-static int ts_ge(struct timespec a, struct timespec b) {
-    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
 }
 
 static atomic_int park;

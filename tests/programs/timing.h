@@ -1,6 +1,6 @@
-// What tests that time a sleeper need: the milliseconds since a start, and the
-// state letter of a task in /proc, which tells when it is asleep or stopped
-// without the test sleeping itself.
+// What tests that time a sleeper need: the milliseconds since a start, absolute
+// deadlines, and the state letter of a task in /proc, which tells when it is
+// asleep or stopped without the test sleeping itself.
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +12,23 @@ static inline long ms_since(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+// The time on clock `clk` `ms` milliseconds from now, as an absolute deadline.
+static inline struct timespec abs_after(clockid_t clk, long ms) {
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    while (ts.tv_nsec >= 1000000000L) {
+        ts.tv_nsec -= 1000000000L;
+        ts.tv_sec++;
+    }
+    return ts;
+}
+
+// Whether `a` is at or after `b`.
+static inline int ts_ge(struct timespec a, struct timespec b) {
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
 }
 
 // The state letter of the stat file at `path` ('?' if it cannot be read).
