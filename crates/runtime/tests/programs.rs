@@ -941,6 +941,21 @@ fn futex2() {
     });
 }
 
+/// process_madvise on a child through its pidfd: the hints one process may give
+/// another, over several ranges, leave its memory alone; EINVAL, ENOMEM (or the
+/// bytes before a gap), EFAULT, EBADF and ESRCH as Linux.
+#[test]
+fn process_madvise() {
+    compare("process_madvise", "process_madvise", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "MADV_COLD over two ranges: 8192"),
+            expect_stdout_has_line(o, "a mapped range, then an unmapped one: 4096"),
+        ])
+    });
+}
+
 /// kcmp: shared file descriptions (dup, fork), address spaces, descriptor tables,
 /// file-system contexts and handlers of threads, forked and CLONE_VM children; a
 /// consistent order; ESRCH, EINVAL, EBADF and EPERM.

@@ -3,7 +3,7 @@
 
 use crate::mm::ops::Placement;
 use crate::task::{Task, RLIMIT_AS, RLIM_INFINITY};
-use crate::vfs::{Mount, MountFlags};
+use crate::vfs::{Fd, Mount, MountFlags};
 use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
 
@@ -34,6 +34,10 @@ const MADV_FREE: i32 = 8;
 const MADV_REMOVE: i32 = 9;
 const MADV_DONTNEED_LOCKED: i32 = 24;
 const MADV_DONTNEED: i32 = 4;
+const MADV_WILLNEED: i32 = 3;
+const MADV_COLD: i32 = 20;
+const MADV_PAGEOUT: i32 = 21;
+const MADV_COLLAPSE: i32 = 25;
 const MADV_DONTFORK: i32 = 10;
 const MADV_DOFORK: i32 = 11;
 const MADV_WIPEONFORK: i32 = 18;
@@ -175,11 +179,17 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
     t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)
 }
 
-pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult<()> {
+/// madvise's checks of a range: an aligned start, a length that rounds up to
+/// whole pages (EINVAL otherwise); the rounded length.
+fn advised_len(addr: UserAddr, len: u64) -> SysResult<u64> {
     if addr.get() % PAGE_SIZE != 0 {
         return error!(EINVAL);
     }
-    let len = page_up(len).ok_or_else(|| errno!(EINVAL))?;
+    page_up(len).ok_or_else(|| errno!(EINVAL))
+}
+
+pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult<()> {
+    let len = advised_len(addr, len)?;
     if len == 0 {
         return if (0..=25).contains(&advice) { Ok(()) } else { error!(EINVAL) };
     }
@@ -199,6 +209,42 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
         0..=3 | 8..=25 => t.mm.require_mapped(addr.get(), len),
         _ => error!(EINVAL),
     }
+}
+
+/// process_madvise: the hints one process may give about another's memory
+/// (Linux 6.8's: COLD, PAGEOUT, WILLNEED, COLLAPSE), which change nothing here,
+/// range by range as madvise checks them; the bytes advised before a range
+/// failed, or its error.
+pub fn sys_process_madvise(t: &mut Task, pidfd: Fd, iov: UserAddr, vlen: u64, advice: i32, flags: u32) -> SysResult<u64> {
+    const CAP_SYS_NICE: u32 = 23;
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let ranges = t.mm.read_iovecs(iov, usize::try_from(vlen).map_err(|_| errno!(EINVAL))?)?;
+    let (tg, _) = super::pidfd::pidfd_target(t, pidfd)?;
+    if tg.is_reaped() {
+        return error!(ESRCH);
+    }
+    if !matches!(advice, MADV_WILLNEED | MADV_COLD | MADV_PAGEOUT | MADV_COLLAPSE) {
+        return error!(EINVAL);
+    }
+    let leader = tg.threads().into_iter().next().ok_or_else(|| errno!(ESRCH))?;
+    if !crate::task::ptrace::may_trace(&t.tg, &tg) || crate::landlock::scope::may_trace(&t.thread, &leader).is_err() {
+        return error!(EACCES);
+    }
+    let mm = tg.threads().iter().find_map(|th| th.resources()).map(|r| r.mm).ok_or_else(|| errno!(ESRCH))?;
+    if !t.tg.capable(CAP_SYS_NICE) {
+        return error!(EPERM);
+    }
+    let mut advised = 0;
+    for &(addr, len) in &ranges.iovs {
+        let checked = advised_len(addr, len).and_then(|n| if n == 0 { Ok(()) } else { mm.require_mapped(addr.get(), n) });
+        if let Err(e) = checked {
+            return if advised > 0 { Ok(advised) } else { Err(e) };
+        }
+        advised += len;
+    }
+    Ok(advised)
 }
 
 pub fn sys_msync(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResult<()> {
