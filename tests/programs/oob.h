@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 static void done(int fd[2]) {
@@ -62,4 +64,44 @@ static int urg_pending(void) {
   sigset_t s;
   sigpending(&s);
   return sigismember(&s, SIGURG);
+}
+
+/* select's exceptfds and EPOLLPRI while an OOB byte is pending, and once it is
+ * taken, on a connection `make` opens. */
+static void oob_readiness(void (*make)(int fd[2])) {
+  int f[2];
+  long r;
+  puts("-- select's exceptfds and EPOLLPRI");
+  make(f);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLPRI | EPOLLET, .data.fd = f[1]};
+  epoll_ctl(ep, EPOLL_CTL_ADD, f[1], &ev);
+  struct timeval zero = {0, 0};
+  fd_set rd, ex;
+  FD_ZERO(&rd);
+  FD_ZERO(&ex);
+  FD_SET(f[1], &rd);
+  FD_SET(f[1], &ex);
+  r = select(f[1] + 1, &rd, 0, &ex, &zero);
+  printf("nothing sent: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
+  out(f[0], "ab", MSG_OOB);
+  FD_SET(f[1], &rd);
+  FD_SET(f[1], &ex);
+  r = select(f[1] + 1, &rd, 0, &ex, &zero);
+  printf("OOB data: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
+  check("select: exceptional", r == 2 && FD_ISSET(f[1], &ex));
+  struct epoll_event got = {0};
+  r = epoll_wait(ep, &got, 1, 0);
+  printf("epoll: %ld events %#x\n", r, got.events);
+  check("epoll: EPOLLPRI", r == 1 && (got.events & EPOLLPRI));
+  in(f[1], 1, MSG_OOB);
+  FD_SET(f[1], &rd);
+  FD_SET(f[1], &ex);
+  r = select(f[1] + 1, &rd, 0, &ex, &zero);
+  printf("taken: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
+  check("select: not exceptional once taken", !FD_ISSET(f[1], &ex));
+  r = epoll_wait(ep, &got, 1, 0);
+  printf("epoll after: %ld\n", r);
+  close(ep);
+  done(f);
 }

@@ -43,6 +43,11 @@ static void connection(int fd[2], int inline_on) {
   fcntl(fd[1], F_SETFL, O_NONBLOCK);
 }
 
+/* A connection without SO_OOBINLINE. */
+static void plain_connection(int fd[2]) {
+  connection(fd, 0);
+}
+
 int main(void) {
   int f[2];
 
@@ -212,40 +217,7 @@ int main(void) {
   expect("MSG_OOB", in(f[1], 10, MSG_OOB), "EINVAL");
   done(f);
 
-  puts("-- select's exceptfds and EPOLLPRI");
-  connection(f, 0);
-  int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLPRI | EPOLLET, .data.fd = f[1]};
-  epoll_ctl(ep, EPOLL_CTL_ADD, f[1], &ev);
-  struct timeval zero = {0, 0};
-  fd_set rd, ex;
-  FD_ZERO(&rd);
-  FD_ZERO(&ex);
-  FD_SET(f[1], &rd);
-  FD_SET(f[1], &ex);
-  r = select(f[1] + 1, &rd, 0, &ex, &zero);
-  printf("nothing sent: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
-  out(f[0], "ab", MSG_OOB);
-  FD_SET(f[1], &rd);
-  FD_SET(f[1], &ex);
-  zero.tv_usec = 0;
-  r = select(f[1] + 1, &rd, 0, &ex, &zero);
-  printf("urgent data: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
-  check("select: exceptional", r == 2 && FD_ISSET(f[1], &ex));
-  struct epoll_event got = {0};
-  r = epoll_wait(ep, &got, 1, 0);
-  printf("epoll: %ld events %#x\n", r, got.events);
-  check("epoll: EPOLLPRI", r == 1 && (got.events & EPOLLPRI));
-  in(f[1], 1, MSG_OOB);
-  FD_SET(f[1], &rd);
-  FD_SET(f[1], &ex);
-  r = select(f[1] + 1, &rd, 0, &ex, &zero);
-  printf("taken: select %ld read %d except %d\n", r, FD_ISSET(f[1], &rd), FD_ISSET(f[1], &ex));
-  check("select: not exceptional once taken", !FD_ISSET(f[1], &ex));
-  r = epoll_wait(ep, &got, 1, 0);
-  printf("epoll after: %ld\n", r);
-  close(ep);
-  done(f);
+  oob_readiness(plain_connection);
 
   puts("-- SIGURG");
   sigset_t urg;
