@@ -264,6 +264,22 @@ fn rlimit_as() {
     compare("rlimit_as", "rlimit_as", &Spec::default(), expect_all_ok);
 }
 
+/// RLIMIT_DATA (`ulimit -d`): private writable mappings that are no stack (mmap,
+/// mprotect to writable, mremap, brk) may not grow past it; read-only, shared and
+/// MAP_GROWSDOWN ones are not data; a limit of 0 allows up to the hard limit.
+#[test]
+fn rlimit_data() {
+    compare("rlimit_data", "rlimit_data", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "private writable 64 MiB: ENOMEM"),
+            expect_stdout_has_line(o, "mprotect of it to read-write: ENOMEM"),
+            expect_stdout_has_line(o, "brk up 64 MiB: refused, the break stays"),
+        ])
+    });
+}
+
 #[test]
 fn signal_state() {
     compare("signal_state", "signals", &Spec::default(), |o| {

@@ -151,10 +151,12 @@ impl MemoryManager {
         self.lock().layout
     }
 
-    /// How many bytes of `[start, end)` are mapped; over the whole space, what
-    /// RLIMIT_AS limits (Linux's total_vm).
-    pub fn mapped_bytes(&self, start: u64, end: u64) -> u64 {
-        self.lock().vmas.iter().map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+    /// How many bytes of `[start, end)` mappings `which` picks map: over the
+    /// whole space, all of them are what RLIMIT_AS limits (Linux's total_vm),
+    /// the data ones (`Vma::is_data`) what RLIMIT_DATA limits (data_vm).
+    pub fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
+        let st = self.lock();
+        st.vmas.iter().filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
     }
 
     pub fn set_layout(&self, layout: Layout) {

@@ -38,6 +38,14 @@ pub struct Vma {
     pub policy: Option<Arc<super::mempolicy::MemPolicy>>,
 }
 
+impl Vma {
+    /// A data mapping, as RLIMIT_DATA counts them (Linux's is_data_mapping):
+    /// private and writable, and no stack.
+    pub fn is_data(&self) -> bool {
+        self.perms.write && !self.shared && !self.growsdown
+    }
+}
+
 /// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OnFork {

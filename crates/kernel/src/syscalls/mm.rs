@@ -2,7 +2,8 @@
 //! and the mlock family.
 
 use crate::mm::ops::Placement;
-use crate::task::{Task, RLIMIT_AS, RLIM_INFINITY};
+use crate::mm::Vma;
+use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIM_INFINITY};
 use crate::vfs::{Fd, Mount, MountFlags};
 use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
@@ -56,18 +57,28 @@ fn refuses_exec_gain(t: &Task) -> bool {
     t.tg.mm_flags().contains(crate::task::MmFlags::MDWE)
 }
 
-/// RLIMIT_AS: whether the address space may grow by `grow` bytes, less the
-/// `replaced` bytes of mappings a MAP_FIXED one takes over (Linux's may_expand_vm).
-fn may_expand(t: &Task, grow: u64, replaced: u64) -> bool {
-    let limit = t.tg.rlimit(RLIMIT_AS).cur;
-    limit == RLIM_INFINITY || (t.mm.mapped_bytes(0, u64::MAX) - replaced).saturating_add(grow) <= limit
+/// RLIMIT_AS, and RLIMIT_DATA for a `data` mapping (`Vma::is_data`): whether
+/// `grow` bytes may be mapped, less what a MAP_FIXED one takes over at
+/// `replaced` (Linux's may_expand_vm). A data limit of 0 lets data grow up to
+/// the hard limit, as Linux does for Valgrind.
+fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> bool {
+    let within = |limit: u64, data_only: bool| {
+        let which = |v: &Vma| !data_only || v.is_data();
+        let gone = replaced.map_or(0, |(a, len)| t.mm.mapped_bytes(a, a.saturating_add(len), which));
+        limit == RLIM_INFINITY || t.mm.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
+    };
+    if !within(t.tg.rlimit(RLIMIT_AS).cur, false) {
+        return false;
+    }
+    let limit = t.tg.rlimit(RLIMIT_DATA);
+    !data || within(limit.cur, true) || (limit.cur == 0 && within(limit.max, true))
 }
 
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
     let brk = t.mm.layout().brk;
     // A break past RLIMIT_AS fails as any other: the old break comes back.
     if let (Some(old_top), Some(new_top)) = (page_up(brk), page_up(addr.get())) {
-        if new_top > old_top && !may_expand(t, new_top - old_top, 0) {
+        if new_top > old_top && !may_expand(t, new_top - old_top, None, true) {
             return Ok(brk);
         }
     }
@@ -98,10 +109,11 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
         Placement::Hint(addr.get())
     };
     let replaced = match placement {
-        Placement::Fixed(a) => t.mm.mapped_bytes(a, a.saturating_add(pages)),
-        _ => 0,
+        Placement::Fixed(a) => Some((a, pages)),
+        _ => None,
     };
-    if !may_expand(t, pages, replaced) {
+    let data = perms.write && !shared && flags & MAP_GROWSDOWN == 0;
+    if !may_expand(t, pages, replaced, data) {
         return error!(ENOMEM);
     }
     if flags & MAP_ANONYMOUS != 0 {
@@ -151,7 +163,16 @@ pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
 }
 
 pub fn sys_mprotect(t: &mut Task, addr: UserAddr, len: u64, prot: u32) -> SysResult<()> {
-    t.mm.mprotect(addr.get(), len, perms(prot)?, refuses_exec_gain(t))
+    let perms = perms(prot)?;
+    // Private memory made writable becomes data (RLIMIT_DATA).
+    if perms.write && addr.get() % PAGE_SIZE == 0 && t.tg.rlimit(RLIMIT_DATA).cur != RLIM_INFINITY {
+        let end = addr.get().saturating_add(page_up(len).unwrap_or(u64::MAX));
+        let becoming = t.mm.mapped_bytes(addr.get(), end, |v| !v.perms.write && !v.shared && !v.growsdown);
+        if becoming > 0 && !may_expand(t, becoming, None, true) {
+            return error!(ENOMEM);
+        }
+    }
+    t.mm.mprotect(addr.get(), len, perms, refuses_exec_gain(t))
 }
 
 pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) -> SysResult<u64> {
@@ -171,8 +192,8 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
     if let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) {
-        let replaced = fixed.map_or(0, |a| t.mm.mapped_bytes(a, a.saturating_add(new)));
-        if new > old && !may_expand(t, new - old, replaced) {
+        let data = t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
+        if new > old && !may_expand(t, new - old, fixed.map(|a| (a, new)), data) {
             return error!(ENOMEM);
         }
     }

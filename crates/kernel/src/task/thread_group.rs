@@ -11,6 +11,7 @@ pub const RLIMIT_COUNT: usize = 16;
 pub const RLIMIT_CPU_INDEX: usize = 0;
 pub const RLIMIT_FSIZE: usize = 1;
 pub const RLIMIT_AS: usize = 9;
+pub const RLIMIT_DATA: usize = 2;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
