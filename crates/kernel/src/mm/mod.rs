@@ -156,7 +156,9 @@ impl MemoryManager {
     /// the data ones (`Vma::is_data`) what RLIMIT_DATA limits (data_vm).
     pub fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
         let st = self.lock();
-        st.vmas.iter().filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+        // Mappings do not overlap: those that end after `start` are the last ones
+        // that begin before `end`.
+        st.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
     }
 
     pub fn set_layout(&self, layout: Layout) {

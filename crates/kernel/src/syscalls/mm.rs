@@ -63,9 +63,12 @@ fn refuses_exec_gain(t: &Task) -> bool {
 /// the hard limit, as Linux does for Valgrind.
 fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> bool {
     let within = |limit: u64, data_only: bool| {
+        if limit == RLIM_INFINITY {
+            return true;
+        }
         let which = |v: &Vma| !data_only || v.is_data();
         let gone = replaced.map_or(0, |(a, len)| t.mm.mapped_bytes(a, a.saturating_add(len), which));
-        limit == RLIM_INFINITY || t.mm.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
+        t.mm.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
     };
     if !within(t.tg.rlimit(RLIMIT_AS).cur, false) {
         return false;
@@ -192,8 +195,8 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
     if let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) {
-        let data = t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
-        if new > old && !may_expand(t, new - old, fixed.map(|a| (a, new)), data) {
+        let data = || t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
+        if new > old && !may_expand(t, new - old, fixed.map(|a| (a, new)), data()) {
             return error!(ENOMEM);
         }
     }
