@@ -4,16 +4,19 @@
 // group-stop signal while the group stays stopped, SIGTRAP once it continued),
 // PTRACE_LISTEN (ended by PTRACE_INTERRUPT or SIGCONT), the siginfo of every
 // kind of stop, waitid on traced stops, PTRACE_DETACH of a running tracee,
-// PTRACE_SEIZE of a stopped process, and what the parent's wait sees of the
-// group stop of a child that it or another process traces.
+// PTRACE_SEIZE of a stopped process (also as strace starts its command), and
+// what the parent's wait sees of the group stop of a child that it or another
+// process traces.
 #define _GNU_SOURCE
 #include "check.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 // "stopped STOP event 128", "exited 7", "none" (WNOHANG found nothing).
@@ -172,6 +175,52 @@ static void seize_stopped(void) {
     close(p[1]);
 }
 
+// Burns `us` microseconds of CPU (not a synchronisation: it only varies how
+// far a racing thread gets).
+static void spin_us(long us) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
+// strace's start of a command: the child stops itself; the tracer seizes it,
+// interrupts it and sends SIGCONT, then LISTENs at group stops and resumes
+// other stops until the child exits. The stops it sees, the first time (the
+// later rounds must see the same: the race between the seize's wake-up, the
+// interrupt and the SIGCONT once left a stale group stop that nothing ended).
+static void strace_start(void) {
+    char first[256] = "", seen[256];
+    int differ = 0;
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            kill(getpid(), SIGSTOP);
+            _exit(3);
+        }
+        int st;
+        waitpid(pid, &st, WSTOPPED);
+        ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD);
+        ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+        // Later rounds give the tracee longer to wake up before the SIGCONT.
+        spin_us(round * 20);
+        kill(pid, SIGCONT);
+        seen[0] = 0;
+        for (;;) {
+            pid_t r = waitpid(pid, &st, __WALL);
+            size_t n = strlen(seen);
+            snprintf(seen + n, sizeof seen - n, "%s; ", describe(r, pid, st));
+            if (r != pid || !WIFSTOPPED(st)) break;
+            int sig = WSTOPSIG(st);
+            if (st >> 16 == PTRACE_EVENT_STOP && sig != SIGTRAP) ptrace(PTRACE_LISTEN, pid, 0, 0);
+            else ptrace(PTRACE_CONT, pid, 0, st >> 16 == 0 ? sig : 0);
+        }
+        if (round == 0) strcpy(first, seen);
+        else differ += strcmp(first, seen) != 0;
+    }
+    printf("strace's start: %s\nlater rounds that differ: %d\n", first, differ);
+}
+
 // The parent of a child that another process traces sees its group stop, and
 // hears of it (SIGCHLD, CLD_STOPPED), while the tracer resumed it.
 static void other_tracer(void) {
@@ -227,6 +276,7 @@ int main(void) {
     seized_group_stop();
     attached_group_stop();
     seize_stopped();
+    strace_start();
     other_tracer();
     if (failures == 0) printf("all ok\n");
     return failures != 0;

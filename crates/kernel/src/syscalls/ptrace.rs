@@ -227,15 +227,35 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
     }
     crate::landlock::scope::may_trace(&t.thread, &th)?;
     th.attach_tracer(&t.tg, seize, options);
-    // A thread held by a group stop takes its part in it for its tracer now.
+    // A thread held by a group stop takes its part in it for its tracer now,
+    // and the attach returns once it did (Linux's JOBCTL_TRAPPING): a tracer's
+    // next request or SIGCONT finds it in its stop.
     if th.tg.state().stopped {
         th.interrupt();
+        wait_for_trap(t, &th);
     }
     if !seize {
         let info = SigInfo::new(consts::SIGSTOP, signals::SI_USER).with_sender(t.tg.tgid, t.tg.creds().uid);
         signals::send_to_thread(&th, info);
     }
     Ok(0)
+}
+
+/// Waits until `th`, just attached while its group is stopped, is in its stop
+/// for the tracer (which wakes the tracer), or the group stop ended, or either
+/// side is dying.
+fn wait_for_trap(t: &Task, th: &Thread) {
+    loop {
+        let seq = t.thread.waiter.seq();
+        let trapped = {
+            let st = th.tg.state();
+            !st.stopped || st.exiting.is_some() || th.ptrace().stop.is_some() || !th.is_traced()
+        };
+        if trapped || t.tg.state().exiting.is_some() {
+            return;
+        }
+        t.thread.waiter.wait(seq, None);
+    }
 }
 
 /// A thread the caller's group traces (ESRCH otherwise).

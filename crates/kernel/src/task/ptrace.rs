@@ -384,9 +384,14 @@ impl Task {
     /// and its parent). False when not traced: it waits for SIGCONT.
     pub(crate) fn ptrace_group_stop(&mut self, signo: u32, seq: u64) -> bool {
         let seized = {
+            let st = self.tg.state();
             let mut p = self.thread.ptrace();
             if !self.thread.is_traced() {
                 return false;
+            }
+            // A SIGCONT since the caller looked ended the group stop: no part in it.
+            if !st.stopped || st.stop_seq != seq {
+                return true;
             }
             p.group_stop_seen = seq;
             p.seized

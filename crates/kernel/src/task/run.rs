@@ -108,10 +108,9 @@ impl Task {
     pub(crate) fn handle_signals(&mut self) {
         let mut handled = false;
         loop {
-            let (exiting, held, other_execs) = {
+            let (exiting, other_execs) = {
                 let st = self.tg.state();
-                let held = self.thread.held_by_group_stop(&st).then_some((st.stop_signal, st.stop_seq));
-                (st.exiting, held, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
+                (st.exiting, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
             };
             if let Some(status) = exiting {
                 self.exit = Some(status);
@@ -128,6 +127,12 @@ impl Task {
                     return;
                 }
             }
+            // Only now: a SIGCONT may have ended the group stop while this
+            // thread stopped for its tracer's interrupt.
+            let held = {
+                let st = self.tg.state();
+                self.thread.held_by_group_stop(&st).then_some((st.stop_signal, st.stop_seq))
+            };
             if let Some((signo, stop_seq)) = held {
                 if self.ptrace_group_stop(signo, stop_seq) {
                     continue;

@@ -266,9 +266,19 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
     for th in tg.threads() {
         th.sig().pending.discard(STOP_SIGNALS);
         // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
-        // stopped or not.
-        if th.is_traced() && th.ptrace().seized {
-            th.ptrace_trap(true);
+        // stopped or not. A tracer waiting for a tracee to enter the group
+        // stop (`wait_for_trap`) learns that it ended.
+        if th.is_traced() {
+            let (seized, tracer) = {
+                let p = th.ptrace();
+                (p.seized, p.tracer())
+            };
+            if seized {
+                th.ptrace_trap(true);
+            }
+            if let Some(tracer) = tracer {
+                tracer.wake_waiters();
+            }
         }
     }
     if was_stopped {
