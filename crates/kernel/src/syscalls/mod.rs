@@ -264,7 +264,7 @@ syscall_table! {
     sigaltstack(ss: UserRef<StackT>, old: UserRef<StackT>) => Supported;
     getrusage(who: i32, usage: UserAddr) => Partial("CPU times, peak size, minor and major faults, voluntary switches; involuntary switches stay 0");
     times(buf: UserAddr) => Partial("app CPU time as user time");
-    ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops; registers, FP registers, memory, siginfo, single step; PTRACE_GET_SYSCALL_INFO; no vfork-done or seccomp events or PTRACE_LISTEN; the group's report to its parent does not wait, as on Linux, until the tracer reaped its traced threads other than the leader");
+    ptrace(request: i64, pid: i32, addr: UserAddr, data: u64) => Partial("attach, seize, traceme; signal, syscall, exec, exit, fork/vfork/clone, group-stop and interrupt stops, PTRACE_LISTEN; registers, FP registers, memory, siginfo, single step; PTRACE_GET_SYSCALL_INFO; no vfork-done or seccomp events; the group's report to its parent does not wait, as on Linux, until the tracer reaped its traced threads other than the leader");
     setrlimit(resource: u32, rlim: UserRef<Rlimit>) => Supported;
     prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) => Partial("PDEATHSIG, DUMPABLE, NAME, CHILD_SUBREAPER, NO_NEW_PRIVS, SECCOMP, KEEPCAPS, CAPBSET, CAP_AMBIENT, MDWE, SYSCALL_USER_DISPATCH, GET_AUXV, GET_TID_ADDRESS; TIMERSLACK, THP_DISABLE and MCE_KILL are kept without effect; no SET_MM, SET_VMA or speculation control");
     arch_prctl(code: i32, addr: u64) => Supported;
