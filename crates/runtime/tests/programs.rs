@@ -267,6 +267,22 @@ fn rlimit_as() {
 /// RLIMIT_DATA (`ulimit -d`): private writable mappings that are no stack (mmap,
 /// mprotect to writable, mremap, brk) may not grow past it; read-only, shared and
 /// MAP_GROWSDOWN ones are not data; a limit of 0 allows up to the hard limit.
+/// mlock splits, populates and counts (VmLck, smaps), is not inherited, and
+/// RLIMIT_MEMLOCK bounds it without CAP_IPC_LOCK (mlock, mlockall, MAP_LOCKED,
+/// MCL_FUTURE's mmap, brk and mremap).
+#[test]
+fn mlock_and_rlimit_memlock() {
+    compare("mlock_and_rlimit_memlock", "mlock", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "mappings there: 3, VmLck 12 kB, resident pages 3 (locked ones 3)"),
+            expect_stdout_has_line(o, "mlock of 2 more: ENOMEM"),
+            expect_stdout_has_line(o, "then mmap of 3 pages: EAGAIN"),
+        ])
+    });
+}
+
 #[test]
 fn rlimit_data() {
     compare("rlimit_data", "rlimit_data", &Spec::default(), |o| {

@@ -19,7 +19,7 @@ mod vma;
 pub use access::{UserBuffers, UserRef};
 pub use fault::FaultOutcome;
 pub use layout::Layout;
-pub use vma::{FileChunks, FileMapping, FilePages, Frames, NoPages, PageCache, PageRun, Vma, VmFile};
+pub use vma::{FileChunks, FileMapping, FilePages, Frames, Mlock, NoPages, PageCache, PageRun, Vma, VmFile};
 
 /// What a process maps as its vDSO: the frames every process shares (the
 /// parameter page, then the image) and its time namespace's page.
@@ -56,6 +56,7 @@ pub struct MapInfo {
     pub growsdown: bool,
     /// A shared anonymous mapping's inode number (`Vma::shmem_ino`).
     pub shmem_ino: u64,
+    pub mlock: Mlock,
 }
 
 pub struct MemoryManager {
@@ -114,6 +115,7 @@ impl Mapper {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct MmState {
     /// VMAs keyed by start address; they never overlap.
     vmas: BTreeMap<u64, Vma>,
@@ -134,11 +136,13 @@ pub(crate) struct MmState {
     /// Where this process and those it forked from or forked wrote to memory shared
     /// since a fork (see `MemoryManager::fork`).
     fork_writes: Arc<fork::ForkWrites>,
+    /// mlockall(MCL_FUTURE): how new mappings are locked (Linux's def_flags).
+    def_mlock: Mlock,
 }
 
 impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
-        let state = Arc::new(Mutex::new(MmState { vmas: BTreeMap::new(), pmas: BTreeMap::new(), layout: Layout::default(), unsynced: Vec::new(), changes: 0, cow_run: (0, 0), mkwrite_run: (0, 0), fork_writes: Arc::default() }));
+        let state = Arc::new(Mutex::new(MmState::default()));
         let mapper = Mapper::new(&state, &aspace);
         MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper }
     }
@@ -179,7 +183,7 @@ impl MemoryManager {
             .map(|(&start, v)| {
                 let resident = st.pmas.range(start..v.end).map(|(&s, p)| p.end.min(v.end) - s).sum();
                 let name = v.name.or_else(|| stack.filter(|&a| start <= a && a < v.end).map(|_| "[stack]"));
-                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.as_ref().map(|f| (f.file.clone(), f.offset)), may_write: v.may_write, growsdown: v.growsdown, shmem_ino: v.shmem_ino }
+                MapInfo { start, end: v.end, perms: v.perms, shared: v.shared, name, resident, file: v.file.as_ref().map(|f| (f.file.clone(), f.offset)), may_write: v.may_write, growsdown: v.growsdown, shmem_ino: v.shmem_ino, mlock: v.mlock }
             })
             .collect()
     }
@@ -291,6 +295,7 @@ impl MmState {
                         && next.userfault == v.userfault
                         && next.sealed == v.sealed
                         && next.policy == v.policy
+                        && next.mlock == v.mlock
                         && next.shmem_ino == v.shmem_ino
                         && next.file.is_none()
                         && v.file.is_none() =>

@@ -1,7 +1,7 @@
 //! The address-space operations behind mmap, munmap, mprotect, mremap, brk,
 //! madvise, mincore and msync.
 
-use super::vma::OnFork;
+use super::vma::{Mlock, OnFork};
 use super::{Frames, MemoryManager, MmState, Vma, FAULT_REGION};
 use std::sync::Arc;
 use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
@@ -94,7 +94,8 @@ impl MemoryManager {
         st.refuse_sealed(addr, end)?;
         let (released, _unmapped) = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
         let shmem_ino = if shared { NEXT_SHMEM_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
-        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, shmem_ino, on_fork: Default::default(), userfault: None, sealed: false, policy: None });
+        let mlock = st.def_mlock;
+        st.vmas.insert(addr, Vma { end, perms, shared, growsdown, name: None, may_write: true, may_exec: true, file: None, shmem_ino, on_fork: Default::default(), userfault: None, sealed: false, policy: None, mlock });
         if !growsdown && !shared {
             st.merge_around(addr, end);
         }
@@ -260,7 +261,7 @@ impl MemoryManager {
         let mut st = self.lock();
         let base = st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
         let (vvar, image) = (base + rvisor_vdso::TIMENS_SIZE as u64, base + (rvisor_vdso::TIMENS_SIZE + rvisor_vdso::VVAR_SIZE) as u64);
-        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, shmem_ino: 0, on_fork: Default::default(), userfault: None, sealed: false, policy: None };
+        let vma = |end, exec, name| Vma { end, perms: Perms { read: true, write: false, exec }, shared: true, growsdown: false, name: Some(name), may_write: false, may_exec: true, file: None, shmem_ino: 0, on_fork: Default::default(), userfault: None, sealed: false, policy: None, mlock: Mlock::Unlocked };
         st.vmas.insert(base, vma(image, false, "[vvar]"));
         st.vmas.insert(image, vma(base + len, true, "[vdso]"));
         let pmas = [(base, vvar, timens, 0), (vvar, image, shared, 0), (image, base + len, shared, rvisor_vdso::VVAR_SIZE as u64)];
@@ -390,8 +391,7 @@ impl MemoryManager {
         }
         let old_end = self.check_range(old, len).map_err(|_| errno!(EFAULT))?;
         let vma = self.vma_to_move(old, len, old_end)?;
-        // Linux's VM_DONTEXPAND special mappings.
-        if matches!(vma.name, Some("[vvar]" | "[vdso]")) {
+        if vma.is_special() {
             return Err(errno!(EINVAL));
         }
         let dst = if fixed {
@@ -545,6 +545,69 @@ impl MemoryManager {
     /// mbind: the NUMA policy of `[addr, end)`, which must be mapped (EFAULT).
     pub fn set_policy(&self, addr: u64, end: u64, policy: Option<Arc<super::mempolicy::MemPolicy>>) -> SysResult<()> {
         self.update_vmas(addr, end, errno!(EFAULT), |_| Ok(()), |v| v.policy = policy.clone())
+    }
+
+    /// mlock, mlock2 and munlock: locks `[addr, addr + len)` (widened to pages,
+    /// mapped throughout: ENOMEM otherwise) as `mode` says, and populates it
+    /// unless it is locked on fault.
+    pub fn set_mlock(&self, addr: u64, len: u64, mode: Mlock) -> SysResult<()> {
+        let start = page_down(addr);
+        let end = addr.checked_add(len).and_then(page_up).ok_or_else(|| errno!(EINVAL))?;
+        if start == end {
+            return Ok(());
+        }
+        self.update_vmas(start, end, errno!(ENOMEM), |_| Ok(()), |v| {
+            if !v.is_special() {
+                v.mlock = mode;
+            }
+        })?;
+        if mode == Mlock::Locked {
+            self.populate_locked(start, end);
+        }
+        Ok(())
+    }
+
+    /// mlockall and munlockall: how new mappings are locked (MCL_FUTURE), and
+    /// with `current`, every mapping now (MCL_CURRENT, populated unless locked
+    /// on fault; munlockall unlocks all).
+    pub fn set_mlock_all(&self, future: Mlock, current: Option<Mlock>) {
+        {
+            let mut st = self.lock();
+            st.def_mlock = future;
+            let Some(mode) = current else { return };
+            for v in st.vmas.values_mut().filter(|v| !v.is_special()) {
+                v.mlock = mode;
+            }
+            st.merge_around(0, self.max_addr);
+        }
+        if current == Some(Mlock::Locked) {
+            self.populate_locked(0, self.max_addr);
+        }
+    }
+
+    /// How mlockall(MCL_FUTURE) has new mappings locked.
+    pub fn future_mlock(&self) -> Mlock {
+        self.lock().def_mlock
+    }
+
+    /// The mlock state of the mapping at `addr`, if one is there.
+    pub fn mlock_at(&self, addr: u64) -> Option<Mlock> {
+        self.lock().vma_at(addr).map(|(_, v)| v.mlock)
+    }
+
+    /// Populates the locked mappings of `[start, end)` that are accessible
+    /// (Linux's mm_populate skips PROT_NONE), as far as files reach; best
+    /// effort, as Linux's mlock, whose pages may fail to come in.
+    pub fn populate_locked(&self, start: u64, end: u64) {
+        let mut st = self.lock();
+        let first = st.vma_at(start).map_or(start, |(s, _)| s);
+        let vmas: Vec<(u64, u64)> = st.vmas.range(first..end).filter(|(_, v)| v.mlock == Mlock::Locked && v.perms != Perms::NONE).map(|(&s, v)| (s, v.end)).collect();
+        for (vstart, vend) in vmas {
+            let mut at = vstart.max(start);
+            while at < vend.min(end) && self.populate(&mut st, vstart, at, true).is_ok() {
+                at = (at & !(FAULT_REGION - 1)) + FAULT_REGION;
+            }
+        }
     }
 
     /// The NUMA policy mbind gave the mapping at `addr` (EFAULT: none there).

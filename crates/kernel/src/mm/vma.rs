@@ -36,6 +36,9 @@ pub struct Vma {
     pub sealed: bool,
     /// mbind's NUMA policy (None: the thread's).
     pub policy: Option<Arc<super::mempolicy::MemPolicy>>,
+    /// mlock: locked pages count against RLIMIT_MEMLOCK (the memory file is
+    /// never swapped, so locking changes nothing else).
+    pub mlock: Mlock,
 }
 
 impl Vma {
@@ -44,6 +47,22 @@ impl Vma {
     pub fn is_data(&self) -> bool {
         self.perms.write && !self.shared && !self.growsdown
     }
+
+    /// The vDSO and its data page, which mlock leaves alone and mremap does not
+    /// move (Linux's VM_SPECIAL).
+    pub fn is_special(&self) -> bool {
+        matches!(self.name, Some("[vdso]" | "[vvar]"))
+    }
+}
+
+/// A mapping's mlock state: Linux's VM_LOCKED, with VM_LOCKONFAULT (its pages
+/// are populated as touched, not at once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mlock {
+    #[default]
+    Unlocked,
+    Locked,
+    OnFault,
 }
 
 /// What a child gets of a mapping at fork: Linux's VM_DONTCOPY and VM_WIPEONFORK.

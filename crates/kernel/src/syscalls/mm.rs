@@ -2,8 +2,8 @@
 //! and the mlock family.
 
 use crate::mm::ops::Placement;
-use crate::mm::Vma;
-use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIM_INFINITY};
+use crate::mm::{Mlock, Vma};
+use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIM_INFINITY};
 use crate::vfs::{Fd, Mount, MountFlags};
 use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
@@ -19,6 +19,7 @@ const MAP_TYPE: u32 = 0x0f;
 const MAP_FIXED: u32 = 0x10;
 const MAP_ANONYMOUS: u32 = 0x20;
 const MAP_GROWSDOWN: u32 = 0x100;
+const MAP_LOCKED: u32 = 0x2000;
 const MAP_FIXED_NOREPLACE: u32 = 0x100000;
 /// Flags MAP_SHARED_VALIDATE accepts (Linux's LEGACY_MAP_MASK plus FIXED_NOREPLACE).
 const MAP_KNOWN: u32 = 0x1f_ffff;
@@ -30,6 +31,8 @@ const MREMAP_DONTUNMAP: u32 = 4;
 const MS_ASYNC: u32 = 1;
 const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
+
+const CAP_IPC_LOCK: u32 = 14;
 
 const MADV_FREE: i32 = 8;
 const MADV_REMOVE: i32 = 9;
@@ -77,15 +80,42 @@ fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> 
     !data || within(limit.cur, true) || (limit.cur == 0 && within(limit.max, true))
 }
 
+/// Whether the caller may lock memory at all (Linux's can_do_mlock).
+fn can_mlock(t: &Task) -> bool {
+    t.tg.rlimit(RLIMIT_MEMLOCK).cur != 0 || t.tg.capable(CAP_IPC_LOCK)
+}
+
+/// Whether `grow` more locked bytes stay within RLIMIT_MEMLOCK, or the caller
+/// has CAP_IPC_LOCK (Linux's mlock_future_ok).
+fn mlock_fits(t: &Task, grow: u64) -> bool {
+    let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
+    limit == RLIM_INFINITY || t.tg.capable(CAP_IPC_LOCK) || locked_bytes(t).saturating_add(grow) <= limit
+}
+
+/// What the address space has locked (Linux's locked_vm; /proc's VmLck).
+pub fn locked_bytes(t: &Task) -> u64 {
+    t.mm.mapped_bytes(0, u64::MAX, |v| v.mlock != Mlock::Unlocked)
+}
+
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
     let brk = t.mm.layout().brk;
-    // A break past RLIMIT_AS fails as any other: the old break comes back.
+    // A break past RLIMIT_AS, or past RLIMIT_MEMLOCK after mlockall(MCL_FUTURE),
+    // fails as any other: the old break comes back.
+    let mut grown = None;
     if let (Some(old_top), Some(new_top)) = (page_up(brk), page_up(addr.get())) {
-        if new_top > old_top && !may_expand(t, new_top - old_top, None, true) {
-            return Ok(brk);
+        if new_top > old_top {
+            let locked = t.mm.future_mlock() != Mlock::Unlocked;
+            if !may_expand(t, new_top - old_top, None, true) || (locked && !mlock_fits(t, new_top - old_top)) {
+                return Ok(brk);
+            }
+            grown = Some((old_top, new_top));
         }
     }
-    Ok(t.mm.brk(t.ctx.as_mut(), addr.get()))
+    let new = t.mm.brk(t.ctx.as_mut(), addr.get());
+    if let Some((old_top, new_top)) = grown.filter(|_| new != brk) {
+        t.mm.populate_locked(old_top, new_top);
+    }
+    Ok(new)
 }
 
 pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) -> SysResult<u64> {
@@ -116,12 +146,31 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
         _ => None,
     };
     let data = perms.write && !shared && flags & MAP_GROWSDOWN == 0;
+    if flags & MAP_LOCKED != 0 && !can_mlock(t) {
+        return error!(EPERM);
+    }
+    let locked = flags & MAP_LOCKED != 0 || t.mm.future_mlock() != Mlock::Unlocked;
+    if locked && !mlock_fits(t, pages) {
+        return error!(EAGAIN);
+    }
     if !may_expand(t, pages, replaced, data) {
         return error!(ENOMEM);
     }
-    if flags & MAP_ANONYMOUS != 0 {
-        return t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0);
+    let addr = if flags & MAP_ANONYMOUS != 0 {
+        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0)?
+    } else {
+        map_fd(t, placement, len, perms, shared, fd, offset)?
+    };
+    if flags & MAP_LOCKED != 0 && t.mm.future_mlock() == Mlock::Unlocked {
+        t.mm.set_mlock(addr, len, Mlock::Locked)?;
+    } else if locked {
+        t.mm.populate_locked(addr, addr.saturating_add(pages));
     }
+    Ok(addr)
+}
+
+/// The file part of mmap: `fd`'s mapping at `placement`.
+fn map_fd(t: &mut Task, placement: Placement, len: u64, perms: Perms, shared: bool, fd: i32, offset: u64) -> SysResult<u64> {
     let file = t.fds.get(crate::vfs::Fd(fd))?;
     let access = crate::vfs::OpenFlags(file.status_flags());
     if !access.readable() || (shared && perms.write && !access.writable()) {
@@ -194,13 +243,25 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
         return t.mm.mremap_dontunmap(t.ctx.as_mut(), old_addr.get(), old_len, new_addr.get(), flags & MREMAP_FIXED != 0);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
-    if let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) {
-        let data = || t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
-        if new > old && !may_expand(t, new - old, fixed.map(|a| (a, new)), data()) {
+    let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) else {
+        return t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed);
+    };
+    // A locked mapping grows locked, within RLIMIT_MEMLOCK (EAGAIN).
+    let locked = t.mm.mlock_at(old_addr.get()).is_some_and(|m| m != Mlock::Unlocked);
+    if new > old {
+        if locked && !mlock_fits(t, new - old) {
+            return error!(EAGAIN);
+        }
+        let data = t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
+        if !may_expand(t, new - old, fixed.map(|a| (a, new)), data) {
             return error!(ENOMEM);
         }
     }
-    t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)
+    let at = t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
+    if locked && new > old {
+        t.mm.populate_locked(at.saturating_add(old), at.saturating_add(new));
+    }
+    Ok(at)
 }
 
 /// madvise's checks of a range: an aligned start, a length that rounds up to
@@ -221,8 +282,12 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
     if matches!(advice, MADV_DONTNEED | MADV_FREE | MADV_REMOVE | MADV_DONTNEED_LOCKED | MADV_DONTFORK | MADV_WIPEONFORK) {
         t.mm.may_discard(addr.get(), len)?;
     }
+    // Locked pages are discarded only when the caller says so (DONTNEED_LOCKED).
+    if matches!(advice, MADV_DONTNEED | MADV_FREE) && t.mm.mapped_bytes(addr.get(), addr.get().saturating_add(len), |v| v.mlock != Mlock::Unlocked) > 0 {
+        return error!(EINVAL);
+    }
     match advice {
-        MADV_DONTNEED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
+        MADV_DONTNEED | MADV_DONTNEED_LOCKED => t.mm.dont_need(t.ctx.as_mut(), addr.get(), len),
         MADV_DONTFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = true),
         MADV_DOFORK => t.mm.set_on_fork(addr.get(), len, |f| f.skip = false),
         MADV_WIPEONFORK => t.mm.set_on_fork(addr.get(), len, |f| f.wipe = true),
@@ -283,31 +348,61 @@ const MCL_FUTURE: i32 = 2;
 const MCL_ONFAULT: i32 = 4;
 const MLOCK_ONFAULT: u32 = 1;
 
-/// mlock and friends: the memory file is never swapped out, so locking is only
-/// checked (the range must be mapped) and always holds.
+/// mlock and friends: the memory file is never swapped out, so a lock changes
+/// only what is counted against RLIMIT_MEMLOCK (and shown in /proc), and that
+/// locked pages are populated at once.
 pub fn sys_mlock(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
-    t.mm.require_mapped(addr.get(), len)
+    mlock(t, addr, len, Mlock::Locked)
 }
 
 pub fn sys_mlock2(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResult<()> {
-    if flags & !MLOCK_ONFAULT != 0 {
-        return error!(EINVAL);
+    match flags {
+        0 => mlock(t, addr, len, Mlock::Locked),
+        MLOCK_ONFAULT => mlock(t, addr, len, Mlock::OnFault),
+        _ => error!(EINVAL),
     }
-    t.mm.require_mapped(addr.get(), len)
+}
+
+/// Linux's do_mlock: what the range has locked already counts once against
+/// RLIMIT_MEMLOCK (ENOMEM past it; EPERM when it is 0).
+fn mlock(t: &mut Task, addr: UserAddr, len: u64, mode: Mlock) -> SysResult<()> {
+    if !can_mlock(t) {
+        return error!(EPERM);
+    }
+    let start = addr.get() & !(PAGE_SIZE - 1);
+    let end = addr.get().checked_add(len).and_then(page_up).ok_or_else(|| errno!(EINVAL))?;
+    let already = t.mm.mapped_bytes(start, end, |v| v.mlock != Mlock::Unlocked);
+    if !mlock_fits(t, (end - start).saturating_sub(already)) {
+        return error!(ENOMEM);
+    }
+    t.mm.set_mlock(addr.get(), len, mode)
 }
 
 pub fn sys_munlock(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
-    t.mm.require_mapped(addr.get(), len)
+    t.mm.set_mlock(addr.get(), len, Mlock::Unlocked)
 }
 
-pub fn sys_mlockall(_t: &mut Task, flags: i32) -> SysResult<()> {
+pub fn sys_mlockall(t: &mut Task, flags: i32) -> SysResult<()> {
     if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
         return error!(EINVAL);
     }
+    if !can_mlock(t) {
+        return error!(EPERM);
+    }
+    let mode = if flags & MCL_ONFAULT != 0 { Mlock::OnFault } else { Mlock::Locked };
+    let current = flags & MCL_CURRENT != 0;
+    // Every mapping counts, as Linux compares total_vm with the limit.
+    let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
+    if current && limit != RLIM_INFINITY && !t.tg.capable(CAP_IPC_LOCK) && t.mm.mapped_bytes(0, u64::MAX, |_| true) > limit {
+        return error!(ENOMEM);
+    }
+    let future = if flags & MCL_FUTURE != 0 { mode } else { Mlock::Unlocked };
+    t.mm.set_mlock_all(future, current.then_some(mode));
     Ok(())
 }
 
-pub fn sys_munlockall(_t: &mut Task) -> SysResult<()> {
+pub fn sys_munlockall(t: &mut Task) -> SysResult<()> {
+    t.mm.set_mlock_all(Mlock::Unlocked, Some(Mlock::Unlocked));
     Ok(())
 }
 

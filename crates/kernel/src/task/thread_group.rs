@@ -13,6 +13,7 @@ pub const RLIMIT_FSIZE: usize = 1;
 pub const RLIMIT_AS: usize = 9;
 pub const RLIMIT_DATA: usize = 2;
 pub const RLIMIT_CORE: usize = 4;
+pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
 pub const RLIMIT_NOFILE: usize = 7;

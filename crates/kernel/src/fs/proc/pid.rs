@@ -492,12 +492,15 @@ struct PageCounts {
     shared_dirty: u64,
     private_clean: u64,
     private_dirty: u64,
+    /// What of it is in locked mappings (mlock).
+    locked: u64,
 }
 
 impl PageCounts {
     fn of(m: &MapInfo) -> PageCounts {
         let rss = m.resident;
-        let mut c = PageCounts { rss, ..PageCounts::default() };
+        let locked = if m.mlock == crate::mm::Mlock::Unlocked { 0 } else { rss };
+        let mut c = PageCounts { rss, locked, ..PageCounts::default() };
         match (m.shared, m.file.is_some()) {
             (true, true) => (c.file, c.shared_dirty) = (rss, rss),
             (true, false) => (c.shmem, c.shared_dirty) = (rss, rss),
@@ -516,6 +519,7 @@ impl PageCounts {
         self.shared_dirty += o.shared_dirty;
         self.private_clean += o.private_clean;
         self.private_dirty += o.private_dirty;
+        self.locked += o.locked;
     }
 
     /// The fields smaps and smaps_rollup share; the rollup adds the Pss split.
@@ -532,9 +536,10 @@ impl PageCounts {
             ("Referenced", self.rss),
             ("Anonymous", self.anon),
         ]);
-        for name in ["KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss", "Locked"] {
+        for name in ["KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss"] {
             fields.push((name, 0));
         }
+        fields.push(("Locked", self.locked));
         for (name, v) in fields {
             kb_line(out, name, v / 1024);
         }
@@ -565,6 +570,8 @@ fn smaps(p: &Proc) -> String {
             (m.may_write, "mw"),
             (true, "me"),
             (m.growsdown, "gd"),
+            (m.mlock != crate::mm::Mlock::Unlocked, "lo"),
+            (m.mlock == crate::mm::Mlock::OnFault, "lf"),
         ];
         for (_, f) in flags.iter().filter(|(on, _)| *on) {
             out.push_str(f);
@@ -588,10 +595,11 @@ fn smaps_rollup(p: &Proc) -> String {
     out
 }
 
-/// Sizes in bytes: total, resident, stack, data (private writable), exec.
+/// Sizes in bytes: total, resident, locked, stack, data (private writable), exec.
 struct VmSizes {
     total: u64,
     resident: u64,
+    locked: u64,
     stack: u64,
     data: u64,
     exe: u64,
@@ -600,10 +608,13 @@ struct VmSizes {
 }
 
 fn vm_sizes(p: &Proc) -> VmSizes {
-    let mut s = VmSizes { total: 0, resident: 0, stack: 0, data: 0, exe: 0, start_code: 0, end_code: 0 };
+    let mut s = VmSizes { total: 0, resident: 0, locked: 0, stack: 0, data: 0, exe: 0, start_code: 0, end_code: 0 };
     for m in mappings(p) {
         let len = m.end - m.start;
         s.total += len;
+        if m.mlock != crate::mm::Mlock::Unlocked {
+            s.locked += len;
+        }
         s.resident += m.resident;
         match m.name {
             Some("[stack]") => s.stack += len,
@@ -838,7 +849,7 @@ fn status(p: &Proc, t: Target) -> String {
     if p.res.is_some() {
         let _ = writeln!(s, "VmPeak:\t{}", kb(vm.total));
         let _ = writeln!(s, "VmSize:\t{}", kb(vm.total));
-        let _ = writeln!(s, "VmLck:\t{}", kb(0));
+        let _ = writeln!(s, "VmLck:\t{}", kb(vm.locked));
         let _ = writeln!(s, "VmPin:\t{}", kb(0));
         let _ = writeln!(s, "VmHWM:\t{}", kb(vm.resident));
         let _ = writeln!(s, "VmRSS:\t{}", kb(vm.resident));
