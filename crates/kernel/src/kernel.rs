@@ -536,7 +536,8 @@ impl Kernel {
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
         let timens = self.namespaces.time.enter(&self.memory).map_err(|_| crate::loader::ExecError::NoMemory)?;
-        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens)?;
+        let stack_limit = spec.rlimits.iter().find(|l| l.0 == crate::task::RLIMIT_STACK).map_or(crate::task::default_rlimits()[crate::task::RLIMIT_STACK].cur, |l| l.1);
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, stack_limit)?;
         let fds = Arc::new(FdTable::default());
         let console = match spec.stdio {
             Stdio::Host(stdio) => {

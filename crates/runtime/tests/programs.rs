@@ -283,6 +283,20 @@ fn mlock_and_rlimit_memlock() {
     });
 }
 
+/// RLIMIT_STACK as set at the access bounds the main stack's growth, by the app
+/// and by the Sentry's writes for it; an exec with an unlimited stack leaves room.
+#[test]
+fn rlimit_stack_growth() {
+    compare("rlimit_stack_growth", "stack_limit", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "64 MiB, touch 16 MiB below: exited 0"),
+            expect_stdout_has_line(o, "1 MiB, touch 2 MiB below: killed by SEGV"),
+        ])
+    });
+}
+
 #[test]
 fn rlimit_data() {
     compare("rlimit_data", "rlimit_data", &Spec::default(), |o| {

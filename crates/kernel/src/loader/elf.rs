@@ -47,8 +47,12 @@ const ET_DYN_BASE: u64 = 0x5555_5555_4000;
 /// Top of the stack before randomisation, and how far it is randomised (16 GiB).
 const STACK_TOP: u64 = 0x7fff_ff00_0000;
 const STACK_RANDOM: u64 = 1 << 34;
-/// Room kept between the stack and the top-down mmap area (RLIMIT_STACK + gap).
-const STACK_GAP: u64 = (8 << 20) + (128 << 20);
+/// Room kept between the stack and the top-down mmap area: RLIMIT_STACK and a
+/// guard gap, at least 128 MiB and at most 5/6 of the address space, as Linux's
+/// mmap_base (which for an unlimited stack lays mmaps out bottom-up instead).
+fn stack_gap(stack_limit: u64, stack_top: u64) -> u64 {
+    stack_limit.saturating_add(256 * PAGE_SIZE).clamp(128 << 20, stack_top / 6 * 5)
+}
 const INITIAL_STACK: u64 = 128 << 10;
 
 pub(crate) fn random_u64() -> u64 {
@@ -187,7 +191,7 @@ pub fn load(
     mm.map_anonymous(ctx, Placement::Fixed(stack_low), INITIAL_STACK, Perms { read: true, write: true, exec: false }, false, true)
         .map_err(|_| ExecError::NoMemory)?;
     let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
-    let mmap_base = page_down(stack_top - STACK_GAP - (random_u64() % (1 << 28)) * PAGE_SIZE);
+    let mmap_base = page_down(stack_top - stack_gap(mm.stack_limit(), stack_top) - (random_u64() % (1 << 28)) * PAGE_SIZE);
     let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
     mm.set_layout(layout);
     let vdso = mm.map_vdso(vdso).map_err(|_| ExecError::NoMemory)?;

@@ -15,9 +15,9 @@ const COW_RUN_MAX: u64 = 2 << 20;
 /// dirty), for a run of stores each starting where the last one's pages ended.
 const MKWRITE_RUN_MAX: u64 = 64 << 10;
 
-/// The largest a stack grows (RLIMIT_STACK's usual 8 MiB); Linux also keeps a guard
-/// gap of 256 pages below it to any other mapping.
-const STACK_LIMIT: u64 = 8 << 20;
+/// The largest a stack grows unless RLIMIT_STACK says otherwise (its usual 8
+/// MiB); Linux also keeps a guard gap of 256 pages below it to any other mapping.
+pub(super) const DEFAULT_STACK_LIMIT: u64 = 8 << 20;
 const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
 /// What a fault turned out to be.
@@ -45,7 +45,7 @@ impl MmState {
             return Some(s);
         }
         let (&s, v) = self.vmas.range(addr..).next()?;
-        if !v.growsdown || v.end - page_down(addr) > STACK_LIMIT {
+        if !v.growsdown || v.end - page_down(addr) > self.stack_limit {
             return None;
         }
         let new_start = page_down(addr);

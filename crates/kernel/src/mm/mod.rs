@@ -138,11 +138,14 @@ pub(crate) struct MmState {
     fork_writes: Arc<fork::ForkWrites>,
     /// mlockall(MCL_FUTURE): how new mappings are locked (Linux's def_flags).
     def_mlock: Mlock,
+    /// How far the stack may grow: the process's RLIMIT_STACK, which
+    /// setrlimit updates here (faults and Sentry accesses grow the stack).
+    stack_limit: u64,
 }
 
 impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
-        let state = Arc::new(Mutex::new(MmState::default()));
+        let state = Arc::new(Mutex::new(MmState { stack_limit: fault::DEFAULT_STACK_LIMIT, ..MmState::default() }));
         let mapper = Mapper::new(&state, &aspace);
         MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper }
     }
@@ -163,6 +166,15 @@ impl MemoryManager {
         // Mappings do not overlap: those that end after `start` are the last ones
         // that begin before `end`.
         st.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+    }
+
+    /// RLIMIT_STACK, for the stack's growth and (at exec) the room left below it.
+    pub fn set_stack_limit(&self, bytes: u64) {
+        self.lock().stack_limit = bytes;
+    }
+
+    pub fn stack_limit(&self) -> u64 {
+        self.lock().stack_limit
     }
 
     pub fn set_layout(&self, layout: Layout) {

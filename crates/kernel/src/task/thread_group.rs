@@ -12,6 +12,7 @@ pub const RLIMIT_CPU_INDEX: usize = 0;
 pub const RLIMIT_FSIZE: usize = 1;
 pub const RLIMIT_AS: usize = 9;
 pub const RLIMIT_DATA: usize = 2;
+pub const RLIMIT_STACK: usize = 3;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_SIGPENDING: usize = 11;
@@ -164,14 +165,14 @@ impl Capabilities {
 }
 
 /// Linux's defaults for a fresh init process (as `prlimit` shows on a typical host).
-fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
+pub fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
     let mut r = [inf; RLIMIT_COUNT];
-    r[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // STACK
-    r[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // CORE
+    r[RLIMIT_STACK] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY };
+    r[RLIMIT_CORE] = Rlimit { cur: 0, max: RLIM_INFINITY };
     r[RLIMIT_NPROC] = Rlimit { cur: 63_459, max: 63_459 };
     r[RLIMIT_NOFILE] = Rlimit { cur: 1024, max: 1_048_576 };
-    r[8] = Rlimit { cur: 8 << 20, max: 8 << 20 }; // MEMLOCK
+    r[RLIMIT_MEMLOCK] = Rlimit { cur: 8 << 20, max: 8 << 20 };
     r[11] = Rlimit { cur: 63_459, max: 63_459 }; // SIGPENDING
     r[12] = Rlimit { cur: 819_200, max: 819_200 }; // MSGQUEUE
     r[13] = Rlimit { cur: 0, max: 0 }; // NICE
