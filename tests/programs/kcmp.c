@@ -5,6 +5,9 @@
 //   - KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND: a thread shares them all, a forked
 //     child none, a vfork-like clone(CLONE_VM) child the address space
 //   - the order it gives (1 or 2) is consistent: a < b and b > a
+//   - KCMP_EPOLL_TFD: a file against the nth one an epoll set has under a
+//     descriptor number (the same file added twice under two numbers), in this
+//     process and a forked child's inherited set; ENOENT, EINVAL, EBADF
 //   - ESRCH for a pid nobody has, EINVAL for an unknown type, EPERM for a process
 //     that may not be traced (another user's)
 #define _GNU_SOURCE
@@ -17,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +70,27 @@ int main(void) {
     long ab = kcmp(me, me, KCMP_FILE, fd, other_fd), ba = kcmp(me, me, KCMP_FILE, other_fd, fd);
     check("the order is the same both ways", (ab == 1 && ba == 2) || (ab == 2 && ba == 1));
 
+    int ep = epoll_create1(0), watched[2];
+    pipe(watched);
+    int watched_dup = dup(watched[0]);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, watched[0], &ev);
+    epoll_ctl(ep, EPOLL_CTL_ADD, watched_dup, &ev);
+    struct kcmp_epoll_slot slot = {ep, watched[0], 0};
+    printf("KCMP_EPOLL_TFD, the watched file: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched[0], (unsigned long)&slot)));
+    printf("KCMP_EPOLL_TFD, its dup: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched_dup, (unsigned long)&slot)));
+    printf("KCMP_EPOLL_TFD, the pipe's other end: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched[1], (unsigned long)&slot)));
+    slot.tfd = watched_dup;
+    printf("KCMP_EPOLL_TFD, under the dup's number: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched[0], (unsigned long)&slot)));
+    slot.toff = 1;
+    printf("KCMP_EPOLL_TFD, a second entry under it: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched[0], (unsigned long)&slot)));
+    struct kcmp_epoll_slot unwatched = {ep, watched[1], 0}, not_epoll = {fd, fd, 0}, closed = {999, fd, 0};
+    printf("KCMP_EPOLL_TFD, a descriptor not watched: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, watched[1], (unsigned long)&unwatched)));
+    printf("KCMP_EPOLL_TFD, a set that is no epoll: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, fd, (unsigned long)&not_epoll)));
+    printf("KCMP_EPOLL_TFD, a closed set: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, fd, (unsigned long)&closed)));
+    printf("KCMP_EPOLL_TFD, a closed file: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, 999, (unsigned long)&slot)));
+    printf("KCMP_EPOLL_TFD, a bad slot address: %s\n", cmp(kcmp(me, me, KCMP_EPOLL_TFD, fd, 8)));
+
     pthread_t t;
     pthread_create(&t, NULL, thread, NULL);
     while (!thread_tid) sched_yield();
@@ -88,6 +113,8 @@ int main(void) {
            cmp(kcmp(me, child, KCMP_SIGHAND, 0, 0)));
     printf("KCMP_FILE, the child's inherited copy: %s\n", cmp(kcmp(me, child, KCMP_FILE, fd, fd)));
     printf("KCMP_FILE, the child's copy against another open: %s\n", cmp(kcmp(me, child, KCMP_FILE, other_fd, fd)));
+    struct kcmp_epoll_slot inherited = {ep, watched[0], 0};
+    printf("KCMP_EPOLL_TFD, the child's inherited set: %s\n", cmp(kcmp(me, child, KCMP_EPOLL_TFD, watched[0], (unsigned long)&inherited)));
 
     static char stack[65536];
     pid_t vmchild = clone(parked, stack + sizeof stack, CLONE_VM | CLONE_FS | SIGCHLD, NULL);

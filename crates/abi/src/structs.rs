@@ -24,6 +24,11 @@ abi_struct! {
     pub struct Timezone { pub tz_minuteswest: i32, pub tz_dsttime: i32 }
 }
 abi_struct! {
+    /// `struct kcmp_epoll_slot`: KCMP_EPOLL_TFD's target, the `toff`-th file
+    /// registered with descriptor `tfd` in the epoll set at `efd`.
+    pub struct KcmpEpollSlot { pub efd: u32, pub tfd: u32, pub toff: u32 }
+}
+abi_struct! {
     /// `struct futex_waitv`: one word futex_waitv sleeps on, the value it must hold,
     /// and its FUTEX2_* flags (size, private); `reserved` must be 0.
     pub struct FutexWaitv { pub val: u64, pub uaddr: u64, pub flags: u32, pub reserved: u32 }

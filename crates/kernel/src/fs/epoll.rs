@@ -275,6 +275,14 @@ impl Epoll {
         }
     }
 
+    /// The `nth` file (from 0) on the interest list under descriptor number
+    /// `fd` (kcmp's KCMP_EPOLL_TFD; a file dup'd and added again is there twice).
+    pub fn target(&self, fd: i32, nth: usize) -> Option<Arc<dyn FileDescription>> {
+        let items = lock(&self.shared.items);
+        let mut same_fd = items.values().filter(|i| i.key.1 == fd);
+        same_fd.nth(nth).and_then(|i| i.file.upgrade())
+    }
+
     /// Removes `item` from the interest list (the map is locked by the caller).
     fn forget_locked(&self, items: &mut BTreeMap<Key, Arc<Item>>, item: &Arc<Item>) {
         if items.get(&item.key).is_some_and(|i| Arc::ptr_eq(i, item)) {

@@ -2,11 +2,14 @@
 //! space, a descriptor table, a file-system context, signal handlers), and an
 //! order between different ones that tools sort by (CRIU). As Linux, the order
 //! comes from the objects' addresses scrambled with a per-boot secret, so that it
-//! tells nothing of where the Sentry keeps them.
+//! tells nothing of where the Sentry keeps them. KCMP_EPOLL_TFD compares a file
+//! with one registered in an epoll set (CRIU finds what a set watches with it).
 
+use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::Fd;
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::structs::KcmpEpollSlot;
+use rvisor_abi::{errno, error, SysResult, UserAddr};
 use std::sync::{Arc, OnceLock};
 
 const KCMP_FILE: i32 = 0;
@@ -50,11 +53,20 @@ pub fn sys_kcmp(t: &mut Task, pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: 
         }
     }
     let (ra, rb) = (a.resources().ok_or_else(|| errno!(ESRCH))?, b.resources().ok_or_else(|| errno!(ESRCH))?);
+    let fd = |i: u64| i32::try_from(i).map(Fd).map_err(|_| errno!(EBADF));
     Ok(match kind {
         KCMP_FILE => {
-            let fd = |i: u64| i32::try_from(i).map(Fd).map_err(|_| errno!(EBADF));
             let (fa, fb) = (ra.fds.get(fd(idx1)?)?, rb.fds.get(fd(idx2)?)?);
             order(addr(&fa), addr(&fb))
+        }
+        // The first process's file against one in the second's epoll set.
+        KCMP_EPOLL_TFD => {
+            let fa = ra.fds.get(fd(idx1)?)?;
+            let slot: KcmpEpollSlot = t.mm.read_obj(UserRef::new(UserAddr(idx2)))?;
+            let ep_file = rb.fds.get(fd(u64::from(slot.efd))?)?;
+            let ep = ep_file.epoll().ok_or_else(|| errno!(EINVAL))?;
+            let target = i32::try_from(slot.tfd).ok().and_then(|tfd| ep.target(tfd, slot.toff as usize)).ok_or_else(|| errno!(ENOENT))?;
+            order(addr(&fa), addr(&target))
         }
         KCMP_VM => order(addr(&ra.mm), addr(&rb.mm)),
         KCMP_FILES => order(addr(&ra.fds), addr(&rb.fds)),
@@ -62,7 +74,6 @@ pub fn sys_kcmp(t: &mut Task, pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: 
         // Handlers belong to a thread group here (CLONE_SIGHAND alone shares none);
         // I/O contexts and semaphore undo lists to a process.
         KCMP_SIGHAND | KCMP_IO | KCMP_SYSVSEM => order(addr(&a.tg), addr(&b.tg)),
-        KCMP_EPOLL_TFD => return error!(EOPNOTSUPP),
         _ => return error!(EINVAL),
     })
 }

@@ -134,7 +134,7 @@ syscall_table! {
     process_vm_readv(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => Supported;
     process_vm_writev(pid: i32, local: UserAddr, liovcnt: u64, remote: UserAddr, riovcnt: u64, flags: u64) => Supported;
     process_madvise(pidfd: Fd, iov: UserAddr, vlen: u64, advice: i32, flags: u32) => Partial("COLD, PAGEOUT, WILLNEED and COLLAPSE are checked as madvise checks them and change nothing (the memory file is never swapped out)");
-    kcmp(pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: u64) => Partial("file descriptions, address spaces, descriptor tables, file-system contexts; signal handlers, I/O contexts and semaphore undo lists compare as their thread groups; KCMP_EPOLL_TFD is EOPNOTSUPP");
+    kcmp(pid1: i32, pid2: i32, kind: i32, idx1: u64, idx2: u64) => Partial("file descriptions, address spaces, descriptor tables, file-system contexts; signal handlers, I/O contexts and semaphore undo lists compare as their thread groups; files in epoll sets");
     pause() => Supported;
     getitimer(which: i32, value: UserRef<Itimerval>) => Partial("ITIMER_VIRTUAL and ITIMER_PROF both count app CPU time, checked every 10 ms");
     alarm(seconds: u32) => Supported;
