@@ -48,14 +48,6 @@ static const char *name(pid_t p) {
     return p == L ? "L" : p == A ? "A" : p == B ? "B" : p == 0 ? "0" : "another";
 }
 
-// Burns `ms` milliseconds of this thread's CPU time.
-static void burn(long ms) {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
-}
-
 static void exec_self(void) {
     char *argv[] = {self_path, "new-image", NULL};
     execve("/proc/self/exe", argv, NULL);
@@ -213,7 +205,7 @@ static void thread_execs(void) {
         pthread_t t;
         if (pthread_create(&t, NULL, thread_a, NULL) || pthread_create(&t, NULL, thread_b, NULL)) _exit(102);
         // The process's CPU time, for the usage of B's zombie.
-        burn(100);
+        spin_us(CLOCK_THREAD_CPUTIME_ID, 100000);
         pid_t me = gettid();
         wr(tids[1], &me, sizeof me);
         char b;

@@ -9,6 +9,7 @@
 // process traces.
 #define _GNU_SOURCE
 #include "check.h"
+#include "timing.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 // "stopped STOP event 128", "exited 7", "none" (WNOHANG found nothing).
@@ -175,15 +175,6 @@ static void seize_stopped(void) {
     close(p[1]);
 }
 
-// Burns `us` microseconds of CPU (not a synchronisation: it only varies how
-// far a racing thread gets).
-static void spin_us(long us) {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do clock_gettime(CLOCK_MONOTONIC, &t);
-    while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
-}
-
 // strace's start of a command: the child stops itself; the tracer seizes it,
 // interrupts it and sends SIGCONT, then LISTENs at group stops and resumes
 // other stops until the child exits. The stops it sees, the first time (the
@@ -203,7 +194,7 @@ static void strace_start(void) {
         ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD);
         ptrace(PTRACE_INTERRUPT, pid, 0, 0);
         // Later rounds give the tracee longer to wake up before the SIGCONT.
-        spin_us(round * 20);
+        spin_us(CLOCK_MONOTONIC, round * 20);
         kill(pid, SIGCONT);
         seen[0] = 0;
         for (;;) {

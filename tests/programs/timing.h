@@ -26,6 +26,15 @@ static inline struct timespec abs_after(clockid_t clk, long ms) {
     return ts;
 }
 
+// Burns `us` microseconds of clock `clk` (CLOCK_THREAD_CPUTIME_ID: of this
+// thread's CPU time). Not a synchronisation: it varies how far a racing thread gets.
+static inline void spin_us(clockid_t clk, long us) {
+    struct timespec t0, t;
+    clock_gettime(clk, &t0);
+    do clock_gettime(clk, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
 // Whether `a` is at or after `b`.
 static inline int ts_ge(struct timespec a, struct timespec b) {
     return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
