@@ -92,7 +92,7 @@ syscall_table! {
     write(fd: Fd, buf: UserAddr, count: usize) => Supported;
     close(fd: Fd) => Supported;
     fstat(fd: Fd, statbuf: UserRef<Stat>) => Supported;
-    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("shared writable mappings only of in-memory files (tmpfs, shm, memfd, copied-up root files)");
+    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("files (tmpfs, shm, memfd, the overlay root, host mounts through the gofer with stores written back) and /dev/zero; MAP_LOCKED counts against RLIMIT_MEMLOCK; other device and pseudo files (proc, sys, pipes) are ENODEV; MAP_POPULATE is a hint");
     mprotect(addr: UserAddr, len: u64, prot: u32) => Supported;
     munmap(addr: UserAddr, len: u64) => Supported;
     brk(addr: UserAddr) => Supported;
@@ -127,7 +127,7 @@ syscall_table! {
     pkey_mprotect(addr: UserAddr, len: u64, prot: u32, pkey: i32) => Partial("no protection keys (as on a CPU without PKU): key -1 only");
     pkey_alloc(flags: u64, rights: u64) => Partial("no protection keys (as on a CPU without PKU): EINVAL");
     pkey_free(pkey: i32) => Partial("no protection keys: EINVAL");
-    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("DONTNEED, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; the rest (FREE, REMOVE, the hints) is checked and ignored");
+    madvise(addr: UserAddr, len: u64, advice: i32) => Partial("DONTNEED, DONTNEED_LOCKED, DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK act; the rest (FREE, REMOVE, the hints) is checked and ignored");
     mseal(addr: UserAddr, len: u64, flags: u64) => Supported;
     userfaultfd(flags: i32) => Partial("missing-page mode for private anonymous memory (UFFDIO_API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE); no write-protect or minor modes, no events, no shared memory; with ptrace, the app's own write faults are reported without UFFD_PAGEFAULT_FLAG_WRITE");
     membarrier(cmd: i32, flags: u32, cpu: i32) => Partial("no restartable sequences, so no MEMBARRIER_CMD_*_RSEQ");
