@@ -2,7 +2,8 @@
 //   - mlock of part of a mapping splits it (/proc/self/maps), populates it
 //     (mincore), and counts in VmLck and smaps' Locked and VmFlags "lo";
 //     munlock merges it back; MLOCK_ONFAULT locks without populating;
-//     MADV_DONTNEED and MADV_FREE refuse locked pages, MADV_DONTNEED_LOCKED not
+//     MADV_DONTNEED and MADV_FREE refuse locked pages, MADV_DONTNEED_LOCKED not;
+//     MAP_LOCKED and MAP_POPULATE (without MAP_NONBLOCK) populate
 //   - a forked child inherits no locks (VmLck 0) but the split mappings
 //   - without CAP_IPC_LOCK, RLIMIT_MEMLOCK bounds what a process locks: mlock
 //     past it is ENOMEM (what is locked already counts once), mlockall of more
@@ -135,6 +136,15 @@ int main(void) {
     printf("munlock of page 3: %s, mappings there %d, VmLck %ld kB\n", r1, maps_in(p, 8), status_kb("VmLck") - base);
     r1 = res(munlock(p, 8 * page));
     printf("munlock of all 8: %s, mappings there %d, VmLck %ld kB\n", r1, maps_in(p, 8), status_kb("VmLck") - base);
+
+    char *pop = map(4, MAP_POPULATE);
+    printf("MAP_POPULATE: resident %d of 4\n", resident(pop, 4));
+    pop = map(4, MAP_POPULATE | MAP_NONBLOCK);
+    printf("MAP_POPULATE|MAP_NONBLOCK: resident %d of 4\n", resident(pop, 4));
+    pop = map(4, MAP_LOCKED);
+    printf("MAP_LOCKED: resident %d of 4, ", resident(pop, 4));
+    printf("VmLck %ld kB\n", status_kb("VmLck") - base);
+    munlock(pop, 4 * page);
 
     char *q = map(4, 0);
     r1 = res(syscall(SYS_mlock2, q, 4 * page, MLOCK_ONFAULT));

@@ -562,7 +562,7 @@ impl MemoryManager {
             }
         })?;
         if mode == Mlock::Locked {
-            self.populate_locked(start, end);
+            self.prefault(start, end, true);
         }
         Ok(())
     }
@@ -581,7 +581,7 @@ impl MemoryManager {
             st.merge_around(0, self.max_addr);
         }
         if current == Some(Mlock::Locked) {
-            self.populate_locked(0, self.max_addr);
+            self.prefault(0, self.max_addr, true);
         }
     }
 
@@ -595,13 +595,15 @@ impl MemoryManager {
         self.lock().vma_at(addr).map(|(_, v)| v.mlock)
     }
 
-    /// Populates the locked mappings of `[start, end)` that are accessible
-    /// (Linux's mm_populate skips PROT_NONE), as far as files reach; best
-    /// effort, as Linux's mlock, whose pages may fail to come in.
-    pub fn populate_locked(&self, start: u64, end: u64) {
+    /// Populates the mappings of `[start, end)` that are accessible (Linux's
+    /// mm_populate skips PROT_NONE), all or (`locked_only`) those mlock
+    /// populates, as far as files reach; best effort, as Linux's, whose pages
+    /// may fail to come in.
+    pub fn prefault(&self, start: u64, end: u64, locked_only: bool) {
         let mut st = self.lock();
         let first = st.vma_at(start).map_or(start, |(s, _)| s);
-        let vmas: Vec<(u64, u64)> = st.vmas.range(first..end).filter(|(_, v)| v.mlock == Mlock::Locked && v.perms != Perms::NONE).map(|(&s, v)| (s, v.end)).collect();
+        let wanted = |v: &Vma| v.perms != Perms::NONE && (!locked_only || v.mlock == Mlock::Locked);
+        let vmas: Vec<(u64, u64)> = st.vmas.range(first..end).filter(|(_, v)| wanted(v)).map(|(&s, v)| (s, v.end)).collect();
         for (vstart, vend) in vmas {
             let mut at = vstart.max(start);
             while at < vend.min(end) && self.populate(&mut st, vstart, at, true).is_ok() {

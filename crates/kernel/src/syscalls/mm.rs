@@ -20,6 +20,8 @@ const MAP_FIXED: u32 = 0x10;
 const MAP_ANONYMOUS: u32 = 0x20;
 const MAP_GROWSDOWN: u32 = 0x100;
 const MAP_LOCKED: u32 = 0x2000;
+const MAP_POPULATE: u32 = 0x8000;
+const MAP_NONBLOCK: u32 = 0x10000;
 const MAP_FIXED_NOREPLACE: u32 = 0x100000;
 /// Flags MAP_SHARED_VALIDATE accepts (Linux's LEGACY_MAP_MASK plus FIXED_NOREPLACE).
 const MAP_KNOWN: u32 = 0x1f_ffff;
@@ -113,7 +115,7 @@ pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
     }
     let new = t.mm.brk(t.ctx.as_mut(), addr.get());
     if let Some((old_top, new_top)) = grown.filter(|_| new != brk) {
-        t.mm.populate_locked(old_top, new_top);
+        t.mm.prefault(old_top, new_top, true);
     }
     Ok(new)
 }
@@ -161,10 +163,15 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     } else {
         map_fd(t, placement, len, perms, shared, fd, offset)?
     };
-    if flags & MAP_LOCKED != 0 && t.mm.future_mlock() == Mlock::Unlocked {
+    // MAP_LOCKED locks (and populates) it; MAP_POPULATE (unless MAP_NONBLOCK)
+    // populates it all, mlockall(MCL_FUTURE) what it locked.
+    let newly_locked = flags & MAP_LOCKED != 0 && t.mm.future_mlock() == Mlock::Unlocked;
+    if newly_locked {
         t.mm.set_mlock(addr, len, Mlock::Locked)?;
-    } else if locked {
-        t.mm.populate_locked(addr, addr.saturating_add(pages));
+    }
+    let populate = flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
+    if populate || (locked && !newly_locked) {
+        t.mm.prefault(addr, addr.saturating_add(pages), !populate);
     }
     Ok(addr)
 }
@@ -259,7 +266,7 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
     }
     let at = t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
     if locked && new > old {
-        t.mm.populate_locked(at.saturating_add(old), at.saturating_add(new));
+        t.mm.prefault(at.saturating_add(old), at.saturating_add(new), true);
     }
     Ok(at)
 }
