@@ -297,6 +297,20 @@ fn rlimit_stack_growth() {
     });
 }
 
+/// Raising scheduling priority takes CAP_SYS_NICE (or room under RLIMIT_NICE
+/// and RLIMIT_RTPRIO), not root alone: a container's root without it is refused.
+#[test]
+fn sched_priority_needs_cap_sys_nice() {
+    compare("sched_priority_needs_cap_sys_nice", "sched_privilege", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "back to nice 0: EACCES"),
+            expect_stdout_has_line(o, "SCHED_IDLE: ok, then SCHED_OTHER: EPERM"),
+        ])
+    });
+}
+
 #[test]
 fn rlimit_data() {
     compare("rlimit_data", "rlimit_data", &Spec::default(), |o| {

@@ -4,10 +4,11 @@
 //!
 //! Host threads are scheduled by the host; the sandbox keeps each thread's
 //! settings (`Thread::sched`) so programs read back what they set, with Linux's
-//! checks, ranges and permissions.
+//! checks, ranges and permissions: raising a priority takes CAP_SYS_NICE or
+//! room under RLIMIT_NICE and RLIMIT_RTPRIO, being root alone is not enough.
 
 use crate::mm::UserRef;
-use crate::task::{Task, Thread};
+use crate::task::{SchedAttrs, Task, Thread, RLIMIT_NICE, RLIMIT_RTPRIO};
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{error, SysResult, UserAddr};
 use std::sync::Arc;
@@ -22,6 +23,9 @@ const SCHED_RR: i32 = 2;
 const SCHED_BATCH: i32 = 3;
 const SCHED_IDLE: i32 = 5;
 const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_NICE: u32 = 23;
 
 /// SCHED_RR's time slice as Linux reports it (RR_TIMESLICE, 100 ms).
 const RR_TIMESLICE_NS: i64 = 100_000_000;
@@ -40,14 +44,45 @@ fn target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
     }
 }
 
-/// Whether the caller may change `other`'s scheduling (same user, or root).
+/// Whether the caller may change `other`'s scheduling: its effective user is
+/// the other's real or effective one, or it has CAP_SYS_NICE over it.
 fn may_change(t: &Task, other: &Thread) -> SysResult<()> {
     let (me, them) = (t.tg.creds(), other.tg.creds());
-    if me.euid == 0 || me.euid == them.uid || me.euid == them.euid {
+    if me.euid == them.uid || me.euid == them.euid || t.tg.capable_in(&other.tg.user_ns(), CAP_SYS_NICE) {
         Ok(())
     } else {
         error!(EPERM)
     }
+}
+
+/// Whether `th` may run at nice value `nice` (Linux's can_nice): 20 - nice
+/// within its RLIMIT_NICE, or the caller has CAP_SYS_NICE.
+fn can_nice(t: &Task, th: &Thread, nice: i32) -> bool {
+    u64::try_from(20 - nice).unwrap_or(0) <= th.tg.rlimit(RLIMIT_NICE).cur || t.tg.capable(CAP_SYS_NICE)
+}
+
+/// Whether the caller may give `th` (now at `cur`) policy `policy` with
+/// `priority` and `nice` (Linux's __sched_setscheduler for a user): without
+/// CAP_SYS_NICE, no lower nice value than RLIMIT_NICE allows, a real-time
+/// policy only up to RLIMIT_RTPRIO, no SCHED_DEADLINE, no leaving SCHED_IDLE
+/// past RLIMIT_NICE, and only for a thread of its own user.
+fn may_schedule(t: &Task, th: &Thread, cur: &SchedAttrs, policy: i32, priority: i32, nice: i32) -> SysResult<()> {
+    if t.tg.capable(CAP_SYS_NICE) {
+        return Ok(());
+    }
+    let refused = match policy {
+        SCHED_FIFO | SCHED_RR => {
+            let rtprio = th.tg.rlimit(RLIMIT_RTPRIO).cur;
+            let priority = u64::try_from(priority).unwrap_or(0);
+            (policy != cur.policy && rtprio == 0) || (priority > u64::try_from(cur.priority).unwrap_or(0) && priority > rtprio)
+        }
+        SCHED_DEADLINE => true,
+        _ => nice < cur.nice && !can_nice(t, th, nice),
+    };
+    if refused || (cur.policy == SCHED_IDLE && policy != SCHED_IDLE && !can_nice(t, th, cur.nice)) {
+        return error!(EPERM);
+    }
+    may_change(t, th)
 }
 
 /// The CPUs the sandbox shows, as a mask.
@@ -120,13 +155,14 @@ pub fn sys_getpriority(t: &mut Task, which: i32, who: i32) -> SysResult<i64> {
     Ok(i64::from(20 - nice))
 }
 
-/// setpriority: nice values are clamped to [-20, 19]; only root lowers one.
+/// setpriority: nice values are clamped to [-20, 19]; a lower one than the
+/// thread has takes CAP_SYS_NICE or room under RLIMIT_NICE (EACCES).
 pub fn sys_setpriority(t: &mut Task, which: i32, who: i32, prio: i32) -> SysResult<()> {
     let nice = prio.clamp(-20, 19);
     let targets = priority_targets(t, which, who)?;
     for th in &targets {
         may_change(t, th)?;
-        if nice < th.sched().nice && t.tg.creds().euid != 0 {
+        if nice < th.sched().nice && !can_nice(t, th, nice) {
             return error!(EACCES);
         }
     }
@@ -205,7 +241,7 @@ pub(super) fn check_ioprio(t: &Task, ioprio: i32) -> SysResult<()> {
     let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
     let level = ioprio & 7;
     match class {
-        IOPRIO_CLASS_RT if t.tg.creds().euid != 0 => error!(EPERM),
+        IOPRIO_CLASS_RT if !t.tg.capable(CAP_SYS_NICE) && !t.tg.capable(CAP_SYS_ADMIN) => error!(EPERM),
         IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => Ok(()),
         IOPRIO_CLASS_NONE if level == 0 => Ok(()),
         _ => error!(EINVAL),
@@ -241,7 +277,7 @@ pub fn sys_sched_getparam(t: &mut Task, pid: i32, param: UserRef<i32>) -> SysRes
     t.mm.write_obj(param, &th.sched().priority)
 }
 
-/// Sets a thread's policy and priority; real-time policies need root.
+/// Sets a thread's policy and priority, as `may_schedule` allows.
 fn set_scheduler(t: &Task, pid: i32, policy: Option<i32>, param: UserRef<i32>) -> SysResult<()> {
     if param.is_null() {
         return error!(EINVAL);
@@ -253,10 +289,8 @@ fn set_scheduler(t: &Task, pid: i32, policy: Option<i32>, param: UserRef<i32>) -
     if !(min..=max).contains(&priority) {
         return error!(EINVAL);
     }
-    may_change(t, &th)?;
-    if matches!(policy, SCHED_FIFO | SCHED_RR) && t.tg.creds().euid != 0 {
-        return error!(EPERM);
-    }
+    let cur = th.sched();
+    may_schedule(t, &th, &cur, policy, priority, cur.nice)?;
     th.set_sched(|s| (s.policy, s.priority) = (policy, priority));
     Ok(())
 }
@@ -357,7 +391,11 @@ pub fn sys_sched_setattr(t: &mut Task, pid: i32, uattr: UserAddr, flags: u32) ->
     let cur = th.sched();
     let policy = if a.flags & SCHED_FLAG_KEEP_POLICY != 0 { cur.policy } else { a.policy as i32 };
     if policy == SCHED_DEADLINE {
-        return if t.tg.creds().euid != 0 { error!(EPERM) } else { error!(EBUSY) };
+        if !deadline_params_valid(&a) {
+            return error!(EINVAL);
+        }
+        may_schedule(t, &th, &cur, policy, 0, cur.nice)?;
+        return error!(EBUSY);
     }
     let (min, max) = priority_range(policy)?;
     let priority = a.priority as i32;
@@ -369,13 +407,9 @@ pub fn sys_sched_setattr(t: &mut Task, pid: i32, uattr: UserAddr, flags: u32) ->
     if clamp_min > SCHED_CAPACITY_SCALE || clamp_max > SCHED_CAPACITY_SCALE || clamp_min > clamp_max {
         return error!(EINVAL);
     }
-    may_change(t, &th)?;
     let nice = a.nice.clamp(-20, 19);
     let fair = !matches!(policy, SCHED_FIFO | SCHED_RR);
-    // Real-time policies and lower nice values take root, as in set_scheduler.
-    if t.tg.creds().euid != 0 && (!fair || nice < cur.nice) {
-        return error!(EPERM);
-    }
+    may_schedule(t, &th, &cur, policy, priority, if fair { nice } else { cur.nice })?;
     let keep_params = a.flags & SCHED_FLAG_KEEP_PARAMS != 0;
     th.set_sched(|s| {
         s.util_min = clamp_min;
@@ -389,6 +423,19 @@ pub fn sys_sched_setattr(t: &mut Task, pid: i32, uattr: UserAddr, flags: u32) ->
         }
     });
     Ok(())
+}
+
+/// SCHED_DEADLINE's parameters as Linux's __checkparam_dl takes them: runtime
+/// at least 1024 ns, runtime <= deadline <= period (the deadline when 0), the
+/// period between the default sysctl bounds (100 µs, 2^22 µs).
+fn deadline_params_valid(a: &SchedAttr) -> bool {
+    let period = if a.period == 0 { a.deadline } else { a.period };
+    a.deadline != 0
+        && a.runtime >= 1 << 10
+        && (a.deadline | a.period) >> 63 == 0
+        && a.runtime <= a.deadline
+        && a.deadline <= period
+        && (100_000..=(1u64 << 22) * 1000).contains(&period)
 }
 
 pub fn sys_sched_rr_get_interval(t: &mut Task, pid: i32, interval: UserRef<Timespec>) -> SysResult<()> {

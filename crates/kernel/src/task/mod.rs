@@ -30,7 +30,7 @@ pub use exit::ExitStatus;
 pub use namespaces::Namespaces;
 pub use pid_ns::PidNamespace;
 pub use user_ns::UserNamespace;
-pub use thread_group::{comm_from_path, default_rlimits, Capabilities, CAP_FULL, CpuTimes, Credentials, MmFlags, Resources, RusageCounts, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_AS, RLIMIT_CORE, RLIMIT_DATA, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_FSIZE, RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_SIGPENDING, RLIM_INFINITY};
+pub use thread_group::{comm_from_path, default_rlimits, Capabilities, CAP_FULL, CpuTimes, Credentials, MmFlags, Resources, RusageCounts, SchedAttrs, StopReport, Thread, ThreadGroup, RLIMIT_AS, RLIMIT_CORE, RLIMIT_DATA, RLIMIT_COUNT, RLIMIT_CPU_INDEX, RLIMIT_FSIZE, RLIMIT_MEMLOCK, RLIMIT_NICE, RLIMIT_NOFILE, RLIMIT_RTPRIO, RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_SIGPENDING, RLIM_INFINITY};
 pub use wait::{WaitOptions, WaitResult, WaitTarget};
 pub use waiter::Waiter;
 

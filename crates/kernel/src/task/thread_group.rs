@@ -18,6 +18,8 @@ pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_SIGPENDING: usize = 11;
 pub const RLIMIT_NPROC: usize = 6;
 pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIMIT_NICE: usize = 13;
+pub const RLIMIT_RTPRIO: usize = 14;
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,8 +177,8 @@ pub fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
     r[RLIMIT_MEMLOCK] = Rlimit { cur: 8 << 20, max: 8 << 20 };
     r[11] = Rlimit { cur: 63_459, max: 63_459 }; // SIGPENDING
     r[12] = Rlimit { cur: 819_200, max: 819_200 }; // MSGQUEUE
-    r[13] = Rlimit { cur: 0, max: 0 }; // NICE
-    r[14] = Rlimit { cur: 0, max: 0 }; // RTPRIO
+    r[RLIMIT_NICE] = Rlimit { cur: 0, max: 0 };
+    r[RLIMIT_RTPRIO] = Rlimit { cur: 0, max: 0 };
     r
 }
 
