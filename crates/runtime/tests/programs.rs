@@ -311,6 +311,20 @@ fn sched_priority_needs_cap_sys_nice() {
     });
 }
 
+/// Root without the capabilities a container's default set leaves out is
+/// refused what Linux refuses it: uid 0 is no privilege by itself.
+#[test]
+fn root_without_capabilities() {
+    compare("root_without_capabilities", "root_without_caps", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "0 failures"),
+            expect_stdout_has_line(o, "  clock_settime: EPERM"),
+            expect_stdout_has_line(o, "  list: user.b yes, trusted.a no"),
+        ])
+    });
+}
+
 #[test]
 fn rlimit_data() {
     compare("rlimit_data", "rlimit_data", &Spec::default(), |o| {

@@ -6,7 +6,7 @@ use crate::task::{Task, ThreadGroup, RLIMIT_COUNT};
 use std::sync::Arc;
 use rvisor_abi::structs::{set_cstr, Rlimit, Sysinfo, Utsname};
 use rvisor_memory::UsageKind;
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 
 /// The kernel version the sandbox reports.
 pub const RELEASE: &str = "6.8.0-rvisor";
@@ -34,11 +34,10 @@ pub fn sys_uname(t: &mut Task, buf: UserRef<Utsname>) -> SysResult<()> {
 
 /// `__NEW_UTS_LEN`: a UTS name's longest length; uname's fields hold one more byte.
 const UTS_NAME_MAX: usize = 64;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// The bytes of a new UTS name, after Linux's checks.
 fn new_uts_name(t: &Task, name: UserAddr, len: usize) -> SysResult<Vec<u8>> {
-    if !t.tg.capable_in(&t.ns.uts.owner, CAP_SYS_ADMIN) {
+    if !t.tg.capable_in(&t.ns.uts.owner, consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     if len > UTS_NAME_MAX {
@@ -119,11 +118,12 @@ const LOG_BUF_LEN: usize = 1 << 17;
 
 /// syslog: the kernel log, which holds nothing here (the Sentry logs to its own
 /// log, not the app's). Reading all of it or its size is open to everyone, as
-/// with dmesg_restrict off; the rest takes root (CAP_SYSLOG). A blocking read
+/// with dmesg_restrict off; the rest takes CAP_SYSLOG (or consts::CAP_SYS_ADMIN). A blocking read
 /// waits for messages that never come, until a signal.
 pub fn sys_syslog(t: &mut Task, action: i32, buf: UserAddr, len: i32) -> SysResult<usize> {
     let open_to_all = matches!(action, SYSLOG_ACTION_READ_ALL | SYSLOG_ACTION_SIZE_BUFFER);
-    if !open_to_all && (SYSLOG_ACTION_CLOSE..=SYSLOG_ACTION_SIZE_BUFFER).contains(&action) && t.tg.creds().euid != 0 {
+    let privileged = t.tg.capable(consts::CAP_SYSLOG) || t.tg.capable(consts::CAP_SYS_ADMIN);
+    if !open_to_all && (SYSLOG_ACTION_CLOSE..=SYSLOG_ACTION_SIZE_BUFFER).contains(&action) && !privileged {
         return error!(EPERM);
     }
     match action {
@@ -150,10 +150,10 @@ fn check_resource(resource: u32) -> SysResult<usize> {
 }
 
 /// Reads and optionally replaces a resource limit of `tg` (the caller's process,
-/// or prlimit's target); raising a hard limit takes the caller's privilege.
+/// or prlimit's target); raising a hard limit takes CAP_SYS_RESOURCE.
 fn exchange_rlimit(t: &Task, tg: &Arc<ThreadGroup>, resource: u32, new: Option<Rlimit>) -> SysResult<Rlimit> {
     let r = check_resource(resource)?;
-    let privileged = t.tg.creds().euid == 0;
+    let privileged = t.tg.capable(consts::CAP_SYS_RESOURCE);
     let mut limits = tg.rlimits.lock().unwrap_or_else(|e| e.into_inner());
     let old = limits[r];
     if let Some(n) = new {
@@ -192,7 +192,7 @@ pub fn sys_setrlimit(t: &mut Task, resource: u32, rlim: UserRef<Rlimit>) -> SysR
 
 /// prlimit64 on the process of thread `pid` (0: the caller's). Another process's
 /// limits take the same real, effective and saved ids as the caller's real ones
-/// (Linux's check_prlimit_permission), or root.
+/// (Linux's check_prlimit_permission), or CAP_SYS_RESOURCE over it.
 pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>, old: UserRef<Rlimit>) -> SysResult<()> {
     let tg = match pid {
         0 => t.tg.clone(),
@@ -201,7 +201,7 @@ pub fn sys_prlimit64(t: &mut Task, pid: i32, resource: u32, new: UserRef<Rlimit>
     if !Arc::ptr_eq(&tg, &t.tg) {
         let (me, them) = (t.tg.creds(), tg.creds());
         let same_ids = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
-        if !same_ids && me.euid != 0 {
+        if !same_ids && !t.tg.capable_in(&tg.user_ns(), consts::CAP_SYS_RESOURCE) {
             return error!(EPERM);
         }
     }

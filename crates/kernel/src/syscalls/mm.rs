@@ -5,7 +5,7 @@ use crate::mm::ops::Placement;
 use crate::mm::{Mlock, Vma};
 use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIM_INFINITY};
 use crate::vfs::{Fd, Mount, MountFlags};
-use rvisor_abi::{errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
 use rvisor_platform::Perms;
 
 const PROT_MASK: u32 = 0x7;
@@ -33,8 +33,6 @@ const MREMAP_DONTUNMAP: u32 = 4;
 const MS_ASYNC: u32 = 1;
 const MS_INVALIDATE: u32 = 2;
 const MS_SYNC: u32 = 4;
-
-const CAP_IPC_LOCK: u32 = 14;
 
 const MADV_FREE: i32 = 8;
 const MADV_REMOVE: i32 = 9;
@@ -84,14 +82,14 @@ fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> 
 
 /// Whether the caller may lock memory at all (Linux's can_do_mlock).
 fn can_mlock(t: &Task) -> bool {
-    t.tg.rlimit(RLIMIT_MEMLOCK).cur != 0 || t.tg.capable(CAP_IPC_LOCK)
+    t.tg.rlimit(RLIMIT_MEMLOCK).cur != 0 || t.tg.capable(consts::CAP_IPC_LOCK)
 }
 
 /// Whether `grow` more locked bytes stay within RLIMIT_MEMLOCK, or the caller
 /// has CAP_IPC_LOCK (Linux's mlock_future_ok).
 fn mlock_fits(t: &Task, grow: u64) -> bool {
     let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
-    limit == RLIM_INFINITY || t.tg.capable(CAP_IPC_LOCK) || locked_bytes(t).saturating_add(grow) <= limit
+    limit == RLIM_INFINITY || t.tg.capable(consts::CAP_IPC_LOCK) || locked_bytes(t).saturating_add(grow) <= limit
 }
 
 /// What the address space has locked (Linux's locked_vm; /proc's VmLck).
@@ -400,7 +398,7 @@ pub fn sys_mlockall(t: &mut Task, flags: i32) -> SysResult<()> {
     let current = flags & MCL_CURRENT != 0;
     // Every mapping counts, as Linux compares total_vm with the limit.
     let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
-    if current && limit != RLIM_INFINITY && !t.tg.capable(CAP_IPC_LOCK) && t.mm.mapped_bytes(0, u64::MAX, |_| true) > limit {
+    if current && limit != RLIM_INFINITY && !t.tg.capable(consts::CAP_IPC_LOCK) && t.mm.mapped_bytes(0, u64::MAX, |_| true) > limit {
         return error!(ENOMEM);
     }
     let future = if flags & MCL_FUTURE != 0 { mode } else { Mlock::Unlocked };

@@ -73,8 +73,9 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: Fd, signo: i32, info: UserRef<
 }
 
 /// pidfd_getfd: a close-on-exec duplicate of descriptor `targetfd` of the pidfd's
-/// process, for a caller that could ptrace it (root, or the same real, effective
-/// and saved ids as the caller's real ones).
+/// process, for a caller that could ptrace it (Linux's PTRACE_MODE_ATTACH_REALCREDS:
+/// CAP_SYS_PTRACE, or the same real, effective and saved ids as the caller's
+/// real ones and a dumpable target).
 pub fn sys_pidfd_getfd(t: &mut Task, pidfd: Fd, targetfd: i32, flags: u32) -> SysResult<Fd> {
     if flags != 0 {
         return error!(EINVAL);
@@ -83,9 +84,7 @@ pub fn sys_pidfd_getfd(t: &mut Task, pidfd: Fd, targetfd: i32, flags: u32) -> Sy
     if tg.is_reaped() {
         return error!(ESRCH);
     }
-    let (me, them) = (t.tg.creds(), tg.creds());
-    let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
-    if !same && me.euid != 0 {
+    if !crate::task::ptrace::may_trace(&t.tg, &tg) {
         return error!(EPERM);
     }
     // An exited process has no descriptors left.

@@ -10,7 +10,7 @@
 use crate::mm::UserRef;
 use crate::task::{SchedAttrs, Task, Thread, RLIMIT_NICE, RLIMIT_RTPRIO};
 use rvisor_abi::structs::Timespec;
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
 
 const PRIO_PROCESS: i32 = 0;
@@ -23,9 +23,6 @@ const SCHED_RR: i32 = 2;
 const SCHED_BATCH: i32 = 3;
 const SCHED_IDLE: i32 = 5;
 const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_NICE: u32 = 23;
 
 /// SCHED_RR's time slice as Linux reports it (RR_TIMESLICE, 100 ms).
 const RR_TIMESLICE_NS: i64 = 100_000_000;
@@ -48,7 +45,7 @@ fn target(t: &Task, pid: i32) -> SysResult<Arc<Thread>> {
 /// the other's real or effective one, or it has CAP_SYS_NICE over it.
 fn may_change(t: &Task, other: &Thread) -> SysResult<()> {
     let (me, them) = (t.tg.creds(), other.tg.creds());
-    if me.euid == them.uid || me.euid == them.euid || t.tg.capable_in(&other.tg.user_ns(), CAP_SYS_NICE) {
+    if me.euid == them.uid || me.euid == them.euid || t.tg.capable_in(&other.tg.user_ns(), consts::CAP_SYS_NICE) {
         Ok(())
     } else {
         error!(EPERM)
@@ -58,7 +55,7 @@ fn may_change(t: &Task, other: &Thread) -> SysResult<()> {
 /// Whether `th` may run at nice value `nice` (Linux's can_nice): 20 - nice
 /// within its RLIMIT_NICE, or the caller has CAP_SYS_NICE.
 fn can_nice(t: &Task, th: &Thread, nice: i32) -> bool {
-    u64::try_from(20 - nice).unwrap_or(0) <= th.tg.rlimit(RLIMIT_NICE).cur || t.tg.capable(CAP_SYS_NICE)
+    u64::try_from(20 - nice).unwrap_or(0) <= th.tg.rlimit(RLIMIT_NICE).cur || t.tg.capable(consts::CAP_SYS_NICE)
 }
 
 /// Whether the caller may give `th` (now at `cur`) policy `policy` with
@@ -67,7 +64,7 @@ fn can_nice(t: &Task, th: &Thread, nice: i32) -> bool {
 /// policy only up to RLIMIT_RTPRIO, no SCHED_DEADLINE, no leaving SCHED_IDLE
 /// past RLIMIT_NICE, and only for a thread of its own user.
 fn may_schedule(t: &Task, th: &Thread, cur: &SchedAttrs, policy: i32, priority: i32, nice: i32) -> SysResult<()> {
-    if t.tg.capable(CAP_SYS_NICE) {
+    if t.tg.capable(consts::CAP_SYS_NICE) {
         return Ok(());
     }
     let refused = match policy {
@@ -227,7 +224,7 @@ pub fn sys_ioprio_set(t: &mut Task, which: i32, who: i32, ioprio: i32) -> SysRes
     let value = ioprio as u16;
     for th in ioprio_targets(t, which, who)? {
         let owner = th.tg.creds().uid;
-        if owner != me.euid && owner != me.uid && me.euid != 0 {
+        if owner != me.euid && owner != me.uid && !t.tg.capable(consts::CAP_SYS_NICE) {
             return error!(EPERM);
         }
         th.set_sched(|s| s.ioprio = value);
@@ -241,7 +238,7 @@ pub(super) fn check_ioprio(t: &Task, ioprio: i32) -> SysResult<()> {
     let class = ((ioprio >> IOPRIO_CLASS_SHIFT) & 7) as u16;
     let level = ioprio & 7;
     match class {
-        IOPRIO_CLASS_RT if !t.tg.capable(CAP_SYS_NICE) && !t.tg.capable(CAP_SYS_ADMIN) => error!(EPERM),
+        IOPRIO_CLASS_RT if !t.tg.capable(consts::CAP_SYS_NICE) && !t.tg.capable(consts::CAP_SYS_ADMIN) => error!(EPERM),
         IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE => Ok(()),
         IOPRIO_CLASS_NONE if level == 0 => Ok(()),
         _ => error!(EINVAL),

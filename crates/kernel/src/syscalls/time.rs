@@ -137,9 +137,10 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     sleep_until(t, crate::time::deadline_in(Duration::from_nanos(ns as u64)), rem)
 }
 
-/// Only a privileged task may set the sandbox's realtime clock; the host's is never touched.
+/// Only a task with CAP_SYS_TIME may set the sandbox's realtime clock; the
+/// host's is never touched.
 fn may_set_time(t: &Task) -> SysResult<()> {
-    if t.tg.creds().euid == 0 { Ok(()) } else { error!(EPERM) }
+    if t.tg.capable(rvisor_abi::consts::CAP_SYS_TIME) { Ok(()) } else { error!(EPERM) }
 }
 
 pub fn sys_clock_settime(t: &mut Task, clock: i32, tp: UserRef<Timespec>) -> SysResult<()> {

@@ -11,7 +11,7 @@ use super::open::{lookup_at, read_path, AT_FDCWD};
 use crate::task::Task;
 use crate::vfs::inode::{Inode, XattrSet, S_IFDIR, S_IFMT, S_IFREG};
 use crate::vfs::{Fd, Follow};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
 
 /// Longest attribute name Linux accepts (XATTR_NAME_MAX).
@@ -57,7 +57,7 @@ fn permitted(t: &Task, kind: u32, ns: Namespace, write: bool) -> SysResult<()> {
         Namespace::User if !matches!(kind, S_IFREG | S_IFDIR) => {
             if write { error!(EPERM) } else { error!(ENODATA) }
         }
-        Namespace::Trusted if t.tg.creds().euid != 0 => {
+        Namespace::Trusted if !t.tg.capable(consts::CAP_SYS_ADMIN) => {
             if write { error!(EPERM) } else { error!(ENODATA) }
         }
         Namespace::System => {
@@ -118,10 +118,10 @@ fn get(t: &Task, target: Target, name: UserCStr, value: UserAddr, size: usize) -
 
 fn list(t: &Task, target: Target, out: UserAddr, size: usize) -> SysResult<usize> {
     let Target::Inode(inode) = target else { return Ok(0) };
-    let root = t.tg.creds().euid == 0;
+    let trusted = t.tg.capable(consts::CAP_SYS_ADMIN);
     let mut names = Vec::new();
     for n in inode.listxattr()? {
-        if n.starts_with(b"trusted.") && !root {
+        if n.starts_with(b"trusted.") && !trusted {
             continue;
         }
         names.extend_from_slice(&n);

@@ -274,10 +274,11 @@ impl Task {
         Ok(fd)
     }
 
-    /// RLIMIT_NPROC counts the tasks (threads) of the caller's real user; root is exempt.
+    /// RLIMIT_NPROC counts the tasks (threads) of the caller's real user; the
+    /// real root user, CAP_SYS_RESOURCE and CAP_SYS_ADMIN are exempt.
     fn check_nproc(&self) -> SysResult<()> {
         let creds = self.tg.creds();
-        if creds.uid == 0 || creds.euid == 0 {
+        if creds.uid == 0 || self.tg.capable(rvisor_abi::consts::CAP_SYS_RESOURCE) || self.tg.capable(CAP_SYS_ADMIN) {
             return Ok(());
         }
         let limit = self.tg.rlimit(RLIMIT_NPROC).cur;

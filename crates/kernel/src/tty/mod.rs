@@ -107,7 +107,7 @@ fn make_controlling(t: &Task, term: &Arc<Terminal>, steal: bool) -> SysResult<()
     {
         let mut st = term.lock();
         if st.session != 0 && st.session != sid {
-            if !steal || t.tg.creds().euid != 0 {
+            if !steal || !t.tg.capable(rvisor_abi::consts::CAP_SYS_ADMIN) {
                 return error!(EPERM);
             }
             let old = st.session;
