@@ -29,7 +29,16 @@ impl UserAddr {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// Whether `[self, self + len)` lies below the top of user memory (Linux's
+    /// access_ok): what some calls check before doing anything else.
+    pub fn range_ok(self, len: u64) -> bool {
+        self.0.checked_add(len).is_some_and(|end| end <= TASK_SIZE)
+    }
 }
+
+/// The highest user address + 1 (x86-64's TASK_SIZE).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 
 impl fmt::Debug for UserAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -116,6 +116,38 @@ fn malloc() {
     compare("malloc", "malloc", &Spec::default(), expect_all_ok);
 }
 
+/// statmount and listmount (tests/programs/statmount.c): every mount listed
+/// from the root agrees with /proc/self/mountinfo; the mounts made there
+/// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in
+/// pieces, statx's mount IDs, the errors, and EPERM outside a chroot without
+/// CAP_SYS_ADMIN, as natively.
+#[test]
+fn statmount() {
+    compare("statmount", "statmount", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "b: root /sub, attributes 0x17, propagation 0x40000"),
+            expect_stdout_has_line(o, "statmount of the type into 517 bytes: -1 EOVERFLOW"),
+            expect_stdout_has_line(o, "without CAP_SYS_ADMIN, statmount of base: -1 EPERM"),
+        ])
+    });
+}
+
+/// cachestat (tests/programs/cachestat.c): a memfd's pages counted exactly
+/// through writes, holes, fallocate, hole punching and truncation; files
+/// without pages; the program's own mapped file; the errors, as natively.
+#[test]
+fn cachestat() {
+    compare("cachestat", "cachestat", &Spec::default(), |o| all([expect_all_ok(o), expect_stdout_has_line(o, "pages 60-61 allocated: cache 7 dirty 0 writeback 0 evicted 0 recently 0")]));
+}
+
+/// The LSM calls (tests/programs/lsm.c): capability among the listed modules,
+/// no process attributes (EOPNOTSUPP), and the size and flag errors, as natively.
+#[test]
+fn lsm() {
+    compare("lsm", "lsm", &Spec::default(), |o| all([expect_all_ok(o), expect_stdout_has_line(o, "get current: -1 EOPNOTSUPP")]));
+}
+
 #[test]
 fn fchmodat2() {
     compare("fchmodat2", "fchmodat2", &Spec::default(), |o| {

@@ -4,7 +4,7 @@
 //! I/O on it directly.
 
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
-use crate::mm::{FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
+use crate::mm::{page_span, CacheStat, FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
 use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::{Stat, Timespec};
 use rvisor_abi::{errno, error, Errno, ErrnoCode, SysResult, PAGE_SIZE};
@@ -135,6 +135,12 @@ impl Dirty {
         for p in lo..hi {
             self.pages[(p / 64) as usize] |= 1 << (p % 64);
         }
+    }
+
+    /// How many of pages `[lo, hi)` are dirty.
+    fn count(&self, lo: u64, hi: u64) -> u64 {
+        let set = |(i, &w): (usize, &u64)| (0..64u64).filter(move |b| w & (1 << b) != 0).map(move |b| i as u64 * 64 + b);
+        self.pages.iter().enumerate().flat_map(set).filter(|p| (lo..hi).contains(p)).count() as u64
     }
 
     /// The dirty pages, as byte ranges in file order.
@@ -277,6 +283,20 @@ impl HostPages {
 impl FilePages for HostPages {
     fn end(&self) -> u64 {
         self.end.load(Ordering::Acquire)
+    }
+
+    /// The pages read in within the file's end, and those stored to through
+    /// shared mappings and not written back yet.
+    fn cache_stat(&self, first: u64, last: u64) -> CacheStat {
+        let (off, len) = page_span(first, last);
+        let len = len.min(self.end().saturating_sub(off));
+        let mut cached = 0;
+        let _ = self.each_extent(off, len, |x, a, b| {
+            cached += x.bytes_read_in(a, b - a);
+            Ok(())
+        });
+        let nr_dirty = self.lock_dirty().count(off / PAGE_SIZE, (off + len) / PAGE_SIZE);
+        CacheStat { nr_cache: cached / PAGE_SIZE, nr_dirty, ..CacheStat::default() }
     }
 
     fn frames(&self, off: u64, len: u64) -> SysResult<Vec<PageRun>> {
@@ -761,6 +781,16 @@ impl Inode for GoferInode {
                 pages.refresh(off, len);
             }
         }
+    }
+
+    /// The pages mappings read in, while the page cache or `HostPages` that
+    /// holds them lives.
+    fn cache_stat(&self, first: u64, last: u64) -> CacheStat {
+        let pages: Option<Arc<dyn FilePages>> = match self.mapped() {
+            Some(p) => Some(p),
+            None => self.cache.get().cloned().or_else(|| self.large_cache.lock().unwrap_or_else(|e| e.into_inner()).upgrade()).map(|c| c as Arc<dyn FilePages>),
+        };
+        pages.map_or_else(CacheStat::default, |p| p.cache_stat(first, last))
     }
 
     fn file_pages(&self, mf: &Arc<MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {

@@ -440,6 +440,13 @@ impl Inode for OverlayInode {
         }
     }
 
+    fn cache_stat(&self, first: u64, last: u64) -> crate::mm::CacheStat {
+        match self.upper().or_else(|| self.lock().lower.clone()) {
+            Some(i) => i.cache_stat(first, last),
+            None => crate::mm::CacheStat::default(),
+        }
+    }
+
     fn file_pages(&self, mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {
         match self.upper() {
             Some(u) => u.file_pages(mf),

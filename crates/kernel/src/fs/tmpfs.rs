@@ -9,7 +9,7 @@ use crate::vfs::inode::{dtype_of, DirEntry, Inode, OpenFlags, SetAttr, XattrSet,
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
-use crate::mm::{FilePages, Frames, PageRun};
+use crate::mm::{CacheStat, FilePages, Frames, PageRun};
 use rvisor_memory::{MemoryFile, UsageKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -409,6 +409,15 @@ impl FilePages for TmpInode {
         }
         Ok(())
     }
+
+    /// Its pages are all in memory; none is dirty (Linux's shmem marks no
+    /// page dirty in its page cache either).
+    fn cache_stat(&self, first: u64, last: u64) -> CacheStat {
+        let st = self.lock();
+        let Content::File { pages, .. } = &st.1 else { return CacheStat::default() };
+        let nr_cache = pages.range(first..).take_while(|&(&k, _)| k <= last).count() as u64;
+        CacheStat { nr_cache, ..CacheStat::default() }
+    }
 }
 
 fn tmp(i: &Arc<dyn Inode>) -> SysResult<&TmpInode> {
@@ -718,6 +727,10 @@ impl Inode for TmpInode {
         }
         m.ctime = now();
         Ok(())
+    }
+
+    fn cache_stat(&self, first: u64, last: u64) -> CacheStat {
+        FilePages::cache_stat(self, first, last)
     }
 
     fn file_pages(&self, _mf: &Arc<MemoryFile>) -> SysResult<Option<Arc<dyn FilePages>>> {

@@ -19,7 +19,7 @@ mod vma;
 pub use access::{UserBuffers, UserRef};
 pub use fault::FaultOutcome;
 pub use layout::Layout;
-pub use vma::{FileChunks, FileMapping, FilePages, Frames, Mlock, NoPages, PageCache, PageRun, Vma, VmFile};
+pub use vma::{page_span, CacheStat, FileChunks, FileMapping, FilePages, Frames, Mlock, NoPages, PageCache, PageRun, Vma, VmFile};
 
 /// What a process maps as its vDSO: the frames every process shares (the
 /// parameter page, then the image) and its time namespace's page.

@@ -1,7 +1,7 @@
 //! VMAs and PMAs: what the app asked for, and what backs it.
 
 use rvisor_memory::{FileRange, MemoryFile, UsageKind};
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::{errno, error, SysResult, PAGE_SIZE};
 use rvisor_platform::Perms;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -132,6 +132,12 @@ pub trait FilePages: Send + Sync {
         None
     }
 
+    /// cachestat(2) of the file's pages `first..=last` (page indexes): which of
+    /// them are in memory, and which were stored to and not written back.
+    fn cache_stat(&self, _first: u64, _last: u64) -> CacheStat {
+        CacheStat::default()
+    }
+
     /// Copies the file's bytes `[off, off + buf.len())` (below `end()`) out of
     /// its pages.
     fn read(&self, mf: &MemoryFile, off: u64, buf: &mut [u8]) -> SysResult<()> {
@@ -149,6 +155,26 @@ pub trait FilePages: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// What cachestat(2) tells of a range of a file's pages (Linux's `struct
+/// cachestat`). Pages here are never written back in the background nor
+/// evicted, so the last three stay 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+pub struct CacheStat {
+    pub nr_cache: u64,
+    pub nr_dirty: u64,
+    pub nr_writeback: u64,
+    pub nr_evicted: u64,
+    pub nr_recently_evicted: u64,
+}
+
+/// The bytes of the page range `first..=last` (page indexes) as a byte range
+/// `[off, off + len)`, saturating at the top.
+pub fn page_span(first: u64, last: u64) -> (u64, u64) {
+    let off = first.saturating_mul(PAGE_SIZE);
+    (off, last.saturating_add(1).saturating_mul(PAGE_SIZE).saturating_sub(off))
 }
 
 /// File bytes `[off, off + len)` live in `frames` from offset `at` on.
@@ -343,6 +369,16 @@ impl FileChunks {
         ((lo * FILE_CHUNK).max(off), (hi * FILE_CHUNK).min(off + len))
     }
 
+    /// How many bytes of `[off, off + len)` are read in.
+    pub fn bytes_read_in(&self, off: u64, len: u64) -> u64 {
+        let mut n = 0;
+        let _ = self.each_read_in(off, len, |a, b| {
+            n += b - a;
+            Ok(())
+        });
+        n
+    }
+
     /// Calls `f` on each run `[a, b)` of read-in bytes within `[off, off + len)`,
     /// with no chunk read in meanwhile; stops at its first error.
     pub fn each_read_in(&self, off: u64, len: u64, mut f: impl FnMut(u64, u64) -> SysResult<()>) -> SysResult<()> {
@@ -395,6 +431,11 @@ impl FilePages for PageCache {
 
     fn check_shared_write(&self) -> SysResult<()> {
         Err(errno!(ENODEV))
+    }
+
+    fn cache_stat(&self, first: u64, last: u64) -> CacheStat {
+        let (off, len) = page_span(first, last);
+        CacheStat { nr_cache: self.chunks.bytes_read_in(off, len) / PAGE_SIZE, ..CacheStat::default() }
     }
 
     fn all_present(&self) -> bool {

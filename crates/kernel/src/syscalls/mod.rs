@@ -12,6 +12,7 @@ mod ipc;
 mod kcmp;
 mod landlock;
 pub(crate) mod lock;
+mod lsm;
 mod memfd;
 mod mempolicy;
 mod mm;
@@ -32,6 +33,7 @@ mod sched;
 mod seccomp;
 mod socket;
 mod stat;
+mod statmount;
 pub mod table;
 mod time;
 mod timer;
@@ -51,6 +53,7 @@ use inotify::*;
 use ipc::*;
 use kcmp::*;
 use landlock::*;
+use lsm::*;
 use lock::sys_flock;
 use memfd::sys_memfd_create;
 use mempolicy::*;
@@ -69,6 +72,7 @@ use seccomp::sys_seccomp;
 use ptrace::*;
 use socket::*;
 use stat::*;
+use statmount::*;
 use probes::*;
 use process::*;
 use rvisor_abi::structs::{FutexWaitv, KernelSigaction, Msghdr, Rlimit, Stat, Sysinfo, Timespec, Timeval, Timezone, Utsname};
@@ -405,6 +409,14 @@ syscall_table! {
     landlock_create_ruleset(attr: UserAddr, size: usize, flags: u32) => Supported;
     landlock_add_rule(ruleset_fd: Fd, rule_type: u32, rule_attr: UserAddr, flags: u32) => Supported;
     landlock_restrict_self(ruleset_fd: i32, flags: u32) => Partial("ABI 7 on the calling thread; the audit-log flags are accepted, with no audit log to write to");
+    // The security modules' calls (syscalls/lsm.rs): capability and Landlock.
+    lsm_list_modules(ids: UserAddr, size: UserRef<u32>, flags: u32) => Supported;
+    lsm_get_self_attr(attr: u32, ctx: UserAddr, size: UserRef<u32>, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
+    lsm_set_self_attr(attr: u32, ctx: UserAddr, size: u32, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
+    // Mounts by ID (syscalls/statmount.rs).
+    statmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Partial("Linux 6.8's fields (SB_BASIC, MNT_BASIC, PROPAGATE_FROM, MNT_ROOT, MNT_POINT, FS_TYPE; later masks are ignored); a superblock is read-only where its mount is, and has no other sb_flags");
+    listmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Supported;
+    cachestat(fd: Fd, range: UserRef<CachestatRange>, cstat: UserRef<crate::mm::CacheStat>, flags: u32) => Partial("the pages the Sentry holds: a tmpfs file's, and the chunks of a host file its mappings read in (while mapped, or kept for files up to 256 MiB); a host file only read or written has none here; nothing is written back in the background or evicted");
 }
 
 /// Handles the syscall the task stopped at and sets its return value.

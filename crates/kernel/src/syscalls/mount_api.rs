@@ -342,6 +342,20 @@ fn mount_flags(attrs: u64) -> MountFlags {
     MountFlags(others.iter().filter(|&&(attr, _)| attrs & attr != 0).fold((attrs & MOUNT_ATTR_FLAGS) as u32, |f, &(_, flag)| f | flag))
 }
 
+/// The MOUNT_ATTR_* attributes of a mount with `flags` (statmount's mnt_attr,
+/// as Linux's mnt_to_attr_flags: relatime, the default, is 0).
+pub(super) fn mount_attrs(flags: MountFlags) -> u64 {
+    let atime = if flags.has(MountFlags::NOATIME) {
+        MOUNT_ATTR_NOATIME
+    } else if flags.has(MountFlags::STRICTATIME) {
+        MOUNT_ATTR_STRICTATIME
+    } else {
+        MOUNT_ATTR_RELATIME
+    };
+    let others = [(MountFlags::NODIRATIME, MOUNT_ATTR_NODIRATIME), (MountFlags::NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW)];
+    others.iter().filter(|&&(flag, _)| flags.has(flag)).fold(u64::from(flags.0 & MountFlags::LOCKABLE) | atime, |a, &(_, attr)| a | attr)
+}
+
 pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysResult<Fd> {
     if !may_mount(t) {
         return error!(EPERM);

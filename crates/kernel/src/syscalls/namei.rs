@@ -2,16 +2,17 @@
 //! link, chmod/chown, truncate, utimensat; and the working directory.
 
 use super::args::UserCStr;
-use super::open::{lookup_at, lookup_at_as, parent_at, read_only, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
+use super::open::{lookup_at, lookup_at_as, parent_at, read_only, read_path, PathFile, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use crate::fs::inotify;
 use crate::landlock;
-use crate::mm::UserRef;
+use crate::mm::{CacheStat, UserRef};
 use crate::task::Task;
 use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::perm::{self, Change, FsCreds, MAY_EXEC, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::{Timespec, Timeval};
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use std::sync::Arc;
 
 /// The directory and name for a call that changes a name, refusing read-only mounts.
@@ -599,6 +600,37 @@ pub fn sys_readahead(t: &mut Task, fd: Fd, _offset: i64, _count: usize) -> SysRe
         return error!(EINVAL);
     }
     Ok(())
+}
+
+/// `struct cachestat_range`.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+/// cachestat: the pages of a file's range the Sentry holds in memory
+/// (`Inode::cache_stat`); files without pages (pipes, sockets, directories)
+/// have none, as on Linux. A length of 0 is to the end of the file; an end
+/// that wraps around makes the range end before it starts (nothing), as in
+/// Linux's arithmetic.
+pub fn sys_cachestat(t: &mut Task, fd: Fd, range: UserRef<CachestatRange>, cstat: UserRef<CacheStat>, flags: u32) -> SysResult<()> {
+    let file = t.fds.get(fd)?;
+    if PathFile::of(&file).is_some() {
+        return error!(EBADF);
+    }
+    let r = t.mm.read_obj(range)?;
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let first = r.off / PAGE_SIZE;
+    let last = if r.len == 0 { u64::MAX } else { r.off.wrapping_add(r.len).wrapping_sub(1) / PAGE_SIZE };
+    let cs = match file.dentry() {
+        Some(d) if first <= last => d.inode.cache_stat(first, last),
+        _ => CacheStat::default(),
+    };
+    t.mm.write_obj(cstat, &cs)
 }
 
 const SYNC_FILE_RANGE_ALL: u32 = 1 | 2 | 4;

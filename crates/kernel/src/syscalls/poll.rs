@@ -42,8 +42,6 @@ struct EpollEvent {
 /// personality(2)'s flag that keeps select's and ppoll's timeouts as given.
 const STICKY_TIMEOUTS: u32 = 0x0400_0000;
 
-/// Highest user address + 1 (x86-64 TASK_SIZE), for epoll_wait's access_ok.
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 const EP_MAX_EVENTS: i32 = i32::MAX / std::mem::size_of::<EpollEvent>() as i32;
 
 /// When a wait ends: never, or at an instant (`zero` for a timeout of zero).
@@ -371,7 +369,7 @@ fn do_epoll_wait(t: &Task, epfd: Fd, events: UserAddr, maxevents: i32, timeout: 
         return error!(EINVAL);
     }
     let size = maxevents as u64 * std::mem::size_of::<EpollEvent>() as u64;
-    if events.get().checked_add(size).is_none_or(|end| end > TASK_SIZE) {
+    if !events.range_ok(size) {
         return error!(EFAULT);
     }
     let file = t.fds.get(epfd)?;

@@ -11,6 +11,7 @@ use crate::mm::UserRef;
 use crate::task::ptrace::{Resume, StopKind, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL};
 use crate::task::signals::{self, SigInfo};
 use crate::task::{Task, Thread};
+use rvisor_abi::addr::TASK_SIZE;
 use rvisor_abi::structs::{Iovec, PtraceSyscallInfo};
 use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
@@ -59,8 +60,6 @@ const DEBUGREG: u64 = 848;
 /// The rflags bits a tracer may change (Linux's FLAG_MASK): CF, PF, AF, ZF,
 /// SF, TF, DF, OF, RF, AC.
 const USER_FLAGS: u64 = 0x50dd5;
-/// Where user addresses end (fs_base and gs_base must be below).
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 const USER_CS: u64 = 0x33;
 const USER_SS: u64 = 0x2b;
 

@@ -85,17 +85,20 @@ struct Statx {
     rdev_minor: u32,
     dev_major: u32,
     dev_minor: u32,
-    spare: [u64; 14],
+    mnt_id: u64,
+    spare: [u64; 13],
 }
 
 /// STATX_BASIC_STATS: everything `struct stat` has.
 const STATX_BASIC_STATS: u32 = 0x7ff;
+const STATX_MNT_ID: u32 = 0x1000;
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
-fn major(dev: u64) -> u32 {
+pub(super) fn major(dev: u64) -> u32 {
     (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)) as u32
 }
 
-fn minor(dev: u64) -> u32 {
+pub(super) fn minor(dev: u64) -> u32 {
     (((dev >> 12) & 0xffff_ff00) | (dev & 0xff)) as u32
 }
 
@@ -107,15 +110,25 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32, mask: u32
         return error!(EINVAL);
     }
     let p = read_path(t, path)?;
-    let s = if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        t.fds.get(Fd(dirfd))?.stat()?
+    let (s, dentry) = if p.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        let file = t.fds.get(Fd(dirfd))?;
+        (file.stat()?, file.dentry())
     } else {
-        lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?.inode.stat()?
+        let d = lookup_at(t, dirfd, &p, follow_of(flags), flags & AT_EMPTY_PATH != 0)?;
+        (d.inode.stat()?, Some(d))
+    };
+    // The mount's ID, as Linux gives it whether asked or not: the unique one
+    // when asked for, else the one /proc/PID/mountinfo shows. Files in no
+    // mount (pipes, sockets) have none here.
+    let (mnt_mask, mnt_id) = match dentry.and_then(|d| d.mount.upgrade()) {
+        Some(m) if mask & STATX_MNT_ID_UNIQUE != 0 => (STATX_MNT_ID_UNIQUE, m.unique_id()),
+        Some(m) => (STATX_MNT_ID, m.id),
+        None => (0, 0),
     };
     let ts = |sec: i64, nsec: i64| StatxTimestamp { sec, nsec: nsec as u32, pad: 0 };
     let ns = t.tg.user_ns();
     let x = Statx {
-        mask: STATX_BASIC_STATS,
+        mask: STATX_BASIC_STATS | mnt_mask,
         blksize: s.st_blksize as u32,
         attributes: 0,
         nlink: s.st_nlink as u32,
@@ -135,7 +148,8 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: UserCStr, flags: i32, mask: u32
         rdev_minor: minor(s.st_rdev),
         dev_major: major(s.st_dev),
         dev_minor: minor(s.st_dev),
-        spare: [0; 14],
+        mnt_id,
+        spare: [0; 13],
     };
     t.mm.write_obj(UserRef::new(buf), &x)
 }
@@ -167,21 +181,23 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const ST_RELATIME: i64 = 4096;
 const ST_NOSYMFOLLOW: i64 = 0x2000;
 
+/// The magic number of a file system of type `fstype` (statfs's f_type,
+/// statmount's sb_magic): what programs check (systemd's and procps' "is /proc
+/// mounted"); the gofer's files and the root overlay are 9P's, as under runsc.
+pub(super) fn fs_magic(fstype: &str) -> i64 {
+    match fstype {
+        "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
+        "proc" => PROC_SUPER_MAGIC,
+        "sysfs" => SYSFS_MAGIC,
+        "devpts" => DEVPTS_SUPER_MAGIC,
+        "cgroup2" => CGROUP2_SUPER_MAGIC,
+        _ => V9FS_MAGIC,
+    }
+}
+
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
-    // What programs check (systemd's and procps' "is /proc mounted"); the
-    // gofer's files and the root overlay are 9P's, as under runsc.
     let (ty, flags) = match d.mount.upgrade() {
-        Some(m) => {
-            let ty = match m.fstype {
-                "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
-                "proc" => PROC_SUPER_MAGIC,
-                "sysfs" => SYSFS_MAGIC,
-                "devpts" => DEVPTS_SUPER_MAGIC,
-                "cgroup2" => CGROUP2_SUPER_MAGIC,
-                _ => V9FS_MAGIC,
-            };
-            (ty, m.flags())
-        }
+        Some(m) => (fs_magic(m.fstype), m.flags()),
         None => (V9FS_MAGIC, MountFlags(MountFlags::RDONLY)),
     };
     // A tmpfs counts its pages; other file systems give nominal sizes.

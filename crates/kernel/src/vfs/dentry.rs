@@ -392,6 +392,13 @@ impl Mount {
         m
     }
 
+    /// Its 64-bit unique ID (statx's STATX_MNT_ID_UNIQUE, statmount, listmount).
+    /// Linux 6.8 counts these from 2^32, apart from the old 32-bit IDs it
+    /// reuses; ours are never reused, so the unique ID is the old one past 2^32.
+    pub fn unique_id(&self) -> u64 {
+        MNT_UNIQUE_ID_BASE + self.id
+    }
+
     pub fn mountpoint(&self) -> Option<Arc<Dentry>> {
         self.mountpoint.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -453,6 +460,9 @@ impl Mount {
         d.mount.upgrade().is_some_and(|m| m.flags().has(flag))
     }
 }
+
+/// Where unique mount IDs start (Linux 6.8's mnt_id_ctr).
+pub const MNT_UNIQUE_ID_BASE: u64 = 1 << 32;
 
 /// The most mounts a namespace holds (Linux's default fs.mount-max).
 pub const MOUNT_MAX: usize = 100_000;

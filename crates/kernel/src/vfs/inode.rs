@@ -241,6 +241,13 @@ pub trait Inode: Send + Sync {
     /// cost a host call): the copies mappings hold of them take the new bytes.
     fn host_written(&self, _start: &dyn Fn() -> Option<u64>, _len: u64) {}
 
+    /// cachestat(2) of the pages `first..=last` (page indexes): what of the
+    /// file the Sentry holds in memory, made by nothing (a file read through
+    /// host calls only has no pages here).
+    fn cache_stat(&self, _first: u64, _last: u64) -> crate::mm::CacheStat {
+        crate::mm::CacheStat::default()
+    }
+
     /// The pages mmap maps (a tmpfs file's own, a read-only host file's page
     /// cache); None to give mappings a copy of the contents instead.
     fn file_pages(&self, _mf: &Arc<rvisor_memory::MemoryFile>) -> SysResult<Option<Arc<dyn crate::mm::FilePages>>> {

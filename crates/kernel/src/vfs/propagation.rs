@@ -449,38 +449,58 @@ impl Propagation {
         Ok(())
     }
 
+    /// Where `m` stands in propagation, for a reader in `ns` whose root is at
+    /// `root`: its peer group, the group it is a slave of, the nearest group up
+    /// that chain with a member the reader sees (Linux's get_dominating_id;
+    /// None if none has), and whether it is unbindable.
+    pub fn info(&self, m: &Mount, ns: &Arc<MountNamespace>, root: &Arc<Dentry>) -> PropInfo {
+        let p = self.0.prop(m);
+        let master = self.0.master_of(p);
+        let seen = |x: &Arc<Mount>| x.ns().is_some_and(|n| Arc::ptr_eq(&n, ns)) && x.root.path_from(root).is_some();
+        let mut dominating = None;
+        // Bounded, though chains never loop.
+        let mut at = master;
+        for _ in 0..=self.0.groups.len() {
+            let Some(g) = at else { break };
+            if self.0.members(g).iter().any(seen) {
+                dominating = Some(g);
+                break;
+            }
+            at = self.0.groups.get(&g).copied().flatten();
+        }
+        PropInfo { shared: p.group, master, dominating, unbindable: p.unbindable }
+    }
+
     /// The optional fields /proc/PID/mountinfo shows for `m`, each with its
     /// leading space, in Linux's order: `shared:N`, `master:N`, then
     /// `propagate_from:N` when the master has no member the reader (in `ns`,
     /// its root at `root`) sees but a group further up the chain has, and
     /// `unbindable`.
     pub fn fields(&self, m: &Mount, ns: &Arc<MountNamespace>, root: &Arc<Dentry>) -> String {
-        let p = self.0.prop(m);
+        let info = self.info(m, ns, root);
         let mut s = String::new();
-        if let Some(g) = p.group {
+        if let Some(g) = info.shared {
             let _ = write!(s, " shared:{g}");
         }
-        if let Some(master) = self.0.master_of(p) {
+        if let Some(master) = info.master {
             let _ = write!(s, " master:{master}");
-            let seen = |x: &Arc<Mount>| x.ns().is_some_and(|n| Arc::ptr_eq(&n, ns)) && x.root.path_from(root).is_some();
-            // Linux's get_dominating_id; bounded, though chains never loop.
-            let mut at = Some(master);
-            for _ in 0..=self.0.groups.len() {
-                let Some(g) = at else { break };
-                if self.0.members(g).iter().any(seen) {
-                    if g != master {
-                        let _ = write!(s, " propagate_from:{g}");
-                    }
-                    break;
-                }
-                at = self.0.groups.get(&g).copied().flatten();
+            if let Some(g) = info.dominating.filter(|&g| g != master) {
+                let _ = write!(s, " propagate_from:{g}");
             }
         }
-        if p.unbindable {
+        if info.unbindable {
             s.push_str(" unbindable");
         }
         s
     }
+}
+
+/// A mount's propagation as a reader sees it (`Propagation::info`).
+pub struct PropInfo {
+    pub shared: Option<u32>,
+    pub master: Option<u32>,
+    pub dominating: Option<u32>,
+    pub unbindable: bool,
 }
 
 /// The dentry of `m` at `path` in its file system, if `m` shows it: the same
