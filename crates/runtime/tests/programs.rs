@@ -1852,6 +1852,16 @@ fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
 }
 
+/// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or
+/// seqpacket sender's SO_SNDBUF bounds what it has queued unread (EAGAIN, a
+/// blocked send, POLLOUT, SIOCOUTQ) and its datagrams (EMSGSIZE), a receiver
+/// not its peer takes 11; loopback UDP's SO_RCVBUF bounds its queue, the
+/// datagrams dropped counted in /proc/net/udp.
+#[test]
+fn datagram_buffers() {
+    compare("datagram_buffers", "dgram_buffers", &Spec::default(), expect_all_ok);
+}
+
 /// A TCP connection reset by its peer (SO_LINGER 0) is closed: getpeername is ENOTCONN
 /// while the bytes that came before the reset are still read (CPython's
 /// test_ssl.TestPreHandshakeClose).
