@@ -787,7 +787,8 @@ fn sock_diag() {
             expect_stdout_has_line(o, "  tcp4 accepted: inet ESTABLISHED 127.0.0.1 port own peer tcp4 client uid mine rqueue 5 wqueue 0 info state ESTABLISHED"),
             expect_stdout_has_line(o, "  udp6 x: inet6 ESTABLISHED ::1 port own peer udp6 y uid mine rqueue 0"),
             expect_stdout_has_line(o, "  unix listener: unix stream LISTEN name DIR/listener (nul yes) waiting 1 rqueue 1 backlog 5"),
-            expect_stdout_has_line(o, "  unix dgram b: unix dgram ESTABLISHED peer unix dgram a rqueue 4"),
+            expect_stdout_has_line(o, "  unix dgram b: unix dgram ESTABLISHED peer unix dgram a rqueue 4 wqueue 0"),
+            expect_stdout_has_line(o, "  unix dgram a: unix dgram ESTABLISHED peer unix dgram b rqueue 0 wqueue some"),
             expect_stdout_has_line(o, "with another cookie: ESTALE"),
             expect_stdout_has_line(o, "protocol 200: ENOENT"),
         ])

@@ -679,7 +679,8 @@ pub struct UnixDiagRow {
     /// Its peer's inode, while the peer lives.
     pub peer: Option<u64>,
     /// Bytes to read (a datagram socket: those of its first datagram) and
-    /// bytes its peer has yet to read; a listener: connections waiting and
+    /// bytes its peer has yet to read (datagram and seqpacket: what its
+    /// messages unread cost, SIOCOUTQ); a listener: connections waiting and
     /// its backlog.
     pub rqueue: usize,
     pub wqueue: usize,
@@ -719,6 +720,10 @@ impl UnixSocket {
             }
             None if self.kind == SOCK_DGRAM => row.rqueue = self.inbox().msgs.front().map_or(0, |m| m.data.len()),
             None => {}
+        }
+        // Linux's unix_outq_len: what its messages unread cost.
+        if self.kind != SOCK_STREAM && row.state != 10 {
+            row.wqueue = self.sent.load(Ordering::Relaxed);
         }
         row
     }
