@@ -225,6 +225,9 @@ static void on_unix(struct nlmsghdr *h) {
             struct unix_diag_rqlen *q = (void *)v;
             n += snprintf(out + n, 256 - n, " rqueue %u", q->udiag_rqueue);
             if (m->udiag_state == TCP_LISTEN) n += snprintf(out + n, 256 - n, " backlog %u", q->udiag_wqueue);
+            // What its datagrams unread cost: more than their bytes, with
+            // their sk_buffs' overhead.
+            else if (m->udiag_type == SOCK_DGRAM) n += snprintf(out + n, 256 - n, " wqueue %s", q->udiag_wqueue > 6 ? "some" : "0");
         }
         if (a->rta_type == UNIX_DIAG_ICONS) n += snprintf(out + n, 256 - n, " waiting %d", len / 4);
     }

@@ -4,7 +4,9 @@
 // writer's send buffer and the reader's window; an accepted TCP socket has its
 // listener's. Raising the send buffer lets a blocked writer go on. (CPython's
 // test_asyncio.test_sendfile closes a peer after 1 KiB with 4 KiB buffers, and
-// expects the file not to have gone out whole.)
+// expects the file not to have gone out whole.) TCP sockets report Linux's
+// defaults until set (tcp_wmem[1] and tcp_rmem[1], the send buffer grown to
+// tcp_wmem[2] once connected over loopback), yet hold as much as before.
 #define _GNU_SOURCE
 #include "check.h"
 #include <arpa/inet.h>
@@ -50,6 +52,18 @@ static long drain(int fd) {
     while ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
         n += r;
     return n;
+}
+
+// Reads `n` bytes as they come, without blocking (loopback TCP delivers a
+// little later): what it read.
+static long drain_all(int fd, long n) {
+    long got = 0;
+    for (int i = 0; i < 1000 && got < n; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 1000);
+        got += drain(fd);
+    }
+    return got;
 }
 
 static int writable(int fd) {
@@ -133,28 +147,36 @@ int main(void) {
     close(sv[1]);
 
     int l = socket(AF_INET, SOCK_STREAM, 0);
+    check("a new TCP socket reports tcp_wmem[1] and tcp_rmem[1]", get(l, SO_SNDBUF) == 16384 && get(l, SO_RCVBUF) == 131072);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     bind(l, (struct sockaddr *)&a, sizeof a);
-    listen(l, 1);
+    listen(l, 2);
     getsockname(l, (struct sockaddr *)&a, &al);
-    set(l, SO_RCVBUF, 4096);
+    check("so does a listener", get(l, SO_SNDBUF) == 16384 && get(l, SO_RCVBUF) == 131072);
     int c = socket(AF_INET, SOCK_STREAM, 0);
-    check("connect", connect(c, (struct sockaddr *)&a, sizeof a) == 0);
+    connect(c, (struct sockaddr *)&a, sizeof a);
     int s = accept(l, NULL, NULL);
+    // Linux's tcp_sndbuf_expand: loopback's large segments take it to tcp_wmem[2].
+    check("a connection's send buffer grows to tcp_wmem[2]", get(c, SO_SNDBUF) == 4194304 && get(s, SO_SNDBUF) == 4194304);
+    check("its receive buffer starts at tcp_rmem[1]", get(c, SO_RCVBUF) == 131072 && get(s, SO_RCVBUF) == 131072);
+    n = fill(c);
+    check("default buffers hold as much as before", n >= 200000);
+    check("and give it all", drain_all(s, n) == n);
+    close(c);
+    close(s);
+    set(l, SO_RCVBUF, 4096);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    check("connect", connect(c, (struct sockaddr *)&a, sizeof a) == 0);
+    s = accept(l, NULL, NULL);
     check("an accepted socket has its listener's receive buffer", get(s, SO_RCVBUF) == 8192);
+    check("and a send buffer that grew, not set", get(s, SO_SNDBUF) == 4194304);
     set(c, SO_SNDBUF, 4096);
     check("a connected socket's send buffer reads back", get(c, SO_SNDBUF) == 8192);
     n = fill(c);
     check("small buffers bound a TCP connection", n > 0 && n <= 32768);
     check("a full TCP connection is not writable", !writable(c));
-    long got = 0;
-    for (int i = 0; i < 1000 && got < n; i++) {
-        struct pollfd p = {.fd = s, .events = POLLIN};
-        poll(&p, 1, 1000);
-        got += drain(s);
-    }
-    check("the TCP reader gets it all", got == n);
+    check("the TCP reader gets it all", drain_all(s, n) == n);
     close(c);
     close(s);
     close(l);

@@ -45,6 +45,47 @@ static const char *mark(int fd) {
   return line;
 }
 
+/* Sends `s` with file `fd` (SCM_RIGHTS). */
+static void out_fd(int sock, const char *s, int fd, int flags) {
+  char c[CMSG_SPACE(sizeof fd)] = {0};
+  struct iovec io = {(void *)s, strlen(s)};
+  struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
+  struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+  h->cmsg_level = SOL_SOCKET;
+  h->cmsg_type = SCM_RIGHTS;
+  h->cmsg_len = CMSG_LEN(sizeof fd);
+  memcpy(CMSG_DATA(h), &fd, sizeof fd);
+  long r = sendmsg(sock, &m, flags);
+  if (r != (long)strlen(s)) printf("sendmsg %s: %ld %s\n", s, r, errname(errno));
+}
+
+/* recvmsg of at most `len` bytes: "n [bytes] flags F fds N" or the errno;
+ * the files it got are closed. */
+static const char *oob_msg(int fd, int len, int flags) {
+  static char line[128];
+  char b[64] = {0}, c[CMSG_SPACE(4 * sizeof(int))];
+  struct iovec io = {b, len};
+  struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
+  errno = 0;
+  long r = recvmsg(fd, &m, flags | MSG_DONTWAIT);
+  if (r < 0) {
+    snprintf(line, sizeof line, "%s", errname(errno));
+    return line;
+  }
+  int fds = 0;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+    if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+      for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++, fds++) {
+        int got;
+        memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof got);
+        close(got);
+      }
+    }
+  }
+  snprintf(line, sizeof line, "%ld [%s] flags %#x fds %d", r, b, m.msg_flags, fds);
+  return line;
+}
+
 int main(void) {
   int f[2];
 
@@ -310,6 +351,40 @@ int main(void) {
   check("each OOB send signals", urgs == 2);
   expect("up to the last mark", in(f[1], 10, 0), "3 [efg]");
   done(f);
+
+  puts("-- recv(MSG_OOB) into no room counts the byte");
+  pair(f);
+  out(f[0], "x", MSG_OOB);
+  expect("0 bytes, MSG_OOB|MSG_PEEK", oob_msg(f[1], 0, MSG_OOB | MSG_PEEK), "1 [] flags 0x1 fds 0");
+  expect("0 bytes, MSG_OOB", oob_msg(f[1], 0, MSG_OOB), "1 [] flags 0x1 fds 0");
+  expect("taken", oob_msg(f[1], 1, MSG_OOB), "EINVAL");
+  expect("0 bytes, none pending", oob_msg(f[1], 0, MSG_OOB), "EINVAL");
+  done(f);
+
+  puts("-- OOB bytes with files");
+  pair(f);
+  pipe(p);
+  out_fd(f[0], "ab", p[0], MSG_OOB);
+  expect("the files come with the bytes before", oob_msg(f[1], 8, 0), "1 [a] flags 0 fds 1");
+  expect("not with the OOB byte", oob_msg(f[1], 8, MSG_OOB), "1 [b] flags 0x1 fds 0");
+  out_fd(f[0], "c", p[0], MSG_OOB);
+  expect("an OOB byte alone: no files with it", oob_msg(f[1], 8, MSG_OOB), "1 [c] flags 0x1 fds 0");
+  expect("nor after it", oob_msg(f[1], 8, 0), "EAGAIN");
+  out_fd(f[0], "d", p[0], MSG_OOB);
+  out(f[0], "e", 0);
+  expect("a read skips the OOB byte and its files", oob_msg(f[1], 8, 0), "1 [e] flags 0 fds 0");
+  expect("which is gone", oob_msg(f[1], 8, MSG_OOB), "EINVAL");
+  int one = 1;
+  setsockopt(f[1], SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
+  out_fd(f[0], "g", p[0], MSG_OOB);
+  expect("inline, the OOB byte brings them", oob_msg(f[1], 8, 0), "1 [g] flags 0 fds 1");
+  done(f);
+  close(p[0]);
+  signal(SIGPIPE, SIG_IGN);
+  errno = 0;
+  r = write(p[1], "z", 1);
+  printf("the files went with the sockets: %ld %s\n", r, errname(errno));
+  close(p[1]);
 
   puts("-- other AF_UNIX sockets");
   int kinds[] = {SOCK_SEQPACKET, SOCK_DGRAM};

@@ -877,7 +877,8 @@ fn sock_diag() {
             expect_stdout_has_line(o, "  tcp4 accepted: inet ESTABLISHED 127.0.0.1 port own peer tcp4 client uid mine rqueue 5 wqueue 0 info state ESTABLISHED"),
             expect_stdout_has_line(o, "  udp6 x: inet6 ESTABLISHED ::1 port own peer udp6 y uid mine rqueue 0"),
             expect_stdout_has_line(o, "  unix listener: unix stream LISTEN name DIR/listener (nul yes) waiting 1 rqueue 1 backlog 5"),
-            expect_stdout_has_line(o, "  unix dgram b: unix dgram ESTABLISHED peer unix dgram a rqueue 4"),
+            expect_stdout_has_line(o, "  unix dgram b: unix dgram ESTABLISHED peer unix dgram a rqueue 4 wqueue 0"),
+            expect_stdout_has_line(o, "  unix dgram a: unix dgram ESTABLISHED peer unix dgram b rqueue 0 wqueue some"),
             expect_stdout_has_line(o, "with another cookie: ESTALE"),
             expect_stdout_has_line(o, "protocol 200: ENOENT"),
         ])
@@ -1940,6 +1941,16 @@ fn sendfile_partial_to_full_socket() {
 #[test]
 fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
+}
+
+/// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or
+/// seqpacket sender's SO_SNDBUF bounds what it has queued unread (EAGAIN, a
+/// blocked send, POLLOUT, SIOCOUTQ) and its datagrams (EMSGSIZE), a receiver
+/// not its peer takes 11; loopback UDP's SO_RCVBUF bounds its queue, the
+/// datagrams dropped counted in /proc/net/udp.
+#[test]
+fn datagram_buffers() {
+    compare("datagram_buffers", "dgram_buffers", &Spec::default(), expect_all_ok);
 }
 
 /// A TCP connection reset by its peer (SO_LINGER 0) is closed: getpeername is ENOTCONN

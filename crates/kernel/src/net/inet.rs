@@ -522,6 +522,8 @@ pub struct ProcNetRow {
     pub uid: u32,
     pub inode: u64,
     pub v6only: bool,
+    /// UDP: the datagrams it dropped, a full receive buffer's.
+    pub drops: Option<u32>,
 }
 
 /// An address as /proc/net shows it: the address's words in host byte
@@ -535,18 +537,20 @@ fn proc_net_address(addr: SocketAddr) -> String {
     format!("{ip}:{:04X}", addr.port())
 }
 
-/// The table of /proc/net/{tcp,udp}[6]: the rows of one family.
-pub fn proc_net_table(rows: Vec<ProcNetRow>, v6: bool) -> String {
+/// The table of /proc/net/{tcp,udp}[6]: the rows of one family (UDP's, with
+/// `udp`, end with the drops).
+pub fn proc_net_table(rows: Vec<ProcNetRow>, v6: bool, udp: bool) -> String {
     let mut out = if v6 {
-        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_string()
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode".to_string()
     } else {
-        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_string()
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode".to_string()
     };
+    out.push_str(if udp { " ref pointer drops\n" } else { "\n" });
     let domain = if v6 { AF_INET6 } else { AF_INET };
     for (i, r) in rows.iter().filter(|r| r.domain == domain).enumerate() {
         let remote = r.remote.unwrap_or_else(|| SocketAddr::new(unbound(domain).ip(), 0));
         out.push_str(&format!(
-            "{i:4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5}        0 {} 2 0000000000000000\n",
+            "{i:4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5}        0 {} 2 0000000000000000{}\n",
             proc_net_address(r.local),
             proc_net_address(remote),
             r.state,
@@ -554,7 +558,8 @@ pub fn proc_net_table(rows: Vec<ProcNetRow>, v6: bool) -> String {
             if r.state == 10 { 0 } else { r.sent },
             r.queued,
             r.uid,
-            r.inode
+            r.inode,
+            r.drops.map_or(String::new(), |d| format!(" {d}"))
         ));
     }
     out

@@ -18,6 +18,7 @@ pub mod interface;
 pub mod ip_control;
 pub mod netlink;
 pub mod netstack;
+pub mod skb;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
@@ -28,7 +29,7 @@ use crate::task::Task;
 use crate::vfs::FileDescription;
 use rvisor_abi::structs::{Stat, Ucred};
 use rvisor_abi::{error, ErrnoCode, SysResult};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,9 @@ pub struct Received {
     pub control: Vec<(i32, i32, Vec<u8>)>,
     /// What it sets in msg_flags besides MSG_TRUNC and MSG_CTRUNC.
     pub flags: u32,
+    /// The call returns `full` without MSG_TRUNC however little was copied
+    /// (AF_UNIX's recv(MSG_OOB) counts its byte even into no room).
+    pub counted: bool,
 }
 
 /// What a send carries besides its bytes (sendmsg's control messages).
@@ -178,24 +182,46 @@ impl Timeouts {
 const MIN_SEND_BUFFER: usize = 4608;
 const MIN_RECEIVE_BUFFER: usize = 2304;
 
+/// Linux's default net.ipv4.tcp_wmem and tcp_rmem: a TCP socket's first send
+/// and receive buffers, and the most a send buffer grows to.
+const TCP_WMEM_DEFAULT: usize = 16384;
+const TCP_WMEM_MAX: usize = 4 << 20;
+const TCP_RMEM_DEFAULT: usize = 131072;
+
 /// SO_RCVBUF and SO_SNDBUF as Linux keeps them (sk_rcvbuf, sk_sndbuf): BUFFER
-/// until set; a value set is capped at net.core.rmem_max and wmem_max (BUFFER
-/// by default) and doubled, since Linux charges its bookkeeping against them,
-/// and no less than the minimum. What a queue may hold follows from them
-/// (net/unix.rs). Indexed by `Way`.
+/// until set (TCP: its own defaults); a value set is capped at
+/// net.core.rmem_max and wmem_max (BUFFER by default) and doubled, since
+/// Linux charges its bookkeeping against them, and no less than the minimum.
+/// What a queue may hold follows from them (net/unix.rs). Indexed by `Way`.
 pub struct BufferSizes {
     values: [AtomicUsize; 2],
+    /// Which were set (Linux's SOCK_RCVBUF_LOCK and SOCK_SNDBUF_LOCK): TCP
+    /// tunes the others.
+    set: [AtomicBool; 2],
 }
 
 impl Default for BufferSizes {
     fn default() -> Self {
-        BufferSizes { values: [AtomicUsize::new(BUFFER), AtomicUsize::new(BUFFER)] }
+        BufferSizes { values: [AtomicUsize::new(BUFFER), AtomicUsize::new(BUFFER)], set: Default::default() }
     }
 }
 
 impl BufferSizes {
+    /// A TCP socket's: tcp_rmem[1] and tcp_wmem[1] until set.
+    pub fn tcp() -> BufferSizes {
+        BufferSizes { values: [AtomicUsize::new(TCP_RMEM_DEFAULT), AtomicUsize::new(TCP_WMEM_DEFAULT)], set: Default::default() }
+    }
+
+    /// What getsockopt reports.
     pub fn get(&self, way: Way) -> usize {
         self.values[way as usize].load(Ordering::Relaxed)
+    }
+
+    /// What bounds a queue: the size set, else BUFFER. (A TCP size not set
+    /// reports what Linux's autotuning starts from or grows to, while its
+    /// queue keeps the default buffer: bulk transfers go as fast as before.)
+    pub fn limit(&self, way: Way) -> usize {
+        if self.set[way as usize].load(Ordering::Relaxed) { self.get(way) } else { BUFFER }
     }
 
     /// setsockopt's value `asked`, compared unsigned as sock_setsockopt
@@ -207,12 +233,24 @@ impl BufferSizes {
         };
         let value = (asked as u32 as usize).min(BUFFER) * 2;
         self.values[way as usize].store(value.max(min), Ordering::Relaxed);
+        self.set[way as usize].store(true, Ordering::Relaxed);
     }
 
     /// A listener's sizes, for a connection it accepted (Linux clones them).
     pub fn inherit(&self, from: &BufferSizes) {
         for way in [Way::Receive, Way::Send] {
             self.values[way as usize].store(from.get(way), Ordering::Relaxed);
+            self.set[way as usize].store(from.set[way as usize].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// A TCP connection established over loopback: a send buffer not set
+    /// grows to tcp_wmem[2] at once, as Linux's tcp_sndbuf_expand makes it
+    /// for loopback's 64 KiB segments. (The receive buffer grows as data is
+    /// read, by timing; it keeps tcp_rmem[1] here.)
+    pub fn established(&self) {
+        if !self.set[Way::Send as usize].load(Ordering::Relaxed) {
+            self.values[Way::Send as usize].store(TCP_WMEM_MAX, Ordering::Relaxed);
         }
     }
 }
@@ -322,7 +360,7 @@ impl Loopback {
             Protocol::Tcp => self.tcp.sockets().iter().map(|s| s.proc_net_row()).collect(),
             Protocol::Udp => self.udp.sockets().iter().map(|s| s.proc_net_row()).collect(),
         };
-        inet::proc_net_table(rows, v6)
+        inet::proc_net_table(rows, v6, matches!(protocol, Protocol::Udp))
     }
 }
 

@@ -100,7 +100,7 @@ impl TcpSocket {
             queue: Arc::default(),
             state: Mutex::new(State::Closed),
             timeouts: Arc::default(),
-            buffers: Arc::default(),
+            buffers: Arc::new(BufferSizes::tcp()),
             error: Mutex::default(),
             reset: AtomicBool::new(false),
             connect_unreported: AtomicBool::new(false),
@@ -185,6 +185,7 @@ impl TcpSocket {
             accepted.timeouts.set(way, listener.timeouts.get(way));
         }
         accepted.buffers.inherit(&listener.buffers);
+        accepted.buffers.established();
         loopback.tcp.bind_accepted(dest, accepted.ep.reuse_addr(), &accepted, accepted.ep.time_wait.clone());
         let [mine, theirs] = connected_streams(
             [self.queue.clone(), accepted.queue.clone()],
@@ -205,6 +206,7 @@ impl TcpSocket {
         }
         listener.queue.notify_events(POLLIN);
         self.ep.set_local(src);
+        self.buffers.established();
         *self.state() = State::Connected { stream: mine, peer: inet::in_domain(self.ep.domain, dest), other };
         Ok(())
     }
@@ -479,7 +481,7 @@ impl TcpSocket {
 
     pub fn proc_net_row(&self) -> inet::ProcNetRow {
         let (state, remote, queued, sent) = self.linux_state();
-        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only() }
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only(), drops: None }
     }
 
     /// TCP_INFO: the state, and what a loopback connection that loses nothing

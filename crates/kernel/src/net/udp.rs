@@ -26,7 +26,7 @@ use super::ip_control::{Arrival, IcmpError, Sending, IPV6_RECVERR, IP_RECVERR, L
 use super::NetNamespace;
 use super::netstack::udp::{PortKind, UdpPort};
 use super::netstack::DatagramSink;
-use super::{shutdown_sides, Ancillary, Received, Socket, SocketInode, Timeouts, Way, BUFFER, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_MORE, MSG_PEEK, SOCK_DGRAM};
+use super::{shutdown_sides, Ancillary, BufferSizes, Received, Socket, SocketInode, Timeouts, Way, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_MORE, MSG_PEEK, SOCK_DGRAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use rvisor_abi::{error, ErrnoCode, SysResult};
@@ -51,50 +51,66 @@ struct Datagram {
     /// The sender's address, canonical.
     from: SocketAddr,
     arrival: Arrival,
+    /// What it costs of the receive buffer (its sk_buff's truesize).
+    size: usize,
 }
 
-/// What a queued datagram or error costs of the receive buffer besides its
-/// payload, as an sk_buff's truesize makes Linux count it: the queues stay
-/// bounded even for empty datagrams.
+/// What a queued error costs of the receive buffer besides its payload, as
+/// an sk_buff's truesize makes Linux count it.
 const QUEUED_OVERHEAD: usize = 512;
 
 #[derive(Default)]
 struct Inbox {
     msgs: VecDeque<Datagram>,
-    bytes: usize,
+    /// What `msgs` cost of the receive buffer.
+    msgs_size: usize,
     /// The error queue (IP_RECVERR), and what it costs of the receive
     /// buffer, which it shares with `msgs` as Linux's sk_rmem_alloc.
     errors: VecDeque<IcmpError>,
     error_bytes: usize,
     read_shut: bool,
     write_shut: bool,
+    /// Datagrams dropped for a full receive buffer (Linux's sk_drops).
+    drops: u32,
 }
 
 impl Inbox {
-    /// Queues an error unless the receive buffer is full (Linux's
+    /// Queues an error unless the receive buffer `rcvbuf` is full (Linux's
     /// sock_queue_err_skb drops it then).
-    fn queue_error(&mut self, e: IcmpError) {
+    fn queue_error(&mut self, e: IcmpError, rcvbuf: usize) {
         let cost = e.payload.len() + QUEUED_OVERHEAD;
-        if self.charged() + cost < BUFFER {
+        if self.charged() + cost < rcvbuf {
             self.error_bytes += cost;
             self.errors.push_back(e);
         }
     }
 
-    /// What the queues take of the receive buffer.
+    /// What the queues take of the receive buffer (Linux's sk_rmem_alloc).
     fn charged(&self) -> usize {
-        self.bytes + self.error_bytes + self.msgs.len() * QUEUED_OVERHEAD
+        self.msgs_size + self.error_bytes
     }
 
-    /// Queues a datagram unless the buffer is full (one always fits an empty
-    /// queue); whether it did.
-    fn push(&mut self, d: Datagram) -> bool {
-        if self.read_shut || (!self.msgs.is_empty() && self.charged() + QUEUED_OVERHEAD + d.data.len() > BUFFER) {
+    /// Queues a datagram unless it would pass the receive buffer `rcvbuf`
+    /// (one always fits an empty buffer: Linux's
+    /// __udp_enqueue_schedule_skb), else counts it dropped; whether it did.
+    fn push(&mut self, d: Datagram, rcvbuf: usize) -> bool {
+        if self.read_shut {
             return false;
         }
-        self.bytes += d.data.len();
+        let charged = self.charged();
+        if charged != 0 && charged + d.size > rcvbuf {
+            self.drops = self.drops.wrapping_add(1);
+            return false;
+        }
+        self.msgs_size += d.size;
         self.msgs.push_back(d);
         true
+    }
+
+    fn pop(&mut self) -> Option<Datagram> {
+        let d = self.msgs.pop_front()?;
+        self.msgs_size -= d.size;
+        Some(d)
     }
 
     fn pop_error(&mut self) -> Option<IcmpError> {
@@ -119,6 +135,9 @@ pub struct UdpSocket {
     /// A pending error (SO_ERROR): ECONNREFUSED after sending to nobody.
     error: Mutex<Option<ErrnoCode>>,
     timeouts: Timeouts,
+    /// SO_RCVBUF bounds its queue; SO_SNDBUF only reads back (a loopback
+    /// datagram leaves its sender's buffer as it arrives).
+    buffers: BufferSizes,
     /// Its port on the sandbox's interface, once it has one.
     remote: Mutex<Option<UdpPort>>,
     /// UDP, or ICMP echo (a ping socket).
@@ -175,6 +194,7 @@ impl UdpSocket {
             peer: Mutex::default(),
             error: Mutex::default(),
             timeouts: Timeouts::default(),
+            buffers: BufferSizes::default(),
             remote: Mutex::default(),
             kind,
             cork: Mutex::default(),
@@ -245,7 +265,8 @@ impl UdpSocket {
 
     /// Queues a datagram unless the queue is full (then it is lost).
     fn deliver(&self, data: &[u8], from: SocketAddr, arrival: Arrival) {
-        if self.inbox().push(Datagram { data: data.to_vec(), from, arrival }) {
+        let size = super::skb::udp_datagram(data.len(), self.ep.domain == inet::AF_INET6);
+        if self.inbox().push(Datagram { data: data.to_vec(), from, arrival, size }, self.buffers.get(Way::Receive)) {
             self.queue.notify_events(POLLIN);
         }
     }
@@ -346,8 +367,7 @@ impl UdpSocket {
     /// The next datagram from its peer, EAGAIN when none is queued.
     pub fn receive_to_host(&self) -> SysResult<Vec<u8>> {
         let mut q = self.inbox();
-        let m = q.msgs.pop_front().ok_or_else(|| rvisor_abi::errno!(EAGAIN))?;
-        q.bytes -= m.data.len();
+        let m = q.pop().ok_or_else(|| rvisor_abi::errno!(EAGAIN))?;
         Ok(m.data)
     }
 }
@@ -438,7 +458,7 @@ impl UdpSocket {
         let errno = e.errno();
         let queued = self.ep.queues_errors(dest.ip());
         if queued {
-            self.inbox().queue_error(e);
+            self.inbox().queue_error(e, self.buffers.get(Way::Receive));
         }
         if queued || self.peer() == Some(dest) {
             *self.error() = Some(errno);
@@ -450,8 +470,11 @@ impl UdpSocket {
     pub fn proc_net_row(&self) -> inet::ProcNetRow {
         let remote = self.peer().map(|p| inet::in_domain(self.ep.domain, p));
         let state = if remote.is_some() { 1 } else { 7 };
-        let queued = self.inbox().bytes;
-        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent: 0, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only() }
+        let (queued, drops) = {
+            let q = self.inbox();
+            (q.charged(), q.drops)
+        };
+        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent: 0, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only(), drops: Some(drops) }
     }
 }
 
@@ -569,11 +592,8 @@ impl Socket for UdpSocket {
             }
             {
                 let mut q = self.inbox();
-                let taken = if peek { q.msgs.front().map(|m| Datagram { data: m.data.clone(), from: m.from, arrival: m.arrival }) } else { q.msgs.pop_front() };
+                let taken = if peek { q.msgs.front().map(|m| Datagram { data: m.data.clone(), ..*m }) } else { q.pop() };
                 if let Some(mut m) = taken {
-                    if !peek {
-                        q.bytes -= m.data.len();
-                    }
                     let full = m.data.len();
                     m.data.truncate(max);
                     let from = Some(inet::sockaddr(inet::in_domain(self.ep.domain, m.from)));
@@ -687,6 +707,10 @@ impl Socket for UdpSocket {
     fn timeouts(&self) -> Option<&Timeouts> {
         Some(&self.timeouts)
     }
+
+    fn buffer_sizes(&self) -> Option<&BufferSizes> {
+        Some(&self.buffers)
+    }
 }
 
 impl FileDescription for UdpSocket {
@@ -739,20 +763,23 @@ impl FileDescription for UdpSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::BUFFER;
 
-    /// A program sending empty datagrams to nobody cannot grow the queue
-    /// without bound, and reading frees room again.
+    /// A program sending empty datagrams cannot grow the queue without
+    /// bound, and one datagram always fits an empty queue.
     #[test]
     fn empty_datagrams_are_bounded_too() {
         let mut q = Inbox::default();
         let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let arrival = Arrival { dest: from, ifindex: 1, ttl: 64, tos: 0, at: 0 };
-        let datagram = |len: usize| Datagram { data: vec![0; len], from, arrival };
-        let queued = (0..100_000).filter(|_| q.push(datagram(0))).count();
-        assert_eq!(queued, BUFFER / QUEUED_OVERHEAD);
-        assert!(!q.push(datagram(0)));
+        let datagram = |len: usize| Datagram { data: vec![0; len], from, arrival, size: crate::net::skb::udp_datagram(len, false) };
+        let queued = (0..100_000).filter(|_| q.push(datagram(0), BUFFER)).count();
+        assert_eq!(queued, BUFFER / 832);
+        assert_eq!(q.drops as usize, 100_000 - queued);
         q.msgs.clear();
-        assert!(q.push(datagram(2 * BUFFER)), "one datagram always fits an empty queue");
+        q.msgs_size = 0;
+        assert!(q.push(datagram(2 * BUFFER), 4608), "one datagram always fits an empty queue");
+        assert!(!q.push(datagram(0), 4608));
     }
 
     #[test]
@@ -760,17 +787,17 @@ mod tests {
         let mut q = Inbox::default();
         let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
         for _ in 0..10_000 {
-            q.queue_error(IcmpError::port_unreachable(&[], dest));
+            q.queue_error(IcmpError::port_unreachable(&[], dest), BUFFER);
         }
         assert_eq!(q.errors.len(), (BUFFER - 1) / QUEUED_OVERHEAD);
         assert!(q.error_bytes < BUFFER);
         let big = || IcmpError::port_unreachable(&[1; 5000], dest);
         q.pop_error().unwrap();
-        q.queue_error(big());
+        q.queue_error(big(), BUFFER);
         assert_eq!(q.errors.len(), (BUFFER - 1) / QUEUED_OVERHEAD - 1, "one quote does not fit in one empty one's room");
         q.pop_error().unwrap();
         q.pop_error().unwrap();
-        q.queue_error(big());
+        q.queue_error(big(), BUFFER);
         assert_eq!(q.errors.back().unwrap().payload.len(), 520, "ICMP quotes 520 bytes of an IPv4 datagram's payload");
     }
 }

@@ -15,7 +15,7 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
-use super::{int_option, BufferSizes, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, BUFFER, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
+use super::{int_option, BufferSizes, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI};
@@ -24,13 +24,14 @@ use rvisor_abi::{error, ErrnoCode, SysResult};
 use zerocopy::IntoBytes;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 const POLLRDHUP: u32 = 0x2000;
 
-/// The largest datagram: the send buffer less Linux's 32 bytes of slack.
-const MAX_DATAGRAM: usize = BUFFER - 32;
+/// What a datagram may be short of the sender's send buffer (Linux's
+/// unix_dgram_sendmsg: EMSGSIZE past SO_SNDBUF less 32).
+const DATAGRAM_SLACK: usize = 32;
 /// Datagrams an inbox holds beyond which senders other than its peer wait
 /// (Linux's net.unix.max_dgram_qlen).
 const MAX_DGRAM_QLEN: usize = 10;
@@ -53,6 +54,29 @@ struct Message {
     /// (the queue's `oob`), or empty once recv(MSG_OOB) took it, where reads
     /// still stop. A newer OOB byte makes the old one plain data.
     oob: bool,
+    /// A datagram's or packet's cost to its sender's send buffer while it
+    /// waits to be read (shared by the copies a peek makes); held for its
+    /// drop, which gives it back.
+    _charge: Option<Arc<Charge>>,
+}
+
+/// What a queued datagram or packet costs its sender's send buffer, given
+/// back when the last copy goes (Linux's sock_wfree), which wakes the sender
+/// if it has room again (unix_write_space).
+struct Charge {
+    sender: Weak<UnixSocket>,
+    size: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(s) = self.sender.upgrade() {
+            s.sent.fetch_sub(self.size, Ordering::Relaxed);
+            if s.writable() {
+                s.queue.notify_events(POLLOUT);
+            }
+        }
+    }
 }
 
 /// Finds the socket a send or connect names (the lookup runs where Linux
@@ -250,10 +274,11 @@ impl Queue {
         true
     }
 
-    /// Whether an inbox takes a datagram of `len` bytes: more than the queue
-    /// length only from the receiver's own peer, and no more than a buffer.
-    fn has_room(&self, from_peer: bool, len: usize) -> bool {
-        (from_peer || self.msgs.len() <= MAX_DGRAM_QLEN) && (self.msgs.is_empty() || self.bytes + len <= BUFFER)
+    /// Whether an inbox takes another datagram: beyond the queue length only
+    /// from the receiver's own peer (Linux's unix_recvq_full; what the queue
+    /// holds in bytes is bounded by each sender's send buffer).
+    fn has_room(&self, from_peer: bool) -> bool {
+        from_peer || self.msgs.len() <= MAX_DGRAM_QLEN
     }
 }
 
@@ -274,7 +299,6 @@ pub struct Pair {
     ends: [Weak<UnixSocket>; 2],
     /// The ends' SO_SNDBUF and SO_RCVBUF.
     sizes: [Arc<BufferSizes>; 2],
-    kind: i32,
     /// It carries a TCP connection (net/tcp.rs).
     tcp: bool,
 }
@@ -284,20 +308,18 @@ impl Pair {
         self.queues[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bytes the queue end `i` reads may hold. AF_UNIX: its writer's
-    /// send buffer, which unix_stream_sendmsg waits on (the reader's receive
-    /// buffer plays no part). TCP: what the writer's send queue and the
-    /// reader's window take, about half of each buffer (the rest goes to
-    /// Linux's bookkeeping). Seqpacket keeps the default buffer, which bounds
-    /// its messages too.
+    /// The bytes the stream queue end `i` reads may hold. AF_UNIX: its
+    /// writer's send buffer, which unix_stream_sendmsg waits on (the reader's
+    /// receive buffer plays no part). TCP: what the writer's send queue and
+    /// the reader's window take, about half of each buffer (the rest goes to
+    /// Linux's bookkeeping). (A seqpacket writer's send buffer bounds the
+    /// charges of its packets, `Charge`.)
     fn capacity(&self, i: usize) -> usize {
         let (writer, reader) = (&self.sizes[1 - i], &self.sizes[i]);
-        if self.kind != SOCK_STREAM {
-            BUFFER
-        } else if self.tcp {
-            writer.get(Way::Send) / 2 + reader.get(Way::Receive) / 2
+        if self.tcp {
+            writer.limit(Way::Send) / 2 + reader.limit(Way::Receive) / 2
         } else {
-            writer.get(Way::Send)
+            writer.limit(Way::Send)
         }
     }
 
@@ -379,6 +401,10 @@ pub struct UnixSocket {
     timeouts: Arc<Timeouts>,
     /// SO_SNDBUF and SO_RCVBUF (shared likewise).
     buffers: Arc<BufferSizes>,
+    /// Datagram and seqpacket: what its messages not yet read cost
+    /// (`Charge`; Linux's sk_wmem_alloc less its initial 1), which SO_SNDBUF
+    /// bounds.
+    sent: AtomicUsize,
     /// A pending ECONNRESET (Linux's sk_err): its peer closed with messages
     /// unread or before accepting the connection, or a datagram peer connected
     /// back to it dropped what it had queued. The next send or receive (or
@@ -427,6 +453,7 @@ impl UnixSocket {
             tcp,
             timeouts,
             buffers,
+            sent: AtomicUsize::new(0),
         })
     }
 
@@ -557,7 +584,6 @@ fn join(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>) {
         waiters: [a.queue.clone(), b.queue.clone()],
         ends: [a.me.clone(), b.me.clone()],
         sizes: [a.buffers.clone(), b.buffers.clone()],
-        kind: a.kind,
         tcp: a.tcp,
     });
     *a.state() = State::Connected(Conn { pair: pair.clone(), end: 0 });
@@ -653,7 +679,8 @@ pub struct UnixDiagRow {
     /// Its peer's inode, while the peer lives.
     pub peer: Option<u64>,
     /// Bytes to read (a datagram socket: those of its first datagram) and
-    /// bytes its peer has yet to read; a listener: connections waiting and
+    /// bytes its peer has yet to read (datagram and seqpacket: what its
+    /// messages unread cost, SIOCOUTQ); a listener: connections waiting and
     /// its backlog.
     pub rqueue: usize,
     pub wqueue: usize,
@@ -693,6 +720,10 @@ impl UnixSocket {
             }
             None if self.kind == SOCK_DGRAM => row.rqueue = self.inbox().msgs.front().map_or(0, |m| m.data.len()),
             None => {}
+        }
+        // Linux's unix_outq_len: what its messages unread cost.
+        if self.kind != SOCK_STREAM && row.state != 10 {
+            row.wqueue = self.sent.load(Ordering::Relaxed);
         }
         row
     }
@@ -912,7 +943,7 @@ impl UnixSocket {
         let full = m.data.len();
         let mut data = m.data;
         data.truncate(max);
-        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)), control: Vec::new(), flags: 0 }
+        Received { data, full, files: m.files, from: m.from, creds: self.passcred().then(|| m.creds.unwrap_or(NO_CREDS)), control: Vec::new(), flags: 0, counted: false }
     }
 
     /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A
@@ -936,11 +967,15 @@ impl UnixSocket {
                 let mut q = c.pair.queue(c.end);
                 if !q.msgs.is_empty() {
                     let got = if stream {
-                        self.read_some(&mut q, max, peek)
+                        let got = self.read_some(&mut q, max, peek);
+                        drop(q);
+                        got
                     } else {
-                        q.take(peek).map(|m| self.received(m, max))
+                        // Dropped unlocked: its charge wakes the sender.
+                        let m = q.take(peek);
+                        drop(q);
+                        m.map(|m| self.received(m, max))
                     };
-                    drop(q);
                     if !peek {
                         c.pair.waiters[c.peer()].notify_events(POLLOUT);
                     }
@@ -1096,32 +1131,24 @@ impl UnixSocket {
             SOCK_STREAM if to.is_some() => return if self.conn().is_ok() { error!(EISCONN) } else { error!(EOPNOTSUPP) },
             _ => {}
         }
-        let stream = self.kind == SOCK_STREAM;
         // AF_UNIX's MSG_OOB: the last byte goes alone, as the OOB byte.
-        let oob_byte = stream && !self.tcp && flags & MSG_OOB != 0;
+        let oob_byte = !self.tcp && self.kind == SOCK_STREAM && flags & MSG_OOB != 0;
         if oob_byte && data.is_empty() {
             return error!(EOPNOTSUPP);
         }
         let c = self.conn()?;
+        if self.kind == SOCK_SEQPACKET {
+            return self.send_packet(t, &c, data, flags, anc);
+        }
         let limit = self.timeouts.limit(Way::Send);
-        if stream && data.is_empty() && anc.files.is_empty() {
+        if data.is_empty() && anc.files.is_empty() {
             return Ok(0);
-        }
-        if !stream {
-            self.autobind_for_creds(t)?;
-            if data.len() > MAX_DATAGRAM {
-                return error!(EMSGSIZE);
-            }
-        }
-        // A stream's pending error comes with a shutdown, whose EPIPE wins.
-        if !stream && self.take_reset() {
-            return error!(ECONNRESET);
         }
         let peer = c.pair.ends[c.peer()].upgrade();
         let peer_passcred = peer.as_ref().is_some_and(|p| p.passcred());
         // TCP's MSG_OOB: each push marks its last byte urgent, as Linux's
         // tcp_push marks what was written so far.
-        let urgent = stream && self.tcp && flags & MSG_OOB != 0;
+        let urgent = self.tcp && flags & MSG_OOB != 0;
         let peer_inline = urgent && peer.as_ref().is_some_and(|p| p.oob_inline());
         let plain = data.len() - usize::from(oob_byte);
         let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
@@ -1133,18 +1160,17 @@ impl UnixSocket {
                 let mut q = c.pair.queue(c.peer());
                 if q.write_shut || q.read_shut {
                     drop(q);
-                    // Only a stream raises SIGPIPE: a seqpacket send is a datagram send in Linux.
-                    if stream && flags & MSG_NOSIGNAL == 0 {
+                    if flags & MSG_NOSIGNAL == 0 {
                         crate::fs::pipe::sigpipe(t);
                     }
                     return if sent > 0 { Ok(sent) } else { error!(EPIPE) };
                 }
                 let room = c.pair.room(c.peer(), &q);
-                let fits = if stream { room.min(plain - sent) } else if room >= data.len() { data.len() } else { 0 };
+                let fits = room.min(plain - sent);
                 let mut marked = false;
                 if fits > 0 || data.is_empty() {
                     let files = files.take().unwrap_or_default();
-                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds, oob: false });
+                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds, oob: false, _charge: None });
                     q.bytes += fits;
                     sent += fits;
                     let end = q.taken + q.bytes as u64;
@@ -1152,7 +1178,7 @@ impl UnixSocket {
                 }
                 if oob_byte && sent == plain && room > fits {
                     let files = files.take().unwrap_or_default();
-                    q.queue_oob(Message { data: data[plain..].to_vec(), files, from: from.clone(), creds, oob: true });
+                    q.queue_oob(Message { data: data[plain..].to_vec(), files, from: from.clone(), creds, oob: true, _charge: None });
                     sent += 1;
                     marked = true;
                 }
@@ -1174,7 +1200,7 @@ impl UnixSocket {
             }
             let waited = self.wait(t, limit, || {
                 let q = c.pair.queue(c.peer());
-                q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) >= if stream { 1 } else { data.len() }
+                q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) > 0
             });
             if let Err(e) = waited {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
@@ -1182,20 +1208,81 @@ impl UnixSocket {
         }
     }
 
+    /// A seqpacket send: Linux's is a datagram send to the peer
+    /// (unix_seqpacket_sendmsg), whole once the send buffer takes it, and
+    /// without SIGPIPE.
+    fn send_packet(&self, t: &Task, c: &Conn, data: &[u8], flags: u32, anc: Ancillary) -> SysResult<usize> {
+        self.autobind_for_creds(t)?;
+        self.check_datagram_size(data.len())?;
+        let shut = || {
+            let q = c.pair.queue(c.peer());
+            q.write_shut || q.read_shut
+        };
+        let charge = self.charge_datagram(t, data.len(), flags, shut)?;
+        let peer_passcred = c.pair.ends[c.peer()].upgrade().is_some_and(|p| p.passcred());
+        let creds = anc.creds.or_else(|| (self.passcred() || peer_passcred).then(|| task_creds(t, false)));
+        let from = self.sun_name();
+        {
+            let mut q = c.pair.queue(c.peer());
+            if q.write_shut || q.read_shut {
+                return error!(EPIPE);
+            }
+            q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds, oob: false, _charge: Some(charge) });
+            q.bytes += data.len();
+        }
+        c.pair.waiters[c.peer()].notify_events(POLLIN);
+        Ok(data.len())
+    }
+
+    /// EMSGSIZE for a datagram or packet its send buffer cannot hold.
+    fn check_datagram_size(&self, len: usize) -> SysResult<()> {
+        if len + DATAGRAM_SLACK > self.buffers.get(Way::Send) {
+            return error!(EMSGSIZE);
+        }
+        Ok(())
+    }
+
+    /// Whether it polls writable (Linux's unix_writable): what it sent and
+    /// is unread takes at most a quarter of its send buffer.
+    fn writable(&self) -> bool {
+        (self.sent.load(Ordering::Relaxed) + 1) * 4 <= self.buffers.get(Way::Send)
+    }
+
+    /// Waits until its send buffer takes one more datagram or packet of
+    /// `len` bytes, and charges it (Linux's sock_alloc_send_pskb: it does
+    /// while what it sent and is unread stays below SO_SNDBUF, so the last
+    /// one may go past). A pending error comes first, then EPIPE once `shut`
+    /// (its sending side is).
+    fn charge_datagram(&self, t: &Task, len: usize, flags: u32, shut: impl Fn() -> bool) -> SysResult<Arc<Charge>> {
+        let size = super::skb::unix_datagram(len);
+        let limit = self.timeouts.limit(Way::Send);
+        let below = || self.sent.load(Ordering::Relaxed) + 1 < self.buffers.get(Way::Send);
+        loop {
+            if self.take_reset() {
+                return error!(ECONNRESET);
+            }
+            if shut() {
+                return error!(EPIPE);
+            }
+            let sndbuf = self.buffers.get(Way::Send);
+            if self.sent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| (s + 1 < sndbuf).then_some(s + size)).is_ok() {
+                return Ok(Arc::new(Charge { sender: self.me.clone(), size }));
+            }
+            if self.nonblock(flags) {
+                return error!(EAGAIN);
+            }
+            self.wait(t, limit, || below() || shut() || self.reset_pending())?;
+        }
+    }
+
     /// A datagram to the socket `to` finds, or to the peer, in Linux's order
-    /// of checks (unix_dgram_sendmsg).
+    /// of checks (unix_dgram_sendmsg): its own send buffer first, then the
+    /// receiver's queue length.
     fn send_datagram(&self, t: &Task, data: &[u8], flags: u32, anc: Ancillary, to: Option<Find>) -> SysResult<usize> {
         let peer = if to.is_none() { self.peer().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))? } else { Weak::new() };
         self.autobind_for_creds(t)?;
-        if data.len() > MAX_DATAGRAM {
-            return error!(EMSGSIZE);
-        }
-        if self.take_reset() {
-            return error!(ECONNRESET);
-        }
-        if self.inbox().write_shut {
-            return error!(EPIPE);
-        }
+        self.check_datagram_size(data.len())?;
+        let charge = self.charge_datagram(t, data.len(), flags, || self.inbox().write_shut)?;
         // Held weakly across waits, so that a receiver closed meanwhile goes.
         let target = match to {
             Some(find) => Arc::downgrade(&find()?),
@@ -1220,8 +1307,8 @@ impl UnixSocket {
                 if q.read_shut {
                     return error!(EPIPE);
                 }
-                if q.has_room(from_peer, data.len()) {
-                    q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds, oob: false });
+                if q.has_room(from_peer) {
+                    q.msgs.push_back(Message { data: data.to_vec(), files: anc.files, from, creds, oob: false, _charge: Some(charge) });
                     q.bytes += data.len();
                     drop(q);
                     dest.queue.notify_events(POLLIN);
@@ -1238,7 +1325,7 @@ impl UnixSocket {
                 target.upgrade().is_none_or(|d| {
                     let (may, from_peer) = d.hears_from(self);
                     let q = d.inbox();
-                    !may || q.read_shut || q.has_room(from_peer, data.len())
+                    !may || q.read_shut || q.has_room(from_peer)
                 })
             });
             room.unregister(&t.thread);
@@ -1260,7 +1347,7 @@ impl UnixSocket {
             if fits == 0 {
                 return if data.is_empty() { Ok(0) } else { error!(EAGAIN) };
             }
-            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None, oob: false });
+            q.msgs.push_back(Message { data: data[..fits].to_vec(), files: Vec::new(), from: None, creds: None, oob: false, _charge: None });
             q.bytes += fits;
             fits
         };
@@ -1305,8 +1392,8 @@ impl UnixSocket {
 
     /// recv(MSG_OOB) (Linux's tcp_recv_urg, unix_stream_recv_urg): the
     /// urgent (OOB) byte, taken unless peeking, with MSG_OOB in msg_flags
-    /// (and for TCP MSG_TRUNC when `max` is 0, the byte being taken all the
-    /// same). EINVAL with SO_OOBINLINE, or when there is none or it was
+    /// (when `max` is 0, TCP's is MSG_TRUNC and AF_UNIX's counts as read,
+    /// taken all the same). EINVAL with SO_OOBINLINE, or when there is none or it was
     /// taken; on AF_UNIX also without a connection.
     pub fn receive_urgent(&self, max: usize, peek: bool) -> SysResult<Received> {
         let c = self.conn().map_err(|e| if self.tcp { e } else { rvisor_abi::errno!(EINVAL) })?;
@@ -1328,7 +1415,8 @@ impl UnixSocket {
             c.pair.waiters[c.peer()].notify_events(POLLOUT);
         }
         let data = if max == 0 { Vec::new() } else { vec![byte] };
-        Ok(Received { data, full: 1, flags: MSG_OOB, ..Received::default() })
+        // TCP's byte into no room is MSG_TRUNC and 0; AF_UNIX's counts 1.
+        Ok(Received { data, full: 1, flags: MSG_OOB, counted: !self.tcp, ..Received::default() })
     }
 
     /// SIOCATMARK: whether the next byte read is the urgent one.
@@ -1392,12 +1480,13 @@ impl UnixSocket {
         if self.reset.load(Ordering::Relaxed) {
             ev |= POLLERR;
         }
-        // Writable unless its peer is full (and not connected back to it).
+        // Writable with room in its send buffer, unless its peer's queue is
+        // full (and the peer not connected back to it): Linux's unix_dgram_poll.
         let full = self.peer().and_then(|w| w.upgrade()).is_some_and(|p| {
             let from_peer = p.hears_from(self).1;
-            !p.inbox().has_room(from_peer, 1)
+            !p.inbox().has_room(from_peer)
         });
-        if !full {
+        if self.writable() && !full {
             ev |= POLLOUT;
         }
         ev & (mask | POLLHUP | POLLERR)
@@ -1717,7 +1806,9 @@ impl FileDescription for UnixSocket {
         };
         let out_shut = {
             let q = c.pair.queue(c.peer());
-            if q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) > 0 {
+            // A seqpacket socket's send buffer, as a datagram socket's.
+            let room = if self.kind == SOCK_SEQPACKET { self.writable() } else { c.pair.room(c.peer(), &q) > 0 };
+            if q.write_shut || q.read_shut || room {
                 ev |= POLLOUT;
             }
             q.write_shut
@@ -1740,19 +1831,23 @@ impl FileDescription for UnixSocket {
 
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
+        const SIOCOUTQ: u32 = 0x5411;
+        let out = |n: usize| t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0);
         match request {
             _ if super::interface::is_interface_ioctl(request) => super::interface::ioctl(t, request, arg),
-            FIONREAD => {
-                // Linux: a datagram socket counts its next datagram, the others all they hold.
-                let n = if self.kind == SOCK_DGRAM {
-                    self.inbox().msgs.front().map_or(0, |m| m.data.len())
-                } else {
-                    let c = self.conn()?;
-                    let q = c.pair.queue(c.end);
-                    q.bytes
-                };
-                t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0)
-            }
+            // Linux's unix_inq_len: a datagram socket counts its next
+            // datagram, the others all they hold; a listener has none.
+            FIONREAD => match self.kind {
+                SOCK_DGRAM => out(self.inbox().msgs.front().map_or(0, |m| m.data.len())),
+                _ if self.listening() => error!(EINVAL),
+                _ => out(self.queued()),
+            },
+            // Linux's unix_outq_len: what it sent and is unread costs (a
+            // stream's bytes stand for their sk_buffs here).
+            SIOCOUTQ => match self.kind {
+                SOCK_STREAM => out(self.conn().map_or(0, |c| c.pair.queue(c.peer()).bytes)),
+                _ => out(self.sent.load(Ordering::Relaxed)),
+            },
             // Only streams have OOB bytes; without a connection none is next.
             super::SIOCATMARK if self.kind == SOCK_STREAM => {
                 let mark = i32::from(self.at_mark());
@@ -1799,16 +1894,13 @@ mod tests {
     fn inbox_room() {
         let mut q = Queue::default();
         for _ in 0..=MAX_DGRAM_QLEN {
-            assert!(q.has_room(false, 1));
-            q.msgs.push_back(Message { data: vec![0], files: Vec::new(), from: None, creds: None, oob: false });
+            assert!(q.has_room(false));
+            q.msgs.push_back(Message { data: vec![0], files: Vec::new(), from: None, creds: None, oob: false, _charge: None });
             q.bytes += 1;
         }
         // Full for others, not for the receiver's own peer.
-        assert!(!q.has_room(false, 1));
-        assert!(q.has_room(true, 1));
-        assert!(!q.has_room(true, BUFFER));
-        // An empty inbox takes the largest datagram.
-        assert!(Queue::default().has_room(false, MAX_DATAGRAM));
+        assert!(!q.has_room(false));
+        assert!(q.has_room(true));
     }
 
     /// TCP's urgent mark in a stream queue: reads stop before it, skip its
@@ -1816,7 +1908,7 @@ mod tests {
     #[test]
     fn urgent_marks() {
         let push = |q: &mut Queue, s: &[u8]| {
-            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None, oob: false });
+            q.msgs.push_back(Message { data: s.to_vec(), files: Vec::new(), from: None, creds: None, oob: false, _charge: None });
             q.bytes += s.len();
         };
         let mut q = Queue::default();
@@ -1846,7 +1938,7 @@ mod tests {
     #[test]
     fn oob_chunks() {
         let s = UnixSocket::new(SOCK_STREAM, 0).unwrap();
-        let chunk = |d: &[u8]| Message { data: d.to_vec(), files: Vec::new(), from: None, creds: None, oob: false };
+        let chunk = |d: &[u8]| Message { data: d.to_vec(), files: Vec::new(), from: None, creds: None, oob: false, _charge: None };
         let push = |q: &mut Queue, d: &[u8]| {
             q.msgs.push_back(chunk(d));
             q.bytes += d.len();
@@ -1898,10 +1990,10 @@ mod tests {
         assert_eq!(b.try_receive_stream(3).unwrap(), b"hel");
         assert_eq!(b.try_receive_stream(10).unwrap(), b"lo");
         // A full buffer takes what fits, then nothing.
-        let big = vec![7u8; BUFFER + 10];
-        assert_eq!(a.try_send_stream(&big).unwrap(), BUFFER);
+        let big = vec![7u8; crate::net::BUFFER + 10];
+        assert_eq!(a.try_send_stream(&big).unwrap(), crate::net::BUFFER);
         assert_eq!(code(a.try_send_stream(b"x")), ErrnoCode::EAGAIN);
-        assert_eq!(b.try_receive_stream(BUFFER).unwrap().len(), BUFFER);
+        assert_eq!(b.try_receive_stream(crate::net::BUFFER).unwrap().len(), crate::net::BUFFER);
         // A half-close: EOF for the reader, EPIPE for the writer; the other way still flows.
         Socket::shutdown(&*a, 1).unwrap();
         assert_eq!(b.try_receive_stream(10).unwrap(), b"");

@@ -204,7 +204,8 @@ fn send_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32, anc: Ancillary
     sock.send(t, &data, flags, anc, to.as_deref())
 }
 
-/// Receives into `bufs`; returns how many bytes were copied, and what came.
+/// Receives into `bufs`; returns how many bytes were copied (or counted,
+/// `Received::counted`), and what came.
 fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResult<(usize, Received)> {
     if flags & !(RECV_FLAGS | MSG_CMSG_CLOEXEC) != 0 {
         return error!(EOPNOTSUPP);
@@ -216,7 +217,8 @@ fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResul
     }
     let max = (bufs.total() as usize).min(BUFFER);
     let got = if flags & MSG_ERRQUEUE != 0 { sock.receive_error(max)? } else { sock.receive(t, max, flags)? };
-    Ok((crate::fs::simple::copy_out(t, bufs, &got.data)?, got))
+    let copied = crate::fs::simple::copy_out(t, bufs, &got.data)?;
+    Ok((if got.counted { got.full } else { copied }, got))
 }
 
 const CMSG_HDR: usize = std::mem::size_of::<Cmsghdr>();

@@ -307,7 +307,7 @@ mod tests {
     struct Fake;
 
     fn row(domain: i32, state: u8, local: &str, remote: Option<&str>, inode: u64) -> ProcNetRow {
-        ProcNetRow { domain, local: local.parse().unwrap(), remote: remote.map(|r| r.parse().unwrap()), state, queued: 3, sent: 0, uid: 1000, inode, v6only: true }
+        ProcNetRow { domain, local: local.parse().unwrap(), remote: remote.map(|r| r.parse().unwrap()), state, queued: 3, sent: 0, uid: 1000, inode, v6only: true, drops: None }
     }
 
     impl Sockets for Fake {
