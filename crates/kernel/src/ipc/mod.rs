@@ -8,7 +8,7 @@ pub mod sem;
 pub mod shm;
 
 use crate::task::{ThreadGroup, UserNamespace};
-use rvisor_abi::{errno, SysResult};
+use rvisor_abi::{consts, errno, SysResult};
 use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -29,8 +29,6 @@ pub const IPC_INFO: i32 = 3;
 pub const IPC_64: i32 = 0x100;
 /// Ids are `seq * SEQ_MULTIPLIER + index`, so a reused slot gets a new id.
 const SEQ_MULTIPLIER: i32 = 32768;
-const CAP_IPC_OWNER: u32 = 15;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// `struct ipc64_perm`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -68,14 +66,14 @@ impl Ipc64Perm {
         } else {
             self.mode
         };
-        requested & !granted & 0o7 == 0 || tg.capable_in(owner, CAP_IPC_OWNER)
+        requested & !granted & 0o7 == 0 || tg.capable_in(owner, consts::CAP_IPC_OWNER)
     }
 
     /// Whether `tg` may change or remove the object (IPC_SET, IPC_RMID): its owner,
     /// its creator, or CAP_SYS_ADMIN.
     pub fn may_change(&self, tg: &ThreadGroup, owner: &Arc<UserNamespace>) -> bool {
         let euid = tg.creds().euid;
-        euid == self.uid || euid == self.cuid || tg.capable_in(owner, CAP_SYS_ADMIN)
+        euid == self.uid || euid == self.cuid || tg.capable_in(owner, consts::CAP_SYS_ADMIN)
     }
 }
 

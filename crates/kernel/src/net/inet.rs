@@ -12,7 +12,7 @@ use super::ip_control::{checked_option, get_timestamps, is_timestamp_option, set
 use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
-use rvisor_abi::{error, SysResult};
+use rvisor_abi::{consts, error, SysResult};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -159,12 +159,11 @@ pub fn source_for(local: IpAddr, dest: IpAddr) -> IpAddr {
 
 /// The port range autobind takes ports from (Linux's ip_local_port_range).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
-const CAP_NET_BIND_SERVICE: u32 = 10;
 
 /// EACCES for a privileged port (not 0, below the namespace's
 /// `ip_unprivileged_port_start`, 1024 by default) without CAP_NET_BIND_SERVICE.
 pub fn may_bind_port(t: &Task, net: &NetNamespace, port: u16) -> SysResult<()> {
-    if port != 0 && port < net.unprivileged_port_start && !t.tg.capable_in(&net.owner, CAP_NET_BIND_SERVICE) {
+    if port != 0 && port < net.unprivileged_port_start && !t.tg.capable_in(&net.owner, consts::CAP_NET_BIND_SERVICE) {
         return error!(EACCES);
     }
     Ok(())

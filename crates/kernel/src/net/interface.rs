@@ -9,7 +9,7 @@
 use crate::mm::UserRef;
 use crate::task::Task;
 use rvisor_abi::structs::{Ifreq, SockaddrIn};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use zerocopy::IntoBytes;
@@ -358,12 +358,11 @@ pub fn ioctl(t: &Task, request: u32, arg: u64) -> SysResult<u64> {
 /// SIOCSIFFLAGS: bringing an interface up (`ifconfig lo up`) is all that is
 /// offered, and every interface is up; taking one down is EOPNOTSUPP.
 fn set_flags(t: &Task, req: &Ifreq) -> SysResult<()> {
-    const CAP_NET_ADMIN: u32 = 12;
     let end = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
     if by_name(&t.ns.net.interfaces, &req.name[..end]).is_none() {
         return error!(ENODEV);
     }
-    if !t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN) {
+    if !t.tg.capable_in(&t.ns.net.owner, consts::CAP_NET_ADMIN) {
         return error!(EPERM);
     }
     let flags = u32::from(u16::from_ne_bytes([req.data[0], req.data[1]]));

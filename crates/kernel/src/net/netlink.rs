@@ -25,7 +25,7 @@ use super::{Ancillary, Received, Socket, SocketInode, BUFFER, MSG_DONTWAIT, MSG_
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLIN, POLLOUT};
 use rvisor_abi::structs::{Ifaddrmsg, Ifinfomsg, Nlmsghdr, Rtattr, Rtmsg, SockaddrNl};
-use rvisor_abi::{error, ErrnoCode, SysResult};
+use rvisor_abi::{consts, error, ErrnoCode, SysResult};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,7 +46,6 @@ const RTM_NEWNSID: u16 = 88;
 const RTM_GETNSID: u16 = 90;
 const NETNSA_NSID: u16 = 1;
 const IFF_UP: u32 = 1;
-const CAP_NET_ADMIN: u32 = 12;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
@@ -702,7 +701,7 @@ impl Socket for NetlinkSocket {
         }
         let port = self.port(t);
         let uid = t.tg.creds().uid;
-        let admin = t.tg.capable_in(&t.ns.net.owner, CAP_NET_ADMIN);
+        let admin = t.tg.capable_in(&t.ns.net.owner, consts::CAP_NET_ADMIN);
         let traffic = t.ns.net.netstack.as_ref().map(|n| (n.info.name.as_str(), n.traffic()));
         let _sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         for (h, body) in requests(data) {

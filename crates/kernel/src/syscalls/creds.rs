@@ -5,15 +5,12 @@
 
 use crate::mm::UserRef;
 use crate::task::{Capabilities, Credentials, Task};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 
 /// -1: leave this id unchanged.
 const KEEP: u32 = u32::MAX;
 /// Most supplementary groups (NGROUPS_MAX).
 const NGROUPS_MAX: usize = 65536;
-
-const CAP_SETGID: u32 = 6;
-const CAP_SETUID: u32 = 7;
 
 /// Applies `f` to a copy of the credentials and stores it if `f` succeeds; `f`
 /// hears whether the caller holds `cap` (and so may set any id).
@@ -24,7 +21,7 @@ fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResul
     let mut n = *c;
     f(&mut n, privileged)?;
     // Every set*uid call moves the fsuid to the effective uid (set*gid: the fsgid).
-    if cap == CAP_SETUID {
+    if cap == consts::CAP_SETUID {
         n.fsuid = n.euid;
     } else {
         n.fsgid = n.egid;
@@ -40,7 +37,7 @@ fn allowed(id: u32, ids: [u32; 3], privileged: bool) -> bool {
 
 pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
     let uid = t.tg.user_ns().uid_arg(uid)?;
-    update(t, CAP_SETUID, |c, privileged| {
+    update(t, consts::CAP_SETUID, |c, privileged| {
         if uid == KEEP {
             return error!(EINVAL);
         }
@@ -57,7 +54,7 @@ pub fn sys_setuid(t: &mut Task, uid: u32) -> SysResult<()> {
 
 pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
     let gid = t.tg.user_ns().gid_arg(gid)?;
-    update(t, CAP_SETGID, |c, privileged| {
+    update(t, consts::CAP_SETGID, |c, privileged| {
         if gid == KEEP {
             return error!(EINVAL);
         }
@@ -75,7 +72,7 @@ pub fn sys_setgid(t: &mut Task, gid: u32) -> SysResult<()> {
 pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult<()> {
     let ns = t.tg.user_ns();
     let [ruid, euid, suid] = [ns.uid_arg(ruid)?, ns.uid_arg(euid)?, ns.uid_arg(suid)?];
-    update(t, CAP_SETUID, |c, privileged| {
+    update(t, consts::CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if ![ruid, euid, suid].iter().all(|&i| allowed(i, ids, privileged)) {
             return error!(EPERM);
@@ -90,7 +87,7 @@ pub fn sys_setresuid(t: &mut Task, ruid: u32, euid: u32, suid: u32) -> SysResult
 pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult<()> {
     let ns = t.tg.user_ns();
     let [rgid, egid, sgid] = [ns.gid_arg(rgid)?, ns.gid_arg(egid)?, ns.gid_arg(sgid)?];
-    update(t, CAP_SETGID, |c, privileged| {
+    update(t, consts::CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if ![rgid, egid, sgid].iter().all(|&i| allowed(i, ids, privileged)) {
             return error!(EPERM);
@@ -105,7 +102,7 @@ pub fn sys_setresgid(t: &mut Task, rgid: u32, egid: u32, sgid: u32) -> SysResult
 pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
     let ns = t.tg.user_ns();
     let [ruid, euid] = [ns.uid_arg(ruid)?, ns.uid_arg(euid)?];
-    update(t, CAP_SETUID, |c, privileged| {
+    update(t, consts::CAP_SETUID, |c, privileged| {
         let ids = [c.uid, c.euid, c.suid];
         if !allowed(ruid, [c.uid, c.euid, c.uid], privileged) || !allowed(euid, ids, privileged) {
             return error!(EPERM);
@@ -121,7 +118,7 @@ pub fn sys_setreuid(t: &mut Task, ruid: u32, euid: u32) -> SysResult<()> {
 pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
     let ns = t.tg.user_ns();
     let [rgid, egid] = [ns.gid_arg(rgid)?, ns.gid_arg(egid)?];
-    update(t, CAP_SETGID, |c, privileged| {
+    update(t, consts::CAP_SETGID, |c, privileged| {
         let ids = [c.gid, c.egid, c.sgid];
         if !allowed(rgid, [c.gid, c.egid, c.gid], privileged) || !allowed(egid, ids, privileged) {
             return error!(EPERM);
@@ -138,7 +135,7 @@ pub fn sys_setregid(t: &mut Task, rgid: u32, egid: u32) -> SysResult<()> {
 /// is one of the caller's user ids or the caller holds CAP_SETUID; -1 (or an
 /// id its namespace does not map) only asks.
 pub fn sys_setfsuid(t: &mut Task, uid: u32) -> SysResult<i32> {
-    let privileged = t.tg.capable(CAP_SETUID);
+    let privileged = t.tg.capable(consts::CAP_SETUID);
     let ns = t.tg.user_ns();
     let uid = ns.uid_arg(uid).unwrap_or(KEEP);
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +149,7 @@ pub fn sys_setfsuid(t: &mut Task, uid: u32) -> SysResult<i32> {
 
 /// setfsgid, as setfsuid with group ids and CAP_SETGID.
 pub fn sys_setfsgid(t: &mut Task, gid: u32) -> SysResult<i32> {
-    let privileged = t.tg.capable(CAP_SETGID);
+    let privileged = t.tg.capable(consts::CAP_SETGID);
     let ns = t.tg.user_ns();
     let gid = ns.gid_arg(gid).unwrap_or(KEEP);
     let mut c = t.tg.creds.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,7 +183,7 @@ pub fn sys_setgroups(t: &mut Task, size: usize, list: UserAddr) -> SysResult<()>
         return error!(EINVAL);
     }
     let ns = t.tg.user_ns();
-    if !t.tg.capable(CAP_SETGID) || !ns.may_setgroups() {
+    if !t.tg.capable(consts::CAP_SETGID) || !ns.may_setgroups() {
         return error!(EPERM);
     }
     let mut groups = Vec::with_capacity(size);

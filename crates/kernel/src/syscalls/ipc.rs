@@ -15,7 +15,7 @@ use crate::mm::ops::Placement;
 use crate::mm::UserRef;
 use crate::task::Task;
 use rvisor_abi::structs::Timespec;
-use rvisor_abi::{errno, error, ErrnoCode, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, ErrnoCode, PAGE_SIZE, SysResult, UserAddr};
 use rvisor_platform::Perms;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -404,7 +404,6 @@ const MSG_COPY: i32 = 0o40000;
 const MSG_STAT: i32 = 11;
 const MSG_INFO: i32 = 12;
 const MSG_STAT_ANY: i32 = 13;
-const CAP_SYS_RESOURCE: u32 = 24;
 
 /// `struct msginfo` (IPC_INFO, MSG_INFO).
 #[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -506,7 +505,7 @@ pub fn sys_msgctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
         IPC_SET => {
             let new = t.mm.read_obj(UserRef::<MsqidDs>::new(buf))?;
             t.ns.ipc.msg.set(&t.tg, id, &new.perm, now, |q| {
-                if new.qbytes > MSGMNB && !t.tg.capable_in(&crate::task::UserNamespace::initial(), CAP_SYS_RESOURCE) {
+                if new.qbytes > MSGMNB && !t.tg.capable_in(&crate::task::UserNamespace::initial(), consts::CAP_SYS_RESOURCE) {
                     return error!(EPERM);
                 }
                 q.ds.qbytes = new.qbytes;
@@ -532,7 +531,6 @@ const O_ACCMODE: i32 = 3;
 const O_CREAT: i32 = 0o100;
 const O_EXCL: i32 = 0o200;
 const O_CLOEXEC: i32 = 0o2000000;
-const CAP_DAC_OVERRIDE: u32 = 1;
 
 /// A queue's name as mq_open and mq_unlink take it (glibc drops the leading slash).
 fn mq_name(t: &Task, name: crate::syscalls::args::UserCStr) -> SysResult<Vec<u8>> {
@@ -562,7 +560,7 @@ fn mq_allows(t: &Task, mq: &MessageQueue, acc: i32) -> bool {
     } else {
         mq.mode
     };
-    bits & want == want || t.tg.capable_in(&t.ns.ipc.owner, CAP_DAC_OVERRIDE)
+    bits & want == want || t.tg.capable_in(&t.ns.ipc.owner, consts::CAP_DAC_OVERRIDE)
 }
 
 pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i32, mode: u32, attr: UserRef<MqAttr>) -> SysResult<crate::vfs::Fd> {
@@ -587,7 +585,7 @@ pub fn sys_mq_open(t: &mut Task, name: crate::syscalls::args::UserCStr, oflag: i
                 let (maxmsg, msgsize) = match wanted {
                     None => (MSG_DEFAULT, MSGSIZE_DEFAULT),
                     Some(a) => {
-                        let privileged = t.tg.capable_in(&crate::task::UserNamespace::initial(), CAP_SYS_RESOURCE);
+                        let privileged = t.tg.capable_in(&crate::task::UserNamespace::initial(), consts::CAP_SYS_RESOURCE);
                         if a.maxmsg <= 0 || a.msgsize <= 0 || a.maxmsg > HARD_MSGMAX || a.msgsize > HARD_MSGSIZEMAX {
                             return error!(EINVAL);
                         }
@@ -614,14 +612,12 @@ pub fn sys_mq_unlink(t: &mut Task, name: crate::syscalls::args::UserCStr) -> Sys
     let mut names = t.ns.ipc.mqueues.names.lock().unwrap_or_else(|e| e.into_inner());
     let mq = names.get(&name).ok_or_else(|| errno!(ENOENT))?;
     // /dev/mqueue is sticky: the owner, or root, removes a name.
-    if mq.uid != t.tg.creds().euid && !t.tg.capable_in(&t.ns.ipc.owner, CAP_FOWNER) {
+    if mq.uid != t.tg.creds().euid && !t.tg.capable_in(&t.ns.ipc.owner, consts::CAP_FOWNER) {
         return error!(EACCES);
     }
     names.remove(&name);
     Ok(())
 }
-
-const CAP_FOWNER: u32 = 3;
 
 /// The queue behind descriptor `fd` (EBADF for any other file), checked for reading
 /// or writing.

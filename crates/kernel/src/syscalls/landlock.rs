@@ -6,7 +6,7 @@ use crate::mm::UserRef;
 use crate::task::Task;
 use crate::vfs::inode::OpenFlags;
 use crate::vfs::{Fd, FileDescription, StatusFlags};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
 
 const CREATE_RULESET_VERSION: u32 = 1;
@@ -17,7 +17,6 @@ const RULE_NET_PORT: u32 = 2;
 /// LOG_SUBDOMAINS_OFF): accepted, with no audit log to write to.
 const RESTRICT_SELF_LOG_SUBDOMAINS_OFF: u32 = 4;
 const RESTRICT_SELF_FLAGS: u32 = 1 | 2 | RESTRICT_SELF_LOG_SUBDOMAINS_OFF;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// `struct landlock_ruleset_attr`, as far as ABI 7 knows it.
 #[derive(Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
@@ -154,7 +153,7 @@ pub fn sys_landlock_add_rule(t: &mut Task, ruleset_fd: Fd, rule_type: u32, rule_
 }
 
 pub fn sys_landlock_restrict_self(t: &mut Task, ruleset_fd: i32, flags: u32) -> SysResult<()> {
-    if t.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) == 0 && !t.tg.capable(CAP_SYS_ADMIN) {
+    if t.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) == 0 && !t.tg.capable(consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     if flags & !RESTRICT_SELF_FLAGS != 0 {

@@ -6,7 +6,7 @@ use crate::task::Task;
 use crate::vfs::locks::{FileId, Lock, Owner, F_RDLCK, F_UNLCK, F_WRLCK};
 use crate::vfs::inode::S_IFREG;
 use crate::vfs::{Fd, FileDescription, OpenFlags};
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::{consts, errno, error, SysResult};
 use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -19,8 +19,6 @@ pub const F_OFD_SETLKW: i32 = 38;
 pub const F_SETLEASE: i32 = 1024;
 pub const F_GETLEASE: i32 = 1025;
 pub const F_NOTIFY: i32 = 1026;
-/// Linux's CAP_LEASE.
-const CAP_LEASE: u32 = 28;
 
 /// `struct flock`.
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -203,7 +201,7 @@ pub fn fcntl_setlease(t: &mut Task, file: Arc<dyn FileDescription>, fd: Fd, arg:
     let st = file.stat()?;
     // capable(CAP_LEASE): in the sandbox's first user namespace only.
     let creds = t.thread.fs_creds();
-    if st.st_uid != creds.uid && !(creds.ns.is_none() && creds.capable(CAP_LEASE)) {
+    if st.st_uid != creds.uid && !(creds.ns.is_none() && creds.capable(consts::CAP_LEASE)) {
         return error!(EACCES);
     }
     let (Some(d), Some(locks)) = (file.dentry(), file.file_locks()) else { return error!(EINVAL) };

@@ -6,7 +6,7 @@
 use crate::mm::mempolicy::{MemPolicy, NodeMask, ALLOWED, MAX_NUMNODES, MPOL_INTERLEAVE};
 use crate::mm::UserRef;
 use crate::task::Task;
-use rvisor_abi::{error, page_up, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, error, page_up, PAGE_SIZE, SysResult, UserAddr};
 use std::sync::Arc;
 
 const MPOL_F_NODE: u64 = 1;
@@ -15,7 +15,6 @@ const MPOL_F_MEMS_ALLOWED: u64 = 4;
 const MPOL_MF_STRICT: u32 = 1;
 const MPOL_MF_MOVE: u32 = 2;
 const MPOL_MF_MOVE_ALL: u32 = 4;
-const CAP_SYS_NICE: u32 = 23;
 /// The most bits a node mask may have (Linux: a page of them).
 const MASK_BITS_MAX: u64 = PAGE_SIZE * 8;
 
@@ -121,7 +120,7 @@ pub fn sys_mbind(t: &mut Task, start: UserAddr, len: u64, mode: u64, nmask: User
     if flags & !(MPOL_MF_STRICT | MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) != 0 {
         return error!(EINVAL);
     }
-    if flags & MPOL_MF_MOVE_ALL != 0 && !t.tg.capable_in(&crate::task::UserNamespace::initial(), CAP_SYS_NICE) {
+    if flags & MPOL_MF_MOVE_ALL != 0 && !t.tg.capable_in(&crate::task::UserNamespace::initial(), consts::CAP_SYS_NICE) {
         return error!(EPERM);
     }
     if start.get() % PAGE_SIZE != 0 {

@@ -310,7 +310,6 @@ pub fn sys_madvise(t: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysRe
 /// range by range as madvise checks them; the bytes advised before a range
 /// failed, or its error.
 pub fn sys_process_madvise(t: &mut Task, pidfd: Fd, iov: UserAddr, vlen: u64, advice: i32, flags: u32) -> SysResult<u64> {
-    const CAP_SYS_NICE: u32 = 23;
     if flags != 0 {
         return error!(EINVAL);
     }
@@ -327,7 +326,7 @@ pub fn sys_process_madvise(t: &mut Task, pidfd: Fd, iov: UserAddr, vlen: u64, ad
         return error!(EACCES);
     }
     let mm = tg.threads().iter().find_map(|th| th.resources()).map(|r| r.mm).ok_or_else(|| errno!(ESRCH))?;
-    if !t.tg.capable(CAP_SYS_NICE) {
+    if !t.tg.capable(consts::CAP_SYS_NICE) {
         return error!(EPERM);
     }
     let mut advised = 0;
@@ -528,12 +527,11 @@ const UFFD_USER_MODE_ONLY: i32 = 1;
 /// missing pages (`mm::userfault`). Without UFFD_USER_MODE_ONLY it takes
 /// CAP_SYS_PTRACE, as with vm.unprivileged_userfaultfd at its default of 0.
 pub fn sys_userfaultfd(t: &mut Task, flags: i32) -> SysResult<crate::vfs::Fd> {
-    const CAP_SYS_PTRACE: u32 = 19;
     let (cloexec, nonblock) = (crate::vfs::OpenFlags::CLOEXEC as i32, crate::vfs::OpenFlags::NONBLOCK as i32);
     if flags & !(cloexec | nonblock | UFFD_USER_MODE_ONLY) != 0 {
         return error!(EINVAL);
     }
-    if flags & UFFD_USER_MODE_ONLY == 0 && !t.tg.capable(CAP_SYS_PTRACE) {
+    if flags & UFFD_USER_MODE_ONLY == 0 && !t.tg.capable(consts::CAP_SYS_PTRACE) {
         return error!(EPERM);
     }
     let file = std::sync::Arc::new(crate::fs::userfaultfd::UserfaultFile::new(t, (flags & nonblock) as u32));

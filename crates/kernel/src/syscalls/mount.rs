@@ -15,11 +15,9 @@ use crate::vfs::inode::{Inode, SetAttr};
 use crate::vfs::path::cross_down;
 use crate::vfs::propagation::{self, CloneAs, Kind, MS_REC, PROPAGATION};
 use crate::vfs::{Dentry, Follow, Mount, MountFlags, MountNamespace};
-use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, PAGE_SIZE, SysResult, UserAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-const CAP_SYS_ADMIN: u32 = 21;
 
 const MS_REMOUNT: u64 = 32;
 const MS_NOATIME: u64 = 1024;
@@ -49,7 +47,7 @@ static NEXT_TMPFS_MINOR: AtomicU64 = AtomicU64::new(0x200);
 /// may_mount: CAP_SYS_ADMIN over the caller's mount namespace (in the user
 /// namespace that owns it).
 pub(super) fn may_mount(t: &Task) -> bool {
-    t.tg.capable_in(&t.fs.mounts().owner, CAP_SYS_ADMIN)
+    t.tg.capable_in(&t.fs.mounts().owner, consts::CAP_SYS_ADMIN)
 }
 
 /// A thread in a Landlock domain restricting files may not change its mount

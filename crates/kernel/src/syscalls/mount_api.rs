@@ -20,10 +20,9 @@ use crate::vfs::path::cross_down;
 use crate::vfs::propagation::{self, CloneAs, Kind};
 use crate::vfs::{Dentry, Fd, Follow, Mount, MountFlags, MountNamespace};
 use rvisor_abi::structs::MountAttr;
-use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, PAGE_SIZE, SysResult, UserAddr};
 use std::sync::Arc;
 
-const CAP_SYS_ADMIN: u32 = 21;
 const O_CLOEXEC: u32 = 0o2000000;
 const AT_NO_AUTOMOUNT: u32 = 0x800;
 const AT_RECURSIVE: u32 = 0x8000;
@@ -181,7 +180,7 @@ fn set_group(t: &Task, from: &Arc<Dentry>, to: &Arc<Dentry>) -> SysResult<()> {
     let mut propagation = propagation::lock();
     let (Some(from_mount), Some(to_mount)) = (from.mount.upgrade(), to.mount.upgrade()) else { return error!(EINVAL) };
     let (Some(from_ns), Some(to_ns)) = (from_mount.ns(), to_mount.ns()) else { return error!(EINVAL) };
-    if !t.tg.capable_in(&from_ns.owner, CAP_SYS_ADMIN) || !t.tg.capable_in(&to_ns.owner, CAP_SYS_ADMIN) {
+    if !t.tg.capable_in(&from_ns.owner, consts::CAP_SYS_ADMIN) || !t.tg.capable_in(&to_ns.owner, consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     propagation.set_group(&mount_of_root(from)?, &mount_of_root(to)?)
@@ -456,7 +455,7 @@ fn idmap(t: &Task, a: &MountAttr) -> SysResult<()> {
     let fd = i32::try_from(a.userns_fd).or(error!(EINVAL))?;
     let file = t.fds.get(Fd(fd))?;
     let Some(NsFile { ns: Namespace::User(user_ns), .. }) = NsFile::of(&file) else { return error!(EINVAL) };
-    if user_ns.is_initial() || !t.tg.capable_in(user_ns, CAP_SYS_ADMIN) {
+    if user_ns.is_initial() || !t.tg.capable_in(user_ns, consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     error!(EINVAL)

@@ -11,7 +11,7 @@ use crate::vfs::inode::{SetAttr, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_
 use crate::vfs::perm::{self, Change, FsCreds, MAY_EXEC, MAY_WRITE};
 use crate::vfs::{Dentry, Fd, Follow};
 use rvisor_abi::structs::{Timespec, Timeval};
-use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, PAGE_SIZE, SysResult, UserAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use std::sync::Arc;
 
@@ -526,8 +526,7 @@ pub fn sys_fchdir(t: &mut Task, fd: Fd) -> SysResult<()> {
 }
 
 pub fn sys_chroot(t: &mut Task, path: UserCStr) -> SysResult<()> {
-    const CAP_SYS_CHROOT: u32 = 18;
-    if !t.tg.capable(CAP_SYS_CHROOT) {
+    if !t.tg.capable(consts::CAP_SYS_CHROOT) {
         return error!(EPERM);
     }
     let p = read_path(t, path)?;

@@ -23,7 +23,6 @@ const PR_CAPBSET_DROP: i32 = 24;
 const PR_SET_NO_NEW_PRIVS: i32 = 38;
 /// The highest capability number (CAP_CHECKPOINT_RESTORE).
 const CAP_LAST_CAP: u64 = 40;
-const CAP_SETPCAP: u32 = 8;
 const PR_GET_NO_NEW_PRIVS: i32 = 39;
 const PR_SET_TIMERSLACK: i32 = 29;
 const PR_GET_TIMERSLACK: i32 = 30;
@@ -105,7 +104,7 @@ pub fn sys_prctl(t: &mut Task, option: i32, arg2: u64, arg3: u64, arg4: u64, arg
         PR_GET_NO_NEW_PRIVS => Ok(t.tg.no_new_privs.load(Ordering::Relaxed)),
         PR_CAPBSET_READ if arg2 <= CAP_LAST_CAP => Ok((t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding >> arg2 & 1) as i32),
         PR_CAPBSET_DROP if arg2 <= CAP_LAST_CAP => {
-            if !t.tg.capable(CAP_SETPCAP) {
+            if !t.tg.capable(consts::CAP_SETPCAP) {
                 return error!(EPERM);
             }
             t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).bounding &= !(1 << arg2);

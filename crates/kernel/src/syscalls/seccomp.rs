@@ -25,7 +25,6 @@ const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
 /// si_code of a seccomp SIGSYS.
 const SYS_SECCOMP: i32 = 1;
-const CAP_SYS_ADMIN: u32 = 21;
 /// Linux's MAX_ERRNO: SECCOMP_RET_ERRNO's data is capped there.
 const MAX_ERRNO: u32 = 4095;
 
@@ -102,7 +101,7 @@ fn set_filter(t: &mut Task, flags: u32, args: UserAddr) -> SysResult<i64> {
     {
         return error!(EINVAL);
     }
-    if t.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) == 0 && !t.tg.capable(CAP_SYS_ADMIN) {
+    if t.tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) == 0 && !t.tg.capable(consts::CAP_SYS_ADMIN) {
         return error!(EACCES);
     }
     let fprog = t.mm.read_obj(UserRef::<SockFprog>::new(args))?;

@@ -5,7 +5,7 @@ use crate::mm::UserRef;
 use crate::task::signals::{self, sigbit, SigInfo, SI_TKILL, SI_USER, UNBLOCKABLE};
 use crate::task::Task;
 use rvisor_abi::structs::{KernelSigaction, Timespec};
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -158,7 +158,6 @@ pub(super) fn deadline_after(t: &Task, ts: UserRef<Timespec>) -> SysResult<Optio
     Ok(crate::time::deadline_in(t.mm.read_obj(ts)?.duration()?))
 }
 
-
 pub fn sys_rt_sigtimedwait(t: &mut Task, set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) -> SysResult<i32> {
     check_sigset_size(sigsetsize)?;
     let want = t.mm.read_obj(set)? & !UNBLOCKABLE;
@@ -237,7 +236,6 @@ pub fn sys_kill(t: &mut Task, pid: i32, signo: i32) -> SysResult<()> {
 /// (SIGCONT goes within a session regardless); then the sender's Landlock
 /// domain must not scope it out (the first thread stands for a process).
 pub(super) fn may_signal(t: &Task, g: &Arc<crate::task::ThreadGroup>, th: Option<&Arc<crate::task::Thread>>, signo: u32) -> SysResult<()> {
-    const CAP_KILL: u32 = 5;
     if !Arc::ptr_eq(g, &t.tg) {
         let (me, them) = (t.tg.creds(), g.creds());
         let by_ids = [me.euid, me.uid].iter().any(|&u| u == them.suid || u == them.uid);
@@ -245,7 +243,7 @@ pub(super) fn may_signal(t: &Task, g: &Arc<crate::task::ThreadGroup>, th: Option
             let theirs = g.state().sid;
             theirs == t.tg.state().sid
         };
-        if !by_ids && !same_session && !t.tg.capable_in(&g.user_ns(), CAP_KILL) {
+        if !by_ids && !same_session && !t.tg.capable_in(&g.user_ns(), consts::CAP_KILL) {
             return error!(EPERM);
         }
     }

@@ -15,7 +15,7 @@ use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
-use rvisor_abi::{error, SysResult, UserAddr};
+use rvisor_abi::{consts, error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -226,10 +226,6 @@ const SCM_RIGHTS: i32 = 1;
 const SCM_CREDENTIALS: i32 = 2;
 /// Most files one message may carry (Linux's SCM_MAX_FD).
 const SCM_MAX_FD: usize = 253;
-/// The capabilities that let SCM_CREDENTIALS claim other ids.
-const CAP_SETGID: u32 = 6;
-const CAP_SETUID: u32 = 7;
-const CAP_SYS_ADMIN: u32 = 21;
 
 fn cmsg_align(n: usize) -> usize {
     (n + 7) & !7
@@ -285,9 +281,9 @@ fn checked_creds(t: &Task, c: Ucred) -> SysResult<Ucred> {
         return error!(EINVAL);
     }
     let ids = t.tg.creds();
-    let pid_ok = c.pid == t.tg.tgid || t.tg.capable_in(&t.tg.container.pid_ns.owner, CAP_SYS_ADMIN);
-    let uid_ok = [ids.uid, ids.euid, ids.suid].contains(&c.uid) || t.tg.capable(CAP_SETUID);
-    let gid_ok = [ids.gid, ids.egid, ids.sgid].contains(&c.gid) || t.tg.capable(CAP_SETGID);
+    let pid_ok = c.pid == t.tg.tgid || t.tg.capable_in(&t.tg.container.pid_ns.owner, consts::CAP_SYS_ADMIN);
+    let uid_ok = [ids.uid, ids.euid, ids.suid].contains(&c.uid) || t.tg.capable(consts::CAP_SETUID);
+    let gid_ok = [ids.gid, ids.egid, ids.sgid].contains(&c.gid) || t.tg.capable(consts::CAP_SETGID);
     if !(pid_ok && uid_ok && gid_ok) {
         return error!(EPERM);
     }

@@ -10,11 +10,9 @@ use super::stat::{fs_magic, major, minor};
 use crate::task::{Task, UserNamespace};
 use crate::vfs::propagation::{self, MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
 use crate::vfs::{Dentry, Mount};
-use rvisor_abi::{errno, error, SysResult, UserAddr};
+use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 use std::sync::Arc;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
-
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// `struct mnt_id_req` as Linux 6.8 has it (MNT_ID_REQ_SIZE_VER0).
 #[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -86,7 +84,7 @@ fn mount_by_id(mounts: &[Arc<Mount>], id: u64) -> SysResult<Arc<Mount>> {
 /// Whether the caller may look at what is at `d`: beneath its root, or with
 /// CAP_SYS_ADMIN in the initial user namespace (EPERM).
 fn may_see(t: &Task, d: &Arc<Dentry>, root: &Arc<Dentry>) -> SysResult<()> {
-    if d.path_from(root).is_none() && !t.tg.capable_in(&UserNamespace::initial(), CAP_SYS_ADMIN) {
+    if d.path_from(root).is_none() && !t.tg.capable_in(&UserNamespace::initial(), consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     Ok(())

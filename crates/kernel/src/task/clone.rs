@@ -4,7 +4,7 @@ use super::host_threads::Placement;
 use super::{Namespaces, PidNamespace, SchedAttrs, Task, Thread, ThreadGroup, UserNamespace, RLIMIT_NPROC};
 use crate::mm::{MemoryManager, UserRef};
 use crate::vfs::FdTable;
-use rvisor_abi::{errno, SysResult, UserAddr};
+use rvisor_abi::{consts, errno, SysResult, UserAddr};
 use rvisor_platform::CpuState;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -42,7 +42,6 @@ const CLONE_NAMESPACES: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLO
 const SUPPORTED: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_PTRACE | CLONE_VFORK | CLONE_PARENT
     | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
     | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO | CLONE_NAMESPACES | 0xff;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// clone's arguments, from clone or clone3.
 #[derive(Clone, Copy, Debug, Default)]
@@ -278,7 +277,7 @@ impl Task {
     /// real root user, CAP_SYS_RESOURCE and CAP_SYS_ADMIN are exempt.
     fn check_nproc(&self) -> SysResult<()> {
         let creds = self.tg.creds();
-        if creds.uid == 0 || self.tg.capable(rvisor_abi::consts::CAP_SYS_RESOURCE) || self.tg.capable(CAP_SYS_ADMIN) {
+        if creds.uid == 0 || self.tg.capable(rvisor_abi::consts::CAP_SYS_RESOURCE) || self.tg.capable(consts::CAP_SYS_ADMIN) {
             return Ok(());
         }
         let limit = self.tg.rlimit(RLIMIT_NPROC).cur;
@@ -304,7 +303,7 @@ impl Task {
     /// will own them (a new one's creator has it).
     fn new_user_ns(&self, flags: u64) -> SysResult<Option<Arc<UserNamespace>>> {
         if flags & CLONE_NEWUSER == 0 {
-            if flags & CLONE_NAMESPACES != 0 && !self.tg.capable(CAP_SYS_ADMIN) {
+            if flags & CLONE_NAMESPACES != 0 && !self.tg.capable(consts::CAP_SYS_ADMIN) {
                 return Err(errno!(EPERM));
             }
             return Ok(None);

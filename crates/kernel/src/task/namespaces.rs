@@ -12,12 +12,9 @@ use crate::time::namespace::TimeNamespace;
 use crate::ipc::{mqueue::MqNamespace, msg::MsgQueues, sem::SemSets, shm::Segments};
 use crate::net::NetNamespace;
 use super::user_ns::{capable_in, UserNamespace};
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::{consts, errno, error, SysResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_CHROOT: u32 = 18;
 
 /// The inode number of a new namespace, as /proc/PID/ns shows it (Linux's
 /// proc_alloc_inum numbers, from 0xF0000000 up).
@@ -138,16 +135,16 @@ impl super::Task {
             if Arc::ptr_eq(&target, &user_ns) || self.tg.threads().len() > 1 {
                 return error!(EINVAL);
             }
-            if !capable_in(&user_ns, euid, caps, &target, CAP_SYS_ADMIN) {
+            if !capable_in(&user_ns, euid, caps, &target, consts::CAP_SYS_ADMIN) {
                 return error!(EPERM);
             }
             (user_ns, caps) = (target.clone(), crate::task::CAP_FULL);
             new_user_ns = Some(target);
         }
-        let may = |owner: &Arc<UserNamespace>| capable_in(&user_ns, euid, caps, owner, CAP_SYS_ADMIN) && caps >> CAP_SYS_ADMIN & 1 != 0;
+        let may = |owner: &Arc<UserNamespace>| capable_in(&user_ns, euid, caps, owner, consts::CAP_SYS_ADMIN) && caps >> consts::CAP_SYS_ADMIN & 1 != 0;
         for ns in &joins {
             let allowed = match ns {
-                Namespace::Mnt(m) => may(&m.owner) && caps >> CAP_SYS_CHROOT & 1 != 0,
+                Namespace::Mnt(m) => may(&m.owner) && caps >> consts::CAP_SYS_CHROOT & 1 != 0,
                 Namespace::Uts(u) => may(&u.owner),
                 Namespace::Ipc(i) => may(&i.owner),
                 Namespace::Net(n) => may(&n.owner),
@@ -157,7 +154,7 @@ impl super::Task {
                 // Its clocks are the whole address space's.
                 Namespace::Time(_) if self.tg.threads().len() > 1 => return error!(EUSERS),
                 Namespace::Time(time) => may(&time.owner),
-                Namespace::Sole(_) => caps >> CAP_SYS_ADMIN & 1 != 0,
+                Namespace::Sole(_) => caps >> consts::CAP_SYS_ADMIN & 1 != 0,
                 Namespace::User(_) => true,
             };
             if !allowed {

@@ -454,8 +454,7 @@ impl Task {
 /// the target's user and group ids and the target is dumpable, or it has
 /// CAP_SYS_PTRACE over the target's user namespace.
 pub fn may_trace(tracer: &ThreadGroup, target: &ThreadGroup) -> bool {
-    const CAP_SYS_PTRACE: u32 = 19;
-    if std::ptr::eq(tracer, target) || tracer.capable_in(&target.user_ns(), CAP_SYS_PTRACE) {
+    if std::ptr::eq(tracer, target) || tracer.capable_in(&target.user_ns(), consts::CAP_SYS_PTRACE) {
         return true;
     }
     let (me, them) = (tracer.creds(), target.creds());

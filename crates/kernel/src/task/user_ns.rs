@@ -6,7 +6,7 @@
 //! capabilities count in its own namespace and the namespaces beneath it that
 //! it (its effective uid) owns, as Linux's cap_capable decides.
 
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::{consts, errno, error, SysResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
@@ -17,10 +17,6 @@ pub const OVERFLOW_ID: u32 = 65534;
 const MAX_PARENT_LEVEL: u32 = 32;
 /// Lines a map may have (UID_GID_MAP_MAX_EXTENTS).
 const MAX_EXTENTS: usize = 340;
-
-const CAP_SETUID: u32 = 7;
-const CAP_SETGID: u32 = 6;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// `count` ids from `first` in a namespace are `lower..` in the sandbox's ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,7 +233,7 @@ impl UserNamespace {
             Ok("deny") => false,
             _ => return error!(EINVAL),
         };
-        if self.is_initial() || !writer.capable_in(self, CAP_SYS_ADMIN) {
+        if self.is_initial() || !writer.capable_in(self, consts::CAP_SYS_ADMIN) {
             return error!(EPERM);
         }
         let _order = self.map_writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -263,13 +259,13 @@ impl UserNamespace {
             IdKind::Uid => &self.uid_map,
             IdKind::Gid => &self.gid_map,
         };
-        if slot.get().is_some() || !writer.capable_in(self, CAP_SYS_ADMIN) {
+        if slot.get().is_some() || !writer.capable_in(self, consts::CAP_SYS_ADMIN) {
             return error!(EPERM);
         }
         let extents = parse_map(data)?;
         let (cap, own) = match kind {
-            IdKind::Uid => (CAP_SETUID, writer.euid),
-            IdKind::Gid => (CAP_SETGID, writer.egid),
+            IdKind::Uid => (consts::CAP_SETUID, writer.euid),
+            IdKind::Gid => (consts::CAP_SETGID, writer.egid),
         };
         let only_own = match extents.as_slice() {
             [e] => e.count == 1 && self.owner == writer.euid && parent.to_kernel(kind, e.lower) == Some(own),
@@ -418,14 +414,14 @@ mod tests {
         a.write_map(IdKind::Gid, &writer(&init, 0, CAP_FULL), b"0 1000 1").unwrap();
         let b = UserNamespace::child(&a, 1000, 1000).unwrap();
         // Root outside has every capability in every namespace beneath.
-        assert!(capable_in(&init, 0, CAP_FULL, &b, CAP_SYS_ADMIN));
+        assert!(capable_in(&init, 0, CAP_FULL, &b, consts::CAP_SYS_ADMIN));
         // The owner (uid 1000 outside) has them all in what it made, with none of its own.
-        assert!(capable_in(&init, 1000, 0, &a, CAP_SYS_ADMIN));
-        assert!(!capable_in(&init, 1001, 0, &a, CAP_SYS_ADMIN));
+        assert!(capable_in(&init, 1000, 0, &a, consts::CAP_SYS_ADMIN));
+        assert!(!capable_in(&init, 1001, 0, &a, consts::CAP_SYS_ADMIN));
         // A process inside has its own capabilities there, none above.
-        assert!(capable_in(&a, 1000, CAP_FULL, &a, CAP_SYS_ADMIN));
-        assert!(!capable_in(&a, 1000, CAP_FULL, &init, CAP_SYS_ADMIN));
-        assert!(!capable_in(&b, 1000, CAP_FULL, &a, CAP_SYS_ADMIN));
+        assert!(capable_in(&a, 1000, CAP_FULL, &a, consts::CAP_SYS_ADMIN));
+        assert!(!capable_in(&a, 1000, CAP_FULL, &init, consts::CAP_SYS_ADMIN));
+        assert!(!capable_in(&b, 1000, CAP_FULL, &a, consts::CAP_SYS_ADMIN));
     }
 
     #[test]

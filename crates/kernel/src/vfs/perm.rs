@@ -6,17 +6,11 @@
 use super::dentry::Dentry;
 use super::inode::{Inode, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
 use rvisor_abi::structs::Stat;
-use rvisor_abi::{error, SysResult};
+use rvisor_abi::{consts, error, SysResult};
 
 pub const MAY_EXEC: u32 = 1;
 pub const MAY_WRITE: u32 = 2;
 pub const MAY_READ: u32 = 4;
-
-pub const CAP_CHOWN: u32 = 0;
-pub const CAP_DAC_OVERRIDE: u32 = 1;
-pub const CAP_DAC_READ_SEARCH: u32 = 2;
-pub const CAP_FOWNER: u32 = 3;
-pub const CAP_FSETID: u32 = 4;
 
 const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;
@@ -63,13 +57,13 @@ impl FsCreds {
 
     /// inode_owner_or_capable.
     pub fn owns(&self, st: &Stat) -> bool {
-        st.st_uid == self.uid || self.capable_wrt(CAP_FOWNER, st)
+        st.st_uid == self.uid || self.capable_wrt(consts::CAP_FOWNER, st)
     }
 
     /// in_group_or_capable: may keep a setgid bit for group `gid` on a file
     /// with attributes `st`.
     fn keeps_sgid(&self, gid: u32, st: &Stat) -> bool {
-        self.in_group(gid) || self.capable_wrt(CAP_FSETID, st)
+        self.in_group(gid) || self.capable_wrt(consts::CAP_FSETID, st)
     }
 }
 
@@ -91,19 +85,19 @@ pub fn check(c: &FsCreds, st: &Stat, mask: u32) -> SysResult<()> {
         return Ok(());
     }
     if mode & S_IFMT == S_IFDIR {
-        if mask & MAY_WRITE == 0 && c.capable_wrt(CAP_DAC_READ_SEARCH, st) {
+        if mask & MAY_WRITE == 0 && c.capable_wrt(consts::CAP_DAC_READ_SEARCH, st) {
             return Ok(());
         }
-        if c.capable_wrt(CAP_DAC_OVERRIDE, st) {
+        if c.capable_wrt(consts::CAP_DAC_OVERRIDE, st) {
             return Ok(());
         }
         return error!(EACCES);
     }
-    if mask == MAY_READ && c.capable_wrt(CAP_DAC_READ_SEARCH, st) {
+    if mask == MAY_READ && c.capable_wrt(consts::CAP_DAC_READ_SEARCH, st) {
         return Ok(());
     }
     // Executing is overridable only when someone may execute the file.
-    if (mask & MAY_EXEC == 0 || mode & S_IXUGO != 0) && c.capable_wrt(CAP_DAC_OVERRIDE, st) {
+    if (mask & MAY_EXEC == 0 || mode & S_IXUGO != 0) && c.capable_wrt(consts::CAP_DAC_OVERRIDE, st) {
         return Ok(());
     }
     error!(EACCES)
@@ -118,7 +112,7 @@ pub fn permission(c: &FsCreds, inode: &dyn Inode, mask: u32) -> SysResult<()> {
 /// capability grants it for any directory, so root's walks never stat (in the
 /// sandbox's first user namespace; in another, only for directories it maps).
 pub fn may_search(c: &FsCreds, dir: &Dentry) -> SysResult<()> {
-    if c.ns.is_none() && (c.capable(CAP_DAC_READ_SEARCH) || c.capable(CAP_DAC_OVERRIDE)) {
+    if c.ns.is_none() && (c.capable(consts::CAP_DAC_READ_SEARCH) || c.capable(consts::CAP_DAC_OVERRIDE)) {
         return Ok(());
     }
     permission(c, &*dir.inode, MAY_EXEC)
@@ -136,7 +130,7 @@ pub fn may_delete(c: &FsCreds, dir: &Dentry, victim: &Dentry, isdir: bool) -> Sy
     let d = dir.inode.stat()?;
     check(c, &d, MAY_WRITE | MAY_EXEC)?;
     let v = victim.inode.stat()?;
-    if d.st_mode & S_ISVTX != 0 && v.st_uid != c.uid && d.st_uid != c.uid && !c.capable_wrt(CAP_FOWNER, &v) {
+    if d.st_mode & S_ISVTX != 0 && v.st_uid != c.uid && d.st_uid != c.uid && !c.capable_wrt(consts::CAP_FOWNER, &v) {
         return error!(EPERM);
     }
     match (isdir, victim.is_dir()) {
@@ -221,12 +215,12 @@ pub fn may_setattr(c: &FsCreds, st: &Stat, a: &mut SetAttr, change: Change) -> S
         check(c, st, MAY_WRITE)?;
     }
     if let Some(uid) = a.uid {
-        if !(st.st_uid == c.uid && uid == st.st_uid) && !c.capable_wrt(CAP_CHOWN, st) {
+        if !(st.st_uid == c.uid && uid == st.st_uid) && !c.capable_wrt(consts::CAP_CHOWN, st) {
             return error!(EPERM);
         }
     }
     if let Some(gid) = a.gid {
-        if !(st.st_uid == c.uid && (gid == st.st_gid || c.in_group(gid))) && !c.capable_wrt(CAP_CHOWN, st) {
+        if !(st.st_uid == c.uid && (gid == st.st_gid || c.in_group(gid))) && !c.capable_wrt(consts::CAP_CHOWN, st) {
             return error!(EPERM);
         }
     }
@@ -273,13 +267,13 @@ mod tests {
     fn capabilities_override() {
         let root = |caps: u64| FsCreds { caps, ..user(0, 0, &[]) };
         let noexec = st(S_IFREG | 0o600, 1000, 1000);
-        assert!(check(&root(1 << CAP_DAC_OVERRIDE), &noexec, MAY_READ | MAY_WRITE).is_ok());
-        assert!(check(&root(1 << CAP_DAC_OVERRIDE), &noexec, MAY_EXEC).is_err());
-        assert!(check(&root(1 << CAP_DAC_READ_SEARCH), &noexec, MAY_READ).is_ok());
-        assert!(check(&root(1 << CAP_DAC_READ_SEARCH), &noexec, MAY_WRITE).is_err());
+        assert!(check(&root(1 << consts::CAP_DAC_OVERRIDE), &noexec, MAY_READ | MAY_WRITE).is_ok());
+        assert!(check(&root(1 << consts::CAP_DAC_OVERRIDE), &noexec, MAY_EXEC).is_err());
+        assert!(check(&root(1 << consts::CAP_DAC_READ_SEARCH), &noexec, MAY_READ).is_ok());
+        assert!(check(&root(1 << consts::CAP_DAC_READ_SEARCH), &noexec, MAY_WRITE).is_err());
         let dir = st(S_IFDIR | 0o700, 1000, 1000);
-        assert!(check(&root(1 << CAP_DAC_READ_SEARCH), &dir, MAY_READ | MAY_EXEC).is_ok());
-        assert!(check(&root(1 << CAP_DAC_OVERRIDE), &dir, MAY_EXEC).is_ok());
+        assert!(check(&root(1 << consts::CAP_DAC_READ_SEARCH), &dir, MAY_READ | MAY_EXEC).is_ok());
+        assert!(check(&root(1 << consts::CAP_DAC_OVERRIDE), &dir, MAY_EXEC).is_ok());
         assert!(check(&root(0), &dir, MAY_EXEC).is_err());
     }
 }

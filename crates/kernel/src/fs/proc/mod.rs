@@ -38,7 +38,7 @@ use crate::vfs::inode::{DirEntry, Inode, OpenFlags, DT_DIR, DT_LNK, DT_REG, S_IF
 use crate::vfs::{Dentry, DirFile, FileDescription};
 use pid::PidEntry;
 use rvisor_abi::structs::Stat;
-use rvisor_abi::{errno, error, SysResult};
+use rvisor_abi::{consts, errno, error, SysResult};
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
@@ -73,9 +73,6 @@ fn may_trace(p: &Proc) -> SysResult<()> {
     }
     Ok(())
 }
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
 /// The host's RAM (the sandbox's total memory without a limit: see
 /// `Kernel::memory_total`).
@@ -360,7 +357,7 @@ impl ProcInode {
                 // the follower may not search.
                 let me = current().ok_or_else(|| errno!(EPERM))?;
                 let init = crate::task::UserNamespace::initial();
-                if !me.tg.capable_in(&init, CAP_SYS_ADMIN) && !me.tg.capable_in(&init, CAP_CHECKPOINT_RESTORE) {
+                if !me.tg.capable_in(&init, consts::CAP_SYS_ADMIN) && !me.tg.capable_in(&init, consts::CAP_CHECKPOINT_RESTORE) {
                     return error!(EPERM);
                 }
                 Ok(pid::mapped_file(&self.fs.resolve(t)?, start, end)?.dentry)

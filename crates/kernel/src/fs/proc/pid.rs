@@ -10,7 +10,7 @@ use crate::task::user_ns::{IdKind, Writer as UserNsWriter};
 use crate::task::{RLIMIT_COUNT, RLIMIT_SIGPENDING};
 use crate::vfs::inode::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::vfs::FileDescription;
-use rvisor_abi::{errno, error, SysResult, UserAddr, PAGE_SIZE};
+use rvisor_abi::{consts, errno, error, PAGE_SIZE, SysResult, UserAddr};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -242,7 +242,7 @@ pub(super) fn writer(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Option<Writer>
         PidEntry::TimensOffsets => Some(Arc::new(move |data: &[u8]| {
             let ns = fs.resolve(t)?.res.ok_or_else(|| errno!(ESRCH))?.ns.time_for_children;
             let changes = parse_timens_offsets(data)?;
-            if current().is_none_or(|me| !me.tg.capable_in(&ns.owner, CAP_SYS_TIME)) {
+            if current().is_none_or(|me| !me.tg.capable_in(&ns.owner, consts::CAP_SYS_TIME)) {
                 return error!(EPERM);
             }
             let k = fs.kernel()?;
@@ -251,8 +251,6 @@ pub(super) fn writer(fs: &Arc<ProcFs>, t: Target, e: PidEntry) -> Option<Writer>
         _ => None,
     }
 }
-
-const CAP_SYS_TIME: u32 = 25;
 
 /// /proc/[pid]/timens_offsets as Linux prints it.
 fn timens_offsets(o: &crate::time::namespace::TimeOffsets) -> String {
