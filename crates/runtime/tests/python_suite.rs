@@ -41,6 +41,12 @@ const GROUPS: &[&[&str]] = &[
         "test.test_socket.TestSocketSharing", "test.test_socket.TestUnixDomain", "test.test_socket.LinuxKernelCryptoAPI",
         "test.test_selectors",
     ],
+    // Not test_eintr (all its cases pass on every platform): its FNTLEINTRTest.test_lockf
+    // failed once on systrap during a loaded run and did not fail again in 30 runs alone.
+    &[
+        "test.test_thread", "test.test_popen", "test.test_asyncio.test_unix_events", "test.test_asyncio.test_streams",
+        "test.test_asyncio.test_sock_lowlevel", "test.test_uuid", "test.test_syslog", "test.test_getpass",
+    ],
 ];
 
 /// Cases left out because they take long while waiting, not testing more: a 30 s
@@ -189,7 +195,8 @@ fn cpython_os_tests() {
     let cases = |platform: Option<&'static str>| -> BTreeMap<String, bool> {
         (0..GROUPS.len()).flat_map(|g| parse(&results[&(platform, g)].0.stdout_str())).collect()
     };
-    let native = cases(None);
+    let native_by_group: Vec<BTreeMap<String, bool>> = (0..GROUPS.len()).map(|g| parse(&results[&(None, g)].0.stdout_str())).collect();
+    let native: BTreeMap<String, bool> = native_by_group.iter().flatten().map(|(c, &p)| (c.clone(), p)).collect();
     let passing: BTreeSet<&String> = native.iter().filter(|(_, &p)| p).map(|(c, _)| c).collect();
     for g in 0..GROUPS.len() {
         let (o, t) = &results[&(None, g)];
@@ -210,7 +217,9 @@ fn cpython_os_tests() {
                 Some(_) => known += 1,
                 None => {
                     failed += 1;
-                    let g = (0..GROUPS.len()).find(|&g| GROUPS[g].iter().any(|m| case.starts_with(&format!("{m}.")))).unwrap_or(0);
+                    // The group whose native run reported the case: a case a test runs in a
+                    // subprocess (test_eintr's `__main__.*`) is named after no module of it.
+                    let g = (0..GROUPS.len()).find(|&g| native_by_group[g].contains_key(*case)).unwrap_or(0);
                     problems.push(format!("--- {case} passes natively but not on {p}:\n{}", results[&(Some(p), g)].0.describe()));
                 }
             }
