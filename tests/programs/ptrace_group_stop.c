@@ -9,6 +9,7 @@
 // process traces.
 #define _GNU_SOURCE
 #include "check.h"
+#include "timing.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 // "stopped STOP event 128", "exited 7", "none" (WNOHANG found nothing).
@@ -173,15 +173,6 @@ static void seize_stopped(void) {
     show_wait("the end", pid, __WALL);
     close(p[0]);
     close(p[1]);
-}
-
-// Burns `us` microseconds of CPU (not a synchronisation: it only varies how
-// far a racing thread gets).
-static void spin_us(long us) {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do clock_gettime(CLOCK_MONOTONIC, &t);
-    while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
 }
 
 // strace's start of a command: the child stops itself; the tracer seizes it,

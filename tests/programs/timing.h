@@ -1,5 +1,5 @@
 // What tests that time a sleeper need: the milliseconds since a start, absolute
-// deadlines, and the state letter of a task in /proc, which tells when it is
+// deadlines, a CPU spin that varies the timing of races, and the state letter of a task in /proc, which tells when it is
 // asleep or stopped without the test sleeping itself.
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +24,15 @@ static inline struct timespec abs_after(clockid_t clk, long ms) {
         ts.tv_sec++;
     }
     return ts;
+}
+
+// Burns `us` microseconds of CPU (not a synchronisation: it only varies how
+// far a racing thread or process gets).
+static inline void spin_us(long us) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
 }
 
 // Whether `a` is at or after `b`.
