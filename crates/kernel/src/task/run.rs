@@ -205,7 +205,7 @@ impl Task {
         }
         let saved = self.thread.sig().saved_mask.take();
         if let Some(mask) = saved {
-            self.thread.sig().mask = mask;
+            self.thread.set_sigmask(mask);
         }
     }
 

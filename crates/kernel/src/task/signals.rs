@@ -293,6 +293,27 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
     }
 }
 
+impl Thread {
+    /// Makes `mask` the thread's blocked signals (Linux's __set_task_blocked).
+    /// A process-directed signal pending that it blocks now may be one that
+    /// `deliver` woke it for: the other threads that can take it are woken
+    /// instead, or it would wait for this one to unblock it (Linux's
+    /// retarget_shared_pending).
+    pub fn set_sigmask(&self, mask: u64) {
+        let mask = mask & !UNBLOCKABLE;
+        let old = std::mem::replace(&mut self.sig().mask, mask);
+        let retarget = self.tg.sig().pending.mask & mask & !old;
+        if retarget == 0 {
+            return;
+        }
+        for th in self.tg.threads() {
+            if !std::ptr::eq(Arc::as_ptr(&th), self) && retarget & !th.sig().mask != 0 {
+                th.interrupt();
+            }
+        }
+    }
+}
+
 /// Tells the parent a child stopped or continued (SIGCHLD unless SA_NOCLDSTOP).
 pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
     let Some(parent) = tg.parent() else { return };
