@@ -7,18 +7,21 @@
 // children turn dumping off with PR_SET_DUMPABLE 0, and WCOREDUMP must then be 0; whether
 // the default action is "core" is printed from the table in signal(7).
 // Also: SIGKILL and SIGSTOP cannot be caught, ignored or blocked; abort() kills even with
-// a SIGABRT handler that returns.
+// a SIGABRT handler that returns. A SIGCONT sent right after a SIGSTOP leaves the child
+// running, however far it got with the stop.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 static const char *table(int sig) {
     switch (sig) {
@@ -70,6 +73,44 @@ static void one(int sig, int new_session) {
     if (sig >= SIGRTMIN) snprintf(name, sizeof name, "SIGRTMIN+%d", sig - SIGRTMIN);
     else snprintf(name, sizeof name, "%d", sig);
     printf("signal %s (%s, default %s): %s%s%s\n", name, strsignal(sig), table(sig), what, after[0] ? ", then " : "", after);
+}
+
+// SIGSTOP, then SIGCONT at once, then a ping the child answers: whether or not it stopped
+// in between, it runs on (a stop signal it had just taken when the SIGCONT came once
+// stopped it after the SIGCONT, for good). The rounds stop at the first in which it stays
+// stopped (its answer does not come within 2 s, and its parent's wait sees it stopped).
+static void stop_then_cont(void) {
+    int ping[2], pong[2], stuck = 0;
+    pipe(ping);
+    pipe(pong);
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        char b;
+        for (;;) {
+            if (read(ping[0], &b, 1) == 1) write(pong[1], &b, 1);
+        }
+    }
+    for (int round = 0; round < 1000 && !stuck; round++) {
+        kill(c, SIGSTOP);
+        // Varies how far the child got with the SIGSTOP.
+        spin_us(CLOCK_MONOTONIC, round % 100);
+        kill(c, SIGCONT);
+        write(ping[1], "x", 1);
+        struct pollfd pfd = {pong[0], POLLIN, 0};
+        while (poll(&pfd, 1, 2000) <= 0) {
+            int st;
+            if (waitpid(c, &st, WUNTRACED | WNOHANG) == c && WIFSTOPPED(st)) {
+                stuck = 1;
+                kill(c, SIGCONT);
+            }
+        }
+        char b;
+        read(pong[0], &b, 1);
+    }
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    printf("SIGSTOP then SIGCONT at once: the child ran on every time: %s\n", stuck ? "no" : "yes");
 }
 
 static void abort_handler(int sig) {
@@ -147,6 +188,8 @@ int main(void) {
     waitpid(c, &st, 0);
     describe(st, what, sizeof what);
     printf("then after SIGCONT: %s\n", what);
+
+    stop_then_cont();
 
     /* abort() kills even when a SIGABRT handler returns. */
     fflush(stdout);

@@ -1,8 +1,10 @@
 // Signals and threads: masks are per thread (inherited by pthread_create), dispositions per
 // process; a process-directed signal goes to a thread that does not block it, a
 // thread-directed one waits for its thread; sigpending shows the thread's own pending set
-// plus the process's; sigwaitinfo in one thread takes a process-directed signal; a fatal
-// signal aimed at one thread (or a fault in one thread) ends the whole process.
+// plus the process's; sigwaitinfo in one thread takes a process-directed signal; a thread
+// that blocks a process-directed signal sent to it just then leaves it to another that can
+// take it; a fatal signal aimed at one thread (or a fault in one thread) ends the whole
+// process.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 /* A step counter the two threads hand back and forth. */
 static atomic_int step;
@@ -37,6 +40,7 @@ static void handler(int sig) {
     (void)sig;
     handler_tid = (int)syscall(SYS_gettid);
     handled++;
+    syscall(SYS_futex, &handled, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 static pid_t t_tid;
@@ -87,6 +91,60 @@ static void *sleeper(void *arg) {
     (void)arg;
     for (;;) pause();
     return NULL;
+}
+
+/* The rounds of `retarget`: the blocker unblocks SIGUSR1 for a while at each. */
+static atomic_int round_go, round_unblocked, round_done;
+
+static void *blocker(void *arg) {
+    (void)arg;
+    for (int r = 1;; r++) {
+        int v;
+        while ((v = atomic_load(&round_go)) < r) syscall(SYS_futex, &round_go, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+        pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+        atomic_store(&round_unblocked, r);
+        spin_us(CLOCK_MONOTONIC, 20);
+        pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+        atomic_store(&round_done, r);
+    }
+    return NULL;
+}
+
+static void *taker(void *arg) {
+    (void)arg;
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+    for (;;) pause();
+    return NULL;
+}
+
+/* A process-directed SIGUSR1 at about the time one of the two threads that take it
+ * (the blocker, first in line) blocks it: it runs in one of them, so in the taker if the
+ * blocker blocked it first (Linux's retarget_shared_pending wakes the taker). Returns the
+ * rounds in which no thread took it within 5 s (it stops at the first). */
+static int retarget(void) {
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    pthread_t b, s;
+    pthread_create(&b, NULL, blocker, NULL);
+    pthread_create(&s, NULL, taker, NULL);
+    for (int r = 1; r <= 1000; r++) {
+        atomic_store(&round_go, r);
+        syscall(SYS_futex, &round_go, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        /* Varies when the signal comes in the blocker's unblocked stretch, or
+         * just after it. */
+        while (atomic_load(&round_unblocked) < r) sched_yield();
+        spin_us(CLOCK_MONOTONIC, r % 40);
+        kill(getpid(), SIGUSR1);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int h;
+        while ((h = atomic_load(&handled)) < r) {
+            if (ms_since(&t0) > 5000) return 1;
+            struct timespec tick = {0, 10 * 1000 * 1000};
+            syscall(SYS_futex, &handled, FUTEX_WAIT_PRIVATE, h, &tick, NULL, 0);
+        }
+        while (atomic_load(&round_done) < r) sched_yield();
+    }
+    return 0;
 }
 
 static const char *status(int st) {
@@ -150,10 +208,19 @@ int main(void) {
 
     check("sigprocmask == pthread_sigmask in a single thread", sigprocmask(SIG_BLOCK, NULL, &m) == 0 && sigismember(&m, SIGUSR1));
 
-    /* Fatal signals end the process, whichever thread they target. */
     int st;
     fflush(stdout);
     pid_t c = fork();
+    if (c == 0) {
+        handled = 0;
+        _exit(retarget());
+    }
+    waitpid(c, &st, 0);
+    printf("rounds whose process-directed signal no thread took: %s\n", status(st));
+
+    /* Fatal signals end the process, whichever thread they target. */
+    fflush(stdout);
+    c = fork();
     if (c == 0) {
         signal(SIGUSR1, SIG_DFL);
         pthread_t s;

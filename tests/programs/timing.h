@@ -1,5 +1,5 @@
 // What tests that time a sleeper need: the milliseconds since a start, absolute
-// deadlines, and the state letter of a task in /proc, which tells when it is
+// deadlines, a CPU spin that varies the timing of races, and the state letter of a task in /proc, which tells when it is
 // asleep or stopped without the test sleeping itself.
 #include <fcntl.h>
 #include <stdio.h>

@@ -7,7 +7,8 @@
 //   echild    ECHILD without children; SIGCHLD ignored means children are auto-reaped
 //   storm     64 children alive at once, each exits with its own status; all reaped
 //   chain     a chain of 5 processes, each forking the next and passing exit codes up
-//   clone     clone3 as fork, vfork, and a clone child with no exit signal (__WALL/__WCLONE)
+//   clone     clone3 as fork, vfork (whose wait a signal does not end), and a clone child
+//             with no exit signal (__WALL/__WCLONE)
 //   rusage    children's CPU time from wait4's rusage and getrusage(RUSAGE_CHILDREN)
 // Synchronisation is by futexes on MAP_SHARED memory and by wait itself; never by sleeping.
 #define _GNU_SOURCE
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timing.h"
 
 static atomic_int *shm;
 
@@ -432,6 +434,13 @@ static int clone_fn(void *arg) {
     return 6;
 }
 
+static volatile int vfork_mark, mark_at_usr1 = -1;
+
+static void vfork_usr1(int sig) {
+    (void)sig;
+    mark_at_usr1 = vfork_mark;
+}
+
 static void mode_clone(void) {
     int st;
     /* clone3 with only an exit signal is fork. */
@@ -460,7 +469,6 @@ static void mode_clone(void) {
     check("clone3 with a too-small size = EINVAL", syscall(SYS_clone3, &ca, 8) == -1 && errno == EINVAL);
 
     /* vfork: the child shares memory and the parent waits until it exits. */
-    static volatile int vfork_mark;
     vfork_mark = 0;
     fflush(stdout);
     pid_t v = vfork();
@@ -470,6 +478,22 @@ static void mode_clone(void) {
     }
     check("vfork child's write is visible (shared memory, parent resumed after it)", vfork_mark == 1);
     check("vfork child waitable", waitpid(v, &st, 0) == v && WIFEXITED(st) && WEXITSTATUS(st) == 33);
+
+    /* Only a fatal signal ends the vfork parent's wait (Linux's is killable): one
+     * with a handler runs after the child is done with the memory. */
+    signal(SIGUSR1, vfork_usr1);
+    vfork_mark = 0;
+    fflush(stdout);
+    v = vfork();
+    if (v == 0) {
+        kill(getppid(), SIGUSR1);
+        spin_us(CLOCK_MONOTONIC, 2000);
+        vfork_mark = 1;
+        _exit(34);
+    }
+    check("vfork parent's signal handled once the child exited", vfork_mark == 1 && mark_at_usr1 == 1);
+    check("that vfork child waitable", waitpid(v, &st, 0) == v && WIFEXITED(st) && WEXITSTATUS(st) == 34);
+    signal(SIGUSR1, SIG_DFL);
 
     /* A "clone" child: no exit signal; only __WALL or __WCLONE see it. */
     size_t sz = 64 * 1024;

@@ -139,8 +139,8 @@ fn fork_chain() {
     );
 }
 
-/// clone3 as fork, CLONE_PARENT_SETTID, vfork, and a clone child without exit signal
-/// (only __WCLONE/__WALL wait for it).
+/// clone3 as fork, CLONE_PARENT_SETTID, vfork (a signal with a handler does not end the
+/// parent's wait), and a clone child without exit signal (only __WCLONE/__WALL wait for it).
 #[test]
 fn clone_vfork() {
     mode(

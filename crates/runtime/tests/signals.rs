@@ -138,8 +138,9 @@ fn sig_altstack() {
     );
 }
 
-/// Per-thread masks; process-directed vs thread-directed delivery; fatal signals to one
-/// thread end the process.
+/// Per-thread masks; process-directed vs thread-directed delivery; a thread that blocks a
+/// process-directed signal sent to it leaves it to another; fatal signals to one thread end
+/// the process.
 #[test]
 fn sig_threads() {
     run(
@@ -150,6 +151,7 @@ fn sig_threads() {
             "SIGTERM (default action) sent to one thread: the process killed by signal 15",
             "a SIGSEGV fault in one thread: the process killed by signal 11",
             "SIGKILL sent to one thread: the process killed by signal 9",
+            "rounds whose process-directed signal no thread took: exited 0",
         ],
     );
 }
@@ -213,7 +215,8 @@ fn sig_wait() {
 
 /// The default action of every signal, seen by the parent: killed (with the core bit clear,
 /// since the children are not dumpable), stopped, or unaffected; terminal stops discarded in
-/// an orphaned process group; SIGKILL and SIGSTOP cannot be caught, ignored or blocked.
+/// an orphaned process group; SIGKILL and SIGSTOP cannot be caught, ignored or blocked; a
+/// SIGCONT right after a SIGSTOP leaves the child running, however the two race its stop.
 #[test]
 fn sig_default_actions() {
     run(
@@ -234,6 +237,7 @@ fn sig_default_actions() {
             "signal 20 (Stopped, default stop): exited 0",
             "SIGKILL with everything blocked: killed by 9, WCOREDUMP=0",
             "abort() with a returning SIGABRT handler: killed by 6, WCOREDUMP=0",
+            "SIGSTOP then SIGCONT at once: the child ran on every time: yes",
         ],
     );
 }

@@ -4,7 +4,7 @@
 use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
-use crate::time::timers::{TimerAction, TimerId};
+use crate::time::timers::{TimerAction, TimerId, Timers};
 use crate::vfs::{FileDescription, WaitQueue, POLLIN};
 use rvisor_abi::structs::Stat;
 use rvisor_abi::{errno, error, SysResult};
@@ -77,6 +77,9 @@ impl FileDescription for TimerFd {
             return error!(EINVAL);
         }
         let take = || self.expirations.count.swap(0, Ordering::AcqRel);
+        if let Some(timers) = Timers::of(&self.timer) {
+            timers.catch_up(&self.timer);
+        }
         let mut got = take();
         if got == 0 {
             if self.flags.get() & O_NONBLOCK != 0 {

@@ -12,7 +12,6 @@
 use super::pipe::{install, nofile};
 use crate::fs::epoll::{Epoll, EPOLL_CLOEXEC, EPOLL_CTL_DEL};
 use crate::mm::UserRef;
-use crate::task::signals::UNBLOCKABLE;
 use crate::task::Task;
 use crate::vfs::readiness::{wait_for, Watched, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND, POLLWRNORM};
 use crate::vfs::{Fd, FileDescription};
@@ -89,10 +88,12 @@ fn set_sigmask(t: &Task, mask: UserRef<u64>, size: usize) -> SysResult<bool> {
     if size != 8 {
         return error!(EINVAL);
     }
-    let new = t.mm.read_obj(mask)? & !UNBLOCKABLE;
-    let mut s = t.thread.sig();
-    s.saved_mask = Some(s.mask);
-    s.mask = new;
+    let new = t.mm.read_obj(mask)?;
+    {
+        let mut s = t.thread.sig();
+        s.saved_mask = Some(s.mask);
+    }
+    t.thread.set_sigmask(new);
     Ok(true)
 }
 
@@ -111,9 +112,9 @@ pub(super) fn set_sigmask_arg(t: &Task, sig: UserRef<SigsetArg>) -> SysResult<bo
 /// it if no handler runs.
 pub(super) fn restore_sigmask(t: &Task, installed: bool, keep: bool) {
     if installed && !keep {
-        let mut s = t.thread.sig();
-        if let Some(m) = s.saved_mask.take() {
-            s.mask = m;
+        let saved = t.thread.sig().saved_mask.take();
+        if let Some(m) = saved {
+            t.thread.set_sigmask(m);
         }
     }
 }

@@ -70,8 +70,8 @@ pub fn sys_rt_sigprocmask(t: &mut Task, how: i32, set: UserRef<u64>, oldset: Use
             SIG_UNBLOCK => old & !s,
             SIG_SETMASK => s,
             _ => return error!(EINVAL),
-        } & !UNBLOCKABLE;
-        t.thread.sig().mask = new;
+        };
+        t.thread.set_sigmask(new);
     }
     if !oldset.is_null() {
         t.mm.write_obj(oldset, &old)?;
@@ -134,12 +134,12 @@ pub fn sys_sigaltstack(t: &mut Task, ss: UserRef<StackT>, old: UserRef<StackT>) 
 
 pub fn sys_rt_sigsuspend(t: &mut Task, mask: UserRef<u64>, sigsetsize: usize) -> SysResult<()> {
     check_sigset_size(sigsetsize)?;
-    let new = t.mm.read_obj(mask)? & !UNBLOCKABLE;
+    let new = t.mm.read_obj(mask)?;
     {
         let mut s = t.thread.sig();
         s.saved_mask = Some(s.mask);
-        s.mask = new;
     }
+    t.thread.set_sigmask(new);
     // Returns only for a handler, and then always with EINTR (ERESTARTNOHAND).
     let _ = t.block_until(None, || false);
     error!(ERESTARTNOHAND)

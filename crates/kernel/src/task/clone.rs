@@ -256,8 +256,10 @@ impl Task {
         if let Some(event) = traced_event {
             self.ptrace_clone_event(event, tid);
         }
+        // Only a fatal signal ends the wait (Linux's is killable): the child
+        // runs on the parent's memory, its stack too, until it execs or exits.
         if f & CLONE_VFORK != 0 {
-            let _ = self.block_until(None, || tg.state().vfork_done || tg.state().zombie.is_some());
+            let _ = self.block_until_killable(|| tg.state().vfork_done || tg.state().zombie.is_some());
         }
         Ok(self.vnr(tid))
     }

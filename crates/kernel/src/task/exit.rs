@@ -247,8 +247,18 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     };
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref(), tg);
+        // Under the lock that `group_zombie` sets the zombie under: a child
+        // dying meanwhile is either a zombie here, news for the heir from this,
+        // or sees the heir as its parent (Linux does both under tasklist_lock).
+        let mut zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = Vec::new();
         for child in &children {
-            child.state().parent = heir.clone();
+            {
+                let mut st = child.state();
+                st.parent = heir.clone();
+                if let Some(z) = st.zombie.filter(|_| st.exit_tracer.is_none()) {
+                    zombies.push((child.clone(), z));
+                }
+            }
             // Another parent did not ask for a clone child's signal.
             child.exit_signal.store(consts::SIGCHLD, Relaxed);
             for th in child.threads() {
@@ -264,13 +274,6 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             // one its tracer holds is news when the tracer lets it go.
             let act = h.action(consts::SIGCHLD);
             let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
-            let zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = children
-                .iter()
-                .filter_map(|c| {
-                    let st = c.state();
-                    st.zombie.filter(|_| st.exit_tracer.is_none()).map(|z| (c.clone(), z))
-                })
-                .collect();
             h.state().children.extend(children.into_iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))));
             for (child, status) in zombies {
                 if act.handler != SIG_IGN {
@@ -348,23 +351,28 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
     let signal = parent.as_ref().map_or(0, |p| death_signal(tg, p));
     // (Not if the parent died meanwhile and the child went to another.)
     let autoreap = tracer.is_none() && parent.as_ref().is_some_and(|p| leaves_parent(tg, p, signal));
-    let held = {
+    let (held, now_parent) = {
         let mut st = tg.state();
         if parent_traces || tracer.is_none() {
             st.exit_tracer = None;
         }
         st.zombie = Some(status);
         // Still set unless the tracer let its tracees go meanwhile.
-        st.exit_tracer.is_some()
+        (st.exit_tracer.is_some(), st.parent.clone())
     };
     tg.exit_waiters.notify();
     match (held, tracer) {
         (true, Some(tracer)) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
-        _ => {
-            if let Some(parent) = parent {
-                notify_parent(tg, &parent, status, signal, autoreap);
+        _ => match (parent, now_parent) {
+            // The parent died meanwhile and gave it to another before it was a
+            // zombie (`group_died`): that one hears of it now.
+            (Some(parent), Some(heir)) if !Arc::ptr_eq(&parent, &heir) => {
+                let signal = death_signal(tg, &heir);
+                notify_parent(tg, &heir, status, signal, false);
             }
-        }
+            (Some(parent), _) => notify_parent(tg, &parent, status, signal, autoreap),
+            _ => {}
+        },
     }
     if tg.container.is_init(tg) {
         if Arc::ptr_eq(&tg.container, &kernel.root_container) {

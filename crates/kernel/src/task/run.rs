@@ -148,11 +148,20 @@ impl Task {
                 continue;
             }
             let mask = self.thread.sig().mask;
+            // Before the signal leaves the queue: a SIGCONT from now on
+            // cancels the stop it may start.
+            let mut continues = self.tg.state().continues;
             let Some(info) = self.dequeue_signal(mask) else { break };
             // A tracer sees the signal first, and may change or cancel it.
+            let traced = self.thread.is_traced();
             let Some(info) = self.ptrace_signal(info) else { continue };
             if self.exit.is_some() {
                 return;
+            }
+            // A SIGCONT while the tracer held it does not cancel the signal the
+            // tracer let through (Linux's ptrace_signal takes the lock again).
+            if traced {
+                continues = self.tg.state().continues;
             }
             let signo = info.signo();
             let act = self.tg.action(signo);
@@ -162,7 +171,7 @@ impl Task {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     // Terminal stops do nothing in an orphaned process group.
                     DefaultAction::Stop if signo != consts::SIGSTOP && self.in_orphaned_pgrp() => continue,
-                    DefaultAction::Stop => self.stop_group(signo),
+                    DefaultAction::Stop => self.stop_group(signo, continues),
                     DefaultAction::Terminate => group_exit(&self.tg, ExitStatus::killed_by(signo)),
                     DefaultAction::Core => {
                         // The core bit says a core was dumped: only for a dumpable
@@ -196,7 +205,7 @@ impl Task {
         }
         let saved = self.thread.sig().saved_mask.take();
         if let Some(mask) = saved {
-            self.thread.sig().mask = mask;
+            self.thread.set_sigmask(mask);
         }
     }
 
@@ -229,10 +238,12 @@ impl Task {
     /// Starts a group stop (SIGSTOP's default action), which every thread
     /// takes part in (`handle_signals`), and tells the parent, unless it traces
     /// this thread: it hears of the stop as a tracer (Linux's ptrace_stop).
-    fn stop_group(&mut self, signo: u32) {
+    /// Not if the group is dying, or a SIGCONT came since `continues` was read,
+    /// before the signal was taken.
+    fn stop_group(&mut self, signo: u32, continues: u64) {
         {
             let mut st = self.tg.state();
-            if st.exiting.is_some() {
+            if st.exiting.is_some() || st.continues != continues {
                 return;
             }
             st.stopped = true;

@@ -1,7 +1,7 @@
 //! Signal frames: what a handler finds on its stack (`struct rt_sigframe`), and
 //! `rt_sigreturn`, which restores the interrupted state from it.
 
-use super::signals::{SigInfo, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, UNBLOCKABLE, sigbit};
+use super::signals::{SigInfo, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, sigbit};
 use super::Task;
 use crate::mm::UserRef;
 use rvisor_abi::structs::KernelSigaction;
@@ -158,12 +158,9 @@ impl Task {
         r.ss = 0x2b;
         self.cpu.fpstate = Some(initial_fpstate(&fp));
 
-        let mut s = self.thread.sig();
-        s.mask |= act.mask & !UNBLOCKABLE;
-        if act.flags & SA_NODEFER == 0 {
-            s.mask |= sigbit(signo);
-        }
-        drop(s);
+        let nodefer = if act.flags & SA_NODEFER == 0 { sigbit(signo) } else { 0 };
+        let mask = self.thread.sig().mask | act.mask | nodefer;
+        self.thread.set_sigmask(mask);
         if act.flags & SA_RESETHAND != 0 {
             let mut sig = self.tg.sig();
             let a = &mut sig.actions[signo as usize - 1];
@@ -199,8 +196,8 @@ impl Task {
             }
             self.cpu.fpstate = Some(img);
         }
+        self.thread.set_sigmask(uc.sigmask);
         let mut s = self.thread.sig();
-        s.mask = uc.sigmask & !UNBLOCKABLE;
         if uc.ss_flags & SS_DISABLE == 0 && !s.altstack.contains(self.cpu.regs.rsp) {
             s.altstack.sp = uc.ss_sp;
             s.altstack.size = uc.ss_size;

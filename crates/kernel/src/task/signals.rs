@@ -253,8 +253,16 @@ pub fn group_exit(tg: &ThreadGroup, status: ExitStatus) {
 
 /// SIGCONT's side effect at generation: a stopped group resumes.
 fn continue_group(tg: &Arc<ThreadGroup>) {
+    // Pending stop signals go first: one a thread took before is either taken
+    // before the count below changes, which cancels its stop (`stop_group`),
+    // or stops the group before this ends the stop.
+    tg.sig().pending.discard(STOP_SIGNALS);
+    for th in tg.threads() {
+        th.sig().pending.discard(STOP_SIGNALS);
+    }
     let was_stopped = {
         let mut st = tg.state();
+        st.continues += 1;
         let was = st.stopped;
         if was {
             st.stopped = false;
@@ -262,9 +270,7 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
         }
         was
     };
-    tg.sig().pending.discard(STOP_SIGNALS);
     for th in tg.threads() {
-        th.sig().pending.discard(STOP_SIGNALS);
         // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
         // stopped or not. A tracer waiting for a tracee to enter the group
         // stop (`wait_for_trap`) learns that it ended.
@@ -284,6 +290,27 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
     if was_stopped {
         notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
         tg.wake_all();
+    }
+}
+
+impl Thread {
+    /// Makes `mask` the thread's blocked signals (Linux's __set_task_blocked).
+    /// A process-directed signal pending that it blocks now may be one that
+    /// `deliver` woke it for: the other threads that can take it are woken
+    /// instead, or it would wait for this one to unblock it (Linux's
+    /// retarget_shared_pending).
+    pub fn set_sigmask(&self, mask: u64) {
+        let mask = mask & !UNBLOCKABLE;
+        let old = std::mem::replace(&mut self.sig().mask, mask);
+        let retarget = self.tg.sig().pending.mask & mask & !old;
+        if retarget == 0 {
+            return;
+        }
+        for th in self.tg.threads() {
+            if !std::ptr::eq(Arc::as_ptr(&th), self) && retarget & !th.sig().mask != 0 {
+                th.interrupt();
+            }
+        }
     }
 }
 

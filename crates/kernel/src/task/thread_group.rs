@@ -342,6 +342,10 @@ pub struct TgState {
     /// Counts the group stops: a traced thread takes part in each once, in a
     /// stop for its tracer, and then runs as its tracer lets it (`Ptrace::group_stop_seen`).
     pub stop_seq: u64,
+    /// Counts the SIGCONTs sent: a stop signal taken from the queue before
+    /// one does not stop the group after it (Linux takes the signal and starts
+    /// the stop under one lock, which SIGCONT's generation takes too).
+    pub continues: u64,
     /// A stop or continue the parent has not yet collected with wait.
     pub report: Option<StopReport>,
     /// The threads this group traces (ptrace), whose stops its waits report.
@@ -462,6 +466,7 @@ impl ThreadGroup {
                 stopped: false,
                 stop_signal: 0,
                 stop_seq: 0,
+                continues: 0,
                 report: None,
                 subreaper: false,
                 execer: None,

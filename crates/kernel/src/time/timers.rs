@@ -138,6 +138,62 @@ impl Timers {
         self.lock().timers.get(&timer.id).map(|a| (a.deadline, a.interval))
     }
 
+    /// Runs `timer` now if it is due, before the timekeeper gets to it (a
+    /// starved host thread may be late): what it counted is then as the clock
+    /// says, as Linux's timerfd_read forwards its timer to now.
+    pub fn catch_up(&self, timer: &TimerId) {
+        let now = Instant::now();
+        let due = {
+            let mut st = self.lock();
+            let deadline = st.timers.get(&timer.id).map(|a| a.deadline);
+            deadline.filter(|&d| d <= now).and_then(|d| Self::expire(&mut st, timer.id, d, now))
+        };
+        if let Some((action, overrun)) = due {
+            if let Some(a) = action.upgrade() {
+                a.fire(overrun);
+            }
+        }
+    }
+
+    /// Takes timer `id`, due at `deadline` (a heap entry's), out of the heap's
+    /// order: re-armed for its next period if it has one. Its action and the
+    /// periods it missed; None for a stale entry.
+    fn expire(st: &mut State, id: u64, deadline: Instant, now: Instant) -> Option<(Weak<dyn TimerAction>, u64)> {
+        let a = st.timers.get_mut(&id)?;
+        // An entry of an earlier arming, or of a period `catch_up` ran already.
+        if a.deadline != deadline {
+            return None;
+        }
+        let action = a.action.clone();
+        match a.interval {
+            Some(i) => {
+                // Missed periods count as overruns; the next one is in the future.
+                let missed = now.saturating_duration_since(a.deadline).as_nanos() / i.as_nanos().max(1);
+                let step = u32::try_from(missed + 1).ok().and_then(|k| i.checked_mul(k));
+                let next = step.and_then(|d| a.deadline.checked_add(d));
+                match next {
+                    Some(next) => {
+                        a.deadline = next;
+                        if let (Some(at), Some(d)) = (a.realtime_ns.as_mut(), step) {
+                            *at = at.saturating_add(d.as_nanos().min(i64::MAX as u128) as i64);
+                        }
+                        let g = a.generation;
+                        st.heap.push(Reverse((next, id, g)));
+                    }
+                    // Too far to represent: it never fires again.
+                    None => {
+                        st.timers.remove(&id);
+                    }
+                }
+                Some((action, missed.min(u64::MAX as u128) as u64))
+            }
+            None => {
+                st.timers.remove(&id);
+                Some((action, 0))
+            }
+        }
+    }
+
     fn serve(self: Arc<Self>) {
         let mut st = self.lock();
         loop {
@@ -148,37 +204,8 @@ impl Timers {
                     break;
                 }
                 st.heap.pop();
-                let Some(a) = st.timers.get_mut(&id) else { continue };
-                if a.generation != gen {
-                    continue;
-                }
-                let action = a.action.clone();
-                match a.interval {
-                    Some(i) => {
-                        // Missed periods count as overruns; the next one is in the future.
-                        let missed = now.saturating_duration_since(a.deadline).as_nanos() / i.as_nanos().max(1);
-                        let step = u32::try_from(missed + 1).ok().and_then(|k| i.checked_mul(k));
-                        let next = step.and_then(|d| a.deadline.checked_add(d));
-                        match next {
-                            Some(next) => {
-                                a.deadline = next;
-                                if let (Some(at), Some(d)) = (a.realtime_ns.as_mut(), step) {
-                                    *at = at.saturating_add(d.as_nanos().min(i64::MAX as u128) as i64);
-                                }
-                                let g = a.generation;
-                                st.heap.push(Reverse((next, id, g)));
-                            }
-                            // Too far to represent: it never fires again.
-                            None => {
-                                st.timers.remove(&id);
-                            }
-                        }
-                        due.push((action, missed.min(u64::MAX as u128) as u64));
-                    }
-                    None => {
-                        st.timers.remove(&id);
-                        due.push((action, 0));
-                    }
+                if st.timers.get(&id).is_some_and(|a| a.generation == gen) {
+                    due.extend(Self::expire(&mut st, id, deadline, now));
                 }
             }
             if !due.is_empty() {
