@@ -240,10 +240,14 @@ fn attach(t: &Task, pid: i32, seize: bool, addr: UserAddr, data: u64) -> SysResu
     Ok(0)
 }
 
-/// Waits until `th`, just attached while its group is stopped, is in its stop
-/// for the tracer (which wakes the tracer), or the group stop ended, or either
-/// side is dying.
+/// Waits until `th`, just attached while it is in its group's stop, is in its
+/// stop for the tracer (which wakes the tracer), or the group stop ended, or
+/// either side is dying. A thread not in the stop yet (a vfork parent, one
+/// still running app code) takes its part later, unawaited, as on Linux.
 fn wait_for_trap(t: &Task, th: &Thread) {
+    if !th.in_group_stop.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
     loop {
         let seq = t.thread.waiter.seq();
         let trapped = {

@@ -133,6 +133,7 @@ impl Task {
                 let st = self.tg.state();
                 self.thread.held_by_group_stop(&st).then_some((st.stop_signal, st.stop_seq))
             };
+            self.thread.in_group_stop.store(held.is_some(), std::sync::atomic::Ordering::Release);
             if let Some((signo, stop_seq)) = held {
                 if self.ptrace_group_stop(signo, stop_seq) {
                     continue;
@@ -250,6 +251,8 @@ impl Task {
             st.stop_signal = signo;
             st.stop_seq += 1;
             st.report = Some(StopReport::Stopped(signo));
+            // Stopped before the parent hears of it, as Linux's do_signal_stop.
+            self.thread.in_group_stop.store(true, std::sync::atomic::Ordering::Release);
         }
         let tracer = self.thread.ptrace().tracer();
         if !tracer.is_some_and(|t| self.tg.parent().is_some_and(|p| std::sync::Arc::ptr_eq(&p, &t))) {

@@ -768,6 +768,11 @@ pub struct Thread {
     pub(super) ptrace: Mutex<super::ptrace::Ptrace>,
     pub(super) traced: std::sync::atomic::AtomicBool,
     pub(super) syscall_stops: std::sync::atomic::AtomicBool,
+    /// It is in a group stop (Linux's TASK_STOPPED): it began the stop, or
+    /// found itself held by it on its way back to app code, until the stop is
+    /// over for it. A tracer's attach waits only for such a thread to trap (a
+    /// vfork parent, say, takes its part later).
+    pub(crate) in_group_stop: std::sync::atomic::AtomicBool,
     /// Its Landlock domain (Linux keeps it in the thread's credentials); set
     /// only by the thread itself. A leaf lock.
     landlock: Mutex<Option<Arc<crate::landlock::Domain>>>,
@@ -817,6 +822,7 @@ impl Thread {
             ptrace: Mutex::default(),
             traced: std::sync::atomic::AtomicBool::new(false),
             syscall_stops: std::sync::atomic::AtomicBool::new(false),
+            in_group_stop: std::sync::atomic::AtomicBool::new(false),
             landlock: Mutex::new(None),
             pi_exited: std::sync::atomic::AtomicBool::new(false),
             mempolicy: Mutex::new(None),
