@@ -357,7 +357,7 @@ pub fn sys_signalfd(t: &mut Task, fd: i32, mask: UserRef<u64>, sizemask: usize) 
 pub fn sys_restart_syscall(t: &mut Task) -> SysResult<usize> {
     use crate::task::RestartBlock;
     match t.restart_block {
-        Some(RestartBlock::Nanosleep { deadline, rem }) => super::time::sleep_until(t, deadline, rem).map(|()| 0),
+        Some(RestartBlock::Nanosleep { clock, until_ns, rem }) => super::time::sleep_until(t, clock, until_ns, true, rem).map(|()| 0),
         Some(RestartBlock::Poll { fds, nfds, deadline }) => super::poll::poll_until(t, fds, nfds, deadline),
         Some(RestartBlock::FutexWait { addr, private, val, bitset, deadline }) => super::futex::futex_wait(t, addr, private, val, bitset, deadline).map(|n| n as usize),
         None => error!(EINTR),

@@ -5,9 +5,10 @@ use crate::task::Task;
 use crate::time::to_timespec;
 use rvisor_abi::structs::{Timespec, Timeval, Timezone};
 use rvisor_abi::{error, SysResult};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TIMER_ABSTIME: i32 = 1;
+const CLOCK_MONOTONIC: i32 = rvisor_abi::consts::CLOCK_MONOTONIC as i32;
 
 /// The CPU-time clocks (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID and the
 /// per-pid ones clock_getcpuclockid makes), from the app's CPU accounting.
@@ -75,25 +76,36 @@ pub fn sys_time(t: &mut Task, tloc: UserRef<i64>) -> SysResult<i64> {
     Ok(secs)
 }
 
-/// A relative sleep until `deadline`. On a signal it writes the time left to
-/// `rem` and returns ERESTART_RESTARTBLOCK: EINTR for a handler; else (a stop, an
-/// ignored or a traced signal) restart_syscall goes on to the same deadline, as
-/// Linux's hrtimer_nanosleep_restart does.
-pub(crate) fn sleep_until(t: &mut Task, deadline: Option<Instant>, rem: UserRef<Timespec>) -> SysResult<()> {
-    match t.block_until(deadline, || false) {
-        Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
-        Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => {
-            if !rem.is_null() {
-                let left = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::MAX);
-                if left.is_zero() {
+/// A sleep until clock `clock` reads `until_ns`. The host times it stretch by
+/// stretch, and it goes on while the sandbox's clock is not there yet: that
+/// clock may run up to 500 ppm slow while it slews onto the host's, and a sleep
+/// never ends early by its own clock on Linux. On a signal a relative sleep
+/// writes the time left to `rem` and returns ERESTART_RESTARTBLOCK: EINTR for a
+/// handler; else (a stop, an ignored or a traced signal) restart_syscall goes
+/// on to the same end, as Linux's hrtimer_nanosleep_restart does. An absolute
+/// one (`relative` false) restarts as it was called (ERESTARTNOHAND).
+pub(crate) fn sleep_until(t: &mut Task, clock: i32, until_ns: i64, relative: bool, rem: UserRef<Timespec>) -> SysResult<()> {
+    loop {
+        let left = until_ns.saturating_sub(read_clock(t, clock)?);
+        if left <= 0 {
+            return Ok(());
+        }
+        match t.block_until(crate::time::deadline_in(Duration::from_nanos(left as u64)), || false) {
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => continue,
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS && !relative => return error!(ERESTARTNOHAND),
+            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => {
+                let left = until_ns.saturating_sub(read_clock(t, clock)?);
+                if left <= 0 {
                     return Ok(());
                 }
-                t.mm.write_obj(rem, &to_timespec(i64::try_from(left.as_nanos()).unwrap_or(i64::MAX)))?;
+                if !rem.is_null() {
+                    t.mm.write_obj(rem, &to_timespec(left))?;
+                }
+                t.restart_block = Some(crate::task::RestartBlock::Nanosleep { clock, until_ns, rem });
+                return error!(ERESTART_RESTARTBLOCK);
             }
-            t.restart_block = Some(crate::task::RestartBlock::Nanosleep { deadline, rem });
-            error!(ERESTART_RESTARTBLOCK)
+            r => return r,
         }
-        r => r,
     }
 }
 
@@ -114,8 +126,9 @@ fn read_duration(t: &Task, req: UserRef<Timespec>) -> SysResult<Timespec> {
 }
 
 pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
-    let deadline = crate::time::deadline_in(t.mm.read_obj(req)?.duration()?);
-    sleep_until(t, deadline, rem)
+    let ns = read_duration(t, req)?.as_ns();
+    let until = read_clock(t, CLOCK_MONOTONIC)?.saturating_add(ns);
+    sleep_until(t, CLOCK_MONOTONIC, until, true, rem)
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
@@ -127,14 +140,9 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
     }
     if flags & TIMER_ABSTIME != 0 {
         // Absolute sleeps restart as they were called, with nothing left to tell.
-        let deadline = crate::time::deadline_in(Duration::from_nanos(ns.saturating_sub(now).max(0) as u64));
-        return match t.block_until(deadline, || false) {
-            Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => Ok(()),
-            Err(e) if e.code == rvisor_abi::ErrnoCode::ERESTARTSYS => error!(ERESTARTNOHAND),
-            r => r,
-        };
+        return sleep_until(t, clock, ns, false, UserRef::new(rvisor_abi::UserAddr(0)));
     }
-    sleep_until(t, crate::time::deadline_in(Duration::from_nanos(ns as u64)), rem)
+    sleep_until(t, clock, now.saturating_add(ns), true, rem)
 }
 
 /// Only a task with CAP_SYS_TIME may set the sandbox's realtime clock; the

@@ -44,9 +44,10 @@ use std::sync::Arc;
 /// How an interrupted call resumes through restart_syscall.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum RestartBlock {
-    /// A relative nanosleep or clock_nanosleep: on until the same deadline (not
-    /// its whole duration again), telling `rem` what is left if interrupted anew.
-    Nanosleep { deadline: Option<std::time::Instant>, rem: crate::mm::UserRef<rvisor_abi::structs::Timespec> },
+    /// A relative nanosleep or clock_nanosleep: on until `clock` reads the same
+    /// end (not its whole duration again), telling `rem` what is left if
+    /// interrupted anew.
+    Nanosleep { clock: i32, until_ns: i64, rem: crate::mm::UserRef<rvisor_abi::structs::Timespec> },
     /// poll: on with the same descriptors until the same deadline (Linux's
     /// do_restart_poll).
     Poll { fds: UserAddr, nfds: u32, deadline: Option<std::time::Instant> },
