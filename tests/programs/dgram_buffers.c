@@ -10,6 +10,8 @@
 // sk_buff overhead, so only their bounds are checked.
 #define _GNU_SOURCE
 #include "check.h"
+#include "sockopt.h"
+#include "timing.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,22 +28,6 @@
 #include <unistd.h>
 
 static char buf[1 << 18];
-
-static int get(int fd, int opt) {
-    int v = -1;
-    socklen_t l = sizeof v;
-    getsockopt(fd, SOL_SOCKET, opt, &v, &l);
-    return v;
-}
-
-static void set(int fd, int opt, int v) {
-    setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
-}
-
-static int writable(int fd) {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
-}
 
 static int ioctl_int(int fd, unsigned long req) {
     int v = -1;
@@ -127,20 +113,6 @@ static void *blocked_sender(void *arg) {
     return NULL;
 }
 
-// Whether thread `tid` sleeps (state S in its stat).
-static int sleeping(pid_t tid) {
-    char path[64], stat[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    stat[n] = 0;
-    char *p = strrchr(stat, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
-
 // A sender blocked on its full send buffer goes on once the reader drains
 // it: sv[0] sends to sv[1], to the address `to` if given.
 static void blocked(const char *kind, int sv[2], const struct sockaddr *to, socklen_t tolen) {
@@ -155,7 +127,7 @@ static void blocked(const char *kind, int sv[2], const struct sockaddr *to, sock
     sender_tid = 0;
     pthread_t th;
     pthread_create(&th, NULL, blocked_sender, NULL);
-    while (!__atomic_load_n(&sender_tid, __ATOMIC_SEQ_CST) || !sleeping(sender_tid))
+    while (!__atomic_load_n(&sender_tid, __ATOMIC_SEQ_CST) || task_state(sender_tid) != 'S')
         sched_yield();
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);

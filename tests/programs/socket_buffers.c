@@ -9,6 +9,8 @@
 // tcp_wmem[2] once connected over loopback), yet hold as much as before.
 #define _GNU_SOURCE
 #include "check.h"
+#include "sockopt.h"
+#include "timing.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,17 +23,6 @@
 #include <unistd.h>
 
 static char buf[1 << 16];
-
-static int get(int fd, int opt) {
-    int v = -1;
-    socklen_t l = sizeof v;
-    getsockopt(fd, SOL_SOCKET, opt, &v, &l);
-    return v;
-}
-
-static void set(int fd, int opt, int v) {
-    setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
-}
 
 // Writes without blocking until the connection is full: the bytes it took.
 static long fill(int fd) {
@@ -66,11 +57,6 @@ static long drain_all(int fd, long n) {
     return got;
 }
 
-static int writable(int fd) {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
-}
-
 static int blocked_fd;
 static ssize_t blocked_wrote;
 static pid_t writer_tid;
@@ -80,20 +66,6 @@ static void *blocked_writer(void *arg) {
     __atomic_store_n(&writer_tid, gettid(), __ATOMIC_SEQ_CST);
     blocked_wrote = write(blocked_fd, buf, 1000);
     return NULL;
-}
-
-// Whether thread `tid` sleeps (state S in its stat).
-static int sleeping(pid_t tid) {
-    char path[64], stat[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    stat[n] = 0;
-    char *p = strrchr(stat, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
 }
 
 int main(void) {
@@ -134,7 +106,7 @@ int main(void) {
     blocked_fd = sv[0];
     pthread_t th;
     pthread_create(&th, NULL, blocked_writer, NULL);
-    while (!__atomic_load_n(&writer_tid, __ATOMIC_SEQ_CST) || !sleeping(writer_tid))
+    while (!__atomic_load_n(&writer_tid, __ATOMIC_SEQ_CST) || task_state(writer_tid) != 'S')
         sched_yield();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -52,6 +52,13 @@ static inline char stat_state(const char *path) {
     return p && p[1] && p[2] ? p[2] : '?';
 }
 
+// The state letter of thread `tid` of this process.
+static inline char task_state(pid_t tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    return stat_state(path);
+}
+
 // The state letter of process `pid`.
 static inline char state_of(pid_t pid) {
     char path[64];
