@@ -96,7 +96,7 @@ syscall_table! {
     write(fd: Fd, buf: UserAddr, count: usize) => Supported;
     close(fd: Fd) => Supported;
     fstat(fd: Fd, statbuf: UserRef<Stat>) => Supported;
-    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("files (tmpfs, shm, memfd, the overlay root, host mounts through the gofer with stores written back) and /dev/zero; MAP_LOCKED counts against RLIMIT_MEMLOCK; other device and pseudo files (proc, sys, pipes) are ENODEV");
+    mmap(addr: UserAddr, len: u64, prot: u32, flags: u32, fd: i32, offset: u64) => Partial("files (tmpfs, shm, memfd, the overlay root, host mounts through the gofer with stores written back; a writable shared mapping of a host file over the page-cache limit is ENODEV) and /dev/zero; MAP_LOCKED counts against RLIMIT_MEMLOCK; other device and pseudo files (proc, sys, pipes) are ENODEV");
     mprotect(addr: UserAddr, len: u64, prot: u32) => Supported;
     munmap(addr: UserAddr, len: u64) => Supported;
     brk(addr: UserAddr) => Supported;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 const TIMER_ABSTIME: i32 = 1;
 const CLOCK_MONOTONIC: i32 = rvisor_abi::consts::CLOCK_MONOTONIC as i32;
+const CLOCK_BOOTTIME: i32 = rvisor_abi::consts::CLOCK_BOOTTIME as i32;
+const CLOCK_BOOTTIME_ALARM: i32 = rvisor_abi::consts::CLOCK_BOOTTIME_ALARM as i32;
 
 /// The CPU-time clocks (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID and the
 /// per-pid ones clock_getcpuclockid makes), from the app's CPU accounting.
@@ -133,7 +135,7 @@ pub fn sys_nanosleep(t: &mut Task, req: UserRef<Timespec>, rem: UserRef<Timespec
 
 pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Timespec>, rem: UserRef<Timespec>) -> SysResult<()> {
     let ts = read_duration(t, req)?;
-    let now = read_clock(t, clock)?;
+    read_clock(t, clock)?;
     let ns = ts.as_ns();
     if flags & TIMER_ABSTIME != 0 && crate::time::is_realtime(clock) {
         return sleep_until_realtime(t, ns);
@@ -142,7 +144,11 @@ pub fn sys_clock_nanosleep(t: &mut Task, clock: i32, flags: i32, req: UserRef<Ti
         // Absolute sleeps restart as they were called, with nothing left to tell.
         return sleep_until(t, clock, ns, false, UserRef::new(rvisor_abi::UserAddr(0)));
     }
-    sleep_until(t, clock, now.saturating_add(ns), true, rem)
+    // A relative sleep is not moved by setting the clock: it is measured on
+    // the monotonic clock unless its own is one that is never set.
+    let measure = if matches!(clock, CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM) { clock } else { CLOCK_MONOTONIC };
+    let until = read_clock(t, measure)?.saturating_add(ns);
+    sleep_until(t, measure, until, true, rem)
 }
 
 /// Only a task with CAP_SYS_TIME may set the sandbox's realtime clock; the
