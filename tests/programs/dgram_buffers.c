@@ -127,7 +127,7 @@ static void blocked(const char *kind, int sv[2], const struct sockaddr *to, sock
     sender_tid = 0;
     pthread_t th;
     pthread_create(&th, NULL, blocked_sender, NULL);
-    while (!__atomic_load_n(&sender_tid, __ATOMIC_SEQ_CST) || task_state(sender_tid) != 'S')
+    while (!__atomic_load_n(&sender_tid, __ATOMIC_SEQ_CST) || task_state(getpid(), sender_tid) != 'S')
         sched_yield();
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);

@@ -135,18 +135,12 @@ static int wait_report(const char *what, pid_t pid, int flags) {
     return st;
 }
 
-static char task_state(pid_t tid) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", L, tid);
-    return stat_state(path);
-}
-
 // Waits (up to 10 s) until thread `tid` of L shows `state` in /proc.
 static int becomes(pid_t tid, char state) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (task_state(tid) != state && ms_since(&t0) < 10000) sched_yield();
-    return task_state(tid) == state;
+    while (task_state(L, tid) != state && ms_since(&t0) < 10000) sched_yield();
+    return task_state(L, tid) == state;
 }
 
 // L's threads as /proc lists them under task/, with their states.
@@ -154,7 +148,7 @@ static void tasks(const char *when) {
     printf("%s: task/", when);
     pid_t all[] = {L, A, B};
     for (int i = 0; i < 3; i++) {
-        char s = task_state(all[i]);
+        char s = task_state(L, all[i]);
         if (s != '?') printf(" %s(%c)", name(all[i]), s);
     }
     printf("\n");

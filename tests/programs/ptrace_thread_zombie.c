@@ -89,12 +89,6 @@ static int task_listed(pid_t pid, pid_t tid) {
     return found;
 }
 
-static char task_state(pid_t pid, pid_t tid) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
-    return stat_state(path);
-}
-
 static int sigchld_pending(void) {
     sigset_t set;
     sigemptyset(&set);

@@ -106,7 +106,7 @@ int main(void) {
     blocked_fd = sv[0];
     pthread_t th;
     pthread_create(&th, NULL, blocked_writer, NULL);
-    while (!__atomic_load_n(&writer_tid, __ATOMIC_SEQ_CST) || task_state(writer_tid) != 'S')
+    while (!__atomic_load_n(&writer_tid, __ATOMIC_SEQ_CST) || task_state(getpid(), writer_tid) != 'S')
         sched_yield();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

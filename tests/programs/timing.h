@@ -52,10 +52,10 @@ static inline char stat_state(const char *path) {
     return p && p[1] && p[2] ? p[2] : '?';
 }
 
-// The state letter of thread `tid` of this process.
-static inline char task_state(pid_t tid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+// The state letter of thread `tid` of process `pid`.
+static inline char task_state(pid_t pid, pid_t tid) {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
     return stat_state(path);
 }
 
