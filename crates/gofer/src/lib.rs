@@ -134,6 +134,7 @@ pub fn gofer_main(socket_fd: RawFd, roots: &[RootArg]) -> ! {
         eprintln!("rvisor gofer: no root to serve");
         std::process::exit(1);
     }
+    ignore_job_signals();
     // Whatever else the spawner leaked into this process must not reach the gofer.
     close_other_fds(&keep);
     for fd in &keep {
@@ -152,6 +153,18 @@ pub fn gofer_main(socket_fd: RawFd, roots: &[RootArg]) -> ! {
     let roots = roots.iter().map(|r| (unsafe { OwnedFd::from_raw_fd(r.fd) }, r.read_only)).collect();
     raise_nofile_limit();
     serve(roots, socket)
+}
+
+/// The gofer lives exactly as long as the Sentry's connections to it. The signals
+/// a terminal or a supervisor sends the sandbox's process group (ctrl-C, a hang-up,
+/// a SIGTERM to the group) are the Sentry's to forward to the app, not the gofer's
+/// to die of: a gofer gone under a running app would leave it without its files.
+fn ignore_job_signals() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: SIG_IGN installs no handler, so no code of ours runs in signal context.
+        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+    }
 }
 
 /// Closes every descriptor but the standard streams and `keep` (sorted, all above 2).

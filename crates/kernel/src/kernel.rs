@@ -436,6 +436,14 @@ impl Kernel {
         }
     }
 
+    /// Ends the sandbox from outside: every process of every container is killed,
+    /// as when the gofer serving its files is gone.
+    pub fn kill_all(&self) {
+        for tg in self.all_groups() {
+            self.signal_group(&tg, rvisor_abi::consts::SIGKILL);
+        }
+    }
+
     /// Sends `signo` to the init of `container` from outside. False once it has ended.
     pub fn signal_container_init(&self, container: &Arc<Container>, signo: u32) -> bool {
         let Some(init) = container.init() else { return false };

@@ -93,6 +93,19 @@ impl Gofers {
         self.process = Some(process);
         Ok(clients)
     }
+
+    /// Calls `gone` with the gofer's status when it exits. The gofer exits by itself
+    /// only once the Sentry has closed every connection, so while the sandbox runs
+    /// this means it was killed.
+    pub fn watch(&mut self, gone: impl FnOnce(std::process::ExitStatus) + Send + 'static) -> std::io::Result<()> {
+        let Some(mut process) = self.process.take() else { return Ok(()) };
+        std::thread::Builder::new().name("gofer-watch".into()).spawn(move || {
+            if let Ok(status) = process.wait() {
+                gone(status);
+            }
+        })?;
+        Ok(())
+    }
 }
 
 /// The kernel's mounts for `planned`, given a connection for each gofer root.

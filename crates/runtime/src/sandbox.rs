@@ -38,6 +38,8 @@ fn init_logging(global: &GlobalOpts) -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(level)))
         .with_writer(writer)
+        // Colour only for a person reading a terminal, not in a log file or a pipe.
+        .with_ansi(global.log.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     Ok(())
@@ -323,6 +325,18 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let mut spec = crate::control::program_spec(req.process, stdio, preserved);
     spec.seccomp = req.seccomp.map(crate::seccomp::to_kernel);
     forward_signals(&kernel);
+    // After the signal mask is set, as the forwarder's: a sandbox without its
+    // files cannot go on (lookups, page-ins and writes would fail under the app),
+    // so it ends, as runsc's does when its gofer dies.
+    let watched = kernel.clone();
+    gofers
+        .watch(move |status| {
+            if !watched.init_exited() {
+                tracing::error!("the gofer exited ({status}): the sandbox is killed");
+                watched.kill_all();
+            }
+        })
+        .map_err(internal("cannot watch the gofer"))?;
     // After the signal mask is set, which the forwarding threads inherit.
     rvisor_kernel::net::forward::start(&kernel, forwards).map_err(internal("-p: cannot start forwarding"))?;
     let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", kvm: kernel.platform.name() == "kvm", host_network: req.network == Network::Host, loopback_mirror: req.network == Network::Sandbox, debug: req.debug_seccomp };
@@ -344,7 +358,6 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
         kernel.console_drained.wait(std::time::Duration::from_secs(1));
         let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &saved);
     }
-    drop(gofers);
     Ok(status.shell_code())
 }
 

@@ -498,6 +498,58 @@ fn signals_to_rvisor_reach_the_program() {
     });
 }
 
+/// The gofer among the children of the sandbox process `sandbox`.
+fn gofer_of(sandbox: libc::pid_t) -> Result<libc::pid_t, String> {
+    let tasks = fs::read_dir(format!("/proc/{sandbox}/task")).map_err(|e| format!("tasks of {sandbox}: {e}"))?;
+    let children = tasks.flatten().filter_map(|t| fs::read_to_string(t.path().join("children")).ok());
+    let children: Vec<libc::pid_t> = children.flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<_>>()).collect();
+    children
+        .into_iter()
+        .find(|c| fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|cmd| cmd.split(|&b| b == 0).nth(1) == Some(b"gofer")))
+        .ok_or_else(|| format!("no gofer among the children of {sandbox}"))
+}
+
+/// A sandbox whose gofer is killed cannot reach its files any more: it ends, every
+/// process killed, with a message, as runsc's does; it does not run on with every
+/// lookup failing.
+#[test]
+fn the_sandbox_ends_with_its_gofer() {
+    matrix("the_sandbox_ends_with_its_gofer", &[Link::Static], |v| {
+        let spec = Spec::args(["-c", "echo ready; read x; echo the sandbox ran on"]);
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], Path::new("/bin/sh"), &spec));
+        p.expect_line("ready")?;
+        let gofer = gofer_of(p.pid())?;
+        // SAFETY: signalling the gofer our sandbox started.
+        unsafe { libc::kill(gofer, libc::SIGKILL) };
+        let o = p.wait_exit();
+        expect_status(&o, 128 + libc::SIGKILL)?;
+        match o.stderr_str().contains("the gofer exited") {
+            true => Ok(()),
+            false => Err(format!("no word of the gofer\n{}", o.describe())),
+        }
+    });
+}
+
+/// A ctrl-C or a hang-up reaches the whole foreground process group, the gofer
+/// with the sandbox: the sandbox forwards it to init, and the gofer, which lives as
+/// long as the sandbox's connections, stays to serve the files.
+#[test]
+fn job_signals_spare_the_gofer() {
+    matrix("job_signals_spare_the_gofer", &[Link::Static], |v| {
+        let spec = Spec::args(["-c", "trap 'echo got INT' INT; trap 'echo got HUP' HUP; echo ready; until read x; do :; done; ls -d /bin"]);
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &[], Path::new("/bin/sh"), &spec));
+        p.expect_line("ready")?;
+        for (sig, line) in [(libc::SIGINT, "got INT"), (libc::SIGHUP, "got HUP")] {
+            // SAFETY: signalling the process group Interactive made for the sandbox.
+            unsafe { libc::kill(-p.pid(), sig) };
+            p.expect_line(line)?;
+        }
+        p.send_line()?;
+        p.expect_line("/bin")?;
+        p.succeeds()
+    });
+}
+
 /// rvisor run by an ordinary user (no capabilities, no cgroup to join): the
 /// program runs, as that user, on systrap and on ptrace (whose stubs then stay
 /// dumpable, since only CAP_SYS_PTRACE may seize undumpable ones); kvm needs

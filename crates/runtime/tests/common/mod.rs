@@ -710,6 +710,12 @@ impl Interactive {
         self.collect(deadline)
     }
 
+    /// Waits for the program to exit by itself, its stdin still open.
+    pub fn wait_exit(mut self) -> Outcome {
+        let deadline = self.deadline;
+        self.collect(deadline)
+    }
+
     /// `finish`, and the program exited 0 without a sign of trouble.
     pub fn succeeds(self) -> Result<(), String> {
         let o = self.finish();
