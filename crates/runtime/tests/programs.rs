@@ -116,6 +116,16 @@ fn malloc() {
     compare("malloc", "malloc", &Spec::default(), expect_all_ok);
 }
 
+/// The registers after a `syscall` (tests/programs/syscall_regs.c): rax the result, rcx the
+/// return address, r11 the flags, everything else (flags, rsp, the red zone, vector
+/// registers) as it was, from `mov $nr, %eax; syscall` sites in tight loops on four
+/// threads, under a timer signal, and in a forked child: what a systrap syscall patch
+/// must keep (docs/systrap-patching.md).
+#[test]
+fn syscall_regs() {
+    compare("syscall_regs", "syscall_regs", &Spec::default(), expect_all_ok);
+}
+
 /// statmount and listmount (tests/programs/statmount.c): every mount listed
 /// from the root agrees with /proc/self/mountinfo; the mounts made there
 /// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in
