@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "child.h"
 
 static void report(const char *what, int r) {
     printf("%s: %s\n", what, r < 0 ? errname(errno) : "ok");
@@ -316,15 +317,7 @@ static void as_root(void) {
 }
 
 static void in_child(void (*f)(void)) {
-    fflush(stdout);
-    pid_t c = fork();
-    if (c == 0) {
-        f();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    waitpid(c, &st, 0);
+    int st = run_child(f);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) printf("child failed: %#x\n", st);
 }
 

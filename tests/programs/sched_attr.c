@@ -13,15 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct attr {
-    uint32_t size, policy;
-    uint64_t flags;
-    int32_t nice;
-    uint32_t priority;
-    uint64_t runtime, deadline, period;
-    uint32_t util_min, util_max;
-    uint8_t extra[16];
-};
+#include "sched_attr.h"
 
 static void show(const char *what, long r) {
     int e = errno;

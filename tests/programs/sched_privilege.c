@@ -21,6 +21,8 @@
 #include <linux/capability.h>
 
 #include "check.h"
+#include "child.h"
+#include "sched_attr.h"
 
 static const char *res(long r) {
     return r == 0 ? "ok" : errname(errno);
@@ -40,17 +42,8 @@ static long set_policy(int policy, int prio) {
     return sched_setscheduler(0, policy, &p);
 }
 
-// struct sched_attr's first version.
-struct attr {
-    uint32_t size, policy;
-    uint64_t flags;
-    int32_t nice;
-    uint32_t priority;
-    uint64_t runtime, deadline, period;
-};
-
 static long set_attr(int policy, int nice, int prio) {
-    struct attr a = {.size = sizeof a, .policy = policy, .nice = nice, .priority = prio};
+    struct attr a = {.size = SCHED_ATTR_VER0, .policy = policy, .nice = nice, .priority = prio};
     return syscall(SYS_sched_setattr, 0, &a, 0);
 }
 
@@ -81,15 +74,7 @@ static void another_user(pid_t other) {
 }
 
 static void in_child(void (*f)(void)) {
-    fflush(stdout);
-    pid_t c = fork();
-    if (c == 0) {
-        f();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    waitpid(c, &st, 0);
+    int st = run_child(f);
     check("the child ran through", WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 

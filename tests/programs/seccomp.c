@@ -20,6 +20,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "child.h"
+
 #define LOAD_NR BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
 #define ON_NR(nr, ret) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, (ret))
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
@@ -44,15 +46,7 @@ static const char *err(long r) {
 
 /* Runs `fn` in a child and prints how the child ended. */
 static void in_child(const char *what, void (*fn)(void)) {
-    fflush(stdout);
-    pid_t c = fork();
-    if (c == 0) {
-        fn();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    waitpid(c, &st, 0);
+    int st = run_child(fn);
     if (WIFEXITED(st)) printf("%s: exited %d\n", what, WEXITSTATUS(st));
     else printf("%s: killed by signal %d\n", what, WTERMSIG(st));
 }
