@@ -368,7 +368,8 @@ fn root_without_capabilities() {
 }
 
 /// Sleeps end only once their own clock (the sandbox's, which may slew) has
-/// reached the end, relative and absolute, monotonic and boottime.
+/// reached the end, relative and absolute, monotonic and boottime; nor does a
+/// poll, ppoll, select, epoll_wait, futex wait or sigtimedwait that times out.
 #[test]
 fn sleeps_never_end_early() {
     compare("sleeps_never_end_early", "sleep_not_early", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures")]));

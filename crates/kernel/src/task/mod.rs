@@ -215,7 +215,30 @@ impl Task {
         self.thread.fatal_signal_pending()
     }
 
-    fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
-        self.thread.block(deadline, || interrupted(self), ready)
+    /// A timeout is timed by the host's clock, but the app measures it by the
+    /// sandbox's, which may run up to 500 ppm slow while it slews onto the
+    /// host's: the wait goes on by what the sandbox's clock fell behind, so that
+    /// it never ends early by the app's clock, as on Linux.
+    fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
+        let Some(mut deadline) = deadline else { return self.thread.block(None, || interrupted(self), ready) };
+        let clocks = &self.kernel.clocks;
+        // Read in this order (sandbox, host; then host, sandbox), two clocks
+        // running at one rate never show a lag.
+        let start = clocks.monotonic_ns();
+        let host_start = std::time::Instant::now();
+        loop {
+            match self.thread.block(Some(deadline), || interrupted(self), &mut ready) {
+                Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => {
+                    let host_now = std::time::Instant::now();
+                    let waited = host_now.saturating_duration_since(host_start).as_nanos() as i64;
+                    let lag = waited - (clocks.monotonic_ns() - start);
+                    match host_now.checked_add(std::time::Duration::from_nanos(lag.max(0) as u64)) {
+                        Some(later) if lag > 0 => deadline = later,
+                        _ => return Err(e),
+                    }
+                }
+                r => return r,
+            }
+        }
     }
 }
