@@ -365,10 +365,12 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
         (true, Some(tracer)) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
         _ => match (parent, now_parent) {
             // The parent died meanwhile and gave it to another before it was a
-            // zombie (`group_died`): that one hears of it now.
+            // zombie (`group_died`): that one hears of it now, and reaps it at
+            // once if it ignores SIGCHLD, as it would a zombie handed to it.
             (Some(parent), Some(heir)) if !Arc::ptr_eq(&parent, &heir) => {
                 let signal = death_signal(tg, &heir);
-                notify_parent(tg, &heir, status, signal, false);
+                let autoreap = leaves_parent(tg, &heir, signal);
+                notify_parent(tg, &heir, status, signal, autoreap);
             }
             (Some(parent), _) => notify_parent(tg, &parent, status, signal, autoreap),
             _ => {}
