@@ -537,7 +537,7 @@ impl Kernel {
         let c = spec.creds;
         let timens = self.namespaces.time.enter(&self.memory).map_err(|_| crate::loader::ExecError::NoMemory)?;
         let stack_limit = spec.rlimits.iter().find(|l| l.0 == crate::task::RLIMIT_STACK).map_or(crate::task::default_rlimits()[crate::task::RLIMIT_STACK].cur, |l| l.1);
-        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, stack_limit)?;
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, crate::mm::GrowthLimits { stack: stack_limit, ..Default::default() })?;
         let fds = Arc::new(FdTable::default());
         let console = match spec.stdio {
             Stdio::Host(stdio) => {
@@ -576,6 +576,7 @@ impl Kernel {
                 }
             }
         }
+        mm.set_growth_limits(tg.growth_limits());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path), self.loadavg.clone(), self.clocks.uptime_ns()));
         if let Some(prog) = spec.seccomp {
             let filter = crate::task::seccomp::Filter::new(prog, None).map_err(|e| loader::ExecError::Errno(e.code))?;

@@ -317,6 +317,9 @@ fn mlock_and_rlimit_memlock() {
 
 /// RLIMIT_STACK as set at the access bounds the main stack's growth, by the app
 /// and by the Sentry's writes for it; an exec with an unlimited stack leaves room.
+/// Exec maps no more initial stack than RLIMIT_STACK, and refuses (E2BIG) argv
+/// and envp past a quarter of it (at least 128 KiB) or past its pages; growth
+/// past RLIMIT_AS, or RLIMIT_MEMLOCK for a locked stack, faults.
 #[test]
 fn rlimit_stack_growth() {
     compare("rlimit_stack_growth", "stack_limit", &Spec::default(), |o| {
@@ -325,6 +328,15 @@ fn rlimit_stack_growth() {
             expect_stdout_has_line(o, "0 failures"),
             expect_stdout_has_line(o, "64 MiB, touch 16 MiB below: exited 0"),
             expect_stdout_has_line(o, "1 MiB, touch 2 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "exec under 64 KiB, touch 100 KiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "exec under 256 KiB, touch 200 KiB below: ran"),
+            expect_stdout_has_line(o, "RLIMIT_AS 1 MiB above, touch 4 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "mlockall, RLIMIT_MEMLOCK 1 MiB above, touch 4 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "mlockall, RLIMIT_MEMLOCK 1 MiB above, touch 512 KiB below: exited 0"),
+            expect_stdout_has_line(o, "argv and envp of 1.5 MiB each: E2BIG"),
+            expect_stdout_has_line(o, "under 64 KiB, argv of 64 KiB: E2BIG"),
+            expect_stdout_has_line(o, "a string of 128 KiB: E2BIG"),
+            expect_stdout_has_line(o, "under 1 MiB, 40000 empty arguments: E2BIG"),
         ])
     });
 }
