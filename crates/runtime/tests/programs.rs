@@ -385,6 +385,8 @@ fn rlimit_data() {
             expect_stdout_has_line(o, "private writable 64 MiB: ENOMEM"),
             expect_stdout_has_line(o, "mprotect of it to read-write: ENOMEM"),
             expect_stdout_has_line(o, "brk up 64 MiB: refused, the break stays"),
+            expect_stdout_has_line(o, "limit 0: brk up a page: refused"),
+            expect_stdout_has_line(o, "then 1 MiB: brk down to 4 MiB: refused"),
         ])
     });
 }

@@ -204,7 +204,9 @@ pub fn load(
         .map_err(|_| ExecError::NoMemory)?;
     let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
     let mmap_base = page_down(stack_top - stack_gap(mm.stack_limit(), stack_top) - (random_u64() % (1 << 28)) * PAGE_SIZE);
-    let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
+    let start_data = elf.loads().map(|p| p.p_vaddr).max().unwrap_or(0).saturating_add(bias);
+    let end_data = elf.loads().map(|p| p.p_vaddr.saturating_add(p.p_filesz)).max().unwrap_or(0).saturating_add(bias);
+    let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, start_data, end_data, ..Layout::default() };
     mm.set_layout(layout);
     let vdso = mm.map_vdso(vdso).map_err(|_| ExecError::NoMemory)?;
     layout.vdso = vdso;
