@@ -164,6 +164,8 @@ pub struct Kernel {
     pub oom_kills: std::sync::atomic::AtomicU64,
     /// The events the sandbox's AIO contexts hold (/proc/sys/fs/aio-nr).
     pub aio_nr: Arc<crate::mm::aio::AioNr>,
+    /// What each user has locked of System V shared memory.
+    pub shm_locks: Arc<crate::ipc::shm::ShmLocks>,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -287,6 +289,7 @@ impl Kernel {
                 oom_victim: Mutex::default(),
                 oom_kills: Default::default(),
                 aio_nr: Default::default(),
+                shm_locks: Default::default(),
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,

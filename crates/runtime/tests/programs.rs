@@ -301,7 +301,7 @@ fn rlimit_as() {
 /// MAP_GROWSDOWN ones are not data; a limit of 0 allows up to the hard limit.
 /// mlock splits, populates and counts (VmLck, smaps), is not inherited, and
 /// RLIMIT_MEMLOCK bounds it without CAP_IPC_LOCK (mlock, mlockall, MAP_LOCKED,
-/// MCL_FUTURE's mmap, brk and mremap).
+/// MCL_FUTURE's mmap, brk and mremap), and SHM_LOCK per user.
 #[test]
 fn mlock_and_rlimit_memlock() {
     compare("mlock_and_rlimit_memlock", "mlock", &Spec::default(), |o| {
@@ -311,6 +311,10 @@ fn mlock_and_rlimit_memlock() {
             expect_stdout_has_line(o, "mappings there: 3, VmLck 12 kB, resident pages 3 (locked ones 3)"),
             expect_stdout_has_line(o, "mlock of 2 more: ENOMEM"),
             expect_stdout_has_line(o, "then mmap of 3 pages: EAGAIN"),
+            expect_stdout_has_line(o, "SHM_LOCK of 2 more: ENOMEM, SHM_LOCKED 0"),
+            expect_stdout_has_line(o, "then SHM_LOCK of the 2: ok, SHM_LOCKED 1"),
+            expect_stdout_has_line(o, "after the 2's removal, SHM_LOCK of the 3: ok"),
+            expect_stdout_has_line(o, "limit 0: SHM_LOCK EPERM"),
         ])
     });
 }
