@@ -196,13 +196,16 @@ fn read_pointer_array(t: &Task, at: UserAddr, most: u64) -> SysResult<Vec<u64>> 
     Ok(out)
 }
 
+/// argv or envp, as exec copies them.
+type Strings = Vec<Vec<u8>>;
+
 /// Reads execve's argv and envp within the room Linux gives them on the new
 /// stack (bprm_stack_limits): a quarter of RLIMIT_STACK, at most 3/4 of 8 MiB,
 /// at least ARG_MAX, for their pointers and strings, `path`'s too (E2BIG past
 /// it, or for a string longer than MAX_ARG_STRLEN). The strings' pages (below
 /// a null word) are stack, which may not grow past RLIMIT_STACK either (E2BIG
 /// too, from Linux's get_arg_page).
-fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysResult<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysResult<(Strings, Strings)> {
     let stack_limit = t.tg.rlimit(crate::task::RLIMIT_STACK).cur;
     let limit = (STK_LIM / 4 * 3).min(stack_limit / 4).max(ARG_MAX);
     let most = limit / 8;
@@ -222,7 +225,7 @@ fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysR
         Ok(())
     };
     take(path.len())?;
-    let mut read = |ptrs: Vec<u64>| -> SysResult<Vec<Vec<u8>>> {
+    let mut read = |ptrs: Vec<u64>| -> SysResult<Strings> {
         ptrs.into_iter()
             .map(|p| {
                 let s = t.mm.read_cstr(UserAddr(p), MAX_ARG_STRLEN).map_err(|e| if e == errno!(ENAMETOOLONG) { errno!(E2BIG) } else { e })?;
