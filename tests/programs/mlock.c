@@ -10,6 +10,10 @@
 //     than the limit ENOMEM, mmap(MAP_LOCKED) and, after mlockall(MCL_FUTURE),
 //     any mmap, brk or mremap growth past it EAGAIN (brk: the break stays);
 //     a limit of 0 makes mlock and MAP_LOCKED EPERM
+//   - SHM_LOCK counts a System V segment against RLIMIT_MEMLOCK per user, apart
+//     from mlock (ENOMEM past it, EPERM when it is 0), shown as SHM_LOCKED in
+//     shm_perm.mode; a second SHM_LOCK is free, SHM_UNLOCK and the segment's
+//     removal give the pages back
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,6 +110,33 @@ static void set_memlock(long bytes) {
     check("setrlimit(RLIMIT_MEMLOCK)", setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
 }
 
+// Whether segment `id` shows SHM_LOCKED in its mode.
+static int shm_locked(int id) {
+    struct shmid_ds ds;
+    return shmctl(id, IPC_STAT, &ds) == 0 && (ds.shm_perm.mode & SHM_LOCKED) != 0;
+}
+
+// SHM_LOCK and SHM_UNLOCK under a limit of 4 pages, without CAP_IPC_LOCK.
+static void shm_lock_cases(void) {
+    int a = shmget(IPC_PRIVATE, 3 * page, IPC_CREAT | 0600), b = shmget(IPC_PRIVATE, 2 * page, IPC_CREAT | 0600);
+    const char *r1 = res(shmctl(a, SHM_LOCK, NULL));
+    printf("limit 4 pages: SHM_LOCK of 3 pages: %s, SHM_LOCKED %d\n", r1, shm_locked(a));
+    printf("SHM_LOCK of them again: %s\n", res(shmctl(a, SHM_LOCK, NULL)));
+    r1 = res(shmctl(b, SHM_LOCK, NULL));
+    printf("SHM_LOCK of 2 more: %s, SHM_LOCKED %d\n", r1, shm_locked(b));
+    r1 = res(shmctl(a, SHM_UNLOCK, NULL));
+    printf("SHM_UNLOCK of the 3: %s, SHM_LOCKED %d\n", r1, shm_locked(a));
+    r1 = res(shmctl(b, SHM_LOCK, NULL));
+    printf("then SHM_LOCK of the 2: %s, SHM_LOCKED %d\n", r1, shm_locked(b));
+    printf("SHM_LOCK of the 3: %s\n", res(shmctl(a, SHM_LOCK, NULL)));
+    shmctl(b, IPC_RMID, NULL);
+    printf("after the 2's removal, SHM_LOCK of the 3: %s\n", res(shmctl(a, SHM_LOCK, NULL)));
+    char *m = map(4, 0);
+    printf("and mlock of 4 pages: %s\n", res(mlock(m, 4 * page)));
+    munlock(m, 4 * page);
+    shmctl(a, IPC_RMID, NULL);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     page = sysconf(_SC_PAGESIZE);
@@ -183,7 +215,11 @@ int main(void) {
     printf("munlockall: %s, VmLck %ld kB\n", r1, status_kb("VmLck") - base);
     r1 = map_res(map(3, 0));
     printf("then mmap of 3 pages: %s, VmLck %ld kB\n", r1, status_kb("VmLck") - base);
+    shm_lock_cases();
     set_memlock(0);
+    int seg = shmget(IPC_PRIVATE, page, IPC_CREAT | 0600);
+    printf("limit 0: SHM_LOCK %s\n", res(shmctl(seg, SHM_LOCK, NULL)));
+    shmctl(seg, IPC_RMID, NULL);
     r1 = res(mlock(r, page));
     const char *r2 = map_res(map(1, MAP_LOCKED));
     printf("limit 0: mlock %s, mmap(MAP_LOCKED) %s, mlockall(MCL_FUTURE) %s\n", r1, r2, res(mlockall(MCL_FUTURE)));

@@ -6,7 +6,9 @@
 //   - brk cannot grow the heap past it (the break stays), a small step still can
 //   - mremap growing a data mapping past it is ENOMEM
 //   - a limit of 0 lets a process map data up to its hard limit (Linux's
-//     workaround for Valgrind)
+//     workaround for Valgrind), but no brk: the heap and the data segment
+//     (end_data - start_data) count against the limit at any new break, a
+//     lower one too (check_data_rlimit)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
@@ -64,6 +66,23 @@ int main(void) {
         void *b = map(256 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE);
         printf("limit 0, hard 128 MiB: 64 MiB %s", res(a));
         printf(", 256 MiB %s\n", res(b));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
+
+    fflush(stdout);
+    c = fork();
+    if (c == 0) {
+        struct rlimit zero = {0, RLIM_INFINITY}, big = {32 * MiB, RLIM_INFINITY}, small = {MiB, RLIM_INFINITY};
+        uintptr_t b = syscall(SYS_brk, 0);
+        setrlimit(RLIMIT_DATA, &zero);
+        printf("limit 0: brk up a page: %s\n", syscall(SYS_brk, b + 4096) == b ? "refused" : "moved");
+        setrlimit(RLIMIT_DATA, &big);
+        printf("32 MiB: brk up 8 MiB: %s\n", syscall(SYS_brk, b + 8 * MiB) == b + 8 * MiB ? "moved" : "refused");
+        setrlimit(RLIMIT_DATA, &small);
+        printf("then 1 MiB: brk down to 4 MiB: %s\n", syscall(SYS_brk, b + 4 * MiB) == b + 4 * MiB ? "moved" : "refused");
+        printf("brk down to the start: %s\n", syscall(SYS_brk, b) == b ? "moved" : "refused");
         fflush(stdout);
         _exit(0);
     }

@@ -164,6 +164,8 @@ pub struct Kernel {
     pub oom_kills: std::sync::atomic::AtomicU64,
     /// The events the sandbox's AIO contexts hold (/proc/sys/fs/aio-nr).
     pub aio_nr: Arc<crate::mm::aio::AioNr>,
+    /// What each user has locked of System V shared memory.
+    pub shm_locks: Arc<crate::ipc::shm::ShmLocks>,
     /// Every AF_UNIX socket, for /proc/net/unix.
     pub unix_sockets: crate::net::unix::UnixSockets,
     pub locks: Arc<crate::vfs::locks::LockTable>,
@@ -287,6 +289,7 @@ impl Kernel {
                 oom_victim: Mutex::default(),
                 oom_kills: Default::default(),
                 aio_nr: Default::default(),
+                shm_locks: Default::default(),
                 unix_sockets: Default::default(),
                 platform: cfg.platform,
                 memory: cfg.memory,
@@ -545,7 +548,7 @@ impl Kernel {
         let c = spec.creds;
         let timens = self.namespaces.time.enter(&self.memory).map_err(|_| crate::loader::ExecError::NoMemory)?;
         let stack_limit = spec.rlimits.iter().find(|l| l.0 == crate::task::RLIMIT_STACK).map_or(crate::task::default_rlimits()[crate::task::RLIMIT_STACK].cur, |l| l.1);
-        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, stack_limit)?;
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, crate::mm::GrowthLimits { stack: stack_limit, ..Default::default() })?;
         let fds = Arc::new(FdTable::default());
         let console = match spec.stdio {
             Stdio::Host(stdio) => {
@@ -584,6 +587,7 @@ impl Kernel {
                 }
             }
         }
+        mm.set_growth_limits(tg.growth_limits());
         let thread = Arc::new(Thread::new(tid, tg.clone(), comm_from_path(&path), self.loadavg.clone(), self.clocks.uptime_ns()));
         if let Some(prog) = spec.seccomp {
             let filter = crate::task::seccomp::Filter::new(prog, None).map_err(|e| loader::ExecError::Errno(e.code))?;

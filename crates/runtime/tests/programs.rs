@@ -311,7 +311,7 @@ fn rlimit_as() {
 /// MAP_GROWSDOWN ones are not data; a limit of 0 allows up to the hard limit.
 /// mlock splits, populates and counts (VmLck, smaps), is not inherited, and
 /// RLIMIT_MEMLOCK bounds it without CAP_IPC_LOCK (mlock, mlockall, MAP_LOCKED,
-/// MCL_FUTURE's mmap, brk and mremap).
+/// MCL_FUTURE's mmap, brk and mremap), and SHM_LOCK per user.
 #[test]
 fn mlock_and_rlimit_memlock() {
     compare("mlock_and_rlimit_memlock", "mlock", &Spec::default(), |o| {
@@ -321,12 +321,19 @@ fn mlock_and_rlimit_memlock() {
             expect_stdout_has_line(o, "mappings there: 3, VmLck 12 kB, resident pages 3 (locked ones 3)"),
             expect_stdout_has_line(o, "mlock of 2 more: ENOMEM"),
             expect_stdout_has_line(o, "then mmap of 3 pages: EAGAIN"),
+            expect_stdout_has_line(o, "SHM_LOCK of 2 more: ENOMEM, SHM_LOCKED 0"),
+            expect_stdout_has_line(o, "then SHM_LOCK of the 2: ok, SHM_LOCKED 1"),
+            expect_stdout_has_line(o, "after the 2's removal, SHM_LOCK of the 3: ok"),
+            expect_stdout_has_line(o, "limit 0: SHM_LOCK EPERM"),
         ])
     });
 }
 
 /// RLIMIT_STACK as set at the access bounds the main stack's growth, by the app
 /// and by the Sentry's writes for it; an exec with an unlimited stack leaves room.
+/// Exec maps no more initial stack than RLIMIT_STACK, and refuses (E2BIG) argv
+/// and envp past a quarter of it (at least 128 KiB) or past its pages; growth
+/// past RLIMIT_AS, or RLIMIT_MEMLOCK for a locked stack, faults.
 #[test]
 fn rlimit_stack_growth() {
     compare("rlimit_stack_growth", "stack_limit", &Spec::default(), |o| {
@@ -335,6 +342,15 @@ fn rlimit_stack_growth() {
             expect_stdout_has_line(o, "0 failures"),
             expect_stdout_has_line(o, "64 MiB, touch 16 MiB below: exited 0"),
             expect_stdout_has_line(o, "1 MiB, touch 2 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "exec under 64 KiB, touch 100 KiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "exec under 256 KiB, touch 200 KiB below: ran"),
+            expect_stdout_has_line(o, "RLIMIT_AS 1 MiB above, touch 4 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "mlockall, RLIMIT_MEMLOCK 1 MiB above, touch 4 MiB below: killed by SEGV"),
+            expect_stdout_has_line(o, "mlockall, RLIMIT_MEMLOCK 1 MiB above, touch 512 KiB below: exited 0"),
+            expect_stdout_has_line(o, "argv and envp of 1.5 MiB each: E2BIG"),
+            expect_stdout_has_line(o, "under 64 KiB, argv of 64 KiB: E2BIG"),
+            expect_stdout_has_line(o, "a string of 128 KiB: E2BIG"),
+            expect_stdout_has_line(o, "under 1 MiB, 40000 empty arguments: E2BIG"),
         ])
     });
 }
@@ -390,6 +406,8 @@ fn rlimit_data() {
             expect_stdout_has_line(o, "private writable 64 MiB: ENOMEM"),
             expect_stdout_has_line(o, "mprotect of it to read-write: ENOMEM"),
             expect_stdout_has_line(o, "brk up 64 MiB: refused, the break stays"),
+            expect_stdout_has_line(o, "limit 0: brk up a page: refused"),
+            expect_stdout_has_line(o, "then 1 MiB: brk down to 4 MiB: refused"),
         ])
     });
 }

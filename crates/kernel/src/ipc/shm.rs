@@ -7,8 +7,9 @@
 use super::{Ipc64Perm, IpcObject, Namespace};
 use crate::mm::{FilePages, PageRun};
 use crate::task::ThreadGroup;
-use rvisor_abi::{errno, SysResult};
-use std::sync::Arc;
+use rvisor_abi::{errno, SysResult, PAGE_SIZE};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Linux's defaults: SHMMNI segments, SHMMAX bytes each, SHMALL pages in all.
@@ -55,8 +56,52 @@ impl FilePages for SegmentPages {
     }
 }
 
+/// How many pages of System V shared memory each user (by real uid) has
+/// locked with SHM_LOCK: Linux's per-user UCOUNT_RLIMIT_MEMLOCK, which the
+/// locker's RLIMIT_MEMLOCK bounds (user_shm_lock), apart from what mlock
+/// counts per process.
+#[derive(Default)]
+pub struct ShmLocks(Mutex<HashMap<u32, u64>>);
+
+impl ShmLocks {
+    /// Charges `bytes` (in pages) to `uid`, unless that takes its total past
+    /// `limit` (RLIMIT_MEMLOCK, in bytes) and it is not `capable` (CAP_IPC_LOCK).
+    pub fn charge(self: &Arc<Self>, uid: u32, bytes: u64, limit: u64, capable: bool) -> Option<ShmLockCharge> {
+        let pages = bytes.div_ceil(PAGE_SIZE);
+        let mut users = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let total = users.get(&uid).copied().unwrap_or(0).saturating_add(pages);
+        if total > limit / PAGE_SIZE && limit != u64::MAX && !capable {
+            return None;
+        }
+        users.insert(uid, total);
+        Some(ShmLockCharge { locks: self.clone(), uid, pages })
+    }
+}
+
+/// A locked segment's charge to the user who locked it, given back at
+/// SHM_UNLOCK or when the segment goes.
+pub struct ShmLockCharge {
+    locks: Arc<ShmLocks>,
+    uid: u32,
+    pages: u64,
+}
+
+impl Drop for ShmLockCharge {
+    fn drop(&mut self) {
+        let mut users = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = users.get_mut(&self.uid) {
+            *n = n.saturating_sub(self.pages);
+            if *n == 0 {
+                users.remove(&self.uid);
+            }
+        }
+    }
+}
+
 pub struct Segment {
     pub ds: ShmidDs,
+    /// SHM_LOCK's charge while the segment is locked (SHM_LOCKED).
+    pub lock: Option<ShmLockCharge>,
     pub pages: Arc<SegmentPages>,
     /// The file's name, for its mappings' lines in /proc/PID/maps.
     pub dentry: Arc<crate::vfs::Dentry>,
@@ -108,7 +153,7 @@ impl Namespace<Segment> {
             }
             let (dentry, file) = make_file(size)?;
             let pages = Arc::new(SegmentPages { file, size });
-            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, pages, dentry })
+            Ok(Segment { ds: ShmidDs { perm, segsz: size, ctime: now, cpid: tg.tgid, ..Default::default() }, lock: None, pages, dentry })
         };
         self.get(tg, key, flags, SHMMNI, fits, make)
     }

@@ -53,7 +53,18 @@ const STACK_RANDOM: u64 = 1 << 34;
 fn stack_gap(stack_limit: u64, stack_top: u64) -> u64 {
     stack_limit.saturating_add(256 * PAGE_SIZE).clamp(128 << 20, stack_top / 6 * 5)
 }
-const INITIAL_STACK: u64 = 128 << 10;
+/// How much room below its strings the initial stack has, within RLIMIT_STACK.
+const STACK_EXPAND: u64 = 128 << 10;
+
+/// The initial stack's size, as Linux's setup_arg_pages: the pages exec copied
+/// the strings to (the path, envp and argv, below a null word) and
+/// `STACK_EXPAND` more, but no more than RLIMIT_STACK, which is what makes
+/// a program under a tiny `ulimit -s` fault as on Linux.
+fn initial_stack(stack_limit: u64, execfn: &str, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> u64 {
+    let strings: u64 = 8 + execfn.len() as u64 + 1 + argv.iter().chain(envp).map(|s| s.len() as u64 + 1).sum::<u64>();
+    let args = page_up(strings).unwrap_or(u64::MAX);
+    args.max(page_down(stack_limit).min(args.saturating_add(STACK_EXPAND)))
+}
 
 pub(crate) fn random_u64() -> u64 {
     let mut b = [0u8; 8];
@@ -187,12 +198,15 @@ pub fn load(
         .unwrap_or(first_vaddr + elf.header.e_phoff);
 
     let stack_top = page_down(STACK_TOP - random_u64() % STACK_RANDOM);
-    let stack_low = stack_top - INITIAL_STACK;
-    mm.map_anonymous(ctx, Placement::Fixed(stack_low), INITIAL_STACK, Perms { read: true, write: true, exec: false }, false, true)
+    let stack_size = initial_stack(mm.stack_limit(), execfn, argv, envp);
+    let stack_low = stack_top.checked_sub(stack_size).ok_or(ExecError::NoMemory)?;
+    mm.map_anonymous(ctx, Placement::Fixed(stack_low), stack_size, Perms { read: true, write: true, exec: false }, false, true)
         .map_err(|_| ExecError::NoMemory)?;
     let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
     let mmap_base = page_down(stack_top - stack_gap(mm.stack_limit(), stack_top) - (random_u64() % (1 << 28)) * PAGE_SIZE);
-    let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, ..Layout::default() };
+    let start_data = elf.loads().map(|p| p.p_vaddr).max().unwrap_or(0).saturating_add(bias);
+    let end_data = elf.loads().map(|p| p.p_vaddr.saturating_add(p.p_filesz)).max().unwrap_or(0).saturating_add(bias);
+    let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, start_data, end_data, ..Layout::default() };
     mm.set_layout(layout);
     let vdso = mm.map_vdso(vdso).map_err(|_| ExecError::NoMemory)?;
     layout.vdso = vdso;

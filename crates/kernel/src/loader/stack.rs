@@ -42,6 +42,9 @@ const AT_EXECFN: u64 = 31;
 const AT_SYSINFO_EHDR: u64 = 33;
 const AT_MINSIGSTKSZ: u64 = 51;
 
+/// How far below the strings the rest of the stack starts at most.
+const STACK_RANDOM_OFFSET: u64 = 8192;
+
 /// Pushes bytes below `sp` and returns their address.
 fn push(mm: &MemoryManager, sp: &mut u64, bytes: &[u8]) -> SysResult<u64> {
     *sp -= bytes.len() as u64;
@@ -73,6 +76,10 @@ pub fn build_stack(mm: &MemoryManager, top: u64, info: &StackInfo<'_>, layout: &
     }
     argv.reverse();
     layout.arg_start = sp;
+    // The rest starts up to 8 KiB lower, at random (Linux's arch_align_stack):
+    // part of the stack a program may not count on, as under a tiny
+    // RLIMIT_STACK, where that decides whether it faults.
+    sp = (sp - super::elf::random_u64() % STACK_RANDOM_OFFSET) & !15;
     let platform = push_cstr(mm, &mut sp, b"x86_64")?;
     let mut random = [0u8; 16];
     random[..8].copy_from_slice(&super::elf::random_u64().to_le_bytes());

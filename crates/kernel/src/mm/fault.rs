@@ -15,10 +15,25 @@ const COW_RUN_MAX: u64 = 2 << 20;
 /// dirty), for a run of stores each starting where the last one's pages ended.
 const MKWRITE_RUN_MAX: u64 = 64 << 10;
 
-/// The largest a stack grows unless RLIMIT_STACK says otherwise (its usual 8
-/// MiB); Linux also keeps a guard gap of 256 pages below it to any other mapping.
-pub(super) const DEFAULT_STACK_LIMIT: u64 = 8 << 20;
+/// Linux keeps a guard gap of 256 pages below a stack to any other mapping.
 const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+
+/// What bounds a stack's growth (Linux's acct_stack_growth): the process's
+/// RLIMIT_STACK, RLIMIT_AS, and RLIMIT_MEMLOCK for a locked stack (infinite
+/// with CAP_IPC_LOCK); growth past any of them is a fault (SIGSEGV).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrowthLimits {
+    pub stack: u64,
+    pub address_space: u64,
+    pub memlock: u64,
+}
+
+impl Default for GrowthLimits {
+    /// The usual 8 MiB stack, nothing else limited.
+    fn default() -> GrowthLimits {
+        GrowthLimits { stack: 8 << 20, address_space: u64::MAX, memlock: u64::MAX }
+    }
+}
 
 /// What a fault turned out to be.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,10 +60,19 @@ impl MmState {
             return Some(s);
         }
         let (&s, v) = self.vmas.range(addr..).next()?;
-        if !v.growsdown || v.end - page_down(addr) > self.stack_limit {
+        let new_start = page_down(addr);
+        if !v.growsdown || v.end - new_start > self.limits.stack {
             return None;
         }
-        let new_start = page_down(addr);
+        let grow = s - new_start;
+        let total = |which: &dyn Fn(&super::Vma) -> bool| self.vmas.iter().filter(|(_, v)| which(v)).map(|(&s, v)| v.end - s).sum::<u64>();
+        if self.limits.address_space != u64::MAX && total(&|_| true).saturating_add(grow) > self.limits.address_space {
+            return None;
+        }
+        let locked = |v: &super::Vma| v.mlock != super::Mlock::Unlocked;
+        if locked(v) && self.limits.memlock != u64::MAX && total(&locked).saturating_add(grow) > self.limits.memlock {
+            return None;
+        }
         let below_ok = self
             .vmas
             .range(..s)

@@ -7,6 +7,10 @@ pub struct Layout {
     /// The heap: `[brk_start, brk)`, with its VMA rounded up to pages.
     pub brk_start: u64,
     pub brk: u64,
+    /// The program's data segment as Linux's load_elf_binary bounds it: from
+    /// the last PT_LOAD segment's start to the furthest end of file contents.
+    pub start_data: u64,
+    pub end_data: u64,
     /// The initial stack, for /proc and for telling the stack VMA apart.
     pub stack_top: u64,
     /// Where the vDSO image is mapped (0: not mapped); its data pages lie below.

@@ -17,7 +17,7 @@ pub mod userfault;
 mod vma;
 
 pub use access::{UserBuffers, UserRef};
-pub use fault::FaultOutcome;
+pub use fault::{FaultOutcome, GrowthLimits};
 pub use layout::Layout;
 pub use vma::{page_span, CacheStat, FileChunks, FileMapping, FilePages, Frames, Mlock, NoPages, PageCache, PageRun, Vma, VmFile};
 
@@ -138,14 +138,14 @@ pub(crate) struct MmState {
     fork_writes: Arc<fork::ForkWrites>,
     /// mlockall(MCL_FUTURE): how new mappings are locked (Linux's def_flags).
     def_mlock: Mlock,
-    /// How far the stack may grow: the process's RLIMIT_STACK, which
-    /// setrlimit updates here (faults and Sentry accesses grow the stack).
-    stack_limit: u64,
+    /// How far the stack may grow: the process's limits, which setrlimit,
+    /// capset and exec update here (faults and Sentry accesses grow the stack).
+    limits: GrowthLimits,
 }
 
 impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
-        let state = Arc::new(Mutex::new(MmState { stack_limit: fault::DEFAULT_STACK_LIMIT, ..MmState::default() }));
+        let state = Arc::new(Mutex::new(MmState { limits: GrowthLimits::default(), ..MmState::default() }));
         let mapper = Mapper::new(&state, &aspace);
         MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper }
     }
@@ -168,13 +168,14 @@ impl MemoryManager {
         st.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
     }
 
-    /// RLIMIT_STACK, for the stack's growth and (at exec) the room left below it.
-    pub fn set_stack_limit(&self, bytes: u64) {
-        self.lock().stack_limit = bytes;
+    /// The limits on the stack's growth; RLIMIT_STACK also sizes (at exec)
+    /// the initial stack and the room left below it.
+    pub fn set_growth_limits(&self, limits: GrowthLimits) {
+        self.lock().limits = limits;
     }
 
     pub fn stack_limit(&self) -> u64 {
-        self.lock().stack_limit
+        self.lock().limits.stack
     }
 
     pub fn set_layout(&self, layout: Layout) {

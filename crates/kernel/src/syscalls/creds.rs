@@ -28,6 +28,8 @@ fn update(t: &Task, cap: u32, f: impl FnOnce(&mut Credentials, bool) -> SysResul
     }
     t.tg.caps.lock().unwrap_or_else(|e| e.into_inner()).after_setuid(&c, &n, root);
     *c = n;
+    drop(c);
+    t.tg.publish_growth_limits();
     Ok(())
 }
 
@@ -260,5 +262,7 @@ pub fn sys_capset(t: &mut Task, hdr: UserRef<[u32; 2]>, data: UserAddr) -> SysRe
     }
     // The ambient set stays within the permitted and inheritable ones.
     *caps = Capabilities { ambient: old.ambient & new.permitted & new.inheritable, ..new };
+    drop(caps);
+    t.tg.publish_growth_limits();
     Ok(())
 }

@@ -165,12 +165,8 @@ fn exchange_rlimit(t: &Task, tg: &Arc<ThreadGroup>, resource: u32, new: Option<R
         }
         limits[r] = n;
         drop(limits);
-        if r == crate::task::RLIMIT_STACK {
-            for th in tg.threads() {
-                if let Some(res) = th.resources() {
-                    res.mm.set_stack_limit(n.cur);
-                }
-            }
+        if [crate::task::RLIMIT_STACK, crate::task::RLIMIT_AS, crate::task::RLIMIT_MEMLOCK].contains(&r) {
+            tg.publish_growth_limits();
         }
         if r == crate::task::RLIMIT_CPU_INDEX && (n.cur != u64::MAX || n.max != u64::MAX) {
             t.kernel.cpu_watch.watch(&t.kernel.timers, tg);

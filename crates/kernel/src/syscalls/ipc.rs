@@ -13,7 +13,7 @@ use crate::ipc::sem::SemSet;
 use crate::ipc::{Ipc64Perm, IpcObject, Namespace, StatBy, Waitable, IPC_64, IPC_NOWAIT, S_IRUGO, S_IWUGO, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::mm::ops::Placement;
 use crate::mm::UserRef;
-use crate::task::Task;
+use crate::task::{Task, RLIMIT_MEMLOCK};
 use rvisor_abi::structs::Timespec;
 use rvisor_abi::{consts, errno, error, ErrnoCode, PAGE_SIZE, SysResult, UserAddr};
 use rvisor_platform::Perms;
@@ -161,18 +161,33 @@ pub fn sys_shmctl(t: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i
                 s.attachments() > 0
             })
             .map(|_| 0),
-        c @ (SHM_LOCK | SHM_UNLOCK) => shm.lookup(id, |s| {
-            if !s.ds.perm.may_change(&t.tg, &t.ns.ipc.owner) {
-                return error!(EPERM);
-            }
-            // The memory file is never swapped: locking only shows in the mode.
-            if c == SHM_LOCK {
-                s.ds.perm.mode |= SHM_LOCKED;
-            } else {
-                s.ds.perm.mode &= !SHM_LOCKED;
-            }
-            Ok(0)
-        }),
+        // Without CAP_IPC_LOCK only the owner or creator may, and SHM_LOCK
+        // counts against the caller's RLIMIT_MEMLOCK what its user has locked
+        // (ENOMEM past it, EPERM when it is 0), as Linux's shmctl_do_lock. The
+        // memory file is never swapped: locking changes only that and the mode.
+        c @ (SHM_LOCK | SHM_UNLOCK) => {
+            let capable = t.tg.capable(consts::CAP_IPC_LOCK);
+            let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
+            let creds = t.tg.creds();
+            shm.lookup(id, |s| {
+                if !capable && creds.euid != s.ds.perm.uid && creds.euid != s.ds.perm.cuid {
+                    return error!(EPERM);
+                }
+                if c == SHM_UNLOCK {
+                    s.lock = None;
+                    s.ds.perm.mode &= !SHM_LOCKED;
+                    return Ok(0);
+                }
+                if !capable && limit == 0 {
+                    return error!(EPERM);
+                }
+                if s.lock.is_none() {
+                    s.lock = Some(t.kernel.shm_locks.charge(creds.uid, s.ds.segsz, limit, capable).ok_or_else(|| errno!(ENOMEM))?);
+                    s.ds.perm.mode |= SHM_LOCKED;
+                }
+                Ok(0)
+            })
+        }
         _ => error!(EINVAL),
     }
 }

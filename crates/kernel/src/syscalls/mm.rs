@@ -98,7 +98,16 @@ pub fn locked_bytes(t: &Task) -> u64 {
 }
 
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
-    let brk = t.mm.layout().brk;
+    let layout = t.mm.layout();
+    let brk = layout.brk;
+    // The heap and the data segment together may not pass RLIMIT_DATA, for
+    // any new break, lower ones too (Linux's check_data_rlimit).
+    let data_limit = t.tg.rlimit(RLIMIT_DATA).cur;
+    if let Some(heap) = addr.get().checked_sub(layout.brk_start) {
+        if data_limit != RLIM_INFINITY && heap.saturating_add(layout.end_data.saturating_sub(layout.start_data)) > data_limit {
+            return Ok(brk);
+        }
+    }
     // A break past RLIMIT_AS, or past RLIMIT_MEMLOCK after mlockall(MCL_FUTURE),
     // fails as any other: the old break comes back.
     let mut grown = None;

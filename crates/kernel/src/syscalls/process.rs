@@ -15,8 +15,12 @@ const ARCH_GET_GS: i32 = 0x1004;
 /// `sizeof(struct robust_list_head)`.
 const ROBUST_LIST_HEAD_LEN: usize = 24;
 const CSIGNAL: u64 = 0xff;
-/// Largest argv + envp Linux accepts (a quarter of the 8 MiB stack limit).
-const ARG_MAX: usize = 2 << 20;
+/// The room argv and envp always have, whatever the stack limit (32 pages).
+const ARG_MAX: u64 = 128 << 10;
+/// The longest single argument or environment string, its NUL included.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+/// Linux's _STK_LIM, of which argv and envp may take three quarters at most.
+const STK_LIM: u64 = 8 << 20;
 
 pub fn sys_exit(t: &mut Task, code: i32) -> SysResult<()> {
     t.exit = Some(ExitStatus::Exited(code as u8));
@@ -175,26 +179,64 @@ pub fn sys_vfork(t: &mut Task) -> SysResult<i32> {
     t.do_clone(CloneArgs { flags: CLONE_VM | CLONE_VFORK, exit_signal: consts::SIGCHLD, ..CloneArgs::default() })
 }
 
-/// Reads a NULL-terminated array of string pointers (argv, envp).
-fn read_string_array(t: &Task, at: UserAddr) -> SysResult<Vec<Vec<u8>>> {
+/// Reads a NULL-terminated array of string pointers (argv, envp), stopping
+/// once `most` have been read (the caller then refuses them all).
+fn read_pointer_array(t: &Task, at: UserAddr, most: u64) -> SysResult<Vec<u64>> {
     let mut out = Vec::new();
     if at.is_null() {
         return Ok(out);
     }
-    let mut total = 0;
-    for i in 0.. {
-        let p: u64 = t.mm.read_obj(UserRef::<u64>::new(at).at(i)?)?;
+    for i in 0..=most {
+        let p: u64 = t.mm.read_obj(UserRef::<u64>::new(at).at(i as usize)?)?;
         if p == 0 {
             break;
         }
-        let s = t.mm.read_cstr(UserAddr(p), ARG_MAX)?;
-        total += s.len() + 1 + 8;
-        if total > ARG_MAX {
-            return error!(E2BIG);
-        }
-        out.push(s);
+        out.push(p);
     }
     Ok(out)
+}
+
+/// argv or envp, as exec copies them.
+type Strings = Vec<Vec<u8>>;
+
+/// Reads execve's argv and envp within the room Linux gives them on the new
+/// stack (bprm_stack_limits): a quarter of RLIMIT_STACK, at most 3/4 of 8 MiB,
+/// at least ARG_MAX, for their pointers and strings, `path`'s too (E2BIG past
+/// it, or for a string longer than MAX_ARG_STRLEN). The strings' pages (below
+/// a null word) are stack, which may not grow past RLIMIT_STACK either (E2BIG
+/// too, from Linux's get_arg_page).
+fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysResult<(Strings, Strings)> {
+    let stack_limit = t.tg.rlimit(crate::task::RLIMIT_STACK).cur;
+    let limit = (STK_LIM / 4 * 3).min(stack_limit / 4).max(ARG_MAX);
+    let most = limit / 8;
+    let argv = read_pointer_array(t, argv, most)?;
+    let envp = read_pointer_array(t, envp, most)?;
+    // An empty argv gets an empty string (argc 1), and room for it.
+    let ptr_size = (argv.len().max(1) + envp.len()) as u64 * 8;
+    if ptr_size >= limit {
+        return error!(E2BIG);
+    }
+    let mut strings = 8;
+    let mut take = |len: usize| {
+        strings += len as u64 + 1;
+        if strings - 8 > limit - ptr_size || rvisor_abi::page_up(strings).is_none_or(|s| s > stack_limit.max(rvisor_abi::PAGE_SIZE)) {
+            return error!(E2BIG);
+        }
+        Ok(())
+    };
+    take(path.len())?;
+    let mut read = |ptrs: Vec<u64>| -> SysResult<Strings> {
+        ptrs.into_iter()
+            .map(|p| {
+                let s = t.mm.read_cstr(UserAddr(p), MAX_ARG_STRLEN).map_err(|e| if e == errno!(ENAMETOOLONG) { errno!(E2BIG) } else { e })?;
+                take(s.len())?;
+                Ok(s)
+            })
+            .collect()
+    };
+    let envp = read(envp)?;
+    let argv = read(argv)?;
+    Ok((argv, envp))
 }
 
 pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) -> SysResult<()> {
@@ -202,8 +244,7 @@ pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) 
     if p.is_empty() {
         return error!(ENOENT);
     }
-    let argv = read_string_array(t, argv)?;
-    let envp = read_string_array(t, envp)?;
+    let (argv, envp) = read_exec_args(t, &p, argv, envp)?;
     t.do_execve(String::from_utf8_lossy(&p).into_owned(), None, argv, envp)
 }
 
@@ -220,8 +261,7 @@ pub fn sys_execveat(t: &mut Task, dirfd: i32, path: UserCStr, argv: UserAddr, en
     if d.inode.kind() == crate::vfs::inode::S_IFLNK {
         return error!(ELOOP);
     }
-    let argv = read_string_array(t, argv)?;
-    let envp = read_string_array(t, envp)?;
+    let (argv, envp) = read_exec_args(t, &p, argv, envp)?;
     t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), Some(d), argv, envp)
 }
 

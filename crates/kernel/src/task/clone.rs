@@ -193,6 +193,8 @@ impl Task {
         // CLONE_VM child shares the address space, and so the clocks, of its parent).
         let time = if f & CLONE_VM == 0 { ns.time_for_children.clone() } else { self.ns.time.clone() };
         if let MmSource::Copy(mm) = &mm_source {
+            // A child in a user namespace of its own has other capabilities.
+            mm.set_growth_limits(tg.growth_limits());
             if !Arc::ptr_eq(&time, &self.ns.time) {
                 mm.replace_timens_page(None, &time.enter(&self.kernel.memory)?)?;
             }

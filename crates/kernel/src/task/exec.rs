@@ -5,7 +5,7 @@ use super::signals::{SIG_DFL, SIG_IGN};
 use super::{comm_from_path, Task};
 use crate::kernel::Kernel;
 use crate::loader::{self, ExecError, Image, LoadedImage};
-use crate::mm::{Frames, MemoryManager, VdsoFrames};
+use crate::mm::{Frames, GrowthLimits, MemoryManager, VdsoFrames};
 use crate::vfs::inode::{OpenFlags, S_IFMT, S_IFREG};
 use crate::vfs::path::walk;
 use crate::vfs::perm::{self, FsCreds, MAY_EXEC};
@@ -104,11 +104,11 @@ fn platform_failure(what: &str, e: rvisor_platform::PlatformError) -> ExecError 
 }
 
 /// Loads `prog` into a fresh address space bound to `ctx`, with time namespace
-/// page `timens`, for a process whose RLIMIT_STACK is `stack_limit`.
-pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4], timens: &Arc<Frames>, stack_limit: u64) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
+/// page `timens`, for a process whose stack grows within `limits`.
+pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4], timens: &Arc<Frames>, limits: GrowthLimits) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
     let aspace = kernel.platform.new_address_space().map_err(|e| platform_failure("a new address space", e))?;
     let mm = Arc::new(MemoryManager::new(kernel.memory.clone(), aspace, kernel.platform.max_user_address()));
-    mm.set_stack_limit(stack_limit);
+    mm.set_growth_limits(limits);
     // Move the context onto the new address space now: it gives up its thread in
     // the old stub, which must be gone before the old address space is reaped.
     ctx.sync(&mm.aspace).map_err(|e| platform_failure("the first switch", e))?;
@@ -147,7 +147,7 @@ impl Task {
         // The process enters the time namespace made for its children, if it made
         // one (Linux's exec_task_namespaces), and maps that namespace's page.
         let time_ns = self.ns.time_for_children.clone();
-        let (mm, loaded) = match time_ns.enter(&self.kernel.memory).map_err(|_| ExecError::NoMemory).and_then(|timens| load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids, &timens, self.tg.rlimit(crate::task::RLIMIT_STACK).cur)) {
+        let (mm, loaded) = match time_ns.enter(&self.kernel.memory).map_err(|_| ExecError::NoMemory).and_then(|timens| load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids, &timens, self.tg.growth_limits())) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("exec of {path} failed after the point of no return: {e}");

@@ -576,6 +576,7 @@ impl ThreadGroup {
     pub fn enter_user_ns(&self, ns: Arc<super::UserNamespace>) {
         *self.user_ns.lock().unwrap_or_else(|e| e.into_inner()) = ns;
         *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = Capabilities::in_new_user_namespace();
+        self.publish_growth_limits();
     }
 
     /// Who this process is to file permission checks: its effective ids,
@@ -586,6 +587,25 @@ impl ThreadGroup {
 
     pub fn rlimit(&self, r: usize) -> Rlimit {
         self.rlimit_all()[r]
+    }
+
+    /// What bounds its stack's growth: its RLIMIT_STACK, RLIMIT_AS, and
+    /// RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK.
+    pub fn growth_limits(&self) -> crate::mm::GrowthLimits {
+        let r = self.rlimit_all();
+        let memlock = if self.capable(rvisor_abi::consts::CAP_IPC_LOCK) { RLIM_INFINITY } else { r[RLIMIT_MEMLOCK].cur };
+        crate::mm::GrowthLimits { stack: r[RLIMIT_STACK].cur, address_space: r[RLIMIT_AS].cur, memlock }
+    }
+
+    /// Hands its `growth_limits` to the address spaces its threads use, after
+    /// a change of limits or capabilities: faults grow the stack on their own.
+    pub fn publish_growth_limits(&self) {
+        let limits = self.growth_limits();
+        for th in self.threads() {
+            if let Some(res) = th.resources() {
+                res.mm.set_growth_limits(limits);
+            }
+        }
     }
 
     pub fn action(&self, signo: u32) -> KernelSigaction {
