@@ -4,6 +4,7 @@
 //! I/O on it directly.
 
 use crate::fs::pipe::Pipe;
+use nix::fcntl::FallocateFlags;
 use crate::net::unix::UnixSocket;
 use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::mm::{page_span, CacheStat, FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
@@ -583,6 +584,20 @@ impl GoferInode {
 
     /// The gofer inode of another inode of this mount (rename, link); EXDEV for
     /// any other.
+    /// fallocate(2) of the host file, through a descriptor of its own (the
+    /// host holds the space, or says ENOSPC); the size stays.
+    fn host_fallocate(&self, mode: FallocateFlags, offset: u64, len: u64) -> SysResult<()> {
+        if !self.writable || self.kind != S_IFREG {
+            return error!(EOPNOTSUPP);
+        }
+        let (offset, len) = (i64::try_from(offset).map_err(|_| errno!(EFBIG))?, i64::try_from(len).map_err(|_| errno!(EFBIG))?);
+        let fd = self.client.open(self.node()?.id, OpenFlags::WRONLY as i32).map_err(gofer_errno)?;
+        nix::fcntl::fallocate(fd.as_raw_fd(), mode, offset, len).map_err(host_errno)?;
+        // Its block count changed.
+        self.stale.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn same_mount<'a>(&self, other: &'a Arc<dyn Inode>) -> SysResult<&'a GoferInode> {
         other.as_any().downcast_ref::<GoferInode>().filter(|g| Arc::ptr_eq(&g.client, &self.client)).ok_or_else(|| errno!(EXDEV))
     }
@@ -831,6 +846,19 @@ impl Inode for GoferInode {
         if let (true, true, Ok(fd)) = (durable, self.writable && self.kind == S_IFREG, self.read_fd()) {
             nix::unistd::fsync(fd.as_raw_fd()).map_err(host_errno)?;
         }
+        Ok(())
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> SysResult<()> {
+        self.host_fallocate(FallocateFlags::FALLOC_FL_KEEP_SIZE, offset, len)
+    }
+
+    fn punch_hole(&self, offset: u64, len: u64) -> SysResult<()> {
+        // Stores through mappings go back first, so that none fills the hole
+        // later; then the copies mappings hold of the range read the zeros.
+        self.sync(false)?;
+        self.host_fallocate(FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE, offset, len)?;
+        self.host_written(&|| Some(offset), len);
         Ok(())
     }
 
