@@ -251,6 +251,33 @@ int main(int argc, char **argv) {
     close(f1);
     close(f2);
 
+    /* fallocate: space the host holds (its blocks counted), with and without
+     * KEEP_SIZE, and a hole punched under a shared mapping that has a store in it. */
+    fd = open(at("alloc"), O_RDWR | O_CREAT, 0644);
+    result("fallocate 64 KiB", fallocate(fd, 0, 0, 65536));
+    fstat(fd, &st);
+    printf("after fallocate: size %lld, at least 128 blocks %d\n", (long long)st.st_size, st.st_blocks >= 128);
+    result("fallocate KEEP_SIZE", fallocate(fd, FALLOC_FL_KEEP_SIZE, 65536, 65536));
+    fstat(fd, &st);
+    printf("after KEEP_SIZE: size %lld, at least 256 blocks %d\n", (long long)st.st_size, st.st_blocks >= 256);
+    close(fd);
+    fd = open(at("holes"), O_RDWR | O_CREAT, 0644);
+    memset(buf, 'x', sizeof buf);
+    for (int i = 0; i < 4 * 4096; i += sizeof buf) pwrite(fd, buf, sizeof buf, i);
+    result("punch the second page", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
+    result("punch without KEEP_SIZE", fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096));
+    printf("the hole starts at %lld, data again at %lld\n", (long long)lseek(fd, 0, SEEK_HOLE), (long long)lseek(fd, 4096, SEEK_DATA));
+    m = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m != MAP_FAILED) m[2 * 4096 + 10] = 'y';
+    result("punch the third page, stored into through a mapping", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * 4096, 4096));
+    fstat(fd, &st);
+    memset(buf, 1, sizeof buf);
+    pread(fd, buf, 16, 2 * 4096 + 8);
+    printf("after the punches: size %lld, read %d %d %d, mapping %d %d %d %d\n", (long long)st.st_size, buf[0], buf[2], buf[15],
+           m == MAP_FAILED ? -1 : m[0], m == MAP_FAILED ? -1 : m[4096], m == MAP_FAILED ? -1 : m[2 * 4096 + 10], m == MAP_FAILED ? -1 : m[3 * 4096]);
+    if (m != MAP_FAILED) munmap(m, 4 * 4096);
+    close(fd);
+
     list(".");
     return 0;
 }

@@ -343,6 +343,11 @@ impl Client {
         self.expect_node(&Request::Symlink { dir, name: name.to_vec(), target: target.to_vec(), owner })
     }
 
+    /// A FIFO or socket node `name` in `dir` (`mode` has its type).
+    pub fn mknod(&self, dir: NodeId, name: &[u8], mode: u32, owner: Option<Owner>) -> Result<NodeInfo, ErrnoCode> {
+        self.expect_node(&Request::Mknod { dir, name: name.to_vec(), mode, owner })
+    }
+
     /// A new hard link `name` in `dir` to the file of `target`.
     pub fn link(&self, dir: NodeId, name: &[u8], target: NodeId) -> Result<NodeInfo, ErrnoCode> {
         self.expect_node(&Request::Link { dir, name: name.to_vec(), target })

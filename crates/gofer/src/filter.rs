@@ -69,10 +69,19 @@ fn unix_socketpair() -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
     Ok(vec![SeccompRule::new(vec![cond])?])
 }
 
+/// mknodat(2) of FIFOs and sockets only: never a device.
+fn fifo_or_socket_node() -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
+    [libc::S_IFIFO, libc::S_IFSOCK]
+        .iter()
+        .map(|&kind| SeccompRule::new(vec![SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(libc::S_IFMT as u64), kind as u64)?]))
+        .collect()
+}
+
 /// The filter: the calls above, EPERM for any other.
 fn program() -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED.iter().map(|&nr| (nr as i64, Vec::new())).collect();
     rules.insert(libc::SYS_socketpair as i64, unix_socketpair().map_err(|e| e.to_string())?);
+    rules.insert(libc::SYS_mknodat as i64, fifo_or_socket_node().map_err(|e| e.to_string())?);
     let filter = SeccompFilter::new(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow, TargetArch::x86_64).map_err(|e| e.to_string())?;
     filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())
 }
@@ -114,9 +123,12 @@ mod tests {
                         outcome(libc::syscall(libc::SYS_execve, c"/bin/true".as_ptr(), 0, 0)),
                         outcome(libc::syscall(libc::SYS_kill, 1, 0)),
                         outcome(libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0)),
+                        outcome(libc::syscall(libc::SYS_mknodat, -1, c"f".as_ptr(), libc::S_IFIFO | 0o600, 0)),
+                        outcome(libc::syscall(libc::SYS_mknodat, -1, c"s".as_ptr(), libc::S_IFSOCK | 0o600, 0)),
+                        outcome(libc::syscall(libc::SYS_mknodat, -1, c"c".as_ptr(), libc::S_IFCHR | 0o600, 0x103)),
                     ]
                 };
-                let expected = [0, 0, libc::EBADF, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM];
+                let expected = [0, 0, libc::EBADF, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EBADF, libc::EBADF, libc::EPERM];
                 // SAFETY: _exit ends the child without running the parent's destructors.
                 unsafe { libc::_exit(i32::from(results != expected)) }
             }

@@ -469,6 +469,10 @@ wire_enum! {
         /// `O_PATH` one) as a new root: a Kubernetes pod's container, added to
         /// a running sandbox. Answer: `Root` with a new connection for it.
         AddRoot = 17 { read_only: bool },
+        /// A FIFO or socket node (`mode`'s type is `S_IFIFO` or `S_IFSOCK`; any
+        /// other is EPERM): only a name on the host, as the Sentry keeps the
+        /// pipe or the bound socket itself. Answer: `Node`.
+        Mknod = 18 { dir: NodeId, name: Vec<u8>, mode: u32, owner: Option<Owner> },
     }
 }
 
@@ -563,6 +567,7 @@ mod tests {
             Request::OpenFile { dir: 4, name: b"notes.txt".to_vec() },
             Request::Readlink { node: 8 },
             Request::Symlink { dir: 2, name: name.clone(), target: b"/etc/../..".to_vec(), owner: None },
+            Request::Mknod { dir: 2, name: name.clone(), mode: libc::S_IFIFO | 0o600, owner: Some(Owner { uid: 7, gid: 8 }) },
             Request::Link { dir: 2, name, target: 11 },
             Request::SetAttr {
                 node: 5,
@@ -639,7 +644,7 @@ mod tests {
             assert_eq!(back.opcode(), r.opcode());
             seen.insert(r.opcode());
         }
-        assert_eq!(seen.len(), 17, "a request variant is missing from the test");
+        assert_eq!(seen.len(), 18, "a request variant is missing from the test");
     }
 
     #[test]

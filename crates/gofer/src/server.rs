@@ -34,7 +34,7 @@ use nix::errno::Errno;
 use nix::fcntl::{renameat2, AtFlags, FcntlArg, OFlag, RenameFlags};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use rvisor_abi::structs::{Stat, Timespec};
 use rvisor_abi::ErrnoCode;
@@ -366,6 +366,9 @@ impl Server {
             Request::Symlink { dir, name, target, owner } => {
                 self.symlink(dir, &name, &target, owner).map(|node| (Response::Node { node }, None))
             }
+            Request::Mknod { dir, name, mode, owner } => {
+                self.mknod(dir, &name, mode, owner).map(|node| (Response::Node { node }, None))
+            }
             Request::Link { dir, name, target } => {
                 self.link(dir, &name, target).map(|node| (Response::Node { node }, None))
             }
@@ -666,6 +669,25 @@ impl Server {
             return Err(ErrnoCode(libc::ESTALE as u16));
         }
         // On an O_PATH|O_NOFOLLOW descriptor, AT_EMPTY_PATH changes the link itself.
+        Self::chown_best_effort(node.fd(), owner);
+        let st = sys::fstat(node.fd()).map_err(code)?;
+        Ok(self.insert(node, &st))
+    }
+
+    fn mknod(&mut self, dir: NodeId, name: &[u8], mode_bits: u32, owner: Option<Owner>) -> R<NodeInfo> {
+        let kind = mode_bits & libc::S_IFMT;
+        if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+            return Err(ErrnoCode::EPERM);
+        }
+        let dir = self.dir(dir)?;
+        self.writable(&dir)?;
+        let name = new_name(name)?;
+        nix::sys::stat::mknodat(Some(dir.fd().as_raw_fd()), name.as_c_str(), SFlag::from_bits_truncate(kind), mode(mode_bits), 0)
+            .map_err(code)?;
+        let (node, _) = self.lookup(&dir, name)?;
+        if node.kind != kind {
+            return Err(ErrnoCode(libc::ESTALE as u16));
+        }
         Self::chown_best_effort(node.fd(), owner);
         let st = sys::fstat(node.fd()).map_err(code)?;
         Ok(self.insert(node, &st))

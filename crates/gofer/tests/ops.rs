@@ -377,6 +377,26 @@ fn symlink_and_readlink() {
     }
 }
 
+/// FIFO and socket nodes are only names on the host: never devices, never opened.
+#[test]
+fn mknod_makes_fifos_and_sockets_only() {
+    use std::os::unix::fs::FileTypeExt;
+    for f in Fixture::both(false) {
+        let n = f.c().mknod(ROOT, b"fifo", libc::S_IFIFO | 0o640, None).unwrap();
+        assert_eq!(n.stat.st_mode & libc::S_IFMT, libc::S_IFIFO);
+        assert!(fs::symlink_metadata(f.root.join("fifo")).unwrap().file_type().is_fifo());
+        assert_eq!(f.c().open(n.id, libc::O_RDONLY).unwrap_err(), ErrnoCode::ENXIO);
+        let s = f.c().mknod(ROOT, b"sock", libc::S_IFSOCK | 0o600, None).unwrap();
+        assert_eq!(s.stat.st_mode & libc::S_IFMT, libc::S_IFSOCK);
+        assert!(fs::symlink_metadata(f.root.join("sock")).unwrap().file_type().is_socket());
+        assert_eq!(f.c().mknod(ROOT, b"fifo", libc::S_IFIFO | 0o600, None).unwrap_err(), ErrnoCode::EEXIST);
+        for kind in [libc::S_IFCHR, libc::S_IFBLK, libc::S_IFREG, libc::S_IFDIR] {
+            assert_eq!(f.c().mknod(ROOT, b"dev", kind | 0o600, None).unwrap_err(), ErrnoCode::EPERM);
+        }
+        assert!(fs::symlink_metadata(f.root.join("dev")).is_err());
+    }
+}
+
 #[test]
 fn link_makes_a_hard_link() {
     for f in Fixture::both(false) {

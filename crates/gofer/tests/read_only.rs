@@ -25,6 +25,7 @@ fn every_change_is_erofs() {
         assert_eq!(c.rename(ROOT, b"file.txt", dir, b"moved", 0).unwrap_err(), rofs);
         assert_eq!(c.symlink(dir, b"sl", b"/", None).unwrap_err(), rofs);
         assert_eq!(c.link(dir, b"hl", file).unwrap_err(), rofs);
+        assert_eq!(c.mknod(dir, b"ff", libc::S_IFIFO | 0o600, None).unwrap_err(), rofs);
         for attr in [
             SetAttr { mode: Some(0o777), ..Default::default() },
             SetAttr { uid: Some(0), ..Default::default() },

@@ -811,6 +811,16 @@ fn openat2_resolve() {
     });
 }
 
+/// O_PATH heeds only O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC: O_DIRECTORY still
+/// refuses a file (mv's probe of its target; gcc -flto=N's ltrans makefile moves
+/// files with mv), O_CREAT and O_TRUNC do nothing, and openat2 refuses them.
+#[test]
+fn o_path_flags() {
+    compare("o_path_flags", "o_path_flags", &Spec::default(), |o| {
+        all([expect_status(o, 0), expect_stdout_has_line(o, "all ok")])
+    });
+}
+
 /// Named AF_UNIX sockets: paths and abstract names, listen/connect/accept.
 #[test]
 fn unix_sockets() {

@@ -41,12 +41,25 @@ fn fresh_dir(stem: &str) -> std::path::PathBuf {
 
 #[test]
 fn read_write_bind_mount_changes_host_files_as_native() {
-    matrix("read_write_bind_mount_changes_host_files_as_native", LINKS, |v| {
-        let bin = compile("bind_rw", v.link);
+    same_on_a_read_write_volume("read_write_bind_mount_changes_host_files_as_native", "bind_rw");
+}
+
+/// FIFOs and sockets made in a read-write bind mount: nodes on the host, the
+/// pipe or bound socket behind each in the Sentry.
+#[test]
+fn fifos_and_sockets_in_a_read_write_bind_mount() {
+    same_on_a_read_write_volume("fifos_and_sockets_in_a_read_write_bind_mount", "bind_fifo_socket");
+}
+
+/// Runs `program` on a host directory natively and on one bound read-write into
+/// the sandbox: outputs, statuses and the directories afterwards must match.
+fn same_on_a_read_write_volume(test: &str, program: &str) {
+    matrix(test, LINKS, |v| {
+        let bin = compile(program, v.link);
         let native_dir = fresh_dir("bind-native");
         let native = run_native(&bin, &Spec::args([&native_dir]));
         if native.status != 0 {
-            panic!("the native run of bind_rw failed:\n{}", native.describe());
+            panic!("the native run of {program} failed:\n{}", native.describe());
         }
         let sandbox_dir = fresh_dir("bind-sandbox");
         let volume = format!("{0}:{0}", sandbox_dir.display());

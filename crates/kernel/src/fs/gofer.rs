@@ -3,7 +3,10 @@
 //! opening a file gets its host descriptor over SCM_RIGHTS and the Sentry does the
 //! I/O on it directly.
 
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFMT, S_IFREG};
+use crate::fs::pipe::Pipe;
+use nix::fcntl::FallocateFlags;
+use crate::net::unix::UnixSocket;
+use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::mm::{page_span, CacheStat, FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
 use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::{Stat, Timespec};
@@ -81,6 +84,33 @@ pub struct GoferInode {
     large_cache: Mutex<Weak<PageCache>>,
     /// A writable mount's file: its pages while mapped (see `HostPages`).
     mapped: Mutex<Weak<HostPages>>,
+    /// The mount's FIFOs' pipes and bound sockets, shared by all its inodes.
+    ends: Arc<SandboxEnds>,
+}
+
+/// What is behind the FIFO and socket nodes of a mount: the host node is only
+/// a name (the gofer never opens one, which would reach host processes), and
+/// the pipe, or the socket bound there, lives in the Sentry, by the host file's
+/// (st_ino, st_dev), while anything holds it.
+#[derive(Default)]
+struct SandboxEnds {
+    fifos: Mutex<HashMap<(u64, u64), Weak<Pipe>>>,
+    sockets: Mutex<HashMap<(u64, u64), Weak<UnixSocket>>>,
+}
+
+impl SandboxEnds {
+    /// The FIFO's pipe: the one open ends (or an open waiting for a partner)
+    /// hold, or a new one, as a FIFO no one has open holds no data.
+    fn pipe(&self, ident: (u64, u64)) -> Arc<Pipe> {
+        let mut fifos = self.fifos.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = fifos.get(&ident).and_then(Weak::upgrade) {
+            return p;
+        }
+        fifos.retain(|_, p| p.strong_count() > 0);
+        let p = Pipe::for_fifo();
+        fifos.insert(ident, Arc::downgrade(&p));
+        p
+    }
 }
 
 /// The pages of a file of a writable mount while anything maps it: a copy of
@@ -428,11 +458,11 @@ impl GoferInode {
     pub fn root(client: Arc<Client>, writable: bool) -> SysResult<Arc<dyn Inode>> {
         let stat = client.stat(ROOT).map_err(gofer_errno)?;
         let node = Arc::new(Node { client: client.clone(), id: ROOT });
-        Ok(Arc::new(GoferInode::new(client, writable, stat, Some(node), None)))
+        Ok(Arc::new(GoferInode::new(client, writable, Arc::default(), stat, Some(node), None)))
     }
 
     /// An inode with its own node, or (`origin`) one to walk to from its parent's.
-    fn new(client: Arc<Client>, writable: bool, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
+    fn new(client: Arc<Client>, writable: bool, ends: Arc<SandboxEnds>, stat: Stat, node: Option<Arc<Node>>, origin: Option<Origin>) -> GoferInode {
         let node = node.map_or_else(OnceLock::new, OnceLock::from);
         GoferInode {
             client,
@@ -452,13 +482,14 @@ impl GoferInode {
             cache: OnceLock::new(),
             large_cache: Mutex::default(),
             mapped: Mutex::default(),
+            ends,
         }
     }
 
     /// A child inode for a node the gofer just made or walked to.
     fn child(&self, info: NodeInfo) -> GoferInode {
         let node = Arc::new(Node { client: self.client.clone(), id: info.id });
-        GoferInode::new(self.client.clone(), self.writable, info.stat, Some(node), None)
+        GoferInode::new(self.client.clone(), self.writable, self.ends.clone(), info.stat, Some(node), None)
     }
 
     fn node(&self) -> SysResult<&Arc<Node>> {
@@ -553,6 +584,20 @@ impl GoferInode {
 
     /// The gofer inode of another inode of this mount (rename, link); EXDEV for
     /// any other.
+    /// fallocate(2) of the host file, through a descriptor of its own (the
+    /// host holds the space, or says ENOSPC); the size stays.
+    fn host_fallocate(&self, mode: FallocateFlags, offset: u64, len: u64) -> SysResult<()> {
+        if !self.writable || self.kind != S_IFREG {
+            return error!(EOPNOTSUPP);
+        }
+        let (offset, len) = (i64::try_from(offset).map_err(|_| errno!(EFBIG))?, i64::try_from(len).map_err(|_| errno!(EFBIG))?);
+        let fd = self.client.open(self.node()?.id, OpenFlags::WRONLY as i32).map_err(gofer_errno)?;
+        nix::fcntl::fallocate(fd.as_raw_fd(), mode, offset, len).map_err(host_errno)?;
+        // Its block count changed.
+        self.stale.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn same_mount<'a>(&self, other: &'a Arc<dyn Inode>) -> SysResult<&'a GoferInode> {
         other.as_any().downcast_ref::<GoferInode>().filter(|g| Arc::ptr_eq(&g.client, &self.client)).ok_or_else(|| errno!(EXDEV))
     }
@@ -617,7 +662,7 @@ impl Inode for GoferInode {
             if let Some(stat) = child.stat {
                 let node = child.node.clone();
                 let origin = node.is_none().then(|| Origin { parent: dir.clone(), name: name.to_vec(), listing: listing.clone() });
-                let inode = GoferInode::new(self.client.clone(), self.writable, stat, node, origin);
+                let inode = GoferInode::new(self.client.clone(), self.writable, self.ends.clone(), stat, node, origin);
                 // The sandbox may have changed the file since the listing, through
                 // another name or an inode since forgotten.
                 inode.stale.store(self.writable, Ordering::Relaxed);
@@ -710,6 +755,35 @@ impl Inode for GoferInode {
         Ok(Arc::new(self.child(info)))
     }
 
+    fn mkfifo(&self, name: &[u8], mode: u32) -> SysResult<Arc<dyn Inode>> {
+        let info = self.client.mknod(self.node()?.id, name, S_IFIFO | (mode & 0o7777), None).map_err(gofer_errno)?;
+        self.changed(name);
+        // A new file: no pipe of a file gone before with the same inode number.
+        self.ends.fifos.lock().unwrap_or_else(|e| e.into_inner()).remove(&(info.stat.st_ino, info.stat.st_dev));
+        Ok(Arc::new(self.child(info)))
+    }
+
+    fn fifo(&self) -> Option<Arc<Pipe>> {
+        (self.kind == S_IFIFO).then(|| self.ends.pipe(self.ident))
+    }
+
+    fn mksock(&self, name: &[u8], mode: u32, socket: Weak<UnixSocket>) -> SysResult<Arc<dyn Inode>> {
+        let info = self.client.mknod(self.node()?.id, name, S_IFSOCK | (mode & 0o7777), None).map_err(gofer_errno)?;
+        self.changed(name);
+        let mut sockets = self.ends.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        sockets.retain(|_, s| s.strong_count() > 0);
+        sockets.insert((info.stat.st_ino, info.stat.st_dev), socket);
+        drop(sockets);
+        Ok(Arc::new(self.child(info)))
+    }
+
+    fn bound_socket(&self) -> Option<Arc<UnixSocket>> {
+        if self.kind != S_IFSOCK {
+            return None;
+        }
+        self.ends.sockets.lock().unwrap_or_else(|e| e.into_inner()).get(&self.ident)?.upgrade()
+    }
+
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
         let t = self.same_mount(target)?;
         let info = self.client.link(self.node()?.id, name, t.node()?.id).map_err(gofer_errno)?;
@@ -772,6 +846,19 @@ impl Inode for GoferInode {
         if let (true, true, Ok(fd)) = (durable, self.writable && self.kind == S_IFREG, self.read_fd()) {
             nix::unistd::fsync(fd.as_raw_fd()).map_err(host_errno)?;
         }
+        Ok(())
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> SysResult<()> {
+        self.host_fallocate(FallocateFlags::FALLOC_FL_KEEP_SIZE, offset, len)
+    }
+
+    fn punch_hole(&self, offset: u64, len: u64) -> SysResult<()> {
+        // Stores through mappings go back first, so that none fills the hole
+        // later; then the copies mappings hold of the range read the zeros.
+        self.sync(false)?;
+        self.host_fallocate(FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE, offset, len)?;
+        self.host_written(&|| Some(offset), len);
         Ok(())
     }
 

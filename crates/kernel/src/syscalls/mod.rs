@@ -117,7 +117,7 @@ syscall_table! {
     tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32) => Supported;
     vmsplice(fd: Fd, iov: UserAddr, nr_segs: usize, flags: u32) => Partial("copies, as writev/readv on the pipe; SPLICE_F_GIFT is ignored");
     close_range(first: u32, last: u32, flags: u32) => Supported;
-    fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => Partial("allocation (a tmpfs holds the pages, ENOSPC past its size), FALLOC_FL_KEEP_SIZE and PUNCH_HOLE (tmpfs); no COLLAPSE/ZERO/INSERT_RANGE");
+    fallocate(fd: Fd, mode: i32, offset: i64, len: i64) => Partial("allocation (a tmpfs holds the pages, ENOSPC past its size; a read-write bind mount's host file gets the host's), FALLOC_FL_KEEP_SIZE and PUNCH_HOLE (tmpfs, host files; a hole under a shared mapping stored into is filled with zeros when the mapping's pages go back); no COLLAPSE/ZERO/INSERT_RANGE");
     writev(fd: Fd, iov: UserAddr, iovcnt: i32) => Supported;
     sched_yield() => Supported;
     dup(fd: Fd) => Supported;

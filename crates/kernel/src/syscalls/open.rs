@@ -79,8 +79,13 @@ pub fn read_only(d: &Dentry) -> bool {
 
 const VALID_FLAGS: u32 = 0o37777777;
 const O_NOATIME: u32 = 0o1000000;
+/// The only flags O_PATH heeds.
+const O_PATH_FLAGS: u32 = OpenFlags::PATH | OpenFlags::DIRECTORY | OpenFlags::NOFOLLOW | OpenFlags::CLOEXEC;
 
 pub fn do_open(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult<Fd> {
+    // open and openat drop what O_PATH ignores (O_CREAT creates nothing,
+    // O_TRUNC truncates nothing), as Linux's build_open_how does.
+    let flags = if flags & OpenFlags::PATH != 0 { flags & O_PATH_FLAGS } else { flags };
     open_resolving(t, dirfd, path, flags, mode, 0)
 }
 
@@ -173,15 +178,17 @@ fn open_once(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32, resol
         walk_resolve(&c, &root, &start, path, follow, &r)?
     };
     let kind = dentry.inode.kind();
+    // O_DIRECTORY refuses anything else, an O_PATH open of one (mv's probe
+    // of its target) or of a symlink not followed included.
+    if flags & OpenFlags::DIRECTORY != 0 && kind != S_IFDIR {
+        return error!(ENOTDIR);
+    }
     if flags & OpenFlags::PATH != 0 {
         let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(PathFile { dentry, tree: None });
         return t.fds.install_lowest(file, 0, t.tg.rlimit(crate::task::RLIMIT_NOFILE).cur, flags & OpenFlags::CLOEXEC != 0);
     }
     if kind == S_IFLNK {
         return error!(ELOOP);
-    }
-    if flags & OpenFlags::DIRECTORY != 0 && kind != S_IFDIR {
-        return error!(ENOTDIR);
     }
     if kind == S_IFDIR && (of.writable() || flags & OpenFlags::CREAT != 0) {
         return error!(EISDIR);
@@ -330,6 +337,10 @@ pub fn sys_openat2(t: &mut Task, dirfd: i32, path: UserCStr, how: UserAddr, size
         return error!(EINVAL);
     }
     if h.resolve & RESOLVE_BENEATH != 0 && h.resolve & RESOLVE_IN_ROOT != 0 {
+        return error!(EINVAL);
+    }
+    // openat2 refuses what open drops.
+    if h.flags & OpenFlags::PATH as u64 != 0 && h.flags & !(O_PATH_FLAGS as u64) != 0 {
         return error!(EINVAL);
     }
     // Every lookup here comes from the dentry cache or a gofer round trip that

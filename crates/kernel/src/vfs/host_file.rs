@@ -284,9 +284,10 @@ impl FileDescription for HostFile {
                 0 => Some(offset),
                 1 => pos.checked_add(offset),
                 2 => size.checked_add(offset),
-                3 if offset < size => Some(offset),
-                4 if offset < size => Some(size),
-                3 | 4 => return Err(errno!(ENXIO)),
+                // The host knows where the file's holes are (its descriptor's
+                // own position is no open's here).
+                3 => Some(nix::unistd::lseek(self.fd.as_raw_fd(), offset, nix::unistd::Whence::SeekData).map_err(host_errno)?),
+                4 => Some(nix::unistd::lseek(self.fd.as_raw_fd(), offset, nix::unistd::Whence::SeekHole).map_err(host_errno)?),
                 _ => return Err(errno!(EINVAL)),
             };
             *pos = new.filter(|&n| n >= 0).ok_or_else(|| errno!(EINVAL))?;
