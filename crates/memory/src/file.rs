@@ -298,6 +298,16 @@ impl MemoryFile {
         Ok(())
     }
 
+    /// As [`MemoryFile::store`], from `len` bytes of `src` (this file or another)
+    /// at `src_off`: app memory into fresh frames, with no buffer between.
+    pub fn store_from(&self, off: u64, src: &MemoryFile, src_off: u64, len: usize) -> nix::Result<()> {
+        let s = src.check(src_off, len);
+        // SAFETY: in bounds of `src`'s mapping, which lives as long as the borrow;
+        // the app may change the bytes meanwhile, as during a write on Linux, and
+        // the host call copies whatever it finds.
+        self.store(off, unsafe { std::slice::from_raw_parts(s, len) })
+    }
+
     pub fn write(&self, off: u64, buf: &[u8]) {
         let p = self.check(off, buf.len());
         // SAFETY: as in `read`.
@@ -347,9 +357,17 @@ impl MemoryFile {
 
     /// Copies `len` bytes between two ranges of the file (copy-on-write breaks).
     pub fn copy(&self, dst: u64, src: u64, len: usize) {
+        self.copy_from(dst, self, src, len)
+    }
+
+    /// Copies `len` bytes from `src` (this file or another) at `src_off` to `dst`
+    /// in this one: a file's page straight into app memory, with no buffer between.
+    pub fn copy_from(&self, dst: u64, src: &MemoryFile, src_off: u64, len: usize) {
         let d = self.check(dst, len);
-        let s = self.check(src, len);
-        // SAFETY: both in bounds; frames are never shared between dst and src ranges.
+        let s = src.check(src_off, len);
+        // SAFETY: both in bounds of mappings that live as long as the borrows;
+        // `ptr::copy` allows the ranges to overlap. The app may touch the bytes
+        // concurrently, which at worst tears the copy, as on Linux.
         unsafe { std::ptr::copy(s, d, len) }
     }
 

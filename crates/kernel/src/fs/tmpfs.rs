@@ -1,6 +1,7 @@
 //! tmpfs: files in memory, their data in pages of the memory file (counted in its
 //! usage as tmpfs).
 
+use super::user_io::RangeCursor;
 use crate::vfs::StatusFlags;
 use crate::mm::UserBuffers;
 use crate::task::Task;
@@ -226,6 +227,28 @@ impl TmpInode {
         Ok(child)
     }
 
+    /// Reads file bytes at `off` into the app's buffers `to`; returns how many.
+    fn read_into(&self, off: u64, to: &mut RangeCursor<'_>) -> SysResult<usize> {
+        let st = self.lock();
+        let Content::File { pages, size } = &st.1 else { return error!(EISDIR) };
+        if off >= *size {
+            return Ok(0);
+        }
+        let n = ((*size - off) as usize).min(to.remaining());
+        let mut done = 0;
+        while done < n {
+            let at = off + done as u64;
+            let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
+            let chunk = (PAGE_SIZE as usize - inpage).min(n - done);
+            match pages.get(&idx) {
+                Some(p) => to.copy_from(&self.fs.mf, p.offset() + inpage as u64, chunk),
+                None => to.zero(chunk),
+            };
+            done += chunk;
+        }
+        Ok(n)
+    }
+
     /// Reads file bytes at `off` into `buf`; returns how many.
     fn read_bytes(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
         let st = self.lock();
@@ -249,21 +272,26 @@ impl TmpInode {
     }
 
     pub(crate) fn write_bytes(&self, off: u64, data: &[u8]) -> SysResult<usize> {
+        self.write_from(off, &mut WriteSource::Bytes(data))
+    }
+
+    fn write_from(&self, off: u64, data: &mut WriteSource<'_, '_>) -> SysResult<usize> {
         let mut st = self.lock();
         let (meta, content) = &mut *st;
         let Content::File { pages, size } = content else { return error!(EISDIR) };
-        let end = off.checked_add(data.len() as u64).ok_or_else(|| errno!(EFBIG))?;
+        let len = data.len();
+        let end = off.checked_add(len as u64).ok_or_else(|| errno!(EFBIG))?;
         if meta.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 || (end > *size && meta.seals & F_SEAL_GROW != 0) {
             return error!(EPERM);
         }
+        let mf = &self.fs.mf;
         let mut done = 0;
-        while done < data.len() {
+        while done < len {
             let at = off + done as u64;
             let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
-            let chunk = (PAGE_SIZE as usize - inpage).min(data.len() - done);
-            let bytes = &data[done..done + chunk];
+            let chunk = (PAGE_SIZE as usize - inpage).min(len - done);
             match pages.get(&idx) {
-                Some(p) => self.fs.mf.write(p.offset() + inpage as u64, bytes),
+                Some(p) => data.copy(mf, p.offset() + inpage as u64, done, chunk),
                 None => {
                     // Out of space part way: what was written counts.
                     let frames = match self.fs.charge(1).map(|()| Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs)) {
@@ -280,7 +308,7 @@ impl TmpInode {
                     };
                     let p = Page { frames, at: 0 };
                     // A fresh frame is a hole: a store skips faulting it in.
-                    self.fs.mf.store(p.offset() + inpage as u64, bytes).map_err(|_| errno!(EIO))?;
+                    data.store(mf, p.offset() + inpage as u64, done, chunk).map_err(|_| errno!(EIO))?;
                     pages.insert(idx, p);
                 }
             }
@@ -776,8 +804,40 @@ impl Drop for TmpFile {
     }
 }
 
-/// The most a write copies out of the app at a time.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Where a write's bytes come from: a Sentry buffer, or the app's buffers,
+/// copied from their frames straight into the file's.
+enum WriteSource<'a, 'b> {
+    Bytes(&'a [u8]),
+    App(&'a mut RangeCursor<'b>),
+}
+
+impl WriteSource<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            WriteSource::Bytes(b) => b.len(),
+            WriteSource::App(c) => c.remaining(),
+        }
+    }
+
+    /// Copies the `n` bytes at `at` (in order: the app's are taken as they come)
+    /// to `mf` at `off`.
+    fn copy(&mut self, mf: &MemoryFile, off: u64, at: usize, n: usize) {
+        match self {
+            WriteSource::Bytes(b) => mf.write(off, &b[at..at + n]),
+            WriteSource::App(c) => {
+                c.copy_to(mf, off, n);
+            }
+        }
+    }
+
+    /// As `copy`, into a fresh frame.
+    fn store(&mut self, mf: &MemoryFile, off: u64, at: usize, n: usize) -> nix::Result<()> {
+        match self {
+            WriteSource::Bytes(b) => mf.store(off, &b[at..at + n]),
+            WriteSource::App(c) => c.store_to(mf, off, n).map(drop),
+        }
+    }
+}
 
 impl FileDescription for TmpFile {
     fn read(&self, t: &Task, bufs: &UserBuffers, offset: Option<i64>) -> SysResult<usize> {
@@ -786,17 +846,9 @@ impl FileDescription for TmpFile {
         }
         let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
         let start = offset.map(|o| o as u64).unwrap_or(*pos);
-        let mut buf = vec![0u8; (bufs.total() as usize).min(1 << 24)];
-        let n = self.inode.read_bytes(start, &mut buf)?;
-        let mut done = 0;
-        for &(addr, len) in &bufs.iovs {
-            if done >= n {
-                break;
-            }
-            let k = (len as usize).min(n - done);
-            t.mm.write_bytes(addr, &buf[done..done + k])?;
-            done += k;
-        }
+        // Page by page from the file's frames into the app's, with no buffer between.
+        let mut to = RangeCursor::new(t.mm.memory_file(), t.mm.translate_buffers(bufs, true)?);
+        let n = self.inode.read_into(start, &mut to)?;
         if offset.is_none() {
             *pos = start + n as u64;
         }
@@ -814,33 +866,10 @@ impl FileDescription for TmpFile {
             None if flags.0 & OpenFlags::APPEND != 0 => self.inode.size(),
             None => *pos,
         };
-        // A chunk at a time, so that a big write costs the Sentry no big buffer; a
-        // buffer that faults part way writes what came before, as Linux does.
-        let mut chunk = vec![0u8; (bufs.total() as usize).min(WRITE_CHUNK)];
-        let mut n = 0usize;
-        'bufs: for &(addr, len) in &bufs.iovs {
-            let mut off = 0u64;
-            while off < len {
-                let k = ((len - off) as usize).min(chunk.len());
-                let from = addr.add(off)?;
-                if let Err(e) = t.mm.read_bytes(from, &mut chunk[..k]) {
-                    if n == 0 {
-                        return Err(e);
-                    }
-                    break 'bufs;
-                }
-                let wrote = match self.inode.write_bytes(start + n as u64, &chunk[..k]) {
-                    Ok(w) => w,
-                    Err(e) if n == 0 => return Err(e),
-                    Err(_) => break 'bufs,
-                };
-                n += wrote;
-                off += k as u64;
-                if wrote < k {
-                    break 'bufs;
-                }
-            }
-        }
+        // From the app's frames straight into the file's. A buffer that faults part
+        // way writes what came before, as Linux does (`translate_buffers`).
+        let mut from = RangeCursor::new(t.mm.memory_file(), t.mm.translate_buffers(bufs, false)?);
+        let n = self.inode.write_from(start, &mut WriteSource::App(&mut from))?;
         if offset.is_none() {
             *pos = start + n as u64;
         }

@@ -56,6 +56,38 @@ impl<'a> RangeCursor<'a> {
         got
     }
 
+    /// Copies `n` bytes (or as many as fit) of memory file `src` from `src_off`
+    /// on to the application.
+    pub fn copy_from(&mut self, src: &MemoryFile, src_off: u64, n: usize) -> usize {
+        let mf = self.mf;
+        self.advance(n, |off, at, k| mf.copy_from(off, src, src_off + at as u64, k))
+    }
+
+    /// Copies the next `n` bytes (or as many as remain) of the application's
+    /// buffers into memory file `dst` at `dst_off`.
+    pub fn copy_to(&mut self, dst: &MemoryFile, dst_off: u64, n: usize) -> usize {
+        let mf = self.mf;
+        self.advance(n, |off, at, k| dst.copy_from(dst_off + at as u64, mf, off, k))
+    }
+
+    /// As [`RangeCursor::copy_to`], into fresh frames of `dst`, which a host
+    /// write fills without faulting them in (`MemoryFile::store`).
+    pub fn store_to(&mut self, dst: &MemoryFile, dst_off: u64, n: usize) -> nix::Result<usize> {
+        let (mf, mut failed) = (self.mf, Ok(()));
+        let done = self.advance(n, |off, at, k| {
+            if failed.is_ok() {
+                failed = dst.store_from(dst_off + at as u64, mf, off, k);
+            }
+        });
+        failed.map(|()| done)
+    }
+
+    /// Zeroes the next `n` bytes (or as many as remain) of the application's buffers.
+    pub fn zero(&mut self, n: usize) -> usize {
+        let mf = self.mf;
+        self.advance(n, |off, _, k| mf.zero(off, k))
+    }
+
     /// Copies `src` (or as much as fits) to the application.
     pub fn write(&mut self, src: &[u8]) -> usize {
         let mf = self.mf;

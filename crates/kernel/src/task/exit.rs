@@ -274,7 +274,7 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             // one its tracer holds is news when the tracer lets it go.
             let act = h.action(consts::SIGCHLD);
             let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
-            h.state().children.extend(children.into_iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))));
+            h.state().children.extend(children.iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))).cloned());
             for (child, status) in zombies {
                 if act.handler != SIG_IGN {
                     let (code, st) = status.child_code();
@@ -282,6 +282,17 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
                 }
                 if autoreap {
                     child.container.pid_ns.release_group(&child);
+                }
+            }
+            // A child that died after it saw its new parent but before it was
+            // among the heir's children found nothing to leave (`leaves_parent`):
+            // it is reaped here. Taking it out of the heir's children decides
+            // who reaps it, it (`group_zombie` tries again once a zombie) or this.
+            if autoreap {
+                for child in &children {
+                    if child.state().zombie.is_some() && leaves_parent(child, h, consts::SIGCHLD) {
+                        child.container.pid_ns.release_group(child);
+                    }
                 }
             }
             h.wake_waiters();
@@ -361,6 +372,7 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
         (st.exit_tracer.is_some(), st.parent.clone())
     };
     tg.exit_waiters.notify();
+    let untraced = tracer.is_none();
     match (held, tracer) {
         (true, Some(tracer)) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
         _ => match (parent, now_parent) {
@@ -372,7 +384,12 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
                 let autoreap = leaves_parent(tg, &heir, signal);
                 notify_parent(tg, &heir, status, signal, autoreap);
             }
-            (Some(parent), _) => notify_parent(tg, &parent, status, signal, autoreap),
+            // Handed to `parent` as it died (`group_died`) and not yet among its
+            // children when first tried: leaving it may work now.
+            (Some(parent), _) => {
+                let autoreap = autoreap || (untraced && leaves_parent(tg, &parent, signal));
+                notify_parent(tg, &parent, status, signal, autoreap)
+            }
             _ => {}
         },
     }
