@@ -7,6 +7,10 @@
 // expects the file not to have gone out whole.) TCP sockets report Linux's
 // defaults until set (tcp_wmem[1] and tcp_rmem[1], the send buffer grown to
 // tcp_wmem[2] once connected over loopback), yet hold as much as before.
+// An AF_UNIX stream's writer queues sk_buffs while what they cost (SIOCOUTQ,
+// 768 bytes at least) is below its send buffer, each at most half of it less
+// 64 bytes; it polls writable once they cost at most a quarter of it. A piece
+// partly read still costs all of it; a reader's close drops them.
 #define _GNU_SOURCE
 #include "check.h"
 #include "sockopt.h"
@@ -14,6 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -68,7 +74,71 @@ static void *blocked_writer(void *arg) {
     return NULL;
 }
 
+// Sends file descriptor `fd` with `len` bytes, without blocking.
+static ssize_t send_fd(int s, int fd, size_t len) {
+    char c[CMSG_SPACE(sizeof fd)];
+    struct iovec io = {buf, len};
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(h), &fd, sizeof fd);
+    return sendmsg(s, &m, MSG_DONTWAIT);
+}
+
+// What an AF_UNIX stream's sk_buffs cost its writer's send buffer.
+static void unix_stream_sk_buffs(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int sndbuf = get(sv[0], SO_SNDBUF);
+    int n = 0;
+    while (send(sv[0], buf, 100, MSG_DONTWAIT) == 100)
+        n++;
+    int outq = ioctl_int(sv[0], SIOCOUTQ);
+    check("a unix stream's small writes cost more than their bytes", errno == EAGAIN && n > sndbuf / 1024 && n <= sndbuf / 768 + 1);
+    check("SIOCOUTQ counts their cost, up to a piece past the send buffer", outq >= sndbuf && outq < sndbuf + 1024);
+    check("SIOCINQ counts their bytes", ioctl_int(sv[1], SIOCINQ) == n * 100);
+    // Read piece by piece: writable exactly while at most a quarter is left.
+    int wrong = 0, waited = 0;
+    for (int i = 0; i < n; i++) {
+        int left = ioctl_int(sv[0], SIOCOUTQ);
+        wrong += writable(sv[0]) != (left * 4 < sndbuf);
+        waited += !writable(sv[0]);
+        recv(sv[1], buf, 100, MSG_DONTWAIT);
+    }
+    check("a unix stream polls writable once at most a quarter of its send buffer is taken", wrong == 0 && waited > n / 2);
+    check("all read, SIOCOUTQ is 0", ioctl_int(sv[0], SIOCOUTQ) == 0);
+
+    // A write is cut into pieces of half the send buffer less 64 bytes; the
+    // one that passes the send buffer is the last.
+    set(sv[0], SO_SNDBUF, 4096);
+    check("a large write into a small send buffer takes two pieces", send(sv[0], buf, 65536, MSG_DONTWAIT) == 2 * (8192 / 2 - 64));
+    outq = ioctl_int(sv[0], SIOCOUTQ);
+    check("which cost more than their bytes", outq > 8192 && outq < 8192 + 4096);
+    recv(sv[1], buf, 10, 0);
+    check("a piece partly read costs all it did", ioctl_int(sv[0], SIOCOUTQ) == outq);
+    recv(sv[1], buf, 8192 / 2 - 64 - 10, 0);
+    check("a piece read whole costs nothing", ioctl_int(sv[0], SIOCOUTQ) < outq);
+    int one = ioctl_int(sv[0], SIOCOUTQ);
+    check("an OOB byte is a piece of its own", send(sv[0], buf, 1, MSG_OOB) == 1 && ioctl_int(sv[0], SIOCOUTQ) > one);
+    close(sv[1]);
+    check("the reader's close drops what it had not read", ioctl_int(sv[0], SIOCOUTQ) == 0 && writable(sv[0]));
+    struct pollfd p = {.fd = sv[0], .events = POLLIN | POLLOUT};
+    check("and hangs the writer up", poll(&p, 1, 0) == 1 && (p.revents & POLLHUP));
+    close(sv[0]);
+
+    // Files without bytes go nowhere.
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    check("a file with no bytes sends nothing", send_fd(sv[0], 1, 0) == 0 && recv(sv[1], buf, 10, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+    shutdown(sv[0], SHUT_WR);
+    check("no bytes on a stream shut down for writing: EPIPE", send(sv[0], buf, 0, MSG_NOSIGNAL) == -1 && errno == EPIPE);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
+    unix_stream_sk_buffs();
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[0], SO_SNDBUF, 0);
