@@ -11,6 +11,12 @@
 // 768 bytes at least) is below its send buffer, each at most half of it less
 // 64 bytes; it polls writable once they cost at most a quarter of it. A piece
 // partly read still costs all of it; a reader's close drops them.
+// Every socket has SO_RCVLOWAT (1 until set; 0 is 1, a negative value
+// INT_MAX; TCP's at most half of tcp_rmem[2], and it grows a receive buffer
+// not set to twice it) and reads SO_SNDLOWAT as 1 (setting it is
+// ENOPROTOOPT); SO_SNDBUFFORCE and SO_RCVBUFFORCE take CAP_NET_ADMIN and
+// pass net.core.wmem_max and rmem_max. A TCP listener has no queues to ask
+// about (EINVAL).
 #define _GNU_SOURCE
 #include "check.h"
 #include "sockopt.h"
@@ -18,8 +24,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sockios.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -137,8 +146,80 @@ static void unix_stream_sk_buffs(void) {
     close(sv[1]);
 }
 
+static int has_net_admin(void) {
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_NET_ADMIN));
+}
+
+// The generic options every family answers alike.
+static void generic_options(void) {
+    const struct { const char *name; int domain, type; } kinds[] = {
+        {"unix stream", AF_UNIX, SOCK_STREAM}, {"unix datagram", AF_UNIX, SOCK_DGRAM},
+        {"TCP", AF_INET, SOCK_STREAM}, {"UDP", AF_INET, SOCK_DGRAM},
+    };
+    int admin = has_net_admin();
+    char what[128];
+    for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        int fd = socket(kinds[i].domain, kinds[i].type, 0);
+        int tcp = kinds[i].domain == AF_INET && kinds[i].type == SOCK_STREAM;
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT and SO_SNDLOWAT read 1", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 1 && get(fd, SO_SNDLOWAT) == 1);
+        set(fd, SO_RCVLOWAT, 0);
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT 0 is 1", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 1);
+        set(fd, SO_RCVLOWAT, 100);
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT reads back", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 100);
+        set(fd, SO_RCVLOWAT, -5);
+        snprintf(what, sizeof what, "%s: a negative SO_RCVLOWAT is the most it can be", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == (tcp ? 16 << 20 : 0x7fffffff));
+        int five = 5;
+        errno = 0;
+        snprintf(what, sizeof what, "%s: SO_SNDLOWAT cannot be set", kinds[i].name);
+        check(what, setsockopt(fd, SOL_SOCKET, SO_SNDLOWAT, &five, sizeof five) == -1 && errno == ENOPROTOOPT && get(fd, SO_SNDLOWAT) == 1);
+        set(fd, SO_SNDBUFFORCE, 1000000);
+        set(fd, SO_RCVBUFFORCE, -1);
+        snprintf(what, sizeof what, "%s: SO_SNDBUFFORCE and SO_RCVBUFFORCE pass the caps, with CAP_NET_ADMIN", kinds[i].name);
+        check(what, admin ? get(fd, SO_SNDBUF) == 2000000 && get(fd, SO_RCVBUF) == 2304 : get(fd, SO_SNDBUF) != 2000000);
+        close(fd);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    check("a new TCP socket's queues are empty", ioctl_int(fd, SIOCINQ) == 0 && ioctl_int(fd, SIOCOUTQ) == 0);
+    set(fd, SO_RCVLOWAT, 100000);
+    check("TCP: SO_RCVLOWAT grows the receive buffer", get(fd, SO_RCVBUF) == 200000);
+    set(fd, SO_RCVLOWAT, 1000);
+    check("and does not shrink it", get(fd, SO_RCVBUF) == 200000);
+    set(fd, SO_RCVBUF, 10000);
+    set(fd, SO_RCVLOWAT, 100000);
+    check("a receive buffer set bounds SO_RCVLOWAT to half of it", get(fd, SO_RCVLOWAT) == 10000 && get(fd, SO_RCVBUF) == 20000);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    listen(fd, 1);
+    check("a TCP listener's SIOCINQ and SIOCOUTQ are EINVAL", ioctl_int(fd, SIOCINQ) == -EINVAL && ioctl_int(fd, SIOCOUTQ) == -EINVAL);
+    close(fd);
+
+    // Without CAP_NET_ADMIN the forced sizes are EPERM.
+    pid_t child = fork();
+    if (child == 0) {
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        syscall(SYS_capget, &h, d);
+        d[0].effective &= ~(1u << CAP_NET_ADMIN);
+        syscall(SYS_capset, &h, d);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0), v = 100000;
+        int r = setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) == -1 && errno == EPERM;
+        r = r && setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) == -1 && errno == EPERM;
+        _exit(r && get(s, SO_SNDBUF) == 212992 ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(child, &status, 0);
+    check("SO_SNDBUFFORCE and SO_RCVBUFFORCE without CAP_NET_ADMIN: EPERM", status == 0);
+}
+
 int main(void) {
     unix_stream_sk_buffs();
+    generic_options();
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[0], SO_SNDBUF, 0);
