@@ -29,11 +29,6 @@
 
 static char buf[1 << 18];
 
-static int ioctl_int(int fd, unsigned long req) {
-    int v = -1;
-    return ioctl(fd, req, &v) == 0 ? v : -errno;
-}
-
 // Sends datagrams of `len` bytes without blocking until one fails: how many
 // went, with errno EAGAIN (else -1).
 static int fill(int fd, int len, const struct sockaddr *to, socklen_t tolen) {

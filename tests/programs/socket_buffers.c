@@ -7,6 +7,16 @@
 // expects the file not to have gone out whole.) TCP sockets report Linux's
 // defaults until set (tcp_wmem[1] and tcp_rmem[1], the send buffer grown to
 // tcp_wmem[2] once connected over loopback), yet hold as much as before.
+// An AF_UNIX stream's writer queues sk_buffs while what they cost (SIOCOUTQ,
+// 768 bytes at least) is below its send buffer, each at most half of it less
+// 64 bytes; it polls writable once they cost at most a quarter of it. A piece
+// partly read still costs all of it; a reader's close drops them.
+// Every socket has SO_RCVLOWAT (1 until set; 0 is 1, a negative value
+// INT_MAX; TCP's at most half of tcp_rmem[2], and it grows a receive buffer
+// not set to twice it) and reads SO_SNDLOWAT as 1 (setting it is
+// ENOPROTOOPT); SO_SNDBUFFORCE and SO_RCVBUFFORCE take CAP_NET_ADMIN and
+// pass net.core.wmem_max and rmem_max. A TCP listener has no queues to ask
+// about (EINVAL).
 #define _GNU_SOURCE
 #include "check.h"
 #include "sockopt.h"
@@ -14,6 +24,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sockios.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -68,7 +83,143 @@ static void *blocked_writer(void *arg) {
     return NULL;
 }
 
+// Sends file descriptor `fd` with `len` bytes, without blocking.
+static ssize_t send_fd(int s, int fd, size_t len) {
+    char c[CMSG_SPACE(sizeof fd)];
+    struct iovec io = {buf, len};
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(h), &fd, sizeof fd);
+    return sendmsg(s, &m, MSG_DONTWAIT);
+}
+
+// What an AF_UNIX stream's sk_buffs cost its writer's send buffer.
+static void unix_stream_sk_buffs(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int sndbuf = get(sv[0], SO_SNDBUF);
+    int n = 0;
+    while (send(sv[0], buf, 100, MSG_DONTWAIT) == 100)
+        n++;
+    int outq = ioctl_int(sv[0], SIOCOUTQ);
+    check("a unix stream's small writes cost more than their bytes", errno == EAGAIN && n > sndbuf / 1024 && n <= sndbuf / 768 + 1);
+    check("SIOCOUTQ counts their cost, up to a piece past the send buffer", outq >= sndbuf && outq < sndbuf + 1024);
+    check("SIOCINQ counts their bytes", ioctl_int(sv[1], SIOCINQ) == n * 100);
+    // Read piece by piece: writable exactly while at most a quarter is left.
+    int wrong = 0, waited = 0;
+    for (int i = 0; i < n; i++) {
+        int left = ioctl_int(sv[0], SIOCOUTQ);
+        wrong += writable(sv[0]) != (left * 4 < sndbuf);
+        waited += !writable(sv[0]);
+        recv(sv[1], buf, 100, MSG_DONTWAIT);
+    }
+    check("a unix stream polls writable once at most a quarter of its send buffer is taken", wrong == 0 && waited > n / 2);
+    check("all read, SIOCOUTQ is 0", ioctl_int(sv[0], SIOCOUTQ) == 0);
+
+    // A write is cut into pieces of half the send buffer less 64 bytes; the
+    // one that passes the send buffer is the last.
+    set(sv[0], SO_SNDBUF, 4096);
+    check("a large write into a small send buffer takes two pieces", send(sv[0], buf, 65536, MSG_DONTWAIT) == 2 * (8192 / 2 - 64));
+    outq = ioctl_int(sv[0], SIOCOUTQ);
+    check("which cost more than their bytes", outq > 8192 && outq < 8192 + 4096);
+    recv(sv[1], buf, 10, 0);
+    check("a piece partly read costs all it did", ioctl_int(sv[0], SIOCOUTQ) == outq);
+    recv(sv[1], buf, 8192 / 2 - 64 - 10, 0);
+    check("a piece read whole costs nothing", ioctl_int(sv[0], SIOCOUTQ) < outq);
+    int one = ioctl_int(sv[0], SIOCOUTQ);
+    check("an OOB byte is a piece of its own", send(sv[0], buf, 1, MSG_OOB) == 1 && ioctl_int(sv[0], SIOCOUTQ) > one);
+    close(sv[1]);
+    check("the reader's close drops what it had not read", ioctl_int(sv[0], SIOCOUTQ) == 0 && writable(sv[0]));
+    struct pollfd p = {.fd = sv[0], .events = POLLIN | POLLOUT};
+    check("and hangs the writer up", poll(&p, 1, 0) == 1 && (p.revents & POLLHUP));
+    close(sv[0]);
+
+    // Files without bytes go nowhere.
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    check("a file with no bytes sends nothing", send_fd(sv[0], 1, 0) == 0 && recv(sv[1], buf, 10, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+    shutdown(sv[0], SHUT_WR);
+    check("no bytes on a stream shut down for writing: EPIPE", send(sv[0], buf, 0, MSG_NOSIGNAL) == -1 && errno == EPIPE);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static int has_net_admin(void) {
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_NET_ADMIN));
+}
+
+// The generic options every family answers alike.
+static void generic_options(void) {
+    const struct { const char *name; int domain, type; } kinds[] = {
+        {"unix stream", AF_UNIX, SOCK_STREAM}, {"unix datagram", AF_UNIX, SOCK_DGRAM},
+        {"TCP", AF_INET, SOCK_STREAM}, {"UDP", AF_INET, SOCK_DGRAM},
+    };
+    int admin = has_net_admin();
+    char what[128];
+    for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        int fd = socket(kinds[i].domain, kinds[i].type, 0);
+        int tcp = kinds[i].domain == AF_INET && kinds[i].type == SOCK_STREAM;
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT and SO_SNDLOWAT read 1", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 1 && get(fd, SO_SNDLOWAT) == 1);
+        set(fd, SO_RCVLOWAT, 0);
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT 0 is 1", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 1);
+        set(fd, SO_RCVLOWAT, 100);
+        snprintf(what, sizeof what, "%s: SO_RCVLOWAT reads back", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == 100);
+        set(fd, SO_RCVLOWAT, -5);
+        snprintf(what, sizeof what, "%s: a negative SO_RCVLOWAT is the most it can be", kinds[i].name);
+        check(what, get(fd, SO_RCVLOWAT) == (tcp ? 16 << 20 : 0x7fffffff));
+        int five = 5;
+        errno = 0;
+        snprintf(what, sizeof what, "%s: SO_SNDLOWAT cannot be set", kinds[i].name);
+        check(what, setsockopt(fd, SOL_SOCKET, SO_SNDLOWAT, &five, sizeof five) == -1 && errno == ENOPROTOOPT && get(fd, SO_SNDLOWAT) == 1);
+        set(fd, SO_SNDBUFFORCE, 1000000);
+        set(fd, SO_RCVBUFFORCE, -1);
+        snprintf(what, sizeof what, "%s: SO_SNDBUFFORCE and SO_RCVBUFFORCE pass the caps, with CAP_NET_ADMIN", kinds[i].name);
+        check(what, admin ? get(fd, SO_SNDBUF) == 2000000 && get(fd, SO_RCVBUF) == 2304 : get(fd, SO_SNDBUF) != 2000000);
+        close(fd);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    check("a new TCP socket's queues are empty", ioctl_int(fd, SIOCINQ) == 0 && ioctl_int(fd, SIOCOUTQ) == 0);
+    set(fd, SO_RCVLOWAT, 100000);
+    check("TCP: SO_RCVLOWAT grows the receive buffer", get(fd, SO_RCVBUF) == 200000);
+    set(fd, SO_RCVLOWAT, 1000);
+    check("and does not shrink it", get(fd, SO_RCVBUF) == 200000);
+    set(fd, SO_RCVBUF, 10000);
+    set(fd, SO_RCVLOWAT, 100000);
+    check("a receive buffer set bounds SO_RCVLOWAT to half of it", get(fd, SO_RCVLOWAT) == 10000 && get(fd, SO_RCVBUF) == 20000);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    listen(fd, 1);
+    check("a TCP listener's SIOCINQ and SIOCOUTQ are EINVAL", ioctl_int(fd, SIOCINQ) == -EINVAL && ioctl_int(fd, SIOCOUTQ) == -EINVAL);
+    close(fd);
+
+    // Without CAP_NET_ADMIN the forced sizes are EPERM.
+    pid_t child = fork();
+    if (child == 0) {
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        syscall(SYS_capget, &h, d);
+        d[0].effective &= ~(1u << CAP_NET_ADMIN);
+        syscall(SYS_capset, &h, d);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0), v = 100000;
+        int r = setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) == -1 && errno == EPERM;
+        r = r && setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) == -1 && errno == EPERM;
+        _exit(r && get(s, SO_SNDBUF) == 212992 ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(child, &status, 0);
+    check("SO_SNDBUFFORCE and SO_RCVBUFFORCE without CAP_NET_ADMIN: EPERM", status == 0);
+}
+
 int main(void) {
+    unix_stream_sk_buffs();
+    generic_options();
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[0], SO_SNDBUF, 0);

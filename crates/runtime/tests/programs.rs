@@ -1983,7 +1983,9 @@ fn sendfile_partial_to_full_socket() {
 
 /// SO_SNDBUF and SO_RCVBUF read back as Linux keeps them and bound what an AF_UNIX
 /// stream or a TCP connection holds; an accepted socket has its listener's; a larger
-/// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile).
+/// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile). An
+/// AF_UNIX stream's writes cost their sk_buffs (SIOCOUTQ, EAGAIN, POLLOUT at a
+/// quarter); SO_RCVLOWAT, SO_SNDLOWAT and SO_*BUFFORCE as every family has them.
 #[test]
 fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);

@@ -593,7 +593,6 @@ const OPTIONS: &[(i32, i32, Kind, i32, &[i32])] = &[
     (SOL_SOCKET, 12, Kind::Int, 0, &[1, 2]),        // SO_PRIORITY
     (SOL_SOCKET, SO_REUSEPORT, Kind::Flag, 0, &[1, 2]),
     (SOL_SOCKET, 16, Kind::Flag, 0, &[1, 2]),       // SO_PASSCRED
-    (SOL_SOCKET, 18, Kind::Int, 1, &[1, 2]),        // SO_RCVLOWAT
     (IPPROTO_IP, IP_TOS, Kind::Int, 0, &[1, 2]),
     (IPPROTO_IP, IP_TTL, Kind::Int, DEFAULT_TTL as i32, &[1, 2]),
     (IPPROTO_IP, 10, Kind::Int, 1, &[1, 2]),        // IP_MTU_DISCOVER

@@ -187,6 +187,7 @@ const MIN_RECEIVE_BUFFER: usize = 2304;
 const TCP_WMEM_DEFAULT: usize = 16384;
 const TCP_WMEM_MAX: usize = 4 << 20;
 const TCP_RMEM_DEFAULT: usize = 131072;
+const TCP_RMEM_MAX: usize = 32 << 20;
 
 /// SO_RCVBUF and SO_SNDBUF as Linux keeps them (sk_rcvbuf, sk_sndbuf): BUFFER
 /// until set (TCP: its own defaults); a value set is capped at
@@ -198,18 +199,22 @@ pub struct BufferSizes {
     /// Which were set (Linux's SOCK_RCVBUF_LOCK and SOCK_SNDBUF_LOCK): TCP
     /// tunes the others.
     set: [AtomicBool; 2],
+    /// SO_RCVLOWAT (sk_rcvlowat), read back only.
+    rcvlowat: AtomicUsize,
+    /// A TCP socket's, which tcp_set_rcvlowat tunes.
+    tcp: bool,
 }
 
 impl Default for BufferSizes {
     fn default() -> Self {
-        BufferSizes { values: [AtomicUsize::new(BUFFER), AtomicUsize::new(BUFFER)], set: Default::default() }
+        BufferSizes { values: [AtomicUsize::new(BUFFER), AtomicUsize::new(BUFFER)], set: Default::default(), rcvlowat: AtomicUsize::new(1), tcp: false }
     }
 }
 
 impl BufferSizes {
     /// A TCP socket's: tcp_rmem[1] and tcp_wmem[1] until set.
     pub fn tcp() -> BufferSizes {
-        BufferSizes { values: [AtomicUsize::new(TCP_RMEM_DEFAULT), AtomicUsize::new(TCP_WMEM_DEFAULT)], set: Default::default() }
+        BufferSizes { values: [AtomicUsize::new(TCP_RMEM_DEFAULT), AtomicUsize::new(TCP_WMEM_DEFAULT)], tcp: true, ..BufferSizes::default() }
     }
 
     /// What getsockopt reports.
@@ -225,15 +230,40 @@ impl BufferSizes {
     }
 
     /// setsockopt's value `asked`, compared unsigned as sock_setsockopt
-    /// does: a negative one is the cap.
-    pub fn set(&self, way: Way, asked: i32) {
+    /// does: a negative one is the cap (net.core.wmem_max or rmem_max). The
+    /// SO_*BUFFORCE options (`forced`) have no cap but INT_MAX / 2, and take
+    /// a negative value as 0.
+    pub fn set(&self, way: Way, asked: i32, forced: bool) {
         let min = match way {
             Way::Receive => MIN_RECEIVE_BUFFER,
             Way::Send => MIN_SEND_BUFFER,
         };
-        let value = (asked as u32 as usize).min(BUFFER) * 2;
+        let value = if forced { asked.max(0) as usize } else { (asked as u32 as usize).min(BUFFER) };
+        let value = value.min(i32::MAX as usize / 2) * 2;
         self.values[way as usize].store(value.max(min), Ordering::Relaxed);
         self.set[way as usize].store(true, Ordering::Relaxed);
+    }
+
+    /// SO_RCVLOWAT.
+    pub fn rcvlowat(&self) -> usize {
+        self.rcvlowat.load(Ordering::Relaxed)
+    }
+
+    /// Sets SO_RCVLOWAT as sock_setsockopt does: a negative value is
+    /// INT_MAX, 0 is 1. TCP's (tcp_set_rcvlowat) is at most half its receive
+    /// buffer if set, else half of tcp_rmem[2], and a receive buffer not set
+    /// grows to what a window of that many bytes takes (twice them, at the
+    /// default scaling ratio).
+    pub fn set_rcvlowat(&self, asked: i32) {
+        let mut value = if asked < 0 { i32::MAX as usize } else { asked as usize };
+        let locked = self.set[Way::Receive as usize].load(Ordering::Relaxed);
+        if self.tcp {
+            value = value.min(if locked { self.get(Way::Receive) } else { TCP_RMEM_MAX } / 2);
+            if !locked {
+                self.values[Way::Receive as usize].fetch_max(value * 2, Ordering::Relaxed);
+            }
+        }
+        self.rcvlowat.store(value.max(1), Ordering::Relaxed);
     }
 
     /// A listener's sizes, for a connection it accepted (Linux clones them).
@@ -242,6 +272,7 @@ impl BufferSizes {
             self.values[way as usize].store(from.get(way), Ordering::Relaxed);
             self.set[way as usize].store(from.set[way as usize].load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        self.rcvlowat.store(from.rcvlowat(), Ordering::Relaxed);
     }
 
     /// A TCP connection established over loopback: a send buffer not set

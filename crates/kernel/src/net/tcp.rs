@@ -890,8 +890,8 @@ impl FileDescription for TcpSocket {
     }
 
     /// FIONREAD (SIOCINQ) counts what is queued to read; SIOCOUTQ what its
-    /// peer has not read yet is not tracked, and reads 0; and the interface
-    /// ioctls.
+    /// peer has not read yet is not tracked, and reads 0 (EINVAL on a
+    /// listener, as both); and the interface ioctls.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const SIOCOUTQ: u32 = 0x5411;
         const FIONREAD: u32 = 0x541B;
@@ -910,9 +910,12 @@ impl FileDescription for TcpSocket {
         }
         let out = |n: usize| t.mm.write_obj(crate::mm::UserRef::new(rvisor_abi::UserAddr(arg)), &(n as i32)).map(|()| 0);
         match (request, self.stream()) {
+            // tcp_ioctl: a listener has no queues; a socket not yet
+            // connected has empty ones.
+            (SIOCOUTQ | FIONREAD, _) if Socket::listening(self) => error!(EINVAL),
             (SIOCOUTQ, _) => out(0),
             (SIOCATMARK, stream) => out(usize::from(stream.is_some_and(|s| s.at_mark()))),
-            (FIONREAD, Some(stream)) => out(stream.readable_bytes()),
+            (FIONREAD, stream) => out(stream.map_or(0, |s| s.readable_bytes())),
             (_, Some(stream)) => stream.ioctl(t, request, arg),
             (_, None) => error!(EINVAL),
         }

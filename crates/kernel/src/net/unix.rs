@@ -60,19 +60,22 @@ struct Message {
     _charge: Option<Arc<Charge>>,
 }
 
-/// What a queued datagram or packet costs its sender's send buffer, given
-/// back when the last copy goes (Linux's sock_wfree), which wakes the sender
-/// if it has room again (unix_write_space).
+/// What a queued datagram, packet or stream piece costs its sender's send
+/// buffer, given back when the last copy goes (Linux's sock_wfree), which
+/// wakes the sender if it has room again (unix_write_space). A stream's
+/// pieces go under their queue's lock, where no wait queue may be woken: the
+/// reader wakes the writer after (`Pair::made_room`).
 struct Charge {
     sender: Weak<UnixSocket>,
     size: usize,
+    wake: bool,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
         if let Some(s) = self.sender.upgrade() {
             s.sent.fetch_sub(self.size, Ordering::Relaxed);
-            if s.writable() {
+            if self.wake && s.writable() {
                 s.queue.notify_events(POLLOUT);
             }
         }
@@ -308,24 +311,37 @@ impl Pair {
         self.queues[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bytes the stream queue end `i` reads may hold. AF_UNIX: its
-    /// writer's send buffer, which unix_stream_sendmsg waits on (the reader's
-    /// receive buffer plays no part). TCP: what the writer's send queue and
-    /// the reader's window take, about half of each buffer (the rest goes to
-    /// Linux's bookkeeping). (A seqpacket writer's send buffer bounds the
-    /// charges of its packets, `Charge`.)
+    /// The bytes the TCP stream queue end `i` reads may hold: what the
+    /// writer's send queue and the reader's window take, about half of each
+    /// buffer (the rest goes to Linux's bookkeeping). (An AF_UNIX writer's
+    /// send buffer bounds the charges of its pieces or packets instead,
+    /// `Charge`; the reader's receive buffer plays no part.)
     fn capacity(&self, i: usize) -> usize {
         let (writer, reader) = (&self.sizes[1 - i], &self.sizes[i]);
+        writer.limit(Way::Send) / 2 + reader.limit(Way::Receive) / 2
+    }
+
+    /// Room left in the TCP stream queue end `i` reads.
+    fn room(&self, i: usize, q: &Queue) -> usize {
+        self.capacity(i).saturating_sub(q.bytes)
+    }
+
+    /// Whether the writer into the queue end `i` reads may queue more: on
+    /// TCP room, on AF_UNIX a send buffer not yet full.
+    fn takes_more(&self, i: usize, q: &Queue) -> bool {
         if self.tcp {
-            writer.limit(Way::Send) / 2 + reader.limit(Way::Receive) / 2
+            self.room(i, q) > 0
         } else {
-            writer.limit(Way::Send)
+            self.ends[1 - i].upgrade().is_some_and(|w| w.has_send_room())
         }
     }
 
-    /// Room left in the queue end `i` reads.
-    fn room(&self, i: usize, q: &Queue) -> usize {
-        self.capacity(i).saturating_sub(q.bytes)
+    /// A read from the queue end `i` reads made room: its writer hears of
+    /// it, an AF_UNIX one once it polls writable (unix_write_space).
+    fn made_room(&self, i: usize) {
+        if self.tcp || self.ends[1 - i].upgrade().is_none_or(|w| w.writable()) {
+            self.waiters[1 - i].notify_events(POLLOUT);
+        }
     }
 }
 
@@ -716,13 +732,12 @@ impl UnixSocket {
                 row.state = 1;
                 row.peer = c.pair.ends[c.peer()].upgrade().map(|p| p.ino.number());
                 row.rqueue = c.pair.queue(c.end).bytes;
-                row.wqueue = c.pair.queue(c.peer()).bytes;
             }
             None if self.kind == SOCK_DGRAM => row.rqueue = self.inbox().msgs.front().map_or(0, |m| m.data.len()),
             None => {}
         }
         // Linux's unix_outq_len: what its messages unread cost.
-        if self.kind != SOCK_STREAM && row.state != 10 {
+        if row.state != 10 {
             row.wqueue = self.sent.load(Ordering::Relaxed);
         }
         row
@@ -977,7 +992,7 @@ impl UnixSocket {
                         m.map(|m| self.received(m, max))
                     };
                     if !peek {
-                        c.pair.waiters[c.peer()].notify_events(POLLOUT);
+                        c.pair.made_room(c.end);
                     }
                     if let Some(got) = got {
                         return Ok(got);
@@ -1141,8 +1156,17 @@ impl UnixSocket {
             return self.send_packet(t, &c, data, flags, anc);
         }
         let limit = self.timeouts.limit(Way::Send);
-        if data.is_empty() && anc.files.is_empty() {
-            return Ok(0);
+        // No bytes, nothing sent (files without bytes are dropped, as
+        // unix_stream_sendmsg's loop never runs); a shut side is EPIPE still.
+        if data.is_empty() {
+            let shut = {
+                let q = c.pair.queue(c.peer());
+                q.write_shut || q.read_shut
+            };
+            if shut && flags & MSG_NOSIGNAL == 0 {
+                crate::fs::pipe::sigpipe(t);
+            }
+            return if shut { error!(EPIPE) } else { Ok(0) };
         }
         let peer = c.pair.ends[c.peer()].upgrade();
         let peer_passcred = peer.as_ref().is_some_and(|p| p.passcred());
@@ -1165,24 +1189,40 @@ impl UnixSocket {
                     }
                     return if sent > 0 { Ok(sent) } else { error!(EPIPE) };
                 }
-                let room = c.pair.room(c.peer(), &q);
-                let fits = room.min(plain - sent);
+                let before = sent;
                 let mut marked = false;
-                if fits > 0 || data.is_empty() {
-                    let files = files.take().unwrap_or_default();
-                    q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds, oob: false, _charge: None });
-                    q.bytes += fits;
-                    sent += fits;
-                    let end = q.taken + q.bytes as u64;
-                    marked = urgent && fits > 0 && q.mark_urgent(end - 1, data[sent - 1], peer_inline);
+                if self.tcp {
+                    let fits = c.pair.room(c.peer(), &q).min(plain - sent);
+                    if fits > 0 {
+                        let files = files.take().unwrap_or_default();
+                        q.msgs.push_back(Message { data: data[sent..sent + fits].to_vec(), files, from: from.clone(), creds, oob: false, _charge: None });
+                        q.bytes += fits;
+                        sent += fits;
+                        let end = q.taken + q.bytes as u64;
+                        marked = urgent && q.mark_urgent(end - 1, data[sent - 1], peer_inline);
+                    }
+                } else {
+                    // Pieces while the send buffer is not full, each charged
+                    // as Linux's sk_buff (sock_alloc_send_pskb), so the last
+                    // may pass it.
+                    let piece = super::skb::unix_stream_piece(self.buffers.get(Way::Send));
+                    while sent < plain && self.has_send_room() {
+                        let n = (plain - sent).min(piece);
+                        let charge = self.charge(super::skb::unix_stream(n), false);
+                        let files = files.take().unwrap_or_default();
+                        q.msgs.push_back(Message { data: data[sent..sent + n].to_vec(), files, from: from.clone(), creds, oob: false, _charge: Some(charge) });
+                        q.bytes += n;
+                        sent += n;
+                    }
+                    if oob_byte && sent == plain && self.has_send_room() {
+                        let charge = self.charge(super::skb::unix_stream(1), false);
+                        let files = files.take().unwrap_or_default();
+                        q.queue_oob(Message { data: data[plain..].to_vec(), files, from: from.clone(), creds, oob: true, _charge: Some(charge) });
+                        sent += 1;
+                        marked = true;
+                    }
                 }
-                if oob_byte && sent == plain && room > fits {
-                    let files = files.take().unwrap_or_default();
-                    q.queue_oob(Message { data: data[plain..].to_vec(), files, from: from.clone(), creds, oob: true, _charge: None });
-                    sent += 1;
-                    marked = true;
-                }
-                if fits > 0 || data.is_empty() || sent == data.len() {
+                if sent > before {
                     drop(q);
                     c.pair.waiters[c.peer()].notify_events(if marked { POLLIN | POLLPRI } else { POLLIN });
                     if marked && oob_byte {
@@ -1200,7 +1240,7 @@ impl UnixSocket {
             }
             let waited = self.wait(t, limit, || {
                 let q = c.pair.queue(c.peer());
-                q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) > 0
+                q.write_shut || q.read_shut || c.pair.takes_more(c.peer(), &q)
             });
             if let Err(e) = waited {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
@@ -1248,6 +1288,18 @@ impl UnixSocket {
         (self.sent.load(Ordering::Relaxed) + 1) * 4 <= self.buffers.get(Way::Send)
     }
 
+    /// Whether its send buffer takes one more sk_buff, whatever its size
+    /// (sock_alloc_send_pskb's test).
+    fn has_send_room(&self) -> bool {
+        self.sent.load(Ordering::Relaxed) + 1 < self.buffers.get(Way::Send)
+    }
+
+    /// Charges `size` bytes to its send buffer (`Charge`).
+    fn charge(&self, size: usize, wake: bool) -> Arc<Charge> {
+        self.sent.fetch_add(size, Ordering::Relaxed);
+        Arc::new(Charge { sender: self.me.clone(), size, wake })
+    }
+
     /// Waits until its send buffer takes one more datagram or packet of
     /// `len` bytes, and charges it (Linux's sock_alloc_send_pskb: it does
     /// while what it sent and is unread stays below SO_SNDBUF, so the last
@@ -1256,7 +1308,6 @@ impl UnixSocket {
     fn charge_datagram(&self, t: &Task, len: usize, flags: u32, shut: impl Fn() -> bool) -> SysResult<Arc<Charge>> {
         let size = super::skb::unix_datagram(len);
         let limit = self.timeouts.limit(Way::Send);
-        let below = || self.sent.load(Ordering::Relaxed) + 1 < self.buffers.get(Way::Send);
         loop {
             if self.take_reset() {
                 return error!(ECONNRESET);
@@ -1266,12 +1317,12 @@ impl UnixSocket {
             }
             let sndbuf = self.buffers.get(Way::Send);
             if self.sent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| (s + 1 < sndbuf).then_some(s + size)).is_ok() {
-                return Ok(Arc::new(Charge { sender: self.me.clone(), size }));
+                return Ok(Arc::new(Charge { sender: self.me.clone(), size, wake: true }));
             }
             if self.nonblock(flags) {
                 return error!(EAGAIN);
             }
-            self.wait(t, limit, || below() || shut() || self.reset_pending())?;
+            self.wait(t, limit, || self.has_send_room() || shut() || self.reset_pending())?;
         }
     }
 
@@ -1365,7 +1416,7 @@ impl UnixSocket {
             if !q.msgs.is_empty() {
                 let got = self.read_some(&mut q, max, false);
                 drop(q);
-                c.pair.waiters[c.peer()].notify_events(POLLOUT);
+                c.pair.made_room(c.end);
                 if let Some(got) = got {
                     return Ok(got.data);
                 }
@@ -1412,7 +1463,7 @@ impl UnixSocket {
         };
         drop(q);
         if !peek {
-            c.pair.waiters[c.peer()].notify_events(POLLOUT);
+            c.pair.made_room(c.end);
         }
         let data = if max == 0 { Vec::new() } else { vec![byte] };
         // TCP's byte into no room is MSG_TRUNC and 0; AF_UNIX's counts 1.
@@ -1769,13 +1820,24 @@ impl Drop for UnixSocket {
         for s in pending {
             s.reset_peer();
         }
-        // Closing with messages unread resets the peer.
-        if let Ok(c) = self.conn() {
-            if !c.pair.queue(c.end).msgs.is_empty() {
-                self.reset_peer();
-            }
+        // Closing with messages unread resets the peer, and drops them
+        // (after the lock: files may close sockets, charges go back).
+        let unread = self.conn().map(|c| {
+            let mut q = c.pair.queue(c.end);
+            (q.bytes, q.oob) = (0, false);
+            std::mem::take(&mut q.msgs)
+        });
+        if unread.as_ref().is_ok_and(|m| !m.is_empty()) {
+            self.reset_peer();
         }
+        drop(unread);
         let _ = self.shutdown(2);
+        // An AF_UNIX peer is shut down both ways (unix_release_sock), so it
+        // polls hung up; a TCP peer got a FIN.
+        if let Some(c) = self.conn().ok().filter(|_| !self.tcp) {
+            c.pair.queue(c.end).write_shut = true;
+            c.pair.waiters[c.peer()].notify();
+        }
     }
 }
 
@@ -1806,9 +1868,10 @@ impl FileDescription for UnixSocket {
         };
         let out_shut = {
             let q = c.pair.queue(c.peer());
-            // A seqpacket socket's send buffer, as a datagram socket's.
-            let room = if self.kind == SOCK_SEQPACKET { self.writable() } else { c.pair.room(c.peer(), &q) > 0 };
-            if q.write_shut || q.read_shut || room {
+            // AF_UNIX: its send buffer alone (unix_writable; a closed peer
+            // dropped what it had not read).
+            let out = if self.tcp { q.write_shut || q.read_shut || c.pair.room(c.peer(), &q) > 0 } else { self.writable() };
+            if out {
                 ev |= POLLOUT;
             }
             q.write_shut
@@ -1842,12 +1905,8 @@ impl FileDescription for UnixSocket {
                 _ if self.listening() => error!(EINVAL),
                 _ => out(self.queued()),
             },
-            // Linux's unix_outq_len: what it sent and is unread costs (a
-            // stream's bytes stand for their sk_buffs here).
-            SIOCOUTQ => match self.kind {
-                SOCK_STREAM => out(self.conn().map_or(0, |c| c.pair.queue(c.peer()).bytes)),
-                _ => out(self.sent.load(Ordering::Relaxed)),
-            },
+            // Linux's unix_outq_len: what it sent and is unread costs.
+            SIOCOUTQ => out(self.sent.load(Ordering::Relaxed)),
             // Only streams have OOB bytes; without a connection none is next.
             super::SIOCATMARK if self.kind == SOCK_STREAM => {
                 let mark = i32::from(self.at_mark());

@@ -11,7 +11,7 @@ use crate::net::netlink::{NetlinkSocket, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::tcp::TcpSocket;
 use crate::net::udp::UdpSocket;
 use crate::net::unix::{self, UnixSocket};
-use crate::net::{Ancillary, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_ERRQUEUE, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
+use crate::net::{Ancillary, BufferSizes, Received, Socket, Way, BUFFER, MSG_DONTWAIT, MSG_EOR, MSG_ERRQUEUE, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{Fd, FileDescription};
 use rvisor_abi::structs::{Cmsghdr, Msghdr, Timespec, Timeval, Ucred};
@@ -36,6 +36,10 @@ const SO_TYPE: i32 = 3;
 const SO_ERROR: i32 = 4;
 const SO_SNDBUF: i32 = 7;
 const SO_RCVBUF: i32 = 8;
+const SO_RCVLOWAT: i32 = 18;
+const SO_SNDLOWAT: i32 = 19;
+const SO_SNDBUFFORCE: i32 = 32;
+const SO_RCVBUFFORCE: i32 = 33;
 const SO_RCVTIMEO: i32 = 20;
 const SO_SNDTIMEO: i32 = 21;
 const SO_ACCEPTCONN: i32 = 30;
@@ -485,6 +489,9 @@ pub fn sys_getsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
         (SOL_SOCKET, SO_ERROR) => sock.take_error().map_or(0, |e| i32::from(e.0)),
         (SOL_SOCKET, SO_ACCEPTCONN) => i32::from(sock.listening()),
         (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => sock.buffer_sizes().map_or(BUFFER, |b| b.get(way_of(name))) as i32,
+        (SOL_SOCKET, SO_RCVLOWAT) if sock.buffer_sizes().is_some() => sock.buffer_sizes().map_or(1, BufferSizes::rcvlowat) as i32,
+        // Linux keeps no send low-water mark: always 1.
+        (SOL_SOCKET, SO_SNDLOWAT) if sock.buffer_sizes().is_some() => 1,
         (SOL_SOCKET, SO_DOMAIN) => sock.domain(),
         (SOL_SOCKET, SO_PROTOCOL) => sock.protocol(),
         _ => return write_option(t, value, len, &sock.get_option(t, level, name)?),
@@ -514,10 +521,14 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
     }
     let mut bytes = vec![0u8; (len as usize).min(256)];
     t.mm.read_bytes(value, &mut bytes)?;
-    if level == SOL_SOCKET && matches!(name, SO_SNDBUF | SO_RCVBUF) {
+    if level == SOL_SOCKET && matches!(name, SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE) {
         let asked = crate::net::int_option(&bytes)?;
+        let forced = matches!(name, SO_SNDBUFFORCE | SO_RCVBUFFORCE);
+        if forced && !t.tg.capable_in(&t.ns.net.owner, consts::CAP_NET_ADMIN) {
+            return error!(EPERM);
+        }
         if let Some(sizes) = sock.buffer_sizes() {
-            sizes.set(way_of(name), asked);
+            sizes.set(way_of(name), asked, forced);
             // A larger send buffer may let a blocked writer go on (Linux's
             // sk_write_space).
             if let Some(q) = file.wait_queue() {
@@ -530,12 +541,20 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
         timeouts.set(way_of(name), timeout_of(&bytes)?);
         return Ok(());
     }
+    if let (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT, Some(sizes)) = (level, name, sock.buffer_sizes()) {
+        let asked = crate::net::int_option(&bytes)?;
+        if name == SO_SNDLOWAT {
+            return error!(ENOPROTOOPT);
+        }
+        sizes.set_rcvlowat(asked);
+        return Ok(());
+    }
     sock.set_option(t, level, name, &bytes)
 }
 
 /// The direction a timeout or buffer option is about.
 fn way_of(name: i32) -> Way {
-    if matches!(name, SO_RCVTIMEO | SO_RCVBUF) { Way::Receive } else { Way::Send }
+    if matches!(name, SO_RCVTIMEO | SO_RCVBUF | SO_RCVBUFFORCE) { Way::Receive } else { Way::Send }
 }
 
 /// A socket timeout as setsockopt gives it, a `struct timeval`, as Linux's
