@@ -628,6 +628,15 @@ fn xattrs() {
     });
 }
 
+/// The xattrat calls (Linux 6.13) on tmpfs files: by dirfd and path, on a
+/// symlink, by descriptor with AT_EMPTY_PATH; struct xattr_args's size rules,
+/// the at-flags, and which error comes first (a name's length before the
+/// lookup, its namespace after).
+#[test]
+fn xattrat() {
+    compare("xattrat", "xattrat", &Spec::default(), expect_all_ok);
+}
+
 #[test]
 fn sched_attrs() {
     compare("sched_attrs", "sched_attr", &Spec::default(), |o| {

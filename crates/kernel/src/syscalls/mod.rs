@@ -258,6 +258,10 @@ syscall_table! {
     removexattr(path: UserCStr, name: UserCStr) => Supported;
     lremovexattr(path: UserCStr, name: UserCStr) => Supported;
     fremovexattr(fd: Fd, name: UserCStr) => Supported;
+    setxattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr, args: UserAddr, args_size: usize) => Partial("as setxattr");
+    getxattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr, args: UserAddr, args_size: usize) => Supported;
+    listxattrat(dirfd: i32, path: UserCStr, at_flags: u32, list: UserAddr, size: usize) => Supported;
+    removexattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr) => Supported;
     getsid(pid: i32) => Supported;
     rt_sigpending(set: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigtimedwait(set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) => Supported;
