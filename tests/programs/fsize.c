@@ -1,17 +1,21 @@
 // RLIMIT_FSIZE (`ulimit -f`): a write to a regular file stops at the limit, one
 // that would start at or past it fails with EFBIG and raises SIGXFSZ (which kills
 // by default); truncate, ftruncate and fallocate may not grow a file past it;
-// copy_file_range and sendfile stop at it; pipes are not limited.
+// copy_file_range and sendfile stop at it; so do native AIO writes (io_submit),
+// whose completion has the count or -EFBIG; pipes are not limited.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,6 +52,17 @@ static void efbig(const char *what, long r) {
 
 static void no_signal(const char *what) {
     check(what, xfsz == seen);
+}
+
+// One AIO write (PWRITE, or PWRITEV of `iov`) submitted alone: the completion's
+// res, or -1000 - errno if the submission failed.
+static long aio_write(aio_context_t ctx, int op, int fd, void *buf, uint64_t n, int64_t off) {
+    struct iocb cb = {.aio_lio_opcode = op, .aio_fildes = fd, .aio_buf = (uint64_t)(uintptr_t)buf, .aio_nbytes = n, .aio_offset = off};
+    struct iocb *list[1] = {&cb};
+    if (syscall(SYS_io_submit, ctx, 1, list) != 1) return -1000 - errno;
+    struct io_event ev;
+    if (syscall(SYS_io_getevents, ctx, 1, 1, &ev, NULL) != 1) return -2000 - errno;
+    return ev.res;
 }
 
 int main(void) {
@@ -99,6 +114,23 @@ int main(void) {
     check("with SIGXFSZ", xfsz == seen + 1);
     seen = xfsz;
     efbig("copy_file_range at the limit", copy_file_range(src, NULL, fd, NULL, 10, 0));
+
+    aio_context_t ctx = 0;
+    check("io_setup", syscall(SYS_io_setup, 4, &ctx) == 0);
+    check("AIO pwrite across the limit: 3 of 10", aio_write(ctx, IOCB_CMD_PWRITE, fd, buf, 10, LIMIT - 3) == 3);
+    no_signal("no signal for it");
+    check("AIO pwrite past the limit: -EFBIG in the completion", aio_write(ctx, IOCB_CMD_PWRITE, fd, buf, 10, LIMIT) == -EFBIG);
+    check("with SIGXFSZ, SI_USER from the submitter", xfsz == seen + 1 && xfsz_code == SI_USER && xfsz_pid == getpid());
+    seen = xfsz;
+    struct iovec aiov[2] = {{buf, 8}, {buf, 8}};
+    check("AIO pwritev across the limit: 4 of 16", aio_write(ctx, IOCB_CMD_PWRITEV, fd, aiov, 2, LIMIT - 4) == 4);
+    check("AIO pwritev past the limit: -EFBIG", aio_write(ctx, IOCB_CMD_PWRITEV, fd, aiov, 2, 2 * LIMIT) == -EFBIG);
+    check("with SIGXFSZ", xfsz == seen + 1);
+    seen = xfsz;
+    check("AIO pwrite of 0 bytes at the limit: 0", aio_write(ctx, IOCB_CMD_PWRITE, fd, buf, 0, LIMIT) == 0);
+    no_signal("no signal for it");
+    check("the size is the limit", size_of(fd) == LIMIT);
+    syscall(SYS_io_destroy, ctx);
 
     int p[2];
     check("a pipe is not limited", pipe(p) == 0 && write(p[1], buf, sizeof buf) == (ssize_t)sizeof buf);

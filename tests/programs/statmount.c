@@ -354,6 +354,37 @@ int main(void) {
     waitpid(pid, &status, 0);
     check("the chrooted child's checks", WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
+    // Read-only: a bind's own flag leaves its superblock writable; a remount
+    // without MS_BIND makes the superblock read-only under every mount of it.
+    stat_all(a_id);
+    printf("a, a read-only bind remount: attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    mkdir(at("e"), 0755);
+    mkdir(at("f"), 0755);
+    mount("none", at("e"), "tmpfs", 0, NULL);
+    mount(at("e"), at("f"), NULL, MS_BIND, NULL);
+    uint64_t e_id = mnt_id_of(at("e"), X_MNT_ID_UNIQUE), f_id = mnt_id_of(at("f"), X_MNT_ID_UNIQUE);
+    mount(NULL, at("f"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    stat_all(e_id);
+    printf("e, f bound read-only: e's attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    stat_all(f_id);
+    printf("e, f bound read-only: f's attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    show("remount e read-only", mount(NULL, at("e"), NULL, MS_REMOUNT | MS_RDONLY, NULL));
+    show("remount f's bind writable", mount(NULL, at("f"), NULL, MS_REMOUNT | MS_BIND, NULL));
+    stat_all(e_id);
+    printf("e remounted read-only: e's attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    stat_all(f_id);
+    printf("e remounted read-only: f's attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    check("a read-only superblock is read-only through every mount", creat(at("f/x"), 0644) < 0 && errno == EROFS);
+    read_mountinfo();
+    struct info *mi = NULL;
+    check("statmount of f says what mountinfo says", stat_all(f_id) == 0 && (mi = info_of(sm->mnt_id_old)) && agrees(mi));
+    show("remount e writable", mount(NULL, at("e"), NULL, MS_REMOUNT, NULL));
+    stat_all(f_id);
+    printf("e remounted writable: f's attributes ro %d, sb_flags %#x\n", !!(sm->mnt_attr & ATTR_RDONLY), sm->sb_flags);
+    int fd = creat(at("f/x"), 0644);
+    check("and writable again", fd >= 0);
+    close(fd);
+
     umount2(base, MNT_DETACH);
     rmdir(base);
     puts(failures ? "some failed" : "all ok");

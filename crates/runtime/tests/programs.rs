@@ -647,6 +647,15 @@ fn xattrs() {
     });
 }
 
+/// The xattrat calls (Linux 6.13) on tmpfs files: by dirfd and path, on a
+/// symlink, by descriptor with AT_EMPTY_PATH; struct xattr_args's size rules,
+/// the at-flags, and which error comes first (a name's length before the
+/// lookup, its namespace after).
+#[test]
+fn xattrat() {
+    compare("xattrat", "xattrat", &Spec::default(), expect_all_ok);
+}
+
 #[test]
 fn sched_attrs() {
     compare("sched_attrs", "sched_attr", &Spec::default(), |o| {
@@ -1734,6 +1743,15 @@ fn ptrace_requests() {
 /// came, which stops a seized tracee too); PTRACE_LISTEN until an interrupt or a
 /// SIGCONT; the siginfo of each kind of stop; waitid's si_status of a traced
 /// stop; DETACH of a running tracee; SEIZE of a stopped process; and the group
+/// The tracer's SIGCHLD for its seized tracee's stops: CLD_STOPPED for
+/// PTRACE_INTERRUPT's (status 0 before any group stop) and the group stop's,
+/// CLD_TRAPPED for a signal-delivery stop, and CLD_CONTINUED, first, for the
+/// SIGCONT that ends a PTRACE_LISTEN (before the trap that follows).
+#[test]
+fn ptrace_sigchld() {
+    compare("ptrace_sigchld", "ptrace_sigchld", &Spec::default(), expect_all_ok);
+}
+
 /// stop as the parent sees it when another process traces the child.
 #[test]
 fn ptrace_group_stop() {

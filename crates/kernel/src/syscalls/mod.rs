@@ -258,6 +258,10 @@ syscall_table! {
     removexattr(path: UserCStr, name: UserCStr) => Supported;
     lremovexattr(path: UserCStr, name: UserCStr) => Supported;
     fremovexattr(fd: Fd, name: UserCStr) => Supported;
+    setxattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr, args: UserAddr, args_size: usize) => Partial("as setxattr");
+    getxattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr, args: UserAddr, args_size: usize) => Supported;
+    listxattrat(dirfd: i32, path: UserCStr, at_flags: u32, list: UserAddr, size: usize) => Supported;
+    removexattrat(dirfd: i32, path: UserCStr, at_flags: u32, name: UserCStr) => Supported;
     getsid(pid: i32) => Supported;
     rt_sigpending(set: UserRef<u64>, sigsetsize: usize) => Supported;
     rt_sigtimedwait(set: UserRef<u64>, info: UserAddr, timeout: UserRef<Timespec>, sigsetsize: usize) => Supported;
@@ -414,7 +418,7 @@ syscall_table! {
     lsm_get_self_attr(attr: u32, ctx: UserAddr, size: UserRef<u32>, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
     lsm_set_self_attr(attr: u32, ctx: UserAddr, size: u32, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
     // Mounts by ID (syscalls/statmount.rs).
-    statmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Partial("Linux 6.8's fields (SB_BASIC, MNT_BASIC, PROPAGATE_FROM, MNT_ROOT, MNT_POINT, FS_TYPE; later masks are ignored); a superblock is read-only where its mount is, and has no other sb_flags");
+    statmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Partial("Linux 6.8's fields (SB_BASIC, MNT_BASIC, PROPAGATE_FROM, MNT_ROOT, MNT_POINT, FS_TYPE; later masks are ignored); sb_flags has only SB_RDONLY (a read-only mount(2), or a remount without MS_BIND)");
     listmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Supported;
     cachestat(fd: Fd, range: UserRef<CachestatRange>, cstat: UserRef<crate::mm::CacheStat>, flags: u32) => Partial("the pages the Sentry holds: a tmpfs file's, and the chunks of a host file its mappings read in (while mapped, or kept for files up to 256 MiB); a host file only read or written has none here; nothing is written back in the background or evicted");
 }

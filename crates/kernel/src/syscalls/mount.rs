@@ -19,6 +19,7 @@ use rvisor_abi::{consts, errno, error, PAGE_SIZE, SysResult, UserAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+const MS_RDONLY: u64 = 1;
 const MS_REMOUNT: u64 = 32;
 const MS_NOATIME: u64 = 1024;
 const MS_NODIRATIME: u64 = 2048;
@@ -71,8 +72,8 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         return error!(EINVAL);
     }
     // Linux's path_mount order: remount, bind, propagation type, move, new.
-    // A remount sets the mount's own flags (a bind's, or the file system's, which
-    // has no others to change) and, but for a bind's, a tmpfs's size.
+    // A remount sets the mount's own flags and, but for a bind's, its
+    // superblock's read-only state and a tmpfs's size.
     if flags & MS_REMOUNT != 0 {
         let m = mount_of_root(&target)?;
         let new = MountFlags::from_bits(flags);
@@ -86,6 +87,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
         }
         if flags & MS_BIND == 0 {
             reconfigure_fs(t, &m, &options(t, data)?).or(error!(EINVAL))?;
+            m.set_sb_read_only(flags & MS_RDONLY != 0);
         }
         m.set_flags(new);
         return Ok(());

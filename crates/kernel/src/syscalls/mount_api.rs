@@ -325,6 +325,9 @@ fn reconfigure(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
         return error!(EINVAL);
     }
     mount.set_flags(new);
+    if let Some(ro) = params.read_only {
+        mount.set_sb_read_only(ro);
+    }
     *params = Params::default();
     Ok(())
 }
@@ -385,6 +388,8 @@ pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysR
     let mount_flags = if params.read_only == Some(true) { mount_flags.read_only(true) } else { mount_flags };
     let source = String::from_utf8_lossy(params.source.as_deref().unwrap_or(b"none")).into_owned();
     let mount = Mount::new(root, None, ctx.fstype, &source, mount_flags);
+    // The superblock is read-only by "ro", not by MOUNT_ATTR_RDONLY.
+    mount.set_sb_read_only(params.read_only == Some(true));
     // The context goes on as fspick's would, for the new mount.
     *phase = Phase::Reconfigure { mount: mount.clone(), params: Params::default() };
     drop(phase);

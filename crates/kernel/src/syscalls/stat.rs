@@ -197,7 +197,8 @@ pub(super) fn fs_magic(fstype: &str) -> i64 {
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
     let (ty, flags) = match d.mount.upgrade() {
-        Some(m) => (fs_magic(m.fstype), m.flags()),
+        // ST_RDONLY from the mount's flag or its superblock's.
+        Some(m) => (fs_magic(m.fstype), m.flags().read_only(m.is_read_only())),
         None => (V9FS_MAGIC, MountFlags(MountFlags::RDONLY)),
     };
     // A tmpfs counts its pages; other file systems give nominal sizes.

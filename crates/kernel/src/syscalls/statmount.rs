@@ -104,12 +104,10 @@ pub fn sys_statmount(t: &mut Task, req: UserAddr, buf: UserAddr, bufsize: usize,
     let mut sm = Statmount::new_zeroed();
     let want = req.param;
     if want & STATMOUNT_SB_BASIC != 0 {
-        // The superblock is read-only where the mount is: mountinfo's super
-        // options say so too.
         let dev = m.root.inode.stat().map_or(0, |st| st.st_dev);
         (sm.sb_dev_major, sm.sb_dev_minor) = (major(dev), minor(dev));
         sm.sb_magic = fs_magic(m.fstype) as u64;
-        sm.sb_flags = if m.is_read_only() { SB_RDONLY } else { 0 };
+        sm.sb_flags = if m.sb_read_only() { SB_RDONLY } else { 0 };
         sm.mask |= STATMOUNT_SB_BASIC;
     }
     if want & (STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM) != 0 {

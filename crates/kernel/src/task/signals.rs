@@ -270,6 +270,12 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
         }
         was
     };
+    // CLD_CONTINUED goes out before a seized tracee is woken to trap again,
+    // whose SIGCHLD would otherwise come first (Linux's tracee notifies of the
+    // continue in get_signal before it traps).
+    if was_stopped {
+        notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
+    }
     for th in tg.threads() {
         // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
         // stopped or not. A tracer waiting for a tracee to enter the group
@@ -288,7 +294,6 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
         }
     }
     if was_stopped {
-        notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
         tg.wake_all();
     }
 }

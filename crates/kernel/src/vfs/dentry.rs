@@ -317,6 +317,9 @@ pub struct Mount {
     pub root_path: Vec<u8>,
     /// `MountFlags`, changed by a remount.
     flags: AtomicU32,
+    /// Its file system's superblock state, which every bind and copy of the
+    /// mount shares.
+    sb: Arc<SuperBlock>,
     /// The flags a remount may not clear, and whether it may not be unmounted
     /// or moved alone (what is beneath it stays hidden): a mount a user
     /// namespace's process got from a more privileged one (Linux's MNT_LOCK_*
@@ -328,10 +331,20 @@ pub struct Mount {
     ns: Mutex<Weak<MountNamespace>>,
 }
 
+/// What a mounted file system holds apart from its mounts (Linux's super_block
+/// flags): whether it is read-only (SB_RDONLY), set when it is mounted and by a
+/// remount without MS_BIND, and in force through every mount of it.
+#[derive(Default)]
+pub struct SuperBlock {
+    read_only: AtomicBool,
+}
+
 impl Mount {
-    /// Mounts `root_inode` on `mountpoint` (or as a namespace root).
+    /// Mounts `root_inode` on `mountpoint` (or as a namespace root): a new
+    /// superblock, read-only if the mount is.
     pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, flags: MountFlags) -> Arc<Mount> {
-        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), flags)
+        let sb = Arc::new(SuperBlock { read_only: AtomicBool::new(flags.has(MountFlags::RDONLY)) });
+        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), flags, sb)
     }
 
     /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
@@ -339,8 +352,8 @@ impl Mount {
     /// it is in. What is mounted beneath `source` does not come along.
     pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
-        let (fstype, name, flags) = from.as_ref().map_or(("none", String::new(), MountFlags::default()), |m| (m.fstype, m.source.clone(), m.flags()));
-        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_fs(), flags);
+        let (fstype, name, flags, sb) = from.as_ref().map_or(("none", String::new(), MountFlags::default(), Arc::default()), |m| (m.fstype, m.source.clone(), m.flags(), m.sb.clone()));
+        let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_fs(), flags, sb);
         // Its locked flags come along.
         if let Some(from) = from {
             m.locked_flags.store(from.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -351,7 +364,7 @@ impl Mount {
     /// The same file system mounted again, on `mountpoint` (a new namespace's
     /// copy), with its locks.
     fn copy(&self, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
-        let m = Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags());
+        let m = Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags(), self.sb.clone());
         m.locked_flags.store(self.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
         m.locked.store(self.is_locked(), Ordering::Relaxed);
         m
@@ -374,7 +387,7 @@ impl Mount {
         self.locked_flags.load(Ordering::Relaxed) & !flags.0 == 0
     }
 
-    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, flags: MountFlags) -> Arc<Mount> {
+    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, flags: MountFlags, sb: Arc<SuperBlock>) -> Arc<Mount> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -384,6 +397,7 @@ impl Mount {
             source: source.to_string(),
             root_path,
             flags: AtomicU32::new(flags.0),
+            sb,
             locked_flags: AtomicU32::new(0),
             locked: AtomicBool::new(false),
             ns: Mutex::default(),
@@ -451,8 +465,21 @@ impl Mount {
         self.flags.store(flags.0, Ordering::Relaxed)
     }
 
+    /// Whether nothing may be written through it: the mount or its superblock
+    /// is read-only (Linux's mnt_is_readonly).
     pub fn is_read_only(&self) -> bool {
-        self.flags().has(MountFlags::RDONLY)
+        self.flags().has(MountFlags::RDONLY) || self.sb_read_only()
+    }
+
+    /// Whether its superblock is read-only (SB_RDONLY: mountinfo's super
+    /// options, statmount's sb_flags, statfs's ST_RDONLY).
+    pub fn sb_read_only(&self) -> bool {
+        self.sb.read_only.load(Ordering::Relaxed)
+    }
+
+    /// A remount without MS_BIND makes the superblock read-only or writable.
+    pub fn set_sb_read_only(&self, ro: bool) {
+        self.sb.read_only.store(ro, Ordering::Relaxed)
     }
 
     /// Whether `d` is on a mount with `flag` (noexec: no program runs from it).

@@ -433,7 +433,7 @@ pub(super) fn mountinfo_text(fs: &FsContext) -> String {
             fields,
             m.fstype,
             mangle(m.source.as_bytes()),
-            if m.is_read_only() { "ro" } else { "rw" }
+            if m.sb_read_only() { "ro" } else { "rw" }
         );
     }
     s
