@@ -133,6 +133,16 @@ int main(void) {
     unlink(f);
     statfs(a, &sf);
     printf("free after unlinking: %ld\n", (long)sf.f_bfree);
+    // One write of more than fits is cut short at the limit, then ENOSPC.
+    fd = open(f, O_CREAT | O_WRONLY, 0644);
+    static char more[81920];
+    memset(more, 'y', sizeof more);
+    ssize_t cut = write(fd, more, sizeof more);
+    printf("a write of 80k into 64k: %zd\n", cut);
+    cut = write(fd, more, 4096);
+    printf("then a page more: %zd %s\n", cut, cut < 0 ? strerrorname_np(errno) : "");
+    close(fd);
+    unlink(f);
     fd = open(f, O_CREAT | O_WRONLY, 0644);
     printf("posix_fallocate of 32k: %s\n", strerrorname_np(posix_fallocate(fd, 0, 32768)) ?: "0");
     statfs(a, &sf);

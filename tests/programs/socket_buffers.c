@@ -301,6 +301,11 @@ int main(void) {
     check("a full TCP connection is not writable", !writable(c));
     check("the TCP reader gets it all", drain_all(s, n) == n);
     close(c);
+    // Unlike an AF_UNIX stream's, a TCP send of no bytes minds only its own side.
+    check("the peer closed: EOF", recv(s, buf, 1, 0) == 0);
+    check("and no bytes to it are no error", send(s, buf, 0, MSG_NOSIGNAL) == 0);
+    shutdown(s, SHUT_WR);
+    check("a TCP socket shut down for writing: EPIPE", send(s, buf, 0, MSG_NOSIGNAL) == -1 && errno == EPIPE);
     close(s);
     close(l);
 

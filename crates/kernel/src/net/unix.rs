@@ -1158,10 +1158,12 @@ impl UnixSocket {
         let limit = self.timeouts.limit(Way::Send);
         // No bytes, nothing sent (files without bytes are dropped, as
         // unix_stream_sendmsg's loop never runs); a shut side is EPIPE still.
+        // TCP's (tcp_sendmsg) minds only its own: a peer that closed or shut
+        // its reading side is no error for zero bytes.
         if data.is_empty() {
             let shut = {
                 let q = c.pair.queue(c.peer());
-                q.write_shut || q.read_shut
+                q.write_shut || (q.read_shut && !self.tcp)
             };
             if shut && flags & MSG_NOSIGNAL == 0 {
                 crate::fs::pipe::sigpipe(t);
