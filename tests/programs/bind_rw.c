@@ -1,7 +1,7 @@
 /* Changes files in a directory given as the argument (a bind mount in the
  * sandbox) and prints what it sees: creation, writes, appends, truncation,
  * modes, times, directories, unlink, rename, symlinks, hard links, listings,
- * shared mappings and fsync. Output is deterministic: no inode numbers, and
+ * shared mappings, fsync and extended attributes. Output is deterministic: no inode numbers, and
  * times only compared with each other. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char dir[4096];
@@ -91,6 +92,76 @@ static void put(const char *name, const char *text) {
         printf("put %s: %s\n", name, strerror(errno));
     if (fd >= 0)
         close(fd);
+}
+
+/* A get's outcome: the value's length and the value, or the error. */
+static void show_xattr(const char *what, ssize_t n, const char *v) {
+    if (n < 0)
+        printf("%s: %s\n", what, strerror(errno));
+    else
+        printf("%s: %zd \"%.*s\"\n", what, n, (int)n, v);
+}
+
+/* The host file's names, as listxattr gives them (in the host's order). */
+static void show_names(const char *what, ssize_t n, const char *names) {
+    if (n < 0) {
+        printf("%s: %s\n", what, strerror(errno));
+        return;
+    }
+    printf("%s: %zd bytes:", what, n);
+    for (const char *p = names; p < names + n; p += strlen(p) + 1) printf(" %s", p);
+    printf("\n");
+}
+
+/* User attributes of host files: set, read, listed and removed, with Linux's
+ * errors for sizes and flags; a symlink keeps none; big values as the host
+ * file system takes them. Some are left for the host directory's comparison. */
+static void xattrs(void) {
+    char v[64], names[256];
+    int fd = open(at("xa"), O_RDWR | O_CREAT, 0644);
+    close(fd);
+    mkdir(at("xd"), 0755);
+    symlink("xa", at("xl"));
+    result("setxattr user.a", setxattr(at("xa"), "user.a", "alpha", 5, 0));
+    result("setxattr user.a XATTR_CREATE again", setxattr(at("xa"), "user.a", "x", 1, XATTR_CREATE));
+    result("setxattr user.b XATTR_REPLACE missing", setxattr(at("xa"), "user.b", "x", 1, XATTR_REPLACE));
+    result("setxattr user.a XATTR_REPLACE", setxattr(at("xa"), "user.a", "alphabet", 8, XATTR_REPLACE));
+    result("setxattr user.empty", setxattr(at("xa"), "user.empty", "", 0, XATTR_CREATE));
+    result("setxattr user.b", setxattr(at("xa"), "user.b", "beta", 4, XATTR_CREATE));
+    printf("getxattr user.a size: %zd\n", getxattr(at("xa"), "user.a", NULL, 0));
+    show_xattr("getxattr user.a into 4 bytes", getxattr(at("xa"), "user.a", v, 4), v);
+    show_xattr("getxattr user.a", getxattr(at("xa"), "user.a", v, sizeof v), v);
+    show_xattr("getxattr user.empty", getxattr(at("xa"), "user.empty", v, sizeof v), v);
+    show_xattr("getxattr user.none", getxattr(at("xa"), "user.none", v, sizeof v), v);
+    show_xattr("getxattr through the symlink", getxattr(at("xl"), "user.b", v, sizeof v), v);
+    printf("listxattr size: %zd\n", listxattr(at("xa"), NULL, 0));
+    show_names("listxattr into 4 bytes", listxattr(at("xa"), names, 4), names);
+    show_names("listxattr", listxattr(at("xa"), names, sizeof names), names);
+    result("removexattr user.b", removexattr(at("xa"), "user.b"));
+    result("removexattr user.b again", removexattr(at("xa"), "user.b"));
+    show_names("listxattr after removing", listxattr(at("xa"), names, sizeof names), names);
+    /* By descriptor, on a file opened read-only. */
+    fd = open(at("xa"), O_RDONLY);
+    result("fsetxattr user.f", fsetxattr(fd, "user.f", "eff", 3, 0));
+    show_xattr("fgetxattr user.f", fgetxattr(fd, "user.f", v, sizeof v), v);
+    result("fremovexattr user.f", fremovexattr(fd, "user.f"));
+    close(fd);
+    /* A directory's, and a symlink's (Linux keeps user attributes off them). */
+    result("setxattr on a directory", setxattr(at("xd"), "user.d", "dir", 3, 0));
+    show_xattr("getxattr on a directory", getxattr(at("xd"), "user.d", v, sizeof v), v);
+    result("lsetxattr on a symlink", lsetxattr(at("xl"), "user.l", "x", 1, 0));
+    show_xattr("lgetxattr on a symlink", lgetxattr(at("xl"), "user.b", v, sizeof v), v);
+    show_names("llistxattr of a symlink", llistxattr(at("xl"), names, sizeof names), names);
+    result("setxattr other.x", setxattr(at("xa"), "other.x", "x", 1, 0));
+    result("setxattr on the mount's directory", setxattr(dir, "user.top", "t", 1, 0));
+    show_xattr("getxattr user.kept of a.txt", getxattr(at("a.txt"), "user.kept", v, sizeof v), v);
+    /* The largest value Linux takes, and one more byte. */
+    static char big[65537];
+    memset(big, 'v', sizeof big);
+    result("setxattr 64 KiB", setxattr(at("xd"), "user.big", big, 65536, 0));
+    result("setxattr 64 KiB + 1", setxattr(at("xd"), "user.big", big, 65537, 0));
+    printf("getxattr of 64 KiB size: %zd\n", getxattr(at("xd"), "user.big", NULL, 0));
+    show_names("listxattr of the directory", listxattr(at("xd"), names, sizeof names), names);
 }
 
 int main(int argc, char **argv) {
@@ -278,6 +349,7 @@ int main(int argc, char **argv) {
     if (m != MAP_FAILED) munmap(m, 4 * 4096);
     close(fd);
 
+    xattrs();
     list(".");
     return 0;
 }

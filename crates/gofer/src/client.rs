@@ -353,6 +353,31 @@ impl Client {
         self.expect_node(&Request::Link { dir, name: name.to_vec(), target })
     }
 
+    /// The value of the extended attribute `name` (`user.x`) of `node`.
+    pub fn getxattr(&self, node: NodeId, name: &[u8]) -> Result<Vec<u8>, ErrnoCode> {
+        match self.call_plain(&Request::GetXattr { node, name: name.to_vec() })? {
+            Response::Xattr { value } => Ok(value),
+            _ => Err(ErrnoCode::EIO),
+        }
+    }
+
+    /// Sets a `user.` attribute; `flags`: `XATTR_CREATE`, `XATTR_REPLACE`.
+    pub fn setxattr(&self, node: NodeId, name: &[u8], value: &[u8], flags: u32) -> Result<(), ErrnoCode> {
+        self.expect_ok(&Request::SetXattr { node, name: name.to_vec(), value: value.to_vec(), flags })
+    }
+
+    /// The names of `node`'s extended attributes the sandbox may see.
+    pub fn listxattr(&self, node: NodeId) -> Result<Vec<Vec<u8>>, ErrnoCode> {
+        match self.call_plain(&Request::ListXattr { node })? {
+            Response::Names { names } => Ok(names),
+            _ => Err(ErrnoCode::EIO),
+        }
+    }
+
+    pub fn removexattr(&self, node: NodeId, name: &[u8]) -> Result<(), ErrnoCode> {
+        self.expect_ok(&Request::RemoveXattr { node, name: name.to_vec() })
+    }
+
     /// Changes attributes; returns them as they are afterwards.
     pub fn setattr(&self, node: NodeId, attr: &SetAttr) -> Result<Stat, ErrnoCode> {
         self.expect_attr(&Request::SetAttr { node, attr: attr.clone() })

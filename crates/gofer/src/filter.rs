@@ -55,6 +55,11 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_utimensat,
     libc::SYS_ftruncate,
     libc::SYS_fstatfs,
+    // Extended attributes, on descriptors reopened from the nodes.
+    libc::SYS_fgetxattr,
+    libc::SYS_fsetxattr,
+    libc::SYS_flistxattr,
+    libc::SYS_fremovexattr,
     libc::SYS_fcntl,
     libc::SYS_getrandom,
     // A wait a freeze (rvisor pause) or a stop interrupted resumes through it.
@@ -126,9 +131,16 @@ mod tests {
                         outcome(libc::syscall(libc::SYS_mknodat, -1, c"f".as_ptr(), libc::S_IFIFO | 0o600, 0)),
                         outcome(libc::syscall(libc::SYS_mknodat, -1, c"s".as_ptr(), libc::S_IFSOCK | 0o600, 0)),
                         outcome(libc::syscall(libc::SYS_mknodat, -1, c"c".as_ptr(), libc::S_IFCHR | 0o600, 0x103)),
+                        outcome(libc::syscall(libc::SYS_fgetxattr, -1, c"user.a".as_ptr(), 0, 0)),
+                        outcome(libc::syscall(libc::SYS_fsetxattr, -1, c"user.a".as_ptr(), c"".as_ptr(), 0, 0)),
+                        outcome(libc::syscall(libc::SYS_flistxattr, -1, 0, 0)),
+                        outcome(libc::syscall(libc::SYS_fremovexattr, -1, c"user.a".as_ptr())),
+                        // The path forms would reach any host file by name.
+                        outcome(libc::syscall(libc::SYS_getxattr, c"/".as_ptr(), c"user.a".as_ptr(), 0, 0)),
+                        outcome(libc::syscall(libc::SYS_setxattr, c"/".as_ptr(), c"user.a".as_ptr(), c"".as_ptr(), 0, 0)),
                     ]
                 };
-                let expected = [0, 0, libc::EBADF, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EBADF, libc::EBADF, libc::EPERM];
+                let expected = [0, 0, libc::EBADF, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EPERM, libc::EBADF, libc::EBADF, libc::EPERM, libc::EBADF, libc::EBADF, libc::EBADF, libc::EBADF, libc::EPERM, libc::EPERM];
                 // SAFETY: _exit ends the child without running the parent's destructors.
                 unsafe { libc::_exit(i32::from(results != expected)) }
             }

@@ -29,8 +29,19 @@ pub type NodeId = u64;
 /// The served root directory. It cannot be closed.
 pub const ROOT: NodeId = 1;
 
-/// The largest message either side sends or accepts, ancillary data aside.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The largest message either side sends or accepts, ancillary data aside: a
+/// largest extended attribute value ([`MAX_XATTR_VALUE`]) and its name fit.
+pub const MAX_MESSAGE: usize = 64 * 1024 + 4096;
+
+/// The largest extended attribute value, and the longest list of names
+/// (Linux's `XATTR_SIZE_MAX` and `XATTR_LIST_MAX`).
+pub const MAX_XATTR_VALUE: usize = 64 * 1024;
+
+/// The longest extended attribute name (`XATTR_NAME_MAX`).
+pub const MAX_XATTR_NAME: usize = 255;
+
+/// `setxattr` flags the server accepts (`XATTR_CREATE`, `XATTR_REPLACE`).
+pub const XATTR_FLAGS: u32 = (libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32;
 
 /// The longest name of one directory entry (`NAME_MAX`).
 pub const MAX_NAME: usize = 255;
@@ -473,6 +484,18 @@ wire_enum! {
         /// other is EPERM): only a name on the host, as the Sentry keeps the
         /// pipe or the bound socket itself. Answer: `Node`.
         Mknod = 18 { dir: NodeId, name: Vec<u8>, mode: u32, owner: Option<Owner> },
+        /// The value of the extended attribute `name` (a full name, `user.x`) of
+        /// a regular file or directory; only `user.` and `security.` names are
+        /// read. Answer: `Xattr`.
+        GetXattr = 19 { node: NodeId, name: Vec<u8> },
+        /// Sets a `user.` attribute of a regular file or directory, with `flags`
+        /// from [`XATTR_FLAGS`] (any other name is EOPNOTSUPP). Answer: `Ok`.
+        SetXattr = 20 { node: NodeId, name: Vec<u8>, value: Vec<u8>, flags: u32 },
+        /// The `user.` and `security.` attribute names of a regular file or
+        /// directory (others have none here). Answer: `Names`.
+        ListXattr = 21 { node: NodeId },
+        /// Removes a `user.` attribute (any other name is EOPNOTSUPP). Answer: `Ok`.
+        RemoveXattr = 22 { node: NodeId, name: Vec<u8> },
     }
 }
 
@@ -490,6 +513,10 @@ wire_enum! {
         StatFs = 7 { statfs: StatFs },
         /// The index of a root `AddRoot` added.
         Root = 8 { root: u32 },
+        /// An extended attribute's value.
+        Xattr = 9 { value: Vec<u8> },
+        /// Extended attribute names, without their NULs.
+        Names = 10 { names: Vec<Vec<u8>> },
     }
 }
 
@@ -585,6 +612,10 @@ mod tests {
             Request::Close { nodes: vec![2, 3, u64::MAX] },
             Request::Connect { root: 1 },
             Request::AddRoot { read_only: true },
+            Request::GetXattr { node: 5, name: b"user.mime_type".to_vec() },
+            Request::SetXattr { node: 5, name: b"user.a".to_vec(), value: vec![0, 1, 2], flags: libc::XATTR_CREATE as u32 },
+            Request::ListXattr { node: ROOT },
+            Request::RemoveXattr { node: 6, name: b"user.a".to_vec() },
         ]
     }
 
@@ -593,6 +624,8 @@ mod tests {
             Response::Error { errno: ErrnoCode::EROFS },
             Response::Ok {},
             Response::Root { root: 3 },
+            Response::Xattr { value: vec![0xff; 300] },
+            Response::Names { names: vec![b"user.a".to_vec(), b"security.selinux".to_vec()] },
             Response::Walked {
                 nodes: vec![NodeInfo { id: 2, stat: stat(1) }, NodeInfo { id: 3, stat: stat(2) }],
                 end: WalkEnd::Complete,
@@ -644,7 +677,7 @@ mod tests {
             assert_eq!(back.opcode(), r.opcode());
             seen.insert(r.opcode());
         }
-        assert_eq!(seen.len(), 18, "a request variant is missing from the test");
+        assert_eq!(seen.len(), 22, "a request variant is missing from the test");
     }
 
     #[test]
@@ -655,7 +688,7 @@ mod tests {
             assert_eq!(back.opcode(), r.opcode());
             seen.insert(r.opcode());
         }
-        assert_eq!(seen.len(), 9, "a response variant is missing from the test");
+        assert_eq!(seen.len(), 11, "a response variant is missing from the test");
     }
 
     #[test]

@@ -159,6 +159,29 @@ fn entry_name(name: &[u8]) -> R<CString> {
     Ok(c)
 }
 
+/// An extended attribute's full name: empty or too long is ERANGE, as Linux says.
+fn xattr_name(name: &[u8]) -> R<CString> {
+    if name.is_empty() || name.len() > MAX_XATTR_NAME {
+        return Err(ErrnoCode::ERANGE);
+    }
+    CString::new(name).map_err(|_| ErrnoCode::EINVAL)
+}
+
+/// The attributes the sandbox reads of host files: user ones, and security
+/// ones as the host's security modules keep them.
+fn readable_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"user.") || name.starts_with(b"security.")
+}
+
+/// The attributes the sandbox changes on host files: user ones only.
+fn writable_xattr(name: &[u8]) -> R<CString> {
+    let name = xattr_name(name)?;
+    if !name.as_bytes().starts_with(b"user.") {
+        return Err(ErrnoCode::EOPNOTSUPP);
+    }
+    Ok(name)
+}
+
 fn mode(bits: u32) -> Mode {
     Mode::from_bits_truncate(bits & 0o7777)
 }
@@ -384,6 +407,12 @@ impl Server {
             }
             Request::Connect { root } => self.connect(root).map(|fd| (Response::Ok {}, Some(fd))),
             Request::OpenFile { dir, name } => self.open_file(dir, &name).map(|fd| (Response::Ok {}, Some(fd))),
+            Request::GetXattr { node, name } => self.getxattr(node, &name).map(|value| (Response::Xattr { value }, None)),
+            Request::SetXattr { node, name, value, flags } => {
+                self.setxattr(node, &name, &value, flags).map(|()| (Response::Ok {}, None))
+            }
+            Request::ListXattr { node } => self.listxattr(node).map(|names| (Response::Names { names }, None)),
+            Request::RemoveXattr { node, name } => self.removexattr(node, &name).map(|()| (Response::Ok {}, None)),
             // Only with its descriptor, which `serve_one` takes.
             Request::AddRoot { .. } => Err(ErrnoCode::EBADF),
         };
@@ -951,6 +980,63 @@ impl Server {
             frsize: s.f_frsize as u64,
             flags,
         })
+    }
+
+    // ---- extended attributes ----
+
+    /// A descriptor of `node`'s file for the f*xattr calls, which refuse an
+    /// `O_PATH` one (EBADF): a regular file or directory reopened for reading
+    /// (checked to be the same inode). `None` for other files: the sandbox's
+    /// user attributes are only on these two (the Sentry refuses the rest).
+    fn xattr_fd(&self, node: &Node) -> R<Option<OwnedFd>> {
+        match node.kind {
+            libc::S_IFREG | libc::S_IFDIR => self.reopen(node, OFlag::O_RDONLY).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn getxattr(&self, id: NodeId, name: &[u8]) -> R<Vec<u8>> {
+        let name = xattr_name(name)?;
+        // Trusted attributes need the host's CAP_SYS_ADMIN and are the Sentry's
+        // own; system ones (ACLs) it does not take from the host.
+        if !readable_xattr(name.as_bytes()) {
+            return Err(ErrnoCode::ENODATA);
+        }
+        let Some(fd) = self.xattr_fd(&*self.node(id)?)? else { return Err(ErrnoCode::ENODATA) };
+        let mut value = vec![0; MAX_XATTR_VALUE];
+        let n = sys::fgetxattr(fd.as_fd(), &name, &mut value).map_err(code)?;
+        value.truncate(n);
+        Ok(value)
+    }
+
+    fn listxattr(&self, id: NodeId) -> R<Vec<Vec<u8>>> {
+        let Some(fd) = self.xattr_fd(&*self.node(id)?)? else { return Ok(Vec::new()) };
+        let mut buf = vec![0; MAX_XATTR_VALUE];
+        // More than Linux's XATTR_LIST_MAX: what listxattr(2) answers too.
+        let n = sys::flistxattr(fd.as_fd(), &mut buf).map_err(|e| if e == Errno::ERANGE { ErrnoCode::E2BIG } else { code(e) })?;
+        Ok(buf[..n].split(|&b| b == 0).filter(|n| readable_xattr(n)).map(<[u8]>::to_vec).collect())
+    }
+
+    fn setxattr(&self, id: NodeId, name: &[u8], value: &[u8], flags: u32) -> R<()> {
+        let node = self.node(id)?;
+        self.writable(&node)?;
+        let name = writable_xattr(name)?;
+        if flags & !XATTR_FLAGS != 0 {
+            return Err(ErrnoCode::EINVAL);
+        }
+        if value.len() > MAX_XATTR_VALUE {
+            return Err(ErrnoCode::E2BIG);
+        }
+        let Some(fd) = self.xattr_fd(&node)? else { return Err(ErrnoCode::EPERM) };
+        sys::fsetxattr(fd.as_fd(), &name, value, flags as i32).map_err(code)
+    }
+
+    fn removexattr(&self, id: NodeId, name: &[u8]) -> R<()> {
+        let node = self.node(id)?;
+        self.writable(&node)?;
+        let name = writable_xattr(name)?;
+        let Some(fd) = self.xattr_fd(&node)? else { return Err(ErrnoCode::EPERM) };
+        sys::fremovexattr(fd.as_fd(), &name).map_err(code)
     }
 
     /// Serves `dir` as a new root; answers with its index and a connection for it.

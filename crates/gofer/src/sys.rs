@@ -243,3 +243,32 @@ mod tests {
         assert_eq!(dirents(&buf[..10]).count(), 0);
     }
 }
+
+/// `fgetxattr` of `name` into `buf`: the value's length.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> nix::Result<usize> {
+    // SAFETY: `name` is NUL-terminated and `buf` valid for writes of `buf.len()`
+    // bytes for the whole call; the kernel writes at most that many.
+    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    Errno::result(n).map(|n| n as usize)
+}
+
+/// `fsetxattr` of `name` to `value` with `XATTR_CREATE`/`XATTR_REPLACE` `flags`.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> nix::Result<()> {
+    // SAFETY: `name` is NUL-terminated and `value` valid for reads of its length.
+    let r = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), flags) };
+    Errno::result(r).map(drop)
+}
+
+/// `flistxattr` into `buf`: the names, each NUL-terminated; their length.
+pub fn flistxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    Errno::result(n).map(|n| n as usize)
+}
+
+/// `fremovexattr` of `name`.
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    Errno::result(r).map(drop)
+}

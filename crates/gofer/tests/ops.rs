@@ -640,3 +640,75 @@ fn listings_make_nodes_within_a_budget() {
     assert!(s.node_count() <= LISTED_NODES_MAX, "{} nodes", s.node_count());
     let _ = fs::remove_dir_all(&many);
 }
+
+/// The value of `name` on the host file `p`, as the host says.
+fn host_xattr(p: &std::path::Path, name: &str) -> Result<Vec<u8>, i32> {
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut v = vec![0u8; 65536];
+    // SAFETY: both strings are NUL-terminated and `v` valid for writes of its length.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    if n < 0 {
+        return Err(nix::errno::Errno::last_raw());
+    }
+    v.truncate(n as usize);
+    Ok(v)
+}
+
+#[test]
+fn extended_attributes_are_the_host_files() {
+    for f in Fixture::both(false) {
+        let c = f.c();
+        let file = f.walk("file.txt");
+        let dir = f.walk("dir");
+        let link = f.walk("link_to_root");
+        let (create, replace) = (libc::XATTR_CREATE as u32, libc::XATTR_REPLACE as u32);
+
+        c.setxattr(file, b"user.a", b"alpha", 0).unwrap();
+        assert_eq!(host_xattr(&f.root.join("file.txt"), "user.a"), Ok(b"alpha".to_vec()));
+        assert_eq!(c.getxattr(file, b"user.a").unwrap(), b"alpha");
+        assert_eq!(c.setxattr(file, b"user.a", b"x", create).unwrap_err(), ErrnoCode::EEXIST);
+        assert_eq!(c.setxattr(file, b"user.b", b"x", replace).unwrap_err(), ErrnoCode::ENODATA);
+        c.setxattr(file, b"user.a", b"", replace).unwrap();
+        assert_eq!(c.getxattr(file, b"user.a").unwrap(), b"");
+        c.setxattr(file, b"user.b", b"beta", create).unwrap();
+        assert_eq!(c.listxattr(file).unwrap(), [b"user.a".to_vec(), b"user.b".to_vec()]);
+        c.removexattr(file, b"user.a").unwrap();
+        assert_eq!(c.removexattr(file, b"user.a").unwrap_err(), ErrnoCode::ENODATA);
+        assert_eq!(c.getxattr(file, b"user.a").unwrap_err(), ErrnoCode::ENODATA);
+        assert_eq!(host_xattr(&f.root.join("file.txt"), "user.a"), Err(libc::ENODATA));
+
+        // Directories too, the served one itself included.
+        c.setxattr(dir, b"user.d", b"dir", 0).unwrap();
+        assert_eq!(host_xattr(&f.root.join("dir"), "user.d"), Ok(b"dir".to_vec()));
+        c.setxattr(ROOT, b"user.r", b"root", 0).unwrap();
+        assert_eq!(c.getxattr(ROOT, b"user.r").unwrap(), b"root");
+
+        // A symlink keeps none here (nor does Linux take user ones on it).
+        assert_eq!(c.setxattr(link, b"user.l", b"x", 0).unwrap_err(), ErrnoCode::EPERM);
+        assert_eq!(c.getxattr(link, b"user.l").unwrap_err(), ErrnoCode::ENODATA);
+        assert!(c.listxattr(link).unwrap().is_empty());
+
+        // Only user attributes are written; trusted and system ones are never read.
+        for name in [&b"trusted.t"[..], b"security.s", b"system.posix_acl_access", b"other.o"] {
+            assert_eq!(c.setxattr(file, name, b"x", 0).unwrap_err(), ErrnoCode::EOPNOTSUPP, "{name:?}");
+            assert_eq!(c.removexattr(file, name).unwrap_err(), ErrnoCode::EOPNOTSUPP, "{name:?}");
+        }
+        assert_eq!(c.getxattr(file, b"trusted.t").unwrap_err(), ErrnoCode::ENODATA);
+        assert_eq!(c.getxattr(file, b"").unwrap_err(), ErrnoCode::ERANGE);
+        assert_eq!(c.getxattr(file, &[b'u'; 256]).unwrap_err(), ErrnoCode::ERANGE);
+        assert_eq!(c.setxattr(file, b"user.a", b"x", 4).unwrap_err(), ErrnoCode::EINVAL);
+        // The largest value fits in a message: the answer is the host file
+        // system's (ext4 has no room for it, ENOSPC), as for a file set directly.
+        let big = c.setxattr(file, b"user.big", &[7; 65536], 0).map_err(|e| i32::from(e.0));
+        let host = f.root.join("dir/sub/deep.txt");
+        let path = std::ffi::CString::new(host.as_os_str().as_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated and the value valid for reads of its length.
+        let r = unsafe { libc::setxattr(path.as_ptr(), c"user.big".as_ptr(), [7u8; 65536].as_ptr().cast(), 65536, 0) };
+        assert_eq!(big, if r == 0 { Ok(()) } else { Err(nix::errno::Errno::last_raw()) });
+        if big.is_ok() {
+            assert_eq!(c.getxattr(file, b"user.big").unwrap().len(), 65536);
+        }
+        assert_eq!(c.setxattr(file, b"user.big", &[7; 65537], 0).unwrap_err(), ErrnoCode::E2BIG);
+    }
+}

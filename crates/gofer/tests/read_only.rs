@@ -48,6 +48,10 @@ fn every_change_is_erofs() {
             assert_eq!(c.open(file, flags).unwrap_err(), rofs, "{flags:#x}");
         }
 
+        assert_eq!(c.setxattr(file, b"user.a", b"x", 0).unwrap_err(), rofs);
+        assert_eq!(c.setxattr(dir, b"user.a", b"x", 0).unwrap_err(), rofs);
+        assert_eq!(c.removexattr(file, b"user.kept").unwrap_err(), rofs);
+
         // Reading works: walk, stat, open for reading, readdir, readlink, statfs.
         let w = c.walk(ROOT, &names("dir/sub/deep.txt")).unwrap();
         assert_eq!(w.end, WalkEnd::Complete);
@@ -62,6 +66,8 @@ fn every_change_is_erofs() {
         assert_eq!(c.readlink(l).unwrap(), b"/");
         assert_ne!(c.statfs(ROOT).unwrap().flags & libc::ST_RDONLY, 0);
         c.stat(file).unwrap();
+        assert_eq!(c.getxattr(file, b"user.none").unwrap_err(), ErrnoCode::ENODATA);
+        assert!(c.listxattr(dir).unwrap().is_empty());
         c.close(&[file, dir, l]).unwrap();
 
         assert_eq!(tree, snapshot(&f.root), "the served tree changed");

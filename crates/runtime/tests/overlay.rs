@@ -138,3 +138,39 @@ fn xattrs_on_host_files_stay_in_the_sandbox() {
         ])
     });
 }
+
+/// A host file's user extended attributes, seen through the root: read as the
+/// host has them, copied up with the file when the sandbox changes one, removed
+/// from the copy only; the host file keeps its own.
+#[test]
+fn host_files_extended_attributes_through_the_root() {
+    matrix("host_files_extended_attributes_through_the_root", &[Link::Static], |v| {
+        let bin = compile("root_xattr", v.link);
+        let path = scratch_path("root-xattr");
+        fs::write(&path, "data").map_err(|e| e.to_string())?;
+        let c = |s: &[u8]| std::ffi::CString::new(s).expect("no NUL");
+        let (cpath, name) = (c(path.as_os_str().as_encoded_bytes()), c(b"user.kept"));
+        // SAFETY: both strings are NUL-terminated and the value is valid for reads of 4 bytes.
+        let r = unsafe { libc::setxattr(cpath.as_ptr(), name.as_ptr(), b"host".as_ptr().cast(), 4, 0) };
+        if r != 0 {
+            return Err(format!("setxattr on the host: {}", std::io::Error::last_os_error()));
+        }
+        let o = run(sandbox_command(v.platform, &[], &bin, &Spec::args([path.as_os_str()])), Input::Bytes(Vec::new()));
+        let mut names = vec![0u8; 256];
+        // SAFETY: `cpath` is NUL-terminated and `names` valid for writes of its length.
+        let n = unsafe { libc::listxattr(cpath.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        let _ = fs::remove_file(&path);
+        all([
+            expect_status(&o, 0),
+            expect_stdout(
+                &o,
+                "size of user.kept: 4\nbefore user.kept: \"host\"\nnames before: user.kept\n\
+                 remove user.none: No data available\nset user.new: ok\n\
+                 after the copy-up user.kept: \"host\"\nnames after the copy-up: user.kept user.new\n\
+                 remove user.kept: ok\nafter removing user.kept: No data available\nnames at the end: user.new\n",
+            ),
+            if n >= 0 && &names[..n as usize] == b"user.kept\0" { Ok(()) } else { Err(format!("the host file's attributes changed: {:?}", &names[..n.max(0) as usize])) },
+        ])
+        .map_err(|e| format!("{e}\n{}", o.describe()))
+    });
+}

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// What a directory tree holds, one line per entry in name order: its path, type,
-/// permission bits and contents (a symlink's target).
+/// permission bits and contents (a symlink's target), and a file's or
+/// directory's user extended attributes.
 fn contents(root: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let mut names: Vec<_> = fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry").path()).collect();
@@ -21,16 +22,47 @@ fn contents(root: &Path) -> Vec<String> {
             if meta.file_type().is_symlink() {
                 out.push(format!("{rel} -> {}", fs::read_link(&p).expect("readlink").display()));
             } else if meta.is_dir() {
-                out.push(format!("{rel}/ {mode:o}"));
+                out.push(format!("{rel}/ {mode:o}{}", user_xattrs(&p)));
                 walk(root, &p, out);
             } else {
-                out.push(format!("{rel} {mode:o} {:?}", String::from_utf8_lossy(&fs::read(&p).expect("read"))));
+                out.push(format!("{rel} {mode:o} {:?}{}", String::from_utf8_lossy(&fs::read(&p).expect("read")), user_xattrs(&p)));
             }
         }
     }
     let mut out = Vec::new();
     walk(root, root, &mut out);
     out
+}
+
+/// ` user.a="value"` for each user attribute of `p`, in name order.
+fn user_xattrs(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("a path without NUL");
+    let mut names = vec![0u8; 65536];
+    // SAFETY: `path` is NUL-terminated and `names` valid for writes of its length.
+    let n = unsafe { libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    let n = usize::try_from(n).expect("llistxattr");
+    let mut names: Vec<&[u8]> = names[..n].split(|&b| b == 0).filter(|n| n.starts_with(b"user.")).collect();
+    names.sort();
+    let mut out = String::new();
+    for name in names {
+        let name = std::ffi::CString::new(name).expect("a name without NUL");
+        let mut value = vec![0u8; 65536];
+        // SAFETY: both strings are NUL-terminated and `value` valid for writes of its length.
+        let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+        let n = usize::try_from(n).expect("lgetxattr");
+        out += &format!(" {}={:?}", name.to_string_lossy(), String::from_utf8_lossy(&value[..n]));
+    }
+    out
+}
+
+fn set_user_xattr(p: &Path, name: &str, value: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("a path without NUL");
+    let name = std::ffi::CString::new(name).expect("a name without NUL");
+    // SAFETY: both strings are NUL-terminated and `value` valid for reads of its length.
+    let r = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(r, 0, "setxattr {p:?}");
 }
 
 fn fresh_dir(stem: &str) -> std::path::PathBuf {
@@ -92,6 +124,7 @@ fn read_only_bind_mount_refuses_changes() {
         let bin = compile("bind_rw", v.link);
         let dir = fresh_dir("bind-ro");
         fs::write(dir.join("a.txt"), "kept").expect("write a.txt");
+        set_user_xattr(&dir.join("a.txt"), "user.kept", "host");
         let before = contents(&dir);
         let volume = format!("{}:/data:ro", dir.display());
         let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args(["/data"])), Input::Bytes(Vec::new()));
@@ -103,6 +136,8 @@ fn read_only_bind_mount_refuses_changes() {
             expect_stdout_has_line(&sb, "create ro.txt 0444: Read-only file system"),
             expect_stdout_has_line(&sb, "truncate 5: Read-only file system"),
             expect_stdout_has_line(&sb, "mkdir d: Read-only file system"),
+            expect_stdout_has_line(&sb, "setxattr on the mount's directory: Read-only file system"),
+            expect_stdout_has_line(&sb, "getxattr user.kept of a.txt: 4 \"host\""),
             expect_stdout_has_line(&sb, "a.txt = \"kept\" (4 bytes)"),
             if before == after { Ok(()) } else { Err(format!("the host directory changed: {before:?} -> {after:?}")) },
         ])

@@ -6,7 +6,7 @@
 use crate::fs::pipe::Pipe;
 use nix::fcntl::FallocateFlags;
 use crate::net::unix::UnixSocket;
-use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::vfs::inode::{DirEntry, Inode, OpenFlags, SetAttr, XattrSet, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
 use crate::mm::{page_span, CacheStat, FileChunks, FilePages, Mapper, NoPages, PageCache, PageRun};
 use crate::vfs::{host_errno, Dentry, DirFile, FileDescription, HostFile};
 use rvisor_abi::structs::{Stat, Timespec};
@@ -834,6 +834,36 @@ impl Inode for GoferInode {
         if let (Some(new), Some(old)) = (a.size, old_size) {
             self.host_written(&|| Some(new.min(old)), u64::MAX);
         }
+        Ok(())
+    }
+
+    /// Extended attributes are the host file's, through the gofer: user ones
+    /// (and security ones to read); the syscalls checked names and namespaces.
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        self.client.getxattr(self.node()?.id, name).map_err(gofer_errno)
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        self.client.listxattr(self.node()?.id).map_err(gofer_errno)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], mode: XattrSet) -> SysResult<()> {
+        if !self.writable {
+            return error!(EROFS);
+        }
+        let flags = if mode.create { nix::libc::XATTR_CREATE as u32 } else { 0 } | if mode.replace { nix::libc::XATTR_REPLACE as u32 } else { 0 };
+        self.client.setxattr(self.node()?.id, name, value, flags).map_err(gofer_errno)?;
+        // The host changed the file's ctime.
+        self.stale.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        if !self.writable {
+            return error!(EROFS);
+        }
+        self.client.removexattr(self.node()?.id, name).map_err(gofer_errno)?;
+        self.stale.store(true, Ordering::Relaxed);
         Ok(())
     }
 

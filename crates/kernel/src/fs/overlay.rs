@@ -158,6 +158,14 @@ impl OverlayInode {
             mtime: Some((st.st_mtime, st.st_mtime_nsec)),
             ..SetAttr::default()
         });
+        // The lower file's extended attributes come along, as overlayfs copies
+        // them; those the gofer cannot read (a file it may not open) stay behind
+        // rather than keep the file from being copied.
+        for name in lower.listxattr().unwrap_or_default() {
+            if let Ok(value) = lower.getxattr(&name) {
+                upper.setxattr(&name, &value, XattrSet::default())?;
+            }
+        }
         self.lock().upper = Some(upper.clone());
         if let Ok(me) = self.me() {
             self.files.lock().unwrap_or_else(|e| e.into_inner()).insert(&upper, &me);
@@ -433,11 +441,12 @@ impl Inode for OverlayInode {
     }
 
     fn removexattr(&self, name: &[u8]) -> SysResult<()> {
-        // Nothing to remove below: the lower files have no attributes here.
-        match self.upper() {
-            Some(u) => u.removexattr(name),
-            None => error!(ENODATA),
+        // A lower file's attribute is removed from its copy, made only if the
+        // attribute is there to remove.
+        if self.upper().is_none() {
+            self.top()?.getxattr(name)?;
         }
+        self.copy_up()?.removexattr(name)
     }
 
     fn cache_stat(&self, first: u64, last: u64) -> crate::mm::CacheStat {

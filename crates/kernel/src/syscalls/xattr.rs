@@ -1,8 +1,9 @@
 //! Extended attributes: the get, set, list and remove calls, by path (following
 //! symlinks or not), by descriptor, and (the xattrat calls) from a directory
 //! descriptor with at-flags. tmpfs keeps them (so does the overlay root,
-//! by copying a host file up first); host files have none and other file systems
-//! store none. As Linux's tmpfs: the user, trusted and security namespaces (no
+//! by copying a host file up first, attributes and all); host files served by
+//! the gofer have their user ones (and security ones to read: the gofer gives
+//! no trusted or system ones); other file systems store none. As Linux's tmpfs: the user, trusted and security namespaces (no
 //! POSIX ACLs under system), user attributes only on regular files and
 //! directories, trusted ones only for root. A file without a name (a pipe, a
 //! socket) keeps none, but the namespace rules come first there too.
