@@ -21,6 +21,7 @@
 #include "check.h"
 #include "sockopt.h"
 #include "timing.h"
+#include "scm.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -85,15 +86,7 @@ static void *blocked_writer(void *arg) {
 
 // Sends file descriptor `fd` with `len` bytes, without blocking.
 static ssize_t send_fd(int s, int fd, size_t len) {
-    char c[CMSG_SPACE(sizeof fd)];
-    struct iovec io = {buf, len};
-    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
-    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof fd);
-    memcpy(CMSG_DATA(h), &fd, sizeof fd);
-    return sendmsg(s, &m, MSG_DONTWAIT);
+    return send_with_fd(s, buf, len, fd, MSG_DONTWAIT);
 }
 
 // What an AF_UNIX stream's sk_buffs cost its writer's send buffer.

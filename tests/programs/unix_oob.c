@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "oob.h"
+#include "scm.h"
 
 /* A connected stream pair: fd[0] sends, fd[1] receives (non-blocking). */
 static void pair(int fd[2]) {
@@ -47,15 +48,7 @@ static const char *mark(int fd) {
 
 /* Sends `s` with file `fd` (SCM_RIGHTS). */
 static void out_fd(int sock, const char *s, int fd, int flags) {
-  char c[CMSG_SPACE(sizeof fd)] = {0};
-  struct iovec io = {(void *)s, strlen(s)};
-  struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = c, .msg_controllen = sizeof c};
-  struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-  h->cmsg_level = SOL_SOCKET;
-  h->cmsg_type = SCM_RIGHTS;
-  h->cmsg_len = CMSG_LEN(sizeof fd);
-  memcpy(CMSG_DATA(h), &fd, sizeof fd);
-  long r = sendmsg(sock, &m, flags);
+  long r = send_with_fd(sock, s, strlen(s), fd, flags);
   if (r != (long)strlen(s)) printf("sendmsg %s: %ld %s\n", s, r, errname(errno));
 }
 

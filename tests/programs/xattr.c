@@ -13,6 +13,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "xattr_list.h"
+
 static void show(const char *what, long r) {
     int e = errno;
     if (r < 0)
@@ -21,25 +23,6 @@ static void show(const char *what, long r) {
         printf("%s: %ld\n", what, r);
 }
 
-static void print_list(const char *what, const char *buf, long n) {
-    printf("%s:", what);
-    /* Sorted output does not depend on the file system's order. */
-    const char *names[32];
-    int k = 0;
-    for (long i = 0; i < n && k < 32; i += strlen(buf + i) + 1)
-        names[k++] = buf + i;
-    for (int a = 0; a < k; a++)
-        for (int b = a + 1; b < k; b++)
-            if (strcmp(names[a], names[b]) > 0) {
-                const char *x = names[a];
-                names[a] = names[b];
-                names[b] = x;
-            }
-    for (int a = 0; a < k; a++)
-        if (strncmp(names[a], "security.", 9) != 0) /* the host may add SELinux labels */
-            printf(" %s", names[a]);
-    printf("\n");
-}
 
 int main(int argc, char **argv) {
     char buf[256];

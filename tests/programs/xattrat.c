@@ -16,6 +16,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "xattr_list.h"
+
 #include "check.h"
 
 #define NR_setxattrat 463
@@ -51,25 +53,6 @@ static long get_at(int dfd, const char *path, unsigned at, const char *name, cha
     return syscall(NR_getxattrat, dfd, path, at, name, &a, sizeof a);
 }
 
-static void print_list(const char *what, const char *buf, long n) {
-    printf("%s:", what);
-    // Sorted, without security names (the host may add labels).
-    const char *names[32];
-    int k = 0;
-    for (long i = 0; i < n && k < 32; i += strlen(buf + i) + 1)
-        names[k++] = buf + i;
-    for (int a = 0; a < k; a++)
-        for (int b = a + 1; b < k; b++)
-            if (strcmp(names[a], names[b]) > 0) {
-                const char *x = names[a];
-                names[a] = names[b];
-                names[b] = x;
-            }
-    for (int a = 0; a < k; a++)
-        if (strncmp(names[a], "security.", 9) != 0)
-            printf(" %s", names[a]);
-    printf("\n");
-}
 
 static void on(const char *dir) {
     char f[128], buf[256];

@@ -227,48 +227,27 @@ impl TmpInode {
         Ok(child)
     }
 
-    /// Reads file bytes at `off` into the app's buffers `to`; returns how many.
-    fn read_into(&self, off: u64, to: &mut RangeCursor<'_>) -> SysResult<usize> {
+    /// Reads file bytes at `off` into `to`; returns how many.
+    fn read_to(&self, off: u64, to: &mut ReadTarget<'_, '_>) -> SysResult<usize> {
         let st = self.lock();
         let Content::File { pages, size } = &st.1 else { return error!(EISDIR) };
         if off >= *size {
             return Ok(0);
         }
-        let n = ((*size - off) as usize).min(to.remaining());
+        let n = ((*size - off) as usize).min(to.len());
         let mut done = 0;
         while done < n {
             let at = off + done as u64;
             let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
             let chunk = (PAGE_SIZE as usize - inpage).min(n - done);
-            match pages.get(&idx) {
-                Some(p) => to.copy_from(&self.fs.mf, p.offset() + inpage as u64, chunk),
-                None => to.zero(chunk),
-            };
+            to.fill(pages.get(&idx).map(|p| (&*self.fs.mf, p.offset() + inpage as u64)), done, chunk);
             done += chunk;
         }
         Ok(n)
     }
 
-    /// Reads file bytes at `off` into `buf`; returns how many.
     fn read_bytes(&self, off: u64, buf: &mut [u8]) -> SysResult<usize> {
-        let st = self.lock();
-        let Content::File { pages, size } = &st.1 else { return error!(EISDIR) };
-        if off >= *size {
-            return Ok(0);
-        }
-        let n = ((*size - off) as usize).min(buf.len());
-        let mut done = 0;
-        while done < n {
-            let at = off + done as u64;
-            let (idx, inpage) = (at / PAGE_SIZE, (at % PAGE_SIZE) as usize);
-            let chunk = (PAGE_SIZE as usize - inpage).min(n - done);
-            match pages.get(&idx) {
-                Some(p) => self.fs.mf.read(p.offset() + inpage as u64, &mut buf[done..done + chunk]),
-                None => buf[done..done + chunk].fill(0),
-            }
-            done += chunk;
-        }
-        Ok(n)
+        self.read_to(off, &mut ReadTarget::Bytes(buf))
     }
 
     pub(crate) fn write_bytes(&self, off: u64, data: &[u8]) -> SysResult<usize> {
@@ -804,6 +783,37 @@ impl Drop for TmpFile {
     }
 }
 
+/// Where a read's bytes go: a Sentry buffer, or the app's buffers, filled
+/// straight from the file's frames.
+enum ReadTarget<'a, 'b> {
+    Bytes(&'a mut [u8]),
+    App(&'a mut RangeCursor<'b>),
+}
+
+impl ReadTarget<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            ReadTarget::Bytes(b) => b.len(),
+            ReadTarget::App(c) => c.remaining(),
+        }
+    }
+
+    /// Fills the `n` bytes at `at` (in order: the app's are taken as they come)
+    /// from `from`, a memory file and an offset in it, or with zeros (a hole).
+    fn fill(&mut self, from: Option<(&MemoryFile, u64)>, at: usize, n: usize) {
+        match (self, from) {
+            (ReadTarget::Bytes(b), Some((mf, off))) => mf.read(off, &mut b[at..at + n]),
+            (ReadTarget::Bytes(b), None) => b[at..at + n].fill(0),
+            (ReadTarget::App(c), Some((mf, off))) => {
+                c.copy_from(mf, off, n);
+            }
+            (ReadTarget::App(c), None) => {
+                c.zero(n);
+            }
+        }
+    }
+}
+
 /// Where a write's bytes come from: a Sentry buffer, or the app's buffers,
 /// copied from their frames straight into the file's.
 enum WriteSource<'a, 'b> {
@@ -848,7 +858,7 @@ impl FileDescription for TmpFile {
         let start = offset.map(|o| o as u64).unwrap_or(*pos);
         // Page by page from the file's frames into the app's, with no buffer between.
         let mut to = RangeCursor::new(t.mm.memory_file(), t.mm.translate_buffers(bufs, true)?);
-        let n = self.inode.read_into(start, &mut to)?;
+        let n = self.inode.read_to(start, &mut ReadTarget::App(&mut to))?;
         if offset.is_none() {
             *pos = start + n as u64;
         }
