@@ -222,18 +222,17 @@ impl Task {
     fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
         let Some(mut deadline) = deadline else { return self.thread.block(None, || interrupted(self), ready) };
         let clocks = &self.kernel.clocks;
-        // Read in this order (sandbox, host; then host, sandbox), two clocks
-        // running at one rate never show a lag.
+        // The sandbox's clock read before the host's, so that at one rate it
+        // has always gone at least as far when the host's deadline passes.
         let start = clocks.monotonic_ns();
-        let host_start = std::time::Instant::now();
+        let length = deadline.saturating_duration_since(std::time::Instant::now()).as_nanos() as i64;
         loop {
             match self.thread.block(Some(deadline), || interrupted(self), &mut ready) {
                 Err(e) if e.code == rvisor_abi::ErrnoCode::ETIMEDOUT => {
-                    let host_now = std::time::Instant::now();
-                    let waited = host_now.saturating_duration_since(host_start).as_nanos() as i64;
-                    let lag = waited - (clocks.monotonic_ns() - start);
-                    match host_now.checked_add(std::time::Duration::from_nanos(lag.max(0) as u64)) {
-                        Some(later) if lag > 0 => deadline = later,
+                    // What is left of the wait by the sandbox's clock.
+                    let left = length - (clocks.monotonic_ns() - start);
+                    match std::time::Instant::now().checked_add(std::time::Duration::from_nanos(left.max(0) as u64)) {
+                        Some(later) if left > 0 => deadline = later,
                         _ => return Err(e),
                     }
                 }
