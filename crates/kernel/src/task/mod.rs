@@ -217,8 +217,9 @@ impl Task {
 
     /// A timeout is timed by the host's clock, but the app measures it by the
     /// sandbox's, which may run up to 500 ppm slow while it slews onto the
-    /// host's: the wait goes on by what the sandbox's clock fell behind, so that
-    /// it never ends early by the app's clock, as on Linux.
+    /// host's: past the host's deadline, the wait goes on for what is left of
+    /// its length by the sandbox's clock, so that it never ends early by the
+    /// app's clock, as on Linux.
     fn block(&self, deadline: Option<std::time::Instant>, interrupted: fn(&Task) -> bool, mut ready: impl FnMut() -> bool) -> rvisor_abi::SysResult<()> {
         let Some(mut deadline) = deadline else { return self.thread.block(None, || interrupted(self), ready) };
         let clocks = &self.kernel.clocks;
