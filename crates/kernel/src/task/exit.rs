@@ -290,7 +290,12 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             // who reaps it, it (`group_zombie` tries again once a zombie) or this.
             if autoreap {
                 for child in &children {
-                    if child.state().zombie.is_some() && leaves_parent(child, h, consts::SIGCHLD) {
+                    // (Not one its tracer holds: that is news when the tracer lets it go.)
+                    let died = {
+                        let st = child.state();
+                        st.zombie.is_some() && st.exit_tracer.is_none()
+                    };
+                    if died && leaves_parent(child, h, consts::SIGCHLD) {
                         child.container.pid_ns.release_group(child);
                     }
                 }
