@@ -383,6 +383,13 @@ fn root_without_capabilities() {
     });
 }
 
+/// A subreaper ignoring SIGCHLD keeps no zombie of its orphans, whenever they
+/// die, and its wait() never reports one, however its children die meanwhile.
+#[test]
+fn reparented_orphans_are_autoreaped() {
+    compare("reparented_orphans_are_autoreaped", "reparent_autoreap", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "0 failures")]));
+}
+
 /// Sleeps end only once their own clock (the sandbox's, which may slew) has
 /// reached the end, relative and absolute, monotonic and boottime; nor does a
 /// poll, ppoll, select, epoll_wait, futex wait or sigtimedwait that times out.

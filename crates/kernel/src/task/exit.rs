@@ -247,18 +247,29 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
     };
     if !children.is_empty() {
         let heir = reaper_for(kernel, parent.as_ref(), tg);
-        // Under the lock that `group_zombie` sets the zombie under: a child
-        // dying meanwhile is either a zombie here, news for the heir from this,
-        // or sees the heir as its parent (Linux does both under tasklist_lock).
+        // A zombie among them is news to its new parent, which reaps it at once
+        // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader);
+        // one its tracer holds is news when the tracer lets it go.
+        let autoreap = heir.as_ref().is_some_and(|h| ignores_children(h));
         let mut zombies: Vec<(Arc<ThreadGroup>, ExitStatus)> = Vec::new();
-        for child in &children {
-            {
+        {
+            // The heir's lock over each child's, as `group_zombie` takes them to
+            // make the zombie: a child dying meanwhile either is a zombie here,
+            // or finds itself among the heir's children (Linux: tasklist_lock).
+            let mut heir_st = heir.as_ref().map(|h| h.state());
+            for child in &children {
                 let mut st = child.state();
                 st.parent = heir.clone();
-                if let Some(z) = st.zombie.filter(|_| st.exit_tracer.is_none()) {
+                let zombie = st.zombie.filter(|_| st.exit_tracer.is_none());
+                if let Some(z) = zombie {
                     zombies.push((child.clone(), z));
                 }
+                if let Some(h) = heir_st.as_mut().filter(|_| !autoreap || zombie.is_none()) {
+                    h.children.push(child.clone());
+                }
             }
+        }
+        for child in &children {
             // Another parent did not ask for a clone child's signal.
             child.exit_signal.store(consts::SIGCHLD, Relaxed);
             for th in child.threads() {
@@ -269,35 +280,13 @@ fn group_died(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>, status: ExitSt
             }
         }
         if let Some(h) = &heir {
-            // A zombie among them is news to its new parent, which reaps it at once
-            // if it ignores SIGCHLD or asked not to wait (Linux's reparent_leader);
-            // one its tracer holds is news when the tracer lets it go.
-            let act = h.action(consts::SIGCHLD);
-            let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
-            h.state().children.extend(children.iter().filter(|c| !autoreap || !zombies.iter().any(|(z, _)| Arc::ptr_eq(z, c))).cloned());
             for (child, status) in zombies {
-                if act.handler != SIG_IGN {
+                if h.action(consts::SIGCHLD).handler != SIG_IGN {
                     let (code, st) = status.child_code();
                     signals::send_to_group(h, SigInfo::new(consts::SIGCHLD, code).with_sender(child.tgid, child.creds().uid).with_value(st as u32 as u64));
                 }
                 if autoreap {
                     child.container.pid_ns.release_group(&child);
-                }
-            }
-            // A child that died after it saw its new parent but before it was
-            // among the heir's children found nothing to leave (`leaves_parent`):
-            // it is reaped here. Taking it out of the heir's children decides
-            // who reaps it, it (`group_zombie` tries again once a zombie) or this.
-            if autoreap {
-                for child in &children {
-                    // (Not one its tracer holds: that is news when the tracer lets it go.)
-                    let died = {
-                        let st = child.state();
-                        st.zombie.is_some() && st.exit_tracer.is_none()
-                    };
-                    if died && leaves_parent(child, h, consts::SIGCHLD) {
-                        child.container.pid_ns.release_group(child);
-                    }
                 }
             }
             h.wake_waiters();
@@ -354,49 +343,47 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
     if leader.is_some() {
         tg.pid_ns.release_thread(tg.tgid);
     }
-    let (parent, status) = {
-        let st = tg.state();
-        (st.parent.clone(), st.exiting.unwrap_or(ExitStatus::Exited(0)))
-    };
+    let status = tg.state().exiting.unwrap_or(ExitStatus::Exited(0));
     // Its leader exited traced: a tracer other than the parent hears of the
     // death first (SIGCHLD whatever the exit signal) and reaps it before the
     // parent may; a parent that traces it reaps it itself, even if it ignores
     // SIGCHLD (Linux's exit_notify and do_notify_parent).
     let tracer = tg.state().exit_tracer.as_ref().and_then(Weak::upgrade);
-    let parent_traces = tracer.as_ref().zip(parent.as_ref()).is_some_and(|(t, p)| Arc::ptr_eq(t, p));
-    let signal = parent.as_ref().map_or(0, |p| death_signal(tg, p));
-    // (Not if the parent died meanwhile and the child went to another.)
-    let autoreap = tracer.is_none() && parent.as_ref().is_some_and(|p| leaves_parent(tg, p, signal));
-    let (held, now_parent) = {
+    let (parent, held, autoreap) = loop {
+        let parent = tg.state().parent.clone();
+        let parent_traces = tracer.as_ref().zip(parent.as_ref()).is_some_and(|(t, p)| Arc::ptr_eq(t, p));
+        let ignored = parent.as_ref().is_some_and(|p| death_signal(tg, p) == consts::SIGCHLD && ignores_children(p));
+        // The parent's lock over its own: a parent that does not want its
+        // zombie takes it out of its children in the same step as it becomes
+        // one, so that no wait() sees it; and a parent dying meanwhile
+        // (`group_died`) either hands it over as a zombie or sees it after.
+        let mut parent_st = parent.as_ref().map(|p| p.state());
         let mut st = tg.state();
+        if !option_ptr_eq(&st.parent, &parent) {
+            continue;
+        }
         if parent_traces || tracer.is_none() {
             st.exit_tracer = None;
         }
         st.zombie = Some(status);
         // Still set unless the tracer let its tracees go meanwhile.
-        (st.exit_tracer.is_some(), st.parent.clone())
+        let held = st.exit_tracer.is_some();
+        // (A tracer that let it go meanwhile holds it no more.)
+        let autoreap = !held
+            && !parent_traces
+            && ignored
+            && parent_st.as_mut().is_some_and(|p| p.take_child(tg));
+        drop((st, parent_st));
+        break (parent, held, autoreap);
     };
     tg.exit_waiters.notify();
-    let untraced = tracer.is_none();
-    match (held, tracer) {
-        (true, Some(tracer)) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
-        _ => match (parent, now_parent) {
-            // The parent died meanwhile and gave it to another before it was a
-            // zombie (`group_died`): that one hears of it now, and reaps it at
-            // once if it ignores SIGCHLD, as it would a zombie handed to it.
-            (Some(parent), Some(heir)) if !Arc::ptr_eq(&parent, &heir) => {
-                let signal = death_signal(tg, &heir);
-                let autoreap = leaves_parent(tg, &heir, signal);
-                notify_parent(tg, &heir, status, signal, autoreap);
-            }
-            // Handed to `parent` as it died (`group_died`) and not yet among its
-            // children when first tried: leaving it may work now.
-            (Some(parent), _) => {
-                let autoreap = autoreap || (untraced && leaves_parent(tg, &parent, signal));
-                notify_parent(tg, &parent, status, signal, autoreap)
-            }
-            _ => {}
-        },
+    match (held, tracer, parent) {
+        (true, Some(tracer), _) => notify_tracer_of_exit(&tracer, tg.tgid, tg, status),
+        (_, _, Some(parent)) => {
+            let signal = death_signal(tg, &parent);
+            notify_parent(tg, &parent, status, signal, autoreap);
+        }
+        _ => {}
     }
     if tg.container.is_init(tg) {
         if Arc::ptr_eq(&tg.container, &kernel.root_container) {
@@ -412,14 +399,25 @@ fn group_zombie(kernel: &Arc<crate::Kernel>, tg: &Arc<ThreadGroup>) {
 /// zombies; it then is out of them: a wait() racing with the exit cannot reap
 /// it instead of blocking until every child is gone (ECHILD).
 fn leaves_parent(tg: &Arc<ThreadGroup>, parent: &ThreadGroup, signal: u32) -> bool {
-    let act = parent.action(consts::SIGCHLD);
-    if signal != consts::SIGCHLD || (act.handler != SIG_IGN && act.flags & SA_NOCLDWAIT == 0) {
+    if signal != consts::SIGCHLD || !ignores_children(parent) {
         return false;
     }
-    let mut st = parent.state();
-    let before = st.children.len();
-    st.children.retain(|c| !Arc::ptr_eq(c, tg));
-    st.children.len() != before
+    parent.state().take_child(tg)
+}
+
+/// Whether `parent` never sees its children as zombies: it ignores SIGCHLD or
+/// set SA_NOCLDWAIT.
+fn ignores_children(parent: &ThreadGroup) -> bool {
+    let act = parent.action(consts::SIGCHLD);
+    act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0
+}
+
+fn option_ptr_eq(a: &Option<Arc<ThreadGroup>>, b: &Option<Arc<ThreadGroup>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Tells `parent` that its child `tg` died, with `signal` (Linux's

@@ -363,6 +363,13 @@ pub struct TgState {
 }
 
 impl TgState {
+    /// Takes `child` out of the children; false if it was not among them.
+    pub fn take_child(&mut self, child: &Arc<ThreadGroup>) -> bool {
+        let Some(at) = self.children.iter().position(|c| Arc::ptr_eq(c, child)) else { return false };
+        self.children.remove(at);
+        true
+    }
+
     /// Whether no traced thread's zombie is left: only the leader's, if any,
     /// which goes with its group.
     pub fn traced_zombies_gone(&self, tgid: i32) -> bool {

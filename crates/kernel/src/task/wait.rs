@@ -87,9 +87,14 @@ impl Task {
                     continue;
                 }
                 drop(st);
+                // Still ours: not reaped at its death, nor by another of our
+                // threads, since the list was read (Linux scans under tasklist_lock).
+                if !self.still_child(&child, !opts.nowait) {
+                    continue;
+                }
                 let result = self.zombie_result(&child, status, !opts.nowait);
                 if !opts.nowait {
-                    self.reap(&child);
+                    self.pid_ns().release_group(&child);
                 }
                 return Ok(Some(result));
             }
@@ -220,9 +225,20 @@ impl Task {
         st.tracees.len() != before
     }
 
+    /// Reaps zombie `child`, unless it was reaped already.
     pub(super) fn reap(&self, child: &Arc<ThreadGroup>) {
-        self.tg.state().children.retain(|c| !Arc::ptr_eq(c, child));
-        self.pid_ns().release_group(child);
+        if self.still_child(child, true) {
+            self.pid_ns().release_group(child);
+        }
+    }
+
+    /// Whether `child` is among this group's children; `take`: takes it out.
+    fn still_child(&self, child: &Arc<ThreadGroup>, take: bool) -> bool {
+        let mut st = self.tg.state();
+        if take {
+            return st.take_child(child);
+        }
+        st.children.iter().any(|c| Arc::ptr_eq(c, child))
     }
 }
 
