@@ -7,7 +7,7 @@ use rvisor_abi::structs::Stat;
 use rvisor_abi::ErrnoCode;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The result of a walk: a node per component walked, and how the walk ended.
@@ -49,7 +49,12 @@ pub struct Client {
     forgotten: Mutex<Vec<NodeId>>,
     /// The index of the root this connection is for.
     root: u32,
+    /// Called when a connection to this gofer breaks (shared by every connection
+    /// made from this one).
+    lost: Arc<OnceLock<LostHook>>,
 }
+
+type LostHook = Box<dyn Fn() + Send + Sync>;
 
 /// How many forgotten nodes are closed at once.
 const FORGET_BATCH: usize = 64;
@@ -100,12 +105,26 @@ impl Client {
     /// A client on one end of a `SOCK_SEQPACKET` pair whose other end a server serves
     /// for its first root.
     pub fn new(sock: OwnedFd) -> Client {
-        Client::for_root(sock, 0)
+        Client::for_root(sock, 0, Arc::default())
     }
 
-    fn for_root(sock: OwnedFd, root: u32) -> Client {
+    fn for_root(sock: OwnedFd, root: u32, lost: Arc<OnceLock<LostHook>>) -> Client {
         let conn = Conn { sock, out: Vec::with_capacity(MAX_MESSAGE), inb: vec![0; MAX_MESSAGE].into(), broken: false };
-        Client { conn: Mutex::new(conn), forgotten: Mutex::default(), root }
+        Client { conn: Mutex::new(conn), forgotten: Mutex::default(), root, lost }
+    }
+
+    /// Has `hook` called, before the failing call returns `EIO`, when a connection
+    /// to this gofer (this one or any made from it) breaks: the gofer died or
+    /// answered nonsense. Only the first hook set counts.
+    pub fn on_lost(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.lost.set(Box::new(hook));
+    }
+
+    fn broke(&self, conn: &mut Conn) {
+        conn.broken = true;
+        if let Some(hook) = self.lost.get() {
+            hook();
+        }
     }
 
     /// Sends `req` and waits for its answer. An `Error` answer becomes `Err`.
@@ -141,7 +160,7 @@ impl Client {
         let (n, fd) = match got {
             Ok(v) => v,
             Err(e) => {
-                conn.broken = true;
+                self.broke(conn);
                 return Err(e);
             }
         };
@@ -149,7 +168,7 @@ impl Client {
             Ok(Response::Error { errno }) => Err(errno),
             Ok(r) => Ok((r, fd)),
             Err(_) => {
-                conn.broken = true;
+                self.broke(conn);
                 Err(ErrnoCode::EIO)
             }
         }
@@ -418,7 +437,7 @@ impl Client {
     /// `O_PATH`) as a root of its own, and returns a connection for it.
     pub fn add_root(&self, dir: BorrowedFd<'_>, read_only: bool) -> Result<Client, ErrnoCode> {
         match self.call_passing(&Request::AddRoot { read_only }, Some(dir))? {
-            (Response::Root { root }, Some(fd)) => Ok(Client::for_root(fd, root)),
+            (Response::Root { root }, Some(fd)) => Ok(Client::for_root(fd, root, self.lost.clone())),
             _ => Err(ErrnoCode::EIO),
         }
     }
@@ -432,7 +451,7 @@ impl Client {
     /// directory, from 0), sharing its node ids.
     pub fn connect_root(&self, root: u32) -> Result<Client, ErrnoCode> {
         match self.call_fd(&Request::Connect { root })? {
-            (Response::Ok {}, fd) => Ok(Client::for_root(fd, root)),
+            (Response::Ok {}, fd) => Ok(Client::for_root(fd, root, self.lost.clone())),
             _ => Err(ErrnoCode::EIO),
         }
     }

@@ -327,7 +327,9 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     forward_signals(&kernel);
     // After the signal mask is set, as the forwarder's: a sandbox without its
     // files cannot go on (lookups, page-ins and writes would fail under the app),
-    // so it ends, as runsc's does when its gofer dies.
+    // so it ends, as runsc's does when its gofer dies: at once if a call finds
+    // its connection broken (every process is killed before that call returns,
+    // so no app sees the error), else when the gofer's exit is noticed.
     let watched = kernel.clone();
     gofers
         .watch(move |status| {
@@ -337,6 +339,13 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
             }
         })
         .map_err(internal("cannot watch the gofer"))?;
+    let weak = Arc::downgrade(&kernel);
+    root.on_lost(move || {
+        if let Some(kernel) = weak.upgrade().filter(|k| !k.init_exited()) {
+            tracing::error!("the gofer connection broke: the sandbox is killed");
+            kernel.kill_all();
+        }
+    });
     // After the signal mask is set, which the forwarding threads inherit.
     rvisor_kernel::net::forward::start(&kernel, forwards).map_err(internal("-p: cannot start forwarding"))?;
     let filter = crate::filter::Config { ptrace: kernel.platform.name() == "ptrace", kvm: kernel.platform.name() == "kvm", host_network: req.network == Network::Host, loopback_mirror: req.network == Network::Sandbox, debug: req.debug_seccomp };

@@ -530,6 +530,34 @@ fn the_sandbox_ends_with_its_gofer() {
     });
 }
 
+/// An app busy with its files when the gofer dies never sees a call fail: the
+/// call that finds the connection broken kills the sandbox before it returns.
+#[test]
+fn a_dead_gofer_fails_no_call() {
+    matrix("a_dead_gofer_fails_no_call", &[Link::Static], |v| {
+        let dir = scratch_path("gofer-busy");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let volume = format!("{}:/v", dir.display());
+        // Four loops at once, so that some call is under way as the gofer dies.
+        // Each makes new files, each a call to the gofer.
+        let spec = Spec::args(["-c", "for i in 1 2 3 4; do (n=0; : > /v/f$i.0 && echo up; while : > /v/f$i.$n; do n=$((n+1)); done; echo lost) & done; wait"]);
+        let mut p = Interactive::spawn(sandbox_command(v.platform, &["-v", &volume], Path::new("/bin/sh"), &spec));
+        for _ in 0..4 {
+            p.expect_line("up")?;
+        }
+        let gofer = gofer_of(p.pid())?;
+        // SAFETY: signalling the gofer our sandbox started.
+        unsafe { libc::kill(gofer, libc::SIGKILL) };
+        let o = p.wait_exit();
+        let _ = std::fs::remove_dir_all(&dir);
+        expect_status(&o, 128 + libc::SIGKILL)?;
+        match o.stdout_str().lines().any(|l| l == "lost") || o.stderr_str().contains("Input/output error") {
+            false => Ok(()),
+            true => Err(format!("the app saw a call fail\n{}", o.describe())),
+        }
+    });
+}
+
 /// A ctrl-C or a hang-up reaches the whole foreground process group, the gofer
 /// with the sandbox: the sandbox forwards it to init, and the gofer, which lives as
 /// long as the sandbox's connections, stays to serve the files.
