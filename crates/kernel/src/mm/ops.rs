@@ -72,7 +72,7 @@ impl MmState {
             return Err(errno!(ENOMEM));
         }
         match adm.data {
-            Some((cur, max)) if !within(cur, true) && !(cur == 0 && within(max, true)) => Err(errno!(ENOMEM)),
+            Some((cur, max)) if !(within(cur, true) || (cur == 0 && within(max, true))) => Err(errno!(ENOMEM)),
             _ => Ok(()),
         }
     }
