@@ -542,13 +542,13 @@ impl Kernel {
             }
         }
         let path = search_path(&fs, &c, &spec.path, &spec.envp);
-        let prog = find_program(&fs, &c, &self.memory, &path, None, spec.argv)?;
+        let prog = find_program(&fs, &c, &self.memory, &path, None, spec.argv, None)?;
         let exe = walk(&c, &root, &fs.cwd(), prog.path.as_bytes(), Follow::Yes).map(|d| String::from_utf8_lossy(&d.path()).into_owned()).unwrap_or(prog.path.clone());
         let mut ctx = self.platform.new_context();
         let c = spec.creds;
         let timens = self.namespaces.time.enter(&self.memory).map_err(|_| crate::loader::ExecError::NoMemory)?;
         let stack_limit = spec.rlimits.iter().find(|l| l.0 == crate::task::RLIMIT_STACK).map_or(crate::task::default_rlimits()[crate::task::RLIMIT_STACK].cur, |l| l.1);
-        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, crate::mm::GrowthLimits { stack: stack_limit, ..Default::default() })?;
+        let (mm, image) = load_program(self, ctx.as_mut(), &prog, &spec.envp, [c.uid, c.euid, c.gid, c.egid], &timens, crate::mm::GrowthLimits { stack: stack_limit, ..Default::default() }, 0)?;
         let fds = Arc::new(FdTable::default());
         let console = match spec.stdio {
             Stdio::Host(stdio) => {

@@ -113,7 +113,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
             groups: Vec::new(),
             terminal: args.tty,
             caps: None,
-            rlimits: Vec::new(),
+            rlimits: inherited_rlimits(),
             no_new_privs: false,
             preserved_fds: 0,
         },
@@ -132,6 +132,27 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
 
 /// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
 /// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
+/// The sandbox's /proc/sys/fs/nr_open: no RLIMIT_NOFILE goes past it.
+const NR_OPEN: u64 = 1 << 20;
+
+/// The caller's RLIMIT_FSIZE and RLIMIT_NOFILE (within NR_OPEN), which the
+/// program starts with, as runsc's boot takes the host's for its defaults; the
+/// others are Linux's defaults. Read from /proc/self/limits ("unlimited" or a
+/// number, soft then hard).
+fn inherited_rlimits() -> Vec<(usize, u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let value = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
+    let nofile = rvisor_kernel::task::RLIMIT_NOFILE;
+    [("Max file size ", rvisor_kernel::task::RLIMIT_FSIZE), ("Max open files ", nofile)]
+        .into_iter()
+        .filter_map(|(name, resource)| {
+            let mut words = text.lines().find_map(|l| l.strip_prefix(name))?.split_whitespace();
+            let (cur, max) = (value(words.next()?)?, value(words.next()?)?);
+            Some(if resource == nofile { (resource, cur.min(NR_OPEN), max.min(NR_OPEN)) } else { (resource, cur, max) })
+        })
+        .collect()
+}
+
 fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
     let m = |target: &str, kind, flags: u32| MountRequest { target: target.into(), kind, flags, propagation: Vec::new() };
     let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);

@@ -398,6 +398,18 @@ fn default_platform_is_systrap() {
     );
 }
 
+/// `rvisor do` gives the program the caller's RLIMIT_NOFILE (as runsc takes the host's),
+/// not Linux's default 1024/1048576; RLIMIT_FSIZE too, unlimited here (a small one would
+/// stop rvisor itself, whose memory file grows past it).
+#[test]
+fn do_inherits_the_callers_file_limits() {
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=1234:5678", "--fsize=unlimited", "--"]).arg(rvisor()).args(["do", "--", "/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -f"]);
+    let o = run(cmd, Input::Bytes(vec![]));
+    let r = all([expect_status(&o, 0), expect_stdout(&o, "1234\n5678\nunlimited\n")]);
+    assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
+}
+
 #[test]
 fn bad_invocations_fail_cleanly() {
     let hello = compile("hello", Link::Static);

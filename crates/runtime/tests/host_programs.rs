@@ -423,6 +423,18 @@ for r in sorted(" ".join(r[3:6] + r[7:]) for r in rows("unix")):
 /// are cut from gdb's lines; strace -f's exit_group lines are counted whether another
 /// process's line split them ("<unfinished ...>") or not. The rest must equal the native
 /// output.
+/// `setarch -R` (personality ADDR_NO_RANDOMIZE): two runs map everything at the same
+/// addresses, two plain runs do not.
+#[test]
+fn setarch_no_randomize() {
+    same_as_native(
+        "setarch_no_randomize",
+        "a=$(setarch -R cat /proc/self/maps); b=$(setarch -R cat /proc/self/maps); [ \"$a\" = \"$b\" ] && echo same; \
+         a=$(cat /proc/self/maps); b=$(cat /proc/self/maps); [ \"$a\" != \"$b\" ] && echo differ",
+        b"",
+    );
+}
+
 #[test]
 fn ptrace_tools() {
     let src = programs_dir().join("debuggee.c");

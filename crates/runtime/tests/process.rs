@@ -179,6 +179,13 @@ fn exec_self() {
     );
 }
 
+/// personality(ADDR_NO_RANDOMIZE) gives every exec the same stack, mmap area, heap and
+/// vDSO, kept across fork and exec; without it they differ between execs.
+#[test]
+fn personality_no_randomize() {
+    compare("personality_no_randomize", "personality_aslr", &Spec::default(), expect_all_ok);
+}
+
 /// Handled signals reset, ignored stay ignored, mask and pending kept, altstack dropped.
 #[test]
 fn exec_signal_state() {

@@ -355,6 +355,27 @@ fn rlimit_stack_growth() {
     });
 }
 
+/// What a `#!` line adds to argv counts against execve's room for strings as the
+/// strings passed do: at the boundary the script runs, a byte past it E2BIG.
+#[test]
+fn exec_script_e2big() {
+    compare("exec_script_e2big", "exec_script_e2big", &Spec::default(), expect_all_ok);
+}
+
+/// RLIMIT_AS is checked as a mapping goes in: of two threads mapping at once with
+/// room for one, exactly one succeeds, every round.
+#[test]
+fn rlimit_as_race() {
+    compare("rlimit_as_race", "rlimit_as_race", &Spec::default(), expect_all_ok);
+}
+
+/// /proc/sysvipc/shm, sem and msg: Linux's headings and columns, a line per object
+/// with what *_STAT says of it.
+#[test]
+fn sysvipc_proc() {
+    compare("sysvipc_proc", "sysvipc_proc", &Spec::default(), expect_all_ok);
+}
+
 /// Raising scheduling priority takes CAP_SYS_NICE (or room under RLIMIT_NICE
 /// and RLIMIT_RTPRIO), not root alone: a container's root without it is refused.
 #[test]

@@ -88,6 +88,10 @@ pub trait IpcObject {
     fn status(&self, pid: &dyn Fn(i32) -> i32) -> Self::Status;
     /// Records a change of its permissions or state (the ctime).
     fn changed(&mut self, now: i64);
+    /// The heading of its kind's /proc/sysvipc file.
+    const PROC_HEADER: &'static str;
+    /// Its line there, as Linux's sysvipc_*_proc_show prints it, for id `id`.
+    fn proc_line(&self, id: i32, pid: &dyn Fn(i32) -> i32) -> String;
 }
 
 /// An object callers sleep on (semaphore sets, message queues): its wait queue, and
@@ -172,6 +176,20 @@ impl<T: IpcObject> Registry<T> {
 impl<T: IpcObject> Namespace<T> {
     pub fn with<R>(&self, f: impl FnOnce(&mut Registry<T>) -> R) -> R {
         f(&mut self.reg.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// /proc/sysvipc/{shm,sem,msg}: the heading, then a line per object by slot
+    /// (Linux's order, its idr's); `pid` as for `stat`.
+    pub fn proc_table(&self, pid: &dyn Fn(i32) -> i32) -> String {
+        self.with(|reg| {
+            let mut out = T::PROC_HEADER.to_string();
+            for (idx, o) in reg.slots.iter().enumerate() {
+                if let Some(o) = o {
+                    out += &o.proc_line(Registry::id_of(idx, o), pid);
+                }
+            }
+            out
+        })
     }
 
     /// The object with `id`, for `f` (EINVAL if there is none).

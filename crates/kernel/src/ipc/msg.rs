@@ -115,6 +115,14 @@ impl IpcObject for MsgQueue {
         self.ds.ctime = now;
         self.version += 1;
     }
+    const PROC_HEADER: &'static str = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n";
+    fn proc_line(&self, id: i32, pid: &dyn Fn(i32) -> i32) -> String {
+        let (d, p) = (&self.ds, &self.ds.perm);
+        format!(
+            "{:10} {:10}  {:4o}  {:10} {:10} {:5} {:5} {:5} {:5} {:5} {:5} {:10} {:10} {:10}\n",
+            p.key, id, p.mode, d.cbytes, d.qnum, pid(d.lspid), pid(d.lrpid), p.uid, p.gid, p.cuid, p.cgid, d.stime, d.rtime, d.ctime
+        )
+    }
 }
 
 impl super::Waitable for MsgQueue {

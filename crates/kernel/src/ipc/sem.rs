@@ -162,6 +162,11 @@ impl IpcObject for SemSet {
     fn changed(&mut self, now: i64) {
         self.ds.ctime = now;
     }
+    const PROC_HEADER: &'static str = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n";
+    fn proc_line(&self, id: i32, _pid: &dyn Fn(i32) -> i32) -> String {
+        let (d, p) = (&self.ds, &self.ds.perm);
+        format!("{:10} {:10}  {:4o} {:10} {:5} {:5} {:5} {:5} {:10} {:10}\n", p.key, id, p.mode, d.nsems, p.uid, p.gid, p.cuid, p.cgid, d.otime, d.ctime)
+    }
 }
 
 impl super::Waitable for SemSet {

@@ -128,6 +128,16 @@ impl IpcObject for Segment {
     fn changed(&mut self, now: i64) {
         self.ds.ctime = now;
     }
+    const PROC_HEADER: &'static str = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n";
+    /// Its resident size is what its tmpfs file holds; nothing is ever swapped.
+    fn proc_line(&self, id: i32, pid: &dyn Fn(i32) -> i32) -> String {
+        let (d, p) = (&self.ds, &self.ds.perm);
+        let rss = self.dentry.inode.stat().map_or(0, |st| st.st_blocks.max(0) as u64 * 512);
+        format!(
+            "{:10} {:10}  {:4o} {:21} {:5} {:5}  {:5} {:5} {:5} {:5} {:5} {:10} {:10} {:10} {:21} {:21}\n",
+            p.key, id, p.mode, d.segsz, pid(d.cpid), pid(d.lpid), self.attachments(), p.uid, p.gid, p.cuid, p.cgid, d.atime, d.dtime, d.ctime, rss, 0
+        )
+    }
 }
 
 pub type Segments = Namespace<Segment>;

@@ -47,6 +47,20 @@ const ET_DYN_BASE: u64 = 0x5555_5555_4000;
 /// Top of the stack before randomisation, and how far it is randomised (16 GiB).
 const STACK_TOP: u64 = 0x7fff_ff00_0000;
 const STACK_RANDOM: u64 = 1 << 34;
+/// How far the heap's start is randomised past the image (x86-64 Linux's
+/// arch_randomize_brk), after a page's gap.
+const BRK_RANDOM: u64 = 1 << 30;
+
+/// A random multiple of the page size below `range`, or 0 when the address
+/// space is not to be randomised (personality ADDR_NO_RANDOMIZE).
+fn random_pages(randomize: bool, range: u64) -> u64 {
+    if randomize {
+        random_u64() % (range / PAGE_SIZE) * PAGE_SIZE
+    } else {
+        0
+    }
+}
+
 /// Room kept between the stack and the top-down mmap area: RLIMIT_STACK and a
 /// guard gap, at least 128 MiB and at most 5/6 of the address space, as Linux's
 /// mmap_base (which for an unlimited stack lays mmaps out bottom-up instead).
@@ -170,6 +184,9 @@ fn parse(image: &Image, mf: &MemoryFile) -> Result<ElfInfo, ExecError> {
 }
 
 /// Loads `image` into `mm`, which must be empty, and builds the initial stack.
+/// With `randomize` (not under ADDR_NO_RANDOMIZE) the image, stack, heap and
+/// mmap area start at random, as Linux's with randomize_va_space 2; without,
+/// always at the same places.
 #[allow(clippy::too_many_arguments)]
 pub fn load(
     mm: &MemoryManager,
@@ -181,11 +198,12 @@ pub fn load(
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     creds: [u32; 4],
+    randomize: bool,
 ) -> Result<LoadedImage, ExecError> {
     let mf = mm.memory_file().clone();
     let elf = parse(image, &mf)?;
     let bias = match elf.header.e_type {
-        header::ET_DYN => ET_DYN_BASE + (random_u64() % (1 << 28)) * PAGE_SIZE,
+        header::ET_DYN => ET_DYN_BASE + random_pages(randomize, PAGE_SIZE << 28),
         _ => 0,
     };
 
@@ -197,13 +215,16 @@ pub fn load(
         .map(|p| p.p_vaddr + bias)
         .unwrap_or(first_vaddr + elf.header.e_phoff);
 
-    let stack_top = page_down(STACK_TOP - random_u64() % STACK_RANDOM);
+    let stack_top = STACK_TOP - random_pages(randomize, STACK_RANDOM);
     let stack_size = initial_stack(mm.stack_limit(), execfn, argv, envp);
     let stack_low = stack_top.checked_sub(stack_size).ok_or(ExecError::NoMemory)?;
-    mm.map_anonymous(ctx, Placement::Fixed(stack_low), stack_size, Perms { read: true, write: true, exec: false }, false, true)
+    mm.map_anonymous(ctx, Placement::Fixed(stack_low), stack_size, Perms { read: true, write: true, exec: false }, false, true, None)
         .map_err(|_| ExecError::NoMemory)?;
+    // As Linux's load_elf_binary: randomised, the heap starts a page past the
+    // image and then at random; else right at the image's end.
     let brk = page_up(image_end).ok_or(ExecError::NoMemory)?;
-    let mmap_base = page_down(stack_top - stack_gap(mm.stack_limit(), stack_top) - (random_u64() % (1 << 28)) * PAGE_SIZE);
+    let brk = if randomize { brk + PAGE_SIZE + random_pages(true, BRK_RANDOM) } else { brk };
+    let mmap_base = page_down(stack_top - stack_gap(mm.stack_limit(), stack_top) - random_pages(randomize, PAGE_SIZE << 28));
     let start_data = elf.loads().map(|p| p.p_vaddr).max().unwrap_or(0).saturating_add(bias);
     let end_data = elf.loads().map(|p| p.p_vaddr.saturating_add(p.p_filesz)).max().unwrap_or(0).saturating_add(bias);
     let mut layout = Layout { mmap_base, brk_start: brk, brk, stack_top, start_data, end_data, ..Layout::default() };
@@ -234,6 +255,7 @@ pub fn load(
         argv,
         envp,
         creds,
+        randomize,
     };
     let sp = build_stack(mm, stack_top, &info, &mut layout).map_err(|_| ExecError::NoMemory)?;
     mm.set_layout(layout);
@@ -277,7 +299,7 @@ fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image:
                 let file_end = page_up(vaddr + ph.p_filesz).ok_or_else(|| bad("segment address overflows"))?;
                 let start = page_down(vaddr);
                 // exec opens the program read-only, as Linux's open_exec.
-                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset), VmFile { dentry: image.dentry.clone(), writable: false })
+                mm.map_file(ctx, Placement::Fixed(start), file_end - start, perms, false, true, pages.clone(), page_down(ph.p_offset), VmFile { dentry: image.dentry.clone(), writable: false }, None)
                     .map_err(|_| bad("segment cannot be mapped"))?;
                 // Linux's padzero: with a bss, the rest of the last file page reads
                 // as zeros (ld.so's early allocator counts on it).
@@ -286,7 +308,7 @@ fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image:
                     mm.write_bytes_force(UserAddr(bss), &vec![0u8; (file_end - bss) as usize]).map_err(|_| ExecError::NoMemory)?;
                 }
                 if end > file_end {
-                    mm.map_anonymous(ctx, Placement::Fixed(file_end), end - file_end, perms, false, false).map_err(|_| bad("segment cannot be mapped"))?;
+                    mm.map_anonymous(ctx, Placement::Fixed(file_end), end - file_end, perms, false, false, None).map_err(|_| bad("segment cannot be mapped"))?;
                 }
                 mapped_end = end;
             }
@@ -294,7 +316,7 @@ fn map_segments(mm: &MemoryManager, ctx: &mut dyn Context, elf: &ElfInfo, image:
                 // Segments may share a page at their boundary: map only what is not mapped yet.
                 let start = page_down(vaddr).max(mapped_end);
                 if end > start {
-                    mm.map_anonymous(ctx, Placement::Fixed(start), end - start, perms, false, false).map_err(|_| bad("segment cannot be mapped"))?;
+                    mm.map_anonymous(ctx, Placement::Fixed(start), end - start, perms, false, false, None).map_err(|_| bad("segment cannot be mapped"))?;
                     mapped_end = end;
                 }
                 if ph.p_filesz > 0 {

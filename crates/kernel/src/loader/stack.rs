@@ -18,6 +18,8 @@ pub struct StackInfo<'a> {
     pub envp: &'a [Vec<u8>],
     /// uid, euid, gid, egid.
     pub creds: [u32; 4],
+    /// Whether the stack's start is randomised (not under ADDR_NO_RANDOMIZE).
+    pub randomize: bool,
 }
 
 const AT_NULL: u64 = 0;
@@ -76,10 +78,13 @@ pub fn build_stack(mm: &MemoryManager, top: u64, info: &StackInfo<'_>, layout: &
     }
     argv.reverse();
     layout.arg_start = sp;
-    // The rest starts up to 8 KiB lower, at random (Linux's arch_align_stack):
-    // part of the stack a program may not count on, as under a tiny
-    // RLIMIT_STACK, where that decides whether it faults.
-    sp = (sp - super::elf::random_u64() % STACK_RANDOM_OFFSET) & !15;
+    // The rest starts up to 8 KiB lower, at random (Linux's arch_align_stack,
+    // unless ADDR_NO_RANDOMIZE): part of the stack a program may not count on,
+    // as under a tiny RLIMIT_STACK, where that decides whether it faults.
+    if info.randomize {
+        sp -= super::elf::random_u64() % STACK_RANDOM_OFFSET;
+    }
+    sp &= !15;
     let platform = push_cstr(mm, &mut sp, b"x86_64")?;
     let mut random = [0u8; 16];
     random[..8].copy_from_slice(&super::elf::random_u64().to_le_bytes());

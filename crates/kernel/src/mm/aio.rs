@@ -295,7 +295,7 @@ impl MemoryManager {
         let header = std::mem::size_of::<AioRing>() as u64;
         let ring_len = header + u64::from(ring_events) * std::mem::size_of::<IoEvent>() as u64;
         let rw = Perms { read: true, write: true, exec: false };
-        let ring = self.map_anonymous(ctx, Placement::Hint(0), ring_len, rw, true, false)?;
+        let ring = self.map_anonymous(ctx, Placement::Hint(0), ring_len, rw, true, false, None)?;
         if let Some(v) = self.lock().vmas.get_mut(&ring) {
             v.name = Some("/[aio] (deleted)");
         }

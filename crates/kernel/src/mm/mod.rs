@@ -162,10 +162,7 @@ impl MemoryManager {
     /// whole space, all of them are what RLIMIT_AS limits (Linux's total_vm),
     /// the data ones (`Vma::is_data`) what RLIMIT_DATA limits (data_vm).
     pub fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
-        let st = self.lock();
-        // Mappings do not overlap: those that end after `start` are the last ones
-        // that begin before `end`.
-        st.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+        self.lock().mapped_bytes(start, end, which)
     }
 
     /// The limits on the stack's growth; RLIMIT_STACK also sizes (at exec)

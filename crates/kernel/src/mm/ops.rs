@@ -28,7 +28,55 @@ pub enum Placement {
     FixedNoReplace(u64),
 }
 
+/// The limits a new mapping must keep to, checked under the address space's
+/// lock together with its insertion (as Linux's, under mmap_lock), so that
+/// threads mapping at once cannot pass one together.
+#[derive(Clone, Copy, Debug)]
+pub struct Admission {
+    /// RLIMIT_MEMLOCK (infinite with CAP_IPC_LOCK), for a mapping that is to be
+    /// locked: EAGAIN past it (Linux's mlock_future_ok).
+    pub memlock: Option<u64>,
+    /// RLIMIT_AS: ENOMEM past it.
+    pub address_space: u64,
+    /// RLIMIT_DATA's soft and hard limits, for a data mapping (`Vma::is_data`):
+    /// ENOMEM past it. A soft limit of 0 lets data grow up to the hard one, as
+    /// Linux does for Valgrind.
+    pub data: Option<(u64, u64)>,
+}
+
 impl MmState {
+    /// How many bytes of `[start, end)` mappings `which` picks map.
+    pub(super) fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
+        // Mappings do not overlap: those that end after `start` are the last ones
+        // that begin before `end`.
+        self.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).filter(|(_, v)| which(v)).map(|(&s, v)| v.end.min(end).saturating_sub(s.max(start))).sum()
+    }
+
+    /// Whether `grow` bytes more, less what `replaced` maps now, keep to `adm`
+    /// (Linux's may_expand_vm).
+    fn admit(&self, adm: &Admission, grow: u64, replaced: Option<(u64, u64)>) -> SysResult<()> {
+        let within = |limit: u64, data_only: bool| {
+            if limit == u64::MAX {
+                return true;
+            }
+            let which = |v: &Vma| !data_only || v.is_data();
+            let gone = replaced.map_or(0, |(s, e)| self.mapped_bytes(s, e, which));
+            self.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
+        };
+        if let Some(limit) = adm.memlock.filter(|&l| l != u64::MAX) {
+            if self.mapped_bytes(0, u64::MAX, |v| v.mlock != Mlock::Unlocked).saturating_add(grow) > limit {
+                return Err(errno!(EAGAIN));
+            }
+        }
+        if !within(adm.address_space, false) {
+            return Err(errno!(ENOMEM));
+        }
+        match adm.data {
+            Some((cur, max)) if !(within(cur, true) || (cur == 0 && within(max, true))) => Err(errno!(ENOMEM)),
+            _ => Ok(()),
+        }
+    }
+
     /// Finds a free range of `len` bytes, top-down below `mmap_base`.
     fn find_free(&self, len: u64, max: u64) -> Option<u64> {
         let top = if self.layout.mmap_base != 0 { self.layout.mmap_base } else { max };
@@ -56,7 +104,14 @@ impl MemoryManager {
         Ok(end)
     }
 
-    /// Creates an anonymous mapping and returns its address.
+    /// Whether `grow` bytes more, less what `[replaced)` maps now, keep to `adm`.
+    pub fn admit(&self, adm: &Admission, grow: u64, replaced: Option<(u64, u64)>) -> SysResult<()> {
+        self.lock().admit(adm, grow, replaced)
+    }
+
+    /// Creates an anonymous mapping and returns its address; within `admission`'s
+    /// limits, if given.
+    #[allow(clippy::too_many_arguments)]
     pub fn map_anonymous(
         &self,
         ctx: &mut dyn Context,
@@ -65,6 +120,7 @@ impl MemoryManager {
         perms: Perms,
         shared: bool,
         growsdown: bool,
+        admission: Option<&Admission>,
     ) -> SysResult<u64> {
         let len = page_up(len).filter(|&l| l != 0).ok_or_else(|| errno!(ENOMEM))?;
         let mut st = self.lock();
@@ -92,6 +148,9 @@ impl MemoryManager {
         };
         let end = addr + len;
         st.refuse_sealed(addr, end)?;
+        if let Some(adm) = admission {
+            st.admit(adm, len, matches!(placement, Placement::Fixed(_)).then_some((addr, end)))?;
+        }
         let (released, _unmapped) = Self::unmap_locked(&mut st, &*self.aspace, addr, end);
         let shmem_ino = if shared { NEXT_SHMEM_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
         let mlock = st.def_mlock;
@@ -184,8 +243,8 @@ impl MemoryManager {
     /// may add write access later (a shared mapping of a file opened read-only
     /// may not). `file` is the open file's dentry and mode, for /proc.
     #[allow(clippy::too_many_arguments)]
-    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64, file: super::VmFile) -> SysResult<u64> {
-        let addr = self.map_anonymous(ctx, placement, len, perms, shared, false)?;
+    pub fn map_file(&self, ctx: &mut dyn Context, placement: Placement, len: u64, perms: Perms, shared: bool, may_write: bool, pages: std::sync::Arc<dyn super::FilePages>, offset: u64, file: super::VmFile, admission: Option<&Admission>) -> SysResult<u64> {
+        let addr = self.map_anonymous(ctx, placement, len, perms, shared, false, admission)?;
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
         let mut st = self.lock();
         // Its own VMA (map_anonymous may have merged it with a neighbour).
@@ -298,8 +357,9 @@ impl MemoryManager {
         }
     }
 
-    /// `brk`: returns the new break, or the old one if the request fails.
-    pub fn brk(&self, ctx: &mut dyn Context, want: u64) -> u64 {
+    /// `brk`: returns the new break, or the old one if the request fails (past
+    /// `admission`'s limits among other reasons).
+    pub fn brk(&self, ctx: &mut dyn Context, want: u64, admission: &Admission) -> u64 {
         let layout = self.layout();
         let old_top = page_up(layout.brk).unwrap_or(layout.brk);
         let Some(new_top) = page_up(want) else { return layout.brk };
@@ -311,7 +371,7 @@ impl MemoryManager {
             if !free || new_top > self.max_addr {
                 return layout.brk;
             }
-            let placed = self.map_anonymous(ctx, Placement::Fixed(old_top), new_top - old_top, Perms { read: true, write: true, exec: false }, false, false);
+            let placed = self.map_anonymous(ctx, Placement::Fixed(old_top), new_top - old_top, Perms { read: true, write: true, exec: false }, false, false, Some(admission));
             if placed.is_err() {
                 return layout.brk;
             }

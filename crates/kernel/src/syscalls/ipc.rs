@@ -104,7 +104,7 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
     let perms = Perms { read: true, write: !rdonly, exec: flags & SHM_EXEC != 0 };
     let mapped = t
         .mm
-        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0, crate::mm::VmFile { dentry, writable: !rdonly })
+        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0, crate::mm::VmFile { dentry, writable: !rdonly }, None)
         .map_err(|e| if e == errno!(EEXIST) { errno!(EINVAL) } else { e })?;
     let (now, pid) = (now_secs(t), t.tg.tgid);
     // The segment may have been removed meanwhile: the attachment stands all the same.

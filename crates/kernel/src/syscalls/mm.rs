@@ -1,7 +1,7 @@
 //! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore,
 //! and the mlock family.
 
-use crate::mm::ops::Placement;
+use crate::mm::ops::{Admission, Placement};
 use crate::mm::{Mlock, Vma};
 use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIM_INFINITY};
 use crate::vfs::{Fd, Mount, MountFlags};
@@ -60,24 +60,22 @@ fn refuses_exec_gain(t: &Task) -> bool {
     t.tg.mm_flags().contains(crate::task::MmFlags::MDWE)
 }
 
-/// RLIMIT_AS, and RLIMIT_DATA for a `data` mapping (`Vma::is_data`): whether
-/// `grow` bytes may be mapped, less what a MAP_FIXED one takes over at
-/// `replaced` (Linux's may_expand_vm). A data limit of 0 lets data grow up to
-/// the hard limit, as Linux does for Valgrind.
-fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> bool {
-    let within = |limit: u64, data_only: bool| {
-        if limit == RLIM_INFINITY {
-            return true;
-        }
-        let which = |v: &Vma| !data_only || v.is_data();
-        let gone = replaced.map_or(0, |(a, len)| t.mm.mapped_bytes(a, a.saturating_add(len), which));
-        t.mm.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
-    };
-    if !within(t.tg.rlimit(RLIMIT_AS).cur, false) {
-        return false;
+/// The limits a new mapping keeps to (checked as it is inserted): RLIMIT_AS,
+/// RLIMIT_DATA for a `data` mapping (`Vma::is_data`), RLIMIT_MEMLOCK for a
+/// `locked` one.
+fn admission(t: &Task, data: bool, locked: bool) -> Admission {
+    let data_limit = t.tg.rlimit(RLIMIT_DATA);
+    Admission {
+        memlock: locked.then(|| if t.tg.capable(consts::CAP_IPC_LOCK) { RLIM_INFINITY } else { t.tg.rlimit(RLIMIT_MEMLOCK).cur }),
+        address_space: t.tg.rlimit(RLIMIT_AS).cur,
+        data: data.then_some((data_limit.cur, data_limit.max)),
     }
-    let limit = t.tg.rlimit(RLIMIT_DATA);
-    !data || within(limit.cur, true) || (limit.cur == 0 && within(limit.max, true))
+}
+
+/// Whether `grow` bytes may be mapped, less what a MAP_FIXED one takes over at
+/// `replaced` (Linux's may_expand_vm), for a `data` mapping or not.
+fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> bool {
+    t.mm.admit(&admission(t, data, false), grow, replaced).is_ok()
 }
 
 /// Whether the caller may lock memory at all (Linux's can_do_mlock).
@@ -88,13 +86,7 @@ fn can_mlock(t: &Task) -> bool {
 /// Whether `grow` more locked bytes stay within RLIMIT_MEMLOCK, or the caller
 /// has CAP_IPC_LOCK (Linux's mlock_future_ok).
 fn mlock_fits(t: &Task, grow: u64) -> bool {
-    let limit = t.tg.rlimit(RLIMIT_MEMLOCK).cur;
-    limit == RLIM_INFINITY || t.tg.capable(consts::CAP_IPC_LOCK) || locked_bytes(t).saturating_add(grow) <= limit
-}
-
-/// What the address space has locked (Linux's locked_vm; /proc's VmLck).
-pub fn locked_bytes(t: &Task) -> u64 {
-    t.mm.mapped_bytes(0, u64::MAX, |v| v.mlock != Mlock::Unlocked)
+    t.mm.admit(&Admission { address_space: RLIM_INFINITY, ..admission(t, false, true) }, grow, None).is_ok()
 }
 
 pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
@@ -110,19 +102,12 @@ pub fn sys_brk(t: &mut Task, addr: UserAddr) -> SysResult<u64> {
     }
     // A break past RLIMIT_AS, or past RLIMIT_MEMLOCK after mlockall(MCL_FUTURE),
     // fails as any other: the old break comes back.
-    let mut grown = None;
-    if let (Some(old_top), Some(new_top)) = (page_up(brk), page_up(addr.get())) {
+    let adm = admission(t, true, t.mm.future_mlock() != Mlock::Unlocked);
+    let new = t.mm.brk(t.ctx.as_mut(), addr.get(), &adm);
+    if let (Some(old_top), Some(new_top)) = (page_up(brk), page_up(new)) {
         if new_top > old_top {
-            let locked = t.mm.future_mlock() != Mlock::Unlocked;
-            if !may_expand(t, new_top - old_top, None, true) || (locked && !mlock_fits(t, new_top - old_top)) {
-                return Ok(brk);
-            }
-            grown = Some((old_top, new_top));
+            t.mm.prefault(old_top, new_top, true);
         }
-    }
-    let new = t.mm.brk(t.ctx.as_mut(), addr.get());
-    if let Some((old_top, new_top)) = grown.filter(|_| new != brk) {
-        t.mm.prefault(old_top, new_top, true);
     }
     Ok(new)
 }
@@ -150,25 +135,21 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     } else {
         Placement::Hint(addr.get())
     };
-    let replaced = match placement {
-        Placement::Fixed(a) => Some((a, pages)),
-        _ => None,
-    };
     let data = perms.write && !shared && flags & MAP_GROWSDOWN == 0;
     if flags & MAP_LOCKED != 0 && !can_mlock(t) {
         return error!(EPERM);
     }
     let locked = flags & MAP_LOCKED != 0 || t.mm.future_mlock() != Mlock::Unlocked;
+    // Checked first as Linux's do_mmap does (before the file's checks), and
+    // with the rest of `adm` again as the mapping goes in.
     if locked && !mlock_fits(t, pages) {
         return error!(EAGAIN);
     }
-    if !may_expand(t, pages, replaced, data) {
-        return error!(ENOMEM);
-    }
+    let adm = admission(t, data, locked);
     let addr = if flags & MAP_ANONYMOUS != 0 {
-        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0)?
+        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, flags & MAP_GROWSDOWN != 0, Some(&adm))?
     } else {
-        map_fd(t, placement, len, perms, shared, fd, offset)?
+        map_fd(t, placement, len, perms, shared, fd, offset, &adm)?
     };
     // MAP_LOCKED locks (and populates) it; MAP_POPULATE (unless MAP_NONBLOCK)
     // populates it all, mlockall(MCL_FUTURE) what it locked.
@@ -183,8 +164,9 @@ pub fn sys_mmap(t: &mut Task, addr: UserAddr, len: u64, prot: u32, flags: u32, f
     Ok(addr)
 }
 
-/// The file part of mmap: `fd`'s mapping at `placement`.
-fn map_fd(t: &mut Task, placement: Placement, len: u64, perms: Perms, shared: bool, fd: i32, offset: u64) -> SysResult<u64> {
+/// The file part of mmap: `fd`'s mapping at `placement`, within `adm`.
+#[allow(clippy::too_many_arguments)]
+fn map_fd(t: &mut Task, placement: Placement, len: u64, perms: Perms, shared: bool, fd: i32, offset: u64, adm: &Admission) -> SysResult<u64> {
     let file = t.fds.get(crate::vfs::Fd(fd))?;
     let access = crate::vfs::OpenFlags(file.status_flags());
     if !access.readable() || (shared && perms.write && !access.writable()) {
@@ -202,11 +184,11 @@ fn map_fd(t: &mut Task, placement: Placement, len: u64, perms: Perms, shared: bo
         }
         let may_write = !shared || access.writable();
         let file = crate::mm::VmFile { dentry, writable: access.writable() };
-        t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, file)?
+        t.mm.map_file(t.ctx.as_mut(), placement, len, perms, shared, may_write, pages, offset, file, Some(adm))?
     } else if is_dev_zero(&dentry)? {
         // Linux's mmap_zero: private is anonymous memory, shared a shared
         // anonymous mapping.
-        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, false)?
+        t.mm.map_anonymous(t.ctx.as_mut(), placement, len, perms, shared, false, Some(adm))?
     } else {
         // What has no pages (devices, procfs, pipes) has no mmap in Linux either.
         return error!(ENODEV);

@@ -324,7 +324,7 @@ syscall_table! {
     mlockall(flags: i32) => Supported;
     munlockall() => Supported;
     mlock2(addr: UserAddr, len: u64, flags: u32) => Supported;
-    personality(persona: u32) => Partial("kept and reported; one execution domain");
+    personality(persona: u32) => Partial("kept and reported; one execution domain; ADDR_NO_RANDOMIZE and STICKY_TIMEOUTS honoured");
     capget(hdr: UserRef<[u32; 2]>, data: UserAddr) => Partial("reported and changed with Linux's rules; permission checks look at the effective uid, except SCM_CREDENTIALS'");
     capset(hdr: UserRef<[u32; 2]>, data: UserAddr) => Partial("reported and changed with Linux's rules; permission checks look at the effective uid, except SCM_CREDENTIALS'");
     utime(path: UserCStr, times: UserRef<[i64; 2]>) => Supported;

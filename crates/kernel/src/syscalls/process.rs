@@ -5,6 +5,7 @@
 use super::args::{UserCStr, PATH_MAX};
 use crate::mm::UserRef;
 use crate::task::signals::SigInfo;
+use crate::task::exec::ArgRoom;
 use crate::task::{CloneArgs, CpuTimes, ExitStatus, RusageCounts, Task, WaitOptions, WaitTarget};
 use rvisor_abi::{consts, errno, error, SysResult, UserAddr};
 
@@ -15,12 +16,8 @@ const ARCH_GET_GS: i32 = 0x1004;
 /// `sizeof(struct robust_list_head)`.
 const ROBUST_LIST_HEAD_LEN: usize = 24;
 const CSIGNAL: u64 = 0xff;
-/// The room argv and envp always have, whatever the stack limit (32 pages).
-const ARG_MAX: u64 = 128 << 10;
 /// The longest single argument or environment string, its NUL included.
 const MAX_ARG_STRLEN: usize = 32 * 4096;
-/// Linux's _STK_LIM, of which argv and envp may take three quarters at most.
-const STK_LIM: u64 = 8 << 20;
 
 pub fn sys_exit(t: &mut Task, code: i32) -> SysResult<()> {
     t.exit = Some(ExitStatus::Exited(code as u8));
@@ -200,43 +197,40 @@ fn read_pointer_array(t: &Task, at: UserAddr, most: u64) -> SysResult<Vec<u64>> 
 type Strings = Vec<Vec<u8>>;
 
 /// Reads execve's argv and envp within the room Linux gives them on the new
-/// stack (bprm_stack_limits): a quarter of RLIMIT_STACK, at most 3/4 of 8 MiB,
-/// at least ARG_MAX, for their pointers and strings, `path`'s too (E2BIG past
-/// it, or for a string longer than MAX_ARG_STRLEN). The strings' pages (below
-/// a null word) are stack, which may not grow past RLIMIT_STACK either (E2BIG
-/// too, from Linux's get_arg_page).
-fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysResult<(Strings, Strings)> {
+/// stack (`ArgRoom`), `path`'s string included (E2BIG past it, or for a string
+/// longer than MAX_ARG_STRLEN). Returns them and that room, which `#!` lines
+/// must keep to as well.
+fn read_exec_args(t: &Task, path: &[u8], argv: UserAddr, envp: UserAddr) -> SysResult<(Strings, Strings, ArgRoom)> {
     let stack_limit = t.tg.rlimit(crate::task::RLIMIT_STACK).cur;
-    let limit = (STK_LIM / 4 * 3).min(stack_limit / 4).max(ARG_MAX);
-    let most = limit / 8;
+    let most = ArgRoom::pointer_limit(stack_limit) / 8;
     let argv = read_pointer_array(t, argv, most)?;
     let envp = read_pointer_array(t, envp, most)?;
     // An empty argv gets an empty string (argc 1), and room for it.
-    let ptr_size = (argv.len().max(1) + envp.len()) as u64 * 8;
-    if ptr_size >= limit {
-        return error!(E2BIG);
-    }
-    let mut strings = 8;
-    let mut take = |len: usize| {
-        strings += len as u64 + 1;
-        if strings - 8 > limit - ptr_size || rvisor_abi::page_up(strings).is_none_or(|s| s > stack_limit.max(rvisor_abi::PAGE_SIZE)) {
+    let room = ArgRoom::new(stack_limit, (argv.len().max(1) + envp.len()) as u64)?;
+    let take = |len: usize, used: &mut u64| {
+        *used += len as u64 + 1;
+        if !room.fits(*used) {
             return error!(E2BIG);
         }
         Ok(())
     };
-    take(path.len())?;
-    let mut read = |ptrs: Vec<u64>| -> SysResult<Strings> {
+    let read = |ptrs: Vec<u64>, used: &mut u64| -> SysResult<Strings> {
         ptrs.into_iter()
             .map(|p| {
                 let s = t.mm.read_cstr(UserAddr(p), MAX_ARG_STRLEN).map_err(|e| if e == errno!(ENAMETOOLONG) { errno!(E2BIG) } else { e })?;
-                take(s.len())?;
+                take(s.len(), used)?;
                 Ok(s)
             })
             .collect()
     };
-    let envp = read(envp)?;
-    let argv = read(argv)?;
-    Ok((argv, envp))
+    let mut used = 0;
+    take(path.len(), &mut used)?;
+    let envp = read(envp, &mut used)?;
+    // What `#!` lines make of argv must fit beside the path and envp.
+    let mut room_for_argv = room;
+    room_for_argv.fixed = used;
+    let argv = read(argv, &mut used)?;
+    Ok((argv, envp, room_for_argv))
 }
 
 pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) -> SysResult<()> {
@@ -244,8 +238,8 @@ pub fn sys_execve(t: &mut Task, path: UserCStr, argv: UserAddr, envp: UserAddr) 
     if p.is_empty() {
         return error!(ENOENT);
     }
-    let (argv, envp) = read_exec_args(t, &p, argv, envp)?;
-    t.do_execve(String::from_utf8_lossy(&p).into_owned(), None, argv, envp)
+    let (argv, envp, room) = read_exec_args(t, &p, argv, envp)?;
+    t.do_execve(String::from_utf8_lossy(&p).into_owned(), None, argv, envp, room)
 }
 
 const AT_EMPTY_PATH: i32 = 0x1000;
@@ -261,8 +255,8 @@ pub fn sys_execveat(t: &mut Task, dirfd: i32, path: UserCStr, argv: UserAddr, en
     if d.inode.kind() == crate::vfs::inode::S_IFLNK {
         return error!(ELOOP);
     }
-    let (argv, envp) = read_exec_args(t, &p, argv, envp)?;
-    t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), Some(d), argv, envp)
+    let (argv, envp, room) = read_exec_args(t, &p, argv, envp)?;
+    t.do_execve(String::from_utf8_lossy(&d.path()).into_owned(), Some(d), argv, envp, room)
 }
 
 const WNOHANG: u32 = 1;
@@ -451,8 +445,9 @@ pub fn sys_setsid(t: &mut Task) -> SysResult<i32> {
 /// personality(0xffffffff) only asks.
 const PERSONALITY_QUERY: u32 = 0xffff_ffff;
 
-/// personality: the value is kept (inherited by fork) and reported; rvisor has
-/// one execution domain, Linux's.
+/// personality: any value is taken, as Linux's; it is kept (inherited by fork,
+/// kept by exec) and reported. rvisor has one execution domain, Linux's; exec
+/// honours ADDR_NO_RANDOMIZE.
 pub fn sys_personality(t: &mut Task, persona: u32) -> SysResult<u32> {
     let p = &t.tg.personality;
     if persona == PERSONALITY_QUERY {

@@ -17,8 +17,58 @@ use std::sync::Arc;
 
 /// How many `#!` interpreters may chain (Linux's BINPRM_MAX_RECURSION).
 const MAX_SCRIPT_DEPTH: usize = 4;
+/// personality(2)'s flag for an address space laid out the same on every exec
+/// (`setarch -R`, debuggers).
+pub const ADDR_NO_RANDOMIZE: u32 = 0x0040000;
+/// personality(2)'s flag that a 64-bit exec clears (Linux's set_personality_64bit).
+const READ_IMPLIES_EXEC: u32 = 0x0400000;
 /// Longest `#!` line Linux reads.
 const MAX_SHEBANG: usize = 256;
+
+/// The room argv and envp always have, whatever the stack limit (32 pages).
+const ARG_MAX: u64 = 128 << 10;
+/// Linux's _STK_LIM, of which argv and envp may take three quarters at most.
+const STK_LIM: u64 = 8 << 20;
+
+/// The room execve's strings have on the new stack, as Linux's
+/// bprm_stack_limits sets it (bprm->argmin): a quarter of RLIMIT_STACK, at most
+/// 3/4 of 8 MiB, at least ARG_MAX, for the pointers argv and envp need and the
+/// strings (the exec's path, envp, argv, and what `#!` lines make of argv). The
+/// strings' pages (below a null word) are stack, which may not grow past
+/// RLIMIT_STACK either (E2BIG too, from Linux's get_arg_page).
+#[derive(Clone, Copy, Debug)]
+pub struct ArgRoom {
+    /// Bytes for the strings, NULs included.
+    strings: u64,
+    stack_limit: u64,
+    /// What the path and envp take of it (set once they are read).
+    pub fixed: u64,
+}
+
+impl ArgRoom {
+    /// The room for pointers and strings together under `stack_limit`.
+    pub fn pointer_limit(stack_limit: u64) -> u64 {
+        (STK_LIM / 4 * 3).min(stack_limit / 4).max(ARG_MAX)
+    }
+
+    /// The room left for strings once `pointers` argv and envp pointers have
+    /// theirs (E2BIG if none is).
+    pub fn new(stack_limit: u64, pointers: u64) -> SysResult<ArgRoom> {
+        let limit = Self::pointer_limit(stack_limit);
+        let strings = limit.checked_sub(pointers.saturating_mul(8)).filter(|&r| r > 0).ok_or_else(|| errno!(E2BIG))?;
+        Ok(ArgRoom { strings, stack_limit, fixed: 0 })
+    }
+
+    /// Whether strings of `used` bytes in all fit.
+    pub fn fits(&self, used: u64) -> bool {
+        used <= self.strings && rvisor_abi::page_up(used.saturating_add(8)).is_some_and(|s| s <= self.stack_limit.max(rvisor_abi::PAGE_SIZE))
+    }
+
+    /// Whether `argv` fits beside the path and envp.
+    fn fits_argv(&self, argv: &[Vec<u8>]) -> bool {
+        self.fits(self.fixed.saturating_add(argv.iter().map(|s| s.len() as u64 + 1).sum()))
+    }
+}
 
 /// Opens an executable file through the VFS, walking as `c`: it must be a
 /// regular file `c` may execute (EACCES otherwise).
@@ -62,8 +112,10 @@ pub struct Program {
 }
 
 /// `opened`: the file already resolved for `path` (execveat, fexecve of a file
-/// that no path reaches, like a memfd).
-pub fn find_program(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>) -> Result<Program, ExecError> {
+/// that no path reaches, like a memfd). `room`: what execve's strings must fit
+/// in, which the arguments `#!` lines add must too (E2BIG, as Linux's
+/// load_script copying them).
+pub fn find_program(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &str, mut opened: Option<Arc<Dentry>>, mut argv: Vec<Vec<u8>>, room: Option<ArgRoom>) -> Result<Program, ExecError> {
     let mut path = path.to_string();
     for _ in 0..=MAX_SCRIPT_DEPTH {
         let image = match opened.take() {
@@ -84,6 +136,9 @@ pub fn find_program(fs: &FsContext, c: &FsCreds, mf: &Arc<MemoryFile>, path: &st
             new_argv.push(path.clone().into_bytes());
             new_argv.extend(argv.into_iter().skip(1));
             argv = new_argv;
+            if room.is_some_and(|r| !r.fits_argv(&argv)) {
+                return Err(ExecError::Errno(rvisor_abi::ErrnoCode::E2BIG));
+            }
             path = interp;
             continue;
         }
@@ -104,21 +159,24 @@ fn platform_failure(what: &str, e: rvisor_platform::PlatformError) -> ExecError 
 }
 
 /// Loads `prog` into a fresh address space bound to `ctx`, with time namespace
-/// page `timens`, for a process whose stack grows within `limits`.
-pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4], timens: &Arc<Frames>, limits: GrowthLimits) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
+/// page `timens`, for a process whose stack grows within `limits` and whose
+/// personality is `personality`.
+#[allow(clippy::too_many_arguments)]
+pub fn load_program(kernel: &Kernel, ctx: &mut dyn Context, prog: &Program, envp: &[Vec<u8>], creds: [u32; 4], timens: &Arc<Frames>, limits: GrowthLimits, personality: u32) -> Result<(Arc<MemoryManager>, LoadedImage), ExecError> {
     let aspace = kernel.platform.new_address_space().map_err(|e| platform_failure("a new address space", e))?;
     let mm = Arc::new(MemoryManager::new(kernel.memory.clone(), aspace, kernel.platform.max_user_address()));
     mm.set_growth_limits(limits);
     // Move the context onto the new address space now: it gives up its thread in
     // the old stub, which must be gone before the old address space is reaped.
     ctx.sync(&mm.aspace).map_err(|e| platform_failure("the first switch", e))?;
-    let loaded = loader::load(&mm, ctx, VdsoFrames { shared: &kernel.vdso, timens }, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds)?;
+    let loaded = loader::load(&mm, ctx, VdsoFrames { shared: &kernel.vdso, timens }, &prog.image, prog.interp.as_ref(), &prog.path, &prog.argv, envp, creds, personality & ADDR_NO_RANDOMIZE == 0)?;
     Ok((mm, loaded))
 }
 
 impl Task {
-    pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<()> {
-        let prog = find_program(&self.fs, &self.thread.fs_creds(), &self.kernel.memory, &path, opened, argv).map_err(|e| match e {
+    /// `room`: what execve's strings must fit in on the new stack.
+    pub fn do_execve(&mut self, path: String, opened: Option<Arc<Dentry>>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, room: ArgRoom) -> SysResult<()> {
+        let prog = find_program(&self.fs, &self.thread.fs_creds(), &self.kernel.memory, &path, opened, argv, Some(room)).map_err(|e| match e {
             ExecError::Errno(c) => Errno::new(c),
             ExecError::NoMemory => errno!(ENOMEM),
             _ => errno!(ENOEXEC),
@@ -147,7 +205,8 @@ impl Task {
         // The process enters the time namespace made for its children, if it made
         // one (Linux's exec_task_namespaces), and maps that namespace's page.
         let time_ns = self.ns.time_for_children.clone();
-        let (mm, loaded) = match time_ns.enter(&self.kernel.memory).map_err(|_| ExecError::NoMemory).and_then(|timens| load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids, &timens, self.tg.growth_limits())) {
+        let personality = self.tg.personality.fetch_and(!READ_IMPLIES_EXEC, std::sync::atomic::Ordering::Relaxed) & !READ_IMPLIES_EXEC;
+        let (mm, loaded) = match time_ns.enter(&self.kernel.memory).map_err(|_| ExecError::NoMemory).and_then(|timens| load_program(&self.kernel, self.ctx.as_mut(), &prog, &envp, ids, &timens, self.tg.growth_limits(), personality)) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("exec of {path} failed after the point of no return: {e}");

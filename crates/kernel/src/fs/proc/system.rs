@@ -45,6 +45,10 @@ pub(super) enum Sf {
     Locks,
     /// /proc/sys/fs/lease-break-time (writable).
     LeaseBreakTime,
+    /// /proc/sysvipc/shm, sem and msg: the reader's IPC namespace's objects.
+    SysvShm,
+    SysvSem,
+    SysvMsg,
 }
 
 /// The fixed entries, by path below /proc. A directory's children are the
@@ -103,6 +107,10 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     // mm::ops::MMAP_MIN_ADDR.
     ("sys/vm/mmap_min_addr", Sf::Text("65536\n")),
     ("sys/vm/overcommit_memory", Sf::Text("0\n")),
+    ("sysvipc", Sf::Dir),
+    ("sysvipc/msg", Sf::SysvMsg),
+    ("sysvipc/sem", Sf::SysvSem),
+    ("sysvipc/shm", Sf::SysvShm),
     ("uptime", Sf::Uptime),
     ("version", Sf::Version),
     ("vmstat", Sf::Vmstat),
@@ -232,6 +240,19 @@ pub(super) fn generator(fs: &Arc<ProcFs>, i: usize) -> SysResult<Generator> {
             Sf::NetRoute => crate::net::interface::proc_net_route(&net().interfaces),
             Sf::Locks => k.locks.proc_locks(|pid| fs.pid_ns.local_id(pid).unwrap_or(0)),
             Sf::LeaseBreakTime => format!("{}\n", k.locks.leases.break_time.load(std::sync::atomic::Ordering::Relaxed)),
+            Sf::SysvShm | Sf::SysvSem | Sf::SysvMsg => {
+                let ipc = reader_namespaces(&k).ipc;
+                let pid = |p: i32| fs.pid_ns.local_id(p).unwrap_or(0);
+                match sf {
+                    Sf::SysvShm => {
+                        // Removed segments no mapping holds are gone, as shm calls find them.
+                        ipc.shm.sweep();
+                        ipc.shm.proc_table(&pid)
+                    }
+                    Sf::SysvSem => ipc.sem.proc_table(&pid),
+                    _ => ipc.msg.proc_table(&pid),
+                }
+            }
         };
         Ok(text.into_bytes())
     }))
