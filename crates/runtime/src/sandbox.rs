@@ -130,29 +130,26 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
     fail(EXIT_INTERNAL, format!("cannot start the sandbox: {err}"))
 }
 
-/// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
-/// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
 /// The sandbox's /proc/sys/fs/nr_open: no RLIMIT_NOFILE goes past it.
 const NR_OPEN: u64 = 1 << 20;
 
 /// The caller's RLIMIT_FSIZE and RLIMIT_NOFILE (within NR_OPEN), which the
 /// program starts with, as runsc's boot takes the host's for its defaults; the
-/// others are Linux's defaults. Read from /proc/self/limits ("unlimited" or a
-/// number, soft then hard).
+/// others are Linux's defaults.
 fn inherited_rlimits() -> Vec<(usize, u64, u64)> {
-    let text = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let value = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
-    let nofile = rvisor_kernel::task::RLIMIT_NOFILE;
-    [("Max file size ", rvisor_kernel::task::RLIMIT_FSIZE), ("Max open files ", nofile)]
+    use nix::sys::resource::{getrlimit, Resource};
+    use rvisor_kernel::task::{RLIMIT_FSIZE, RLIMIT_NOFILE};
+    [(Resource::RLIMIT_FSIZE, RLIMIT_FSIZE, u64::MAX), (Resource::RLIMIT_NOFILE, RLIMIT_NOFILE, NR_OPEN)]
         .into_iter()
-        .filter_map(|(name, resource)| {
-            let mut words = text.lines().find_map(|l| l.strip_prefix(name))?.split_whitespace();
-            let (cur, max) = (value(words.next()?)?, value(words.next()?)?);
-            Some(if resource == nofile { (resource, cur.min(NR_OPEN), max.min(NR_OPEN)) } else { (resource, cur, max) })
+        .filter_map(|(host, resource, cap)| {
+            let (cur, max) = getrlimit(host).ok()?;
+            Some((resource, cur.min(cap), max.min(cap)))
         })
         .collect()
 }
 
+/// What `rvisor do` mounts: procfs, devfs with its shm and pts, sysfs with
+/// cgroup2 on its fs/cgroup, a tmpfs on /tmp, then the `-v HOST:SANDBOX[:ro]` flags' bind mounts.
 fn volumes(flags: &[String]) -> Result<Vec<MountRequest>, String> {
     let m = |target: &str, kind, flags: u32| MountRequest { target: target.into(), kind, flags, propagation: Vec::new() };
     let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
@@ -222,6 +219,9 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
     if let Err(e) = init_logging(&global) {
         return boot_failed(ready, EXIT_INTERNAL, format!("cannot open the log: {e}"));
     }
+    if let Err(e) = lift_file_size_limit() {
+        return boot_failed(ready, EXIT_INTERNAL, e);
+    }
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(&req.process.path));
     let state_dir = req.container.as_ref().map(|c| c.state_dir.clone());
     // First, so that every process the sandbox starts is charged there too.
@@ -285,6 +285,20 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
         Err(BootError::Exec(e)) => boot_failed(ready, EXIT_CANNOT_RUN, format!("{}: {e}", path.display())),
         Err(BootError::Internal(e)) => boot_failed(ready, EXIT_INTERNAL, e),
     }
+}
+
+/// The caller's RLIMIT_FSIZE is the app's (the kernel enforces it), not the
+/// Sentry's and the gofer's: their memory file is sized sparse far past any
+/// such limit, and the host files they write for the app may be larger too;
+/// past it the host would kill them with SIGXFSZ. So it must go, or the
+/// sandbox cannot start.
+fn lift_file_size_limit() -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    if setrlimit(Resource::RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY).is_ok() {
+        return Ok(());
+    }
+    let max = getrlimit(Resource::RLIMIT_FSIZE).map_or(0, |(_, max)| max);
+    Err(format!("the file size limit (ulimit -Hf) is {} KiB: the sandbox needs it unlimited, for its memory file (its program may have a limit of its own)", max / 1024))
 }
 
 /// Reports a failed boot: to `rvisor create` if it waits, else on standard error.

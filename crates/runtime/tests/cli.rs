@@ -398,15 +398,30 @@ fn default_platform_is_systrap() {
     );
 }
 
-/// `rvisor do` gives the program the caller's RLIMIT_NOFILE (as runsc takes the host's),
-/// not Linux's default 1024/1048576; RLIMIT_FSIZE too, unlimited here (a small one would
-/// stop rvisor itself, whose memory file grows past it).
+/// `rvisor do` gives the program the caller's RLIMIT_NOFILE and RLIMIT_FSIZE, as
+/// runsc's boot takes the host's, not Linux's default 1024/1048576. A soft file
+/// size limit is the program's alone (the Sentry's memory file grows far past
+/// it); a hard one the Sentry cannot lift stops it with a message, not SIGXFSZ.
 #[test]
 fn do_inherits_the_callers_file_limits() {
-    let mut cmd = Command::new("prlimit");
-    cmd.args(["--nofile=1234:5678", "--fsize=unlimited", "--"]).arg(rvisor()).args(["do", "--", "/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -f"]);
-    let o = run(cmd, Input::Bytes(vec![]));
+    let limited = |limits: &[&str], script: &str| {
+        let mut cmd = Command::new("prlimit");
+        cmd.args(limits).arg("--").arg(rvisor()).args(["do", "--", "/bin/sh", "-c", script]);
+        run(cmd, Input::Bytes(vec![]))
+    };
+    let o = limited(&["--nofile=1234:5678", "--fsize=unlimited"], "ulimit -n; ulimit -Hn; ulimit -f");
     let r = all([expect_status(&o, 0), expect_stdout(&o, "1234\n5678\nunlimited\n")]);
+    assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
+    // 200 blocks of 512 bytes; a write past them is the program's SIGXFSZ (153 in sh).
+    let o = limited(&["--fsize=102400:unlimited"], "ulimit -f; head -c 200000 /dev/zero > /tmp/f; echo $?; wc -c < /tmp/f");
+    let r = all([expect_status(&o, 0), expect_stdout(&o, "200\n153\n102400\n")]);
+    assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
+    let o = limited(&["--fsize=102400"], "echo ran");
+    let told = match o.stderr_str().contains("the file size limit (ulimit -Hf) is 100 KiB") {
+        true => Ok(()),
+        false => Err("no word of the file size limit".to_string()),
+    };
+    let r = all([expect_status(&o, 125), expect_stdout(&o, ""), told]);
     assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), o.describe());
 }
 
