@@ -2037,6 +2037,15 @@ fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
 }
 
+/// SO_RCVLOWAT at work (tests/programs/socket_lowat.c): a blocking stream read
+/// waits for the mark (MSG_WAITALL: its length), TCP polls readable only once
+/// the mark's bytes are queued, AF_UNIX ignores it in poll; TCP's SIOCOUTQ and
+/// SIOCOUTQNSD on loopback; MSG_ERRQUEUE on TCP (EAGAIN) and AF_UNIX (ignored).
+#[test]
+fn socket_receive_low_water_mark() {
+    compare("socket_receive_low_water_mark", "socket_lowat", &Spec::default(), expect_all_ok);
+}
+
 /// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or
 /// seqpacket sender's SO_SNDBUF bounds what it has queued unread (EAGAIN, a
 /// blocked send, POLLOUT, SIOCOUTQ) and its datagrams (EMSGSIZE), a receiver

@@ -419,3 +419,53 @@ fn a_listeners_backlog_holds_a_burst() {
         run.succeeds()
     });
 }
+
+/// The host's end of tests/programs/socket_lowat_remote.c: answers each line
+/// "N" with N bytes, over `connections` connections.
+fn serve_counts(listener: TcpListener, connections: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&listener), nix::poll::PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(30_000u16)) != Ok(1) {
+                return;
+            }
+            let Ok((c, _)) = listener.accept() else { return };
+            let _ = c.set_nodelay(true);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+            let Ok(mut out) = c.try_clone() else { return };
+            for line in std::io::BufRead::lines(std::io::BufReader::new(c)) {
+                let Some(n) = line.ok().and_then(|l| l.trim().parse::<usize>().ok()) else { break };
+                if out.write_all(&vec![b'x'; n]).is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// SO_RCVLOWAT, SIOCOUTQ and MSG_ERRQUEUE on a connection through the
+/// sandbox's stack behave as natively (tests/programs/socket_lowat_remote.c,
+/// run in the namespace first, then in the sandbox, against one host server).
+#[test]
+fn receive_low_water_mark_through_the_interface() {
+    matrix("receive_low_water_mark_through_the_interface", &[Link::Static], |v| {
+        let bin = compile("socket_lowat_remote", v.link);
+        let ns = Netns::new(NET)?;
+        let listener = TcpListener::bind((ns.host_addr, 0)).map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port().to_string();
+        let server = serve_counts(listener, 2);
+        let host = ns.host_addr.to_string();
+        let native = std::process::Command::new("ip").args(["netns", "exec", &ns.name]).arg(&bin).args([&host, &port]).output().map_err(|e| e.to_string())?;
+        let o = run(sandbox_in(v.platform, &ns, &bin.to_string_lossy(), &Spec::args([&host, &port])), Input::Bytes(Vec::new()));
+        let _ = server.join();
+        sane(&o)?;
+        let want = String::from_utf8_lossy(&native.stdout);
+        if !native.status.success() || !want.ends_with("all ok\n") {
+            return Err(format!("natively: {native:?}"));
+        }
+        if o.status != 0 || o.stdout_str() != want {
+            return Err(format!("natively:\n{want}\nin the sandbox:\n{}", o.describe()));
+        }
+        Ok(())
+    });
+}

@@ -311,11 +311,13 @@ impl FileDescription for HostSocket {
         Some(self.fd.as_fd())
     }
 
-    /// FIONREAD (SIOCINQ), SIOCOUTQ and SIOCATMARK, as the host counts them.
+    /// FIONREAD (SIOCINQ), SIOCOUTQ, SIOCOUTQNSD and SIOCATMARK, as the
+    /// host counts them.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const FIONREAD: u32 = 0x541B;
         const SIOCOUTQ: u32 = 0x5411;
-        if ![FIONREAD, SIOCOUTQ, SIOCATMARK].contains(&request) {
+        const SIOCOUTQNSD: u32 = 0x894B;
+        if ![FIONREAD, SIOCOUTQ, SIOCOUTQNSD, SIOCATMARK].contains(&request) {
             return error!(ENOTTY);
         }
         let n = host::ioctl_int(self.fd.as_fd(), u64::from(request)).map_err(io)?;

@@ -123,7 +123,7 @@ pub trait Socket: Send + Sync {
     /// recvmsg(MSG_ERRQUEUE): the oldest queued error, its payload cut to
     /// `max`; EAGAIN when none is, without waiting. Only sockets that keep an
     /// error queue take the flag.
-    fn receive_error(&self, _max: usize) -> SysResult<Received> {
+    fn receive_error(&self, _t: &Task, _max: usize, _flags: u32) -> SysResult<Received> {
         error!(EOPNOTSUPP)
     }
     fn shutdown(&self, how: i32) -> SysResult<()>;
@@ -199,7 +199,8 @@ pub struct BufferSizes {
     /// Which were set (Linux's SOCK_RCVBUF_LOCK and SOCK_SNDBUF_LOCK): TCP
     /// tunes the others.
     set: [AtomicBool; 2],
-    /// SO_RCVLOWAT (sk_rcvlowat), read back only.
+    /// SO_RCVLOWAT (sk_rcvlowat): what a blocking stream read waits for,
+    /// and, on TCP, what polls readable (net/unix.rs).
     rcvlowat: AtomicUsize,
     /// A TCP socket's, which tcp_set_rcvlowat tunes.
     tcp: bool,

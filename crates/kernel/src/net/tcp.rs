@@ -405,46 +405,49 @@ impl TcpSocket {
             if (flags | self.wait_flag()) & MSG_DONTWAIT != 0 {
                 return if done > 0 { Ok(done) } else { error!(EAGAIN) };
             }
-            if let Err(e) = self.wait(t, limit, || conn.readiness() & (POLLOUT | POLLHUP) != 0) {
+            if let Err(e) = self.wait(t, limit, || conn.readiness(1) & (POLLOUT | POLLHUP) != 0) {
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
         }
     }
 
-    /// A receive through the interface; MSG_WAITALL waits for `max` bytes
-    /// unless the stream ends first.
+    /// A receive through the interface: a blocking one waits for
+    /// SO_RCVLOWAT's bytes, or with MSG_WAITALL for `max`, unless the stream
+    /// ends or an error, a signal or the timeout comes first (then what came
+    /// is returned), as the loopback one.
     fn receive_remote(&self, t: &Task, conn: &TcpConn, max: usize, flags: u32) -> SysResult<Received> {
         let limit = self.timeouts.limit(Way::Receive);
         let flags = flags | self.wait_flag();
         let peek = flags & MSG_PEEK != 0;
+        let target = if flags & MSG_WAITALL != 0 { max } else { self.buffers.rcvlowat().min(max) };
+        let got = |data: Vec<u8>| Received { full: data.len(), data, ..Received::default() };
         let mut data = Vec::new();
         loop {
-            if conn.was_reset() && !self.reset.swap(true, Ordering::Relaxed) {
-                return error!(ECONNRESET);
+            if conn.was_reset() {
+                if !data.is_empty() && !peek {
+                    return Ok(got(data));
+                }
+                if !self.reset.swap(true, Ordering::Relaxed) {
+                    return error!(ECONNRESET);
+                }
             }
-            match conn.receive(max - data.len(), peek) {
-                Some(more) => {
-                    let end = more.is_empty();
-                    data.extend_from_slice(&more);
-                    let all = flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) != MSG_WAITALL;
-                    if end || all || data.len() == max {
-                        let full = data.len();
-                        return Ok(Received { data, full, ..Received::default() });
-                    }
-                }
-                None if !data.is_empty() && flags & MSG_WAITALL == 0 => {
-                    let full = data.len();
-                    return Ok(Received { data, full, ..Received::default() });
-                }
-                None if flags & MSG_DONTWAIT != 0 => return error!(EAGAIN),
-                None => {}
+            if peek {
+                // What it saw is still there: it looks again.
+                data.clear();
             }
-            if let Err(e) = self.wait(t, limit, || conn.readiness() & (POLLIN | POLLHUP) != 0) {
-                if data.is_empty() {
-                    return Err(e);
+            if let Some(more) = conn.receive(max - data.len(), peek) {
+                let end = more.is_empty();
+                data.extend_from_slice(&more);
+                if end || data.len() >= target {
+                    return Ok(got(data));
                 }
-                let full = data.len();
-                return Ok(Received { data, full, ..Received::default() });
+            }
+            if flags & MSG_DONTWAIT != 0 {
+                return if data.is_empty() { error!(EAGAIN) } else { Ok(got(data)) };
+            }
+            let lowat = self.buffers.rcvlowat();
+            if let Err(e) = self.wait(t, limit, || conn.readiness(lowat) & (POLLIN | POLLHUP) != 0) {
+                return if data.is_empty() { Err(e) } else { Ok(got(data)) };
             }
         }
     }
@@ -680,9 +683,10 @@ impl Socket for TcpSocket {
         Err(Errno::new(e))
     }
 
-    /// TCP names no sender: recvfrom's address comes back empty. MSG_WAITALL
-    /// waits for `max` bytes, unless EOF, an error, a signal or an urgent
-    /// mark comes first (then what came is returned).
+    /// TCP names no sender: recvfrom's address comes back empty. A blocking
+    /// receive waits for SO_RCVLOWAT's bytes, or with MSG_WAITALL for `max`,
+    /// unless EOF, an error, a signal or an urgent mark comes first (then
+    /// what came is returned): the stream end's `receive_message`.
     fn receive(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         if flags & MSG_OOB != 0 {
             return self.receive_urgent(max, flags);
@@ -691,20 +695,15 @@ impl Socket for TcpSocket {
             return self.receive_remote(t, &conn, max, flags);
         }
         let stream = self.stream().ok_or_else(|| rvisor_abi::errno!(ENOTCONN))?;
-        let flags = flags | self.wait_flag();
-        let mut got = self.saw(stream.receive_message(t, max, flags))?;
-        if flags & (MSG_WAITALL | MSG_PEEK | MSG_DONTWAIT) == MSG_WAITALL {
-            // Linux's tcp_recvmsg stops at an urgent mark all the same.
-            while !got.data.is_empty() && got.data.len() < max && !stream.at_mark() {
-                match self.saw(stream.receive_message(t, max - got.data.len(), flags)) {
-                    Ok(more) if !more.data.is_empty() => got.data.extend_from_slice(&more.data),
-                    _ => break,
-                }
-            }
-            got.full = got.data.len();
-        }
+        let mut got = self.saw(stream.receive_message(t, max, flags | self.wait_flag()))?;
         got.from = None;
         Ok(got)
+    }
+
+    /// Its error queue would hold only timestamps and zero-copy notices,
+    /// which it never queues: empty (Linux's inet_recv_error).
+    fn receive_error(&self, _t: &Task, _max: usize, _flags: u32) -> SysResult<Received> {
+        error!(EAGAIN)
     }
 
     /// shutdown(2) of a connection; SHUT_RD on a listener stops it (waiting
@@ -872,7 +871,7 @@ impl FileDescription for TcpSocket {
                     POLLIN & mask
                 }
             }
-            State::Remote { conn, .. } => conn.readiness() & (mask | POLLHUP | POLLERR),
+            State::Remote { conn, .. } => conn.readiness(self.buffers.rcvlowat()) & (mask | POLLHUP | POLLERR),
             // Linux's tcp_poll of a closed socket: hung up, and writable (to fail).
             State::Closed => (POLLOUT & mask) | POLLHUP,
         };
@@ -889,12 +888,13 @@ impl FileDescription for TcpSocket {
         Some(&self.queue)
     }
 
-    /// FIONREAD (SIOCINQ) counts what is queued to read; SIOCOUTQ what its
-    /// peer has not read yet is not tracked, and reads 0 (EINVAL on a
-    /// listener, as both); and the interface ioctls.
+    /// FIONREAD (SIOCINQ) counts what is queued to read; SIOCOUTQ and
+    /// SIOCOUTQNSD what was sent and not acknowledged, or not sent (EINVAL
+    /// on a listener, as FIONREAD); and the interface ioctls.
     fn ioctl(&self, t: &Task, request: u32, arg: u64) -> SysResult<u64> {
         const SIOCOUTQ: u32 = 0x5411;
         const FIONREAD: u32 = 0x541B;
+        const SIOCOUTQNSD: u32 = 0x894B;
         if super::interface::is_interface_ioctl(request) {
             return super::interface::ioctl(t, request, arg);
         }
@@ -902,7 +902,9 @@ impl FileDescription for TcpSocket {
             let (unread, unsent) = conn.queued();
             let n = match request {
                 FIONREAD => unread,
-                SIOCOUTQ => unsent,
+                // smoltcp does not tell the bytes in flight from those not
+                // sent yet: both count what is not acknowledged.
+                SIOCOUTQ | SIOCOUTQNSD => unsent,
                 SIOCATMARK => 0,
                 _ => return error!(ENOTTY),
             };
@@ -912,8 +914,8 @@ impl FileDescription for TcpSocket {
         match (request, self.stream()) {
             // tcp_ioctl: a listener has no queues; a socket not yet
             // connected has empty ones.
-            (SIOCOUTQ | FIONREAD, _) if Socket::listening(self) => error!(EINVAL),
-            (SIOCOUTQ, _) => out(0),
+            (SIOCOUTQ | SIOCOUTQNSD | FIONREAD, _) if Socket::listening(self) => error!(EINVAL),
+            (SIOCOUTQ | SIOCOUTQNSD, stream) => out(stream.map_or(0, |s| s.unacked())),
             (SIOCATMARK, stream) => out(usize::from(stream.is_some_and(|s| s.at_mark()))),
             (FIONREAD, stream) => out(stream.map_or(0, |s| s.readable_bytes())),
             (_, Some(stream)) => stream.ioctl(t, request, arg),

@@ -626,7 +626,7 @@ impl Socket for UdpSocket {
 
     /// The oldest queued error. The pending error becomes the next one's, or
     /// none, as Linux's sock_dequeue_err_skb.
-    fn receive_error(&self, max: usize) -> SysResult<Received> {
+    fn receive_error(&self, _t: &Task, max: usize, _flags: u32) -> SysResult<Received> {
         let (e, next) = {
             let mut q = self.inbox();
             let e = q.pop_error().ok_or_else(|| rvisor_abi::errno!(EAGAIN))?;

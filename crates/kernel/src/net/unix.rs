@@ -15,7 +15,7 @@
 //! leaves; a socket's state, a pair's queues and an inbox are otherwise held
 //! one at a time.
 
-use super::{int_option, BufferSizes, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
+use super::{int_option, BufferSizes, Limit, SocketInode, Timeouts, Way, Ancillary, Received, Socket, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM};
 use crate::syscalls::open::{lookup_at_as, parent_at, read_only, AT_FDCWD};
 use crate::task::Task;
 use crate::vfs::{FileDescription, StatusFlags, WaitCallback, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI};
@@ -964,7 +964,13 @@ impl UnixSocket {
     /// Receives into a Sentry buffer of at most `max` bytes (empty at EOF). A
     /// stream read does not go past a chunk that carried files, nor into one
     /// after having read bytes before it; with SO_PASSCRED, nor into a chunk
-    /// with other credentials.
+    /// with other credentials; on TCP, nor past an urgent mark after bytes.
+    /// Short of those, a blocking stream read waits for its target (Linux's
+    /// sock_rcvlowat): `max` bytes with MSG_WAITALL, else SO_RCVLOWAT's, at
+    /// most `max`, unless EOF, an error, a signal or its timeout comes first
+    /// (then it returns what it read). An AF_UNIX peek returns what is there
+    /// (unix_stream_read_generic's peek stops at the queue's end); a TCP one
+    /// looks again from the front until it sees the target.
     pub fn receive_message(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
         if self.kind == SOCK_DGRAM {
             return self.receive_datagram(t, max, flags);
@@ -973,6 +979,14 @@ impl UnixSocket {
         let stream = self.kind == SOCK_STREAM;
         let peek = flags & MSG_PEEK != 0;
         let limit = self.timeouts.limit(Way::Receive);
+        let target = match () {
+            _ if peek && !self.tcp => 1,
+            _ if flags & MSG_WAITALL != 0 => max,
+            _ => self.buffers.rcvlowat(),
+        }
+        .min(max);
+        let mut got = Received::default();
+        let mut first_creds = None;
         loop {
             // A packet's pending error comes before what is queued, a stream's after (as in Linux).
             if !stream && self.take_reset() {
@@ -980,60 +994,97 @@ impl UnixSocket {
             }
             {
                 let mut q = c.pair.queue(c.end);
-                if !q.msgs.is_empty() {
-                    let got = if stream {
-                        let got = self.read_some(&mut q, max, peek);
-                        drop(q);
-                        got
-                    } else {
-                        // Dropped unlocked: its charge wakes the sender.
-                        let m = q.take(peek);
-                        drop(q);
-                        m.map(|m| self.received(m, max))
-                    };
+                if !stream && !q.msgs.is_empty() {
+                    // Dropped unlocked: its charge wakes the sender.
+                    let m = q.take(peek);
+                    drop(q);
                     if !peek {
                         c.pair.made_room(c.end);
                     }
-                    if let Some(got) = got {
+                    if let Some(m) = m {
+                        return Ok(self.received(m, max));
+                    }
+                    q = c.pair.queue(c.end);
+                } else if !q.msgs.is_empty() {
+                    if peek {
+                        // What it saw is still there: it looks again.
+                        got = Received::default();
+                        first_creds = None;
+                    } else if !got.data.is_empty() && q.at_urgent_mark() {
+                        return Ok(got);
+                    }
+                    self.read_some(&mut q, &mut got, max, peek, &mut first_creds);
+                    // Stopped short of what is queued: at files, other
+                    // credentials, an OOB byte or an urgent mark, which end a read.
+                    let stopped = if peek { q.urgent.is_some() } else { !q.msgs.is_empty() };
+                    drop(q);
+                    if !peek {
+                        c.pair.made_room(c.end);
+                    }
+                    let some = !got.data.is_empty() || !got.files.is_empty();
+                    if (some || max == 0) && (got.data.len() >= target || !got.files.is_empty() || (stopped && got.data.len() < max)) {
                         return Ok(got);
                     }
                     q = c.pair.queue(c.end);
+                }
+                if !got.data.is_empty() && (q.write_shut || q.read_shut || self.reset_pending()) {
+                    return Ok(got);
                 }
                 if self.take_reset() {
                     return error!(ECONNRESET);
                 }
                 if q.write_shut || q.read_shut {
-                    return Ok(Received::default());
+                    return Ok(got);
                 }
             }
             if self.nonblock(flags) {
-                return error!(EAGAIN);
+                return if got.data.is_empty() { error!(EAGAIN) } else { Ok(got) };
             }
-            self.wait(t, limit, || {
+            let waited = self.wait(t, limit, || {
                 let q = c.pair.queue(c.end);
-                (q.readable(self.oob_inline()) && q.has_bytes(self.oob_inline())) || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
-            })?;
+                self.wakes_reader(&c, &q) || q.write_shut || q.read_shut || self.reset.load(Ordering::Relaxed)
+            });
+            if let Err(e) = waited {
+                return if got.data.is_empty() { Err(e) } else { Ok(got) };
+            }
         }
     }
 
-    /// What a stream read takes from its queue (not empty): None when it
-    /// only skipped an urgent byte, or AF_UNIX OOB chunks.
-    fn read_some(&self, q: &mut Queue, max: usize, peek: bool) -> Option<Received> {
+    /// Whether bytes in its queue `q` wake a blocked reader: any it would
+    /// read, as far as `lowat_reached` says.
+    fn wakes_reader(&self, c: &Conn, q: &Queue) -> bool {
+        let inline = self.oob_inline();
+        q.readable(inline) && q.has_bytes(inline) && self.lowat_reached(c, q)
+    }
+
+    /// Whether its queue `q` holds enough to wake a reader or poll readable:
+    /// on TCP, SO_RCVLOWAT's bytes (Linux's tcp_data_ready and tcp_poll,
+    /// which do not count what a blocked reader took already), or a closed
+    /// window; AF_UNIX ignores it (unix_poll, and a reader wakes for any
+    /// byte).
+    fn lowat_reached(&self, c: &Conn, q: &Queue) -> bool {
+        !self.tcp || q.bytes >= self.buffers.rcvlowat() || c.pair.room(c.end, q) == 0
+    }
+
+    /// What a stream read takes from its queue (not empty) into `got`, up
+    /// to `max` bytes in all: nothing when it only skipped an urgent byte,
+    /// or AF_UNIX OOB chunks.
+    fn read_some(&self, q: &mut Queue, got: &mut Received, max: usize, peek: bool, first_creds: &mut Option<Option<Ucred>>) {
         if q.urgent.is_none() {
-            let got = self.read_stream(q, max, peek);
-            let skipped = max > 0 && got.data.is_empty() && got.files.is_empty();
-            return (!skipped).then_some(got);
+            self.read_stream(q, got, max, peek, first_creds);
+        } else if let Some(data) = q.read_around_mark(max - got.data.len(), peek, self.oob_inline()) {
+            got.data.extend_from_slice(&data);
         }
-        let data = q.read_around_mark(max, peek, self.oob_inline())?;
-        Some(Received { full: data.len(), data, ..Received::default() })
+        got.full = got.data.len();
     }
 
-    /// Up to `max` bytes from a stream's queue (not empty), within the limits
-    /// `receive` describes.
-    fn read_stream(&self, q: &mut Queue, max: usize, peek: bool) -> Received {
+    /// Up to `max` bytes in all from a stream's queue (not empty) into
+    /// `got`, within the limits `receive` describes; `first_creds`: those of
+    /// the first chunk it read.
+    fn read_stream(&self, q: &mut Queue, got: &mut Received, max: usize, peek: bool, first_creds: &mut Option<Option<Ucred>>) {
         let passcred = self.passcred();
-        let mut got = Received { data: Vec::with_capacity(max.min(q.bytes)), ..Received::default() };
-        let mut first_creds = None;
+        let before = got.data.len();
+        got.data.reserve(max.min(q.bytes));
         let mut i = 0;
         while got.data.len() < max {
             let Some(m) = q.msgs.get(i) else { break };
@@ -1045,11 +1096,11 @@ impl UnixSocket {
                 }
             }
             let Some(m) = q.msgs.get_mut(i) else { break };
-            if !got.data.is_empty() && (!m.files.is_empty() || (passcred && first_creds != Some(m.creds))) {
+            if !got.data.is_empty() && (!m.files.is_empty() || (passcred && *first_creds != Some(m.creds))) {
                 break;
             }
             if first_creds.is_none() {
-                first_creds = Some(m.creds);
+                *first_creds = Some(m.creds);
                 got.from = m.from.clone();
                 got.creds = passcred.then(|| m.creds.unwrap_or(NO_CREDS));
             }
@@ -1070,11 +1121,10 @@ impl UnixSocket {
             }
         }
         if !peek {
-            q.bytes -= got.data.len();
-            q.taken += got.data.len() as u64;
+            let n = got.data.len() - before;
+            q.bytes -= n;
+            q.taken += n as u64;
         }
-        got.full = got.data.len();
-        got
     }
 
     /// What a stream read does at AF_UNIX OOB chunk `i` (Linux's
@@ -1416,10 +1466,12 @@ impl UnixSocket {
         {
             let mut q = c.pair.queue(c.end);
             if !q.msgs.is_empty() {
-                let got = self.read_some(&mut q, max, false);
+                let mut got = Received::default();
+                self.read_some(&mut q, &mut got, max, false, &mut None);
                 drop(q);
                 c.pair.made_room(c.end);
-                if let Some(got) = got {
+                // Nothing when it only skipped an urgent byte.
+                if max == 0 || !got.data.is_empty() {
                     return Ok(got.data);
                 }
                 q = c.pair.queue(c.end);
@@ -1486,6 +1538,17 @@ impl UnixSocket {
             Some(u) if !self.oob_inline() => u.at.saturating_sub(q.taken) as usize,
             _ => q.bytes,
         }
+    }
+
+    /// TCP's SIOCOUTQ and SIOCOUTQNSD over loopback (Linux's write_seq less
+    /// snd_una, and less snd_nxt): what it sent that its peer's window did
+    /// not take, the bytes past the reader's half of the queue
+    /// (`Pair::capacity`). Loopback acknowledges the rest at once, and sends
+    /// nothing the window has no room for, so both are the same.
+    pub fn unacked(&self) -> usize {
+        let Ok(c) = self.conn() else { return 0 };
+        let q = c.pair.queue(c.peer());
+        q.bytes.saturating_sub(c.pair.sizes[c.peer()].limit(Way::Receive) / 2)
     }
 
     /// The bytes waiting for it to read.
@@ -1716,6 +1779,12 @@ impl Socket for UnixSocket {
         Ok(got)
     }
 
+    /// AF_UNIX has no error queue: the flag is ignored, as Linux's
+    /// unix_*_recvmsg do.
+    fn receive_error(&self, t: &Task, max: usize, flags: u32) -> SysResult<Received> {
+        self.receive(t, max, flags & !super::MSG_ERRQUEUE)
+    }
+
     /// Streams have OOB bytes (Linux's CONFIG_AF_UNIX_OOB).
     fn takes_oob(&self, _receiving: bool) -> bool {
         self.kind == SOCK_STREAM
@@ -1860,7 +1929,7 @@ impl FileDescription for UnixSocket {
         // One queue lock at a time (see `Pair`).
         let in_shut = {
             let q = c.pair.queue(c.end);
-            if q.readable(self.oob_inline()) || q.write_shut || q.read_shut {
+            if (q.readable(self.oob_inline()) && self.lowat_reached(&c, &q)) || q.write_shut || q.read_shut {
                 ev |= POLLIN;
             }
             if q.urgent.is_some_and(|u| u.byte.is_some()) || q.oob {
@@ -2004,12 +2073,17 @@ mod tests {
             q.msgs.push_back(chunk(d));
             q.bytes += d.len();
         };
+        let read = |q: &mut Queue| {
+            let mut got = Received::default();
+            s.read_stream(q, &mut got, 10, false, &mut None);
+            got.data
+        };
         let mut q = Queue::default();
         push(&mut q, b"ab");
         q.queue_oob(chunk(b"c"));
         q.queue_oob(chunk(b"d"));
         assert!(!q.at_mark());
-        assert_eq!(s.read_stream(&mut q, 10, false).data, b"abc");
+        assert_eq!(read(&mut q), b"abc");
         assert!(q.at_mark() && !q.has_bytes(false) && q.has_bytes(true));
         assert_eq!(q.take_oob(true), Some(b'd'));
         assert_eq!(q.take_oob(false), Some(b'd'));
@@ -2019,8 +2093,8 @@ mod tests {
         q.queue_oob(chunk(b"y"));
         assert_eq!(q.take_oob(false), Some(b'y'));
         push(&mut q, b"z");
-        assert_eq!(s.read_stream(&mut q, 10, false).data, b"x");
-        assert_eq!(s.read_stream(&mut q, 10, false).data, b"z");
+        assert_eq!(read(&mut q), b"x");
+        assert_eq!(read(&mut q), b"z");
         assert!(q.msgs.is_empty());
     }
 

@@ -220,7 +220,7 @@ fn receive_buffers(t: &Task, fd: Fd, bufs: &UserBuffers, flags: u32) -> SysResul
         return error!(EOPNOTSUPP);
     }
     let max = (bufs.total() as usize).min(BUFFER);
-    let got = if flags & MSG_ERRQUEUE != 0 { sock.receive_error(max)? } else { sock.receive(t, max, flags)? };
+    let got = if flags & MSG_ERRQUEUE != 0 { sock.receive_error(t, max, flags)? } else { sock.receive(t, max, flags)? };
     let copied = crate::fs::simple::copy_out(t, bufs, &got.data)?;
     Ok((if got.counted { got.full } else { copied }, got))
 }
@@ -547,6 +547,11 @@ pub fn sys_setsockopt(t: &mut Task, fd: Fd, level: i32, name: i32, value: UserAd
             return error!(ENOPROTOOPT);
         }
         sizes.set_rcvlowat(asked);
+        // A TCP reader or poller may now have enough (tcp_set_rcvlowat's
+        // tcp_data_ready).
+        if let Some(q) = file.wait_queue() {
+            q.notify_events(crate::vfs::POLLIN);
+        }
         return Ok(());
     }
     sock.set_option(t, level, name, &bytes)

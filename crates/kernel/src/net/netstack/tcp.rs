@@ -183,12 +183,14 @@ impl TcpConn {
         self.ns.lock().watch(self.handle, queue);
     }
 
-    /// poll(2)'s view, as Linux's tcp_poll.
-    pub fn readiness(&self) -> u32 {
+    /// poll(2)'s view, as Linux's tcp_poll: readable once `lowat` bytes
+    /// (SO_RCVLOWAT) came, or the receive buffer is full.
+    pub fn readiness(&self, lowat: usize) -> u32 {
         let reset = self.was_reset();
         self.peek(|s| {
             let mut ev = 0;
-            if s.can_recv() || (!s.may_recv() && !matches!(s.state(), State::SynSent | State::SynReceived)) {
+            let enough = s.recv_queue() >= lowat.min(s.recv_capacity());
+            if (s.can_recv() && enough) || (!s.may_recv() && !matches!(s.state(), State::SynSent | State::SynReceived)) {
                 ev |= POLLIN;
             }
             if s.can_send() || (s.state() == State::Closed) {
