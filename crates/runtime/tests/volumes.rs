@@ -83,6 +83,13 @@ fn fifos_and_sockets_in_a_read_write_bind_mount() {
     same_on_a_read_write_volume("fifos_and_sockets_in_a_read_write_bind_mount", "bind_fifo_socket");
 }
 
+/// statfs in a bind mount says the host file system's type, block size, size
+/// and name length, as under runc.
+#[test]
+fn statfs_in_a_bind_mount_is_the_host_file_systems() {
+    same_on_a_read_write_volume("statfs_in_a_bind_mount_is_the_host_file_systems", "bind_statfs");
+}
+
 /// Runs `program` on a host directory natively and on one bound read-write into
 /// the sandbox: outputs, statuses and the directories afterwards must match.
 fn same_on_a_read_write_volume(test: &str, program: &str) {

@@ -837,6 +837,10 @@ impl Inode for GoferInode {
         Ok(())
     }
 
+    fn host_statfs(&self) -> Option<rvisor_gofer::StatFs> {
+        self.client.statfs(self.node().ok()?.id).ok()
+    }
+
     /// Extended attributes are the host file's, through the gofer: user ones
     /// (and security ones to read); the syscalls checked names and namespaces.
     fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
