@@ -71,6 +71,20 @@ static const char *options_of(const char *rel) {
     return found;
 }
 
+// The first super option (ro or rw) of the mount at `rel` (after the " - TYPE SOURCE" of its line).
+static const char *super_options_of(const char *rel) {
+    static char found[256];
+    char line[2048], mp[512];
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    strcpy(found, "(not listed)");
+    while (f && fgets(line, sizeof line, f)) {
+        char *dash = strstr(line, " - ");
+        if (sscanf(line, "%*d %*d %*s %*s %511s", mp) == 1 && !strcmp(mp, at(rel)) && dash) sscanf(dash, " - %*s %*s %255[^,\n]", found);
+    }
+    if (f) fclose(f);
+    return found;
+}
+
 // The next message of an fs context, or the error.
 static void message(const char *what, int fs) {
     char buf[256];
@@ -312,8 +326,13 @@ int main(void) {
     show("set ro", fsconfig(pk, FSCONFIG_SET_FLAG, "ro", NULL, 0));
     show("reconfigure", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
     show("write after the read-only reconfigure", put(AT_FDCWD, at("a/rc"), "x"));
+    // "ro" is the superblock's: the mount's own flag stays read-write.
+    printf("a's options: %s, super options %s\n", options_of("a"), super_options_of("a"));
+    statfs(at("a"), &sf);
+    printf("a's statfs read-only: %d\n", (sf.f_flags & ST_RDONLY) != 0);
     show("set rw", fsconfig(pk, FSCONFIG_SET_FLAG, "rw", NULL, 0));
     show("reconfigure again", fsconfig(pk, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+    printf("a's options: %s, super options %s\n", options_of("a"), super_options_of("a"));
     show("write after", put(AT_FDCWD, at("a/rc"), "x"));
     show("unknown parameter", fsconfig(pk, FSCONFIG_SET_FLAG, "bogus", NULL, 0));
     message("its message", pk);

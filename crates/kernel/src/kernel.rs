@@ -719,7 +719,7 @@ impl Mounts {
             .into_iter()
             .map(|(at, special, flags)| {
                 let (inode, fstype) = special.make(me, pid_ns, devpts, cpus);
-                let m = Mount::new(inode, Some(at), fstype, fstype, flags);
+                let m = Mount::new(UserNamespace::initial(), inode, Some(at), fstype, fstype, flags);
                 self.ns.add(m.clone());
                 m
             })
@@ -785,7 +785,7 @@ impl Special {
 /// root's overlay.
 fn build_mounts(mf: &Arc<MemoryFile>, gofer: Arc<rvisor_gofer::Client>, read_only: bool, propagation: u64, specs: Vec<MountSpec>, cpus: usize) -> Result<Mounts, String> {
     let root = root_inode(mf, gofer).map_err(|e| format!("cannot mount the root: {e:?}"))?;
-    let root = Mount::new(root, None, "overlay", "/", MountFlags::default().read_only(read_only));
+    let root = Mount::new(UserNamespace::initial(), root, None, "overlay", "/", MountFlags::default().read_only(read_only));
     let ns = MountNamespace::new(root.clone());
     let (mut pending, mut changes) = (Vec::new(), Vec::new());
     match mount_each(mf, &root, &ns, &mut pending, &mut changes, specs, cpus) {
@@ -838,7 +838,7 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>,
                 (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p")
             }
         };
-        let m = Mount::new(inode, Some(at), fstype, fstype, spec.flags);
+        let m = Mount::new(UserNamespace::initial(), inode, Some(at), fstype, fstype, spec.flags);
         ns.add(m.clone());
         if !spec.propagation.is_empty() {
             changes.push((Made::Now(m), spec.propagation));

@@ -1780,6 +1780,13 @@ fn ptrace_sigchld() {
     compare("ptrace_sigchld", "ptrace_sigchld", &Spec::default(), expect_all_ok);
 }
 
+/// A tracer that is not the tracee's parent is told of the end of its group
+/// stop too (tests/programs/ptrace_cld_continued.c).
+#[test]
+fn ptrace_cld_continued_to_a_tracer_not_the_parent() {
+    compare("ptrace_cld_continued_to_a_tracer_not_the_parent", "ptrace_cld_continued", &Spec::default(), expect_all_ok);
+}
+
 /// stop as the parent sees it when another process traces the child.
 #[test]
 fn ptrace_group_stop() {

@@ -83,6 +83,20 @@ fn fifos_and_sockets_in_a_read_write_bind_mount() {
     same_on_a_read_write_volume("fifos_and_sockets_in_a_read_write_bind_mount", "bind_fifo_socket");
 }
 
+/// statfs in a bind mount says the host file system's type, block size, size
+/// and name length, as under runc.
+#[test]
+fn statfs_in_a_bind_mount_is_the_host_file_systems() {
+    same_on_a_read_write_volume("statfs_in_a_bind_mount_is_the_host_file_systems", "bind_statfs");
+}
+
+/// A hole punched under a shared mapping that stored to it stays a hole when
+/// the mapping is written back (st_blocks, SEEK_HOLE as natively).
+#[test]
+fn punched_hole_under_a_shared_mapping_stays_a_hole() {
+    same_on_a_read_write_volume("punched_hole_under_a_shared_mapping_stays_a_hole", "bind_punch_mapped");
+}
+
 /// Runs `program` on a host directory natively and on one bound read-write into
 /// the sandbox: outputs, statuses and the directories afterwards must match.
 fn same_on_a_read_write_volume(test: &str, program: &str) {

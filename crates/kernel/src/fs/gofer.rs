@@ -167,6 +167,13 @@ impl Dirty {
         }
     }
 
+    /// Marks pages `[lo, hi)` clean.
+    fn clear(&mut self, lo: u64, hi: u64) {
+        for p in lo..hi.min(self.pages.len() as u64 * 64) {
+            self.pages[(p / 64) as usize] &= !(1 << (p % 64));
+        }
+    }
+
     /// How many of pages `[lo, hi)` are dirty.
     fn count(&self, lo: u64, hi: u64) -> u64 {
         let set = |(i, &w): (usize, &u64)| (0..64u64).filter(move |b| w & (1 << b) != 0).map(move |b| i as u64 * 64 + b);
@@ -285,6 +292,19 @@ impl HostPages {
             }
         }
         Ok(())
+    }
+
+    /// A hole was punched over the file's bytes `[off, off + len)`: its whole
+    /// pages there leave the shared mappings and are clean, so that no write-back
+    /// fills the hole again with their zeros.
+    fn punched(&self, off: u64, len: u64) {
+        let (lo, hi) = (rvisor_abi::page_up(off).unwrap_or(u64::MAX), (off.saturating_add(len) / PAGE_SIZE) * PAGE_SIZE);
+        if lo >= hi {
+            return;
+        }
+        let mappers: Vec<_> = self.mappers.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        mappers.iter().for_each(|m| m.file_punched(self as *const HostPages as *const (), lo, hi));
+        self.lock_dirty().clear(lo / PAGE_SIZE, hi / PAGE_SIZE);
     }
 
     /// Copies the host file's bytes `[off, off + len)` into the chunks read in,
@@ -837,6 +857,10 @@ impl Inode for GoferInode {
         Ok(())
     }
 
+    fn host_statfs(&self) -> Option<rvisor_gofer::StatFs> {
+        self.client.statfs(self.node().ok()?.id).ok()
+    }
+
     /// Extended attributes are the host file's, through the gofer: user ones
     /// (and security ones to read); the syscalls checked names and namespaces.
     fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
@@ -884,11 +908,15 @@ impl Inode for GoferInode {
     }
 
     fn punch_hole(&self, offset: u64, len: u64) -> SysResult<()> {
-        // Stores through mappings go back first, so that none fills the hole
-        // later; then the copies mappings hold of the range read the zeros.
+        // Stores through mappings go back first; then the copies mappings hold
+        // of the range read the zeros, and its whole pages are clean and
+        // unmapped, so that only a later store fills the hole again.
         self.sync(false)?;
         self.host_fallocate(FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE, offset, len)?;
         self.host_written(&|| Some(offset), len);
+        if let Some(pages) = self.mapped() {
+            pages.punched(offset, len);
+        }
         Ok(())
     }
 

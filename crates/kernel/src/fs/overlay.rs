@@ -428,6 +428,15 @@ impl Inode for OverlayInode {
         self.copy_up()?.setattr(attr)
     }
 
+    /// The whole overlay's: its root's lower layer's (the host's; the upper
+    /// layer is in memory).
+    fn host_statfs(&self) -> Option<rvisor_gofer::StatFs> {
+        match &self.parent {
+            Some(p) => p.host_statfs(),
+            None => self.lock().lower.clone()?.host_statfs(),
+        }
+    }
+
     fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
         self.top()?.getxattr(name)
     }

@@ -92,18 +92,38 @@ impl Mapper {
     /// for its next switch, as Linux's unmap_mapping_range), so that accesses
     /// there fault, and SIGBUS. Private copies go too, as Linux's do.
     pub fn file_shrank(&self, pages: *const ()) {
+        self.unmap_file(pages, |v, f, s| (f.end_address(s).clamp(s, v.end), v.end));
+    }
+
+    /// A hole was punched in the file whose pages are at `pages`, over its whole
+    /// pages `[lo, hi)`: the shared mappings' pages there go (private copies
+    /// stay), so that the next store faults and is noted, as Linux's
+    /// truncate_pagecache_range; the file then forgets them dirty.
+    pub fn file_punched(&self, pages: *const (), lo: u64, hi: u64) {
+        self.unmap_file(pages, |v, f, s| {
+            if !v.shared {
+                return (s, s);
+            }
+            let at = |off: u64| s.saturating_add(off.saturating_sub(f.offset)).clamp(s, v.end);
+            (at(lo), at(hi))
+        });
+    }
+
+    /// Unmaps, in each VMA mapping the file whose pages are at `pages`, the
+    /// address range `range` gives for it (from the VMA, its file mapping and start).
+    fn unmap_file(&self, pages: *const (), range: impl Fn(&Vma, &FileMapping, u64) -> (u64, u64)) {
         let Some(state) = self.state.upgrade() else { return };
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        let past_end: Vec<(u64, u64)> = st
+        let ranges: Vec<(u64, u64)> = st
             .vmas
             .iter()
             .filter_map(|(&s, v)| {
                 let f = v.file.as_ref().filter(|f| Arc::as_ptr(&f.pages) as *const () == pages)?;
-                Some((f.end_address(s).clamp(s, v.end), v.end))
+                Some(range(v, f, s))
             })
             .filter(|(a, b)| a < b)
             .collect();
-        for (a, b) in past_end {
+        for (a, b) in ranges {
             let taken = st.take_pmas(a, b);
             if !taken.is_empty() {
                 self.aspace.unmap(a, b - a);

@@ -86,6 +86,9 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
             return error!(EPERM);
         }
         if flags & MS_BIND == 0 {
+            if !t.tg.capable_in(m.sb_owner(), consts::CAP_SYS_ADMIN) {
+                return error!(EPERM);
+            }
             reconfigure_fs(t, &m, &options(t, data)?).or(error!(EINVAL))?;
             m.set_sb_read_only(flags & MS_RDONLY != 0);
         }
@@ -117,7 +120,7 @@ pub fn sys_mount(t: &mut Task, source: UserCStr, target: UserCStr, fstype: UserC
     let (inode, kind) = make_fs(t, &fstype, &options(t, data)?)?;
     let mut propagation = propagation::lock();
     ns.room(1)?;
-    let m = Mount::new(inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags));
+    let m = Mount::new(t.tg.user_ns(), inode, Some(target), kind, &String::from_utf8_lossy(&name), MountFlags::from_bits(flags));
     ns.add(m.clone());
     propagation.graft(&m)
 }

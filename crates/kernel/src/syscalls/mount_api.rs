@@ -306,9 +306,10 @@ fn create(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
     }
 }
 
-/// FSCONFIG_CMD_RECONFIGURE: "ro" or "rw" set the mount's read-only flag, as
-/// mount(2)'s remount does, and a tmpfs takes its new size; the parameters
-/// start afresh for the next one.
+/// FSCONFIG_CMD_RECONFIGURE: "ro" or "rw" make the superblock read-only or
+/// writable (every mount of it), as mount(2)'s remount without MS_BIND does,
+/// leaving the mount's own flag alone (mount_setattr's business); a tmpfs takes
+/// its new size; the parameters start afresh for the next one.
 fn reconfigure(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
     let Phase::Reconfigure { mount, params } = phase else { return error!(EBUSY) };
     if !may_mount(t) {
@@ -316,15 +317,13 @@ fn reconfigure(t: &Task, ctx: &FsContext, phase: &mut Phase) -> SysResult<()> {
         return error!(EPERM);
     }
     landlock_allows(t)?;
-    let new = params.read_only.map_or(mount.flags(), |ro| mount.flags().read_only(ro));
-    if !mount.may_set_flags(new) {
+    if !t.tg.capable_in(mount.sb_owner(), consts::CAP_SYS_ADMIN) {
         return error!(EPERM);
     }
     if let Err(problem) = reconfigure_fs(t, mount, &params.options) {
         ctx.error(&format!("{}: {problem}", ctx.fstype));
         return error!(EINVAL);
     }
-    mount.set_flags(new);
     if let Some(ro) = params.read_only {
         mount.set_sb_read_only(ro);
     }
@@ -385,9 +384,8 @@ pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysR
         }
     };
     let mount_flags = mount_flags(attrs);
-    let mount_flags = if params.read_only == Some(true) { mount_flags.read_only(true) } else { mount_flags };
     let source = String::from_utf8_lossy(params.source.as_deref().unwrap_or(b"none")).into_owned();
-    let mount = Mount::new(root, None, ctx.fstype, &source, mount_flags);
+    let mount = Mount::new(t.tg.user_ns(), root, None, ctx.fstype, &source, mount_flags);
     // The superblock is read-only by "ro", not by MOUNT_ATTR_RDONLY.
     mount.set_sb_read_only(params.read_only == Some(true));
     // The context goes on as fspick's would, for the new mount.

@@ -173,6 +173,7 @@ pub struct Statfs {
 }
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const V9FS_MAGIC: i64 = 0x0102_1997;
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
@@ -182,33 +183,35 @@ const ST_RELATIME: i64 = 4096;
 const ST_NOSYMFOLLOW: i64 = 0x2000;
 
 /// The magic number of a file system of type `fstype` (statfs's f_type,
-/// statmount's sb_magic): what programs check (systemd's and procps' "is /proc
-/// mounted"); the gofer's files and the root overlay are 9P's, as under runsc.
-pub(super) fn fs_magic(fstype: &str) -> i64 {
+/// statmount's sb_magic), `host` its host file system's figures if it has
+/// them: what programs check (systemd's and procps' "is /proc mounted", "is
+/// this tmpfs"). A host directory's mount says the host file system's type, as
+/// a bind mount under runc does (runsc says 9P's, which tells a program nothing
+/// about the files); the root is an overlay, as under runc and runsc.
+pub(super) fn fs_magic(fstype: &str, host: Option<&rvisor_gofer::StatFs>) -> i64 {
     match fstype {
         "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
         "proc" => PROC_SUPER_MAGIC,
         "sysfs" => SYSFS_MAGIC,
         "devpts" => DEVPTS_SUPER_MAGIC,
         "cgroup2" => CGROUP2_SUPER_MAGIC,
-        _ => V9FS_MAGIC,
+        "overlay" => OVERLAYFS_SUPER_MAGIC,
+        _ => host.map_or(V9FS_MAGIC, |h| h.fs_type as i64),
     }
 }
 
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
-    let (ty, flags) = match d.mount.upgrade() {
+    let (fstype, flags) = match d.mount.upgrade() {
         // ST_RDONLY from the mount's flag or its superblock's.
-        Some(m) => (fs_magic(m.fstype), m.flags().read_only(m.is_read_only())),
-        None => (V9FS_MAGIC, MountFlags(MountFlags::RDONLY)),
+        Some(m) => (m.fstype, m.flags().read_only(m.is_read_only())),
+        None => ("overlay", MountFlags(MountFlags::RDONLY)),
     };
-    // A tmpfs counts its pages; other file systems give nominal sizes.
-    let (blocks, used) = d.inode.space().unwrap_or((1 << 20, 1 << 19));
-    Statfs {
-        f_type: ty,
+    let mut st = Statfs {
+        f_type: 0,
         f_bsize: 4096,
-        f_blocks: blocks,
-        f_bfree: blocks.saturating_sub(used),
-        f_bavail: blocks.saturating_sub(used),
+        f_blocks: 1 << 20,
+        f_bfree: 1 << 19,
+        f_bavail: 1 << 19,
         f_files: 1 << 20,
         f_ffree: 1 << 19,
         f_fsid: [0, 0],
@@ -220,7 +223,21 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
             | if flags.has(MountFlags::NOATIME | MountFlags::STRICTATIME) { 0 } else { ST_RELATIME }
             | if flags.has(MountFlags::NOSYMFOLLOW) { ST_NOSYMFOLLOW } else { 0 },
         f_spare: [0; 4],
+    };
+    // A tmpfs counts its pages; a host file's file system gives its own figures
+    // (df in the sandbox shows the host disk's size and use, the root's too, whose
+    // upper layer is in memory); others give nominal ones.
+    if let Some((blocks, used)) = d.inode.space() {
+        (st.f_blocks, st.f_bfree, st.f_bavail) = (blocks, blocks.saturating_sub(used), blocks.saturating_sub(used));
     }
+    let host = d.inode.host_statfs();
+    if let Some(h) = &host {
+        (st.f_bsize, st.f_frsize, st.f_namelen) = (h.bsize as i64, h.frsize as i64, h.namelen as i64);
+        (st.f_blocks, st.f_bfree, st.f_bavail) = (h.blocks, h.bfree, h.bavail);
+        (st.f_files, st.f_ffree) = (h.files, h.ffree);
+    }
+    st.f_type = fs_magic(fstype, host.as_ref());
+    st
 }
 
 pub fn sys_statfs(t: &mut Task, path: UserCStr, buf: UserRef<Statfs>) -> SysResult<()> {

@@ -275,6 +275,12 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
     // continue in get_signal before it traps).
     if was_stopped {
         notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
+        // The leader's tracer is told too, unless it is the parent (Linux's
+        // get_signal: "for backward compatibility").
+        let leader_tracer = tg.threads().into_iter().find(|th| th.tid() == tg.tgid).and_then(|th| th.ptrace().tracer());
+        if let Some(tracer) = leader_tracer.filter(|t| !tg.parent().is_some_and(|p| Arc::ptr_eq(&p, t))) {
+            notify_of_stop(&tracer, tg, CLD_CONTINUED, consts::SIGCONT);
+        }
     }
     for th in tg.threads() {
         // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
@@ -321,13 +327,19 @@ impl Thread {
 
 /// Tells the parent a child stopped or continued (SIGCHLD unless SA_NOCLDSTOP).
 pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
-    let Some(parent) = tg.parent() else { return };
-    if parent.action(consts::SIGCHLD).flags & SA_NOCLDSTOP == 0 {
+    if let Some(parent) = tg.parent() {
+        notify_of_stop(&parent, tg, code, signo);
+    }
+}
+
+/// Tells `to` (a parent or tracer) that `tg` stopped or continued.
+fn notify_of_stop(to: &Arc<ThreadGroup>, tg: &ThreadGroup, code: i32, signo: u32) {
+    if to.action(consts::SIGCHLD).flags & SA_NOCLDSTOP == 0 {
         let uid = tg.creds().uid;
         let info = SigInfo::new(consts::SIGCHLD, code).with_sender(tg.tgid, uid).with_value(signo as u64);
-        send_to_group(&parent, info);
+        send_to_group(to, info);
     }
-    parent.wake_waiters();
+    to.wake_waiters();
 }
 
 /// Sends a process-directed signal.

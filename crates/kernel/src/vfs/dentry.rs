@@ -334,16 +334,18 @@ pub struct Mount {
 /// What a mounted file system holds apart from its mounts (Linux's super_block
 /// flags): whether it is read-only (SB_RDONLY), set when it is mounted and by a
 /// remount without MS_BIND, and in force through every mount of it.
-#[derive(Default)]
 pub struct SuperBlock {
     read_only: AtomicBool,
+    /// The user namespace of its maker: only who holds CAP_SYS_ADMIN there
+    /// reconfigures it (Linux's s_user_ns).
+    owner: Arc<crate::task::UserNamespace>,
 }
 
 impl Mount {
     /// Mounts `root_inode` on `mountpoint` (or as a namespace root): a new
-    /// superblock, read-only if the mount is.
-    pub fn new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, flags: MountFlags) -> Arc<Mount> {
-        let sb = Arc::new(SuperBlock { read_only: AtomicBool::new(flags.has(MountFlags::RDONLY)) });
+    /// superblock, read-only if the mount is, made by a task of user namespace `owner`.
+    pub fn new(owner: Arc<crate::task::UserNamespace>, root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, flags: MountFlags) -> Arc<Mount> {
+        let sb = Arc::new(SuperBlock { read_only: AtomicBool::new(flags.has(MountFlags::RDONLY)), owner });
         Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), flags, sb)
     }
 
@@ -352,7 +354,8 @@ impl Mount {
     /// it is in. What is mounted beneath `source` does not come along.
     pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
-        let (fstype, name, flags, sb) = from.as_ref().map_or(("none", String::new(), MountFlags::default(), Arc::default()), |m| (m.fstype, m.source.clone(), m.flags(), m.sb.clone()));
+        let orphan = || Arc::new(SuperBlock { read_only: AtomicBool::new(false), owner: crate::task::UserNamespace::initial() });
+        let (fstype, name, flags, sb) = from.as_ref().map_or_else(|| ("none", String::new(), MountFlags::default(), orphan()), |m| (m.fstype, m.source.clone(), m.flags(), m.sb.clone()));
         let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_fs(), flags, sb);
         // Its locked flags come along.
         if let Some(from) = from {
@@ -475,6 +478,11 @@ impl Mount {
     /// options, statmount's sb_flags, statfs's ST_RDONLY).
     pub fn sb_read_only(&self) -> bool {
         self.sb.read_only.load(Ordering::Relaxed)
+    }
+
+    /// The user namespace its superblock belongs to.
+    pub fn sb_owner(&self) -> &Arc<crate::task::UserNamespace> {
+        &self.sb.owner
     }
 
     /// A remount without MS_BIND makes the superblock read-only or writable.

@@ -209,6 +209,11 @@ pub trait Inode: Send + Sync {
         None
     }
 
+    /// The host file system's figures (statfs), for a file on one.
+    fn host_statfs(&self) -> Option<rvisor_gofer::StatFs> {
+        None
+    }
+
     /// Extended attributes, by full name ("user.x"); the syscalls check names,
     /// namespaces, sizes and flags. A file system that keeps none finds none and
     /// refuses to store any.

@@ -521,7 +521,7 @@ mod tests {
     /// with a bind of the root on it, in the order given.
     fn tree(dirs: &[&[u8]]) -> (Arc<MountNamespace>, Arc<Mount>, Vec<Arc<Mount>>) {
         let fs = Tmpfs::new(Arc::new(rvisor_memory::MemoryFile::new().unwrap()), 0x300);
-        let root = Mount::new(fs.root(0o755), None, "tmpfs", "t", MountFlags::default());
+        let root = Mount::new(crate::task::UserNamespace::initial(), fs.root(0o755), None, "tmpfs", "t", MountFlags::default());
         let ns = MountNamespace::new(root.clone());
         let binds = dirs
             .iter()
