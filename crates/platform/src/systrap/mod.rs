@@ -1430,6 +1430,14 @@ impl Context for SystrapContext {
         b.ran = b.event_at.duration_since(replied);
         let (mut event, frame) = stub.read_event(b.slot, cpu, block)?;
         let resumed = b.resumed.take();
+        if let (Some(t), Event::Fault { .. } | Event::Signal { .. }) = (&tramp, event) {
+            // The trampoline's GS is no block, nor memory: r11 names the entry's
+            // fallback, the site's own trapping syscall.
+            if cpu.regs.rip == t.gs_load {
+                cpu.regs.rip = cpu.regs.r11;
+                event = Event::Interrupted;
+            }
+        }
         if let (Some(t), Held::Frame(f), Some(regs)) = (&tramp, &frame, resumed) {
             // A kick on the trampoline's way out, or the one it held back and
             // replays (`ud2` once it saw SLOT_KICKED): the thread is, for all that

@@ -359,6 +359,8 @@ std::arch::global_asm!(
     ".globl rvisor_systrap_tramp",
     "rvisor_systrap_tramp:",
     "rdgsbase rcx",
+    ".globl rvisor_systrap_tramp_gs_load",
+    "rvisor_systrap_tramp_gs_load:",
     "mov rax, gs:[{s_self}]",
     "not rax", "lea rcx, [rcx + rax + 1]",                                   // GS base - self, flags untouched
     "jrcxz .Lt_ours",
@@ -547,6 +549,7 @@ extern "C" {
     static rvisor_systrap_restorer: u8;
     static rvisor_systrap_fsgsbase: u8;
     static rvisor_systrap_tramp: u8;
+    static rvisor_systrap_tramp_gs_load: u8;
     static rvisor_systrap_tramp_out: u8;
     static rvisor_systrap_promote: u8;
     static rvisor_systrap_tramp_end: u8;
@@ -572,6 +575,9 @@ pub struct Installed {
 #[derive(Clone, Copy, Debug)]
 pub struct Tramp {
     pub entry: u64,
+    /// The load through GS that finds the block: a fault there (GS at memory the
+    /// app has not mapped) sends the thread to the entry's fallback.
+    pub gs_load: u64,
     /// `[out, end)`: the way out once the thread left the trampoline's care (a kick
     /// here, or the one it held back and replays with `ud2`, stands for the
     /// resumed state).
@@ -604,7 +610,7 @@ fn have_fsgsbase() -> bool {
 fn install_once() -> io::Result<Installed> {
     // SAFETY: taking the addresses of symbols defined in the global_asm above.
     let tramp = unsafe {
-        [&rvisor_systrap_tramp, &rvisor_systrap_tramp_out, &rvisor_systrap_promote, &rvisor_systrap_tramp_end]
+        [&rvisor_systrap_tramp, &rvisor_systrap_tramp_gs_load, &rvisor_systrap_tramp_out, &rvisor_systrap_promote, &rvisor_systrap_tramp_end]
             .map(|s| s as *const u8 as u64)
     };
     // SAFETY: as above.
@@ -649,8 +655,8 @@ fn install_once() -> io::Result<Installed> {
         }
     }
     let at = |sym: u64| STUB_BASE + (sym - start);
-    let [entry, out, promote, tramp_end] = tramp.map(at);
-    let tramp = Tramp { entry, out, promote, end: tramp_end };
+    let [entry, gs_load, out, promote, tramp_end] = tramp.map(at);
+    let tramp = Tramp { entry, gs_load, out, promote, end: tramp_end };
     Ok(Installed { setup: at(setup), zygote: at(zygote), handler: at(handler), restorer: at(restorer), code_end: STUB_BASE + len as u64, fsgsbase, tramp })
 }
 
