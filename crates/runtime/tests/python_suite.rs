@@ -93,7 +93,7 @@ fn run_group(platform: Option<&str>, group: &[&str]) -> Outcome {
         None => Command::new(&argv[0]),
         Some(p) => {
             let mut c = Command::new(rvisor());
-            c.args(["do", &format!("--platform={p}"), "--", &argv[0]]);
+            c.arg("do").args(platform_args(p)).args(["--", &argv[0]]);
             c
         }
     };

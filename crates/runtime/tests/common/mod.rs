@@ -341,15 +341,20 @@ pub fn native_command(program: &Path, spec: &Spec) -> Command {
     cmd
 }
 
+/// The flags that select `platform` (one of [`platforms()`]) for `rvisor do`.
+pub fn platform_args(platform: &str) -> Vec<String> {
+    match platform {
+        "systrap-patch" => vec!["--platform=systrap".into(), "--systrap-patch".into()],
+        _ => vec![format!("--platform={platform}")],
+    }
+}
+
 /// The command that runs `program` under `rvisor do --platform=PLATFORM FLAGS... --`.
 pub fn sandbox_command(platform: &str, flags: &[&str], program: &Path, spec: &Spec) -> Command {
     let mut cmd = Command::new(rvisor());
-    cmd.arg("do");
-    match platform {
-        "systrap-patch" => cmd.args(["--platform=systrap", "--systrap-patch"]),
-        _ => cmd.arg(format!("--platform={platform}")),
-    };
-    cmd.args(flags)
+    cmd.arg("do")
+        .args(platform_args(platform))
+        .args(flags)
         .arg("--")
         .arg(program)
         .args(&spec.args);
