@@ -75,6 +75,9 @@ impl MemoryManager {
         if self.read_bytes_remote(UserAddr(site), &mut now) != now.len() || now != jump_bytes(entry) {
             return None;
         }
+        if !restart {
+            tracing::debug!("usertrap: a thread ran into the patch of {site:#x}: back to the site");
+        }
         Some(if restart { entry + ut::RESUME } else { site })
     }
 
