@@ -1376,7 +1376,7 @@ impl Context for SystrapContext {
             Held::Patched(_) => {
                 let Some(t) = &tramp else { return Err(PlatformError::Unsupported("a patched call without patching".into())) };
                 let f = stub.promote(b.slot, b.tid, t)?;
-                stub.write_frame(b.slot, &f, cpu, false, block)?;
+                stub.write_frame(b.slot, &f, cpu, b.first, block)?;
             }
         }
         b.first = false;
