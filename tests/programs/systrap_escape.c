@@ -25,7 +25,9 @@
 //              Sentry cannot interrupt the loop, and must kill the program, not hang.
 //   slot       writes to the read-only queue page (SIGSEGV), then a second thread
 //              scribbles over the main thread's slot and signal frame while the main
-//              thread makes syscalls, and finally marks the slot dead: killed.
+//              thread makes syscalls (some from a site syscall patching rewrites; the
+//              scribbling covers its save area and event kind), and finally marks the
+//              slot dead: killed.
 //   remap      mmap/munmap/mprotect/mremap over the stub region: all refused, the
 //              code page unchanged, syscalls still served.
 //   filter     seccomp/prctl installing an allow-all filter (directly and through the
@@ -34,6 +36,12 @@
 //              other thread's block (header, signal frame, state word) and exit; the
 //              Sentry recycles their stub processes, and the next children, which
 //              start threads of their own, must run as if on new ones.
+//   usertrap   (with --systrap-patch) the routes syscall patching adds: a site is
+//              patched, then the trampoline is entered with a forged site (r11), with
+//              a real site's entry but another number in rax, with GS at app memory
+//              (the fallback), with GS at a forged block in app memory (its own
+//              registers back, nothing else); and a child that unmaps the table
+//              dies of SIGSEGV at the patched site.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -62,6 +70,8 @@
 
 static const char *dir;
 static long victim;
+
+long ut_site(void); // a patchable getppid site (see "syscall patching's routes")
 
 static long raw6(long nr, long a, long b, long c, long d, long e, long f) {
     long ret;
@@ -247,6 +257,11 @@ static void *hammer(void *arg) {
         slot0[8 + (x % 6)] = x;
         // ...and the signal frame itself
         ((volatile uint64_t *)(SLOTS + HDR))[(x >> 8) % ((BLOCK - HDR) / 8)] = x;
+        // ...and, with syscall patching, the save area and the kind of event (0: a
+        // patched call)
+        slot0[0x200 / 8 + (x >> 20) % 19] = x;
+        if ((x >> 40) % 5 == 0)
+            *(volatile uint32_t *)(SLOTS + 0x40) = 0;
         if (round % 100000 == 0)
             raw3(SYS_mkdir, (long)dir, 0755, 0);
     }
@@ -278,7 +293,7 @@ static void mode_slot(void) {
     pthread_create(&t, NULL, hammer, NULL);
     long ppid = getppid();
     for (long i = 0;; i++) {
-        long r = raw3(SYS_getppid, 0, 0, 0);
+        long r = i % 2 ? raw3(SYS_getppid, 0, 0, 0) : ut_site();
         if (r != ppid && i % 1000 == 0) {
             printf("getppid = %ld\n", r);
             fflush(stdout);
@@ -398,6 +413,119 @@ static void mode_recycle(void) {
     printf("recycle: %d rounds ok\n", rounds);
 }
 
+// ---- syscall patching's routes
+
+// A site of the shape patching rewrites, then `ret`; and helpers that enter the
+// trampoline with a GS base of their choosing (rdi; 1: as it is), at rsi, with r11 =
+// rdx (0: a forged site). After a
+// patched call the site's `ret` (or forged_gs_back) brings them back.
+__asm__(".pushsection .text\n"
+        ".globl ut_site\n"
+        "ut_site: mov $110, %eax\n syscall\n ret\n"
+        ".globl enter_tramp\n"
+        "enter_tramp:\n"
+        "lea 1f(%rip), %rax\n push %rax\n"
+        "test %rdx, %rdx\n jnz 2f\n lea 3f-7(%rip), %rdx\n"   /* no site: r11 names 3f */
+        "2: cmp $1, %rdi\n je 4f\n wrgsbase %rdi\n"            /* 1: GS as it is */
+        "4: mov %rdx, %r11\n mov %rsi, %r8\n mov $62, %eax\n"   /* rax: kill, which must not run */
+        "mov %rcx, %rdi\n mov $9, %esi\n"
+        "jmp *%r8\n"
+        "3: add $8, %rsp\n"
+        "1: xor %ecx, %ecx\n wrgsbase %rcx\n ret\n"
+        ".globl forged_gs_call\n"
+        "forged_gs_call:\n"
+        "push %rbx\n wrgsbase %rdi\n jmp *%rsi\n"
+        ".globl forged_gs_back\n"
+        "forged_gs_back:\n"
+        "xor %ecx, %ecx\n wrgsbase %rcx\n pop %rbx\n ret\n"
+        ".popsection\n");
+long ut_site(void);
+long enter_tramp(uint64_t gs, uint64_t tramp, uint64_t r11, long victim_pid);
+long forged_gs_call(uint64_t gs, uint64_t tramp);
+void forged_gs_back(void);
+
+static uint64_t usertrap_table(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[256];
+    uint64_t at = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "[usertrap]")) at = strtoull(line, NULL, 16);
+    if (f) fclose(f);
+    return at;
+}
+
+static uint8_t fake_block[2 * BLOCK] __attribute__((aligned(BLOCK)));
+static uint8_t *fake;
+
+static void *forged_gs_thread(void *arg) {
+    return (void *)forged_gs_call((uint64_t)fake, (uint64_t)arg);
+}
+
+static void mode_usertrap(void) {
+    long want = getppid();
+    for (int i = 0; i < 10; i++) ut_site();
+    uint64_t table = usertrap_table();
+    uint8_t *site = (uint8_t *)ut_site;
+    printf("site patched: %s\n", table && site[0] == 0xff && site[1] == 0x24 && site[2] == 0x25 ? "yes" : "no");
+    fflush(stdout);
+    if (!table) return;
+    uint64_t tramp = *(uint64_t *)table;
+    uint64_t entry = *(uint32_t *)(site + 3);
+    uint64_t fallback = entry + 15 + *(int32_t *)(entry + 11);
+    printf("patched site serves: %s\n", ut_site() == want ? "yes" : "no");
+    fflush(stdout);
+
+    // r11 names no site: a syscall whose number the kernel does not know (-1).
+    long r = enter_tramp(1, tramp, 0, victim);
+    show("trampoline with a forged site", r);
+    // A real site's entry with rax = kill: the site's own number runs (getppid).
+    r = enter_tramp(1, tramp, fallback, victim);
+    printf("trampoline with a real site and rax = kill: %s\n", r == want ? "the site's getppid" : "something else");
+    fflush(stdout);
+    // GS at app memory that is no block: the entry's trapping syscall serves the call.
+    static uint64_t not_a_block[4];
+    r = enter_tramp((uint64_t)not_a_block, tramp, fallback, victim);
+    printf("GS at app memory: %s\n", r == want ? "the fallback's getppid" : "something else");
+    // GS base 0 on the host (the app's own wrgsbase): the trampoline's load faults.
+    r = enter_tramp(0, tramp, fallback, victim);
+    printf("GS base 0: %s\n", r == want ? "the fallback's getppid" : "something else");
+    fflush(stdout);
+
+    // GS at a forged block in app memory (its self-pointer right): the trampoline
+    // posts to it and waits there, on a futex the Sentry serves as the app's own;
+    // this thread then plays the Sentry and sends it to forged_gs_back.
+    fake = fake_block + BLOCK;
+    *(uint64_t *)(fake + 8) = (uint64_t)fake;
+    pthread_t th;
+    pthread_create(&th, NULL, forged_gs_thread, (void *)tramp);
+    volatile uint32_t *state = (volatile uint32_t *)fake;
+    for (int i = 0; i < 5000 && *state != 4; i++) usleep(1000);
+    printf("forged block: the trampoline waits on app memory: %s\n", *state == 4 ? "yes" : "no");
+    fflush(stdout);
+    *(uint32_t *)(fake + 0x10) = 0;                               // CMD_RESUME
+    *(uint64_t *)(fake + 0x200 + 13 * 8) = 4242;                  // rax
+    *(uint64_t *)(fake + 0x200 + 16 * 8) = (uint64_t)forged_gs_back; // rip
+    __atomic_store_n(state, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, state, FUTEX_WAKE, 1, NULL, NULL, 0);
+    void *ret;
+    pthread_join(th, &ret);
+    printf("forged block: the thread came back with rax = %ld\n", (long)ret);
+    r = raw3(SYS_mkdir, (long)dir, 0700, 0);
+    show("mkdir", r);
+
+    // Without its table, a patched site faults.
+    pid_t pid = fork();
+    if (pid == 0) {
+        munmap((void *)table, 0x4000);
+        ut_site();
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("unmapped table: the patched site %s\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV ? "faults (SIGSEGV)" : "does something else");
+    printf("patched site still serves: %s\n", ut_site() == want ? "yes" : "no");
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: systrap_escape MODE MKDIR_PATH VICTIM_PID\n");
@@ -418,6 +546,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(m, "remap")) mode_remap();
     else if (!strcmp(m, "filter")) mode_filter();
     else if (!strcmp(m, "recycle")) mode_recycle();
+    else if (!strcmp(m, "usertrap")) mode_usertrap();
     else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;

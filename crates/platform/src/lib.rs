@@ -16,6 +16,7 @@ pub mod kvm;
 pub mod ptrace;
 mod stub;
 pub mod systrap;
+pub mod usertrap;
 
 pub use cpu::{CpuState, Perms};
 
@@ -68,6 +69,17 @@ pub trait Platform: Send + Sync {
     fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>>;
     /// The highest address (exclusive) an app mapping may use.
     fn max_user_address(&self) -> u64;
+    /// Where patched syscall sites jump (see `usertrap`), when the platform patches.
+    fn patch_entry(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Choices a platform is made with.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// systrap: patch hot syscall sites to call the stub without a signal.
+    pub systrap_patch: bool,
 }
 
 /// An application address space. Changes may be queued and carried out in one batch
@@ -148,9 +160,14 @@ pub fn open_device(name: &str) -> Result<Option<std::os::fd::OwnedFd>> {
 
 /// Creates the platform called `name` on its `device` (from [`open_device`]).
 pub fn on_device(name: &str, memory_fd: std::os::fd::RawFd, device: Option<std::os::fd::OwnedFd>) -> Result<Arc<dyn Platform>> {
+    on_device_with(name, memory_fd, device, Options::default())
+}
+
+/// As `on_device`, with `options`.
+pub fn on_device_with(name: &str, memory_fd: std::os::fd::RawFd, device: Option<std::os::fd::OwnedFd>, options: Options) -> Result<Arc<dyn Platform>> {
     match (name, device) {
         ("ptrace", None) => Ok(Arc::new(ptrace::PtracePlatform::new(memory_fd)?)),
-        ("systrap", None) => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd)?)),
+        ("systrap", None) => Ok(Arc::new(systrap::SystrapPlatform::new(memory_fd, options.systrap_patch)?)),
         ("kvm", Some(device)) => Ok(Arc::new(kvm::KvmPlatform::new(memory_fd, device)?)),
         (other, _) => Err(PlatformError::Unsupported(format!("platform '{other}' given the wrong device"))),
     }

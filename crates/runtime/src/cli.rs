@@ -20,6 +20,11 @@ pub struct GlobalOpts {
     /// ring 3 of a VM per process: hardware isolation, needs /dev/kvm).
     #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap", "kvm"])]
     pub platform: String,
+    /// systrap: patch syscall sites that trap again and again (`mov $nr, %eax;
+    /// syscall`) to call the Sentry without a host signal (off by default; see
+    /// docs/systrap-patching.md). Needs user-mode fsgsbase.
+    #[arg(long, global = true)]
+    pub systrap_patch: bool,
     /// Log every system call with decoded arguments and result.
     #[arg(long, global = true)]
     pub strace: bool,

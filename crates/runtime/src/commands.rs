@@ -177,6 +177,7 @@ fn container_request(global: &GlobalOpts, a: &CreateArgs, start_now: bool) -> Re
         strace: global.strace,
         debug: global.debug,
         debug_seccomp: global.debug_seccomp,
+        systrap_patch: global.systrap_patch,
         log: global.log.clone(),
         hostname: bundle.spec.hostname().clone(),
         container: Some(ContainerBoot { state_dir: dir, start_now, new_session: bundle.process.terminal && a.console_socket.is_some(), state }),

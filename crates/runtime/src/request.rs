@@ -20,6 +20,9 @@ pub struct Request {
     /// The Sentry's seccomp filter logs calls it lacks instead of killing the sandbox.
     #[serde(default)]
     pub debug_seccomp: bool,
+    /// systrap patches hot syscall sites (`--systrap-patch`).
+    #[serde(default)]
+    pub systrap_patch: bool,
     pub log: Option<PathBuf>,
     /// The sandbox's first program.
     pub process: Process,

@@ -102,6 +102,7 @@ pub fn run_do(global: &GlobalOpts, args: DoArgs) -> i32 {
         strace: global.strace,
         debug: global.debug,
         debug_seccomp: global.debug_seccomp,
+        systrap_patch: global.systrap_patch,
         log: global.log.clone(),
         process: Process {
             path: path.as_os_str().as_bytes().to_vec(),
@@ -215,7 +216,7 @@ pub fn run_boot(request_fd: i32, ready_fd: Option<i32>) -> i32 {
         Ok(fds) => fds,
         Err(e) => return boot_failed(ready, EXIT_INTERNAL, format!("preserved descriptors: {e}")),
     };
-    let global = GlobalOpts { platform: req.platform.clone(), strace: req.strace, debug: req.debug, log: req.log.clone(), ..GlobalOpts::default() };
+    let global = GlobalOpts { platform: req.platform.clone(), strace: req.strace, debug: req.debug, log: req.log.clone(), systrap_patch: req.systrap_patch, ..GlobalOpts::default() };
     if let Err(e) = init_logging(&global) {
         return boot_failed(ready, EXIT_INTERNAL, format!("cannot open the log: {e}"));
     }
@@ -341,7 +342,8 @@ fn boot(global: &GlobalOpts, req: Request, nics: Vec<Nic>, forwards: Vec<rvisor_
     let clients: Vec<_> = gofers.start().map_err(internal("cannot start the gofer"))?.into_iter().map(Arc::new).collect();
     crate::confine::sentry(req.network, &global.platform).map_err(BootError::Internal)?;
     let memory = Arc::new(MemoryFile::new().map_err(internal("cannot create the memory file"))?);
-    let platform = rvisor_platform::on_device(&global.platform, memory.fd(), device).map_err(platform_fail)?;
+    let options = rvisor_platform::Options { systrap_patch: global.systrap_patch };
+    let platform = rvisor_platform::on_device_with(&global.platform, memory.fd(), device, options).map_err(platform_fail)?;
     tracing::debug!("platform {}", platform.name());
     let hostname = req.hostname.clone().unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "rvisor".into()));
     let mounts = mount_specs(planned, &clients).map_err(BootError::Internal)?;

@@ -627,7 +627,7 @@ fn an_ordinary_user_runs_sandboxes() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
         let (rvisor, hello) = (copy(&rvisor(), "rvisor")?, copy(&compile("hello", v.link), "hello")?);
         let mut cmd = Command::new(&rvisor);
-        cmd.args(["do", &format!("--platform={}", v.platform), "--"]).arg(&hello).current_dir(&dir).uid(NOBODY).gid(NOBODY);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--"]).arg(&hello).current_dir(&dir).uid(NOBODY).gid(NOBODY);
         let o = run(cmd, Input::Bytes(Vec::new()));
         let _ = fs::remove_dir_all(&dir);
         let kvm_for_all = fs::metadata("/dev/kvm").is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006);

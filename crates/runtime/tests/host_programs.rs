@@ -13,7 +13,7 @@ fn same_as_native(test: &str, script: &str, input: &[u8]) {
         native.args(["-c", script]);
         let n = run(native, Input::Bytes(input.to_vec()));
         let mut sandboxed = Command::new(rvisor());
-        sandboxed.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        sandboxed.arg("do").args(platform_args(v.platform)).args(["--", "/bin/sh", "-c", script]);
         let s = run(sandboxed, Input::Bytes(input.to_vec()));
         if n.status != 0 {
             return Err(format!("the native run fails, so the test is wrong:\n{}", n.describe()));
@@ -31,7 +31,7 @@ fn same_as_native(test: &str, script: &str, input: &[u8]) {
 fn sandbox_prints(test: &str, script: &str, expected: &str) {
     matrix(test, &[Link::Static], |v| {
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "/bin/sh", "-c", script]);
         let o = run(cmd, Input::Bytes(Vec::new()));
         all([expect_status(&o, 0), expect_stdout(&o, expected)])
     });
@@ -227,7 +227,7 @@ for cmd in ("ss -Htan", "ss -Hltn", "ss -Huan", "ss -Hxl", "ss -Hltnp"):
 "#;
     matrix("ss_lists_sockets_over_sock_diag", &[Link::Static], |v| {
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "python3", "-"]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "python3", "-"]);
         let o = run(cmd, Input::Bytes(script.as_bytes().to_vec()));
         all([
             expect_status(&o, 0),
@@ -258,7 +258,7 @@ print("stderr:", repr(r.stderr), "rows:", len(r.stdout.splitlines()) - 1)
 "#;
     matrix("ss_lists_a_dump_larger_than_its_buffer", &[Link::Static], |v| {
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "python3", "-"]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "python3", "-"]);
         let o = run(cmd, Input::Bytes(script.as_bytes().to_vec()));
         all([expect_status(&o, 0), expect_stdout(&o, "stderr: '' rows: 1000\n")])
     });

@@ -32,7 +32,7 @@ fn writes_to_host_files_stay_in_the_sandbox() {
             dir.display()
         );
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", &script]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "/bin/sh", "-c", &script]);
         let o = run(cmd, Input::Bytes(Vec::new()));
         let after = snapshot(&dir);
         let host_names: Vec<String> = fs::read_dir(&dir).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
@@ -87,7 +87,7 @@ fn new_files_are_on_the_overlay_device() {
             [ \"$(stat -c %i /etc/rvisor-new)\" != \"$(stat -c %i /etc/passwd)\" ] && echo own inode; \
             find /etc /usr -xdev -name 'rvisor-*' | sort";
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", script]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "/bin/sh", "-c", script]);
         let o = run(cmd, Input::Bytes(Vec::new()));
         all([expect_status(&o, 0), expect_stdout(&o, "same device\nsame inode in readdir\nown inode\n/etc/rvisor-new\n/usr/rvisor-dir\n")])
     });
@@ -127,7 +127,7 @@ fn xattrs_on_host_files_stay_in_the_sandbox() {
         let bin = compile("xattr", v.link);
         let script = format!("{0} set {1} && {0} get {1} && cat {1}", bin.display(), file.display());
         let mut cmd = Command::new(rvisor());
-        cmd.args(["do", &format!("--platform={}", v.platform), "--", "/bin/sh", "-c", &script]);
+        cmd.arg("do").args(platform_args(v.platform)).args(["--", "/bin/sh", "-c", &script]);
         let o = run(cmd, Input::Bytes(Vec::new()));
         let host = run_native(&bin, &Spec::args(["get", &file.display().to_string()]));
         let _ = fs::remove_dir_all(&dir);

@@ -126,6 +126,15 @@ fn syscall_regs() {
     compare("syscall_regs", "syscall_regs", &Spec::default(), expect_all_ok);
 }
 
+/// A call at a `mov $nr, %eax; syscall` site interrupted by a signal once the site could
+/// be patched (tests/programs/syscall_patch_restart.c): restarted with SA_RESTART, EINTR
+/// without, returning after the site either way (with --systrap-patch the restart must
+/// not run the patched bytes where `syscall` was).
+#[test]
+fn syscall_patch_restart() {
+    compare("syscall_patch_restart", "syscall_patch_restart", &Spec::default(), expect_all_ok);
+}
+
 /// statmount and listmount (tests/programs/statmount.c): every mount listed
 /// from the root agrees with /proc/self/mountinfo; the mounts made there
 /// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in

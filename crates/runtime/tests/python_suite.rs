@@ -93,7 +93,7 @@ fn run_group(platform: Option<&str>, group: &[&str]) -> Outcome {
         None => Command::new(&argv[0]),
         Some(p) => {
             let mut c = Command::new(rvisor());
-            c.args(["do", &format!("--platform={p}"), "--", &argv[0]]);
+            c.arg("do").args(platform_args(p)).args(["--", &argv[0]]);
             c
         }
     };
@@ -151,7 +151,7 @@ struct Expectation {
 
 impl Expectation {
     fn covers(&self, case: &str, platform: &str) -> bool {
-        (self.platform == "*" || self.platform == platform)
+        (self.platform == "*" || self.platform == platform || (self.platform == "systrap" && platform == "systrap-patch"))
             && (case == self.case || case.starts_with(&format!("{}.", self.case)))
     }
 }

@@ -80,10 +80,15 @@ fn killed(o: &Outcome) -> Result<(), String> {
 
 /// Runs `mode` to completion under systrap for both link modes and checks it.
 fn attack(test: &str, mode: &str, check: impl Fn(&Outcome) -> Result<(), String>) {
+    attack_on("systrap", test, mode, check)
+}
+
+/// As `attack`, on `platform` ("systrap" or "systrap-patch").
+fn attack_on(platform: &str, test: &str, mode: &str, check: impl Fn(&Outcome) -> Result<(), String>) {
     for &link in LINKS {
         let bin = compile("systrap_escape", link);
         let mut host = Host::new();
-        let o = run(sandbox_command("systrap", &[], &bin, &host.spec(mode)), Input::Bytes(Vec::new()));
+        let o = run(sandbox_command(platform, &[], &bin, &host.spec(mode)), Input::Bytes(Vec::new()));
         let mut errs: Vec<String> = host.escapes();
         if let Err(e) = all([sane(&o), check(&o)]) {
             errs.push(e);
@@ -290,5 +295,45 @@ fn systrap_without_seccomp_fails_clearly() {
 fn systrap_recycled_stubs_start_clean() {
     attack("systrap_recycled_stubs_start_clean", "recycle", |o| {
         all([lines_in_order(o, &["recycle: 20 rounds ok", "done"]), no_line(o, "recycle: round"), expect_status(o, 0)])
+    });
+}
+
+/// Syscall patching's routes (`--systrap-patch`): the trampoline in the stub's code
+/// entered by the app with a forged site, with a real site but another number, with GS
+/// at app memory or 0 (the site's trapping fallback), with GS at a forged block (the
+/// thread gets back only the registers the app wrote); and a patched site whose table
+/// is unmapped faults. None reaches the host.
+#[test]
+fn systrap_patch_routes_give_nothing() {
+    attack_on("systrap-patch", "systrap_patch_routes_give_nothing", "usertrap", |o| {
+        all([
+            lines_in_order(
+                o,
+                &[
+                    "site patched: yes",
+                    "patched site serves: yes",
+                    "trampoline with a forged site = -ENOSYS",
+                    "trampoline with a real site and rax = kill: the site's getppid",
+                    "GS at app memory: the fallback's getppid",
+                    "GS base 0: the fallback's getppid",
+                    "forged block: the trampoline waits on app memory: yes",
+                    "forged block: the thread came back with rax = 4242",
+                    "mkdir = ",
+                    "unmapped table: the patched site faults (SIGSEGV)",
+                    "patched site still serves: yes",
+                    "done",
+                ],
+            ),
+            expect_status(o, 0),
+        ])
+    });
+}
+
+/// With patching on, scribbling over a slot (its kind word and save area too) still
+/// ends in the program's death, with the Sentry intact.
+#[test]
+fn systrap_patch_shared_slot_writes_kill() {
+    attack_on("systrap-patch", "systrap_patch_shared_slot_writes_kill", "slot", |o| {
+        all([lines_in_order(o, &["write to the request queue page: SIGSEGV", "hammering"]), killed(o)])
     });
 }

@@ -14,6 +14,7 @@ pub mod mempolicy;
 pub mod ops;
 pub mod oom;
 pub mod userfault;
+pub mod usertrap;
 mod vma;
 
 pub use access::{UserBuffers, UserRef};
@@ -161,6 +162,8 @@ pub(crate) struct MmState {
     /// How far the stack may grow: the process's limits, which setrlimit,
     /// capset and exec update here (faults and Sentry accesses grow the stack).
     limits: GrowthLimits,
+    /// Patched syscall sites.
+    usertrap: usertrap::Usertrap,
 }
 
 impl MemoryManager {

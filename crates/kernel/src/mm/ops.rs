@@ -90,7 +90,7 @@ impl MmState {
         (hi >= MMAP_MIN_ADDR + len).then(|| hi - len)
     }
 
-    fn is_free(&self, start: u64, end: u64) -> bool {
+    pub(super) fn is_free(&self, start: u64, end: u64) -> bool {
         self.vmas.range(..end).next_back().is_none_or(|(_, v)| v.end <= start)
     }
 }

@@ -425,6 +425,33 @@ syscall_table! {
 
 /// Handles the syscall the task stopped at and sets its return value.
 pub fn handle(t: &mut Task) {
+    // Syscall patching: a call through a patched site's entry is the site's own
+    // (its return address and, from the trampoline, its number come from the
+    // address space's record); a plain trap may get its site patched.
+    let patching = t.kernel.platform.patch_entry();
+    let mut trapped_at = None;
+    if patching.is_some() {
+        if let Some(c) = t.mm.patched_call(t.cpu.regs.rip) {
+            let r = &mut t.cpu.regs;
+            (r.rip, r.rcx, r.r11) = (c.ret, c.ret, r.eflags);
+            if r.orig_rax == u64::MAX {
+                r.orig_rax = u64::from(c.nr);
+            }
+        } else if t.cpu.compat_syscall == Some(false) && t.cpu.regs.cs == 0x33 && t.user_dispatch.is_none() && !t.thread.is_traced() {
+            trapped_at = Some((t.cpu.regs.rip, t.cpu.syscall_nr()));
+        }
+    }
+    serve(t);
+    if let (Some(entry), Some((rip, nr))) = (patching, trapped_at) {
+        let execs = nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat);
+        // After an exec, the address space is another one.
+        if t.exit.is_none() && !execs {
+            t.mm.maybe_patch(rip, nr, entry);
+        }
+    }
+}
+
+fn serve(t: &mut Task) {
     use crate::task::ptrace::StopKind;
     if compat_entry(t) {
         // The sandbox is a Linux without IA32 emulation (32-bit programs do not load),

@@ -49,7 +49,10 @@ impl Task {
                         self.force_signal(SigInfo::new(consts::SIGBUS, BUS_ADRERR).with_addr(addr));
                     }
                 },
-                Ok(Event::Signal { signo, code, addr }) => self.force_signal(SigInfo::new(signo as u32, code).with_addr(addr)),
+                Ok(Event::Signal { signo, code, addr }) => match self.patched_site_detour(signo, false) {
+                    Some(to) => self.cpu.regs.rip = to,
+                    None => self.force_signal(SigInfo::new(signo as u32, code).with_addr(addr)),
+                },
                 Ok(Event::Interrupted) => {}
                 Err(e) => {
                     tracing::error!("task {}: platform failure: {e}", self.tid());
@@ -202,6 +205,9 @@ impl Task {
                 // Resumes through restart_syscall, which runs the restart block.
                 self.cpu.regs.rax = u64::from(rvisor_abi::nr::__NR_restart_syscall);
                 self.cpu.regs.rip = self.cpu.regs.rip.wrapping_sub(2);
+                if let Some(to) = self.patched_site_detour(0, true) {
+                    self.cpu.regs.rip = to;
+                }
             }
         }
         let saved = self.thread.sig().saved_mask.take();
@@ -214,6 +220,21 @@ impl Task {
     pub(crate) fn restart_syscall(&mut self) {
         self.cpu.regs.rax = self.cpu.regs.orig_rax;
         self.cpu.regs.rip = self.cpu.regs.rip.wrapping_sub(2);
+        if let Some(to) = self.patched_site_detour(0, true) {
+            self.cpu.regs.rip = to;
+        }
+    }
+
+    /// Syscall patching: where a thread at a patched site's former `syscall`
+    /// (site+5, now an invalid opcode) goes instead: on a restart (`restart`), the
+    /// `syscall` of the site's entry; on the SIGILL of a thread that ran the site's
+    /// old `mov` while it was patched (`signo`), the site again.
+    fn patched_site_detour(&self, signo: i32, restart: bool) -> Option<u64> {
+        self.kernel.platform.patch_entry()?;
+        if !restart && signo != consts::SIGILL as i32 {
+            return None;
+        }
+        self.mm.patched_site_detour(self.cpu.regs.rip, restart)
     }
 
     /// Whether our process group is orphaned: no member has a parent in another

@@ -178,6 +178,8 @@ fn futex_wake(word: &AtomicU32) {
 pub struct SystrapPlatform {
     memory: Arc<OwnedFd>,
     spares: Arc<Spares>,
+    /// Syscall patching (`--systrap-patch`): the trampoline, when on.
+    tramp: Option<Tramp>,
 }
 
 /// Stubs started ahead of need. Starting one (its process, two seccomp filters,
@@ -271,8 +273,14 @@ impl Spares {
 }
 
 impl SystrapPlatform {
-    pub fn new(memory_fd: RawFd) -> Result<SystrapPlatform> {
-        stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
+    /// `patch`: let the kernel patch syscall sites to jump to the trampoline (needs
+    /// user-mode fsgsbase: the trampoline finds its slot through GS).
+    pub fn new(memory_fd: RawFd, patch: bool) -> Result<SystrapPlatform> {
+        let inst = stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
+        if patch && !inst.fsgsbase {
+            tracing::warn!("systrap: no user-mode fsgsbase here, so no syscall patching");
+        }
+        let tramp = (patch && inst.fsgsbase).then_some(inst.tramp);
         // Read the CPU set now, before any thread is pinned.
         host_cpus::allowed();
         // SAFETY: PR_GET_SECCOMP takes no pointers.
@@ -295,7 +303,7 @@ impl SystrapPlatform {
         // The probe is the first address space's stub.
         let pool = Pool { ready: vec![Arc::new(probe)], returned: Vec::new() };
         let spares = Arc::new(Spares { pool: Mutex::new(pool), wanted: Condvar::new(), refilling: std::sync::Once::new(), recycling: AtomicBool::new(false) });
-        Ok(SystrapPlatform { memory: Arc::new(memory), spares })
+        Ok(SystrapPlatform { memory: Arc::new(memory), spares, tramp })
     }
 }
 
@@ -321,19 +329,23 @@ impl Platform for SystrapPlatform {
     }
 
     fn new_context(&self) -> Box<dyn Context> {
-        Box::new(SystrapContext::default())
+        Box::new(SystrapContext { bound: None, kick: Arc::default(), tramp: self.tramp })
     }
 
     fn adopt(&self, seed: ThreadSeed) -> Result<Box<dyn Context>> {
         let mut seed = seed.0.downcast::<Seed>().map_err(|_| PlatformError::Unsupported("foreign thread seed".into()))?;
         let stub = seed.stub.take().ok_or_else(|| PlatformError::Unsupported("thread seed already used".into()))?;
-        let mut ctx = SystrapContext::default();
+        let mut ctx = SystrapContext { bound: None, kick: Arc::default(), tramp: self.tramp };
         ctx.bound = Some(Bound::new(stub, seed.slot, false));
         Ok(Box::new(ctx))
     }
 
     fn max_user_address(&self) -> u64 {
         STUB_BASE
+    }
+
+    fn patch_entry(&self) -> Option<u64> {
+        self.tramp.map(|t| t.entry)
     }
 }
 
@@ -407,6 +419,52 @@ struct Frame {
     canonical: bool,
     fs: u64,
     gs: u64,
+}
+
+/// What a thread waits in for its reply: its signal handler (a frame), or the
+/// patched-call trampoline (its save area, as read).
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    Frame(Frame),
+    Patched(Patched),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Patched {
+    gregs: [u64; 18],
+    fs: u64,
+}
+
+/// The host GS base of a thread whose app GS base is `app`: with patching, its own
+/// block (`block`) stands for 0, which is how the trampoline finds the block.
+fn host_gs(app: u64, block: Option<u64>) -> u64 {
+    match block {
+        Some(b) if app == 0 => b,
+        _ => app,
+    }
+}
+
+fn app_gs(host: u64, block: Option<u64>) -> u64 {
+    if Some(host) == block { 0 } else { host }
+}
+
+/// Whether a patched call may return straight from the trampoline: only to a state
+/// `sysret` could produce (Linux's own test for its fast return), with the FP state,
+/// the FS base and the GS base (the block) as they are.
+fn fast_return_ok(p: &Patched, cpu: &CpuState) -> bool {
+    const TF: u64 = 0x100;
+    const NT: u64 = 0x4000;
+    const RF: u64 = 0x10000;
+    let r = &cpu.regs;
+    cpu.fpstate.is_none()
+        && r.rcx == r.rip
+        && r.r11 == r.eflags
+        && r.eflags & (TF | NT | RF) == 0
+        && r.cs == 0x33
+        && r.ss == 0x2b
+        && r.rip < 1 << 47
+        && r.fs_base == p.fs
+        && r.gs_base == 0
 }
 
 /// The window offset of `[addr, addr+size)` if it lies in thread `k`'s signal stack.
@@ -700,9 +758,12 @@ impl Stub {
     }
 
     /// Reads and validates the frame thread `k` posted. Returns the event.
-    fn read_event(&self, k: usize, cpu: &mut CpuState) -> Result<(Event, Frame)> {
+    fn read_event(&self, k: usize, cpu: &mut CpuState, block: Option<u64>) -> Result<(Event, Held)> {
         let b = block_off(k);
         let signo = self.proc.win.read_u32(b + SLOT_SIGNO) as i32;
+        if signo == 0 && block.is_some() {
+            return Ok((Event::Syscall, Held::Patched(self.read_patched(k, cpu))));
+        }
         let Some(uc) = inside_stack(k, self.proc.win.read_u64(b + SLOT_UCONTEXT), UC_SIZE, 8) else {
             return Err(self.dead("frame outside its signal stack"));
         };
@@ -724,7 +785,7 @@ impl Stub {
         r.cs = csgsfs & 0xffff;
         r.ss = csgsfs >> 48;
         r.fs_base = fs;
-        r.gs_base = gs;
+        r.gs_base = app_gs(gs, block);
         r.orig_rax = u64::MAX;
         let Some(si) = inside_stack(k, self.proc.win.read_u64(b + SLOT_SIGINFO), SIGINFO_SIZE, 8) else {
             return Err(self.dead("siginfo outside its signal stack"));
@@ -753,7 +814,73 @@ impl Stub {
             }
             _ => Event::Interrupted,
         };
-        Ok((event, Frame { uc, fpstate, gregs, csgsfs, canonical, fs, gs }))
+        Ok((event, Held::Frame(Frame { uc, fpstate, gregs, csgsfs, canonical, fs, gs })))
+    }
+
+    /// A patched call from the trampoline: its save area, read once. It is
+    /// reported as if the entry's fallback `syscall` had trapped, with the number
+    /// unknown (orig_rax -1): the kernel knows the site, the number and the return
+    /// address from the fallback's address (r11), in its own table. Whatever the
+    /// app wrote here, it only makes a syscall of its own.
+    fn read_patched(&self, k: usize, cpu: &mut CpuState) -> Patched {
+        let save = block_off(k) + SLOT_SAVE;
+        let mut gregs = [0u64; 18];
+        for (i, g) in gregs.iter_mut().enumerate() {
+            *g = self.proc.win.read_u64(save + 8 * i as u64);
+        }
+        let fs = self.proc.win.read_u64(block_off(k) + SLOT_SAVE_FS);
+        let r = &mut cpu.regs;
+        [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] =
+            gregs;
+        r.rip = r.r11.wrapping_add(crate::usertrap::AFTER_SYSCALL - crate::usertrap::FALLBACK);
+        r.rcx = r.rip;
+        r.orig_rax = u64::MAX;
+        r.rax = (-(libc::ENOSYS as i64)) as u64;
+        r.cs = 0x33;
+        r.ss = 0x2b;
+        r.fs_base = fs;
+        r.gs_base = 0;
+        cpu.compat_syscall = Some(false);
+        cpu.trapno = 0;
+        cpu.err = 0;
+        Patched { gregs, fs }
+    }
+
+    /// The fast return of a patched call: the registers into the save area (the
+    /// trampoline loads them, rip and rsp included), then the reply.
+    fn write_patched(&self, k: usize, p: &Patched, cpu: &CpuState) {
+        let save = block_off(k) + SLOT_SAVE;
+        let r = &cpu.regs;
+        let gregs = [
+            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
+            r.eflags,
+        ];
+        for (i, v) in gregs.iter().enumerate() {
+            if *v != p.gregs[i] {
+                self.proc.win.write_u64(save + 8 * i as u64, *v);
+            }
+        }
+    }
+
+    /// The slow return of a patched call: the trampoline raises SIGILL at `promote`,
+    /// and the handler's frame is what the thread then resumes through. A kick the
+    /// trampoline held back is sent again (it is blocked until the handler returns).
+    fn promote(&self, k: usize, tid: i32, tramp: &Tramp) -> Result<Frame> {
+        self.reply(k, CMD_SLOW, 0);
+        self.wait_event(k, None, None, false)?;
+        let b = block_off(k);
+        let mut scratch = CpuState::default();
+        let frame = match self.read_event(k, &mut scratch, Some(stub_addr(b)))? {
+            (Event::Signal { signo: libc::SIGILL, .. }, Held::Frame(f)) if f.gregs[16] == tramp.promote => f,
+            _ => return Err(self.dead("no frame for a slow return")),
+        };
+        self.proc.win.write_u32(b + SLOT_IN_TRAMP, 0);
+        if self.proc.win.read_u64(b + SLOT_KICKED) != 0 {
+            self.proc.win.write_u64(b + SLOT_KICKED, 0);
+            // SAFETY: tgkill takes plain integers; the thread is one of our stub's.
+            unsafe { libc::syscall(libc::SYS_tgkill, self.proc.pid, tid, libc::SIGURG) };
+        }
+        Ok(frame)
     }
 
     /// Where the frame's XSAVE area is: (window offset, size, features), validated.
@@ -772,7 +899,7 @@ impl Stub {
 
     /// Writes `cpu` into the frame thread `k` will return through. Only what changed
     /// is written: every line the Sentry dirties is one more cache miss for the stub.
-    fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool) -> Result<()> {
+    fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool, block: Option<u64>) -> Result<()> {
         let b = block_off(k);
         let r = &cpu.regs;
         let gregs = [
@@ -809,8 +936,9 @@ impl Stub {
             self.proc.win.write_u64(b + SLOT_NEW_FS, r.fs_base);
             set |= 1;
         }
-        if first || r.gs_base != f.gs {
-            self.proc.win.write_u64(b + SLOT_NEW_GS, r.gs_base);
+        let gs = host_gs(r.gs_base, block);
+        if first || gs != f.gs {
+            self.proc.win.write_u64(b + SLOT_NEW_GS, gs);
             set |= 2;
         }
         self.proc.win.write_u32(b + SLOT_SETBASE, set);
@@ -1147,7 +1275,10 @@ struct Bound {
     ready: bool,
     /// The next switch is the thread's first: set FS/GS and FP state from scratch.
     first: bool,
-    frame: Option<Frame>,
+    frame: Option<Held>,
+    /// The registers a patched call returned with by the fast way, until the next
+    /// event: a kick on the trampoline's way out stands for them.
+    resumed: Option<libc::user_regs_struct>,
     /// The stub thread's host tid (checked to be in the stub), once ready.
     tid: i32,
     /// The CPU the stub thread is pinned to: its Sentry thread's (the two take turns) or
@@ -1161,7 +1292,7 @@ struct Bound {
 
 impl Bound {
     fn new(stub: Arc<Stub>, slot: usize, ready: bool) -> Bound {
-        Bound { stub, slot, ready, first: true, frame: None, tid: 0, placed: None, pace: Pace::default(), event_at: Instant::now(), ran: Duration::MAX }
+        Bound { stub, slot, ready, first: true, frame: None, resumed: None, tid: 0, placed: None, pace: Pace::default(), event_at: Instant::now(), ran: Duration::MAX }
     }
 }
 
@@ -1169,6 +1300,8 @@ impl Bound {
 pub struct SystrapContext {
     bound: Option<Bound>,
     kick: Arc<Kick>,
+    /// Syscall patching is on: the trampoline.
+    tramp: Option<Tramp>,
 }
 
 impl SystrapContext {
@@ -1191,7 +1324,7 @@ impl SystrapContext {
             // `started` consumed the ready event; the frame is still there.
             let b = self.bound.as_mut().unwrap();
             let mut scratch = CpuState::default();
-            let (_, frame) = b.stub.read_event(0, &mut scratch)?;
+            let (_, frame) = b.stub.read_event(0, &mut scratch, self.tramp.map(|_| stub_addr(block_off(0))))?;
             b.frame = Some(frame);
             b.ready = true;
             b.tid = b.stub.leader_tid;
@@ -1202,11 +1335,13 @@ impl SystrapContext {
 
     /// Makes sure the bound thread has posted its first event and we hold its frame.
     fn ensure_ready(&mut self) -> Result<&mut Bound> {
+        let block = self.tramp.map(|_| ());
         let b = self.bound.as_mut().ok_or_else(|| PlatformError::Unsupported("context runs no thread".into()))?;
         if !b.ready {
             b.stub.wait_event(b.slot, None, None, false)?;
             let mut scratch = CpuState::default();
-            let (_, frame) = b.stub.read_event(b.slot, &mut scratch)?;
+            // A parked thread may wait in the trampoline.
+            let (_, frame) = b.stub.read_event(b.slot, &mut scratch, block.map(|_| stub_addr(block_off(b.slot))))?;
             b.frame = Some(frame);
             b.ready = true;
             let tid = b.stub.proc.win.read_u32(block_off(b.slot) + SLOT_TID) as i32;
@@ -1228,10 +1363,22 @@ impl Context for SystrapContext {
         self.bind_in(asp)?;
         asp.stub.flush()?;
         let kick = self.kick.clone();
+        let tramp = self.tramp;
         let b = self.ensure_ready()?;
         let stub = &b.stub;
-        let frame = b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))?;
-        stub.write_frame(b.slot, &frame, cpu, b.first)?;
+        let block = tramp.map(|_| stub_addr(block_off(b.slot)));
+        match b.frame.take().ok_or_else(|| PlatformError::Unsupported("no frame to resume".into()))? {
+            Held::Frame(f) => stub.write_frame(b.slot, &f, cpu, b.first, block)?,
+            Held::Patched(p) if !b.first && fast_return_ok(&p, cpu) => {
+                stub.write_patched(b.slot, &p, cpu);
+                b.resumed = Some(cpu.regs);
+            }
+            Held::Patched(_) => {
+                let Some(t) = &tramp else { return Err(PlatformError::Unsupported("a patched call without patching".into())) };
+                let f = stub.promote(b.slot, b.tid, t)?;
+                stub.write_frame(b.slot, &f, cpu, b.first, block)?;
+            }
+        }
         b.first = false;
         // Two ways to hand the thread over. Local (the default): the stub thread runs
         // on this thread's CPU and the two pass the CPU back and forth, as a ptrace
@@ -1281,7 +1428,26 @@ impl Context for SystrapContext {
         r?;
         b.event_at = Instant::now();
         b.ran = b.event_at.duration_since(replied);
-        let (event, frame) = stub.read_event(b.slot, cpu)?;
+        let (mut event, frame) = stub.read_event(b.slot, cpu, block)?;
+        let resumed = b.resumed.take();
+        if let (Some(t), Event::Fault { .. } | Event::Signal { .. }) = (&tramp, event) {
+            // The trampoline's GS is no block, nor memory: r11 names the entry's
+            // fallback, the site's own trapping syscall.
+            if cpu.regs.rip == t.gs_load {
+                cpu.regs.rip = cpu.regs.r11;
+                event = Event::Interrupted;
+            }
+        }
+        if let (Some(t), Held::Frame(f), Some(regs)) = (&tramp, &frame, resumed) {
+            // A kick on the trampoline's way out, or the one it held back and
+            // replays (`ud2` once it saw SLOT_KICKED): the thread is, for all that
+            // matters, where it was resumed.
+            let replay = matches!(event, Event::Signal { signo: libc::SIGILL, .. }) && stub.proc.win.read_u64(block_off(b.slot) + SLOT_KICKED) != 0;
+            if (t.out..t.end).contains(&f.gregs[16]) && f.gregs[16] != t.promote && (event == Event::Interrupted || replay) {
+                cpu.regs = regs;
+                event = Event::Interrupted;
+            }
+        }
         b.frame = Some(frame);
         Ok(event)
     }
@@ -1309,8 +1475,18 @@ impl Context for SystrapContext {
     }
 
     fn fpstate(&mut self) -> Result<Vec<u8>> {
+        let tramp = self.tramp;
         let b = self.ensure_ready()?;
-        let frame = b.frame.ok_or_else(|| PlatformError::Unsupported("no frame".into()))?;
+        let frame = match b.frame.ok_or_else(|| PlatformError::Unsupported("no frame".into()))? {
+            Held::Frame(f) => f,
+            Held::Patched(_) => {
+                // The FP registers are live in the thread: a frame has them.
+                let Some(t) = &tramp else { return Err(PlatformError::Unsupported("a patched call without patching".into())) };
+                let f = b.stub.promote(b.slot, b.tid, t)?;
+                b.frame = Some(Held::Frame(f));
+                f
+            }
+        };
         b.stub.read_fp(b.slot, &frame)
     }
 

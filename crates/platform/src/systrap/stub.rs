@@ -95,6 +95,14 @@ pub const SLOT_GS: u64 = 0x60;
 pub const SLOT_CPU: u64 = 0x68; // u32: the CPU the thread trapped on (a hint for spinning)
 pub const SLOT_SENTRY_CPU: u64 = 0x2c; // u32: the CPU of the Sentry thread that replied
 pub const SLOT_STACK_T: u64 = 0x100; // scratch: the stack_t for sigaltstack
+/// Patched calls (`rvisor_systrap_tramp`): u32, 1 while the thread is in the
+/// trampoline (a kick then only sets SLOT_KICKED, u64, and the way out takes it).
+pub const SLOT_IN_TRAMP: u64 = 0x30;
+pub const SLOT_KICKED: u64 = 0x38;
+/// The registers of a patched call, in the frame's gregs order (rax, rcx, rsp, rip:
+/// the Sentry's on the way back), then the FS base.
+pub const SLOT_SAVE: u64 = 0x200;
+pub const SLOT_SAVE_FS: u64 = SLOT_SAVE + 18 * 8;
 
 /// Handoff states of `SLOT_STATE`. 0 is what the kernel writes when the thread dies.
 pub const ST_DEAD: u32 = 0;
@@ -105,6 +113,8 @@ pub const ST_APP_SLEEP: u32 = 4;
 
 pub const CMD_RESUME: u32 = 0;
 pub const CMD_EXIT: u32 = 1;
+/// To a thread in the trampoline: raise SIGILL at `promote` for a signal frame.
+pub const CMD_SLOW: u32 = 2;
 
 /// The syscall number a new thread traps with once it is set up.
 pub const READY_NR: u64 = 0x3ff0;
@@ -275,15 +285,27 @@ std::arch::global_asm!(
     "rvisor_systrap_handler:",
     "mov r8, rsp", "and r8, -{block}",                                     // r8 = our block
     "cmp [r8 + {s_self}], r8", "jne .Lh_bad",
+    // A kick while the thread is in the patched-call trampoline waits for its way
+    // out (`rvisor_systrap_tramp`): the slot is the trampoline's until then.
+    "cmp edi, {sigurg}", "jne .Lh_event",
+    "cmp dword ptr [r8 + {s_in_tramp}], 0", "je .Lh_event",
+    "mov qword ptr [r8 + {s_kicked}], 1",
+    "ret",
+    ".Lh_event:",
     "mov [r8 + {s_signo}], edi", "mov [r8 + {s_siginfo}], rsi", "mov [r8 + {s_uc}], rdx",
     "cmp byte ptr [rip + rvisor_systrap_fsgsbase], 0", "je .Lh_getbase_slow",
     "rdfsbase rax", "mov [r8 + {s_fs}], rax",
     "rdgsbase rax", "mov [r8 + {s_gs}], rax",
-    "jmp .Lh_post",
+    "jmp .Lh_got_base",
     ".Lh_getbase_slow:",
     "mov eax, 158", "mov edi, 0x1003", "lea rsi, [r8 + {s_fs}]", "syscall", // arch_prctl(ARCH_GET_FS)
     "mov eax, 158", "mov edi, 0x1004", "lea rsi, [r8 + {s_gs}]", "syscall", // arch_prctl(ARCH_GET_GS)
-    ".Lh_post:",
+    ".Lh_got_base:",
+    "call .Lpost",
+    "jmp .Lh_replied",
+    // Posts the event of the thread whose block is r8 and waits for the reply.
+    // Clobbers rax, rcx, rdx, rsi, rdi, r9, r10, r11.
+    ".Lpost:",
     "mov eax, 0x7b", "lsl eax, eax", "and eax, 0xfff", "mov [r8 + {s_cpu}], eax", // our CPU (vDSO getcpu's way)
     "mov ecx, {st_req}", "xchg [r8], ecx",
     "cmp ecx, {st_sentry_sleep}", "jne .Lh_spin_start",
@@ -293,14 +315,16 @@ std::arch::global_asm!(
     "mov ecx, [r8 + {s_cpu}]", "cmp ecx, [r8 + {s_sentry_cpu}]", "jne .Lh_spin",
     "xor r9d, r9d",                                                         // same CPU as the Sentry: spinning would only delay it
     ".Lh_spin:",
-    "cmp dword ptr [r8], {st_req}", "jne .Lh_replied",
+    "cmp dword ptr [r8], {st_req}", "jne .Lh_got_reply",
     "test r9d, r9d", "jz .Lh_sleep",
     "pause", "dec r9d", "jmp .Lh_spin",
     ".Lh_sleep:",
-    "mov eax, {st_req}", "mov ecx, {st_app_sleep}", "lock cmpxchg [r8], ecx", "jne .Lh_replied",
+    "mov eax, {st_req}", "mov ecx, {st_app_sleep}", "lock cmpxchg [r8], ecx", "jne .Lh_got_reply",
     ".Lh_wait:",
     "mov eax, 202", "mov rdi, r8", "xor esi, esi", "mov edx, {st_app_sleep}", "xor r10d, r10d", "syscall", // FUTEX_WAIT
     "cmp dword ptr [r8], {st_app_sleep}", "je .Lh_wait",
+    ".Lh_got_reply:",
+    "ret",
     ".Lh_replied:",
     "cmp dword ptr [r8 + {s_cmd}], {cmd_exit}", "je .Lh_exit",
     "mov r9d, [r8 + {s_setbase}]",
@@ -325,6 +349,66 @@ std::arch::global_asm!(
     "ud2",
     ".Lh_bad:",
     "ud2",
+
+    // ---- A patched syscall site jumps here (through its entry in the app's
+    // `[usertrap]` table): rax = the number, rcx = the address after the site,
+    // r11 = the entry's fallback, which names the site to the Sentry. The app's
+    // flags, stack and red zone must not change before rsp is on our block, and
+    // the block is found only through GS: the host GS base is the block of a thread
+    // whose app GS base is 0. Anything else takes the fallback (a trapping syscall).
+    ".globl rvisor_systrap_tramp",
+    "rvisor_systrap_tramp:",
+    "rdgsbase rcx",
+    ".globl rvisor_systrap_tramp_gs_load",
+    "rvisor_systrap_tramp_gs_load:",
+    "mov rax, gs:[{s_self}]",
+    "not rax", "lea rcx, [rcx + rax + 1]",                                   // GS base - self, flags untouched
+    "jrcxz .Lt_ours",
+    "jmp r11",
+    ".Lt_ours:",
+    "mov qword ptr gs:[{s_kicked}], 0",
+    "mov dword ptr gs:[{s_in_tramp}], 1",
+    "mov gs:[{s_save} + 15 * 8], rsp",
+    "rdgsbase rsp", "lea rsp, [rsp + {hdr}]",                               // the top of the slot header
+    "pushfq", "pop qword ptr gs:[{s_save} + 17 * 8]",
+    "mov gs:[{s_save}], r8", "mov gs:[{s_save} + 8], r9", "mov gs:[{s_save} + 16], r10", "mov gs:[{s_save} + 24], r11",
+    "mov gs:[{s_save} + 32], r12", "mov gs:[{s_save} + 40], r13", "mov gs:[{s_save} + 48], r14", "mov gs:[{s_save} + 56], r15",
+    "mov gs:[{s_save} + 64], rdi", "mov gs:[{s_save} + 72], rsi", "mov gs:[{s_save} + 80], rbp", "mov gs:[{s_save} + 88], rbx",
+    "mov gs:[{s_save} + 96], rdx",
+    "rdfsbase rax", "mov gs:[{s_save_fs}], rax",
+    "rdgsbase r8",
+    "mov dword ptr [r8 + {s_signo}], 0",                                    // 0: a patched call, not a signal
+    "call .Lpost",
+    "mov eax, [r8 + {s_cmd}]",
+    "cmp eax, {cmd_exit}", "je .Lh_exit",
+    "cmp eax, {cmd_resume}", "jne rvisor_systrap_promote",
+    // The fast return, for a state `sysret` could produce (the Sentry checks).
+    "push qword ptr [r8 + {s_save} + 17 * 8]",
+    "mov r9, [r8 + {s_save} + 8]", "mov r10, [r8 + {s_save} + 16]",
+    "mov r12, [r8 + {s_save} + 32]", "mov r13, [r8 + {s_save} + 40]", "mov r14, [r8 + {s_save} + 48]", "mov r15, [r8 + {s_save} + 56]",
+    "mov rdi, [r8 + {s_save} + 64]", "mov rsi, [r8 + {s_save} + 72]", "mov rbp, [r8 + {s_save} + 80]", "mov rbx, [r8 + {s_save} + 88]",
+    "mov rdx, [r8 + {s_save} + 96]", "mov rax, [r8 + {s_save} + 104]",
+    "mov r8, [r8 + {s_save}]",
+    "popfq",
+    // From here on a kick is taken as usual, and the Sentry reports the state it
+    // resumed with (only rcx, r11 and rsp are left to load).
+    ".globl rvisor_systrap_tramp_out",
+    "rvisor_systrap_tramp_out:",
+    "mov dword ptr gs:[{s_in_tramp}], 0",
+    "mov rcx, gs:[{s_kicked}]",
+    "jrcxz .Lt_leave",
+    // A kick came while we were in the trampoline: take it now.
+    "ud2",
+    ".Lt_leave:",
+    "mov rcx, gs:[{s_save} + 16 * 8]", "mov r11, gs:[{s_save} + 24]", "mov rsp, gs:[{s_save} + 15 * 8]",
+    "jmp rcx",
+    // The slow return: a signal frame for the Sentry to write the whole state into
+    // (the FP registers are still the app's: nothing here touches them).
+    ".globl rvisor_systrap_promote",
+    "rvisor_systrap_promote:",
+    "ud2",
+    ".globl rvisor_systrap_tramp_end",
+    "rvisor_systrap_tramp_end:",
 
     // ---- SA_RESTORER: back to the registers in the (Sentry-edited) frame.
     ".globl rvisor_systrap_restorer",
@@ -438,6 +522,12 @@ std::arch::global_asm!(
     s_setbase = const SLOT_SETBASE,
     s_new_fs = const SLOT_NEW_FS,
     s_new_gs = const SLOT_NEW_GS,
+    s_in_tramp = const SLOT_IN_TRAMP,
+    s_kicked = const SLOT_KICKED,
+    s_save = const SLOT_SAVE,
+    s_save_fs = const SLOT_SAVE_FS,
+    sigurg = const libc::SIGURG,
+    cmd_resume = const CMD_RESUME,
     st_req = const ST_REQ,
     st_sentry_sleep = const ST_SENTRY_SLEEP,
     st_app_sleep = const ST_APP_SLEEP,
@@ -458,6 +548,11 @@ extern "C" {
     static rvisor_systrap_handler: u8;
     static rvisor_systrap_restorer: u8;
     static rvisor_systrap_fsgsbase: u8;
+    static rvisor_systrap_tramp: u8;
+    static rvisor_systrap_tramp_gs_load: u8;
+    static rvisor_systrap_tramp_out: u8;
+    static rvisor_systrap_promote: u8;
+    static rvisor_systrap_tramp_end: u8;
     static rvisor_systrap_end: u8;
     fn rvisor_systrap_spawn(entry: u64, winfd: i32, memfd: i32, efd: i32, rseq: u64, sentry_pid: i32) -> i64;
 }
@@ -473,6 +568,23 @@ pub struct Installed {
     pub code_end: u64,
     /// rd/wrfsbase usable (else the handler uses arch_prctl).
     pub fsgsbase: bool,
+    pub tramp: Tramp,
+}
+
+/// Where the patched-call trampoline's parts are (see the assembly).
+#[derive(Clone, Copy, Debug)]
+pub struct Tramp {
+    pub entry: u64,
+    /// The load through GS that finds the block: a fault there (GS at memory the
+    /// app has not mapped) sends the thread to the entry's fallback.
+    pub gs_load: u64,
+    /// `[out, end)`: the way out once the thread left the trampoline's care (a kick
+    /// here, or the one it held back and replays with `ud2`, stands for the
+    /// resumed state).
+    pub out: u64,
+    /// The `ud2` of the slow return.
+    pub promote: u64,
+    pub end: u64,
 }
 
 static INSTALLED: OnceLock<Result<Installed, String>> = OnceLock::new();
@@ -497,6 +609,11 @@ fn have_fsgsbase() -> bool {
 
 fn install_once() -> io::Result<Installed> {
     // SAFETY: taking the addresses of symbols defined in the global_asm above.
+    let tramp = unsafe {
+        [&rvisor_systrap_tramp, &rvisor_systrap_tramp_gs_load, &rvisor_systrap_tramp_out, &rvisor_systrap_promote, &rvisor_systrap_tramp_end]
+            .map(|s| s as *const u8 as u64)
+    };
+    // SAFETY: as above.
     let (start, setup, zygote, handler, restorer, flag, end) = unsafe {
         (
             &rvisor_systrap_start as *const u8 as u64,
@@ -538,7 +655,9 @@ fn install_once() -> io::Result<Installed> {
         }
     }
     let at = |sym: u64| STUB_BASE + (sym - start);
-    Ok(Installed { setup: at(setup), zygote: at(zygote), handler: at(handler), restorer: at(restorer), code_end: STUB_BASE + len as u64, fsgsbase })
+    let [entry, gs_load, out, promote, tramp_end] = tramp.map(at);
+    let tramp = Tramp { entry, gs_load, out, promote, end: tramp_end };
+    Ok(Installed { setup: at(setup), zygote: at(zygote), handler: at(handler), restorer: at(restorer), code_end: STUB_BASE + len as u64, fsgsbase, tramp })
 }
 
 /// Descriptors a new stub gets (all >= 3 in the Sentry).

@@ -34,6 +34,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// never skipped. Add "kvm" here when it exists.
 pub const ALL_PLATFORMS: &[&str] = &["ptrace", "systrap", "kvm"];
 
+/// Variants a run covers only when `RVISOR_TEST_PLATFORMS` names them: "systrap-patch"
+/// is systrap with `--systrap-patch` (syscall patching), and takes systrap's known failures.
+pub const EXTRA_PLATFORMS: &[&str] = &["systrap-patch"];
+
 /// The platforms this run covers: all of them, unless `RVISOR_TEST_PLATFORMS` (a
 /// comma-separated list) narrows the run, as `bench/suite` does to time each platform alone.
 pub fn platforms() -> &'static [&'static str] {
@@ -42,9 +46,9 @@ pub fn platforms() -> &'static [&'static str] {
         Ok(v) => {
             let wanted: Vec<&str> = v.split(',').map(str::trim).collect();
             for w in &wanted {
-                assert!(ALL_PLATFORMS.contains(w), "RVISOR_TEST_PLATFORMS: unknown platform {w:?} (known: {ALL_PLATFORMS:?})");
+                assert!(ALL_PLATFORMS.contains(w) || EXTRA_PLATFORMS.contains(w), "RVISOR_TEST_PLATFORMS: unknown platform {w:?} (known: {ALL_PLATFORMS:?}, {EXTRA_PLATFORMS:?})");
             }
-            ALL_PLATFORMS.iter().copied().filter(|p| wanted.contains(p)).collect()
+            ALL_PLATFORMS.iter().chain(EXTRA_PLATFORMS).copied().filter(|p| wanted.contains(p)).collect()
         }
         Err(_) => ALL_PLATFORMS.to_vec(),
     })
@@ -337,11 +341,19 @@ pub fn native_command(program: &Path, spec: &Spec) -> Command {
     cmd
 }
 
+/// The flags that select `platform` (one of [`platforms()`]) for `rvisor do`.
+pub fn platform_args(platform: &str) -> Vec<String> {
+    match platform {
+        "systrap-patch" => vec!["--platform=systrap".into(), "--systrap-patch".into()],
+        _ => vec![format!("--platform={platform}")],
+    }
+}
+
 /// The command that runs `program` under `rvisor do --platform=PLATFORM FLAGS... --`.
 pub fn sandbox_command(platform: &str, flags: &[&str], program: &Path, spec: &Spec) -> Command {
     let mut cmd = Command::new(rvisor());
     cmd.arg("do")
-        .arg(format!("--platform={platform}"))
+        .args(platform_args(platform))
         .args(flags)
         .arg("--")
         .arg(program)
@@ -758,7 +770,7 @@ impl KnownFailure {
     fn matches(&self, test: &str, v: Variant) -> bool {
         self.test == test
             && self.link.is_none_or(|l| l == v.link)
-            && (self.platform == "*" || self.platform == v.platform)
+            && (self.platform == "*" || self.platform == v.platform || (self.platform == "systrap" && v.platform == "systrap-patch"))
     }
 }
 
