@@ -780,8 +780,7 @@ impl Stub {
             && self.proc.win.read_u64(uc + UC_STACK + 8) == 0
             && self.proc.win.read_u64(uc + UC_STACK + 16) == BLOCK - HDR;
         let r = &mut cpu.regs;
-        [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] =
-            gregs;
+        set_gregs(r, gregs);
         r.cs = csgsfs & 0xffff;
         r.ss = csgsfs >> 48;
         r.fs_base = fs;
@@ -830,8 +829,7 @@ impl Stub {
         }
         let fs = self.proc.win.read_u64(block_off(k) + SLOT_SAVE_FS);
         let r = &mut cpu.regs;
-        [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] =
-            gregs;
+        set_gregs(r, gregs);
         r.rip = r.r11.wrapping_add(crate::usertrap::AFTER_SYSCALL - crate::usertrap::FALLBACK);
         r.rcx = r.rip;
         r.orig_rax = u64::MAX;
@@ -851,10 +849,7 @@ impl Stub {
     fn write_patched(&self, k: usize, p: &Patched, cpu: &CpuState) {
         let save = block_off(k) + SLOT_SAVE;
         let r = &cpu.regs;
-        let gregs = [
-            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
-            r.eflags,
-        ];
+        let gregs = gregs_of(r);
         for (i, v) in gregs.iter().enumerate() {
             if *v != p.gregs[i] {
                 self.proc.win.write_u64(save + 8 * i as u64, *v);
@@ -902,10 +897,7 @@ impl Stub {
     fn write_frame(&self, k: usize, f: &Frame, cpu: &mut CpuState, first: bool, block: Option<u64>) -> Result<()> {
         let b = block_off(k);
         let r = &cpu.regs;
-        let gregs = [
-            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
-            r.eflags,
-        ];
+        let gregs = gregs_of(r);
         for (i, v) in gregs.iter().enumerate() {
             if *v != f.gregs[i] {
                 self.proc.win.write_u64(f.uc + UC_MCONTEXT + 8 * i as u64, *v);
@@ -1508,6 +1500,17 @@ impl Drop for SystrapContext {
     }
 }
 
+/// The general registers in the order of a signal frame's gregs (and of the
+/// patched-call save area), from r8 to eflags.
+fn gregs_of(r: &libc::user_regs_struct) -> [u64; 18] {
+    [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags]
+}
+
+/// `gregs_of`'s inverse.
+fn set_gregs(r: &mut libc::user_regs_struct, g: [u64; 18]) {
+    [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags] = g;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1587,3 +1590,4 @@ mod tests {
         assert!(ban.allows(at + min), "a spell that paid brings the bar back to the least");
     }
 }
+
