@@ -421,7 +421,7 @@ fn option_ptr_eq(a: &Option<Arc<ThreadGroup>>, b: &Option<Arc<ThreadGroup>>) -> 
 }
 
 /// Tells `parent` that its child `tg` died, with `signal` (Linux's
-/// do_notify_parent); `autoreaped` (from `leaves_parent`): its id goes now.
+/// do_notify_parent); `autoreaped`: it left the parent's children as it died (`leaves_parent`, or `group_zombie` under the parent's lock), so its id goes now.
 fn notify_parent(tg: &Arc<ThreadGroup>, parent: &Arc<ThreadGroup>, status: ExitStatus, signal: u32, autoreaped: bool) {
     let (code, st) = status.child_code();
     // Legacy clone takes any byte as the exit signal; one that is no signal
