@@ -21,9 +21,10 @@ pub struct GlobalOpts {
     #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap", "kvm"])]
     pub platform: String,
     /// systrap: patch syscall sites that trap again and again (`mov $nr, %eax;
-    /// syscall`) to call the Sentry without a host signal (off by default; see
-    /// docs/systrap-patching.md). Needs user-mode fsgsbase.
-    #[arg(long, global = true)]
+    /// syscall`) to call the Sentry without a host signal, as runsc's systrap
+    /// does (see docs/systrap-patching.md). On by default where the host has
+    /// user-mode fsgsbase; `--systrap-patch=false` keeps every call a trap.
+    #[arg(long, global = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub systrap_patch: bool,
     /// Log every system call with decoded arguments and result.
     #[arg(long, global = true)]

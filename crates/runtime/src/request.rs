@@ -20,7 +20,7 @@ pub struct Request {
     /// The Sentry's seccomp filter logs calls it lacks instead of killing the sandbox.
     #[serde(default)]
     pub debug_seccomp: bool,
-    /// systrap patches hot syscall sites (`--systrap-patch`).
+    /// systrap patches hot syscall sites (`--systrap-patch`, on unless turned off).
     #[serde(default)]
     pub systrap_patch: bool,
     pub log: Option<PathBuf>,

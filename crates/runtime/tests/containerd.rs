@@ -74,7 +74,7 @@ impl Containerd {
     /// A runc-compatible binary for the shim: rvisor on `platform`.
     fn runtime_for(&self, platform: &str) -> PathBuf {
         let path = self.dir.join(format!("rvisor-{platform}"));
-        fs::write(&path, format!("#!/bin/sh\nexec {} --platform={platform} \"$@\"\n", rvisor().display())).unwrap();
+        fs::write(&path, format!("#!/bin/sh\nexec {} {} \"$@\"\n", rvisor().display(), platform_args(platform).join(" "))).unwrap();
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         path
     }

@@ -212,7 +212,7 @@ impl PythonBundle {
 
     fn rvisor(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rvisor());
-        c.arg(format!("--platform={}", self.platform)).arg("--root").arg(self.dir.join("state")).args(args);
+        c.args(platform_args(self.platform)).arg("--root").arg(self.dir.join("state")).args(args);
         c
     }
 

@@ -52,7 +52,7 @@ impl Bundle {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(rvisor());
-        cmd.arg("--platform").arg(self.platform).arg("--root").arg(&self.root).args(args);
+        cmd.args(platform_args(self.platform)).arg("--root").arg(&self.root).args(args);
         cmd
     }
 
@@ -935,7 +935,7 @@ fn oci_preserved_descriptors_and_socket_activation() {
         runs_with_pipes_at_3_and_4(b.command(&["run", "--bundle", &bundle, "--preserve-fds", "2", "pf1"]), "ping\n", &fds("-", "ping")).map_err(|e| format!("run --preserve-fds 2: {e}"))?;
         // Socket activation: one descriptor from LISTEN_FDS, one preserved.
         let mut cmd = Command::new("/bin/sh");
-        cmd.args(["-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""]).arg(rvisor()).args(["--platform", v.platform, "--root"]).arg(&b.root).args(["run", "--bundle", &bundle, "--preserve-fds", "1", "pf2"]).env("LISTEN_FDS", "1");
+        cmd.args(["-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""]).arg(rvisor()).args(platform_args(v.platform)).arg("--root").arg(&b.root).args(["run", "--bundle", &bundle, "--preserve-fds", "1", "pf2"]).env("LISTEN_FDS", "1");
         runs_with_pipes_at_3_and_4(cmd, "pong\n", &fds("1", "pong")).map_err(|e| format!("LISTEN_FDS=1 and --preserve-fds 1: {e}"))?;
         fails_with(&b.rvisor(&["run", "--bundle", &bundle, "--preserve-fds", "3", "pf3"]), "descriptor 3 is not open")?;
 

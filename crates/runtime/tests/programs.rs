@@ -128,11 +128,28 @@ fn syscall_regs() {
 
 /// A call at a `mov $nr, %eax; syscall` site interrupted by a signal once the site could
 /// be patched (tests/programs/syscall_patch_restart.c): restarted with SA_RESTART, EINTR
-/// without, returning after the site either way (with --systrap-patch the restart must
+/// without, returning after the site either way (with systrap's patching the restart must
 /// not run the patched bytes where `syscall` was).
 #[test]
 fn syscall_patch_restart() {
     compare("syscall_patch_restart", "syscall_patch_restart", &Spec::default(), expect_all_ok);
+}
+
+/// A tracer seizing a process at a `mov $nr, %eax; syscall` site it has made patchable
+/// (tests/programs/ptrace_patched_site.c): its syscall stops show the site's number,
+/// rip and rcx, and the number it sets at entry and the result it sets at exit reach
+/// the call, on systrap's patched path as on a trapped one.
+#[test]
+fn ptrace_patched_site() {
+    compare("ptrace_patched_site", "ptrace_patched_site", &Spec::default(), expect_all_ok);
+}
+
+/// The race patching must survive, made deterministic (tests/programs/syscall_patch_race.c):
+/// a thread single-stepped to a site's `syscall`, past its `mov`, while another thread
+/// gets the site patched, then let go: one call with the right result, no signal.
+#[test]
+fn syscall_patch_race() {
+    compare("syscall_patch_race", "syscall_patch_race", &Spec::default(), expect_all_ok);
 }
 
 /// statmount and listmount (tests/programs/statmount.c): every mount listed

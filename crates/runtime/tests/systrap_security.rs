@@ -78,17 +78,13 @@ fn killed(o: &Outcome) -> Result<(), String> {
     }
 }
 
-/// Runs `mode` to completion under systrap for both link modes and checks it.
+/// Runs `mode` to completion under systrap (which patches syscall sites by default) for
+/// both link modes and checks it.
 fn attack(test: &str, mode: &str, check: impl Fn(&Outcome) -> Result<(), String>) {
-    attack_on("systrap", test, mode, check)
-}
-
-/// As `attack`, on `platform` ("systrap" or "systrap-patch").
-fn attack_on(platform: &str, test: &str, mode: &str, check: impl Fn(&Outcome) -> Result<(), String>) {
     for &link in LINKS {
         let bin = compile("systrap_escape", link);
         let mut host = Host::new();
-        let o = run(sandbox_command(platform, &[], &bin, &host.spec(mode)), Input::Bytes(Vec::new()));
+        let o = run(sandbox_command("systrap", &[], &bin, &host.spec(mode)), Input::Bytes(Vec::new()));
         let mut errs: Vec<String> = host.escapes();
         if let Err(e) = all([sane(&o), check(&o)]) {
             errs.push(e);
@@ -298,14 +294,14 @@ fn systrap_recycled_stubs_start_clean() {
     });
 }
 
-/// Syscall patching's routes (`--systrap-patch`): the trampoline in the stub's code
+/// Syscall patching's routes (systrap's default): the trampoline in the stub's code
 /// entered by the app with a forged site, with a real site but another number, with GS
 /// at app memory or 0 (the site's trapping fallback), with GS at a forged block (the
 /// thread gets back only the registers the app wrote); and a patched site whose table
 /// is unmapped faults. None reaches the host.
 #[test]
 fn systrap_patch_routes_give_nothing() {
-    attack_on("systrap-patch", "systrap_patch_routes_give_nothing", "usertrap", |o| {
+    attack("systrap_patch_routes_give_nothing", "usertrap", |o| {
         all([
             lines_in_order(
                 o,
@@ -333,7 +329,7 @@ fn systrap_patch_routes_give_nothing() {
 /// ends in the program's death, with the Sentry intact.
 #[test]
 fn systrap_patch_shared_slot_writes_kill() {
-    attack_on("systrap-patch", "systrap_patch_shared_slot_writes_kill", "slot", |o| {
+    attack("systrap_patch_shared_slot_writes_kill", "slot", |o| {
         all([lines_in_order(o, &["write to the request queue page: SIGSEGV", "hammering"]), killed(o)])
     });
 }

@@ -83,7 +83,7 @@ impl Drop for Terminal {
 
 fn bash_session(platform: &str) -> Result<(), String> {
     let mut cmd = Command::new(rvisor());
-    cmd.args(["--platform", platform, "do", "-t", "--", "/usr/bin/env", "PS1=rv$ ", "/bin/bash", "--norc", "--noprofile", "-i"]);
+    cmd.args(platform_args(platform)).args(["do", "-t", "--", "/usr/bin/env", "PS1=rv$ ", "/bin/bash", "--norc", "--noprofile", "-i"]);
     let mut t = Terminal::spawn(cmd);
     t.expect("rv$ ")?;
     // Line editing happens in the sandbox's terminal: the erased "x" never reaches bash.

@@ -278,7 +278,8 @@ impl SystrapPlatform {
     pub fn new(memory_fd: RawFd, patch: bool) -> Result<SystrapPlatform> {
         let inst = stub::install().map_err(|e| PlatformError::Host("systrap stub install", e))?;
         if patch && !inst.fsgsbase {
-            tracing::warn!("systrap: no user-mode fsgsbase here, so no syscall patching");
+            // Patching is on by default, so its absence is no news worth a warning.
+            tracing::info!("systrap: no user-mode fsgsbase here, so no syscall patching");
         }
         let tramp = (patch && inst.fsgsbase).then_some(inst.tramp);
         // Read the CPU set now, before any thread is pinned.

@@ -34,9 +34,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// never skipped. Add "kvm" here when it exists.
 pub const ALL_PLATFORMS: &[&str] = &["ptrace", "systrap", "kvm"];
 
-/// Variants a run covers only when `RVISOR_TEST_PLATFORMS` names them: "systrap-patch"
-/// is systrap with `--systrap-patch` (syscall patching), and takes systrap's known failures.
-pub const EXTRA_PLATFORMS: &[&str] = &["systrap-patch"];
+/// Variants a run covers only when `RVISOR_TEST_PLATFORMS` names them: "systrap-nopatch"
+/// is systrap without syscall patching (`--systrap-patch=false`: every call traps), and
+/// takes systrap's known failures.
+pub const EXTRA_PLATFORMS: &[&str] = &["systrap-nopatch"];
 
 /// The platforms this run covers: all of them, unless `RVISOR_TEST_PLATFORMS` (a
 /// comma-separated list) narrows the run, as `bench/suite` does to time each platform alone.
@@ -341,10 +342,18 @@ pub fn native_command(program: &Path, spec: &Spec) -> Command {
     cmd
 }
 
-/// The flags that select `platform` (one of [`platforms()`]) for `rvisor do`.
+/// The platform a variant of [`platforms()`] runs on: what known failures are listed under.
+pub fn host_platform(variant: &str) -> &str {
+    match variant {
+        "systrap-nopatch" => "systrap",
+        p => p,
+    }
+}
+
+/// The global flags that select `platform` (one of [`platforms()`]), for any command.
 pub fn platform_args(platform: &str) -> Vec<String> {
     match platform {
-        "systrap-patch" => vec!["--platform=systrap".into(), "--systrap-patch".into()],
+        "systrap-nopatch" => vec!["--platform=systrap".into(), "--systrap-patch=false".into()],
         _ => vec![format!("--platform={platform}")],
     }
 }
@@ -770,7 +779,7 @@ impl KnownFailure {
     fn matches(&self, test: &str, v: Variant) -> bool {
         self.test == test
             && self.link.is_none_or(|l| l == v.link)
-            && (self.platform == "*" || self.platform == v.platform || (self.platform == "systrap" && v.platform == "systrap-patch"))
+            && (self.platform == "*" || self.platform == host_platform(v.platform))
     }
 }
 
