@@ -88,14 +88,15 @@ int main(void) {
     segment = shmget(IPC_PRIVATE, SIZE, IPC_CREAT | 0600);
     check("shmget", segment >= 0);
     ro = mmap(NULL, SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    hint = mmap(NULL, SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(hint, SIZE);
     pthread_t th[2];
     pthread_barrier_init(&done, NULL, 3);
     for (long i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, (void *)i);
-    // Mapped last, so that nothing takes its room (the threads' stacks are in).
-    base = mmap(NULL, 8 * MiB + SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // mremap's 8 MiB and its room, a page that keeps the room apart, and the
+    // other thread's place: the other thread's mmap cannot take the room.
+    base = mmap(NULL, 8 * MiB + SIZE + 4096 + SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(base + 8 * MiB, SIZE);
+    hint = base + 8 * MiB + SIZE + 4096;
+    munmap(hint, SIZE);
     int r = 0;
     for (int k = 0; k < 3; k++) {
         current = &races[k];
