@@ -395,6 +395,32 @@ fn rlimit_as_race() {
     compare("rlimit_as_race", "rlimit_as_race", &Spec::default(), expect_all_ok);
 }
 
+/// mremap's growth (in place, moving, to a fixed address, MREMAP_DONTUNMAP) keeps
+/// to RLIMIT_AS and, for data, RLIMIT_DATA; mprotect making private memory
+/// writable keeps to RLIMIT_DATA (refused whole, the mapping unchanged), unless
+/// RLIMIT_AS would refuse the pages too, as Linux's mprotect_fixup; shmat keeps
+/// to RLIMIT_AS.
+#[test]
+fn rlimit_mremap_mprotect_shmat() {
+    compare("rlimit_mremap_mprotect_shmat", "rlimit_mremap_mprotect", &Spec::default(), |o| {
+        all([
+            expect_all_ok(o),
+            expect_stdout_has_line(o, "  mremap 8 -> 40 MiB in place: ENOMEM"),
+            expect_stdout_has_line(o, "  mprotect of private read-only 64 MiB to read-write: ENOMEM"),
+            expect_stdout_has_line(o, "  then maps shows it r--p, a write to it: SEGV"),
+            expect_stdout_has_line(o, "  shmat of 32 MiB: ENOMEM"),
+        ])
+    });
+}
+
+/// The limits of mremap, mprotect and shmat are checked as the address space
+/// changes: of a thread growing its memory so and one mapping as much at once,
+/// with room for one, exactly one succeeds, every round.
+#[test]
+fn rlimit_grow_race() {
+    compare("rlimit_grow_race", "rlimit_grow_race", &Spec::default(), expect_all_ok);
+}
+
 /// /proc/sysvipc/shm, sem and msg: Linux's headings and columns, a line per object
 /// with what *_STAT says of it.
 #[test]

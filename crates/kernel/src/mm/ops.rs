@@ -44,6 +44,15 @@ pub struct Admission {
     pub data: Option<(u64, u64)>,
 }
 
+impl Admission {
+    /// Those of the limits a mapping like `v` keeps to as it grows: RLIMIT_DATA
+    /// only if it is data, RLIMIT_MEMLOCK only if it is locked (Linux's
+    /// may_expand_vm and mlock_future_ok, given its vm_flags).
+    fn for_vma(&self, v: &Vma) -> Admission {
+        Admission { memlock: self.memlock.filter(|_| v.mlock != Mlock::Unlocked), address_space: self.address_space, data: self.data.filter(|_| v.is_data()) }
+    }
+}
+
 impl MmState {
     /// How many bytes of `[start, end)` mappings `which` picks map.
     pub(super) fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
@@ -204,7 +213,9 @@ impl MemoryManager {
 
     /// mprotect; with `refuse_exec_gain` (PR_SET_MDWE), memory may not become
     /// both writable and executable, nor executable when it was not (EACCES).
-    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms, refuse_exec_gain: bool) -> SysResult<()> {
+    /// Private memory made writable becomes data, within `admission`'s RLIMIT_DATA
+    /// (ENOMEM), checked as it changes.
+    pub fn mprotect(&self, addr: u64, len: u64, perms: Perms, refuse_exec_gain: bool, admission: &Admission) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -218,6 +229,17 @@ impl MemoryManager {
         let gains_exec = |v: &Vma| refuse_exec_gain && perms.exec && (perms.write || !v.perms.exec);
         if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec) || gains_exec(v))) {
             return Err(errno!(EACCES));
+        }
+        // Refused only where RLIMIT_DATA refuses and RLIMIT_AS alone would not,
+        // as Linux's mprotect_fixup asks may_expand_vm (which counts the pages as
+        // new to RLIMIT_AS too); it asks per mapping, and keeps the changes to the
+        // mappings before one refused, where this refuses the whole range.
+        if perms.write {
+            let becoming = st.mapped_bytes(addr, end, |v| !v.perms.write && !v.shared && !v.growsdown);
+            let as_data = st.admit(admission, becoming, None);
+            if becoming > 0 && as_data.is_err() && st.admit(&Admission { data: None, ..*admission }, becoming, None).is_ok() {
+                return as_data;
+            }
         }
         st.split_at(addr);
         st.split_at(end);
@@ -390,8 +412,11 @@ impl MemoryManager {
         want
     }
 
-    /// `mremap` without MREMAP_DONTUNMAP.
-    pub fn mremap(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> SysResult<u64> {
+    /// `mremap` without MREMAP_DONTUNMAP. A mapping grows within `admission`
+    /// (of which RLIMIT_DATA counts only for data, RLIMIT_MEMLOCK for locked
+    /// memory), checked as it grows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mremap(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>, admission: &Admission) -> SysResult<u64> {
         if old % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -407,8 +432,10 @@ impl MemoryManager {
             if dst < old_end && old < dst_end {
                 return Err(errno!(EINVAL));
             }
+            // As Linux's mremap_to, the destination is unmapped first: a growth
+            // then refused leaves it unmapped.
             self.munmap(ctx, dst, new_len)?;
-            return self.move_range(ctx, old, old_len, new_len, dst, &vma, false);
+            return self.move_range(ctx, old, old_len, new_len, dst, &vma, false, admission);
         }
         if new_len <= old_len {
             if new_len < old_len {
@@ -417,29 +444,33 @@ impl MemoryManager {
             return Ok(old);
         }
         let new_end = self.check_range(old, new_len);
-        let grows_in_place = new_end.is_ok_and(|e| self.lock().is_free(old_end, e));
-        if grows_in_place && old_len != 0 {
+        {
             let mut st = self.lock();
-            let (s, _) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
-            st.split_at(old_end);
-            if let Some(v) = st.vmas.get_mut(&s) {
-                v.end = old + new_len;
+            let (s, v) = st.vma_at(old).ok_or_else(|| errno!(EFAULT))?;
+            // The limits first, whether it grows in place or moves (Linux's
+            // vma_to_resize); a move checks them again as it maps.
+            st.admit(&admission.for_vma(v), new_len - old_len, None)?;
+            if old_len != 0 && new_end.is_ok_and(|e| st.is_free(old_end, e)) {
+                st.split_at(old_end);
+                if let Some(v) = st.vmas.get_mut(&s) {
+                    v.end = old + new_len;
+                }
+                return Ok(old);
             }
-            return Ok(old);
         }
         if !may_move {
             return Err(errno!(ENOMEM));
         }
         let dst = self.lock().find_free(new_len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?;
-        self.move_range(ctx, old, old_len, new_len, dst, &vma, false)
+        self.move_range(ctx, old, old_len, new_len, dst, &vma, false, admission)
     }
 
     /// `mremap` with MREMAP_DONTUNMAP (MREMAP_MAYMOVE and equal lengths, which the
     /// caller checked): the pages of `[old, old + len)` move to a like mapping at
     /// `dst` (with MREMAP_FIXED) or near it, and the old mapping stays, empty: its
     /// next faults fill it afresh (zeros, the file, or its userfaultfd), as Linux's
-    /// move_vma leaves it.
-    pub fn mremap_dontunmap(&self, ctx: &mut dyn Context, old: u64, len: u64, dst: u64, fixed: bool) -> SysResult<u64> {
+    /// move_vma leaves it. The address space grows by `len`, within `admission`.
+    pub fn mremap_dontunmap(&self, ctx: &mut dyn Context, old: u64, len: u64, dst: u64, fixed: bool, admission: &Admission) -> SysResult<u64> {
         if old % PAGE_SIZE != 0 || dst % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
         }
@@ -466,7 +497,7 @@ impl MemoryManager {
                 st.find_free(len, self.max_addr).ok_or_else(|| errno!(ENOMEM))?
             }
         };
-        self.move_range(ctx, old, len, len, dst, &vma, true)
+        self.move_range(ctx, old, len, len, dst, &vma, true, admission)
     }
 
     /// The mapping `[old, old_end)` lies in, as it would begin at `old`: EFAULT if
@@ -485,15 +516,23 @@ impl MemoryManager {
         Ok(v)
     }
 
-    /// Moves `[old, old+old_len)` to `dst` (already free), growing it to `new_len`;
-    /// with `keep_old` (MREMAP_DONTUNMAP) the old mapping stays, without its pages.
+    /// Moves `[old, old+old_len)` to `dst` (already free), growing it to `new_len`
+    /// within `admission` (checked as the new mapping goes in); with `keep_old`
+    /// (MREMAP_DONTUNMAP) the old mapping stays, without its pages, and the whole
+    /// new one counts (but for RLIMIT_MEMLOCK: Linux unlocks the old one).
     /// The new mapping is not registered with a userfaultfd: Linux drops the
     /// registration of a moved mapping unless the userfaultfd asked for remap
     /// events, which ours do not offer.
     #[allow(clippy::too_many_arguments)]
-    fn move_range(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, dst: u64, vma: &Vma, keep_old: bool) -> SysResult<u64> {
+    fn move_range(&self, ctx: &mut dyn Context, old: u64, old_len: u64, new_len: u64, dst: u64, vma: &Vma, keep_old: bool, admission: &Admission) -> SysResult<u64> {
         let keep = old_len.min(new_len);
         let mut st = self.lock();
+        let (limits, grow) = if keep_old { (Admission { memlock: None, ..admission.for_vma(vma) }, new_len) } else { (admission.for_vma(vma), new_len.saturating_sub(old_len)) };
+        // What does not grow is not checked: a process past a limit lowered
+        // meanwhile may still move its memory.
+        if grow > 0 {
+            st.admit(&limits, grow, None)?;
+        }
         if !keep_old {
             st.take_vmas(old, old + old_len);
         }

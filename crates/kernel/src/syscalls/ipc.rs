@@ -102,9 +102,12 @@ pub fn sys_shmat(t: &mut Task, id: i32, addr: UserAddr, flags: i32) -> SysResult
         a => Placement::FixedNoReplace(a),
     };
     let perms = Perms { read: true, write: !rdonly, exec: flags & SHM_EXEC != 0 };
+    // Linux's shmat maps through do_mmap: within RLIMIT_AS, and RLIMIT_MEMLOCK
+    // after mlockall(MCL_FUTURE), checked as the mapping goes in.
+    let adm = super::mm::admission(t, false, t.mm.future_mlock() != crate::mm::Mlock::Unlocked);
     let mapped = t
         .mm
-        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0, crate::mm::VmFile { dentry, writable: !rdonly }, None)
+        .map_file(t.ctx.as_mut(), placement, size, perms, true, !rdonly, pages, 0, crate::mm::VmFile { dentry, writable: !rdonly }, Some(&adm))
         .map_err(|e| if e == errno!(EEXIST) { errno!(EINVAL) } else { e })?;
     let (now, pid) = (now_secs(t), t.tg.tgid);
     // The segment may have been removed meanwhile: the attachment stands all the same.

@@ -2,7 +2,7 @@
 //! and the mlock family.
 
 use crate::mm::ops::{Admission, Placement};
-use crate::mm::{Mlock, Vma};
+use crate::mm::Mlock;
 use crate::task::{Task, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIM_INFINITY};
 use crate::vfs::{Fd, Mount, MountFlags};
 use rvisor_abi::{consts, errno, error, page_up, SysResult, UserAddr, PAGE_SIZE};
@@ -63,19 +63,13 @@ fn refuses_exec_gain(t: &Task) -> bool {
 /// The limits a new mapping keeps to (checked as it is inserted): RLIMIT_AS,
 /// RLIMIT_DATA for a `data` mapping (`Vma::is_data`), RLIMIT_MEMLOCK for a
 /// `locked` one.
-fn admission(t: &Task, data: bool, locked: bool) -> Admission {
+pub(super) fn admission(t: &Task, data: bool, locked: bool) -> Admission {
     let data_limit = t.tg.rlimit(RLIMIT_DATA);
     Admission {
         memlock: locked.then(|| if t.tg.capable(consts::CAP_IPC_LOCK) { RLIM_INFINITY } else { t.tg.rlimit(RLIMIT_MEMLOCK).cur }),
         address_space: t.tg.rlimit(RLIMIT_AS).cur,
         data: data.then_some((data_limit.cur, data_limit.max)),
     }
-}
-
-/// Whether `grow` bytes may be mapped, less what a MAP_FIXED one takes over at
-/// `replaced` (Linux's may_expand_vm), for a `data` mapping or not.
-fn may_expand(t: &Task, grow: u64, replaced: Option<(u64, u64)>, data: bool) -> bool {
-    t.mm.admit(&admission(t, data, false), grow, replaced).is_ok()
 }
 
 /// Whether the caller may lock memory at all (Linux's can_do_mlock).
@@ -213,14 +207,7 @@ pub fn sys_munmap(t: &mut Task, addr: UserAddr, len: u64) -> SysResult<()> {
 pub fn sys_mprotect(t: &mut Task, addr: UserAddr, len: u64, prot: u32) -> SysResult<()> {
     let perms = perms(prot)?;
     // Private memory made writable becomes data (RLIMIT_DATA).
-    if perms.write && addr.get() % PAGE_SIZE == 0 && t.tg.rlimit(RLIMIT_DATA).cur != RLIM_INFINITY {
-        let end = addr.get().saturating_add(page_up(len).unwrap_or(u64::MAX));
-        let becoming = t.mm.mapped_bytes(addr.get(), end, |v| !v.perms.write && !v.shared && !v.growsdown);
-        if becoming > 0 && !may_expand(t, becoming, None, true) {
-            return error!(ENOMEM);
-        }
-    }
-    t.mm.mprotect(addr.get(), len, perms, refuses_exec_gain(t))
+    t.mm.mprotect(addr.get(), len, perms, refuses_exec_gain(t), &admission(t, true, false))
 }
 
 pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, flags: u32, new_addr: UserAddr) -> SysResult<u64> {
@@ -236,26 +223,21 @@ pub fn sys_mremap(t: &mut Task, old_addr: UserAddr, old_len: u64, new_len: u64, 
         if flags & MREMAP_MAYMOVE == 0 || page_up(old_len) != page_up(new_len) {
             return error!(EINVAL);
         }
-        return t.mm.mremap_dontunmap(t.ctx.as_mut(), old_addr.get(), old_len, new_addr.get(), flags & MREMAP_FIXED != 0);
+        let adm = admission(t, true, false);
+        return t.mm.mremap_dontunmap(t.ctx.as_mut(), old_addr.get(), old_len, new_addr.get(), flags & MREMAP_FIXED != 0, &adm);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr.get());
-    let (Some(old), Some(new)) = (page_up(old_len), page_up(new_len)) else {
-        return t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed);
-    };
-    // A locked mapping grows locked, within RLIMIT_MEMLOCK (EAGAIN).
+    // The mapping grows within RLIMIT_AS, RLIMIT_DATA if it is data, and
+    // RLIMIT_MEMLOCK (EAGAIN) if it is locked: the memory manager picks which
+    // as it grows it.
+    let adm = admission(t, true, true);
     let locked = t.mm.mlock_at(old_addr.get()).is_some_and(|m| m != Mlock::Unlocked);
-    if new > old {
-        if locked && !mlock_fits(t, new - old) {
-            return error!(EAGAIN);
+    let at = t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed, &adm)?;
+    // A locked mapping grows locked: what it gained is populated.
+    if let (true, Some(old), Some(new)) = (locked, page_up(old_len), page_up(new_len)) {
+        if new > old {
+            t.mm.prefault(at.saturating_add(old), at.saturating_add(new), true);
         }
-        let data = t.mm.mapped_bytes(old_addr.get(), old_addr.get().saturating_add(1), Vma::is_data) > 0;
-        if !may_expand(t, new - old, fixed.map(|a| (a, new)), data) {
-            return error!(ENOMEM);
-        }
-    }
-    let at = t.mm.mremap(t.ctx.as_mut(), old_addr.get(), old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
-    if locked && new > old {
-        t.mm.prefault(at.saturating_add(old), at.saturating_add(new), true);
     }
     Ok(at)
 }
