@@ -2062,6 +2062,15 @@ fn socket_receive_low_water_mark() {
     compare("socket_receive_low_water_mark", "socket_lowat", &Spec::default(), expect_all_ok);
 }
 
+/// A loopback TCP connection's queue ioctls (tests/programs/tcp_queues.c):
+/// on a full connection the writer's SIOCOUTQ and SIOCOUTQNSD and the
+/// reader's FIONREAD add up to what was written, and after shutdown(SHUT_WR)
+/// the FIN waiting behind the bytes counts one more in both.
+#[test]
+fn tcp_queue_ioctls() {
+    compare("tcp_queue_ioctls", "tcp_queues", &Spec::default(), expect_all_ok);
+}
+
 /// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or
 /// seqpacket sender's SO_SNDBUF bounds what it has queued unread (EAGAIN, a
 /// blocked send, POLLOUT, SIOCOUTQ) and its datagrams (EMSGSIZE), a receiver
