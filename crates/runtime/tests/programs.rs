@@ -2047,7 +2047,8 @@ fn sendfile_partial_to_full_socket() {
 /// stream or a TCP connection holds; an accepted socket has its listener's; a larger
 /// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile). An
 /// AF_UNIX stream's writes cost their sk_buffs (SIOCOUTQ, EAGAIN, POLLOUT at a
-/// quarter); SO_RCVLOWAT, SO_SNDLOWAT and SO_*BUFFORCE as every family has them.
+/// quarter); SO_RCVLOWAT, SO_SNDLOWAT and SO_*BUFFORCE as every family has them;
+/// the sizes agree with /proc/sys/net's (net.core.*mem_*, net.ipv4.tcp_*mem).
 #[test]
 fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
