@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "tcp_pair.h"
 
 #ifndef UDP_CORK
 #define UDP_CORK 1
@@ -84,15 +85,9 @@ int main(void) {
   printf("MSG_OOB on UDP: %ld %s\n", r, err(r));
 
   /* TCP: every byte arrives, in order. */
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in t = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t tl = sizeof t;
-  bind(l, (struct sockaddr *)&t, sizeof t);
-  listen(l, 1);
-  getsockname(l, (struct sockaddr *)&t, &tl);
-  int c = socket(AF_INET, SOCK_STREAM, 0);
-  connect(c, (struct sockaddr *)&t, sizeof t);
-  int acc = accept(l, NULL, NULL);
+  int tcp[2];
+  tcp_pair(tcp);
+  int c = tcp[0], acc = tcp[1];
   printf("tcp MSG_MORE: %ld\n", (long)send(c, "he", 2, MSG_MORE));
   printf("tcp MSG_EOR: %ld\n", (long)send(c, "ll", 2, MSG_EOR));
   printf("tcp plain: %ld\n", (long)send(c, "o", 1, 0));

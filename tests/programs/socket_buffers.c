@@ -16,12 +16,14 @@
 // not set to twice it) and reads SO_SNDLOWAT as 1 (setting it is
 // ENOPROTOOPT); SO_SNDBUFFORCE and SO_RCVBUFFORCE take CAP_NET_ADMIN and
 // pass net.core.wmem_max and rmem_max. A TCP listener has no queues to ask
-// about (EINVAL).
+// about (EINVAL). The sizes agree with /proc/sys/net's core/{w,r}mem_default
+// and _max and ipv4/tcp_{w,r}mem.
 #define _GNU_SOURCE
 #include "check.h"
 #include "sockopt.h"
 #include "timing.h"
 #include "scm.h"
+#include "tcp_pair.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -210,9 +212,50 @@ static void generic_options(void) {
     check("SO_SNDBUFFORCE and SO_RCVBUFFORCE without CAP_NET_ADMIN: EPERM", status == 0);
 }
 
+// Up to three numbers of the sysctl /proc/sys/net/`name` (-1 for each missing).
+static void sysctl(const char *name, int v[3]) {
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/net/%s", name);
+    v[0] = v[1] = v[2] = -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (fscanf(f, "%d %d %d", &v[0], &v[1], &v[2]) < 1) v[0] = -1;
+    fclose(f);
+}
+
+// The sysctls the sizes come from, as the sockets report them: net.core's
+// defaults and caps, net.ipv4.tcp_wmem and tcp_rmem (and somaxconn is there).
+static void sysctls(void) {
+    int wdef[3], wmax[3], rdef[3], rmax[3], somax[3], tw[3], tr[3];
+    sysctl("core/wmem_default", wdef);
+    sysctl("core/wmem_max", wmax);
+    sysctl("core/rmem_default", rdef);
+    sysctl("core/rmem_max", rmax);
+    sysctl("core/somaxconn", somax);
+    sysctl("ipv4/tcp_wmem", tw);
+    sysctl("ipv4/tcp_rmem", tr);
+    check("net.core's buffer sysctls and somaxconn read", wdef[0] > 0 && wmax[0] > 0 && rdef[0] > 0 && rmax[0] > 0 && somax[0] > 0);
+    check("net.ipv4.tcp_wmem and tcp_rmem have three numbers", tw[0] > 0 && tw[2] >= tw[1] && tr[0] > 0 && tr[2] >= tr[1]);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    check("a UDP socket has wmem_default and rmem_default", get(u, SO_SNDBUF) == wdef[0] && get(u, SO_RCVBUF) == rdef[0]);
+    set(u, SO_SNDBUF, 0x7fffffff);
+    set(u, SO_RCVBUF, 0x7fffffff);
+    check("set past wmem_max and rmem_max, twice them", get(u, SO_SNDBUF) == 2 * wmax[0] && get(u, SO_RCVBUF) == 2 * rmax[0]);
+    close(u);
+    int fd[2];
+    tcp_pair(fd);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    check("a new TCP socket has tcp_wmem[1] and tcp_rmem[1]", get(t, SO_SNDBUF) == tw[1] && get(t, SO_RCVBUF) == tr[1]);
+    check("a connected one's send buffer grew to tcp_wmem[2]", get(fd[0], SO_SNDBUF) == tw[2] && get(fd[1], SO_SNDBUF) == tw[2]);
+    close(t);
+    close(fd[0]);
+    close(fd[1]);
+}
+
 int main(void) {
     unix_stream_sk_buffs();
     generic_options();
+    sysctls();
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[0], SO_SNDBUF, 0);

@@ -13,8 +13,8 @@
 #define _GNU_SOURCE
 #include "check.h"
 #include "sockopt.h"
+#include "tcp_pair.h"
 #include "timing.h"
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -30,19 +30,10 @@
 static char buf[1 << 16];
 
 // A loopback TCP connection: sv[0] the client (without Nagle's delay), sv[1] the server's end.
-static void tcp_pair(int sv[2]) {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    bind(l, (struct sockaddr *)&a, sizeof a);
-    listen(l, 1);
-    getsockname(l, (struct sockaddr *)&a, &al);
-    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
-    connect(sv[0], (struct sockaddr *)&a, sizeof a);
-    sv[1] = accept(l, NULL, NULL);
+static void nodelay_pair(int sv[2]) {
+    tcp_pair(sv);
     int one = 1;
     setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    close(l);
 }
 
 // The readiness poll, select and epoll report now (0 when none), as "poll select epoll".
@@ -126,7 +117,7 @@ static void lowat(const char *kind, int tcp) {
 #define CHECK(text, ok) (snprintf(what, sizeof what, "%s: %s", kind, text), check(what, ok))
     int sv[2];
     if (tcp)
-        tcp_pair(sv);
+        nodelay_pair(sv);
     else
         socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     int w = sv[0], r = sv[1];
@@ -212,7 +203,7 @@ static void lowat(const char *kind, int tcp) {
 
 static void tcp_outq(void) {
     int sv[2];
-    tcp_pair(sv);
+    nodelay_pair(sv);
     check("TCP: a new connection has nothing unacknowledged", ioctl_int(sv[0], SIOCOUTQ) == 0 && ioctl_int(sv[0], SIOCOUTQNSD) == 0);
     send_queued(sv[0], sv[1], 100, 100);
     check("TCP: 100 bytes unread are acknowledged", ioctl_int(sv[0], SIOCOUTQ) == 0 && ioctl_int(sv[0], SIOCOUTQNSD) == 0);

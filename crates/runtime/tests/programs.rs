@@ -2090,7 +2090,8 @@ fn sendfile_partial_to_full_socket() {
 /// stream or a TCP connection holds; an accepted socket has its listener's; a larger
 /// send buffer wakes a blocked writer (CPython's test_asyncio.test_sendfile). An
 /// AF_UNIX stream's writes cost their sk_buffs (SIOCOUTQ, EAGAIN, POLLOUT at a
-/// quarter); SO_RCVLOWAT, SO_SNDLOWAT and SO_*BUFFORCE as every family has them.
+/// quarter); SO_RCVLOWAT, SO_SNDLOWAT and SO_*BUFFORCE as every family has them;
+/// the sizes agree with /proc/sys/net's (net.core.*mem_*, net.ipv4.tcp_*mem).
 #[test]
 fn socket_buffer_sizes() {
     compare("socket_buffer_sizes", "socket_buffers", &Spec::default(), expect_all_ok);
@@ -2103,6 +2104,15 @@ fn socket_buffer_sizes() {
 #[test]
 fn socket_receive_low_water_mark() {
     compare("socket_receive_low_water_mark", "socket_lowat", &Spec::default(), expect_all_ok);
+}
+
+/// A loopback TCP connection's queue ioctls (tests/programs/tcp_queues.c):
+/// on a full connection the writer's SIOCOUTQ and SIOCOUTQNSD and the
+/// reader's FIONREAD add up to what was written, and after shutdown(SHUT_WR)
+/// the FIN waiting behind the bytes counts one more in both.
+#[test]
+fn tcp_queue_ioctls() {
+    compare("tcp_queue_ioctls", "tcp_queues", &Spec::default(), expect_all_ok);
 }
 
 /// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or

@@ -467,11 +467,11 @@ const LOOPBACK_MSS: u32 = 65483;
 impl TcpSocket {
     /// Its state in Linux's numbers, its peer, the bytes it has to read and
     /// those sent but not acknowledged (a listener: connections waiting, and
-    /// its backlog). Loopback acknowledges at once, unread bytes too.
+    /// its backlog). Loopback acknowledges what its peer's window took.
     fn linux_state(&self) -> (u8, Option<SocketAddr>, usize, usize) {
         match &*self.state() {
-            State::Connected { stream, peer, .. } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.queued(), 0),
-            State::Connected { stream, peer, .. } => (ESTABLISHED, Some(*peer), stream.queued(), 0),
+            State::Connected { stream, peer, .. } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.arrived(), stream.unacked()),
+            State::Connected { stream, peer, .. } => (ESTABLISHED, Some(*peer), stream.arrived(), stream.unacked()),
             // `max` is one more than listen(2)'s backlog.
             State::Listening { backlog, max, remote } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting), max.saturating_sub(1)),
             State::Remote { conn, peer } => {

@@ -317,8 +317,20 @@ impl Pair {
     /// send buffer bounds the charges of its pieces or packets instead,
     /// `Charge`; the reader's receive buffer plays no part.)
     fn capacity(&self, i: usize) -> usize {
-        let (writer, reader) = (&self.sizes[1 - i], &self.sizes[i]);
-        writer.limit(Way::Send) / 2 + reader.limit(Way::Receive) / 2
+        self.sizes[1 - i].limit(Way::Send) / 2 + self.window(i)
+    }
+
+    /// TCP: the reader's half of the stream queue end `i` reads, its
+    /// window: what of the queue arrived and was acknowledged (the rest
+    /// waits in the writer's send queue).
+    fn window(&self, i: usize) -> usize {
+        self.sizes[i].limit(Way::Receive) / 2
+    }
+
+    /// TCP: the bytes of the queue end `i` reads that arrived (Linux's
+    /// rcv_nxt less copied_seq), those its window took.
+    fn arrived(&self, i: usize, q: &Queue) -> usize {
+        q.bytes.min(self.window(i))
     }
 
     /// Room left in the TCP stream queue end `i` reads.
@@ -1529,31 +1541,42 @@ impl UnixSocket {
         self.conn().is_ok_and(|c| c.pair.queue(c.end).at_mark())
     }
 
-    /// FIONREAD on TCP (Linux's tcp_inq): without SO_OOBINLINE, only the
-    /// bytes before an urgent mark.
+    /// FIONREAD on TCP (Linux's tcp_inq): what arrived (`arrived`), without
+    /// SO_OOBINLINE only the bytes before an urgent mark.
     pub fn readable_bytes(&self) -> usize {
         let Ok(c) = self.conn() else { return 0 };
         let q = c.pair.queue(c.end);
+        let arrived = c.pair.arrived(c.end, &q);
         match q.urgent {
-            Some(u) if !self.oob_inline() => u.at.saturating_sub(q.taken) as usize,
-            _ => q.bytes,
+            Some(u) if !self.oob_inline() => arrived.min(u.at.saturating_sub(q.taken) as usize),
+            _ => arrived,
         }
     }
 
     /// TCP's SIOCOUTQ and SIOCOUTQNSD over loopback (Linux's write_seq less
     /// snd_una, and less snd_nxt): what it sent that its peer's window did
     /// not take, the bytes past the reader's half of the queue
-    /// (`Pair::capacity`). Loopback acknowledges the rest at once, and sends
-    /// nothing the window has no room for, so both are the same.
+    /// (`Pair::window`), and after shutdown(SHUT_WR) the FIN waiting behind
+    /// them. Loopback acknowledges the rest at once, and sends nothing the
+    /// window has no room for, so both are the same. (A FIN the window took
+    /// counts as acknowledged at once: Linux's peer delays that ACK, by a
+    /// timer, until it sends something.)
     pub fn unacked(&self) -> usize {
         let Ok(c) = self.conn() else { return 0 };
         let q = c.pair.queue(c.peer());
-        q.bytes.saturating_sub(c.pair.sizes[c.peer()].limit(Way::Receive) / 2)
+        let waiting = q.bytes.saturating_sub(c.pair.window(c.peer()));
+        waiting + usize::from(waiting > 0 && q.write_shut)
     }
 
     /// The bytes waiting for it to read.
     pub fn queued(&self) -> usize {
         self.conn().map_or(0, |c| c.pair.queue(c.end).bytes)
+    }
+
+    /// TCP: the bytes that arrived for it to read (`Pair::arrived`); the
+    /// rest its peer's SIOCOUTQ counts.
+    pub fn arrived(&self) -> usize {
+        self.conn().map_or(0, |c| c.pair.arrived(c.end, &c.pair.queue(c.end)))
     }
 
     /// Whether the other end of its connection was closed (for TCP, whose

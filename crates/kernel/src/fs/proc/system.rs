@@ -102,6 +102,22 @@ pub(super) const STATIC: &[(&str, Sf)] = &[
     ("sys/kernel/random/boot_id", Sf::BootId),
     ("sys/kernel/random/uuid", Sf::Uuid),
     ("sys/kernel/version", Sf::KernelVersion),
+    ("sys/net", Sf::Dir),
+    ("sys/net/core", Sf::Dir),
+    // net::BUFFER: a socket's buffers until set, and the most SO_SNDBUF and
+    // SO_RCVBUF take (doubled).
+    ("sys/net/core/rmem_default", Sf::Text("212992\n")),
+    ("sys/net/core/rmem_max", Sf::Text("212992\n")),
+    // net::tcp::SOMAXCONN.
+    ("sys/net/core/somaxconn", Sf::Text("4096\n")),
+    ("sys/net/core/wmem_default", Sf::Text("212992\n")),
+    ("sys/net/core/wmem_max", Sf::Text("212992\n")),
+    ("sys/net/ipv4", Sf::Dir),
+    // net::inet::EPHEMERAL.
+    ("sys/net/ipv4/ip_local_port_range", Sf::Text("32768\t60999\n")),
+    // net::TCP_RMEM_* and TCP_WMEM_* (with Linux's smallest, a page, first).
+    ("sys/net/ipv4/tcp_rmem", Sf::Text("4096\t131072\t33554432\n")),
+    ("sys/net/ipv4/tcp_wmem", Sf::Text("4096\t16384\t4194304\n")),
     ("sys/vm", Sf::Dir),
     ("sys/vm/max_map_count", Sf::Text("65530\n")),
     // mm::ops::MMAP_MIN_ADDR.
