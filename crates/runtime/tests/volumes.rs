@@ -90,6 +90,28 @@ fn statfs_in_a_bind_mount_is_the_host_file_systems() {
     same_on_a_read_write_volume("statfs_in_a_bind_mount_is_the_host_file_systems", "bind_statfs");
 }
 
+/// /proc/self/mounts and mountinfo give a bind mount of a host directory its
+/// host file system's type and source, as a bind mount under runc does: the
+/// scratch directory's (ext4, btrfs...) and a tmpfs's.
+#[test]
+fn a_bind_mount_shows_the_host_file_systems_type() {
+    same_on_a_read_write_volume("a_bind_mount_shows_the_host_file_systems_type", "bind_mounts_type");
+    matrix("a_bind_mount_shows_the_host_file_systems_type_on_tmpfs", &[Link::Static], |v| {
+        let dir = PathBuf::from(format!("/dev/shm/{}", unique_name("bind-type")));
+        if fs::create_dir(&dir).is_err() {
+            return Ok(());
+        }
+        let bin = compile("bind_mounts_type", v.link);
+        let native = run_native(&bin, &Spec::args([&dir]));
+        let volume = format!("{0}:{0}", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([&dir])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir(&dir);
+        sane(&sb)?;
+        all([expect_status(&sb, 0), expect_stdout_has_line(&sb, "mounts: type tmpfs source tmpfs"), if sb.stdout == native.stdout { Ok(()) } else { Err(format!("stdout differs from native:\n{}", diff(&native.stdout, &sb.stdout))) }])
+            .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}
+
 /// A hole punched under a shared mapping that stored to it stays a hole when
 /// the mapping is written back (st_blocks, SEEK_HOLE as natively).
 #[test]
