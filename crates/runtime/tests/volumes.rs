@@ -322,6 +322,21 @@ fn mount_and_umount_inside_the_sandbox() {
     });
 }
 
+/// tmpfs's options in /proc/mounts and mountinfo (tests/programs/tmpfs_options.c):
+/// size=, nr_inodes=, mode=, uid=, gid=, inode64, huge=, noswap as Linux shows
+/// them, after a remount too.
+#[test]
+fn tmpfs_mount_options_show_as_natively() {
+    compare("tmpfs_mount_options_show_as_natively", "tmpfs_options", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "  mounts t tmpfs rw,relatime,size=1024k,nr_inodes=100,mode=700,uid=1,gid=2,inode64,huge=within_size,noswap"),
+            expect_stdout_has_line(o, "  mountinfo t tmpfs rw,size=16k,nr_inodes=7,mode=711"),
+            expect_stdout_has_line(o, "all ok"),
+        ])
+    });
+}
+
 /// A sparse file of 1 GiB and 3 pages with `bigfile_map`'s markers in it, and an
 /// empty one, in a fresh directory.
 fn big_sparse_file(stem: &str) -> PathBuf {
