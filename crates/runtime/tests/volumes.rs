@@ -112,6 +112,37 @@ fn a_bind_mount_shows_the_host_file_systems_type() {
     });
 }
 
+/// trusted.* attributes of a host file (tests/programs/bind_trusted_xattr.c):
+/// without CAP_SYS_ADMIN Linux's answers (get ENODATA, set and remove EPERM,
+/// list hides them); with it, those of a file system that keeps none
+/// (EOPNOTSUPP), while the root overlay keeps them on its copies (a lower
+/// file has none: ENODATA).
+#[test]
+fn trusted_xattrs_of_host_files() {
+    matrix("trusted_xattrs_of_host_files", &[Link::Static], |v| {
+        let bin = compile("bind_trusted_xattr", v.link);
+        let dir = fresh_dir("bind-trusted");
+        let volume = format!("{}:/d", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args(["/d"])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&dir);
+        sane(&sb)?;
+        all([
+            expect_status(&sb, 0),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: get trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: set trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: remove trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: list: user.u"),
+            expect_stdout_has_line(&sb, "root with CAP_SYS_ADMIN: get trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "root with CAP_SYS_ADMIN: remove trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "host without: get trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "host without: set trusted.x: -1 EPERM"),
+            expect_stdout_has_line(&sb, "host without: remove trusted.x: -1 EPERM"),
+            expect_stdout_has_line(&sb, "all ok"),
+        ])
+        .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}
+
 /// A hole punched under a shared mapping that stored to it stays a hole when
 /// the mapping is written back (st_blocks, SEEK_HOLE as natively).
 #[test]
