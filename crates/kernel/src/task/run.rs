@@ -111,6 +111,7 @@ impl Task {
     pub(crate) fn handle_signals(&mut self) {
         let mut handled = false;
         loop {
+            super::signals::tell_continued(&self.tg);
             let (exiting, other_execs) = {
                 let st = self.tg.state();
                 (st.exiting, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
