@@ -268,7 +268,7 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
         if was {
             st.stopped = false;
             st.report = Some(StopReport::Continued);
-            // The parent hears of it when a thread next runs (`tell_continued`);
+            // The parent hears of it when a thread next runs (`handle_signals`);
             // a wait finds it at once.
             st.continued_untold = true;
         }
@@ -318,15 +318,9 @@ impl Thread {
 }
 
 /// Tells the parent a child stopped or continued (SIGCHLD unless SA_NOCLDSTOP).
-/// CLD_CONTINUED for a SIGCONT that ended the group's stop, if not yet sent:
-/// the first thread to look at its signals after it sends it, before it traps
-/// for a tracer or takes a signal (Linux's get_signal), so a tracee still held
-/// in its stop tells no one until its tracer resumes it.
-pub fn tell_continued(tg: &ThreadGroup) {
-    let untold = std::mem::take(&mut tg.state().continued_untold);
-    if !untold {
-        return;
-    }
+/// CLD_CONTINUED, for a SIGCONT that ended the group's stop, to the parent
+/// and the leader's tracer.
+pub fn notify_continued(tg: &ThreadGroup) {
     notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
     // The leader's tracer is told too, unless it is the parent (Linux's
     // get_signal: "for backward compatibility").
