@@ -997,8 +997,13 @@ impl Server {
 
     fn getxattr(&self, id: NodeId, name: &[u8]) -> R<Vec<u8>> {
         let name = xattr_name(name)?;
-        // Trusted attributes need the host's CAP_SYS_ADMIN and are the Sentry's
-        // own; system ones (ACLs) it does not take from the host.
+        // Trusted attributes need the host's CAP_SYS_ADMIN: the sandbox sees a
+        // file system that keeps none, as Linux's without a handler for them
+        // answers (EOPNOTSUPP, as setting one is). System ones (ACLs) it does
+        // not take from the host.
+        if name.as_bytes().starts_with(b"trusted.") {
+            return Err(ErrnoCode::EOPNOTSUPP);
+        }
         if !readable_xattr(name.as_bytes()) {
             return Err(ErrnoCode::ENODATA);
         }

@@ -17,6 +17,7 @@ use crate::time::Clocks;
 use crate::vfs::{Fd, FdTable, HostFile};
 use rvisor_memory::MemoryFile;
 use rvisor_platform::{CpuState, Platform};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -88,9 +89,19 @@ pub enum MountSource {
     /// A tmpfs with this root mode and, in bytes, its `size=`.
     Tmpfs { mode: u32, size: Option<u64> },
     /// A host directory: a root of the gofer, through its own connection.
-    Gofer(Arc<rvisor_gofer::Client>),
+    Gofer(Arc<rvisor_gofer::Client>, Option<HostFs>),
     /// A host file: `name` in the directory a gofer serves.
-    GoferFile(Arc<rvisor_gofer::Client>, Vec<u8>),
+    GoferFile(Arc<rvisor_gofer::Client>, Vec<u8>, Option<HostFs>),
+}
+
+/// The host mount a host directory or file is in, as the host's
+/// /proc/self/mountinfo says: a bind mount of it shows this type and source,
+/// as under runc (runsc shows 9P's, which tells a program nothing about the
+/// files). Without it, the mount says "9p".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFs {
+    pub fstype: String,
+    pub source: String,
 }
 
 /// One mount: what, where (an absolute path in the sandbox; missing directories
@@ -820,31 +831,44 @@ fn mount_each(mf: &Arc<MemoryFile>, root: &Arc<Mount>, ns: &Arc<MountNamespace>,
             pending.push((at, special, spec.flags));
             continue;
         }
-        let (inode, fstype): (Arc<dyn Inode>, &'static str) = match spec.source {
+        let (inode, fstype, source): (Arc<dyn Inode>, Cow<'static, str>, Option<String>) = match spec.source {
             // Deferred above.
             MountSource::Proc | MountSource::Cgroup | MountSource::Devpts => continue,
-            MountSource::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs"),
+            MountSource::Sysfs => (new_sysfs(DEV_SYS, cpus), "sysfs".into(), None),
             MountSource::Devfs => {
                 tmpfs_dev += 1;
-                (new_devfs(DEV_DEV, Tmpfs::new(mf.clone(), tmpfs_dev)), "devtmpfs")
+                (new_devfs(DEV_DEV, Tmpfs::new(mf.clone(), tmpfs_dev)), "devtmpfs".into(), None)
             }
             MountSource::Tmpfs { mode, size } => {
                 tmpfs_dev += 1;
-                (Tmpfs::sized(mf.clone(), tmpfs_dev, size).root(mode), "tmpfs")
+                (Tmpfs::sized(mf.clone(), tmpfs_dev, size).root(mode), "tmpfs".into(), None)
             }
-            MountSource::Gofer(client) => (GoferInode::root(client, !spec.flags.has(MountFlags::RDONLY)).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p"),
-            MountSource::GoferFile(client, name) => {
+            MountSource::Gofer(client, host) => {
+                let (fstype, source) = host_names(host);
+                (GoferInode::root(client, !spec.flags.has(MountFlags::RDONLY)).map_err(|e| format!("{}: {e:?}", spec.target))?, fstype, source)
+            }
+            MountSource::GoferFile(client, name, host) => {
+                let (fstype, source) = host_names(host);
                 let dir = GoferInode::root(client, !spec.flags.has(MountFlags::RDONLY)).map_err(|e| format!("{}: {e:?}", spec.target))?;
-                (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, "9p")
+                (dir.lookup(&name).map_err(|e| format!("{}: {e:?}", spec.target))?, fstype, source)
             }
         };
-        let m = Mount::new(UserNamespace::initial(), inode, Some(at), fstype, fstype, spec.flags);
+        let source = source.unwrap_or_else(|| fstype.to_string());
+        let m = Mount::new(UserNamespace::initial(), inode, Some(at), fstype, &source, spec.flags);
         ns.add(m.clone());
         if !spec.propagation.is_empty() {
             changes.push((Made::Now(m), spec.propagation));
         }
     }
     Ok(())
+}
+
+/// A host directory's mount's type and source: its host file system's, or 9P's.
+fn host_names(host: Option<HostFs>) -> (Cow<'static, str>, Option<String>) {
+    match host {
+        Some(h) => (h.fstype.into(), Some(h.source)),
+        None => ("9p".into(), None),
+    }
 }
 
 /// The dentry at `path` to mount on, making what is missing on the way.

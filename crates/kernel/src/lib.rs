@@ -21,7 +21,7 @@ pub mod time;
 pub mod tty;
 pub mod vfs;
 
-pub use kernel::{ContainerError, ContainerRoot, Init, Kernel, KernelConfig, MemoryLimit, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
+pub use kernel::{ContainerError, ContainerRoot, HostFs, Init, Kernel, KernelConfig, MemoryLimit, MountSource, MountSpec, Nic, ProgramSpec, Stdio};
 pub use fs::cgroup::CgroupLimits;
 pub use vfs::MountFlags;
 pub use loader::ExecError;

@@ -5,7 +5,7 @@
 //! sandbox, whose gofer serves them too.
 
 use crate::request::{MountKind, MountRequest};
-use rvisor_kernel::{MountFlags, MountSource, MountSpec};
+use rvisor_kernel::{HostFs, MountFlags, MountSource, MountSpec};
 use serde::{Deserialize, Serialize};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -39,8 +39,14 @@ pub enum Source {
     Devfs,
     Devpts,
     Tmpfs { mode: u32, size: Option<u64> },
-    /// Root `root` of the gofer: a directory, or the file `file` in it.
-    Gofer { root: usize, file: Option<Vec<u8>> },
+    /// Root `root` of the gofer: a directory, or the file `file` in it; `host`
+    /// the type and source of the host mount it is in (`host_fs`).
+    Gofer {
+        root: usize,
+        file: Option<Vec<u8>>,
+        #[serde(default)]
+        host: Option<(String, String)>,
+    },
 }
 
 impl Gofers {
@@ -76,7 +82,7 @@ impl Gofers {
                 let is_dir = std::fs::metadata(source).map_err(|e| format!("bind mount {} on {}: {e}", source.display(), m.target))?.is_dir();
                 // A file is served as its name in its directory.
                 let (dir, name) = if is_dir { (source.as_path(), None) } else { (source.parent().unwrap_or(Path::new("/")), source.file_name()) };
-                Source::Gofer { root: self.add(dir, m.read_only()), file: name.map(|n| n.as_bytes().to_vec()) }
+                Source::Gofer { root: self.add(dir, m.read_only()), file: name.map(|n| n.as_bytes().to_vec()), host: host_fs(source) }
             }
         })
     }
@@ -121,10 +127,77 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
                 Source::Devfs => MountSource::Devfs,
                 Source::Devpts => MountSource::Devpts,
                 Source::Tmpfs { mode, size } => MountSource::Tmpfs { mode, size },
-                Source::Gofer { root, file: None } => MountSource::Gofer(client(root)?),
-                Source::Gofer { root, file: Some(n) } => MountSource::GoferFile(client(root)?, n),
+                Source::Gofer { root, file, host } => {
+                    let host = host.map(|(fstype, source)| HostFs { fstype, source });
+                    match file {
+                        None => MountSource::Gofer(client(root)?, host),
+                        Some(n) => MountSource::GoferFile(client(root)?, n, host),
+                    }
+                }
             };
             Ok(MountSpec { propagation: m.propagation, ..MountSpec::new(&m.target, source, MountFlags(m.flags)) })
         })
         .collect()
+}
+
+/// The type and source of the host mount `path` is in, from this process's
+/// mountinfo (statx's mount ID picks the line; a path's longest mount point
+/// could be a mount hidden beneath another): what runc's bind mount of `path`
+/// shows. None if either cannot be read.
+fn host_fs(path: &Path) -> Option<(String, String)> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid value of the plain struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `stx` valid for writes.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID, &mut stx) };
+    if r != 0 || stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return None;
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo_fs(&info, stx.stx_mnt_id)
+}
+
+/// The type and source (unescaped) of mount `id` in mountinfo text.
+fn mountinfo_fs(info: &str, id: u64) -> Option<(String, String)> {
+    let line = info.lines().find(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id))?;
+    let (_, after) = line.split_once(" - ")?;
+    let mut fields = after.split(' ');
+    let fstype = fields.next()?.to_string();
+    let source = unmangle(fields.next()?);
+    Some((fstype, source))
+}
+
+/// Undoes mountinfo's octal escapes of space, tab, newline and backslash.
+fn unmangle(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_gives_a_mounts_type_and_unescaped_source() {
+        let info = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    30 22 0:26 / /mnt\\040x rw - fuse.sshfs me@h:/a\\040b rw,user_id=0\n";
+        assert_eq!(mountinfo_fs(info, 22), Some(("ext4".into(), "/dev/vda".into())));
+        assert_eq!(mountinfo_fs(info, 30), Some(("fuse.sshfs".into(), "me@h:/a b".into())));
+        assert_eq!(mountinfo_fs(info, 3), None);
+    }
 }

@@ -1839,6 +1839,16 @@ fn ptrace_cld_continued_to_a_tracer_not_the_parent() {
     compare("ptrace_cld_continued_to_a_tracer_not_the_parent", "ptrace_cld_continued", &Spec::default(), expect_all_ok);
 }
 
+/// CLD_CONTINUED reaches the parent when the continued child next runs, not
+/// when SIGCONT is sent: a traced child held in its group stop tells its
+/// parent only once its tracer resumes it (tests/programs/cld_continued_deferred.c).
+#[test]
+fn cld_continued_when_the_child_runs_again() {
+    compare("cld_continued_when_the_child_runs_again", "cld_continued_deferred", &Spec::default(), |o| {
+        all([expect_all_ok(o), expect_stdout_has_line(o, "after SIGCONT: SIGCHLD not pending"), expect_stdout_has_line(o, "after the resume: SIGCHLD CLD_CONTINUED status CONT")])
+    });
+}
+
 /// stop as the parent sees it when another process traces the child.
 #[test]
 fn ptrace_group_stop() {

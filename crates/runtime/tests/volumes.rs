@@ -90,6 +90,59 @@ fn statfs_in_a_bind_mount_is_the_host_file_systems() {
     same_on_a_read_write_volume("statfs_in_a_bind_mount_is_the_host_file_systems", "bind_statfs");
 }
 
+/// /proc/self/mounts and mountinfo give a bind mount of a host directory its
+/// host file system's type and source, as a bind mount under runc does: the
+/// scratch directory's (ext4, btrfs...) and a tmpfs's.
+#[test]
+fn a_bind_mount_shows_the_host_file_systems_type() {
+    same_on_a_read_write_volume("a_bind_mount_shows_the_host_file_systems_type", "bind_mounts_type");
+    matrix("a_bind_mount_shows_the_host_file_systems_type_on_tmpfs", &[Link::Static], |v| {
+        let dir = PathBuf::from(format!("/dev/shm/{}", unique_name("bind-type")));
+        if fs::create_dir(&dir).is_err() {
+            return Ok(());
+        }
+        let bin = compile("bind_mounts_type", v.link);
+        let native = run_native(&bin, &Spec::args([&dir]));
+        let volume = format!("{0}:{0}", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args([&dir])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir(&dir);
+        sane(&sb)?;
+        all([expect_status(&sb, 0), expect_stdout_has_line(&sb, "mounts: type tmpfs source tmpfs"), if sb.stdout == native.stdout { Ok(()) } else { Err(format!("stdout differs from native:\n{}", diff(&native.stdout, &sb.stdout))) }])
+            .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}
+
+/// trusted.* attributes of a host file (tests/programs/bind_trusted_xattr.c):
+/// without CAP_SYS_ADMIN Linux's answers (get ENODATA, set and remove EPERM,
+/// list hides them); with it, those of a file system that keeps none
+/// (EOPNOTSUPP), while the root overlay keeps them on its copies (a lower
+/// file has none: ENODATA).
+#[test]
+fn trusted_xattrs_of_host_files() {
+    matrix("trusted_xattrs_of_host_files", &[Link::Static], |v| {
+        let bin = compile("bind_trusted_xattr", v.link);
+        let dir = fresh_dir("bind-trusted");
+        let volume = format!("{}:/d", dir.display());
+        let sb = run(sandbox_command(v.platform, &["-v", &volume], &bin, &Spec::args(["/d"])), Input::Bytes(Vec::new()));
+        let _ = fs::remove_dir_all(&dir);
+        sane(&sb)?;
+        all([
+            expect_status(&sb, 0),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: get trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: set trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: remove trusted.x: -1 EOPNOTSUPP"),
+            expect_stdout_has_line(&sb, "host with CAP_SYS_ADMIN: list: user.u"),
+            expect_stdout_has_line(&sb, "root with CAP_SYS_ADMIN: get trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "root with CAP_SYS_ADMIN: remove trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "host without: get trusted.x: -1 ENODATA"),
+            expect_stdout_has_line(&sb, "host without: set trusted.x: -1 EPERM"),
+            expect_stdout_has_line(&sb, "host without: remove trusted.x: -1 EPERM"),
+            expect_stdout_has_line(&sb, "all ok"),
+        ])
+        .map_err(|e| format!("{e}\n{}", sb.describe()))
+    });
+}
+
 /// A hole punched under a shared mapping that stored to it stays a hole when
 /// the mapping is written back (st_blocks, SEEK_HOLE as natively).
 #[test]
@@ -296,6 +349,21 @@ fn mount_and_umount_inside_the_sandbox() {
             expect_stdout_has_line(o, "remount the bind read-only: 0 "),
             expect_stdout_has_line(o, "create through the read-only bind: -1 EROFS"),
             expect_stdout_has_line(o, "umount without CAP_SYS_ADMIN: -1 EPERM"),
+        ])
+    });
+}
+
+/// tmpfs's options in /proc/mounts and mountinfo (tests/programs/tmpfs_options.c):
+/// size=, nr_inodes=, mode=, uid=, gid=, inode64, huge=, noswap as Linux shows
+/// them, after a remount too.
+#[test]
+fn tmpfs_mount_options_show_as_natively() {
+    compare("tmpfs_mount_options_show_as_natively", "tmpfs_options", &Spec::default(), |o| {
+        all([
+            expect_status(o, 0),
+            expect_stdout_has_line(o, "  mounts t tmpfs rw,relatime,size=1024k,nr_inodes=100,mode=700,uid=1,gid=2,inode64,huge=within_size,noswap"),
+            expect_stdout_has_line(o, "  mountinfo t tmpfs rw,size=16k,nr_inodes=7,mode=711"),
+            expect_stdout_has_line(o, "all ok"),
         ])
     });
 }

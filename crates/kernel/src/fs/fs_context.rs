@@ -9,6 +9,7 @@ use crate::vfs::inode::Inode;
 use crate::vfs::inode::OpenFlags;
 use crate::vfs::{FileDescription, Mount, StatusFlags};
 use rvisor_abi::{error, SysResult};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -56,7 +57,7 @@ pub enum Phase {
 
 pub struct FsContext {
     /// The file system type's name: messages about its options start with it.
-    pub fstype: &'static str,
+    pub fstype: Cow<'static, str>,
     phase: Mutex<Phase>,
     /// Messages not yet read, oldest first.
     log: Mutex<VecDeque<Vec<u8>>>,
@@ -64,8 +65,8 @@ pub struct FsContext {
 }
 
 impl FsContext {
-    pub fn new(fstype: &'static str, phase: Phase) -> FsContext {
-        FsContext { fstype, phase: Mutex::new(phase), log: Mutex::default(), flags: StatusFlags::new(OpenFlags::RDWR) }
+    pub fn new(fstype: impl Into<Cow<'static, str>>, phase: Phase) -> FsContext {
+        FsContext { fstype: fstype.into(), phase: Mutex::new(phase), log: Mutex::default(), flags: StatusFlags::new(OpenFlags::RDWR) }
     }
 
     /// The context behind `file`, if it is one.

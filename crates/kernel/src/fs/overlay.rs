@@ -438,7 +438,9 @@ impl Inode for OverlayInode {
     }
 
     fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
-        self.top()?.getxattr(name)
+        // The overlay keeps every namespace on its copies: a lower file whose
+        // host file system keeps none of this one (trusted) has none.
+        self.top()?.getxattr(name).map_err(|e| if e.code == rvisor_abi::ErrnoCode::EOPNOTSUPP { errno!(ENODATA) } else { e })
     }
 
     fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
@@ -453,7 +455,7 @@ impl Inode for OverlayInode {
         // A lower file's attribute is removed from its copy, made only if the
         // attribute is there to remove.
         if self.upper().is_none() {
-            self.top()?.getxattr(name)?;
+            self.getxattr(name)?;
         }
         self.copy_up()?.removexattr(name)
     }

@@ -32,6 +32,34 @@ pub struct Tmpfs {
     /// Pages its files hold (a file's pages go back when it is truncated, its
     /// holes punched, or it is gone: unlinked and closed).
     used: AtomicU64,
+    /// What /proc/mounts shows of its options. A leaf lock.
+    shown: Mutex<ShownOptions>,
+}
+
+/// The options of a tmpfs /proc/mounts shows after its mount's flags, each
+/// only when it differs from Linux's default (shmem_show_options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownOptions {
+    /// Whether it was given a size (`size=` or `nr_blocks=`), shown in KiB of
+    /// its limit (0: none). Linux's default, half the memory, is shown only
+    /// when it differs from it; a size given is taken to.
+    pub sized: bool,
+    pub nr_inodes: Option<u64>,
+    /// Its root's mode when mounted (01777 by default).
+    pub mode: u32,
+    /// Its root's owner when mounted, in the sandbox's initial user namespace.
+    pub uid: u32,
+    pub gid: u32,
+    pub inode64: bool,
+    /// `huge=`: never by default.
+    pub huge: Option<String>,
+    pub noswap: bool,
+}
+
+impl Default for ShownOptions {
+    fn default() -> Self {
+        ShownOptions { sized: false, nr_inodes: None, mode: 0o1777, uid: 0, gid: 0, inode64: false, huge: None, noswap: false }
+    }
 }
 
 impl Tmpfs {
@@ -43,7 +71,47 @@ impl Tmpfs {
     /// size of 0, as Linux's).
     pub fn sized(mf: Arc<MemoryFile>, dev: u64, bytes: Option<u64>) -> Arc<Tmpfs> {
         let limit = bytes.filter(|&b| b > 0).map_or(NO_LIMIT, |b| b.div_ceil(PAGE_SIZE));
-        Arc::new(Tmpfs { mf, dev, limit: AtomicU64::new(limit), used: AtomicU64::new(0) })
+        let shown = ShownOptions { sized: bytes.is_some(), ..ShownOptions::default() };
+        Arc::new(Tmpfs { mf, dev, limit: AtomicU64::new(limit), used: AtomicU64::new(0), shown: Mutex::new(shown) })
+    }
+
+    /// Changes what /proc/mounts shows of its options (a mount's or a
+    /// reconfigure's).
+    pub fn show(&self, change: impl FnOnce(&mut ShownOptions)) {
+        change(&mut self.shown.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Its options as /proc/mounts shows them, each after a comma, in Linux's order.
+    pub fn options_text(&self) -> String {
+        use std::fmt::Write;
+        let o = self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut s = String::new();
+        if o.sized {
+            let pages = self.limit.load(Ordering::Relaxed);
+            let _ = write!(s, ",size={}k", if pages == NO_LIMIT { 0 } else { pages * (PAGE_SIZE / 1024) });
+        }
+        if let Some(n) = o.nr_inodes {
+            let _ = write!(s, ",nr_inodes={n}");
+        }
+        if o.mode != 0o1777 {
+            let _ = write!(s, ",mode={:03o}", o.mode);
+        }
+        if o.uid != 0 {
+            let _ = write!(s, ",uid={}", o.uid);
+        }
+        if o.gid != 0 {
+            let _ = write!(s, ",gid={}", o.gid);
+        }
+        if o.inode64 {
+            s += ",inode64";
+        }
+        if let Some(h) = o.huge.filter(|h| h != "never") {
+            let _ = write!(s, ",huge={h}");
+        }
+        if o.noswap {
+            s += ",noswap";
+        }
+        s
     }
 
     /// The tmpfs `inode` is a file of, if it is one.
@@ -102,6 +170,7 @@ impl Tmpfs {
     }
 
     pub fn root(self: &Arc<Self>, mode: u32) -> Arc<dyn Inode> {
+        self.show(|o| o.mode = mode & 0o7777);
         TmpInode::new(self, S_IFDIR | (mode & 0o7777), Content::Dir(BTreeMap::new()))
     }
 
@@ -441,6 +510,10 @@ impl Inode for TmpInode {
 
     fn space(&self) -> Option<(u64, u64)> {
         Some(self.fs.space())
+    }
+
+    fn fs_options(&self) -> String {
+        self.fs.options_text()
     }
 
     fn stat(&self) -> SysResult<Stat> {

@@ -141,7 +141,15 @@ pub(super) fn reconfigure_fs(t: &Task, m: &Mount, options: &[FsOption]) -> Resul
     for opt in options {
         tmpfs_option(t, &mut o, opt)?;
     }
-    o.size.map_or(Ok(()), |size| fs.resize(size).map_err(String::from))
+    o.size.map_or(Ok(()), |size| fs.resize(size).map_err(String::from))?;
+    // What else Linux's shmem_reconfigure changes; the size shows from now.
+    fs.show(|s| {
+        s.sized |= o.size.is_some();
+        s.nr_inodes = o.nr_inodes.or(s.nr_inodes.take());
+        s.huge = o.huge.or(s.huge.take());
+        s.inode64 = o.inode64.unwrap_or(s.inode64);
+    });
+    Ok(())
 }
 
 /// The type name of the file system `fstype` names, if the sandbox has it.
@@ -269,6 +277,11 @@ struct TmpfsOptions {
     mode: Option<u32>,
     attr: SetAttr,
     size: Option<u64>,
+    nr_inodes: Option<u64>,
+    huge: Option<String>,
+    /// `inode64` (true) or `inode32` (false).
+    inode64: Option<bool>,
+    noswap: bool,
 }
 
 /// Whether `o` is one of tmpfs's options with a value it takes: EINVAL with
@@ -290,7 +303,12 @@ fn tmpfs_option(t: &Task, to: &mut TmpfsOptions, o: &FsOption) -> Result<(), Str
         b"gid" => to.attr.gid = Some(user_ns.gid_arg(number(10)?).map_err(|_| bad())?),
         b"size" => to.size = Some(parse_size(value).ok_or_else(bad)?),
         b"nr_blocks" => to.size = Some(parse_size(value).and_then(|n| n.checked_mul(PAGE_SIZE)).ok_or_else(bad)?),
-        b"nr_inodes" | b"huge" | b"mpol" | b"inode32" | b"inode64" | b"noswap" => {}
+        b"nr_inodes" => to.nr_inodes = Some(parse_size(value).filter(|_| !value.ends_with('%')).ok_or_else(bad)?),
+        b"huge" if ["never", "always", "within_size", "advise"].contains(&value) => to.huge = Some(value.to_string()),
+        b"huge" => return Err(bad()),
+        b"inode32" | b"inode64" => to.inode64 = Some(o.key == b"inode64"),
+        b"noswap" => to.noswap = true,
+        b"mpol" => {}
         _ => return Err(format!("Unknown parameter '{key}'")),
     }
     Ok(())
@@ -309,13 +327,17 @@ fn new_tmpfs(t: &Task, options: &[FsOption]) -> SysResult<Arc<dyn Inode>> {
     let minor = NEXT_TMPFS_MINOR.fetch_add(1, Ordering::Relaxed);
     // Linux's new_encode_dev with major 0.
     let dev = (minor & 0xff) | ((minor & !0xff) << 12);
-    let root = Tmpfs::sized(t.kernel.memory.clone(), dev, size).root(mode);
+    let fs = Tmpfs::sized(t.kernel.memory.clone(), dev, size);
+    let root = fs.root(mode);
     let c = t.tg.creds();
-    attr.uid.get_or_insert(c.fsuid);
-    attr.gid.get_or_insert(c.fsgid);
-    if attr.uid != Some(0) || attr.gid != Some(0) {
+    let (uid, gid) = (*attr.uid.get_or_insert(c.fsuid), *attr.gid.get_or_insert(c.fsgid));
+    if uid != 0 || gid != 0 {
         root.setattr(&attr)?;
     }
+    fs.show(|s| {
+        (s.uid, s.gid, s.nr_inodes, s.huge, s.noswap) = (uid, gid, o.nr_inodes, o.huge, o.noswap);
+        s.inode64 = o.inode64.unwrap_or(false);
+    });
     Ok(root)
 }
 

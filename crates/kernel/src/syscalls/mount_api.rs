@@ -206,7 +206,7 @@ pub fn sys_fspick(t: &mut Task, dfd: i32, path: UserCStr, flags: u32) -> SysResu
     }
     let d = lookup_at(t, dfd, &read_path(t, path)?, follow_unless(flags & FSPICK_SYMLINK_NOFOLLOW != 0), flags & FSPICK_EMPTY_PATH != 0)?;
     let mount = mount_of_root(&d)?;
-    let ctx = FsContext::new(mount.fstype, Phase::Reconfigure { mount, params: Params::default() });
+    let ctx = FsContext::new(mount.fstype.clone(), Phase::Reconfigure { mount, params: Params::default() });
     install(t, Arc::new(ctx), flags & FSPICK_CLOEXEC != 0)
 }
 
@@ -385,7 +385,7 @@ pub fn sys_fsmount(t: &mut Task, fs_fd: Fd, flags: u32, attr_flags: u32) -> SysR
     };
     let mount_flags = mount_flags(attrs);
     let source = String::from_utf8_lossy(params.source.as_deref().unwrap_or(b"none")).into_owned();
-    let mount = Mount::new(t.tg.user_ns(), root, None, ctx.fstype, &source, mount_flags);
+    let mount = Mount::new(t.tg.user_ns(), root, None, ctx.fstype.clone(), &source, mount_flags);
     // The superblock is read-only by "ro", not by MOUNT_ATTR_RDONLY.
     mount.set_sb_read_only(params.read_only == Some(true));
     // The context goes on as fspick's would, for the new mount.

@@ -187,7 +187,8 @@ const ST_NOSYMFOLLOW: i64 = 0x2000;
 /// them: what programs check (systemd's and procps' "is /proc mounted", "is
 /// this tmpfs"). A host directory's mount says the host file system's type, as
 /// a bind mount under runc does (runsc says 9P's, which tells a program nothing
-/// about the files); the root is an overlay, as under runc and runsc.
+/// about the files), whatever its type's name (`HostFs`); the root is an
+/// overlay, as under runc and runsc.
 pub(super) fn fs_magic(fstype: &str, host: Option<&rvisor_gofer::StatFs>) -> i64 {
     match fstype {
         "tmpfs" | "devtmpfs" => TMPFS_MAGIC,
@@ -203,8 +204,8 @@ pub(super) fn fs_magic(fstype: &str, host: Option<&rvisor_gofer::StatFs>) -> i64
 fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
     let (fstype, flags) = match d.mount.upgrade() {
         // ST_RDONLY from the mount's flag or its superblock's.
-        Some(m) => (m.fstype, m.flags().read_only(m.is_read_only())),
-        None => ("overlay", MountFlags(MountFlags::RDONLY)),
+        Some(m) => (m.fstype.clone(), m.flags().read_only(m.is_read_only())),
+        None => ("overlay".into(), MountFlags(MountFlags::RDONLY)),
     };
     let mut st = Statfs {
         f_type: 0,
@@ -236,7 +237,7 @@ fn statfs_of(d: &crate::vfs::Dentry) -> Statfs {
         (st.f_blocks, st.f_bfree, st.f_bavail) = (h.blocks, h.bfree, h.bavail);
         (st.f_files, st.f_ffree) = (h.files, h.ffree);
     }
-    st.f_type = fs_magic(fstype, host.as_ref());
+    st.f_type = fs_magic(&fstype, host.as_ref());
     st
 }
 

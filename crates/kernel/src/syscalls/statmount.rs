@@ -106,7 +106,7 @@ pub fn sys_statmount(t: &mut Task, req: UserAddr, buf: UserAddr, bufsize: usize,
     if want & STATMOUNT_SB_BASIC != 0 {
         let dev = m.root.inode.stat().map_or(0, |st| st.st_dev);
         (sm.sb_dev_major, sm.sb_dev_minor) = (major(dev), minor(dev));
-        sm.sb_magic = fs_magic(m.fstype, m.root.inode.host_statfs().as_ref()) as u64;
+        sm.sb_magic = fs_magic(&m.fstype, m.root.inode.host_statfs().as_ref()) as u64;
         sm.sb_flags = if m.sb_read_only() { SB_RDONLY } else { 0 };
         sm.mask |= STATMOUNT_SB_BASIC;
     }

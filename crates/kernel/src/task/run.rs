@@ -111,10 +111,17 @@ impl Task {
     pub(crate) fn handle_signals(&mut self) {
         let mut handled = false;
         loop {
-            let (exiting, other_execs) = {
-                let st = self.tg.state();
-                (st.exiting, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)))
+            // The first thread here after a SIGCONT ended the group's stop
+            // tells the parent, before it traps for a tracer or takes a signal
+            // (Linux's get_signal): a tracee held in its stop tells no one
+            // until its tracer resumes it.
+            let (exiting, other_execs, continued) = {
+                let mut st = self.tg.state();
+                (st.exiting, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)), std::mem::take(&mut st.continued_untold))
             };
+            if continued {
+                signals::notify_continued(&self.tg);
+            }
             if let Some(status) = exiting {
                 self.exit = Some(status);
                 return;

@@ -244,6 +244,7 @@ pub fn group_exit(tg: &ThreadGroup, status: ExitStatus) {
             st.exiting = Some(status);
         }
         st.stopped = false;
+        st.continued_untold = false;
         st.threads.clone()
     };
     for th in threads {
@@ -267,21 +268,12 @@ fn continue_group(tg: &Arc<ThreadGroup>) {
         if was {
             st.stopped = false;
             st.report = Some(StopReport::Continued);
+            // The parent hears of it when a thread next runs (`handle_signals`);
+            // a wait finds it at once.
+            st.continued_untold = true;
         }
         was
     };
-    // CLD_CONTINUED goes out before a seized tracee is woken to trap again,
-    // whose SIGCHLD would otherwise come first (Linux's tracee notifies of the
-    // continue in get_signal before it traps).
-    if was_stopped {
-        notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
-        // The leader's tracer is told too, unless it is the parent (Linux's
-        // get_signal: "for backward compatibility").
-        let leader_tracer = tg.threads().into_iter().find(|th| th.tid() == tg.tgid).and_then(|th| th.ptrace().tracer());
-        if let Some(tracer) = leader_tracer.filter(|t| !tg.parent().is_some_and(|p| Arc::ptr_eq(&p, t))) {
-            notify_of_stop(&tracer, tg, CLD_CONTINUED, consts::SIGCONT);
-        }
-    }
     for th in tg.threads() {
         // A seized tracee stops for its tracer (Linux's ptrace_trap_notify),
         // stopped or not. A tracer waiting for a tracee to enter the group
@@ -326,6 +318,18 @@ impl Thread {
 }
 
 /// Tells the parent a child stopped or continued (SIGCHLD unless SA_NOCLDSTOP).
+/// CLD_CONTINUED, for a SIGCONT that ended the group's stop, to the parent
+/// and the leader's tracer.
+pub fn notify_continued(tg: &ThreadGroup) {
+    notify_parent_of_stop(tg, CLD_CONTINUED, consts::SIGCONT);
+    // The leader's tracer is told too, unless it is the parent (Linux's
+    // get_signal: "for backward compatibility").
+    let leader_tracer = tg.threads().into_iter().find(|th| th.tid() == tg.tgid).and_then(|th| th.ptrace().tracer());
+    if let Some(tracer) = leader_tracer.filter(|t| !tg.parent().is_some_and(|p| Arc::ptr_eq(&p, t))) {
+        notify_of_stop(&tracer, tg, CLD_CONTINUED, consts::SIGCONT);
+    }
+}
+
 pub fn notify_parent_of_stop(tg: &ThreadGroup, code: i32, signo: u32) {
     if let Some(parent) = tg.parent() {
         notify_of_stop(&parent, tg, code, signo);

@@ -348,6 +348,10 @@ pub struct TgState {
     pub continues: u64,
     /// A stop or continue the parent has not yet collected with wait.
     pub report: Option<StopReport>,
+    /// A SIGCONT ended a stop and the parent is not yet told: the first thread
+    /// to look at its signals tells it (Linux's SIGNAL_CLD_CONTINUED, which
+    /// get_signal acts on); a group exit drops it.
+    pub continued_untold: bool,
     /// The threads this group traces (ptrace), whose stops its waits report.
     pub tracees: Vec<Arc<Thread>>,
     /// The tracer its leader exited traced by. Unless that is its parent, the
@@ -475,6 +479,7 @@ impl ThreadGroup {
                 stop_seq: 0,
                 continues: 0,
                 report: None,
+                continued_untold: false,
                 subreaper: false,
                 execer: None,
                 vfork_done: false,

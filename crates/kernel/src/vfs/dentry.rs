@@ -5,6 +5,7 @@ use super::inode::{inode_key, Inode, S_IFDIR};
 use super::propagation::{self, CloneAs};
 use crate::task::namespaces::new_ns_id;
 use rvisor_abi::{error, SysResult};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -310,8 +311,9 @@ pub struct Mount {
     /// Where it is mounted; None for its namespace's root mount, or once it is
     /// off the tree. Changed by MS_MOVE and pivot_root. A leaf lock.
     mountpoint: Mutex<Option<Arc<Dentry>>>,
-    /// The file system's type, as /proc/mounts shows it.
-    pub fstype: &'static str,
+    /// The file system's type, as /proc/mounts shows it: a host directory's
+    /// is its host file system's.
+    pub fstype: Cow<'static, str>,
     pub source: String,
     /// The path of `root` in its file system: "/" but for a bind mount.
     pub root_path: Vec<u8>,
@@ -344,9 +346,9 @@ pub struct SuperBlock {
 impl Mount {
     /// Mounts `root_inode` on `mountpoint` (or as a namespace root): a new
     /// superblock, read-only if the mount is, made by a task of user namespace `owner`.
-    pub fn new(owner: Arc<crate::task::UserNamespace>, root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, flags: MountFlags) -> Arc<Mount> {
+    pub fn new(owner: Arc<crate::task::UserNamespace>, root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: impl Into<Cow<'static, str>>, source: &str, flags: MountFlags) -> Arc<Mount> {
         let sb = Arc::new(SuperBlock { read_only: AtomicBool::new(flags.has(MountFlags::RDONLY)), owner });
-        Self::graft_new(root_inode, mountpoint, fstype, source, b"/".to_vec(), flags, sb)
+        Self::graft_new(root_inode, mountpoint, fstype.into(), source, b"/".to_vec(), flags, sb)
     }
 
     /// Mounts what `source` names, in its file system, on `mountpoint` too (a bind
@@ -355,7 +357,7 @@ impl Mount {
     pub fn bind(source: &Arc<Dentry>, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
         let from = source.mount.upgrade();
         let orphan = || Arc::new(SuperBlock { read_only: AtomicBool::new(false), owner: crate::task::UserNamespace::initial() });
-        let (fstype, name, flags, sb) = from.as_ref().map_or_else(|| ("none", String::new(), MountFlags::default(), orphan()), |m| (m.fstype, m.source.clone(), m.flags(), m.sb.clone()));
+        let (fstype, name, flags, sb) = from.as_ref().map_or_else(|| (Cow::Borrowed("none"), String::new(), MountFlags::default(), orphan()), |m| (m.fstype.clone(), m.source.clone(), m.flags(), m.sb.clone()));
         let m = Self::graft_new(source.inode.clone(), mountpoint, fstype, &name, source.path_in_fs(), flags, sb);
         // Its locked flags come along.
         if let Some(from) = from {
@@ -367,7 +369,7 @@ impl Mount {
     /// The same file system mounted again, on `mountpoint` (a new namespace's
     /// copy), with its locks.
     fn copy(&self, mountpoint: Option<Arc<Dentry>>) -> Arc<Mount> {
-        let m = Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype, &self.source, self.root_path.clone(), self.flags(), self.sb.clone());
+        let m = Self::graft_new(self.root.inode.clone(), mountpoint, self.fstype.clone(), &self.source, self.root_path.clone(), self.flags(), self.sb.clone());
         m.locked_flags.store(self.locked_flags.load(Ordering::Relaxed), Ordering::Relaxed);
         m.locked.store(self.is_locked(), Ordering::Relaxed);
         m
@@ -390,7 +392,7 @@ impl Mount {
         self.locked_flags.load(Ordering::Relaxed) & !flags.0 == 0
     }
 
-    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: &'static str, source: &str, root_path: Vec<u8>, flags: MountFlags, sb: Arc<SuperBlock>) -> Arc<Mount> {
+    fn graft_new(root_inode: Arc<dyn Inode>, mountpoint: Option<Arc<Dentry>>, fstype: Cow<'static, str>, source: &str, root_path: Vec<u8>, flags: MountFlags, sb: Arc<SuperBlock>) -> Arc<Mount> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Arc::new_cyclic(|weak: &Weak<Mount>| Mount {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

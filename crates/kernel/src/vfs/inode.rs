@@ -209,6 +209,12 @@ pub trait Inode: Send + Sync {
         None
     }
 
+    /// Its file system's own options, as /proc/mounts shows them after the
+    /// mount's flags (Linux's show_options): ",size=1024k,mode=755".
+    fn fs_options(&self) -> String {
+        String::new()
+    }
+
     /// The host file system's figures (statfs), for a file on one.
     fn host_statfs(&self) -> Option<rvisor_gofer::StatFs> {
         None

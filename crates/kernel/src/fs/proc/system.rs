@@ -443,7 +443,7 @@ fn visible_mounts(fs: &FsContext) -> Vec<(Arc<Mount>, Vec<u8>)> {
 pub(super) fn mounts_text(fs: &FsContext) -> String {
     let mut s = String::new();
     for (m, at) in visible_mounts(fs) {
-        let _ = writeln!(s, "{} {} {} {} 0 0", mangle(m.source.as_bytes()), mangle(&at), m.fstype, m.flags().text());
+        let _ = writeln!(s, "{} {} {} {}{} 0 0", mangle(m.source.as_bytes()), mangle(&at), m.fstype, m.flags().text(), m.root.inode.fs_options());
     }
     s
 }
@@ -462,7 +462,7 @@ pub(super) fn mountinfo_text(fs: &FsContext) -> String {
         let (major, minor) = m.root.inode.stat().map(|st| major_minor(st.st_dev)).unwrap_or((0, 0));
         let _ = writeln!(
             s,
-            "{} {parent} {major}:{minor} {} {} {}{} - {} {} {}",
+            "{} {parent} {major}:{minor} {} {} {}{} - {} {} {}{}",
             m.id,
             mangle(&m.root_path),
             mangle(at),
@@ -470,7 +470,8 @@ pub(super) fn mountinfo_text(fs: &FsContext) -> String {
             fields,
             m.fstype,
             mangle(m.source.as_bytes()),
-            if m.sb_read_only() { "ro" } else { "rw" }
+            if m.sb_read_only() { "ro" } else { "rw" },
+            m.root.inode.fs_options()
         );
     }
     s

@@ -1,0 +1,59 @@
+/* The type and source /proc/self/mounts and /proc/self/mountinfo give the
+ * mount the directory in argv[1] is in (a bind mount of a host directory in
+ * the sandbox, a mount of the host natively): the host file system's, as a
+ * bind mount under runc shows, not the transport's. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+/* Whether mount point `at` holds `path`. */
+static int holds(const char *at, const char *path) {
+    size_t n = strlen(at);
+    if (strcmp(at, "/") == 0)
+        return 1;
+    return strncmp(at, path, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2)
+        return 2;
+    char line[8192], src[4096], at[4096], type[256], best_type[256] = "", best_src[4096] = "";
+    size_t best = 0;
+    FILE *f = fopen("/proc/self/mounts", "r");
+    if (!f)
+        return 1;
+    /* The last of the longest mount points holding the path is the one on top. */
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%4095s %4095s %255s", src, at, type) != 3)
+            continue;
+        if (holds(at, argv[1]) && strlen(at) >= best) {
+            best = strlen(at);
+            strcpy(best_type, type);
+            strcpy(best_src, src);
+        }
+    }
+    fclose(f);
+    printf("mounts: type %s source %s\n", best_type, best_src);
+
+    best = 0;
+    best_type[0] = best_src[0] = 0;
+    f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return 1;
+    while (fgets(line, sizeof line, f)) {
+        char root[4096];
+        if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, at) != 2)
+            continue;
+        char *dash = strstr(line, " - ");
+        if (!dash || sscanf(dash + 3, "%255s %4095s", type, src) != 2)
+            continue;
+        if (holds(at, argv[1]) && strlen(at) >= best) {
+            best = strlen(at);
+            strcpy(best_type, type);
+            strcpy(best_src, src);
+        }
+    }
+    fclose(f);
+    printf("mountinfo: type %s source %s\n", best_type, best_src);
+    return 0;
+}
