@@ -152,6 +152,14 @@ fn syscall_patch_race() {
     compare("syscall_patch_race", "syscall_patch_race", &Spec::default(), expect_all_ok);
 }
 
+/// A soak of syscall patching (tests/programs/syscall_patch_stress.c): 64 sites called
+/// on four threads while they are patched, from a timer signal's handler and from forked
+/// children, every result checked.
+#[test]
+fn syscall_patch_stress() {
+    compare("syscall_patch_stress", "syscall_patch_stress", &Spec::default(), expect_all_ok);
+}
+
 /// statmount and listmount (tests/programs/statmount.c): every mount listed
 /// from the root agrees with /proc/self/mountinfo; the mounts made there
 /// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in
