@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "proc_status.h"
 #include "check.h"
 
 #define SIZE ((1L << 30) + 3 * 4096)
@@ -20,16 +21,6 @@
 // Where the test (or `rw` mode) writes markers: the start, before and past 256
 // MiB, and the last page.
 static const long marks[] = {0, 100 * MIB + 17, 300 * MIB + 5, SIZE - 100};
-
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
-    if (f) fclose(f);
-    return kib;
-}
 
 static void marker(char *buf, int i) {
     snprintf(buf, 8, "mark%d", i);
@@ -94,7 +85,7 @@ static void read_write(const char *dir) {
         marker(m, i);
         pwrite(fd, m, 5, marks[i]);
     }
-    long before = rss_kib();
+    long before = status_kb("VmRSS");
     char *s = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     check("map it shared read-write", s != MAP_FAILED);
     if (s == MAP_FAILED) return;
@@ -107,7 +98,7 @@ static void read_write(const char *dir) {
     for (int i = 0; i < 4; i++) reached &= file_has(fd, stores[i], "STORE", 5);
     check("the stores reached the file", reached);
     check("the markers beside them are still there", file_has(fd, marks[2], "mark2", 5) && file_has(fd, marks[3], "mark3", 5));
-    long grown = rss_kib() - before;
+    long grown = status_kb("VmRSS") - before;
     check("touching a few pages cost far less than the file", before > 0 && grown < 64 * 1024);
     pwrite(fd, "WROTE", 5, 500 * MIB);
     check("a write to the file shows through the mapping", !memcmp(s + 500 * MIB, "WROTE", 5));
@@ -135,7 +126,7 @@ static void read_write(const char *dir) {
 static void read_only(const char *path) {
     int fd = open(path, O_RDONLY);
     check("open the file", fd >= 0);
-    long before = rss_kib();
+    long before = status_kb("VmRSS");
     char *s = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
     check("map it shared read-only", s != MAP_FAILED);
     char *p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -146,7 +137,7 @@ static void read_only(const char *path) {
     memcpy(p + marks[2], "PRIV!", 5);
     check("a private store shows in its mapping only", !memcmp(p + marks[2], "PRIV!", 5) && !memcmp(s + marks[2], "mark2", 5));
     check("... and not in the file", file_has(fd, marks[2], "mark2", 5));
-    long grown = rss_kib() - before;
+    long grown = status_kb("VmRSS") - before;
     check("touching a few pages cost far less than the file", before > 0 && grown < 64 * 1024);
     close(fd);
     char empty[4096];

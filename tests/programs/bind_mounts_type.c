@@ -14,29 +14,37 @@ static int holds(const char *at, const char *path) {
     return strncmp(at, path, n) == 0 && (path[n] == '/' || path[n] == 0);
 }
 
+/* The mount on top at a path so far: the last of the longest mount points holding it. */
+struct best {
+    size_t len;
+    char type[256], src[4096];
+};
+
+static void consider(struct best *b, const char *path, const char *at, const char *type, const char *src) {
+    if (holds(at, path) && strlen(at) >= b->len) {
+        b->len = strlen(at);
+        snprintf(b->type, sizeof b->type, "%s", type);
+        snprintf(b->src, sizeof b->src, "%s", src);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
-    char line[8192], src[4096], at[4096], type[256], best_type[256] = "", best_src[4096] = "";
-    size_t best = 0;
+    char line[8192], src[4096], at[4096], type[256];
+    struct best b = {0};
     FILE *f = fopen("/proc/self/mounts", "r");
     if (!f)
         return 1;
-    /* The last of the longest mount points holding the path is the one on top. */
     while (fgets(line, sizeof line, f)) {
         if (sscanf(line, "%4095s %4095s %255s", src, at, type) != 3)
             continue;
-        if (holds(at, argv[1]) && strlen(at) >= best) {
-            best = strlen(at);
-            strcpy(best_type, type);
-            strcpy(best_src, src);
-        }
+        consider(&b, argv[1], at, type, src);
     }
     fclose(f);
-    printf("mounts: type %s source %s\n", best_type, best_src);
+    printf("mounts: type %s source %s\n", b.type, b.src);
 
-    best = 0;
-    best_type[0] = best_src[0] = 0;
+    b = (struct best){0};
     f = fopen("/proc/self/mountinfo", "r");
     if (!f)
         return 1;
@@ -47,13 +55,9 @@ int main(int argc, char **argv) {
         char *dash = strstr(line, " - ");
         if (!dash || sscanf(dash + 3, "%255s %4095s", type, src) != 2)
             continue;
-        if (holds(at, argv[1]) && strlen(at) >= best) {
-            best = strlen(at);
-            strcpy(best_type, type);
-            strcpy(best_src, src);
-        }
+        consider(&b, argv[1], at, type, src);
     }
     fclose(f);
-    printf("mountinfo: type %s source %s\n", best_type, best_src);
+    printf("mountinfo: type %s source %s\n", b.type, b.src);
     return 0;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+#include "proc_status.h"
 #include "check.h"
 
 static long page;
@@ -42,18 +43,6 @@ static const char *map_res(void *p) {
 
 static char *map(long pages, int flags) {
     return mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
-}
-
-// A line's value from /proc/self/status ("VmLck"), in kB.
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == ':') v = atol(line + n + 1);
-    if (f) fclose(f);
-    return v;
 }
 
 // The mappings of /proc/self/maps that overlap [p, p + pages).

@@ -5,6 +5,7 @@
 // round, and exactly one of the two succeeds every time (the limit is checked
 // as the address space changes, not before). Only the outcome is printed.
 #define _GNU_SOURCE
+#include "proc_status.h"
 #include "check.h"
 #include <errno.h>
 #include <pthread.h>
@@ -72,18 +73,6 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-// A field of /proc/self/status ("VmSize"), in bytes.
-static unsigned long status_bytes(const char *field) {
-    char line[256], want[64];
-    unsigned long kb = 0;
-    snprintf(want, sizeof want, "%s: %%lu kB", field);
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, want, &kb) == 1) break;
-    if (f) fclose(f);
-    return kb << 10;
-}
-
 int main(void) {
     segment = shmget(IPC_PRIVATE, SIZE, IPC_CREAT | 0600);
     check("shmget", segment >= 0);
@@ -101,7 +90,7 @@ int main(void) {
     for (int k = 0; k < 3; k++) {
         current = &races[k];
         // Room for one more 64 MiB, with half of one to spare.
-        struct rlimit rl = {status_bytes(current->resource == RLIMIT_AS ? "VmSize" : "VmData") + SIZE + SIZE / 2, RLIM_INFINITY};
+        struct rlimit rl = {(unsigned long)status_kb(current->resource == RLIMIT_AS ? "VmSize" : "VmData") * 1024 + SIZE + SIZE / 2, RLIM_INFINITY};
         check("setrlimit", setrlimit(current->resource, &rl) == 0);
         int one = 0, both = 0, none = 0, other_errors = 0;
         for (int n = 0; n < ROUNDS; n++, r++) {

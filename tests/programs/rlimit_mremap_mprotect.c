@@ -26,21 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proc_status.h"
 #include "check.h"
 
 #define MiB (1024ul * 1024ul)
-
-// A field of /proc/self/status ("VmSize"), in bytes.
-static unsigned long status_bytes(const char *field) {
-    char line[256], want[64];
-    unsigned long kb = 0;
-    snprintf(want, sizeof want, "%s: %%lu kB", field);
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, want, &kb) == 1) break;
-    if (f) fclose(f);
-    return kb << 10;
-}
 
 static void limit(int resource, unsigned long cur) {
     struct rlimit rl = {cur, RLIM_INFINITY};
@@ -93,7 +82,7 @@ static void address_space(void) {
     char *dst = mmap(NULL, 64 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(dst, 64 * MiB);
     char *p = map_with_room(8 * MiB, 64 * MiB, PROT_READ | PROT_WRITE);
-    limit(RLIMIT_AS, status_bytes("VmSize") + 16 * MiB);
+    limit(RLIMIT_AS, (unsigned long)status_kb("VmSize") * 1024 + 16 * MiB);
     printf("RLIMIT_AS 16 MiB above VmSize\n");
     printf("  mremap 8 -> 40 MiB in place: %s\n", res(mremap(p, 8 * MiB, 40 * MiB, 0)));
     printf("  mremap 8 -> 40 MiB, may move: %s\n", res(mremap(p, 8 * MiB, 40 * MiB, MREMAP_MAYMOVE)));
@@ -110,7 +99,7 @@ static void data(void) {
     char *shared = mmap(NULL, 64 * MiB, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     char *ro = map_with_room(8 * MiB, 64 * MiB, PROT_READ);
     char *p = map_with_room(8 * MiB, 80 * MiB, PROT_READ | PROT_WRITE);
-    limit(RLIMIT_DATA, status_bytes("VmData") + 16 * MiB);
+    limit(RLIMIT_DATA, (unsigned long)status_kb("VmData") * 1024 + 16 * MiB);
     printf("RLIMIT_DATA 16 MiB above VmData\n");
     printf("  mremap of data 8 -> 40 MiB in place: %s\n", res(mremap(p, 8 * MiB, 40 * MiB, 0)));
     printf("  mremap of data 8 -> 40 MiB, may move: %s\n", res(mremap(p, 8 * MiB, 40 * MiB, MREMAP_MAYMOVE)));
@@ -126,7 +115,7 @@ static void data(void) {
     printf("  mprotect of shared read-only 64 MiB to read-write: %s\n", r == 0 ? "ok" : errname(errno));
     // Pages RLIMIT_AS would refuse as well: not refused (may_expand_vm for the
     // old flags fails too).
-    limit(RLIMIT_AS, status_bytes("VmSize") + 16 * MiB);
+    limit(RLIMIT_AS, (unsigned long)status_kb("VmSize") * 1024 + 16 * MiB);
     r = mprotect(big + 8 * MiB, 56 * MiB, PROT_READ | PROT_WRITE);
     printf("  with RLIMIT_AS 16 MiB above VmSize, mprotect of the other 56 MiB: %s\n", r == 0 ? "ok" : errname(errno));
 }
@@ -135,7 +124,7 @@ static void shared_memory(void) {
     int small = shmget(IPC_PRIVATE, 8 * MiB, IPC_CREAT | 0600);
     int large = shmget(IPC_PRIVATE, 32 * MiB, IPC_CREAT | 0600);
     check("shmget", small >= 0 && large >= 0);
-    limit(RLIMIT_AS, status_bytes("VmSize") + 16 * MiB);
+    limit(RLIMIT_AS, (unsigned long)status_kb("VmSize") * 1024 + 16 * MiB);
     printf("RLIMIT_AS 16 MiB above VmSize\n");
     void *a = shmat(large, NULL, 0);
     printf("  shmat of 32 MiB: %s\n", a == (void *)-1 ? errname(errno) : "ok");
