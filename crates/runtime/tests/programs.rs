@@ -403,6 +403,14 @@ fn rlimit_as_race() {
     compare("rlimit_as_race", "rlimit_as_race", &Spec::default(), expect_all_ok);
 }
 
+/// mprotect over several mappings stops at the first it refuses (a hole, a mapping that
+/// may not be written, RLIMIT_DATA) and keeps what it changed before, as Linux's
+/// (tests/programs/mprotect_partial.c).
+#[test]
+fn mprotect_partial() {
+    compare("mprotect_partial", "mprotect_partial", &Spec::default(), expect_all_ok);
+}
+
 /// mremap's growth (in place, moving, to a fixed address, MREMAP_DONTUNMAP) keeps
 /// to RLIMIT_AS and, for data, RLIMIT_DATA; mprotect making private memory
 /// writable keeps to RLIMIT_DATA (refused whole, the mapping unchanged), unless

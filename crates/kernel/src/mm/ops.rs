@@ -4,7 +4,7 @@
 use super::vma::{Mlock, OnFork};
 use super::{Frames, MemoryManager, MmState, Vma, FAULT_REGION};
 use std::sync::Arc;
-use rvisor_abi::{errno, page_down, page_up, SysResult, PAGE_SIZE};
+use rvisor_abi::{errno, page_down, page_up, Errno, SysResult, PAGE_SIZE};
 use rvisor_platform::{Context, Perms};
 
 /// How much of a file mapping `map_file` maps at once, when the file is in memory.
@@ -53,6 +53,30 @@ impl Admission {
     }
 }
 
+/// The bytes an address space maps, as its limits count them: locked, all, data.
+struct MappedTotals {
+    locked: u64,
+    all: u64,
+    data: u64,
+}
+
+impl MappedTotals {
+    /// Whether `grow` bytes more keep to `adm` (Linux's may_expand_vm).
+    fn admit(&self, adm: &Admission, grow: u64) -> SysResult<()> {
+        if adm.memlock.is_some_and(|limit| self.locked.saturating_add(grow) > limit) {
+            return Err(errno!(EAGAIN));
+        }
+        if self.all.saturating_add(grow) > adm.address_space {
+            return Err(errno!(ENOMEM));
+        }
+        let data = self.data.saturating_add(grow);
+        match adm.data {
+            Some((cur, max)) if !(data <= cur || (cur == 0 && data <= max)) => Err(errno!(ENOMEM)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl MmState {
     /// How many bytes of `[start, end)` mappings `which` picks map.
     pub(super) fn mapped_bytes(&self, start: u64, end: u64, which: impl Fn(&Vma) -> bool) -> u64 {
@@ -64,26 +88,58 @@ impl MmState {
     /// Whether `grow` bytes more, less what `replaced` maps now, keep to `adm`
     /// (Linux's may_expand_vm).
     fn admit(&self, adm: &Admission, grow: u64, replaced: Option<(u64, u64)>) -> SysResult<()> {
-        let within = |limit: u64, data_only: bool| {
-            if limit == u64::MAX {
-                return true;
+        self.mapped_totals(adm, replaced).admit(adm, grow)
+    }
+
+    /// What is mapped now, less what `replaced` maps, counted only for the limits
+    /// `adm` sets.
+    fn mapped_totals(&self, adm: &Admission, replaced: Option<(u64, u64)>) -> MappedTotals {
+        let count = |limited: bool, which: &dyn Fn(&Vma) -> bool| {
+            if !limited {
+                return 0;
             }
-            let which = |v: &Vma| !data_only || v.is_data();
             let gone = replaced.map_or(0, |(s, e)| self.mapped_bytes(s, e, which));
-            self.mapped_bytes(0, u64::MAX, which).saturating_sub(gone).saturating_add(grow) <= limit
+            self.mapped_bytes(0, u64::MAX, which).saturating_sub(gone)
         };
-        if let Some(limit) = adm.memlock.filter(|&l| l != u64::MAX) {
-            if self.mapped_bytes(0, u64::MAX, |v| v.mlock != Mlock::Unlocked).saturating_add(grow) > limit {
-                return Err(errno!(EAGAIN));
+        MappedTotals {
+            locked: if adm.memlock.is_some_and(|l| l != u64::MAX) { self.mapped_bytes(0, u64::MAX, |v| v.mlock != Mlock::Unlocked) } else { 0 },
+            all: count(adm.address_space != u64::MAX, &|_| true),
+            data: count(adm.data.is_some_and(|d| d != (u64::MAX, u64::MAX)), &|v| v.is_data()),
+        }
+    }
+
+    /// How far from `addr` towards `end` mprotect may give `perms`, and why it
+    /// stops short: a hole (ENOMEM), a mapping that may not get them (EACCES), or
+    /// RLIMIT_DATA (ENOMEM) where RLIMIT_AS alone would not refuse, as Linux's
+    /// mprotect_fixup asks may_expand_vm for each mapping it makes private data.
+    fn mprotect_reach(&self, addr: u64, end: u64, perms: Perms, refuse_exec_gain: bool, adm: &Admission) -> (u64, Option<Errno>) {
+        let totals = self.mapped_totals(adm, None);
+        let as_only = Admission { data: None, ..*adm };
+        let mut at = addr;
+        let mut becoming = 0u64;
+        let first = self.vma_at(addr).map_or(addr, |(s, _)| s);
+        for (&s, v) in self.vmas.range(first..end) {
+            if s > at {
+                return (at, Some(errno!(ENOMEM)));
             }
+            let gains_exec = refuse_exec_gain && perms.exec && (perms.write || !v.perms.exec);
+            if (perms.write && !v.may_write) || (perms.exec && !v.may_exec) || gains_exec {
+                return (at, Some(errno!(EACCES)));
+            }
+            if perms.write && !v.perms.write && !v.shared && !v.growsdown {
+                becoming = becoming.saturating_add(v.end.min(end) - s.max(addr));
+                if let Err(e) = totals.admit(adm, becoming) {
+                    if totals.admit(&as_only, becoming).is_ok() {
+                        return (at, Some(e));
+                    }
+                }
+            }
+            at = v.end.min(end);
         }
-        if !within(adm.address_space, false) {
-            return Err(errno!(ENOMEM));
+        if at < end {
+            return (at, Some(errno!(ENOMEM)));
         }
-        match adm.data {
-            Some((cur, max)) if !(within(cur, true) || (cur == 0 && within(max, true))) => Err(errno!(ENOMEM)),
-            _ => Ok(()),
-        }
+        (end, None)
     }
 
     /// Finds a free range of `len` bytes, top-down below `mmap_base`.
@@ -214,7 +270,9 @@ impl MemoryManager {
     /// mprotect; with `refuse_exec_gain` (PR_SET_MDWE), memory may not become
     /// both writable and executable, nor executable when it was not (EACCES).
     /// Private memory made writable becomes data, within `admission`'s RLIMIT_DATA
-    /// (ENOMEM), checked as it changes.
+    /// (ENOMEM), checked as it changes. As Linux's, it goes mapping by mapping and
+    /// stops at the first it refuses or at a hole (ENOMEM), keeping what it changed
+    /// before.
     pub fn mprotect(&self, addr: u64, len: u64, perms: Perms, refuse_exec_gain: bool, admission: &Admission) -> SysResult<()> {
         if addr % PAGE_SIZE != 0 {
             return Err(errno!(EINVAL));
@@ -222,42 +280,27 @@ impl MemoryManager {
         let len = page_up(len).ok_or_else(|| errno!(ENOMEM))?;
         let end = self.check_range(addr, len)?;
         let mut st = self.lock();
-        if !st.fully_mapped(addr, end) {
-            return Err(errno!(ENOMEM));
-        }
         st.refuse_sealed(addr, end)?;
-        let gains_exec = |v: &Vma| refuse_exec_gain && perms.exec && (perms.write || !v.perms.exec);
-        if st.vmas.range(..end).any(|(_, v)| v.end > addr && ((perms.write && !v.may_write) || (perms.exec && !v.may_exec) || gains_exec(v))) {
-            return Err(errno!(EACCES));
-        }
-        // Refused only where RLIMIT_DATA refuses and RLIMIT_AS alone would not,
-        // as Linux's mprotect_fixup asks may_expand_vm (which counts the pages as
-        // new to RLIMIT_AS too); it asks per mapping, and keeps the changes to the
-        // mappings before one refused, where this refuses the whole range.
-        if perms.write {
-            let becoming = st.mapped_bytes(addr, end, |v| !v.perms.write && !v.shared && !v.growsdown);
-            let as_data = st.admit(admission, becoming, None);
-            if becoming > 0 && as_data.is_err() && st.admit(&Admission { data: None, ..*admission }, becoming, None).is_ok() {
-                return as_data;
+        let (reach, refusal) = st.mprotect_reach(addr, end, perms, refuse_exec_gain, admission);
+        if reach > addr {
+            st.split_at(addr);
+            st.split_at(reach);
+            for (_, v) in st.vmas.range_mut(addr..reach) {
+                v.perms = perms;
             }
-        }
-        st.split_at(addr);
-        st.split_at(end);
-        for (_, v) in st.vmas.range_mut(addr..end) {
-            v.perms = perms;
-        }
-        let mut queued = 0;
-        for (&s, p) in st.pmas.range_mut(addr..end) {
-            let want = p.effective(perms);
-            if p.mapped != Perms::NONE && p.mapped != want {
-                p.mapped = want;
-                self.aspace.protect(s, p.end - s, want);
-                queued += 1;
+            let mut queued = 0;
+            for (&s, p) in st.pmas.range_mut(addr..reach) {
+                let want = p.effective(perms);
+                if p.mapped != Perms::NONE && p.mapped != want {
+                    p.mapped = want;
+                    self.aspace.protect(s, p.end - s, want);
+                    queued += 1;
+                }
             }
+            st.changes += queued;
+            st.merge_around(addr, reach);
         }
-        st.changes += queued;
-        st.merge_around(addr, end);
-        Ok(())
+        refusal.map_or(Ok(()), Err)
     }
 
     /// Maps a file's pages from byte `offset` on: shared, or private (copy-on-write
