@@ -403,12 +403,13 @@ fn rlimit_as_race() {
     compare("rlimit_as_race", "rlimit_as_race", &Spec::default(), expect_all_ok);
 }
 
-/// mprotect over several mappings stops at the first it refuses (a hole, a mapping that
-/// may not be written, RLIMIT_DATA) and keeps what it changed before, as Linux's
-/// (tests/programs/mprotect_partial.c).
+/// mprotect and mlock over several mappings stop at the first they refuse (a hole, a
+/// mapping that may not be written, RLIMIT_DATA) and keep what they changed before;
+/// madvise drops every mapped part before it says ENOMEM; as Linux's
+/// (tests/programs/mm_holes.c).
 #[test]
-fn mprotect_partial() {
-    compare("mprotect_partial", "mprotect_partial", &Spec::default(), expect_all_ok);
+fn mm_calls_at_holes() {
+    compare("mm_calls_at_holes", "mm_holes", &Spec::default(), expect_all_ok);
 }
 
 /// mremap's growth (in place, moving, to a fixed address, MREMAP_DONTUNMAP) keeps

@@ -53,6 +53,16 @@ impl Admission {
     }
 }
 
+/// What a change to the mappings of a range does at a hole: Linux's mbind refuses
+/// the whole range, mlock changes what comes before it, madvise all that is mapped
+/// (each then fails with the hole's error).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holes {
+    Refuse,
+    StopAt,
+    Skip,
+}
+
 /// The bytes an address space maps, as its limits count them: locked, all, data.
 struct MappedTotals {
     locked: u64,
@@ -612,9 +622,8 @@ impl MemoryManager {
     pub fn dont_need(&self, ctx: &mut dyn Context, addr: u64, len: u64) -> SysResult<()> {
         let end = self.check_range(addr, len)?;
         let mut st = self.lock();
-        if !st.fully_mapped(addr, end) {
-            return Err(errno!(ENOMEM));
-        }
+        // As Linux's madvise, the mapped parts go, and a hole is ENOMEM after.
+        let unmapped = !st.fully_mapped(addr, end);
         let private: Vec<(u64, u64)> = st
             .vmas
             .range(..end)
@@ -631,7 +640,8 @@ impl MemoryManager {
             st.changes += 1;
         }
         drop(st);
-        self.sync_then_release(ctx, released)
+        self.sync_then_release(ctx, released)?;
+        if unmapped { Err(errno!(ENOMEM)) } else { Ok(()) }
     }
 
     /// Drops every VMA of an address space whose last task is leaving, without
@@ -681,24 +691,24 @@ impl MemoryManager {
             change(&mut f);
             f.wipe && (v.shared || v.file.is_some())
         };
-        self.update_vmas(addr, end, errno!(ENOMEM), |v| if wipes_shared(v) { Err(errno!(EINVAL)) } else { Ok(()) }, |v| change(&mut v.on_fork))
+        self.update_vmas(addr, end, Holes::Skip, errno!(ENOMEM), |v| if wipes_shared(v) { Err(errno!(EINVAL)) } else { Ok(()) }, |v| change(&mut v.on_fork))
     }
 
     /// mbind: the NUMA policy of `[addr, end)`, which must be mapped (EFAULT).
     pub fn set_policy(&self, addr: u64, end: u64, policy: Option<Arc<super::mempolicy::MemPolicy>>) -> SysResult<()> {
-        self.update_vmas(addr, end, errno!(EFAULT), |_| Ok(()), |v| v.policy = policy.clone())
+        self.update_vmas(addr, end, Holes::Refuse, errno!(EFAULT), |_| Ok(()), |v| v.policy = policy.clone())
     }
 
-    /// mlock, mlock2 and munlock: locks `[addr, addr + len)` (widened to pages,
-    /// mapped throughout: ENOMEM otherwise) as `mode` says, and populates it
-    /// unless it is locked on fault.
+    /// mlock, mlock2 and munlock: locks `[addr, addr + len)` (widened to pages;
+    /// ENOMEM at a hole, with what comes before it changed) as `mode` says, and
+    /// populates it unless it is locked on fault.
     pub fn set_mlock(&self, addr: u64, len: u64, mode: Mlock) -> SysResult<()> {
         let start = page_down(addr);
         let end = addr.checked_add(len).and_then(page_up).ok_or_else(|| errno!(EINVAL))?;
         if start == end {
             return Ok(());
         }
-        self.update_vmas(start, end, errno!(ENOMEM), |_| Ok(()), |v| {
+        self.update_vmas(start, end, Holes::StopAt, errno!(ENOMEM), |_| Ok(()), |v| {
             if !v.is_special() {
                 v.mlock = mode;
             }
@@ -759,23 +769,47 @@ impl MemoryManager {
         self.lock().vma_at(addr).map(|(_, v)| v.policy.clone()).ok_or_else(|| errno!(EFAULT))
     }
 
-    /// Changes each VMA of `[addr, end)` (split at both ends) with `change`, once
-    /// `check` has accepted every one; `hole` if part of the range is unmapped.
-    /// What became alike merges again.
-    fn update_vmas(&self, addr: u64, end: u64, hole: rvisor_abi::Errno, check: impl Fn(&Vma) -> SysResult<()>, change: impl Fn(&mut Vma)) -> SysResult<()> {
+    /// Changes each VMA of `[addr, end)` (split at both ends) with `change`, in
+    /// order, up to the first that `check` refuses (its error); `hole` if part of
+    /// the range is unmapped, with what `holes` says changed. What became alike
+    /// merges again.
+    fn update_vmas(&self, addr: u64, end: u64, holes: Holes, hole: Errno, check: impl Fn(&Vma) -> SysResult<()>, change: impl Fn(&mut Vma)) -> SysResult<()> {
         let mut st = self.lock();
-        if !st.fully_mapped(addr, end) {
+        if holes == Holes::Refuse && !st.fully_mapped(addr, end) {
             return Err(hole);
         }
+        // The mapped pieces to change, in order, up to the first mapping `check`
+        // refuses (or the first hole, with `Holes::StopAt`).
+        let (mut pieces, mut at, mut unmapped, mut refused) = (Vec::new(), addr, false, None);
         let first = st.vma_at(addr).map_or(addr, |(s, _)| s);
-        st.vmas.range(first..end).try_for_each(|(_, v)| check(v))?;
-        st.split_at(addr);
-        st.split_at(end);
-        for (_, v) in st.vmas.range_mut(addr..end) {
-            change(v);
+        for (&s, v) in st.vmas.range(first..end) {
+            if s > at {
+                unmapped = true;
+                if holes == Holes::StopAt {
+                    break;
+                }
+            }
+            if let Err(e) = check(v) {
+                refused = Some(e);
+                break;
+            }
+            pieces.push((s.max(addr), v.end.min(end)));
+            at = v.end.min(end);
+        }
+        unmapped |= refused.is_none() && at < end;
+        for &(s, e) in &pieces {
+            st.split_at(s);
+            st.split_at(e);
+            for (_, v) in st.vmas.range_mut(s..e) {
+                change(v);
+            }
         }
         st.merge_around(addr, end);
-        Ok(())
+        match refused {
+            Some(e) => Err(e),
+            None if unmapped => Err(hole),
+            None => Ok(()),
+        }
     }
 
     /// mincore: one byte per page, 1 where the page is populated.

@@ -1,8 +1,9 @@
-// mprotect over several mappings goes mapping by mapping, as Linux's does, and
-// stops at the first it refuses, keeping what it changed before: at a hole (ENOMEM),
-// at a mapping that may not become writable (EACCES: a shared mapping of a file
-// opened read-only), and at the mapping RLIMIT_DATA refuses (ENOMEM). A range that
-// starts in a hole changes nothing.
+// Calls on a range of several mappings go mapping by mapping, as Linux's do, and
+// stop at the first they refuse, keeping what they changed before. mprotect stops at
+// a hole (ENOMEM), at a mapping that may not become writable (EACCES: a shared
+// mapping of a file opened read-only), and at the mapping RLIMIT_DATA refuses
+// (ENOMEM); a range that starts in a hole changes nothing. mlock stops at a hole too;
+// madvise(MADV_DONTNEED) drops every mapped part and then says ENOMEM.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +79,20 @@ int main(void) {
     int r = mprotect(p, 32 * PG, PROT_READ | PROT_WRITE);
     int first = writable(p), second = writable(p + 16 * PG);
     printf("RLIMIT_DATA refuses the second mapping: %d %s, first writable %d, second %d\n", r, r ? errname(errno) : "", first, second);
+
+    rl.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_DATA, &rl);
+
+    // Four written pages with a hole at the third.
+    p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 4; i++) p[i * PG] = 'x';
+    munmap(p + 2 * PG, PG);
+    long locked = status_kb("VmLck");
+    r = mlock(p, 4 * PG);
+    printf("mlock over a hole: %d %s, VmLck grew by %ld kB\n", r, r ? errname(errno) : "", status_kb("VmLck") - locked);
+    munlock(p, 2 * PG);
+    r = madvise(p, 4 * PG, MADV_DONTNEED);
+    printf("madvise(MADV_DONTNEED) over a hole: %d %s, pages now %d %d %d\n", r, r ? errname(errno) : "", p[0], p[PG], p[3 * PG]);
 
     printf(failures ? "FAILED\n" : "all ok\n");
     return failures != 0;
