@@ -204,6 +204,50 @@ impl TimeWait {
     }
 }
 
+/// A loopback connection whose socket closed first, as Linux keeps it
+/// after the socket is gone (a timewait socket): a row without owner or
+/// inode, for /proc/net/tcp and sock_diag.
+pub struct Remains {
+    pub domain: i32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Whether its peer's FIN came; until then it waits in FIN_WAIT2.
+    pub peer_fin: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Remains {
+    /// Its row: FIN_WAIT2 (5) until its peer's FIN, then TIME_WAIT (6).
+    fn row(&self) -> ProcNetRow {
+        let state = if (self.peer_fin)() { 6 } else { 5 };
+        ProcNetRow { domain: self.domain, local: self.local, remote: Some(self.remote), state, queued: 0, sent: 0, uid: 0, inode: 0, v6only: false, drops: None }
+    }
+}
+
+/// The closed connections in TIME_WAIT, each shown until its 60 seconds
+/// (counted from the close, not from the peer's FIN) end. Whether one holds
+/// its port is its binding's `TimeWait`. Leaf lock.
+#[derive(Default)]
+pub struct TimeWaits(Mutex<Vec<(Instant, Arc<Remains>)>>);
+
+impl TimeWaits {
+    pub fn add(&self, remains: Remains) {
+        if let Some(end) = Instant::now().checked_add(TIME_WAIT) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push((end, Arc::new(remains)));
+        }
+    }
+
+    /// Their rows (made after the lock: a peer's FIN is its stream's to tell).
+    pub fn rows(&self) -> Vec<ProcNetRow> {
+        let live: Vec<Arc<Remains>> = {
+            let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            list.retain(|(end, _)| now < *end);
+            list.iter().map(|(_, r)| r.clone()).collect()
+        };
+        live.iter().map(|r| r.row()).collect()
+    }
+}
+
 impl<T> Binding<T> {
     /// Whether a packet to the canonical `ip` reaches this binding, and how
     /// well: 2 for its own address, 1 through a wildcard.
