@@ -13,7 +13,7 @@ use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
 use rvisor_abi::{consts, error, SysResult};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -224,26 +224,36 @@ impl Remains {
 }
 
 /// The closed connections in TIME_WAIT, each shown until its 60 seconds
-/// (counted from the close, not from the peer's FIN) end. Whether one holds
-/// its port is its binding's `TimeWait`. Leaf lock.
+/// (counted from the close, not from the peer's FIN) end, oldest first.
+/// Whether one holds its port is its binding's `TimeWait`. Leaf lock.
 #[derive(Default)]
-pub struct TimeWaits(Mutex<Vec<(Instant, Arc<Remains>)>>);
+pub struct TimeWaits(Mutex<VecDeque<(Instant, Arc<Remains>)>>);
+
+/// The most it keeps; beyond, a close leaves none (Linux's
+/// tcp_max_tw_buckets, "time wait bucket table overflow").
+const MAX_TIME_WAITS: usize = 262_144;
 
 impl TimeWaits {
+    /// The list, without those whose time is over.
+    fn live(&self) -> MutexGuard<'_, VecDeque<(Instant, Arc<Remains>)>> {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while list.front().is_some_and(|(end, _)| *end <= now) {
+            list.pop_front();
+        }
+        list
+    }
+
     pub fn add(&self, remains: Remains) {
-        if let Some(end) = Instant::now().checked_add(TIME_WAIT) {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push((end, Arc::new(remains)));
+        let mut list = self.live();
+        if let (Some(end), true) = (Instant::now().checked_add(TIME_WAIT), list.len() < MAX_TIME_WAITS) {
+            list.push_back((end, Arc::new(remains)));
         }
     }
 
     /// Their rows (made after the lock: a peer's FIN is its stream's to tell).
     pub fn rows(&self) -> Vec<ProcNetRow> {
-        let live: Vec<Arc<Remains>> = {
-            let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            list.retain(|(end, _)| now < *end);
-            list.iter().map(|(_, r)| r.clone()).collect()
-        };
+        let live: Vec<Arc<Remains>> = self.live().iter().map(|(_, r)| r.clone()).collect();
         live.iter().map(|r| r.row()).collect()
     }
 }
