@@ -871,7 +871,7 @@ impl Drop for TcpSocket {
                 let (mine, theirs) = stream.fins();
                 if self.ep.aborts_on_close() {
                     stream.abort();
-                } else if (mine && self.fin_first.load(Ordering::Relaxed) || !mine && !theirs) && !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() && stream.queued() == 0 {
+                } else if ((mine && self.fin_first.load(Ordering::Relaxed)) || (!mine && !theirs)) && !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() && stream.queued() == 0 {
                     // Its FIN went (or goes now) first: FIN_WAIT2 until its
                     // peer's comes, then TIME_WAIT (closing with bytes
                     // unread resets instead).
