@@ -2142,6 +2142,15 @@ fn tcp_queue_ioctls() {
     compare("tcp_queue_ioctls", "tcp_queues", &Spec::default(), expect_all_ok);
 }
 
+/// How a loopback TCP connection ends (tests/programs/tcp_states.c): TCP_INFO's
+/// tcpi_state and /proc/net/tcp's rows after each side shuts down or closes
+/// (FIN_WAIT, CLOSE_WAIT, CLOSE; the TIME_WAIT row without inode of the end
+/// whose FIN went first; no row after a reset).
+#[test]
+fn tcp_states() {
+    compare("tcp_states", "tcp_states", &Spec::default(), expect_all_ok);
+}
+
 /// Datagram buffers (tests/programs/dgram_buffers.c): an AF_UNIX datagram or
 /// seqpacket sender's SO_SNDBUF bounds what it has queued unread (EAGAIN, a
 /// blocked send, POLLOUT, SIOCOUTQ) and its datagrams (EMSGSIZE), a receiver

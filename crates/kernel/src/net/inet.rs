@@ -13,7 +13,7 @@ use super::NetNamespace;
 use crate::task::Task;
 use rvisor_abi::structs::{SockaddrIn, SockaddrIn6};
 use rvisor_abi::{consts, error, SysResult};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -201,6 +201,60 @@ impl TimeWait {
 
     fn holds(&self) -> bool {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|end| Instant::now() < end)
+    }
+}
+
+/// A loopback connection whose socket closed first, as Linux keeps it
+/// after the socket is gone (a timewait socket): a row without owner or
+/// inode, for /proc/net/tcp and sock_diag.
+pub struct Remains {
+    pub domain: i32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Whether its peer's FIN came; until then it waits in FIN_WAIT2.
+    pub peer_fin: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Remains {
+    /// Its row: FIN_WAIT2 (5) until its peer's FIN, then TIME_WAIT (6).
+    fn row(&self) -> ProcNetRow {
+        let state = if (self.peer_fin)() { 6 } else { 5 };
+        ProcNetRow { domain: self.domain, local: self.local, remote: Some(self.remote), state, queued: 0, sent: 0, uid: 0, inode: 0, v6only: false, drops: None }
+    }
+}
+
+/// The closed connections in TIME_WAIT, each shown until its 60 seconds
+/// (counted from the close, not from the peer's FIN) end, oldest first.
+/// Whether one holds its port is its binding's `TimeWait`. Leaf lock.
+#[derive(Default)]
+pub struct TimeWaits(Mutex<VecDeque<(Instant, Arc<Remains>)>>);
+
+/// The most it keeps; beyond, a close leaves none (Linux's
+/// tcp_max_tw_buckets, "time wait bucket table overflow").
+const MAX_TIME_WAITS: usize = 262_144;
+
+impl TimeWaits {
+    /// The list, without those whose time is over.
+    fn live(&self) -> MutexGuard<'_, VecDeque<(Instant, Arc<Remains>)>> {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while list.front().is_some_and(|(end, _)| *end <= now) {
+            list.pop_front();
+        }
+        list
+    }
+
+    pub fn add(&self, remains: Remains) {
+        let mut list = self.live();
+        if let (Some(end), true) = (Instant::now().checked_add(TIME_WAIT), list.len() < MAX_TIME_WAITS) {
+            list.push_back((end, Arc::new(remains)));
+        }
+    }
+
+    /// Their rows (made after the lock: a peer's FIN is its stream's to tell).
+    pub fn rows(&self) -> Vec<ProcNetRow> {
+        let live: Vec<Arc<Remains>> = self.live().iter().map(|(_, r)| r.clone()).collect();
+        live.iter().map(|r| r.row()).collect()
     }
 }
 

@@ -373,6 +373,8 @@ impl NetNamespace {
 #[derive(Default)]
 pub struct Loopback {
     pub tcp: inet::Ports<tcp::TcpSocket>,
+    /// TCP connections closed into TIME_WAIT (or FIN_WAIT2, waiting for it).
+    pub tcp_time_wait: inet::TimeWaits,
     pub udp: inet::Ports<udp::UdpSocket>,
     /// Ping sockets' echo identifiers.
     pub ping: inet::Ports<udp::UdpSocket>,
@@ -389,7 +391,7 @@ impl Loopback {
     /// and family, in Linux's layout (netstat, ss and psutil read it).
     pub fn proc_net(&self, protocol: Protocol, v6: bool) -> String {
         let rows = match protocol {
-            Protocol::Tcp => self.tcp.sockets().iter().map(|s| s.proc_net_row()).collect(),
+            Protocol::Tcp => self.tcp.sockets().iter().filter_map(|s| s.proc_net_row()).chain(self.tcp_time_wait.rows()).collect(),
             Protocol::Udp => self.udp.sockets().iter().map(|s| s.proc_net_row()).collect(),
         };
         inet::proc_net_table(rows, v6, matches!(protocol, Protocol::Udp))

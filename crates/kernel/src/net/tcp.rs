@@ -77,6 +77,9 @@ pub struct TcpSocket {
     connect_unreported: AtomicBool,
     /// Made by accept(2): it holds the listener's port, in TIME_WAIT too.
     accepted: bool,
+    /// It sent its FIN before its peer's came: once both are in, it is in
+    /// TIME_WAIT (its peer went through LAST_ACK to CLOSE).
+    fin_first: AtomicBool,
 }
 
 impl PortUser for TcpSocket {
@@ -105,6 +108,7 @@ impl TcpSocket {
             reset: AtomicBool::new(false),
             connect_unreported: AtomicBool::new(false),
             accepted,
+            fin_first: AtomicBool::new(false),
         })
     }
 
@@ -455,6 +459,8 @@ impl TcpSocket {
 
 /// Linux's TCP state numbers, as /proc/net/tcp and TCP_INFO show them.
 const ESTABLISHED: u8 = 1;
+const FIN_WAIT2: u8 = 5;
+const TIME_WAIT: u8 = 6;
 const CLOSE: u8 = 7;
 const CLOSE_WAIT: u8 = 8;
 const LISTEN: u8 = 10;
@@ -468,10 +474,23 @@ impl TcpSocket {
     /// Its state in Linux's numbers, its peer, the bytes it has to read and
     /// those sent but not acknowledged (a listener: connections waiting, and
     /// its backlog). Loopback acknowledges what its peer's window took.
+    /// A loopback connection's state follows the FINs, each acknowledged at
+    /// once (Linux's FIN_WAIT1 lasts until its peer's delayed ACK).
     fn linux_state(&self) -> (u8, Option<SocketAddr>, usize, usize) {
         match &*self.state() {
-            State::Connected { stream, peer, .. } if stream.peer_closed() => (CLOSE_WAIT, Some(*peer), stream.arrived(), stream.unacked()),
-            State::Connected { stream, peer, .. } => (ESTABLISHED, Some(*peer), stream.arrived(), stream.unacked()),
+            State::Connected { stream, peer, .. } => {
+                let state = if self.reset.load(Ordering::Relaxed) || stream.reset_pending() {
+                    CLOSE
+                } else {
+                    match stream.fins() {
+                        (false, false) => ESTABLISHED,
+                        (false, true) => CLOSE_WAIT,
+                        (true, false) => FIN_WAIT2,
+                        (true, true) => CLOSE,
+                    }
+                };
+                (state, Some(*peer), stream.arrived(), stream.unacked())
+            }
             // `max` is one more than listen(2)'s backlog.
             State::Listening { backlog, max, remote } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting), max.saturating_sub(1)),
             State::Remote { conn, peer } => {
@@ -482,9 +501,16 @@ impl TcpSocket {
         }
     }
 
-    pub fn proc_net_row(&self) -> inet::ProcNetRow {
+    /// Its row in /proc/net/tcp and sock_diag. A loopback connection over
+    /// both ways has none: Linux unhashed its socket, and shows instead the
+    /// TIME_WAIT that took its place if it sent the first FIN.
+    pub fn proc_net_row(&self) -> Option<inet::ProcNetRow> {
         let (state, remote, queued, sent) = self.linux_state();
-        inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only(), drops: None }
+        if let (CLOSE, Some(remote), true) = (state, remote, matches!(*self.state(), State::Connected { .. })) {
+            let first = self.fin_first.load(Ordering::Relaxed) && !self.reset.load(Ordering::Relaxed);
+            return first.then(|| inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote: Some(remote), state: TIME_WAIT, queued: 0, sent: 0, uid: 0, inode: 0, v6only: false, drops: None });
+        }
+        Some(inet::ProcNetRow { domain: self.ep.domain, local: self.ep.local(), remote, state, queued, sent, uid: self.ep.uid, inode: self.ino.number(), v6only: self.ep.v6only(), drops: None })
     }
 
     /// TCP_INFO: the state, and what a loopback connection that loses nothing
@@ -492,7 +518,7 @@ impl TcpSocket {
     pub fn tcp_info(&self) -> TcpInfo {
         let mut info = TcpInfo::zeroed();
         info.state = self.linux_state().0;
-        if info.state != ESTABLISHED && info.state != CLOSE_WAIT {
+        if ![ESTABLISHED, CLOSE_WAIT, FIN_WAIT2].contains(&info.state) {
             return info;
         }
         info.rto = 200_000;
@@ -715,6 +741,9 @@ impl Socket for TcpSocket {
             State::Connected { stream, .. } => {
                 let stream = stream.clone();
                 drop(st);
+                if how != 0 && stream.fins() == (false, false) {
+                    self.fin_first.store(true, Ordering::Relaxed);
+                }
                 stream.shutdown(how)
             }
             State::Listening { .. } if rd => {
@@ -838,11 +867,20 @@ impl Drop for TcpSocket {
                     }
                 }
             }
-            State::Connected { stream, .. } => {
+            State::Connected { stream, peer, .. } => {
+                let (mine, theirs) = stream.fins();
                 if self.ep.aborts_on_close() {
                     stream.abort();
-                } else if !stream.peer_closed() && !self.reset.load(Ordering::Relaxed) && (self.accepted || self.ep.port_chosen()) {
-                    self.ep.time_wait.start();
+                } else if ((mine && self.fin_first.load(Ordering::Relaxed)) || (!mine && !theirs)) && !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() && stream.queued() == 0 {
+                    // Its FIN went (or goes now) first: FIN_WAIT2 until its
+                    // peer's comes, then TIME_WAIT (closing with bytes
+                    // unread resets instead).
+                    let end = stream.peer_end();
+                    let peer_fin = Box::new(move || UnixSocket::fin_from(&end));
+                    self.ep.net.loopback.tcp_time_wait.add(inet::Remains { domain: self.ep.domain, local: self.ep.local(), remote: peer, peer_fin });
+                    if self.accepted || self.ep.port_chosen() {
+                        self.ep.time_wait.start();
+                    }
                 }
             }
             State::Remote { conn, .. } => {

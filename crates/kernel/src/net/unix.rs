@@ -1585,6 +1585,26 @@ impl UnixSocket {
         self.conn().is_ok_and(|c| c.pair.ends[c.peer()].strong_count() == 0)
     }
 
+    /// TCP: whether it sent its FIN (shut writing, or closed), and whether
+    /// its peer's came (on loopback each is acknowledged at once).
+    pub fn fins(&self) -> (bool, bool) {
+        let Ok(c) = self.conn() else { return (false, false) };
+        let mine = c.pair.queue(c.peer()).write_shut;
+        let theirs = c.pair.queue(c.end).write_shut;
+        (mine, theirs)
+    }
+
+    /// Whether its peer's FIN came, or is due (the peer is gone), told after
+    /// it closed: `end` is its peer's end of the connection.
+    pub fn fin_from(end: &Weak<UnixSocket>) -> bool {
+        end.upgrade().is_none_or(|s| s.fins().0)
+    }
+
+    /// Its peer's end of the connection.
+    pub fn peer_end(&self) -> Weak<UnixSocket> {
+        self.conn().map_or_else(|_| Weak::new(), |c| c.pair.ends[c.peer()].clone())
+    }
+
     /// Ends its connection with a reset: its peer has ECONNRESET pending and
     /// reads EOF after it (a TCP connection closed before it was accepted).
     pub fn abort(&self) {

@@ -83,7 +83,11 @@ impl Sockets for TaskSockets<'_> {
     fn inet(&self, protocol: u8) -> Vec<InetSocket> {
         let loopback = &self.0.ns.net.loopback;
         let mut out: Vec<InetSocket> = match protocol {
-            IPPROTO_TCP => loopback.tcp.sockets().iter().map(|s| InetSocket { row: s.proc_net_row(), info: Some(s.tcp_info()) }).collect(),
+            // A closed connection's TIME_WAIT has no TCP_INFO.
+            IPPROTO_TCP => {
+                let live = loopback.tcp.sockets().iter().filter_map(|s| Some((s.proc_net_row()?, s.tcp_info()))).map(|(row, info)| InetSocket { info: (row.inode != 0).then_some(info), row }).collect::<Vec<_>>();
+                live.into_iter().chain(loopback.tcp_time_wait.rows().into_iter().map(|row| InetSocket { row, info: None })).collect()
+            }
             IPPROTO_UDP => loopback.udp.sockets().iter().map(|s| InetSocket { row: s.proc_net_row(), info: None }).collect(),
             _ => Vec::new(),
         };
