@@ -333,7 +333,9 @@ impl TmpInode {
             return error!(EPERM);
         }
         let keep = len.div_ceil(PAGE_SIZE);
-        self.fs.uncharge(pages.split_off(&keep).len() as u64);
+        let cut = pages.split_off(&keep);
+        self.fs.uncharge(cut.len() as u64);
+        Frames::release_all(cut.into_values().map(|p| p.frames));
         if len % PAGE_SIZE != 0 {
             if let Some(p) = pages.get(&(len / PAGE_SIZE)) {
                 let from = len % PAGE_SIZE;
@@ -376,8 +378,9 @@ impl TmpInode {
 /// A file's pages go back to its file system's count when it is gone.
 impl Drop for TmpInode {
     fn drop(&mut self) {
-        if let Content::File { pages, .. } = &self.state.get_mut().unwrap_or_else(|e| e.into_inner()).1 {
+        if let Content::File { pages, .. } = &mut self.state.get_mut().unwrap_or_else(|e| e.into_inner()).1 {
             self.fs.uncharge(pages.len() as u64);
+            Frames::release_all(std::mem::take(pages).into_values().map(|p| p.frames));
         }
     }
 }
