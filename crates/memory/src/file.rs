@@ -298,14 +298,26 @@ impl MemoryFile {
         Ok(())
     }
 
-    /// As [`MemoryFile::store`], from `len` bytes of `src` (this file or another)
-    /// at `src_off`: app memory into fresh frames, with no buffer between.
-    pub fn store_from(&self, off: u64, src: &MemoryFile, src_off: u64, len: usize) -> nix::Result<()> {
-        let s = src.check(src_off, len);
-        // SAFETY: in bounds of `src`'s mapping, which lives as long as the borrow;
-        // the app may change the bytes meanwhile, as during a write on Linux, and
-        // the host call copies whatever it finds.
-        self.store(off, unsafe { std::slice::from_raw_parts(s, len) })
+    /// As [`MemoryFile::store`], from ranges of `src` (this file or another) in
+    /// order: app memory into fresh frames, with no buffer between, and one host
+    /// call for all the pieces of the app's buffer. The app may change the bytes
+    /// meanwhile, as during a write on Linux; the host call copies what it finds.
+    pub fn store_ranges(&self, off: u64, src: &MemoryFile, ranges: &[FileRange]) -> nix::Result<()> {
+        let total: u64 = ranges.iter().map(|r| r.len).sum();
+        self.check(off, total as usize);
+        let mut slices = src.io_slices(ranges);
+        let mut rest = &mut slices[..];
+        let mut put = 0u64;
+        while put < total {
+            // At most IOV_MAX pieces a call.
+            let n = nix::sys::uio::pwritev(&self.fd, &rest[..rest.len().min(1024)], (off + put) as i64)?;
+            if n == 0 {
+                return Err(nix::errno::Errno::EIO);
+            }
+            put += n as u64;
+            std::io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
     }
 
     pub fn write(&self, off: u64, buf: &[u8]) {
@@ -487,6 +499,23 @@ mod tests {
         let mut after = [1u8; 64];
         mf.read(r.start + 8192 + back.len() as u64, &mut after);
         assert_eq!(after, [0u8; 64]);
+    }
+
+    /// Pieces of a buffer land in order, more of them than one host call takes.
+    #[test]
+    fn stores_from_ranges_keep_their_order() {
+        let mf = MemoryFile::new().unwrap();
+        let src = mf.allocate(16 << 20, UsageKind::Anonymous).unwrap();
+        let dst = mf.allocate(1 << 20, UsageKind::Anonymous).unwrap();
+        // 1500 pieces of 100 bytes, every other 4 KiB apart, backwards.
+        let pieces: Vec<FileRange> = (0..1500u64).rev().map(|i| FileRange { start: src.start + i * 8192, len: 100 }).collect();
+        for (n, r) in pieces.iter().enumerate() {
+            mf.write(r.start, &[(n % 251) as u8; 100]);
+        }
+        mf.store_ranges(dst.start + 10, &mf, &pieces).unwrap();
+        let mut back = vec![0u8; 150_000];
+        mf.read(dst.start + 10, &mut back);
+        assert!(back.chunks(100).enumerate().all(|(n, c)| c.iter().all(|&b| b == (n % 251) as u8)));
     }
 
     #[test]

@@ -887,6 +887,13 @@ fn seek_data_and_holes() {
     compare("seek_data_and_holes", "seek_hole", &Spec::default(), |o| all([expect_status(o, 0), expect_stdout_has_line(o, "SEEK_HOLE from 8192: 12288 "), expect_stdout_has_line(o, "punched bytes read as zeros: yes")]));
 }
 
+/// An unlinked tmpfs file's pages are freed on its last close (the dentry cache
+/// does not keep it).
+#[test]
+fn tmpfs_unlink_frees() {
+    compare("tmpfs_unlink_frees", "tmpfs_unlink_frees", &Spec::default(), expect_all_ok);
+}
+
 /// AF_UNIX socket pairs: streams, datagrams and packets, readiness, shutdown.
 #[test]
 fn socket_pairs() {

@@ -341,23 +341,50 @@ impl TmpInode {
             match pages.get(&idx) {
                 Some(p) => data.copy(mf, p.offset() + inpage as u64, done, chunk),
                 None => {
-                    // Out of space part way: what was written counts.
-                    let frames = match self.fs.charge(1).map(|()| Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs)) {
-                        Ok(Some(f)) => f,
-                        failed => {
-                            if failed.is_ok() {
-                                self.fs.uncharge(1);
-                            }
-                            if done > 0 {
+                    // The run of missing pages from here, each with a frame of its
+                    // own (freed with it), taken together: frames allocated one
+                    // after another are mostly adjacent, and each adjacent group is
+                    // filled by one host write rather than one per page.
+                    let last = (off + len as u64 - 1) / PAGE_SIZE;
+                    let run_end = pages.range(idx..=last).next().map_or(last + 1, |(&k, _)| k);
+                    let mut fresh: Vec<Page> = Vec::new();
+                    for _ in idx..run_end {
+                        match self.fs.charge(1).map(|()| Frames::allocate_as(&self.fs.mf, PAGE_SIZE, UsageKind::Tmpfs)) {
+                            Ok(Some(frames)) => fresh.push(Page { frames, at: 0 }),
+                            failed => {
+                                if failed.is_ok() {
+                                    self.fs.uncharge(1);
+                                }
                                 break;
                             }
-                            return error!(ENOSPC);
                         }
-                    };
-                    let p = Page { frames, at: 0 };
-                    // A fresh frame is a hole: a store skips faulting it in.
-                    data.store(mf, p.offset() + inpage as u64, done, chunk).map_err(|_| errno!(EIO))?;
-                    pages.insert(idx, p);
+                    }
+                    if fresh.is_empty() {
+                        // Out of space part way: what was written counts.
+                        if done > 0 {
+                            break;
+                        }
+                        return error!(ENOSPC);
+                    }
+                    let span = (fresh.len() * PAGE_SIZE as usize - inpage).min(len - done);
+                    let (mut i, mut put) = (0, 0);
+                    while i < fresh.len() {
+                        let mut j = i + 1;
+                        while j < fresh.len() && fresh[j].offset() == fresh[j - 1].offset() + PAGE_SIZE {
+                            j += 1;
+                        }
+                        let skip = if i == 0 { inpage } else { 0 };
+                        let n = ((j - i) * PAGE_SIZE as usize - skip).min(span - put);
+                        // Fresh frames are holes: a store skips faulting them in.
+                        data.store(mf, fresh[i].offset() + skip as u64, done + put, n).map_err(|_| errno!(EIO))?;
+                        put += n;
+                        i = j;
+                    }
+                    for (k, p) in (idx..).zip(fresh) {
+                        pages.insert(k, p);
+                    }
+                    done += span;
+                    continue;
                 }
             }
             done += chunk;
@@ -375,7 +402,9 @@ impl TmpInode {
             return error!(EPERM);
         }
         let keep = len.div_ceil(PAGE_SIZE);
-        self.fs.uncharge(pages.split_off(&keep).len() as u64);
+        let cut = pages.split_off(&keep);
+        self.fs.uncharge(cut.len() as u64);
+        Frames::release_all(cut.into_values().map(|p| p.frames));
         if len % PAGE_SIZE != 0 {
             if let Some(p) = pages.get(&(len / PAGE_SIZE)) {
                 let from = len % PAGE_SIZE;
@@ -418,8 +447,9 @@ impl TmpInode {
 /// A file's pages go back to its file system's count when it is gone.
 impl Drop for TmpInode {
     fn drop(&mut self) {
-        if let Content::File { pages, .. } = &self.state.get_mut().unwrap_or_else(|e| e.into_inner()).1 {
+        if let Content::File { pages, .. } = &mut self.state.get_mut().unwrap_or_else(|e| e.into_inner()).1 {
             self.fs.uncharge(pages.len() as u64);
+            Frames::release_all(std::mem::take(pages).into_values().map(|p| p.frames));
         }
     }
 }

@@ -72,14 +72,11 @@ impl<'a> RangeCursor<'a> {
 
     /// As [`RangeCursor::copy_to`], into fresh frames of `dst`, which a host
     /// write fills without faulting them in (`MemoryFile::store`).
+    /// The app's pieces go in one host call.
     pub fn store_to(&mut self, dst: &MemoryFile, dst_off: u64, n: usize) -> nix::Result<usize> {
-        let (mf, mut failed) = (self.mf, Ok(()));
-        let done = self.advance(n, |off, at, k| {
-            if failed.is_ok() {
-                failed = dst.store_from(dst_off + at as u64, mf, off, k);
-            }
-        });
-        failed.map(|()| done)
+        let mut pieces: Vec<FileRange> = Vec::new();
+        let done = self.advance(n, |off, _, k| pieces.push(FileRange { start: off, len: k as u64 }));
+        dst.store_ranges(dst_off, self.mf, &pieces).map(|()| done)
     }
 
     /// Zeroes the next `n` bytes (or as many as remain) of the application's buffers.

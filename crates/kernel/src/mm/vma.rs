@@ -502,11 +502,35 @@ impl Frames {
         self.charged.fetch_sub(len, Ordering::Relaxed);
         self.mf.uncharge(len, self.kind);
     }
+
+    /// Lets go of many frames at once (a tmpfs file's pages): those nothing
+    /// else holds that lie next to each other in the memory file go back to the
+    /// host together, one hole punch (and one host TLB flush) for the lot
+    /// rather than one per page.
+    pub fn release_all(frames: impl IntoIterator<Item = Arc<Frames>>) {
+        let mut run: Option<Frames> = None;
+        for f in frames {
+            // Others still hold it: it goes when they let go.
+            let Ok(mut f) = Arc::try_unwrap(f) else { continue };
+            match &mut run {
+                Some(r) if r.kind == f.kind && Arc::ptr_eq(&r.mf, &f.mf) && r.range.end() == f.range.start => {
+                    r.range.len += f.range.len;
+                    *r.charged.get_mut() += *f.charged.get_mut();
+                    // Its frames are the run's now: its drop frees nothing.
+                    f.range.len = 0;
+                }
+                _ => run = Some(f),
+            }
+        }
+    }
 }
 
 impl Drop for Frames {
     fn drop(&mut self) {
-        self.mf.release(self.range, *self.charged.get_mut(), self.kind);
+        // Empty: merged into a neighbour's release (`release_all`).
+        if self.range.len != 0 {
+            self.mf.release(self.range, *self.charged.get_mut(), self.kind);
+        }
     }
 }
 

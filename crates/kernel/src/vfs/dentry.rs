@@ -24,19 +24,22 @@ pub struct Dentry {
     /// The mount grafted here, if this dentry is a mount point.
     mounted: Mutex<Option<Arc<Mount>>>,
     /// No longer its parent's child by this name (unlinked, renamed away): the
-    /// recently-used list may let go of it early (`release_stale`).
+    /// recently-used list lets go of it (`forget`, `release_stale`).
     stale: AtomicBool,
+    /// 1 + its place in the recently-used list (`Recent::seq`), 0 if none; only
+    /// read or changed under that list's lock.
+    recent: AtomicU64,
 }
 
 impl Dentry {
     pub fn new_root(inode: Arc<dyn Inode>, mount: Weak<Mount>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false) })
+        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, mount, children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false), recent: AtomicU64::new(0) })
     }
 
     /// A name for a file that is in no directory (a memfd): it has a path for
     /// /proc/self/fd, under `parent`, but no walk can reach it.
     pub fn unlinked(parent: &Arc<Dentry>, name: Vec<u8>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false) })
+        Arc::new(Dentry { name, parent: Some(parent.clone()), inode, mount: parent.mount.clone(), children: Mutex::default(), mounted: Mutex::default(), stale: AtomicBool::new(false), recent: AtomicU64::new(0) })
     }
 
     /// No longer its parent's child by its name (unlinked, or renamed away).
@@ -76,6 +79,7 @@ impl Dentry {
             children: Mutex::default(),
             mounted: Mutex::default(),
             stale: AtomicBool::new(false),
+            recent: AtomicU64::new(0),
         });
         if cache {
             let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,10 +126,15 @@ impl Dentry {
     }
 
     /// Forgets a cached child (after unlink, rmdir or rename changed the directory).
+    /// The recently-used list lets go of it too: no walk finds it again, and an
+    /// unlinked file must go (its tmpfs pages with it) once nothing uses it.
     pub fn forget(&self, name: &[u8]) {
         let gone = self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name).and_then(|w| w.upgrade());
         if let Some(d) = gone {
             d.stale.store(true, Ordering::Relaxed);
+            let held = RECENT.lock().unwrap_or_else(|e| e.into_inner()).remove(&d);
+            // Dropped outside the lock, as evicted dentries are.
+            drop(held);
         }
     }
 
@@ -216,16 +225,62 @@ impl Dentry {
 /// one may hold a gofer node, and with it a host descriptor of the gofer's.
 const DENTRY_CACHE: usize = 8192;
 
-/// The recently used dentries, most recent last (with repeats: cheap to push,
-/// bounded by count). One per Sentry process, like its one kernel.
-static RECENT: Mutex<std::collections::VecDeque<Arc<Dentry>>> = Mutex::new(std::collections::VecDeque::new());
+/// The recently used dentries, most recent last, each in one slot at most (a
+/// use moves it to the back). Bounded by slots, the emptied ones included.
+struct Recent {
+    slots: std::collections::VecDeque<Option<Arc<Dentry>>>,
+    /// The place of `slots[0]`: places only grow, so a dentry's recorded one
+    /// finds its slot while it is in the list.
+    seq: u64,
+}
+
+impl Recent {
+    /// The index of `d`'s slot, if it has one.
+    fn index(&self, d: &Arc<Dentry>) -> Option<usize> {
+        let at = d.recent.load(Ordering::Relaxed).checked_sub(1)?.checked_sub(self.seq)?;
+        let i = usize::try_from(at).ok()?;
+        self.slots.get(i)?.as_ref().filter(|e| Arc::ptr_eq(e, d)).map(|_| i)
+    }
+
+    /// Takes `d` out of the list; the caller drops it outside the lock.
+    fn remove(&mut self, d: &Arc<Dentry>) -> Option<Arc<Dentry>> {
+        let i = self.index(d)?;
+        d.recent.store(0, Ordering::Relaxed);
+        self.slots[i].take()
+    }
+
+    /// Moves `d` to the back; returns the dentries that fell off the front.
+    fn touch(&mut self, d: &Arc<Dentry>) -> Vec<Arc<Dentry>> {
+        if let Some(i) = self.index(d) {
+            self.slots[i] = None;
+        }
+        self.slots.push_back(Some(d.clone()));
+        d.recent.store(self.seq + self.slots.len() as u64, Ordering::Relaxed);
+        let excess = self.slots.len().saturating_sub(DENTRY_CACHE);
+        self.seq += excess as u64;
+        self.slots.drain(..excess).flatten().collect()
+    }
+
+    /// Takes out the dentries `gone` picks.
+    fn take_if(&mut self, gone: impl Fn(&Dentry) -> bool) -> Vec<Arc<Dentry>> {
+        let mut out = Vec::new();
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|d| gone(d)) {
+                out.extend(slot.take());
+            }
+        }
+        for d in &out {
+            d.recent.store(0, Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+/// One per Sentry process, like its one kernel.
+static RECENT: Mutex<Recent> = Mutex::new(Recent { slots: std::collections::VecDeque::new(), seq: 0 });
 
 fn recently_used(d: &Arc<Dentry>) {
-    let mut r = RECENT.lock().unwrap_or_else(|e| e.into_inner());
-    r.push_back(d.clone());
-    let excess = r.len().saturating_sub(DENTRY_CACHE);
-    let evicted: Vec<Arc<Dentry>> = r.drain(..excess).collect();
-    drop(r);
+    let evicted = RECENT.lock().unwrap_or_else(|e| e.into_inner()).touch(d);
     // Dropped outside the lock: the last reference may close a gofer node.
     drop(evicted);
 }
@@ -234,10 +289,7 @@ fn recently_used(d: &Arc<Dentry>) {
 /// and with them of files nothing else holds: a tmpfs that is full, or asked its
 /// use, must not count files unlinked and closed.
 pub fn release_stale() {
-    let mut r = RECENT.lock().unwrap_or_else(|e| e.into_inner());
-    let (stale, kept): (Vec<Arc<Dentry>>, Vec<_>) = r.drain(..).partition(|d| d.stale.load(Ordering::Relaxed));
-    *r = kept.into();
-    drop(r);
+    let stale = RECENT.lock().unwrap_or_else(|e| e.into_inner()).take_if(|d| d.stale.load(Ordering::Relaxed));
     // Dropped outside the lock, as evicted dentries are.
     drop(stale);
 }
@@ -729,10 +781,7 @@ impl MountNamespace {
             m.take_off();
             m.join(Weak::new());
         }
-        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
-        let (gone, kept): (Vec<Arc<Dentry>>, Vec<_>) = recent.drain(..).partition(|d| mounts.iter().any(|m| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))));
-        *recent = kept.into();
-        drop(recent);
+        let gone = RECENT.lock().unwrap_or_else(|e| e.into_inner()).take_if(|d| mounts.iter().any(|m| std::ptr::eq(d.mount.as_ptr(), Arc::as_ptr(m))));
         // Dropped outside the lock, as evicted dentries are.
         drop(gone);
     }
