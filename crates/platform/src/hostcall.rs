@@ -52,6 +52,18 @@ pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
     Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
 }
 
+/// The ID of the host mount `path` is in (statx's STATX_MNT_ID, as mountinfo's
+/// first field numbers mounts); None if the host cannot say.
+pub fn mount_id(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid value of the plain struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `stx` valid for writes.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID, &mut stx) };
+    (r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
+}
+
 /// `TIOCGWINSZ` on a host descriptor.
 pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<[u16; 4]> {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };

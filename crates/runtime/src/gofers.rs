@@ -145,16 +145,9 @@ pub fn mount_specs(planned: Vec<PlannedMount>, clients: &[Arc<rvisor_gofer::Clie
 /// could be a mount hidden beneath another): what runc's bind mount of `path`
 /// shows. None if either cannot be read.
 fn host_fs(path: &Path) -> Option<(String, String)> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero statx is a valid value of the plain struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is NUL-terminated and `stx` valid for writes.
-    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID, &mut stx) };
-    if r != 0 || stx.stx_mask & libc::STATX_MNT_ID == 0 {
-        return None;
-    }
+    let id = rvisor_platform::hostcall::mount_id(path)?;
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo_fs(&info, stx.stx_mnt_id)
+    mountinfo_fs(&info, id)
 }
 
 /// The type and source (unescaped) of mount `id` in mountinfo text.
