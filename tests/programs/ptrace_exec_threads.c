@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,13 +55,21 @@ static void exec_self(void) {
     _exit(99);
 }
 
-// A: tells its id, then execs when told.
+// Waits until thread `tid` sleeps. With "threads-exec", L and B are asleep in
+// their reads when A execs: a stop of L that strace had collected but not yet
+// looked at when the exec gave A L's id would be looked at in A (Linux too
+// has this race).
+static void await_asleep(pid_t tid) {
+    while (task_state(getpid(), tid) != 'S') sched_yield();
+}
+
+// A: tells its id, then execs when told (with `arg`, once L sleeps).
 static void *thread_a(void *arg) {
-    (void)arg;
     pid_t t = -gettid();
     wr(tids[1], &t, sizeof t);
     char b;
     rd(go[0], &b, 1);
+    if (arg) await_asleep(getpid());
     exec_self();
     return NULL;
 }
@@ -319,10 +328,11 @@ static void leader_exits_first(void) {
 static int threads_exec(void) {
     if (pipe(tids) || pipe(go) || pipe(block)) return 2;
     pthread_t t;
-    if (pthread_create(&t, NULL, thread_a, NULL) || pthread_create(&t, NULL, thread_b, NULL)) return 3;
-    pid_t id;
-    rd(tids[0], &id, sizeof id);
-    rd(tids[0], &id, sizeof id);
+    if (pthread_create(&t, NULL, thread_a, "when L sleeps") || pthread_create(&t, NULL, thread_b, NULL)) return 3;
+    pid_t id[2];
+    rd(tids[0], &id[0], sizeof id[0]);
+    rd(tids[0], &id[1], sizeof id[1]);
+    await_asleep(id[0] > 0 ? id[0] : id[1]);
     wr(go[1], "x", 1);
     char b;
     rd(block[0], &b, 1);

@@ -159,7 +159,7 @@ impl Task {
         }
         {
             let st = self.tg.state();
-            if st.exiting.is_some() || self.thread.held_by_group_stop(&st) || st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)) {
+            if st.exiting.is_some() || self.thread.held_by_group_stop(&st) || st.exec_zaps(&self.thread) {
                 return true;
             }
         }

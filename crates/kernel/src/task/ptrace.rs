@@ -178,9 +178,18 @@ impl Task {
     /// when a PTRACE_LISTEN of the stop ended.
     pub(crate) fn ptrace_stop(&mut self, kind: StopKind, status: i32, info: Option<SigInfo>) -> Option<(Resume, Stop)> {
         // A thread on its way out stops only to report its exit (Linux's
-        // ptrace_stop with a fatal signal pending).
-        if self.exit.is_some() && kind != StopKind::Event(PTRACE_EVENT_EXIT) {
-            return None;
+        // ptrace_stop with a fatal signal pending). So is one whose group
+        // exits, or is emptied by another thread's exec, before it noticed:
+        // it leaves now. A stop it made would be reported under an id the exec
+        // may be about to give the execing thread.
+        if kind != StopKind::Event(PTRACE_EVENT_EXIT) {
+            if self.exit.is_none() {
+                let st = self.tg.state();
+                self.exit = st.exiting.or(st.exec_zaps(&self.thread).then_some(super::ExitStatus::Exited(0)));
+            }
+            if self.exit.is_some() {
+                return None;
+            }
         }
         let tracer = self.thread.ptrace().tracer()?;
         // Single steps end at the stop that follows.
@@ -230,7 +239,7 @@ impl Task {
             // Only SIGKILL ends the stop of an exiting tracee (PTRACE_EVENT_EXIT).
             let (exiting, other_execs) = {
                 let st = self.tg.state();
-                (st.exiting, st.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, &self.thread)))
+                (st.exiting, st.exec_zaps(&self.thread))
             };
             if exiting.is_some_and(|e| kind != StopKind::Event(PTRACE_EVENT_EXIT) || e == super::ExitStatus::killed_by(consts::SIGKILL)) {
                 break Some(Resume::Kill);

@@ -117,7 +117,7 @@ impl Task {
             // until its tracer resumes it.
             let (exiting, other_execs, continued) = {
                 let mut st = self.tg.state();
-                (st.exiting, st.execer.as_ref().is_some_and(|t| !std::sync::Arc::ptr_eq(t, &self.thread)), std::mem::take(&mut st.continued_untold))
+                (st.exiting, st.exec_zaps(&self.thread), std::mem::take(&mut st.continued_untold))
             };
             if continued {
                 signals::notify_continued(&self.tg);

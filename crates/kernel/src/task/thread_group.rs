@@ -367,6 +367,12 @@ pub struct TgState {
 }
 
 impl TgState {
+    /// Whether another thread's execve is emptying the group, which `thread`
+    /// must leave quietly (Linux's zap_other_threads).
+    pub fn exec_zaps(&self, thread: &Arc<Thread>) -> bool {
+        self.execer.as_ref().is_some_and(|t| !Arc::ptr_eq(t, thread))
+    }
+
     /// Takes `child` out of the children; false if it was not among them.
     pub fn take_child(&mut self, child: &Arc<ThreadGroup>) -> bool {
         let Some(at) = self.children.iter().position(|c| Arc::ptr_eq(c, child)) else { return false };
