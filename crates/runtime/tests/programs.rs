@@ -160,6 +160,38 @@ fn syscall_patch_stress() {
     compare("syscall_patch_stress", "syscall_patch_stress", &Spec::default(), expect_all_ok);
 }
 
+/// glibc's `read` site, `xor %eax, %eax; syscall; cmp $-4096, %rax`, which systrap patches
+/// through an entry that runs the `cmp` (tests/programs/syscall_patch_read.c): calls from
+/// four threads and a forked child while it is patched; a thread asleep in the call then,
+/// woken, restarted after a handler, or failing with EINTR; a traced thread single-stepped
+/// to the site's `syscall`, or over it (which ends in a SIGTRAP right after the call, as
+/// on Linux), while another thread patches the site.
+#[test]
+fn syscall_patch_read() {
+    compare("syscall_patch_read", "syscall_patch_read", &Spec::default(), expect_all_ok);
+}
+
+/// On systrap, `syscall_patch_read`'s sites are patched while its threads stand where its
+/// cases put them (the `--debug` log): the test above takes the paths it means to.
+#[test]
+fn syscall_patch_read_is_patched() {
+    matrix("syscall_patch_read_is_patched", &[Link::Static], |v| {
+        let bin = compile("syscall_patch_read", v.link);
+        let o = run_sandbox_flags(v.platform, &["--debug"], &bin, &Spec::default());
+        expect_all_ok(&o)?;
+        let log = o.stderr_str();
+        let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+        let seen = (count(", Read)"), count(": AfterCall"), count(": Site"));
+        let patching = v.platform == "systrap";
+        let ok = if patching { seen.0 >= 6 && seen.1 >= 3 && seen.2 >= 1 } else { seen == (0, 0, 0) };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("read sites patched, detours after the call, detours to the site: {seen:?}\n{}", o.describe()))
+        }
+    });
+}
+
 /// statmount and listmount (tests/programs/statmount.c): every mount listed
 /// from the root agrees with /proc/self/mountinfo; the mounts made there
 /// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in

@@ -91,13 +91,13 @@ impl MemoryManager {
         // Without UFFD_FEATURE_EVENT_FORK (not offered) the child's memory is
         // its own to fault in. Locks are not inherited (the mappings stay split).
         let vmas = st.vmas.iter().filter(|(_, v)| !v.on_fork.skip).map(|(&s, v)| (s, super::Vma { userfault: None, mlock: super::vma::Mlock::Unlocked, ..v.clone() })).collect();
-        let child = MmState { vmas, pmas, layout: st.layout, fork_writes: st.fork_writes.clone(), limits: st.limits, usertrap: st.usertrap.clone(), ..MmState::default() };
+        let child = MmState { vmas, pmas, layout: st.layout, fork_writes: st.fork_writes.clone(), limits: st.limits, usertrap: st.usertrap.for_fork(), ..MmState::default() };
         let state = Arc::new(Mutex::new(child));
         let mapper = super::Mapper::new(&state, &aspace);
         for f in st.vmas.values().filter_map(|v| v.file.as_ref().filter(|_| !v.on_fork.skip)) {
             f.pages.add_mapper(&mapper);
         }
-        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state, aio: Default::default(), mapper })
+        Ok(MemoryManager { mf: self.mf.clone(), aspace, max_addr: self.max_addr, state, aio: Default::default(), mapper, patching: Default::default() })
     }
 
     /// The child's own copy of the copy-on-write block around `addr` (as far as the

@@ -72,6 +72,8 @@ pub struct MemoryManager {
     aio: aio::AioContexts,
     /// This address space to the files it maps.
     mapper: Arc<Mapper>,
+    /// Syscall patching's writes of a site (`usertrap.rs`).
+    patching: usertrap::PatchLock,
 }
 
 /// An address space as the files it maps know it, as much of Linux's reverse
@@ -170,7 +172,7 @@ impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, aspace: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
         let state = Arc::new(Mutex::new(MmState { limits: GrowthLimits::default(), ..MmState::default() }));
         let mapper = Mapper::new(&state, &aspace);
-        MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper }
+        MemoryManager { mf, aspace, max_addr, state, aio: Default::default(), mapper, patching: Default::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, MmState> {

@@ -442,11 +442,14 @@ pub fn handle(t: &mut Task) {
         }
     }
     serve(t);
+    t.ptrace_step_over_syscall();
     if let (Some(entry), Some((rip, nr))) = (patching, trapped_at) {
         let execs = nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat);
         // After an exec, the address space is another one.
-        if t.exit.is_none() && !execs {
-            t.mm.maybe_patch(rip, nr, entry);
+        if t.exit.is_none() && !execs && t.cpu.regs.rip == rip {
+            if let Some(to) = t.mm.maybe_patch(rip, nr, entry) {
+                t.cpu.regs.rip = to;
+            }
         }
     }
 }

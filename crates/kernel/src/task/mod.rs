@@ -56,6 +56,9 @@ pub(crate) enum RestartBlock {
     FutexWait { addr: UserAddr, private: bool, val: u32, bitset: u32, deadline: crate::futex::FutexDeadline },
 }
 
+/// The trap flag of rflags: one instruction, then a debug trap.
+pub(crate) const TRAP_FLAG: u64 = 0x100;
+
 pub struct Task {
     pub kernel: Arc<Kernel>,
     pub thread: Arc<Thread>,
@@ -88,6 +91,9 @@ pub struct Task {
     pub(crate) exit: Option<ExitStatus>,
     /// PR_SET_SYSCALL_USER_DISPATCH's setting (not inherited, gone at exec).
     pub(crate) user_dispatch: Option<crate::syscalls::UserDispatch>,
+    /// Resumed by PTRACE_SINGLESTEP: a syscall it makes ends in a SIGTRAP (Linux's
+    /// TIF_SINGLESTEP), as the trap flag alone would end only after the next instruction.
+    pub(crate) single_step: bool,
 }
 
 impl Task {
@@ -130,6 +136,7 @@ impl Task {
             vfork_parent: None,
             exit: None,
             user_dispatch: None,
+            single_step: false,
         }
     }
 

@@ -12,7 +12,7 @@
 //! lock, which is otherwise a leaf.
 
 use super::signals::{self, SigInfo};
-use super::{Task, Thread, ThreadGroup};
+use super::{Task, Thread, ThreadGroup, TRAP_FLAG};
 use rvisor_abi::consts;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, Weak};
@@ -29,9 +29,6 @@ pub const PTRACE_O_TRACEEXIT: u32 = 0x40;
 pub const PTRACE_O_EXITKILL: u32 = 0x10_0000;
 /// si_code of a SIGCHLD for a ptrace stop.
 pub const CLD_TRAPPED: i32 = 4;
-/// The trap flag of rflags: one instruction, then a debug trap.
-const TRAP_FLAG: u64 = 0x100;
-
 /// Why a tracee stopped.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StopKind {
@@ -261,6 +258,7 @@ impl Task {
         }
         let resume = resume?;
         self.thread.syscall_stops.store(matches!(resume, Resume::Syscall(_)) && self.thread.is_traced(), Ordering::Release);
+        self.single_step = matches!(resume, Resume::Step(_));
         match resume {
             Resume::Step(_) => self.cpu.regs.eflags |= TRAP_FLAG,
             Resume::Kill => self.exit_group(super::ExitStatus::killed_by(consts::SIGKILL)),
@@ -307,6 +305,15 @@ impl Task {
             if self.exit.is_some() {
                 return;
             }
+        }
+    }
+
+    /// The end of a syscall made while single-stepped: a SIGTRAP at the instruction
+    /// after it (Linux's user_single_step_report), in place of its exit stop.
+    pub(crate) fn ptrace_step_over_syscall(&mut self) {
+        const TRAP_BRKPT: i32 = 1;
+        if self.single_step && self.exit.is_none() && self.thread.is_traced() {
+            self.force_signal(SigInfo::new(consts::SIGTRAP, TRAP_BRKPT).with_addr(self.cpu.regs.rip));
         }
     }
 

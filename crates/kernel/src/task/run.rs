@@ -1,7 +1,7 @@
 //! The task loop: run app code, handle what brought it back, deliver signals.
 
 use super::signals::{self, default_action, group_exit, notify_parent_of_stop, DefaultAction, SigInfo, CLD_STOPPED, BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIG_DFL, SIG_IGN};
-use super::{ExitStatus, StopReport, Task};
+use super::{ExitStatus, StopReport, Task, TRAP_FLAG};
 use crate::mm::FaultOutcome;
 use crate::syscalls;
 use rvisor_abi::{consts, ErrnoCode};
@@ -25,6 +25,13 @@ impl Task {
             if self.signal_pending() {
                 self.thread.running_app.store(false, std::sync::atomic::Ordering::SeqCst);
                 continue;
+            }
+            // The trap flag's steps never enter a patched call's trampoline: they
+            // take the entry's own `mov $nr, %eax; syscall` instead.
+            if self.cpu.regs.eflags & TRAP_FLAG != 0 {
+                if let Some(to) = self.mm.stepping_detour(self.cpu.regs.rip) {
+                    self.cpu.regs.rip = to;
+                }
             }
             let event = self.ctx.switch(&self.mm.aspace, &mut self.cpu);
             self.thread.running_app.store(false, std::sync::atomic::Ordering::SeqCst);
