@@ -42,18 +42,6 @@
 
 static char buf[1 << 16];
 
-// Writes without blocking until the connection is full: the bytes it took.
-static long fill(int fd) {
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    long n = 0;
-    ssize_t r;
-    while ((r = write(fd, buf, sizeof buf)) > 0)
-        n += r;
-    fcntl(fd, F_SETFL, fl);
-    return r < 0 && errno == EAGAIN ? n : -1;
-}
-
 // Reads what is queued, without blocking.
 static long drain(int fd) {
     long n = 0;
@@ -268,7 +256,7 @@ int main(void) {
     check("a receive buffer set reads back doubled", get(sv[0], SO_RCVBUF) == 4606);
 
     set(sv[0], SO_SNDBUF, 4096);
-    long n = fill(sv[0]);
+    long n = fill_until_eagain(sv[0]);
     check("a small send buffer bounds a unix stream", n > 0 && n <= 8192);
     check("a full unix stream is not writable", !writable(sv[0]));
     check("the reader gets it all", drain(sv[1]) == n);
@@ -278,7 +266,7 @@ int main(void) {
 
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[1], SO_RCVBUF, 4096);
-    n = fill(sv[0]);
+    n = fill_until_eagain(sv[0]);
     check("the reader's receive buffer does not bound a unix stream", n > 100000);
     check("the reader gets that too", drain(sv[1]) == n);
     close(sv[0]);
@@ -287,7 +275,7 @@ int main(void) {
     // A writer blocked on a full stream goes on when its send buffer grows.
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     set(sv[0], SO_SNDBUF, 4096);
-    fill(sv[0]);
+    fill_until_eagain(sv[0]);
     struct timeval limit = {.tv_sec = 10};
     setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     blocked_fd = sv[0];
@@ -319,7 +307,7 @@ int main(void) {
     // Linux's tcp_sndbuf_expand: loopback's large segments take it to tcp_wmem[2].
     check("a connection's send buffer grows to tcp_wmem[2]", get(c, SO_SNDBUF) == 4194304 && get(s, SO_SNDBUF) == 4194304);
     check("its receive buffer starts at tcp_rmem[1]", get(c, SO_RCVBUF) == 131072 && get(s, SO_RCVBUF) == 131072);
-    n = fill(c);
+    n = fill_until_eagain(c);
     check("default buffers hold as much as before", n >= 200000);
     check("and give it all", drain_all(s, n) == n);
     close(c);
@@ -332,7 +320,7 @@ int main(void) {
     check("and a send buffer that grew, not set", get(s, SO_SNDBUF) == 4194304);
     set(c, SO_SNDBUF, 4096);
     check("a connected socket's send buffer reads back", get(c, SO_SNDBUF) == 8192);
-    n = fill(c);
+    n = fill_until_eagain(c);
     check("small buffers bound a TCP connection", n > 0 && n <= 32768);
     check("a full TCP connection is not writable", !writable(c));
     check("the TCP reader gets it all", drain_all(s, n) == n);

@@ -2,9 +2,10 @@
 // 127.0.0.1 port 0, a client connected to it, the accepted end; the listener
 // is closed again. fd[0] is the client, fd[1] the accepted end. A step that
 // fails prints a FAIL line, as check does, and ends the program: what
-// follows would test nothing.
+// follows would test nothing. fill_until_eagain fills a connection.
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,4 +32,19 @@ static void tcp_pair(int fd[2]) {
     fd[1] = accept(l, NULL, NULL);
     if (fd[1] < 0) tcp_pair_failed("accept");
     close(l);
+}
+
+// Writes to the stream `fd` without blocking until the connection is full:
+// the bytes it took, or -1 if a write failed otherwise than with EAGAIN.
+static long fill_until_eagain(int fd) {
+    static char chunk[1 << 16];
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    long n = 0;
+    ssize_t r;
+    while ((r = write(fd, chunk, sizeof chunk)) > 0)
+        n += r;
+    int e = errno;
+    fcntl(fd, F_SETFL, fl);
+    return r < 0 && e == EAGAIN ? n : -1;
 }

@@ -11,7 +11,6 @@
 #include "sockopt.h"
 #include "tcp_pair.h"
 #include "timing.h"
-#include <fcntl.h>
 #include <linux/sockios.h>
 #include <sched.h>
 
@@ -24,18 +23,6 @@ static void settle(int fd) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (ioctl_int(fd, SIOCOUTQ) != ioctl_int(fd, SIOCOUTQNSD) && ms_since(&t0) < 10000)
         sched_yield();
-}
-
-// Writes without blocking until the connection is full; the bytes written.
-static long fill(int fd) {
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    long n = 0;
-    ssize_t k;
-    while ((k = write(fd, buf, sizeof buf)) > 0)
-        n += k;
-    fcntl(fd, F_SETFL, fl);
-    return n;
 }
 
 // The peer's byte has come back to `fd`: whatever it acknowledges is acknowledged.
@@ -59,7 +46,7 @@ int main(void) {
     close(fd[1]);
 
     tcp_pair(fd);
-    long n = fill(fd[0]);
+    long n = fill_until_eagain(fd[0]);
     settle(fd[0]);
     int outq = ioctl_int(fd[0], SIOCOUTQ), nsd = ioctl_int(fd[0], SIOCOUTQNSD), inq = ioctl_int(fd[1], SIOCINQ);
     check("a full connection: bytes wait unsent", nsd > 0 && outq == nsd);

@@ -2182,9 +2182,11 @@ fn tcp_queue_ioctls() {
 }
 
 /// How a loopback TCP connection ends (tests/programs/tcp_states.c): TCP_INFO's
-/// tcpi_state and /proc/net/tcp's rows after each side shuts down or closes
-/// (FIN_WAIT, CLOSE_WAIT, CLOSE; the TIME_WAIT row without inode of the end
-/// whose FIN went first; no row after a reset).
+/// tcpi_state, /proc/net/tcp's and sock_diag's rows after each side shuts down
+/// or closes (FIN_WAIT, CLOSE_WAIT, CLOSE; FIN_WAIT1, CLOSING and LAST_ACK
+/// while a FIN waits behind bytes a full window has no room for, for a closed
+/// socket's row too; the TIME_WAIT row without inode of the end whose FIN went
+/// first; no row after a reset), and CLOSE_WAIT's unread FIN in rx_queue.
 #[test]
 fn tcp_states() {
     compare("tcp_states", "tcp_states", &Spec::default(), expect_all_ok);

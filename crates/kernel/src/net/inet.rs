@@ -204,28 +204,30 @@ impl TimeWait {
     }
 }
 
-/// A loopback connection whose socket closed first, as Linux keeps it
-/// after the socket is gone (a timewait socket): a row without owner or
-/// inode, for /proc/net/tcp and sock_diag.
+/// A loopback connection whose socket closed, as Linux keeps it after the
+/// socket is gone (an orphan socket while its FIN is not acknowledged, then a
+/// timewait socket): a row without owner or inode, for /proc/net/tcp and
+/// sock_diag.
 pub struct Remains {
     pub domain: i32,
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Whether its peer's FIN came; until then it waits in FIN_WAIT2.
-    pub peer_fin: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Its state now (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK or TIME_WAIT),
+    /// bytes to read and bytes not acknowledged; None once it is gone.
+    pub row: Box<dyn Fn() -> Option<(u8, usize, usize)> + Send + Sync>,
 }
 
 impl Remains {
-    /// Its row: FIN_WAIT2 (5) until its peer's FIN, then TIME_WAIT (6).
-    fn row(&self) -> ProcNetRow {
-        let state = if (self.peer_fin)() { 6 } else { 5 };
-        ProcNetRow { domain: self.domain, local: self.local, remote: Some(self.remote), state, queued: 0, sent: 0, uid: 0, inode: 0, v6only: false, drops: None }
+    fn row(&self) -> Option<ProcNetRow> {
+        let (state, queued, sent) = (self.row)()?;
+        Some(ProcNetRow { domain: self.domain, local: self.local, remote: Some(self.remote), state, queued, sent, uid: 0, inode: 0, v6only: false, drops: None })
     }
 }
 
-/// The closed connections in TIME_WAIT, each shown until its 60 seconds
-/// (counted from the close, not from the peer's FIN) end, oldest first.
-/// Whether one holds its port is its binding's `TimeWait`. Leaf lock.
+/// The closed connections that remain, each shown until it is gone or its 60
+/// seconds of TIME_WAIT (counted from the close, not from the peer's FIN)
+/// end, oldest first. Whether one holds its port is its binding's
+/// `TimeWait`. Leaf lock.
 #[derive(Default)]
 pub struct TimeWaits(Mutex<VecDeque<(Instant, Arc<Remains>)>>);
 
@@ -251,10 +253,10 @@ impl TimeWaits {
         }
     }
 
-    /// Their rows (made after the lock: a peer's FIN is its stream's to tell).
+    /// Their rows (made after the lock: the FINs are the stream's to tell).
     pub fn rows(&self) -> Vec<ProcNetRow> {
         let live: Vec<Arc<Remains>> = self.live().iter().map(|(_, r)| r.clone()).collect();
-        live.iter().map(|r| r.row()).collect()
+        live.iter().filter_map(|r| r.row()).collect()
     }
 }
 

@@ -6,7 +6,9 @@
 //! unread. What TCP adds is here: inet addresses and ports, listen and
 //! accept, how a connection ends (a reset closes it both ways; a send to a
 //! peer that closed is answered with a reset; SO_LINGER 0 closes with one;
-//! the end that closes first holds its port in TIME_WAIT), and the options.
+//! a FIN waits unacknowledged behind bytes the peer's window has no room
+//! for; the end that closes first holds its port in TIME_WAIT), and the
+//! options.
 //!
 //! A connect completes at once (the listener's backlog takes it, as Linux's
 //! handshake on loopback does before connect returns). A non-blocking one
@@ -24,7 +26,7 @@
 use super::inet::{self, Endpoint, PortUser, Route};
 use super::NetNamespace;
 use super::netstack::tcp::{Sent, TcpConn, TcpListener, Tuning};
-use super::unix::{connected_streams, UnixSocket};
+use super::unix::{connected_streams, Fins, UnixSocket};
 use super::{shutdown_sides, Ancillary, BufferSizes, Limit, Received, Socket, SocketInode, Timeouts, Way, SIOCATMARK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL, SOCK_STREAM};
 use crate::task::Task;
 use crate::vfs::{FileDescription, OpenFlags, StatusFlags, WaitQueue, POLLERR, POLLHUP, POLLIN, POLLOUT};
@@ -244,7 +246,8 @@ impl TcpSocket {
     fn answered_by_reset(&self, stream: &UnixSocket) {
         self.reset.store(true, Ordering::Relaxed);
         *self.error() = Some(ErrnoCode::EPIPE);
-        let _ = stream.shutdown(2);
+        // The closed peer's remains go with the reset.
+        stream.abort();
         self.queue.notify_events(POLLERR | POLLHUP);
     }
 }
@@ -459,11 +462,14 @@ impl TcpSocket {
 
 /// Linux's TCP state numbers, as /proc/net/tcp and TCP_INFO show them.
 const ESTABLISHED: u8 = 1;
+const FIN_WAIT1: u8 = 4;
 const FIN_WAIT2: u8 = 5;
 const TIME_WAIT: u8 = 6;
 const CLOSE: u8 = 7;
 const CLOSE_WAIT: u8 = 8;
+const LAST_ACK: u8 = 9;
 const LISTEN: u8 = 10;
+const CLOSING: u8 = 11;
 const TCP_INFO: i32 = 11;
 const TCP_NODELAY: i32 = 1;
 const SO_OOBINLINE: i32 = 10;
@@ -471,25 +477,16 @@ const SO_OOBINLINE: i32 = 10;
 const LOOPBACK_MSS: u32 = 65483;
 
 impl TcpSocket {
-    /// Its state in Linux's numbers, its peer, the bytes it has to read and
+    /// Its state in Linux's numbers, its peer, the bytes it has to read (its
+    /// peer's FIN counts one until read, as Linux's rcv_nxt counts it) and
     /// those sent but not acknowledged (a listener: connections waiting, and
     /// its backlog). Loopback acknowledges what its peer's window took.
-    /// A loopback connection's state follows the FINs, each acknowledged at
-    /// once (Linux's FIN_WAIT1 lasts until its peer's delayed ACK).
     fn linux_state(&self) -> (u8, Option<SocketAddr>, usize, usize) {
         match &*self.state() {
             State::Connected { stream, peer, .. } => {
-                let state = if self.reset.load(Ordering::Relaxed) || stream.reset_pending() {
-                    CLOSE
-                } else {
-                    match stream.fins() {
-                        (false, false) => ESTABLISHED,
-                        (false, true) => CLOSE_WAIT,
-                        (true, false) => FIN_WAIT2,
-                        (true, true) => CLOSE,
-                    }
-                };
-                (state, Some(*peer), stream.arrived(), stream.unacked())
+                let fins = stream.fins().filter(|_| !self.reset.load(Ordering::Relaxed) && !stream.reset_pending());
+                let state = fins.map_or(CLOSE, |f| fin_state(f, self.fin_first.load(Ordering::Relaxed)));
+                (state, Some(*peer), stream.arrived() + usize::from(fins.is_some_and(|f| f.unread)), stream.unacked())
             }
             // `max` is one more than listen(2)'s backlog.
             State::Listening { backlog, max, remote } => (LISTEN, None, backlog.len() + remote.as_ref().map_or(0, TcpListener::waiting), max.saturating_sub(1)),
@@ -518,7 +515,7 @@ impl TcpSocket {
     pub fn tcp_info(&self) -> TcpInfo {
         let mut info = TcpInfo::zeroed();
         info.state = self.linux_state().0;
-        if ![ESTABLISHED, CLOSE_WAIT, FIN_WAIT2].contains(&info.state) {
+        if ![ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK].contains(&info.state) {
             return info;
         }
         info.rto = 200_000;
@@ -535,6 +532,39 @@ impl TcpSocket {
         info.reordering = 3;
         info.rcv_space = LOOPBACK_MSS;
         info
+    }
+}
+
+/// The state of a loopback connection's end that was not reset, from its
+/// FINs (`first`: it sent its FIN before its peer's came). Its FIN waits
+/// unacknowledged while what it sent before waits for its peer's window:
+/// FIN_WAIT1, or once its peer's FIN came CLOSING if it went first, LAST_ACK
+/// if it answered. With both FINs acknowledged it is CLOSE (the end that went
+/// first leaves a TIME_WAIT). A FIN the window took counts acknowledged at
+/// once, where Linux's FIN_WAIT1 lasts until its peer's delayed ACK.
+fn fin_state(f: Fins, first: bool) -> u8 {
+    match (f.sent, f.came, f.acked) {
+        (false, false, _) => ESTABLISHED,
+        (false, true, _) => CLOSE_WAIT,
+        (true, false, false) => FIN_WAIT1,
+        (true, false, true) => FIN_WAIT2,
+        (true, true, false) if first => CLOSING,
+        (true, true, false) => LAST_ACK,
+        (true, true, true) => CLOSE,
+    }
+}
+
+/// The row of a loopback connection's end after its socket closed (Linux's
+/// orphan, then its timewait socket), from its FINs: its state, the bytes it
+/// has to read, those not acknowledged. None once it is gone: reset, or its
+/// FIN acknowledged after its peer's (LAST_ACK ends in CLOSE).
+fn closed_row(f: Fins, first: bool) -> Option<(u8, usize, usize)> {
+    match fin_state(f, first) {
+        _ if f.reset => None,
+        CLOSE if first => Some((TIME_WAIT, 0, 0)),
+        FIN_WAIT2 => Some((FIN_WAIT2, 0, 0)),
+        state @ (FIN_WAIT1 | CLOSING | LAST_ACK) => Some((state, usize::from(f.unread), f.unacked)),
+        _ => None,
     }
 }
 
@@ -741,7 +771,7 @@ impl Socket for TcpSocket {
             State::Connected { stream, .. } => {
                 let stream = stream.clone();
                 drop(st);
-                if how != 0 && stream.fins() == (false, false) {
+                if how != 0 && stream.fins().is_some_and(|f| !f.sent && !f.came) {
                     self.fin_first.store(true, Ordering::Relaxed);
                 }
                 stream.shutdown(how)
@@ -857,7 +887,8 @@ impl Drop for TcpSocket {
     /// Connections a closed listener had not accepted are reset. A connection
     /// closed with SO_LINGER 0 is reset; one closed before its peer closed
     /// holds its port in TIME_WAIT if it had one of its own (bound, or
-    /// accepted on a listener's).
+    /// accepted on a listener's). A closed connection keeps a row while its
+    /// FIN waits behind what it sent, and after it until TIME_WAIT ends.
     fn drop(&mut self) {
         match std::mem::replace(&mut *self.state(), State::Closed) {
             State::Listening { backlog, .. } => {
@@ -868,17 +899,20 @@ impl Drop for TcpSocket {
                 }
             }
             State::Connected { stream, peer, .. } => {
-                let (mine, theirs) = stream.fins();
+                let Some(fins) = stream.fins() else { return };
                 if self.ep.aborts_on_close() {
                     stream.abort();
-                } else if ((mine && self.fin_first.load(Ordering::Relaxed)) || (!mine && !theirs)) && !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() && stream.queued() == 0 {
-                    // Its FIN went (or goes now) first: FIN_WAIT2 until its
-                    // peer's comes, then TIME_WAIT (closing with bytes
-                    // unread resets instead).
-                    let end = stream.peer_end();
-                    let peer_fin = Box::new(move || UnixSocket::fin_from(&end));
-                    self.ep.net.loopback.tcp_time_wait.add(inet::Remains { domain: self.ep.domain, local: self.ep.local(), remote: peer, peer_fin });
-                    if self.accepted || self.ep.port_chosen() {
+                } else if !self.reset.load(Ordering::Relaxed) && !stream.reset_pending() && stream.queued() == 0 {
+                    // Closing with bytes unread resets instead. Its FIN went
+                    // (or goes now) first: FIN_WAIT until its peer's comes,
+                    // then TIME_WAIT. Or its FIN waits behind what it sent
+                    // (LAST_ACK or CLOSING).
+                    let first = if fins.sent { self.fin_first.load(Ordering::Relaxed) } else { !fins.came };
+                    if let Some(fins) = stream.fins_after_close().filter(|_| first || fins.unacked > 0) {
+                        let row = Box::new(move || closed_row(fins(), first));
+                        self.ep.net.loopback.tcp_time_wait.add(inet::Remains { domain: self.ep.domain, local: self.ep.local(), remote: peer, row });
+                    }
+                    if first && (self.accepted || self.ep.port_chosen()) {
                         self.ep.time_wait.start();
                     }
                 }

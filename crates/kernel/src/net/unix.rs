@@ -122,6 +122,9 @@ struct Queue {
     /// AF_UNIX stream: one chunk holds the pending OOB byte (the one
     /// non-empty `Message::oob` chunk).
     oob: bool,
+    /// TCP: a read reached the writer's FIN (Linux's copied_seq past it):
+    /// one that took the last byte after it came, or read EOF.
+    fin_read: bool,
 }
 
 /// TCP's urgent mark (Linux's urg_seq and urg_data): the stream offset of
@@ -135,6 +138,14 @@ struct Urgent {
 }
 
 impl Queue {
+    /// A stream read that was not a peek left nothing after the writer's
+    /// FIN: it read the FIN too.
+    fn note_fin_read(&mut self, peek: bool) {
+        if !peek && self.bytes == 0 && self.write_shut {
+            self.fin_read = true;
+        }
+    }
+
     /// The first message whole, or a copy of it when peeking.
     fn take(&mut self, peek: bool) -> Option<Message> {
         if peek {
@@ -304,6 +315,29 @@ pub struct Pair {
     sizes: [Arc<BufferSizes>; 2],
     /// It carries a TCP connection (net/tcp.rs).
     tcp: bool,
+    /// TCP: an end reset the connection (`reset_peer`), which its peer
+    /// may have closed already.
+    reset: AtomicBool,
+}
+
+/// TCP: how the FINs of a connection's end stand. On loopback what its
+/// peer's window took is acknowledged at once, so its FIN is acknowledged
+/// once nothing it sent waits for room: until then Linux's FIN_WAIT1,
+/// CLOSING or LAST_ACK.
+#[derive(Clone, Copy)]
+pub struct Fins {
+    /// It sent its FIN (shut writing, or closed).
+    pub sent: bool,
+    /// Its FIN was acknowledged.
+    pub acked: bool,
+    /// Its peer's FIN came: its peer shut writing, and all it sent arrived.
+    pub came: bool,
+    /// That FIN was not read yet: Linux's rcv_nxt less copied_seq counts it.
+    pub unread: bool,
+    /// What it sent that was not acknowledged, its FIN included (`unacked`).
+    pub unacked: usize,
+    /// The connection was reset.
+    pub reset: bool,
 }
 
 impl Pair {
@@ -331,6 +365,22 @@ impl Pair {
     /// rcv_nxt less copied_seq), those its window took.
     fn arrived(&self, i: usize, q: &Queue) -> usize {
         q.bytes.min(self.window(i))
+    }
+
+    /// TCP: SIOCOUTQ of end `i` (`UnixSocket::unacked`).
+    fn unacked(&self, i: usize) -> usize {
+        let q = self.queue(1 - i);
+        let waiting = q.bytes.saturating_sub(self.window(1 - i));
+        waiting + usize::from(waiting > 0 && q.write_shut)
+    }
+
+    /// TCP: the FINs of end `i`, which may be closed.
+    fn fins(&self, i: usize) -> Fins {
+        let sent = self.queue(1 - i).write_shut;
+        let unacked = self.unacked(i);
+        let q = self.queue(i);
+        let came = q.write_shut && q.bytes <= self.window(i);
+        Fins { sent, acked: sent && unacked == 0, came, unread: came && !q.fin_read, unacked, reset: self.reset.load(Ordering::Relaxed) }
     }
 
     /// Room left in the TCP stream queue end `i` reads.
@@ -613,6 +663,7 @@ fn join(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>) {
         ends: [a.me.clone(), b.me.clone()],
         sizes: [a.buffers.clone(), b.buffers.clone()],
         tcp: a.tcp,
+        reset: AtomicBool::new(false),
     });
     *a.state() = State::Connected(Conn { pair: pair.clone(), end: 0 });
     *b.state() = State::Connected(Conn { pair, end: 1 });
@@ -1026,6 +1077,7 @@ impl UnixSocket {
                         return Ok(got);
                     }
                     self.read_some(&mut q, &mut got, max, peek, &mut first_creds);
+                    q.note_fin_read(peek);
                     // Stopped short of what is queued: at files, other
                     // credentials, an OOB byte or an urgent mark, which end a read.
                     let stopped = if peek { q.urgent.is_some() } else { !q.msgs.is_empty() };
@@ -1046,6 +1098,7 @@ impl UnixSocket {
                     return error!(ECONNRESET);
                 }
                 if q.write_shut || q.read_shut {
+                    q.note_fin_read(peek);
                     return Ok(got);
                 }
             }
@@ -1480,6 +1533,7 @@ impl UnixSocket {
             if !q.msgs.is_empty() {
                 let mut got = Received::default();
                 self.read_some(&mut q, &mut got, max, false, &mut None);
+                q.note_fin_read(false);
                 drop(q);
                 c.pair.made_room(c.end);
                 // Nothing when it only skipped an urgent byte.
@@ -1492,6 +1546,7 @@ impl UnixSocket {
                 return error!(ECONNRESET);
             }
             if q.write_shut || q.read_shut {
+                q.note_fin_read(false);
                 return Ok(Vec::new());
             }
         }
@@ -1562,10 +1617,7 @@ impl UnixSocket {
     /// counts as acknowledged at once: Linux's peer delays that ACK, by a
     /// timer, until it sends something.)
     pub fn unacked(&self) -> usize {
-        let Ok(c) = self.conn() else { return 0 };
-        let q = c.pair.queue(c.peer());
-        let waiting = q.bytes.saturating_sub(c.pair.window(c.peer()));
-        waiting + usize::from(waiting > 0 && q.write_shut)
+        self.conn().map_or(0, |c| c.pair.unacked(c.end))
     }
 
     /// The bytes waiting for it to read.
@@ -1585,24 +1637,17 @@ impl UnixSocket {
         self.conn().is_ok_and(|c| c.pair.ends[c.peer()].strong_count() == 0)
     }
 
-    /// TCP: whether it sent its FIN (shut writing, or closed), and whether
-    /// its peer's came (on loopback each is acknowledged at once).
-    pub fn fins(&self) -> (bool, bool) {
-        let Ok(c) = self.conn() else { return (false, false) };
-        let mine = c.pair.queue(c.peer()).write_shut;
-        let theirs = c.pair.queue(c.end).write_shut;
-        (mine, theirs)
+    /// TCP: how its connection's FINs stand.
+    pub fn fins(&self) -> Option<Fins> {
+        self.conn().ok().map(|c| c.pair.fins(c.end))
     }
 
-    /// Whether its peer's FIN came, or is due (the peer is gone), told after
-    /// it closed: `end` is its peer's end of the connection.
-    pub fn fin_from(end: &Weak<UnixSocket>) -> bool {
-        end.upgrade().is_none_or(|s| s.fins().0)
-    }
-
-    /// Its peer's end of the connection.
-    pub fn peer_end(&self) -> Weak<UnixSocket> {
-        self.conn().map_or_else(|_| Weak::new(), |c| c.pair.ends[c.peer()].clone())
+    /// TCP: its FINs as they will stand after it closed (the row its
+    /// closed socket leaves follows them): the function keeps the
+    /// connection's shared state, whose queues its ends empty as they close.
+    pub fn fins_after_close(&self) -> Option<impl Fn() -> Fins + Send + Sync + 'static> {
+        let c = self.conn().ok()?;
+        Some(move || c.pair.fins(c.end))
     }
 
     /// Ends its connection with a reset: its peer has ECONNRESET pending and
@@ -1615,6 +1660,7 @@ impl UnixSocket {
     /// Gives its connected peer a pending ECONNRESET.
     fn reset_peer(&self) {
         if let Ok(c) = self.conn() {
+            c.pair.reset.store(true, Ordering::Relaxed);
             if let Some(peer) = c.pair.ends[c.peer()].upgrade() {
                 peer.set_reset();
             }
