@@ -3,7 +3,8 @@
 // a hole (ENOMEM), at a mapping that may not become writable (EACCES: a shared
 // mapping of a file opened read-only), and at the mapping RLIMIT_DATA refuses
 // (ENOMEM); a range that starts in a hole changes nothing. mlock stops at a hole too;
-// madvise(MADV_DONTNEED) drops every mapped part and then says ENOMEM.
+// madvise(MADV_DONTNEED) drops every mapped part and then says ENOMEM. msync says
+// EBUSY to MS_INVALIDATE of locked pages, before a hole's ENOMEM.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +91,21 @@ int main(void) {
     long locked = status_kb("VmLck");
     r = mlock(p, 4 * PG);
     printf("mlock over a hole: %d %s, VmLck grew by %ld kB\n", r, r ? errname(errno) : "", status_kb("VmLck") - locked);
+    // msync: MS_INVALIDATE of locked pages is EBUSY, met before the hole's ENOMEM.
+    const struct {
+        const char *what;
+        long off, pages;
+        int flags;
+    } syncs[] = {
+        {"MS_INVALIDATE over the locked pages and the hole", 0, 4, MS_INVALIDATE},
+        {"MS_SYNC over the hole", 0, 4, MS_SYNC},
+        {"MS_ASYNC from the hole", 2, 2, MS_ASYNC},
+        {"MS_INVALIDATE of the unlocked page", 3, 1, MS_INVALIDATE},
+    };
+    for (unsigned i = 0; i < sizeof syncs / sizeof syncs[0]; i++) {
+        r = msync(p + syncs[i].off * PG, syncs[i].pages * PG, syncs[i].flags);
+        printf("msync %s: %d %s\n", syncs[i].what, r, r ? errname(errno) : "");
+    }
     munlock(p, 2 * PG);
     r = madvise(p, 4 * PG, MADV_DONTNEED);
     printf("madvise(MADV_DONTNEED) over a hole: %d %s, pages now %d %d %d\n", r, r ? errname(errno) : "", p[0], p[PG], p[3 * PG]);

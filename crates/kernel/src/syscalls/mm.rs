@@ -317,6 +317,14 @@ pub fn sys_msync(t: &mut Task, addr: UserAddr, len: u64, flags: u32) -> SysResul
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0) {
         return error!(EINVAL);
     }
+    // Invalidating locked pages is EBUSY: Linux's walk meets the locked mapping
+    // before it gives up at a hole (only a plain MS_ASYNC stops at the first).
+    let end = addr.get().checked_add(len).and_then(page_up);
+    if let (true, 0, Some(end)) = (flags & MS_INVALIDATE != 0, addr.get() % PAGE_SIZE, end) {
+        if t.mm.mapped_bytes(addr.get(), end, |v| v.mlock != Mlock::Unlocked) > 0 {
+            return error!(EBUSY);
+        }
+    }
     t.mm.msync(t.ctx.as_mut(), addr.get(), len)
 }
 

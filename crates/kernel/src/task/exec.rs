@@ -271,16 +271,18 @@ impl Task {
         }
         // Wait (unkillably, as Linux does, except by a fatal signal) for the
         // others. None may be left while the id is not ours yet: the leader exited first.
-        while waits {
-            let seq = self.thread.waiter.seq();
-            let (gone, dying) = {
-                let st = self.tg.state();
-                (st.threads.len() == 1 && st.traced_zombies_gone(leader), st.exiting.is_some())
-            };
-            if gone || dying {
-                break;
+        if waits {
+            loop {
+                let seq = self.thread.waiter.seq();
+                let (gone, dying) = {
+                    let st = self.tg.state();
+                    (st.threads.len() == 1 && st.traced_zombies_gone(leader), st.exiting.is_some())
+                };
+                if gone || dying {
+                    break;
+                }
+                self.thread.waiter.wait(seq, None);
             }
-            self.thread.waiter.wait(seq, None);
         }
         let dying = {
             let mut st = self.tg.state();
