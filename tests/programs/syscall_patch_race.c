@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "step.h"
 
 __asm__(".pushsection .text\n"
         ".globl site_getppid\n"
@@ -24,8 +25,6 @@ __asm__(".pushsection .text\n"
         ".popsection\n");
 long site_getppid(void);
 extern char site_getppid_syscall[];
-
-enum { MAX_STEPS = 1000000 };
 
 static int go[2], done[2], result[2];
 
@@ -60,16 +59,7 @@ int main(void) {
 
     // Step it to the site's `syscall`, with the site's `mov` done.
     struct user_regs_struct regs;
-    int steps = 0, there = 0;
-    while (steps++ < MAX_STEPS) {
-        if (ptrace(PTRACE_SINGLESTEP, pid, 0, 0) != 0 || waitpid(pid, &status, 0) != pid) break;
-        if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) break;
-        if (ptrace(PTRACE_GETREGS, pid, 0, &regs) != 0) break;
-        if (regs.rip == (uintptr_t)site_getppid_syscall) {
-            there = 1;
-            break;
-        }
-    }
+    int there = step_to(pid, site_getppid_syscall, &regs);
     check("stepped to the site's syscall", there);
     check("the site's mov is done", there && regs.rax == 110);
 

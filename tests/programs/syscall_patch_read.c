@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "step.h"
 #include "timing.h"
 
 // site_read_N(fd, buf, n): glibc's bytes; `above` gets the `cmp`'s "ja" (an error).
@@ -201,16 +202,7 @@ static void stepped(const char *name, long (*site)(int, void *, long), const cha
     snprintf(what, sizeof what, "%s: the child stops at its SIGUSR2", name);
     check(what, waitpid(pid, &status, 0) == pid && WIFSTOPPED(status) && WSTOPSIG(status) == SIGUSR2);
     struct user_regs_struct regs;
-    int there = 0;
-    for (int steps = 0; steps < 1000000; steps++) {
-        if (ptrace(PTRACE_SINGLESTEP, pid, 0, 0) != 0 || waitpid(pid, &status, 0) != pid) break;
-        if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) break;
-        if (ptrace(PTRACE_GETREGS, pid, 0, &regs) != 0) break;
-        if (regs.rip == (uintptr_t)to) {
-            there = 1;
-            break;
-        }
-    }
+    int there = step_to(pid, to, &regs);
     snprintf(what, sizeof what, "%s: stepped there", name);
     check(what, there);
     long ok = 0;
