@@ -444,14 +444,21 @@ pub fn handle(t: &mut Task) {
     serve(t);
     t.ptrace_step_over_syscall();
     if let (Some(entry), Some((rip, nr))) = (patching, trapped_at) {
-        let execs = nr == u64::from(rvisor_abi::nr::__NR_execve) || nr == u64::from(rvisor_abi::nr::__NR_execveat);
-        // After an exec, the address space is another one.
-        if t.exit.is_none() && !execs && t.cpu.regs.rip == rip {
+        if t.exit.is_none() && worth_patching(nr) && t.cpu.regs.rip == rip {
             if let Some(to) = t.mm.maybe_patch(rip, nr, entry) {
                 t.cpu.regs.rip = to;
             }
         }
     }
+}
+
+/// Whether a call's sites should be patched. Not exec's (after it the address
+/// space is another one), nor those of the calls that copy the thread's FP state
+/// into a new task: a patched call leaves it in the thread, and fetching it costs a
+/// second round trip, where a trapped call brings it along.
+fn worth_patching(nr: u64) -> bool {
+    use rvisor_abi::nr::*;
+    ![__NR_execve, __NR_execveat, __NR_clone, __NR_fork, __NR_vfork, __NR_clone3].iter().any(|&n| u64::from(n) == nr)
 }
 
 fn serve(t: &mut Task) {
