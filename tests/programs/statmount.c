@@ -6,7 +6,10 @@
 // unbindable one), listing beneath a mount in pieces, the errors, and what a
 // process chrooted without CAP_SYS_ADMIN may see. Natively it first moves to
 // a private mount namespace, as mount_api.c does; only what holds on any
-// kernel since 6.8 is printed (unique IDs and group numbers differ).
+// kernel since 6.8 is printed (unique IDs and group numbers differ), but for
+// the mount options (6.10) and the layout of the strings (6.18: a NUL first,
+// an empty string not given). The options of every mount are compared with
+// mountinfo's.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +37,7 @@
 #define SM_MNT_POINT 16
 #define SM_FS_TYPE 32
 #define SM_ALL 63
+#define SM_MNT_OPTS 0x80
 #define ATTR_RDONLY 0x1
 #define ATTR_NOSUID 0x2
 #define ATTR_NODEV 0x4
@@ -52,7 +56,7 @@ struct req {
 };
 
 struct sm {
-    uint32_t size, spare1;
+    uint32_t size, mnt_opts;
     uint64_t mask;
     uint32_t sb_dev_major, sb_dev_minor;
     uint64_t sb_magic;
@@ -203,6 +207,31 @@ static int agrees(const struct info *m) {
     return why == NULL;
 }
 
+// The file system's options mountinfo shows for `m`: its last field without
+// "rw" or "ro" and the superblock's flags (show_sb_opts), which statmount's
+// MNT_OPTS leaves out.
+static void fs_opts(const struct info *m, char *out, size_t size) {
+    char super[256];
+    snprintf(super, sizeof super, "%s", m->super);
+    *out = 0;
+    for (char *save = NULL, *o = strtok_r(super, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(o, "rw") || !strcmp(o, "ro") || !strcmp(o, "sync") || !strcmp(o, "dirsync") || !strcmp(o, "mand") || !strcmp(o, "lazytime")) continue;
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", *out ? "," : "", o);
+    }
+}
+
+// Whether statmount's MNT_OPTS of `id` says what mountinfo's `m` shows: none
+// (6.18 leaves the mask bit clear, 6.10 gives "") or the same text.
+static int opts_agree(uint64_t id, const struct info *m) {
+    char want[256];
+    fs_opts(m, want, sizeof want);
+    memset(smbuf, 0, sizeof smbuf);
+    if (statmount_(id, SM_MNT_OPTS, smbuf, sizeof smbuf, 0) != 0) return 0;
+    int ok = sm->mask == SM_MNT_OPTS ? !strcmp(sm->str + sm->mnt_opts, want) : sm->mask == 0 && !*want;
+    if (!ok) fprintf(stderr, "mount %u (%s): options [%s], mountinfo's [%s]\n", m->id, m->point, sm->mask ? sm->str + sm->mnt_opts : "(none)", want);
+    return ok;
+}
+
 // The mount IDs under `id` (all of them, from repeated calls of 2 at a time).
 static int list_all(uint64_t id, uint64_t *ids, int max) {
     int n = 0;
@@ -236,7 +265,7 @@ int main(void) {
     mount(NULL, at("a"), NULL, MS_SHARED, NULL);
     mount(at("a"), at("c"), NULL, MS_BIND, NULL);
     mount(NULL, at("c"), NULL, MS_SLAVE, NULL);
-    mount("none", at("d"), "tmpfs", MS_NOEXEC | MS_STRICTATIME, NULL);
+    mount("none", at("d"), "tmpfs", MS_NOEXEC | MS_STRICTATIME, "size=1m,mode=700");
     mount(NULL, at("d"), NULL, MS_UNBINDABLE, NULL);
 
     // statx: the old ID unasked, the unique one when asked for.
@@ -254,13 +283,20 @@ int main(void) {
     static uint64_t ids[1024];
     long n = listmount_(LSMT_ROOT, 0, ids, 1024, 0);
     check("listmount from the root lists what mountinfo shows", n > 0 && n == ninfos);
-    int all_agree = n > 0, increasing = 1;
+    int all_agree = n > 0, increasing = 1, opts_all_agree = n > 0;
     for (long i = 0; i < n; i++) {
         struct info *m;
         if (stat_all(ids[i]) != 0 || sm->mnt_id != ids[i] || !(m = info_of(sm->mnt_id_old)) || !agrees(m)) all_agree = 0;
+        else if (!opts_agree(ids[i], m)) opts_all_agree = 0;
         if (i && ids[i] <= ids[i - 1]) increasing = 0;
     }
     check("statmount of each says what mountinfo says", all_agree);
+    check("statmount's options of each are mountinfo's", opts_all_agree);
+    // /dev, a devtmpfs or a container runtime's tmpfs, shows its mode.
+    char dev_opts[256] = "";
+    for (int i = 0; i < ninfos; i++)
+        if (!strcmp(infos[i].point, "/dev")) fs_opts(&infos[i], dev_opts, sizeof dev_opts);
+    check("/dev's options have mode=755", has_opt(dev_opts, "mode=755"));
     check("listmount lists by increasing ID", increasing);
     check("statx's old ID is mountinfo's", stat_all(base_id) == 0 && sm->mnt_id_old == mnt_id_of(base, X_MNT_ID));
     check("each mount's unique parent ID is its parent's", stat_all(a_id) == 0 && sm->mnt_parent_id == base_id);
@@ -300,6 +336,27 @@ int main(void) {
     show("statmount of the type into 519 bytes", statmount_(a_id, SM_FS_TYPE, smbuf, sizeof *sm + 7, 0));
     printf("its type %s, its size right: %s\n", sm->str + sm->fs_type, sm->size == sizeof *sm + strings_end() ? "yes" : "no");
     show("statmount of a mask of later kernels' bits", statmount_(a_id, 1ull << 40, smbuf, sizeof smbuf, 0));
+
+    // The options: a NUL-terminated string after a first NUL, with room for
+    // both or EOVERFLOW; a buffer of the struct alone has no room for any
+    // string, asked for a mount that is or is not.
+    memset(smbuf, 0, sizeof smbuf);
+    show("statmount of d's options", statmount_(d_id, SM_MNT_OPTS, smbuf, sizeof smbuf, 0));
+    char d_opts[256];
+    snprintf(d_opts, sizeof d_opts, "%s", sm->str + sm->mnt_opts);
+    size_t need = sizeof *sm + 1 + strlen(d_opts) + 1;
+    printf("its mask %#llx, offset %u, size right: %s\n", (unsigned long long)sm->mask, sm->mnt_opts, sm->size == need ? "yes" : "no");
+    check("d's options are its size and mode", has_opt(d_opts, "size=1024k") && has_opt(d_opts, "mode=700"));
+    memset(smbuf, 0, sizeof smbuf);
+    show("statmount of d's type and options", statmount_(d_id, SM_FS_TYPE | SM_MNT_OPTS, smbuf, sizeof smbuf, 0));
+    printf("type %s at %u, options at %s\n", sm->str + sm->fs_type, sm->fs_type, sm->mnt_opts == sm->fs_type + strlen("tmpfs") + 1 && !strcmp(sm->str + sm->mnt_opts, d_opts) ? "the next" : "FAIL");
+    show("statmount of d's options into a byte too few", statmount_(d_id, SM_MNT_OPTS, smbuf, need - 1, 0));
+    memset(smbuf, 0, sizeof smbuf);
+    show("statmount of d's options into just enough", statmount_(d_id, SM_MNT_OPTS, smbuf, need, 0));
+    printf("its mask %#llx, options right: %s\n", (unsigned long long)sm->mask, strcmp(sm->str + sm->mnt_opts, d_opts) ? "no" : "yes");
+    show("statmount of d's options into the struct alone", statmount_(d_id, SM_MNT_OPTS, smbuf, sizeof *sm, 0));
+    show("statmount of d's basics into the struct alone", statmount_(d_id, SM_SB_BASIC, smbuf, sizeof *sm, 0));
+    show("statmount of an unknown ID's options into the struct alone", statmount_(UINT64_MAX - 1, SM_MNT_OPTS, smbuf, sizeof *sm, 0));
 
     // The errors.
     show("statmount flags 1", statmount_(a_id, SM_ALL, smbuf, sizeof smbuf, 1));

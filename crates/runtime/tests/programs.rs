@@ -193,7 +193,8 @@ fn syscall_patch_read_is_patched() {
 }
 
 /// statmount and listmount (tests/programs/statmount.c): every mount listed
-/// from the root agrees with /proc/self/mountinfo; the mounts made there
+/// from the root agrees with /proc/self/mountinfo, its file system's options
+/// (MNT_OPTS) with mountinfo's last field; the mounts made there
 /// (flags, a bind of a subdirectory, shared, slave, unbindable), listing in
 /// pieces, statx's mount IDs, the errors, and EPERM outside a chroot without
 /// CAP_SYS_ADMIN, as natively.
@@ -204,6 +205,8 @@ fn statmount() {
             expect_all_ok(o),
             expect_stdout_has_line(o, "b: root /sub, attributes 0x17, propagation 0x40000"),
             expect_stdout_has_line(o, "statmount of the type into 517 bytes: -1 EOVERFLOW"),
+            expect_stdout_has_line(o, "its mask 0x80, offset 1, size right: yes"),
+            expect_stdout_has_line(o, "statmount of d's options into a byte too few: -1 EOVERFLOW"),
             expect_stdout_has_line(o, "without CAP_SYS_ADMIN, statmount of base: -1 EPERM"),
         ])
     });

@@ -304,6 +304,12 @@ impl StaticDir {
 }
 
 impl Inode for StaticDir {
+    /// devtmpfs's options as Linux shows them, but for size= and nr_inodes=,
+    /// limits ours has not: its root's mode at mount, 755.
+    fn fs_options(&self) -> String {
+        if self.growable.is_some() { ",mode=755".into() } else { String::new() }
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         let mut s = self.attrs.stat(0);
         s.st_nlink = 2 + self.entries().values().filter(|i| i.kind() == S_IFDIR).count() as u64;

@@ -418,7 +418,7 @@ syscall_table! {
     lsm_get_self_attr(attr: u32, ctx: UserAddr, size: UserRef<u32>, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
     lsm_set_self_attr(attr: u32, ctx: UserAddr, size: u32, flags: u32) => Partial("no active module has process attributes: EOPNOTSUPP after Linux's checks");
     // Mounts by ID (syscalls/statmount.rs).
-    statmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Partial("Linux 6.8's fields (SB_BASIC, MNT_BASIC, PROPAGATE_FROM, MNT_ROOT, MNT_POINT, FS_TYPE; later masks are ignored); sb_flags has only SB_RDONLY (a read-only mount(2), or a remount without MS_BIND)");
+    statmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Partial("Linux 6.8's fields (SB_BASIC, MNT_BASIC, PROPAGATE_FROM, MNT_ROOT, MNT_POINT, FS_TYPE) and 6.10's MNT_OPTS, the strings laid out as 6.18 does (a NUL first, an empty one not given); later masks are ignored; sb_flags has only SB_RDONLY (a read-only mount(2), or a remount without MS_BIND)");
     listmount(req: UserAddr, buf: UserAddr, bufsize: usize, flags: u32) => Supported;
     cachestat(fd: Fd, range: UserRef<CachestatRange>, cstat: UserRef<crate::mm::CacheStat>, flags: u32) => Partial("the pages the Sentry holds: a tmpfs file's, and the chunks of a host file its mappings read in (while mapped, or kept for files up to 256 MiB); a host file only read or written has none here; nothing is written back in the background or evicted");
 }

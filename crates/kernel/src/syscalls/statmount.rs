@@ -1,4 +1,5 @@
-//! Reading the mount tree by mount ID, as Linux 6.8's fs/namespace.c:
+//! Reading the mount tree by mount ID, as Linux's fs/namespace.c (6.8's
+//! fields and 6.10's mount options, the strings laid out as 6.18 does):
 //! statmount tells of one mount of the caller's namespace, listmount lists the
 //! mounts beneath one. IDs are the 64-bit unique ones (`Mount::unique_id`,
 //! what statx's STATX_MNT_ID_UNIQUE gives); what they tell agrees with
@@ -35,15 +36,21 @@ const STATMOUNT_PROPAGATE_FROM: u64 = 4;
 const STATMOUNT_MNT_ROOT: u64 = 8;
 const STATMOUNT_MNT_POINT: u64 = 16;
 const STATMOUNT_FS_TYPE: u64 = 32;
+const STATMOUNT_MNT_OPTS: u64 = 0x80;
+/// The fields that are strings.
+const STATMOUNT_STRINGS: u64 = STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE | STATMOUNT_MNT_OPTS;
 
 const SB_RDONLY: u32 = 1;
+
+/// What one of statmount's strings says of a mount, seen from the caller's root.
+type StringOf = fn(&Mount, &Arc<Dentry>) -> Vec<u8>;
 
 /// `struct statmount` (the strings follow it in the caller's buffer).
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct Statmount {
     size: u32,
-    spare1: u32,
+    mnt_opts: u32,
     mask: u64,
     sb_dev_major: u32,
     sb_dev_minor: u32,
@@ -98,11 +105,17 @@ pub fn sys_statmount(t: &mut Task, req: UserAddr, buf: UserAddr, bufsize: usize,
     if !buf.range_ok(bufsize as u64) {
         return error!(EFAULT);
     }
+    let head = std::mem::size_of::<Statmount>();
+    let want = req.param;
+    // Linux's prepare_kstatmount: strings want room past the struct, checked
+    // before the mount is looked for (a smaller buffer gets the struct's start).
+    if want & STATMOUNT_STRINGS != 0 && bufsize == head {
+        return error!(EOVERFLOW);
+    }
     let (ns, root) = (t.fs.mounts(), t.fs.root());
     let m = mount_by_id(&ns.mounts(), req.mnt_id)?;
     may_see(t, &m.root, &root)?;
     let mut sm = Statmount::new_zeroed();
-    let want = req.param;
     if want & STATMOUNT_SB_BASIC != 0 {
         let dev = m.root.inode.stat().map_or(0, |st| st.st_dev);
         (sm.sb_dev_major, sm.sb_dev_minor) = (major(dev), minor(dev));
@@ -131,33 +144,50 @@ pub fn sys_statmount(t: &mut Task, req: UserAddr, buf: UserAddr, bufsize: usize,
             sm.mask |= STATMOUNT_PROPAGATE_FROM;
         }
     }
-    // The strings, in Linux's order, each NUL-terminated after the struct;
-    // EOVERFLOW unless the buffer has room for each with a byte to spare.
+    // The strings, in Linux's order, each NUL-terminated after a first NUL
+    // (where the offsets of those not given point); EOVERFLOW unless the
+    // buffer has room for each with a byte to spare. An empty one is not
+    // given: its bit stays clear and its offset 0.
     let mut strs: Vec<u8> = Vec::new();
-    let head = std::mem::size_of::<Statmount>();
-    let strings: [(u64, fn(&Mount, &Arc<Dentry>) -> Vec<u8>); 3] = [
+    let strings: [(u64, StringOf); 4] = [
         (STATMOUNT_FS_TYPE, |m, _| m.fstype.as_bytes().to_vec()),
         (STATMOUNT_MNT_ROOT, |m, _| m.root_path.clone()),
-        // Empty for a mount outside the caller's root.
+        // None for a mount outside the caller's root.
         (STATMOUNT_MNT_POINT, |m, root| m.root.path_from(root).unwrap_or_default()),
+        // The file system's own, as mountinfo's last field shows them after
+        // "rw" or "ro" (show_options' text without its first comma).
+        (STATMOUNT_MNT_OPTS, |m, _| {
+            let opts = m.root.inode.fs_options();
+            opts.strip_prefix(',').unwrap_or(&opts).as_bytes().to_vec()
+        }),
     ];
     for (flag, text) in strings {
         if want & flag == 0 {
             continue;
         }
-        let at = strs.len() as u32;
-        match flag {
-            STATMOUNT_FS_TYPE => sm.fs_type = at,
-            STATMOUNT_MNT_ROOT => sm.mnt_root = at,
-            _ => sm.mnt_point = at,
+        if strs.is_empty() {
+            strs.push(0);
         }
-        strs.extend(text(&m, &root));
+        let at = strs.len() as u32;
+        let text = text(&m, &root);
+        if text.is_empty() {
+            continue;
+        }
+        strs.extend(text);
         if head + strs.len() >= bufsize {
             return error!(EOVERFLOW);
         }
         strs.push(0);
+        match flag {
+            STATMOUNT_FS_TYPE => sm.fs_type = at,
+            STATMOUNT_MNT_ROOT => sm.mnt_root = at,
+            STATMOUNT_MNT_POINT => sm.mnt_point = at,
+            _ => sm.mnt_opts = at,
+        }
         sm.mask |= flag;
     }
+    // After the struct even when the buffer is smaller, as Linux's
+    // copy_statmount_to_user: a lone first NUL fits no check.
     if !strs.is_empty() {
         t.mm.write_bytes(buf.add(head as u64)?, &strs)?;
     }
