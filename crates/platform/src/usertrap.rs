@@ -77,7 +77,7 @@ impl SiteKind {
     }
 
     /// How many bytes of code the site takes.
-    pub fn len(self) -> u64 {
+    pub fn code_len(self) -> u64 {
         match self {
             SiteKind::Mov => SITE_LEN,
             SiteKind::Read => READ_SITE.len() as u64,

@@ -190,7 +190,7 @@ impl MemoryManager {
             // The site in one private executable mapping: a write to a shared one
             // would reach the file or other processes.
             match st.vma_at(site) {
-                Some((_, v)) if v.end >= site + kind.len() && !v.shared && v.perms.exec && v.name.is_none() => {}
+                Some((_, v)) if v.end >= site + kind.code_len() && !v.shared && v.perms.exec && v.name.is_none() => {}
                 _ => return None,
             }
             let (table, new_table) = match st.usertrap.table {
