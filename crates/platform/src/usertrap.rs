@@ -130,9 +130,9 @@ pub fn entry_code(table: u64, i: usize, site: u64, nr: u32, kind: SiteKind) -> [
 pub fn site_before(bytes: &[u8; SITE_LEN as usize + 6], trap: u64, nr: u64) -> Option<(u64, SiteKind)> {
     let mov = &bytes[..SITE_LEN as usize];
     if mov[0] == 0xb8 && mov[5..7] == [0x0f, 0x05] && u64::from(u32::from_le_bytes([mov[1], mov[2], mov[3], mov[4]])) == nr {
-        return Some((trap - SITE_LEN, SiteKind::Mov));
+        return Some((trap - SiteKind::Mov.syscall_end(), SiteKind::Mov));
     }
-    (nr == 0 && bytes[3..13] == READ_SITE).then_some((trap - 4, SiteKind::Read))
+    (nr == 0 && bytes[3..13] == READ_SITE).then_some((trap - SiteKind::Read.syscall_end(), SiteKind::Read))
 }
 
 /// The writes that put the jump to `entry` over a site, in order, as (offset,

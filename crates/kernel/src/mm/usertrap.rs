@@ -100,7 +100,6 @@ impl MemoryManager {
     /// again onto a `syscall` that is no more; else a thread that met an invalid
     /// opcode there, having run old bytes while the site was being patched.
     pub fn patched_site_detour(&self, rip: u64, restart: bool) -> Option<u64> {
-        let _writing = self.patching.0.lock().unwrap_or_else(|e| e.into_inner());
         let (site, entry, detour) = {
             let st = self.lock();
             let table = st.usertrap.table?;
@@ -111,8 +110,9 @@ impl MemoryManager {
                 Some((at, ut::entry_addr(table, i), site.kind.detour(off, restart)?))
             })?
         };
-        let mut now = [0u8; SITE_LEN as usize];
-        if self.read_bytes_remote(UserAddr(site), &mut now) != now.len() || now != ut::jump_to(entry) {
+        // A site is recorded before its jump is written: wait for the writing.
+        let _written = self.patching.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.holds_jump(site, entry) {
             return None;
         }
         if !restart {
@@ -132,22 +132,24 @@ impl MemoryManager {
     pub fn stepping_detour(&self, rip: u64) -> Option<u64> {
         let st = self.lock();
         let table = st.usertrap.table?;
-        let i = match st.usertrap.by_site.get(&rip) {
-            Some(&i) => i,
+        let (i, at_site) = match st.usertrap.by_site.get(&rip) {
+            Some(&i) => (i, true),
             None => {
                 let i = (rip.checked_sub(table + ut::ENTRY)? / ut::ENTRY) as usize;
-                (i < ENTRIES && rip < ut::entry_addr(table, i) + ut::FALLBACK).then_some(i)?
+                (i < ENTRIES && rip < ut::entry_addr(table, i) + ut::FALLBACK).then_some((i, false))?
             }
         };
         st.usertrap.entries.get(&i).filter(|s| s.addr != 0)?;
         let entry = ut::entry_addr(table, i);
         drop(st);
+        (!at_site || self.holds_jump(rip, entry)).then_some(entry + ut::FALLBACK)
+    }
+
+    /// Whether the site at `site` still holds the jump to `entry` the kernel wrote
+    /// (an munmap and mmap of the code may have replaced it).
+    fn holds_jump(&self, site: u64, entry: u64) -> bool {
         let mut now = [0u8; SITE_LEN as usize];
-        let at_site = rip < TABLE_RANGE.0 || rip >= TABLE_RANGE.1;
-        if at_site && (self.read_bytes_remote(UserAddr(rip), &mut now) != now.len() || now != ut::jump_to(entry)) {
-            return None;
-        }
-        Some(entry + ut::FALLBACK)
+        self.read_bytes_remote(UserAddr(site), &mut now) == now.len() && now == ut::jump_to(entry)
     }
 
     /// Notes that the call `nr` trapped from a `syscall` ending at `rip`, and patches
